@@ -1,0 +1,186 @@
+"""Helpers the format parsers share: JSON reading with line numbers, times, messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..records import Message, ToolCall
+from ..util import sha256_hex
+from ._registry import Issue
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any] | Issue]:
+    """Yield ``(line_number, object)`` per non-blank line, or an :class:`Issue` for a line that is not JSON."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                yield lineno, orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                yield Issue(str(path), lineno, f"not valid JSON ({_short(exc)})")
+
+
+def read_json(path: Path) -> Any | Issue:
+    """The whole file as one JSON document, or an :class:`Issue` at the line where it breaks."""
+    data = path.read_bytes()
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        line = data.count(b"\n", 0, exc.pos) + 1 if exc.pos is not None else None
+        return Issue(str(path), line, f"not valid JSON ({_short(exc)})")
+
+
+def _short(exc: orjson.JSONDecodeError) -> str:
+    return str(exc.msg) if hasattr(exc, "msg") else str(exc).split(":")[0]
+
+
+def line_of(path: Path, needle: str | None, _cache: dict[str, bytes] = {}) -> int | None:  # noqa: B006
+    """Line of the first occurrence of ``needle`` in ``path``: locates a bad record in a JSON document."""
+    if not needle:
+        return None
+    key = str(path)
+    data = _cache.get(key)
+    if data is None:
+        _cache.clear()
+        data = _cache[key] = path.read_bytes()
+    pos = data.find(needle.encode("utf-8"))
+    return None if pos < 0 else data.count(b"\n", 0, pos) + 1
+
+
+def head_text(head: bytes) -> str:
+    return head.decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A UTC datetime from ISO-8601 text, epoch s/ms/µs/ns numbers (or their strings), or OTel ``[s, ns]``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return datetime.fromtimestamp(float(value[0]) + float(value[1]) / 1e9, UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return parse_time(int(text))
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    if isinstance(value, (int, float)):
+        v = float(value)
+        if v > 1e17:
+            v /= 1e9  # ns
+        elif v > 1e14:
+            v /= 1e6  # µs
+        elif v > 1e11:
+            v /= 1e3  # ms
+        return datetime.fromtimestamp(v, UTC)
+    return None
+
+
+def maybe_json(value: Any, depth: int = 3) -> Any:
+    """Decode a JSON-encoded string (possibly encoded twice, as some exports do); else return it unchanged."""
+    while depth and isinstance(value, str):
+        text = value.strip()
+        if not text or text[0] not in '[{"':
+            return value
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return value
+        depth -= 1
+    return value
+
+
+def text_of(content: Any) -> str | None:
+    """Plain text of a message content: a string, a list of parts, or a dict with ``text``/``content``."""
+    if content is None:
+        return None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [text_of(p) for p in content]
+        texts = [p for p in parts if p]
+        return "\n".join(texts) if texts else None
+    if isinstance(content, dict):
+        for key in ("text", "content", "value"):
+            if key in content and content[key] is not None:
+                return text_of(content[key])
+        if content.get("type") in ("image_url", "image", "input_audio", "file", "blob"):
+            return f"[{content.get('type')}]"
+        return orjson.dumps(content).decode("utf-8")
+    return str(content)
+
+
+def tool_call(raw: Any) -> ToolCall | None:
+    """A tool call from the OpenAI (``function: {name, arguments}``), flat, or Inspect shapes."""
+    if not isinstance(raw, dict):
+        return None
+    fn = raw.get("function")
+    if isinstance(fn, dict):
+        name, args = fn.get("name"), fn.get("arguments")
+    else:
+        name = fn if isinstance(fn, str) else raw.get("name") or raw.get("tool_name")
+        args = raw.get("arguments", raw.get("args", raw.get("input")))
+    if not name:
+        return None
+    return ToolCall(id=raw.get("id") or raw.get("tool_call_id"), name=str(name), arguments=maybe_json(args))
+
+
+def chat_message(raw: Any) -> Message | None:
+    """A :class:`Message` from an OpenAI-style chat message dict; None if it is not one."""
+    if not isinstance(raw, dict) or "role" not in raw:
+        return None
+    calls = [c for c in (tool_call(c) for c in raw.get("tool_calls") or []) if c is not None]
+    legacy = raw.get("function_call")
+    if isinstance(legacy, dict) and legacy.get("name"):
+        calls.append(ToolCall(id=None, name=legacy["name"], arguments=maybe_json(legacy.get("arguments"))))
+    role = str(raw["role"])
+    if role == "function":
+        role = "tool"
+    return Message(
+        role=role,
+        content=text_of(raw.get("content")),
+        tool_calls=calls,
+        tool_call_id=raw.get("tool_call_id"),
+        name=raw.get("name") if role == "tool" else None,
+        is_error=bool(raw.get("error") or raw.get("is_error")),
+    )
+
+
+def chat_messages(raw: Any) -> list[Message]:
+    """Messages from a list of chat dicts, skipping anything that is not a message."""
+    if not isinstance(raw, list):
+        return []
+    return [m for m in (chat_message(r) for r in raw) if m is not None]
+
+
+def as_int(value: Any) -> int | None:
+    try:
+        return None if value is None or value == "" else int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def as_float(value: Any) -> float | None:
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def content_id(obj: Any, seen: dict[str, int], prefix: str) -> str:
+    """An id from the record's content, with its occurrence number: identical lines stay distinct
+    traces (a question asked twice is two traffic events) yet re-ingest yields the same ids."""
+    digest = sha256_hex(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))[:20]
+    n = seen.get(digest, 0)
+    seen[digest] = n + 1
+    return f"{prefix}-{digest}" if n == 0 else f"{prefix}-{digest}-{n}"

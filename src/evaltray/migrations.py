@@ -1,0 +1,152 @@
+"""Append-only schema migrations for the workflow state (SQLite or PostgreSQL).
+
+Each migration is a numbered function registered with ``@migration``; once released it is never
+edited. A new column or table is a new function at the end of the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: list[tuple[int, str, Migration]] = []
+
+
+def migration(number: int) -> Callable[[Migration], Migration]:
+    """Register ``fn`` as migration ``number``; numbers must be consecutive."""
+
+    def register(fn: Migration) -> Migration:
+        if number != len(MIGRATIONS) + 1:
+            raise RuntimeError(f"migration {number} out of order")
+        MIGRATIONS.append((number, fn.__name__, fn))
+        return fn
+
+    return register
+
+
+def _ts() -> sa.Column:
+    return sa.Column("created_at", sa.String(40), nullable=False)
+
+
+@migration(1)
+def m001_initial(conn: Connection) -> None:
+    md = sa.MetaData()
+    sa.Table(
+        "users", md,
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("role", sa.String(40), nullable=False),
+        _ts(),
+    )
+    sa.Table(
+        "candidates", md,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("set_name", sa.String(100), nullable=False),
+        sa.Column("source", sa.String(40), nullable=False),
+        sa.Column("trace_id", sa.String(200), index=True),
+        sa.Column("ingest_date", sa.String(20)),
+        sa.Column("input", sa.Text, nullable=False),
+        sa.Column("recorded_output", sa.Text),
+        sa.Column("labels", sa.Text, nullable=False),
+        sa.Column("slice", sa.String(200)),
+        sa.Column("difficulty", sa.String(20)),
+        sa.Column("case_type", sa.String(20)),
+        sa.Column("risk_level", sa.String(20)),
+        sa.Column("notes", sa.Text),
+        sa.Column("weight", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("status", sa.String(20), nullable=False, index=True),
+        sa.Column("reject_reason", sa.String(40)),
+        sa.Column("reject_note", sa.Text),
+        sa.Column("rejected_by", sa.String(200)),
+        sa.Column("rejected_at", sa.String(40)),
+        sa.Column("case_id", sa.String(64)),
+        sa.Column("supersedes", sa.String(64)),
+        sa.Column("metadata", sa.Text, nullable=False),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        _ts(),
+    )
+    sa.Table(
+        "reviews", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("candidate_id", sa.String(64), sa.ForeignKey("candidates.id"), nullable=False, index=True),
+        sa.Column("reviewer", sa.String(200), nullable=False),
+        sa.Column("expected", sa.Text, nullable=False),
+        sa.Column("expected_first", sa.Boolean, nullable=False),
+        sa.Column("verdict", sa.String(10)),
+        sa.Column("critique", sa.Text),
+        sa.Column("failure_tags", sa.Text, nullable=False),
+        sa.Column("rubric", sa.Text),
+        sa.Column("guide_version", sa.String(40), nullable=False),
+        sa.Column("slice", sa.String(200)),
+        sa.Column("difficulty", sa.String(20)),
+        sa.Column("case_type", sa.String(20)),
+        sa.Column("signed_by", sa.String(200)),
+        sa.Column("signed_at", sa.String(40)),
+        _ts(),
+    )
+    sa.Table(
+        "cases", md,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("set_name", sa.String(100), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("candidate_id", sa.String(64), nullable=False),
+        sa.Column("review_id", sa.Integer, nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("successor", sa.String(64)),
+        sa.Column("retired_reason", sa.Text),
+        sa.Column("retired_by", sa.String(200)),
+        sa.Column("retired_at", sa.String(40)),
+        _ts(),
+    )
+    sa.Table(
+        "releases", md,
+        sa.Column("version", sa.String(40), primary_key=True),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("manifest_sha256", sa.String(64), nullable=False),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        _ts(),
+    )
+    sa.Table(
+        "audit", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.String(40), nullable=False),
+        sa.Column("actor", sa.String(200), nullable=False),
+        sa.Column("action", sa.String(60), nullable=False),
+        sa.Column("object_id", sa.String(200)),
+        sa.Column("detail", sa.Text, nullable=False),
+    )
+    sa.Table(
+        "ingest_files", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False, index=True),
+        sa.Column("format", sa.String(40), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("n_traces", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("n_skipped", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("n_issues", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("started_at", sa.String(40), nullable=False),
+        sa.Column("finished_at", sa.String(40)),
+    )
+    md.create_all(conn)
+
+
+def migrate(conn: Connection) -> list[int]:
+    """Apply every migration not yet recorded; return the numbers applied."""
+    conn.execute(sa.text(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(number INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL)"
+    ))
+    done = {row[0] for row in conn.execute(sa.text("SELECT number FROM schema_migrations"))}
+    applied = []
+    for number, name, fn in MIGRATIONS:
+        if number in done:
+            continue
+        fn(conn)
+        conn.execute(sa.text("INSERT INTO schema_migrations (number, name) VALUES (:n, :name)"),
+                     {"n": number, "name": name})
+        applied.append(number)
+    return applied

@@ -1,0 +1,154 @@
+"""Workspace settings (``evaltray.toml``): one declared table, defaults from the seeds."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import WorkspaceError
+
+SETTINGS_FILE = "evaltray.toml"
+
+#: Seed 003's target source mix for a tray.
+DEFAULT_SOURCE_MIX = {"production": 0.50, "synthetic": 0.30, "sme": 0.15, "user_feedback": 0.05}
+
+
+@dataclass
+class Settings:
+    """Everything a workspace can tune; every field has the seeds' default."""
+
+    name: str = "evaltray"
+    default_set: str = "main"
+    sets: list[str] = field(default_factory=lambda: ["main", "edge"])
+    default_user: str | None = None
+    label_owner: str | None = None
+    composition_owner: str | None = None
+    guide_version: str = "1"
+    behavior_codes: list[str] = field(default_factory=list)
+    write_expected_first: bool = True
+    slice_by: list[str] = field(default_factory=lambda: ["feature"])
+    holdout: float = 0.2
+    pr_subset_size: int = 50
+    source_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SOURCE_MIX))
+    human_agreement: float = 0.80
+    judge_agreement: float = 0.85
+    stale_after_days: int = 180
+    contamination_warn: float = 0.10
+    payload_sample: float = 1.0
+    outlier_quantile: float = 0.95
+    state_url: str | None = None
+
+    @classmethod
+    def load(cls, root: Path) -> "Settings":
+        """Read ``evaltray.toml`` under ``root``; unknown keys are an error, not a silent typo."""
+        path = root / SETTINGS_FILE
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise WorkspaceError(f"{path}: not found; run `evaltray init` first") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise WorkspaceError(f"{path}: {exc}") from None
+        values: dict[str, Any] = {}
+        for table, keys in _LAYOUT.items():
+            section = raw.pop(table, {})
+            if not isinstance(section, dict):
+                raise WorkspaceError(f"{path}: [{table}] must be a table")
+            if table == "source_mix":
+                if section:
+                    values["source_mix"] = _load_source_mix(section)
+                continue
+            for key, value in section.items():
+                attr = keys.get(key)
+                if attr is None:
+                    raise WorkspaceError(f"{path}: unknown setting {table}.{key}")
+                values[attr] = value
+        if raw:
+            raise WorkspaceError(f"{path}: unknown table(s) {', '.join(sorted(raw))}")
+        settings = cls(**values)
+        settings.check(path)
+        return settings
+
+    def check(self, path: Path) -> None:
+        """Reject values no run could use."""
+        if not 0 < self.holdout < 1:
+            raise WorkspaceError(f"{path}: release.holdout must be between 0 and 1, got {self.holdout}")
+        if not 0 < self.payload_sample <= 1:
+            raise WorkspaceError(f"{path}: ingest.payload_sample must be in (0, 1], got {self.payload_sample}")
+        total = sum(self.source_mix.values())
+        if abs(total - 1.0) > 1e-6:
+            raise WorkspaceError(f"{path}: source_mix must add up to 1.0, got {total:g}")
+        if self.default_set not in self.sets:
+            raise WorkspaceError(f"{path}: workspace.default_set {self.default_set!r} is not in workspace.sets")
+
+
+#: table → {key in the file → Settings attribute}
+_LAYOUT: dict[str, dict[str, str]] = {
+    "workspace": {"name": "name", "default_set": "default_set", "sets": "sets", "default_user": "default_user"},
+    "owners": {"label": "label_owner", "composition": "composition_owner"},
+    "labeling": {
+        "guide_version": "guide_version",
+        "behavior_codes": "behavior_codes",
+        "write_expected_first": "write_expected_first",
+        "slice_by": "slice_by",
+    },
+    "release": {"holdout": "holdout", "pr_subset_size": "pr_subset_size"},
+    "source_mix": {},
+    "thresholds": {
+        "human_agreement": "human_agreement",
+        "judge_agreement": "judge_agreement",
+        "stale_after_days": "stale_after_days",
+        "contamination_warn": "contamination_warn",
+    },
+    "ingest": {"payload_sample": "payload_sample", "outlier_quantile": "outlier_quantile"},
+    "state": {"url": "state_url"},
+}
+
+
+def _load_source_mix(section: dict[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in section.items()}
+
+
+def render_settings(name: str, user: str) -> str:
+    """The commented ``evaltray.toml`` that ``evaltray init`` writes."""
+    mix = "\n".join(f"{k} = {v:.2f}" for k, v in DEFAULT_SOURCE_MIX.items())
+    return f"""# evaltray workspace settings. Defaults come from the seeds; edit freely.
+
+[workspace]
+name = "{name}"
+default_set = "main"
+# "edge" holds prompt-injection, toxicity and policy-violation probes, gated on its own.
+sets = ["main", "edge"]
+default_user = "{user}"
+
+[owners]
+label = "{user}"        # the adjudicator: owns the labeling guide and signs labels
+composition = "{user}"  # owns which slices the tray covers and when it is refreshed
+
+[labeling]
+guide_version = "1"
+behavior_codes = []          # controlled vocabulary, e.g. ["OFFER_WARRANTY_HANDOFF"]; versioned with the guide
+write_expected_first = true  # reviewers write the expected behaviour before seeing the recorded output
+slice_by = ["feature"]       # label keys that name a case's slice when none is given
+
+[release]
+holdout = 0.20        # stratified by slice; a case once held out stays held out
+pr_subset_size = 50   # the stratified subset for pull-request sanity checks
+
+[source_mix]          # target share of each provenance source in the tray
+{mix}
+
+[thresholds]
+human_agreement = 0.80
+judge_agreement = 0.85
+stale_after_days = 180
+contamination_warn = 0.10
+
+[ingest]
+payload_sample = 1.0     # share of traces whose full payload is kept; metadata is kept for all
+outlier_quantile = 0.95  # latency/cost above this quantile always keep their payload
+
+[state]
+# url = "postgresql+psycopg://user@host/evaltray"   # default: SQLite (WAL) in .evaltray/state.db
+"""

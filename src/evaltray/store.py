@@ -1,0 +1,205 @@
+"""The workspace: settings, workflow state in SQL, traces in Parquet, the tray and releases on disk."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .errors import NotFound, PermissionDenied, WorkspaceError
+from .migrations import migrate
+from .records import Role
+from .settings import SETTINGS_FILE, Settings, render_settings
+from .util import dumps, now_iso
+
+STATE_DIR = ".evaltray"
+
+
+def current_user(explicit: str | None, settings: Settings | None = None) -> str:
+    """The acting user: ``--user``, then ``EVALTRAY_USER``, then the workspace default, then the login."""
+    if explicit:
+        return explicit
+    env = os.environ.get("EVALTRAY_USER")
+    if env:
+        return env
+    if settings is not None and settings.default_user:
+        return settings.default_user
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "unknown"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    engine = sa.create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Workspace:
+    """One evaltray workspace directory, opened for reading and writing."""
+
+    def __init__(self, root: Path, settings: Settings, engine: Engine) -> None:
+        self.root = root
+        self.settings = settings
+        self.engine = engine
+        self.meta = sa.MetaData()
+        self.meta.reflect(bind=engine)
+        self.t = self.meta.tables
+
+    # ----------------------------------------------------------------- opening
+
+    @classmethod
+    def init(cls, root: Path, name: str | None = None, user: str | None = None) -> "Workspace":
+        """Create a workspace in ``root`` (which may exist but must hold no workspace yet)."""
+        root = root.resolve()
+        if (root / SETTINGS_FILE).exists():
+            raise WorkspaceError(f"{root}: already an evaltray workspace")
+        root.mkdir(parents=True, exist_ok=True)
+        actor = current_user(user)
+        (root / SETTINGS_FILE).write_text(render_settings(name or root.name, actor), encoding="utf-8")
+        ws = cls.open(root)
+        for set_name in ws.settings.sets:
+            ws.set_dir(set_name).mkdir(parents=True, exist_ok=True)
+            ws.cases_path(set_name).touch()
+        (root / "releases").mkdir(exist_ok=True)
+        (root / "traces").mkdir(exist_ok=True)
+        (root / ".gitignore").write_text(f"{STATE_DIR}/\ntraces/\n", encoding="utf-8")
+        ws.add_user(actor, Role.ADMIN, actor=actor)
+        return ws
+
+    @classmethod
+    def open(cls, root: Path | None = None) -> "Workspace":
+        """Open the workspace at ``root``, or the nearest one above the current directory."""
+        root = find_root(root)
+        settings = Settings.load(root)
+        url = os.environ.get("EVALTRAY_DB_URL") or settings.state_url
+        if not url:
+            (root / STATE_DIR).mkdir(exist_ok=True)
+            url = f"sqlite:///{root / STATE_DIR / 'state.db'}"
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            migrate(conn)
+        return cls(root, settings, engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ----------------------------------------------------------------- paths
+
+    @property
+    def traces_dir(self) -> Path:
+        return self.root / "traces"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.root / "releases"
+
+    @property
+    def state_dir(self) -> Path:
+        path = self.root / STATE_DIR
+        path.mkdir(exist_ok=True)
+        return path
+
+    def set_dir(self, set_name: str) -> Path:
+        return self.root / "sets" / set_name
+
+    def cases_path(self, set_name: str) -> Path:
+        return self.set_dir(set_name) / "cases.jsonl"
+
+    def check_set(self, set_name: str | None) -> str:
+        """The named set, or the default one; an unknown name is an error."""
+        name = set_name or self.settings.default_set
+        if name not in self.settings.sets:
+            raise NotFound(f"set {name!r} is not in this workspace (sets: {', '.join(self.settings.sets)})")
+        return name
+
+    # ----------------------------------------------------------------- state
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """An exclusive advisory lock so two writers of the same store take turns."""
+        path = self.state_dir / f"{name}.lock"
+        with path.open("w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WorkspaceError(f"another evaltray process holds the {name} lock ({path}); wait for it") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def audit(self, conn: Connection, actor: str, action: str, object_id: str | None, **detail: Any) -> None:
+        conn.execute(self.t["audit"].insert().values(
+            at=now_iso(), actor=actor, action=action, object_id=object_id, detail=dumps(detail)))
+
+    def add_user(self, name: str, role: Role | str, actor: str) -> None:
+        role = Role(role)
+        users = self.t["users"]
+        with self.tx() as conn:
+            if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first():
+                conn.execute(users.update().where(users.c.name == name).values(role=role.value))
+            else:
+                conn.execute(users.insert().values(name=name, role=role.value, created_at=now_iso()))
+            self.audit(conn, actor, "user.set", name, role=role.value)
+
+    def users(self) -> list[dict[str, str]]:
+        with self.tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(self.t["users"]).order_by("name"))]
+
+    def role_of(self, name: str) -> Role:
+        users = self.t["users"]
+        with self.tx() as conn:
+            row = conn.execute(sa.select(users.c.role).where(users.c.name == name)).first()
+        if row is None:
+            raise PermissionDenied(f"user {name!r} is not registered; an admin adds them with `evaltray users add {name} --role labeler`")
+        return Role(row[0])
+
+    def require(self, name: str, roles: frozenset[Role], what: str) -> Role:
+        """Raise unless ``name`` holds one of ``roles``."""
+        role = self.role_of(name)
+        if role not in roles:
+            allowed = ", ".join(sorted(r.value for r in roles))
+            raise PermissionDenied(f"user {name!r} is a {role.value}; {what} needs one of: {allowed}")
+        return role
+
+
+def find_root(start: Path | None) -> Path:
+    """The directory holding ``evaltray.toml``: ``start`` itself, ``EVALTRAY_WORKSPACE``, or a parent of cwd."""
+    if start is not None:
+        path = Path(start).resolve()
+        if (path / SETTINGS_FILE).exists():
+            return path
+        raise WorkspaceError(f"{path}: no {SETTINGS_FILE} here; run `evaltray init` first")
+    env = os.environ.get("EVALTRAY_WORKSPACE")
+    if env:
+        return find_root(Path(env))
+    here = Path.cwd().resolve()
+    for path in (here, *here.parents):
+        if (path / SETTINGS_FILE).exists():
+            return path
+    raise WorkspaceError(f"no {SETTINGS_FILE} in {here} or its parents; run `evaltray init NAME` first")

@@ -1,0 +1,286 @@
+"""The trace store: Parquet files partitioned by ingest date, queried with DuckDB."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .errors import QueryError
+from .records import Message, Trace
+from .util import sha256_hex
+
+_TS = pa.timestamp("us", tz="UTC")
+_STR_LIST = pa.list_(pa.string())
+
+#: The columns of every Parquet part file, in order. ``ingest_date`` is the hive partition.
+SCHEMA = pa.schema([
+    ("trace_id", pa.string()),
+    ("source_format", pa.string()),
+    ("source_file", pa.string()),
+    ("ingested_at", _TS),
+    ("start_time", _TS),
+    ("end_time", _TS),
+    ("latency_ms", pa.float64()),
+    ("input_tokens", pa.int64()),
+    ("output_tokens", pa.int64()),
+    ("total_tokens", pa.int64()),
+    ("cost_usd", pa.float64()),
+    ("model", pa.string()),
+    ("model_version", pa.string()),
+    ("provider", pa.string()),
+    ("session_id", pa.string()),
+    ("user_id", pa.string()),
+    ("name", pa.string()),
+    ("feature", pa.string()),
+    ("tags", _STR_LIST),
+    ("feedback_score", pa.float64()),
+    ("feedback_comment", pa.string()),
+    ("prompt_template_id", pa.string()),
+    ("system_hash", pa.string()),
+    ("tools_hash", pa.string()),
+    ("retrieved_doc_ids", _STR_LIST),
+    ("corpus_version", pa.string()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+    ("n_messages", pa.int32()),
+    ("n_user_turns", pa.int32()),
+    ("n_tool_calls", pa.int32()),
+    ("n_tool_errors", pa.int32()),
+    ("output_chars", pa.int64()),
+    ("payload_kept", pa.bool_()),
+    ("keep_reason", pa.string()),
+    ("input_text", pa.string()),
+    ("output_text", pa.string()),
+    ("messages", pa.string()),
+    ("tools", pa.string()),
+    ("spans", pa.string()),
+    ("metadata", pa.string()),
+])
+COLUMNS = SCHEMA.names
+#: Columns a ``--where`` predicate may name (everything, plus the partition).
+QUERY_COLUMNS = (*COLUMNS, "ingest_date")
+
+
+def _json(obj: Any) -> str:
+    return orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray)):
+        return obj.decode("utf-8", "replace")
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def message_dict(m: Message) -> dict[str, Any]:
+    """The compact JSON form of a message: empty fields left out."""
+    d: dict[str, Any] = {"role": m.role}
+    if m.content is not None:
+        d["content"] = m.content
+    if m.tool_calls:
+        d["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls]
+    if m.tool_call_id is not None:
+        d["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        d["name"] = m.name
+    if m.is_error:
+        d["is_error"] = True
+    return d
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def trace_row(t: Trace, source_file: str, ingested_at: datetime, keep_payload: bool, keep_reason: str | None) -> dict[str, Any]:
+    """Flatten a trace into one row of :data:`SCHEMA`; without the payload only metadata stays."""
+    msgs = t.messages
+    system = "\n".join(m.content or "" for m in msgs if m.role in ("system", "developer"))
+    user_msgs = [m for m in msgs if m.role == "user"]
+    answers = [m for m in msgs if m.role == "assistant" and m.content]
+    output = answers[-1].content if answers else None
+    latency = t.latency_ms
+    if latency is None and t.start_time and t.end_time:
+        latency = (t.end_time - t.start_time).total_seconds() * 1000.0
+    total = t.total_tokens
+    if total is None and t.input_tokens is not None and t.output_tokens is not None:
+        total = t.input_tokens + t.output_tokens
+    row = {
+        "trace_id": t.trace_id,
+        "source_format": t.source_format,
+        "source_file": source_file,
+        "ingested_at": ingested_at,
+        "start_time": _utc(t.start_time),
+        "end_time": _utc(t.end_time),
+        "latency_ms": latency,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "total_tokens": total,
+        "cost_usd": t.cost_usd,
+        "model": t.model,
+        "model_version": t.model_version,
+        "provider": t.provider,
+        "session_id": t.session_id,
+        "user_id": t.user_id,
+        "name": t.name,
+        "feature": t.feature,
+        "tags": list(t.tags),
+        "feedback_score": t.feedback_score,
+        "feedback_comment": t.feedback_comment,
+        "prompt_template_id": t.prompt_template_id,
+        "system_hash": sha256_hex(system)[:16] if system else None,
+        "tools_hash": sha256_hex(_canonical(t.tools))[:16] if t.tools else None,
+        "retrieved_doc_ids": list(t.retrieved_doc_ids),
+        "corpus_version": t.corpus_version,
+        "status": t.status,
+        "error": t.error,
+        "n_messages": len(msgs),
+        "n_user_turns": len(user_msgs),
+        "n_tool_calls": sum(len(m.tool_calls) for m in msgs),
+        "n_tool_errors": sum(1 for m in msgs if m.role == "tool" and m.is_error),
+        "output_chars": len(output) if output else 0,
+        "payload_kept": keep_payload,
+        "keep_reason": keep_reason,
+        "input_text": None,
+        "output_text": None,
+        "messages": None,
+        "tools": None,
+        "spans": None,
+        "metadata": _json(t.metadata) if t.metadata else None,
+    }
+    if keep_payload:
+        row["input_text"] = user_msgs[-1].content if user_msgs else None
+        row["output_text"] = output
+        row["messages"] = _json([message_dict(m) for m in msgs])
+        row["tools"] = _json(t.tools) if t.tools else None
+        row["spans"] = _json([asdict(s) for s in t.spans]) if t.spans else None
+    return row
+
+
+def _canonical(obj: Any) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS, default=_default).decode("utf-8")
+
+
+class TraceStore:
+    """Append-only Parquet parts under ``traces/ingest_date=YYYY-MM-DD/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / ".tmp"
+
+    def parts(self) -> list[Path]:
+        return sorted(self.root.glob("ingest_date=*/*.parquet"))
+
+    def write(self, rows: list[dict[str, Any]], day: date) -> Path:
+        """Write one part atomically (temp file, then rename) and return its path."""
+        table = pa.Table.from_pylist(rows, schema=SCHEMA)
+        return self.write_table(table, day)
+
+    def write_table(self, table: pa.Table, day: date) -> Path:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        part_dir = self.root / f"ingest_date={day.isoformat()}"
+        part_dir.mkdir(parents=True, exist_ok=True)
+        name = f"part-{uuid.uuid4().hex}.parquet"
+        tmp = self.tmp / name
+        pq.write_table(table, tmp, compression="zstd")
+        final = part_dir / name
+        tmp.replace(final)
+        return final
+
+    def clean_tmp(self) -> None:
+        """Remove parts a killed ingest left half-written; they were never visible to readers."""
+        if self.tmp.exists():
+            for p in self.tmp.iterdir():
+                p.unlink(missing_ok=True)
+
+    def dataset(self) -> ds.Dataset | None:
+        parts = self.parts()
+        if not parts:
+            return None
+        return ds.dataset([str(p) for p in parts], format="parquet", schema=SCHEMA.append(pa.field("ingest_date", pa.string())),
+                          partitioning=ds.partitioning(pa.schema([("ingest_date", pa.string())]), flavor="hive"),
+                          partition_base_dir=str(self.root))
+
+    def trace_ids(self) -> set[str]:
+        dset = self.dataset()
+        if dset is None:
+            return set()
+        col = dset.to_table(columns=["trace_id"]).column("trace_id")
+        return set(col.to_pylist())
+
+    def count(self) -> int:
+        dset = self.dataset()
+        return 0 if dset is None else dset.count_rows()
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with one view, ``traces``, and no access to anything else."""
+        con = duckdb.connect(":memory:")
+        dset = self.dataset()
+        if dset is None:
+            empty = SCHEMA.append(pa.field("ingest_date", pa.string())).empty_table()
+            con.register("traces", empty)
+        else:
+            con.register("traces", dset)
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
+
+    def query(self, where: str | None = None, columns: Iterable[str] = ("*",), limit: int | None = None,
+              order_by: str | None = None) -> pa.Table:
+        """Rows of ``traces`` matching a SQL predicate; the predicate cannot escape the view."""
+        cols = ", ".join(columns)
+        sql = f"SELECT {cols} FROM traces"
+        if where:
+            sql += f" WHERE ({check_predicate(where)})"
+        if order_by:
+            sql += f" ORDER BY {order_by}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        con = self.connect()
+        try:
+            return con.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None
+        finally:
+            con.close()
+
+    def get(self, trace_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(trace_ids)
+        if not ids:
+            return {}
+        con = self.connect()
+        try:
+            table = con.sql("SELECT * FROM traces WHERE trace_id IN (SELECT unnest($1))", params=[ids]).to_arrow_table()
+        finally:
+            con.close()
+        return {r["trace_id"]: r for r in table.to_pylist()}
+
+    def iter_batches(self, columns: list[str], batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
+        dset = self.dataset()
+        if dset is not None:
+            yield from dset.to_batches(columns=columns, batch_size=batch_size)
+
+
+def check_predicate(where: str) -> str:
+    """Accept ``where`` only if it is one boolean expression (no second statement, no subquery escape)."""
+    probe = f"SELECT 1 FROM traces WHERE ({where})"
+    try:
+        statements = duckdb.extract_statements(probe)
+    except duckdb.Error as exc:
+        raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise QueryError(f"--where {where!r}: must be a single boolean expression over trace columns")
+    return where

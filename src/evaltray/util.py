@@ -1,0 +1,74 @@
+"""Small helpers every stage shares: canonical JSON, hashing, atomic writes, time."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+_CANON = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Key-sorted compact JSON: the byte form every hash in evaltray is taken over."""
+    return orjson.dumps(obj, option=_CANON)
+
+
+def sha256_hex(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+def content_hash(obj: Any) -> str:
+    """SHA-256 of an object's canonical JSON."""
+    return hashlib.sha256(canonical_json(obj)).hexdigest()
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def now_iso() -> str:
+    return now().isoformat().replace("+00:00", "Z")
+
+
+def atomic_write(path: Path, data: bytes | Iterable[bytes], mode: int | None = None) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                for chunk in data:
+                    fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def loads(data: str | bytes) -> Any:
+    return orjson.loads(data)
+
+
+def dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode("utf-8")
