@@ -1,0 +1,31 @@
+"""Shared fixtures: every test gets its own workspace and user, nothing leaks between tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evaltray.store import Workspace
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in ("EVALTRAY_USER", "EVALTRAY_WORKSPACE", "EVALTRAY_DB_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    """A fresh workspace in ``tmp_path/ws`` whose admin is ``alice``."""
+    workspace = Workspace.init(tmp_path / "ws", name="shop-bot", user="alice")
+    yield workspace
+    workspace.close()
