@@ -1,0 +1,386 @@
+"""The golden tray and its one-way validation gate.
+
+``sets/<name>/cases.jsonl`` holds one active case per line, sorted by id. A row enters only through
+:func:`promote`, which needs a complete six-tuple and a signed review; :func:`validate` catches any
+row that got there another way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from .candidates import PENDING, PROMOTED, Candidate, get
+from .errors import EvaltrayError, NotFound
+from .records import COMPOSE_ROLES, SIGN_ROLES, Case, Role
+from .review import Review, latest_review
+from .store import Workspace
+from .util import atomic_write, content_hash, now_iso
+
+ACTIVE, RETIRED = "active", "retired"
+PENDING_VERSION = "pending"
+
+
+# ----------------------------------------------------------------------------- file I/O
+
+
+def read_tray(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
+    """Rows of a tray file with their line numbers, and the lines that are not JSON objects."""
+    rows: list[tuple[int, dict[str, Any]]] = []
+    bad: list[tuple[int, str]] = []
+    if not path.exists():
+        return rows, bad
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                bad.append((lineno, "not valid JSON"))
+                continue
+            if not isinstance(obj, dict):
+                bad.append((lineno, "not a JSON object"))
+                continue
+            rows.append((lineno, obj))
+    return rows, bad
+
+
+def load_cases(ws: Workspace, set_name: str) -> dict[str, dict[str, Any]]:
+    """The tray's cases by id (for writing; :func:`validate` is the strict reader)."""
+    rows, bad = read_tray(ws.cases_path(set_name))
+    if bad:
+        line, why = bad[0]
+        raise EvaltrayError(f"{ws.cases_path(set_name)}:{line}: {why}; run `evaltray tray validate`")
+    return {row["id"]: row for _, row in rows}
+
+
+def case_line(case: dict[str, Any]) -> bytes:
+    """One tray line: schema field order (readable diffs), compact JSON."""
+    return orjson.dumps(case) + b"\n"
+
+
+def write_tray(path: Path, cases: Iterable[dict[str, Any]]) -> None:
+    ordered = sorted(cases, key=lambda c: c["id"])
+    atomic_write(path, b"".join(case_line(c) for c in ordered))
+
+
+def signed_hash(case: dict[str, Any]) -> str:
+    """Hash of what the signer approved: the row minus ``version``, which releases stamp later."""
+    return content_hash({k: v for k, v in case.items() if k != "version"})
+
+
+def input_hash(inp: dict[str, Any]) -> str:
+    return content_hash(inp)[:16]
+
+
+# ----------------------------------------------------------------------------- the gate
+
+
+@dataclass
+class Promotion:
+    candidate_id: str
+    case_id: str
+    kind: str  # new | relabel | supersede
+
+
+@dataclass
+class PromoteReport:
+    promoted: list[Promotion] = field(default_factory=list)
+    blocked: list[tuple[str, list[str]]] = field(default_factory=list)
+    awaiting_review: int = 0
+
+
+def derive_slice(labels: dict[str, Any], keys: list[str]) -> str | None:
+    parts = [str(labels.get(k)) for k in keys if labels.get(k)]
+    return "/".join(parts) if parts else None
+
+
+def build_case(ws: Workspace, cand: Candidate, review: Review, case_id: str, *, created_at: str,
+               version_added: str) -> dict[str, Any]:
+    """The tray row for a candidate and its signed review (not yet checked)."""
+    labels = {"feature": cand.labels.get("feature"), "scenario": cand.labels.get("scenario"),
+              "persona": cand.labels.get("persona"), "tags": list(cand.labels.get("tags") or [])}
+    return {
+        "id": case_id,
+        "set": cand.set_name,
+        "input": cand.input,
+        "input_hash": input_hash(cand.input),
+        "expected": review.expected,
+        "rubric": review.rubric,
+        "guide_version": review.guide_version,
+        "corpus_version": cand.metadata.get("corpus_version"),
+        "labels": labels,
+        "slice": review.slice or cand.slice or derive_slice(labels, ws.settings.slice_by),
+        "difficulty": review.difficulty or cand.difficulty,
+        "case_type": review.case_type or cand.case_type,
+        "evaluation_type": cand.metadata.get("evaluation_type", "behavior"),
+        "risk_level": cand.risk_level or "medium",
+        "notes": cand.notes,
+        "created_at": created_at,
+        "provenance": {"source": cand.source, "trace_id": cand.trace_id, "ingest_date": cand.ingest_date,
+                       "candidate_id": cand.id, "labeled_by": review.expected.get("written_by"),
+                       "supersedes": cand.supersedes},
+        "review": {"verdict": review.verdict, "critique": review.critique, "failure_tags": review.failure_tags,
+                   "recorded_output": cand.recorded_output},
+        "freshness": {"last_verified_at": review.signed_at, "verified_by": review.signed_by},
+        "owner": ws.settings.label_owner or review.signed_by,
+        "validation": {"review_id": review.id, "signed_by": review.signed_by, "signed_at": review.signed_at},
+        "version": {"added": version_added, "last_changed": PENDING_VERSION},
+    }
+
+
+def _schema_problems(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "row"
+        msg = "missing" if err["type"] in ("missing", "none_required") else err["msg"]
+        if err["type"] in ("string_type", "literal_error", "enum") and err.get("input") is None:
+            msg = "missing"
+        out.append(f"{loc}: {msg}")
+    return out
+
+
+def check_case(case: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    """Validate a row against :class:`Case`; return its normal JSON form or the problems."""
+    try:
+        model = Case.model_validate(case)
+    except ValidationError as exc:
+        return None, _schema_problems(exc)
+    return model.model_dump(mode="json"), []
+
+
+def _gate_problems(ws: Workspace, cand: Candidate, review: Review) -> list[str]:
+    problems = []
+    if not review.signed_by:
+        problems.append("not signed off: an adjudicator must sign the label (`evaltray signoff`)")
+    elif ws.role_of(review.signed_by) not in SIGN_ROLES:
+        problems.append(f"signed by {review.signed_by!r}, whose role may not sign")
+    if review.expected.get("origin") != "human":
+        problems.append("the expected behaviour was generated, not written by a person")
+    ref = (review.expected.get("reference") or "").strip()
+    if cand.source == "synthetic" and ref and cand.recorded_output and ref == cand.recorded_output.strip():
+        problems.append("synthetic case whose expected output copies the generated output")
+    return problems
+
+
+def _taken_ids(conn: sa.Connection, ws: Workspace) -> set[str]:
+    return {r[0] for r in conn.execute(sa.select(ws.t["cases"].c.id))}
+
+
+def new_case_id(set_name: str, inp: dict[str, Any], taken: set[str]) -> str:
+    """A stable id from the set and the input; a salt avoids every id ever used (retired ids stay retired)."""
+    salt = 0
+    while True:
+        cid = "c-" + content_hash([set_name, inp, salt])[:10]
+        if cid not in taken:
+            return cid
+        salt += 1
+
+
+def promote(ws: Workspace, actor: str, set_name: str | None = None, candidate_ids: list[str] | None = None,
+            dry_run: bool = False) -> PromoteReport:
+    """Move every signed, complete candidate into the tray; report what is blocked and why."""
+    set_name = ws.check_set(set_name)
+    ws.require(actor, SIGN_ROLES | {Role.COMPOSITION_OWNER}, "promoting")
+    cands_t, cases_t = ws.t["candidates"], ws.t["cases"]
+    q = sa.select(cands_t.c.id).where(cands_t.c.set_name == set_name, cands_t.c.status.in_([PENDING, PROMOTED]))
+    if candidate_ids:
+        q = q.where(cands_t.c.id.in_(candidate_ids))
+    with ws.tx() as conn:
+        ids = [r[0] for r in conn.execute(q.order_by(cands_t.c.id))]
+        registry = {r.id: r for r in conn.execute(sa.select(cases_t))}
+    report = PromoteReport()
+    with ws.lock(f"tray-{set_name}"):
+        tray = load_cases(ws, set_name)
+        taken = set(registry)
+        updates: list[tuple[Candidate, Review, dict[str, Any], str]] = []
+        for cid in ids:
+            cand = get(ws, cid)
+            review = latest_review(ws, cid)
+            if review is None:
+                report.awaiting_review += cand.status == PENDING
+                continue
+            if cand.status == PROMOTED:
+                reg = registry.get(cand.case_id or "")
+                if reg is None or reg.status != ACTIVE or reg.review_id == review.id or not review.signed_by:
+                    continue
+                kind, case_id = "relabel", reg.id
+                old = tray.get(case_id, {})
+                created, added = old.get("created_at", reg.created_at), old.get("version", {}).get("added", PENDING_VERSION)
+            else:
+                kind = "supersede" if cand.supersedes else "new"
+                case_id = new_case_id(set_name, cand.input, taken)
+                created, added = now_iso(), PENDING_VERSION
+            problems = _gate_problems(ws, cand, review)
+            row, schema = check_case(build_case(ws, cand, review, case_id, created_at=created, version_added=added))
+            if not review.signed_by:  # the sign-off problem already says it; skip its knock-on fields
+                schema = [p for p in schema if not p.startswith(("freshness.", "validation.", "owner"))]
+            problems += schema
+            if cand.supersedes and cand.supersedes not in tray:
+                problems.append(f"supersedes {cand.supersedes}, which is not an active case in set {set_name}")
+            if problems:
+                report.blocked.append((cid, problems))
+                continue
+            assert row is not None
+            taken.add(case_id)
+            tray[case_id] = row
+            if cand.supersedes:
+                tray.pop(cand.supersedes, None)
+            updates.append((cand, review, row, kind))
+            report.promoted.append(Promotion(cid, case_id, kind))
+        if dry_run or not updates:
+            return report
+        write_tray(ws.cases_path(set_name), tray.values())
+        with ws.tx() as conn:
+            for cand, review, row, kind in updates:
+                values = dict(review_id=review.id, content_hash=signed_hash(row))
+                if kind == "relabel":
+                    conn.execute(cases_t.update().where(cases_t.c.id == row["id"]).values(**values))
+                else:
+                    conn.execute(cases_t.insert().values(id=row["id"], set_name=set_name, status=ACTIVE,
+                                                         candidate_id=cand.id, created_at=row["created_at"], **values))
+                    conn.execute(cands_t.update().where(cands_t.c.id == cand.id).values(status=PROMOTED, case_id=row["id"]))
+                if cand.supersedes:
+                    conn.execute(cases_t.update().where(cases_t.c.id == cand.supersedes).values(
+                        status=RETIRED, successor=row["id"], retired_reason=f"superseded by {row['id']} (input changed)",
+                        retired_by=actor, retired_at=now_iso()))
+                ws.audit(conn, actor, f"case.{kind}", row["id"], candidate=cand.id, review_id=review.id)
+    return report
+
+
+def retire(ws: Workspace, case_id: str, reason: str, actor: str, set_name: str | None = None,
+           dry_run: bool = False) -> None:
+    """Take a case out of the tray; its id stays reserved forever and the next release drops it."""
+    if not reason.strip():
+        raise EvaltrayError("retiring needs a reason (--reason)")
+    ws.require(actor, COMPOSE_ROLES, "retiring a case")
+    cases_t = ws.t["cases"]
+    with ws.tx() as conn:
+        reg = conn.execute(sa.select(cases_t).where(cases_t.c.id == case_id)).first()
+    if reg is None:
+        raise NotFound(f"no case {case_id!r}")
+    if reg.status == RETIRED:
+        raise EvaltrayError(f"case {case_id} is already retired ({reg.retired_reason})")
+    set_name = reg.set_name
+    if dry_run:
+        return
+    with ws.lock(f"tray-{set_name}"):
+        tray = load_cases(ws, set_name)
+        tray.pop(case_id, None)
+        write_tray(ws.cases_path(set_name), tray.values())
+        with ws.tx() as conn:
+            conn.execute(cases_t.update().where(cases_t.c.id == case_id).values(
+                status=RETIRED, retired_reason=reason.strip(), retired_by=actor, retired_at=now_iso()))
+            ws.audit(conn, actor, "case.retire", case_id, reason=reason.strip())
+
+
+def stamp_versions(ws: Workspace, set_name: str, version: str) -> int:
+    """Replace ``pending`` version fields with ``version``; return how many rows changed."""
+    tray = load_cases(ws, set_name)
+    changed = 0
+    for case in tray.values():
+        v = case.get("version") or {}
+        if PENDING_VERSION in (v.get("added"), v.get("last_changed")):
+            case["version"] = {"added": version if v.get("added") == PENDING_VERSION else v.get("added"),
+                               "last_changed": version}
+            changed += 1
+    if changed:
+        write_tray(ws.cases_path(set_name), tray.values())
+    return changed
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    case_id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line is not None else "file"
+        cid = f" {self.case_id}" if self.case_id else ""
+        return f"{where}{cid}: {self.message}"
+
+
+def validate(ws: Workspace, set_name: str | None = None, release_versions: set[str] | None = None) -> list[Problem]:
+    """Every way a tray file can be wrong, row by row; an empty list means it is sound."""
+    set_name = ws.check_set(set_name)
+    rows, bad = read_tray(ws.cases_path(set_name))
+    problems = [Problem(line, None, why) for line, why in bad]
+    cases_t = ws.t["cases"]
+    with ws.tx() as conn:
+        registry = {r.id: r for r in conn.execute(sa.select(cases_t))}
+        reviews = {r.id: r for r in conn.execute(sa.select(ws.t["reviews"]))}
+    known_versions = (release_versions or set()) | {PENDING_VERSION}
+    seen: dict[str, int] = {}
+    previous = ""
+    for line, row in rows:
+        cid = row.get("id") if isinstance(row.get("id"), str) else None
+        if cid is None:
+            problems.append(Problem(line, None, "id: missing"))
+            continue
+        if cid in seen:
+            problems.append(Problem(line, cid, f"duplicate id (also on line {seen[cid]})"))
+            continue
+        seen[cid] = line
+        if cid < previous:
+            problems.append(Problem(line, cid, f"not sorted by id (comes after {previous})"))
+        previous = max(previous, cid)
+        norm, schema = check_case(row)
+        problems += [Problem(line, cid, p) for p in schema]
+        reg = registry.get(cid)
+        if reg is None:
+            problems.append(Problem(line, cid, "no review record: this row did not pass the gate (hand-edited into the file?)"))
+            continue
+        if reg.status == RETIRED:
+            problems.append(Problem(line, cid, f"id was retired ({reg.retired_reason}); retired ids are never reused"))
+            continue
+        if reg.set_name != set_name:
+            problems.append(Problem(line, cid, f"id belongs to set {reg.set_name!r}"))
+        if norm is None:
+            continue
+        if input_hash(norm["input"]) != norm["input_hash"]:
+            problems.append(Problem(line, cid, "input changed without a new id (an input edit must supersede the case)"))
+        if signed_hash(norm) != reg.content_hash:
+            problems.append(Problem(line, cid, "row differs from what was signed off (hand-edited after promotion?)"))
+        review = reviews.get(norm["validation"]["review_id"])
+        if review is None or review.id != reg.review_id or not review.signed_by:
+            problems.append(Problem(line, cid, "validation does not match the signed review on record"))
+        if norm["expected"]["origin"] != "human":
+            problems.append(Problem(line, cid, "expected behaviour was generated, not written by a person"))
+        ref = (norm["expected"].get("reference") or "").strip()
+        recorded = (norm["review"].get("recorded_output") or "").strip()
+        if norm["provenance"]["source"] == "synthetic" and ref and ref == recorded:
+            problems.append(Problem(line, cid, "synthetic case whose expected output copies the generated output"))
+        for key in ("added", "last_changed"):
+            if norm["version"][key] not in known_versions:
+                problems.append(Problem(line, cid, f"version.{key} {norm['version'][key]!r} is not a release of this workspace"))
+    for cid, reg in sorted(registry.items()):
+        if reg.set_name == set_name and reg.status == ACTIVE and cid not in seen:
+            problems.append(Problem(None, cid, "active case missing from the file (deleted by hand? use `evaltray cases retire`)"))
+    return problems
+
+
+def case_registry(ws: Workspace, set_name: str | None = None) -> list[dict[str, Any]]:
+    """Every id ever issued (active and retired), for reports."""
+    cases_t = ws.t["cases"]
+    q = sa.select(cases_t).order_by(cases_t.c.id)
+    if set_name:
+        q = q.where(cases_t.c.set_name == set_name)
+    with ws.tx() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+__all__ = [
+    "Problem", "PromoteReport", "Promotion", "build_case", "case_registry", "check_case", "load_cases",
+    "new_case_id", "promote", "read_tray", "retire", "signed_hash", "stamp_versions", "validate", "write_tray",
+]

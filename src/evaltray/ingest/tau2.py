@@ -1,0 +1,151 @@
+"""τ²-bench results (``{info, tasks, simulations}``): one trace per simulated conversation.
+
+The agent's conversation is kept whole — the domain policy as the system message, then every
+assistant, user and tool message in order. Tokens and cost are the agent's only: the user side
+is an LLM simulator, billed separately in ``user_cost``. The task's evaluation criteria (the
+actions the benchmark's authors expect) travel in ``metadata`` as the expected behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..records import Message, ToolCall, Trace
+from ._common import as_float, as_int, head_text, line_of, maybe_json, parse_time, read_json, text_of
+from ._registry import Issue, register
+
+
+def _sniff(path: Path, head: bytes) -> bool:
+    text = head_text(head)
+    # results files begin with timestamp/info; the policy text makes "simulations" land past the head
+    return text.startswith("{") and '"simulations"' in text and '"tasks"' in text or (
+        text.startswith("{") and '"agent_info"' in text and '"environment_info"' in text and '"user_info"' in text)
+
+
+def _tool_calls(raw: Any) -> list[ToolCall]:
+    calls = []
+    for c in raw or []:
+        if isinstance(c, dict) and c.get("name"):
+            calls.append(ToolCall(id=c.get("id"), name=str(c["name"]), arguments=maybe_json(c.get("arguments"))))
+    return calls
+
+
+def _messages(raw: list[Any]) -> list[Message]:
+    """Messages in order; a tool result names the call it answers (``id``) and its tool."""
+    out: list[Message] = []
+    names: dict[str, str] = {}
+    for m in raw:
+        if not isinstance(m, dict) or "role" not in m:
+            continue
+        role = str(m["role"])
+        if role == "tool":
+            call_id = m.get("id")
+            out.append(Message(role="tool", content=text_of(m.get("content")), tool_call_id=call_id,
+                               name=names.get(call_id) if call_id else None, is_error=bool(m.get("error"))))
+            continue
+        calls = _tool_calls(m.get("tool_calls"))
+        names.update({c.id: c.name for c in calls if c.id})
+        out.append(Message(role=role, content=text_of(m.get("content")), tool_calls=calls))
+    return out
+
+
+def _usage(raw: list[Any]) -> tuple[int | None, int | None]:
+    """Prompt and completion tokens summed over the agent's (assistant) messages."""
+    inp = out = 0
+    found = False
+    for m in raw:
+        usage = m.get("usage") if isinstance(m, dict) and m.get("role") == "assistant" else None
+        if isinstance(usage, dict):
+            found = True
+            inp += as_int(usage.get("prompt_tokens")) or 0
+            out += as_int(usage.get("completion_tokens")) or 0
+    return (inp, out) if found else (None, None)
+
+
+def _task_meta(task: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not task:
+        return {}
+    scenario = task.get("user_scenario") if isinstance(task.get("user_scenario"), dict) else {}
+    instructions = scenario.get("instructions") if isinstance(scenario.get("instructions"), dict) else {}
+    meta: dict[str, Any] = {"evaluation_criteria": task.get("evaluation_criteria")}
+    if instructions.get("reason_for_call"):
+        meta["reason_for_call"] = instructions["reason_for_call"]
+    if task.get("description"):
+        meta["task_description"] = task["description"]
+    return meta
+
+
+def trace_from_simulation(sim: Mapping[str, Any], info: Mapping[str, Any], task: Mapping[str, Any] | None) -> Trace:
+    """One trace from a τ²-bench simulation, its run's ``info`` and its task."""
+    env = info.get("environment_info") or {}
+    agent = info.get("agent_info") or {}
+    raw = [m for m in sim.get("messages") or [] if isinstance(m, dict)]
+    messages = _messages(raw)
+    policy = env.get("policy")
+    if policy:
+        messages.insert(0, Message(role="system", content=str(policy)))
+    inp, out = _usage(raw)
+    cost = as_float(sim.get("agent_cost"))
+    if cost == 0 and (out or 0) > 0:
+        cost = None  # the harness could not price the agent's model (fine-tunes): unknown, not free
+    reward_info = sim.get("reward_info") if isinstance(sim.get("reward_info"), dict) else {}
+    duration = as_float(sim.get("duration"))
+    tools = env.get("tool_defs")
+    domain = env.get("domain_name")
+    meta: dict[str, Any] = {
+        "task_id": sim.get("task_id"),
+        "reward": reward_info.get("reward"),
+        "termination_reason": sim.get("termination_reason"),
+        "trial": sim.get("trial"),
+        "agent_cost": sim.get("agent_cost"),
+        "user_cost": sim.get("user_cost"),
+        "user_llm": (info.get("user_info") or {}).get("llm"),
+        "reward_info": reward_info,
+        **_task_meta(task),
+    }
+    errors = [e for m in raw for e in (m.get("errors") or [])]
+    if errors:
+        meta["message_errors"] = len(errors)  # the harness's own format complaints, not agent failures
+    return Trace(
+        trace_id=str(sim["id"]),
+        source_format="tau2",
+        messages=messages,
+        tools=[t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else [],
+        start_time=parse_time(sim.get("start_time")),
+        end_time=parse_time(sim.get("end_time")),
+        latency_ms=duration * 1000.0 if duration is not None else None,
+        input_tokens=inp,
+        output_tokens=out,
+        total_tokens=inp + out if inp is not None and out is not None else None,
+        cost_usd=cost,
+        model=agent.get("llm"),
+        name=f"{domain} task {sim.get('task_id')}" if domain else None,
+        feature=domain,
+        tags=[f"reward:{reward_info['reward']:g}"] if isinstance(reward_info.get("reward"), (int, float)) else [],
+        metadata=meta,
+    )
+
+
+@register("tau2", sniff=_sniff, priority=20)
+def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
+    """τ²-bench results JSON: each simulation becomes one multi-turn tool-calling trace."""
+    doc = read_json(path)
+    if isinstance(doc, Issue):
+        yield doc
+        return
+    if not isinstance(doc, dict) or not isinstance(doc.get("simulations"), list):
+        yield Issue(str(path), 1, "expected a τ²-bench results object with a 'simulations' list")
+        return
+    info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+    tasks = {str(t.get("id")): t for t in doc.get("tasks") or [] if isinstance(t, dict)}
+    for i, sim in enumerate(doc["simulations"]):
+        sid = sim.get("id") if isinstance(sim, dict) else None
+        if not sid:
+            yield Issue(str(path), None, f"simulation #{i + 1} has no 'id'")
+            continue
+        if not isinstance(sim.get("messages"), list):
+            yield Issue(str(path), line_of(path, f'"{sid}"'), "simulation has no 'messages' list", str(sid))
+            continue
+        yield trace_from_simulation(sim, info, tasks.get(str(sim.get("task_id"))))
