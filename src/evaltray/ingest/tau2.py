@@ -15,13 +15,15 @@ from typing import Any
 from ..records import Message, ToolCall, Trace
 from ._common import as_float, as_int, head_text, line_of, maybe_json, parse_time, read_json, text_of
 from ._registry import Issue, register
+from .openai_exchange import name_tool_results
 
 
 def _sniff(path: Path, head: bytes) -> bool:
     text = head_text(head)
-    # results files begin with timestamp/info; the policy text makes "simulations" land past the head
-    return text.startswith("{") and '"simulations"' in text and '"tasks"' in text or (
-        text.startswith("{") and '"agent_info"' in text and '"environment_info"' in text and '"user_info"' in text)
+    if not text.startswith("{"):
+        return False
+    # "simulations" comes after the policy and every task, usually past the sniffed head
+    return ('"simulations"' in text or '"tasks"' in text) and '"agent_info"' in text and '"environment_info"' in text
 
 
 def _tool_calls(raw: Any) -> list[ToolCall]:
@@ -33,21 +35,18 @@ def _tool_calls(raw: Any) -> list[ToolCall]:
 
 
 def _messages(raw: list[Any]) -> list[Message]:
-    """Messages in order; a tool result names the call it answers (``id``) and its tool."""
+    """Messages in order; a tool result's ``id`` is the id of the call it answers."""
     out: list[Message] = []
-    names: dict[str, str] = {}
     for m in raw:
         if not isinstance(m, dict) or "role" not in m:
             continue
         role = str(m["role"])
         if role == "tool":
-            call_id = m.get("id")
-            out.append(Message(role="tool", content=text_of(m.get("content")), tool_call_id=call_id,
-                               name=names.get(call_id) if call_id else None, is_error=bool(m.get("error"))))
-            continue
-        calls = _tool_calls(m.get("tool_calls"))
-        names.update({c.id: c.name for c in calls if c.id})
-        out.append(Message(role=role, content=text_of(m.get("content")), tool_calls=calls))
+            out.append(Message(role="tool", content=text_of(m.get("content")), tool_call_id=m.get("id"),
+                               is_error=bool(m.get("error"))))
+        else:
+            out.append(Message(role=role, content=text_of(m.get("content")), tool_calls=_tool_calls(m.get("tool_calls"))))
+    name_tool_results(out)
     return out
 
 
@@ -72,8 +71,9 @@ def _task_meta(task: Mapping[str, Any] | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"evaluation_criteria": task.get("evaluation_criteria")}
     if instructions.get("reason_for_call"):
         meta["reason_for_call"] = instructions["reason_for_call"]
-    if task.get("description"):
-        meta["task_description"] = task["description"]
+    description = task.get("description")
+    if description and not (isinstance(description, dict) and not any(description.values())):
+        meta["task_description"] = description
     return meta
 
 
