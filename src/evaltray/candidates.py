@@ -55,12 +55,20 @@ class Candidate:
         )
 
 
-def split_conversation(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split at the last user message: what the system received, and what it did after."""
-    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
-    if last_user is None:
+CUTS = ("last-user", "first-user")
+
+
+def split_conversation(messages: list[dict[str, Any]], cut: str = "last-user") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split a conversation into what the system received and what it did after.
+
+    ``last-user`` cuts after the last user message (a chat turn to answer); ``first-user`` cuts after
+    the first one (an agentic task whose whole trajectory is the behaviour under test).
+    """
+    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+    if not users:
         return messages, []
-    return messages[: last_user + 1], messages[last_user + 1:]
+    at = users[-1] if cut == "last-user" else users[0]
+    return messages[: at + 1], messages[at + 1:]
 
 
 def render_output(after: list[dict[str, Any]]) -> str | None:
@@ -96,7 +104,8 @@ def _insert(ws: Workspace, conn: sa.Connection, cid: str, set_name: str, source:
 
 def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: int | None = None,
                     set_name: str | None = None, source: str = "production",
-                    trace_ids: Iterable[str] | None = None, dry_run: bool = False) -> list[str]:
+                    trace_ids: Iterable[str] | None = None, cut: str = "last-user",
+                    dry_run: bool = False) -> list[str]:
     """Copy matching traces (with a kept payload) into the pool; traces already there are skipped.
 
     ``source='user_feedback'`` marks rows mined from feedback: they still need a written label.
@@ -104,6 +113,8 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
     set_name = ws.check_set(set_name)
     if source not in SOURCES:
         raise EvaltrayError(f"unknown source {source!r} (one of: {', '.join(SOURCES)})")
+    if cut not in CUTS:
+        raise EvaltrayError(f"unknown cut {cut!r} (one of: {', '.join(CUTS)})")
     store = TraceStore(ws.traces_dir)
     clauses = ["payload_kept"]
     if where:
@@ -123,7 +134,7 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
             if cid in have:
                 continue
             messages = loads(row["messages"]) if row["messages"] else []
-            before, after = split_conversation(messages)
+            before, after = split_conversation(messages, cut)
             if not before:
                 continue
             feature = row["feature"]
@@ -188,6 +199,24 @@ def list_candidates(ws: Workspace, set_name: str | None = None, status: str | No
         q = q.limit(limit)
     with ws.tx() as conn:
         return [Candidate.from_row(r) for r in conn.execute(q)]
+
+
+def set_labels(ws: Workspace, cid: str, actor: str, **labels: Any) -> Candidate:
+    """Set feature/scenario/persona/tags (and slice, difficulty, case type) on a pending candidate."""
+    ws.require(actor, LABEL_ROLES, "labeling a candidate")
+    cand = get(ws, cid)
+    if cand.status != PENDING:
+        raise EvaltrayError(f"candidate {cid} is {cand.status}; only pending candidates can be relabeled here")
+    columns = {k: labels.pop(k) for k in ("slice", "difficulty", "case_type") if labels.get(k) is not None}
+    unknown = set(labels) - {"feature", "scenario", "persona", "tags"}
+    if unknown:
+        raise EvaltrayError(f"unknown label(s): {', '.join(sorted(unknown))}")
+    merged = {**cand.labels, **{k: v for k, v in labels.items() if v is not None}}
+    cands = ws.t["candidates"]
+    with ws.tx() as conn:
+        conn.execute(cands.update().where(cands.c.id == cid).values(labels=dumps(merged), **columns))
+        ws.audit(conn, actor, "candidate.labels", cid, **labels, **columns)
+    return get(ws, cid)
 
 
 def reject(ws: Workspace, cid: str, reason: str, actor: str, note: str | None = None, dry_run: bool = False) -> Candidate:

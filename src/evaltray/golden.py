@@ -320,7 +320,8 @@ def validate(ws: Workspace, set_name: str | None = None, release_versions: set[s
     with ws.tx() as conn:
         registry = {r.id: r for r in conn.execute(sa.select(cases_t))}
         reviews = {r.id: r for r in conn.execute(sa.select(ws.t["reviews"]))}
-    known_versions = (release_versions or set()) | {PENDING_VERSION}
+    versions = ws.release_versions() if release_versions is None else release_versions
+    known_versions = versions | {PENDING_VERSION}
     seen: dict[str, int] = {}
     previous = ""
     for line, row in rows:

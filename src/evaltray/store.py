@@ -119,6 +119,10 @@ class Workspace:
         path.mkdir(exist_ok=True)
         return path
 
+    def release_versions(self) -> set[str]:
+        """Versions that have a manifest under ``releases/``."""
+        return {p.stem for p in self.releases_dir.glob("*.json")}
+
     def set_dir(self, set_name: str) -> Path:
         return self.root / "sets" / set_name
 

@@ -284,3 +284,34 @@ def check_predicate(where: str) -> str:
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
         raise QueryError(f"--where {where!r}: must be a single boolean expression over trace columns")
     return where
+
+
+_PERCENTILE_COLUMNS = ("latency_ms", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "n_messages")
+
+
+def trace_stats(store: TraceStore, where: str | None = None) -> dict[str, Any]:
+    """Counts by source format, model, day and feature, and percentiles of latency, tokens and cost."""
+    pred = f"WHERE ({check_predicate(where)})" if where else ""
+    con = store.connect()
+    try:
+        total, kept, errors, negative = con.execute(
+            f"SELECT count(*), count(*) FILTER (payload_kept), count(*) FILTER (status = 'error'), "
+            f"count(*) FILTER (feedback_score < 0) FROM traces {pred}").fetchone()
+        by: dict[str, dict[str, int]] = {}
+        for key, expr in (("source_format", "source_format"), ("model", "model"),
+                          ("day", "CAST(CAST(start_time AS DATE) AS VARCHAR)"), ("feature", "feature")):
+            rows = con.execute(f"SELECT coalesce({expr}, '(none)') AS k, count(*) AS n FROM traces {pred} "
+                           f"GROUP BY k ORDER BY n DESC, k LIMIT 50").fetchall()
+            by[key] = {k: n for k, n in rows}
+        percentiles: dict[str, dict[str, float | None]] = {}
+        for col in _PERCENTILE_COLUMNS:
+            p50, p90, p99, mx = con.execute(
+                f"SELECT quantile_cont({col}, 0.5), quantile_cont({col}, 0.9), quantile_cont({col}, 0.99), "
+                f"max({col}) FROM traces {pred}").fetchone()
+            percentiles[col] = {"p50": p50, "p90": p90, "p99": p99, "max": None if mx is None else float(mx)}
+    except duckdb.Error as exc:
+        raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+    return {"total": total, "payload_kept": kept, "errors": errors, "negative_feedback": negative, "by": by,
+            "percentiles": percentiles}

@@ -1,1 +1,50 @@
-def main() -> None: ...
+"""The ``evaltray`` command: a thin click layer over the Python API.
+
+Data goes to stdout (tables, or JSON with ``--json``); progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import EvaltrayError
+from ._common import AppContext
+from .curate import candidates, labels, reject, review, signoff
+from .release import export, release
+from .traces import ingest, traces
+from .tray import cases, promote, tray
+from .workspace import demo, init, users
+
+
+class _Group(click.Group):
+    """Turns evaltray's errors into ``Error: …`` on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except EvaltrayError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-w", "--workspace", type=click.Path(file_okay=False), envvar="EVALTRAY_WORKSPACE",
+              help="Workspace directory (default: the nearest one above the current directory).")
+@click.option("-u", "--user", envvar="EVALTRAY_USER", help="Act as this user (default: the workspace's default user).")
+@click.version_option(package_name="evaltray")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None, user: str | None) -> None:
+    """evaltray: turn production traces into a golden eval tray you can defend row by row."""
+    ctx.obj = AppContext(workspace, user)
+    ctx.call_on_close(ctx.obj.close)
+
+
+for command in (init, users, demo, ingest, traces, candidates, review, labels, reject, signoff, cases, promote, tray,
+                release, export):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="evaltray")

@@ -1,0 +1,90 @@
+"""What every command shares: the workspace, the acting user, ``--json``/``--dry-run``, output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from ..store import Workspace, current_user
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+
+class AppContext:
+    """Opens the workspace on first use, so ``init`` and ``--help`` never need one."""
+
+    def __init__(self, workspace: str | None, user: str | None) -> None:
+        self._path = Path(workspace) if workspace else None
+        self._user = user
+        self._ws: Workspace | None = None
+
+    @property
+    def ws(self) -> Workspace:
+        if self._ws is None:
+            self._ws = Workspace.open(self._path)
+        return self._ws
+
+    @property
+    def user(self) -> str:
+        return current_user(self._user, self.ws.settings)
+
+    @property
+    def explicit_user(self) -> str | None:
+        return self._user
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def close(self) -> None:
+        if self._ws is not None:
+            self._ws.close()
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(fn)
+
+
+def dry_run_option(fn: F) -> F:
+    return click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")(fn)
+
+
+def set_option(fn: F) -> F:
+    return click.option("--set", "set_name", help="Which set of the tray (default: the workspace's default set).")(fn)
+
+
+def emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
+    """JSON on stdout for machines, or the human rendering."""
+    if as_json:
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
+    else:
+        human()
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    return t
+
+
+def progress_bar(total: int | None, description: str):  # type: ignore[no-untyped-def]
+    """A rich progress bar on stderr (hidden when stderr is not a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True, disable=not err.is_terminal)

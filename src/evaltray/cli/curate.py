@@ -1,0 +1,215 @@
+"""``evaltray candidates``, ``review``, ``labels import``, ``reject``, ``signoff``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import candidates as pool
+from .. import review as rev
+from ..errors import EvaltrayError
+from ..golden import derive_slice
+from ..records import REJECT_REASONS, SIGN_ROLES
+from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
+
+
+@click.group()
+def candidates() -> None:
+    """The candidate pool: traces (and hand-written inputs) waiting for a label."""
+
+
+@candidates.command("add")
+@click.option("--where", help="SQL predicate over trace columns, e.g. \"feature = 'refunds'\".")
+@click.option("--limit", type=int, help="Add at most this many.")
+@click.option("--trace", "trace_ids", multiple=True, help="Add this trace id (repeatable).")
+@click.option("--from-feedback", is_flag=True,
+              help="Mark them as mined from user feedback (source user_feedback); they still need a written label.")
+@click.option("--cut", type=click.Choice(pool.CUTS), default="last-user", show_default=True,
+              help="Where the case input ends: after the last user message (a chat turn) or the first (an agent task).")
+@set_option
+@dry_run_option
+@json_option
+@pass_app
+def candidates_add(app: AppContext, where: str | None, limit: int | None, trace_ids: tuple[str, ...],
+                   from_feedback: bool, cut: str, set_name: str | None, dry_run: bool, as_json: bool) -> None:
+    """Copy traces into the candidate pool (traces already in the pool are skipped)."""
+    added = pool.add_from_traces(app.ws, app.user, where=where, limit=limit, set_name=set_name,
+                                 source="user_feedback" if from_feedback else "production",
+                                 trace_ids=trace_ids or None, cut=cut, dry_run=dry_run)
+    verb = "would add" if dry_run else "added"
+    emit(as_json, {"added": added, "dry_run": dry_run},
+         lambda: out.print(f"{verb} {len(added)} candidate(s)" + (f": {', '.join(added[:10])}" if added else "")))
+
+
+@candidates.command("list")
+@click.option("--status", type=click.Choice([pool.PENDING, pool.REJECTED, pool.PROMOTED]))
+@click.option("--limit", type=int, default=50, show_default=True)
+@set_option
+@json_option
+@pass_app
+def candidates_list(app: AppContext, status: str | None, limit: int, set_name: str | None, as_json: bool) -> None:
+    """List candidates (the reject bin with --status rejected)."""
+    rows = pool.list_candidates(app.ws, set_name, status, limit)
+    data = [{"id": c.id, "set": c.set_name, "source": c.source, "trace_id": c.trace_id, "status": c.status,
+             "reject_reason": c.reject_reason, "case_id": c.case_id, "feature": c.labels.get("feature")} for c in rows]
+    emit(as_json, data, lambda: out.print(table(None, ["id", "set", "source", "trace", "status", "reason", "case"], [
+        [d["id"], d["set"], d["source"], d["trace_id"], d["status"], d["reject_reason"], d["case_id"]] for d in data])))
+
+
+@candidates.command("bin")
+@set_option
+@json_option
+@pass_app
+def candidates_bin(app: AppContext, set_name: str | None, as_json: bool) -> None:
+    """The reject bin: how many candidates were rejected, by reason."""
+    counts = pool.reject_bin(app.ws, set_name)
+    emit(as_json, counts, lambda: out.print(table("reject bin", ["reason", "candidates"], list(map(list, counts.items())))))
+
+
+def _show_input(cand: pool.Candidate) -> None:
+    out.rule(f"candidate {cand.id}  ·  source {cand.source}  ·  trace {cand.trace_id or '-'}")
+    tools = cand.input.get("tools") or []
+    if tools:
+        names = [t.get("function", t).get("name", "?") for t in tools if isinstance(t, dict)]
+        out.print(f"[dim]tools available: {', '.join(names)}[/]")
+    for m in cand.input["messages"]:
+        text = m.get("content") or ""
+        if m.get("role") == "system" and len(text) > 400:
+            text = text[:400] + " …"
+        out.print(f"[bold cyan]{m.get('role')}[/]: ", end="")
+        out.print(text, markup=False, highlight=False)
+        for c in m.get("tool_calls") or []:
+            out.print(f"    → {c.get('name')}({c.get('arguments')})", markup=False, highlight=False)
+
+
+def _prompt_expected(app: AppContext) -> dict:
+    codes = app.ws.settings.behavior_codes
+    while True:
+        reference = click.prompt("Expected behaviour — reference answer (blank: none)", default="", show_default=False)
+        hint = f" [{', '.join(codes)}]" if codes else ""
+        code = click.prompt(f"Behavior code{hint} (blank: none)", default="", show_default=False)
+        asserts = click.prompt("Assertions, ';'-separated (blank: none)", default="", show_default=False)
+        try:
+            return rev.normalize_expected(app.ws, app.user, reference, code, rev._split_list(asserts))
+        except EvaltrayError as exc:
+            err.print(f"[red]{exc}[/]")
+
+
+@click.command()
+@click.argument("candidate_ids", nargs=-1)
+@click.option("--limit", type=int, help="Review at most this many from the queue.")
+@click.option("--show-output-first", is_flag=True,
+              help="Show the recorded output before asking for the expected behaviour (recorded as not blind).")
+@click.option("--expected", help="Non-interactive: the reference answer.")
+@click.option("--behavior-code", help="Non-interactive: the behavior code.")
+@click.option("--assert", "assertions", multiple=True, help="Non-interactive: an assertion (repeatable).")
+@click.option("--verdict", type=click.Choice(["pass", "fail"]), help="Non-interactive: verdict on the recorded output.")
+@click.option("--critique", help="Non-interactive: the critique.")
+@click.option("--tag", "tags", multiple=True, help="Non-interactive: a failure tag (repeatable).")
+@click.option("--slice", "slice_", help="Slice of the case (default: from its labels).")
+@click.option("--difficulty", type=click.Choice(rev.DIFFICULTIES))
+@click.option("--case-type", type=click.Choice(rev.CASE_TYPES))
+@click.option("--no-sign", is_flag=True, help="Do not sign off even if your role may.")
+@set_option
+@json_option
+@pass_app
+def review(app: AppContext, candidate_ids: tuple[str, ...], limit: int | None, show_output_first: bool,
+           expected: str | None, behavior_code: str | None, assertions: tuple[str, ...], verdict: str | None,
+           critique: str | None, tags: tuple[str, ...], slice_: str | None, difficulty: str | None,
+           case_type: str | None, no_sign: bool, set_name: str | None, as_json: bool) -> None:
+    """Review candidates: write the expected behaviour first, then judge the recorded output.
+
+    Interactive by default (the queue, oldest first); with --expected/--behavior-code/--assert it
+    labels the given candidates without prompting.
+    """
+    ws = app.ws
+    items = [pool.get(ws, c) for c in candidate_ids] if candidate_ids else rev.queue(ws, set_name)
+    if limit is not None:
+        items = items[:limit]
+    can_sign = ws.role_of(app.user) in SIGN_ROLES and not no_sign
+    scripted = expected is not None or behavior_code is not None or bool(assertions)
+    done = []
+    for cand in items:
+        blind = not show_output_first and ws.settings.write_expected_first
+        if scripted:
+            exp = rev.normalize_expected(ws, app.user, expected, behavior_code, list(assertions))
+            v, crit, ftags = verdict, critique, list(tags)
+            sl, diff, ctype = slice_, difficulty, case_type
+        else:
+            _show_input(cand)
+            if not blind:
+                out.print(f"[bold magenta]recorded output[/]: {cand.recorded_output or '(none)'}", highlight=False)
+            exp = _prompt_expected(app)
+            if blind:
+                out.print("[bold magenta]recorded output[/]: ", end="")
+                out.print(cand.recorded_output or "(none)", markup=False, highlight=False)
+            v = click.prompt("Verdict on the recorded output", type=click.Choice(["pass", "fail", "skip"]), default="skip")
+            v = None if v == "skip" else v
+            crit = click.prompt("Critique", default="", show_default=False)
+            ftags = rev._split_list(click.prompt("Failure tags, ';'-separated", default="", show_default=False))
+            sl = click.prompt("Slice", default=slice_ or cand.slice or derive_slice(cand.labels, ws.settings.slice_by) or "")
+            diff = click.prompt("Difficulty", type=click.Choice(rev.DIFFICULTIES), default=difficulty or cand.difficulty or "medium")
+            ctype = click.prompt("Case type", type=click.Choice(rev.CASE_TYPES), default=case_type or cand.case_type or "typical")
+        r = rev.record_review(ws, cand.id, app.user, exp, verdict=v, critique=crit, failure_tags=ftags,
+                              slice=sl or None, difficulty=diff, case_type=ctype, expected_first=blind or scripted,
+                              sign=can_sign)
+        done.append({"candidate_id": cand.id, "review_id": r.id, "signed": bool(r.signed_by)})
+    emit(as_json, done, lambda: out.print(f"recorded {len(done)} review(s)"
+                                          + ("" if can_sign else "; an adjudicator signs them off with `evaltray signoff`")))
+
+
+@click.group()
+def labels() -> None:
+    """Labels made elsewhere."""
+
+
+@labels.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@dry_run_option
+@json_option
+@pass_app
+def labels_import(app: AppContext, path: str, dry_run: bool, as_json: bool) -> None:
+    """Import labels from CSV or JSONL (candidate_id, expected / behavior_code / assertions, verdict, …)."""
+    report = rev.import_labels(app.ws, Path(path), app.user, dry_run=dry_run)
+    for p in report.problems:
+        err.print(f"[yellow]skipped[/] {p}", highlight=False)
+    emit(as_json, {"imported": len(report.imported), "problems": report.problems},
+         lambda: out.print(f"imported {len(report.imported)} label(s), skipped {len(report.problems)}"))
+
+
+@click.command()
+@click.argument("candidate_id")
+@click.option("--reason", required=True, help=f"One of: {', '.join(r.replace('_', ' ') for r in REJECT_REASONS)}.")
+@click.option("--note", help="Free text kept with the rejection.")
+@dry_run_option
+@json_option
+@pass_app
+def reject(app: AppContext, candidate_id: str, reason: str, note: str | None, dry_run: bool, as_json: bool) -> None:
+    """Send a candidate to the reject bin with a reason (it is kept, never deleted)."""
+    cand = pool.reject(app.ws, candidate_id, reason, app.user, note=note, dry_run=dry_run)
+    emit(as_json, {"candidate_id": cand.id, "reason": cand.reject_reason, "dry_run": dry_run},
+         lambda: out.print(f"rejected {cand.id}: {cand.reject_reason}"))
+
+
+@click.command()
+@click.argument("candidate_ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Sign every reviewed, unsigned candidate of the set.")
+@set_option
+@dry_run_option
+@json_option
+@pass_app
+def signoff(app: AppContext, candidate_ids: tuple[str, ...], all_: bool, set_name: str | None, dry_run: bool,
+            as_json: bool) -> None:
+    """Sign labels off as an adjudicator: the gate admits only signed rows."""
+    ids = list(candidate_ids)
+    if all_:
+        ws = app.ws
+        for c in pool.list_candidates(ws, ws.check_set(set_name), None):
+            r = rev.latest_review(ws, c.id)
+            if c.status != pool.REJECTED and r is not None and not r.signed_by:
+                ids.append(c.id)
+    if not ids:
+        raise EvaltrayError("nothing to sign: name candidates or pass --all")
+    signed = rev.sign_off(app.ws, ids, app.user, dry_run=dry_run)
+    emit(as_json, {"signed_reviews": signed, "dry_run": dry_run}, lambda: out.print(f"signed {len(signed)} review(s)"))

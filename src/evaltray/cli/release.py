@@ -1,0 +1,160 @@
+"""``evaltray release …`` and ``evaltray export``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .. import release as rel
+from ..records import ReleaseStatus
+from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
+
+
+@click.group()
+def release() -> None:
+    """Immutable, hashed releases of the tray with a stable 20% holdout."""
+
+
+@release.command("create")
+@click.argument("version")
+@click.option("--holdout", type=float, help="Holdout share, stratified by slice (default from evaltray.toml: 0.2).")
+@click.option("--notes", help="Release notes kept in the manifest.")
+@dry_run_option
+@json_option
+@pass_app
+def release_create(app: AppContext, version: str, holdout: float | None, notes: str | None, dry_run: bool,
+                   as_json: bool) -> None:
+    """Snapshot every set as VERSION (semantic version); never rewritten afterwards."""
+    result = rel.create_release(app.ws, version, app.user, holdout=holdout, notes=notes, dry_run=dry_run)
+    m = result.manifest
+    summary = {"version": version, "content_hash": result.content_hash, "dry_run": dry_run,
+               "path": str(result.path) if result.path else None, "warnings": result.warnings,
+               "sets": {s: {"n_cases": i["n_cases"], "split": i["counts"]["split"], "pr": len(i["subsets"]["pr"]),
+                            "source_mix": i["source_mix"]} for s, i in m["sets"].items()},
+               "changelog": {s: c["summary"] for s, c in m["changelog"].items()}}
+
+    def human() -> None:
+        out.print(f"{'would create' if dry_run else 'created'} release [bold]{version}[/] "
+                  f"(hash {result.content_hash[:12]}, parent {m['parent'] or 'none'})")
+        for s, info in m["sets"].items():
+            c = m["changelog"][s]["summary"]
+            out.print(f"  {s}: {info['n_cases']} cases — dev {info['counts']['split']['dev']}, holdout "
+                      f"{info['counts']['split']['holdout']}, pr subset {len(info['subsets']['pr'])}; "
+                      f"+{c['added']} new coverage, {c['relabeled']} relabeled, {c['superseded']} superseded, "
+                      f"{c['retired']} retired")
+            mix = info["source_mix"]
+            rows = [[src, f"{mix['actual'].get(src, 0):.0%}", f"{want:.0%}"] for src, want in mix["target"].items()]
+            rows += [[src, f"{share:.0%}", "-"] for src, share in mix["actual"].items() if src not in mix["target"]]
+            if info["n_cases"]:
+                out.print(table(f"{s}: source mix", ["source", "actual", "target"], rows))
+                out.print(table(f"{s}: source mix per slice", ["slice", "sources"],
+                                [[sl, ", ".join(f"{k} {v}" for k, v in srcs.items())]
+                                 for sl, srcs in mix["by_slice"].items()]))
+        for w in result.warnings:
+            err.print(f"[yellow]warning[/] {w}", highlight=False)
+
+    emit(as_json, summary, human)
+
+
+@release.command("verify")
+@click.argument("version")
+@json_option
+@pass_app
+def release_verify(app: AppContext, version: str, as_json: bool) -> None:
+    """Check that no byte of VERSION changed since release; exit 1 if one did."""
+    problems = rel.verify_release(app.ws, version)
+    emit(as_json, {"version": version, "ok": not problems, "problems": problems},
+         lambda: out.print("\n".join(problems) if problems else f"release {version}: intact"))
+    if problems:
+        sys.exit(1)
+
+
+@release.command("diff")
+@click.argument("old")
+@click.argument("new")
+@json_option
+@pass_app
+def release_diff(app: AppContext, old: str, new: str, as_json: bool) -> None:
+    """What changed between two releases, and why, per slice and per source."""
+    diff = rel.diff_releases(app.ws, old, new)
+
+    def human() -> None:
+        for s, d in diff["sets"].items():
+            out.print(f"[bold]{s}[/]: " + ", ".join(f"{v} {k}" for k, v in d["summary"].items()))
+            for key in ("added", "retired", "relabeled", "edited"):
+                if d[key]:
+                    out.print(f"  {key}: {', '.join(d[key][:20])}" + (" …" if len(d[key]) > 20 else ""))
+            for sup in d["superseded"]:
+                out.print(f"  superseded: {sup['old']} → {sup['new']}")
+            rows = [[sl, d["by_slice"]["added"].get(sl, 0), d["by_slice"]["retired"].get(sl, 0),
+                     d["by_slice"]["relabeled"].get(sl, 0)]
+                    for sl in sorted(set().union(*d["by_slice"].values()))]
+            if rows:
+                out.print(table("per slice", ["slice", "added", "removed", "relabeled"], rows))
+            rows = [[so, d["by_source"]["added"].get(so, 0), d["by_source"]["retired"].get(so, 0),
+                     d["by_source"]["relabeled"].get(so, 0)]
+                    for so in sorted(set().union(*d["by_source"].values()))]
+            if rows:
+                out.print(table("per source", ["source", "added", "removed", "relabeled"], rows))
+
+    emit(as_json, diff, human)
+
+
+@release.command("list")
+@json_option
+@pass_app
+def release_list(app: AppContext, as_json: bool) -> None:
+    """Every release with its status and hash."""
+    rows = rel.release_log(app.ws)
+    emit(as_json, rows, lambda: out.print(table(None, ["version", "status", "hash", "created", "by"], [
+        [r["version"], r["status"], r["content_hash"][:12], r["created_at"], r["created_by"]] for r in rows])))
+
+
+@release.command("archive")
+@click.argument("version")
+@json_option
+@pass_app
+def release_archive(app: AppContext, version: str, as_json: bool) -> None:
+    """Mark a release archived (it stays on disk and verifiable)."""
+    rel.set_status(app.ws, version, ReleaseStatus.ARCHIVED, app.user)
+    emit(as_json, {"version": version, "status": "archived"}, lambda: out.print(f"{version}: archived"))
+
+
+@release.command("activate")
+@click.argument("version")
+@json_option
+@pass_app
+def release_activate(app: AppContext, version: str, as_json: bool) -> None:
+    """Mark a release active again."""
+    rel.set_status(app.ws, version, ReleaseStatus.ACTIVE, app.user)
+    emit(as_json, {"version": version, "status": "active"}, lambda: out.print(f"{version}: active"))
+
+
+@click.command()
+@click.argument("version")
+@click.option("--to", "fmt", required=True, type=click.Choice(["promptfoo", "inspect", "hf", "jsonl"]))
+@click.option("--split", type=click.Choice(rel.SPLITS), default="dev", show_default=True,
+              help="dev never contains a holdout case.")
+@click.option("--subset", type=click.Choice(rel.SUBSETS), help="A named subset instead of a split.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: exports/<version>-<set>-<split>.<ext>).")
+@set_option
+@json_option
+@pass_app
+def export(app: AppContext, version: str, fmt: str, split: str, subset: str | None, output: str | None,
+           set_name: str | None, as_json: bool) -> None:
+    """Export a release's cases for promptfoo, Inspect AI, Hugging Face datasets or plain JSONL."""
+    from ..export import export_cases
+
+    ws = app.ws
+    set_name = ws.check_set(set_name)
+    cases = rel.select_cases(ws, version, set_name, split=split, subset=subset)
+    part = subset or split
+    ext = {"promptfoo": "yaml", "inspect": "jsonl", "hf": "parquet", "jsonl": "jsonl"}[fmt]
+    path = Path(output) if output else ws.root / "exports" / f"{version}-{set_name}-{part}.{fmt}.{ext}"
+    manifest = rel.load_manifest(ws, version)
+    written = export_cases(cases, fmt, path, release=version, release_hash=manifest["content_hash"], split=part)
+    emit(as_json, {"path": str(written), "cases": len(cases), "format": fmt, "split": part, "release": version,
+                   "release_hash": manifest["content_hash"]},
+         lambda: out.print(f"wrote {len(cases)} {part} case(s) of {set_name}@{version} to {written}"))

@@ -1,0 +1,139 @@
+"""``evaltray ingest`` and ``evaltray traces …``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import EvaltrayError
+from ..ingest import FORMATS, ingest_files
+from ..traces import TraceStore, trace_stats
+from ._common import AppContext, emit, err, json_option, out, pass_app, table
+
+
+def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        target, sep, source = pair.partition("=")
+        if not sep or not target or not source:
+            raise EvaltrayError(f"--map {pair!r}: expected TARGET=SOURCE, e.g. --map input=question")
+        mapping[target.strip()] = source.strip()
+    return mapping
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", default="auto", show_default=True,
+              help="Source format, or auto to detect per file: " + ", ".join(sorted(FORMATS)))
+@click.option("--map", "maps", multiple=True, metavar="TARGET=SOURCE",
+              help="Field map for generic JSONL/CSV/Parquet, e.g. --map input=question --map output=answer.")
+@click.option("--strict", is_flag=True, help="Fail on the first malformed record instead of reporting and skipping it.")
+@click.option("--payload-sample", type=float, default=None,
+              help="Share of traces that keep their full payload (0-1]; metadata is kept for all, and rare rows "
+                   "(negative feedback, errors, tool failures, latency/cost outliers) always keep theirs.")
+@click.option("--max-issues", type=int, default=20, show_default=True, help="How many malformed records to list.")
+@json_option
+@pass_app
+def ingest(app: AppContext, files: tuple[str, ...], fmt: str, maps: tuple[str, ...], strict: bool,
+           payload_sample: float | None, max_issues: int, as_json: bool) -> None:
+    """Read trace files into the workspace's trace store (idempotent by trace id)."""
+    ws = app.ws
+    status = err.status("ingesting…") if err.is_terminal else None
+    if status:
+        status.start()
+
+    def progress(path: str, n: int) -> None:
+        if status:
+            status.update(f"ingesting {Path(path).name}: {n:,} traces")
+
+    try:
+        report = ingest_files(ws, [Path(f) for f in files], fmt=fmt, options=_parse_map(maps), strict=strict,
+                              payload_sample=payload_sample, progress=progress, actor=app.user)
+    finally:
+        if status:
+            status.stop()
+    for issue in report.issues[:max_issues]:
+        err.print(f"[yellow]skipped[/] {issue}", markup=True, highlight=False)
+    if len(report.issues) > max_issues:
+        err.print(f"… and {len(report.issues) - max_issues} more malformed records")
+    data = {"files": [{"path": f.path, "format": f.format, "ingested": f.ingested, "skipped_existing": f.skipped,
+                       "payload_kept": f.payload_kept, "issues": [str(i) for i in f.issues]} for f in report.files],
+            "ingested": report.ingested, "skipped_existing": report.skipped, "issues": len(report.issues)}
+    emit(as_json, data, lambda: out.print(table(
+        None, ["file", "format", "ingested", "already present", "payload kept", "malformed"],
+        [[f.path, f.format, f.ingested, f.skipped, f.payload_kept, len(f.issues)] for f in report.files])))
+
+
+@click.group()
+def traces() -> None:
+    """Look at the ingested traces."""
+
+
+@traces.command("stats")
+@click.option("--where", help="SQL predicate over trace columns, e.g. \"feature = 'refunds'\".")
+@json_option
+@pass_app
+def traces_stats(app: AppContext, where: str | None, as_json: bool) -> None:
+    """Counts by source, model, day and feature; latency, token and cost percentiles."""
+    stats = trace_stats(TraceStore(app.ws.traces_dir), where)
+
+    def human() -> None:
+        out.print(f"[bold]{stats['total']:,}[/] traces, {stats['payload_kept']:,} with full payload, "
+                  f"{stats['errors']:,} errors, {stats['negative_feedback']:,} with negative feedback")
+        for key in ("source_format", "model", "day", "feature"):
+            rows = [[k, v] for k, v in stats["by"][key].items()]
+            out.print(table(f"by {key}", [key, "traces"], rows))
+        out.print(table("percentiles", ["metric", "p50", "p90", "p99", "max"],
+                        [[m, *(_fmt(v.get(p)) for p in ("p50", "p90", "p99", "max"))]
+                         for m, v in stats["percentiles"].items()]))
+
+    emit(as_json, stats, human)
+
+
+def _fmt(v: float | None) -> str:
+    return "" if v is None else f"{v:,.4g}"
+
+
+@traces.command("list")
+@click.option("--where", help="SQL predicate over trace columns.")
+@click.option("--limit", type=int, default=20, show_default=True)
+@json_option
+@pass_app
+def traces_list(app: AppContext, where: str | None, limit: int, as_json: bool) -> None:
+    """List traces matching a predicate."""
+    cols = ["trace_id", "source_format", "model", "feature", "n_messages", "n_tool_calls", "latency_ms", "cost_usd",
+            "feedback_score", "status", "input_text"]
+    rows = TraceStore(app.ws.traces_dir).query(where, columns=cols, limit=limit, order_by="trace_id").to_pylist()
+    emit(as_json, rows, lambda: out.print(table(None, cols, [[r[c] if c != "input_text" else (r[c] or "")[:60]
+                                                               for c in cols] for r in rows])))
+
+
+@traces.command("show")
+@click.argument("trace_id")
+@json_option
+@pass_app
+def traces_show(app: AppContext, trace_id: str, as_json: bool) -> None:
+    """Show one trace with its conversation."""
+    import orjson
+
+    from ..errors import NotFound
+
+    found = TraceStore(app.ws.traces_dir).get([trace_id])
+    if trace_id not in found:
+        raise NotFound(f"no trace {trace_id!r}")
+    row = found[trace_id]
+    for key in ("messages", "tools", "spans", "metadata"):
+        if row.get(key):
+            row[key] = orjson.loads(row[key])
+
+    def human() -> None:
+        for k, v in row.items():
+            if k not in ("messages", "tools", "spans") and v not in (None, [], ""):
+                out.print(f"[bold]{k}[/]: {v}", highlight=False)
+        for m in row.get("messages") or []:
+            out.print(f"[bold cyan]{m['role']}[/]: {m.get('content') or ''}", highlight=False, markup=True)
+            for c in m.get("tool_calls") or []:
+                out.print(f"    → {c['name']}({orjson.dumps(c.get('arguments')).decode()})", highlight=False)
+
+    emit(as_json, row, human)

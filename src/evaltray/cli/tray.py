@@ -1,0 +1,241 @@
+"""``evaltray cases …``, ``evaltray promote``, ``evaltray tray …``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from .. import candidates as pool
+from .. import golden
+from .. import review as rev
+from ..errors import EvaltrayError, NotFound
+from ..records import SOURCES
+from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
+
+
+@click.group()
+def cases() -> None:
+    """Cases of the golden tray."""
+
+
+def _read_input(text: str | None, file: str | None) -> tuple[list[dict], list[dict], list[str]]:
+    if file:
+        obj = orjson.loads(Path(file).read_bytes())
+        if isinstance(obj, list):
+            return obj, [], []
+        return obj.get("messages") or [{"role": "user", "content": obj["input"]}], obj.get("tools", []), obj.get("context", [])
+    if text:
+        return [{"role": "user", "content": text}], [], []
+    raise EvaltrayError("give the case input with --input TEXT or --input-file FILE (JSON: messages, tools, context)")
+
+
+@cases.command("add")
+@click.option("--source", type=click.Choice([s for s in SOURCES if s != "production"]), required=True,
+              help="Where the case comes from (production cases come from traces via `candidates add`).")
+@click.option("--input", "text", help="The user message.")
+@click.option("--input-file", type=click.Path(exists=True, dir_okay=False), help="JSON with messages/tools/context.")
+@click.option("--expected", help="The expected behaviour: a reference answer written by a person.")
+@click.option("--behavior-code", help="The expected behaviour as a code from the labeling guide.")
+@click.option("--assert", "assertions", multiple=True, help="An assertion the answer must satisfy (repeatable).")
+@click.option("--feature")
+@click.option("--scenario")
+@click.option("--persona")
+@click.option("--tag", "tags", multiple=True)
+@click.option("--slice", "slice_")
+@click.option("--difficulty", type=click.Choice(rev.DIFFICULTIES))
+@click.option("--case-type", type=click.Choice(rev.CASE_TYPES))
+@click.option("--risk", type=click.Choice(["low", "medium", "high"]))
+@click.option("--notes")
+@set_option
+@json_option
+@pass_app
+def cases_add(app: AppContext, source: str, text: str | None, input_file: str | None, expected: str | None,
+              behavior_code: str | None, assertions: tuple[str, ...], feature: str | None, scenario: str | None,
+              persona: str | None, tags: tuple[str, ...], slice_: str | None, difficulty: str | None,
+              case_type: str | None, risk: str | None, notes: str | None, set_name: str | None, as_json: bool) -> None:
+    """Add a case no trace produced (SME, red team, known bug, synthetic input); it still passes the gate."""
+    ws = app.ws
+    messages, tools, context = _read_input(text, input_file)
+    exp = None
+    if expected or behavior_code or assertions:
+        exp = rev.normalize_expected(ws, app.user, expected, behavior_code, list(assertions))
+    cid = pool.add_manual(ws, app.user, source, messages, set_name=set_name, tools=tools, context=context,
+                          labels={"feature": feature, "scenario": scenario, "persona": persona, "tags": list(tags)},
+                          slice=slice_, difficulty=difficulty, case_type=case_type, risk_level=risk, notes=notes)
+    signed = False
+    if exp is not None:
+        r = rev.record_review(ws, cid, app.user, exp, slice=slice_, difficulty=difficulty, case_type=case_type,
+                              expected_first=True, sign=True)
+        signed = bool(r.signed_by)
+    emit(as_json, {"candidate_id": cid, "labeled": exp is not None, "signed": signed},
+         lambda: out.print(f"added candidate {cid}" + (" (labeled" + (", signed" if signed else "") + ")" if exp else "")
+                           + "; `evaltray promote` moves it into the tray"))
+
+
+@cases.command("retire")
+@click.argument("case_id")
+@click.option("--reason", required=True, help="Why, e.g. \"feature removed\".")
+@dry_run_option
+@json_option
+@pass_app
+def cases_retire(app: AppContext, case_id: str, reason: str, dry_run: bool, as_json: bool) -> None:
+    """Retire a case: it leaves the next release and its id is never reused."""
+    golden.retire(app.ws, case_id, reason, app.user, dry_run=dry_run)
+    emit(as_json, {"case_id": case_id, "retired": not dry_run, "reason": reason},
+         lambda: out.print(f"{'would retire' if dry_run else 'retired'} {case_id}: {reason}"))
+
+
+@cases.command("relabel")
+@click.argument("case_id")
+@click.option("--expected")
+@click.option("--behavior-code")
+@click.option("--assert", "assertions", multiple=True)
+@click.option("--critique")
+@json_option
+@pass_app
+def cases_relabel(app: AppContext, case_id: str, expected: str | None, behavior_code: str | None,
+                  assertions: tuple[str, ...], critique: str | None, as_json: bool) -> None:
+    """Write a new label for a case; `promote` applies it, keeping the id, recorded as a relabel."""
+    ws = app.ws
+    reg = {r["id"]: r for r in golden.case_registry(ws)}.get(case_id)
+    if reg is None or reg["status"] != golden.ACTIVE:
+        raise NotFound(f"no active case {case_id!r}")
+    old = golden.load_cases(ws, reg["set_name"])[case_id]
+    exp = rev.normalize_expected(ws, app.user, expected, behavior_code, list(assertions))
+    r = rev.record_review(ws, reg["candidate_id"], app.user, exp, verdict=old["review"]["verdict"],
+                          critique=critique or old["review"]["critique"], failure_tags=old["review"]["failure_tags"],
+                          rubric=old.get("rubric"), slice=old["slice"], difficulty=old["difficulty"],
+                          case_type=old["case_type"], sign=True)
+    emit(as_json, {"case_id": case_id, "review_id": r.id, "signed": bool(r.signed_by)},
+         lambda: out.print(f"new label for {case_id} recorded; `evaltray promote` applies it"))
+
+
+@cases.command("supersede")
+@click.argument("case_id")
+@click.option("--input", "text", help="The new user message.")
+@click.option("--input-file", type=click.Path(exists=True, dir_okay=False))
+@json_option
+@pass_app
+def cases_supersede(app: AppContext, case_id: str, text: str | None, input_file: str | None, as_json: bool) -> None:
+    """Change a case's input: a new candidate that, once labeled and promoted, gets a new id and retires the old one."""
+    ws = app.ws
+    reg = {r["id"]: r for r in golden.case_registry(ws)}.get(case_id)
+    if reg is None or reg["status"] != golden.ACTIVE:
+        raise NotFound(f"no active case {case_id!r}")
+    old = golden.load_cases(ws, reg["set_name"])[case_id]
+    messages, tools, context = _read_input(text, input_file)
+    cid = pool.add_manual(ws, app.user, old["provenance"]["source"], messages, set_name=reg["set_name"],
+                          tools=tools or old["input"]["tools"], context=context or old["input"]["context"],
+                          labels=old["labels"], slice=old["slice"], difficulty=old["difficulty"],
+                          case_type=old["case_type"], risk_level=old["risk_level"], notes=old.get("notes"),
+                          supersedes=case_id)
+    emit(as_json, {"candidate_id": cid, "supersedes": case_id},
+         lambda: out.print(f"candidate {cid} supersedes {case_id}; label it (`evaltray review {cid}`), then promote"))
+
+
+@cases.command("list")
+@click.option("--all", "all_", is_flag=True, help="Include retired ids.")
+@set_option
+@json_option
+@pass_app
+def cases_list(app: AppContext, all_: bool, set_name: str | None, as_json: bool) -> None:
+    """List case ids with their status (retired ids stay listed forever with --all)."""
+    ws = app.ws
+    rows = [r for r in golden.case_registry(ws, ws.check_set(set_name)) if all_ or r["status"] == golden.ACTIVE]
+    emit(as_json, rows, lambda: out.print(table(None, ["id", "status", "candidate", "successor", "retired because"], [
+        [r["id"], r["status"], r["candidate_id"], r["successor"], r["retired_reason"]] for r in rows])))
+
+
+@cases.command("show")
+@click.argument("case_id")
+@set_option
+@json_option
+@pass_app
+def cases_show(app: AppContext, case_id: str, set_name: str | None, as_json: bool) -> None:
+    """Show one case of the tray as JSON."""
+    ws = app.ws
+    case = golden.load_cases(ws, ws.check_set(set_name)).get(case_id)
+    if case is None:
+        raise NotFound(f"no case {case_id!r} in set {ws.check_set(set_name)!r}")
+    click.echo(orjson.dumps(case, option=orjson.OPT_INDENT_2).decode())
+    _ = as_json  # the case is JSON either way
+
+
+@click.command()
+@click.argument("candidate_ids", nargs=-1)
+@set_option
+@dry_run_option
+@json_option
+@pass_app
+def promote(app: AppContext, candidate_ids: tuple[str, ...], set_name: str | None, dry_run: bool, as_json: bool) -> None:
+    """The validation gate: move signed, complete candidates into the golden tray."""
+    report = golden.promote(app.ws, app.user, set_name, list(candidate_ids) or None, dry_run=dry_run)
+    data = {"promoted": [p.__dict__ for p in report.promoted],
+            "blocked": [{"candidate_id": c, "problems": p} for c, p in report.blocked],
+            "awaiting_review": report.awaiting_review, "dry_run": dry_run}
+
+    def human() -> None:
+        verb = "would promote" if dry_run else "promoted"
+        kinds = {k: sum(p.kind == k for p in report.promoted) for k in ("new", "relabel", "supersede")}
+        out.print(f"{verb} {len(report.promoted)} ({kinds['new']} new, {kinds['relabel']} relabeled, "
+                  f"{kinds['supersede']} superseding); {len(report.blocked)} blocked; "
+                  f"{report.awaiting_review} awaiting review")
+        for cid, problems in report.blocked:
+            err.print(f"[yellow]blocked[/] {cid}: " + "; ".join(problems), highlight=False)
+
+    emit(as_json, data, human)
+
+
+@click.group()
+def tray() -> None:
+    """The golden tray as a whole."""
+
+
+@tray.command("validate")
+@set_option
+@json_option
+@pass_app
+def tray_validate(app: AppContext, set_name: str | None, as_json: bool) -> None:
+    """Check the tray file row by row; exit 1 if anything is wrong."""
+    ws = app.ws
+    names = [ws.check_set(set_name)] if set_name else ws.settings.sets
+    report = {name: [str(p) for p in golden.validate(ws, name)] for name in names}
+    bad = sum(len(v) for v in report.values())
+
+    def human() -> None:
+        for name, problems in report.items():
+            path = ws.cases_path(name).relative_to(ws.root)
+            if problems:
+                for p in problems:
+                    out.print(f"{path}: {p}", highlight=False, markup=False)
+            else:
+                out.print(f"{path}: ok")
+
+    emit(as_json, {"ok": bad == 0, "problems": report}, human)
+    if bad:
+        sys.exit(1)
+
+
+@tray.command("stats")
+@set_option
+@json_option
+@pass_app
+def tray_stats(app: AppContext, set_name: str | None, as_json: bool) -> None:
+    """Counts of the tray by slice, source, difficulty and case type."""
+    from collections import Counter
+
+    ws = app.ws
+    cases_ = list(golden.load_cases(ws, ws.check_set(set_name)).values())
+    data = {key: dict(Counter(str(c["provenance"]["source"] if key == "source" else c[key]) for c in cases_))
+            for key in ("slice", "source", "difficulty", "case_type")}
+    data["total"] = len(cases_)  # type: ignore[assignment]
+
+    def human() -> None:
+        out.print(f"{len(cases_)} cases")
+        for key in ("slice", "source", "difficulty", "case_type"):
+            out.print(table(f"by {key}", [key, "cases"], [[k, v] for k, v in sorted(data[key].items())]))
+
+    emit(as_json, data, human)
