@@ -328,7 +328,8 @@ def parse_vcr(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
             if uri and "chat/completions" not in uri:
                 continue  # another endpoint the cassette recorded (embeddings, files, …)
-            yield Issue(str(path), line, "request body is not a chat-completions request")
+            reason = "not valid JSON" if request is None and req.get("body") else "not a chat-completions request"
+            yield Issue(str(path), line, f"request body is {reason}")
             continue
         status = (resp or {}).get("status") if isinstance(resp, dict) else None
         code = as_int(status.get("code") if isinstance(status, dict) else status)
