@@ -169,10 +169,18 @@ def add_manual(ws: Workspace, actor: str, source: str, messages: list[dict[str, 
     if not messages or not any(m.get("role") == "user" for m in messages):
         raise EvaltrayError("a case needs at least one user message")
     inp = {"messages": messages, "tools": tools or [], "context": context or [], "retrieved_doc_ids": []}
-    cid = candidate_id(set_name, f"{source}:{content_hash(inp)}:{supersedes or ''}")
+    key = f"{source}:{content_hash(inp)}:{supersedes or ''}"
+    cands = ws.t["candidates"]
     with ws.tx() as conn:
-        if conn.execute(sa.select(ws.t["candidates"].c.id).where(ws.t["candidates"].c.id == cid)).first():
-            raise EvaltrayError(f"candidate {cid} with this input already exists")
+        n = 0
+        while True:  # the same input may come back after its case was retired; a pending twin is a duplicate
+            cid = candidate_id(set_name, f"{key}:{n}" if n else key)
+            row = conn.execute(sa.select(cands.c.status).where(cands.c.id == cid)).first()
+            if row is None:
+                break
+            if row[0] == PENDING:
+                raise EvaltrayError(f"candidate {cid} with this input is already pending")
+            n += 1
         _insert(ws, conn, cid, set_name, source, actor, input=inp, labels=labels, slice=slice, difficulty=difficulty,
                 case_type=case_type, risk_level=risk_level, notes=notes, supersedes=supersedes,
                 recorded_output=recorded_output)

@@ -221,3 +221,11 @@ class Case(_Model):
 class ReleaseStatus(StrEnum):
     ACTIVE = "active"
     ARCHIVED = "archived"
+
+
+def case_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a tray row, as shipped in ``evaltray/schemas/case.schema.json``."""
+    schema = Case.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://evaltray.dev/schemas/case.schema.json"
+    return schema
