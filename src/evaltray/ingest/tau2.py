@@ -63,11 +63,14 @@ def _usage(raw: list[Any]) -> tuple[int | None, int | None]:
     return (inp, out) if found else (None, None)
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _task_meta(task: Mapping[str, Any] | None) -> dict[str, Any]:
     if not task:
         return {}
-    scenario = task.get("user_scenario") if isinstance(task.get("user_scenario"), dict) else {}
-    instructions = scenario.get("instructions") if isinstance(scenario.get("instructions"), dict) else {}
+    instructions = _obj(_obj(task.get("user_scenario")).get("instructions"))
     meta: dict[str, Any] = {"evaluation_criteria": task.get("evaluation_criteria")}
     if instructions.get("reason_for_call"):
         meta["reason_for_call"] = instructions["reason_for_call"]
@@ -79,8 +82,8 @@ def _task_meta(task: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def trace_from_simulation(sim: Mapping[str, Any], info: Mapping[str, Any], task: Mapping[str, Any] | None) -> Trace:
     """One trace from a τ²-bench simulation, its run's ``info`` and its task."""
-    env = info.get("environment_info") or {}
-    agent = info.get("agent_info") or {}
+    env = _obj(info.get("environment_info"))
+    agent = _obj(info.get("agent_info"))
     raw = [m for m in sim.get("messages") or [] if isinstance(m, dict)]
     messages = _messages(raw)
     policy = env.get("policy")
@@ -90,7 +93,7 @@ def trace_from_simulation(sim: Mapping[str, Any], info: Mapping[str, Any], task:
     cost = as_float(sim.get("agent_cost"))
     if cost == 0 and (out or 0) > 0:
         cost = None  # the harness could not price the agent's model (fine-tunes): unknown, not free
-    reward_info = sim.get("reward_info") if isinstance(sim.get("reward_info"), dict) else {}
+    reward_info = _obj(sim.get("reward_info"))
     duration = as_float(sim.get("duration"))
     tools = env.get("tool_defs")
     domain = env.get("domain_name")
@@ -101,7 +104,7 @@ def trace_from_simulation(sim: Mapping[str, Any], info: Mapping[str, Any], task:
         "trial": sim.get("trial"),
         "agent_cost": sim.get("agent_cost"),
         "user_cost": sim.get("user_cost"),
-        "user_llm": (info.get("user_info") or {}).get("llm"),
+        "user_llm": _obj(info.get("user_info")).get("llm"),
         "reward_info": reward_info,
         **_task_meta(task),
     }
@@ -138,7 +141,7 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
     if not isinstance(doc, dict) or not isinstance(doc.get("simulations"), list):
         yield Issue(str(path), 1, "expected a τ²-bench results object with a 'simulations' list")
         return
-    info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+    info = _obj(doc.get("info"))
     tasks = {str(t.get("id")): t for t in doc.get("tasks") or [] if isinstance(t, dict)}
     for i, sim in enumerate(doc["simulations"]):
         sid = sim.get("id") if isinstance(sim, dict) else None
