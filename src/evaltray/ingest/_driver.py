@@ -144,9 +144,17 @@ def ingest_files(
             path = Path(path)
             if not path.is_file():
                 raise IngestError(f"{path}: no such file")
+            if fmt == "auto" and _is_blank(path):
+                report.files.append(FileReport(str(path), "empty", issues=[Issue(str(path), None, "empty file")]))
+                continue
             format_: Format = detect(path) if fmt == "auto" else get_format(fmt)
             report.files.append(_ingest_one(ws, store, path, format_, options, strict, rate, seen, progress, actor))
     return report
+
+
+def _is_blank(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return not fh.read(4096).strip() and path.stat().st_size <= 4096
 
 
 def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, options: Mapping[str, str],
@@ -156,8 +164,24 @@ def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, optio
         file_id = conn.execute(files.insert().values(
             path=str(path), sha256=file_sha256(path), format=fmt.name, status="running", started_at=now_iso(),
         )).inserted_primary_key[0]
+    try:
+        rep = _stream(store, path, fmt, options, strict, rate, seen, progress, ws.settings.outlier_quantile)
+    except BaseException:
+        with ws.tx() as conn:  # a bad --map or --strict stop: the log says so instead of "running"
+            conn.execute(files.update().where(files.c.id == file_id).values(status="failed", finished_at=now_iso()))
+        raise
+    with ws.tx() as conn:
+        conn.execute(files.update().where(files.c.id == file_id).values(
+            status="done", n_traces=rep.ingested, n_skipped=rep.skipped, n_issues=len(rep.issues), finished_at=now_iso()))
+        ws.audit(conn, actor, "ingest", str(path), format=fmt.name, traces=rep.ingested, skipped=rep.skipped,
+                 issues=len(rep.issues))
+    return rep
+
+
+def _stream(store: TraceStore, path: Path, fmt: Format, options: Mapping[str, str], strict: bool, rate: float,
+            seen: set[str], progress: Progress | None, quantile: float) -> FileReport:
     rep = FileReport(str(path), fmt.name)
-    writer = _Writer(store, rate, ws.settings.outlier_quantile, path.name)
+    writer = _Writer(store, rate, quantile, path.name)
     pending: list[Trace] = []  # strict mode writes nothing from a file with an issue
     for item in fmt.parse(path, options):
         if isinstance(item, Issue):
@@ -182,9 +206,4 @@ def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, optio
     rep.payload_kept = writer.kept
     if progress is not None:
         progress(str(path), rep.ingested)
-    with ws.tx() as conn:
-        conn.execute(files.update().where(files.c.id == file_id).values(
-            status="done", n_traces=rep.ingested, n_skipped=rep.skipped, n_issues=len(rep.issues), finished_at=now_iso()))
-        ws.audit(conn, actor, "ingest", str(path), format=fmt.name, traces=rep.ingested, skipped=rep.skipped,
-                 issues=len(rep.issues))
     return rep

@@ -1,0 +1,165 @@
+"""The ingest driver: idempotence, malformed input, strict mode, payload sampling, crash safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evaltray.errors import IngestError
+from evaltray.ingest import ingest_files, keep_reasons, sample_unit
+from evaltray.records import Message, Trace
+from evaltray.store import Workspace
+from evaltray.traces import TraceStore
+
+
+def _chat(i: int, **extra) -> bytes:
+    return orjson.dumps({"id": f"t{i}", "messages": [{"role": "user", "content": f"question {i}"},
+                                                     {"role": "assistant", "content": f"answer {i}"}], **extra})
+
+
+def test_malformed_lines_are_reported_and_the_rest_ingests(ws, tmp_path):
+    path = tmp_path / "chats.jsonl"
+    path.write_bytes(b"\n".join([_chat(1), b'{"messages": [}', _chat(2), b"[1, 2]", b'{"id": "t9", "input": "x"}',
+                                 _chat(3)]) + b"\n")
+    report = ingest_files(ws, [path], fmt="openai")
+    assert report.ingested == 3
+    assert [str(i) for i in report.issues] == [
+        f"{path}:2: not valid JSON (unexpected character, expected a JSON value)",
+        f"{path}:4: expected a JSON object with 'messages'",
+        f"{path}:5: no 'messages' list (record t9)",
+    ]
+    assert sorted(TraceStore(ws.traces_dir).trace_ids()) == ["t1", "t2", "t3"]
+
+
+def test_strict_fails_on_the_first_bad_record_and_writes_nothing(ws, tmp_path):
+    path = tmp_path / "chats.jsonl"
+    path.write_bytes(_chat(1) + b"\n" + b"nope\n")
+    with pytest.raises(IngestError, match=f"{path}:2: not valid JSON"):
+        ingest_files(ws, [path], fmt="openai", strict=True)
+    assert TraceStore(ws.traces_dir).count() == 0
+    with ws.tx() as conn:
+        (status,) = conn.execute(ws.t["ingest_files"].select().with_only_columns(ws.t["ingest_files"].c.status)).one()
+    assert status == "failed"
+
+
+def test_reingest_adds_nothing(ws, tmp_path):
+    path = tmp_path / "chats.jsonl"
+    path.write_bytes(b"\n".join(_chat(i) for i in range(50)) + b"\n")
+    first = ingest_files(ws, [path])
+    second = ingest_files(ws, [path])
+    assert (first.ingested, first.skipped, second.ingested, second.skipped) == (50, 0, 0, 50)
+    assert TraceStore(ws.traces_dir).count() == 50
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=30), st.lists(st.integers(0, 40), max_size=30))
+def test_ingest_is_idempotent_by_trace_id(tmp_path_factory, first, second):
+    root = tmp_path_factory.mktemp("ws")
+    ws = Workspace.init(root / "w", user="alice")
+    try:
+        a, b = root / "a.jsonl", root / "b.jsonl"
+        a.write_bytes(b"".join(_chat(i) + b"\n" for i in first))
+        b.write_bytes(b"".join(_chat(i) + b"\n" for i in second) or b"\n")
+        ingest_files(ws, [a, b])
+        ingest_files(ws, [b, a])
+        ids = TraceStore(ws.traces_dir).query(columns=["trace_id"]).column("trace_id").to_pylist()
+        assert sorted(ids) == sorted({f"t{i}" for i in first + second})
+    finally:
+        ws.close()
+
+
+def _t(tid: str, **kw) -> Trace:
+    return Trace(trace_id=tid, source_format="test", messages=[Message("user", "hi")], **kw)
+
+
+def test_payload_sampling_keeps_the_rare_rows():
+    batch = [_t(f"n{i}", latency_ms=100.0 + i, cost_usd=0.01) for i in range(40)]
+    batch += [_t("slow", latency_ms=9_999.0), _t("dear", cost_usd=5.0), _t("thumbs-down", feedback_score=-1.0),
+              _t("boom", status="error", error="timeout"),
+              Trace("toolfail", "test", messages=[Message("user", "x"), Message("tool", "500", is_error=True)])]
+    reasons = dict(zip([t.trace_id for t in batch], keep_reasons(batch, 0.0001, 0.95), strict=True))
+    assert reasons["slow"] == "latency_outlier" and reasons["dear"] == "cost_outlier"
+    assert reasons["thumbs-down"] == "negative_feedback" and reasons["boom"] == "error"
+    assert reasons["toolfail"] == "tool_failure"
+    # the p95 of latencies 100..139 and 9999 (41 values) is 138: only 139 and 9999 are above it
+    assert [k for k, v in reasons.items() if v == "latency_outlier"] == ["n39", "slow"]
+    sampled = [k for k, v in reasons.items() if v == "sampled"]
+    assert sampled == [k for k in reasons if reasons[k] in (None, "sampled") and sample_unit(k) < 0.0001]
+
+
+def test_payload_sample_keeps_metadata_for_all(ws, tmp_path):
+    path = tmp_path / "chats.jsonl"
+    path.write_bytes(b"".join(_chat(i) + b"\n" for i in range(400)))
+    ingest_files(ws, [path], payload_sample=0.1)
+    t = TraceStore(ws.traces_dir).query(columns=["trace_id", "payload_kept", "messages", "n_messages"]).to_pylist()
+    kept = [r for r in t if r["payload_kept"]]
+    expected = sum(sample_unit(f"t{i}") < 0.1 for i in range(400))
+    assert len(t) == 400 and len(kept) == expected and 20 < expected < 60
+    assert all(r["messages"] is None and r["n_messages"] == 2 for r in t if not r["payload_kept"])
+
+
+def test_where_cannot_escape_the_traces_view(ws, tmp_path):
+    from evaltray.errors import QueryError
+
+    store = TraceStore(ws.traces_dir)
+    path = tmp_path / "chats.jsonl"
+    path.write_bytes(_chat(1) + b"\n")
+    ingest_files(ws, [path])
+    with pytest.raises(QueryError, match="must be a single boolean expression"):
+        store.query("1=1); DROP TABLE traces; SELECT (1")
+    with pytest.raises(QueryError, match="Permission Error"):
+        store.query("trace_id IN (SELECT column0 FROM read_csv('/etc/passwd'))")
+    assert store.query("n_messages = 2", columns=["trace_id"]).column("trace_id").to_pylist() == ["t1"]
+
+
+_INGEST = """
+import sys
+from pathlib import Path
+from evaltray.store import Workspace
+from evaltray.ingest import ingest_files
+ws = Workspace.open(Path(sys.argv[1]))
+ingest_files(ws, [Path(sys.argv[2])], fmt="openai")
+"""
+
+
+def test_kill_9_mid_ingest_then_resume_loses_nothing_and_duplicates_nothing(ws, tmp_path):
+    n = 120_000
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as fh:
+        for i in range(n):
+            fh.write(_chat(i) + b"\n")
+    cmd = [sys.executable, "-c", _INGEST, str(ws.root), str(path)]
+    proc = subprocess.Popen(cmd)
+    deadline = time.monotonic() + 120
+    while not list(ws.traces_dir.glob("ingest_date=*/*.parquet")):
+        assert proc.poll() is None, "ingest finished before it could be killed: make the file bigger"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = TraceStore(ws.traces_dir).count()
+    assert 0 < partial < n
+    subprocess.run(cmd, check=True)
+    ids = TraceStore(ws.traces_dir).query(columns=["trace_id"]).column("trace_id").to_pylist()
+    assert len(ids) == n and len(set(ids)) == n
+    assert not list((ws.traces_dir / ".tmp").glob("*"))
+
+
+def test_unknown_format_and_missing_file_errors(ws, tmp_path):
+    odd = tmp_path / "notes.txt"
+    odd.write_text("hello")
+    with pytest.raises(IngestError, match=r"notes.txt: cannot tell the format; pass --format \(one of: "):
+        ingest_files(ws, [odd])
+    with pytest.raises(IngestError, match="unknown format 'xml'"):
+        ingest_files(ws, [odd], fmt="xml")
+    with pytest.raises(IngestError, match="missing.jsonl: no such file"):
+        ingest_files(ws, [Path(tmp_path / "missing.jsonl")])
