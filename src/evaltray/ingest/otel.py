@@ -24,7 +24,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,10 @@ def any_value(value: Any) -> Any:
     if "stringValue" in value:
         return value["stringValue"]
     if "intValue" in value:
-        return as_int(value["intValue"])
+        try:
+            return int(value["intValue"])  # exactly: int64 ids and nanosecond counts exceed a float's 53 bits
+        except (TypeError, ValueError):
+            return as_int(value["intValue"])
     if "doubleValue" in value:
         return as_float(value["doubleValue"])  # also "NaN"/"Infinity", which proto3 JSON writes as strings
     if "boolValue" in value:
@@ -107,10 +110,20 @@ def status_code(value: Any) -> int:
     return 0
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def span_time(value: Any) -> datetime | None:
-    """A span timestamp; 0 and "0" mean unset in OTLP."""
+    """A span timestamp, exact to the microsecond: epoch nanoseconds (int or digit string), OTel JS
+    ``[s, ns]``, or anything :func:`parse_time` reads. 0 and "0" mean unset in OTLP."""
     if value in (None, "", 0, "0"):
         return None
+    if isinstance(value, str) and value.isdigit() and len(value) >= 18:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 10**17:
+        return _EPOCH + timedelta(microseconds=value // 1000)  # float seconds would round the last digits
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return _EPOCH + timedelta(seconds=value[0], microseconds=value[1] // 1000)
     return parse_time(value)
 
 
@@ -867,6 +880,14 @@ def _add_tool_result(conv: list[_Turn], msg: Message, at: float) -> None:
     conv.insert(pos, _Turn(msg, message_key(msg), at))
 
 
+def _name_tool_results(conv: list[_Turn]) -> None:
+    """Name each tool result after the call it answers (GenAI parts and OpenInference omit it)."""
+    names = {c.id: c.name for t in conv for c in t.msg.tool_calls if c.id}
+    for t in conv:
+        if t.msg.role == "tool" and t.msg.name is None and t.msg.tool_call_id in names:
+            t.msg.name = names[t.msg.tool_call_id]
+
+
 def _ts(value: datetime | None, default: float) -> float:
     return value.timestamp() if value is not None else default
 
@@ -948,6 +969,7 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
         r = readings[id(s)]
         if r.tool_result is not None:
             _add_tool_result(conv, r.tool_result, _ts(s.end, _ts(s.start, float("inf"))))
+    _name_tool_results(conv)
 
     # usage counts once: from the spans no descendant of which reports usage (Vercel and agent
     # frameworks repeat their children's totals on the parent span)
@@ -965,10 +987,8 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
     with_model = [r for r in (readings[id(s)] for s in spans) if r.request_model or r.response_model]
     models = [r for r in with_model if r.role in ("llm", "embedding")] or with_model
     last = models[-1] if models else None
-    model = (last.request_model or last.response_model) if last else None
-    version = None
-    if last is not None:
-        version = last.response_model if last.response_model and last.response_model != model else last.fingerprint
+    # as the other parsers do: the model that answered (the pinned snapshot), its fingerprint as version
+    model = (last.response_model or last.request_model) if last else None
     final = readings[id(talk[-1])] if talk else None
 
     tools: dict[str, dict[str, Any]] = {}
@@ -1002,9 +1022,11 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
     response_ids = [r.response_id for r in llm_readings if r.response_id]
     if response_ids:
         meta["response_ids"] = response_ids
-    distinct = list(dict.fromkeys(m for r in models for m in [r.request_model or r.response_model] if m))
+    distinct = list(dict.fromkeys(m for r in models for m in [r.response_model or r.request_model] if m))
     if len(distinct) > 1:
         meta["models"] = distinct
+    if last is not None and last.request_model and last.request_model != model:
+        meta["request_model"] = last.request_model
     if final is not None:
         if final.finish_reasons:
             meta["finish_reasons"] = final.finish_reasons
@@ -1012,8 +1034,6 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
             meta["request"] = final.params
         if final.choices > 1:
             meta["choices"] = final.choices
-    if last is not None and last.fingerprint:
-        meta["system_fingerprint"] = last.fingerprint
     ttft = next((r.ttft_ms for r in llm_readings if r.ttft_ms is not None), None)
     if ttft is not None:
         meta["time_to_first_token_ms"] = ttft
@@ -1039,7 +1059,7 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
         total_tokens=_sum(totals),
         cost_usd=_sum(r.cost for r in counted),
         model=model,
-        model_version=version,
+        model_version=last.fingerprint if last else None,
         provider=next((r.provider for r in readings.values() if r.provider), None),
         session_id=first("session.id", "langfuse.session.id", "gen_ai.conversation.id")
         or _meta_str(trace_meta, "sessionId", "session_id"),
