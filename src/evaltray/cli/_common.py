@@ -16,7 +16,7 @@ from ..store import Workspace, current_user
 F = TypeVar("F", bound=Callable[..., Any])
 
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class AppContext:

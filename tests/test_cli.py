@@ -1,0 +1,160 @@
+"""The CLI end to end through click's runner: the user's commands, their JSON, their errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from evaltray.cli import cli
+
+
+def run(*args: str, input: str | None = None, ok: bool = True, env: dict | None = None):
+    result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output + result.stderr
+    return result
+
+
+@pytest.fixture
+def shop(tmp_path, monkeypatch) -> Path:
+    run("--user", "alice", "init", "shop-bot")
+    monkeypatch.chdir(tmp_path / "shop-bot")
+    chats = tmp_path / "chats.jsonl"
+    rows = [{"id": f"t{i}", "metadata": {"feature": "refunds" if i % 2 else "shipping"},
+             "messages": [{"role": "user", "content": f"question {i}?"}, {"role": "assistant", "content": f"answer {i}"}]}
+            for i in range(10)]
+    chats.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    run("ingest", str(chats))
+    return tmp_path / "shop-bot"
+
+
+def _walk(group: click.Group, prefix=()):
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _walk(cmd, (*prefix, name))
+        else:
+            yield (*prefix, name), cmd
+
+
+def test_every_command_takes_json():
+    missing = [" ".join(path) for path, cmd in _walk(cli) if not any(p.name == "as_json" for p in cmd.params)]
+    assert missing == []
+
+
+def test_commands_that_write_the_tray_take_dry_run():
+    writers = {("promote",), ("reject",), ("signoff",), ("cases", "retire"), ("release", "create"),
+               ("candidates", "add"), ("labels", "import")}
+    cmds = dict(_walk(cli))
+    assert [w for w in writers if not any(p.name == "dry_run" for p in cmds[w].params)] == []
+
+
+def test_init_writes_settings_and_refuses_twice(tmp_path):
+    r = run("--user", "alice", "init", "ws", "--json")
+    data = json.loads(r.stdout)
+    assert data["sets"] == ["main", "edge"] and data["admin"] == "alice"
+    assert (tmp_path / "ws" / "evaltray.toml").read_text().count('holdout = 0.20') == 1
+    r = run("init", "ws", ok=False)
+    assert r.exit_code == 1 and r.stderr == f"Error: {tmp_path / 'ws'}: already an evaltray workspace\n"
+
+
+def test_no_workspace_is_a_clear_error(tmp_path):
+    r = run("traces", "stats", ok=False)
+    assert r.exit_code == 1
+    assert r.stderr == f"Error: no evaltray.toml in {tmp_path} or its parents; run `evaltray init NAME` first\n"
+
+
+def test_ingest_stats_and_list(shop):
+    stats = json.loads(run("traces", "stats", "--json").stdout)
+    assert stats["total"] == 10 and stats["by"]["feature"] == {"refunds": 5, "shipping": 5}
+    listed = json.loads(run("traces", "list", "--where", "feature = 'refunds'", "--json").stdout)
+    assert [r["trace_id"] for r in listed] == ["t1", "t3", "t5", "t7", "t9"]
+    r = run("traces", "list", "--where", "nonsense_column = 1", ok=False)
+    assert r.exit_code == 1 and r.stderr.startswith("Error: --where 'nonsense_column = 1': Binder Error")
+
+
+def test_full_flow_review_gate_release_export(shop):
+    added = json.loads(run("candidates", "add", "--where", "feature = 'refunds'", "--limit", "3", "--json").stdout)
+    assert len(added["added"]) == 3
+    first, second, third = added["added"]
+    # interactive review: expected behaviour first, then the recorded output, then the verdict
+    answers = "\n".join(["Refunds take 5 days.", "", "mentions 5 days", "fail", "too vague", "vague",
+                         "refunds", "easy", "typical"]) + "\n"
+    r = run("review", first, input=answers)
+    out = r.stdout
+    assert out.index("Expected behaviour") < out.index("recorded output") < out.index("Verdict")
+    run("review", second, third, "--expected", "Refunds take 5 days.", "--verdict", "pass", "--slice", "refunds",
+        "--difficulty", "easy", "--case-type", "typical")
+    promoted = json.loads(run("promote", "--json").stdout)
+    assert len(promoted["promoted"]) == 3 and promoted["blocked"] == []
+    assert run("tray", "validate").stdout.splitlines() == ["sets/main/cases.jsonl: ok", "sets/edge/cases.jsonl: ok"]
+    created = json.loads(run("release", "create", "1.0.0", "--json").stdout)
+    assert created["sets"]["main"]["n_cases"] == 3 and created["sets"]["main"]["split"] == {"dev": 2, "holdout": 1}
+    assert json.loads(run("release", "verify", "1.0.0", "--json").stdout) == {"version": "1.0.0", "ok": True, "problems": []}
+    exp = json.loads(run("export", "1.0.0", "--to", "jsonl", "--split", "dev", "--json").stdout)
+    lines = Path(exp["path"]).read_bytes().splitlines()
+    manifest = json.loads((shop / "releases" / "1.0.0.json").read_text())
+    assert exp["release_hash"] == manifest["content_hash"] and len(lines) == 2
+    assert not {json.loads(x)["id"] for x in lines} & set(manifest["sets"]["main"]["holdout"])
+    hold = json.loads(run("export", "1.0.0", "--to", "inspect", "--split", "holdout", "--json").stdout)
+    assert hold["cases"] == 1
+    rel = json.loads(run("release", "list", "--json").stdout)
+    assert [(x["version"], x["status"]) for x in rel] == [("1.0.0", "active")]
+    run("release", "archive", "1.0.0")
+    assert json.loads(run("release", "list", "--json").stdout)[0]["status"] == "archived"
+
+
+def test_tray_validate_exits_1_on_a_hand_edit(shop):
+    run("cases", "add", "--source", "sme", "--input", "Can I pay with PayPal?", "--expected", "Yes.",
+        "--feature", "payments", "--difficulty", "easy", "--case-type", "typical")
+    run("promote")
+    path = shop / "sets" / "main" / "cases.jsonl"
+    row = json.loads(path.read_text())
+    row["expected"]["reference"] = "No."
+    path.write_text(json.dumps(row) + "\n")
+    r = run("tray", "validate", "--set", "main", ok=False)
+    assert r.exit_code == 1
+    assert r.stdout == (f"sets/main/cases.jsonl: line 1 {row['id']}: row differs from what was signed off "
+                        "(hand-edited after promotion?)\n")
+    r = run("release", "create", "1.0.0", ok=False)
+    assert r.exit_code == 1 and "set 'main' fails validation" in r.stderr
+
+
+def test_roles_reject_retire_and_labels_import(shop, tmp_path):
+    run("users", "add", "bob", "--role", "labeler")
+    r = run("--user", "bob", "users", "add", "eve", "--role", "admin", ok=False)
+    assert r.stderr == "Error: user 'bob' is a labeler; managing users needs one of: admin\n"
+    added = json.loads(run("candidates", "add", "--json").stdout)["added"]
+    assert len(added) == 10
+    run("reject", added[0], "--reason", "not plausible")
+    r = run("reject", added[0], "--reason", "duplicate", ok=False)
+    assert r.stderr == f"Error: candidate {added[0]} is rejected; only pending candidates can be rejected\n"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("candidate_id,expected,verdict,slice,difficulty,case_type\n"
+                      f"{added[1]},Answer one.,pass,refunds,easy,typical\n"
+                      f"{added[2]},,pass,refunds,easy,typical\n")
+    r = run("--user", "bob", "labels", "import", str(labels), "--json")
+    assert json.loads(r.stdout)["imported"] == 1
+    assert f"{labels}:3: the expected behaviour is empty" in r.stderr
+    r = run("--user", "bob", "signoff", added[1], ok=False)
+    assert "needs one of: adjudicator, admin" in r.stderr
+    assert json.loads(run("signoff", "--all", "--json").stdout)["signed_reviews"]
+    (p,) = json.loads(run("promote", "--json").stdout)["promoted"]
+    r = run("--user", "bob", "cases", "retire", p["case_id"], "--reason", "x", ok=False)
+    assert "retiring a case needs one of" in r.stderr
+    run("cases", "retire", p["case_id"], "--reason", "feature removed")
+    listed = json.loads(run("cases", "list", "--all", "--json").stdout)
+    assert [(c["id"], c["status"], c["retired_reason"]) for c in listed] == [(p["case_id"], "retired", "feature removed")]
+    assert json.loads(run("candidates", "bin", "--json").stdout) == {"not_plausible": 1}
+
+
+def test_dry_run_writes_nothing(shop):
+    before = (shop / "sets" / "main" / "cases.jsonl").read_bytes()
+    added = json.loads(run("candidates", "add", "--dry-run", "--json").stdout)
+    assert added["dry_run"] and len(added["added"]) == 10
+    assert json.loads(run("candidates", "list", "--json").stdout) == []
+    assert (shop / "sets" / "main" / "cases.jsonl").read_bytes() == before
