@@ -1,0 +1,258 @@
+"""Person names without a model: a shipped gazetteer plus capitalisation and context cues."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import regex
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+
+FIRST, LAST, WORD, NONPERSON = 1, 2, 4, 8
+_NOT_NAMES = frozenset({"I", "I'm", "I’m", "I'd", "I’d", "I'll", "I’ll", "I've", "I’ve"})
+
+
+@dataclass(frozen=True, slots=True)
+class Gazetteer:
+    """Lowercased name parts with flags: FIRST (SSA given name), LAST (Census surname), WORD, NONPERSON."""
+
+    flags: dict[str, int]
+
+    def get(self, token: str) -> int:
+        return self.flags.get(token.lower(), 0)
+
+
+@lru_cache(maxsize=1)
+def load_gazetteer() -> Gazetteer:
+    """The shipped lists (``evaltray/data/names``), loaded once per process."""
+    base = resources.files("evaltray") / "data" / "names"
+    flags: dict[str, int] = {}
+    with gzip.open(base.joinpath("words.txt.gz").open("rb"), "rt", encoding="utf-8") as fh:
+        for line in fh:
+            flags[line.rstrip("\n")] = WORD
+    with gzip.open(base.joinpath("names.tsv.gz").open("rb"), "rt", encoding="utf-8") as fh:
+        for line in fh:
+            name, _, fl = line.rstrip("\n").partition("\t")
+            flags[name] = flags.get(name, 0) | (FIRST if "f" in fl else 0) | (LAST if "l" in fl else 0)
+    for line in base.joinpath("nonperson.txt").read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            for word in line.split():
+                flags[word] = flags.get(word, 0) | NONPERSON
+    return Gazetteer(flags)
+
+
+# A capitalised word (Unicode-aware), with inner apostrophes/hyphens: O'Neil, Jean-Luc, D’Angelo.
+_CAP = r"\p{Lu}[\p{Ll}\p{Lu}\p{M}]*(?:['’\-]\p{Lu}?[\p{Ll}\p{M}]+)*"
+CAP_RE = regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{N}}_<]){_CAP}(?![\p{{L}}\p{{N}}_>])")
+# Lowercase words, for names typed in lowercase right after "my name is".
+_LOWER_RE = regex.compile(r"\G\s*,?\s*([\p{Ll}][\p{Ll}\p{M}'’\-]+)")
+
+TITLES = frozenset(
+    ["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "professor", "sir", "dame", "madam", "madame", "mme", "mlle", "mister", "missus", "rev", "reverend", "fr", "father", "sister", "brother", "capt", "captain", "sgt", "sergeant", "lt", "officer", "judge", "justice", "senator", "president", "governor", "mayor", "herr", "frau", "sr", "sra", "srta", "señor", "señora", "senor", "senora", "monsieur", "signor", "signora", "don", "doña"]
+)
+PARTICLES = frozenset(["van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "le", "la", "al", "bin", "ibn", "ben", "st"])
+# Words that make the capitalised run before or after them a place or an organisation.
+PLACE_PREFIXES = frozenset(["san", "santa", "santo", "los", "las", "el", "la", "new", "fort", "ft", "mount", "mt", "lake", "port", "cape", "saint", "st"])
+ORG_SUFFIXES = frozenset(
+    ["inc", "llc", "ltd", "corp", "co", "company", "corporation", "group", "bank", "university", "college", "school", "institute", "foundation", "hospital", "clinic", "center", "centre", "street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane", "ln", "drive", "dr", "court", "ct", "way", "place", "square", "park", "bridge", "river", "lake", "county", "city", "island", "beach", "hall", "museum", "library", "church", "cathedral", "airport", "station", "stadium", "hotel", "mall", "building", "tower", "award", "awards", "prize", "theorem", "law", "effect", "syndrome", "disease", "index", "test", "method", "equation", "principle", "paradox", "prize", "trophy", "cup"]
+)
+
+# Cues that make the next capitalised word(s) a name. Matched against the text just before the run.
+_STRONG_CUE_RE = regex.compile(
+    r"(?ix)(?:"
+    r"\b(?:my|his|her|their|your|our|the|customer'?s?|full|first|last|given|family|sur|user'?s?|patient'?s?"
+    r"|client'?s?|account\ ?holder'?s?|contact|legal|middle|maiden|nick)?\ ?name(?:\ is|\ was|\ are|\ 's)?\s*[:=\-]?\s*"
+    r"|\b(?:i\ am|i'm|i’m|im|this\ is|it's|it’s|it\ is|call\ me|named|called|signed|attn|attention|dear"
+    r"|hi|hello|hey|hiya|greetings|thanks|thank\ you|cheers|regards|sincerely|yours|cc|bcc|ask\ for"
+    r"|speak\ (?:to|with)|talk\ to|contact|author|authored\ by|written\ by|assignee|owner|reporter|from|to"
+    r"|patient|customer|client|user|employee|candidate|applicant|student|teacher|manager|agent)\s*[,:\-]?\s*"
+    r"|(?:^|\n)\s*(?:--|—|–|-)\s*"
+    r")$"
+)
+_WEAK_CUE_RE = regex.compile(r"(?i)\b(?:by|with|and|or|for|met|meet|told|asked|ask|tell|called|emailed|texted)\s+$")
+_SIGNOFF_RE = regex.compile(
+    r"(?i)(?:thanks|thank you|regards|sincerely|cheers|best|yours|warmly|love|xoxo|talk soon|take care)"
+    r"[^\n]{0,25}\n\s*$"
+)
+_JSON_NAME_KEY_RE = regex.compile(
+    r"(?i)[\"']?(?:first_?name|last_?name|full_?name|given_?name|family_?name|surname|middle_?name"
+    r"|customer_?name|user_?name|contact_?name|person|first|last)[\"']?\s*[:=]\s*[\"']?$"
+)
+_NAME_IS_RE = regex.compile(r"(?i)\b(?:my|his|her|their)\s+name\s+(?:is|was)\s*:?\s*$")
+_SENTENCE_START_RE = regex.compile(r"(?:^|[.!?:;\n\"“(\[•*#>|]\s*|\n\s*[-–—\d.)]+\s*)$")
+_STOP_LOWER = frozenset(["and", "or", "but", "the", "a", "an", "i", "is", "am", "are", "was", "my", "me", "from", "at", "in", "on", "to", "of", "for", "with"])
+
+SCORE_CUE = 0.85
+SCORE_FULL = 0.85
+SCORE_FULL_WEAK = 0.6
+SCORE_FIRST_ALONE = 0.6
+SCORE_FIRST_AT_START = 0.5
+SCORE_WEAK_CUE = 0.55
+SCORE_LAST_ALONE = 0.3
+#: Spans scoring below this are not names.
+DEFAULT_THRESHOLD = 0.45
+
+
+@dataclass(slots=True)
+class _Tok:
+    start: int
+    end: int
+    text: str
+    flags: int
+    initial: bool
+
+    @property
+    def strong(self) -> bool:
+        """A name part that is not also a common word or a place: John, Rossi."""
+        return bool(self.flags & (FIRST | LAST)) and not self.flags & (WORD | NONPERSON)
+
+    @property
+    def known(self) -> bool:
+        return bool(self.flags & (FIRST | LAST))
+
+    @property
+    def plain_word(self) -> bool:
+        """Capitalised only because of position or title case: Machine, Learning, Paris."""
+        return bool(self.flags & (WORD | NONPERSON)) and not self.flags & (FIRST | LAST)
+
+
+class GazetteerNameRecognizer(EntityRecognizer):
+    """PERSON from a shipped first/last-name gazetteer, capitalisation and cues; needs no NLP model."""
+
+    def __init__(self, gazetteer: Gazetteer | None = None, threshold: float = DEFAULT_THRESHOLD) -> None:
+        self.gazetteer = gazetteer or load_gazetteer()
+        self.threshold = threshold
+        super().__init__(supported_entities=["PERSON"], name="GazetteerNameRecognizer", supported_language="en")
+
+    def load(self) -> None:  # the gazetteer is loaded in __init__
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+        return [
+            RecognizerResult("PERSON", start, end, score)
+            for start, end, score in self.find(text)
+            if score >= self.threshold
+        ]
+
+    # ------------------------------------------------------------------ detection
+
+    def has_candidate(self, text: str) -> bool:
+        """Cheap pre-check: some capitalised word is a name part, or a name cue is present."""
+        get = self.gazetteer.flags.get
+        for m in CAP_RE.finditer(text):
+            if get(m.group().lower(), 0) & (FIRST | LAST):
+                return True
+        return bool(_NAME_IS_RE.search(text) or _JSON_NAME_KEY_RE.search(text))
+
+    def _tokens(self, text: str) -> list[_Tok]:
+        get = self.gazetteer.flags.get
+        toks = []
+        for m in CAP_RE.finditer(text):
+            word = m.group()
+            end = m.end()
+            if word.endswith(("'s", "’s")):  # possessive: keep "'s" outside the span
+                word, end = word[:-2], end - 2
+            if word in _NOT_NAMES or (len(word) > 1 and word.isupper()):
+                continue  # "I'm", acronyms and shouting: never name parts, and they end a run
+            initial = len(word) == 1
+            toks.append(_Tok(m.start(), end, word, 0 if initial else get(word.lower(), 0), initial))
+        return toks
+
+    def _runs(self, text: str, toks: list[_Tok]) -> list[list[_Tok]]:
+        """Group capitalised words that follow each other: "John F. Kennedy", "Ludwig van Beethoven"."""
+        runs: list[list[_Tok]] = []
+        for tok in toks:
+            if runs:
+                prev = runs[-1][-1]
+                gap = text[prev.end:tok.start]
+                if gap == " " or (prev.initial and gap in (". ", ".")) or (
+                    len(gap) <= 6 and gap.startswith(" ") and gap.endswith(" ") and gap.strip() in PARTICLES
+                ) or (prev.text.lower().rstrip(".") in TITLES and gap in (". ", " ")):
+                    runs[-1].append(tok)
+                    continue
+            runs.append([tok])
+        return runs
+
+    def find(self, text: str) -> list[tuple[int, int, float]]:
+        """Every candidate name span with its score (callers filter by threshold)."""
+        out: list[tuple[int, int, float]] = []
+        toks = self._tokens(text)
+        for run in self._runs(text, toks):
+            self._score_run(text, run, out)
+        for m in _NAME_IS_RE.finditer(text):  # "my name is john smith" typed in lowercase
+            pos, words = m.end(), []
+            while len(words) < 3:
+                lm = _LOWER_RE.match(text, pos)
+                if not lm or lm.group(1) in _STOP_LOWER or not self.gazetteer.get(lm.group(1)) & (FIRST | LAST):
+                    break
+                words.append(lm.span(1))
+                pos = lm.end()
+            if words:
+                out.append((words[0][0], words[-1][1], SCORE_CUE))
+        return out
+
+    def _score_run(self, text: str, run: list[_Tok], out: list[tuple[int, int, float]]) -> None:
+        i, n = 0, len(run)
+        title = False
+        while i < n:
+            tok = run[i]
+            low = tok.text.lower()
+            if low in TITLES and (i + 1 < n):
+                title = True
+                i += 1
+                continue
+            if low in PLACE_PREFIXES and i + 1 < n:
+                return  # "San Antonio", "Fort Worth", "St. Louis": a place, not a person
+            # Grow the longest span of name-like words from i (at most four words).
+            j = i
+            while j < n and j - i < 4 and not run[j].plain_word and run[j].text.lower() not in TITLES:
+                j += 1
+            if j == i:
+                i += 1
+                title = False
+                continue
+            span = run[i:j]
+            if j < n and run[j].text.lower().rstrip(".") in ORG_SUFFIXES:
+                i = j + 1  # "Johnson Street", "Morgan Library"
+                title = False
+                continue
+            score = self._score_span(text, span, title)
+            if score > 0:
+                out.append((span[0].start, span[-1].end, score))
+            i = j
+            title = False
+
+    def _score_span(self, text: str, span: list[_Tok], title: bool) -> float:
+        first, last = span[0], span[-1]
+        before = text[max(0, first.start - 48):first.start]
+        names = [t for t in span if not t.initial]
+        if not names:
+            return 0.0
+        if title or _STRONG_CUE_RE.search(before) or _SIGNOFF_RE.search(before) or _JSON_NAME_KEY_RE.search(before):
+            # A cue vouches for capitalised words that are not plain English words.
+            return SCORE_CUE if any(not (t.flags & WORD) or t.known for t in names) else 0.0
+        at_start = bool(_SENTENCE_START_RE.search(before))
+        if len(names) >= 2:
+            head, rest = names[0], names[1:]
+            if head.flags & FIRST and any(t.flags & LAST or not t.flags for t in rest):
+                if head.strong or any(t.strong for t in rest):
+                    return SCORE_FULL
+                return SCORE_FULL_WEAK  # "Will Smith", "Bill Gates": both parts are also words
+            if not head.flags and names[-1].flags & LAST and names[-1].strong:
+                return SCORE_FULL_WEAK  # unknown given name + known surname: "Rohit Sharma"
+            if first.initial and last.flags & LAST:
+                return SCORE_FULL
+            return 0.0
+        tok = names[0]
+        if tok.strong and tok.flags & FIRST:
+            if _WEAK_CUE_RE.search(before):
+                return SCORE_CUE
+            return SCORE_FIRST_AT_START if at_start else SCORE_FIRST_ALONE
+        if tok.strong and _WEAK_CUE_RE.search(before):
+            return SCORE_WEAK_CUE
+        if tok.strong:
+            return SCORE_LAST_ALONE
+        return 0.0

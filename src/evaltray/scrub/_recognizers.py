@@ -1,0 +1,230 @@
+"""Recognizers evaltray adds to Presidio's: secrets, postal addresses, URLs that carry tokens, JSON keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import regex
+import tldextract
+from presidio_analyzer import LocalRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, UrlRecognizer
+
+# tldextract's module-level extractor fetches the public-suffix list over the network on first use;
+# this one only ever reads the snapshot bundled in the wheel.
+OFFLINE_TLD = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+
+_TIMEOUT = 2.0  # seconds per regex scan: a pathological 1 MB text fails the trace, never hangs it
+
+
+class OfflineEmailRecognizer(EmailRecognizer):
+    """Presidio's e-mail recognizer, validating the domain against tldextract's bundled snapshot."""
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return OFFLINE_TLD(pattern_text).fqdn != ""
+
+
+_TOKEN_PARAM_RE = regex.compile(
+    r"(?i)[?&#;](?:[\w.-]*(?:token|key|secret|sig|signature|passw(?:or)?d|pass|pwd|auth|session|sid|credential|code"
+    r"|ticket|hash|otp|jwt)[\w.-]*)=[^&#\s]{4,}"
+)
+_USERINFO_RE = regex.compile(r"://[^/@\s:]+:[^/@\s]+@")
+_RANDOM_SEGMENT_RE = regex.compile(r"[/=](?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}")
+
+
+class TokenUrlRecognizer(UrlRecognizer):
+    """Presidio's URL recognizer, keeping only URLs that carry a credential (token, key, userinfo, signature).
+
+    Plain links ("see wikipedia.org/wiki/Tea") are content, not personal data, and stay.
+    """
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return bool(
+            _TOKEN_PARAM_RE.search(pattern_text)
+            or _USERINFO_RE.search(pattern_text)
+            or _RANDOM_SEGMENT_RE.search(pattern_text)
+        )
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                regex_flags: int | None = None) -> list[RecognizerResult]:
+        # validate_result=False only lowers the score in Presidio; here a plain URL is not a finding.
+        return [r for r in super().analyze(text, entities, nlp_artifacts, regex_flags) if r.score >= 1.0]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One regex; ``group`` names the part that is the value (0 = the whole match)."""
+
+    name: str
+    pattern: str
+    score: float
+    group: int = 0
+
+    def compiled(self) -> regex.Pattern[str]:
+        return regex.compile(self.pattern)
+
+
+class RuleRecognizer(LocalRecognizer):
+    """Regex rules whose value may be a capture group (``password=VALUE`` masks VALUE, not the key)."""
+
+    def __init__(self, entity: str, rules: Sequence[Rule], name: str) -> None:
+        self.rules = [(r, r.compiled()) for r in rules]
+        super().__init__(supported_entities=[entity], name=name, supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+        entity = self.supported_entities[0]
+        out = []
+        for rule, rx in self.rules:
+            for m in rx.finditer(text, timeout=_TIMEOUT):
+                start, end = m.span(rule.group)
+                if end > start:
+                    out.append(RecognizerResult(entity, start, end, rule.score, recognition_metadata={
+                        RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                        RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                    }))
+        return out
+
+
+_B = r"(?<![A-Za-z0-9_\-])"  # token boundary that also treats '-' and '_' as part of the token
+_E = r"(?![A-Za-z0-9_\-])"
+API_KEY_RULES: tuple[Rule, ...] = (
+    Rule("openai/anthropic", _B + r"sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-)?[A-Za-z0-9_\-]{20,}" + _E, 0.95),
+    Rule("langfuse", _B + r"[ps]k-lf-[0-9a-fA-F\-]{16,}" + _E, 0.95),
+    Rule("stripe", _B + r"(?:sk|pk|rk|whsec)_(?:live|test)_[A-Za-z0-9]{16,}" + _E, 0.95),
+    Rule("aws-access-key", _B + r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}" + _E, 0.95),
+    Rule("github", _B + r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{50,})" + _E, 0.95),
+    Rule("gitlab", _B + r"glpat-[A-Za-z0-9_\-]{20,}" + _E, 0.95),
+    Rule("slack", _B + r"xox[abposr]-[A-Za-z0-9\-]{10,}" + _E, 0.95),
+    Rule("google", _B + r"AIza[0-9A-Za-z_\-]{35}" + _E, 0.95),
+    Rule("huggingface", _B + r"hf_[A-Za-z0-9]{30,}" + _E, 0.95),
+    Rule("npm", _B + r"npm_[A-Za-z0-9]{36}" + _E, 0.95),
+    Rule("sendgrid", _B + r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}" + _E, 0.95),
+    Rule("twilio", _B + r"SK[0-9a-f]{32}" + _E, 0.8),
+    Rule("jwt", _B + r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}" + _E, 0.95),
+    Rule("private-key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----", 0.99),
+    Rule("bearer", r"(?i)\b(?:bearer|token|basic)\s+([A-Za-z0-9_\-.=:+/~]{16,})" + _E, 0.85, 1),
+    Rule(
+        "assignment",
+        r"(?i)\b[\w-]*(?:api[_-]?key|apikey|secret|access[_-]?token|auth[_-]?token|refresh[_-]?token|id[_-]?token"
+        r"|private[_-]?key|password|passwd|pwd|passphrase|client[_-]?secret|x-api-key)[\"']?\s*[:=]\s*[\"']?"
+        r"([^\s\"'<>,;{}\[\]()]{6,})",
+        0.8,
+        1,
+    ),
+)
+
+# USPS street suffixes (Publication 28 primary names and common abbreviations).
+_SUFFIXES = (
+    "Alley|Aly|Annex|Arcade|Avenue|Ave|Av|Bayou|Beach|Bend|Bluffs?|Bottom|Boulevard|Blvd|Branch|Br|Bridge|Brg|"
+    "Brooks?|Burgs?|Bypass|Byp|Camp|Canyon|Cape|Causeway|Center|Ctr|Centers|Circles?|Cir|Cliffs?|Club|Commons?|"
+    "Corners?|Course|Courts?|Ct|Coves?|Creek|Crescent|Cres|Crest|Crossing|Xing|Crossroads?|Curve|Dale|Dam|"
+    "Divide|Drives?|Dr|Estates?|Expressway|Expy|Extensions?|Ext|Falls?|Ferry|Fields?|Flats?|Fords?|Forest|"
+    "Forges?|Forks?|Fort|Freeway|Fwy|Gardens?|Gateway|Glens?|Greens?|Groves?|Harbors?|Haven|Heights|Hts|"
+    "Highway|Hwy|Hills?|Hollow|Inlet|Islands?|Isle|Junctions?|Jct|Keys?|Knolls?|Lakes?|Land|Landing|Lane|Ln|"
+    "Lights?|Loaf|Locks?|Lodge|Loop|Mall|Manors?|Meadows?|Mews|Mills?|Mission|Motorway|Mount|Mountains?|Neck|"
+    "Orchard|Oval|Overpass|Parks?|Parkways?|Pkwy|Pass|Passage|Path|Pike|Pines?|Place|Pl|Plains?|Plaza|Plz|"
+    "Points?|Pt|Ports?|Prairie|Radial|Ramp|Ranch|Rapids?|Rest|Ridges?|River|Road|Rd|Roads|Route|Rte|Row|Rue|"
+    "Run|Shoals?|Shores?|Skyway|Springs?|Spurs?|Squares?|Sq|Station|Sta|Stravenue|Stream|Streets?|St|Summit|"
+    "Terrace|Ter|Throughway|Trace|Track|Trafficway|Trail|Trl|Trailer|Tunnel|Turnpike|Tpke|Underpass|Unions?|"
+    "Valleys?|Via|Viaduct|Views?|Village|Vlg|Villages|Ville|Vista|Walks?|Wall|Way|Ways|Wells?"
+)
+_STATES = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|"
+    "OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|GU|VI|AS|MP|AA|AE|AP"
+)
+_UNIT = r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|Room|Rm|Bldg|Building|No)\.?[ \t]*#?[ \t]*[A-Za-z0-9\-]{1,6}|[ \t]*#[ \t]?\d{1,6})?"
+_CITY_STATE_ZIP = (
+    r"(?:(?:,[ \t]*|[ \t]*\n[ \t]*|[ \t]+)\p{Lu}[\p{L}.'\-]+(?:[ \t]\p{Lu}[\p{L}.'\-]+){0,3},?[ \t]+(?:"
+    + _STATES
+    + r")(?:[ \t]+\d{5}(?:-\d{4})?)?"
+    r"|,?[ \t]+\d{5}(?:-\d{4})?(?![\d\-]))?"
+)
+ADDRESS_RULES: tuple[Rule, ...] = (
+    Rule(
+        "us-street",
+        r"(?<![\w\-.])\d{1,6}[A-Za-z]?(?:-\d{1,5})?[ \t]+(?:[NSEW]\.?[ \t]+|(?:North|South|East|West)[ \t]+)?"
+        r"(?:(?:\p{Lu}[\p{L}'\-]*|\d+(?:st|nd|rd|th))[ \t]+){1,4}(?:" + _SUFFIXES + r")\b\.?"
+        r"(?:[ \t]+(?:N|S|E|W|NE|NW|SE|SW)\b\.?)?" + _UNIT + _CITY_STATE_ZIP,
+        0.7,
+    ),
+    Rule(
+        "us-street-lower",
+        r"(?i)(?<![\w\-.])\d{1,6}[ \t]+(?:[a-z]+[ \t]+){1,3}(?:street|avenue|road|drive|lane|boulevard|court|place)\b",
+        0.5,
+    ),
+    Rule("unit", r"\b(?:Apt|Apartment|Suite|Ste|Unit)\.?[ \t]*#?[ \t]*\d{1,6}[A-Za-z]?\b", 0.5),
+    Rule("po-box", r"(?i)\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d{1,7}\b", 0.7),
+    Rule(
+        "military",
+        r"\b(?:PSC|CMR|Unit|USNS|USNV|USS|USCGC)[ \t]+[\w .]{1,40}?(?:,?[ \t]+Box[ \t]+\d{1,6})?[ \t]*[,\n][ \t]*"
+        r"(?:APO|FPO|DPO)[ \t]+A[AEP][ \t]+\d{5}\b",
+        0.8,
+    ),
+    Rule("city-state-zip", r"\b\p{Lu}[\p{L}.'\-]+(?:[ \t]\p{Lu}[\p{L}.'\-]+){0,3},?[ \t]+(?:" + _STATES + r")[ \t]+\d{5}(?:-\d{4})?(?![\d\-])", 0.6),
+    Rule(
+        "zip-with-cue",
+        r"(?i)\b(?:zip|zip[ \t]*code|zipcode|postal[ \t]*code|post[ \t]*code|postcode)s?\b[\"']?[ \t]*(?:is|was|:|=|-|#|of)?[ \t]*[\"']?"
+        r"(\d{5}(?:-\d{4})?|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\d\-])",
+        0.7,
+        1,
+    ),
+    Rule("uk-postcode", r"\b(?:[A-Z]{1,2}\d[A-Z\d]?|GIR)[ \t]\d[ABD-HJLNP-UW-Z]{2}\b", 0.5),
+)
+
+#: JSON/form keys whose value is the entity, whatever it looks like. Keys are compared lowercased without _ - or spaces.
+KEY_ENTITIES: dict[str, str] = {
+    **dict.fromkeys(
+        ["firstname", "lastname", "fullname", "givenname", "familyname", "surname", "middlename", "maidenname", "customername", "contactname", "personname", "patientname", "cardholder", "cardholdername", "accountholder", "billingname", "shippingname", "recipientname"],
+        "PERSON",
+    ),
+    **dict.fromkeys(
+        ["address", "address1", "address2", "addressline1", "addressline2", "streetaddress", "street", "addr", "billingaddress", "shippingaddress", "homeaddress", "mailingaddress", "zip", "zipcode", "postalcode", "postcode"],
+        "ADDRESS",
+    ),
+    **dict.fromkeys(["phone", "phonenumber", "mobile", "mobilenumber", "cell", "cellphone", "telephone", "tel", "fax"], "PHONE_NUMBER"),
+    **dict.fromkeys(["email", "emailaddress", "mail"], "EMAIL_ADDRESS"),
+    **dict.fromkeys(["apikey", "secret", "clientsecret", "password", "accesstoken", "refreshtoken", "privatekey"], "API_KEY"),
+}
+
+
+def key_entity(key: object) -> str | None:
+    """The entity a structured field named ``key`` holds (``first_name`` -> PERSON), if any."""
+    if not isinstance(key, str) or len(key) > 40:
+        return None
+    return KEY_ENTITIES.get(key.lower().replace("_", "").replace("-", "").replace(" ", ""))
+
+
+# "first_name": "Isabella" / 'zip': 85034 / first_name=Isabella inside JSON text or logs.
+_KV_RE = regex.compile(
+    r"[\"']?([A-Za-z][A-Za-z0-9_\- ]{1,30})[\"']?[ \t]*[:=][ \t]*(?:\"([^\"\n<]{1,200})\"|'([^'\n<]{1,200})'|(\d[\d \-]{2,12}\d)(?![\d.]))"
+)
+
+
+class KeyValueRecognizer(LocalRecognizer):
+    """Values of structured fields whose key names the entity (``"last_name": "Rossi"``, ``"zip": "85034"``)."""
+
+    def __init__(self, entities: Sequence[str]) -> None:
+        super().__init__(supported_entities=list(entities), name="KeyValueRecognizer", supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+        out = []
+        wanted = set(entities)
+        for m in _KV_RE.finditer(text, timeout=_TIMEOUT):
+            entity = key_entity(m.group(1).strip())
+            if entity is None or entity not in wanted:
+                continue
+            group = next(g for g in (2, 3, 4) if m.group(g) is not None)
+            start, end = m.span(group)
+            if m.group(group).strip():
+                out.append(RecognizerResult(entity, start, end, 0.9, recognition_metadata={
+                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                }))
+        return out
