@@ -7,6 +7,7 @@ from . import generic, openai_exchange, tau2  # noqa: F401
 from . import otel  # noqa: F401
 from . import openinference  # noqa: F401
 from . import langfuse  # noqa: F401
+from . import langsmith  # noqa: F401
 from ._driver import FileReport, IngestReport, ingest_files, keep_reasons, sample_unit
 from ._registry import FORMATS, Format, Issue, detect, get_format, register
 

@@ -336,7 +336,7 @@ def _payload_dict(d: dict[str, Any], role: str, tools: list[dict[str, Any]] | No
                 return [Message(role="assistant", content=choice["text"])]
         return []
     if d.get("object") == "response" and isinstance(d.get("output"), list):  # OpenAI Responses API
-        _collect_tools(d.get("tools"), tools)
+        collect_tools(d.get("tools"), tools)
         return _payload(d["output"], "assistant", tools, depth + 1)
     if isinstance(d.get("candidates"), list):  # Gemini GenerateContentResponse
         cand = d["candidates"][0] if d["candidates"] else None
@@ -355,8 +355,8 @@ def _payload_dict(d: dict[str, Any], role: str, tools: list[dict[str, Any]] | No
                                config.get("system_instruction"), config.get("systemInstruction")) if s), None)
     if system:
         out.append(Message(role="system", content=_plain_text(system)))
-    _collect_tools(d.get("tools"), tools)
-    _collect_tools(config.get("tools"), tools)
+    collect_tools(d.get("tools"), tools)
+    collect_tools(config.get("tools"), tools)
     # a role-less {"content": …} is an answer on the output side, but ambiguous as an input
     keys = _PAYLOAD_KEYS + (_ANSWER_KEYS if role == "assistant" else ())
     for key in keys:
@@ -408,14 +408,16 @@ def tool_definition(raw: Any, name: str | None = None) -> dict[str, Any] | None:
     return {"type": "function", "function": out}
 
 
-def _collect_tools(raw: Any, sink: list[dict[str, Any]] | None) -> None:
+def collect_tools(raw: Any, sink: list[dict[str, Any]] | None) -> None:
+    """Append to ``sink`` every tool definition in ``raw`` (a list, a Gemini ``function_declarations`` block,
+    a name → definition map or one definition)."""
     if sink is None or raw is None:
         return
     raw = decode(raw)
     if isinstance(raw, dict):
         decls = raw.get("function_declarations") or raw.get("functionDeclarations")
         if isinstance(decls, list):
-            _collect_tools(decls, sink)
+            collect_tools(decls, sink)
             return
         tdef = tool_definition(raw)
         if tdef is not None:
@@ -425,7 +427,7 @@ def _collect_tools(raw: Any, sink: list[dict[str, Any]] | None) -> None:
         return
     if isinstance(raw, list):
         for item in raw:
-            _collect_tools(item, sink)
+            collect_tools(item, sink)
 
 
 def unique_tools(tools: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -736,7 +738,7 @@ def _sniff(path: Path, head: bytes) -> bool:
     return bool(_HEAD.match(text)) and ('"observations"' in text or '"projectId"' in text or '"traceId"' in text)
 
 
-def _record_line(path: Path, record_id: str, last: bool) -> int | None:
+def record_line(path: Path, record_id: str, last: bool) -> int | None:
     """Line of the record whose ``"id"`` is ``record_id``: the first or the last occurrence (a Langfuse export
     repeats each observation, without its payload, inside the trace before the full list)."""
     data = path.read_bytes()
@@ -786,9 +788,15 @@ def _cost(obs: Mapping[str, Any]) -> float | None:
     return cost if cost is not None else as_float(obs.get("calculatedTotalCost"))
 
 
-def _sum(values: Iterable[float | int | None]) -> Any:
+def sum_present(values: Iterable[float | int | None]) -> Any:
+    """The sum of the values that are known; None when none is."""
     present = [v for v in values if v is not None]
     return sum(present) if present else None
+
+
+def round_cost(cost: float | None) -> float | None:
+    """A summed USD cost without float noise (``0.000270899999000003`` → ``0.000270899999``)."""
+    return None if cost is None else round(cost, 12)
 
 
 def _model_version(obs: Mapping[str, Any], attrs: Mapping[str, Any]) -> str | None:
@@ -880,7 +888,7 @@ def _valid_observations(raw: Any, path: Path, line: int | None) -> tuple[list[di
         elif not obs.get("id"):
             issues.append(Issue(str(path), line, f"observation #{n + 1} has no 'id'"))
         elif parse_time(obs.get("startTime")) is None:
-            where = line if line is not None else _record_line(path, str(obs["id"]), last=True)
+            where = line if line is not None else record_line(path, str(obs["id"]), last=True)
             issues.append(Issue(str(path), where, "observation has no readable startTime", str(obs["id"])))
         else:
             good.append(obs)
@@ -925,11 +933,11 @@ def _assemble(tr: Mapping[str, Any], observations: list[dict[str, Any]]) -> Trac
     for oid, o in by_id.items():
         a = attrs[oid]
         for key in ("gen_ai.tool.definitions", "llm.tools", "ai.prompt.tools", "tools"):
-            _collect_tools(a.get(key), tools)
-        _collect_tools([v for k, v in sorted(a.items()) if re.fullmatch(r"llm\.tools\.\d+\.tool\.json_schema", k)], tools)
+            collect_tools(a.get(key), tools)
+        collect_tools([v for k, v in sorted(a.items()) if re.fullmatch(r"llm\.tools\.\d+\.tool\.json_schema", k)], tools)
         mrp = _dict(a.get("model_request_parameters"))
-        _collect_tools((mrp.get("function_tools") or []) + (mrp.get("output_tools") or []), tools)
-        _collect_tools(o.get("toolDefinitions"), tools)
+        collect_tools((mrp.get("function_tools") or []) + (mrp.get("output_tools") or []), tools)
+        collect_tools(o.get("toolDefinitions"), tools)
 
     tool_runs = []
     for oid, o in by_id.items():
@@ -974,10 +982,10 @@ def _assemble(tr: Mapping[str, Any], observations: list[dict[str, Any]]) -> Trac
         start_time=start,
         end_time=end,
         latency_ms=round(latency * 1000, 3) if latency is not None else None,
-        input_tokens=_sum(u[0] for u in usage),
-        output_tokens=_sum(u[1] for u in usage),
-        total_tokens=_sum(u[2] for u in usage),
-        cost_usd=_sum(_cost(o) for o in leaf_obs),
+        input_tokens=sum_present(u[0] for u in usage),
+        output_tokens=sum_present(u[1] for u in usage),
+        total_tokens=sum_present(u[2] for u in usage),
+        cost_usd=round_cost(sum_present(_cost(o) for o in leaf_obs)),
         model=str(last["model"]) if last else None,
         model_version=_model_version(last, last_attrs) if last else None,
         provider=str(p).lower() if (p := _first(last_attrs, _PROVIDER_KEYS)) else None,
