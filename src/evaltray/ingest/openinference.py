@@ -31,6 +31,7 @@ from ._registry import Issue, register
 from .otel import (
     SpanEvent,
     SpanRecord,
+    as_dict,
     attributes,
     hex_id,
     iter_documents,
@@ -111,10 +112,8 @@ def _span(obj: dict[str, Any], path: Path) -> SpanRecord | Issue:
         times[keys[0]] = span_time(raw)
         if times[keys[0]] is None and raw not in (None, "", 0, "0"):
             return issue(f"span has an unreadable {keys[0]}", span_id)
-    parent = obj.get("parentSpanContext") if isinstance(obj.get("parentSpanContext"), dict) else {}
-    status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
-    resource = obj.get("resource") if isinstance(obj.get("resource"), dict) else {}
-    scope = obj.get("instrumentationScope") or obj.get("instrumentationLibrary") or {}
+    parent, status, resource = (as_dict(obj.get(k)) for k in ("parentSpanContext", "status", "resource"))
+    scope = as_dict(obj.get("instrumentationScope") or obj.get("instrumentationLibrary"))
     events = [SpanEvent(str(e.get("name") or ""), span_time(e.get("time", e.get("timestamp"))),
                         attributes(e.get("attributes")))
               for e in obj.get("events") or [] if isinstance(e, dict)]
@@ -125,7 +124,7 @@ def _span(obj: dict[str, Any], path: Path) -> SpanRecord | Issue:
         status_code=status_code(status.get("code", status.get("status_code"))),
         status_message=status.get("message") or status.get("description") or None,
         attrs=attributes(attrs), events=events, resource=attributes(resource.get("attributes")),
-        scope=" ".join(str(scope[k]) for k in ("name", "version") if isinstance(scope, dict) and scope.get(k)) or None,
+        scope=" ".join(str(scope[k]) for k in ("name", "version") if scope.get(k)) or None,
     )
 
 

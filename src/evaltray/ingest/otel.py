@@ -7,7 +7,10 @@ reading and trace assembly here also serve :mod:`.openinference`.
 
 All spans with one ``traceId`` become one trace. Its conversation is the chat history the LLM calls
 saw, merged so that a call repeating earlier messages adds only what is new, plus the final answer;
-tool-execution spans add the tool results that history lacks.
+tool-execution spans add the tool results that history lacks. Traces with no GenAI span at all (the
+HTTP and database traces of the same export) are left out. A trace's spans may sit anywhere in a
+file, so a file is grouped in memory before its traces are yielded; spans of one trace split across
+files become one trace per file, and the first one ingested wins.
 
 Older conventions put message content in OTLP *logs* (``resourceLogs``), not in the spans. A traces
 file therefore reads its sibling logs file (``x.traces.json`` with ``x.logs.json``, or the option
@@ -98,6 +101,11 @@ def hex_id(value: Any, nbytes: int) -> str | None:
     except (binascii.Error, ValueError):
         return None
     return raw.hex() if len(raw) == nbytes and any(raw) else None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: nested fields of untrusted records."""
+    return value if isinstance(value, dict) else {}
 
 
 def status_code(value: Any) -> int:
@@ -254,7 +262,7 @@ def _otlp_span(raw: Any, resource: dict[str, Any], scope: str | None, path: Path
         times[key] = span_time(raw.get(key))
         if times[key] is None and raw.get(key) not in (None, "", 0, "0"):
             return issue(f"span has an unreadable {key}", span_id)
-    status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
+    status = as_dict(raw.get("status"))
     events = [SpanEvent(str(e.get("name") or ""), span_time(e.get("timeUnixNano")), attributes(e.get("attributes")))
               for e in raw.get("events") or [] if isinstance(e, dict)]
     return SpanRecord(
@@ -304,6 +312,8 @@ _ROLES = {"human": "user", "ai": "assistant", "model": "assistant", "bot": "assi
 _CALL_PARTS = ("tool_call", "tool-call", "tool_use", "function_call")
 _RESULT_PARTS = ("tool_call_response", "tool-result", "tool_result", "function_call_output")
 _MEDIA_PARTS = ("blob", "file", "uri", "image", "image_url", "input_image", "input_audio", "audio")
+_TEXT_PARTS = ("text", "input_text", "output_text")
+_HIDDEN_PARTS = ("reasoning", "thinking", "redacted_thinking")  # the model's scratchpad, not what the user saw
 
 
 def _role(value: Any, default: str) -> str:
@@ -346,7 +356,7 @@ def _parts_message(role: str, parts: list[Any], raw: dict[str, Any]) -> list[Mes
         if not isinstance(part, dict):
             continue
         kind = part.get("type")
-        if kind == "text":
+        if kind in _TEXT_PARTS:
             text = part.get("content", part.get("text"))
             if isinstance(text, str):
                 texts.append(text)
@@ -364,7 +374,7 @@ def _parts_message(role: str, parts: list[Any], raw: dict[str, Any]) -> list[Mes
             ))
         elif kind in _MEDIA_PARTS:
             texts.append(f"[{part.get('modality') or kind}]")
-        # reasoning and server-side tool parts are not what the user saw: left out
+        # reasoning and server-side tool parts are left out: the user never saw them
     content = "\n".join(texts) if texts else None
     if role == "tool":
         return results or [Message(role="tool", content=content, name=raw.get("name"),
@@ -387,11 +397,13 @@ def message_list(raw: dict[str, Any], default_role: str = "user") -> list[Messag
     if isinstance(parts, list):
         return _parts_message(role, parts, raw)
     fixed = dict(raw, role=role)
+    if isinstance(content, list):
+        fixed["content"] = [p for p in content if not (isinstance(p, dict) and p.get("type") in _HIDDEN_PARTS)]
     if isinstance(fixed.get("tool_calls"), str):
         fixed["tool_calls"] = maybe_json(fixed["tool_calls"])
     if role == "tool":
         fixed["tool_call_id"] = raw.get("tool_call_id") or raw.get("id")
-        fixed["content"] = result_text(content)
+        fixed["content"] = result_text(fixed.get("content"))
     msg = chat_message(fixed)
     return [msg] if msg is not None else []
 
@@ -435,6 +447,22 @@ def messages_from(raw: Any, default_role: str = "user") -> list[Message]:
     return [Message(role=default_role, content=orjson.dumps(raw).decode("utf-8"))]
 
 
+def system_messages(raw: Any) -> list[Message]:
+    """``gen_ai.system_instructions``: a bare list of parts (or text), not a list of messages."""
+    raw = maybe_json(raw)
+    if isinstance(raw, list) and all(isinstance(p, dict) and "role" not in p for p in raw):
+        return [m for m in _parts_message("system", raw, {}) if m.content]
+    return messages_from(raw, "system")
+
+
+def _io_messages(a: Mapping[str, Any], key: str, default_role: str) -> list[Message]:
+    """OpenInference ``input.value``/``output.value`` (or a bare ``input``): text stays text."""
+    value = _first(a, f"{key}.value", key)
+    if isinstance(value, str) and a.get(f"{key}.mime_type") == "text/plain":
+        return [Message(role=default_role, content=value)]
+    return messages_from(value, default_role)
+
+
 def unflatten(attrs: Mapping[str, Any], prefix: str) -> Any:
     """The nested value of dotted keys under ``prefix``; numeric segments become list positions
     (``llm.input_messages.0.message.role`` → ``[{"message": {"role": …}}]``)."""
@@ -464,13 +492,13 @@ def _listify(node: Any) -> Any:
 
 def _oi_message(item: dict[str, Any], default_role: str) -> list[Message]:
     """An OpenInference ``message`` (role, content or contents, tool_calls, tool_call_id, name)."""
-    m = item.get("message") if isinstance(item.get("message"), dict) else item
+    m = as_dict(item.get("message")) or item
     role = _role(m.get("role"), default_role)
     content = m.get("content")
     if content is None and isinstance(m.get("contents"), list):
         texts = []
         for c in m["contents"]:
-            mc = c.get("message_content", c) if isinstance(c, dict) else {}
+            mc = as_dict(as_dict(c).get("message_content", c))
             if mc.get("type", "text") == "text" and isinstance(mc.get("text"), str):
                 texts.append(mc["text"])
             elif mc.get("type"):
@@ -478,8 +506,8 @@ def _oi_message(item: dict[str, Any], default_role: str) -> list[Message]:
         content = "\n".join(texts) if texts else None
     calls = []
     for raw in m.get("tool_calls") or []:
-        tc = raw.get("tool_call", raw) if isinstance(raw, dict) else {}
-        fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
+        tc = as_dict(as_dict(raw).get("tool_call", raw))
+        fn = as_dict(tc.get("function"))
         name = fn.get("name") or tc.get("name")
         if name:
             calls.append(ToolCall(id=tc.get("id"), name=str(name), arguments=maybe_json(fn.get("arguments"))))
@@ -527,7 +555,7 @@ def _event_messages(events: Iterable[SpanEvent]) -> tuple[list[Message], list[Me
         if not isinstance(payload, dict):
             continue
         if ev.name == "gen_ai.choice":
-            msg = payload.get("message") if isinstance(payload.get("message"), dict) else payload
+            msg = as_dict(payload.get("message")) or payload
             outputs += message_list({k: v for k, v in msg.items() if k not in ("index", "finish_reason")},
                                     "assistant")
         else:
@@ -566,7 +594,7 @@ def _span_tools(a: Mapping[str, Any]) -> list[dict[str, Any]]:
         raw += defs
     for item in unflatten(a, "llm.tools.") or []:  # OpenInference: llm.tools.N.tool.json_schema
         if isinstance(item, dict):
-            raw.append((item.get("tool") or {}).get("json_schema") if isinstance(item.get("tool"), dict) else item)
+            raw.append(as_dict(item.get("tool")).get("json_schema") if "tool" in item else item)
     raw += [f for f in unflatten(a, "llm.request.functions.") or [] if isinstance(f, dict)]  # OpenLLMetry < 0.40
     vercel = maybe_json(a.get("ai.prompt.tools"))
     if isinstance(vercel, list):
@@ -697,7 +725,7 @@ def _count(a: Mapping[str, Any], keys: tuple[str, ...], details: Mapping[str, An
 
 def _usage(a: Mapping[str, Any]) -> tuple[int | None, int | None, int | None, float | None]:
     details = maybe_json(a.get("langfuse.observation.usage_details"))
-    ud = details if isinstance(details, dict) else {}  # Langfuse keeps OpenAI's key names here
+    ud = as_dict(details)  # Langfuse keeps OpenAI's key names here
     inp = _count(a, _INPUT_TOKENS, ud, "input", "prompt_tokens", "input_tokens")
     out = _count(a, _OUTPUT_TOKENS, ud, "output", "completion_tokens", "output_tokens")
     total = _count(a, _TOTAL_TOKENS, ud, "total", "total_tokens")
@@ -771,13 +799,14 @@ def read_span(span: SpanRecord) -> _Reading:
         )
         description = _first(a, "gen_ai.tool.description", "tool.description")
         params = maybe_json(a.get("tool.parameters"))
-        if r.tool_result.name and (description or params):
-            r.tools.append(openai_tool({"name": r.tool_result.name, "description": description, "parameters": params}))
+        tool = openai_tool({"name": r.tool_result.name, "description": description, "parameters": params})
+        if tool is not None and (description or params):
+            r.tools.append(tool)
         return r
 
     events_in, events_out = _event_messages(span.events)
     details = next((e.attrs for e in span.events if e.name == "gen_ai.client.inference.operation.details"), {})
-    system = messages_from(a.get("gen_ai.system_instructions") or details.get("gen_ai.system_instructions"), "system")
+    system = system_messages(a.get("gen_ai.system_instructions") or details.get("gen_ai.system_instructions"))
     r.inputs = _first_messages((
         lambda: messages_from(a.get("gen_ai.input.messages") or details.get("gen_ai.input.messages")),
         lambda: indexed_messages(a, "llm.input_messages."),
@@ -788,7 +817,7 @@ def read_span(span: SpanRecord) -> _Reading:
         lambda: messages_from(a.get("langfuse.observation.input")),
         lambda: events_in,
         lambda: messages_from(a.get("traceloop.entity.input")),
-        lambda: messages_from(_first(a, "input.value", "input")),
+        lambda: _io_messages(a, "input", "user"),
     ))
     if system and not (r.inputs and r.inputs[0].role == "system"):
         r.inputs = system + r.inputs
@@ -801,7 +830,7 @@ def read_span(span: SpanRecord) -> _Reading:
         lambda: messages_from(a.get("langfuse.observation.output"), "assistant"),
         lambda: events_out,
         lambda: messages_from(a.get("traceloop.entity.output"), "assistant"),
-        lambda: messages_from(_first(a, "output.value", "output"), "assistant"),
+        lambda: _io_messages(a, "output", "assistant"),
     ))
     # n > 1 choices are alternatives, not turns: the conversation continues with the first
     r.choices = len(outputs)
@@ -952,21 +981,19 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
     """One trace from all spans sharing ``trace_id``: conversation, tools, totals, tree summary."""
     order = {id(s): i for i, s in enumerate(spans)}
     spans = sorted(spans, key=lambda s: (_ts(s.start, float("inf")), order[id(s)]))
-    readings = {id(s): read_span(s) for s in spans}
+    read = [(s, read_span(s)) for s in spans]
     by_id = {s.span_id: s for s in spans}
     roots = [s for s in spans if s.parent_id is None or s.parent_id not in by_id]
     root = roots[0] if roots else spans[0]
 
-    talk = [s for s in spans if readings[id(s)].role == "llm" and (readings[id(s)].inputs or readings[id(s)].outputs)]
+    talk = [(s, r) for s, r in read if r.role == "llm" and (r.inputs or r.outputs)]
     if not talk:  # no model call recorded its messages: fall back to the workflow spans' input/output
-        talk = [s for s in spans if readings[id(s)].role != "tool" and (readings[id(s)].inputs or readings[id(s)].outputs)]
+        talk = [(s, r) for s, r in read if r.role != "tool" and (r.inputs or r.outputs)]
     conv: list[_Turn] = []
-    for s in talk:
-        r = readings[id(s)]
-        start, end = _ts(s.start, 0.0), _ts(s.end, _ts(s.start, 0.0))
-        _merge(conv, [(m, start) for m in r.inputs] + [(m, end) for m in r.outputs])
-    for s in spans:
-        r = readings[id(s)]
+    for s, r in talk:
+        began, ended = _ts(s.start, 0.0), _ts(s.end, _ts(s.start, 0.0))
+        _merge(conv, [(m, began) for m in r.inputs] + [(m, ended) for m in r.outputs])
+    for s, r in read:
         if r.tool_result is not None:
             _add_tool_result(conv, r.tool_result, _ts(s.end, _ts(s.start, float("inf"))))
     _name_tool_results(conv)
@@ -974,29 +1001,28 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
     # usage counts once: from the spans no descendant of which reports usage (Vercel and agent
     # frameworks repeat their children's totals on the parent span)
     covered: set[str] = set()
-    for s in spans:
-        if readings[id(s)].has_usage:
-            parent, hops = s.parent_id, 0
-            while parent in by_id and parent not in covered and hops < len(spans):
-                covered.add(parent)
-                parent, hops = by_id[parent].parent_id, hops + 1
-    counted = [readings[id(s)] for s in spans if readings[id(s)].has_usage and s.span_id not in covered]
+    for s, r in read:
+        parent, hops = (s.parent_id if r.has_usage else None), 0
+        while parent in by_id and parent not in covered and hops < len(spans):
+            covered.add(parent)
+            parent, hops = by_id[parent].parent_id, hops + 1
+    counted = [r for s, r in read if r.has_usage and s.span_id not in covered]
     totals = [r.total_tokens if r.total_tokens is not None else _sum((r.input_tokens, r.output_tokens))
               for r in counted]
 
-    with_model = [r for r in (readings[id(s)] for s in spans) if r.request_model or r.response_model]
+    with_model = [r for _, r in read if r.request_model or r.response_model]
     models = [r for r in with_model if r.role in ("llm", "embedding")] or with_model
     last = models[-1] if models else None
     # as the other parsers do: the model that answered (the pinned snapshot), its fingerprint as version
     model = (last.response_model or last.request_model) if last else None
-    final = readings[id(talk[-1])] if talk else None
+    final = talk[-1][1] if talk else None
 
     tools: dict[str, dict[str, Any]] = {}
-    for s in spans:
-        for tool in readings[id(s)].tools:
+    for _, r in read:
+        for tool in r.tools:
             tools.setdefault(_tool_name(tool), tool)
 
-    errors = [(s, readings[id(s)].error) for s in spans if readings[id(s)].error]
+    errors = [(s, r.error) for s, r in read if r.error]
     attrs = [s.attrs for s in spans]
 
     def first(*keys: str) -> Any:
@@ -1016,7 +1042,7 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
         meta["environment"] = env
     if trace_meta:
         meta["trace_metadata"] = trace_meta
-    llm_readings = [readings[id(s)] for s in spans if readings[id(s)].role == "llm"]
+    llm_readings = [r for _, r in read if r.role == "llm"]
     if llm_readings:
         meta["llm_calls"] = len(llm_readings)
     response_ids = [r.response_id for r in llm_readings if r.response_id]
@@ -1040,19 +1066,19 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
 
     starts = [s.start for s in spans if s.start]
     ends = [s.end for s in spans if s.end]
-    start, end = (min(starts) if starts else None), (max(ends) if ends else None)
+    first_start, last_end = (min(starts) if starts else None), (max(ends) if ends else None)
     if len(roots) == 1 and root.start and root.end:
         latency: float | None = round((root.end - root.start).total_seconds() * 1000.0, 3)
     else:
-        latency = round((end - start).total_seconds() * 1000.0, 3) if start and end else None
+        latency = round((last_end - first_start).total_seconds() * 1000.0, 3) if first_start and last_end else None
 
     return Trace(
         trace_id=trace_id,
         source_format=fmt,
         messages=[t.msg for t in conv],
         tools=list(tools.values()),
-        start_time=start,
-        end_time=end,
+        start_time=first_start,
+        end_time=last_end,
         latency_ms=latency,
         input_tokens=_sum(r.input_tokens for r in counted),
         output_tokens=_sum(r.output_tokens for r in counted),
@@ -1060,7 +1086,7 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
         cost_usd=_sum(r.cost for r in counted),
         model=model,
         model_version=last.fingerprint if last else None,
-        provider=next((r.provider for r in readings.values() if r.provider), None),
+        provider=next((r.provider for _, r in read if r.provider), None),
         session_id=first("session.id", "langfuse.session.id", "gen_ai.conversation.id")
         or _meta_str(trace_meta, "sessionId", "session_id"),
         user_id=first("user.id", "enduser.id", "langfuse.user.id") or _meta_str(trace_meta, "userId", "user_id"),
@@ -1071,9 +1097,9 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
         retrieved_doc_ids=_doc_ids(spans),
         status="error" if errors else "ok",
         error=f"{errors[0][0].name or errors[0][0].span_id}: {errors[0][1]}"[:500] if errors else None,
-        spans=[Span(id=s.span_id, parent_id=s.parent_id, name=s.name, kind=readings[id(s)].role or s.kind,
-                    start_time=s.start, end_time=s.end, status="error" if readings[id(s)].error else "ok",
-                    model=readings[id(s)].response_model or readings[id(s)].request_model) for s in spans],
+        spans=[Span(id=s.span_id, parent_id=s.parent_id, name=s.name, kind=r.role or s.kind, start_time=s.start,
+                    end_time=s.end, status="error" if r.error else "ok", model=r.response_model or r.request_model)
+               for s, r in read],
         metadata=meta,
     )
 
