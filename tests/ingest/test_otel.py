@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evaltray.ingest import Issue, detect, ingest_files
-from evaltray.ingest.otel import any_value, attributes, hex_id, parse, unflatten
+from evaltray.ingest.otel import SpanRecord, any_value, attributes, hex_id, parse, read_span, unflatten
 from evaltray.records import Message, Span, ToolCall, Trace
 from evaltray.traces import TraceStore
 
@@ -141,6 +141,23 @@ def test_recorded_parts_follow_the_genai_schemas(path: Path) -> None:
             jsonschema.validate(orjson.loads(attrs[f"gen_ai.{key}.messages"]), schemas[key])
             checked += 1
     assert checked == 2 * len(doc["resourceSpans"][0]["scopeSpans"][0]["spans"])
+
+
+def test_system_instructions_reasoning_and_plain_text_input() -> None:
+    # the latest conventions move the system prompt to gen_ai.system_instructions, a bare list of parts
+    doc = orjson.loads(LATEST.read_bytes())
+    attrs = attributes(doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"])
+    inputs = orjson.loads(attrs["gen_ai.input.messages"])
+    attrs["gen_ai.system_instructions"] = orjson.dumps(inputs[0]["parts"]).decode()
+    attrs["gen_ai.input.messages"] = orjson.dumps(
+        [{"role": "assistant", "parts": [{"type": "reasoning", "content": "Two cities."}]}, *inputs[1:]]).decode()
+    r = read_span(SpanRecord("d55a853589ccf33f47a978c1cd7d74d3", "a4a1134d5a3a409d", attrs=attrs))
+    assert r.inputs == [SYSTEM, Message(role="assistant"), Message(role="user", content=QUESTION)]
+    # OpenInference input.value marked text/plain is text, even when it looks like JSON
+    oi = read_span(SpanRecord("d55a853589ccf33f47a978c1cd7d74d3", "a4a1134d5a3a409d", attrs={
+        "openinference.span.kind": "LLM", "input.value": '["Seattle", "San Francisco"]',
+        "input.mime_type": "text/plain"}))
+    assert oi.inputs == [Message(role="user", content='["Seattle", "San Francisco"]')]
 
 
 # --------------------------------------------------------------------------- openai-v2, latest conventions
