@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from .errors import EvaltrayError, NotFound, PermissionDenied
 from .records import LABEL_ROLES, REJECT_REASONS, SOURCES
 from .store import Workspace
-from .traces import TraceStore
+from .traces import TraceStore, read_messages
 from .util import content_hash, dumps, loads, now_iso
 
 PENDING, REJECTED, PROMOTED = "pending", "rejected", "promoted"
@@ -133,7 +133,7 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
             cid = candidate_id(set_name, row["trace_id"])
             if cid in have:
                 continue
-            messages = loads(row["messages"]) if row["messages"] else []
+            messages = read_messages(row["messages"])
             before, after = split_conversation(messages, cut)
             if not before:
                 continue

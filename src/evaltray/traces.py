@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import QueryError
-from .records import Message, Trace
+from .records import Trace
 from .util import sha256_hex
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -83,22 +82,6 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
-def message_dict(m: Message) -> dict[str, Any]:
-    """The compact JSON form of a message: empty fields left out."""
-    d: dict[str, Any] = {"role": m.role}
-    if m.content is not None:
-        d["content"] = m.content
-    if m.tool_calls:
-        d["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls]
-    if m.tool_call_id is not None:
-        d["tool_call_id"] = m.tool_call_id
-    if m.name is not None:
-        d["name"] = m.name
-    if m.is_error:
-        d["is_error"] = True
-    return d
-
-
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -107,18 +90,32 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def trace_row(t: Trace, source_file: str, ingested_at: datetime, keep_payload: bool, keep_reason: str | None) -> dict[str, Any]:
     """Flatten a trace into one row of :data:`SCHEMA`; without the payload only metadata stays."""
-    msgs = t.messages
-    system = "\n".join(m.content or "" for m in msgs if m.role in ("system", "developer"))
-    user_msgs = [m for m in msgs if m.role == "user"]
-    answers = [m for m in msgs if m.role == "assistant" and m.content]
-    output = answers[-1].content if answers else None
+    system_parts: list[str] = []
+    last_user: str | None = None
+    output: str | None = None
+    n_user = n_calls = n_tool_errors = 0
+    for m in t.messages:  # one pass: this runs for every ingested trace
+        role = m.role
+        if role == "user":
+            n_user += 1
+            last_user = m.content
+        elif role == "assistant":
+            if m.content:
+                output = m.content
+        elif role in ("system", "developer"):
+            system_parts.append(m.content or "")
+        elif role == "tool" and m.is_error:
+            n_tool_errors += 1
+        if m.tool_calls:
+            n_calls += len(m.tool_calls)
+    system = "\n".join(system_parts)
     latency = t.latency_ms
     if latency is None and t.start_time and t.end_time:
         latency = (t.end_time - t.start_time).total_seconds() * 1000.0
     total = t.total_tokens
     if total is None and t.input_tokens is not None and t.output_tokens is not None:
         total = t.input_tokens + t.output_tokens
-    row = {
+    return {
         "trace_id": t.trace_id,
         "source_format": t.source_format,
         "source_file": source_file,
@@ -137,37 +134,45 @@ def trace_row(t: Trace, source_file: str, ingested_at: datetime, keep_payload: b
         "user_id": t.user_id,
         "name": t.name,
         "feature": t.feature,
-        "tags": list(t.tags),
+        "tags": t.tags,
         "feedback_score": t.feedback_score,
         "feedback_comment": t.feedback_comment,
         "prompt_template_id": t.prompt_template_id,
         "system_hash": sha256_hex(system)[:16] if system else None,
         "tools_hash": sha256_hex(_canonical(t.tools))[:16] if t.tools else None,
-        "retrieved_doc_ids": list(t.retrieved_doc_ids),
+        "retrieved_doc_ids": t.retrieved_doc_ids,
         "corpus_version": t.corpus_version,
         "status": t.status,
         "error": t.error,
-        "n_messages": len(msgs),
-        "n_user_turns": len(user_msgs),
-        "n_tool_calls": sum(len(m.tool_calls) for m in msgs),
-        "n_tool_errors": sum(1 for m in msgs if m.role == "tool" and m.is_error),
+        "n_messages": len(t.messages),
+        "n_user_turns": n_user,
+        "n_tool_calls": n_calls,
+        "n_tool_errors": n_tool_errors,
         "output_chars": len(output) if output else 0,
         "payload_kept": keep_payload,
         "keep_reason": keep_reason,
-        "input_text": None,
-        "output_text": None,
-        "messages": None,
-        "tools": None,
-        "spans": None,
+        "input_text": last_user if keep_payload else None,
+        "output_text": output if keep_payload else None,
+        # orjson serialises the slotted dataclasses natively; empty fields are dropped on read
+        "messages": _json(t.messages) if keep_payload else None,
+        "tools": _json(t.tools) if keep_payload and t.tools else None,
+        "spans": _json(t.spans) if keep_payload and t.spans else None,
         "metadata": _json(t.metadata) if t.metadata else None,
     }
-    if keep_payload:
-        row["input_text"] = user_msgs[-1].content if user_msgs else None
-        row["output_text"] = output
-        row["messages"] = _json([message_dict(m) for m in msgs])
-        row["tools"] = _json(t.tools) if t.tools else None
-        row["spans"] = _json([asdict(s) for s in t.spans]) if t.spans else None
-    return row
+
+
+def read_messages(raw: str | None) -> list[dict[str, Any]]:
+    """Messages as stored in the trace store, in their compact form (empty fields left out)."""
+    if not raw:
+        return []
+    return [_compact(m) for m in orjson.loads(raw)]
+
+
+def _compact(m: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in m.items() if v is not None and v != [] and v is not False}
+    if "tool_calls" in out:
+        out["tool_calls"] = [{k: v for k, v in c.items() if v is not None} for c in out["tool_calls"]]
+    return out
 
 
 def _canonical(obj: Any) -> str:

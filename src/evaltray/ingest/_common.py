@@ -139,16 +139,18 @@ def chat_message(raw: Any) -> Message | None:
     """A :class:`Message` from an OpenAI-style chat message dict; None if it is not one."""
     if not isinstance(raw, dict) or "role" not in raw:
         return None
-    calls = [c for c in (tool_call(c) for c in raw.get("tool_calls") or []) if c is not None]
+    raw_calls = raw.get("tool_calls")
+    calls = [c for c in map(tool_call, raw_calls) if c is not None] if raw_calls else []
     legacy = raw.get("function_call")
-    if isinstance(legacy, dict) and legacy.get("name"):
+    if legacy and isinstance(legacy, dict) and legacy.get("name"):
         calls.append(ToolCall(id=None, name=legacy["name"], arguments=maybe_json(legacy.get("arguments"))))
-    role = str(raw["role"])
+    role = raw["role"]
     if role == "function":
         role = "tool"
+    content = raw.get("content")
     return Message(
-        role=role,
-        content=text_of(raw.get("content")),
+        role=role if type(role) is str else str(role),
+        content=content if content is None or type(content) is str else text_of(content),
         tool_calls=calls,
         tool_call_id=raw.get("tool_call_id"),
         name=raw.get("name") if role == "tool" else None,

@@ -106,11 +106,9 @@ class _Writer:
             return
         reasons = keep_reasons(self.batch, self.rate, self.quantile)
         now = datetime.now(UTC)
-        cols: dict[str, list] = {c: [] for c in COLUMNS}
-        for trace, reason in zip(self.batch, reasons, strict=True):
-            row = trace_row(trace, self.source_file, now, reason is not None, reason)
-            for c in COLUMNS:
-                cols[c].append(row[c])
+        name = self.source_file
+        rows = [trace_row(t, name, now, r is not None, r) for t, r in zip(self.batch, reasons, strict=True)]
+        cols = {c: [row[c] for row in rows] for c in COLUMNS}
         self.store.write_table(pa.Table.from_pydict(cols, schema=SCHEMA), self.day)
         self.kept += sum(r is not None for r in reasons)
         self.batch = []
