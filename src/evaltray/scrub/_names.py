@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -22,7 +23,15 @@ class Gazetteer:
     flags: dict[str, int]
 
     def get(self, token: str) -> int:
-        return self.flags.get(token.lower(), 0)
+        return self.flags.get(fold(token), 0)
+
+
+def fold(token: str) -> str:
+    """Lowercase without accents (the lists are ASCII): "Ramón" -> "ramon", "Åke" -> "ake"."""
+    low = token.lower()
+    if low.isascii():
+        return low
+    return "".join(ch for ch in unicodedata.normalize("NFKD", low) if not unicodedata.combining(ch)).replace("ł", "l")
 
 
 @lru_cache(maxsize=1)
@@ -72,7 +81,11 @@ _STRONG_CUE_RE = regex.compile(
     r"|(?:^|\n)\s*(?:--|—|–|-)\s*"
     r")$"
 )
-_WEAK_CUE_RE = regex.compile(r"(?i)\b(?:by|with|and|or|for|met|meet|told|asked|ask|tell|called|emailed|texted)\s+$")
+_WEAK_CUE_RE = regex.compile(
+    r"(?i)\b(?:by|with|and|for|met|meet|told|asked|ask|tell|called|emailed|texted|about|reach|remind|ping|invite"
+    r"|invited|thank|congratulate|from|to|is|was|cc)\s+$"
+)
+_VOCATIVE_AFTER_RE = regex.compile(r"[ \t]*[.!?]")
 _SIGNOFF_RE = regex.compile(
     r"(?i)(?:thanks|thank you|regards|sincerely|cheers|best|yours|warmly|love|xoxo|talk soon|take care)"
     r"[^\n]{0,25}\n\s*$"
@@ -83,6 +96,7 @@ _JSON_NAME_KEY_RE = regex.compile(
 )
 _NAME_IS_RE = regex.compile(r"(?i)\b(?:my|his|her|their)\s+name\s+(?:is|was)\s*:?\s*$")
 _SENTENCE_START_RE = regex.compile(r"(?:^|[.!?:;\n\"“(\[•*#>|]\s*|\n\s*[-–—\d.)]+\s*)$")
+_NUMBER_BEFORE_RE = regex.compile(r"\d[A-Za-z]?[ \t]+$")
 _STOP_LOWER = frozenset(["and", "or", "but", "the", "a", "an", "i", "is", "am", "are", "was", "my", "me", "from", "at", "in", "on", "to", "of", "for", "with"])
 
 SCORE_CUE = 0.85
@@ -141,14 +155,16 @@ class GazetteerNameRecognizer(EntityRecognizer):
 
     def has_candidate(self, text: str) -> bool:
         """Cheap pre-check: some capitalised word is a name part, or a name cue is present."""
-        get = self.gazetteer.flags.get
+        get = self.gazetteer.get
         for m in CAP_RE.finditer(text):
-            if get(m.group().lower(), 0) & (FIRST | LAST):
-                return True
+            word = m.group()
+            if not get(word) & (WORD | NONPERSON) or get(word) & (FIRST | LAST):
+                if not (len(word) > 1 and word.isupper()) and word not in _NOT_NAMES:
+                    return True
         return bool(_NAME_IS_RE.search(text) or _JSON_NAME_KEY_RE.search(text))
 
     def _tokens(self, text: str) -> list[_Tok]:
-        get = self.gazetteer.flags.get
+        get = self.gazetteer.get
         toks = []
         for m in CAP_RE.finditer(text):
             word = m.group()
@@ -158,7 +174,7 @@ class GazetteerNameRecognizer(EntityRecognizer):
             if word in _NOT_NAMES or (len(word) > 1 and word.isupper()):
                 continue  # "I'm", acronyms and shouting: never name parts, and they end a run
             initial = len(word) == 1
-            toks.append(_Tok(m.start(), end, word, 0 if initial else get(word.lower(), 0), initial))
+            toks.append(_Tok(m.start(), end, word, 0 if initial else get(word), initial))
         return toks
 
     def _runs(self, text: str, toks: list[_Tok]) -> list[list[_Tok]]:
@@ -197,6 +213,8 @@ class GazetteerNameRecognizer(EntityRecognizer):
     def _score_run(self, text: str, run: list[_Tok], out: list[tuple[int, int, float]]) -> None:
         i, n = 0, len(run)
         title = False
+        if _NUMBER_BEFORE_RE.search(text, max(0, run[0].start - 12), run[0].start):
+            return  # "754 Laura Square": a street, not a person
         while i < n:
             tok = run[i]
             low = tok.text.lower()
@@ -214,15 +232,16 @@ class GazetteerNameRecognizer(EntityRecognizer):
                 i += 1
                 title = False
                 continue
-            span = run[i:j]
-            if j < n and run[j].text.lower().rstrip(".") in ORG_SUFFIXES:
+            if (j < n and run[j].text.lower().rstrip(".") in ORG_SUFFIXES) or run[j - 1].text.lower() in ORG_SUFFIXES:
                 i = j + 1  # "Johnson Street", "Morgan Library"
                 title = False
                 continue
-            score = self._score_span(text, span, title)
+            score = self._score_span(text, run[i:j], title)
             if score > 0:
-                out.append((span[0].start, span[-1].end, score))
-            i = j
+                out.append((run[i].start, run[j - 1].end, score))
+                i = j
+            else:
+                i += 1  # "Reach Manuela", "Dear Valerio Porzio": retry without the leading word
             title = False
 
     def _score_span(self, text: str, span: list[_Tok], title: bool) -> float:
@@ -231,27 +250,28 @@ class GazetteerNameRecognizer(EntityRecognizer):
         names = [t for t in span if not t.initial]
         if not names:
             return 0.0
-        if title or _STRONG_CUE_RE.search(before) or _SIGNOFF_RE.search(before) or _JSON_NAME_KEY_RE.search(before):
+        vocative = before.endswith(", ") and _VOCATIVE_AFTER_RE.match(text, last.end) is not None
+        if title or vocative or _STRONG_CUE_RE.search(before) or _SIGNOFF_RE.search(before) or _JSON_NAME_KEY_RE.search(before):
             # A cue vouches for capitalised words that are not plain English words.
-            return SCORE_CUE if any(not (t.flags & WORD) or t.known for t in names) else 0.0
+            ok = any(t.strong or not t.flags or (t.flags & FIRST and not t.flags & NONPERSON) for t in names)
+            return SCORE_CUE if ok else 0.0
         at_start = bool(_SENTENCE_START_RE.search(before))
         if len(names) >= 2:
-            head, rest = names[0], names[1:]
-            if head.flags & FIRST and any(t.flags & LAST or not t.flags for t in rest):
-                if head.strong or any(t.strong for t in rest):
-                    return SCORE_FULL
-                return SCORE_FULL_WEAK  # "Will Smith", "Bill Gates": both parts are also words
-            if not head.flags and names[-1].flags & LAST and names[-1].strong:
-                return SCORE_FULL_WEAK  # unknown given name + known surname: "Rohit Sharma"
-            if first.initial and last.flags & LAST:
-                return SCORE_FULL
-            return 0.0
+            head, tail = names[0], names[-1]
+            if not (head.known or not head.flags) or not (tail.flags & LAST or not tail.flags or tail.flags & FIRST):
+                return 0.0
+            if not any(t.known for t in names):
+                return 0.0  # "Samsung Galaxy": no part is a known name
+            if head.flags & FIRST or first.initial:
+                return SCORE_FULL if any(t.strong for t in names) else SCORE_FULL_WEAK
+            # Head is a surname-only or unknown word: "Sherlock Holmes", "Rohit Sharma".
+            return SCORE_FULL_WEAK if any(t.strong for t in names) else 0.0
         tok = names[0]
         if tok.strong and tok.flags & FIRST:
             if _WEAK_CUE_RE.search(before):
                 return SCORE_CUE
             return SCORE_FIRST_AT_START if at_start else SCORE_FIRST_ALONE
-        if tok.strong and _WEAK_CUE_RE.search(before):
+        if (tok.strong or tok.flags & FIRST and not tok.flags & NONPERSON) and _WEAK_CUE_RE.search(before):
             return SCORE_WEAK_CUE
         if tok.strong:
             return SCORE_LAST_ALONE

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import regex
 import tldextract
-from presidio_analyzer import LocalRecognizer, RecognizerResult
+from presidio_analyzer import LocalRecognizer, Pattern, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
-from presidio_analyzer.predefined_recognizers import EmailRecognizer, UrlRecognizer
+from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, EmailRecognizer, UrlRecognizer
 
 # tldextract's module-level extractor fetches the public-suffix list over the network on first use;
 # this one only ever reads the snapshot bundled in the wheel.
@@ -39,6 +39,10 @@ class TokenUrlRecognizer(UrlRecognizer):
     Plain links ("see wikipedia.org/wiki/Tea") are content, not personal data, and stay.
     """
 
+    # Presidio's patterns have no userinfo part ("https://user:pass@host"); this one adds it.
+    PATTERNS = [*UrlRecognizer.PATTERNS,
+                Pattern("URL with userinfo", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/@:]+:[^\s/@]+@[^\s/?#\"'<>]+[^\s\"'<>]*", 0.6)]
+
     def validate_result(self, pattern_text: str) -> bool:
         return bool(
             _TOKEN_PARAM_RE.search(pattern_text)
@@ -50,6 +54,14 @@ class TokenUrlRecognizer(UrlRecognizer):
                 regex_flags: int | None = None) -> list[RecognizerResult]:
         # validate_result=False only lowers the score in Presidio; here a plain URL is not a finding.
         return [r for r in super().analyze(text, entities, nlp_artifacts, regex_flags) if r.score >= 1.0]
+
+
+class LuhnCardRecognizer(CreditCardRecognizer):
+    """Presidio's credit-card recognizer (Luhn-checked), also matching 2-series Mastercard, 12-digit Maestro
+    and 19-digit Visa, which its default pattern misses."""
+
+    PATTERNS = [*CreditCardRecognizer.PATTERNS,
+                Pattern("Cards 12-19 digits (Luhn)", r"\b[2-6](?:[ \-]?\d){11,18}\b", 0.3)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,335 @@
+"""PII scrub quality: precision/recall per entity on Faker sentences and on hand-labelled real trace text.
+
+    python bench/pii_benchmark.py [--n 1500] [--seed 7] [--show-misses PERSON]
+
+(a) Faker: sentences from ~50 templates filled with Faker values. Names come from 14 Latin-script Faker
+    locales; the scrubber's gazetteer is built from US SSA/Census lists, never from Faker's, and the
+    report says how many benchmark names the gazetteer happens to contain (and recall on the rest).
+(b) Real: tests/data/scrub/real_labeled.jsonl, user text from HaluEval and tau2-bench, labelled by hand.
+
+A gold span counts as found when a predicted span of the same type overlaps it; a predicted span is
+correct when it overlaps a gold span of the same type. "Masked" also accepts a span of another type
+(the characters were hidden either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import string
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from faker import Faker
+
+from evaltray.scrub import Scrubber, load_gazetteer
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT / "tests" / "data" / "scrub" / "real_labeled.jsonl"
+NAME_LOCALES = ["en_US", "en_GB", "en_IN", "en_IE", "en_AU", "de_DE", "fr_FR", "es_MX", "es_ES", "it_IT",
+                "pt_BR", "nl_NL", "pl_PL", "sv_SE"]
+
+Gold = tuple[int, int, str]  # start, end, label
+
+
+# ----------------------------------------------------------------------------------------- generation
+
+
+def _rand(rng: random.Random, alphabet: str, n: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def api_key(rng: random.Random) -> str:
+    """A token in one of the formats real providers issue (random characters, never a real key)."""
+    an = string.ascii_letters + string.digits
+    kind = rng.randrange(8)
+    if kind == 0:
+        return "sk-proj-" + _rand(rng, an + "_-", 48)
+    if kind == 1:
+        return "ghp_" + _rand(rng, an, 36)
+    if kind == 2:
+        return "AKIA" + _rand(rng, string.ascii_uppercase + string.digits, 16)
+    if kind == 3:
+        return "xoxb-" + "-".join(_rand(rng, string.digits, 11) for _ in range(2)) + "-" + _rand(rng, an, 24)
+    if kind == 4:
+        return "AIza" + _rand(rng, an + "_-", 35)
+    if kind == 5:
+        return "sk_live_" + _rand(rng, an, 24)
+    if kind == 6:
+        return "hf_" + _rand(rng, an, 34)
+    return "sk-lf-" + "-".join(_rand(rng, "0123456789abcdef", n) for n in (8, 4, 4, 4, 12))
+
+
+def token_url(rng: random.Random, fake: Faker) -> str:
+    domain = fake.domain_name()
+    kind = rng.randrange(4)
+    tok = _rand(rng, string.ascii_letters + string.digits, rng.randint(16, 40))
+    if kind == 0:
+        return f"https://{domain}/reset-password?token={tok}"
+    if kind == 1:
+        return f"https://{domain}/api/v1/files?api_key={tok}&user=42"
+    if kind == 2:
+        return f"https://admin:{_rand(rng, string.ascii_letters, 10)}@{domain}/dashboard"
+    return f"https://{domain}/download?file=report.pdf&X-Amz-Signature={tok}"
+
+
+class Gen:
+    """Faker values for one sentence, with the person names drawn from a random locale."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.us = Faker("en_US")
+        self.us.seed_instance(seed)
+        self.locales = {loc: Faker(loc) for loc in NAME_LOCALES}
+        for i, f in enumerate(self.locales.values()):
+            f.seed_instance(seed + 1 + i)
+        self.name_tokens: list[tuple[str, str]] = []  # (locale, token) of every name written
+
+    def _loc(self) -> tuple[str, Faker]:
+        loc = self.rng.choice(NAME_LOCALES)
+        return loc, self.locales[loc]
+
+    def first(self) -> str:
+        loc, f = self._loc()
+        v = f.first_name()
+        self.name_tokens.append((loc, v))
+        return v
+
+    def full(self) -> str:
+        loc, f = self._loc()
+        v = f"{f.first_name()} {f.last_name()}"
+        self.name_tokens.extend((loc, t) for t in v.split())
+        return v
+
+    def last(self) -> str:
+        loc, f = self._loc()
+        v = f.last_name()
+        self.name_tokens.append((loc, v))
+        return v
+
+
+# Each template: a list of literal strings and (label, kind) slots.
+P = "PERSON"
+TEMPLATES: list[list[object]] = [
+    ["Hi, my name is ", (P, "full"), " and my email is ", ("EMAIL", "email"), "."],
+    ["Please call me back at ", ("PHONE", "phone"), ", thanks!"],
+    ["My card number is ", ("CREDIT_CARD", "cc"), " and it expires next month."],
+    ["Send the refund to IBAN ", ("IBAN", "iban"), " please."],
+    ["The server at ", ("IP_ADDRESS", "ipv4"), " keeps timing out since this morning."],
+    ["Our gateway ", ("IP_ADDRESS", "ipv6"), " drops packets."],
+    ["Why does ", ("URL", "token_url"), " return 403?"],
+    ["I pasted my key by mistake: ", ("API_KEY", "api_key"), " can you tell me if it works?"],
+    ["Ship it to ", ("ADDRESS", "address_line"), "."],
+    ["My address is ", ("ADDRESS", "address"), "\nThanks."],
+    ["Dear ", (P, "full"), ",\nyour order has shipped."],
+    [(P, "full"), " asked whether the invoice was paid."],
+    ["Can you write a birthday message for ", (P, "first"), "? She loves hiking."],
+    ["I spoke with ", (P, "full"), " yesterday about the contract renewal."],
+    ["Thanks for your help!\n\nBest regards,\n", (P, "full")],
+    ["Hello ", (P, "first"), ", I have a question about my subscription."],
+    ["Meeting notes: ", (P, "full"), " and ", (P, "full"), " agreed to move the deadline."],
+    ["Please forward this to Mr. ", (P, "last"), " in accounting."],
+    ["Dr. ", (P, "last"), " said the results will be ready on Monday."],
+    ['{"first_name": "', (P, "first"), '", "last_name": "', (P, "last"), '", "zip": "', ("ADDRESS", "zip"), '"}'],
+    ["Customer: ", (P, "full"), "\nPhone: ", ("PHONE", "phone"), "\nEmail: ", ("EMAIL", "email")],
+    ["Assign the ticket to ", (P, "full"), " and cc ", ("EMAIL", "email"), "."],
+    ["Is ", (P, "first"), " available for a call at 3pm?"],
+    ["Write a short poem about ", (P, "first"), " and the sea."],
+    ["My zip code is ", ("ADDRESS", "zip"), " and my name is ", (P, "full"), "."],
+    ["Reach ", (P, "first"), " at ", ("PHONE", "phone"), " after 5."],
+    ["Translate this for ", (P, "full"), ": the package arrives tomorrow."],
+    ["The account holder ", (P, "full"), " reported card ", ("CREDIT_CARD", "cc"), " stolen."],
+    ["Login from ", ("IP_ADDRESS", "ipv4"), " for user ", ("EMAIL", "email"), " failed twice."],
+    ["export OPENAI_API_KEY=", ("API_KEY", "api_key")],
+    ["Authorization: Bearer ", ("API_KEY", "api_key")],
+    ["I moved to ", ("ADDRESS", "address_line"), " last week, please update my profile."],
+    ["According to ", (P, "full"), ", the launch slipped to Q3."],
+    ["Summarize the email ", (P, "first"), " sent about the budget."],
+    ["", (P, "full"), " (", ("EMAIL", "email"), ") wants a callback on ", ("PHONE", "phone"), "."],
+    ["Please wire the deposit to ", ("IBAN", "iban"), " before Friday, ", (P, "first"), "."],
+    ["Hey ", (P, "first"), "! Did you get my message?"],
+    ["This is ", (P, "full"), " from the billing team."],
+    ["Paste the token ", ("API_KEY", "api_key"), " into the settings page."],
+    ["My landlord ", (P, "full"), " lives at ", ("ADDRESS", "address_line"), "."],
+    ["Interview feedback for ", (P, "full"), ": strong on systems design."],
+    ["Please remind ", (P, "first"), " ", (P, "last"), " about the dentist appointment."],
+    # no PII: precision on ordinary prompts
+    ["Explain the difference between a list and a tuple in Python."],
+    ["Write a haiku about autumn leaves in Central Park."],
+    ["Summarize the plot of Pride and Prejudice in three sentences."],
+    ["What is the capital of Australia, and why is it not Sydney?"],
+    ["Give me 5 tips for a job interview at Google."],
+    ["Translate 'Good Morning' into Spanish, French and German."],
+    ["How many calories are in 2 cups of rice?"],
+    ["Compare the Roman Empire with the Han Dynasty."],
+]
+
+
+def _value(g: Gen, kind: str) -> str:
+    us, rng = g.us, g.rng
+    if kind == "full":
+        return g.full()
+    if kind == "first":
+        return g.first()
+    if kind == "last":
+        return g.last()
+    if kind == "email":
+        return us.email()
+    if kind == "phone":
+        return us.phone_number()
+    if kind == "cc":
+        return us.credit_card_number()
+    if kind == "iban":
+        return us.iban()
+    if kind == "ipv4":
+        return us.ipv4_public()
+    if kind == "ipv6":
+        return us.ipv6()
+    if kind == "token_url":
+        return token_url(rng, us)
+    if kind == "api_key":
+        return api_key(rng)
+    if kind == "address":
+        return us.address()
+    if kind == "address_line":
+        return f"{us.street_address()}, {us.city()}, {us.state_abbr()} {us.zipcode()}"
+    if kind == "zip":
+        return us.zipcode()
+    raise ValueError(kind)
+
+
+def faker_cases(n: int, seed: int) -> tuple[list[tuple[str, list[Gold]]], Gen]:
+    g = Gen(seed)
+    cases = []
+    for i in range(n):
+        tpl = TEMPLATES[i % len(TEMPLATES)]
+        text, gold = "", []
+        for piece in tpl:
+            if isinstance(piece, str):
+                text += piece
+            else:
+                label, kind = piece  # type: ignore[misc]
+                value = _value(g, kind)
+                gold.append((len(text), len(text) + len(value), label))
+                text += value
+        cases.append((text, gold))
+    return cases, g
+
+
+def real_cases() -> list[tuple[str, list[Gold]]]:
+    """The hand-labelled sample: each row has text and spans given as [value, label, occurrence]."""
+    out = []
+    for line in REAL.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        text, gold = row["text"], []
+        for value, label, *occ in row["spans"]:
+            start = -1
+            for _ in range((occ[0] if occ else 0) + 1):
+                start = text.index(value, start + 1)
+            gold.append((start, start + len(value), label))
+        out.append((text, gold))
+    return out
+
+
+# ----------------------------------------------------------------------------------------- scoring
+
+
+def evaluate(scrubber: Scrubber, cases: list[tuple[str, list[Gold]]], misses: str | None = None) -> dict[str, dict]:
+    gold_n: Counter[str] = Counter()
+    found: Counter[str] = Counter()
+    masked: Counter[str] = Counter()
+    pred_n: Counter[str] = Counter()
+    correct: Counter[str] = Counter()
+    shown = 0
+    for text, gold in cases:
+        pred = [(s, e, label) for s, e, label, _ in scrubber.findings(text)]
+        for gs, ge, gl in gold:
+            gold_n[gl] += 1
+            hit_same = any(ps < ge and gs < pe and pl == gl for ps, pe, pl in pred)
+            found[gl] += hit_same
+            masked[gl] += any(ps < ge and gs < pe for ps, pe, _ in pred)
+            if misses == gl and not hit_same and shown < 25:
+                shown += 1
+                print(f"  MISS {gl}: {text[gs:ge]!r} in {text[max(0, gs - 40):ge + 40]!r}", file=sys.stderr)
+        for ps, pe, pl in pred:
+            pred_n[pl] += 1
+            ok = any(ps < ge and gs < pe and pl == gl for gs, ge, gl in gold)
+            correct[pl] += ok
+            if misses == pl and not ok and shown < 50:
+                shown += 1
+                print(f"  FALSE {pl}: {text[ps:pe]!r} in {text[max(0, ps - 40):pe + 40]!r}", file=sys.stderr)
+    labels = sorted(set(gold_n) | set(pred_n))
+    rows = {}
+    for label in labels:
+        rows[label] = {
+            "gold": gold_n[label],
+            "predicted": pred_n[label],
+            "recall": found[label] / gold_n[label] if gold_n[label] else None,
+            "masked": masked[label] / gold_n[label] if gold_n[label] else None,
+            "precision": correct[label] / pred_n[label] if pred_n[label] else None,
+        }
+    g, p = sum(gold_n.values()), sum(pred_n.values())
+    rows["ALL"] = {"gold": g, "predicted": p, "recall": sum(found.values()) / g if g else None,
+                   "masked": sum(masked.values()) / g if g else None,
+                   "precision": sum(correct.values()) / p if p else None}
+    return rows
+
+
+def _fmt(x: float | None) -> str:
+    return "   -  " if x is None else f"{x:6.3f}"
+
+
+def print_table(title: str, rows: dict[str, dict]) -> None:
+    print(f"\n{title}")
+    print(f"{'entity':<12} {'gold':>5} {'pred':>5} {'recall':>7} {'precision':>9} {'masked':>7}")
+    for label, r in rows.items():
+        print(f"{label:<12} {r['gold']:>5} {r['predicted']:>5} {_fmt(r['recall']):>7} {_fmt(r['precision']):>9} "
+              f"{_fmt(r['masked']):>7}")
+
+
+def name_coverage(scrubber: Scrubber, g: Gen, cases: list[tuple[str, list[Gold]]]) -> None:
+    """How many benchmark name parts the shipped gazetteer already lists, and recall split by that."""
+    gaz = load_gazetteer()
+    in_gaz = Counter(loc for loc, tok in g.name_tokens if gaz.get(tok) & 3)
+    total = Counter(loc for loc, _ in g.name_tokens)
+    print("\nName parts in the shipped gazetteer, by Faker locale (the gazetteer is not built from Faker):")
+    print("  " + ", ".join(f"{loc} {in_gaz[loc]}/{total[loc]}" for loc in NAME_LOCALES))
+    seen = [0, 0]
+    hit = [0, 0]
+    for text, gold in cases:
+        pred = scrubber.findings(text)
+        for gs, ge, gl in gold:
+            if gl != "PERSON":
+                continue
+            known = all(gaz.get(t) & 3 for t in text[gs:ge].split())
+            seen[known] += 1
+            hit[known] += any(ps < ge and gs < pe and pl == "PERSON" for ps, pe, pl, _ in pred)
+    print(f"  PERSON recall, every part in gazetteer: {hit[1]}/{seen[1]} = {hit[1] / max(1, seen[1]):.3f}; "
+          f"some part not in it: {hit[0]}/{seen[0]} = {hit[0] / max(1, seen[0]):.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1500, help="Faker sentences (default 1500)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--show-misses", metavar="LABEL", help="print missed and false spans of one label to stderr")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    scrubber = Scrubber()
+    cases, gen = faker_cases(args.n, args.seed)
+    print(f"evaltray PII benchmark (seed {args.seed}); default install: Presidio recognizers + shipped name gazetteer")
+    print_table(f"(a) Faker sentences: {len(cases)} texts, {len(TEMPLATES)} templates, names from {len(NAME_LOCALES)} locales",
+                evaluate(scrubber, cases, args.show_misses))
+    name_coverage(scrubber, gen, cases)
+    real = real_cases()
+    print_table(f"(b) Real trace text, hand-labelled: {len(real)} texts ({REAL.relative_to(ROOT)})",
+                evaluate(scrubber, real, args.show_misses))
+    print(f"\n({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
