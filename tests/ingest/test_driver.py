@@ -158,7 +158,12 @@ def test_unknown_format_and_missing_file_errors(ws, tmp_path):
     odd = tmp_path / "notes.txt"
     odd.write_text("hello")
     with pytest.raises(IngestError, match=r"notes.txt: cannot tell the format; pass --format \(one of: "):
-        ingest_files(ws, [odd])
+        ingest_files(ws, [odd], strict=True)
+    good = tmp_path / "chats.jsonl"
+    good.write_bytes(_chat(1) + b"\n")
+    report = ingest_files(ws, [odd, good])
+    assert report.ingested == 1
+    assert [str(i) for i in report.issues][0].startswith(f"{odd}: cannot tell the format; pass --format (one of: ")
     with pytest.raises(IngestError, match="unknown format 'xml'"):
         ingest_files(ws, [odd], fmt="xml")
     with pytest.raises(IngestError, match="missing.jsonl: no such file"):

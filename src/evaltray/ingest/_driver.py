@@ -145,7 +145,14 @@ def ingest_files(
             if fmt == "auto" and _is_blank(path):
                 report.files.append(FileReport(str(path), "empty", issues=[Issue(str(path), None, "empty file")]))
                 continue
-            format_: Format = detect(path) if fmt == "auto" else get_format(fmt)
+            try:
+                format_: Format = detect(path) if fmt == "auto" else get_format(fmt)
+            except IngestError as exc:
+                if strict or fmt != "auto":
+                    raise
+                # one unrecognised file must not stop the others: report it like a malformed record
+                report.files.append(FileReport(str(path), "unknown", issues=[Issue(str(path), None, str(exc).split(": ", 1)[1])]))
+                continue
             report.files.append(_ingest_one(ws, store, path, format_, options, strict, rate, seen, progress, actor))
     return report
 
