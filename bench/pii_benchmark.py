@@ -20,7 +20,7 @@ import random
 import string
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 from faker import Faker

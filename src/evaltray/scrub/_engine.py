@@ -101,7 +101,7 @@ _KEY_HINT = re.compile(
 )
 _ADDRESS_HINT = re.compile(
     r"\d[ \t]+(?:[NSEW]\.?[ \t]+)?[\w'’.\-]+[ \t]|\b(?:apt|apartment|suite|ste|unit|box|zip|postal|post[ \t]?code|apo|fpo|dpo)\b"
-    r"|\b[A-Z]{2}[ \t]+\d{5}\b|\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b",
+    r"|\b[A-Z]{2},?[ \t]+\d{5}\b|\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b",
     re.IGNORECASE,
 )
 _ANY_DIGIT = re.compile(r"\d")
@@ -185,9 +185,7 @@ class Scrubber:
         want = set(self.entities)
         builders: list[tuple[str, Callable[[], Any]]] = [
             ("EMAIL_ADDRESS", OfflineEmailRecognizer),
-            # leniency 0 ("possible number"): numbers in traces are often outside the assigned ranges
-            # phonenumbers validates against (test data, new area codes); length and shape still checked.
-            ("PHONE_NUMBER", lambda: PhoneRecognizer(leniency=0)),
+            ("PHONE_NUMBER", PhoneRecognizer),
             ("CREDIT_CARD", LuhnCardRecognizer),
             ("IBAN_CODE", IbanRecognizer),
             ("IP_ADDRESS", IpRecognizer),

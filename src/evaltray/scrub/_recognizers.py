@@ -30,7 +30,7 @@ _TOKEN_PARAM_RE = regex.compile(
     r"|ticket|hash|otp|jwt)[\w.-]*)=[^&#\s]{4,}"
 )
 _USERINFO_RE = regex.compile(r"://[^/@\s:]+:[^/@\s]+@")
-_RANDOM_SEGMENT_RE = regex.compile(r"[/=](?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}")
+_RANDOM_SEGMENT_RE = regex.compile(r"[/=](?=[A-Za-z0-9_]*\d)(?=[A-Za-z0-9_]*[A-Za-z])[A-Za-z0-9_]{24,}(?![\w\-])")
 
 
 class TokenUrlRecognizer(UrlRecognizer):
@@ -39,8 +39,10 @@ class TokenUrlRecognizer(UrlRecognizer):
     Plain links ("see wikipedia.org/wiki/Tea") are content, not personal data, and stay.
     """
 
-    # Presidio's patterns have no userinfo part ("https://user:pass@host"); this one adds it.
+    # Presidio's patterns have no userinfo part ("https://user:pass@host") and list only some TLDs (no .biz);
+    # with a scheme the text is a URL whatever its TLD.
     PATTERNS = [*UrlRecognizer.PATTERNS,
+                Pattern("Any URL with a scheme", r"(?i)\bhttps?://[^\s\"'<>()\[\]{}]+", 0.6),
                 Pattern("URL with userinfo", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/@:]+:[^\s/@]+@[^\s/?#\"'<>]+[^\s\"'<>]*", 0.6)]
 
     def validate_result(self, pattern_text: str) -> bool:
@@ -176,10 +178,10 @@ ADDRESS_RULES: tuple[Rule, ...] = (
         r"(?:APO|FPO|DPO)[ \t]+A[AEP][ \t]+\d{5}\b",
         0.8,
     ),
-    Rule("city-state-zip", r"\b\p{Lu}[\p{L}.'\-]+(?:[ \t]\p{Lu}[\p{L}.'\-]+){0,3},?[ \t]+(?:" + _STATES + r")[ \t]+\d{5}(?:-\d{4})?(?![\d\-])", 0.6),
+    Rule("city-state-zip", r"\b\p{Lu}[\p{L}.'\-]+(?:[ \t]\p{Lu}[\p{L}.'\-]+){0,3},?[ \t]+(?:" + _STATES + r"),?[ \t]+\d{5}(?:-\d{4})?(?![\d\-])", 0.6),
     Rule(
         "zip-with-cue",
-        r"(?i)\b(?:zip|zip[ \t]*code|zipcode|postal[ \t]*code|post[ \t]*code|postcode)s?\b[\"']?[ \t]*(?:is|was|:|=|-|#|of)?[ \t]*[\"']?"
+        r"(?i)\b(?:zip|zip[ \t]*code|zipcode|postal[ \t]*code|post[ \t]*code|postcode)s?\b[\"']?[ \t]*(?:is|was|:|=|-|#|of)?(?:[ \t]+(?:actually|now|still|just|probably|also))?[ \t]*[\"']?"
         r"(\d{5}(?:-\d{4})?|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\d\-])",
         0.7,
         1,
