@@ -378,6 +378,15 @@ def test_not_json_wrong_shape_array_and_jsonl(tmp_path: Path) -> None:
     assert detect(lines).name == "langfuse" and detect(array).name == "langfuse"
 
 
+def test_public_api_trace_with_observations_inside(tmp_path: Path) -> None:
+    doc = _load("microsoft-agent-2025-12-17.trace.json")
+    api = {**doc["trace"], "observations": doc["observations"]}  # GET /api/public/traces/{id}
+    trace = _one(_write(tmp_path, "api.json", api))
+    assert (trace.trace_id, [m.role for m in trace.messages]) == (
+        "8e419d3288419b5d944270505640e183", ["system", "user", "assistant", "tool", "assistant"])
+    assert trace.input_tokens == 293
+
+
 # ----------------------------------------------------------------------------------- the driver
 
 
@@ -452,6 +461,13 @@ def test_messages_from_common_shapes() -> None:
     assert messages_from('{"args": ["What is 2+2?"], "kwargs": {}}') == [Message(role="user", content="What is 2+2?")]
     assert messages_from({"content": "role"}) == []  # a role-less input says nothing about who spoke
     assert messages_from({"content": "42"}, "assistant") == [Message(role="assistant", content="42")]
+    # text that merely looks like Python stays text
+    assert messages_from("['a', 'b']") == [Message(role="user", content="['a', 'b']")]
+    assert messages_from("x=5 y=2: what is x+y?") == [Message(role="user", content="x=5 y=2: what is x+y?")]
+    assert messages_from({"input": "and now?", "chat_history": [{"role": "user", "content": "hi"},
+                                                                {"role": "assistant", "content": "hello"}]}) == [
+        Message(role="user", content="hi"), Message(role="assistant", content="hello"),
+        Message(role="user", content="and now?")]
 
 
 def test_tool_definition_spellings() -> None:

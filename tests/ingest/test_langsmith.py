@@ -120,6 +120,16 @@ def test_the_same_runs_as_a_json_array_or_runs_object(tmp_path: Path) -> None:
         assert {t.trace_id: (t.messages, t.input_tokens, t.feedback_score) for t in _traces(path)} == want
 
 
+def test_runs_without_trace_id_group_by_their_parent_chain(tmp_path: Path) -> None:
+    runs = [orjson.loads(line) for line in API.read_bytes().splitlines()]
+    for run in runs:
+        del run["trace_id"], run["dotted_order"]
+    path = tmp_path / "old.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in runs))
+    assert [(t.trace_id, len(t.spans)) for t in _traces(path)] == [
+        ("1f0b6f52-0c1e-4a8e-9a57-3c1d2b7e0001", 4), ("2c7d0e11-5b3a-4f6e-8d21-9e0f1a2b0001", 1)]
+
+
 def test_bad_runs_are_reported_and_the_rest_parse(tmp_path: Path) -> None:
     lines = API.read_bytes().splitlines()
     path = tmp_path / "runs.jsonl"

@@ -47,8 +47,8 @@ _RESULT_PARTS = frozenset(("tool_result", "tool_call_response", "tool-result", "
 _MEDIA_PARTS = frozenset(("image_url", "image", "input_image", "input_audio", "audio", "file", "blob", "document"))
 #: "role: text" transcripts (autogen, the OpenAI instrumentation of agno) start each message on a new line.
 _TRANSCRIPT = re.compile(r"^(system|developer|user|human|assistant|ai|tool|function):[ \t]?", re.M)
-#: Python reprs of objects (``role='user' content=...``): not a message text worth keeping.
-_PY_REPR = re.compile(r"^[A-Za-z_]\w*=(None|True|False|'|\"|\[|\{|\(|-?\d)")
+#: A Python object repr in a message list (agno's ``role='user' content='…' name=None …``): not a message text.
+_PY_REPR = re.compile(r"^[A-Za-z_]\w*=('[^']*'|None|-?\d+) [A-Za-z_]\w*=")
 _MAX_LITERAL = 2_000_000
 
 
@@ -59,10 +59,10 @@ def _role(name: Any) -> str | None:
     return _ROLES.get(re.sub(r"Message(Chunk)?$", "", name).lower())
 
 
-def decode(value: Any) -> Any:
-    """A JSON-encoded string (even twice) or a Python literal repr decoded; anything else unchanged."""
+def decode(value: Any, literal: bool = True) -> Any:
+    """A JSON-encoded string (even twice) or, with ``literal``, a Python literal repr decoded; else unchanged."""
     value = maybe_json(value)
-    if isinstance(value, str):
+    if literal and isinstance(value, str):
         text = value.strip()
         if text[:2] in ("{'", "['", "[{", "[(", "('") and len(text) < _MAX_LITERAL:
             try:
@@ -281,15 +281,19 @@ def _payload(value: Any, role: str, tools: list[dict[str, Any]] | None, depth: i
     if value is None or depth > 8:
         return []
     if isinstance(value, str):
-        decoded = decode(value)
+        decoded = decode(value, literal=False)
+        if isinstance(decoded, str):
+            # a Python repr counts only as a structure (BeeAI's "{'role': 'assistant', 'text': …}"), never
+            # as a list of strings, which a question like "['a', 'b'] — which is longer?" would become
+            literal = decode(decoded)
+            if isinstance(literal, dict) or (isinstance(literal, list) and literal and all(isinstance(i, dict) for i in literal)):
+                decoded = literal
         if not isinstance(decoded, str):
             return _payload(decoded, role, tools, depth + 1)
         transcript = _transcript(decoded)
         if transcript is not None:
             return transcript
-        if not decoded.strip() or _PY_REPR.match(decoded):
-            return []
-        return [Message(role=role, content=decoded)]
+        return [Message(role=role, content=decoded)] if decoded.strip() else []
     if isinstance(value, list):
         return _payload_list(value, role, tools, depth)
     if isinstance(value, dict):
@@ -317,7 +321,7 @@ def _payload_list(items: list[Any], role: str, tools: list[dict[str, Any]] | Non
                 out[-1].tool_calls.extend(msgs[0].tool_calls)  # parallel Responses calls form one assistant turn
                 continue
             out += msgs
-        else:
+        elif not (isinstance(item, str) and _PY_REPR.match(item)):
             out += _payload(item, role, tools, depth + 1)
     return out
 
@@ -359,6 +363,8 @@ def _payload_dict(d: dict[str, Any], role: str, tools: list[dict[str, Any]] | No
     collect_tools(config.get("tools"), tools)
     # a role-less {"content": …} is an answer on the output side, but ambiguous as an input
     keys = _PAYLOAD_KEYS + (_ANSWER_KEYS if role == "assistant" else ())
+    if isinstance(d.get("chat_history"), list):  # LangChain agents: {"input": …, "chat_history": [...]}
+        out += _payload(d["chat_history"], role, tools, depth + 1)
     for key in keys:
         if d.get(key) is not None:
             found = _payload(d[key], role, tools, depth + 1)
@@ -468,9 +474,18 @@ class ToolRun:
     start: datetime | None = None
 
 
-@functools.lru_cache(maxsize=4096)
 def _norm_text(text: str) -> str:
     """Text compared for identity: JSON/Python structures canonically, prose with whitespace collapsed."""
+    # each message is compared many times while merging; cache the short ones only, to bound memory
+    return _norm_short(text) if len(text) <= 4096 else _normalize(text)
+
+
+@functools.lru_cache(maxsize=2048)
+def _norm_short(text: str) -> str:
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
     value = decode(text)
     if isinstance(value, (dict, list)):
         return _norm_value(value)
@@ -738,10 +753,15 @@ def _sniff(path: Path, head: bytes) -> bool:
     return bool(_HEAD.match(text)) and ('"observations"' in text or '"projectId"' in text or '"traceId"' in text)
 
 
-def record_line(path: Path, record_id: str, last: bool) -> int | None:
+def record_line(path: Path, record_id: str, last: bool, _cache: dict[tuple, bytes] = {}) -> int | None:  # noqa: B006
     """Line of the record whose ``"id"`` is ``record_id``: the first or the last occurrence (a Langfuse export
     repeats each observation, without its payload, inside the trace before the full list)."""
-    data = path.read_bytes()
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    data = _cache.get(key)
+    if data is None:
+        _cache.clear()  # one file at a time: a file with many bad records is read once
+        data = _cache[key] = path.read_bytes()
     hits = [m.start() for m in re.finditer(rb'"id"\s*:\s*"' + re.escape(record_id.encode("utf-8")) + rb'"', data)]
     if not hits:
         return None
@@ -898,6 +918,8 @@ def _valid_observations(raw: Any, path: Path, line: int | None) -> tuple[list[di
 def trace_from_export(doc: Mapping[str, Any], path: Path, line: int | None = None) -> Iterator[Trace | Issue]:
     """The Trace of one Langfuse ``{trace, observations}`` export (and an Issue per unreadable observation)."""
     tr = doc.get("trace")
+    if tr is None and isinstance(doc.get("observations"), list) and doc.get("id"):
+        tr = doc  # the public API's GET /api/public/traces/{id}: the trace itself, observations inside
     if not isinstance(tr, dict) or not tr.get("id"):
         yield Issue(str(path), line, "expected an object with 'trace' (having an 'id') and 'observations'")
         return

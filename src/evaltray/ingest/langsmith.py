@@ -69,12 +69,19 @@ def _run_id(run: Mapping[str, Any]) -> str | None:
     return _segment_id(dotted.rsplit(".", 1)[-1]) if isinstance(dotted, str) and dotted else None
 
 
-def _trace_id(run: Mapping[str, Any], rid: str) -> str:
+def _trace_id(run: Mapping[str, Any], rid: str, runs: Mapping[str, Mapping[str, Any]]) -> str:
+    """The run's trace: its ``trace_id``, else the root of its dotted order, else the top of its parent chain."""
     if run.get("trace_id"):
         return str(run["trace_id"])
     dotted = run.get("dotted_order")
     root = _segment_id(dotted.split(".", 1)[0]) if isinstance(dotted, str) and dotted else None
-    return root or rid
+    if root:
+        return root
+    seen = {rid}
+    while (parent := _parent_id(run)) is not None and parent in runs and parent not in seen:
+        seen.add(parent)
+        rid, run = parent, runs[parent]
+    return rid
 
 
 def _parent_id(run: Mapping[str, Any]) -> str | None:
@@ -173,7 +180,7 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
             runs[rid] = _merge(runs.get(rid), run)
     traces: dict[str, list[dict[str, Any]]] = {}
     for rid, run in runs.items():
-        traces.setdefault(_trace_id(run, rid), []).append(run)
+        traces.setdefault(_trace_id(run, rid, runs), []).append(run)
     for tid, members in traces.items():
         yield _trace(tid, members)
 
