@@ -1,0 +1,701 @@
+"""Three-level dedup: exact (normalized text), near (MinHash + LSH, verified Jaccard), paraphrase (ANN, verified).
+
+Dedup never drops a trace. It marks clusters of duplicates, picks one representative per cluster and
+gives it a weight (how many traces it stands for), and keeps the evidence for every merge as a
+``DupPair``. The result depends only on the set of ``(id, text, vector)`` rows, never on their order:
+rows are sorted by id before anything else happens.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import EvaltrayError
+from .util import sha256_hex
+
+__all__ = [
+    "DedupError",
+    "DedupResult",
+    "DupGroup",
+    "DupPair",
+    "dedup",
+    "lsh_params",
+    "near_duplicate_pairs",
+    "normalize",
+    "shingle_hashes",
+]
+
+Level = Literal["exact", "near", "paraphrase"]
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called as each stage starts and ends."""
+
+_LEVEL_RANK = {"exact": 0, "near": 1, "paraphrase": 2}
+
+SHINGLE = 5
+"""Near-duplicates compare sets of character 5-grams: they see word order and typos, and need no word
+splitting, so Chinese or Thai text works as well as English."""
+
+MAX_PERM = 128
+_U64 = np.uint64
+
+
+class DedupError(EvaltrayError, ValueError):
+    """The input to dedup is inconsistent: duplicate ids, length mismatch, bad vectors or threshold."""
+
+
+@dataclass(frozen=True, slots=True)
+class DupPair:
+    """Evidence for one merge: ``a`` < ``b`` were found duplicates at ``level`` with ``score``."""
+
+    a: str
+    b: str
+    level: Level
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DupGroup:
+    """A cluster of duplicate traces; ``weight`` = number of traces the representative stands for."""
+
+    representative: str
+    members: tuple[str, ...]
+    level: Level
+    weight: int
+
+
+@dataclass(slots=True)
+class DedupResult:
+    """Groups of two or more traces, the merge evidence, and a representative for every id."""
+
+    groups: list[DupGroup]
+    pairs: list[DupPair]
+    rep_of: dict[str, str]
+    rejected: list[DupPair] = field(default_factory=list)
+    """Paraphrase candidates above the cosine threshold that verification refused, with the reason."""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def weights(self) -> dict[str, int]:
+        """Weight of every representative, singletons included (weight 1)."""
+        out: dict[str, int] = {}
+        for rep in self.rep_of.values():
+            out[rep] = out.get(rep, 0) + 1
+        return out
+
+
+# --------------------------------------------------------------------------- normalization
+
+
+class _CharMap(dict[int, str | int]):
+    """``str.translate`` table computed lazily from Unicode categories (the alphabet is too big to list)."""
+
+    def __missing__(self, cp: int) -> str | int:
+        cat = unicodedata.category(chr(cp))
+        if cat[0] == "P" or cat in ("Cc", "Zs", "Zl", "Zp"):
+            out: str | int = " "
+        elif cat == "Cf":  # zero-width space, BOM, soft hyphen: invisible, so they must not split words
+            out = ""
+        elif cat == "Cs":  # a lone surrogate (undecodable bytes) cannot be encoded later
+            out = "\ufffd"
+        else:
+            out = cp
+        self[cp] = out
+        return out
+
+
+_CHARMAP = _CharMap()
+_ASCII_TABLE = bytes(
+    32 if (unicodedata.category(chr(b))[0] == "P" or b < 32 or b == 127) else (ord(chr(b).lower()) if b < 128 else b)
+    for b in range(256)
+)
+
+
+def normalize(text: str | bytes | None) -> str:
+    """Casefold, Unicode NFKC, punctuation and control characters to spaces, whitespace collapsed.
+
+    Symbols (currency, emoji, maths) are kept, so "£1" and "€1", or "👍" and "👎", stay different.
+    Bytes are decoded as UTF-8 with replacement; ``None`` is the empty text. Idempotent.
+    """
+    if text is None:
+        return ""
+    if isinstance(text, bytes | bytearray | memoryview):
+        text = bytes(text).decode("utf-8", "replace")
+    elif not isinstance(text, str):
+        text = str(text)
+    if text.isascii():
+        return " ".join(text.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split())
+    # NFKC and casefold can each undo the other's work (and dropping a format character can let
+    # combining marks compose), so iterate to a fixed point; two rounds settle all real text.
+    out = text
+    for _ in range(4):
+        nxt = " ".join(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", out).casefold()).translate(_CHARMAP).split())
+        if nxt == out:
+            break
+        out = nxt
+    return out
+
+
+_BATCH_SEP = 1  # \x01, a control character: normalize() turns it into a space, so no text keeps one
+_BATCH_TABLE = _ASCII_TABLE[:_BATCH_SEP] + bytes([_BATCH_SEP]) + _ASCII_TABLE[_BATCH_SEP + 1 :]
+_SPACES = re.compile(rb"  +")
+_SEP_SPACES = re.compile(rb" ?\x01 ?")
+
+
+def normalize_many(texts: Sequence[str | bytes | None]) -> list[str]:
+    """``[normalize(t) for t in texts]``, with the ASCII texts done in one pass over one joined buffer."""
+    out: list[str | None] = [None] * len(texts)
+    asc = [i for i, t in enumerate(texts) if type(t) is str and t.isascii()]
+    if asc:
+        joined = "\x01".join([texts[i] for i in asc])  # type: ignore[misc]
+        if joined.count("\x01") == len(asc) - 1:  # no text carries the separator itself
+            buf = joined.encode("ascii").translate(_BATCH_TABLE)
+            buf = _SEP_SPACES.sub(b"\x01", _SPACES.sub(b" ", buf)).strip(b" ")
+            for i, t in zip(asc, buf.decode("ascii").split("\x01"), strict=True):
+                out[i] = t
+    return [normalize(texts[i]) if o is None else o for i, o in enumerate(out)]
+
+
+# --------------------------------------------------------------------------- near-duplicates: shingles
+
+
+_K = _U64(0x9E3779B97F4A7C15)
+_BLOCK = 1 << 22
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer in place: MinHash needs every bit of a token hash to be well mixed."""
+    z ^= z >> _U64(30)
+    z *= _U64(0xBF58476D1CE4E5B9)
+    z ^= z >> _U64(27)
+    z *= _U64(0x94D049BB133111EB)
+    z ^= z >> _U64(31)
+    return z
+
+
+def shingle_hashes(norm_texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of each text's character 5-grams, flat, with ``len+1`` row offsets.
+
+    Texts are padded with four NULs at both ends (NUL cannot survive ``normalize``), so a text of
+    ``L`` characters has ``L + 4`` shingles and even a one-letter text has some. Vectorized: the whole
+    corpus is hashed in numpy, never one shingle at a time in Python.
+    """
+    n = len(norm_texts)
+    lens = np.fromiter(map(len, norm_texts), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.uint64)
+    np.cumsum(lens + (SHINGLE - 1), out=offsets[1:])
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64), offsets
+    pad = "\0" * (SHINGLE - 1)
+    # Shingles that straddle a boundary see only one text plus NUL padding, so rows can be cut
+    # contiguously: row d is every 5-gram that starts in [pad before d, end of d).
+    cps = np.frombuffer((pad + pad.join(norm_texts) + pad).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    total = cps.size - SHINGLE + 1
+    out = np.empty(total, dtype=np.uint64)
+    for start in range(0, total, _BLOCK):
+        stop = min(total, start + _BLOCK)
+        c = cps[start : stop + SHINGLE - 1].astype(np.uint64)
+        h = c[: stop - start].copy()
+        for j in range(1, SHINGLE):
+            h *= _K
+            h += c[j : j + stop - start]
+        out[start:stop] = _mix64(h)
+    return out, offsets
+
+
+def lsh_params(threshold: float, max_perm: int = MAX_PERM) -> tuple[int, int]:
+    """``(bands, rows)`` for banded LSH at ``threshold``: fewest false candidates below it while a
+    pair exactly at the threshold still becomes a candidate with probability >= 0.99."""
+    if not 0.0 < threshold <= 1.0:
+        raise DedupError(f"near threshold must be in (0, 1], got {threshold}")
+    s = np.linspace(0.0, threshold, 201)
+    best: tuple[float, int, int] | None = None
+    for rows in range(1, max_perm + 1):
+        for bands in range(1, max_perm // rows + 1):
+            if 1.0 - (1.0 - threshold**rows) ** bands < 0.99:
+                continue
+            fp = float(np.trapezoid(1.0 - (1.0 - s**rows) ** bands, s))
+            if best is None or fp < best[0] - 1e-12:
+                best = (fp, bands, rows)
+    assert best is not None  # rows=1, bands=max_perm always qualifies for threshold > 0.04
+    return best[1], best[2]
+
+
+# --------------------------------------------------------------------------- near-duplicates: candidates
+
+
+def _gather_rows(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The shingle hashes of ``rows`` only, as a new flat buffer with its own offsets."""
+    starts = offsets[rows].astype(np.int64)
+    counts = (offsets[rows + 1] - offsets[rows]).astype(np.int64)
+    sub_offsets = np.zeros(rows.size + 1, dtype=np.uint64)
+    np.cumsum(counts, out=sub_offsets[1:])
+    index = np.repeat(starts - sub_offsets[:-1].astype(np.int64), counts) + np.arange(int(sub_offsets[-1]))
+    return flat[index], sub_offsets
+
+
+def _signatures(flat: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
+    """R-MinHash signatures (rensa) as an ``(n, num_perm)`` uint32 array."""
+    import rensa
+
+    n = offsets.size - 1
+    sig = np.empty((n, num_perm), dtype=np.uint32)
+    step = 65536  # rensa hands rows back as Python lists; bound that memory
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        sub = flat[int(offsets[lo]) : int(offsets[hi])]
+        m = rensa.RMinHash.digest_matrix_from_flat_token_hashes(sub, offsets[lo : hi + 1] - offsets[lo], num_perm, seed)
+        sig[lo:hi] = m.to_rows()
+    return sig
+
+
+def _bucket_pairs(keys: np.ndarray, cap: int) -> np.ndarray:
+    """Index pairs ``i < j`` whose ``keys`` are equal. Buckets larger than ``cap`` give a star from
+    their smallest index plus a chain, so one huge bucket cannot make quadratic work."""
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+    sizes = np.diff(np.r_[starts, sk.size])
+    out = []
+    small = (sizes >= 2) & (sizes <= cap)
+    if small.any():
+        s, g = starts[small], sizes[small]
+        # every position p in a bucket pairs with all later positions of the same bucket
+        pos = np.repeat(s, g) + (np.arange(int(g.sum())) - np.repeat(np.cumsum(g) - g, g))
+        later = np.repeat(s + g, g) - pos - 1
+        left = np.repeat(pos, later)
+        right = left + 1 + (np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later))
+        out.append(np.stack([order[left], order[right]], axis=1))
+    for s, g in zip(starts[sizes > cap].tolist(), sizes[sizes > cap].tolist(), strict=True):
+        members = order[s : s + g]  # stable sort: ascending index within the bucket
+        out.append(np.stack([np.full(g - 1, members[0]), members[1:]], axis=1))
+        out.append(np.stack([members[1:-1], members[2:]], axis=1))
+    if not out:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = np.concatenate(out).astype(np.int64)
+    return np.sort(pairs, axis=1)
+
+
+def _band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    block = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
+    key = np.full(sig.shape[0], _U64(((band + 1) * int(_K)) % (1 << 64)), dtype=np.uint64)
+    for j in range(rows):
+        key ^= block[:, j]
+        key = _mix64(key)
+    return key
+
+
+def _exact_jaccard(flat: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Exact Jaccard of the shingle sets of each pair (sets are built once per text)."""
+    sets: dict[int, frozenset[int]] = {}
+
+    def get(i: int) -> frozenset[int]:
+        s = sets.get(i)
+        if s is None:
+            s = sets[i] = frozenset(flat[int(offsets[i]) : int(offsets[i + 1])].tolist())
+        return s
+
+    out = np.empty(len(pairs), dtype=np.float64)
+    for k, (i, j) in enumerate(pairs.tolist()):
+        a, b = get(i), get(j)
+        inter = len(a & b) if len(a) <= len(b) else len(b & a)
+        out[k] = inter / (len(a) + len(b) - inter)
+    return out
+
+
+@dataclass(slots=True)
+class NearPairs:
+    """Verified near-duplicate pairs (indices into the texts given) and what it took to find them."""
+
+    i: np.ndarray
+    j: np.ndarray
+    estimate: np.ndarray
+    jaccard: np.ndarray
+    stats: dict[str, Any]
+
+
+def near_duplicate_pairs(norm_texts: Sequence[str], threshold: float = 0.8, *, seed: int = 0,
+                         bucket_cap: int = 64) -> NearPairs:
+    """All pairs the MinHash LSH proposes whose exact shingle Jaccard is >= ``threshold``.
+
+    Pipeline: shingle hashes (numpy) -> R-MinHash matrix (rensa, Rust, both cores) -> rensa's LSH
+    flags the rows that share any band with another row -> those rows only get banded again in
+    numpy to name the pairs -> a MinHash estimate drops hopeless pairs -> exact Jaccard decides.
+    """
+    import rensa
+
+    t0 = time.perf_counter()
+    bands, rows = lsh_params(threshold)
+    num_perm = bands * rows
+    stats: dict[str, Any] = {"bands": bands, "rows": rows, "num_perm": num_perm}
+    empty = NearPairs(*(np.zeros(0, dtype=t) for t in (np.int64, np.int64, np.float64, np.float64)), stats)
+    if len(norm_texts) < 2:
+        return empty
+    flat, offsets = shingle_hashes(norm_texts)
+    stats["shingles"] = int(flat.size)
+    t1 = time.perf_counter()
+    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, seed)
+    t2 = time.perf_counter()
+    # The one-shot query only says which rows collide with some other row; rensa cannot hand back
+    # the pairs or its signatures cheaply, so the (usually few) flagged rows are re-signed below.
+    lsh = rensa.RMinHashLSH(threshold, num_perm, bands)
+    flagged = np.flatnonzero(np.fromiter(lsh.query_duplicate_flags_matrix_one_shot(matrix), dtype=bool))
+    del matrix, lsh
+    stats["flagged"] = int(flagged.size)
+    t3 = time.perf_counter()
+    if flagged.size < 2:
+        stats.update(seconds_shingle=t1 - t0, seconds_minhash=t2 - t1, seconds_lsh=t3 - t2)
+        return empty
+    sub_flat, sub_offsets = _gather_rows(flat, offsets, flagged)
+    sig = _signatures(sub_flat, sub_offsets, num_perm, seed)
+    m = np.int64(sig.shape[0])
+    codes = np.unique(np.concatenate([p[:, 0] * m + p[:, 1] for p in
+                                      (_bucket_pairs(_band_keys(sig, b, rows), bucket_cap) for b in range(bands))]))
+    cand = np.stack([codes // m, codes % m], axis=1)
+    stats["candidates"] = int(len(cand))
+    t4 = time.perf_counter()
+    est = np.empty(len(cand), dtype=np.float64)
+    for lo in range(0, len(cand), 1 << 16):
+        c = cand[lo : lo + (1 << 16)]
+        est[lo : lo + len(c)] = (sig[c[:, 0]] == sig[c[:, 1]]).mean(axis=1)
+    # 4 standard errors below the threshold: a pair truly at the threshold is dropped here ~1 in 30,000
+    margin = 4.0 * math.sqrt(threshold * (1.0 - threshold) / num_perm) + 0.02
+    keep = est >= threshold - margin
+    cand, est = cand[keep], est[keep]
+    jac = _exact_jaccard(sub_flat, sub_offsets, cand)
+    ok = jac >= threshold - 1e-12
+    t5 = time.perf_counter()
+    stats.update(estimated=int(len(cand)), verified=int(ok.sum()), seconds_shingle=t1 - t0,
+                 seconds_minhash=t2 - t1, seconds_lsh=t3 - t2, seconds_candidates=t4 - t3, seconds_verify=t5 - t4)
+    return NearPairs(flagged[cand[ok, 0]], flagged[cand[ok, 1]], est[ok], jac[ok], stats)
+
+
+# --------------------------------------------------------------------------- paraphrase: candidates and checks
+
+
+_NEGATIONS = frozenset(
+    ["not", "never", "none", "nothing", "nobody", "nowhere", "neither", "nor", "without", "cannot", "cant", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "wouldnt", "shouldnt", "couldnt", "havent", "hasnt", "hadnt", "mustnt", "neednt", "aint"]
+)
+_NT_STEMS = frozenset(["don", "doesn", "didn", "isn", "aren", "wasn", "weren", "won", "wouldn", "can", "couldn", "shouldn", "haven", "hasn", "hadn", "mustn", "needn", "ain"])
+_WORD = re.compile(r"\w+")
+_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)\W*(\w+)")
+
+
+def _numbers(tokens: list[str]) -> frozenset[str]:
+    return frozenset(t for t in tokens if any(ch.isdigit() for ch in t))
+
+
+def _negated(tokens: list[str]) -> bool:
+    for k, t in enumerate(tokens):
+        if t in _NEGATIONS:
+            return True
+        if t == "no" and not (k + 1 < len(tokens) and tokens[k + 1][:1].isdigit()):  # "order no 5" is a number
+            return True
+        if t == "t" and k > 0 and tokens[k - 1] in _NT_STEMS:  # "don't" normalizes to "don t"
+            return True
+    return False
+
+
+def _entities(raw: str) -> frozenset[str]:
+    """Capitalized words that do not start a sentence ("Apple Pay", "Paris", "UK"), casefolded.
+
+    Text in capitals or title case says nothing about names, so it yields none.
+    """
+    words = _WORD.findall(raw)
+    caps = [w for w in words if w[:1].isupper()]
+    if not caps or len(caps) * 2 > len(words):
+        return frozenset()
+    initial = {m.start(1) for m in _SENTENCE_START.finditer(raw)}
+    out = set()
+    for m in _WORD.finditer(raw):
+        w = m.group()
+        if w[:1].isupper() and m.start() not in initial and w != "I":
+            out.add(normalize(w))
+    return frozenset(out)
+
+
+def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` neighbours of every row (self excluded): exact below ``exact_below`` rows, else usearch HNSW.
+
+    Returns ``(index, cosine)`` arrays of shape ``(n, k)``; missing neighbours are ``-1``.
+    """
+    n = vecs.shape[0]
+    k = min(k, n - 1)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    sim = np.full((n, k), -np.inf, dtype=np.float32)
+    if k <= 0:
+        return idx, sim
+    if n < exact_below:
+        step = max(1, (1 << 24) // n)
+        for lo in range(0, n, step):
+            s = vecs[lo : lo + step] @ vecs.T
+            s[np.arange(s.shape[0]), np.arange(lo, lo + s.shape[0])] = -np.inf
+            part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+            ps = np.take_along_axis(s, part, axis=1)
+            # order by cosine, ties by index, so the result never depends on partition internals
+            o = np.lexsort((part, -ps), axis=1)
+            idx[lo : lo + s.shape[0]] = np.take_along_axis(part, o, axis=1)
+            sim[lo : lo + s.shape[0]] = np.take_along_axis(ps, o, axis=1)
+        return idx, sim
+    from usearch.index import Index
+
+    # one thread for building: HNSW built in parallel depends on thread timing, and dedup promises
+    # the same answer for the same input
+    index = Index(ndim=vecs.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=128, expansion_search=128)
+    index.add(np.arange(n, dtype=np.uint64), vecs, threads=1)
+    found = index.search(vecs, k + 1, threads=0)
+    keys = np.asarray(found.keys).astype(np.int64)
+    dist = np.asarray(found.distances, dtype=np.float32)
+    counts = np.asarray(found.counts)
+    for row in range(n):
+        got = [(float(1.0 - d), int(j)) for j, d in zip(keys[row, : counts[row]], dist[row, : counts[row]], strict=True)
+               if j != row]
+        got.sort(key=lambda x: (-x[0], x[1]))
+        for c, (s, j) in enumerate(got[:k]):
+            idx[row, c], sim[row, c] = j, s
+    return idx, sim
+
+
+# --------------------------------------------------------------------------- union-find and the driver
+
+
+class _Forest:
+    """Union-find over trace indices that keeps the evidence of each merge and the loosest level used."""
+
+    def __init__(self, parent: list[int]) -> None:
+        self.parent = parent
+        self.level: dict[int, Level] = {}
+
+    def find(self, x: int) -> int:
+        p = self.parent
+        while p[x] != x:
+            p[x] = p[p[x]]
+            x = p[x]
+        return x
+
+    def merge(self, edges: list[tuple[float, int, int, str]], level: Level, sid: list[str],
+              pairs: list[DupPair]) -> None:
+        """Kruskal order (best evidence first, ties by index): the reported forest is deterministic."""
+        for score, a, b, reason in sorted(edges, key=lambda e: (-e[0], e[1], e[2])):
+            ra, rb = self.find(a), self.find(b)
+            if ra == rb:
+                continue
+            lo, hi = (ra, rb) if ra < rb else (rb, ra)
+            self.parent[hi] = lo  # the smaller index (= smaller id) stays root
+            self.level[lo] = max(self.level.get(ra, "exact"), self.level.get(rb, "exact"), level,
+                                 key=_LEVEL_RANK.__getitem__)
+            pairs.append(DupPair(sid[min(a, b)], sid[max(a, b)], level, round(score, 6), reason))
+
+    def roots(self) -> np.ndarray:
+        """Root of every index, by pointer jumping in numpy (no Python loop over all traces)."""
+        p = np.asarray(self.parent, dtype=np.int64)
+        while True:
+            q = p[p]
+            if np.array_equal(q, p):
+                return p
+            p = q
+
+
+def _check_inputs(ids: Sequence[str], texts: Sequence[Any], vectors: np.ndarray | None,
+                  near: float | None, paraphrase: float | None) -> np.ndarray | None:
+    if len(ids) != len(texts):
+        raise DedupError(f"ids and texts differ in length: {len(ids)} ids, {len(texts)} texts")
+    if not all(type(i) is str for i in ids):
+        bad = next(i for i in ids if not isinstance(i, str))
+        raise DedupError(f"ids must be strings, got {type(bad).__name__}")
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+        raise DedupError(f"duplicate id {dup!r}: each trace must appear once")
+    for name, t in (("near", near), ("paraphrase", paraphrase)):
+        if t is not None and not 0.0 < t <= 1.0:
+            raise DedupError(f"{name} threshold must be in (0, 1], got {t}")
+    if vectors is None:
+        return None
+    vecs = np.asarray(vectors, dtype=np.float32)
+    if vecs.ndim != 2 or vecs.shape[0] != len(ids):
+        raise DedupError(f"vectors must have shape ({len(ids)}, dim), got {vecs.shape}")
+    return vecs
+
+
+def dedup(ids: Sequence[str], texts: Sequence[str | bytes | None], *, near: float | None = 0.8,
+          paraphrase: float | None = 0.9, vectors: np.ndarray | None = None, seed: int = 0,
+          progress: Progress | None = None, k: int = 10, exact_knn_below: int = 20_000,
+          bucket_cap: int = 64) -> DedupResult:
+    """Group duplicate traces at three levels and pick a representative for each group.
+
+    - exact: equal ``normalize(text)``;
+    - near (``near`` = Jaccard threshold, ``None`` to skip): MinHash + LSH over character 5-grams,
+      every pair verified by exact Jaccard;
+    - paraphrase (``paraphrase`` = cosine threshold; runs only when ``vectors`` is given): top-``k``
+      neighbours above the threshold, merged only if they are mutual neighbours and agree on numbers,
+      negation and capitalized names ("refund order 123" never merges with "refund order 456").
+
+    Groups are the transitive closure of the accepted pairs. The representative is the text asked
+    most often (the largest exact group), ties broken by the smallest id. The result does not depend
+    on the order of the input rows.
+    """
+    vecs = _check_inputs(ids, texts, vectors, near, paraphrase)
+    report = progress or (lambda stage, done, total: None)
+    n = len(ids)
+    t0 = time.perf_counter()
+    order = sorted(range(n), key=ids.__getitem__)
+    sid = [ids[i] for i in order]
+    stats: dict[str, Any] = {"traces": n}
+
+    report("normalize", 0, n)
+    norm = normalize_many([texts[i] for i in order])
+    report("normalize", n, n)
+
+    # exact: one node per distinct normalized text; the node is its smallest index (= smallest id)
+    report("exact", 0, n)
+    first: dict[str, int] = {}
+    node_of = [first.setdefault(t, i) for i, t in enumerate(norm)]
+    weight = np.bincount(np.asarray(node_of, dtype=np.int64), minlength=n)
+    reasons = {root: _exact_reason(norm[root]) for root in first.values() if weight[root] >= 2}
+    pairs = [DupPair(sid[root], sid[i], "exact", 1.0, reasons[root]) for i, root in enumerate(node_of) if root != i]
+    forest = _Forest(node_of)
+    nodes = [i for i in first.values() if norm[i]]  # distinct non-empty texts, ascending
+    stats["exact_groups"] = len(reasons)
+    stats["seconds_exact"] = time.perf_counter() - t0
+    report("exact", n, n)
+
+    if near is not None and len(nodes) >= 2:
+        report("near", 0, len(nodes))
+        t1 = time.perf_counter()
+        found = near_duplicate_pairs([norm[i] for i in nodes], near, seed=seed, bucket_cap=bucket_cap)
+        edges = [
+            (jac, nodes[a], nodes[b], f"Jaccard of character 5-grams {jac:.3f} (MinHash estimate {est:.3f}) >= {near}")
+            for a, b, est, jac in zip(found.i.tolist(), found.j.tolist(), found.estimate.tolist(),
+                                      found.jaccard.tolist(), strict=True)
+        ]
+        forest.merge(edges, "near", sid, pairs)
+        stats.update({f"near_{key}": v for key, v in found.stats.items()})
+        stats["seconds_near"] = time.perf_counter() - t1
+        report("near", len(nodes), len(nodes))
+
+    rejected: list[DupPair] = []
+    if paraphrase is not None and vecs is not None:
+        t2 = time.perf_counter()
+        # each component speaks through its heaviest exact group (ties: smallest index)
+        speaker: dict[int, int] = {}
+        for i in nodes:
+            r = forest.find(i)
+            if r not in speaker or weight[i] > weight[speaker[r]]:
+                speaker[r] = i
+        members = sorted(speaker.values())
+        v = vecs[[order[i] for i in members]]
+        lengths = np.linalg.norm(v, axis=1)
+        usable = np.flatnonzero(np.isfinite(lengths) & (lengths > 0))
+        report("paraphrase", 0, len(usable))
+        if usable.size >= 2:
+            nbr, cos = _knn(v[usable] / lengths[usable, None], k, exact_knn_below)
+            node = [members[u] for u in usable]
+            edges, rejected = _paraphrase_edges(nbr, cos, paraphrase, node, norm, [texts[order[i]] for i in node], sid, k)
+            forest.merge(edges, "paraphrase", sid, pairs)
+            stats["paraphrase_candidates"] = len(edges) + len(rejected)
+            stats["paraphrase_rejected"] = len(rejected)
+        stats["seconds_paraphrase"] = time.perf_counter() - t2
+        report("paraphrase", len(usable), len(usable))
+
+    return _result(forest, sid, weight, pairs, rejected, stats, t0)
+
+
+def _exact_reason(norm: str) -> str:
+    if not norm:
+        return "both texts are empty after normalization"
+    return f"identical after normalization (sha256 {sha256_hex(norm)[:12]})"
+
+
+def _paraphrase_edges(nbr: np.ndarray, cos: np.ndarray, threshold: float, node: list[int], norm: list[str],
+                      raw: list[Any], sid: list[str], k: int) -> tuple[list[tuple[float, int, int, str]], list[DupPair]]:
+    """Verify each above-threshold neighbour pair once; return accepted edges and rejected pairs."""
+    neigh = [set(row[row >= 0].tolist()) for row in nbr]
+    edges: list[tuple[float, int, int, str]] = []
+    rejected: list[DupPair] = []
+    cache: dict[int, _Facts] = {}
+
+    def facts(u: int) -> _Facts:
+        f = cache.get(u)
+        if f is None:
+            toks = norm[node[u]].split()
+            text = raw[u]
+            raw_text = text.decode("utf-8", "replace") if isinstance(text, bytes | bytearray) else str(text or "")
+            f = cache[u] = _Facts(frozenset(toks), _numbers(toks), _negated(toks), _entities(raw_text))
+        return f
+
+    seen: set[tuple[int, int]] = set()
+    for u in range(nbr.shape[0]):
+        for w, c in zip(nbr[u].tolist(), cos[u].tolist(), strict=True):
+            if w < 0 or c < threshold:
+                continue
+            a, b = (u, w) if u < w else (w, u)
+            if (a, b) in seen:
+                continue
+            seen.add((a, b))
+            why = _refusal(facts(a), facts(b), mutual=a in neigh[b] and b in neigh[a])
+            ia, ib = node[a], node[b]
+            if why:
+                rejected.append(DupPair(sid[ia], sid[ib], "paraphrase", round(c, 6),
+                                        f"cosine {c:.3f} >= {threshold} but {why}"))
+            else:
+                edges.append((c, ia, ib, f"cosine {c:.3f} >= {threshold}; mutual top-{k} neighbours; "
+                                         "numbers, negation and names agree"))
+    rejected.sort(key=lambda p: (p.a, p.b))
+    return edges, rejected
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    tokens: frozenset[str]
+    numbers: frozenset[str]
+    negated: bool
+    names: frozenset[str]
+
+
+def _refusal(fa: _Facts, fb: _Facts, *, mutual: bool) -> str:
+    """Why two texts that embed close together are not paraphrases; empty if they may be."""
+    if not mutual:
+        return "not mutual nearest neighbours"
+    if fa.numbers != fb.numbers:
+        return "numbers differ"
+    if fa.negated != fb.negated:
+        return "one is negated"
+    if any((name in fa.tokens) != (name in fb.tokens) for name in fa.names | fb.names):
+        return "names differ"
+    return ""
+
+
+def _result(forest: _Forest, sid: list[str], weight: np.ndarray, pairs: list[DupPair], rejected: list[DupPair],
+            stats: dict[str, Any], t0: float) -> DedupResult:
+    n = len(sid)
+    roots = forest.roots()
+    # representative: the most repeated text (its exact group's smallest index), ties by smallest index
+    by = np.lexsort((np.arange(n), -weight, roots))
+    head = np.r_[True, roots[by][1:] != roots[by][:-1]] if n else np.zeros(0, dtype=bool)
+    rep_of_root = dict(zip(roots[by][head].tolist(), by[head].tolist(), strict=True))
+    rep_idx = [rep_of_root[r] for r in roots.tolist()]
+    rep_of = dict(zip(sid, [sid[r] for r in rep_idx], strict=True))
+    sizes = np.bincount(roots, minlength=n) if n else np.zeros(0, dtype=np.int64)
+    groups: list[DupGroup] = []
+    multi = np.flatnonzero(sizes >= 2)
+    if multi.size:
+        members_of: dict[int, list[str]] = {int(r): [] for r in multi}
+        for i in np.flatnonzero(sizes[roots] >= 2).tolist():  # ascending, so member lists come out sorted
+            members_of[int(roots[i])].append(sid[i])
+        for r, members in members_of.items():
+            groups.append(DupGroup(sid[rep_of_root[r]], tuple(members), forest.level.get(r, "exact"), len(members)))
+    groups.sort(key=lambda g: (-g.weight, g.representative))
+    pairs.sort(key=lambda p: (_LEVEL_RANK[p.level], p.a, p.b))
+    stats["groups"] = len(groups)
+    stats["representatives"] = len(rep_of_root)
+    stats["seconds_total"] = time.perf_counter() - t0
+    return DedupResult(groups, pairs, rep_of, rejected, stats)
