@@ -52,6 +52,11 @@ _PY_REPR = re.compile(r"^[A-Za-z_]\w*=('[^']*'|None|-?\d+) [A-Za-z_]\w*=")
 _MAX_LITERAL = 2_000_000
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a dict, else an empty one: optional nested objects read without checks."""
+    return value if isinstance(value, dict) else {}
+
+
 def _role(name: Any) -> str | None:
     """The base role for a role, LangChain type or LangChain class name (``AIMessageChunk``)."""
     if not isinstance(name, str) or not name:
@@ -166,9 +171,8 @@ def _parse_part(part: Any, out: _Content) -> None:
 
 def _calls_of(d: Mapping[str, Any]) -> list[ToolCall]:
     """Calls listed beside the content: ``tool_calls``, LangChain ``additional_kwargs``, legacy ``function_call``."""
-    extra = d.get("additional_kwargs") if isinstance(d.get("additional_kwargs"), dict) else {}
     raws: list[Any] = []
-    for src in (d, extra):
+    for src in (d, as_dict(d.get("additional_kwargs"))):
         raws += src.get("tool_calls") or []
         if isinstance(src.get("function_call"), dict):
             raws.append(src["function_call"])
@@ -354,7 +358,7 @@ def _payload_dict(d: dict[str, Any], role: str, tools: list[dict[str, Any]] | No
             return [Message(role="assistant", content=text_of(gen.get("text")))] if gen.get("text") else []
         return []
     out: list[Message] = []
-    config = d.get("config") if isinstance(d.get("config"), dict) else {}
+    config = as_dict(d.get("config"))
     system = next((s for s in (d.get("system"), d.get("system_instruction"), d.get("systemInstruction"), d.get("instructions"),
                                config.get("system_instruction"), config.get("systemInstruction")) if s), None)
     if system:
@@ -399,7 +403,7 @@ def tool_definition(raw: Any, name: str | None = None) -> dict[str, Any] | None:
     raw = decode(raw)
     if not isinstance(raw, dict):
         return None
-    fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+    fn: dict[str, Any] = raw["function"] if isinstance(raw.get("function"), dict) else raw
     fname = fn.get("name") or fn.get("tool.name") or name
     if not fname:
         return None
@@ -522,7 +526,7 @@ def _weight(m: Message) -> tuple[int, int, bool, int]:
 
 def _richer(a: Message, b: Message) -> Message:
     base, other = (b, a) if _weight(b) > _weight(a) else (a, b)
-    return Message(role=base.role, content=base.content if base.content else other.content or base.content,
+    return Message(role=base.role, content=base.content or other.content,
                    tool_calls=base.tool_calls or other.tool_calls, tool_call_id=base.tool_call_id or other.tool_call_id,
                    name=base.name or other.name, is_error=base.is_error or other.is_error)
 
@@ -608,6 +612,11 @@ def _tool_name(name: str) -> str:
     return name
 
 
+def _bare(name: str) -> str:
+    """A tool's own name without its namespace (``mcp__weather__get_weather`` → ``get_weather``)."""
+    return re.split(r"__|[ .:/]", name)[-1]
+
+
 def _unwrap_args(args: Any) -> Any:
     args = decode(args)
     if isinstance(args, dict) and len(args) == 1 and isinstance(args.get("input"), dict):
@@ -630,8 +639,8 @@ def _find_call(msgs: list[Message], run: ToolRun) -> tuple[int, ToolCall] | None
         hit = next(((i, c) for i, c in calls if c.id == run.call_id), None)
         if hit is not None:
             return hit
-    name = _tool_name(run.name)
-    named = [(i, c) for i, c in calls if c.name and (c.name == name or name.endswith(c.name) or c.name.endswith(name))]
+    name = _bare(_tool_name(run.name))
+    named = [(i, c) for i, c in calls if name and _bare(c.name) == name]
     args = _norm_value(_unwrap_args(run.arguments))
     open_ = [(i, c) for i, c in named if _answer(msgs, i, c) is None]
     for pool in (open_, named):
@@ -795,7 +804,7 @@ def _usage(obs: Mapping[str, Any]) -> tuple[int | None, int | None, int | None]:
     details = obs.get("usageDetails")
     if isinstance(details, dict) and details:
         return as_int(details.get("input")), as_int(details.get("output")), as_int(details.get("total"))
-    usage = obs.get("usage") if isinstance(obs.get("usage"), dict) else {}  # Langfuse v2 public API
+    usage = as_dict(obs.get("usage"))  # Langfuse v2 public API
     return (as_int(_first(obs, ("inputUsage", "promptTokens")) or usage.get("input")),
             as_int(_first(obs, ("outputUsage", "completionTokens")) or usage.get("output")),
             as_int(_first(obs, ("totalUsage", "totalTokens")) or usage.get("total")))
@@ -827,7 +836,7 @@ def _model_version(obs: Mapping[str, Any], attrs: Mapping[str, Any]) -> str | No
     return str(version) if version else None
 
 
-def _system_hint(members: list[Mapping[str, Any]]) -> list[Message]:
+def _system_hint(members: list[dict[str, Any]]) -> list[Message]:
     """System instructions a call carried beside its messages (OTel ``gen_ai.system_instructions``, Responses
     ``instructions``)."""
     for obs in members:
@@ -870,7 +879,7 @@ def _doc_ids(obs: Mapping[str, Any], attrs: Mapping[str, Any]) -> list[str]:
         docs = out.get("documents") if isinstance(out, dict) else out
         for doc in docs if isinstance(docs, list) else []:
             if isinstance(doc, dict):
-                meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+                meta = as_dict(doc.get("metadata"))
                 did = _first(doc, ("id", "doc_id", "document_id")) or _first(meta, ("id", "doc_id", "document_id", "source"))
                 if did is not None:
                     ids.append(str(did))
@@ -953,11 +962,11 @@ def _assemble(tr: Mapping[str, Any], observations: list[dict[str, Any]]) -> Trac
         turns.append(Turn(inputs, _best_output([r[1] for r in rendered]),
                           parse_time(by_id[leaf]["startTime"]), parse_time(by_id[leaf].get("endTime"))))
     for oid, o in by_id.items():
-        a = attrs[oid]
+        oattrs = attrs[oid]
         for key in ("gen_ai.tool.definitions", "llm.tools", "ai.prompt.tools", "tools"):
-            collect_tools(a.get(key), tools)
-        collect_tools([v for k, v in sorted(a.items()) if re.fullmatch(r"llm\.tools\.\d+\.tool\.json_schema", k)], tools)
-        mrp = _dict(a.get("model_request_parameters"))
+            collect_tools(oattrs.get(key), tools)
+        collect_tools([v for k, v in sorted(oattrs.items()) if re.fullmatch(r"llm\.tools\.\d+\.tool\.json_schema", k)], tools)
+        mrp = _dict(oattrs.get("model_request_parameters"))
         collect_tools((mrp.get("function_tools") or []) + (mrp.get("output_tools") or []), tools)
         collect_tools(o.get("toolDefinitions"), tools)
 
@@ -985,7 +994,7 @@ def _assemble(tr: Mapping[str, Any], observations: list[dict[str, Any]]) -> Trac
     last = modelled[-1] if modelled else None
     last_attrs = call_attrs[str(last["id"])] if last else {}
     failed = [o for o in obs if o.get("level") == "ERROR"]
-    starts = [parse_time(o["startTime"]) for o in obs]
+    starts = [t for t in (parse_time(o["startTime"]) for o in obs) if t is not None]
     ends = [t for t in (parse_time(o.get("endTime")) for o in obs) if t is not None]
     start = parse_time(tr.get("timestamp")) or (min(starts) if starts else None)
     end = max(ends) if ends else None

@@ -25,6 +25,7 @@ from ._registry import Issue, register
 from .langfuse import (
     ToolRun,
     Turn,
+    as_dict,
     assemble_conversation,
     collect_tools,
     decode,
@@ -93,9 +94,8 @@ def _parent_id(run: Mapping[str, Any]) -> str | None:
 
 
 def _metadata_of(run: Mapping[str, Any]) -> dict[str, Any]:
-    extra = run.get("extra") if isinstance(run.get("extra"), dict) else {}
-    md = extra.get("metadata")
-    return md if isinstance(md, dict) else {}
+    extra = as_dict(run.get("extra"))
+    return as_dict(extra.get("metadata"))
 
 
 def _merge(old: dict[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,11 +187,11 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
 
 def _usage(run: Mapping[str, Any]) -> tuple[int | None, int | None, int | None]:
     """Input, output and total tokens of one llm run, from whichever place its SDK put them."""
-    outputs = run.get("outputs") if isinstance(run.get("outputs"), dict) else {}
+    outputs = as_dict(run.get("outputs"))
     gens = outputs.get("generations")
     gen = gens[0][0] if isinstance(gens, list) and gens and isinstance(gens[0], list) and gens[0] else None
-    message = gen.get("message") if isinstance(gen, dict) and isinstance(gen.get("message"), dict) else {}
-    llm_output = outputs.get("llm_output") if isinstance(outputs.get("llm_output"), dict) else {}
+    message = as_dict(as_dict(gen).get("message"))
+    llm_output = as_dict(outputs.get("llm_output"))
     for source in (outputs.get("usage_metadata"), _metadata_of(run).get("usage_metadata"), outputs.get("usage"),
                    llm_output.get("token_usage"), (message.get("kwargs") or {}).get("usage_metadata"), run):
         if isinstance(source, dict):
@@ -204,16 +204,16 @@ def _usage(run: Mapping[str, Any]) -> tuple[int | None, int | None, int | None]:
 
 
 def _model(run: Mapping[str, Any]) -> str | None:
-    extra = run.get("extra") if isinstance(run.get("extra"), dict) else {}
-    params = extra.get("invocation_params") if isinstance(extra.get("invocation_params"), dict) else {}
-    inputs = run.get("inputs") if isinstance(run.get("inputs"), dict) else {}
+    extra = as_dict(run.get("extra"))
+    params = as_dict(extra.get("invocation_params"))
+    inputs = as_dict(run.get("inputs"))
     model = _metadata_of(run).get("ls_model_name") or params.get("model") or params.get("model_name") or inputs.get("model")
     return str(model) if model else None
 
 
 def _model_version(run: Mapping[str, Any]) -> str | None:
-    outputs = run.get("outputs") if isinstance(run.get("outputs"), dict) else {}
-    llm_output = outputs.get("llm_output") if isinstance(outputs.get("llm_output"), dict) else {}
+    outputs = as_dict(run.get("outputs"))
+    llm_output = as_dict(outputs.get("llm_output"))
     version = outputs.get("model") or llm_output.get("model_name")
     return str(version) if version else None
 
@@ -236,13 +236,13 @@ def _tool_args(run: Mapping[str, Any]) -> Any:
 
 
 def _doc_ids(run: Mapping[str, Any]) -> list[str]:
-    outputs = run.get("outputs") if isinstance(run.get("outputs"), dict) else {}
+    outputs = as_dict(run.get("outputs"))
     ids = []
     for doc in outputs.get("documents") or []:
         if isinstance(doc, dict):
-            meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
-            kwargs = doc.get("kwargs") if isinstance(doc.get("kwargs"), dict) else {}  # serialized Document
-            meta = meta or (kwargs.get("metadata") if isinstance(kwargs.get("metadata"), dict) else {})
+            meta = as_dict(doc.get("metadata"))
+            kwargs = as_dict(doc.get("kwargs"))  # serialized Document
+            meta = meta or as_dict(kwargs.get("metadata"))
             did = doc.get("id") or kwargs.get("id") or meta.get("id") or meta.get("doc_id") or meta.get("source")
             if did:
                 ids.append(str(did))
@@ -280,8 +280,8 @@ def _trace(tid: str, runs: list[dict[str, Any]]) -> Trace:
     tools: list[dict[str, Any]] = []
     turns = []
     for run in leaf_runs:
-        extra = run.get("extra") if isinstance(run.get("extra"), dict) else {}
-        params = extra.get("invocation_params") if isinstance(extra.get("invocation_params"), dict) else {}
+        extra = as_dict(run.get("extra"))
+        params = as_dict(extra.get("invocation_params"))
         collect_tools(params.get("tools"), tools)
         collect_tools((_metadata_of(run).get("ls_invocation_params") or {}).get("tools"), tools)
         turns.append(Turn(messages_from(run.get("inputs"), "user", tools),
@@ -321,8 +321,8 @@ def _trace(tid: str, runs: list[dict[str, Any]]) -> Trace:
         meta["project"] = root["session_name"]
     if _user_metadata(root_md):
         meta["metadata"] = _user_metadata(root_md)
-    runtime = (root.get("extra") or {}).get("runtime") if isinstance(root.get("extra"), dict) else None
-    if isinstance(runtime, dict) and runtime.get("sdk"):
+    runtime = as_dict(as_dict(root.get("extra")).get("runtime"))
+    if runtime.get("sdk"):
         meta["sdk"] = f"{runtime['sdk']} {runtime.get('sdk_version') or ''}".strip()
     if averages:
         meta["feedback_stats"] = averages
