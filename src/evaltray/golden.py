@@ -281,21 +281,6 @@ def retire(ws: Workspace, case_id: str, reason: str, actor: str, set_name: str |
             ws.audit(conn, actor, "case.retire", case_id, reason=reason.strip())
 
 
-def stamp_versions(ws: Workspace, set_name: str, version: str) -> int:
-    """Replace ``pending`` version fields with ``version``; return how many rows changed."""
-    tray = load_cases(ws, set_name)
-    changed = 0
-    for case in tray.values():
-        v = case.get("version") or {}
-        if PENDING_VERSION in (v.get("added"), v.get("last_changed")):
-            case["version"] = {"added": version if v.get("added") == PENDING_VERSION else v.get("added"),
-                               "last_changed": version}
-            changed += 1
-    if changed:
-        write_tray(ws.cases_path(set_name), tray.values())
-    return changed
-
-
 # ----------------------------------------------------------------------------- validation
 
 
@@ -315,11 +300,19 @@ def validate(ws: Workspace, set_name: str | None = None, release_versions: set[s
     """Every way a tray file can be wrong, row by row; an empty list means it is sound."""
     set_name = ws.check_set(set_name)
     rows, bad = read_tray(ws.cases_path(set_name))
+    return validate_rows(ws, set_name, rows, bad, release_versions)
+
+
+def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, Any]]], bad: list[tuple[int, str]],
+                  release_versions: set[str] | None = None) -> list[Problem]:
+    """:func:`validate` over rows already read (a release reads the tray once)."""
     problems = [Problem(line, None, why) for line, why in bad]
-    cases_t = ws.t["cases"]
+    cases_t, reviews_t = ws.t["cases"], ws.t["reviews"]
     with ws.tx() as conn:
-        registry = {r.id: r for r in conn.execute(sa.select(cases_t))}
-        reviews = {r.id: r for r in conn.execute(sa.select(ws.t["reviews"]))}
+        registry = {r[0]: r for r in conn.execute(sa.select(
+            cases_t.c.id, cases_t.c.set_name, cases_t.c.status, cases_t.c.review_id, cases_t.c.content_hash,
+            cases_t.c.retired_reason)).all()}
+        signed = set(conn.execute(sa.select(reviews_t.c.id).where(reviews_t.c.signed_by.is_not(None))).scalars().all())
     versions = ws.release_versions() if release_versions is None else release_versions
     known_versions = versions | {PENDING_VERSION}
     seen: dict[str, int] = {}
@@ -336,38 +329,51 @@ def validate(ws: Workspace, set_name: str | None = None, release_versions: set[s
         if cid < previous:
             problems.append(Problem(line, cid, f"not sorted by id (comes after {previous})"))
         previous = max(previous, cid)
-        norm, schema = check_case(row)
-        problems += [Problem(line, cid, p) for p in schema]
         reg = registry.get(cid)
-        if reg is None:
-            problems.append(Problem(line, cid, "no review record: this row did not pass the gate (hand-edited into the file?)"))
+        if reg is not None and reg[2] == ACTIVE and reg[1] == set_name and reg[3] in signed \
+                and row.get("validation", {}).get("review_id") == reg[3] and signed_hash(row) == reg[4]:
+            # byte for byte what passed the gate: the schema and every rule held then; only the
+            # version stamps, outside the signed hash, can have changed since
+            version = row.get("version")
+            if not isinstance(version, dict) or {version.get("added"), version.get("last_changed")} - known_versions:
+                problems += _row_problems(row, line, cid, reg, signed, set_name, known_versions)
             continue
-        if reg.status == RETIRED:
-            problems.append(Problem(line, cid, f"id was retired ({reg.retired_reason}); retired ids are never reused"))
-            continue
-        if reg.set_name != set_name:
-            problems.append(Problem(line, cid, f"id belongs to set {reg.set_name!r}"))
-        if norm is None:
-            continue
-        if input_hash(norm["input"]) != norm["input_hash"]:
-            problems.append(Problem(line, cid, "input changed without a new id (an input edit must supersede the case)"))
-        if signed_hash(norm) != reg.content_hash:
-            problems.append(Problem(line, cid, "row differs from what was signed off (hand-edited after promotion?)"))
-        review = reviews.get(norm["validation"]["review_id"])
-        if review is None or review.id != reg.review_id or not review.signed_by:
-            problems.append(Problem(line, cid, "validation does not match the signed review on record"))
-        if norm["expected"]["origin"] != "human":
-            problems.append(Problem(line, cid, "expected behaviour was generated, not written by a person"))
-        ref = (norm["expected"].get("reference") or "").strip()
-        recorded = (norm["review"].get("recorded_output") or "").strip()
-        if norm["provenance"]["source"] == "synthetic" and ref and ref == recorded:
-            problems.append(Problem(line, cid, "synthetic case whose expected output copies the generated output"))
-        for key in ("added", "last_changed"):
-            if norm["version"][key] not in known_versions:
-                problems.append(Problem(line, cid, f"version.{key} {norm['version'][key]!r} is not a release of this workspace"))
+        problems += _row_problems(row, line, cid, reg, signed, set_name, known_versions)
     for cid, reg in sorted(registry.items()):
-        if reg.set_name == set_name and reg.status == ACTIVE and cid not in seen:
+        if reg[1] == set_name and reg[2] == ACTIVE and cid not in seen:
             problems.append(Problem(None, cid, "active case missing from the file (deleted by hand? use `evaltray cases retire`)"))
+    return problems
+
+
+def _row_problems(row: dict[str, Any], line: int, cid: str, reg: Any, signed: set[int], set_name: str,
+                  known_versions: set[str]) -> list[Problem]:
+    """The full check of one row that is not exactly what was signed off."""
+    problems: list[Problem] = []
+    norm, schema = check_case(row)
+    problems += [Problem(line, cid, p) for p in schema]
+    if reg is None:
+        return problems + [Problem(line, cid, "no review record: this row did not pass the gate (hand-edited into the file?)")]
+    if reg[2] == RETIRED:
+        return problems + [Problem(line, cid, f"id was retired ({reg[5]}); retired ids are never reused")]
+    if reg[1] != set_name:
+        problems.append(Problem(line, cid, f"id belongs to set {reg[1]!r}"))
+    if norm is None:
+        return problems
+    if input_hash(norm["input"]) != norm["input_hash"]:
+        problems.append(Problem(line, cid, "input changed without a new id (an input edit must supersede the case)"))
+    if signed_hash(norm) != reg[4]:
+        problems.append(Problem(line, cid, "row differs from what was signed off (hand-edited after promotion?)"))
+    if norm["validation"]["review_id"] != reg[3] or reg[3] not in signed:
+        problems.append(Problem(line, cid, "validation does not match the signed review on record"))
+    if norm["expected"]["origin"] != "human":
+        problems.append(Problem(line, cid, "expected behaviour was generated, not written by a person"))
+    ref = (norm["expected"].get("reference") or "").strip()
+    recorded = (norm["review"].get("recorded_output") or "").strip()
+    if norm["provenance"]["source"] == "synthetic" and ref and ref == recorded:
+        problems.append(Problem(line, cid, "synthetic case whose expected output copies the generated output"))
+    for key in ("added", "last_changed"):
+        if norm["version"][key] not in known_versions:
+            problems.append(Problem(line, cid, f"version.{key} {norm['version'][key]!r} is not a release of this workspace"))
     return problems
 
 
@@ -383,5 +389,5 @@ def case_registry(ws: Workspace, set_name: str | None = None) -> list[dict[str, 
 
 __all__ = [
     "Problem", "PromoteReport", "Promotion", "build_case", "case_registry", "check_case", "load_cases",
-    "new_case_id", "promote", "read_tray", "retire", "signed_hash", "stamp_versions", "validate", "write_tray",
+    "new_case_id", "promote", "read_tray", "retire", "signed_hash", "validate", "validate_rows", "write_tray",
 ]

@@ -17,7 +17,7 @@ import orjson
 import sqlalchemy as sa
 
 from .errors import EvaltrayError, NotFound, ReleaseError
-from .golden import load_cases, stamp_versions, validate
+from .golden import PENDING_VERSION, read_tray, validate_rows, write_tray
 from .records import COMPOSE_ROLES, ReleaseStatus
 from .store import Workspace
 from .util import atomic_write, canonical_json, now_iso, sha256_hex
@@ -88,6 +88,17 @@ def pr_subset(cases: list[dict[str, Any]], size: int) -> list[str]:
     for s, ids in by_slice.items():
         picked += sorted(ids, key=rank)[: quota[s]]
     return sorted(picked)
+
+
+def stamp(cases: list[dict[str, Any]], version: str) -> int:
+    """Replace ``pending`` version fields with ``version`` in place; return how many rows changed."""
+    changed = 0
+    for c in cases:
+        v = c["version"]
+        if PENDING_VERSION in (v["added"], v["last_changed"]):
+            c["version"] = {"added": version if v["added"] == PENDING_VERSION else v["added"], "last_changed": version}
+            changed += 1
+    return changed
 
 
 def _counts(cases: list[dict[str, Any]], key: Any) -> dict[str, int]:
@@ -238,8 +249,11 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
     if parent and semver_key(version) <= semver_key(parent):
         raise ReleaseError(f"release {version} must be newer than the latest release {parent}")
     with ws.lock("release"):
+        trays: dict[str, list[dict[str, Any]]] = {}
         for set_name in ws.settings.sets:
-            problems = validate(ws, set_name, set(versions))
+            rows, bad = read_tray(ws.cases_path(set_name))  # read once: validate, stamp and snapshot share it
+            problems = validate_rows(ws, set_name, rows, bad, set(versions))
+            trays[set_name] = [row for _, row in rows]
             if problems:
                 head = "; ".join(str(p) for p in problems[:3])
                 raise ReleaseError(f"set {set_name!r} fails validation ({len(problems)} problem(s): {head}); "
@@ -253,12 +267,10 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
         }
         warnings: list[str] = []
         snaps: dict[str, SetSnapshot] = {}
+        stamped: dict[str, int] = {}
         for set_name in ws.settings.sets:
-            cases = list(load_cases(ws, set_name).values())
-            for c in cases:  # what the release will stamp, without touching the tray on a dry run
-                v = c["version"]
-                c["version"] = {"added": version if v["added"] == "pending" else v["added"],
-                                "last_changed": version if "pending" in (v["added"], v["last_changed"]) else v["last_changed"]}
+            cases = trays[set_name]
+            stamped[set_name] = stamp(cases, version)
             snap = snapshot(cases, set_name)
             snaps[set_name] = snap
             prev_held = set(parent_manifest["sets"].get(set_name, {}).get("holdout", [])) if parent_manifest else set()
@@ -291,8 +303,9 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
         result = ReleaseResult(version, manifest["content_hash"], manifest, warnings)
         if dry_run:
             return result
-        for set_name in ws.settings.sets:
-            stamp_versions(ws, set_name, version)
+        for set_name, cases in trays.items():
+            if stamped[set_name]:
+                write_tray(ws.cases_path(set_name), cases)
         for set_name, snap in snaps.items():
             atomic_write(ws.releases_dir / version / f"{set_name}.jsonl",
                          b"".join(line + b"\n" for line in snap.lines), mode=0o444)
@@ -337,10 +350,14 @@ def verify_release(ws: Workspace, version: str) -> list[str]:
         data = snap_path.read_bytes()
         if hashlib.sha256(data).hexdigest() != info["file_sha256"]:
             problems.append(f"{info['file']}: file sha256 differs from the manifest")
+        lines = [line for line in data.splitlines() if line]
+        expected = list(info["cases"].items())  # sorted by id, like the snapshot's lines
+        if len(lines) == len(expected) and all(
+                hashlib.sha256(line).hexdigest() == h for line, (_, h) in zip(lines, expected, strict=True)):
+            all_hashes[set_name] = info["cases"]
+            continue
         hashes: dict[str, str] = {}
-        for lineno, line in enumerate(data.splitlines(), 1):
-            if not line:
-                continue
+        for lineno, line in enumerate(lines, 1):
             try:
                 cid = orjson.loads(line)["id"]
             except (orjson.JSONDecodeError, KeyError, TypeError):
