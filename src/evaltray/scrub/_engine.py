@@ -105,6 +105,8 @@ _ADDRESS_HINT = re.compile(
     re.IGNORECASE,
 )
 _ANY_DIGIT = re.compile(r"\d")
+# "item_id": "7751905257" / item ID: 2757705742 -- ten digits in an id field are an id, not a phone.
+_ID_BEFORE_RE = re.compile(r"(?i)(?:\bid|_id|Id)[\"']?\s*[:=#]\s*[\"']?$")
 _ANY_UPPER = re.compile(r"[^\W\d_a-z]")
 
 
@@ -236,7 +238,7 @@ class Scrubber:
     def config(self) -> dict[str, Any]:
         """What a worker process needs to build the same scrubber (the vault travels as its key)."""
         return {"entities": list(self.entities), "ner": self.ner, "name_threshold": self.name_threshold,
-                "vault_key": self.vault.key if self.vault else None}
+                "vault_key": self.vault.key if self.vault is not None else None}
 
     # ------------------------------------------------------------------ detection
 
@@ -276,7 +278,9 @@ class Scrubber:
         if not wanted:
             return []
         results = self.analyzer.analyze(text, language="en", entities=wanted)
-        return [_Span(r.start, r.end, r.entity_type, r.score) for r in results if r.end > r.start]
+        return [_Span(r.start, r.end, r.entity_type, r.score) for r in results
+                if r.end > r.start and not (r.entity_type == "PHONE_NUMBER"
+                                            and _ID_BEFORE_RE.search(text, max(0, r.start - 40), r.start))]
 
     def detect(self, text: str) -> list[_Span]:
         """Merged findings in ``text``, never inside an existing placeholder."""
@@ -514,7 +518,7 @@ _IN_WORKER = False
 def _init_worker(config: dict[str, Any]) -> None:
     global _WORKER, _IN_WORKER
     key = config.pop("vault_key")
-    _WORKER = Scrubber(vault=Vault(key) if key else None, **config)
+    _WORKER = Scrubber(vault=Vault(key) if key is not None else None, **config)
     _IN_WORKER = True
 
 

@@ -13,6 +13,9 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 FIRST, LAST, WORD, NONPERSON = 1, 2, 4, 8
+# Greetings and sign-offs: they introduce a name, they are not part of it ("Dear Valerio", "Best regards").
+_CUE_WORDS = frozenset({"dear", "hi", "hello", "hey", "thanks", "thank", "regards", "best", "sincerely", "cheers",
+                        "yours", "warmly", "greetings", "attn", "attention", "cc", "bcc", "name", "customer"})
 _NOT_NAMES = frozenset({"I", "I'm", "I’m", "I'd", "I’d", "I'll", "I’ll", "I've", "I’ve"})
 
 
@@ -94,7 +97,7 @@ _JSON_NAME_KEY_RE = regex.compile(
     r"(?i)[\"']?(?:first_?name|last_?name|full_?name|given_?name|family_?name|surname|middle_?name"
     r"|customer_?name|user_?name|contact_?name|person|first|last)[\"']?\s*[:=]\s*[\"']?$"
 )
-_NAME_IS_RE = regex.compile(r"(?i)\b(?:my|his|her|their)\s+name\s+(?:is|was)\s*:?\s*$")
+_NAME_IS_RE = regex.compile(r"(?i)\b(?:my|his|her|their)\s+name\s+(?:is|was)\s*:?\s*")
 _SENTENCE_START_RE = regex.compile(r"(?:^|[.!?:;\n\"“(\[•*#>|]\s*|\n\s*[-–—\d.)]+\s*)$")
 _NUMBER_BEFORE_RE = regex.compile(r"\d[A-Za-z]?[ \t]+$")
 _STOP_LOWER = frozenset(["and", "or", "but", "the", "a", "an", "i", "is", "am", "are", "was", "my", "me", "from", "at", "in", "on", "to", "of", "for", "with"])
@@ -129,7 +132,9 @@ class _Tok:
 
     @property
     def plain_word(self) -> bool:
-        """Capitalised only because of position or title case: Machine, Learning, Paris."""
+        """Capitalised only because of position or title case: Machine, Learning, Paris, Dear."""
+        if self.text.lower() in _CUE_WORDS:
+            return True
         return bool(self.flags & (WORD | NONPERSON)) and not self.flags & (FIRST | LAST)
 
 

@@ -42,7 +42,7 @@ class TokenUrlRecognizer(UrlRecognizer):
     # Presidio's patterns have no userinfo part ("https://user:pass@host") and list only some TLDs (no .biz);
     # with a scheme the text is a URL whatever its TLD.
     PATTERNS = [*UrlRecognizer.PATTERNS,
-                Pattern("Any URL with a scheme", r"(?i)\bhttps?://[^\s\"'<>()\[\]{}]+", 0.6),
+                Pattern("Any URL with a scheme", r"(?i)\bhttps?://[^\s\"'<>()\[\]{}]*[^\s\"'<>()\[\]{}.,;:!?]", 0.6),
                 Pattern("URL with userinfo", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/@:]+:[^\s/@]+@[^\s/?#\"'<>]+[^\s\"'<>]*", 0.6)]
 
     def validate_result(self, pattern_text: str) -> bool:
@@ -55,7 +55,11 @@ class TokenUrlRecognizer(UrlRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
                 regex_flags: int | None = None) -> list[RecognizerResult]:
         # validate_result=False only lowers the score in Presidio; here a plain URL is not a finding.
-        return [r for r in super().analyze(text, entities, nlp_artifacts, regex_flags) if r.score >= 1.0]
+        out = [r for r in super().analyze(text, entities, nlp_artifacts, regex_flags) if r.score >= 1.0]
+        for r in out:
+            while r.end > r.start and text[r.end - 1] in ".,;:!?)]}'\"":  # sentence punctuation is not the URL's
+                r.end -= 1
+        return out
 
 
 class LuhnCardRecognizer(CreditCardRecognizer):
@@ -214,7 +218,7 @@ def key_entity(key: object) -> str | None:
 
 # "first_name": "Isabella" / 'zip': 85034 / first_name=Isabella inside JSON text or logs.
 _KV_RE = regex.compile(
-    r"[\"']?([A-Za-z][A-Za-z0-9_\- ]{1,30})[\"']?[ \t]*[:=][ \t]*(?:\"([^\"\n<]{1,200})\"|'([^'\n<]{1,200})'|(\d[\d \-]{2,12}\d)(?![\d.]))"
+    r"(?<![A-Za-z0-9_\-])([A-Za-z][A-Za-z0-9_\-]{1,30})[\"']?[ \t]*[:=][ \t]*(?:\"([^\"\n<]{1,200})\"|'([^'\n<]{1,200})'|(\d[\d \-]{2,12}\d)(?![\d.]))"
 )
 
 
@@ -228,7 +232,9 @@ class KeyValueRecognizer(LocalRecognizer):
         pass
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
-        out = []
+        out: list[RecognizerResult] = []
+        if ":" not in text and "=" not in text:
+            return out
         wanted = set(entities)
         for m in _KV_RE.finditer(text, timeout=_TIMEOUT):
             entity = key_entity(m.group(1).strip())
