@@ -344,6 +344,23 @@ def test_a_tool_observation_whose_call_no_generation_shows_is_added(tmp_path: Pa
     assert trace.messages[2].content == "Langfuse is an LLM engineering platform."
 
 
+def test_retrieved_documents_and_prompt_template(tmp_path: Path) -> None:
+    doc = _load("llamaindex-2025-06-05.trace.json")
+    generation = next(o for o in doc["observations"] if o["type"] == "GENERATION")
+    generation.update(promptName="langfuse-qa", promptVersion=3)
+    doc["observations"].append({
+        "id": "aa00000000000002", "type": "RETRIEVER", "name": "retrieve", "parentObservationId": "3344aabdd4e66110",
+        "startTime": "2025-06-05T15:45:52.972Z", "endTime": "2025-06-05T15:45:52.973Z", "level": "DEFAULT",
+        "input": '"What is Langfuse?"',
+        "output": orjson.dumps([{"id": "kb-17", "text": "Langfuse is ..."},
+                                {"text": "Tracing ...", "metadata": {"source": "docs/tracing.md"}}]).decode(),
+        "metadata": orjson.dumps({"attributes": {f"retrieval.documents.{i}.document.id": f"a{i}" for i in (10, 2)}}).decode()})
+    trace = _one(_write(tmp_path, "rag.json", doc))
+    assert trace.retrieved_doc_ids == ["a2", "a10", "kb-17", "docs/tracing.md"]
+    assert trace.prompt_template_id == "langfuse-qa:3"
+    assert [m.role for m in trace.messages] == ["user", "assistant"]  # a retrieval is not a turn of the chat
+
+
 def test_a_broken_observation_is_reported_and_the_trace_still_ingests(tmp_path: Path) -> None:
     text = (DATA / "autogen-2025-06-06.trace.json").read_text(encoding="utf-8")
     # the generation appears twice: once without payload inside "trace", then in full; break the full one

@@ -120,6 +120,23 @@ def test_the_same_runs_as_a_json_array_or_runs_object(tmp_path: Path) -> None:
         assert {t.trace_id: (t.messages, t.input_tokens, t.feedback_score) for t in _traces(path)} == want
 
 
+def test_retriever_runs_give_document_ids(tmp_path: Path) -> None:
+    runs = [orjson.loads(line) for line in API.read_bytes().splitlines()]
+    root = runs[0]["id"]
+    runs.insert(1, {"id": "1f0b6f52-0c1e-4a8e-9a57-3c1d2b7e0009", "trace_id": root, "parent_run_id": root,
+                    "name": "Retriever", "run_type": "retriever", "start_time": "2025-03-04T10:00:00.050000",
+                    "end_time": "2025-03-04T10:00:00.090000", "inputs": {"query": "order 8812"},
+                    "outputs": {"documents": [
+                        {"page_content": "Orders ship in 2 days.", "type": "Document", "metadata": {"source": "faq/shipping.md"}},
+                        {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "document", "Document"],
+                         "kwargs": {"id": "kb-4", "page_content": "Delays happen.", "metadata": {}}}]}})
+    path = tmp_path / "rag.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in runs))
+    agent = _traces(path)[0]
+    assert agent.retrieved_doc_ids == ["faq/shipping.md", "kb-4"]
+    assert [s.kind for s in agent.spans] == ["chain", "retriever", "llm", "tool", "llm"]
+
+
 def test_runs_without_trace_id_group_by_their_parent_chain(tmp_path: Path) -> None:
     runs = [orjson.loads(line) for line in API.read_bytes().splitlines()]
     for run in runs:

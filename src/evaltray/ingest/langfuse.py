@@ -871,9 +871,13 @@ def _tool_text(value: Any) -> str | None:
     return text_of(value)
 
 
+_DOC_ATTR = re.compile(r"retrieval\.documents\.(\d+)\.document\.id")
+
+
 def _doc_ids(obs: Mapping[str, Any], attrs: Mapping[str, Any]) -> list[str]:
     """Ids of retrieved documents: OpenInference attributes, or a RETRIEVER observation's list of documents."""
-    ids = [str(v) for k, v in sorted(attrs.items()) if re.fullmatch(r"retrieval\.documents\.\d+\.document\.id", k) and v]
+    indexed = ((int(m.group(1)), v) for k, v in attrs.items() if (m := _DOC_ATTR.fullmatch(k)) and v)
+    ids = [str(v) for _, v in sorted(indexed, key=lambda kv: kv[0])]
     if obs.get("type") == "RETRIEVER":
         out = decode(obs.get("output"))
         docs = out.get("documents") if isinstance(out, dict) else out

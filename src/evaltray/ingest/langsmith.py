@@ -240,10 +240,10 @@ def _doc_ids(run: Mapping[str, Any]) -> list[str]:
     ids = []
     for doc in outputs.get("documents") or []:
         if isinstance(doc, dict):
+            if doc.get("lc") == 1:  # a serialized Document: its "id" is the class path, the fields are in kwargs
+                doc = as_dict(doc.get("kwargs"))
             meta = as_dict(doc.get("metadata"))
-            kwargs = as_dict(doc.get("kwargs"))  # serialized Document
-            meta = meta or as_dict(kwargs.get("metadata"))
-            did = doc.get("id") or kwargs.get("id") or meta.get("id") or meta.get("doc_id") or meta.get("source")
+            did = doc.get("id") or meta.get("id") or meta.get("doc_id") or meta.get("source")
             if did:
                 ids.append(str(did))
     return ids
