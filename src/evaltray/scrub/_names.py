@@ -163,9 +163,10 @@ class GazetteerNameRecognizer(EntityRecognizer):
         get = self.gazetteer.get
         for m in CAP_RE.finditer(text):
             word = m.group()
-            if not get(word) & (WORD | NONPERSON) or get(word) & (FIRST | LAST):
-                if not (len(word) > 1 and word.isupper()) and word not in _NOT_NAMES:
-                    return True
+            flags = get(word)
+            name_like = not flags & (WORD | NONPERSON) or flags & (FIRST | LAST)
+            if name_like and not (len(word) > 1 and word.isupper()) and word not in _NOT_NAMES:
+                return True
         return bool(_NAME_IS_RE.search(text) or _JSON_NAME_KEY_RE.search(text))
 
     def _tokens(self, text: str) -> list[_Tok]:
