@@ -88,8 +88,24 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def trace_row(t: Trace, source_file: str, ingested_at: datetime, keep_payload: bool, keep_reason: str | None) -> dict[str, Any]:
-    """Flatten a trace into one row of :data:`SCHEMA`; without the payload only metadata stays."""
+#: Columns that hold the payload; a trace that does not keep its payload has them null.
+PAYLOAD_COLUMNS = ("input_text", "output_text", "messages", "tools", "spans")
+#: Columns set per batch by the ingest driver; :func:`trace_values` leaves them None.
+BATCH_COLUMNS = ("source_file", "ingested_at", "payload_kept", "keep_reason")
+# the same system prompt and tool list recur on most traces of an application: hash each once
+_SYSTEM_HASHES: dict[str, str] = {}
+_TOOLS_HASHES: dict[str, str] = {}
+
+
+def _remember(cache: dict[str, str], key: str, value: str) -> str:
+    if len(cache) > 4096:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def trace_values(t: Trace) -> tuple[Any, ...]:
+    """One row of :data:`SCHEMA` in column order, payload included; :data:`BATCH_COLUMNS` are None."""
     system_parts: list[str] = []
     last_user: str | None = None
     output: str | None = None
@@ -115,50 +131,39 @@ def trace_row(t: Trace, source_file: str, ingested_at: datetime, keep_payload: b
     total = t.total_tokens
     if total is None and t.input_tokens is not None and t.output_tokens is not None:
         total = t.input_tokens + t.output_tokens
-    return {
-        "trace_id": t.trace_id,
-        "source_format": t.source_format,
-        "source_file": source_file,
-        "ingested_at": ingested_at,
-        "start_time": _utc(t.start_time),
-        "end_time": _utc(t.end_time),
-        "latency_ms": latency,
-        "input_tokens": t.input_tokens,
-        "output_tokens": t.output_tokens,
-        "total_tokens": total,
-        "cost_usd": t.cost_usd,
-        "model": t.model,
-        "model_version": t.model_version,
-        "provider": t.provider,
-        "session_id": t.session_id,
-        "user_id": t.user_id,
-        "name": t.name,
-        "feature": t.feature,
-        "tags": t.tags,
-        "feedback_score": t.feedback_score,
-        "feedback_comment": t.feedback_comment,
-        "prompt_template_id": t.prompt_template_id,
-        "system_hash": sha256_hex(system)[:16] if system else None,
-        "tools_hash": sha256_hex(_canonical(t.tools))[:16] if t.tools else None,
-        "retrieved_doc_ids": t.retrieved_doc_ids,
-        "corpus_version": t.corpus_version,
-        "status": t.status,
-        "error": t.error,
-        "n_messages": len(t.messages),
-        "n_user_turns": n_user,
-        "n_tool_calls": n_calls,
-        "n_tool_errors": n_tool_errors,
-        "output_chars": len(output) if output else 0,
-        "payload_kept": keep_payload,
-        "keep_reason": keep_reason,
-        "input_text": last_user if keep_payload else None,
-        "output_text": output if keep_payload else None,
+    # the tools hash is cached by their stored JSON, which determines their canonical form
+    tools = _json(t.tools) if t.tools else None
+    return (
+        t.trace_id, t.source_format, None, None, _utc(t.start_time), _utc(t.end_time), latency,
+        t.input_tokens, t.output_tokens, total, t.cost_usd, t.model, t.model_version, t.provider,
+        t.session_id, t.user_id, t.name, t.feature, t.tags, t.feedback_score, t.feedback_comment,
+        t.prompt_template_id,
+        (_SYSTEM_HASHES.get(system) or _remember(_SYSTEM_HASHES, system, sha256_hex(system)[:16])) if system else None,
+        (_TOOLS_HASHES.get(tools) or _remember(_TOOLS_HASHES, tools, sha256_hex(_canonical(t.tools))[:16]))
+        if tools else None,
+        t.retrieved_doc_ids, t.corpus_version, t.status, t.error,
+        len(t.messages), n_user, n_calls, n_tool_errors, len(output) if output else 0, None, None,
+        last_user, output,
         # orjson serialises the slotted dataclasses natively; empty fields are dropped on read
-        "messages": _json(t.messages) if keep_payload else None,
-        "tools": _json(t.tools) if keep_payload and t.tools else None,
-        "spans": _json(t.spans) if keep_payload and t.spans else None,
-        "metadata": _json(t.metadata) if t.metadata else None,
-    }
+        _json(t.messages), tools, _json(t.spans) if t.spans else None, _json(t.metadata) if t.metadata else None,
+    )
+
+
+def trace_row(t: Trace, source_file: str, ingested_at: datetime, keep_payload: bool, keep_reason: str | None) -> dict[str, Any]:
+    """Flatten a trace into one row of :data:`SCHEMA`; without the payload only metadata stays."""
+    row = dict(zip(COLUMNS, trace_values(t), strict=True))
+    row.update(source_file=source_file, ingested_at=ingested_at, payload_kept=keep_payload, keep_reason=keep_reason)
+    if not keep_payload:
+        row.update(dict.fromkeys(PAYLOAD_COLUMNS))
+    return row
+
+
+def values_table(rows: list[tuple[Any, ...]]) -> pa.Table:
+    """A :data:`SCHEMA` table from :func:`trace_values` tuples (column by column: no dict per row)."""
+    if not rows:
+        return SCHEMA.empty_table()
+    cols = zip(*rows, strict=True)
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, SCHEMA, strict=True)], schema=SCHEMA)
 
 
 def read_messages(raw: str | None) -> list[dict[str, Any]]:

@@ -1,24 +1,63 @@
-"""Stream parsed traces into the Parquet store: batched, idempotent by trace id, crash-safe."""
+"""Stream parsed traces into the Parquet store: batched, idempotent by trace id, crash-safe.
+
+JSON-lines formats (one trace per line, declared with :func:`line_format`) are parsed in byte-range
+chunks, on several processes for big files; the main process takes the chunks in file order, so
+line numbers, content-derived ids, duplicate skipping and batch boundaries are the same as parsing
+line by line.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import multiprocessing as mp
+import os
+import signal
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import IngestError
 from ..records import Trace
 from ..store import Workspace
-from ..traces import COLUMNS, SCHEMA, TraceStore, trace_row
+from ..traces import PAYLOAD_COLUMNS, SCHEMA, TraceStore, trace_values, values_table
 from ..util import file_sha256, now_iso
+from ._common import _short as json_error
 from ._registry import Format, Issue, detect, get_format
 
 BATCH = 20_000
+#: Bytes per chunk of a JSON-lines file (a few thousand traces).
+CHUNK_BYTES = 4 << 20
+#: Smaller files are parsed in this process: starting workers would cost more than it saves.
+PARALLEL_MIN_BYTES = 24 << 20
 Progress = Callable[[str, int], None]
+#: Turns one decoded line into a trace, or ``(reason, record id)``; the dict counts content-derived ids.
+LineRecord = Callable[[Any, dict[str, int]], "Trace | tuple[str, str | None]"]
+LINE_FORMATS: dict[str, LineRecord] = {}
+
+
+def line_format(name: str) -> Callable[[LineRecord], LineRecord]:
+    """Declare format ``name`` as one JSON value per line, turned into a trace by the decorated function.
+
+    The function must derive a missing id only through ``content_id(obj, seen, prefix)``: in a
+    chunk each line gets a fresh ``seen`` and the driver numbers repeats in file order.
+    """
+
+    def wrap(record: LineRecord) -> LineRecord:
+        LINE_FORMATS[name] = record
+        return record
+
+    return wrap
 
 
 @dataclass
@@ -66,21 +105,38 @@ def keep_reasons(batch: list[Trace], rate: float, quantile: float) -> list[str |
     Rare rows a curator will want always keep it: negative feedback, errors, tool failures,
     and latency or cost above the batch's ``quantile``.
     """
-    lat = _quantile([t.latency_ms for t in batch if t.latency_ms is not None], quantile)
-    cost = _quantile([t.cost_usd for t in batch if t.cost_usd is not None], quantile)
+    return _reasons([t.trace_id for t in batch], [t.feedback_score for t in batch],
+                    [t.status == "error" or bool(t.error) for t in batch],
+                    [any(m.is_error for m in t.messages if m.role == "tool") for t in batch],
+                    [t.latency_ms for t in batch], [t.cost_usd for t in batch], rate, quantile)
+
+
+def _table_reasons(table: pa.Table, rate: float, quantile: float) -> list[str | None]:
+    """:func:`keep_reasons` from a batch's columns (latency is the trace's own: line formats have no end time)."""
+    col = {c: table.column(c).to_pylist() for c in ("status", "error", "n_tool_errors")}
+    return _reasons(table.column("trace_id").to_pylist(), table.column("feedback_score").to_pylist(),
+                    [s == "error" or bool(e) for s, e in zip(col["status"], col["error"], strict=True)],
+                    [n > 0 for n in col["n_tool_errors"]], table.column("latency_ms").to_pylist(),
+                    table.column("cost_usd").to_pylist(), rate, quantile)
+
+
+def _reasons(ids: list[str], feedback: list[float | None], failed: list[bool], tool_failed: list[bool],
+             latency: list[float | None], cost: list[float | None], rate: float, quantile: float) -> list[str | None]:
+    lat = _quantile([v for v in latency if v is not None], quantile)
+    dear = _quantile([v for v in cost if v is not None], quantile)
     out: list[str | None] = []
-    for t in batch:
-        if t.feedback_score is not None and t.feedback_score < 0:
+    for tid, fb, bad, tool_bad, la, co in zip(ids, feedback, failed, tool_failed, latency, cost, strict=True):
+        if fb is not None and fb < 0:
             out.append("negative_feedback")
-        elif t.status == "error" or t.error:
+        elif bad:
             out.append("error")
-        elif any(m.is_error for m in t.messages if m.role == "tool"):
+        elif tool_bad:
             out.append("tool_failure")
-        elif lat is not None and t.latency_ms is not None and t.latency_ms > lat:
+        elif lat is not None and la is not None and la > lat:
             out.append("latency_outlier")
-        elif cost is not None and t.cost_usd is not None and t.cost_usd > cost:
+        elif dear is not None and co is not None and co > dear:
             out.append("cost_outlier")
-        elif rate >= 1.0 or sample_unit(t.trace_id) < rate:
+        elif rate >= 1.0 or sample_unit(tid) < rate:
             out.append("sampled")
         else:
             out.append(None)
@@ -88,11 +144,13 @@ def keep_reasons(batch: list[Trace], rate: float, quantile: float) -> list[str |
 
 
 class _Writer:
-    """Collects traces into column lists and writes a Parquet part every ``BATCH`` traces."""
+    """Writes a Parquet part every ``BATCH`` new traces, whether they come as traces or as chunk tables."""
 
     def __init__(self, store: TraceStore, rate: float, quantile: float, source_file: str) -> None:
         self.store, self.rate, self.quantile, self.source_file = store, rate, quantile, source_file
         self.batch: list[Trace] = []
+        self.tables: list[pa.Table] = []
+        self.rows = 0
         self.day = datetime.now(UTC).date()
         self.kept = 0
 
@@ -101,17 +159,44 @@ class _Writer:
         if len(self.batch) >= BATCH:
             self.flush()
 
+    def add_table(self, table: pa.Table) -> None:
+        self.tables.append(table)
+        self.rows += table.num_rows
+        while self.rows >= BATCH:
+            whole = pa.concat_tables(self.tables)
+            part, rest = whole.slice(0, BATCH), whole.slice(BATCH)
+            self.tables, self.rows = [rest], rest.num_rows
+            self._write(part, _table_reasons(part, self.rate, self.quantile))
+
     def flush(self) -> None:
-        if not self.batch:
-            return
-        reasons = keep_reasons(self.batch, self.rate, self.quantile)
-        now = datetime.now(UTC)
-        name = self.source_file
-        rows = [trace_row(t, name, now, r is not None, r) for t, r in zip(self.batch, reasons, strict=True)]
-        cols = {c: [row[c] for row in rows] for c in COLUMNS}
-        self.store.write_table(pa.Table.from_pydict(cols, schema=SCHEMA), self.day)
-        self.kept += sum(r is not None for r in reasons)
-        self.batch = []
+        if self.batch:
+            self._write(values_table([trace_values(t) for t in self.batch]),
+                        keep_reasons(self.batch, self.rate, self.quantile))
+            self.batch = []
+        if self.rows:
+            whole = pa.concat_tables(self.tables)
+            self._write(whole, _table_reasons(whole, self.rate, self.quantile))
+        self.tables, self.rows = [], 0
+
+    def _write(self, table: pa.Table, reasons: list[str | None]) -> None:
+        n = table.num_rows
+        keep = pa.array([r is not None for r in reasons], pa.bool_())
+        batch_values = {
+            "source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
+            "ingested_at": pa.repeat(pa.scalar(datetime.now(UTC), SCHEMA.field("ingested_at").type), n),
+            "payload_kept": keep,
+            "keep_reason": pa.array(reasons, pa.string()),
+        }
+        kept = sum(r is not None for r in reasons)
+        if kept < n:  # the rest keep metadata only
+            for name in PAYLOAD_COLUMNS:
+                typ = SCHEMA.field(name).type
+                batch_values[name] = pc.if_else(keep, table.column(name).combine_chunks(), pa.scalar(None, typ))
+        for name, values in batch_values.items():
+            i = SCHEMA.get_field_index(name)
+            table = table.set_column(i, SCHEMA.field(i), values)
+        self.store.write_table(table, self.day)
+        self.kept += kept
 
 
 def ingest_files(
@@ -123,16 +208,19 @@ def ingest_files(
     payload_sample: float | None = None,
     progress: Progress | None = None,
     actor: str = "unknown",
+    workers: int | None = None,
 ) -> IngestReport:
     """Ingest each file; malformed records are reported and skipped (or, with ``strict``, fatal).
 
     Traces whose id is already in the store are skipped, so re-running after a crash or on the
-    same file adds nothing twice.
+    same file adds nothing twice. ``workers`` (default ``$EVALTRAY_WORKERS``, else the usable CPUs)
+    parse big JSON-lines files in parallel.
     """
     options = options or {}
     rate = ws.settings.payload_sample if payload_sample is None else payload_sample
     if not 0 < rate <= 1:
         raise IngestError(f"--payload-sample must be in (0, 1], got {rate}")
+    n_workers = _worker_count(workers)
     store = TraceStore(ws.traces_dir)
     report = IngestReport()
     with ws.lock("ingest"):
@@ -153,7 +241,8 @@ def ingest_files(
                 # one unrecognised file must not stop the others: report it like a malformed record
                 report.files.append(FileReport(str(path), "unknown", issues=[Issue(str(path), None, str(exc).split(": ", 1)[1])]))
                 continue
-            report.files.append(_ingest_one(ws, store, path, format_, options, strict, rate, seen, progress, actor))
+            report.files.append(_ingest_one(ws, store, path, format_, options, strict, rate, seen, progress, actor,
+                                            n_workers))
     return report
 
 
@@ -163,14 +252,19 @@ def _is_blank(path: Path) -> bool:
 
 
 def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, options: Mapping[str, str],
-                strict: bool, rate: float, seen: set[str], progress: Progress | None, actor: str) -> FileReport:
+                strict: bool, rate: float, seen: set[str], progress: Progress | None, actor: str,
+                workers: int) -> FileReport:
     files = ws.t["ingest_files"]
     with ws.tx() as conn:
         file_id = conn.execute(files.insert().values(
             path=str(path), sha256=file_sha256(path), format=fmt.name, status="running", started_at=now_iso(),
         )).inserted_primary_key[0]
     try:
-        rep = _stream(store, path, fmt, options, strict, rate, seen, progress, ws.settings.outlier_quantile)
+        writer = _Writer(store, rate, ws.settings.outlier_quantile, path.name)
+        if fmt.name in LINE_FORMATS:
+            rep = _stream_lines(writer, path, fmt.name, strict, seen, progress, workers)
+        else:
+            rep = _stream(writer, path, fmt, options, strict, seen, progress)
     except BaseException:
         with ws.tx() as conn:  # a bad --map or --strict stop: the log says so instead of "running"
             conn.execute(files.update().where(files.c.id == file_id).values(status="failed", finished_at=now_iso()))
@@ -183,10 +277,9 @@ def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, optio
     return rep
 
 
-def _stream(store: TraceStore, path: Path, fmt: Format, options: Mapping[str, str], strict: bool, rate: float,
-            seen: set[str], progress: Progress | None, quantile: float) -> FileReport:
+def _stream(writer: _Writer, path: Path, fmt: Format, options: Mapping[str, str], strict: bool, seen: set[str],
+            progress: Progress | None) -> FileReport:
     rep = FileReport(str(path), fmt.name)
-    writer = _Writer(store, rate, quantile, path.name)
     pending: list[Trace] = []  # strict mode writes nothing from a file with an issue
     for item in fmt.parse(path, options):
         if isinstance(item, Issue):
@@ -212,3 +305,162 @@ def _stream(store: TraceStore, path: Path, fmt: Format, options: Mapping[str, st
     if progress is not None:
         progress(str(path), rep.ingested)
     return rep
+
+
+def _stream_lines(writer: _Writer, path: Path, name: str, strict: bool, seen: set[str], progress: Progress | None,
+                  workers: int) -> FileReport:
+    """Like :func:`_stream` for a JSON-lines format, taking parsed chunks in file order."""
+    rep = FileReport(str(path), name)
+    repeats: dict[str, int] = {}  # content-derived id -> lines seen with it so far, as content_id counts
+    held: list[pa.Table] = []  # strict mode writes nothing from a file with an issue
+    lines_before = 0
+    for chunk in _parsed_chunks(name, path, workers):
+        for line, reason, rid in chunk.issues:
+            issue = Issue(str(path), lines_before + line, reason, rid)
+            if strict:
+                raise IngestError(str(issue))
+            rep.issues.append(issue)
+        lines_before += chunk.newlines
+        table = chunk.table
+        ids = table.column("trace_id").to_pylist()
+        for i in chunk.content_rows:
+            n = repeats.get(ids[i], 0)
+            repeats[ids[i]] = n + 1
+            if n:
+                ids[i] = f"{ids[i]}-{n}"
+        new = []
+        for tid in ids:
+            fresh = tid not in seen
+            if fresh:
+                seen.add(tid)
+            new.append(fresh)
+        n_new = sum(new)
+        rep.ingested += n_new
+        rep.skipped += len(ids) - n_new
+        if chunk.content_rows:
+            table = table.set_column(0, SCHEMA.field(0), pa.array(ids, pa.string()))
+        if n_new < len(ids):
+            table = table.filter(pa.array(new, pa.bool_()))
+        if strict:
+            held.append(table)
+        else:
+            writer.add_table(table)
+        if progress is not None:
+            progress(str(path), rep.ingested)
+    for table in held:
+        writer.add_table(table)
+    writer.flush()
+    rep.payload_kept = writer.kept
+    return rep
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """One parsed byte range: its rows, its issues (line numbers within the chunk) and its newlines."""
+
+    table: pa.Table
+    issues: list[tuple[int, str, str | None]]
+    content_rows: list[int]  # rows whose id was derived from content: the driver numbers repeats
+    newlines: int
+
+
+def _parse_chunk(name: str, path: str, start: int, end: int) -> _Chunk:
+    """Parse bytes ``start:end`` of ``path`` (whole lines) with the line format ``name``."""
+    record = LINE_FORMATS[name]
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    rows: list[tuple[Any, ...]] = []
+    issues: list[tuple[int, str, str | None]] = []
+    content_rows: list[int] = []
+    collect = gc.isenabled()
+    gc.disable()  # parsed records hold no cycles; collecting while thousands accumulate costs a third
+    try:
+        for lineno, raw in enumerate(data.split(b"\n"), 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                issues.append((lineno, f"not valid JSON ({json_error(exc)})", None))
+                continue
+            counted: dict[str, int] = {}
+            out = record(obj, counted)
+            if isinstance(out, tuple):
+                issues.append((lineno, out[0], out[1]))
+                continue
+            if counted:
+                content_rows.append(len(rows))
+            rows.append(trace_values(out))
+        table = values_table(rows)
+    finally:
+        if collect:
+            gc.enable()
+    return _Chunk(table, issues, content_rows, data.count(b"\n"))
+
+
+def _chunk_bounds(path: Path, size: int) -> list[tuple[int, int]]:
+    """Byte ranges of about ``size`` bytes that each end just after a newline (or at the end of the file)."""
+    total = path.stat().st_size
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    with path.open("rb") as fh:
+        while start < total:
+            fh.seek(min(start + size, total))
+            end = fh.tell() + len(fh.readline())
+            bounds.append((start, end))
+            start = end
+    return bounds
+
+
+def _parsed_chunks(name: str, path: Path, workers: int) -> Iterator[_Chunk]:
+    """Parsed chunks of ``path`` in file order; big files are parsed by a pool of ``workers`` processes."""
+    bounds = _chunk_bounds(path, CHUNK_BYTES)
+    if workers < 2 or len(bounds) < 2 or path.stat().st_size < PARALLEL_MIN_BYTES:
+        for start, end in bounds:
+            yield _parse_chunk(name, str(path), start, end)
+        return
+    # forkserver: workers do not inherit this process's open files (the ingest lock) or threads
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["evaltray.ingest"])
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent)
+    try:
+        todo = iter(bounds)
+        running: deque[Future[_Chunk]] = deque()
+        for start, end in todo:  # a few chunks ahead of the writer bounds the memory held
+            running.append(pool.submit(_parse_chunk, name, str(path), start, end))
+            if len(running) >= 2 * workers:
+                break
+        while running:
+            chunk = running.popleft().result()
+            for start, end in todo:
+                running.append(pool.submit(_parse_chunk, name, str(path), start, end))
+                break
+            yield chunk
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker is killed with its parent, so a killed ingest leaves no parser running."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _worker_count(requested: int | None) -> int:
+    """``requested``, else ``$EVALTRAY_WORKERS``, else the CPUs this process may use (at most 8)."""
+    if requested is None:
+        env = os.environ.get("EVALTRAY_WORKERS", "").strip()
+        if env:
+            try:
+                requested = int(env)
+            except ValueError:
+                raise IngestError(f"EVALTRAY_WORKERS must be a whole number, got {env!r}") from None
+    if requested is None:
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return min(usable, 8)
+    if requested < 1:
+        raise IngestError(f"workers must be at least 1, got {requested}")
+    return requested

@@ -1,8 +1,9 @@
 """OpenAI chat-completions JSONL: one conversation per line (``messages``, ``tools``, ``tool_calls``).
 
 Covers the fine-tuning format and logged requests that carry the model's reply as the last
-assistant message. Lines without an id get one from the hash of their bytes, so re-ingest is
-idempotent.
+assistant message. Lines without an id get one from the hash of their content, so re-ingest is
+idempotent. The driver parses big files in byte-range chunks on several processes through
+:func:`chat_record`, the same function :func:`parse` uses line by line.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..records import Trace
-from ._common import as_float, content_id, as_int, chat_messages, head_text, maybe_json, parse_time, read_jsonl
+from ._common import as_float, as_int, chat_messages, content_id, head_text, maybe_json, parse_time, read_jsonl
+from ._driver import line_format
 from ._registry import Issue, register
 
 _ID_KEYS = ("trace_id", "id", "custom_id", "conversation_id")
@@ -46,7 +48,7 @@ def trace_from_chat(obj: dict[str, Any], fallback_id: str, fmt: str = "openai") 
     if isinstance(reply, list) and reply and isinstance(reply[0], dict):
         messages += chat_messages([reply[0].get("message")])
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
-    tid = next((str(obj[k]) for k in _ID_KEYS if obj.get(k)), None) or fallback_id
+    tid = _explicit_id(obj) or fallback_id
     tags = obj.get("tags") or meta.get("tags") or []
     start = parse_time(obj.get("created_at") or obj.get("timestamp") or obj.get("created"))
     tools = maybe_json(obj.get("tools")) or []
@@ -76,6 +78,24 @@ def trace_from_chat(obj: dict[str, Any], fallback_id: str, fmt: str = "openai") 
     )
 
 
+def _explicit_id(obj: dict[str, Any]) -> str | None:
+    return next((str(obj[k]) for k in _ID_KEYS if obj.get(k)), None)
+
+
+@line_format("openai")
+def chat_record(obj: Any, seen: dict[str, int]) -> Trace | tuple[str, str | None]:
+    """The trace of one decoded line, or ``(reason, record id)`` when it is not a chat record.
+
+    ``seen`` counts content-derived ids, so identical id-less lines stay distinct traces.
+    """
+    if not isinstance(obj, dict):
+        return "expected a JSON object with 'messages'", None
+    tid = _explicit_id(obj)
+    if not isinstance(obj.get("messages"), list) or not obj["messages"]:
+        return "no 'messages' list", tid
+    return trace_from_chat(obj, tid or content_id(obj, seen, "oai"))
+
+
 @register("openai", sniff=_sniff, priority=40)
 def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
     """OpenAI chat-completions / fine-tuning JSONL, one conversation per line."""
@@ -85,11 +105,5 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
             yield item
             continue
         lineno, obj = item
-        if not isinstance(obj, dict):
-            yield Issue(str(path), lineno, "expected a JSON object with 'messages'")
-            continue
-        if not isinstance(obj.get("messages"), list) or not obj["messages"]:
-            rid = next((str(obj[k]) for k in _ID_KEYS if obj.get(k)), None)
-            yield Issue(str(path), lineno, "no 'messages' list", rid)
-            continue
-        yield trace_from_chat(obj, content_id(obj, seen, "oai"))
+        out = chat_record(obj, seen)
+        yield Issue(str(path), lineno, *out) if isinstance(out, tuple) else out
