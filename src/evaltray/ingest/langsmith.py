@@ -283,7 +283,7 @@ def _trace(tid: str, runs: list[dict[str, Any]]) -> Trace:
         extra = as_dict(run.get("extra"))
         params = as_dict(extra.get("invocation_params"))
         collect_tools(params.get("tools"), tools)
-        collect_tools((_metadata_of(run).get("ls_invocation_params") or {}).get("tools"), tools)
+        collect_tools(as_dict(_metadata_of(run).get("ls_invocation_params")).get("tools"), tools)
         turns.append(Turn(messages_from(run.get("inputs"), "user", tools),
                           messages_from(run.get("outputs"), "assistant", tools),
                           parse_time(run.get("start_time")), parse_time(run.get("end_time"))))
