@@ -458,43 +458,41 @@ def _names(raw: str) -> frozenset[str]:
 def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` neighbours of every row (self excluded): exact below ``exact_below`` rows, else usearch HNSW.
 
-    Returns ``(index, cosine)`` arrays of shape ``(n, k)``; missing neighbours are ``-1``.
+    Returns ``(index, cosine)`` arrays of shape ``(n, k)``, best first, ties by index; missing
+    neighbours are ``-1``. Cosines are recomputed the same way on both paths, so a pair found by
+    either gets the same score.
     """
     n = vecs.shape[0]
     k = min(k, n - 1)
-    idx = np.full((n, k), -1, dtype=np.int64)
-    sim = np.full((n, k), -np.inf, dtype=np.float32)
+    idx = np.full((n, max(k, 0)), -1, dtype=np.int64)
     if k <= 0:
-        return idx, sim
+        return idx, np.zeros(idx.shape, dtype=np.float64)
     if n < exact_below:
         step = max(1, (1 << 24) // n)
         for lo in range(0, n, step):
             s = vecs[lo : lo + step] @ vecs.T
             s[np.arange(s.shape[0]), np.arange(lo, lo + s.shape[0])] = -np.inf
-            part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-            ps = np.take_along_axis(s, part, axis=1)
-            # order by cosine, ties by index, so the result never depends on partition internals
-            o = np.lexsort((part, -ps), axis=1)
-            idx[lo : lo + s.shape[0]] = np.take_along_axis(part, o, axis=1)
-            sim[lo : lo + s.shape[0]] = np.take_along_axis(ps, o, axis=1)
-        return idx, sim
-    from usearch.index import Index
+            idx[lo : lo + s.shape[0]] = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    else:
+        from usearch.index import Index
 
-    # one thread for building: HNSW built in parallel depends on thread timing, and dedup promises
-    # the same answer for the same input
-    index = Index(ndim=vecs.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=128, expansion_search=128)
-    index.add(np.arange(n, dtype=np.uint64), vecs, threads=1)
-    found = index.search(vecs, k + 1, threads=0)
-    keys = np.asarray(found.keys).astype(np.int64)
-    dist = np.asarray(found.distances, dtype=np.float32)
-    counts = np.asarray(found.counts)
-    for row in range(n):
-        got = [(float(1.0 - d), int(j)) for j, d in zip(keys[row, : counts[row]], dist[row, : counts[row]], strict=True)
-               if j != row]
-        got.sort(key=lambda x: (-x[0], x[1]))
-        for c, (s, j) in enumerate(got[:k]):
-            idx[row, c], sim[row, c] = j, s
-    return idx, sim
+        # one thread for building: an HNSW graph built in parallel depends on thread timing, and
+        # dedup promises the same answer for the same input
+        index = Index(ndim=vecs.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=128,
+                      expansion_search=128)
+        index.add(np.arange(n, dtype=np.uint64), vecs, threads=1)
+        found = index.search(vecs, k + 1, threads=0)
+        keys = np.asarray(found.keys).astype(np.int64)
+        valid = np.arange(k + 1)[None, :] < np.asarray(found.counts)[:, None]
+        keys[~valid | (keys == np.arange(n)[:, None])] = -1
+        # keep the k best that are not the row itself (usearch may return it anywhere among ties)
+        order = np.argsort(keys < 0, axis=1, kind="stable")[:, :k]
+        idx = np.take_along_axis(keys, order, axis=1)
+    safe = np.maximum(idx, 0)
+    sim = np.einsum("ij,ikj->ik", vecs.astype(np.float64), vecs[safe].astype(np.float64))
+    sim[idx < 0] = -np.inf
+    o = np.lexsort((idx, -sim), axis=1)
+    return np.take_along_axis(idx, o, axis=1), np.take_along_axis(sim, o, axis=1)
 
 
 # --------------------------------------------------------------------------- union-find and the driver
