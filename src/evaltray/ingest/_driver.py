@@ -14,6 +14,8 @@ import gc
 import multiprocessing as mp
 import os
 import signal
+import sys
+import warnings
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -41,13 +43,24 @@ CHUNK_BYTES = 4 << 20
 #: Smaller files are parsed in this process: starting workers would cost more than it saves.
 PARALLEL_MIN_BYTES = 24 << 20
 Progress = Callable[[str, int], None]
-#: Turns one decoded line into a trace, or ``(reason, record id)``; the dict counts content-derived ids.
-LineRecord = Callable[[Any, dict[str, int]], "Trace | tuple[str, str | None]"]
+#: Turns one decoded line into its store row (see ``traces.row_values``) or raises :class:`BadRecord`;
+#: the dict counts content-derived ids.
+LineRecord = Callable[[Any, dict[str, int]], tuple[Any, ...]]
 LINE_FORMATS: dict[str, LineRecord] = {}
+#: What reading a record with unexpected value types raises; a parser reports it as an Issue.
+SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, OverflowError, OSError, RecursionError)
+
+
+class BadRecord(Exception):
+    """A line that is valid JSON but not a record of its format: reported as an Issue, never fatal."""
+
+    def __init__(self, reason: str, record_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.record_id = reason, record_id
 
 
 def line_format(name: str) -> Callable[[LineRecord], LineRecord]:
-    """Declare format ``name`` as one JSON value per line, turned into a trace by the decorated function.
+    """Declare format ``name`` as one JSON value per line, turned into a store row by the decorated function.
 
     The function must derive a missing id only through ``content_id(obj, seen, prefix)``: in a
     chunk each line gets a fresh ``seen`` and the driver numbers repeats in file order.
@@ -371,6 +384,7 @@ def _parse_chunk(name: str, path: str, start: int, end: int) -> _Chunk:
         fh.seek(start)
         data = fh.read(end - start)
     rows: list[tuple[Any, ...]] = []
+    row_lines: list[int] = []
     issues: list[tuple[int, str, str | None]] = []
     content_rows: list[int] = []
     collect = gc.isenabled()
@@ -385,18 +399,50 @@ def _parse_chunk(name: str, path: str, start: int, end: int) -> _Chunk:
                 issues.append((lineno, f"not valid JSON ({json_error(exc)})", None))
                 continue
             counted: dict[str, int] = {}
-            out = record(obj, counted)
-            if isinstance(out, tuple):
-                issues.append((lineno, out[0], out[1]))
+            try:
+                row = record(obj, counted)
+            except BadRecord as bad:
+                issues.append((lineno, bad.reason, bad.record_id))
                 continue
             if counted:
                 content_rows.append(len(rows))
-            rows.append(trace_values(out))
-        table = values_table(rows)
+            rows.append(row)
+            row_lines.append(lineno)
+        try:
+            table = values_table(rows)
+        except _ARROW_ERRORS:  # some value does not fit its column: find the rows, keep the rest
+            table, rows, content_rows = _without_unstorable(rows, row_lines, content_rows, issues)
     finally:
         if collect:
             gc.enable()
     return _Chunk(table, issues, content_rows, data.count(b"\n"))
+
+
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
+
+
+def _without_unstorable(rows: list[tuple[Any, ...]], row_lines: list[int], content_rows: list[int],
+                        issues: list[tuple[int, str, str | None]]) -> tuple[pa.Table, list[tuple[Any, ...]], list[int]]:
+    """The table of the rows that fit :data:`SCHEMA`; an issue naming the column for each that does not."""
+    good: list[tuple[Any, ...]] = []
+    renumber: dict[int, int] = {}
+    for i, (row, line) in enumerate(zip(rows, row_lines, strict=True)):
+        bad = next((f.name for f, v in zip(SCHEMA, row, strict=True) if not _fits(v, f.type)), None)
+        if bad is None:
+            renumber[i] = len(good)
+            good.append(row)
+        else:
+            issues.append((line, f"{bad}: value does not fit the trace store's column", row[0]))
+    issues.sort(key=lambda issue: issue[0])
+    return values_table(good), good, [renumber[i] for i in content_rows if i in renumber]
+
+
+def _fits(value: Any, typ: pa.DataType) -> bool:
+    try:
+        pa.array([value], typ)
+    except _ARROW_ERRORS:
+        return False
+    return True
 
 
 def _chunk_bounds(path: Path, size: int) -> list[tuple[int, int]]:
@@ -420,19 +466,19 @@ def _parsed_chunks(name: str, path: Path, workers: int) -> Iterator[_Chunk]:
         for start, end in bounds:
             yield _parse_chunk(name, str(path), start, end)
         return
-    # forkserver: workers do not inherit this process's open files (the ingest lock) or threads
-    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    ctx = mp.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["evaltray.ingest"])
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent)
+    # Linux forks (no re-import, and workers die with this process, see _die_with_parent); elsewhere
+    # fork is unsafe and spawn re-imports the caller's main module, as multiprocessing always does
+    ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),))
     try:
         todo = iter(bounds)
         running: deque[Future[_Chunk]] = deque()
-        for start, end in todo:  # a few chunks ahead of the writer bounds the memory held
-            running.append(pool.submit(_parse_chunk, name, str(path), start, end))
-            if len(running) >= 2 * workers:
-                break
+        with warnings.catch_warnings():  # Python 3.12+ warns on fork with threads; the workers use none
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for start, end in todo:  # a few chunks ahead of the writer bounds the memory held
+                running.append(pool.submit(_parse_chunk, name, str(path), start, end))
+                if len(running) >= 2 * workers:
+                    break
         while running:
             chunk = running.popleft().result()
             for start, end in todo:
@@ -443,10 +489,12 @@ def _parsed_chunks(name: str, path: Path, workers: int) -> Iterator[_Chunk]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _die_with_parent() -> None:
-    """Linux: a worker is killed with its parent, so a killed ingest leaves no parser running."""
+def _die_with_parent(parent: int) -> None:
+    """Linux: a worker is killed with its parent, so a killed ingest leaves no worker holding its lock."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def _worker_count(requested: int | None) -> int:

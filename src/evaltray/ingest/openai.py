@@ -2,8 +2,13 @@
 
 Covers the fine-tuning format and logged requests that carry the model's reply as the last
 assistant message. Lines without an id get one from the hash of their content, so re-ingest is
-idempotent. The driver parses big files in byte-range chunks on several processes through
-:func:`chat_record`, the same function :func:`parse` uses line by line.
+idempotent.
+
+One set of rules, two outputs: :func:`chat_fields` reads a record into a trace's fields with the
+messages as stored dicts (:func:`chat_message_record`); :func:`trace_from_chat` makes a
+:class:`Trace` of them, and :func:`chat_row` (what the driver runs on big files, in parallel) goes
+straight to the store's row through :func:`~evaltray.traces.row_values`, which ``trace_values``
+uses too.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..records import Trace
-from ._common import as_float, as_int, chat_messages, content_id, head_text, maybe_json, parse_time, read_jsonl
-from ._driver import line_format
+from ..traces import message_from_record, row_values
+from ._common import as_float, as_int, content_id, head_text, maybe_json, parse_time, read_jsonl, text_of
+from ._driver import SHAPE_ERRORS, BadRecord, line_format
 from ._registry import Issue, register
 
 _ID_KEYS = ("trace_id", "id", "custom_id", "conversation_id")
@@ -40,60 +48,158 @@ def _feedback(value: Any) -> float | None:
     return as_float(value)
 
 
-def trace_from_chat(obj: dict[str, Any], fallback_id: str, fmt: str = "openai") -> Trace:
-    """A trace from one chat-completions record (request messages, optional reply and metadata)."""
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    messages = chat_messages(obj.get("messages"))
-    reply = obj.get("choices") or (obj.get("response") or {}).get("choices")
+def _text(value: Any) -> str | None:
+    """A text field: numbers and booleans as text, objects as JSON (a store column holds strings only)."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode("utf-8")
+    return str(value)
+
+
+def tool_call_record(raw: Any) -> dict[str, Any] | None:
+    """A tool call (``id``, ``name``, ``arguments`` decoded) from the OpenAI, flat or Inspect shapes."""
+    if not isinstance(raw, dict):
+        return None
+    fn = raw.get("function")
+    if isinstance(fn, dict):
+        name, args = fn.get("name"), fn.get("arguments")
+    else:
+        name = fn if isinstance(fn, str) else raw.get("name") or raw.get("tool_name")
+        args = raw.get("arguments", raw.get("args", raw.get("input")))
+    if not name:
+        return None
+    return {"id": raw.get("id") or raw.get("tool_call_id"), "name": str(name), "arguments": maybe_json(args)}
+
+
+def chat_message_record(raw: Any) -> dict[str, Any] | None:
+    """One chat message dict normalised to its stored form (see ``traces.message_record``); None if not one.
+
+    The same rules as ``_common.chat_message`` (a test holds them equal), as a dict: the fast path
+    serialises it without making a Message.
+    """
+    if not isinstance(raw, dict) or "role" not in raw:
+        return None
+    raw_calls = raw.get("tool_calls")
+    calls = [c for c in map(tool_call_record, raw_calls) if c is not None] if raw_calls else []
+    legacy = raw.get("function_call")
+    if legacy and isinstance(legacy, dict) and legacy.get("name"):
+        calls.append({"id": None, "name": legacy["name"], "arguments": maybe_json(legacy.get("arguments"))})
+    role = raw["role"]
+    if role == "function":
+        role = "tool"
+    content = raw.get("content")
+    return {
+        "role": role if type(role) is str else str(role),
+        "content": content if content is None or type(content) is str else text_of(content),
+        "tool_calls": calls,
+        "tool_call_id": raw.get("tool_call_id"),
+        "name": raw.get("name") if role == "tool" else None,
+        "is_error": bool(raw.get("error") or raw.get("is_error")),
+    }
+
+
+def _message_records(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        return []
+    return [m for m in map(chat_message_record, raw) if m is not None]
+
+
+_EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing object
+
+
+def chat_fields(obj: dict[str, Any], trace_id: str, fmt: str = "openai") -> tuple[Any, ...]:
+    """The fields of :class:`Trace`, in its order, from one chat-completions record; messages as stored dicts."""
+    get = obj.get
+    meta = get("metadata")
+    if not isinstance(meta, dict):
+        meta = _EMPTY
+    mget = meta.get
+    messages = _message_records(get("messages"))
+    reply = get("choices")
+    if not reply:
+        response = get("response")
+        reply = response.get("choices") if isinstance(response, dict) else None
     if isinstance(reply, list) and reply and isinstance(reply[0], dict):
-        messages += chat_messages([reply[0].get("message")])
-    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
-    tid = _explicit_id(obj) or fallback_id
-    tags = obj.get("tags") or meta.get("tags") or []
-    start = parse_time(obj.get("created_at") or obj.get("timestamp") or obj.get("created"))
-    tools = maybe_json(obj.get("tools")) or []
-    return Trace(
-        trace_id=tid,
-        source_format=fmt,
-        messages=messages,
-        tools=tools if isinstance(tools, list) else [],
-        start_time=start,
-        latency_ms=as_float(obj.get("latency_ms") or meta.get("latency_ms")),
-        input_tokens=as_int(usage.get("prompt_tokens", usage.get("input_tokens"))),
-        output_tokens=as_int(usage.get("completion_tokens", usage.get("output_tokens"))),
-        total_tokens=as_int(usage.get("total_tokens")),
-        cost_usd=as_float(obj.get("cost") or meta.get("cost_usd")),
-        model=obj.get("model") or meta.get("model"),
-        model_version=obj.get("system_fingerprint") or meta.get("model_version"),
-        session_id=meta.get("session_id") or obj.get("session_id"),
-        user_id=meta.get("user_id") or obj.get("user"),
-        feature=meta.get("feature") or obj.get("feature"),
-        tags=[str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
-        feedback_score=_feedback(obj.get("feedback", meta.get("feedback"))),
-        prompt_template_id=meta.get("prompt_template_id") or meta.get("prompt_id"),
-        retrieved_doc_ids=[str(d) for d in meta.get("retrieved_doc_ids") or []],
-        status="error" if obj.get("error") else "ok",
-        error=str(obj["error"])[:500] if obj.get("error") else None,
-        metadata={k: v for k, v in meta.items() if k not in ("tags",)},
+        messages += _message_records([reply[0].get("message")])
+    usage = get("usage")
+    if not isinstance(usage, dict):
+        usage = _EMPTY
+    tags = get("tags") or mget("tags") or []
+    tools = maybe_json(get("tools")) or []
+    docs = mget("retrieved_doc_ids") or []
+    error = get("error")
+    return (
+        trace_id,
+        fmt,
+        messages,
+        tools if isinstance(tools, list) else [],
+        parse_time(get("created_at") or get("timestamp") or get("created")),  # start_time
+        None,  # end_time
+        as_float(get("latency_ms") or mget("latency_ms")),
+        as_int(usage.get("prompt_tokens", usage.get("input_tokens"))),
+        as_int(usage.get("completion_tokens", usage.get("output_tokens"))),
+        as_int(usage.get("total_tokens")),
+        as_float(get("cost") or mget("cost_usd")),
+        _text(get("model") or mget("model")),
+        _text(get("system_fingerprint") or mget("model_version")),
+        None,  # provider
+        _text(mget("session_id") or get("session_id")),
+        _text(mget("user_id") or get("user")),
+        None,  # name
+        _text(mget("feature") or get("feature")),
+        [str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
+        _feedback(get("feedback", mget("feedback"))),
+        None,  # feedback_comment
+        _text(mget("prompt_template_id") or mget("prompt_id")),
+        [str(d) for d in docs] if isinstance(docs, list) else [str(docs)],
+        None,  # corpus_version
+        "error" if error else "ok",
+        str(error)[:500] if error else None,
+        [],  # spans
+        {k: v for k, v in meta.items() if k != "tags"} if "tags" in meta else dict(meta),
     )
 
 
+def trace_from_chat(obj: dict[str, Any], fallback_id: str, fmt: str = "openai") -> Trace:
+    """A trace from one chat-completions record (request messages, optional reply and metadata)."""
+    fields = chat_fields(obj, _explicit_id(obj) or fallback_id, fmt)
+    trace = Trace(*fields)
+    trace.messages = [message_from_record(m) for m in trace.messages]  # type: ignore[arg-type]
+    return trace
+
+
 def _explicit_id(obj: dict[str, Any]) -> str | None:
-    return next((str(obj[k]) for k in _ID_KEYS if obj.get(k)), None)
+    for key in _ID_KEYS:
+        value = obj.get(key)
+        if value:
+            return str(value)
+    return None
+
+
+def _checked_id(obj: Any, seen: dict[str, int]) -> str:
+    """The trace id of a chat record; :class:`BadRecord` if it is not one."""
+    if not isinstance(obj, dict):
+        raise BadRecord("expected a JSON object with 'messages'")
+    tid = _explicit_id(obj)
+    messages = obj.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRecord("no 'messages' list", tid)
+    return tid or content_id(obj, seen, "oai")
+
+
+def _shape_error(exc: Exception, obj: dict[str, Any]) -> BadRecord:
+    return BadRecord(f"a field has an unexpected type ({type(exc).__name__})", _explicit_id(obj))
 
 
 @line_format("openai")
-def chat_record(obj: Any, seen: dict[str, int]) -> Trace | tuple[str, str | None]:
-    """The trace of one decoded line, or ``(reason, record id)`` when it is not a chat record.
-
-    ``seen`` counts content-derived ids, so identical id-less lines stay distinct traces.
-    """
-    if not isinstance(obj, dict):
-        return "expected a JSON object with 'messages'", None
-    tid = _explicit_id(obj)
-    if not isinstance(obj.get("messages"), list) or not obj["messages"]:
-        return "no 'messages' list", tid
-    return trace_from_chat(obj, tid or content_id(obj, seen, "oai"))
+def chat_row(obj: Any, seen: dict[str, int]) -> tuple[Any, ...]:
+    """The store row (``trace_values`` of :func:`trace_from_chat`) of one decoded line, without the Trace."""
+    tid = _checked_id(obj, seen)
+    try:
+        return row_values(*chat_fields(obj, tid))
+    except SHAPE_ERRORS as exc:
+        raise _shape_error(exc, obj) from None
 
 
 @register("openai", sniff=_sniff, priority=40)
@@ -105,5 +211,13 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
             yield item
             continue
         lineno, obj = item
-        out = chat_record(obj, seen)
-        yield Issue(str(path), lineno, *out) if isinstance(out, tuple) else out
+        try:
+            tid = _checked_id(obj, seen)
+            try:
+                trace = trace_from_chat(obj, tid)
+            except SHAPE_ERRORS as exc:
+                raise _shape_error(exc, obj) from None
+        except BadRecord as bad:
+            yield Issue(str(path), lineno, bad.reason, bad.record_id)
+            continue
+        yield trace
