@@ -77,8 +77,9 @@ _STATISTICS_COLUMNS = [c for c in COLUMNS if c not in ("input_text", "output_tex
 QUERY_COLUMNS = (*COLUMNS, "ingest_date")
 
 
-def _json(obj: Any) -> str:
-    return orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+def _json(obj: Any) -> bytes:
+    # bytes, not str: Arrow takes UTF-8 bytes for a string column, and decoding each value costs time
+    return orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _default(obj: Any) -> Any:
@@ -97,14 +98,15 @@ def _utc(value: datetime | None) -> datetime | None:
 
 #: Columns that hold the payload; a trace that does not keep its payload has them null.
 PAYLOAD_COLUMNS = ("input_text", "output_text", "messages", "tools", "spans")
+_JSON_COLUMNS = ("messages", "tools", "spans", "metadata")
 #: Columns set per batch by the ingest driver; :func:`trace_values` leaves them None.
 BATCH_COLUMNS = ("source_file", "ingested_at", "payload_kept", "keep_reason")
 # the same system prompt and tool list recur on most traces of an application: hash each once
 _SYSTEM_HASHES: dict[str, str] = {}
-_TOOLS_HASHES: dict[str, str] = {}
+_TOOLS_HASHES: dict[bytes, str] = {}
 
 
-def _remember(cache: dict[str, str], key: str, value: str) -> str:
+def _remember(cache: dict[Any, str], key: Any, value: str) -> str:
     if len(cache) > 4096:
         cache.clear()
     cache[key] = value
@@ -129,7 +131,8 @@ def message_from_record(r: dict[str, Any]) -> Message:
 
 
 def trace_values(t: Trace) -> tuple[Any, ...]:
-    """One row of :data:`SCHEMA` in column order, payload included; :data:`BATCH_COLUMNS` are None."""
+    """One row of :data:`SCHEMA` in column order, payload included (JSON columns as UTF-8 bytes);
+    :data:`BATCH_COLUMNS` are None."""
     return row_values(
         t.trace_id, t.source_format, [message_record(m) for m in t.messages], t.tools, t.start_time, t.end_time,
         t.latency_ms, t.input_tokens, t.output_tokens, t.total_tokens, t.cost_usd, t.model, t.model_version,
@@ -193,6 +196,9 @@ def row_values(trace_id: str, source_format: str, messages: list[dict[str, Any]]
 def trace_row(t: Trace, source_file: str, ingested_at: datetime, keep_payload: bool, keep_reason: str | None) -> dict[str, Any]:
     """Flatten a trace into one row of :data:`SCHEMA`; without the payload only metadata stays."""
     row = dict(zip(COLUMNS, trace_values(t), strict=True))
+    for name in _JSON_COLUMNS:
+        if row[name] is not None:
+            row[name] = row[name].decode("utf-8")
     row.update(source_file=source_file, ingested_at=ingested_at, payload_kept=keep_payload, keep_reason=keep_reason)
     if not keep_payload:
         row.update(dict.fromkeys(PAYLOAD_COLUMNS))

@@ -21,13 +21,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..errors import IngestError
 from ..records import Trace
@@ -38,9 +39,12 @@ from ._common import _short as json_error
 from ._registry import Format, Issue, detect, get_format
 
 BATCH = 20_000
-#: Bytes per chunk of a JSON-lines file (a few thousand traces).
+#: Bytes per chunk of a JSON-lines file parsed in this process; each chunk is one Parquet part and the
+#: batch for keep_reasons (~5k chat traces).
 CHUNK_BYTES = 4 << 20
-#: Smaller files are parsed in this process: starting workers would cost more than it saves.
+#: Bytes per chunk when workers parse (~20k chat traces): fewer, bigger parts; a worker holds one chunk.
+PARALLEL_CHUNK_BYTES = 16 << 20
+#: Smaller files are parsed in this process: workers would have too few chunks to share.
 PARALLEL_MIN_BYTES = 24 << 20
 Progress = Callable[[str, int], None]
 #: Turns one decoded line into its store row (see ``traces.row_values``) or raises :class:`BadRecord`;
@@ -156,14 +160,33 @@ def _reasons(ids: list[str], feedback: list[float | None], failed: list[bool], t
     return out
 
 
+def _finished(table: pa.Table, reasons: list[str | None], source_file: str) -> tuple[pa.Table, int]:
+    """A batch with its per-batch columns set and the payload dropped where no reason keeps it; and how many keep it."""
+    n = table.num_rows
+    keep = pa.array([r is not None for r in reasons], pa.bool_())
+    batch_values = {
+        "source_file": pa.repeat(pa.scalar(source_file, pa.string()), n),
+        "ingested_at": pa.repeat(pa.scalar(datetime.now(UTC), SCHEMA.field("ingested_at").type), n),
+        "payload_kept": keep,
+        "keep_reason": pa.array(reasons, pa.string()),
+    }
+    kept = n - reasons.count(None)
+    if kept < n:  # the rest keep metadata only
+        for name in PAYLOAD_COLUMNS:
+            typ = SCHEMA.field(name).type
+            batch_values[name] = pc.if_else(keep, table.column(name).combine_chunks(), pa.scalar(None, typ))
+    for name, values in batch_values.items():
+        i = SCHEMA.get_field_index(name)
+        table = table.set_column(i, SCHEMA.field(i), values)
+    return table, kept
+
+
 class _Writer:
-    """Writes a Parquet part every ``BATCH`` new traces, whether they come as traces or as chunk tables."""
+    """Writes the traces of a parser as Parquet parts of ``BATCH`` new traces each."""
 
     def __init__(self, store: TraceStore, rate: float, quantile: float, source_file: str) -> None:
         self.store, self.rate, self.quantile, self.source_file = store, rate, quantile, source_file
         self.batch: list[Trace] = []
-        self.tables: list[pa.Table] = []
-        self.rows = 0
         self.day = datetime.now(UTC).date()
         self.kept = 0
 
@@ -172,44 +195,14 @@ class _Writer:
         if len(self.batch) >= BATCH:
             self.flush()
 
-    def add_table(self, table: pa.Table) -> None:
-        self.tables.append(table)
-        self.rows += table.num_rows
-        while self.rows >= BATCH:
-            whole = pa.concat_tables(self.tables)
-            part, rest = whole.slice(0, BATCH), whole.slice(BATCH)
-            self.tables, self.rows = [rest], rest.num_rows
-            self._write(part, _table_reasons(part, self.rate, self.quantile))
-
     def flush(self) -> None:
-        if self.batch:
-            self._write(values_table([trace_values(t) for t in self.batch]),
-                        keep_reasons(self.batch, self.rate, self.quantile))
-            self.batch = []
-        if self.rows:
-            whole = pa.concat_tables(self.tables)
-            self._write(whole, _table_reasons(whole, self.rate, self.quantile))
-        self.tables, self.rows = [], 0
-
-    def _write(self, table: pa.Table, reasons: list[str | None]) -> None:
-        n = table.num_rows
-        keep = pa.array([r is not None for r in reasons], pa.bool_())
-        batch_values = {
-            "source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
-            "ingested_at": pa.repeat(pa.scalar(datetime.now(UTC), SCHEMA.field("ingested_at").type), n),
-            "payload_kept": keep,
-            "keep_reason": pa.array(reasons, pa.string()),
-        }
-        kept = sum(r is not None for r in reasons)
-        if kept < n:  # the rest keep metadata only
-            for name in PAYLOAD_COLUMNS:
-                typ = SCHEMA.field(name).type
-                batch_values[name] = pc.if_else(keep, table.column(name).combine_chunks(), pa.scalar(None, typ))
-        for name, values in batch_values.items():
-            i = SCHEMA.get_field_index(name)
-            table = table.set_column(i, SCHEMA.field(i), values)
+        if not self.batch:
+            return
+        table, kept = _finished(values_table([trace_values(t) for t in self.batch]),
+                                keep_reasons(self.batch, self.rate, self.quantile), self.source_file)
         self.store.write_table(table, self.day)
         self.kept += kept
+        self.batch = []
 
 
 def ingest_files(
@@ -322,63 +315,100 @@ def _stream(writer: _Writer, path: Path, fmt: Format, options: Mapping[str, str]
 
 def _stream_lines(writer: _Writer, path: Path, name: str, strict: bool, seen: set[str], progress: Progress | None,
                   workers: int) -> FileReport:
-    """Like :func:`_stream` for a JSON-lines format, taking parsed chunks in file order."""
+    """Like :func:`_stream` for a JSON-lines format: chunks arrive as unpublished parts, published in file order."""
     rep = FileReport(str(path), name)
+    store = writer.store
+    spec = _PartSpec(str(store.root), path.name, writer.rate, writer.quantile)
     repeats: dict[str, int] = {}  # content-derived id -> lines seen with it so far, as content_id counts
-    held: list[pa.Table] = []  # strict mode writes nothing from a file with an issue
+    held: list[tuple[_Chunk, list[bool], bool]] = []  # strict: nothing published from a file with an issue
     lines_before = 0
-    for chunk in _parsed_chunks(name, path, workers):
-        for line, reason, rid in chunk.issues:
-            issue = Issue(str(path), lines_before + line, reason, rid)
+    try:
+        for chunk in _parsed_chunks(name, path, spec, workers):
+            for line, reason, rid in chunk.issues:
+                issue = Issue(str(path), lines_before + line, reason, rid)
+                if strict:
+                    raise IngestError(str(issue))
+                rep.issues.append(issue)
+            lines_before += chunk.newlines
+            ids = chunk.ids
+            renumbered = False
+            for i in chunk.content_rows:
+                n = repeats.get(ids[i], 0)
+                repeats[ids[i]] = n + 1
+                if n:
+                    ids[i] = f"{ids[i]}-{n}"
+                    renumbered = True
+            new = []
+            for tid in ids:
+                fresh = tid not in seen
+                if fresh:
+                    seen.add(tid)
+                new.append(fresh)
+            n_new = new.count(True)
+            rep.ingested += n_new
+            rep.skipped += len(ids) - n_new
             if strict:
-                raise IngestError(str(issue))
-            rep.issues.append(issue)
-        lines_before += chunk.newlines
-        table = chunk.table
-        ids = table.column("trace_id").to_pylist()
-        for i in chunk.content_rows:
-            n = repeats.get(ids[i], 0)
-            repeats[ids[i]] = n + 1
-            if n:
-                ids[i] = f"{ids[i]}-{n}"
-        new = []
-        for tid in ids:
-            fresh = tid not in seen
-            if fresh:
-                seen.add(tid)
-            new.append(fresh)
-        n_new = sum(new)
-        rep.ingested += n_new
-        rep.skipped += len(ids) - n_new
-        if chunk.content_rows:
-            table = table.set_column(0, SCHEMA.field(0), pa.array(ids, pa.string()))
-        if n_new < len(ids):
-            table = table.filter(pa.array(new, pa.bool_()))
-        if strict:
-            held.append(table)
-        else:
-            writer.add_table(table)
-        if progress is not None:
-            progress(str(path), rep.ingested)
-    for table in held:
-        writer.add_table(table)
-    writer.flush()
+                held.append((chunk, new, renumbered))
+            else:
+                writer.kept += _publish(store, writer.day, chunk, new, renumbered)
+            if progress is not None:
+                progress(str(path), rep.ingested)
+        for chunk, new, renumbered in held:
+            writer.kept += _publish(store, writer.day, chunk, new, renumbered)
+    except BaseException:
+        store.clean_tmp()  # parts parsed ahead and never published; the ingest lock keeps others out of .tmp
+        raise
     rep.payload_kept = writer.kept
     return rep
 
 
+def _publish(store: TraceStore, day: date, chunk: _Chunk, new: list[bool], renumbered: bool) -> int:
+    """Publish a chunk's part, rewritten first if ids were renumbered or rows are already stored; rows with payload."""
+    if chunk.part is None:
+        return 0
+    tmp = Path(chunk.part)
+    if not renumbered and all(new):  # the usual case: one rename
+        store.commit(tmp, day)
+        return chunk.kept
+    table = pq.read_table(tmp)
+    tmp.unlink()
+    if renumbered:
+        table = table.set_column(0, SCHEMA.field(0), pa.array(chunk.ids, pa.string()))
+    table = table.filter(pa.array(new, pa.bool_()))
+    if not table.num_rows:
+        return 0
+    store.write_table(table, day)
+    return pc.sum(table.column("payload_kept")).as_py() or 0
+
+
+@dataclass(frozen=True, slots=True)
+class _PartSpec:
+    """What a chunk parser needs to write its part (picklable: it travels to the workers)."""
+
+    store_root: str
+    source_file: str
+    rate: float
+    quantile: float
+
+
 @dataclass(slots=True)
 class _Chunk:
-    """One parsed byte range: its rows, its issues (line numbers within the chunk) and its newlines."""
+    """One parsed byte range: its unpublished part, trace ids, issues (lines within the chunk), newlines."""
 
-    table: pa.Table
-    issues: list[tuple[int, str, str | None]]
+    part: str | None  # None: no rows
+    ids: list[str]
     content_rows: list[int]  # rows whose id was derived from content: the driver numbers repeats
+    issues: list[tuple[int, str, str | None]]
     newlines: int
+    kept: int  # rows that keep their payload
 
 
-def _parse_chunk(name: str, path: str, start: int, end: int) -> _Chunk:
-    """Parse bytes ``start:end`` of ``path`` (whole lines) with the line format ``name``."""
+def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) -> _Chunk:
+    """Parse bytes ``start:end`` of ``path`` (whole lines) with the line format ``name`` into an unpublished part.
+
+    The chunk is the batch for :func:`keep_reasons`; the workers run this, so the Parquet encoding
+    is parallel too and only ids and issues travel back.
+    """
     record = LINE_FORMATS[name]
     with open(path, "rb") as fh:
         fh.seek(start)
@@ -412,10 +442,16 @@ def _parse_chunk(name: str, path: str, start: int, end: int) -> _Chunk:
             table = values_table(rows)
         except _ARROW_ERRORS:  # some value does not fit its column: find the rows, keep the rest
             table, rows, content_rows = _without_unstorable(rows, row_lines, content_rows, issues)
+        ids = [row[0] for row in rows]
     finally:
         if collect:
             gc.enable()
-    return _Chunk(table, issues, content_rows, data.count(b"\n"))
+    del rows
+    part, kept = None, 0
+    if table.num_rows:
+        table, kept = _finished(table, _table_reasons(table, spec.rate, spec.quantile), spec.source_file)
+        part = str(TraceStore(Path(spec.store_root)).write_tmp(table))
+    return _Chunk(part, ids, content_rows, issues, data.count(b"\n"), kept)
 
 
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
@@ -459,30 +495,29 @@ def _chunk_bounds(path: Path, size: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _parsed_chunks(name: str, path: Path, workers: int) -> Iterator[_Chunk]:
+def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int) -> Iterator[_Chunk]:
     """Parsed chunks of ``path`` in file order; big files are parsed by a pool of ``workers`` processes."""
-    bounds = _chunk_bounds(path, CHUNK_BYTES)
-    if workers < 2 or len(bounds) < 2 or path.stat().st_size < PARALLEL_MIN_BYTES:
-        for start, end in bounds:
-            yield _parse_chunk(name, str(path), start, end)
+    if workers < 2 or path.stat().st_size < PARALLEL_MIN_BYTES:
+        for start, end in _chunk_bounds(path, CHUNK_BYTES):
+            yield _parse_chunk(name, str(path), start, end, spec)
         return
     # Linux forks (no re-import, and workers die with this process, see _die_with_parent); elsewhere
     # fork is unsafe and spawn re-imports the caller's main module, as multiprocessing always does
     ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),))
     try:
-        todo = iter(bounds)
+        todo = iter(_chunk_bounds(path, PARALLEL_CHUNK_BYTES))
         running: deque[Future[_Chunk]] = deque()
         with warnings.catch_warnings():  # Python 3.12+ warns on fork with threads; the workers use none
             warnings.simplefilter("ignore", DeprecationWarning)
             for start, end in todo:  # a few chunks ahead of the writer bounds the memory held
-                running.append(pool.submit(_parse_chunk, name, str(path), start, end))
+                running.append(pool.submit(_parse_chunk, name, str(path), start, end, spec))
                 if len(running) >= 2 * workers:
                     break
         while running:
             chunk = running.popleft().result()
             for start, end in todo:
-                running.append(pool.submit(_parse_chunk, name, str(path), start, end))
+                running.append(pool.submit(_parse_chunk, name, str(path), start, end, spec))
                 break
             yield chunk
     finally:

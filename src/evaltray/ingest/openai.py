@@ -72,40 +72,59 @@ def tool_call_record(raw: Any) -> dict[str, Any] | None:
     return {"id": raw.get("id") or raw.get("tool_call_id"), "name": str(name), "arguments": maybe_json(args)}
 
 
+_NO_ROLE = object()
+
+
 def chat_message_record(raw: Any) -> dict[str, Any] | None:
     """One chat message dict normalised to its stored form (see ``traces.message_record``); None if not one.
 
     The same rules as ``_common.chat_message`` (a test holds them equal), as a dict: the fast path
     serialises it without making a Message.
     """
-    if not isinstance(raw, dict) or "role" not in raw:
+    if not isinstance(raw, dict):
         return None
-    raw_calls = raw.get("tool_calls")
+    get = raw.get
+    role = get("role", _NO_ROLE)
+    if role is _NO_ROLE:
+        return None
+    raw_calls = get("tool_calls")
     calls = [c for c in map(tool_call_record, raw_calls) if c is not None] if raw_calls else []
-    legacy = raw.get("function_call")
+    legacy = get("function_call")
     if legacy and isinstance(legacy, dict) and legacy.get("name"):
         calls.append({"id": None, "name": legacy["name"], "arguments": maybe_json(legacy.get("arguments"))})
-    role = raw["role"]
     if role == "function":
         role = "tool"
-    content = raw.get("content")
+    content = get("content")
     return {
         "role": role if type(role) is str else str(role),
         "content": content if content is None or type(content) is str else text_of(content),
         "tool_calls": calls,
-        "tool_call_id": raw.get("tool_call_id"),
-        "name": raw.get("name") if role == "tool" else None,
-        "is_error": bool(raw.get("error") or raw.get("is_error")),
+        "tool_call_id": get("tool_call_id"),
+        "name": get("name") if role == "tool" else None,
+        "is_error": bool(get("error") or get("is_error")),
     }
 
 
 def _message_records(raw: Any) -> list[dict[str, Any]]:
-    if not isinstance(raw, list):
-        return []
-    return [m for m in map(chat_message_record, raw) if m is not None]
+    out: list[dict[str, Any]] = []
+    if isinstance(raw, list):
+        for m in raw:  # a plain loop: this runs for every message of every line
+            rec = chat_message_record(m)
+            if rec is not None:
+                out.append(rec)
+    return out
 
 
 _EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing object
+
+
+def _float(value: Any) -> float | None:
+    return value if type(value) is float else as_float(value)  # the common case without a call
+
+
+def _int(value: Any) -> int | None:
+    # as_int goes through float: the same value for any int a float holds exactly
+    return value if type(value) is int and -(2**53) <= value <= 2**53 else as_int(value)
 
 
 def chat_fields(obj: dict[str, Any], trace_id: str, fmt: str = "openai") -> tuple[Any, ...]:
@@ -136,11 +155,11 @@ def chat_fields(obj: dict[str, Any], trace_id: str, fmt: str = "openai") -> tupl
         tools if isinstance(tools, list) else [],
         parse_time(get("created_at") or get("timestamp") or get("created")),  # start_time
         None,  # end_time
-        as_float(get("latency_ms") or mget("latency_ms")),
-        as_int(usage.get("prompt_tokens", usage.get("input_tokens"))),
-        as_int(usage.get("completion_tokens", usage.get("output_tokens"))),
-        as_int(usage.get("total_tokens")),
-        as_float(get("cost") or mget("cost_usd")),
+        _float(get("latency_ms") or mget("latency_ms")),
+        _int(usage.get("prompt_tokens", usage.get("input_tokens"))),
+        _int(usage.get("completion_tokens", usage.get("output_tokens"))),
+        _int(usage.get("total_tokens")),
+        _float(get("cost") or mget("cost_usd")),
         _text(get("model") or mget("model")),
         _text(get("system_fingerprint") or mget("model_version")),
         None,  # provider

@@ -1,0 +1,160 @@
+"""Benchmark for the ingest figure (issue: ingest): OpenAI chat JSONL into the Parquet store.
+
+    python bench/bench_ingest.py                  # 1M traces: DuckDB, then evaltray, on the same file
+    python bench/bench_ingest.py --n 100000       # smaller
+    python bench/bench_ingest.py --workers 1      # evaltray in one process
+    python bench/bench_ingest.py --data DIR       # keep the generated file in DIR and reuse it next time
+
+The figure: ``ingest_files(ws, [file], fmt="openai")`` reaches at least 0.5x the rows/s of DuckDB's own
+``COPY (SELECT * FROM read_json(file, format='newline_delimited')) TO 'out.parquet'`` on the same file in
+the same run, with peak memory under 2 GB. Each engine runs in its own subprocess; the time is that of
+the ingest call or the COPY statement alone (imports and workspace creation excluded), with the file
+already in the page cache. Memory is reported twice: the kernel's peak RSS of the largest process of
+the subprocess's tree (``ru_maxrss`` of the waited child, i.e. what RUSAGE_CHILDREN reports for it), and
+the peak of the tree's summed RSS sampled every 50 ms (pages shared by forked workers counted in each).
+Figures go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gen import write_chats  # noqa: E402
+
+TARGET_RATIO = 0.5
+MEMORY_LIMIT_MB = 2048
+
+_DUCKDB = """
+import json, sys, time
+import duckdb
+src, out = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+t0 = time.perf_counter()
+con.execute(f"COPY (SELECT * FROM read_json('{src}', format='newline_delimited')) TO '{out}' (FORMAT parquet)")
+seconds = time.perf_counter() - t0
+rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+print(json.dumps({"seconds": seconds, "rows": rows, "threads": threads, "version": duckdb.__version__}))
+"""
+
+_EVALTRAY = """
+import json, sys, time
+from pathlib import Path
+from evaltray.ingest import ingest_files
+from evaltray.store import Workspace
+from evaltray.traces import TraceStore
+src, root, workers = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+ws = Workspace.init(root, name="bench", user="bench")
+t0 = time.perf_counter()
+report = ingest_files(ws, [src], fmt="openai", workers=int(workers) if workers else None)
+seconds = time.perf_counter() - t0
+rows = TraceStore(ws.traces_dir).count()
+ws.close()
+print(json.dumps({"seconds": seconds, "rows": rows, "ingested": report.ingested, "issues": len(report.issues)}))
+"""
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Summed RSS of ``root`` and its descendants (Linux /proc), in MiB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except OSError:
+            pass
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_measured(cmd: list[str]) -> tuple[dict, float, float, float]:
+    """Run ``cmd``: its JSON result line, peak RSS of its largest process (MiB), sampled peak of its tree (MiB)
+    and the CPU seconds of its tree (all of it, imports included)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    peak_tree = 0.0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_tree
+        while not done.is_set():
+            if sys.platform == "linux":
+                peak_tree = max(peak_tree, _tree_rss_mb(proc.pid))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} failed with exit code {proc.returncode}")
+    # Linux reports ru_maxrss in KiB
+    cpu = usage.ru_utime + usage.ru_stime
+    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024, peak_tree, cpu
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000, help="chat lines to generate (default 1,000,000)")
+    ap.add_argument("--workers", type=int, default=None, help="evaltray parser processes (default: usable CPUs)")
+    ap.add_argument("--data", type=Path, default=None, help="directory to keep and reuse the generated file in")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="evaltray-bench-") as tmp:
+        data_dir = args.data or Path(tmp)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        src = data_dir / f"chats-{args.n}.jsonl"
+        if not src.exists():
+            t0 = time.perf_counter()
+            write_chats(src.with_suffix(".partial"), args.n)
+            src.with_suffix(".partial").replace(src)
+            print(f"generated {args.n:,} lines in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        size_mb = src.stat().st_size / 2**20
+        with src.open("rb") as fh:  # both engines read from the page cache
+            while fh.read(1 << 24):
+                pass
+
+        duck, duck_rss, duck_tree, duck_cpu = run_measured([sys.executable, "-c", _DUCKDB, str(src), f"{tmp}/duckdb.parquet"])
+        ours, our_rss, our_tree, our_cpu = run_measured(
+            [sys.executable, "-c", _EVALTRAY, str(src), f"{tmp}/ws", "" if args.workers is None else str(args.workers)])
+
+    if duck["rows"] != args.n or ours["rows"] != args.n or ours["issues"]:
+        raise SystemExit(f"row counts differ: duckdb {duck['rows']}, evaltray {ours['rows']} ({ours['issues']} issues)")
+    duck_rate, our_rate = args.n / duck["seconds"], args.n / ours["seconds"]
+    ratio = our_rate / duck_rate
+    print(f"ingest benchmark: {args.n:,} OpenAI chat lines, {size_mb:,.0f} MiB; {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs; DuckDB {duck['version']} with {duck['threads']} threads")
+    print(f"{'engine':<34} {'seconds':>8} {'rows/s':>10} {'CPU s':>7} {'peak RSS MiB':>13} {'tree RSS MiB':>13}")
+    print(f"{'duckdb read_json -> parquet':<34} {duck['seconds']:>8.2f} {duck_rate:>10,.0f} {duck_cpu:>7.1f} "
+          f"{duck_rss:>13,.0f} {duck_tree:>13,.0f}")
+    workers = "auto" if args.workers is None else args.workers
+    print(f"{f'evaltray ingest (workers={workers})':<34} {ours['seconds']:>8.2f} {our_rate:>10,.0f} {our_cpu:>7.1f} "
+          f"{our_rss:>13,.0f} {our_tree:>13,.0f}")
+    print(f"ratio evaltray/duckdb rows/s: {ratio:.2f} (target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'NOT met'}); "
+          f"evaltray peak memory {max(our_rss, our_tree):,.0f} MiB (limit {MEMORY_LIMIT_MB:,}: "
+          f"{'met' if max(our_rss, our_tree) < MEMORY_LIMIT_MB else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
