@@ -1,6 +1,6 @@
 """Offline text embeddings: WordLlama by default, sentence-transformers or TF-IDF + SVD as options.
 
-Every backend returns float32 rows of unit length (an empty text gets a zero row) and never
+Every backend returns float32 rows of unit length (a blank text gets a zero row) and never
 touches the network. :class:`EmbeddingCache` keeps vectors on disk keyed by the text's SHA-256
 and the backend's name, so re-embedding a workspace only pays for texts it has not seen.
 """
@@ -58,6 +58,14 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.maximum(norms, np.float32(1e-12), out=norms)
     return x / norms
+
+
+def _zero_blank(texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    """Zero the rows of blank texts: models still embed padding or whitespace tokens for them."""
+    blank = [i for i, t in enumerate(texts) if not t.strip()]
+    if blank:
+        vectors[blank] = 0.0
+    return vectors
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -171,7 +179,7 @@ class WordLlamaEmbedder(Embedder):
             starts = (np.cumsum(lengths) - lengths)[nonempty]
             sums = np.add.reduceat(self._table[ids], starts, axis=0)
             out[start + nonempty] = sums / lengths[nonempty, None].astype(np.float32)
-        return normalize_rows(out)
+        return _zero_blank(texts, normalize_rows(out))
 
 
 # --------------------------------------------------------------------------- sentence-transformers
@@ -265,11 +273,7 @@ class SentenceTransformerEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vecs = self._model.encode(texts, batch_size=self._batch_size, convert_to_numpy=True, show_progress_bar=False)
-        vecs = normalize_rows(vecs)
-        # The model still embeds "" (as its special tokens); keep the contract that empty is zero.
-        empty = [i for i, t in enumerate(texts) if not t.strip()]
-        vecs[empty] = 0.0
-        return vecs
+        return _zero_blank(texts, normalize_rows(vecs))
 
 
 # --------------------------------------------------------------------------- TF-IDF + SVD
@@ -308,7 +312,8 @@ class TfidfSvdEmbedder(Embedder):
             x = vectorizer.fit_transform([t for t in texts if t.strip()] or ["empty"])
         n_comp = max(1, min(self.dim, x.shape[1] - 1, x.shape[0] - 1))
         svd = TruncatedSVD(n_components=n_comp, random_state=self._seed, algorithm="randomized", n_iter=5)
-        svd.fit(x)
+        with np.errstate(invalid="ignore", divide="ignore"):  # explained-variance ratio of a rank-1 corpus
+            svd.fit(x)
         self._vectorizer, self._svd = vectorizer, svd
         self.fitted = True
         h = hashlib.sha256(np.ascontiguousarray(svd.components_, dtype=np.float32).tobytes())
@@ -322,7 +327,7 @@ class TfidfSvdEmbedder(Embedder):
         z = self._svd.transform(self._vectorizer.transform(texts))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         out[:, : z.shape[1]] = z
-        return normalize_rows(out)
+        return _zero_blank(texts, normalize_rows(out))
 
 
 def get_embedder(backend: str = "wordllama", model_path: str | Path | None = None,
