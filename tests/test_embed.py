@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from evaltray.embed import (
-    EmbeddingCache,
     Embedder,
+    EmbeddingCache,
     EmbeddingError,
     TfidfSvdEmbedder,
     get_embedder,
