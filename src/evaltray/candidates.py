@@ -44,7 +44,7 @@ class Candidate:
     created_at: str = ""
 
     @classmethod
-    def from_row(cls, row: Any) -> "Candidate":
+    def from_row(cls, row: Any) -> Candidate:
         m = row._mapping
         return cls(
             id=m["id"], set_name=m["set_name"], source=m["source"], trace_id=m["trace_id"], ingest_date=m["ingest_date"],

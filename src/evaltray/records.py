@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
 # --------------------------------------------------------------------------- traces
 
 
@@ -142,7 +141,7 @@ class Expected(_Model):
     written_by: str
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "Expected":
+    def _not_empty(self) -> Expected:
         if not (self.reference or self.behavior_code or self.assertions):
             raise ValueError("expected behaviour is empty: give a reference, a behavior code or assertions")
         return self

@@ -42,7 +42,7 @@ class Review:
     created_at: str
 
     @classmethod
-    def from_row(cls, row: Any) -> "Review":
+    def from_row(cls, row: Any) -> Review:
         m = dict(row._mapping)
         m["expected"] = loads(m["expected"])
         m["failure_tags"] = loads(m["failure_tags"])

@@ -41,7 +41,7 @@ class Settings:
     state_url: str | None = None
 
     @classmethod
-    def load(cls, root: Path) -> "Settings":
+    def load(cls, root: Path) -> Settings:
         """Read ``evaltray.toml`` under ``root``; unknown keys are an error, not a silent typo."""
         path = root / SETTINGS_FILE
         try:

@@ -68,7 +68,7 @@ class Workspace:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def init(cls, root: Path, name: str | None = None, user: str | None = None) -> "Workspace":
+    def init(cls, root: Path, name: str | None = None, user: str | None = None) -> Workspace:
         """Create a workspace in ``root`` (which may exist but must hold no workspace yet)."""
         root = root.resolve()
         if (root / SETTINGS_FILE).exists():
@@ -87,7 +87,7 @@ class Workspace:
         return ws
 
     @classmethod
-    def open(cls, root: Path | None = None) -> "Workspace":
+    def open(cls, root: Path | None = None) -> Workspace:
         """Open the workspace at ``root``, or the nearest one above the current directory."""
         root = find_root(root)
         settings = Settings.load(root)

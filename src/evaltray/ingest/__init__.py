@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from . import openai  # noqa: F401  (each import registers its format)
-from . import generic, openai_exchange, tau2  # noqa: F401
-from . import otel  # noqa: F401
-from . import openinference  # noqa: F401
-from . import langfuse  # noqa: F401
-from . import langsmith  # noqa: F401
+from . import (  # noqa: F401
+    generic,
+    langfuse,  # noqa: F401
+    langsmith,  # noqa: F401
+    openai,  # noqa: F401  (each import registers its format)
+    openai_exchange,
+    openinference,  # noqa: F401
+    otel,  # noqa: F401
+    tau2,
+)
 from ._driver import FileReport, IngestReport, ingest_files, keep_reasons, sample_unit
 from ._registry import FORMATS, Format, Issue, detect, get_format, register
 
