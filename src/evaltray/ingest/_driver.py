@@ -128,13 +128,16 @@ def keep_reasons(batch: list[Trace], rate: float, quantile: float) -> list[str |
                     [t.latency_ms for t in batch], [t.cost_usd for t in batch], rate, quantile)
 
 
-def _table_reasons(table: pa.Table, rate: float, quantile: float) -> list[str | None]:
-    """:func:`keep_reasons` from a batch's columns (latency is the trace's own: line formats have no end time)."""
-    col = {c: table.column(c).to_pylist() for c in ("status", "error", "n_tool_errors")}
-    return _reasons(table.column("trace_id").to_pylist(), table.column("feedback_score").to_pylist(),
-                    [s == "error" or bool(e) for s, e in zip(col["status"], col["error"], strict=True)],
-                    [n > 0 for n in col["n_tool_errors"]], table.column("latency_ms").to_pylist(),
-                    table.column("cost_usd").to_pylist(), rate, quantile)
+_I = {name: i for i, name in enumerate(SCHEMA.names)}
+
+
+def _row_reasons(rows: list[tuple[Any, ...]], rate: float, quantile: float) -> list[str | None]:
+    """:func:`keep_reasons` from store rows (their latency is the trace's own: line formats have no end time)."""
+    tid, fb, status, err, tool_err, lat, cost = (_I[c] for c in (
+        "trace_id", "feedback_score", "status", "error", "n_tool_errors", "latency_ms", "cost_usd"))
+    return _reasons([r[tid] for r in rows], [r[fb] for r in rows],
+                    [r[status] == "error" or bool(r[err]) for r in rows], [r[tool_err] > 0 for r in rows],
+                    [r[lat] for r in rows], [r[cost] for r in rows], rate, quantile)
 
 
 def _reasons(ids: list[str], feedback: list[float | None], failed: list[bool], tool_failed: list[bool],
@@ -443,13 +446,14 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) ->
         except _ARROW_ERRORS:  # some value does not fit its column: find the rows, keep the rest
             table, rows, content_rows = _without_unstorable(rows, row_lines, content_rows, issues)
         ids = [row[0] for row in rows]
+        reasons = _row_reasons(rows, spec.rate, spec.quantile)
     finally:
         if collect:
             gc.enable()
     del rows
     part, kept = None, 0
     if table.num_rows:
-        table, kept = _finished(table, _table_reasons(table, spec.rate, spec.quantile), spec.source_file)
+        table, kept = _finished(table, reasons, spec.source_file)
         part = str(TraceStore(Path(spec.store_root)).write_tmp(table))
     return _Chunk(part, ids, content_rows, issues, data.count(b"\n"), kept)
 

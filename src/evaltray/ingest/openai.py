@@ -176,7 +176,8 @@ def chat_fields(obj: dict[str, Any], trace_id: str, fmt: str = "openai") -> tupl
         "error" if error else "ok",
         str(error)[:500] if error else None,
         [],  # spans
-        {k: v for k, v in meta.items() if k != "tags"} if "tags" in meta else dict(meta),
+        # the record's own metadata dict, unless it has tags (a column) or is the shared stand-in
+        {k: v for k, v in meta.items() if k != "tags"} if "tags" in meta else {} if meta is _EMPTY else meta,
     )
 
 
