@@ -8,6 +8,7 @@ rows are sorted by id before anything else happens.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -195,6 +196,7 @@ def shingle_hashes(norm_texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return out, offsets
 
 
+@functools.lru_cache(maxsize=64)
 def lsh_params(threshold: float, max_perm: int = MAX_PERM) -> tuple[int, int]:
     """``(bands, rows)`` for banded LSH at ``threshold``: fewest false candidates below it while a
     pair exactly at the threshold still becomes a candidate with probability >= 0.99."""
@@ -345,7 +347,8 @@ def near_duplicate_pairs(norm_texts: Sequence[str], threshold: float = 0.8, *, s
     bands, rows = lsh_params(threshold)
     num_perm = bands * rows
     stats: dict[str, Any] = {"bands": bands, "rows": rows, "num_perm": num_perm}
-    empty = NearPairs(*(np.zeros(0, dtype=t) for t in (np.int64, np.int64, np.float64, np.float64)), stats)
+    none_i, none_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    empty = NearPairs(none_i, none_i, none_f, none_f, stats)
     if len(norm_texts) < 2:
         return empty
     flat, offsets = shingle_hashes(norm_texts)
@@ -483,7 +486,7 @@ def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.nda
         index.add(np.arange(n, dtype=np.uint64), vecs, threads=1)
         found = index.search(vecs, k + 1, threads=0)
         keys = np.asarray(found.keys).astype(np.int64)
-        valid = np.arange(k + 1)[None, :] < np.asarray(found.counts)[:, None]
+        valid = np.arange(k + 1)[None, :] < np.asarray(found.counts)[:, None]  # type: ignore[union-attr]
         keys[~valid | (keys == np.arange(n)[:, None])] = -1
         # keep the k best that are not the row itself (usearch may return it anywhere among ties)
         order = np.argsort(keys < 0, axis=1, kind="stable")[:, :k]
