@@ -127,6 +127,13 @@ def _int(value: Any) -> int | None:
     return value if type(value) is int and -(2**53) <= value <= 2**53 else as_int(value)
 
 
+def _strings(value: Any) -> list[str]:
+    """A list field (tags, document ids) as text; a single value is a list of one."""
+    if not value:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
 def chat_fields(obj: dict[str, Any], trace_id: str, fmt: str = "openai") -> tuple[Any, ...]:
     """The fields of :class:`Trace`, in its order, from one chat-completions record; messages as stored dicts."""
     get = obj.get
@@ -144,16 +151,18 @@ def chat_fields(obj: dict[str, Any], trace_id: str, fmt: str = "openai") -> tupl
     usage = get("usage")
     if not isinstance(usage, dict):
         usage = _EMPTY
-    tags = get("tags") or mget("tags") or []
+    tags = get("tags") or mget("tags")
     tools = maybe_json(get("tools")) or []
-    docs = mget("retrieved_doc_ids") or []
+    docs = mget("retrieved_doc_ids")
+    start = get("created_at") or get("timestamp") or get("created")
+    feedback = get("feedback", mget("feedback"))
     error = get("error")
     return (
         trace_id,
         fmt,
         messages,
         tools if isinstance(tools, list) else [],
-        parse_time(get("created_at") or get("timestamp") or get("created")),  # start_time
+        None if start is None else parse_time(start),  # start_time
         None,  # end_time
         _float(get("latency_ms") or mget("latency_ms")),
         _int(usage.get("prompt_tokens", usage.get("input_tokens"))),
@@ -167,11 +176,11 @@ def chat_fields(obj: dict[str, Any], trace_id: str, fmt: str = "openai") -> tupl
         _text(mget("user_id") or get("user")),
         None,  # name
         _text(mget("feature") or get("feature")),
-        [str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
-        _feedback(get("feedback", mget("feedback"))),
+        _strings(tags),
+        None if feedback is None else _feedback(feedback),
         None,  # feedback_comment
         _text(mget("prompt_template_id") or mget("prompt_id")),
-        [str(d) for d in docs] if isinstance(docs, list) else [str(docs)],
+        _strings(docs),
         None,  # corpus_version
         "error" if error else "ok",
         str(error)[:500] if error else None,
