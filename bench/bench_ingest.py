@@ -18,6 +18,7 @@ Figures go to stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -79,10 +80,8 @@ def _tree_rss_mb(root: int) -> float:
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
-        try:
+        with contextlib.suppress(OSError):  # the process ended meanwhile
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-        except OSError:
-            pass
     return total * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
