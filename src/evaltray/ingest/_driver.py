@@ -1,9 +1,10 @@
 """Stream parsed traces into the Parquet store: batched, idempotent by trace id, crash-safe.
 
 JSON-lines formats (one trace per line, declared with :func:`line_format`) are parsed in byte-range
-chunks, on several processes for big files; the main process takes the chunks in file order, so
-line numbers, content-derived ids, duplicate skipping and batch boundaries are the same as parsing
-line by line.
+chunks, by a pool of worker processes for big files. Each chunk's parser writes it as an unpublished
+Parquet part; the main process takes the chunks in file order and publishes each with one rename (or
+rewrites it first when ids repeat), so line numbers, content-derived ids and duplicate skipping are
+those of a line-by-line parse, and a killed ingest leaves only whole parts behind.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -519,7 +521,11 @@ def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int) -> Iter
                 if len(running) >= 2 * workers:
                     break
         while running:
-            chunk = running.popleft().result()
+            try:
+                chunk = running.popleft().result()
+            except BrokenProcessPool:
+                raise IngestError(f"{path}: a parser process died (out of memory?); nothing after the last "
+                                  "published part was stored; re-run with EVALTRAY_WORKERS=1 to parse in one process") from None
             for start, end in todo:
                 running.append(pool.submit(_parse_chunk, name, str(path), start, end, spec))
                 break
@@ -530,8 +536,9 @@ def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int) -> Iter
 
 def _die_with_parent(parent: int) -> None:
     """Linux: a worker is killed with its parent, so a killed ingest leaves no worker holding its lock."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before the line above
         os._exit(1)
 
