@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import random
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -231,9 +232,11 @@ def run_near(n: int, subset: int, seed: int) -> None:
     ids, texts, planted = make_corpus(n, seed)
     print(f"corpus: {len(texts):,} texts, mean {np.mean([len(t) for t in texts]):.0f} chars; "
           f"{len(planted):,} planted pairs with Jaccard >= {THRESHOLD}")
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res, secs = _timed(lambda: dedup(ids, texts, near=THRESHOLD, paraphrase=None))
     s = res.stats  # type: ignore[attr-defined]
-    print(f"dedup() end to end: {secs:.2f} s = {n / secs:,.0f} traces/s "
+    print(f"dedup() end to end: {secs:.2f} s = {n / secs:,.0f} traces/s; peak RSS of the process "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB ({rss_before:,.0f} MiB before dedup) "
           f"(normalize+exact {s['seconds_exact']:.2f} s, near {s['seconds_near']:.2f} s)")
     print("  near stage: " + ", ".join(f"{k[len('near_seconds_'):]} {s[k]:.2f} s" for k in s if k.startswith("near_seconds_")))
     distinct = n - sum(1 for p in res.pairs if p.level == "exact")  # type: ignore[attr-defined]
