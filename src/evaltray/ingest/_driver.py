@@ -512,7 +512,9 @@ def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int) -> Iter
     ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),))
     try:
-        todo = iter(_chunk_bounds(path, PARALLEL_CHUNK_BYTES))
+        # at least four chunks per worker, so none waits long for the last one
+        size = min(PARALLEL_CHUNK_BYTES, max(CHUNK_BYTES, path.stat().st_size // (4 * workers)))
+        todo = iter(_chunk_bounds(path, size))
         running: deque[Future[_Chunk]] = deque()
         with warnings.catch_warnings():  # Python 3.12+ warns on fork with threads; the workers use none
             warnings.simplefilter("ignore", DeprecationWarning)
