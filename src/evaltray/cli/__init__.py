@@ -12,6 +12,7 @@ import click
 from ..errors import EvaltrayError
 from ._common import AppContext
 from .curate import candidates, labels, reject, review, signoff
+from .plan import coverage, plan
 from .release import export, release
 from .traces import ingest, traces
 from .tray import cases, promote, tray
@@ -42,7 +43,7 @@ def cli(ctx: click.Context, workspace: str | None, user: str | None) -> None:
 
 
 for command in (init, users, demo, ingest, traces, candidates, review, labels, reject, signoff, cases, promote, tray,
-                release, export):
+                release, export, plan, coverage):
     cli.add_command(command)
 
 

@@ -16,6 +16,8 @@ from ..store import Workspace, current_user
 F = TypeVar("F", bound=Callable[..., Any])
 
 out = Console(soft_wrap=True)
+if not out.is_terminal:  # piped or captured: wide enough that tables do not fold every cell
+    out.width = 160
 err = Console(stderr=True, soft_wrap=True)
 
 

@@ -1,0 +1,94 @@
+"""``evaltray plan …`` and ``evaltray coverage``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import plan as planmod
+from ..util import atomic_write
+from ._common import AppContext, emit, json_option, out, pass_app, set_option, table
+
+
+@click.group()
+def plan() -> None:
+    """The coverage plan (plan.yaml): dimensions, targets per cell, minimums, floors, rules."""
+
+
+@plan.command("init")
+@click.option("--feature", "features", multiple=True, help="Feature names (default: the most frequent in traces).")
+@click.option("--force", is_flag=True, help="Replace an existing plan.yaml.")
+@json_option
+@pass_app
+def plan_init(app: AppContext, features: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Write plan.yaml from the seeds' vocabularies, for you to edit."""
+    p = planmod.init_plan(app.ws, list(features) or None, force=force)
+    path = planmod.plan_path(app.ws)
+    emit(as_json, {"path": str(path), "cells": len(p.cell_keys()), **p.to_dict()},
+         lambda: out.print(f"wrote {path.name}: {len(p.cell_keys())} cells ({' × '.join(p.grid)}), "
+                           f"{p.target_per_cell} per cell; edit it, then `evaltray coverage`"))
+
+
+@plan.command("show")
+@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False), help="Another plan file.")
+@json_option
+@pass_app
+def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
+    """Show the plan: dimensions, grid size, targets, minimums and rules."""
+    p = planmod.load_plan(app.ws, Path(plan_file) if plan_file else None)
+
+    def human() -> None:
+        out.print(f"grid {' × '.join(p.grid)} = {len(p.cell_keys())} cells, default target {p.target_per_cell}, "
+                  f"total target {sum(p.target(c) for c in p.cell_keys())}")
+        out.print(table("dimensions", ["dimension", "values"], [[k, ", ".join(v)] for k, v in p.dimensions.items()]))
+        if p.minimums:
+            out.print(table("minimums", ["dimension", "value", "at least"],
+                            [[a, v, n] for a, vals in p.minimums.items() for v, n in vals.items()]))
+        if p.rules:
+            out.print(table("rules", ["when", "set"], [[r.where or f"cluster = {r.cluster!r}",
+                                                         ", ".join(f"{k}={v}" for k, v in r.set.items())]
+                                                        for r in p.rules]))
+        out.print(f"source mix target (evaltray.toml): "
+                  + ", ".join(f"{k} {v:.0%}" for k, v in app.ws.settings.source_mix.items()))
+
+    emit(as_json, {**p.to_dict(app.ws.settings.source_mix), "cells": len(p.cell_keys())}, human)
+
+
+@click.command()
+@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False), help="Another plan file.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a heatmap page here.")
+@click.option("--limit", type=int, default=30, show_default=True, help="Rows of the table.")
+@set_option
+@json_option
+@pass_app
+def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limit: int, set_name: str | None,
+             as_json: bool) -> None:
+    """Filled vs target per cell, gaps first (by traffic, then complaints), with traces that could fill them."""
+    from ..html import coverage_page
+
+    ws = app.ws
+    p = planmod.load_plan(ws, Path(plan_file) if plan_file else None)
+    cov = planmod.coverage(ws, p, set_name)
+    if html_path:
+        atomic_write(Path(html_path), coverage_page(cov, p, f"Coverage of {ws.settings.name}").encode("utf-8"))
+    data = {"cells": [{**c.cell, "target": c.target, "filled": c.filled, "pending": c.pending, "gap": c.gap,
+                       "traffic": c.traffic, "complaints": c.complaints, "fillable": c.fillable,
+                       "oversampled": c.oversampled} for c in cov.cells],
+            "gaps": len(cov.gaps), "unmapped_cases": cov.unmapped_cases, "marginals": cov.marginals,
+            "html": html_path}
+
+    def human() -> None:
+        met = sum(1 for c in cov.cells if c.gap == 0)
+        out.print(f"{met}/{len(cov.cells)} cells at target, {len(cov.gaps)} gaps, {cov.unmapped_cases} cases outside the grid")
+        out.print(table(None, [*p.grid, "filled/target", "pending", "traffic", "complaints", "could fill"], [
+            [*c.cell.values(), f"{c.filled}/{c.target}", c.pending, c.traffic, c.complaints, ", ".join(c.fillable[:3])]
+            for c in cov.cells[:limit]]))
+        for axis, values in cov.marginals.items():
+            out.print(table(axis, ["value", "filled", "minimum", "share", "target share"], [
+                [v, m["filled"], m["minimum"] or "", f"{m['share']:.0%}",
+                 "" if m["target_share"] is None else f"{m['target_share']:.0%}"] for v, m in values.items()]))
+        if html_path:
+            out.print(f"heatmap: {html_path}")
+
+    emit(as_json, data, human)
