@@ -219,11 +219,12 @@ def _pct(x: float) -> str:
 
 def _timed(fn: Callable[[], object], repeat: int = 1) -> tuple[object, float]:
     """Result and the best wall time of ``repeat`` runs (the machine is shared: the best is the least disturbed)."""
-    best = math.inf
+    best, out = math.inf, None
     for _ in range(repeat):
         t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
+        got = fn()
+        if time.perf_counter() - t < best:
+            best, out = time.perf_counter() - t, got
     return out, best
 
 

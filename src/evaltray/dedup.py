@@ -367,6 +367,7 @@ def near_duplicate_pairs(norm_texts: Sequence[str], threshold: float = 0.8, *, s
         stats.update(seconds_shingle=t1 - t0, seconds_minhash=t2 - t1, seconds_lsh=t3 - t2)
         return empty
     sub_flat, sub_offsets = _gather_rows(flat, offsets, flagged)
+    del flat, offsets  # the corpus-wide hashes are the biggest buffer; only the flagged rows matter now
     sig = _signatures(sub_flat, sub_offsets, num_perm, seed)
     m = np.int64(sig.shape[0])
     codes = _sorted_unique(np.concatenate([p[:, 0] * m + p[:, 1] for p in
@@ -393,12 +394,12 @@ def near_duplicate_pairs(norm_texts: Sequence[str], threshold: float = 0.8, *, s
 # --------------------------------------------------------------------------- paraphrase: candidates and checks
 
 
-# Paraphrase verification is English-first and conservative: a false merge hides a distinct case
-# from the eval set, a missed merge only leaves one redundant candidate.
 def _wordset(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
 
+# Paraphrase verification is English-first and conservative: a false merge hides a distinct case
+# from the eval set, a missed merge only leaves one redundant candidate.
 _NEGATIONS = _wordset(
     "not never none nothing nobody nowhere neither nor without cannot cant dont doesnt didnt isnt arent wasnt "
     "werent wont wouldnt shouldnt couldnt havent hasnt hadnt mustnt neednt aint"
