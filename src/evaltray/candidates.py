@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +105,7 @@ def _insert(ws: Workspace, conn: sa.Connection, cid: str, set_name: str, source:
 def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: int | None = None,
                     set_name: str | None = None, source: str = "production",
                     trace_ids: Iterable[str] | None = None, cut: str = "last-user",
-                    dry_run: bool = False) -> list[str]:
+                    annotate: Callable[[str], dict[str, Any]] | None = None, dry_run: bool = False) -> list[str]:
     """Copy matching traces (with a kept payload) into the pool; traces already there are skipped.
 
     ``source='user_feedback'`` marks rows mined from feedback: they still need a written label.
@@ -139,6 +139,8 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
                 continue
             feature = row["feature"]
             labels = {"feature": feature, "scenario": None, "persona": None, "tags": list(row["tags"] or [])}
+            extra = annotate(row["trace_id"]) if annotate else {}
+            labels.update({k: v for k, v in (extra.get("labels") or {}).items() if k in labels and v is not None})
             if not dry_run:
                 _insert(ws, conn, cid, set_name, source, actor,
                         input={"messages": before, "tools": loads(row["tools"]) if row["tools"] else [],
@@ -147,7 +149,9 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
                         ingest_date=row["ingest_date"], labels=labels,
                         metadata={"model": row["model"], "feedback_score": row["feedback_score"],
                                   "corpus_version": row["corpus_version"], "recorded_trajectory": after,
-                                  "trace_metadata": loads(row["metadata"]) if row["metadata"] else {}})
+                                  "trace_metadata": loads(row["metadata"]) if row["metadata"] else {},
+                                  **(extra.get("metadata") or {})},
+                        weight=int(extra.get("weight", 1)))
             have.add(cid)
             added.append(cid)
             if limit is not None and len(added) >= limit:
