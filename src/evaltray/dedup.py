@@ -27,6 +27,7 @@ __all__ = [
     "DedupResult",
     "DupGroup",
     "DupPair",
+    "NearPairs",
     "dedup",
     "lsh_params",
     "near_duplicate_pairs",
