@@ -493,8 +493,11 @@ def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.nda
         # keep the k best that are not the row itself (usearch may return it anywhere among ties)
         order = np.argsort(keys < 0, axis=1, kind="stable")[:, :k]
         idx = np.take_along_axis(keys, order, axis=1)
-    safe = np.maximum(idx, 0)
-    sim = np.einsum("ij,ikj->ik", vecs.astype(np.float64), vecs[safe].astype(np.float64))
+    sim = np.empty(idx.shape, dtype=np.float64)
+    for lo in range(0, n, 2048):  # (rows, k, dim) float64 blocks stay small
+        blk = idx[lo : lo + 2048]
+        sim[lo : lo + 2048] = np.einsum("ij,ikj->ik", vecs[lo : lo + 2048].astype(np.float64),
+                                        vecs[np.maximum(blk, 0)].astype(np.float64))
     sim[idx < 0] = -np.inf
     o = np.lexsort((idx, -sim), axis=1)
     return np.take_along_axis(idx, o, axis=1), np.take_along_axis(sim, o, axis=1)
