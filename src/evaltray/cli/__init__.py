@@ -12,8 +12,9 @@ import click
 from ..errors import EvaltrayError
 from ._common import AppContext
 from .curate import candidates, labels, reject, review, signoff
-from .plan import coverage, plan
+from .plan import coverage, plan, sample
 from .release import export, release
+from .stages import cluster, dedup
 from .traces import ingest, traces
 from .tray import cases, promote, tray
 from .workspace import demo, init, users
@@ -43,7 +44,7 @@ def cli(ctx: click.Context, workspace: str | None, user: str | None) -> None:
 
 
 for command in (init, users, demo, ingest, traces, candidates, review, labels, reject, signoff, cases, promote, tray,
-                release, export, plan, coverage):
+                release, export, plan, coverage, sample, dedup, cluster):
     cli.add_command(command)
 
 

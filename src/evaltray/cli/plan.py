@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from .. import plan as planmod
+from ..candidates import CUTS
+from ..sample import OUTLIERS
 from ..util import atomic_write
-from ._common import AppContext, emit, json_option, out, pass_app, set_option, table
+from ._common import AppContext, dry_run_option, emit, json_option, out, pass_app, set_option, table
 
 
 @click.group()
@@ -69,7 +71,9 @@ def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limi
 
     ws = app.ws
     p = planmod.load_plan(ws, Path(plan_file) if plan_file else None)
-    cov = planmod.coverage(ws, p, set_name)
+    from ..derived import curation_maps
+
+    cov = planmod.coverage(ws, p, set_name, clusters=curation_maps(ws).clusters)
     if html_path:
         atomic_write(Path(html_path), coverage_page(cov, p, f"Coverage of {ws.settings.name}").encode("utf-8"))
     data = {"cells": [{**c.cell, "target": c.target, "filled": c.filled, "pending": c.pending, "gap": c.gap,
@@ -90,5 +94,52 @@ def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limi
                  "" if m["target_share"] is None else f"{m['target_share']:.0%}"] for v, m in values.items()]))
         if html_path:
             out.print(f"heatmap: {html_path}")
+
+    emit(as_json, data, human)
+
+
+@click.command()
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False),
+              help="Coverage plan to sample to (default: plan.yaml when it exists).")
+@click.option("--size", type=int, required=True, help="How many traces to add to the candidate pool.")
+@click.option("--outliers", default="", help="Outlier strata, comma-separated: " + ", ".join(OUTLIERS) + ".")
+@click.option("--uniform", is_flag=True, help="A plain uniform sample: the distribution users actually generate.")
+@click.option("--exclude-cluster", "exclude", multiple=True, help="Leave out a cluster by name (e.g. pure FAQ lookups).")
+@click.option("--where", help="Only traces matching this SQL predicate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cut", type=click.Choice(CUTS), default="last-user", show_default=True)
+@set_option
+@dry_run_option
+@json_option
+@pass_app
+def sample(app: AppContext, plan_file: str | None, size: int, outliers: str, uniform: bool, exclude: tuple[str, ...],
+           where: str | None, seed: int, cut: str, set_name: str | None, dry_run: bool, as_json: bool) -> None:
+    """Stratified sample of traces into the pool: outliers, then plan gaps, then clusters; each pick says why."""
+    from ..derived import curation_maps
+    from ..sample import add_picks
+    from ..sample import sample as run_sample
+
+    ws = app.ws
+    path = Path(plan_file) if plan_file else planmod.plan_path(ws)
+    p = planmod.load_plan(ws, path) if (plan_file or path.exists()) and not uniform else None
+    maps = curation_maps(ws)
+    kinds = [k.strip() for k in outliers.split(",") if k.strip()]
+    res = run_sample(ws, p, size, outliers=kinds, seed=seed, uniform=uniform, clusters=maps.clusters,
+                     exclude_clusters=exclude, dup_of=maps.dup_of, weights=maps.weights, where=where, set_name=set_name)
+    added = [] if dry_run else add_picks(ws, app.user, res.picks, seed, set_name=set_name, cut=cut)
+    data = {"picks": [p.__dict__ for p in res.picks], "added": added, "shortfall": res.shortfall,
+            "excluded": res.excluded, "dry_run": dry_run}
+
+    def human() -> None:
+        from collections import Counter
+
+        strata = Counter(p.stratum for p in res.picks)
+        out.print(f"{'would add' if dry_run else 'added'} {len(res.picks)} trace(s) to the pool"
+                  + (f" (plan {path.name})" if p else ""))
+        out.print(table("picks by stratum", ["stratum", "traces"], [[s, n] for s, n in strata.most_common()]))
+        if res.shortfall:
+            out.print(table("the traffic could not fill", ["stratum", "missing"], list(map(list, res.shortfall.items()))))
+        if res.excluded:
+            out.print(table("left out", ["why", "traces"], list(map(list, res.excluded.items()))))
 
     emit(as_json, data, human)

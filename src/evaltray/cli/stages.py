@@ -1,0 +1,128 @@
+"""``evaltray dedup`` and ``evaltray cluster …``: curation stages over the trace store."""
+
+from __future__ import annotations
+
+import click
+
+from .. import derived
+from ._common import AppContext, emit, err, json_option, out, pass_app, table
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    if err.is_terminal and total:
+        err.print(f"\r{stage}: {done:,}/{total:,}", end="")
+
+
+@click.command()
+@click.option("--near", type=float, default=0.8, show_default=True, help="Jaccard threshold for near-duplicates (MinHash + LSH).")
+@click.option("--paraphrase", type=float, default=0.9, show_default=True,
+              help="Cosine threshold for paraphrases (embeddings + ANN, verified before merging).")
+@click.option("--no-near", is_flag=True, help="Skip the near-duplicate level.")
+@click.option("--no-paraphrase", is_flag=True, help="Skip the paraphrase level.")
+@click.option("--backend", default="wordllama", show_default=True, help="Embedding backend for paraphrases: wordllama, st, tfidf.")
+@click.option("--where", help="Only traces matching this SQL predicate.")
+@click.option("--show", type=int, default=10, show_default=True, help="Merged pairs to list.")
+@json_option
+@pass_app
+def dedup(app: AppContext, near: float, paraphrase: float, no_near: bool, no_paraphrase: bool, backend: str,
+          where: str | None, show: int, as_json: bool) -> None:
+    """Mark exact, near and paraphrase duplicates; nothing is deleted, counts become weights."""
+    result = derived.dedup_traces(app.ws, near=None if no_near else near, paraphrase=None if no_paraphrase else paraphrase,
+                                  backend=backend, where=where, progress=_progress)
+    if err.is_terminal:
+        err.print()
+    by_level: dict[str, int] = {}
+    for g in result.groups:
+        by_level[g.level] = by_level.get(g.level, 0) + len(g.members) - 1
+    data = {"traces": len(result.rep_of), "representatives": len(set(result.rep_of.values())), "merged_by_level": by_level,
+            "groups": [{"representative": g.representative, "members": list(g.members), "level": g.level,
+                        "weight": g.weight} for g in result.groups],
+            "pairs": [{"a": p.a, "b": p.b, "level": p.level, "score": p.score, "reason": p.reason} for p in result.pairs],
+            "rejected_paraphrases": len(result.rejected)}
+
+    def human() -> None:
+        out.print(f"{len(result.rep_of):,} traces → {data['representatives']:,} representatives; merged "
+                  + ", ".join(f"{n:,} {lvl}" for lvl, n in by_level.items()) if by_level else
+                  f"{len(result.rep_of):,} traces, no duplicates")
+        if result.pairs:
+            out.print(table("merged pairs (evidence)", ["a", "b", "level", "score", "why"],
+                            [[p.a, p.b, p.level, f"{p.score:.3f}", p.reason] for p in result.pairs[:show]]))
+        if result.rejected:
+            out.print(f"{len(result.rejected)} paraphrase candidates refused by verification")
+
+    emit(as_json, data, human)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--k", default="auto", show_default=True, help="Number of clusters, or auto (chosen by silhouette).")
+@click.option("--backend", default="wordllama", show_default=True, help="Embedding backend: wordllama, st, tfidf.")
+@click.option("--model-path", help="Local model folder for --backend st.")
+@click.option("--method", default="spectral", show_default=True, help="Clustering method.")
+@click.option("--where", help="Only traces matching this SQL predicate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+@click.pass_context
+def cluster(ctx: click.Context, k: str, backend: str, model_path: str | None, method: str, where: str | None, seed: int,
+            as_json: bool) -> None:
+    """Cluster traces by intent and name the clusters; `cluster list/merge/split/rename` edit them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app: AppContext = ctx.obj
+    clustering = derived.cluster_traces(app.ws, k=k, backend=backend, method=method, model_path=model_path,
+                                        where=where, seed=seed)
+    _show(derived.cluster_info(app.ws), as_json, f"{clustering.n_clusters} clusters ({method}, {backend})")
+
+
+def _show(info: dict, as_json: bool, title: str) -> None:
+    def human() -> None:
+        out.print(title)
+        out.print(table(None, ["id", "name", "size", "top terms", "example"], [
+            [c["id"], c["name"] + (" ✎" if c["named_by_user"] else ""), c["size"], ", ".join(c["top_terms"]),
+             (c["examples"][0]["text"][:70] if c["examples"] else "")] for c in info["clusters"]]))
+        if info.get("unapplied"):
+            out.print(f"{len(info['unapplied'])} saved edit(s) matched no cluster this time")
+
+    emit(as_json, info, human)
+
+
+@cluster.command("list")
+@json_option
+@pass_app
+def cluster_list(app: AppContext, as_json: bool) -> None:
+    """The clusters of the last run with names, sizes, top terms and an example."""
+    info = derived.cluster_info(app.ws)
+    _show(info, as_json, f"{len(info['clusters'])} clusters")
+
+
+@cluster.command("merge")
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+@click.option("--name", help="Name of the merged cluster.")
+@json_option
+@pass_app
+def cluster_merge(app: AppContext, a: int, b: int, name: str | None, as_json: bool) -> None:
+    """Merge cluster B into A; kept across re-clustering."""
+    derived.edit_clusters(app.ws, "merge", a, b, name=name)
+    _show(derived.cluster_info(app.ws), as_json, f"merged {b} into {a}")
+
+
+@cluster.command("split")
+@click.argument("a", type=int)
+@click.option("--k", type=int, default=2, show_default=True)
+@json_option
+@pass_app
+def cluster_split(app: AppContext, a: int, k: int, as_json: bool) -> None:
+    """Split a cluster in K; kept across re-clustering."""
+    derived.edit_clusters(app.ws, "split", a, k=k)
+    _show(derived.cluster_info(app.ws), as_json, f"split {a} in {k}")
+
+
+@cluster.command("rename")
+@click.argument("a", type=int)
+@click.argument("name")
+@json_option
+@pass_app
+def cluster_rename(app: AppContext, a: int, name: str, as_json: bool) -> None:
+    """Name a cluster; the name persists across re-clustering."""
+    derived.edit_clusters(app.ws, "rename", a, name=name)
+    _show(derived.cluster_info(app.ws), as_json, f"renamed {a} to {name!r}")
