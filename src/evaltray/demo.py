@@ -9,22 +9,26 @@ pass/fail).
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from . import candidates as pool
-from . import golden, release
+from . import derived, golden, release
 from . import review as rev
 from .errors import WorkspaceError
 from .export import export_cases
+from .html import coverage_page
 from .ingest import ingest_files
+from .plan import Plan, Rule, coverage, plan_path
 from .records import Role
+from .sample import add_picks, sample
 from .settings import SETTINGS_FILE
 from .store import Workspace
 from .traces import TraceStore, trace_stats
-from .util import dumps
+from .util import atomic_write, dumps
 
 ADJUDICATOR = "alice"
 TAU2_AUTHORS = "tau2-bench-authors"
@@ -93,12 +97,23 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
             + ", ".join(f"{k} {v}" for k, v in stats["by"]["source_format"].items())
             + f" ({sum(len(r.issues) for r in reports)} malformed)")
 
-        # 2. candidates ---------------------------------------------------------------------
+        # 2. curate: duplicates, intent clusters, a coverage plan, a stratified sample -----------
+        dd = derived.dedup_traces(ws, near=0.8, paraphrase=0.9)
+        clustering = derived.cluster_traces(ws, k="auto")
+        plan = _demo_plan(ws)
+        maps = derived.curation_maps(ws)
         tau = pool.add_from_traces(ws, ADJUDICATOR, where="source_format = 'tau2'", cut="first-user")
-        halu = pool.add_from_traces(ws, ADJUDICATOR, where="source_format = 'jsonl'", limit=60)
+        picked = sample(ws, plan, 60, outliers=["terse", "verbose"], seed=7, clusters=maps.clusters,
+                        dup_of=maps.dup_of, weights=maps.weights, where="source_format = 'jsonl'")
+        halu = add_picks(ws, ADJUDICATOR, picked.picks, seed=7)
+        strata = Counter(p.stratum.split(":")[0] for p in picked.picks)
+        summary["curation"] = {"duplicate_groups": len(dd.groups), "clusters": clustering.n_clusters,
+                               "sampled": dict(strata)}
         summary["candidates"] = {"tau2": len(tau), "halueval": len(halu)}
-        say(f"2. candidates: {len(tau)} τ²-bench tasks (input = the customer's opening request) "
-            f"+ {len(halu)} HaluEval queries")
+        say(f"2. curate: {len(dd.groups)} duplicate groups marked (nothing deleted), {clustering.n_clusters} intent "
+            f"clusters named; plan.yaml written; {len(tau)} τ²-bench tasks (input = the customer's opening request) "
+            f"+ {len(halu)} HaluEval queries sampled to the plan ("
+            + ", ".join(f"{n} {k}" for k, n in strata.items()) + ")")
 
         # 3. reviews: labels from the public datasets, then rejects ---------------------------
         for cid in tau:
@@ -188,6 +203,14 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
         say(f"6. release 1.1.0: diff vs 1.0.0 → {diff['relabeled']} relabeled, {diff['retired']} retired, "
             f"{diff['added']} added; every 1.0.0 holdout case still held out: {held_stays}")
 
+        cov = coverage(ws, plan, clusters=maps.clusters)
+        html = ws.root / "exports" / "coverage.html"
+        atomic_write(html, coverage_page(cov, plan, "Coverage of demo-shop").encode("utf-8"))
+        summary["coverage"] = {"cells_at_target": sum(1 for c in cov.cells if c.gap == 0 and c.target > 0),
+                               "cells_with_target": sum(1 for c in cov.cells if c.target > 0), "gaps": len(cov.gaps)}
+        say(f"   coverage: {summary['coverage']['cells_at_target']}/{summary['coverage']['cells_with_target']} plan "
+            f"cells at target; heatmap in exports/coverage.html")
+
         # 7. verify + export -------------------------------------------------------------------
         verify = {v: release.verify_release(ws, v) for v in ("1.0.0", "1.1.0")}
         exports = {}
@@ -206,7 +229,33 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
     say("  evaltray traces stats            # what came in")
     say("  evaltray candidates bin          # the reject bin, by reason")
     say("  evaltray tray stats              # the golden tray by slice and source")
+    say("  evaltray coverage                # filled vs target per plan cell, gaps first")
+    say("  evaltray cluster list            # intent clusters with names and examples")
     say("  evaltray release diff 1.0.0 1.1.0")
     say("  less sets/main/cases.jsonl releases/1.1.0.json exports/")
     return summary
 
+
+
+SCENARIOS = ["return", "exchange", "modify", "cancel", "lookup", "transfer", "open-question"]
+
+
+def _demo_plan(ws: Workspace) -> Plan:
+    """The demo's coverage plan: retail tasks by what they change, and open questions."""
+    plan = Plan(
+        dimensions={"feature": ["retail", "general-qa"], "scenario": SCENARIOS,
+                    "difficulty": ["easy", "medium", "hard"], "case_type": ["typical", "edge", "adversarial", "safety"]},
+        grid=["feature", "scenario"], target_per_cell=3,
+        cells=[{"match": {"feature": "retail", "scenario": "open-question"}, "target": 0},
+               {"match": {"feature": "general-qa"}, "target": 0},
+               {"match": {"feature": "general-qa", "scenario": "open-question"}, "target": 40}],
+        minimums={"case_type": {"adversarial": 1, "safety": 1}},
+        mix={"difficulty": {"easy": 0.3, "medium": 0.4, "hard": 0.3}},
+        slices={"retail": {"pass_rate_floor": 0.8, "owner": ADJUDICATOR},
+                "general-qa": {"pass_rate_floor": 0.8, "owner": ADJUDICATOR}},
+        rules=[Rule(set={"feature": "retail"}, where="source_format = 'tau2'"),
+               Rule(set={"feature": "general-qa", "scenario": "open-question"}, where="source_format = 'jsonl'")],
+    )
+    plan.check()
+    plan.save(plan_path(ws), ws.settings.source_mix)
+    return plan
