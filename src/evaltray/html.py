@@ -30,8 +30,9 @@ def coverage_page(cov: Coverage, plan: Plan, title: str) -> str:
     by_cell = {tuple(c.cell[a] for a in plan.grid): c for c in cov.cells}
     parts = [f"<!doctype html><meta charset='utf-8'><title>{escape(title)}</title><style>{_STYLE}</style>",
              f"<h1>{escape(title)}</h1>",
-             f"<p>{sum(c.filled for c in cov.cells)} cases fill {sum(1 for c in cov.cells if c.gap == 0)} of "
-             f"{len(cov.cells)} cells; {len(cov.gaps)} cells below target; {cov.unmapped_cases} cases outside the grid.</p>",
+             f"<p>{sum(c.filled for c in cov.cells)} cases; {sum(1 for c in cov.cells if c.target and not c.gap)} of "
+             f"{sum(1 for c in cov.cells if c.target)} cells with a target are at target; {len(cov.gaps)} below; "
+             f"{cov.unmapped_cases} cases outside the grid.</p>",
              "<p class='legend'>filled / target:<span style='background:rgb(230,90,110)'></span>empty"
              "<span style='background:rgb(170,150,110)'></span>partly<span style='background:rgb(110,200,120)'></span>met"
              "<span style='background:#eeeeee'></span>no target</p>"]
@@ -43,8 +44,9 @@ def coverage_page(cov: Coverage, plan: Plan, title: str) -> str:
         parts.append(f"<h2>{escape(axes[0])}: {escape(value)}</h2><table>")
         cols = plan.dimensions[cols_axis] if cols_axis else [""]
         rows = plan.dimensions[rows_axis] if rows_axis else [""]
-        parts.append("<tr><th>" + escape(f"{rows_axis or ''} \\ {cols_axis or ''}") + "</th>"
-                     + "".join(f"<th>{escape(c)}</th>" for c in cols) + "</tr>")
+        corner = f"{rows_axis} \\ {cols_axis}" if cols_axis else (rows_axis or "")
+        parts.append(f"<tr><th>{escape(corner)}</th>"
+                     + "".join(f"<th>{escape(c or 'filled / target')}</th>" for c in cols) + "</tr>")
         for r in rows:
             parts.append(f"<tr><th>{escape(r)}</th>")
             for c in cols:
