@@ -17,7 +17,7 @@ import orjson
 import sqlalchemy as sa
 
 from .errors import EvaltrayError, NotFound, ReleaseError
-from .golden import PENDING_VERSION, read_tray, validate_rows, write_tray
+from .golden import PENDING_VERSION, read_tray, validate_rows
 from .records import COMPOSE_ROLES, ReleaseStatus
 from .store import Workspace
 from .util import atomic_write, canonical_json, now_iso, sha256_hex
@@ -134,8 +134,13 @@ class SetSnapshot:
 
 
 def snapshot(cases: list[dict[str, Any]], name: str) -> SetSnapshot:
+    """The set's lines exactly as the tray file holds them (schema field order, compact JSON).
+
+    That byte form is canonical: every tray line is written by the same serialiser from the validated
+    model, so the same content always gives the same bytes, and the tray and its snapshot share them.
+    """
     ordered = sorted(cases, key=lambda c: c["id"])
-    lines = [canonical_json(c) for c in ordered]
+    lines = [orjson.dumps(c) for c in ordered]
     hashes = {c["id"]: hashlib.sha256(line).hexdigest() for c, line in zip(ordered, lines, strict=True)}
     return SetSnapshot(name, lines, ordered, hashes)
 
@@ -189,20 +194,25 @@ class ReleaseResult:
     path: Path | None = None
 
 
-def diff_sets(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """What changed between two case maps, and why: added, retired, superseded, relabeled, edited."""
+def diff_sets(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
+              old_ids: set[str] | None = None) -> dict[str, Any]:
+    """What changed between two case maps, and why: added, retired, superseded, relabeled, edited.
+
+    ``old`` may hold only the old cases that changed, when ``old_ids`` names them all.
+    """
+    old_ids = set(old) if old_ids is None else old_ids
     successors = {c["provenance"].get("supersedes"): cid for cid, c in new.items() if c["provenance"].get("supersedes")}
     added, retired, superseded, relabeled, edited = [], [], [], [], []
-    for cid in sorted(new.keys() - old.keys()):
-        if new[cid]["provenance"].get("supersedes") in old:
+    for cid in sorted(new.keys() - old_ids):
+        if new[cid]["provenance"].get("supersedes") in old_ids:
             continue
         added.append(cid)
-    for cid in sorted(old.keys() - new.keys()):
+    for cid in sorted(old_ids - new.keys()):
         if cid in successors and successors[cid] in new:
             superseded.append({"old": cid, "new": successors[cid]})
         else:
             retired.append(cid)
-    for cid in sorted(old.keys() & new.keys()):
+    for cid in sorted(old.keys() & new.keys()):  # only the ones whose bytes changed are in ``old``
         a, b = old[cid], new[cid]
         if a == b:
             continue
@@ -225,6 +235,24 @@ def diff_sets(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) ->
         "by_source": {"added": by("source", added + sup_new, new), "retired": by("source", retired + sup_old, old),
                       "relabeled": by("source", relabeled, new)},
     }
+
+
+def _parent_hashes(manifest: dict[str, Any] | None, set_name: str) -> dict[str, str]:
+    return (manifest or {}).get("sets", {}).get(set_name, {}).get("cases", {})
+
+
+def _changed_parent_cases(ws: Workspace, manifest: dict[str, Any] | None, set_name: str,
+                          new_hashes: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The parent's cases whose bytes differ now (changed or gone): the only ones a diff must read."""
+    hashes = _parent_hashes(manifest, set_name)
+    if not hashes:
+        return {}
+    wanted = {cid for cid, h in hashes.items() if new_hashes.get(cid) != h}
+    if not wanted:
+        return {}
+    lines = [x for x in (ws.releases_dir / manifest["sets"][set_name]["file"]).read_bytes().splitlines() if x]
+    # snapshot lines are sorted by id, like the manifest's case map
+    return {cid: orjson.loads(line) for cid, line in zip(hashes, lines, strict=True) if cid in wanted}
 
 
 def _strip_version(case: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +287,6 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
                 raise ReleaseError(f"set {set_name!r} fails validation ({len(problems)} problem(s): {head}); "
                                    f"run `evaltray tray validate --set {set_name}`")
         parent_manifest = load_manifest(ws, parent) if parent else None
-        parent_cases = load_release_cases(ws, parent) if parent else {}
         manifest: dict[str, Any] = {
             "version": version, "parent": parent, "created_at": now_iso(), "created_by": actor,
             "workspace": ws.settings.name, "guide_version": ws.settings.guide_version, "holdout_fraction": fraction,
@@ -296,17 +323,17 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
                 },
                 "source_mix": mix,
             }
-            old = {c["id"]: c for c in parent_cases.get(set_name, [])}
-            manifest["changelog"][set_name] = diff_sets(old, {c["id"]: c for c in snap.cases})
+            old = _changed_parent_cases(ws, parent_manifest, set_name, snap.hashes)
+            manifest["changelog"][set_name] = diff_sets(old, {c["id"]: c for c in snap.cases},
+                                                        old_ids=set(_parent_hashes(parent_manifest, set_name)))
         manifest["content_hash"] = content_hash_of({s: snaps[s].hashes for s in sorted(snaps)})
         manifest["warnings"] = warnings
         result = ReleaseResult(version, manifest["content_hash"], manifest, warnings)
         if dry_run:
             return result
-        for set_name, cases in trays.items():
-            if stamped[set_name]:
-                write_tray(ws.cases_path(set_name), cases)
         for set_name, snap in snaps.items():
+            if stamped[set_name]:
+                atomic_write(ws.cases_path(set_name), b"".join(line + b"\n" for line in snap.lines))
             atomic_write(ws.releases_dir / version / f"{set_name}.jsonl",
                          b"".join(line + b"\n" for line in snap.lines), mode=0o444)
         body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
