@@ -254,3 +254,14 @@ def test_edits_round_trip_through_json(base: Clustering, corpus: tuple[list[str]
     assert replayed.cluster(1).name == "Arrivals"
     with pytest.raises(ValueError, match="^unsupported cluster edits version 2$"):
         ClusterEdits.from_dict({"version": 2, "edits": []})
+
+
+def test_replaying_merges_and_names_on_a_clustering_that_has_them_changes_nothing(
+        corpus: tuple[list[str], list[str], np.ndarray], base: Clustering) -> None:
+    texts, labels, vectors = corpus
+    edited = base.merge(4, 8, name="Currencies").rename(9, "Age limit")
+    again = edited.replay(edited.edits)
+    np.testing.assert_array_equal(again.labels, edited.labels)
+    assert {c.id: c.name for c in again.clusters} == {c.id: c.name for c in edited.clusters}
+    # The merge found both anchors in one cluster: kept as recorded, not reported as unapplied.
+    assert again.unapplied == [] and again.edits.edits[0] == edited.edits.edits[0]

@@ -13,6 +13,7 @@ A user's merges, splits and renames are recorded in :class:`ClusterEdits` agains
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
@@ -226,10 +227,15 @@ class Clustering:
 
     # -- edits
 
-    def _with(self, labels: np.ndarray, user_names: dict[int, str], edit: ClusterEdit | None) -> Clustering:
-        edits = ClusterEdits([*self.edits.edits, edit]) if edit is not None else self.edits
-        return Clustering(self._texts, self._vectors, labels, self.method, user_names, edits, self.unapplied,
-                          self._terms, self._n_examples, self._n_terms)
+    def _with(self, labels: np.ndarray, user_names: dict[int, str], edit: ClusterEdit | None, *,
+              edits: ClusterEdits | None = None, unapplied: list[ClusterEdit] | None = None) -> Clustering:
+        if edits is None:
+            edits = ClusterEdits([*self.edits.edits, edit]) if edit is not None else self.edits
+        out = Clustering(self._texts, self._vectors, labels, self.method, user_names, edits,
+                         self.unapplied if unapplied is None else unapplied, self._terms, self._n_examples,
+                         self._n_terms)
+        out._keys = self._keys  # same texts: share the hashes instead of recomputing them
+        return out
 
     def merge(self, a: int, b: int, name: str | None = None) -> Clustering:
         """Cluster ``b`` folded into ``a`` (which keeps its id); the result keeps a user name of either."""
@@ -271,39 +277,37 @@ class Clustering:
         Edits that apply are recorded again with fresh anchors; the others are kept as they were
         (so they may apply to a later clustering) and listed in ``unapplied``.
         """
-        current = Clustering(self._texts, self._vectors, self.labels, self.method, self._user_names,
-                             ClusterEdits(), [], self._terms, self._n_examples, self._n_terms)
+        current = self._with(self.labels, self._user_names, None, edits=ClusterEdits())
         kept: list[ClusterEdit] = []
         unapplied: list[ClusterEdit] = []
         for edit in pinned.edits:
             ids = [current.match(a) for a in edit.anchors]
             applied: Clustering | None = None
-            if edit.op == "rename" and ids[0] is not None and edit.name:
-                applied = current.rename(ids[0], edit.name)
-            elif edit.op == "split" and ids[0] is not None and edit.k:
-                try:
-                    applied = current.split(ids[0], edit.k, edit.seed)
-                except ValueError:
-                    applied = None
-            elif edit.op == "merge" and None not in ids:
-                a, b = ids
-                if a == b:
-                    # Already together this time: keep the edit (and its name) as if replayed.
-                    applied = current.rename(a, edit.name) if edit.name else current
-                    if not edit.name:
-                        kept.append(edit)
-                else:
-                    applied = current.merge(a, b, edit.name)  # type: ignore[arg-type]
+            if None in ids:
+                pass
+            elif edit.op == "rename" and edit.name:
+                applied = current.rename(ids[0], edit.name)  # type: ignore[arg-type]
+            elif edit.op == "split" and edit.k:
+                with contextlib.suppress(ValueError):  # too few texts to split this time
+                    applied = current.split(ids[0], edit.k, edit.seed)  # type: ignore[arg-type]
+            elif edit.op == "merge" and ids[0] == ids[1]:
+                # Already one cluster this time: only the name applies, and the edit is kept as
+                # recorded so it still merges in a later clustering that keeps them apart.
+                cid = int(ids[0])  # type: ignore[arg-type]
+                names = {**current._user_names, cid: edit.name} if edit.name else current._user_names
+                current = current._with(current.labels, names, None)
+                kept.append(edit)
+                continue
+            elif edit.op == "merge":
+                applied = current.merge(ids[0], ids[1], edit.name)  # type: ignore[arg-type]
             if applied is None:
                 unapplied.append(edit)
                 kept.append(edit)
             else:
-                if applied is not current:
-                    kept.append(applied.edits.edits[-1])
+                kept.append(applied.edits.edits[-1])
                 current = applied
-        out = Clustering(current._texts, current._vectors, current.labels, current.method, current._user_names,
-                         ClusterEdits(kept), unapplied, current._terms, current._n_examples, current._n_terms)
-        return out
+        return current._with(current.labels, current._user_names, None, edits=ClusterEdits(kept),
+                             unapplied=unapplied)
 
 
 # --------------------------------------------------------------------------- naming
