@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from .traces import TraceStore, read_messages
 from .util import content_hash, dumps, loads, now_iso
 
 PENDING, REJECTED, PROMOTED = "pending", "rejected", "promoted"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,6 +111,7 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
     """Copy matching traces (with a kept payload) into the pool; traces already there are skipped.
 
     ``source='user_feedback'`` marks rows mined from feedback: they still need a written label.
+    Where the workspace scrubs, traces not scrubbed yet are skipped too, with a warning saying how many.
     """
     set_name = ws.check_set(set_name)
     if source not in SOURCES:
@@ -120,11 +123,12 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
     if where:
         clauses.append(f"({where})")
     cols = ["trace_id", "ingest_date", "messages", "tools", "feature", "tags", "retrieved_doc_ids",
-            "feedback_score", "model", "corpus_version", "metadata"]
+            "feedback_score", "model", "corpus_version", "metadata", "scrubbed"]
     table = store.query(" AND ".join(clauses), columns=cols, order_by="start_time NULLS LAST, trace_id")
     wanted = set(trace_ids) if trace_ids is not None else None
     cands = ws.t["candidates"]
     added: list[str] = []
+    unscrubbed = 0
     with ws.tx() as conn:
         have = {r[0] for r in conn.execute(sa.select(cands.c.id).where(cands.c.set_name == set_name))}
         for row in table.to_pylist():
@@ -132,6 +136,9 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
                 continue
             cid = candidate_id(set_name, row["trace_id"])
             if cid in have:
+                continue
+            if ws.settings.scrub and row["scrubbed"] is not True:
+                unscrubbed += 1  # its text would reach reviewers as recorded
                 continue
             messages = read_messages(row["messages"])
             before, after = split_conversation(messages, cut)
@@ -156,6 +163,9 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
             added.append(cid)
             if limit is not None and len(added) >= limit:
                 break
+    if unscrubbed:
+        log.warning("skipped %d trace(s) not scrubbed yet (ingested with scrubbing off, or before it existed); "
+                    "run `evaltray scrub`, then add them again", unscrubbed)
     return added
 
 

@@ -38,6 +38,9 @@ class Settings:
     contamination_warn: float = 0.10
     payload_sample: float = 1.0
     outlier_quantile: float = 0.95
+    scrub: bool = True
+    scrub_entities: list[str] | None = None
+    vault_key: str | None = None
     state_url: str | None = None
 
     @classmethod
@@ -79,6 +82,11 @@ class Settings:
         total = sum(self.source_mix.values())
         if abs(total - 1.0) > 1e-6:
             raise WorkspaceError(f"{path}: source_mix must add up to 1.0, got {total:g}")
+        if not isinstance(self.scrub, bool):
+            raise WorkspaceError(f"{path}: ingest.scrub must be true or false, got {self.scrub!r}")
+        if self.scrub_entities is not None and (
+                not isinstance(self.scrub_entities, list) or not all(isinstance(e, str) for e in self.scrub_entities)):
+            raise WorkspaceError(f"{path}: ingest.scrub_entities must be a list of entity names, e.g. [\"EMAIL\"]")
         if self.default_set not in self.sets:
             raise WorkspaceError(f"{path}: workspace.default_set {self.default_set!r} is not in workspace.sets")
 
@@ -101,7 +109,13 @@ _LAYOUT: dict[str, dict[str, str]] = {
         "stale_after_days": "stale_after_days",
         "contamination_warn": "contamination_warn",
     },
-    "ingest": {"payload_sample": "payload_sample", "outlier_quantile": "outlier_quantile"},
+    "ingest": {
+        "payload_sample": "payload_sample",
+        "outlier_quantile": "outlier_quantile",
+        "scrub": "scrub",
+        "scrub_entities": "scrub_entities",
+        "vault_key": "vault_key",
+    },
     "state": {"url": "state_url"},
 }
 
@@ -148,6 +162,9 @@ contamination_warn = 0.10
 [ingest]
 payload_sample = 1.0     # share of traces whose full payload is kept; metadata is kept for all
 outlier_quantile = 0.95  # latency/cost above this quantile always keep their payload
+scrub = true             # replace PII with placeholders (<EMAIL_1>) before anything is stored
+# scrub_entities = ["EMAIL", "PHONE", "PERSON"]   # default: all (also CREDIT_CARD, IBAN, IP_ADDRESS, URL, API_KEY, ADDRESS)
+# vault_key = "~/.config/evaltray/vault.key"       # seal the originals for the key's holder (`evaltray vault keygen`)
 
 [state]
 # url = "postgresql+psycopg://user@host/evaltray"   # default: SQLite (WAL) in .evaltray/state.db

@@ -64,6 +64,8 @@ SCHEMA = pa.schema([
     ("tools", pa.string()),
     ("spans", pa.string()),
     ("metadata", pa.string()),
+    # true: the row's text went through the PII scrubber (or was removed: quarantined); null in older parts
+    ("scrubbed", pa.bool_()),
 ])
 COLUMNS = SCHEMA.names
 #: Columns with few distinct values: dictionary-encoded in Parquet (the rest would only try and give up).
@@ -103,7 +105,7 @@ def _utc(value: datetime | None) -> datetime | None:
 PAYLOAD_COLUMNS = ("input_text", "output_text", "messages", "tools", "spans")
 _JSON_COLUMNS = ("messages", "tools", "spans", "metadata")
 #: Columns set per batch by the ingest driver; :func:`trace_values` leaves them None.
-BATCH_COLUMNS = ("source_file", "ingested_at", "payload_kept", "keep_reason")
+BATCH_COLUMNS = ("source_file", "ingested_at", "payload_kept", "keep_reason", "scrubbed")
 # the same system prompt and tool list recur on most traces of an application: hash each once
 _SYSTEM_HASHES: dict[str, str] = {}
 _TOOLS_HASHES: dict[bytes, str] = {}
@@ -155,25 +157,7 @@ def row_values(trace_id: str, source_format: str, messages: list[dict[str, Any]]
 
     The one place a trace becomes a row: the fast ingest path calls it without building a Trace.
     """
-    system_parts: list[str] = []
-    last_user: str | None = None
-    output: str | None = None
-    n_user = n_calls = n_tool_errors = 0
-    for m in messages:  # one pass: this runs for every ingested trace
-        role = m["role"]
-        if role == "user":
-            n_user += 1
-            last_user = m["content"]
-        elif role == "assistant":
-            if m["content"]:
-                output = m["content"]
-        elif role in ("system", "developer"):
-            system_parts.append(m["content"] or "")
-        elif role == "tool" and m["is_error"]:
-            n_tool_errors += 1
-        if m["tool_calls"]:
-            n_calls += len(m["tool_calls"])
-    system = "\n".join(system_parts)
+    n_user, n_calls, n_tool_errors, last_user, output, system = message_summary(messages)
     latency = latency_ms
     if latency is None and start_time and end_time:
         latency = (end_time - start_time).total_seconds() * 1000.0
@@ -192,8 +176,32 @@ def row_values(trace_id: str, source_format: str, messages: list[dict[str, Any]]
         retrieved_doc_ids, corpus_version, status, error,
         len(messages), n_user, n_calls, n_tool_errors, len(output) if output else 0, None, None,
         last_user, output, _json(messages), tools_json, _json(spans) if spans else None,
-        _json(metadata) if metadata else None,
+        _json(metadata) if metadata else None, None,
     )
+
+
+def message_summary(messages: list[dict[str, Any]]) -> tuple[int, int, int, str | None, str | None, str]:
+    """User turns, tool calls, tool errors, ``input_text`` (last user text), ``output_text`` (last assistant
+    text) and the system prompt of message records, in one pass."""
+    system_parts: list[str] = []
+    last_user: str | None = None
+    output: str | None = None
+    n_user = n_calls = n_tool_errors = 0
+    for m in messages:  # one pass: this runs for every ingested trace
+        role = m["role"]
+        if role == "user":
+            n_user += 1
+            last_user = m["content"]
+        elif role == "assistant":
+            if m["content"]:
+                output = m["content"]
+        elif role in ("system", "developer"):
+            system_parts.append(m["content"] or "")
+        elif role == "tool" and m["is_error"]:
+            n_tool_errors += 1
+        if m["tool_calls"]:
+            n_calls += len(m["tool_calls"])
+    return n_user, n_calls, n_tool_errors, last_user, output, "\n".join(system_parts)
 
 
 def trace_row(t: Trace, source_file: str, ingested_at: datetime, keep_payload: bool, keep_reason: str | None) -> dict[str, Any]:
@@ -270,6 +278,19 @@ class TraceStore:
         final = part_dir / tmp.name
         tmp.replace(final)
         return final
+
+    def read_part(self, part: Path) -> pa.Table:
+        """One part as a :data:`SCHEMA` table; columns added since it was written are null."""
+        table = pq.read_table(part, partitioning=None)
+        if table.schema.names == COLUMNS:
+            return table
+        n = table.num_rows
+        return pa.table([table.column(f.name) if f.name in table.schema.names else pa.nulls(n, f.type)
+                         for f in SCHEMA], schema=SCHEMA)
+
+    def replace_part(self, part: Path, table: pa.Table) -> None:
+        """Rewrite a published part in place: written aside, then one ``os.replace`` (readers see old or new)."""
+        self.write_tmp(table).replace(part)  # .tmp is under the store root: the same filesystem
 
     def clean_tmp(self) -> None:
         """Remove parts a killed ingest left half-written; they were never visible to readers."""

@@ -14,6 +14,7 @@ from ._common import AppContext
 from .curate import candidates, labels, reject, review, signoff
 from .plan import coverage, plan, sample
 from .release import export, release
+from .scrub import scrub, vault
 from .stages import cluster, dedup
 from .traces import ingest, traces
 from .tray import cases, promote, tray
@@ -44,7 +45,7 @@ def cli(ctx: click.Context, workspace: str | None, user: str | None) -> None:
 
 
 for command in (init, users, demo, ingest, traces, candidates, review, labels, reject, signoff, cases, promote, tray,
-                release, export, plan, coverage, sample, dedup, cluster):
+                release, export, plan, coverage, sample, dedup, cluster, scrub, vault):
     cli.add_command(command)
 
 

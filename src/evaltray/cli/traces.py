@@ -57,9 +57,14 @@ def ingest(app: AppContext, files: tuple[str, ...], fmt: str, maps: tuple[str, .
         err.print(f"[yellow]skipped[/] {issue}", markup=True, highlight=False)
     if len(report.issues) > max_issues:
         err.print(f"… and {len(report.issues) - max_issues} more malformed records")
+    for trace_id in report.quarantined:
+        err.print(f"[red]quarantined[/] trace {trace_id}: could not be scrubbed; stored without its text",
+                  markup=True, highlight=False)
     data = {"files": [{"path": f.path, "format": f.format, "ingested": f.ingested, "skipped_existing": f.skipped,
-                       "payload_kept": f.payload_kept, "issues": [str(i) for i in f.issues]} for f in report.files],
-            "ingested": report.ingested, "skipped_existing": report.skipped, "issues": len(report.issues)}
+                       "payload_kept": f.payload_kept, "issues": [str(i) for i in f.issues],
+                       "quarantined": f.quarantined, "scrubbed": f.scrubbed} for f in report.files],
+            "ingested": report.ingested, "skipped_existing": report.skipped, "issues": len(report.issues),
+            "quarantined": report.quarantined}
     emit(as_json, data, lambda: out.print(table(
         None, ["file", "format", "ingested", "already present", "payload kept", "malformed"],
         [[f.path, f.format, f.ingested, f.skipped, f.payload_kept, len(f.issues)] for f in report.files])))

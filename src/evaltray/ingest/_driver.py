@@ -5,6 +5,10 @@ chunks, by a pool of worker processes for big files. Each chunk's parser writes 
 Parquet part; the main process takes the chunks in file order and publishes each with one rename (or
 rewrites it first when ids repeat), so line numbers, content-derived ids and duplicate skipping are
 those of a line-by-line parse, and a killed ingest leaves only whole parts behind.
+
+When the workspace scrubs (``[ingest] scrub``, the default), each batch is scrubbed of PII before
+its part is written (by the worker that parsed it); a trace the scrubber cannot handle is stored
+without any text and reported by id (quarantined).
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import signal
 import sys
 import warnings
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -39,6 +43,9 @@ from ..traces import PAYLOAD_COLUMNS, SCHEMA, TraceStore, trace_values, values_t
 from ..util import file_sha256, now_iso
 from ._common import _short as json_error
 from ._registry import Format, Issue, detect, get_format
+
+if TYPE_CHECKING:  # the scrub package imports Presidio (seconds): only when a workspace scrubs
+    from ..scrub import ScrubConfig, TableScrub
 
 BATCH = 20_000
 #: Bytes per chunk of a JSON-lines file parsed in this process; each chunk is one Parquet part and the
@@ -87,6 +94,10 @@ class FileReport:
     skipped: int = 0
     payload_kept: int = 0
     issues: list[Issue] = field(default_factory=list)
+    #: ids of traces stored without their text because the scrubber could not handle them
+    quarantined: list[str] = field(default_factory=list)
+    #: values replaced by a placeholder, per entity label (empty when scrubbing is off)
+    scrubbed: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -104,6 +115,10 @@ class IngestReport:
     @property
     def issues(self) -> list[Issue]:
         return [i for f in self.files for i in f.issues]
+
+    @property
+    def quarantined(self) -> list[str]:
+        return [t for f in self.files for t in f.quarantined]
 
 
 def sample_unit(trace_id: str) -> float:
@@ -174,6 +189,7 @@ def _finished(table: pa.Table, reasons: list[str | None], source_file: str) -> t
         "ingested_at": pa.repeat(pa.scalar(datetime.now(UTC), SCHEMA.field("ingested_at").type), n),
         "payload_kept": keep,
         "keep_reason": pa.array(reasons, pa.string()),
+        "scrubbed": pa.repeat(pa.scalar(False), n),  # scrub_table sets it where the workspace scrubs
     }
     kept = n - reasons.count(None)
     if kept < n:  # the rest keep metadata only
@@ -186,14 +202,62 @@ def _finished(table: pa.Table, reasons: list[str | None], source_file: str) -> t
     return table, kept
 
 
-class _Writer:
-    """Writes the traces of a parser as Parquet parts of ``BATCH`` new traces each."""
+def _kept(table: pa.Table) -> int:
+    """Rows of a finished table that keep their payload."""
+    return pc.sum(table.column("payload_kept")).as_py() or 0
 
-    def __init__(self, store: TraceStore, rate: float, quantile: float, source_file: str) -> None:
+
+class _Scrub:
+    """An ingest's scrubbing: the config every parsing process builds its scrubber from, and the vault file."""
+
+    def __init__(self, ws: Workspace) -> None:
+        from ..scrub import ScrubConfig
+
+        self.ws = ws
+        self.config: ScrubConfig = ScrubConfig.for_workspace(ws)
+
+    def table(self, table: pa.Table) -> tuple[pa.Table, TableScrub]:
+        from ..scrub import scrub_table
+
+        return scrub_table(table, self.config)
+
+    def seal(self, entries: list[tuple[str, str, bytes]]) -> None:
+        """Keep sealed originals ``(trace_id, placeholder, token)``: called before their rows are published."""
+        if self.config.vault_key:
+            from ..scrub import save_sealed
+
+            save_sealed(self.ws, self.config.vault_key, entries)
+
+    def take(self, rep: FileReport, counts: Counter[str], chunk: _Chunk, new: list[bool],
+             renamed: dict[int, str]) -> None:
+        """Report a chunk's quarantined traces and replacements, and seal its originals, for its new rows."""
+        ids = chunk.ids
+        rep.quarantined += [ids[i] for i in chunk.quarantined if new[i]]
+        for i, c in chunk.counts:
+            if new[i]:
+                counts.update(c)
+        if not self.config.vault_key:
+            return
+        from ..scrub import Vault
+
+        vault = Vault(self.config.vault_key)
+        # a worker sealed under the id it saw; a repeated content id was renumbered since
+        self.seal([(ids[i], ph, vault.reseal(token, renamed[i], ids[i], ph) if i in renamed else token)
+                   for i, ph, token in chunk.sealed if new[i]])
+
+
+class _Writer:
+    """Writes the traces of a parser as Parquet parts of ``BATCH`` new traces each, scrubbed if ``scrub``."""
+
+    def __init__(self, store: TraceStore, rate: float, quantile: float, source_file: str,
+                 scrub: _Scrub | None = None) -> None:
         self.store, self.rate, self.quantile, self.source_file = store, rate, quantile, source_file
+        self.scrub = scrub
         self.batch: list[Trace] = []
         self.day = datetime.now(UTC).date()
         self.kept = 0
+        self.quarantined: list[str] = []
+        self.counts: Counter[str] = Counter()
 
     def add(self, trace: Trace) -> None:
         self.batch.append(trace)
@@ -205,6 +269,13 @@ class _Writer:
             return
         table, kept = _finished(values_table([trace_values(t) for t in self.batch]),
                                 keep_reasons(self.batch, self.rate, self.quantile), self.source_file)
+        if self.scrub is not None:
+            table, info = self.scrub.table(table)
+            ids = [t.trace_id for t in self.batch]
+            kept = _kept(table)  # quarantined rows lost theirs
+            self.quarantined += [ids[i] for i in sorted(info.quarantined)]
+            self.counts.update(info.total())
+            self.scrub.seal([(ids[i], ph, token) for i, ph, token in info.vault])
         self.store.write_table(table, self.day)
         self.kept += kept
         self.batch = []
@@ -220,12 +291,15 @@ def ingest_files(
     progress: Progress | None = None,
     actor: str = "unknown",
     workers: int | None = None,
+    scrub: bool | None = None,
 ) -> IngestReport:
     """Ingest each file; malformed records are reported and skipped (or, with ``strict``, fatal).
 
     Traces whose id is already in the store are skipped, so re-running after a crash or on the
     same file adds nothing twice. ``workers`` (default ``$EVALTRAY_WORKERS``, else the usable CPUs)
-    parse big JSON-lines files in parallel.
+    parse big JSON-lines files in parallel. ``scrub`` (default: the workspace's ``[ingest] scrub``)
+    replaces PII before anything is written; traces that cannot be scrubbed are stored without text
+    and listed in ``quarantined``.
     """
     options = options or {}
     rate = ws.settings.payload_sample if payload_sample is None else payload_sample
@@ -234,6 +308,7 @@ def ingest_files(
     n_workers = _worker_count(workers)
     store = TraceStore(ws.traces_dir)
     report = IngestReport()
+    scrubbing = _Scrub(ws) if (ws.settings.scrub if scrub is None else scrub) else None
     with ws.lock("ingest"):
         store.clean_tmp()
         seen = store.trace_ids()
@@ -253,7 +328,7 @@ def ingest_files(
                 report.files.append(FileReport(str(path), "unknown", issues=[Issue(str(path), None, str(exc).split(": ", 1)[1])]))
                 continue
             report.files.append(_ingest_one(ws, store, path, format_, options, strict, rate, seen, progress, actor,
-                                            n_workers))
+                                            n_workers, scrubbing))
     return report
 
 
@@ -264,14 +339,14 @@ def _is_blank(path: Path) -> bool:
 
 def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, options: Mapping[str, str],
                 strict: bool, rate: float, seen: set[str], progress: Progress | None, actor: str,
-                workers: int) -> FileReport:
+                workers: int, scrubbing: _Scrub | None) -> FileReport:
     files = ws.t["ingest_files"]
     with ws.tx() as conn:
         file_id = conn.execute(files.insert().values(
             path=str(path), sha256=file_sha256(path), format=fmt.name, status="running", started_at=now_iso(),
         )).inserted_primary_key[0]
     try:
-        writer = _Writer(store, rate, ws.settings.outlier_quantile, path.name)
+        writer = _Writer(store, rate, ws.settings.outlier_quantile, path.name, scrubbing)
         if fmt.name in LINE_FORMATS:
             rep = _stream_lines(writer, path, fmt.name, strict, seen, progress, workers)
         else:
@@ -284,7 +359,7 @@ def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, optio
         conn.execute(files.update().where(files.c.id == file_id).values(
             status="done", n_traces=rep.ingested, n_skipped=rep.skipped, n_issues=len(rep.issues), finished_at=now_iso()))
         ws.audit(conn, actor, "ingest", str(path), format=fmt.name, traces=rep.ingested, skipped=rep.skipped,
-                 issues=len(rep.issues))
+                 issues=len(rep.issues), scrubbed=scrubbing is not None, quarantined=len(rep.quarantined))
     return rep
 
 
@@ -313,6 +388,7 @@ def _stream(writer: _Writer, path: Path, fmt: Format, options: Mapping[str, str]
         writer.add(trace)
     writer.flush()
     rep.payload_kept = writer.kept
+    rep.quarantined, rep.scrubbed = writer.quarantined, dict(writer.counts)
     if progress is not None:
         progress(str(path), rep.ingested)
     return rep
@@ -323,12 +399,20 @@ def _stream_lines(writer: _Writer, path: Path, name: str, strict: bool, seen: se
     """Like :func:`_stream` for a JSON-lines format: chunks arrive as unpublished parts, published in file order."""
     rep = FileReport(str(path), name)
     store = writer.store
-    spec = _PartSpec(str(store.root), path.name, writer.rate, writer.quantile)
+    scrub = writer.scrub
+    spec = _PartSpec(str(store.root), path.name, writer.rate, writer.quantile, scrub.config if scrub else None)
     repeats: dict[str, int] = {}  # content-derived id -> lines seen with it so far, as content_id counts
-    held: list[tuple[_Chunk, list[bool], bool]] = []  # strict: nothing published from a file with an issue
+    held: list[tuple[_Chunk, list[bool], dict[int, str]]] = []  # strict: nothing published from a file with an issue
     lines_before = 0
+    counts: Counter[str] = Counter()
+
+    def publish(chunk: _Chunk, new: list[bool], renamed: dict[int, str]) -> None:
+        if scrub is not None:
+            scrub.take(rep, counts, chunk, new, renamed)
+        writer.kept += _publish(store, writer.day, chunk, new, bool(renamed))
+
     try:
-        for chunk in _parsed_chunks(name, path, spec, workers):
+        for chunk in _parsed_chunks(name, path, spec, workers, seen):
             for line, reason, rid in chunk.issues:
                 issue = Issue(str(path), lines_before + line, reason, rid)
                 if strict:
@@ -336,13 +420,13 @@ def _stream_lines(writer: _Writer, path: Path, name: str, strict: bool, seen: se
                 rep.issues.append(issue)
             lines_before += chunk.newlines
             ids = chunk.ids
-            renumbered = False
+            renamed: dict[int, str] = {}  # row -> the id its parser gave it
             for i in chunk.content_rows:
                 n = repeats.get(ids[i], 0)
                 repeats[ids[i]] = n + 1
                 if n:
+                    renamed[i] = ids[i]
                     ids[i] = f"{ids[i]}-{n}"
-                    renumbered = True
             new = []
             for tid in ids:
                 fresh = tid not in seen
@@ -353,17 +437,18 @@ def _stream_lines(writer: _Writer, path: Path, name: str, strict: bool, seen: se
             rep.ingested += n_new
             rep.skipped += len(ids) - n_new
             if strict:
-                held.append((chunk, new, renumbered))
+                held.append((chunk, new, renamed))
             else:
-                writer.kept += _publish(store, writer.day, chunk, new, renumbered)
+                publish(chunk, new, renamed)
             if progress is not None:
                 progress(str(path), rep.ingested)
-        for chunk, new, renumbered in held:
-            writer.kept += _publish(store, writer.day, chunk, new, renumbered)
+        for chunk, new, renamed in held:
+            publish(chunk, new, renamed)
     except BaseException:
         store.clean_tmp()  # parts parsed ahead and never published; the ingest lock keeps others out of .tmp
         raise
     rep.payload_kept = writer.kept
+    rep.scrubbed = dict(counts)
     return rep
 
 
@@ -383,7 +468,7 @@ def _publish(store: TraceStore, day: date, chunk: _Chunk, new: list[bool], renum
     if not table.num_rows:
         return 0
     store.write_table(table, day)
-    return pc.sum(table.column("payload_kept")).as_py() or 0
+    return _kept(table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +479,7 @@ class _PartSpec:
     source_file: str
     rate: float
     quantile: float
+    scrub: ScrubConfig | None = None  # scrub each chunk before its part is written
 
 
 @dataclass(slots=True)
@@ -406,6 +492,9 @@ class _Chunk:
     issues: list[tuple[int, str, str | None]]
     newlines: int
     kept: int  # rows that keep their payload
+    quarantined: list[int] = field(default_factory=list)  # rows stored without text: the scrubber failed
+    counts: list[tuple[int, dict[str, int]]] = field(default_factory=list)  # (row, replacements per label)
+    sealed: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row, placeholder, vault token)
 
 
 def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) -> _Chunk:
@@ -453,13 +542,25 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) ->
         if collect:
             gc.enable()
     del rows
-    part, kept = None, 0
+    out = _Chunk(None, ids, content_rows, issues, data.count(b"\n"), 0)
     if table.num_rows:
-        table, kept = _finished(table, reasons, spec.source_file)
-        part = str(TraceStore(Path(spec.store_root)).write_tmp(table))
-    return _Chunk(part, ids, content_rows, issues, data.count(b"\n"), kept)
+        table, out.kept = _finished(table, reasons, spec.source_file)
+        if spec.scrub is not None:
+            from ..scrub import scrub_table
+
+            # rows already stored are dropped at publishing: no need to scrub them (a content-derived id
+            # may still be renumbered into a new one, so those are always scrubbed)
+            content = set(content_rows)
+            known = {i for i, tid in enumerate(ids) if tid in _STORED and i not in content} if _STORED else set()
+            table, info = scrub_table(table, spec.scrub, skip=known)
+            out.kept = _kept(table)
+            out.quarantined, out.counts, out.sealed = sorted(info.quarantined), list(info.counts.items()), info.vault
+        out.part = str(TraceStore(Path(spec.store_root)).write_tmp(table))
+    return out
 
 
+#: Trace ids stored before the chunk was parsed: the live set in this process, a snapshot in forked workers.
+_STORED: set[str] | frozenset[str] = frozenset()
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
 
 
@@ -501,8 +602,22 @@ def _chunk_bounds(path: Path, size: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int) -> Iterator[_Chunk]:
-    """Parsed chunks of ``path`` in file order; big files are parsed by a pool of ``workers`` processes."""
+def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int, stored: set[str]) -> Iterator[_Chunk]:
+    """Parsed chunks of ``path`` in file order; big files are parsed by a pool of ``workers`` processes.
+
+    ``stored``: ids already in the store (only read, to spare scrubbing rows that will be skipped).
+    """
+    global _STORED
+    _STORED = stored  # before forking: the workers inherit it
+    try:
+        yield from _parsed(name, path, spec, workers)
+    finally:
+        _STORED = frozenset()
+
+
+def _parsed(name: str, path: Path, spec: _PartSpec, workers: int) -> Iterator[_Chunk]:
+    if spec.scrub is not None:
+        spec.scrub.scrubber()  # built before forking, so every worker inherits it instead of starting Presidio
     if workers < 2 or path.stat().st_size < PARALLEL_MIN_BYTES:
         for start, end in _chunk_bounds(path, CHUNK_BYTES):
             yield _parse_chunk(name, str(path), start, end, spec)

@@ -37,6 +37,10 @@ from ._vault import Vault
 ENTITIES: tuple[str, ...] = tuple(LABELS)
 #: Texts longer than this are analysed in pieces cut at line breaks (or spaces), so 1 MB stays linear.
 CHUNK_CHARS = 20_000
+#: Texts at least this long have their findings remembered: an application's system prompt and tool
+#: outputs recur in trace after trace, and analysing a long text costs milliseconds.
+_CACHE_MIN_CHARS = 200
+_CACHE_MAX_CHARS = 8_000_000
 _MAX_ROUNDS = 3
 
 
@@ -53,6 +57,8 @@ class ScrubResult:
     error: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     vault_entries: dict[str, bytes] = field(default_factory=dict)
+    #: the other text fields given to :meth:`Scrubber.scrub_trace`, scrubbed (None when quarantined)
+    fields: dict[str, Any] | None = None
 
     @property
     def quarantined(self) -> bool:
@@ -178,6 +184,8 @@ class Scrubber:
             GazetteerNameRecognizer(self._gazetteer, threshold=name_threshold)
         self.analyzer = self._build_analyzer()
         self.anonymizer = AnonymizerEngine()
+        self._detected: dict[str, list[_Span]] = {}
+        self._detected_chars = 0
 
     # ------------------------------------------------------------------ construction
 
@@ -286,6 +294,19 @@ class Scrubber:
         """Merged findings in ``text``, never inside an existing placeholder."""
         if not text:
             return []
+        if len(text) < _CACHE_MIN_CHARS:
+            return self._detect(text)
+        found = self._detected.get(text)
+        if found is None:
+            found = self._detect(text)
+            if self._detected_chars + len(text) > _CACHE_MAX_CHARS:
+                self._detected.clear()
+                self._detected_chars = 0
+            self._detected[text] = found
+            self._detected_chars += len(text)
+        return list(found)  # callers extend and sort the list; the spans themselves are never changed
+
+    def _detect(self, text: str) -> list[_Span]:
         if len(text) <= CHUNK_CHARS:
             spans = self._analyze_piece(text)
         else:
@@ -380,12 +401,23 @@ class Scrubber:
         Values found anywhere in the trace (a name in a tool result) are replaced everywhere in it.
         Raises ScrubError for input that is not a list of message objects.
         """
+        return self._scrub(messages, None, trace_id, counts if counts is not None else Counter())[0]
+
+    def scrub_trace(self, trace_id: str, messages: list[dict[str, Any]],
+                    fields: dict[str, Any] | None = None) -> ScrubResult:
+        """One trace's messages and its other text ``fields`` (metadata, error…) under one placeholder map.
+
+        Never raises: a trace that cannot be scrubbed comes back quarantined, with no text at all.
+        """
+        return self._scrub_one(trace_id, messages, fields)
+
+    def _scrub(self, messages: Any, fields: dict[str, Any] | None, trace_id: str,
+               counts: Counter[str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         if not isinstance(messages, list):
             raise ScrubError(f"trace {trace_id}: messages must be a list, not {type(messages).__name__}")
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
                 raise ScrubError(f"trace {trace_id}: message {i} is a {type(m).__name__}, not an object")
-        counts = counts if counts is not None else Counter()
         mapping = PlaceholderMap()
         found: list[tuple[str, list[_Span]]] = []
 
@@ -397,7 +429,10 @@ class Scrubber:
                 self._register(text, spans, mapping)
             return text
 
+        # messages first: their placeholders are numbered as if they were scrubbed alone
         _walk_messages(messages, collect)
+        if fields:
+            _walk_value(fields, collect, None)
         queue = iter(found)
 
         def replace(text: str, forced: str | None) -> str:
@@ -405,10 +440,11 @@ class Scrubber:
             return self._finish(original, list(spans), mapping, counts)
 
         out = _walk_messages(messages, replace)
+        out_fields = _walk_value(fields, replace, None) if fields else fields
         if self.vault is not None:
             for ph, value in mapping.originals.items():
                 self.vault.seal(trace_id, ph, value)
-        return out
+        return out, out_fields
 
     def scrub_batch(self, items: Iterable[tuple[str, list[dict[str, Any]]]], workers: int = 1,
                     chunksize: int = 32) -> Iterator[ScrubResult]:
@@ -425,17 +461,17 @@ class Scrubber:
                         self.vault.add_sealed(result.trace_id, ph, token)
                 yield result
 
-    def _scrub_one(self, trace_id: str, messages: Any) -> ScrubResult:
+    def _scrub_one(self, trace_id: str, messages: Any, fields: dict[str, Any] | None = None) -> ScrubResult:
         counts: Counter[str] = Counter()
         try:
-            out = self.scrub_messages(messages, trace_id, counts=counts)
+            out, out_fields = self._scrub(messages, fields, trace_id, counts)
         except ScrubError as exc:
             return ScrubResult(trace_id, None, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure quarantines the trace; the text never leaks
             # str(exc) could quote the text being scrubbed; only the exception type is reported.
             return ScrubResult(trace_id, None, error=f"trace {trace_id}: scrubbing failed ({type(exc).__name__})")
         entries = self.vault.pop_trace(trace_id) if self.vault is not None and _IN_WORKER else {}
-        return ScrubResult(trace_id, out, None, dict(counts), entries)
+        return ScrubResult(trace_id, out, None, dict(counts), entries, out_fields)
 
 
 _ENTITY_OF_LABEL = {label: ent for ent, label in LABELS.items()}
@@ -467,7 +503,7 @@ def _walk_messages(messages: list[dict[str, Any]], fn: Transform) -> list[dict[s
             elif key == "name":
                 # A participant's name on user/assistant/system turns; a function name on tool turns.
                 new[key] = fn(value, "PERSON") if isinstance(value, str) and value and role in (
-                    "user", "assistant", "system") else value
+                    "user", "assistant", "system") and not PLACEHOLDER_RE.fullmatch(value) else value
             elif key == "tool_calls" and isinstance(value, list):
                 new[key] = [_walk_tool_call(tc, fn) for tc in value]
             else:

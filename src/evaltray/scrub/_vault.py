@@ -100,6 +100,14 @@ class Vault:
         """Store a token sealed elsewhere (a worker process) under the same key."""
         self._sealed[(trace_id, placeholder)] = token
 
+    def reseal(self, token: bytes, trace_id: str, new_trace_id: str, placeholder: str) -> bytes:
+        """A token sealed for ``trace_id`` opened and sealed again for ``new_trace_id`` (a trace renamed)."""
+        try:
+            plain = self._aead.decrypt(token[:_NONCE], token[_NONCE:], _aad(trace_id, placeholder))
+        except InvalidTag:
+            raise VaultError(f"vault entry {placeholder} in trace {trace_id} does not open with this key") from None
+        return self.seal(new_trace_id, placeholder, plain.decode("utf-8"))
+
     def reveal(self, trace_id: str, placeholder: str) -> str:
         """The original value behind ``placeholder`` in ``trace_id``."""
         token = self._sealed.get((trace_id, placeholder))
@@ -146,8 +154,31 @@ class Vault:
         )
         atomic_write(path, "".join(lines).encode("utf-8"), mode=0o600)
 
+    def append(self, path: Path) -> int:
+        """Append the entries held in memory to a ``save`` file (made 0600 if new), then forget them.
+
+        How ingest adds a batch's originals without rewriting the whole file; a later entry for the
+        same slot wins on ``load``.
+        """
+        if not self._sealed:
+            return 0
+        data = "".join(dumps({"trace_id": t, "placeholder": p, "token": base64.urlsafe_b64encode(tok).decode("ascii")})
+                       + "\n" for t, p, tok in self.entries()).encode("utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "ab") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        n = len(self._sealed)
+        self._sealed.clear()
+        return n
+
     def load(self, path: Path) -> int:
-        """Add the entries of a file written by ``save``; returns how many were read."""
+        """Add the entries of a file written by ``save``/``append``; returns how many were read.
+
+        A last line cut short (a process killed while appending) is skipped; any other bad line is an error.
+        """
         n = 0
         with path.open("rb") as fh:
             for lineno, line in enumerate(fh, 1):
@@ -157,6 +188,8 @@ class Vault:
                     row = loads(line)
                     self._sealed[(row["trace_id"], row["placeholder"])] = base64.urlsafe_b64decode(row["token"])
                 except (ValueError, KeyError, TypeError):
+                    if not line.endswith(b"\n") and not fh.read(1):
+                        break
                     raise VaultError(f"{path}:{lineno}: not a vault entry") from None
                 n += 1
         return n
