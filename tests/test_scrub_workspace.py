@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -23,7 +24,17 @@ from evaltray.cli import cli
 from evaltray.errors import WorkspaceError
 from evaltray.ingest import _driver, ingest_files
 from evaltray.records import Role
-from evaltray.scrub import Scrubber, ScrubError, VaultError, pseudonym, scrub_store, vault_file
+from evaltray.scrub import (
+    Scrubber,
+    ScrubConfig,
+    ScrubError,
+    VaultError,
+    _store,
+    pseudonym,
+    scrub_store,
+    scrub_table,
+    vault_file,
+)
 from evaltray.scrub._store import ID_KEY_FILE
 from evaltray.settings import Settings
 from evaltray.store import Workspace
@@ -63,6 +74,13 @@ def twin(tmp_path: Path, ws: Workspace, name: str) -> Workspace:
     other = Workspace.init(tmp_path / name, name=name, user="alice")
     (other.state_dir / ID_KEY_FILE).write_bytes((ws.state_dir / ID_KEY_FILE).read_bytes())
     return other
+
+
+def use_key(ws: Workspace, key: Path) -> None:
+    """Point ``[ingest] vault_key`` at ``key`` (reopen the workspace to read it)."""
+    settings = ws.root / "evaltray.toml"
+    settings.write_text(settings.read_text().replace('# vault_key = "~/.config/evaltray/vault.key"',
+                                                     f'vault_key = "{key}"'))
 
 
 def assert_scrubbed(got: dict[str, dict[str, Any]], id_key: bytes) -> None:
@@ -131,6 +149,12 @@ def test_scrub_off_then_evaltray_scrub_gives_the_rows_of_scrub_at_ingest(ws: Wor
         again = invoke(later, "scrub")
         assert again.stdout == "scrubbed 0 trace(s) in 0 of 1 part(s)\n"
         assert part.read_bytes() == data  # idempotent: the part is not even rewritten
+        # and scrubbing scrubbed rows once more, flag ignored, changes no value
+        table = TraceStore(later.traces_dir).read_part(part)
+        unflagged = table.set_column(table.schema.get_field_index("scrubbed"), "scrubbed",
+                                     pa.array([False] * table.num_rows))
+        rescrubbed, info = scrub_table(unflagged, ScrubConfig.for_workspace(later))
+        assert rescrubbed.equals(table) and (info.counts, info.quarantined) == ({}, {})
     finally:
         later.close()
 
@@ -247,9 +271,7 @@ def test_parallel_ingest_scrubs_in_the_workers_quarantines_and_fills_the_vault(
         ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key = tmp_path / "keys" / "owner.key"
     assert invoke(ws, "vault", "keygen", str(key)).exit_code == 0
-    settings = ws.root / "evaltray.toml"
-    settings.write_text(settings.read_text().replace('# vault_key = "~/.config/evaltray/vault.key"',
-                                                     f'vault_key = "{key}"'))
+    use_key(ws, key)
     ws = Workspace.open(ws.root)
     # one line per chunk, parsed by two worker processes; two identical lines without an id share a
     # content-derived id that the driver renumbers after the worker sealed its originals
@@ -281,7 +303,28 @@ def test_parallel_ingest_scrubs_in_the_workers_quarantines_and_fills_the_vault(
     ws.close()
 
 
+def test_evaltray_scrub_with_worker_processes(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest_files(ws, [CHATS])
+    key = tmp_path / "keys" / "owner.key"
+    later = twin(tmp_path, ws, "later")
+    invoke(later, "vault", "keygen", str(key))
+    use_key(later, key)
+    later.close()
+    later = Workspace.open(later.root)
+    ingest_files(later, [CHATS], scrub=False)
+    monkeypatch.setattr(_store, "SLICE_ROWS", 1)  # a piece per row: two workers share the part
+    _fail_for("clean-1", monkeypatch)
+    report = scrub_store(later, "alice", workers=2)
+    assert (report.rows, report.rewritten, report.quarantined, dict(report.counts)) == (3, 1, ["clean-1"], COUNTS)
+    got, want = rows(later), rows(ws)
+    assert got["clean-1"]["keep_reason"] == "quarantined"
+    assert {t: got[t] for t in ("lopez-40", "noah-7")} == {t: want[t] for t in ("lopez-40", "noah-7")}
+    assert invoke(later, "vault", "reveal", "noah-7", "<EMAIL_1>").stdout == "noah.ito@example.org\n"
+    later.close()
+
+
 # ------------------------------------------------------------------------------------- vault
+
 
 
 def test_vault_keygen_and_reveal_round_trip(ws: Workspace, tmp_path: Path) -> None:
@@ -294,9 +337,7 @@ def test_vault_keygen_and_reveal_round_trip(ws: Workspace, tmp_path: Path) -> No
     inside = invoke(ws, "vault", "keygen", str(ws.root / "owner.key"))
     assert inside.stderr == (f"Error: {ws.root / 'owner.key'} is inside the workspace; keep the vault key where "
                              "only you can read it\n")
-    settings = ws.root / "evaltray.toml"
-    settings.write_text(settings.read_text().replace('# vault_key = "~/.config/evaltray/vault.key"',
-                                                     f'vault_key = "{key}"'))
+    use_key(ws, key)
     ws = Workspace.open(ws.root)
     ingest_files(ws, [CHATS])
     lopez = rows(ws)["lopez-40"]

@@ -37,8 +37,7 @@ def scrub(app: AppContext, workers: int | None, dry_run: bool, as_json: bool) ->
 
     def human() -> None:
         verb = "would scrub" if dry_run else "scrubbed"
-        out.print(f"{verb} {report.rows:,} trace(s) in {report.rewritten if not dry_run else report.parts} of "
-                  f"{report.parts} part(s)", highlight=False)
+        out.print(f"{verb} {report.rows:,} trace(s) in {report.rewritten} of {report.parts} part(s)", highlight=False)
         if report.counts:
             out.print(table(None, ["entity", "replaced"], [[k, f"{v:,}"] for k, v in sorted(report.counts.items())]))
         for trace_id in report.quarantined:
@@ -59,7 +58,7 @@ def vault() -> None:
 @json_option
 @pass_app
 def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> None:
-    """Write a new vault key to PATH (readable by you only); it refuses to overwrite one."""
+    """Write a new vault key to PATH, readable by you only; an existing key is never overwritten."""
     from ..scrub import Vault, VaultError
 
     path = path.expanduser().resolve()
@@ -90,7 +89,7 @@ def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> N
 @json_option
 @pass_app
 def vault_reveal(app: AppContext, trace_id: str, placeholder: str, key_file: Path | None, as_json: bool) -> None:
-    """Print the original value behind PLACEHOLDER (e.g. "<EMAIL_1>") in trace TRACE_ID (admins only; audited)."""
+    """Print the original behind PLACEHOLDER (such as <EMAIL_1>) in trace TRACE_ID; admins only, audited."""
     from ..scrub import open_vault
 
     ws = app.ws

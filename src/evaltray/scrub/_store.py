@@ -238,7 +238,7 @@ class StoreScrub:
     """What ``evaltray scrub`` did (or, with ``dry_run``, would do)."""
 
     parts: int = 0
-    rewritten: int = 0
+    rewritten: int = 0  # with dry_run: parts that would be rewritten
     rows: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     quarantined: list[str] = field(default_factory=list)
@@ -309,7 +309,7 @@ def scrub_store(ws: Workspace, actor: str, workers: int | None = None, dry_run: 
                     if config.vault_key:  # originals first: a scrubbed row is never without its sealed values
                         save_sealed(ws, config.vault_key, sealed)
                     store.replace_part(part, pa.concat_tables([t for t, _ in results]).combine_chunks())
-                    report.rewritten += 1
+                report.rewritten += 1
                 done += n
                 if progress is not None:
                     progress(done, total)
