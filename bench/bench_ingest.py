@@ -57,7 +57,8 @@ from evaltray.traces import TraceStore
 src, root, workers = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 ws = Workspace.init(root, name="bench", user="bench")
 t0 = time.perf_counter()
-report = ingest_files(ws, [src], fmt="openai", workers=int(workers) if workers else None)
+# scrubbing has its own figure (bench_scrub.py); this one measures the ingest path itself
+report = ingest_files(ws, [src], fmt="openai", workers=int(workers) if workers else None, scrub=False)
 seconds = time.perf_counter() - t0
 rows = TraceStore(ws.traces_dir).count()
 ws.close()
