@@ -130,3 +130,19 @@ def test_sampling_is_deterministic_for_a_seed(tmp_path_factory, seed, size):
     assert [(p.trace_id, p.stratum) for p in a.picks] == [(p.trace_id, p.stratum) for p in b.picks]
     assert len(a.picks) == min(size, 19)
     ws.close()
+
+
+def test_failure_mode_strata_follow_tagged_clusters(tmp_path):
+    from evaltray import review as rev
+
+    ws = _ws(tmp_path)
+    clusters = {f"t{i:02d}": ("late parcels" if i >= 12 else "refund asks") for i in range(18)}
+    (cid,) = pool.add_from_traces(ws, "alice", trace_ids=["t13"])
+    rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", reference="r"), verdict="fail",
+                      failure_tags=["wrong-carrier"])
+    res = sample(ws, None, 10, clusters=clusters, seed=0)
+    failing = [p for p in res.picks if p.stratum == "failure:wrong-carrier"]
+    # 15% of 10 → 1 pick per tag, from the cluster of the tagged trace, never the tagged trace itself
+    assert len(failing) == 1 and clusters[failing[0].trace_id] == "late parcels" and failing[0].trace_id != "t13"
+    assert failing[0].reason == "same intent cluster ('late parcels') as traces a reviewer tagged 'wrong-carrier'"
+    ws.close()

@@ -138,8 +138,10 @@ def _abandoned(store: TraceStore, base: str) -> list[str]:
 def sample(ws: Workspace, plan: Plan | None, size: int, *, outliers: Iterable[str] = (), seed: int = 0,
            uniform: bool = False, clusters: dict[str, str] | None = None, exclude_clusters: Iterable[str] = (),
            dup_of: dict[str, str] | None = None, weights: dict[str, int] | None = None,
-           where: str | None = None, set_name: str | None = None, outlier_share: float = 0.25) -> SampleResult:
-    """Pick ``size`` traces: outlier strata first (up to ``outlier_share`` of the budget), then the
+           where: str | None = None, set_name: str | None = None, outlier_share: float = 0.25,
+           failure_share: float = 0.15) -> SampleResult:
+    """Pick ``size`` traces: outlier strata first (up to ``outlier_share`` of the budget), then traffic
+    from the clusters of traces reviewers tagged with a failure mode (up to ``failure_share``), then the
     plan's gaps (proportional within clusters, small clusters oversampled), then the rest by cluster.
 
     ``dup_of`` maps a trace to its duplicate group's representative: only representatives are picked,
@@ -196,6 +198,17 @@ def sample(ws: Workspace, plan: Plan | None, size: int, *, outliers: Iterable[st
             if len(ids) < per_kind:
                 result.shortfall[f"outlier:{kind}"] = per_kind - len(ids)
 
+    if clusters and failure_share > 0:
+        # failure modes found in review: more traffic like the failing traces, from the same clusters
+        tagged = failure_clusters(ws, set_name, clusters)
+        if tagged:
+            per_tag = max(1, int(size * failure_share) // len(tagged))
+            for tag, names in sorted(tagged.items()):
+                ids = [t for t in _ordered(eligible, seed) if clusters.get(t) in names and t not in chosen]
+                for t in ids[:min(per_tag, size - len(chosen))]:
+                    take(t, f"failure:{tag}", f"same intent cluster ({clusters[t]!r}) as traces a reviewer "
+                                              f"tagged {tag!r}")
+
     if plan is not None:
         cov = coverage(ws, plan, set_name, clusters=clusters, fillable_per_cell=0)
         assigned = assign_traces(ws, plan, where=where, clusters=clusters)
@@ -236,6 +249,22 @@ def sample(ws: Workspace, plan: Plan | None, size: int, *, outliers: Iterable[st
              f"cluster {name!r}: proportional share, small clusters oversampled" if name else "remaining budget, uniform")
     result.picks = sorted(chosen.values(), key=lambda p: p.trace_id)
     return result
+
+
+def failure_clusters(ws: Workspace, set_name: str, clusters: dict[str, str]) -> dict[str, set[str]]:
+    """Failure tag → names of the clusters holding traces whose latest review carries that tag."""
+    from . import candidates as pool
+    from .review import latest_review
+
+    out: dict[str, set[str]] = defaultdict(set)
+    for cand in pool.list_candidates(ws, set_name):
+        name = clusters.get(cand.trace_id or "")
+        if not name:
+            continue
+        review = latest_review(ws, cand.id)
+        for tag in review.failure_tags if review else []:
+            out[tag].add(name)
+    return dict(out)
 
 
 def add_picks(ws: Workspace, actor: str, picks: list[Pick], seed: int, set_name: str | None = None,
