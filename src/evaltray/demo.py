@@ -92,10 +92,16 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
                          options={"input": "user_query", "output": "chatgpt_response", "id": "ID"}, actor=ADJUDICATOR),
         ]
         stats = trace_stats(TraceStore(ws.traces_dir))
-        summary["ingest"] = {"traces": stats["total"], "by_format": stats["by"]["source_format"]}
+        scrubbed: Counter[str] = Counter()
+        for r in reports:
+            for f in r.files:
+                scrubbed.update(f.scrubbed)
+        summary["ingest"] = {"traces": stats["total"], "by_format": stats["by"]["source_format"],
+                             "pii_replaced": dict(scrubbed), "quarantined": sum(len(r.quarantined) for r in reports)}
         say(f"\n1. ingest: {stats['total']} traces "
             + ", ".join(f"{k} {v}" for k, v in stats["by"]["source_format"].items())
-            + f" ({sum(len(r.issues) for r in reports)} malformed)")
+            + f" ({sum(len(r.issues) for r in reports)} malformed); PII scrubbed before storing: "
+            + (", ".join(f"{n} {k}" for k, n in scrubbed.most_common()) or "none found"))
 
         # 2. curate: duplicates, intent clusters, a coverage plan, a stratified sample -----------
         dd = derived.dedup_traces(ws, near=0.8, paraphrase=0.9)
