@@ -307,7 +307,7 @@ def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, 
                   release_versions: set[str] | None = None) -> list[Problem]:
     """:func:`validate` over rows already read (a release reads the tray once)."""
     problems = [Problem(line, None, why) for line, why in bad]
-    cases_t, reviews_t = ws.t["cases"], ws.t["reviews"]
+
     with ws.tx() as conn:
         # plain driver tuples: a 100k-case tray is 100k registry rows, and ORM-style rows cost seconds
         registry = {r[0]: r for r in conn.exec_driver_sql(

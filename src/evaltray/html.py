@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+
 from .plan import Coverage, Plan
 
 _STYLE = """

@@ -51,7 +51,7 @@ def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
             out.print(table("rules", ["when", "set"], [[r.where or f"cluster = {r.cluster!r}",
                                                          ", ".join(f"{k}={v}" for k, v in r.set.items())]
                                                         for r in p.rules]))
-        out.print(f"source mix target (evaltray.toml): "
+        out.print("source mix target (evaltray.toml): "
                   + ", ".join(f"{k} {v:.0%}" for k, v in app.ws.settings.source_mix.items()))
 
     emit(as_json, {**p.to_dict(app.ws.settings.source_mix), "cells": len(p.cell_keys())}, human)

@@ -120,8 +120,8 @@ def text_of(content: Any) -> str | None:
     return str(content)
 
 
-def tool_call(raw: Any) -> ToolCall | None:
-    """A tool call from the OpenAI (``function: {name, arguments}``), flat, or Inspect shapes."""
+def tool_call_record(raw: Any) -> dict[str, Any] | None:
+    """A tool call (``id``, ``name``, ``arguments`` decoded) from the OpenAI, flat or Inspect shapes."""
     if not isinstance(raw, dict):
         return None
     fn = raw.get("function")
@@ -132,30 +132,55 @@ def tool_call(raw: Any) -> ToolCall | None:
         args = raw.get("arguments", raw.get("args", raw.get("input")))
     if not name:
         return None
-    return ToolCall(id=raw.get("id") or raw.get("tool_call_id"), name=str(name), arguments=maybe_json(args))
+    return {"id": raw.get("id") or raw.get("tool_call_id"), "name": str(name), "arguments": maybe_json(args)}
+
+
+_NO_ROLE = object()
+
+
+def chat_message_record(raw: Any) -> dict[str, Any] | None:
+    """One chat message dict normalised to its stored form (see ``traces.message_record``); None if not one.
+
+    The one set of rules for chat messages: the fast ingest path serialises this dict without making
+    a Message; :func:`chat_message` wraps it.
+    """
+    if not isinstance(raw, dict):
+        return None
+    get = raw.get
+    role = get("role", _NO_ROLE)
+    if role is _NO_ROLE:
+        return None
+    raw_calls = get("tool_calls")
+    calls = [c for c in map(tool_call_record, raw_calls) if c is not None] if raw_calls else []
+    legacy = get("function_call")
+    if legacy and isinstance(legacy, dict) and legacy.get("name"):
+        calls.append({"id": None, "name": legacy["name"], "arguments": maybe_json(legacy.get("arguments"))})
+    if role == "function":
+        role = "tool"
+    content = get("content")
+    return {
+        "role": role if type(role) is str else str(role),
+        "content": content if content is None or type(content) is str else text_of(content),
+        "tool_calls": calls,
+        "tool_call_id": get("tool_call_id"),
+        "name": get("name") if role == "tool" else None,
+        "is_error": bool(get("error") or get("is_error")),
+    }
+
+
+def tool_call(raw: Any) -> ToolCall | None:
+    """A tool call from the OpenAI (``function: {name, arguments}``), flat, or Inspect shapes."""
+    r = tool_call_record(raw)
+    return None if r is None else ToolCall(r["id"], r["name"], r["arguments"])
 
 
 def chat_message(raw: Any) -> Message | None:
     """A :class:`Message` from an OpenAI-style chat message dict; None if it is not one."""
-    if not isinstance(raw, dict) or "role" not in raw:
+    r = chat_message_record(raw)
+    if r is None:
         return None
-    raw_calls = raw.get("tool_calls")
-    calls = [c for c in map(tool_call, raw_calls) if c is not None] if raw_calls else []
-    legacy = raw.get("function_call")
-    if legacy and isinstance(legacy, dict) and legacy.get("name"):
-        calls.append(ToolCall(id=None, name=legacy["name"], arguments=maybe_json(legacy.get("arguments"))))
-    role = raw["role"]
-    if role == "function":
-        role = "tool"
-    content = raw.get("content")
-    return Message(
-        role=role if type(role) is str else str(role),
-        content=content if content is None or type(content) is str else text_of(content),
-        tool_calls=calls,
-        tool_call_id=raw.get("tool_call_id"),
-        name=raw.get("name") if role == "tool" else None,
-        is_error=bool(raw.get("error") or raw.get("is_error")),
-    )
+    return Message(r["role"], r["content"], [ToolCall(c["id"], c["name"], c["arguments"]) for c in r["tool_calls"]],
+                   r["tool_call_id"], r["name"], r["is_error"])
 
 
 def chat_messages(raw: Any) -> list[Message]:

@@ -21,7 +21,16 @@ import orjson
 
 from ..records import Trace
 from ..traces import message_from_record, row_values
-from ._common import as_float, as_int, content_id, head_text, maybe_json, parse_time, read_jsonl, text_of
+from ._common import (
+    as_float,
+    as_int,
+    chat_message_record,
+    content_id,
+    head_text,
+    maybe_json,
+    parse_time,
+    read_jsonl,
+)
 from ._driver import SHAPE_ERRORS, BadRecord, line_format
 from ._registry import Issue, register
 
@@ -55,54 +64,6 @@ def _text(value: Any) -> str | None:
     if isinstance(value, (dict, list)):
         return orjson.dumps(value).decode("utf-8")
     return str(value)
-
-
-def tool_call_record(raw: Any) -> dict[str, Any] | None:
-    """A tool call (``id``, ``name``, ``arguments`` decoded) from the OpenAI, flat or Inspect shapes."""
-    if not isinstance(raw, dict):
-        return None
-    fn = raw.get("function")
-    if isinstance(fn, dict):
-        name, args = fn.get("name"), fn.get("arguments")
-    else:
-        name = fn if isinstance(fn, str) else raw.get("name") or raw.get("tool_name")
-        args = raw.get("arguments", raw.get("args", raw.get("input")))
-    if not name:
-        return None
-    return {"id": raw.get("id") or raw.get("tool_call_id"), "name": str(name), "arguments": maybe_json(args)}
-
-
-_NO_ROLE = object()
-
-
-def chat_message_record(raw: Any) -> dict[str, Any] | None:
-    """One chat message dict normalised to its stored form (see ``traces.message_record``); None if not one.
-
-    The same rules as ``_common.chat_message`` (a test holds them equal), as a dict: the fast path
-    serialises it without making a Message.
-    """
-    if not isinstance(raw, dict):
-        return None
-    get = raw.get
-    role = get("role", _NO_ROLE)
-    if role is _NO_ROLE:
-        return None
-    raw_calls = get("tool_calls")
-    calls = [c for c in map(tool_call_record, raw_calls) if c is not None] if raw_calls else []
-    legacy = get("function_call")
-    if legacy and isinstance(legacy, dict) and legacy.get("name"):
-        calls.append({"id": None, "name": legacy["name"], "arguments": maybe_json(legacy.get("arguments"))})
-    if role == "function":
-        role = "tool"
-    content = get("content")
-    return {
-        "role": role if type(role) is str else str(role),
-        "content": content if content is None or type(content) is str else text_of(content),
-        "tool_calls": calls,
-        "tool_call_id": get("tool_call_id"),
-        "name": get("name") if role == "tool" else None,
-        "is_error": bool(get("error") or get("is_error")),
-    }
 
 
 def _message_records(raw: Any) -> list[dict[str, Any]]:
