@@ -21,7 +21,7 @@ from .errors import EvaltrayError, NotFound
 from .records import COMPOSE_ROLES, SIGN_ROLES, Case, Role
 from .review import Review, latest_review
 from .store import Workspace
-from .util import atomic_write, content_hash, now_iso
+from .util import atomic_write, bulk, content_hash, now_iso, sha256_hex
 
 ACTIVE, RETIRED = "active", "retired"
 PENDING_VERSION = "pending"
@@ -32,12 +32,20 @@ PENDING_VERSION = "pending"
 
 def read_tray(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
     """Rows of a tray file with their line numbers, and the lines that are not JSON objects."""
+    rows, bad, _ = read_tray_bytes(path)
+    return rows, bad
+
+
+def read_tray_bytes(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]], list[bytes]]:
+    """:func:`read_tray`, plus each row's line exactly as stored (without its newline)."""
     rows: list[tuple[int, dict[str, Any]]] = []
     bad: list[tuple[int, str]] = []
+    raws: list[bytes] = []
     if not path.exists():
-        return rows, bad
+        return rows, bad, raws
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
+            raw = raw.rstrip(b"\r\n")
             if not raw.strip():
                 continue
             try:
@@ -49,7 +57,8 @@ def read_tray(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[
                 bad.append((lineno, "not a JSON object"))
                 continue
             rows.append((lineno, obj))
-    return rows, bad
+            raws.append(raw)
+    return rows, bad, raws
 
 
 def load_cases(ws: Workspace, set_name: str) -> dict[str, dict[str, Any]]:
@@ -72,8 +81,34 @@ def write_tray(path: Path, cases: Iterable[dict[str, Any]]) -> None:
 
 
 def signed_hash(case: dict[str, Any]) -> str:
-    """Hash of what the signer approved: the row minus ``version``, which releases stamp later."""
-    return content_hash({k: v for k, v in case.items() if k != "version"})
+    """Hash of what the signer approved: the row as written (schema field order, compact JSON) minus
+    ``version``, which releases stamp later."""
+    return sha256_hex(orjson.dumps({k: v for k, v in case.items() if k != "version"}))
+
+
+_VERSION_KEY = b',"version":'
+
+
+def line_signed_hash(raw: bytes, case: dict[str, Any]) -> str | None:
+    """:func:`signed_hash` straight from a stored line whose last field is ``version`` (as evaltray
+    writes every line), without serialising the row again; None when the line is shaped otherwise."""
+    at = raw.rfind(_VERSION_KEY)
+    if at < 0 or raw[at + len(_VERSION_KEY):] != orjson.dumps(case.get("version")) + b"}":
+        return None
+    return sha256_hex(raw[:at] + b"}")
+
+
+def restamp(raw: bytes, case: dict[str, Any], version: str) -> bytes:
+    """The stored line with ``pending`` version fields set to ``version`` (``case`` is updated too)."""
+    v = case["version"]
+    if PENDING_VERSION not in (v["added"], v["last_changed"]):
+        return raw
+    new = {"added": version if v["added"] == PENDING_VERSION else v["added"], "last_changed": version}
+    old_tail = _VERSION_KEY + orjson.dumps(v) + b"}"
+    case["version"] = new
+    if raw.endswith(old_tail):
+        return raw[: -len(old_tail)] + _VERSION_KEY + orjson.dumps(new) + b"}"
+    return orjson.dumps(case)
 
 
 def input_hash(inp: dict[str, Any]) -> str:
@@ -299,25 +334,36 @@ class Problem:
 def validate(ws: Workspace, set_name: str | None = None, release_versions: set[str] | None = None) -> list[Problem]:
     """Every way a tray file can be wrong, row by row; an empty list means it is sound."""
     set_name = ws.check_set(set_name)
-    rows, bad = read_tray(ws.cases_path(set_name))
-    return validate_rows(ws, set_name, rows, bad, release_versions)
+    with bulk():
+        rows, bad, raws = read_tray_bytes(ws.cases_path(set_name))
+        return validate_rows(ws, set_name, rows, bad, release_versions, raws)
+
+
+def _fetch(conn: sa.Connection, sql: str) -> list[tuple[Any, ...]]:
+    """Rows as the database driver returns them: a 100k-case tray is 100k registry rows, and
+    SQLAlchemy's row processing costs seconds there."""
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(sql)
+        return cur.fetchall()
+    finally:
+        cur.close()
 
 
 def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, Any]]], bad: list[tuple[int, str]],
-                  release_versions: set[str] | None = None) -> list[Problem]:
-    """:func:`validate` over rows already read (a release reads the tray once)."""
+                  release_versions: set[str] | None = None, raws: list[bytes] | None = None) -> list[Problem]:
+    """:func:`validate` over rows already read (a release reads the tray once); with the stored
+    ``raws`` a row byte-identical to what was signed is recognised without serialising it again."""
     problems = [Problem(line, None, why) for line, why in bad]
-
     with ws.tx() as conn:
-        # plain driver tuples: a 100k-case tray is 100k registry rows, and ORM-style rows cost seconds
-        registry = {r[0]: r for r in conn.exec_driver_sql(
-            "SELECT id, set_name, status, review_id, content_hash, retired_reason FROM cases").fetchall()}
-        signed = {r[0] for r in conn.exec_driver_sql("SELECT id FROM reviews WHERE signed_by IS NOT NULL").fetchall()}
+        registry = {r[0]: r for r in _fetch(conn, "SELECT id, set_name, status, review_id, content_hash, "
+                                                  "retired_reason FROM cases")}
+        signed = {r[0] for r in _fetch(conn, "SELECT id FROM reviews WHERE signed_by IS NOT NULL")}
     versions = ws.release_versions() if release_versions is None else release_versions
     known_versions = versions | {PENDING_VERSION}
     seen: dict[str, int] = {}
     previous = ""
-    for line, row in rows:
+    for i, (line, row) in enumerate(rows):
         cid = row.get("id") if isinstance(row.get("id"), str) else None
         if cid is None:
             problems.append(Problem(line, None, "id: missing"))
@@ -331,7 +377,8 @@ def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, 
         previous = max(previous, cid)
         reg = registry.get(cid)
         if reg is not None and reg[2] == ACTIVE and reg[1] == set_name and reg[3] in signed \
-                and row.get("validation", {}).get("review_id") == reg[3] and signed_hash(row) == reg[4]:
+                and row.get("validation", {}).get("review_id") == reg[3] \
+                and ((raws and line_signed_hash(raws[i], row)) or signed_hash(row)) == reg[4]:
             # byte for byte what passed the gate: the schema and every rule held then; only the
             # version stamps, outside the signed hash, can have changed since
             version = row.get("version")
@@ -389,5 +436,5 @@ def case_registry(ws: Workspace, set_name: str | None = None) -> list[dict[str, 
 
 __all__ = [
     "Problem", "PromoteReport", "Promotion", "build_case", "case_registry", "check_case", "load_cases",
-    "new_case_id", "promote", "read_tray", "retire", "signed_hash", "validate", "validate_rows", "write_tray",
+    "new_case_id", "promote", "read_tray", "read_tray_bytes", "restamp", "retire", "signed_hash", "validate", "validate_rows", "write_tray",
 ]

@@ -17,10 +17,10 @@ import orjson
 import sqlalchemy as sa
 
 from .errors import EvaltrayError, NotFound, ReleaseError
-from .golden import PENDING_VERSION, read_tray, validate_rows
+from .golden import read_tray_bytes, restamp, validate_rows
 from .records import COMPOSE_ROLES, ReleaseStatus
 from .store import Workspace
-from .util import atomic_write, canonical_json, now_iso, sha256_hex
+from .util import atomic_write, bulk, canonical_json, now_iso, sha256_hex
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$")
 SPLITS = ("dev", "holdout", "all")
@@ -90,17 +90,6 @@ def pr_subset(cases: list[dict[str, Any]], size: int) -> list[str]:
     return sorted(picked)
 
 
-def stamp(cases: list[dict[str, Any]], version: str) -> int:
-    """Replace ``pending`` version fields with ``version`` in place; return how many rows changed."""
-    changed = 0
-    for c in cases:
-        v = c["version"]
-        if PENDING_VERSION in (v["added"], v["last_changed"]):
-            c["version"] = {"added": version if v["added"] == PENDING_VERSION else v["added"], "last_changed": version}
-            changed += 1
-    return changed
-
-
 def _counts(cases: list[dict[str, Any]], key: Any) -> dict[str, int]:
     return dict(sorted(Counter(key(c) for c in cases).items()))
 
@@ -133,14 +122,18 @@ class SetSnapshot:
     hashes: dict[str, str]
 
 
-def snapshot(cases: list[dict[str, Any]], name: str) -> SetSnapshot:
+def snapshot(cases: list[dict[str, Any]], name: str, lines: list[bytes] | None = None) -> SetSnapshot:
     """The set's lines exactly as the tray file holds them (schema field order, compact JSON).
 
     That byte form is canonical: every tray line is written by the same serialiser from the validated
     model, so the same content always gives the same bytes, and the tray and its snapshot share them.
+    ``lines`` (aligned with ``cases``) are those bytes when the caller has them already.
     """
-    ordered = sorted(cases, key=lambda c: c["id"])
-    lines = [orjson.dumps(c) for c in ordered]
+    if lines is None:
+        lines = [orjson.dumps(c) for c in cases]
+    pairs = sorted(zip(cases, lines, strict=True), key=lambda p: p[0]["id"])
+    ordered = [c for c, _ in pairs]
+    lines = [line for _, line in pairs]
     hashes = {c["id"]: hashlib.sha256(line).hexdigest() for c, line in zip(ordered, lines, strict=True)}
     return SetSnapshot(name, lines, ordered, hashes)
 
@@ -276,12 +269,13 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
     parent = versions[-1] if versions else None
     if parent and semver_key(version) <= semver_key(parent):
         raise ReleaseError(f"release {version} must be newer than the latest release {parent}")
-    with ws.lock("release"):
-        trays: dict[str, list[dict[str, Any]]] = {}
+    with ws.lock("release"), bulk():
+        trays: dict[str, tuple[list[dict[str, Any]], list[bytes]]] = {}
         for set_name in ws.settings.sets:
-            rows, bad = read_tray(ws.cases_path(set_name))  # read once: validate, stamp and snapshot share it
-            problems = validate_rows(ws, set_name, rows, bad, set(versions))
-            trays[set_name] = [row for _, row in rows]
+            # read once: validate, stamp and snapshot share the rows and their stored bytes
+            rows, bad, raws = read_tray_bytes(ws.cases_path(set_name))
+            problems = validate_rows(ws, set_name, rows, bad, set(versions), raws)
+            trays[set_name] = ([row for _, row in rows], raws)
             if problems:
                 head = "; ".join(str(p) for p in problems[:3])
                 raise ReleaseError(f"set {set_name!r} fails validation ({len(problems)} problem(s): {head}); "
@@ -296,9 +290,10 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
         snaps: dict[str, SetSnapshot] = {}
         stamped: dict[str, int] = {}
         for set_name in ws.settings.sets:
-            cases = trays[set_name]
-            stamped[set_name] = stamp(cases, version)
-            snap = snapshot(cases, set_name)
+            cases, raws = trays[set_name]
+            lines = [restamp(raw, case, version) for raw, case in zip(raws, cases, strict=True)]
+            stamped[set_name] = sum(a is not b for a, b in zip(lines, raws, strict=True))
+            snap = snapshot(cases, set_name, lines)
             snaps[set_name] = snap
             prev_held = set(parent_manifest["sets"].get(set_name, {}).get("holdout", [])) if parent_manifest else set()
             held = assign_holdout(snap.cases, fraction, prev_held)
