@@ -88,16 +88,12 @@ def release_diff(app: AppContext, old: str, new: str, as_json: bool) -> None:
                     out.print(f"  {key}: {', '.join(d[key][:20])}" + (" …" if len(d[key]) > 20 else ""))
             for sup in d["superseded"]:
                 out.print(f"  superseded: {sup['old']} → {sup['new']}")
-            rows = [[sl, d["by_slice"]["added"].get(sl, 0), d["by_slice"]["retired"].get(sl, 0),
-                     d["by_slice"]["relabeled"].get(sl, 0)]
-                    for sl in sorted(set().union(*d["by_slice"].values()))]
-            if rows:
-                out.print(table("per slice", ["slice", "added", "removed", "relabeled"], rows))
-            rows = [[so, d["by_source"]["added"].get(so, 0), d["by_source"]["retired"].get(so, 0),
-                     d["by_source"]["relabeled"].get(so, 0)]
-                    for so in sorted(set().union(*d["by_source"].values()))]
-            if rows:
-                out.print(table("per source", ["source", "added", "removed", "relabeled"], rows))
+            for key, label in (("by_slice", "slice"), ("by_source", "source")):
+                counts = d[key]
+                rows = [[k, counts["added"].get(k, 0), counts["retired"].get(k, 0), counts["relabeled"].get(k, 0)]
+                        for k in sorted(set().union(*counts.values()))]
+                if rows:
+                    out.print(table(f"per {label}", [label, "added", "removed", "relabeled"], rows))
 
     emit(as_json, diff, human)
 
@@ -112,24 +108,20 @@ def release_list(app: AppContext, as_json: bool) -> None:
         [r["version"], r["status"], r["content_hash"][:12], r["created_at"], r["created_by"]] for r in rows])))
 
 
-@release.command("archive")
-@click.argument("version")
-@json_option
-@pass_app
-def release_archive(app: AppContext, version: str, as_json: bool) -> None:
-    """Mark a release archived (it stays on disk and verifiable)."""
-    rel.set_status(app.ws, version, ReleaseStatus.ARCHIVED, app.user)
-    emit(as_json, {"version": version, "status": "archived"}, lambda: out.print(f"{version}: archived"))
+def _status_command(status: ReleaseStatus, doc: str) -> click.Command:
+    @json_option
+    @click.argument("version")
+    @pass_app
+    def command(app: AppContext, version: str, as_json: bool) -> None:
+        rel.set_status(app.ws, version, status, app.user)
+        emit(as_json, {"version": version, "status": status.value}, lambda: out.print(f"{version}: {status.value}"))
+
+    command.__doc__ = doc
+    return click.command("archive" if status is ReleaseStatus.ARCHIVED else "activate")(command)
 
 
-@release.command("activate")
-@click.argument("version")
-@json_option
-@pass_app
-def release_activate(app: AppContext, version: str, as_json: bool) -> None:
-    """Mark a release active again."""
-    rel.set_status(app.ws, version, ReleaseStatus.ACTIVE, app.user)
-    emit(as_json, {"version": version, "status": "active"}, lambda: out.print(f"{version}: active"))
+release.add_command(_status_command(ReleaseStatus.ARCHIVED, "Mark a release archived (it stays on disk and verifiable)."))
+release.add_command(_status_command(ReleaseStatus.ACTIVE, "Mark a release active again."))
 
 
 @click.command()

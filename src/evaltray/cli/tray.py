@@ -160,8 +160,8 @@ def cases_show(app: AppContext, case_id: str, set_name: str | None, as_json: boo
     case = golden.load_cases(ws, ws.check_set(set_name)).get(case_id)
     if case is None:
         raise NotFound(f"no case {case_id!r} in set {ws.check_set(set_name)!r}")
-    click.echo(orjson.dumps(case, option=orjson.OPT_INDENT_2).decode())
-    _ = as_json  # the case is JSON either way
+    # a case is JSON either way: --json gives it as the other commands give theirs
+    emit(as_json, case, lambda: click.echo(orjson.dumps(case, option=orjson.OPT_INDENT_2).decode()))
 
 
 @click.command()

@@ -1178,22 +1178,20 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
     """OpenTelemetry OTLP/JSON traces (GenAI, OpenInference, Langfuse, Vercel attributes) and GenAI logs."""
     spans: list[SpanRecord] = []
     logs: list[_LogEvent] = []
-    for item in _read_otlp(path):
-        if isinstance(item, Issue):
-            yield item
-        elif isinstance(item, SpanRecord):
-            spans.append(item)
-        else:
-            logs.append(item)
-    other = _companion(path, options, "logs") if spans else _companion(path, options, "traces") if logs else None
-    if other is not None:
-        for item in _read_otlp(other):
+
+    def read(source: Path) -> Iterator[Issue]:
+        for item in _read_otlp(source):
             if isinstance(item, Issue):
                 yield item
             elif isinstance(item, SpanRecord):
                 spans.append(item)
             else:
                 logs.append(item)
+
+    yield from read(path)
+    other = _companion(path, options, "logs") if spans else _companion(path, options, "traces") if logs else None
+    if other is not None:
+        yield from read(other)
     by_span = {(s.trace_id, s.span_id): s for s in spans}
     orphans: dict[tuple[str, str | None], list[SpanEvent]] = defaultdict(list)
     for log in logs:
