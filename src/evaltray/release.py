@@ -90,6 +90,25 @@ def pr_subset(cases: list[dict[str, Any]], size: int) -> list[str]:
     return sorted(picked)
 
 
+def axis_counts(cases: list[dict[str, Any]], held: set[str]) -> dict[str, dict[str, int]]:
+    """Cases per slice, source, difficulty and case type, and held-out cases per slice, in one pass."""
+    slices: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    difficulty: Counter[str] = Counter()
+    case_type: Counter[str] = Counter()
+    held_slices: Counter[str] = Counter()
+    for c in cases:
+        slices[c["slice"]] += 1
+        sources[c["provenance"]["source"]] += 1
+        difficulty[c["difficulty"]] += 1
+        case_type[c["case_type"]] += 1
+        if c["id"] in held:
+            held_slices[c["slice"]] += 1
+    return {name: dict(sorted(counter.items())) for name, counter in (
+        ("slice", slices), ("source", sources), ("difficulty", difficulty), ("case_type", case_type),
+        ("holdout_by_slice", held_slices))}
+
+
 def _counts(cases: list[dict[str, Any]], key: Any) -> dict[str, int]:
     return dict(sorted(Counter(key(c) for c in cases).items()))
 
@@ -120,6 +139,15 @@ class SetSnapshot:
     lines: list[bytes]
     cases: list[dict[str, Any]]
     hashes: dict[str, str]
+
+    @property
+    def body(self) -> bytes:
+        """The file: one line per case, each newline-terminated."""
+        if self._body is None:
+            self._body = b"".join(line + b"\n" for line in self.lines)
+        return self._body
+
+    _body: bytes | None = None
 
 
 def snapshot(cases: list[dict[str, Any]], name: str, lines: list[bytes] | None = None) -> SetSnapshot:
@@ -302,7 +330,7 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
             warnings += [f"{set_name}: {w}" for w in mix_warnings]
             manifest["sets"][set_name] = {
                 "file": f"{version}/{set_name}.jsonl",
-                "file_sha256": hashlib.sha256(b"".join(line + b"\n" for line in snap.lines)).hexdigest(),
+                "file_sha256": hashlib.sha256(snap.body).hexdigest(),
                 "n_cases": len(snap.cases),
                 "content_hash": content_hash_of({set_name: snap.hashes}),
                 "cases": snap.hashes,
@@ -310,11 +338,7 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
                 "subsets": {"pr": pr_subset(dev, ws.settings.pr_subset_size)},
                 "counts": {
                     "split": {"dev": len(dev), "holdout": len(held)},
-                    "slice": _counts(snap.cases, lambda c: c["slice"]),
-                    "source": _counts(snap.cases, lambda c: c["provenance"]["source"]),
-                    "difficulty": _counts(snap.cases, lambda c: c["difficulty"]),
-                    "case_type": _counts(snap.cases, lambda c: c["case_type"]),
-                    "holdout_by_slice": _counts([c for c in snap.cases if c["id"] in held], lambda c: c["slice"]),
+                    **axis_counts(snap.cases, held),
                 },
                 "source_mix": mix,
             }
@@ -328,9 +352,9 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
             return result
         for set_name, snap in snaps.items():
             if stamped[set_name]:
-                atomic_write(ws.cases_path(set_name), b"".join(line + b"\n" for line in snap.lines))
+                atomic_write(ws.cases_path(set_name), snap.body)
             atomic_write(ws.releases_dir / version / f"{set_name}.jsonl",
-                         b"".join(line + b"\n" for line in snap.lines), mode=0o444)
+                         snap.body, mode=0o444)
         body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
         path = manifest_path(ws, version)
         atomic_write(path, body, mode=0o444)
