@@ -66,7 +66,8 @@ def build_tray(ws: Workspace, n: int, seed: int = 0) -> None:
                             verdict="pass", failure_tags="[]", guide_version="1", signed_by="alice", signed_at=now,
                             created_at=now))
         regs.append(dict(id=case_id, set_name="main", status="active", candidate_id=cid, review_id=i + 1,
-                         content_hash=golden.signed_hash(row), created_at=now))
+                         content_hash=golden.signed_hash(row), slice=slice_, source=source,
+                         difficulty=cand.difficulty, case_type=cand.case_type, supersedes=None, created_at=now))
     with ws.tx() as conn:
         conn.execute(ws.t["candidates"].insert(), cands)
         conn.execute(ws.t["reviews"].insert(), reviews)

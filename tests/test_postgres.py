@@ -15,6 +15,7 @@ import pytest
 from evaltray import candidates as pool
 from evaltray import golden, release
 from evaltray import review as rev
+from evaltray.migrations import MIGRATIONS
 from evaltray.store import Workspace
 from tests.helpers import labeled_candidate
 
@@ -95,7 +96,7 @@ def test_gate_and_release_on_postgres(pg_url, tmp_path, monkeypatch):
         # migrations are recorded once and re-opening applies nothing new
         ws2 = Workspace.open(ws.root)
         with ws2.tx() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM schema_migrations").scalar() == 1
+            assert conn.exec_driver_sql("SELECT count(*) FROM schema_migrations").scalar() == len(MIGRATIONS)
         ws2.close()
     finally:
         ws.close()

@@ -193,3 +193,21 @@ def test_release_hash_changes_iff_content_changes(cases, data):
     # dropping a case: a different hash
     if len(cases) > 1:
         assert content_hash_of({"main": release.snapshot(cases[1:], "main").hashes}) != h
+
+
+def test_diff_names_superseded_cases(ws):
+    from evaltray import candidates as pool
+
+    tray_of(ws, {"refunds": 3})
+    release.create_release(ws, "1.0.0", "alice")
+    old_id = sorted(golden.load_cases(ws, "main"))[0]
+    new = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "a reworded refund question"}],
+                          labels={"feature": "refunds", "tags": []}, slice="refunds", difficulty="easy",
+                          case_type="typical", supersedes=old_id)
+    rev.record_review(ws, new, "alice", rev.normalize_expected(ws, "alice", reference="Yes."), sign=True)
+    (p,) = golden.promote(ws, "alice").promoted
+    r2 = release.create_release(ws, "1.1.0", "alice")
+    d = r2.manifest["changelog"]["main"]
+    assert d["superseded"] == [{"old": old_id, "new": p.case_id}]
+    assert d["summary"] == {"added": 0, "retired": 0, "superseded": 1, "relabeled": 0, "edited": 0}
+    assert release.diff_releases(ws, "1.0.0", "1.1.0")["sets"]["main"]["summary"] == d["summary"]

@@ -275,7 +275,9 @@ def promote(ws: Workspace, actor: str, set_name: str | None = None, candidate_id
         write_tray(ws.cases_path(set_name), tray.values())
         with ws.tx() as conn:
             for cand, review, row, kind in updates:
-                values = dict(review_id=review.id, content_hash=signed_hash(row))
+                values = dict(review_id=review.id, content_hash=signed_hash(row), slice=row["slice"],
+                              source=row["provenance"]["source"], difficulty=row["difficulty"],
+                              case_type=row["case_type"], supersedes=row["provenance"]["supersedes"])
                 if kind == "relabel":
                     conn.execute(cases_t.update().where(cases_t.c.id == row["id"]).values(**values))
                 else:
@@ -350,15 +352,89 @@ def _fetch(conn: sa.Connection, sql: str) -> list[tuple[Any, ...]]:
         cur.close()
 
 
-def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, Any]]], bad: list[tuple[int, str]],
-                  release_versions: set[str] | None = None, raws: list[bytes] | None = None) -> list[Problem]:
-    """:func:`validate` over rows already read (a release reads the tray once); with the stored
-    ``raws`` a row byte-identical to what was signed is recognised without serialising it again."""
-    problems = [Problem(line, None, why) for line, why in bad]
+_REGISTRY_SQL = ("SELECT id, set_name, status, review_id, content_hash, retired_reason, slice, source, difficulty, "
+                 "case_type, supersedes FROM cases")
+
+
+def _registry(ws: Workspace) -> tuple[dict[str, tuple[Any, ...]], set[int]]:
+    """Every case id ever issued with what was signed, and the ids of signed reviews."""
     with ws.tx() as conn:
-        registry = {r[0]: r for r in _fetch(conn, "SELECT id, set_name, status, review_id, content_hash, "
-                                                  "retired_reason FROM cases")}
+        registry = {r[0]: r for r in _fetch(conn, _REGISTRY_SQL)}
         signed = {r[0] for r in _fetch(conn, "SELECT id FROM reviews WHERE signed_by IS NOT NULL")}
+    return registry, signed
+
+
+def read_signed(ws: Workspace, set_name: str, release_versions: set[str]
+                ) -> tuple[list[dict[str, Any]], list[bytes], list[Problem]]:
+    """The tray's rows for a release, each with its stored line, and every problem :func:`validate` finds.
+
+    A line that is byte for byte what was signed (its ``version`` aside) is not parsed: its row is a
+    stub made from the registry (id, slice, source, difficulty, case type, predecessor, version) —
+    all a release needs from a case it does not diff. Any other line is parsed and checked in full.
+    """
+    registry, signed = _registry(ws)
+    rows: list[tuple[int, dict[str, Any]]] = []
+    raws: list[bytes] = []
+    bad: list[tuple[int, str]] = []
+    trusted: set[int] = set()
+    path = ws.cases_path(set_name)
+    data = path.read_bytes() if path.exists() else b""
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        stub = _stub(raw, registry, signed, set_name)
+        if stub is not None:
+            trusted.add(len(rows))
+            rows.append((lineno, stub))
+            raws.append(raw)
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            bad.append((lineno, "not valid JSON"))
+            continue
+        if not isinstance(obj, dict):
+            bad.append((lineno, "not a JSON object"))
+            continue
+        rows.append((lineno, obj))
+        raws.append(raw)
+    problems = validate_rows(ws, set_name, rows, bad, release_versions, raws, (registry, signed), trusted)
+    return [row for _, row in rows], raws, problems
+
+
+def _stub(raw: bytes, registry: dict[str, tuple[Any, ...]], signed: set[int], set_name: str) -> dict[str, Any] | None:
+    if not raw.startswith(b'{"id":"'):
+        return None
+    end = raw.find(b'"', 7)
+    cid = raw[7:end].decode("utf-8", "replace")
+    reg = registry.get(cid)
+    if reg is None or reg[1] != set_name or reg[2] != ACTIVE or reg[3] not in signed or reg[6] is None:
+        return None
+    at = raw.rfind(_VERSION_KEY)
+    if at < 0 or not raw.endswith(b"}"):
+        return None
+    try:
+        version = orjson.loads(raw[at + len(_VERSION_KEY):-1])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(version, dict) or raw[at + len(_VERSION_KEY):-1] != orjson.dumps(version) \
+            or sha256_hex(raw[:at] + b"}") != reg[4]:
+        return None
+    return {"id": cid, "slice": reg[6], "provenance": {"source": reg[7], "supersedes": reg[10]},
+            "difficulty": reg[8], "case_type": reg[9], "version": version}
+
+
+def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, Any]]], bad: list[tuple[int, str]],
+                  release_versions: set[str] | None = None, raws: list[bytes] | None = None,
+                  state: tuple[dict[str, tuple[Any, ...]], set[int]] | None = None,
+                  trusted: set[int] | None = None) -> list[Problem]:
+    """:func:`validate` over rows already read (a release reads the tray once); with the stored
+    ``raws`` a row byte-identical to what was signed is recognised without serialising it again, and
+    rows at the ``trusted`` indexes were already found to be so."""
+    problems = [Problem(line, None, why) for line, why in bad]
+    registry, signed = state or _registry(ws)
+    trusted = trusted or set()
     versions = ws.release_versions() if release_versions is None else release_versions
     known_versions = versions | {PENDING_VERSION}
     seen: dict[str, int] = {}
@@ -376,6 +452,12 @@ def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, 
             problems.append(Problem(line, cid, f"not sorted by id (comes after {previous})"))
         previous = max(previous, cid)
         reg = registry.get(cid)
+        if i in trusted:
+            version = row["version"]
+            if {version.get("added"), version.get("last_changed")} - known_versions:
+                problems += [Problem(line, cid, f"version.{k} {version.get(k)!r} is not a release of this workspace")
+                             for k in ("added", "last_changed") if version.get(k) not in known_versions]
+            continue
         if reg is not None and reg[2] == ACTIVE and reg[1] == set_name and reg[3] in signed \
                 and row.get("validation", {}).get("review_id") == reg[3] \
                 and ((raws and line_signed_hash(raws[i], row)) or signed_hash(row)) == reg[4]:
@@ -436,5 +518,5 @@ def case_registry(ws: Workspace, set_name: str | None = None) -> list[dict[str, 
 
 __all__ = [
     "Problem", "PromoteReport", "Promotion", "build_case", "case_registry", "check_case", "load_cases",
-    "new_case_id", "promote", "read_tray", "read_tray_bytes", "restamp", "retire", "signed_hash", "validate", "validate_rows", "write_tray",
+    "new_case_id", "promote", "read_signed", "read_tray", "read_tray_bytes", "restamp", "retire", "signed_hash", "validate", "validate_rows", "write_tray",
 ]

@@ -134,6 +134,15 @@ def m001_initial(conn: Connection) -> None:
     md.create_all(conn)
 
 
+@migration(2)
+def m002_case_axes(conn: Connection) -> None:
+    """The registry keeps each signed row's slice, source, difficulty, case type and predecessor, so a
+    release need not parse rows that are byte-identical to what was signed."""
+    for column in ("slice VARCHAR(200)", "source VARCHAR(40)", "difficulty VARCHAR(20)", "case_type VARCHAR(20)",
+                   "supersedes VARCHAR(64)"):
+        conn.execute(sa.text(f"ALTER TABLE cases ADD COLUMN {column}"))
+
+
 def migrate(conn: Connection) -> list[int]:
     """Apply every migration not yet recorded; return the numbers applied."""
     conn.execute(sa.text(

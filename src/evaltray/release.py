@@ -17,7 +17,7 @@ import orjson
 import sqlalchemy as sa
 
 from .errors import EvaltrayError, NotFound, ReleaseError
-from .golden import read_tray_bytes, restamp, validate_rows
+from .golden import read_signed, restamp
 from .records import COMPOSE_ROLES, ReleaseStatus
 from .store import Workspace
 from .util import atomic_write, bulk, canonical_json, now_iso, sha256_hex
@@ -276,6 +276,15 @@ def _changed_parent_cases(ws: Workspace, manifest: dict[str, Any] | None, set_na
     return {cid: orjson.loads(line) for cid, line in zip(hashes, lines, strict=True) if cid in wanted}
 
 
+def _parse_changed(snap: SetSnapshot, ids: set[str]) -> None:
+    """Replace the registry stubs of cases a diff must compare in full by their parsed lines."""
+    if not ids:
+        return
+    for i, case in enumerate(snap.cases):
+        if case["id"] in ids and "expected" not in case:
+            snap.cases[i] = orjson.loads(snap.lines[i])
+
+
 def _strip_version(case: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in case.items() if k != "version"}
 
@@ -301,9 +310,8 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
         trays: dict[str, tuple[list[dict[str, Any]], list[bytes]]] = {}
         for set_name in ws.settings.sets:
             # read once: validate, stamp and snapshot share the rows and their stored bytes
-            rows, bad, raws = read_tray_bytes(ws.cases_path(set_name))
-            problems = validate_rows(ws, set_name, rows, bad, set(versions), raws)
-            trays[set_name] = ([row for _, row in rows], raws)
+            cases, raws, problems = read_signed(ws, set_name, set(versions))
+            trays[set_name] = (cases, raws)
             if problems:
                 head = "; ".join(str(p) for p in problems[:3])
                 raise ReleaseError(f"set {set_name!r} fails validation ({len(problems)} problem(s): {head}); "
@@ -343,6 +351,7 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
                 "source_mix": mix,
             }
             old = _changed_parent_cases(ws, parent_manifest, set_name, snap.hashes)
+            _parse_changed(snap, set(old))
             manifest["changelog"][set_name] = diff_sets(old, {c["id"]: c for c in snap.cases},
                                                         old_ids=set(_parent_hashes(parent_manifest, set_name)))
         manifest["content_hash"] = content_hash_of({s: snaps[s].hashes for s in sorted(snaps)})
