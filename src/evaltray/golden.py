@@ -7,7 +7,7 @@ row that got there another way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,22 +32,29 @@ PENDING_VERSION = "pending"
 
 def read_tray(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
     """Rows of a tray file with their line numbers, and the lines that are not JSON objects."""
-    rows, bad, _ = read_tray_bytes(path)
+    rows, bad, _, _ = read_tray_bytes(path)
     return rows, bad
 
 
-def read_tray_bytes(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]], list[bytes]]:
-    """:func:`read_tray`, plus each row's line exactly as stored (without its newline)."""
+def read_tray_bytes(path: Path, stub: Callable[[bytes], dict[str, Any] | None] | None = None
+                    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]], list[bytes], set[int]]:
+    """:func:`read_tray`, plus each row's line exactly as stored (without its newline).
+
+    A line for which ``stub`` returns a row is not parsed; the indexes of those rows come last.
+    """
     rows: list[tuple[int, dict[str, Any]]] = []
     bad: list[tuple[int, str]] = []
     raws: list[bytes] = []
-    if not path.exists():
-        return rows, bad, raws
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
+    stubbed: set[int] = set()
+    data = path.read_bytes() if path.exists() else b""
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        obj = stub(raw) if stub is not None else None
+        if obj is not None:
+            stubbed.add(len(rows))
+        else:
             try:
                 obj = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -56,9 +63,9 @@ def read_tray_bytes(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[
             if not isinstance(obj, dict):
                 bad.append((lineno, "not a JSON object"))
                 continue
-            rows.append((lineno, obj))
-            raws.append(raw)
-    return rows, bad, raws
+        rows.append((lineno, obj))
+        raws.append(raw)
+    return rows, bad, raws, stubbed
 
 
 def load_cases(ws: Workspace, set_name: str) -> dict[str, dict[str, Any]]:
@@ -337,7 +344,7 @@ def validate(ws: Workspace, set_name: str | None = None, release_versions: set[s
     """Every way a tray file can be wrong, row by row; an empty list means it is sound."""
     set_name = ws.check_set(set_name)
     with bulk():
-        rows, bad, raws = read_tray_bytes(ws.cases_path(set_name))
+        rows, bad, raws, _ = read_tray_bytes(ws.cases_path(set_name))
         return validate_rows(ws, set_name, rows, bad, release_versions, raws)
 
 
@@ -373,32 +380,8 @@ def read_signed(ws: Workspace, set_name: str, release_versions: set[str]
     all a release needs from a case it does not diff. Any other line is parsed and checked in full.
     """
     registry, signed = _registry(ws)
-    rows: list[tuple[int, dict[str, Any]]] = []
-    raws: list[bytes] = []
-    bad: list[tuple[int, str]] = []
-    trusted: set[int] = set()
-    path = ws.cases_path(set_name)
-    data = path.read_bytes() if path.exists() else b""
-    for lineno, raw in enumerate(data.split(b"\n"), 1):
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            continue
-        stub = _stub(raw, registry, signed, set_name)
-        if stub is not None:
-            trusted.add(len(rows))
-            rows.append((lineno, stub))
-            raws.append(raw)
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            bad.append((lineno, "not valid JSON"))
-            continue
-        if not isinstance(obj, dict):
-            bad.append((lineno, "not a JSON object"))
-            continue
-        rows.append((lineno, obj))
-        raws.append(raw)
+    rows, bad, raws, trusted = read_tray_bytes(ws.cases_path(set_name),
+                                               lambda raw: _stub(raw, registry, signed, set_name))
     problems = validate_rows(ws, set_name, rows, bad, release_versions, raws, (registry, signed), trusted)
     return [row for _, row in rows], raws, problems
 
