@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -88,6 +90,7 @@ def _json(obj: Any) -> bytes:
 
 
 def _default(obj: Any) -> Any:
+    """What JSON cannot hold natively, as JSON can: bytes as text, sets as lists, anything else as its str."""
     if isinstance(obj, (bytes, bytearray)):
         return obj.decode("utf-8", "replace")
     if isinstance(obj, (set, frozenset, tuple)):
@@ -95,10 +98,26 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+#: The ``messages`` column's encoder (msgspec writes its structs; orjson cannot).
+_MESSAGES = msgspec.json.Encoder(enc_hook=_default)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(value: datetime | int | None) -> int | None:
+    """A time as microseconds since the epoch (a naive datetime is UTC); an int already is one."""
+    if value is None or type(value) is int:
+        return value  # type: ignore[return-value]
+    if value.tzinfo is None:  # type: ignore[union-attr]
+        value = value.replace(tzinfo=UTC)  # type: ignore[union-attr]
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int | None) -> datetime | None:
+    """The UTC datetime of :func:`micros`."""
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 #: Columns that hold the payload; a trace that does not keep its payload has them null.
@@ -118,21 +137,40 @@ def _remember(cache: dict[Any, str], key: Any, value: str) -> str:
     return value
 
 
-def message_record(m: Message) -> dict[str, Any]:
-    """The stored form of a message: its fields in order, exactly as orjson serialises the dataclass.
+class CallRecord(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """A tool call in its stored form (``id`` and ``arguments`` left out when null)."""
 
-    orjson writes plain dicts about three times faster than slotted dataclasses, and the fast
-    ingest path builds these dicts without ever making a :class:`Message`.
+    id: Any = None
+    name: str
+    arguments: Any = None
+
+
+class MessageRecord(msgspec.Struct, omit_defaults=True, gc=False):
+    """A message in its stored form: the fields of :class:`Message`, those at their default left out of the JSON.
+
+    ``tool_calls`` is a non-empty list of :class:`CallRecord` or None. The fields are typed loosely
+    because the chat JSONL ingest decodes source messages straight into a subclass of this and keeps
+    the ones already in stored form as they are (see ``ingest.openai``).
     """
-    return {"role": m.role, "content": m.content,
-            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls],
-            "tool_call_id": m.tool_call_id, "name": m.name, "is_error": m.is_error}
+
+    role: Any
+    content: Any = None
+    tool_calls: Any = None
+    tool_call_id: Any = None
+    name: Any = None
+    is_error: Any = False
 
 
-def message_from_record(r: dict[str, Any]) -> Message:
+def message_record(m: Message) -> MessageRecord:
+    """The stored form of a message."""
+    calls = [CallRecord(id=c.id, name=c.name, arguments=c.arguments) for c in m.tool_calls]
+    return MessageRecord(m.role, m.content, calls or None, m.tool_call_id, m.name, m.is_error)
+
+
+def message_from_record(r: MessageRecord) -> Message:
     """The :class:`Message` whose :func:`message_record` is ``r``."""
-    return Message(r["role"], r["content"], [ToolCall(c["id"], c["name"], c["arguments"]) for c in r["tool_calls"]],
-                   r["tool_call_id"], r["name"], r["is_error"])
+    calls = [ToolCall(c.id, c.name, c.arguments) for c in r.tool_calls] if r.tool_calls else []
+    return Message(r.role, r.content, calls, r.tool_call_id, r.name, r.is_error)
 
 
 def trace_values(t: Trace) -> tuple[Any, ...]:
@@ -145,8 +183,8 @@ def trace_values(t: Trace) -> tuple[Any, ...]:
         t.prompt_template_id, t.retrieved_doc_ids, t.corpus_version, t.status, t.error, t.spans, t.metadata)
 
 
-def row_values(trace_id: str, source_format: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-               start_time: datetime | None, end_time: datetime | None, latency_ms: float | None,
+def row_values(trace_id: str, source_format: str, messages: list[MessageRecord], tools: list[dict[str, Any]],
+               start_time: datetime | int | None, end_time: datetime | int | None, latency_ms: float | None,
                input_tokens: int | None, output_tokens: int | None, total_tokens: int | None,
                cost_usd: float | None, model: str | None, model_version: str | None, provider: str | None,
                session_id: str | None, user_id: str | None, name: str | None, feature: str | None,
@@ -155,32 +193,50 @@ def row_values(trace_id: str, source_format: str, messages: list[dict[str, Any]]
                status: str, error: str | None, spans: list[Span], metadata: dict[str, Any]) -> tuple[Any, ...]:
     """:func:`trace_values` from a trace's fields (parameters in :class:`Trace` order, messages as records).
 
-    The one place a trace becomes a row: the fast ingest path calls it without building a Trace.
+    The one place a trace becomes a row: the fast ingest path calls it without building a Trace, with
+    times as :func:`micros` (the row's form: Arrow reads integers ten times faster than datetimes).
     """
     n_user, n_calls, n_tool_errors, last_user, output, system = message_summary(messages)
+    start, end = micros(start_time), micros(end_time)
     latency = latency_ms
-    if latency is None and start_time and end_time:
-        latency = (end_time - start_time).total_seconds() * 1000.0
+    if latency is None and start is not None and end is not None:
+        latency = (end - start) / 1000
     total = total_tokens
     if total is None and input_tokens is not None and output_tokens is not None:
         total = input_tokens + output_tokens
-    # the tools hash is cached by their stored JSON, which determines their canonical form
-    tools_json = _json(tools) if tools else None
+    tools_json, tools_hash = _tools_json(tools) if tools else (None, None)
     return (
-        trace_id, source_format, None, None, _utc(start_time), _utc(end_time), latency,
+        trace_id, source_format, None, None, start, end, latency,
         input_tokens, output_tokens, total, cost_usd, model, model_version, provider,
         session_id, user_id, name, feature, tags, feedback_score, feedback_comment, prompt_template_id,
         (_SYSTEM_HASHES.get(system) or _remember(_SYSTEM_HASHES, system, sha256_hex(system)[:16])) if system else None,
-        (_TOOLS_HASHES.get(tools_json) or _remember(_TOOLS_HASHES, tools_json, sha256_hex(_canonical(tools))[:16]))
-        if tools_json else None,
+        tools_hash,
         retrieved_doc_ids, corpus_version, status, error,
         len(messages), n_user, n_calls, n_tool_errors, len(output) if output else 0, None, None,
-        last_user, output, _json(messages), tools_json, _json(spans) if spans else None,
+        last_user, output, _MESSAGES.encode(messages), tools_json, _json(spans) if spans else None,
         _json(metadata) if metadata else None, None,
     )
 
 
-def message_summary(messages: list[dict[str, Any]]) -> tuple[int, int, int, str | None, str | None, str]:
+# the tools list of the previous traces, by identity: a chat file's parser hands the same list to every line that
+# sends it (ingest.openai decodes each distinct list once); the list is held, so its id is not reused
+_TOOLS_SEEN: dict[int, tuple[list[Any], bytes, str]] = {}
+
+
+def _tools_json(tools: list[Any]) -> tuple[bytes, str]:
+    """The stored JSON of a tools list and its hash (of the canonical form: cached by the stored JSON)."""
+    seen = _TOOLS_SEEN.get(id(tools))
+    if seen is not None and seen[0] is tools:
+        return seen[1], seen[2]
+    stored = _json(tools)
+    digest = _TOOLS_HASHES.get(stored) or _remember(_TOOLS_HASHES, stored, sha256_hex(_canonical(tools))[:16])
+    if len(_TOOLS_SEEN) > 256:
+        _TOOLS_SEEN.clear()
+    _TOOLS_SEEN[id(tools)] = (tools, stored, digest)
+    return stored, digest
+
+
+def message_summary(messages: list[MessageRecord]) -> tuple[int, int, int, str | None, str | None, str]:
     """User turns, tool calls, tool errors, ``input_text`` (last user text), ``output_text`` (last assistant
     text) and the system prompt of message records, in one pass."""
     system_parts: list[str] = []
@@ -188,19 +244,19 @@ def message_summary(messages: list[dict[str, Any]]) -> tuple[int, int, int, str 
     output: str | None = None
     n_user = n_calls = n_tool_errors = 0
     for m in messages:  # one pass: this runs for every ingested trace
-        role = m["role"]
+        role = m.role
         if role == "user":
             n_user += 1
-            last_user = m["content"]
+            last_user = m.content
         elif role == "assistant":
-            if m["content"]:
-                output = m["content"]
+            if m.content:
+                output = m.content
         elif role in ("system", "developer"):
-            system_parts.append(m["content"] or "")
-        elif role == "tool" and m["is_error"]:
+            system_parts.append(m.content or "")
+        elif role == "tool" and m.is_error:
             n_tool_errors += 1
-        if m["tool_calls"]:
-            n_calls += len(m["tool_calls"])
+        if m.tool_calls:
+            n_calls += len(m.tool_calls)
     return n_user, n_calls, n_tool_errors, last_user, output, "\n".join(system_parts)
 
 
@@ -216,15 +272,36 @@ def trace_row(t: Trace, source_file: str, ingested_at: datetime, keep_payload: b
     return row
 
 
-_ROW = pa.struct(list(SCHEMA))
+_JSON_INDEXES = frozenset(SCHEMA.get_field_index(c) for c in _JSON_COLUMNS)
+_LIST_INDEXES = frozenset(i for i, f in enumerate(SCHEMA) if f.type == _STR_LIST)
 
 
 def values_table(rows: list[tuple[Any, ...]]) -> pa.Table:
     """A :data:`SCHEMA` table from :func:`trace_values` tuples."""
     if not rows:
         return SCHEMA.empty_table()
-    # Arrow reads the tuples as structs in one pass: no per-column lists, no dict per row
-    return pa.Table.from_batches([pa.RecordBatch.from_struct_array(pa.array(rows, type=_ROW))])
+    columns = []
+    for i, (field, values) in enumerate(zip(SCHEMA, zip(*rows, strict=True), strict=True)):
+        if i in _JSON_INDEXES:
+            columns.append(_utf8_array(values))
+        elif i in _LIST_INDEXES and not any(values):  # all empty (tags, doc ids of most traces)
+            columns.append(pa.ListArray.from_arrays(np.zeros(len(values) + 1, np.int32), pa.array([], pa.string())))
+        else:
+            columns.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def _utf8_array(values: tuple[bytes | None, ...]) -> pa.Array:
+    """A string array from UTF-8 bytes (an encoder's output) laid end to end, instead of one value at a time."""
+    lengths = np.fromiter((0 if v is None else len(v) for v in values), np.int64, len(values))
+    offsets = np.zeros(len(values) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] >= 2**31:  # beyond 32-bit offsets: Arrow splits the values itself
+        return pa.array(values, pa.string())
+    valid = np.fromiter((v is not None for v in values), np.bool_, len(values))
+    mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    data = pa.py_buffer(b"".join(v for v in values if v))
+    return pa.Array.from_buffers(pa.string(), len(values), [mask, pa.py_buffer(offsets.astype(np.int32)), data])
 
 
 def read_messages(raw: str | None) -> list[dict[str, Any]]:

@@ -19,19 +19,30 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaltray.errors import IngestError
-from evaltray.ingest import _driver, ingest_files
+from evaltray.ingest import _driver, ingest_files, openai
 from evaltray.ingest._common import chat_message, content_id
 from evaltray.ingest.openai import chat_message_record, chat_row
 from evaltray.ingest.openai import parse as parse_openai
 from evaltray.records import Message, ToolCall, Trace
 from evaltray.store import Workspace
-from evaltray.traces import COLUMNS, TraceStore, message_from_record, message_record, row_values, trace_values
+from evaltray.traces import (
+    _MESSAGES,
+    COLUMNS,
+    CallRecord,
+    MessageRecord,
+    TraceStore,
+    message_from_record,
+    message_record,
+    row_values,
+    trace_values,
+)
 
 DATA = Path(__file__).parent.parent / "data"
 DRONE = DATA / "openai" / "drone_training.first5.jsonl"
@@ -154,8 +165,9 @@ def test_the_trace_path_reads_the_realistic_file(realistic: Path, trace_path) ->
     assert {k: reasons.count(k) for k in set(reasons)} == {
         "negative_feedback": 6, "tool_failure": 5, "latency_outlier": 1, "error": 1, "sampled": 42}
     assert by_id["req-legacy"]["n_tool_calls"] == 1
-    assert orjson.loads(by_id["req-legacy"]["messages"])[-1]["tool_calls"] == [
-        {"id": None, "name": "takeoff_drone", "arguments": {"altitude": 100}}]
+    # stored compactly: a field at its default (a null id here) is left out
+    assert orjson.loads(by_id["req-legacy"]["messages"])[-1] == {
+        "role": "assistant", "tool_calls": [{"name": "takeoff_drone", "arguments": {"altitude": 100}}]}
     assert [m["role"] for m in orjson.loads(by_id["fn-role"]["messages"])][-3:] == ["tool", "tool", "assistant"]
     failed = by_id["failed-call"]
     assert (failed["status"], failed["error"]) == ("error", "{'message': 'Rate limit reached', 'code': 'rate_limit'}")
@@ -224,9 +236,14 @@ def test_odd_value_types_are_an_issue_not_a_crash(ws, tmp_path: Path) -> None:
 
 
 def test_stored_message_form_follows_the_dataclasses() -> None:
-    assert list(message_record(Message("user"))) == [f.name for f in dataclasses.fields(Message)]
-    assert list(message_record(Message("assistant", tool_calls=[ToolCall("c", "f")]))["tool_calls"][0]) == [
-        f.name for f in dataclasses.fields(ToolCall)]
+    assert [f.name for f in msgspec.structs.fields(MessageRecord)] == [f.name for f in dataclasses.fields(Message)]
+    assert [f.name for f in msgspec.structs.fields(CallRecord)] == [f.name for f in dataclasses.fields(ToolCall)]
+    # compact: a field at its default is left out, so a plain message is its role and text
+    assert orjson.loads(_MESSAGES.encode([message_record(Message("user", "hi")), message_record(
+        Message("assistant", tool_calls=[ToolCall(None, "f", {"x": 1})])), message_record(
+        Message("tool", "boom", tool_call_id="c1", name="f", is_error=True))])) == [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"name": "f", "arguments": {"x": 1}}]},
+        {"role": "tool", "content": "boom", "tool_call_id": "c1", "name": "f", "is_error": True}]
     # row_values takes a trace's fields in Trace order, which chat_fields and trace_from_chat rely on
     params = list(inspect.signature(row_values).parameters)
     assert params == [f.name for f in dataclasses.fields(Trace)]
@@ -234,9 +251,8 @@ def test_stored_message_form_follows_the_dataclasses() -> None:
 
 def test_row_of_a_trace_and_its_fast_row_are_the_same() -> None:
     for raw in DRONE.read_bytes().splitlines():
-        obj = orjson.loads(raw)
         (trace,) = parse_openai_line(raw)
-        assert chat_row(obj, {}) == trace_values(trace)
+        assert chat_row(raw, {}) == trace_values(trace)
     assert len(COLUMNS) == len(trace_values(trace))
 
 
@@ -288,7 +304,7 @@ _message = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(_message)
 def test_message_records_follow_the_shared_message_rules(raw: Any) -> None:
-    """chat_message_record (the fast path) and _common.chat_message (every other format) agree."""
+    """chat_message_record, _common.chat_message (every other format) and the chat JSONL decoder agree."""
     try:
         want = chat_message(raw)
     except TypeError:  # e.g. tool_calls as a number: neither reads it
@@ -297,8 +313,59 @@ def test_message_records_follow_the_shared_message_rules(raw: Any) -> None:
         return
     got = chat_message_record(raw)
     assert (None if got is None else message_from_record(got)) == want
-    if want is not None:
-        assert message_record(want) == got
+    if want is None:
+        return
+    assert message_record(want) == got
+    # the decoder keeps a source message as it is only where the rules would not change it
+    kept = openai._stored(msgspec.json.decode(_d(raw), type=openai._Message))
+    assert _MESSAGES.encode(kept) == _MESSAGES.encode(got)
+    assert message_from_record(kept) == want
+
+
+_line = st.fixed_dictionaries({"messages": st.lists(_message, min_size=1, max_size=3)}, optional={
+    "id": st.one_of(st.text(max_size=4), st.integers(0, 9), st.none()),
+    "choices": st.one_of(_json, st.lists(st.one_of(_json, st.fixed_dictionaries({"message": _message})), max_size=2)),
+    "response": st.one_of(_json, st.fixed_dictionaries({"choices": st.lists(
+        st.fixed_dictionaries({"message": _message}), max_size=1)})),
+    "usage": st.one_of(_json, st.fixed_dictionaries({}, optional={
+        k: st.one_of(st.none(), st.integers(0, 99)) for k in
+        ("prompt_tokens", "input_tokens", "completion_tokens", "output_tokens", "total_tokens")})),
+    "metadata": st.one_of(_json, st.fixed_dictionaries({}, optional={
+        "tags": _json, "feedback": _json, "session_id": _scalar, "latency_ms": st.floats(0, 1e4), "extra": _json})),
+    "tools": _json, "tags": _json, "feedback": _json, "error": _json, "model": _scalar, "created": st.integers(0, 2**40),
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(_line)
+def test_a_line_decoded_directly_and_the_careful_way_gives_the_same_row(obj: dict[str, Any]) -> None:
+    """The typed decoder and the fallback for values of unexpected types (orjson, then the rules' shape) agree."""
+    raw = _d(obj)
+    try:
+        careful = trace_values(openai.trace_from_chat(obj, "fallback"))
+    except (TypeError, ValueError):  # e.g. an unreadable time: both report it
+        with pytest.raises(_driver.BadRecord):
+            chat_row(raw, {})
+        return
+    if openai._line_id(openai._line_from_dict(obj)) is None:
+        careful = (content_id(obj, {}, "oai"), *careful[1:])
+    assert chat_row(raw, {}) == careful
+
+
+def test_values_of_unexpected_types_are_read_as_the_rules_read_them() -> None:
+    """Worked by hand: what a line of odd types stores; the typed decoder cannot read it, the fallback does."""
+    odd = {"id": 7, "messages": [{"role": "user", "content": "hi"}, "not a message", {"content": "no role"},
+                                 {"role": None, "content": ["a", {"type": "text", "text": "b"}]}],
+           "choices": {"message": {"role": "assistant", "content": "ignored: choices is not a list"}},
+           "response": {"choices": [{"message": {"role": "assistant", "content": "not read either"}}]},
+           "usage": [1, 2], "metadata": "not an object", "tools": '[{"type": "function"}]', "tags": "one"}
+    with pytest.raises(msgspec.ValidationError):
+        openai._DECODER.decode(_d(odd))
+    row = dict(zip(COLUMNS, chat_row(_d(odd), {}), strict=True))
+    assert orjson.loads(row["messages"]) == [{"role": "user", "content": "hi"}, {"role": "None", "content": "a\nb"}]
+    assert (row["trace_id"], row["n_messages"], row["n_user_turns"], row["output_text"]) == ("7", 2, 1, None)
+    assert (row["input_tokens"], row["total_tokens"], row["metadata"], row["tags"]) == (None, None, None, ["one"])
+    assert orjson.loads(row["tools"]) == [{"type": "function"}]
 
 
 # --------------------------------------------------------------------------- workers

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from ..records import Message, ToolCall
+from ..traces import CallRecord, MessageRecord, message_from_record, micros
 from ..util import sha256_hex
 from ._registry import Issue
 
@@ -86,6 +87,13 @@ def parse_time(value: Any) -> datetime | None:
     return None
 
 
+def epoch_micros(value: Any) -> int | None:
+    """:func:`parse_time` as microseconds since the epoch; whole seconds without a datetime in between."""
+    if type(value) is int and 0 <= value <= 10**11:  # seconds, by parse_time's scale rule
+        return value * 1_000_000
+    return micros(parse_time(value))
+
+
 def maybe_json(value: Any, depth: int = 3) -> Any:
     """Decode a JSON-encoded string (possibly encoded twice, as some exports do); else return it unchanged."""
     while depth and isinstance(value, str):
@@ -120,7 +128,7 @@ def text_of(content: Any) -> str | None:
     return str(content)
 
 
-def tool_call_record(raw: Any) -> dict[str, Any] | None:
+def tool_call_record(raw: Any) -> CallRecord | None:
     """A tool call (``id``, ``name``, ``arguments`` decoded) from the OpenAI, flat or Inspect shapes."""
     if not isinstance(raw, dict):
         return None
@@ -132,17 +140,18 @@ def tool_call_record(raw: Any) -> dict[str, Any] | None:
         args = raw.get("arguments", raw.get("args", raw.get("input")))
     if not name:
         return None
-    return {"id": raw.get("id") or raw.get("tool_call_id"), "name": str(name), "arguments": maybe_json(args)}
+    return CallRecord(id=raw.get("id") or raw.get("tool_call_id"), name=str(name), arguments=maybe_json(args))
 
 
 _NO_ROLE = object()
 
 
-def chat_message_record(raw: Any) -> dict[str, Any] | None:
-    """One chat message dict normalised to its stored form (see ``traces.message_record``); None if not one.
+def chat_message_record(raw: Any) -> MessageRecord | None:
+    """One chat message dict in its stored form (see ``traces.MessageRecord``); None if it is not one.
 
-    The one set of rules for chat messages: the fast ingest path serialises this dict without making
-    a Message; :func:`chat_message` wraps it.
+    The one set of rules for chat messages: every format's messages go through it (:func:`chat_message`
+    wraps it), and the chat JSONL ingest keeps a source message as it is only where these rules would
+    not change it (``ingest.openai``).
     """
     if not isinstance(raw, dict):
         return None
@@ -154,33 +163,30 @@ def chat_message_record(raw: Any) -> dict[str, Any] | None:
     calls = [c for c in map(tool_call_record, raw_calls) if c is not None] if raw_calls else []
     legacy = get("function_call")
     if legacy and isinstance(legacy, dict) and legacy.get("name"):
-        calls.append({"id": None, "name": legacy["name"], "arguments": maybe_json(legacy.get("arguments"))})
+        calls.append(CallRecord(name=legacy["name"], arguments=maybe_json(legacy.get("arguments"))))
     if role == "function":
         role = "tool"
     content = get("content")
-    return {
-        "role": role if type(role) is str else str(role),
-        "content": content if content is None or type(content) is str else text_of(content),
-        "tool_calls": calls,
-        "tool_call_id": get("tool_call_id"),
-        "name": get("name") if role == "tool" else None,
-        "is_error": bool(get("error") or get("is_error")),
-    }
+    return MessageRecord(
+        role if type(role) is str else str(role),
+        content if content is None or type(content) is str else text_of(content),
+        calls or None,
+        get("tool_call_id"),
+        get("name") if role == "tool" else None,
+        bool(get("error") or get("is_error")),
+    )
 
 
 def tool_call(raw: Any) -> ToolCall | None:
     """A tool call from the OpenAI (``function: {name, arguments}``), flat, or Inspect shapes."""
     r = tool_call_record(raw)
-    return None if r is None else ToolCall(r["id"], r["name"], r["arguments"])
+    return None if r is None else ToolCall(r.id, r.name, r.arguments)
 
 
 def chat_message(raw: Any) -> Message | None:
     """A :class:`Message` from an OpenAI-style chat message dict; None if it is not one."""
     r = chat_message_record(raw)
-    if r is None:
-        return None
-    return Message(r["role"], r["content"], [ToolCall(c["id"], c["name"], c["arguments"]) for c in r["tool_calls"]],
-                   r["tool_call_id"], r["name"], r["is_error"])
+    return None if r is None else message_from_record(r)
 
 
 def chat_messages(raw: Any) -> list[Message]:

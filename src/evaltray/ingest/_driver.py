@@ -31,7 +31,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -41,7 +40,6 @@ from ..records import Trace
 from ..store import Workspace
 from ..traces import PAYLOAD_COLUMNS, SCHEMA, TraceStore, trace_values, values_table
 from ..util import file_sha256, now_iso
-from ._common import _short as json_error
 from ._registry import Format, Issue, detect, get_format
 
 if TYPE_CHECKING:  # the scrub package imports Presidio (seconds): only when a workspace scrubs
@@ -56,9 +54,9 @@ PARALLEL_CHUNK_BYTES = 16 << 20
 #: Smaller files are parsed in this process: workers would have too few chunks to share.
 PARALLEL_MIN_BYTES = 24 << 20
 Progress = Callable[[str, int], None]
-#: Turns one decoded line into its store row (see ``traces.row_values``) or raises :class:`BadRecord`;
-#: the dict counts content-derived ids.
-LineRecord = Callable[[Any, dict[str, int]], tuple[Any, ...]]
+#: Turns one line (its bytes) into its store row (see ``traces.row_values``) or raises :class:`BadRecord`
+#: (invalid JSON included); the dict counts content-derived ids.
+LineRecord = Callable[[bytes, dict[str, int]], tuple[Any, ...]]
 LINE_FORMATS: dict[str, LineRecord] = {}
 #: What reading a record with unexpected value types raises; a parser reports it as an Issue.
 SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, OverflowError, OSError, RecursionError)
@@ -73,7 +71,7 @@ class BadRecord(Exception):
 
 
 def line_format(name: str) -> Callable[[LineRecord], LineRecord]:
-    """Declare format ``name`` as one JSON value per line, turned into a store row by the decorated function.
+    """Declare format ``name`` as one JSON value per line: the decorated function turns a line's bytes into a store row.
 
     The function must derive a missing id only through ``content_id(obj, seen, prefix)``: in a
     chunk each line gets a fresh ``seen`` and the driver numbers repeats in file order.
@@ -517,14 +515,9 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) ->
         for lineno, raw in enumerate(data.split(b"\n"), 1):
             if not raw.strip():
                 continue
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                issues.append((lineno, f"not valid JSON ({json_error(exc)})", None))
-                continue
             counted: dict[str, int] = {}
             try:
-                row = record(obj, counted)
+                row = record(raw, counted)
             except BadRecord as bad:
                 issues.append((lineno, bad.reason, bad.record_id))
                 continue

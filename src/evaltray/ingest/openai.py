@@ -4,11 +4,15 @@ Covers the fine-tuning format and logged requests that carry the model's reply a
 assistant message. Lines without an id get one from the hash of their content, so re-ingest is
 idempotent.
 
-One set of rules, two outputs: :func:`chat_fields` reads a record into a trace's fields with the
-messages as stored dicts (:func:`chat_message_record`); :func:`trace_from_chat` makes a
-:class:`Trace` of them, and :func:`chat_row` (what the driver runs on big files, in parallel) goes
-straight to the store's row through :func:`~evaltray.traces.row_values`, which ``trace_values``
-uses too.
+A line is decoded by msgspec straight into typed structs (:class:`_Line`): a message already in
+stored form (a role and text, nothing the message rules would change) is kept as it is, the rest go
+through :func:`~evaltray.ingest._common.chat_message_record`, and the tool definitions stay raw
+JSON, decoded once per distinct list. A line whose values do not fit those types (metadata that is
+not an object, say) is decoded by orjson, brought to the shape the rules read the way they read it
+(:func:`_line_from_dict`), and decoded again. :func:`chat_fields` reads a line into a trace's fields;
+:func:`trace_from_chat` makes a :class:`Trace` of them and :func:`chat_row` (what the driver runs,
+in parallel on big files) goes straight to the store's row through
+:func:`~evaltray.traces.row_values`, which ``trace_values`` uses too.
 """
 
 from __future__ import annotations
@@ -17,19 +21,21 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
+from msgspec import UNSET
 
 from ..records import Trace
-from ..traces import message_from_record, row_values
+from ..traces import MessageRecord, from_micros, message_from_record, row_values
 from ._common import (
+    _short,
     as_float,
     as_int,
     chat_message_record,
     content_id,
+    epoch_micros,
     head_text,
     maybe_json,
-    parse_time,
-    read_jsonl,
 )
 from ._driver import SHAPE_ERRORS, BadRecord, line_format
 from ._registry import Issue, register
@@ -66,14 +72,95 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _message_records(raw: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if isinstance(raw, list):
-        for m in raw:  # a plain loop: this runs for every message of every line
-            rec = chat_message_record(m)
-            if rec is not None:
-                out.append(rec)
-    return out
+class _Message(MessageRecord, gc=False):
+    """A source message: the stored fields, and two the rules fold into them (never stored)."""
+
+    error: Any = None  # folded into is_error
+    function_call: Any = None  # the legacy form of one tool call
+
+
+class _Choice(msgspec.Struct, gc=False):
+    message: _Message | None = None
+
+
+class _Usage(msgspec.Struct, gc=False):
+    # UNSET: the prompt/completion count is used when present, even as null, as with dict.get(key, other)
+    prompt_tokens: Any = UNSET
+    input_tokens: Any = None
+    completion_tokens: Any = UNSET
+    output_tokens: Any = None
+    total_tokens: Any = None
+
+
+_NO_TOOLS = msgspec.Raw(b"null")
+
+
+class _Line(msgspec.Struct, gc=False):
+    """The fields of a chat-completions line that a trace reads; any other key is skipped unread."""
+
+    messages: list[_Message]
+    id: Any = None
+    trace_id: Any = None
+    custom_id: Any = None
+    conversation_id: Any = None
+    choices: list[_Choice] | None = None
+    response: Any = None
+    usage: _Usage | None = None
+    tools: msgspec.Raw = _NO_TOOLS  # decoded once per distinct list (see _tools)
+    metadata: dict[str, Any] | None = None
+    tags: Any = None
+    created_at: Any = None
+    timestamp: Any = None
+    created: Any = None
+    feedback: Any = UNSET
+    error: Any = None
+    latency_ms: Any = None
+    cost: Any = None
+    model: Any = None
+    system_fingerprint: Any = None
+    session_id: Any = None
+    user: Any = None
+    feature: Any = None
+
+
+_DECODER = msgspec.json.Decoder(_Line)
+
+
+def _stored(m: _Message) -> MessageRecord:
+    """The stored form of a source message: itself where the message rules would not change it."""
+    role = m.role
+    if (m.tool_calls is None and m.function_call is None and m.error is None
+            and (m.is_error is False or m.is_error is True) and type(role) is str and role != "function"
+            and (m.content is None or type(m.content) is str) and (m.name is None or role == "tool")):
+        return m
+    return chat_message_record(msgspec.structs.asdict(m))  # type: ignore[return-value]  # a dict with a role
+
+
+def _reply(line: _Line) -> MessageRecord | None:
+    """The model's reply: the first choice's message (in ``response`` when the line wraps it)."""
+    if line.choices:
+        m = line.choices[0].message
+        return None if m is None else _stored(m)
+    if isinstance(line.response, dict):  # decoded as plain JSON: the dict rules apply
+        reply = line.response.get("choices")
+        if isinstance(reply, list) and reply and isinstance(reply[0], dict):
+            return chat_message_record(reply[0].get("message"))
+    return None
+
+
+_TOOLS: dict[bytes, list[Any]] = {}  # raw JSON of a tools list -> its value; an application sends few distinct ones
+
+
+def _tools(raw: msgspec.Raw) -> list[Any]:
+    key = bytes(raw)
+    tools = _TOOLS.get(key)
+    if tools is None:
+        value = maybe_json(orjson.loads(key)) or []
+        tools = value if isinstance(value, list) else []
+        if len(_TOOLS) > 256:
+            _TOOLS.clear()
+        _TOOLS[key] = tools
+    return tools
 
 
 _EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing object
@@ -95,53 +182,49 @@ def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
-def chat_fields(obj: dict[str, Any], trace_id: str, fmt: str = "openai") -> tuple[Any, ...]:
-    """The fields of :class:`Trace`, in its order, from one chat-completions record; messages as stored dicts."""
-    get = obj.get
-    meta = get("metadata")
-    if not isinstance(meta, dict):
-        meta = _EMPTY
+def chat_fields(line: _Line, trace_id: str, fmt: str = "openai") -> tuple[Any, ...]:
+    """The fields of :class:`Trace`, in its order, from one decoded line: messages as stored records, the start
+    time as microseconds since the epoch (what :func:`~evaltray.traces.row_values` reads fastest)."""
+    meta = line.metadata or _EMPTY
     mget = meta.get
-    messages = _message_records(get("messages"))
-    reply = get("choices")
-    if not reply:
-        response = get("response")
-        reply = response.get("choices") if isinstance(response, dict) else None
-    if isinstance(reply, list) and reply and isinstance(reply[0], dict):
-        messages += _message_records([reply[0].get("message")])
-    usage = get("usage")
-    if not isinstance(usage, dict):
-        usage = _EMPTY
-    tags = get("tags") or mget("tags")
-    tools = maybe_json(get("tools")) or []
-    docs = mget("retrieved_doc_ids")
-    start = get("created_at") or get("timestamp") or get("created")
-    feedback = get("feedback", mget("feedback"))
-    error = get("error")
+    messages = [_stored(m) for m in line.messages]
+    reply = _reply(line)
+    if reply is not None:
+        messages.append(reply)
+    usage = line.usage
+    if usage is None:
+        prompt = completion = total = None
+    else:
+        prompt = usage.input_tokens if usage.prompt_tokens is UNSET else usage.prompt_tokens
+        completion = usage.output_tokens if usage.completion_tokens is UNSET else usage.completion_tokens
+        total = usage.total_tokens
+    start = line.created_at or line.timestamp or line.created
+    feedback = mget("feedback") if line.feedback is UNSET else line.feedback
+    error = line.error
     return (
         trace_id,
         fmt,
         messages,
-        tools if isinstance(tools, list) else [],
-        None if start is None else parse_time(start),  # start_time
+        _NO_LIST if line.tools is _NO_TOOLS else _tools(line.tools),
+        None if start is None else epoch_micros(start),  # start_time, as micros (row_values reads them)
         None,  # end_time
-        _float(get("latency_ms") or mget("latency_ms")),
-        _int(usage.get("prompt_tokens", usage.get("input_tokens"))),
-        _int(usage.get("completion_tokens", usage.get("output_tokens"))),
-        _int(usage.get("total_tokens")),
-        _float(get("cost") or mget("cost_usd")),
-        _text(get("model") or mget("model")),
-        _text(get("system_fingerprint") or mget("model_version")),
+        _float(line.latency_ms or mget("latency_ms")),
+        _int(prompt),
+        _int(completion),
+        _int(total),
+        _float(line.cost or mget("cost_usd")),
+        _text(line.model or mget("model")),
+        _text(line.system_fingerprint or mget("model_version")),
         None,  # provider
-        _text(mget("session_id") or get("session_id")),
-        _text(mget("user_id") or get("user")),
+        _text(mget("session_id") or line.session_id),
+        _text(mget("user_id") or line.user),
         None,  # name
-        _text(mget("feature") or get("feature")),
-        _strings(tags),
+        _text(mget("feature") or line.feature),
+        _strings(line.tags or mget("tags")),
         None if feedback is None else _feedback(feedback),
         None,  # feedback_comment
         _text(mget("prompt_template_id") or mget("prompt_id")),
-        _strings(docs),
+        _strings(mget("retrieved_doc_ids")),
         None,  # corpus_version
         "error" if error else "ok",
         str(error)[:500] if error else None,
@@ -151,63 +234,110 @@ def chat_fields(obj: dict[str, Any], trace_id: str, fmt: str = "openai") -> tupl
     )
 
 
+_NO_LIST: list[Any] = []  # read-only: no tools
+
+
+def _line_from_dict(obj: Any) -> _Line:
+    """A decoded record as a :class:`_Line`: values of the wrong type are left out as the rules ignore them.
+
+    Raises :class:`BadRecord` for a record that is not a chat line at all.
+    """
+    if not isinstance(obj, dict):
+        raise BadRecord("expected a JSON object with 'messages'")
+    messages = obj.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRecord("no 'messages' list", _own_id(*map(obj.get, _ID_KEYS)))
+    fixed = dict(obj)
+    fixed["messages"] = [m for m in messages if isinstance(m, dict) and "role" in m]
+    reply = obj.get("choices")
+    if not reply:
+        response = obj.get("response")
+        reply = response.get("choices") if isinstance(response, dict) else None
+    first = reply[0].get("message") if isinstance(reply, list) and reply and isinstance(reply[0], dict) else None
+    fixed["choices"] = [{"message": first}] if isinstance(first, dict) and "role" in first else None
+    fixed.pop("response", None)
+    for key in ("usage", "metadata"):
+        if not isinstance(obj.get(key), dict):
+            fixed.pop(key, None)
+    return _DECODER.decode(orjson.dumps(fixed, option=orjson.OPT_NON_STR_KEYS))
+
+
+def _decode(raw: bytes) -> _Line:
+    """One line decoded; :class:`BadRecord` if it is not JSON or not a chat line."""
+    try:
+        line = _DECODER.decode(raw)
+    except msgspec.DecodeError:  # not JSON, or a value of an unexpected type: the careful way
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRecord(f"not valid JSON ({_short(exc)})") from None
+        return _line_from_dict(obj)
+    if not line.messages:
+        raise BadRecord("no 'messages' list", _line_id(line))
+    return line
+
+
 def trace_from_chat(obj: dict[str, Any], fallback_id: str, fmt: str = "openai") -> Trace:
     """A trace from one chat-completions record (request messages, optional reply and metadata)."""
-    fields = chat_fields(obj, _explicit_id(obj) or fallback_id, fmt)
-    trace = Trace(*fields)
+    line = _line_from_dict(obj)
+    return _trace(line, _line_id(line) or fallback_id, fmt)
+
+
+def _trace(line: _Line, trace_id: str, fmt: str = "openai") -> Trace:
+    trace = Trace(*chat_fields(line, trace_id, fmt))
     trace.messages = [message_from_record(m) for m in trace.messages]  # type: ignore[arg-type]
+    trace.start_time = from_micros(trace.start_time)  # type: ignore[arg-type]
     return trace
 
 
-def _explicit_id(obj: dict[str, Any]) -> str | None:
-    for key in _ID_KEYS:
-        value = obj.get(key)
+def _own_id(*values: Any) -> str | None:
+    """The record's own id: the first of its id fields (in :data:`_ID_KEYS` order) that is set."""
+    for value in values:
         if value:
             return str(value)
     return None
 
 
-def _checked_id(obj: Any, seen: dict[str, int]) -> str:
-    """The trace id of a chat record; :class:`BadRecord` if it is not one."""
-    if not isinstance(obj, dict):
-        raise BadRecord("expected a JSON object with 'messages'")
-    tid = _explicit_id(obj)
-    messages = obj.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRecord("no 'messages' list", tid)
-    return tid or content_id(obj, seen, "oai")
+def _line_id(line: _Line) -> str | None:
+    return _own_id(line.trace_id, line.id, line.custom_id, line.conversation_id)
 
 
-def _shape_error(exc: Exception, obj: dict[str, Any]) -> BadRecord:
-    return BadRecord(f"a field has an unexpected type ({type(exc).__name__})", _explicit_id(obj))
+def _trace_id(line: _Line, raw: bytes, seen: dict[str, int]) -> str:
+    """The line's own id, else one from its content (the decoded JSON, so formatting does not matter)."""
+    return _line_id(line) or content_id(orjson.loads(raw), seen, "oai")
+
+
+def _shape_error(exc: Exception, line: _Line) -> BadRecord:
+    return BadRecord(f"a field has an unexpected type ({type(exc).__name__})", _line_id(line))
 
 
 @line_format("openai")
-def chat_row(obj: Any, seen: dict[str, int]) -> tuple[Any, ...]:
-    """The store row (``trace_values`` of :func:`trace_from_chat`) of one decoded line, without the Trace."""
-    tid = _checked_id(obj, seen)
+def chat_row(raw: bytes, seen: dict[str, int]) -> tuple[Any, ...]:
+    """The store row (``trace_values`` of the line's trace) of one line, without the Trace."""
+    line = _decode(raw)
+    tid = _trace_id(line, raw, seen)
     try:
-        return row_values(*chat_fields(obj, tid))
+        return row_values(*chat_fields(line, tid))
     except SHAPE_ERRORS as exc:
-        raise _shape_error(exc, obj) from None
+        raise _shape_error(exc, line) from None
 
 
 @register("openai", sniff=_sniff, priority=40)
 def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
     """OpenAI chat-completions / fine-tuning JSONL, one conversation per line."""
     seen: dict[str, int] = {}
-    for item in read_jsonl(path):
-        if isinstance(item, Issue):
-            yield item
-            continue
-        lineno, obj = item
-        try:
-            tid = _checked_id(obj, seen)
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
             try:
-                trace = trace_from_chat(obj, tid)
-            except SHAPE_ERRORS as exc:
-                raise _shape_error(exc, obj) from None
-        except BadRecord as bad:
-            yield Issue(str(path), lineno, bad.reason, bad.record_id)
-            continue
-        yield trace
+                line = _decode(raw)
+                tid = _trace_id(line, raw, seen)
+                try:
+                    trace = _trace(line, tid)
+                except SHAPE_ERRORS as exc:
+                    raise _shape_error(exc, line) from None
+            except BadRecord as bad:
+                yield Issue(str(path), lineno, bad.reason, bad.record_id)
+                continue
+            yield trace

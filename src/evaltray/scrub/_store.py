@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..store import Workspace
-from ..traces import PAYLOAD_COLUMNS, SCHEMA, TraceStore, _json, message_summary
+from ..traces import PAYLOAD_COLUMNS, SCHEMA, MessageRecord, TraceStore, _json, message_summary
 from ..util import atomic_write
 from ._engine import Scrubber, ScrubError, resolve_entities
 from ._placeholders import LABELS, PLACEHOLDER_RE
@@ -193,7 +193,8 @@ def scrub_table(table: pa.Table, config: ScrubConfig, skip: Collection[int] = ()
             report.counts[i] = result.counts
         if raw is not None and result.messages != messages:
             cols["messages"][i] = _json(result.messages).decode("utf-8")
-            _, _, _, cols["input_text"][i], cols["output_text"][i], _ = message_summary(result.messages)
+            _, _, _, cols["input_text"][i], cols["output_text"][i], _ = message_summary(
+                [MessageRecord(**m) for m in result.messages])
             changed.update(("messages", "input_text", "output_text"))
         out = result.fields
         if "metadata" in out and out["metadata"] != fields["metadata"]:
