@@ -513,7 +513,7 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) ->
     gc.disable()  # parsed records hold no cycles; collecting while thousands accumulate costs a third
     try:
         for lineno, raw in enumerate(data.split(b"\n"), 1):
-            if not raw.strip():
+            if not raw or raw.isspace():  # blank (isspace stops at the first other byte; strip would copy the line)
                 continue
             counted: dict[str, int] = {}
             try:
