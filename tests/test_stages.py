@@ -61,6 +61,29 @@ def test_dedup_marks_groups_and_keeps_every_trace(ws, tmp_path):
     assert table.num_rows == len(ROWS)  # dedup never deletes: every trace keeps a row
 
 
+def test_where_predicates_reach_the_stages_results(ws, tmp_path):
+    _ingest(ws, tmp_path)
+    store = ws.trace_store()
+    # before any stage has run the columns exist, null
+    assert store.query("dup_of IS NULL AND cluster_name IS NULL", columns=["trace_id"]).num_rows == len(ROWS)
+    derived.dedup_traces(ws, near=0.8, paraphrase=None)
+    derived.cluster_traces(ws, k=3, backend="tfidf")
+    twins = store.query("dup_of <> trace_id", columns=["trace_id", "dup_of", "dup_level"], order_by="trace_id")
+    assert twins.to_pylist() == [{"trace_id": "a2", "dup_of": "a1", "dup_level": "exact"},
+                                 {"trace_id": "a3", "dup_of": "a1", "dup_level": "exact"},
+                                 {"trace_id": "b2", "dup_of": "b1", "dup_level": "near"}]
+    heavy = store.query("dup_weight >= 2", columns=["trace_id", "dup_weight"], order_by="trace_id").to_pylist()
+    assert heavy == [{"trace_id": "a1", "dup_weight": 3}, {"trace_id": "b1", "dup_weight": 2}]
+    clusters = derived.curation_maps(ws).clusters
+    name = clusters["a1"]
+    same = store.query(f"cluster_name = '{name}'", columns=["trace_id"]).column("trace_id").to_pylist()
+    assert sorted(same) == sorted(t for t, n in clusters.items() if n == name)
+    result = CliRunner().invoke(cli, ["--workspace", str(ws.root), "traces", "list", "--where",
+                                      "dup_of = trace_id AND dup_weight > 1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["trace_id"] for r in json.loads(result.output)] == ["a1", "b1"]
+
+
 def test_cluster_names_persist_across_reclustering(ws, tmp_path):
     _ingest(ws, tmp_path)
     with pytest.raises(EvaltrayError, match="no clusters yet; run `evaltray cluster`"):

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from .errors import EvaltrayError, NotFound, PermissionDenied
 from .records import LABEL_ROLES, REJECT_REASONS, SOURCES
 from .store import Workspace
-from .traces import TraceStore, read_messages
+from .traces import read_messages
 from .util import content_hash, dumps, loads, now_iso
 
 PENDING, REJECTED, PROMOTED = "pending", "rejected", "promoted"
@@ -118,7 +118,7 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
         raise EvaltrayError(f"unknown source {source!r} (one of: {', '.join(SOURCES)})")
     if cut not in CUTS:
         raise EvaltrayError(f"unknown cut {cut!r} (one of: {', '.join(CUTS)})")
-    store = TraceStore(ws.traces_dir)
+    store = ws.trace_store()
     clauses = ["payload_kept"]
     if where:
         clauses.append(f"({where})")

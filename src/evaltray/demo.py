@@ -27,7 +27,7 @@ from .records import Role
 from .sample import add_picks, sample
 from .settings import SETTINGS_FILE
 from .store import Workspace
-from .traces import TraceStore, trace_stats
+from .traces import trace_stats
 from .util import atomic_write, dumps
 
 ADJUDICATOR = "alice"
@@ -91,7 +91,7 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
             ingest_files(ws, [_data("halueval-general.first400.jsonl")], fmt="jsonl",
                          options={"input": "user_query", "output": "chatgpt_response", "id": "ID"}, actor=ADJUDICATOR),
         ]
-        stats = trace_stats(TraceStore(ws.traces_dir))
+        stats = trace_stats(ws.trace_store())
         scrubbed: Counter[str] = Counter()
         for r in reports:
             for f in r.files:

@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 
 from .errors import EvaltrayError
 from .store import Workspace
-from .traces import TraceStore
 from .util import atomic_write
 
 Progress = Callable[[str, int, int], None]
@@ -50,7 +49,7 @@ def user_texts(ws: Workspace, where: str | None = None) -> tuple[list[str], list
     from .traces import read_messages
 
     base = "payload_kept" + (f" AND ({where})" if where else "")
-    table = TraceStore(ws.traces_dir).query(base, columns=["trace_id", "messages"], order_by="trace_id")
+    table = ws.trace_store().query(base, columns=["trace_id", "messages"], order_by="trace_id")
     ids, texts = [], []
     for tid, raw in zip(table.column("trace_id").to_pylist(), table.column("messages").to_pylist(), strict=True):
         turns = [m.get("content") or "" for m in read_messages(raw) if m.get("role") == "user"]

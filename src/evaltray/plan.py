@@ -200,9 +200,8 @@ def init_plan(ws: Workspace, features: list[str] | None = None, force: bool = Fa
 
 def observed_features(ws: Workspace, limit: int = 12) -> list[str]:
     """The most frequent trace features, for a first plan."""
-    from .traces import TraceStore
 
-    table = TraceStore(ws.traces_dir).query("feature IS NOT NULL", columns=["feature"])
+    table = ws.trace_store().query("feature IS NOT NULL", columns=["feature"])
     counts = Counter(table.column("feature").to_pylist())
     return [f for f, _ in counts.most_common(limit)]
 
@@ -216,9 +215,8 @@ def assign_traces(ws: Workspace, plan: Plan, where: str | None = None,
 
     ``clusters`` maps trace id → cluster name, for rules that name a cluster.
     """
-    from .traces import TraceStore
 
-    store = TraceStore(ws.traces_dir)
+    store = ws.trace_store()
     base = "payload_kept" + (f" AND ({where})" if where else "")
     ids = store.query(base, columns=["trace_id"]).column("trace_id").to_pylist()
     out: dict[str, dict[str, str]] = {t: {} for t in ids}
@@ -278,7 +276,6 @@ def coverage(ws: Workspace, plan: Plan, set_name: str | None = None, clusters: d
     """Filled vs target per cell, gaps first, ordered by how often users hit the cell and complain there."""
     from . import candidates as pool
     from .golden import load_cases
-    from .traces import TraceStore
 
     set_name = ws.check_set(set_name)
     cases = list(load_cases(ws, set_name).values())
@@ -304,7 +301,7 @@ def coverage(ws: Workspace, plan: Plan, set_name: str | None = None, clusters: d
     assigned = assign_traces(ws, plan, clusters=clusters)
     feedback = {}
     if assigned:
-        table = TraceStore(ws.traces_dir).query("payload_kept", columns=["trace_id", "feedback_score"])
+        table = ws.trace_store().query("payload_kept", columns=["trace_id", "feedback_score"])
         feedback = dict(zip(table.column("trace_id").to_pylist(), table.column("feedback_score").to_pylist(), strict=True))
     # a trace whose rules left a later axis unset could fill any cell along it: group traces by the
     # axes they do have, then spread each group over the cells it is consistent with

@@ -150,7 +150,7 @@ def sample(ws: Workspace, plan: Plan | None, size: int, *, outliers: Iterable[st
     if size <= 0:
         raise EvaltrayError("--size must be positive")
     set_name = ws.check_set(set_name)
-    store = TraceStore(ws.traces_dir)
+    store = ws.trace_store()
     dup_of = dup_of or {}
     weights = weights or {}
     clusters = clusters or {}

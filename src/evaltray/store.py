@@ -8,7 +8,7 @@ import getpass
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -18,6 +18,9 @@ from .migrations import migrate
 from .records import Role
 from .settings import SETTINGS_FILE, Settings, render_settings
 from .util import dumps, now_iso
+
+if TYPE_CHECKING:
+    from .traces import TraceStore
 
 STATE_DIR = ".evaltray"
 
@@ -118,6 +121,12 @@ class Workspace:
         path = self.root / STATE_DIR
         path.mkdir(exist_ok=True)
         return path
+
+    def trace_store(self) -> TraceStore:
+        """The trace store, its ``traces`` view joined with what dedup and clustering concluded."""
+        from .traces import TraceStore
+
+        return TraceStore(self.traces_dir, derived=self.state_dir / "derived")
 
     def release_versions(self) -> set[str]:
         """Versions that have a manifest under ``releases/``."""

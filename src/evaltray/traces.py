@@ -77,8 +77,14 @@ _DICTIONARY_COLUMNS = ["source_format", "source_file", "model", "model_version",
 #: Min/max statistics help predicates on metadata; on long payload text they only cost time.
 _STATISTICS_COLUMNS = [c for c in COLUMNS if c not in ("input_text", "output_text", "messages", "tools", "spans",
                                                          "metadata", "error")]
-#: Columns a ``--where`` predicate may name (everything, plus the partition).
-QUERY_COLUMNS = (*COLUMNS, "ingest_date")
+#: What the curation stages concluded per trace (``.evaltray/derived/<name>.parquet``, replaced whole on each
+#: run): the ``traces`` view joins them by id, null where a stage has not run or did not see the trace.
+DERIVED_COLUMNS: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
+    "dedup": (("dup_of", pa.string()), ("dup_level", pa.string()), ("dup_weight", pa.int64())),
+    "clusters": (("cluster_id", pa.int64()), ("cluster_name", pa.string())),
+}
+#: Columns a ``--where`` predicate may name: the stored ones, the partition and the derived ones.
+QUERY_COLUMNS = (*COLUMNS, "ingest_date", *(name for cols in DERIVED_COLUMNS.values() for name, _ in cols))
 
 
 def _json(obj: Any) -> bytes:
@@ -322,12 +328,16 @@ def _canonical(obj: Any) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS, default=_default).decode("utf-8")
 
 
+_SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT"}
+
+
 class TraceStore:
     """Append-only Parquet parts under ``traces/ingest_date=YYYY-MM-DD/``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, derived: Path | None = None) -> None:
         self.root = root
         self.tmp = root / ".tmp"
+        self.derived = derived  # the curation stages' results, joined into the ``traces`` view
 
     def parts(self) -> list[Path]:
         return sorted(self.root.glob("ingest_date=*/*.parquet"))
@@ -395,14 +405,21 @@ class TraceStore:
         return 0 if dset is None else dset.count_rows()
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with one view, ``traces``, and no access to anything else."""
+        """A DuckDB connection with one view, ``traces`` (the stored columns, the partition and the
+        :data:`DERIVED_COLUMNS`), and no access to anything else."""
         con = duckdb.connect(":memory:")
         dset = self.dataset()
-        if dset is None:
-            empty = SCHEMA.append(pa.field("ingest_date", pa.string())).empty_table()
-            con.register("traces", empty)
-        else:
-            con.register("traces", dset)
+        con.register("_parts", SCHEMA.append(pa.field("ingest_date", pa.string())).empty_table() if dset is None else dset)
+        select, joins = ["p.*"], []
+        for name, cols in DERIVED_COLUMNS.items():
+            path = None if self.derived is None else self.derived / f"{name}.parquet"
+            if path is not None and path.exists():  # read lazily: a query that names none of them skips the join
+                con.register(f"_{name}", ds.dataset(str(path), format="parquet"))
+                select += [f"_{name}.{col}" for col, _ in cols]
+                joins.append(f"LEFT JOIN _{name} USING (trace_id)")
+            else:
+                select += [f"CAST(NULL AS {_SQL_TYPES[typ]}) AS {col}" for col, typ in cols]
+        con.execute(f"CREATE VIEW traces AS SELECT {', '.join(select)} FROM _parts p {' '.join(joins)}")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         return con

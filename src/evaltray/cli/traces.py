@@ -8,7 +8,7 @@ import click
 
 from ..errors import EvaltrayError
 from ..ingest import FORMATS, ingest_files
-from ..traces import TraceStore, trace_stats
+from ..traces import trace_stats
 from ._common import AppContext, emit, err, json_option, out, pass_app, table
 
 
@@ -81,7 +81,7 @@ def traces() -> None:
 @pass_app
 def traces_stats(app: AppContext, where: str | None, as_json: bool) -> None:
     """Counts by source, model, day and feature; latency, token and cost percentiles."""
-    stats = trace_stats(TraceStore(app.ws.traces_dir), where)
+    stats = trace_stats(app.ws.trace_store(), where)
 
     def human() -> None:
         out.print(f"[bold]{stats['total']:,}[/] traces, {stats['payload_kept']:,} with full payload, "
@@ -109,7 +109,7 @@ def traces_list(app: AppContext, where: str | None, limit: int, as_json: bool) -
     """List traces matching a predicate."""
     cols = ["trace_id", "source_format", "model", "feature", "n_messages", "n_tool_calls", "latency_ms", "cost_usd",
             "feedback_score", "status", "input_text"]
-    rows = TraceStore(app.ws.traces_dir).query(where, columns=cols, limit=limit, order_by="trace_id").to_pylist()
+    rows = app.ws.trace_store().query(where, columns=cols, limit=limit, order_by="trace_id").to_pylist()
     emit(as_json, rows, lambda: out.print(table(None, cols, [[r[c] if c != "input_text" else (r[c] or "")[:60]
                                                                for c in cols] for r in rows])))
 
@@ -124,7 +124,7 @@ def traces_show(app: AppContext, trace_id: str, as_json: bool) -> None:
 
     from ..errors import NotFound
 
-    found = TraceStore(app.ws.traces_dir).get([trace_id])
+    found = app.ws.trace_store().get([trace_id])
     if trace_id not in found:
         raise NotFound(f"no trace {trace_id!r}")
     row = found[trace_id]
