@@ -137,12 +137,20 @@ def test_scrub_off_then_evaltray_scrub_gives_the_rows_of_scrub_at_ingest(ws: Wor
         assert {r["scrubbed"] for r in before.values()} == {False}
         assert messages(before["noah-7"])[0]["content"] == (
             "Hi, I'm Noah Ito. Call me at (212) 555-0143 or write to noah.ito@example.org.")
+        # showing them says so on stderr, by id only
+        shown = invoke(later, "traces", "show", "noah-7", "--json")
+        assert orjson.loads(shown.stdout)["messages"][0]["content"].startswith("Hi, I'm Noah Ito.")
+        assert shown.stderr == "not scrubbed yet (text as recorded, may hold PII): noah-7; run `evaltray scrub`\n"
+        listed = invoke(later, "traces", "list", "--json")
+        assert listed.stderr == ("not scrubbed yet (text as recorded, may hold PII): clean-1, lopez-40, noah-7; "
+                                 "run `evaltray scrub`\n")
 
         result = invoke(later, "scrub", "--json")
         assert result.exit_code == 0, result.output
         assert orjson.loads(result.stdout) == {"dry_run": False, "parts": 1, "parts_rewritten": 1, "traces": 3,
                                                "replaced": dict(sorted(COUNTS.items())), "quarantined": []}
         assert rows(later) == rows(ws)
+        assert invoke(later, "traces", "show", "noah-7").stderr == ""
 
         (part,) = TraceStore(later.traces_dir).parts()
         data = part.read_bytes()
