@@ -46,6 +46,22 @@ def test_every_entity_type(scrubber: Scrubber) -> None:
     )
 
 
+def test_user_handles_made_of_names(scrubber: Scrubber) -> None:
+    # tau2-bench retail user ids are first_last_NNNN; handles as people type them too
+    text = ('{"user_id": "isabella_lopez_6490"} ping noah.ito or John-Smith42, '
+            'then isabella_lopez_6490 again; "username": "jdoe77"')
+    assert scrub(scrubber, text) == ('{"user_id": "<USERNAME_1>"} ping <USERNAME_2> or <USERNAME_3>, '
+                                     'then <USERNAME_1> again; "username": "<USERNAME_4>"')
+    # tool names, field names, ids and hosts made of words, an e-mail's local part: not handles
+    for text in ("call get_order, then mark_delivered; grace_period and credit_card_8554680 stay",
+                 "see www.john-smith.com and report.final_v2"):
+        assert scrub(scrubber, text) == text
+    assert scrub(scrubber, "write to noah.ito@example.org") == "write to <EMAIL_1>"
+    # a double given name is a person's name, not a handle (pii_benchmark's Faker set has two)
+    for text in ("Reach Sarah-Jane at the desk", "Meeting notes: Ross Williams and Karl-Josef Kroker agreed"):
+        assert "<USERNAME" not in scrub(scrubber, text)
+
+
 def test_plain_links_and_ordinary_prompts_stay(scrubber: Scrubber) -> None:
     # halueval-general.jsonl ID 163 and ID 3674: no personal data
     for text in (
@@ -216,7 +232,7 @@ def test_entity_subset_and_unknown_entity() -> None:
     with pytest.raises(ScrubError) as err:
         Scrubber(entities=["SSN"])
     assert str(err.value) == (
-        "unknown entity 'SSN' (one of: EMAIL, PHONE, CREDIT_CARD, IBAN, IP_ADDRESS, URL, API_KEY, ADDRESS, PERSON)"
+        "unknown entity 'SSN' (one of: EMAIL, PHONE, CREDIT_CARD, IBAN, IP_ADDRESS, URL, API_KEY, ADDRESS, PERSON, USERNAME)"
     )
 
 

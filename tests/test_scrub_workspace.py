@@ -46,9 +46,11 @@ EMAIL = "isabella.lopez3271@example.com"
 #: What scrubbing at ingest replaced in chats.jsonl, worked out message by message:
 #: lopez-40: the e-mail in a user turn, a tool argument, a tool result, metadata.customer_email and
 #: ``user``; first_name, last_name and "Isabella Lopez" in metadata.note; address1, address2 and zip in
-#: two tool results. noah-7: name and e-mail twice each, the phone once.
-COUNTS = {"EMAIL": 7, "PERSON": 5, "ADDRESS": 6, "PHONE": 1}
-PII = ("isabella.lopez", "Isabella", "Lopez", "Sunset Drive", "Suite 176", "85034", "Noah", "555-0143", "noah.ito")
+#: two tool results; the user id isabella_lopez_6490, made of her names, in a tool result, a tool argument
+#: and two more tool results. noah-7: name and e-mail twice each, the phone once.
+COUNTS = {"EMAIL": 7, "PERSON": 5, "ADDRESS": 6, "PHONE": 1, "USERNAME": 4}
+PII = ("isabella.lopez", "Isabella", "Lopez", "Sunset Drive", "Suite 176", "85034", "Noah", "555-0143", "noah.ito",
+       "isabella_lopez")
 
 
 def rows(ws: Workspace) -> dict[str, dict[str, Any]]:
@@ -90,7 +92,10 @@ def assert_scrubbed(got: dict[str, dict[str, Any]], id_key: bytes) -> None:
     assert msgs[3]["content"] == "Sure, it’s <EMAIL_1>."
     assert msgs[4]["tool_calls"] == [{"id": "call_2xzbrH6DkKxcu4GnAB2Rdipb", "name": "find_user_id_by_email",
                                       "arguments": {"email": "<EMAIL_1>"}}]
+    assert msgs[5]["content"] == "<USERNAME_1>"  # the user id made of her names, the same placeholder throughout
+    assert msgs[6]["tool_calls"][0]["arguments"] == {"user_id": "<USERNAME_1>"}
     details = orjson.loads(msgs[7]["content"])
+    assert details["user_id"] == orjson.loads(msgs[9]["content"])["user_id"] == "<USERNAME_1>"
     assert details["name"] == {"first_name": "<PERSON_1>", "last_name": "<PERSON_2>"}
     assert details["address"] == {"address1": "<ADDRESS_1>", "address2": "<ADDRESS_2>", "city": "Phoenix",
                                   "country": "USA", "state": "AZ", "zip": "<ADDRESS_3>"}
@@ -359,7 +364,7 @@ def test_vault_keygen_and_reveal_round_trip(ws: Workspace, tmp_path: Path) -> No
     assert invoke(ws, "vault", "reveal", "lopez-40", "<EMAIL_1>", user="bob").stderr == (
         "Error: user 'bob' is a labeler; revealing a scrubbed value needs one of: admin\n")
     sealed = vault_file(ws).read_bytes()
-    assert sealed.count(b"\n") == 11 and not any(p.encode() in sealed for p in PII)
+    assert sealed.count(b"\n") == 12 and not any(p.encode() in sealed for p in PII)
     other = tmp_path / "keys" / "other.key"
     invoke(ws, "vault", "keygen", str(other))
     assert invoke(ws, "vault", "reveal", "lopez-40", "<EMAIL_1>", "--key", str(other)).stderr == (
@@ -402,7 +407,7 @@ def test_settings_scrub_keys(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(ScrubError) as err:
         ingest_files(ws, [CHATS])
     assert str(err.value) == ("ingest.scrub_entities: unknown entity 'SSN' (one of: EMAIL, PHONE, CREDIT_CARD, IBAN, "
-                              "IP_ADDRESS, URL, API_KEY, ADDRESS, PERSON)")
+                              "IP_ADDRESS, URL, API_KEY, ADDRESS, PERSON, USERNAME)")
     ws.close()
     settings.write_text(text.replace("\nscrub = true ", '\nscrub = "yes" '))
     with pytest.raises(WorkspaceError, match=r"ingest.scrub must be true or false, got 'yes'"):

@@ -19,7 +19,7 @@ from presidio_anonymizer.entities import OperatorConfig
 
 from ..errors import EvaltrayError
 from . import _presidio  # noqa: I001  (must come before any other presidio import)
-from ._names import NONPERSON, WORD, GazetteerNameRecognizer, load_gazetteer
+from ._names import NONPERSON, WORD, GazetteerNameRecognizer, NameHandleRecognizer, load_gazetteer
 from ._placeholders import LABELS, PLACEHOLDER_RE, PlaceholderMap
 from ._recognizers import (
     ADDRESS_RULES,
@@ -111,6 +111,7 @@ _ADDRESS_HINT = re.compile(
     re.IGNORECASE,
 )
 _ANY_DIGIT = re.compile(r"\d")
+_HANDLE_HINT = re.compile(r"[^\W\d_][._\-][^\W\d_]")  # letters either side of . _ or -: a name handle may follow
 # "item_id": "7751905257" / item ID: 2757705742 -- ten digits in an id field are an id, not a phone.
 _ID_BEFORE_RE = re.compile(r"(?i)(?:\bid|_id|Id)[\"']?\s*[:=#]\s*[\"']?$")
 _ANY_UPPER = re.compile(r"[^\W\d_a-z]")
@@ -182,6 +183,7 @@ class Scrubber:
         self._gazetteer = load_gazetteer()
         self._names = GazetteerNameRecognizer(self._gazetteer) if name_threshold is None else \
             GazetteerNameRecognizer(self._gazetteer, threshold=name_threshold)
+        self._handles = NameHandleRecognizer(self._gazetteer)
         self.analyzer = self._build_analyzer()
         self.anonymizer = AnonymizerEngine()
         self._detected: dict[str, list[_Span]] = {}
@@ -203,11 +205,12 @@ class Scrubber:
             ("API_KEY", lambda: RuleRecognizer("API_KEY", API_KEY_RULES, "ApiKeyRecognizer")),
             ("ADDRESS", lambda: RuleRecognizer("ADDRESS", ADDRESS_RULES, "AddressRecognizer")),
             ("PERSON", lambda: self._names),
+            ("USERNAME", lambda: self._handles),
         ]
         for entity, build in builders:
             if entity in want:
                 registry.add_recognizer(build())
-        kv = [e for e in ("PERSON", "ADDRESS", "PHONE_NUMBER", "EMAIL_ADDRESS", "API_KEY") if e in want]
+        kv = [e for e in ("PERSON", "ADDRESS", "PHONE_NUMBER", "EMAIL_ADDRESS", "API_KEY", "USERNAME") if e in want]
         if kv:
             registry.add_recognizer(KeyValueRecognizer(kv))
         self._model_person = False
@@ -275,6 +278,8 @@ class Scrubber:
             out.append("URL")
         if "API_KEY" in want and _KEY_HINT.search(text):
             out.append("API_KEY")
+        if "USERNAME" in want and _HANDLE_HINT.search(text) and self._handles.find(text):
+            out.append("USERNAME")
         if "PERSON" in want and (
             self._names.has_candidate(text) if not self._model_person else _ANY_UPPER.search(text) is not None
         ):

@@ -282,3 +282,38 @@ class GazetteerNameRecognizer(EntityRecognizer):
         if tok.strong:
             return SCORE_LAST_ALONE
         return 0.0
+
+
+# first.last, first_last_6490, first-last42: a handle made of a person's names (never an e-mail's local part).
+_HANDLE_RE = regex.compile(r"(?i)(?<![\p{L}\p{N}_.@\-])(\p{L}+)([._\-])(\p{L}+)([._\-]?\d{1,8})?(?![\p{L}\p{N}_@\-]|\.\p{L})")
+SCORE_HANDLE = 0.7
+
+
+class NameHandleRecognizer(EntityRecognizer):
+    """USERNAME: a handle or user id built from a first and a last name (``isabella_lopez_6490``).
+
+    The first part must be a given name that is not also a common word or a place, the second a
+    surname, so ``get_order`` or ``grace_period`` stay as they are.
+    """
+
+    def __init__(self, gazetteer: Gazetteer | None = None) -> None:
+        self.gazetteer = gazetteer or load_gazetteer()
+        super().__init__(supported_entities=["USERNAME"], name="NameHandleRecognizer", supported_language="en")
+
+    def load(self) -> None:  # the gazetteer is loaded in __init__
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+        return [RecognizerResult("USERNAME", start, end, SCORE_HANDLE) for start, end in self.find(text)]
+
+    def find(self, text: str) -> list[tuple[int, int]]:
+        """Spans of the handles in ``text``."""
+        get = self.gazetteer.get
+        out = []
+        for m in _HANDLE_RE.finditer(text):
+            if m.group(2) == "-" and not m.group(4):
+                continue  # Sarah-Jane, Karl-Josef: a double name (PERSON's), not a handle
+            first, last = get(m.group(1)), get(m.group(3))
+            if first & FIRST and not first & (WORD | NONPERSON) and last & LAST:
+                out.append(m.span())
+        return out

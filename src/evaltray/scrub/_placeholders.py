@@ -16,6 +16,7 @@ LABELS: dict[str, str] = {
     "API_KEY": "API_KEY",
     "ADDRESS": "ADDRESS",
     "PERSON": "PERSON",
+    "USERNAME": "USERNAME",
 }
 ENTITY_OF_LABEL: dict[str, str] = {label: entity for entity, label in LABELS.items()}
 

@@ -205,6 +205,7 @@ KEY_ENTITIES: dict[str, str] = {
     ),
     **dict.fromkeys(["phone", "phonenumber", "mobile", "mobilenumber", "cell", "cellphone", "telephone", "tel", "fax"], "PHONE_NUMBER"),
     **dict.fromkeys(["email", "emailaddress", "mail"], "EMAIL_ADDRESS"),
+    **dict.fromkeys(["username", "userhandle", "handle", "login", "screenname", "nickname"], "USERNAME"),
     **dict.fromkeys(["apikey", "secret", "clientsecret", "password", "accesstoken", "refreshtoken", "privatekey"], "API_KEY"),
 }
 
