@@ -7,6 +7,7 @@ row that got there another way.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,7 +364,7 @@ _REGISTRY_SQL = ("SELECT id, set_name, status, review_id, content_hash, retired_
                  "case_type, supersedes FROM cases")
 
 
-def _registry(ws: Workspace) -> tuple[dict[str, tuple[Any, ...]], set[int]]:
+def registry_state(ws: Workspace) -> tuple[dict[str, tuple[Any, ...]], set[int]]:
     """Every case id ever issued with what was signed, and the ids of signed reviews."""
     with ws.tx() as conn:
         registry = {r[0]: r for r in _fetch(conn, _REGISTRY_SQL)}
@@ -371,15 +372,17 @@ def _registry(ws: Workspace) -> tuple[dict[str, tuple[Any, ...]], set[int]]:
     return registry, signed
 
 
-def read_signed(ws: Workspace, set_name: str, release_versions: set[str]
+def read_signed(ws: Workspace, set_name: str, release_versions: set[str],
+                state: tuple[dict[str, tuple[Any, ...]], set[int]] | None = None
                 ) -> tuple[list[dict[str, Any]], list[bytes], list[Problem]]:
     """The tray's rows for a release, each with its stored line, and every problem :func:`validate` finds.
 
     A line that is byte for byte what was signed (its ``version`` aside) is not parsed: its row is a
     stub made from the registry (id, slice, source, difficulty, case type, predecessor, version) —
     all a release needs from a case it does not diff. Any other line is parsed and checked in full.
+    ``state``: the case registry (:func:`registry_state`), when the caller reads several sets.
     """
-    registry, signed = _registry(ws)
+    registry, signed = state or registry_state(ws)
     rows, bad, raws, trusted = read_tray_bytes(ws.cases_path(set_name),
                                                lambda raw: _stub(raw, registry, signed, set_name))
     problems = validate_rows(ws, set_name, rows, bad, release_versions, raws, (registry, signed), trusted)
@@ -401,8 +404,11 @@ def _stub(raw: bytes, registry: dict[str, tuple[Any, ...]], signed: set[int], se
         version = orjson.loads(raw[at + len(_VERSION_KEY):-1])
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(version, dict) or raw[at + len(_VERSION_KEY):-1] != orjson.dumps(version) \
-            or sha256_hex(raw[:at] + b"}") != reg[4]:
+    if not isinstance(version, dict) or raw[at + len(_VERSION_KEY):-1] != orjson.dumps(version):
+        return None
+    digest = hashlib.sha256(memoryview(raw)[:at])  # the line minus its version, without copying it
+    digest.update(b"}")
+    if digest.hexdigest() != reg[4]:
         return None
     return {"id": cid, "slice": reg[6], "provenance": {"source": reg[7], "supersedes": reg[10]},
             "difficulty": reg[8], "case_type": reg[9], "version": version}
@@ -416,7 +422,7 @@ def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, 
     ``raws`` a row byte-identical to what was signed is recognised without serialising it again, and
     rows at the ``trusted`` indexes were already found to be so."""
     problems = [Problem(line, None, why) for line, why in bad]
-    registry, signed = state or _registry(ws)
+    registry, signed = state or registry_state(ws)
     trusted = trusted or set()
     versions = ws.release_versions() if release_versions is None else release_versions
     known_versions = versions | {PENDING_VERSION}
@@ -451,9 +457,9 @@ def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, 
                 problems += _row_problems(row, line, cid, reg, signed, set_name, known_versions)
             continue
         problems += _row_problems(row, line, cid, reg, signed, set_name, known_versions)
-    for cid, reg in sorted(registry.items()):
-        if reg[1] == set_name and reg[2] == ACTIVE and cid not in seen:
-            problems.append(Problem(None, cid, "active case missing from the file (deleted by hand? use `evaltray cases retire`)"))
+    missing = [cid for cid, reg in registry.items() if reg[1] == set_name and reg[2] == ACTIVE and cid not in seen]
+    problems += [Problem(None, cid, "active case missing from the file (deleted by hand? use `evaltray cases retire`)")
+                 for cid in sorted(missing)]
     return problems
 
 

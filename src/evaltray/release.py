@@ -7,9 +7,11 @@ canonical case per line. Both are written once, read-only, and never rewritten.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import orjson
 import sqlalchemy as sa
 
 from .errors import EvaltrayError, NotFound, ReleaseError
-from .golden import read_signed, restamp
+from .golden import read_signed, registry_state, restamp
 from .records import COMPOSE_ROLES, ReleaseStatus
 from .store import Workspace
 from .util import atomic_write, bulk, canonical_json, now_iso, sha256_hex
@@ -36,6 +38,7 @@ def semver_key(version: str) -> tuple[int, int, int, int, str]:
     return int(major), int(minor), int(patch), 0 if pre else 1, pre or ""
 
 
+@lru_cache(maxsize=1 << 18)  # a release ranks each id twice (holdout, then the pr subset)
 def rank(key: str) -> str:
     """A deterministic pseudo-random order over ids, independent of input order."""
     return hashlib.sha256(f"evaltray-holdout:{key}".encode()).hexdigest()
@@ -86,7 +89,7 @@ def pr_subset(cases: list[dict[str, Any]], size: int) -> list[str]:
             quota[s] = 1
     picked: list[str] = []
     for s, ids in by_slice.items():
-        picked += sorted(ids, key=rank)[: quota[s]]
+        picked += heapq.nsmallest(quota[s], ids, key=rank)
     return sorted(picked)
 
 
@@ -159,9 +162,11 @@ def snapshot(cases: list[dict[str, Any]], name: str, lines: list[bytes] | None =
     """
     if lines is None:
         lines = [orjson.dumps(c) for c in cases]
-    pairs = sorted(zip(cases, lines, strict=True), key=lambda p: p[0]["id"])
-    ordered = [c for c, _ in pairs]
-    lines = [line for _, line in pairs]
+    ids = [c["id"] for c in cases]
+    if ids != sorted(ids):  # a validated tray is sorted already
+        pairs = sorted(zip(cases, lines, strict=True), key=lambda p: p[0]["id"])
+        cases, lines = [c for c, _ in pairs], [line for _, line in pairs]
+    ordered = list(cases)
     hashes = {c["id"]: hashlib.sha256(line).hexdigest() for c, line in zip(ordered, lines, strict=True)}
     return SetSnapshot(name, lines, ordered, hashes)
 
@@ -308,9 +313,10 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
         raise ReleaseError(f"release {version} must be newer than the latest release {parent}")
     with ws.lock("release"), bulk():
         trays: dict[str, tuple[list[dict[str, Any]], list[bytes]]] = {}
+        state = registry_state(ws)  # every set's cases are in it: fetched once
         for set_name in ws.settings.sets:
             # read once: validate, stamp and snapshot share the rows and their stored bytes
-            cases, raws, problems = read_signed(ws, set_name, set(versions))
+            cases, raws, problems = read_signed(ws, set_name, set(versions), state)
             trays[set_name] = (cases, raws)
             if problems:
                 head = "; ".join(str(p) for p in problems[:3])
