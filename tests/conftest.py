@@ -11,6 +11,11 @@ from evaltray.store import Workspace
 DATA = Path(__file__).parent / "data"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests marked ``early`` run first, so with ``-n 2`` they overlap the rest instead of trailing it."""
+    items.sort(key=lambda item: item.get_closest_marker("early") is None)
+
+
 @pytest.fixture(autouse=True)
 def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in ("EVALTRAY_USER", "EVALTRAY_WORKSPACE", "EVALTRAY_DB_URL"):

@@ -355,7 +355,7 @@ def _fetch(conn: sa.Connection, sql: str) -> list[tuple[Any, ...]]:
     cur = conn.connection.cursor()
     try:
         cur.execute(sql)
-        return cur.fetchall()
+        return list(cur.fetchall())
     finally:
         cur.close()
 

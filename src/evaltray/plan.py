@@ -263,7 +263,7 @@ class CellCoverage:
 @dataclass
 class Coverage:
     cells: list[CellCoverage]
-    marginals: dict[str, dict[str, dict[str, float]]]
+    marginals: dict[str, dict[str, dict[str, Any]]]  # filled, minimum (ints), share, target_share (None: none set)
     unmapped_cases: int
 
     @property

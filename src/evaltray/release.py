@@ -276,6 +276,7 @@ def _changed_parent_cases(ws: Workspace, manifest: dict[str, Any] | None, set_na
     wanted = {cid for cid, h in hashes.items() if new_hashes.get(cid) != h}
     if not wanted:
         return {}
+    assert manifest is not None  # it has hashes
     lines = [x for x in (ws.releases_dir / manifest["sets"][set_name]["file"]).read_bytes().splitlines() if x]
     # snapshot lines are sorted by id, like the manifest's case map
     return {cid: orjson.loads(line) for cid, line in zip(hashes, lines, strict=True) if cid in wanted}

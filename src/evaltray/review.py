@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from .candidates import PENDING, PROMOTED, Candidate, get
 from .errors import EvaltrayError, NotFound
 from .records import LABEL_ROLES, SIGN_ROLES
-from .store import Workspace
+from .store import Workspace, inserted_id
 from .util import dumps, loads, now_iso
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -84,7 +84,7 @@ def record_review(ws: Workspace, candidate_id: str, reviewer: str, expected: dic
         raise EvaltrayError(f"case type must be one of {', '.join(CASE_TYPES)}, got {case_type!r}")
     now = now_iso()
     signed = sign and role in SIGN_ROLES
-    values = dict(
+    values: dict[str, Any] = dict(
         candidate_id=candidate_id, reviewer=reviewer, expected=dumps(expected), expected_first=expected_first,
         verdict=verdict, critique=(critique or "").strip() or None, failure_tags=dumps(sorted(set(failure_tags or []))),
         rubric=rubric, guide_version=ws.settings.guide_version, slice=slice, difficulty=difficulty, case_type=case_type,
@@ -92,7 +92,7 @@ def record_review(ws: Workspace, candidate_id: str, reviewer: str, expected: dic
     )
     reviews = ws.t["reviews"]
     with ws.tx() as conn:
-        rid = conn.execute(reviews.insert().values(**values)).inserted_primary_key[0]
+        rid = inserted_id(conn, reviews.insert().values(**values))
         ws.audit(conn, reviewer, "review.add", candidate_id, review_id=rid, verdict=verdict, signed=signed)
     return Review(id=rid, **{**values, "expected": expected, "failure_tags": sorted(set(failure_tags or []))})
 

@@ -20,7 +20,7 @@ from typing import Any
 from .errors import EvaltrayError
 from .plan import Plan, assign_traces, coverage
 from .store import Workspace
-from .traces import TraceStore
+from .traces import TraceStore, one_row
 
 OUTLIERS = ("latency", "cost", "feedback", "errors", "long", "tool_failures", "terse", "verbose", "abandoned")
 _REFUSAL = re.compile(r"\b(i can(?:no|')t|i am unable|i'm unable|i won't|sorry, but|i cannot help|unable to assist)\b", re.I)
@@ -80,10 +80,10 @@ def _outlier_ids(store: TraceStore, kinds: Iterable[str], where: str | None) -> 
     base = "payload_kept" + (f" AND ({where})" if where else "")
     con = store.connect()
     try:
-        q = con.execute(
+        q = one_row(con.execute(
             f"SELECT quantile_cont(latency_ms, 0.95), quantile_cont(cost_usd, 0.95), "
             f"quantile_cont(n_user_turns, 0.95), quantile_cont(output_chars, 0.95), quantile_cont(output_chars, 0.05) "
-            f"FROM traces WHERE {base}").fetchone()
+            f"FROM traces WHERE {base}"))
     finally:
         con.close()
     lat95, cost95, turns95, long95, short05 = q

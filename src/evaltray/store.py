@@ -201,6 +201,13 @@ class Workspace:
         return role
 
 
+def inserted_id(conn: Connection, insert: sa.Insert) -> int:
+    """Run an INSERT of one row and return its new primary key."""
+    key = conn.execute(insert).inserted_primary_key
+    assert key is not None  # one row inserted into a table with a primary key
+    return int(key[0])
+
+
 def find_root(start: Path | None) -> Path:
     """The directory holding ``evaltray.toml``: ``start`` itself, ``EVALTRAY_WORKSPACE``, or a parent of cwd."""
     if start is not None:

@@ -114,10 +114,10 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def micros(value: datetime | int | None) -> int | None:
     """A time as microseconds since the epoch (a naive datetime is UTC); an int already is one."""
-    if value is None or type(value) is int:
-        return value  # type: ignore[return-value]
-    if value.tzinfo is None:  # type: ignore[union-attr]
-        value = value.replace(tzinfo=UTC)  # type: ignore[union-attr]
+    if value is None or isinstance(value, int):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return (value - _EPOCH) // _MICROSECOND
 
 
@@ -475,14 +475,21 @@ def check_predicate(where: str) -> str:
 _PERCENTILE_COLUMNS = ("latency_ms", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "n_messages")
 
 
+def one_row(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The one row an aggregate query returns."""
+    row = cursor.fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns a row
+    return row
+
+
 def trace_stats(store: TraceStore, where: str | None = None) -> dict[str, Any]:
     """Counts by source format, model, day and feature, and percentiles of latency, tokens and cost."""
     pred = f"WHERE ({check_predicate(where)})" if where else ""
     con = store.connect()
     try:
-        total, kept, errors, negative = con.execute(
+        total, kept, errors, negative = one_row(con.execute(
             f"SELECT count(*), count(*) FILTER (payload_kept), count(*) FILTER (status = 'error'), "
-            f"count(*) FILTER (feedback_score < 0) FROM traces {pred}").fetchone()
+            f"count(*) FILTER (feedback_score < 0) FROM traces {pred}"))
         by: dict[str, dict[str, int]] = {}
         for key, expr in (("source_format", "source_format"), ("model", "model"),
                           ("day", "CAST(CAST(start_time AS DATE) AS VARCHAR)"), ("feature", "feature")):
@@ -491,9 +498,9 @@ def trace_stats(store: TraceStore, where: str | None = None) -> dict[str, Any]:
             by[key] = {k: n for k, n in rows}
         percentiles: dict[str, dict[str, float | None]] = {}
         for col in _PERCENTILE_COLUMNS:
-            p50, p90, p99, mx = con.execute(
+            p50, p90, p99, mx = one_row(con.execute(
                 f"SELECT quantile_cont({col}, 0.5), quantile_cont({col}, 0.9), quantile_cont({col}, 0.99), "
-                f"max({col}) FROM traces {pred}").fetchone()
+                f"max({col}) FROM traces {pred}"))
             percentiles[col] = {"p50": p50, "p90": p90, "p99": p99, "max": None if mx is None else float(mx)}
     except duckdb.Error as exc:
         raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None

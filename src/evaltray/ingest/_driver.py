@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from ..errors import IngestError
 from ..records import Trace
-from ..store import Workspace
+from ..store import Workspace, inserted_id
 from ..traces import PAYLOAD_COLUMNS, SCHEMA, TraceStore, trace_values, values_table
 from ..util import file_sha256, now_iso
 from ._registry import Format, Issue, detect, get_format
@@ -340,9 +340,8 @@ def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, optio
                 workers: int, scrubbing: _Scrub | None) -> FileReport:
     files = ws.t["ingest_files"]
     with ws.tx() as conn:
-        file_id = conn.execute(files.insert().values(
-            path=str(path), sha256=file_sha256(path), format=fmt.name, status="running", started_at=now_iso(),
-        )).inserted_primary_key[0]
+        file_id = inserted_id(conn, files.insert().values(
+            path=str(path), sha256=file_sha256(path), format=fmt.name, status="running", started_at=now_iso()))
     try:
         writer = _Writer(store, rate, ws.settings.outlier_quantile, path.name, scrubbing)
         if fmt.name in LINE_FORMATS:

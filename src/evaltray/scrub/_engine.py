@@ -233,7 +233,7 @@ class Scrubber:
             if not (spacy.util.is_package(model) or Path(model).exists()):
                 raise ScrubError(f"spaCy model {model!r} is not installed (pip install it, or pass a model folder)")
             engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
-            engine.nlp = {"en": spacy.load(model)}
+            engine.nlp = {"en": spacy.load(model)}  # type: ignore[assignment]  # Presidio types it as None until loaded
             registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON"]))
             return engine
         if kind in ("hf", "transformers"):

@@ -205,7 +205,8 @@ class GazetteerNameRecognizer(EntityRecognizer):
         for run in self._runs(text, toks):
             self._score_run(text, run, out)
         for m in _NAME_IS_RE.finditer(text):  # "my name is john smith" typed in lowercase
-            pos, words = m.end(), []
+            pos = m.end()
+            words: list[tuple[int, int]] = []  # spans
             while len(words) < 3:
                 lm = _LOWER_RE.match(text, pos)
                 if not lm or lm.group(1) in _STOP_LOWER or not self.gazetteer.get(lm.group(1)) & (FIRST | LAST):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import regex
 import tldextract
@@ -83,6 +84,12 @@ class Rule:
         return regex.compile(self.pattern)
 
 
+def _result(recognizer: Any, entity: str, start: int, end: int, score: float) -> RecognizerResult:
+    """A finding that names the recognizer which made it (Presidio's decision trace reads these)."""
+    return RecognizerResult(entity, start, end, score, recognition_metadata={
+        RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id})
+
+
 class RuleRecognizer(LocalRecognizer):
     """Regex rules whose value may be a capture group (``password=VALUE`` masks VALUE, not the key)."""
 
@@ -100,10 +107,7 @@ class RuleRecognizer(LocalRecognizer):
             for m in rx.finditer(text, timeout=_TIMEOUT):
                 start, end = m.span(rule.group)
                 if end > start:
-                    out.append(RecognizerResult(entity, start, end, rule.score, recognition_metadata={
-                        RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-                        RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                    }))
+                    out.append(_result(self, entity, start, end, rule.score))
         return out
 
 
@@ -244,8 +248,5 @@ class KeyValueRecognizer(LocalRecognizer):
             group = next(g for g in (2, 3, 4) if m.group(g) is not None)
             start, end = m.span(group)
             if m.group(group).strip():
-                out.append(RecognizerResult(entity, start, end, 0.9, recognition_metadata={
-                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                }))
+                out.append(_result(self, entity, start, end, 0.9))
         return out
