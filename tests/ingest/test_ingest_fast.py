@@ -232,6 +232,23 @@ def test_odd_value_types_are_an_issue_not_a_crash(ws, tmp_path: Path) -> None:
     assert [str(i) for i in parse_openai(path, {}) if not isinstance(i, Trace)] == [str(report.issues[0])]
 
 
+def test_lines_the_decoder_rejects_are_issues_with_orjsons_reasons(ws, tmp_path: Path) -> None:
+    """Bytes that are not UTF-8, nesting deeper than any JSON parser here takes, a lone surrogate: each
+    line is reported (with the reason orjson gives, as before the typed decoder) and the rest ingests."""
+    ok = _d({"id": "ok", "messages": [{"role": "user", "content": "hi"}]})
+    lines = [b'{"id":"a","messages":[{"role":"user","content":"caf\xe9"}]}',
+             b'{"id":"d","messages":[{"role":"user","content":"x"}],"metadata":{"a":' + b"[" * 2000 + b"]" * 2000 + b"}}",
+             b'{"id":"c","messages":[{"role":"user","content":"\\ud800 x"}]}', ok]
+    path = tmp_path / "chats.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = ingest_files(ws, [path], fmt="openai")
+    assert [str(i) for i in report.issues] == [
+        f"{path}:1: not valid JSON (str is not valid UTF-8: surrogates not allowed)",
+        f"{path}:2: not valid JSON (depth limit exceeded)",
+        f"{path}:3: not valid JSON (no low surrogate in string)"]
+    assert TraceStore(ws.traces_dir).trace_ids() == {"ok"}
+
+
 # --------------------------------------------------------------------------- one rule set
 
 

@@ -266,7 +266,7 @@ def _decode(raw: bytes) -> _Line:
     """One line decoded; :class:`BadRecord` if it is not JSON or not a chat line."""
     try:
         line = _DECODER.decode(raw)
-    except msgspec.DecodeError:  # not JSON, or a value of an unexpected type: the careful way
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # not JSON, or odd types: the careful way
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
