@@ -274,3 +274,17 @@ def test_driver_parquet(ws) -> None:
     assert ingest_files(ws, [path], options=fmap).ingested == 1
     rows = TraceStore(ws.traces_dir).query(columns=["trace_id", "feature", "source_format"]).to_pylist()
     assert rows == [{"trace_id": "sympy__sympy-22914", "feature": "sympy/sympy", "source_format": "parquet"}]
+
+
+def test_a_value_the_store_cannot_hold_is_an_issue_on_the_trace_path_too(ws, tmp_path: Path) -> None:
+    """Formats parsed into Traces (here generic JSONL) report such a trace by id and store the rest."""
+    path = tmp_path / "qa.jsonl"
+    path.write_bytes(b'{"id": "big", "q": "hi", "a": "yo", "tok": 1e30}\n{"id": "ok", "q": "hello", "a": "x", "tok": 5}\n')
+    maps = {"id": "id", "input": "q", "output": "a", "input_tokens": "tok"}
+    with pytest.raises(IngestError, match=r"input_tokens: value does not fit the trace store's column \(record big\)"):
+        ingest_files(ws, [path], fmt="jsonl", options=maps, strict=True)
+    assert TraceStore(ws.traces_dir).count() == 0  # strict: nothing from the file
+    report = ingest_files(ws, [path], fmt="jsonl", options=maps)
+    assert [str(i) for i in report.issues] == [
+        f"{path}: input_tokens: value does not fit the trace store's column (record big)"]
+    assert (report.ingested, TraceStore(ws.traces_dir).trace_ids()) == (1, {"ok"})

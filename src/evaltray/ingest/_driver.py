@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -256,6 +256,7 @@ class _Writer:
         self.kept = 0
         self.quarantined: list[str] = []
         self.counts: Counter[str] = Counter()
+        self.unstorable: list[tuple[str, str]] = []  # (trace id, why) of traces left out: a value does not fit
 
     def add(self, trace: Trace) -> None:
         self.batch.append(trace)
@@ -265,11 +266,15 @@ class _Writer:
     def flush(self) -> None:
         if not self.batch:
             return
-        table, kept = _finished(values_table([trace_values(t) for t in self.batch]),
-                                keep_reasons(self.batch, self.rate, self.quantile), self.source_file)
+        batch, table, unstorable = storable(self.batch)
+        self.unstorable += unstorable
+        if not batch:
+            self.batch = []
+            return
+        table, kept = _finished(table, keep_reasons(batch, self.rate, self.quantile), self.source_file)
         if self.scrub is not None:
             table, info = self.scrub.table(table)
-            ids = [t.trace_id for t in self.batch]
+            ids = [t.trace_id for t in batch]
             kept = _kept(table)  # quarantined rows lost theirs
             self.quarantined += [ids[i] for i in sorted(info.quarantined)]
             self.counts.update(info.total())
@@ -277,6 +282,28 @@ class _Writer:
         self.store.write_table(table, self.day)
         self.kept += kept
         self.batch = []
+
+
+def storable(traces: list[Trace]) -> tuple[list[Trace], pa.Table, list[tuple[str, str]]]:
+    """The traces whose every value fits the trace store, their table, and (trace id, why) for the others."""
+    rows: list[tuple[Any, ...]] = []
+    kept: list[Trace] = []
+    left: list[tuple[str, str]] = []
+    for t in traces:
+        try:
+            rows.append(trace_values(t))
+        except (TypeError, ValueError, OverflowError) as exc:  # e.g. text no encoder takes (a lone surrogate)
+            left.append((t.trace_id, f"a value cannot be stored ({type(exc).__name__})"))
+            continue
+        kept.append(t)
+    try:
+        return kept, values_table(rows), left
+    except _ARROW_ERRORS:
+        issues: list[tuple[None, str, str | None]] = []
+        table, good, _ = _without_unstorable(rows, [None] * len(rows), [], issues)
+        fits = {row[0] for row in good}
+        left += [(rid or "", why) for _, why, rid in issues]
+        return [t for t in kept if t.trace_id in fits], table, left
 
 
 def ingest_files(
@@ -381,9 +408,14 @@ def _stream(writer: _Writer, path: Path, fmt: Format, options: Mapping[str, str]
             writer.add(item)
         if progress is not None and rep.ingested % 5000 == 0:
             progress(str(path), rep.ingested)
+    if strict:  # nothing is written from a file with a trace the store cannot hold
+        for tid, why in storable(pending)[2][:1]:
+            raise IngestError(f"{path}: {why} (record {tid})")
     for trace in pending:
         writer.add(trace)
     writer.flush()
+    rep.issues += [Issue(str(path), None, why, tid) for tid, why in writer.unstorable]
+    rep.ingested -= len(writer.unstorable)
     rep.payload_kept = writer.kept
     rep.quarantined, rep.scrubbed = writer.quarantined, dict(writer.counts)
     if progress is not None:
@@ -556,8 +588,11 @@ _STORED: set[str] | frozenset[str] = frozenset()
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
 
 
-def _without_unstorable(rows: list[tuple[Any, ...]], row_lines: list[int], content_rows: list[int],
-                        issues: list[tuple[int, str, str | None]]) -> tuple[pa.Table, list[tuple[Any, ...]], list[int]]:
+_Line = TypeVar("_Line", int, None)  # a row's line in its file; None where the parser does not say
+
+
+def _without_unstorable(rows: list[tuple[Any, ...]], row_lines: list[_Line], content_rows: list[int],
+                        issues: list[tuple[_Line, str, str | None]]) -> tuple[pa.Table, list[tuple[Any, ...]], list[int]]:
     """The table of the rows that fit :data:`SCHEMA`; an issue naming the column for each that does not."""
     good: list[tuple[Any, ...]] = []
     renumber: dict[int, int] = {}
@@ -568,7 +603,7 @@ def _without_unstorable(rows: list[tuple[Any, ...]], row_lines: list[int], conte
             good.append(row)
         else:
             issues.append((line, f"{bad}: value does not fit the trace store's column", row[0]))
-    issues.sort(key=lambda issue: issue[0])
+    issues.sort(key=lambda issue: issue[0] or 0)  # by line (none: the order of the rows)
     return values_table(good), good, [renumber[i] for i in content_rows if i in renumber]
 
 
