@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..records import Message, ToolCall
+from ..records import Message, ToolCall, Trace
 from ..traces import CallRecord, MessageRecord, message_from_record, micros
 from ..util import sha256_hex
 from ._registry import Issue
+
+#: What reading a record with unexpected value types raises; a parser reports it as an Issue.
+SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, OSError, RecursionError)
+
+
+def guarded(path: Path, line: int | None, record_id: Any, read: Callable[..., Trace | Iterable[Trace | Issue]],
+            *args: Any) -> Iterator[Trace | Issue]:
+    """What ``read(*args)`` gives for one record (a trace, or traces and issues), or, where a value of the
+    record has a type its parser does not expect, an Issue naming the record (its id, never its content)
+    in place of what was not read yet."""
+    try:
+        out = read(*args)
+        if isinstance(out, Trace):
+            yield out
+        else:
+            yield from out
+    except SHAPE_ERRORS as exc:
+        yield Issue(str(path), line, f"a field has an unexpected type ({type(exc).__name__})",
+                    None if record_id is None else str(record_id))
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any] | Issue]:

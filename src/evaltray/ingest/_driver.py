@@ -40,6 +40,7 @@ from ..records import Trace
 from ..store import Workspace, inserted_id
 from ..traces import PAYLOAD_COLUMNS, SCHEMA, TraceStore, trace_values, values_table
 from ..util import file_sha256, now_iso
+from ._common import SHAPE_ERRORS
 from ._registry import Format, Issue, detect, get_format
 
 if TYPE_CHECKING:  # the scrub package imports Presidio (seconds): only when a workspace scrubs
@@ -58,8 +59,6 @@ Progress = Callable[[str, int], None]
 #: (invalid JSON included); the dict counts content-derived ids.
 LineRecord = Callable[[bytes, dict[str, int]], tuple[Any, ...]]
 LINE_FORMATS: dict[str, LineRecord] = {}
-#: What reading a record with unexpected value types raises; a parser reports it as an Issue.
-SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, OverflowError, OSError, RecursionError)
 
 
 class BadRecord(Exception):
@@ -391,7 +390,7 @@ def _stream(writer: _Writer, path: Path, fmt: Format, options: Mapping[str, str]
             progress: Progress | None) -> FileReport:
     rep = FileReport(str(path), fmt.name)
     pending: list[Trace] = []  # strict mode writes nothing from a file with an issue
-    for item in fmt.parse(path, options):
+    for item in _read(fmt, path, options):
         if isinstance(item, Issue):
             if strict:
                 raise IngestError(str(item))
@@ -421,6 +420,16 @@ def _stream(writer: _Writer, path: Path, fmt: Format, options: Mapping[str, str]
     if progress is not None:
         progress(str(path), rep.ingested)
     return rep
+
+
+def _read(fmt: Format, path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
+    """The parser's traces and issues; if it stops on a value it did not expect (outside any one record),
+    an issue says so and the traces read until then are kept."""
+    try:
+        yield from fmt.parse(path, options)
+    except SHAPE_ERRORS as exc:
+        yield Issue(str(path), None, f"the rest of the file could not be read: a value has an unexpected type "
+                                     f"({type(exc).__name__})")
 
 
 def _stream_lines(writer: _Writer, path: Path, name: str, strict: bool, seen: set[str], progress: Progress | None,

@@ -33,7 +33,18 @@ from typing import Any
 import orjson
 
 from ..records import Message, Span, ToolCall, Trace
-from ._common import as_float, as_int, head_text, maybe_json, parse_time, read_json, read_jsonl, text_of, tool_call
+from ._common import (
+    as_float,
+    as_int,
+    guarded,
+    head_text,
+    maybe_json,
+    parse_time,
+    read_json,
+    read_jsonl,
+    text_of,
+    tool_call,
+)
 from ._registry import Issue, register
 
 # --------------------------------------------------------------------------- messages, any framework
@@ -942,6 +953,13 @@ def trace_from_export(doc: Mapping[str, Any], path: Path, line: int | None = Non
     yield _assemble(tr, observations)
 
 
+def _export_id(doc: Mapping[str, Any]) -> str | None:
+    """The trace id of an export, for naming it in an issue."""
+    tr = doc.get("trace")
+    tid = tr.get("id") if isinstance(tr, dict) else doc.get("id")
+    return tid if isinstance(tid, str) else None
+
+
 def _assemble(tr: Mapping[str, Any], observations: list[dict[str, Any]]) -> Trace:
     obs = sorted(observations, key=lambda o: (parse_time(o["startTime"]), parse_time(o.get("endTime")) or _FAR))
     by_id = {str(o["id"]): o for o in obs}
@@ -1083,7 +1101,7 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
             if isinstance(item, Issue):
                 yield item
             elif isinstance(item[1], dict):
-                yield from trace_from_export(item[1], path, item[0])
+                yield from guarded(path, item[0], _export_id(item[1]), trace_from_export, item[1], path, item[0])
             else:
                 yield Issue(str(path), item[0], "expected an object with 'trace' and 'observations'")
         return
@@ -1093,6 +1111,6 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
         return
     for item in doc if isinstance(doc, list) else [doc]:
         if isinstance(item, dict):
-            yield from trace_from_export(item, path)
+            yield from guarded(path, None, _export_id(item), trace_from_export, item, path)
         else:
             yield Issue(str(path), None, "expected an object with 'trace' and 'observations'")

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ..records import Span, Trace
-from ._common import as_float, as_int, head_text, parse_time, read_json, read_jsonl, text_of
+from ._common import SHAPE_ERRORS, as_float, as_int, guarded, head_text, parse_time, read_json, read_jsonl, text_of
 from ._registry import Issue, register
 from .langfuse import (
     ToolRun,
@@ -172,7 +172,7 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
             yield Issue(str(path), line, "run has no 'id' and no 'dotted_order'")
             continue
         for key in ("start_time", "end_time"):
-            if run.get(key) is not None and parse_time(run[key]) is None:
+            if run.get(key) is not None and _time_or_none(run[key]) is None:
                 where = line if line is not None else record_line(path, rid, last=is_patch)
                 yield Issue(str(path), where, f"run has an unreadable {key}", rid)
                 break
@@ -182,7 +182,15 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
     for rid, run in runs.items():
         traces.setdefault(_trace_id(run, rid, runs), []).append(run)
     for tid, members in traces.items():
-        yield _trace(tid, members)
+        yield from guarded(path, None, tid, _trace, tid, members)
+
+
+def _time_or_none(value: Any) -> Any:
+    """parse_time, None where the value cannot be a time at all (a year out of range, a list of words)."""
+    try:
+        return parse_time(value)
+    except SHAPE_ERRORS:
+        return None
 
 
 def _usage(run: Mapping[str, Any]) -> tuple[int | None, int | None, int | None]:

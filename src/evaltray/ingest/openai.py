@@ -28,6 +28,7 @@ from msgspec import UNSET
 from ..records import Trace
 from ..traces import MessageRecord, from_micros, message_from_record, row_values
 from ._common import (
+    SHAPE_ERRORS,
     _short,
     as_float,
     as_int,
@@ -37,7 +38,7 @@ from ._common import (
     head_text,
     maybe_json,
 )
-from ._driver import SHAPE_ERRORS, BadRecord, line_format
+from ._driver import BadRecord, line_format
 from ._registry import Issue, register
 
 _ID_KEYS = ("trace_id", "id", "custom_id", "conversation_id")

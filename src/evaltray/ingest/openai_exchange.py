@@ -20,7 +20,18 @@ import yaml
 
 from ..records import Message, Span, Trace
 from ..util import sha256_hex
-from ._common import as_float, as_int, chat_messages, content_id, head_text, line_of, maybe_json, parse_time, read_json
+from ._common import (
+    as_float,
+    as_int,
+    chat_messages,
+    content_id,
+    guarded,
+    head_text,
+    line_of,
+    maybe_json,
+    parse_time,
+    read_json,
+)
 from ._registry import Issue, register
 from .openai import trace_from_chat
 
@@ -151,10 +162,12 @@ def trace_from_calls(calls: list[Call], fmt: str, seen: dict[str, int]) -> Trace
     return trace
 
 
-def _traces(calls: list[Call], fmt: str) -> Iterator[Trace]:
+def _traces(calls: list[Call], fmt: str, path: Path) -> Iterator[Trace | Issue]:
     seen: dict[str, int] = {}
     for group in group_calls(calls):
-        yield trace_from_calls(group, fmt, seen)
+        first = group[0].response
+        rid = first.get("id") if isinstance(first, dict) else None
+        yield from guarded(path, group[0].line, rid, trace_from_calls, group, fmt, seen)
 
 
 # --------------------------------------------------------------------------- streamed responses
@@ -255,7 +268,7 @@ def parse_exchange(path: Path, options: Mapping[str, str]) -> Iterator[Trace | I
         code = as_int(status.get("code") if isinstance(status, dict) else status)
         calls.append(Call(line, request, response if isinstance(response, dict) else {}, code,
                           as_float(item.get("latency_ms") or item.get("duration_ms"))))
-    yield from _traces(calls, "openai-exchange")
+    yield from _traces(calls, "openai-exchange", path)
 
 
 # --------------------------------------------------------------------------- VCR cassettes
@@ -335,4 +348,4 @@ def parse_vcr(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]
         code = as_int(status.get("code") if isinstance(status, dict) else status)
         latency = as_float(_header((resp or {}).get("headers"), "openai-processing-ms"))
         calls.append(Call(line, request, response if isinstance(response, dict) else {}, code, latency))
-    yield from _traces(calls, "vcr-openai")
+    yield from _traces(calls, "vcr-openai", path)

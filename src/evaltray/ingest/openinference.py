@@ -180,4 +180,4 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
                 yield span
             else:
                 spans.append(span)
-    yield from traces_from_spans(spans, "openinference")
+    yield from traces_from_spans(spans, "openinference", path)

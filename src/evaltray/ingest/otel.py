@@ -39,6 +39,7 @@ from ._common import (
     as_float,
     as_int,
     chat_message,
+    guarded,
     head_text,
     line_of,
     maybe_json,
@@ -1112,8 +1113,9 @@ def _meta_str(meta: Mapping[str, Any], *keys: str) -> str | None:
 _GENAI_KINDS = frozenset({*_OI_KINDS.values(), *_OPERATIONS.values(), *_LANGFUSE_TYPES.values()})
 
 
-def traces_from_spans(spans: Iterable[SpanRecord], fmt: str) -> Iterator[Trace]:
-    """Group spans by trace id (first-seen order) and assemble each group into one trace."""
+def traces_from_spans(spans: Iterable[SpanRecord], fmt: str, path: Path) -> Iterator[Trace | Issue]:
+    """Group spans by trace id (first-seen order) and assemble each group into one trace (an Issue where a
+    span of it holds a value of a type the assembly does not expect)."""
     groups: dict[str, list[SpanRecord]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
     for span in spans:
@@ -1122,11 +1124,15 @@ def traces_from_spans(spans: Iterable[SpanRecord], fmt: str) -> Iterator[Trace]:
         seen.add((span.trace_id, span.span_id))
         groups[span.trace_id].append(span)
     for trace_id, group in groups.items():
-        trace = assemble(trace_id, group, fmt)
-        # an application's export also holds its HTTP and database traces: only GenAI ones are kept
-        if trace.messages or trace.model or trace.total_tokens is not None or any(
-                s.kind in _GENAI_KINDS for s in trace.spans):
-            yield trace
+        yield from guarded(path, None, trace_id, _genai_trace, trace_id, group, fmt)
+
+
+def _genai_trace(trace_id: str, group: list[SpanRecord], fmt: str) -> list[Trace]:
+    """The group's trace if it is a GenAI one: an application's export also holds its HTTP and database traces."""
+    trace = assemble(trace_id, group, fmt)
+    if trace.messages or trace.model or trace.total_tokens is not None or any(s.kind in _GENAI_KINDS for s in trace.spans):
+        return [trace]
+    return []
 
 
 # --------------------------------------------------------------------------- the format
@@ -1160,8 +1166,12 @@ def _read_otlp(path: Path) -> Iterator[SpanRecord | _LogEvent | Issue]:
         if not isinstance(doc, dict) or not ("resourceSpans" in doc or "resourceLogs" in doc):
             yield Issue(str(path), line, "not an OTLP/JSON document: expected 'resourceSpans' or 'resourceLogs'")
             continue
-        yield from _otlp_spans(doc, path)
-        yield from _otlp_logs(doc, path)
+        yield from guarded(path, line, None, _otlp_records, doc, path)
+
+
+def _otlp_records(doc: dict[str, Any], path: Path) -> Iterator[SpanRecord | _LogEvent | Issue]:
+    yield from _otlp_spans(doc, path)
+    yield from _otlp_logs(doc, path)
 
 
 def _logs_span(trace_id: str, span_id: str | None, events: list[SpanEvent]) -> SpanRecord:
@@ -1202,4 +1212,4 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
             orphans[(log.trace_id, log.span_id)].append(log.event)
     for (trace_id, span_id), events in orphans.items():
         spans.append(_logs_span(trace_id, span_id, events))
-    yield from traces_from_spans(spans, "otel")
+    yield from traces_from_spans(spans, "otel", path)

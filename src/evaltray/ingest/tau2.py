@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import Message, ToolCall, Trace
-from ._common import as_float, as_int, head_text, line_of, maybe_json, parse_time, read_json, text_of
+from ._common import as_float, as_int, guarded, head_text, line_of, maybe_json, parse_time, read_json, text_of
 from ._registry import Issue, register
 from .openai_exchange import name_tool_results
 
@@ -151,4 +151,4 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
         if not isinstance(sim.get("messages"), list):
             yield Issue(str(path), line_of(path, f'"{sid}"'), "simulation has no 'messages' list", str(sid))
             continue
-        yield trace_from_simulation(sim, info, tasks.get(str(sim.get("task_id"))))
+        yield from guarded(path, None, sid, trace_from_simulation, sim, info, tasks.get(str(sim.get("task_id"))))
