@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import orjson
 
@@ -16,10 +16,20 @@ from ._registry import Issue
 
 #: What reading a record with unexpected value types raises; a parser reports it as an Issue.
 SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, OSError, RecursionError)
+_Item = TypeVar("_Item")
 
 
-def guarded(path: Path, line: int | None, record_id: Any, read: Callable[..., Trace | Iterable[Trace | Issue]],
-            *args: Any) -> Iterator[Trace | Issue]:
+@overload
+def guarded(path: Path, line: int | None, record_id: Any, read: Callable[..., Trace], *args: Any
+            ) -> Iterator[Trace | Issue]: ...
+
+
+@overload
+def guarded(path: Path, line: int | None, record_id: Any, read: Callable[..., Iterable[_Item]], *args: Any
+            ) -> Iterator[_Item | Issue]: ...
+
+
+def guarded(path: Path, line: int | None, record_id: Any, read: Callable[..., Any], *args: Any) -> Iterator[Any]:
     """What ``read(*args)`` gives for one record (a trace, or traces and issues), or, where a value of the
     record has a type its parser does not expect, an Issue naming the record (its id, never its content)
     in place of what was not read yet."""
