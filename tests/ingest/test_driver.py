@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from evaltray.errors import IngestError
 from evaltray.ingest import ingest_files, keep_reasons, sample_unit
+from evaltray.ingest._driver import storable
 from evaltray.records import Message, Trace
 from evaltray.store import Workspace
 from evaltray.traces import TraceStore
@@ -168,3 +169,12 @@ def test_unknown_format_and_missing_file_errors(ws, tmp_path):
         ingest_files(ws, [odd], fmt="xml")
     with pytest.raises(IngestError, match="missing.jsonl: no such file"):
         ingest_files(ws, [Path(tmp_path / "missing.jsonl")])
+
+
+def test_text_no_encoder_takes_is_an_issue_by_id() -> None:
+    """A lone surrogate (PyYAML makes one from a ``\\ud800`` escape in a cassette) cannot be written as UTF-8."""
+    bad = Trace("t1", "vcr-openai", [Message("user", "a \ud800 b")])
+    ok = Trace("t2", "vcr-openai", [Message("user", "fine")])
+    kept, table, left = storable([bad, ok])
+    assert ([t.trace_id for t in kept], table.column("trace_id").to_pylist()) == (["t2"], ["t2"])
+    assert left == [("t1", "a value cannot be stored (UnicodeEncodeError)")]
