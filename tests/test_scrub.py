@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from evaltray.errors import NotFound
@@ -153,6 +153,10 @@ FRAGMENTS = st.sampled_from([
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(parts=st.lists(st.one_of(FRAGMENTS, st.text(max_size=12)), max_size=12))
+# found by CI: each round revealed one more glued zip code ("85034zip"), and a fourth needs a fourth round
+@example(parts=["zip code 85034"] * 4 + ["Hi "])
+@example(parts=["(212) 555-0143", "sk-proj-abcdefghijklmnopqrstuvwx12", "Hi ", "zip code 85034",
+                "sk-proj-abcdefghijklmnopqrstuvwx12"])  # the phone starts a word only once the key is replaced
 def test_scrubbing_is_idempotent(scrubber: Scrubber, parts: list[str]) -> None:
     text = "".join(parts)
     once = scrub(scrubber, text)

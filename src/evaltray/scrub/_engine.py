@@ -41,7 +41,10 @@ CHUNK_CHARS = 20_000
 #: outputs recur in trace after trace, and analysing a long text costs milliseconds.
 _CACHE_MIN_CHARS = 200
 _CACHE_MAX_CHARS = 8_000_000
-_MAX_ROUNDS = 3
+#: Replacing a value can expose another that was glued to it ("0143sk-proj-…": the key starts a word only
+#: once the phone before it is a placeholder); most texts settle in one or two rounds, a text that has not
+#: after this many is quarantined.
+_MAX_ROUNDS = 10
 
 
 class ScrubError(EvaltrayError):
@@ -163,6 +166,14 @@ def _merge(spans: list[_Span]) -> list[_Span]:
 
 
 # ---------------------------------------------------------------------------------------- scrubber
+
+
+def _apart(neighbour: str, edge: str) -> bool:
+    """Whether a known value whose first or last character is ``edge`` ends where ``neighbour`` begins: a
+    digit run ends at a letter ("85034zip") and a word at a digit, but neither inside a longer run of its kind."""
+    if not neighbour.isalnum():
+        return True
+    return edge.isalnum() and neighbour.isdigit() != edge.isdigit()
 
 
 class Scrubber:
@@ -347,6 +358,7 @@ class Scrubber:
                         mapping.add_alias(label, part, ph)
 
     def _alias_spans(self, text: str, mapping: PlaceholderMap) -> list[_Span]:
+        """Every other mention of a value already replaced in this trace."""
         out = []
         for label, table in mapping.aliases.items():
             entity = _ENTITY_OF_LABEL[label]
@@ -354,7 +366,7 @@ class Scrubber:
                 start = text.find(surface)
                 while start >= 0:
                     end = start + len(surface)
-                    if (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
+                    if (start == 0 or _apart(text[start - 1], surface[0])) and (end == len(text) or _apart(text[end], surface[-1])):
                         out.append(_Span(start, end, entity, 0.5))
                     start = text.find(surface, end)
         return out
