@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from evaltray.store import Workspace
 
 DATA = Path(__file__).parent / "data"
+
+# Property tests run the same examples on every run (a red CI means a change broke something, not that a
+# new random example turned up); HYPOTHESIS_PROFILE=explore draws new ones, to hunt for bugs locally.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
