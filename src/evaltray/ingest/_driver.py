@@ -407,9 +407,9 @@ def _stream(writer: _Writer, path: Path, fmt: Format, options: Mapping[str, str]
             writer.add(item)
         if progress is not None and rep.ingested % 5000 == 0:
             progress(str(path), rep.ingested)
-    if strict:  # nothing is written from a file with a trace the store cannot hold
-        for tid, why in storable(pending)[2][:1]:
-            raise IngestError(f"{path}: {why} (record {tid})")
+    if strict and (unstorable := storable(pending)[2]):  # nothing is written from such a file
+        tid, why = unstorable[0]
+        raise IngestError(f"{path}: {why} (record {tid})")
     for trace in pending:
         writer.add(trace)
     writer.flush()
