@@ -105,7 +105,7 @@ class _Line(msgspec.Struct, gc=False):
     custom_id: Any = None
     conversation_id: Any = None
     choices: list[_Choice] | None = None
-    response: Any = None
+    response: Any = None  # only read by _line_from_dict: a line that has one goes that way
     usage: _Usage | None = None
     tools: msgspec.Raw = _NO_TOOLS  # decoded once per distinct list (see _tools)
     metadata: dict[str, Any] | None = None
@@ -138,14 +138,10 @@ def _stored(m: _Message) -> MessageRecord:
 
 
 def _reply(line: _Line) -> MessageRecord | None:
-    """The model's reply: the first choice's message (in ``response`` when the line wraps it)."""
+    """The model's reply: the first choice's message (:func:`_line_from_dict` moves one from ``response``)."""
     if line.choices:
         m = line.choices[0].message
         return None if m is None else _stored(m)
-    if isinstance(line.response, dict):  # decoded as plain JSON: the dict rules apply
-        reply = line.response.get("choices")
-        if isinstance(reply, list) and reply and isinstance(reply[0], dict):
-            return chat_message_record(reply[0].get("message"))
     return None
 
 
@@ -267,15 +263,22 @@ def _decode(raw: bytes) -> _Line:
     """One line decoded; :class:`BadRecord` if it is not JSON or not a chat line."""
     try:
         line = _DECODER.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # not JSON, or odd types: the careful way
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise BadRecord(f"not valid JSON ({_short(exc)})") from None
-        return _line_from_dict(obj)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # not JSON, or odd types
+        return _careful(raw)
     if not line.messages:
         raise BadRecord("no 'messages' list", _line_id(line))
+    if line.response is not None and not line.choices:  # the reply may be wrapped in "response"
+        return _careful(raw)
     return line
+
+
+def _careful(raw: bytes) -> _Line:
+    """A line read by orjson and brought to :class:`_Line`'s shape (:func:`_line_from_dict`)."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRecord(f"not valid JSON ({_short(exc)})") from None
+    return _line_from_dict(obj)
 
 
 def trace_from_chat(obj: dict[str, Any], fallback_id: str, fmt: str = "openai") -> Trace:
