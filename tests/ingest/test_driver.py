@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from evaltray.errors import IngestError
 from evaltray.ingest import ingest_files, keep_reasons, sample_unit
 from evaltray.ingest._driver import storable
+from evaltray.ingest._registry import FORMATS, Format
 from evaltray.records import Message, Trace
 from evaltray.store import Workspace
 from evaltray.traces import TraceStore
@@ -178,3 +179,18 @@ def test_text_no_encoder_takes_is_an_issue_by_id() -> None:
     kept, table, left = storable([bad, ok])
     assert ([t.trace_id for t in kept], table.column("trace_id").to_pylist()) == (["t2"], ["t2"])
     assert left == [("t1", "a value cannot be stored (UnicodeEncodeError)")]
+
+
+def test_a_parser_that_stops_on_an_odd_value_keeps_what_it_read(ws, tmp_path, monkeypatch) -> None:
+    """Outside any one record (no per-record guard), a parser's TypeError ends the file with an issue, not a crash."""
+    def parse(path, options):
+        yield Trace("first", "broken", [Message("user", "read before the odd value")])
+        raise TypeError("'int' object is not iterable")
+
+    monkeypatch.setitem(FORMATS, "broken", Format("broken", parse, None, 999, "a parser that stops"))
+    path = tmp_path / "x.json"
+    path.write_bytes(b"{}")
+    report = ingest_files(ws, [path], fmt="broken", scrub=False)
+    assert [str(i) for i in report.issues] == [
+        f"{path}: the rest of the file could not be read: a value has an unexpected type (TypeError)"]
+    assert (report.ingested, TraceStore(ws.traces_dir).trace_ids()) == (1, {"first"})
