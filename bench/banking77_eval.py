@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evaltray.cluster import cluster_texts, evaluate
-from evaltray.embed import EmbeddingCache, EmbeddingError, get_embedder
+from evaltray.curate.cluster import cluster_texts, evaluate
+from evaltray.curate.embed import EmbeddingCache, EmbeddingError, get_embedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "intents"
 METRICS = ("purity", "nmi", "ari", "n_clusters", "coverage", "seconds")

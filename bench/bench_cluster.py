@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evaltray.cluster import cluster_texts, evaluate
-from evaltray.embed import get_embedder
+from evaltray.curate.cluster import cluster_texts, evaluate
+from evaltray.curate.embed import get_embedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "intents"
 PREFIXES = ("hi, ", "hello, ", "hey ", "good morning, ", "quick question: ", "sorry to bother you, ",

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaltray.dedup import (
+from evaltray.curate.dedup import (
     _exact_jaccard,
     dedup,
     lsh_params,

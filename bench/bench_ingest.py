@@ -52,8 +52,8 @@ _EVALTRAY = """
 import json, sys, time
 from pathlib import Path
 from evaltray.ingest import ingest_files
-from evaltray.store import Workspace
-from evaltray.traces import TraceStore
+from evaltray.core.store import Workspace
+from evaltray.core.traces import TraceStore
 src, root, workers = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 ws = Workspace.init(root, name="bench", user="bench")
 t0 = time.perf_counter()

@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from evaltray import golden, release
-from evaltray.candidates import Candidate
-from evaltray.review import Review
-from evaltray.store import Workspace
-from evaltray.util import dumps, now_iso
+from evaltray.core.store import Workspace
+from evaltray.core.util import dumps, now_iso
+from evaltray.tray import gate, release
+from evaltray.tray.candidates import Candidate
+from evaltray.tray.review import Review
 
 SLICES = [f"{f}/{s}" for f in ("refunds", "shipping", "returns", "account", "billing") for s in
           ("happy-path", "no-results", "ambiguous", "irate-user")]
@@ -52,9 +52,9 @@ def build_tray(ws: Workspace, n: int, seed: int = 0) -> None:
         review = Review(id=i + 1, candidate_id=cid, reviewer="bob", expected=expected, expected_first=True,
                         verdict="pass", critique=None, failure_tags=[], rubric=None, guide_version="1", slice=None,
                         difficulty=None, case_type=None, signed_by="alice", signed_at=now, created_at=now)
-        case_id = golden.new_case_id("main", inp, taken)
+        case_id = gate.new_case_id("main", inp, taken)
         taken.add(case_id)
-        row, problems = golden.check_case(golden.build_case(ws, cand, review, case_id, created_at=now,
+        row, problems = gate.check_case(gate.build_case(ws, cand, review, case_id, created_at=now,
                                                             version_added="pending"))
         assert not problems, problems
         rows.append(row)
@@ -66,13 +66,13 @@ def build_tray(ws: Workspace, n: int, seed: int = 0) -> None:
                             verdict="pass", failure_tags="[]", guide_version="1", signed_by="alice", signed_at=now,
                             created_at=now))
         regs.append(dict(id=case_id, set_name="main", status="active", candidate_id=cid, review_id=i + 1,
-                         content_hash=golden.signed_hash(row), slice=slice_, source=source,
+                         content_hash=gate.signed_hash(row), slice=slice_, source=source,
                          difficulty=cand.difficulty, case_type=cand.case_type, supersedes=None, created_at=now))
     with ws.tx() as conn:
         conn.execute(ws.t["candidates"].insert(), cands)
         conn.execute(ws.t["reviews"].insert(), reviews)
         conn.execute(ws.t["cases"].insert(), regs)
-    golden.write_tray(ws.cases_path("main"), rows)
+    gate.write_tray(ws.cases_path("main"), rows)
 
 
 def timed(fn):  # type: ignore[no-untyped-def]

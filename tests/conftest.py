@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from evaltray.store import Workspace
+from evaltray.core.store import Workspace
 
 DATA = Path(__file__).parent / "data"
 

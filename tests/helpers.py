@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaltray import candidates as pool
-from evaltray import golden
-from evaltray import review as rev
-from evaltray.store import Workspace
+from evaltray.core.store import Workspace
+from evaltray.tray import candidates as pool
+from evaltray.tray import gate
+from evaltray.tray import review as rev
 
 
 def labeled_candidate(ws: Workspace, text: str, *, slice: str = "refunds", source: str = "sme", user: str = "alice",
@@ -28,4 +28,4 @@ def tray_of(ws: Workspace, sizes: dict[str, int], source: str = "sme", prefix: s
     for slice_, n in sizes.items():
         for i in range(n):
             labeled_candidate(ws, f"{prefix} {slice_} #{i}", slice=slice_, source=source)
-    return golden.promote(ws, "alice")
+    return gate.promote(ws, "alice")

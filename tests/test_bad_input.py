@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import orjson
 
-from evaltray import derived
+from evaltray.core.traces import TraceStore
+from evaltray.curate import derived
+from evaltray.curate.plan import Plan, Rule, coverage
+from evaltray.curate.sample import sample
 from evaltray.ingest import ingest_files
-from evaltray.plan import Plan, Rule, coverage
-from evaltray.sample import sample
-from evaltray.traces import TraceStore
 
 TEXTS = {
     "empty": "",

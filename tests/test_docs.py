@@ -11,7 +11,7 @@ import click
 import jsonschema
 
 from evaltray.cli import cli
-from evaltray.records import case_json_schema
+from evaltray.core.records import case_json_schema
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 

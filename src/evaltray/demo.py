@@ -15,20 +15,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import candidates as pool
-from . import derived, golden, release
-from . import review as rev
-from .errors import WorkspaceError
-from .export import export_cases
-from .html import coverage_page
+from evaltray.core.errors import WorkspaceError
+from evaltray.core.records import Role
+from evaltray.core.settings import SETTINGS_FILE
+from evaltray.core.store import Workspace
+from evaltray.core.traces import trace_stats
+from evaltray.core.util import atomic_write, dumps
+from evaltray.curate import derived
+from evaltray.curate.coverage_html import coverage_page
+from evaltray.curate.plan import Plan, Rule, coverage, plan_path
+from evaltray.curate.sample import add_picks, sample
+from evaltray.tray import candidates as pool
+from evaltray.tray import gate, release
+from evaltray.tray import review as rev
+from evaltray.tray.export import export_cases
+
 from .ingest import ingest_files
-from .plan import Plan, Rule, coverage, plan_path
-from .records import Role
-from .sample import add_picks, sample
-from .settings import SETTINGS_FILE
-from .store import Workspace
-from .traces import trace_stats
-from .util import atomic_write, dumps
 
 ADJUDICATOR = "alice"
 TAU2_AUTHORS = "tau2-bench-authors"
@@ -168,12 +170,12 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
             f"pass/fail); {len(rejects)} candidates sent to the reject bin: {', '.join(sorted(rejects.values()))}")
 
         # 4. the gate -------------------------------------------------------------------------
-        blocked = golden.promote(ws, ADJUDICATOR)
+        blocked = gate.promote(ws, ADJUDICATOR)
         signed = rev.sign_off(ws, [c.id for c in pool.list_candidates(ws, "main", pool.PENDING)
                                    if rev.latest_review(ws, c.id) is not None], ADJUDICATOR)
-        main = golden.promote(ws, ADJUDICATOR)
-        edge_rep = golden.promote(ws, ADJUDICATOR, "edge")
-        problems = golden.validate(ws, "main") + golden.validate(ws, "edge")
+        main = gate.promote(ws, ADJUDICATOR)
+        edge_rep = gate.promote(ws, ADJUDICATOR, "edge")
+        problems = gate.validate(ws, "main") + gate.validate(ws, "edge")
         summary["gate"] = {"blocked_before_signoff": len(blocked.blocked), "signed": len(signed),
                            "promoted_main": len(main.promoted), "promoted_edge": len(edge_rep.promoted),
                            "validation_problems": len(problems)}
@@ -191,17 +193,17 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
             f"pr subset {len(info['subsets']['pr'])}); {len(r1.warnings)} source-mix warnings")
 
         # 6. a second release: one relabel, one retirement ---------------------------------
-        tray = golden.load_cases(ws, "main")
+        tray = gate.load_cases(ws, "main")
         first = sorted(c for c in tray if tray[c]["labels"]["feature"] == "retail")[0]
-        reg = {r["id"]: r for r in golden.case_registry(ws)}[first]
+        reg = {r["id"]: r for r in gate.case_registry(ws)}[first]
         old = tray[first]
         rev.record_review(ws, reg["candidate_id"], ADJUDICATOR, rev.normalize_expected(
             ws, ADJUDICATOR, assertions=[*old["expected"]["assertions"], "confirms the order details before any change"]),
             verdict=old["review"]["verdict"], critique="guide v1 clarification: confirm before writing",
             slice=old["slice"], difficulty=old["difficulty"], case_type=old["case_type"], sign=True)
-        golden.promote(ws, ADJUDICATOR)
+        gate.promote(ws, ADJUDICATOR)
         retired = sorted(c for c in tray if tray[c]["labels"]["feature"] == "general-qa")[0]
-        golden.retire(ws, retired, "demo: feature removed", ADJUDICATOR)
+        gate.retire(ws, retired, "demo: feature removed", ADJUDICATOR)
         r2 = release.create_release(ws, "1.1.0", ADJUDICATOR, notes="one relabel, one retirement")
         diff = release.diff_releases(ws, "1.0.0", "1.1.0")["sets"]["main"]["summary"]
         held_stays = set(r1.manifest["sets"]["main"]["holdout"]) - {retired} <= set(r2.manifest["sets"]["main"]["holdout"])

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaltray.errors import IngestError
+from evaltray.core.errors import IngestError
+from evaltray.core.records import Message, Trace
+from evaltray.core.store import Workspace
+from evaltray.core.traces import TraceStore
 from evaltray.ingest import ingest_files, keep_reasons, sample_unit
 from evaltray.ingest._driver import storable
 from evaltray.ingest._registry import FORMATS, Format
-from evaltray.records import Message, Trace
-from evaltray.store import Workspace
-from evaltray.traces import TraceStore
 
 
 def _chat(i: int, **extra) -> bytes:
@@ -110,7 +110,7 @@ def test_payload_sample_keeps_metadata_for_all(ws, tmp_path):
 
 
 def test_where_cannot_escape_the_traces_view(ws, tmp_path):
-    from evaltray.errors import QueryError
+    from evaltray.core.errors import QueryError
 
     store = TraceStore(ws.traces_dir)
     path = tmp_path / "chats.jsonl"
@@ -126,7 +126,7 @@ def test_where_cannot_escape_the_traces_view(ws, tmp_path):
 _INGEST = """
 import sys
 from pathlib import Path
-from evaltray.store import Workspace
+from evaltray.core.store import Workspace
 from evaltray.ingest import ingest_files
 ws = Workspace.open(Path(sys.argv[1]))
 ingest_files(ws, [Path(sys.argv[2])], fmt="openai")

@@ -9,11 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from evaltray.errors import IngestError
+from evaltray.core.errors import IngestError
+from evaltray.core.records import Message, Trace
+from evaltray.core.traces import TraceStore
 from evaltray.ingest import Issue, detect, ingest_files
 from evaltray.ingest.generic import TARGETS, parse_csv, parse_jsonl, parse_parquet
-from evaltray.records import Message, Trace
-from evaltray.traces import TraceStore
 
 DATA = Path(__file__).parent.parent / "data" / "generic"
 HALU = DATA / "halueval-general.first300.jsonl"

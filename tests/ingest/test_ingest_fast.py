@@ -25,14 +25,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaltray.errors import IngestError
-from evaltray.ingest import _driver, ingest_files, openai
-from evaltray.ingest._common import chat_message, content_id
-from evaltray.ingest.openai import chat_message_record, chat_row
-from evaltray.ingest.openai import parse as parse_openai
-from evaltray.records import Message, ToolCall, Trace
-from evaltray.store import Workspace
-from evaltray.traces import (
+from evaltray.core.errors import IngestError
+from evaltray.core.records import Message, ToolCall, Trace
+from evaltray.core.store import Workspace
+from evaltray.core.traces import (
     _MESSAGES,
     COLUMNS,
     CallRecord,
@@ -43,6 +39,10 @@ from evaltray.traces import (
     row_values,
     trace_values,
 )
+from evaltray.ingest import _driver, ingest_files, openai
+from evaltray.ingest._common import chat_message, content_id
+from evaltray.ingest.openai import chat_message_record, chat_row
+from evaltray.ingest.openai import parse as parse_openai
 
 DATA = Path(__file__).parent.parent / "data"
 DRONE = DATA / "openai" / "drone_training.first5.jsonl"
@@ -405,7 +405,7 @@ _PARALLEL_INGEST = """
 import sys
 from pathlib import Path
 from evaltray.ingest import _driver, ingest_files
-from evaltray.store import Workspace
+from evaltray.core.store import Workspace
 _driver.PARALLEL_MIN_BYTES, _driver.PARALLEL_CHUNK_BYTES = 0, 1 << 19
 ws = Workspace.open(Path(sys.argv[1]))
 ingest_files(ws, [Path(sys.argv[2])], fmt="openai", workers=2)

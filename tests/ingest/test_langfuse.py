@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
+from evaltray.core.records import Message, ToolCall, Trace
+from evaltray.core.traces import TraceStore
 from evaltray.ingest import Issue, detect, ingest_files
 from evaltray.ingest.langfuse import (
     ToolRun,
@@ -21,8 +23,6 @@ from evaltray.ingest.langfuse import (
     parse,
     tool_definition,
 )
-from evaltray.records import Message, ToolCall, Trace
-from evaltray.traces import TraceStore
 
 DATA = Path(__file__).parent.parent / "data" / "langfuse"
 FRAMEWORKS = sorted(DATA.glob("*.trace.json"))

@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from evaltray.core.records import Message, ToolCall, Trace
+from evaltray.core.traces import TraceStore
 from evaltray.ingest import Issue, detect, ingest_files
 from evaltray.ingest.langsmith import parse
-from evaltray.records import Message, ToolCall, Trace
-from evaltray.traces import TraceStore
 
 DATA = Path(__file__).parent.parent / "data" / "langsmith"
 NESTED = DATA / "langsmith-py_nested-agent-trace.post-patch.json"

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
+from evaltray.core.store import Workspace
+from evaltray.core.traces import TraceStore
 from evaltray.ingest import ingest_files
-from evaltray.store import Workspace
-from evaltray.traces import TraceStore
 
 DATA = Path(__file__).parent.parent / "data"
 FILES = [p for d in ("langfuse", "langsmith", "openai", "openinference", "otel", "tau2")

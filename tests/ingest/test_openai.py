@@ -9,11 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from evaltray.core.records import Message, ToolCall, Trace
+from evaltray.core.traces import TraceStore
 from evaltray.ingest import Issue, detect, ingest_files
 from evaltray.ingest.openai import parse as parse_openai
 from evaltray.ingest.openai_exchange import Call, assemble_stream, group_calls, parse_exchange, parse_vcr
-from evaltray.records import Message, ToolCall, Trace
-from evaltray.traces import TraceStore
 
 DATA = Path(__file__).parent.parent / "data" / "openai"
 DRONE = DATA / "drone_training.first5.jsonl"

@@ -9,10 +9,10 @@ import jsonschema
 import orjson
 import pytest
 
+from evaltray.core.records import Message, ToolCall, Trace
+from evaltray.core.traces import TraceStore
 from evaltray.ingest import Issue, ingest_files
 from evaltray.ingest.openinference import NOT_SPANS, _sniff, parse
-from evaltray.records import Message, ToolCall, Trace
-from evaltray.traces import TraceStore
 
 DATA = Path(__file__).parent.parent / "data" / "openinference"
 VERCEL = DATA / "vercel-v6-spans"

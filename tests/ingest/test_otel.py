@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from evaltray.core.records import Message, Span, ToolCall, Trace
+from evaltray.core.traces import TraceStore
 from evaltray.ingest import Issue, detect, ingest_files
 from evaltray.ingest.otel import SpanRecord, any_value, attributes, hex_id, parse, read_span, unflatten
-from evaltray.records import Message, Span, ToolCall, Trace
-from evaltray.traces import TraceStore
 
 DATA = Path(__file__).parent.parent / "data" / "otel"
 SCHEMAS = Path(__file__).parent.parent / "data" / "openinference" / "genai-message-schemas"

@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from evaltray.core.records import Message, ToolCall, Trace
+from evaltray.core.traces import TraceStore
 from evaltray.ingest import Issue, detect, ingest_files
 from evaltray.ingest.tau2 import parse
-from evaltray.records import Message, ToolCall, Trace
-from evaltray.traces import TraceStore
 
 DATA = Path(__file__).parent.parent / "data" / "tau2"
 GPT = DATA / "tau2-bench-retail-gpt-4.1.json"

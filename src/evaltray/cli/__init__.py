@@ -9,7 +9,8 @@ import sys
 
 import click
 
-from ..errors import EvaltrayError
+from evaltray.core.errors import EvaltrayError
+
 from ._common import AppContext
 from .curate import candidates, labels, reject, review, signoff
 from .plan import coverage, plan, sample

@@ -11,7 +11,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from ..store import Workspace, current_user
+from evaltray.core.store import Workspace, current_user
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from .. import candidates as pool
-from .. import review as rev
-from ..errors import EvaltrayError
-from ..golden import derive_slice
-from ..records import REJECT_REASONS, SIGN_ROLES
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.records import REJECT_REASONS, SIGN_ROLES
+from evaltray.tray import candidates as pool
+from evaltray.tray import review as rev
+from evaltray.tray.gate import derive_slice
+
 from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
 
 

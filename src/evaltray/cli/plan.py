@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from .. import plan as planmod
-from ..candidates import CUTS
-from ..sample import OUTLIERS
-from ..util import atomic_write
+from evaltray.core.util import atomic_write
+from evaltray.curate import plan as planmod
+from evaltray.curate.sample import OUTLIERS
+from evaltray.tray.candidates import CUTS
+
 from ._common import AppContext, dry_run_option, emit, json_option, out, pass_app, set_option, table
 
 
@@ -67,11 +68,11 @@ def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
 def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limit: int, set_name: str | None,
              as_json: bool) -> None:
     """Filled vs target per cell, gaps first (by traffic, then complaints), with traces that could fill them."""
-    from ..html import coverage_page
+    from evaltray.curate.coverage_html import coverage_page
 
     ws = app.ws
     p = planmod.load_plan(ws, Path(plan_file) if plan_file else None)
-    from ..derived import curation_maps
+    from evaltray.curate.derived import curation_maps
 
     cov = planmod.coverage(ws, p, set_name, clusters=curation_maps(ws).clusters)
     if html_path:
@@ -115,9 +116,9 @@ def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limi
 def sample(app: AppContext, plan_file: str | None, size: int, outliers: str, uniform: bool, exclude: tuple[str, ...],
            where: str | None, seed: int, cut: str, set_name: str | None, dry_run: bool, as_json: bool) -> None:
     """Stratified sample of traces into the pool: outliers, then plan gaps, then clusters; each pick says why."""
-    from ..derived import curation_maps
-    from ..sample import add_picks
-    from ..sample import sample as run_sample
+    from evaltray.curate.derived import curation_maps
+    from evaltray.curate.sample import add_picks
+    from evaltray.curate.sample import sample as run_sample
 
     ws = app.ws
     path = Path(plan_file) if plan_file else planmod.plan_path(ws)

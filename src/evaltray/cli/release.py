@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from .. import release as rel
-from ..records import ReleaseStatus
+from evaltray.core.records import ReleaseStatus
+from evaltray.tray import release as rel
+
 from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
 
 
@@ -137,7 +138,7 @@ release.add_command(_status_command(ReleaseStatus.ACTIVE, "Mark a release active
 def export(app: AppContext, version: str, fmt: str, split: str, subset: str | None, output: str | None,
            set_name: str | None, as_json: bool) -> None:
     """Export a release's cases for promptfoo, Inspect AI, Hugging Face datasets or plain JSONL."""
-    from ..export import export_cases
+    from evaltray.tray.export import export_cases
 
     ws = app.ws
     set_name = ws.check_set(set_name)

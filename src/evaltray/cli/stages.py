@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .. import derived
+from evaltray.curate import derived
+
 from ._common import AppContext, emit, err, json_option, out, pass_app, table
 
 

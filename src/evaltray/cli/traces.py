@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import EvaltrayError
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.traces import read_messages, trace_stats
+
 from ..ingest import FORMATS, ingest_files
-from ..traces import read_messages, trace_stats
 from ._common import AppContext, emit, err, json_option, out, pass_app, table
 
 
@@ -131,7 +132,7 @@ def traces_show(app: AppContext, trace_id: str, as_json: bool) -> None:
     """Show one trace with its conversation."""
     import orjson
 
-    from ..errors import NotFound
+    from evaltray.core.errors import NotFound
 
     found = app.ws.trace_store().get([trace_id])
     if trace_id not in found:

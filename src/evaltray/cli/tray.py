@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 import orjson
 
-from .. import candidates as pool
-from .. import golden
-from .. import review as rev
-from ..errors import EvaltrayError, NotFound
-from ..records import SOURCES
+from evaltray.core.errors import EvaltrayError, NotFound
+from evaltray.core.records import SOURCES
+from evaltray.tray import candidates as pool
+from evaltray.tray import gate
+from evaltray.tray import review as rev
+
 from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
 
 
@@ -83,7 +84,7 @@ def cases_add(app: AppContext, source: str, text: str | None, input_file: str | 
 @pass_app
 def cases_retire(app: AppContext, case_id: str, reason: str, dry_run: bool, as_json: bool) -> None:
     """Retire a case: it leaves the next release and its id is never reused."""
-    golden.retire(app.ws, case_id, reason, app.user, dry_run=dry_run)
+    gate.retire(app.ws, case_id, reason, app.user, dry_run=dry_run)
     emit(as_json, {"case_id": case_id, "retired": not dry_run, "reason": reason},
          lambda: out.print(f"{'would retire' if dry_run else 'retired'} {case_id}: {reason}"))
 
@@ -100,10 +101,10 @@ def cases_relabel(app: AppContext, case_id: str, expected: str | None, behavior_
                   assertions: tuple[str, ...], critique: str | None, as_json: bool) -> None:
     """Write a new label for a case; `promote` applies it, keeping the id, recorded as a relabel."""
     ws = app.ws
-    reg = {r["id"]: r for r in golden.case_registry(ws)}.get(case_id)
-    if reg is None or reg["status"] != golden.ACTIVE:
+    reg = {r["id"]: r for r in gate.case_registry(ws)}.get(case_id)
+    if reg is None or reg["status"] != gate.ACTIVE:
         raise NotFound(f"no active case {case_id!r}")
-    old = golden.load_cases(ws, reg["set_name"])[case_id]
+    old = gate.load_cases(ws, reg["set_name"])[case_id]
     exp = rev.normalize_expected(ws, app.user, expected, behavior_code, list(assertions))
     r = rev.record_review(ws, reg["candidate_id"], app.user, exp, verdict=old["review"]["verdict"],
                           critique=critique or old["review"]["critique"], failure_tags=old["review"]["failure_tags"],
@@ -122,10 +123,10 @@ def cases_relabel(app: AppContext, case_id: str, expected: str | None, behavior_
 def cases_supersede(app: AppContext, case_id: str, text: str | None, input_file: str | None, as_json: bool) -> None:
     """Change a case's input: a new candidate that, once labeled and promoted, gets a new id and retires the old one."""
     ws = app.ws
-    reg = {r["id"]: r for r in golden.case_registry(ws)}.get(case_id)
-    if reg is None or reg["status"] != golden.ACTIVE:
+    reg = {r["id"]: r for r in gate.case_registry(ws)}.get(case_id)
+    if reg is None or reg["status"] != gate.ACTIVE:
         raise NotFound(f"no active case {case_id!r}")
-    old = golden.load_cases(ws, reg["set_name"])[case_id]
+    old = gate.load_cases(ws, reg["set_name"])[case_id]
     messages, tools, context = _read_input(text, input_file)
     cid = pool.add_manual(ws, app.user, old["provenance"]["source"], messages, set_name=reg["set_name"],
                           tools=tools or old["input"]["tools"], context=context or old["input"]["context"],
@@ -144,7 +145,7 @@ def cases_supersede(app: AppContext, case_id: str, text: str | None, input_file:
 def cases_list(app: AppContext, all_: bool, set_name: str | None, as_json: bool) -> None:
     """List case ids with their status (retired ids stay listed forever with --all)."""
     ws = app.ws
-    rows = [r for r in golden.case_registry(ws, ws.check_set(set_name)) if all_ or r["status"] == golden.ACTIVE]
+    rows = [r for r in gate.case_registry(ws, ws.check_set(set_name)) if all_ or r["status"] == gate.ACTIVE]
     emit(as_json, rows, lambda: out.print(table(None, ["id", "status", "candidate", "successor", "retired because"], [
         [r["id"], r["status"], r["candidate_id"], r["successor"], r["retired_reason"]] for r in rows])))
 
@@ -157,7 +158,7 @@ def cases_list(app: AppContext, all_: bool, set_name: str | None, as_json: bool)
 def cases_show(app: AppContext, case_id: str, set_name: str | None, as_json: bool) -> None:
     """Show one case of the tray as JSON."""
     ws = app.ws
-    case = golden.load_cases(ws, ws.check_set(set_name)).get(case_id)
+    case = gate.load_cases(ws, ws.check_set(set_name)).get(case_id)
     if case is None:
         raise NotFound(f"no case {case_id!r} in set {ws.check_set(set_name)!r}")
     # a case is JSON either way: --json gives it as the other commands give theirs
@@ -172,7 +173,7 @@ def cases_show(app: AppContext, case_id: str, set_name: str | None, as_json: boo
 @pass_app
 def promote(app: AppContext, candidate_ids: tuple[str, ...], set_name: str | None, dry_run: bool, as_json: bool) -> None:
     """The validation gate: move signed, complete candidates into the golden tray."""
-    report = golden.promote(app.ws, app.user, set_name, list(candidate_ids) or None, dry_run=dry_run)
+    report = gate.promote(app.ws, app.user, set_name, list(candidate_ids) or None, dry_run=dry_run)
     data = {"promoted": [p.__dict__ for p in report.promoted],
             "blocked": [{"candidate_id": c, "problems": p} for c, p in report.blocked],
             "awaiting_review": report.awaiting_review, "dry_run": dry_run}
@@ -202,7 +203,7 @@ def tray_validate(app: AppContext, set_name: str | None, as_json: bool) -> None:
     """Check the tray file row by row; exit 1 if anything is wrong."""
     ws = app.ws
     names = [ws.check_set(set_name)] if set_name else ws.settings.sets
-    report = {name: [str(p) for p in golden.validate(ws, name)] for name in names}
+    report = {name: [str(p) for p in gate.validate(ws, name)] for name in names}
     bad = sum(len(v) for v in report.values())
 
     def human() -> None:
@@ -228,7 +229,7 @@ def tray_stats(app: AppContext, set_name: str | None, as_json: bool) -> None:
     from collections import Counter
 
     ws = app.ws
-    cases_ = list(golden.load_cases(ws, ws.check_set(set_name)).values())
+    cases_ = list(gate.load_cases(ws, ws.check_set(set_name)).values())
     data = {key: dict(Counter(str(c["provenance"]["source"] if key == "source" else c[key]) for c in cases_))
             for key in ("slice", "source", "difficulty", "case_type")}
     data["total"] = len(cases_)  # type: ignore[assignment]

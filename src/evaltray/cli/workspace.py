@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..records import Role
-from ..store import Workspace
+from evaltray.core.records import Role
+from evaltray.core.store import Workspace
+
 from ._common import AppContext, emit, json_option, out, pass_app, table
 
 

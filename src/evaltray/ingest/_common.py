@@ -9,9 +9,10 @@ from typing import Any, TypeVar, overload
 
 import orjson
 
-from ..records import Message, ToolCall, Trace
-from ..traces import CallRecord, MessageRecord, message_from_record, micros
-from ..util import sha256_hex
+from evaltray.core.records import Message, ToolCall, Trace
+from evaltray.core.traces import CallRecord, MessageRecord, message_from_record, micros
+from evaltray.core.util import sha256_hex
+
 from ._registry import Issue
 
 #: What reading a record with unexpected value types raises; a parser reports it as an Issue.

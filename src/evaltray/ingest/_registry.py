@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import IngestError
-from ..records import Trace
+from evaltray.core.errors import IngestError
+from evaltray.core.records import Trace
 
 
 @dataclass(frozen=True, slots=True)

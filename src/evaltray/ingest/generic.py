@@ -17,8 +17,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..errors import IngestError
-from ..records import Message, Trace
+from evaltray.core.errors import IngestError
+from evaltray.core.records import Message, Trace
+
 from ._common import (
     as_float,
     as_int,

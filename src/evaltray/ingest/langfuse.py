@@ -32,7 +32,8 @@ from typing import Any
 
 import orjson
 
-from ..records import Message, Span, ToolCall, Trace
+from evaltray.core.records import Message, Span, ToolCall, Trace
+
 from ._common import (
     as_float,
     as_int,

@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from ..records import Span, Trace
+from evaltray.core.records import Span, Trace
+
 from ._common import SHAPE_ERRORS, as_float, as_int, guarded, head_text, parse_time, read_json, read_jsonl, text_of
 from ._registry import Issue, register
 from .langfuse import (

@@ -12,7 +12,7 @@ not an object, say) is decoded by orjson, brought to the shape the rules read th
 (:func:`_line_from_dict`), and decoded again. :func:`chat_fields` reads a line into a trace's fields;
 :func:`trace_from_chat` makes a :class:`Trace` of them and :func:`chat_row` (what the driver runs,
 in parallel on big files) goes straight to the store's row through
-:func:`~evaltray.traces.row_values`, which ``trace_values`` uses too.
+:func:`~evaltray.core.traces.row_values`, which ``trace_values`` uses too.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import msgspec
 import orjson
 from msgspec import UNSET
 
-from ..records import Trace
-from ..traces import MessageRecord, from_micros, message_from_record, row_values
+from evaltray.core.records import Trace
+from evaltray.core.traces import MessageRecord, from_micros, message_from_record, row_values
+
 from ._common import (
     SHAPE_ERRORS,
     _short,
@@ -181,7 +182,7 @@ def _strings(value: Any) -> list[str]:
 
 def chat_fields(line: _Line, trace_id: str, fmt: str = "openai") -> tuple[Any, ...]:
     """The fields of :class:`Trace`, in its order, from one decoded line: messages as stored records, the start
-    time as microseconds since the epoch (what :func:`~evaltray.traces.row_values` reads fastest)."""
+    time as microseconds since the epoch (what :func:`~evaltray.core.traces.row_values` reads fastest)."""
     meta = line.metadata or _EMPTY
     mget = meta.get
     messages = [_stored(m) for m in line.messages]

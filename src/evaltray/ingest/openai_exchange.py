@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 import yaml
 
-from ..records import Message, Span, Trace
-from ..util import sha256_hex
+from evaltray.core.records import Message, Span, Trace
+from evaltray.core.util import sha256_hex
+
 from ._common import (
     as_float,
     as_int,

@@ -25,7 +25,8 @@ from typing import Any
 
 import orjson
 
-from ..records import Trace
+from evaltray.core.records import Trace
+
 from ._common import content_id, head_text
 from ._registry import Issue, register
 from .otel import (

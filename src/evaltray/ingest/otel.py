@@ -33,8 +33,9 @@ from typing import Any
 
 import orjson
 
-from ..records import Message, Span, ToolCall, Trace
-from ..util import sha256_hex
+from evaltray.core.records import Message, Span, ToolCall, Trace
+from evaltray.core.util import sha256_hex
+
 from ._common import (
     as_float,
     as_int,

@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..records import Message, ToolCall, Trace
+from evaltray.core.records import Message, ToolCall, Trace
+
 from ._common import as_float, as_int, guarded, head_text, line_of, maybe_json, parse_time, read_json, text_of
 from ._registry import Issue, register
 from .openai_exchange import name_tool_results

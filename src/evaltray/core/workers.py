@@ -1,0 +1,64 @@
+"""The one worker pool: how stages (ingest, scrub) fan work out over processes.
+
+Linux forks (no re-import, and a worker dies with its parent, so a killed run leaves no worker holding
+the workspace lock); elsewhere fork is unsafe and spawn re-imports the caller's main module. State a
+worker needs travels in ``initargs`` to ``initializer``, never through globals set before forking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from evaltray.core.errors import EvaltrayError
+
+#: The most workers a default count uses: beyond it, writing the results is the bottleneck.
+MAX_DEFAULT_WORKERS = 8
+
+
+def worker_count(requested: int | None = None) -> int:
+    """``requested``, else the CPUs this process may use (at most :data:`MAX_DEFAULT_WORKERS`)."""
+    if requested is None:
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return min(usable, MAX_DEFAULT_WORKERS)
+    if requested < 1:
+        raise EvaltrayError(f"workers must be at least 1, got {requested}")
+    return requested
+
+
+@contextlib.contextmanager
+def process_pool(workers: int, initializer: Callable[..., None] | None = None,
+                 initargs: tuple[Any, ...] = ()) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` processes that die with this one; shut down (pending work cancelled) on exit."""
+    ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
+                               initargs=(os.getpid(), initializer, initargs))
+    try:
+        with warnings.catch_warnings():  # Python 3.12+ warns on fork with threads; the workers use none
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker(parent: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    _die_with_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: a worker is killed with its parent, so a killed run leaves no worker holding its lock."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)

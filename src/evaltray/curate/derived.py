@@ -1,0 +1,206 @@
+"""Per-trace results of the curation stages (dedup, clusters), kept beside the trace store.
+
+Traces are append-only; what dedup and clustering conclude about them is recomputed and replaced
+whole, so it lives in ``.evaltray/derived/*.parquet`` (written atomically) and joins the traces by id.
+Cluster names and a user's merges, splits and renames persist in ``.evaltray/derived/clusters.json``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.store import Workspace
+from evaltray.core.util import atomic_write
+
+Progress = Callable[[str, int, int], None]
+
+
+def derived_dir(ws: Workspace) -> Path:
+    return ws.state_dir / "derived"
+
+
+def write_table(ws: Workspace, name: str, table: pa.Table) -> Path:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    path = derived_dir(ws) / f"{name}.parquet"
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def read_table(ws: Workspace, name: str) -> pa.Table | None:
+    path = derived_dir(ws) / f"{name}.parquet"
+    return pq.read_table(path) if path.exists() else None
+
+
+def user_texts(ws: Workspace, where: str | None = None) -> tuple[list[str], list[str]]:
+    """Trace ids and the user's side of each conversation (all user turns joined), payload-kept traces only.
+
+    The last user turn alone would make every "thanks, bye" a duplicate of every other.
+    """
+    from evaltray.core.traces import read_messages
+
+    base = "payload_kept" + (f" AND ({where})" if where else "")
+    table = ws.trace_store().query(base, columns=["trace_id", "messages"], order_by="trace_id")
+    ids, texts = [], []
+    for tid, raw in zip(table.column("trace_id").to_pylist(), table.column("messages").to_pylist(), strict=True):
+        turns = [m.get("content") or "" for m in read_messages(raw) if m.get("role") == "user"]
+        ids.append(tid)
+        texts.append("\n".join(t for t in turns if t))
+    return ids, texts
+
+
+# --------------------------------------------------------------------------- dedup
+
+
+def dedup_traces(ws: Workspace, near: float | None = 0.8, paraphrase: float | None = 0.9, backend: str = "wordllama",
+                 where: str | None = None, progress: Progress | None = None) -> Any:
+    """Mark duplicate groups over the traces (never deleting one) and store the groups and the evidence."""
+    from .dedup import dedup
+
+    ids, texts = user_texts(ws, where)
+    vectors = embed_texts(ws, texts, backend) if paraphrase is not None and ids else None
+    result = dedup(ids, texts, near=near, paraphrase=paraphrase, vectors=vectors, progress=progress)
+    level = {m: g.level for g in result.groups for m in g.members}
+    weights = result.weights
+    write_table(ws, "dedup", pa.table({
+        "trace_id": pa.array(ids, pa.string()),
+        "dup_of": pa.array([result.rep_of[t] for t in ids], pa.string()),
+        "dup_level": pa.array([level.get(t) for t in ids], pa.string()),
+        "dup_weight": pa.array([weights.get(t, 0) for t in ids], pa.int64()),
+    }))
+    write_table(ws, "dedup_pairs", pa.table({
+        "a": [p.a for p in result.pairs], "b": [p.b for p in result.pairs], "level": [p.level for p in result.pairs],
+        "score": pa.array([p.score for p in result.pairs], pa.float64()), "reason": [p.reason for p in result.pairs],
+    }))
+    return result
+
+
+# --------------------------------------------------------------------------- embeddings and clusters
+
+
+def embed_texts(ws: Workspace, texts: list[str], backend: str = "wordllama", model_path: str | None = None) -> Any:
+    """Vectors for ``texts``, cached by text hash in the workspace."""
+    from .embed import EmbeddingCache, get_embedder
+
+    embedder = get_embedder(backend, model_path=model_path, cache_dir=ws.state_dir / "models")
+    return EmbeddingCache(ws.state_dir / "embeddings").embed_cached(embedder, texts)
+
+
+def _edits_path(ws: Workspace) -> Path:
+    return derived_dir(ws) / "clusters.json"
+
+
+def load_edits(ws: Workspace) -> Any:
+    from .cluster import ClusterEdits
+
+    path = _edits_path(ws)
+    if not path.exists():
+        return ClusterEdits()
+    return ClusterEdits.from_dict(orjson.loads(path.read_bytes()).get("edits") or {"version": 1, "edits": []})
+
+
+def cluster_traces(ws: Workspace, k: int | str = "auto", backend: str = "wordllama", method: str = "spectral",
+                   model_path: str | None = None, where: str | None = None, seed: int = 0) -> Any:
+    """Cluster the traces' user text by intent, name the clusters, replay the user's edits, store it all."""
+    from .cluster import cluster_texts
+
+    ids, texts = user_texts(ws, where)
+    if not ids:
+        raise EvaltrayError("no traces with a payload to cluster; ingest some first")
+    vectors = embed_texts(ws, texts, backend, model_path)
+    clustering = cluster_texts(texts, vectors, k=k if k == "auto" else int(k), method=method,  # type: ignore[arg-type]
+                               seed=seed, pinned=load_edits(ws))
+    save_clustering(ws, ids, texts, clustering, {"backend": backend, "method": method, "k": k, "seed": seed})
+    return clustering
+
+
+def save_clustering(ws: Workspace, ids: list[str], texts: list[str], clustering: Any, params: dict[str, Any]) -> None:
+    names = {c.id: c.name for c in clustering.clusters}
+    labels = [int(x) for x in clustering.labels]
+    write_table(ws, "clusters", pa.table({
+        "trace_id": pa.array(ids, pa.string()),
+        "cluster_id": pa.array(labels, pa.int64()),
+        "cluster_name": pa.array([names.get(x) for x in labels], pa.string()),
+    }))
+    info = {
+        "params": params,
+        "edits": clustering.edits.to_dict(),
+        "unapplied": [e.to_dict() for e in clustering.unapplied],
+        "clusters": [{"id": c.id, "name": c.name, "top_terms": list(c.top_terms), "size": c.size,
+                      "named_by_user": c.named_by_user,
+                      "examples": [{"trace_id": ids[i], "text": texts[i][:300]} for i in c.examples]}
+                     for c in clustering.clusters],
+    }
+    atomic_write(_edits_path(ws), orjson.dumps(info, option=orjson.OPT_INDENT_2))
+
+
+def cluster_info(ws: Workspace) -> dict[str, Any]:
+    path = _edits_path(ws)
+    if not path.exists():
+        raise EvaltrayError("no clusters yet; run `evaltray cluster`")
+    return orjson.loads(path.read_bytes())
+
+
+def edit_clusters(ws: Workspace, op: str, a: int, b: int | None = None, name: str | None = None,
+                  k: int = 2) -> Any:
+    """Merge, split or rename clusters of the last run; the edit is kept and replayed on re-clustering."""
+    from .cluster import cluster_texts
+
+    info = cluster_info(ws)
+    params = info["params"]
+    ids, texts = user_texts(ws)
+    vectors = embed_texts(ws, texts, params["backend"])
+    clustering = cluster_texts(texts, vectors, k=params["k"] if params["k"] == "auto" else int(params["k"]),
+                               method=params["method"], seed=params["seed"], pinned=load_edits(ws))
+    known = {c.id for c in clustering.clusters}
+    for cid in (a, b):
+        if cid is not None and cid not in known:
+            raise EvaltrayError(f"no cluster {cid} (clusters: 0–{max(known) if known else -1}); see `evaltray cluster list`")
+    if op == "merge":
+        if b is None:
+            raise EvaltrayError("merge needs two cluster ids")
+        clustering = clustering.merge(a, b, name=name)
+    elif op == "split":
+        clustering = clustering.split(a, k=k)
+    elif op == "rename":
+        if not name:
+            raise EvaltrayError("rename needs a name")
+        clustering = clustering.rename(a, name)
+    else:
+        raise EvaltrayError(f"unknown cluster edit {op!r}")
+    save_clustering(ws, ids, texts, clustering, params)
+    return clustering
+
+
+# --------------------------------------------------------------------------- what sampling reads
+
+
+@dataclass
+class CurationMaps:
+    dup_of: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, int] = field(default_factory=dict)
+    clusters: dict[str, str] = field(default_factory=dict)
+
+
+def curation_maps(ws: Workspace) -> CurationMaps:
+    """Duplicate representatives, their weights and cluster names per trace, from the last runs."""
+    maps = CurationMaps()
+    dedup = read_table(ws, "dedup")
+    if dedup is not None:
+        ids = dedup.column("trace_id").to_pylist()
+        maps.dup_of = dict(zip(ids, dedup.column("dup_of").to_pylist(), strict=True))
+        maps.weights = {t: w for t, w in zip(ids, dedup.column("dup_weight").to_pylist(), strict=True) if w}
+    clusters = read_table(ws, "clusters")
+    if clusters is not None:
+        maps.clusters = {t: n for t, n in zip(clusters.column("trace_id").to_pylist(),
+                                               clusters.column("cluster_name").to_pylist(), strict=True) if n}
+    return maps

@@ -1,0 +1,341 @@
+"""The coverage plan: which situations the tray must contain, with a target count per cell.
+
+``plan.yaml`` lives in the workspace beside ``sets/`` and is versioned with the tray. Its grid is
+feature × scenario × persona by default (seed 002: 1–3 examples per cell); difficulty, case type and
+failure mode are further dimensions with their own minimums and mix. Traces are mapped to cells by
+rules (SQL predicates over trace columns), by cluster name, or by the labels a curator gave them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.store import Workspace
+from evaltray.core.util import atomic_write
+
+PLAN_FILE = "plan.yaml"
+AXES = ("feature", "scenario", "persona", "difficulty", "case_type", "failure_mode")
+ANY = "*"
+
+#: Seed vocabularies for ``plan init`` (seeds 002 and 003); the user edits them.
+SEED_SCENARIOS = ["happy-path", "no-results", "ambiguous-query", "conflicting-docs", "irate-user", "out-of-scope"]
+SEED_PERSONAS = ["first-time-visitor", "returning-customer", "power-user", "admin", "attacker"]
+SEED_DIFFICULTY = ["easy", "medium", "hard"]
+SEED_CASE_TYPES = ["typical", "edge", "adversarial", "safety"]
+
+
+class PlanError(EvaltrayError):
+    """``plan.yaml`` is missing or says something that cannot be used."""
+
+
+@dataclass
+class Rule:
+    """Map traces to a cell: a SQL predicate over trace columns, or a cluster name, sets some axes."""
+
+    set: dict[str, str]
+    where: str | None = None
+    cluster: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.where:
+            d["where"] = self.where
+        if self.cluster:
+            d["cluster"] = self.cluster
+        d["set"] = self.set
+        return d
+
+
+@dataclass
+class Plan:
+    """A coverage plan: dimensions, the grid and its targets, minimums, floors, owners and rules."""
+
+    dimensions: dict[str, list[str]]
+    grid: list[str] = field(default_factory=lambda: ["feature", "scenario", "persona"])
+    target_per_cell: int = 2
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    minimums: dict[str, dict[str, int]] = field(default_factory=dict)
+    mix: dict[str, dict[str, float]] = field(default_factory=dict)
+    oversample: list[dict[str, Any]] = field(default_factory=list)
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+    version: int = 1
+
+    # ----------------------------------------------------------------- I/O
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PlanError(f"{path}: no coverage plan; run `evaltray plan init`") from None
+        except yaml.YAMLError as exc:
+            raise PlanError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(raw, dict):
+            raise PlanError(f"{path}: expected a mapping at the top")
+        known = {"version", "dimensions", "grid", "target_per_cell", "cells", "minimums", "mix", "oversample",
+                 "slices", "rules", "source_mix"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise PlanError(f"{path}: unknown key(s) {', '.join(unknown)}")
+        rules = []
+        for i, r in enumerate(raw.get("rules") or [], 1):
+            if not isinstance(r, dict) or not isinstance(r.get("set"), dict) or not (r.get("where") or r.get("cluster")):
+                raise PlanError(f"{path}: rule {i} needs `set:` and one of `where:` or `cluster:`")
+            rules.append(Rule(set={str(k): str(v) for k, v in r["set"].items()}, where=r.get("where"),
+                              cluster=r.get("cluster")))
+        plan = cls(
+            dimensions={str(k): [str(v) for v in (vals or [])] for k, vals in (raw.get("dimensions") or {}).items()},
+            grid=[str(g) for g in raw.get("grid") or ["feature", "scenario", "persona"]],
+            target_per_cell=int(raw.get("target_per_cell", 2)),
+            cells=list(raw.get("cells") or []),
+            minimums={str(k): {str(a): int(b) for a, b in (v or {}).items()} for k, v in (raw.get("minimums") or {}).items()},
+            mix={str(k): {str(a): float(b) for a, b in (v or {}).items()} for k, v in (raw.get("mix") or {}).items()},
+            oversample=list(raw.get("oversample") or []),
+            slices=dict(raw.get("slices") or {}),
+            rules=rules,
+            version=int(raw.get("version", 1)),
+        )
+        plan.check(path)
+        return plan
+
+    def check(self, path: Path | str = PLAN_FILE) -> None:
+        for axis in (*self.grid, *self.minimums, *self.mix):
+            if axis not in AXES:
+                raise PlanError(f"{path}: unknown dimension {axis!r} (one of: {', '.join(AXES)})")
+        for axis in self.grid:
+            if not self.dimensions.get(axis):
+                raise PlanError(f"{path}: grid dimension {axis!r} has no values under `dimensions`")
+        if not 0 <= self.target_per_cell <= 1000:
+            raise PlanError(f"{path}: target_per_cell must be between 0 and 1000")
+        for axis, shares in self.mix.items():
+            if shares and abs(sum(shares.values()) - 1) > 1e-6:
+                raise PlanError(f"{path}: mix.{axis} must add up to 1.0, got {sum(shares.values()):g}")
+        for i, rule in enumerate(self.rules, 1):
+            for axis, value in rule.set.items():
+                if axis not in AXES:
+                    raise PlanError(f"{path}: rule {i} sets unknown dimension {axis!r}")
+                if self.dimensions.get(axis) and value not in self.dimensions[axis]:
+                    raise PlanError(f"{path}: rule {i} sets {axis}={value!r}, which is not in dimensions.{axis}")
+
+    def to_dict(self, source_mix: dict[str, float] | None = None) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "version": self.version, "grid": self.grid, "target_per_cell": self.target_per_cell,
+            "dimensions": self.dimensions, "cells": self.cells, "minimums": self.minimums, "mix": self.mix,
+            "oversample": self.oversample, "slices": self.slices, "rules": [r.to_dict() for r in self.rules],
+        }
+        if source_mix is not None:
+            d["source_mix"] = source_mix
+        return d
+
+    def save(self, path: Path, source_mix: dict[str, float] | None = None) -> None:
+        header = ("# evaltray coverage plan: the situations the tray must contain, decided before collecting.\n"
+                  "# Edit the vocabularies, targets and rules; `evaltray coverage` shows filled vs target.\n"
+                  "# source_mix is read from evaltray.toml and shown here for reference only.\n")
+        body = yaml.safe_dump(self.to_dict(source_mix), sort_keys=False, allow_unicode=True)
+        atomic_write(path, (header + body).encode("utf-8"))
+
+    # ----------------------------------------------------------------- cells
+
+    def cell_keys(self) -> list[tuple[str, ...]]:
+        """Every cell of the grid, in vocabulary order."""
+        return list(itertools.product(*(self.dimensions[a] for a in self.grid)))
+
+    def target(self, cell: tuple[str, ...]) -> int:
+        """The cell's target: the last matching override wins, else ``target_per_cell``."""
+        values = dict(zip(self.grid, cell, strict=True))
+        target = self.target_per_cell
+        for override in self.cells:
+            match = override.get("match") or {}
+            if all(values.get(k) == str(v) or str(v) == ANY for k, v in match.items()):
+                target = int(override.get("target", target))
+        return target
+
+    def oversampled(self, labels: dict[str, Any]) -> str | None:
+        """The declared reason when ``labels`` fall in a cell the plan oversamples on purpose."""
+        for entry in self.oversample:
+            match = entry.get("match") or {}
+            if match and all(str(labels.get(k)) == str(v) for k, v in match.items()):
+                return str(entry.get("reason") or "declared in plan.yaml")
+        return None
+
+
+def plan_path(ws: Workspace) -> Path:
+    return ws.root / PLAN_FILE
+
+
+def load_plan(ws: Workspace, path: Path | None = None) -> Plan:
+    return Plan.load(path or plan_path(ws))
+
+
+def init_plan(ws: Workspace, features: list[str] | None = None, force: bool = False) -> Plan:
+    """Write a starting ``plan.yaml`` from the seeds' vocabularies and the features seen in traces."""
+    path = plan_path(ws)
+    if path.exists() and not force:
+        raise PlanError(f"{path}: a plan exists; edit it, or pass --force to start over")
+    if features is None:
+        features = observed_features(ws)
+    features = features or ["general"]
+    plan = Plan(
+        dimensions={"feature": features, "scenario": list(SEED_SCENARIOS), "persona": list(SEED_PERSONAS),
+                    "difficulty": list(SEED_DIFFICULTY), "case_type": list(SEED_CASE_TYPES), "failure_mode": []},
+        target_per_cell=2,
+        minimums={"case_type": {"safety": 5, "adversarial": 5}},
+        mix={"difficulty": {"easy": 0.3, "medium": 0.4, "hard": 0.3}},
+        oversample=[{"match": {"case_type": "adversarial"}, "reason": "red-team probes are rare in production on purpose"}],
+        slices={f: {"pass_rate_floor": 0.8, "owner": ws.settings.label_owner} for f in features},
+        rules=[Rule(set={"feature": f}, where=f"feature = '{f}'") for f in features if f != "general"]
+        + [Rule(set={"scenario": "irate-user"}, where="feedback_score < 0")],
+    )
+    plan.save(path, ws.settings.source_mix)
+    return plan
+
+
+def observed_features(ws: Workspace, limit: int = 12) -> list[str]:
+    """The most frequent trace features, for a first plan."""
+
+    table = ws.trace_store().query("feature IS NOT NULL", columns=["feature"])
+    counts = Counter(table.column("feature").to_pylist())
+    return [f for f, _ in counts.most_common(limit)]
+
+
+# --------------------------------------------------------------------------- mapping traces to cells
+
+
+def assign_traces(ws: Workspace, plan: Plan, where: str | None = None,
+                  clusters: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """For every trace with a kept payload: the plan axes its rules set (later rules win).
+
+    ``clusters`` maps trace id → cluster name, for rules that name a cluster.
+    """
+
+    store = ws.trace_store()
+    base = "payload_kept" + (f" AND ({where})" if where else "")
+    ids = store.query(base, columns=["trace_id"]).column("trace_id").to_pylist()
+    out: dict[str, dict[str, str]] = {t: {} for t in ids}
+    for rule in plan.rules:
+        if rule.where:
+            hit = store.query(f"{base} AND ({rule.where})", columns=["trace_id"]).column("trace_id").to_pylist()
+        else:
+            hit = [t for t, name in (clusters or {}).items() if name == rule.cluster and t in out]
+        for t in hit:
+            out[t].update(rule.set)
+    return out
+
+
+def cell_of(plan: Plan, labels: dict[str, Any]) -> tuple[str, ...] | None:
+    """The grid cell ``labels`` fall in, or None when an axis is unset or outside the vocabulary."""
+    cell = []
+    for axis in plan.grid:
+        value = labels.get(axis)
+        if value is None or str(value) not in plan.dimensions[axis]:
+            return None
+        cell.append(str(value))
+    return tuple(cell)
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+@dataclass
+class CellCoverage:
+    cell: dict[str, str]
+    target: int
+    filled: int
+    pending: int
+    traffic: int
+    complaints: int
+    fillable: list[str]
+    oversampled: str | None = None
+
+    @property
+    def gap(self) -> int:
+        return max(0, self.target - self.filled)
+
+
+@dataclass
+class Coverage:
+    cells: list[CellCoverage]
+    marginals: dict[str, dict[str, dict[str, Any]]]  # filled, minimum (ints), share, target_share (None: none set)
+    unmapped_cases: int
+
+    @property
+    def gaps(self) -> list[CellCoverage]:
+        return [c for c in self.cells if c.gap > 0]
+
+
+def coverage(ws: Workspace, plan: Plan, set_name: str | None = None, clusters: dict[str, str] | None = None,
+             fillable_per_cell: int = 5) -> Coverage:
+    """Filled vs target per cell, gaps first, ordered by how often users hit the cell and complain there."""
+    from evaltray.tray import candidates as pool
+    from evaltray.tray.gate import load_cases
+
+    set_name = ws.check_set(set_name)
+    cases = list(load_cases(ws, set_name).values())
+    filled: Counter[tuple[str, ...]] = Counter()
+    unmapped = 0
+    for case in cases:
+        labels = {**case["labels"], "difficulty": case["difficulty"], "case_type": case["case_type"],
+                  "failure_mode": (case["review"].get("failure_tags") or [None])[0]}
+        cell = cell_of(plan, labels)
+        if cell is None:
+            unmapped += 1
+        else:
+            filled[cell] += 1
+    pending: Counter[tuple[str, ...]] = Counter()
+    in_pool = set()
+    for cand in pool.list_candidates(ws, set_name):
+        if cand.trace_id:
+            in_pool.add(cand.trace_id)
+        if cand.status == pool.PENDING:
+            cell = cell_of(plan, {**cand.labels, "difficulty": cand.difficulty, "case_type": cand.case_type})
+            if cell is not None:
+                pending[cell] += 1
+    assigned = assign_traces(ws, plan, clusters=clusters)
+    feedback = {}
+    if assigned:
+        table = ws.trace_store().query("payload_kept", columns=["trace_id", "feedback_score"])
+        feedback = dict(zip(table.column("trace_id").to_pylist(), table.column("feedback_score").to_pylist(), strict=True))
+    # a trace whose rules left a later axis unset could fill any cell along it: group traces by the
+    # axes they do have, then spread each group over the cells it is consistent with
+    groups: dict[tuple[str | None, ...], list[str]] = defaultdict(list)
+    for tid, axes in sorted(assigned.items()):
+        groups[tuple(axes.get(a) for a in plan.grid)].append(tid)
+    traffic: Counter[tuple[str, ...]] = Counter()
+    complaints: Counter[tuple[str, ...]] = Counter()
+    fill: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    cells = plan.cell_keys()
+    for signature, tids in groups.items():
+        if signature and signature[0] is None:
+            continue  # no rule placed these traces on the first axis (the feature): they belong nowhere yet
+        n_bad = sum(1 for t in tids if (feedback.get(t) or 0) < 0)
+        fresh = [t for t in tids if t not in in_pool]
+        for cell in cells:
+            if all(s is None or s == v for s, v in zip(signature, cell, strict=True)):
+                traffic[cell] += len(tids)
+                complaints[cell] += n_bad
+                room = fillable_per_cell - len(fill[cell])
+                if room > 0:
+                    fill[cell] += fresh[:room]
+    rows = []
+    for cell in cells:
+        labels = dict(zip(plan.grid, cell, strict=True))
+        rows.append(CellCoverage(labels, plan.target(cell), filled[cell], pending[cell], traffic[cell], complaints[cell],
+                                 fill[cell], plan.oversampled(labels)))
+    rows.sort(key=lambda c: (c.gap == 0, -c.traffic, -c.complaints, -c.gap, tuple(c.cell.values())))
+    marginals = {}
+    for axis in sorted(set(plan.minimums) | set(plan.mix)):
+        counts = Counter(str(c.get(axis) if axis in ("difficulty", "case_type") else c["labels"].get(axis))
+                         for c in cases)
+        marginals[axis] = {v: {"filled": counts.get(v, 0), "minimum": plan.minimums.get(axis, {}).get(v, 0),
+                               "share": round(counts.get(v, 0) / len(cases), 4) if cases else 0.0,
+                               "target_share": plan.mix.get(axis, {}).get(v)}
+                           for v in plan.dimensions.get(axis) or sorted(counts)}
+    return Coverage(rows, marginals, unmapped)

@@ -1,0 +1,52 @@
+"""PII scrubbing: Presidio-backed detection, consistent placeholders per trace, an optional vault.
+
+>>> from evaltray.curate.scrub import Scrubber, PlaceholderMap
+>>> Scrubber().scrub_text("Mail jane.doe@example.com", PlaceholderMap())
+'Mail <EMAIL_1>'
+"""
+
+from . import _presidio  # noqa: F401  (imports Presidio without torch; keep first)
+from ._engine import ENTITIES, Scrubber, ScrubError, ScrubResult, resolve_entities
+from ._names import GazetteerNameRecognizer, load_gazetteer
+from ._placeholders import LABELS, PLACEHOLDER_RE, PlaceholderMap
+from ._store import (
+    QUARANTINED,
+    ScrubConfig,
+    StoreScrub,
+    TableScrub,
+    open_vault,
+    pseudonym,
+    save_sealed,
+    scrub_store,
+    scrub_table,
+    vault_file,
+    vault_key_path,
+)
+from ._vault import KEY_ENV, Vault, VaultError
+
+__all__ = [
+    "ENTITIES",
+    "KEY_ENV",
+    "LABELS",
+    "PLACEHOLDER_RE",
+    "QUARANTINED",
+    "GazetteerNameRecognizer",
+    "PlaceholderMap",
+    "ScrubConfig",
+    "ScrubError",
+    "ScrubResult",
+    "Scrubber",
+    "StoreScrub",
+    "TableScrub",
+    "Vault",
+    "VaultError",
+    "load_gazetteer",
+    "open_vault",
+    "pseudonym",
+    "resolve_entities",
+    "save_sealed",
+    "scrub_store",
+    "scrub_table",
+    "vault_file",
+    "vault_key_path",
+]

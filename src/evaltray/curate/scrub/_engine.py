@@ -1,0 +1,585 @@
+"""The scrubber: Presidio analyzer + anonymizer behind a cheap prefilter, one placeholder map per trace."""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
+from presidio_analyzer.predefined_recognizers import IbanRecognizer, IpRecognizer, PhoneRecognizer
+from presidio_anonymizer import AnonymizerEngine
+from presidio_anonymizer.entities import OperatorConfig
+
+from evaltray.core.errors import EvaltrayError
+
+from . import _presidio  # noqa: I001  (must come before any other presidio import)
+from ._names import NONPERSON, WORD, GazetteerNameRecognizer, NameHandleRecognizer, load_gazetteer
+from ._placeholders import LABELS, PLACEHOLDER_RE, PlaceholderMap
+from ._recognizers import (
+    ADDRESS_RULES,
+    API_KEY_RULES,
+    KeyValueRecognizer,
+    LuhnCardRecognizer,
+    OfflineEmailRecognizer,
+    RuleRecognizer,
+    TokenUrlRecognizer,
+    key_entity,
+)
+from ._vault import Vault
+
+#: Every entity the scrubber knows, as Presidio names; all of them are on by default.
+ENTITIES: tuple[str, ...] = tuple(LABELS)
+#: Texts longer than this are analysed in pieces cut at line breaks (or spaces), so 1 MB stays linear.
+CHUNK_CHARS = 20_000
+#: Texts at least this long have their findings remembered: an application's system prompt and tool
+#: outputs recur in trace after trace, and analysing a long text costs milliseconds.
+_CACHE_MIN_CHARS = 200
+_CACHE_MAX_CHARS = 8_000_000
+#: Replacing a value can expose another that was glued to it ("0143sk-proj-…": the key starts a word only
+#: once the phone before it is a placeholder); most texts settle in one or two rounds, a text that has not
+#: after this many is quarantined.
+_MAX_ROUNDS = 10
+
+
+class ScrubError(EvaltrayError):
+    """A trace could not be scrubbed (it is quarantined), or the scrubber is misconfigured."""
+
+
+@dataclass(slots=True)
+class ScrubResult:
+    """One trace's outcome: scrubbed messages, or ``messages=None`` and an ``error`` (quarantined)."""
+
+    trace_id: str
+    messages: list[dict[str, Any]] | None
+    error: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    vault_entries: dict[str, bytes] = field(default_factory=dict)
+    #: the other text fields given to :meth:`Scrubber.scrub_trace`, scrubbed (None when quarantined)
+    fields: dict[str, Any] | None = None
+
+    @property
+    def quarantined(self) -> bool:
+        return self.messages is None
+
+
+class _KeepScores(ContextAwareEnhancer):
+    """No context rescoring: evaltray's recognizers score with their own cues, and no NLP tokens exist."""
+
+    def __init__(self) -> None:
+        super().__init__(context_similarity_factor=0, min_score_with_context_similarity=0, context_prefix_count=0,
+                         context_suffix_count=0)
+
+    def enhance_using_context(self, text: str, raw_results: list[RecognizerResult], nlp_artifacts: NlpArtifacts,
+                              recognizers: Any, context: list[str] | None = None) -> list[RecognizerResult]:
+        return raw_results
+
+
+def resolve_entities(entities: Sequence[str] | None) -> tuple[str, ...]:
+    """Presidio entity names for ``entities`` given as Presidio names or placeholder labels (EMAIL, PHONE...)."""
+    if entities is None:
+        return ENTITIES
+    by_label = {label: ent for ent, label in LABELS.items()}
+    out = []
+    for e in entities:
+        name = e.upper()
+        ent = name if name in LABELS else by_label.get(name)
+        if ent is None:
+            known = ", ".join(LABELS.values())
+            raise ScrubError(f"unknown entity {e!r} (one of: {known})")
+        if ent not in out:
+            out.append(ent)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------- prefilter
+
+_DIGITS7 = re.compile(r"\d(?:[\s().\-/+]{0,3}\d){6}")
+_IBAN_HINT = re.compile(r"[A-Za-z]{2}\d{2}")
+_IP_HINT = re.compile(r"\d\.\d+\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
+_URL_HINT = re.compile(r"://|www\.|[?&#;][\w.-]+=", re.IGNORECASE)
+_KEY_HINT = re.compile(
+    r"sk-|[ps]k-lf-|sk_|pk_|rk_|whsec_|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AIza"
+    r"|hf_|npm_|SG\.|SK[0-9a-f]{8}|eyJ|PRIVATE KEY|bearer|token|basic\s|key|secret|passw|pwd|passphrase",
+    re.IGNORECASE,
+)
+_ADDRESS_HINT = re.compile(
+    r"\d[ \t]+(?:[NSEW]\.?[ \t]+)?[\w'’.\-]+[ \t]|\b(?:apt|apartment|suite|ste|unit|box|zip|postal|post[ \t]?code|apo|fpo|dpo)\b"
+    r"|\b[A-Z]{2},?[ \t]+\d{5}\b|\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b",
+    re.IGNORECASE,
+)
+_ANY_DIGIT = re.compile(r"\d")
+_HANDLE_HINT = re.compile(r"[^\W\d_][._\-][^\W\d_]")  # letters either side of . _ or -: a name handle may follow
+# "item_id": "7751905257" / item ID: 2757705742 -- ten digits in an id field are an id, not a phone.
+_ID_BEFORE_RE = re.compile(r"(?i)(?:\bid|_id|Id)[\"']?\s*[:=#]\s*[\"']?$")
+_ANY_UPPER = re.compile(r"[^\W\d_a-z]")
+
+
+def _split_chunks(text: str, size: int) -> list[tuple[int, str]]:
+    """Pieces of at most ~``size`` chars cut after a newline (else a space), with their offsets."""
+    out, start, n = [], 0, len(text)
+    while start < n:
+        end = min(n, start + size)
+        if end < n:
+            cut = text.rfind("\n", start + size // 2, end)
+            if cut < 0:
+                cut = text.rfind(" ", start + size // 2, end)
+            if cut >= 0:
+                end = cut + 1
+        out.append((start, text[start:end]))
+        start = end
+    return out
+
+
+@dataclass(slots=True)
+class _Span:
+    start: int
+    end: int
+    entity: str
+    score: float
+
+
+def _merge(spans: list[_Span]) -> list[_Span]:
+    """Overlapping findings become one span (their union), typed by the most confident one.
+
+    Union, not trimming: a partly masked value is still a leak.
+    """
+    if not spans:
+        return []
+    spans.sort(key=lambda s: (s.start, -s.end))
+    out = [spans[0]]
+    for s in spans[1:]:
+        cur = out[-1]
+        if s.start < cur.end:
+            if s.end <= cur.end:
+                continue  # contained: the container's type stands ("Laura" inside a street address)
+            better = s.score > cur.score
+            out[-1] = _Span(cur.start, s.end, s.entity if better else cur.entity, max(cur.score, s.score))
+        else:
+            out.append(s)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- scrubber
+
+
+def _apart(neighbour: str, edge: str) -> bool:
+    """Whether a known value whose first or last character is ``edge`` ends where ``neighbour`` begins: a
+    digit run ends at a letter ("85034zip") and a word at a digit, but neither inside a longer run of its kind."""
+    if not neighbour.isalnum():
+        return True
+    return edge.isalnum() and neighbour.isdigit() != edge.isdigit()
+
+
+class Scrubber:
+    """Replace PII in trace text with consistent placeholders (``<EMAIL_1>``), using Presidio.
+
+    ``entities``: which to scrub (default all of ``ENTITIES``; labels like "EMAIL" work too).
+    ``ner``: None uses the shipped name gazetteer; ``"spacy:<model or path>"`` adds an installed spaCy NER
+    model and ``"hf:<model or path>"`` a local Hugging Face token-classification model (gazetteer stays on).
+    ``vault``: when given, every replaced original is sealed in it under (trace_id, placeholder).
+    """
+
+    def __init__(self, entities: Sequence[str] | None = None, ner: str | None = None, vault: Vault | None = None,
+                 *, name_threshold: float | None = None) -> None:
+        self.entities = resolve_entities(entities)
+        self.ner = ner
+        self.vault = vault
+        self.name_threshold = name_threshold
+        self._gazetteer = load_gazetteer()
+        self._names = GazetteerNameRecognizer(self._gazetteer) if name_threshold is None else \
+            GazetteerNameRecognizer(self._gazetteer, threshold=name_threshold)
+        self._handles = NameHandleRecognizer(self._gazetteer)
+        self.analyzer = self._build_analyzer()
+        self.anonymizer = AnonymizerEngine()
+        self._detected: dict[str, list[_Span]] = {}
+        self._detected_chars = 0
+
+    # ------------------------------------------------------------------ construction
+
+    def _build_analyzer(self) -> AnalyzerEngine:
+        nlp_engine: Any = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
+        registry = RecognizerRegistry(supported_languages=["en"])
+        want = set(self.entities)
+        builders: list[tuple[str, Callable[[], Any]]] = [
+            ("EMAIL_ADDRESS", OfflineEmailRecognizer),
+            ("PHONE_NUMBER", PhoneRecognizer),
+            ("CREDIT_CARD", LuhnCardRecognizer),
+            ("IBAN_CODE", IbanRecognizer),
+            ("IP_ADDRESS", IpRecognizer),
+            ("URL", TokenUrlRecognizer),
+            ("API_KEY", lambda: RuleRecognizer("API_KEY", API_KEY_RULES, "ApiKeyRecognizer")),
+            ("ADDRESS", lambda: RuleRecognizer("ADDRESS", ADDRESS_RULES, "AddressRecognizer")),
+            ("PERSON", lambda: self._names),
+            ("USERNAME", lambda: self._handles),
+        ]
+        for entity, build in builders:
+            if entity in want:
+                registry.add_recognizer(build())
+        kv = [e for e in ("PERSON", "ADDRESS", "PHONE_NUMBER", "EMAIL_ADDRESS", "API_KEY", "USERNAME") if e in want]
+        if kv:
+            registry.add_recognizer(KeyValueRecognizer(kv))
+        self._model_person = False
+        if self.ner and "PERSON" in want:
+            nlp_engine = self._add_ner(registry, nlp_engine)
+        return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"],
+                              context_aware_enhancer=_KeepScores())
+
+    def _add_ner(self, registry: RecognizerRegistry, nlp_engine: Any) -> Any:
+        kind, _, model = (self.ner or "").partition(":")
+        if not model:
+            raise ScrubError(f"ner must look like 'spacy:<model>' or 'hf:<model>', not {self.ner!r}")
+        self._model_person = True
+        if kind == "spacy":
+            import spacy
+            from presidio_analyzer.nlp_engine import SpacyNlpEngine
+            from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+            # Presidio would try to download a missing model; evaltray never reaches for the network.
+            if not (spacy.util.is_package(model) or Path(model).exists()):
+                raise ScrubError(f"spaCy model {model!r} is not installed (pip install it, or pass a model folder)")
+            engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
+            engine.nlp = {"en": spacy.load(model)}  # type: ignore[assignment]  # Presidio types it as None until loaded
+            registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON"]))
+            return engine
+        if kind in ("hf", "transformers"):
+            try:
+                import transformers  # noqa: F401
+            except ImportError:
+                raise ScrubError("ner='hf:…' needs the transformers package (pip install transformers torch)") from None
+            recognizer = _presidio.huggingface_ner_recognizer()
+            registry.add_recognizer(recognizer(model_name=model, supported_entities=["PERSON"]))
+            return nlp_engine
+        raise ScrubError(f"unknown ner kind {kind!r}: use 'spacy:<model>' or 'hf:<model>'")
+
+    def config(self) -> dict[str, Any]:
+        """What a worker process needs to build the same scrubber (the vault travels as its key)."""
+        return {"entities": list(self.entities), "ner": self.ner, "name_threshold": self.name_threshold,
+                "vault_key": self.vault.key if self.vault is not None else None}
+
+    # ------------------------------------------------------------------ detection
+
+    def _wanted(self, text: str) -> list[str]:
+        """Entities whose recognizers could possibly fire on ``text`` (trigger characters present)."""
+        want = self.entities
+        out = []
+        has_digit = _ANY_DIGIT.search(text) is not None
+        if "EMAIL_ADDRESS" in want and "@" in text:
+            out.append("EMAIL_ADDRESS")
+        if has_digit:
+            digits7 = _DIGITS7.search(text) is not None
+            if digits7 and "PHONE_NUMBER" in want:
+                out.append("PHONE_NUMBER")
+            if digits7 and "CREDIT_CARD" in want:
+                out.append("CREDIT_CARD")
+            if "IBAN_CODE" in want and _IBAN_HINT.search(text):
+                out.append("IBAN_CODE")
+            if "IP_ADDRESS" in want and _IP_HINT.search(text):
+                out.append("IP_ADDRESS")
+            if "ADDRESS" in want and _ADDRESS_HINT.search(text):
+                out.append("ADDRESS")
+        elif "IP_ADDRESS" in want and "::" in text:
+            out.append("IP_ADDRESS")
+        if "URL" in want and _URL_HINT.search(text):
+            out.append("URL")
+        if "API_KEY" in want and _KEY_HINT.search(text):
+            out.append("API_KEY")
+        if "USERNAME" in want and _HANDLE_HINT.search(text) and self._handles.find(text):
+            out.append("USERNAME")
+        if "PERSON" in want and (
+            self._names.has_candidate(text) if not self._model_person else _ANY_UPPER.search(text) is not None
+        ):
+            out.append("PERSON")
+        return out
+
+    def _analyze_piece(self, text: str) -> list[_Span]:
+        wanted = self._wanted(text)
+        if not wanted:
+            return []
+        results = self.analyzer.analyze(text, language="en", entities=wanted)
+        return [_Span(r.start, r.end, r.entity_type, r.score) for r in results
+                if r.end > r.start and not (r.entity_type == "PHONE_NUMBER"
+                                            and _ID_BEFORE_RE.search(text, max(0, r.start - 40), r.start))]
+
+    def detect(self, text: str) -> list[_Span]:
+        """Merged findings in ``text``, never inside an existing placeholder."""
+        if not text:
+            return []
+        if len(text) < _CACHE_MIN_CHARS:
+            return self._detect(text)
+        found = self._detected.get(text)
+        if found is None:
+            found = self._detect(text)
+            if self._detected_chars + len(text) > _CACHE_MAX_CHARS:
+                self._detected.clear()
+                self._detected_chars = 0
+            self._detected[text] = found
+            self._detected_chars += len(text)
+        return list(found)  # callers extend and sort the list; the spans themselves are never changed
+
+    def _detect(self, text: str) -> list[_Span]:
+        if len(text) <= CHUNK_CHARS:
+            spans = self._analyze_piece(text)
+        else:
+            spans = []
+            for offset, piece in _split_chunks(text, CHUNK_CHARS):
+                spans.extend(_Span(s.start + offset, s.end + offset, s.entity, s.score) for s in self._analyze_piece(piece))
+        if spans and "<" in text:
+            taken = [m.span() for m in PLACEHOLDER_RE.finditer(text)]
+            if taken:
+                spans = [s for s in spans if not any(s.start < e and b < s.end for b, e in taken)]
+        return _merge(spans)
+
+    def findings(self, text: str) -> list[tuple[int, int, str, float]]:
+        """What would be replaced in ``text`` on its own: (start, end, label, score), merged and sorted."""
+        return [(s.start, s.end, LABELS[s.entity], s.score) for s in self.detect(text)]
+
+    # ------------------------------------------------------------------ replacement
+
+    def _register(self, text: str, spans: list[_Span], mapping: PlaceholderMap) -> None:
+        """Give each found value its placeholder and remember the surfaces later mentions will match."""
+        flags = self._gazetteer.flags
+        for s in spans:
+            label = LABELS[s.entity]
+            value = text[s.start:s.end]
+            ph = mapping.aliases.get(label, {}).get(value) or mapping.placeholder(label, value)
+            if len(value) >= 3:
+                mapping.add_alias(label, value, ph)
+            if label == "PERSON":
+                # "Isabella Lopez" also covers a later bare "Lopez", unless that part is a common word.
+                for part in value.split():
+                    part = part.strip(".,")
+                    if len(part) >= 3 and part[0].isupper() and not flags.get(part.lower(), 0) & (WORD | NONPERSON):
+                        mapping.add_alias(label, part, ph)
+
+    def _alias_spans(self, text: str, mapping: PlaceholderMap) -> list[_Span]:
+        """Every other mention of a value already replaced in this trace."""
+        out = []
+        for label, table in mapping.aliases.items():
+            entity = _ENTITY_OF_LABEL[label]
+            for surface in table:
+                start = text.find(surface)
+                while start >= 0:
+                    end = start + len(surface)
+                    if (start == 0 or _apart(text[start - 1], surface[0])) and (end == len(text) or _apart(text[end], surface[-1])):
+                        out.append(_Span(start, end, entity, 0.5))
+                    start = text.find(surface, end)
+        return out
+
+    def _replace(self, text: str, spans: list[_Span], mapping: PlaceholderMap, counts: Counter[str]) -> str:
+        if not spans:
+            return text
+        operators = {}
+        for entity in {s.entity for s in spans}:
+            label = LABELS[entity]
+            operators[entity] = OperatorConfig("custom", {"lambda": _placeholder_fn(mapping, label)})
+        for s in spans:
+            counts[LABELS[s.entity]] += 1
+        results = [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]
+        return self.anonymizer.anonymize(text=text, analyzer_results=results, operators=operators).text  # type: ignore[arg-type]
+
+    def _finish(self, text: str, spans: list[_Span], mapping: PlaceholderMap, counts: Counter[str]) -> str:
+        """Replace ``spans`` and known values, then re-check until nothing new is found (idempotence)."""
+        for _ in range(_MAX_ROUNDS):
+            if mapping.aliases:
+                taken = [m.span() for m in PLACEHOLDER_RE.finditer(text)] if "<" in text else []
+                extra = [a for a in self._alias_spans(text, mapping)
+                         if not any(a.start < e and b < a.end for b, e in taken)]
+                spans = _merge(spans + extra)
+            if not spans:
+                return text
+            self._register(text, spans, mapping)
+            text = self._replace(text, spans, mapping, counts)
+            spans = self.detect(text)
+        if spans:
+            raise ScrubError("text did not settle after repeated scrubbing")
+        return text
+
+    # ------------------------------------------------------------------ public API
+
+    def scrub_text(self, text: str, mapping: PlaceholderMap, counts: Counter[str] | None = None) -> str:
+        """``text`` with every finding replaced by its placeholder from ``mapping`` (shared across a trace)."""
+        if not isinstance(text, str):
+            raise ScrubError(f"scrub_text needs a str, not {type(text).__name__}")
+        if not text:
+            return text
+        mapping.reserve(text)
+        return self._finish(text, self.detect(text), mapping, counts if counts is not None else Counter())
+
+    def scrub_messages(self, messages: list[dict[str, Any]], trace_id: str, *,
+                       counts: Counter[str] | None = None) -> list[dict[str, Any]]:
+        """A scrubbed copy of one conversation; one placeholder map covers all its messages.
+
+        Values found anywhere in the trace (a name in a tool result) are replaced everywhere in it.
+        Raises ScrubError for input that is not a list of message objects.
+        """
+        return self._scrub(messages, None, trace_id, counts if counts is not None else Counter())[0]
+
+    def scrub_trace(self, trace_id: str, messages: list[dict[str, Any]],
+                    fields: dict[str, Any] | None = None) -> ScrubResult:
+        """One trace's messages and its other text ``fields`` (metadata, error…) under one placeholder map.
+
+        Never raises: a trace that cannot be scrubbed comes back quarantined, with no text at all.
+        """
+        return self._scrub_one(trace_id, messages, fields)
+
+    def _scrub(self, messages: Any, fields: dict[str, Any] | None, trace_id: str,
+               counts: Counter[str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        if not isinstance(messages, list):
+            raise ScrubError(f"trace {trace_id}: messages must be a list, not {type(messages).__name__}")
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict):
+                raise ScrubError(f"trace {trace_id}: message {i} is a {type(m).__name__}, not an object")
+        mapping = PlaceholderMap()
+        found: list[tuple[str, list[_Span]]] = []
+
+        def collect(text: str, forced: str | None) -> str:
+            mapping.reserve(text)
+            spans = [_Span(0, len(text), forced, 1.0)] if forced in self.entities else self.detect(text)
+            found.append((text, spans))
+            if spans:
+                self._register(text, spans, mapping)
+            return text
+
+        # messages first: their placeholders are numbered as if they were scrubbed alone
+        _walk_messages(messages, collect)
+        if fields:
+            _walk_value(fields, collect, None)
+        queue = iter(found)
+
+        def replace(text: str, forced: str | None) -> str:
+            original, spans = next(queue)
+            return self._finish(original, list(spans), mapping, counts)
+
+        out = _walk_messages(messages, replace)
+        out_fields = _walk_value(fields, replace, None) if fields else fields
+        if self.vault is not None:
+            for ph, value in mapping.originals.items():
+                self.vault.seal(trace_id, ph, value)
+        return out, out_fields
+
+    def scrub_batch(self, items: Iterable[tuple[str, list[dict[str, Any]]]], workers: int = 1,
+                    chunksize: int = 32) -> Iterator[ScrubResult]:
+        """Scrub many traces, in input order; a trace that fails comes back quarantined, never unscrubbed."""
+        if workers <= 1:
+            for trace_id, messages in items:
+                yield self._scrub_one(trace_id, messages)
+            return
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(self.config(),)) as pool:
+            for result in pool.imap(_work, items, chunksize=chunksize):
+                if self.vault is not None:
+                    for ph, token in result.vault_entries.items():
+                        self.vault.add_sealed(result.trace_id, ph, token)
+                yield result
+
+    def _scrub_one(self, trace_id: str, messages: Any, fields: dict[str, Any] | None = None) -> ScrubResult:
+        counts: Counter[str] = Counter()
+        try:
+            out, out_fields = self._scrub(messages, fields, trace_id, counts)
+        except ScrubError as exc:
+            return ScrubResult(trace_id, None, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure quarantines the trace; the text never leaks
+            # str(exc) could quote the text being scrubbed; only the exception type is reported.
+            return ScrubResult(trace_id, None, error=f"trace {trace_id}: scrubbing failed ({type(exc).__name__})")
+        entries = self.vault.pop_trace(trace_id) if self.vault is not None and _IN_WORKER else {}
+        return ScrubResult(trace_id, out, None, dict(counts), entries, out_fields)
+
+
+_ENTITY_OF_LABEL = {label: ent for ent, label in LABELS.items()}
+
+
+def _placeholder_fn(mapping: PlaceholderMap, label: str) -> Callable[[str], str]:
+    def fn(value: str) -> str:
+        return mapping.aliases.get(label, {}).get(value) or mapping.placeholder(label, value)
+
+    return fn
+
+
+# ---------------------------------------------------------------------------------------- message walking
+
+#: Message fields that are structure, not content: never scrubbed.
+_STRUCTURAL = frozenset({"role", "id", "tool_call_id", "type", "index", "finish_reason", "refusal", "model",
+                         "requestor", "turn_idx", "timestamp", "cost", "usage", "mime_type", "format", "detail"})
+Transform = Callable[[str, "str | None"], str]
+
+
+def _walk_messages(messages: list[dict[str, Any]], fn: Transform) -> list[dict[str, Any]]:
+    out = []
+    for msg in messages:
+        role = msg.get("role")
+        new: dict[str, Any] = {}
+        for key, value in msg.items():
+            if key in _STRUCTURAL:
+                new[key] = value
+            elif key == "name":
+                # A participant's name on user/assistant/system turns; a function name on tool turns.
+                new[key] = fn(value, "PERSON") if isinstance(value, str) and value and role in (
+                    "user", "assistant", "system") and not PLACEHOLDER_RE.fullmatch(value) else value
+            elif key == "tool_calls" and isinstance(value, list):
+                new[key] = [_walk_tool_call(tc, fn) for tc in value]
+            else:
+                new[key] = _walk_value(value, fn, None)
+        out.append(new)
+    return out
+
+
+def _walk_tool_call(tc: Any, fn: Transform) -> Any:
+    if not isinstance(tc, dict):
+        return _walk_value(tc, fn, None)
+    new: dict[str, Any] = {}
+    for key, value in tc.items():
+        if key in _STRUCTURAL or key == "name":
+            new[key] = value
+        elif key == "function" and isinstance(value, dict):
+            new[key] = {k: (v if k == "name" else _walk_value(v, fn, None)) for k, v in value.items()}
+        else:
+            new[key] = _walk_value(value, fn, None)
+    return new
+
+
+def _walk_value(value: Any, fn: Transform, key: Any) -> Any:
+    """Scrub every string in a JSON-like value; a field named like ``first_name`` is its entity whole."""
+    forced = key_entity(key) if key is not None else None
+    if isinstance(value, str):
+        if forced and value.strip() and not PLACEHOLDER_RE.fullmatch(value.strip()):
+            return fn(value, forced)
+        return fn(value, None)
+    if isinstance(value, dict):
+        return {k: (v if k in _STRUCTURAL and not isinstance(v, (dict, list)) else _walk_value(v, fn, k))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk_value(v, fn, key) for v in value]
+    if isinstance(value, bytes):
+        return _walk_value(value.decode("utf-8", "replace"), fn, key)
+    if forced and isinstance(value, int) and not isinstance(value, bool):
+        return fn(str(value), forced)  # "zip": 85034 becomes "<ADDRESS_1>"
+    return value
+
+
+# ---------------------------------------------------------------------------------------- worker processes
+
+_WORKER: Scrubber | None = None
+_IN_WORKER = False
+
+
+def _init_worker(config: dict[str, Any]) -> None:
+    global _WORKER, _IN_WORKER
+    key = config.pop("vault_key")
+    _WORKER = Scrubber(vault=Vault(key) if key is not None else None, **config)
+    _IN_WORKER = True
+
+
+def _work(item: tuple[str, list[dict[str, Any]]]) -> ScrubResult:
+    assert _WORKER is not None
+    trace_id, messages = item
+    return _WORKER._scrub_one(trace_id, messages)
+
+
+__all__ = ["ENTITIES", "ScrubError", "ScrubResult", "Scrubber", "resolve_entities"]

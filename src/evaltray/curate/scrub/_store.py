@@ -1,0 +1,325 @@
+"""Scrubbing the trace store's rows: a batch before ingest writes it, and stored parts afterwards.
+
+One function, :func:`scrub_table`, does both, so a file ingested with scrubbing on and the same file
+ingested with it off and then ``evaltray scrub``-bed hold the same rows.
+
+What is scrubbed, with one placeholder map per trace: the messages (content, tool-call arguments, tool
+results), ``input_text``/``output_text`` (re-derived from the scrubbed messages), every string in
+``metadata``, ``error`` and ``feedback_comment``. ``user_id`` and ``session_id`` are ids: one in which
+the scrubber finds PII (an e-mail address, a phone number) becomes a keyed pseudonym such as
+``email-3f1c0e9a27b4d6c8``, the same for the same value in every trace, so grouping by user still works.
+Tool definitions, span summaries, trace names, tags and features are the application's own words and
+stay; ``system_hash`` and ``output_chars`` describe the trace as recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import multiprocessing as mp
+import os
+import re
+import secrets
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Callable, Collection
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from evaltray.core.store import Workspace
+from evaltray.core.traces import PAYLOAD_COLUMNS, SCHEMA, MessageRecord, TraceStore, _json, message_summary
+from evaltray.core.util import atomic_write
+
+from ._engine import Scrubber, ScrubError, resolve_entities
+from ._placeholders import LABELS, PLACEHOLDER_RE
+from ._vault import Vault, VaultError
+
+#: Where sealed originals live (ciphertext only; the key stays with its owner).
+VAULT_FILE = "vault.jsonl"
+#: The workspace's key for id pseudonyms (in the state folder, never in an export).
+ID_KEY_FILE = "pseudonym.key"
+#: ``keep_reason`` of a trace that could not be scrubbed: it is stored without any text.
+QUARANTINED = "quarantined"
+#: Text columns besides the messages, scrubbed with the trace's placeholder map.
+TEXT_COLUMNS = ("error", "feedback_comment")
+ID_COLUMNS = ("user_id", "session_id")
+#: What a quarantined trace loses: every column that could hold its text.
+_NO_TEXT = (*PAYLOAD_COLUMNS, "metadata", *TEXT_COLUMNS, *ID_COLUMNS)
+_PSEUDONYM_RE = re.compile(r"(?:" + "|".join(label.lower() for label in LABELS.values()) + r")-[0-9a-f]{16}")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubConfig:
+    """What builds a process's scrubber; picklable, so ingest workers get the same one."""
+
+    entities: tuple[str, ...] | None
+    id_key: bytes
+    vault_key: str | None = None
+
+    @classmethod
+    def for_workspace(cls, ws: Workspace) -> ScrubConfig:
+        """The workspace's ``[ingest]`` scrub settings; reads (or first makes) the pseudonym key."""
+        entities = None
+        if ws.settings.scrub_entities is not None:
+            try:
+                entities = resolve_entities(ws.settings.scrub_entities)
+            except ScrubError as exc:
+                raise ScrubError(f"ingest.scrub_entities: {exc}") from None
+        key_file = vault_key_path(ws)
+        return cls(entities, _id_key(ws), Vault.from_key_file(key_file).key if key_file is not None else None)
+
+    def scrubber(self) -> Scrubber:
+        """This process's scrubber for this config, built once (Presidio takes seconds to start)."""
+        found = _SCRUBBERS.get(self)
+        if found is None:
+            found = _SCRUBBERS[self] = Scrubber(self.entities, vault=Vault(self.vault_key) if self.vault_key else None)
+        return found
+
+
+_SCRUBBERS: dict[ScrubConfig, Scrubber] = {}
+
+
+def _id_key(ws: Workspace) -> bytes:
+    path = ws.state_dir / ID_KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        atomic_write(path, key.hex().encode("ascii") + b"\n", mode=0o600)
+        return key
+
+
+def vault_key_path(ws: Workspace) -> Path | None:
+    """``[ingest] vault_key`` as a path (relative to the workspace); it must lie outside the workspace."""
+    if not ws.settings.vault_key:
+        return None
+    path = Path(ws.settings.vault_key).expanduser()
+    path = (ws.root / path if not path.is_absolute() else path).resolve()
+    if path.is_relative_to(ws.root.resolve()):
+        raise VaultError(f"ingest.vault_key {ws.settings.vault_key!r} is inside the workspace; keep the key "
+                         "where only its owner can read it (the workspace is shared)")
+    return path
+
+
+def open_vault(ws: Workspace, key_file: Path | None = None) -> Vault:
+    """A vault with ``key_file`` (default ``[ingest] vault_key``) holding the workspace's sealed originals."""
+    path = key_file or vault_key_path(ws)
+    if path is None:
+        raise VaultError("no vault key: set [ingest] vault_key in evaltray.toml or pass --key")
+    vault = Vault.from_key_file(path)
+    sealed = vault_file(ws)
+    if sealed.exists():
+        vault.load(sealed)
+    return vault
+
+
+def vault_file(ws: Workspace) -> Path:
+    return ws.state_dir / VAULT_FILE
+
+
+def pseudonym(id_key: bytes, label: str, value: str) -> str:
+    """A stable stand-in for an id that holds PII: the same value gives the same pseudonym in every trace."""
+    return f"{label.lower()}-{hmac.new(id_key, value.encode('utf-8'), hashlib.sha256).hexdigest()[:16]}"
+
+
+@dataclass
+class TableScrub:
+    """What :func:`scrub_table` did, by row index of the table."""
+
+    rows: int = 0
+    counts: dict[int, dict[str, int]] = field(default_factory=dict)  # rows with any replacement
+    quarantined: dict[int, str] = field(default_factory=dict)  # row -> why (names the trace id, never text)
+    vault: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row, placeholder, token)
+
+    def total(self, rows: list[bool] | None = None) -> Counter[str]:
+        """Replacements per entity label, over ``rows`` (a mask) or all."""
+        out: Counter[str] = Counter()
+        for i, c in self.counts.items():
+            if rows is None or rows[i]:
+                out.update(c)
+        return out
+
+
+def scrub_table(table: pa.Table, config: ScrubConfig, skip: Collection[int] = ()) -> tuple[pa.Table, TableScrub]:
+    """Scrub every row of a :data:`~evaltray.core.traces.SCHEMA` table whose ``scrubbed`` is not true.
+
+    A row that cannot be scrubbed is quarantined: no text columns, ``payload_kept`` false,
+    ``keep_reason='quarantined'``. Every row comes back with ``scrubbed`` true, except the rows in
+    ``skip``, which are left as they are.
+    """
+    report = TableScrub()
+    done = table.column("scrubbed").to_pylist()
+    todo = [i for i, d in enumerate(done) if d is not True and i not in skip]
+    if not todo:
+        return table, report
+    scrubber = config.scrubber()
+    vault = scrubber.vault
+    names = ("trace_id", "messages", "input_text", "output_text", "metadata", "payload_kept", "keep_reason",
+             *TEXT_COLUMNS, *ID_COLUMNS, *PAYLOAD_COLUMNS)
+    cols: dict[str, list[Any]] = {c: table.column(c).to_pylist() for c in dict.fromkeys(names)}
+    changed: set[str] = set()
+    ids = cols["trace_id"]
+    for i in todo:
+        tid = ids[i]
+        raw = cols["messages"][i]
+        messages = orjson.loads(raw) if raw is not None else []
+        fields: dict[str, Any] = {}
+        if cols["metadata"][i] is not None:
+            fields["metadata"] = orjson.loads(cols["metadata"][i])
+        for c in (*TEXT_COLUMNS, *ID_COLUMNS):
+            value = cols[c][i]
+            if value and not (c in ID_COLUMNS and _PSEUDONYM_RE.fullmatch(value)):
+                fields[c] = value
+        result = scrubber.scrub_trace(tid, messages, fields)
+        report.rows += 1
+        if result.messages is None or result.fields is None:
+            report.quarantined[i] = result.error or f"trace {tid}: could not be scrubbed"
+            for c in _NO_TEXT:
+                cols[c][i] = None
+            cols["payload_kept"][i], cols["keep_reason"][i] = False, QUARANTINED
+            changed.update((*_NO_TEXT, "payload_kept", "keep_reason"))
+            if vault is not None:
+                vault.pop_trace(tid)  # nothing of a quarantined trace is kept, its originals neither
+            continue
+        if result.counts:
+            report.counts[i] = result.counts
+        if raw is not None and result.messages != messages:
+            cols["messages"][i] = _json(result.messages).decode("utf-8")
+            _, _, _, cols["input_text"][i], cols["output_text"][i], _ = message_summary(
+                [MessageRecord(**m) for m in result.messages])
+            changed.update(("messages", "input_text", "output_text"))
+        out = result.fields
+        if "metadata" in out and out["metadata"] != fields["metadata"]:
+            cols["metadata"][i] = _json(out["metadata"]).decode("utf-8")
+            changed.add("metadata")
+        for c in TEXT_COLUMNS:
+            if c in out and out[c] != fields[c]:
+                cols[c][i] = out[c]
+                changed.add(c)
+        for c in ID_COLUMNS:
+            if c in out and out[c] != fields[c]:
+                found = PLACEHOLDER_RE.search(out[c])
+                cols[c][i] = alias = pseudonym(config.id_key, found.group(1) if found else "pii", fields[c])
+                changed.add(c)
+                if vault is not None:
+                    vault.seal(tid, alias, fields[c])
+        if vault is not None:
+            report.vault.extend((i, ph, token) for ph, token in vault.pop_trace(tid).items())
+    for i in todo:
+        done[i] = True
+    cols["scrubbed"] = done
+    for c in (*changed, "scrubbed"):
+        table = table.set_column(SCHEMA.get_field_index(c), SCHEMA.field(c), pa.array(cols[c], SCHEMA.field(c).type))
+    return table, report
+
+
+def save_sealed(ws: Workspace, vault_key: str, entries: list[tuple[str, str, bytes]]) -> None:
+    """Append sealed originals ``(trace_id, placeholder, token)`` to the workspace's vault file."""
+    if not entries:
+        return
+    vault = Vault(vault_key)
+    for tid, ph, token in entries:
+        vault.add_sealed(tid, ph, token)
+    vault.append(vault_file(ws))
+
+
+# ---------------------------------------------------------------------------------------- evaltray scrub
+
+
+@dataclass
+class StoreScrub:
+    """What ``evaltray scrub`` did (or, with ``dry_run``, would do)."""
+
+    parts: int = 0
+    rewritten: int = 0  # with dry_run: parts that would be rewritten
+    rows: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    quarantined: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def unscrubbed_rows(part: Path) -> int:
+    """Rows of a part whose ``scrubbed`` is not true (all of them in a part older than the column)."""
+    pf = pq.ParquetFile(part)
+    if "scrubbed" not in pf.schema_arrow.names:
+        return pf.metadata.num_rows
+    col = pf.read(columns=["scrubbed"]).column("scrubbed")
+    return len(col) - (pc.sum(pc.fill_null(col, False)).as_py() or 0)
+
+
+#: Rows per piece a worker scrubs: small enough that the workers share one part.
+SLICE_ROWS = 2000
+
+
+def scrub_store(ws: Workspace, actor: str, workers: int | None = None, dry_run: bool = False,
+                progress: Progress | None = None) -> StoreScrub:
+    """Scrub the stored rows that are not yet, part by part; each part is replaced in one rename.
+
+    Idempotent: scrubbed rows are never touched and a part with none left is not rewritten. A crash
+    leaves every part old or new, and running again finishes the job.
+    """
+    from evaltray.ingest._driver import _die_with_parent, _worker_count
+
+    n_workers = _worker_count(workers)
+    config = ScrubConfig.for_workspace(ws)
+    store = TraceStore(ws.traces_dir)
+    report = StoreScrub(dry_run=dry_run)
+    with ws.lock("ingest"):  # ingest writes the same parts
+        store.clean_tmp()
+        parts = store.parts()
+        report.parts = len(parts)
+        pending = [(p, n) for p in parts if (n := unscrubbed_rows(p))]
+        total = sum(n for _, n in pending)
+        if progress is not None:
+            progress(0, total)
+        if not pending:
+            return report
+        config.scrubber()  # built before forking: the workers inherit it
+        pool = None
+        if n_workers > 1 and total > SLICE_ROWS:
+            ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+            pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),))
+        try:
+            done = 0
+            for part, n in pending:
+                table = store.read_part(part)
+                size = max(1, min(SLICE_ROWS, -(-table.num_rows // (4 * n_workers))))
+                pieces = [table.slice(s, size) for s in range(0, table.num_rows, size)]
+                if pool is None:
+                    results = [scrub_table(piece, config) for piece in pieces]
+                else:
+                    with warnings.catch_warnings():  # Python 3.12+ warns on fork with threads; the workers use none
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        results = list(pool.map(scrub_table, pieces, [config] * len(pieces)))
+                sealed: list[tuple[str, str, bytes]] = []
+                for piece, (_, info) in zip(pieces, results, strict=True):
+                    ids = piece.column("trace_id").to_pylist()
+                    report.counts.update(info.total())
+                    report.quarantined.extend(ids[i] for i in sorted(info.quarantined))
+                    sealed.extend((ids[i], ph, token) for i, ph, token in info.vault)
+                report.rows += sum(info.rows for _, info in results)
+                if not dry_run:
+                    if config.vault_key:  # originals first: a scrubbed row is never without its sealed values
+                        save_sealed(ws, config.vault_key, sealed)
+                    store.replace_part(part, pa.concat_tables([t for t, _ in results]).combine_chunks())
+                report.rewritten += 1
+                done += n
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        if not dry_run:
+            with ws.tx() as conn:
+                ws.audit(conn, actor, "scrub", None, rows=report.rows, parts=report.rewritten,
+                         quarantined=len(report.quarantined))
+    return report

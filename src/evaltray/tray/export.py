@@ -1,0 +1,365 @@
+"""Export golden-tray cases to promptfoo, Inspect AI, Hugging Face datasets (Parquet) and plain JSONL.
+
+Every exported row carries the release version, release hash, split and case id, so a score computed
+downstream can be traced back to the exact row it was computed on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.records import Message
+from evaltray.core.util import atomic_write, canonical_json
+from evaltray.ingest._common import chat_message
+
+from .gate import check_case
+
+__all__ = ["EXPORT_FORMATS", "export_cases"]
+
+EXPORT_FORMATS: tuple[str, ...] = ("promptfoo", "inspect", "hf", "jsonl")
+
+#: File name used when ``out`` is a folder: ``<split><suffix>``.
+_SUFFIXES = {"promptfoo": ".promptfoo.yaml", "inspect": ".inspect.jsonl", "hf": ".parquet", "jsonl": ".jsonl"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Release:
+    version: str
+    hash: str
+    split: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One validated case in its normal JSON form, with its messages parsed once."""
+
+    case: dict[str, Any]
+    messages: list[Message]
+
+    @property
+    def id(self) -> str:
+        return str(self.case["id"])
+
+
+def export_cases(cases: Sequence[Mapping[str, Any]], fmt: str, out: Path, *, release: str, release_hash: str,
+                 split: str) -> Path:
+    """Write ``cases`` (sorted by id) in format ``fmt`` to ``out`` atomically and return the path written.
+
+    ``out`` is the file to write, or a folder (existing, or a path without a suffix) in which
+    ``<split>.promptfoo.yaml`` / ``<split>.inspect.jsonl`` / ``<split>.parquet`` / ``<split>.jsonl`` is written.
+    """
+    writer = _WRITERS.get(fmt)
+    if writer is None:
+        raise EvaltrayError(f"unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    for name, value in (("release", release), ("release_hash", release_hash), ("split", split)):
+        if not isinstance(value, str) or not value.strip():
+            raise EvaltrayError(f"cannot export without a {name}: every exported row must point back to its release")
+    if "/" in split or "\\" in split:
+        raise EvaltrayError(f"split {split!r} may not contain a path separator")
+    rows = _rows(cases)
+    path = Path(out)
+    if path.is_dir() or not path.suffix:
+        path = path / f"{split}{_SUFFIXES[fmt]}"
+    atomic_write(path, writer(rows, _Release(release, release_hash, split)))
+    return path
+
+
+# ----------------------------------------------------------------------------- shared row views
+
+
+def _rows(cases: Sequence[Mapping[str, Any]]) -> list[_Row]:
+    """Validate every case against :class:`~evaltray.core.records.Case`; refuse the export if any is invalid."""
+    rows: list[_Row] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(cases):
+        raw_id = raw.get("id") if isinstance(raw, Mapping) else None
+        label = f"case {raw_id!r}" if isinstance(raw_id, str) else f"case #{index + 1}"
+        if not isinstance(raw, Mapping):
+            raise EvaltrayError(f"{label} is not a JSON object")
+        case, problems = check_case(dict(raw))
+        if case is None:
+            # Problems name fields and rules only, never the offending values (they may hold PII).
+            raise EvaltrayError(f"{label} is not a valid golden-tray case: {'; '.join(problems)}")
+        if case["id"] in seen:
+            raise EvaltrayError(f"case {case['id']!r} appears twice: an export needs unique case ids")
+        seen.add(case["id"])
+        messages = []
+        for pos, m in enumerate(case["input"]["messages"], 1):
+            message = chat_message(m)
+            if message is None:
+                raise EvaltrayError(f"{label}: input message {pos} has no role")
+            messages.append(message)
+        rows.append(_Row(case, messages))
+    return sorted(rows, key=lambda r: r.id)
+
+
+def _metadata(row: _Row, rel: _Release) -> dict[str, Any]:
+    """What every exported row says about itself: which case, which slice, which release."""
+    c, labels = row.case, row.case["labels"]
+    return {
+        "id": row.id,
+        "set": c["set"],
+        "slice": c["slice"],
+        "source": c["provenance"]["source"],
+        "difficulty": c["difficulty"],
+        "case_type": c["case_type"],
+        "risk_level": c["risk_level"],
+        "feature": labels["feature"],
+        "scenario": labels["scenario"],
+        "persona": labels["persona"],
+        "tags": list(labels["tags"]),
+        "release": rel.version,
+        "release_hash": rel.hash,
+        "split": rel.split,
+    }
+
+
+def _last_user_text(messages: list[Message]) -> str:
+    return next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
+
+
+def _json_text(value: Any) -> str:
+    """Compact JSON text with non-ASCII kept as is (orjson never escapes it)."""
+    return orjson.dumps(value).decode("utf-8")
+
+
+def _openai_message(m: Message) -> dict[str, Any]:
+    """The OpenAI chat wire form (``arguments`` as a JSON string): what chat templates and providers take."""
+    d: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        d["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name,
+                          "arguments": c.arguments if isinstance(c.arguments, str) else _json_text(c.arguments)}}
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id is not None:
+        d["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        d["name"] = m.name
+    return d
+
+
+# ----------------------------------------------------------------------------- promptfoo
+
+
+class _Dumper(yaml.SafeDumper):
+    """``yaml.safe_dump`` with multi-line text as ``|`` blocks so rubrics stay readable in review."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    # PyYAML falls back to a quoted style by itself where a block cannot hold the text exactly.
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _literal(text: str) -> str:
+    """Keep an assertion value literal in promptfoo.
+
+    promptfoo renders assertion values with Nunjucks (``{{`` would be a variable) and reads a value that
+    starts with ``file://`` from disk; a raw block defuses both.
+    """
+    if text.startswith("file://") or any(tok in text for tok in ("{{", "{%", "{#")):
+        return "{% raw %}" + text + "{% endraw %}"
+    return text
+
+
+def _promptfoo_asserts(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """One ``llm-rubric`` per expectation; the case rubric rides with the first (reference, else behaviour)."""
+    exp, rubric = case["expected"], case["rubric"]
+    asserts: list[str] = []
+    if exp["reference"]:
+        text = f"The response must agree with this reference answer:\n{exp['reference']}"
+        asserts.append(f"{text}\n\nGrading rubric:\n{rubric}" if rubric else text)
+        rubric = None
+    if exp["behavior_code"]:
+        code = exp["behavior_code"]
+        asserts.append(f"The response must follow behaviour {code}: {rubric}" if rubric
+                       else f"The response must follow behaviour {code}.")
+        rubric = None
+    if rubric:
+        asserts.append(rubric)
+    asserts.extend(exp["assertions"])
+    return [{"type": "llm-rubric", "value": _literal(text)} for text in asserts]
+
+
+_PROMPTFOO_HEADER = ("# promptfoo tests exported by evaltray. Run with your prompts and providers:\n"
+                     "#   promptfoo eval -c promptfooconfig.yaml -c <this file>\n")
+
+
+def _promptfoo(rows: list[_Row], rel: _Release) -> bytes:
+    tests = []
+    for row in rows:
+        inp = row.case["input"]
+        variables: dict[str, Any] = {
+            "input": _last_user_text(row.messages),
+            "messages": _json_text([_openai_message(m) for m in row.messages]),
+        }
+        if inp["context"]:
+            # promptfoo's context-* assertions read ``context`` as one string.
+            variables["context"] = "\n\n".join(inp["context"])
+        if inp["tools"]:
+            variables["tools"] = _json_text(inp["tools"])
+        tests.append({"description": row.id, "vars": variables, "assert": _promptfoo_asserts(row.case),
+                      "metadata": _metadata(row, rel)})
+    doc = {"description": f"evaltray release {rel.version}, split {rel.split}: {len(rows)} cases "
+                          f"(release hash {rel.hash})",
+           # The file is an overlay on the user's config; without an (empty) prompt list promptfoo adds a
+           # default ``{{prompt}}`` prompt that runs every test a second time with an empty prompt.
+           "prompts": [],
+           "tests": tests}
+    # A wide line keeps the one-line JSON of ``messages`` unfolded, so it reads (and greps) as JSON.
+    body = yaml.dump(doc, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1 << 20)
+    return (_PROMPTFOO_HEADER + body).encode("utf-8")
+
+
+# ----------------------------------------------------------------------------- Inspect AI
+
+_INSPECT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
+
+
+def _inspect_messages(row: _Row) -> list[dict[str, Any]]:
+    """Inspect's chat form: ``tool_calls[].function`` is the tool name and ``arguments`` a dict."""
+    out: list[dict[str, Any]] = []
+    names: dict[str | None, str] = {}
+    for m in row.messages:
+        role = _INSPECT_ROLES.get(m.role)
+        if role is None:
+            raise EvaltrayError(f"case {row.id!r}: Inspect AI has no message role {m.role!r}")
+        # Inspect refuses a message without content; an assistant turn that only calls tools has none.
+        d: dict[str, Any] = {"role": role, "content": m.content or ""}
+        if role == "assistant" and m.tool_calls:
+            calls = []
+            for n, c in enumerate(m.tool_calls, 1):
+                call: dict[str, Any] = {"id": c.id or f"call_{n}", "function": c.name}
+                if isinstance(c.arguments, dict):
+                    call["arguments"] = c.arguments
+                else:
+                    call["arguments"] = {}
+                    if c.arguments is not None:
+                        call["parse_error"] = f"arguments are not a JSON object: {c.arguments!r}"
+                calls.append(call)
+                names[c.id] = c.name
+            d["tool_calls"] = calls
+        if role == "tool":
+            d["tool_call_id"] = m.tool_call_id
+            d["function"] = m.name or names.get(m.tool_call_id)
+            if m.is_error:
+                d["error"] = {"type": "unknown", "message": m.content or ""}
+        out.append(d)
+    return out
+
+
+def _inspect_target(expected: dict[str, Any]) -> str | list[str]:
+    """The reference answer, else the behaviour code, else the assertions (Inspect allows a list)."""
+    return expected["reference"] or expected["behavior_code"] or list(expected["assertions"])
+
+
+def _inspect(rows: list[_Row], rel: _Release) -> bytes:
+    lines = []
+    for row in rows:
+        c, exp = row.case, row.case["expected"]
+        metadata = _metadata(row, rel) | {
+            "reference": exp["reference"],
+            "behavior_code": exp["behavior_code"],
+            "assertions": list(exp["assertions"]),
+            "rubric": c["rubric"],
+            "context": list(c["input"]["context"]),
+            "retrieved_doc_ids": list(c["input"]["retrieved_doc_ids"]),
+            "tools": list(c["input"]["tools"]),
+        }
+        sample = {"id": row.id, "input": _inspect_messages(row), "target": _inspect_target(exp), "metadata": metadata}
+        lines.append(orjson.dumps(sample) + b"\n")
+    return b"".join(lines)
+
+
+# ----------------------------------------------------------------------------- Hugging Face Parquet
+
+_STR = pa.string()
+_STRINGS = pa.list_(_STR)
+_TOOL_CALL = pa.struct([("id", _STR), ("type", _STR),
+                        ("function", pa.struct([("name", _STR), ("arguments", _STR)]))])
+_MESSAGE = pa.struct([("role", _STR), ("content", _STR), ("tool_calls", pa.list_(_TOOL_CALL)),
+                      ("tool_call_id", _STR), ("name", _STR)])
+
+#: Fixed schema: typed columns survive an all-null column and concatenate across releases.
+#: ``messages`` is typed, with tool ``arguments`` kept as JSON text (as in the OpenAI wire form),
+#: because their shape differs per tool and would otherwise make the struct schema differ per file.
+_HF_SCHEMA = pa.schema([
+    ("id", _STR), ("messages", pa.list_(_MESSAGE)), ("input", _STR),
+    ("expected_reference", _STR), ("behavior_code", _STR), ("assertions", _STRINGS), ("rubric", _STR),
+    ("context", _STRINGS), ("retrieved_doc_ids", _STRINGS), ("tools", _STR),
+    ("set", _STR), ("slice", _STR), ("source", _STR), ("difficulty", _STR), ("case_type", _STR),
+    ("risk_level", _STR), ("feature", _STR), ("scenario", _STR), ("persona", _STR), ("tags", _STRINGS),
+    ("release", _STR), ("release_hash", _STR), ("split", _STR),
+])
+
+
+def _hf_feature(dtype: pa.DataType) -> Any:
+    """The ``datasets.Features`` JSON for an Arrow type (strings, lists and structs).
+
+    Lists use the ``[feature]`` form, which every ``datasets`` release reads (``{"_type": "List"}`` needs 4.0+).
+    """
+    if pa.types.is_string(dtype):
+        return {"dtype": "string", "_type": "Value"}
+    if pa.types.is_list(dtype):
+        return [_hf_feature(dtype.value_type)]
+    if pa.types.is_struct(dtype):
+        return {dtype.field(i).name: _hf_feature(dtype.field(i).type) for i in range(dtype.num_fields)}
+    raise TypeError(f"no datasets feature for Arrow type {dtype}")
+
+
+def _hf_schema() -> pa.Schema:
+    features = {f.name: _hf_feature(f.type) for f in _HF_SCHEMA}
+    # json.dumps' spacing, as ``datasets`` itself writes this key.
+    return _HF_SCHEMA.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+
+
+def _hf(rows: list[_Row], rel: _Release) -> bytes:
+    records = []
+    for row in rows:
+        c, exp = row.case, row.case["expected"]
+        meta = _metadata(row, rel)
+        records.append(meta | {
+            "messages": [_openai_message(m) for m in row.messages],
+            "input": _last_user_text(row.messages),
+            "expected_reference": exp["reference"],
+            "behavior_code": exp["behavior_code"],
+            "assertions": list(exp["assertions"]),
+            "rubric": c["rubric"],
+            "context": list(c["input"]["context"]),
+            "retrieved_doc_ids": list(c["input"]["retrieved_doc_ids"]),
+            "tools": _json_text(c["input"]["tools"]),
+        })
+    table = pa.Table.from_pylist(records, schema=_hf_schema())
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+# ----------------------------------------------------------------------------- plain JSONL
+
+
+def _jsonl(rows: list[_Row], rel: _Release) -> bytes:
+    """The cases in their normal form, one canonical JSON object per line (the release names the file)."""
+    return b"".join(canonical_json(row.case) + b"\n" for row in rows)
+
+
+_WRITERS: dict[str, Callable[[list[_Row], _Release], bytes]] = {
+    "promptfoo": _promptfoo,
+    "inspect": _inspect,
+    "hf": _hf,
+    "jsonl": _jsonl,
+}

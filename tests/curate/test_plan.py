@@ -1,0 +1,122 @@
+"""The coverage plan: loading, targets, mapping traces to cells, coverage and its heatmap."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from evaltray.curate import plan
+from evaltray.curate.coverage_html import coverage_page
+from evaltray.curate.plan import Plan, PlanError, Rule
+from evaltray.ingest import ingest_files
+from evaltray.tray import gate
+from tests.helpers import labeled_candidate
+
+
+def _plan(**kw) -> Plan:
+    base = dict(dimensions={"feature": ["refunds", "shipping"], "scenario": ["happy-path", "irate-user"],
+                            "persona": ["new", "admin"], "case_type": ["typical", "safety"]},
+                target_per_cell=2)
+    base.update(kw)
+    return Plan(**base)
+
+
+def test_targets_overrides_and_oversample():
+    p = _plan(cells=[{"match": {"feature": "refunds"}, "target": 3},
+                     {"match": {"feature": "refunds", "scenario": "irate-user", "persona": "*"}, "target": 5}],
+              oversample=[{"match": {"case_type": "safety"}, "reason": "probes"}])
+    assert len(p.cell_keys()) == 8
+    assert p.target(("refunds", "happy-path", "new")) == 3
+    assert p.target(("refunds", "irate-user", "admin")) == 5
+    assert p.target(("shipping", "irate-user", "admin")) == 2
+    assert sum(p.target(c) for c in p.cell_keys()) == 3 * 2 + 5 * 2 + 2 * 4
+    assert p.oversampled({"case_type": "safety"}) == "probes" and p.oversampled({"case_type": "typical"}) is None
+
+
+def test_plan_file_errors(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text("grid: [feature, mood]\ndimensions: {feature: [a]}\n")
+    with pytest.raises(PlanError, match="unknown dimension 'mood'"):
+        Plan.load(path)
+    path.write_text("grid: [feature]\ndimensions: {feature: [a]}\nrules: [{set: {feature: b}, where: 'true'}]\n")
+    with pytest.raises(PlanError, match="rule 1 sets feature='b', which is not in dimensions.feature"):
+        Plan.load(path)
+    path.write_text("grid: [feature]\ndimensions: {feature: [a]}\nmix: {difficulty: {easy: 0.5}}\n")
+    with pytest.raises(PlanError, match="mix.difficulty must add up to 1.0, got 0.5"):
+        Plan.load(path)
+    with pytest.raises(PlanError, match="no coverage plan; run `evaltray plan init`"):
+        Plan.load(tmp_path / "missing.yaml")
+
+
+def test_init_round_trips_and_refuses_to_overwrite(ws):
+    p = plan.init_plan(ws, ["refunds", "shipping"])
+    again = plan.load_plan(ws)
+    assert again.to_dict() == p.to_dict()
+    assert len(again.cell_keys()) == 2 * 6 * 5
+    assert [r.set for r in again.rules] == [{"feature": "refunds"}, {"feature": "shipping"}, {"scenario": "irate-user"}]
+    with pytest.raises(PlanError, match="a plan exists"):
+        plan.init_plan(ws, ["x"])
+
+
+def _ingest(ws, tmp_path, rows):
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    ingest_files(ws, [path])
+
+
+def _row(i, feature, feedback=None):
+    return {"id": f"t{i}", "metadata": {"feature": feature}, "feedback": feedback,
+            "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+
+
+def test_coverage_counts_by_hand(ws, tmp_path):
+    # traffic: 3 refunds traces (one thumbs-down), 1 shipping trace, 1 trace no rule places
+    _ingest(ws, tmp_path, [_row(1, "refunds"), _row(2, "refunds", "down"), _row(3, "refunds"), _row(4, "shipping"),
+                           _row(5, None)])
+    p = _plan(rules=[Rule(set={"feature": "refunds"}, where="feature = 'refunds'"),
+                     Rule(set={"feature": "shipping"}, where="feature = 'shipping'"),
+                     Rule(set={"scenario": "irate-user"}, where="feedback_score < 0")],
+              minimums={"case_type": {"safety": 1}})
+    # the tray: one refunds/happy-path/new case
+    labeled_candidate(ws, "refund?", slice="refunds")
+    gate.promote(ws, "alice")
+    tray = gate.load_cases(ws, "main")
+    assert len(tray) == 1
+    assigned = plan.assign_traces(ws, p)
+    assert assigned == {"t1": {"feature": "refunds"}, "t2": {"feature": "refunds", "scenario": "irate-user"},
+                        "t3": {"feature": "refunds"}, "t4": {"feature": "shipping"}, "t5": {}}
+    cov = plan.coverage(ws, p)
+    cells = {tuple(c.cell.values()): c for c in cov.cells}
+    # t1, t3 could be any scenario/persona of refunds; t2 only irate-user
+    assert cells[("refunds", "happy-path", "new")].traffic == 2
+    assert cells[("refunds", "irate-user", "admin")].traffic == 3
+    assert cells[("refunds", "irate-user", "admin")].complaints == 1
+    assert cells[("shipping", "happy-path", "admin")].traffic == 1
+    # the tray case has no scenario/persona: it is outside the grid
+    assert cov.unmapped_cases == 1 and sum(c.filled for c in cov.cells) == 0
+    # gaps first, ordered by traffic: the refunds/irate-user cells (3 traces) lead
+    assert [tuple(c.cell.values()) for c in cov.cells[:2]] == [("refunds", "irate-user", "admin"),
+                                                                 ("refunds", "irate-user", "new")]
+    assert cov.marginals["case_type"]["safety"] == {"filled": 0, "minimum": 1, "share": 0.0, "target_share": None}
+
+
+def test_filled_cells_and_heatmap(ws):
+    from evaltray.tray import candidates as pool
+    from evaltray.tray import review as rev
+
+    p = _plan()
+    for i, (scenario, persona) in enumerate([("happy-path", "new"), ("happy-path", "new"), ("irate-user", "admin")]):
+        cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": f"q{i}"}],
+                              labels={"feature": "refunds", "scenario": scenario, "persona": persona, "tags": []},
+                              slice="refunds", difficulty="easy", case_type="typical")
+        rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", reference="r"), sign=True)
+    gate.promote(ws, "alice")
+    cov = plan.coverage(ws, p)
+    cells = {tuple(c.cell.values()): c for c in cov.cells}
+    assert cells[("refunds", "happy-path", "new")].filled == 2 and cells[("refunds", "happy-path", "new")].gap == 0
+    assert cells[("refunds", "irate-user", "admin")].gap == 1
+    assert len(cov.gaps) == 7
+    page = coverage_page(cov, p, "Coverage of <shop>")
+    assert "<title>Coverage of &lt;shop&gt;</title>" in page
+    assert page.count("<td class='cell'") == 8
+    assert "2/2<small>0 traces</small>" in page and "rgb(110,200,120)" in page

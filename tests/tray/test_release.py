@@ -1,0 +1,213 @@
+"""Releases: immutability, hashing, the stable stratified holdout, subsets and diffs."""
+
+from __future__ import annotations
+
+import os
+import random
+import stat
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evaltray.core.errors import ReleaseError
+from evaltray.tray import gate, release
+from evaltray.tray import review as rev
+from evaltray.tray.release import allocate, assign_holdout, content_hash_of, pr_subset
+from tests.helpers import labeled_candidate, tray_of
+
+
+def test_allocate_largest_remainder_by_hand():
+    # 20% of 23 = 4.6 → 5; exact shares 2.17, 1.30, 0.87, 0.26 → floors 2,1,0,0 (3) + 2 largest remainders (c, b)
+    assert allocate({"a": 10, "b": 6, "c": 4, "d": 1}, 5) == {"a": 2, "b": 2, "c": 1, "d": 0}
+    assert allocate({"a": 0}, 3) == {"a": 0}
+
+
+def _cases(slices):
+    return [{"id": f"c-{i:04d}", "slice": s} for i, s in enumerate(slices)]
+
+
+def test_holdout_is_stratified_by_slice():
+    cases = _cases(["a"] * 50 + ["b"] * 30 + ["c"] * 20)
+    held = assign_holdout(cases, 0.2, set())
+    by = {s: sum(1 for c in cases if c["id"] in held and c["slice"] == s) for s in "abc"}
+    assert by == {"a": 10, "b": 6, "c": 4}
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(5, 120), grow=st.integers(0, 60), drop=st.integers(0, 10), seed=st.integers(0, 10**6))
+def test_holdout_stays_held_out_across_releases(n, grow, drop, seed):
+    rng = random.Random(seed)
+    slices = ["x", "y", "z"]
+    v1 = [{"id": f"c-{rng.getrandbits(40):010x}", "slice": rng.choice(slices)} for _ in range(n)]
+    held1 = assign_holdout(v1, 0.2, set())
+    assert len(held1) == round(0.2 * n)
+    survivors = v1[drop:]
+    v2 = survivors + [{"id": f"c-{rng.getrandbits(40):010x}", "slice": rng.choice(slices)} for _ in range(grow)]
+    held2 = assign_holdout(v2, 0.2, held1)
+    assert {c["id"] for c in survivors if c["id"] in held1} <= held2
+    # deterministic and independent of input order
+    assert assign_holdout(list(reversed(v2)), 0.2, held1) == held2
+
+
+def test_pr_subset_touches_every_slice():
+    cases = _cases(["big"] * 200 + ["mid"] * 40 + ["tiny"] * 2)
+    picked = pr_subset(cases, 50)
+    slices = {c["slice"] for c in cases if c["id"] in picked}
+    assert slices == {"big", "mid", "tiny"}
+    assert 50 <= len(picked) <= 51
+    assert pr_subset(cases[:30], 50) == sorted(c["id"] for c in cases[:30])
+
+
+def test_release_create_verify_and_tamper(ws):
+    tray_of(ws, {"refunds": 6, "shipping": 4})
+    r = release.create_release(ws, "1.0.0", "alice")
+    info = r.manifest["sets"]["main"]
+    assert info["n_cases"] == 10 and info["counts"]["split"] == {"dev": 8, "holdout": 2}
+    assert info["counts"]["holdout_by_slice"] == {"refunds": 1, "shipping": 1}
+    assert r.manifest["changelog"]["main"]["summary"]["added"] == 10
+    assert release.verify_release(ws, "1.0.0") == []
+    # pending versions were stamped in the tray and the snapshot
+    assert {c["version"]["added"] for c in gate.load_cases(ws, "main").values()} == {"1.0.0"}
+    assert gate.validate(ws) == []
+    snap = ws.releases_dir / "1.0.0" / "main.jsonl"
+    assert stat.S_IMODE(os.stat(snap).st_mode) == 0o444
+    # change one byte of one case
+    os.chmod(snap, 0o644)
+    lines = snap.read_bytes().splitlines()
+    case = orjson.loads(lines[3])
+    lines[3] = lines[3].replace(b'"medium"', b'"hard"', 1)
+    snap.write_bytes(b"\n".join(lines) + b"\n")
+    assert release.verify_release(ws, "1.0.0") == [
+        "1.0.0/main.jsonl: file sha256 differs from the manifest",
+        f"1.0.0/main.jsonl:4: case {case['id']} changed since release",
+    ]
+
+
+def test_manifest_tamper_is_detected(ws):
+    tray_of(ws, {"refunds": 3})
+    release.create_release(ws, "1.0.0", "alice")
+    path = ws.releases_dir / "1.0.0.json"
+    os.chmod(path, 0o644)
+    m = orjson.loads(path.read_bytes())
+    m["notes"] = "edited later"
+    path.write_bytes(orjson.dumps(m))
+    assert release.verify_release(ws, "1.0.0") == [
+        "1.0.0.json: manifest changed since release (sha256 differs from the release log)"]
+
+
+def test_versions_are_semantic_increasing_and_never_rewritten(ws):
+    tray_of(ws, {"refunds": 2})
+    release.create_release(ws, "1.0.0", "alice")
+    with pytest.raises(ReleaseError, match="release 1.0.0 exists; releases are never rewritten"):
+        release.create_release(ws, "1.0.0", "alice")
+    with pytest.raises(ReleaseError, match="release 0.9.0 must be newer than the latest release 1.0.0"):
+        release.create_release(ws, "0.9.0", "alice")
+    with pytest.raises(ReleaseError, match="'v2' is not a semantic version"):
+        release.create_release(ws, "v2", "alice")
+
+
+def test_release_refuses_an_invalid_tray(ws):
+    tray_of(ws, {"refunds": 2})
+    path = ws.cases_path("main")
+    path.write_bytes(path.read_bytes() + b"{broken\n")
+    with pytest.raises(ReleaseError, match=r"set 'main' fails validation \(1 problem\(s\): line 3: not valid JSON\)"):
+        release.create_release(ws, "1.0.0", "alice")
+
+
+def test_dry_run_writes_nothing(ws):
+    tray_of(ws, {"refunds": 2})
+    before = ws.cases_path("main").read_bytes()
+    r = release.create_release(ws, "1.0.0", "alice", dry_run=True)
+    assert r.path is None and not (ws.releases_dir / "1.0.0.json").exists()
+    assert ws.cases_path("main").read_bytes() == before
+
+
+def test_diff_and_changelog_separate_relabels_from_new_coverage(ws):
+    tray_of(ws, {"refunds": 5, "shipping": 5})
+    release.create_release(ws, "1.0.0", "alice")
+    cases = gate.load_cases(ws, "main")
+    ids = sorted(cases)
+    reg = {r["id"]: r for r in gate.case_registry(ws)}
+    rev.record_review(ws, reg[ids[0]]["candidate_id"], "alice",
+                      rev.normalize_expected(ws, "alice", reference="A corrected answer."), sign=True)
+    gate.promote(ws, "alice")
+    gate.retire(ws, ids[1], "feature removed", "alice")
+    labeled_candidate(ws, "a new returns question", slice="returns", source="production")
+    gate.promote(ws, "alice")
+    r2 = release.create_release(ws, "1.1.0", "alice")
+    d = release.diff_releases(ws, "1.0.0", "1.1.0")["sets"]["main"]
+    assert d["summary"] == {"added": 1, "retired": 1, "superseded": 0, "relabeled": 1, "edited": 0}
+    assert d["relabeled"] == [ids[0]] and d["retired"] == [ids[1]]
+    assert d["by_slice"]["added"] == {"returns": 1}
+    assert d["by_source"]["added"] == {"production": 1}
+    assert r2.manifest["changelog"]["main"]["summary"] == d["summary"]
+    new = gate.load_cases(ws, "main")
+    assert new[ids[0]]["version"] == {"added": "1.0.0", "last_changed": "1.1.0"}
+    # the 1.0.0 snapshot is untouched and still verifies
+    assert release.verify_release(ws, "1.0.0") == [] and release.verify_release(ws, "1.1.0") == []
+    old_held = set(orjson.loads((ws.releases_dir / "1.0.0.json").read_bytes())["sets"]["main"]["holdout"])
+    assert old_held - {ids[1]} <= set(r2.manifest["sets"]["main"]["holdout"])
+
+
+def test_dev_split_never_contains_holdout(ws):
+    tray_of(ws, {"a": 7, "b": 8, "c": 9})
+    r = release.create_release(ws, "1.0.0", "alice")
+    held = set(r.manifest["sets"]["main"]["holdout"])
+    dev = {c["id"] for c in release.select_cases(ws, "1.0.0", split="dev")}
+    hold = {c["id"] for c in release.select_cases(ws, "1.0.0", split="holdout")}
+    pr = {c["id"] for c in release.select_cases(ws, "1.0.0", subset="pr")}
+    assert hold == held and not dev & held and pr <= dev
+    assert len(dev) + len(hold) == 24
+    assert {c["id"] for c in release.select_cases(ws, "1.0.0", subset="drift-baseline")} == dev | hold
+
+
+def test_single_source_slice_and_mix_warnings(ws):
+    tray_of(ws, {"refunds": 3})
+    r = release.create_release(ws, "1.0.0", "alice")
+    assert "main: slice 'refunds' comes from a single source (sme, 3 cases)" in r.warnings
+    assert "main: source sme: 100% of the tray against a target of 15%" in r.warnings
+    mix = r.manifest["sets"]["main"]["source_mix"]
+    assert mix["actual"] == {"sme": 1.0} and mix["target"]["production"] == 0.5
+
+
+_case = st.fixed_dictionaries({"id": st.from_regex(r"c-[0-9a-f]{4}", fullmatch=True),
+                               "expected": st.text(max_size=8), "slice": st.sampled_from(["a", "b"])})
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases=st.lists(_case, min_size=1, max_size=8, unique_by=lambda c: c["id"]), data=st.data())
+def test_release_hash_changes_iff_content_changes(cases, data):
+    snap = release.snapshot(cases, "main")
+    h = content_hash_of({"main": snap.hashes})
+    # same content in another order: same hash
+    shuffled = data.draw(st.permutations(cases))
+    assert content_hash_of({"main": release.snapshot(list(shuffled), "main").hashes}) == h
+    # any field change: a different hash
+    i = data.draw(st.integers(0, len(cases) - 1))
+    new_value = data.draw(st.text(max_size=8).filter(lambda v: v != cases[i]["expected"]))
+    changed = [dict(c) for c in cases]
+    changed[i]["expected"] = new_value
+    assert content_hash_of({"main": release.snapshot(changed, "main").hashes}) != h
+    # dropping a case: a different hash
+    if len(cases) > 1:
+        assert content_hash_of({"main": release.snapshot(cases[1:], "main").hashes}) != h
+
+
+def test_diff_names_superseded_cases(ws):
+    from evaltray.tray import candidates as pool
+
+    tray_of(ws, {"refunds": 3})
+    release.create_release(ws, "1.0.0", "alice")
+    old_id = sorted(gate.load_cases(ws, "main"))[0]
+    new = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "a reworded refund question"}],
+                          labels={"feature": "refunds", "tags": []}, slice="refunds", difficulty="easy",
+                          case_type="typical", supersedes=old_id)
+    rev.record_review(ws, new, "alice", rev.normalize_expected(ws, "alice", reference="Yes."), sign=True)
+    (p,) = gate.promote(ws, "alice").promoted
+    r2 = release.create_release(ws, "1.1.0", "alice")
+    d = r2.manifest["changelog"]["main"]
+    assert d["superseded"] == [{"old": old_id, "new": p.case_id}]
+    assert d["summary"] == {"added": 0, "retired": 0, "superseded": 1, "relabeled": 0, "edited": 0}
+    assert release.diff_releases(ws, "1.0.0", "1.1.0")["sets"]["main"]["summary"] == d["summary"]
