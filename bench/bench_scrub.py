@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pii_benchmark import faker_cases  # noqa: E402
 
-from evaltray.curate.scrub import Scrubber  # noqa: E402
-from evaltray.curate.scrub._recognizers import OFFLINE_TLD  # noqa: E402
+from evaltray.scrub import Scrubber  # noqa: E402
+from evaltray.scrub._recognizers import OFFLINE_TLD  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from faker import Faker
 
-from evaltray.curate.scrub import Scrubber, load_gazetteer
+from evaltray.scrub import Scrubber, load_gazetteer
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "tests" / "data" / "scrub" / "real_labeled.jsonl"

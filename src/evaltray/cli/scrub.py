@@ -26,7 +26,7 @@ def scrub(app: AppContext, workers: int | None, dry_run: bool, as_json: bool) ->
 
     Each part of the store is rewritten in one step; running it again changes nothing.
     """
-    from evaltray.curate.scrub import scrub_store
+    from evaltray.scrub import scrub_store
 
     ws = app.ws
     with progress_bar(None, "scrubbing") as bar:
@@ -60,7 +60,7 @@ def vault() -> None:
 @pass_app
 def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> None:
     """Write a new vault key to PATH, readable by you only; an existing key is never overwritten."""
-    from evaltray.curate.scrub import Vault, VaultError
+    from evaltray.scrub import Vault, VaultError
 
     path = path.expanduser().resolve()
     try:
@@ -91,7 +91,7 @@ def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> N
 @pass_app
 def vault_reveal(app: AppContext, trace_id: str, placeholder: str, key_file: Path | None, as_json: bool) -> None:
     """Print the original behind PLACEHOLDER (such as <EMAIL_1>) in trace TRACE_ID; admins only, audited."""
-    from evaltray.curate.scrub import open_vault
+    from evaltray.scrub import open_vault
 
     ws = app.ws
     actor = app.user

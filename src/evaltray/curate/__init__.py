@@ -1,1 +1,1 @@
-"""From many traces to the few worth a reviewer's time: scrub, dedup, embed, cluster, plan and sample."""
+"""From many traces to the few worth a reviewer's time: dedup, embed, cluster, plan and sample."""

@@ -45,7 +45,7 @@ from ._common import SHAPE_ERRORS
 from ._registry import Format, Issue, detect, get_format
 
 if TYPE_CHECKING:  # the scrub package imports Presidio (seconds): only when a workspace scrubs
-    from evaltray.curate.scrub import ScrubConfig, TableScrub
+    from evaltray.scrub import ScrubConfig, TableScrub
 
 BATCH = 20_000
 #: Bytes per chunk of a JSON-lines file parsed in this process; each chunk is one Parquet part and the
@@ -209,20 +209,20 @@ class _Scrub:
     """An ingest's scrubbing: the config every parsing process builds its scrubber from, and the vault file."""
 
     def __init__(self, ws: Workspace) -> None:
-        from evaltray.curate.scrub import ScrubConfig
+        from evaltray.scrub import ScrubConfig
 
         self.ws = ws
         self.config: ScrubConfig = ScrubConfig.for_workspace(ws)
 
     def table(self, table: pa.Table) -> tuple[pa.Table, TableScrub]:
-        from evaltray.curate.scrub import scrub_table
+        from evaltray.scrub import scrub_table
 
         return scrub_table(table, self.config)
 
     def seal(self, entries: list[tuple[str, str, bytes]]) -> None:
         """Keep sealed originals ``(trace_id, placeholder, token)``: called before their rows are published."""
         if self.config.vault_key:
-            from evaltray.curate.scrub import save_sealed
+            from evaltray.scrub import save_sealed
 
             save_sealed(self.ws, self.config.vault_key, entries)
 
@@ -236,7 +236,7 @@ class _Scrub:
                 counts.update(c)
         if not self.config.vault_key:
             return
-        from evaltray.curate.scrub import Vault
+        from evaltray.scrub import Vault
 
         vault = Vault(self.config.vault_key)
         # a worker sealed under the id it saw; a repeated content id was renumbered since
@@ -580,7 +580,7 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) ->
     if table.num_rows:
         table, out.kept = _finished(table, reasons, spec.source_file)
         if spec.scrub is not None:
-            from evaltray.curate.scrub import scrub_table
+            from evaltray.scrub import scrub_table
 
             # rows already stored are dropped at publishing: no need to scrub them (a content-derived id
             # may still be renumbered into a new one, so those are always scrubbed)

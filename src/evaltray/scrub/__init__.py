@@ -1,6 +1,6 @@
 """PII scrubbing: Presidio-backed detection, consistent placeholders per trace, an optional vault.
 
->>> from evaltray.curate.scrub import Scrubber, PlaceholderMap
+>>> from evaltray.scrub import Scrubber, PlaceholderMap
 >>> Scrubber().scrub_text("Mail jane.doe@example.com", PlaceholderMap())
 'Mail <EMAIL_1>'
 """

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from evaltray.core.errors import NotFound
-from evaltray.curate.scrub import PLACEHOLDER_RE, PlaceholderMap, Scrubber, ScrubError, Vault, VaultError
+from evaltray.scrub import PLACEHOLDER_RE, PlaceholderMap, Scrubber, ScrubError, Vault, VaultError
 
 DATA = Path(__file__).parents[1] / "data" / "scrub"
 

@@ -25,7 +25,8 @@ from evaltray.core.records import Role
 from evaltray.core.settings import Settings
 from evaltray.core.store import Workspace
 from evaltray.core.traces import TraceStore
-from evaltray.curate.scrub import (
+from evaltray.ingest import _driver, ingest_files
+from evaltray.scrub import (
     Scrubber,
     ScrubConfig,
     ScrubError,
@@ -36,8 +37,7 @@ from evaltray.curate.scrub import (
     scrub_table,
     vault_file,
 )
-from evaltray.curate.scrub._store import ID_KEY_FILE
-from evaltray.ingest import _driver, ingest_files
+from evaltray.scrub._store import ID_KEY_FILE
 from evaltray.tray import candidates as pool
 
 DATA = Path(__file__).parents[1] / "data" / "scrub_workspace"
