@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import WorkspaceError
+from .errors import EvaltrayError, WorkspaceError
 
 SETTINGS_FILE = "evaltray.toml"
 
@@ -169,3 +170,14 @@ scrub = true             # replace PII with placeholders (<EMAIL_1>) before anyt
 [state]
 # url = "postgresql+psycopg://user@host/evaltray"   # default: SQLite (WAL) in .evaltray/state.db
 """
+
+
+def env_workers(error: type[EvaltrayError] = WorkspaceError) -> int | None:
+    """``$EVALTRAY_WORKERS`` as a whole number, or None where it is not set."""
+    env = os.environ.get("EVALTRAY_WORKERS", "").strip()
+    if not env:
+        return None
+    try:
+        return int(env)
+    except ValueError:
+        raise error(f"EVALTRAY_WORKERS must be a whole number, got {env!r}") from None

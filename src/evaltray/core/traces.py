@@ -87,7 +87,7 @@ DERIVED_COLUMNS: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
 QUERY_COLUMNS = (*COLUMNS, "ingest_date", *(name for cols in DERIVED_COLUMNS.values() for name, _ in cols))
 
 
-def _json(obj: Any) -> bytes:
+def json_bytes(obj: Any) -> bytes:
     # bytes, not str: Arrow takes UTF-8 bytes for a string column, and decoding each value costs time
     try:
         return orjson.dumps(obj)  # the same bytes when the options are not needed, and a third faster
@@ -219,8 +219,8 @@ def row_values(trace_id: str, source_format: str, messages: list[MessageRecord],
         tools_hash,
         retrieved_doc_ids, corpus_version, status, error,
         len(messages), n_user, n_calls, n_tool_errors, len(output) if output else 0, None, None,
-        last_user, output, _MESSAGES.encode(messages), tools_json, _json(spans) if spans else None,
-        _json(metadata) if metadata else None, None,
+        last_user, output, _MESSAGES.encode(messages), tools_json, json_bytes(spans) if spans else None,
+        json_bytes(metadata) if metadata else None, None,
     )
 
 
@@ -234,7 +234,7 @@ def _tools_json(tools: list[Any]) -> tuple[bytes, str]:
     seen = _TOOLS_SEEN.get(id(tools))
     if seen is not None and seen[0] is tools:
         return seen[1], seen[2]
-    stored = _json(tools)
+    stored = json_bytes(tools)
     digest = _TOOLS_HASHES.get(stored) or _remember(_TOOLS_HASHES, stored, sha256_hex(_canonical(tools))[:16])
     if len(_TOOLS_SEEN) > 256:
         _TOOLS_SEEN.clear()

@@ -19,18 +19,22 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from evaltray.core.errors import EvaltrayError
+from evaltray.core.settings import env_workers
 
 #: The most workers a default count uses: beyond it, writing the results is the bottleneck.
 MAX_DEFAULT_WORKERS = 8
 
 
-def worker_count(requested: int | None = None) -> int:
-    """``requested``, else the CPUs this process may use (at most :data:`MAX_DEFAULT_WORKERS`)."""
+def worker_count(requested: int | None = None, error: type[EvaltrayError] = EvaltrayError) -> int:
+    """``requested``, else ``$EVALTRAY_WORKERS``, else the CPUs this process may use (at most
+    :data:`MAX_DEFAULT_WORKERS`); ``error`` is what a count below one raises."""
+    if requested is None:
+        requested = env_workers(error)
     if requested is None:
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         return min(usable, MAX_DEFAULT_WORKERS)
     if requested < 1:
-        raise EvaltrayError(f"workers must be at least 1, got {requested}")
+        raise error(f"workers must be at least 1, got {requested}")
     return requested
 
 

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from evaltray.core.store import Workspace
-from evaltray.core.traces import PAYLOAD_COLUMNS, SCHEMA, MessageRecord, TraceStore, _json, message_summary
+from evaltray.core.traces import PAYLOAD_COLUMNS, SCHEMA, MessageRecord, TraceStore, json_bytes, message_summary
 from evaltray.core.util import atomic_write
 
 from ._engine import Scrubber, ScrubError, resolve_entities
@@ -193,13 +193,13 @@ def scrub_table(table: pa.Table, config: ScrubConfig, skip: Collection[int] = ()
         if result.counts:
             report.counts[i] = result.counts
         if raw is not None and result.messages != messages:
-            cols["messages"][i] = _json(result.messages).decode("utf-8")
+            cols["messages"][i] = json_bytes(result.messages).decode("utf-8")
             _, _, _, cols["input_text"][i], cols["output_text"][i], _ = message_summary(
                 [MessageRecord(**m) for m in result.messages])
             changed.update(("messages", "input_text", "output_text"))
         out = result.fields
         if "metadata" in out and out["metadata"] != fields["metadata"]:
-            cols["metadata"][i] = _json(out["metadata"]).decode("utf-8")
+            cols["metadata"][i] = json_bytes(out["metadata"]).decode("utf-8")
             changed.add("metadata")
         for c in TEXT_COLUMNS:
             if c in out and out[c] != fields[c]:
