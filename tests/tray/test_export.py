@@ -14,7 +14,7 @@ import yaml
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.util import canonical_json
-from evaltray.tray.export import EXPORT_FORMATS, export_cases
+from evaltray.tray.export import EXPORTERS, ExportError, export_cases, export_file_name
 
 DATA = Path(__file__).parents[1] / "data" / "export"
 REL = {"release": "v3", "release_hash": "9f2c4e1ab07d", "split": "test"}
@@ -139,8 +139,9 @@ def _export(fmt: str, tmp_path: Path, cases: list[dict[str, Any]] = CASES) -> Pa
 
 
 def test_formats_and_file_names(tmp_path: Path) -> None:
-    assert EXPORT_FORMATS == ("promptfoo", "inspect", "hf", "jsonl")
-    written = [_export(fmt, tmp_path) for fmt in EXPORT_FORMATS]
+    formats = [name for name, _ in EXPORTERS.items()]
+    assert formats == ["promptfoo", "inspect", "hf", "jsonl"]
+    written = [_export(fmt, tmp_path) for fmt in formats]
     assert written == [tmp_path / "out" / name for name in
                        ("test.promptfoo.yaml", "test.inspect.jsonl", "test.parquet", "test.jsonl")]
     # Atomic writes leave no temp files behind.
@@ -152,10 +153,20 @@ def test_formats_and_file_names(tmp_path: Path) -> None:
 
 
 def test_unknown_format(tmp_path: Path) -> None:
-    with pytest.raises(EvaltrayError) as exc:
+    with pytest.raises(ExportError) as exc:
         export_cases(CASES, "csv", tmp_path / "x.csv", **REL)
-    assert str(exc.value) == "unknown export format 'csv': choose one of promptfoo, inspect, hf, jsonl"
+    assert str(exc.value) == "unknown export format 'csv': one of hf, inspect, jsonl, promptfoo"
+    assert isinstance(exc.value, EvaltrayError)
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_one_naming_rule_for_every_format() -> None:
+    assert [export_file_name(fmt, "dev", "1.0.0", "main") for fmt in ("promptfoo", "inspect", "hf", "jsonl")] == [
+        "1.0.0-main-dev.promptfoo.yaml", "1.0.0-main-dev.inspect.jsonl", "1.0.0-main-dev.parquet",
+        "1.0.0-main-dev.jsonl"]
+    assert export_file_name("jsonl", "holdout") == "holdout.jsonl"
+    with pytest.raises(ExportError, match="^unknown export format 'csv': one of hf, inspect, jsonl, promptfoo$"):
+        export_file_name("csv", "dev")
 
 
 def test_missing_release_fields(tmp_path: Path) -> None:

@@ -15,10 +15,30 @@ from evaltray.core.store import Workspace, current_user
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-out = Console(soft_wrap=True)
-if not out.is_terminal:  # piped or captured: wide enough that tables do not fold every cell
-    out.width = 160
-err = Console(stderr=True, soft_wrap=True)
+
+
+def out() -> Console:
+    """The console for data (stdout), made once per command invocation."""
+    return _console(stderr=False)
+
+
+def err() -> Console:
+    """The console for progress, warnings and logs (stderr), made once per command invocation."""
+    return _console(stderr=True)
+
+
+def _console(*, stderr: bool) -> Console:
+    # Made when a command first writes, never at import: a long-running process serves many invocations,
+    # each with its own streams (and a test runner swaps them per call).
+    ctx = click.get_current_context(silent=True)
+    meta: dict[str, Any] = ctx.meta if ctx is not None else {}
+    key = "evaltray.console.err" if stderr else "evaltray.console.out"
+    if key not in meta:
+        console = Console(stderr=stderr, soft_wrap=True)
+        if not stderr and not console.is_terminal:  # piped or captured: wide enough that tables do not fold
+            console.width = 160
+        meta[key] = console
+    return meta[key]
 
 
 class AppContext:
@@ -89,4 +109,4 @@ def progress_bar(total: int | None, description: str):  # type: ignore[no-untype
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True, disable=not err.is_terminal)
+                    console=err(), transient=True, disable=not err().is_terminal)

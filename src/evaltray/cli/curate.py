@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.records import REJECT_REASONS, SIGN_ROLES
+from evaltray.core.records import REJECT_REASONS
 from evaltray.tray import candidates as pool
 from evaltray.tray import review as rev
 from evaltray.tray.gate import derive_slice
@@ -40,7 +40,7 @@ def candidates_add(app: AppContext, where: str | None, limit: int | None, trace_
                                  trace_ids=trace_ids or None, cut=cut, dry_run=dry_run)
     verb = "would add" if dry_run else "added"
     emit(as_json, {"added": added, "dry_run": dry_run},
-         lambda: out.print(f"{verb} {len(added)} candidate(s)" + (f": {', '.join(added[:10])}" if added else "")))
+         lambda: out().print(f"{verb} {len(added)} candidate(s)" + (f": {', '.join(added[:10])}" if added else "")))
 
 
 @candidates.command("list")
@@ -54,7 +54,7 @@ def candidates_list(app: AppContext, status: str | None, limit: int, set_name: s
     rows = pool.list_candidates(app.ws, set_name, status, limit)
     data = [{"id": c.id, "set": c.set_name, "source": c.source, "trace_id": c.trace_id, "status": c.status,
              "reject_reason": c.reject_reason, "case_id": c.case_id, "feature": c.labels.get("feature")} for c in rows]
-    emit(as_json, data, lambda: out.print(table(None, ["id", "set", "source", "trace", "status", "reason", "case"], [
+    emit(as_json, data, lambda: out().print(table(None, ["id", "set", "source", "trace", "status", "reason", "case"], [
         [d["id"], d["set"], d["source"], d["trace_id"], d["status"], d["reject_reason"], d["case_id"]] for d in data])))
 
 
@@ -65,36 +65,64 @@ def candidates_list(app: AppContext, status: str | None, limit: int, set_name: s
 def candidates_bin(app: AppContext, set_name: str | None, as_json: bool) -> None:
     """The reject bin: how many candidates were rejected, by reason."""
     counts = pool.reject_bin(app.ws, set_name)
-    emit(as_json, counts, lambda: out.print(table("reject bin", ["reason", "candidates"], list(map(list, counts.items())))))
+    emit(as_json, counts, lambda: out().print(table("reject bin", ["reason", "candidates"], list(map(list, counts.items())))))
 
 
 def _show_input(cand: pool.Candidate) -> None:
-    out.rule(f"candidate {cand.id}  ·  source {cand.source}  ·  trace {cand.trace_id or '-'}")
+    out().rule(f"candidate {cand.id}  ·  source {cand.source}  ·  trace {cand.trace_id or '-'}")
     tools = cand.input.get("tools") or []
     if tools:
         names = [t.get("function", t).get("name", "?") for t in tools if isinstance(t, dict)]
-        out.print(f"[dim]tools available: {', '.join(names)}[/]")
+        out().print(f"[dim]tools available: {', '.join(names)}[/]")
     for m in cand.input["messages"]:
         text = m.get("content") or ""
         if m.get("role") == "system" and len(text) > 400:
             text = text[:400] + " …"
-        out.print(f"[bold cyan]{m.get('role')}[/]: ", end="")
-        out.print(text, markup=False, highlight=False)
+        out().print(f"[bold cyan]{m.get('role')}[/]: ", end="")
+        out().print(text, markup=False, highlight=False)
         for c in m.get("tool_calls") or []:
-            out.print(f"    → {c.get('name')}({c.get('arguments')})", markup=False, highlight=False)
+            out().print(f"    → {c.get('name')}({c.get('arguments')})", markup=False, highlight=False)
 
 
-def _prompt_expected(app: AppContext) -> dict:
-    codes = app.ws.settings.behavior_codes
+def _prompt_expected(step: rev.ReviewStep, codes: list[str]) -> None:
     while True:
         reference = click.prompt("Expected behaviour — reference answer (blank: none)", default="", show_default=False)
         hint = f" [{', '.join(codes)}]" if codes else ""
         code = click.prompt(f"Behavior code{hint} (blank: none)", default="", show_default=False)
         asserts = click.prompt("Assertions, ';'-separated (blank: none)", default="", show_default=False)
         try:
-            return rev.normalize_expected(app.ws, app.user, reference, code, rev._split_list(asserts))
+            step.write_expected(reference, code, rev.split_list(asserts))
+            return
         except EvaltrayError as exc:
-            err.print(f"[red]{exc}[/]")
+            err().print(f"[red]{exc}[/]")
+
+
+def _review_interactively(session: rev.ReviewSession, slice_: str | None, difficulty: str | None,
+                          case_type: str | None) -> list[rev.Review]:
+    """Prompt for each candidate in the order the session allows: blind, the output comes after the label."""
+    settings = session.ws.settings
+    done = []
+    for step in session:
+        cand = step.candidate
+        _show_input(cand)
+        if not session.blind:
+            out().print(f"[bold magenta]recorded output[/]: {step.recorded_output() or '(none)'}", highlight=False)
+        _prompt_expected(step, settings.behavior_codes)
+        if session.blind:
+            out().print("[bold magenta]recorded output[/]: ", end="")
+            out().print(step.recorded_output() or "(none)", markup=False, highlight=False)
+        verdict = click.prompt("Verdict on the recorded output", type=click.Choice(["pass", "fail", "skip"]),
+                               default="skip")
+        critique = click.prompt("Critique", default="", show_default=False)
+        tags = rev.split_list(click.prompt("Failure tags, ';'-separated", default="", show_default=False))
+        sl = click.prompt("Slice", default=slice_ or cand.slice or derive_slice(cand.labels, settings.slice_by) or "")
+        diff = click.prompt("Difficulty", type=click.Choice(rev.DIFFICULTIES),
+                            default=difficulty or cand.difficulty or "medium")
+        ctype = click.prompt("Case type", type=click.Choice(rev.CASE_TYPES),
+                             default=case_type or cand.case_type or "typical")
+        done.append(step.record(verdict=None if verdict == "skip" else verdict, critique=critique,
+                                failure_tags=tags, slice=sl, difficulty=diff, case_type=ctype))
+    return done
 
 
 @click.command()
@@ -124,40 +152,16 @@ def review(app: AppContext, candidate_ids: tuple[str, ...], limit: int | None, s
     Interactive by default (the queue, oldest first); with --expected/--behavior-code/--assert it
     labels the given candidates without prompting.
     """
-    ws = app.ws
-    items = [pool.get(ws, c) for c in candidate_ids] if candidate_ids else rev.queue(ws, set_name)
-    if limit is not None:
-        items = items[:limit]
-    can_sign = ws.role_of(app.user) in SIGN_ROLES and not no_sign
-    scripted = expected is not None or behavior_code is not None or bool(assertions)
-    done = []
-    for cand in items:
-        blind = not show_output_first and ws.settings.write_expected_first
-        if scripted:
-            exp = rev.normalize_expected(ws, app.user, expected, behavior_code, list(assertions))
-            v, crit, ftags = verdict, critique, list(tags)
-            sl, diff, ctype = slice_, difficulty, case_type
-        else:
-            _show_input(cand)
-            if not blind:
-                out.print(f"[bold magenta]recorded output[/]: {cand.recorded_output or '(none)'}", highlight=False)
-            exp = _prompt_expected(app)
-            if blind:
-                out.print("[bold magenta]recorded output[/]: ", end="")
-                out.print(cand.recorded_output or "(none)", markup=False, highlight=False)
-            v = click.prompt("Verdict on the recorded output", type=click.Choice(["pass", "fail", "skip"]), default="skip")
-            v = None if v == "skip" else v
-            crit = click.prompt("Critique", default="", show_default=False)
-            ftags = rev._split_list(click.prompt("Failure tags, ';'-separated", default="", show_default=False))
-            sl = click.prompt("Slice", default=slice_ or cand.slice or derive_slice(cand.labels, ws.settings.slice_by) or "")
-            diff = click.prompt("Difficulty", type=click.Choice(rev.DIFFICULTIES), default=difficulty or cand.difficulty or "medium")
-            ctype = click.prompt("Case type", type=click.Choice(rev.CASE_TYPES), default=case_type or cand.case_type or "typical")
-        r = rev.record_review(ws, cand.id, app.user, exp, verdict=v, critique=crit, failure_tags=ftags,
-                              slice=sl or None, difficulty=diff, case_type=ctype, expected_first=blind or scripted,
-                              sign=can_sign)
-        done.append({"candidate_id": cand.id, "review_id": r.id, "signed": bool(r.signed_by)})
-    emit(as_json, done, lambda: out.print(f"recorded {len(done)} review(s)"
-                                          + ("" if can_sign else "; an adjudicator signs them off with `evaltray signoff`")))
+    session = rev.ReviewSession(app.ws, app.user, candidate_ids, set_name=set_name, limit=limit,
+                                show_output_first=show_output_first, sign=not no_sign)
+    if expected is not None or behavior_code is not None or assertions:
+        reviews = session.review_all(expected, behavior_code, assertions, verdict=verdict, critique=critique,
+                                     failure_tags=list(tags), slice=slice_, difficulty=difficulty, case_type=case_type)
+    else:
+        reviews = _review_interactively(session, slice_, difficulty, case_type)
+    done = [{"candidate_id": r.candidate_id, "review_id": r.id, "signed": bool(r.signed_by)} for r in reviews]
+    emit(as_json, done, lambda: out().print(f"recorded {len(done)} review(s)" + (
+        "" if session.signs else "; an adjudicator signs them off with `evaltray signoff`")))
 
 
 @click.group()
@@ -174,9 +178,9 @@ def labels_import(app: AppContext, path: str, dry_run: bool, as_json: bool) -> N
     """Import labels from CSV or JSONL (candidate_id, expected / behavior_code / assertions, verdict, …)."""
     report = rev.import_labels(app.ws, Path(path), app.user, dry_run=dry_run)
     for p in report.problems:
-        err.print(f"[yellow]skipped[/] {p}", highlight=False)
+        err().print(f"[yellow]skipped[/] {p}", highlight=False)
     emit(as_json, {"imported": len(report.imported), "problems": report.problems},
-         lambda: out.print(f"imported {len(report.imported)} label(s), skipped {len(report.problems)}"))
+         lambda: out().print(f"imported {len(report.imported)} label(s), skipped {len(report.problems)}"))
 
 
 @click.command()
@@ -190,7 +194,7 @@ def reject(app: AppContext, candidate_id: str, reason: str, note: str | None, dr
     """Send a candidate to the reject bin with a reason (it is kept, never deleted)."""
     cand = pool.reject(app.ws, candidate_id, reason, app.user, note=note, dry_run=dry_run)
     emit(as_json, {"candidate_id": cand.id, "reason": cand.reject_reason, "dry_run": dry_run},
-         lambda: out.print(f"rejected {cand.id}: {cand.reject_reason}"))
+         lambda: out().print(f"rejected {cand.id}: {cand.reject_reason}"))
 
 
 @click.command()
@@ -203,14 +207,7 @@ def reject(app: AppContext, candidate_id: str, reason: str, note: str | None, dr
 def signoff(app: AppContext, candidate_ids: tuple[str, ...], all_: bool, set_name: str | None, dry_run: bool,
             as_json: bool) -> None:
     """Sign labels off as an adjudicator: the gate admits only signed rows."""
-    ids = list(candidate_ids)
-    if all_:
-        ws = app.ws
-        for c in pool.list_candidates(ws, ws.check_set(set_name), None):
-            r = rev.latest_review(ws, c.id)
-            if c.status != pool.REJECTED and r is not None and not r.signed_by:
-                ids.append(c.id)
-    if not ids:
+    if not candidate_ids and not all_:
         raise EvaltrayError("nothing to sign: name candidates or pass --all")
-    signed = rev.sign_off(app.ws, ids, app.user, dry_run=dry_run)
-    emit(as_json, {"signed_reviews": signed, "dry_run": dry_run}, lambda: out.print(f"signed {len(signed)} review(s)"))
+    signed = rev.sign_off(app.ws, candidate_ids, app.user, dry_run=dry_run, every_unsigned=all_, set_name=set_name)
+    emit(as_json, {"signed_reviews": signed, "dry_run": dry_run}, lambda: out().print(f"signed {len(signed)} review(s)"))

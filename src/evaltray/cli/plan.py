@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
 
-from evaltray.core.util import atomic_write
 from evaltray.curate import plan as planmod
-from evaltray.curate.sample import OUTLIERS
+from evaltray.curate.coverage_html import coverage_report
+from evaltray.curate.sample import OUTLIERS, sample_to_pool
 from evaltray.tray.candidates import CUTS
 
 from ._common import AppContext, dry_run_option, emit, json_option, out, pass_app, set_option, table
@@ -29,7 +30,7 @@ def plan_init(app: AppContext, features: tuple[str, ...], force: bool, as_json: 
     p = planmod.init_plan(app.ws, list(features) or None, force=force)
     path = planmod.plan_path(app.ws)
     emit(as_json, {"path": str(path), "cells": len(p.cell_keys()), **p.to_dict()},
-         lambda: out.print(f"wrote {path.name}: {len(p.cell_keys())} cells ({' × '.join(p.grid)}), "
+         lambda: out().print(f"wrote {path.name}: {len(p.cell_keys())} cells ({' × '.join(p.grid)}), "
                            f"{p.target_per_cell} per cell; edit it, then `evaltray coverage`"))
 
 
@@ -42,17 +43,17 @@ def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
     p = planmod.load_plan(app.ws, Path(plan_file) if plan_file else None)
 
     def human() -> None:
-        out.print(f"grid {' × '.join(p.grid)} = {len(p.cell_keys())} cells, default target {p.target_per_cell}, "
+        out().print(f"grid {' × '.join(p.grid)} = {len(p.cell_keys())} cells, default target {p.target_per_cell}, "
                   f"total target {sum(p.target(c) for c in p.cell_keys())}")
-        out.print(table("dimensions", ["dimension", "values"], [[k, ", ".join(v)] for k, v in p.dimensions.items()]))
+        out().print(table("dimensions", ["dimension", "values"], [[k, ", ".join(v)] for k, v in p.dimensions.items()]))
         if p.minimums:
-            out.print(table("minimums", ["dimension", "value", "at least"],
+            out().print(table("minimums", ["dimension", "value", "at least"],
                             [[a, v, n] for a, vals in p.minimums.items() for v, n in vals.items()]))
         if p.rules:
-            out.print(table("rules", ["when", "set"], [[r.where or f"cluster = {r.cluster!r}",
+            out().print(table("rules", ["when", "set"], [[r.where or f"cluster = {r.cluster!r}",
                                                          ", ".join(f"{k}={v}" for k, v in r.set.items())]
                                                         for r in p.rules]))
-        out.print("source mix target (evaltray.toml): "
+        out().print("source mix target (evaltray.toml): "
                   + ", ".join(f"{k} {v:.0%}" for k, v in app.ws.settings.source_mix.items()))
 
     emit(as_json, {**p.to_dict(app.ws.settings.source_mix), "cells": len(p.cell_keys())}, human)
@@ -68,15 +69,8 @@ def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
 def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limit: int, set_name: str | None,
              as_json: bool) -> None:
     """Filled vs target per cell, gaps first (by traffic, then complaints), with traces that could fill them."""
-    from evaltray.curate.coverage_html import coverage_page
-
-    ws = app.ws
-    p = planmod.load_plan(ws, Path(plan_file) if plan_file else None)
-    from evaltray.curate.derived import curation_maps
-
-    cov = planmod.coverage(ws, p, set_name, clusters=curation_maps(ws).clusters)
-    if html_path:
-        atomic_write(Path(html_path), coverage_page(cov, p, f"Coverage of {ws.settings.name}").encode("utf-8"))
+    cov = coverage_report(app.ws, Path(plan_file) if plan_file else None, set_name,
+                          html=Path(html_path) if html_path else None)
     data = {"cells": [{**c.cell, "target": c.target, "filled": c.filled, "pending": c.pending, "gap": c.gap,
                        "traffic": c.traffic, "complaints": c.complaints, "fillable": c.fillable,
                        "oversampled": c.oversampled} for c in cov.cells],
@@ -85,16 +79,16 @@ def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limi
 
     def human() -> None:
         met = sum(1 for c in cov.cells if c.gap == 0)
-        out.print(f"{met}/{len(cov.cells)} cells at target, {len(cov.gaps)} gaps, {cov.unmapped_cases} cases outside the grid")
-        out.print(table(None, [*p.grid, "filled/target", "pending", "traffic", "complaints", "could fill"], [
+        out().print(f"{met}/{len(cov.cells)} cells at target, {len(cov.gaps)} gaps, {cov.unmapped_cases} cases outside the grid")
+        out().print(table(None, [*cov.grid, "filled/target", "pending", "traffic", "complaints", "could fill"], [
             [*c.cell.values(), f"{c.filled}/{c.target}", c.pending, c.traffic, c.complaints, ", ".join(c.fillable[:3])]
             for c in cov.cells[:limit]]))
         for axis, values in cov.marginals.items():
-            out.print(table(axis, ["value", "filled", "minimum", "share", "target share"], [
+            out().print(table(axis, ["value", "filled", "minimum", "share", "target share"], [
                 [v, m["filled"], m["minimum"] or "", f"{m['share']:.0%}",
                  "" if m["target_share"] is None else f"{m['target_share']:.0%}"] for v, m in values.items()]))
         if html_path:
-            out.print(f"heatmap: {html_path}")
+            out().print(f"heatmap: {html_path}")
 
     emit(as_json, data, human)
 
@@ -116,31 +110,22 @@ def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limi
 def sample(app: AppContext, plan_file: str | None, size: int, outliers: str, uniform: bool, exclude: tuple[str, ...],
            where: str | None, seed: int, cut: str, set_name: str | None, dry_run: bool, as_json: bool) -> None:
     """Stratified sample of traces into the pool: outliers, then plan gaps, then clusters; each pick says why."""
-    from evaltray.curate.derived import curation_maps
-    from evaltray.curate.sample import add_picks
-    from evaltray.curate.sample import sample as run_sample
-
-    ws = app.ws
-    path = Path(plan_file) if plan_file else planmod.plan_path(ws)
-    p = planmod.load_plan(ws, path) if (plan_file or path.exists()) and not uniform else None
-    maps = curation_maps(ws)
-    kinds = [k.strip() for k in outliers.split(",") if k.strip()]
-    res = run_sample(ws, p, size, outliers=kinds, seed=seed, uniform=uniform, clusters=maps.clusters,
-                     exclude_clusters=exclude, dup_of=maps.dup_of, weights=maps.weights, where=where, set_name=set_name)
-    added = [] if dry_run else add_picks(ws, app.user, res.picks, seed, set_name=set_name, cut=cut)
-    data = {"picks": [p.__dict__ for p in res.picks], "added": added, "shortfall": res.shortfall,
+    fill = sample_to_pool(app.ws, app.user, size, plan=Path(plan_file) if plan_file else None,
+                          outliers=[k.strip() for k in outliers.split(",") if k.strip()], seed=seed, uniform=uniform,
+                          exclude_clusters=exclude, where=where, set_name=set_name, cut=cut, dry_run=dry_run)
+    res = fill.sample
+    data = {"picks": [p.__dict__ for p in res.picks], "added": fill.added, "shortfall": res.shortfall,
             "excluded": res.excluded, "dry_run": dry_run}
 
     def human() -> None:
-        from collections import Counter
-
         strata = Counter(p.stratum for p in res.picks)
-        out.print(f"{'would add' if dry_run else 'added'} {len(res.picks)} trace(s) to the pool"
-                  + (f" (plan {path.name})" if p else ""))
-        out.print(table("picks by stratum", ["stratum", "traces"], [[s, n] for s, n in strata.most_common()]))
+        out().print(f"{'would add' if dry_run else 'added'} {len(res.picks)} trace(s) to the pool"
+                    + (f" (plan {fill.plan_file.name})" if fill.plan_file else ""))
+        out().print(table("picks by stratum", ["stratum", "traces"], [[s, n] for s, n in strata.most_common()]))
         if res.shortfall:
-            out.print(table("the traffic could not fill", ["stratum", "missing"], list(map(list, res.shortfall.items()))))
+            out().print(table("the traffic could not fill", ["stratum", "missing"],
+                              list(map(list, res.shortfall.items()))))
         if res.excluded:
-            out.print(table("left out", ["why", "traces"], list(map(list, res.excluded.items()))))
+            out().print(table("left out", ["why", "traces"], list(map(list, res.excluded.items()))))
 
     emit(as_json, data, human)

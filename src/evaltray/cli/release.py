@@ -9,6 +9,7 @@ import click
 
 from evaltray.core.records import ReleaseStatus
 from evaltray.tray import release as rel
+from evaltray.tray.export import EXPORTERS, export_release
 
 from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
 
@@ -37,11 +38,11 @@ def release_create(app: AppContext, version: str, holdout: float | None, notes: 
                "changelog": {s: c["summary"] for s, c in m["changelog"].items()}}
 
     def human() -> None:
-        out.print(f"{'would create' if dry_run else 'created'} release [bold]{version}[/] "
+        out().print(f"{'would create' if dry_run else 'created'} release [bold]{version}[/] "
                   f"(hash {result.content_hash[:12]}, parent {m['parent'] or 'none'})")
         for s, info in m["sets"].items():
             c = m["changelog"][s]["summary"]
-            out.print(f"  {s}: {info['n_cases']} cases — dev {info['counts']['split']['dev']}, holdout "
+            out().print(f"  {s}: {info['n_cases']} cases — dev {info['counts']['split']['dev']}, holdout "
                       f"{info['counts']['split']['holdout']}, pr subset {len(info['subsets']['pr'])}; "
                       f"+{c['added']} new coverage, {c['relabeled']} relabeled, {c['superseded']} superseded, "
                       f"{c['retired']} retired")
@@ -49,12 +50,12 @@ def release_create(app: AppContext, version: str, holdout: float | None, notes: 
             rows = [[src, f"{mix['actual'].get(src, 0):.0%}", f"{want:.0%}"] for src, want in mix["target"].items()]
             rows += [[src, f"{share:.0%}", "-"] for src, share in mix["actual"].items() if src not in mix["target"]]
             if info["n_cases"]:
-                out.print(table(f"{s}: source mix", ["source", "actual", "target"], rows))
-                out.print(table(f"{s}: source mix per slice", ["slice", "sources"],
+                out().print(table(f"{s}: source mix", ["source", "actual", "target"], rows))
+                out().print(table(f"{s}: source mix per slice", ["slice", "sources"],
                                 [[sl, ", ".join(f"{k} {v}" for k, v in srcs.items())]
                                  for sl, srcs in mix["by_slice"].items()]))
         for w in result.warnings:
-            err.print(f"[yellow]warning[/] {w}", highlight=False)
+            err().print(f"[yellow]warning[/] {w}", highlight=False)
 
     emit(as_json, summary, human)
 
@@ -67,7 +68,7 @@ def release_verify(app: AppContext, version: str, as_json: bool) -> None:
     """Check that no byte of VERSION changed since release; exit 1 if one did."""
     problems = rel.verify_release(app.ws, version)
     emit(as_json, {"version": version, "ok": not problems, "problems": problems},
-         lambda: out.print("\n".join(problems) if problems else f"release {version}: intact"))
+         lambda: out().print("\n".join(problems) if problems else f"release {version}: intact"))
     if problems:
         sys.exit(1)
 
@@ -83,18 +84,18 @@ def release_diff(app: AppContext, old: str, new: str, as_json: bool) -> None:
 
     def human() -> None:
         for s, d in diff["sets"].items():
-            out.print(f"[bold]{s}[/]: " + ", ".join(f"{v} {k}" for k, v in d["summary"].items()))
+            out().print(f"[bold]{s}[/]: " + ", ".join(f"{v} {k}" for k, v in d["summary"].items()))
             for key in ("added", "retired", "relabeled", "edited"):
                 if d[key]:
-                    out.print(f"  {key}: {', '.join(d[key][:20])}" + (" …" if len(d[key]) > 20 else ""))
+                    out().print(f"  {key}: {', '.join(d[key][:20])}" + (" …" if len(d[key]) > 20 else ""))
             for sup in d["superseded"]:
-                out.print(f"  superseded: {sup['old']} → {sup['new']}")
+                out().print(f"  superseded: {sup['old']} → {sup['new']}")
             for key, label in (("by_slice", "slice"), ("by_source", "source")):
                 counts = d[key]
                 rows = [[k, counts["added"].get(k, 0), counts["retired"].get(k, 0), counts["relabeled"].get(k, 0)]
                         for k in sorted(set().union(*counts.values()))]
                 if rows:
-                    out.print(table(f"per {label}", [label, "added", "removed", "relabeled"], rows))
+                    out().print(table(f"per {label}", [label, "added", "removed", "relabeled"], rows))
 
     emit(as_json, diff, human)
 
@@ -105,7 +106,7 @@ def release_diff(app: AppContext, old: str, new: str, as_json: bool) -> None:
 def release_list(app: AppContext, as_json: bool) -> None:
     """Every release with its status and hash."""
     rows = rel.release_log(app.ws)
-    emit(as_json, rows, lambda: out.print(table(None, ["version", "status", "hash", "created", "by"], [
+    emit(as_json, rows, lambda: out().print(table(None, ["version", "status", "hash", "created", "by"], [
         [r["version"], r["status"], r["content_hash"][:12], r["created_at"], r["created_by"]] for r in rows])))
 
 
@@ -115,7 +116,7 @@ def _status_command(status: ReleaseStatus, doc: str) -> click.Command:
     @pass_app
     def command(app: AppContext, version: str, as_json: bool) -> None:
         rel.set_status(app.ws, version, status, app.user)
-        emit(as_json, {"version": version, "status": status.value}, lambda: out.print(f"{version}: {status.value}"))
+        emit(as_json, {"version": version, "status": status.value}, lambda: out().print(f"{version}: {status.value}"))
 
     command.__doc__ = doc
     return click.command("archive" if status is ReleaseStatus.ARCHIVED else "activate")(command)
@@ -127,27 +128,20 @@ release.add_command(_status_command(ReleaseStatus.ACTIVE, "Mark a release active
 
 @click.command()
 @click.argument("version")
-@click.option("--to", "fmt", required=True, type=click.Choice(["promptfoo", "inspect", "hf", "jsonl"]))
+@click.option("--to", "fmt", required=True, type=click.Choice([name for name, _ in EXPORTERS.items()]))
 @click.option("--split", type=click.Choice(rel.SPLITS), default="dev", show_default=True,
               help="dev never contains a holdout case.")
 @click.option("--subset", type=click.Choice(rel.SUBSETS), help="A named subset instead of a split.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: exports/<version>-<set>-<split>.<ext>).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Output file (default: exports/<version>-<set>-<split>.<ext>, e.g. 1.1.0-main-dev.promptfoo.yaml).")
 @set_option
 @json_option
 @pass_app
 def export(app: AppContext, version: str, fmt: str, split: str, subset: str | None, output: str | None,
            set_name: str | None, as_json: bool) -> None:
     """Export a release's cases for promptfoo, Inspect AI, Hugging Face datasets or plain JSONL."""
-    from evaltray.tray.export import export_cases
-
-    ws = app.ws
-    set_name = ws.check_set(set_name)
-    cases = rel.select_cases(ws, version, set_name, split=split, subset=subset)
-    part = subset or split
-    ext = {"promptfoo": "yaml", "inspect": "jsonl", "hf": "parquet", "jsonl": "jsonl"}[fmt]
-    path = Path(output) if output else ws.root / "exports" / f"{version}-{set_name}-{part}.{fmt}.{ext}"
-    manifest = rel.load_manifest(ws, version)
-    written = export_cases(cases, fmt, path, release=version, release_hash=manifest["content_hash"], split=part)
-    emit(as_json, {"path": str(written), "cases": len(cases), "format": fmt, "split": part, "release": version,
-                   "release_hash": manifest["content_hash"]},
-         lambda: out.print(f"wrote {len(cases)} {part} case(s) of {set_name}@{version} to {written}"))
+    done = export_release(app.ws, version, to=fmt, split=split, subset=subset, set_name=set_name,
+                          out=Path(output) if output else None)
+    emit(as_json, {"path": str(done.path), "cases": done.cases, "format": done.format, "split": done.split,
+                   "release": done.release, "release_hash": done.release_hash},
+         lambda: out().print(f"wrote {done.cases} {done.split} case(s) of {done.set_name}@{version} to {done.path}"))

@@ -38,11 +38,11 @@ def scrub(app: AppContext, workers: int | None, dry_run: bool, as_json: bool) ->
 
     def human() -> None:
         verb = "would scrub" if dry_run else "scrubbed"
-        out.print(f"{verb} {report.rows:,} trace(s) in {report.rewritten} of {report.parts} part(s)", highlight=False)
+        out().print(f"{verb} {report.rows:,} trace(s) in {report.rewritten} of {report.parts} part(s)", highlight=False)
         if report.counts:
-            out.print(table(None, ["entity", "replaced"], [[k, f"{v:,}"] for k, v in sorted(report.counts.items())]))
+            out().print(table(None, ["entity", "replaced"], [[k, f"{v:,}"] for k, v in sorted(report.counts.items())]))
         for trace_id in report.quarantined:
-            out.print(f"quarantined trace {trace_id}: could not be scrubbed; "
+            out().print(f"quarantined trace {trace_id}: could not be scrubbed; "
                       + ("would be stored" if dry_run else "stored") + " without its text", highlight=False)
 
     emit(as_json, data, human)
@@ -75,8 +75,8 @@ def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> N
         Vault.create_key_file(path)
 
     def human() -> None:
-        out.print(f"{'would write' if dry_run else 'wrote'} a vault key to {path}", highlight=False)
-        err.print(f'set it in evaltray.toml: [ingest] vault_key = "{path}"; whoever holds this file can read '
+        out().print(f"{'would write' if dry_run else 'wrote'} a vault key to {path}", highlight=False)
+        err().print(f'set it in evaltray.toml: [ingest] vault_key = "{path}"; whoever holds this file can read '
                   "the originals of every scrubbed value", markup=False, highlight=False)
 
     emit(as_json, {"path": str(path), "dry_run": dry_run}, human)

@@ -10,8 +10,8 @@ from ._common import AppContext, emit, err, json_option, out, pass_app, table
 
 
 def _progress(stage: str, done: int, total: int) -> None:
-    if err.is_terminal and total:
-        err.print(f"\r{stage}: {done:,}/{total:,}", end="")
+    if err().is_terminal and total:
+        err().print(f"\r{stage}: {done:,}/{total:,}", end="")
 
 
 @click.command()
@@ -30,8 +30,8 @@ def dedup(app: AppContext, near: float, paraphrase: float, no_near: bool, no_par
     """Mark exact, near and paraphrase duplicates; nothing is deleted, counts become weights."""
     result = derived.dedup_traces(app.ws, near=None if no_near else near, paraphrase=None if no_paraphrase else paraphrase,
                                   backend=backend, where=where, progress=_progress)
-    if err.is_terminal:
-        err.print()
+    if err().is_terminal:
+        err().print()
     by_level: dict[str, int] = {}
     for g in result.groups:
         by_level[g.level] = by_level.get(g.level, 0) + len(g.members) - 1
@@ -42,14 +42,14 @@ def dedup(app: AppContext, near: float, paraphrase: float, no_near: bool, no_par
             "rejected_paraphrases": len(result.rejected)}
 
     def human() -> None:
-        out.print(f"{len(result.rep_of):,} traces → {data['representatives']:,} representatives; merged "
+        out().print(f"{len(result.rep_of):,} traces → {data['representatives']:,} representatives; merged "
                   + ", ".join(f"{n:,} {lvl}" for lvl, n in by_level.items()) if by_level else
                   f"{len(result.rep_of):,} traces, no duplicates")
         if result.pairs:
-            out.print(table("merged pairs (evidence)", ["a", "b", "level", "score", "why"],
+            out().print(table("merged pairs (evidence)", ["a", "b", "level", "score", "why"],
                             [[p.a, p.b, p.level, f"{p.score:.3f}", p.reason] for p in result.pairs[:show]]))
         if result.rejected:
-            out.print(f"{len(result.rejected)} paraphrase candidates refused by verification")
+            out().print(f"{len(result.rejected)} paraphrase candidates refused by verification")
 
     emit(as_json, data, human)
 
@@ -76,12 +76,12 @@ def cluster(ctx: click.Context, k: str, backend: str, model_path: str | None, me
 
 def _show(info: dict, as_json: bool, title: str) -> None:
     def human() -> None:
-        out.print(title)
-        out.print(table(None, ["id", "name", "size", "top terms", "example"], [
+        out().print(title)
+        out().print(table(None, ["id", "name", "size", "top terms", "example"], [
             [c["id"], c["name"] + (" ✎" if c["named_by_user"] else ""), c["size"], ", ".join(c["top_terms"]),
              (c["examples"][0]["text"][:70] if c["examples"] else "")] for c in info["clusters"]]))
         if info.get("unapplied"):
-            out.print(f"{len(info['unapplied'])} saved edit(s) matched no cluster this time")
+            out().print(f"{len(info['unapplied'])} saved edit(s) matched no cluster this time")
 
     emit(as_json, info, human)
 
@@ -103,8 +103,7 @@ def cluster_list(app: AppContext, as_json: bool) -> None:
 @pass_app
 def cluster_merge(app: AppContext, a: int, b: int, name: str | None, as_json: bool) -> None:
     """Merge cluster B into A; kept across re-clustering."""
-    derived.edit_clusters(app.ws, "merge", a, b, name=name)
-    _show(derived.cluster_info(app.ws), as_json, f"merged {b} into {a}")
+    _show(derived.edit_clusters(app.ws, "merge", a, b, name=name), as_json, f"merged {b} into {a}")
 
 
 @cluster.command("split")
@@ -114,8 +113,7 @@ def cluster_merge(app: AppContext, a: int, b: int, name: str | None, as_json: bo
 @pass_app
 def cluster_split(app: AppContext, a: int, k: int, as_json: bool) -> None:
     """Split a cluster in K; kept across re-clustering."""
-    derived.edit_clusters(app.ws, "split", a, k=k)
-    _show(derived.cluster_info(app.ws), as_json, f"split {a} in {k}")
+    _show(derived.edit_clusters(app.ws, "split", a, k=k), as_json, f"split {a} in {k}")
 
 
 @cluster.command("rename")
@@ -125,5 +123,4 @@ def cluster_split(app: AppContext, a: int, k: int, as_json: bool) -> None:
 @pass_app
 def cluster_rename(app: AppContext, a: int, name: str, as_json: bool) -> None:
     """Name a cluster; the name persists across re-clustering."""
-    derived.edit_clusters(app.ws, "rename", a, name=name)
-    _show(derived.cluster_info(app.ws), as_json, f"renamed {a} to {name!r}")
+    _show(derived.edit_clusters(app.ws, "rename", a, name=name), as_json, f"renamed {a} to {name!r}")

@@ -40,7 +40,7 @@ def ingest(app: AppContext, files: tuple[str, ...], fmt: str, maps: tuple[str, .
            payload_sample: float | None, max_issues: int, as_json: bool) -> None:
     """Read trace files into the workspace's trace store (idempotent by trace id)."""
     ws = app.ws
-    status = err.status("ingesting…") if err.is_terminal else None
+    status = err().status("ingesting…") if err().is_terminal else None
     if status:
         status.start()
 
@@ -55,18 +55,18 @@ def ingest(app: AppContext, files: tuple[str, ...], fmt: str, maps: tuple[str, .
         if status:
             status.stop()
     for issue in report.issues[:max_issues]:
-        err.print(f"[yellow]skipped[/] {issue}", markup=True, highlight=False)
+        err().print(f"[yellow]skipped[/] {issue}", markup=True, highlight=False)
     if len(report.issues) > max_issues:
-        err.print(f"… and {len(report.issues) - max_issues} more malformed records")
+        err().print(f"… and {len(report.issues) - max_issues} more malformed records")
     for trace_id in report.quarantined:
-        err.print(f"[red]quarantined[/] trace {trace_id}: could not be scrubbed; stored without its text",
+        err().print(f"[red]quarantined[/] trace {trace_id}: could not be scrubbed; stored without its text",
                   markup=True, highlight=False)
     data = {"files": [{"path": f.path, "format": f.format, "ingested": f.ingested, "skipped_existing": f.skipped,
                        "payload_kept": f.payload_kept, "issues": [str(i) for i in f.issues],
                        "quarantined": f.quarantined, "scrubbed": f.scrubbed} for f in report.files],
             "ingested": report.ingested, "skipped_existing": report.skipped, "issues": len(report.issues),
             "quarantined": report.quarantined}
-    emit(as_json, data, lambda: out.print(table(
+    emit(as_json, data, lambda: out().print(table(
         None, ["file", "format", "ingested", "already present", "payload kept", "malformed"],
         [[f.path, f.format, f.ingested, f.skipped, f.payload_kept, len(f.issues)] for f in report.files])))
 
@@ -85,12 +85,12 @@ def traces_stats(app: AppContext, where: str | None, as_json: bool) -> None:
     stats = trace_stats(app.ws.trace_store(), where)
 
     def human() -> None:
-        out.print(f"[bold]{stats['total']:,}[/] traces, {stats['payload_kept']:,} with full payload, "
+        out().print(f"[bold]{stats['total']:,}[/] traces, {stats['payload_kept']:,} with full payload, "
                   f"{stats['errors']:,} errors, {stats['negative_feedback']:,} with negative feedback")
         for key in ("source_format", "model", "day", "feature"):
             rows = [[k, v] for k, v in stats["by"][key].items()]
-            out.print(table(f"by {key}", [key, "traces"], rows))
-        out.print(table("percentiles", ["metric", "p50", "p90", "p99", "max"],
+            out().print(table(f"by {key}", [key, "traces"], rows))
+        out().print(table("percentiles", ["metric", "p50", "p90", "p99", "max"],
                         [[m, *(_fmt(v.get(p)) for p in ("p50", "p90", "p99", "max"))]
                          for m, v in stats["percentiles"].items()]))
 
@@ -112,7 +112,7 @@ def traces_list(app: AppContext, where: str | None, limit: int, as_json: bool) -
             "feedback_score", "status", "input_text"]
     rows = app.ws.trace_store().query(where, columns=[*cols, "scrubbed"], limit=limit, order_by="trace_id").to_pylist()
     _warn_unscrubbed(app, [r["trace_id"] for r in rows if r.pop("scrubbed") is not True and r["input_text"]])
-    emit(as_json, rows, lambda: out.print(table(None, cols, [[r[c] if c != "input_text" else (r[c] or "")[:60]
+    emit(as_json, rows, lambda: out().print(table(None, cols, [[r[c] if c != "input_text" else (r[c] or "")[:60]
                                                                for c in cols] for r in rows])))
 
 
@@ -120,7 +120,7 @@ def _warn_unscrubbed(app: AppContext, trace_ids: list[str]) -> None:
     """Where the workspace scrubs, say which shown traces hold text as recorded (stderr; ids only)."""
     if trace_ids and app.ws.settings.scrub:
         shown = ", ".join(trace_ids[:5]) + (f" and {len(trace_ids) - 5} more" if len(trace_ids) > 5 else "")
-        err.print(f"[yellow]not scrubbed yet[/] (text as recorded, may hold PII): {shown}; run `evaltray scrub`",
+        err().print(f"[yellow]not scrubbed yet[/] (text as recorded, may hold PII): {shown}; run `evaltray scrub`",
                   markup=True, highlight=False)
 
 
@@ -148,10 +148,10 @@ def traces_show(app: AppContext, trace_id: str, as_json: bool) -> None:
     def human() -> None:
         for k, v in row.items():
             if k not in ("messages", "tools", "spans") and v not in (None, [], ""):
-                out.print(f"[bold]{k}[/]: {v}", highlight=False)
+                out().print(f"[bold]{k}[/]: {v}", highlight=False)
         for m in row.get("messages") or []:
-            out.print(f"[bold cyan]{m['role']}[/]: {m.get('content') or ''}", highlight=False, markup=True)
+            out().print(f"[bold cyan]{m['role']}[/]: {m.get('content') or ''}", highlight=False, markup=True)
             for c in m.get("tool_calls") or []:
-                out.print(f"    → {c['name']}({orjson.dumps(c.get('arguments')).decode()})", highlight=False)
+                out().print(f"    → {c['name']}({orjson.dumps(c.get('arguments')).decode()})", highlight=False)
 
     emit(as_json, row, human)

@@ -8,10 +8,9 @@ from pathlib import Path
 import click
 import orjson
 
-from evaltray.core.errors import EvaltrayError, NotFound
+from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import SOURCES
-from evaltray.tray import candidates as pool
-from evaltray.tray import gate
+from evaltray.tray import gate, lifecycle
 from evaltray.tray import review as rev
 
 from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
@@ -22,14 +21,18 @@ def cases() -> None:
     """Cases of the golden tray."""
 
 
-def _read_input(text: str | None, file: str | None) -> tuple[list[dict], list[dict], list[str]]:
+def _read_input(text: str | None, file: str | None) -> lifecycle.CaseInput:
     if file:
-        obj = orjson.loads(Path(file).read_bytes())
-        if isinstance(obj, list):
-            return obj, [], []
-        return obj.get("messages") or [{"role": "user", "content": obj["input"]}], obj.get("tools", []), obj.get("context", [])
+        try:
+            value = orjson.loads(Path(file).read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise EvaltrayError(f"{file}: not valid JSON ({exc})") from None
+        try:
+            return lifecycle.case_input(value)
+        except EvaltrayError as exc:
+            raise EvaltrayError(f"{file}: {exc}") from None
     if text:
-        return [{"role": "user", "content": text}], [], []
+        return lifecycle.case_input(text)
     raise EvaltrayError("give the case input with --input TEXT or --input-file FILE (JSON: messages, tools, context)")
 
 
@@ -58,22 +61,15 @@ def cases_add(app: AppContext, source: str, text: str | None, input_file: str | 
               persona: str | None, tags: tuple[str, ...], slice_: str | None, difficulty: str | None,
               case_type: str | None, risk: str | None, notes: str | None, set_name: str | None, as_json: bool) -> None:
     """Add a case no trace produced (SME, red team, known bug, synthetic input); it still passes the gate."""
-    ws = app.ws
-    messages, tools, context = _read_input(text, input_file)
-    exp = None
-    if expected or behavior_code or assertions:
-        exp = rev.normalize_expected(ws, app.user, expected, behavior_code, list(assertions))
-    cid = pool.add_manual(ws, app.user, source, messages, set_name=set_name, tools=tools, context=context,
-                          labels={"feature": feature, "scenario": scenario, "persona": persona, "tags": list(tags)},
-                          slice=slice_, difficulty=difficulty, case_type=case_type, risk_level=risk, notes=notes)
-    signed = False
-    if exp is not None:
-        r = rev.record_review(ws, cid, app.user, exp, slice=slice_, difficulty=difficulty, case_type=case_type,
-                              expected_first=True, sign=True)
-        signed = bool(r.signed_by)
-    emit(as_json, {"candidate_id": cid, "labeled": exp is not None, "signed": signed},
-         lambda: out.print(f"added candidate {cid}" + (" (labeled" + (", signed" if signed else "") + ")" if exp else "")
-                           + "; `evaltray promote` moves it into the tray"))
+    added = lifecycle.add_case(
+        app.ws, app.user, source, _read_input(text, input_file), set_name=set_name, reference=expected,
+        behavior_code=behavior_code, assertions=assertions,
+        labels={"feature": feature, "scenario": scenario, "persona": persona, "tags": list(tags)},
+        slice=slice_, difficulty=difficulty, case_type=case_type, risk_level=risk, notes=notes)
+    emit(as_json, {"candidate_id": added.candidate_id, "labeled": added.labeled, "signed": added.signed},
+         lambda: out().print(f"added candidate {added.candidate_id}"
+                             + (" (labeled" + (", signed" if added.signed else "") + ")" if added.labeled else "")
+                             + "; `evaltray promote` moves it into the tray"))
 
 
 @cases.command("retire")
@@ -86,7 +82,7 @@ def cases_retire(app: AppContext, case_id: str, reason: str, dry_run: bool, as_j
     """Retire a case: it leaves the next release and its id is never reused."""
     gate.retire(app.ws, case_id, reason, app.user, dry_run=dry_run)
     emit(as_json, {"case_id": case_id, "retired": not dry_run, "reason": reason},
-         lambda: out.print(f"{'would retire' if dry_run else 'retired'} {case_id}: {reason}"))
+         lambda: out().print(f"{'would retire' if dry_run else 'retired'} {case_id}: {reason}"))
 
 
 @cases.command("relabel")
@@ -100,18 +96,10 @@ def cases_retire(app: AppContext, case_id: str, reason: str, dry_run: bool, as_j
 def cases_relabel(app: AppContext, case_id: str, expected: str | None, behavior_code: str | None,
                   assertions: tuple[str, ...], critique: str | None, as_json: bool) -> None:
     """Write a new label for a case; `promote` applies it, keeping the id, recorded as a relabel."""
-    ws = app.ws
-    reg = {r["id"]: r for r in gate.case_registry(ws)}.get(case_id)
-    if reg is None or reg["status"] != gate.ACTIVE:
-        raise NotFound(f"no active case {case_id!r}")
-    old = gate.load_cases(ws, reg["set_name"])[case_id]
-    exp = rev.normalize_expected(ws, app.user, expected, behavior_code, list(assertions))
-    r = rev.record_review(ws, reg["candidate_id"], app.user, exp, verdict=old["review"]["verdict"],
-                          critique=critique or old["review"]["critique"], failure_tags=old["review"]["failure_tags"],
-                          rubric=old.get("rubric"), slice=old["slice"], difficulty=old["difficulty"],
-                          case_type=old["case_type"], sign=True)
+    r = lifecycle.relabel_case(app.ws, case_id, app.user, reference=expected, behavior_code=behavior_code,
+                               assertions=assertions, critique=critique)
     emit(as_json, {"case_id": case_id, "review_id": r.id, "signed": bool(r.signed_by)},
-         lambda: out.print(f"new label for {case_id} recorded; `evaltray promote` applies it"))
+         lambda: out().print(f"new label for {case_id} recorded; `evaltray promote` applies it"))
 
 
 @cases.command("supersede")
@@ -122,19 +110,9 @@ def cases_relabel(app: AppContext, case_id: str, expected: str | None, behavior_
 @pass_app
 def cases_supersede(app: AppContext, case_id: str, text: str | None, input_file: str | None, as_json: bool) -> None:
     """Change a case's input: a new candidate that, once labeled and promoted, gets a new id and retires the old one."""
-    ws = app.ws
-    reg = {r["id"]: r for r in gate.case_registry(ws)}.get(case_id)
-    if reg is None or reg["status"] != gate.ACTIVE:
-        raise NotFound(f"no active case {case_id!r}")
-    old = gate.load_cases(ws, reg["set_name"])[case_id]
-    messages, tools, context = _read_input(text, input_file)
-    cid = pool.add_manual(ws, app.user, old["provenance"]["source"], messages, set_name=reg["set_name"],
-                          tools=tools or old["input"]["tools"], context=context or old["input"]["context"],
-                          labels=old["labels"], slice=old["slice"], difficulty=old["difficulty"],
-                          case_type=old["case_type"], risk_level=old["risk_level"], notes=old.get("notes"),
-                          supersedes=case_id)
+    cid = lifecycle.supersede_case(app.ws, case_id, app.user, _read_input(text, input_file))
     emit(as_json, {"candidate_id": cid, "supersedes": case_id},
-         lambda: out.print(f"candidate {cid} supersedes {case_id}; label it (`evaltray review {cid}`), then promote"))
+         lambda: out().print(f"candidate {cid} supersedes {case_id}; label it (`evaltray review {cid}`), then promote"))
 
 
 @cases.command("list")
@@ -144,9 +122,8 @@ def cases_supersede(app: AppContext, case_id: str, text: str | None, input_file:
 @pass_app
 def cases_list(app: AppContext, all_: bool, set_name: str | None, as_json: bool) -> None:
     """List case ids with their status (retired ids stay listed forever with --all)."""
-    ws = app.ws
-    rows = [r for r in gate.case_registry(ws, ws.check_set(set_name)) if all_ or r["status"] == gate.ACTIVE]
-    emit(as_json, rows, lambda: out.print(table(None, ["id", "status", "candidate", "successor", "retired because"], [
+    rows = lifecycle.list_cases(app.ws, set_name, include_retired=all_)
+    emit(as_json, rows, lambda: out().print(table(None, ["id", "status", "candidate", "successor", "retired because"], [
         [r["id"], r["status"], r["candidate_id"], r["successor"], r["retired_reason"]] for r in rows])))
 
 
@@ -157,10 +134,7 @@ def cases_list(app: AppContext, all_: bool, set_name: str | None, as_json: bool)
 @pass_app
 def cases_show(app: AppContext, case_id: str, set_name: str | None, as_json: bool) -> None:
     """Show one case of the tray as JSON."""
-    ws = app.ws
-    case = gate.load_cases(ws, ws.check_set(set_name)).get(case_id)
-    if case is None:
-        raise NotFound(f"no case {case_id!r} in set {ws.check_set(set_name)!r}")
+    case = lifecycle.get_case(app.ws, case_id, set_name)
     # a case is JSON either way: --json gives it as the other commands give theirs
     emit(as_json, case, lambda: click.echo(orjson.dumps(case, option=orjson.OPT_INDENT_2).decode()))
 
@@ -181,11 +155,11 @@ def promote(app: AppContext, candidate_ids: tuple[str, ...], set_name: str | Non
     def human() -> None:
         verb = "would promote" if dry_run else "promoted"
         kinds = {k: sum(p.kind == k for p in report.promoted) for k in ("new", "relabel", "supersede")}
-        out.print(f"{verb} {len(report.promoted)} ({kinds['new']} new, {kinds['relabel']} relabeled, "
+        out().print(f"{verb} {len(report.promoted)} ({kinds['new']} new, {kinds['relabel']} relabeled, "
                   f"{kinds['supersede']} superseding); {len(report.blocked)} blocked; "
                   f"{report.awaiting_review} awaiting review")
         for cid, problems in report.blocked:
-            err.print(f"[yellow]blocked[/] {cid}: " + "; ".join(problems), highlight=False)
+            err().print(f"[yellow]blocked[/] {cid}: " + "; ".join(problems), highlight=False)
 
     emit(as_json, data, human)
 
@@ -202,8 +176,7 @@ def tray() -> None:
 def tray_validate(app: AppContext, set_name: str | None, as_json: bool) -> None:
     """Check the tray file row by row; exit 1 if anything is wrong."""
     ws = app.ws
-    names = [ws.check_set(set_name)] if set_name else ws.settings.sets
-    report = {name: [str(p) for p in gate.validate(ws, name)] for name in names}
+    report = {name: [str(p) for p in problems] for name, problems in lifecycle.validate_sets(ws, set_name).items()}
     bad = sum(len(v) for v in report.values())
 
     def human() -> None:
@@ -211,9 +184,9 @@ def tray_validate(app: AppContext, set_name: str | None, as_json: bool) -> None:
             path = ws.cases_path(name).relative_to(ws.root)
             if problems:
                 for p in problems:
-                    out.print(f"{path}: {p}", highlight=False, markup=False)
+                    out().print(f"{path}: {p}", highlight=False, markup=False)
             else:
-                out.print(f"{path}: ok")
+                out().print(f"{path}: ok")
 
     emit(as_json, {"ok": bad == 0, "problems": report}, human)
     if bad:
@@ -226,17 +199,11 @@ def tray_validate(app: AppContext, set_name: str | None, as_json: bool) -> None:
 @pass_app
 def tray_stats(app: AppContext, set_name: str | None, as_json: bool) -> None:
     """Counts of the tray by slice, source, difficulty and case type."""
-    from collections import Counter
-
-    ws = app.ws
-    cases_ = list(gate.load_cases(ws, ws.check_set(set_name)).values())
-    data = {key: dict(Counter(str(c["provenance"]["source"] if key == "source" else c[key]) for c in cases_))
-            for key in ("slice", "source", "difficulty", "case_type")}
-    data["total"] = len(cases_)  # type: ignore[assignment]
+    data = lifecycle.tray_stats(app.ws, set_name)
 
     def human() -> None:
-        out.print(f"{len(cases_)} cases")
-        for key in ("slice", "source", "difficulty", "case_type"):
-            out.print(table(f"by {key}", [key, "cases"], [[k, v] for k, v in sorted(data[key].items())]))
+        out().print(f"{data['total']} cases")
+        for key in lifecycle.STAT_AXES:
+            out().print(table(f"by {key}", [key, "cases"], [[k, v] for k, v in sorted(data[key].items())]))
 
     emit(as_json, data, human)

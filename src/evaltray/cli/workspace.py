@@ -22,7 +22,7 @@ def init(app: AppContext, directory: str, name: str | None, as_json: bool) -> No
     ws = Workspace.init(Path(directory), name=name, user=app.explicit_user)
     try:
         data = {"root": str(ws.root), "sets": ws.settings.sets, "admin": ws.settings.default_user}
-        emit(as_json, data, lambda: out.print(
+        emit(as_json, data, lambda: out().print(
             f"Created workspace [bold]{ws.settings.name}[/] in {ws.root}\n"
             f"  sets: {', '.join(ws.settings.sets)}   admin: {ws.settings.default_user}\n"
             f"Next: cd {directory} && evaltray ingest TRACES..."))
@@ -44,7 +44,7 @@ def users_add(app: AppContext, name: str, role: str, as_json: bool) -> None:
     """Add a user or change their role (admins only)."""
     app.ws.require(app.user, frozenset({Role.ADMIN}), "managing users")
     app.ws.add_user(name, role, actor=app.user)
-    emit(as_json, {"name": name, "role": role}, lambda: out.print(f"{name}: {role}"))
+    emit(as_json, {"name": name, "role": role}, lambda: out().print(f"{name}: {role}"))
 
 
 @users.command("list")
@@ -53,7 +53,7 @@ def users_add(app: AppContext, name: str, role: str, as_json: bool) -> None:
 def users_list(app: AppContext, as_json: bool) -> None:
     """List users and their roles."""
     rows = app.ws.users()
-    emit(as_json, rows, lambda: out.print(table(None, ["name", "role", "since"],
+    emit(as_json, rows, lambda: out().print(table(None, ["name", "role", "since"],
                                                 [[r["name"], r["role"], r["created_at"]] for r in rows])))
 
 
@@ -65,6 +65,6 @@ def demo(directory: str, force: bool, as_json: bool) -> None:
     """Build a workspace from bundled real traces and walk every stage."""
     from ..demo import run_demo
 
-    summary = run_demo(Path(directory), force=force, echo=None if as_json else out.print)
+    summary = run_demo(Path(directory), force=force, echo=None if as_json else out().print)
     if as_json:
         emit(True, summary, lambda: None)

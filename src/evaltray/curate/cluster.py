@@ -24,15 +24,19 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from evaltray.core.errors import EvaltrayError
+
 from .embed import normalize_rows
 
 __all__ = [
     "METHODS",
     "Anchor",
+    "ClusterError",
     "ClusterEdit",
     "ClusterEdits",
     "ClusterInfo",
     "Clustering",
+    "UnknownCluster",
     "cluster_texts",
     "evaluate",
 ]
@@ -52,6 +56,16 @@ _SILHOUETTE_SAMPLE = 3000
 _SINGLE_THREAD_BELOW = 5000
 #: Rows used to score each candidate k under k="auto".
 _AUTO_SAMPLE = 6000
+
+
+class ClusterError(EvaltrayError, ValueError):
+    """A clustering or an edit of one was asked for with arguments that cannot work."""
+
+
+class UnknownCluster(ClusterError, KeyError):
+    """No cluster has the id given."""
+
+    __str__ = Exception.__str__  # the message as written, not quoted as a KeyError's key would be
 
 
 # --------------------------------------------------------------------------- records
@@ -110,7 +124,7 @@ class ClusterEdit:
     def from_dict(cls, d: dict[str, Any]) -> ClusterEdit:
         op = d.get("op")
         if op not in ("merge", "split", "rename"):
-            raise ValueError(f"unknown cluster edit {op!r}")
+            raise ClusterError(f"unknown cluster edit {op!r}")
         return cls(op, tuple(Anchor.from_dict(a) for a in d["anchors"]), d.get("name"), d.get("k"), int(d.get("seed", 0)))
 
 
@@ -126,7 +140,7 @@ class ClusterEdits:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClusterEdits:
         if d.get("version") != 1:
-            raise ValueError(f"unsupported cluster edits version {d.get('version')!r}")
+            raise ClusterError(f"unsupported cluster edits version {d.get('version')!r}")
         return cls([ClusterEdit.from_dict(e) for e in d.get("edits", [])])
 
     def __len__(self) -> int:
@@ -173,11 +187,11 @@ class Clustering:
         return len(self.clusters)
 
     def cluster(self, cid: int) -> ClusterInfo:
-        """The cluster with id ``cid``; a missing id is a KeyError naming the ids there are."""
+        """The cluster with id ``cid``; a missing id is an :class:`UnknownCluster` naming the ids there are."""
         try:
             return self._by_id[cid]
         except KeyError:
-            raise KeyError(f"no cluster {cid} (there are {len(self.clusters)}: ids {sorted(self._by_id)[:20]}…)") from None
+            raise UnknownCluster(f"no cluster {cid} (there are {len(self.clusters)}: ids {sorted(self._by_id)[:20]}…)") from None
 
     def members(self, cid: int) -> np.ndarray:
         """Indexes of the texts in cluster ``cid``."""
@@ -240,7 +254,7 @@ class Clustering:
     def merge(self, a: int, b: int, name: str | None = None) -> Clustering:
         """Cluster ``b`` folded into ``a`` (which keeps its id); the result keeps a user name of either."""
         if a == b:
-            raise ValueError(f"cannot merge cluster {a} with itself")
+            raise ClusterError(f"cannot merge cluster {a} with itself")
         edit = ClusterEdit("merge", (self.anchor(a), self.anchor(b)), name=name)
         labels = self.labels.copy()
         labels[labels == b] = a
@@ -255,11 +269,11 @@ class Clustering:
     def split(self, cid: int, k: int = 2, seed: int = 0) -> Clustering:
         """Cluster ``cid`` cut into ``k`` by k-means on its members; the largest part keeps ``cid``."""
         if k < 2:
-            raise ValueError(f"split needs k >= 2, got {k}")
+            raise ClusterError(f"split needs k >= 2, got {k}")
         idx = self.members(cid)
         n_distinct = len({self._texts[i] for i in idx})
         if n_distinct < k:
-            raise ValueError(f"cluster {cid} has {n_distinct} distinct texts, too few to split into {k}")
+            raise ClusterError(f"cluster {cid} has {n_distinct} distinct texts, too few to split into {k}")
         edit = ClusterEdit("split", (self.anchor(cid),), k=k, seed=seed)
         labels = _split_labels(self.labels, self._vectors, cid, k, seed)
         return self._with(labels, dict(self._user_names), edit)
@@ -267,7 +281,7 @@ class Clustering:
     def rename(self, cid: int, name: str) -> Clustering:
         """Cluster ``cid`` named ``name`` by the user; the name follows the cluster when re-clustered."""
         if not name.strip():
-            raise ValueError("a cluster name cannot be empty")
+            raise ClusterError("a cluster name cannot be empty")
         edit = ClusterEdit("rename", (self.anchor(cid),), name=name)
         return self._with(self.labels, {**self._user_names, cid: name}, edit)
 
@@ -527,7 +541,7 @@ def _fit(x: np.ndarray, k: int | Literal["auto"], method: str, seed: int, max_k:
         from sklearn.cluster import HDBSCAN
 
         if k != "auto":
-            raise ValueError("hdbscan finds its own number of clusters: pass k='auto'")
+            raise ClusterError("hdbscan finds its own number of clusters: pass k='auto'")
         if n < 10:
             return np.zeros(n, dtype=np.int64)
         # HDBSCAN on raw 256-d vectors takes a minute per 10k texts and finds little; on the
@@ -537,7 +551,7 @@ def _fit(x: np.ndarray, k: int | Literal["auto"], method: str, seed: int, max_k:
         if "copy" in HDBSCAN().get_params():
             params["copy"] = True  # scikit-learn >= 1.8 warns unless this is explicit
         return HDBSCAN(**params).fit_predict(u).astype(np.int64)
-    raise ValueError(f"unknown clustering method {method!r} (one of: {', '.join(METHODS)})")
+    raise ClusterError(f"unknown clustering method {method!r} (one of: {', '.join(METHODS)})")
 
 
 def _nearest_centroid(x: np.ndarray, centroids: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
@@ -577,11 +591,11 @@ def cluster_texts(texts: Sequence[str], vectors: np.ndarray, k: int | Literal["a
     texts = list(texts)
     x = normalize_rows(vectors)
     if x.ndim != 2 or x.shape[0] != len(texts):
-        raise ValueError(f"got {len(texts)} texts but vectors of shape {np.shape(vectors)}")
+        raise ClusterError(f"got {len(texts)} texts but vectors of shape {np.shape(vectors)}")
     if method not in METHODS:
-        raise ValueError(f"unknown clustering method {method!r} (one of: {', '.join(METHODS)})")
+        raise ClusterError(f"unknown clustering method {method!r} (one of: {', '.join(METHODS)})")
     if k != "auto" and (not isinstance(k, int | np.integer) or k < 1):
-        raise ValueError(f"k must be a positive integer or 'auto', got {k!r}")
+        raise ClusterError(f"k must be a positive integer or 'auto', got {k!r}")
     valid = np.linalg.norm(x, axis=1) > 0.5
     labels = np.full(len(texts), -1, dtype=np.int64)
 
@@ -649,7 +663,7 @@ def evaluate(labels_true: Sequence[Any] | np.ndarray, labels_pred: Sequence[int]
     pred = np.asarray(labels_pred, dtype=np.int64)
     _, truth = np.unique(np.asarray(labels_true), return_inverse=True)
     if truth.shape[0] != pred.shape[0]:
-        raise ValueError(f"{truth.shape[0]} true labels but {pred.shape[0]} predicted")
+        raise ClusterError(f"{truth.shape[0]} true labels but {pred.shape[0]} predicted")
     assigned = pred >= 0
     n_assigned = int(assigned.sum())
     majority = 0

@@ -1,10 +1,28 @@
-"""Self-contained HTML pages (no JavaScript, no network): pictures where a person would rather look."""
+"""The coverage report as front ends ask for it, and its self-contained HTML page (no JavaScript, no network):
+a picture where a person would rather look."""
 
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 
-from .plan import Coverage, Plan
+from evaltray.core.store import Workspace
+from evaltray.core.util import atomic_write
+
+from .derived import curation_maps
+from .plan import Coverage, Plan, coverage, load_plan
+
+
+def coverage_report(ws: Workspace, plan: Plan | Path | None = None, set_name: str | None = None, *,
+                    html: Path | None = None) -> Coverage:
+    """Coverage of a set against a plan (the workspace's ``plan.yaml`` by default), with the cluster names of
+    the last clustering run; with ``html``, the heatmap page is written there too."""
+    if not isinstance(plan, Plan):
+        plan = load_plan(ws, plan)
+    cov = coverage(ws, plan, set_name, clusters=curation_maps(ws).clusters)
+    if html is not None:
+        atomic_write(html, coverage_page(cov, plan, f"Coverage of {ws.settings.name}").encode("utf-8"))
+    return cov
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}

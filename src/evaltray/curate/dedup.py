@@ -625,13 +625,7 @@ def dedup(ids: Sequence[str], texts: Sequence[str | bytes | None], *, near: floa
     rejected: list[DupPair] = []
     if paraphrase is not None and vecs is not None:
         t2 = time.perf_counter()
-        # each component speaks through its heaviest exact group (ties: smallest index)
-        speaker: dict[int, int] = {}
-        for i in nodes:
-            r = forest.find(i)
-            if r not in speaker or weight[i] > weight[speaker[r]]:
-                speaker[r] = i
-        members = sorted(speaker.values())
+        members = _speakers(forest, nodes, weight)
         v = vecs[[order[i] for i in members]]
         lengths = np.linalg.norm(v, axis=1)
         usable = np.flatnonzero(np.isfinite(lengths) & (lengths > 0))
@@ -647,6 +641,16 @@ def dedup(ids: Sequence[str], texts: Sequence[str | bytes | None], *, near: floa
         report("paraphrase", len(usable), len(usable))
 
     return _result(forest, sid, weight, pairs, rejected, stats, t0)
+
+
+def _speakers(forest: _Forest, nodes: list[int], weight: np.ndarray) -> list[int]:
+    """One node per component, ascending: its heaviest exact group (ties: the smallest index)."""
+    speaker: dict[int, int] = {}
+    for i in nodes:
+        r = forest.find(i)
+        if r not in speaker or weight[i] > weight[speaker[r]]:
+            speaker[r] = i
+    return sorted(speaker.values())
 
 
 def _exact_reason(norm: str) -> str:

@@ -113,17 +113,32 @@ def cluster_traces(ws: Workspace, k: int | str = "auto", backend: str = "wordlla
     """Cluster the traces' user text by intent, name the clusters, replay the user's edits, store it all."""
     from .cluster import cluster_texts
 
+    k_value = _k(k)
     ids, texts = user_texts(ws, where)
     if not ids:
         raise EvaltrayError("no traces with a payload to cluster; ingest some first")
     vectors = embed_texts(ws, texts, backend, model_path)
-    clustering = cluster_texts(texts, vectors, k=k if k == "auto" else int(k), method=method,  # type: ignore[arg-type]
+    clustering = cluster_texts(texts, vectors, k=k_value, method=method,  # type: ignore[arg-type]
                                seed=seed, pinned=load_edits(ws))
     save_clustering(ws, ids, texts, clustering, {"backend": backend, "method": method, "k": k, "seed": seed})
     return clustering
 
 
-def save_clustering(ws: Workspace, ids: list[str], texts: list[str], clustering: Any, params: dict[str, Any]) -> None:
+def _k(k: int | str) -> int | str:
+    """``auto``, or the number of clusters as an int."""
+    from .cluster import ClusterError
+
+    if k == "auto" or isinstance(k, int):
+        return k
+    try:
+        return int(k)
+    except ValueError:
+        raise ClusterError(f"k must be a positive integer or 'auto', got {k!r}") from None
+
+
+def save_clustering(ws: Workspace, ids: list[str], texts: list[str], clustering: Any,
+                    params: dict[str, Any]) -> dict[str, Any]:
+    """Store the cluster of each trace, and the clusters' names, terms, examples and edits; return the latter."""
     names = {c.id: c.name for c in clustering.clusters}
     labels = [int(x) for x in clustering.labels]
     write_table(ws, "clusters", pa.table({
@@ -141,6 +156,7 @@ def save_clustering(ws: Workspace, ids: list[str], texts: list[str], clustering:
                      for c in clustering.clusters],
     }
     atomic_write(_edits_path(ws), orjson.dumps(info, option=orjson.OPT_INDENT_2))
+    return info
 
 
 def cluster_info(ws: Workspace) -> dict[str, Any]:
@@ -151,16 +167,19 @@ def cluster_info(ws: Workspace) -> dict[str, Any]:
 
 
 def edit_clusters(ws: Workspace, op: str, a: int, b: int | None = None, name: str | None = None,
-                  k: int = 2) -> Any:
-    """Merge, split or rename clusters of the last run; the edit is kept and replayed on re-clustering."""
+                  k: int = 2) -> dict[str, Any]:
+    """Merge, split or rename clusters of the last run; the edit is kept and replayed on re-clustering.
+
+    Returns the clusters as :func:`cluster_info` gives them after the edit.
+    """
     from .cluster import cluster_texts
 
     info = cluster_info(ws)
     params = info["params"]
     ids, texts = user_texts(ws)
     vectors = embed_texts(ws, texts, params["backend"])
-    clustering = cluster_texts(texts, vectors, k=params["k"] if params["k"] == "auto" else int(params["k"]),
-                               method=params["method"], seed=params["seed"], pinned=load_edits(ws))
+    clustering = cluster_texts(texts, vectors, k=_k(params["k"]), method=params["method"],  # type: ignore[arg-type]
+                               seed=params["seed"], pinned=load_edits(ws))
     known = {c.id for c in clustering.clusters}
     for cid in (a, b):
         if cid is not None and cid not in known:
@@ -177,8 +196,7 @@ def edit_clusters(ws: Workspace, op: str, a: int, b: int | None = None, name: st
         clustering = clustering.rename(a, name)
     else:
         raise EvaltrayError(f"unknown cluster edit {op!r}")
-    save_clustering(ws, ids, texts, clustering, params)
-    return clustering
+    return save_clustering(ws, ids, texts, clustering, params)
 
 
 # --------------------------------------------------------------------------- what sampling reads

@@ -265,6 +265,7 @@ class Coverage:
     cells: list[CellCoverage]
     marginals: dict[str, dict[str, dict[str, Any]]]  # filled, minimum (ints), share, target_share (None: none set)
     unmapped_cases: int
+    grid: list[str] = field(default_factory=list)  # the plan's grid axes: the keys of every cell
 
     @property
     def gaps(self) -> list[CellCoverage]:
@@ -338,4 +339,4 @@ def coverage(ws: Workspace, plan: Plan, set_name: str | None = None, clusters: d
                                "share": round(counts.get(v, 0) / len(cases), 4) if cases else 0.0,
                                "target_share": plan.mix.get(axis, {}).get(v)}
                            for v in plan.dimensions.get(axis) or sorted(counts)}
-    return Coverage(rows, marginals, unmapped)
+    return Coverage(rows, marginals, unmapped, list(plan.grid))

@@ -15,13 +15,15 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
 from evaltray.core.traces import TraceStore, one_row
 
-from .plan import Plan, assign_traces, coverage
+from .derived import curation_maps
+from .plan import CellCoverage, Plan, assign_traces, coverage, load_plan, plan_path
 
 OUTLIERS = ("latency", "cost", "feedback", "errors", "long", "tool_failures", "terse", "verbose", "abandoned")
 _REFUSAL = re.compile(r"\b(i can(?:no|')t|i am unable|i'm unable|i won't|sorry, but|i cannot help|unable to assist)\b", re.I)
@@ -136,6 +138,25 @@ def _abandoned(store: TraceStore, base: str) -> list[str]:
     return out
 
 
+class _Picks:
+    """The picks made so far, at most ``size``; a trace is picked once, for the first reason found."""
+
+    def __init__(self, size: int, weights: dict[str, int]) -> None:
+        self.size = size
+        self.weights = weights
+        self.chosen: dict[str, Pick] = {}
+
+    @property
+    def room(self) -> int:
+        return self.size - len(self.chosen)
+
+    def take(self, tid: str, stratum: str, reason: str, labels: dict[str, str] | None = None) -> None:
+        self.chosen[tid] = Pick(tid, stratum, reason, self.weights.get(tid, 1), labels or {})
+
+    def sorted(self) -> list[Pick]:
+        return sorted(self.chosen.values(), key=lambda p: p.trace_id)
+
+
 def sample(ws: Workspace, plan: Plan | None, size: int, *, outliers: Iterable[str] = (), seed: int = 0,
            uniform: bool = False, clusters: dict[str, str] | None = None, exclude_clusters: Iterable[str] = (),
            dup_of: dict[str, str] | None = None, weights: dict[str, int] | None = None,
@@ -151,105 +172,133 @@ def sample(ws: Workspace, plan: Plan | None, size: int, *, outliers: Iterable[st
     if size <= 0:
         raise EvaltrayError("--size must be positive")
     set_name = ws.check_set(set_name)
-    store = ws.trace_store()
-    dup_of = dup_of or {}
-    weights = weights or {}
     clusters = clusters or {}
-    excluded_clusters = set(exclude_clusters)
     result = SampleResult()
+    eligible = _eligible(ws, set_name, where, dup_of or {}, clusters, set(exclude_clusters), result.excluded)
+    picks = _Picks(size, weights or {})
+    if uniform:
+        for t in _ordered(eligible, seed)[:size]:
+            picks.take(t, "uniform", "uniform random sample of the traffic (seed 002)")
+        result.picks = picks.sorted()
+        return result
+    kinds = list(outliers)
+    if kinds:
+        result.shortfall.update(_pick_outliers(ws.trace_store(), picks, eligible, kinds, where, seed, outlier_share))
+    if clusters and failure_share > 0:
+        _pick_failures(ws, set_name, picks, eligible, clusters, seed, failure_share)
+    if plan is not None:
+        result.shortfall.update(_pick_gaps(ws, plan, set_name, picks, eligible, clusters, where, seed))
+    rest = [t for t in eligible if t not in picks.chosen]
+    for t in _spread_over_clusters(rest, clusters, picks.room, seed):
+        name = clusters.get(t)
+        picks.take(t, f"cluster:{name}" if name else "traffic",
+                   f"cluster {name!r}: proportional share, small clusters oversampled" if name
+                   else "remaining budget, uniform")
+    result.picks = picks.sorted()
+    return result
 
+
+def _eligible(ws: Workspace, set_name: str, where: str | None, dup_of: dict[str, str], clusters: dict[str, str],
+              excluded_clusters: set[str], excluded: dict[str, int]) -> list[str]:
+    """The traces in scope that may be picked; ``excluded`` counts the others by why they were left out."""
     from evaltray.tray import candidates as pool
 
     taken_traces = {c.trace_id for c in pool.list_candidates(ws, set_name) if c.trace_id}
     taken_groups = {dup_of.get(t, t) for t in taken_traces}
     base = "payload_kept" + (f" AND ({where})" if where else "")
-    scope = store.query(base, columns=["trace_id"]).column("trace_id").to_pylist()
+    scope = ws.trace_store().query(base, columns=["trace_id"]).column("trace_id").to_pylist()
     eligible: list[str] = []
     for t in scope:
         if t in taken_traces:
-            result.excluded["already in the pool"] = result.excluded.get("already in the pool", 0) + 1
+            why = "already in the pool"
         elif dup_of.get(t, t) != t:
-            result.excluded["duplicate of a representative"] = result.excluded.get("duplicate of a representative", 0) + 1
+            why = "duplicate of a representative"
         elif t in taken_groups:
-            result.excluded["duplicate of a pool/tray row"] = result.excluded.get("duplicate of a pool/tray row", 0) + 1
+            why = "duplicate of a pool/tray row"
         elif clusters.get(t) in excluded_clusters:
-            result.excluded["excluded cluster"] = result.excluded.get("excluded cluster", 0) + 1
+            why = "excluded cluster"
         else:
             eligible.append(t)
-    chosen: dict[str, Pick] = {}
+            continue
+        excluded[why] = excluded.get(why, 0) + 1
+    return eligible
 
-    def take(tid: str, stratum: str, reason: str, labels: dict[str, str] | None = None) -> None:
-        chosen[tid] = Pick(tid, stratum, reason, weights.get(tid, 1), labels or {})
 
-    if uniform:
-        for t in _ordered(eligible, seed)[:size]:
-            take(t, "uniform", "uniform random sample of the traffic (seed 002)")
-        result.picks = sorted(chosen.values(), key=lambda p: p.trace_id)
-        return result
-
+def _pick_outliers(store: TraceStore, picks: _Picks, eligible: list[str], kinds: list[str], where: str | None,
+                   seed: int, share: float) -> dict[str, int]:
+    """An equal share of ``share`` of the budget per outlier kind; returns what each kind fell short by."""
+    shortfall = {}
     eligible_set = set(eligible)
-    kinds = list(outliers)
-    if kinds:
-        per_kind = max(1, int(size * outlier_share) // len(kinds))
-        found = _outlier_ids(store, kinds, where)
-        for kind in kinds:
-            ids = [t for t in _ordered(found[kind], seed) if t in eligible_set and t not in chosen]
-            for t in ids[:min(per_kind, size - len(chosen))]:
-                take(t, f"outlier:{kind}", _OUTLIER_REASON[kind])
-            if len(ids) < per_kind:
-                result.shortfall[f"outlier:{kind}"] = per_kind - len(ids)
+    per_kind = max(1, int(picks.size * share) // len(kinds))
+    found = _outlier_ids(store, kinds, where)
+    for kind in kinds:
+        ids = [t for t in _ordered(found[kind], seed) if t in eligible_set and t not in picks.chosen]
+        for t in ids[:min(per_kind, picks.room)]:
+            picks.take(t, f"outlier:{kind}", _OUTLIER_REASON[kind])
+        if len(ids) < per_kind:
+            shortfall[f"outlier:{kind}"] = per_kind - len(ids)
+    return shortfall
 
-    if clusters and failure_share > 0:
-        # failure modes found in review: more traffic like the failing traces, from the same clusters
-        tagged = failure_clusters(ws, set_name, clusters)
-        if tagged:
-            per_tag = max(1, int(size * failure_share) // len(tagged))
-            for tag, names in sorted(tagged.items()):
-                ids = [t for t in _ordered(eligible, seed) if clusters.get(t) in names and t not in chosen]
-                for t in ids[:min(per_tag, size - len(chosen))]:
-                    take(t, f"failure:{tag}", f"same intent cluster ({clusters[t]!r}) as traces a reviewer "
-                                              f"tagged {tag!r}")
 
-    if plan is not None:
-        cov = coverage(ws, plan, set_name, clusters=clusters, fillable_per_cell=0)
-        assigned = assign_traces(ws, plan, where=where, clusters=clusters)
-        # a trace fits a gap when the axes its rules set agree with the cell; traces that know more of
-        # the cell's axes come first (a pick with unknown axes names what a curator must label)
-        by_cell: dict[tuple[str, ...], dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for t in eligible:
-            axes = assigned.get(t) or {}
-            if axes.get(plan.grid[0]) is None:
-                continue
-            for c in cov.gaps:
-                if all(axes.get(a) in (None, v) for a, v in c.cell.items()):
-                    known = sum(axes.get(a) is not None for a in c.cell)
-                    by_cell[tuple(c.cell.values())][known].append(t)
-        for c in cov.gaps:
-            if len(chosen) >= size:
-                break
-            key = tuple(c.cell.values())
-            need = min(max(0, c.gap - c.pending), size - len(chosen))
-            where_cell = ", ".join(f"{a}={v}" for a, v in c.cell.items())
-            got = 0
-            for known in sorted(by_cell[key], reverse=True):
-                ids = [t for t in by_cell[key][known] if t not in chosen]
-                for t in _spread_over_clusters(ids, clusters, need - got, seed):
-                    axes = assigned.get(t) or {}
-                    unknown = [a for a in c.cell if axes.get(a) is None]
-                    reason = f"fills a coverage gap ({c.filled}/{c.target} in plan cell {where_cell})"
-                    if unknown:
-                        reason += f"; {', '.join(unknown)} not known from the trace: label it"
-                    take(t, "cell:" + "/".join(key), reason, {a: v for a, v in c.cell.items() if a not in unknown})
-                    got += 1
-            if got < need:
-                result.shortfall["cell:" + "/".join(key)] = need - got
-    rest = [t for t in eligible if t not in chosen]
-    for t in _spread_over_clusters(rest, clusters, size - len(chosen), seed):
-        name = clusters.get(t)
-        take(t, f"cluster:{name}" if name else "traffic",
-             f"cluster {name!r}: proportional share, small clusters oversampled" if name else "remaining budget, uniform")
-    result.picks = sorted(chosen.values(), key=lambda p: p.trace_id)
-    return result
+def _pick_failures(ws: Workspace, set_name: str, picks: _Picks, eligible: list[str], clusters: dict[str, str],
+                   seed: int, share: float) -> None:
+    """Failure modes found in review: more traffic like the failing traces, from the same clusters."""
+    tagged = failure_clusters(ws, set_name, clusters)
+    if not tagged:
+        return
+    per_tag = max(1, int(picks.size * share) // len(tagged))
+    for tag, names in sorted(tagged.items()):
+        ids = [t for t in _ordered(eligible, seed) if clusters.get(t) in names and t not in picks.chosen]
+        for t in ids[:min(per_tag, picks.room)]:
+            picks.take(t, f"failure:{tag}", f"same intent cluster ({clusters[t]!r}) as traces a reviewer tagged {tag!r}")
+
+
+def _pick_gaps(ws: Workspace, plan: Plan, set_name: str, picks: _Picks, eligible: list[str],
+               clusters: dict[str, str], where: str | None, seed: int) -> dict[str, int]:
+    """Fill the plan's gaps, largest traffic first; returns what each cell fell short by."""
+    shortfall = {}
+    cov = coverage(ws, plan, set_name, clusters=clusters, fillable_per_cell=0)
+    assigned = assign_traces(ws, plan, where=where, clusters=clusters)
+    by_cell = _gap_fits(plan, cov.gaps, eligible, assigned)
+    for c in cov.gaps:
+        if picks.room <= 0:
+            break
+        key = tuple(c.cell.values())
+        need = min(max(0, c.gap - c.pending), picks.room)
+        where_cell = ", ".join(f"{a}={v}" for a, v in c.cell.items())
+        got = 0
+        for known in sorted(by_cell[key], reverse=True):
+            ids = [t for t in by_cell[key][known] if t not in picks.chosen]
+            for t in _spread_over_clusters(ids, clusters, need - got, seed):
+                axes = assigned.get(t) or {}
+                unknown = [a for a in c.cell if axes.get(a) is None]
+                reason = f"fills a coverage gap ({c.filled}/{c.target} in plan cell {where_cell})"
+                if unknown:
+                    reason += f"; {', '.join(unknown)} not known from the trace: label it"
+                picks.take(t, "cell:" + "/".join(key), reason, {a: v for a, v in c.cell.items() if a not in unknown})
+                got += 1
+        if got < need:
+            shortfall["cell:" + "/".join(key)] = need - got
+    return shortfall
+
+
+def _gap_fits(plan: Plan, gaps: list[CellCoverage], eligible: list[str],
+              assigned: dict[str, dict[str, str]]) -> dict[tuple[str, ...], dict[int, list[str]]]:
+    """Per gap cell, the traces that fit it, by how many of its axes they know.
+
+    A trace fits a gap when the axes its rules set agree with the cell; traces that know more of the cell's
+    axes come first (a pick with unknown axes names what a curator must label).
+    """
+    by_cell: dict[tuple[str, ...], dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for t in eligible:
+        axes = assigned.get(t) or {}
+        if axes.get(plan.grid[0]) is None:
+            continue
+        for c in gaps:
+            if all(axes.get(a) in (None, v) for a, v in c.cell.items()):
+                known = sum(axes.get(a) is not None for a in c.cell)
+                by_cell[tuple(c.cell.values())][known].append(t)
+    return by_cell
 
 
 def failure_clusters(ws: Workspace, set_name: str, clusters: dict[str, str]) -> dict[str, set[str]]:
@@ -283,6 +332,41 @@ def add_picks(ws: Workspace, actor: str, picks: list[Pick], seed: int, set_name:
     return pool.add_from_traces(ws, actor, set_name=set_name, trace_ids=list(by_id), cut=cut, annotate=annotate)
 
 
+@dataclass
+class PoolFill:
+    """What :func:`sample_to_pool` picked, and the candidates it added for the picks."""
+
+    sample: SampleResult
+    added: list[str]  # candidate ids; none on a dry run
+    plan: Plan | None  # the plan sampled to (None: a uniform sample, or no plan)
+    plan_file: Path | None  # where that plan was read from
+
+
+def sample_to_pool(ws: Workspace, actor: str, size: int, *, plan: Plan | Path | None = None,
+                   outliers: Iterable[str] = (), seed: int = 0, uniform: bool = False,
+                   exclude_clusters: Iterable[str] = (), where: str | None = None, set_name: str | None = None,
+                   cut: str = "last-user", dry_run: bool = False) -> PoolFill:
+    """Sample ``size`` traces (see :func:`sample`) over the last dedup and clustering runs and add the picks to
+    the candidate pool (nothing is added on a dry run).
+
+    ``plan`` is a plan, a plan file, or None for the workspace's ``plan.yaml`` when there is one; a ``uniform``
+    sample ignores it.
+    """
+    plan_file = None
+    if uniform:
+        plan = None
+    elif not isinstance(plan, Plan):
+        path = plan or plan_path(ws)
+        plan_file = path if plan is not None or path.exists() else None
+        plan = load_plan(ws, plan_file) if plan_file is not None else None
+    maps = curation_maps(ws)
+    result = sample(ws, plan, size, outliers=outliers, seed=seed, uniform=uniform, clusters=maps.clusters,
+                    exclude_clusters=exclude_clusters, dup_of=maps.dup_of, weights=maps.weights, where=where,
+                    set_name=set_name)
+    added = [] if dry_run else add_picks(ws, actor, result.picks, seed, set_name=set_name, cut=cut)
+    return PoolFill(result, added, plan, plan_file)
+
+
 def _spread_over_clusters(ids: list[str], clusters: dict[str, str], n: int, seed: int) -> list[str]:
     if n <= 0 or not ids:
         return []
@@ -309,4 +393,4 @@ _OUTLIER_REASON = {
 }
 
 
-__all__ = ["OUTLIERS", "Pick", "SampleResult", "allocate_clusters", "add_picks", "sample"]
+__all__ = ["OUTLIERS", "Pick", "PoolFill", "SampleResult", "add_picks", "allocate_clusters", "sample", "sample_to_pool"]

@@ -19,17 +19,19 @@ import yaml
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import Message
+from evaltray.core.registry import Registry
+from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, canonical_json
 from evaltray.ingest._common import chat_message
 
 from .gate import check_case
+from .release import load_manifest, select_cases
 
-__all__ = ["EXPORT_FORMATS", "export_cases"]
+__all__ = ["EXPORTERS", "ExportError", "Exported", "Exporter", "export_cases", "export_file_name", "export_release"]
 
-EXPORT_FORMATS: tuple[str, ...] = ("promptfoo", "inspect", "hf", "jsonl")
 
-#: File name used when ``out`` is a folder: ``<split><suffix>``.
-_SUFFIXES = {"promptfoo": ".promptfoo.yaml", "inspect": ".inspect.jsonl", "hf": ".parquet", "jsonl": ".jsonl"}
+class ExportError(EvaltrayError):
+    """Cases cannot be exported: an unknown format, a row without its release, or an invalid case."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,68 @@ class _Row:
         return str(self.case["id"])
 
 
+Writer = Callable[[list[_Row], _Release], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Exporter:
+    """A target format: how its file ends and how its bytes are written."""
+
+    name: str
+    suffix: str
+    write: Writer
+
+
+#: Every export format by name; ``EXPORTERS.get("csv")`` names the ones there are.
+EXPORTERS: Registry[Exporter] = Registry("export format", error=ExportError)
+
+
+def _exporter(name: str, suffix: str) -> Callable[[Writer], Writer]:
+    """Decorator: register a writer as the export format ``name`` whose files end in ``suffix``."""
+
+    def wrap(write: Writer) -> Writer:
+        EXPORTERS.add(name, Exporter(name, suffix, write))
+        return write
+
+    return wrap
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """What :func:`export_release` wrote."""
+
+    path: Path
+    cases: int
+    format: str
+    set_name: str
+    split: str  # the split or the named subset
+    release: str
+    release_hash: str
+
+
+def export_file_name(fmt: str, part: str, version: str | None = None, set_name: str | None = None) -> str:
+    """The one naming rule: ``[<version>-<set>-]<part><suffix>``, e.g. ``1.1.0-main-dev.promptfoo.yaml``."""
+    stem = f"{version}-{set_name}-{part}" if version is not None else part
+    return stem + EXPORTERS.get(fmt).suffix
+
+
+def export_release(ws: Workspace, version: str, *, to: str, split: str = "dev", subset: str | None = None,
+                   set_name: str | None = None, out: Path | None = None) -> Exported:
+    """Export one set of release ``version`` (a split, or a named subset) in format ``to``.
+
+    Written to ``out`` (a file, or a folder as in :func:`export_cases`), by default to
+    ``exports/<version>-<set>-<split or subset><suffix>`` in the workspace.
+    """
+    EXPORTERS.get(to)  # an unknown format fails before anything is read
+    set_name = ws.check_set(set_name)
+    cases = select_cases(ws, version, set_name, split=split, subset=subset)
+    part = subset or split
+    release_hash = load_manifest(ws, version)["content_hash"]
+    path = out if out is not None else ws.root / "exports" / export_file_name(to, part, version, set_name)
+    written = export_cases(cases, to, path, release=version, release_hash=release_hash, split=part)
+    return Exported(written, len(cases), to, set_name, part, version, release_hash)
+
+
 def export_cases(cases: Sequence[Mapping[str, Any]], fmt: str, out: Path, *, release: str, release_hash: str,
                  split: str) -> Path:
     """Write ``cases`` (sorted by id) in format ``fmt`` to ``out`` atomically and return the path written.
@@ -58,19 +122,17 @@ def export_cases(cases: Sequence[Mapping[str, Any]], fmt: str, out: Path, *, rel
     ``out`` is the file to write, or a folder (existing, or a path without a suffix) in which
     ``<split>.promptfoo.yaml`` / ``<split>.inspect.jsonl`` / ``<split>.parquet`` / ``<split>.jsonl`` is written.
     """
-    writer = _WRITERS.get(fmt)
-    if writer is None:
-        raise EvaltrayError(f"unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    exporter = EXPORTERS.get(fmt)
     for name, value in (("release", release), ("release_hash", release_hash), ("split", split)):
         if not isinstance(value, str) or not value.strip():
-            raise EvaltrayError(f"cannot export without a {name}: every exported row must point back to its release")
+            raise ExportError(f"cannot export without a {name}: every exported row must point back to its release")
     if "/" in split or "\\" in split:
-        raise EvaltrayError(f"split {split!r} may not contain a path separator")
+        raise ExportError(f"split {split!r} may not contain a path separator")
     rows = _rows(cases)
     path = Path(out)
     if path.is_dir() or not path.suffix:
-        path = path / f"{split}{_SUFFIXES[fmt]}"
-    atomic_write(path, writer(rows, _Release(release, release_hash, split)))
+        path = path / export_file_name(fmt, split)
+    atomic_write(path, exporter.write(rows, _Release(release, release_hash, split)))
     return path
 
 
@@ -85,19 +147,19 @@ def _rows(cases: Sequence[Mapping[str, Any]]) -> list[_Row]:
         raw_id = raw.get("id") if isinstance(raw, Mapping) else None
         label = f"case {raw_id!r}" if isinstance(raw_id, str) else f"case #{index + 1}"
         if not isinstance(raw, Mapping):
-            raise EvaltrayError(f"{label} is not a JSON object")
+            raise ExportError(f"{label} is not a JSON object")
         case, problems = check_case(dict(raw))
         if case is None:
             # Problems name fields and rules only, never the offending values (they may hold PII).
-            raise EvaltrayError(f"{label} is not a valid golden-tray case: {'; '.join(problems)}")
+            raise ExportError(f"{label} is not a valid golden-tray case: {'; '.join(problems)}")
         if case["id"] in seen:
-            raise EvaltrayError(f"case {case['id']!r} appears twice: an export needs unique case ids")
+            raise ExportError(f"case {case['id']!r} appears twice: an export needs unique case ids")
         seen.add(case["id"])
         messages = []
         for pos, m in enumerate(case["input"]["messages"], 1):
             message = chat_message(m)
             if message is None:
-                raise EvaltrayError(f"{label}: input message {pos} has no role")
+                raise ExportError(f"{label}: input message {pos} has no role")
             messages.append(message)
         rows.append(_Row(case, messages))
     return sorted(rows, key=lambda r: r.id)
@@ -121,6 +183,19 @@ def _metadata(row: _Row, rel: _Release) -> dict[str, Any]:
         "release": rel.version,
         "release_hash": rel.hash,
         "split": rel.split,
+    }
+
+
+def _expectation(case: dict[str, Any], reference_key: str) -> dict[str, Any]:
+    """The expected behaviour and what grounds it, as both the Inspect metadata and the Hugging Face row carry it."""
+    exp, inp = case["expected"], case["input"]
+    return {
+        reference_key: exp["reference"],
+        "behavior_code": exp["behavior_code"],
+        "assertions": list(exp["assertions"]),
+        "rubric": case["rubric"],
+        "context": list(inp["context"]),
+        "retrieved_doc_ids": list(inp["retrieved_doc_ids"]),
     }
 
 
@@ -199,6 +274,7 @@ _PROMPTFOO_HEADER = ("# promptfoo tests exported by evaltray. Run with your prom
                      "#   promptfoo eval -c promptfooconfig.yaml -c <this file>\n")
 
 
+@_exporter("promptfoo", ".promptfoo.yaml")
 def _promptfoo(rows: list[_Row], rel: _Release) -> bytes:
     tests = []
     for row in rows:
@@ -237,7 +313,7 @@ def _inspect_messages(row: _Row) -> list[dict[str, Any]]:
     for m in row.messages:
         role = _INSPECT_ROLES.get(m.role)
         if role is None:
-            raise EvaltrayError(f"case {row.id!r}: Inspect AI has no message role {m.role!r}")
+            raise ExportError(f"case {row.id!r}: Inspect AI has no message role {m.role!r}")
         # Inspect refuses a message without content; an assistant turn that only calls tools has none.
         d: dict[str, Any] = {"role": role, "content": m.content or ""}
         if role == "assistant" and m.tool_calls:
@@ -267,20 +343,14 @@ def _inspect_target(expected: dict[str, Any]) -> str | list[str]:
     return expected["reference"] or expected["behavior_code"] or list(expected["assertions"])
 
 
+@_exporter("inspect", ".inspect.jsonl")
 def _inspect(rows: list[_Row], rel: _Release) -> bytes:
     lines = []
     for row in rows:
-        c, exp = row.case, row.case["expected"]
-        metadata = _metadata(row, rel) | {
-            "reference": exp["reference"],
-            "behavior_code": exp["behavior_code"],
-            "assertions": list(exp["assertions"]),
-            "rubric": c["rubric"],
-            "context": list(c["input"]["context"]),
-            "retrieved_doc_ids": list(c["input"]["retrieved_doc_ids"]),
-            "tools": list(c["input"]["tools"]),
-        }
-        sample = {"id": row.id, "input": _inspect_messages(row), "target": _inspect_target(exp), "metadata": metadata}
+        c = row.case
+        metadata = _metadata(row, rel) | _expectation(c, "reference") | {"tools": list(c["input"]["tools"])}
+        sample = {"id": row.id, "input": _inspect_messages(row), "target": _inspect_target(c["expected"]),
+                  "metadata": metadata}
         lines.append(orjson.dumps(sample) + b"\n")
     return b"".join(lines)
 
@@ -327,22 +397,14 @@ def _hf_schema() -> pa.Schema:
     return _HF_SCHEMA.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
 
 
+@_exporter("hf", ".parquet")
 def _hf(rows: list[_Row], rel: _Release) -> bytes:
     records = []
     for row in rows:
-        c, exp = row.case, row.case["expected"]
-        meta = _metadata(row, rel)
-        records.append(meta | {
-            "messages": [_openai_message(m) for m in row.messages],
-            "input": _last_user_text(row.messages),
-            "expected_reference": exp["reference"],
-            "behavior_code": exp["behavior_code"],
-            "assertions": list(exp["assertions"]),
-            "rubric": c["rubric"],
-            "context": list(c["input"]["context"]),
-            "retrieved_doc_ids": list(c["input"]["retrieved_doc_ids"]),
-            "tools": _json_text(c["input"]["tools"]),
-        })
+        c = row.case
+        records.append(_metadata(row, rel)
+                       | {"messages": [_openai_message(m) for m in row.messages], "input": _last_user_text(row.messages)}
+                       | _expectation(c, "expected_reference") | {"tools": _json_text(c["input"]["tools"])})
     table = pa.Table.from_pylist(records, schema=_hf_schema())
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
@@ -352,14 +414,8 @@ def _hf(rows: list[_Row], rel: _Release) -> bytes:
 # ----------------------------------------------------------------------------- plain JSONL
 
 
+@_exporter("jsonl", ".jsonl")
 def _jsonl(rows: list[_Row], rel: _Release) -> bytes:
     """The cases in their normal form, one canonical JSON object per line (the release names the file)."""
     return b"".join(canonical_json(row.case) + b"\n" for row in rows)
 
-
-_WRITERS: dict[str, Callable[[list[_Row], _Release], bytes]] = {
-    "promptfoo": _promptfoo,
-    "inspect": _inspect,
-    "hf": _hf,
-    "jsonl": _jsonl,
-}

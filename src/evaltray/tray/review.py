@@ -6,18 +6,19 @@ An adjudicator (or admin) signs the review off; only a signed review lets a cand
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from evaltray.core.errors import EvaltrayError, NotFound
+from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import LABEL_ROLES, SIGN_ROLES
 from evaltray.core.store import Workspace, inserted_id
 from evaltray.core.util import dumps, loads, now_iso
 
-from .candidates import PENDING, PROMOTED, Candidate, get
+from .candidates import PENDING, PROMOTED, REJECTED, Candidate, get, list_candidates
 
 DIFFICULTIES = ("easy", "medium", "hard")
 CASE_TYPES = ("typical", "edge", "adversarial", "safety")
@@ -106,21 +107,27 @@ def latest_review(ws: Workspace, candidate_id: str) -> Review | None:
     return Review.from_row(row) if row else None
 
 
-def get_review(ws: Workspace, review_id: int) -> Review:
-    reviews = ws.t["reviews"]
-    with ws.tx() as conn:
-        row = conn.execute(sa.select(reviews).where(reviews.c.id == review_id)).first()
-    if row is None:
-        raise NotFound(f"no review {review_id}")
-    return Review.from_row(row)
+def unsigned(ws: Workspace, set_name: str | None = None) -> list[str]:
+    """Candidates of the set (not rejected) whose latest review awaits a sign-off."""
+    ids = []
+    for cand in list_candidates(ws, ws.check_set(set_name), None):
+        review = latest_review(ws, cand.id)
+        if cand.status != REJECTED and review is not None and not review.signed_by:
+            ids.append(cand.id)
+    return ids
 
 
-def sign_off(ws: Workspace, candidate_ids: list[str], signer: str, dry_run: bool = False) -> list[int]:
-    """Sign the latest review of each candidate; a candidate without a review is an error."""
+def sign_off(ws: Workspace, candidate_ids: Iterable[str], signer: str, dry_run: bool = False, *,
+             every_unsigned: bool = False, set_name: str | None = None) -> list[int]:
+    """Sign the latest review of each candidate (and, with ``every_unsigned``, of every :func:`unsigned` one
+    of the set); a candidate without a review is an error. Returns the ids of the reviews signed."""
     ws.require(signer, SIGN_ROLES, "signing labels off")
     signed: list[int] = []
     reviews = ws.t["reviews"]
-    for cid in candidate_ids:
+    ids = list(candidate_ids) + (unsigned(ws, set_name) if every_unsigned else [])
+    if every_unsigned and not ids:
+        raise EvaltrayError(f"nothing to sign: no review in set {ws.check_set(set_name)!r} awaits a sign-off")
+    for cid in ids:
         review = latest_review(ws, cid)
         if review is None:
             raise EvaltrayError(f"candidate {cid} has no review to sign; label it first (`evaltray review`)")
@@ -146,6 +153,95 @@ def queue(ws: Workspace, set_name: str | None = None) -> list[Candidate]:
         return [Candidate.from_row(r) for r in conn.execute(q)]
 
 
+# ----------------------------------------------------------------------------- a review session
+
+
+class BlindReviewError(EvaltrayError):
+    """A step of a review was taken out of order: the blind rule (seed 001) forbids it."""
+
+
+class ReviewSession:
+    """One reviewer's pass over candidates (the named ones, else the queue), in order.
+
+    The blind rule (seed 001, ``write_expected_first``) is kept here, so every front end keeps it: a
+    candidate's recorded output is given out only once its expected behaviour is written, unless the session
+    is opened with ``show_output_first``; each review records whether its expected behaviour came first.
+    """
+
+    def __init__(self, ws: Workspace, reviewer: str, candidate_ids: Iterable[str] = (), *, set_name: str | None = None,
+                 limit: int | None = None, show_output_first: bool = False, sign: bool = True) -> None:
+        self.ws = ws
+        self.reviewer = reviewer
+        #: whether the recorded output stays hidden until the expected behaviour is written
+        self.blind = ws.settings.write_expected_first and not show_output_first
+        #: whether the reviews are signed off as they are recorded (the reviewer's role allows it)
+        self.signs = sign and ws.role_of(reviewer) in SIGN_ROLES
+        ids = list(candidate_ids)
+        items = [get(ws, c) for c in ids] if ids else queue(ws, set_name)
+        self.candidates = items if limit is None else items[:limit]
+
+    def __iter__(self) -> Iterator[ReviewStep]:
+        return (ReviewStep(self, cand) for cand in self.candidates)
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def review_all(self, reference: str | None = None, behavior_code: str | None = None,
+                   assertions: Iterable[str] = (), **review: Any) -> list[Review]:
+        """Give every candidate the same expected behaviour (written before any output is seen) and review fields
+        (``verdict``, ``critique``, ``failure_tags``, ``slice``, ``difficulty``, ``case_type``)."""
+        done = []
+        for step in self:
+            step.write_expected(reference, behavior_code, list(assertions))
+            done.append(step.record(**review))
+        return done
+
+
+class ReviewStep:
+    """One candidate under review: write its expected behaviour, see its recorded output, record the review.
+
+    ``candidate`` is the candidate without its recorded output; :meth:`recorded_output` gives that out.
+    """
+
+    def __init__(self, session: ReviewSession, candidate: Candidate) -> None:
+        self._session = session
+        self._output = candidate.recorded_output
+        self.candidate = replace(candidate, recorded_output=None)
+        self.expected: dict[str, Any] | None = None
+        self._output_seen_first = False
+
+    def write_expected(self, reference: str | None = None, behavior_code: str | None = None,
+                       assertions: list[str] | None = None) -> dict[str, Any]:
+        """Write the expected behaviour (see :func:`normalize_expected`); it may be rewritten until recorded."""
+        s = self._session
+        self.expected = normalize_expected(s.ws, s.reviewer, reference, behavior_code, assertions)
+        return self.expected
+
+    def recorded_output(self) -> str | None:
+        """The output the system recorded; in a blind session only once the expected behaviour is written."""
+        if self.expected is None:
+            if self._session.blind:
+                raise BlindReviewError(f"candidate {self.candidate.id}: write the expected behaviour before the "
+                                       "recorded output is shown (blind review)")
+            self._output_seen_first = True
+        return self._output
+
+    def record(self, *, verdict: str | None = None, critique: str | None = None,
+               failure_tags: list[str] | None = None, slice: str | None = None, difficulty: str | None = None,
+               case_type: str | None = None) -> Review:
+        """Store the review; it is recorded as blind unless the output was shown before the expected behaviour."""
+        if self.expected is None:
+            raise BlindReviewError(f"candidate {self.candidate.id}: write the expected behaviour before recording "
+                                   "the review")
+        s = self._session
+        return record_review(s.ws, self.candidate.id, s.reviewer, self.expected, verdict=verdict, critique=critique,
+                             failure_tags=failure_tags, slice=slice or None, difficulty=difficulty,
+                             case_type=case_type, expected_first=not self._output_seen_first, sign=s.signs)
+
+
+# ----------------------------------------------------------------------------- labels made elsewhere
+
+
 @dataclass
 class ImportReport:
     imported: list[int] = field(default_factory=list)
@@ -155,7 +251,8 @@ class ImportReport:
 _TRUE = {"1", "true", "yes", "y"}
 
 
-def _split_list(value: str | None) -> list[str]:
+def split_list(value: str | None) -> list[str]:
+    """A list a person typed: ``a; b; c`` or a JSON list; blanks dropped."""
     if not value:
         return []
     value = value.strip()
@@ -183,7 +280,7 @@ def import_labels(ws: Workspace, path: Path, actor: str, dry_run: bool = False) 
                 raise EvaltrayError("no candidate_id")
             labeler = (row.get("labeled_by") or "").strip() or actor
             expected = normalize_expected(ws, labeler, row.get("expected") or row.get("reference"),
-                                          row.get("behavior_code"), _split_list(row.get("assertions")),
+                                          row.get("behavior_code"), split_list(row.get("assertions")),
                                           (row.get("expected_origin") or "human").strip() or "human")
             if dry_run:
                 get(ws, cid)
@@ -191,7 +288,7 @@ def import_labels(ws: Workspace, path: Path, actor: str, dry_run: bool = False) 
                 continue
             review = record_review(
                 ws, cid, labeler, expected, verdict=(row.get("verdict") or "").strip().lower() or None,
-                critique=row.get("critique"), failure_tags=_split_list(row.get("failure_tags")),
+                critique=row.get("critique"), failure_tags=split_list(row.get("failure_tags")),
                 rubric=row.get("rubric") or None, slice=(row.get("slice") or "").strip() or None,
                 difficulty=(row.get("difficulty") or "").strip() or None,
                 case_type=(row.get("case_type") or "").strip() or None,
