@@ -6,31 +6,10 @@ import json
 from pathlib import Path
 
 import click
-import orjson
-import pytest
-from click.testing import CliRunner
 
 from evaltray.cli import cli
 
-
-def run(*args: str, input: str | None = None, ok: bool = True, env: dict | None = None):
-    result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output + result.stderr
-    return result
-
-
-@pytest.fixture
-def shop(tmp_path, monkeypatch) -> Path:
-    run("--user", "alice", "init", "shop-bot")
-    monkeypatch.chdir(tmp_path / "shop-bot")
-    chats = tmp_path / "chats.jsonl"
-    rows = [{"id": f"t{i}", "metadata": {"feature": "refunds" if i % 2 else "shipping"},
-             "messages": [{"role": "user", "content": f"question {i}?"}, {"role": "assistant", "content": f"answer {i}"}]}
-            for i in range(10)]
-    chats.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
-    run("ingest", str(chats))
-    return tmp_path / "shop-bot"
+from .runner import run
 
 
 def _walk(group: click.Group, prefix=()):
@@ -158,3 +137,26 @@ def test_dry_run_writes_nothing(shop):
     assert added["dry_run"] and len(added["added"]) == 10
     assert json.loads(run("candidates", "list", "--json").stdout) == []
     assert (shop / "sets" / "main" / "cases.jsonl").read_bytes() == before
+
+
+#: Values for required parameters when every command is run bare; the rest get "x".
+_REQUIRED = {"source": "sme", "reason": "duplicate", "size": "1", "fmt": "jsonl", "role": "labeler", "a": "0", "b": "1"}
+
+
+def test_every_command_outside_a_workspace_says_so(tmp_path):
+    (tmp_path / "x").write_text("{}")
+    refused = []
+    for path, cmd in _walk(cli):
+        if path in {("init",), ("demo",), ("vault", "keygen")}:  # these make what is missing
+            continue
+        args = list(path)
+        for p in cmd.params:
+            if isinstance(p, click.Argument):
+                args.append(_REQUIRED.get(p.name, "x"))
+            elif p.required:
+                args += [p.opts[0], _REQUIRED[p.name]]
+        r = run(*args, ok=False)
+        if (r.exit_code, r.stderr) != (1, f"Error: no evaltray.toml in {tmp_path} or its parents; "
+                                          "run `evaltray init NAME` first\n"):
+            refused.append((" ".join(args), r.exit_code, r.stderr))
+    assert refused == []

@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from evaltray.curate.cluster import ClusterEdits, Clustering, cluster_texts, evaluate
+from evaltray.core.errors import EvaltrayError
+from evaltray.curate.cluster import ClusterEdits, ClusterError, Clustering, UnknownCluster, cluster_texts, evaluate
 from evaltray.curate.embed import get_embedder
 
 DATA = Path(__file__).parents[1] / "data" / "intents"
@@ -216,10 +217,12 @@ def test_merge_then_recluster_merges_again(corpus: tuple[list[str], list[str], n
     assert merged.n_clusters == 19
     assert merged.cluster(a).size == base.cluster(a).size + base.cluster(b).size
     assert merged.cluster(a).name == "Currencies"
-    with pytest.raises(KeyError, match=f"no cluster {b} "):
+    with pytest.raises(UnknownCluster, match=f"^no cluster {b} ") as missing:
         merged.cluster(b)
-    with pytest.raises(ValueError, match=f"^cannot merge cluster {a} with itself$"):
+    assert isinstance(missing.value, KeyError) and isinstance(missing.value, EvaltrayError)
+    with pytest.raises(ClusterError, match=f"^cannot merge cluster {a} with itself$") as same:
         merged.merge(a, a)
+    assert isinstance(same.value, ValueError) and isinstance(same.value, EvaltrayError)
 
     again = cluster_texts(texts, vectors, k=20, seed=1, pinned=merged.edits)
     assert again.n_clusters == 19 and again.unapplied == []

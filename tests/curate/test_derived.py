@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from evaltray.cli import cli
 from evaltray.core.errors import EvaltrayError
 from evaltray.curate import derived
+from evaltray.curate.cluster import ClusterError
 from evaltray.ingest import ingest_files
 
 
@@ -91,7 +92,11 @@ def test_cluster_names_persist_across_reclustering(ws, tmp_path):
     clustering = derived.cluster_traces(ws, k=3, backend="tfidf")
     assert clustering.n_clusters == 3
     target = int(clustering.labels[0])
-    derived.edit_clusters(ws, "rename", target, name="refund questions")
+    edited = derived.edit_clusters(ws, "rename", target, name="refund questions")
+    assert edited == derived.cluster_info(ws)  # what the edit returns is what was stored
+    assert {c["name"] for c in edited["clusters"] if c["id"] == target} == {"refund questions"}
+    with pytest.raises(ClusterError, match=r"^k must be a positive integer or 'auto', got 'many'$"):
+        derived.cluster_traces(ws, k="many", backend="tfidf")
     again = derived.cluster_traces(ws, k=3, backend="tfidf")
     info = derived.cluster_info(ws)
     names = {c["id"]: c["name"] for c in info["clusters"]}

@@ -120,3 +120,44 @@ def test_filled_cells_and_heatmap(ws):
     assert "<title>Coverage of &lt;shop&gt;</title>" in page
     assert page.count("<td class='cell'") == 8
     assert "2/2<small>0 traces</small>" in page and "rgb(110,200,120)" in page
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("dimensions: 5\n", "`dimensions` must be a mapping"),
+    ("dimensions: {feature: abc}\n", "`dimensions.feature` must be a list"),
+    ("dimensions: {feature: [a]}\nminimums: {case_type: [1]}\n", "`minimums.case_type` must be a mapping"),
+    ("dimensions: {feature: [a]}\ngrid: feature\n", "`grid` must be a list"),
+    ("dimensions: {feature: [a]}\ncells: [3]\n", "every entry of `cells` must be a mapping"),
+    ("dimensions: {feature: [a]}\ngrid: [feature]\ncells: [{match: {feature: a}, target: lots}]\n",
+     "cells entry 1: `target` must be a number"),
+    ("dimensions: {feature: [a]}\ngrid: [feature]\noversample: [{match: safety}]\n",
+     "oversample entry 1: `match` must be a mapping"),
+    ("dimensions: {feature: [a]}\ngrid: [feature]\nminimums: {case_type: {safety: many}}\n",
+     "a value has the wrong type (invalid literal for int() with base 10: 'many')"),
+])
+def test_plan_file_of_the_wrong_shape(tmp_path, text, problem):
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    with pytest.raises(PlanError) as exc:
+        Plan.load(path)
+    assert str(exc.value) == f"{path}: {problem}"
+
+
+def test_coverage_report_reads_the_plan_and_writes_the_page(ws, tmp_path):
+    from evaltray.core.errors import EvaltrayError
+    from evaltray.curate.coverage_html import coverage_report
+
+    p = _plan()
+    labeled_candidate(ws, "q1", slice="refunds")
+    gate.promote(ws, "alice")
+    with pytest.raises(PlanError, match="no coverage plan; run `evaltray plan init`$"):
+        coverage_report(ws)
+    p.save(plan.plan_path(ws))
+    html = tmp_path / "out" / "coverage.html"
+    cov = coverage_report(ws, html=html)
+    assert cov.grid == ["feature", "scenario", "persona"] and len(cov.cells) == 8 and cov.unmapped_cases == 1
+    assert html.read_text(encoding="utf-8") == coverage_page(cov, p, "Coverage of shop-bot")
+    assert coverage_report(ws, p, "edge").unmapped_cases == 0
+    with pytest.raises(EvaltrayError) as exc:
+        coverage_report(ws, html=tmp_path / "out" / "coverage.html" / "x.html")
+    assert str(exc.value).startswith(f"cannot write {tmp_path / 'out' / 'coverage.html' / 'x.html'}: ")

@@ -146,3 +146,31 @@ def test_failure_mode_strata_follow_tagged_clusters(tmp_path):
     assert len(failing) == 1 and clusters[failing[0].trace_id] == "late parcels" and failing[0].trace_id != "t13"
     assert failing[0].reason == "same intent cluster ('late parcels') as traces a reviewer tagged 'wrong-carrier'"
     ws.close()
+
+
+def test_sample_to_pool_samples_and_fills_the_pool_in_one_call(tmp_path):
+    from evaltray.curate.plan import plan_path
+    from evaltray.curate.sample import sample_to_pool
+
+    ws = _ws(tmp_path)
+    # no plan.yaml: a sample without a plan, nothing added on a dry run
+    dry = sample_to_pool(ws, "alice", 4, seed=2, dry_run=True)
+    assert (dry.plan, dry.plan_file, dry.added) == (None, None, [])
+    assert [p.trace_id for p in dry.sample.picks] == [p.trace_id for p in sample(ws, None, 4, seed=2).picks]
+    assert pool.list_candidates(ws) == []
+    # the workspace's plan.yaml is read when it exists; the picks become candidates with their reasons
+    PLAN.save(plan_path(ws))
+    expected = [(p.trace_id, p.stratum) for p in sample(ws, PLAN, 8, seed=0).picks]
+    fill = sample_to_pool(ws, "alice", 8, seed=0)
+    assert fill.plan_file == plan_path(ws) and fill.plan is not None and fill.plan.grid == PLAN.grid
+    assert [(p.trace_id, p.stratum) for p in fill.sample.picks] == expected
+    by_trace = {c.trace_id: c for c in pool.list_candidates(ws)}
+    assert sorted(fill.added) == sorted(c.id for c in by_trace.values()) and len(fill.added) == 8
+    assert by_trace["t05"].metadata["sample"] == {"stratum": "cell:refunds/irate-user/customer", "seed": 0,
+                                                  "reason": next(p.reason for p in fill.sample.picks
+                                                                 if p.trace_id == "t05")}
+    # uniform ignores the plan; a plan object is used as given
+    uniform = sample_to_pool(ws, "alice", 2, uniform=True, seed=1, dry_run=True)
+    assert uniform.plan is None and {p.stratum for p in uniform.sample.picks} == {"uniform"}
+    assert sample_to_pool(ws, "alice", 2, plan=PLAN, dry_run=True).plan_file is None
+    ws.close()

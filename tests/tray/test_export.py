@@ -14,7 +14,9 @@ import yaml
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.util import canonical_json
-from evaltray.tray.export import EXPORTERS, ExportError, export_cases, export_file_name
+from evaltray.tray.export import EXPORTERS, ExportError, export_cases, export_file_name, export_release
+from evaltray.tray.release import create_release
+from tests.helpers import tray_of
 
 DATA = Path(__file__).parents[1] / "data" / "export"
 REL = {"release": "v3", "release_hash": "9f2c4e1ab07d", "split": "test"}
@@ -439,3 +441,38 @@ def test_jsonl(tmp_path: Path) -> None:
                                    "origin": "human", "written_by": "bob"}
     assert rows[2]["input"]["messages"] == TOOL_CASE_MESSAGES
     assert "Dónde está mi pedido? 🚚".encode() in data
+
+
+# ----------------------------------------------------------------------------- a release, by name
+
+
+def test_export_release_names_every_format_one_way(ws) -> None:
+    tray_of(ws, {"refunds": 4, "shipping": 1})
+    made = create_release(ws, "1.0.0", "alice")
+    held = set(made.manifest["sets"]["main"]["holdout"])
+    assert 0 < len(held) < 5
+    done = [export_release(ws, "1.0.0", to=fmt) for fmt in ("promptfoo", "inspect", "hf", "jsonl")]
+    assert [d.path for d in done] == [ws.root / "exports" / name for name in (
+        "1.0.0-main-dev.promptfoo.yaml", "1.0.0-main-dev.inspect.jsonl", "1.0.0-main-dev.parquet",
+        "1.0.0-main-dev.jsonl")]
+    assert {(d.cases, d.split, d.set_name, d.release, d.release_hash) for d in done} == {
+        (5 - len(held), "dev", "main", "1.0.0", made.content_hash)}
+    rows = [json.loads(x) for x in done[3].path.read_text().splitlines()]
+    assert not {r["id"] for r in rows} & held
+    # the file name the CLI once wrote as 1.0.0-main-all.jsonl.jsonl
+    everything = export_release(ws, "1.0.0", to="jsonl", split="all")
+    assert (everything.path.name, everything.cases) == ("1.0.0-main-all.jsonl", 5)
+    assert export_release(ws, "1.0.0", to="inspect", subset="pr").path.name == "1.0.0-main-pr.inspect.jsonl"
+    target = ws.root / "elsewhere" / "holdout.yaml"
+    held_out = export_release(ws, "1.0.0", to="promptfoo", split="holdout", out=target)
+    assert (held_out.path, held_out.cases, held_out.split) == (target, len(held), "holdout")
+
+
+def test_export_release_refuses_before_reading(ws) -> None:
+    with pytest.raises(ExportError, match="^unknown export format 'csv': one of hf, inspect, jsonl, promptfoo$"):
+        export_release(ws, "9.9.9", to="csv")
+    with pytest.raises(EvaltrayError, match=r"^no release '9.9.9' \(releases: none yet\)$"):
+        export_release(ws, "9.9.9", to="jsonl")
+    with pytest.raises(ExportError) as exc:
+        export_cases(CASES, "jsonl", Path("/proc/nope/x.jsonl"), **REL)
+    assert str(exc.value) == "cannot write /proc/nope/x.jsonl: No such file or directory"

@@ -15,6 +15,9 @@ from evaltray.core.store import Workspace, current_user
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: A count a user gives (``--limit``, ``--show``): never negative.
+COUNT = click.IntRange(min=0)
+
 
 
 def out() -> Console:

@@ -12,7 +12,7 @@ from evaltray.tray import candidates as pool
 from evaltray.tray import review as rev
 from evaltray.tray.gate import derive_slice
 
-from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
+from ._common import COUNT, AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
 
 
 @click.group()
@@ -22,7 +22,7 @@ def candidates() -> None:
 
 @candidates.command("add")
 @click.option("--where", help="SQL predicate over trace columns, e.g. \"feature = 'refunds'\".")
-@click.option("--limit", type=int, help="Add at most this many.")
+@click.option("--limit", type=COUNT, help="Add at most this many.")
 @click.option("--trace", "trace_ids", multiple=True, help="Add this trace id (repeatable).")
 @click.option("--from-feedback", is_flag=True,
               help="Mark them as mined from user feedback (source user_feedback); they still need a written label.")
@@ -45,7 +45,7 @@ def candidates_add(app: AppContext, where: str | None, limit: int | None, trace_
 
 @candidates.command("list")
 @click.option("--status", type=click.Choice([pool.PENDING, pool.REJECTED, pool.PROMOTED]))
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=COUNT, default=50, show_default=True)
 @set_option
 @json_option
 @pass_app
@@ -127,7 +127,7 @@ def _review_interactively(session: rev.ReviewSession, slice_: str | None, diffic
 
 @click.command()
 @click.argument("candidate_ids", nargs=-1)
-@click.option("--limit", type=int, help="Review at most this many from the queue.")
+@click.option("--limit", type=COUNT, help="Review at most this many from the queue.")
 @click.option("--show-output-first", is_flag=True,
               help="Show the recorded output before asking for the expected behaviour (recorded as not blind).")
 @click.option("--expected", help="Non-interactive: the reference answer.")

@@ -12,7 +12,7 @@ from evaltray.curate.coverage_html import coverage_report
 from evaltray.curate.sample import OUTLIERS, sample_to_pool
 from evaltray.tray.candidates import CUTS
 
-from ._common import AppContext, dry_run_option, emit, json_option, out, pass_app, set_option, table
+from ._common import COUNT, AppContext, dry_run_option, emit, json_option, out, pass_app, set_option, table
 
 
 @click.group()
@@ -62,7 +62,7 @@ def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
 @click.command()
 @click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False), help="Another plan file.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a heatmap page here.")
-@click.option("--limit", type=int, default=30, show_default=True, help="Rows of the table.")
+@click.option("--limit", type=COUNT, default=30, show_default=True, help="Rows of the table.")
 @set_option
 @json_option
 @pass_app

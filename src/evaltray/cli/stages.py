@@ -6,7 +6,7 @@ import click
 
 from evaltray.curate import derived
 
-from ._common import AppContext, emit, err, json_option, out, pass_app, table
+from ._common import COUNT, AppContext, emit, err, json_option, out, pass_app, table
 
 
 def _progress(stage: str, done: int, total: int) -> None:
@@ -22,7 +22,7 @@ def _progress(stage: str, done: int, total: int) -> None:
 @click.option("--no-paraphrase", is_flag=True, help="Skip the paraphrase level.")
 @click.option("--backend", default="wordllama", show_default=True, help="Embedding backend for paraphrases: wordllama, st, tfidf.")
 @click.option("--where", help="Only traces matching this SQL predicate.")
-@click.option("--show", type=int, default=10, show_default=True, help="Merged pairs to list.")
+@click.option("--show", type=COUNT, default=10, show_default=True, help="Merged pairs to list.")
 @json_option
 @pass_app
 def dedup(app: AppContext, near: float, paraphrase: float, no_near: bool, no_paraphrase: bool, backend: str,

@@ -10,7 +10,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.traces import read_messages, trace_stats
 
 from ..ingest import FORMATS, ingest_files
-from ._common import AppContext, emit, err, json_option, out, pass_app, table
+from ._common import COUNT, AppContext, emit, err, json_option, out, pass_app, table
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -33,7 +33,7 @@ def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--payload-sample", type=float, default=None,
               help="Share of traces that keep their full payload (0-1]; metadata is kept for all, and rare rows "
                    "(negative feedback, errors, tool failures, latency/cost outliers) always keep theirs.")
-@click.option("--max-issues", type=int, default=20, show_default=True, help="How many malformed records to list.")
+@click.option("--max-issues", type=COUNT, default=20, show_default=True, help="How many malformed records to list.")
 @json_option
 @pass_app
 def ingest(app: AppContext, files: tuple[str, ...], fmt: str, maps: tuple[str, ...], strict: bool,
@@ -103,7 +103,7 @@ def _fmt(v: float | None) -> str:
 
 @traces.command("list")
 @click.option("--where", help="SQL predicate over trace columns.")
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=COUNT, default=20, show_default=True)
 @json_option
 @pass_app
 def traces_list(app: AppContext, where: str | None, limit: int, as_json: bool) -> None:

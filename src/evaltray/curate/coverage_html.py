@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write
 
@@ -21,7 +22,10 @@ def coverage_report(ws: Workspace, plan: Plan | Path | None = None, set_name: st
         plan = load_plan(ws, plan)
     cov = coverage(ws, plan, set_name, clusters=curation_maps(ws).clusters)
     if html is not None:
-        atomic_write(html, coverage_page(cov, plan, f"Coverage of {ws.settings.name}").encode("utf-8"))
+        try:
+            atomic_write(html, coverage_page(cov, plan, f"Coverage of {ws.settings.name}").encode("utf-8"))
+        except OSError as exc:
+            raise EvaltrayError(f"cannot write {html}: {exc.strerror or exc}") from None
     return cov
 
 _STYLE = """

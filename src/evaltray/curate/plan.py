@@ -53,6 +53,30 @@ class Rule:
         return d
 
 
+#: The plan's keys that hold a mapping of mappings or lists, and those that hold a list of mappings.
+_NESTED_MAPPINGS = ("dimensions", "minimums", "mix", "slices")
+_LISTS_OF_MAPPINGS = ("cells", "oversample")
+
+
+def _shape_problem(raw: dict[str, Any]) -> str | None:
+    """What is of the wrong kind in a plan read from YAML, or None."""
+    for key in _NESTED_MAPPINGS:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, dict):
+            return f"`{key}` must be a mapping"
+        inner = list if key == "dimensions" else dict
+        for name, entry in (value or {}).items():
+            if entry is not None and not isinstance(entry, inner):
+                return f"`{key}.{name}` must be a {'list' if inner is list else 'mapping'}"
+    for key in (*_LISTS_OF_MAPPINGS, "grid", "rules"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, list):
+            return f"`{key}` must be a list"
+        if key in _LISTS_OF_MAPPINGS and any(not isinstance(e, dict) for e in value or []):
+            return f"every entry of `{key}` must be a mapping"
+    return None
+
+
 @dataclass
 class Plan:
     """A coverage plan: dimensions, the grid and its targets, minimums, floors, owners and rules."""
@@ -85,13 +109,25 @@ class Plan:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise PlanError(f"{path}: unknown key(s) {', '.join(unknown)}")
+        problem = _shape_problem(raw)
+        if problem:
+            raise PlanError(f"{path}: {problem}")
         rules = []
         for i, r in enumerate(raw.get("rules") or [], 1):
             if not isinstance(r, dict) or not isinstance(r.get("set"), dict) or not (r.get("where") or r.get("cluster")):
                 raise PlanError(f"{path}: rule {i} needs `set:` and one of `where:` or `cluster:`")
             rules.append(Rule(set={str(k): str(v) for k, v in r["set"].items()}, where=r.get("where"),
                               cluster=r.get("cluster")))
-        plan = cls(
+        try:
+            plan = cls._from_mapping(raw, rules)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise PlanError(f"{path}: a value has the wrong type ({exc})") from None
+        plan.check(path)
+        return plan
+
+    @classmethod
+    def _from_mapping(cls, raw: dict[str, Any], rules: list[Rule]) -> Plan:
+        return cls(
             dimensions={str(k): [str(v) for v in (vals or [])] for k, vals in (raw.get("dimensions") or {}).items()},
             grid=[str(g) for g in raw.get("grid") or ["feature", "scenario", "persona"]],
             target_per_cell=int(raw.get("target_per_cell", 2)),
@@ -103,8 +139,6 @@ class Plan:
             rules=rules,
             version=int(raw.get("version", 1)),
         )
-        plan.check(path)
-        return plan
 
     def check(self, path: Path | str = PLAN_FILE) -> None:
         for axis in (*self.grid, *self.minimums, *self.mix):
@@ -118,6 +152,12 @@ class Plan:
         for axis, shares in self.mix.items():
             if shares and abs(sum(shares.values()) - 1) > 1e-6:
                 raise PlanError(f"{path}: mix.{axis} must add up to 1.0, got {sum(shares.values()):g}")
+        for key, entries in (("cells", self.cells), ("oversample", self.oversample)):
+            for i, entry in enumerate(entries, 1):
+                if not isinstance(entry.get("match") or {}, dict):
+                    raise PlanError(f"{path}: {key} entry {i}: `match` must be a mapping")
+                if key == "cells" and not isinstance(entry.get("target", 0), int | float):
+                    raise PlanError(f"{path}: cells entry {i}: `target` must be a number")
         for i, rule in enumerate(self.rules, 1):
             for axis, value in rule.set.items():
                 if axis not in AXES:

@@ -132,7 +132,11 @@ def export_cases(cases: Sequence[Mapping[str, Any]], fmt: str, out: Path, *, rel
     path = Path(out)
     if path.is_dir() or not path.suffix:
         path = path / export_file_name(fmt, split)
-    atomic_write(path, exporter.write(rows, _Release(release, release_hash, split)))
+    data = exporter.write(rows, _Release(release, release_hash, split))
+    try:
+        atomic_write(path, data)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -40,7 +40,7 @@ def case_input(value: Any) -> CaseInput:
     if isinstance(value, str):
         return CaseInput([{"role": "user", "content": value}], [], [])
     if isinstance(value, list):
-        return CaseInput(value, [], [])
+        value = {"messages": value}
     if not isinstance(value, dict):
         raise EvaltrayError(f"a case input is a JSON object or a list of messages, not {type(value).__name__}")
     messages = value.get("messages")

@@ -6,6 +6,7 @@ An adjudicator (or admin) signs the review off; only a signed review lets a cand
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -314,7 +315,13 @@ def _read_rows(path: Path):  # type: ignore[no-untyped-def]
                     yield lineno, {k: (dumps(v) if isinstance(v, (list, dict)) else (None if v is None else str(v)))
                                    for k, v in obj.items()}
         return
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
+    try:  # decoded whole first, so a file that is not text fails before any label is stored
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EvaltrayError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         for row in reader:
             yield reader.line_num, row
+    except csv.Error as exc:
+        raise EvaltrayError(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None

@@ -1,0 +1,15 @@
+"""Running ``evaltray`` in-process, as the CLI tests do."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner, Result
+
+from evaltray.cli import cli
+
+
+def run(*args: str, input: str | None = None, ok: bool = True, env: dict | None = None) -> Result:
+    """Invoke the CLI; with ``ok`` the command must exit 0. A traceback always fails the test."""
+    result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output + result.stderr
+    return result

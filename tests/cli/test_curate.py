@@ -1,0 +1,57 @@
+"""``evaltray review`` and ``signoff``: the blind rule as the review session keeps it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from evaltray.core.store import Workspace
+from evaltray.tray import review as rev
+
+from .runner import run
+
+ANSWERS = "\n".join(["Refunds take 5 days.", "", "", "pass", "", "", "refunds", "easy", "typical"]) + "\n"
+
+
+def _expected_first(shop: Path, cid: str) -> bool:
+    ws = Workspace.open(shop)
+    try:
+        return rev.latest_review(ws, cid).expected_first
+    finally:
+        ws.close()
+
+
+def test_review_order_blind_and_output_first(shop):
+    first, second = json.loads(run("candidates", "add", "--limit", "2", "--json").stdout)["added"]
+    blind = run("review", first, input=ANSWERS).stdout
+    assert blind.index("Expected behaviour") < blind.index("recorded output") < blind.index("Verdict")
+    assert _expected_first(shop, first) is True
+    shown = run("review", second, "--show-output-first", input=ANSWERS).stdout
+    assert shown.index("recorded output") < shown.index("Expected behaviour") < shown.index("Verdict")
+    assert _expected_first(shop, second) is False
+
+
+def test_an_empty_label_is_asked_again(shop):
+    (cid,) = json.loads(run("candidates", "add", "--limit", "1", "--json").stdout)["added"]
+    r = run("review", cid, "--json", input="\n\n\n" + ANSWERS)
+    assert r.stderr.count("the expected behaviour is empty") == 1
+    assert json.loads(r.stdout[r.stdout.index("[\n"):]) == [
+        {"candidate_id": cid, "review_id": 1, "signed": True}]
+
+
+def test_scripted_review_and_signoff(shop):
+    run("users", "add", "bob", "--role", "labeler")
+    added = json.loads(run("candidates", "add", "--limit", "3", "--json").stdout)["added"]
+    r = run("--user", "bob", "review", *added[:2], "--expected", "An answer.", "--verdict", "pass")
+    assert r.stdout == "recorded 2 review(s); an adjudicator signs them off with `evaltray signoff`\n"
+    assert all(_expected_first(shop, c) for c in added[:2])
+    r = run("signoff", ok=False)
+    assert (r.exit_code, r.stderr) == (1, "Error: nothing to sign: name candidates or pass --all\n")
+    assert len(json.loads(run("signoff", "--all", "--json").stdout)["signed_reviews"]) == 2
+    r = run("signoff", "--all", ok=False)
+    assert (r.exit_code, r.stderr) == (1, "Error: nothing to sign: no review in set 'main' awaits a sign-off\n")
+    run("reject", added[2], "--reason", "duplicate")
+    r = run("review", added[2], "--expected", "x", ok=False)
+    assert (r.exit_code, r.stderr) == (1, f"Error: candidate {added[2]} is rejected; it cannot be reviewed\n")
+    r = run("review", "nope", "--expected", "x", ok=False)
+    assert (r.exit_code, r.stderr) == (1, "Error: no candidate 'nope'\n")

@@ -1,0 +1,41 @@
+"""``evaltray dedup`` and ``evaltray cluster …``: their errors are one line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+from .runner import run
+
+
+def test_cluster_edits_refuse_clearly(shop):
+    made = json.loads(run("cluster", "--k", "2", "--backend", "tfidf", "--json").stdout)
+    assert [c["id"] for c in made["clusters"]] == [0, 1]
+    r = run("cluster", "merge", "0", "0", ok=False)
+    assert (r.exit_code, r.stdout, r.stderr) == (1, "", "Error: cannot merge cluster 0 with itself\n")
+    r = run("cluster", "merge", "0", "5", ok=False)
+    assert (r.exit_code, r.stderr) == (1, "Error: no cluster 5 (clusters: 0–1); see `evaltray cluster list`\n")
+    r = run("cluster", "split", "0", "--k", "1", ok=False)
+    assert (r.exit_code, r.stderr) == (1, "Error: split needs k >= 2, got 1\n")
+    renamed = json.loads(run("cluster", "rename", "1", "shipping asks", "--json").stdout)
+    assert {c["id"]: c["name"] for c in renamed["clusters"]}[1] == "shipping asks"
+    assert json.loads(run("cluster", "list", "--json").stdout) == renamed
+
+
+def test_cluster_arguments_are_checked(shop):
+    for args, message in [
+        (("--k", "abc"), "k must be a positive integer or 'auto', got 'abc'"),
+        (("--k", "0"), "k must be a positive integer or 'auto', got 0"),
+        (("--method", "dbscan"), "unknown clustering method 'dbscan' (one of: spectral, kmeans, hdbscan)"),
+        (("--k", "3", "--method", "hdbscan"), "hdbscan finds its own number of clusters: pass k='auto'"),
+    ]:
+        r = run("cluster", "--backend", "tfidf", *args, ok=False)
+        assert (r.exit_code, r.stderr) == (1, f"Error: {message}\n"), args
+    r = run("cluster", "list", ok=False)
+    assert (r.exit_code, r.stderr) == (1, "Error: no clusters yet; run `evaltray cluster`\n")
+
+
+def test_dedup_thresholds_are_checked(shop):
+    r = run("dedup", "--near", "2", ok=False)
+    assert (r.exit_code, r.stderr) == (1, "Error: near threshold must be in (0, 1], got 2.0\n")
+    r = run("dedup", "--show", "-1", ok=False)
+    assert r.exit_code == 2 and "Invalid value for '--show': -1 is not in the range x>=0." in r.stderr
