@@ -26,7 +26,7 @@ def test_export_file_names_of_every_format(shop):
         names[fmt] = data["path"]
     assert names == {fmt: str(shop / "exports" / name) for fmt, name in (
         ("promptfoo", "1.0.0-main-all.promptfoo.yaml"), ("inspect", "1.0.0-main-all.inspect.jsonl"),
-        ("hf", "1.0.0-main-all.parquet"), ("jsonl", "1.0.0-main-all.jsonl"))}
+        ("hf", "1.0.0-main-all.hf.parquet"), ("jsonl", "1.0.0-main-all.jsonl"))}
     assert sorted(p.name for p in (shop / "exports").iterdir()) == sorted(p.rsplit("/", 1)[1] for p in names.values())
     r = run("export", "1.0.0", "--to", "jsonl", "--subset", "pr")
     assert r.stdout == f"wrote 2 pr case(s) of main@1.0.0 to {shop / 'exports' / '1.0.0-main-pr.jsonl'}\n"

@@ -145,7 +145,7 @@ def test_formats_and_file_names(tmp_path: Path) -> None:
     assert formats == ["promptfoo", "inspect", "hf", "jsonl"]
     written = [_export(fmt, tmp_path) for fmt in formats]
     assert written == [tmp_path / "out" / name for name in
-                       ("test.promptfoo.yaml", "test.inspect.jsonl", "test.parquet", "test.jsonl")]
+                       ("test.promptfoo.yaml", "test.inspect.jsonl", "test.hf.parquet", "test.jsonl")]
     # Atomic writes leave no temp files behind.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
     # An explicit file path is used as given.
@@ -164,7 +164,7 @@ def test_unknown_format(tmp_path: Path) -> None:
 
 def test_one_naming_rule_for_every_format() -> None:
     assert [export_file_name(fmt, "dev", "1.0.0", "main") for fmt in ("promptfoo", "inspect", "hf", "jsonl")] == [
-        "1.0.0-main-dev.promptfoo.yaml", "1.0.0-main-dev.inspect.jsonl", "1.0.0-main-dev.parquet",
+        "1.0.0-main-dev.promptfoo.yaml", "1.0.0-main-dev.inspect.jsonl", "1.0.0-main-dev.hf.parquet",
         "1.0.0-main-dev.jsonl"]
     assert export_file_name("jsonl", "holdout") == "holdout.jsonl"
     with pytest.raises(ExportError, match="^unknown export format 'csv': one of hf, inspect, jsonl, promptfoo$"):
@@ -453,7 +453,7 @@ def test_export_release_names_every_format_one_way(ws) -> None:
     assert 0 < len(held) < 5
     done = [export_release(ws, "1.0.0", to=fmt) for fmt in ("promptfoo", "inspect", "hf", "jsonl")]
     assert [d.path for d in done] == [ws.root / "exports" / name for name in (
-        "1.0.0-main-dev.promptfoo.yaml", "1.0.0-main-dev.inspect.jsonl", "1.0.0-main-dev.parquet",
+        "1.0.0-main-dev.promptfoo.yaml", "1.0.0-main-dev.inspect.jsonl", "1.0.0-main-dev.hf.parquet",
         "1.0.0-main-dev.jsonl")]
     assert {(d.cases, d.split, d.set_name, d.release, d.release_hash) for d in done} == {
         (5 - len(held), "dev", "main", "1.0.0", made.content_hash)}

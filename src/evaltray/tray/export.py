@@ -120,7 +120,7 @@ def export_cases(cases: Sequence[Mapping[str, Any]], fmt: str, out: Path, *, rel
     """Write ``cases`` (sorted by id) in format ``fmt`` to ``out`` atomically and return the path written.
 
     ``out`` is the file to write, or a folder (existing, or a path without a suffix) in which
-    ``<split>.promptfoo.yaml`` / ``<split>.inspect.jsonl`` / ``<split>.parquet`` / ``<split>.jsonl`` is written.
+    ``<split>.promptfoo.yaml`` / ``<split>.inspect.jsonl`` / ``<split>.hf.parquet`` / ``<split>.jsonl`` is written.
     """
     exporter = EXPORTERS.get(fmt)
     for name, value in (("release", release), ("release_hash", release_hash), ("split", split)):
@@ -401,7 +401,7 @@ def _hf_schema() -> pa.Schema:
     return _HF_SCHEMA.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
 
 
-@_exporter("hf", ".parquet")
+@_exporter("hf", ".hf.parquet")
 def _hf(rows: list[_Row], rel: _Release) -> bytes:
     records = []
     for row in rows:
