@@ -186,7 +186,7 @@ def test_cache_refuses_vectors_of_another_width(wl: Embedder, texts: list[str], 
 def test_a_damaged_cache_part_is_an_error_naming_it(wl: Embedder, texts: list[str], tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path)
     cache.embed_cached(wl, texts[:2])
-    (part,) = (tmp_path).rglob("part-*.npz")
+    (part,) = tmp_path.rglob("part-*.npz")
     part.write_bytes(part.read_bytes()[:100])  # cut short, as by a full disk under another tool
     with pytest.raises(EmbeddingError) as err:
         cache.embed_cached(wl, texts[:1])
