@@ -50,6 +50,13 @@ def test_an_empty_file_is_all_defaults_and_a_missing_one_says_run_init(tmp_path:
     assert str(err.value) == f"{tmp_path / 'nowhere' / SETTINGS_FILE}: not found; run `evaltray init` first"
 
 
+def test_a_file_not_in_utf8_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / SETTINGS_FILE).write_bytes('[workspace]\nname = "café"\n'.encode("latin-1"))
+    with pytest.raises(WorkspaceError) as err:
+        Settings.load(tmp_path)
+    assert str(err.value) == f"{tmp_path / SETTINGS_FILE}: not UTF-8 text (byte 23); save it as UTF-8"
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("[release]\nholdot = 0.3\n", "unknown setting release.holdot"),
     ("[relase]\nholdout = 0.3\n", "unknown table(s) relase"),

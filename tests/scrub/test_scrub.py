@@ -274,6 +274,12 @@ def test_ner_model_must_be_installed() -> None:
         Scrubber(ner="flair:x")
 
 
+def test_a_folder_that_holds_no_spacy_model_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ScrubError) as err:
+        Scrubber(ner=f"spacy:{tmp_path}")
+    assert str(err.value) == f"spaCy model '{tmp_path}' could not be loaded: [E053] Could not read meta.json from {tmp_path}"
+
+
 def test_spacy_ner_model_from_a_folder(tmp_path: Path) -> None:
     import spacy
 

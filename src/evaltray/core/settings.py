@@ -58,6 +58,8 @@ class Settings:
             raise WorkspaceError(f"{path}: not found; run `evaltray init` first") from None
         except tomllib.TOMLDecodeError as exc:
             raise WorkspaceError(f"{path}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise WorkspaceError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         values: dict[str, Any] = {}
         for table, keys in _LAYOUT.items():
             section = raw.pop(table, {})

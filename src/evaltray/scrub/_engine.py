@@ -234,7 +234,11 @@ class Scrubber:
             if not (spacy.util.is_package(model) or Path(model).exists()):
                 raise ScrubError(f"spaCy model {model!r} is not installed (pip install it, or pass a model folder)")
             engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
-            engine.nlp = {"en": spacy.load(model)}  # type: ignore[assignment]  # Presidio types it as None until loaded
+            try:
+                nlp = spacy.load(model)
+            except (OSError, ValueError) as exc:  # a folder that holds no model, or one for another spaCy
+                raise ScrubError(f"spaCy model {model!r} could not be loaded: {exc}") from None
+            engine.nlp = {"en": nlp}  # type: ignore[assignment]  # Presidio types it as None until loaded
             registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON"]))
             return engine
         if kind in ("hf", "transformers"):
