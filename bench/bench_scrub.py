@@ -5,7 +5,9 @@
 Corpus: every HaluEval user query (real, short) plus 1,500 Faker PII sentences, each one single-message
 trace. Reference: Presidio's AnalyzerEngine with its default recognizers over a blank spaCy pipeline,
 then AnonymizerEngine, one text at a time on one core. tldextract is pointed at its bundled snapshot
-for both sides so nothing reaches for the network. Also reports whole tau2 conversations (info only).
+for both sides so nothing reaches for the network. Ours: the scrubber in one process, in a worker pool
+(chunks of 64 traces, the scrubber handed to each worker as ``evaltray scrub`` does), and ``evaltray
+scrub`` itself over a workspace holding the corpus. Also reports whole tau2 conversations (info only).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pii_benchmark import faker_cases  # noqa: E402
 
-from evaltray.scrub import Scrubber  # noqa: E402
+from evaltray.core.store import Workspace  # noqa: E402
+from evaltray.core.workers import process_pool  # noqa: E402
+from evaltray.ingest import ingest_files  # noqa: E402
+from evaltray.scrub import Scrubber, ScrubConfig, scrub_store  # noqa: E402
 from evaltray.scrub._recognizers import OFFLINE_TLD  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -60,6 +66,30 @@ def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds else float("inf")
 
 
+def scrub_chunk(config: ScrubConfig, chunk: list[tuple[str, list[dict]]]) -> int:
+    """In a worker: scrub ``chunk`` with the scrubber the pool handed over; how many were not quarantined."""
+    scrubber = config.scrubber()
+    return sum(1 for tid, msgs in chunk if not scrubber.scrub_trace(tid, msgs).quarantined)
+
+
+def store_rate(traces: list[tuple[str, list[dict]]], workers: int) -> float:
+    """Traces/s of ``scrub_store`` over a workspace holding ``traces``, ingested with scrubbing off."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "traces.jsonl"
+        path.write_text("".join(json.dumps({"id": tid, "messages": msgs}) + "\n" for tid, msgs in traces),
+                        encoding="utf-8")
+        ws = Workspace.init(Path(tmp) / "ws", user="bench")
+        try:
+            ingest_files(ws, [path], fmt="openai", scrub=False, workers=1)
+            t = time.perf_counter()
+            report = scrub_store(ws, "bench", workers=workers)
+            seconds = time.perf_counter() - t
+        finally:
+            ws.close()
+    assert report.rows == len(traces), report
+    return rate(report.rows, seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="use only the first N texts")
@@ -81,17 +111,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference  plain Presidio (analyzer+anonymizer, blank spaCy, 1 core): {ref:8.0f} traces/s")
 
     scrubber = Scrubber()
-    list(scrubber.scrub_batch(traces[:50]))
+    for tid, msgs in traces[:50]:
+        scrubber.scrub_trace(tid, msgs)
     t = time.perf_counter()
-    n1 = sum(1 for r in scrubber.scrub_batch(traces) if not r.quarantined)
+    n1 = sum(1 for tid, msgs in traces if not scrubber.scrub_trace(tid, msgs).quarantined)
     ours1 = rate(len(traces), time.perf_counter() - t)
-    print(f"evaltray   Scrubber.scrub_batch, workers=1:                           {ours1:8.0f} traces/s "
+    print(f"evaltray   Scrubber.scrub_trace, one process:                         {ours1:8.0f} traces/s "
           f"({n1} scrubbed)  ratio {ours1 / ref:.2f}x")
+    config = ScrubConfig(None, b"")
+    chunks = [traces[i:i + 64] for i in range(0, len(traces), 64)]
     t = time.perf_counter()
-    n2 = sum(1 for r in scrubber.scrub_batch(traces, workers=args.workers, chunksize=64) if not r.quarantined)
+    with process_pool(args.workers, config.install, (scrubber,)) as pool:  # as `evaltray scrub` hands it over
+        n2 = sum(pool.map(scrub_chunk, [config] * len(chunks), chunks))
     ours2 = rate(len(traces), time.perf_counter() - t)
-    print(f"evaltray   Scrubber.scrub_batch, workers={args.workers}:                           {ours2:8.0f} traces/s "
+    print(f"evaltray   Scrubber.scrub_trace, process_pool workers={args.workers}:           {ours2:8.0f} traces/s "
           f"({n2} scrubbed)  ratio {ours2 / ref:.2f}x   target >= 2000")
+    store = store_rate(traces, args.workers)
+    print(f"evaltray   scrub_store (`evaltray scrub`), workers={args.workers}:              {store:8.0f} traces/s "
+          f"(Parquet read and rewrite included)  ratio {store / ref:.2f}x")
 
     tau = SHARED / "tau2-bench-retail-gpt-4.1.json"
     if tau.exists():
@@ -99,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         convs = [(s["id"], s["messages"]) for s in sims]
         n_msgs = sum(len(m) for _, m in convs)
         t = time.perf_counter()
-        done = list(scrubber.scrub_batch(convs))
+        done = [scrubber.scrub_trace(tid, msgs) for tid, msgs in convs]
         dt = time.perf_counter() - t
         print(f"info       tau2 whole conversations, workers=1: {rate(len(convs), dt):.0f} traces/s, "
               f"{rate(n_msgs, dt):.0f} messages/s ({sum(r.quarantined for r in done)} quarantined)")

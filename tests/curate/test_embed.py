@@ -12,10 +12,15 @@ import numpy as np
 import pytest
 
 from evaltray.curate.embed import (
+    BACKENDS,
+    EMBEDDERS,
     Embedder,
     EmbeddingCache,
     EmbeddingError,
+    SentenceTransformerEmbedder,
     TfidfSvdEmbedder,
+    WordLlamaEmbedder,
+    default_cache_dir,
     get_embedder,
     normalize_rows,
 )
@@ -89,7 +94,7 @@ def test_empty_text_is_a_zero_row_and_a_long_text_does_not_change_its_batch(wl: 
 
 
 def test_non_text_input_names_its_position(wl: Embedder) -> None:
-    with pytest.raises(TypeError, match="^text 1 is NoneType, not str$"):
+    with pytest.raises(EmbeddingError, match="^text 1 is NoneType, not str$"):
         wl.embed(["ok", None])  # type: ignore[list-item]
 
 
@@ -103,8 +108,25 @@ def test_importing_the_backend_leaves_the_root_logger_alone(tmp_path: Path) -> N
 
 
 def test_unknown_backend_is_an_error_naming_the_choices() -> None:
-    with pytest.raises(EmbeddingError, match=r"^unknown embedding backend 'bert' \(one of: wordllama, st, tfidf\)$"):
+    with pytest.raises(EmbeddingError) as err:
         get_embedder("bert")
+    assert str(err.value) == "unknown embedding backend 'bert': one of st, tfidf, wordllama"
+
+
+def test_backends_are_registered_by_name_with_st_under_two() -> None:
+    assert BACKENDS == ("wordllama", "st", "tfidf")
+    assert EMBEDDERS.get("st") is EMBEDDERS.get("sentence-transformers") is SentenceTransformerEmbedder
+    assert EMBEDDERS.get("wordllama") is WordLlamaEmbedder
+    tfidf = get_embedder("tfidf", model_path="ignored", cache_dir=Path("ignored"))
+    assert type(tfidf) is TfidfSvdEmbedder and tfidf.dim == 256
+
+
+def test_model_files_are_unpacked_under_the_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "evaltray"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "evaltray"
 
 
 def test_normalize_rows_keeps_zero_rows_zero() -> None:
@@ -161,6 +183,16 @@ def test_cache_refuses_vectors_of_another_width(wl: Embedder, texts: list[str], 
         cache.embed_cached(Narrow(), texts[:1])
 
 
+def test_a_damaged_cache_part_is_an_error_naming_it(wl: Embedder, texts: list[str], tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path)
+    cache.embed_cached(wl, texts[:2])
+    (part,) = tmp_path.rglob("part-*.npz")
+    part.write_bytes(part.read_bytes()[:100])  # cut short, as by a full disk under another tool
+    with pytest.raises(EmbeddingError) as err:
+        cache.embed_cached(wl, texts[:1])
+    assert str(err.value) == f"{part}: not a readable cache part; delete the folder"
+
+
 # --------------------------------------------------------------------------- TF-IDF fallback
 
 
@@ -203,3 +235,17 @@ def test_st_backend_with_a_missing_model_folder_says_so(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers")
     with pytest.raises(EmbeddingError, match=r"nope: no such model folder$"):
         get_embedder("st", model_path=str(tmp_path / "nope"))
+
+
+def test_st_backend_with_a_folder_that_holds_no_model_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refusing:  # what sentence-transformers does with a folder that holds no model
+        def __init__(self, path: str, **kwargs: object) -> None:
+            raise OSError(f"{path} does not appear to have a file named config.json")
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", type(sys)("sentence_transformers"))
+    monkeypatch.setattr(sys.modules["sentence_transformers"], "SentenceTransformer", Refusing, raising=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EmbeddingError) as err:
+        get_embedder("st", model_path=tmp_path / "empty")
+    assert str(err.value) == (f"{tmp_path / 'empty'}: not a sentence-transformers model folder "
+                              f"({tmp_path / 'empty'} does not appear to have a file named config.json)")

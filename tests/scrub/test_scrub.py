@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +12,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from evaltray.core.errors import NotFound
-from evaltray.scrub import PLACEHOLDER_RE, PlaceholderMap, Scrubber, ScrubError, Vault, VaultError
+from evaltray.scrub import (
+    ENTITIES,
+    PLACEHOLDER_RE,
+    RECOGNIZERS,
+    PlaceholderMap,
+    Scrubber,
+    ScrubError,
+    Vault,
+    VaultError,
+    resolve_entities,
+)
 
 DATA = Path(__file__).parents[1] / "data" / "scrub"
 
@@ -208,7 +219,7 @@ def test_bad_input_never_crashes_and_never_leaks(scrubber: Scrubber) -> None:
         ("not-a-list", {"role": "user"}),
         ("not-a-dict", ["hello jane@example.com"]),
     ]
-    results = {r.trace_id: r for r in scrubber.scrub_batch(items)}
+    results = {tid: scrubber.scrub_trace(tid, msgs) for tid, msgs in items}  # type: ignore[arg-type]
     assert results["empty"].messages == [] and results["blank"].messages == [{"role": "user", "content": ""}]
     assert results["big"].messages[0]["content"].endswith("contact <EMAIL_1>")
     assert len(results["big"].messages[0]["content"]) == len(big) - len("jane@example.com") + len("<EMAIL_1>")
@@ -225,7 +236,7 @@ def test_unexpected_failure_quarantines_without_content(monkeypatch: pytest.Monk
         raise ValueError(f"cannot handle {text}")
 
     monkeypatch.setattr(s, "detect", boom)
-    (result,) = s.scrub_batch([("t9", [{"role": "user", "content": "secret jane@example.com"}])])
+    result = s.scrub_trace("t9", [{"role": "user", "content": "secret jane@example.com"}])
     assert result.messages is None
     assert result.error == "trace t9: scrubbing failed (ValueError)"
 
@@ -240,12 +251,33 @@ def test_entity_subset_and_unknown_entity() -> None:
     )
 
 
+def test_every_entity_has_one_recognizer_and_the_workspace_choice_picks_among_them() -> None:
+    assert sorted(name for name, _ in RECOGNIZERS.items()) == sorted(ENTITIES)
+    with pytest.raises(ScrubError) as err:
+        RECOGNIZERS.get("SSN")
+    assert str(err.value) == ("unknown PII entity 'SSN': one of ADDRESS, API_KEY, CREDIT_CARD, EMAIL_ADDRESS, IBAN_CODE, "
+                              "IP_ADDRESS, PERSON, PHONE_NUMBER, URL, USERNAME")
+    s = Scrubber(entities=["EMAIL", "PHONE_NUMBER"])
+    # the two chosen, in the registry's order, and the key-value one that covers both
+    assert [type(r).__name__ for r in s.analyzer.registry.recognizers] == [
+        "OfflineEmailRecognizer", "PhoneRecognizer", "KeyValueRecognizer"]
+    with pytest.raises(ScrubError) as err:
+        resolve_entities(["EMAIL", 3])  # type: ignore[list-item]
+    assert str(err.value) == "entities must be names such as 'EMAIL', got 3"
+
+
 def test_ner_model_must_be_installed() -> None:
     with pytest.raises(ScrubError) as err:
         Scrubber(ner="spacy:en_core_web_lg")
     assert str(err.value) == "spaCy model 'en_core_web_lg' is not installed (pip install it, or pass a model folder)"
     with pytest.raises(ScrubError, match="unknown ner kind 'flair'"):
         Scrubber(ner="flair:x")
+
+
+def test_a_folder_that_holds_no_spacy_model_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ScrubError) as err:
+        Scrubber(ner=f"spacy:{tmp_path}")
+    assert str(err.value) == f"spaCy model '{tmp_path}' could not be loaded: [E053] Could not read meta.json from {tmp_path}"
 
 
 def test_spacy_ner_model_from_a_folder(tmp_path: Path) -> None:
@@ -295,13 +327,21 @@ def test_vault_key_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(VaultError) as err:
         Vault.from_env()
     assert str(err.value) == "vault key must be 32 bytes in urlsafe base64 (make one with `Vault.generate_key()`)"
+    monkeypatch.setenv("EVALTRAY_VAULT_KEY", key)
+    assert Vault.from_env().key == key
+    monkeypatch.setenv("EVALTRAY_VAULT_KEY", "")
+    with pytest.raises(VaultError) as err:
+        Vault.from_env()
+    assert str(err.value) == "no vault key: set EVALTRAY_VAULT_KEY or pass a key file"
 
 
-def test_batch_with_worker_processes_fills_the_parent_vault() -> None:
+def test_a_scrubber_pickles_with_its_vault() -> None:
+    # how a spawned worker process gets the scrubber its pool was given
     vault = Vault(Vault.generate_key())
     s = Scrubber(entities=["EMAIL"], vault=vault)
-    items = [(f"t{i}", [{"role": "user", "content": f"user{i}@example.com"}]) for i in range(6)]
-    results = list(s.scrub_batch(items, workers=2, chunksize=2))
-    assert [r.trace_id for r in results] == [f"t{i}" for i in range(6)]
-    assert all(r.messages == [{"role": "user", "content": "<EMAIL_1>"}] for r in results)
-    assert vault.reveal("t4", "<EMAIL_1>") == "user4@example.com"
+    assert s.scrub_messages([{"role": "user", "content": "mail user4@example.com"}], "t4") == [
+        {"role": "user", "content": "mail <EMAIL_1>"}]
+    copy = pickle.loads(pickle.dumps(s))
+    assert copy.entities == ("EMAIL_ADDRESS",)
+    assert copy.vault is not None and copy.vault.reveal("t4", "<EMAIL_1>") == "user4@example.com"
+    assert scrub(copy, "or ada@example.net, +1 212 555 0143") == "or <EMAIL_1>, +1 212 555 0143"

@@ -9,6 +9,7 @@ and an e-mail; ``clean-1`` HaluEval ID 3674's question, which holds no personal 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from evaltray.core.records import Role
 from evaltray.core.settings import Settings
 from evaltray.core.store import Workspace
 from evaltray.core.traces import TraceStore
+from evaltray.core.workers import process_pool
 from evaltray.ingest import _driver, ingest_files
 from evaltray.scrub import (
     Scrubber,
@@ -336,8 +338,40 @@ def test_evaltray_scrub_with_worker_processes(ws: Workspace, tmp_path: Path, mon
     later.close()
 
 
-# ------------------------------------------------------------------------------------- vault
+def test_workers_scrub_with_the_scrubber_their_pool_was_given(ws: Workspace) -> None:
+    ingest_files(ws, [CHATS], scrub=False)
+    store = TraceStore(ws.traces_dir)
+    (part,) = store.parts()
+    table = store.read_part(part)
+    config = ScrubConfig(("EMAIL_ADDRESS",), b"k" * 32)
+    given = Scrubber(entities=["PHONE"])  # not what the config builds: the rows show which one a worker used
+    pieces = [table.slice(i, 1) for i in range(table.num_rows)]
+    with process_pool(2, config.install, (given,)) as pool:
+        scrubbed = pa.concat_tables(t for t, _ in pool.map(scrub_table, pieces, [config] * len(pieces)))
+    noah = next(r for r in scrubbed.to_pylist() if r["trace_id"] == "noah-7")
+    assert orjson.loads(noah["messages"])[0]["content"] == (
+        "Hi, I'm Noah Ito. Call me at <PHONE_1> or write to noah.ito@example.org.")
 
+
+def _die(table: pa.Table, config: ScrubConfig) -> Any:
+    os._exit(1)  # a worker killed mid-piece (the OOM killer)
+
+
+def test_a_worker_that_dies_is_an_error_and_leaves_the_part_whole(ws: Workspace,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest_files(ws, [CHATS], scrub=False)
+    (part,) = TraceStore(ws.traces_dir).parts()
+    data = part.read_bytes()
+    monkeypatch.setattr(_store, "SLICE_ROWS", 1)
+    monkeypatch.setattr(_store, "scrub_table", _die)
+    with pytest.raises(ScrubError) as err:
+        scrub_store(ws, "alice", workers=2)
+    assert str(err.value) == (f"{part.name}: a scrub worker process died (out of memory?); every part is whole, "
+                              "old or new; run again, or with --workers 1 to scrub in one process")
+    assert part.read_bytes() == data
+
+
+# ------------------------------------------------------------------------------------- vault
 
 
 def test_vault_keygen_and_reveal_round_trip(ws: Workspace, tmp_path: Path) -> None:
@@ -385,6 +419,25 @@ def test_a_vault_key_inside_the_workspace_is_refused(ws: Workspace) -> None:
     assert str(err.value) == ("ingest.vault_key 'keys/vault.key' is inside the workspace; keep the key where only "
                               "its owner can read it (the workspace is shared)")
     ws.close()
+
+
+def test_a_vault_key_under_an_unknown_home_is_an_error(ws: Workspace) -> None:
+    use_key(ws, Path("~no-such-user-evaltray/vault.key"))
+    ws = Workspace.open(ws.root)
+    with pytest.raises(VaultError) as err:
+        ScrubConfig.for_workspace(ws)
+    assert str(err.value) == "ingest.vault_key '~no-such-user-evaltray/vault.key': no such home directory"
+    ws.close()
+
+
+def test_a_damaged_pseudonym_key_is_an_error_not_a_new_key(ws: Workspace) -> None:
+    path = ws.state_dir / ID_KEY_FILE
+    path.write_text("not a key\n")
+    with pytest.raises(ScrubError) as err:
+        ScrubConfig.for_workspace(ws)
+    assert str(err.value) == (f"{path}: not a pseudonym key (hex); restore it from a backup. A new key would give "
+                              "every id a new pseudonym, so evaltray does not make one over it")
+    assert path.read_text() == "not a key\n"
 
 
 # ------------------------------------------------------------------------------------- settings, bad input

@@ -10,6 +10,7 @@ import sys
 import click
 
 from evaltray.core.errors import EvaltrayError
+from evaltray.core.settings import USER_ENV, WORKSPACE_ENV
 
 from ._common import AppContext
 from .curate import candidates, labels, reject, review, signoff
@@ -34,9 +35,9 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-w", "--workspace", type=click.Path(file_okay=False), envvar="EVALTRAY_WORKSPACE",
+@click.option("-w", "--workspace", type=click.Path(file_okay=False), envvar=WORKSPACE_ENV,
               help="Workspace directory (default: the nearest one above the current directory).")
-@click.option("-u", "--user", envvar="EVALTRAY_USER", help="Act as this user (default: the workspace's default user).")
+@click.option("-u", "--user", envvar=USER_ENV, help="Act as this user (default: the workspace's default user).")
 @click.version_option(package_name="evaltray")
 @click.pass_context
 def cli(ctx: click.Context, workspace: str | None, user: str | None) -> None:

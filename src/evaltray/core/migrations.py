@@ -11,20 +11,18 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .registry import Registry
+
 Migration = Callable[[Connection], None]
-MIGRATIONS: list[tuple[int, str, Migration]] = []
+#: Every migration under its number (as text), in the order they apply.
+MIGRATIONS: Registry[Migration] = Registry("migration")
 
 
 def migration(number: int) -> Callable[[Migration], Migration]:
-    """Register ``fn`` as migration ``number``; numbers must be consecutive."""
-
-    def register(fn: Migration) -> Migration:
-        if number != len(MIGRATIONS) + 1:
-            raise RuntimeError(f"migration {number} out of order")
-        MIGRATIONS.append((number, fn.__name__, fn))
-        return fn
-
-    return register
+    """Register the decorated function as migration ``number``; numbers must be consecutive from 1."""
+    if number != len(MIGRATIONS) + 1:
+        raise RuntimeError(f"migration {number} out of order")
+    return MIGRATIONS.register(str(number))
 
 
 def _ts() -> sa.Column:
@@ -151,11 +149,12 @@ def migrate(conn: Connection) -> list[int]:
     ))
     done = {row[0] for row in conn.execute(sa.text("SELECT number FROM schema_migrations"))}
     applied = []
-    for number, name, fn in MIGRATIONS:
+    for key, fn in MIGRATIONS.items():
+        number = int(key)
         if number in done:
             continue
         fn(conn)
         conn.execute(sa.text("INSERT INTO schema_migrations (number, name) VALUES (:n, :name)"),
-                     {"n": number, "name": name})
+                     {"n": number, "name": fn.__name__})
         applied.append(number)
     return applied

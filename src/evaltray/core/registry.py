@@ -42,11 +42,13 @@ class Registry(Generic[T]):
         return wrap
 
     def add(self, name: str, obj: T, *aliases: str) -> None:
-        """Register ``obj`` under ``name`` (and ``aliases``); a name taken twice is a programming error."""
-        for key in (name, *aliases):
-            if key in self._items:
+        """Register ``obj`` under ``name`` (and ``aliases``). A name taken twice is a programming error,
+        raised at import as RuntimeError (no input of a user's can cause it); nothing is registered then."""
+        keys = (name, *aliases)
+        for i, key in enumerate(keys):
+            if key in self._items or key in keys[:i]:
                 raise RuntimeError(f"{self.kind} {key!r} registered twice")
-            self._items[key] = obj
+        self._items.update(dict.fromkeys(keys, obj))
         self._aliases.update(dict.fromkeys(aliases, name))
 
     def get(self, name: str) -> T:

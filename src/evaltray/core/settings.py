@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +58,8 @@ class Settings:
             raise WorkspaceError(f"{path}: not found; run `evaltray init` first") from None
         except tomllib.TOMLDecodeError as exc:
             raise WorkspaceError(f"{path}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise WorkspaceError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         values: dict[str, Any] = {}
         for table, keys in _LAYOUT.items():
             section = raw.pop(table, {})
@@ -61,12 +67,13 @@ class Settings:
                 raise WorkspaceError(f"{path}: [{table}] must be a table")
             if table == "source_mix":
                 if section:
-                    values["source_mix"] = _load_source_mix(section)
+                    values["source_mix"] = _load_source_mix(path, section)
                 continue
             for key, value in section.items():
                 attr = keys.get(key)
                 if attr is None:
                     raise WorkspaceError(f"{path}: unknown setting {table}.{key}")
+                _check_type(path, f"{table}.{key}", value, _field_types()[attr])
                 values[attr] = value
         if raw:
             raise WorkspaceError(f"{path}: unknown table(s) {', '.join(sorted(raw))}")
@@ -83,11 +90,6 @@ class Settings:
         total = sum(self.source_mix.values())
         if abs(total - 1.0) > 1e-6:
             raise WorkspaceError(f"{path}: source_mix must add up to 1.0, got {total:g}")
-        if not isinstance(self.scrub, bool):
-            raise WorkspaceError(f"{path}: ingest.scrub must be true or false, got {self.scrub!r}")
-        if self.scrub_entities is not None and (
-                not isinstance(self.scrub_entities, list) or not all(isinstance(e, str) for e in self.scrub_entities)):
-            raise WorkspaceError(f"{path}: ingest.scrub_entities must be a list of entity names, e.g. [\"EMAIL\"]")
         if self.default_set not in self.sets:
             raise WorkspaceError(f"{path}: workspace.default_set {self.default_set!r} is not in workspace.sets")
 
@@ -121,8 +123,34 @@ _LAYOUT: dict[str, dict[str, str]] = {
 }
 
 
-def _load_source_mix(section: dict[str, Any]) -> dict[str, float]:
+def _load_source_mix(path: Path, section: dict[str, Any]) -> dict[str, float]:
+    for key, value in section.items():
+        _check_type(path, f"source_mix.{key}", value, float)
     return {str(k): float(v) for k, v in section.items()}
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Settings)
+
+
+#: What a setting of each type must be, in the words of an error message, and the test.
+_KINDS: dict[Any, tuple[str, Callable[[Any], bool]]] = {
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
+    str: ("text", lambda v: isinstance(v, str)),
+    list[str]: ("a list of text", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+}
+
+
+def _check_type(path: Path, key: str, value: Any, hint: Any) -> None:
+    """Refuse a value of the wrong type, naming the key: ``holdout = "0.2"`` is a typo, not a crash later."""
+    if isinstance(hint, types.UnionType):  # X | None: TOML has no null, so the value must be an X
+        hint = next(h for h in typing.get_args(hint) if h is not type(None))
+    what, fits = _KINDS[hint]
+    if not fits(value):
+        raise WorkspaceError(f"{path}: {key} must be {what}, got {value!r}")
 
 
 def render_settings(name: str, user: str) -> str:
@@ -172,12 +200,44 @@ scrub = true             # replace PII with placeholders (<EMAIL_1>) before anyt
 """
 
 
+# ---------------------------------------------------------------------------------------- environment
+# The one place, with the CLI's options, that reads the process environment: library code takes values
+# as arguments or asks the functions below, so a long-running process decides what it passes.
+
+#: The workspace directory: the CLI's ``-w/--workspace`` when it is not given.
+WORKSPACE_ENV = "EVALTRAY_WORKSPACE"
+#: The acting user: the CLI's ``-u/--user`` when it is not given.
+USER_ENV = "EVALTRAY_USER"
+#: The workflow state's database URL; overrides ``[state] url``.
+DB_URL_ENV = "EVALTRAY_DB_URL"
+#: Worker processes for ingest and scrub (default: the usable CPUs).
+WORKERS_ENV = "EVALTRAY_WORKERS"
+#: A vault key (urlsafe base64 of 32 bytes), for ``Vault.from_env``.
+VAULT_KEY_ENV = "EVALTRAY_VAULT_KEY"
+
+
 def env_workers(error: type[EvaltrayError] = WorkspaceError) -> int | None:
     """``$EVALTRAY_WORKERS`` as a whole number, or None where it is not set."""
-    env = os.environ.get("EVALTRAY_WORKERS", "").strip()
+    env = os.environ.get(WORKERS_ENV, "").strip()
     if not env:
         return None
     try:
         return int(env)
     except ValueError:
-        raise error(f"EVALTRAY_WORKERS must be a whole number, got {env!r}") from None
+        raise error(f"{WORKERS_ENV} must be a whole number, got {env!r}") from None
+
+
+def state_url(settings: Settings) -> str | None:
+    """The workflow state's database: ``$EVALTRAY_DB_URL``, else ``[state] url``; None means the
+    workspace's own SQLite file."""
+    return os.environ.get(DB_URL_ENV) or settings.state_url
+
+
+def env_vault_key() -> str | None:
+    """``$EVALTRAY_VAULT_KEY``, or None where it is not set."""
+    return os.environ.get(VAULT_KEY_ENV) or None
+
+
+def cache_home() -> Path:
+    """``$XDG_CACHE_HOME``, else ``~/.cache``: where per-user caches (unpacked models) live."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")

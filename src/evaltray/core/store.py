@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import getpass
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from .errors import NotFound, PermissionDenied, WorkspaceError
 from .migrations import migrate
 from .records import Role
-from .settings import SETTINGS_FILE, Settings, render_settings
+from .settings import SETTINGS_FILE, Settings, render_settings, state_url
 from .util import dumps, now_iso
 
 if TYPE_CHECKING:
@@ -26,12 +25,10 @@ STATE_DIR = ".evaltray"
 
 
 def current_user(explicit: str | None, settings: Settings | None = None) -> str:
-    """The acting user: ``--user``, then ``EVALTRAY_USER``, then the workspace default, then the login."""
+    """The acting user: ``explicit`` (the CLI's ``--user`` or ``$EVALTRAY_USER``), then the workspace
+    default, then the login."""
     if explicit:
         return explicit
-    env = os.environ.get("EVALTRAY_USER")
-    if env:
-        return env
     if settings is not None and settings.default_user:
         return settings.default_user
     try:
@@ -51,7 +48,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
-    engine = sa.create_engine(url, future=True)
+    try:
+        engine = sa.create_engine(url, future=True)
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:  # no such dialect, or its driver is not installed
+        raise WorkspaceError(f"state database {_safe_url(url)}: {exc}; install its driver "
+                             "(`pip install 'evaltray[postgres]'` for PostgreSQL)") from None
+    except sa.exc.ArgumentError:
+        raise WorkspaceError("the state database URL ([state] url or $EVALTRAY_DB_URL) is not one SQLAlchemy reads, "
+                             "e.g. postgresql+psycopg://user@host/evaltray") from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -71,15 +75,17 @@ class Workspace:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def init(cls, root: Path, name: str | None = None, user: str | None = None) -> Workspace:
-        """Create a workspace in ``root`` (which may exist but must hold no workspace yet)."""
+    def init(cls, root: Path, name: str | None = None, user: str | None = None,
+             db_url: str | None = None) -> Workspace:
+        """Create a workspace in ``root`` (which may exist but must hold no workspace yet); ``user``
+        (default: the login) is its admin, ``db_url`` as for :meth:`open`."""
         root = root.resolve()
         if (root / SETTINGS_FILE).exists():
             raise WorkspaceError(f"{root}: already an evaltray workspace")
         root.mkdir(parents=True, exist_ok=True)
         actor = current_user(user)
         (root / SETTINGS_FILE).write_text(render_settings(name or root.name, actor), encoding="utf-8")
-        ws = cls.open(root)
+        ws = cls.open(root, db_url)
         for set_name in ws.settings.sets:
             ws.set_dir(set_name).mkdir(parents=True, exist_ok=True)
             ws.cases_path(set_name).touch()
@@ -90,17 +96,24 @@ class Workspace:
         return ws
 
     @classmethod
-    def open(cls, root: Path | None = None) -> Workspace:
-        """Open the workspace at ``root``, or the nearest one above the current directory."""
+    def open(cls, root: Path | None = None, db_url: str | None = None) -> Workspace:
+        """Open the workspace at ``root``, or the nearest one above the current directory. Its state
+        lives at ``db_url``, else as :func:`~evaltray.core.settings.state_url` says, else in SQLite
+        under ``.evaltray/``."""
         root = find_root(root)
         settings = Settings.load(root)
-        url = os.environ.get("EVALTRAY_DB_URL") or settings.state_url
+        url = db_url or state_url(settings)
         if not url:
             (root / STATE_DIR).mkdir(exist_ok=True)
             url = f"sqlite:///{root / STATE_DIR / 'state.db'}"
         engine = make_engine(url)
-        with engine.begin() as conn:
-            migrate(conn)
+        try:
+            with engine.begin() as conn:
+                migrate(conn)
+        except sa.exc.OperationalError as exc:  # unreachable server, unknown database, unwritable file
+            engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+            raise WorkspaceError(f"cannot open the state database {_safe_url(url)}: {reason}") from None
         return cls(root, settings, engine)
 
     def close(self) -> None:
@@ -171,7 +184,11 @@ class Workspace:
             at=now_iso(), actor=actor, action=action, object_id=object_id, detail=dumps(detail)))
 
     def add_user(self, name: str, role: Role | str, actor: str) -> None:
-        role = Role(role)
+        """Register ``name`` with ``role``, or change their role; audited as ``user.set``."""
+        try:
+            role = Role(role)
+        except ValueError:
+            raise NotFound(f"unknown role {role!r}: one of {', '.join(r.value for r in Role)}") from None
         users = self.t["users"]
         with self.tx() as conn:
             if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first():
@@ -201,6 +218,11 @@ class Workspace:
         return role
 
 
+def _safe_url(url: str) -> str:
+    """``url`` (one SQLAlchemy parsed) with its password masked, for messages."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
 def inserted_id(conn: Connection, insert: sa.Insert) -> int:
     """Run an INSERT of one row and return its new primary key."""
     key = conn.execute(insert).inserted_primary_key
@@ -209,15 +231,13 @@ def inserted_id(conn: Connection, insert: sa.Insert) -> int:
 
 
 def find_root(start: Path | None) -> Path:
-    """The directory holding ``evaltray.toml``: ``start`` itself, ``EVALTRAY_WORKSPACE``, or a parent of cwd."""
+    """The directory holding ``evaltray.toml``: ``start`` itself (the CLI's ``-w`` or ``$EVALTRAY_WORKSPACE``),
+    else the current directory or its nearest parent that holds one."""
     if start is not None:
         path = Path(start).resolve()
         if (path / SETTINGS_FILE).exists():
             return path
         raise WorkspaceError(f"{path}: no {SETTINGS_FILE} here; run `evaltray init` first")
-    env = os.environ.get("EVALTRAY_WORKSPACE")
-    if env:
-        return find_root(Path(env))
     here = Path.cwd().resolve()
     for path in (here, *here.parents):
         if (path / SETTINGS_FILE).exists():

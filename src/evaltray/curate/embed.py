@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import io
 import logging
-import os
 import re
 import shutil
 import uuid
@@ -24,10 +23,13 @@ from typing import Any
 import numpy as np
 
 from evaltray.core.errors import EvaltrayError
+from evaltray.core.registry import Registry
+from evaltray.core.settings import cache_home
 from evaltray.core.util import atomic_write
 
 __all__ = [
     "BACKENDS",
+    "EMBEDDERS",
     "EmbeddingCache",
     "EmbeddingError",
     "Embedder",
@@ -39,8 +41,6 @@ __all__ = [
     "normalize_rows",
 ]
 
-BACKENDS = ("wordllama", "st", "tfidf")
-
 
 class EmbeddingError(EvaltrayError):
     """A backend cannot be loaded offline, or a cache folder is not what it claims to be."""
@@ -48,8 +48,7 @@ class EmbeddingError(EvaltrayError):
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/evaltray`` (``~/.cache/evaltray``): where model files are unpacked."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "evaltray"
+    return cache_home() / "evaltray"
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
@@ -72,7 +71,7 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     out = list(texts)
     for i, t in enumerate(out):
         if not isinstance(t, str):
-            raise TypeError(f"text {i} is {type(t).__name__}, not str")
+            raise EmbeddingError(f"text {i} is {type(t).__name__}, not str")
     return out
 
 
@@ -91,8 +90,18 @@ class Embedder:
         """Learn corpus statistics where the backend needs them; pretrained backends ignore this."""
         return self
 
+    @classmethod
+    def load(cls, model_path: Path | None = None, cache_dir: Path | None = None) -> Embedder:
+        """The backend as :func:`get_embedder` makes it, from local files only; a backend that takes no
+        model folder or cache ignores them."""
+        return cls()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
+
+
+#: The embedding backends by name; a new one subclasses :class:`Embedder` and registers itself.
+EMBEDDERS: Registry[type[Embedder]] = Registry("embedding backend", error=EmbeddingError)
 
 
 # --------------------------------------------------------------------------- WordLlama
@@ -141,8 +150,13 @@ def _stage_wordllama_tokenizer(cache_dir: Path) -> None:
         atomic_write(dst, data)
 
 
+@EMBEDDERS.register("wordllama")
 class WordLlamaEmbedder(Embedder):
     """WordLlama ``l2_supercat`` 256-d static token vectors, mean-pooled: fast, lexical-ish."""
+
+    @classmethod
+    def load(cls, model_path: Path | None = None, cache_dir: Path | None = None) -> Embedder:
+        return cls(cache_dir=cache_dir)
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         wordllama = _import_wordllama()
@@ -244,8 +258,13 @@ def _folder_fingerprint(folder: Path) -> str:
     return h.hexdigest()[:12]
 
 
+@EMBEDDERS.register("st", "sentence-transformers")
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model from a local folder (default: the packaged all-MiniLM-L6-v2)."""
+
+    @classmethod
+    def load(cls, model_path: Path | None = None, cache_dir: Path | None = None) -> Embedder:
+        return cls(model_path=model_path, cache_dir=cache_dir)
 
     def __init__(self, model_path: Path | None = None, cache_dir: Path | None = None, batch_size: int = 64) -> None:
         try:
@@ -261,7 +280,10 @@ class SentenceTransformerEmbedder(Embedder):
             if not path.is_dir():
                 raise EmbeddingError(f"{path}: no such model folder")
         # local_files_only: a model folder with a missing file must fail here, not try the hub.
-        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        try:
+            self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise EmbeddingError(f"{path}: not a sentence-transformers model folder ({exc})") from None
         self._batch_size = batch_size
         self.name = f"st-{path.name}-{_folder_fingerprint(path)}"
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
@@ -279,6 +301,7 @@ class SentenceTransformerEmbedder(Embedder):
 # --------------------------------------------------------------------------- TF-IDF + SVD
 
 
+@EMBEDDERS.register("tfidf")
 class TfidfSvdEmbedder(Embedder):
     """Word and character n-gram TF-IDF reduced by truncated SVD: needs no model, learns from the corpus.
 
@@ -330,16 +353,14 @@ class TfidfSvdEmbedder(Embedder):
         return _zero_blank(texts, normalize_rows(out))
 
 
+#: The backends' names, in registration order (the default first).
+BACKENDS = tuple(name for name, _ in EMBEDDERS.items())
+
+
 def get_embedder(backend: str = "wordllama", model_path: str | Path | None = None,
                  cache_dir: Path | None = None) -> Embedder:
-    """The embedder for ``backend`` (``wordllama``, ``st`` or ``tfidf``), loaded from local files only."""
-    if backend == "wordllama":
-        return WordLlamaEmbedder(cache_dir=cache_dir)
-    if backend in ("st", "sentence-transformers"):
-        return SentenceTransformerEmbedder(model_path=Path(model_path) if model_path else None, cache_dir=cache_dir)
-    if backend == "tfidf":
-        return TfidfSvdEmbedder()
-    raise EmbeddingError(f"unknown embedding backend {backend!r} (one of: {', '.join(BACKENDS)})")
+    """The embedder registered as ``backend`` (``wordllama``, ``st``, ``tfidf``), from local files only."""
+    return EMBEDDERS.get(backend).load(model_path=Path(model_path) if model_path else None, cache_dir=cache_dir)
 
 
 # --------------------------------------------------------------------------- cache
@@ -379,6 +400,8 @@ class EmbeddingCache:
                 # Merged away by a concurrent writer; its rows are in a part we may not see, so
                 # they are recomputed at worst.
                 continue
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                raise EmbeddingError(f"{part}: not a readable cache part; delete the folder") from None
             if v.ndim != 2 or v.shape[1] != dim or k.shape[0] != v.shape[0]:
                 raise EmbeddingError(f"{part}: holds {v.shape} vectors, expected dim {dim}; delete the folder")
             keys.append(k)

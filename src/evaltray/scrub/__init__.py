@@ -6,7 +6,7 @@
 """
 
 from . import _presidio  # noqa: F401  (imports Presidio without torch; keep first)
-from ._engine import ENTITIES, Scrubber, ScrubError, ScrubResult, resolve_entities
+from ._engine import ENTITIES, RECOGNIZERS, Scrubber, ScrubError, ScrubResult, resolve_entities
 from ._names import GazetteerNameRecognizer, load_gazetteer
 from ._placeholders import LABELS, PLACEHOLDER_RE, PlaceholderMap
 from ._store import (
@@ -30,6 +30,7 @@ __all__ = [
     "LABELS",
     "PLACEHOLDER_RE",
     "QUARANTINED",
+    "RECOGNIZERS",
     "GazetteerNameRecognizer",
     "PlaceholderMap",
     "ScrubConfig",

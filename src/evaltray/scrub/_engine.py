@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
+from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
 from presidio_analyzer.predefined_recognizers import IbanRecognizer, IpRecognizer, PhoneRecognizer
@@ -18,6 +17,7 @@ from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig
 
 from evaltray.core.errors import EvaltrayError
+from evaltray.core.registry import Registry
 
 from . import _presidio  # noqa: I001  (must come before any other presidio import)
 from ._names import NONPERSON, WORD, GazetteerNameRecognizer, NameHandleRecognizer, load_gazetteer
@@ -60,7 +60,6 @@ class ScrubResult:
     messages: list[dict[str, Any]] | None
     error: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
-    vault_entries: dict[str, bytes] = field(default_factory=dict)
     #: the other text fields given to :meth:`Scrubber.scrub_trace`, scrubbed (None when quarantined)
     fields: dict[str, Any] | None = None
 
@@ -88,6 +87,8 @@ def resolve_entities(entities: Sequence[str] | None) -> tuple[str, ...]:
     by_label = {label: ent for ent, label in LABELS.items()}
     out = []
     for e in entities:
+        if not isinstance(e, str):
+            raise ScrubError(f"entities must be names such as 'EMAIL', got {e!r}")
         name = e.upper()
         ent = name if name in LABELS else by_label.get(name)
         if ent is None:
@@ -207,21 +208,9 @@ class Scrubber:
         nlp_engine: Any = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
         registry = RecognizerRegistry(supported_languages=["en"])
         want = set(self.entities)
-        builders: list[tuple[str, Callable[[], Any]]] = [
-            ("EMAIL_ADDRESS", OfflineEmailRecognizer),
-            ("PHONE_NUMBER", PhoneRecognizer),
-            ("CREDIT_CARD", LuhnCardRecognizer),
-            ("IBAN_CODE", IbanRecognizer),
-            ("IP_ADDRESS", IpRecognizer),
-            ("URL", TokenUrlRecognizer),
-            ("API_KEY", lambda: RuleRecognizer("API_KEY", API_KEY_RULES, "ApiKeyRecognizer")),
-            ("ADDRESS", lambda: RuleRecognizer("ADDRESS", ADDRESS_RULES, "AddressRecognizer")),
-            ("PERSON", lambda: self._names),
-            ("USERNAME", lambda: self._handles),
-        ]
-        for entity, build in builders:
+        for entity, build in RECOGNIZERS.items():
             if entity in want:
-                registry.add_recognizer(build())
+                registry.add_recognizer(build(self))
         kv = [e for e in ("PERSON", "ADDRESS", "PHONE_NUMBER", "EMAIL_ADDRESS", "API_KEY", "USERNAME") if e in want]
         if kv:
             registry.add_recognizer(KeyValueRecognizer(kv))
@@ -245,7 +234,11 @@ class Scrubber:
             if not (spacy.util.is_package(model) or Path(model).exists()):
                 raise ScrubError(f"spaCy model {model!r} is not installed (pip install it, or pass a model folder)")
             engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
-            engine.nlp = {"en": spacy.load(model)}  # type: ignore[assignment]  # Presidio types it as None until loaded
+            try:
+                nlp = spacy.load(model)
+            except (OSError, ValueError) as exc:  # a folder that holds no model, or one for another spaCy
+                raise ScrubError(f"spaCy model {model!r} could not be loaded: {exc}") from None
+            engine.nlp = {"en": nlp}  # type: ignore[assignment]  # Presidio types it as None until loaded
             registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON"]))
             return engine
         if kind in ("hf", "transformers"):
@@ -257,11 +250,6 @@ class Scrubber:
             registry.add_recognizer(recognizer(model_name=model, supported_entities=["PERSON"]))
             return nlp_engine
         raise ScrubError(f"unknown ner kind {kind!r}: use 'spacy:<model>' or 'hf:<model>'")
-
-    def config(self) -> dict[str, Any]:
-        """What a worker process needs to build the same scrubber (the vault travels as its key)."""
-        return {"entities": list(self.entities), "ner": self.ner, "name_threshold": self.name_threshold,
-                "vault_key": self.vault.key if self.vault is not None else None}
 
     # ------------------------------------------------------------------ detection
 
@@ -464,21 +452,6 @@ class Scrubber:
                 self.vault.seal(trace_id, ph, value)
         return out, out_fields
 
-    def scrub_batch(self, items: Iterable[tuple[str, list[dict[str, Any]]]], workers: int = 1,
-                    chunksize: int = 32) -> Iterator[ScrubResult]:
-        """Scrub many traces, in input order; a trace that fails comes back quarantined, never unscrubbed."""
-        if workers <= 1:
-            for trace_id, messages in items:
-                yield self._scrub_one(trace_id, messages)
-            return
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(self.config(),)) as pool:
-            for result in pool.imap(_work, items, chunksize=chunksize):
-                if self.vault is not None:
-                    for ph, token in result.vault_entries.items():
-                        self.vault.add_sealed(result.trace_id, ph, token)
-                yield result
-
     def _scrub_one(self, trace_id: str, messages: Any, fields: dict[str, Any] | None = None) -> ScrubResult:
         counts: Counter[str] = Counter()
         try:
@@ -488,9 +461,22 @@ class Scrubber:
         except Exception as exc:  # noqa: BLE001 - any failure quarantines the trace; the text never leaks
             # str(exc) could quote the text being scrubbed; only the exception type is reported.
             return ScrubResult(trace_id, None, error=f"trace {trace_id}: scrubbing failed ({type(exc).__name__})")
-        entries = self.vault.pop_trace(trace_id) if self.vault is not None and _IN_WORKER else {}
-        return ScrubResult(trace_id, out, None, dict(counts), entries, out_fields)
+        return ScrubResult(trace_id, out, None, dict(counts), out_fields)
 
+
+#: The Presidio recognizer of each entity, built for one scrubber (the name recognizers are the scrubber's
+#: own: its prefilter asks them too); a scrubber adds those of the entities it scrubs, in this order.
+RECOGNIZERS: Registry[Callable[[Scrubber], EntityRecognizer]] = Registry("PII entity", error=ScrubError)
+RECOGNIZERS.add("EMAIL_ADDRESS", lambda _: OfflineEmailRecognizer())
+RECOGNIZERS.add("PHONE_NUMBER", lambda _: PhoneRecognizer())
+RECOGNIZERS.add("CREDIT_CARD", lambda _: LuhnCardRecognizer())
+RECOGNIZERS.add("IBAN_CODE", lambda _: IbanRecognizer())
+RECOGNIZERS.add("IP_ADDRESS", lambda _: IpRecognizer())
+RECOGNIZERS.add("URL", lambda _: TokenUrlRecognizer())
+RECOGNIZERS.add("API_KEY", lambda _: RuleRecognizer("API_KEY", API_KEY_RULES, "ApiKeyRecognizer"))
+RECOGNIZERS.add("ADDRESS", lambda _: RuleRecognizer("ADDRESS", ADDRESS_RULES, "AddressRecognizer"))
+RECOGNIZERS.add("PERSON", lambda scrubber: scrubber._names)
+RECOGNIZERS.add("USERNAME", lambda scrubber: scrubber._handles)
 
 _ENTITY_OF_LABEL = {label: ent for ent, label in LABELS.items()}
 
@@ -563,23 +549,4 @@ def _walk_value(value: Any, fn: Transform, key: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------------------------------- worker processes
-
-_WORKER: Scrubber | None = None
-_IN_WORKER = False
-
-
-def _init_worker(config: dict[str, Any]) -> None:
-    global _WORKER, _IN_WORKER
-    key = config.pop("vault_key")
-    _WORKER = Scrubber(vault=Vault(key) if key is not None else None, **config)
-    _IN_WORKER = True
-
-
-def _work(item: tuple[str, list[dict[str, Any]]]) -> ScrubResult:
-    assert _WORKER is not None
-    trace_id, messages = item
-    return _WORKER._scrub_one(trace_id, messages)
-
-
-__all__ = ["ENTITIES", "ScrubError", "ScrubResult", "Scrubber", "resolve_entities"]
+__all__ = ["ENTITIES", "RECOGNIZERS", "ScrubError", "ScrubResult", "Scrubber", "resolve_entities"]

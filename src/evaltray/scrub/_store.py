@@ -14,17 +14,15 @@ stay; ``system_hash`` and ``output_chars`` describe the trace as recorded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
-import multiprocessing as mp
-import os
 import re
 import secrets
-import sys
-import warnings
 from collections import Counter
 from collections.abc import Callable, Collection
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ import pyarrow.parquet as pq
 from evaltray.core.store import Workspace
 from evaltray.core.traces import PAYLOAD_COLUMNS, SCHEMA, MessageRecord, TraceStore, json_bytes, message_summary
 from evaltray.core.util import atomic_write
+from evaltray.core.workers import process_pool, worker_count
 
 from ._engine import Scrubber, ScrubError, resolve_entities
 from ._placeholders import LABELS, PLACEHOLDER_RE
@@ -78,13 +77,19 @@ class ScrubConfig:
         return cls(entities, _id_key(ws), Vault.from_key_file(key_file).key if key_file is not None else None)
 
     def scrubber(self) -> Scrubber:
-        """This process's scrubber for this config, built once (Presidio takes seconds to start)."""
+        """This process's scrubber for this config, built on first use."""
         found = _SCRUBBERS.get(self)
         if found is None:
             found = _SCRUBBERS[self] = Scrubber(self.entities, vault=Vault(self.vault_key) if self.vault_key else None)
         return found
 
+    def install(self, scrubber: Scrubber) -> None:
+        """Make ``scrubber`` (this config's, from :meth:`scrubber`) this process's one: the initializer
+        of a worker pool, ``process_pool(n, config.install, (config.scrubber(),))``."""
+        _SCRUBBERS[self] = scrubber
 
+
+#: Each process's scrubbers by config (a config holds its keys, so an entry never goes stale).
 _SCRUBBERS: dict[ScrubConfig, Scrubber] = {}
 
 
@@ -96,13 +101,19 @@ def _id_key(ws: Workspace) -> bytes:
         key = secrets.token_bytes(32)
         atomic_write(path, key.hex().encode("ascii") + b"\n", mode=0o600)
         return key
+    except ValueError:  # not hex (UnicodeDecodeError is a ValueError too)
+        raise ScrubError(f"{path}: not a pseudonym key (hex); restore it from a backup. A new key would give "
+                         "every id a new pseudonym, so evaltray does not make one over it") from None
 
 
 def vault_key_path(ws: Workspace) -> Path | None:
     """``[ingest] vault_key`` as a path (relative to the workspace); it must lie outside the workspace."""
     if not ws.settings.vault_key:
         return None
-    path = Path(ws.settings.vault_key).expanduser()
+    try:
+        path = Path(ws.settings.vault_key).expanduser()
+    except RuntimeError:  # "~someone/…" for a user this machine does not know
+        raise VaultError(f"ingest.vault_key {ws.settings.vault_key!r}: no such home directory") from None
     path = (ws.root / path if not path.is_absolute() else path).resolve()
     if path.is_relative_to(ws.root.resolve()):
         raise VaultError(f"ingest.vault_key {ws.settings.vault_key!r} is inside the workspace; keep the key "
@@ -265,11 +276,10 @@ def scrub_store(ws: Workspace, actor: str, workers: int | None = None, dry_run: 
     """Scrub the stored rows that are not yet, part by part; each part is replaced in one rename.
 
     Idempotent: scrubbed rows are never touched and a part with none left is not rewritten. A crash
-    leaves every part old or new, and running again finishes the job.
+    leaves every part old or new, and running again finishes the job. ``workers`` as for
+    :func:`~evaltray.core.workers.worker_count`.
     """
-    from evaltray.ingest._driver import _die_with_parent, _worker_count
-
-    n_workers = _worker_count(workers)
+    n_workers = worker_count(workers, ScrubError)
     config = ScrubConfig.for_workspace(ws)
     store = TraceStore(ws.traces_dir)
     report = StoreScrub(dry_run=dry_run)
@@ -283,43 +293,45 @@ def scrub_store(ws: Workspace, actor: str, workers: int | None = None, dry_run: 
             progress(0, total)
         if not pending:
             return report
-        config.scrubber()  # built before forking: the workers inherit it
-        pool = None
-        if n_workers > 1 and total > SLICE_ROWS:
-            ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
-            pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),))
-        try:
+        scrubber = config.scrubber()  # built once here and handed to each worker: Presidio starts once
+        parallel = n_workers > 1 and total > SLICE_ROWS
+        with process_pool(n_workers, config.install, (scrubber,)) if parallel else contextlib.nullcontext() as pool:
             done = 0
             for part, n in pending:
-                table = store.read_part(part)
-                size = max(1, min(SLICE_ROWS, -(-table.num_rows // (4 * n_workers))))
-                pieces = [table.slice(s, size) for s in range(0, table.num_rows, size)]
-                if pool is None:
-                    results = [scrub_table(piece, config) for piece in pieces]
-                else:
-                    with warnings.catch_warnings():  # Python 3.12+ warns on fork with threads; the workers use none
-                        warnings.simplefilter("ignore", DeprecationWarning)
-                        results = list(pool.map(scrub_table, pieces, [config] * len(pieces)))
-                sealed: list[tuple[str, str, bytes]] = []
-                for piece, (_, info) in zip(pieces, results, strict=True):
-                    ids = piece.column("trace_id").to_pylist()
-                    report.counts.update(info.total())
-                    report.quarantined.extend(ids[i] for i in sorted(info.quarantined))
-                    sealed.extend((ids[i], ph, token) for i, ph, token in info.vault)
-                report.rows += sum(info.rows for _, info in results)
-                if not dry_run:
-                    if config.vault_key:  # originals first: a scrubbed row is never without its sealed values
-                        save_sealed(ws, config.vault_key, sealed)
-                    store.replace_part(part, pa.concat_tables([t for t, _ in results]).combine_chunks())
-                report.rewritten += 1
+                _scrub_part(ws, store, part, config, pool, n_workers, report)
                 done += n
                 if progress is not None:
                     progress(done, total)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
         if not dry_run:
             with ws.tx() as conn:
                 ws.audit(conn, actor, "scrub", None, rows=report.rows, parts=report.rewritten,
                          quarantined=len(report.quarantined))
     return report
+
+
+def _scrub_part(ws: Workspace, store: TraceStore, part: Path, config: ScrubConfig, pool: Executor | None,
+                n_workers: int, report: StoreScrub) -> None:
+    """Scrub one part in pieces (over ``pool`` where given) and replace it, unless ``report.dry_run``."""
+    table = store.read_part(part)
+    size = max(1, min(SLICE_ROWS, -(-table.num_rows // (4 * n_workers))))
+    pieces = [table.slice(s, size) for s in range(0, table.num_rows, size)]
+    if pool is None:
+        results = [scrub_table(piece, config) for piece in pieces]
+    else:
+        try:
+            results = list(pool.map(scrub_table, pieces, [config] * len(pieces)))
+        except BrokenProcessPool:
+            raise ScrubError(f"{part.name}: a scrub worker process died (out of memory?); every part is whole, "
+                             "old or new; run again, or with --workers 1 to scrub in one process") from None
+    sealed: list[tuple[str, str, bytes]] = []
+    for piece, (_, info) in zip(pieces, results, strict=True):
+        ids = piece.column("trace_id").to_pylist()
+        report.counts.update(info.total())
+        report.quarantined.extend(ids[i] for i in sorted(info.quarantined))
+        sealed.extend((ids[i], ph, token) for i, ph, token in info.vault)
+    report.rows += sum(info.rows for _, info in results)
+    if not report.dry_run:
+        if config.vault_key:  # originals first: a scrubbed row is never without its sealed values
+            save_sealed(ws, config.vault_key, sealed)
+        store.replace_part(part, pa.concat_tables([t for t, _ in results]).combine_chunks())
+    report.rewritten += 1

@@ -11,10 +11,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from evaltray.core.errors import EvaltrayError, NotFound
+from evaltray.core.settings import VAULT_KEY_ENV, env_vault_key
 from evaltray.core.util import atomic_write, dumps, loads
 
 #: Environment variable that may hold the vault key (urlsafe base64 of 32 bytes).
-KEY_ENV = "EVALTRAY_VAULT_KEY"
+KEY_ENV = VAULT_KEY_ENV
 _NONCE = 12
 
 
@@ -39,6 +40,14 @@ class Vault:
         self._key = raw
         self._aead = AESGCM(raw)
         self._sealed: dict[tuple[str, str], bytes] = {}
+
+    def __getstate__(self) -> tuple[bytes, dict[tuple[str, str], bytes]]:
+        # the cipher object does not pickle; a copy (a spawned worker's) rebuilds it from the key
+        return self._key, self._sealed
+
+    def __setstate__(self, state: tuple[bytes, dict[tuple[str, str], bytes]]) -> None:
+        self._key, self._sealed = state
+        self._aead = AESGCM(self._key)
 
     @staticmethod
     def _decode_key(key: bytes | str) -> bytes:
@@ -76,10 +85,11 @@ class Vault:
         return cls(text)
 
     @classmethod
-    def from_env(cls, var: str = KEY_ENV) -> Vault:
-        value = os.environ.get(var)
-        if not value:
-            raise VaultError(f"no vault key: set {var} or pass a key file")
+    def from_env(cls) -> Vault:
+        """A vault with the key in ``$EVALTRAY_VAULT_KEY``."""
+        value = env_vault_key()
+        if value is None:
+            raise VaultError(f"no vault key: set {KEY_ENV} or pass a key file")
         return cls(value)
 
     @property

@@ -1,0 +1,131 @@
+"""The workspace store on its own: SQLite settings, users and roles, the audit log, locks, opening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from evaltray.core.errors import NotFound, PermissionDenied, WorkspaceError
+from evaltray.core.records import SIGN_ROLES, Role
+from evaltray.core.settings import Settings
+from evaltray.core.store import Workspace, current_user, find_root, make_engine
+
+
+def test_sqlite_state_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(ws: Workspace) -> None:
+    assert ws.engine.url.database == str(ws.root / ".evaltray" / "state.db")
+    with ws.tx() as conn:
+        pragmas = [conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in
+                   ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")]
+    assert pragmas == ["wal", 1, 1, 10000]  # synchronous 1 is NORMAL
+
+
+def test_roles_and_what_they_may_do(ws: Workspace) -> None:
+    assert ws.role_of("alice") is Role.ADMIN  # init makes its user the admin
+    ws.add_user("bob", "labeler", actor="alice")
+    assert ws.role_of("bob") is Role.LABELER
+    with pytest.raises(PermissionDenied) as err:
+        ws.require("bob", SIGN_ROLES, "signing off")
+    assert str(err.value) == "user 'bob' is a labeler; signing off needs one of: adjudicator, admin"
+    ws.add_user("bob", Role.ADJUDICATOR, actor="alice")  # a second add changes the role
+    assert ws.require("bob", SIGN_ROLES, "signing off") is Role.ADJUDICATOR
+    with pytest.raises(PermissionDenied) as err:
+        ws.role_of("zed")
+    assert str(err.value) == "user 'zed' is not registered; an admin adds them with `evaltray users add zed --role labeler`"
+    with pytest.raises(NotFound) as err2:
+        ws.add_user("zed", "boss", actor="alice")
+    assert str(err2.value) == "unknown role 'boss': one of viewer, labeler, adjudicator, composition_owner, admin"
+    assert [(u["name"], u["role"]) for u in ws.users()] == [("alice", "admin"), ("bob", "adjudicator")]
+
+
+def test_every_user_change_is_in_the_audit_log(ws: Workspace) -> None:
+    ws.add_user("bob", "labeler", actor="alice")
+    ws.add_user("bob", "viewer", actor="alice")
+    with ws.tx() as conn:
+        ws.audit(conn, "bob", "case.retire", "case-1", reason="stale", n=2)
+        rows = conn.execute(sa.select(ws.t["audit"]).order_by("id")).mappings().all()
+    assert [(r["id"], r["actor"], r["action"], r["object_id"], orjson.loads(r["detail"])) for r in rows] == [
+        (1, "alice", "user.set", "alice", {"role": "admin"}),
+        (2, "alice", "user.set", "bob", {"role": "labeler"}),
+        (3, "alice", "user.set", "bob", {"role": "viewer"}),
+        (4, "bob", "case.retire", "case-1", {"reason": "stale", "n": 2}),
+    ]
+    assert all(r["at"].endswith("Z") for r in rows)
+
+
+def test_a_lock_is_held_by_one_at_a_time(ws: Workspace) -> None:
+    with ws.lock("ingest"):
+        with pytest.raises(WorkspaceError) as err, ws.lock("ingest"):
+            pass
+        assert str(err.value) == (f"another evaltray process holds the ingest lock "
+                                  f"({ws.root / '.evaltray' / 'ingest.lock'}); wait for it")
+        with ws.lock("release"):  # another name is another lock
+            pass
+    with ws.lock("ingest"):  # released on leaving
+        pass
+
+
+def test_the_acting_user_explicit_then_the_workspace_default_then_the_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALTRAY_USER", "env-user")  # the CLI's business, not the library's
+    monkeypatch.setattr("getpass.getuser", lambda: "login")
+    assert current_user("bob", Settings(default_user="alice")) == "bob"
+    assert current_user(None, Settings(default_user="alice")) == "alice"
+    assert current_user(None, Settings()) == "login"
+    assert current_user("", None) == "login"
+
+
+def test_find_root_takes_the_given_folder_or_the_nearest_above_the_current_one(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    deep = ws.root / "sets" / "main"
+    monkeypatch.setenv("EVALTRAY_WORKSPACE", str(tmp_path / "elsewhere"))  # the CLI's business
+    monkeypatch.chdir(deep)
+    assert find_root(None) == ws.root
+    assert find_root(ws.root) == ws.root
+    with pytest.raises(WorkspaceError) as err:
+        find_root(deep)
+    assert str(err.value) == f"{deep}: no evaltray.toml here; run `evaltray init` first"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WorkspaceError) as err:
+        find_root(None)
+    assert str(err.value) == f"no evaltray.toml in {tmp_path} or its parents; run `evaltray init NAME` first"
+
+
+def test_the_state_database_url_given_beats_the_environment_and_the_file(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = ws.root / "evaltray.toml"
+    settings.write_text(settings.read_text().replace(
+        '# url = "postgresql+psycopg://user@host/evaltray"', f'url = "sqlite:///{tmp_path / "file.db"}"'))
+    opened = Workspace.open(ws.root)
+    assert opened.engine.url.database == str(tmp_path / "file.db")
+    opened.close()
+    monkeypatch.setenv("EVALTRAY_DB_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    opened = Workspace.open(ws.root)
+    assert opened.engine.url.database == str(tmp_path / "env.db")
+    opened.close()
+    opened = Workspace.open(ws.root, db_url=f"sqlite:///{tmp_path / 'given.db'}")
+    assert opened.engine.url.database == str(tmp_path / "given.db")
+    assert opened.users() == []  # a fresh database, migrated
+    opened.close()
+
+
+def test_a_state_database_that_cannot_be_opened_is_an_error(ws: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError) as err:
+        make_engine("not a url")
+    assert str(err.value) == ("the state database URL ([state] url or $EVALTRAY_DB_URL) is not one SQLAlchemy reads, "
+                              "e.g. postgresql+psycopg://user@host/evaltray")
+    with pytest.raises(WorkspaceError) as err:
+        make_engine("nosuchdb://u:secret@host/db")
+    assert str(err.value) == ("state database nosuchdb://u:***@host/db: Can't load plugin: sqlalchemy.dialects:nosuchdb; "
+                              "install its driver (`pip install 'evaltray[postgres]'` for PostgreSQL)")
+    missing = tmp_path / "no" / "such" / "folder" / "state.db"
+    with pytest.raises(WorkspaceError) as err:
+        Workspace.open(ws.root, db_url=f"sqlite:///{missing}")
+    assert str(err.value) == f"cannot open the state database sqlite:///{missing}: unable to open database file"
+
+
+def test_init_refuses_a_workspace_twice(ws: Workspace) -> None:
+    with pytest.raises(WorkspaceError) as err:
+        Workspace.init(ws.root)
+    assert str(err.value) == f"{ws.root}: already an evaltray workspace"
