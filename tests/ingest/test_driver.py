@@ -18,9 +18,9 @@ from evaltray.core.errors import IngestError
 from evaltray.core.records import Message, Trace
 from evaltray.core.store import Workspace
 from evaltray.core.traces import TraceStore
-from evaltray.ingest import ingest_files, keep_reasons, sample_unit
+from evaltray.ingest import _driver, ingest_files, keep_reasons, sample_unit
 from evaltray.ingest._driver import storable
-from evaltray.ingest._registry import FORMATS, Format
+from evaltray.ingest._registry import Format, get_format
 
 
 def _chat(i: int, **extra) -> bytes:
@@ -166,7 +166,7 @@ def test_unknown_format_and_missing_file_errors(ws, tmp_path):
     report = ingest_files(ws, [odd, good])
     assert report.ingested == 1
     assert [str(i) for i in report.issues][0].startswith(f"{odd}: cannot tell the format; pass --format (one of: ")
-    with pytest.raises(IngestError, match="unknown format 'xml'"):
+    with pytest.raises(IngestError, match="unknown ingest format 'xml': one of csv, jsonl, langfuse, "):
         ingest_files(ws, [odd], fmt="xml")
     with pytest.raises(IngestError, match="missing.jsonl: no such file"):
         ingest_files(ws, [Path(tmp_path / "missing.jsonl")])
@@ -187,7 +187,8 @@ def test_a_parser_that_stops_on_an_odd_value_keeps_what_it_read(ws, tmp_path, mo
         yield Trace("first", "broken", [Message("user", "read before the odd value")])
         raise TypeError("'int' object is not iterable")
 
-    monkeypatch.setitem(FORMATS, "broken", Format("broken", parse, None, 999, "a parser that stops"))
+    broken = Format("broken", parse, None, 999, "a parser that stops")
+    monkeypatch.setattr(_driver, "get_format", lambda name: broken if name == "broken" else get_format(name))
     path = tmp_path / "x.json"
     path.write_bytes(b"{}")
     report = ingest_files(ws, [path], fmt="broken", scrub=False)
