@@ -71,7 +71,7 @@ def register(name: str, *, sniff: Sniffer | None = None, priority: int = 50, des
     """
 
     def wrap(parse: Parser) -> Parser:
-        summary = description or (parse.__doc__ or "").strip().splitlines()[0]
+        summary = description or next(iter((parse.__doc__ or "").strip().splitlines()), "")
         FORMATS.add(name, Format(name, parse, sniff, priority, summary, line_reader))
         return parse
 

@@ -18,15 +18,9 @@ _NEGATIVE = frozenset(("down", "thumbs_down", "thumbsdown", "thumbs-down", "👎
 def feedback_score(value: Any) -> float | None:
     """A logged request's own feedback field: booleans and thumbs words (or ``"1"``/``"0"``) to ±1, an object
     by its ``score``/``value``/``rating``, a number as it is; anything else None."""
-    if isinstance(value, bool):
-        return 1.0 if value else -1.0
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in _THUMBS_UP:
-            return 1.0
-        if v in _THUMBS_DOWN:
-            return -1.0
-        return None
+    thumb = _thumb(value, _THUMBS_UP, _THUMBS_DOWN)
+    if thumb is not None or isinstance(value, str):
+        return thumb
     if isinstance(value, dict):
         return feedback_score(value.get("score", value.get("value", value.get("rating"))))
     return as_float(value)
@@ -40,14 +34,9 @@ def is_feedback_name(name: Any) -> bool:
 def feedback_value(value: Any) -> float | None:
     """A score an observability tool keeps, on [-1, 1]: booleans and thumbs words to ±1, 0..1 (thumbs 1/0)
     linearly, 1..5 stars linearly, -1..0 kept; anything else None."""
-    if isinstance(value, bool):
-        return 1.0 if value else -1.0
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _POSITIVE:
-            return 1.0
-        if word in _NEGATIVE:
-            return -1.0
+    thumb = _thumb(value, _POSITIVE, _NEGATIVE)
+    if thumb is not None:
+        return thumb
     num = as_float(value)
     if num is None:
         return None
@@ -57,4 +46,17 @@ def feedback_value(value: Any) -> float | None:
         return 2 * num - 1
     if 1 < num <= 5:
         return (num - 3) / 2
+    return None
+
+
+def _thumb(value: Any, up: frozenset[str], down: frozenset[str]) -> float | None:
+    """±1 for a boolean, or for a word (any case and spacing) in ``up`` or ``down``; else None."""
+    if isinstance(value, bool):
+        return 1.0 if value else -1.0
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in up:
+            return 1.0
+        if word in down:
+            return -1.0
     return None
