@@ -324,7 +324,7 @@ _message = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(_message)
 def test_message_records_follow_the_shared_message_rules(raw: Any) -> None:
-    """chat_message_record, _common.chat_message (every other format) and the chat JSONL decoder agree."""
+    """chat_message_record, core.messages.chat_message (every other format) and the chat JSONL decoder agree."""
     try:
         want = chat_message(raw)
     except TypeError:  # e.g. tool_calls as a number: neither reads it

@@ -149,7 +149,8 @@ class MessageRecord(msgspec.Struct, omit_defaults=True, gc=False):
 
     ``tool_calls`` is a non-empty list of :class:`CallRecord` or None. The fields are typed loosely
     because the chat JSONL ingest decodes source messages straight into a subclass of this and keeps
-    the ones already in stored form as they are (see ``ingest.openai``); :mod:`evaltray.core.messages` holds the rules that make one.
+    the ones already in stored form as they are (see ``ingest.openai``); :mod:`evaltray.core.messages` holds
+    the rules that make one.
     """
 
     role: Any

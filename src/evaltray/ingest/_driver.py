@@ -1,10 +1,11 @@
 """Stream parsed traces into the Parquet store: batched, idempotent by trace id, crash-safe.
 
 JSON-lines formats (one trace per line: a format with a ``line_reader``) are parsed in byte-range
-chunks, by a pool of worker processes for big files (:func:`evaltray.core.workers.process_pool`). Each chunk's parser writes it as an unpublished
-Parquet part; the main process takes the chunks in file order and publishes each with one rename (or
-rewrites it first when ids repeat), so line numbers, content-derived ids and duplicate skipping are
-those of a line-by-line parse, and a killed ingest leaves only whole parts behind.
+chunks, by a pool of worker processes for big files (:func:`evaltray.core.workers.process_pool`). Each
+chunk's parser writes it as an unpublished Parquet part; the main process takes the chunks in file order
+and publishes each with one rename (or rewrites it first when ids repeat), so line numbers,
+content-derived ids and duplicate skipping are those of a line-by-line parse, and a killed ingest
+leaves only whole parts behind.
 
 When the workspace scrubs (``[ingest] scrub``, the default), each batch is scrubbed of PII before
 its part is written (by the worker that parsed it); a trace the scrubber cannot handle is stored

@@ -150,7 +150,8 @@ def _doc_ids(obs: Mapping[str, Any], attrs: Mapping[str, Any]) -> list[str]:
         for doc in docs if isinstance(docs, list) else []:
             if isinstance(doc, dict):
                 meta = as_dict(doc.get("metadata"))
-                did = first_value(doc, "id", "doc_id", "document_id") or first_value(meta, "id", "doc_id", "document_id", "source")
+                did = first_value(doc, "id", "doc_id", "document_id") or first_value(
+                    meta, "id", "doc_id", "document_id", "source")
                 if did is not None:
                     ids.append(str(did))
     return ids

@@ -104,7 +104,8 @@ def _span(obj: dict[str, Any], finder: LineFinder) -> SpanRecord | Issue:
     return SpanRecord(
         trace_id=trace_id, span_id=span_id,
         parent_id=hex_id(obj.get("parentSpanId") or parent.get("spanId") or obj.get("parent_id"), 8),
-        name=obj.get("name"), kind=span_kind(obj.get("kind"), _JS_KINDS), start=times["startTime"], end=times["endTime"],
+        name=obj.get("name"), kind=span_kind(obj.get("kind"), _JS_KINDS), start=times["startTime"],
+        end=times["endTime"],
         status_code=status_code(status.get("code", status.get("status_code"))),
         status_message=status.get("message") or status.get("description") or None,
         attrs=attributes(attrs), events=events, resource=attributes(resource.get("attributes")),

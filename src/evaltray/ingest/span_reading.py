@@ -191,7 +191,8 @@ def read_span(span: SpanRecord) -> SpanReading:
         r.tool_result = Message(
             role="tool", content=text,
             tool_call_id=first_value(a, "gen_ai.tool.call.id", "tool_call.id", "ai.toolCall.id"),
-            name=first_value(a, "gen_ai.tool.name", "tool.name", "ai.toolCall.name", "tool_call.function.name") or span.name,
+            name=first_value(a, "gen_ai.tool.name", "tool.name", "ai.toolCall.name", "tool_call.function.name")
+            or span.name,
             is_error=r.error is not None,
         )
         description = first_value(a, "gen_ai.tool.description", "tool.description")

@@ -331,6 +331,7 @@ def traces_from_spans(spans: Iterable[SpanRecord], fmt: str, path: Path) -> Iter
 def _genai_trace(trace_id: str, group: list[SpanRecord], fmt: str) -> list[Trace]:
     """The group's trace if it is a GenAI one: an application's export also holds its HTTP and database traces."""
     trace = assemble(trace_id, group, fmt)
-    if trace.messages or trace.model or trace.total_tokens is not None or any(s.kind in GENAI_KINDS for s in trace.spans):
+    if trace.messages or trace.model or trace.total_tokens is not None or any(
+            s.kind in GENAI_KINDS for s in trace.spans):
         return [trace]
     return []
