@@ -18,9 +18,9 @@ from evaltray.core.errors import IngestError
 from evaltray.core.records import Message, Trace
 from evaltray.core.store import Workspace
 from evaltray.core.traces import TraceStore
-from evaltray.ingest import ingest_files, keep_reasons, sample_unit
+from evaltray.ingest import _driver, ingest_files, keep_reasons, sample_unit
 from evaltray.ingest._driver import storable
-from evaltray.ingest._registry import FORMATS, Format
+from evaltray.ingest._registry import Format, get_format
 
 
 def _chat(i: int, **extra) -> bytes:
@@ -166,7 +166,7 @@ def test_unknown_format_and_missing_file_errors(ws, tmp_path):
     report = ingest_files(ws, [odd, good])
     assert report.ingested == 1
     assert [str(i) for i in report.issues][0].startswith(f"{odd}: cannot tell the format; pass --format (one of: ")
-    with pytest.raises(IngestError, match="unknown format 'xml'"):
+    with pytest.raises(IngestError, match="unknown ingest format 'xml': one of csv, jsonl, langfuse, "):
         ingest_files(ws, [odd], fmt="xml")
     with pytest.raises(IngestError, match="missing.jsonl: no such file"):
         ingest_files(ws, [Path(tmp_path / "missing.jsonl")])
@@ -187,10 +187,56 @@ def test_a_parser_that_stops_on_an_odd_value_keeps_what_it_read(ws, tmp_path, mo
         yield Trace("first", "broken", [Message("user", "read before the odd value")])
         raise TypeError("'int' object is not iterable")
 
-    monkeypatch.setitem(FORMATS, "broken", Format("broken", parse, None, 999, "a parser that stops"))
+    broken = Format("broken", parse, None, 999, "a parser that stops")
+    monkeypatch.setattr(_driver, "get_format", lambda name: broken if name == "broken" else get_format(name))
     path = tmp_path / "x.json"
     path.write_bytes(b"{}")
     report = ingest_files(ws, [path], fmt="broken", scrub=False)
     assert [str(i) for i in report.issues] == [
         f"{path}: the rest of the file could not be read: a value has an unexpected type (TypeError)"]
     assert (report.ingested, TraceStore(ws.traces_dir).trace_ids()) == (1, {"first"})
+
+
+# --------------------------------------------------------------------------- no state outlives an ingest
+
+
+def _exchange(good_id: str, answer: str, bad_first: bool) -> bytes:
+    good = orjson.dumps({"request_body": {"messages": [{"role": "user", "content": "hi"}]},
+                         "response_body": {"id": good_id, "choices": [{"message": {"role": "assistant", "content": answer}}]}})
+    bad = orjson.dumps({"request_body": "not a request", "response_body": {"id": "r2"}})
+    first, second = (bad, good) if bad_first else (good, bad)
+    return b"[\n" + first + b",\n" + second + b"\n]\n"
+
+
+def test_a_file_changed_on_disk_is_read_anew_by_the_next_ingest(ws, tmp_path: Path) -> None:
+    """A long-running process ingests a file, the file changes (same path, same size), and the next ingest reads
+    what is there now: the new trace, and its issue at its new line."""
+    path = tmp_path / "calls.json"
+    path.write_bytes(_exchange("r1", "yo", bad_first=False))
+    first = ingest_files(ws, [path], fmt="openai-exchange", scrub=False)
+    changed = _exchange("r3", "ya", bad_first=True)
+    assert len(changed) == path.stat().st_size
+    path.write_bytes(changed)
+    second = ingest_files(ws, [path], fmt="openai-exchange", scrub=False)
+    assert [(i.line, i.record_id) for i in first.issues] == [(3, "r2")]
+    assert [(i.line, i.record_id) for i in second.issues] == [(2, "r2")]
+    rows = TraceStore(ws.traces_dir).query(columns=["trace_id", "output_text"], order_by="trace_id").to_pylist()
+    assert rows == [{"trace_id": "r1", "output_text": "yo"}, {"trace_id": "r3", "output_text": "ya"}]
+
+
+def test_a_file_changed_within_the_same_mtime_is_read_anew(ws, tmp_path: Path) -> None:
+    """Not even a file's size and modification time are taken as its content."""
+    def export(first: str, second: str) -> bytes:
+        obs = [{"id": first, "type": "SPAN", "startTime": "2025-01-01T00:00:00Z"}, {"id": second, "type": "SPAN"}]
+        return b'{"trace": {"id": "T1"},\n"observations": [\n' + b",\n".join(map(orjson.dumps, obs)) + b"]}\n"
+
+    path = tmp_path / "trace.json"
+    path.write_bytes(export("o1", "o2"))  # o2 has no startTime: an issue at its line
+    stat = path.stat()
+    first = ingest_files(ws, [path], fmt="langfuse", scrub=False)
+    path.write_bytes(export("o2", "o1"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    second = ingest_files(ws, [path], fmt="langfuse", scrub=False)
+    assert [(i.line, i.record_id) for i in first.issues] == [(4, "o2")]
+    assert [(i.line, i.record_id) for i in second.issues] == [(4, "o1")]

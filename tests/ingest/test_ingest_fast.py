@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaltray.core.errors import IngestError
+from evaltray.core.messages import chat_message, chat_message_record
 from evaltray.core.records import Message, ToolCall, Trace
 from evaltray.core.store import Workspace
 from evaltray.core.traces import (
@@ -33,15 +34,17 @@ from evaltray.core.traces import (
     COLUMNS,
     CallRecord,
     MessageRecord,
+    RowBuilder,
     TraceStore,
     message_from_record,
     message_record,
-    row_values,
     trace_values,
 )
-from evaltray.ingest import _driver, ingest_files, openai
-from evaltray.ingest._common import chat_message, content_id
-from evaltray.ingest.openai import chat_message_record, chat_row
+from evaltray.core.workers import worker_count
+from evaltray.ingest import BadRecord, _driver, ingest_files, openai
+from evaltray.ingest._common import content_id
+from evaltray.ingest._registry import get_format
+from evaltray.ingest.openai import chat_row
 from evaltray.ingest.openai import parse as parse_openai
 
 DATA = Path(__file__).parent.parent / "data"
@@ -139,7 +142,7 @@ def realistic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trace_path(realistic: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[str, Any]]]:
     """The reference: parse() yields Traces, the driver turns them into rows (the path other formats take)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.delitem(_driver.LINE_FORMATS, "openai")
+        mp.setattr(_driver, "get_format", lambda name: dataclasses.replace(get_format(name), line_reader=None))
         return _ingest(tmp_path_factory.mktemp("ws") / "w", realistic)
 
 
@@ -261,8 +264,8 @@ def test_stored_message_form_follows_the_dataclasses() -> None:
         Message("tool", "boom", tool_call_id="c1", name="f", is_error=True))])) == [
         {"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"name": "f", "arguments": {"x": 1}}]},
         {"role": "tool", "content": "boom", "tool_call_id": "c1", "name": "f", "is_error": True}]
-    # row_values takes a trace's fields in Trace order, which chat_fields and trace_from_chat rely on
-    params = list(inspect.signature(row_values).parameters)
+    # RowBuilder.row takes a trace's fields in Trace order, which chat_fields and trace_from_chat rely on
+    params = list(inspect.signature(RowBuilder().row).parameters)
     assert params == [f.name for f in dataclasses.fields(Trace)]
 
 
@@ -321,7 +324,7 @@ _message = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(_message)
 def test_message_records_follow_the_shared_message_rules(raw: Any) -> None:
-    """chat_message_record, _common.chat_message (every other format) and the chat JSONL decoder agree."""
+    """chat_message_record, core.messages.chat_message (every other format) and the chat JSONL decoder agree."""
     try:
         want = chat_message(raw)
     except TypeError:  # e.g. tool_calls as a number: neither reads it
@@ -361,7 +364,7 @@ def test_a_line_decoded_directly_and_the_careful_way_gives_the_same_row(obj: dic
     try:
         careful = trace_values(openai.trace_from_chat(obj, "fallback"))
     except (TypeError, ValueError):  # e.g. an unreadable time: both report it
-        with pytest.raises(_driver.BadRecord):
+        with pytest.raises(BadRecord):
             chat_row(raw, {})
         return
     if openai._line_id(openai._line_from_dict(obj)) is None:
@@ -397,8 +400,8 @@ def test_workers_option_and_environment(ws, tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(IngestError, match="EVALTRAY_WORKERS must be a whole number, got 'two'"):
         ingest_files(ws, [path])
     monkeypatch.setenv("EVALTRAY_WORKERS", "3")
-    assert _driver._worker_count(None) == 3
-    assert _driver._worker_count(1) == 1
+    assert worker_count(None, IngestError) == 3
+    assert worker_count(1, IngestError) == 1
 
 
 _PARALLEL_INGEST = """

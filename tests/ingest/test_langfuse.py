@@ -13,16 +13,10 @@ import pytest
 from evaltray.core.records import Message, ToolCall, Trace
 from evaltray.core.traces import TraceStore
 from evaltray.ingest import Issue, detect, ingest_files
-from evaltray.ingest.langfuse import (
-    ToolRun,
-    Turn,
-    assemble_conversation,
-    feedback_value,
-    messages_from,
-    observation_messages,
-    parse,
-    tool_definition,
-)
+from evaltray.ingest.chat_payloads import messages_from, tool_definition
+from evaltray.ingest.conversation import ToolRun, Turn, assemble_conversation
+from evaltray.ingest.feedback import feedback_value
+from evaltray.ingest.langfuse import observation_messages, parse
 
 DATA = Path(__file__).parent.parent / "data" / "langfuse"
 FRAMEWORKS = sorted(DATA.glob("*.trace.json"))

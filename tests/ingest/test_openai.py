@@ -237,3 +237,15 @@ def test_driver_same_conversation_from_two_recordings(ws) -> None:
     assert (row["input_text"], row["output_text"]) == (QUESTION, ANSWER)
     assert [s["id"] for s in orjson.loads(row["spans"])] == [FIRST_ID, "chatcmpl-ASYMVzdmBGDbUoHFmt6R16tdtZUzR"]
     assert store.count() == 2
+
+
+def test_a_parse_shares_no_value_with_the_next(tmp_path: Path) -> None:
+    """A caller that changes a trace it was given does not change what the next parse of the file gives."""
+    path = tmp_path / "chats.jsonl"
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    path.write_bytes(orjson.dumps({"id": "a", "messages": [{"role": "user", "content": "hi"}], "tools": tools}) + b"\n")
+    (first,) = parse_openai(path, {})
+    assert isinstance(first, Trace)
+    first.tools.append({"type": "function", "function": {"name": "added by a caller"}})
+    (again,) = parse_openai(path, {})
+    assert isinstance(again, Trace) and again.tools == tools

@@ -18,7 +18,10 @@ from hypothesis import strategies as st
 from evaltray.core.records import Message, Span, ToolCall, Trace
 from evaltray.core.traces import TraceStore
 from evaltray.ingest import Issue, detect, ingest_files
-from evaltray.ingest.otel import SpanRecord, any_value, attributes, hex_id, parse, read_span, unflatten
+from evaltray.ingest.otel import parse
+from evaltray.ingest.span_messages import unflatten
+from evaltray.ingest.span_reading import read_span
+from evaltray.ingest.spans import SpanRecord, any_value, attributes, hex_id
 
 DATA = Path(__file__).parent.parent / "data" / "otel"
 SCHEMAS = Path(__file__).parent.parent / "data" / "openinference" / "genai-message-schemas"

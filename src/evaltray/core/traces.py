@@ -23,8 +23,10 @@ from .util import sha256_hex
 _TS = pa.timestamp("us", tz="UTC")
 _STR_LIST = pa.list_(pa.string())
 
-#: The columns of every Parquet part file, in order. ``ingest_date`` is the hive partition.
-SCHEMA = pa.schema([
+#: The columns of every Parquet part file, in order, with their Arrow types: the one declaration that
+#: :data:`SCHEMA`, the rows :class:`RowBuilder` makes and the ingest driver's reading of them derive from.
+#: ``ingest_date`` is the hive partition.
+COLUMN_TYPES: tuple[tuple[str, pa.DataType], ...] = (
     ("trace_id", pa.string()),
     ("source_format", pa.string()),
     ("source_file", pa.string()),
@@ -68,8 +70,11 @@ SCHEMA = pa.schema([
     ("metadata", pa.string()),
     # true: the row's text went through the PII scrubber (or was removed: quarantined); null in older parts
     ("scrubbed", pa.bool_()),
-])
+)
+SCHEMA = pa.schema(COLUMN_TYPES)
 COLUMNS = SCHEMA.names
+#: Where each column sits in a row tuple.
+COLUMN_INDEX: dict[str, int] = {name: i for i, (name, _) in enumerate(COLUMN_TYPES)}
 #: Columns with few distinct values: dictionary-encoded in Parquet (the rest would only try and give up).
 _DICTIONARY_COLUMNS = ["source_format", "source_file", "model", "model_version", "provider", "session_id", "user_id",
                        "name", "feature", "tags", "prompt_template_id", "system_hash", "tools_hash", "corpus_version",
@@ -83,8 +88,6 @@ DERIVED_COLUMNS: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
     "dedup": (("dup_of", pa.string()), ("dup_level", pa.string()), ("dup_weight", pa.int64())),
     "clusters": (("cluster_id", pa.int64()), ("cluster_name", pa.string())),
 }
-#: Columns a ``--where`` predicate may name: the stored ones, the partition and the derived ones.
-QUERY_COLUMNS = (*COLUMNS, "ingest_date", *(name for cols in DERIVED_COLUMNS.values() for name, _ in cols))
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -131,16 +134,6 @@ PAYLOAD_COLUMNS = ("input_text", "output_text", "messages", "tools", "spans")
 _JSON_COLUMNS = ("messages", "tools", "spans", "metadata")
 #: Columns set per batch by the ingest driver; :func:`trace_values` leaves them None.
 BATCH_COLUMNS = ("source_file", "ingested_at", "payload_kept", "keep_reason", "scrubbed")
-# the same system prompt and tool list recur on most traces of an application: hash each once
-_SYSTEM_HASHES: dict[str, str] = {}
-_TOOLS_HASHES: dict[bytes, str] = {}
-
-
-def _remember(cache: dict[Any, str], key: Any, value: str) -> str:
-    if len(cache) > 4096:
-        cache.clear()
-    cache[key] = value
-    return value
 
 
 class CallRecord(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
@@ -156,7 +149,8 @@ class MessageRecord(msgspec.Struct, omit_defaults=True, gc=False):
 
     ``tool_calls`` is a non-empty list of :class:`CallRecord` or None. The fields are typed loosely
     because the chat JSONL ingest decodes source messages straight into a subclass of this and keeps
-    the ones already in stored form as they are (see ``ingest.openai``).
+    the ones already in stored form as they are (see ``ingest.openai``); :mod:`evaltray.core.messages` holds
+    the rules that make one.
     """
 
     role: Any
@@ -179,67 +173,81 @@ def message_from_record(r: MessageRecord) -> Message:
     return Message(r.role, r.content, calls, r.tool_call_id, r.name, r.is_error)
 
 
-def trace_values(t: Trace) -> tuple[Any, ...]:
+def trace_values(t: Trace, rows: RowBuilder | None = None) -> tuple[Any, ...]:
     """One row of :data:`SCHEMA` in column order, payload included (JSON columns as UTF-8 bytes);
-    :data:`BATCH_COLUMNS` are None."""
-    return row_values(
-        t.trace_id, t.source_format, [message_record(m) for m in t.messages], t.tools, t.start_time, t.end_time,
-        t.latency_ms, t.input_tokens, t.output_tokens, t.total_tokens, t.cost_usd, t.model, t.model_version,
-        t.provider, t.session_id, t.user_id, t.name, t.feature, t.tags, t.feedback_score, t.feedback_comment,
-        t.prompt_template_id, t.retrieved_doc_ids, t.corpus_version, t.status, t.error, t.spans, t.metadata)
+    :data:`BATCH_COLUMNS` are None. ``rows``: the builder of the batch (it hashes each system prompt once)."""
+    return (rows or RowBuilder()).row(
+        trace_id=t.trace_id, source_format=t.source_format, messages=[message_record(m) for m in t.messages],
+        tools=t.tools, start_time=t.start_time, end_time=t.end_time, latency_ms=t.latency_ms,
+        input_tokens=t.input_tokens, output_tokens=t.output_tokens, total_tokens=t.total_tokens, cost_usd=t.cost_usd,
+        model=t.model, model_version=t.model_version, provider=t.provider, session_id=t.session_id,
+        user_id=t.user_id, name=t.name, feature=t.feature, tags=t.tags, feedback_score=t.feedback_score,
+        feedback_comment=t.feedback_comment, prompt_template_id=t.prompt_template_id,
+        retrieved_doc_ids=t.retrieved_doc_ids, corpus_version=t.corpus_version, status=t.status, error=t.error,
+        spans=t.spans, metadata=t.metadata)
 
 
-def row_values(trace_id: str, source_format: str, messages: list[MessageRecord], tools: list[dict[str, Any]],
-               start_time: datetime | int | None, end_time: datetime | int | None, latency_ms: float | None,
-               input_tokens: int | None, output_tokens: int | None, total_tokens: int | None,
-               cost_usd: float | None, model: str | None, model_version: str | None, provider: str | None,
-               session_id: str | None, user_id: str | None, name: str | None, feature: str | None,
-               tags: list[str], feedback_score: float | None, feedback_comment: str | None,
-               prompt_template_id: str | None, retrieved_doc_ids: list[str], corpus_version: str | None,
-               status: str, error: str | None, spans: list[Span], metadata: dict[str, Any]) -> tuple[Any, ...]:
-    """:func:`trace_values` from a trace's fields (parameters in :class:`Trace` order, messages as records).
+class RowBuilder:
+    """Turns traces' fields into rows of :data:`SCHEMA`: the one place a trace becomes a row.
 
-    The one place a trace becomes a row: the fast ingest path calls it without building a Trace, with
-    times as :func:`micros` (the row's form: Arrow reads integers ten times faster than datetimes).
+    The system prompt and the tool list recur on most traces of an application, so a builder hashes each
+    once, for as long as it lives: one ingest batch or chunk (nothing outlives the call that made it).
     """
-    n_user, n_calls, n_tool_errors, last_user, output, system = message_summary(messages)
-    start, end = micros(start_time), micros(end_time)
-    latency = latency_ms
-    if latency is None and start is not None and end is not None:
-        latency = (end - start) / 1000
-    total = total_tokens
-    if total is None and input_tokens is not None and output_tokens is not None:
-        total = input_tokens + output_tokens
-    tools_json, tools_hash = _tools_json(tools) if tools else (None, None)
-    return (
-        trace_id, source_format, None, None, start, end, latency,
-        input_tokens, output_tokens, total, cost_usd, model, model_version, provider,
-        session_id, user_id, name, feature, tags, feedback_score, feedback_comment, prompt_template_id,
-        (_SYSTEM_HASHES.get(system) or _remember(_SYSTEM_HASHES, system, sha256_hex(system)[:16])) if system else None,
-        tools_hash,
-        retrieved_doc_ids, corpus_version, status, error,
-        len(messages), n_user, n_calls, n_tool_errors, len(output) if output else 0, None, None,
-        last_user, output, _MESSAGES.encode(messages), tools_json, json_bytes(spans) if spans else None,
-        json_bytes(metadata) if metadata else None, None,
-    )
 
+    def __init__(self) -> None:
+        self._system_hashes: dict[str, str] = {}
+        self._tools_hashes: dict[bytes, str] = {}  # stored JSON -> hash of the canonical form
+        # by identity: the chat JSONL path hands the same list to every line that sends it (``ingest.openai``
+        # decodes each distinct list once per chunk); the list is held, so its id is not reused meanwhile
+        self._tools_seen: dict[int, tuple[list[Any], bytes, str]] = {}
 
-# the tools list of the previous traces, by identity: a chat file's parser hands the same list to every line that
-# sends it (ingest.openai decodes each distinct list once); the list is held, so its id is not reused
-_TOOLS_SEEN: dict[int, tuple[list[Any], bytes, str]] = {}
+    def row(self, trace_id: str, source_format: str, messages: list[MessageRecord], tools: list[Any],
+            start_time: datetime | int | None, end_time: datetime | int | None, latency_ms: float | None,
+            input_tokens: int | None, output_tokens: int | None, total_tokens: int | None, cost_usd: float | None,
+            model: str | None, model_version: str | None, provider: str | None, session_id: str | None,
+            user_id: str | None, name: str | None, feature: str | None, tags: list[str],
+            feedback_score: float | None, feedback_comment: str | None, prompt_template_id: str | None,
+            retrieved_doc_ids: list[str], corpus_version: str | None, status: str, error: str | None,
+            spans: list[Span], metadata: dict[str, Any]) -> tuple[Any, ...]:
+        """The row of a trace's fields (parameters in :class:`Trace` order, messages as records), in column
+        order; :data:`BATCH_COLUMNS` are None. The chat JSONL path calls it without building a Trace, with
+        times as :func:`micros` (Arrow reads integers ten times faster than datetimes)."""
+        n_user_turns, n_tool_calls, n_tool_errors, input_text, output_text, system = message_summary(messages)
+        start_time, end_time = micros(start_time), micros(end_time)
+        if latency_ms is None and start_time is not None and end_time is not None:
+            latency_ms = (end_time - start_time) / 1000
+        if total_tokens is None and input_tokens is not None and output_tokens is not None:
+            total_tokens = input_tokens + output_tokens
+        system_hash = (self._system_hashes.get(system) or self._hash_system(system)) if system else None
+        tools_json, tools_hash = self._tools(tools) if tools else (None, None)
+        n_messages = len(messages)
+        output_chars = len(output_text) if output_text else 0
+        source_file = ingested_at = payload_kept = keep_reason = scrubbed = None  # the driver sets them per batch
+        # a tuple, the fastest row Arrow reads: each column under its own name, in COLUMN_TYPES order (a test
+        # checks it column by column); the JSON columns as the bytes of their encoders
+        return (trace_id, source_format, source_file, ingested_at, start_time, end_time, latency_ms, input_tokens,
+                output_tokens, total_tokens, cost_usd, model, model_version, provider, session_id, user_id, name,
+                feature, tags, feedback_score, feedback_comment, prompt_template_id, system_hash, tools_hash,
+                retrieved_doc_ids, corpus_version, status, error, n_messages, n_user_turns, n_tool_calls,
+                n_tool_errors, output_chars, payload_kept, keep_reason, input_text, output_text,
+                _MESSAGES.encode(messages), tools_json, json_bytes(spans) if spans else None,
+                json_bytes(metadata) if metadata else None, scrubbed)
 
+    def _hash_system(self, system: str) -> str:
+        digest = self._system_hashes[system] = sha256_hex(system)[:16]
+        return digest
 
-def _tools_json(tools: list[Any]) -> tuple[bytes, str]:
-    """The stored JSON of a tools list and its hash (of the canonical form: cached by the stored JSON)."""
-    seen = _TOOLS_SEEN.get(id(tools))
-    if seen is not None and seen[0] is tools:
-        return seen[1], seen[2]
-    stored = json_bytes(tools)
-    digest = _TOOLS_HASHES.get(stored) or _remember(_TOOLS_HASHES, stored, sha256_hex(_canonical(tools))[:16])
-    if len(_TOOLS_SEEN) > 256:
-        _TOOLS_SEEN.clear()
-    _TOOLS_SEEN[id(tools)] = (tools, stored, digest)
-    return stored, digest
+    def _tools(self, tools: list[Any]) -> tuple[bytes, str]:
+        """The stored JSON of a tools list and its hash (of the canonical form: cached by the stored JSON)."""
+        seen = self._tools_seen.get(id(tools))
+        if seen is not None and seen[0] is tools:
+            return seen[1], seen[2]
+        stored = json_bytes(tools)
+        digest = self._tools_hashes.get(stored)
+        if digest is None:
+            digest = self._tools_hashes[stored] = sha256_hex(_canonical(tools))[:16]
+        self._tools_seen[id(tools)] = (tools, stored, digest)
+        return stored, digest
 
 
 def message_summary(messages: list[MessageRecord]) -> tuple[int, int, int, str | None, str | None, str]:
@@ -264,18 +272,6 @@ def message_summary(messages: list[MessageRecord]) -> tuple[int, int, int, str |
         if m.tool_calls:
             n_calls += len(m.tool_calls)
     return n_user, n_calls, n_tool_errors, last_user, output, "\n".join(system_parts)
-
-
-def trace_row(t: Trace, source_file: str, ingested_at: datetime, keep_payload: bool, keep_reason: str | None) -> dict[str, Any]:
-    """Flatten a trace into one row of :data:`SCHEMA`; without the payload only metadata stays."""
-    row = dict(zip(COLUMNS, trace_values(t), strict=True))
-    for name in _JSON_COLUMNS:
-        if row[name] is not None:
-            row[name] = row[name].decode("utf-8")
-    row.update(source_file=source_file, ingested_at=ingested_at, payload_kept=keep_payload, keep_reason=keep_reason)
-    if not keep_payload:
-        row.update(dict.fromkeys(PAYLOAD_COLUMNS))
-    return row
 
 
 _JSON_INDEXES = frozenset(SCHEMA.get_field_index(c) for c in _JSON_COLUMNS)

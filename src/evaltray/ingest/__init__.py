@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from . import (  # noqa: F401
+from . import (  # noqa: F401  (each import registers its format)
     generic,
-    langfuse,  # noqa: F401
-    langsmith,  # noqa: F401
-    openai,  # noqa: F401  (each import registers its format)
+    langfuse,
+    langsmith,
+    openai,
     openai_exchange,
-    openinference,  # noqa: F401
-    otel,  # noqa: F401
+    openinference,
+    otel,
     tau2,
 )
 from ._driver import FileReport, IngestReport, ingest_files, keep_reasons, sample_unit
-from ._registry import FORMATS, Format, Issue, detect, get_format, register
+from ._registry import FORMATS, BadRecord, Format, Issue, LineReader, detect, get_format, register
 
 __all__ = [
     "FORMATS",
+    "BadRecord",
     "FileReport",
     "Format",
     "IngestReport",
     "Issue",
+    "LineReader",
     "detect",
     "get_format",
     "ingest_files",

@@ -1,16 +1,19 @@
-"""Helpers the format parsers share: JSON reading with line numbers, times, messages."""
+"""Helpers the format parsers share: JSON reading with line numbers, where a record sits in its file, times,
+numbers and ids. The rules for chat messages are :mod:`evaltray.core.messages`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import orjson
 
-from evaltray.core.records import Message, ToolCall, Trace
-from evaltray.core.traces import CallRecord, MessageRecord, message_from_record, micros
+from evaltray.core.records import Trace
+from evaltray.core.traces import micros
 from evaltray.core.util import sha256_hex
 
 from ._registry import Issue
@@ -54,7 +57,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any] | Issue]:
             try:
                 yield lineno, orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                yield Issue(str(path), lineno, f"not valid JSON ({_short(exc)})")
+                yield Issue(str(path), lineno, f"not valid JSON ({decode_error_reason(exc)})")
 
 
 def read_json(path: Path) -> Any | Issue:
@@ -64,24 +67,86 @@ def read_json(path: Path) -> Any | Issue:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         line = data.count(b"\n", 0, exc.pos) + 1 if exc.pos is not None else None
-        return Issue(str(path), line, f"not valid JSON ({_short(exc)})")
+        return Issue(str(path), line, f"not valid JSON ({decode_error_reason(exc)})")
 
 
-def _short(exc: orjson.JSONDecodeError) -> str:
+def decode_error_reason(exc: orjson.JSONDecodeError) -> str:
+    """Why orjson could not read a document, without the position (the issue names the line)."""
     return str(exc.msg) if hasattr(exc, "msg") else str(exc).split(":")[0]
 
 
-def line_of(path: Path, needle: str | None, _cache: dict[str, bytes] = {}) -> int | None:  # noqa: B006
-    """Line of the first occurrence of ``needle`` in ``path``: locates a bad record in a JSON document."""
-    if not needle:
-        return None
-    key = str(path)
-    data = _cache.get(key)
-    if data is None:
-        _cache.clear()
-        data = _cache[key] = path.read_bytes()
-    pos = data.find(needle.encode("utf-8"))
-    return None if pos < 0 else data.count(b"\n", 0, pos) + 1
+def iter_documents(path: Path) -> Iterator[tuple[int, Any] | Issue]:
+    """``(line, document)`` for a JSON file, or for JSON Lines / concatenated documents (the OTel
+    collector's file exporter, Python's console exporter); an unreadable stretch is an Issue."""
+    doc = read_json(path)
+    if not isinstance(doc, Issue):
+        yield 1, doc
+        return
+    text = path.read_text("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    pos, line, counted, found = 0, 1, 0, False
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n\ufeff":
+            pos += 1
+        if pos >= len(text):
+            break
+        line += text.count("\n", counted, pos)
+        counted = pos
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            found = True
+            yield Issue(str(path), text.count("\n", 0, exc.pos) + 1, f"not valid JSON ({exc.msg})")
+            nxt = text.find("\n{", exc.pos)  # resync at the next document that starts a line
+            if nxt < 0:
+                break
+            pos = nxt + 1
+            continue
+        found = True
+        yield line, obj
+        pos = end
+    if not found:
+        yield Issue(str(path), None, "empty file")
+
+
+class LineFinder:
+    """Where a record sits in one file, for an issue to name its line. The file is read on the first lookup
+    and kept only as long as this object, one parse of the file: a file with many bad records is read once,
+    and a file changed on disk is read afresh by the next parse."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._data: bytes | None = None
+
+    def _bytes(self) -> bytes:
+        if self._data is None:
+            self._data = self.path.read_bytes()
+        return self._data
+
+    def line_of(self, needle: str | None) -> int | None:
+        """Line of the first occurrence of ``needle``."""
+        if not needle:
+            return None
+        data = self._bytes()
+        pos = data.find(needle.encode("utf-8"))
+        return None if pos < 0 else data.count(b"\n", 0, pos) + 1
+
+    def record_line(self, key: str, value: Any, last: bool = False, anywhere: bool = False) -> int | None:
+        """Line of ``"key": "value"`` (any JSON spacing): its first occurrence, or with ``last`` its last one;
+        with ``anywhere``, where that is not found, the first occurrence of the value alone."""
+        if not value:
+            return None
+        data = self._bytes()
+        pattern = re.escape(f'"{key}"'.encode()) + rb"\s*:\s*" + re.escape(f'"{value}"'.encode())
+        if last:
+            hits = [m.start() for m in re.finditer(pattern, data)]
+            pos = hits[-1] if hits else None
+        else:
+            found = re.search(pattern, data)
+            pos = found.start() if found else None
+        if pos is None:
+            return self.line_of(value) if anywhere else None
+        return data.count(b"\n", 0, pos) + 1
 
 
 def head_text(head: bytes) -> str:
@@ -124,108 +189,6 @@ def epoch_micros(value: Any) -> int | None:
     return micros(parse_time(value))
 
 
-def maybe_json(value: Any, depth: int = 3) -> Any:
-    """Decode a JSON-encoded string (possibly encoded twice, as some exports do); else return it unchanged."""
-    while depth and isinstance(value, str):
-        text = value.strip()
-        if not text or text[0] not in '[{"':
-            return value
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return value
-        depth -= 1
-    return value
-
-
-def text_of(content: Any) -> str | None:
-    """Plain text of a message content: a string, a list of parts, or a dict with ``text``/``content``."""
-    if content is None:
-        return None
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [text_of(p) for p in content]
-        texts = [p for p in parts if p]
-        return "\n".join(texts) if texts else None
-    if isinstance(content, dict):
-        for key in ("text", "content", "value"):
-            if key in content and content[key] is not None:
-                return text_of(content[key])
-        if content.get("type") in ("image_url", "image", "input_audio", "file", "blob"):
-            return f"[{content.get('type')}]"
-        return orjson.dumps(content).decode("utf-8")
-    return str(content)
-
-
-def tool_call_record(raw: Any) -> CallRecord | None:
-    """A tool call (``id``, ``name``, ``arguments`` decoded) from the OpenAI, flat or Inspect shapes."""
-    if not isinstance(raw, dict):
-        return None
-    fn = raw.get("function")
-    if isinstance(fn, dict):
-        name, args = fn.get("name"), fn.get("arguments")
-    else:
-        name = fn if isinstance(fn, str) else raw.get("name") or raw.get("tool_name")
-        args = raw.get("arguments", raw.get("args", raw.get("input")))
-    if not name:
-        return None
-    return CallRecord(id=raw.get("id") or raw.get("tool_call_id"), name=str(name), arguments=maybe_json(args))
-
-
-_NO_ROLE = object()
-
-
-def chat_message_record(raw: Any) -> MessageRecord | None:
-    """One chat message dict in its stored form (see ``traces.MessageRecord``); None if it is not one.
-
-    The one set of rules for chat messages: every format's messages go through it (:func:`chat_message`
-    wraps it), and the chat JSONL ingest keeps a source message as it is only where these rules would
-    not change it (``ingest.openai``).
-    """
-    if not isinstance(raw, dict):
-        return None
-    get = raw.get
-    role = get("role", _NO_ROLE)
-    if role is _NO_ROLE:
-        return None
-    raw_calls = get("tool_calls")
-    calls = [c for c in map(tool_call_record, raw_calls) if c is not None] if raw_calls else []
-    legacy = get("function_call")
-    if legacy and isinstance(legacy, dict) and legacy.get("name"):
-        calls.append(CallRecord(name=legacy["name"], arguments=maybe_json(legacy.get("arguments"))))
-    if role == "function":
-        role = "tool"
-    content = get("content")
-    return MessageRecord(
-        role if type(role) is str else str(role),
-        content if content is None or type(content) is str else text_of(content),
-        calls or None,
-        get("tool_call_id"),
-        get("name") if role == "tool" else None,
-        bool(get("error") or get("is_error")),
-    )
-
-
-def tool_call(raw: Any) -> ToolCall | None:
-    """A tool call from the OpenAI (``function: {name, arguments}``), flat, or Inspect shapes."""
-    r = tool_call_record(raw)
-    return None if r is None else ToolCall(r.id, r.name, r.arguments)
-
-
-def chat_message(raw: Any) -> Message | None:
-    """A :class:`Message` from an OpenAI-style chat message dict; None if it is not one."""
-    r = chat_message_record(raw)
-    return None if r is None else message_from_record(r)
-
-
-def chat_messages(raw: Any) -> list[Message]:
-    """Messages from a list of chat dicts, skipping anything that is not a message."""
-    if not isinstance(raw, list):
-        return []
-    return [m for m in (chat_message(r) for r in raw) if m is not None]
-
-
 def as_int(value: Any) -> int | None:
     try:
         return None if value is None or value == "" else int(float(value))
@@ -238,6 +201,31 @@ def as_float(value: Any) -> float | None:
         return None if value is None or value == "" else float(value)
     except (TypeError, ValueError):
         return None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: nested fields of untrusted records read without checks."""
+    return value if isinstance(value, dict) else {}
+
+
+def first_value(mapping: Mapping[str, Any], *keys: str) -> Any:
+    """The value of the first of ``keys`` that is set (not missing, None or empty text)."""
+    for key in keys:
+        value = mapping.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def sum_present(values: Iterable[Any]) -> Any:
+    """The sum of the values that are known; None when none is."""
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def round_cost(cost: float | None) -> float | None:
+    """A summed USD cost without float noise (``0.000270899999000003`` → ``0.000270899999``)."""
+    return None if cost is None else round(cost, 12)
 
 
 def content_id(obj: Any, seen: dict[str, int], prefix: str) -> str:

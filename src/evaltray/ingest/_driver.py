@@ -1,10 +1,11 @@
 """Stream parsed traces into the Parquet store: batched, idempotent by trace id, crash-safe.
 
-JSON-lines formats (one trace per line, declared with :func:`line_format`) are parsed in byte-range
-chunks, by a pool of worker processes for big files. Each chunk's parser writes it as an unpublished
-Parquet part; the main process takes the chunks in file order and publishes each with one rename (or
-rewrites it first when ids repeat), so line numbers, content-derived ids and duplicate skipping are
-those of a line-by-line parse, and a killed ingest leaves only whole parts behind.
+JSON-lines formats (one trace per line: a format with a ``line_reader``) are parsed in byte-range
+chunks, by a pool of worker processes for big files (:func:`evaltray.core.workers.process_pool`). Each
+chunk's parser writes it as an unpublished Parquet part; the main process takes the chunks in file order
+and publishes each with one rename (or rewrites it first when ids repeat), so line numbers,
+content-derived ids and duplicate skipping are those of a line-by-line parse, and a killed ingest
+leaves only whole parts behind.
 
 When the workspace scrubs (``[ingest] scrub``, the default), each batch is scrubbed of PII before
 its part is written (by the worker that parsed it); a trace the scrubber cannot handle is stored
@@ -13,18 +14,11 @@ without any text and reported by id (quarantined).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import gc
-import multiprocessing as mp
-import os
-import signal
-import sys
-import warnings
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -38,11 +32,20 @@ import pyarrow.parquet as pq
 from evaltray.core.errors import IngestError
 from evaltray.core.records import Trace
 from evaltray.core.store import Workspace, inserted_id
-from evaltray.core.traces import PAYLOAD_COLUMNS, SCHEMA, TraceStore, trace_values, values_table
+from evaltray.core.traces import (
+    COLUMN_INDEX,
+    PAYLOAD_COLUMNS,
+    SCHEMA,
+    RowBuilder,
+    TraceStore,
+    trace_values,
+    values_table,
+)
 from evaltray.core.util import file_sha256, now_iso
+from evaltray.core.workers import process_pool, worker_count
 
 from ._common import SHAPE_ERRORS
-from ._registry import Format, Issue, detect, get_format
+from ._registry import BadRecord, Format, Issue, detect, get_format
 
 if TYPE_CHECKING:  # the scrub package imports Presidio (seconds): only when a workspace scrubs
     from evaltray.scrub import ScrubConfig, TableScrub
@@ -56,32 +59,7 @@ PARALLEL_CHUNK_BYTES = 16 << 20
 #: Smaller files are parsed in this process: workers would have too few chunks to share.
 PARALLEL_MIN_BYTES = 24 << 20
 Progress = Callable[[str, int], None]
-#: Turns one line (its bytes) into its store row (see ``traces.row_values``) or raises :class:`BadRecord`
-#: (invalid JSON included); the dict counts content-derived ids.
-LineRecord = Callable[[bytes, dict[str, int]], tuple[Any, ...]]
-LINE_FORMATS: dict[str, LineRecord] = {}
-
-
-class BadRecord(Exception):
-    """A line that is valid JSON but not a record of its format: reported as an Issue, never fatal."""
-
-    def __init__(self, reason: str, record_id: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.record_id = reason, record_id
-
-
-def line_format(name: str) -> Callable[[LineRecord], LineRecord]:
-    """Declare format ``name`` as one JSON value per line: the decorated function turns a line's bytes into a store row.
-
-    The function must derive a missing id only through ``content_id(obj, seen, prefix)``: in a
-    chunk each line gets a fresh ``seen`` and the driver numbers repeats in file order.
-    """
-
-    def wrap(record: LineRecord) -> LineRecord:
-        LINE_FORMATS[name] = record
-        return record
-
-    return wrap
+_TRACE_ID = COLUMN_INDEX["trace_id"]
 
 
 @dataclass
@@ -143,12 +121,9 @@ def keep_reasons(batch: list[Trace], rate: float, quantile: float) -> list[str |
                     [t.latency_ms for t in batch], [t.cost_usd for t in batch], rate, quantile)
 
 
-_I = {name: i for i, name in enumerate(SCHEMA.names)}
-
-
 def _row_reasons(rows: list[tuple[Any, ...]], rate: float, quantile: float) -> list[str | None]:
     """:func:`keep_reasons` from store rows (their latency is the trace's own: line formats have no end time)."""
-    tid, fb, status, err, tool_err, lat, cost = (_I[c] for c in (
+    tid, fb, status, err, tool_err, lat, cost = (COLUMN_INDEX[c] for c in (
         "trace_id", "feedback_score", "status", "error", "n_tool_errors", "latency_ms", "cost_usd"))
     return _reasons([r[tid] for r in rows], [r[fb] for r in rows],
                     [r[status] == "error" or bool(r[err]) for r in rows], [r[tool_err] > 0 for r in rows],
@@ -289,9 +264,10 @@ def storable(traces: list[Trace]) -> tuple[list[Trace], pa.Table, list[tuple[str
     rows: list[tuple[Any, ...]] = []
     kept: list[Trace] = []
     left: list[tuple[str, str]] = []
+    builder = RowBuilder()  # one per batch: a system prompt or tool list the batch repeats is hashed once
     for t in traces:
         try:
-            rows.append(trace_values(t))
+            rows.append(trace_values(t, builder))
         except (TypeError, ValueError, OverflowError) as exc:  # e.g. text no encoder takes (a lone surrogate)
             left.append((t.trace_id, f"a value cannot be stored ({type(exc).__name__})"))
             continue
@@ -301,7 +277,7 @@ def storable(traces: list[Trace]) -> tuple[list[Trace], pa.Table, list[tuple[str
     except _ARROW_ERRORS:
         issues: list[tuple[None, str, str | None]] = []
         table, good, _ = _without_unstorable(rows, [None] * len(rows), [], issues)
-        fits = {row[0] for row in good}
+        fits = {row[_TRACE_ID] for row in good}
         left += [(rid or "", why) for _, why, rid in issues]
         return [t for t in kept if t.trace_id in fits], table, left
 
@@ -330,7 +306,7 @@ def ingest_files(
     rate = ws.settings.payload_sample if payload_sample is None else payload_sample
     if not 0 < rate <= 1:
         raise IngestError(f"--payload-sample must be in (0, 1], got {rate}")
-    n_workers = _worker_count(workers)
+    n_workers = worker_count(workers, IngestError)
     store = TraceStore(ws.traces_dir)
     report = IngestReport()
     scrubbing = _Scrub(ws) if (ws.settings.scrub if scrub is None else scrub) else None
@@ -371,7 +347,7 @@ def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, optio
             path=str(path), sha256=file_sha256(path), format=fmt.name, status="running", started_at=now_iso()))
     try:
         writer = _Writer(store, rate, ws.settings.outlier_quantile, path.name, scrubbing)
-        if fmt.name in LINE_FORMATS:
+        if fmt.line_reader is not None:
             rep = _stream_lines(writer, path, fmt.name, strict, seen, progress, workers)
         else:
             rep = _stream(writer, path, fmt, options, strict, seen, progress)
@@ -502,7 +478,7 @@ def _publish(store: TraceStore, day: date, chunk: _Chunk, new: list[bool], renum
     table = pq.read_table(tmp)
     tmp.unlink()
     if renumbered:
-        table = table.set_column(0, SCHEMA.field(0), pa.array(chunk.ids, pa.string()))
+        table = table.set_column(_TRACE_ID, SCHEMA.field(_TRACE_ID), pa.array(chunk.ids, pa.string()))
     table = table.filter(pa.array(new, pa.bool_()))
     if not table.num_rows:
         return 0
@@ -536,13 +512,16 @@ class _Chunk:
     sealed: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row, placeholder, vault token)
 
 
-def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) -> _Chunk:
+def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, stored: Collection[str]) -> _Chunk:
     """Parse bytes ``start:end`` of ``path`` (whole lines) with the line format ``name`` into an unpublished part.
 
     The chunk is the batch for :func:`keep_reasons`; the workers run this, so the Parquet encoding
-    is parallel too and only ids and issues travel back.
+    is parallel too and only ids and issues travel back. ``stored``: ids already in the store (only read,
+    to spare scrubbing rows that will be skipped).
     """
-    record = LINE_FORMATS[name]
+    line_reader = get_format(name).line_reader
+    assert line_reader is not None  # the driver sends only formats that have one
+    record = line_reader()  # one reader per chunk: what it remembers lasts as long as the chunk
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
@@ -570,7 +549,7 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) ->
             table = values_table(rows)
         except _ARROW_ERRORS:  # some value does not fit its column: find the rows, keep the rest
             table, rows, content_rows = _without_unstorable(rows, row_lines, content_rows, issues)
-        ids = [row[0] for row in rows]
+        ids = [row[_TRACE_ID] for row in rows]
         reasons = _row_reasons(rows, spec.rate, spec.quantile)
     finally:
         if collect:
@@ -585,7 +564,7 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) ->
             # rows already stored are dropped at publishing: no need to scrub them (a content-derived id
             # may still be renumbered into a new one, so those are always scrubbed)
             content = set(content_rows)
-            known = {i for i, tid in enumerate(ids) if tid in _STORED and i not in content} if _STORED else set()
+            known = {i for i, tid in enumerate(ids) if tid in stored and i not in content} if stored else set()
             table, info = scrub_table(table, spec.scrub, skip=known)
             out.kept = _kept(table)
             out.quarantined, out.counts, out.sealed = sorted(info.quarantined), list(info.counts.items()), info.vault
@@ -593,8 +572,6 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec) ->
     return out
 
 
-#: Trace ids stored before the chunk was parsed: the live set in this process, a snapshot in forked workers.
-_STORED: set[str] | frozenset[str] = frozenset()
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
 
 
@@ -612,7 +589,7 @@ def _without_unstorable(rows: list[tuple[Any, ...]], row_lines: list[_Line], con
             renumber[i] = len(good)
             good.append(row)
         else:
-            issues.append((line, f"{bad}: value does not fit the trace store's column", row[0]))
+            issues.append((line, f"{bad}: value does not fit the trace store's column", row[_TRACE_ID]))
     issues.sort(key=lambda issue: issue[0] or 0)  # by line (none: the order of the rows)
     return values_table(good), good, [renumber[i] for i in content_rows if i in renumber]
 
@@ -644,36 +621,21 @@ def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int, stored:
 
     ``stored``: ids already in the store (only read, to spare scrubbing rows that will be skipped).
     """
-    global _STORED
-    _STORED = stored  # before forking: the workers inherit it
-    try:
-        yield from _parsed(name, path, spec, workers)
-    finally:
-        _STORED = frozenset()
-
-
-def _parsed(name: str, path: Path, spec: _PartSpec, workers: int) -> Iterator[_Chunk]:
     if spec.scrub is not None:
         spec.scrub.scrubber()  # built before forking, so every worker inherits it instead of starting Presidio
     if workers < 2 or path.stat().st_size < PARALLEL_MIN_BYTES:
         for start, end in _chunk_bounds(path, CHUNK_BYTES):
-            yield _parse_chunk(name, str(path), start, end, spec)
+            yield _parse_chunk(name, str(path), start, end, spec, stored)
         return
-    # Linux forks (no re-import, and workers die with this process, see _die_with_parent); elsewhere
-    # fork is unsafe and spawn re-imports the caller's main module, as multiprocessing always does
-    ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),))
-    try:
-        # at least four chunks per worker, so none waits long for the last one
-        size = min(PARALLEL_CHUNK_BYTES, max(CHUNK_BYTES, path.stat().st_size // (4 * workers)))
-        todo = iter(_chunk_bounds(path, size))
-        running: deque[Future[_Chunk]] = deque()
-        with warnings.catch_warnings():  # Python 3.12+ warns on fork with threads; the workers use none
-            warnings.simplefilter("ignore", DeprecationWarning)
-            for start, end in todo:  # a few chunks ahead of the writer bounds the memory held
-                running.append(pool.submit(_parse_chunk, name, str(path), start, end, spec))
-                if len(running) >= 2 * workers:
-                    break
+    # at least four chunks per worker, so none waits long for the last one
+    size = min(PARALLEL_CHUNK_BYTES, max(CHUNK_BYTES, path.stat().st_size // (4 * workers)))
+    todo = iter(_chunk_bounds(path, size))
+    running: deque[Future[_Chunk]] = deque()
+    with process_pool(workers, _start_worker, (stored,)) as pool:
+        for start, end in todo:  # a few chunks ahead of the writer bounds the memory held
+            running.append(pool.submit(_parse_in_worker, name, str(path), start, end, spec))
+            if len(running) >= 2 * workers:
+                break
         while running:
             try:
                 chunk = running.popleft().result()
@@ -681,34 +643,20 @@ def _parsed(name: str, path: Path, spec: _PartSpec, workers: int) -> Iterator[_C
                 raise IngestError(f"{path}: a parser process died (out of memory?); nothing after the last "
                                   "published part was stored; re-run with EVALTRAY_WORKERS=1 to parse in one process") from None
             for start, end in todo:
-                running.append(pool.submit(_parse_chunk, name, str(path), start, end, spec))
+                running.append(pool.submit(_parse_in_worker, name, str(path), start, end, spec))
                 break
             yield chunk
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: a worker is killed with its parent, so a killed ingest leaves no worker holding its lock."""
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
+#: In a worker process only: the ids stored before the ingest began, given to it by :func:`_start_worker`.
+_worker_stored: Collection[str] = frozenset()
 
 
-def _worker_count(requested: int | None) -> int:
-    """``requested``, else ``$EVALTRAY_WORKERS``, else the CPUs this process may use (at most 8)."""
-    if requested is None:
-        env = os.environ.get("EVALTRAY_WORKERS", "").strip()
-        if env:
-            try:
-                requested = int(env)
-            except ValueError:
-                raise IngestError(f"EVALTRAY_WORKERS must be a whole number, got {env!r}") from None
-    if requested is None:
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return min(usable, 8)
-    if requested < 1:
-        raise IngestError(f"workers must be at least 1, got {requested}")
-    return requested
+def _start_worker(stored: Collection[str]) -> None:
+    """Runs once in each worker as it starts (the set travels in ``initargs``: with fork, without a copy)."""
+    global _worker_stored
+    _worker_stored = stored
+
+
+def _parse_in_worker(name: str, path: str, start: int, end: int, spec: _PartSpec) -> _Chunk:
+    return _parse_chunk(name, path, start, end, spec, _worker_stored)

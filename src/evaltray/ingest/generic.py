@@ -18,21 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from evaltray.core.errors import IngestError
+from evaltray.core.messages import chat_messages, maybe_json, text_of
 from evaltray.core.records import Message, Trace
 
-from ._common import (
-    as_float,
-    as_int,
-    chat_messages,
-    content_id,
-    head_text,
-    maybe_json,
-    parse_time,
-    read_jsonl,
-    text_of,
-)
+from ._common import as_float, as_int, content_id, head_text, parse_time, read_jsonl
 from ._registry import Issue, register
-from .openai import _feedback as feedback_score
+from .feedback import feedback_score
 
 #: Every name ``--map`` accepts on its left-hand side.
 TARGETS: tuple[str, ...] = (

@@ -19,27 +19,27 @@ from typing import Any
 
 import orjson
 
+from evaltray.core.messages import text_of
 from evaltray.core.records import Span, Trace
 
-from ._common import SHAPE_ERRORS, as_float, as_int, guarded, head_text, parse_time, read_json, read_jsonl, text_of
-from ._registry import Issue, register
-from .langfuse import (
-    ToolRun,
-    Turn,
+from ._common import (
+    SHAPE_ERRORS,
+    LineFinder,
     as_dict,
-    assemble_conversation,
-    collect_tools,
-    decode,
-    feedback_value,
-    is_feedback_name,
-    leaf_ids,
-    messages_from,
-    prepend_system,
-    record_line,
+    as_float,
+    as_int,
+    guarded,
+    head_text,
+    parse_time,
+    read_json,
+    read_jsonl,
     round_cost,
     sum_present,
-    unique_tools,
 )
+from ._registry import Issue, register
+from .chat_payloads import collect_tools, decode, messages_from, unique_tools
+from .conversation import ToolRun, Turn, leaf_ids, trace_conversation
+from .feedback import feedback_value, is_feedback_name
 
 _BATCH = re.compile(r'^\{\s*"(post|patch|runs)"\s*:')
 _SEGMENT = re.compile(r"^\d{8}T\d{6,}Z(.+)$")
@@ -160,6 +160,7 @@ def _expand(obj: Any, path: Path, line: int | None) -> Iterator[tuple[Any, int |
 def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
     """LangSmith runs ({post, patch} SDK payloads, a JSON array or JSONL of runs), one trace per trace_id."""
     runs: dict[str, dict[str, Any]] = {}
+    finder = LineFinder(path)
     for item in _records(path):
         if isinstance(item, Issue):
             yield item
@@ -174,7 +175,7 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
             continue
         for key in ("start_time", "end_time"):
             if run.get(key) is not None and _time_or_none(run[key]) is None:
-                where = line if line is not None else record_line(path, rid, last=is_patch)
+                where = line if line is not None else finder.record_line("id", rid, last=is_patch)
                 yield Issue(str(path), where, f"run has an unreadable {key}", rid)
                 break
         else:
@@ -285,37 +286,15 @@ def _trace(tid: str, runs: list[dict[str, Any]]) -> Trace:
     root = by_id.get(tid) or next((r for rid, r in by_id.items() if parent_of[rid] not in by_id), runs[0])
     leaves, _ = leaf_ids([rid for rid, r in by_id.items() if r.get("run_type") == "llm"], parent_of)
     leaf_runs = [by_id[x] for x in leaves]
-
     tools: list[dict[str, Any]] = []
-    turns = []
-    for run in leaf_runs:
-        extra = as_dict(run.get("extra"))
-        params = as_dict(extra.get("invocation_params"))
-        collect_tools(params.get("tools"), tools)
-        collect_tools(as_dict(_metadata_of(run).get("ls_invocation_params")).get("tools"), tools)
-        turns.append(Turn(messages_from(run.get("inputs"), "user", tools),
-                          messages_from(run.get("outputs"), "assistant", tools),
-                          parse_time(run.get("start_time")), parse_time(run.get("end_time"))))
+    turns = [_turn(run, tools) for run in leaf_runs]
     tool_runs = [ToolRun(name=str(r.get("name") or ""), arguments=_tool_args(r), output=_tool_output(r),
                          is_error=bool(r.get("error")), start=parse_time(r.get("start_time")))
                  for r in runs if r.get("run_type") == "tool"]
-    messages = assemble_conversation(turns, tool_runs)
-    if not turns:
-        messages = messages_from(root.get("inputs"), "user") + messages_from(root.get("outputs"), "assistant")
-    elif not any(t.outputs for t in turns):
-        messages += messages_from(root.get("outputs"), "assistant")
-    messages = prepend_system(messages, messages_from(root.get("inputs"), "user"))
-
+    messages = trace_conversation(turns, tool_runs, root.get("inputs"), root.get("outputs"))
     modelled = [r for r in leaf_runs if _model(r)]
     last = modelled[-1] if modelled else None
-    if any(root.get(k) is not None for k in ("prompt_tokens", "completion_tokens", "total_tokens")):
-        inp, out, total = (as_int(root.get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens"))
-    else:  # SDK payloads carry no aggregates: add up the model calls
-        usage = [_usage(r) for r in leaf_runs]
-        inp, out, total = (sum_present(u[i] for u in usage) for i in range(3))
-    cost = as_float(root.get("total_cost"))
-    if cost is None:
-        cost = round_cost(sum_present(as_float(r.get("total_cost")) for r in leaf_runs))
+    inp, out, total, cost = _totals(root, leaf_runs)
     start, end = parse_time(root.get("start_time")), parse_time(root.get("end_time"))
     if end is None:
         ends = [t for t in (parse_time(r.get("end_time")) for r in runs) if t is not None]
@@ -325,18 +304,6 @@ def _trace(tid: str, runs: list[dict[str, Any]]) -> Trace:
     mds = [_metadata_of(r) for r in runs]
     root_md = _metadata_of(root)
     hub = next((md for md in mds if md.get("lc_hub_repo")), None)
-    meta: dict[str, Any] = {"runs": len(runs)}
-    if root.get("session_name"):
-        meta["project"] = root["session_name"]
-    if _user_metadata(root_md):
-        meta["metadata"] = _user_metadata(root_md)
-    runtime = as_dict(as_dict(root.get("extra")).get("runtime"))
-    if runtime.get("sdk"):
-        meta["sdk"] = f"{runtime['sdk']} {runtime.get('sdk_version') or ''}".strip()
-    if averages:
-        meta["feedback_stats"] = averages
-    if root.get("reference_example_id"):
-        meta["reference_example_id"] = str(root["reference_example_id"])
     return Trace(
         trace_id=tid,
         source_format="langsmith",
@@ -367,5 +334,46 @@ def _trace(tid: str, runs: list[dict[str, Any]]) -> Trace:
                     start_time=parse_time(r.get("start_time")), end_time=parse_time(r.get("end_time")),
                     status="error" if r.get("error") else "ok", model=_model(r) if r.get("run_type") == "llm" else None)
                for r in runs],
-        metadata=meta,
+        metadata=_trace_metadata(root, len(runs), averages),
     )
+
+
+def _turn(run: Mapping[str, Any], tools: list[dict[str, Any]]) -> Turn:
+    """One llm run as a model call; the tool definitions it was sent are added to ``tools``."""
+    extra = as_dict(run.get("extra"))
+    params = as_dict(extra.get("invocation_params"))
+    collect_tools(params.get("tools"), tools)
+    collect_tools(as_dict(_metadata_of(run).get("ls_invocation_params")).get("tools"), tools)
+    return Turn(messages_from(run.get("inputs"), "user", tools), messages_from(run.get("outputs"), "assistant", tools),
+                parse_time(run.get("start_time")), parse_time(run.get("end_time")))
+
+
+def _totals(root: Mapping[str, Any], leaf_runs: list[dict[str, Any]]
+            ) -> tuple[int | None, int | None, int | None, float | None]:
+    """Input, output and total tokens and cost: the root's trace-wide aggregates, else the model calls' sums."""
+    if any(root.get(k) is not None for k in ("prompt_tokens", "completion_tokens", "total_tokens")):
+        inp, out, total = (as_int(root.get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens"))
+    else:  # SDK payloads carry no aggregates: add up the model calls
+        usage = [_usage(r) for r in leaf_runs]
+        inp, out, total = (sum_present(u[i] for u in usage) for i in range(3))
+    cost = as_float(root.get("total_cost"))
+    if cost is None:
+        cost = round_cost(sum_present(as_float(r.get("total_cost")) for r in leaf_runs))
+    return inp, out, total, cost
+
+
+def _trace_metadata(root: Mapping[str, Any], n_runs: int, averages: dict[str, Any]) -> dict[str, Any]:
+    root_md = _metadata_of(root)
+    meta: dict[str, Any] = {"runs": n_runs}
+    if root.get("session_name"):
+        meta["project"] = root["session_name"]
+    if _user_metadata(root_md):
+        meta["metadata"] = _user_metadata(root_md)
+    runtime = as_dict(as_dict(root.get("extra")).get("runtime"))
+    if runtime.get("sdk"):
+        meta["sdk"] = f"{runtime['sdk']} {runtime.get('sdk_version') or ''}".strip()
+    if averages:
+        meta["feedback_stats"] = averages
+    if root.get("reference_example_id"):
+        meta["reference_example_id"] = str(root["reference_example_id"])
+    return meta

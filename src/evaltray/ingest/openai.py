@@ -6,13 +6,13 @@ idempotent.
 
 A line is decoded by msgspec straight into typed structs (:class:`_Line`): a message already in
 stored form (a role and text, nothing the message rules would change) is kept as it is, the rest go
-through :func:`~evaltray.ingest._common.chat_message_record`, and the tool definitions stay raw
-JSON, decoded once per distinct list. A line whose values do not fit those types (metadata that is
-not an object, say) is decoded by orjson, brought to the shape the rules read the way they read it
-(:func:`_line_from_dict`), and decoded again. :func:`chat_fields` reads a line into a trace's fields;
-:func:`trace_from_chat` makes a :class:`Trace` of them and :func:`chat_row` (what the driver runs,
-in parallel on big files) goes straight to the store's row through
-:func:`~evaltray.core.traces.row_values`, which ``trace_values`` uses too.
+through :func:`~evaltray.core.messages.chat_message_record`, and the tool definitions stay raw
+JSON, decoded once per distinct list (per parse, or per chunk of lines). A line whose values do not
+fit those types (metadata that is not an object, say) is decoded by orjson, brought to the shape the
+rules read the way they read it (:func:`_line_from_dict`), and decoded again. :func:`chat_fields` reads
+a line into a trace's fields; :func:`trace_from_chat` makes a :class:`Trace` of them and the readers
+:func:`chat_rows` makes (what the driver runs, in parallel on big files) go straight to the store's row
+through :class:`~evaltray.core.traces.RowBuilder`, which ``trace_values`` uses too.
 """
 
 from __future__ import annotations
@@ -25,22 +25,13 @@ import msgspec
 import orjson
 from msgspec import UNSET
 
+from evaltray.core.messages import chat_message_record, maybe_json
 from evaltray.core.records import Trace
-from evaltray.core.traces import MessageRecord, from_micros, message_from_record, row_values
+from evaltray.core.traces import MessageRecord, RowBuilder, from_micros, message_from_record
 
-from ._common import (
-    SHAPE_ERRORS,
-    _short,
-    as_float,
-    as_int,
-    chat_message_record,
-    content_id,
-    epoch_micros,
-    head_text,
-    maybe_json,
-)
-from ._driver import BadRecord, line_format
-from ._registry import Issue, register
+from ._common import SHAPE_ERRORS, as_float, as_int, content_id, decode_error_reason, epoch_micros, head_text
+from ._registry import BadRecord, Issue, LineReader, register
+from .feedback import feedback_score
 
 _ID_KEYS = ("trace_id", "id", "custom_id", "conversation_id")
 
@@ -48,21 +39,6 @@ _ID_KEYS = ("trace_id", "id", "custom_id", "conversation_id")
 def _sniff(path: Path, head: bytes) -> bool:
     text = head_text(head)
     return text.startswith("{") and '"messages"' in text.split("\n", 1)[0]
-
-
-def _feedback(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return 1.0 if value else -1.0
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in ("up", "thumbs_up", "👍", "positive", "good", "1", "+1"):
-            return 1.0
-        if v in ("down", "thumbs_down", "👎", "negative", "bad", "-1", "0"):
-            return -1.0
-        return None
-    if isinstance(value, dict):
-        return _feedback(value.get("score", value.get("value", value.get("rating"))))
-    return as_float(value)
 
 
 def _text(value: Any) -> str | None:
@@ -146,18 +122,14 @@ def _reply(line: _Line) -> MessageRecord | None:
     return None
 
 
-_TOOLS: dict[bytes, list[Any]] = {}  # raw JSON of a tools list -> its value; an application sends few distinct ones
-
-
-def _tools(raw: msgspec.Raw) -> list[Any]:
+def _tools(raw: msgspec.Raw, decoded: dict[bytes, list[Any]]) -> list[Any]:
+    """A tools list from its raw JSON, decoded once per distinct list in ``decoded`` (raw JSON -> value): an
+    application sends few distinct ones. The list is shared by the lines that send it: read-only."""
     key = bytes(raw)
-    tools = _TOOLS.get(key)
+    tools = decoded.get(key)
     if tools is None:
         value = maybe_json(orjson.loads(key)) or []
-        tools = value if isinstance(value, list) else []
-        if len(_TOOLS) > 256:
-            _TOOLS.clear()
-        _TOOLS[key] = tools
+        tools = decoded[key] = value if isinstance(value, list) else []
     return tools
 
 
@@ -180,9 +152,10 @@ def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
-def chat_fields(line: _Line, trace_id: str, fmt: str = "openai") -> tuple[Any, ...]:
+def chat_fields(line: _Line, trace_id: str, tools: dict[bytes, list[Any]], fmt: str = "openai") -> tuple[Any, ...]:
     """The fields of :class:`Trace`, in its order, from one decoded line: messages as stored records, the start
-    time as microseconds since the epoch (what :func:`~evaltray.core.traces.row_values` reads fastest)."""
+    time as microseconds since the epoch (what :meth:`~evaltray.core.traces.RowBuilder.row` reads fastest).
+    ``tools``: the tools lists decoded so far (see :func:`_tools`)."""
     meta = line.metadata or _EMPTY
     mget = meta.get
     messages = [_stored(m) for m in line.messages]
@@ -203,8 +176,8 @@ def chat_fields(line: _Line, trace_id: str, fmt: str = "openai") -> tuple[Any, .
         trace_id,
         fmt,
         messages,
-        _NO_LIST if line.tools is _NO_TOOLS else _tools(line.tools),
-        None if start is None else epoch_micros(start),  # start_time, as micros (row_values reads them)
+        _NO_LIST if line.tools is _NO_TOOLS else _tools(line.tools, tools),
+        None if start is None else epoch_micros(start),  # start_time, as micros (RowBuilder.row reads them)
         None,  # end_time
         _float(line.latency_ms or mget("latency_ms")),
         _int(prompt),
@@ -219,7 +192,7 @@ def chat_fields(line: _Line, trace_id: str, fmt: str = "openai") -> tuple[Any, .
         None,  # name
         _text(mget("feature") or line.feature),
         _strings(line.tags or mget("tags")),
-        None if feedback is None else _feedback(feedback),
+        None if feedback is None else feedback_score(feedback),
         None,  # feedback_comment
         _text(mget("prompt_template_id") or mget("prompt_id")),
         _strings(mget("retrieved_doc_ids")),
@@ -278,18 +251,18 @@ def _careful(raw: bytes) -> _Line:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRecord(f"not valid JSON ({_short(exc)})") from None
+        raise BadRecord(f"not valid JSON ({decode_error_reason(exc)})") from None
     return _line_from_dict(obj)
 
 
 def trace_from_chat(obj: dict[str, Any], fallback_id: str, fmt: str = "openai") -> Trace:
     """A trace from one chat-completions record (request messages, optional reply and metadata)."""
     line = _line_from_dict(obj)
-    return _trace(line, _line_id(line) or fallback_id, fmt)
+    return _trace(line, _line_id(line) or fallback_id, {}, fmt)
 
 
-def _trace(line: _Line, trace_id: str, fmt: str = "openai") -> Trace:
-    trace = Trace(*chat_fields(line, trace_id, fmt))
+def _trace(line: _Line, trace_id: str, tools: dict[bytes, list[Any]], fmt: str = "openai") -> Trace:
+    trace = Trace(*chat_fields(line, trace_id, tools, fmt))
     trace.messages = [message_from_record(m) for m in trace.messages]  # type: ignore[arg-type]
     trace.start_time = from_micros(trace.start_time)  # type: ignore[arg-type]
     return trace
@@ -316,21 +289,34 @@ def _shape_error(exc: Exception, line: _Line) -> BadRecord:
     return BadRecord(f"a field has an unexpected type ({type(exc).__name__})", _line_id(line))
 
 
-@line_format("openai")
+def chat_rows() -> LineReader:
+    """A reader of chat lines for one chunk (the format's ``line_reader``): one line's bytes to its store row
+    (``trace_values`` of the line's trace) without the Trace. What it remembers (each distinct tools list,
+    decoded, encoded and hashed once) lives as long as the reader."""
+    row = RowBuilder().row
+    tools: dict[bytes, list[Any]] = {}
+
+    def read(raw: bytes, seen: dict[str, int]) -> tuple[Any, ...]:
+        line = _decode(raw)
+        tid = _trace_id(line, raw, seen)
+        try:
+            return row(*chat_fields(line, tid, tools))
+        except SHAPE_ERRORS as exc:
+            raise _shape_error(exc, line) from None
+
+    return read
+
+
 def chat_row(raw: bytes, seen: dict[str, int]) -> tuple[Any, ...]:
-    """The store row (``trace_values`` of the line's trace) of one line, without the Trace."""
-    line = _decode(raw)
-    tid = _trace_id(line, raw, seen)
-    try:
-        return row_values(*chat_fields(line, tid))
-    except SHAPE_ERRORS as exc:
-        raise _shape_error(exc, line) from None
+    """The store row of one line, read on its own (see :func:`chat_rows`)."""
+    return chat_rows()(raw, seen)
 
 
-@register("openai", sniff=_sniff, priority=40)
+@register("openai", sniff=_sniff, priority=40, line_reader=chat_rows)
 def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
     """OpenAI chat-completions / fine-tuning JSONL, one conversation per line."""
     seen: dict[str, int] = {}
+    tools: dict[bytes, list[Any]] = {}
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             if not raw.strip():
@@ -339,7 +325,7 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
                 line = _decode(raw)
                 tid = _trace_id(line, raw, seen)
                 try:
-                    trace = _trace(line, tid)
+                    trace = _trace(line, tid, tools)
                 except SHAPE_ERRORS as exc:
                     raise _shape_error(exc, line) from None
             except BadRecord as bad:

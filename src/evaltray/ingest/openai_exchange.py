@@ -18,21 +18,11 @@ from typing import Any
 import orjson
 import yaml
 
+from evaltray.core.messages import chat_messages, maybe_json
 from evaltray.core.records import Message, Span, Trace
 from evaltray.core.util import sha256_hex
 
-from ._common import (
-    as_float,
-    as_int,
-    chat_messages,
-    content_id,
-    guarded,
-    head_text,
-    line_of,
-    maybe_json,
-    parse_time,
-    read_json,
-)
+from ._common import LineFinder, as_float, as_int, content_id, guarded, head_text, parse_time, read_json
 from ._registry import Issue, register
 from .openai import trace_from_chat
 
@@ -256,12 +246,13 @@ def parse_exchange(path: Path, options: Mapping[str, str]) -> Iterator[Trace | I
         yield Issue(str(path), 1, "expected a JSON array of {request_body, response_body} objects")
         return
     calls: list[Call] = []
+    finder = LineFinder(path)
     for i, item in enumerate(doc, 1):
         request = maybe_json(item.get("request_body")) if isinstance(item, dict) else None
         response = maybe_json(item.get("response_body")) if isinstance(item, dict) else None
         response = _body(response) if isinstance(response, str) else response
         rid = str(response["id"]) if isinstance(response, dict) and response.get("id") else None
-        line = line_of(path, f'"{rid}"') if rid else None
+        line = finder.line_of(f'"{rid}"') if rid else None
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
             yield Issue(str(path), line, f"exchange #{i}: request_body is not a chat-completions request", rid)
             continue

@@ -12,8 +12,9 @@ Shapes read:
 - the flat attribute map of one span (``llm.*``, ``gen_ai.*``, ``openinference.*`` keys). It has no
   trace id, so its id is a hash of its content.
 
-:mod:`.otel` reads the attributes, so an OpenInference span (``llm.input_messages.N.message.*``)
-and a GenAI span (``gen_ai.input.messages`` parts) of the same call give the same messages.
+The spans' attributes are read as :mod:`.otel`'s are (:mod:`.span_reading`, :mod:`.span_traces`), so an
+OpenInference span (``llm.input_messages.N.message.*``) and a GenAI span (``gen_ai.input.messages`` parts)
+of the same call give the same messages.
 """
 
 from __future__ import annotations
@@ -27,20 +28,10 @@ import orjson
 
 from evaltray.core.records import Trace
 
-from ._common import content_id, head_text
+from ._common import LineFinder, as_dict, content_id, head_text, iter_documents
 from ._registry import Issue, register
-from .otel import (
-    SpanEvent,
-    SpanRecord,
-    as_dict,
-    attributes,
-    hex_id,
-    iter_documents,
-    record_line,
-    span_time,
-    status_code,
-    traces_from_spans,
-)
+from .span_traces import traces_from_spans
+from .spans import SpanEvent, SpanRecord, attributes, hex_id, span_kind, span_time, status_code
 
 NOT_SPANS = (
     "not a span file: expected a JSON array of spans (with 'spanContext' and 'attributes'), an object of "
@@ -78,16 +69,7 @@ def _sniff(path: Path, head: bytes) -> bool:
         return bool(re.match(r'\{\s*"(llm|gen_ai|openinference)\.', text))
 
 
-def _kind(value: Any) -> str | None:
-    if isinstance(value, int):
-        return _JS_KINDS.get(value)
-    if isinstance(value, str):
-        name = value.lower().removeprefix("spankind.").removeprefix("span_kind_")
-        return None if name in ("", "unspecified") else name
-    return None
-
-
-def _span(obj: dict[str, Any], path: Path) -> SpanRecord | Issue:
+def _span(obj: dict[str, Any], finder: LineFinder) -> SpanRecord | Issue:
     """A span from the JS ``ReadableSpan`` or Python ``to_json()`` shape."""
     ctx = obj.get("spanContext") or obj.get("context") or {}
     raw_sid, raw_tid = ctx.get("spanId", ctx.get("span_id")), ctx.get("traceId", ctx.get("trace_id"))
@@ -96,9 +78,10 @@ def _span(obj: dict[str, Any], path: Path) -> SpanRecord | Issue:
     def issue(reason: str, record_id: Any) -> Issue:
         sid = raw_sid if isinstance(raw_sid, str) else None
         tid = raw_tid if isinstance(raw_tid, str) else None
-        where = record_line(path, "spanId", sid) or record_line(path, "span_id", sid) or record_line(
-            path, "traceId", tid) or record_line(path, "trace_id", tid)
-        return Issue(str(path), where, reason, str(record_id) if record_id else None)
+        where = (finder.record_line("spanId", sid, anywhere=True) or finder.record_line("span_id", sid, anywhere=True)
+                 or finder.record_line("traceId", tid, anywhere=True)
+                 or finder.record_line("trace_id", tid, anywhere=True))
+        return Issue(str(finder.path), where, reason, str(record_id) if record_id else None)
 
     if span_id is None:
         return issue("span has no valid spanId", raw_tid or obj.get("name"))
@@ -121,7 +104,8 @@ def _span(obj: dict[str, Any], path: Path) -> SpanRecord | Issue:
     return SpanRecord(
         trace_id=trace_id, span_id=span_id,
         parent_id=hex_id(obj.get("parentSpanId") or parent.get("spanId") or obj.get("parent_id"), 8),
-        name=obj.get("name"), kind=_kind(obj.get("kind")), start=times["startTime"], end=times["endTime"],
+        name=obj.get("name"), kind=span_kind(obj.get("kind"), _JS_KINDS), start=times["startTime"],
+        end=times["endTime"],
         status_code=status_code(status.get("code", status.get("status_code"))),
         status_message=status.get("message") or status.get("description") or None,
         attrs=attributes(attrs), events=events, resource=attributes(resource.get("attributes")),
@@ -137,33 +121,33 @@ def _flat_span(attrs: dict[str, Any], seen: dict[str, int]) -> SpanRecord:
     return SpanRecord(trace_id=tid, span_id=tid, name=name, attrs=attrs)
 
 
-def _from_list(items: list[Any], path: Path, line: int) -> Iterator[SpanRecord | Issue]:
+def _from_list(items: list[Any], finder: LineFinder, line: int) -> Iterator[SpanRecord | Issue]:
     for item in items:
         if _is_span(item):
-            yield _span(item, path)
+            yield _span(item, finder)
         else:
             name = item.get("name") if isinstance(item, dict) else None
-            yield Issue(str(path), line, "not a span: no 'spanContext' with a 'spanId'", name)
+            yield Issue(str(finder.path), line, "not a span: no 'spanContext' with a 'spanId'", name)
 
 
-def _spans_in(doc: Any, path: Path, line: int, seen: dict[str, int]) -> Iterator[SpanRecord | Issue]:
+def _spans_in(doc: Any, finder: LineFinder, line: int, seen: dict[str, int]) -> Iterator[SpanRecord | Issue]:
     if isinstance(doc, list):
         if any(_is_span(x) for x in doc):
-            yield from _from_list(doc, path, line)
+            yield from _from_list(doc, finder, line)
         elif doc and all(is_attribute_map(x) for x in doc):
             yield from (_flat_span(x, seen) for x in doc)
         else:
-            yield Issue(str(path), line, NOT_SPANS)
+            yield Issue(str(finder.path), line, NOT_SPANS)
     elif _is_span(doc):
-        yield _span(doc, path)
+        yield _span(doc, finder)
     elif isinstance(doc, dict) and doc and all(isinstance(v, list) for v in doc.values()) and any(
             _is_span(x) for v in doc.values() for x in v):
         for group in doc.values():
-            yield from _from_list(group, path, line)
+            yield from _from_list(group, finder, line)
     elif is_attribute_map(doc):
         yield _flat_span(doc, seen)
     else:
-        yield Issue(str(path), line, NOT_SPANS)
+        yield Issue(str(finder.path), line, NOT_SPANS)
 
 
 @register("openinference", sniff=_sniff, priority=31)
@@ -171,12 +155,13 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
     """OpenTelemetry spans as JSON objects (OpenInference, Vercel AI SDK, Python exporter) or a flat attribute map."""
     spans: list[SpanRecord] = []
     seen: dict[str, int] = {}
+    finder = LineFinder(path)
     for item in iter_documents(path):
         if isinstance(item, Issue):
             yield item
             continue
         line, doc = item
-        for span in _spans_in(doc, path, line, seen):
+        for span in _spans_in(doc, finder, line, seen):
             if isinstance(span, Issue):
                 yield span
             else:

@@ -12,9 +12,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from evaltray.core.messages import maybe_json, text_of
 from evaltray.core.records import Message, ToolCall, Trace
 
-from ._common import as_float, as_int, guarded, head_text, line_of, maybe_json, parse_time, read_json, text_of
+from ._common import LineFinder, as_float, as_int, guarded, head_text, parse_time, read_json
 from ._registry import Issue, register
 from .openai_exchange import name_tool_results
 
@@ -144,12 +145,13 @@ def parse(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]:
         return
     info = _obj(doc.get("info"))
     tasks = {str(t.get("id")): t for t in doc.get("tasks") or [] if isinstance(t, dict)}
+    finder = LineFinder(path)
     for i, sim in enumerate(doc["simulations"]):
         sid = sim.get("id") if isinstance(sim, dict) else None
         if not sid:
             yield Issue(str(path), None, f"simulation #{i + 1} has no 'id'")
             continue
         if not isinstance(sim.get("messages"), list):
-            yield Issue(str(path), line_of(path, f'"{sid}"'), "simulation has no 'messages' list", str(sid))
+            yield Issue(str(path), finder.line_of(f'"{sid}"'), "simulation has no 'messages' list", str(sid))
             continue
         yield from guarded(path, None, sid, trace_from_simulation, sim, info, tasks.get(str(sim.get("task_id"))))

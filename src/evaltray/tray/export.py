@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import yaml
 
 from evaltray.core.errors import EvaltrayError
+from evaltray.core.messages import chat_message
 from evaltray.core.records import Message
 from evaltray.core.registry import Registry
 from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, canonical_json
-from evaltray.ingest._common import chat_message
 
 from .gate import check_case
 from .release import load_manifest, select_cases
