@@ -38,6 +38,9 @@ def test_roles_and_what_they_may_do(ws: Workspace) -> None:
         ws.add_user("zed", "boss", actor="alice")
     assert str(err2.value) == "unknown role 'boss': one of viewer, labeler, adjudicator, composition_owner, admin"
     assert [(u["name"], u["role"]) for u in ws.users()] == [("alice", "admin"), ("bob", "adjudicator")]
+    with pytest.raises(PermissionDenied) as err:  # only an admin manages users
+        ws.add_user("bob", Role.ADMIN, actor="bob")
+    assert str(err.value) == "user 'bob' is a adjudicator; managing users needs one of: admin"
 
 
 def test_every_user_change_is_in_the_audit_log(ws: Workspace) -> None:

@@ -18,14 +18,15 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from evaltray.cli import cli
-from evaltray.core.errors import WorkspaceError
+from evaltray.core.errors import NotFound, PermissionDenied, WorkspaceError
 from evaltray.core.records import Role
 from evaltray.core.settings import Settings
 from evaltray.core.store import Workspace
-from evaltray.core.traces import TraceStore
+from evaltray.core.traces import TraceStore, list_traces, show_trace
 from evaltray.core.workers import process_pool
 from evaltray.ingest import _driver, ingest_files
 from evaltray.scrub import (
@@ -34,7 +35,9 @@ from evaltray.scrub import (
     ScrubError,
     VaultError,
     _store,
+    create_vault_key,
     pseudonym,
+    reveal,
     scrub_store,
     scrub_table,
     vault_file,
@@ -488,3 +491,47 @@ def test_bad_input_goes_through_scrubbed(ws: Workspace, tmp_path: Path) -> None:
     assert got["mixed"]["input_text"] == "Привет, меня зовут Анна 🙂 東京 <EMAIL_1>"
     assert orjson.loads(got["mixed"]["metadata"]) == {"emoji": "👍🏽", "nested": {"deep": [{"mail": "<EMAIL_1>"}]}}
     assert got["big"]["input_text"] == big.replace("jane.doe@example.com", "<EMAIL_1>")
+
+
+# ------------------------------------------------------------------------------------- the vault's API
+
+
+def test_vault_key_is_refused_inside_the_workspace_or_over_a_key(ws: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(VaultError, match="is inside the workspace"):
+        create_vault_key(ws.root / "owner.key", ws.root)
+    key = tmp_path / "keys" / "owner.key"
+    assert create_vault_key(key, ws.root, dry_run=True) == key.resolve() and not key.exists()
+    assert create_vault_key(key, ws.root) == key.resolve() and key.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(VaultError, match="a key file already exists"):
+        create_vault_key(key, ws.root)
+
+
+def test_reveal_is_for_admins_and_audited(ws: Workspace, tmp_path: Path) -> None:
+    key = create_vault_key(tmp_path / "keys" / "owner.key", ws.root)
+    use_key(ws, key)
+    ws = Workspace.open(ws.root)
+    ingest_files(ws, [CHATS])
+    ws.add_user("bob", Role.ADJUDICATOR, actor="alice")
+    with pytest.raises(PermissionDenied):
+        reveal(ws, "bob", "noah-7", "<PHONE_1>")
+    assert reveal(ws, "alice", "noah-7", "<PHONE_1>") == "(212) 555-0143"
+    with ws.tx() as conn:
+        audited = conn.execute(sa.text("SELECT actor, object_id FROM audit WHERE action = 'vault.reveal'")).all()
+    assert [tuple(r) for r in audited] == [("alice", "noah-7")]
+    ws.close()
+
+
+def test_listing_names_the_traces_not_scrubbed_yet(ws: Workspace) -> None:
+    ingest_files(ws, [CHATS], scrub=False)
+    listing = list_traces(ws.trace_store(), "model = 'gpt-4.1'", limit=2)
+    assert [r["trace_id"] for r in listing.rows] == ["clean-1", "lopez-40"]
+    assert listing.unscrubbed == ["clean-1", "lopez-40"] and "scrubbed" not in listing.rows[0]
+    assert list_traces(ws.trace_store(), limit=2, scrubs=False).unscrubbed == []
+    shown = show_trace(ws.trace_store(), "noah-7")
+    assert shown.unscrubbed == ["noah-7"]
+    assert shown.rows[0]["messages"][0] == {"role": "user", "content": "Hi, I'm Noah Ito. Call me at (212) 555-0143 "
+                                                                      "or write to noah.ito@example.org."}
+    scrub_store(ws, "alice")
+    assert show_trace(ws.trace_store(), "noah-7").unscrubbed == list_traces(ws.trace_store()).unscrubbed == []
+    with pytest.raises(NotFound, match="no trace 'nope'"):
+        show_trace(ws.trace_store(), "nope")

@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from evaltray.core.errors import WorkspaceError
-from evaltray.core.records import Role
 
 from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, progress_bar, table
 
@@ -60,19 +59,13 @@ def vault() -> None:
 @pass_app
 def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> None:
     """Write a new vault key to PATH, readable by you only; an existing key is never overwritten."""
-    from evaltray.scrub import Vault, VaultError
+    from evaltray.scrub import create_vault_key
 
-    path = path.expanduser().resolve()
     try:
         root: Path | None = app.ws.root
     except WorkspaceError:
         root = None  # no workspace yet: a key can be made first
-    if root is not None and path.is_relative_to(root.resolve()):
-        raise VaultError(f"{path} is inside the workspace; keep the vault key where only you can read it")
-    if path.exists():
-        raise VaultError(f"{path}: a key file already exists; refusing to overwrite it")
-    if not dry_run:
-        Vault.create_key_file(path)
+    path = create_vault_key(path, root, dry_run=dry_run)
 
     def human() -> None:
         out().print(f"{'would write' if dry_run else 'wrote'} a vault key to {path}", highlight=False)
@@ -91,13 +84,8 @@ def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> N
 @pass_app
 def vault_reveal(app: AppContext, trace_id: str, placeholder: str, key_file: Path | None, as_json: bool) -> None:
     """Print the original behind PLACEHOLDER (such as <EMAIL_1>) in trace TRACE_ID; admins only, audited."""
-    from evaltray.scrub import open_vault
+    from evaltray.scrub import reveal
 
-    ws = app.ws
-    actor = app.user
-    ws.require(actor, frozenset({Role.ADMIN}), "revealing a scrubbed value")
-    value = open_vault(ws, key_file.expanduser() if key_file else None).reveal(trace_id, placeholder)
-    with ws.tx() as conn:
-        ws.audit(conn, actor, "vault.reveal", trace_id, placeholder=placeholder)
+    value = reveal(app.ws, app.user, trace_id, placeholder, key_file)
     emit(as_json, {"trace_id": trace_id, "placeholder": placeholder, "value": value},
          lambda: click.echo(value))

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.traces import read_messages, trace_stats
+from evaltray.core.traces import LIST_COLUMNS, list_traces, show_trace, trace_stats
 
 from ..ingest import FORMATS, ingest_files
 from ._common import COUNT, AppContext, emit, err, json_option, out, pass_app, table
@@ -108,20 +108,19 @@ def _fmt(v: float | None) -> str:
 @pass_app
 def traces_list(app: AppContext, where: str | None, limit: int, as_json: bool) -> None:
     """List traces matching a predicate."""
-    cols = ["trace_id", "source_format", "model", "feature", "n_messages", "n_tool_calls", "latency_ms", "cost_usd",
-            "feedback_score", "status", "input_text"]
-    rows = app.ws.trace_store().query(where, columns=[*cols, "scrubbed"], limit=limit, order_by="trace_id").to_pylist()
-    _warn_unscrubbed(app, [r["trace_id"] for r in rows if r.pop("scrubbed") is not True and r["input_text"]])
-    emit(as_json, rows, lambda: out().print(table(None, cols, [[r[c] if c != "input_text" else (r[c] or "")[:60]
-                                                               for c in cols] for r in rows])))
+    listing = list_traces(app.ws.trace_store(), where, limit, scrubs=app.ws.settings.scrub)
+    _warn_unscrubbed(listing.unscrubbed)
+    rows = listing.rows
+    emit(as_json, rows, lambda: out().print(table(None, list(LIST_COLUMNS), [
+        [r[c] if c != "input_text" else (r[c] or "")[:60] for c in LIST_COLUMNS] for r in rows])))
 
 
-def _warn_unscrubbed(app: AppContext, trace_ids: list[str]) -> None:
-    """Where the workspace scrubs, say which shown traces hold text as recorded (stderr; ids only)."""
-    if trace_ids and app.ws.settings.scrub:
+def _warn_unscrubbed(trace_ids: list[str]) -> None:
+    """Say which shown traces hold text as recorded (stderr; ids only)."""
+    if trace_ids:
         shown = ", ".join(trace_ids[:5]) + (f" and {len(trace_ids) - 5} more" if len(trace_ids) > 5 else "")
         err().print(f"[yellow]not scrubbed yet[/] (text as recorded, may hold PII): {shown}; run `evaltray scrub`",
-                  markup=True, highlight=False)
+                    markup=True, highlight=False)
 
 
 @traces.command("show")
@@ -132,18 +131,9 @@ def traces_show(app: AppContext, trace_id: str, as_json: bool) -> None:
     """Show one trace with its conversation."""
     import orjson
 
-    from evaltray.core.errors import NotFound
-
-    found = app.ws.trace_store().get([trace_id])
-    if trace_id not in found:
-        raise NotFound(f"no trace {trace_id!r}")
-    row = found[trace_id]
-    for key in ("tools", "spans", "metadata"):
-        if row.get(key):
-            row[key] = orjson.loads(row[key])
-    row["messages"] = read_messages(row["messages"])
-    if row["scrubbed"] is not True and row["messages"]:
-        _warn_unscrubbed(app, [trace_id])
+    listing = show_trace(app.ws.trace_store(), trace_id, scrubs=app.ws.settings.scrub)
+    _warn_unscrubbed(listing.unscrubbed)
+    row = listing.rows[0]
 
     def human() -> None:
         for k, v in row.items():

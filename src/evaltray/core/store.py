@@ -184,7 +184,10 @@ class Workspace:
             at=now_iso(), actor=actor, action=action, object_id=object_id, detail=dumps(detail)))
 
     def add_user(self, name: str, role: Role | str, actor: str) -> None:
-        """Register ``name`` with ``role``, or change their role; audited as ``user.set``."""
+        """Register ``name`` with ``role``, or change their role (admins only, but for the workspace's first
+        user); audited as ``user.set``."""
+        if self.users():
+            self.require(actor, frozenset({Role.ADMIN}), "managing users")
         try:
             role = Role(role)
         except ValueError:

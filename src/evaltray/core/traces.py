@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .errors import QueryError
+from .errors import NotFound, QueryError
 from .records import Message, Span, ToolCall, Trace
 from .util import sha256_hex
 
@@ -504,3 +505,39 @@ def trace_stats(store: TraceStore, where: str | None = None) -> dict[str, Any]:
         con.close()
     return {"total": total, "payload_kept": kept, "errors": errors, "negative_feedback": negative, "by": by,
             "percentiles": percentiles}
+
+
+#: The columns ``traces list`` shows, in order.
+LIST_COLUMNS = ("trace_id", "source_format", "model", "feature", "n_messages", "n_tool_calls", "latency_ms", "cost_usd",
+                "feedback_score", "status", "input_text")
+
+
+@dataclass
+class TraceListing:
+    """Traces a predicate matched, and which of them hold text as recorded (not scrubbed yet)."""
+
+    rows: list[dict[str, Any]]
+    unscrubbed: list[str]
+
+
+def list_traces(store: TraceStore, where: str | None = None, limit: int | None = 20,
+                scrubs: bool = True) -> TraceListing:
+    """The first ``limit`` traces matching ``where`` by id; ``unscrubbed`` names those with text left as
+    recorded, where the workspace ``scrubs``."""
+    rows = store.query(where, columns=[*LIST_COLUMNS, "scrubbed"], limit=limit, order_by="trace_id").to_pylist()
+    unscrubbed = [r["trace_id"] for r in rows if r.pop("scrubbed") is not True and r["input_text"]]
+    return TraceListing(rows, unscrubbed if scrubs else [])
+
+
+def show_trace(store: TraceStore, trace_id: str, scrubs: bool = True) -> TraceListing:
+    """One trace with its conversation, tools, spans and metadata decoded; a listing of one row."""
+    found = store.get([trace_id])
+    if trace_id not in found:
+        raise NotFound(f"no trace {trace_id!r}")
+    row = found[trace_id]
+    for key in ("tools", "spans", "metadata"):
+        if row.get(key):
+            row[key] = orjson.loads(row[key])
+    row["messages"] = read_messages(row["messages"])
+    unscrubbed = scrubs and row["scrubbed"] is not True and bool(row["messages"])
+    return TraceListing([row], [trace_id] if unscrubbed else [])

@@ -14,8 +14,10 @@ from ._store import (
     ScrubConfig,
     StoreScrub,
     TableScrub,
+    create_vault_key,
     open_vault,
     pseudonym,
+    reveal,
     save_sealed,
     scrub_store,
     scrub_table,
@@ -25,6 +27,8 @@ from ._store import (
 from ._vault import KEY_ENV, Vault, VaultError
 
 __all__ = [
+    "create_vault_key",
+    "reveal",
     "ENTITIES",
     "KEY_ENV",
     "LABELS",

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from evaltray.core.records import Role
 from evaltray.core.store import Workspace
 from evaltray.core.traces import PAYLOAD_COLUMNS, SCHEMA, MessageRecord, TraceStore, json_bytes, message_summary
 from evaltray.core.util import atomic_write
@@ -131,6 +132,27 @@ def open_vault(ws: Workspace, key_file: Path | None = None) -> Vault:
     if sealed.exists():
         vault.load(sealed)
     return vault
+
+
+def create_vault_key(path: Path, workspace_root: Path | None = None, dry_run: bool = False) -> Path:
+    """Write a new vault key to ``path`` (owner-only); refused inside the workspace or over an existing key."""
+    path = path.expanduser().resolve()
+    if workspace_root is not None and path.is_relative_to(workspace_root.resolve()):
+        raise VaultError(f"{path} is inside the workspace; keep the vault key where only you can read it")
+    if path.exists():
+        raise VaultError(f"{path}: a key file already exists; refusing to overwrite it")
+    if not dry_run:
+        Vault.create_key_file(path)
+    return path
+
+
+def reveal(ws: Workspace, actor: str, trace_id: str, placeholder: str, key_file: Path | None = None) -> str:
+    """The original behind ``placeholder`` in ``trace_id``: admins only, and every reveal is audited."""
+    ws.require(actor, frozenset({Role.ADMIN}), "revealing a scrubbed value")
+    value = open_vault(ws, key_file.expanduser() if key_file else None).reveal(trace_id, placeholder)
+    with ws.tx() as conn:
+        ws.audit(conn, actor, "vault.reveal", trace_id, placeholder=placeholder)
+    return value
 
 
 def vault_file(ws: Workspace) -> Path:
