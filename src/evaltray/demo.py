@@ -26,7 +26,7 @@ from evaltray.curate.coverage_html import coverage_page
 from evaltray.curate.plan import Plan, Rule, coverage, plan_path
 from evaltray.curate.sample import add_picks, sample
 from evaltray.tray import candidates as pool
-from evaltray.tray import gate, release
+from evaltray.tray import casefile, gate, release
 from evaltray.tray import review as rev
 from evaltray.tray.export import export_cases
 
@@ -185,7 +185,7 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
 
         # 5. release 1.0.0 ------------------------------------------------------------------
         r1 = release.create_release(ws, "1.0.0", ADJUDICATOR, notes="first tray from the demo data")
-        info = r1.manifest["sets"]["main"]
+        info = r1.manifest.sets["main"].to_dict()
         summary["release_1_0_0"] = {"hash": r1.content_hash, "split": info["counts"]["split"],
                                     "pr_subset": len(info["subsets"]["pr"]), "warnings": r1.warnings}
         say(f"5. release 1.0.0: hash {r1.content_hash[:12]}, main {info['n_cases']} cases "
@@ -193,7 +193,7 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
             f"pr subset {len(info['subsets']['pr'])}); {len(r1.warnings)} source-mix warnings")
 
         # 6. a second release: one relabel, one retirement ---------------------------------
-        tray = gate.load_cases(ws, "main")
+        tray = casefile.load_cases(ws, "main")
         first = sorted(c for c in tray if tray[c]["labels"]["feature"] == "retail")[0]
         reg = {r["id"]: r for r in gate.case_registry(ws)}[first]
         old = tray[first]
@@ -206,7 +206,7 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
         gate.retire(ws, retired, "demo: feature removed", ADJUDICATOR)
         r2 = release.create_release(ws, "1.1.0", ADJUDICATOR, notes="one relabel, one retirement")
         diff = release.diff_releases(ws, "1.0.0", "1.1.0")["sets"]["main"]["summary"]
-        held_stays = set(r1.manifest["sets"]["main"]["holdout"]) - {retired} <= set(r2.manifest["sets"]["main"]["holdout"])
+        held_stays = set(r1.manifest.sets["main"].holdout) - {retired} <= set(r2.manifest.sets["main"].holdout)
         summary["release_1_1_0"] = {"hash": r2.content_hash, "diff": diff, "holdout_stable": held_stays}
         say(f"6. release 1.1.0: diff vs 1.0.0 → {diff['relabeled']} relabeled, {diff['retired']} retired, "
             f"{diff['added']} added; every 1.0.0 holdout case still held out: {held_stays}")

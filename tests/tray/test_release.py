@@ -11,10 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaltray.core.errors import ReleaseError
+from evaltray.core.errors import EvaltrayError, ReleaseError
+from evaltray.core.records import Release
 from evaltray.tray import gate, release
 from evaltray.tray import review as rev
-from evaltray.tray.release import allocate, assign_holdout, content_hash_of, pr_subset
+from evaltray.tray.casefile import load_cases
+from evaltray.tray.holdout import allocate, assign_holdout, pr_subset
+from evaltray.tray.release import content_hash_of
 from tests.helpers import labeled_candidate, tray_of
 
 
@@ -63,13 +66,13 @@ def test_pr_subset_touches_every_slice():
 def test_release_create_verify_and_tamper(ws):
     tray_of(ws, {"refunds": 6, "shipping": 4})
     r = release.create_release(ws, "1.0.0", "alice")
-    info = r.manifest["sets"]["main"]
-    assert info["n_cases"] == 10 and info["counts"]["split"] == {"dev": 8, "holdout": 2}
-    assert info["counts"]["holdout_by_slice"] == {"refunds": 1, "shipping": 1}
-    assert r.manifest["changelog"]["main"]["summary"]["added"] == 10
+    info = r.manifest.sets["main"]
+    assert info.n_cases == 10 and info.counts.split == {"dev": 8, "holdout": 2}
+    assert info.counts.holdout_by_slice == {"refunds": 1, "shipping": 1}
+    assert r.manifest.changelog["main"]["summary"]["added"] == 10
     assert release.verify_release(ws, "1.0.0") == []
     # pending versions were stamped in the tray and the snapshot
-    assert {c["version"]["added"] for c in gate.load_cases(ws, "main").values()} == {"1.0.0"}
+    assert {c["version"]["added"] for c in load_cases(ws, "main").values()} == {"1.0.0"}
     assert gate.validate(ws) == []
     snap = ws.releases_dir / "1.0.0" / "main.jsonl"
     assert stat.S_IMODE(os.stat(snap).st_mode) == 0o444
@@ -127,7 +130,7 @@ def test_dry_run_writes_nothing(ws):
 def test_diff_and_changelog_separate_relabels_from_new_coverage(ws):
     tray_of(ws, {"refunds": 5, "shipping": 5})
     release.create_release(ws, "1.0.0", "alice")
-    cases = gate.load_cases(ws, "main")
+    cases = load_cases(ws, "main")
     ids = sorted(cases)
     reg = {r["id"]: r for r in gate.case_registry(ws)}
     rev.record_review(ws, reg[ids[0]]["candidate_id"], "alice",
@@ -142,25 +145,29 @@ def test_diff_and_changelog_separate_relabels_from_new_coverage(ws):
     assert d["relabeled"] == [ids[0]] and d["retired"] == [ids[1]]
     assert d["by_slice"]["added"] == {"returns": 1}
     assert d["by_source"]["added"] == {"production": 1}
-    assert r2.manifest["changelog"]["main"]["summary"] == d["summary"]
-    new = gate.load_cases(ws, "main")
+    assert r2.manifest.changelog["main"]["summary"] == d["summary"]
+    new = load_cases(ws, "main")
     assert new[ids[0]]["version"] == {"added": "1.0.0", "last_changed": "1.1.0"}
     # the 1.0.0 snapshot is untouched and still verifies
     assert release.verify_release(ws, "1.0.0") == [] and release.verify_release(ws, "1.1.0") == []
     old_held = set(orjson.loads((ws.releases_dir / "1.0.0.json").read_bytes())["sets"]["main"]["holdout"])
-    assert old_held - {ids[1]} <= set(r2.manifest["sets"]["main"]["holdout"])
+    assert old_held - {ids[1]} <= set(r2.manifest.sets["main"].holdout)
 
 
 def test_dev_split_never_contains_holdout(ws):
     tray_of(ws, {"a": 7, "b": 8, "c": 9})
     r = release.create_release(ws, "1.0.0", "alice")
-    held = set(r.manifest["sets"]["main"]["holdout"])
+    held = set(r.manifest.sets["main"].holdout)
     dev = {c["id"] for c in release.select_cases(ws, "1.0.0", split="dev")}
     hold = {c["id"] for c in release.select_cases(ws, "1.0.0", split="holdout")}
     pr = {c["id"] for c in release.select_cases(ws, "1.0.0", subset="pr")}
     assert hold == held and not dev & held and pr <= dev
     assert len(dev) + len(hold) == 24
-    assert {c["id"] for c in release.select_cases(ws, "1.0.0", subset="drift-baseline")} == dev | hold
+    assert {c["id"] for c in release.select_cases(ws, "1.0.0", split="all")} == dev | hold
+    assert {c["id"] for c in release.select_cases(ws, "1.0.0", subset="release")} == dev
+    # the whole tray is `--split all`; the drift monitor defines its own baseline
+    with pytest.raises(EvaltrayError, match=r"unknown subset 'drift-baseline' \(one of: pr, release\)"):
+        release.select_cases(ws, "1.0.0", subset="drift-baseline")
 
 
 def test_single_source_slice_and_mix_warnings(ws):
@@ -168,8 +175,8 @@ def test_single_source_slice_and_mix_warnings(ws):
     r = release.create_release(ws, "1.0.0", "alice")
     assert "main: slice 'refunds' comes from a single source (sme, 3 cases)" in r.warnings
     assert "main: source sme: 100% of the tray against a target of 15%" in r.warnings
-    mix = r.manifest["sets"]["main"]["source_mix"]
-    assert mix["actual"] == {"sme": 1.0} and mix["target"]["production"] == 0.5
+    mix = r.manifest.sets["main"].source_mix
+    assert mix.actual == {"sme": 1.0} and mix.target["production"] == 0.5
 
 
 _case = st.fixed_dictionaries({"id": st.from_regex(r"c-[0-9a-f]{4}", fullmatch=True),
@@ -200,14 +207,14 @@ def test_diff_names_superseded_cases(ws):
 
     tray_of(ws, {"refunds": 3})
     release.create_release(ws, "1.0.0", "alice")
-    old_id = sorted(gate.load_cases(ws, "main"))[0]
+    old_id = sorted(load_cases(ws, "main"))[0]
     new = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "a reworded refund question"}],
                           labels={"feature": "refunds", "tags": []}, slice="refunds", difficulty="easy",
                           case_type="typical", supersedes=old_id)
     rev.record_review(ws, new, "alice", rev.normalize_expected(ws, "alice", reference="Yes."), sign=True)
     (p,) = gate.promote(ws, "alice").promoted
     r2 = release.create_release(ws, "1.1.0", "alice")
-    d = r2.manifest["changelog"]["main"]
+    d = r2.manifest.changelog["main"]
     assert d["superseded"] == [{"old": old_id, "new": p.case_id}]
     assert d["summary"] == {"added": 0, "retired": 0, "superseded": 1, "relabeled": 0, "edited": 0}
     assert release.diff_releases(ws, "1.0.0", "1.1.0")["sets"]["main"]["summary"] == d["summary"]

@@ -29,7 +29,7 @@ def release_create(app: AppContext, version: str, holdout: float | None, notes: 
                    as_json: bool) -> None:
     """Snapshot every set as VERSION (semantic version); never rewritten afterwards."""
     result = rel.create_release(app.ws, version, app.user, holdout=holdout, notes=notes, dry_run=dry_run)
-    m = result.manifest
+    m = result.manifest.to_dict()
     summary = {"version": version, "content_hash": result.content_hash, "dry_run": dry_run,
                "path": str(result.path) if result.path else None, "warnings": result.warnings,
                "sets": {s: {"n_cases": i["n_cases"], "split": i["counts"]["split"], "pr": len(i["subsets"]["pr"]),
@@ -147,7 +147,7 @@ def export(app: AppContext, version: str, fmt: str, split: str, subset: str | No
     ext = {"promptfoo": "yaml", "inspect": "jsonl", "hf": "parquet", "jsonl": "jsonl"}[fmt]
     path = Path(output) if output else ws.root / "exports" / f"{version}-{set_name}-{part}.{fmt}.{ext}"
     manifest = rel.load_manifest(ws, version)
-    written = export_cases(cases, fmt, path, release=version, release_hash=manifest["content_hash"], split=part)
+    written = export_cases(cases, fmt, path, release=version, release_hash=manifest.content_hash, split=part)
     emit(as_json, {"path": str(written), "cases": len(cases), "format": fmt, "split": part, "release": version,
-                   "release_hash": manifest["content_hash"]},
+                   "release_hash": manifest.content_hash},
          lambda: out.print(f"wrote {len(cases)} {part} case(s) of {set_name}@{version} to {written}"))

@@ -11,7 +11,7 @@ import orjson
 from evaltray.core.errors import EvaltrayError, NotFound
 from evaltray.core.records import SOURCES
 from evaltray.tray import candidates as pool
-from evaltray.tray import gate
+from evaltray.tray import casefile, gate
 from evaltray.tray import review as rev
 
 from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
@@ -104,7 +104,7 @@ def cases_relabel(app: AppContext, case_id: str, expected: str | None, behavior_
     reg = {r["id"]: r for r in gate.case_registry(ws)}.get(case_id)
     if reg is None or reg["status"] != gate.ACTIVE:
         raise NotFound(f"no active case {case_id!r}")
-    old = gate.load_cases(ws, reg["set_name"])[case_id]
+    old = casefile.load_cases(ws, reg["set_name"])[case_id]
     exp = rev.normalize_expected(ws, app.user, expected, behavior_code, list(assertions))
     r = rev.record_review(ws, reg["candidate_id"], app.user, exp, verdict=old["review"]["verdict"],
                           critique=critique or old["review"]["critique"], failure_tags=old["review"]["failure_tags"],
@@ -126,7 +126,7 @@ def cases_supersede(app: AppContext, case_id: str, text: str | None, input_file:
     reg = {r["id"]: r for r in gate.case_registry(ws)}.get(case_id)
     if reg is None or reg["status"] != gate.ACTIVE:
         raise NotFound(f"no active case {case_id!r}")
-    old = gate.load_cases(ws, reg["set_name"])[case_id]
+    old = casefile.load_cases(ws, reg["set_name"])[case_id]
     messages, tools, context = _read_input(text, input_file)
     cid = pool.add_manual(ws, app.user, old["provenance"]["source"], messages, set_name=reg["set_name"],
                           tools=tools or old["input"]["tools"], context=context or old["input"]["context"],
@@ -158,7 +158,7 @@ def cases_list(app: AppContext, all_: bool, set_name: str | None, as_json: bool)
 def cases_show(app: AppContext, case_id: str, set_name: str | None, as_json: bool) -> None:
     """Show one case of the tray as JSON."""
     ws = app.ws
-    case = gate.load_cases(ws, ws.check_set(set_name)).get(case_id)
+    case = casefile.load_cases(ws, ws.check_set(set_name)).get(case_id)
     if case is None:
         raise NotFound(f"no case {case_id!r} in set {ws.check_set(set_name)!r}")
     # a case is JSON either way: --json gives it as the other commands give theirs
@@ -229,7 +229,7 @@ def tray_stats(app: AppContext, set_name: str | None, as_json: bool) -> None:
     from collections import Counter
 
     ws = app.ws
-    cases_ = list(gate.load_cases(ws, ws.check_set(set_name)).values())
+    cases_ = list(casefile.load_cases(ws, ws.check_set(set_name)).values())
     data = {key: dict(Counter(str(c["provenance"]["source"] if key == "source" else c[key]) for c in cases_))
             for key in ("slice", "source", "difficulty", "case_type")}
     data["total"] = len(cases_)  # type: ignore[assignment]

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from evaltray.core.errors import EvaltrayError, NotFound
+from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import LABEL_ROLES, SIGN_ROLES
 from evaltray.core.store import Workspace, inserted_id
 from evaltray.core.util import dumps, loads, now_iso
@@ -104,15 +104,6 @@ def latest_review(ws: Workspace, candidate_id: str) -> Review | None:
         row = conn.execute(sa.select(reviews).where(reviews.c.candidate_id == candidate_id)
                            .order_by(reviews.c.id.desc()).limit(1)).first()
     return Review.from_row(row) if row else None
-
-
-def get_review(ws: Workspace, review_id: int) -> Review:
-    reviews = ws.t["reviews"]
-    with ws.tx() as conn:
-        row = conn.execute(sa.select(reviews).where(reviews.c.id == review_id)).first()
-    if row is None:
-        raise NotFound(f"no review {review_id}")
-    return Review.from_row(row)
 
 
 def sign_off(ws: Workspace, candidate_ids: list[str], signer: str, dry_run: bool = False) -> list[int]:
