@@ -51,24 +51,25 @@ def read_tray(ws: Workspace, set_name: str, signed: RegistryState | None = None)
     path = ws.cases_path(set_name)
     data = path.read_bytes() if path.exists() else b""
     out = TrayRows()
+    rows, raws, bad, trusted = out.rows, out.raws, out.bad, out.trusted  # locals: 100k lines in a release
     for lineno, raw in enumerate(data.split(b"\n"), 1):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             continue
         obj = _signed_stub(raw, signed, set_name) if signed is not None else None
         if obj is not None:
-            out.trusted.add(len(out.rows))
+            trusted.add(len(rows))
         else:
             try:
                 obj = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                out.bad.append((lineno, "not valid JSON"))
+                bad.append((lineno, "not valid JSON"))
                 continue
             if not isinstance(obj, dict):
-                out.bad.append((lineno, "not a JSON object"))
+                bad.append((lineno, "not a JSON object"))
                 continue
-        out.rows.append((lineno, obj))
-        out.raws.append(raw)
+        rows.append((lineno, obj))
+        raws.append(raw)
     return out
 
 
@@ -134,8 +135,11 @@ def _signed_stub(raw: bytes, signed: RegistryState, set_name: str) -> dict[str, 
     end = raw.find(b'"', 7)
     cid = raw[7:end].decode("utf-8", "replace")
     reg = signed.cases.get(cid)
-    if reg is None or reg.set_name != set_name or reg.status != _ACTIVE or reg.review_id not in signed.signed_reviews \
-            or reg.slice is None:
+    if reg is None:
+        return None
+    # unpacked once: a tuple unpack is cheaper than eleven attribute reads, 100k times over
+    _, reg_set, status, review_id, content_hash, _, slice_, source, difficulty, case_type, supersedes = reg
+    if reg_set != set_name or status != _ACTIVE or review_id not in signed.signed_reviews or slice_ is None:
         return None
     at = raw.rfind(_VERSION_KEY)
     if at < 0 or not raw.endswith(b"}"):
@@ -148,10 +152,10 @@ def _signed_stub(raw: bytes, signed: RegistryState, set_name: str) -> dict[str, 
         return None
     digest = hashlib.sha256(memoryview(raw)[:at])  # the line minus its version, without copying it
     digest.update(b"}")
-    if digest.hexdigest() != reg.content_hash:
+    if digest.hexdigest() != content_hash:
         return None
-    return {"id": cid, "slice": reg.slice, "provenance": {"source": reg.source, "supersedes": reg.supersedes},
-            "difficulty": reg.difficulty, "case_type": reg.case_type, "version": version}
+    return {"id": cid, "slice": slice_, "provenance": {"source": source, "supersedes": supersedes},
+            "difficulty": difficulty, "case_type": case_type, "version": version}
 
 
 __all__ = ["PENDING_VERSION", "TrayRows", "case_line", "line_signed_hash", "load_cases", "read_tray", "restamp",

@@ -291,7 +291,7 @@ def validate_rows(ws: Workspace, set_name: str, tray: TrayRows, release_versions
     ``trusted`` rows were already found to be so."""
     problems = [Problem(line, None, why) for line, why in tray.bad]
     state = state or registry_state(ws)
-    registry, signed = state.cases, state.signed_reviews
+    registry, signed, trusted, raws = state.cases, state.signed_reviews, tray.trusted, tray.raws
     versions = ws.release_versions() if release_versions is None else release_versions
     known_versions = versions | {PENDING_VERSION}
     seen: dict[str, int] = {}
@@ -309,7 +309,7 @@ def validate_rows(ws: Workspace, set_name: str, tray: TrayRows, release_versions
             problems.append(Problem(line, cid, f"not sorted by id (comes after {previous})"))
         previous = max(previous, cid)
         reg = registry.get(cid)
-        if i in tray.trusted:
+        if i in trusted:
             version = row["version"]
             if {version.get("added"), version.get("last_changed")} - known_versions:
                 problems += [Problem(line, cid, f"version.{k} {version.get(k)!r} is not a release of this workspace")
@@ -317,7 +317,7 @@ def validate_rows(ws: Workspace, set_name: str, tray: TrayRows, release_versions
             continue
         if reg is not None and reg.status == ACTIVE and reg.set_name == set_name and reg.review_id in signed \
                 and row.get("validation", {}).get("review_id") == reg.review_id \
-                and (line_signed_hash(tray.raws[i], row) or signed_hash(row)) == reg.content_hash:
+                and (line_signed_hash(raws[i], row) or signed_hash(row)) == reg.content_hash:
             # byte for byte what passed the gate: the schema and every rule held then; only the
             # version stamps, outside the signed hash, can have changed since
             version = row.get("version")
