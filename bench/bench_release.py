@@ -17,7 +17,7 @@ from pathlib import Path
 
 from evaltray.core.store import Workspace
 from evaltray.core.util import dumps, now_iso
-from evaltray.tray import gate, release
+from evaltray.tray import casefile, gate, release
 from evaltray.tray.candidates import Candidate
 from evaltray.tray.review import Review
 
@@ -66,13 +66,13 @@ def build_tray(ws: Workspace, n: int, seed: int = 0) -> None:
                             verdict="pass", failure_tags="[]", guide_version="1", signed_by="alice", signed_at=now,
                             created_at=now))
         regs.append(dict(id=case_id, set_name="main", status="active", candidate_id=cid, review_id=i + 1,
-                         content_hash=gate.signed_hash(row), slice=slice_, source=source,
+                         content_hash=casefile.signed_hash(row), slice=slice_, source=source,
                          difficulty=cand.difficulty, case_type=cand.case_type, supersedes=None, created_at=now))
     with ws.tx() as conn:
         conn.execute(ws.t["candidates"].insert(), cands)
         conn.execute(ws.t["reviews"].insert(), reviews)
         conn.execute(ws.t["cases"].insert(), regs)
-    gate.write_tray(ws.cases_path("main"), rows)
+    casefile.write_cases(ws, "main", rows)
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
@@ -106,7 +106,7 @@ def main() -> None:
         t_create, result = timed(lambda: release.create_release(ws, "1.0.0", "alice"))
         t_verify, problems = timed(lambda: release.verify_release(ws, "1.0.0"))
         assert problems == [], problems
-        held = result.manifest["sets"]["main"]["counts"]["split"]["holdout"]
+        held = result.manifest.sets["main"].counts.split["holdout"]
         print(f"release create: {t_create:.2f} s (target < 5 s)  holdout {held:,}, hash {result.content_hash[:12]}")
         print(f"release verify: {t_verify:.2f} s (target < 2 s)")
         print(f"reference git add+commit+tag: {t_git:.2f} s   → create / git = {t_create / t_git:.2f}×")

@@ -26,7 +26,7 @@ from evaltray.curate.coverage_html import coverage_report
 from evaltray.curate.plan import Plan, Rule, plan_path
 from evaltray.curate.sample import sample_to_pool
 from evaltray.tray import candidates as pool
-from evaltray.tray import gate, lifecycle, release
+from evaltray.tray import casefile, gate, lifecycle, release
 from evaltray.tray import review as rev
 from evaltray.tray.export import EXPORTERS, export_release
 
@@ -227,18 +227,18 @@ def _gate(ws: Workspace, summary: dict[str, Any], say: Echo) -> None:
 def _first_release(ws: Workspace, summary: dict[str, Any], say: Echo) -> release.ReleaseResult:
     """5. Release 1.0.0."""
     r1 = release.create_release(ws, "1.0.0", ADJUDICATOR, notes="first tray from the demo data")
-    info = r1.manifest["sets"]["main"]
-    summary["release_1_0_0"] = {"hash": r1.content_hash, "split": info["counts"]["split"],
-                                "pr_subset": len(info["subsets"]["pr"]), "warnings": r1.warnings}
-    say(f"5. release 1.0.0: hash {r1.content_hash[:12]}, main {info['n_cases']} cases "
-        f"(dev {info['counts']['split']['dev']}, holdout {info['counts']['split']['holdout']}, "
-        f"pr subset {len(info['subsets']['pr'])}); {len(r1.warnings)} source-mix warnings")
+    info = r1.manifest.sets["main"]
+    summary["release_1_0_0"] = {"hash": r1.content_hash, "split": info.counts.split,
+                                "pr_subset": len(info.subsets["pr"]), "warnings": r1.warnings}
+    say(f"5. release 1.0.0: hash {r1.content_hash[:12]}, main {info.n_cases} cases "
+        f"(dev {info.counts.split['dev']}, holdout {info.counts.split['holdout']}, "
+        f"pr subset {len(info.subsets['pr'])}); {len(r1.warnings)} source-mix warnings")
     return r1
 
 
 def _second_release(ws: Workspace, r1: release.ReleaseResult, summary: dict[str, Any], say: Echo) -> None:
     """6. Release 1.1.0 after one relabel and one retirement; the holdout stays held out."""
-    tray = gate.load_cases(ws, "main")
+    tray = casefile.load_cases(ws, "main")
     first = sorted(c for c in tray if tray[c]["labels"]["feature"] == "retail")[0]
     lifecycle.relabel_case(ws, first, ADJUDICATOR, assertions=[
         *tray[first]["expected"]["assertions"], "confirms the order details before any change"],
@@ -248,7 +248,7 @@ def _second_release(ws: Workspace, r1: release.ReleaseResult, summary: dict[str,
     gate.retire(ws, retired, "demo: feature removed", ADJUDICATOR)
     r2 = release.create_release(ws, "1.1.0", ADJUDICATOR, notes="one relabel, one retirement")
     diff = release.diff_releases(ws, "1.0.0", "1.1.0")["sets"]["main"]["summary"]
-    held_stays = set(r1.manifest["sets"]["main"]["holdout"]) - {retired} <= set(r2.manifest["sets"]["main"]["holdout"])
+    held_stays = set(r1.manifest.sets["main"].holdout) - {retired} <= set(r2.manifest.sets["main"].holdout)
     summary["release_1_1_0"] = {"hash": r2.content_hash, "diff": diff, "holdout_stable": held_stays}
     say(f"6. release 1.1.0: diff vs 1.0.0 → {diff['relabeled']} relabeled, {diff['retired']} retired, "
         f"{diff['added']} added; every 1.0.0 holdout case still held out: {held_stays}")

@@ -90,7 +90,7 @@ def test_gate_and_release_on_postgres(pg_url, tmp_path, monkeypatch):
         pool.reject(ws, c, "unlabelable", "alice")
         assert pool.reject_bin(ws) == {"unlabelable": 1}
         r = release.create_release(ws, "1.0.0", "alice")
-        assert r.manifest["sets"]["main"]["n_cases"] == 2
+        assert r.manifest.sets["main"].n_cases == 2
         assert release.verify_release(ws, "1.0.0") == []
         assert [x["version"] for x in release.release_log(ws)] == ["1.0.0"]
         # migrations are recorded once and re-opening applies nothing new

@@ -9,7 +9,7 @@ from evaltray.curate import plan
 from evaltray.curate.coverage_html import coverage_page
 from evaltray.curate.plan import Plan, PlanError, Rule
 from evaltray.ingest import ingest_files
-from evaltray.tray import gate
+from evaltray.tray import casefile, gate
 from tests.helpers import labeled_candidate
 
 
@@ -80,7 +80,7 @@ def test_coverage_counts_by_hand(ws, tmp_path):
     # the tray: one refunds/happy-path/new case
     labeled_candidate(ws, "refund?", slice="refunds")
     gate.promote(ws, "alice")
-    tray = gate.load_cases(ws, "main")
+    tray = casefile.load_cases(ws, "main")
     assert len(tray) == 1
     assigned = plan.assign_traces(ws, p)
     assert assigned == {"t1": {"feature": "refunds"}, "t2": {"feature": "refunds", "scenario": "irate-user"},

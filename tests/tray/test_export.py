@@ -449,7 +449,7 @@ def test_jsonl(tmp_path: Path) -> None:
 def test_export_release_names_every_format_one_way(ws) -> None:
     tray_of(ws, {"refunds": 4, "shipping": 1})
     made = create_release(ws, "1.0.0", "alice")
-    held = set(made.manifest["sets"]["main"]["holdout"])
+    held = set(made.manifest.sets["main"].holdout)
     assert 0 < len(held) < 5
     done = [export_release(ws, "1.0.0", to=fmt) for fmt in ("promptfoo", "inspect", "hf", "jsonl")]
     assert [d.path for d in done] == [ws.root / "exports" / name for name in (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from evaltray.core.errors import EvaltrayError, PermissionDenied
+from evaltray.core.errors import EvaltrayError, GateError, PermissionDenied
 from evaltray.core.records import Role
 from evaltray.tray import candidates as pool
 from evaltray.tray import gate
@@ -137,8 +137,10 @@ def test_retired_ids_are_never_reused(ws):
     problems = [str(x) for x in gate.validate(ws)]
     line = 1 if row["id"] < p.case_id else 2
     assert problems == [f"line {line} {row['id']}: id was retired (feature removed); retired ids are never reused"]
-    with pytest.raises(EvaltrayError, match=f"case {row['id']} is already retired"):
+    with pytest.raises(GateError, match=rf"^case {row['id']} is already retired \(feature removed\)$"):
         gate.retire(ws, row["id"], "again", "alice")
+    with pytest.raises(GateError, match=r"^retiring needs a reason \(--reason\)$"):
+        gate.retire(ws, p.case_id, "  ", "alice")
 
 
 def test_relabel_keeps_id_and_supersede_gets_new_id(ws):

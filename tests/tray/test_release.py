@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import stat
 
 import orjson
@@ -11,65 +10,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaltray.core.errors import ReleaseError
+from evaltray.core.errors import EvaltrayError, ReleaseError
+from evaltray.core.records import Release
 from evaltray.tray import gate, release
 from evaltray.tray import review as rev
-from evaltray.tray.release import allocate, assign_holdout, content_hash_of, pr_subset
+from evaltray.tray.casefile import load_cases
+from evaltray.tray.release import content_hash_of
 from tests.helpers import labeled_candidate, tray_of
-
-
-def test_allocate_largest_remainder_by_hand():
-    # 20% of 23 = 4.6 → 5; exact shares 2.17, 1.30, 0.87, 0.26 → floors 2,1,0,0 (3) + 2 largest remainders (c, b)
-    assert allocate({"a": 10, "b": 6, "c": 4, "d": 1}, 5) == {"a": 2, "b": 2, "c": 1, "d": 0}
-    assert allocate({"a": 0}, 3) == {"a": 0}
-
-
-def _cases(slices):
-    return [{"id": f"c-{i:04d}", "slice": s} for i, s in enumerate(slices)]
-
-
-def test_holdout_is_stratified_by_slice():
-    cases = _cases(["a"] * 50 + ["b"] * 30 + ["c"] * 20)
-    held = assign_holdout(cases, 0.2, set())
-    by = {s: sum(1 for c in cases if c["id"] in held and c["slice"] == s) for s in "abc"}
-    assert by == {"a": 10, "b": 6, "c": 4}
-
-
-@settings(max_examples=60, deadline=None)
-@given(n=st.integers(5, 120), grow=st.integers(0, 60), drop=st.integers(0, 10), seed=st.integers(0, 10**6))
-def test_holdout_stays_held_out_across_releases(n, grow, drop, seed):
-    rng = random.Random(seed)
-    slices = ["x", "y", "z"]
-    v1 = [{"id": f"c-{rng.getrandbits(40):010x}", "slice": rng.choice(slices)} for _ in range(n)]
-    held1 = assign_holdout(v1, 0.2, set())
-    assert len(held1) == round(0.2 * n)
-    survivors = v1[drop:]
-    v2 = survivors + [{"id": f"c-{rng.getrandbits(40):010x}", "slice": rng.choice(slices)} for _ in range(grow)]
-    held2 = assign_holdout(v2, 0.2, held1)
-    assert {c["id"] for c in survivors if c["id"] in held1} <= held2
-    # deterministic and independent of input order
-    assert assign_holdout(list(reversed(v2)), 0.2, held1) == held2
-
-
-def test_pr_subset_touches_every_slice():
-    cases = _cases(["big"] * 200 + ["mid"] * 40 + ["tiny"] * 2)
-    picked = pr_subset(cases, 50)
-    slices = {c["slice"] for c in cases if c["id"] in picked}
-    assert slices == {"big", "mid", "tiny"}
-    assert 50 <= len(picked) <= 51
-    assert pr_subset(cases[:30], 50) == sorted(c["id"] for c in cases[:30])
 
 
 def test_release_create_verify_and_tamper(ws):
     tray_of(ws, {"refunds": 6, "shipping": 4})
     r = release.create_release(ws, "1.0.0", "alice")
-    info = r.manifest["sets"]["main"]
-    assert info["n_cases"] == 10 and info["counts"]["split"] == {"dev": 8, "holdout": 2}
-    assert info["counts"]["holdout_by_slice"] == {"refunds": 1, "shipping": 1}
-    assert r.manifest["changelog"]["main"]["summary"]["added"] == 10
+    info = r.manifest.sets["main"]
+    assert info.n_cases == 10 and info.counts.split == {"dev": 8, "holdout": 2}
+    assert info.counts.holdout_by_slice == {"refunds": 1, "shipping": 1}
+    assert r.manifest.changelog["main"]["summary"]["added"] == 10
     assert release.verify_release(ws, "1.0.0") == []
     # pending versions were stamped in the tray and the snapshot
-    assert {c["version"]["added"] for c in gate.load_cases(ws, "main").values()} == {"1.0.0"}
+    assert {c["version"]["added"] for c in load_cases(ws, "main").values()} == {"1.0.0"}
     assert gate.validate(ws) == []
     snap = ws.releases_dir / "1.0.0" / "main.jsonl"
     assert stat.S_IMODE(os.stat(snap).st_mode) == 0o444
@@ -83,6 +42,138 @@ def test_release_create_verify_and_tamper(ws):
         "1.0.0/main.jsonl: file sha256 differs from the manifest",
         f"1.0.0/main.jsonl:4: case {case['id']} changed since release",
     ]
+
+
+#: A manifest as evaltray writes it (sorted keys, two-space indent, a final newline), written out by hand.
+MANIFEST = b"""{
+  "changelog": {
+    "main": {
+      "added": [
+        "c-1"
+      ],
+      "by_slice": {
+        "added": {
+          "refunds": 1
+        },
+        "relabeled": {},
+        "retired": {}
+      },
+      "by_source": {
+        "added": {
+          "sme": 1
+        },
+        "relabeled": {},
+        "retired": {}
+      },
+      "edited": [],
+      "relabeled": [],
+      "retired": [],
+      "summary": {
+        "added": 1,
+        "edited": 0,
+        "relabeled": 0,
+        "retired": 0,
+        "superseded": 0
+      },
+      "superseded": []
+    }
+  },
+  "content_hash": "abc",
+  "created_at": "2026-01-01T00:00:00+00:00",
+  "created_by": "alice",
+  "guide_version": "1",
+  "holdout_fraction": 0.2,
+  "notes": null,
+  "parent": null,
+  "sets": {
+    "main": {
+      "cases": {
+        "c-1": "h1"
+      },
+      "content_hash": "def",
+      "counts": {
+        "case_type": {
+          "typical": 1
+        },
+        "difficulty": {
+          "medium": 1
+        },
+        "holdout_by_slice": {},
+        "slice": {
+          "refunds": 1
+        },
+        "source": {
+          "sme": 1
+        },
+        "split": {
+          "dev": 1,
+          "holdout": 0
+        }
+      },
+      "file": "1.0.0/main.jsonl",
+      "file_sha256": "f00",
+      "holdout": [],
+      "n_cases": 1,
+      "source_mix": {
+        "actual": {
+          "sme": 1.0
+        },
+        "by_slice": {
+          "refunds": {
+            "sme": 1
+          }
+        },
+        "target": {
+          "production": 0.5
+        }
+      },
+      "subsets": {
+        "pr": [
+          "c-1"
+        ]
+      }
+    }
+  },
+  "version": "1.0.0",
+  "warnings": [
+    "main: slice 'refunds' comes from a single source (sme, 1 cases)"
+  ],
+  "workspace": "shop"
+}
+"""
+
+
+def test_manifest_round_trips_byte_for_byte():
+    m = Release.from_json(MANIFEST)
+    info = m.sets["main"]
+    assert (m.version, m.parent, m.holdout_fraction, m.notes) == ("1.0.0", None, 0.2, None)
+    assert info.counts.split == {"dev": 1, "holdout": 0} and info.subsets == {"pr": ["c-1"]}
+    assert info.source_mix.actual == {"sme": 1.0} and m.changelog["main"]["summary"]["added"] == 1
+    assert m.to_json() == MANIFEST
+
+
+def test_written_manifest_is_the_typed_record(ws):
+    tray_of(ws, {"refunds": 3, "shipping": 2})
+    r = release.create_release(ws, "1.0.0", "alice")
+    body = (ws.releases_dir / "1.0.0.json").read_bytes()
+    assert r.manifest.to_json() == body
+    assert release.load_manifest(ws, "1.0.0") == r.manifest
+    assert Release.from_json(body).to_json() == body
+
+
+def test_misshapen_manifest_is_reported_not_raised(ws):
+    tray_of(ws, {"refunds": 2})
+    release.create_release(ws, "1.0.0", "alice")
+    path = ws.releases_dir / "1.0.0.json"
+    os.chmod(path, 0o644)
+    path.write_bytes(b'{"version": "1.0.0"}')
+    assert release.verify_release(ws, "1.0.0") == [
+        "1.0.0.json: manifest changed since release (sha256 differs from the release log)",
+        "1.0.0.json: not a release manifest (KeyError: 'sets')"]
+    with pytest.raises(ReleaseError, match=r"^1.0.0.json: not a release manifest \(KeyError: 'sets'\)$"):
+        release.load_manifest(ws, "1.0.0")
+    path.write_bytes(b"{oops")
+    assert release.verify_release(ws, "1.0.0")[-1] == "1.0.0.json: manifest is not valid JSON"
 
 
 def test_manifest_tamper_is_detected(ws):
@@ -127,7 +218,7 @@ def test_dry_run_writes_nothing(ws):
 def test_diff_and_changelog_separate_relabels_from_new_coverage(ws):
     tray_of(ws, {"refunds": 5, "shipping": 5})
     release.create_release(ws, "1.0.0", "alice")
-    cases = gate.load_cases(ws, "main")
+    cases = load_cases(ws, "main")
     ids = sorted(cases)
     reg = {r["id"]: r for r in gate.case_registry(ws)}
     rev.record_review(ws, reg[ids[0]]["candidate_id"], "alice",
@@ -142,25 +233,29 @@ def test_diff_and_changelog_separate_relabels_from_new_coverage(ws):
     assert d["relabeled"] == [ids[0]] and d["retired"] == [ids[1]]
     assert d["by_slice"]["added"] == {"returns": 1}
     assert d["by_source"]["added"] == {"production": 1}
-    assert r2.manifest["changelog"]["main"]["summary"] == d["summary"]
-    new = gate.load_cases(ws, "main")
+    assert r2.manifest.changelog["main"]["summary"] == d["summary"]
+    new = load_cases(ws, "main")
     assert new[ids[0]]["version"] == {"added": "1.0.0", "last_changed": "1.1.0"}
     # the 1.0.0 snapshot is untouched and still verifies
     assert release.verify_release(ws, "1.0.0") == [] and release.verify_release(ws, "1.1.0") == []
     old_held = set(orjson.loads((ws.releases_dir / "1.0.0.json").read_bytes())["sets"]["main"]["holdout"])
-    assert old_held - {ids[1]} <= set(r2.manifest["sets"]["main"]["holdout"])
+    assert old_held - {ids[1]} <= set(r2.manifest.sets["main"].holdout)
 
 
 def test_dev_split_never_contains_holdout(ws):
     tray_of(ws, {"a": 7, "b": 8, "c": 9})
     r = release.create_release(ws, "1.0.0", "alice")
-    held = set(r.manifest["sets"]["main"]["holdout"])
+    held = set(r.manifest.sets["main"].holdout)
     dev = {c["id"] for c in release.select_cases(ws, "1.0.0", split="dev")}
     hold = {c["id"] for c in release.select_cases(ws, "1.0.0", split="holdout")}
     pr = {c["id"] for c in release.select_cases(ws, "1.0.0", subset="pr")}
     assert hold == held and not dev & held and pr <= dev
     assert len(dev) + len(hold) == 24
-    assert {c["id"] for c in release.select_cases(ws, "1.0.0", subset="drift-baseline")} == dev | hold
+    assert {c["id"] for c in release.select_cases(ws, "1.0.0", split="all")} == dev | hold
+    assert {c["id"] for c in release.select_cases(ws, "1.0.0", subset="release")} == dev
+    # the whole tray is `--split all`; the drift monitor defines its own baseline
+    with pytest.raises(EvaltrayError, match=r"unknown subset 'drift-baseline' \(one of: pr, release\)"):
+        release.select_cases(ws, "1.0.0", subset="drift-baseline")
 
 
 def test_single_source_slice_and_mix_warnings(ws):
@@ -168,8 +263,8 @@ def test_single_source_slice_and_mix_warnings(ws):
     r = release.create_release(ws, "1.0.0", "alice")
     assert "main: slice 'refunds' comes from a single source (sme, 3 cases)" in r.warnings
     assert "main: source sme: 100% of the tray against a target of 15%" in r.warnings
-    mix = r.manifest["sets"]["main"]["source_mix"]
-    assert mix["actual"] == {"sme": 1.0} and mix["target"]["production"] == 0.5
+    mix = r.manifest.sets["main"].source_mix
+    assert mix.actual == {"sme": 1.0} and mix.target["production"] == 0.5
 
 
 _case = st.fixed_dictionaries({"id": st.from_regex(r"c-[0-9a-f]{4}", fullmatch=True),
@@ -200,14 +295,14 @@ def test_diff_names_superseded_cases(ws):
 
     tray_of(ws, {"refunds": 3})
     release.create_release(ws, "1.0.0", "alice")
-    old_id = sorted(gate.load_cases(ws, "main"))[0]
+    old_id = sorted(load_cases(ws, "main"))[0]
     new = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "a reworded refund question"}],
                           labels={"feature": "refunds", "tags": []}, slice="refunds", difficulty="easy",
                           case_type="typical", supersedes=old_id)
     rev.record_review(ws, new, "alice", rev.normalize_expected(ws, "alice", reference="Yes."), sign=True)
     (p,) = gate.promote(ws, "alice").promoted
     r2 = release.create_release(ws, "1.1.0", "alice")
-    d = r2.manifest["changelog"]["main"]
+    d = r2.manifest.changelog["main"]
     assert d["superseded"] == [{"old": old_id, "new": p.case_id}]
     assert d["summary"] == {"added": 0, "retired": 0, "superseded": 1, "relabeled": 0, "edited": 0}
     assert release.diff_releases(ws, "1.0.0", "1.1.0")["sets"]["main"]["summary"] == d["summary"]

@@ -33,27 +33,27 @@ def release_create(app: AppContext, version: str, holdout: float | None, notes: 
     m = result.manifest
     summary = {"version": version, "content_hash": result.content_hash, "dry_run": dry_run,
                "path": str(result.path) if result.path else None, "warnings": result.warnings,
-               "sets": {s: {"n_cases": i["n_cases"], "split": i["counts"]["split"], "pr": len(i["subsets"]["pr"]),
-                            "source_mix": i["source_mix"]} for s, i in m["sets"].items()},
-               "changelog": {s: c["summary"] for s, c in m["changelog"].items()}}
+               "sets": {s: {"n_cases": i.n_cases, "split": i.counts.split, "pr": len(i.subsets["pr"]),
+                            "source_mix": i.to_dict()["source_mix"]} for s, i in m.sets.items()},
+               "changelog": {s: c["summary"] for s, c in m.changelog.items()}}
 
     def human() -> None:
         out().print(f"{'would create' if dry_run else 'created'} release [bold]{version}[/] "
-                  f"(hash {result.content_hash[:12]}, parent {m['parent'] or 'none'})")
-        for s, info in m["sets"].items():
-            c = m["changelog"][s]["summary"]
-            out().print(f"  {s}: {info['n_cases']} cases — dev {info['counts']['split']['dev']}, holdout "
-                      f"{info['counts']['split']['holdout']}, pr subset {len(info['subsets']['pr'])}; "
-                      f"+{c['added']} new coverage, {c['relabeled']} relabeled, {c['superseded']} superseded, "
-                      f"{c['retired']} retired")
-            mix = info["source_mix"]
-            rows = [[src, f"{mix['actual'].get(src, 0):.0%}", f"{want:.0%}"] for src, want in mix["target"].items()]
-            rows += [[src, f"{share:.0%}", "-"] for src, share in mix["actual"].items() if src not in mix["target"]]
-            if info["n_cases"]:
+                    f"(hash {result.content_hash[:12]}, parent {m.parent or 'none'})")
+        for s, info in m.sets.items():
+            c = m.changelog[s]["summary"]
+            out().print(f"  {s}: {info.n_cases} cases — dev {info.counts.split['dev']}, holdout "
+                        f"{info.counts.split['holdout']}, pr subset {len(info.subsets['pr'])}; "
+                        f"+{c['added']} new coverage, {c['relabeled']} relabeled, {c['superseded']} superseded, "
+                        f"{c['retired']} retired")
+            mix = info.source_mix
+            rows = [[src, f"{mix.actual.get(src, 0):.0%}", f"{want:.0%}"] for src, want in mix.target.items()]
+            rows += [[src, f"{share:.0%}", "-"] for src, share in mix.actual.items() if src not in mix.target]
+            if info.n_cases:
                 out().print(table(f"{s}: source mix", ["source", "actual", "target"], rows))
                 out().print(table(f"{s}: source mix per slice", ["slice", "sources"],
-                                [[sl, ", ".join(f"{k} {v}" for k, v in srcs.items())]
-                                 for sl, srcs in mix["by_slice"].items()]))
+                                  [[sl, ", ".join(f"{k} {v}" for k, v in srcs.items())]
+                                   for sl, srcs in mix.by_slice.items()]))
         for w in result.warnings:
             err().print(f"[yellow]warning[/] {w}", highlight=False)
 

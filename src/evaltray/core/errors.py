@@ -16,7 +16,8 @@ class IngestError(EvaltrayError):
 
 
 class GateError(EvaltrayError):
-    """A row may not pass the validation gate: incomplete six-tuple or no valid sign-off."""
+    """The gate refuses a change to the tray, e.g. retiring without a reason or retiring a retired case
+    (rows that may not pass are reported by ``promote``, not raised)."""
 
 
 class PermissionDenied(EvaltrayError):

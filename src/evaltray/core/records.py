@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .errors import ReleaseError
 
 # --------------------------------------------------------------------------- traces
 
@@ -217,9 +220,140 @@ class Case(_Model):
     version: CaseVersion
 
 
+class CaseStatus(StrEnum):
+    """A case id in the registry: in the tray, or retired for good (its id is never reused)."""
+
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+class RegisteredCase(NamedTuple):
+    """One row of the case registry as the gate checks it: what was signed off for the id.
+
+    A tuple because a release reads every row (100k of them) straight from the database driver.
+    """
+
+    id: str
+    set_name: str
+    status: str
+    review_id: int
+    content_hash: str  # sha256 of the row as signed, its ``version`` aside
+    retired_reason: str | None
+    slice: str | None
+    source: str | None
+    difficulty: str | None
+    case_type: str | None
+    supersedes: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryState:
+    """The whole case registry and the ids of the signed reviews: what the gate trusts a tray row against."""
+
+    cases: dict[str, RegisteredCase]
+    signed_reviews: set[int]
+
+
+# --------------------------------------------------------------------------- releases
+
+
 class ReleaseStatus(StrEnum):
     ACTIVE = "active"
     ARCHIVED = "archived"
+
+
+@dataclass(slots=True)
+class SetCounts:
+    """Cases of one set per split, slice, source, difficulty and case type, and held-out cases per slice."""
+
+    split: dict[str, int]  # dev, holdout
+    slice: dict[str, int]
+    source: dict[str, int]
+    difficulty: dict[str, int]
+    case_type: dict[str, int]
+    holdout_by_slice: dict[str, int]
+
+
+@dataclass(slots=True)
+class SourceMix:
+    """The provenance mix against its target: shares overall, case counts per slice."""
+
+    target: dict[str, float]
+    actual: dict[str, float]
+    by_slice: dict[str, dict[str, int]]
+
+
+@dataclass(slots=True)
+class SetManifest:
+    """One set of a release: its snapshot file, per-case hashes, holdout, subsets and counts."""
+
+    file: str  # relative to ``releases/``
+    file_sha256: str
+    n_cases: int
+    content_hash: str
+    cases: dict[str, str]  # case id → sha256 of its line, sorted by id like the snapshot
+    holdout: list[str]
+    subsets: dict[str, list[str]]
+    counts: SetCounts
+    source_mix: SourceMix
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "file_sha256": self.file_sha256, "n_cases": self.n_cases,
+                "content_hash": self.content_hash, "cases": self.cases, "holdout": self.holdout,
+                "subsets": self.subsets, "counts": _fields(self.counts), "source_mix": _fields(self.source_mix)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SetManifest:
+        return cls(file=d["file"], file_sha256=d["file_sha256"], n_cases=d["n_cases"], content_hash=d["content_hash"],
+                   cases=d["cases"], holdout=d["holdout"], subsets=d["subsets"], counts=SetCounts(**d["counts"]),
+                   source_mix=SourceMix(**d["source_mix"]))
+
+
+@dataclass(slots=True)
+class Release:
+    """A release manifest, ``releases/<version>.json``: every set's snapshot and what changed since the parent.
+
+    :meth:`to_json` is the file's exact bytes (sorted keys, two-space indent), which the release log hashes.
+    """
+
+    version: str
+    parent: str | None
+    created_at: str
+    created_by: str
+    workspace: str
+    guide_version: str
+    holdout_fraction: float
+    notes: str | None
+    sets: dict[str, SetManifest] = field(default_factory=dict)
+    changelog: dict[str, dict[str, Any]] = field(default_factory=dict)  # set → what changed (release.diff_sets)
+    content_hash: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _fields(self)
+        d["sets"] = {name: s.to_dict() for name, s in self.sets.items()}
+        return d
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+    @classmethod
+    def from_json(cls, body: bytes, where: str = "manifest") -> Release:
+        """The manifest from its file's bytes; :class:`ReleaseError` naming ``where`` when they are not one."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise ReleaseError(f"{where}: manifest is not valid JSON") from None
+        try:
+            sets = {name: SetManifest.from_dict(s) for name, s in data["sets"].items()}
+            return cls(**{**data, "sets": sets})
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ReleaseError(f"{where}: not a release manifest ({type(exc).__name__}: {exc})") from None
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    """A slotted dataclass's fields, shallow (``dataclasses.asdict`` would copy every nested dict)."""
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
 
 
 def case_json_schema() -> dict[str, Any]:

@@ -316,7 +316,7 @@ def coverage(ws: Workspace, plan: Plan, set_name: str | None = None, clusters: d
              fillable_per_cell: int = 5) -> Coverage:
     """Filled vs target per cell, gaps first, ordered by how often users hit the cell and complain there."""
     from evaltray.tray import candidates as pool
-    from evaltray.tray.gate import load_cases
+    from evaltray.tray.casefile import load_cases
 
     set_name = ws.check_set(set_name)
     cases = list(load_cases(ws, set_name).values())

@@ -109,7 +109,7 @@ def export_release(ws: Workspace, version: str, *, to: str, split: str = "dev", 
     set_name = ws.check_set(set_name)
     cases = select_cases(ws, version, set_name, split=split, subset=subset)
     part = subset or split
-    release_hash = load_manifest(ws, version)["content_hash"]
+    release_hash = load_manifest(ws, version).content_hash
     path = out if out is not None else ws.root / "exports" / export_file_name(to, part, version, set_name)
     written = export_cases(cases, to, path, release=version, release_hash=release_hash, split=part)
     return Exported(written, len(cases), to, set_name, part, version, release_hash)

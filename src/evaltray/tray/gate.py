@@ -1,123 +1,27 @@
-"""The golden tray and its one-way validation gate.
+"""The golden tray's one-way validation gate, and the case registry behind it.
 
-``sets/<name>/cases.jsonl`` holds one active case per line, sorted by id. A row enters only through
-:func:`promote`, which needs a complete six-tuple and a signed review; :func:`validate` catches any
-row that got there another way.
+A row enters the tray file (:mod:`.casefile`) only through :func:`promote`, which needs a complete
+six-tuple and a signed review; :func:`validate` catches any row that got there another way.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from evaltray.core.errors import EvaltrayError, NotFound
-from evaltray.core.records import COMPOSE_ROLES, SIGN_ROLES, Case, Role
+from evaltray.core.errors import GateError, NotFound
+from evaltray.core.records import COMPOSE_ROLES, SIGN_ROLES, Case, CaseStatus, RegisteredCase, RegistryState, Role
 from evaltray.core.store import Workspace
-from evaltray.core.util import atomic_write, bulk, content_hash, now_iso, sha256_hex
+from evaltray.core.util import bulk, content_hash, now_iso
 
 from .candidates import PENDING, PROMOTED, Candidate, get
+from .casefile import PENDING_VERSION, TrayRows, line_signed_hash, load_cases, read_tray, signed_hash, write_cases
 from .review import Review, latest_review
 
-ACTIVE, RETIRED = "active", "retired"
-PENDING_VERSION = "pending"
-
-
-# ----------------------------------------------------------------------------- file I/O
-
-
-def read_tray(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
-    """Rows of a tray file with their line numbers, and the lines that are not JSON objects."""
-    rows, bad, _, _ = read_tray_bytes(path)
-    return rows, bad
-
-
-def read_tray_bytes(path: Path, stub: Callable[[bytes], dict[str, Any] | None] | None = None
-                    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]], list[bytes], set[int]]:
-    """:func:`read_tray`, plus each row's line exactly as stored (without its newline).
-
-    A line for which ``stub`` returns a row is not parsed; the indexes of those rows come last.
-    """
-    rows: list[tuple[int, dict[str, Any]]] = []
-    bad: list[tuple[int, str]] = []
-    raws: list[bytes] = []
-    stubbed: set[int] = set()
-    data = path.read_bytes() if path.exists() else b""
-    for lineno, raw in enumerate(data.split(b"\n"), 1):
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            continue
-        obj = stub(raw) if stub is not None else None
-        if obj is not None:
-            stubbed.add(len(rows))
-        else:
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                bad.append((lineno, "not valid JSON"))
-                continue
-            if not isinstance(obj, dict):
-                bad.append((lineno, "not a JSON object"))
-                continue
-        rows.append((lineno, obj))
-        raws.append(raw)
-    return rows, bad, raws, stubbed
-
-
-def load_cases(ws: Workspace, set_name: str) -> dict[str, dict[str, Any]]:
-    """The tray's cases by id (for writing; :func:`validate` is the strict reader)."""
-    rows, bad = read_tray(ws.cases_path(set_name))
-    if bad:
-        line, why = bad[0]
-        raise EvaltrayError(f"{ws.cases_path(set_name)}:{line}: {why}; run `evaltray tray validate`")
-    return {row["id"]: row for _, row in rows}
-
-
-def case_line(case: dict[str, Any]) -> bytes:
-    """One tray line: schema field order (readable diffs), compact JSON."""
-    return orjson.dumps(case) + b"\n"
-
-
-def write_tray(path: Path, cases: Iterable[dict[str, Any]]) -> None:
-    ordered = sorted(cases, key=lambda c: c["id"])
-    atomic_write(path, b"".join(case_line(c) for c in ordered))
-
-
-def signed_hash(case: dict[str, Any]) -> str:
-    """Hash of what the signer approved: the row as written (schema field order, compact JSON) minus
-    ``version``, which releases stamp later."""
-    return sha256_hex(orjson.dumps({k: v for k, v in case.items() if k != "version"}))
-
-
-_VERSION_KEY = b',"version":'
-
-
-def line_signed_hash(raw: bytes, case: dict[str, Any]) -> str | None:
-    """:func:`signed_hash` straight from a stored line whose last field is ``version`` (as evaltray
-    writes every line), without serialising the row again; None when the line is shaped otherwise."""
-    at = raw.rfind(_VERSION_KEY)
-    if at < 0 or raw[at + len(_VERSION_KEY):] != orjson.dumps(case.get("version")) + b"}":
-        return None
-    return sha256_hex(raw[:at] + b"}")
-
-
-def restamp(raw: bytes, case: dict[str, Any], version: str) -> bytes:
-    """The stored line with ``pending`` version fields set to ``version`` (``case`` is updated too)."""
-    v = case["version"]
-    if PENDING_VERSION not in (v["added"], v["last_changed"]):
-        return raw
-    new = {"added": version if v["added"] == PENDING_VERSION else v["added"], "last_changed": version}
-    old_tail = _VERSION_KEY + orjson.dumps(v) + b"}"
-    case["version"] = new
-    if raw.endswith(old_tail):
-        return raw[: -len(old_tail)] + _VERSION_KEY + orjson.dumps(new) + b"}"
-    return orjson.dumps(case)
+ACTIVE, RETIRED = CaseStatus.ACTIVE.value, CaseStatus.RETIRED.value
 
 
 def input_hash(inp: dict[str, Any]) -> str:
@@ -214,10 +118,6 @@ def _gate_problems(ws: Workspace, cand: Candidate, review: Review) -> list[str]:
     return problems
 
 
-def _taken_ids(conn: sa.Connection, ws: Workspace) -> set[str]:
-    return {r[0] for r in conn.execute(sa.select(ws.t["cases"].c.id))}
-
-
 def new_case_id(set_name: str, inp: dict[str, Any], taken: set[str]) -> str:
     """A stable id from the set and the input; a salt avoids every id ever used (retired ids stay retired)."""
     salt = 0
@@ -281,7 +181,7 @@ def promote(ws: Workspace, actor: str, set_name: str | None = None, candidate_id
             report.promoted.append(Promotion(cid, case_id, kind))
         if dry_run or not updates:
             return report
-        write_tray(ws.cases_path(set_name), tray.values())
+        write_cases(ws, set_name, tray.values())
         with ws.tx() as conn:
             for cand, review, row, kind in updates:
                 values = dict(review_id=review.id, content_hash=signed_hash(row), slice=row["slice"],
@@ -305,7 +205,7 @@ def retire(ws: Workspace, case_id: str, reason: str, actor: str, set_name: str |
            dry_run: bool = False) -> None:
     """Take a case out of the tray; its id stays reserved forever and the next release drops it."""
     if not reason.strip():
-        raise EvaltrayError("retiring needs a reason (--reason)")
+        raise GateError("retiring needs a reason (--reason)")
     ws.require(actor, COMPOSE_ROLES, "retiring a case")
     cases_t = ws.t["cases"]
     with ws.tx() as conn:
@@ -313,14 +213,14 @@ def retire(ws: Workspace, case_id: str, reason: str, actor: str, set_name: str |
     if reg is None:
         raise NotFound(f"no case {case_id!r}")
     if reg.status == RETIRED:
-        raise EvaltrayError(f"case {case_id} is already retired ({reg.retired_reason})")
+        raise GateError(f"case {case_id} is already retired ({reg.retired_reason})")
     set_name = reg.set_name
     if dry_run:
         return
     with ws.lock(f"tray-{set_name}"):
         tray = load_cases(ws, set_name)
         tray.pop(case_id, None)
-        write_tray(ws.cases_path(set_name), tray.values())
+        write_cases(ws, set_name, tray.values())
         with ws.tx() as conn:
             conn.execute(cases_t.update().where(cases_t.c.id == case_id).values(
                 status=RETIRED, retired_reason=reason.strip(), retired_by=actor, retired_at=now_iso()))
@@ -346,8 +246,7 @@ def validate(ws: Workspace, set_name: str | None = None, release_versions: set[s
     """Every way a tray file can be wrong, row by row; an empty list means it is sound."""
     set_name = ws.check_set(set_name)
     with bulk():
-        rows, bad, raws, _ = read_tray_bytes(ws.cases_path(set_name))
-        return validate_rows(ws, set_name, rows, bad, release_versions, raws)
+        return validate_rows(ws, set_name, read_tray(ws, set_name), release_versions)
 
 
 def _fetch(conn: sa.Connection, sql: str) -> list[tuple[Any, ...]]:
@@ -361,75 +260,43 @@ def _fetch(conn: sa.Connection, sql: str) -> list[tuple[Any, ...]]:
         cur.close()
 
 
-_REGISTRY_SQL = ("SELECT id, set_name, status, review_id, content_hash, retired_reason, slice, source, difficulty, "
-                 "case_type, supersedes FROM cases")
+_REGISTRY_SQL = f"SELECT {', '.join(RegisteredCase._fields)} FROM cases"
 
 
-def registry_state(ws: Workspace) -> tuple[dict[str, tuple[Any, ...]], set[int]]:
+def registry_state(ws: Workspace) -> RegistryState:
     """Every case id ever issued with what was signed, and the ids of signed reviews."""
     with ws.tx() as conn:
-        registry = {r[0]: r for r in _fetch(conn, _REGISTRY_SQL)}
+        cases = {r[0]: r for r in map(RegisteredCase._make, _fetch(conn, _REGISTRY_SQL))}
         signed = {r[0] for r in _fetch(conn, "SELECT id FROM reviews WHERE signed_by IS NOT NULL")}
-    return registry, signed
+    return RegistryState(cases, signed)
 
 
 def read_signed(ws: Workspace, set_name: str, release_versions: set[str],
-                state: tuple[dict[str, tuple[Any, ...]], set[int]] | None = None
-                ) -> tuple[list[dict[str, Any]], list[bytes], list[Problem]]:
-    """The tray's rows for a release, each with its stored line, and every problem :func:`validate` finds.
+                state: RegistryState | None = None) -> tuple[TrayRows, list[Problem]]:
+    """The tray's rows for a release, and every problem :func:`validate` finds.
 
-    A line that is byte for byte what was signed (its ``version`` aside) is not parsed: its row is a
-    stub made from the registry (id, slice, source, difficulty, case type, predecessor, version) —
-    all a release needs from a case it does not diff. Any other line is parsed and checked in full.
-    ``state``: the case registry (:func:`registry_state`), when the caller reads several sets.
+    Lines byte for byte what was signed are not parsed (:func:`.casefile.read_tray` gives their rows as
+    registry stubs); any other line is parsed and checked in full. ``state``: the case registry
+    (:func:`registry_state`), when the caller reads several sets.
     """
-    registry, signed = state or registry_state(ws)
-    rows, bad, raws, trusted = read_tray_bytes(ws.cases_path(set_name),
-                                               lambda raw: _stub(raw, registry, signed, set_name))
-    problems = validate_rows(ws, set_name, rows, bad, release_versions, raws, (registry, signed), trusted)
-    return [row for _, row in rows], raws, problems
+    state = state or registry_state(ws)
+    tray = read_tray(ws, set_name, signed=state)
+    return tray, validate_rows(ws, set_name, tray, release_versions, state)
 
 
-def _stub(raw: bytes, registry: dict[str, tuple[Any, ...]], signed: set[int], set_name: str) -> dict[str, Any] | None:
-    if not raw.startswith(b'{"id":"'):
-        return None
-    end = raw.find(b'"', 7)
-    cid = raw[7:end].decode("utf-8", "replace")
-    reg = registry.get(cid)
-    if reg is None or reg[1] != set_name or reg[2] != ACTIVE or reg[3] not in signed or reg[6] is None:
-        return None
-    at = raw.rfind(_VERSION_KEY)
-    if at < 0 or not raw.endswith(b"}"):
-        return None
-    try:
-        version = orjson.loads(raw[at + len(_VERSION_KEY):-1])
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(version, dict) or raw[at + len(_VERSION_KEY):-1] != orjson.dumps(version):
-        return None
-    digest = hashlib.sha256(memoryview(raw)[:at])  # the line minus its version, without copying it
-    digest.update(b"}")
-    if digest.hexdigest() != reg[4]:
-        return None
-    return {"id": cid, "slice": reg[6], "provenance": {"source": reg[7], "supersedes": reg[10]},
-            "difficulty": reg[8], "case_type": reg[9], "version": version}
-
-
-def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, Any]]], bad: list[tuple[int, str]],
-                  release_versions: set[str] | None = None, raws: list[bytes] | None = None,
-                  state: tuple[dict[str, tuple[Any, ...]], set[int]] | None = None,
-                  trusted: set[int] | None = None) -> list[Problem]:
-    """:func:`validate` over rows already read (a release reads the tray once); with the stored
-    ``raws`` a row byte-identical to what was signed is recognised without serialising it again, and
-    rows at the ``trusted`` indexes were already found to be so."""
-    problems = [Problem(line, None, why) for line, why in bad]
-    registry, signed = state or registry_state(ws)
-    trusted = trusted or set()
+def validate_rows(ws: Workspace, set_name: str, tray: TrayRows, release_versions: set[str] | None = None,
+                  state: RegistryState | None = None) -> list[Problem]:
+    """:func:`validate` over a tray already read (a release reads it once). A row byte-identical to what
+    was signed is recognised from its stored line without serialising it again, and the tray's
+    ``trusted`` rows were already found to be so."""
+    problems = [Problem(line, None, why) for line, why in tray.bad]
+    state = state or registry_state(ws)
+    registry, signed, trusted, raws = state.cases, state.signed_reviews, tray.trusted, tray.raws
     versions = ws.release_versions() if release_versions is None else release_versions
     known_versions = versions | {PENDING_VERSION}
     seen: dict[str, int] = {}
     previous = ""
-    for i, (line, row) in enumerate(rows):
+    for i, (line, row) in enumerate(tray.rows):
         cid = row.get("id") if isinstance(row.get("id"), str) else None
         if cid is None:
             problems.append(Problem(line, None, "id: missing"))
@@ -448,9 +315,9 @@ def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, 
                 problems += [Problem(line, cid, f"version.{k} {version.get(k)!r} is not a release of this workspace")
                              for k in ("added", "last_changed") if version.get(k) not in known_versions]
             continue
-        if reg is not None and reg[2] == ACTIVE and reg[1] == set_name and reg[3] in signed \
-                and row.get("validation", {}).get("review_id") == reg[3] \
-                and ((raws and line_signed_hash(raws[i], row)) or signed_hash(row)) == reg[4]:
+        if reg is not None and reg.status == ACTIVE and reg.set_name == set_name and reg.review_id in signed \
+                and row.get("validation", {}).get("review_id") == reg.review_id \
+                and (line_signed_hash(raws[i], row) or signed_hash(row)) == reg.content_hash:
             # byte for byte what passed the gate: the schema and every rule held then; only the
             # version stamps, outside the signed hash, can have changed since
             version = row.get("version")
@@ -458,13 +325,14 @@ def validate_rows(ws: Workspace, set_name: str, rows: list[tuple[int, dict[str, 
                 problems += _row_problems(row, line, cid, reg, signed, set_name, known_versions)
             continue
         problems += _row_problems(row, line, cid, reg, signed, set_name, known_versions)
-    missing = [cid for cid, reg in registry.items() if reg[1] == set_name and reg[2] == ACTIVE and cid not in seen]
+    missing = [cid for cid, reg in registry.items() if reg.set_name == set_name and reg.status == ACTIVE
+               and cid not in seen]
     problems += [Problem(None, cid, "active case missing from the file (deleted by hand? use `evaltray cases retire`)")
                  for cid in sorted(missing)]
     return problems
 
 
-def _row_problems(row: dict[str, Any], line: int, cid: str, reg: Any, signed: set[int], set_name: str,
+def _row_problems(row: dict[str, Any], line: int, cid: str, reg: RegisteredCase | None, signed: set[int], set_name: str,
                   known_versions: set[str]) -> list[Problem]:
     """The full check of one row that is not exactly what was signed off."""
     problems: list[Problem] = []
@@ -472,17 +340,17 @@ def _row_problems(row: dict[str, Any], line: int, cid: str, reg: Any, signed: se
     problems += [Problem(line, cid, p) for p in schema]
     if reg is None:
         return problems + [Problem(line, cid, "no review record: this row did not pass the gate (hand-edited into the file?)")]
-    if reg[2] == RETIRED:
-        return problems + [Problem(line, cid, f"id was retired ({reg[5]}); retired ids are never reused")]
-    if reg[1] != set_name:
-        problems.append(Problem(line, cid, f"id belongs to set {reg[1]!r}"))
+    if reg.status == RETIRED:
+        return problems + [Problem(line, cid, f"id was retired ({reg.retired_reason}); retired ids are never reused")]
+    if reg.set_name != set_name:
+        problems.append(Problem(line, cid, f"id belongs to set {reg.set_name!r}"))
     if norm is None:
         return problems
     if input_hash(norm["input"]) != norm["input_hash"]:
         problems.append(Problem(line, cid, "input changed without a new id (an input edit must supersede the case)"))
-    if signed_hash(norm) != reg[4]:
+    if signed_hash(norm) != reg.content_hash:
         problems.append(Problem(line, cid, "row differs from what was signed off (hand-edited after promotion?)"))
-    if norm["validation"]["review_id"] != reg[3] or reg[3] not in signed:
+    if norm["validation"]["review_id"] != reg.review_id or reg.review_id not in signed:
         problems.append(Problem(line, cid, "validation does not match the signed review on record"))
     if norm["expected"]["origin"] != "human":
         problems.append(Problem(line, cid, "expected behaviour was generated, not written by a person"))
@@ -507,6 +375,6 @@ def case_registry(ws: Workspace, set_name: str | None = None) -> list[dict[str, 
 
 
 __all__ = [
-    "Problem", "PromoteReport", "Promotion", "build_case", "case_registry", "check_case", "load_cases",
-    "new_case_id", "promote", "read_signed", "read_tray", "read_tray_bytes", "restamp", "retire", "signed_hash", "validate", "validate_rows", "write_tray",
+    "ACTIVE", "RETIRED", "Problem", "PromoteReport", "Promotion", "build_case", "case_registry", "check_case",
+    "input_hash", "new_case_id", "promote", "read_signed", "registry_state", "retire", "validate", "validate_rows",
 ]

@@ -15,7 +15,8 @@ from evaltray.core.errors import EvaltrayError, NotFound
 from evaltray.core.store import Workspace
 
 from . import candidates as pool
-from .gate import ACTIVE, Problem, case_registry, load_cases, validate
+from .casefile import load_cases
+from .gate import ACTIVE, Problem, case_registry, validate
 from .review import Review, normalize_expected, record_review
 
 __all__ = ["AddedCase", "CaseInput", "add_case", "case_input", "get_case", "list_cases", "relabel_case",

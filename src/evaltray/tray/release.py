@@ -1,17 +1,16 @@
-"""Releases: immutable, hashed snapshots of every set, with a stable stratified holdout.
+"""Releases: immutable, hashed snapshots of every set, with a stable stratified holdout (:mod:`.holdout`).
 
-``releases/<version>.json`` is the manifest; ``releases/<version>/<set>.jsonl`` the snapshot, one
-canonical case per line. Both are written once, read-only, and never rewritten.
+``releases/<version>.json`` is the manifest (:class:`~evaltray.core.records.Release`);
+``releases/<version>/<set>.jsonl`` the snapshot, one canonical case per line. Both are written once,
+read-only, and never rewritten. Here too: the diff between releases, verification, and release status.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,17 @@ import orjson
 import sqlalchemy as sa
 
 from evaltray.core.errors import EvaltrayError, NotFound, ReleaseError
-from evaltray.core.records import COMPOSE_ROLES, ReleaseStatus
+from evaltray.core.records import COMPOSE_ROLES, Release, ReleaseStatus, SetCounts, SetManifest, SourceMix
 from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, bulk, canonical_json, now_iso, sha256_hex
 
-from .gate import read_signed, registry_state, restamp
+from .casefile import TrayRows, restamp, write_restamped
+from .gate import read_signed, registry_state
+from .holdout import assign_holdout, pr_subset
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$")
 SPLITS = ("dev", "holdout", "all")
-SUBSETS = ("pr", "release", "drift-baseline")
+SUBSETS = ("pr", "release")
 
 
 def semver_key(version: str) -> tuple[int, int, int, int, str]:
@@ -39,63 +40,9 @@ def semver_key(version: str) -> tuple[int, int, int, int, str]:
     return int(major), int(minor), int(patch), 0 if pre else 1, pre or ""
 
 
-@lru_cache(maxsize=1 << 18)  # a release ranks each id twice (holdout, then the pr subset)
-def rank(key: str) -> str:
-    """A deterministic pseudo-random order over ids, independent of input order."""
-    return hashlib.sha256(f"evaltray-holdout:{key}".encode()).hexdigest()
-
-
-def allocate(sizes: dict[str, int], total: int) -> dict[str, int]:
-    """Split ``total`` across strata in proportion to ``sizes`` (largest remainder, ties by name)."""
-    n = sum(sizes.values())
-    if n == 0 or total <= 0:
-        return {k: 0 for k in sizes}
-    exact = {k: total * v / n for k, v in sizes.items()}
-    out = {k: int(x) for k, x in exact.items()}
-    left = total - sum(out.values())
-    order = sorted(sizes, key=lambda k: (-(exact[k] - out[k]), rank(k)))
-    for k in order[:left]:
-        out[k] += 1
-    return out
-
-
-def assign_holdout(cases: list[dict[str, Any]], fraction: float, previous: set[str]) -> set[str]:
-    """Stratified holdout by slice; every case already held out stays held out."""
-    by_slice: dict[str, list[str]] = defaultdict(list)
-    for c in cases:
-        by_slice[c["slice"]].append(c["id"])
-    target = allocate({s: len(ids) for s, ids in by_slice.items()}, round(fraction * len(cases)))
-    held: set[str] = set()
-    for s, ids in by_slice.items():
-        kept = [i for i in ids if i in previous]
-        held.update(kept)
-        need = target[s] - len(kept)
-        if need > 0:
-            fresh = sorted((i for i in ids if i not in previous), key=rank)
-            held.update(fresh[:need])
-    return held
-
-
-def pr_subset(cases: list[dict[str, Any]], size: int) -> list[str]:
-    """A ~``size``-case subset of the dev split, stratified by slice, for pull-request checks."""
-    by_slice: dict[str, list[str]] = defaultdict(list)
-    for c in cases:
-        by_slice[c["slice"]].append(c["id"])
-    if len(cases) <= size:
-        return sorted(c["id"] for c in cases)
-    quota = allocate({s: len(v) for s, v in by_slice.items()}, size)
-    # every slice gets at least one row while the budget allows: a PR check should touch each slice
-    for s in sorted(by_slice, key=lambda s: (-len(by_slice[s]), s)):
-        if quota[s] == 0 and sum(quota.values()) < size + len(by_slice):
-            quota[s] = 1
-    picked: list[str] = []
-    for s, ids in by_slice.items():
-        picked += heapq.nsmallest(quota[s], ids, key=rank)
-    return sorted(picked)
-
-
-def axis_counts(cases: list[dict[str, Any]], held: set[str]) -> dict[str, dict[str, int]]:
-    """Cases per slice, source, difficulty and case type, and held-out cases per slice, in one pass."""
+def axis_counts(cases: list[dict[str, Any]], held: set[str]) -> SetCounts:
+    """Cases per split, slice, source, difficulty and case type, and held-out cases per slice, in one pass
+    (``held``: ids of ``cases``)."""
     slices: Counter[str] = Counter()
     sources: Counter[str] = Counter()
     difficulty: Counter[str] = Counter()
@@ -108,16 +55,16 @@ def axis_counts(cases: list[dict[str, Any]], held: set[str]) -> dict[str, dict[s
         case_type[c["case_type"]] += 1
         if c["id"] in held:
             held_slices[c["slice"]] += 1
-    return {name: dict(sorted(counter.items())) for name, counter in (
-        ("slice", slices), ("source", sources), ("difficulty", difficulty), ("case_type", case_type),
-        ("holdout_by_slice", held_slices))}
+    return SetCounts(split={"dev": len(cases) - len(held), "holdout": len(held)}, slice=dict(sorted(slices.items())),
+                     source=dict(sorted(sources.items())), difficulty=dict(sorted(difficulty.items())),
+                     case_type=dict(sorted(case_type.items())), holdout_by_slice=dict(sorted(held_slices.items())))
 
 
 def _counts(cases: list[dict[str, Any]], key: Any) -> dict[str, int]:
     return dict(sorted(Counter(key(c) for c in cases).items()))
 
 
-def source_mix(cases: list[dict[str, Any]], target: dict[str, float]) -> tuple[dict[str, Any], list[str]]:
+def source_mix(cases: list[dict[str, Any]], target: dict[str, float]) -> tuple[SourceMix, list[str]]:
     """The actual provenance mix overall and per slice, against the target, with warnings."""
     n = len(cases)
     actual = {s: round(k / n, 4) for s, k in _counts(cases, lambda c: c["provenance"]["source"]).items()} if n else {}
@@ -133,8 +80,8 @@ def source_mix(cases: list[dict[str, Any]], target: dict[str, float]) -> tuple[d
         got = actual.get(src, 0.0)
         if n and abs(got - want) > 0.15:
             warnings.append(f"source {src}: {got:.0%} of the tray against a target of {want:.0%}")
-    return {"target": target, "actual": actual,
-            "by_slice": {s: dict(sorted(m.items())) for s, m in sorted(by_slice.items())}}, warnings
+    return SourceMix(target=target, actual=actual,
+                     by_slice={s: dict(sorted(m.items())) for s, m in sorted(by_slice.items())}), warnings
 
 
 @dataclass
@@ -188,21 +135,21 @@ def list_versions(ws: Workspace) -> list[str]:
     return sorted((v for v in ws.release_versions() if SEMVER.match(v)), key=semver_key)
 
 
-def load_manifest(ws: Workspace, version: str) -> dict[str, Any]:
+def load_manifest(ws: Workspace, version: str) -> Release:
     path = manifest_path(ws, version)
     if not path.exists():
         raise NotFound(f"no release {version!r} (releases: {', '.join(list_versions(ws)) or 'none yet'})")
-    return orjson.loads(path.read_bytes())
+    return Release.from_json(path.read_bytes(), path.name)
 
 
 def load_release_cases(ws: Workspace, version: str, set_name: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """The snapshot's cases per set (all sets, or one)."""
     manifest = load_manifest(ws, version)
     out = {}
-    for name, info in manifest["sets"].items():
+    for name, info in manifest.sets.items():
         if set_name and name != set_name:
             continue
-        path = ws.releases_dir / info["file"]
+        path = ws.releases_dir / info.file
         out[name] = [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
     if set_name and set_name not in out:
         raise NotFound(f"release {version} has no set {set_name!r}")
@@ -216,7 +163,7 @@ def load_release_cases(ws: Workspace, version: str, set_name: str | None = None)
 class ReleaseResult:
     version: str
     content_hash: str
-    manifest: dict[str, Any]
+    manifest: Release
     warnings: list[str] = field(default_factory=list)
     path: Path | None = None
 
@@ -264,11 +211,16 @@ def diff_sets(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
     }
 
 
-def _parent_hashes(manifest: dict[str, Any] | None, set_name: str) -> dict[str, str]:
-    return (manifest or {}).get("sets", {}).get(set_name, {}).get("cases", {})
+def _parent_set(manifest: Release | None, set_name: str) -> SetManifest | None:
+    return manifest.sets.get(set_name) if manifest is not None else None
 
 
-def _changed_parent_cases(ws: Workspace, manifest: dict[str, Any] | None, set_name: str,
+def _parent_hashes(manifest: Release | None, set_name: str) -> dict[str, str]:
+    info = _parent_set(manifest, set_name)
+    return info.cases if info is not None else {}
+
+
+def _changed_parent_cases(ws: Workspace, manifest: Release | None, set_name: str,
                           new_hashes: dict[str, str]) -> dict[str, dict[str, Any]]:
     """The parent's cases whose bytes differ now (changed or gone): the only ones a diff must read."""
     hashes = _parent_hashes(manifest, set_name)
@@ -278,7 +230,7 @@ def _changed_parent_cases(ws: Workspace, manifest: dict[str, Any] | None, set_na
     if not wanted:
         return {}
     assert manifest is not None  # it has hashes
-    lines = [x for x in (ws.releases_dir / manifest["sets"][set_name]["file"]).read_bytes().splitlines() if x]
+    lines = [x for x in (ws.releases_dir / manifest.sets[set_name].file).read_bytes().splitlines() if x]
     # snapshot lines are sorted by id, like the manifest's case map
     return {cid: orjson.loads(line) for cid, line in zip(hashes, lines, strict=True) if cid in wanted}
 
@@ -300,6 +252,81 @@ def _field(case: dict[str, Any], key: str) -> str:
     return str(case["provenance"]["source"] if key == "source" else case.get(key))
 
 
+def _parent_of(ws: Workspace, version: str) -> tuple[list[str], str | None]:
+    """The versions released so far and the parent of ``version``; refuses one that exists or is not newer."""
+    versions = list_versions(ws)
+    if version in versions:
+        raise ReleaseError(f"release {version} exists; releases are never rewritten — pick a new version")
+    parent = versions[-1] if versions else None
+    if parent and semver_key(version) <= semver_key(parent):
+        raise ReleaseError(f"release {version} must be newer than the latest release {parent}")
+    return versions, parent
+
+
+def _read_sets(ws: Workspace, versions: list[str]) -> dict[str, TrayRows]:
+    """Every set's tray, read once (validate, stamp and snapshot share the rows and their stored bytes);
+    refuses the release when a set fails validation."""
+    trays: dict[str, TrayRows] = {}
+    state = registry_state(ws)  # every set's cases are in it: fetched once
+    for set_name in ws.settings.sets:
+        tray, problems = read_signed(ws, set_name, set(versions), state)
+        if problems:
+            head = "; ".join(str(p) for p in problems[:3])
+            raise ReleaseError(f"set {set_name!r} fails validation ({len(problems)} problem(s): {head}); "
+                               f"run `evaltray tray validate --set {set_name}`")
+        trays[set_name] = tray
+    return trays
+
+
+def _stamp(tray: TrayRows, set_name: str, version: str) -> tuple[SetSnapshot, int]:
+    """The set's snapshot with ``pending`` versions stamped as ``version``, and how many lines that changed."""
+    cases = tray.cases
+    lines = [restamp(raw, case, version) for raw, case in zip(tray.raws, cases, strict=True)]
+    stamped = sum(a is not b for a, b in zip(lines, tray.raws, strict=True))
+    return snapshot(cases, set_name, lines), stamped
+
+
+def _set_manifest(ws: Workspace, version: str, snap: SetSnapshot, fraction: float,
+                  parent: Release | None) -> tuple[SetManifest, list[str]]:
+    """One set's entry in the manifest (the parent's holdout stays held out), and its source-mix warnings."""
+    previous = _parent_set(parent, snap.name)
+    held = assign_holdout(snap.cases, fraction, set(previous.holdout) if previous is not None else set())
+    dev = [c for c in snap.cases if c["id"] not in held]
+    mix, warnings = source_mix(snap.cases, ws.settings.source_mix)
+    info = SetManifest(
+        file=f"{version}/{snap.name}.jsonl", file_sha256=hashlib.sha256(snap.body).hexdigest(),
+        n_cases=len(snap.cases), content_hash=content_hash_of({snap.name: snap.hashes}), cases=snap.hashes,
+        holdout=sorted(held), subsets={"pr": pr_subset(dev, ws.settings.pr_subset_size)},
+        counts=axis_counts(snap.cases, held), source_mix=mix)
+    return info, warnings
+
+
+def _changelog(ws: Workspace, snap: SetSnapshot, parent: Release | None) -> dict[str, Any]:
+    """What changed in the set since the parent release, reading only the cases whose bytes differ."""
+    old = _changed_parent_cases(ws, parent, snap.name, snap.hashes)
+    _parse_changed(snap, set(old))
+    return diff_sets(old, {c["id"]: c for c in snap.cases}, old_ids=set(_parent_hashes(parent, snap.name)))
+
+
+def _write_release(ws: Workspace, manifest: Release, snaps: dict[str, SetSnapshot], stamped: dict[str, int]) -> Path:
+    """Stamp the trays, write the read-only snapshots and manifest, and log the release."""
+    version = manifest.version
+    for set_name, snap in snaps.items():
+        if stamped[set_name]:
+            write_restamped(ws, set_name, snap.body)
+        atomic_write(ws.releases_dir / version / f"{set_name}.jsonl", snap.body, mode=0o444)
+    body = manifest.to_json()
+    path = manifest_path(ws, version)
+    atomic_write(path, body, mode=0o444)
+    with ws.tx() as conn:
+        conn.execute(ws.t["releases"].insert().values(
+            version=version, status=ReleaseStatus.ACTIVE.value, content_hash=manifest.content_hash,
+            manifest_sha256=hashlib.sha256(body).hexdigest(), created_by=manifest.created_by,
+            created_at=manifest.created_at))
+        ws.audit(conn, manifest.created_by, "release.create", version, content_hash=manifest.content_hash)
+    return path
+
+
 def create_release(ws: Workspace, version: str, actor: str, holdout: float | None = None, notes: str | None = None,
                    dry_run: bool = False) -> ReleaseResult:
     """Validate every set, stamp pending versions, snapshot, hold out, hash, and write the manifest."""
@@ -307,80 +334,25 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
     fraction = ws.settings.holdout if holdout is None else holdout
     if not 0 < fraction < 1:
         raise ReleaseError(f"--holdout must be between 0 and 1, got {fraction}")
-    versions = list_versions(ws)
-    if version in versions:
-        raise ReleaseError(f"release {version} exists; releases are never rewritten — pick a new version")
-    parent = versions[-1] if versions else None
-    if parent and semver_key(version) <= semver_key(parent):
-        raise ReleaseError(f"release {version} must be newer than the latest release {parent}")
+    versions, parent = _parent_of(ws, version)
     with ws.lock("release"), bulk():
-        trays: dict[str, tuple[list[dict[str, Any]], list[bytes]]] = {}
-        state = registry_state(ws)  # every set's cases are in it: fetched once
-        for set_name in ws.settings.sets:
-            # read once: validate, stamp and snapshot share the rows and their stored bytes
-            cases, raws, problems = read_signed(ws, set_name, set(versions), state)
-            trays[set_name] = (cases, raws)
-            if problems:
-                head = "; ".join(str(p) for p in problems[:3])
-                raise ReleaseError(f"set {set_name!r} fails validation ({len(problems)} problem(s): {head}); "
-                                   f"run `evaltray tray validate --set {set_name}`")
+        trays = _read_sets(ws, versions)
         parent_manifest = load_manifest(ws, parent) if parent else None
-        manifest: dict[str, Any] = {
-            "version": version, "parent": parent, "created_at": now_iso(), "created_by": actor,
-            "workspace": ws.settings.name, "guide_version": ws.settings.guide_version, "holdout_fraction": fraction,
-            "notes": notes, "sets": {}, "changelog": {},
-        }
-        warnings: list[str] = []
+        manifest = Release(version=version, parent=parent, created_at=now_iso(), created_by=actor,
+                           workspace=ws.settings.name, guide_version=ws.settings.guide_version,
+                           holdout_fraction=fraction, notes=notes)
         snaps: dict[str, SetSnapshot] = {}
         stamped: dict[str, int] = {}
         for set_name in ws.settings.sets:
-            cases, raws = trays[set_name]
-            lines = [restamp(raw, case, version) for raw, case in zip(raws, cases, strict=True)]
-            stamped[set_name] = sum(a is not b for a, b in zip(lines, raws, strict=True))
-            snap = snapshot(cases, set_name, lines)
+            snap, stamped[set_name] = _stamp(trays[set_name], set_name, version)
             snaps[set_name] = snap
-            prev_held = set(parent_manifest["sets"].get(set_name, {}).get("holdout", [])) if parent_manifest else set()
-            held = assign_holdout(snap.cases, fraction, prev_held)
-            dev = [c for c in snap.cases if c["id"] not in held]
-            mix, mix_warnings = source_mix(snap.cases, ws.settings.source_mix)
-            warnings += [f"{set_name}: {w}" for w in mix_warnings]
-            manifest["sets"][set_name] = {
-                "file": f"{version}/{set_name}.jsonl",
-                "file_sha256": hashlib.sha256(snap.body).hexdigest(),
-                "n_cases": len(snap.cases),
-                "content_hash": content_hash_of({set_name: snap.hashes}),
-                "cases": snap.hashes,
-                "holdout": sorted(held),
-                "subsets": {"pr": pr_subset(dev, ws.settings.pr_subset_size)},
-                "counts": {
-                    "split": {"dev": len(dev), "holdout": len(held)},
-                    **axis_counts(snap.cases, held),
-                },
-                "source_mix": mix,
-            }
-            old = _changed_parent_cases(ws, parent_manifest, set_name, snap.hashes)
-            _parse_changed(snap, set(old))
-            manifest["changelog"][set_name] = diff_sets(old, {c["id"]: c for c in snap.cases},
-                                                        old_ids=set(_parent_hashes(parent_manifest, set_name)))
-        manifest["content_hash"] = content_hash_of({s: snaps[s].hashes for s in sorted(snaps)})
-        manifest["warnings"] = warnings
-        result = ReleaseResult(version, manifest["content_hash"], manifest, warnings)
-        if dry_run:
-            return result
-        for set_name, snap in snaps.items():
-            if stamped[set_name]:
-                atomic_write(ws.cases_path(set_name), snap.body)
-            atomic_write(ws.releases_dir / version / f"{set_name}.jsonl",
-                         snap.body, mode=0o444)
-        body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-        path = manifest_path(ws, version)
-        atomic_write(path, body, mode=0o444)
-        with ws.tx() as conn:
-            conn.execute(ws.t["releases"].insert().values(
-                version=version, status=ReleaseStatus.ACTIVE.value, content_hash=manifest["content_hash"],
-                manifest_sha256=hashlib.sha256(body).hexdigest(), created_by=actor, created_at=manifest["created_at"]))
-            ws.audit(conn, actor, "release.create", version, content_hash=manifest["content_hash"])
-        result.path = path
+            manifest.sets[set_name], warnings = _set_manifest(ws, version, snap, fraction, parent_manifest)
+            manifest.warnings += [f"{set_name}: {w}" for w in warnings]
+            manifest.changelog[set_name] = _changelog(ws, snap, parent_manifest)
+        manifest.content_hash = content_hash_of({s: snaps[s].hashes for s in sorted(snaps)})
+        result = ReleaseResult(version, manifest.content_hash, manifest, manifest.warnings)
+        if not dry_run:
+            result.path = _write_release(ws, manifest, snaps, stamped)
         return result
 
 
@@ -401,42 +373,48 @@ def verify_release(ws: Workspace, version: str) -> list[str]:
     elif hashlib.sha256(body).hexdigest() != row.manifest_sha256:
         problems.append(f"{path.name}: manifest changed since release (sha256 differs from the release log)")
     try:
-        manifest = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return problems + [f"{path.name}: manifest is not valid JSON"]
+        manifest = Release.from_json(body, path.name)
+    except ReleaseError as exc:
+        return problems + [str(exc)]
     all_hashes: dict[str, dict[str, str]] = {}
-    for set_name, info in manifest["sets"].items():
-        snap_path = ws.releases_dir / info["file"]
-        if not snap_path.exists():
-            problems.append(f"{info['file']}: snapshot missing")
-            continue
-        data = snap_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != info["file_sha256"]:
-            problems.append(f"{info['file']}: file sha256 differs from the manifest")
-        lines = [line for line in data.splitlines() if line]
-        expected = list(info["cases"].items())  # sorted by id, like the snapshot's lines
-        if len(lines) == len(expected) and all(
-                hashlib.sha256(line).hexdigest() == h for line, (_, h) in zip(lines, expected, strict=True)):
-            all_hashes[set_name] = info["cases"]
-            continue
-        hashes: dict[str, str] = {}
-        for lineno, line in enumerate(lines, 1):
-            try:
-                cid = orjson.loads(line)["id"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                problems.append(f"{info['file']}:{lineno}: not a case")
-                continue
-            hashes[cid] = hashlib.sha256(line).hexdigest()
-            if info["cases"].get(cid) != hashes[cid]:
-                problems.append(f"{info['file']}:{lineno}: case {cid} changed since release")
-        for cid in sorted(info["cases"].keys() - hashes.keys()):
-            problems.append(f"{info['file']}: case {cid} missing")
-        all_hashes[set_name] = info["cases"]
-    if content_hash_of({s: all_hashes[s] for s in sorted(all_hashes)}) != manifest.get("content_hash"):
+    for set_name, info in manifest.sets.items():
+        found, present = _verify_snapshot(ws, info)
+        problems += found
+        if present:  # a missing snapshot also leaves the release hash unaccounted for
+            all_hashes[set_name] = info.cases
+    if content_hash_of({s: all_hashes[s] for s in sorted(all_hashes)}) != manifest.content_hash:
         problems.append(f"{path.name}: content hash does not match the per-case hashes")
-    if row is not None and row.content_hash != manifest.get("content_hash"):
+    if row is not None and row.content_hash != manifest.content_hash:
         problems.append(f"{path.name}: content hash differs from the release log")
     return problems
+
+
+def _verify_snapshot(ws: Workspace, info: SetManifest) -> tuple[list[str], bool]:
+    """Every way a set's snapshot file differs from its manifest entry, and whether the file is there."""
+    snap_path = ws.releases_dir / info.file
+    if not snap_path.exists():
+        return [f"{info.file}: snapshot missing"], False
+    problems = []
+    data = snap_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != info.file_sha256:
+        problems.append(f"{info.file}: file sha256 differs from the manifest")
+    lines = [line for line in data.splitlines() if line]
+    expected = list(info.cases.items())  # sorted by id, like the snapshot's lines
+    if len(lines) == len(expected) and all(
+            hashlib.sha256(line).hexdigest() == h for line, (_, h) in zip(lines, expected, strict=True)):
+        return problems, True
+    hashes: dict[str, str] = {}
+    for lineno, line in enumerate(lines, 1):
+        try:
+            cid = orjson.loads(line)["id"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            problems.append(f"{info.file}:{lineno}: not a case")
+            continue
+        hashes[cid] = hashlib.sha256(line).hexdigest()
+        if info.cases.get(cid) != hashes[cid]:
+            problems.append(f"{info.file}:{lineno}: case {cid} changed since release")
+    problems += [f"{info.file}: case {cid} missing" for cid in sorted(info.cases.keys() - hashes.keys())]
+    return problems, True
 
 
 def diff_releases(ws: Workspace, old: str, new: str) -> dict[str, Any]:
@@ -466,23 +444,21 @@ def set_status(ws: Workspace, version: str, status: ReleaseStatus, actor: str) -
 
 def select_cases(ws: Workspace, version: str, set_name: str | None = None, split: str = "all",
                  subset: str | None = None) -> list[dict[str, Any]]:
-    """Cases of one set of a release: a split (dev/holdout/all) or a named subset."""
+    """Cases of one set of a release: a split (dev/holdout/all) or a named subset (pr/release)."""
     manifest = load_manifest(ws, version)
     set_name = set_name or ws.settings.default_set
-    if set_name not in manifest["sets"]:
+    if set_name not in manifest.sets:
         raise NotFound(f"release {version} has no set {set_name!r}")
-    info = manifest["sets"][set_name]
+    info = manifest.sets[set_name]
     cases = load_release_cases(ws, version, set_name)[set_name]
-    held = set(info["holdout"])
+    held = set(info.holdout)
     if subset is not None:
         if subset not in SUBSETS:
             raise EvaltrayError(f"unknown subset {subset!r} (one of: {', '.join(SUBSETS)})")
         if subset == "pr":
-            keep = set(info["subsets"]["pr"])
+            keep = set(info.subsets["pr"])
             return [c for c in cases if c["id"] in keep]
-        if subset == "release":
-            return [c for c in cases if c["id"] not in held]
-        return cases
+        return [c for c in cases if c["id"] not in held]  # release: the whole dev split
     if split not in SPLITS:
         raise EvaltrayError(f"unknown split {split!r} (one of: {', '.join(SPLITS)})")
     if split == "dev":
@@ -490,5 +466,3 @@ def select_cases(ws: Workspace, version: str, set_name: str | None = None, split
     if split == "holdout":
         return [c for c in cases if c["id"] in held]
     return cases
-
-
