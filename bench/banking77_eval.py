@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     texts, labels = load(args.data, args.split)
-    print(f"# Banking77 {args.split}: {len(texts):,} texts, {len(set(labels))} intents, k = {args.k}, "
-          f"seeds {args.seeds}; {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print(
+        f"# Banking77 {args.split}: {len(texts):,} texts, {len(set(labels))} intents, k = {args.k}, "
+        f"seeds {args.seeds}; {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    )
     cache = EmbeddingCache(args.cache or Path(tempfile.mkdtemp(prefix="evaltray-bench-")))
     runs = {
         f"baseline: sklearn KMeans k={args.k}": baseline(args.k),
@@ -95,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         x = cache.embed_cached(emb, texts)
         t_embed = time.perf_counter() - t0
-        speed = ("read from the cache" if cached >= len(texts) else
-                 f"embed {t_embed:.1f} s ({len(texts) / max(t_embed, 1e-9):,.0f} texts/s)")
+        speed = (
+            "read from the cache"
+            if cached >= len(texts)
+            else f"embed {t_embed:.1f} s ({len(texts) / max(t_embed, 1e-9):,.0f} texts/s)"
+        )
         print(f"\n## {emb.name} (dim {emb.dim}): load {t_load:.1f} s, {speed}\n")
         print("| method | purity | NMI | ARI | clusters | coverage | s/run |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -108,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
                 got["seconds"].append(time.perf_counter() - t0)
                 for m, v in evaluate(labels, pred).items():
                     got[m].append(v)
-            print(f"| {name} | {fmt(got['purity'], 3)} | {fmt(got['nmi'], 3)} | {fmt(got['ari'], 3)} | "
-                  f"{fmt(got['n_clusters'], 0)} | {fmt(got['coverage'], 2)} | {fmt(got['seconds'], 1)} |", flush=True)
+            print(
+                f"| {name} | {fmt(got['purity'], 3)} | {fmt(got['nmi'], 3)} | {fmt(got['ari'], 3)} | "
+                f"{fmt(got['n_clusters'], 0)} | {fmt(got['coverage'], 2)} | {fmt(got['seconds'], 1)} |",
+                flush=True,
+            )
     return 0
 
 

@@ -31,10 +31,33 @@ from evaltray.curate.cluster import cluster_texts, evaluate
 from evaltray.curate.embed import get_embedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "intents"
-PREFIXES = ("hi, ", "hello, ", "hey ", "good morning, ", "quick question: ", "sorry to bother you, ",
-            "urgent: ", "thanks in advance, ", "hi there! ", "excuse me, ", "please help: ")
-SUFFIXES = (" thanks", " thank you!", " please help", " asap", " any idea?", " cheers", " ??",
-            " this is the second time I ask", " I need it by friday", " (sent from my phone)", " please", " ty")
+PREFIXES = (
+    "hi, ",
+    "hello, ",
+    "hey ",
+    "good morning, ",
+    "quick question: ",
+    "sorry to bother you, ",
+    "urgent: ",
+    "thanks in advance, ",
+    "hi there! ",
+    "excuse me, ",
+    "please help: ",
+)
+SUFFIXES = (
+    " thanks",
+    " thank you!",
+    " please help",
+    " asap",
+    " any idea?",
+    " cheers",
+    " ??",
+    " this is the second time I ask",
+    " I need it by friday",
+    " (sent from my phone)",
+    " please",
+    " ty",
+)
 #: Share of texts that get a greeting, and (independently) a sign-off.
 AFFIX_RATE = 0.4
 
@@ -72,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     texts, labels = corpus(args.data, args.n, args.seed)
-    print(f"# {len(texts):,} distinct texts from Banking77 ({len(set(labels))} intents); backend {args.backend}; "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print(
+        f"# {len(texts):,} distinct texts from Banking77 ({len(set(labels))} intents); backend {args.backend}; "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    )
 
     t0 = time.perf_counter()
     emb = get_embedder(args.backend)
@@ -92,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         t_ours = time.perf_counter() - t0
         q = evaluate(labels, result.labels)
         e2e_ours = t_load + t_embed + t_ours
-        print(f"| {k_arg} | evaltray cluster_texts (spectral, named) | {t_ours:.1f} | {e2e_ours:.1f} | "
-              f"{q['purity']:.3f} | {q['nmi']:.3f} | {q['ari']:.3f} | {q['n_clusters']} |", flush=True)
+        print(
+            f"| {k_arg} | evaltray cluster_texts (spectral, named) | {t_ours:.1f} | {e2e_ours:.1f} | "
+            f"{q['purity']:.3f} | {q['nmi']:.3f} | {q['ari']:.3f} | {q['n_clusters']} |",
+            flush=True,
+        )
 
         from sklearn.cluster import KMeans
 
@@ -102,23 +130,35 @@ def main(argv: list[str] | None = None) -> int:
         t_ref = time.perf_counter() - t0
         r = evaluate(labels, ref)
         e2e_ref = t_load + t_embed + t_ref
-        print(f"| {result.n_clusters} | reference: sklearn KMeans, same k, unnamed | {t_ref:.1f} | {e2e_ref:.1f} | "
-              f"{r['purity']:.3f} | {r['nmi']:.3f} | {r['ari']:.3f} | {r['n_clusters']} |")
-        print(f"|  | ratio evaltray / reference | {t_ours / t_ref:.2f}x | {e2e_ours / e2e_ref:.2f}x |  |  |  |  |",
-              flush=True)
+        print(
+            f"| {result.n_clusters} | reference: sklearn KMeans, same k, unnamed | {t_ref:.1f} | {e2e_ref:.1f} | "
+            f"{r['purity']:.3f} | {r['nmi']:.3f} | {r['ari']:.3f} | {r['n_clusters']} |"
+        )
+        print(
+            f"|  | ratio evaltray / reference | {t_ours / t_ref:.2f}x | {e2e_ours / e2e_ref:.2f}x |  |  |  |  |",
+            flush=True,
+        )
         # scikit-learn's k-means++ is far slower on float32 input (an upcasting distance path):
         # the same reference on a float64 copy shows how much of the gap that is.
         t0 = time.perf_counter()
         ref64 = KMeans(n_clusters=result.n_clusters, random_state=args.seed).fit_predict(x.astype(np.float64))
         t_ref64 = time.perf_counter() - t0
         r = evaluate(labels, ref64)
-        print(f"| {result.n_clusters} | reference on a float64 copy | {t_ref64:.1f} | {t_load + t_embed + t_ref64:.1f} "
-              f"| {r['purity']:.3f} | {r['nmi']:.3f} | {r['ari']:.3f} | {r['n_clusters']} |")
-        print(f"|  | ratio evaltray / float64 reference | {t_ours / t_ref64:.2f}x | "
-              f"{e2e_ours / (t_load + t_embed + t_ref64):.2f}x |  |  |  |  |", flush=True)
-        print(f"\nk={k_arg}: end to end {e2e_ours:.1f} s for {len(texts):,} texts "
-              f"({'under' if e2e_ours < 60 else 'OVER'} the 60 s target); first names: "
-              f"{[c.name for c in result.clusters[:3]]}\n", file=sys.stderr)
+        print(
+            f"| {result.n_clusters} | reference on a float64 copy | {t_ref64:.1f} | {t_load + t_embed + t_ref64:.1f} "
+            f"| {r['purity']:.3f} | {r['nmi']:.3f} | {r['ari']:.3f} | {r['n_clusters']} |"
+        )
+        print(
+            f"|  | ratio evaltray / float64 reference | {t_ours / t_ref64:.2f}x | "
+            f"{e2e_ours / (t_load + t_embed + t_ref64):.2f}x |  |  |  |  |",
+            flush=True,
+        )
+        print(
+            f"\nk={k_arg}: end to end {e2e_ours:.1f} s for {len(texts):,} texts "
+            f"({'under' if e2e_ours < 60 else 'OVER'} the 60 s target); first names: "
+            f"{[c.name for c in result.clusters[:3]]}\n",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -38,10 +38,39 @@ from evaltray.curate.dedup import (
 THRESHOLD = 0.8
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "dedup"
-PREFIXES = ("", "", "", "", "", "", "hi, ", "hello, ", "hey, ", "good morning, ", "quick question: ",
-            "sorry to bother you, ", "urgent: ", "thanks in advance, ")
-SUFFIXES = ("", "", "", "", "", "", " thanks", " thank you!", " please help", " asap", " any idea?", " cheers",
-            " this is the second time I ask", " I need it by friday", " my account is under my work email")
+PREFIXES = (
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "hi, ",
+    "hello, ",
+    "hey, ",
+    "good morning, ",
+    "quick question: ",
+    "sorry to bother you, ",
+    "urgent: ",
+    "thanks in advance, ",
+)
+SUFFIXES = (
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    " thanks",
+    " thank you!",
+    " please help",
+    " asap",
+    " any idea?",
+    " cheers",
+    " this is the second time I ask",
+    " I need it by friday",
+    " my account is under my work email",
+)
 FILLERS = ("please", "actually", "just", "really", "again", "now", "today", "kindly", "still", "also")
 END = ""
 
@@ -84,8 +113,9 @@ class Chain:
             a, b = b, nxt
         text = " ".join(out)
         if rng.random() < 0.3:  # fresh numbers: order ids, amounts, card digits
-            text += rng.choice((" order {}", " for {} euros", " card ending {}", " on the {}th"))\
-                .format(rng.randint(1, 9999))
+            text += rng.choice((" order {}", " for {} euros", " card ending {}", " on the {}th")).format(
+                rng.randint(1, 9999)
+            )
         return rng.choice(PREFIXES) + text + rng.choice(SUFFIXES)
 
 
@@ -131,8 +161,9 @@ def _reask(rng: random.Random, text: str) -> str:
     return out.replace(" ", "  ", 1) if rng.random() < 0.3 else out
 
 
-def make_corpus(n: int, seed: int = 7, planted_share: float = 0.10, reask_share: float = 0.10
-                ) -> tuple[list[str], list[str], list[tuple[int, int, float]]]:
+def make_corpus(
+    n: int, seed: int = 7, planted_share: float = 0.10, reask_share: float = 0.10
+) -> tuple[list[str], list[str], list[tuple[int, int, float]]]:
     """``n`` texts with planted near-duplicate pairs ``(i, j, jaccard)``, all with Jaccard >= 0.8."""
     rng = random.Random(seed)
     chain = _chain()
@@ -186,8 +217,9 @@ def near_pairs_datasketch(norm_texts: list[str], threshold: float, *, prehashed:
     if prehashed:  # datasketch's cheapest input: our 64-bit shingle hashes cut to 32 bits, identity hashfunc
         low = (flat & np.uint64(0xFFFFFFFF)).tolist()
         bounds = offsets.tolist()
-        sigs = MinHash.bulk((low[bounds[d] : bounds[d + 1]] for d in range(len(norm_texts))), num_perm=num_perm,
-                            hashfunc=_identity)
+        sigs = MinHash.bulk(
+            (low[bounds[d] : bounds[d + 1]] for d in range(len(norm_texts))), num_perm=num_perm, hashfunc=_identity
+        )
     else:  # how datasketch is normally fed: byte-string tokens, its own SHA-1 hashing
         toks = (["\0" * 4 + t + "\0" * 4] for t in norm_texts)
         token_sets = ([s[i : i + 5].encode("utf-8", "surrogatepass") for i in range(len(s) - 4)] for (s,) in toks)
@@ -231,21 +263,30 @@ def _timed(fn: Callable[[], object], repeat: int = 1) -> tuple[object, float]:
 def run_near(n: int, subset: int, seed: int) -> None:
     print(f"# near-duplicates: {n:,} traces, threshold {THRESHOLD}, LSH {lsh_params(THRESHOLD)} (bands, rows)")
     ids, texts, planted = make_corpus(n, seed)
-    print(f"corpus: {len(texts):,} texts, mean {np.mean([len(t) for t in texts]):.0f} chars; "
-          f"{len(planted):,} planted pairs with Jaccard >= {THRESHOLD}")
+    print(
+        f"corpus: {len(texts):,} texts, mean {np.mean([len(t) for t in texts]):.0f} chars; "
+        f"{len(planted):,} planted pairs with Jaccard >= {THRESHOLD}"
+    )
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res, secs = _timed(lambda: dedup(ids, texts, near=THRESHOLD, paraphrase=None))
     s = res.stats  # type: ignore[attr-defined]
-    print(f"dedup() end to end: {secs:.2f} s = {n / secs:,.0f} traces/s; peak RSS of the process "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB ({rss_before:,.0f} MiB before dedup) "
-          f"(normalize+exact {s['seconds_exact']:.2f} s, near {s['seconds_near']:.2f} s)")
-    print("  near stage: " + ", ".join(f"{k[len('near_seconds_'):]} {s[k]:.2f} s" for k in s if k.startswith("near_seconds_")))
+    print(
+        f"dedup() end to end: {secs:.2f} s = {n / secs:,.0f} traces/s; peak RSS of the process "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB ({rss_before:,.0f} MiB before dedup) "
+        f"(normalize+exact {s['seconds_exact']:.2f} s, near {s['seconds_near']:.2f} s)"
+    )
+    print(
+        "  near stage: "
+        + ", ".join(f"{k[len('near_seconds_') :]} {s[k]:.2f} s" for k in s if k.startswith("near_seconds_"))
+    )
     distinct = n - sum(1 for p in res.pairs if p.level == "exact")  # type: ignore[attr-defined]
     full_rate = distinct / s["seconds_near"]
     print(f"  near stage throughput on all {distinct:,} distinct texts: {full_rate:,.0f} texts/s")
-    print(f"  {s['representatives']:,} representatives left; exact groups {s['exact_groups']:,}; "
-          f"flagged by LSH {s['near_flagged']:,}; candidates {s['near_candidates']:,}; "
-          f"kept by estimate {s['near_estimated']:,}; verified {s['near_verified']:,}")
+    print(
+        f"  {s['representatives']:,} representatives left; exact groups {s['exact_groups']:,}; "
+        f"flagged by LSH {s['near_flagged']:,}; candidates {s['near_candidates']:,}; "
+        f"kept by estimate {s['near_estimated']:,}; verified {s['near_verified']:,}"
+    )
     rep = res.rep_of  # type: ignore[attr-defined]
     found = sum(rep[ids[a]] == rep[ids[b]] for a, b, _ in planted)
     print(f"recall of planted pairs: {found:,}/{len(planted):,} = {_pct(found / len(planted))}")
@@ -260,39 +301,49 @@ def run_near(n: int, subset: int, seed: int) -> None:
     sample = rng.sample(near, min(len(near), 20_000))
     ok = sum(jaccard(texts[idx[p.a]], texts[idx[p.b]]) >= THRESHOLD - 1e-9 for p in sample)
     planted_set = {(ids[a], ids[b]) for a, b, _ in planted}
-    print(f"precision of merge evidence (independent Jaccard recomputation, {len(sample):,} sampled near pairs): "
-          f"{_pct(ok / max(1, len(sample)))}; {len(near):,} near merges, of which "
-          f"{sum((p.a, p.b) in planted_set for p in near):,} are planted pairs (the rest are real near-duplicates the "
-          "templates made by chance)")
+    print(
+        f"precision of merge evidence (independent Jaccard recomputation, {len(sample):,} sampled near pairs): "
+        f"{_pct(ok / max(1, len(sample)))}; {len(near):,} near merges, of which "
+        f"{sum((p.a, p.b) in planted_set for p in near):,} are planted pairs (the rest are real near-duplicates the "
+        "templates made by chance)"
+    )
     groups = [g for g in res.groups if g.level == "near"]  # type: ignore[attr-defined]
     co = []
     for g in rng.sample(groups, min(len(groups), 5000)):
         a, b = rng.sample(g.members, 2)
         co.append(jaccard(texts[idx[a]], texts[idx[b]]))
     if co:
-        print(f"group purity: {_pct(float(np.mean(np.array(co) >= THRESHOLD)))} of random member pairs in "
-              f"{len(co):,} sampled near groups have Jaccard >= {THRESHOLD} (others joined through a chain)")
+        print(
+            f"group purity: {_pct(float(np.mean(np.array(co) >= THRESHOLD)))} of random member pairs in "
+            f"{len(co):,} sampled near groups have Jaccard >= {THRESHOLD} (others joined through a chain)"
+        )
 
     # the same random subset of distinct normalized texts for both libraries
     norm = sorted({normalize(t) for t in texts})
     rng.shuffle(norm)
     sub = norm[:subset]
-    print(f"\n# MinHash + LSH on the same {len(sub):,} distinct texts (near stage only: shingle, sketch, LSH, verify; "
-          "best of 3 runs for rensa, 2 for datasketch)")
+    print(
+        f"\n# MinHash + LSH on the same {len(sub):,} distinct texts (near stage only: shingle, sketch, LSH, verify; "
+        "best of 3 runs for rensa, 2 for datasketch)"
+    )
     r_res, r_secs = _timed(lambda: near_duplicate_pairs(sub, THRESHOLD), repeat=3)
     r_pairs = {(int(a), int(b)) for a, b in zip(r_res.i, r_res.j, strict=True)}  # type: ignore[attr-defined]
     print(f"rensa      : {r_secs:.2f} s = {len(sub) / r_secs:,.0f} texts/s, {len(r_pairs):,} verified pairs")
     for prehashed in (False, True):
-        (d_pairs, d_t), d_secs = _timed(lambda p=prehashed: near_pairs_datasketch(sub, THRESHOLD, prehashed=p),  # type: ignore[misc]
-                                        repeat=2)
+        (d_pairs, d_t), d_secs = _timed(
+            lambda p=prehashed: near_pairs_datasketch(sub, THRESHOLD, prehashed=p),  # type: ignore[misc]
+            repeat=2,
+        )
         dp = {(int(a), int(b)) for a, b in d_pairs}
         label = "datasketch (prehashed, identity hashfunc)" if prehashed else "datasketch (bytes tokens, SHA-1)"
-        print(f"{label}: {d_secs:.2f} s = {len(sub) / d_secs:,.0f} texts/s, {len(dp):,} verified pairs "
-              f"(minhash {d_t['minhash']:.1f} s, lsh {d_t['lsh']:.1f} s, verify {d_t['verify']:.1f} s)\n"
-              f"    rensa/datasketch throughput on the same {len(sub):,} texts = {d_secs / r_secs:.1f}x; "
-              f"rensa on all {distinct:,} texts (denser: more pairs to check) vs datasketch here = "
-              f"{full_rate / (len(sub) / d_secs):.1f}x; pairs found by both {len(dp & r_pairs):,}, "
-              f"only rensa {len(r_pairs - dp):,}, only datasketch {len(dp - r_pairs):,}")
+        print(
+            f"{label}: {d_secs:.2f} s = {len(sub) / d_secs:,.0f} texts/s, {len(dp):,} verified pairs "
+            f"(minhash {d_t['minhash']:.1f} s, lsh {d_t['lsh']:.1f} s, verify {d_t['verify']:.1f} s)\n"
+            f"    rensa/datasketch throughput on the same {len(sub):,} texts = {d_secs / r_secs:.1f}x; "
+            f"rensa on all {distinct:,} texts (denser: more pairs to check) vs datasketch here = "
+            f"{full_rate / (len(sub) / d_secs):.1f}x; pairs found by both {len(dp & r_pairs):,}, "
+            f"only rensa {len(r_pairs - dp):,}, only datasketch {len(dp - r_pairs):,}"
+        )
 
 
 # --------------------------------------------------------------------------- ANN for the paraphrase level
@@ -313,8 +364,7 @@ def run_ann(n: int, seed: int) -> None:
     vec = TruncatedSVD(128, random_state=0).fit_transform(x).astype(np.float32)
     vec /= np.linalg.norm(vec, axis=1, keepdims=True) + 1e-12
     n, k = vec.shape[0], 10
-    print(f"\n# ANN for paraphrase candidates: {n:,} x {vec.shape[1]} float32 vectors, top-{k}, "
-          f"{os.cpu_count()} cores")
+    print(f"\n# ANN for paraphrase candidates: {n:,} x {vec.shape[1]} float32 vectors, top-{k}, {os.cpu_count()} cores")
     q = vec[:: max(1, n // 5000)][:5000]
     qi = np.arange(0, n, max(1, n // 5000))[:5000]
     t = time.perf_counter()
@@ -334,24 +384,28 @@ def run_ann(n: int, seed: int) -> None:
     def recall_hi(found: np.ndarray) -> float:
         """Recall of the true top-10 neighbours with cosine >= 0.9: the ones paraphrase dedup needs."""
         return sum(len(set(h.tolist()) & set(f.tolist())) for h, f in zip(hi, found, strict=True)) / max(
-            1, sum(len(h) for h in hi))
+            1, sum(len(h) for h in hi)
+        )
 
     from usearch.index import Index
 
     # everything single-threaded (build and search): the machine is shared, and dedup builds with one
     # thread anyway so the graph does not depend on thread timing
     for dtype, ef in (("f32", 128), ("f32", 64), ("f16", 64)):
-        index = Index(ndim=vec.shape[1], metric="ip", dtype=dtype, connectivity=16, expansion_add=ef,
-                      expansion_search=ef)
+        index = Index(
+            ndim=vec.shape[1], metric="ip", dtype=dtype, connectivity=16, expansion_add=ef, expansion_search=ef
+        )
         t = time.perf_counter()
         index.add(np.arange(n, dtype=np.uint64), vec, threads=1)
         build = time.perf_counter() - t
         t = time.perf_counter()
         found = np.asarray(index.search(vec, k + 1, threads=1).keys)
         search = time.perf_counter() - t
-        print(f"usearch HNSW {dtype} (M=16, ef {ef}): build {build:.1f} s, search all {n:,} {search:.1f} s, "
-              f"recall@{k} {_pct(recall(found[qi]))}, recall of neighbours with cosine >= 0.9 "
-              f"{_pct(recall_hi(found[qi]))}")
+        print(
+            f"usearch HNSW {dtype} (M=16, ef {ef}): build {build:.1f} s, search all {n:,} {search:.1f} s, "
+            f"recall@{k} {_pct(recall(found[qi]))}, recall of neighbours with cosine >= 0.9 "
+            f"{_pct(recall_hi(found[qi]))}"
+        )
     import faiss
 
     faiss.omp_set_num_threads(1)
@@ -369,20 +423,25 @@ def run_ann(n: int, seed: int) -> None:
         t = time.perf_counter()
         _, found = index.search(vec, k + 1)
         search = time.perf_counter() - t
-        print(f"faiss {name} (M=16, ef {ef}): build {build:.1f} s, search all {n:,} {search:.1f} s, "
-              f"recall@{k} {_pct(recall(found[qi]))}, recall of neighbours with cosine >= 0.9 "
-              f"{_pct(recall_hi(found[qi]))}")
+        print(
+            f"faiss {name} (M=16, ef {ef}): build {build:.1f} s, search all {n:,} {search:.1f} s, "
+            f"recall@{k} {_pct(recall(found[qi]))}, recall of neighbours with cosine >= 0.9 "
+            f"{_pct(recall_hi(found[qi]))}"
+        )
 
     # determinism: the same input must give the same neighbours (dedup promises order independence)
     small = vec[:30_000]
     runs = []
     for _ in range(2):
-        index = Index(ndim=vec.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=64,
-                      expansion_search=64)
+        index = Index(
+            ndim=vec.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=64, expansion_search=64
+        )
         index.add(np.arange(len(small), dtype=np.uint64), small, threads=1)
         runs.append(np.asarray(index.search(small, k, threads=0).keys))
-    print(f"usearch f32 ef 64 (the engine's setting) single-thread build twice on {len(small):,} vectors: identical neighbours = "
-          f"{np.array_equal(*runs)}")
+    print(
+        f"usearch f32 ef 64 (the engine's setting) single-thread build twice on {len(small):,} vectors: identical neighbours = "
+        f"{np.array_equal(*runs)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,8 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ann-n", type=int, default=60_000, help="synthetic texts added to Banking77 for --ann")
     ap.add_argument("--skip-near", action="store_true")
     args = ap.parse_args(argv)
-    print(f"python {sys.version.split()[0]}, {platform.machine()}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"python {sys.version.split()[0]}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     if not args.skip_near:
         run_near(args.n, args.subset, args.seed)
     if args.ann:

@@ -135,25 +135,36 @@ def main() -> None:
             while fh.read(1 << 24):
                 pass
 
-        duck, duck_rss, duck_tree, duck_cpu = run_measured([sys.executable, "-c", _DUCKDB, str(src), f"{tmp}/duckdb.parquet"])
+        duck, duck_rss, duck_tree, duck_cpu = run_measured(
+            [sys.executable, "-c", _DUCKDB, str(src), f"{tmp}/duckdb.parquet"]
+        )
         ours, our_rss, our_tree, our_cpu = run_measured(
-            [sys.executable, "-c", _EVALTRAY, str(src), f"{tmp}/ws", "" if args.workers is None else str(args.workers)])
+            [sys.executable, "-c", _EVALTRAY, str(src), f"{tmp}/ws", "" if args.workers is None else str(args.workers)]
+        )
 
     if duck["rows"] != args.n or ours["rows"] != args.n or ours["issues"]:
         raise SystemExit(f"row counts differ: duckdb {duck['rows']}, evaltray {ours['rows']} ({ours['issues']} issues)")
     duck_rate, our_rate = args.n / duck["seconds"], args.n / ours["seconds"]
     ratio = our_rate / duck_rate
-    print(f"ingest benchmark: {args.n:,} OpenAI chat lines, {size_mb:,.0f} MiB; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; DuckDB {duck['version']} with {duck['threads']} threads")
+    print(
+        f"ingest benchmark: {args.n:,} OpenAI chat lines, {size_mb:,.0f} MiB; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs; DuckDB {duck['version']} with {duck['threads']} threads"
+    )
     print(f"{'engine':<34} {'seconds':>8} {'rows/s':>10} {'CPU s':>7} {'peak RSS MiB':>13} {'tree RSS MiB':>13}")
-    print(f"{'duckdb read_json -> parquet':<34} {duck['seconds']:>8.2f} {duck_rate:>10,.0f} {duck_cpu:>7.1f} "
-          f"{duck_rss:>13,.0f} {duck_tree:>13,.0f}")
+    print(
+        f"{'duckdb read_json -> parquet':<34} {duck['seconds']:>8.2f} {duck_rate:>10,.0f} {duck_cpu:>7.1f} "
+        f"{duck_rss:>13,.0f} {duck_tree:>13,.0f}"
+    )
     workers = "auto" if args.workers is None else args.workers
-    print(f"{f'evaltray ingest (workers={workers})':<34} {ours['seconds']:>8.2f} {our_rate:>10,.0f} {our_cpu:>7.1f} "
-          f"{our_rss:>13,.0f} {our_tree:>13,.0f}")
-    print(f"ratio evaltray/duckdb rows/s: {ratio:.2f} (target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'NOT met'}); "
-          f"evaltray peak memory {max(our_rss, our_tree):,.0f} MiB (limit {MEMORY_LIMIT_MB:,}: "
-          f"{'met' if max(our_rss, our_tree) < MEMORY_LIMIT_MB else 'NOT met'})")
+    print(
+        f"{f'evaltray ingest (workers={workers})':<34} {ours['seconds']:>8.2f} {our_rate:>10,.0f} {our_cpu:>7.1f} "
+        f"{our_rss:>13,.0f} {our_tree:>13,.0f}"
+    )
+    print(
+        f"ratio evaltray/duckdb rows/s: {ratio:.2f} (target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'NOT met'}); "
+        f"evaltray peak memory {max(our_rss, our_tree):,.0f} MiB (limit {MEMORY_LIMIT_MB:,}: "
+        f"{'met' if max(our_rss, our_tree) < MEMORY_LIMIT_MB else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,11 @@ from evaltray.tray import casefile, gate, release
 from evaltray.tray.candidates import Candidate
 from evaltray.tray.review import Review
 
-SLICES = [f"{f}/{s}" for f in ("refunds", "shipping", "returns", "account", "billing") for s in
-          ("happy-path", "no-results", "ambiguous", "irate-user")]
+SLICES = [
+    f"{f}/{s}"
+    for f in ("refunds", "shipping", "returns", "account", "billing")
+    for s in ("happy-path", "no-results", "ambiguous", "irate-user")
+]
 SOURCES = ["production"] * 10 + ["synthetic"] * 6 + ["sme"] * 3 + ["user_feedback"]
 
 
@@ -35,39 +38,121 @@ def build_tray(ws: Workspace, n: int, seed: int = 0) -> None:
     for i in range(n):
         slice_ = rng.choice(SLICES)
         source = rng.choice(SOURCES)
-        inp = {"messages": [{"role": "system", "content": "You are a support assistant."},
-                            {"role": "user", "content": f"Question {i} about {slice_}: order {rng.randint(1, 10**7)}?"}],
-               "tools": [], "context": [], "retrieved_doc_ids": []}
-        expected = {"reference": f"Reference answer {i}.", "behavior_code": None,
-                    "assertions": ["mentions the order number"], "origin": "human", "written_by": "bob"}
+        inp = {
+            "messages": [
+                {"role": "system", "content": "You are a support assistant."},
+                {"role": "user", "content": f"Question {i} about {slice_}: order {rng.randint(1, 10**7)}?"},
+            ],
+            "tools": [],
+            "context": [],
+            "retrieved_doc_ids": [],
+        }
+        expected = {
+            "reference": f"Reference answer {i}.",
+            "behavior_code": None,
+            "assertions": ["mentions the order number"],
+            "origin": "human",
+            "written_by": "bob",
+        }
         cid = f"cand-{i:08d}"
-        cand = Candidate(id=cid, set_name="main", source=source, trace_id=f"t{i}", ingest_date="2026-11-01", input=inp,
-                         recorded_output=f"Recorded output {i}.", labels={"feature": slice_.split("/")[0],
-                                                                           "scenario": slice_.split("/")[1],
-                                                                           "persona": None, "tags": []},
-                         slice=slice_, difficulty=rng.choice(["easy", "medium", "hard"]),
-                         case_type=rng.choice(["typical", "typical", "edge", "adversarial", "safety"]),
-                         risk_level="medium", notes=None, weight=1, status="promoted", reject_reason=None, case_id=None,
-                         supersedes=None)
-        review = Review(id=i + 1, candidate_id=cid, reviewer="bob", expected=expected, expected_first=True,
-                        verdict="pass", critique=None, failure_tags=[], rubric=None, guide_version="1", slice=None,
-                        difficulty=None, case_type=None, signed_by="alice", signed_at=now, created_at=now)
+        cand = Candidate(
+            id=cid,
+            set_name="main",
+            source=source,
+            trace_id=f"t{i}",
+            ingest_date="2026-11-01",
+            input=inp,
+            recorded_output=f"Recorded output {i}.",
+            labels={"feature": slice_.split("/")[0], "scenario": slice_.split("/")[1], "persona": None, "tags": []},
+            slice=slice_,
+            difficulty=rng.choice(["easy", "medium", "hard"]),
+            case_type=rng.choice(["typical", "typical", "edge", "adversarial", "safety"]),
+            risk_level="medium",
+            notes=None,
+            weight=1,
+            status="promoted",
+            reject_reason=None,
+            case_id=None,
+            supersedes=None,
+        )
+        review = Review(
+            id=i + 1,
+            candidate_id=cid,
+            reviewer="bob",
+            expected=expected,
+            expected_first=True,
+            verdict="pass",
+            critique=None,
+            failure_tags=[],
+            rubric=None,
+            guide_version="1",
+            slice=None,
+            difficulty=None,
+            case_type=None,
+            signed_by="alice",
+            signed_at=now,
+            created_at=now,
+        )
         case_id = gate.new_case_id("main", inp, taken)
         taken.add(case_id)
-        row, problems = gate.check_case(gate.build_case(ws, cand, review, case_id, created_at=now,
-                                                            version_added="pending"))
+        row, problems = gate.check_case(
+            gate.build_case(ws, cand, review, case_id, created_at=now, version_added="pending")
+        )
         assert not problems, problems
         rows.append(row)
-        cands.append(dict(id=cid, set_name="main", source=source, trace_id=cand.trace_id, ingest_date=cand.ingest_date,
-                          input=dumps(inp), recorded_output=cand.recorded_output, labels=dumps(cand.labels),
-                          slice=slice_, difficulty=cand.difficulty, case_type=cand.case_type, risk_level="medium",
-                          weight=1, status="promoted", case_id=case_id, metadata="{}", created_by="bob", created_at=now))
-        reviews.append(dict(id=i + 1, candidate_id=cid, reviewer="bob", expected=dumps(expected), expected_first=True,
-                            verdict="pass", failure_tags="[]", guide_version="1", signed_by="alice", signed_at=now,
-                            created_at=now))
-        regs.append(dict(id=case_id, set_name="main", status="active", candidate_id=cid, review_id=i + 1,
-                         content_hash=casefile.signed_hash(row), slice=slice_, source=source,
-                         difficulty=cand.difficulty, case_type=cand.case_type, supersedes=None, created_at=now))
+        cands.append(
+            dict(
+                id=cid,
+                set_name="main",
+                source=source,
+                trace_id=cand.trace_id,
+                ingest_date=cand.ingest_date,
+                input=dumps(inp),
+                recorded_output=cand.recorded_output,
+                labels=dumps(cand.labels),
+                slice=slice_,
+                difficulty=cand.difficulty,
+                case_type=cand.case_type,
+                risk_level="medium",
+                weight=1,
+                status="promoted",
+                case_id=case_id,
+                metadata="{}",
+                created_by="bob",
+                created_at=now,
+            )
+        )
+        reviews.append(
+            dict(
+                id=i + 1,
+                candidate_id=cid,
+                reviewer="bob",
+                expected=dumps(expected),
+                expected_first=True,
+                verdict="pass",
+                failure_tags="[]",
+                guide_version="1",
+                signed_by="alice",
+                signed_at=now,
+                created_at=now,
+            )
+        )
+        regs.append(
+            dict(
+                id=case_id,
+                set_name="main",
+                status="active",
+                candidate_id=cid,
+                review_id=i + 1,
+                content_hash=casefile.signed_hash(row),
+                slice=slice_,
+                source=source,
+                difficulty=cand.difficulty,
+                case_type=cand.case_type,
+                supersedes=None,
+                created_at=now,
+            )
+        )
     with ws.tx() as conn:
         conn.execute(ws.t["candidates"].insert(), cands)
         conn.execute(ws.t["reviews"].insert(), reviews)
@@ -98,8 +183,12 @@ def main() -> None:
         shutil.copy(ws.cases_path("main"), repo / "cases.jsonl")
 
         def git() -> None:
-            for cmd in (["init", "-q"], ["add", "cases.jsonl"], ["-c", "user.name=b", "-c", "user.email=b@x",
-                                                                  "commit", "-qm", "tray"], ["tag", "v1.0.0"]):
+            for cmd in (
+                ["init", "-q"],
+                ["add", "cases.jsonl"],
+                ["-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qm", "tray"],
+                ["tag", "v1.0.0"],
+            ):
                 subprocess.run(["git", *cmd], cwd=repo, check=True)
 
         t_git, _ = timed(git)

@@ -76,8 +76,9 @@ def store_rate(traces: list[tuple[str, list[dict]]], workers: int) -> float:
     """Traces/s of ``scrub_store`` over a workspace holding ``traces``, ingested with scrubbing off."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "traces.jsonl"
-        path.write_text("".join(json.dumps({"id": tid, "messages": msgs}) + "\n" for tid, msgs in traces),
-                        encoding="utf-8")
+        path.write_text(
+            "".join(json.dumps({"id": tid, "messages": msgs}) + "\n" for tid, msgs in traces), encoding="utf-8"
+        )
         ws = Workspace.init(Path(tmp) / "ws", user="bench")
         try:
             ingest_files(ws, [path], fmt="openai", scrub=False, workers=1)
@@ -99,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
 
     texts = corpus(args.limit)
     traces = [(f"t{i}", [{"role": "user", "content": t}]) for i, t in enumerate(texts)]
-    print(f"corpus: {len(texts)} single-message traces, mean {sum(map(len, texts)) / len(texts):.0f} chars "
-          f"({os.cpu_count()} CPUs)")
+    print(
+        f"corpus: {len(texts)} single-message traces, mean {sum(map(len, texts)) / len(texts):.0f} chars "
+        f"({os.cpu_count()} CPUs)"
+    )
 
     analyzer, anonymizer = reference_engines()
     analyzer.analyze("warm up jane@example.com 555-123-4567", language="en")
@@ -116,19 +119,25 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     n1 = sum(1 for tid, msgs in traces if not scrubber.scrub_trace(tid, msgs).quarantined)
     ours1 = rate(len(traces), time.perf_counter() - t)
-    print(f"evaltray   Scrubber.scrub_trace, one process:                         {ours1:8.0f} traces/s "
-          f"({n1} scrubbed)  ratio {ours1 / ref:.2f}x")
+    print(
+        f"evaltray   Scrubber.scrub_trace, one process:                         {ours1:8.0f} traces/s "
+        f"({n1} scrubbed)  ratio {ours1 / ref:.2f}x"
+    )
     config = ScrubConfig(None, b"")
-    chunks = [traces[i:i + 64] for i in range(0, len(traces), 64)]
+    chunks = [traces[i : i + 64] for i in range(0, len(traces), 64)]
     t = time.perf_counter()
     with process_pool(args.workers, config.install, (scrubber,)) as pool:  # as `evaltray scrub` hands it over
         n2 = sum(pool.map(scrub_chunk, [config] * len(chunks), chunks))
     ours2 = rate(len(traces), time.perf_counter() - t)
-    print(f"evaltray   Scrubber.scrub_trace, process_pool workers={args.workers}:           {ours2:8.0f} traces/s "
-          f"({n2} scrubbed)  ratio {ours2 / ref:.2f}x   target >= 2000")
+    print(
+        f"evaltray   Scrubber.scrub_trace, process_pool workers={args.workers}:           {ours2:8.0f} traces/s "
+        f"({n2} scrubbed)  ratio {ours2 / ref:.2f}x   target >= 2000"
+    )
     store = store_rate(traces, args.workers)
-    print(f"evaltray   scrub_store (`evaltray scrub`), workers={args.workers}:              {store:8.0f} traces/s "
-          f"(Parquet read and rewrite included)  ratio {store / ref:.2f}x")
+    print(
+        f"evaltray   scrub_store (`evaltray scrub`), workers={args.workers}:              {store:8.0f} traces/s "
+        f"(Parquet read and rewrite included)  ratio {store / ref:.2f}x"
+    )
 
     tau = SHARED / "tau2-bench-retail-gpt-4.1.json"
     if tau.exists():
@@ -138,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         done = [scrubber.scrub_trace(tid, msgs) for tid, msgs in convs]
         dt = time.perf_counter() - t
-        print(f"info       tau2 whole conversations, workers=1: {rate(len(convs), dt):.0f} traces/s, "
-              f"{rate(n_msgs, dt):.0f} messages/s ({sum(r.quarantined for r in done)} quarantined)")
+        print(
+            f"info       tau2 whole conversations, workers=1: {rate(len(convs), dt):.0f} traces/s, "
+            f"{rate(n_msgs, dt):.0f} messages/s ({sum(r.quarantined for r in done)} quarantined)"
+        )
     return 0
 
 

@@ -29,8 +29,22 @@ from evaltray.scrub import Scrubber, load_gazetteer
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "tests" / "data" / "scrub" / "real_labeled.jsonl"
-NAME_LOCALES = ["en_US", "en_GB", "en_IN", "en_IE", "en_AU", "de_DE", "fr_FR", "es_MX", "es_ES", "it_IT",
-                "pt_BR", "nl_NL", "pl_PL", "sv_SE"]
+NAME_LOCALES = [
+    "en_US",
+    "en_GB",
+    "en_IN",
+    "en_IE",
+    "en_AU",
+    "de_DE",
+    "fr_FR",
+    "es_MX",
+    "es_ES",
+    "it_IT",
+    "pt_BR",
+    "nl_NL",
+    "pl_PL",
+    "sv_SE",
+]
 
 Gold = tuple[int, int, str]  # start, end, label
 
@@ -253,14 +267,14 @@ def evaluate(scrubber: Scrubber, cases: list[tuple[str, list[Gold]]], misses: st
             masked[gl] += any(ps < ge and gs < pe for ps, pe, _ in pred)
             if misses == gl and not hit_same and shown < 25:
                 shown += 1
-                print(f"  MISS {gl}: {text[gs:ge]!r} in {text[max(0, gs - 40):ge + 40]!r}", file=sys.stderr)
+                print(f"  MISS {gl}: {text[gs:ge]!r} in {text[max(0, gs - 40) : ge + 40]!r}", file=sys.stderr)
         for ps, pe, pl in pred:
             pred_n[pl] += 1
             ok = any(ps < ge and gs < pe and pl == gl for gs, ge, gl in gold)
             correct[pl] += ok
             if misses == pl and not ok and shown < 50:
                 shown += 1
-                print(f"  FALSE {pl}: {text[ps:pe]!r} in {text[max(0, ps - 40):pe + 40]!r}", file=sys.stderr)
+                print(f"  FALSE {pl}: {text[ps:pe]!r} in {text[max(0, ps - 40) : pe + 40]!r}", file=sys.stderr)
     labels = sorted(set(gold_n) | set(pred_n))
     rows = {}
     for label in labels:
@@ -272,9 +286,13 @@ def evaluate(scrubber: Scrubber, cases: list[tuple[str, list[Gold]]], misses: st
             "precision": correct[label] / pred_n[label] if pred_n[label] else None,
         }
     g, p = sum(gold_n.values()), sum(pred_n.values())
-    rows["ALL"] = {"gold": g, "predicted": p, "recall": sum(found.values()) / g if g else None,
-                   "masked": sum(masked.values()) / g if g else None,
-                   "precision": sum(correct.values()) / p if p else None}
+    rows["ALL"] = {
+        "gold": g,
+        "predicted": p,
+        "recall": sum(found.values()) / g if g else None,
+        "masked": sum(masked.values()) / g if g else None,
+        "precision": sum(correct.values()) / p if p else None,
+    }
     return rows
 
 
@@ -286,8 +304,10 @@ def print_table(title: str, rows: dict[str, dict]) -> None:
     print(f"\n{title}")
     print(f"{'entity':<12} {'gold':>5} {'pred':>5} {'recall':>7} {'precision':>9} {'masked':>7}")
     for label, r in rows.items():
-        print(f"{label:<12} {r['gold']:>5} {r['predicted']:>5} {_fmt(r['recall']):>7} {_fmt(r['precision']):>9} "
-              f"{_fmt(r['masked']):>7}")
+        print(
+            f"{label:<12} {r['gold']:>5} {r['predicted']:>5} {_fmt(r['recall']):>7} {_fmt(r['precision']):>9} "
+            f"{_fmt(r['masked']):>7}"
+        )
 
 
 def name_coverage(scrubber: Scrubber, g: Gen, cases: list[tuple[str, list[Gold]]]) -> None:
@@ -307,8 +327,10 @@ def name_coverage(scrubber: Scrubber, g: Gen, cases: list[tuple[str, list[Gold]]
             known = all(gaz.get(t) & 3 for t in text[gs:ge].split())
             seen[known] += 1
             hit[known] += any(ps < ge and gs < pe and pl == "PERSON" for ps, pe, pl, _ in pred)
-    print(f"  PERSON recall, every part in gazetteer: {hit[1]}/{seen[1]} = {hit[1] / max(1, seen[1]):.3f}; "
-          f"some part not in it: {hit[0]}/{seen[0]} = {hit[0] / max(1, seen[0]):.3f}")
+    print(
+        f"  PERSON recall, every part in gazetteer: {hit[1]}/{seen[1]} = {hit[1] / max(1, seen[1]):.3f}; "
+        f"some part not in it: {hit[0]}/{seen[0]} = {hit[0] / max(1, seen[0]):.3f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,12 +343,16 @@ def main(argv: list[str] | None = None) -> int:
     scrubber = Scrubber()
     cases, gen = faker_cases(args.n, args.seed)
     print(f"evaltray PII benchmark (seed {args.seed}); default install: Presidio recognizers + shipped name gazetteer")
-    print_table(f"(a) Faker sentences: {len(cases)} texts, {len(TEMPLATES)} templates, names from {len(NAME_LOCALES)} locales",
-                evaluate(scrubber, cases, args.show_misses))
+    print_table(
+        f"(a) Faker sentences: {len(cases)} texts, {len(TEMPLATES)} templates, names from {len(NAME_LOCALES)} locales",
+        evaluate(scrubber, cases, args.show_misses),
+    )
     name_coverage(scrubber, gen, cases)
     real = real_cases()
-    print_table(f"(b) Real trace text, hand-labelled: {len(real)} texts ({REAL.relative_to(ROOT)})",
-                evaluate(scrubber, real, args.show_misses))
+    print_table(
+        f"(b) Real trace text, hand-labelled: {len(real)} texts ({REAL.relative_to(ROOT)})",
+        evaluate(scrubber, real, args.show_misses),
+    )
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     return 0
 

@@ -10,14 +10,34 @@ from evaltray.tray import gate
 from evaltray.tray import review as rev
 
 
-def labeled_candidate(ws: Workspace, text: str, *, slice: str = "refunds", source: str = "sme", user: str = "alice",
-                      sign: bool = True, set_name: str | None = None, reference: str | None = None,
-                      difficulty: str = "medium", case_type: str = "typical", origin: str = "human",
-                      recorded_output: str | None = None) -> str:
+def labeled_candidate(
+    ws: Workspace,
+    text: str,
+    *,
+    slice: str = "refunds",
+    source: str = "sme",
+    user: str = "alice",
+    sign: bool = True,
+    set_name: str | None = None,
+    reference: str | None = None,
+    difficulty: str = "medium",
+    case_type: str = "typical",
+    origin: str = "human",
+    recorded_output: str | None = None,
+) -> str:
     """A hand-written candidate with a review (signed when ``sign`` and the user may sign)."""
-    cid = pool.add_manual(ws, user, source, [{"role": "user", "content": text}], set_name=set_name,
-                          labels={"feature": slice.split("/")[0], "scenario": None, "persona": None, "tags": []},
-                          slice=slice, difficulty=difficulty, case_type=case_type, recorded_output=recorded_output)
+    cid = pool.add_manual(
+        ws,
+        user,
+        source,
+        [{"role": "user", "content": text}],
+        set_name=set_name,
+        labels={"feature": slice.split("/")[0], "scenario": None, "persona": None, "tags": []},
+        slice=slice,
+        difficulty=difficulty,
+        case_type=case_type,
+        recorded_output=recorded_output,
+    )
     exp = rev.normalize_expected(ws, user, reference=reference or f"Answer to: {text}", origin=origin)
     rev.record_review(ws, cid, user, exp, verdict="pass", sign=sign)
     return cid

@@ -26,9 +26,14 @@ TEXTS = {
 
 def test_every_stage_survives_bad_text(ws, tmp_path):
     path = tmp_path / "bad.jsonl"
-    rows = [{"id": k, "metadata": {"feature": "support"},
-             "messages": [{"role": "user", "content": v}, {"role": "assistant", "content": v[:50]}]}
-            for k, v in TEXTS.items()]
+    rows = [
+        {
+            "id": k,
+            "metadata": {"feature": "support"},
+            "messages": [{"role": "user", "content": v}, {"role": "assistant", "content": v[:50]}],
+        }
+        for k, v in TEXTS.items()
+    ]
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     report = ingest_files(ws, [path])  # scrubbed at ingest: the workspace default
     assert report.ingested == len(TEXTS) and report.issues == []
@@ -41,11 +46,22 @@ def test_every_stage_survives_bad_text(ws, tmp_path):
     assert result.rep_of["spaces"] == result.rep_of["empty"]
     clustering = derived.cluster_traces(ws, k=2)
     assert len(clustering.labels) == len(result.rep_of)
-    plan = Plan(dimensions={"feature": ["support"], "scenario": ["any"]}, grid=["feature", "scenario"],
-                rules=[Rule(set={"feature": "support", "scenario": "any"}, where="feature = 'support'")])
+    plan = Plan(
+        dimensions={"feature": ["support"], "scenario": ["any"]},
+        grid=["feature", "scenario"],
+        rules=[Rule(set={"feature": "support", "scenario": "any"}, where="feature = 'support'")],
+    )
     cov = coverage(ws, plan)
     assert cov.cells[0].traffic == len(result.rep_of)
     maps = derived.curation_maps(ws)
-    picked = sample(ws, plan, 5, outliers=["terse", "verbose", "abandoned", "long"], seed=1, clusters=maps.clusters,
-                    dup_of=maps.dup_of, weights=maps.weights)
+    picked = sample(
+        ws,
+        plan,
+        5,
+        outliers=["terse", "verbose", "abandoned", "long"],
+        seed=1,
+        clusters=maps.clusters,
+        dup_of=maps.dup_of,
+        weights=maps.weights,
+    )
     assert len(picked.picks) == 5

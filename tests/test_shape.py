@@ -25,7 +25,8 @@ ALLOWED = {
 }
 FRONT_ENDS = {"cli", "demo", "web", "__init__"}
 
-#: Functions longer than this are split, except the declarative tables named here.
+#: Function bodies longer than this (as ``ruff format`` lays them out; the signature, which the formatter puts
+#: one parameter a line, is not counted) are split, except the declarative tables named here.
 MAX_LINES = 80
 DECLARATIVE = {"evaltray.core.migrations.m001_initial"}
 
@@ -130,16 +131,19 @@ def test_no_function_too_long_to_read() -> None:
     for module, (path, _) in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                size = (node.end_lineno or node.lineno) - node.body[0].lineno + 1
                 if size > MAX_LINES and f"{module}.{node.name}" not in DECLARATIVE:
                     long.append(f"{module}.{node.name}: {size} lines")
     assert not long, "\n".join(long)
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None and not (Path(sys.executable).parent / "ruff").exists(),
-                    reason="ruff is not installed")
-def test_lint_clean() -> None:
-    ruff = str(Path(sys.executable).parent / "ruff") if (Path(sys.executable).parent / "ruff").exists() else "ruff"
-    root = SRC.parent
-    done = subprocess.run([ruff, "check", "src", "tests", "bench"], cwd=root, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+def _ruff() -> str | None:
+    beside = Path(sys.executable).parent / "ruff"
+    return str(beside) if beside.exists() else shutil.which("ruff")
+
+
+@pytest.mark.skipif(_ruff() is None, reason="ruff is not installed")
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff_clean(command: list[str]) -> None:
+    done = subprocess.run([_ruff(), *command, "src", "tests", "bench"], cwd=SRC.parent, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

@@ -26,8 +26,15 @@ def test_every_command_takes_json():
 
 
 def test_commands_that_write_the_tray_take_dry_run():
-    writers = {("promote",), ("reject",), ("signoff",), ("cases", "retire"), ("release", "create"),
-               ("candidates", "add"), ("labels", "import")}
+    writers = {
+        ("promote",),
+        ("reject",),
+        ("signoff",),
+        ("cases", "retire"),
+        ("release", "create"),
+        ("candidates", "add"),
+        ("labels", "import"),
+    }
     cmds = dict(_walk(cli))
     assert [w for w in writers if not any(p.name == "dry_run" for p in cmds[w].params)] == []
 
@@ -36,7 +43,7 @@ def test_init_writes_settings_and_refuses_twice(tmp_path):
     r = run("--user", "alice", "init", "ws", "--json")
     data = json.loads(r.stdout)
     assert data["sets"] == ["main", "edge"] and data["admin"] == "alice"
-    assert (tmp_path / "ws" / "evaltray.toml").read_text().count('holdout = 0.20') == 1
+    assert (tmp_path / "ws" / "evaltray.toml").read_text().count("holdout = 0.20") == 1
     r = run("init", "ws", ok=False)
     assert r.exit_code == 1 and r.stderr == f"Error: {tmp_path / 'ws'}: already an evaltray workspace\n"
 
@@ -61,19 +68,40 @@ def test_full_flow_review_gate_release_export(shop):
     assert len(added["added"]) == 3
     first, second, third = added["added"]
     # interactive review: expected behaviour first, then the recorded output, then the verdict
-    answers = "\n".join(["Refunds take 5 days.", "", "mentions 5 days", "fail", "too vague", "vague",
-                         "refunds", "easy", "typical"]) + "\n"
+    answers = (
+        "\n".join(
+            ["Refunds take 5 days.", "", "mentions 5 days", "fail", "too vague", "vague", "refunds", "easy", "typical"]
+        )
+        + "\n"
+    )
     r = run("review", first, input=answers)
     out = r.stdout
     assert out.index("Expected behaviour") < out.index("recorded output") < out.index("Verdict")
-    run("review", second, third, "--expected", "Refunds take 5 days.", "--verdict", "pass", "--slice", "refunds",
-        "--difficulty", "easy", "--case-type", "typical")
+    run(
+        "review",
+        second,
+        third,
+        "--expected",
+        "Refunds take 5 days.",
+        "--verdict",
+        "pass",
+        "--slice",
+        "refunds",
+        "--difficulty",
+        "easy",
+        "--case-type",
+        "typical",
+    )
     promoted = json.loads(run("promote", "--json").stdout)
     assert len(promoted["promoted"]) == 3 and promoted["blocked"] == []
     assert run("tray", "validate").stdout.splitlines() == ["sets/main/cases.jsonl: ok", "sets/edge/cases.jsonl: ok"]
     created = json.loads(run("release", "create", "1.0.0", "--json").stdout)
     assert created["sets"]["main"]["n_cases"] == 3 and created["sets"]["main"]["split"] == {"dev": 2, "holdout": 1}
-    assert json.loads(run("release", "verify", "1.0.0", "--json").stdout) == {"version": "1.0.0", "ok": True, "problems": []}
+    assert json.loads(run("release", "verify", "1.0.0", "--json").stdout) == {
+        "version": "1.0.0",
+        "ok": True,
+        "problems": [],
+    }
     exp = json.loads(run("export", "1.0.0", "--to", "jsonl", "--split", "dev", "--json").stdout)
     lines = Path(exp["path"]).read_bytes().splitlines()
     manifest = json.loads((shop / "releases" / "1.0.0.json").read_text())
@@ -88,8 +116,22 @@ def test_full_flow_review_gate_release_export(shop):
 
 
 def test_tray_validate_exits_1_on_a_hand_edit(shop):
-    run("cases", "add", "--source", "sme", "--input", "Can I pay with PayPal?", "--expected", "Yes.",
-        "--feature", "payments", "--difficulty", "easy", "--case-type", "typical")
+    run(
+        "cases",
+        "add",
+        "--source",
+        "sme",
+        "--input",
+        "Can I pay with PayPal?",
+        "--expected",
+        "Yes.",
+        "--feature",
+        "payments",
+        "--difficulty",
+        "easy",
+        "--case-type",
+        "typical",
+    )
     run("promote")
     path = shop / "sets" / "main" / "cases.jsonl"
     row = json.loads(path.read_text())
@@ -97,8 +139,10 @@ def test_tray_validate_exits_1_on_a_hand_edit(shop):
     path.write_text(json.dumps(row) + "\n")
     r = run("tray", "validate", "--set", "main", ok=False)
     assert r.exit_code == 1
-    assert r.stdout == (f"sets/main/cases.jsonl: line 1 {row['id']}: row differs from what was signed off "
-                        "(hand-edited after promotion?)\n")
+    assert r.stdout == (
+        f"sets/main/cases.jsonl: line 1 {row['id']}: row differs from what was signed off "
+        "(hand-edited after promotion?)\n"
+    )
     r = run("release", "create", "1.0.0", ok=False)
     assert r.exit_code == 1 and "set 'main' fails validation" in r.stderr
 
@@ -113,9 +157,11 @@ def test_roles_reject_retire_and_labels_import(shop, tmp_path):
     r = run("reject", added[0], "--reason", "duplicate", ok=False)
     assert r.stderr == f"Error: candidate {added[0]} is rejected; only pending candidates can be rejected\n"
     labels = tmp_path / "labels.csv"
-    labels.write_text("candidate_id,expected,verdict,slice,difficulty,case_type\n"
-                      f"{added[1]},Answer one.,pass,refunds,easy,typical\n"
-                      f"{added[2]},,pass,refunds,easy,typical\n")
+    labels.write_text(
+        "candidate_id,expected,verdict,slice,difficulty,case_type\n"
+        f"{added[1]},Answer one.,pass,refunds,easy,typical\n"
+        f"{added[2]},,pass,refunds,easy,typical\n"
+    )
     r = run("--user", "bob", "labels", "import", str(labels), "--json")
     assert json.loads(r.stdout)["imported"] == 1
     assert f"{labels}:3: the expected behaviour is empty" in r.stderr
@@ -127,7 +173,9 @@ def test_roles_reject_retire_and_labels_import(shop, tmp_path):
     assert "retiring a case needs one of" in r.stderr
     run("cases", "retire", p["case_id"], "--reason", "feature removed")
     listed = json.loads(run("cases", "list", "--all", "--json").stdout)
-    assert [(c["id"], c["status"], c["retired_reason"]) for c in listed] == [(p["case_id"], "retired", "feature removed")]
+    assert [(c["id"], c["status"], c["retired_reason"]) for c in listed] == [
+        (p["case_id"], "retired", "feature removed")
+    ]
     assert json.loads(run("candidates", "bin", "--json").stdout) == {"not_plausible": 1}
 
 
@@ -156,7 +204,9 @@ def test_every_command_outside_a_workspace_says_so(tmp_path):
             elif p.required:
                 args += [p.opts[0], _REQUIRED[p.name]]
         r = run(*args, ok=False)
-        if (r.exit_code, r.stderr) != (1, f"Error: no evaltray.toml in {tmp_path} or its parents; "
-                                          "run `evaltray init NAME` first\n"):
+        if (r.exit_code, r.stderr) != (
+            1,
+            f"Error: no evaltray.toml in {tmp_path} or its parents; run `evaltray init NAME` first\n",
+        ):
             refused.append((" ".join(args), r.exit_code, r.stderr))
     assert refused == []

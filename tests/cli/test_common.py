@@ -21,7 +21,11 @@ def test_each_invocation_writes_to_its_own_streams(shop):
 
 
 def test_counts_refuse_negative_values(shop):
-    for args in (("traces", "list", "--limit", "-1"), ("candidates", "list", "--limit", "-1"),
-                 ("review", "--limit", "-1"), ("coverage", "--limit", "-1")):
+    for args in (
+        ("traces", "list", "--limit", "-1"),
+        ("candidates", "list", "--limit", "-1"),
+        ("review", "--limit", "-1"),
+        ("coverage", "--limit", "-1"),
+    ):
         r = run(*args, ok=False)
         assert r.exit_code == 2 and "-1 is not in the range x>=0." in r.stderr, args

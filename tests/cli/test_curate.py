@@ -35,8 +35,7 @@ def test_an_empty_label_is_asked_again(shop):
     (cid,) = json.loads(run("candidates", "add", "--limit", "1", "--json").stdout)["added"]
     r = run("review", cid, "--json", input="\n\n\n" + ANSWERS)
     assert r.stderr.count("the expected behaviour is empty") == 1
-    assert json.loads(r.stdout[r.stdout.index("[\n"):]) == [
-        {"candidate_id": cid, "review_id": 1, "signed": True}]
+    assert json.loads(r.stdout[r.stdout.index("[\n") :]) == [{"candidate_id": cid, "review_id": 1, "signed": True}]
 
 
 def test_scripted_review_and_signoff(shop):

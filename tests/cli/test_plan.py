@@ -27,9 +27,11 @@ def test_plan_and_sample_errors(shop):
         (("plan", "show", "--plan", "bad.yaml"), "bad.yaml: `dimensions` must be a mapping"),
         (("sample", "--size", "3", "--plan", "bad.yaml"), "bad.yaml: `dimensions` must be a mapping"),
         (("sample", "--size", "0"), "--size must be positive"),
-        (("sample", "--size", "3", "--outliers", "slow"),
-         "unknown outlier kind 'slow' (one of: latency, cost, feedback, errors, long, tool_failures, terse, verbose, "
-         "abandoned)"),
+        (
+            ("sample", "--size", "3", "--outliers", "slow"),
+            "unknown outlier kind 'slow' (one of: latency, cost, feedback, errors, long, tool_failures, terse, verbose, "
+            "abandoned)",
+        ),
     ]:
         r = run(*args, ok=False)
         assert (r.exit_code, r.stderr) == (1, f"Error: {message}\n"), args

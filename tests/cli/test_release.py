@@ -8,10 +8,38 @@ from .runner import run
 
 
 def _release(shop) -> dict:
-    run("cases", "add", "--source", "sme", "--input", "Can I pay with PayPal?", "--expected", "Yes.",
-        "--feature", "payments", "--difficulty", "easy", "--case-type", "typical")
-    run("cases", "add", "--source", "sme", "--input", "Do you ship to Norway?", "--expected", "Not yet.",
-        "--feature", "shipping", "--difficulty", "easy", "--case-type", "typical")
+    run(
+        "cases",
+        "add",
+        "--source",
+        "sme",
+        "--input",
+        "Can I pay with PayPal?",
+        "--expected",
+        "Yes.",
+        "--feature",
+        "payments",
+        "--difficulty",
+        "easy",
+        "--case-type",
+        "typical",
+    )
+    run(
+        "cases",
+        "add",
+        "--source",
+        "sme",
+        "--input",
+        "Do you ship to Norway?",
+        "--expected",
+        "Not yet.",
+        "--feature",
+        "shipping",
+        "--difficulty",
+        "easy",
+        "--case-type",
+        "typical",
+    )
     run("promote")
     return json.loads(run("release", "create", "1.0.0", "--json").stdout)
 
@@ -22,11 +50,22 @@ def test_export_file_names_of_every_format(shop):
     for fmt in ("promptfoo", "inspect", "hf", "jsonl"):
         data = json.loads(run("export", "1.0.0", "--to", fmt, "--split", "all", "--json").stdout)
         assert (data["cases"], data["split"], data["release"], data["release_hash"], data["format"]) == (
-            2, "all", "1.0.0", made["content_hash"], fmt)
+            2,
+            "all",
+            "1.0.0",
+            made["content_hash"],
+            fmt,
+        )
         names[fmt] = data["path"]
-    assert names == {fmt: str(shop / "exports" / name) for fmt, name in (
-        ("promptfoo", "1.0.0-main-all.promptfoo.yaml"), ("inspect", "1.0.0-main-all.inspect.jsonl"),
-        ("hf", "1.0.0-main-all.hf.parquet"), ("jsonl", "1.0.0-main-all.jsonl"))}
+    assert names == {
+        fmt: str(shop / "exports" / name)
+        for fmt, name in (
+            ("promptfoo", "1.0.0-main-all.promptfoo.yaml"),
+            ("inspect", "1.0.0-main-all.inspect.jsonl"),
+            ("hf", "1.0.0-main-all.hf.parquet"),
+            ("jsonl", "1.0.0-main-all.jsonl"),
+        )
+    }
     assert sorted(p.name for p in (shop / "exports").iterdir()) == sorted(p.rsplit("/", 1)[1] for p in names.values())
     r = run("export", "1.0.0", "--to", "jsonl", "--subset", "pr")
     assert r.stdout == f"wrote 2 pr case(s) of main@1.0.0 to {shop / 'exports' / '1.0.0-main-pr.jsonl'}\n"

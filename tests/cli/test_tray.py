@@ -10,32 +10,59 @@ from .runner import run
 
 
 def test_cases_add_show_stats_and_validate(shop):
-    added = json.loads(run("cases", "add", "--source", "sme", "--input", "Can I pay with PayPal?", "--expected",
-                           "Yes.", "--feature", "payments", "--difficulty", "easy", "--case-type", "typical",
-                           "--json").stdout)
+    added = json.loads(
+        run(
+            "cases",
+            "add",
+            "--source",
+            "sme",
+            "--input",
+            "Can I pay with PayPal?",
+            "--expected",
+            "Yes.",
+            "--feature",
+            "payments",
+            "--difficulty",
+            "easy",
+            "--case-type",
+            "typical",
+            "--json",
+        ).stdout
+    )
     assert added["labeled"] and added["signed"]
-    (shop / "input.json").write_text(json.dumps({"messages": [{"role": "user", "content": "Ship to Oslo?"}],
-                                                 "context": ["We ship in the EU."]}))
+    (shop / "input.json").write_text(
+        json.dumps({"messages": [{"role": "user", "content": "Ship to Oslo?"}], "context": ["We ship in the EU."]})
+    )
     r = run("cases", "add", "--source", "redteam", "--input-file", "input.json", "--feature", "shipping")
-    assert r.stdout.startswith("added candidate cand-") and r.stdout.endswith("; `evaltray promote` moves it into the tray\n")
+    assert r.stdout.startswith("added candidate cand-") and r.stdout.endswith(
+        "; `evaltray promote` moves it into the tray\n"
+    )
     (promoted,) = json.loads(run("promote", "--json").stdout)["promoted"]
     case = json.loads(run("cases", "show", promoted["case_id"]).stdout)
     assert case["expected"]["reference"] == "Yes." and case["slice"] == "payments"
     assert json.loads(run("tray", "stats", "--json").stdout) == {
-        "slice": {"payments": 1}, "source": {"sme": 1}, "difficulty": {"easy": 1}, "case_type": {"typical": 1},
-        "total": 1}
+        "slice": {"payments": 1},
+        "source": {"sme": 1},
+        "difficulty": {"easy": 1},
+        "case_type": {"typical": 1},
+        "total": 1,
+    }
     assert run("tray", "validate", "--set", "edge").stdout == "sets/edge/cases.jsonl: ok\n"
-    relabeled = json.loads(run("cases", "relabel", promoted["case_id"], "--expected", "Yes, since May.",
-                               "--json").stdout)
+    relabeled = json.loads(
+        run("cases", "relabel", promoted["case_id"], "--expected", "Yes, since May.", "--json").stdout
+    )
     assert relabeled["case_id"] == promoted["case_id"] and relabeled["signed"]
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("{nope", "not valid JSON (unexpected character, expected a string key: line 1 column 2 (char 1))"),
-    ("[1, 2]", "`messages` must be a list of objects with a role and content"),
-    ("5", "a case input is a JSON object or a list of messages, not int"),
-    ('{"tools": []}', "a case input needs `messages` (a list) or `input` (the user message)"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{nope", "not valid JSON (unexpected character, expected a string key: line 1 column 2 (char 1))"),
+        ("[1, 2]", "`messages` must be a list of objects with a role and content"),
+        ("5", "a case input is a JSON object or a list of messages, not int"),
+        ('{"tools": []}', "a case input needs `messages` (a list) or `input` (the user message)"),
+    ],
+)
 def test_cases_add_refuses_a_bad_input_file(shop, content, message):
     (shop / "input.json").write_text(content)
     r = run("cases", "add", "--source", "sme", "--input-file", "input.json", ok=False)
@@ -44,8 +71,10 @@ def test_cases_add_refuses_a_bad_input_file(shop, content, message):
 
 def test_case_commands_name_what_is_missing(shop):
     for args, message in [
-        (("cases", "add", "--source", "sme"),
-         "give the case input with --input TEXT or --input-file FILE (JSON: messages, tools, context)"),
+        (
+            ("cases", "add", "--source", "sme"),
+            "give the case input with --input TEXT or --input-file FILE (JSON: messages, tools, context)",
+        ),
         (("cases", "show", "c-nope"), "no case 'c-nope' in set 'main'"),
         (("cases", "relabel", "c-nope", "--expected", "x"), "no active case 'c-nope'"),
         (("cases", "supersede", "c-nope", "--input", "x"), "no active case 'c-nope'"),

@@ -52,12 +52,19 @@ def test_chat_message_rules() -> None:
     # a name on a message that is not a tool result is not kept
     assert chat_message({"role": "user", "name": "bob", "content": "hi"}) == Message("user", "hi")
     # the legacy function_call is one tool call, after the tool_calls list
-    legacy = {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "a", "arguments": "{}"}}],
-              "function_call": {"name": "b", "arguments": '{"k": "v"}'}}
-    assert chat_message(legacy) == Message("assistant", None, [ToolCall(None, "a", {}), ToolCall(None, "b", {"k": "v"})])
+    legacy = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"function": {"name": "a", "arguments": "{}"}}],
+        "function_call": {"name": "b", "arguments": '{"k": "v"}'},
+    }
+    assert chat_message(legacy) == Message(
+        "assistant", None, [ToolCall(None, "a", {}), ToolCall(None, "b", {"k": "v"})]
+    )
     # an error flag in either spelling; content parts become text; a role that is not text becomes text
-    assert chat_message({"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "boom"}],
-                         "error": "timeout"}) == Message("tool", "boom", tool_call_id="c1", is_error=True)
+    assert chat_message(
+        {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "boom"}], "error": "timeout"}
+    ) == Message("tool", "boom", tool_call_id="c1", is_error=True)
     assert chat_message({"role": 3, "content": "x", "is_error": 1}) == Message("3", "x", is_error=True)
     assert chat_message({"content": "no role"}) is None
     assert chat_message(["not", "a", "dict"]) is None
@@ -66,11 +73,14 @@ def test_chat_message_rules() -> None:
 def test_the_stored_form_leaves_what_the_rules_keep_as_it_is() -> None:
     assert chat_message_record({"role": "user", "content": "hi"}) == MessageRecord("user", "hi")
     assert chat_message_record({"role": "assistant", "tool_calls": [{"id": "c1", "name": "f"}]}) == MessageRecord(
-        "assistant", None, [CallRecord(id="c1", name="f")])
+        "assistant", None, [CallRecord(id="c1", name="f")]
+    )
     assert chat_message_record({"role": "assistant", "tool_calls": [{"arguments": "{}"}]}) == MessageRecord("assistant")
 
 
 def test_chat_messages_skips_what_is_not_a_message() -> None:
     assert chat_messages([{"role": "user", "content": "a"}, "b", {"content": "c"}, {"role": "assistant"}]) == [
-        Message("user", "a"), Message("assistant")]
+        Message("user", "a"),
+        Message("assistant"),
+    ]
     assert chat_messages({"role": "user"}) == []

@@ -33,8 +33,16 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
         assert migrate(conn) == [1, 2]
     assert recorded(engine) == [(1, "m001_initial"), (2, "m002_case_axes")]
     tables = set(sa.inspect(engine).get_table_names())
-    assert tables == {"schema_migrations", "users", "candidates", "reviews", "cases", "releases", "audit",
-                      "ingest_files"}
+    assert tables == {
+        "schema_migrations",
+        "users",
+        "candidates",
+        "reviews",
+        "cases",
+        "releases",
+        "audit",
+        "ingest_files",
+    }
     columns = [c["name"] for c in sa.inspect(engine).get_columns("cases")]
     assert columns[-5:] == ["slice", "source", "difficulty", "case_type", "supersedes"]  # from migration 2
     with engine.begin() as conn:

@@ -56,15 +56,19 @@ def test_an_unknown_name_is_the_registrys_error_naming_the_choices() -> None:
     assert issubclass(UnknownName, EvaltrayError)
 
 
-@pytest.mark.parametrize(("name", "aliases", "taken"), [
-    ("jsonl", (), "jsonl"),  # a name taken twice
-    ("hub", ("hf",), "hf"),  # an alias that is another's name
-    ("json", ("huggingface",), "huggingface"),  # an alias that is another's alias
-    ("tsv", ("tab", "tab"), "tab"),  # one alias given twice
-    ("tsv", ("tsv",), "tsv"),  # a name given as its own alias
-])
-def test_a_name_taken_twice_is_refused_and_nothing_of_it_registered(name: str, aliases: tuple[str, ...],
-                                                                    taken: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "aliases", "taken"),
+    [
+        ("jsonl", (), "jsonl"),  # a name taken twice
+        ("hub", ("hf",), "hf"),  # an alias that is another's name
+        ("json", ("huggingface",), "huggingface"),  # an alias that is another's alias
+        ("tsv", ("tab", "tab"), "tab"),  # one alias given twice
+        ("tsv", ("tsv",), "tsv"),  # a name given as its own alias
+    ],
+)
+def test_a_name_taken_twice_is_refused_and_nothing_of_it_registered(
+    name: str, aliases: tuple[str, ...], taken: str
+) -> None:
     reg = make()
     with pytest.raises(RuntimeError) as err:
         reg.add(name, lambda: "other", *aliases)

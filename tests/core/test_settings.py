@@ -38,8 +38,9 @@ def test_defaults_are_the_seeds() -> None:
 
 def test_the_file_init_writes_loads_as_the_defaults_with_its_owner(tmp_path: Path) -> None:
     write(tmp_path, render_settings("shop", "alice"))
-    assert Settings.load(tmp_path) == Settings(name="shop", default_user="alice", label_owner="alice",
-                                               composition_owner="alice")
+    assert Settings.load(tmp_path) == Settings(
+        name="shop", default_user="alice", label_owner="alice", composition_owner="alice"
+    )
 
 
 def test_an_empty_file_is_all_defaults_and_a_missing_one_says_run_init(tmp_path: Path) -> None:
@@ -57,24 +58,27 @@ def test_a_file_not_in_utf8_is_an_error(tmp_path: Path) -> None:
     assert str(err.value) == f"{tmp_path / SETTINGS_FILE}: not UTF-8 text (byte 23); save it as UTF-8"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[release]\nholdot = 0.3\n", "unknown setting release.holdot"),
-    ("[relase]\nholdout = 0.3\n", "unknown table(s) relase"),
-    ("name = 'x'\n", "unknown table(s) name"),
-    ("release = 3\n", "[release] must be a table"),
-    ("[release]\nholdout = '0.2'\n", "release.holdout must be a number, got '0.2'"),
-    ("[release]\npr_subset_size = 50.5\n", "release.pr_subset_size must be a whole number, got 50.5"),
-    ("[release]\nholdout = true\n", "release.holdout must be a number, got True"),
-    ("[workspace]\nsets = 'main'\n", "workspace.sets must be a list of text, got 'main'"),
-    ("[ingest]\nscrub_entities = ['EMAIL', 3]\n", "ingest.scrub_entities must be a list of text, got ['EMAIL', 3]"),
-    ("[ingest]\nscrub = 'yes'\n", "ingest.scrub must be true or false, got 'yes'"),
-    ("[state]\nurl = 5\n", "state.url must be text, got 5"),
-    ("[source_mix]\nproduction = 'half'\n", "source_mix.production must be a number, got 'half'"),
-    ("[source_mix]\nproduction = 0.5\n", "source_mix must add up to 1.0, got 0.5"),
-    ("[release]\nholdout = 1\n", "release.holdout must be between 0 and 1, got 1"),
-    ("[workspace]\ndefault_set = 'gold'\n", "workspace.default_set 'gold' is not in workspace.sets"),
-    ("[release\n", "Expected ']' at the end of a table declaration (at line 1, column 9)"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[release]\nholdot = 0.3\n", "unknown setting release.holdot"),
+        ("[relase]\nholdout = 0.3\n", "unknown table(s) relase"),
+        ("name = 'x'\n", "unknown table(s) name"),
+        ("release = 3\n", "[release] must be a table"),
+        ("[release]\nholdout = '0.2'\n", "release.holdout must be a number, got '0.2'"),
+        ("[release]\npr_subset_size = 50.5\n", "release.pr_subset_size must be a whole number, got 50.5"),
+        ("[release]\nholdout = true\n", "release.holdout must be a number, got True"),
+        ("[workspace]\nsets = 'main'\n", "workspace.sets must be a list of text, got 'main'"),
+        ("[ingest]\nscrub_entities = ['EMAIL', 3]\n", "ingest.scrub_entities must be a list of text, got ['EMAIL', 3]"),
+        ("[ingest]\nscrub = 'yes'\n", "ingest.scrub must be true or false, got 'yes'"),
+        ("[state]\nurl = 5\n", "state.url must be text, got 5"),
+        ("[source_mix]\nproduction = 'half'\n", "source_mix.production must be a number, got 'half'"),
+        ("[source_mix]\nproduction = 0.5\n", "source_mix must add up to 1.0, got 0.5"),
+        ("[release]\nholdout = 1\n", "release.holdout must be between 0 and 1, got 1"),
+        ("[workspace]\ndefault_set = 'gold'\n", "workspace.default_set 'gold' is not in workspace.sets"),
+        ("[release\n", "Expected ']' at the end of a table declaration (at line 1, column 9)"),
+    ],
+)
 def test_a_setting_no_run_could_use_is_an_error_naming_it(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(WorkspaceError) as err:
@@ -124,9 +128,12 @@ def test_cli_user_and_workspace_option_beats_environment_beats_settings(tmp_path
     # users add needs an admin: alice (the default user) is one, the others are not registered
     assert run("-w", ws, "users", "add", "bob", "--role", "labeler") == "bob: labeler\n"
     assert run("-w", ws, "users", "add", "carl", "--role", "labeler", env={"EVALTRAY_USER": "mallory"}) == (
-        "Error: user 'mallory' is not registered; an admin adds them with `evaltray users add mallory --role labeler`\n")
-    assert run("-w", ws, "-u", "alice", "users", "add", "carl", "--role", "labeler",
-               env={"EVALTRAY_USER": "mallory"}) == "carl: labeler\n"
+        "Error: user 'mallory' is not registered; an admin adds them with `evaltray users add mallory --role labeler`\n"
+    )
+    assert (
+        run("-w", ws, "-u", "alice", "users", "add", "carl", "--role", "labeler", env={"EVALTRAY_USER": "mallory"})
+        == "carl: labeler\n"
+    )
     # the workspace: -w, else $EVALTRAY_WORKSPACE (cwd is tmp_path, which holds none)
     assert "olga" in run("users", "list", env={"EVALTRAY_WORKSPACE": str(tmp_path / "other")})
     assert "carl" in run("-w", ws, "users", "list", env={"EVALTRAY_WORKSPACE": str(tmp_path / "other")})

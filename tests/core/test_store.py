@@ -17,8 +17,10 @@ from evaltray.core.store import Workspace, current_user, find_root, make_engine
 def test_sqlite_state_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(ws: Workspace) -> None:
     assert ws.engine.url.database == str(ws.root / ".evaltray" / "state.db")
     with ws.tx() as conn:
-        pragmas = [conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in
-                   ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")]
+        pragmas = [
+            conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+            for p in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        ]
     assert pragmas == ["wal", 1, 1, 10000]  # synchronous 1 is NORMAL
 
 
@@ -33,7 +35,10 @@ def test_roles_and_what_they_may_do(ws: Workspace) -> None:
     assert ws.require("bob", SIGN_ROLES, "signing off") is Role.ADJUDICATOR
     with pytest.raises(PermissionDenied) as err:
         ws.role_of("zed")
-    assert str(err.value) == "user 'zed' is not registered; an admin adds them with `evaltray users add zed --role labeler`"
+    assert (
+        str(err.value)
+        == "user 'zed' is not registered; an admin adds them with `evaltray users add zed --role labeler`"
+    )
     with pytest.raises(NotFound) as err2:
         ws.add_user("zed", "boss", actor="alice")
     assert str(err2.value) == "unknown role 'boss': one of viewer, labeler, adjudicator, composition_owner, admin"
@@ -62,8 +67,9 @@ def test_a_lock_is_held_by_one_at_a_time(ws: Workspace) -> None:
     with ws.lock("ingest"):
         with pytest.raises(WorkspaceError) as err, ws.lock("ingest"):
             pass
-        assert str(err.value) == (f"another evaltray process holds the ingest lock "
-                                  f"({ws.root / '.evaltray' / 'ingest.lock'}); wait for it")
+        assert str(err.value) == (
+            f"another evaltray process holds the ingest lock ({ws.root / '.evaltray' / 'ingest.lock'}); wait for it"
+        )
         with ws.lock("release"):  # another name is another lock
             pass
     with ws.lock("ingest"):  # released on leaving
@@ -80,7 +86,8 @@ def test_the_acting_user_explicit_then_the_workspace_default_then_the_login(monk
 
 
 def test_find_root_takes_the_given_folder_or_the_nearest_above_the_current_one(
-        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     deep = ws.root / "sets" / "main"
     monkeypatch.setenv("EVALTRAY_WORKSPACE", str(tmp_path / "elsewhere"))  # the CLI's business
     monkeypatch.chdir(deep)
@@ -96,10 +103,14 @@ def test_find_root_takes_the_given_folder_or_the_nearest_above_the_current_one(
 
 
 def test_the_state_database_url_given_beats_the_environment_and_the_file(
-        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = ws.root / "evaltray.toml"
-    settings.write_text(settings.read_text().replace(
-        '# url = "postgresql+psycopg://user@host/evaltray"', f'url = "sqlite:///{tmp_path / "file.db"}"'))
+    settings.write_text(
+        settings.read_text().replace(
+            '# url = "postgresql+psycopg://user@host/evaltray"', f'url = "sqlite:///{tmp_path / "file.db"}"'
+        )
+    )
     opened = Workspace.open(ws.root)
     assert opened.engine.url.database == str(tmp_path / "file.db")
     opened.close()
@@ -116,12 +127,16 @@ def test_the_state_database_url_given_beats_the_environment_and_the_file(
 def test_a_state_database_that_cannot_be_opened_is_an_error(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError) as err:
         make_engine("not a url")
-    assert str(err.value) == ("the state database URL ([state] url or $EVALTRAY_DB_URL) is not one SQLAlchemy reads, "
-                              "e.g. postgresql+psycopg://user@host/evaltray")
+    assert str(err.value) == (
+        "the state database URL ([state] url or $EVALTRAY_DB_URL) is not one SQLAlchemy reads, "
+        "e.g. postgresql+psycopg://user@host/evaltray"
+    )
     with pytest.raises(WorkspaceError) as err:
         make_engine("nosuchdb://u:secret@host/db")
-    assert str(err.value) == ("state database nosuchdb://u:***@host/db: Can't load plugin: sqlalchemy.dialects:nosuchdb; "
-                              "install its driver (`pip install 'evaltray[postgres]'` for PostgreSQL)")
+    assert str(err.value) == (
+        "state database nosuchdb://u:***@host/db: Can't load plugin: sqlalchemy.dialects:nosuchdb; "
+        "install its driver (`pip install 'evaltray[postgres]'` for PostgreSQL)"
+    )
     missing = tmp_path / "no" / "such" / "folder" / "state.db"
     with pytest.raises(WorkspaceError) as err:
         Workspace.open(ws.root, db_url=f"sqlite:///{missing}")

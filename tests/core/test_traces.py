@@ -43,49 +43,109 @@ def test_the_row_builder_takes_a_traces_fields_in_trace_order() -> None:
 
 def test_each_column_of_a_row_worked_by_hand() -> None:
     """Every column by name: the row tuple's order is checked against the declaration, value by value."""
-    messages = [MessageRecord("system", "Be brief."), MessageRecord("user", "hi"),
-                MessageRecord("assistant", "let me look", [CallRecord(id="c1", name="f", arguments={"x": 1})]),
-                MessageRecord("tool", "boom", None, "c1", "f", True), MessageRecord("assistant", "sorry")]
+    messages = [
+        MessageRecord("system", "Be brief."),
+        MessageRecord("user", "hi"),
+        MessageRecord("assistant", "let me look", [CallRecord(id="c1", name="f", arguments={"x": 1})]),
+        MessageRecord("tool", "boom", None, "c1", "f", True),
+        MessageRecord("assistant", "sorry"),
+    ]
     tools = [{"type": "function", "function": {"name": "f"}}]
     row = RowBuilder().row(
-        trace_id="t1", source_format="openai", messages=messages, tools=tools, start_time=START,
-        end_time=START + timedelta(seconds=1.5), latency_ms=None, input_tokens=3, output_tokens=4, total_tokens=None,
-        cost_usd=0.25, model="gpt-x", model_version="fp_1", provider="openai", session_id="s1", user_id="u1",
-        name="chat", feature="refunds", tags=["a"], feedback_score=-1.0, feedback_comment="meh",
-        prompt_template_id="p@2", retrieved_doc_ids=["d1", "d2"], corpus_version="v9", status="error", error="boom",
-        spans=[], metadata={"k": "v"})
+        trace_id="t1",
+        source_format="openai",
+        messages=messages,
+        tools=tools,
+        start_time=START,
+        end_time=START + timedelta(seconds=1.5),
+        latency_ms=None,
+        input_tokens=3,
+        output_tokens=4,
+        total_tokens=None,
+        cost_usd=0.25,
+        model="gpt-x",
+        model_version="fp_1",
+        provider="openai",
+        session_id="s1",
+        user_id="u1",
+        name="chat",
+        feature="refunds",
+        tags=["a"],
+        feedback_score=-1.0,
+        feedback_comment="meh",
+        prompt_template_id="p@2",
+        retrieved_doc_ids=["d1", "d2"],
+        corpus_version="v9",
+        status="error",
+        error="boom",
+        spans=[],
+        metadata={"k": "v"},
+    )
     assert dict(zip(COLUMNS, row, strict=True)) == {
-        "trace_id": "t1", "source_format": "openai", "source_file": None, "ingested_at": None,
-        "start_time": 1_735_689_600_000_000, "end_time": 1_735_689_601_500_000,
+        "trace_id": "t1",
+        "source_format": "openai",
+        "source_file": None,
+        "ingested_at": None,
+        "start_time": 1_735_689_600_000_000,
+        "end_time": 1_735_689_601_500_000,
         "latency_ms": 1500.0,  # from the two times, as none was given
-        "input_tokens": 3, "output_tokens": 4, "total_tokens": 7,  # 3 + 4
-        "cost_usd": 0.25, "model": "gpt-x", "model_version": "fp_1", "provider": "openai", "session_id": "s1",
-        "user_id": "u1", "name": "chat", "feature": "refunds", "tags": ["a"], "feedback_score": -1.0,
-        "feedback_comment": "meh", "prompt_template_id": "p@2",
+        "input_tokens": 3,
+        "output_tokens": 4,
+        "total_tokens": 7,  # 3 + 4
+        "cost_usd": 0.25,
+        "model": "gpt-x",
+        "model_version": "fp_1",
+        "provider": "openai",
+        "session_id": "s1",
+        "user_id": "u1",
+        "name": "chat",
+        "feature": "refunds",
+        "tags": ["a"],
+        "feedback_score": -1.0,
+        "feedback_comment": "meh",
+        "prompt_template_id": "p@2",
         "system_hash": _sha16("Be brief."),
         "tools_hash": _sha16('[{"function":{"name":"f"},"type":"function"}]'),  # of the keys sorted
-        "retrieved_doc_ids": ["d1", "d2"], "corpus_version": "v9", "status": "error", "error": "boom",
-        "n_messages": 5, "n_user_turns": 1, "n_tool_calls": 1, "n_tool_errors": 1,
+        "retrieved_doc_ids": ["d1", "d2"],
+        "corpus_version": "v9",
+        "status": "error",
+        "error": "boom",
+        "n_messages": 5,
+        "n_user_turns": 1,
+        "n_tool_calls": 1,
+        "n_tool_errors": 1,
         "output_chars": 5,  # "sorry": the last assistant text
-        "payload_kept": None, "keep_reason": None,
-        "input_text": "hi", "output_text": "sorry",
+        "payload_kept": None,
+        "keep_reason": None,
+        "input_text": "hi",
+        "output_text": "sorry",
         "messages": b'[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"},'
-                    b'{"role":"assistant","content":"let me look","tool_calls":[{"id":"c1","name":"f","arguments":{"x":1}}]},'
-                    b'{"role":"tool","content":"boom","tool_call_id":"c1","name":"f","is_error":true},'
-                    b'{"role":"assistant","content":"sorry"}]',
+        b'{"role":"assistant","content":"let me look","tool_calls":[{"id":"c1","name":"f","arguments":{"x":1}}]},'
+        b'{"role":"tool","content":"boom","tool_call_id":"c1","name":"f","is_error":true},'
+        b'{"role":"assistant","content":"sorry"}]',
         "tools": b'[{"type":"function","function":{"name":"f"}}]',
-        "spans": None, "metadata": b'{"k":"v"}', "scrubbed": None,
+        "spans": None,
+        "metadata": b'{"k":"v"}',
+        "scrubbed": None,
     }
 
 
 def test_a_trace_and_its_fields_give_the_same_row_and_table() -> None:
-    trace = Trace("t2", "otel", [Message("system", "S"), Message("user", "q"),
-                                 Message("assistant", None, [ToolCall(None, "g", None)])],
-                  start_time=START, latency_ms=12.5, tags=["x"])
+    trace = Trace(
+        "t2",
+        "otel",
+        [Message("system", "S"), Message("user", "q"), Message("assistant", None, [ToolCall(None, "g", None)])],
+        start_time=START,
+        latency_ms=12.5,
+        tags=["x"],
+    )
     row = trace_values(trace)
     fields = {f.name: getattr(trace, f.name) for f in dataclasses.fields(Trace)}
-    records = [MessageRecord("system", "S"), MessageRecord("user", "q"),
-               MessageRecord("assistant", None, [CallRecord(name="g")])]
+    records = [
+        MessageRecord("system", "S"),
+        MessageRecord("user", "q"),
+        MessageRecord("assistant", None, [CallRecord(name="g")]),
+    ]
     assert row == RowBuilder().row(**{**fields, "messages": records})
     table = values_table([row])
     assert table.schema == SCHEMA
@@ -110,8 +170,16 @@ def test_one_builder_hashes_a_recurring_list_once() -> None:
     rows = RowBuilder()
     tools = [{"name": "a"}]
     fields = {f.name: None for f in dataclasses.fields(Trace)} | {
-        "trace_id": "t", "source_format": "openai", "messages": [], "tools": tools, "tags": [], "retrieved_doc_ids": [],
-        "status": "ok", "spans": [], "metadata": {}}
+        "trace_id": "t",
+        "source_format": "openai",
+        "messages": [],
+        "tools": tools,
+        "tags": [],
+        "retrieved_doc_ids": [],
+        "status": "ok",
+        "spans": [],
+        "metadata": {},
+    }
     first, second = rows.row(**fields), rows.row(**{**fields, "trace_id": "u"})
     i = COLUMN_INDEX["tools"]
     assert first[i] == b'[{"name":"a"}]'

@@ -61,7 +61,8 @@ def test_hashes_against_values_worked_out_by_hand(tmp_path: Path) -> None:
     assert content_hash({"b": 2, "a": 1}) == "43258cff783fe7036d8a43033f830adfc60ec037382473548ac742b888292777"
     # printf '{"a":[1,2],"b":1,"c":{"y":"\xc3\xa9","z":null}}' | sha256sum
     assert content_hash({"c": {"z": None, "y": "é"}, "b": 1, "a": [1, 2]}) == (
-        "f1864c1996294f4dd6f2fb7440ac01f6def358170843f70cf11a5655ccd983c5")
+        "f1864c1996294f4dd6f2fb7440ac01f6def358170843f70cf11a5655ccd983c5"
+    )
     (tmp_path / "abc").write_bytes(b"abc")
     assert file_sha256(tmp_path / "abc") == ABC
     big = tmp_path / "big"

@@ -45,14 +45,18 @@ def test_the_default_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     assert worker_count(12) == 12  # asked for: not capped
 
 
-@pytest.mark.parametrize(("requested", "env", "message"), [
-    (0, None, "workers must be at least 1, got 0"),
-    (None, "0", "workers must be at least 1, got 0"),
-    (None, "-2", "workers must be at least 1, got -2"),
-    (None, "two", "EVALTRAY_WORKERS must be a whole number, got 'two'"),
-])
-def test_a_count_no_pool_can_have_is_the_callers_error(monkeypatch: pytest.MonkeyPatch, requested: int | None,
-                                                       env: str | None, message: str) -> None:
+@pytest.mark.parametrize(
+    ("requested", "env", "message"),
+    [
+        (0, None, "workers must be at least 1, got 0"),
+        (None, "0", "workers must be at least 1, got 0"),
+        (None, "-2", "workers must be at least 1, got -2"),
+        (None, "two", "EVALTRAY_WORKERS must be a whole number, got 'two'"),
+    ],
+)
+def test_a_count_no_pool_can_have_is_the_callers_error(
+    monkeypatch: pytest.MonkeyPatch, requested: int | None, env: str | None, message: str
+) -> None:
     if env is not None:
         monkeypatch.setenv("EVALTRAY_WORKERS", env)
     with pytest.raises(ParseError) as err:
@@ -103,8 +107,9 @@ def test_a_worker_dies_when_its_parent_is_killed(tmp_path: Path) -> None:
         "    print(pool.submit(os.getpid).result(), flush=True)\n"
         "    time.sleep(120)\n"
     )
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(SRC)})
+    parent = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(SRC)}
+    )
     try:
         assert parent.stdout is not None
         worker = int(parent.stdout.readline())

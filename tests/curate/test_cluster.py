@@ -48,7 +48,9 @@ def find(clustering: Clustering, labels: list[str], intent: str) -> int:
 # --------------------------------------------------------------------------- quality
 
 
-def test_spectral_clusters_recover_most_intents(corpus: tuple[list[str], list[str], np.ndarray], base: Clustering) -> None:
+def test_spectral_clusters_recover_most_intents(
+    corpus: tuple[list[str], list[str], np.ndarray], base: Clustering
+) -> None:
     _, labels, _ = corpus
     scores = evaluate(labels, base.labels)
     # Measured: purity 0.73, NMI 0.78, ARI 0.57 at seed 0 (seeds 0-4: purity 0.73-0.77).
@@ -142,7 +144,9 @@ def test_names_come_from_distinctive_terms(corpus: tuple[list[str], list[str], n
     assert len({c.name for c in base.clusters}) == 20
 
 
-def test_examples_are_distinct_central_members(corpus: tuple[list[str], list[str], np.ndarray], base: Clustering) -> None:
+def test_examples_are_distinct_central_members(
+    corpus: tuple[list[str], list[str], np.ndarray], base: Clustering
+) -> None:
     texts, _, vectors = corpus
     for c in base.clusters:
         assert 1 <= len(c.examples) <= 5
@@ -183,7 +187,8 @@ def test_a_clustering_equal_to_the_truth_scores_perfectly(labels: list[int]) -> 
 
 
 def test_rename_follows_the_cluster_into_a_reshuffled_reclustering(
-        corpus: tuple[list[str], list[str], np.ndarray], base: Clustering) -> None:
+    corpus: tuple[list[str], list[str], np.ndarray], base: Clustering
+) -> None:
     texts, labels, vectors = corpus
     cid = find(base, labels, "age_limit")
     named = base.rename(cid, "Age limit")
@@ -199,7 +204,8 @@ def test_rename_follows_the_cluster_into_a_reshuffled_reclustering(
 
 
 def test_a_name_whose_intent_is_gone_is_reported_not_misplaced(
-        corpus: tuple[list[str], list[str], np.ndarray], base: Clustering) -> None:
+    corpus: tuple[list[str], list[str], np.ndarray], base: Clustering
+) -> None:
     texts, labels, vectors = corpus
     named = base.rename(find(base, labels, "age_limit"), "Age limit")
     keep = [i for i, lab in enumerate(labels) if lab != "age_limit"]
@@ -260,7 +266,8 @@ def test_edits_round_trip_through_json(base: Clustering, corpus: tuple[list[str]
 
 
 def test_replaying_merges_and_names_on_a_clustering_that_has_them_changes_nothing(
-        corpus: tuple[list[str], list[str], np.ndarray], base: Clustering) -> None:
+    corpus: tuple[list[str], list[str], np.ndarray], base: Clustering
+) -> None:
     texts, labels, vectors = corpus
     edited = base.merge(4, 8, name="Currencies").rename(9, "Age limit")
     again = edited.replay(edited.edits)

@@ -155,8 +155,9 @@ def test_exact_level_on_banking77_test(b77_test: tuple[list[str], list[str], lis
         DupGroup("te01441", ("te01441", "te01461"), "exact", 2),  # the second starts with "\n"
     ]
     digest = hashlib.sha256(b"what are the fees for top ups").hexdigest()[:12]
-    assert res.pairs[0] == DupPair("te00618", "te02838", "exact", 1.0,
-                                   f"identical after normalization (sha256 {digest})")
+    assert res.pairs[0] == DupPair(
+        "te00618", "te02838", "exact", 1.0, f"identical after normalization (sha256 {digest})"
+    )
     assert res.rep_of["te02838"] == "te00618"
     assert len(res.rep_of) == 3080 and res.stats["representatives"] == 3076
     check_invariants(ids, res)
@@ -181,7 +182,8 @@ def test_near_level_on_banking77_test(b77_test: tuple[list[str], list[str], list
     }
     assert set(near) == {(ids[a], ids[b]) for a, b, _ in brute_force_pairs(texts, 0.8)}
     assert near[("te01216", "te01229")] == pytest.approx(
-        reference_jaccard(texts[1216], texts[1229]))  # 37 shared of 46 distinct shingles
+        reference_jaccard(texts[1216], texts[1229])
+    )  # 37 shared of 46 distinct shingles
     reason = next(p.reason for p in res.pairs if p.a == "te01216")
     assert reason.startswith("Jaccard of character 5-grams 0.804 (MinHash estimate ") and reason.endswith(">= 0.8")
     assert len(res.groups) == 12
@@ -238,8 +240,12 @@ def test_recall_of_planted_near_duplicates(b77_test: tuple[list[str], list[str],
 
 def test_a_question_asked_500_times_is_one_candidate_of_weight_500() -> None:
     rng = random.Random(0)
-    variants = ["How do I reset my password?", "how do i reset my password", "HOW DO I RESET MY PASSWORD??",
-                "How do I  reset my password ?"]
+    variants = [
+        "How do I reset my password?",
+        "how do i reset my password",
+        "HOW DO I RESET MY PASSWORD??",
+        "How do I  reset my password ?",
+    ]
     ids = [f"t{i:04d}" for i in range(503)]
     texts = [rng.choice(variants) for _ in range(500)] + ["Where is my order?", "Cancel my order", ""]
     res = dedup(ids, texts)
@@ -250,8 +256,12 @@ def test_a_question_asked_500_times_is_one_candidate_of_weight_500() -> None:
 def test_representative_is_the_most_repeated_text_not_the_smallest_id() -> None:
     # "a" is a one-off typo; the same question without the typo was asked three times
     ids = ["a", "b", "c", "d"]
-    texts = ["I am having trouble proving my identity.", "I a having trouble proving my identity",
-             "i a having trouble proving my identity", "I a having trouble proving my identity!"]
+    texts = [
+        "I am having trouble proving my identity.",
+        "I a having trouble proving my identity",
+        "i a having trouble proving my identity",
+        "I a having trouble proving my identity!",
+    ]
     res = dedup(ids, texts)
     assert res.groups == [DupGroup("b", ("a", "b", "c", "d"), "near", 4)]
     assert [p.level for p in res.pairs] == ["exact", "exact", "near"]
@@ -300,8 +310,10 @@ def test_paraphrase_refuses_close_texts_that_differ_in_substance(a: str, b: str,
     [
         ("I asked for $100 cash but only got $20?", "I asked for 100 but only got 20."),  # same digits
         ("Which ATMs accept this card?", "Which ATM's will accept my card?"),  # plural / possessive
-        ("If I use a European bank card for top up, Do I get charged?",
-         "Will I be charged if I use European bank card for top up?"),  # "Do" is not a name
+        (
+            "If I use a European bank card for top up, Do I get charged?",
+            "Will I be charged if I use European bank card for top up?",
+        ),  # "Do" is not a name
         ("Oh no! I lost my card", "I lost my card"),  # "oh no" is not a negation
         ("MY CARD WAS DECLINED AT THE SHOP", "my card got declined at the shop"),  # shouting names nothing
     ],
@@ -318,7 +330,8 @@ def test_paraphrase_requires_mutual_neighbours() -> None:
     res = dedup(["x", "y", "z"], texts, near=None, vectors=vecs, paraphrase=0.9, k=1)
     assert [g.members for g in res.groups] == [("y", "z")]
     assert [(p.a, p.b, p.reason.split(" but ")[1]) for p in res.rejected] == [
-        ("x", "y", "not mutual nearest neighbours")]
+        ("x", "y", "not mutual nearest neighbours")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -335,7 +348,8 @@ def b77_vectors(b77_test: tuple[list[str], list[str], list[str]]) -> np.ndarray:
 
 
 def test_paraphrase_on_banking77_with_ann_index_equals_exact_search(
-        b77_test: tuple[list[str], list[str], list[str]], b77_vectors: np.ndarray) -> None:
+    b77_test: tuple[list[str], list[str], list[str]], b77_vectors: np.ndarray
+) -> None:
     ids, texts, labels = b77_test
     vecs = b77_vectors
     exact = dedup(ids, texts, vectors=vecs, paraphrase=0.95)
@@ -354,8 +368,28 @@ def test_paraphrase_on_banking77_with_ann_index_equals_exact_search(
 
 # --------------------------------------------------------------------------- order independence and invariants
 
-WORDS = ["card", "refund", "order", "where", "is", "my", "the", "not", "arrived", "please", "how", "do", "i",
-         "cancel", "transfer", "money", "account", "123", "456", "Paris"]
+WORDS = [
+    "card",
+    "refund",
+    "order",
+    "where",
+    "is",
+    "my",
+    "the",
+    "not",
+    "arrived",
+    "please",
+    "how",
+    "do",
+    "i",
+    "cancel",
+    "transfer",
+    "money",
+    "account",
+    "123",
+    "456",
+    "Paris",
+]
 
 
 def _vector(text: str, dim: int = 16) -> np.ndarray:
@@ -369,7 +403,8 @@ def _vector(text: str, dim: int = 16) -> np.ndarray:
 texts_strategy = st.lists(
     st.lists(st.sampled_from(WORDS), min_size=0, max_size=9).map(" ".join)
     | st.sampled_from(["Where is my card?", "where is my card", "Where is my card now?", "", "🙂", "Where is my card"]),
-    min_size=1, max_size=40,
+    min_size=1,
+    max_size=40,
 )
 
 
@@ -384,17 +419,23 @@ def test_result_does_not_depend_on_input_order(texts: list[str], rnd: random.Ran
     rnd.shuffle(perm)
     second = dedup([ids[i] for i in perm], [texts[i] for i in perm], vectors=vecs[perm], near=0.6, paraphrase=0.9, k=3)
     assert (second.groups, second.pairs, second.rep_of, second.rejected) == (
-        first.groups, first.pairs, first.rep_of, first.rejected)
+        first.groups,
+        first.pairs,
+        first.rep_of,
+        first.rejected,
+    )
 
 
 def test_order_independence_on_real_queries_with_the_ann_index(
-        b77_test: tuple[list[str], list[str], list[str]], b77_vectors: np.ndarray) -> None:
+    b77_test: tuple[list[str], list[str], list[str]], b77_vectors: np.ndarray
+) -> None:
     ids, texts, _ = b77_test
     ids, texts, vecs = ids[:1500], texts[:1500], b77_vectors[:1500]
     first = dedup(ids, texts, vectors=vecs, paraphrase=0.9, exact_knn_below=0)
     perm = np.random.default_rng(5).permutation(len(ids))
-    second = dedup([ids[i] for i in perm], [texts[i] for i in perm], vectors=vecs[perm], paraphrase=0.9,
-                   exact_knn_below=0)
+    second = dedup(
+        [ids[i] for i in perm], [texts[i] for i in perm], vectors=vecs[perm], paraphrase=0.9, exact_knn_below=0
+    )
     assert (second.groups, second.pairs, second.rejected) == (first.groups, first.pairs, first.rejected)
 
 
@@ -406,15 +447,27 @@ ZH = "我想取消我昨天下的订单，订单号是12345，因为我不再需
 
 def test_bad_input_goes_through() -> None:
     rng = random.Random(1)
-    big = " ".join(rng.choices(["refund", "order", "card", "where", "is", "my", "please", "help"], k=200_000))[:1 << 20]
+    big = " ".join(rng.choices(["refund", "order", "card", "where", "is", "my", "please", "help"], k=200_000))[
+        : 1 << 20
+    ]
     rows = {
-        "e1": "", "e2": "   \n\t", "e3": "?!?",  # empty after normalization: one group
-        "j1": b"\x00\xff\xfe binary \x89PNG\r\n\x1a\n", "j2": "\x00\x01\x02\ud800\udfff junk",
-        "m1": big, "m2": big.upper(), "m3": big[:500_000] + "Z" + big[500_001:],  # a 1 MB message, the same shouted, one letter changed
-        "zh1": ZH, "zh2": ZH.replace("，", ","),  # full-width commas
+        "e1": "",
+        "e2": "   \n\t",
+        "e3": "?!?",  # empty after normalization: one group
+        "j1": b"\x00\xff\xfe binary \x89PNG\r\n\x1a\n",
+        "j2": "\x00\x01\x02\ud800\udfff junk",
+        "m1": big,
+        "m2": big.upper(),
+        "m3": big[:500_000] + "Z" + big[500_001:],  # a 1 MB message, the same shouted, one letter changed
+        "zh1": ZH,
+        "zh2": ZH.replace("，", ","),  # full-width commas
         "zh3": ZH.replace("谢谢你们", "谢谢您们"),  # one character changed: Jaccard 0.836
-        "ar": "أين طلبي؟", "hi": "मेरा ऑर्डर कहाँ है?", "mix": "Where is my заказ 注文 order?",
-        "up": "👍", "down": "👎", "up2": "👍",
+        "ar": "أين طلبي؟",
+        "hi": "मेरा ऑर्डर कहाँ है?",
+        "mix": "Where is my заказ 注文 order?",
+        "up": "👍",
+        "down": "👎",
+        "up2": "👍",
     }
     ids, texts = list(rows), list(rows.values())
     vecs = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
@@ -450,10 +503,22 @@ def test_inconsistent_input_is_a_typed_error(call, message: str) -> None:  # typ
 
 def test_progress_reports_each_stage() -> None:
     seen: list[tuple[str, int, int]] = []
-    dedup(["a", "b", "c"], ["hi there", "Hi there!", "bye"], vectors=np.eye(3, dtype=np.float32),
-          progress=lambda stage, done, total: seen.append((stage, done, total)))
-    assert seen == [("normalize", 0, 3), ("normalize", 3, 3), ("exact", 0, 3), ("exact", 3, 3), ("near", 0, 2),
-                    ("near", 2, 2), ("paraphrase", 0, 2), ("paraphrase", 2, 2)]
+    dedup(
+        ["a", "b", "c"],
+        ["hi there", "Hi there!", "bye"],
+        vectors=np.eye(3, dtype=np.float32),
+        progress=lambda stage, done, total: seen.append((stage, done, total)),
+    )
+    assert seen == [
+        ("normalize", 0, 3),
+        ("normalize", 3, 3),
+        ("exact", 0, 3),
+        ("exact", 3, 3),
+        ("near", 0, 2),
+        ("near", 2, 2),
+        ("paraphrase", 0, 2),
+        ("paraphrase", 2, 2),
+    ]
 
 
 def test_lsh_parameters_and_shingles() -> None:

@@ -24,8 +24,8 @@ def _chat(tid: str, *user_turns: str) -> dict:
 
 ROWS = [
     _chat("a1", "How do I get a refund for my order?"),
-    _chat("a2", "how do I get a REFUND for my order"),          # exact after normalisation
-    _chat("a3", "How do I get a refund for my order??  "),       # exact too
+    _chat("a2", "how do I get a REFUND for my order"),  # exact after normalisation
+    _chat("a3", "How do I get a refund for my order??  "),  # exact too
     _chat("b1", "Where is my parcel? It has not arrived yet and it was due last week."),
     _chat("b2", "Where is my parcel? It has not arrived yet, and it was due last week already."),  # near: 0.805
     _chat("c1", "Can I change the delivery address of order 123?"),
@@ -70,17 +70,21 @@ def test_where_predicates_reach_the_stages_results(ws, tmp_path):
     derived.dedup_traces(ws, near=0.8, paraphrase=None)
     derived.cluster_traces(ws, k=3, backend="tfidf")
     twins = store.query("dup_of <> trace_id", columns=["trace_id", "dup_of", "dup_level"], order_by="trace_id")
-    assert twins.to_pylist() == [{"trace_id": "a2", "dup_of": "a1", "dup_level": "exact"},
-                                 {"trace_id": "a3", "dup_of": "a1", "dup_level": "exact"},
-                                 {"trace_id": "b2", "dup_of": "b1", "dup_level": "near"}]
+    assert twins.to_pylist() == [
+        {"trace_id": "a2", "dup_of": "a1", "dup_level": "exact"},
+        {"trace_id": "a3", "dup_of": "a1", "dup_level": "exact"},
+        {"trace_id": "b2", "dup_of": "b1", "dup_level": "near"},
+    ]
     heavy = store.query("dup_weight >= 2", columns=["trace_id", "dup_weight"], order_by="trace_id").to_pylist()
     assert heavy == [{"trace_id": "a1", "dup_weight": 3}, {"trace_id": "b1", "dup_weight": 2}]
     clusters = derived.curation_maps(ws).clusters
     name = clusters["a1"]
     same = store.query(f"cluster_name = '{name}'", columns=["trace_id"]).column("trace_id").to_pylist()
     assert sorted(same) == sorted(t for t, n in clusters.items() if n == name)
-    result = CliRunner().invoke(cli, ["--workspace", str(ws.root), "traces", "list", "--where",
-                                      "dup_of = trace_id AND dup_weight > 1", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        ["--workspace", str(ws.root), "traces", "list", "--where", "dup_of = trace_id AND dup_weight > 1", "--json"],
+    )
     assert result.exit_code == 0, result.output
     assert [r["trace_id"] for r in json.loads(result.output)] == ["a1", "b1"]
 

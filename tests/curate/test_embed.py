@@ -63,7 +63,9 @@ def test_wordllama_loads_offline_from_the_staged_tokenizer(tmp_path: Path, monke
     staged = tmp_path / "tokenizers" / "l2_supercat_tokenizer_config.json"
     assert staged.stat().st_size == 1_842_796
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
-        "tokenizers", "tokenizers/l2_supercat_tokenizer_config.json"]
+        "tokenizers",
+        "tokenizers/l2_supercat_tokenizer_config.json",
+    ]
 
 
 def test_wordllama_rows_match_the_library_and_are_unit_float32(wl: Embedder, texts: list[str], tmp_path: Path) -> None:
@@ -100,9 +102,11 @@ def test_non_text_input_names_its_position(wl: Embedder) -> None:
 
 def test_importing_the_backend_leaves_the_root_logger_alone(tmp_path: Path) -> None:
     # wordllama calls logging.basicConfig(level=INFO) on import; a fresh process shows whether we undo it.
-    code = ("import logging; from evaltray.curate.embed import get_embedder; "
-            f"get_embedder(cache_dir={str(tmp_path)!r}); r = logging.getLogger(); "
-            "print(len(r.handlers), r.level)")
+    code = (
+        "import logging; from evaltray.curate.embed import get_embedder; "
+        f"get_embedder(cache_dir={str(tmp_path)!r}); r = logging.getLogger(); "
+        "print(len(r.handlers), r.level)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "30"]
 
@@ -247,5 +251,7 @@ def test_st_backend_with_a_folder_that_holds_no_model_says_so(tmp_path: Path, mo
     (tmp_path / "empty").mkdir()
     with pytest.raises(EmbeddingError) as err:
         get_embedder("st", model_path=tmp_path / "empty")
-    assert str(err.value) == (f"{tmp_path / 'empty'}: not a sentence-transformers model folder "
-                              f"({tmp_path / 'empty'} does not appear to have a file named config.json)")
+    assert str(err.value) == (
+        f"{tmp_path / 'empty'}: not a sentence-transformers model folder "
+        f"({tmp_path / 'empty'} does not appear to have a file named config.json)"
+    )

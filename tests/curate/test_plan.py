@@ -14,17 +14,27 @@ from tests.helpers import labeled_candidate
 
 
 def _plan(**kw) -> Plan:
-    base = dict(dimensions={"feature": ["refunds", "shipping"], "scenario": ["happy-path", "irate-user"],
-                            "persona": ["new", "admin"], "case_type": ["typical", "safety"]},
-                target_per_cell=2)
+    base = dict(
+        dimensions={
+            "feature": ["refunds", "shipping"],
+            "scenario": ["happy-path", "irate-user"],
+            "persona": ["new", "admin"],
+            "case_type": ["typical", "safety"],
+        },
+        target_per_cell=2,
+    )
     base.update(kw)
     return Plan(**base)
 
 
 def test_targets_overrides_and_oversample():
-    p = _plan(cells=[{"match": {"feature": "refunds"}, "target": 3},
-                     {"match": {"feature": "refunds", "scenario": "irate-user", "persona": "*"}, "target": 5}],
-              oversample=[{"match": {"case_type": "safety"}, "reason": "probes"}])
+    p = _plan(
+        cells=[
+            {"match": {"feature": "refunds"}, "target": 3},
+            {"match": {"feature": "refunds", "scenario": "irate-user", "persona": "*"}, "target": 5},
+        ],
+        oversample=[{"match": {"case_type": "safety"}, "reason": "probes"}],
+    )
     assert len(p.cell_keys()) == 8
     assert p.target(("refunds", "happy-path", "new")) == 3
     assert p.target(("refunds", "irate-user", "admin")) == 5
@@ -65,26 +75,42 @@ def _ingest(ws, tmp_path, rows):
 
 
 def _row(i, feature, feedback=None):
-    return {"id": f"t{i}", "metadata": {"feature": feature}, "feedback": feedback,
-            "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+    return {
+        "id": f"t{i}",
+        "metadata": {"feature": feature},
+        "feedback": feedback,
+        "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}],
+    }
 
 
 def test_coverage_counts_by_hand(ws, tmp_path):
     # traffic: 3 refunds traces (one thumbs-down), 1 shipping trace, 1 trace no rule places
-    _ingest(ws, tmp_path, [_row(1, "refunds"), _row(2, "refunds", "down"), _row(3, "refunds"), _row(4, "shipping"),
-                           _row(5, None)])
-    p = _plan(rules=[Rule(set={"feature": "refunds"}, where="feature = 'refunds'"),
-                     Rule(set={"feature": "shipping"}, where="feature = 'shipping'"),
-                     Rule(set={"scenario": "irate-user"}, where="feedback_score < 0")],
-              minimums={"case_type": {"safety": 1}})
+    _ingest(
+        ws,
+        tmp_path,
+        [_row(1, "refunds"), _row(2, "refunds", "down"), _row(3, "refunds"), _row(4, "shipping"), _row(5, None)],
+    )
+    p = _plan(
+        rules=[
+            Rule(set={"feature": "refunds"}, where="feature = 'refunds'"),
+            Rule(set={"feature": "shipping"}, where="feature = 'shipping'"),
+            Rule(set={"scenario": "irate-user"}, where="feedback_score < 0"),
+        ],
+        minimums={"case_type": {"safety": 1}},
+    )
     # the tray: one refunds/happy-path/new case
     labeled_candidate(ws, "refund?", slice="refunds")
     gate.promote(ws, "alice")
     tray = casefile.load_cases(ws, "main")
     assert len(tray) == 1
     assigned = plan.assign_traces(ws, p)
-    assert assigned == {"t1": {"feature": "refunds"}, "t2": {"feature": "refunds", "scenario": "irate-user"},
-                        "t3": {"feature": "refunds"}, "t4": {"feature": "shipping"}, "t5": {}}
+    assert assigned == {
+        "t1": {"feature": "refunds"},
+        "t2": {"feature": "refunds", "scenario": "irate-user"},
+        "t3": {"feature": "refunds"},
+        "t4": {"feature": "shipping"},
+        "t5": {},
+    }
     cov = plan.coverage(ws, p)
     cells = {tuple(c.cell.values()): c for c in cov.cells}
     # t1, t3 could be any scenario/persona of refunds; t2 only irate-user
@@ -95,8 +121,10 @@ def test_coverage_counts_by_hand(ws, tmp_path):
     # the tray case has no scenario/persona: it is outside the grid
     assert cov.unmapped_cases == 1 and sum(c.filled for c in cov.cells) == 0
     # gaps first, ordered by traffic: the refunds/irate-user cells (3 traces) lead
-    assert [tuple(c.cell.values()) for c in cov.cells[:2]] == [("refunds", "irate-user", "admin"),
-                                                                 ("refunds", "irate-user", "new")]
+    assert [tuple(c.cell.values()) for c in cov.cells[:2]] == [
+        ("refunds", "irate-user", "admin"),
+        ("refunds", "irate-user", "new"),
+    ]
     assert cov.marginals["case_type"]["safety"] == {"filled": 0, "minimum": 1, "share": 0.0, "target_share": None}
 
 
@@ -106,9 +134,16 @@ def test_filled_cells_and_heatmap(ws):
 
     p = _plan()
     for i, (scenario, persona) in enumerate([("happy-path", "new"), ("happy-path", "new"), ("irate-user", "admin")]):
-        cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": f"q{i}"}],
-                              labels={"feature": "refunds", "scenario": scenario, "persona": persona, "tags": []},
-                              slice="refunds", difficulty="easy", case_type="typical")
+        cid = pool.add_manual(
+            ws,
+            "alice",
+            "sme",
+            [{"role": "user", "content": f"q{i}"}],
+            labels={"feature": "refunds", "scenario": scenario, "persona": persona, "tags": []},
+            slice="refunds",
+            difficulty="easy",
+            case_type="typical",
+        )
         rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", reference="r"), sign=True)
     gate.promote(ws, "alice")
     cov = plan.coverage(ws, p)
@@ -122,19 +157,28 @@ def test_filled_cells_and_heatmap(ws):
     assert "2/2<small>0 traces</small>" in page and "rgb(110,200,120)" in page
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("dimensions: 5\n", "`dimensions` must be a mapping"),
-    ("dimensions: {feature: abc}\n", "`dimensions.feature` must be a list"),
-    ("dimensions: {feature: [a]}\nminimums: {case_type: [1]}\n", "`minimums.case_type` must be a mapping"),
-    ("dimensions: {feature: [a]}\ngrid: feature\n", "`grid` must be a list"),
-    ("dimensions: {feature: [a]}\ncells: [3]\n", "every entry of `cells` must be a mapping"),
-    ("dimensions: {feature: [a]}\ngrid: [feature]\ncells: [{match: {feature: a}, target: lots}]\n",
-     "cells entry 1: `target` must be a number"),
-    ("dimensions: {feature: [a]}\ngrid: [feature]\noversample: [{match: safety}]\n",
-     "oversample entry 1: `match` must be a mapping"),
-    ("dimensions: {feature: [a]}\ngrid: [feature]\nminimums: {case_type: {safety: many}}\n",
-     "a value has the wrong type (invalid literal for int() with base 10: 'many')"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("dimensions: 5\n", "`dimensions` must be a mapping"),
+        ("dimensions: {feature: abc}\n", "`dimensions.feature` must be a list"),
+        ("dimensions: {feature: [a]}\nminimums: {case_type: [1]}\n", "`minimums.case_type` must be a mapping"),
+        ("dimensions: {feature: [a]}\ngrid: feature\n", "`grid` must be a list"),
+        ("dimensions: {feature: [a]}\ncells: [3]\n", "every entry of `cells` must be a mapping"),
+        (
+            "dimensions: {feature: [a]}\ngrid: [feature]\ncells: [{match: {feature: a}, target: lots}]\n",
+            "cells entry 1: `target` must be a number",
+        ),
+        (
+            "dimensions: {feature: [a]}\ngrid: [feature]\noversample: [{match: safety}]\n",
+            "oversample entry 1: `match` must be a mapping",
+        ),
+        (
+            "dimensions: {feature: [a]}\ngrid: [feature]\nminimums: {case_type: {safety: many}}\n",
+            "a value has the wrong type (invalid literal for int() with base 10: 'many')",
+        ),
+    ],
+)
 def test_plan_file_of_the_wrong_shape(tmp_path, text, problem):
     path = tmp_path / "plan.yaml"
     path.write_text(text)

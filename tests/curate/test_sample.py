@@ -25,13 +25,29 @@ def _rows(n_refund=12, n_ship=6):
     rows = []
     for i in range(n_refund + n_ship):
         feature = "refunds" if i < n_refund else "shipping"
-        msgs = [{"role": "user", "content": f"{feature} question number {i}"},
-                {"role": "assistant", "content": "Sure." if i % 7 else "I'm sorry, but I can't help with that."}]
-        rows.append({"id": f"t{i:02d}", "metadata": {"feature": feature, "latency_ms": 10_000 if i == 3 else 100 + i},
-                     "feedback": "down" if i == 5 else None, "messages": msgs})
-    rows.append({"id": "t99", "metadata": {"feature": "refunds"},
-                 "messages": [{"role": "user", "content": "hello?"}, {"role": "assistant", "content": "Which order?"},
-                              {"role": "user", "content": "refunds for order 7"}]})  # ends on the user's turn
+        msgs = [
+            {"role": "user", "content": f"{feature} question number {i}"},
+            {"role": "assistant", "content": "Sure." if i % 7 else "I'm sorry, but I can't help with that."},
+        ]
+        rows.append(
+            {
+                "id": f"t{i:02d}",
+                "metadata": {"feature": feature, "latency_ms": 10_000 if i == 3 else 100 + i},
+                "feedback": "down" if i == 5 else None,
+                "messages": msgs,
+            }
+        )
+    rows.append(
+        {
+            "id": "t99",
+            "metadata": {"feature": "refunds"},
+            "messages": [
+                {"role": "user", "content": "hello?"},
+                {"role": "assistant", "content": "Which order?"},
+                {"role": "user", "content": "refunds for order 7"},
+            ],
+        }
+    )  # ends on the user's turn
     return rows
 
 
@@ -43,12 +59,15 @@ def _ws(tmp_path, rows=None):
     return ws
 
 
-PLAN = Plan(dimensions={"feature": ["refunds", "shipping"], "scenario": ["happy-path", "irate-user"],
-                        "persona": ["customer"]},
-            target_per_cell=2,
-            rules=[Rule(set={"feature": "refunds"}, where="feature = 'refunds'"),
-                   Rule(set={"feature": "shipping"}, where="feature = 'shipping'"),
-                   Rule(set={"scenario": "irate-user"}, where="feedback_score < 0")])
+PLAN = Plan(
+    dimensions={"feature": ["refunds", "shipping"], "scenario": ["happy-path", "irate-user"], "persona": ["customer"]},
+    target_per_cell=2,
+    rules=[
+        Rule(set={"feature": "refunds"}, where="feature = 'refunds'"),
+        Rule(set={"feature": "shipping"}, where="feature = 'shipping'"),
+        Rule(set={"scenario": "irate-user"}, where="feedback_score < 0"),
+    ],
+)
 
 
 def test_outliers_are_picked_with_reasons(tmp_path):
@@ -70,14 +89,17 @@ def test_gaps_are_filled_first_and_meet_targets(tmp_path):
 
     # each of the 4 gap cells gets its target of 2; t05 (thumbs down) is the only trace the rules put in
     # refunds/irate-user, so it comes first there, and the second pick is a refunds trace of unknown scenario
-    assert Counter(p.stratum for p in res.picks) == {f"cell:{f}/{s}/customer": 2 for f in ("refunds", "shipping")
-                                                      for s in ("happy-path", "irate-user")}
+    assert Counter(p.stratum for p in res.picks) == {
+        f"cell:{f}/{s}/customer": 2 for f in ("refunds", "shipping") for s in ("happy-path", "irate-user")
+    }
     assert res.shortfall == {}
     irate = [p for p in res.picks if p.stratum == "cell:refunds/irate-user/customer"]
     t05 = next(p for p in irate if p.trace_id == "t05")
     assert t05.labels == {"feature": "refunds", "scenario": "irate-user"}
-    assert t05.reason == ("fills a coverage gap (0/2 in plan cell feature=refunds, scenario=irate-user, "
-                          "persona=customer); persona not known from the trace: label it")
+    assert t05.reason == (
+        "fills a coverage gap (0/2 in plan cell feature=refunds, scenario=irate-user, "
+        "persona=customer); persona not known from the trace: label it"
+    )
     other = next(p for p in irate if p.trace_id != "t05")
     assert other.labels == {"feature": "refunds"}
     assert other.reason.endswith("; scenario, persona not known from the trace: label it")
@@ -138,8 +160,14 @@ def test_failure_mode_strata_follow_tagged_clusters(tmp_path):
     ws = _ws(tmp_path)
     clusters = {f"t{i:02d}": ("late parcels" if i >= 12 else "refund asks") for i in range(18)}
     (cid,) = pool.add_from_traces(ws, "alice", trace_ids=["t13"])
-    rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", reference="r"), verdict="fail",
-                      failure_tags=["wrong-carrier"])
+    rev.record_review(
+        ws,
+        cid,
+        "alice",
+        rev.normalize_expected(ws, "alice", reference="r"),
+        verdict="fail",
+        failure_tags=["wrong-carrier"],
+    )
     res = sample(ws, None, 10, clusters=clusters, seed=0)
     failing = [p for p in res.picks if p.stratum == "failure:wrong-carrier"]
     # 15% of 10 → 1 pick per tag, from the cluster of the tagged trace, never the tagged trace itself
@@ -166,9 +194,11 @@ def test_sample_to_pool_samples_and_fills_the_pool_in_one_call(tmp_path):
     assert [(p.trace_id, p.stratum) for p in fill.sample.picks] == expected
     by_trace = {c.trace_id: c for c in pool.list_candidates(ws)}
     assert sorted(fill.added) == sorted(c.id for c in by_trace.values()) and len(fill.added) == 8
-    assert by_trace["t05"].metadata["sample"] == {"stratum": "cell:refunds/irate-user/customer", "seed": 0,
-                                                  "reason": next(p.reason for p in fill.sample.picks
-                                                                 if p.trace_id == "t05")}
+    assert by_trace["t05"].metadata["sample"] == {
+        "stratum": "cell:refunds/irate-user/customer",
+        "seed": 0,
+        "reason": next(p.reason for p in fill.sample.picks if p.trace_id == "t05"),
+    }
     # uniform ignores the plan; a plan object is used as given
     uniform = sample_to_pool(ws, "alice", 2, uniform=True, seed=1, dry_run=True)
     assert uniform.plan is None and {p.stratum for p in uniform.sample.picks} == {"uniform"}

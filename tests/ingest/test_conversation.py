@@ -19,7 +19,9 @@ Q, A = Message("user", "q"), Message("assistant", "a")
 def test_leaf_ids_are_the_innermost_calls() -> None:
     # b sits inside a; c's parent x is not a call: both b and c are innermost
     assert leaf_ids(["a", "b", "c"], {"b": "a", "c": "x", "a": None, "x": None}) == (
-        ["b", "c"], {"a": [], "b": ["a"], "c": []})
+        ["b", "c"],
+        {"a": [], "b": ["a"], "c": []},
+    )
     # a chain through a non-call: c inside b inside (m inside) a; ancestors nearest first
     assert leaf_ids(["a", "b", "c"], {"b": "m", "m": "a", "c": "b"}) == (["c"], {"a": [], "b": ["a"], "c": ["b", "a"]})
 
@@ -45,9 +47,12 @@ def test_trace_conversation_falls_back_on_the_traces_own_input_and_output() -> N
 
 def test_a_tool_run_joins_after_the_call_it_answers() -> None:
     call = Message("assistant", None, [ToolCall("c1", "weather", {"city": "Oslo"})])
-    msgs = assemble_conversation([Turn([Message("system", "S"), Q], [call])], [ToolRun("weather", {"city": "Oslo"}, "-3°C")])
+    msgs = assemble_conversation(
+        [Turn([Message("system", "S"), Q], [call])], [ToolRun("weather", {"city": "Oslo"}, "-3°C")]
+    )
     assert msgs == [Message("system", "S"), Q, call, Message("tool", "-3°C", tool_call_id="c1", name="weather")]
     # a run no call asked for: its call is made up from the run (prefix and the {"input": …} wrapper dropped)
     assert assemble_conversation([], [ToolRun("execute_tool search", '{"input": {"q": "x"}}', "found")]) == [
         Message("assistant", None, [ToolCall(None, "search", {"q": "x"})]),
-        Message("tool", "found", name="search")]
+        Message("tool", "found", name="search"),
+    ]

@@ -24,14 +24,20 @@ from evaltray.ingest._registry import Format, get_format
 
 
 def _chat(i: int, **extra) -> bytes:
-    return orjson.dumps({"id": f"t{i}", "messages": [{"role": "user", "content": f"question {i}"},
-                                                     {"role": "assistant", "content": f"answer {i}"}], **extra})
+    return orjson.dumps(
+        {
+            "id": f"t{i}",
+            "messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}],
+            **extra,
+        }
+    )
 
 
 def test_malformed_lines_are_reported_and_the_rest_ingests(ws, tmp_path):
     path = tmp_path / "chats.jsonl"
-    path.write_bytes(b"\n".join([_chat(1), b'{"messages": [}', _chat(2), b"[1, 2]", b'{"id": "t9", "input": "x"}',
-                                 _chat(3)]) + b"\n")
+    path.write_bytes(
+        b"\n".join([_chat(1), b'{"messages": [}', _chat(2), b"[1, 2]", b'{"id": "t9", "input": "x"}', _chat(3)]) + b"\n"
+    )
     report = ingest_files(ws, [path], fmt="openai")
     assert report.ingested == 3
     assert [str(i) for i in report.issues] == [
@@ -85,9 +91,13 @@ def _t(tid: str, **kw) -> Trace:
 
 def test_payload_sampling_keeps_the_rare_rows():
     batch = [_t(f"n{i}", latency_ms=100.0 + i, cost_usd=0.01) for i in range(40)]
-    batch += [_t("slow", latency_ms=9_999.0), _t("dear", cost_usd=5.0), _t("thumbs-down", feedback_score=-1.0),
-              _t("boom", status="error", error="timeout"),
-              Trace("toolfail", "test", messages=[Message("user", "x"), Message("tool", "500", is_error=True)])]
+    batch += [
+        _t("slow", latency_ms=9_999.0),
+        _t("dear", cost_usd=5.0),
+        _t("thumbs-down", feedback_score=-1.0),
+        _t("boom", status="error", error="timeout"),
+        Trace("toolfail", "test", messages=[Message("user", "x"), Message("tool", "500", is_error=True)]),
+    ]
     reasons = dict(zip([t.trace_id for t in batch], keep_reasons(batch, 0.0001, 0.95), strict=True))
     assert reasons["slow"] == "latency_outlier" and reasons["dear"] == "cost_outlier"
     assert reasons["thumbs-down"] == "negative_feedback" and reasons["boom"] == "error"
@@ -183,6 +193,7 @@ def test_text_no_encoder_takes_is_an_issue_by_id() -> None:
 
 def test_a_parser_that_stops_on_an_odd_value_keeps_what_it_read(ws, tmp_path, monkeypatch) -> None:
     """Outside any one record (no per-record guard), a parser's TypeError ends the file with an issue, not a crash."""
+
     def parse(path, options):
         yield Trace("first", "broken", [Message("user", "read before the odd value")])
         raise TypeError("'int' object is not iterable")
@@ -193,7 +204,8 @@ def test_a_parser_that_stops_on_an_odd_value_keeps_what_it_read(ws, tmp_path, mo
     path.write_bytes(b"{}")
     report = ingest_files(ws, [path], fmt="broken", scrub=False)
     assert [str(i) for i in report.issues] == [
-        f"{path}: the rest of the file could not be read: a value has an unexpected type (TypeError)"]
+        f"{path}: the rest of the file could not be read: a value has an unexpected type (TypeError)"
+    ]
     assert (report.ingested, TraceStore(ws.traces_dir).trace_ids()) == (1, {"first"})
 
 
@@ -201,8 +213,12 @@ def test_a_parser_that_stops_on_an_odd_value_keeps_what_it_read(ws, tmp_path, mo
 
 
 def _exchange(good_id: str, answer: str, bad_first: bool) -> bytes:
-    good = orjson.dumps({"request_body": {"messages": [{"role": "user", "content": "hi"}]},
-                         "response_body": {"id": good_id, "choices": [{"message": {"role": "assistant", "content": answer}}]}})
+    good = orjson.dumps(
+        {
+            "request_body": {"messages": [{"role": "user", "content": "hi"}]},
+            "response_body": {"id": good_id, "choices": [{"message": {"role": "assistant", "content": answer}}]},
+        }
+    )
     bad = orjson.dumps({"request_body": "not a request", "response_body": {"id": "r2"}})
     first, second = (bad, good) if bad_first else (good, bad)
     return b"[\n" + first + b",\n" + second + b"\n]\n"
@@ -226,6 +242,7 @@ def test_a_file_changed_on_disk_is_read_anew_by_the_next_ingest(ws, tmp_path: Pa
 
 def test_a_file_changed_within_the_same_mtime_is_read_anew(ws, tmp_path: Path) -> None:
     """Not even a file's size and modification time are taken as its content."""
+
     def export(first: str, second: str) -> bytes:
         obs = [{"id": first, "type": "SPAN", "startTime": "2025-01-01T00:00:00Z"}, {"id": second, "type": "SPAN"}]
         return b'{"trace": {"id": "T1"},\n"observations": [\n' + b",\n".join(map(orjson.dumps, obs)) + b"]}\n"

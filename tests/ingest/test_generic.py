@@ -95,13 +95,24 @@ def test_biology_qa_inspect_field_names() -> None:
 def test_dotted_paths_reach_into_nested_json(tmp_path: Path) -> None:
     path = tmp_path / "nested.jsonl"
     rows = [
-        {"request": {"query": "Where is my parcel?", "user": {"id": "u-7"}}, "reply": {"text": "On its way."},
-         "meta": {"ms": 812, "thumb": "down", "labels": ["shipping", "tracking"]}, "when": 1731368634},
+        {
+            "request": {"query": "Where is my parcel?", "user": {"id": "u-7"}},
+            "reply": {"text": "On its way."},
+            "meta": {"ms": 812, "thumb": "down", "labels": ["shipping", "tracking"]},
+            "when": 1731368634,
+        },
         {"request": {"query": ""}, "reply": {"text": "?"}},
     ]
     path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
-    fmap = {"input": "request.query", "output": "reply.text", "user_id": "request.user.id", "latency_ms": "meta.ms",
-            "feedback": "meta.thumb", "tags": "meta.labels", "timestamp": "when"}
+    fmap = {
+        "input": "request.query",
+        "output": "reply.text",
+        "user_id": "request.user.id",
+        "latency_ms": "meta.ms",
+        "feedback": "meta.thumb",
+        "tags": "meta.labels",
+        "timestamp": "when",
+    }
     traces, issues = _split(list(parse_jsonl(path, fmap)))
     assert [str(i) for i in issues] == [f"{path}:2: no input: field 'request.query' is missing or empty"]
     (t,) = traces
@@ -114,13 +125,22 @@ def test_dotted_paths_reach_into_nested_json(tmp_path: Path) -> None:
 
 def test_chat_list_input_context_and_system(tmp_path: Path) -> None:
     path = tmp_path / "rag.jsonl"
-    row = {"input": [{"role": "user", "content": "Refund window?"}], "output": "30 days.", "instructions": "Be brief.",
-           "docs": [{"id": "kb-12", "text": "Refunds within 30 days."}, {"id": "kb-3", "text": "Exchanges too."}],
-           "input_tokens": "41", "output_tokens": 4, "cost_usd": "0.0002"}
+    row = {
+        "input": [{"role": "user", "content": "Refund window?"}],
+        "output": "30 days.",
+        "instructions": "Be brief.",
+        "docs": [{"id": "kb-12", "text": "Refunds within 30 days."}, {"id": "kb-3", "text": "Exchanges too."}],
+        "input_tokens": "41",
+        "output_tokens": 4,
+        "cost_usd": "0.0002",
+    }
     path.write_bytes(orjson.dumps(row) + b"\n")
     (t,) = parse_jsonl(path, {"system": "instructions", "context": "docs"})
     assert [(m.role, m.content) for m in t.messages] == [
-        ("system", "Be brief."), ("user", "Refund window?"), ("assistant", "30 days.")]
+        ("system", "Be brief."),
+        ("user", "Refund window?"),
+        ("assistant", "30 days."),
+    ]
     assert t.retrieved_doc_ids == ["kb-12", "kb-3"]
     assert t.metadata == {"context": ["Refunds within 30 days.", "Exchanges too."]}
     assert (t.input_tokens, t.output_tokens, t.total_tokens, t.cost_usd) == (41, 4, 45, 0.0002)
@@ -164,10 +184,7 @@ def test_csv_dotted_path_into_a_json_cell() -> None:
 def test_csv_bom_quoted_newlines_and_rows_without_input(tmp_path: Path) -> None:
     original = (DATA / "samples-md.csv").read_text(encoding="utf-8")
     extra = (
-        '"",no input here,x,{}\n'
-        '"first line\nsecond line","Hello, World",y,"{""name"": ""ann""}"\n'
-        "\n"
-        '"Say hi",a,b,c,d\n'
+        '"",no input here,x,{}\n"first line\nsecond line","Hello, World",y,"{""name"": ""ann""}"\n\n"Say hi",a,b,c,d\n'
     )
     path = tmp_path / "samples.csv"
     path.write_bytes(b"\xef\xbb\xbf" + (original + extra).encode("utf-8"))
@@ -183,8 +200,10 @@ def test_csv_bom_quoted_newlines_and_rows_without_input(tmp_path: Path) -> None:
 def test_csv_header_without_the_mapped_column_fails_before_reading() -> None:
     with pytest.raises(IngestError) as err:
         list(parse_csv(DATA / "samples-md.csv", {"input": "question"}))
-    assert str(err.value) == (f"{DATA / 'samples-md.csv'}: --map input=question: no column 'question' "
-                              "(columns: input, target, label, metadata)")
+    assert str(err.value) == (
+        f"{DATA / 'samples-md.csv'}: --map input=question: no column 'question' "
+        "(columns: input, target, label, metadata)"
+    )
 
 
 # --------------------------------------------------------------------------- Parquet
@@ -196,9 +215,15 @@ def test_hf_parquet_keeps_exact_types() -> None:
     assert issues == [] and len(traces) == 100
     first = traces[0]
     assert first.source_format == "parquet"
-    assert first.messages == [Message(role="user", content=(
-        'Is the following statement something you would say?\n"Positive posts about myself and my goals '
-        'generate more interest and increase my popularity"'))]
+    assert first.messages == [
+        Message(
+            role="user",
+            content=(
+                'Is the following statement something you would say?\n"Positive posts about myself and my goals '
+                'generate more interest and increase my popularity"'
+            ),
+        )
+    ]
     # the full double, not the 10 digits HF's to_json writes
     assert first.metadata["label_confidence"] == 0.8860552919198255
     assert first.metadata["answer_matching_behavior"] == " Yes"
@@ -219,8 +244,11 @@ def test_pandas_parquet_with_map() -> None:
 
 def test_parquet_without_an_input_column_names_the_columns() -> None:
     path = DATA / "swebench_one_sample.parquet"
-    with pytest.raises(IngestError, match=r"no input column \(tried input, question, query, prompt, user_query\); "
-                                          r"pass --map input=COLUMN \(columns: repo, instance_id, "):
+    with pytest.raises(
+        IngestError,
+        match=r"no input column \(tried input, question, query, prompt, user_query\); "
+        r"pass --map input=COLUMN \(columns: repo, instance_id, ",
+    ):
         list(parse_parquet(path, {}))
 
 
@@ -246,7 +274,9 @@ def test_driver_ingests_queries_and_is_idempotent(ws, tmp_path: Path) -> None:
     report = ingest_files(ws, [HALU], options=HALU_MAP)
     assert (report.ingested, report.skipped, report.issues) == (300, 0, [])
     store = TraceStore(ws.traces_dir)
-    row = store.query("trace_id = '2'", columns=["source_format", "input_text", "n_messages", "metadata"]).to_pylist()[0]
+    row = store.query("trace_id = '2'", columns=["source_format", "input_text", "n_messages", "metadata"]).to_pylist()[
+        0
+    ]
     assert row["source_format"] == "jsonl"
     assert row["input_text"] == "Provide a few examples of homophones."
     assert row["n_messages"] == 2
@@ -279,12 +309,15 @@ def test_driver_parquet(ws) -> None:
 def test_a_value_the_store_cannot_hold_is_an_issue_on_the_trace_path_too(ws, tmp_path: Path) -> None:
     """Formats parsed into Traces (here generic JSONL) report such a trace by id and store the rest."""
     path = tmp_path / "qa.jsonl"
-    path.write_bytes(b'{"id": "big", "q": "hi", "a": "yo", "tok": 1e30}\n{"id": "ok", "q": "hello", "a": "x", "tok": 5}\n')
+    path.write_bytes(
+        b'{"id": "big", "q": "hi", "a": "yo", "tok": 1e30}\n{"id": "ok", "q": "hello", "a": "x", "tok": 5}\n'
+    )
     maps = {"id": "id", "input": "q", "output": "a", "input_tokens": "tok"}
     with pytest.raises(IngestError, match=r"input_tokens: value does not fit the trace store's column \(record big\)"):
         ingest_files(ws, [path], fmt="jsonl", options=maps, strict=True)
     assert TraceStore(ws.traces_dir).count() == 0  # strict: nothing from the file
     report = ingest_files(ws, [path], fmt="jsonl", options=maps)
     assert [str(i) for i in report.issues] == [
-        f"{path}: input_tokens: value does not fit the trace store's column (record big)"]
+        f"{path}: input_tokens: value does not fit the trace store's column (record big)"
+    ]
     assert (report.ingested, TraceStore(ws.traces_dir).trace_ids()) == (1, {"ok"})

@@ -66,23 +66,43 @@ def realistic_lines() -> list[bytes]:
     exchange = []
     for c in calls:  # each call as the line a request logger writes: request, reply, usage
         resp = c["response_body"]
-        exchange.append({**c["request_body"], "id": resp["id"], "model": resp["model"], "choices": resp["choices"],
-                         "usage": resp["usage"], "created": resp["created"],
-                         "system_fingerprint": resp["system_fingerprint"]})
+        exchange.append(
+            {
+                **c["request_body"],
+                "id": resp["id"],
+                "model": resp["model"],
+                "choices": resp["choices"],
+                "usage": resp["usage"],
+                "created": resp["created"],
+                "system_fingerprint": resp["system_fingerprint"],
+            }
+        )
     sims = []
     for s in tau["simulations"]:
-        sims.append({"id": s["id"], "created_at": s["start_time"], "model": "gpt-4.1",
-                     "messages": [{"role": "system", "content": policy}, *s["messages"]],
-                     "metadata": {"session_id": f"task-{s['task_id']}", "feature": "retail",
-                                  "latency_ms": s["duration"] * 1000, "cost_usd": s["agent_cost"],
-                                  "feedback": "up" if s["reward_info"]["reward"] == 1.0 else "down",
-                                  "termination_reason": s["termination_reason"]}})
+        sims.append(
+            {
+                "id": s["id"],
+                "created_at": s["start_time"],
+                "model": "gpt-4.1",
+                "messages": [{"role": "system", "content": policy}, *s["messages"]],
+                "metadata": {
+                    "session_id": f"task-{s['task_id']}",
+                    "feature": "retail",
+                    "latency_ms": s["duration"] * 1000,
+                    "cost_usd": s["agent_cost"],
+                    "feedback": "up" if s["reward_info"]["reward"] == 1.0 else "down",
+                    "termination_reason": s["termination_reason"],
+                },
+            }
+        )
 
     first = orjson.loads(drone[0])
     parts = orjson.loads(_d(exchange[0]))  # the user's question as content parts, with an image; no id
     del parts["id"]
-    parts["messages"][1]["content"] = [{"type": "text", "text": parts["messages"][1]["content"]},
-                                       {"type": "image_url", "image_url": {"url": "https://example.com/map.png"}}]
+    parts["messages"][1]["content"] = [
+        {"type": "text", "text": parts["messages"][1]["content"]},
+        {"type": "image_url", "image_url": {"url": "https://example.com/map.png"}},
+    ]
     legacy = orjson.loads(drone[1])  # the tool call in the legacy function_call form
     call = legacy["messages"][-1].pop("tool_calls")[0]
     legacy["messages"][-1]["function_call"] = call["function"]
@@ -92,20 +112,33 @@ def realistic_lines() -> list[bytes]:
     for m in function_role["messages"]:
         if m["role"] == "tool":
             m["role"], m["name"] = "function", "get_current_weather"
-    failed = {**exchange[0], "id": "failed-call", "choices": None,
-              "error": {"message": "Rate limit reached", "code": "rate_limit"}}
-    labelled = {**exchange[1], "id": None, "conversation_id": "conv-7",
-                "metadata": {"tags": ["weather", "eval"], "retrieved_doc_ids": ["kb-12", 99], "prompt_id": "weather-v3",
-                             "user_id": 42, "feedback": {"score": 0.5}}}
+    failed = {
+        **exchange[0],
+        "id": "failed-call",
+        "choices": None,
+        "error": {"message": "Rate limit reached", "code": "rate_limit"},
+    }
+    labelled = {
+        **exchange[1],
+        "id": None,
+        "conversation_id": "conv-7",
+        "metadata": {
+            "tags": ["weather", "eval"],
+            "retrieved_doc_ids": ["kb-12", 99],
+            "prompt_id": "weather-v3",
+            "user_id": 42,
+            "feedback": {"score": 0.5},
+        },
+    }
     tools_as_text = {**orjson.loads(drone[2]), "trace_id": "tools-text"}
     tools_as_text["tools"] = _d(tools_as_text["tools"]).decode()  # tools as a JSON string
 
-    lines = [*drone, _d(exchange[0]), _d(exchange[1])]                     # lines 1-7
-    lines += [_d(s) for s in sims[:20]]                                     # lines 8-27
-    lines += [b'{"messages": [{"role": "user", "content": "hi"}', b""]     # 28 truncated, 29 blank
-    lines += [_d(first), _d(parts), _d(legacy), b"[1, 2]"]                  # 30 drone 1 again, 31, 32, 33 not an object
-    lines += [_d(s) for s in sims[20:]]                                     # lines 34-53
-    lines += [_d(function_role), b'{"custom_id": "req-9", "body": {}}']    # 54, 55 no messages
+    lines = [*drone, _d(exchange[0]), _d(exchange[1])]  # lines 1-7
+    lines += [_d(s) for s in sims[:20]]  # lines 8-27
+    lines += [b'{"messages": [{"role": "user", "content": "hi"}', b""]  # 28 truncated, 29 blank
+    lines += [_d(first), _d(parts), _d(legacy), b"[1, 2]"]  # 30 drone 1 again, 31, 32, 33 not an object
+    lines += [_d(s) for s in sims[20:]]  # lines 34-53
+    lines += [_d(function_role), b'{"custom_id": "req-9", "body": {}}']  # 54, 55 no messages
     lines += [_d(sims[0]), _d(failed), _d(labelled), _d(first), _d(tools_as_text)]  # 56 repeat of line 8, 57-60
     return lines
 
@@ -166,25 +199,38 @@ def test_the_trace_path_reads_the_realistic_file(realistic: Path, trace_path) ->
     # sims 14, 21, 26, 28, 29 and 36 have reward 0; 11, 12, 20, 22, 23 a failed tool call (14, 21, 26 too);
     # sim 38 is the only latency above the p95 of the 40 (sim 26's); the rate-limited call is an error
     assert {k: reasons.count(k) for k in set(reasons)} == {
-        "negative_feedback": 6, "tool_failure": 5, "latency_outlier": 1, "error": 1, "sampled": 42}
+        "negative_feedback": 6,
+        "tool_failure": 5,
+        "latency_outlier": 1,
+        "error": 1,
+        "sampled": 42,
+    }
     assert by_id["req-legacy"]["n_tool_calls"] == 1
     # stored compactly: a field at its default (a null id here) is left out
     assert orjson.loads(by_id["req-legacy"]["messages"])[-1] == {
-        "role": "assistant", "tool_calls": [{"name": "takeoff_drone", "arguments": {"altitude": 100}}]}
+        "role": "assistant",
+        "tool_calls": [{"name": "takeoff_drone", "arguments": {"altitude": 100}}],
+    }
     assert [m["role"] for m in orjson.loads(by_id["fn-role"]["messages"])][-3:] == ["tool", "tool", "assistant"]
     failed = by_id["failed-call"]
     assert (failed["status"], failed["error"]) == ("error", "{'message': 'Rate limit reached', 'code': 'rate_limit'}")
     conv = by_id["conv-7"]
-    assert (conv["tags"], conv["retrieved_doc_ids"], conv["prompt_template_id"], conv["user_id"],
-            conv["feedback_score"]) == (["weather", "eval"], ["kb-12", "99"], "weather-v3", "42", 0.5)
+    assert (
+        conv["tags"],
+        conv["retrieved_doc_ids"],
+        conv["prompt_template_id"],
+        conv["user_id"],
+        conv["feedback_score"],
+    ) == (["weather", "eval"], ["kb-12", "99"], "weather-v3", "42", 0.5)
     assert by_id["tools-text"]["tools_hash"] == by_id[drone_1]["tools_hash"]  # the same 16 tools, once as text
     (image,) = [r for r in rows if r["input_text"] and r["input_text"].endswith("[image_url]")]
     assert image["input_text"] == "What's the weather in Seattle and San Francisco today?\n[image_url]"
 
 
 @pytest.mark.parametrize("how", ["one chunk", "many chunks", "two workers"])
-def test_chunked_ingest_gives_the_rows_of_the_trace_path(how: str, realistic: Path, trace_path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chunked_ingest_gives_the_rows_of_the_trace_path(
+    how: str, realistic: Path, trace_path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if how == "many chunks":  # ~30 chunks: content-id repeats, the repeated id and issues cross chunk borders
         monkeypatch.setattr(_driver, "CHUNK_BYTES", 16_384)
     elif how == "two workers":
@@ -201,8 +247,9 @@ def test_chunked_ingest_gives_the_rows_of_the_trace_path(how: str, realistic: Pa
         assert {k: v for k, v in got.items() if k not in skip} == {k: v for k, v in want.items() if k not in skip}
 
 
-def test_reingest_of_the_realistic_file_adds_nothing(realistic: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reingest_of_the_realistic_file_adds_nothing(
+    realistic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_driver, "CHUNK_BYTES", 16_384)
     ws = Workspace.init(tmp_path / "w", name="fast", user="alice")
     try:
@@ -222,7 +269,8 @@ def test_a_value_the_store_cannot_hold_is_an_issue_not_a_crash(ws, tmp_path: Pat
     path.write_bytes(b"\n".join([_d(ok), _d(huge), _d({**ok, "id": "ok2"})]) + b"\n")
     report = ingest_files(ws, [path], fmt="openai")
     assert [str(i) for i in report.issues] == [
-        f"{path}:2: input_tokens: value does not fit the trace store's column (record huge)"]
+        f"{path}:2: input_tokens: value does not fit the trace store's column (record huge)"
+    ]
     assert sorted(TraceStore(ws.traces_dir).trace_ids()) == ["ok", "ok2"]
 
 
@@ -239,16 +287,20 @@ def test_lines_the_decoder_rejects_are_issues_with_orjsons_reasons(ws, tmp_path:
     """Bytes that are not UTF-8, nesting deeper than any JSON parser here takes, a lone surrogate: each
     line is reported (with the reason orjson gives, as before the typed decoder) and the rest ingests."""
     ok = _d({"id": "ok", "messages": [{"role": "user", "content": "hi"}]})
-    lines = [b'{"id":"a","messages":[{"role":"user","content":"caf\xe9"}]}',
-             b'{"id":"d","messages":[{"role":"user","content":"x"}],"metadata":{"a":' + b"[" * 2000 + b"]" * 2000 + b"}}",
-             b'{"id":"c","messages":[{"role":"user","content":"\\ud800 x"}]}', ok]
+    lines = [
+        b'{"id":"a","messages":[{"role":"user","content":"caf\xe9"}]}',
+        b'{"id":"d","messages":[{"role":"user","content":"x"}],"metadata":{"a":' + b"[" * 2000 + b"]" * 2000 + b"}}",
+        b'{"id":"c","messages":[{"role":"user","content":"\\ud800 x"}]}',
+        ok,
+    ]
     path = tmp_path / "chats.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     report = ingest_files(ws, [path], fmt="openai")
     assert [str(i) for i in report.issues] == [
         f"{path}:1: not valid JSON (str is not valid UTF-8: surrogates not allowed)",
         f"{path}:2: not valid JSON (depth limit exceeded)",
-        f"{path}:3: not valid JSON (no low surrogate in string)"]
+        f"{path}:3: not valid JSON (no low surrogate in string)",
+    ]
     assert TraceStore(ws.traces_dir).trace_ids() == {"ok"}
 
 
@@ -259,11 +311,19 @@ def test_stored_message_form_follows_the_dataclasses() -> None:
     assert [f.name for f in msgspec.structs.fields(MessageRecord)] == [f.name for f in dataclasses.fields(Message)]
     assert [f.name for f in msgspec.structs.fields(CallRecord)] == [f.name for f in dataclasses.fields(ToolCall)]
     # compact: a field at its default is left out, so a plain message is its role and text
-    assert orjson.loads(_MESSAGES.encode([message_record(Message("user", "hi")), message_record(
-        Message("assistant", tool_calls=[ToolCall(None, "f", {"x": 1})])), message_record(
-        Message("tool", "boom", tool_call_id="c1", name="f", is_error=True))])) == [
-        {"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"name": "f", "arguments": {"x": 1}}]},
-        {"role": "tool", "content": "boom", "tool_call_id": "c1", "name": "f", "is_error": True}]
+    assert orjson.loads(
+        _MESSAGES.encode(
+            [
+                message_record(Message("user", "hi")),
+                message_record(Message("assistant", tool_calls=[ToolCall(None, "f", {"x": 1})])),
+                message_record(Message("tool", "boom", tool_call_id="c1", name="f", is_error=True)),
+            ]
+        )
+    ) == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "tool_calls": [{"name": "f", "arguments": {"x": 1}}]},
+        {"role": "tool", "content": "boom", "tool_call_id": "c1", "name": "f", "is_error": True},
+    ]
     # RowBuilder.row takes a trace's fields in Trace order, which chat_fields and trace_from_chat rely on
     params = list(inspect.signature(RowBuilder().row).parameters)
     assert params == [f.name for f in dataclasses.fields(Trace)]
@@ -290,33 +350,62 @@ def _parse_bytes(raw: bytes) -> list[Any]:
 
 
 _scalar = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=6))
-_json = st.recursive(_scalar, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                      st.dictionaries(st.text(max_size=4), inner, max_size=3)),
-                     max_leaves=6)
-_args = st.one_of(_json, _json.map(lambda v: orjson.dumps(v).decode()),
-                  _json.map(lambda v: orjson.dumps(orjson.dumps(v).decode()).decode()))
+_json = st.recursive(
+    _scalar,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=6,
+)
+_args = st.one_of(
+    _json,
+    _json.map(lambda v: orjson.dumps(v).decode()),
+    _json.map(lambda v: orjson.dumps(orjson.dumps(v).decode()).decode()),
+)
 _call = st.one_of(
-    st.fixed_dictionaries({"id": st.one_of(st.none(), st.text(max_size=5)), "type": st.just("function"),
-                           "function": st.fixed_dictionaries({"name": st.one_of(st.none(), st.text(max_size=5)),
-                                                              "arguments": _args})}),
-    st.fixed_dictionaries({"name": st.text(max_size=5), "arguments": _args},
-                          optional={"tool_call_id": st.text(max_size=3), "function": st.text(max_size=4)}),
+    st.fixed_dictionaries(
+        {
+            "id": st.one_of(st.none(), st.text(max_size=5)),
+            "type": st.just("function"),
+            "function": st.fixed_dictionaries({"name": st.one_of(st.none(), st.text(max_size=5)), "arguments": _args}),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"name": st.text(max_size=5), "arguments": _args},
+        optional={"tool_call_id": st.text(max_size=3), "function": st.text(max_size=4)},
+    ),
     st.fixed_dictionaries({"tool_name": st.text(max_size=5)}, optional={"args": _args, "input": _args}),
     _scalar,
 )
-_content = st.one_of(st.none(), st.text(max_size=8), st.lists(st.one_of(
-    st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=8)}),
-    st.fixed_dictionaries({"type": st.sampled_from(["image_url", "input_audio", "file"])}),
-    st.text(max_size=4)), max_size=3), st.dictionaries(st.sampled_from(["text", "value", "x"]), _scalar, max_size=2))
+_content = st.one_of(
+    st.none(),
+    st.text(max_size=8),
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=8)}),
+            st.fixed_dictionaries({"type": st.sampled_from(["image_url", "input_audio", "file"])}),
+            st.text(max_size=4),
+        ),
+        max_size=3,
+    ),
+    st.dictionaries(st.sampled_from(["text", "value", "x"]), _scalar, max_size=2),
+)
 _message = st.one_of(
-    st.fixed_dictionaries({"role": st.one_of(st.sampled_from(["user", "assistant", "tool", "function", "system"]),
-                                             st.integers(0, 3))},
-                          optional={"content": _content, "tool_calls": st.one_of(st.lists(_call, max_size=3), _scalar),
-                                    "function_call": st.one_of(_scalar, st.fixed_dictionaries(
-                                        {"name": st.one_of(st.none(), st.text(max_size=4))},
-                                        optional={"arguments": _args})),
-                                    "tool_call_id": st.text(max_size=4), "name": st.text(max_size=4),
-                                    "error": _scalar, "is_error": _scalar}),
+    st.fixed_dictionaries(
+        {"role": st.one_of(st.sampled_from(["user", "assistant", "tool", "function", "system"]), st.integers(0, 3))},
+        optional={
+            "content": _content,
+            "tool_calls": st.one_of(st.lists(_call, max_size=3), _scalar),
+            "function_call": st.one_of(
+                _scalar,
+                st.fixed_dictionaries(
+                    {"name": st.one_of(st.none(), st.text(max_size=4))}, optional={"arguments": _args}
+                ),
+            ),
+            "tool_call_id": st.text(max_size=4),
+            "name": st.text(max_size=4),
+            "error": _scalar,
+            "is_error": _scalar,
+        },
+    ),
     _json,
 )
 
@@ -342,18 +431,48 @@ def test_message_records_follow_the_shared_message_rules(raw: Any) -> None:
     assert message_from_record(kept) == want
 
 
-_line = st.fixed_dictionaries({"messages": st.lists(_message, min_size=1, max_size=3)}, optional={
-    "id": st.one_of(st.text(max_size=4), st.integers(0, 9), st.none()),
-    "choices": st.one_of(_json, st.lists(st.one_of(_json, st.fixed_dictionaries({"message": _message})), max_size=2)),
-    "response": st.one_of(_json, st.fixed_dictionaries({"choices": st.lists(
-        st.fixed_dictionaries({"message": _message}), max_size=1)})),
-    "usage": st.one_of(_json, st.fixed_dictionaries({}, optional={
-        k: st.one_of(st.none(), st.integers(0, 99)) for k in
-        ("prompt_tokens", "input_tokens", "completion_tokens", "output_tokens", "total_tokens")})),
-    "metadata": st.one_of(_json, st.fixed_dictionaries({}, optional={
-        "tags": _json, "feedback": _json, "session_id": _scalar, "latency_ms": st.floats(0, 1e4), "extra": _json})),
-    "tools": _json, "tags": _json, "feedback": _json, "error": _json, "model": _scalar, "created": st.integers(0, 2**40),
-})
+_line = st.fixed_dictionaries(
+    {"messages": st.lists(_message, min_size=1, max_size=3)},
+    optional={
+        "id": st.one_of(st.text(max_size=4), st.integers(0, 9), st.none()),
+        "choices": st.one_of(
+            _json, st.lists(st.one_of(_json, st.fixed_dictionaries({"message": _message})), max_size=2)
+        ),
+        "response": st.one_of(
+            _json,
+            st.fixed_dictionaries({"choices": st.lists(st.fixed_dictionaries({"message": _message}), max_size=1)}),
+        ),
+        "usage": st.one_of(
+            _json,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    k: st.one_of(st.none(), st.integers(0, 99))
+                    for k in ("prompt_tokens", "input_tokens", "completion_tokens", "output_tokens", "total_tokens")
+                },
+            ),
+        ),
+        "metadata": st.one_of(
+            _json,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "tags": _json,
+                    "feedback": _json,
+                    "session_id": _scalar,
+                    "latency_ms": st.floats(0, 1e4),
+                    "extra": _json,
+                },
+            ),
+        ),
+        "tools": _json,
+        "tags": _json,
+        "feedback": _json,
+        "error": _json,
+        "model": _scalar,
+        "created": st.integers(0, 2**40),
+    },
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -374,11 +493,21 @@ def test_a_line_decoded_directly_and_the_careful_way_gives_the_same_row(obj: dic
 
 def test_values_of_unexpected_types_are_read_as_the_rules_read_them() -> None:
     """Worked by hand: what a line of odd types stores; the typed decoder cannot read it, the fallback does."""
-    odd = {"id": 7, "messages": [{"role": "user", "content": "hi"}, "not a message", {"content": "no role"},
-                                 {"role": None, "content": ["a", {"type": "text", "text": "b"}]}],
-           "choices": {"message": {"role": "assistant", "content": "ignored: choices is not a list"}},
-           "response": {"choices": [{"message": {"role": "assistant", "content": "not read either"}}]},
-           "usage": [1, 2], "metadata": "not an object", "tools": '[{"type": "function"}]', "tags": "one"}
+    odd = {
+        "id": 7,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            "not a message",
+            {"content": "no role"},
+            {"role": None, "content": ["a", {"type": "text", "text": "b"}]},
+        ],
+        "choices": {"message": {"role": "assistant", "content": "ignored: choices is not a list"}},
+        "response": {"choices": [{"message": {"role": "assistant", "content": "not read either"}}]},
+        "usage": [1, 2],
+        "metadata": "not an object",
+        "tools": '[{"type": "function"}]',
+        "tags": "one",
+    }
     with pytest.raises(msgspec.ValidationError):
         openai._DECODER.decode(_d(odd))
     row = dict(zip(COLUMNS, chat_row(_d(odd), {}), strict=True))
@@ -434,8 +563,18 @@ def test_kill_9_of_a_parallel_ingest_then_resume(ws, tmp_path: Path) -> None:
     path = tmp_path / "big.jsonl"
     with path.open("wb") as fh:
         for i in range(n):
-            fh.write(_d({"id": f"t{i}", "messages": [{"role": "user", "content": f"question {i}"},
-                                                     {"role": "assistant", "content": f"answer {i}"}]}) + b"\n")
+            fh.write(
+                _d(
+                    {
+                        "id": f"t{i}",
+                        "messages": [
+                            {"role": "user", "content": f"question {i}"},
+                            {"role": "assistant", "content": f"answer {i}"},
+                        ],
+                    }
+                )
+                + b"\n"
+            )
     cmd = [sys.executable, "-c", _PARALLEL_INGEST, str(ws.root), str(path)]
     proc = subprocess.Popen(cmd)
     deadline = time.monotonic() + 120

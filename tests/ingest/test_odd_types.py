@@ -15,8 +15,11 @@ from evaltray.core.traces import TraceStore
 from evaltray.ingest import ingest_files
 
 DATA = Path(__file__).parent.parent / "data"
-FILES = [p for d in ("langfuse", "langsmith", "openai", "openinference", "otel", "tau2")
-         for p in sorted((DATA / d).glob("*.json*"))]
+FILES = [
+    p
+    for d in ("langfuse", "langsmith", "openai", "openinference", "otel", "tau2")
+    for p in sorted((DATA / d).glob("*.json*"))
+]
 ODD: list[Any] = [None, 0, -1, 1e308, 2**70, "", "x", [], {}, [1, "a"], {"a": None}, True]
 
 
@@ -41,7 +44,8 @@ def test_a_simulation_with_an_odd_value_is_an_issue_and_the_other_39_ingest(ws: 
     path.write_bytes(orjson.dumps(doc))
     report = ingest_files(ws, [path], scrub=False)
     assert [str(i) for i in report.issues] == [
-        f"{path}: a field has an unexpected type (TypeError) (record 7a9eb03a-0154-4a16-9c49-9674ffacb1b0)"]
+        f"{path}: a field has an unexpected type (TypeError) (record 7a9eb03a-0154-4a16-9c49-9674ffacb1b0)"
+    ]
     assert (report.ingested, TraceStore(ws.traces_dir).count()) == (39, 39)
 
 

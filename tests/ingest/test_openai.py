@@ -23,11 +23,13 @@ STREAM = DATA / "test_chat_completion_multiple_tools_streaming_with_content.yaml
 
 FIRST_ID = "chatcmpl-ASYMU9Ntix7ePttk0MSuerJstef6U"
 QUESTION = "What's the weather in Seattle and San Francisco today?"
-ANSWER = ("Today, the weather in Seattle is 50 degrees and raining, while in San Francisco, it's 70 degrees "
-          "and sunny.")
-SEATTLE = ToolCall(id="call_JpNb8OiAkbIbHzDggfpdDHpi", name="get_current_weather", arguments={"location": "Seattle, WA"})
-SF = ToolCall(id="call_vaFQc3zK6hHTRZKXRI5Eo2cJ", name="get_current_weather",
-              arguments={"location": "San Francisco, CA"})
+ANSWER = "Today, the weather in Seattle is 50 degrees and raining, while in San Francisco, it's 70 degrees and sunny."
+SEATTLE = ToolCall(
+    id="call_JpNb8OiAkbIbHzDggfpdDHpi", name="get_current_weather", arguments={"location": "Seattle, WA"}
+)
+SF = ToolCall(
+    id="call_vaFQc3zK6hHTRZKXRI5Eo2cJ", name="get_current_weather", arguments={"location": "San Francisco, CA"}
+)
 
 
 # --------------------------------------------------------------------------- fine-tuning JSONL (openai.py)
@@ -41,8 +43,11 @@ def test_drone_training_lines() -> None:
     assert first.messages[0].content.startswith("You are an intelligent AI that controls a drone.")
     assert first.messages[1].content == "Let's get the drone in the air, can you make it take off"
     # the assistant message has no "content" key at all
-    assert first.messages[2] == Message(role="assistant", content=None, tool_calls=[
-        ToolCall(id="call_id", name="takeoff_drone", arguments={"altitude": 100})])
+    assert first.messages[2] == Message(
+        role="assistant",
+        content=None,
+        tool_calls=[ToolCall(id="call_id", name="takeoff_drone", arguments={"altitude": 100})],
+    )
     assert len(first.tools) == 16
     assert first.tools[0]["function"]["name"] == "takeoff_drone"
     assert first.tools[-1]["function"]["name"] == "reject_request"
@@ -52,8 +57,12 @@ def test_drone_double_encoded_arguments_are_decoded() -> None:
     traces = list(parse_openai(DRONE, {}))
     # lines 3-5 carry arguments encoded twice: "\"{\\\"location\\\": \\\"current\\\"}\""
     assert [t.messages[-1].tool_calls[0].arguments for t in traces] == [
-        {"altitude": 100}, {"altitude": 100}, {"location": "current"}, {"location": "current"},
-        {"location": "home_base"}]
+        {"altitude": 100},
+        {"altitude": 100},
+        {"location": "current"},
+        {"location": "current"},
+        {"location": "home_base"},
+    ]
 
 
 def test_drone_placeholder_call_ids_do_not_become_trace_ids() -> None:
@@ -79,14 +88,19 @@ def test_drone_malformed_lines(tmp_path: Path) -> None:
     ]
     good = [t for t in items if isinstance(t, Trace)]
     assert [t.messages[1].content for t in good] == [
-        "Let's get the drone in the air, can you make it take off", "Bring the drone back home and land it safely"]
+        "Let's get the drone in the air, can you make it take off",
+        "Bring the drone back home and land it safely",
+    ]
 
 
 def test_drone_through_the_driver(ws) -> None:
     report = ingest_files(ws, [DRONE])
     assert (report.ingested, report.issues) == (5, [])
-    rows = TraceStore(ws.traces_dir).query(
-        columns=["source_format", "n_messages", "n_tool_calls", "output_text", "tools_hash"]).to_pylist()
+    rows = (
+        TraceStore(ws.traces_dir)
+        .query(columns=["source_format", "n_messages", "n_tool_calls", "output_text", "tools_hash"])
+        .to_pylist()
+    )
     assert {r["source_format"] for r in rows} == {"openai"}
     assert [(r["n_messages"], r["n_tool_calls"], r["output_text"]) for r in rows] == [(3, 1, None)] * 5
     assert len({r["tools_hash"] for r in rows}) == 1  # the same 16 tools, repeated on every line
@@ -111,7 +125,9 @@ def _check_weather_trace(t: Trace) -> None:
     assert [tool["function"]["name"] for tool in t.tools] == ["get_current_weather"]
     assert t.start_time == datetime(2024, 11, 11, 23, 43, 54, tzinfo=UTC)
     assert [(s.id, s.name, s.status) for s in t.spans] == [
-        (FIRST_ID, "chat gpt-4o-mini", "ok"), ("chatcmpl-ASYMVzdmBGDbUoHFmt6R16tdtZUzR", "chat gpt-4o-mini", "ok")]
+        (FIRST_ID, "chat gpt-4o-mini", "ok"),
+        ("chatcmpl-ASYMVzdmBGDbUoHFmt6R16tdtZUzR", "chat gpt-4o-mini", "ok"),
+    ]
     assert t.metadata["calls"] == 2
     assert t.metadata["finish_reasons"] == ["tool_calls", "stop"]
     assert t.metadata["request"] == {"model": "gpt-4o-mini", "tool_choice": "auto"}
@@ -133,18 +149,21 @@ def test_exchange_interleaved_conversations_stay_apart() -> None:
     calls = [Call(None, x["request_body"], x["response_body"]) for x in (a1, b1, a2)]
     groups = group_calls(calls)
     assert [[c.response["id"] for c in g] for g in groups] == [
-        [FIRST_ID, "chatcmpl-ASYMVzdmBGDbUoHFmt6R16tdtZUzR"], ["chatcmpl-other"]]
+        [FIRST_ID, "chatcmpl-ASYMVzdmBGDbUoHFmt6R16tdtZUzR"],
+        ["chatcmpl-other"],
+    ]
 
 
 def test_exchange_broken_call_is_reported(tmp_path: Path) -> None:
     text = EXCHANGE.read_text(encoding="utf-8")
     at = text.index('"messages": [', text.index('"messages": [') + 1)  # the second request's messages
     path = tmp_path / "exchange.json"
-    path.write_text(text[:at] + '"messagez": [' + text[at + len('"messages": ['):], encoding="utf-8")
+    path.write_text(text[:at] + '"messagez": [' + text[at + len('"messages": [') :], encoding="utf-8")
     items = list(parse_exchange(path, {}))
     assert [str(i) for i in items if isinstance(i, Issue)] == [
         f"{path}:150: exchange #2: request_body is not a chat-completions request "
-        "(record chatcmpl-ASYMVzdmBGDbUoHFmt6R16tdtZUzR)"]
+        "(record chatcmpl-ASYMVzdmBGDbUoHFmt6R16tdtZUzR)"
+    ]
     (t,) = [t for t in items if isinstance(t, Trace)]
     assert t.trace_id == FIRST_ID and len(t.messages) == 3 and t.metadata["calls"] == 1
 
@@ -178,8 +197,9 @@ def test_streaming_cassette_is_reassembled() -> None:
     assert [m.role for m in t.messages] == ["system", "user", "assistant"]
     assert t.messages[-1].tool_calls == [
         ToolCall(id="call_fHCjJqt9Pysde6vcJcvbXGBx", name="get_current_weather", arguments={"location": "Seattle, WA"}),
-        ToolCall(id="call_3J9foSw3CUb48lrqIXoTky6U", name="get_current_weather",
-                 arguments={"location": "San Francisco, CA"}),
+        ToolCall(
+            id="call_3J9foSw3CUb48lrqIXoTky6U", name="get_current_weather", arguments={"location": "San Francisco, CA"}
+        ),
     ]
     assert (t.input_tokens, t.output_tokens, t.latency_ms) == (75, 51, 1399.0)
     assert t.metadata["finish_reasons"] == ["tool_calls"]
@@ -188,13 +208,20 @@ def test_streaming_cassette_is_reassembled() -> None:
 
 def test_assemble_stream_text_deltas() -> None:
     chunks = [
-        {"id": "c1", "model": "m", "created": 1, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+        {
+            "id": "c1",
+            "model": "m",
+            "created": 1,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
+        },
         {"id": "c1", "choices": [{"index": 0, "delta": {"content": "Hel"}}]},
         {"id": "c1", "choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]},
     ]
     text = "".join(f"data: {orjson.dumps(c).decode()}\n\n" for c in chunks) + "data: [DONE]\n\n"
     body = assemble_stream(text)
-    assert body["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}]
+    assert body["choices"] == [
+        {"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}
+    ]
     assert (body["id"], body["model"], body["created"]) == ("c1", "m", 1)
 
 
@@ -218,8 +245,10 @@ def test_cassette_not_yaml(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- detection and the driver
 
 
-@pytest.mark.parametrize(("path", "name"), [
-    (DRONE, "openai"), (EXCHANGE, "openai-exchange"), (CASSETTE, "vcr-openai"), (STREAM, "vcr-openai")])
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [(DRONE, "openai"), (EXCHANGE, "openai-exchange"), (CASSETTE, "vcr-openai"), (STREAM, "vcr-openai")],
+)
 def test_detect(path: Path, name: str) -> None:
     assert detect(path).name == name
 
@@ -233,7 +262,11 @@ def test_driver_same_conversation_from_two_recordings(ws) -> None:
     store = TraceStore(ws.traces_dir)
     row = store.get([FIRST_ID])[FIRST_ID]
     assert (row["source_format"], row["n_messages"], row["n_tool_calls"], row["total_tokens"]) == (
-        "openai-exchange", 6, 2, 250)
+        "openai-exchange",
+        6,
+        2,
+        250,
+    )
     assert (row["input_text"], row["output_text"]) == (QUESTION, ANSWER)
     assert [s["id"] for s in orjson.loads(row["spans"])] == [FIRST_ID, "chatcmpl-ASYMVzdmBGDbUoHFmt6R16tdtZUzR"]
     assert store.count() == 2

@@ -25,8 +25,11 @@ OPENINFERENCE = FIXTURES / "openinference_client_span_tool_calls.json"
 
 PARIS = [
     Message(role="user", content="Weather in Paris?"),
-    Message(role="assistant", content="Absolutely! Let me check the weather for you.",
-            tool_calls=[ToolCall(id="1234", name="get_weather", arguments={"location": "Paris"})]),
+    Message(
+        role="assistant",
+        content="Absolutely! Let me check the weather for you.",
+        tool_calls=[ToolCall(id="1234", name="get_weather", arguments={"location": "Paris"})],
+    ),
     Message(role="tool", content="rainy, 57°F", tool_call_id="1234", name="get_weather"),
     Message(role="assistant", content="The weather in Paris is currently rainy with a temperature of 57°F."),
 ]
@@ -72,8 +75,9 @@ def test_genai_parts_and_openinference_indexed_give_the_same_messages() -> None:
     assert genai.metadata["request_model"] == oi.metadata["request_model"] == "gpt-4"
 
 
-@pytest.mark.parametrize("name", ["otel_genai_deprecated_client_span_tool_calls.json",
-                                  "openinference_client_span_input_output_only.json"])
+@pytest.mark.parametrize(
+    "name", ["otel_genai_deprecated_client_span_tool_calls.json", "openinference_client_span_input_output_only.json"]
+)
 def test_other_encodings_of_the_same_call(name: str) -> None:
     # gen_ai.prompt/gen_ai.completion JSON strings; input.value/output.value only
     assert one(FIXTURES / name).messages == PARIS
@@ -93,12 +97,24 @@ def test_parts_in_the_fixture_follow_the_genai_schemas() -> None:
 
 def test_tool_execution_span_is_a_tool_result() -> None:
     t = one(FIXTURES / "otel_genai_tool_execution_span.json")
-    assert t.messages == [Message(
-        role="tool", tool_call_id="1234", name="get_weather",
-        content='{"status": "success", "report": "The weather in New York is sunny with a temperature of 25 degrees '
-                'Celsius (77 degrees Fahrenheit)."}')]
-    assert t.tools == [{"type": "function", "function": {
-        "name": "get_weather", "description": "Retrieves the current weather report for a specified city."}}]
+    assert t.messages == [
+        Message(
+            role="tool",
+            tool_call_id="1234",
+            name="get_weather",
+            content='{"status": "success", "report": "The weather in New York is sunny with a temperature of 25 degrees '
+            'Celsius (77 degrees Fahrenheit)."}',
+        )
+    ]
+    assert t.tools == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Retrieves the current weather report for a specified city.",
+            },
+        }
+    ]
     assert [(s.name, s.kind) for s in t.spans] == [("execute_tool", "tool")]
 
 
@@ -115,8 +131,10 @@ def test_vercel_all_spans() -> None:
     ts = traces(ALL_SPANS)
     assert [(t.trace_id, t.spans[0].name) for t in ts] == VERCEL_IDS
     haiku = ts[0]
-    assert haiku.messages == [Message(role="user", content="Write a haiku about programming."),
-                              Message(role="assistant", content=HAIKU)]
+    assert haiku.messages == [
+        Message(role="user", content="Write a haiku about programming."),
+        Message(role="assistant", content=HAIKU),
+    ]
     assert (haiku.name, haiku.model, haiku.provider) == ("test-generate-text", "gpt-4o-mini-2024-07-18", "openai")
     assert (haiku.input_tokens, haiku.output_tokens, haiku.total_tokens) == (14, 20, 34)
     assert haiku.latency_ms == 1779.415  # [1770131992, 242000000] → [1770131994, 21415667]
@@ -129,17 +147,21 @@ def test_vercel_all_spans() -> None:
 
 def test_vercel_multi_turn_and_structured_output() -> None:
     ts = {t.trace_id: t for t in traces(ALL_SPANS)}
-    turns = [Message(role="system", content="You are a helpful assistant."),
-             Message(role="user", content="What is 2 + 2?"),
-             Message(role="assistant", content="2 + 2 equals 4."),
-             Message(role="user", content="And what is 3 + 3?"),
-             Message(role="assistant", content="3 + 3 equals 6.")]
+    turns = [
+        Message(role="system", content="You are a helpful assistant."),
+        Message(role="user", content="What is 2 + 2?"),
+        Message(role="assistant", content="2 + 2 equals 4."),
+        Message(role="user", content="And what is 3 + 3?"),
+        Message(role="assistant", content="3 + 3 equals 6."),
+    ]
     # child: ai.prompt.messages with content parts; parent: ai.prompt {"messages"} with plain strings
     assert ts["edff2fc5854be6170e8cccccec0c82cf"].messages == ts["673a889f59126f8b4c90dce5a1f99368"].messages == turns
     recipe = ts["8f60802815d6e97da2dbc4708a8e5c7b"].messages[-1]
     assert recipe.role == "assistant" and orjson.loads(recipe.content)["name"] == "Scrambled Eggs"
-    assert (ts["8f60802815d6e97da2dbc4708a8e5c7b"].input_tokens, ts["8f60802815d6e97da2dbc4708a8e5c7b"].output_tokens) \
-        == (63, 156)
+    assert (
+        ts["8f60802815d6e97da2dbc4708a8e5c7b"].input_tokens,
+        ts["8f60802815d6e97da2dbc4708a8e5c7b"].output_tokens,
+    ) == (63, 156)
 
 
 def test_vercel_stream_and_embedding() -> None:
@@ -150,7 +172,11 @@ def test_vercel_stream_and_embedding() -> None:
     assert stream.metadata["time_to_first_token_ms"] == 426.8535000000011
     embed = ts["045d21a7f69972edf509fe0ff911f3f5"]
     assert (embed.messages, embed.model, embed.input_tokens, embed.total_tokens) == (
-        [], "text-embedding-3-small", 10, 10)
+        [],
+        "text-embedding-3-small",
+        10,
+        10,
+    )
     assert embed.spans[0].kind == "embedding"
 
 
@@ -164,27 +190,44 @@ def test_spans_by_operation_and_single_operation_files_hold_the_same_spans() -> 
 # --------------------------------------------------------------------------- not spans, sniffing
 
 
-@pytest.mark.parametrize("path", [VERCEL / "capture-results.json", SCHEMAS / "gen-ai-input-messages.json",
-                                  SCHEMAS / "gen-ai-output-messages.json"])
+@pytest.mark.parametrize(
+    "path",
+    [VERCEL / "capture-results.json", SCHEMAS / "gen-ai-input-messages.json", SCHEMAS / "gen-ai-output-messages.json"],
+)
 def test_files_that_are_not_spans(path: Path) -> None:
     assert [str(i) for i in parse(path, {})] == [f"{path}:1: {NOT_SPANS}"]
     assert not _sniff(path, path.read_bytes()[:65536])
 
 
 def test_every_span_file_is_claimed() -> None:
-    claimed = sorted(p.name for p in [*VERCEL.glob("*.json"), *FIXTURES.glob("*.json")]
-                     if _sniff(p, p.read_bytes()[:65536]))
+    claimed = sorted(
+        p.name for p in [*VERCEL.glob("*.json"), *FIXTURES.glob("*.json")] if _sniff(p, p.read_bytes()[:65536])
+    )
     assert len(claimed) == 15 and "capture-results.json" not in claimed
 
 
 def test_python_console_exporter_shape(tmp_path: Path) -> None:
     # span.to_json() as Python's ConsoleSpanExporter prints it: concatenated, not an array
     attrs = orjson.loads(OPENINFERENCE.read_bytes())
-    spans = [{"name": "ChatCompletion", "context": {"trace_id": "0x5b8aa5a2d2c872e8321cf37308d69df2",
-                                                    "span_id": "0x051581bf3cb55c13", "trace_state": "[]"},
-              "kind": "SpanKind.INTERNAL", "parent_id": None, "start_time": "2026-02-03T15:19:52.242000Z",
-              "end_time": "2026-02-03T15:19:54.021415Z", "status": {"status_code": "ERROR", "description": "429"},
-              "attributes": attrs, "events": [], "links": [], "resource": {"attributes": {"service.name": "bot"}}}]
+    spans = [
+        {
+            "name": "ChatCompletion",
+            "context": {
+                "trace_id": "0x5b8aa5a2d2c872e8321cf37308d69df2",
+                "span_id": "0x051581bf3cb55c13",
+                "trace_state": "[]",
+            },
+            "kind": "SpanKind.INTERNAL",
+            "parent_id": None,
+            "start_time": "2026-02-03T15:19:52.242000Z",
+            "end_time": "2026-02-03T15:19:54.021415Z",
+            "status": {"status_code": "ERROR", "description": "429"},
+            "attributes": attrs,
+            "events": [],
+            "links": [],
+            "resource": {"attributes": {"service.name": "bot"}},
+        }
+    ]
     path = tmp_path / "console.txt"
     path.write_text("\n".join(orjson.dumps(s, option=orjson.OPT_INDENT_2).decode() for s in spans * 2) + "\n")
     assert _sniff(path, path.read_bytes())
@@ -201,11 +244,34 @@ def test_vercel_through_the_driver(ws) -> None:
     assert [(f.format, f.ingested, f.issues) for f in report.files] == [("openinference", 10, [])]
     store = TraceStore(ws.traces_dir)
     row = store.get(["b3e700af9eab81e19f72f964d62a35af"])["b3e700af9eab81e19f72f964d62a35af"]
-    assert {k: row[k] for k in ("source_format", "name", "model", "provider", "input_tokens", "output_tokens",
-                                "total_tokens", "latency_ms", "n_messages", "input_text", "output_text")} == {
-        "source_format": "openinference", "name": "test-generate-text", "model": "gpt-4o-mini-2024-07-18",
-        "provider": "openai", "input_tokens": 14, "output_tokens": 20, "total_tokens": 34, "latency_ms": 1779.415,
-        "n_messages": 2, "input_text": "Write a haiku about programming.", "output_text": HAIKU}
+    assert {
+        k: row[k]
+        for k in (
+            "source_format",
+            "name",
+            "model",
+            "provider",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "latency_ms",
+            "n_messages",
+            "input_text",
+            "output_text",
+        )
+    } == {
+        "source_format": "openinference",
+        "name": "test-generate-text",
+        "model": "gpt-4o-mini-2024-07-18",
+        "provider": "openai",
+        "input_tokens": 14,
+        "output_tokens": 20,
+        "total_tokens": 34,
+        "latency_ms": 1779.415,
+        "n_messages": 2,
+        "input_text": "Write a haiku about programming.",
+        "output_text": HAIKU,
+    }
     # the same spans again, grouped by operation: nothing new
     again = ingest_files(ws, [ALL_SPANS, BY_OPERATION])
     assert [(f.ingested, f.skipped) for f in again.files] == [(0, 10), (0, 10)]
@@ -242,5 +308,6 @@ def test_non_span_items_in_an_array(tmp_path: Path) -> None:
     path.write_bytes(orjson.dumps([spans[0], {"name": "orphan", "attributes": {}}]))
     out = list(parse(path, {}))
     assert [str(i) for i in out if isinstance(i, Issue)] == [
-        f"{path}:1: not a span: no 'spanContext' with a 'spanId' (record orphan)"]
+        f"{path}:1: not a span: no 'spanContext' with a 'spanId' (record orphan)"
+    ]
     assert [t.trace_id for t in out if isinstance(t, Trace)] == ["700d5f98fe2420adcf6ab0822f7a323c"]

@@ -33,12 +33,14 @@ OPENLLMETRY = DATA / "openllmetry_parallel-tool-calls.traces.json"
 LANGFUSE = DATA / "langfuse-py-sdk_trace.otlp.json"
 
 QUESTION = "What's the weather in Seattle and San Francisco today?"
-ANSWER = ("Today, the weather in Seattle is 50 degrees and raining, while in San Francisco, it's 70 degrees "
-          "and sunny.")
+ANSWER = "Today, the weather in Seattle is 50 degrees and raining, while in San Francisco, it's 70 degrees and sunny."
 SYSTEM = Message(role="system", content="You're a helpful assistant.")
-SEATTLE = ToolCall(id="call_JpNb8OiAkbIbHzDggfpdDHpi", name="get_current_weather", arguments={"location": "Seattle, WA"})
-SF = ToolCall(id="call_vaFQc3zK6hHTRZKXRI5Eo2cJ", name="get_current_weather",
-              arguments={"location": "San Francisco, CA"})
+SEATTLE = ToolCall(
+    id="call_JpNb8OiAkbIbHzDggfpdDHpi", name="get_current_weather", arguments={"location": "Seattle, WA"}
+)
+SF = ToolCall(
+    id="call_vaFQc3zK6hHTRZKXRI5Eo2cJ", name="get_current_weather", arguments={"location": "San Francisco, CA"}
+)
 FIRST_CALL = [SYSTEM, Message(role="user", content=QUESTION), Message(role="assistant", tool_calls=[SEATTLE, SF])]
 WHOLE_CONVERSATION = [
     *FIRST_CALL,
@@ -46,11 +48,19 @@ WHOLE_CONVERSATION = [
     Message(role="tool", content="70 degrees and sunny", tool_call_id=SF.id, name="get_current_weather"),
     Message(role="assistant", content=ANSWER),
 ]
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_current_weather", "description": "Get the current weather in a given location",
-    "parameters": {"type": "object", "properties": {
-        "location": {"type": "string", "description": "The city and state, e.g. Boston, MA"}},
-        "required": ["location"], "additionalProperties": False}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_current_weather",
+        "description": "Get the current weather in a given location",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string", "description": "The city and state, e.g. Boston, MA"}},
+            "required": ["location"],
+            "additionalProperties": False,
+        },
+    },
+}
 
 
 def traces(path: Path, options: dict[str, str] | None = None) -> list[Trace]:
@@ -74,9 +84,18 @@ def test_any_value_kinds() -> None:
     assert any_value({"boolValue": False}) is False
     assert any_value({"arrayValue": {"values": [{"stringValue": "demo"}, {"intValue": "2"}]}}) == ["demo", 2]
     assert any_value({"arrayValue": {}}) == []
-    assert any_value({"kvlistValue": {"values": [
-        {"key": "message", "value": {"kvlistValue": {"values": [{"key": "role", "value": {"stringValue": "tool"}}]}}},
-    ]}}) == {"message": {"role": "tool"}}
+    assert any_value(
+        {
+            "kvlistValue": {
+                "values": [
+                    {
+                        "key": "message",
+                        "value": {"kvlistValue": {"values": [{"key": "role", "value": {"stringValue": "tool"}}]}},
+                    },
+                ]
+            }
+        }
+    ) == {"message": {"role": "tool"}}
     assert any_value({"bytesValue": "aGk="}) == "aGk="
     assert any_value({}) is None
 
@@ -96,8 +115,11 @@ def _encode(value: Any) -> dict[str, Any]:
 
 
 _values = st.recursive(
-    st.none().map(lambda _: "x") | st.booleans() | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    st.none().map(lambda _: "x")
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=10,
 )
@@ -108,8 +130,13 @@ def test_any_value_round_trip(value: Any) -> None:
     assert any_value(_encode(value)) == value
 
 
-@given(st.lists(st.dictionaries(st.sampled_from(["role", "content", "name"]), st.text(max_size=5), min_size=1),
-                min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["role", "content", "name"]), st.text(max_size=5), min_size=1),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_unflatten_inverts_indexed_attributes(messages: list[dict[str, str]]) -> None:
     flat = {f"llm.input_messages.{i}.message.{k}": v for i, m in enumerate(messages) for k, v in m.items()}
     assert unflatten(flat, "llm.input_messages.") == [{"message": m} for m in messages]
@@ -117,7 +144,8 @@ def test_unflatten_inverts_indexed_attributes(messages: list[dict[str, str]]) ->
 
 def test_attributes_from_key_value_list() -> None:
     assert attributes([{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "75"}}, {"value": {}}]) == {
-        "gen_ai.usage.input_tokens": 75}
+        "gen_ai.usage.input_tokens": 75
+    }
 
 
 def test_hex_ids() -> None:
@@ -153,13 +181,22 @@ def test_system_instructions_reasoning_and_plain_text_input() -> None:
     inputs = orjson.loads(attrs["gen_ai.input.messages"])
     attrs["gen_ai.system_instructions"] = orjson.dumps(inputs[0]["parts"]).decode()
     attrs["gen_ai.input.messages"] = orjson.dumps(
-        [{"role": "assistant", "parts": [{"type": "reasoning", "content": "Two cities."}]}, *inputs[1:]]).decode()
+        [{"role": "assistant", "parts": [{"type": "reasoning", "content": "Two cities."}]}, *inputs[1:]]
+    ).decode()
     r = read_span(SpanRecord("d55a853589ccf33f47a978c1cd7d74d3", "a4a1134d5a3a409d", attrs=attrs))
     assert r.inputs == [SYSTEM, Message(role="assistant"), Message(role="user", content=QUESTION)]
     # OpenInference input.value marked text/plain is text, even when it looks like JSON
-    oi = read_span(SpanRecord("d55a853589ccf33f47a978c1cd7d74d3", "a4a1134d5a3a409d", attrs={
-        "openinference.span.kind": "LLM", "input.value": '["Seattle", "San Francisco"]',
-        "input.mime_type": "text/plain"}))
+    oi = read_span(
+        SpanRecord(
+            "d55a853589ccf33f47a978c1cd7d74d3",
+            "a4a1134d5a3a409d",
+            attrs={
+                "openinference.span.kind": "LLM",
+                "input.value": '["Seattle", "San Francisco"]',
+                "input.mime_type": "text/plain",
+            },
+        )
+    )
     assert oi.inputs == [Message(role="user", content='["Seattle", "San Francisco"]')]
 
 
@@ -180,22 +217,44 @@ def test_latest_two_calls_are_two_traces() -> None:
     assert first.start_time.microsecond == 232199  # truncated, not rounded through a float
     assert first.latency_ms == 10.759  # 242958 - 232199 µs
     assert first.name == "chat gpt-4o-mini" and first.status == "ok" and first.error is None
-    assert first.spans == [Span(id="a4a1134d5a3a409d", parent_id=None, name="chat gpt-4o-mini", kind="llm",
-                                start_time=first.start_time, end_time=first.end_time, status="ok",
-                                model="gpt-4o-mini-2024-07-18")]
+    assert first.spans == [
+        Span(
+            id="a4a1134d5a3a409d",
+            parent_id=None,
+            name="chat gpt-4o-mini",
+            kind="llm",
+            start_time=first.start_time,
+            end_time=first.end_time,
+            status="ok",
+            model="gpt-4o-mini-2024-07-18",
+        )
+    ]
     assert first.metadata == {
-        "service": "openai-v2-cassette-replay", "instrumentation": ["opentelemetry.util.genai.handler 0.5b0.dev"],
-        "llm_calls": 1, "response_ids": ["chatcmpl-ASYMU9Ntix7ePttk0MSuerJstef6U"], "request_model": "gpt-4o-mini",
-        "finish_reasons": ["tool_calls"]}
+        "service": "openai-v2-cassette-replay",
+        "instrumentation": ["opentelemetry.util.genai.handler 0.5b0.dev"],
+        "llm_calls": 1,
+        "response_ids": ["chatcmpl-ASYMU9Ntix7ePttk0MSuerJstef6U"],
+        "request_model": "gpt-4o-mini",
+        "finish_reasons": ["tool_calls"],
+    }
 
 
 def test_streamed_tool_calls_arrive_whole() -> None:
     (t,) = traces(STREAMING)
     assert t.trace_id == "90560adc940dd1c4b96304c54105863f"
-    assert t.messages[-1] == Message(role="assistant", tool_calls=[
-        ToolCall(id="call_fHCjJqt9Pysde6vcJcvbXGBx", name="get_current_weather", arguments={"location": "Seattle, WA"}),
-        ToolCall(id="call_3J9foSw3CUb48lrqIXoTky6U", name="get_current_weather",
-                 arguments={"location": "San Francisco, CA"})])
+    assert t.messages[-1] == Message(
+        role="assistant",
+        tool_calls=[
+            ToolCall(
+                id="call_fHCjJqt9Pysde6vcJcvbXGBx", name="get_current_weather", arguments={"location": "Seattle, WA"}
+            ),
+            ToolCall(
+                id="call_3J9foSw3CUb48lrqIXoTky6U",
+                name="get_current_weather",
+                arguments={"location": "San Francisco, CA"},
+            ),
+        ],
+    )
     assert (t.input_tokens, t.output_tokens, t.model_version) == (75, 51, None)
 
 
@@ -238,8 +297,11 @@ def test_logs_option_names_the_logs_file(tmp_path: Path) -> None:
 def test_either_file_first_gives_the_same_traces(ws, order: list[Path]) -> None:
     report = ingest_files(ws, order)
     assert [(f.ingested, f.skipped) for f in report.files] == [(2, 0), (0, 2)]
-    rows = TraceStore(ws.traces_dir).query(columns=["trace_id", "n_messages", "input_tokens", "output_text"],
-                                           order_by="trace_id").to_pylist()
+    rows = (
+        TraceStore(ws.traces_dir)
+        .query(columns=["trace_id", "n_messages", "input_tokens", "output_text"], order_by="trace_id")
+        .to_pylist()
+    )
     assert rows == [
         {"trace_id": "356bbe0954de5abcafdf11d9840ea041", "n_messages": 6, "input_tokens": 99, "output_text": ANSWER},
         {"trace_id": "8abacc313e2d7b0a2168f0ba10a1cf2f", "n_messages": 3, "input_tokens": 75, "output_text": None},
@@ -254,19 +316,39 @@ def test_openllmetry_flavour() -> None:
     assert t.trace_id == "e804e89507f43d2c6c221dd658ef738e" and t.name == "openai.chat"
     assert t.messages == [
         Message(role="user", content="What's the weather like in San Francisco and Boston?"),
-        Message(role="assistant", tool_calls=[
-            ToolCall(id="call_3JNWJ9wdfRsmkhKWql4HqJhR", name="get_current_weather",
-                     arguments={"location": "San Francisco"}),
-            ToolCall(id="call_8jQ7TzSBlLV4tzrMRpq5Tg98", name="get_current_weather", arguments={"location": "Boston"})]),
+        Message(
+            role="assistant",
+            tool_calls=[
+                ToolCall(
+                    id="call_3JNWJ9wdfRsmkhKWql4HqJhR",
+                    name="get_current_weather",
+                    arguments={"location": "San Francisco"},
+                ),
+                ToolCall(
+                    id="call_8jQ7TzSBlLV4tzrMRpq5Tg98", name="get_current_weather", arguments={"location": "Boston"}
+                ),
+            ],
+        ),
     ]
     assert (t.input_tokens, t.output_tokens, t.total_tokens) == (70, 46, 116)  # only OpenLLMetry sends the total
     assert (t.model, t.metadata["request_model"]) == ("gpt-3.5-turbo-0125", "gpt-3.5-turbo")
     assert t.metadata["finish_reasons"] == ["tool_call"]  # singular, unlike contrib
-    assert t.tools == [{"type": "function", "function": {
-        "name": "get_current_weather", "description": "Get the current weather",
-        "parameters": {"type": "object", "properties": {
-            "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"}},
-            "required": ["location"]}}}]
+    assert t.tools == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_current_weather",
+                "description": "Get the current weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"}
+                    },
+                    "required": ["location"],
+                },
+            },
+        }
+    ]
 
 
 # --------------------------------------------------------------------------- Langfuse SDK export
@@ -290,11 +372,18 @@ def test_langfuse_sdk_trace_is_one_trace() -> None:
         ("final-answer", "llm", "37b9c9507cd2bfab"),
     ]
     assert t.metadata == {
-        "instrumentation": ["langfuse-sdk 4.14.3"], "environment": "demo", "trace_metadata": {"app_version": "1.2.3"},
+        "instrumentation": ["langfuse-sdk 4.14.3"],
+        "environment": "demo",
+        "trace_metadata": {"app_version": "1.2.3"},
         "llm_calls": 2,
         # the SDK turns its default max_tokens into the string "Infinity"
-        "request": {"temperature": 1, "max_tokens": "Infinity", "top_p": 1, "frequency_penalty": 0,
-                    "presence_penalty": 0},
+        "request": {
+            "temperature": 1,
+            "max_tokens": "Infinity",
+            "top_p": 1,
+            "frequency_penalty": 0,
+            "presence_penalty": 0,
+        },
     }
 
 
@@ -308,12 +397,19 @@ def _edit_span(path: Path, out: Path, span_id: str, **changes: Any) -> Path:
 
 
 def test_failed_tool_span_marks_the_tool_result(tmp_path: Path) -> None:
-    failed = _edit_span(LANGFUSE, tmp_path / "failed.otlp.json", "4c256275043e14c9",
-                        status={"code": 2, "message": "weather service timed out"})
+    failed = _edit_span(
+        LANGFUSE,
+        tmp_path / "failed.otlp.json",
+        "4c256275043e14c9",
+        status={"code": 2, "message": "weather service timed out"},
+    )
     (t,) = traces(failed)
     assert (t.status, t.error) == ("error", "get_current_weather: weather service timed out")
     tools = [m for m in t.messages if m.role == "tool"]
-    assert [(m.content, m.is_error) for m in tools] == [("50 degrees and raining", True), ("70 degrees and sunny", False)]
+    assert [(m.content, m.is_error) for m in tools] == [
+        ("50 degrees and raining", True),
+        ("70 degrees and sunny", False),
+    ]
     assert [s.status for s in t.spans] == ["ok", "ok", "error", "ok", "ok"]
 
 
@@ -325,9 +421,11 @@ def test_tool_span_result_missing_from_history_is_added(tmp_path: Path) -> None:
     path = tmp_path / "partial.otlp.json"
     path.write_bytes(orjson.dumps(doc))
     (t,) = traces(path)
-    assert t.messages == [*FIRST_CALL,
-                          Message(role="tool", content="50 degrees and raining", name="get_current_weather"),
-                          Message(role="tool", content="70 degrees and sunny", name="get_current_weather")]
+    assert t.messages == [
+        *FIRST_CALL,
+        Message(role="tool", content="50 degrees and raining", name="get_current_weather"),
+        Message(role="tool", content="70 degrees and sunny", name="get_current_weather"),
+    ]
     assert (t.input_tokens, t.output_tokens) == (75, 51)
 
 
@@ -336,15 +434,49 @@ def test_langfuse_through_the_driver(ws) -> None:
     assert [(f.format, f.ingested, f.issues) for f in report.files] == [("otel", 1, [])]
     store = TraceStore(ws.traces_dir)
     row = store.get(["73d8a033c7e61d9de1bce056e853c087"])["73d8a033c7e61d9de1bce056e853c087"]
-    assert {k: row[k] for k in ("source_format", "name", "user_id", "session_id", "tags", "input_tokens",
-                                "output_tokens", "total_tokens", "latency_ms", "n_messages", "n_tool_calls",
-                                "n_tool_errors", "status", "input_text", "output_text")} == {
-        "source_format": "otel", "name": "weather-agent", "user_id": "user_123", "session_id": "sess_42",
-        "tags": ["demo", "weather"], "input_tokens": 174, "output_tokens": 76, "total_tokens": 250,
-        "latency_ms": 21.636, "n_messages": 6, "n_tool_calls": 2, "n_tool_errors": 0, "status": "ok",
-        "input_text": QUESTION, "output_text": ANSWER}
+    assert {
+        k: row[k]
+        for k in (
+            "source_format",
+            "name",
+            "user_id",
+            "session_id",
+            "tags",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "latency_ms",
+            "n_messages",
+            "n_tool_calls",
+            "n_tool_errors",
+            "status",
+            "input_text",
+            "output_text",
+        )
+    } == {
+        "source_format": "otel",
+        "name": "weather-agent",
+        "user_id": "user_123",
+        "session_id": "sess_42",
+        "tags": ["demo", "weather"],
+        "input_tokens": 174,
+        "output_tokens": 76,
+        "total_tokens": 250,
+        "latency_ms": 21.636,
+        "n_messages": 6,
+        "n_tool_calls": 2,
+        "n_tool_errors": 0,
+        "status": "ok",
+        "input_text": QUESTION,
+        "output_text": ANSWER,
+    }
     assert [s["name"] for s in orjson.loads(row["spans"])] == [
-        "weather_agent", "plan-tool-calls", "get_current_weather", "get_current_weather", "final-answer"]
+        "weather_agent",
+        "plan-tool-calls",
+        "get_current_weather",
+        "get_current_weather",
+        "final-answer",
+    ]
     again = ingest_files(ws, [LANGFUSE])
     assert (again.ingested, again.skipped) == (0, 1)
     assert store.count() == 1
@@ -358,7 +490,8 @@ def test_corrupted_span_is_reported_and_the_rest_ingested(ws, tmp_path: Path) ->
     broken.write_text(LATEST.read_text().replace('"1795509671243109715"', '"yesterday"'))
     report = ingest_files(ws, [broken])
     assert [str(i) for i in report.issues] == [
-        f"{broken}:143: span has an unreadable startTimeUnixNano (record c72392701d8e82a4)"]
+        f"{broken}:143: span has an unreadable startTimeUnixNano (record c72392701d8e82a4)"
+    ]
     assert report.ingested == 1
     assert TraceStore(ws.traces_dir).trace_ids() == {"d55a853589ccf33f47a978c1cd7d74d3"}
 
@@ -368,7 +501,8 @@ def test_span_without_trace_id(tmp_path: Path) -> None:
     broken.write_text(LATEST.read_text().replace('"traceId": "d55a853589ccf33f47a978c1cd7d74d3"', '"traceId": ""'))
     out = list(parse(broken, {}))
     assert [str(i) for i in out if isinstance(i, Issue)] == [
-        f"{broken}:47: span has no valid traceId (record a4a1134d5a3a409d)"]  # the line of its spanId
+        f"{broken}:47: span has no valid traceId (record a4a1134d5a3a409d)"
+    ]  # the line of its spanId
     assert [t.trace_id for t in out if isinstance(t, Trace)] == ["2637362785d62f68e06ef0e196959bda"]
 
 
@@ -392,18 +526,29 @@ def test_not_otlp(tmp_path: Path) -> None:
     path = tmp_path / "spans.json"
     path.write_text('{"spans": []}')
     assert [str(i) for i in parse(path, {})] == [
-        f"{path}:1: not an OTLP/JSON document: expected 'resourceSpans' or 'resourceLogs'"]
+        f"{path}:1: not an OTLP/JSON document: expected 'resourceSpans' or 'resourceLogs'"
+    ]
 
 
 def test_http_only_traces_are_left_out(tmp_path: Path) -> None:
     doc = orjson.loads(LATEST.read_bytes())
-    http = {"traceId": "5b8aa5a2d2c872e8321cf37308d69df2", "spanId": "051581bf3cb55c13", "name": "GET /health",
-            "kind": 2, "startTimeUnixNano": "1795509671232199810", "endTimeUnixNano": "1795509671242958271",
-            "attributes": [{"key": "http.request.method", "value": {"stringValue": "GET"}}], "status": {}}
+    http = {
+        "traceId": "5b8aa5a2d2c872e8321cf37308d69df2",
+        "spanId": "051581bf3cb55c13",
+        "name": "GET /health",
+        "kind": 2,
+        "startTimeUnixNano": "1795509671232199810",
+        "endTimeUnixNano": "1795509671242958271",
+        "attributes": [{"key": "http.request.method", "value": {"stringValue": "GET"}}],
+        "status": {},
+    }
     doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(http)
     path = tmp_path / "app.json"
     path.write_bytes(orjson.dumps(doc))
-    assert [t.trace_id for t in traces(path)] == ["d55a853589ccf33f47a978c1cd7d74d3", "2637362785d62f68e06ef0e196959bda"]
+    assert [t.trace_id for t in traces(path)] == [
+        "d55a853589ccf33f47a978c1cd7d74d3",
+        "2637362785d62f68e06ef0e196959bda",
+    ]
 
 
 @pytest.mark.parametrize("path", [LATEST, STREAMING, LEGACY, LEGACY_LOGS, OPENLLMETRY, LANGFUSE])

@@ -8,8 +8,19 @@ from evaltray.core.errors import IngestError
 from evaltray.ingest import FORMATS, get_format, register
 from evaltray.ingest.openai import chat_rows
 
-NAMES = ["csv", "jsonl", "langfuse", "langsmith", "openai", "openai-exchange", "openinference", "otel", "parquet",
-         "tau2", "vcr-openai"]
+NAMES = [
+    "csv",
+    "jsonl",
+    "langfuse",
+    "langsmith",
+    "openai",
+    "openai-exchange",
+    "openinference",
+    "otel",
+    "parquet",
+    "tau2",
+    "vcr-openai",
+]
 
 
 def test_every_format_is_registered_once() -> None:
@@ -18,7 +29,10 @@ def test_every_format_is_registered_once() -> None:
     assert get_format("otel").name == "otel"
     # sniffers run in this order for --format auto
     assert [f.name for _, f in sorted(FORMATS.items(), key=lambda item: item[1].priority)][:3] == [
-        "langfuse", "langsmith", "tau2"]
+        "langfuse",
+        "langsmith",
+        "tau2",
+    ]
 
 
 def test_an_unknown_format_names_the_known_ones() -> None:

@@ -37,6 +37,13 @@ def test_ids_status_and_values() -> None:
     assert hex_id("0102", 8) is None
     assert (status_code("STATUS_CODE_ERROR"), status_code("Ok"), status_code(2), status_code(None)) == (2, 1, 2, 0)
     assert any_value({"intValue": "9007199254740993"}) == 9007199254740993  # beyond a float's 53 bits
-    assert attributes([{"key": "a", "value": {"arrayValue": {"values": [{"boolValue": True}, {"doubleValue": "NaN"}]}}},
-                       {"key": 5, "value": {"stringValue": "no string key"}}])["a"][0] is True
+    assert (
+        attributes(
+            [
+                {"key": "a", "value": {"arrayValue": {"values": [{"boolValue": True}, {"doubleValue": "NaN"}]}}},
+                {"key": 5, "value": {"stringValue": "no string key"}},
+            ]
+        )["a"][0]
+        is True
+    )
     assert attributes({"already": "flat"}) == {"already": "flat"}

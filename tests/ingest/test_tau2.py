@@ -68,11 +68,23 @@ def test_first_simulation_in_detail(gpt: list[Trace]) -> None:
     assert len(t.messages) == 19
     assert t.messages[0].role == "system" and t.messages[0].content.startswith("# Retail agent policy\n\n")
     assert t.messages[1] == Message(role="assistant", content="Hi! How can I help you today?")
-    assert t.messages[5] == Message(role="assistant", content=None, tool_calls=[ToolCall(
-        id="call_2xzbrH6DkKxcu4GnAB2Rdipb", name="find_user_id_by_email",
-        arguments={"email": "isabella.lopez3271@example.com"})])
-    assert t.messages[6] == Message(role="tool", content="isabella_lopez_6490",
-                                    tool_call_id="call_2xzbrH6DkKxcu4GnAB2Rdipb", name="find_user_id_by_email")
+    assert t.messages[5] == Message(
+        role="assistant",
+        content=None,
+        tool_calls=[
+            ToolCall(
+                id="call_2xzbrH6DkKxcu4GnAB2Rdipb",
+                name="find_user_id_by_email",
+                arguments={"email": "isabella.lopez3271@example.com"},
+            )
+        ],
+    )
+    assert t.messages[6] == Message(
+        role="tool",
+        content="isabella_lopez_6490",
+        tool_call_id="call_2xzbrH6DkKxcu4GnAB2Rdipb",
+        name="find_user_id_by_email",
+    )
 
 
 def test_expected_behaviour_travels_in_metadata(gpt: list[Trace]) -> None:
@@ -83,7 +95,11 @@ def test_expected_behaviour_travels_in_metadata(gpt: list[Trace]) -> None:
     assert meta["reason_for_call"].startswith("You want to know how much balance does your gift card have.")
     actions = meta["evaluation_criteria"]["actions"]
     assert [a["name"] for a in actions] == [
-        "find_user_id_by_email", "get_user_details", "get_order_details", "modify_pending_order_payment"]
+        "find_user_id_by_email",
+        "get_user_details",
+        "get_order_details",
+        "modify_pending_order_payment",
+    ]
     assert actions[3]["arguments"] == {"order_id": "#W4923227", "payment_method_id": "credit_card_8897086"}
     assert meta["evaluation_criteria"]["communicate_info"] == ["60", "mastercard"]
     assert meta["reward_info"]["db_check"] == {"db_match": True, "db_reward": 1.0}
@@ -99,7 +115,11 @@ def test_failed_task_and_tool_error(gpt: list[Trace]) -> None:
     assert failed.status == "ok"  # a failed task is a wrong answer, not a crashed run
     errored = by_id["e33bc476-16ba-463c-b43d-29300ccdc8ab"]
     (bad,) = [m for m in errored.messages if m.is_error]
-    assert (bad.role, bad.content, bad.tool_call_id) == ("tool", "Error: Order not found", "call_vNtayzZbUqnPhXuWs2HcTVPs")
+    assert (bad.role, bad.content, bad.tool_call_id) == (
+        "tool",
+        "Error: Order not found",
+        "call_vNtayzZbUqnPhXuWs2HcTVPs",
+    )
 
 
 def test_fine_tune_cost_is_unknown_not_free(ft: list[Trace]) -> None:
@@ -127,20 +147,28 @@ def test_driver_ingest_query_reingest(ws) -> None:
     store = TraceStore(ws.traces_dir)
     totals = {}
     for model in ("gpt-4.1", "ft:gpt-4.1-2025-04-14:sierra:tau2-full-sft:BzrYdMNm"):
-        (totals[model],) = store.query(f"model = '{model}' AND feature = 'retail'", columns=[
-            "count(*) AS n", "sum(n_messages) AS messages", "sum(n_tool_calls) AS calls",
-            "sum(n_tool_errors) AS errors"]).to_pylist()
+        (totals[model],) = store.query(
+            f"model = '{model}' AND feature = 'retail'",
+            columns=[
+                "count(*) AS n",
+                "sum(n_messages) AS messages",
+                "sum(n_tool_calls) AS calls",
+                "sum(n_tool_errors) AS errors",
+            ],
+        ).to_pylist()
     assert totals == {
         "gpt-4.1": {"n": 40, "messages": 1145, "calls": 299, "errors": 12},
         "ft:gpt-4.1-2025-04-14:sierra:tau2-full-sft:BzrYdMNm": {"n": 40, "messages": 1219, "calls": 292, "errors": 23},
     }
     row = store.get(["55094b9e-ef3e-42b4-8ca2-18e82cd7e7ae"])["55094b9e-ef3e-42b4-8ca2-18e82cd7e7ae"]
-    assert row["input_text"] == ("That’s perfect, thank you so much! I really appreciate your help. "
-                                 "That’s all I needed. \n\n###STOP###")
+    assert row["input_text"] == (
+        "That’s perfect, thank you so much! I really appreciate your help. That’s all I needed. \n\n###STOP###"
+    )
     assert row["output_text"] == (
         "Your payment method for order #W4923227 has been changed to your Visa card ending in 8902. The amount "
         "previously charged to your Mastercard will be refunded within 5 to 7 business days.\n\n"
-        "If you need any more assistance, feel free to ask!")
+        "If you need any more assistance, feel free to ask!"
+    )
     assert row["keep_reason"] == "sampled"
     assert orjson.loads(row["metadata"])["task_id"] == "40"
     again = ingest_files(ws, [GPT, FT])
@@ -153,11 +181,12 @@ def test_driver_reports_a_broken_simulation_and_ingests_the_rest(ws, tmp_path: P
     at = text.index('"id": "836083bb-b0d3-49bf-bd5b-5ca1afc1008e"')
     cut = text.index('"messages": [', at)
     path = tmp_path / "tau2-broken.json"
-    path.write_text(text[:cut] + '"messages": null, "lost": [' + text[cut + len('"messages": ['):], encoding="utf-8")
+    path.write_text(text[:cut] + '"messages": null, "lost": [' + text[cut + len('"messages": [') :], encoding="utf-8")
     report = ingest_files(ws, [path])
     assert report.ingested == 39
     assert [str(i) for i in report.issues] == [
-        f"{path}:27477: simulation has no 'messages' list (record 836083bb-b0d3-49bf-bd5b-5ca1afc1008e)"]
+        f"{path}:27477: simulation has no 'messages' list (record 836083bb-b0d3-49bf-bd5b-5ca1afc1008e)"
+    ]
 
 
 def test_not_json_and_wrong_shape(tmp_path: Path) -> None:
@@ -169,4 +198,5 @@ def test_not_json_and_wrong_shape(tmp_path: Path) -> None:
     other = tmp_path / "other.json"
     other.write_text('{"info": {}, "tasks": []}')
     assert [str(i) for i in parse(other, {})] == [
-        f"{other}:1: expected a τ²-bench results object with a 'simulations' list"]
+        f"{other}:1: expected a τ²-bench results object with a 'simulations' list"
+    ]

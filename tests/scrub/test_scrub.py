@@ -59,13 +59,19 @@ def test_every_entity_type(scrubber: Scrubber) -> None:
 
 def test_user_handles_made_of_names(scrubber: Scrubber) -> None:
     # tau2-bench retail user ids are first_last_NNNN; handles as people type them too
-    text = ('{"user_id": "isabella_lopez_6490"} ping noah.ito or John-Smith42, '
-            'then isabella_lopez_6490 again; "username": "jdoe77"')
-    assert scrub(scrubber, text) == ('{"user_id": "<USERNAME_1>"} ping <USERNAME_2> or <USERNAME_3>, '
-                                     'then <USERNAME_1> again; "username": "<USERNAME_4>"')
+    text = (
+        '{"user_id": "isabella_lopez_6490"} ping noah.ito or John-Smith42, '
+        'then isabella_lopez_6490 again; "username": "jdoe77"'
+    )
+    assert scrub(scrubber, text) == (
+        '{"user_id": "<USERNAME_1>"} ping <USERNAME_2> or <USERNAME_3>, '
+        'then <USERNAME_1> again; "username": "<USERNAME_4>"'
+    )
     # tool names, field names, ids and hosts made of words, an e-mail's local part: not handles
-    for text in ("call get_order, then mark_delivered; grace_period and credit_card_8554680 stay",
-                 "see www.john-smith.com and report.final_v2"):
+    for text in (
+        "call get_order, then mark_delivered; grace_period and credit_card_8554680 stay",
+        "see www.john-smith.com and report.final_v2",
+    ):
         assert scrub(scrubber, text) == text
     assert scrub(scrubber, "write to noah.ito@example.org") == "write to <EMAIL_1>"
     # a double given name is a person's name, not a handle (pii_benchmark's Faker set has two)
@@ -87,7 +93,9 @@ def test_names_from_context_and_gazetteer(scrubber: Scrubber) -> None:
     assert scrub(scrubber, "Name: Jean Smith\nIndustry: Marketing") == "Name: <PERSON_1>\nIndustry: Marketing"
     assert scrub(scrubber, 'we live." - Norman Cousins') == 'we live." - <PERSON_1>'
     assert scrub(scrubber, "achievements.\nWill Smith") == "achievements.\n<PERSON_1>"
-    assert scrub(scrubber, "Dear Valerio Porzio,\nyour order has shipped.") == "Dear <PERSON_1>,\nyour order has shipped."
+    assert (
+        scrub(scrubber, "Dear Valerio Porzio,\nyour order has shipped.") == "Dear <PERSON_1>,\nyour order has shipped."
+    )
     assert scrub(scrubber, "my name is yusuf rossi") == "my name is <PERSON_1>"
 
 
@@ -128,9 +136,21 @@ def test_name_found_in_a_tool_result_is_replaced_earlier_too(scrubber: Scrubber)
 
 def test_openai_style_arguments_string_and_content_parts(scrubber: Scrubber) -> None:
     messages = [
-        {"role": "user", "name": "Gillian", "content": [{"type": "text", "text": "I am Gillian Sutton, gsutton@example.org"}]},
-        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {
-            "name": "lookup", "arguments": '{"email":"gsutton@example.org"}'}}]},
+        {
+            "role": "user",
+            "name": "Gillian",
+            "content": [{"type": "text", "text": "I am Gillian Sutton, gsutton@example.org"}],
+        },
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": '{"email":"gsutton@example.org"}'},
+                }
+            ],
+        },
     ]
     out = scrubber.scrub_messages(messages, "t")
     assert out[0]["name"] == "<PERSON_1>"  # "Gillian" and "Gillian Sutton" are different values
@@ -154,20 +174,50 @@ def test_same_value_same_placeholder_case_and_spacing(scrubber: Scrubber) -> Non
 
 # ------------------------------------------------------------------------------------- properties
 
-FRAGMENTS = st.sampled_from([
-    "Hi ", "my name is ", "Isabella Lopez", "Will Smith", "Dear Mr. Rossi,", " and ", ", ", ".\n",
-    "jane@example.com", "(212) 555-0143", "4111 1111 1111 1111", "192.168.0.1", "710 Sunset Drive",
-    "zip code 85034", "sk-proj-abcdefghijklmnopqrstuvwx12", "https://x.com/a?token=abcdefgh1234", "<PERSON_1>",
-    "Paris", "Grant", "Ünal Çelik", "🙂", "東京", "x=", "\x00\x01", "Thanks,\n",
-])
+FRAGMENTS = st.sampled_from(
+    [
+        "Hi ",
+        "my name is ",
+        "Isabella Lopez",
+        "Will Smith",
+        "Dear Mr. Rossi,",
+        " and ",
+        ", ",
+        ".\n",
+        "jane@example.com",
+        "(212) 555-0143",
+        "4111 1111 1111 1111",
+        "192.168.0.1",
+        "710 Sunset Drive",
+        "zip code 85034",
+        "sk-proj-abcdefghijklmnopqrstuvwx12",
+        "https://x.com/a?token=abcdefgh1234",
+        "<PERSON_1>",
+        "Paris",
+        "Grant",
+        "Ünal Çelik",
+        "🙂",
+        "東京",
+        "x=",
+        "\x00\x01",
+        "Thanks,\n",
+    ]
+)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(parts=st.lists(st.one_of(FRAGMENTS, st.text(max_size=12)), max_size=12))
 # found by CI: each round revealed one more glued zip code ("85034zip"), and a fourth needs a fourth round
 @example(parts=["zip code 85034"] * 4 + ["Hi "])
-@example(parts=["(212) 555-0143", "sk-proj-abcdefghijklmnopqrstuvwx12", "Hi ", "zip code 85034",
-                "sk-proj-abcdefghijklmnopqrstuvwx12"])  # the phone starts a word only once the key is replaced
+@example(
+    parts=[
+        "(212) 555-0143",
+        "sk-proj-abcdefghijklmnopqrstuvwx12",
+        "Hi ",
+        "zip code 85034",
+        "sk-proj-abcdefghijklmnopqrstuvwx12",
+    ]
+)  # the phone starts a word only once the key is replaced
 def test_scrubbing_is_idempotent(scrubber: Scrubber, parts: list[str]) -> None:
     text = "".join(parts)
     once = scrub(scrubber, text)
@@ -175,8 +225,11 @@ def test_scrubbing_is_idempotent(scrubber: Scrubber, parts: list[str]) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(user=st.sampled_from(["amy.li", "b_o", "k9"]), host=st.sampled_from(["example.com", "mail.example.org"]),
-       fillers=st.lists(st.text(alphabet="abc .,!", max_size=10), min_size=2, max_size=5))
+@given(
+    user=st.sampled_from(["amy.li", "b_o", "k9"]),
+    host=st.sampled_from(["example.com", "mail.example.org"]),
+    fillers=st.lists(st.text(alphabet="abc .,!", max_size=10), min_size=2, max_size=5),
+)
 def test_one_value_one_placeholder_per_trace(scrubber: Scrubber, user: str, host: str, fillers: list[str]) -> None:
     email = f"{user}@{host}"
     messages = [{"role": "user", "content": f"{f} {email} {f}"} for f in fillers]
@@ -255,12 +308,17 @@ def test_every_entity_has_one_recognizer_and_the_workspace_choice_picks_among_th
     assert sorted(name for name, _ in RECOGNIZERS.items()) == sorted(ENTITIES)
     with pytest.raises(ScrubError) as err:
         RECOGNIZERS.get("SSN")
-    assert str(err.value) == ("unknown PII entity 'SSN': one of ADDRESS, API_KEY, CREDIT_CARD, EMAIL_ADDRESS, IBAN_CODE, "
-                              "IP_ADDRESS, PERSON, PHONE_NUMBER, URL, USERNAME")
+    assert str(err.value) == (
+        "unknown PII entity 'SSN': one of ADDRESS, API_KEY, CREDIT_CARD, EMAIL_ADDRESS, IBAN_CODE, "
+        "IP_ADDRESS, PERSON, PHONE_NUMBER, URL, USERNAME"
+    )
     s = Scrubber(entities=["EMAIL", "PHONE_NUMBER"])
     # the two chosen, in the registry's order, and the key-value one that covers both
     assert [type(r).__name__ for r in s.analyzer.registry.recognizers] == [
-        "OfflineEmailRecognizer", "PhoneRecognizer", "KeyValueRecognizer"]
+        "OfflineEmailRecognizer",
+        "PhoneRecognizer",
+        "KeyValueRecognizer",
+    ]
     with pytest.raises(ScrubError) as err:
         resolve_entities(["EMAIL", 3])  # type: ignore[list-item]
     assert str(err.value) == "entities must be names such as 'EMAIL', got 3"
@@ -277,7 +335,10 @@ def test_ner_model_must_be_installed() -> None:
 def test_a_folder_that_holds_no_spacy_model_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ScrubError) as err:
         Scrubber(ner=f"spacy:{tmp_path}")
-    assert str(err.value) == f"spaCy model '{tmp_path}' could not be loaded: [E053] Could not read meta.json from {tmp_path}"
+    assert (
+        str(err.value)
+        == f"spaCy model '{tmp_path}' could not be loaded: [E053] Could not read meta.json from {tmp_path}"
+    )
 
 
 def test_spacy_ner_model_from_a_folder(tmp_path: Path) -> None:
@@ -340,7 +401,8 @@ def test_a_scrubber_pickles_with_its_vault() -> None:
     vault = Vault(Vault.generate_key())
     s = Scrubber(entities=["EMAIL"], vault=vault)
     assert s.scrub_messages([{"role": "user", "content": "mail user4@example.com"}], "t4") == [
-        {"role": "user", "content": "mail <EMAIL_1>"}]
+        {"role": "user", "content": "mail <EMAIL_1>"}
+    ]
     copy = pickle.loads(pickle.dumps(s))
     assert copy.entities == ("EMAIL_ADDRESS",)
     assert copy.vault is not None and copy.vault.reveal("t4", "<EMAIL_1>") == "user4@example.com"

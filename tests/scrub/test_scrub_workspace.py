@@ -54,8 +54,18 @@ EMAIL = "isabella.lopez3271@example.com"
 #: two tool results; the user id isabella_lopez_6490, made of her names, in a tool result, a tool argument
 #: and two more tool results. noah-7: name and e-mail twice each, the phone once.
 COUNTS = {"EMAIL": 7, "PERSON": 5, "ADDRESS": 6, "PHONE": 1, "USERNAME": 4}
-PII = ("isabella.lopez", "Isabella", "Lopez", "Sunset Drive", "Suite 176", "85034", "Noah", "555-0143", "noah.ito",
-       "isabella_lopez")
+PII = (
+    "isabella.lopez",
+    "Isabella",
+    "Lopez",
+    "Sunset Drive",
+    "Suite 176",
+    "85034",
+    "Noah",
+    "555-0143",
+    "noah.ito",
+    "isabella_lopez",
+)
 
 
 def rows(ws: Workspace) -> dict[str, dict[str, Any]]:
@@ -86,8 +96,9 @@ def twin(tmp_path: Path, ws: Workspace, name: str) -> Workspace:
 def use_key(ws: Workspace, key: Path) -> None:
     """Point ``[ingest] vault_key`` at ``key`` (reopen the workspace to read it)."""
     settings = ws.root / "evaltray.toml"
-    settings.write_text(settings.read_text().replace('# vault_key = "~/.config/evaltray/vault.key"',
-                                                     f'vault_key = "{key}"'))
+    settings.write_text(
+        settings.read_text().replace('# vault_key = "~/.config/evaltray/vault.key"', f'vault_key = "{key}"')
+    )
 
 
 def assert_scrubbed(got: dict[str, dict[str, Any]], id_key: bytes) -> None:
@@ -95,28 +106,40 @@ def assert_scrubbed(got: dict[str, dict[str, Any]], id_key: bytes) -> None:
     assert {r["scrubbed"] for r in got.values()} == {True}
     msgs = messages(lopez)
     assert msgs[3]["content"] == "Sure, it’s <EMAIL_1>."
-    assert msgs[4]["tool_calls"] == [{"id": "call_2xzbrH6DkKxcu4GnAB2Rdipb", "name": "find_user_id_by_email",
-                                      "arguments": {"email": "<EMAIL_1>"}}]
+    assert msgs[4]["tool_calls"] == [
+        {"id": "call_2xzbrH6DkKxcu4GnAB2Rdipb", "name": "find_user_id_by_email", "arguments": {"email": "<EMAIL_1>"}}
+    ]
     assert msgs[5]["content"] == "<USERNAME_1>"  # the user id made of her names, the same placeholder throughout
     assert msgs[6]["tool_calls"][0]["arguments"] == {"user_id": "<USERNAME_1>"}
     details = orjson.loads(msgs[7]["content"])
     assert details["user_id"] == orjson.loads(msgs[9]["content"])["user_id"] == "<USERNAME_1>"
     assert details["name"] == {"first_name": "<PERSON_1>", "last_name": "<PERSON_2>"}
-    assert details["address"] == {"address1": "<ADDRESS_1>", "address2": "<ADDRESS_2>", "city": "Phoenix",
-                                  "country": "USA", "state": "AZ", "zip": "<ADDRESS_3>"}
+    assert details["address"] == {
+        "address1": "<ADDRESS_1>",
+        "address2": "<ADDRESS_2>",
+        "city": "Phoenix",
+        "country": "USA",
+        "state": "AZ",
+        "zip": "<ADDRESS_3>",
+    }
     assert details["email"] == "<EMAIL_1>"
     # the same address in a later tool result gets the same placeholders
     assert orjson.loads(msgs[9]["content"])["address"] == details["address"]
     assert lopez["input_text"] == "Sure, it’s <EMAIL_1>."
     assert lopez["output_text"] == msgs[10]["content"]
-    assert orjson.loads(lopez["metadata"]) == {"task_id": "40", "customer_email": "<EMAIL_1>", "session_id": "sess-40",
-                                               "note": "<PERSON_3> asked for her gift card balance"}
+    assert orjson.loads(lopez["metadata"]) == {
+        "task_id": "40",
+        "customer_email": "<EMAIL_1>",
+        "session_id": "sess-40",
+        "note": "<PERSON_3> asked for her gift card balance",
+    }
     assert lopez["user_id"] == pseudonym(id_key, "EMAIL", EMAIL)
     assert re.fullmatch(r"email-[0-9a-f]{16}", lopez["user_id"])
     assert lopez["session_id"] == "sess-40"
     assert [m["content"] for m in messages(noah)] == [
         "Hi, I'm <PERSON_1>. Call me at <PHONE_1> or write to <EMAIL_1>.",
-        "Thanks <PERSON_1>! I have sent the details to <EMAIL_1>."]
+        "Thanks <PERSON_1>! I have sent the details to <EMAIL_1>.",
+    ]
     assert (noah["input_text"], noah["output_text"]) == (messages(noah)[0]["content"], messages(noah)[1]["content"])
     assert (noah["user_id"], noah["session_id"]) == ("u-1001", "sess-7")  # ids without PII stay
     assert clean["input_text"] == "Compare World War I and World War II in terms of duration and casualty count."
@@ -146,19 +169,27 @@ def test_scrub_off_then_evaltray_scrub_gives_the_rows_of_scrub_at_ingest(ws: Wor
         before = rows(later)
         assert {r["scrubbed"] for r in before.values()} == {False}
         assert messages(before["noah-7"])[0]["content"] == (
-            "Hi, I'm Noah Ito. Call me at (212) 555-0143 or write to noah.ito@example.org.")
+            "Hi, I'm Noah Ito. Call me at (212) 555-0143 or write to noah.ito@example.org."
+        )
         # showing them says so on stderr, by id only
         shown = invoke(later, "traces", "show", "noah-7", "--json")
         assert orjson.loads(shown.stdout)["messages"][0]["content"].startswith("Hi, I'm Noah Ito.")
         assert shown.stderr == "not scrubbed yet (text as recorded, may hold PII): noah-7; run `evaltray scrub`\n"
         listed = invoke(later, "traces", "list", "--json")
-        assert listed.stderr == ("not scrubbed yet (text as recorded, may hold PII): clean-1, lopez-40, noah-7; "
-                                 "run `evaltray scrub`\n")
+        assert listed.stderr == (
+            "not scrubbed yet (text as recorded, may hold PII): clean-1, lopez-40, noah-7; run `evaltray scrub`\n"
+        )
 
         result = invoke(later, "scrub", "--json")
         assert result.exit_code == 0, result.output
-        assert orjson.loads(result.stdout) == {"dry_run": False, "parts": 1, "parts_rewritten": 1, "traces": 3,
-                                               "replaced": dict(sorted(COUNTS.items())), "quarantined": []}
+        assert orjson.loads(result.stdout) == {
+            "dry_run": False,
+            "parts": 1,
+            "parts_rewritten": 1,
+            "traces": 3,
+            "replaced": dict(sorted(COUNTS.items())),
+            "quarantined": [],
+        }
         assert rows(later) == rows(ws)
         assert invoke(later, "traces", "show", "noah-7").stderr == ""
 
@@ -169,8 +200,9 @@ def test_scrub_off_then_evaltray_scrub_gives_the_rows_of_scrub_at_ingest(ws: Wor
         assert part.read_bytes() == data  # idempotent: the part is not even rewritten
         # and scrubbing scrubbed rows once more, flag ignored, changes no value
         table = TraceStore(later.traces_dir).read_part(part)
-        unflagged = table.set_column(table.schema.get_field_index("scrubbed"), "scrubbed",
-                                     pa.array([False] * table.num_rows))
+        unflagged = table.set_column(
+            table.schema.get_field_index("scrubbed"), "scrubbed", pa.array([False] * table.num_rows)
+        )
         rescrubbed, info = scrub_table(unflagged, ScrubConfig.for_workspace(later))
         assert rescrubbed.equals(table) and (info.counts, info.quarantined) == ({}, {})
     finally:
@@ -186,12 +218,14 @@ def test_dry_run_reports_and_writes_nothing(ws: Workspace) -> None:
     assert part.read_bytes() == data
 
 
-def test_a_crash_mid_scrub_leaves_whole_parts_and_a_rerun_finishes(ws: Workspace, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_mid_scrub_leaves_whole_parts_and_a_rerun_finishes(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # two parts: the chats, then the same chats under other ids
     other = tmp_path / "other.jsonl"
-    other.write_bytes(b"".join(line.replace(b'"id": "', b'"id": "x-') + b"\n"
-                               for line in CHATS.read_bytes().splitlines()))
+    other.write_bytes(
+        b"".join(line.replace(b'"id": "', b'"id": "x-') + b"\n" for line in CHATS.read_bytes().splitlines())
+    )
     ingest_files(ws, [CHATS, other], scrub=False)
     store = TraceStore(ws.traces_dir)
     assert len(store.parts()) == 2
@@ -217,8 +251,9 @@ def test_a_crash_mid_scrub_leaves_whole_parts_and_a_rerun_finishes(ws: Workspace
     assert messages(got["x-noah-7"]) == messages(got["noah-7"])
 
 
-def test_old_parts_without_the_column_read_as_unscrubbed_and_get_scrubbed(ws: Workspace,
-                                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_old_parts_without_the_column_read_as_unscrubbed_and_get_scrubbed(
+    ws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
     ingest_files(ws, [CHATS], scrub=False)
     (part,) = TraceStore(ws.traces_dir).parts()
     pq.write_table(pq.read_table(part).drop_columns(["scrubbed"]), part)  # a part written before the column
@@ -226,8 +261,10 @@ def test_old_parts_without_the_column_read_as_unscrubbed_and_get_scrubbed(ws: Wo
 
     with caplog.at_level(logging.WARNING, logger="evaltray.tray.candidates"):
         assert pool.add_from_traces(ws, "alice") == []
-    assert caplog.messages == ["skipped 3 trace(s) not scrubbed yet (ingested with scrubbing off, or before it "
-                               "existed); run `evaltray scrub`, then add them again"]
+    assert caplog.messages == [
+        "skipped 3 trace(s) not scrubbed yet (ingested with scrubbing off, or before it "
+        "existed); run `evaltray scrub`, then add them again"
+    ]
 
     scrub_store(ws, "alice", workers=1)
     assert pq.read_table(part).column("scrubbed").to_pylist() == [True] * 3
@@ -257,18 +294,39 @@ def _fail_for(trace_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Scrubber, "_scrub", scrub)
 
 
-def test_a_trace_that_cannot_be_scrubbed_is_quarantined_without_its_text(ws: Workspace,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_trace_that_cannot_be_scrubbed_is_quarantined_without_its_text(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _fail_for("noah-7", monkeypatch)
     result = invoke(ws, "ingest", str(CHATS))
     assert result.exit_code == 0
     assert result.stderr == "quarantined trace noah-7: could not be scrubbed; stored without its text\n"
     assert not any(p in result.output for p in PII)
     noah = rows(ws)["noah-7"]
-    assert {c: noah[c] for c in ("messages", "input_text", "output_text", "metadata", "user_id", "session_id",
-                                 "payload_kept", "keep_reason", "scrubbed")} == {
-        "messages": None, "input_text": None, "output_text": None, "metadata": None, "user_id": None,
-        "session_id": None, "payload_kept": False, "keep_reason": "quarantined", "scrubbed": True}
+    assert {
+        c: noah[c]
+        for c in (
+            "messages",
+            "input_text",
+            "output_text",
+            "metadata",
+            "user_id",
+            "session_id",
+            "payload_kept",
+            "keep_reason",
+            "scrubbed",
+        )
+    } == {
+        "messages": None,
+        "input_text": None,
+        "output_text": None,
+        "metadata": None,
+        "user_id": None,
+        "session_id": None,
+        "payload_kept": False,
+        "keep_reason": "quarantined",
+        "scrubbed": True,
+    }
     assert noah["n_messages"] == 2  # what is not text stays
     assert rows(ws)["lopez-40"]["payload_kept"] is True
 
@@ -286,7 +344,8 @@ def test_evaltray_scrub_quarantines_too(ws: Workspace, monkeypatch: pytest.Monke
 
 
 def test_parallel_ingest_scrubs_in_the_workers_quarantines_and_fills_the_vault(
-        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = tmp_path / "keys" / "owner.key"
     assert invoke(ws, "vault", "keygen", str(key)).exit_code == 0
     use_key(ws, key)
@@ -353,15 +412,17 @@ def test_workers_scrub_with_the_scrubber_their_pool_was_given(ws: Workspace) -> 
         scrubbed = pa.concat_tables(t for t, _ in pool.map(scrub_table, pieces, [config] * len(pieces)))
     noah = next(r for r in scrubbed.to_pylist() if r["trace_id"] == "noah-7")
     assert orjson.loads(noah["messages"])[0]["content"] == (
-        "Hi, I'm Noah Ito. Call me at <PHONE_1> or write to noah.ito@example.org.")
+        "Hi, I'm Noah Ito. Call me at <PHONE_1> or write to noah.ito@example.org."
+    )
 
 
 def _die(table: pa.Table, config: ScrubConfig) -> Any:
     os._exit(1)  # a worker killed mid-piece (the OOM killer)
 
 
-def test_a_worker_that_dies_is_an_error_and_leaves_the_part_whole(ws: Workspace,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_that_dies_is_an_error_and_leaves_the_part_whole(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ingest_files(ws, [CHATS], scrub=False)
     (part,) = TraceStore(ws.traces_dir).parts()
     data = part.read_bytes()
@@ -369,8 +430,10 @@ def test_a_worker_that_dies_is_an_error_and_leaves_the_part_whole(ws: Workspace,
     monkeypatch.setattr(_store, "scrub_table", _die)
     with pytest.raises(ScrubError) as err:
         scrub_store(ws, "alice", workers=2)
-    assert str(err.value) == (f"{part.name}: a scrub worker process died (out of memory?); every part is whole, "
-                              "old or new; run again, or with --workers 1 to scrub in one process")
+    assert str(err.value) == (
+        f"{part.name}: a scrub worker process died (out of memory?); every part is whole, "
+        "old or new; run again, or with --workers 1 to scrub in one process"
+    )
     assert part.read_bytes() == data
 
 
@@ -383,10 +446,12 @@ def test_vault_keygen_and_reveal_round_trip(ws: Workspace, tmp_path: Path) -> No
     assert orjson.loads(made.stdout) == {"path": str(key), "dry_run": False}
     assert key.stat().st_mode & 0o777 == 0o600
     assert invoke(ws, "vault", "keygen", str(key)).stderr == (
-        f"Error: {key}: a key file already exists; refusing to overwrite it\n")
+        f"Error: {key}: a key file already exists; refusing to overwrite it\n"
+    )
     inside = invoke(ws, "vault", "keygen", str(ws.root / "owner.key"))
-    assert inside.stderr == (f"Error: {ws.root / 'owner.key'} is inside the workspace; keep the vault key where "
-                             "only you can read it\n")
+    assert inside.stderr == (
+        f"Error: {ws.root / 'owner.key'} is inside the workspace; keep the vault key where only you can read it\n"
+    )
     use_key(ws, key)
     ws = Workspace.open(ws.root)
     ingest_files(ws, [CHATS])
@@ -394,18 +459,24 @@ def test_vault_keygen_and_reveal_round_trip(ws: Workspace, tmp_path: Path) -> No
     assert invoke(ws, "vault", "reveal", "lopez-40", "<EMAIL_1>").stdout == EMAIL + "\n"
     assert invoke(ws, "vault", "reveal", "lopez-40", "<PERSON_3>").stdout == "Isabella Lopez\n"
     assert orjson.loads(invoke(ws, "vault", "reveal", "lopez-40", lopez["user_id"], "--json").stdout) == {
-        "trace_id": "lopez-40", "placeholder": lopez["user_id"], "value": EMAIL}
+        "trace_id": "lopez-40",
+        "placeholder": lopez["user_id"],
+        "value": EMAIL,
+    }
     assert invoke(ws, "vault", "reveal", "lopez-40", "<EMAIL_9>").stderr == (
-        "Error: no vault entry for <EMAIL_9> in trace lopez-40\n")
+        "Error: no vault entry for <EMAIL_9> in trace lopez-40\n"
+    )
     ws.add_user("bob", Role.LABELER, actor="alice")
     assert invoke(ws, "vault", "reveal", "lopez-40", "<EMAIL_1>", user="bob").stderr == (
-        "Error: user 'bob' is a labeler; revealing a scrubbed value needs one of: admin\n")
+        "Error: user 'bob' is a labeler; revealing a scrubbed value needs one of: admin\n"
+    )
     sealed = vault_file(ws).read_bytes()
     assert sealed.count(b"\n") == 12 and not any(p.encode() in sealed for p in PII)
     other = tmp_path / "keys" / "other.key"
     invoke(ws, "vault", "keygen", str(other))
     assert invoke(ws, "vault", "reveal", "lopez-40", "<EMAIL_1>", "--key", str(other)).stderr == (
-        "Error: vault entry <EMAIL_1> in trace lopez-40 does not open with this key\n")
+        "Error: vault entry <EMAIL_1> in trace lopez-40 does not open with this key\n"
+    )
     with ws.tx() as conn:
         audited = conn.exec_driver_sql("SELECT actor, object_id FROM audit WHERE action = 'vault.reveal'").fetchall()
     assert audited == [("alice", "lopez-40")] * 3  # every value shown, by whom
@@ -414,13 +485,16 @@ def test_vault_keygen_and_reveal_round_trip(ws: Workspace, tmp_path: Path) -> No
 
 def test_a_vault_key_inside_the_workspace_is_refused(ws: Workspace) -> None:
     settings = ws.root / "evaltray.toml"
-    settings.write_text(settings.read_text().replace('# vault_key = "~/.config/evaltray/vault.key"',
-                                                     'vault_key = "keys/vault.key"'))
+    settings.write_text(
+        settings.read_text().replace('# vault_key = "~/.config/evaltray/vault.key"', 'vault_key = "keys/vault.key"')
+    )
     ws = Workspace.open(ws.root)
     with pytest.raises(VaultError) as err:
         ingest_files(ws, [CHATS])
-    assert str(err.value) == ("ingest.vault_key 'keys/vault.key' is inside the workspace; keep the key where only "
-                              "its owner can read it (the workspace is shared)")
+    assert str(err.value) == (
+        "ingest.vault_key 'keys/vault.key' is inside the workspace; keep the key where only "
+        "its owner can read it (the workspace is shared)"
+    )
     ws.close()
 
 
@@ -438,8 +512,10 @@ def test_a_damaged_pseudonym_key_is_an_error_not_a_new_key(ws: Workspace) -> Non
     path.write_text("not a key\n")
     with pytest.raises(ScrubError) as err:
         ScrubConfig.for_workspace(ws)
-    assert str(err.value) == (f"{path}: not a pseudonym key (hex); restore it from a backup. A new key would give "
-                              "every id a new pseudonym, so evaltray does not make one over it")
+    assert str(err.value) == (
+        f"{path}: not a pseudonym key (hex); restore it from a backup. A new key would give "
+        "every id a new pseudonym, so evaltray does not make one over it"
+    )
     assert path.read_text() == "not a key\n"
 
 
@@ -456,14 +532,17 @@ def test_settings_scrub_keys(ws: Workspace, tmp_path: Path) -> None:
     ingest_files(ws, [CHATS])
     assert [m["content"] for m in messages(rows(ws)["noah-7"])] == [
         "Hi, I'm Noah Ito. Call me at (212) 555-0143 or write to <EMAIL_1>.",
-        "Thanks Noah! I have sent the details to <EMAIL_1>."]
+        "Thanks Noah! I have sent the details to <EMAIL_1>.",
+    ]
     ws.close()
     settings.write_text(text.replace('# scrub_entities = ["EMAIL", "PHONE", "PERSON"]', 'scrub_entities = ["SSN"]'))
     ws = Workspace.open(ws.root)
     with pytest.raises(ScrubError) as err:
         ingest_files(ws, [CHATS])
-    assert str(err.value) == ("ingest.scrub_entities: unknown entity 'SSN' (one of: EMAIL, PHONE, CREDIT_CARD, IBAN, "
-                              "IP_ADDRESS, URL, API_KEY, ADDRESS, PERSON, USERNAME)")
+    assert str(err.value) == (
+        "ingest.scrub_entities: unknown entity 'SSN' (one of: EMAIL, PHONE, CREDIT_CARD, IBAN, "
+        "IP_ADDRESS, URL, API_KEY, ADDRESS, PERSON, USERNAME)"
+    )
     ws.close()
     settings.write_text(text.replace("\nscrub = true ", '\nscrub = "yes" '))
     with pytest.raises(WorkspaceError, match=r"ingest.scrub must be true or false, got 'yes'"):
@@ -471,12 +550,17 @@ def test_settings_scrub_keys(ws: Workspace, tmp_path: Path) -> None:
 
 
 def test_bad_input_goes_through_scrubbed(ws: Workspace, tmp_path: Path) -> None:
-    big = "the quick brown fox jumps over the lazy dog " * 12_000 + "mail jane.doe@example.com " + "lorem ipsum " * 40_000
+    big = (
+        "the quick brown fox jumps over the lazy dog " * 12_000 + "mail jane.doe@example.com " + "lorem ipsum " * 40_000
+    )
     lines = [
         {"id": "empty", "messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": None}]},
         {"id": "junk", "messages": [{"role": "user", "content": "\x00\x01\ufffd binary \x7f junk"}]},
-        {"id": "mixed", "messages": [{"role": "user", "content": "Привет, меня зовут Анна 🙂 東京 anna@example.ru"}],
-         "metadata": {"emoji": "👍🏽", "nested": {"deep": [{"mail": "anna@example.ru"}]}}},
+        {
+            "id": "mixed",
+            "messages": [{"role": "user", "content": "Привет, меня зовут Анна 🙂 東京 anna@example.ru"}],
+            "metadata": {"emoji": "👍🏽", "nested": {"deep": [{"mail": "anna@example.ru"}]}},
+        },
         {"id": "big", "messages": [{"role": "user", "content": big}]},
     ]
     path = tmp_path / "bad.jsonl"
@@ -484,7 +568,9 @@ def test_bad_input_goes_through_scrubbed(ws: Workspace, tmp_path: Path) -> None:
     path.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines) + binary + b"\n")
     report = ingest_files(ws, [path])
     assert (report.ingested, report.quarantined) == (4, [])
-    assert [str(i) for i in report.issues] == [f"{path}:5: not valid JSON (str is not valid UTF-8: surrogates not allowed)"]
+    assert [str(i) for i in report.issues] == [
+        f"{path}:5: not valid JSON (str is not valid UTF-8: surrogates not allowed)"
+    ]
     got = rows(ws)
     assert messages(got["empty"])[0]["content"] == ""
     assert messages(got["junk"])[0]["content"] == "\x00\x01\ufffd binary \x7f junk"
@@ -529,8 +615,10 @@ def test_listing_names_the_traces_not_scrubbed_yet(ws: Workspace) -> None:
     assert list_traces(ws.trace_store(), limit=2, scrubs=False).unscrubbed == []
     shown = show_trace(ws.trace_store(), "noah-7")
     assert shown.unscrubbed == ["noah-7"]
-    assert shown.rows[0]["messages"][0] == {"role": "user", "content": "Hi, I'm Noah Ito. Call me at (212) 555-0143 "
-                                                                      "or write to noah.ito@example.org."}
+    assert shown.rows[0]["messages"][0] == {
+        "role": "user",
+        "content": "Hi, I'm Noah Ito. Call me at (212) 555-0143 or write to noah.ito@example.org.",
+    }
     scrub_store(ws, "alice")
     assert show_trace(ws.trace_store(), "noah-7").unscrubbed == list_traces(ws.trace_store()).unscrubbed == []
     with pytest.raises(NotFound, match="no trace 'nope'"):

@@ -18,12 +18,14 @@ def test_case_line_keeps_field_order_compact():
 
 
 def test_write_then_read_round_trips_sorted_by_id(ws):
-    rows = [{"id": "c-b", "x": 1, "version": {"added": "pending", "last_changed": "pending"}},
-            {"id": "c-a", "x": 2, "version": {"added": "1.0.0", "last_changed": "1.0.0"}}]
+    rows = [
+        {"id": "c-b", "x": 1, "version": {"added": "pending", "last_changed": "pending"}},
+        {"id": "c-a", "x": 2, "version": {"added": "1.0.0", "last_changed": "1.0.0"}},
+    ]
     write_cases(ws, "main", rows)
     assert ws.cases_path("main").read_bytes() == (
-        b'{"id":"c-a","x":2,"version":{"added":"1.0.0","last_changed":"1.0.0"}}\n'
-        b'{"id":"c-b","x":1' + PENDING + b"\n")
+        b'{"id":"c-a","x":2,"version":{"added":"1.0.0","last_changed":"1.0.0"}}\n{"id":"c-b","x":1' + PENDING + b"\n"
+    )
     tray = read_tray(ws, "main")
     assert tray.rows == [(1, rows[1]), (2, rows[0])]
     assert tray.raws == [case_line(rows[1])[:-1], case_line(rows[0])[:-1]]
@@ -60,16 +62,23 @@ def test_restamp_sets_pending_versions_only():
     assert restamp(raw, case, "1.0.0") == b'{"id":"c-1","version":{"added":"0.9.0","last_changed":"1.0.0"}}'
     assert case["version"] == {"added": "0.9.0", "last_changed": "1.0.0"}
     raw = b'{"id":"c-1"' + PENDING
-    assert restamp(raw, orjson.loads(raw), "2.0.0") == b'{"id":"c-1","version":{"added":"2.0.0","last_changed":"2.0.0"}}'
+    assert (
+        restamp(raw, orjson.loads(raw), "2.0.0") == b'{"id":"c-1","version":{"added":"2.0.0","last_changed":"2.0.0"}}'
+    )
     done = b'{"id":"c-1","version":{"added":"1.0.0","last_changed":"1.0.0"}}'
     assert restamp(done, orjson.loads(done), "2.0.0") is done
 
 
 def _stub_view(row):
     """What a release reads of a case it does not diff."""
-    return {"id": row["id"], "slice": row["slice"], "difficulty": row["difficulty"], "case_type": row["case_type"],
-            "provenance": {"source": row["provenance"]["source"], "supersedes": row["provenance"]["supersedes"]},
-            "version": row["version"]}
+    return {
+        "id": row["id"],
+        "slice": row["slice"],
+        "difficulty": row["difficulty"],
+        "case_type": row["case_type"],
+        "provenance": {"source": row["provenance"]["source"], "supersedes": row["provenance"]["supersedes"]},
+        "version": row["version"],
+    }
 
 
 def test_signed_fast_path_gives_the_rows_of_the_full_parse(ws):
@@ -111,5 +120,6 @@ def test_hand_edited_row_is_parsed_in_full_and_caught(ws):
     tray_problems, problems = gate.read_signed(ws, "main", set(), state)
     assert tray_problems.cases[1:] == tray.cases[1:]
     assert [str(p) for p in problems] == [
-        f"line 2 {edited['id']}: row differs from what was signed off (hand-edited after promotion?)"]
+        f"line 2 {edited['id']}: row differs from what was signed off (hand-edited after promotion?)"
+    ]
     assert [str(p) for p in gate.validate(ws)] == [str(p) for p in problems]

@@ -28,7 +28,9 @@ def test_promote_needs_a_signed_review(ws):
     assert report.promoted == []
     assert report.blocked == [(cid, ["not signed off: an adjudicator must sign the label (`evaltray signoff`)"])]
     assert ws.cases_path("main").read_bytes() == b""
-    with pytest.raises(PermissionDenied, match="user 'bob' is a labeler; signing labels off needs one of: adjudicator, admin"):
+    with pytest.raises(
+        PermissionDenied, match="user 'bob' is a labeler; signing labels off needs one of: adjudicator, admin"
+    ):
         rev.sign_off(ws, [cid], "bob")
     rev.sign_off(ws, [cid], "alice")
     report = gate.promote(ws, "alice")
@@ -50,7 +52,10 @@ def test_behavior_code_must_be_in_the_guide(ws):
     ws.settings.behavior_codes = ["OFFER_WARRANTY_HANDOFF"]
     with pytest.raises(EvaltrayError, match="behavior code 'APPROVE_REFUND' is not in labeling guide v1"):
         rev.normalize_expected(ws, "alice", behavior_code="APPROVE_REFUND")
-    assert rev.normalize_expected(ws, "alice", behavior_code="OFFER_WARRANTY_HANDOFF")["behavior_code"] == "OFFER_WARRANTY_HANDOFF"
+    assert (
+        rev.normalize_expected(ws, "alice", behavior_code="OFFER_WARRANTY_HANDOFF")["behavior_code"]
+        == "OFFER_WARRANTY_HANDOFF"
+    )
 
 
 def test_incomplete_six_tuple_is_blocked_with_reasons(ws):
@@ -62,8 +67,9 @@ def test_incomplete_six_tuple_is_blocked_with_reasons(ws):
 
 def test_generated_expected_and_copied_synthetic_output_are_blocked(ws):
     a = labeled_candidate(ws, "q1", origin="generated")
-    b = labeled_candidate(ws, "q2", source="synthetic", reference="The model said this.",
-                          recorded_output="The model said this.")
+    b = labeled_candidate(
+        ws, "q2", source="synthetic", reference="The model said this.", recorded_output="The model said this."
+    )
     report = dict(gate.promote(ws, "alice").blocked)
     assert report[a] == ["the expected behaviour was generated, not written by a person"]
     assert report[b] == ["synthetic case whose expected output copies the generated output"]
@@ -151,9 +157,17 @@ def test_relabel_keeps_id_and_supersede_gets_new_id(ws):
     assert (p2.case_id, p2.kind) == (p.case_id, "relabel")
     (row,) = _rows(ws)
     assert row["expected"]["reference"] == "5-7 business days."
-    new = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "How long do refunds take in the EU?"}],
-                          labels={"feature": "refunds", "tags": []}, slice="refunds", difficulty="easy",
-                          case_type="typical", supersedes=p.case_id)
+    new = pool.add_manual(
+        ws,
+        "alice",
+        "sme",
+        [{"role": "user", "content": "How long do refunds take in the EU?"}],
+        labels={"feature": "refunds", "tags": []},
+        slice="refunds",
+        difficulty="easy",
+        case_type="typical",
+        supersedes=p.case_id,
+    )
     rev.record_review(ws, new, "alice", rev.normalize_expected(ws, "alice", reference="14 days."), sign=True)
     (p3,) = gate.promote(ws, "alice").promoted
     assert p3.kind == "supersede" and p3.case_id != p.case_id
@@ -178,8 +192,15 @@ def test_reject_bin_keeps_rows_with_reasons(ws):
 
 
 def test_import_labels_reports_bad_rows_and_imports_the_rest(ws, tmp_path):
-    ok = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "refund?"}], slice="refunds",
-                         difficulty="easy", case_type="typical")
+    ok = pool.add_manual(
+        ws,
+        "alice",
+        "sme",
+        [{"role": "user", "content": "refund?"}],
+        slice="refunds",
+        difficulty="easy",
+        case_type="typical",
+    )
     other = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "ship?"}])
     ws.add_user("bob", Role.LABELER, actor="alice")
     path = tmp_path / "labels.csv"
@@ -188,7 +209,8 @@ def test_import_labels_reports_bad_rows_and_imports_the_rest(ws, tmp_path):
         f"{ok},Refunds take 5 days,,mentions 5 days;is polite,pass,bob,yes\n"
         f"{other},,,,fail,bob,\n"
         "cand-nope,Hello,,,pass,bob,\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     report = rev.import_labels(ws, path, "alice")
     assert len(report.imported) == 1
     assert report.problems == [

@@ -14,26 +14,36 @@ from tests.helpers import tray_of
 USER = {"role": "user", "content": "Can I pay with PayPal?"}
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("Can I pay with PayPal?", CaseInput([USER], [], [])),
-    ([USER], CaseInput([USER], [], [])),
-    ({"input": "Can I pay with PayPal?", "context": ["We take cards only."]},
-     CaseInput([USER], [], ["We take cards only."])),
-    ({"messages": [USER], "tools": [{"type": "function"}], "context": None},
-     CaseInput([USER], [{"type": "function"}], [])),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Can I pay with PayPal?", CaseInput([USER], [], [])),
+        ([USER], CaseInput([USER], [], [])),
+        (
+            {"input": "Can I pay with PayPal?", "context": ["We take cards only."]},
+            CaseInput([USER], [], ["We take cards only."]),
+        ),
+        (
+            {"messages": [USER], "tools": [{"type": "function"}], "context": None},
+            CaseInput([USER], [{"type": "function"}], []),
+        ),
+    ],
+)
 def test_case_input_forms(value, expected):
     assert case_input(value) == expected
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    (5, "a case input is a JSON object or a list of messages, not int"),
-    ({"tools": []}, "a case input needs `messages` (a list) or `input` (the user message)"),
-    ({"input": 7}, "a case input needs `messages` (a list) or `input` (the user message)"),
-    ([1, 2], "`messages` must be a list of objects with a role and content"),
-    ({"messages": "hello"}, "`messages` must be a list of objects with a role and content"),
-    ({"input": "hi", "tools": {"a": 1}}, "`tools` and `context` must be lists"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (5, "a case input is a JSON object or a list of messages, not int"),
+        ({"tools": []}, "a case input needs `messages` (a list) or `input` (the user message)"),
+        ({"input": 7}, "a case input needs `messages` (a list) or `input` (the user message)"),
+        ([1, 2], "`messages` must be a list of objects with a role and content"),
+        ({"messages": "hello"}, "`messages` must be a list of objects with a role and content"),
+        ({"input": "hi", "tools": {"a": 1}}, "`tools` and `context` must be lists"),
+    ],
+)
 def test_case_input_refuses_other_shapes(value, message):
     with pytest.raises(EvaltrayError) as exc:
         case_input(value)
@@ -41,9 +51,16 @@ def test_case_input_refuses_other_shapes(value, message):
 
 
 def test_add_case_labels_and_signs_when_the_actor_may(ws):
-    added = lifecycle.add_case(ws, "alice", "sme", case_input("Can I pay with PayPal?"), reference="Yes.",
-                               labels={"feature": "payments", "scenario": None, "persona": None, "tags": []},
-                               difficulty="easy", case_type="typical")
+    added = lifecycle.add_case(
+        ws,
+        "alice",
+        "sme",
+        case_input("Can I pay with PayPal?"),
+        reference="Yes.",
+        labels={"feature": "payments", "scenario": None, "persona": None, "tags": []},
+        difficulty="easy",
+        case_type="typical",
+    )
     assert added.labeled and added.signed
     assert rev.latest_review(ws, added.candidate_id).expected["reference"] == "Yes."
     (promoted,) = gate.promote(ws, "alice").promoted
@@ -69,7 +86,11 @@ def test_relabel_keeps_the_review_fields_and_the_id(ws):
     review = lifecycle.relabel_case(ws, p.case_id, "alice", assertions=["names the 30-day window"])
     assert review.expected["assertions"] == ["names the 30-day window"] and review.expected["reference"] is None
     assert (review.verdict, review.slice, review.difficulty, review.critique) == (
-        old["review"]["verdict"], old["slice"], old["difficulty"], old["review"]["critique"])
+        old["review"]["verdict"],
+        old["slice"],
+        old["difficulty"],
+        old["review"]["critique"],
+    )
     assert review.signed_by == "alice"
     (again,) = gate.promote(ws, "alice").promoted
     assert (again.case_id, again.kind) == (p.case_id, "relabel")
@@ -91,8 +112,13 @@ def test_supersede_carries_labels_and_waits_for_a_label(ws):
 def test_views_of_the_tray(ws):
     report = tray_of(ws, {"refunds": 2, "shipping": 1})
     first = report.promoted[0].case_id
-    assert lifecycle.tray_stats(ws) == {"slice": {"refunds": 2, "shipping": 1}, "source": {"sme": 3},
-                                        "difficulty": {"medium": 3}, "case_type": {"typical": 3}, "total": 3}
+    assert lifecycle.tray_stats(ws) == {
+        "slice": {"refunds": 2, "shipping": 1},
+        "source": {"sme": 3},
+        "difficulty": {"medium": 3},
+        "case_type": {"typical": 3},
+        "total": 3,
+    }
     assert lifecycle.tray_stats(ws, "edge")["total"] == 0
     gate.retire(ws, first, "feature removed", "alice")
     assert first not in [r["id"] for r in lifecycle.list_cases(ws)]

@@ -169,7 +169,8 @@ def test_misshapen_manifest_is_reported_not_raised(ws):
     path.write_bytes(b'{"version": "1.0.0"}')
     assert release.verify_release(ws, "1.0.0") == [
         "1.0.0.json: manifest changed since release (sha256 differs from the release log)",
-        "1.0.0.json: not a release manifest (KeyError: 'sets')"]
+        "1.0.0.json: not a release manifest (KeyError: 'sets')",
+    ]
     with pytest.raises(ReleaseError, match=r"^1.0.0.json: not a release manifest \(KeyError: 'sets'\)$"):
         release.load_manifest(ws, "1.0.0")
     path.write_bytes(b"{oops")
@@ -185,7 +186,8 @@ def test_manifest_tamper_is_detected(ws):
     m["notes"] = "edited later"
     path.write_bytes(orjson.dumps(m))
     assert release.verify_release(ws, "1.0.0") == [
-        "1.0.0.json: manifest changed since release (sha256 differs from the release log)"]
+        "1.0.0.json: manifest changed since release (sha256 differs from the release log)"
+    ]
 
 
 def test_versions_are_semantic_increasing_and_never_rewritten(ws):
@@ -221,8 +223,13 @@ def test_diff_and_changelog_separate_relabels_from_new_coverage(ws):
     cases = load_cases(ws, "main")
     ids = sorted(cases)
     reg = {r["id"]: r for r in gate.case_registry(ws)}
-    rev.record_review(ws, reg[ids[0]]["candidate_id"], "alice",
-                      rev.normalize_expected(ws, "alice", reference="A corrected answer."), sign=True)
+    rev.record_review(
+        ws,
+        reg[ids[0]]["candidate_id"],
+        "alice",
+        rev.normalize_expected(ws, "alice", reference="A corrected answer."),
+        sign=True,
+    )
     gate.promote(ws, "alice")
     gate.retire(ws, ids[1], "feature removed", "alice")
     labeled_candidate(ws, "a new returns question", slice="returns", source="production")
@@ -267,8 +274,13 @@ def test_single_source_slice_and_mix_warnings(ws):
     assert mix.actual == {"sme": 1.0} and mix.target["production"] == 0.5
 
 
-_case = st.fixed_dictionaries({"id": st.from_regex(r"c-[0-9a-f]{4}", fullmatch=True),
-                               "expected": st.text(max_size=8), "slice": st.sampled_from(["a", "b"])})
+_case = st.fixed_dictionaries(
+    {
+        "id": st.from_regex(r"c-[0-9a-f]{4}", fullmatch=True),
+        "expected": st.text(max_size=8),
+        "slice": st.sampled_from(["a", "b"]),
+    }
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -296,9 +308,17 @@ def test_diff_names_superseded_cases(ws):
     tray_of(ws, {"refunds": 3})
     release.create_release(ws, "1.0.0", "alice")
     old_id = sorted(load_cases(ws, "main"))[0]
-    new = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "a reworded refund question"}],
-                          labels={"feature": "refunds", "tags": []}, slice="refunds", difficulty="easy",
-                          case_type="typical", supersedes=old_id)
+    new = pool.add_manual(
+        ws,
+        "alice",
+        "sme",
+        [{"role": "user", "content": "a reworded refund question"}],
+        labels={"feature": "refunds", "tags": []},
+        slice="refunds",
+        difficulty="easy",
+        case_type="typical",
+        supersedes=old_id,
+    )
     rev.record_review(ws, new, "alice", rev.normalize_expected(ws, "alice", reference="Yes."), sign=True)
     (p,) = gate.promote(ws, "alice").promoted
     r2 = release.create_release(ws, "1.1.0", "alice")

@@ -23,8 +23,9 @@ def test_blind_session_hides_the_output_until_the_label_is_written(ws):
     assert step.candidate.id == cid and step.candidate.recorded_output is None  # not even through the candidate
     with pytest.raises(BlindReviewError) as exc:
         step.recorded_output()
-    assert str(exc.value) == (f"candidate {cid}: write the expected behaviour before the recorded output is shown "
-                              "(blind review)")
+    assert str(exc.value) == (
+        f"candidate {cid}: write the expected behaviour before the recorded output is shown (blind review)"
+    )
     with pytest.raises(BlindReviewError, match="write the expected behaviour before recording the review$"):
         step.record(verdict="pass")
     step.write_expected("Refunds take 5 business days.")
@@ -69,7 +70,8 @@ def test_review_all_labels_every_candidate_without_showing_an_output(ws):
     queued = [c.id for c in rev.queue(ws)]
     assert set(queued) == ids
     reviews = ReviewSession(ws, "alice", limit=2).review_all(
-        "Refunds take 5 days.", assertions=["mentions 5 days"], verdict="fail", failure_tags=["vague"])
+        "Refunds take 5 days.", assertions=["mentions 5 days"], verdict="fail", failure_tags=["vague"]
+    )
     assert [r.candidate_id for r in reviews] == queued[:2]  # the queue in its order, at most ``limit``
     assert all(r.expected_first and r.signed_by == "alice" and r.failure_tags == ["vague"] for r in reviews)
     assert reviews[0].expected["assertions"] == ["mentions 5 days"]
@@ -92,10 +94,17 @@ def test_sign_off_every_unsigned_review_of_a_set(ws):
     assert rev.sign_off(ws, [], "alice") == []  # nothing named, nothing asked for: nothing to do
 
 
-@pytest.mark.parametrize(("typed", "items"), [
-    (None, []), ("", []), ("  ", []), ("vague; wrong  ;; tone", ["vague", "wrong", "tone"]),
-    ('["a; b", "c"]', ["a; b", "c"]), (" single ", ["single"]),
-])
+@pytest.mark.parametrize(
+    ("typed", "items"),
+    [
+        (None, []),
+        ("", []),
+        ("  ", []),
+        ("vague; wrong  ;; tone", ["vague", "wrong", "tone"]),
+        ('["a; b", "c"]', ["a; b", "c"]),
+        (" single ", ["single"]),
+    ],
+)
 def test_split_list(typed, items):
     assert rev.split_list(typed) == items
 
@@ -106,5 +115,7 @@ def test_labels_import_refuses_a_file_that_is_not_text(ws, tmp_path):
     path.write_bytes(b"candidate_id,expected\n" + cid.encode() + b",fine\n\xff\xfe,x\n")
     with pytest.raises(EvaltrayError) as exc:
         rev.import_labels(ws, path, "alice")
-    assert str(exc.value) == f"{path}: not UTF-8 text (invalid start byte at byte {len(cid) + 28}); save it as UTF-8 CSV"
+    assert (
+        str(exc.value) == f"{path}: not UTF-8 text (invalid start byte at byte {len(cid) + 28}); save it as UTF-8 CSV"
+    )
     assert rev.latest_review(ws, cid) is None  # refused before the good row was stored

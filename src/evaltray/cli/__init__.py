@@ -35,8 +35,13 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-w", "--workspace", type=click.Path(file_okay=False), envvar=WORKSPACE_ENV,
-              help="Workspace directory (default: the nearest one above the current directory).")
+@click.option(
+    "-w",
+    "--workspace",
+    type=click.Path(file_okay=False),
+    envvar=WORKSPACE_ENV,
+    help="Workspace directory (default: the nearest one above the current directory).",
+)
 @click.option("-u", "--user", envvar=USER_ENV, help="Act as this user (default: the workspace's default user).")
 @click.version_option(package_name="evaltray")
 @click.pass_context
@@ -46,8 +51,30 @@ def cli(ctx: click.Context, workspace: str | None, user: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for command in (init, users, demo, ingest, traces, candidates, review, labels, reject, signoff, cases, promote, tray,
-                release, export, plan, coverage, sample, dedup, cluster, scrub, vault):
+for command in (
+    init,
+    users,
+    demo,
+    ingest,
+    traces,
+    candidates,
+    review,
+    labels,
+    reject,
+    signoff,
+    cases,
+    promote,
+    tray,
+    release,
+    export,
+    plan,
+    coverage,
+    sample,
+    dedup,
+    cluster,
+    scrub,
+    vault,
+):
     cli.add_command(command)
 
 

@@ -19,7 +19,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 COUNT = click.IntRange(min=0)
 
 
-
 def out() -> Console:
     """The console for data (stdout), made once per command invocation."""
     return _console(stderr=False)
@@ -111,5 +110,12 @@ def progress_bar(total: int | None, description: str):  # type: ignore[no-untype
     """A rich progress bar on stderr (hidden when stderr is not a terminal)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err(), transient=True, disable=not err().is_terminal)
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err(),
+        transient=True,
+        disable=not err().is_terminal,
+    )

@@ -24,23 +24,51 @@ def candidates() -> None:
 @click.option("--where", help="SQL predicate over trace columns, e.g. \"feature = 'refunds'\".")
 @click.option("--limit", type=COUNT, help="Add at most this many.")
 @click.option("--trace", "trace_ids", multiple=True, help="Add this trace id (repeatable).")
-@click.option("--from-feedback", is_flag=True,
-              help="Mark them as mined from user feedback (source user_feedback); they still need a written label.")
-@click.option("--cut", type=click.Choice(pool.CUTS), default="last-user", show_default=True,
-              help="Where the case input ends: after the last user message (a chat turn) or the first (an agent task).")
+@click.option(
+    "--from-feedback",
+    is_flag=True,
+    help="Mark them as mined from user feedback (source user_feedback); they still need a written label.",
+)
+@click.option(
+    "--cut",
+    type=click.Choice(pool.CUTS),
+    default="last-user",
+    show_default=True,
+    help="Where the case input ends: after the last user message (a chat turn) or the first (an agent task).",
+)
 @set_option
 @dry_run_option
 @json_option
 @pass_app
-def candidates_add(app: AppContext, where: str | None, limit: int | None, trace_ids: tuple[str, ...],
-                   from_feedback: bool, cut: str, set_name: str | None, dry_run: bool, as_json: bool) -> None:
+def candidates_add(
+    app: AppContext,
+    where: str | None,
+    limit: int | None,
+    trace_ids: tuple[str, ...],
+    from_feedback: bool,
+    cut: str,
+    set_name: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Copy traces into the candidate pool (traces already in the pool are skipped)."""
-    added = pool.add_from_traces(app.ws, app.user, where=where, limit=limit, set_name=set_name,
-                                 source="user_feedback" if from_feedback else "production",
-                                 trace_ids=trace_ids or None, cut=cut, dry_run=dry_run)
+    added = pool.add_from_traces(
+        app.ws,
+        app.user,
+        where=where,
+        limit=limit,
+        set_name=set_name,
+        source="user_feedback" if from_feedback else "production",
+        trace_ids=trace_ids or None,
+        cut=cut,
+        dry_run=dry_run,
+    )
     verb = "would add" if dry_run else "added"
-    emit(as_json, {"added": added, "dry_run": dry_run},
-         lambda: out().print(f"{verb} {len(added)} candidate(s)" + (f": {', '.join(added[:10])}" if added else "")))
+    emit(
+        as_json,
+        {"added": added, "dry_run": dry_run},
+        lambda: out().print(f"{verb} {len(added)} candidate(s)" + (f": {', '.join(added[:10])}" if added else "")),
+    )
 
 
 @candidates.command("list")
@@ -52,10 +80,33 @@ def candidates_add(app: AppContext, where: str | None, limit: int | None, trace_
 def candidates_list(app: AppContext, status: str | None, limit: int, set_name: str | None, as_json: bool) -> None:
     """List candidates (the reject bin with --status rejected)."""
     rows = pool.list_candidates(app.ws, set_name, status, limit)
-    data = [{"id": c.id, "set": c.set_name, "source": c.source, "trace_id": c.trace_id, "status": c.status,
-             "reject_reason": c.reject_reason, "case_id": c.case_id, "feature": c.labels.get("feature")} for c in rows]
-    emit(as_json, data, lambda: out().print(table(None, ["id", "set", "source", "trace", "status", "reason", "case"], [
-        [d["id"], d["set"], d["source"], d["trace_id"], d["status"], d["reject_reason"], d["case_id"]] for d in data])))
+    data = [
+        {
+            "id": c.id,
+            "set": c.set_name,
+            "source": c.source,
+            "trace_id": c.trace_id,
+            "status": c.status,
+            "reject_reason": c.reject_reason,
+            "case_id": c.case_id,
+            "feature": c.labels.get("feature"),
+        }
+        for c in rows
+    ]
+    emit(
+        as_json,
+        data,
+        lambda: out().print(
+            table(
+                None,
+                ["id", "set", "source", "trace", "status", "reason", "case"],
+                [
+                    [d["id"], d["set"], d["source"], d["trace_id"], d["status"], d["reject_reason"], d["case_id"]]
+                    for d in data
+                ],
+            )
+        ),
+    )
 
 
 @candidates.command("bin")
@@ -65,7 +116,11 @@ def candidates_list(app: AppContext, status: str | None, limit: int, set_name: s
 def candidates_bin(app: AppContext, set_name: str | None, as_json: bool) -> None:
     """The reject bin: how many candidates were rejected, by reason."""
     counts = pool.reject_bin(app.ws, set_name)
-    emit(as_json, counts, lambda: out().print(table("reject bin", ["reason", "candidates"], list(map(list, counts.items())))))
+    emit(
+        as_json,
+        counts,
+        lambda: out().print(table("reject bin", ["reason", "candidates"], list(map(list, counts.items())))),
+    )
 
 
 def _show_input(cand: pool.Candidate) -> None:
@@ -97,8 +152,9 @@ def _prompt_expected(step: rev.ReviewStep, codes: list[str]) -> None:
             err().print(f"[red]{exc}[/]")
 
 
-def _review_interactively(session: rev.ReviewSession, slice_: str | None, difficulty: str | None,
-                          case_type: str | None) -> list[rev.Review]:
+def _review_interactively(
+    session: rev.ReviewSession, slice_: str | None, difficulty: str | None, case_type: str | None
+) -> list[rev.Review]:
     """Prompt for each candidate in the order the session allows: blind, the output comes after the label."""
     settings = session.ws.settings
     done = []
@@ -111,25 +167,39 @@ def _review_interactively(session: rev.ReviewSession, slice_: str | None, diffic
         if session.blind:
             out().print("[bold magenta]recorded output[/]: ", end="")
             out().print(step.recorded_output() or "(none)", markup=False, highlight=False)
-        verdict = click.prompt("Verdict on the recorded output", type=click.Choice(["pass", "fail", "skip"]),
-                               default="skip")
+        verdict = click.prompt(
+            "Verdict on the recorded output", type=click.Choice(["pass", "fail", "skip"]), default="skip"
+        )
         critique = click.prompt("Critique", default="", show_default=False)
         tags = rev.split_list(click.prompt("Failure tags, ';'-separated", default="", show_default=False))
         sl = click.prompt("Slice", default=slice_ or cand.slice or derive_slice(cand.labels, settings.slice_by) or "")
-        diff = click.prompt("Difficulty", type=click.Choice(rev.DIFFICULTIES),
-                            default=difficulty or cand.difficulty or "medium")
-        ctype = click.prompt("Case type", type=click.Choice(rev.CASE_TYPES),
-                             default=case_type or cand.case_type or "typical")
-        done.append(step.record(verdict=None if verdict == "skip" else verdict, critique=critique,
-                                failure_tags=tags, slice=sl, difficulty=diff, case_type=ctype))
+        diff = click.prompt(
+            "Difficulty", type=click.Choice(rev.DIFFICULTIES), default=difficulty or cand.difficulty or "medium"
+        )
+        ctype = click.prompt(
+            "Case type", type=click.Choice(rev.CASE_TYPES), default=case_type or cand.case_type or "typical"
+        )
+        done.append(
+            step.record(
+                verdict=None if verdict == "skip" else verdict,
+                critique=critique,
+                failure_tags=tags,
+                slice=sl,
+                difficulty=diff,
+                case_type=ctype,
+            )
+        )
     return done
 
 
 @click.command()
 @click.argument("candidate_ids", nargs=-1)
 @click.option("--limit", type=COUNT, help="Review at most this many from the queue.")
-@click.option("--show-output-first", is_flag=True,
-              help="Show the recorded output before asking for the expected behaviour (recorded as not blind).")
+@click.option(
+    "--show-output-first",
+    is_flag=True,
+    help="Show the recorded output before asking for the expected behaviour (recorded as not blind).",
+)
 @click.option("--expected", help="Non-interactive: the reference answer.")
 @click.option("--behavior-code", help="Non-interactive: the behavior code.")
 @click.option("--assert", "assertions", multiple=True, help="Non-interactive: an assertion (repeatable).")
@@ -143,25 +213,61 @@ def _review_interactively(session: rev.ReviewSession, slice_: str | None, diffic
 @set_option
 @json_option
 @pass_app
-def review(app: AppContext, candidate_ids: tuple[str, ...], limit: int | None, show_output_first: bool,
-           expected: str | None, behavior_code: str | None, assertions: tuple[str, ...], verdict: str | None,
-           critique: str | None, tags: tuple[str, ...], slice_: str | None, difficulty: str | None,
-           case_type: str | None, no_sign: bool, set_name: str | None, as_json: bool) -> None:
+def review(
+    app: AppContext,
+    candidate_ids: tuple[str, ...],
+    limit: int | None,
+    show_output_first: bool,
+    expected: str | None,
+    behavior_code: str | None,
+    assertions: tuple[str, ...],
+    verdict: str | None,
+    critique: str | None,
+    tags: tuple[str, ...],
+    slice_: str | None,
+    difficulty: str | None,
+    case_type: str | None,
+    no_sign: bool,
+    set_name: str | None,
+    as_json: bool,
+) -> None:
     """Review candidates: write the expected behaviour first, then judge the recorded output.
 
     Interactive by default (the queue, oldest first); with --expected/--behavior-code/--assert it
     labels the given candidates without prompting.
     """
-    session = rev.ReviewSession(app.ws, app.user, candidate_ids, set_name=set_name, limit=limit,
-                                show_output_first=show_output_first, sign=not no_sign)
+    session = rev.ReviewSession(
+        app.ws,
+        app.user,
+        candidate_ids,
+        set_name=set_name,
+        limit=limit,
+        show_output_first=show_output_first,
+        sign=not no_sign,
+    )
     if expected is not None or behavior_code is not None or assertions:
-        reviews = session.review_all(expected, behavior_code, assertions, verdict=verdict, critique=critique,
-                                     failure_tags=list(tags), slice=slice_, difficulty=difficulty, case_type=case_type)
+        reviews = session.review_all(
+            expected,
+            behavior_code,
+            assertions,
+            verdict=verdict,
+            critique=critique,
+            failure_tags=list(tags),
+            slice=slice_,
+            difficulty=difficulty,
+            case_type=case_type,
+        )
     else:
         reviews = _review_interactively(session, slice_, difficulty, case_type)
     done = [{"candidate_id": r.candidate_id, "review_id": r.id, "signed": bool(r.signed_by)} for r in reviews]
-    emit(as_json, done, lambda: out().print(f"recorded {len(done)} review(s)" + (
-        "" if session.signs else "; an adjudicator signs them off with `evaltray signoff`")))
+    emit(
+        as_json,
+        done,
+        lambda: out().print(
+            f"recorded {len(done)} review(s)"
+            + ("" if session.signs else "; an adjudicator signs them off with `evaltray signoff`")
+        ),
+    )
 
 
 @click.group()
@@ -179,8 +285,11 @@ def labels_import(app: AppContext, path: str, dry_run: bool, as_json: bool) -> N
     report = rev.import_labels(app.ws, Path(path), app.user, dry_run=dry_run)
     for p in report.problems:
         err().print(f"[yellow]skipped[/] {p}", highlight=False)
-    emit(as_json, {"imported": len(report.imported), "problems": report.problems},
-         lambda: out().print(f"imported {len(report.imported)} label(s), skipped {len(report.problems)}"))
+    emit(
+        as_json,
+        {"imported": len(report.imported), "problems": report.problems},
+        lambda: out().print(f"imported {len(report.imported)} label(s), skipped {len(report.problems)}"),
+    )
 
 
 @click.command()
@@ -193,8 +302,11 @@ def labels_import(app: AppContext, path: str, dry_run: bool, as_json: bool) -> N
 def reject(app: AppContext, candidate_id: str, reason: str, note: str | None, dry_run: bool, as_json: bool) -> None:
     """Send a candidate to the reject bin with a reason (it is kept, never deleted)."""
     cand = pool.reject(app.ws, candidate_id, reason, app.user, note=note, dry_run=dry_run)
-    emit(as_json, {"candidate_id": cand.id, "reason": cand.reject_reason, "dry_run": dry_run},
-         lambda: out().print(f"rejected {cand.id}: {cand.reject_reason}"))
+    emit(
+        as_json,
+        {"candidate_id": cand.id, "reason": cand.reject_reason, "dry_run": dry_run},
+        lambda: out().print(f"rejected {cand.id}: {cand.reject_reason}"),
+    )
 
 
 @click.command()
@@ -204,10 +316,13 @@ def reject(app: AppContext, candidate_id: str, reason: str, note: str | None, dr
 @dry_run_option
 @json_option
 @pass_app
-def signoff(app: AppContext, candidate_ids: tuple[str, ...], all_: bool, set_name: str | None, dry_run: bool,
-            as_json: bool) -> None:
+def signoff(
+    app: AppContext, candidate_ids: tuple[str, ...], all_: bool, set_name: str | None, dry_run: bool, as_json: bool
+) -> None:
     """Sign labels off as an adjudicator: the gate admits only signed rows."""
     if not candidate_ids and not all_:
         raise EvaltrayError("nothing to sign: name candidates or pass --all")
     signed = rev.sign_off(app.ws, candidate_ids, app.user, dry_run=dry_run, every_unsigned=all_, set_name=set_name)
-    emit(as_json, {"signed_reviews": signed, "dry_run": dry_run}, lambda: out().print(f"signed {len(signed)} review(s)"))
+    emit(
+        as_json, {"signed_reviews": signed, "dry_run": dry_run}, lambda: out().print(f"signed {len(signed)} review(s)")
+    )

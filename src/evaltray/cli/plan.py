@@ -29,9 +29,14 @@ def plan_init(app: AppContext, features: tuple[str, ...], force: bool, as_json: 
     """Write plan.yaml from the seeds' vocabularies, for you to edit."""
     p = planmod.init_plan(app.ws, list(features) or None, force=force)
     path = planmod.plan_path(app.ws)
-    emit(as_json, {"path": str(path), "cells": len(p.cell_keys()), **p.to_dict()},
-         lambda: out().print(f"wrote {path.name}: {len(p.cell_keys())} cells ({' × '.join(p.grid)}), "
-                           f"{p.target_per_cell} per cell; edit it, then `evaltray coverage`"))
+    emit(
+        as_json,
+        {"path": str(path), "cells": len(p.cell_keys()), **p.to_dict()},
+        lambda: out().print(
+            f"wrote {path.name}: {len(p.cell_keys())} cells ({' × '.join(p.grid)}), "
+            f"{p.target_per_cell} per cell; edit it, then `evaltray coverage`"
+        ),
+    )
 
 
 @plan.command("show")
@@ -43,18 +48,34 @@ def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
     p = planmod.load_plan(app.ws, Path(plan_file) if plan_file else None)
 
     def human() -> None:
-        out().print(f"grid {' × '.join(p.grid)} = {len(p.cell_keys())} cells, default target {p.target_per_cell}, "
-                  f"total target {sum(p.target(c) for c in p.cell_keys())}")
+        out().print(
+            f"grid {' × '.join(p.grid)} = {len(p.cell_keys())} cells, default target {p.target_per_cell}, "
+            f"total target {sum(p.target(c) for c in p.cell_keys())}"
+        )
         out().print(table("dimensions", ["dimension", "values"], [[k, ", ".join(v)] for k, v in p.dimensions.items()]))
         if p.minimums:
-            out().print(table("minimums", ["dimension", "value", "at least"],
-                            [[a, v, n] for a, vals in p.minimums.items() for v, n in vals.items()]))
+            out().print(
+                table(
+                    "minimums",
+                    ["dimension", "value", "at least"],
+                    [[a, v, n] for a, vals in p.minimums.items() for v, n in vals.items()],
+                )
+            )
         if p.rules:
-            out().print(table("rules", ["when", "set"], [[r.where or f"cluster = {r.cluster!r}",
-                                                         ", ".join(f"{k}={v}" for k, v in r.set.items())]
-                                                        for r in p.rules]))
-        out().print("source mix target (evaltray.toml): "
-                  + ", ".join(f"{k} {v:.0%}" for k, v in app.ws.settings.source_mix.items()))
+            out().print(
+                table(
+                    "rules",
+                    ["when", "set"],
+                    [
+                        [r.where or f"cluster = {r.cluster!r}", ", ".join(f"{k}={v}" for k, v in r.set.items())]
+                        for r in p.rules
+                    ],
+                )
+            )
+        out().print(
+            "source mix target (evaltray.toml): "
+            + ", ".join(f"{k} {v:.0%}" for k, v in app.ws.settings.source_mix.items())
+        )
 
     emit(as_json, {**p.to_dict(app.ws.settings.source_mix), "cells": len(p.cell_keys())}, human)
 
@@ -66,27 +87,73 @@ def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
 @set_option
 @json_option
 @pass_app
-def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limit: int, set_name: str | None,
-             as_json: bool) -> None:
+def coverage(
+    app: AppContext, plan_file: str | None, html_path: str | None, limit: int, set_name: str | None, as_json: bool
+) -> None:
     """Filled vs target per cell, gaps first (by traffic, then complaints), with traces that could fill them."""
-    cov = coverage_report(app.ws, Path(plan_file) if plan_file else None, set_name,
-                          html=Path(html_path) if html_path else None)
-    data = {"cells": [{**c.cell, "target": c.target, "filled": c.filled, "pending": c.pending, "gap": c.gap,
-                       "traffic": c.traffic, "complaints": c.complaints, "fillable": c.fillable,
-                       "oversampled": c.oversampled} for c in cov.cells],
-            "gaps": len(cov.gaps), "unmapped_cases": cov.unmapped_cases, "marginals": cov.marginals,
-            "html": html_path}
+    cov = coverage_report(
+        app.ws, Path(plan_file) if plan_file else None, set_name, html=Path(html_path) if html_path else None
+    )
+    data = {
+        "cells": [
+            {
+                **c.cell,
+                "target": c.target,
+                "filled": c.filled,
+                "pending": c.pending,
+                "gap": c.gap,
+                "traffic": c.traffic,
+                "complaints": c.complaints,
+                "fillable": c.fillable,
+                "oversampled": c.oversampled,
+            }
+            for c in cov.cells
+        ],
+        "gaps": len(cov.gaps),
+        "unmapped_cases": cov.unmapped_cases,
+        "marginals": cov.marginals,
+        "html": html_path,
+    }
 
     def human() -> None:
         met = sum(1 for c in cov.cells if c.gap == 0)
-        out().print(f"{met}/{len(cov.cells)} cells at target, {len(cov.gaps)} gaps, {cov.unmapped_cases} cases outside the grid")
-        out().print(table(None, [*cov.grid, "filled/target", "pending", "traffic", "complaints", "could fill"], [
-            [*c.cell.values(), f"{c.filled}/{c.target}", c.pending, c.traffic, c.complaints, ", ".join(c.fillable[:3])]
-            for c in cov.cells[:limit]]))
+        out().print(
+            f"{met}/{len(cov.cells)} cells at target, {len(cov.gaps)} gaps, {cov.unmapped_cases} cases outside the grid"
+        )
+        out().print(
+            table(
+                None,
+                [*cov.grid, "filled/target", "pending", "traffic", "complaints", "could fill"],
+                [
+                    [
+                        *c.cell.values(),
+                        f"{c.filled}/{c.target}",
+                        c.pending,
+                        c.traffic,
+                        c.complaints,
+                        ", ".join(c.fillable[:3]),
+                    ]
+                    for c in cov.cells[:limit]
+                ],
+            )
+        )
         for axis, values in cov.marginals.items():
-            out().print(table(axis, ["value", "filled", "minimum", "share", "target share"], [
-                [v, m["filled"], m["minimum"] or "", f"{m['share']:.0%}",
-                 "" if m["target_share"] is None else f"{m['target_share']:.0%}"] for v, m in values.items()]))
+            out().print(
+                table(
+                    axis,
+                    ["value", "filled", "minimum", "share", "target share"],
+                    [
+                        [
+                            v,
+                            m["filled"],
+                            m["minimum"] or "",
+                            f"{m['share']:.0%}",
+                            "" if m["target_share"] is None else f"{m['target_share']:.0%}",
+                        ]
+                        for v, m in values.items()
+                    ],
+                )
+            )
         if html_path:
             out().print(f"heatmap: {html_path}")
 
@@ -94,12 +161,18 @@ def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limi
 
 
 @click.command()
-@click.option("--plan", "plan_file", type=click.Path(dir_okay=False),
-              help="Coverage plan to sample to (default: plan.yaml when it exists).")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False),
+    help="Coverage plan to sample to (default: plan.yaml when it exists).",
+)
 @click.option("--size", type=int, required=True, help="How many traces to add to the candidate pool.")
 @click.option("--outliers", default="", help="Outlier strata, comma-separated: " + ", ".join(OUTLIERS) + ".")
 @click.option("--uniform", is_flag=True, help="A plain uniform sample: the distribution users actually generate.")
-@click.option("--exclude-cluster", "exclude", multiple=True, help="Leave out a cluster by name (e.g. pure FAQ lookups).")
+@click.option(
+    "--exclude-cluster", "exclude", multiple=True, help="Leave out a cluster by name (e.g. pure FAQ lookups)."
+)
 @click.option("--where", help="Only traces matching this SQL predicate.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cut", type=click.Choice(CUTS), default="last-user", show_default=True)
@@ -107,24 +180,55 @@ def coverage(app: AppContext, plan_file: str | None, html_path: str | None, limi
 @dry_run_option
 @json_option
 @pass_app
-def sample(app: AppContext, plan_file: str | None, size: int, outliers: str, uniform: bool, exclude: tuple[str, ...],
-           where: str | None, seed: int, cut: str, set_name: str | None, dry_run: bool, as_json: bool) -> None:
+def sample(
+    app: AppContext,
+    plan_file: str | None,
+    size: int,
+    outliers: str,
+    uniform: bool,
+    exclude: tuple[str, ...],
+    where: str | None,
+    seed: int,
+    cut: str,
+    set_name: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Stratified sample of traces into the pool: outliers, then plan gaps, then clusters; each pick says why."""
-    fill = sample_to_pool(app.ws, app.user, size, plan=Path(plan_file) if plan_file else None,
-                          outliers=[k.strip() for k in outliers.split(",") if k.strip()], seed=seed, uniform=uniform,
-                          exclude_clusters=exclude, where=where, set_name=set_name, cut=cut, dry_run=dry_run)
+    fill = sample_to_pool(
+        app.ws,
+        app.user,
+        size,
+        plan=Path(plan_file) if plan_file else None,
+        outliers=[k.strip() for k in outliers.split(",") if k.strip()],
+        seed=seed,
+        uniform=uniform,
+        exclude_clusters=exclude,
+        where=where,
+        set_name=set_name,
+        cut=cut,
+        dry_run=dry_run,
+    )
     res = fill.sample
-    data = {"picks": [p.__dict__ for p in res.picks], "added": fill.added, "shortfall": res.shortfall,
-            "excluded": res.excluded, "dry_run": dry_run}
+    data = {
+        "picks": [p.__dict__ for p in res.picks],
+        "added": fill.added,
+        "shortfall": res.shortfall,
+        "excluded": res.excluded,
+        "dry_run": dry_run,
+    }
 
     def human() -> None:
         strata = Counter(p.stratum for p in res.picks)
-        out().print(f"{'would add' if dry_run else 'added'} {len(res.picks)} trace(s) to the pool"
-                    + (f" (plan {fill.plan_file.name})" if fill.plan_file else ""))
+        out().print(
+            f"{'would add' if dry_run else 'added'} {len(res.picks)} trace(s) to the pool"
+            + (f" (plan {fill.plan_file.name})" if fill.plan_file else "")
+        )
         out().print(table("picks by stratum", ["stratum", "traces"], [[s, n] for s, n in strata.most_common()]))
         if res.shortfall:
-            out().print(table("the traffic could not fill", ["stratum", "missing"],
-                              list(map(list, res.shortfall.items()))))
+            out().print(
+                table("the traffic could not fill", ["stratum", "missing"], list(map(list, res.shortfall.items())))
+            )
         if res.excluded:
             out().print(table("left out", ["why", "traces"], list(map(list, res.excluded.items()))))
 

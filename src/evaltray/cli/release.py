@@ -26,34 +26,55 @@ def release() -> None:
 @dry_run_option
 @json_option
 @pass_app
-def release_create(app: AppContext, version: str, holdout: float | None, notes: str | None, dry_run: bool,
-                   as_json: bool) -> None:
+def release_create(
+    app: AppContext, version: str, holdout: float | None, notes: str | None, dry_run: bool, as_json: bool
+) -> None:
     """Snapshot every set as VERSION (semantic version); never rewritten afterwards."""
     result = rel.create_release(app.ws, version, app.user, holdout=holdout, notes=notes, dry_run=dry_run)
     m = result.manifest
-    summary = {"version": version, "content_hash": result.content_hash, "dry_run": dry_run,
-               "path": str(result.path) if result.path else None, "warnings": result.warnings,
-               "sets": {s: {"n_cases": i.n_cases, "split": i.counts.split, "pr": len(i.subsets["pr"]),
-                            "source_mix": i.to_dict()["source_mix"]} for s, i in m.sets.items()},
-               "changelog": {s: c["summary"] for s, c in m.changelog.items()}}
+    summary = {
+        "version": version,
+        "content_hash": result.content_hash,
+        "dry_run": dry_run,
+        "path": str(result.path) if result.path else None,
+        "warnings": result.warnings,
+        "sets": {
+            s: {
+                "n_cases": i.n_cases,
+                "split": i.counts.split,
+                "pr": len(i.subsets["pr"]),
+                "source_mix": i.to_dict()["source_mix"],
+            }
+            for s, i in m.sets.items()
+        },
+        "changelog": {s: c["summary"] for s, c in m.changelog.items()},
+    }
 
     def human() -> None:
-        out().print(f"{'would create' if dry_run else 'created'} release [bold]{version}[/] "
-                    f"(hash {result.content_hash[:12]}, parent {m.parent or 'none'})")
+        out().print(
+            f"{'would create' if dry_run else 'created'} release [bold]{version}[/] "
+            f"(hash {result.content_hash[:12]}, parent {m.parent or 'none'})"
+        )
         for s, info in m.sets.items():
             c = m.changelog[s]["summary"]
-            out().print(f"  {s}: {info.n_cases} cases — dev {info.counts.split['dev']}, holdout "
-                        f"{info.counts.split['holdout']}, pr subset {len(info.subsets['pr'])}; "
-                        f"+{c['added']} new coverage, {c['relabeled']} relabeled, {c['superseded']} superseded, "
-                        f"{c['retired']} retired")
+            out().print(
+                f"  {s}: {info.n_cases} cases — dev {info.counts.split['dev']}, holdout "
+                f"{info.counts.split['holdout']}, pr subset {len(info.subsets['pr'])}; "
+                f"+{c['added']} new coverage, {c['relabeled']} relabeled, {c['superseded']} superseded, "
+                f"{c['retired']} retired"
+            )
             mix = info.source_mix
             rows = [[src, f"{mix.actual.get(src, 0):.0%}", f"{want:.0%}"] for src, want in mix.target.items()]
             rows += [[src, f"{share:.0%}", "-"] for src, share in mix.actual.items() if src not in mix.target]
             if info.n_cases:
                 out().print(table(f"{s}: source mix", ["source", "actual", "target"], rows))
-                out().print(table(f"{s}: source mix per slice", ["slice", "sources"],
-                                  [[sl, ", ".join(f"{k} {v}" for k, v in srcs.items())]
-                                   for sl, srcs in mix.by_slice.items()]))
+                out().print(
+                    table(
+                        f"{s}: source mix per slice",
+                        ["slice", "sources"],
+                        [[sl, ", ".join(f"{k} {v}" for k, v in srcs.items())] for sl, srcs in mix.by_slice.items()],
+                    )
+                )
         for w in result.warnings:
             err().print(f"[yellow]warning[/] {w}", highlight=False)
 
@@ -67,8 +88,11 @@ def release_create(app: AppContext, version: str, holdout: float | None, notes: 
 def release_verify(app: AppContext, version: str, as_json: bool) -> None:
     """Check that no byte of VERSION changed since release; exit 1 if one did."""
     problems = rel.verify_release(app.ws, version)
-    emit(as_json, {"version": version, "ok": not problems, "problems": problems},
-         lambda: out().print("\n".join(problems) if problems else f"release {version}: intact"))
+    emit(
+        as_json,
+        {"version": version, "ok": not problems, "problems": problems},
+        lambda: out().print("\n".join(problems) if problems else f"release {version}: intact"),
+    )
     if problems:
         sys.exit(1)
 
@@ -92,8 +116,10 @@ def release_diff(app: AppContext, old: str, new: str, as_json: bool) -> None:
                 out().print(f"  superseded: {sup['old']} → {sup['new']}")
             for key, label in (("by_slice", "slice"), ("by_source", "source")):
                 counts = d[key]
-                rows = [[k, counts["added"].get(k, 0), counts["retired"].get(k, 0), counts["relabeled"].get(k, 0)]
-                        for k in sorted(set().union(*counts.values()))]
+                rows = [
+                    [k, counts["added"].get(k, 0), counts["retired"].get(k, 0), counts["relabeled"].get(k, 0)]
+                    for k in sorted(set().union(*counts.values()))
+                ]
                 if rows:
                     out().print(table(f"per {label}", [label, "added", "removed", "relabeled"], rows))
 
@@ -106,8 +132,17 @@ def release_diff(app: AppContext, old: str, new: str, as_json: bool) -> None:
 def release_list(app: AppContext, as_json: bool) -> None:
     """Every release with its status and hash."""
     rows = rel.release_log(app.ws)
-    emit(as_json, rows, lambda: out().print(table(None, ["version", "status", "hash", "created", "by"], [
-        [r["version"], r["status"], r["content_hash"][:12], r["created_at"], r["created_by"]] for r in rows])))
+    emit(
+        as_json,
+        rows,
+        lambda: out().print(
+            table(
+                None,
+                ["version", "status", "hash", "created", "by"],
+                [[r["version"], r["status"], r["content_hash"][:12], r["created_at"], r["created_by"]] for r in rows],
+            )
+        ),
+    )
 
 
 def _status_command(status: ReleaseStatus, doc: str) -> click.Command:
@@ -122,26 +157,55 @@ def _status_command(status: ReleaseStatus, doc: str) -> click.Command:
     return click.command("archive" if status is ReleaseStatus.ARCHIVED else "activate")(command)
 
 
-release.add_command(_status_command(ReleaseStatus.ARCHIVED, "Mark a release archived (it stays on disk and verifiable)."))
+release.add_command(
+    _status_command(ReleaseStatus.ARCHIVED, "Mark a release archived (it stays on disk and verifiable).")
+)
 release.add_command(_status_command(ReleaseStatus.ACTIVE, "Mark a release active again."))
 
 
 @click.command()
 @click.argument("version")
 @click.option("--to", "fmt", required=True, type=click.Choice([name for name, _ in EXPORTERS.items()]))
-@click.option("--split", type=click.Choice(rel.SPLITS), default="dev", show_default=True,
-              help="dev never contains a holdout case.")
+@click.option(
+    "--split",
+    type=click.Choice(rel.SPLITS),
+    default="dev",
+    show_default=True,
+    help="dev never contains a holdout case.",
+)
 @click.option("--subset", type=click.Choice(rel.SUBSETS), help="A named subset instead of a split.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Output file (default: exports/<version>-<set>-<split>.<ext>, e.g. 1.1.0-main-dev.promptfoo.yaml).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Output file (default: exports/<version>-<set>-<split>.<ext>, e.g. 1.1.0-main-dev.promptfoo.yaml).",
+)
 @set_option
 @json_option
 @pass_app
-def export(app: AppContext, version: str, fmt: str, split: str, subset: str | None, output: str | None,
-           set_name: str | None, as_json: bool) -> None:
+def export(
+    app: AppContext,
+    version: str,
+    fmt: str,
+    split: str,
+    subset: str | None,
+    output: str | None,
+    set_name: str | None,
+    as_json: bool,
+) -> None:
     """Export a release's cases for promptfoo, Inspect AI, Hugging Face datasets or plain JSONL."""
-    done = export_release(app.ws, version, to=fmt, split=split, subset=subset, set_name=set_name,
-                          out=Path(output) if output else None)
-    emit(as_json, {"path": str(done.path), "cases": done.cases, "format": done.format, "split": done.split,
-                   "release": done.release, "release_hash": done.release_hash},
-         lambda: out().print(f"wrote {done.cases} {done.split} case(s) of {done.set_name}@{version} to {done.path}"))
+    done = export_release(
+        app.ws, version, to=fmt, split=split, subset=subset, set_name=set_name, out=Path(output) if output else None
+    )
+    emit(
+        as_json,
+        {
+            "path": str(done.path),
+            "cases": done.cases,
+            "format": done.format,
+            "split": done.split,
+            "release": done.release,
+            "release_hash": done.release_hash,
+        },
+        lambda: out().print(f"wrote {done.cases} {done.split} case(s) of {done.set_name}@{version} to {done.path}"),
+    )

@@ -15,8 +15,12 @@ from ._common import AppContext, dry_run_option, emit, err, json_option, out, pa
 
 
 @click.command()
-@click.option("--workers", type=int, default=None,
-              help="Processes that scrub in parallel (default: $EVALTRAY_WORKERS, else the usable CPUs).")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Processes that scrub in parallel (default: $EVALTRAY_WORKERS, else the usable CPUs).",
+)
 @dry_run_option
 @json_option
 @pass_app
@@ -30,10 +34,21 @@ def scrub(app: AppContext, workers: int | None, dry_run: bool, as_json: bool) ->
     ws = app.ws
     with progress_bar(None, "scrubbing") as bar:
         task = bar.add_task("scrub", total=None)
-        report = scrub_store(ws, app.user, workers=workers, dry_run=dry_run,
-                             progress=lambda done, total: bar.update(task, completed=done, total=total))
-    data = {"dry_run": dry_run, "parts": report.parts, "parts_rewritten": report.rewritten, "traces": report.rows,
-            "replaced": dict(sorted(report.counts.items())), "quarantined": report.quarantined}
+        report = scrub_store(
+            ws,
+            app.user,
+            workers=workers,
+            dry_run=dry_run,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    data = {
+        "dry_run": dry_run,
+        "parts": report.parts,
+        "parts_rewritten": report.rewritten,
+        "traces": report.rows,
+        "replaced": dict(sorted(report.counts.items())),
+        "quarantined": report.quarantined,
+    }
 
     def human() -> None:
         verb = "would scrub" if dry_run else "scrubbed"
@@ -41,8 +56,12 @@ def scrub(app: AppContext, workers: int | None, dry_run: bool, as_json: bool) ->
         if report.counts:
             out().print(table(None, ["entity", "replaced"], [[k, f"{v:,}"] for k, v in sorted(report.counts.items())]))
         for trace_id in report.quarantined:
-            out().print(f"quarantined trace {trace_id}: could not be scrubbed; "
-                      + ("would be stored" if dry_run else "stored") + " without its text", highlight=False)
+            out().print(
+                f"quarantined trace {trace_id}: could not be scrubbed; "
+                + ("would be stored" if dry_run else "stored")
+                + " without its text",
+                highlight=False,
+            )
 
     emit(as_json, data, human)
 
@@ -69,8 +88,12 @@ def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> N
 
     def human() -> None:
         out().print(f"{'would write' if dry_run else 'wrote'} a vault key to {path}", highlight=False)
-        err().print(f'set it in evaltray.toml: [ingest] vault_key = "{path}"; whoever holds this file can read '
-                  "the originals of every scrubbed value", markup=False, highlight=False)
+        err().print(
+            f'set it in evaltray.toml: [ingest] vault_key = "{path}"; whoever holds this file can read '
+            "the originals of every scrubbed value",
+            markup=False,
+            highlight=False,
+        )
 
     emit(as_json, {"path": str(path), "dry_run": dry_run}, human)
 
@@ -78,8 +101,12 @@ def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> N
 @vault.command("reveal")
 @click.argument("trace_id")
 @click.argument("placeholder")
-@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="The vault key file (default: [ingest] vault_key).")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The vault key file (default: [ingest] vault_key).",
+)
 @json_option
 @pass_app
 def vault_reveal(app: AppContext, trace_id: str, placeholder: str, key_file: Path | None, as_json: bool) -> None:
@@ -87,5 +114,4 @@ def vault_reveal(app: AppContext, trace_id: str, placeholder: str, key_file: Pat
     from evaltray.scrub import reveal
 
     value = reveal(app.ws, app.user, trace_id, placeholder, key_file)
-    emit(as_json, {"trace_id": trace_id, "placeholder": placeholder, "value": value},
-         lambda: click.echo(value))
+    emit(as_json, {"trace_id": trace_id, "placeholder": placeholder, "value": value}, lambda: click.echo(value))

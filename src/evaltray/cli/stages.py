@@ -15,39 +15,77 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 
 @click.command()
-@click.option("--near", type=float, default=0.8, show_default=True, help="Jaccard threshold for near-duplicates (MinHash + LSH).")
-@click.option("--paraphrase", type=float, default=0.9, show_default=True,
-              help="Cosine threshold for paraphrases (embeddings + ANN, verified before merging).")
+@click.option(
+    "--near", type=float, default=0.8, show_default=True, help="Jaccard threshold for near-duplicates (MinHash + LSH)."
+)
+@click.option(
+    "--paraphrase",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="Cosine threshold for paraphrases (embeddings + ANN, verified before merging).",
+)
 @click.option("--no-near", is_flag=True, help="Skip the near-duplicate level.")
 @click.option("--no-paraphrase", is_flag=True, help="Skip the paraphrase level.")
-@click.option("--backend", default="wordllama", show_default=True, help="Embedding backend for paraphrases: wordllama, st, tfidf.")
+@click.option(
+    "--backend", default="wordllama", show_default=True, help="Embedding backend for paraphrases: wordllama, st, tfidf."
+)
 @click.option("--where", help="Only traces matching this SQL predicate.")
 @click.option("--show", type=COUNT, default=10, show_default=True, help="Merged pairs to list.")
 @json_option
 @pass_app
-def dedup(app: AppContext, near: float, paraphrase: float, no_near: bool, no_paraphrase: bool, backend: str,
-          where: str | None, show: int, as_json: bool) -> None:
+def dedup(
+    app: AppContext,
+    near: float,
+    paraphrase: float,
+    no_near: bool,
+    no_paraphrase: bool,
+    backend: str,
+    where: str | None,
+    show: int,
+    as_json: bool,
+) -> None:
     """Mark exact, near and paraphrase duplicates; nothing is deleted, counts become weights."""
-    result = derived.dedup_traces(app.ws, near=None if no_near else near, paraphrase=None if no_paraphrase else paraphrase,
-                                  backend=backend, where=where, progress=_progress)
+    result = derived.dedup_traces(
+        app.ws,
+        near=None if no_near else near,
+        paraphrase=None if no_paraphrase else paraphrase,
+        backend=backend,
+        where=where,
+        progress=_progress,
+    )
     if err().is_terminal:
         err().print()
     by_level: dict[str, int] = {}
     for g in result.groups:
         by_level[g.level] = by_level.get(g.level, 0) + len(g.members) - 1
-    data = {"traces": len(result.rep_of), "representatives": len(set(result.rep_of.values())), "merged_by_level": by_level,
-            "groups": [{"representative": g.representative, "members": list(g.members), "level": g.level,
-                        "weight": g.weight} for g in result.groups],
-            "pairs": [{"a": p.a, "b": p.b, "level": p.level, "score": p.score, "reason": p.reason} for p in result.pairs],
-            "rejected_paraphrases": len(result.rejected)}
+    data = {
+        "traces": len(result.rep_of),
+        "representatives": len(set(result.rep_of.values())),
+        "merged_by_level": by_level,
+        "groups": [
+            {"representative": g.representative, "members": list(g.members), "level": g.level, "weight": g.weight}
+            for g in result.groups
+        ],
+        "pairs": [{"a": p.a, "b": p.b, "level": p.level, "score": p.score, "reason": p.reason} for p in result.pairs],
+        "rejected_paraphrases": len(result.rejected),
+    }
 
     def human() -> None:
-        out().print(f"{len(result.rep_of):,} traces → {data['representatives']:,} representatives; merged "
-                  + ", ".join(f"{n:,} {lvl}" for lvl, n in by_level.items()) if by_level else
-                  f"{len(result.rep_of):,} traces, no duplicates")
+        out().print(
+            f"{len(result.rep_of):,} traces → {data['representatives']:,} representatives; merged "
+            + ", ".join(f"{n:,} {lvl}" for lvl, n in by_level.items())
+            if by_level
+            else f"{len(result.rep_of):,} traces, no duplicates"
+        )
         if result.pairs:
-            out().print(table("merged pairs (evidence)", ["a", "b", "level", "score", "why"],
-                            [[p.a, p.b, p.level, f"{p.score:.3f}", p.reason] for p in result.pairs[:show]]))
+            out().print(
+                table(
+                    "merged pairs (evidence)",
+                    ["a", "b", "level", "score", "why"],
+                    [[p.a, p.b, p.level, f"{p.score:.3f}", p.reason] for p in result.pairs[:show]],
+                )
+            )
         if result.rejected:
             out().print(f"{len(result.rejected)} paraphrase candidates refused by verification")
 
@@ -63,23 +101,45 @@ def dedup(app: AppContext, near: float, paraphrase: float, no_near: bool, no_par
 @click.option("--seed", type=int, default=0, show_default=True)
 @json_option
 @click.pass_context
-def cluster(ctx: click.Context, k: str, backend: str, model_path: str | None, method: str, where: str | None, seed: int,
-            as_json: bool) -> None:
+def cluster(
+    ctx: click.Context,
+    k: str,
+    backend: str,
+    model_path: str | None,
+    method: str,
+    where: str | None,
+    seed: int,
+    as_json: bool,
+) -> None:
     """Cluster traces by intent and name the clusters; `cluster list/merge/split/rename` edit them."""
     if ctx.invoked_subcommand is not None:
         return
     app: AppContext = ctx.obj
-    clustering = derived.cluster_traces(app.ws, k=k, backend=backend, method=method, model_path=model_path,
-                                        where=where, seed=seed)
+    clustering = derived.cluster_traces(
+        app.ws, k=k, backend=backend, method=method, model_path=model_path, where=where, seed=seed
+    )
     _show(derived.cluster_info(app.ws), as_json, f"{clustering.n_clusters} clusters ({method}, {backend})")
 
 
 def _show(info: dict, as_json: bool, title: str) -> None:
     def human() -> None:
         out().print(title)
-        out().print(table(None, ["id", "name", "size", "top terms", "example"], [
-            [c["id"], c["name"] + (" ✎" if c["named_by_user"] else ""), c["size"], ", ".join(c["top_terms"]),
-             (c["examples"][0]["text"][:70] if c["examples"] else "")] for c in info["clusters"]]))
+        out().print(
+            table(
+                None,
+                ["id", "name", "size", "top terms", "example"],
+                [
+                    [
+                        c["id"],
+                        c["name"] + (" ✎" if c["named_by_user"] else ""),
+                        c["size"],
+                        ", ".join(c["top_terms"]),
+                        (c["examples"][0]["text"][:70] if c["examples"] else ""),
+                    ]
+                    for c in info["clusters"]
+                ],
+            )
+        )
         if info.get("unapplied"):
             out().print(f"{len(info['unapplied'])} saved edit(s) matched no cluster this time")
 

@@ -25,19 +25,41 @@ def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", default="auto", show_default=True,
-              help="Source format, or auto to detect per file: " + ", ".join(sorted(FORMATS)))
-@click.option("--map", "maps", multiple=True, metavar="TARGET=SOURCE",
-              help="Field map for generic JSONL/CSV/Parquet, e.g. --map input=question --map output=answer.")
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    help="Source format, or auto to detect per file: " + ", ".join(sorted(FORMATS)),
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="TARGET=SOURCE",
+    help="Field map for generic JSONL/CSV/Parquet, e.g. --map input=question --map output=answer.",
+)
 @click.option("--strict", is_flag=True, help="Fail on the first malformed record instead of reporting and skipping it.")
-@click.option("--payload-sample", type=float, default=None,
-              help="Share of traces that keep their full payload (0-1]; metadata is kept for all, and rare rows "
-                   "(negative feedback, errors, tool failures, latency/cost outliers) always keep theirs.")
+@click.option(
+    "--payload-sample",
+    type=float,
+    default=None,
+    help="Share of traces that keep their full payload (0-1]; metadata is kept for all, and rare rows "
+    "(negative feedback, errors, tool failures, latency/cost outliers) always keep theirs.",
+)
 @click.option("--max-issues", type=COUNT, default=20, show_default=True, help="How many malformed records to list.")
 @json_option
 @pass_app
-def ingest(app: AppContext, files: tuple[str, ...], fmt: str, maps: tuple[str, ...], strict: bool,
-           payload_sample: float | None, max_issues: int, as_json: bool) -> None:
+def ingest(
+    app: AppContext,
+    files: tuple[str, ...],
+    fmt: str,
+    maps: tuple[str, ...],
+    strict: bool,
+    payload_sample: float | None,
+    max_issues: int,
+    as_json: bool,
+) -> None:
     """Read trace files into the workspace's trace store (idempotent by trace id)."""
     ws = app.ws
     status = err().status("ingesting…") if err().is_terminal else None
@@ -49,8 +71,16 @@ def ingest(app: AppContext, files: tuple[str, ...], fmt: str, maps: tuple[str, .
             status.update(f"ingesting {Path(path).name}: {n:,} traces")
 
     try:
-        report = ingest_files(ws, [Path(f) for f in files], fmt=fmt, options=_parse_map(maps), strict=strict,
-                              payload_sample=payload_sample, progress=progress, actor=app.user)
+        report = ingest_files(
+            ws,
+            [Path(f) for f in files],
+            fmt=fmt,
+            options=_parse_map(maps),
+            strict=strict,
+            payload_sample=payload_sample,
+            progress=progress,
+            actor=app.user,
+        )
     finally:
         if status:
             status.stop()
@@ -59,16 +89,41 @@ def ingest(app: AppContext, files: tuple[str, ...], fmt: str, maps: tuple[str, .
     if len(report.issues) > max_issues:
         err().print(f"… and {len(report.issues) - max_issues} more malformed records")
     for trace_id in report.quarantined:
-        err().print(f"[red]quarantined[/] trace {trace_id}: could not be scrubbed; stored without its text",
-                  markup=True, highlight=False)
-    data = {"files": [{"path": f.path, "format": f.format, "ingested": f.ingested, "skipped_existing": f.skipped,
-                       "payload_kept": f.payload_kept, "issues": [str(i) for i in f.issues],
-                       "quarantined": f.quarantined, "scrubbed": f.scrubbed} for f in report.files],
-            "ingested": report.ingested, "skipped_existing": report.skipped, "issues": len(report.issues),
-            "quarantined": report.quarantined}
-    emit(as_json, data, lambda: out().print(table(
-        None, ["file", "format", "ingested", "already present", "payload kept", "malformed"],
-        [[f.path, f.format, f.ingested, f.skipped, f.payload_kept, len(f.issues)] for f in report.files])))
+        err().print(
+            f"[red]quarantined[/] trace {trace_id}: could not be scrubbed; stored without its text",
+            markup=True,
+            highlight=False,
+        )
+    data = {
+        "files": [
+            {
+                "path": f.path,
+                "format": f.format,
+                "ingested": f.ingested,
+                "skipped_existing": f.skipped,
+                "payload_kept": f.payload_kept,
+                "issues": [str(i) for i in f.issues],
+                "quarantined": f.quarantined,
+                "scrubbed": f.scrubbed,
+            }
+            for f in report.files
+        ],
+        "ingested": report.ingested,
+        "skipped_existing": report.skipped,
+        "issues": len(report.issues),
+        "quarantined": report.quarantined,
+    }
+    emit(
+        as_json,
+        data,
+        lambda: out().print(
+            table(
+                None,
+                ["file", "format", "ingested", "already present", "payload kept", "malformed"],
+                [[f.path, f.format, f.ingested, f.skipped, f.payload_kept, len(f.issues)] for f in report.files],
+            )
+        ),
+    )
 
 
 @click.group()
@@ -85,14 +140,20 @@ def traces_stats(app: AppContext, where: str | None, as_json: bool) -> None:
     stats = trace_stats(app.ws.trace_store(), where)
 
     def human() -> None:
-        out().print(f"[bold]{stats['total']:,}[/] traces, {stats['payload_kept']:,} with full payload, "
-                  f"{stats['errors']:,} errors, {stats['negative_feedback']:,} with negative feedback")
+        out().print(
+            f"[bold]{stats['total']:,}[/] traces, {stats['payload_kept']:,} with full payload, "
+            f"{stats['errors']:,} errors, {stats['negative_feedback']:,} with negative feedback"
+        )
         for key in ("source_format", "model", "day", "feature"):
             rows = [[k, v] for k, v in stats["by"][key].items()]
             out().print(table(f"by {key}", [key, "traces"], rows))
-        out().print(table("percentiles", ["metric", "p50", "p90", "p99", "max"],
-                        [[m, *(_fmt(v.get(p)) for p in ("p50", "p90", "p99", "max"))]
-                         for m, v in stats["percentiles"].items()]))
+        out().print(
+            table(
+                "percentiles",
+                ["metric", "p50", "p90", "p99", "max"],
+                [[m, *(_fmt(v.get(p)) for p in ("p50", "p90", "p99", "max"))] for m, v in stats["percentiles"].items()],
+            )
+        )
 
     emit(as_json, stats, human)
 
@@ -111,16 +172,28 @@ def traces_list(app: AppContext, where: str | None, limit: int, as_json: bool) -
     listing = list_traces(app.ws.trace_store(), where, limit, scrubs=app.ws.settings.scrub)
     _warn_unscrubbed(listing.unscrubbed)
     rows = listing.rows
-    emit(as_json, rows, lambda: out().print(table(None, list(LIST_COLUMNS), [
-        [r[c] if c != "input_text" else (r[c] or "")[:60] for c in LIST_COLUMNS] for r in rows])))
+    emit(
+        as_json,
+        rows,
+        lambda: out().print(
+            table(
+                None,
+                list(LIST_COLUMNS),
+                [[r[c] if c != "input_text" else (r[c] or "")[:60] for c in LIST_COLUMNS] for r in rows],
+            )
+        ),
+    )
 
 
 def _warn_unscrubbed(trace_ids: list[str]) -> None:
     """Say which shown traces hold text as recorded (stderr; ids only)."""
     if trace_ids:
         shown = ", ".join(trace_ids[:5]) + (f" and {len(trace_ids) - 5} more" if len(trace_ids) > 5 else "")
-        err().print(f"[yellow]not scrubbed yet[/] (text as recorded, may hold PII): {shown}; run `evaltray scrub`",
-                    markup=True, highlight=False)
+        err().print(
+            f"[yellow]not scrubbed yet[/] (text as recorded, may hold PII): {shown}; run `evaltray scrub`",
+            markup=True,
+            highlight=False,
+        )
 
 
 @traces.command("show")

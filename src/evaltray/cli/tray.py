@@ -37,8 +37,12 @@ def _read_input(text: str | None, file: str | None) -> lifecycle.CaseInput:
 
 
 @cases.command("add")
-@click.option("--source", type=click.Choice([s for s in SOURCES if s != "production"]), required=True,
-              help="Where the case comes from (production cases come from traces via `candidates add`).")
+@click.option(
+    "--source",
+    type=click.Choice([s for s in SOURCES if s != "production"]),
+    required=True,
+    help="Where the case comes from (production cases come from traces via `candidates add`).",
+)
 @click.option("--input", "text", help="The user message.")
 @click.option("--input-file", type=click.Path(exists=True, dir_okay=False), help="JSON with messages/tools/context.")
 @click.option("--expected", help="The expected behaviour: a reference answer written by a person.")
@@ -56,33 +60,68 @@ def _read_input(text: str | None, file: str | None) -> lifecycle.CaseInput:
 @set_option
 @json_option
 @pass_app
-def cases_add(app: AppContext, source: str, text: str | None, input_file: str | None, expected: str | None,
-              behavior_code: str | None, assertions: tuple[str, ...], feature: str | None, scenario: str | None,
-              persona: str | None, tags: tuple[str, ...], slice_: str | None, difficulty: str | None,
-              case_type: str | None, risk: str | None, notes: str | None, set_name: str | None, as_json: bool) -> None:
+def cases_add(
+    app: AppContext,
+    source: str,
+    text: str | None,
+    input_file: str | None,
+    expected: str | None,
+    behavior_code: str | None,
+    assertions: tuple[str, ...],
+    feature: str | None,
+    scenario: str | None,
+    persona: str | None,
+    tags: tuple[str, ...],
+    slice_: str | None,
+    difficulty: str | None,
+    case_type: str | None,
+    risk: str | None,
+    notes: str | None,
+    set_name: str | None,
+    as_json: bool,
+) -> None:
     """Add a case no trace produced (SME, red team, known bug, synthetic input); it still passes the gate."""
     added = lifecycle.add_case(
-        app.ws, app.user, source, _read_input(text, input_file), set_name=set_name, reference=expected,
-        behavior_code=behavior_code, assertions=assertions,
+        app.ws,
+        app.user,
+        source,
+        _read_input(text, input_file),
+        set_name=set_name,
+        reference=expected,
+        behavior_code=behavior_code,
+        assertions=assertions,
         labels={"feature": feature, "scenario": scenario, "persona": persona, "tags": list(tags)},
-        slice=slice_, difficulty=difficulty, case_type=case_type, risk_level=risk, notes=notes)
-    emit(as_json, {"candidate_id": added.candidate_id, "labeled": added.labeled, "signed": added.signed},
-         lambda: out().print(f"added candidate {added.candidate_id}"
-                             + (" (labeled" + (", signed" if added.signed else "") + ")" if added.labeled else "")
-                             + "; `evaltray promote` moves it into the tray"))
+        slice=slice_,
+        difficulty=difficulty,
+        case_type=case_type,
+        risk_level=risk,
+        notes=notes,
+    )
+    emit(
+        as_json,
+        {"candidate_id": added.candidate_id, "labeled": added.labeled, "signed": added.signed},
+        lambda: out().print(
+            f"added candidate {added.candidate_id}"
+            + (" (labeled" + (", signed" if added.signed else "") + ")" if added.labeled else "")
+            + "; `evaltray promote` moves it into the tray"
+        ),
+    )
 
 
 @cases.command("retire")
 @click.argument("case_id")
-@click.option("--reason", required=True, help="Why, e.g. \"feature removed\".")
+@click.option("--reason", required=True, help='Why, e.g. "feature removed".')
 @dry_run_option
 @json_option
 @pass_app
 def cases_retire(app: AppContext, case_id: str, reason: str, dry_run: bool, as_json: bool) -> None:
     """Retire a case: it leaves the next release and its id is never reused."""
     gate.retire(app.ws, case_id, reason, app.user, dry_run=dry_run)
-    emit(as_json, {"case_id": case_id, "retired": not dry_run, "reason": reason},
-         lambda: out().print(f"{'would retire' if dry_run else 'retired'} {case_id}: {reason}"))
+    emit(
+        as_json,
+        {"case_id": case_id, "retired": not dry_run, "reason": reason},
+        lambda: out().print(f"{'would retire' if dry_run else 'retired'} {case_id}: {reason}"),
+    )
 
 
 @cases.command("relabel")
@@ -93,13 +132,30 @@ def cases_retire(app: AppContext, case_id: str, reason: str, dry_run: bool, as_j
 @click.option("--critique")
 @json_option
 @pass_app
-def cases_relabel(app: AppContext, case_id: str, expected: str | None, behavior_code: str | None,
-                  assertions: tuple[str, ...], critique: str | None, as_json: bool) -> None:
+def cases_relabel(
+    app: AppContext,
+    case_id: str,
+    expected: str | None,
+    behavior_code: str | None,
+    assertions: tuple[str, ...],
+    critique: str | None,
+    as_json: bool,
+) -> None:
     """Write a new label for a case; `promote` applies it, keeping the id, recorded as a relabel."""
-    r = lifecycle.relabel_case(app.ws, case_id, app.user, reference=expected, behavior_code=behavior_code,
-                               assertions=assertions, critique=critique)
-    emit(as_json, {"case_id": case_id, "review_id": r.id, "signed": bool(r.signed_by)},
-         lambda: out().print(f"new label for {case_id} recorded; `evaltray promote` applies it"))
+    r = lifecycle.relabel_case(
+        app.ws,
+        case_id,
+        app.user,
+        reference=expected,
+        behavior_code=behavior_code,
+        assertions=assertions,
+        critique=critique,
+    )
+    emit(
+        as_json,
+        {"case_id": case_id, "review_id": r.id, "signed": bool(r.signed_by)},
+        lambda: out().print(f"new label for {case_id} recorded; `evaltray promote` applies it"),
+    )
 
 
 @cases.command("supersede")
@@ -111,8 +167,11 @@ def cases_relabel(app: AppContext, case_id: str, expected: str | None, behavior_
 def cases_supersede(app: AppContext, case_id: str, text: str | None, input_file: str | None, as_json: bool) -> None:
     """Change a case's input: a new candidate that, once labeled and promoted, gets a new id and retires the old one."""
     cid = lifecycle.supersede_case(app.ws, case_id, app.user, _read_input(text, input_file))
-    emit(as_json, {"candidate_id": cid, "supersedes": case_id},
-         lambda: out().print(f"candidate {cid} supersedes {case_id}; label it (`evaltray review {cid}`), then promote"))
+    emit(
+        as_json,
+        {"candidate_id": cid, "supersedes": case_id},
+        lambda: out().print(f"candidate {cid} supersedes {case_id}; label it (`evaltray review {cid}`), then promote"),
+    )
 
 
 @cases.command("list")
@@ -123,8 +182,17 @@ def cases_supersede(app: AppContext, case_id: str, text: str | None, input_file:
 def cases_list(app: AppContext, all_: bool, set_name: str | None, as_json: bool) -> None:
     """List case ids with their status (retired ids stay listed forever with --all)."""
     rows = lifecycle.list_cases(app.ws, set_name, include_retired=all_)
-    emit(as_json, rows, lambda: out().print(table(None, ["id", "status", "candidate", "successor", "retired because"], [
-        [r["id"], r["status"], r["candidate_id"], r["successor"], r["retired_reason"]] for r in rows])))
+    emit(
+        as_json,
+        rows,
+        lambda: out().print(
+            table(
+                None,
+                ["id", "status", "candidate", "successor", "retired because"],
+                [[r["id"], r["status"], r["candidate_id"], r["successor"], r["retired_reason"]] for r in rows],
+            )
+        ),
+    )
 
 
 @cases.command("show")
@@ -145,19 +213,26 @@ def cases_show(app: AppContext, case_id: str, set_name: str | None, as_json: boo
 @dry_run_option
 @json_option
 @pass_app
-def promote(app: AppContext, candidate_ids: tuple[str, ...], set_name: str | None, dry_run: bool, as_json: bool) -> None:
+def promote(
+    app: AppContext, candidate_ids: tuple[str, ...], set_name: str | None, dry_run: bool, as_json: bool
+) -> None:
     """The validation gate: move signed, complete candidates into the golden tray."""
     report = gate.promote(app.ws, app.user, set_name, list(candidate_ids) or None, dry_run=dry_run)
-    data = {"promoted": [p.__dict__ for p in report.promoted],
-            "blocked": [{"candidate_id": c, "problems": p} for c, p in report.blocked],
-            "awaiting_review": report.awaiting_review, "dry_run": dry_run}
+    data = {
+        "promoted": [p.__dict__ for p in report.promoted],
+        "blocked": [{"candidate_id": c, "problems": p} for c, p in report.blocked],
+        "awaiting_review": report.awaiting_review,
+        "dry_run": dry_run,
+    }
 
     def human() -> None:
         verb = "would promote" if dry_run else "promoted"
         kinds = {k: sum(p.kind == k for p in report.promoted) for k in ("new", "relabel", "supersede")}
-        out().print(f"{verb} {len(report.promoted)} ({kinds['new']} new, {kinds['relabel']} relabeled, "
-                  f"{kinds['supersede']} superseding); {len(report.blocked)} blocked; "
-                  f"{report.awaiting_review} awaiting review")
+        out().print(
+            f"{verb} {len(report.promoted)} ({kinds['new']} new, {kinds['relabel']} relabeled, "
+            f"{kinds['supersede']} superseding); {len(report.blocked)} blocked; "
+            f"{report.awaiting_review} awaiting review"
+        )
         for cid, problems in report.blocked:
             err().print(f"[yellow]blocked[/] {cid}: " + "; ".join(problems), highlight=False)
 

@@ -22,10 +22,15 @@ def init(app: AppContext, directory: str, name: str | None, as_json: bool) -> No
     ws = Workspace.init(Path(directory), name=name, user=app.explicit_user)
     try:
         data = {"root": str(ws.root), "sets": ws.settings.sets, "admin": ws.settings.default_user}
-        emit(as_json, data, lambda: out().print(
-            f"Created workspace [bold]{ws.settings.name}[/] in {ws.root}\n"
-            f"  sets: {', '.join(ws.settings.sets)}   admin: {ws.settings.default_user}\n"
-            f"Next: cd {directory} && evaltray ingest TRACES..."))
+        emit(
+            as_json,
+            data,
+            lambda: out().print(
+                f"Created workspace [bold]{ws.settings.name}[/] in {ws.root}\n"
+                f"  sets: {', '.join(ws.settings.sets)}   admin: {ws.settings.default_user}\n"
+                f"Next: cd {directory} && evaltray ingest TRACES..."
+            ),
+        )
     finally:
         ws.close()
 
@@ -52,8 +57,13 @@ def users_add(app: AppContext, name: str, role: str, as_json: bool) -> None:
 def users_list(app: AppContext, as_json: bool) -> None:
     """List users and their roles."""
     rows = app.ws.users()
-    emit(as_json, rows, lambda: out().print(table(None, ["name", "role", "since"],
-                                                [[r["name"], r["role"], r["created_at"]] for r in rows])))
+    emit(
+        as_json,
+        rows,
+        lambda: out().print(
+            table(None, ["name", "role", "since"], [[r["name"], r["role"], r["created_at"]] for r in rows])
+        ),
+    )
 
 
 @click.command()

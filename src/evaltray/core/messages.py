@@ -14,8 +14,15 @@ import orjson
 from .records import Message, ToolCall
 from .traces import CallRecord, MessageRecord, message_from_record
 
-__all__ = ["chat_message", "chat_message_record", "chat_messages", "maybe_json", "text_of", "tool_call",
-           "tool_call_record"]
+__all__ = [
+    "chat_message",
+    "chat_message_record",
+    "chat_messages",
+    "maybe_json",
+    "text_of",
+    "tool_call",
+    "tool_call_record",
+]
 
 
 def maybe_json(value: Any, depth: int = 3) -> Any:

@@ -33,13 +33,15 @@ def _ts() -> sa.Column:
 def m001_initial(conn: Connection) -> None:
     md = sa.MetaData()
     sa.Table(
-        "users", md,
+        "users",
+        md,
         sa.Column("name", sa.String(200), primary_key=True),
         sa.Column("role", sa.String(40), nullable=False),
         _ts(),
     )
     sa.Table(
-        "candidates", md,
+        "candidates",
+        md,
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column("set_name", sa.String(100), nullable=False),
         sa.Column("source", sa.String(40), nullable=False),
@@ -66,7 +68,8 @@ def m001_initial(conn: Connection) -> None:
         _ts(),
     )
     sa.Table(
-        "reviews", md,
+        "reviews",
+        md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("candidate_id", sa.String(64), sa.ForeignKey("candidates.id"), nullable=False, index=True),
         sa.Column("reviewer", sa.String(200), nullable=False),
@@ -85,7 +88,8 @@ def m001_initial(conn: Connection) -> None:
         _ts(),
     )
     sa.Table(
-        "cases", md,
+        "cases",
+        md,
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column("set_name", sa.String(100), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
@@ -99,7 +103,8 @@ def m001_initial(conn: Connection) -> None:
         _ts(),
     )
     sa.Table(
-        "releases", md,
+        "releases",
+        md,
         sa.Column("version", sa.String(40), primary_key=True),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
@@ -108,7 +113,8 @@ def m001_initial(conn: Connection) -> None:
         _ts(),
     )
     sa.Table(
-        "audit", md,
+        "audit",
+        md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("at", sa.String(40), nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
@@ -117,7 +123,8 @@ def m001_initial(conn: Connection) -> None:
         sa.Column("detail", sa.Text, nullable=False),
     )
     sa.Table(
-        "ingest_files", md,
+        "ingest_files",
+        md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False, index=True),
@@ -136,17 +143,21 @@ def m001_initial(conn: Connection) -> None:
 def m002_case_axes(conn: Connection) -> None:
     """The registry keeps each signed row's slice, source, difficulty, case type and predecessor, so a
     release need not parse rows that are byte-identical to what was signed."""
-    for column in ("slice VARCHAR(200)", "source VARCHAR(40)", "difficulty VARCHAR(20)", "case_type VARCHAR(20)",
-                   "supersedes VARCHAR(64)"):
+    for column in (
+        "slice VARCHAR(200)",
+        "source VARCHAR(40)",
+        "difficulty VARCHAR(20)",
+        "case_type VARCHAR(20)",
+        "supersedes VARCHAR(64)",
+    ):
         conn.execute(sa.text(f"ALTER TABLE cases ADD COLUMN {column}"))
 
 
 def migrate(conn: Connection) -> list[int]:
     """Apply every migration not yet recorded; return the numbers applied."""
-    conn.execute(sa.text(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(number INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL)"
-    ))
+    conn.execute(
+        sa.text("CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL)")
+    )
     done = {row[0] for row in conn.execute(sa.text("SELECT number FROM schema_migrations"))}
     applied = []
     for key, fn in MIGRATIONS.items():
@@ -154,7 +165,9 @@ def migrate(conn: Connection) -> list[int]:
         if number in done:
             continue
         fn(conn)
-        conn.execute(sa.text("INSERT INTO schema_migrations (number, name) VALUES (:n, :name)"),
-                     {"n": number, "name": fn.__name__})
+        conn.execute(
+            sa.text("INSERT INTO schema_migrations (number, name) VALUES (:n, :name)"),
+            {"n": number, "name": fn.__name__},
+        )
         applied.append(number)
     return applied

@@ -139,7 +139,9 @@ class Expected(_Model):
 
     reference: str | None = Field(default=None, description="a reference answer")
     behavior_code: str | None = Field(default=None, description="code from the guide's controlled vocabulary")
-    assertions: list[str] = Field(default_factory=list, description="plain-language checks, e.g. 'mentions the 30-day window'")
+    assertions: list[str] = Field(
+        default_factory=list, description="plain-language checks, e.g. 'mentions the 30-day window'"
+    )
     origin: ExpectedOrigin = "human"
     written_by: str
 
@@ -298,15 +300,31 @@ class SetManifest:
     source_mix: SourceMix
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "file_sha256": self.file_sha256, "n_cases": self.n_cases,
-                "content_hash": self.content_hash, "cases": self.cases, "holdout": self.holdout,
-                "subsets": self.subsets, "counts": _fields(self.counts), "source_mix": _fields(self.source_mix)}
+        return {
+            "file": self.file,
+            "file_sha256": self.file_sha256,
+            "n_cases": self.n_cases,
+            "content_hash": self.content_hash,
+            "cases": self.cases,
+            "holdout": self.holdout,
+            "subsets": self.subsets,
+            "counts": _fields(self.counts),
+            "source_mix": _fields(self.source_mix),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SetManifest:
-        return cls(file=d["file"], file_sha256=d["file_sha256"], n_cases=d["n_cases"], content_hash=d["content_hash"],
-                   cases=d["cases"], holdout=d["holdout"], subsets=d["subsets"], counts=SetCounts(**d["counts"]),
-                   source_mix=SourceMix(**d["source_mix"]))
+        return cls(
+            file=d["file"],
+            file_sha256=d["file_sha256"],
+            n_cases=d["n_cases"],
+            content_hash=d["content_hash"],
+            cases=d["cases"],
+            holdout=d["holdout"],
+            subsets=d["subsets"],
+            counts=SetCounts(**d["counts"]),
+            source_mix=SourceMix(**d["source_mix"]),
+        )
 
 
 @dataclass(slots=True)

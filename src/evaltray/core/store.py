@@ -51,11 +51,15 @@ def make_engine(url: str) -> Engine:
     try:
         engine = sa.create_engine(url, future=True)
     except (sa.exc.NoSuchModuleError, ImportError) as exc:  # no such dialect, or its driver is not installed
-        raise WorkspaceError(f"state database {_safe_url(url)}: {exc}; install its driver "
-                             "(`pip install 'evaltray[postgres]'` for PostgreSQL)") from None
+        raise WorkspaceError(
+            f"state database {_safe_url(url)}: {exc}; install its driver "
+            "(`pip install 'evaltray[postgres]'` for PostgreSQL)"
+        ) from None
     except sa.exc.ArgumentError:
-        raise WorkspaceError("the state database URL ([state] url or $EVALTRAY_DB_URL) is not one SQLAlchemy reads, "
-                             "e.g. postgresql+psycopg://user@host/evaltray") from None
+        raise WorkspaceError(
+            "the state database URL ([state] url or $EVALTRAY_DB_URL) is not one SQLAlchemy reads, "
+            "e.g. postgresql+psycopg://user@host/evaltray"
+        ) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -75,8 +79,7 @@ class Workspace:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def init(cls, root: Path, name: str | None = None, user: str | None = None,
-             db_url: str | None = None) -> Workspace:
+    def init(cls, root: Path, name: str | None = None, user: str | None = None, db_url: str | None = None) -> Workspace:
         """Create a workspace in ``root`` (which may exist but must hold no workspace yet); ``user``
         (default: the login) is its admin, ``db_url`` as for :meth:`open`."""
         root = root.resolve()
@@ -180,8 +183,11 @@ class Workspace:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def audit(self, conn: Connection, actor: str, action: str, object_id: str | None, **detail: Any) -> None:
-        conn.execute(self.t["audit"].insert().values(
-            at=now_iso(), actor=actor, action=action, object_id=object_id, detail=dumps(detail)))
+        conn.execute(
+            self.t["audit"]
+            .insert()
+            .values(at=now_iso(), actor=actor, action=action, object_id=object_id, detail=dumps(detail))
+        )
 
     def add_user(self, name: str, role: Role | str, actor: str) -> None:
         """Register ``name`` with ``role``, or change their role (admins only, but for the workspace's first
@@ -209,7 +215,9 @@ class Workspace:
         with self.tx() as conn:
             row = conn.execute(sa.select(users.c.role).where(users.c.name == name)).first()
         if row is None:
-            raise PermissionDenied(f"user {name!r} is not registered; an admin adds them with `evaltray users add {name} --role labeler`")
+            raise PermissionDenied(
+                f"user {name!r} is not registered; an admin adds them with `evaltray users add {name} --role labeler`"
+            )
         return Role(row[0])
 
     def require(self, name: str, roles: frozenset[Role], what: str) -> Role:

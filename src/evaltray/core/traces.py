@@ -77,12 +77,28 @@ COLUMNS = SCHEMA.names
 #: Where each column sits in a row tuple.
 COLUMN_INDEX: dict[str, int] = {name: i for i, (name, _) in enumerate(COLUMN_TYPES)}
 #: Columns with few distinct values: dictionary-encoded in Parquet (the rest would only try and give up).
-_DICTIONARY_COLUMNS = ["source_format", "source_file", "model", "model_version", "provider", "session_id", "user_id",
-                       "name", "feature", "tags", "prompt_template_id", "system_hash", "tools_hash", "corpus_version",
-                       "status", "keep_reason"]
+_DICTIONARY_COLUMNS = [
+    "source_format",
+    "source_file",
+    "model",
+    "model_version",
+    "provider",
+    "session_id",
+    "user_id",
+    "name",
+    "feature",
+    "tags",
+    "prompt_template_id",
+    "system_hash",
+    "tools_hash",
+    "corpus_version",
+    "status",
+    "keep_reason",
+]
 #: Min/max statistics help predicates on metadata; on long payload text they only cost time.
-_STATISTICS_COLUMNS = [c for c in COLUMNS if c not in ("input_text", "output_text", "messages", "tools", "spans",
-                                                         "metadata", "error")]
+_STATISTICS_COLUMNS = [
+    c for c in COLUMNS if c not in ("input_text", "output_text", "messages", "tools", "spans", "metadata", "error")
+]
 #: What the curation stages concluded per trace (``.evaltray/derived/<name>.parquet``, replaced whole on each
 #: run): the ``traces`` view joins them by id, null where a stage has not run or did not see the trace.
 DERIVED_COLUMNS: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
@@ -178,14 +194,35 @@ def trace_values(t: Trace, rows: RowBuilder | None = None) -> tuple[Any, ...]:
     """One row of :data:`SCHEMA` in column order, payload included (JSON columns as UTF-8 bytes);
     :data:`BATCH_COLUMNS` are None. ``rows``: the builder of the batch (it hashes each system prompt once)."""
     return (rows or RowBuilder()).row(
-        trace_id=t.trace_id, source_format=t.source_format, messages=[message_record(m) for m in t.messages],
-        tools=t.tools, start_time=t.start_time, end_time=t.end_time, latency_ms=t.latency_ms,
-        input_tokens=t.input_tokens, output_tokens=t.output_tokens, total_tokens=t.total_tokens, cost_usd=t.cost_usd,
-        model=t.model, model_version=t.model_version, provider=t.provider, session_id=t.session_id,
-        user_id=t.user_id, name=t.name, feature=t.feature, tags=t.tags, feedback_score=t.feedback_score,
-        feedback_comment=t.feedback_comment, prompt_template_id=t.prompt_template_id,
-        retrieved_doc_ids=t.retrieved_doc_ids, corpus_version=t.corpus_version, status=t.status, error=t.error,
-        spans=t.spans, metadata=t.metadata)
+        trace_id=t.trace_id,
+        source_format=t.source_format,
+        messages=[message_record(m) for m in t.messages],
+        tools=t.tools,
+        start_time=t.start_time,
+        end_time=t.end_time,
+        latency_ms=t.latency_ms,
+        input_tokens=t.input_tokens,
+        output_tokens=t.output_tokens,
+        total_tokens=t.total_tokens,
+        cost_usd=t.cost_usd,
+        model=t.model,
+        model_version=t.model_version,
+        provider=t.provider,
+        session_id=t.session_id,
+        user_id=t.user_id,
+        name=t.name,
+        feature=t.feature,
+        tags=t.tags,
+        feedback_score=t.feedback_score,
+        feedback_comment=t.feedback_comment,
+        prompt_template_id=t.prompt_template_id,
+        retrieved_doc_ids=t.retrieved_doc_ids,
+        corpus_version=t.corpus_version,
+        status=t.status,
+        error=t.error,
+        spans=t.spans,
+        metadata=t.metadata,
+    )
 
 
 class RowBuilder:
@@ -202,14 +239,37 @@ class RowBuilder:
         # decodes each distinct list once per chunk); the list is held, so its id is not reused meanwhile
         self._tools_seen: dict[int, tuple[list[Any], bytes, str]] = {}
 
-    def row(self, trace_id: str, source_format: str, messages: list[MessageRecord], tools: list[Any],
-            start_time: datetime | int | None, end_time: datetime | int | None, latency_ms: float | None,
-            input_tokens: int | None, output_tokens: int | None, total_tokens: int | None, cost_usd: float | None,
-            model: str | None, model_version: str | None, provider: str | None, session_id: str | None,
-            user_id: str | None, name: str | None, feature: str | None, tags: list[str],
-            feedback_score: float | None, feedback_comment: str | None, prompt_template_id: str | None,
-            retrieved_doc_ids: list[str], corpus_version: str | None, status: str, error: str | None,
-            spans: list[Span], metadata: dict[str, Any]) -> tuple[Any, ...]:
+    def row(
+        self,
+        trace_id: str,
+        source_format: str,
+        messages: list[MessageRecord],
+        tools: list[Any],
+        start_time: datetime | int | None,
+        end_time: datetime | int | None,
+        latency_ms: float | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        total_tokens: int | None,
+        cost_usd: float | None,
+        model: str | None,
+        model_version: str | None,
+        provider: str | None,
+        session_id: str | None,
+        user_id: str | None,
+        name: str | None,
+        feature: str | None,
+        tags: list[str],
+        feedback_score: float | None,
+        feedback_comment: str | None,
+        prompt_template_id: str | None,
+        retrieved_doc_ids: list[str],
+        corpus_version: str | None,
+        status: str,
+        error: str | None,
+        spans: list[Span],
+        metadata: dict[str, Any],
+    ) -> tuple[Any, ...]:
         """The row of a trace's fields (parameters in :class:`Trace` order, messages as records), in column
         order; :data:`BATCH_COLUMNS` are None. The chat JSONL path calls it without building a Trace, with
         times as :func:`micros` (Arrow reads integers ten times faster than datetimes)."""
@@ -226,13 +286,50 @@ class RowBuilder:
         source_file = ingested_at = payload_kept = keep_reason = scrubbed = None  # the driver sets them per batch
         # a tuple, the fastest row Arrow reads: each column under its own name, in COLUMN_TYPES order (a test
         # checks it column by column); the JSON columns as the bytes of their encoders
-        return (trace_id, source_format, source_file, ingested_at, start_time, end_time, latency_ms, input_tokens,
-                output_tokens, total_tokens, cost_usd, model, model_version, provider, session_id, user_id, name,
-                feature, tags, feedback_score, feedback_comment, prompt_template_id, system_hash, tools_hash,
-                retrieved_doc_ids, corpus_version, status, error, n_messages, n_user_turns, n_tool_calls,
-                n_tool_errors, output_chars, payload_kept, keep_reason, input_text, output_text,
-                _MESSAGES.encode(messages), tools_json, json_bytes(spans) if spans else None,
-                json_bytes(metadata) if metadata else None, scrubbed)
+        return (
+            trace_id,
+            source_format,
+            source_file,
+            ingested_at,
+            start_time,
+            end_time,
+            latency_ms,
+            input_tokens,
+            output_tokens,
+            total_tokens,
+            cost_usd,
+            model,
+            model_version,
+            provider,
+            session_id,
+            user_id,
+            name,
+            feature,
+            tags,
+            feedback_score,
+            feedback_comment,
+            prompt_template_id,
+            system_hash,
+            tools_hash,
+            retrieved_doc_ids,
+            corpus_version,
+            status,
+            error,
+            n_messages,
+            n_user_turns,
+            n_tool_calls,
+            n_tool_errors,
+            output_chars,
+            payload_kept,
+            keep_reason,
+            input_text,
+            output_text,
+            _MESSAGES.encode(messages),
+            tools_json,
+            json_bytes(spans) if spans else None,
+            json_bytes(metadata) if metadata else None,
+            scrubbed,
+        )
 
     def _hash_system(self, system: str) -> str:
         digest = self._system_hashes[system] = sha256_hex(system)[:16]
@@ -351,8 +448,9 @@ class TraceStore:
         """Write a part where readers do not look yet; :meth:`commit` publishes it."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp / f"part-{uuid.uuid4().hex}.parquet"
-        pq.write_table(table, tmp, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS,
-                       write_statistics=_STATISTICS_COLUMNS)
+        pq.write_table(
+            table, tmp, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS, write_statistics=_STATISTICS_COLUMNS
+        )
         return tmp
 
     def commit(self, tmp: Path, day: date) -> Path:
@@ -369,8 +467,10 @@ class TraceStore:
         if table.schema.names == COLUMNS:
             return table
         n = table.num_rows
-        return pa.table([table.column(f.name) if f.name in table.schema.names else pa.nulls(n, f.type)
-                         for f in SCHEMA], schema=SCHEMA)
+        return pa.table(
+            [table.column(f.name) if f.name in table.schema.names else pa.nulls(n, f.type) for f in SCHEMA],
+            schema=SCHEMA,
+        )
 
     def replace_part(self, part: Path, table: pa.Table) -> None:
         """Rewrite a published part in place: written aside, then one ``os.replace`` (readers see old or new)."""
@@ -386,9 +486,13 @@ class TraceStore:
         parts = self.parts()
         if not parts:
             return None
-        return ds.dataset([str(p) for p in parts], format="parquet", schema=SCHEMA.append(pa.field("ingest_date", pa.string())),
-                          partitioning=ds.partitioning(pa.schema([("ingest_date", pa.string())]), flavor="hive"),
-                          partition_base_dir=str(self.root))
+        return ds.dataset(
+            [str(p) for p in parts],
+            format="parquet",
+            schema=SCHEMA.append(pa.field("ingest_date", pa.string())),
+            partitioning=ds.partitioning(pa.schema([("ingest_date", pa.string())]), flavor="hive"),
+            partition_base_dir=str(self.root),
+        )
 
     def trace_ids(self) -> set[str]:
         dset = self.dataset()
@@ -406,7 +510,9 @@ class TraceStore:
         :data:`DERIVED_COLUMNS`), and no access to anything else."""
         con = duckdb.connect(":memory:")
         dset = self.dataset()
-        con.register("_parts", SCHEMA.append(pa.field("ingest_date", pa.string())).empty_table() if dset is None else dset)
+        con.register(
+            "_parts", SCHEMA.append(pa.field("ingest_date", pa.string())).empty_table() if dset is None else dset
+        )
         select, joins = ["p.*"], []
         for name, cols in DERIVED_COLUMNS.items():
             path = None if self.derived is None else self.derived / f"{name}.parquet"
@@ -421,8 +527,13 @@ class TraceStore:
         con.execute("SET lock_configuration = true")
         return con
 
-    def query(self, where: str | None = None, columns: Iterable[str] = ("*",), limit: int | None = None,
-              order_by: str | None = None) -> pa.Table:
+    def query(
+        self,
+        where: str | None = None,
+        columns: Iterable[str] = ("*",),
+        limit: int | None = None,
+        order_by: str | None = None,
+    ) -> pa.Table:
         """Rows of ``traces`` matching a SQL predicate; the predicate cannot escape the view."""
         cols = ", ".join(columns)
         sql = f"SELECT {cols} FROM traces"
@@ -484,32 +595,61 @@ def trace_stats(store: TraceStore, where: str | None = None) -> dict[str, Any]:
     pred = f"WHERE ({check_predicate(where)})" if where else ""
     con = store.connect()
     try:
-        total, kept, errors, negative = one_row(con.execute(
-            f"SELECT count(*), count(*) FILTER (payload_kept), count(*) FILTER (status = 'error'), "
-            f"count(*) FILTER (feedback_score < 0) FROM traces {pred}"))
+        total, kept, errors, negative = one_row(
+            con.execute(
+                f"SELECT count(*), count(*) FILTER (payload_kept), count(*) FILTER (status = 'error'), "
+                f"count(*) FILTER (feedback_score < 0) FROM traces {pred}"
+            )
+        )
         by: dict[str, dict[str, int]] = {}
-        for key, expr in (("source_format", "source_format"), ("model", "model"),
-                          ("day", "CAST(CAST(start_time AS DATE) AS VARCHAR)"), ("feature", "feature")):
-            rows = con.execute(f"SELECT coalesce({expr}, '(none)') AS k, count(*) AS n FROM traces {pred} "
-                           f"GROUP BY k ORDER BY n DESC, k LIMIT 50").fetchall()
+        for key, expr in (
+            ("source_format", "source_format"),
+            ("model", "model"),
+            ("day", "CAST(CAST(start_time AS DATE) AS VARCHAR)"),
+            ("feature", "feature"),
+        ):
+            rows = con.execute(
+                f"SELECT coalesce({expr}, '(none)') AS k, count(*) AS n FROM traces {pred} "
+                f"GROUP BY k ORDER BY n DESC, k LIMIT 50"
+            ).fetchall()
             by[key] = {k: n for k, n in rows}
         percentiles: dict[str, dict[str, float | None]] = {}
         for col in _PERCENTILE_COLUMNS:
-            p50, p90, p99, mx = one_row(con.execute(
-                f"SELECT quantile_cont({col}, 0.5), quantile_cont({col}, 0.9), quantile_cont({col}, 0.99), "
-                f"max({col}) FROM traces {pred}"))
+            p50, p90, p99, mx = one_row(
+                con.execute(
+                    f"SELECT quantile_cont({col}, 0.5), quantile_cont({col}, 0.9), quantile_cont({col}, 0.99), "
+                    f"max({col}) FROM traces {pred}"
+                )
+            )
             percentiles[col] = {"p50": p50, "p90": p90, "p99": p99, "max": None if mx is None else float(mx)}
     except duckdb.Error as exc:
         raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
-    return {"total": total, "payload_kept": kept, "errors": errors, "negative_feedback": negative, "by": by,
-            "percentiles": percentiles}
+    return {
+        "total": total,
+        "payload_kept": kept,
+        "errors": errors,
+        "negative_feedback": negative,
+        "by": by,
+        "percentiles": percentiles,
+    }
 
 
 #: The columns ``traces list`` shows, in order.
-LIST_COLUMNS = ("trace_id", "source_format", "model", "feature", "n_messages", "n_tool_calls", "latency_ms", "cost_usd",
-                "feedback_score", "status", "input_text")
+LIST_COLUMNS = (
+    "trace_id",
+    "source_format",
+    "model",
+    "feature",
+    "n_messages",
+    "n_tool_calls",
+    "latency_ms",
+    "cost_usd",
+    "feedback_score",
+    "status",
+    "input_text",
+)
 
 
 @dataclass
@@ -520,8 +660,9 @@ class TraceListing:
     unscrubbed: list[str]
 
 
-def list_traces(store: TraceStore, where: str | None = None, limit: int | None = 20,
-                scrubs: bool = True) -> TraceListing:
+def list_traces(
+    store: TraceStore, where: str | None = None, limit: int | None = 20, scrubs: bool = True
+) -> TraceListing:
     """The first ``limit`` traces matching ``where`` by id; ``unscrubbed`` names those with text left as
     recorded, where the workspace ``scrubs``."""
     rows = store.query(where, columns=[*LIST_COLUMNS, "scrubbed"], limit=limit, order_by="trace_id").to_pylist()

@@ -39,12 +39,14 @@ def worker_count(requested: int | None = None, error: type[EvaltrayError] = Eval
 
 
 @contextlib.contextmanager
-def process_pool(workers: int, initializer: Callable[..., None] | None = None,
-                 initargs: tuple[Any, ...] = ()) -> Iterator[ProcessPoolExecutor]:
+def process_pool(
+    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+) -> Iterator[ProcessPoolExecutor]:
     """A pool of ``workers`` processes that die with this one; shut down (pending work cancelled) on exit."""
     ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
-                               initargs=(os.getpid(), initializer, initargs))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_start_worker, initargs=(os.getpid(), initializer, initargs)
+    )
     try:
         with warnings.catch_warnings():  # Python 3.12+ warns on fork with threads; the workers use none
             warnings.simplefilter("ignore", DeprecationWarning)

@@ -125,7 +125,9 @@ class ClusterEdit:
         op = d.get("op")
         if op not in ("merge", "split", "rename"):
             raise ClusterError(f"unknown cluster edit {op!r}")
-        return cls(op, tuple(Anchor.from_dict(a) for a in d["anchors"]), d.get("name"), d.get("k"), int(d.get("seed", 0)))
+        return cls(
+            op, tuple(Anchor.from_dict(a) for a in d["anchors"]), d.get("name"), d.get("k"), int(d.get("seed", 0))
+        )
 
 
 @dataclass
@@ -161,9 +163,19 @@ class Clustering:
     ``unapplied`` lists pinned edits that found no matching cluster this time.
     """
 
-    def __init__(self, texts: list[str], vectors: np.ndarray, labels: np.ndarray, method: str,
-                 user_names: dict[int, str], edits: ClusterEdits, unapplied: list[ClusterEdit],
-                 terms: _Terms, n_examples: int, n_terms: int) -> None:
+    def __init__(
+        self,
+        texts: list[str],
+        vectors: np.ndarray,
+        labels: np.ndarray,
+        method: str,
+        user_names: dict[int, str],
+        edits: ClusterEdits,
+        unapplied: list[ClusterEdit],
+        terms: _Terms,
+        n_examples: int,
+        n_terms: int,
+    ) -> None:
         self.labels = labels
         self.method = method
         self.edits = edits
@@ -175,8 +187,9 @@ class Clustering:
         self._n_examples = n_examples
         self._n_terms = n_terms
         self._keys: list[str] | None = None
-        self.clusters: list[ClusterInfo] = _describe(texts, vectors, labels, self._user_names, terms,
-                                                    n_examples, n_terms)
+        self.clusters: list[ClusterInfo] = _describe(
+            texts, vectors, labels, self._user_names, terms, n_examples, n_terms
+        )
         self._by_id = {c.id: c for c in self.clusters}
 
     def __repr__(self) -> str:
@@ -191,7 +204,9 @@ class Clustering:
         try:
             return self._by_id[cid]
         except KeyError:
-            raise UnknownCluster(f"no cluster {cid} (there are {len(self.clusters)}: ids {sorted(self._by_id)[:20]}…)") from None
+            raise UnknownCluster(
+                f"no cluster {cid} (there are {len(self.clusters)}: ids {sorted(self._by_id)[:20]}…)"
+            ) from None
 
     def members(self, cid: int) -> np.ndarray:
         """Indexes of the texts in cluster ``cid``."""
@@ -241,13 +256,29 @@ class Clustering:
 
     # -- edits
 
-    def _with(self, labels: np.ndarray, user_names: dict[int, str], edit: ClusterEdit | None, *,
-              edits: ClusterEdits | None = None, unapplied: list[ClusterEdit] | None = None) -> Clustering:
+    def _with(
+        self,
+        labels: np.ndarray,
+        user_names: dict[int, str],
+        edit: ClusterEdit | None,
+        *,
+        edits: ClusterEdits | None = None,
+        unapplied: list[ClusterEdit] | None = None,
+    ) -> Clustering:
         if edits is None:
             edits = ClusterEdits([*self.edits.edits, edit]) if edit is not None else self.edits
-        out = Clustering(self._texts, self._vectors, labels, self.method, user_names, edits,
-                         self.unapplied if unapplied is None else unapplied, self._terms, self._n_examples,
-                         self._n_terms)
+        out = Clustering(
+            self._texts,
+            self._vectors,
+            labels,
+            self.method,
+            user_names,
+            edits,
+            self.unapplied if unapplied is None else unapplied,
+            self._terms,
+            self._n_examples,
+            self._n_terms,
+        )
         out._keys = self._keys  # same texts: share the hashes instead of recomputing them
         return out
 
@@ -320,8 +351,7 @@ class Clustering:
             else:
                 kept.append(applied.edits.edits[-1])
                 current = applied
-        return current._with(current.labels, current._user_names, None, edits=ClusterEdits(kept),
-                             unapplied=unapplied)
+        return current._with(current.labels, current._user_names, None, edits=ClusterEdits(kept), unapplied=unapplied)
 
 
 # --------------------------------------------------------------------------- naming
@@ -340,8 +370,14 @@ def _term_counts(texts: Sequence[str], valid: np.ndarray) -> _Terms:
 
     n_valid = int(valid.sum())
     # binary: a term's weight in a cluster is how many member texts use it, not how often one repeats it.
-    vec = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=2 if n_valid >= 50 else 1, binary=True,
-                          max_features=50_000, token_pattern=r"(?u)\b[^\W\d_][\w']*[^\W_]\b")
+    vec = CountVectorizer(
+        stop_words="english",
+        ngram_range=(1, 2),
+        min_df=2 if n_valid >= 50 else 1,
+        binary=True,
+        max_features=50_000,
+        token_pattern=r"(?u)\b[^\W\d_][\w']*[^\W_]\b",
+    )
     docs = [t if ok else "" for t, ok in zip(texts, valid, strict=True)]
     try:
         counts = vec.fit_transform(docs).tocsr()
@@ -357,8 +393,9 @@ def _indicator(labels: np.ndarray, ids: np.ndarray) -> sp.csr_matrix:
     pos = {int(c): j for j, c in enumerate(ids)}
     rows = np.array([pos.get(int(lab), -1) for lab in labels], dtype=np.int64)
     keep = rows >= 0
-    return sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], np.flatnonzero(keep))),
-                         shape=(len(ids), len(labels)))
+    return sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], np.flatnonzero(keep))), shape=(len(ids), len(labels))
+    )
 
 
 def _readable_terms(ranked: Iterable[str], n: int) -> list[str]:
@@ -380,8 +417,15 @@ def _readable_terms(ranked: Iterable[str], n: int) -> list[str]:
     return chosen
 
 
-def _describe(texts: list[str], vectors: np.ndarray, labels: np.ndarray, user_names: dict[int, str],
-              terms: _Terms, n_examples: int, n_terms: int) -> list[ClusterInfo]:
+def _describe(
+    texts: list[str],
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    user_names: dict[int, str],
+    terms: _Terms,
+    n_examples: int,
+    n_terms: int,
+) -> list[ClusterInfo]:
     ids, sizes = np.unique(labels[labels >= 0], return_counts=True)
     if ids.size == 0:
         return []
@@ -503,8 +547,9 @@ def _silhouette(x: np.ndarray, labels: np.ndarray, seed: int) -> float:
     if len(np.unique(labels)) < 2 or len(np.unique(labels)) >= n:
         return -1.0
     sample = min(n, _SILHOUETTE_SAMPLE)
-    return float(silhouette_score(x, labels, metric="cosine", sample_size=sample if sample < n else None,
-                                  random_state=seed))
+    return float(
+        silhouette_score(x, labels, metric="cosine", sample_size=sample if sample < n else None, random_state=seed)
+    )
 
 
 def _k_grid(n: int, max_k: int) -> list[int]:
@@ -514,8 +559,7 @@ def _k_grid(n: int, max_k: int) -> list[int]:
     return sorted({int(round(v)) for v in np.geomspace(lo, hi, num=8)})
 
 
-def _fit(x: np.ndarray, k: int | Literal["auto"], method: str, seed: int, max_k: int,
-         n_neighbors: int) -> np.ndarray:
+def _fit(x: np.ndarray, k: int | Literal["auto"], method: str, seed: int, max_k: int, n_neighbors: int) -> np.ndarray:
     """Labels for the unit rows ``x`` (``-1`` only from hdbscan's noise)."""
     n = x.shape[0]
     if n == 1:
@@ -533,8 +577,9 @@ def _fit(x: np.ndarray, k: int | Literal["auto"], method: str, seed: int, max_k:
         if len(ks) > 1:
             # Score each candidate with one k-means start on a subsample; fit fully only the winner.
             sub = np.random.default_rng(seed).permutation(n)[:_AUTO_SAMPLE]
-            scored = [(_silhouette(x[sub], _kmeans(normalize_rows(u[sub, :kk]), kk, seed, n_init=1), seed), kk)
-                      for kk in ks]
+            scored = [
+                (_silhouette(x[sub], _kmeans(normalize_rows(u[sub, :kk]), kk, seed, n_init=1), seed), kk) for kk in ks
+            ]
             ks = [max(scored)[1]]
         return _kmeans(normalize_rows(u[:, : ks[0]]), ks[0], seed)
     if method == "hdbscan":
@@ -577,10 +622,20 @@ def _split_labels(labels: np.ndarray, vectors: np.ndarray, cid: int, k: int, see
     return out
 
 
-def cluster_texts(texts: Sequence[str], vectors: np.ndarray, k: int | Literal["auto"] = "auto",
-                  method: Method = "spectral", seed: int = 0, pinned: ClusterEdits | None = None, *,
-                  max_k: int = 200, max_fit: int = 20_000, n_neighbors: int = 15, n_examples: int = 5,
-                  n_terms: int = 5) -> Clustering:
+def cluster_texts(
+    texts: Sequence[str],
+    vectors: np.ndarray,
+    k: int | Literal["auto"] = "auto",
+    method: Method = "spectral",
+    seed: int = 0,
+    pinned: ClusterEdits | None = None,
+    *,
+    max_k: int = 200,
+    max_fit: int = 20_000,
+    n_neighbors: int = 15,
+    n_examples: int = 5,
+    n_terms: int = 5,
+) -> Clustering:
     """Cluster ``texts`` by their ``vectors``, name each cluster, and replay the ``pinned`` edits.
 
     ``k="auto"`` picks the cluster count with the best cosine silhouette among at most ``max_k``.
@@ -620,8 +675,9 @@ def cluster_texts(texts: Sequence[str], vectors: np.ndarray, k: int | Literal["a
                 if method == "hdbscan":
                     # Keep hdbscan's notion of noise: a text farther from its centroid than the
                     # cluster's loosest tenth of fitted members stays unassigned.
-                    floor = np.array([np.quantile(x[fit_idx[fit_labels == c]] @ centroids[j], 0.1)
-                                      for j, c in enumerate(ids)])
+                    floor = np.array(
+                        [np.quantile(x[fit_idx[fit_labels == c]] @ centroids[j], 0.1) for j, c in enumerate(ids)]
+                    )
                     lab = np.where(sim >= floor[near], lab, -1)
                 labels[rest] = lab
         for i in np.flatnonzero(valid):
@@ -678,4 +734,3 @@ def evaluate(labels_true: Sequence[Any] | np.ndarray, labels_pred: Sequence[int]
         "n_clusters": int(np.unique(pred[assigned]).size),
         "coverage": n_assigned / len(pred) if len(pred) else 0.0,
     }
-

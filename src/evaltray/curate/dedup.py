@@ -139,7 +139,9 @@ def normalize(text: str | bytes | None) -> str:
     # combining marks compose), so iterate to a fixed point; two rounds settle all real text.
     out = text
     for _ in range(4):
-        nxt = " ".join(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", out).casefold()).translate(_CHARMAP).split())
+        nxt = " ".join(
+            unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", out).casefold()).translate(_CHARMAP).split()
+        )
         if nxt == out:
             break
         out = nxt
@@ -334,8 +336,9 @@ class NearPairs:
     stats: dict[str, Any]
 
 
-def near_duplicate_pairs(norm_texts: Sequence[str], threshold: float = 0.8, *, seed: int = 0,
-                         bucket_cap: int = 64) -> NearPairs:
+def near_duplicate_pairs(
+    norm_texts: Sequence[str], threshold: float = 0.8, *, seed: int = 0, bucket_cap: int = 64
+) -> NearPairs:
     """All pairs the MinHash LSH proposes whose exact shingle Jaccard is >= ``threshold``.
 
     Pipeline: shingle hashes (numpy) -> R-MinHash matrix (rensa, Rust, both cores) -> rensa's LSH
@@ -371,8 +374,11 @@ def near_duplicate_pairs(norm_texts: Sequence[str], threshold: float = 0.8, *, s
     del flat, offsets  # the corpus-wide hashes are the biggest buffer; only the flagged rows matter now
     sig = _signatures(sub_flat, sub_offsets, num_perm, seed)
     m = np.int64(sig.shape[0])
-    codes = _sorted_unique(np.concatenate([p[:, 0] * m + p[:, 1] for p in
-                                      (_bucket_pairs(_band_keys(sig, b, rows), bucket_cap) for b in range(bands))]))
+    codes = _sorted_unique(
+        np.concatenate(
+            [p[:, 0] * m + p[:, 1] for p in (_bucket_pairs(_band_keys(sig, b, rows), bucket_cap) for b in range(bands))]
+        )
+    )
     cand = np.stack([codes // m, codes % m], axis=1)
     stats["candidates"] = int(len(cand))
     t4 = time.perf_counter()
@@ -387,8 +393,15 @@ def near_duplicate_pairs(norm_texts: Sequence[str], threshold: float = 0.8, *, s
     jac = _exact_jaccard(sub_flat, sub_offsets, cand)
     ok = jac >= threshold - 1e-12
     t5 = time.perf_counter()
-    stats.update(estimated=int(len(cand)), verified=int(ok.sum()), seconds_shingle=t1 - t0,
-                 seconds_minhash=t2 - t1, seconds_lsh=t3 - t2, seconds_candidates=t4 - t3, seconds_verify=t5 - t4)
+    stats.update(
+        estimated=int(len(cand)),
+        verified=int(ok.sum()),
+        seconds_shingle=t1 - t0,
+        seconds_minhash=t2 - t1,
+        seconds_lsh=t3 - t2,
+        seconds_candidates=t4 - t3,
+        seconds_verify=t5 - t4,
+    )
     return NearPairs(flagged[cand[ok, 0]], flagged[cand[ok, 1]], est[ok], jac[ok], stats)
 
 
@@ -484,8 +497,9 @@ def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.nda
         # One thread for building: an HNSW graph built in parallel depends on thread timing, and dedup
         # promises the same answer for the same input. ef 64 builds and searches ~1.5x faster than 128 at
         # the same recall of close neighbours (bench_dedup --ann); scores are recomputed exactly below.
-        index = Index(ndim=vecs.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=64,
-                      expansion_search=64)
+        index = Index(
+            ndim=vecs.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=64, expansion_search=64
+        )
         index.add(np.arange(n, dtype=np.uint64), vecs, threads=1)
         found = index.search(vecs, k + 1, threads=0)
         keys = np.asarray(found.keys).astype(np.int64)
@@ -497,8 +511,9 @@ def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.nda
     sim = np.empty(idx.shape, dtype=np.float64)
     for lo in range(0, n, 2048):  # (rows, k, dim) float64 blocks stay small
         blk = idx[lo : lo + 2048]
-        sim[lo : lo + 2048] = np.einsum("ij,ikj->ik", vecs[lo : lo + 2048].astype(np.float64),
-                                        vecs[np.maximum(blk, 0)].astype(np.float64))
+        sim[lo : lo + 2048] = np.einsum(
+            "ij,ikj->ik", vecs[lo : lo + 2048].astype(np.float64), vecs[np.maximum(blk, 0)].astype(np.float64)
+        )
     sim[idx < 0] = -np.inf
     o = np.lexsort((idx, -sim), axis=1)
     return np.take_along_axis(idx, o, axis=1), np.take_along_axis(sim, o, axis=1)
@@ -521,8 +536,9 @@ class _Forest:
             x = p[x]
         return x
 
-    def merge(self, edges: list[tuple[float, int, int, str]], level: Level, sid: list[str],
-              pairs: list[DupPair]) -> None:
+    def merge(
+        self, edges: list[tuple[float, int, int, str]], level: Level, sid: list[str], pairs: list[DupPair]
+    ) -> None:
         """Kruskal order (best evidence first, ties by index): the reported forest is deterministic."""
         for score, a, b, reason in sorted(edges, key=lambda e: (-e[0], e[1], e[2])):
             ra, rb = self.find(a), self.find(b)
@@ -530,8 +546,9 @@ class _Forest:
                 continue
             lo, hi = (ra, rb) if ra < rb else (rb, ra)
             self.parent[hi] = lo  # the smaller index (= smaller id) stays root
-            self.level[lo] = max(self.level.get(ra, "exact"), self.level.get(rb, "exact"), level,
-                                 key=_LEVEL_RANK.__getitem__)
+            self.level[lo] = max(
+                self.level.get(ra, "exact"), self.level.get(rb, "exact"), level, key=_LEVEL_RANK.__getitem__
+            )
             pairs.append(DupPair(sid[min(a, b)], sid[max(a, b)], level, round(score, 6), reason))
 
     def roots(self) -> np.ndarray:
@@ -544,8 +561,9 @@ class _Forest:
             p = q
 
 
-def _check_inputs(ids: Sequence[str], texts: Sequence[Any], vectors: np.ndarray | None,
-                  near: float | None, paraphrase: float | None) -> np.ndarray | None:
+def _check_inputs(
+    ids: Sequence[str], texts: Sequence[Any], vectors: np.ndarray | None, near: float | None, paraphrase: float | None
+) -> np.ndarray | None:
     if len(ids) != len(texts):
         raise DedupError(f"ids and texts differ in length: {len(ids)} ids, {len(texts)} texts")
     if not all(type(i) is str for i in ids):
@@ -566,10 +584,19 @@ def _check_inputs(ids: Sequence[str], texts: Sequence[Any], vectors: np.ndarray 
     return vecs
 
 
-def dedup(ids: Sequence[str], texts: Sequence[str | bytes | None], *, near: float | None = 0.8,
-          paraphrase: float | None = 0.9, vectors: np.ndarray | None = None, seed: int = 0,
-          progress: Progress | None = None, k: int = 10, exact_knn_below: int = 20_000,
-          bucket_cap: int = 64) -> DedupResult:
+def dedup(
+    ids: Sequence[str],
+    texts: Sequence[str | bytes | None],
+    *,
+    near: float | None = 0.8,
+    paraphrase: float | None = 0.9,
+    vectors: np.ndarray | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    k: int = 10,
+    exact_knn_below: int = 20_000,
+    bucket_cap: int = 64,
+) -> DedupResult:
     """Group duplicate traces at three levels and pick a representative for each group.
 
     - exact: equal ``normalize(text)``;
@@ -614,8 +641,9 @@ def dedup(ids: Sequence[str], texts: Sequence[str | bytes | None], *, near: floa
         found = near_duplicate_pairs([norm[i] for i in nodes], near, seed=seed, bucket_cap=bucket_cap)
         edges = [
             (jac, nodes[a], nodes[b], f"Jaccard of character 5-grams {jac:.3f} (MinHash estimate {est:.3f}) >= {near}")
-            for a, b, est, jac in zip(found.i.tolist(), found.j.tolist(), found.estimate.tolist(),
-                                      found.jaccard.tolist(), strict=True)
+            for a, b, est, jac in zip(
+                found.i.tolist(), found.j.tolist(), found.estimate.tolist(), found.jaccard.tolist(), strict=True
+            )
         ]
         forest.merge(edges, "near", sid, pairs)
         stats.update({f"near_{key}": v for key, v in found.stats.items()})
@@ -633,7 +661,9 @@ def dedup(ids: Sequence[str], texts: Sequence[str | bytes | None], *, near: floa
         if usable.size >= 2:
             nbr, cos = _knn(v[usable] / lengths[usable, None], k, exact_knn_below)
             node = [members[u] for u in usable]
-            edges, rejected = _paraphrase_edges(nbr, cos, paraphrase, node, norm, [texts[order[i]] for i in node], sid, k)
+            edges, rejected = _paraphrase_edges(
+                nbr, cos, paraphrase, node, norm, [texts[order[i]] for i in node], sid, k
+            )
             forest.merge(edges, "paraphrase", sid, pairs)
             stats["paraphrase_candidates"] = len(edges) + len(rejected)
             stats["paraphrase_rejected"] = len(rejected)
@@ -659,8 +689,16 @@ def _exact_reason(norm: str) -> str:
     return f"identical after normalization (sha256 {sha256_hex(norm)[:12]})"
 
 
-def _paraphrase_edges(nbr: np.ndarray, cos: np.ndarray, threshold: float, node: list[int], norm: list[str],
-                      raw: list[Any], sid: list[str], k: int) -> tuple[list[tuple[float, int, int, str]], list[DupPair]]:
+def _paraphrase_edges(
+    nbr: np.ndarray,
+    cos: np.ndarray,
+    threshold: float,
+    node: list[int],
+    norm: list[str],
+    raw: list[Any],
+    sid: list[str],
+    k: int,
+) -> tuple[list[tuple[float, int, int, str]], list[DupPair]]:
     """Verify each above-threshold neighbour pair once; return accepted edges and rejected pairs."""
     neigh = [set(row[row >= 0].tolist()) for row in nbr]
     edges: list[tuple[float, int, int, str]] = []
@@ -673,8 +711,9 @@ def _paraphrase_edges(nbr: np.ndarray, cos: np.ndarray, threshold: float, node: 
             toks = norm[node[u]].split()
             text = raw[u]
             raw_text = text.decode("utf-8", "replace") if isinstance(text, bytes | bytearray) else str(text or "")
-            f = cache[u] = _Facts(frozenset(map(_name_key, toks)), _numbers(norm[node[u]]), _negated(toks),
-                                  _names(raw_text))
+            f = cache[u] = _Facts(
+                frozenset(map(_name_key, toks)), _numbers(norm[node[u]]), _negated(toks), _names(raw_text)
+            )
         return f
 
     seen: set[tuple[int, int]] = set()
@@ -689,11 +728,18 @@ def _paraphrase_edges(nbr: np.ndarray, cos: np.ndarray, threshold: float, node: 
             why = _refusal(facts(a), facts(b), mutual=a in neigh[b] and b in neigh[a])
             ia, ib = node[a], node[b]
             if why:
-                rejected.append(DupPair(sid[ia], sid[ib], "paraphrase", round(c, 6),
-                                        f"cosine {c:.3f} >= {threshold} but {why}"))
+                rejected.append(
+                    DupPair(sid[ia], sid[ib], "paraphrase", round(c, 6), f"cosine {c:.3f} >= {threshold} but {why}")
+                )
             else:
-                edges.append((c, ia, ib, f"cosine {c:.3f} >= {threshold}; mutual top-{k} neighbours; "
-                                         "numbers, negation and names agree"))
+                edges.append(
+                    (
+                        c,
+                        ia,
+                        ib,
+                        f"cosine {c:.3f} >= {threshold}; mutual top-{k} neighbours; numbers, negation and names agree",
+                    )
+                )
     rejected.sort(key=lambda p: (p.a, p.b))
     return edges, rejected
 
@@ -719,8 +765,15 @@ def _refusal(fa: _Facts, fb: _Facts, *, mutual: bool) -> str:
     return ""
 
 
-def _result(forest: _Forest, sid: list[str], weight: np.ndarray, pairs: list[DupPair], rejected: list[DupPair],
-            stats: dict[str, Any], t0: float) -> DedupResult:
+def _result(
+    forest: _Forest,
+    sid: list[str],
+    weight: np.ndarray,
+    pairs: list[DupPair],
+    rejected: list[DupPair],
+    stats: dict[str, Any],
+    t0: float,
+) -> DedupResult:
     n = len(sid)
     roots = forest.roots()
     # representative: the most repeated text (its exact group's smallest index), ties by smallest index
@@ -735,8 +788,12 @@ def _result(forest: _Forest, sid: list[str], weight: np.ndarray, pairs: list[Dup
     grouped = grouped[np.argsort(roots[grouped], kind="stable")]  # by root, ascending index inside
     cuts = np.flatnonzero(np.diff(roots[grouped])) + 1
     groups = [
-        DupGroup(sid[int(rep_idx[seg[0]])], tuple(map(sid.__getitem__, seg)), forest.level.get(int(roots[seg[0]]), "exact"),
-                 len(seg))
+        DupGroup(
+            sid[int(rep_idx[seg[0]])],
+            tuple(map(sid.__getitem__, seg)),
+            forest.level.get(int(roots[seg[0]]), "exact"),
+            len(seg),
+        )
         for seg in (part.tolist() for part in np.split(grouped, cuts) if part.size)
     ]
     groups.sort(key=lambda g: (-g.weight, g.representative))

@@ -61,8 +61,14 @@ def user_texts(ws: Workspace, where: str | None = None) -> tuple[list[str], list
 # --------------------------------------------------------------------------- dedup
 
 
-def dedup_traces(ws: Workspace, near: float | None = 0.8, paraphrase: float | None = 0.9, backend: str = "wordllama",
-                 where: str | None = None, progress: Progress | None = None) -> Any:
+def dedup_traces(
+    ws: Workspace,
+    near: float | None = 0.8,
+    paraphrase: float | None = 0.9,
+    backend: str = "wordllama",
+    where: str | None = None,
+    progress: Progress | None = None,
+) -> Any:
     """Mark duplicate groups over the traces (never deleting one) and store the groups and the evidence."""
     from .dedup import dedup
 
@@ -71,16 +77,31 @@ def dedup_traces(ws: Workspace, near: float | None = 0.8, paraphrase: float | No
     result = dedup(ids, texts, near=near, paraphrase=paraphrase, vectors=vectors, progress=progress)
     level = {m: g.level for g in result.groups for m in g.members}
     weights = result.weights
-    write_table(ws, "dedup", pa.table({
-        "trace_id": pa.array(ids, pa.string()),
-        "dup_of": pa.array([result.rep_of[t] for t in ids], pa.string()),
-        "dup_level": pa.array([level.get(t) for t in ids], pa.string()),
-        "dup_weight": pa.array([weights.get(t, 0) for t in ids], pa.int64()),
-    }))
-    write_table(ws, "dedup_pairs", pa.table({
-        "a": [p.a for p in result.pairs], "b": [p.b for p in result.pairs], "level": [p.level for p in result.pairs],
-        "score": pa.array([p.score for p in result.pairs], pa.float64()), "reason": [p.reason for p in result.pairs],
-    }))
+    write_table(
+        ws,
+        "dedup",
+        pa.table(
+            {
+                "trace_id": pa.array(ids, pa.string()),
+                "dup_of": pa.array([result.rep_of[t] for t in ids], pa.string()),
+                "dup_level": pa.array([level.get(t) for t in ids], pa.string()),
+                "dup_weight": pa.array([weights.get(t, 0) for t in ids], pa.int64()),
+            }
+        ),
+    )
+    write_table(
+        ws,
+        "dedup_pairs",
+        pa.table(
+            {
+                "a": [p.a for p in result.pairs],
+                "b": [p.b for p in result.pairs],
+                "level": [p.level for p in result.pairs],
+                "score": pa.array([p.score for p in result.pairs], pa.float64()),
+                "reason": [p.reason for p in result.pairs],
+            }
+        ),
+    )
     return result
 
 
@@ -108,8 +129,15 @@ def load_edits(ws: Workspace) -> Any:
     return ClusterEdits.from_dict(orjson.loads(path.read_bytes()).get("edits") or {"version": 1, "edits": []})
 
 
-def cluster_traces(ws: Workspace, k: int | str = "auto", backend: str = "wordllama", method: str = "spectral",
-                   model_path: str | None = None, where: str | None = None, seed: int = 0) -> Any:
+def cluster_traces(
+    ws: Workspace,
+    k: int | str = "auto",
+    backend: str = "wordllama",
+    method: str = "spectral",
+    model_path: str | None = None,
+    where: str | None = None,
+    seed: int = 0,
+) -> Any:
     """Cluster the traces' user text by intent, name the clusters, replay the user's edits, store it all."""
     from .cluster import cluster_texts
 
@@ -118,8 +146,14 @@ def cluster_traces(ws: Workspace, k: int | str = "auto", backend: str = "wordlla
     if not ids:
         raise EvaltrayError("no traces with a payload to cluster; ingest some first")
     vectors = embed_texts(ws, texts, backend, model_path)
-    clustering = cluster_texts(texts, vectors, k=k_value, method=method,  # type: ignore[arg-type]
-                               seed=seed, pinned=load_edits(ws))
+    clustering = cluster_texts(
+        texts,
+        vectors,
+        k=k_value,
+        method=method,  # type: ignore[arg-type]
+        seed=seed,
+        pinned=load_edits(ws),
+    )
     save_clustering(ws, ids, texts, clustering, {"backend": backend, "method": method, "k": k, "seed": seed})
     return clustering
 
@@ -136,24 +170,38 @@ def _k(k: int | str) -> int | str:
         raise ClusterError(f"k must be a positive integer or 'auto', got {k!r}") from None
 
 
-def save_clustering(ws: Workspace, ids: list[str], texts: list[str], clustering: Any,
-                    params: dict[str, Any]) -> dict[str, Any]:
+def save_clustering(
+    ws: Workspace, ids: list[str], texts: list[str], clustering: Any, params: dict[str, Any]
+) -> dict[str, Any]:
     """Store the cluster of each trace, and the clusters' names, terms, examples and edits; return the latter."""
     names = {c.id: c.name for c in clustering.clusters}
     labels = [int(x) for x in clustering.labels]
-    write_table(ws, "clusters", pa.table({
-        "trace_id": pa.array(ids, pa.string()),
-        "cluster_id": pa.array(labels, pa.int64()),
-        "cluster_name": pa.array([names.get(x) for x in labels], pa.string()),
-    }))
+    write_table(
+        ws,
+        "clusters",
+        pa.table(
+            {
+                "trace_id": pa.array(ids, pa.string()),
+                "cluster_id": pa.array(labels, pa.int64()),
+                "cluster_name": pa.array([names.get(x) for x in labels], pa.string()),
+            }
+        ),
+    )
     info = {
         "params": params,
         "edits": clustering.edits.to_dict(),
         "unapplied": [e.to_dict() for e in clustering.unapplied],
-        "clusters": [{"id": c.id, "name": c.name, "top_terms": list(c.top_terms), "size": c.size,
-                      "named_by_user": c.named_by_user,
-                      "examples": [{"trace_id": ids[i], "text": texts[i][:300]} for i in c.examples]}
-                     for c in clustering.clusters],
+        "clusters": [
+            {
+                "id": c.id,
+                "name": c.name,
+                "top_terms": list(c.top_terms),
+                "size": c.size,
+                "named_by_user": c.named_by_user,
+                "examples": [{"trace_id": ids[i], "text": texts[i][:300]} for i in c.examples],
+            }
+            for c in clustering.clusters
+        ],
     }
     atomic_write(_edits_path(ws), orjson.dumps(info, option=orjson.OPT_INDENT_2))
     return info
@@ -166,8 +214,9 @@ def cluster_info(ws: Workspace) -> dict[str, Any]:
     return orjson.loads(path.read_bytes())
 
 
-def edit_clusters(ws: Workspace, op: str, a: int, b: int | None = None, name: str | None = None,
-                  k: int = 2) -> dict[str, Any]:
+def edit_clusters(
+    ws: Workspace, op: str, a: int, b: int | None = None, name: str | None = None, k: int = 2
+) -> dict[str, Any]:
     """Merge, split or rename clusters of the last run; the edit is kept and replayed on re-clustering.
 
     Returns the clusters as :func:`cluster_info` gives them after the edit.
@@ -178,12 +227,20 @@ def edit_clusters(ws: Workspace, op: str, a: int, b: int | None = None, name: st
     params = info["params"]
     ids, texts = user_texts(ws)
     vectors = embed_texts(ws, texts, params["backend"])
-    clustering = cluster_texts(texts, vectors, k=_k(params["k"]), method=params["method"],  # type: ignore[arg-type]
-                               seed=params["seed"], pinned=load_edits(ws))
+    clustering = cluster_texts(
+        texts,
+        vectors,
+        k=_k(params["k"]),
+        method=params["method"],  # type: ignore[arg-type]
+        seed=params["seed"],
+        pinned=load_edits(ws),
+    )
     known = {c.id for c in clustering.clusters}
     for cid in (a, b):
         if cid is not None and cid not in known:
-            raise EvaltrayError(f"no cluster {cid} (clusters: 0–{max(known) if known else -1}); see `evaltray cluster list`")
+            raise EvaltrayError(
+                f"no cluster {cid} (clusters: 0–{max(known) if known else -1}); see `evaltray cluster list`"
+            )
     if op == "merge":
         if b is None:
             raise EvaltrayError("merge needs two cluster ids")
@@ -219,6 +276,11 @@ def curation_maps(ws: Workspace) -> CurationMaps:
         maps.weights = {t: w for t, w in zip(ids, dedup.column("dup_weight").to_pylist(), strict=True) if w}
     clusters = read_table(ws, "clusters")
     if clusters is not None:
-        maps.clusters = {t: n for t, n in zip(clusters.column("trace_id").to_pylist(),
-                                               clusters.column("cluster_name").to_pylist(), strict=True) if n}
+        maps.clusters = {
+            t: n
+            for t, n in zip(
+                clusters.column("trace_id").to_pylist(), clusters.column("cluster_name").to_pylist(), strict=True
+            )
+            if n
+        }
     return maps

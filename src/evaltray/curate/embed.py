@@ -357,8 +357,9 @@ class TfidfSvdEmbedder(Embedder):
 BACKENDS = tuple(name for name, _ in EMBEDDERS.items())
 
 
-def get_embedder(backend: str = "wordllama", model_path: str | Path | None = None,
-                 cache_dir: Path | None = None) -> Embedder:
+def get_embedder(
+    backend: str = "wordllama", model_path: str | Path | None = None, cache_dir: Path | None = None
+) -> Embedder:
     """The embedder registered as ``backend`` (``wordllama``, ``st``, ``tfidf``), from local files only."""
     return EMBEDDERS.get(backend).load(model_path=Path(model_path) if model_path else None, cache_dir=cache_dir)
 

@@ -104,8 +104,19 @@ class Plan:
             raise PlanError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(raw, dict):
             raise PlanError(f"{path}: expected a mapping at the top")
-        known = {"version", "dimensions", "grid", "target_per_cell", "cells", "minimums", "mix", "oversample",
-                 "slices", "rules", "source_mix"}
+        known = {
+            "version",
+            "dimensions",
+            "grid",
+            "target_per_cell",
+            "cells",
+            "minimums",
+            "mix",
+            "oversample",
+            "slices",
+            "rules",
+            "source_mix",
+        }
         unknown = sorted(set(raw) - known)
         if unknown:
             raise PlanError(f"{path}: unknown key(s) {', '.join(unknown)}")
@@ -114,10 +125,15 @@ class Plan:
             raise PlanError(f"{path}: {problem}")
         rules = []
         for i, r in enumerate(raw.get("rules") or [], 1):
-            if not isinstance(r, dict) or not isinstance(r.get("set"), dict) or not (r.get("where") or r.get("cluster")):
+            if (
+                not isinstance(r, dict)
+                or not isinstance(r.get("set"), dict)
+                or not (r.get("where") or r.get("cluster"))
+            ):
                 raise PlanError(f"{path}: rule {i} needs `set:` and one of `where:` or `cluster:`")
-            rules.append(Rule(set={str(k): str(v) for k, v in r["set"].items()}, where=r.get("where"),
-                              cluster=r.get("cluster")))
+            rules.append(
+                Rule(set={str(k): str(v) for k, v in r["set"].items()}, where=r.get("where"), cluster=r.get("cluster"))
+            )
         try:
             plan = cls._from_mapping(raw, rules)
         except (TypeError, ValueError, AttributeError) as exc:
@@ -132,7 +148,9 @@ class Plan:
             grid=[str(g) for g in raw.get("grid") or ["feature", "scenario", "persona"]],
             target_per_cell=int(raw.get("target_per_cell", 2)),
             cells=list(raw.get("cells") or []),
-            minimums={str(k): {str(a): int(b) for a, b in (v or {}).items()} for k, v in (raw.get("minimums") or {}).items()},
+            minimums={
+                str(k): {str(a): int(b) for a, b in (v or {}).items()} for k, v in (raw.get("minimums") or {}).items()
+            },
             mix={str(k): {str(a): float(b) for a, b in (v or {}).items()} for k, v in (raw.get("mix") or {}).items()},
             oversample=list(raw.get("oversample") or []),
             slices=dict(raw.get("slices") or {}),
@@ -167,18 +185,27 @@ class Plan:
 
     def to_dict(self, source_mix: dict[str, float] | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "version": self.version, "grid": self.grid, "target_per_cell": self.target_per_cell,
-            "dimensions": self.dimensions, "cells": self.cells, "minimums": self.minimums, "mix": self.mix,
-            "oversample": self.oversample, "slices": self.slices, "rules": [r.to_dict() for r in self.rules],
+            "version": self.version,
+            "grid": self.grid,
+            "target_per_cell": self.target_per_cell,
+            "dimensions": self.dimensions,
+            "cells": self.cells,
+            "minimums": self.minimums,
+            "mix": self.mix,
+            "oversample": self.oversample,
+            "slices": self.slices,
+            "rules": [r.to_dict() for r in self.rules],
         }
         if source_mix is not None:
             d["source_mix"] = source_mix
         return d
 
     def save(self, path: Path, source_mix: dict[str, float] | None = None) -> None:
-        header = ("# evaltray coverage plan: the situations the tray must contain, decided before collecting.\n"
-                  "# Edit the vocabularies, targets and rules; `evaltray coverage` shows filled vs target.\n"
-                  "# source_mix is read from evaltray.toml and shown here for reference only.\n")
+        header = (
+            "# evaltray coverage plan: the situations the tray must contain, decided before collecting.\n"
+            "# Edit the vocabularies, targets and rules; `evaltray coverage` shows filled vs target.\n"
+            "# source_mix is read from evaltray.toml and shown here for reference only.\n"
+        )
         body = yaml.safe_dump(self.to_dict(source_mix), sort_keys=False, allow_unicode=True)
         atomic_write(path, (header + body).encode("utf-8"))
 
@@ -224,12 +251,20 @@ def init_plan(ws: Workspace, features: list[str] | None = None, force: bool = Fa
         features = observed_features(ws)
     features = features or ["general"]
     plan = Plan(
-        dimensions={"feature": features, "scenario": list(SEED_SCENARIOS), "persona": list(SEED_PERSONAS),
-                    "difficulty": list(SEED_DIFFICULTY), "case_type": list(SEED_CASE_TYPES), "failure_mode": []},
+        dimensions={
+            "feature": features,
+            "scenario": list(SEED_SCENARIOS),
+            "persona": list(SEED_PERSONAS),
+            "difficulty": list(SEED_DIFFICULTY),
+            "case_type": list(SEED_CASE_TYPES),
+            "failure_mode": [],
+        },
         target_per_cell=2,
         minimums={"case_type": {"safety": 5, "adversarial": 5}},
         mix={"difficulty": {"easy": 0.3, "medium": 0.4, "hard": 0.3}},
-        oversample=[{"match": {"case_type": "adversarial"}, "reason": "red-team probes are rare in production on purpose"}],
+        oversample=[
+            {"match": {"case_type": "adversarial"}, "reason": "red-team probes are rare in production on purpose"}
+        ],
         slices={f: {"pass_rate_floor": 0.8, "owner": ws.settings.label_owner} for f in features},
         rules=[Rule(set={"feature": f}, where=f"feature = '{f}'") for f in features if f != "general"]
         + [Rule(set={"scenario": "irate-user"}, where="feedback_score < 0")],
@@ -249,8 +284,9 @@ def observed_features(ws: Workspace, limit: int = 12) -> list[str]:
 # --------------------------------------------------------------------------- mapping traces to cells
 
 
-def assign_traces(ws: Workspace, plan: Plan, where: str | None = None,
-                  clusters: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
+def assign_traces(
+    ws: Workspace, plan: Plan, where: str | None = None, clusters: dict[str, str] | None = None
+) -> dict[str, dict[str, str]]:
     """For every trace with a kept payload: the plan axes its rules set (later rules win).
 
     ``clusters`` maps trace id → cluster name, for rules that name a cluster.
@@ -312,8 +348,13 @@ class Coverage:
         return [c for c in self.cells if c.gap > 0]
 
 
-def coverage(ws: Workspace, plan: Plan, set_name: str | None = None, clusters: dict[str, str] | None = None,
-             fillable_per_cell: int = 5) -> Coverage:
+def coverage(
+    ws: Workspace,
+    plan: Plan,
+    set_name: str | None = None,
+    clusters: dict[str, str] | None = None,
+    fillable_per_cell: int = 5,
+) -> Coverage:
     """Filled vs target per cell, gaps first, ordered by how often users hit the cell and complain there."""
     from evaltray.tray import candidates as pool
     from evaltray.tray.casefile import load_cases
@@ -323,8 +364,12 @@ def coverage(ws: Workspace, plan: Plan, set_name: str | None = None, clusters: d
     filled: Counter[tuple[str, ...]] = Counter()
     unmapped = 0
     for case in cases:
-        labels = {**case["labels"], "difficulty": case["difficulty"], "case_type": case["case_type"],
-                  "failure_mode": (case["review"].get("failure_tags") or [None])[0]}
+        labels = {
+            **case["labels"],
+            "difficulty": case["difficulty"],
+            "case_type": case["case_type"],
+            "failure_mode": (case["review"].get("failure_tags") or [None])[0],
+        }
         cell = cell_of(plan, labels)
         if cell is None:
             unmapped += 1
@@ -343,7 +388,9 @@ def coverage(ws: Workspace, plan: Plan, set_name: str | None = None, clusters: d
     feedback = {}
     if assigned:
         table = ws.trace_store().query("payload_kept", columns=["trace_id", "feedback_score"])
-        feedback = dict(zip(table.column("trace_id").to_pylist(), table.column("feedback_score").to_pylist(), strict=True))
+        feedback = dict(
+            zip(table.column("trace_id").to_pylist(), table.column("feedback_score").to_pylist(), strict=True)
+        )
     # a trace whose rules left a later axis unset could fill any cell along it: group traces by the
     # axes they do have, then spread each group over the cells it is consistent with
     groups: dict[tuple[str | None, ...], list[str]] = defaultdict(list)
@@ -368,15 +415,31 @@ def coverage(ws: Workspace, plan: Plan, set_name: str | None = None, clusters: d
     rows = []
     for cell in cells:
         labels = dict(zip(plan.grid, cell, strict=True))
-        rows.append(CellCoverage(labels, plan.target(cell), filled[cell], pending[cell], traffic[cell], complaints[cell],
-                                 fill[cell], plan.oversampled(labels)))
+        rows.append(
+            CellCoverage(
+                labels,
+                plan.target(cell),
+                filled[cell],
+                pending[cell],
+                traffic[cell],
+                complaints[cell],
+                fill[cell],
+                plan.oversampled(labels),
+            )
+        )
     rows.sort(key=lambda c: (c.gap == 0, -c.traffic, -c.complaints, -c.gap, tuple(c.cell.values())))
     marginals = {}
     for axis in sorted(set(plan.minimums) | set(plan.mix)):
-        counts = Counter(str(c.get(axis) if axis in ("difficulty", "case_type") else c["labels"].get(axis))
-                         for c in cases)
-        marginals[axis] = {v: {"filled": counts.get(v, 0), "minimum": plan.minimums.get(axis, {}).get(v, 0),
-                               "share": round(counts.get(v, 0) / len(cases), 4) if cases else 0.0,
-                               "target_share": plan.mix.get(axis, {}).get(v)}
-                           for v in plan.dimensions.get(axis) or sorted(counts)}
+        counts = Counter(
+            str(c.get(axis) if axis in ("difficulty", "case_type") else c["labels"].get(axis)) for c in cases
+        )
+        marginals[axis] = {
+            v: {
+                "filled": counts.get(v, 0),
+                "minimum": plan.minimums.get(axis, {}).get(v, 0),
+                "share": round(counts.get(v, 0) / len(cases), 4) if cases else 0.0,
+                "target_share": plan.mix.get(axis, {}).get(v),
+            }
+            for v in plan.dimensions.get(axis) or sorted(counts)
+        }
     return Coverage(rows, marginals, unmapped, list(plan.grid))

@@ -26,7 +26,9 @@ from .derived import curation_maps
 from .plan import CellCoverage, Plan, assign_traces, coverage, load_plan, plan_path
 
 OUTLIERS = ("latency", "cost", "feedback", "errors", "long", "tool_failures", "terse", "verbose", "abandoned")
-_REFUSAL = re.compile(r"\b(i can(?:no|')t|i am unable|i'm unable|i won't|sorry, but|i cannot help|unable to assist)\b", re.I)
+_REFUSAL = re.compile(
+    r"\b(i can(?:no|')t|i am unable|i'm unable|i won't|sorry, but|i cannot help|unable to assist)\b", re.I
+)
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Pick:
 class SampleResult:
     picks: list[Pick] = field(default_factory=list)
     shortfall: dict[str, int] = field(default_factory=dict)  # stratum → how many the pool could not supply
-    excluded: dict[str, int] = field(default_factory=dict)   # why traces were left out → how many
+    excluded: dict[str, int] = field(default_factory=dict)  # why traces were left out → how many
 
 
 def _rank(seed: int, key: str) -> str:
@@ -83,10 +85,13 @@ def _outlier_ids(store: TraceStore, kinds: Iterable[str], where: str | None) -> 
     base = "payload_kept" + (f" AND ({where})" if where else "")
     con = store.connect()
     try:
-        q = one_row(con.execute(
-            f"SELECT quantile_cont(latency_ms, 0.95), quantile_cont(cost_usd, 0.95), "
-            f"quantile_cont(n_user_turns, 0.95), quantile_cont(output_chars, 0.95), quantile_cont(output_chars, 0.05) "
-            f"FROM traces WHERE {base}"))
+        q = one_row(
+            con.execute(
+                f"SELECT quantile_cont(latency_ms, 0.95), quantile_cont(cost_usd, 0.95), "
+                f"quantile_cont(n_user_turns, 0.95), quantile_cont(output_chars, 0.95), quantile_cont(output_chars, 0.05) "
+                f"FROM traces WHERE {base}"
+            )
+        )
     finally:
         con.close()
     lat95, cost95, turns95, long95, short05 = q
@@ -111,12 +116,18 @@ def _outlier_ids(store: TraceStore, kinds: Iterable[str], where: str | None) -> 
             # short answers, or answers that read as refusals
             table = store.query(base, columns=["trace_id", "output_text", "output_chars"])
             short = short05 or 0
-            out[kind] = [t for t, text, n in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True)
-                         if text and (n <= short or _REFUSAL.search(text[:300]))]
+            out[kind] = [
+                t
+                for t, text, n in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True)
+                if text and (n <= short or _REFUSAL.search(text[:300]))
+            ]
             continue
         pred = preds[kind]
-        out[kind] = [] if pred is None else store.query(f"{base} AND ({pred})", columns=["trace_id"]).column(
-            "trace_id").to_pylist()
+        out[kind] = (
+            []
+            if pred is None
+            else store.query(f"{base} AND ({pred})", columns=["trace_id"]).column("trace_id").to_pylist()
+        )
     return out
 
 
@@ -157,11 +168,23 @@ class _Picks:
         return sorted(self.chosen.values(), key=lambda p: p.trace_id)
 
 
-def sample(ws: Workspace, plan: Plan | None, size: int, *, outliers: Iterable[str] = (), seed: int = 0,
-           uniform: bool = False, clusters: dict[str, str] | None = None, exclude_clusters: Iterable[str] = (),
-           dup_of: dict[str, str] | None = None, weights: dict[str, int] | None = None,
-           where: str | None = None, set_name: str | None = None, outlier_share: float = 0.25,
-           failure_share: float = 0.15) -> SampleResult:
+def sample(
+    ws: Workspace,
+    plan: Plan | None,
+    size: int,
+    *,
+    outliers: Iterable[str] = (),
+    seed: int = 0,
+    uniform: bool = False,
+    clusters: dict[str, str] | None = None,
+    exclude_clusters: Iterable[str] = (),
+    dup_of: dict[str, str] | None = None,
+    weights: dict[str, int] | None = None,
+    where: str | None = None,
+    set_name: str | None = None,
+    outlier_share: float = 0.25,
+    failure_share: float = 0.15,
+) -> SampleResult:
     """Pick ``size`` traces: outlier strata first (up to ``outlier_share`` of the budget), then traffic
     from the clusters of traces reviewers tagged with a failure mode (up to ``failure_share``), then the
     plan's gaps (proportional within clusters, small clusters oversampled), then the rest by cluster.
@@ -191,15 +214,26 @@ def sample(ws: Workspace, plan: Plan | None, size: int, *, outliers: Iterable[st
     rest = [t for t in eligible if t not in picks.chosen]
     for t in _spread_over_clusters(rest, clusters, picks.room, seed):
         name = clusters.get(t)
-        picks.take(t, f"cluster:{name}" if name else "traffic",
-                   f"cluster {name!r}: proportional share, small clusters oversampled" if name
-                   else "remaining budget, uniform")
+        picks.take(
+            t,
+            f"cluster:{name}" if name else "traffic",
+            f"cluster {name!r}: proportional share, small clusters oversampled"
+            if name
+            else "remaining budget, uniform",
+        )
     result.picks = picks.sorted()
     return result
 
 
-def _eligible(ws: Workspace, set_name: str, where: str | None, dup_of: dict[str, str], clusters: dict[str, str],
-              excluded_clusters: set[str], excluded: dict[str, int]) -> list[str]:
+def _eligible(
+    ws: Workspace,
+    set_name: str,
+    where: str | None,
+    dup_of: dict[str, str],
+    clusters: dict[str, str],
+    excluded_clusters: set[str],
+    excluded: dict[str, int],
+) -> list[str]:
     """The traces in scope that may be picked; ``excluded`` counts the others by why they were left out."""
     from evaltray.tray import candidates as pool
 
@@ -224,8 +258,9 @@ def _eligible(ws: Workspace, set_name: str, where: str | None, dup_of: dict[str,
     return eligible
 
 
-def _pick_outliers(store: TraceStore, picks: _Picks, eligible: list[str], kinds: list[str], where: str | None,
-                   seed: int, share: float) -> dict[str, int]:
+def _pick_outliers(
+    store: TraceStore, picks: _Picks, eligible: list[str], kinds: list[str], where: str | None, seed: int, share: float
+) -> dict[str, int]:
     """An equal share of ``share`` of the budget per outlier kind; returns what each kind fell short by."""
     shortfall = {}
     eligible_set = set(eligible)
@@ -233,15 +268,16 @@ def _pick_outliers(store: TraceStore, picks: _Picks, eligible: list[str], kinds:
     found = _outlier_ids(store, kinds, where)
     for kind in kinds:
         ids = [t for t in _ordered(found[kind], seed) if t in eligible_set and t not in picks.chosen]
-        for t in ids[:min(per_kind, picks.room)]:
+        for t in ids[: min(per_kind, picks.room)]:
             picks.take(t, f"outlier:{kind}", _OUTLIER_REASON[kind])
         if len(ids) < per_kind:
             shortfall[f"outlier:{kind}"] = per_kind - len(ids)
     return shortfall
 
 
-def _pick_failures(ws: Workspace, set_name: str, picks: _Picks, eligible: list[str], clusters: dict[str, str],
-                   seed: int, share: float) -> None:
+def _pick_failures(
+    ws: Workspace, set_name: str, picks: _Picks, eligible: list[str], clusters: dict[str, str], seed: int, share: float
+) -> None:
     """Failure modes found in review: more traffic like the failing traces, from the same clusters."""
     tagged = failure_clusters(ws, set_name, clusters)
     if not tagged:
@@ -249,12 +285,22 @@ def _pick_failures(ws: Workspace, set_name: str, picks: _Picks, eligible: list[s
     per_tag = max(1, int(picks.size * share) // len(tagged))
     for tag, names in sorted(tagged.items()):
         ids = [t for t in _ordered(eligible, seed) if clusters.get(t) in names and t not in picks.chosen]
-        for t in ids[:min(per_tag, picks.room)]:
-            picks.take(t, f"failure:{tag}", f"same intent cluster ({clusters[t]!r}) as traces a reviewer tagged {tag!r}")
+        for t in ids[: min(per_tag, picks.room)]:
+            picks.take(
+                t, f"failure:{tag}", f"same intent cluster ({clusters[t]!r}) as traces a reviewer tagged {tag!r}"
+            )
 
 
-def _pick_gaps(ws: Workspace, plan: Plan, set_name: str, picks: _Picks, eligible: list[str],
-               clusters: dict[str, str], where: str | None, seed: int) -> dict[str, int]:
+def _pick_gaps(
+    ws: Workspace,
+    plan: Plan,
+    set_name: str,
+    picks: _Picks,
+    eligible: list[str],
+    clusters: dict[str, str],
+    where: str | None,
+    seed: int,
+) -> dict[str, int]:
     """Fill the plan's gaps, largest traffic first; returns what each cell fell short by."""
     shortfall = {}
     cov = coverage(ws, plan, set_name, clusters=clusters, fillable_per_cell=0)
@@ -282,8 +328,9 @@ def _pick_gaps(ws: Workspace, plan: Plan, set_name: str, picks: _Picks, eligible
     return shortfall
 
 
-def _gap_fits(plan: Plan, gaps: list[CellCoverage], eligible: list[str],
-              assigned: dict[str, dict[str, str]]) -> dict[tuple[str, ...], dict[int, list[str]]]:
+def _gap_fits(
+    plan: Plan, gaps: list[CellCoverage], eligible: list[str], assigned: dict[str, dict[str, str]]
+) -> dict[tuple[str, ...], dict[int, list[str]]]:
     """Per gap cell, the traces that fit it, by how many of its axes they know.
 
     A trace fits a gap when the axes its rules set agree with the cell; traces that know more of the cell's
@@ -317,8 +364,9 @@ def failure_clusters(ws: Workspace, set_name: str, clusters: dict[str, str]) -> 
     return dict(out)
 
 
-def add_picks(ws: Workspace, actor: str, picks: list[Pick], seed: int, set_name: str | None = None,
-              cut: str = "last-user") -> list[str]:
+def add_picks(
+    ws: Workspace, actor: str, picks: list[Pick], seed: int, set_name: str | None = None, cut: str = "last-user"
+) -> list[str]:
     """Put the picks into the candidate pool, each with its stratum, reason, weight and plan labels."""
     from evaltray.tray import candidates as pool
 
@@ -326,8 +374,11 @@ def add_picks(ws: Workspace, actor: str, picks: list[Pick], seed: int, set_name:
 
     def annotate(trace_id: str) -> dict[str, Any]:
         p = by_id[trace_id]
-        return {"labels": p.labels, "weight": p.weight,
-                "metadata": {"sample": {"stratum": p.stratum, "reason": p.reason, "seed": seed}}}
+        return {
+            "labels": p.labels,
+            "weight": p.weight,
+            "metadata": {"sample": {"stratum": p.stratum, "reason": p.reason, "seed": seed}},
+        }
 
     return pool.add_from_traces(ws, actor, set_name=set_name, trace_ids=list(by_id), cut=cut, annotate=annotate)
 
@@ -342,10 +393,21 @@ class PoolFill:
     plan_file: Path | None  # where that plan was read from
 
 
-def sample_to_pool(ws: Workspace, actor: str, size: int, *, plan: Plan | Path | None = None,
-                   outliers: Iterable[str] = (), seed: int = 0, uniform: bool = False,
-                   exclude_clusters: Iterable[str] = (), where: str | None = None, set_name: str | None = None,
-                   cut: str = "last-user", dry_run: bool = False) -> PoolFill:
+def sample_to_pool(
+    ws: Workspace,
+    actor: str,
+    size: int,
+    *,
+    plan: Plan | Path | None = None,
+    outliers: Iterable[str] = (),
+    seed: int = 0,
+    uniform: bool = False,
+    exclude_clusters: Iterable[str] = (),
+    where: str | None = None,
+    set_name: str | None = None,
+    cut: str = "last-user",
+    dry_run: bool = False,
+) -> PoolFill:
     """Sample ``size`` traces (see :func:`sample`) over the last dedup and clustering runs and add the picks to
     the candidate pool (nothing is added on a dry run).
 
@@ -360,9 +422,20 @@ def sample_to_pool(ws: Workspace, actor: str, size: int, *, plan: Plan | Path | 
         plan_file = path if plan is not None or path.exists() else None
         plan = load_plan(ws, plan_file) if plan_file is not None else None
     maps = curation_maps(ws)
-    result = sample(ws, plan, size, outliers=outliers, seed=seed, uniform=uniform, clusters=maps.clusters,
-                    exclude_clusters=exclude_clusters, dup_of=maps.dup_of, weights=maps.weights, where=where,
-                    set_name=set_name)
+    result = sample(
+        ws,
+        plan,
+        size,
+        outliers=outliers,
+        seed=seed,
+        uniform=uniform,
+        clusters=maps.clusters,
+        exclude_clusters=exclude_clusters,
+        dup_of=maps.dup_of,
+        weights=maps.weights,
+        where=where,
+        set_name=set_name,
+    )
     added = [] if dry_run else add_picks(ws, actor, result.picks, seed, set_name=set_name, cut=cut)
     return PoolFill(result, added, plan, plan_file)
 

@@ -24,13 +24,15 @@ _Item = TypeVar("_Item")
 
 
 @overload
-def guarded(path: Path, line: int | None, record_id: Any, read: Callable[..., Trace], *args: Any
-            ) -> Iterator[Trace | Issue]: ...
+def guarded(
+    path: Path, line: int | None, record_id: Any, read: Callable[..., Trace], *args: Any
+) -> Iterator[Trace | Issue]: ...
 
 
 @overload
-def guarded(path: Path, line: int | None, record_id: Any, read: Callable[..., Iterable[_Item]], *args: Any
-            ) -> Iterator[_Item | Issue]: ...
+def guarded(
+    path: Path, line: int | None, record_id: Any, read: Callable[..., Iterable[_Item]], *args: Any
+) -> Iterator[_Item | Issue]: ...
 
 
 def guarded(path: Path, line: int | None, record_id: Any, read: Callable[..., Any], *args: Any) -> Iterator[Any]:
@@ -44,8 +46,12 @@ def guarded(path: Path, line: int | None, record_id: Any, read: Callable[..., An
         else:
             yield from out
     except SHAPE_ERRORS as exc:
-        yield Issue(str(path), line, f"a field has an unexpected type ({type(exc).__name__})",
-                    None if record_id is None else str(record_id))
+        yield Issue(
+            str(path),
+            line,
+            f"a field has an unexpected type ({type(exc).__name__})",
+            None if record_id is None else str(record_id),
+        )
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any] | Issue]:

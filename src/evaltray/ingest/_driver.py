@@ -115,23 +115,46 @@ def keep_reasons(batch: list[Trace], rate: float, quantile: float) -> list[str |
     Rare rows a curator will want always keep it: negative feedback, errors, tool failures,
     and latency or cost above the batch's ``quantile``.
     """
-    return _reasons([t.trace_id for t in batch], [t.feedback_score for t in batch],
-                    [t.status == "error" or bool(t.error) for t in batch],
-                    [any(m.is_error for m in t.messages if m.role == "tool") for t in batch],
-                    [t.latency_ms for t in batch], [t.cost_usd for t in batch], rate, quantile)
+    return _reasons(
+        [t.trace_id for t in batch],
+        [t.feedback_score for t in batch],
+        [t.status == "error" or bool(t.error) for t in batch],
+        [any(m.is_error for m in t.messages if m.role == "tool") for t in batch],
+        [t.latency_ms for t in batch],
+        [t.cost_usd for t in batch],
+        rate,
+        quantile,
+    )
 
 
 def _row_reasons(rows: list[tuple[Any, ...]], rate: float, quantile: float) -> list[str | None]:
     """:func:`keep_reasons` from store rows (their latency is the trace's own: line formats have no end time)."""
-    tid, fb, status, err, tool_err, lat, cost = (COLUMN_INDEX[c] for c in (
-        "trace_id", "feedback_score", "status", "error", "n_tool_errors", "latency_ms", "cost_usd"))
-    return _reasons([r[tid] for r in rows], [r[fb] for r in rows],
-                    [r[status] == "error" or bool(r[err]) for r in rows], [r[tool_err] > 0 for r in rows],
-                    [r[lat] for r in rows], [r[cost] for r in rows], rate, quantile)
+    tid, fb, status, err, tool_err, lat, cost = (
+        COLUMN_INDEX[c]
+        for c in ("trace_id", "feedback_score", "status", "error", "n_tool_errors", "latency_ms", "cost_usd")
+    )
+    return _reasons(
+        [r[tid] for r in rows],
+        [r[fb] for r in rows],
+        [r[status] == "error" or bool(r[err]) for r in rows],
+        [r[tool_err] > 0 for r in rows],
+        [r[lat] for r in rows],
+        [r[cost] for r in rows],
+        rate,
+        quantile,
+    )
 
 
-def _reasons(ids: list[str], feedback: list[float | None], failed: list[bool], tool_failed: list[bool],
-             latency: list[float | None], cost: list[float | None], rate: float, quantile: float) -> list[str | None]:
+def _reasons(
+    ids: list[str],
+    feedback: list[float | None],
+    failed: list[bool],
+    tool_failed: list[bool],
+    latency: list[float | None],
+    cost: list[float | None],
+    rate: float,
+    quantile: float,
+) -> list[str | None]:
     lat = _quantile([v for v in latency if v is not None], quantile)
     dear = _quantile([v for v in cost if v is not None], quantile)
     out: list[str | None] = []
@@ -201,8 +224,9 @@ class _Scrub:
 
             save_sealed(self.ws, self.config.vault_key, entries)
 
-    def take(self, rep: FileReport, counts: Counter[str], chunk: _Chunk, new: list[bool],
-             renamed: dict[int, str]) -> None:
+    def take(
+        self, rep: FileReport, counts: Counter[str], chunk: _Chunk, new: list[bool], renamed: dict[int, str]
+    ) -> None:
         """Report a chunk's quarantined traces and replacements, and seal its originals, for its new rows."""
         ids = chunk.ids
         rep.quarantined += [ids[i] for i in chunk.quarantined if new[i]]
@@ -215,15 +239,21 @@ class _Scrub:
 
         vault = Vault(self.config.vault_key)
         # a worker sealed under the id it saw; a repeated content id was renumbered since
-        self.seal([(ids[i], ph, vault.reseal(token, renamed[i], ids[i], ph) if i in renamed else token)
-                   for i, ph, token in chunk.sealed if new[i]])
+        self.seal(
+            [
+                (ids[i], ph, vault.reseal(token, renamed[i], ids[i], ph) if i in renamed else token)
+                for i, ph, token in chunk.sealed
+                if new[i]
+            ]
+        )
 
 
 class _Writer:
     """Writes the traces of a parser as Parquet parts of ``BATCH`` new traces each, scrubbed if ``scrub``."""
 
-    def __init__(self, store: TraceStore, rate: float, quantile: float, source_file: str,
-                 scrub: _Scrub | None = None) -> None:
+    def __init__(
+        self, store: TraceStore, rate: float, quantile: float, source_file: str, scrub: _Scrub | None = None
+    ) -> None:
         self.store, self.rate, self.quantile, self.source_file = store, rate, quantile, source_file
         self.scrub = scrub
         self.batch: list[Trace] = []
@@ -326,10 +356,15 @@ def ingest_files(
                 if strict or fmt != "auto":
                     raise
                 # one unrecognised file must not stop the others: report it like a malformed record
-                report.files.append(FileReport(str(path), "unknown", issues=[Issue(str(path), None, str(exc).split(": ", 1)[1])]))
+                report.files.append(
+                    FileReport(str(path), "unknown", issues=[Issue(str(path), None, str(exc).split(": ", 1)[1])])
+                )
                 continue
-            report.files.append(_ingest_one(ws, store, path, format_, options, strict, rate, seen, progress, actor,
-                                            n_workers, scrubbing))
+            report.files.append(
+                _ingest_one(
+                    ws, store, path, format_, options, strict, rate, seen, progress, actor, n_workers, scrubbing
+                )
+            )
     return report
 
 
@@ -338,13 +373,28 @@ def _is_blank(path: Path) -> bool:
         return not fh.read(4096).strip() and path.stat().st_size <= 4096
 
 
-def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, options: Mapping[str, str],
-                strict: bool, rate: float, seen: set[str], progress: Progress | None, actor: str,
-                workers: int, scrubbing: _Scrub | None) -> FileReport:
+def _ingest_one(
+    ws: Workspace,
+    store: TraceStore,
+    path: Path,
+    fmt: Format,
+    options: Mapping[str, str],
+    strict: bool,
+    rate: float,
+    seen: set[str],
+    progress: Progress | None,
+    actor: str,
+    workers: int,
+    scrubbing: _Scrub | None,
+) -> FileReport:
     files = ws.t["ingest_files"]
     with ws.tx() as conn:
-        file_id = inserted_id(conn, files.insert().values(
-            path=str(path), sha256=file_sha256(path), format=fmt.name, status="running", started_at=now_iso()))
+        file_id = inserted_id(
+            conn,
+            files.insert().values(
+                path=str(path), sha256=file_sha256(path), format=fmt.name, status="running", started_at=now_iso()
+            ),
+        )
     try:
         writer = _Writer(store, rate, ws.settings.outlier_quantile, path.name, scrubbing)
         if fmt.line_reader is not None:
@@ -356,15 +406,41 @@ def _ingest_one(ws: Workspace, store: TraceStore, path: Path, fmt: Format, optio
             conn.execute(files.update().where(files.c.id == file_id).values(status="failed", finished_at=now_iso()))
         raise
     with ws.tx() as conn:
-        conn.execute(files.update().where(files.c.id == file_id).values(
-            status="done", n_traces=rep.ingested, n_skipped=rep.skipped, n_issues=len(rep.issues), finished_at=now_iso()))
-        ws.audit(conn, actor, "ingest", str(path), format=fmt.name, traces=rep.ingested, skipped=rep.skipped,
-                 issues=len(rep.issues), scrubbed=scrubbing is not None, quarantined=len(rep.quarantined))
+        conn.execute(
+            files.update()
+            .where(files.c.id == file_id)
+            .values(
+                status="done",
+                n_traces=rep.ingested,
+                n_skipped=rep.skipped,
+                n_issues=len(rep.issues),
+                finished_at=now_iso(),
+            )
+        )
+        ws.audit(
+            conn,
+            actor,
+            "ingest",
+            str(path),
+            format=fmt.name,
+            traces=rep.ingested,
+            skipped=rep.skipped,
+            issues=len(rep.issues),
+            scrubbed=scrubbing is not None,
+            quarantined=len(rep.quarantined),
+        )
     return rep
 
 
-def _stream(writer: _Writer, path: Path, fmt: Format, options: Mapping[str, str], strict: bool, seen: set[str],
-            progress: Progress | None) -> FileReport:
+def _stream(
+    writer: _Writer,
+    path: Path,
+    fmt: Format,
+    options: Mapping[str, str],
+    strict: bool,
+    seen: set[str],
+    progress: Progress | None,
+) -> FileReport:
     rep = FileReport(str(path), fmt.name)
     pending: list[Trace] = []  # strict mode writes nothing from a file with an issue
     for item in _read(fmt, path, options):
@@ -405,12 +481,16 @@ def _read(fmt: Format, path: Path, options: Mapping[str, str]) -> Iterator[Trace
     try:
         yield from fmt.parse(path, options)
     except SHAPE_ERRORS as exc:
-        yield Issue(str(path), None, f"the rest of the file could not be read: a value has an unexpected type "
-                                     f"({type(exc).__name__})")
+        yield Issue(
+            str(path),
+            None,
+            f"the rest of the file could not be read: a value has an unexpected type ({type(exc).__name__})",
+        )
 
 
-def _stream_lines(writer: _Writer, path: Path, name: str, strict: bool, seen: set[str], progress: Progress | None,
-                  workers: int) -> FileReport:
+def _stream_lines(
+    writer: _Writer, path: Path, name: str, strict: bool, seen: set[str], progress: Progress | None, workers: int
+) -> FileReport:
     """Like :func:`_stream` for a JSON-lines format: chunks arrive as unpublished parts, published in file order."""
     rep = FileReport(str(path), name)
     store = writer.store
@@ -578,8 +658,12 @@ _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, V
 _Line = TypeVar("_Line", int, None)  # a row's line in its file; None where the parser does not say
 
 
-def _without_unstorable(rows: list[tuple[Any, ...]], row_lines: list[_Line], content_rows: list[int],
-                        issues: list[tuple[_Line, str, str | None]]) -> tuple[pa.Table, list[tuple[Any, ...]], list[int]]:
+def _without_unstorable(
+    rows: list[tuple[Any, ...]],
+    row_lines: list[_Line],
+    content_rows: list[int],
+    issues: list[tuple[_Line, str, str | None]],
+) -> tuple[pa.Table, list[tuple[Any, ...]], list[int]]:
     """The table of the rows that fit :data:`SCHEMA`; an issue naming the column for each that does not."""
     good: list[tuple[Any, ...]] = []
     renumber: dict[int, int] = {}
@@ -640,8 +724,10 @@ def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int, stored:
             try:
                 chunk = running.popleft().result()
             except BrokenProcessPool:
-                raise IngestError(f"{path}: a parser process died (out of memory?); nothing after the last "
-                                  "published part was stored; re-run with EVALTRAY_WORKERS=1 to parse in one process") from None
+                raise IngestError(
+                    f"{path}: a parser process died (out of memory?); nothing after the last "
+                    "published part was stored; re-run with EVALTRAY_WORKERS=1 to parse in one process"
+                ) from None
             for start, end in todo:
                 running.append(pool.submit(_parse_in_worker, name, str(path), start, end, spec))
                 break

@@ -62,8 +62,14 @@ class Format:
 FORMATS: Registry[Format] = Registry("ingest format", error=IngestError)
 
 
-def register(name: str, *, sniff: Sniffer | None = None, priority: int = 50, description: str = "",
-             line_reader: Callable[[], LineReader] | None = None) -> Callable[[Parser], Parser]:
+def register(
+    name: str,
+    *,
+    sniff: Sniffer | None = None,
+    priority: int = 50,
+    description: str = "",
+    line_reader: Callable[[], LineReader] | None = None,
+) -> Callable[[Parser], Parser]:
     """Register ``parse`` as format ``name``; ``sniff`` claims files for ``--format auto``.
 
     Sniffers run in ascending ``priority``; the first that returns True wins. ``line_reader``: see

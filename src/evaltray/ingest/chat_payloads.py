@@ -21,8 +21,18 @@ from evaltray.core.records import Message, ToolCall
 
 from ._common import as_dict
 
-_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "ai": "assistant", "model": "assistant",
-          "bot": "assistant", "system": "system", "developer": "system", "tool": "tool", "function": "tool"}
+_ROLES = {
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "model": "assistant",
+    "bot": "assistant",
+    "system": "system",
+    "developer": "system",
+    "tool": "tool",
+    "function": "tool",
+}
 _BASE_ROLES = frozenset(("user", "assistant", "system", "tool"))
 _TEXT_PARTS = frozenset(("text", "output_text", "input_text"))
 _CALL_PARTS = frozenset(("tool_use", "tool_call", "tool-call", "function_call"))
@@ -67,10 +77,15 @@ def _call(raw: Mapping[str, Any]) -> ToolCall | None:
     """A tool call from a Gemini part, a Vercel AI SDK call, a Responses item or an OpenAI/Anthropic call."""
     fc = raw.get("functionCall") or raw.get("function_call")
     if isinstance(fc, dict):
-        return ToolCall(id=fc.get("id"), name=str(fc["name"]), arguments=maybe_json(fc.get("args"))) if fc.get("name") else None
+        return (
+            ToolCall(id=fc.get("id"), name=str(fc["name"]), arguments=maybe_json(fc.get("args")))
+            if fc.get("name")
+            else None
+        )
     if raw.get("toolName"):
-        return ToolCall(id=raw.get("toolCallId"), name=str(raw["toolName"]),
-                        arguments=maybe_json(raw.get("input", raw.get("args"))))
+        return ToolCall(
+            id=raw.get("toolCallId"), name=str(raw["toolName"]), arguments=maybe_json(raw.get("input", raw.get("args")))
+        )
     call = tool_call(dict(raw))
     if call is not None and raw.get("call_id"):
         call.id = str(raw["call_id"])  # Responses API: "id" names the item, "call_id" links the output
@@ -80,19 +95,34 @@ def _call(raw: Mapping[str, Any]) -> ToolCall | None:
 def _is_call(raw: Any) -> bool:
     if not isinstance(raw, dict) or "role" in raw:
         return False
-    return (isinstance(raw.get("function"), dict) and bool(raw["function"].get("name"))) or bool(raw.get("toolName")) \
+    return (
+        (isinstance(raw.get("function"), dict) and bool(raw["function"].get("name")))
+        or bool(raw.get("toolName"))
         or (raw.get("type") in _CALL_PARTS and bool(raw.get("name")))
+    )
 
 
 def _result(part: Mapping[str, Any]) -> Message:
     fr = part.get("functionResponse") or part.get("function_response")
     if isinstance(fr, dict):
-        return Message(role="tool", content=text_of(maybe_json(fr.get("response"))), tool_call_id=fr.get("id"),
-                       name=fr.get("name"))
+        return Message(
+            role="tool", content=text_of(maybe_json(fr.get("response"))), tool_call_id=fr.get("id"), name=fr.get("name")
+        )
     value = next((part[k] for k in ("content", "response", "result", "output") if k in part), None)
-    cid = part.get("tool_use_id") or part.get("toolCallId") or part.get("call_id") or part.get("tool_call_id") or part.get("id")
-    return Message(role="tool", content=text_of(value), tool_call_id=cid, name=part.get("name") or part.get("toolName"),
-                   is_error=bool(part.get("is_error") or part.get("isError")))
+    cid = (
+        part.get("tool_use_id")
+        or part.get("toolCallId")
+        or part.get("call_id")
+        or part.get("tool_call_id")
+        or part.get("id")
+    )
+    return Message(
+        role="tool",
+        content=text_of(value),
+        tool_call_id=cid,
+        name=part.get("name") or part.get("toolName"),
+        is_error=bool(part.get("is_error") or part.get("isError")),
+    )
 
 
 def _is_part(raw: Any) -> bool:
@@ -171,8 +201,12 @@ def _same_call(a: ToolCall, b: ToolCall) -> bool:
 def _tool_def_content(content: Any) -> dict[str, Any] | None:
     """Langfuse's LangChain handler lists the request's tools as ``{"role": "tool", "content": <definition>}``."""
     content = decode(content)
-    if isinstance(content, dict) and content.get("type") == "function" and isinstance(content.get("function"), dict) \
-            and ("parameters" in content["function"] or "description" in content["function"]):
+    if (
+        isinstance(content, dict)
+        and content.get("type") == "function"
+        and isinstance(content.get("function"), dict)
+        and ("parameters" in content["function"] or "description" in content["function"])
+    ):
         return tool_definition(content)
     return None
 
@@ -239,13 +273,24 @@ def _transcript(text: str) -> list[Message] | None:
     marks = list(_TRANSCRIPT.finditer(text))
     out = []
     for i, m in enumerate(marks):
-        body = text[m.end(): marks[i + 1].start() if i + 1 < len(marks) else len(text)].rstrip("\n")
+        body = text[m.end() : marks[i + 1].start() if i + 1 < len(marks) else len(text)].rstrip("\n")
         out.append(Message(role=_ROLES[m.group(1)], content=None if body.strip() in ("", "None") else body))
     return out
 
 
-_PAYLOAD_KEYS = ("messages", "contents", "prompt", "prompts", "input", "inputs", "new_message", "message",
-                 "query", "question", "args")
+_PAYLOAD_KEYS = (
+    "messages",
+    "contents",
+    "prompt",
+    "prompts",
+    "input",
+    "inputs",
+    "new_message",
+    "message",
+    "query",
+    "question",
+    "args",
+)
 _ANSWER_KEYS = ("content", "output", "answer", "response", "result", "text")
 
 
@@ -268,7 +313,9 @@ def _payload(value: Any, role: str, tools: list[dict[str, Any]] | None, depth: i
             # a Python repr counts only as a structure (BeeAI's "{'role': 'assistant', 'text': …}"), never
             # as a list of strings, which a question like "['a', 'b'] — which is longer?" would become
             literal = decode(decoded)
-            if isinstance(literal, dict) or (isinstance(literal, list) and literal and all(isinstance(i, dict) for i in literal)):
+            if isinstance(literal, dict) or (
+                isinstance(literal, list) and literal and all(isinstance(i, dict) for i in literal)
+            ):
                 decoded = literal
         if not isinstance(decoded, str):
             return _payload(decoded, role, tools, depth + 1)
@@ -337,8 +384,21 @@ def _payload_dict(d: dict[str, Any], role: str, tools: list[dict[str, Any]] | No
         return []
     out: list[Message] = []
     config = as_dict(d.get("config"))
-    system = next((s for s in (d.get("system"), d.get("system_instruction"), d.get("systemInstruction"), d.get("instructions"),
-                               config.get("system_instruction"), config.get("systemInstruction")) if s), None)
+    system = next(
+        (
+            s
+            for s in (
+                d.get("system"),
+                d.get("system_instruction"),
+                d.get("systemInstruction"),
+                d.get("instructions"),
+                config.get("system_instruction"),
+                config.get("systemInstruction"),
+            )
+            if s
+        ),
+        None,
+    )
     if system:
         out.append(Message(role="system", content=plain_text(system)))
     collect_tools(d.get("tools"), tools)
@@ -418,8 +478,22 @@ def tool_definition(raw: Any, name: str | None = None) -> dict[str, Any] | None:
     desc = fn.get("description") or fn.get("tool.description")
     if desc:
         out["description"] = desc
-    params = next((decode(fn[k]) for k in ("parameters", "input_schema", "inputSchema", "parameters_json_schema",
-                                           "tool.json_schema", "json_schema", "args_schema") if fn.get(k)), None)
+    params = next(
+        (
+            decode(fn[k])
+            for k in (
+                "parameters",
+                "input_schema",
+                "inputSchema",
+                "parameters_json_schema",
+                "tool.json_schema",
+                "json_schema",
+                "args_schema",
+            )
+            if fn.get(k)
+        ),
+        None,
+    )
     if isinstance(params, dict):
         out["parameters"] = params
     return {"type": "function", "function": out}

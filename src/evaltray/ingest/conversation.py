@@ -61,9 +61,14 @@ def _weight(m: Message) -> tuple[int, int, bool, int]:
 
 def _richer(a: Message, b: Message) -> Message:
     base, other = (b, a) if _weight(b) > _weight(a) else (a, b)
-    return Message(role=base.role, content=base.content or other.content,
-                   tool_calls=base.tool_calls or other.tool_calls, tool_call_id=base.tool_call_id or other.tool_call_id,
-                   name=base.name or other.name, is_error=base.is_error or other.is_error)
+    return Message(
+        role=base.role,
+        content=base.content or other.content,
+        tool_calls=base.tool_calls or other.tool_calls,
+        tool_call_id=base.tool_call_id or other.tool_call_id,
+        name=base.name or other.name,
+        is_error=base.is_error or other.is_error,
+    )
 
 
 def _cover(seg: list[Message], inp: list[Message]) -> list[tuple[int, int]] | None:
@@ -123,8 +128,10 @@ class _Conversation:
             end = idx + 1
             while end < len(self.msgs) and self.msgs[end].role == "tool":
                 end += 1
-            self.msgs.insert(end, Message(role="tool", content=run.output, tool_call_id=call.id, name=call.name,
-                                          is_error=run.is_error))
+            self.msgs.insert(
+                end,
+                Message(role="tool", content=run.output, tool_call_id=call.id, name=call.name, is_error=run.is_error),
+            )
             self.times.insert(end, run.start)
             return
         if run.output is None and not run.is_error:
@@ -134,16 +141,17 @@ class _Conversation:
             pos = next((i for i, t in enumerate(self.times) if t is not None and t > run.start), len(self.msgs))
         name = _tool_name(run.name)
         call = ToolCall(id=run.call_id, name=name, arguments=_unwrap_args(run.arguments))
-        self.msgs[pos:pos] = [Message(role="assistant", tool_calls=[call]),
-                              Message(role="tool", content=run.output, tool_call_id=run.call_id, name=name,
-                                      is_error=run.is_error)]
+        self.msgs[pos:pos] = [
+            Message(role="assistant", tool_calls=[call]),
+            Message(role="tool", content=run.output, tool_call_id=run.call_id, name=name, is_error=run.is_error),
+        ]
         self.times[pos:pos] = [run.start, run.start]
 
 
 def _tool_name(name: str) -> str:
     for prefix in ("execute_tool ", "running tool: ", "tool."):
         if name.startswith(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
     return name
 
 
@@ -162,8 +170,10 @@ def _unwrap_args(args: Any) -> Any:
 
 
 def _answer(msgs: list[Message], idx: int, call: ToolCall) -> Message | None:
-    for m in msgs[idx + 1:]:
-        if m.role == "tool" and ((call.id and m.tool_call_id == call.id) or (not call.id and not m.tool_call_id and m.name == call.name)):
+    for m in msgs[idx + 1 :]:
+        if m.role == "tool" and (
+            (call.id and m.tool_call_id == call.id) or (not call.id and not m.tool_call_id and m.name == call.name)
+        ):
             return m
     return None
 
@@ -197,7 +207,9 @@ def link_tool_results(msgs: list[Message]) -> None:
         elif m.role == "tool":
             call = by_id.get(m.tool_call_id) if m.tool_call_id else None
             if call is None and not m.tool_call_id:
-                call = next((c for c in pending if m.name and c.name == m.name), None) or (pending[0] if pending else None)
+                call = next((c for c in pending if m.name and c.name == m.name), None) or (
+                    pending[0] if pending else None
+                )
                 if call is not None:
                     m.tool_call_id = call.id
             if call is not None:
@@ -233,8 +245,9 @@ def prepend_system(msgs: list[Message], candidates: list[Message]) -> list[Messa
     return lead + msgs
 
 
-def trace_conversation(turns: list[Turn], tool_runs: Iterable[ToolRun], trace_input: Any, trace_output: Any
-                       ) -> list[Message]:
+def trace_conversation(
+    turns: list[Turn], tool_runs: Iterable[ToolRun], trace_input: Any, trace_output: Any
+) -> list[Message]:
     """A trace's conversation: its model calls' (:func:`assemble_conversation`); without any call, the trace's own
     input and output; where the calls logged only their inputs, the trace's output as the answer (once). The
     system prompt of the trace's input leads where the conversation has none."""

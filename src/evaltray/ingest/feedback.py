@@ -10,9 +10,12 @@ from ._common import as_float
 _FEEDBACK_NAME = re.compile(r"feedback|thumb|rating|user[-_ ]?score|satisfaction|csat", re.I)
 _THUMBS_UP = frozenset(("up", "thumbs_up", "👍", "positive", "good", "1", "+1"))
 _THUMBS_DOWN = frozenset(("down", "thumbs_down", "👎", "negative", "bad", "-1", "0"))
-_POSITIVE = frozenset(("up", "thumbs_up", "thumbsup", "thumbs-up", "👍", "positive", "good", "yes", "true", "helpful", "like"))
-_NEGATIVE = frozenset(("down", "thumbs_down", "thumbsdown", "thumbs-down", "👎", "negative", "bad", "no", "false",
-                       "unhelpful", "dislike"))
+_POSITIVE = frozenset(
+    ("up", "thumbs_up", "thumbsup", "thumbs-up", "👍", "positive", "good", "yes", "true", "helpful", "like")
+)
+_NEGATIVE = frozenset(
+    ("down", "thumbs_down", "thumbsdown", "thumbs-down", "👎", "negative", "bad", "no", "false", "unhelpful", "dislike")
+)
 
 
 def feedback_score(value: Any) -> float | None:

@@ -27,9 +27,24 @@ from .feedback import feedback_score
 
 #: Every name ``--map`` accepts on its left-hand side.
 TARGETS: tuple[str, ...] = (
-    "id", "input", "output", "system", "messages", "feature", "session_id", "user_id", "model",
-    "latency_ms", "input_tokens", "output_tokens", "cost_usd", "feedback", "tags", "timestamp",
-    "context", "retrieved_doc_ids",
+    "id",
+    "input",
+    "output",
+    "system",
+    "messages",
+    "feature",
+    "session_id",
+    "user_id",
+    "model",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "feedback",
+    "tags",
+    "timestamp",
+    "context",
+    "retrieved_doc_ids",
 )
 #: Field names tried, in order, for a target the map leaves out; any other target tries its own name.
 DEFAULTS: dict[str, tuple[str, ...]] = {
@@ -78,12 +93,15 @@ class FieldMap:
         present = set(columns)
         for target, source in self.explicit.items():
             if source not in present and source.split(".", 1)[0] not in present:
-                raise IngestError(f"{path}: --map {target}={source}: no column {source!r} "
-                                  f"(columns: {', '.join(columns)})")
+                raise IngestError(
+                    f"{path}: --map {target}={source}: no column {source!r} (columns: {', '.join(columns)})"
+                )
         found = self.sources(columns)
         if "input" not in found and "messages" not in found:
-            raise IngestError(f"{path}: no input column (tried {', '.join(DEFAULTS['input'])}); "
-                              f"pass --map input=COLUMN (columns: {', '.join(columns)})")
+            raise IngestError(
+                f"{path}: no input column (tried {', '.join(DEFAULTS['input'])}); "
+                f"pass --map input=COLUMN (columns: {', '.join(columns)})"
+            )
 
 
 def resolve(record: Mapping[str, Any], source: str) -> Any:
@@ -193,8 +211,9 @@ def _context(value: Any) -> tuple[list[str], list[str]]:
     return passages, ids
 
 
-def build_trace(record: Mapping[str, Any], fmap: FieldMap, fmt: str, seen: dict[str, int],
-                drop_empty: bool = False) -> Trace | str:
+def build_trace(
+    record: Mapping[str, Any], fmap: FieldMap, fmt: str, seen: dict[str, int], drop_empty: bool = False
+) -> Trace | str:
     """A trace from one row, or the reason (naming fields, never content) why the row has no input."""
     sources = fmap.sources(record.keys())
     values = {t: resolve(record, s) for t, s in sources.items()}

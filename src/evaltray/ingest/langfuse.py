@@ -71,8 +71,15 @@ def _attrs(obs: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
-_PROVIDER_KEYS = ("gen_ai.provider.name", "llm.provider", "gen_ai.system", "ls_provider", "langsmith.metadata.ls_provider",
-                  "ai.model.provider", "llm.system")
+_PROVIDER_KEYS = (
+    "gen_ai.provider.name",
+    "llm.provider",
+    "gen_ai.system",
+    "ls_provider",
+    "langsmith.metadata.ls_provider",
+    "ai.model.provider",
+    "llm.system",
+)
 _RESPONSE_MODEL_KEYS = ("gen_ai.response.model", "ai.response.model")
 _CALL_ID_KEYS = ("gen_ai.tool.call.id", "ai.toolCall.id", "tool_call.id", "tool.call_id")
 
@@ -82,9 +89,11 @@ def _usage(obs: Mapping[str, Any]) -> tuple[int | None, int | None, int | None]:
     if isinstance(details, dict) and details:
         return as_int(details.get("input")), as_int(details.get("output")), as_int(details.get("total"))
     usage = as_dict(obs.get("usage"))  # Langfuse v2 public API
-    return (as_int(first_value(obs, "inputUsage", "promptTokens") or usage.get("input")),
-            as_int(first_value(obs, "outputUsage", "completionTokens") or usage.get("output")),
-            as_int(first_value(obs, "totalUsage", "totalTokens") or usage.get("total")))
+    return (
+        as_int(first_value(obs, "inputUsage", "promptTokens") or usage.get("input")),
+        as_int(first_value(obs, "outputUsage", "completionTokens") or usage.get("output")),
+        as_int(first_value(obs, "totalUsage", "totalTokens") or usage.get("total")),
+    )
 
 
 def _cost(obs: Mapping[str, Any]) -> float | None:
@@ -115,7 +124,9 @@ def _system_hint(members: list[dict[str, Any]]) -> list[Message]:
     return []
 
 
-def observation_messages(obs: Mapping[str, Any], tools: list[dict[str, Any]] | None = None) -> tuple[list[Message], list[Message]]:
+def observation_messages(
+    obs: Mapping[str, Any], tools: list[dict[str, Any]] | None = None
+) -> tuple[list[Message], list[Message]]:
     """The messages of one observation's input and output, as they stand (no conversation context)."""
     return messages_from(obs.get("input"), "user", tools), messages_from(obs.get("output"), "assistant", tools)
 
@@ -127,6 +138,7 @@ def _best_input(cands: list[list[Message]]) -> list[Message]:
 def _best_output(cands: list[list[Message]]) -> list[Message]:
     def weight(msgs: list[Message]) -> tuple[int, int, int]:
         return (sum(len(m.tool_calls) for m in msgs), sum(1 for m in msgs if m.content), len(msgs))
+
     return max(cands, key=weight)
 
 
@@ -151,7 +163,8 @@ def _doc_ids(obs: Mapping[str, Any], attrs: Mapping[str, Any]) -> list[str]:
             if isinstance(doc, dict):
                 meta = as_dict(doc.get("metadata"))
                 did = first_value(doc, "id", "doc_id", "document_id") or first_value(
-                    meta, "id", "doc_id", "document_id", "source")
+                    meta, "id", "doc_id", "document_id", "source"
+                )
                 if did is not None:
                     ids.append(str(did))
     return ids
@@ -259,8 +272,13 @@ def _assemble(tr: Mapping[str, Any], observations: list[dict[str, Any]]) -> Trac
         tags=[str(t) for t in tr.get("tags") or []],
         feedback_score=feedback,
         feedback_comment=comment,
-        prompt_template_id=(f"{prompt['promptName']}:{prompt['promptVersion']}" if prompt and prompt.get("promptVersion")
-                            else prompt["promptName"] if prompt else None),
+        prompt_template_id=(
+            f"{prompt['promptName']}:{prompt['promptVersion']}"
+            if prompt and prompt.get("promptVersion")
+            else prompt["promptName"]
+            if prompt
+            else None
+        ),
         retrieved_doc_ids=doc_ids,
         status="error" if failed else "ok",
         error=(f"{failed[0].get('name')}: {failed[0].get('statusMessage') or 'failed'}"[:500]) if failed else None,
@@ -269,11 +287,14 @@ def _assemble(tr: Mapping[str, Any], observations: list[dict[str, Any]]) -> Trac
     )
 
 
-def _model_calls(by_id: Mapping[str, dict[str, Any]], attrs: Mapping[str, dict[str, Any]], tools: list[dict[str, Any]]
-                 ) -> tuple[list[Turn], dict[str, dict[str, Any]], list[dict[str, Any]]]:
+def _model_calls(
+    by_id: Mapping[str, dict[str, Any]], attrs: Mapping[str, dict[str, Any]], tools: list[dict[str, Any]]
+) -> tuple[list[Turn], dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """The model calls (the innermost generations) as turns, the attributes each call's observations set, and the
     calls' observations; tool definitions the calls' messages show are added to ``tools``."""
-    parent_of = {oid: (str(o["parentObservationId"]) if o.get("parentObservationId") else None) for oid, o in by_id.items()}
+    parent_of = {
+        oid: (str(o["parentObservationId"]) if o.get("parentObservationId") else None) for oid, o in by_id.items()
+    }
     leaves, ancestors = leaf_ids([oid for oid, o in by_id.items() if o.get("type") == "GENERATION"], parent_of)
     leaf_count: dict[str, int] = {}
     for leaf in leaves:
@@ -284,11 +305,19 @@ def _model_calls(by_id: Mapping[str, dict[str, Any]], attrs: Mapping[str, dict[s
     for leaf in leaves:
         # a wrapper generation around exactly this one call renders the same call: pick the better rendering
         members = [by_id[leaf]] + [by_id[a] for a in _single_chain(ancestors[leaf], leaf_count)]
-        call_attrs[leaf] = {k: v for m in reversed(members) for k, v in attrs[str(m["id"])].items() if v not in (None, "")}
+        call_attrs[leaf] = {
+            k: v for m in reversed(members) for k, v in attrs[str(m["id"])].items() if v not in (None, "")
+        }
         rendered = [observation_messages(m, tools) for m in members]
         inputs = prepend_system(_best_input([r[0] for r in rendered]), _system_hint(members))
-        turns.append(Turn(inputs, _best_output([r[1] for r in rendered]),
-                          parse_time(by_id[leaf]["startTime"]), parse_time(by_id[leaf].get("endTime"))))
+        turns.append(
+            Turn(
+                inputs,
+                _best_output([r[1] for r in rendered]),
+                parse_time(by_id[leaf]["startTime"]),
+                parse_time(by_id[leaf].get("endTime")),
+            )
+        )
     return turns, call_attrs, [by_id[x] for x in leaves]
 
 
@@ -296,7 +325,9 @@ def _collect_tools(o: Mapping[str, Any], oattrs: Mapping[str, Any], tools: list[
     """Add to ``tools`` the definitions an observation lists in its attributes or ``toolDefinitions``."""
     for key in ("gen_ai.tool.definitions", "llm.tools", "ai.prompt.tools", "tools"):
         collect_tools(oattrs.get(key), tools)
-    collect_tools([v for k, v in sorted(oattrs.items()) if re.fullmatch(r"llm\.tools\.\d+\.tool\.json_schema", k)], tools)
+    collect_tools(
+        [v for k, v in sorted(oattrs.items()) if re.fullmatch(r"llm\.tools\.\d+\.tool\.json_schema", k)], tools
+    )
     mrp = _dict(oattrs.get("model_request_parameters"))
     collect_tools((mrp.get("function_tools") or []) + (mrp.get("output_tools") or []), tools)
     collect_tools(o.get("toolDefinitions"), tools)
@@ -308,10 +339,16 @@ def _tool_runs(by_id: Mapping[str, dict[str, Any]], attrs: Mapping[str, dict[str
         if o.get("type") == "TOOL":
             failed = o.get("level") == "ERROR"
             output = _tool_text(o.get("output"))
-            runs.append(ToolRun(name=str(o.get("name") or ""), arguments=decode(o.get("input")),
-                                output=output if output is not None or not failed else o.get("statusMessage"),
-                                is_error=failed, call_id=first_value(attrs[oid], *_CALL_ID_KEYS),
-                                start=parse_time(o["startTime"])))
+            runs.append(
+                ToolRun(
+                    name=str(o.get("name") or ""),
+                    arguments=decode(o.get("input")),
+                    output=output if output is not None or not failed else o.get("statusMessage"),
+                    is_error=failed,
+                    call_id=first_value(attrs[oid], *_CALL_ID_KEYS),
+                    start=parse_time(o["startTime"]),
+                )
+            )
     return runs
 
 
@@ -338,15 +375,23 @@ def _single_chain(ancestors: list[str], leaf_count: Mapping[str, int]) -> list[s
 
 def _span(o: Mapping[str, Any]) -> Span:
     level = o.get("level")
-    return Span(id=str(o["id"]), parent_id=str(o["parentObservationId"]) if o.get("parentObservationId") else None,
-                name=o.get("name"), kind=o.get("type"), start_time=parse_time(o.get("startTime")),
-                end_time=parse_time(o.get("endTime")),
-                status="error" if level == "ERROR" else "warning" if level == "WARNING" else "ok", model=o.get("model"))
+    return Span(
+        id=str(o["id"]),
+        parent_id=str(o["parentObservationId"]) if o.get("parentObservationId") else None,
+        name=o.get("name"),
+        kind=o.get("type"),
+        start_time=parse_time(o.get("startTime")),
+        end_time=parse_time(o.get("endTime")),
+        status="error" if level == "ERROR" else "warning" if level == "WARNING" else "ok",
+        model=o.get("model"),
+    )
 
 
 def _metadata(tr: Mapping[str, Any], obs: list[dict[str, Any]], modelled: list[dict[str, Any]]) -> dict[str, Any]:
     meta: dict[str, Any] = {k: tr[k] for k in ("environment", "release", "version") if tr.get(k)}
-    user_meta = {k: v for k, v in _dict(tr.get("metadata")).items() if k not in ("attributes", "resourceAttributes", "scope")}
+    user_meta = {
+        k: v for k, v in _dict(tr.get("metadata")).items() if k not in ("attributes", "resourceAttributes", "scope")
+    }
     if user_meta:
         meta["trace_metadata"] = user_meta
     scores = _score_summary(tr.get("scores"))

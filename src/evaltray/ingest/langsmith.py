@@ -202,8 +202,14 @@ def _usage(run: Mapping[str, Any]) -> tuple[int | None, int | None, int | None]:
     gen = gens[0][0] if isinstance(gens, list) and gens and isinstance(gens[0], list) and gens[0] else None
     message = as_dict(as_dict(gen).get("message"))
     llm_output = as_dict(outputs.get("llm_output"))
-    for source in (outputs.get("usage_metadata"), _metadata_of(run).get("usage_metadata"), outputs.get("usage"),
-                   llm_output.get("token_usage"), (message.get("kwargs") or {}).get("usage_metadata"), run):
+    for source in (
+        outputs.get("usage_metadata"),
+        _metadata_of(run).get("usage_metadata"),
+        outputs.get("usage"),
+        llm_output.get("token_usage"),
+        (message.get("kwargs") or {}).get("usage_metadata"),
+        run,
+    ):
         if isinstance(source, dict):
             inp = as_int(source.get("input_tokens", source.get("prompt_tokens")))
             out = as_int(source.get("output_tokens", source.get("completion_tokens")))
@@ -217,7 +223,9 @@ def _model(run: Mapping[str, Any]) -> str | None:
     extra = as_dict(run.get("extra"))
     params = as_dict(extra.get("invocation_params"))
     inputs = as_dict(run.get("inputs"))
-    model = _metadata_of(run).get("ls_model_name") or params.get("model") or params.get("model_name") or inputs.get("model")
+    model = (
+        _metadata_of(run).get("ls_model_name") or params.get("model") or params.get("model_name") or inputs.get("model")
+    )
     return str(model) if model else None
 
 
@@ -275,8 +283,11 @@ def _feedback(stats: Any) -> tuple[float | None, str | None, dict[str, Any]]:
 
 def _user_metadata(md: Mapping[str, Any]) -> dict[str, Any]:
     """Metadata the user set: without SDK internals (``ls_*``, usage) and leaked ``LANGSMITH_*`` environment."""
-    return {k: v for k, v in md.items()
-            if not k.startswith(("ls_", "LANGSMITH_", "LANGCHAIN_")) and k not in ("usage_metadata", "revision_id")}
+    return {
+        k: v
+        for k, v in md.items()
+        if not k.startswith(("ls_", "LANGSMITH_", "LANGCHAIN_")) and k not in ("usage_metadata", "revision_id")
+    }
 
 
 def _trace(tid: str, runs: list[dict[str, Any]]) -> Trace:
@@ -288,9 +299,17 @@ def _trace(tid: str, runs: list[dict[str, Any]]) -> Trace:
     leaf_runs = [by_id[x] for x in leaves]
     tools: list[dict[str, Any]] = []
     turns = [_turn(run, tools) for run in leaf_runs]
-    tool_runs = [ToolRun(name=str(r.get("name") or ""), arguments=_tool_args(r), output=_tool_output(r),
-                         is_error=bool(r.get("error")), start=parse_time(r.get("start_time")))
-                 for r in runs if r.get("run_type") == "tool"]
+    tool_runs = [
+        ToolRun(
+            name=str(r.get("name") or ""),
+            arguments=_tool_args(r),
+            output=_tool_output(r),
+            is_error=bool(r.get("error")),
+            start=parse_time(r.get("start_time")),
+        )
+        for r in runs
+        if r.get("run_type") == "tool"
+    ]
     messages = trace_conversation(turns, tool_runs, root.get("inputs"), root.get("outputs"))
     modelled = [r for r in leaf_runs if _model(r)]
     last = modelled[-1] if modelled else None
@@ -325,15 +344,29 @@ def _trace(tid: str, runs: list[dict[str, Any]]) -> Trace:
         tags=list(dict.fromkeys(str(t) for r in runs for t in r.get("tags") or [])),
         feedback_score=feedback,
         feedback_comment=comment,
-        prompt_template_id=(f"{hub['lc_hub_repo']}:{hub['lc_hub_commit_hash']}" if hub and hub.get("lc_hub_commit_hash")
-                            else str(hub["lc_hub_repo"]) if hub else None),
+        prompt_template_id=(
+            f"{hub['lc_hub_repo']}:{hub['lc_hub_commit_hash']}"
+            if hub and hub.get("lc_hub_commit_hash")
+            else str(hub["lc_hub_repo"])
+            if hub
+            else None
+        ),
         retrieved_doc_ids=list(dict.fromkeys(d for r in runs if r.get("run_type") == "retriever" for d in _doc_ids(r))),
         status="error" if failed else "ok",
         error=f"{failed[0].get('name')}: {failed[0]['error']}"[:500] if failed else None,
-        spans=[Span(id=str(_run_id(r)), parent_id=parent_of[str(_run_id(r))], name=r.get("name"), kind=r.get("run_type"),
-                    start_time=parse_time(r.get("start_time")), end_time=parse_time(r.get("end_time")),
-                    status="error" if r.get("error") else "ok", model=_model(r) if r.get("run_type") == "llm" else None)
-               for r in runs],
+        spans=[
+            Span(
+                id=str(_run_id(r)),
+                parent_id=parent_of[str(_run_id(r))],
+                name=r.get("name"),
+                kind=r.get("run_type"),
+                start_time=parse_time(r.get("start_time")),
+                end_time=parse_time(r.get("end_time")),
+                status="error" if r.get("error") else "ok",
+                model=_model(r) if r.get("run_type") == "llm" else None,
+            )
+            for r in runs
+        ],
         metadata=_trace_metadata(root, len(runs), averages),
     )
 
@@ -344,12 +377,17 @@ def _turn(run: Mapping[str, Any], tools: list[dict[str, Any]]) -> Turn:
     params = as_dict(extra.get("invocation_params"))
     collect_tools(params.get("tools"), tools)
     collect_tools(as_dict(_metadata_of(run).get("ls_invocation_params")).get("tools"), tools)
-    return Turn(messages_from(run.get("inputs"), "user", tools), messages_from(run.get("outputs"), "assistant", tools),
-                parse_time(run.get("start_time")), parse_time(run.get("end_time")))
+    return Turn(
+        messages_from(run.get("inputs"), "user", tools),
+        messages_from(run.get("outputs"), "assistant", tools),
+        parse_time(run.get("start_time")),
+        parse_time(run.get("end_time")),
+    )
 
 
-def _totals(root: Mapping[str, Any], leaf_runs: list[dict[str, Any]]
-            ) -> tuple[int | None, int | None, int | None, float | None]:
+def _totals(
+    root: Mapping[str, Any], leaf_runs: list[dict[str, Any]]
+) -> tuple[int | None, int | None, int | None, float | None]:
     """Input, output and total tokens and cost: the root's trace-wide aggregates, else the model calls' sums."""
     if any(root.get(k) is not None for k in ("prompt_tokens", "completion_tokens", "total_tokens")):
         inp, out, total = (as_int(root.get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens"))

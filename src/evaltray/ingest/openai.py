@@ -107,9 +107,16 @@ _DECODER = msgspec.json.Decoder(_Line)
 def _stored(m: _Message) -> MessageRecord:
     """The stored form of a source message: itself where the message rules would not change it."""
     role = m.role
-    if (m.tool_calls is None and m.function_call is None and m.error is None
-            and (m.is_error is False or m.is_error is True) and type(role) is str and role != "function"
-            and (m.content is None or type(m.content) is str) and (m.name is None or role == "tool")):
+    if (
+        m.tool_calls is None
+        and m.function_call is None
+        and m.error is None
+        and (m.is_error is False or m.is_error is True)
+        and type(role) is str
+        and role != "function"
+        and (m.content is None or type(m.content) is str)
+        and (m.name is None or role == "tool")
+    ):
         return m
     return chat_message_record(msgspec.structs.asdict(m))  # type: ignore[return-value]  # a dict with a role
 

@@ -193,8 +193,10 @@ def assemble_stream(text: str) -> dict[str, Any]:
             if delta.get("content"):
                 parts.append(delta["content"])
             for tc in delta.get("tool_calls") or []:
-                slot = calls.setdefault(as_int(tc.get("index")) or 0,
-                                        {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+                slot = calls.setdefault(
+                    as_int(tc.get("index")) or 0,
+                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                )
                 slot["id"] = tc.get("id") or slot["id"]
                 fn = tc.get("function") or {}
                 slot["function"]["name"] += fn.get("name") or ""
@@ -258,8 +260,15 @@ def parse_exchange(path: Path, options: Mapping[str, str]) -> Iterator[Trace | I
             continue
         status = item.get("status")
         code = as_int(status.get("code") if isinstance(status, dict) else status)
-        calls.append(Call(line, request, response if isinstance(response, dict) else {}, code,
-                          as_float(item.get("latency_ms") or item.get("duration_ms"))))
+        calls.append(
+            Call(
+                line,
+                request,
+                response if isinstance(response, dict) else {},
+                code,
+                as_float(item.get("latency_ms") or item.get("duration_ms")),
+            )
+        )
     yield from _traces(calls, "openai-exchange", path)
 
 

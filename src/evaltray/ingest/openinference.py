@@ -51,8 +51,11 @@ def _is_span(obj: Any) -> bool:
 
 def is_attribute_map(obj: Any) -> bool:
     """True for one span's flat attributes: GenAI/OpenInference keys, no nested objects."""
-    return (isinstance(obj, dict) and any(isinstance(k, str) and k.startswith(_ATTR_PREFIXES) for k in obj)
-            and not any(isinstance(v, dict) for v in obj.values()))
+    return (
+        isinstance(obj, dict)
+        and any(isinstance(k, str) and k.startswith(_ATTR_PREFIXES) for k in obj)
+        and not any(isinstance(v, dict) for v in obj.values())
+    )
 
 
 def _sniff(path: Path, head: bytes) -> bool:
@@ -78,9 +81,12 @@ def _span(obj: dict[str, Any], finder: LineFinder) -> SpanRecord | Issue:
     def issue(reason: str, record_id: Any) -> Issue:
         sid = raw_sid if isinstance(raw_sid, str) else None
         tid = raw_tid if isinstance(raw_tid, str) else None
-        where = (finder.record_line("spanId", sid, anywhere=True) or finder.record_line("span_id", sid, anywhere=True)
-                 or finder.record_line("traceId", tid, anywhere=True)
-                 or finder.record_line("trace_id", tid, anywhere=True))
+        where = (
+            finder.record_line("spanId", sid, anywhere=True)
+            or finder.record_line("span_id", sid, anywhere=True)
+            or finder.record_line("traceId", tid, anywhere=True)
+            or finder.record_line("trace_id", tid, anywhere=True)
+        )
         return Issue(str(finder.path), where, reason, str(record_id) if record_id else None)
 
     if span_id is None:
@@ -98,17 +104,26 @@ def _span(obj: dict[str, Any], finder: LineFinder) -> SpanRecord | Issue:
             return issue(f"span has an unreadable {keys[0]}", span_id)
     parent, status, resource = (as_dict(obj.get(k)) for k in ("parentSpanContext", "status", "resource"))
     scope = as_dict(obj.get("instrumentationScope") or obj.get("instrumentationLibrary"))
-    events = [SpanEvent(str(e.get("name") or ""), span_time(e.get("time", e.get("timestamp"))),
-                        attributes(e.get("attributes")))
-              for e in obj.get("events") or [] if isinstance(e, dict)]
+    events = [
+        SpanEvent(
+            str(e.get("name") or ""), span_time(e.get("time", e.get("timestamp"))), attributes(e.get("attributes"))
+        )
+        for e in obj.get("events") or []
+        if isinstance(e, dict)
+    ]
     return SpanRecord(
-        trace_id=trace_id, span_id=span_id,
+        trace_id=trace_id,
+        span_id=span_id,
         parent_id=hex_id(obj.get("parentSpanId") or parent.get("spanId") or obj.get("parent_id"), 8),
-        name=obj.get("name"), kind=span_kind(obj.get("kind"), _JS_KINDS), start=times["startTime"],
+        name=obj.get("name"),
+        kind=span_kind(obj.get("kind"), _JS_KINDS),
+        start=times["startTime"],
         end=times["endTime"],
         status_code=status_code(status.get("code", status.get("status_code"))),
         status_message=status.get("message") or status.get("description") or None,
-        attrs=attributes(attrs), events=events, resource=attributes(resource.get("attributes")),
+        attrs=attributes(attrs),
+        events=events,
+        resource=attributes(resource.get("attributes")),
         scope=" ".join(str(scope[k]) for k in ("name", "version") if scope.get(k)) or None,
     )
 
@@ -140,8 +155,12 @@ def _spans_in(doc: Any, finder: LineFinder, line: int, seen: dict[str, int]) -> 
             yield Issue(str(finder.path), line, NOT_SPANS)
     elif _is_span(doc):
         yield _span(doc, finder)
-    elif isinstance(doc, dict) and doc and all(isinstance(v, list) for v in doc.values()) and any(
-            _is_span(x) for v in doc.values() for x in v):
+    elif (
+        isinstance(doc, dict)
+        and doc
+        and all(isinstance(v, list) for v in doc.values())
+        and any(_is_span(x) for v in doc.values() for x in v)
+    ):
         for group in doc.values():
             yield from _from_list(group, finder, line)
     elif is_attribute_map(doc):

@@ -76,13 +76,25 @@ def _otlp_span(raw: Any, resource: dict[str, Any], scope: str | None, finder: Li
         if times[key] is None and raw.get(key) not in (None, "", 0, "0"):
             return issue(f"span has an unreadable {key}", span_id)
     status = as_dict(raw.get("status"))
-    events = [SpanEvent(str(e.get("name") or ""), span_time(e.get("timeUnixNano")), attributes(e.get("attributes")))
-              for e in raw.get("events") or [] if isinstance(e, dict)]
+    events = [
+        SpanEvent(str(e.get("name") or ""), span_time(e.get("timeUnixNano")), attributes(e.get("attributes")))
+        for e in raw.get("events") or []
+        if isinstance(e, dict)
+    ]
     return SpanRecord(
-        trace_id=trace_id, span_id=span_id, parent_id=hex_id(raw.get("parentSpanId"), 8), name=raw.get("name"),
-        kind=span_kind(raw.get("kind"), _OTLP_KINDS), start=times["startTimeUnixNano"], end=times["endTimeUnixNano"],
-        status_code=status_code(status.get("code")), status_message=status.get("message") or None,
-        attrs=attributes(raw.get("attributes")), events=events, resource=resource, scope=scope,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=hex_id(raw.get("parentSpanId"), 8),
+        name=raw.get("name"),
+        kind=span_kind(raw.get("kind"), _OTLP_KINDS),
+        start=times["startTimeUnixNano"],
+        end=times["endTimeUnixNano"],
+        status_code=status_code(status.get("code")),
+        status_message=status.get("message") or None,
+        attrs=attributes(raw.get("attributes")),
+        events=events,
+        resource=resource,
+        scope=scope,
     )
 
 
@@ -110,13 +122,17 @@ def _otlp_logs(doc: dict[str, Any], finder: LineFinder) -> Iterator[_LogEvent | 
                 if trace_id is None:
                     # a record outside any trace cannot join a conversation; GenAI events always have one
                     if str(name).startswith("gen_ai."):
-                        where = finder.record_line("observedTimeUnixNano", raw.get("observedTimeUnixNano"),
-                                                  anywhere=True)
+                        where = finder.record_line(
+                            "observedTimeUnixNano", raw.get("observedTimeUnixNano"), anywhere=True
+                        )
                         yield Issue(str(finder.path), where, "log record has no valid traceId", str(name))
                     continue
                 when = span_time(raw.get("timeUnixNano")) or span_time(raw.get("observedTimeUnixNano"))
-                yield _LogEvent(trace_id, hex_id(raw.get("spanId"), 8),
-                                SpanEvent(str(name), when, attrs, any_value(raw.get("body"))))
+                yield _LogEvent(
+                    trace_id,
+                    hex_id(raw.get("spanId"), 8),
+                    SpanEvent(str(name), when, attrs, any_value(raw.get("body"))),
+                )
 
 
 # --------------------------------------------------------------------------- the format
@@ -137,7 +153,7 @@ def _companion(path: Path, options: Mapping[str, str], want: str) -> Path | None
     i = name.rfind(have)
     if i < 0:
         return None
-    sibling = path.with_name(name[:i] + want + name[i + len(have):])
+    sibling = path.with_name(name[:i] + want + name[i + len(have) :])
     return sibling if sibling.is_file() and sibling != path else None
 
 
@@ -163,9 +179,14 @@ def _logs_span(trace_id: str, span_id: str | None, events: list[SpanEvent]) -> S
     """A stand-in span for log records whose span is not in the file: the call they describe."""
     times = [e.time for e in events if e.time]
     system = next((e.attrs.get("gen_ai.system") for e in events if e.attrs.get("gen_ai.system")), None)
-    return SpanRecord(trace_id=trace_id, span_id=span_id or trace_id[:16], start=min(times) if times else None,
-                      end=max(times) if times else None, attrs={"gen_ai.system": system} if system else {},
-                      events=list(events))
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id or trace_id[:16],
+        start=min(times) if times else None,
+        end=max(times) if times else None,
+        attrs={"gen_ai.system": system} if system else {},
+        events=list(events),
+    )
 
 
 @register("otel", sniff=_sniff, priority=30)

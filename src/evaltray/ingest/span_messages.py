@@ -15,8 +15,14 @@ from evaltray.core.records import Message, ToolCall
 from ._common import as_dict, first_value
 from .spans import SpanEvent
 
-_ROLES = {"human": "user", "ai": "assistant", "model": "assistant", "bot": "assistant", "function": "tool",
-          "ipython": "tool"}
+_ROLES = {
+    "human": "user",
+    "ai": "assistant",
+    "model": "assistant",
+    "bot": "assistant",
+    "function": "tool",
+    "ipython": "tool",
+}
 _CALL_PARTS = ("tool_call", "tool-call", "tool_use", "function_call")
 _RESULT_PARTS = ("tool_call_response", "tool-result", "tool_result", "function_call_output")
 _MEDIA_PARTS = ("blob", "file", "uri", "image", "image_url", "input_image", "input_audio", "audio")
@@ -74,19 +80,31 @@ def _parts_message(role: str, parts: list[Any], raw: dict[str, Any]) -> list[Mes
                 calls.append(call)
         elif kind in _RESULT_PARTS:
             value = next((part[k] for k in ("response", "output", "result", "content") if k in part), None)
-            results.append(Message(
-                role="tool", content=result_text(value),
-                tool_call_id=part.get("id") or part.get("toolCallId") or part.get("tool_use_id") or part.get("call_id"),
-                name=part.get("toolName") or part.get("name"),
-                is_error=bool(part.get("is_error") or part.get("isError")),
-            ))
+            results.append(
+                Message(
+                    role="tool",
+                    content=result_text(value),
+                    tool_call_id=part.get("id")
+                    or part.get("toolCallId")
+                    or part.get("tool_use_id")
+                    or part.get("call_id"),
+                    name=part.get("toolName") or part.get("name"),
+                    is_error=bool(part.get("is_error") or part.get("isError")),
+                )
+            )
         elif kind in _MEDIA_PARTS:
             texts.append(f"[{part.get('modality') or kind}]")
         # reasoning and server-side tool parts are left out: the user never saw them
     content = "\n".join(texts) if texts else None
     if role == "tool":
-        return results or [Message(role="tool", content=content, name=raw.get("name"),
-                                   tool_call_id=raw.get("tool_call_id") or raw.get("id"))]
+        return results or [
+            Message(
+                role="tool",
+                content=content,
+                name=raw.get("name"),
+                tool_call_id=raw.get("tool_call_id") or raw.get("id"),
+            )
+        ]
     if content is None and not calls:
         return results or [Message(role=role)]
     msg = Message(role=role, content=content, tool_calls=calls)
@@ -99,8 +117,11 @@ def message_list(raw: dict[str, Any], default_role: str = "user") -> list[Messag
     role = _role(raw.get("role"), default_role)
     parts = raw.get("parts")
     content = raw.get("content")
-    if not isinstance(parts, list) and isinstance(content, list) and any(
-            isinstance(p, dict) and p.get("type") in _CALL_PARTS + _RESULT_PARTS for p in content):
+    if (
+        not isinstance(parts, list)
+        and isinstance(content, list)
+        and any(isinstance(p, dict) and p.get("type") in _CALL_PARTS + _RESULT_PARTS for p in content)
+    ):
         parts = content
     if isinstance(parts, list):
         return _parts_message(role, parts, raw)
@@ -178,7 +199,7 @@ def unflatten(attrs: Mapping[str, Any], prefix: str) -> Any:
     for key, value in attrs.items():
         if not key.startswith(prefix):
             continue
-        segments = key[len(prefix):].split(".")
+        segments = key[len(prefix) :].split(".")
         node = root
         for seg in segments[:-1]:
             nxt = node.get(seg)
@@ -221,8 +242,15 @@ def _oi_message(item: dict[str, Any], default_role: str) -> list[Message]:
             calls.append(ToolCall(id=tc.get("id"), name=str(name), arguments=maybe_json(fn.get("arguments"))))
     if role == "tool":
         content = result_text(content)
-    return [Message(role=role, content=text_of(content), tool_calls=calls, tool_call_id=m.get("tool_call_id"),
-                    name=m.get("name") if role == "tool" else None)]
+    return [
+        Message(
+            role=role,
+            content=text_of(content),
+            tool_calls=calls,
+            tool_call_id=m.get("tool_call_id"),
+            name=m.get("name") if role == "tool" else None,
+        )
+    ]
 
 
 def indexed_messages(attrs: Mapping[str, Any], prefix: str, default_role: str = "user") -> list[Message]:
@@ -264,8 +292,7 @@ def event_messages(events: Iterable[SpanEvent]) -> tuple[list[Message], list[Mes
             continue
         if ev.name == "gen_ai.choice":
             msg = as_dict(payload.get("message")) or payload
-            outputs += message_list({k: v for k, v in msg.items() if k not in ("index", "finish_reason")},
-                                    "assistant")
+            outputs += message_list({k: v for k, v in msg.items() if k not in ("index", "finish_reason")}, "assistant")
         else:
             role = ev.name.removeprefix("gen_ai.").removesuffix(".message")
             inputs += message_list({**payload, "role": payload.get("role") or role}, role)
@@ -299,8 +326,14 @@ def openai_tool(raw: Any) -> dict[str, Any] | None:
         return raw
     if "name" not in raw or raw.get("type", "function") != "function":
         return raw
-    params = next((maybe_json(raw[k]) for k in ("parameters", "inputSchema", "input_schema", "json_schema")
-                   if raw.get(k) is not None), None)
+    params = next(
+        (
+            maybe_json(raw[k])
+            for k in ("parameters", "inputSchema", "input_schema", "json_schema")
+            if raw.get(k) is not None
+        ),
+        None,
+    )
     fn = {"name": raw["name"], "description": raw.get("description"), "parameters": params}
     return {"type": "function", "function": {k: v for k, v in fn.items() if v is not None}}
 

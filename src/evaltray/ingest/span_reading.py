@@ -25,12 +25,37 @@ from .span_messages import (
 )
 from .spans import SpanRecord
 
-_OI_KINDS = {"LLM": "llm", "EMBEDDING": "embedding", "TOOL": "tool", "AGENT": "agent", "CHAIN": "chain",
-             "RETRIEVER": "retriever", "RERANKER": "reranker", "GUARDRAIL": "guardrail", "EVALUATOR": "evaluator"}
-_OPERATIONS = {"chat": "llm", "text_completion": "llm", "generate_content": "llm", "completion": "llm",
-               "embeddings": "embedding", "execute_tool": "tool", "invoke_agent": "agent", "create_agent": "agent"}
-_LANGFUSE_TYPES = {"generation": "llm", "embedding": "embedding", "tool": "tool", "agent": "agent",
-                   "chain": "chain", "retriever": "retriever", "evaluator": "evaluator", "guardrail": "guardrail"}
+_OI_KINDS = {
+    "LLM": "llm",
+    "EMBEDDING": "embedding",
+    "TOOL": "tool",
+    "AGENT": "agent",
+    "CHAIN": "chain",
+    "RETRIEVER": "retriever",
+    "RERANKER": "reranker",
+    "GUARDRAIL": "guardrail",
+    "EVALUATOR": "evaluator",
+}
+_OPERATIONS = {
+    "chat": "llm",
+    "text_completion": "llm",
+    "generate_content": "llm",
+    "completion": "llm",
+    "embeddings": "embedding",
+    "execute_tool": "tool",
+    "invoke_agent": "agent",
+    "create_agent": "agent",
+}
+_LANGFUSE_TYPES = {
+    "generation": "llm",
+    "embedding": "embedding",
+    "tool": "tool",
+    "agent": "agent",
+    "chain": "chain",
+    "retriever": "retriever",
+    "evaluator": "evaluator",
+    "guardrail": "guardrail",
+}
 _TRACELOOP_KINDS = {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}
 #: The roles of spans that take part in a model call: a trace with none of them (nor messages, a model or
 #: tokens) is an HTTP or database trace of the same export.
@@ -56,7 +81,8 @@ def _span_role(span: SpanRecord) -> str | None:
     if a.get("traceloop.span.kind") in _TRACELOOP_KINDS:
         return _TRACELOOP_KINDS[a["traceloop.span.kind"]]
     if any(k.startswith(("gen_ai.input.messages", "gen_ai.prompt", "llm.input_messages")) for k in a) or any(
-            e.name.startswith("gen_ai.") for e in span.events):
+        e.name.startswith("gen_ai.") for e in span.events
+    ):
         return "llm"
     return None
 
@@ -66,8 +92,9 @@ def _provider(value: Any) -> str | None:
         return None
     text = str(value)
     # Vercel writes "<provider>.<api>" ("openai.responses"); the GenAI names keep their dots ("aws.bedrock")
-    m = re.fullmatch(r"([\w-]+)\.(responses|chat|completion|completions|embedding|image|transcription|speech|messages)",
-                     text)
+    m = re.fullmatch(
+        r"([\w-]+)\.(responses|chat|completion|completions|embedding|image|transcription|speech|messages)", text
+    )
     return m.group(1) if m else text
 
 
@@ -108,10 +135,21 @@ def _first_messages(sources: Iterable[Callable[[], list[Message]]]) -> list[Mess
     return []
 
 
-_INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
-                 "ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens")
-_OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
-                  "ai.usage.outputTokens", "ai.usage.completionTokens")
+_INPUT_TOKENS = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "llm.token_count.prompt",
+    "ai.usage.inputTokens",
+    "ai.usage.promptTokens",
+    "ai.usage.tokens",
+)
+_OUTPUT_TOKENS = (
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+    "ai.usage.outputTokens",
+    "ai.usage.completionTokens",
+)
 _TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total", "ai.usage.totalTokens")
 
 
@@ -151,8 +189,11 @@ def _error(span: SpanRecord) -> str | None:
 
 
 def _params(a: Mapping[str, Any]) -> dict[str, Any]:
-    params = {k.removeprefix("gen_ai.request."): v for k, v in a.items()
-              if k.startswith("gen_ai.request.") and k != "gen_ai.request.model"}
+    params = {
+        k.removeprefix("gen_ai.request."): v
+        for k, v in a.items()
+        if k.startswith("gen_ai.request.") and k != "gen_ai.request.model"
+    }
     params.update({k.removeprefix("ai.settings."): v for k, v in a.items() if k.startswith("ai.settings.")})
     for key in ("llm.invocation_parameters", "langfuse.observation.model.parameters"):
         body = maybe_json(a.get(key))
@@ -169,11 +210,14 @@ def read_span(span: SpanRecord) -> SpanReading:
     r.input_tokens, r.output_tokens, r.total_tokens, r.cost = _usage(a)
     inv = maybe_json(a.get("llm.invocation_parameters"))
     r.request_model = first_value(a, "gen_ai.request.model", "ai.model.id") or (
-        inv.get("model") if isinstance(inv, dict) else None)
-    r.response_model = first_value(a, "gen_ai.response.model", "ai.response.model", "llm.model_name",
-                              "langfuse.observation.model.name")
-    r.provider = _provider(first_value(a, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system",
-                                  "ai.model.provider"))
+        inv.get("model") if isinstance(inv, dict) else None
+    )
+    r.response_model = first_value(
+        a, "gen_ai.response.model", "ai.response.model", "llm.model_name", "langfuse.observation.model.name"
+    )
+    r.provider = _provider(
+        first_value(a, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "ai.model.provider")
+    )
     r.fingerprint = first_value(a, "openai.response.system_fingerprint", "gen_ai.openai.response.system_fingerprint")
     r.response_id = first_value(a, "gen_ai.response.id", "ai.response.id")
     reasons = first_value(a, "gen_ai.response.finish_reasons", "ai.response.finishReason")
@@ -185,11 +229,20 @@ def read_span(span: SpanRecord) -> SpanReading:
         r.ttft_ms = (start_of_output - span.start).total_seconds() * 1000.0
 
     if role == "tool":
-        result = first_value(a, "gen_ai.tool.call.result", "output.value", "langfuse.observation.output",
-                        "ai.toolCall.result", "ai.toolCall.output", "traceloop.entity.output", "output")
+        result = first_value(
+            a,
+            "gen_ai.tool.call.result",
+            "output.value",
+            "langfuse.observation.output",
+            "ai.toolCall.result",
+            "ai.toolCall.output",
+            "traceloop.entity.output",
+            "output",
+        )
         text = result_text(result) if result is not None else r.error
         r.tool_result = Message(
-            role="tool", content=text,
+            role="tool",
+            content=text,
             tool_call_id=first_value(a, "gen_ai.tool.call.id", "tool_call.id", "ai.toolCall.id"),
             name=first_value(a, "gen_ai.tool.name", "tool.name", "ai.toolCall.name", "tool_call.function.name")
             or span.name,
@@ -205,31 +258,37 @@ def read_span(span: SpanRecord) -> SpanReading:
     events_in, events_out = event_messages(span.events)
     details = next((e.attrs for e in span.events if e.name == "gen_ai.client.inference.operation.details"), {})
     system = system_messages(a.get("gen_ai.system_instructions") or details.get("gen_ai.system_instructions"))
-    r.inputs = _first_messages((
-        lambda: messages_from(a.get("gen_ai.input.messages") or details.get("gen_ai.input.messages")),
-        lambda: indexed_messages(a, "llm.input_messages."),
-        lambda: indexed_messages(a, "gen_ai.prompt."),
-        lambda: messages_from(a.get("gen_ai.prompt")),
-        lambda: messages_from(a.get("ai.prompt.messages")),
-        lambda: messages_from(a.get("ai.prompt")),
-        lambda: messages_from(a.get("langfuse.observation.input")),
-        lambda: events_in,
-        lambda: messages_from(a.get("traceloop.entity.input")),
-        lambda: io_messages(a, "input", "user"),
-    ))
+    r.inputs = _first_messages(
+        (
+            lambda: messages_from(a.get("gen_ai.input.messages") or details.get("gen_ai.input.messages")),
+            lambda: indexed_messages(a, "llm.input_messages."),
+            lambda: indexed_messages(a, "gen_ai.prompt."),
+            lambda: messages_from(a.get("gen_ai.prompt")),
+            lambda: messages_from(a.get("ai.prompt.messages")),
+            lambda: messages_from(a.get("ai.prompt")),
+            lambda: messages_from(a.get("langfuse.observation.input")),
+            lambda: events_in,
+            lambda: messages_from(a.get("traceloop.entity.input")),
+            lambda: io_messages(a, "input", "user"),
+        )
+    )
     if system and not (r.inputs and r.inputs[0].role == "system"):
         r.inputs = system + r.inputs
-    outputs = _first_messages((
-        lambda: messages_from(a.get("gen_ai.output.messages") or details.get("gen_ai.output.messages"), "assistant"),
-        lambda: indexed_messages(a, "llm.output_messages.", "assistant"),
-        lambda: indexed_messages(a, "gen_ai.completion.", "assistant"),
-        lambda: messages_from(a.get("gen_ai.completion"), "assistant"),
-        lambda: vercel_output(a),
-        lambda: messages_from(a.get("langfuse.observation.output"), "assistant"),
-        lambda: events_out,
-        lambda: messages_from(a.get("traceloop.entity.output"), "assistant"),
-        lambda: io_messages(a, "output", "assistant"),
-    ))
+    outputs = _first_messages(
+        (
+            lambda: messages_from(
+                a.get("gen_ai.output.messages") or details.get("gen_ai.output.messages"), "assistant"
+            ),
+            lambda: indexed_messages(a, "llm.output_messages.", "assistant"),
+            lambda: indexed_messages(a, "gen_ai.completion.", "assistant"),
+            lambda: messages_from(a.get("gen_ai.completion"), "assistant"),
+            lambda: vercel_output(a),
+            lambda: messages_from(a.get("langfuse.observation.output"), "assistant"),
+            lambda: events_out,
+            lambda: messages_from(a.get("traceloop.entity.output"), "assistant"),
+            lambda: io_messages(a, "output", "assistant"),
+        )
+    )
     # n > 1 choices are alternatives, not turns: the conversation continues with the first
     r.choices = len(outputs)
     r.outputs = outputs[:1] if len(outputs) > 1 and all(m.role == "assistant" for m in outputs) else outputs

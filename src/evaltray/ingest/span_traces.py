@@ -118,7 +118,7 @@ def _trace_metadata(spans: list[SpanRecord]) -> dict[str, Any]:
         for key, value in span.attrs.items():
             for prefix in _META_PREFIXES:
                 if key.startswith(prefix):
-                    meta.setdefault(key[len(prefix):], maybe_json(value))
+                    meta.setdefault(key[len(prefix) :], maybe_json(value))
         oi = maybe_json(span.attrs.get("metadata"))
         if isinstance(oi, dict):
             for key, value in oi.items():
@@ -180,8 +180,12 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
 
     trace_meta = _trace_metadata(spans)
     first_start, last_end, latency = _timing(spans, roots, root)
-    env = first("langfuse.environment") or root.resource.get("deployment.environment.name") or root.resource.get(
-        "deployment.environment") or root.resource.get("langfuse.environment")
+    env = (
+        first("langfuse.environment")
+        or root.resource.get("deployment.environment.name")
+        or root.resource.get("deployment.environment")
+        or root.resource.get("langfuse.environment")
+    )
     return Trace(
         trace_id=trace_id,
         source_format=fmt,
@@ -192,8 +196,10 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
         latency_ms=latency,
         input_tokens=sum_present(r.input_tokens for r in counted),
         output_tokens=sum_present(r.output_tokens for r in counted),
-        total_tokens=sum_present(r.total_tokens if r.total_tokens is not None
-                                 else sum_present((r.input_tokens, r.output_tokens)) for r in counted),
+        total_tokens=sum_present(
+            r.total_tokens if r.total_tokens is not None else sum_present((r.input_tokens, r.output_tokens))
+            for r in counted
+        ),
         cost_usd=sum_present(r.cost for r in counted),
         model=model,
         model_version=last.fingerprint if last else None,
@@ -203,16 +209,30 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
         user_id=first("user.id", "enduser.id", "langfuse.user.id") or _meta_str(trace_meta, "userId", "user_id"),
         name=first("langfuse.trace.name", "ai.telemetry.functionId") or root.name,
         feature=_meta_str(trace_meta, "feature"),
-        tags=list(dict.fromkeys(t for a in attrs for k in ("langfuse.trace.tags", "tag.tags") for t in _tags(a.get(k)))),
+        tags=list(
+            dict.fromkeys(t for a in attrs for k in ("langfuse.trace.tags", "tag.tags") for t in _tags(a.get(k)))
+        ),
         prompt_template_id=_prompt_template(spans),
         retrieved_doc_ids=_doc_ids(spans),
         status="error" if errors else "ok",
         error=f"{errors[0][0].name or errors[0][0].span_id}: {errors[0][1]}"[:500] if errors else None,
-        spans=[Span(id=s.span_id, parent_id=s.parent_id, name=s.name, kind=r.role or s.kind, start_time=s.start,
-                    end_time=s.end, status="error" if r.error else "ok", model=r.response_model or r.request_model)
-               for s, r in read],
-        metadata={**_source_metadata(spans, root, env, trace_meta),
-                  **_call_metadata(read, models, model, talk[-1][1] if talk else None)},
+        spans=[
+            Span(
+                id=s.span_id,
+                parent_id=s.parent_id,
+                name=s.name,
+                kind=r.role or s.kind,
+                start_time=s.start,
+                end_time=s.end,
+                status="error" if r.error else "ok",
+                model=r.response_model or r.request_model,
+            )
+            for s, r in read
+        ],
+        metadata={
+            **_source_metadata(spans, root, env, trace_meta),
+            **_call_metadata(read, models, model, talk[-1][1] if talk else None),
+        },
     )
 
 
@@ -250,8 +270,9 @@ def _counted(read: Readings, by_id: dict[str, SpanRecord]) -> list[SpanReading]:
     return [r for s, r in read if r.has_usage and s.span_id not in covered]
 
 
-def _timing(spans: list[SpanRecord], roots: list[SpanRecord], root: SpanRecord
-            ) -> tuple[datetime | None, datetime | None, float | None]:
+def _timing(
+    spans: list[SpanRecord], roots: list[SpanRecord], root: SpanRecord
+) -> tuple[datetime | None, datetime | None, float | None]:
     """First start, last end, and the latency: the root's own where there is one root, else first to last."""
     starts = [s.start for s in spans if s.start]
     ends = [s.end for s in spans if s.end]
@@ -263,8 +284,7 @@ def _timing(spans: list[SpanRecord], roots: list[SpanRecord], root: SpanRecord
     return first_start, last_end, latency
 
 
-def _source_metadata(spans: list[SpanRecord], root: SpanRecord, env: Any, trace_meta: dict[str, Any]
-                     ) -> dict[str, Any]:
+def _source_metadata(spans: list[SpanRecord], root: SpanRecord, env: Any, trace_meta: dict[str, Any]) -> dict[str, Any]:
     """Where the trace came from: service, instrumentation, environment, and the metadata the user set."""
     meta: dict[str, Any] = {}
     service = root.resource.get("service.name")
@@ -280,8 +300,9 @@ def _source_metadata(spans: list[SpanRecord], root: SpanRecord, env: Any, trace_
     return meta
 
 
-def _call_metadata(read: Readings, models: list[SpanReading], model: str | None, final: SpanReading | None
-                   ) -> dict[str, Any]:
+def _call_metadata(
+    read: Readings, models: list[SpanReading], model: str | None, final: SpanReading | None
+) -> dict[str, Any]:
     """What the model calls add: how many, their response ids, the models, and the last call's request."""
     meta: dict[str, Any] = {}
     llm_readings = [r for _, r in read if r.role == "llm"]
@@ -331,7 +352,11 @@ def traces_from_spans(spans: Iterable[SpanRecord], fmt: str, path: Path) -> Iter
 def _genai_trace(trace_id: str, group: list[SpanRecord], fmt: str) -> list[Trace]:
     """The group's trace if it is a GenAI one: an application's export also holds its HTTP and database traces."""
     trace = assemble(trace_id, group, fmt)
-    if trace.messages or trace.model or trace.total_tokens is not None or any(
-            s.kind in GENAI_KINDS for s in trace.spans):
+    if (
+        trace.messages
+        or trace.model
+        or trace.total_tokens is not None
+        or any(s.kind in GENAI_KINDS for s in trace.spans)
+    ):
         return [trace]
     return []

@@ -44,10 +44,18 @@ def _messages(raw: list[Any]) -> list[Message]:
             continue
         role = str(m["role"])
         if role == "tool":
-            out.append(Message(role="tool", content=text_of(m.get("content")), tool_call_id=m.get("id"),
-                               is_error=bool(m.get("error"))))
+            out.append(
+                Message(
+                    role="tool",
+                    content=text_of(m.get("content")),
+                    tool_call_id=m.get("id"),
+                    is_error=bool(m.get("error")),
+                )
+            )
         else:
-            out.append(Message(role=role, content=text_of(m.get("content")), tool_calls=_tool_calls(m.get("tool_calls"))))
+            out.append(
+                Message(role=role, content=text_of(m.get("content")), tool_calls=_tool_calls(m.get("tool_calls")))
+            )
     name_tool_results(out)
     return out
 

@@ -72,11 +72,21 @@ class _KeepScores(ContextAwareEnhancer):
     """No context rescoring: evaltray's recognizers score with their own cues, and no NLP tokens exist."""
 
     def __init__(self) -> None:
-        super().__init__(context_similarity_factor=0, min_score_with_context_similarity=0, context_prefix_count=0,
-                         context_suffix_count=0)
+        super().__init__(
+            context_similarity_factor=0,
+            min_score_with_context_similarity=0,
+            context_prefix_count=0,
+            context_suffix_count=0,
+        )
 
-    def enhance_using_context(self, text: str, raw_results: list[RecognizerResult], nlp_artifacts: NlpArtifacts,
-                              recognizers: Any, context: list[str] | None = None) -> list[RecognizerResult]:
+    def enhance_using_context(
+        self,
+        text: str,
+        raw_results: list[RecognizerResult],
+        nlp_artifacts: NlpArtifacts,
+        recognizers: Any,
+        context: list[str] | None = None,
+    ) -> list[RecognizerResult]:
         return raw_results
 
 
@@ -187,15 +197,24 @@ class Scrubber:
     ``vault``: when given, every replaced original is sealed in it under (trace_id, placeholder).
     """
 
-    def __init__(self, entities: Sequence[str] | None = None, ner: str | None = None, vault: Vault | None = None,
-                 *, name_threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        entities: Sequence[str] | None = None,
+        ner: str | None = None,
+        vault: Vault | None = None,
+        *,
+        name_threshold: float | None = None,
+    ) -> None:
         self.entities = resolve_entities(entities)
         self.ner = ner
         self.vault = vault
         self.name_threshold = name_threshold
         self._gazetteer = load_gazetteer()
-        self._names = GazetteerNameRecognizer(self._gazetteer) if name_threshold is None else \
-            GazetteerNameRecognizer(self._gazetteer, threshold=name_threshold)
+        self._names = (
+            GazetteerNameRecognizer(self._gazetteer)
+            if name_threshold is None
+            else GazetteerNameRecognizer(self._gazetteer, threshold=name_threshold)
+        )
         self._handles = NameHandleRecognizer(self._gazetteer)
         self.analyzer = self._build_analyzer()
         self.anonymizer = AnonymizerEngine()
@@ -217,8 +236,9 @@ class Scrubber:
         self._model_person = False
         if self.ner and "PERSON" in want:
             nlp_engine = self._add_ner(registry, nlp_engine)
-        return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"],
-                              context_aware_enhancer=_KeepScores())
+        return AnalyzerEngine(
+            registry=registry, nlp_engine=nlp_engine, supported_languages=["en"], context_aware_enhancer=_KeepScores()
+        )
 
     def _add_ner(self, registry: RecognizerRegistry, nlp_engine: Any) -> Any:
         kind, _, model = (self.ner or "").partition(":")
@@ -291,9 +311,12 @@ class Scrubber:
         if not wanted:
             return []
         results = self.analyzer.analyze(text, language="en", entities=wanted)
-        return [_Span(r.start, r.end, r.entity_type, r.score) for r in results
-                if r.end > r.start and not (r.entity_type == "PHONE_NUMBER"
-                                            and _ID_BEFORE_RE.search(text, max(0, r.start - 40), r.start))]
+        return [
+            _Span(r.start, r.end, r.entity_type, r.score)
+            for r in results
+            if r.end > r.start
+            and not (r.entity_type == "PHONE_NUMBER" and _ID_BEFORE_RE.search(text, max(0, r.start - 40), r.start))
+        ]
 
     def detect(self, text: str) -> list[_Span]:
         """Merged findings in ``text``, never inside an existing placeholder."""
@@ -317,7 +340,9 @@ class Scrubber:
         else:
             spans = []
             for offset, piece in _split_chunks(text, CHUNK_CHARS):
-                spans.extend(_Span(s.start + offset, s.end + offset, s.entity, s.score) for s in self._analyze_piece(piece))
+                spans.extend(
+                    _Span(s.start + offset, s.end + offset, s.entity, s.score) for s in self._analyze_piece(piece)
+                )
         if spans and "<" in text:
             taken = [m.span() for m in PLACEHOLDER_RE.finditer(text)]
             if taken:
@@ -335,7 +360,7 @@ class Scrubber:
         flags = self._gazetteer.flags
         for s in spans:
             label = LABELS[s.entity]
-            value = text[s.start:s.end]
+            value = text[s.start : s.end]
             ph = mapping.aliases.get(label, {}).get(value) or mapping.placeholder(label, value)
             if len(value) >= 3:
                 mapping.add_alias(label, value, ph)
@@ -355,7 +380,9 @@ class Scrubber:
                 start = text.find(surface)
                 while start >= 0:
                     end = start + len(surface)
-                    if (start == 0 or _apart(text[start - 1], surface[0])) and (end == len(text) or _apart(text[end], surface[-1])):
+                    if (start == 0 or _apart(text[start - 1], surface[0])) and (
+                        end == len(text) or _apart(text[end], surface[-1])
+                    ):
                         out.append(_Span(start, end, entity, 0.5))
                     start = text.find(surface, end)
         return out
@@ -377,8 +404,9 @@ class Scrubber:
         for _ in range(_MAX_ROUNDS):
             if mapping.aliases:
                 taken = [m.span() for m in PLACEHOLDER_RE.finditer(text)] if "<" in text else []
-                extra = [a for a in self._alias_spans(text, mapping)
-                         if not any(a.start < e and b < a.end for b, e in taken)]
+                extra = [
+                    a for a in self._alias_spans(text, mapping) if not any(a.start < e and b < a.end for b, e in taken)
+                ]
                 spans = _merge(spans + extra)
             if not spans:
                 return text
@@ -400,8 +428,9 @@ class Scrubber:
         mapping.reserve(text)
         return self._finish(text, self.detect(text), mapping, counts if counts is not None else Counter())
 
-    def scrub_messages(self, messages: list[dict[str, Any]], trace_id: str, *,
-                       counts: Counter[str] | None = None) -> list[dict[str, Any]]:
+    def scrub_messages(
+        self, messages: list[dict[str, Any]], trace_id: str, *, counts: Counter[str] | None = None
+    ) -> list[dict[str, Any]]:
         """A scrubbed copy of one conversation; one placeholder map covers all its messages.
 
         Values found anywhere in the trace (a name in a tool result) are replaced everywhere in it.
@@ -409,16 +438,18 @@ class Scrubber:
         """
         return self._scrub(messages, None, trace_id, counts if counts is not None else Counter())[0]
 
-    def scrub_trace(self, trace_id: str, messages: list[dict[str, Any]],
-                    fields: dict[str, Any] | None = None) -> ScrubResult:
+    def scrub_trace(
+        self, trace_id: str, messages: list[dict[str, Any]], fields: dict[str, Any] | None = None
+    ) -> ScrubResult:
         """One trace's messages and its other text ``fields`` (metadata, error…) under one placeholder map.
 
         Never raises: a trace that cannot be scrubbed comes back quarantined, with no text at all.
         """
         return self._scrub_one(trace_id, messages, fields)
 
-    def _scrub(self, messages: Any, fields: dict[str, Any] | None, trace_id: str,
-               counts: Counter[str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    def _scrub(
+        self, messages: Any, fields: dict[str, Any] | None, trace_id: str, counts: Counter[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         if not isinstance(messages, list):
             raise ScrubError(f"trace {trace_id}: messages must be a list, not {type(messages).__name__}")
         for i, m in enumerate(messages):
@@ -491,8 +522,26 @@ def _placeholder_fn(mapping: PlaceholderMap, label: str) -> Callable[[str], str]
 # ---------------------------------------------------------------------------------------- message walking
 
 #: Message fields that are structure, not content: never scrubbed.
-_STRUCTURAL = frozenset({"role", "id", "tool_call_id", "type", "index", "finish_reason", "refusal", "model",
-                         "requestor", "turn_idx", "timestamp", "cost", "usage", "mime_type", "format", "detail"})
+_STRUCTURAL = frozenset(
+    {
+        "role",
+        "id",
+        "tool_call_id",
+        "type",
+        "index",
+        "finish_reason",
+        "refusal",
+        "model",
+        "requestor",
+        "turn_idx",
+        "timestamp",
+        "cost",
+        "usage",
+        "mime_type",
+        "format",
+        "detail",
+    }
+)
 Transform = Callable[[str, "str | None"], str]
 
 
@@ -506,8 +555,14 @@ def _walk_messages(messages: list[dict[str, Any]], fn: Transform) -> list[dict[s
                 new[key] = value
             elif key == "name":
                 # A participant's name on user/assistant/system turns; a function name on tool turns.
-                new[key] = fn(value, "PERSON") if isinstance(value, str) and value and role in (
-                    "user", "assistant", "system") and not PLACEHOLDER_RE.fullmatch(value) else value
+                new[key] = (
+                    fn(value, "PERSON")
+                    if isinstance(value, str)
+                    and value
+                    and role in ("user", "assistant", "system")
+                    and not PLACEHOLDER_RE.fullmatch(value)
+                    else value
+                )
             elif key == "tool_calls" and isinstance(value, list):
                 new[key] = [_walk_tool_call(tc, fn) for tc in value]
             else:
@@ -538,8 +593,10 @@ def _walk_value(value: Any, fn: Transform, key: Any) -> Any:
             return fn(value, forced)
         return fn(value, None)
     if isinstance(value, dict):
-        return {k: (v if k in _STRUCTURAL and not isinstance(v, (dict, list)) else _walk_value(v, fn, k))
-                for k, v in value.items()}
+        return {
+            k: (v if k in _STRUCTURAL and not isinstance(v, (dict, list)) else _walk_value(v, fn, k))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_walk_value(v, fn, key) for v in value]
     if isinstance(value, bytes):

@@ -14,8 +14,29 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 
 FIRST, LAST, WORD, NONPERSON = 1, 2, 4, 8
 # Greetings and sign-offs: they introduce a name, they are not part of it ("Dear Valerio", "Best regards").
-_CUE_WORDS = frozenset({"dear", "hi", "hello", "hey", "thanks", "thank", "regards", "best", "sincerely", "cheers",
-                        "yours", "warmly", "greetings", "attn", "attention", "cc", "bcc", "name", "customer"})
+_CUE_WORDS = frozenset(
+    {
+        "dear",
+        "hi",
+        "hello",
+        "hey",
+        "thanks",
+        "thank",
+        "regards",
+        "best",
+        "sincerely",
+        "cheers",
+        "yours",
+        "warmly",
+        "greetings",
+        "attn",
+        "attention",
+        "cc",
+        "bcc",
+        "name",
+        "customer",
+    }
+)
 _NOT_NAMES = frozenset({"I", "I'm", "I’m", "I'd", "I’d", "I'll", "I’ll", "I've", "I’ve"})
 
 
@@ -63,13 +84,177 @@ CAP_RE = regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{N}}_<]){_CAP}(?![\p{{L}}\p{{N}}
 _LOWER_RE = regex.compile(r"\G\s*,?\s*([\p{Ll}][\p{Ll}\p{M}'’\-]+)")
 
 TITLES = frozenset(
-    ["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "professor", "sir", "dame", "madam", "madame", "mme", "mlle", "mister", "missus", "rev", "reverend", "fr", "father", "sister", "brother", "capt", "captain", "sgt", "sergeant", "lt", "officer", "judge", "justice", "senator", "president", "governor", "mayor", "herr", "frau", "sr", "sra", "srta", "señor", "señora", "senor", "senora", "monsieur", "signor", "signora", "don", "doña"]
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "mx",
+        "dr",
+        "prof",
+        "professor",
+        "sir",
+        "dame",
+        "madam",
+        "madame",
+        "mme",
+        "mlle",
+        "mister",
+        "missus",
+        "rev",
+        "reverend",
+        "fr",
+        "father",
+        "sister",
+        "brother",
+        "capt",
+        "captain",
+        "sgt",
+        "sergeant",
+        "lt",
+        "officer",
+        "judge",
+        "justice",
+        "senator",
+        "president",
+        "governor",
+        "mayor",
+        "herr",
+        "frau",
+        "sr",
+        "sra",
+        "srta",
+        "señor",
+        "señora",
+        "senor",
+        "senora",
+        "monsieur",
+        "signor",
+        "signora",
+        "don",
+        "doña",
+    ]
 )
-PARTICLES = frozenset(["van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "le", "la", "al", "bin", "ibn", "ben", "st"])
+PARTICLES = frozenset(
+    [
+        "van",
+        "von",
+        "der",
+        "den",
+        "de",
+        "del",
+        "della",
+        "di",
+        "da",
+        "dos",
+        "das",
+        "du",
+        "le",
+        "la",
+        "al",
+        "bin",
+        "ibn",
+        "ben",
+        "st",
+    ]
+)
 # Words that make the capitalised run before or after them a place or an organisation.
-PLACE_PREFIXES = frozenset(["san", "santa", "santo", "los", "las", "el", "la", "new", "fort", "ft", "mount", "mt", "lake", "port", "cape", "saint", "st"])
+PLACE_PREFIXES = frozenset(
+    [
+        "san",
+        "santa",
+        "santo",
+        "los",
+        "las",
+        "el",
+        "la",
+        "new",
+        "fort",
+        "ft",
+        "mount",
+        "mt",
+        "lake",
+        "port",
+        "cape",
+        "saint",
+        "st",
+    ]
+)
 ORG_SUFFIXES = frozenset(
-    ["inc", "llc", "ltd", "corp", "co", "company", "corporation", "group", "bank", "university", "college", "school", "institute", "foundation", "hospital", "clinic", "center", "centre", "street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane", "ln", "drive", "dr", "court", "ct", "way", "place", "square", "park", "bridge", "river", "lake", "county", "city", "island", "beach", "hall", "museum", "library", "church", "cathedral", "airport", "station", "stadium", "hotel", "mall", "building", "tower", "award", "awards", "prize", "theorem", "law", "effect", "syndrome", "disease", "index", "test", "method", "equation", "principle", "paradox", "prize", "trophy", "cup"]
+    [
+        "inc",
+        "llc",
+        "ltd",
+        "corp",
+        "co",
+        "company",
+        "corporation",
+        "group",
+        "bank",
+        "university",
+        "college",
+        "school",
+        "institute",
+        "foundation",
+        "hospital",
+        "clinic",
+        "center",
+        "centre",
+        "street",
+        "st",
+        "avenue",
+        "ave",
+        "road",
+        "rd",
+        "boulevard",
+        "blvd",
+        "lane",
+        "ln",
+        "drive",
+        "dr",
+        "court",
+        "ct",
+        "way",
+        "place",
+        "square",
+        "park",
+        "bridge",
+        "river",
+        "lake",
+        "county",
+        "city",
+        "island",
+        "beach",
+        "hall",
+        "museum",
+        "library",
+        "church",
+        "cathedral",
+        "airport",
+        "station",
+        "stadium",
+        "hotel",
+        "mall",
+        "building",
+        "tower",
+        "award",
+        "awards",
+        "prize",
+        "theorem",
+        "law",
+        "effect",
+        "syndrome",
+        "disease",
+        "index",
+        "test",
+        "method",
+        "equation",
+        "principle",
+        "paradox",
+        "prize",
+        "trophy",
+        "cup",
+    ]
 )
 
 # Cues that make the next capitalised word(s) a name. Matched against the text just before the run.
@@ -100,7 +285,31 @@ _JSON_NAME_KEY_RE = regex.compile(
 _NAME_IS_RE = regex.compile(r"(?i)\b(?:my|his|her|their)\s+name\s+(?:is|was)\s*:?\s*")
 _SENTENCE_START_RE = regex.compile(r"(?:^|[.!?:;\n\"“(\[•*#>|]\s*|\n\s*[-–—\d.)]+\s*)$")
 _NUMBER_BEFORE_RE = regex.compile(r"\d[A-Za-z]?[ \t]+$")
-_STOP_LOWER = frozenset(["and", "or", "but", "the", "a", "an", "i", "is", "am", "are", "was", "my", "me", "from", "at", "in", "on", "to", "of", "for", "with"])
+_STOP_LOWER = frozenset(
+    [
+        "and",
+        "or",
+        "but",
+        "the",
+        "a",
+        "an",
+        "i",
+        "is",
+        "am",
+        "are",
+        "was",
+        "my",
+        "me",
+        "from",
+        "at",
+        "in",
+        "on",
+        "to",
+        "of",
+        "for",
+        "with",
+    ]
+)
 
 SCORE_CUE = 0.85
 SCORE_FULL = 0.85
@@ -149,7 +358,9 @@ class GazetteerNameRecognizer(EntityRecognizer):
     def load(self) -> None:  # the gazetteer is loaded in __init__
         pass
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
         return [
             RecognizerResult("PERSON", start, end, score)
             for start, end, score in self.find(text)
@@ -189,10 +400,13 @@ class GazetteerNameRecognizer(EntityRecognizer):
         for tok in toks:
             if runs:
                 prev = runs[-1][-1]
-                gap = text[prev.end:tok.start]
-                if gap == " " or (prev.initial and gap in (". ", ".")) or (
-                    len(gap) <= 6 and gap.startswith(" ") and gap.endswith(" ") and gap.strip() in PARTICLES
-                ) or (prev.text.lower().rstrip(".") in TITLES and gap in (". ", " ")):
+                gap = text[prev.end : tok.start]
+                if (
+                    gap == " "
+                    or (prev.initial and gap in (". ", "."))
+                    or (len(gap) <= 6 and gap.startswith(" ") and gap.endswith(" ") and gap.strip() in PARTICLES)
+                    or (prev.text.lower().rstrip(".") in TITLES and gap in (". ", " "))
+                ):
                     runs[-1].append(tok)
                     continue
             runs.append([tok])
@@ -253,12 +467,18 @@ class GazetteerNameRecognizer(EntityRecognizer):
 
     def _score_span(self, text: str, span: list[_Tok], title: bool) -> float:
         first, last = span[0], span[-1]
-        before = text[max(0, first.start - 48):first.start]
+        before = text[max(0, first.start - 48) : first.start]
         names = [t for t in span if not t.initial]
         if not names:
             return 0.0
         vocative = before.endswith(", ") and _VOCATIVE_AFTER_RE.match(text, last.end) is not None
-        if title or vocative or _STRONG_CUE_RE.search(before) or _SIGNOFF_RE.search(before) or _JSON_NAME_KEY_RE.search(before):
+        if (
+            title
+            or vocative
+            or _STRONG_CUE_RE.search(before)
+            or _SIGNOFF_RE.search(before)
+            or _JSON_NAME_KEY_RE.search(before)
+        ):
             # A cue vouches for capitalised words that are not plain English words.
             ok = any(t.strong or not t.flags or (t.flags & FIRST and not t.flags & NONPERSON) for t in names)
             return SCORE_CUE if ok else 0.0
@@ -286,7 +506,9 @@ class GazetteerNameRecognizer(EntityRecognizer):
 
 
 # first.last, first_last_6490, first-last42: a handle made of a person's names (never an e-mail's local part).
-_HANDLE_RE = regex.compile(r"(?i)(?<![\p{L}\p{N}_.@\-])(\p{L}+)([._\-])(\p{L}+)([._\-]?\d{1,8})?(?![\p{L}\p{N}_@\-]|\.\p{L})")
+_HANDLE_RE = regex.compile(
+    r"(?i)(?<![\p{L}\p{N}_.@\-])(\p{L}+)([._\-])(\p{L}+)([._\-]?\d{1,8})?(?![\p{L}\p{N}_@\-]|\.\p{L})"
+)
 SCORE_HANDLE = 0.7
 
 
@@ -304,7 +526,9 @@ class NameHandleRecognizer(EntityRecognizer):
     def load(self) -> None:  # the gazetteer is loaded in __init__
         pass
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
         return [RecognizerResult("USERNAME", start, end, SCORE_HANDLE) for start, end in self.find(text)]
 
     def find(self, text: str) -> list[tuple[int, int]]:

@@ -42,9 +42,11 @@ class TokenUrlRecognizer(UrlRecognizer):
 
     # Presidio's patterns have no userinfo part ("https://user:pass@host") and list only some TLDs (no .biz);
     # with a scheme the text is a URL whatever its TLD.
-    PATTERNS = [*UrlRecognizer.PATTERNS,
-                Pattern("Any URL with a scheme", r"(?i)\bhttps?://[^\s\"'<>()\[\]{}]*[^\s\"'<>()\[\]{}.,;:!?]", 0.6),
-                Pattern("URL with userinfo", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/@:]+:[^\s/@]+@[^\s/?#\"'<>]+[^\s\"'<>]*", 0.6)]
+    PATTERNS = [
+        *UrlRecognizer.PATTERNS,
+        Pattern("Any URL with a scheme", r"(?i)\bhttps?://[^\s\"'<>()\[\]{}]*[^\s\"'<>()\[\]{}.,;:!?]", 0.6),
+        Pattern("URL with userinfo", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/@:]+:[^\s/@]+@[^\s/?#\"'<>]+[^\s\"'<>]*", 0.6),
+    ]
 
     def validate_result(self, pattern_text: str) -> bool:
         return bool(
@@ -53,8 +55,9 @@ class TokenUrlRecognizer(UrlRecognizer):
             or _RANDOM_SEGMENT_RE.search(pattern_text)
         )
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
-                regex_flags: int | None = None) -> list[RecognizerResult]:
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None, regex_flags: int | None = None
+    ) -> list[RecognizerResult]:
         # validate_result=False only lowers the score in Presidio; here a plain URL is not a finding.
         out = [r for r in super().analyze(text, entities, nlp_artifacts, regex_flags) if r.score >= 1.0]
         for r in out:
@@ -67,8 +70,10 @@ class LuhnCardRecognizer(CreditCardRecognizer):
     """Presidio's credit-card recognizer (Luhn-checked), also matching 2-series Mastercard, 12-digit Maestro
     and 19-digit Visa, which its default pattern misses."""
 
-    PATTERNS = [*CreditCardRecognizer.PATTERNS,
-                Pattern("Cards 12-19 digits (Luhn)", r"\b[2-6](?:[ \-]?\d){11,18}\b", 0.3)]
+    PATTERNS = [
+        *CreditCardRecognizer.PATTERNS,
+        Pattern("Cards 12-19 digits (Luhn)", r"\b[2-6](?:[ \-]?\d){11,18}\b", 0.3),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +91,16 @@ class Rule:
 
 def _result(recognizer: Any, entity: str, start: int, end: int, score: float) -> RecognizerResult:
     """A finding that names the recognizer which made it (Presidio's decision trace reads these)."""
-    return RecognizerResult(entity, start, end, score, recognition_metadata={
-        RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id})
+    return RecognizerResult(
+        entity,
+        start,
+        end,
+        score,
+        recognition_metadata={
+            RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name,
+            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id,
+        },
+    )
 
 
 class RuleRecognizer(LocalRecognizer):
@@ -100,7 +113,9 @@ class RuleRecognizer(LocalRecognizer):
     def load(self) -> None:
         pass
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
         entity = self.supported_entities[0]
         out = []
         for rule, rx in self.rules:
@@ -114,7 +129,9 @@ class RuleRecognizer(LocalRecognizer):
 _B = r"(?<![A-Za-z0-9_\-])"  # token boundary that also treats '-' and '_' as part of the token
 _E = r"(?![A-Za-z0-9_\-])"
 API_KEY_RULES: tuple[Rule, ...] = (
-    Rule("openai/anthropic", _B + r"sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-)?[A-Za-z0-9_\-]{20,}" + _E, 0.95),
+    Rule(
+        "openai/anthropic", _B + r"sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-)?[A-Za-z0-9_\-]{20,}" + _E, 0.95
+    ),
     Rule("langfuse", _B + r"[ps]k-lf-[0-9a-fA-F\-]{16,}" + _E, 0.95),
     Rule("stripe", _B + r"(?:sk|pk|rk|whsec)_(?:live|test)_[A-Za-z0-9]{16,}" + _E, 0.95),
     Rule("aws-access-key", _B + r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}" + _E, 0.95),
@@ -186,7 +203,13 @@ ADDRESS_RULES: tuple[Rule, ...] = (
         r"(?:APO|FPO|DPO)[ \t]+A[AEP][ \t]+\d{5}\b",
         0.8,
     ),
-    Rule("city-state-zip", r"\b\p{Lu}[\p{L}.'\-]+(?:[ \t]\p{Lu}[\p{L}.'\-]+){0,3},?[ \t]+(?:" + _STATES + r"),?[ \t]+\d{5}(?:-\d{4})?(?![\d\-])", 0.6),
+    Rule(
+        "city-state-zip",
+        r"\b\p{Lu}[\p{L}.'\-]+(?:[ \t]\p{Lu}[\p{L}.'\-]+){0,3},?[ \t]+(?:"
+        + _STATES
+        + r"),?[ \t]+\d{5}(?:-\d{4})?(?![\d\-])",
+        0.6,
+    ),
     Rule(
         "zip-with-cue",
         r"(?i)\b(?:zip|zip[ \t]*code|zipcode|postal[ \t]*code|post[ \t]*code|postcode)s?\b[\"']?[ \t]*(?:is|was|:|=|-|#|of)?(?:[ \t]+(?:actually|now|still|just|probably|also))?[ \t]*[\"']?"
@@ -200,17 +223,58 @@ ADDRESS_RULES: tuple[Rule, ...] = (
 #: JSON/form keys whose value is the entity, whatever it looks like. Keys are compared lowercased without _ - or spaces.
 KEY_ENTITIES: dict[str, str] = {
     **dict.fromkeys(
-        ["firstname", "lastname", "fullname", "givenname", "familyname", "surname", "middlename", "maidenname", "customername", "contactname", "personname", "patientname", "cardholder", "cardholdername", "accountholder", "billingname", "shippingname", "recipientname"],
+        [
+            "firstname",
+            "lastname",
+            "fullname",
+            "givenname",
+            "familyname",
+            "surname",
+            "middlename",
+            "maidenname",
+            "customername",
+            "contactname",
+            "personname",
+            "patientname",
+            "cardholder",
+            "cardholdername",
+            "accountholder",
+            "billingname",
+            "shippingname",
+            "recipientname",
+        ],
         "PERSON",
     ),
     **dict.fromkeys(
-        ["address", "address1", "address2", "addressline1", "addressline2", "streetaddress", "street", "addr", "billingaddress", "shippingaddress", "homeaddress", "mailingaddress", "zip", "zipcode", "postalcode", "postcode"],
+        [
+            "address",
+            "address1",
+            "address2",
+            "addressline1",
+            "addressline2",
+            "streetaddress",
+            "street",
+            "addr",
+            "billingaddress",
+            "shippingaddress",
+            "homeaddress",
+            "mailingaddress",
+            "zip",
+            "zipcode",
+            "postalcode",
+            "postcode",
+        ],
         "ADDRESS",
     ),
-    **dict.fromkeys(["phone", "phonenumber", "mobile", "mobilenumber", "cell", "cellphone", "telephone", "tel", "fax"], "PHONE_NUMBER"),
+    **dict.fromkeys(
+        ["phone", "phonenumber", "mobile", "mobilenumber", "cell", "cellphone", "telephone", "tel", "fax"],
+        "PHONE_NUMBER",
+    ),
     **dict.fromkeys(["email", "emailaddress", "mail"], "EMAIL_ADDRESS"),
     **dict.fromkeys(["username", "userhandle", "handle", "login", "screenname", "nickname"], "USERNAME"),
-    **dict.fromkeys(["apikey", "secret", "clientsecret", "password", "accesstoken", "refreshtoken", "privatekey"], "API_KEY"),
+    **dict.fromkeys(
+        ["apikey", "secret", "clientsecret", "password", "accesstoken", "refreshtoken", "privatekey"], "API_KEY"
+    ),
 }
 
 
@@ -236,7 +300,9 @@ class KeyValueRecognizer(LocalRecognizer):
     def load(self) -> None:
         pass
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
         out: list[RecognizerResult] = []
         if ":" not in text and "=" not in text:
             return out

@@ -103,8 +103,10 @@ def _id_key(ws: Workspace) -> bytes:
         atomic_write(path, key.hex().encode("ascii") + b"\n", mode=0o600)
         return key
     except ValueError:  # not hex (UnicodeDecodeError is a ValueError too)
-        raise ScrubError(f"{path}: not a pseudonym key (hex); restore it from a backup. A new key would give "
-                         "every id a new pseudonym, so evaltray does not make one over it") from None
+        raise ScrubError(
+            f"{path}: not a pseudonym key (hex); restore it from a backup. A new key would give "
+            "every id a new pseudonym, so evaltray does not make one over it"
+        ) from None
 
 
 def vault_key_path(ws: Workspace) -> Path | None:
@@ -117,8 +119,10 @@ def vault_key_path(ws: Workspace) -> Path | None:
         raise VaultError(f"ingest.vault_key {ws.settings.vault_key!r}: no such home directory") from None
     path = (ws.root / path if not path.is_absolute() else path).resolve()
     if path.is_relative_to(ws.root.resolve()):
-        raise VaultError(f"ingest.vault_key {ws.settings.vault_key!r} is inside the workspace; keep the key "
-                         "where only its owner can read it (the workspace is shared)")
+        raise VaultError(
+            f"ingest.vault_key {ws.settings.vault_key!r} is inside the workspace; keep the key "
+            "where only its owner can read it (the workspace is shared)"
+        )
     return path
 
 
@@ -196,8 +200,18 @@ def scrub_table(table: pa.Table, config: ScrubConfig, skip: Collection[int] = ()
         return table, report
     scrubber = config.scrubber()
     vault = scrubber.vault
-    names = ("trace_id", "messages", "input_text", "output_text", "metadata", "payload_kept", "keep_reason",
-             *TEXT_COLUMNS, *ID_COLUMNS, *PAYLOAD_COLUMNS)
+    names = (
+        "trace_id",
+        "messages",
+        "input_text",
+        "output_text",
+        "metadata",
+        "payload_kept",
+        "keep_reason",
+        *TEXT_COLUMNS,
+        *ID_COLUMNS,
+        *PAYLOAD_COLUMNS,
+    )
     cols: dict[str, list[Any]] = {c: table.column(c).to_pylist() for c in dict.fromkeys(names)}
     changed: set[str] = set()
     ids = cols["trace_id"]
@@ -228,7 +242,8 @@ def scrub_table(table: pa.Table, config: ScrubConfig, skip: Collection[int] = ()
         if raw is not None and result.messages != messages:
             cols["messages"][i] = json_bytes(result.messages).decode("utf-8")
             _, _, _, cols["input_text"][i], cols["output_text"][i], _ = message_summary(
-                [MessageRecord(**m) for m in result.messages])
+                [MessageRecord(**m) for m in result.messages]
+            )
             changed.update(("messages", "input_text", "output_text"))
         out = result.fields
         if "metadata" in out and out["metadata"] != fields["metadata"]:
@@ -293,8 +308,9 @@ def unscrubbed_rows(part: Path) -> int:
 SLICE_ROWS = 2000
 
 
-def scrub_store(ws: Workspace, actor: str, workers: int | None = None, dry_run: bool = False,
-                progress: Progress | None = None) -> StoreScrub:
+def scrub_store(
+    ws: Workspace, actor: str, workers: int | None = None, dry_run: bool = False, progress: Progress | None = None
+) -> StoreScrub:
     """Scrub the stored rows that are not yet, part by part; each part is replaced in one rename.
 
     Idempotent: scrubbed rows are never touched and a part with none left is not rewritten. A crash
@@ -326,13 +342,27 @@ def scrub_store(ws: Workspace, actor: str, workers: int | None = None, dry_run: 
                     progress(done, total)
         if not dry_run:
             with ws.tx() as conn:
-                ws.audit(conn, actor, "scrub", None, rows=report.rows, parts=report.rewritten,
-                         quarantined=len(report.quarantined))
+                ws.audit(
+                    conn,
+                    actor,
+                    "scrub",
+                    None,
+                    rows=report.rows,
+                    parts=report.rewritten,
+                    quarantined=len(report.quarantined),
+                )
     return report
 
 
-def _scrub_part(ws: Workspace, store: TraceStore, part: Path, config: ScrubConfig, pool: Executor | None,
-                n_workers: int, report: StoreScrub) -> None:
+def _scrub_part(
+    ws: Workspace,
+    store: TraceStore,
+    part: Path,
+    config: ScrubConfig,
+    pool: Executor | None,
+    n_workers: int,
+    report: StoreScrub,
+) -> None:
     """Scrub one part in pieces (over ``pool`` where given) and replace it, unless ``report.dry_run``."""
     table = store.read_part(part)
     size = max(1, min(SLICE_ROWS, -(-table.num_rows // (4 * n_workers))))
@@ -343,8 +373,10 @@ def _scrub_part(ws: Workspace, store: TraceStore, part: Path, config: ScrubConfi
         try:
             results = list(pool.map(scrub_table, pieces, [config] * len(pieces)))
         except BrokenProcessPool:
-            raise ScrubError(f"{part.name}: a scrub worker process died (out of memory?); every part is whole, "
-                             "old or new; run again, or with --workers 1 to scrub in one process") from None
+            raise ScrubError(
+                f"{part.name}: a scrub worker process died (out of memory?); every part is whole, "
+                "old or new; run again, or with --workers 1 to scrub in one process"
+            ) from None
     sealed: list[tuple[str, str, bytes]] = []
     for piece, (_, info) in zip(pieces, results, strict=True):
         ids = piece.column("trace_id").to_pylist()

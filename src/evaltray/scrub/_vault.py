@@ -172,8 +172,10 @@ class Vault:
         """
         if not self._sealed:
             return 0
-        data = "".join(dumps({"trace_id": t, "placeholder": p, "token": base64.urlsafe_b64encode(tok).decode("ascii")})
-                       + "\n" for t, p, tok in self.entries()).encode("utf-8")
+        data = "".join(
+            dumps({"trace_id": t, "placeholder": p, "token": base64.urlsafe_b64encode(tok).decode("ascii")}) + "\n"
+            for t, p, tok in self.entries()
+        ).encode("utf-8")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "ab") as fh:

@@ -49,18 +49,36 @@ class Candidate:
     def from_row(cls, row: Any) -> Candidate:
         m = row._mapping
         return cls(
-            id=m["id"], set_name=m["set_name"], source=m["source"], trace_id=m["trace_id"], ingest_date=m["ingest_date"],
-            input=loads(m["input"]), recorded_output=m["recorded_output"], labels=loads(m["labels"]), slice=m["slice"],
-            difficulty=m["difficulty"], case_type=m["case_type"], risk_level=m["risk_level"], notes=m["notes"],
-            weight=m["weight"], status=m["status"], reject_reason=m["reject_reason"], case_id=m["case_id"],
-            supersedes=m["supersedes"], metadata=loads(m["metadata"]), created_by=m["created_by"], created_at=m["created_at"],
+            id=m["id"],
+            set_name=m["set_name"],
+            source=m["source"],
+            trace_id=m["trace_id"],
+            ingest_date=m["ingest_date"],
+            input=loads(m["input"]),
+            recorded_output=m["recorded_output"],
+            labels=loads(m["labels"]),
+            slice=m["slice"],
+            difficulty=m["difficulty"],
+            case_type=m["case_type"],
+            risk_level=m["risk_level"],
+            notes=m["notes"],
+            weight=m["weight"],
+            status=m["status"],
+            reject_reason=m["reject_reason"],
+            case_id=m["case_id"],
+            supersedes=m["supersedes"],
+            metadata=loads(m["metadata"]),
+            created_by=m["created_by"],
+            created_at=m["created_at"],
         )
 
 
 CUTS = ("last-user", "first-user")
 
 
-def split_conversation(messages: list[dict[str, Any]], cut: str = "last-user") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def split_conversation(
+    messages: list[dict[str, Any]], cut: str = "last-user"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split a conversation into what the system received and what it did after.
 
     ``last-user`` cuts after the last user message (a chat turn to answer); ``first-user`` cuts after
@@ -70,7 +88,7 @@ def split_conversation(messages: list[dict[str, Any]], cut: str = "last-user") -
     if not users:
         return messages, []
     at = users[-1] if cut == "last-user" else users[0]
-    return messages[: at + 1], messages[at + 1:]
+    return messages[: at + 1], messages[at + 1 :]
 
 
 def render_output(after: list[dict[str, Any]]) -> str | None:
@@ -89,25 +107,68 @@ def candidate_id(set_name: str, key: str) -> str:
     return "cand-" + content_hash([set_name, key])[:12]
 
 
-def _insert(ws: Workspace, conn: sa.Connection, cid: str, set_name: str, source: str, actor: str, *,
-            input: dict[str, Any], recorded_output: str | None = None, trace_id: str | None = None,
-            ingest_date: str | None = None, labels: dict[str, Any] | None = None, slice: str | None = None,
-            difficulty: str | None = None, case_type: str | None = None, risk_level: str | None = None,
-            notes: str | None = None, weight: int = 1, supersedes: str | None = None,
-            metadata: dict[str, Any] | None = None) -> None:
-    conn.execute(ws.t["candidates"].insert().values(
-        id=cid, set_name=set_name, source=source, trace_id=trace_id, ingest_date=ingest_date, input=dumps(input),
-        recorded_output=recorded_output, labels=dumps(labels or {"tags": []}), slice=slice, difficulty=difficulty,
-        case_type=case_type, risk_level=risk_level, notes=notes, weight=weight, status=PENDING, supersedes=supersedes,
-        metadata=dumps(metadata or {}), created_by=actor, created_at=now_iso(),
-    ))
+def _insert(
+    ws: Workspace,
+    conn: sa.Connection,
+    cid: str,
+    set_name: str,
+    source: str,
+    actor: str,
+    *,
+    input: dict[str, Any],
+    recorded_output: str | None = None,
+    trace_id: str | None = None,
+    ingest_date: str | None = None,
+    labels: dict[str, Any] | None = None,
+    slice: str | None = None,
+    difficulty: str | None = None,
+    case_type: str | None = None,
+    risk_level: str | None = None,
+    notes: str | None = None,
+    weight: int = 1,
+    supersedes: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        ws.t["candidates"]
+        .insert()
+        .values(
+            id=cid,
+            set_name=set_name,
+            source=source,
+            trace_id=trace_id,
+            ingest_date=ingest_date,
+            input=dumps(input),
+            recorded_output=recorded_output,
+            labels=dumps(labels or {"tags": []}),
+            slice=slice,
+            difficulty=difficulty,
+            case_type=case_type,
+            risk_level=risk_level,
+            notes=notes,
+            weight=weight,
+            status=PENDING,
+            supersedes=supersedes,
+            metadata=dumps(metadata or {}),
+            created_by=actor,
+            created_at=now_iso(),
+        )
+    )
     ws.audit(conn, actor, "candidate.add", cid, source=source, trace_id=trace_id, set=set_name)
 
 
-def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: int | None = None,
-                    set_name: str | None = None, source: str = "production",
-                    trace_ids: Iterable[str] | None = None, cut: str = "last-user",
-                    annotate: Callable[[str], dict[str, Any]] | None = None, dry_run: bool = False) -> list[str]:
+def add_from_traces(
+    ws: Workspace,
+    actor: str,
+    where: str | None = None,
+    limit: int | None = None,
+    set_name: str | None = None,
+    source: str = "production",
+    trace_ids: Iterable[str] | None = None,
+    cut: str = "last-user",
+    annotate: Callable[[str], dict[str, Any]] | None = None,
+    dry_run: bool = False,
+) -> list[str]:
     """Copy matching traces (with a kept payload) into the pool; traces already there are skipped.
 
     ``source='user_feedback'`` marks rows mined from feedback: they still need a written label.
@@ -122,8 +183,20 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
     clauses = ["payload_kept"]
     if where:
         clauses.append(f"({where})")
-    cols = ["trace_id", "ingest_date", "messages", "tools", "feature", "tags", "retrieved_doc_ids",
-            "feedback_score", "model", "corpus_version", "metadata", "scrubbed"]
+    cols = [
+        "trace_id",
+        "ingest_date",
+        "messages",
+        "tools",
+        "feature",
+        "tags",
+        "retrieved_doc_ids",
+        "feedback_score",
+        "model",
+        "corpus_version",
+        "metadata",
+        "scrubbed",
+    ]
     table = store.query(" AND ".join(clauses), columns=cols, order_by="start_time NULLS LAST, trace_id")
     wanted = set(trace_ids) if trace_ids is not None else None
     cands = ws.t["candidates"]
@@ -149,31 +222,64 @@ def add_from_traces(ws: Workspace, actor: str, where: str | None = None, limit: 
             extra = annotate(row["trace_id"]) if annotate else {}
             labels.update({k: v for k, v in (extra.get("labels") or {}).items() if k in labels and v is not None})
             if not dry_run:
-                _insert(ws, conn, cid, set_name, source, actor,
-                        input={"messages": before, "tools": loads(row["tools"]) if row["tools"] else [],
-                               "context": [], "retrieved_doc_ids": list(row["retrieved_doc_ids"] or [])},
-                        recorded_output=render_output(after), trace_id=row["trace_id"],
-                        ingest_date=row["ingest_date"], labels=labels,
-                        metadata={"model": row["model"], "feedback_score": row["feedback_score"],
-                                  "corpus_version": row["corpus_version"], "recorded_trajectory": after,
-                                  "trace_metadata": loads(row["metadata"]) if row["metadata"] else {},
-                                  **(extra.get("metadata") or {})},
-                        weight=int(extra.get("weight", 1)))
+                _insert(
+                    ws,
+                    conn,
+                    cid,
+                    set_name,
+                    source,
+                    actor,
+                    input={
+                        "messages": before,
+                        "tools": loads(row["tools"]) if row["tools"] else [],
+                        "context": [],
+                        "retrieved_doc_ids": list(row["retrieved_doc_ids"] or []),
+                    },
+                    recorded_output=render_output(after),
+                    trace_id=row["trace_id"],
+                    ingest_date=row["ingest_date"],
+                    labels=labels,
+                    metadata={
+                        "model": row["model"],
+                        "feedback_score": row["feedback_score"],
+                        "corpus_version": row["corpus_version"],
+                        "recorded_trajectory": after,
+                        "trace_metadata": loads(row["metadata"]) if row["metadata"] else {},
+                        **(extra.get("metadata") or {}),
+                    },
+                    weight=int(extra.get("weight", 1)),
+                )
             have.add(cid)
             added.append(cid)
             if limit is not None and len(added) >= limit:
                 break
     if unscrubbed:
-        log.warning("skipped %d trace(s) not scrubbed yet (ingested with scrubbing off, or before it existed); "
-                    "run `evaltray scrub`, then add them again", unscrubbed)
+        log.warning(
+            "skipped %d trace(s) not scrubbed yet (ingested with scrubbing off, or before it existed); "
+            "run `evaltray scrub`, then add them again",
+            unscrubbed,
+        )
     return added
 
 
-def add_manual(ws: Workspace, actor: str, source: str, messages: list[dict[str, Any]], *, set_name: str | None = None,
-               tools: list[dict[str, Any]] | None = None, context: list[str] | None = None,
-               labels: dict[str, Any] | None = None, slice: str | None = None, difficulty: str | None = None,
-               case_type: str | None = None, risk_level: str | None = None, notes: str | None = None,
-               supersedes: str | None = None, recorded_output: str | None = None) -> str:
+def add_manual(
+    ws: Workspace,
+    actor: str,
+    source: str,
+    messages: list[dict[str, Any]],
+    *,
+    set_name: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    context: list[str] | None = None,
+    labels: dict[str, Any] | None = None,
+    slice: str | None = None,
+    difficulty: str | None = None,
+    case_type: str | None = None,
+    risk_level: str | None = None,
+    notes: str | None = None,
+    supersedes: str | None = None,
+    recorded_output: str | None = None,
+) -> str:
     """A candidate no trace produced (SME-written, red-team, a known bug, a synthetic input)."""
     set_name = ws.check_set(set_name)
     if source not in SOURCES:
@@ -195,9 +301,23 @@ def add_manual(ws: Workspace, actor: str, source: str, messages: list[dict[str, 
             if row[0] == PENDING:
                 raise EvaltrayError(f"candidate {cid} with this input is already pending")
             n += 1
-        _insert(ws, conn, cid, set_name, source, actor, input=inp, labels=labels, slice=slice, difficulty=difficulty,
-                case_type=case_type, risk_level=risk_level, notes=notes, supersedes=supersedes,
-                recorded_output=recorded_output)
+        _insert(
+            ws,
+            conn,
+            cid,
+            set_name,
+            source,
+            actor,
+            input=inp,
+            labels=labels,
+            slice=slice,
+            difficulty=difficulty,
+            case_type=case_type,
+            risk_level=risk_level,
+            notes=notes,
+            supersedes=supersedes,
+            recorded_output=recorded_output,
+        )
     return cid
 
 
@@ -209,8 +329,9 @@ def get(ws: Workspace, cid: str) -> Candidate:
     return Candidate.from_row(row)
 
 
-def list_candidates(ws: Workspace, set_name: str | None = None, status: str | None = None,
-                    limit: int | None = None) -> list[Candidate]:
+def list_candidates(
+    ws: Workspace, set_name: str | None = None, status: str | None = None, limit: int | None = None
+) -> list[Candidate]:
     cands = ws.t["candidates"]
     q = sa.select(cands).order_by(cands.c.created_at, cands.c.id)
     if set_name:
@@ -241,7 +362,9 @@ def set_labels(ws: Workspace, cid: str, actor: str, **labels: Any) -> Candidate:
     return get(ws, cid)
 
 
-def reject(ws: Workspace, cid: str, reason: str, actor: str, note: str | None = None, dry_run: bool = False) -> Candidate:
+def reject(
+    ws: Workspace, cid: str, reason: str, actor: str, note: str | None = None, dry_run: bool = False
+) -> Candidate:
     """Move a candidate to the reject bin with one of the standard reasons; it is kept, never deleted."""
     reason = reason.strip().lower().replace(" ", "_").replace("-", "_")
     if reason not in REJECT_REASONS:
@@ -253,8 +376,13 @@ def reject(ws: Workspace, cid: str, reason: str, actor: str, note: str | None = 
     if not dry_run:
         cands = ws.t["candidates"]
         with ws.tx() as conn:
-            conn.execute(cands.update().where(cands.c.id == cid).values(
-                status=REJECTED, reject_reason=reason, reject_note=note, rejected_by=actor, rejected_at=now_iso()))
+            conn.execute(
+                cands.update()
+                .where(cands.c.id == cid)
+                .values(
+                    status=REJECTED, reject_reason=reason, reject_note=note, rejected_by=actor, rejected_at=now_iso()
+                )
+            )
             ws.audit(conn, actor, "candidate.reject", cid, reason=reason)
     cand.status, cand.reject_reason = REJECTED, reason
     return cand
@@ -263,7 +391,11 @@ def reject(ws: Workspace, cid: str, reason: str, actor: str, note: str | None = 
 def reject_bin(ws: Workspace, set_name: str | None = None) -> dict[str, int]:
     """How many candidates were rejected, by reason."""
     cands = ws.t["candidates"]
-    q = sa.select(cands.c.reject_reason, sa.func.count()).where(cands.c.status == REJECTED).group_by(cands.c.reject_reason)
+    q = (
+        sa.select(cands.c.reject_reason, sa.func.count())
+        .where(cands.c.status == REJECTED)
+        .group_by(cands.c.reject_reason)
+    )
     if set_name:
         q = q.where(cands.c.set_name == set_name)
     with ws.tx() as conn:

@@ -109,7 +109,7 @@ def line_signed_hash(raw: bytes, case: dict[str, Any]) -> str | None:
     """:func:`signed_hash` straight from a stored line whose last field is ``version`` (as evaltray
     writes every line), without serialising the row again; None when the line is shaped otherwise."""
     at = raw.rfind(_VERSION_KEY)
-    if at < 0 or raw[at + len(_VERSION_KEY):] != orjson.dumps(case.get("version")) + b"}":
+    if at < 0 or raw[at + len(_VERSION_KEY) :] != orjson.dumps(case.get("version")) + b"}":
         return None
     return sha256_hex(raw[:at] + b"}")
 
@@ -145,18 +145,34 @@ def _signed_stub(raw: bytes, signed: RegistryState, set_name: str) -> dict[str, 
     if at < 0 or not raw.endswith(b"}"):
         return None
     try:
-        version = orjson.loads(raw[at + len(_VERSION_KEY):-1])
+        version = orjson.loads(raw[at + len(_VERSION_KEY) : -1])
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(version, dict) or raw[at + len(_VERSION_KEY):-1] != orjson.dumps(version):
+    if not isinstance(version, dict) or raw[at + len(_VERSION_KEY) : -1] != orjson.dumps(version):
         return None
     digest = hashlib.sha256(memoryview(raw)[:at])  # the line minus its version, without copying it
     digest.update(b"}")
     if digest.hexdigest() != content_hash:
         return None
-    return {"id": cid, "slice": slice_, "provenance": {"source": source, "supersedes": supersedes},
-            "difficulty": difficulty, "case_type": case_type, "version": version}
+    return {
+        "id": cid,
+        "slice": slice_,
+        "provenance": {"source": source, "supersedes": supersedes},
+        "difficulty": difficulty,
+        "case_type": case_type,
+        "version": version,
+    }
 
 
-__all__ = ["PENDING_VERSION", "TrayRows", "case_line", "line_signed_hash", "load_cases", "read_tray", "restamp",
-           "signed_hash", "write_cases", "write_restamped"]
+__all__ = [
+    "PENDING_VERSION",
+    "TrayRows",
+    "case_line",
+    "line_signed_hash",
+    "load_cases",
+    "read_tray",
+    "restamp",
+    "signed_hash",
+    "write_cases",
+    "write_restamped",
+]

@@ -98,8 +98,16 @@ def export_file_name(fmt: str, part: str, version: str | None = None, set_name: 
     return stem + EXPORTERS.get(fmt).suffix
 
 
-def export_release(ws: Workspace, version: str, *, to: str, split: str = "dev", subset: str | None = None,
-                   set_name: str | None = None, out: Path | None = None) -> Exported:
+def export_release(
+    ws: Workspace,
+    version: str,
+    *,
+    to: str,
+    split: str = "dev",
+    subset: str | None = None,
+    set_name: str | None = None,
+    out: Path | None = None,
+) -> Exported:
     """Export one set of release ``version`` (a split, or a named subset) in format ``to``.
 
     Written to ``out`` (a file, or a folder as in :func:`export_cases`), by default to
@@ -115,8 +123,9 @@ def export_release(ws: Workspace, version: str, *, to: str, split: str = "dev", 
     return Exported(written, len(cases), to, set_name, part, version, release_hash)
 
 
-def export_cases(cases: Sequence[Mapping[str, Any]], fmt: str, out: Path, *, release: str, release_hash: str,
-                 split: str) -> Path:
+def export_cases(
+    cases: Sequence[Mapping[str, Any]], fmt: str, out: Path, *, release: str, release_hash: str, split: str
+) -> Path:
     """Write ``cases`` (sorted by id) in format ``fmt`` to ``out`` atomically and return the path written.
 
     ``out`` is the file to write, or a folder (existing, or a path without a suffix) in which
@@ -217,9 +226,14 @@ def _openai_message(m: Message) -> dict[str, Any]:
     d: dict[str, Any] = {"role": m.role, "content": m.content}
     if m.tool_calls:
         d["tool_calls"] = [
-            {"id": c.id, "type": "function",
-             "function": {"name": c.name,
-                          "arguments": c.arguments if isinstance(c.arguments, str) else _json_text(c.arguments)}}
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {
+                    "name": c.name,
+                    "arguments": c.arguments if isinstance(c.arguments, str) else _json_text(c.arguments),
+                },
+            }
             for c in m.tool_calls
         ]
     if m.tool_call_id is not None:
@@ -265,8 +279,11 @@ def _promptfoo_asserts(case: dict[str, Any]) -> list[dict[str, Any]]:
         rubric = None
     if exp["behavior_code"]:
         code = exp["behavior_code"]
-        asserts.append(f"The response must follow behaviour {code}: {rubric}" if rubric
-                       else f"The response must follow behaviour {code}.")
+        asserts.append(
+            f"The response must follow behaviour {code}: {rubric}"
+            if rubric
+            else f"The response must follow behaviour {code}."
+        )
         rubric = None
     if rubric:
         asserts.append(rubric)
@@ -274,8 +291,10 @@ def _promptfoo_asserts(case: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"type": "llm-rubric", "value": _literal(text)} for text in asserts]
 
 
-_PROMPTFOO_HEADER = ("# promptfoo tests exported by evaltray. Run with your prompts and providers:\n"
-                     "#   promptfoo eval -c promptfooconfig.yaml -c <this file>\n")
+_PROMPTFOO_HEADER = (
+    "# promptfoo tests exported by evaltray. Run with your prompts and providers:\n"
+    "#   promptfoo eval -c promptfooconfig.yaml -c <this file>\n"
+)
 
 
 @_exporter("promptfoo", ".promptfoo.yaml")
@@ -292,14 +311,22 @@ def _promptfoo(rows: list[_Row], rel: _Release) -> bytes:
             variables["context"] = "\n\n".join(inp["context"])
         if inp["tools"]:
             variables["tools"] = _json_text(inp["tools"])
-        tests.append({"description": row.id, "vars": variables, "assert": _promptfoo_asserts(row.case),
-                      "metadata": _metadata(row, rel)})
-    doc = {"description": f"evaltray release {rel.version}, split {rel.split}: {len(rows)} cases "
-                          f"(release hash {rel.hash})",
-           # The file is an overlay on the user's config; without an (empty) prompt list promptfoo adds a
-           # default ``{{prompt}}`` prompt that runs every test a second time with an empty prompt.
-           "prompts": [],
-           "tests": tests}
+        tests.append(
+            {
+                "description": row.id,
+                "vars": variables,
+                "assert": _promptfoo_asserts(row.case),
+                "metadata": _metadata(row, rel),
+            }
+        )
+    doc = {
+        "description": f"evaltray release {rel.version}, split {rel.split}: {len(rows)} cases "
+        f"(release hash {rel.hash})",
+        # The file is an overlay on the user's config; without an (empty) prompt list promptfoo adds a
+        # default ``{{prompt}}`` prompt that runs every test a second time with an empty prompt.
+        "prompts": [],
+        "tests": tests,
+    }
     # A wide line keeps the one-line JSON of ``messages`` unfolded, so it reads (and greps) as JSON.
     body = yaml.dump(doc, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1 << 20)
     return (_PROMPTFOO_HEADER + body).encode("utf-8")
@@ -353,8 +380,12 @@ def _inspect(rows: list[_Row], rel: _Release) -> bytes:
     for row in rows:
         c = row.case
         metadata = _metadata(row, rel) | _expectation(c, "reference") | {"tools": list(c["input"]["tools"])}
-        sample = {"id": row.id, "input": _inspect_messages(row), "target": _inspect_target(c["expected"]),
-                  "metadata": metadata}
+        sample = {
+            "id": row.id,
+            "input": _inspect_messages(row),
+            "target": _inspect_target(c["expected"]),
+            "metadata": metadata,
+        }
         lines.append(orjson.dumps(sample) + b"\n")
     return b"".join(lines)
 
@@ -363,22 +394,41 @@ def _inspect(rows: list[_Row], rel: _Release) -> bytes:
 
 _STR = pa.string()
 _STRINGS = pa.list_(_STR)
-_TOOL_CALL = pa.struct([("id", _STR), ("type", _STR),
-                        ("function", pa.struct([("name", _STR), ("arguments", _STR)]))])
-_MESSAGE = pa.struct([("role", _STR), ("content", _STR), ("tool_calls", pa.list_(_TOOL_CALL)),
-                      ("tool_call_id", _STR), ("name", _STR)])
+_TOOL_CALL = pa.struct([("id", _STR), ("type", _STR), ("function", pa.struct([("name", _STR), ("arguments", _STR)]))])
+_MESSAGE = pa.struct(
+    [("role", _STR), ("content", _STR), ("tool_calls", pa.list_(_TOOL_CALL)), ("tool_call_id", _STR), ("name", _STR)]
+)
 
 #: Fixed schema: typed columns survive an all-null column and concatenate across releases.
 #: ``messages`` is typed, with tool ``arguments`` kept as JSON text (as in the OpenAI wire form),
 #: because their shape differs per tool and would otherwise make the struct schema differ per file.
-_HF_SCHEMA = pa.schema([
-    ("id", _STR), ("messages", pa.list_(_MESSAGE)), ("input", _STR),
-    ("expected_reference", _STR), ("behavior_code", _STR), ("assertions", _STRINGS), ("rubric", _STR),
-    ("context", _STRINGS), ("retrieved_doc_ids", _STRINGS), ("tools", _STR),
-    ("set", _STR), ("slice", _STR), ("source", _STR), ("difficulty", _STR), ("case_type", _STR),
-    ("risk_level", _STR), ("feature", _STR), ("scenario", _STR), ("persona", _STR), ("tags", _STRINGS),
-    ("release", _STR), ("release_hash", _STR), ("split", _STR),
-])
+_HF_SCHEMA = pa.schema(
+    [
+        ("id", _STR),
+        ("messages", pa.list_(_MESSAGE)),
+        ("input", _STR),
+        ("expected_reference", _STR),
+        ("behavior_code", _STR),
+        ("assertions", _STRINGS),
+        ("rubric", _STR),
+        ("context", _STRINGS),
+        ("retrieved_doc_ids", _STRINGS),
+        ("tools", _STR),
+        ("set", _STR),
+        ("slice", _STR),
+        ("source", _STR),
+        ("difficulty", _STR),
+        ("case_type", _STR),
+        ("risk_level", _STR),
+        ("feature", _STR),
+        ("scenario", _STR),
+        ("persona", _STR),
+        ("tags", _STRINGS),
+        ("release", _STR),
+        ("release_hash", _STR),
+        ("split", _STR),
+    ]
+)
 
 
 def _hf_feature(dtype: pa.DataType) -> Any:
@@ -406,9 +456,12 @@ def _hf(rows: list[_Row], rel: _Release) -> bytes:
     records = []
     for row in rows:
         c = row.case
-        records.append(_metadata(row, rel)
-                       | {"messages": [_openai_message(m) for m in row.messages], "input": _last_user_text(row.messages)}
-                       | _expectation(c, "expected_reference") | {"tools": _json_text(c["input"]["tools"])})
+        records.append(
+            _metadata(row, rel)
+            | {"messages": [_openai_message(m) for m in row.messages], "input": _last_user_text(row.messages)}
+            | _expectation(c, "expected_reference")
+            | {"tools": _json_text(c["input"]["tools"])}
+        )
     table = pa.Table.from_pylist(records, schema=_hf_schema())
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
@@ -422,4 +475,3 @@ def _hf(rows: list[_Row], rel: _Release) -> bytes:
 def _jsonl(rows: list[_Row], rel: _Release) -> bytes:
     """The cases in their normal form, one canonical JSON object per line (the release names the file)."""
     return b"".join(canonical_json(row.case) + b"\n" for row in rows)
-

@@ -50,11 +50,16 @@ def derive_slice(labels: dict[str, Any], keys: list[str]) -> str | None:
     return "/".join(parts) if parts else None
 
 
-def build_case(ws: Workspace, cand: Candidate, review: Review, case_id: str, *, created_at: str,
-               version_added: str) -> dict[str, Any]:
+def build_case(
+    ws: Workspace, cand: Candidate, review: Review, case_id: str, *, created_at: str, version_added: str
+) -> dict[str, Any]:
     """The tray row for a candidate and its signed review (not yet checked)."""
-    labels = {"feature": cand.labels.get("feature"), "scenario": cand.labels.get("scenario"),
-              "persona": cand.labels.get("persona"), "tags": list(cand.labels.get("tags") or [])}
+    labels = {
+        "feature": cand.labels.get("feature"),
+        "scenario": cand.labels.get("scenario"),
+        "persona": cand.labels.get("persona"),
+        "tags": list(cand.labels.get("tags") or []),
+    }
     return {
         "id": case_id,
         "set": cand.set_name,
@@ -72,11 +77,20 @@ def build_case(ws: Workspace, cand: Candidate, review: Review, case_id: str, *, 
         "risk_level": cand.risk_level or "medium",
         "notes": cand.notes,
         "created_at": created_at,
-        "provenance": {"source": cand.source, "trace_id": cand.trace_id, "ingest_date": cand.ingest_date,
-                       "candidate_id": cand.id, "labeled_by": review.expected.get("written_by"),
-                       "supersedes": cand.supersedes},
-        "review": {"verdict": review.verdict, "critique": review.critique, "failure_tags": review.failure_tags,
-                   "recorded_output": cand.recorded_output},
+        "provenance": {
+            "source": cand.source,
+            "trace_id": cand.trace_id,
+            "ingest_date": cand.ingest_date,
+            "candidate_id": cand.id,
+            "labeled_by": review.expected.get("written_by"),
+            "supersedes": cand.supersedes,
+        },
+        "review": {
+            "verdict": review.verdict,
+            "critique": review.critique,
+            "failure_tags": review.failure_tags,
+            "recorded_output": cand.recorded_output,
+        },
         "freshness": {"last_verified_at": review.signed_at, "verified_by": review.signed_by},
         "owner": ws.settings.label_owner or review.signed_by,
         "validation": {"review_id": review.id, "signed_by": review.signed_by, "signed_at": review.signed_at},
@@ -128,8 +142,13 @@ def new_case_id(set_name: str, inp: dict[str, Any], taken: set[str]) -> str:
         salt += 1
 
 
-def promote(ws: Workspace, actor: str, set_name: str | None = None, candidate_ids: list[str] | None = None,
-            dry_run: bool = False) -> PromoteReport:
+def promote(
+    ws: Workspace,
+    actor: str,
+    set_name: str | None = None,
+    candidate_ids: list[str] | None = None,
+    dry_run: bool = False,
+) -> PromoteReport:
     """Move every signed, complete candidate into the tray; report what is blocked and why."""
     set_name = ws.check_set(set_name)
     ws.require(actor, SIGN_ROLES | {Role.COMPOSITION_OWNER}, "promoting")
@@ -157,7 +176,10 @@ def promote(ws: Workspace, actor: str, set_name: str | None = None, candidate_id
                     continue
                 kind, case_id = "relabel", reg.id
                 old = tray.get(case_id, {})
-                created, added = old.get("created_at", reg.created_at), old.get("version", {}).get("added", PENDING_VERSION)
+                created, added = (
+                    old.get("created_at", reg.created_at),
+                    old.get("version", {}).get("added", PENDING_VERSION),
+                )
             else:
                 kind = "supersede" if cand.supersedes else "new"
                 case_id = new_case_id(set_name, cand.input, taken)
@@ -184,25 +206,50 @@ def promote(ws: Workspace, actor: str, set_name: str | None = None, candidate_id
         write_cases(ws, set_name, tray.values())
         with ws.tx() as conn:
             for cand, review, row, kind in updates:
-                values = dict(review_id=review.id, content_hash=signed_hash(row), slice=row["slice"],
-                              source=row["provenance"]["source"], difficulty=row["difficulty"],
-                              case_type=row["case_type"], supersedes=row["provenance"]["supersedes"])
+                values = dict(
+                    review_id=review.id,
+                    content_hash=signed_hash(row),
+                    slice=row["slice"],
+                    source=row["provenance"]["source"],
+                    difficulty=row["difficulty"],
+                    case_type=row["case_type"],
+                    supersedes=row["provenance"]["supersedes"],
+                )
                 if kind == "relabel":
                     conn.execute(cases_t.update().where(cases_t.c.id == row["id"]).values(**values))
                 else:
-                    conn.execute(cases_t.insert().values(id=row["id"], set_name=set_name, status=ACTIVE,
-                                                         candidate_id=cand.id, created_at=row["created_at"], **values))
-                    conn.execute(cands_t.update().where(cands_t.c.id == cand.id).values(status=PROMOTED, case_id=row["id"]))
+                    conn.execute(
+                        cases_t.insert().values(
+                            id=row["id"],
+                            set_name=set_name,
+                            status=ACTIVE,
+                            candidate_id=cand.id,
+                            created_at=row["created_at"],
+                            **values,
+                        )
+                    )
+                    conn.execute(
+                        cands_t.update().where(cands_t.c.id == cand.id).values(status=PROMOTED, case_id=row["id"])
+                    )
                 if cand.supersedes:
-                    conn.execute(cases_t.update().where(cases_t.c.id == cand.supersedes).values(
-                        status=RETIRED, successor=row["id"], retired_reason=f"superseded by {row['id']} (input changed)",
-                        retired_by=actor, retired_at=now_iso()))
+                    conn.execute(
+                        cases_t.update()
+                        .where(cases_t.c.id == cand.supersedes)
+                        .values(
+                            status=RETIRED,
+                            successor=row["id"],
+                            retired_reason=f"superseded by {row['id']} (input changed)",
+                            retired_by=actor,
+                            retired_at=now_iso(),
+                        )
+                    )
                 ws.audit(conn, actor, f"case.{kind}", row["id"], candidate=cand.id, review_id=review.id)
     return report
 
 
-def retire(ws: Workspace, case_id: str, reason: str, actor: str, set_name: str | None = None,
-           dry_run: bool = False) -> None:
+def retire(
+    ws: Workspace, case_id: str, reason: str, actor: str, set_name: str | None = None, dry_run: bool = False
+) -> None:
     """Take a case out of the tray; its id stays reserved forever and the next release drops it."""
     if not reason.strip():
         raise GateError("retiring needs a reason (--reason)")
@@ -222,8 +269,11 @@ def retire(ws: Workspace, case_id: str, reason: str, actor: str, set_name: str |
         tray.pop(case_id, None)
         write_cases(ws, set_name, tray.values())
         with ws.tx() as conn:
-            conn.execute(cases_t.update().where(cases_t.c.id == case_id).values(
-                status=RETIRED, retired_reason=reason.strip(), retired_by=actor, retired_at=now_iso()))
+            conn.execute(
+                cases_t.update()
+                .where(cases_t.c.id == case_id)
+                .values(status=RETIRED, retired_reason=reason.strip(), retired_by=actor, retired_at=now_iso())
+            )
             ws.audit(conn, actor, "case.retire", case_id, reason=reason.strip())
 
 
@@ -271,8 +321,9 @@ def registry_state(ws: Workspace) -> RegistryState:
     return RegistryState(cases, signed)
 
 
-def read_signed(ws: Workspace, set_name: str, release_versions: set[str],
-                state: RegistryState | None = None) -> tuple[TrayRows, list[Problem]]:
+def read_signed(
+    ws: Workspace, set_name: str, release_versions: set[str], state: RegistryState | None = None
+) -> tuple[TrayRows, list[Problem]]:
     """The tray's rows for a release, and every problem :func:`validate` finds.
 
     Lines byte for byte what was signed are not parsed (:func:`.casefile.read_tray` gives their rows as
@@ -284,8 +335,13 @@ def read_signed(ws: Workspace, set_name: str, release_versions: set[str],
     return tray, validate_rows(ws, set_name, tray, release_versions, state)
 
 
-def validate_rows(ws: Workspace, set_name: str, tray: TrayRows, release_versions: set[str] | None = None,
-                  state: RegistryState | None = None) -> list[Problem]:
+def validate_rows(
+    ws: Workspace,
+    set_name: str,
+    tray: TrayRows,
+    release_versions: set[str] | None = None,
+    state: RegistryState | None = None,
+) -> list[Problem]:
     """:func:`validate` over a tray already read (a release reads it once). A row byte-identical to what
     was signed is recognised from its stored line without serialising it again, and the tray's
     ``trusted`` rows were already found to be so."""
@@ -312,12 +368,20 @@ def validate_rows(ws: Workspace, set_name: str, tray: TrayRows, release_versions
         if i in trusted:
             version = row["version"]
             if {version.get("added"), version.get("last_changed")} - known_versions:
-                problems += [Problem(line, cid, f"version.{k} {version.get(k)!r} is not a release of this workspace")
-                             for k in ("added", "last_changed") if version.get(k) not in known_versions]
+                problems += [
+                    Problem(line, cid, f"version.{k} {version.get(k)!r} is not a release of this workspace")
+                    for k in ("added", "last_changed")
+                    if version.get(k) not in known_versions
+                ]
             continue
-        if reg is not None and reg.status == ACTIVE and reg.set_name == set_name and reg.review_id in signed \
-                and row.get("validation", {}).get("review_id") == reg.review_id \
-                and (line_signed_hash(raws[i], row) or signed_hash(row)) == reg.content_hash:
+        if (
+            reg is not None
+            and reg.status == ACTIVE
+            and reg.set_name == set_name
+            and reg.review_id in signed
+            and row.get("validation", {}).get("review_id") == reg.review_id
+            and (line_signed_hash(raws[i], row) or signed_hash(row)) == reg.content_hash
+        ):
             # byte for byte what passed the gate: the schema and every rule held then; only the
             # version stamps, outside the signed hash, can have changed since
             version = row.get("version")
@@ -325,21 +389,33 @@ def validate_rows(ws: Workspace, set_name: str, tray: TrayRows, release_versions
                 problems += _row_problems(row, line, cid, reg, signed, set_name, known_versions)
             continue
         problems += _row_problems(row, line, cid, reg, signed, set_name, known_versions)
-    missing = [cid for cid, reg in registry.items() if reg.set_name == set_name and reg.status == ACTIVE
-               and cid not in seen]
-    problems += [Problem(None, cid, "active case missing from the file (deleted by hand? use `evaltray cases retire`)")
-                 for cid in sorted(missing)]
+    missing = [
+        cid for cid, reg in registry.items() if reg.set_name == set_name and reg.status == ACTIVE and cid not in seen
+    ]
+    problems += [
+        Problem(None, cid, "active case missing from the file (deleted by hand? use `evaltray cases retire`)")
+        for cid in sorted(missing)
+    ]
     return problems
 
 
-def _row_problems(row: dict[str, Any], line: int, cid: str, reg: RegisteredCase | None, signed: set[int], set_name: str,
-                  known_versions: set[str]) -> list[Problem]:
+def _row_problems(
+    row: dict[str, Any],
+    line: int,
+    cid: str,
+    reg: RegisteredCase | None,
+    signed: set[int],
+    set_name: str,
+    known_versions: set[str],
+) -> list[Problem]:
     """The full check of one row that is not exactly what was signed off."""
     problems: list[Problem] = []
     norm, schema = check_case(row)
     problems += [Problem(line, cid, p) for p in schema]
     if reg is None:
-        return problems + [Problem(line, cid, "no review record: this row did not pass the gate (hand-edited into the file?)")]
+        return problems + [
+            Problem(line, cid, "no review record: this row did not pass the gate (hand-edited into the file?)")
+        ]
     if reg.status == RETIRED:
         return problems + [Problem(line, cid, f"id was retired ({reg.retired_reason}); retired ids are never reused")]
     if reg.set_name != set_name:
@@ -360,7 +436,9 @@ def _row_problems(row: dict[str, Any], line: int, cid: str, reg: RegisteredCase 
         problems.append(Problem(line, cid, "synthetic case whose expected output copies the generated output"))
     for key in ("added", "last_changed"):
         if norm["version"][key] not in known_versions:
-            problems.append(Problem(line, cid, f"version.{key} {norm['version'][key]!r} is not a release of this workspace"))
+            problems.append(
+                Problem(line, cid, f"version.{key} {norm['version'][key]!r} is not a release of this workspace")
+            )
     return problems
 
 
@@ -375,6 +453,20 @@ def case_registry(ws: Workspace, set_name: str | None = None) -> list[dict[str, 
 
 
 __all__ = [
-    "ACTIVE", "RETIRED", "Problem", "PromoteReport", "Promotion", "build_case", "case_registry", "check_case",
-    "input_hash", "new_case_id", "promote", "read_signed", "registry_state", "retire", "validate", "validate_rows",
+    "ACTIVE",
+    "RETIRED",
+    "Problem",
+    "PromoteReport",
+    "Promotion",
+    "build_case",
+    "case_registry",
+    "check_case",
+    "input_hash",
+    "new_case_id",
+    "promote",
+    "read_signed",
+    "registry_state",
+    "retire",
+    "validate",
+    "validate_rows",
 ]

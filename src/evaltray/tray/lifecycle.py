@@ -19,8 +19,18 @@ from .casefile import load_cases
 from .gate import ACTIVE, Problem, case_registry, validate
 from .review import Review, normalize_expected, record_review
 
-__all__ = ["AddedCase", "CaseInput", "add_case", "case_input", "get_case", "list_cases", "relabel_case",
-           "supersede_case", "tray_stats", "validate_sets"]
+__all__ = [
+    "AddedCase",
+    "CaseInput",
+    "add_case",
+    "case_input",
+    "get_case",
+    "list_cases",
+    "relabel_case",
+    "supersede_case",
+    "tray_stats",
+    "validate_sets",
+]
 
 #: The axes ``tray_stats`` counts cases by.
 STAT_AXES = ("slice", "source", "difficulty", "case_type")
@@ -64,23 +74,57 @@ class AddedCase:
     signed: bool
 
 
-def add_case(ws: Workspace, actor: str, source: str, given: CaseInput, *, set_name: str | None = None,
-             reference: str | None = None, behavior_code: str | None = None, assertions: Iterable[str] = (),
-             labels: dict[str, Any] | None = None, slice: str | None = None, difficulty: str | None = None,
-             case_type: str | None = None, risk_level: str | None = None, notes: str | None = None) -> AddedCase:
+def add_case(
+    ws: Workspace,
+    actor: str,
+    source: str,
+    given: CaseInput,
+    *,
+    set_name: str | None = None,
+    reference: str | None = None,
+    behavior_code: str | None = None,
+    assertions: Iterable[str] = (),
+    labels: dict[str, Any] | None = None,
+    slice: str | None = None,
+    difficulty: str | None = None,
+    case_type: str | None = None,
+    risk_level: str | None = None,
+    notes: str | None = None,
+) -> AddedCase:
     """A case no trace produced, as a candidate; with an expected behaviour it is labeled (and signed where the
     actor may sign) at once, so ``promote`` can take it into the tray."""
     asserts = list(assertions)
     expected = None
     if reference or behavior_code or asserts:  # checked before anything is written
         expected = normalize_expected(ws, actor, reference, behavior_code, asserts)
-    cid = pool.add_manual(ws, actor, source, given.messages, set_name=set_name, tools=given.tools,
-                          context=given.context, labels=labels, slice=slice, difficulty=difficulty,
-                          case_type=case_type, risk_level=risk_level, notes=notes)
+    cid = pool.add_manual(
+        ws,
+        actor,
+        source,
+        given.messages,
+        set_name=set_name,
+        tools=given.tools,
+        context=given.context,
+        labels=labels,
+        slice=slice,
+        difficulty=difficulty,
+        case_type=case_type,
+        risk_level=risk_level,
+        notes=notes,
+    )
     if expected is None:
         return AddedCase(cid, labeled=False, signed=False)
-    review = record_review(ws, cid, actor, expected, slice=slice, difficulty=difficulty, case_type=case_type,
-                           expected_first=True, sign=True)
+    review = record_review(
+        ws,
+        cid,
+        actor,
+        expected,
+        slice=slice,
+        difficulty=difficulty,
+        case_type=case_type,
+        expected_first=True,
+        sign=True,
+    )
     return AddedCase(cid, labeled=True, signed=bool(review.signed_by))
 
 
@@ -92,30 +136,58 @@ def _active(ws: Workspace, case_id: str) -> tuple[dict[str, Any], dict[str, Any]
     return reg, load_cases(ws, reg["set_name"])[case_id]
 
 
-def relabel_case(ws: Workspace, case_id: str, actor: str, *, reference: str | None = None,
-                 behavior_code: str | None = None, assertions: Iterable[str] = (),
-                 critique: str | None = None) -> Review:
+def relabel_case(
+    ws: Workspace,
+    case_id: str,
+    actor: str,
+    *,
+    reference: str | None = None,
+    behavior_code: str | None = None,
+    assertions: Iterable[str] = (),
+    critique: str | None = None,
+) -> Review:
     """A new, signed label for an active case; ``promote`` applies it under the same id, as a relabel.
 
     The verdict, failure tags, rubric, slice, difficulty and case type carry over from the case.
     """
     reg, old = _active(ws, case_id)
     expected = normalize_expected(ws, actor, reference, behavior_code, list(assertions))
-    return record_review(ws, reg["candidate_id"], actor, expected, verdict=old["review"]["verdict"],
-                         critique=critique or old["review"]["critique"], failure_tags=old["review"]["failure_tags"],
-                         rubric=old.get("rubric"), slice=old["slice"], difficulty=old["difficulty"],
-                         case_type=old["case_type"], sign=True)
+    return record_review(
+        ws,
+        reg["candidate_id"],
+        actor,
+        expected,
+        verdict=old["review"]["verdict"],
+        critique=critique or old["review"]["critique"],
+        failure_tags=old["review"]["failure_tags"],
+        rubric=old.get("rubric"),
+        slice=old["slice"],
+        difficulty=old["difficulty"],
+        case_type=old["case_type"],
+        sign=True,
+    )
 
 
 def supersede_case(ws: Workspace, case_id: str, actor: str, given: CaseInput) -> str:
     """A candidate with a new input for an active case; once labeled and promoted it gets a new id and the old
     case retires. Tools and context the new input leaves out carry over, as do labels and slice."""
     reg, old = _active(ws, case_id)
-    return pool.add_manual(ws, actor, old["provenance"]["source"], given.messages, set_name=reg["set_name"],
-                           tools=given.tools or old["input"]["tools"], context=given.context or old["input"]["context"],
-                           labels=old["labels"], slice=old["slice"], difficulty=old["difficulty"],
-                           case_type=old["case_type"], risk_level=old["risk_level"], notes=old.get("notes"),
-                           supersedes=case_id)
+    return pool.add_manual(
+        ws,
+        actor,
+        old["provenance"]["source"],
+        given.messages,
+        set_name=reg["set_name"],
+        tools=given.tools or old["input"]["tools"],
+        context=given.context or old["input"]["context"],
+        labels=old["labels"],
+        slice=old["slice"],
+        difficulty=old["difficulty"],
+        case_type=old["case_type"],
+        risk_level=old["risk_level"],
+        notes=old.get("notes"),
+        supersedes=case_id,
+    )
 
 
 def get_case(ws: Workspace, case_id: str, set_name: str | None = None) -> dict[str, Any]:
@@ -137,7 +209,8 @@ def tray_stats(ws: Workspace, set_name: str | None = None) -> dict[str, Any]:
     cases = list(load_cases(ws, ws.check_set(set_name)).values())
     stats: dict[str, Any] = {
         axis: dict(Counter(str(c["provenance"]["source"] if axis == "source" else c[axis]) for c in cases))
-        for axis in STAT_AXES}
+        for axis in STAT_AXES
+    }
     stats["total"] = len(cases)
     return stats
 

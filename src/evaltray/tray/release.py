@@ -55,9 +55,14 @@ def axis_counts(cases: list[dict[str, Any]], held: set[str]) -> SetCounts:
         case_type[c["case_type"]] += 1
         if c["id"] in held:
             held_slices[c["slice"]] += 1
-    return SetCounts(split={"dev": len(cases) - len(held), "holdout": len(held)}, slice=dict(sorted(slices.items())),
-                     source=dict(sorted(sources.items())), difficulty=dict(sorted(difficulty.items())),
-                     case_type=dict(sorted(case_type.items())), holdout_by_slice=dict(sorted(held_slices.items())))
+    return SetCounts(
+        split={"dev": len(cases) - len(held), "holdout": len(held)},
+        slice=dict(sorted(slices.items())),
+        source=dict(sorted(sources.items())),
+        difficulty=dict(sorted(difficulty.items())),
+        case_type=dict(sorted(case_type.items())),
+        holdout_by_slice=dict(sorted(held_slices.items())),
+    )
 
 
 def _counts(cases: list[dict[str, Any]], key: Any) -> dict[str, int]:
@@ -80,8 +85,9 @@ def source_mix(cases: list[dict[str, Any]], target: dict[str, float]) -> tuple[S
         got = actual.get(src, 0.0)
         if n and abs(got - want) > 0.15:
             warnings.append(f"source {src}: {got:.0%} of the tray against a target of {want:.0%}")
-    return SourceMix(target=target, actual=actual,
-                     by_slice={s: dict(sorted(m.items())) for s, m in sorted(by_slice.items())}), warnings
+    return SourceMix(
+        target=target, actual=actual, by_slice={s: dict(sorted(m.items())) for s, m in sorted(by_slice.items())}
+    ), warnings
 
 
 @dataclass
@@ -168,8 +174,9 @@ class ReleaseResult:
     path: Path | None = None
 
 
-def diff_sets(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
-              old_ids: set[str] | None = None) -> dict[str, Any]:
+def diff_sets(
+    old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]], old_ids: set[str] | None = None
+) -> dict[str, Any]:
     """What changed between two case maps, and why: added, retired, superseded, relabeled, edited.
 
     ``old`` may hold only the old cases that changed, when ``old_ids`` names them all.
@@ -201,13 +208,28 @@ def diff_sets(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
     sup_new = [s["new"] for s in superseded]
     sup_old = [s["old"] for s in superseded]
     return {
-        "added": added, "retired": retired, "superseded": superseded, "relabeled": relabeled, "edited": edited,
-        "summary": {"added": len(added), "retired": len(retired), "superseded": len(superseded),
-                    "relabeled": len(relabeled), "edited": len(edited)},
-        "by_slice": {"added": by("slice", added + sup_new, new), "retired": by("slice", retired + sup_old, old),
-                     "relabeled": by("slice", relabeled, new)},
-        "by_source": {"added": by("source", added + sup_new, new), "retired": by("source", retired + sup_old, old),
-                      "relabeled": by("source", relabeled, new)},
+        "added": added,
+        "retired": retired,
+        "superseded": superseded,
+        "relabeled": relabeled,
+        "edited": edited,
+        "summary": {
+            "added": len(added),
+            "retired": len(retired),
+            "superseded": len(superseded),
+            "relabeled": len(relabeled),
+            "edited": len(edited),
+        },
+        "by_slice": {
+            "added": by("slice", added + sup_new, new),
+            "retired": by("slice", retired + sup_old, old),
+            "relabeled": by("slice", relabeled, new),
+        },
+        "by_source": {
+            "added": by("source", added + sup_new, new),
+            "retired": by("source", retired + sup_old, old),
+            "relabeled": by("source", relabeled, new),
+        },
     }
 
 
@@ -220,8 +242,9 @@ def _parent_hashes(manifest: Release | None, set_name: str) -> dict[str, str]:
     return info.cases if info is not None else {}
 
 
-def _changed_parent_cases(ws: Workspace, manifest: Release | None, set_name: str,
-                          new_hashes: dict[str, str]) -> dict[str, dict[str, Any]]:
+def _changed_parent_cases(
+    ws: Workspace, manifest: Release | None, set_name: str, new_hashes: dict[str, str]
+) -> dict[str, dict[str, Any]]:
     """The parent's cases whose bytes differ now (changed or gone): the only ones a diff must read."""
     hashes = _parent_hashes(manifest, set_name)
     if not hashes:
@@ -272,8 +295,10 @@ def _read_sets(ws: Workspace, versions: list[str]) -> dict[str, TrayRows]:
         tray, problems = read_signed(ws, set_name, set(versions), state)
         if problems:
             head = "; ".join(str(p) for p in problems[:3])
-            raise ReleaseError(f"set {set_name!r} fails validation ({len(problems)} problem(s): {head}); "
-                               f"run `evaltray tray validate --set {set_name}`")
+            raise ReleaseError(
+                f"set {set_name!r} fails validation ({len(problems)} problem(s): {head}); "
+                f"run `evaltray tray validate --set {set_name}`"
+            )
         trays[set_name] = tray
     return trays
 
@@ -286,18 +311,25 @@ def _stamp(tray: TrayRows, set_name: str, version: str) -> tuple[SetSnapshot, in
     return snapshot(cases, set_name, lines), stamped
 
 
-def _set_manifest(ws: Workspace, version: str, snap: SetSnapshot, fraction: float,
-                  parent: Release | None) -> tuple[SetManifest, list[str]]:
+def _set_manifest(
+    ws: Workspace, version: str, snap: SetSnapshot, fraction: float, parent: Release | None
+) -> tuple[SetManifest, list[str]]:
     """One set's entry in the manifest (the parent's holdout stays held out), and its source-mix warnings."""
     previous = _parent_set(parent, snap.name)
     held = assign_holdout(snap.cases, fraction, set(previous.holdout) if previous is not None else set())
     dev = [c for c in snap.cases if c["id"] not in held]
     mix, warnings = source_mix(snap.cases, ws.settings.source_mix)
     info = SetManifest(
-        file=f"{version}/{snap.name}.jsonl", file_sha256=hashlib.sha256(snap.body).hexdigest(),
-        n_cases=len(snap.cases), content_hash=content_hash_of({snap.name: snap.hashes}), cases=snap.hashes,
-        holdout=sorted(held), subsets={"pr": pr_subset(dev, ws.settings.pr_subset_size)},
-        counts=axis_counts(snap.cases, held), source_mix=mix)
+        file=f"{version}/{snap.name}.jsonl",
+        file_sha256=hashlib.sha256(snap.body).hexdigest(),
+        n_cases=len(snap.cases),
+        content_hash=content_hash_of({snap.name: snap.hashes}),
+        cases=snap.hashes,
+        holdout=sorted(held),
+        subsets={"pr": pr_subset(dev, ws.settings.pr_subset_size)},
+        counts=axis_counts(snap.cases, held),
+        source_mix=mix,
+    )
     return info, warnings
 
 
@@ -319,16 +351,30 @@ def _write_release(ws: Workspace, manifest: Release, snaps: dict[str, SetSnapsho
     path = manifest_path(ws, version)
     atomic_write(path, body, mode=0o444)
     with ws.tx() as conn:
-        conn.execute(ws.t["releases"].insert().values(
-            version=version, status=ReleaseStatus.ACTIVE.value, content_hash=manifest.content_hash,
-            manifest_sha256=hashlib.sha256(body).hexdigest(), created_by=manifest.created_by,
-            created_at=manifest.created_at))
+        conn.execute(
+            ws.t["releases"]
+            .insert()
+            .values(
+                version=version,
+                status=ReleaseStatus.ACTIVE.value,
+                content_hash=manifest.content_hash,
+                manifest_sha256=hashlib.sha256(body).hexdigest(),
+                created_by=manifest.created_by,
+                created_at=manifest.created_at,
+            )
+        )
         ws.audit(conn, manifest.created_by, "release.create", version, content_hash=manifest.content_hash)
     return path
 
 
-def create_release(ws: Workspace, version: str, actor: str, holdout: float | None = None, notes: str | None = None,
-                   dry_run: bool = False) -> ReleaseResult:
+def create_release(
+    ws: Workspace,
+    version: str,
+    actor: str,
+    holdout: float | None = None,
+    notes: str | None = None,
+    dry_run: bool = False,
+) -> ReleaseResult:
     """Validate every set, stamp pending versions, snapshot, hold out, hash, and write the manifest."""
     ws.require(actor, COMPOSE_ROLES, "creating a release")
     fraction = ws.settings.holdout if holdout is None else holdout
@@ -338,9 +384,16 @@ def create_release(ws: Workspace, version: str, actor: str, holdout: float | Non
     with ws.lock("release"), bulk():
         trays = _read_sets(ws, versions)
         parent_manifest = load_manifest(ws, parent) if parent else None
-        manifest = Release(version=version, parent=parent, created_at=now_iso(), created_by=actor,
-                           workspace=ws.settings.name, guide_version=ws.settings.guide_version,
-                           holdout_fraction=fraction, notes=notes)
+        manifest = Release(
+            version=version,
+            parent=parent,
+            created_at=now_iso(),
+            created_by=actor,
+            workspace=ws.settings.name,
+            guide_version=ws.settings.guide_version,
+            holdout_fraction=fraction,
+            notes=notes,
+        )
         snaps: dict[str, SetSnapshot] = {}
         stamped: dict[str, int] = {}
         for set_name in ws.settings.sets:
@@ -401,7 +454,8 @@ def _verify_snapshot(ws: Workspace, info: SetManifest) -> tuple[list[str], bool]
     lines = [line for line in data.splitlines() if line]
     expected = list(info.cases.items())  # sorted by id, like the snapshot's lines
     if len(lines) == len(expected) and all(
-            hashlib.sha256(line).hexdigest() == h for line, (_, h) in zip(lines, expected, strict=True)):
+        hashlib.sha256(line).hexdigest() == h for line, (_, h) in zip(lines, expected, strict=True)
+    ):
         return problems, True
     hashes: dict[str, str] = {}
     for lineno, line in enumerate(lines, 1):
@@ -442,8 +496,9 @@ def set_status(ws: Workspace, version: str, status: ReleaseStatus, actor: str) -
         ws.audit(conn, actor, f"release.{status.value}", version)
 
 
-def select_cases(ws: Workspace, version: str, set_name: str | None = None, split: str = "all",
-                 subset: str | None = None) -> list[dict[str, Any]]:
+def select_cases(
+    ws: Workspace, version: str, set_name: str | None = None, split: str = "all", subset: str | None = None
+) -> list[dict[str, Any]]:
     """Cases of one set of a release: a split (dev/holdout/all) or a named subset (pr/release)."""
     manifest = load_manifest(ws, version)
     set_name = set_name or ws.settings.default_set

@@ -53,8 +53,14 @@ class Review:
         return cls(**m)
 
 
-def normalize_expected(ws: Workspace, reviewer: str, reference: str | None = None, behavior_code: str | None = None,
-                       assertions: list[str] | None = None, origin: str = "human") -> dict[str, Any]:
+def normalize_expected(
+    ws: Workspace,
+    reviewer: str,
+    reference: str | None = None,
+    behavior_code: str | None = None,
+    assertions: list[str] | None = None,
+    origin: str = "human",
+) -> dict[str, Any]:
     """The expected-behaviour record; an empty one, or a code outside the guide's vocabulary, is refused."""
     reference = (reference or "").strip() or None
     code = (behavior_code or "").strip() or None
@@ -63,17 +69,36 @@ def normalize_expected(ws: Workspace, reviewer: str, reference: str | None = Non
         raise EvaltrayError("the expected behaviour is empty: write a reference answer, a behavior code or assertions")
     vocab = ws.settings.behavior_codes
     if code and vocab and code not in vocab:
-        raise EvaltrayError(f"behavior code {code!r} is not in labeling guide v{ws.settings.guide_version} "
-                            f"(known: {', '.join(vocab)})")
+        raise EvaltrayError(
+            f"behavior code {code!r} is not in labeling guide v{ws.settings.guide_version} (known: {', '.join(vocab)})"
+        )
     if origin not in ("human", "generated"):
         raise EvaltrayError(f"expected_origin must be 'human' or 'generated', got {origin!r}")
-    return {"reference": reference, "behavior_code": code, "assertions": asserts, "origin": origin, "written_by": reviewer}
+    return {
+        "reference": reference,
+        "behavior_code": code,
+        "assertions": asserts,
+        "origin": origin,
+        "written_by": reviewer,
+    }
 
 
-def record_review(ws: Workspace, candidate_id: str, reviewer: str, expected: dict[str, Any], *,
-                  verdict: str | None = None, critique: str | None = None, failure_tags: list[str] | None = None,
-                  rubric: str | None = None, slice: str | None = None, difficulty: str | None = None,
-                  case_type: str | None = None, expected_first: bool = True, sign: bool = False) -> Review:
+def record_review(
+    ws: Workspace,
+    candidate_id: str,
+    reviewer: str,
+    expected: dict[str, Any],
+    *,
+    verdict: str | None = None,
+    critique: str | None = None,
+    failure_tags: list[str] | None = None,
+    rubric: str | None = None,
+    slice: str | None = None,
+    difficulty: str | None = None,
+    case_type: str | None = None,
+    expected_first: bool = True,
+    sign: bool = False,
+) -> Review:
     """Store a review; with ``sign`` and a signing role it is signed off at once."""
     role = ws.require(reviewer, LABEL_ROLES, "labeling")
     cand = get(ws, candidate_id)
@@ -88,10 +113,21 @@ def record_review(ws: Workspace, candidate_id: str, reviewer: str, expected: dic
     now = now_iso()
     signed = sign and role in SIGN_ROLES
     values: dict[str, Any] = dict(
-        candidate_id=candidate_id, reviewer=reviewer, expected=dumps(expected), expected_first=expected_first,
-        verdict=verdict, critique=(critique or "").strip() or None, failure_tags=dumps(sorted(set(failure_tags or []))),
-        rubric=rubric, guide_version=ws.settings.guide_version, slice=slice, difficulty=difficulty, case_type=case_type,
-        signed_by=reviewer if signed else None, signed_at=now if signed else None, created_at=now,
+        candidate_id=candidate_id,
+        reviewer=reviewer,
+        expected=dumps(expected),
+        expected_first=expected_first,
+        verdict=verdict,
+        critique=(critique or "").strip() or None,
+        failure_tags=dumps(sorted(set(failure_tags or []))),
+        rubric=rubric,
+        guide_version=ws.settings.guide_version,
+        slice=slice,
+        difficulty=difficulty,
+        case_type=case_type,
+        signed_by=reviewer if signed else None,
+        signed_at=now if signed else None,
+        created_at=now,
     )
     reviews = ws.t["reviews"]
     with ws.tx() as conn:
@@ -103,8 +139,9 @@ def record_review(ws: Workspace, candidate_id: str, reviewer: str, expected: dic
 def latest_review(ws: Workspace, candidate_id: str) -> Review | None:
     reviews = ws.t["reviews"]
     with ws.tx() as conn:
-        row = conn.execute(sa.select(reviews).where(reviews.c.candidate_id == candidate_id)
-                           .order_by(reviews.c.id.desc()).limit(1)).first()
+        row = conn.execute(
+            sa.select(reviews).where(reviews.c.candidate_id == candidate_id).order_by(reviews.c.id.desc()).limit(1)
+        ).first()
     return Review.from_row(row) if row else None
 
 
@@ -118,8 +155,15 @@ def unsigned(ws: Workspace, set_name: str | None = None) -> list[str]:
     return ids
 
 
-def sign_off(ws: Workspace, candidate_ids: Iterable[str], signer: str, dry_run: bool = False, *,
-             every_unsigned: bool = False, set_name: str | None = None) -> list[int]:
+def sign_off(
+    ws: Workspace,
+    candidate_ids: Iterable[str],
+    signer: str,
+    dry_run: bool = False,
+    *,
+    every_unsigned: bool = False,
+    set_name: str | None = None,
+) -> list[int]:
     """Sign the latest review of each candidate (and, with ``every_unsigned``, of every :func:`unsigned` one
     of the set); a candidate without a review is an error. Returns the ids of the reviews signed."""
     ws.require(signer, SIGN_ROLES, "signing labels off")
@@ -136,7 +180,9 @@ def sign_off(ws: Workspace, candidate_ids: Iterable[str], signer: str, dry_run: 
             continue
         if not dry_run:
             with ws.tx() as conn:
-                conn.execute(reviews.update().where(reviews.c.id == review.id).values(signed_by=signer, signed_at=now_iso()))
+                conn.execute(
+                    reviews.update().where(reviews.c.id == review.id).values(signed_by=signer, signed_at=now_iso())
+                )
                 ws.audit(conn, signer, "review.sign", cid, review_id=review.id)
         signed.append(review.id)
     return signed
@@ -146,8 +192,11 @@ def queue(ws: Workspace, set_name: str | None = None) -> list[Candidate]:
     """Pending candidates with no review yet, oldest first."""
     cands, reviews = ws.t["candidates"], ws.t["reviews"]
     reviewed = sa.select(reviews.c.candidate_id)
-    q = (sa.select(cands).where(cands.c.status == PENDING, cands.c.id.not_in(reviewed))
-         .order_by(cands.c.created_at, cands.c.id))
+    q = (
+        sa.select(cands)
+        .where(cands.c.status == PENDING, cands.c.id.not_in(reviewed))
+        .order_by(cands.c.created_at, cands.c.id)
+    )
     if set_name:
         q = q.where(cands.c.set_name == set_name)
     with ws.tx() as conn:
@@ -169,8 +218,17 @@ class ReviewSession:
     is opened with ``show_output_first``; each review records whether its expected behaviour came first.
     """
 
-    def __init__(self, ws: Workspace, reviewer: str, candidate_ids: Iterable[str] = (), *, set_name: str | None = None,
-                 limit: int | None = None, show_output_first: bool = False, sign: bool = True) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        reviewer: str,
+        candidate_ids: Iterable[str] = (),
+        *,
+        set_name: str | None = None,
+        limit: int | None = None,
+        show_output_first: bool = False,
+        sign: bool = True,
+    ) -> None:
         self.ws = ws
         self.reviewer = reviewer
         #: whether the recorded output stays hidden until the expected behaviour is written
@@ -187,8 +245,13 @@ class ReviewSession:
     def __len__(self) -> int:
         return len(self.candidates)
 
-    def review_all(self, reference: str | None = None, behavior_code: str | None = None,
-                   assertions: Iterable[str] = (), **review: Any) -> list[Review]:
+    def review_all(
+        self,
+        reference: str | None = None,
+        behavior_code: str | None = None,
+        assertions: Iterable[str] = (),
+        **review: Any,
+    ) -> list[Review]:
         """Give every candidate the same expected behaviour (written before any output is seen) and review fields
         (``verdict``, ``critique``, ``failure_tags``, ``slice``, ``difficulty``, ``case_type``)."""
         done = []
@@ -211,8 +274,9 @@ class ReviewStep:
         self.expected: dict[str, Any] | None = None
         self._output_seen_first = False
 
-    def write_expected(self, reference: str | None = None, behavior_code: str | None = None,
-                       assertions: list[str] | None = None) -> dict[str, Any]:
+    def write_expected(
+        self, reference: str | None = None, behavior_code: str | None = None, assertions: list[str] | None = None
+    ) -> dict[str, Any]:
         """Write the expected behaviour (see :func:`normalize_expected`); it may be rewritten until recorded."""
         s = self._session
         self.expected = normalize_expected(s.ws, s.reviewer, reference, behavior_code, assertions)
@@ -222,22 +286,43 @@ class ReviewStep:
         """The output the system recorded; in a blind session only once the expected behaviour is written."""
         if self.expected is None:
             if self._session.blind:
-                raise BlindReviewError(f"candidate {self.candidate.id}: write the expected behaviour before the "
-                                       "recorded output is shown (blind review)")
+                raise BlindReviewError(
+                    f"candidate {self.candidate.id}: write the expected behaviour before the "
+                    "recorded output is shown (blind review)"
+                )
             self._output_seen_first = True
         return self._output
 
-    def record(self, *, verdict: str | None = None, critique: str | None = None,
-               failure_tags: list[str] | None = None, slice: str | None = None, difficulty: str | None = None,
-               case_type: str | None = None) -> Review:
+    def record(
+        self,
+        *,
+        verdict: str | None = None,
+        critique: str | None = None,
+        failure_tags: list[str] | None = None,
+        slice: str | None = None,
+        difficulty: str | None = None,
+        case_type: str | None = None,
+    ) -> Review:
         """Store the review; it is recorded as blind unless the output was shown before the expected behaviour."""
         if self.expected is None:
-            raise BlindReviewError(f"candidate {self.candidate.id}: write the expected behaviour before recording "
-                                   "the review")
+            raise BlindReviewError(
+                f"candidate {self.candidate.id}: write the expected behaviour before recording the review"
+            )
         s = self._session
-        return record_review(s.ws, self.candidate.id, s.reviewer, self.expected, verdict=verdict, critique=critique,
-                             failure_tags=failure_tags, slice=slice or None, difficulty=difficulty,
-                             case_type=case_type, expected_first=not self._output_seen_first, sign=s.signs)
+        return record_review(
+            s.ws,
+            self.candidate.id,
+            s.reviewer,
+            self.expected,
+            verdict=verdict,
+            critique=critique,
+            failure_tags=failure_tags,
+            slice=slice or None,
+            difficulty=difficulty,
+            case_type=case_type,
+            expected_first=not self._output_seen_first,
+            sign=s.signs,
+        )
 
 
 # ----------------------------------------------------------------------------- labels made elsewhere
@@ -280,17 +365,28 @@ def import_labels(ws: Workspace, path: Path, actor: str, dry_run: bool = False) 
             if not cid:
                 raise EvaltrayError("no candidate_id")
             labeler = (row.get("labeled_by") or "").strip() or actor
-            expected = normalize_expected(ws, labeler, row.get("expected") or row.get("reference"),
-                                          row.get("behavior_code"), split_list(row.get("assertions")),
-                                          (row.get("expected_origin") or "human").strip() or "human")
+            expected = normalize_expected(
+                ws,
+                labeler,
+                row.get("expected") or row.get("reference"),
+                row.get("behavior_code"),
+                split_list(row.get("assertions")),
+                (row.get("expected_origin") or "human").strip() or "human",
+            )
             if dry_run:
                 get(ws, cid)
                 ws.require(labeler, LABEL_ROLES, "labeling")
                 continue
             review = record_review(
-                ws, cid, labeler, expected, verdict=(row.get("verdict") or "").strip().lower() or None,
-                critique=row.get("critique"), failure_tags=split_list(row.get("failure_tags")),
-                rubric=row.get("rubric") or None, slice=(row.get("slice") or "").strip() or None,
+                ws,
+                cid,
+                labeler,
+                expected,
+                verdict=(row.get("verdict") or "").strip().lower() or None,
+                critique=row.get("critique"),
+                failure_tags=split_list(row.get("failure_tags")),
+                rubric=row.get("rubric") or None,
+                slice=(row.get("slice") or "").strip() or None,
                 difficulty=(row.get("difficulty") or "").strip() or None,
                 case_type=(row.get("case_type") or "").strip() or None,
                 expected_first=False,  # made elsewhere: we cannot vouch that the output was hidden
@@ -312,13 +408,20 @@ def _read_rows(path: Path):  # type: ignore[no-untyped-def]
                     except Exception:  # noqa: BLE001 - orjson raises its own JSONDecodeError
                         yield lineno, {"candidate_id": "", "_bad": "1"}
                         continue
-                    yield lineno, {k: (dumps(v) if isinstance(v, (list, dict)) else (None if v is None else str(v)))
-                                   for k, v in obj.items()}
+                    yield (
+                        lineno,
+                        {
+                            k: (dumps(v) if isinstance(v, (list, dict)) else (None if v is None else str(v)))
+                            for k, v in obj.items()
+                        },
+                    )
         return
     try:  # decoded whole first, so a file that is not text fails before any label is stored
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise EvaltrayError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
+        raise EvaltrayError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV"
+        ) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         for row in reader:

