@@ -11,7 +11,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pyarrow as pa
@@ -158,11 +158,13 @@ def cluster_traces(
     return clustering
 
 
-def _k(k: int | str) -> int | str:
+def _k(k: int | str) -> int | Literal["auto"]:
     """``auto``, or the number of clusters as an int."""
     from .cluster import ClusterError
 
-    if k == "auto" or isinstance(k, int):
+    if k == "auto":
+        return "auto"
+    if isinstance(k, int):
         return k
     try:
         return int(k)
