@@ -35,14 +35,16 @@ class ExportError(EvaltrayError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Release:
+class ExportedRelease:
+    """The release every exported row names: its version, its content hash and the split (or subset)."""
+
     version: str
     hash: str
     split: str
 
 
 @dataclass(frozen=True, slots=True)
-class _Row:
+class ExportRow:
     """One validated case in its normal JSON form, with its messages parsed once."""
 
     case: dict[str, Any]
@@ -53,7 +55,7 @@ class _Row:
         return str(self.case["id"])
 
 
-Writer = Callable[[list[_Row], _Release], bytes]
+Writer = Callable[[list[ExportRow], ExportedRelease], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,7 @@ class Exporter:
 EXPORTERS: Registry[Exporter] = Registry("export format", error=ExportError)
 
 
-def _exporter(name: str, suffix: str) -> Callable[[Writer], Writer]:
+def exporter(name: str, suffix: str) -> Callable[[Writer], Writer]:
     """Decorator: register a writer as the export format ``name`` whose files end in ``suffix``."""
 
     def wrap(write: Writer) -> Writer:
@@ -141,7 +143,7 @@ def export_cases(
     path = Path(out)
     if path.is_dir() or not path.suffix:
         path = path / export_file_name(fmt, split)
-    data = exporter.write(rows, _Release(release, release_hash, split))
+    data = exporter.write(rows, ExportedRelease(release, release_hash, split))
     try:
         atomic_write(path, data)
     except OSError as exc:
@@ -152,9 +154,9 @@ def export_cases(
 # ----------------------------------------------------------------------------- shared row views
 
 
-def _rows(cases: Sequence[Mapping[str, Any]]) -> list[_Row]:
+def _rows(cases: Sequence[Mapping[str, Any]]) -> list[ExportRow]:
     """Validate every case against :class:`~evaltray.core.records.Case`; refuse the export if any is invalid."""
-    rows: list[_Row] = []
+    rows: list[ExportRow] = []
     seen: set[str] = set()
     for index, raw in enumerate(cases):
         raw_id = raw.get("id") if isinstance(raw, Mapping) else None
@@ -174,11 +176,11 @@ def _rows(cases: Sequence[Mapping[str, Any]]) -> list[_Row]:
             if message is None:
                 raise ExportError(f"{label}: input message {pos} has no role")
             messages.append(message)
-        rows.append(_Row(case, messages))
+        rows.append(ExportRow(case, messages))
     return sorted(rows, key=lambda r: r.id)
 
 
-def _metadata(row: _Row, rel: _Release) -> dict[str, Any]:
+def _metadata(row: ExportRow, rel: ExportedRelease) -> dict[str, Any]:
     """What every exported row says about itself: which case, which slice, which release."""
     c, labels = row.case, row.case["labels"]
     return {
@@ -297,8 +299,8 @@ _PROMPTFOO_HEADER = (
 )
 
 
-@_exporter("promptfoo", ".promptfoo.yaml")
-def _promptfoo(rows: list[_Row], rel: _Release) -> bytes:
+@exporter("promptfoo", ".promptfoo.yaml")
+def _promptfoo(rows: list[ExportRow], rel: ExportedRelease) -> bytes:
     tests = []
     for row in rows:
         inp = row.case["input"]
@@ -337,7 +339,7 @@ def _promptfoo(rows: list[_Row], rel: _Release) -> bytes:
 _INSPECT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 
 
-def _inspect_messages(row: _Row) -> list[dict[str, Any]]:
+def _inspect_messages(row: ExportRow) -> list[dict[str, Any]]:
     """Inspect's chat form: ``tool_calls[].function`` is the tool name and ``arguments`` a dict."""
     out: list[dict[str, Any]] = []
     names: dict[str | None, str] = {}
@@ -374,8 +376,8 @@ def _inspect_target(expected: dict[str, Any]) -> str | list[str]:
     return expected["reference"] or expected["behavior_code"] or list(expected["assertions"])
 
 
-@_exporter("inspect", ".inspect.jsonl")
-def _inspect(rows: list[_Row], rel: _Release) -> bytes:
+@exporter("inspect", ".inspect.jsonl")
+def _inspect(rows: list[ExportRow], rel: ExportedRelease) -> bytes:
     lines = []
     for row in rows:
         c = row.case
@@ -451,8 +453,8 @@ def _hf_schema() -> pa.Schema:
     return _HF_SCHEMA.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
 
 
-@_exporter("hf", ".hf.parquet")
-def _hf(rows: list[_Row], rel: _Release) -> bytes:
+@exporter("hf", ".hf.parquet")
+def _hf(rows: list[ExportRow], rel: ExportedRelease) -> bytes:
     records = []
     for row in rows:
         c = row.case
@@ -471,7 +473,7 @@ def _hf(rows: list[_Row], rel: _Release) -> bytes:
 # ----------------------------------------------------------------------------- plain JSONL
 
 
-@_exporter("jsonl", ".jsonl")
-def _jsonl(rows: list[_Row], rel: _Release) -> bytes:
+@exporter("jsonl", ".jsonl")
+def _jsonl(rows: list[ExportRow], rel: ExportedRelease) -> bytes:
     """The cases in their normal form, one canonical JSON object per line (the release names the file)."""
     return b"".join(canonical_json(row.case) + b"\n" for row in rows)
