@@ -1,4 +1,4 @@
-"""The README documents every command, and the shipped JSON Schema is the model's."""
+"""The README documents every command and its API example runs; the shipped JSON Schema is the model's."""
 
 from __future__ import annotations
 
@@ -49,3 +49,25 @@ def test_demo_rows_satisfy_the_shipped_schema(tmp_path):
     assert len(rows) == summary["gate"]["promoted_main"] - 1  # one case retired before 1.1.0
     for row in rows:
         jsonschema.validate(row, schema)
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's API example, run as written on a workspace made by `evaltray init shop-bot`."""
+    from evaltray.core.store import Workspace
+
+    section = README[README.index("## Python API") :]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start : section.index("\n```", start)]
+    monkeypatch.chdir(tmp_path)
+    Workspace.init(tmp_path / "shop-bot", user="alice").close()
+    (tmp_path / "chats.jsonl").write_bytes(
+        (Path(__file__).parent / "data" / "scrub_workspace" / "chats.jsonl").read_bytes()
+    )
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    release_hash, path = printed[-1].split()
+    manifest = json.loads((tmp_path / "shop-bot" / "releases" / "1.0.0.json").read_text())
+    assert release_hash == manifest["content_hash"] and manifest["sets"]["main"]["n_cases"] == 2
+    assert path == str(tmp_path / "shop-bot" / "exports" / "1.0.0-main-all.inspect.jsonl")
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    assert [r["metadata"]["release_hash"] for r in rows] == [release_hash] * 2
