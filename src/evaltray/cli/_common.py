@@ -97,6 +97,11 @@ def emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
         human()
 
 
+def emit_table(as_json: bool, data: Any, columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    """``data`` as JSON for machines, or ``rows`` as a table for people."""
+    emit(as_json, data, lambda: out().print(table(title, columns, rows)))
+
+
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
     t = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     for c in columns:

@@ -12,7 +12,18 @@ from evaltray.tray import candidates as pool
 from evaltray.tray import review as rev
 from evaltray.tray.gate import derive_slice
 
-from ._common import COUNT, AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
+from ._common import (
+    COUNT,
+    AppContext,
+    dry_run_option,
+    emit,
+    emit_table,
+    err,
+    json_option,
+    out,
+    pass_app,
+    set_option,
+)
 
 
 @click.group()
@@ -93,19 +104,11 @@ def candidates_list(app: AppContext, status: str | None, limit: int, set_name: s
         }
         for c in rows
     ]
-    emit(
+    emit_table(
         as_json,
         data,
-        lambda: out().print(
-            table(
-                None,
-                ["id", "set", "source", "trace", "status", "reason", "case"],
-                [
-                    [d["id"], d["set"], d["source"], d["trace_id"], d["status"], d["reject_reason"], d["case_id"]]
-                    for d in data
-                ],
-            )
-        ),
+        ["id", "set", "source", "trace", "status", "reason", "case"],
+        [[d["id"], d["set"], d["source"], d["trace_id"], d["status"], d["reject_reason"], d["case_id"]] for d in data],
     )
 
 
@@ -116,11 +119,7 @@ def candidates_list(app: AppContext, status: str | None, limit: int, set_name: s
 def candidates_bin(app: AppContext, set_name: str | None, as_json: bool) -> None:
     """The reject bin: how many candidates were rejected, by reason."""
     counts = pool.reject_bin(app.ws, set_name)
-    emit(
-        as_json,
-        counts,
-        lambda: out().print(table("reject bin", ["reason", "candidates"], list(map(list, counts.items())))),
-    )
+    emit_table(as_json, counts, ["reason", "candidates"], list(map(list, counts.items())), title="reject bin")
 
 
 def _show_input(cand: pool.Candidate) -> None:

@@ -11,7 +11,7 @@ from evaltray.core.records import ReleaseStatus
 from evaltray.tray import release as rel
 from evaltray.tray.export import EXPORTERS, export_release
 
-from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
+from ._common import AppContext, dry_run_option, emit, emit_table, err, json_option, out, pass_app, set_option, table
 
 
 @click.group()
@@ -132,16 +132,11 @@ def release_diff(app: AppContext, old: str, new: str, as_json: bool) -> None:
 def release_list(app: AppContext, as_json: bool) -> None:
     """Every release with its status and hash."""
     rows = rel.release_log(app.ws)
-    emit(
+    emit_table(
         as_json,
         rows,
-        lambda: out().print(
-            table(
-                None,
-                ["version", "status", "hash", "created", "by"],
-                [[r["version"], r["status"], r["content_hash"][:12], r["created_at"], r["created_by"]] for r in rows],
-            )
-        ),
+        ["version", "status", "hash", "created", "by"],
+        [[r["version"], r["status"], r["content_hash"][:12], r["created_at"], r["created_by"]] for r in rows],
     )
 
 

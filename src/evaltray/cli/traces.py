@@ -10,7 +10,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.traces import LIST_COLUMNS, list_traces, show_trace, trace_stats
 
 from ..ingest import FORMATS, ingest_files
-from ._common import COUNT, AppContext, emit, err, json_option, out, pass_app, table
+from ._common import COUNT, AppContext, emit, emit_table, err, json_option, out, pass_app, table
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -113,16 +113,11 @@ def ingest(
         "issues": len(report.issues),
         "quarantined": report.quarantined,
     }
-    emit(
+    emit_table(
         as_json,
         data,
-        lambda: out().print(
-            table(
-                None,
-                ["file", "format", "ingested", "already present", "payload kept", "malformed"],
-                [[f.path, f.format, f.ingested, f.skipped, f.payload_kept, len(f.issues)] for f in report.files],
-            )
-        ),
+        ["file", "format", "ingested", "already present", "payload kept", "malformed"],
+        [[f.path, f.format, f.ingested, f.skipped, f.payload_kept, len(f.issues)] for f in report.files],
     )
 
 
@@ -172,16 +167,11 @@ def traces_list(app: AppContext, where: str | None, limit: int, as_json: bool) -
     listing = list_traces(app.ws.trace_store(), where, limit, scrubs=app.ws.settings.scrub)
     _warn_unscrubbed(listing.unscrubbed)
     rows = listing.rows
-    emit(
+    emit_table(
         as_json,
         rows,
-        lambda: out().print(
-            table(
-                None,
-                list(LIST_COLUMNS),
-                [[r[c] if c != "input_text" else (r[c] or "")[:60] for c in LIST_COLUMNS] for r in rows],
-            )
-        ),
+        list(LIST_COLUMNS),
+        [[r[c] if c != "input_text" else (r[c] or "")[:60] for c in LIST_COLUMNS] for r in rows],
     )
 
 

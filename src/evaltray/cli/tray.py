@@ -13,7 +13,7 @@ from evaltray.core.records import SOURCES
 from evaltray.tray import gate, lifecycle
 from evaltray.tray import review as rev
 
-from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, set_option, table
+from ._common import AppContext, dry_run_option, emit, emit_table, err, json_option, out, pass_app, set_option, table
 
 
 @click.group()
@@ -182,16 +182,11 @@ def cases_supersede(app: AppContext, case_id: str, text: str | None, input_file:
 def cases_list(app: AppContext, all_: bool, set_name: str | None, as_json: bool) -> None:
     """List case ids with their status (retired ids stay listed forever with --all)."""
     rows = lifecycle.list_cases(app.ws, set_name, include_retired=all_)
-    emit(
+    emit_table(
         as_json,
         rows,
-        lambda: out().print(
-            table(
-                None,
-                ["id", "status", "candidate", "successor", "retired because"],
-                [[r["id"], r["status"], r["candidate_id"], r["successor"], r["retired_reason"]] for r in rows],
-            )
-        ),
+        ["id", "status", "candidate", "successor", "retired because"],
+        [[r["id"], r["status"], r["candidate_id"], r["successor"], r["retired_reason"]] for r in rows],
     )
 
 

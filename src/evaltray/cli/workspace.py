@@ -9,7 +9,7 @@ import click
 from evaltray.core.records import Role
 from evaltray.core.store import Workspace
 
-from ._common import AppContext, emit, json_option, out, pass_app, table
+from ._common import AppContext, emit, emit_table, json_option, out, pass_app
 
 
 @click.command()
@@ -57,13 +57,7 @@ def users_add(app: AppContext, name: str, role: str, as_json: bool) -> None:
 def users_list(app: AppContext, as_json: bool) -> None:
     """List users and their roles."""
     rows = app.ws.users()
-    emit(
-        as_json,
-        rows,
-        lambda: out().print(
-            table(None, ["name", "role", "since"], [[r["name"], r["role"], r["created_at"]] for r in rows])
-        ),
-    )
+    emit_table(as_json, rows, ["name", "role", "since"], [[r["name"], r["role"], r["created_at"]] for r in rows])
 
 
 @click.command()
