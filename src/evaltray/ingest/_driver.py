@@ -48,7 +48,7 @@ from ._common import SHAPE_ERRORS
 from ._registry import BadRecord, Format, Issue, detect, get_format
 
 if TYPE_CHECKING:  # the scrub package imports Presidio (seconds): only when a workspace scrubs
-    from evaltray.scrub import ScrubConfig, TableScrub
+    from evaltray.scrub import Scrubber, ScrubConfig, TableScrub
 
 BATCH = 20_000
 #: Bytes per chunk of a JSON-lines file parsed in this process; each chunk is one Parquet part and the
@@ -705,8 +705,6 @@ def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int, stored:
 
     ``stored``: ids already in the store (only read, to spare scrubbing rows that will be skipped).
     """
-    if spec.scrub is not None:
-        spec.scrub.scrubber()  # built before forking, so every worker inherits it instead of starting Presidio
     if workers < 2 or path.stat().st_size < PARALLEL_MIN_BYTES:
         for start, end in _chunk_bounds(path, CHUNK_BYTES):
             yield _parse_chunk(name, str(path), start, end, spec, stored)
@@ -715,7 +713,10 @@ def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int, stored:
     size = min(PARALLEL_CHUNK_BYTES, max(CHUNK_BYTES, path.stat().st_size // (4 * workers)))
     todo = iter(_chunk_bounds(path, size))
     running: deque[Future[_Chunk]] = deque()
-    with process_pool(workers, _start_worker, (stored,)) as pool:
+    # the scrubber is built here once and handed to each worker (with fork, without a copy), so no worker
+    # starts Presidio again
+    scrubbing = (spec.scrub, spec.scrub.scrubber()) if spec.scrub is not None else None
+    with process_pool(workers, _start_worker, (stored, scrubbing)) as pool:
         for start, end in todo:  # a few chunks ahead of the writer bounds the memory held
             running.append(pool.submit(_parse_in_worker, name, str(path), start, end, spec))
             if len(running) >= 2 * workers:
@@ -738,10 +739,13 @@ def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int, stored:
 _worker_stored: Collection[str] = frozenset()
 
 
-def _start_worker(stored: Collection[str]) -> None:
-    """Runs once in each worker as it starts (the set travels in ``initargs``: with fork, without a copy)."""
+def _start_worker(stored: Collection[str], scrubbing: tuple[ScrubConfig, Scrubber] | None) -> None:
+    """Runs once in each worker as it starts (what it needs travels in ``initargs``: with fork, without a copy)."""
     global _worker_stored
     _worker_stored = stored
+    if scrubbing is not None:
+        config, scrubber = scrubbing
+        config.install(scrubber)
 
 
 def _parse_in_worker(name: str, path: str, start: int, end: int, spec: _PartSpec) -> _Chunk:
