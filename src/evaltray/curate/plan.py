@@ -319,6 +319,9 @@ def cell_of(plan: Plan, labels: dict[str, Any]) -> tuple[str, ...] | None:
 
 # --------------------------------------------------------------------------- coverage
 
+#: A grid cell: one value per grid axis, in the plan's grid order.
+_Cell = tuple[str, ...]
+
 
 @dataclass
 class CellCoverage:
@@ -356,64 +359,15 @@ def coverage(
     fillable_per_cell: int = 5,
 ) -> Coverage:
     """Filled vs target per cell, gaps first, ordered by how often users hit the cell and complain there."""
-    from evaltray.tray import candidates as pool
     from evaltray.tray.casefile import load_cases
 
     set_name = ws.check_set(set_name)
     cases = list(load_cases(ws, set_name).values())
-    filled: Counter[tuple[str, ...]] = Counter()
-    unmapped = 0
-    for case in cases:
-        labels = {
-            **case["labels"],
-            "difficulty": case["difficulty"],
-            "case_type": case["case_type"],
-            "failure_mode": (case["review"].get("failure_tags") or [None])[0],
-        }
-        cell = cell_of(plan, labels)
-        if cell is None:
-            unmapped += 1
-        else:
-            filled[cell] += 1
-    pending: Counter[tuple[str, ...]] = Counter()
-    in_pool = set()
-    for cand in pool.list_candidates(ws, set_name):
-        if cand.trace_id:
-            in_pool.add(cand.trace_id)
-        if cand.status == pool.PENDING:
-            cell = cell_of(plan, {**cand.labels, "difficulty": cand.difficulty, "case_type": cand.case_type})
-            if cell is not None:
-                pending[cell] += 1
-    assigned = assign_traces(ws, plan, clusters=clusters)
-    feedback = {}
-    if assigned:
-        table = ws.trace_store().query("payload_kept", columns=["trace_id", "feedback_score"])
-        feedback = dict(
-            zip(table.column("trace_id").to_pylist(), table.column("feedback_score").to_pylist(), strict=True)
-        )
-    # a trace whose rules left a later axis unset could fill any cell along it: group traces by the
-    # axes they do have, then spread each group over the cells it is consistent with
-    groups: dict[tuple[str | None, ...], list[str]] = defaultdict(list)
-    for tid, axes in sorted(assigned.items()):
-        groups[tuple(axes.get(a) for a in plan.grid)].append(tid)
-    traffic: Counter[tuple[str, ...]] = Counter()
-    complaints: Counter[tuple[str, ...]] = Counter()
-    fill: dict[tuple[str, ...], list[str]] = defaultdict(list)
-    cells = plan.cell_keys()
-    for signature, tids in groups.items():
-        if signature and signature[0] is None:
-            continue  # no rule placed these traces on the first axis (the feature): they belong nowhere yet
-        n_bad = sum(1 for t in tids if (feedback.get(t) or 0) < 0)
-        fresh = [t for t in tids if t not in in_pool]
-        for cell in cells:
-            if all(s is None or s == v for s, v in zip(signature, cell, strict=True)):
-                traffic[cell] += len(tids)
-                complaints[cell] += n_bad
-                room = fillable_per_cell - len(fill[cell])
-                if room > 0:
-                    fill[cell] += fresh[:room]
+    filled, unmapped = _filled_cells(plan, cases)
+    pending, in_pool = _pending_cells(ws, plan, set_name)
+    traffic, complaints, fill = _traffic_cells(ws, plan, clusters, in_pool, fillable_per_cell)
     rows = []
-    for cell in cells:
+    for cell in plan.cell_keys():
         labels = dict(zip(plan.grid, cell, strict=True))
         rows.append(
             CellCoverage(
@@ -428,6 +382,82 @@ def coverage(
             )
         )
     rows.sort(key=lambda c: (c.gap == 0, -c.traffic, -c.complaints, -c.gap, tuple(c.cell.values())))
+    return Coverage(rows, _marginals(plan, cases), unmapped, list(plan.grid))
+
+
+def _filled_cells(plan: Plan, cases: list[dict[str, Any]]) -> tuple[Counter[_Cell], int]:
+    """How many tray cases fall in each cell, and how many fall in none."""
+    filled: Counter[_Cell] = Counter()
+    unmapped = 0
+    for case in cases:
+        labels = {
+            **case["labels"],
+            "difficulty": case["difficulty"],
+            "case_type": case["case_type"],
+            "failure_mode": (case["review"].get("failure_tags") or [None])[0],
+        }
+        cell = cell_of(plan, labels)
+        if cell is None:
+            unmapped += 1
+        else:
+            filled[cell] += 1
+    return filled, unmapped
+
+
+def _pending_cells(ws: Workspace, plan: Plan, set_name: str) -> tuple[Counter[_Cell], set[str]]:
+    """How many pending candidates fall in each cell, and the trace ids already in the pool."""
+    from evaltray.tray import candidates as pool
+
+    pending: Counter[_Cell] = Counter()
+    in_pool = set()
+    for cand in pool.list_candidates(ws, set_name):
+        if cand.trace_id:
+            in_pool.add(cand.trace_id)
+        if cand.status == pool.PENDING:
+            cell = cell_of(plan, {**cand.labels, "difficulty": cand.difficulty, "case_type": cand.case_type})
+            if cell is not None:
+                pending[cell] += 1
+    return pending, in_pool
+
+
+def _traffic_cells(
+    ws: Workspace, plan: Plan, clusters: dict[str, str] | None, in_pool: set[str], fillable_per_cell: int
+) -> tuple[Counter[_Cell], Counter[_Cell], dict[_Cell, list[str]]]:
+    """Per cell: the traces the plan's rules place there, those with negative feedback, and up to
+    ``fillable_per_cell`` of them not yet in the pool."""
+    assigned = assign_traces(ws, plan, clusters=clusters)
+    feedback = {}
+    if assigned:
+        table = ws.trace_store().query("payload_kept", columns=["trace_id", "feedback_score"])
+        feedback = dict(
+            zip(table.column("trace_id").to_pylist(), table.column("feedback_score").to_pylist(), strict=True)
+        )
+    # a trace whose rules left a later axis unset could fill any cell along it: group traces by the
+    # axes they do have, then spread each group over the cells it is consistent with
+    groups: dict[tuple[str | None, ...], list[str]] = defaultdict(list)
+    for tid, axes in sorted(assigned.items()):
+        groups[tuple(axes.get(a) for a in plan.grid)].append(tid)
+    traffic: Counter[_Cell] = Counter()
+    complaints: Counter[_Cell] = Counter()
+    fill: dict[_Cell, list[str]] = defaultdict(list)
+    cells = plan.cell_keys()
+    for signature, tids in groups.items():
+        if signature and signature[0] is None:
+            continue  # no rule placed these traces on the first axis (the feature): they belong nowhere yet
+        n_bad = sum(1 for t in tids if (feedback.get(t) or 0) < 0)
+        fresh = [t for t in tids if t not in in_pool]
+        for cell in cells:
+            if all(s is None or s == v for s, v in zip(signature, cell, strict=True)):
+                traffic[cell] += len(tids)
+                complaints[cell] += n_bad
+                room = fillable_per_cell - len(fill[cell])
+                if room > 0:
+                    fill[cell] += fresh[:room]
+    return traffic, complaints, fill
+
+
+def _marginals(plan: Plan, cases: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per axis with a minimum or a mix: each value's filled count, minimum, share and target share."""
     marginals = {}
     for axis in sorted(set(plan.minimums) | set(plan.mix)):
         counts = Counter(
@@ -442,4 +472,4 @@ def coverage(
             }
             for v in plan.dimensions.get(axis) or sorted(counts)
         }
-    return Coverage(rows, marginals, unmapped, list(plan.grid))
+    return marginals

@@ -157,6 +157,23 @@ def _insert(
     ws.audit(conn, actor, "candidate.add", cid, source=source, trace_id=trace_id, set=set_name)
 
 
+#: The trace columns a pool row is made from.
+_TRACE_COLUMNS = (
+    "trace_id",
+    "ingest_date",
+    "messages",
+    "tools",
+    "feature",
+    "tags",
+    "retrieved_doc_ids",
+    "feedback_score",
+    "model",
+    "corpus_version",
+    "metadata",
+    "scrubbed",
+)
+
+
 def add_from_traces(
     ws: Workspace,
     actor: str,
@@ -179,25 +196,12 @@ def add_from_traces(
         raise EvaltrayError(f"unknown source {source!r} (one of: {', '.join(SOURCES)})")
     if cut not in CUTS:
         raise EvaltrayError(f"unknown cut {cut!r} (one of: {', '.join(CUTS)})")
-    store = ws.trace_store()
     clauses = ["payload_kept"]
     if where:
         clauses.append(f"({where})")
-    cols = [
-        "trace_id",
-        "ingest_date",
-        "messages",
-        "tools",
-        "feature",
-        "tags",
-        "retrieved_doc_ids",
-        "feedback_score",
-        "model",
-        "corpus_version",
-        "metadata",
-        "scrubbed",
-    ]
-    table = store.query(" AND ".join(clauses), columns=cols, order_by="start_time NULLS LAST, trace_id")
+    table = ws.trace_store().query(
+        " AND ".join(clauses), columns=_TRACE_COLUMNS, order_by="start_time NULLS LAST, trace_id"
+    )
     wanted = set(trace_ids) if trace_ids is not None else None
     cands = ws.t["candidates"]
     added: list[str] = []
@@ -213,42 +217,12 @@ def add_from_traces(
             if ws.settings.scrub and row["scrubbed"] is not True:
                 unscrubbed += 1  # its text would reach reviewers as recorded
                 continue
-            messages = read_messages(row["messages"])
-            before, after = split_conversation(messages, cut)
+            before, after = split_conversation(read_messages(row["messages"]), cut)
             if not before:
                 continue
-            feature = row["feature"]
-            labels = {"feature": feature, "scenario": None, "persona": None, "tags": list(row["tags"] or [])}
             extra = annotate(row["trace_id"]) if annotate else {}
-            labels.update({k: v for k, v in (extra.get("labels") or {}).items() if k in labels and v is not None})
             if not dry_run:
-                _insert(
-                    ws,
-                    conn,
-                    cid,
-                    set_name,
-                    source,
-                    actor,
-                    input={
-                        "messages": before,
-                        "tools": loads(row["tools"]) if row["tools"] else [],
-                        "context": [],
-                        "retrieved_doc_ids": list(row["retrieved_doc_ids"] or []),
-                    },
-                    recorded_output=render_output(after),
-                    trace_id=row["trace_id"],
-                    ingest_date=row["ingest_date"],
-                    labels=labels,
-                    metadata={
-                        "model": row["model"],
-                        "feedback_score": row["feedback_score"],
-                        "corpus_version": row["corpus_version"],
-                        "recorded_trajectory": after,
-                        "trace_metadata": loads(row["metadata"]) if row["metadata"] else {},
-                        **(extra.get("metadata") or {}),
-                    },
-                    weight=int(extra.get("weight", 1)),
-                )
+                _insert(ws, conn, cid, set_name, source, actor, **_trace_fields(row, before, after, extra))
             have.add(cid)
             added.append(cid)
             if limit is not None and len(added) >= limit:
@@ -260,6 +234,36 @@ def add_from_traces(
             unscrubbed,
         )
     return added
+
+
+def _trace_fields(
+    row: dict[str, Any], before: list[dict[str, Any]], after: list[dict[str, Any]], extra: dict[str, Any]
+) -> dict[str, Any]:
+    """The pool fields (``_insert``'s keywords) of a trace cut into ``before`` and ``after``; the annotator's
+    ``extra`` fills labels the trace leaves unset, adds metadata and may set a weight."""
+    labels = {"feature": row["feature"], "scenario": None, "persona": None, "tags": list(row["tags"] or [])}
+    labels.update({k: v for k, v in (extra.get("labels") or {}).items() if k in labels and v is not None})
+    return {
+        "input": {
+            "messages": before,
+            "tools": loads(row["tools"]) if row["tools"] else [],
+            "context": [],
+            "retrieved_doc_ids": list(row["retrieved_doc_ids"] or []),
+        },
+        "recorded_output": render_output(after),
+        "trace_id": row["trace_id"],
+        "ingest_date": row["ingest_date"],
+        "labels": labels,
+        "metadata": {
+            "model": row["model"],
+            "feedback_score": row["feedback_score"],
+            "corpus_version": row["corpus_version"],
+            "recorded_trajectory": after,
+            "trace_metadata": loads(row["metadata"]) if row["metadata"] else {},
+            **(extra.get("metadata") or {}),
+        },
+        "weight": int(extra.get("weight", 1)),
+    }
 
 
 def add_manual(

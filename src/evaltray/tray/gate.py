@@ -119,6 +119,8 @@ def check_case(case: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
 
 
 def _gate_problems(ws: Workspace, cand: Candidate, review: Review) -> list[str]:
+    """The gate's rules on the label itself: signed by someone who may sign, written by a person, and (for a
+    synthetic case) not a copy of the generated output."""
     problems = []
     if not review.signed_by:
         problems.append("not signed off: an adjudicator must sign the label (`evaltray signoff`)")
@@ -152,13 +154,7 @@ def promote(
     """Move every signed, complete candidate into the tray; report what is blocked and why."""
     set_name = ws.check_set(set_name)
     ws.require(actor, SIGN_ROLES | {Role.COMPOSITION_OWNER}, "promoting")
-    cands_t, cases_t = ws.t["candidates"], ws.t["cases"]
-    q = sa.select(cands_t.c.id).where(cands_t.c.set_name == set_name, cands_t.c.status.in_([PENDING, PROMOTED]))
-    if candidate_ids:
-        q = q.where(cands_t.c.id.in_(candidate_ids))
-    with ws.tx() as conn:
-        ids = [r[0] for r in conn.execute(q.order_by(cands_t.c.id))]
-        registry = {r.id: r for r in conn.execute(sa.select(cases_t))}
+    ids, registry = _promotion_queue(ws, set_name, candidate_ids)
     report = PromoteReport()
     with ws.lock(f"tray-{set_name}"):
         tray = load_cases(ws, set_name)
@@ -170,81 +166,138 @@ def promote(
             if review is None:
                 report.awaiting_review += cand.status == PENDING
                 continue
-            if cand.status == PROMOTED:
-                reg = registry.get(cand.case_id or "")
-                if reg is None or reg.status != ACTIVE or reg.review_id == review.id or not review.signed_by:
-                    continue
-                kind, case_id = "relabel", reg.id
-                old = tray.get(case_id, {})
-                created, added = (
-                    old.get("created_at", reg.created_at),
-                    old.get("version", {}).get("added", PENDING_VERSION),
-                )
-            else:
-                kind = "supersede" if cand.supersedes else "new"
-                case_id = new_case_id(set_name, cand.input, taken)
-                created, added = now_iso(), PENDING_VERSION
-            problems = _gate_problems(ws, cand, review)
-            row, schema = check_case(build_case(ws, cand, review, case_id, created_at=created, version_added=added))
-            if not review.signed_by:  # the sign-off problem already says it; skip its knock-on fields
-                schema = [p for p in schema if not p.startswith(("freshness.", "validation.", "owner"))]
-            problems += schema
-            if cand.supersedes and cand.supersedes not in tray:
-                problems.append(f"supersedes {cand.supersedes}, which is not an active case in set {set_name}")
-            if problems:
+            slot = _slot(cand, review, registry, tray, set_name, taken)
+            if slot is None:
+                continue
+            row, problems = _admit(ws, cand, review, slot, tray, set_name)
+            if row is None:
                 report.blocked.append((cid, problems))
                 continue
-            assert row is not None
-            taken.add(case_id)
-            tray[case_id] = row
+            taken.add(slot.case_id)
+            tray[slot.case_id] = row
             if cand.supersedes:
                 tray.pop(cand.supersedes, None)
-            updates.append((cand, review, row, kind))
-            report.promoted.append(Promotion(cid, case_id, kind))
+            updates.append((cand, review, row, slot.kind))
+            report.promoted.append(Promotion(cid, slot.case_id, slot.kind))
         if dry_run or not updates:
             return report
         write_cases(ws, set_name, tray.values())
-        with ws.tx() as conn:
-            for cand, review, row, kind in updates:
-                values = dict(
-                    review_id=review.id,
-                    content_hash=signed_hash(row),
-                    slice=row["slice"],
-                    source=row["provenance"]["source"],
-                    difficulty=row["difficulty"],
-                    case_type=row["case_type"],
-                    supersedes=row["provenance"]["supersedes"],
-                )
-                if kind == "relabel":
-                    conn.execute(cases_t.update().where(cases_t.c.id == row["id"]).values(**values))
-                else:
-                    conn.execute(
-                        cases_t.insert().values(
-                            id=row["id"],
-                            set_name=set_name,
-                            status=ACTIVE,
-                            candidate_id=cand.id,
-                            created_at=row["created_at"],
-                            **values,
-                        )
-                    )
-                    conn.execute(
-                        cands_t.update().where(cands_t.c.id == cand.id).values(status=PROMOTED, case_id=row["id"])
-                    )
-                if cand.supersedes:
-                    conn.execute(
-                        cases_t.update()
-                        .where(cases_t.c.id == cand.supersedes)
-                        .values(
-                            status=RETIRED,
-                            successor=row["id"],
-                            retired_reason=f"superseded by {row['id']} (input changed)",
-                            retired_by=actor,
-                            retired_at=now_iso(),
-                        )
-                    )
-                ws.audit(conn, actor, f"case.{kind}", row["id"], candidate=cand.id, review_id=review.id)
+        _register(ws, actor, set_name, updates)
     return report
+
+
+def _promotion_queue(
+    ws: Workspace, set_name: str, candidate_ids: list[str] | None
+) -> tuple[list[str], dict[str, sa.Row[Any]]]:
+    """The ids of the set's pending and promoted candidates (those asked for), in id order, and the
+    case registry by id."""
+    cands_t, cases_t = ws.t["candidates"], ws.t["cases"]
+    q = sa.select(cands_t.c.id).where(cands_t.c.set_name == set_name, cands_t.c.status.in_([PENDING, PROMOTED]))
+    if candidate_ids:
+        q = q.where(cands_t.c.id.in_(candidate_ids))
+    with ws.tx() as conn:
+        ids = [r[0] for r in conn.execute(q.order_by(cands_t.c.id))]
+        registry = {r.id: r for r in conn.execute(sa.select(cases_t))}
+    return ids, registry
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where a reviewed candidate lands in the tray, and the stamps its row keeps."""
+
+    kind: str  # new | relabel | supersede
+    case_id: str
+    created_at: str
+    version_added: str
+
+
+def _slot(
+    cand: Candidate,
+    review: Review,
+    registry: dict[str, sa.Row[Any]],
+    tray: dict[str, dict[str, Any]],
+    set_name: str,
+    taken: set[str],
+) -> _Slot | None:
+    """A fresh case for a pending candidate; for a promoted one, a relabel of its active case when a newer
+    signed review exists, else None (nothing to do)."""
+    if cand.status == PROMOTED:
+        reg = registry.get(cand.case_id or "")
+        if reg is None or reg.status != ACTIVE or reg.review_id == review.id or not review.signed_by:
+            return None
+        old = tray.get(reg.id, {})
+        return _Slot(
+            "relabel",
+            reg.id,
+            old.get("created_at", reg.created_at),
+            old.get("version", {}).get("added", PENDING_VERSION),
+        )
+    kind = "supersede" if cand.supersedes else "new"
+    return _Slot(kind, new_case_id(set_name, cand.input, taken), now_iso(), PENDING_VERSION)
+
+
+def _admit(
+    ws: Workspace, cand: Candidate, review: Review, slot: _Slot, tray: dict[str, dict[str, Any]], set_name: str
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The gate's rules for one candidate: its checked tray row when it may pass, else None and every reason."""
+    problems = _gate_problems(ws, cand, review)
+    case = build_case(ws, cand, review, slot.case_id, created_at=slot.created_at, version_added=slot.version_added)
+    row, schema = check_case(case)
+    if not review.signed_by:  # the sign-off problem already says it; skip its knock-on fields
+        schema = [p for p in schema if not p.startswith(("freshness.", "validation.", "owner"))]
+    problems += schema
+    if cand.supersedes and cand.supersedes not in tray:
+        problems.append(f"supersedes {cand.supersedes}, which is not an active case in set {set_name}")
+    if problems:
+        return None, problems
+    assert row is not None  # no schema problem means a row
+    return row, []
+
+
+def _register(
+    ws: Workspace, actor: str, set_name: str, updates: list[tuple[Candidate, Review, dict[str, Any], str]]
+) -> None:
+    """Record promoted rows in the case registry, mark their candidates, retire what they supersede, and
+    audit each, in one transaction."""
+    cands_t, cases_t = ws.t["candidates"], ws.t["cases"]
+    with ws.tx() as conn:
+        for cand, review, row, kind in updates:
+            values = dict(
+                review_id=review.id,
+                content_hash=signed_hash(row),
+                slice=row["slice"],
+                source=row["provenance"]["source"],
+                difficulty=row["difficulty"],
+                case_type=row["case_type"],
+                supersedes=row["provenance"]["supersedes"],
+            )
+            if kind == "relabel":
+                conn.execute(cases_t.update().where(cases_t.c.id == row["id"]).values(**values))
+            else:
+                conn.execute(
+                    cases_t.insert().values(
+                        id=row["id"],
+                        set_name=set_name,
+                        status=ACTIVE,
+                        candidate_id=cand.id,
+                        created_at=row["created_at"],
+                        **values,
+                    )
+                )
+                conn.execute(cands_t.update().where(cands_t.c.id == cand.id).values(status=PROMOTED, case_id=row["id"]))
+            if cand.supersedes:
+                conn.execute(
+                    cases_t.update()
+                    .where(cases_t.c.id == cand.supersedes)
+                    .values(
+                        status=RETIRED,
+                        successor=row["id"],
+                        retired_reason=f"superseded by {row['id']} (input changed)",
+                        retired_by=actor,
+                        retired_at=now_iso(),
+                    )
+                )
+            ws.audit(conn, actor, f"case.{kind}", row["id"], candidate=cand.id, review_id=review.id)
 
 
 def retire(
