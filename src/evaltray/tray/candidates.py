@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,29 +48,11 @@ class Candidate:
     @classmethod
     def from_row(cls, row: Any) -> Candidate:
         m = row._mapping
-        return cls(
-            id=m["id"],
-            set_name=m["set_name"],
-            source=m["source"],
-            trace_id=m["trace_id"],
-            ingest_date=m["ingest_date"],
-            input=loads(m["input"]),
-            recorded_output=m["recorded_output"],
-            labels=loads(m["labels"]),
-            slice=m["slice"],
-            difficulty=m["difficulty"],
-            case_type=m["case_type"],
-            risk_level=m["risk_level"],
-            notes=m["notes"],
-            weight=m["weight"],
-            status=m["status"],
-            reject_reason=m["reject_reason"],
-            case_id=m["case_id"],
-            supersedes=m["supersedes"],
-            metadata=loads(m["metadata"]),
-            created_by=m["created_by"],
-            created_at=m["created_at"],
-        )
+        return cls(**{f.name: loads(m[f.name]) if f.name in _JSON_FIELDS else m[f.name] for f in fields(cls)})
+
+
+#: Candidate fields stored as JSON text.
+_JSON_FIELDS = frozenset({"input", "labels", "metadata"})
 
 
 CUTS = ("last-user", "first-user")
