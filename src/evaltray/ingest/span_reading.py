@@ -202,12 +202,8 @@ def _params(a: Mapping[str, Any]) -> dict[str, Any]:
     return params
 
 
-def read_span(span: SpanRecord) -> SpanReading:
-    """Interpret one span's attributes and events, whatever convention wrote them."""
-    a = span.attrs
-    role = _span_role(span)
-    r = SpanReading(role=role, error=_error(span))
-    r.input_tokens, r.output_tokens, r.total_tokens, r.cost = _usage(a)
+def _read_model(r: SpanReading, a: Mapping[str, Any]) -> None:
+    """Fill in which model answered: request and response model, provider, fingerprint, id and finish reasons."""
     inv = maybe_json(a.get("llm.invocation_parameters"))
     r.request_model = first_value(a, "gen_ai.request.model", "ai.model.id") or (
         inv.get("model") if isinstance(inv, dict) else None
@@ -222,43 +218,51 @@ def read_span(span: SpanRecord) -> SpanReading:
     r.response_id = first_value(a, "gen_ai.response.id", "ai.response.id")
     reasons = first_value(a, "gen_ai.response.finish_reasons", "ai.response.finishReason")
     r.finish_reasons = [str(x) for x in reasons] if isinstance(reasons, list) else [str(reasons)] if reasons else []
-    r.tools = span_tools(a)
-    r.ttft_ms = as_float(first_value(a, *_TTFT_KEYS))
+
+
+def _ttft_ms(span: SpanRecord) -> float | None:
+    """Milliseconds to the first output chunk: as recorded, else from Langfuse's completion start time."""
+    a = span.attrs
+    ttft = as_float(first_value(a, *_TTFT_KEYS))
     start_of_output = parse_time(a.get("langfuse.observation.completion_start_time"))
-    if r.ttft_ms is None and start_of_output and span.start:
-        r.ttft_ms = (start_of_output - span.start).total_seconds() * 1000.0
+    if ttft is None and start_of_output and span.start:
+        ttft = (start_of_output - span.start).total_seconds() * 1000.0
+    return ttft
 
-    if role == "tool":
-        result = first_value(
-            a,
-            "gen_ai.tool.call.result",
-            "output.value",
-            "langfuse.observation.output",
-            "ai.toolCall.result",
-            "ai.toolCall.output",
-            "traceloop.entity.output",
-            "output",
-        )
-        text = result_text(result) if result is not None else r.error
-        r.tool_result = Message(
-            role="tool",
-            content=text,
-            tool_call_id=first_value(a, "gen_ai.tool.call.id", "tool_call.id", "ai.toolCall.id"),
-            name=first_value(a, "gen_ai.tool.name", "tool.name", "ai.toolCall.name", "tool_call.function.name")
-            or span.name,
-            is_error=r.error is not None,
-        )
-        description = first_value(a, "gen_ai.tool.description", "tool.description")
-        params = maybe_json(a.get("tool.parameters"))
-        tool = openai_tool({"name": r.tool_result.name, "description": description, "parameters": params})
-        if tool is not None and (description or params):
-            r.tools.append(tool)
-        return r
 
-    events_in, events_out = event_messages(span.events)
-    details = next((e.attrs for e in span.events if e.name == "gen_ai.client.inference.operation.details"), {})
+def _read_tool_call(r: SpanReading, span: SpanRecord) -> None:
+    """Fill in a tool span's result message (its error when it has no result) and the tool's definition."""
+    a = span.attrs
+    result = first_value(
+        a,
+        "gen_ai.tool.call.result",
+        "output.value",
+        "langfuse.observation.output",
+        "ai.toolCall.result",
+        "ai.toolCall.output",
+        "traceloop.entity.output",
+        "output",
+    )
+    text = result_text(result) if result is not None else r.error
+    r.tool_result = Message(
+        role="tool",
+        content=text,
+        tool_call_id=first_value(a, "gen_ai.tool.call.id", "tool_call.id", "ai.toolCall.id"),
+        name=first_value(a, "gen_ai.tool.name", "tool.name", "ai.toolCall.name", "tool_call.function.name")
+        or span.name,
+        is_error=r.error is not None,
+    )
+    description = first_value(a, "gen_ai.tool.description", "tool.description")
+    params = maybe_json(a.get("tool.parameters"))
+    tool = openai_tool({"name": r.tool_result.name, "description": description, "parameters": params})
+    if tool is not None and (description or params):
+        r.tools.append(tool)
+
+
+def _input_messages(a: Mapping[str, Any], details: Mapping[str, Any], events_in: list[Message]) -> list[Message]:
+    """The messages sent to the model, from the first convention that has any, system instructions first."""
     system = system_messages(a.get("gen_ai.system_instructions") or details.get("gen_ai.system_instructions"))
-    r.inputs = _first_messages(
+    inputs = _first_messages(
         (
             lambda: messages_from(a.get("gen_ai.input.messages") or details.get("gen_ai.input.messages")),
             lambda: indexed_messages(a, "llm.input_messages."),
@@ -272,9 +276,14 @@ def read_span(span: SpanRecord) -> SpanReading:
             lambda: io_messages(a, "input", "user"),
         )
     )
-    if system and not (r.inputs and r.inputs[0].role == "system"):
-        r.inputs = system + r.inputs
-    outputs = _first_messages(
+    if system and not (inputs and inputs[0].role == "system"):
+        return system + inputs
+    return inputs
+
+
+def _output_messages(a: Mapping[str, Any], details: Mapping[str, Any], events_out: list[Message]) -> list[Message]:
+    """The model's output messages (every choice), from the first convention that has any."""
+    return _first_messages(
         (
             lambda: messages_from(
                 a.get("gen_ai.output.messages") or details.get("gen_ai.output.messages"), "assistant"
@@ -289,6 +298,25 @@ def read_span(span: SpanRecord) -> SpanReading:
             lambda: io_messages(a, "output", "assistant"),
         )
     )
+
+
+def read_span(span: SpanRecord) -> SpanReading:
+    """Interpret one span's attributes and events, whatever convention wrote them."""
+    a = span.attrs
+    role = _span_role(span)
+    r = SpanReading(role=role, error=_error(span))
+    r.input_tokens, r.output_tokens, r.total_tokens, r.cost = _usage(a)
+    _read_model(r, a)
+    r.tools = span_tools(a)
+    r.ttft_ms = _ttft_ms(span)
+    if role == "tool":
+        _read_tool_call(r, span)
+        return r
+
+    events_in, events_out = event_messages(span.events)
+    details = next((e.attrs for e in span.events if e.name == "gen_ai.client.inference.operation.details"), {})
+    r.inputs = _input_messages(a, details, events_in)
+    outputs = _output_messages(a, details, events_out)
     # n > 1 choices are alternatives, not turns: the conversation continues with the first
     r.choices = len(outputs)
     r.outputs = outputs[:1] if len(outputs) > 1 and all(m.role == "assistant" for m in outputs) else outputs

@@ -186,6 +186,105 @@ class TableScrub:
         return out
 
 
+#: The columns :func:`scrub_table` reads and may rewrite, each once.
+_ROW_COLUMNS = tuple(
+    dict.fromkeys(
+        (
+            "trace_id",
+            "messages",
+            "input_text",
+            "output_text",
+            "metadata",
+            "payload_kept",
+            "keep_reason",
+            *TEXT_COLUMNS,
+            *ID_COLUMNS,
+            *PAYLOAD_COLUMNS,
+        )
+    )
+)
+
+
+@dataclass(slots=True)
+class _RowScrub:
+    """One table's columns as lists, scrubbed row by row in place; ``changed`` names the columns to write back."""
+
+    cols: dict[str, list[Any]]
+    scrubber: Scrubber
+    id_key: bytes
+    report: TableScrub
+    changed: set[str] = field(default_factory=set)
+
+    def scrub(self, i: int) -> None:
+        """Scrub row ``i``, or quarantine it when the scrubber cannot, and note it in the report."""
+        cols, vault = self.cols, self.scrubber.vault
+        tid = cols["trace_id"][i]
+        raw = cols["messages"][i]
+        messages = orjson.loads(raw) if raw is not None else []
+        fields = self.fields(i)
+        result = self.scrubber.scrub_trace(tid, messages, fields)
+        self.report.rows += 1
+        if result.messages is None or result.fields is None:
+            self.report.quarantined[i] = result.error or f"trace {tid}: could not be scrubbed"
+            self.quarantine(i)
+            if vault is not None:
+                vault.pop_trace(tid)  # nothing of a quarantined trace is kept, its originals neither
+            return
+        if result.counts:
+            self.report.counts[i] = result.counts
+        if raw is not None and result.messages != messages:
+            self.set_messages(i, result.messages)
+        self.set_fields(i, tid, fields, result.fields)
+        if vault is not None:
+            self.report.vault.extend((i, ph, token) for ph, token in vault.pop_trace(tid).items())
+
+    def fields(self, i: int) -> dict[str, Any]:
+        """Row ``i``'s metadata, texts and ids to scrub (an id already a pseudonym is not scrubbed again)."""
+        cols = self.cols
+        fields: dict[str, Any] = {}
+        if cols["metadata"][i] is not None:
+            fields["metadata"] = orjson.loads(cols["metadata"][i])
+        for c in (*TEXT_COLUMNS, *ID_COLUMNS):
+            value = cols[c][i]
+            if value and not (c in ID_COLUMNS and _PSEUDONYM_RE.fullmatch(value)):
+                fields[c] = value
+        return fields
+
+    def quarantine(self, i: int) -> None:
+        """Drop every text of row ``i`` and mark it quarantined."""
+        for c in _NO_TEXT:
+            self.cols[c][i] = None
+        self.cols["payload_kept"][i], self.cols["keep_reason"][i] = False, QUARANTINED
+        self.changed.update((*_NO_TEXT, "payload_kept", "keep_reason"))
+
+    def set_messages(self, i: int, messages: list[dict[str, Any]]) -> None:
+        """Store row ``i``'s scrubbed messages and the input and output text derived from them."""
+        cols = self.cols
+        cols["messages"][i] = json_bytes(messages).decode("utf-8")
+        _, _, _, cols["input_text"][i], cols["output_text"][i], _ = message_summary(
+            [MessageRecord(**m) for m in messages]
+        )
+        self.changed.update(("messages", "input_text", "output_text"))
+
+    def set_fields(self, i: int, tid: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """Store row ``i``'s scrubbed metadata and texts; an id with PII becomes its pseudonym, sealed if a vault."""
+        cols, vault = self.cols, self.scrubber.vault
+        if "metadata" in after and after["metadata"] != before["metadata"]:
+            cols["metadata"][i] = json_bytes(after["metadata"]).decode("utf-8")
+            self.changed.add("metadata")
+        for c in TEXT_COLUMNS:
+            if c in after and after[c] != before[c]:
+                cols[c][i] = after[c]
+                self.changed.add(c)
+        for c in ID_COLUMNS:
+            if c in after and after[c] != before[c]:
+                found = PLACEHOLDER_RE.search(after[c])
+                cols[c][i] = alias = pseudonym(self.id_key, found.group(1) if found else "pii", before[c])
+                self.changed.add(c)
+                if vault is not None:
+                    vault.seal(tid, alias, before[c])
+
+
 def scrub_table(table: pa.Table, config: ScrubConfig, skip: Collection[int] = ()) -> tuple[pa.Table, TableScrub]:
     """Scrub every row of a :data:`~evaltray.core.traces.SCHEMA` table whose ``scrubbed`` is not true.
 
@@ -198,75 +297,16 @@ def scrub_table(table: pa.Table, config: ScrubConfig, skip: Collection[int] = ()
     todo = [i for i, d in enumerate(done) if d is not True and i not in skip]
     if not todo:
         return table, report
-    scrubber = config.scrubber()
-    vault = scrubber.vault
-    names = (
-        "trace_id",
-        "messages",
-        "input_text",
-        "output_text",
-        "metadata",
-        "payload_kept",
-        "keep_reason",
-        *TEXT_COLUMNS,
-        *ID_COLUMNS,
-        *PAYLOAD_COLUMNS,
-    )
-    cols: dict[str, list[Any]] = {c: table.column(c).to_pylist() for c in dict.fromkeys(names)}
-    changed: set[str] = set()
-    ids = cols["trace_id"]
+    rows = _RowScrub({c: table.column(c).to_pylist() for c in _ROW_COLUMNS}, config.scrubber(), config.id_key, report)
     for i in todo:
-        tid = ids[i]
-        raw = cols["messages"][i]
-        messages = orjson.loads(raw) if raw is not None else []
-        fields: dict[str, Any] = {}
-        if cols["metadata"][i] is not None:
-            fields["metadata"] = orjson.loads(cols["metadata"][i])
-        for c in (*TEXT_COLUMNS, *ID_COLUMNS):
-            value = cols[c][i]
-            if value and not (c in ID_COLUMNS and _PSEUDONYM_RE.fullmatch(value)):
-                fields[c] = value
-        result = scrubber.scrub_trace(tid, messages, fields)
-        report.rows += 1
-        if result.messages is None or result.fields is None:
-            report.quarantined[i] = result.error or f"trace {tid}: could not be scrubbed"
-            for c in _NO_TEXT:
-                cols[c][i] = None
-            cols["payload_kept"][i], cols["keep_reason"][i] = False, QUARANTINED
-            changed.update((*_NO_TEXT, "payload_kept", "keep_reason"))
-            if vault is not None:
-                vault.pop_trace(tid)  # nothing of a quarantined trace is kept, its originals neither
-            continue
-        if result.counts:
-            report.counts[i] = result.counts
-        if raw is not None and result.messages != messages:
-            cols["messages"][i] = json_bytes(result.messages).decode("utf-8")
-            _, _, _, cols["input_text"][i], cols["output_text"][i], _ = message_summary(
-                [MessageRecord(**m) for m in result.messages]
-            )
-            changed.update(("messages", "input_text", "output_text"))
-        out = result.fields
-        if "metadata" in out and out["metadata"] != fields["metadata"]:
-            cols["metadata"][i] = json_bytes(out["metadata"]).decode("utf-8")
-            changed.add("metadata")
-        for c in TEXT_COLUMNS:
-            if c in out and out[c] != fields[c]:
-                cols[c][i] = out[c]
-                changed.add(c)
-        for c in ID_COLUMNS:
-            if c in out and out[c] != fields[c]:
-                found = PLACEHOLDER_RE.search(out[c])
-                cols[c][i] = alias = pseudonym(config.id_key, found.group(1) if found else "pii", fields[c])
-                changed.add(c)
-                if vault is not None:
-                    vault.seal(tid, alias, fields[c])
-        if vault is not None:
-            report.vault.extend((i, ph, token) for ph, token in vault.pop_trace(tid).items())
+        rows.scrub(i)
     for i in todo:
         done[i] = True
-    cols["scrubbed"] = done
-    for c in (*changed, "scrubbed"):
-        table = table.set_column(SCHEMA.get_field_index(c), SCHEMA.field(c), pa.array(cols[c], SCHEMA.field(c).type))
+    rows.cols["scrubbed"] = done
+    for c in (*rows.changed, "scrubbed"):
+        table = table.set_column(
+            SCHEMA.get_field_index(c), SCHEMA.field(c), pa.array(rows.cols[c], SCHEMA.field(c).type)
+        )
     return table, report
 
 
