@@ -6,7 +6,12 @@ import dataclasses
 import hashlib
 import inspect
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+
+from evaltray.core import traces as traces_mod
+from evaltray.core.errors import QueryError
 from evaltray.core.records import Message, ToolCall, Trace
 from evaltray.core.traces import (
     BATCH_COLUMNS,
@@ -18,6 +23,9 @@ from evaltray.core.traces import (
     CallRecord,
     MessageRecord,
     RowBuilder,
+    TraceStore,
+    list_traces,
+    trace_stats,
     trace_values,
     values_table,
 )
@@ -184,3 +192,77 @@ def test_one_builder_hashes_a_recurring_list_once() -> None:
     i = COLUMN_INDEX["tools"]
     assert first[i] == b'[{"name":"a"}]'
     assert second[i] is first[i]  # the stored JSON of the first row, not encoded again
+
+
+# --------------------------------------------------------------------------- the --where sandbox
+
+
+def _store(tmp_path: Path, n: int = 3) -> TraceStore:
+    store = TraceStore(tmp_path / "traces")
+    rows = [trace_values(Trace(f"t{i}", "openai", [Message("user", f"q{i}")], feature="f")) for i in range(n)]
+    store.write_table(values_table(rows), START.date())
+    return store
+
+
+def test_a_trailing_comment_does_not_drop_the_limit(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with pytest.raises(QueryError) as err:
+        store.query("1=1) --", columns=["trace_id"], limit=1)
+    assert str(err.value) == "--where '1=1) --': Parser Error: syntax error at or near \")\""
+    # the comment runs to the end of its own line: the closing parenthesis and the LIMIT still follow
+    assert store.query("1=1 --", columns=["trace_id"], limit=1).num_rows == 1
+    assert list_traces(store, "1=1 -- a note", limit=2).rows[1]["trace_id"] == "t1"
+    assert len(list_traces(store, "1=1 -- a note", limit=2).rows) == 2
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "1=1) UNION ALL SELECT 1 FROM traces WHERE (1=1",
+        "1=1) GROUP BY trace_id HAVING (1=1",
+        "1=1) LIMIT 100 OFFSET (0",
+        "1=1) QUALIFY (1=1",
+    ],
+)
+def test_a_predicate_with_a_clause_of_its_own_is_refused(tmp_path: Path, where: str) -> None:
+    with pytest.raises(QueryError, match="must be a single boolean expression over trace columns"):
+        _store(tmp_path).query(where, columns=["trace_id"], limit=1)
+
+
+def test_a_predicate_cannot_read_the_temp_directory_or_any_file(tmp_path: Path, monkeypatch) -> None:
+    # DuckDB's default temporary directory is ``.tmp`` under the current directory, readable by any query
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "secret.csv").write_text("token\nhunter2\n")
+    store = _store(tmp_path)
+    for where in (
+        "trace_id IN (SELECT file FROM glob('.tmp/*'))",
+        "trace_id IN (SELECT token FROM read_csv('.tmp/secret.csv'))",
+        f"trace_id IN (SELECT content FROM read_text('{tmp_path}/.tmp/secret.csv'))",
+        "trace_id IN (SELECT file FROM glob('/tmp/*'))",
+    ):
+        with pytest.raises(QueryError, match="Permission Error"):
+            store.query(where, columns=["trace_id"])
+
+
+def test_a_slow_predicate_is_stopped_at_the_time_limit(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(traces_mod, "QUERY_TIMEOUT_S", 0.2)
+    slow = "(SELECT count(*) FROM range(1000000) a, range(1000000) b) > 0"
+    with pytest.raises(QueryError) as err:
+        _store(tmp_path).query(slow, columns=["trace_id"])
+    assert str(err.value) == f"--where {slow!r}: stopped after 0.2 s (the query time limit); narrow the predicate"
+    with pytest.raises(QueryError, match="stopped after 0.1 s"):
+        _store(tmp_path / "b").query(slow, timeout_s=0.1)
+
+
+def test_a_predicate_that_needs_too_much_memory_fails_with_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(traces_mod, "QUERY_MEMORY_LIMIT", "20MB")
+    big = "(SELECT count(*) FROM (SELECT range FROM range(10000000) ORDER BY range DESC)) > 0"
+    with pytest.raises(QueryError, match=r"^--where .*: Out of Memory Error: "):
+        _store(tmp_path).query(big, columns=["trace_id"])
+
+
+def test_a_timed_out_stats_query_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(traces_mod, "QUERY_TIMEOUT_S", 0.2)
+    with pytest.raises(QueryError, match="stopped after 0.2 s"):
+        trace_stats(_store(tmp_path), "(SELECT count(*) FROM range(1000000) a, range(1000000) b) > 0")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -424,6 +427,11 @@ def _canonical(obj: Any) -> str:
 
 _SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT"}
 
+#: How long one query over the traces may run (seconds) before it is stopped, and how much memory DuckDB may
+#: take for it; both bound what a ``--where`` predicate can cost.
+QUERY_TIMEOUT_S = 60.0
+QUERY_MEMORY_LIMIT = "4GB"
+
 
 class TraceStore:
     """Append-only Parquet parts under ``traces/ingest_date=YYYY-MM-DD/``."""
@@ -507,8 +515,14 @@ class TraceStore:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with one view, ``traces`` (the stored columns, the partition and the
-        :data:`DERIVED_COLUMNS`), and no access to anything else."""
+        :data:`DERIVED_COLUMNS`), and no access to anything else: no file, not even a temporary directory
+        (nothing spills to disk, so DuckDB has none to allow), and at most :data:`QUERY_MEMORY_LIMIT` of memory."""
         con = duckdb.connect(":memory:")
+        # before anything else: DuckDB allows its temporary directory (``.tmp`` under the current directory
+        # by default) to every query, even with external access off
+        con.execute("SET temp_directory = ''")
+        con.execute("SET max_temp_directory_size = '0B'")
+        con.execute(f"SET memory_limit = '{QUERY_MEMORY_LIMIT}'")
         dset = self.dataset()
         con.register(
             "_parts", SCHEMA.append(pa.field("ingest_date", pa.string())).empty_table() if dset is None else dset
@@ -527,39 +541,58 @@ class TraceStore:
         con.execute("SET lock_configuration = true")
         return con
 
+    @contextmanager
+    def sandboxed(
+        self, where: str | None = None, timeout_s: float | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A :meth:`connect` connection whose queries are stopped after ``timeout_s`` seconds
+        (:data:`QUERY_TIMEOUT_S` by default); a failed or stopped query is a :class:`QueryError` naming ``where``."""
+        limit = QUERY_TIMEOUT_S if timeout_s is None else timeout_s
+        con = self.connect()
+        timer = threading.Timer(limit, con.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield con
+        except duckdb.InterruptException:
+            raise QueryError(
+                f"--where {where!r}: stopped after {limit:g} s (the query time limit); narrow the predicate"
+            ) from None
+        except duckdb.Error as exc:
+            raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None
+        finally:
+            timer.cancel()
+            timer.join()  # an interrupt under way finishes before the connection closes
+            con.close()
+
     def query(
         self,
         where: str | None = None,
         columns: Iterable[str] = ("*",),
         limit: int | None = None,
         order_by: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
     ) -> pa.Table:
-        """Rows of ``traces`` matching a SQL predicate; the predicate cannot escape the view."""
+        """Rows of ``traces`` matching a SQL predicate; the predicate cannot escape the view, and its values
+        may be bound parameters (``$name`` in ``where``, the values in ``params``)."""
         cols = ", ".join(columns)
         sql = f"SELECT {cols} FROM traces"
         if where:
-            sql += f" WHERE ({check_predicate(where)})"
+            sql += f" {where_clause(where)}"
         if order_by:
             sql += f" ORDER BY {order_by}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        con = self.connect()
-        try:
-            return con.sql(sql).to_arrow_table()
-        except duckdb.Error as exc:
-            raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None
-        finally:
-            con.close()
+        with self.sandboxed(where, timeout_s) as con:
+            return con.sql(sql, params=dict(params) if params else None).to_arrow_table()
 
     def get(self, trace_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(trace_ids)
         if not ids:
             return {}
-        con = self.connect()
-        try:
+        with self.sandboxed() as con:
             table = con.sql("SELECT * FROM traces WHERE trace_id IN (SELECT unnest($1))", params=[ids]).to_arrow_table()
-        finally:
-            con.close()
         return {r["trace_id"]: r for r in table.to_pylist()}
 
     def iter_batches(self, columns: list[str], batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
@@ -568,16 +601,49 @@ class TraceStore:
             yield from dset.to_batches(columns=columns, batch_size=batch_size)
 
 
+def where_clause(where: str) -> str:
+    """``WHERE`` and a checked predicate, on lines of its own: a trailing ``--`` comment ends there, and
+    cannot take what follows (a ``LIMIT``) with it."""
+    return f"WHERE (\n{check_predicate(where)}\n)"
+
+
 def check_predicate(where: str) -> str:
-    """Accept ``where`` only if it is one boolean expression (no second statement, no subquery escape)."""
-    probe = f"SELECT 1 FROM traces WHERE ({where})"
+    """Accept ``where`` only if it is one boolean expression (no second statement, no subquery escape, no
+    clause of its own: ``1=1) UNION …``, ``1=1) GROUP BY …`` and ``1=1) LIMIT …`` are refused)."""
+    probe = f"SELECT 1 FROM traces WHERE (\n{where}\n)"
     try:
         statements = duckdb.extract_statements(probe)
     except duckdb.Error as exc:
         raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT or not _only_where(probe):
         raise QueryError(f"--where {where!r}: must be a single boolean expression over trace columns")
     return where
+
+
+def _select_without_where(sql: str) -> Any:
+    """The parse tree of a one-statement query with its WHERE left out (None where it does not parse)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET enable_external_access = false")
+        tree = orjson.loads(one_row(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]))[0])
+    finally:
+        con.close()
+    statements = tree.get("statements") or []
+    if tree.get("error") or len(statements) != 1:
+        return None
+    node = statements[0]["node"]
+    node.pop("where_clause", None)
+    return node
+
+
+@functools.cache
+def _bare_select() -> Any:
+    return _select_without_where("SELECT 1 FROM traces WHERE (\nTRUE\n)")
+
+
+def _only_where(probe: str) -> bool:
+    """Whether ``probe`` is ``SELECT 1 FROM traces WHERE (…)`` and nothing else."""
+    return bool(_select_without_where(probe) == _bare_select())
 
 
 _PERCENTILE_COLUMNS = ("latency_ms", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "n_messages")
@@ -592,9 +658,8 @@ def one_row(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
 
 def trace_stats(store: TraceStore, where: str | None = None) -> dict[str, Any]:
     """Counts by source format, model, day and feature, and percentiles of latency, tokens and cost."""
-    pred = f"WHERE ({check_predicate(where)})" if where else ""
-    con = store.connect()
-    try:
+    pred = where_clause(where) if where else ""
+    with store.sandboxed(where) as con:
         total, kept, errors, negative = one_row(
             con.execute(
                 f"SELECT count(*), count(*) FILTER (payload_kept), count(*) FILTER (status = 'error'), "
@@ -622,10 +687,6 @@ def trace_stats(store: TraceStore, where: str | None = None) -> dict[str, Any]:
                 )
             )
             percentiles[col] = {"p50": p50, "p90": p90, "p99": p99, "max": None if mx is None else float(mx)}
-    except duckdb.Error as exc:
-        raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None
-    finally:
-        con.close()
     return {
         "total": total,
         "payload_kept": kept,
