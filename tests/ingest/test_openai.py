@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import copy
+import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 
 from evaltray.core.records import Message, ToolCall, Trace
 from evaltray.core.traces import TraceStore
 from evaltray.ingest import Issue, detect, ingest_files
+from evaltray.ingest import _common as ingest_common
 from evaltray.ingest.openai import parse as parse_openai
 from evaltray.ingest.openai_exchange import Call, assemble_stream, group_calls, parse_exchange, parse_vcr
 
@@ -282,3 +285,89 @@ def test_a_parse_shares_no_value_with_the_next(tmp_path: Path) -> None:
     first.tools.append({"type": "function", "function": {"name": "added by a caller"}})
     (again,) = parse_openai(path, {})
     assert isinstance(again, Trace) and again.tools == tools
+
+
+# --------------------------------------------------------------------------- hostile cassettes (bombs)
+
+
+def _gzipped_cassette(path: Path, pad: int = 0) -> Path:
+    """The tool-calls cassette with every response body gzipped (as vcrpy records them: ``!!binary``), each
+    body padded with ``pad`` spaces (valid JSON whitespace) first."""
+    doc = yaml.safe_load(CASSETTE.read_text(encoding="utf-8"))
+    for item in doc["interactions"]:
+        body = item["response"]["body"]
+        body["string"] = gzip.compress((" " * pad + body["string"]).encode("utf-8"))
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_gzipped_bodies_read_as_the_plain_ones(tmp_path: Path) -> None:
+    (plain,) = parse_vcr(CASSETTE, {})
+    (zipped,) = parse_vcr(_gzipped_cassette(tmp_path / "gz.yaml"), {})
+    assert zipped == plain
+
+
+def test_a_gzip_bomb_is_refused_with_one_issue(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(ingest_common, "MAX_DECOMPRESSED_BYTES", 1 << 20)
+    # each body expands 3 MB of whitespace from a few KB: past the 1 MiB the file may expand to
+    path = _gzipped_cassette(tmp_path / "bomb.yaml", pad=3_000_000)
+    assert path.stat().st_size < 30_000
+    items = list(parse_vcr(path, {}))
+    assert [str(i) for i in items] == [
+        f"{path}:2: gzip data decompresses to more than 1 MiB; refused as a decompression bomb"
+    ]
+
+
+def test_the_decompression_limit_counts_all_bodies_of_a_file(tmp_path: Path, monkeypatch) -> None:
+    # two bodies of 600 KB each: neither is past 1 MiB alone, together they are
+    monkeypatch.setattr(ingest_common, "MAX_DECOMPRESSED_BYTES", 1 << 20)
+    path = _gzipped_cassette(tmp_path / "two.yaml", pad=600_000)
+    items = list(parse_vcr(path, {}))
+    assert [str(i) for i in items] == [
+        f"{path}:{_second_line(path)}: gzip data decompresses to more than 1 MiB; refused as a decompression bomb"
+    ]
+
+
+def _second_line(path: Path) -> int:
+    lines = [i for i, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("- request:")]
+    return lines[1]
+
+
+def test_a_bomb_among_files_leaves_the_others_ingested(ws, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(ingest_common, "MAX_DECOMPRESSED_BYTES", 1 << 20)
+    bomb = _gzipped_cassette(tmp_path / "bomb.yaml", pad=3_000_000)
+    report = ingest_files(ws, [bomb, CASSETTE])
+    assert [(f.format, f.ingested) for f in report.files] == [("vcr-openai", 0), ("vcr-openai", 1)]
+    assert [str(i) for i in report.issues] == [
+        f"{bomb}:2: gzip data decompresses to more than 1 MiB; refused as a decompression bomb"
+    ]
+
+
+def _laughs(levels: int) -> str:
+    """A billion-laughs cassette: each level a list of ten aliases to the level below."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for n in range(1, levels + 1):
+        lines.append(f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]")
+    lines.append(f"interactions: [*l{levels}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path, monkeypatch) -> None:
+    # 5 levels: 10**5 "lol"s, about 400 KB expanded from under 400 bytes; the lowered limit is 64 KiB
+    monkeypatch.setattr(ingest_common, "MAX_DECOMPRESSED_BYTES", 1 << 16)
+    path = tmp_path / "laughs.yaml"
+    path.write_text(_laughs(5), encoding="utf-8")
+    assert path.stat().st_size < 400
+    (issue,) = parse_vcr(path, {})
+    assert str(issue) == f"{path}: YAML expands to more than 64 KiB through its aliases; refused as an alias bomb"
+
+
+def test_yaml_aliases_past_the_limit_or_recursive_are_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(ingest_common, "MAX_YAML_ALIASES", 5)
+    path = tmp_path / "aliases.yaml"
+    path.write_text("h: &h {a: 1}\ninteractions: [*h, *h, *h, *h, *h, *h]\n", encoding="utf-8")
+    (issue,) = parse_vcr(path, {})
+    assert str(issue) == f"{path}: YAML uses more than 5 aliases; refused"
+    path.write_text("interactions: &r [*r]\n", encoding="utf-8")
+    (issue,) = parse_vcr(path, {})
+    assert str(issue) == f"{path}: a YAML alias refers to the node that holds it; refused"

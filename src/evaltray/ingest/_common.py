@@ -18,6 +18,12 @@ from evaltray.core.util import sha256_hex
 
 from ._registry import Issue
 
+#: What one source file may expand to (gzip bodies decompressed, YAML aliases expanded), in bytes; a file
+#: past it is refused with one issue, and the other files go on.
+MAX_DECOMPRESSED_BYTES = 1 << 30
+#: Alias references a YAML source file may use (a VCR cassette repeats a shared headers mapping, at most).
+MAX_YAML_ALIASES = 100_000
+
 #: What reading a record with unexpected value types raises; a parser reports it as an Issue.
 SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, OSError, RecursionError)
 _Item = TypeVar("_Item")

@@ -9,7 +9,6 @@ is idempotent. Streamed (SSE) responses are put back together from their deltas.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,8 +19,10 @@ import yaml
 
 from evaltray.core.messages import chat_messages, maybe_json
 from evaltray.core.records import Message, Span, Trace
+from evaltray.core.untrusted import ByteBudget, InputTooLarge, gunzip, load_yaml
 from evaltray.core.util import sha256_hex
 
+from . import _common
 from ._common import LineFinder, as_float, as_int, content_id, guarded, head_text, parse_time, read_json
 from ._registry import Issue, register
 from .openai import trace_from_chat
@@ -209,12 +210,13 @@ def assemble_stream(text: str) -> dict[str, Any]:
     return body
 
 
-def _body(raw: Any) -> Any:
-    """A request or response body as JSON data: decodes gzip, JSON text and SSE streams."""
+def _body(raw: Any, budget: ByteBudget | None = None) -> Any:
+    """A request or response body as JSON data: decodes gzip (within ``budget``, what the file may
+    decompress to in all), JSON text and SSE streams."""
     if isinstance(raw, (bytes, bytearray)):
         data = bytes(raw)
         if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+            data = gunzip(data, budget or ByteBudget(_common.MAX_DECOMPRESSED_BYTES))
         raw = data.decode("utf-8")
     if isinstance(raw, str):
         text = raw.lstrip()
@@ -292,17 +294,16 @@ def _header(headers: Any, name: str) -> Any:
 
 
 def _load_yaml(path: Path) -> tuple[Any, list[int]] | Issue:
-    """The cassette and the line each interaction starts on."""
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_cls(path.read_text(encoding="utf-8"))
+    """The cassette and the line each interaction starts on; an Issue where it is not YAML or its aliases
+    expand past :data:`~evaltray.ingest._common.MAX_DECOMPRESSED_BYTES`."""
+    text = path.read_text(encoding="utf-8")
     try:
-        node = loader.get_single_node()
-        doc = loader.construct_document(node) if node is not None else None
+        node, doc = load_yaml(text, _common.MAX_YAML_ALIASES, _common.MAX_DECOMPRESSED_BYTES)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         return Issue(str(path), mark.line + 1 if mark else None, f"not valid YAML ({getattr(exc, 'problem', exc)})")
-    finally:
-        loader.dispose()
+    except InputTooLarge as exc:
+        return Issue(str(path), None, str(exc))
     lines: list[int] = []
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
@@ -324,6 +325,7 @@ def parse_vcr(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]
         yield Issue(str(path), 1, "expected a VCR cassette with an 'interactions' list")
         return
     calls: list[Call] = []
+    budget = ByteBudget(_common.MAX_DECOMPRESSED_BYTES)
     for i, item in enumerate(interactions):
         line = lines[i] if i < len(lines) else None
         req = item.get("request") if isinstance(item, dict) else None
@@ -333,9 +335,12 @@ def parse_vcr(path: Path, options: Mapping[str, str]) -> Iterator[Trace | Issue]
             continue
         uri = str(req.get("uri") or "")
         try:
-            request = _body(req.get("body"))
+            request = _body(req.get("body"), budget)
             body = (resp or {}).get("body") if isinstance(resp, dict) else None
-            response = _body(body.get("string") if isinstance(body, dict) else body)
+            response = _body(body.get("string") if isinstance(body, dict) else body, budget)
+        except InputTooLarge as exc:  # the whole file is refused: a bomb is not traffic
+            yield Issue(str(path), line, str(exc))
+            return
         except (OSError, EOFError, UnicodeDecodeError):  # a corrupt gzip body
             yield Issue(str(path), line, "unreadable request or response body")
             continue
