@@ -24,6 +24,7 @@ from evaltray.core.traces import (
     MessageRecord,
     RowBuilder,
     TraceStore,
+    conjunction,
     list_traces,
     trace_stats,
     trace_values,
@@ -208,7 +209,7 @@ def test_a_trailing_comment_does_not_drop_the_limit(tmp_path: Path) -> None:
     store = _store(tmp_path)
     with pytest.raises(QueryError) as err:
         store.query("1=1) --", columns=["trace_id"], limit=1)
-    assert str(err.value) == "--where '1=1) --': Parser Error: syntax error at or near \")\""
+    assert str(err.value) == "--where '1=1) --': must be a single boolean expression over trace columns"
     # the comment runs to the end of its own line: the closing parenthesis and the LIMIT still follow
     assert store.query("1=1 --", columns=["trace_id"], limit=1).num_rows == 1
     assert list_traces(store, "1=1 -- a note", limit=2).rows[1]["trace_id"] == "t1"
@@ -222,6 +223,8 @@ def test_a_trailing_comment_does_not_drop_the_limit(tmp_path: Path) -> None:
         "1=1) GROUP BY trace_id HAVING (1=1",
         "1=1) LIMIT 100 OFFSET (0",
         "1=1) QUALIFY (1=1",
+        "1) OR (1",  # balanced over all, but it closes the parenthesis it was put in
+        "(1=1",
     ],
 )
 def test_a_predicate_with_a_clause_of_its_own_is_refused(tmp_path: Path, where: str) -> None:
@@ -266,3 +269,9 @@ def test_a_timed_out_stats_query_is_one_line(tmp_path: Path, monkeypatch) -> Non
     monkeypatch.setattr(traces_mod, "QUERY_TIMEOUT_S", 0.2)
     with pytest.raises(QueryError, match="stopped after 0.2 s"):
         trace_stats(_store(tmp_path), "(SELECT count(*) FROM range(1000000) a, range(1000000) b) > 0")
+
+
+def test_a_conjunction_checks_each_predicate_alone(tmp_path: Path) -> None:
+    assert conjunction("payload_kept", None, "x = ')(' -- note") == "(\npayload_kept\n) AND (\nx = ')(' -- note\n)"
+    with pytest.raises(QueryError, match="^--where '1\\) OR \\(1': must be a single boolean expression"):
+        conjunction("payload_kept", "1) OR (1")

@@ -205,3 +205,111 @@ def test_coverage_report_reads_the_plan_and_writes_the_page(ws, tmp_path):
     with pytest.raises(EvaltrayError) as exc:
         coverage_report(ws, html=tmp_path / "out" / "coverage.html" / "x.html")
     assert str(exc.value).startswith(f"cannot write {tmp_path / 'out' / 'coverage.html' / 'x.html'}: ")
+
+
+# --------------------------------------------------------------------------- rules are conditions, not SQL text
+
+HOSTILE = ["x' OR 1=1", "it's", "a -- b", "c) OR (1=1"]
+
+
+def test_init_writes_conditions_whose_values_are_never_sql(ws, tmp_path):
+    # before: `where: feature = 'x' OR 1=1'` in plan.yaml, and `it's` broke coverage with a parser error
+    _ingest(ws, tmp_path, [_row(i, f) for i, f in enumerate(HOSTILE, 1)] + [_row(9, "plain")])
+    p = plan.init_plan(ws)
+    text = (ws.root / "plan.yaml").read_text()
+    assert "where:" not in text and "OR 1=1'" not in text.replace("value: x' OR 1=1", "")
+    assert plan.load_plan(ws).rules[0].to_dict() == {
+        "when": [{"column": "feature", "op": "=", "value": "x' OR 1=1"}],
+        "set": {"feature": "x' OR 1=1"},
+    }
+    assigned = plan.assign_traces(ws, plan.load_plan(ws))
+    # each trace is placed by its own feature's rule only: none of the values widens its rule
+    assert assigned == {
+        "t1": {"feature": "x' OR 1=1"},
+        "t2": {"feature": "it's"},
+        "t3": {"feature": "a -- b"},
+        "t4": {"feature": "c) OR (1=1"},
+        "t9": {"feature": "plain"},
+    }
+    cov = plan.coverage(ws, p)
+    by_feature = {f: sum(c.traffic for c in cov.cells if c.cell["feature"] == f) for f in [*HOSTILE, "plain"]}
+    # one trace per feature, spread over that feature's 6 scenarios x 5 personas
+    assert by_feature == {f: 30 for f in [*HOSTILE, "plain"]}
+
+
+def test_rule_conditions_read_and_check(tmp_path):
+    path = tmp_path / "plan.yaml"
+    head = "grid: [feature]\ndimensions: {feature: [a]}\n"
+    path.write_text(
+        head + "rules:\n"
+        "- {when: {column: feature, value: a}, set: {feature: a}}\n"
+        "- {when: [{column: tags, op: contains, value: vip}, {column: feedback_score, op: is null}], set: {feature: a}}\n"
+        "- {when: {column: model, op: in, value: [m1, m2]}, where: 'n_messages > 2', set: {feature: a}}\n"
+    )
+    rules = Plan.load(path).rules
+    assert [r.predicate() for r in rules] == [
+        ('(\n"feature" = $rule_0\n)', {"rule_0": "a"}),
+        ('(\nlist_contains("tags", $rule_0)\n) AND (\n"feedback_score" IS NULL\n)', {"rule_0": "vip"}),
+        ('(\nlist_contains($rule_0, "model")\n) AND (\nn_messages > 2\n)', {"rule_0": ["m1", "m2"]}),
+    ]
+    assert [r.describe() for r in rules] == [
+        "feature = 'a'",
+        "tags contains 'vip' AND feedback_score is null",
+        "model in ['m1', 'm2'] AND n_messages > 2",
+    ]
+    for when, problem in (
+        ("{column: 'feature; DROP', value: a}", "unknown column 'feature; DROP'"),
+        ("{column: feature, op: '= 1 OR', value: a}", "unknown op '= 1 or' (one of: "),
+        ("{column: feature, op: in, value: a}", "op 'in' needs a list of values"),
+        ("{column: feature, op: is null, value: a}", "op 'is null' takes no value"),
+        ("{column: feature, value: [a]}", "op '=' needs one value (text or number)"),
+        ("{column: feature, value: a, sql: x}", "unknown key(s) sql"),
+        ("[1]", "`when` must be a condition or a list of them"),
+    ):
+        path.write_text(head + f"rules: [{{when: {when}, set: {{feature: a}}}}]\n")
+        with pytest.raises(PlanError) as err:
+            Plan.load(path)
+        assert str(err.value).startswith(f"{path}: rule 1: {problem}")
+
+
+def test_a_written_where_rule_goes_through_the_sandbox(ws, tmp_path):
+    _ingest(ws, tmp_path, [_row(1, "refunds"), _row(2, "shipping")])
+    escape = _plan(rules=[Rule(set={"feature": "refunds"}, where="1=1) OR (1=1")])
+    with pytest.raises(PlanError, match="^plan.yaml: rule 1: --where .*: must be a single boolean expression"):
+        plan.assign_traces(ws, escape)
+    files = _plan(rules=[Rule(set={"feature": "refunds"}, where="trace_id IN (SELECT file FROM glob('.tmp/*'))")])
+    with pytest.raises(PlanError, match="^plan.yaml: rule 1: --where .*: Permission Error"):
+        plan.assign_traces(ws, files)
+    old = _plan(rules=[Rule(set={"feature": "refunds"}, where="feature = 'refunds' -- an old plan")])
+    assert plan.assign_traces(ws, old) == {"t1": {"feature": "refunds"}, "t2": {}}
+
+
+def test_a_yaml_bomb_plan_is_refused(tmp_path):
+    path = tmp_path / "plan.yaml"
+    laughs = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    laughs += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, 5)]
+    # 10**5 "lol"s (each 1 node + 3 characters) from about 400 bytes: past the 1 MiB limit once expanded
+    path.write_text("\n".join(laughs) + "\ngrid: [*l4, *l4, *l4, *l4, *l4, *l4, *l4, *l4, *l4, *l4]\n")
+    assert path.stat().st_size < 400
+    with pytest.raises(PlanError) as err:
+        Plan.load(path)
+    assert str(err.value) == f"{path}: YAML expands to more than 1 MiB through its aliases; refused as an alias bomb"
+    path.write_text("a: &a x\ngrid: [" + ", ".join(["*a"] * 101) + "]\n")
+    with pytest.raises(PlanError) as err:
+        Plan.load(path)
+    assert str(err.value) == f"{path}: YAML uses more than 100 aliases; refused"
+
+
+def test_a_plan_past_its_size_or_expansion_limit_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "plan.yaml"
+    path.write_text("a: &a [" + ", ".join(["xxxxxxxxxx"] * 100) + "]\ngrid: [*a, *a, *a]\n")
+    monkeypatch.setattr(plan, "MAX_PLAN_BYTES", 3000)
+    with pytest.raises(PlanError) as err:
+        Plan.load(path)
+    assert (
+        str(err.value) == f"{path}: YAML expands to more than 3,000 bytes through its aliases; refused as an alias bomb"
+    )
+    monkeypatch.setattr(plan, "MAX_PLAN_BYTES", 1000)
+    with pytest.raises(PlanError) as err:
+        Plan.load(path)
+    assert str(err.value) == f"{path}: 1,226 bytes, past the 1,000 bytes a plan may hold"

@@ -66,10 +66,7 @@ def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
                 table(
                     "rules",
                     ["when", "set"],
-                    [
-                        [r.where or f"cluster = {r.cluster!r}", ", ".join(f"{k}={v}" for k, v in r.set.items())]
-                        for r in p.rules
-                    ],
+                    [[r.describe(), ", ".join(f"{k}={v}" for k, v in r.set.items())] for r in p.rules],
                 )
             )
         out().print(

@@ -607,17 +607,41 @@ def where_clause(where: str) -> str:
     return f"WHERE (\n{check_predicate(where)}\n)"
 
 
+def conjunction(*predicates: str | None) -> str:
+    """The predicates that are given, each checked on its own, joined with AND: one cannot close the
+    parenthesis of another (``1) OR (1`` does not undo the ``payload_kept`` before it)."""
+    return " AND ".join(f"(\n{check_predicate(p)}\n)" for p in predicates if p)
+
+
 def check_predicate(where: str) -> str:
-    """Accept ``where`` only if it is one boolean expression (no second statement, no subquery escape, no
-    clause of its own: ``1=1) UNION …``, ``1=1) GROUP BY …`` and ``1=1) LIMIT …`` are refused)."""
+    """Accept ``where`` only if it is one boolean expression: its parentheses balanced, no second statement,
+    no clause of its own (``1=1) UNION …``, ``1=1) GROUP BY …``, ``1=1) --`` before a LIMIT are refused)."""
+    refused = QueryError(f"--where {where!r}: must be a single boolean expression over trace columns")
     probe = f"SELECT 1 FROM traces WHERE (\n{where}\n)"
     try:
+        if not _balanced(where):
+            raise refused
         statements = duckdb.extract_statements(probe)
     except duckdb.Error as exc:
         raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT or not _only_where(probe):
-        raise QueryError(f"--where {where!r}: must be a single boolean expression over trace columns")
+        raise refused
     return where
+
+
+def _balanced(sql: str) -> bool:
+    """Whether every parenthesis of ``sql`` outside strings, quoted names and comments closes one it opened."""
+    tokens = duckdb.tokenize(sql)
+    depth = 0
+    for i, (start, kind) in enumerate(tokens):
+        if kind != duckdb.token_type.operator:
+            continue
+        text = sql[start : tokens[i + 1][0] if i + 1 < len(tokens) else len(sql)]
+        for ch in text:
+            depth += (ch == "(") - (ch == ")")
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 def _select_without_where(sql: str) -> Any:

@@ -3,7 +3,8 @@
 ``plan.yaml`` lives in the workspace beside ``sets/`` and is versioned with the tray. Its grid is
 feature × scenario × persona by default (seed 002: 1–3 examples per cell); difficulty, case type and
 failure mode are further dimensions with their own minimums and mix. Traces are mapped to cells by
-rules (SQL predicates over trace columns), by cluster name, or by the labels a curator gave them.
+rules (conditions on trace columns, rendered with bound parameters; or a SQL predicate a person wrote,
+checked as ``--where`` is), by cluster name, or by the labels a curator gave them.
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ from typing import Any
 
 import yaml
 
-from evaltray.core.errors import EvaltrayError
+from evaltray.core.errors import EvaltrayError, QueryError
 from evaltray.core.store import Workspace
+from evaltray.core.traces import COLUMNS, DERIVED_COLUMNS, conjunction
+from evaltray.core.untrusted import InputTooLarge, load_yaml, size_text
 from evaltray.core.util import atomic_write
 
 PLAN_FILE = "plan.yaml"
+#: The largest ``plan.yaml`` read, in bytes, before and after its YAML aliases are expanded, and the aliases
+#: it may use (a plan is a page of settings: anchors for a shared mapping, not thousands).
+MAX_PLAN_BYTES = 1 << 20
+MAX_PLAN_ALIASES = 100
 AXES = ("feature", "scenario", "persona", "difficulty", "case_type", "failure_mode")
 ANY = "*"
 
@@ -35,22 +42,125 @@ class PlanError(EvaltrayError):
     """``plan.yaml`` is missing or says something that cannot be used."""
 
 
+#: What a rule's condition may compare with, and the SQL each renders to: ``{c}`` the (checked, quoted)
+#: column, ``{p}`` the bound parameter that carries the value. ``in``/``not in`` take a list of values,
+#: ``contains`` asks a list column (tags, retrieved_doc_ids) for one value, the null tests take none.
+OPERATORS = {
+    "=": "{c} = {p}",
+    "!=": "{c} <> {p}",
+    "<": "{c} < {p}",
+    "<=": "{c} <= {p}",
+    ">": "{c} > {p}",
+    ">=": "{c} >= {p}",
+    "in": "list_contains({p}, {c})",
+    "not in": "NOT list_contains({p}, {c})",
+    "contains": "list_contains({c}, {p})",
+    "is null": "{c} IS NULL",
+    "is not null": "{c} IS NOT NULL",
+}
+_NO_VALUE = ("is null", "is not null")
+_LIST_VALUE = ("in", "not in")
+#: The columns a condition may name: those of the ``traces`` view.
+RULE_COLUMNS = (*COLUMNS, "ingest_date", *(col for cols in DERIVED_COLUMNS.values() for col, _ in cols))
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One test on a trace column, e.g. ``feature = "x' OR 1=1"``; its value is bound, never pasted into SQL."""
+
+    column: str
+    op: str = "="
+    value: Any = None
+
+    def problem(self) -> str | None:
+        """What makes this condition unusable, or None."""
+        if self.column not in RULE_COLUMNS:
+            return f"unknown column {self.column!r}"
+        if self.op not in OPERATORS:
+            return f"unknown op {self.op!r} (one of: {', '.join(OPERATORS)})"
+        scalar = (str, int, float, bool)
+        if self.op in _NO_VALUE:
+            return None if self.value is None else f"op {self.op!r} takes no value"
+        if self.op in _LIST_VALUE:
+            ok = isinstance(self.value, list) and all(isinstance(v, scalar) for v in self.value)
+            return None if ok else f"op {self.op!r} needs a list of values"
+        return None if isinstance(self.value, scalar) else f"op {self.op!r} needs one value (text or number)"
+
+    def sql(self, param: str) -> str:
+        """The condition as SQL, its value as the parameter ``$param``."""
+        return OPERATORS[self.op].format(c=f'"{self.column}"', p=f"${param}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"column": self.column, "op": self.op}
+        if self.op not in _NO_VALUE:
+            d["value"] = self.value
+        return d
+
+
 @dataclass
 class Rule:
-    """Map traces to a cell: a SQL predicate over trace columns, or a cluster name, sets some axes."""
+    """Map traces to a cell: conditions on trace columns (all must hold), a SQL predicate a person wrote, or a
+    cluster name, sets some axes."""
 
     set: dict[str, str]
     where: str | None = None
     cluster: str | None = None
+    when: list[Condition] = field(default_factory=list)
+
+    def predicate(self) -> tuple[str, dict[str, Any]] | None:
+        """The rule's SQL predicate and the values bound to its parameters; None for a cluster rule."""
+        parts = [c.sql(f"rule_{i}") for i, c in enumerate(self.when)]
+        params = {f"rule_{i}": c.value for i, c in enumerate(self.when) if c.op not in _NO_VALUE}
+        if self.where:
+            parts.append(self.where)  # a person wrote it: checked alone, as --where is
+        return (conjunction(*parts), params) if parts else None
+
+    def describe(self) -> str:
+        """The rule's test, for people: conditions as written, the predicate, or the cluster."""
+        tests = [f"{c.column} {c.op}" + ("" if c.op in _NO_VALUE else f" {c.value!r}") for c in self.when]
+        tests += [self.where] if self.where else []
+        return " AND ".join(tests) if tests else f"cluster = {self.cluster!r}"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
+        if self.when:
+            d["when"] = [c.to_dict() for c in self.when]
         if self.where:
             d["where"] = self.where
         if self.cluster:
             d["cluster"] = self.cluster
         d["set"] = self.set
         return d
+
+
+def _rules(path: Path, raw: list[Any]) -> list[Rule]:
+    """The rules of a plan read from YAML; a PlanError names the first one that cannot be used."""
+    rules = []
+    for i, r in enumerate(raw, 1):
+        if not isinstance(r, dict) or not isinstance(r.get("set"), dict) or not any(map(r.get, _RULE_TESTS)):
+            raise PlanError(f"{path}: rule {i} needs `set:` and one of `when:`, `where:` or `cluster:`")
+        when = r.get("when") or []
+        if isinstance(when, dict):
+            when = [when]
+        if not isinstance(when, list) or not all(isinstance(c, dict) for c in when):
+            raise PlanError(f"{path}: rule {i}: `when` must be a condition or a list of them")
+        conditions = []
+        for c in when:
+            unknown = sorted(set(c) - {"column", "op", "value"})
+            cond = Condition(str(c.get("column")), str(c.get("op", "=")).lower(), c.get("value"))
+            problem = f"unknown key(s) {', '.join(unknown)}" if unknown else cond.problem()
+            if problem:
+                raise PlanError(f"{path}: rule {i}: {problem}")
+            conditions.append(cond)
+        where = r.get("where")
+        if where is not None and not isinstance(where, str):
+            raise PlanError(f"{path}: rule {i}: `where` must be text (a SQL predicate over trace columns)")
+        set_ = {str(k): str(v) for k, v in r["set"].items()}
+        rules.append(Rule(set=set_, where=where, cluster=r.get("cluster"), when=conditions))
+    return rules
+
+
+_RULE_TESTS = ("when", "where", "cluster")
 
 
 #: The plan's keys that hold a mapping of mappings or lists, and those that hold a list of mappings.
@@ -96,12 +206,7 @@ class Plan:
 
     @classmethod
     def load(cls, path: Path) -> Plan:
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PlanError(f"{path}: no coverage plan; run `evaltray plan init`") from None
-        except yaml.YAMLError as exc:
-            raise PlanError(f"{path}: not valid YAML ({exc})") from None
+        raw = _read_yaml(path)
         if not isinstance(raw, dict):
             raise PlanError(f"{path}: expected a mapping at the top")
         known = {
@@ -123,17 +228,7 @@ class Plan:
         problem = _shape_problem(raw)
         if problem:
             raise PlanError(f"{path}: {problem}")
-        rules = []
-        for i, r in enumerate(raw.get("rules") or [], 1):
-            if (
-                not isinstance(r, dict)
-                or not isinstance(r.get("set"), dict)
-                or not (r.get("where") or r.get("cluster"))
-            ):
-                raise PlanError(f"{path}: rule {i} needs `set:` and one of `where:` or `cluster:`")
-            rules.append(
-                Rule(set={str(k): str(v) for k, v in r["set"].items()}, where=r.get("where"), cluster=r.get("cluster"))
-            )
+        rules = _rules(path, raw.get("rules") or [])
         try:
             plan = cls._from_mapping(raw, rules)
         except (TypeError, ValueError, AttributeError) as exc:
@@ -234,6 +329,22 @@ class Plan:
         return None
 
 
+def _read_yaml(path: Path) -> Any:
+    """``plan.yaml`` as YAML data, within :data:`MAX_PLAN_BYTES` and :data:`MAX_PLAN_ALIASES`."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_PLAN_BYTES:
+            raise PlanError(f"{path}: {size:,} bytes, past the {size_text(MAX_PLAN_BYTES)} a plan may hold")
+        _, raw = load_yaml(path.read_text(encoding="utf-8"), MAX_PLAN_ALIASES, MAX_PLAN_BYTES)
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no coverage plan; run `evaltray plan init`") from None
+    except yaml.YAMLError as exc:
+        raise PlanError(f"{path}: not valid YAML ({exc})") from None
+    except InputTooLarge as exc:
+        raise PlanError(f"{path}: {exc}") from None
+    return raw
+
+
 def plan_path(ws: Workspace) -> Path:
     return ws.root / PLAN_FILE
 
@@ -266,8 +377,8 @@ def init_plan(ws: Workspace, features: list[str] | None = None, force: bool = Fa
             {"match": {"case_type": "adversarial"}, "reason": "red-team probes are rare in production on purpose"}
         ],
         slices={f: {"pass_rate_floor": 0.8, "owner": ws.settings.label_owner} for f in features},
-        rules=[Rule(set={"feature": f}, where=f"feature = '{f}'") for f in features if f != "general"]
-        + [Rule(set={"scenario": "irate-user"}, where="feedback_score < 0")],
+        rules=[Rule(set={"feature": f}, when=[Condition("feature", "=", f)]) for f in features if f != "general"]
+        + [Rule(set={"scenario": "irate-user"}, when=[Condition("feedback_score", "<", 0)])],
     )
     plan.save(path, ws.settings.source_mix)
     return plan
@@ -293,12 +404,17 @@ def assign_traces(
     """
 
     store = ws.trace_store()
-    base = "payload_kept" + (f" AND ({where})" if where else "")
+    base = conjunction("payload_kept", where)
     ids = store.query(base, columns=["trace_id"]).column("trace_id").to_pylist()
     out: dict[str, dict[str, str]] = {t: {} for t in ids}
-    for rule in plan.rules:
-        if rule.where:
-            hit = store.query(f"{base} AND ({rule.where})", columns=["trace_id"]).column("trace_id").to_pylist()
+    for i, rule in enumerate(plan.rules, 1):
+        if rule.when or rule.where:
+            try:
+                pred, params = rule.predicate() or ("TRUE", {})
+                table = store.query(conjunction(base, pred), columns=["trace_id"], params=params)
+            except QueryError as exc:
+                raise PlanError(f"{PLAN_FILE}: rule {i}: {exc}") from None
+            hit = table.column("trace_id").to_pylist()
         else:
             hit = [t for t, name in (clusters or {}).items() if name == rule.cluster and t in out]
         for t in hit:
