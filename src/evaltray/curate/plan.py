@@ -133,6 +133,9 @@ class Rule:
         return d
 
 
+_RULE_TESTS = ("when", "where", "cluster")
+
+
 def _rules(path: Path, raw: list[Any]) -> list[Rule]:
     """The rules of a plan read from YAML; a PlanError names the first one that cannot be used."""
     rules = []
@@ -158,9 +161,6 @@ def _rules(path: Path, raw: list[Any]) -> list[Rule]:
         set_ = {str(k): str(v) for k, v in r["set"].items()}
         rules.append(Rule(set=set_, where=where, cluster=r.get("cluster"), when=conditions))
     return rules
-
-
-_RULE_TESTS = ("when", "where", "cluster")
 
 
 #: The plan's keys that hold a mapping of mappings or lists, and those that hold a list of mappings.
