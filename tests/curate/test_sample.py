@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -203,4 +204,24 @@ def test_sample_to_pool_samples_and_fills_the_pool_in_one_call(tmp_path):
     uniform = sample_to_pool(ws, "alice", 2, uniform=True, seed=1, dry_run=True)
     assert uniform.plan is None and {p.stratum for p in uniform.sample.picks} == {"uniform"}
     assert sample_to_pool(ws, "alice", 2, plan=PLAN, dry_run=True).plan_file is None
+    ws.close()
+
+
+def test_a_predicate_cannot_undo_the_payload_filter_anywhere(tmp_path):
+    """`1) OR (1` would close the parenthesis after `payload_kept AND (` and widen the scope; every stage that
+    scopes by --where refuses it (it failed before in sampling, outliers, dedup and the candidate pool)."""
+    from evaltray.core.errors import QueryError
+    from evaltray.curate.derived import dedup_traces
+
+    ws = _ws(tmp_path)
+    sneaky = "1) OR (1"
+    calls = [
+        lambda: sample(ws, None, 4, seed=1, where=sneaky),
+        lambda: sample(ws, None, 4, outliers=["latency"], seed=1, where=sneaky),
+        lambda: dedup_traces(ws, where=sneaky),
+        lambda: pool.add_from_traces(ws, "alice", where=sneaky),
+    ]
+    for call in calls:
+        with pytest.raises(QueryError, match=r"must be a single boolean expression"):
+            call()
     ws.close()

@@ -46,9 +46,9 @@ def user_texts(ws: Workspace, where: str | None = None) -> tuple[list[str], list
 
     The last user turn alone would make every "thanks, bye" a duplicate of every other.
     """
-    from evaltray.core.traces import read_messages
+    from evaltray.core.traces import conjunction, read_messages
 
-    base = "payload_kept" + (f" AND ({where})" if where else "")
+    base = conjunction("payload_kept", where)
     table = ws.trace_store().query(base, columns=["trace_id", "messages"], order_by="trace_id")
     ids, texts = [], []
     for tid, raw in zip(table.column("trace_id").to_pylist(), table.column("messages").to_pylist(), strict=True):

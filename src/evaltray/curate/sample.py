@@ -20,7 +20,7 @@ from typing import Any
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
-from evaltray.core.traces import TraceStore, one_row
+from evaltray.core.traces import TraceStore, conjunction, one_row, where_clause
 
 from .derived import curation_maps
 from .plan import CellCoverage, Plan, assign_traces, coverage, load_plan, plan_path
@@ -82,18 +82,15 @@ def allocate_clusters(sizes: dict[str, int], total: int) -> dict[str, int]:
 
 def _outlier_ids(store: TraceStore, kinds: Iterable[str], where: str | None) -> dict[str, list[str]]:
     """Trace ids per outlier kind; quantiles are taken over the traces in scope."""
-    base = "payload_kept" + (f" AND ({where})" if where else "")
-    con = store.connect()
-    try:
+    base = conjunction("payload_kept", where)
+    with store.sandboxed(where) as con:
         q = one_row(
             con.execute(
                 f"SELECT quantile_cont(latency_ms, 0.95), quantile_cont(cost_usd, 0.95), "
                 f"quantile_cont(n_user_turns, 0.95), quantile_cont(output_chars, 0.95), quantile_cont(output_chars, 0.05) "
-                f"FROM traces WHERE {base}"
+                f"FROM traces {where_clause(base)}"
             )
         )
-    finally:
-        con.close()
     lat95, cost95, turns95, long95, short05 = q
     preds = {
         "latency": f"latency_ms > {lat95}" if lat95 is not None else None,
@@ -239,7 +236,7 @@ def _eligible(
 
     taken_traces = {c.trace_id for c in pool.list_candidates(ws, set_name) if c.trace_id}
     taken_groups = {dup_of.get(t, t) for t in taken_traces}
-    base = "payload_kept" + (f" AND ({where})" if where else "")
+    base = conjunction("payload_kept", where)
     scope = ws.trace_store().query(base, columns=["trace_id"]).column("trace_id").to_pylist()
     eligible: list[str] = []
     for t in scope:

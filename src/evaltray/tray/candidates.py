@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from evaltray.core.errors import EvaltrayError, NotFound, PermissionDenied
 from evaltray.core.records import LABEL_ROLES, REJECT_REASONS, SOURCES
 from evaltray.core.store import Workspace
-from evaltray.core.traces import read_messages
+from evaltray.core.traces import conjunction, read_messages
 from evaltray.core.util import content_hash, dumps, loads, now_iso
 
 PENDING, REJECTED, PROMOTED = "pending", "rejected", "promoted"
@@ -178,11 +178,8 @@ def add_from_traces(
         raise EvaltrayError(f"unknown source {source!r} (one of: {', '.join(SOURCES)})")
     if cut not in CUTS:
         raise EvaltrayError(f"unknown cut {cut!r} (one of: {', '.join(CUTS)})")
-    clauses = ["payload_kept"]
-    if where:
-        clauses.append(f"({where})")
     table = ws.trace_store().query(
-        " AND ".join(clauses), columns=_TRACE_COLUMNS, order_by="start_time NULLS LAST, trace_id"
+        conjunction("payload_kept", where), columns=_TRACE_COLUMNS, order_by="start_time NULLS LAST, trace_id"
     )
     wanted = set(trace_ids) if trace_ids is not None else None
     cands = ws.t["candidates"]
