@@ -28,4 +28,6 @@ def test_counts_refuse_negative_values(shop):
         ("coverage", "--limit", "-1"),
     ):
         r = run(*args, ok=False)
-        assert r.exit_code == 2 and "-1 is not in the range x>=0." in r.stderr, args
+        path = " ".join(a for a in args if not a.startswith("-") and a != "-1")
+        expected = f"Error: Invalid value for '--limit': -1 is not in the range x>=0. (try `evaltray {path} --help`)\n"
+        assert (r.exit_code, r.stderr) == (1, expected), args
