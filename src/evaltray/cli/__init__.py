@@ -13,7 +13,7 @@ import click
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.settings import USER_ENV, WORKSPACE_ENV
 
-from ._common import AppContext
+from ._common import AppContext, visible
 from .curate import candidates, labels, reject, review, signoff
 from .plan import coverage, plan, sample
 from .release import export, release
@@ -53,13 +53,13 @@ class _Group(click.Group):
         except click.UsageError as exc:  # a subcommand's options and arguments, or an unknown command
             raise _one_line(exc) from None
         except EvaltrayError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {visible(exc)}", err=True)
             sys.exit(1)
         except OSError as exc:  # a directory that cannot be made, a file that cannot be written
             if exc.errno == errno.EPIPE:
                 raise
             where = f"{exc.filename}: " if exc.filename is not None else ""
-            click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
+            click.echo(f"Error: {visible(where)}{exc.strerror or exc}", err=True)
             sys.exit(1)
 
 
