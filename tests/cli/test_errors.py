@@ -68,3 +68,28 @@ def test_tracebacks_named_in_the_issue_are_one_line(shop):
     ]:
         r = run(*args, ok=False)
         assert (r.exit_code, r.stderr) == (1, f"Error: {message}\n"), args
+
+
+def test_a_wrong_setting_is_one_line_naming_key_value_and_what_was_expected(shop):
+    toml = shop / "evaltray.toml"
+    text = toml.read_text(encoding="utf-8")
+    for old, new, message in [
+        (
+            "holdout = 0.20",
+            'holdout = "twenty"',
+            "release.holdout must be a number between 0 and 1 (both excluded), got 'twenty'",
+        ),
+        (
+            'sets = ["main", "edge"]',
+            'sets = "main"',
+            "workspace.sets must be a list of set names (letters, digits, '.', '-', '_'), each once, got 'main'",
+        ),
+        (
+            "stale_after_days = 180",
+            "stale_after_days = -1",
+            "thresholds.stale_after_days must be a whole number of days, 1 or more, got -1",
+        ),
+    ]:
+        toml.write_text(text.replace(old, new), encoding="utf-8")
+        r = run("traces", "stats", ok=False)
+        assert (r.exit_code, r.stdout, r.stderr) == (1, "", f"Error: {toml}: {message}\n"), old
