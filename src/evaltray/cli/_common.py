@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,20 @@ def shown(value: object) -> str:
     """Data (trace text, ids, file names, reasons, names) for a rich markup string: ``visible`` with markup
     escaped, so ``[bold]`` in a trace prints as itself. Human output only: ``--json`` keeps the exact string."""
     return escape(visible(value))
+
+
+def number(value: float | None) -> str:
+    """A number as people read it: ``13,990`` (never ``1.399e+04``), ``2.5``, ``0.00123``; None as blank."""
+    if value is None:
+        return ""
+    if value == 0:
+        return "0"
+    if isinstance(value, int) or not math.isfinite(value):
+        return f"{value:,}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(value))))  # four significant digits
+    if abs(round(value, decimals)) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
 
 
 class _DataConsole(Console):
@@ -137,7 +152,8 @@ def emit_table(as_json: bool, data: Any, columns: list[str], rows: list[list[Any
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
-    """A table of data: every cell (and the title) is shown as text, never read as markup."""
+    """A table of data: every cell (and the title) is shown as text, never read as markup; numbers are
+    formatted with ``number``."""
     t = Table(
         title=None if title is None else Text(visible(title)),
         title_justify="left",
@@ -147,8 +163,12 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*(Text(visible(v)) for v in r))
+        t.add_row(*(Text(number(v) if _is_number(v) else visible(v)) for v in r))
     return t
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def progress_bar(total: int | None, description: str):  # type: ignore[no-untyped-def]

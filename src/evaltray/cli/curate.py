@@ -281,14 +281,17 @@ def labels() -> None:
 
 @labels.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--max-issues", type=COUNT, default=20, show_default=True, help="How many skipped rows to list.")
 @dry_run_option
 @json_option
 @pass_app
-def labels_import(app: AppContext, path: str, dry_run: bool, as_json: bool) -> None:
+def labels_import(app: AppContext, path: str, max_issues: int, dry_run: bool, as_json: bool) -> None:
     """Import labels from CSV or JSONL (candidate_id, expected / behavior_code / assertions, verdict, …)."""
     report = rev.import_labels(app.ws, Path(path), app.user, dry_run=dry_run)
-    for p in report.problems:
+    for p in report.problems[:max_issues]:
         err().print(f"[yellow]skipped[/] {shown(p)}", highlight=False)
+    if len(report.problems) > max_issues:
+        err().print(f"… and {len(report.problems) - max_issues:,} more skipped rows (all of them with --json)")
     emit(
         as_json,
         {"imported": len(report.imported), "problems": report.problems},

@@ -10,7 +10,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.traces import LIST_COLUMNS, list_traces, show_trace, trace_stats
 
 from ..ingest import FORMATS, ingest_files
-from ._common import COUNT, AppContext, emit, emit_table, err, json_option, out, pass_app, shown, table
+from ._common import COUNT, AppContext, emit, emit_table, err, json_option, number, out, pass_app, shown, table
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -146,15 +146,14 @@ def traces_stats(app: AppContext, where: str | None, as_json: bool) -> None:
             table(
                 "percentiles",
                 ["metric", "p50", "p90", "p99", "max"],
-                [[m, *(_fmt(v.get(p)) for p in ("p50", "p90", "p99", "max"))] for m, v in stats["percentiles"].items()],
+                [
+                    [m, *(number(v.get(p)) for p in ("p50", "p90", "p99", "max"))]
+                    for m, v in stats["percentiles"].items()
+                ],
             )
         )
 
     emit(as_json, stats, human)
-
-
-def _fmt(v: float | None) -> str:
-    return "" if v is None else f"{v:,.4g}"
 
 
 @traces.command("list")
