@@ -24,6 +24,7 @@ from ._common import (
     pass_app,
     set_option,
     shown,
+    visible,
 )
 
 
@@ -144,7 +145,7 @@ def _show_input(cand: pool.Candidate) -> None:
 def _prompt_expected(step: rev.ReviewStep, codes: list[str]) -> None:
     while True:
         reference = click.prompt("Expected behaviour — reference answer (blank: none)", default="", show_default=False)
-        hint = f" [{', '.join(codes)}]" if codes else ""
+        hint = f" [{visible(', '.join(codes))}]" if codes else ""
         code = click.prompt(f"Behavior code{hint} (blank: none)", default="", show_default=False)
         asserts = click.prompt("Assertions, ';'-separated (blank: none)", default="", show_default=False)
         try:

@@ -68,7 +68,7 @@ def ingest(
 
     def progress(path: str, n: int) -> None:
         if status:
-            status.update(f"ingesting {Path(path).name}: {n:,} traces")
+            status.update(f"ingesting {shown(Path(path).name)}: {n:,} traces")
 
     try:
         report = ingest_files(
