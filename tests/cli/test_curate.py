@@ -54,3 +54,15 @@ def test_scripted_review_and_signoff(shop):
     assert (r.exit_code, r.stderr) == (1, f"Error: candidate {added[2]} is rejected; it cannot be reviewed\n")
     r = run("review", "nope", "--expected", "x", ok=False)
     assert (r.exit_code, r.stderr) == (1, "Error: no candidate 'nope'\n")
+
+
+def test_labels_import_lists_at_most_max_issues_skipped_rows(shop, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("candidate_id,expected,verdict\n" + "".join(f"nope{i},Answer.,pass\n" for i in range(25)))
+    r = run("labels", "import", str(labels))
+    lines = r.stderr.splitlines()
+    assert len(lines) == 21 and all(line.startswith(f"skipped {labels}:") for line in lines[:20])
+    assert lines[20] == "… and 5 more skipped rows (all of them with --json)"
+    r = run("labels", "import", str(labels), "--max-issues", "2", "--json")
+    assert r.stderr.splitlines()[2:] == ["… and 23 more skipped rows (all of them with --json)"]
+    assert len(json.loads(r.stdout)["problems"]) == 25

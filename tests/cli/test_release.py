@@ -77,7 +77,11 @@ def test_export_errors(shop):
     r = run("export", "1.0.0", "--to", "jsonl", ok=False)
     assert (r.exit_code, r.stderr) == (1, "Error: no release '1.0.0' (releases: none yet)\n")
     r = run("export", "1.0.0", "--to", "csv", ok=False)
-    assert r.exit_code == 2 and "'csv' is not one of 'promptfoo', 'inspect', 'hf', 'jsonl'" in r.stderr
+    assert (r.exit_code, r.stderr) == (
+        1,
+        "Error: Invalid value for '--to': 'csv' is not one of 'promptfoo', 'inspect', 'hf', 'jsonl'. "
+        "(try `evaltray export --help`)\n",
+    )
     _release(shop)
     r = run("export", "1.0.0", "--to", "jsonl", "--set", "nope", ok=False)
     assert (r.exit_code, r.stderr) == (1, "Error: set 'nope' is not in this workspace (sets: main, edge)\n")

@@ -38,4 +38,7 @@ def test_dedup_thresholds_are_checked(shop):
     r = run("dedup", "--near", "2", ok=False)
     assert (r.exit_code, r.stderr) == (1, "Error: near threshold must be in (0, 1], got 2.0\n")
     r = run("dedup", "--show", "-1", ok=False)
-    assert r.exit_code == 2 and "Invalid value for '--show': -1 is not in the range x>=0." in r.stderr
+    assert (r.exit_code, r.stderr) == (
+        1,
+        "Error: Invalid value for '--show': -1 is not in the range x>=0. (try `evaltray dedup --help`)\n",
+    )

@@ -58,6 +58,14 @@ def test_a_file_not_in_utf8_is_an_error(tmp_path: Path) -> None:
     assert str(err.value) == f"{tmp_path / SETTINGS_FILE}: not UTF-8 text (byte 23); save it as UTF-8"
 
 
+FRACTION = "a number between 0 and 1 (both excluded)"
+SHARE = "a number from 0 to 1"
+CASES = "a whole number of cases, 0 or more"
+DAYS = "a whole number of days, 1 or more"
+SETS = "a list of set names (letters, digits, '.', '-', '_'), each once"
+ENTITIES = 'a list of entity names, e.g. ["EMAIL", "PHONE"]'
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -65,16 +73,40 @@ def test_a_file_not_in_utf8_is_an_error(tmp_path: Path) -> None:
         ("[relase]\nholdout = 0.3\n", "unknown table(s) relase"),
         ("name = 'x'\n", "unknown table(s) name"),
         ("release = 3\n", "[release] must be a table"),
-        ("[release]\nholdout = '0.2'\n", "release.holdout must be a number, got '0.2'"),
-        ("[release]\npr_subset_size = 50.5\n", "release.pr_subset_size must be a whole number, got 50.5"),
-        ("[release]\nholdout = true\n", "release.holdout must be a number, got True"),
-        ("[workspace]\nsets = 'main'\n", "workspace.sets must be a list of text, got 'main'"),
-        ("[ingest]\nscrub_entities = ['EMAIL', 3]\n", "ingest.scrub_entities must be a list of text, got ['EMAIL', 3]"),
+        ("[release]\nholdout = '0.2'\n", f"release.holdout must be {FRACTION}, got '0.2'"),
+        ("[release]\nholdout = 'twenty'\n", f"release.holdout must be {FRACTION}, got 'twenty'"),
+        ("[release]\nholdout = 1.5\n", f"release.holdout must be {FRACTION}, got 1.5"),
+        ("[release]\nholdout = true\n", f"release.holdout must be {FRACTION}, got True"),
+        ("[release]\npr_subset_size = 50.5\n", f"release.pr_subset_size must be {CASES}, got 50.5"),
+        ("[release]\npr_subset_size = -1\n", f"release.pr_subset_size must be {CASES}, got -1"),
+        ("[workspace]\nsets = 'main'\n", f"workspace.sets must be {SETS}, got 'main'"),
+        ("[workspace]\nsets = []\n", f"workspace.sets must be {SETS}, got []"),
+        ("[workspace]\nsets = ['main', 'main']\n", f"workspace.sets must be {SETS}, got ['main', 'main']"),
+        ("[workspace]\nsets = ['main', '../../x']\n", f"workspace.sets must be {SETS}, got ['main', '../../x']"),
+        ("[workspace]\nname = ' '\n", "workspace.name must be a workspace name, got ' '"),
+        ("[owners]\nlabel = ''\n", "owners.label must be a user name, got ''"),
+        (
+            "[labeling]\nguide_version = 2\n",
+            'labeling.guide_version must be the labeling guide\'s version as text, e.g. "1", got 2',
+        ),
+        (
+            "[labeling]\nslice_by = ['feature', 'feature']\n",
+            "labeling.slice_by must be a list of label keys, each once, got ['feature', 'feature']",
+        ),
+        ("[thresholds]\nstale_after_days = -1\n", f"thresholds.stale_after_days must be {DAYS}, got -1"),
+        ("[thresholds]\nstale_after_days = 0\n", f"thresholds.stale_after_days must be {DAYS}, got 0"),
+        ("[thresholds]\nhuman_agreement = 80\n", f"thresholds.human_agreement must be {SHARE}, got 80"),
+        ("[thresholds]\njudge_agreement = -0.1\n", f"thresholds.judge_agreement must be {SHARE}, got -0.1"),
+        ("[thresholds]\ncontamination_warn = 'low'\n", f"thresholds.contamination_warn must be {SHARE}, got 'low'"),
+        ("[ingest]\noutlier_quantile = 1\n", f"ingest.outlier_quantile must be {FRACTION}, got 1"),
+        ("[ingest]\npayload_sample = 0\n", "ingest.payload_sample must be a number above 0, at most 1, got 0"),
+        ("[ingest]\nscrub_entities = ['EMAIL', 3]\n", f"ingest.scrub_entities must be {ENTITIES}, got ['EMAIL', 3]"),
         ("[ingest]\nscrub = 'yes'\n", "ingest.scrub must be true or false, got 'yes'"),
-        ("[state]\nurl = 5\n", "state.url must be text, got 5"),
-        ("[source_mix]\nproduction = 'half'\n", "source_mix.production must be a number, got 'half'"),
+        ("[state]\nurl = 5\n", "state.url must be a database URL, got 5"),
+        ("[source_mix]\nproduction = 'half'\n", f"source_mix.production must be {SHARE}, got 'half'"),
+        ("[source_mix]\nproduction = 1.5\nsme = -0.5\n", f"source_mix.production must be {SHARE}, got 1.5"),
         ("[source_mix]\nproduction = 0.5\n", "source_mix must add up to 1.0, got 0.5"),
-        ("[release]\nholdout = 1\n", "release.holdout must be between 0 and 1, got 1"),
+        ("[release]\nholdout = 1\n", f"release.holdout must be {FRACTION}, got 1"),
         ("[workspace]\ndefault_set = 'gold'\n", "workspace.default_set 'gold' is not in workspace.sets"),
         ("[release\n", "Expected ']' at the end of a table declaration (at line 1, column 9)"),
     ],
@@ -84,6 +116,23 @@ def test_a_setting_no_run_could_use_is_an_error_naming_it(tmp_path: Path, text: 
     with pytest.raises(WorkspaceError) as err:
         Settings.load(tmp_path)
     assert str(err.value) == f"{path}: {message}"
+
+
+def test_every_key_init_writes_refuses_a_value_of_no_kind_naming_the_key(tmp_path: Path) -> None:
+    """An inline table fits no setting: each key, the commented ones included, must name itself refusing it."""
+    table, keys = "", []
+    for line in render_settings("shop", "alice").splitlines():
+        if line.startswith("["):
+            table = line.split("]")[0][1:]
+        elif "=" in line:
+            keys.append((table, line.removeprefix("# ").split("=")[0].strip()))
+    assert len(keys) == 26  # four of them in [source_mix]
+    for table, key in keys:
+        path = write(tmp_path, f"[{table}]\n{key} = {{}}\n")
+        with pytest.raises(WorkspaceError) as err:
+            Settings.load(tmp_path)
+        assert str(err.value).startswith(f"{path}: {table}.{key} must be "), (table, key)
+        assert str(err.value).endswith(", got {}"), (table, key)
 
 
 # ------------------------------------------------------------------------------------- the environment

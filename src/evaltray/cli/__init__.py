@@ -5,6 +5,7 @@ Data goes to stdout (tables, or JSON with ``--json``); progress and logs go to s
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -12,7 +13,7 @@ import click
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.settings import USER_ENV, WORKSPACE_ENV
 
-from ._common import AppContext
+from ._common import AppContext, visible
 from .curate import candidates, labels, reject, review, signoff
 from .plan import coverage, plan, sample
 from .release import export, release
@@ -23,18 +24,46 @@ from .tray import cases, promote, tray
 from .workspace import demo, init, users
 
 
+class _UsageLine(click.ClickException):
+    """A usage error said in one line, ``Error: …`` with exit status 1, as every other error is."""
+
+    def __init__(self, exc: click.UsageError) -> None:
+        hint = f" (try `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        super().__init__(exc.format_message() + hint)
+
+
+def _one_line(exc: click.UsageError) -> click.ClickException:
+    # Bare `evaltray traces` shows the group's help, as click does; every other usage error is one line.
+    return exc if isinstance(exc, click.exceptions.NoArgsIsHelpError) else _UsageLine(exc)
+
+
 class _Group(click.Group):
-    """Turns evaltray's errors into ``Error: …`` on stderr and exit status 1."""
+    """Turns evaltray's errors, click's usage errors and the system's refusals into ``Error: …`` on stderr
+    and exit status 1."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:  # the top level's own options: `evaltray --frob`
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a subcommand's options and arguments, or an unknown command
+            raise _one_line(exc) from None
         except EvaltrayError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {visible(exc)}", err=True)
+            sys.exit(1)
+        except OSError as exc:  # a directory that cannot be made, a file that cannot be written
+            if exc.errno == errno.EPIPE:
+                raise
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            click.echo(f"Error: {visible(where)}{exc.strerror or exc}", err=True)
             sys.exit(1)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("evaltray", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-w",
     "--workspace",

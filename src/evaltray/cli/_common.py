@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -9,7 +11,9 @@ from typing import Any, TypeVar
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from evaltray.core.store import Workspace, current_user
 
@@ -17,6 +21,51 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: A count a user gives (``--limit``, ``--show``): never negative.
 COUNT = click.IntRange(min=0)
+
+
+#: What a terminal acts on instead of showing: C0 controls but tab and newline, DEL, C1 controls (CSI, OSC …),
+#: and the bidi marks, embeddings, overrides and isolates that reorder the text around them.
+_ACTED_ON = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _symbol(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: ESC shows as ␛, CR as ␍
+    return "\u2421" if code == 0x7F else f"<U+{code:04X}>"
+
+
+def visible(value: object) -> str:
+    """``value`` as text a terminal shows and never acts on: ESC as ␛, a bidi override as ``<U+202E>``."""
+    return _ACTED_ON.sub(_symbol, "" if value is None else str(value))
+
+
+def shown(value: object) -> str:
+    """Data (trace text, ids, file names, reasons, names) for a rich markup string: ``visible`` with markup
+    escaped, so ``[bold]`` in a trace prints as itself. Human output only: ``--json`` keeps the exact string."""
+    return escape(visible(value))
+
+
+def number(value: float | None) -> str:
+    """A number as people read it: ``13,990`` (never ``1.399e+04``), ``2.5``, ``0.00123``; None as blank."""
+    if value is None:
+        return ""
+    if value == 0:
+        return "0"
+    if isinstance(value, int) or not math.isfinite(value):
+        return f"{value:,}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(value))))  # four significant digits
+    if abs(round(value, decimals)) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+
+
+class _DataConsole(Console):
+    """A console that shows control characters instead of sending them: the net under ``shown``, for any
+    string that reaches it (the CLI itself never prints a control character but newline and tab)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(visible(text), **kwargs)
 
 
 def out() -> Console:
@@ -36,7 +85,7 @@ def _console(*, stderr: bool) -> Console:
     meta: dict[str, Any] = ctx.meta if ctx is not None else {}
     key = "evaltray.console.err" if stderr else "evaltray.console.out"
     if key not in meta:
-        console = Console(stderr=stderr, soft_wrap=True)
+        console = _DataConsole(stderr=stderr, soft_wrap=True, emoji=False)  # `:smile:` in a trace stays text
         if not stderr and not console.is_terminal:  # piped or captured: wide enough that tables do not fold
             console.width = 160
         meta[key] = console
@@ -103,12 +152,23 @@ def emit_table(as_json: bool, data: Any, columns: list[str], rows: list[list[Any
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
-    t = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    """A table of data: every cell (and the title) is shown as text, never read as markup; numbers are
+    formatted with ``number``."""
+    t = Table(
+        title=None if title is None else Text(visible(title)),
+        title_justify="left",
+        show_edge=False,
+        header_style="bold",
+    )
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
+        t.add_row(*(Text(number(v) if _is_number(v) else visible(v)) for v in r))
     return t
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def progress_bar(total: int | None, description: str):  # type: ignore[no-untyped-def]

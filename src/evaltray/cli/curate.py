@@ -23,6 +23,8 @@ from ._common import (
     out,
     pass_app,
     set_option,
+    shown,
+    visible,
 )
 
 
@@ -78,7 +80,9 @@ def candidates_add(
     emit(
         as_json,
         {"added": added, "dry_run": dry_run},
-        lambda: out().print(f"{verb} {len(added)} candidate(s)" + (f": {', '.join(added[:10])}" if added else "")),
+        lambda: out().print(
+            f"{verb} {len(added)} candidate(s)" + (f": {shown(', '.join(added[:10]))}" if added else "")
+        ),
     )
 
 
@@ -123,32 +127,32 @@ def candidates_bin(app: AppContext, set_name: str | None, as_json: bool) -> None
 
 
 def _show_input(cand: pool.Candidate) -> None:
-    out().rule(f"candidate {cand.id}  ·  source {cand.source}  ·  trace {cand.trace_id or '-'}")
+    out().rule(f"candidate {shown(cand.id)}  ·  source {shown(cand.source)}  ·  trace {shown(cand.trace_id or '-')}")
     tools = cand.input.get("tools") or []
     if tools:
         names = [t.get("function", t).get("name", "?") for t in tools if isinstance(t, dict)]
-        out().print(f"[dim]tools available: {', '.join(names)}[/]")
+        out().print(f"[dim]tools available: {shown(', '.join(map(str, names)))}[/]")
     for m in cand.input["messages"]:
         text = m.get("content") or ""
         if m.get("role") == "system" and len(text) > 400:
             text = text[:400] + " …"
-        out().print(f"[bold cyan]{m.get('role')}[/]: ", end="")
-        out().print(text, markup=False, highlight=False)
+        out().print(f"[bold cyan]{shown(m.get('role'))}[/]: ", end="")
+        out().print(shown(text), highlight=False)
         for c in m.get("tool_calls") or []:
-            out().print(f"    → {c.get('name')}({c.get('arguments')})", markup=False, highlight=False)
+            out().print(f"    → {shown(c.get('name'))}({shown(c.get('arguments'))})", highlight=False)
 
 
 def _prompt_expected(step: rev.ReviewStep, codes: list[str]) -> None:
     while True:
         reference = click.prompt("Expected behaviour — reference answer (blank: none)", default="", show_default=False)
-        hint = f" [{', '.join(codes)}]" if codes else ""
+        hint = f" [{visible(', '.join(codes))}]" if codes else ""
         code = click.prompt(f"Behavior code{hint} (blank: none)", default="", show_default=False)
         asserts = click.prompt("Assertions, ';'-separated (blank: none)", default="", show_default=False)
         try:
             step.write_expected(reference, code, rev.split_list(asserts))
             return
         except EvaltrayError as exc:
-            err().print(f"[red]{exc}[/]")
+            err().print(f"[red]{shown(exc)}[/]")
 
 
 def _review_interactively(
@@ -161,11 +165,13 @@ def _review_interactively(
         cand = step.candidate
         _show_input(cand)
         if not session.blind:
-            out().print(f"[bold magenta]recorded output[/]: {step.recorded_output() or '(none)'}", highlight=False)
+            out().print(
+                f"[bold magenta]recorded output[/]: {shown(step.recorded_output() or '(none)')}", highlight=False
+            )
         _prompt_expected(step, settings.behavior_codes)
         if session.blind:
             out().print("[bold magenta]recorded output[/]: ", end="")
-            out().print(step.recorded_output() or "(none)", markup=False, highlight=False)
+            out().print(shown(step.recorded_output() or "(none)"), highlight=False)
         verdict = click.prompt(
             "Verdict on the recorded output", type=click.Choice(["pass", "fail", "skip"]), default="skip"
         )
@@ -276,14 +282,17 @@ def labels() -> None:
 
 @labels.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--max-issues", type=COUNT, default=20, show_default=True, help="How many skipped rows to list.")
 @dry_run_option
 @json_option
 @pass_app
-def labels_import(app: AppContext, path: str, dry_run: bool, as_json: bool) -> None:
+def labels_import(app: AppContext, path: str, max_issues: int, dry_run: bool, as_json: bool) -> None:
     """Import labels from CSV or JSONL (candidate_id, expected / behavior_code / assertions, verdict, …)."""
     report = rev.import_labels(app.ws, Path(path), app.user, dry_run=dry_run)
-    for p in report.problems:
-        err().print(f"[yellow]skipped[/] {p}", highlight=False)
+    for p in report.problems[:max_issues]:
+        err().print(f"[yellow]skipped[/] {shown(p)}", highlight=False)
+    if len(report.problems) > max_issues:
+        err().print(f"… and {len(report.problems) - max_issues:,} more skipped rows (all of them with --json)")
     emit(
         as_json,
         {"imported": len(report.imported), "problems": report.problems},
@@ -304,7 +313,7 @@ def reject(app: AppContext, candidate_id: str, reason: str, note: str | None, dr
     emit(
         as_json,
         {"candidate_id": cand.id, "reason": cand.reject_reason, "dry_run": dry_run},
-        lambda: out().print(f"rejected {cand.id}: {cand.reject_reason}"),
+        lambda: out().print(f"rejected {shown(cand.id)}: {shown(cand.reject_reason)}"),
     )
 
 

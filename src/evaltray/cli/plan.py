@@ -12,7 +12,7 @@ from evaltray.curate.coverage_html import coverage_report
 from evaltray.curate.sample import OUTLIERS, sample_to_pool
 from evaltray.tray.candidates import CUTS
 
-from ._common import COUNT, AppContext, dry_run_option, emit, json_option, out, pass_app, set_option, table
+from ._common import COUNT, AppContext, dry_run_option, emit, json_option, out, pass_app, set_option, shown, table
 
 
 @click.group()
@@ -33,7 +33,7 @@ def plan_init(app: AppContext, features: tuple[str, ...], force: bool, as_json: 
         as_json,
         {"path": str(path), "cells": len(p.cell_keys()), **p.to_dict()},
         lambda: out().print(
-            f"wrote {path.name}: {len(p.cell_keys())} cells ({' × '.join(p.grid)}), "
+            f"wrote {shown(path.name)}: {len(p.cell_keys())} cells ({shown(' × '.join(p.grid))}), "
             f"{p.target_per_cell} per cell; edit it, then `evaltray coverage`"
         ),
     )
@@ -49,7 +49,7 @@ def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
 
     def human() -> None:
         out().print(
-            f"grid {' × '.join(p.grid)} = {len(p.cell_keys())} cells, default target {p.target_per_cell}, "
+            f"grid {shown(' × '.join(p.grid))} = {len(p.cell_keys())} cells, default target {p.target_per_cell}, "
             f"total target {sum(p.target(c) for c in p.cell_keys())}"
         )
         out().print(table("dimensions", ["dimension", "values"], [[k, ", ".join(v)] for k, v in p.dimensions.items()]))
@@ -71,7 +71,7 @@ def plan_show(app: AppContext, plan_file: str | None, as_json: bool) -> None:
             )
         out().print(
             "source mix target (evaltray.toml): "
-            + ", ".join(f"{k} {v:.0%}" for k, v in app.ws.settings.source_mix.items())
+            + shown(", ".join(f"{k} {v:.0%}" for k, v in app.ws.settings.source_mix.items()))
         )
 
     emit(as_json, {**p.to_dict(app.ws.settings.source_mix), "cells": len(p.cell_keys())}, human)
@@ -152,7 +152,7 @@ def coverage(
                 )
             )
         if html_path:
-            out().print(f"heatmap: {html_path}")
+            out().print(f"heatmap: {shown(html_path)}")
 
     emit(as_json, data, human)
 
@@ -219,7 +219,7 @@ def sample(
         strata = Counter(p.stratum for p in res.picks)
         out().print(
             f"{'would add' if dry_run else 'added'} {len(res.picks)} trace(s) to the pool"
-            + (f" (plan {fill.plan_file.name})" if fill.plan_file else "")
+            + (f" (plan {shown(fill.plan_file.name)})" if fill.plan_file else "")
         )
         out().print(table("picks by stratum", ["stratum", "traces"], [[s, n] for s, n in strata.most_common()]))
         if res.shortfall:

@@ -11,7 +11,19 @@ from evaltray.core.records import ReleaseStatus
 from evaltray.tray import release as rel
 from evaltray.tray.export import EXPORTERS, export_release
 
-from ._common import AppContext, dry_run_option, emit, emit_table, err, json_option, out, pass_app, set_option, table
+from ._common import (
+    AppContext,
+    dry_run_option,
+    emit,
+    emit_table,
+    err,
+    json_option,
+    out,
+    pass_app,
+    set_option,
+    shown,
+    table,
+)
 
 
 @click.group()
@@ -52,13 +64,13 @@ def release_create(
 
     def human() -> None:
         out().print(
-            f"{'would create' if dry_run else 'created'} release [bold]{version}[/] "
-            f"(hash {result.content_hash[:12]}, parent {m.parent or 'none'})"
+            f"{'would create' if dry_run else 'created'} release [bold]{shown(version)}[/] "
+            f"(hash {result.content_hash[:12]}, parent {shown(m.parent or 'none')})"
         )
         for s, info in m.sets.items():
             c = m.changelog[s]["summary"]
             out().print(
-                f"  {s}: {info.n_cases} cases — dev {info.counts.split['dev']}, holdout "
+                f"  {shown(s)}: {info.n_cases} cases — dev {info.counts.split['dev']}, holdout "
                 f"{info.counts.split['holdout']}, pr subset {len(info.subsets['pr'])}; "
                 f"+{c['added']} new coverage, {c['relabeled']} relabeled, {c['superseded']} superseded, "
                 f"{c['retired']} retired"
@@ -76,7 +88,7 @@ def release_create(
                     )
                 )
         for w in result.warnings:
-            err().print(f"[yellow]warning[/] {w}", highlight=False)
+            err().print(f"[yellow]warning[/] {shown(w)}", highlight=False)
 
     emit(as_json, summary, human)
 
@@ -91,7 +103,7 @@ def release_verify(app: AppContext, version: str, as_json: bool) -> None:
     emit(
         as_json,
         {"version": version, "ok": not problems, "problems": problems},
-        lambda: out().print("\n".join(problems) if problems else f"release {version}: intact"),
+        lambda: out().print(shown("\n".join(problems) if problems else f"release {version}: intact")),
     )
     if problems:
         sys.exit(1)
@@ -108,12 +120,12 @@ def release_diff(app: AppContext, old: str, new: str, as_json: bool) -> None:
 
     def human() -> None:
         for s, d in diff["sets"].items():
-            out().print(f"[bold]{s}[/]: " + ", ".join(f"{v} {k}" for k, v in d["summary"].items()))
+            out().print(f"[bold]{shown(s)}[/]: " + ", ".join(f"{v} {k}" for k, v in d["summary"].items()))
             for key in ("added", "retired", "relabeled", "edited"):
                 if d[key]:
-                    out().print(f"  {key}: {', '.join(d[key][:20])}" + (" …" if len(d[key]) > 20 else ""))
+                    out().print(f"  {key}: {shown(', '.join(d[key][:20]))}" + (" …" if len(d[key]) > 20 else ""))
             for sup in d["superseded"]:
-                out().print(f"  superseded: {sup['old']} → {sup['new']}")
+                out().print(f"  superseded: {shown(sup['old'])} → {shown(sup['new'])}")
             for key, label in (("by_slice", "slice"), ("by_source", "source")):
                 counts = d[key]
                 rows = [
@@ -146,7 +158,11 @@ def _status_command(status: ReleaseStatus, doc: str) -> click.Command:
     @pass_app
     def command(app: AppContext, version: str, as_json: bool) -> None:
         rel.set_status(app.ws, version, status, app.user)
-        emit(as_json, {"version": version, "status": status.value}, lambda: out().print(f"{version}: {status.value}"))
+        emit(
+            as_json,
+            {"version": version, "status": status.value},
+            lambda: out().print(f"{shown(version)}: {status.value}"),
+        )
 
     command.__doc__ = doc
     return click.command("archive" if status is ReleaseStatus.ARCHIVED else "activate")(command)
@@ -202,5 +218,8 @@ def export(
             "release": done.release,
             "release_hash": done.release_hash,
         },
-        lambda: out().print(f"wrote {done.cases} {done.split} case(s) of {done.set_name}@{version} to {done.path}"),
+        lambda: out().print(
+            f"wrote {done.cases} {shown(done.split)} case(s) of {shown(done.set_name)}@{shown(version)} "
+            f"to {shown(done.path)}"
+        ),
     )

@@ -11,7 +11,19 @@ import click
 
 from evaltray.core.errors import WorkspaceError
 
-from ._common import AppContext, dry_run_option, emit, err, json_option, out, pass_app, progress_bar, table
+from ._common import (
+    AppContext,
+    dry_run_option,
+    emit,
+    err,
+    json_option,
+    out,
+    pass_app,
+    progress_bar,
+    shown,
+    table,
+    visible,
+)
 
 
 @click.command()
@@ -57,7 +69,7 @@ def scrub(app: AppContext, workers: int | None, dry_run: bool, as_json: bool) ->
             out().print(table(None, ["entity", "replaced"], [[k, f"{v:,}"] for k, v in sorted(report.counts.items())]))
         for trace_id in report.quarantined:
             out().print(
-                f"quarantined trace {trace_id}: could not be scrubbed; "
+                f"quarantined trace {shown(trace_id)}: could not be scrubbed; "
                 + ("would be stored" if dry_run else "stored")
                 + " without its text",
                 highlight=False,
@@ -87,9 +99,9 @@ def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> N
     path = create_vault_key(path, root, dry_run=dry_run)
 
     def human() -> None:
-        out().print(f"{'would write' if dry_run else 'wrote'} a vault key to {path}", highlight=False)
+        out().print(f"{'would write' if dry_run else 'wrote'} a vault key to {shown(path)}", highlight=False)
         err().print(
-            f'set it in evaltray.toml: [ingest] vault_key = "{path}"; whoever holds this file can read '
+            f'set it in evaltray.toml: [ingest] vault_key = "{visible(path)}"; whoever holds this file can read '
             "the originals of every scrubbed value",
             markup=False,
             highlight=False,
@@ -114,4 +126,6 @@ def vault_reveal(app: AppContext, trace_id: str, placeholder: str, key_file: Pat
     from evaltray.scrub import reveal
 
     value = reveal(app.ws, app.user, trace_id, placeholder, key_file)
-    emit(as_json, {"trace_id": trace_id, "placeholder": placeholder, "value": value}, lambda: click.echo(value))
+    emit(
+        as_json, {"trace_id": trace_id, "placeholder": placeholder, "value": value}, lambda: click.echo(visible(value))
+    )

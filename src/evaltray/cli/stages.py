@@ -6,7 +6,7 @@ import click
 
 from evaltray.curate import derived
 
-from ._common import COUNT, AppContext, emit, err, json_option, out, pass_app, table
+from ._common import COUNT, AppContext, emit, err, json_option, out, pass_app, shown, table
 
 
 def _progress(stage: str, done: int, total: int) -> None:
@@ -118,7 +118,9 @@ def cluster(
     clustering = derived.cluster_traces(
         app.ws, k=k, backend=backend, method=method, model_path=model_path, where=where, seed=seed
     )
-    _show(derived.cluster_info(app.ws), as_json, f"{clustering.n_clusters} clusters ({method}, {backend})")
+    _show(
+        derived.cluster_info(app.ws), as_json, f"{clustering.n_clusters} clusters ({shown(method)}, {shown(backend)})"
+    )
 
 
 def _show(info: dict, as_json: bool, title: str) -> None:
@@ -183,4 +185,4 @@ def cluster_split(app: AppContext, a: int, k: int, as_json: bool) -> None:
 @pass_app
 def cluster_rename(app: AppContext, a: int, name: str, as_json: bool) -> None:
     """Name a cluster; the name persists across re-clustering."""
-    _show(derived.edit_clusters(app.ws, "rename", a, name=name), as_json, f"renamed {a} to {name!r}")
+    _show(derived.edit_clusters(app.ws, "rename", a, name=name), as_json, f"renamed {a} to {shown(repr(name))}")

@@ -10,7 +10,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.traces import LIST_COLUMNS, list_traces, show_trace, trace_stats
 
 from ..ingest import FORMATS, ingest_files
-from ._common import COUNT, AppContext, emit, emit_table, err, json_option, out, pass_app, table
+from ._common import COUNT, AppContext, emit, emit_table, err, json_option, number, out, pass_app, shown, table
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -68,7 +68,7 @@ def ingest(
 
     def progress(path: str, n: int) -> None:
         if status:
-            status.update(f"ingesting {Path(path).name}: {n:,} traces")
+            status.update(f"ingesting {shown(Path(path).name)}: {n:,} traces")
 
     try:
         report = ingest_files(
@@ -85,12 +85,12 @@ def ingest(
         if status:
             status.stop()
     for issue in report.issues[:max_issues]:
-        err().print(f"[yellow]skipped[/] {issue}", markup=True, highlight=False)
+        err().print(f"[yellow]skipped[/] {shown(issue)}", markup=True, highlight=False)
     if len(report.issues) > max_issues:
         err().print(f"… and {len(report.issues) - max_issues} more malformed records")
     for trace_id in report.quarantined:
         err().print(
-            f"[red]quarantined[/] trace {trace_id}: could not be scrubbed; stored without its text",
+            f"[red]quarantined[/] trace {shown(trace_id)}: could not be scrubbed; stored without its text",
             markup=True,
             highlight=False,
         )
@@ -146,15 +146,14 @@ def traces_stats(app: AppContext, where: str | None, as_json: bool) -> None:
             table(
                 "percentiles",
                 ["metric", "p50", "p90", "p99", "max"],
-                [[m, *(_fmt(v.get(p)) for p in ("p50", "p90", "p99", "max"))] for m, v in stats["percentiles"].items()],
+                [
+                    [m, *(number(v.get(p)) for p in ("p50", "p90", "p99", "max"))]
+                    for m, v in stats["percentiles"].items()
+                ],
             )
         )
 
     emit(as_json, stats, human)
-
-
-def _fmt(v: float | None) -> str:
-    return "" if v is None else f"{v:,.4g}"
 
 
 @traces.command("list")
@@ -178,9 +177,9 @@ def traces_list(app: AppContext, where: str | None, limit: int, as_json: bool) -
 def _warn_unscrubbed(trace_ids: list[str]) -> None:
     """Say which shown traces hold text as recorded (stderr; ids only)."""
     if trace_ids:
-        shown = ", ".join(trace_ids[:5]) + (f" and {len(trace_ids) - 5} more" if len(trace_ids) > 5 else "")
+        ids = ", ".join(trace_ids[:5]) + (f" and {len(trace_ids) - 5} more" if len(trace_ids) > 5 else "")
         err().print(
-            f"[yellow]not scrubbed yet[/] (text as recorded, may hold PII): {shown}; run `evaltray scrub`",
+            f"[yellow]not scrubbed yet[/] (text as recorded, may hold PII): {shown(ids)}; run `evaltray scrub`",
             markup=True,
             highlight=False,
         )
@@ -201,10 +200,12 @@ def traces_show(app: AppContext, trace_id: str, as_json: bool) -> None:
     def human() -> None:
         for k, v in row.items():
             if k not in ("messages", "tools", "spans") and v not in (None, [], ""):
-                out().print(f"[bold]{k}[/]: {v}", highlight=False)
+                out().print(f"[bold]{k}[/]: {shown(v)}", highlight=False)
         for m in row.get("messages") or []:
-            out().print(f"[bold cyan]{m['role']}[/]: {m.get('content') or ''}", highlight=False, markup=True)
+            out().print(f"[bold cyan]{shown(m['role'])}[/]: {shown(m.get('content'))}", highlight=False, markup=True)
             for c in m.get("tool_calls") or []:
-                out().print(f"    → {c['name']}({orjson.dumps(c.get('arguments')).decode()})", highlight=False)
+                out().print(
+                    f"    → {shown(c['name'])}({shown(orjson.dumps(c.get('arguments')).decode())})", highlight=False
+                )
 
     emit(as_json, row, human)

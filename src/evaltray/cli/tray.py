@@ -13,7 +13,20 @@ from evaltray.core.records import SOURCES
 from evaltray.tray import gate, lifecycle
 from evaltray.tray import review as rev
 
-from ._common import AppContext, dry_run_option, emit, emit_table, err, json_option, out, pass_app, set_option, table
+from ._common import (
+    AppContext,
+    dry_run_option,
+    emit,
+    emit_table,
+    err,
+    json_option,
+    out,
+    pass_app,
+    set_option,
+    shown,
+    table,
+    visible,
+)
 
 
 @click.group()
@@ -101,7 +114,7 @@ def cases_add(
         as_json,
         {"candidate_id": added.candidate_id, "labeled": added.labeled, "signed": added.signed},
         lambda: out().print(
-            f"added candidate {added.candidate_id}"
+            f"added candidate {shown(added.candidate_id)}"
             + (" (labeled" + (", signed" if added.signed else "") + ")" if added.labeled else "")
             + "; `evaltray promote` moves it into the tray"
         ),
@@ -120,7 +133,7 @@ def cases_retire(app: AppContext, case_id: str, reason: str, dry_run: bool, as_j
     emit(
         as_json,
         {"case_id": case_id, "retired": not dry_run, "reason": reason},
-        lambda: out().print(f"{'would retire' if dry_run else 'retired'} {case_id}: {reason}"),
+        lambda: out().print(f"{'would retire' if dry_run else 'retired'} {shown(case_id)}: {shown(reason)}"),
     )
 
 
@@ -154,7 +167,7 @@ def cases_relabel(
     emit(
         as_json,
         {"case_id": case_id, "review_id": r.id, "signed": bool(r.signed_by)},
-        lambda: out().print(f"new label for {case_id} recorded; `evaltray promote` applies it"),
+        lambda: out().print(f"new label for {shown(case_id)} recorded; `evaltray promote` applies it"),
     )
 
 
@@ -170,7 +183,9 @@ def cases_supersede(app: AppContext, case_id: str, text: str | None, input_file:
     emit(
         as_json,
         {"candidate_id": cid, "supersedes": case_id},
-        lambda: out().print(f"candidate {cid} supersedes {case_id}; label it (`evaltray review {cid}`), then promote"),
+        lambda: out().print(
+            f"candidate {shown(cid)} supersedes {shown(case_id)}; label it (`evaltray review {shown(cid)}`), then promote"
+        ),
     )
 
 
@@ -199,7 +214,7 @@ def cases_show(app: AppContext, case_id: str, set_name: str | None, as_json: boo
     """Show one case of the tray as JSON."""
     case = lifecycle.get_case(app.ws, case_id, set_name)
     # a case is JSON either way: --json gives it as the other commands give theirs
-    emit(as_json, case, lambda: click.echo(orjson.dumps(case, option=orjson.OPT_INDENT_2).decode()))
+    emit(as_json, case, lambda: click.echo(visible(orjson.dumps(case, option=orjson.OPT_INDENT_2).decode())))
 
 
 @click.command()
@@ -229,7 +244,7 @@ def promote(
             f"{report.awaiting_review} awaiting review"
         )
         for cid, problems in report.blocked:
-            err().print(f"[yellow]blocked[/] {cid}: " + "; ".join(problems), highlight=False)
+            err().print(f"[yellow]blocked[/] {shown(cid)}: " + shown("; ".join(problems)), highlight=False)
 
     emit(as_json, data, human)
 
@@ -254,9 +269,9 @@ def tray_validate(app: AppContext, set_name: str | None, as_json: bool) -> None:
             path = ws.cases_path(name).relative_to(ws.root)
             if problems:
                 for p in problems:
-                    out().print(f"{path}: {p}", highlight=False, markup=False)
+                    out().print(f"{shown(path)}: {shown(p)}", highlight=False)
             else:
-                out().print(f"{path}: ok")
+                out().print(f"{shown(path)}: ok")
 
     emit(as_json, {"ok": bad == 0, "problems": report}, human)
     if bad:

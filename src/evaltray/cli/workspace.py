@@ -9,7 +9,7 @@ import click
 from evaltray.core.records import Role
 from evaltray.core.store import Workspace
 
-from ._common import AppContext, emit, emit_table, json_option, out, pass_app
+from ._common import AppContext, emit, emit_table, json_option, out, pass_app, shown
 
 
 @click.command()
@@ -26,9 +26,9 @@ def init(app: AppContext, directory: str, name: str | None, as_json: bool) -> No
             as_json,
             data,
             lambda: out().print(
-                f"Created workspace [bold]{ws.settings.name}[/] in {ws.root}\n"
-                f"  sets: {', '.join(ws.settings.sets)}   admin: {ws.settings.default_user}\n"
-                f"Next: cd {directory} && evaltray ingest TRACES..."
+                f"Created workspace [bold]{shown(ws.settings.name)}[/] in {shown(ws.root)}\n"
+                f"  sets: {shown(', '.join(ws.settings.sets))}   admin: {shown(ws.settings.default_user)}\n"
+                f"Next: cd {shown(directory)} && evaltray ingest TRACES..."
             ),
         )
     finally:
@@ -48,7 +48,7 @@ def users() -> None:
 def users_add(app: AppContext, name: str, role: str, as_json: bool) -> None:
     """Add a user or change their role (admins only)."""
     app.ws.add_user(name, role, actor=app.user)
-    emit(as_json, {"name": name, "role": role}, lambda: out().print(f"{name}: {role}"))
+    emit(as_json, {"name": name, "role": role}, lambda: out().print(f"{shown(name)}: {role}"))
 
 
 @users.command("list")

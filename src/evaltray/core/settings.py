@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tomllib
 import types
 import typing
@@ -73,7 +74,7 @@ class Settings:
                 attr = keys.get(key)
                 if attr is None:
                     raise WorkspaceError(f"{path}: unknown setting {table}.{key}")
-                _check_type(path, f"{table}.{key}", value, _field_types()[attr])
+                _check_value(path, f"{table}.{key}", value, _field_types()[attr], _VALUES[attr])
                 values[attr] = value
         if raw:
             raise WorkspaceError(f"{path}: unknown table(s) {', '.join(sorted(raw))}")
@@ -82,11 +83,7 @@ class Settings:
         return settings
 
     def check(self, path: Path) -> None:
-        """Reject values no run could use."""
-        if not 0 < self.holdout < 1:
-            raise WorkspaceError(f"{path}: release.holdout must be between 0 and 1, got {self.holdout}")
-        if not 0 < self.payload_sample <= 1:
-            raise WorkspaceError(f"{path}: ingest.payload_sample must be in (0, 1], got {self.payload_sample}")
+        """Reject combinations no run could use (each value on its own is checked as it is read)."""
         total = sum(self.source_mix.values())
         if abs(total - 1.0) > 1e-6:
             raise WorkspaceError(f"{path}: source_mix must add up to 1.0, got {total:g}")
@@ -125,7 +122,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
 
 def _load_source_mix(path: Path, section: dict[str, Any]) -> dict[str, float]:
     for key, value in section.items():
-        _check_type(path, f"source_mix.{key}", value, float)
+        _check_value(path, f"source_mix.{key}", value, float, _SHARE)
     return {str(k): float(v) for k, v in section.items()}
 
 
@@ -134,22 +131,71 @@ def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(Settings)
 
 
-#: What a setting of each type must be, in the words of an error message, and the test.
-_KINDS: dict[Any, tuple[str, Callable[[Any], bool]]] = {
-    bool: ("true or false", lambda v: isinstance(v, bool)),
-    int: ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    float: ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
-    str: ("text", lambda v: isinstance(v, str)),
-    list[str]: ("a list of text", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+#: The test for each type a setting can have.
+_KINDS: dict[Any, Callable[[Any], bool]] = {
+    bool: lambda v: isinstance(v, bool),
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    str: lambda v: isinstance(v, str),
+    list[str]: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+}
+
+_SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _named(v: str) -> bool:
+    return bool(v.strip())
+
+
+def _names(v: list[str]) -> bool:
+    return all(map(_named, v)) and len(set(v)) == len(v)
+
+
+#: A value's type and range in one phrase for an error message, and the range test once the type fits.
+_Value = tuple[str, Callable[[Any], bool]]
+_FLAG: _Value = ("true or false", lambda v: True)
+_SHARE: _Value = ("a number from 0 to 1", lambda v: 0 <= v <= 1)
+_FRACTION: _Value = ("a number between 0 and 1 (both excluded)", lambda v: 0 < v < 1)
+_USER: _Value = ("a user name", _named)
+
+#: Settings attribute → what its value must be. Every attribute has an entry (a test checks it).
+_VALUES: dict[str, _Value] = {
+    "name": ("a workspace name", _named),
+    "default_set": ("a set name", _named),
+    "sets": (
+        "a list of set names (letters, digits, '.', '-', '_'), each once",
+        lambda v: bool(v) and all(_SET_NAME.fullmatch(x) for x in v) and len(set(v)) == len(v),
+    ),
+    "default_user": _USER,
+    "label_owner": _USER,
+    "composition_owner": _USER,
+    "guide_version": ('the labeling guide\'s version as text, e.g. "1"', _named),
+    "behavior_codes": ("a list of behavior codes, each once", _names),
+    "write_expected_first": _FLAG,
+    "slice_by": ("a list of label keys, each once", _names),
+    "holdout": _FRACTION,
+    "pr_subset_size": ("a whole number of cases, 0 or more", lambda v: v >= 0),
+    "source_mix": ("a table of source = share", lambda v: True),
+    "human_agreement": _SHARE,
+    "judge_agreement": _SHARE,
+    "stale_after_days": ("a whole number of days, 1 or more", lambda v: v >= 1),
+    "contamination_warn": _SHARE,
+    "payload_sample": ("a number above 0, at most 1", lambda v: 0 < v <= 1),
+    "outlier_quantile": _FRACTION,
+    "scrub": _FLAG,
+    "scrub_entities": ('a list of entity names, e.g. ["EMAIL", "PHONE"]', _names),
+    "vault_key": ("the path of a vault key file", _named),
+    "state_url": ("a database URL", _named),
 }
 
 
-def _check_type(path: Path, key: str, value: Any, hint: Any) -> None:
-    """Refuse a value of the wrong type, naming the key: ``holdout = "0.2"`` is a typo, not a crash later."""
+def _check_value(path: Path, key: str, value: Any, hint: Any, expected: _Value) -> None:
+    """Refuse a value of the wrong type or out of range, naming the key, the value and what it must be:
+    ``sets = "main"`` is a mistake to point at, not four sets named m, a, i, n."""
     if isinstance(hint, types.UnionType):  # X | None: TOML has no null, so the value must be an X
         hint = next(h for h in typing.get_args(hint) if h is not type(None))
-    what, fits = _KINDS[hint]
-    if not fits(value):
+    what, in_range = expected
+    if not (_KINDS[hint](value) and in_range(value)):
         raise WorkspaceError(f"{path}: {key} must be {what}, got {value!r}")
 
 
