@@ -93,3 +93,22 @@ def test_a_wrong_setting_is_one_line_naming_key_value_and_what_was_expected(shop
         toml.write_text(text.replace(old, new), encoding="utf-8")
         r = run("traces", "stats", ok=False)
         assert (r.exit_code, r.stdout, r.stderr) == (1, "", f"Error: {toml}: {message}\n"), old
+
+
+def test_a_file_nothing_could_be_read_from_exits_1_after_the_report(ws, tmp_path):
+    """A file in no known format, or a --map field no record has: the report is printed, then one error line
+    (both exited 0 before)."""
+    weird, rows = tmp_path / "weird.bin", tmp_path / "rows.jsonl"
+    weird.write_bytes(b"hello\x00world")
+    rows.write_text('{"q": "hi"}\n{"q": "bye"}\n')
+    r = run("-w", str(ws.root), "ingest", str(rows), "--map", "input=question", ok=False)
+    assert r.exit_code == 1 and "rows.jsonl" in r.stdout
+    assert (
+        r.stderr.splitlines()[-1]
+        == f"Error: nothing read from {rows}:1: no input: field 'question' is missing or empty"
+    )
+    r = run("-w", str(ws.root), "ingest", str(weird), str(rows), "--map", "input=q", ok=False)
+    assert r.exit_code == 1 and r.stderr.splitlines()[-1].startswith(
+        f"Error: nothing read from {weird}: cannot tell the format"
+    )
+    assert run("-w", str(ws.root), "ingest", str(rows), "--map", "input=q").exit_code == 0  # the records have q

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evaltray.core.errors import EvaltrayError
+from evaltray.core.errors import EvaltrayError, IngestError
 from evaltray.core.traces import LIST_COLUMNS, list_traces, show_trace, trace_stats
 
 from ..ingest import FORMATS, ingest_files
@@ -112,6 +112,7 @@ def ingest(
         "skipped_existing": report.skipped,
         "issues": len(report.issues),
         "quarantined": report.quarantined,
+        "failed": [f.path for f in report.failed],
     }
     emit_table(
         as_json,
@@ -119,6 +120,10 @@ def ingest(
         ["file", "format", "ingested", "already present", "payload kept", "malformed"],
         [[f.path, f.format, f.ingested, f.skipped, f.payload_kept, len(f.issues)] for f in report.files],
     )
+    if report.failed:  # the report is out; the exit status says that a file gave nothing
+        first = report.failed[0]
+        more = f" (and {len(report.failed) - 1} more file(s))" if len(report.failed) > 1 else ""
+        raise IngestError(f"nothing read from {first.issues[0]}{more}")
 
 
 @click.group()

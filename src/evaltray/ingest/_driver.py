@@ -75,6 +75,12 @@ class FileReport:
     #: values replaced by a placeholder, per entity label (empty when scrubbing is off)
     scrubbed: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def failed(self) -> bool:
+        """Nothing in the file could be read: its format is unknown, or every record was refused (a ``--map``
+        field no record has, a file of another format)."""
+        return not self.ingested and not self.skipped and bool(self.issues)
+
 
 @dataclass
 class IngestReport:
@@ -95,6 +101,11 @@ class IngestReport:
     @property
     def quarantined(self) -> list[str]:
         return [t for f in self.files for t in f.quarantined]
+
+    @property
+    def failed(self) -> list[FileReport]:
+        """The files nothing could be read from (see :attr:`FileReport.failed`)."""
+        return [f for f in self.files if f.failed]
 
 
 def sample_unit(trace_id: str) -> float:
