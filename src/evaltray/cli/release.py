@@ -168,7 +168,7 @@ release.add_command(_status_command(ReleaseStatus.ACTIVE, "Mark a release active
     show_default=True,
     help="dev never contains a holdout case.",
 )
-@click.option("--subset", type=click.Choice(rel.SUBSETS), help="A named subset of the split (both are drawn from dev): --subset pr is dev-pr.")
+@click.option("--subset", type=click.Choice(rel.SUBSETS), help="A named subset of the split (drawn from dev).")
 @click.option(
     "-o",
     "--output",
