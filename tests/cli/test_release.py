@@ -68,7 +68,7 @@ def test_export_file_names_of_every_format(shop):
     }
     assert sorted(p.name for p in (shop / "exports").iterdir()) == sorted(p.rsplit("/", 1)[1] for p in names.values())
     r = run("export", "1.0.0", "--to", "jsonl", "--subset", "pr")
-    assert r.stdout == f"wrote 2 pr case(s) of main@1.0.0 to {shop / 'exports' / '1.0.0-main-pr.jsonl'}\n"
+    assert r.stdout == f"wrote 2 dev-pr case(s) of main@1.0.0 to {shop / 'exports' / '1.0.0-main-dev-pr.jsonl'}\n"
     r = run("export", "1.0.0", "--to", "inspect", "--split", "holdout", "-o", "held.jsonl", "--json")
     assert json.loads(r.stdout)["path"] == "held.jsonl" and (shop / "held.jsonl").exists()
 

@@ -184,7 +184,7 @@ release.add_command(_status_command(ReleaseStatus.ACTIVE, "Mark a release active
     show_default=True,
     help="dev never contains a holdout case.",
 )
-@click.option("--subset", type=click.Choice(rel.SUBSETS), help="A named subset instead of a split.")
+@click.option("--subset", type=click.Choice(rel.SUBSETS), help="A named subset of the split (drawn from dev).")
 @click.option(
     "-o",
     "--output",

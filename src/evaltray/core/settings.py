@@ -16,6 +16,8 @@ from typing import Any
 from .errors import EvaltrayError, WorkspaceError
 
 SETTINGS_FILE = "evaltray.toml"
+#: What a set may be called: it names files (``tray/<set>.jsonl``, ``releases/<version>/<set>.jsonl``).
+SET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 #: Seed 003's target source mix for a tray.
 DEFAULT_SOURCE_MIX = {"production": 0.50, "synthetic": 0.30, "sme": 0.15, "user_feedback": 0.05}
@@ -87,6 +89,12 @@ class Settings:
         total = sum(self.source_mix.values())
         if abs(total - 1.0) > 1e-6:
             raise WorkspaceError(f"{path}: source_mix must add up to 1.0, got {total:g}")
+        for name in self.sets:
+            if not SET_NAME.match(name):
+                raise WorkspaceError(
+                    f"{path}: workspace.sets: {name!r} is not a set name (lowercase letters, digits, _ and -, "
+                    "at most 64, starting with a letter or digit): a set name names files"
+                )
         if self.default_set not in self.sets:
             raise WorkspaceError(f"{path}: workspace.default_set {self.default_set!r} is not in workspace.sets")
 

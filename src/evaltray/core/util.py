@@ -6,7 +6,7 @@ import contextlib
 import gc
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,9 +40,16 @@ def now_iso() -> str:
 
 
 def atomic_write(path: Path, data: bytes | Iterable[bytes], mode: int | None = None) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: never a half-written file."""
+    """Write to a temp file in the same folder, fsync, then rename: never a half-written file.
+
+    The file gets ``mode`` exactly where one is given (0o600 for a key, 0o444 for a release), created
+    private until then; otherwise 0o666 less the umask, as any new file would.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # mkstemp would always give 0o600; open() with 0o666 lets the kernel apply the umask.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o600 if mode is not None else 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             if isinstance(data, bytes):
@@ -56,7 +63,7 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes], mode: int | None = N
             os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -7,6 +7,7 @@ downstream can be traced back to the exact row it was computed on.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,19 @@ from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, canonical_json
 
 from .gate import check_case
-from .release import load_manifest, select_cases
+from .release import SPLITS, load_manifest, select_cases, semver_key
 
-__all__ = ["EXPORTERS", "ExportError", "Exported", "Exporter", "export_cases", "export_file_name", "export_release"]
+__all__ = [
+    "EXPORTERS",
+    "PROMPTFOO_LOADERS",
+    "ExportError",
+    "Exported",
+    "Exporter",
+    "export_cases",
+    "export_file_name",
+    "export_release",
+    "promptfoo_text",
+]
 
 
 class ExportError(EvaltrayError):
@@ -89,7 +100,7 @@ class Exported:
     cases: int
     format: str
     set_name: str
-    split: str  # the split or the named subset
+    split: str  # the split, and the subset where one was named: ``dev``, ``dev-pr``
     release: str
     release_hash: str
 
@@ -110,19 +121,37 @@ def export_release(
     set_name: str | None = None,
     out: Path | None = None,
 ) -> Exported:
-    """Export one set of release ``version`` (a split, or a named subset) in format ``to``.
+    """Export one set of release ``version`` in format ``to``: a split, or a named subset of it.
 
+    ``subset`` narrows ``split``: ``split="dev", subset="pr"`` is the pr subset (drawn from dev), and
+    its part of the name is ``dev-pr``. Both subsets are drawn from dev, so the holdout has none.
     Written to ``out`` (a file, or a folder as in :func:`export_cases`), by default to
-    ``exports/<version>-<set>-<split or subset><suffix>`` in the workspace.
+    ``exports/<version>-<set>-<split>[-<subset>]<suffix>`` in the workspace.
     """
     EXPORTERS.get(to)  # an unknown format fails before anything is read
+    semver_key(version)  # a version names files: ``../1.0.0`` is refused here, not resolved
     set_name = ws.check_set(set_name)
-    cases = select_cases(ws, version, set_name, split=split, subset=subset)
-    part = subset or split
+    cases = _select(ws, version, set_name, split, subset)
+    part = f"{split}-{subset}" if subset else split
     release_hash = load_manifest(ws, version).content_hash
     path = out if out is not None else ws.root / "exports" / export_file_name(to, part, version, set_name)
     written = export_cases(cases, to, path, release=version, release_hash=release_hash, split=part)
     return Exported(written, len(cases), to, set_name, part, version, release_hash)
+
+
+def _select(ws: Workspace, version: str, set_name: str, split: str, subset: str | None) -> list[dict[str, Any]]:
+    """The cases of ``split`` that are also in ``subset`` (all of the split where no subset is named)."""
+    if subset is None:
+        return select_cases(ws, version, set_name, split=split)
+    if split not in SPLITS:
+        raise ExportError(f"unknown split {split!r} (one of: {', '.join(SPLITS)})")
+    if split == "holdout":
+        raise ExportError(f"the {subset} subset is drawn from the dev split: the holdout has none of its cases")
+    cases = select_cases(ws, version, set_name, subset=subset)
+    if split == "dev":
+        held = set(load_manifest(ws, version).sets[set_name].holdout)
+        cases = [c for c in cases if c["id"] not in held]
+    return cases
 
 
 def export_cases(
@@ -143,7 +172,16 @@ def export_cases(
     path = Path(out)
     if path.is_dir() or not path.suffix:
         path = path / export_file_name(fmt, split)
-    data = exporter.write(rows, ExportedRelease(release, release_hash, split))
+    try:
+        data = exporter.write(rows, ExportedRelease(release, release_hash, split))
+    except (UnicodeEncodeError, orjson.JSONEncodeError, pa.ArrowException):
+        bad = _lone_surrogate(rows)
+        if bad is None:
+            raise
+        # No UTF-8 file can hold one (evaltray's own releases cannot either): refused, never written mangled.
+        raise ExportError(
+            f"case {bad!r} holds text with a lone surrogate (not valid Unicode): cannot export it"
+        ) from None
     try:
         atomic_write(path, data)
     except OSError as exc:
@@ -178,6 +216,16 @@ def _rows(cases: Sequence[Mapping[str, Any]]) -> list[ExportRow]:
             messages.append(message)
         rows.append(ExportRow(case, messages))
     return sorted(rows, key=lambda r: r.id)
+
+
+def _lone_surrogate(rows: list[ExportRow]) -> str | None:
+    """The id of the first case whose text holds a lone surrogate (``"\\ud800"`` in JSON), if any."""
+    for row in rows:
+        try:
+            canonical_json(row.case)
+        except orjson.JSONEncodeError:
+            return row.id
+    return None
 
 
 def _metadata(row: ExportRow, rel: ExportedRelease) -> dict[str, Any]:
@@ -252,23 +300,55 @@ class _Dumper(yaml.SafeDumper):
     """``yaml.safe_dump`` with multi-line text as ``|`` blocks so rubrics stay readable in review."""
 
 
+#: Line breaks to YAML 1.1 (PyYAML) but text to YAML 1.2 (js-yaml, which promptfoo uses): written raw,
+#: the two read them differently, so text holding one is double-quoted, where they are \N, \L and \P.
+_YAML_11_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
+#: Plain text that YAML 1.2 reads as a number, bool or null where YAML 1.1 does not (``0o17``, ``1e3``):
+#: anything that starts like a number or is one of those words is quoted.
+_YAML_12_NON_STRING = re.compile(r"[-+]?[0-9.]|(?:null|Null|NULL|true|True|TRUE|false|False|FALSE|~)$")
+
+
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    # PyYAML falls back to a quoted style by itself where a block cannot hold the text exactly.
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+    # PyYAML falls back to a quoted style by itself where a block or single quotes cannot hold the text.
+    if _YAML_11_BREAKS.search(text):
+        style: str | None = '"'
+    elif "\n" in text:
+        style = "|"
+    else:
+        style = "'" if _YAML_12_NON_STRING.match(text) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
 
 _Dumper.add_representer(str, _represent_str)
 
 
-def _literal(text: str) -> str:
-    """Keep an assertion value literal in promptfoo.
+#: Prefixes that make promptfoo replace a var (or an assertion value) with something else: ``file://`` reads
+#: the file (runs ``.js``/``.py``, expands globs into more tests) and ``package:`` runs a module's function.
+PROMPTFOO_LOADERS = ("file://", "package:")
+#: A ``{`` that opens a Nunjucks tag, or a ``#`` that closes a comment (Nunjucks refuses a stray ``#}``).
+_NUNJUCKS_TAG = re.compile(r"\{(?=[{%#])|#(?=\})")
+_EMPTY = "{##}"  # a Nunjucks comment: renders as nothing
 
-    promptfoo renders assertion values with Nunjucks (``{{`` would be a variable) and reads a value that
-    starts with ``file://`` from disk; a raw block defuses both.
+
+def promptfoo_text(text: str) -> str:
+    """``text`` in the form that promptfoo's Nunjucks render turns back into ``text`` exactly.
+
+    promptfoo renders each string var (and each assertion value) with Nunjucks, ``env`` in scope, before
+    it fills the prompt; first it swaps ``{{ name }}`` for another var's value, strips one trailing
+    newline, and reads a value that starts with ``file://`` or ``package:``. So every ``{`` that would
+    open a tag (``{{``, ``{%``, ``{#``) becomes ``{{ '{' }}``, every ``#`` of a ``#}`` ``{{ '#' }}``
+    (single quotes keep JSON text JSON), and a loader prefix or a trailing newline is fenced with an
+    empty comment. Not a ``{% raw %}`` block: the text could close it. A prompt that inserts vars
+    without rendering them (a JSON chat prompt) shows the escapes as written; none of them runs.
     """
-    if text.startswith("file://") or any(tok in text for tok in ("{{", "{%", "{#")):
-        return "{% raw %}" + text + "{% endraw %}"
-    return text
+    out = _NUNJUCKS_TAG.sub(lambda m: "{{ '" + m.group() + "' }}", text)
+    if out.startswith(PROMPTFOO_LOADERS):
+        out = _EMPTY + out
+    if out.endswith("\n"):
+        out += _EMPTY
+    return out
 
 
 def _promptfoo_asserts(case: dict[str, Any]) -> list[dict[str, Any]]:
@@ -290,7 +370,7 @@ def _promptfoo_asserts(case: dict[str, Any]) -> list[dict[str, Any]]:
     if rubric:
         asserts.append(rubric)
     asserts.extend(exp["assertions"])
-    return [{"type": "llm-rubric", "value": _literal(text)} for text in asserts]
+    return [{"type": "llm-rubric", "value": promptfoo_text(text)} for text in asserts]
 
 
 _PROMPTFOO_HEADER = (
@@ -303,6 +383,7 @@ _PROMPTFOO_HEADER = (
 def _promptfoo(rows: list[ExportRow], rel: ExportedRelease) -> bytes:
     tests = []
     for row in rows:
+        canonical_json(row.case)  # YAML would escape a lone surrogate; refuse it as every other format does
         inp = row.case["input"]
         variables: dict[str, Any] = {
             "input": _last_user_text(row.messages),
@@ -313,6 +394,7 @@ def _promptfoo(rows: list[ExportRow], rel: ExportedRelease) -> bytes:
             variables["context"] = "\n\n".join(inp["context"])
         if inp["tools"]:
             variables["tools"] = _json_text(inp["tools"])
+        variables = {k: promptfoo_text(v) for k, v in variables.items()}
         tests.append(
             {
                 "description": row.id,

@@ -276,7 +276,9 @@ def _field(case: dict[str, Any], key: str) -> str:
 
 
 def _parent_of(ws: Workspace, version: str) -> tuple[list[str], str | None]:
-    """The versions released so far and the parent of ``version``; refuses one that exists or is not newer."""
+    """The versions released so far and the parent of ``version``; refuses one that exists or is not newer,
+    or is no semantic version (a version names files: ``../1.0.0`` would write outside ``releases/``)."""
+    semver_key(version)
     versions = list_versions(ws)
     if version in versions:
         raise ReleaseError(f"release {version} exists; releases are never rewritten — pick a new version")
