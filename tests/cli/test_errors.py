@@ -82,7 +82,7 @@ def test_a_wrong_setting_is_one_line_naming_key_value_and_what_was_expected(shop
         (
             'sets = ["main", "edge"]',
             'sets = "main"',
-            "workspace.sets must be a list of set names (letters, digits, '.', '-', '_'), each once, got 'main'",
+            "workspace.sets must be a list of set names (lowercase letters, digits, _ and -, at most 64, starting with a letter or digit; each names files), each once, got 'main'",
         ),
         (
             "stale_after_days = 180",

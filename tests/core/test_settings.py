@@ -62,7 +62,7 @@ FRACTION = "a number between 0 and 1 (both excluded)"
 SHARE = "a number from 0 to 1"
 CASES = "a whole number of cases, 0 or more"
 DAYS = "a whole number of days, 1 or more"
-SETS = "a list of set names (letters, digits, '.', '-', '_'), each once"
+SETS = "a list of set names (lowercase letters, digits, _ and -, at most 64, starting with a letter or digit; each names files), each once"
 ENTITIES = 'a list of entity names, e.g. ["EMAIL", "PHONE"]'
 
 

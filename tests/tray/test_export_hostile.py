@@ -187,8 +187,8 @@ def test_a_set_name_that_is_a_path_is_refused_where_settings_are_read(tmp_path: 
     with pytest.raises(WorkspaceError) as exc:
         Settings.load(root)
     assert str(exc.value) == (
-        f"{toml}: workspace.sets: {name!r} is not a set name (lowercase letters, digits, _ and -, "
-        "at most 64, starting with a letter or digit): a set name names files"
+        f"{toml}: workspace.sets must be a list of set names (lowercase letters, digits, _ and -, at most 64, "
+        f"starting with a letter or digit; each names files), each once, got {['main', 'edge', name]!r}"
     )
     with pytest.raises(WorkspaceError):
         Workspace.open(root)

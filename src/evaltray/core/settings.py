@@ -89,12 +89,6 @@ class Settings:
         total = sum(self.source_mix.values())
         if abs(total - 1.0) > 1e-6:
             raise WorkspaceError(f"{path}: source_mix must add up to 1.0, got {total:g}")
-        for name in self.sets:
-            if not SET_NAME.match(name):
-                raise WorkspaceError(
-                    f"{path}: workspace.sets: {name!r} is not a set name (lowercase letters, digits, _ and -, "
-                    "at most 64, starting with a letter or digit): a set name names files"
-                )
         if self.default_set not in self.sets:
             raise WorkspaceError(f"{path}: workspace.default_set {self.default_set!r} is not in workspace.sets")
 
@@ -148,8 +142,6 @@ _KINDS: dict[Any, Callable[[Any], bool]] = {
     list[str]: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
 }
 
-_SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
 
 def _named(v: str) -> bool:
     return bool(v.strip())
@@ -171,8 +163,9 @@ _VALUES: dict[str, _Value] = {
     "name": ("a workspace name", _named),
     "default_set": ("a set name", _named),
     "sets": (
-        "a list of set names (letters, digits, '.', '-', '_'), each once",
-        lambda v: bool(v) and all(_SET_NAME.fullmatch(x) for x in v) and len(set(v)) == len(v),
+        "a list of set names (lowercase letters, digits, _ and -, at most 64, starting with a letter or digit; "
+        "each names files), each once",
+        lambda v: bool(v) and all(SET_NAME.fullmatch(x) for x in v) and len(set(v)) == len(v),
     ),
     "default_user": _USER,
     "label_owner": _USER,
