@@ -17,10 +17,12 @@ from evaltray.core.store import Workspace
 from evaltray.tray import casefile, gate, lifecycle, release
 from evaltray.tray.casefile import load_cases
 from tests.cli.runner import run
+from tests.core import test_postgres
 from tests.helpers import labeled_candidate, tray_of
 
 FORK = multiprocessing.get_context("fork")  # children inherit the imported package: no second start-up
 ROUNDS = 50
+pg_url = test_postgres.pg_url  # the PostgreSQL server fixture (skips where there is none)
 
 
 def _in_child(root: Path, start: Any, action: Callable[[Workspace], object]) -> None:
@@ -225,3 +227,23 @@ def test_tray_repair_command(half_way, tmp_path):
         run("-w", str(root), "-u", "alice", "tray", "validate").stdout
         == "sets/main/cases.jsonl: ok\nsets/edge/cases.jsonl: ok\n"
     )
+
+
+def test_the_tray_lock_spans_checkouts_sharing_one_postgres_database(pg_url, tmp_path):
+    # two checkouts of one workspace (two machines) share the state database but not the lock file
+    first = Workspace.init(tmp_path / "one", user="alice", db_url=pg_url)
+    (tmp_path / "two").mkdir()
+    shutil.copy(first.root / "evaltray.toml", tmp_path / "two" / "evaltray.toml")
+    second = Workspace.open(tmp_path / "two", db_url=pg_url)
+    try:
+        with (
+            first.lock("tray"),
+            pytest.raises(WorkspaceError, match=r"^another evaltray process holds the tray lock \("),
+            second.lock("tray"),
+        ):
+            pass
+        with second.lock("tray"):  # released with the first one
+            pass
+    finally:
+        first.close()
+        second.close()
