@@ -247,3 +247,17 @@ def test_the_tray_lock_spans_checkouts_sharing_one_postgres_database(pg_url, tmp
     finally:
         first.close()
         second.close()
+
+
+def test_creating_the_crashed_version_again_first_settles_it(half_way, tmp_path):
+    root = tmp_path / "crash"
+    shutil.copytree(half_way.root, root)
+    proc = FORK.Process(target=_crash_at, args=(root, "manifest"))
+    proc.start()
+    proc.join(60)
+    ws = Workspace.open(root)
+    with pytest.raises(EvaltrayError, match=r"^release 1\.1\.0 exists; releases are never rewritten"):
+        release.create_release(ws, "1.1.0", "alice")
+    assert not casefile.journal_path(ws).exists()  # finished before the version was checked
+    assert release.verify_release(ws, "1.1.0") == []
+    ws.close()

@@ -438,9 +438,9 @@ def create_release(
     fraction = ws.settings.holdout if holdout is None else holdout
     if not 0 < fraction < 1:
         raise ReleaseError(f"--holdout must be between 0 and 1, got {fraction}")
-    _parent_of(ws, version)  # a wrong version fails before waiting for the lock
+    semver_key(version)  # a malformed version fails before waiting for the lock
     with tray_lock(ws, actor, recover=not dry_run), bulk():
-        versions, parent = _parent_of(ws, version)  # again: another release may have landed meanwhile
+        versions, parent = _parent_of(ws, version)  # after recovery: a half-written release is settled
         trays = _read_sets(ws, versions)
         parent_manifest = load_manifest(ws, parent) if parent else None
         manifest = Release(
