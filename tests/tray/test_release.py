@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import stat
 
 import orjson
@@ -15,6 +17,7 @@ from evaltray.core.records import Release
 from evaltray.tray import gate, release
 from evaltray.tray import review as rev
 from evaltray.tray.casefile import load_cases
+from evaltray.tray.export import export_release
 from evaltray.tray.release import content_hash_of
 from tests.helpers import labeled_candidate, tray_of
 
@@ -167,14 +170,17 @@ def test_misshapen_manifest_is_reported_not_raised(ws):
     path = ws.releases_dir / "1.0.0.json"
     os.chmod(path, 0o644)
     path.write_bytes(b'{"version": "1.0.0"}')
-    assert release.verify_release(ws, "1.0.0") == [
-        "1.0.0.json: manifest changed since release (sha256 differs from the release log)",
-        "1.0.0.json: not a release manifest (KeyError: 'sets')",
-    ]
-    with pytest.raises(ReleaseError, match=r"^1.0.0.json: not a release manifest \(KeyError: 'sets'\)$"):
+    changed = "1.0.0.json: manifest changed since release (sha256 differs from the release log)"
+    # a manifest that is not the one released is refused whole: nothing in it is worth checking
+    assert release.verify_release(ws, "1.0.0") == [changed]
+    with pytest.raises(ReleaseError, match=rf"^{re.escape(changed)}; run `evaltray release verify 1.0.0`$"):
         release.load_manifest(ws, "1.0.0")
+    with pytest.raises(ReleaseError, match=r"^1.0.0.json: not a release manifest \(KeyError: 'sets'\)$"):
+        Release.from_json(path.read_bytes(), path.name)
     path.write_bytes(b"{oops")
-    assert release.verify_release(ws, "1.0.0")[-1] == "1.0.0.json: manifest is not valid JSON"
+    assert release.verify_release(ws, "1.0.0") == [changed]
+    with pytest.raises(ReleaseError, match=r"^1.0.0.json: manifest is not valid JSON$"):
+        Release.from_json(path.read_bytes(), path.name)
 
 
 def test_manifest_tamper_is_detected(ws):
@@ -326,3 +332,47 @@ def test_diff_names_superseded_cases(ws):
     assert d["superseded"] == [{"old": old_id, "new": p.case_id}]
     assert d["summary"] == {"added": 0, "retired": 0, "superseded": 1, "relabeled": 0, "edited": 0}
     assert release.diff_releases(ws, "1.0.0", "1.1.0")["sets"]["main"]["summary"] == d["summary"]
+
+
+def test_a_tampered_and_rehashed_release_is_refused(ws):
+    tray_of(ws, {"refunds": 3})
+    release.create_release(ws, "1.0.0", "alice")
+    snap, path = ws.releases_dir / "1.0.0" / "main.jsonl", ws.releases_dir / "1.0.0.json"
+    os.chmod(snap, 0o644)
+    os.chmod(path, 0o644)
+    # an attacker edits one case, then recomputes every hash the manifest holds
+    lines = snap.read_bytes().splitlines()
+    lines[0] = lines[0].replace(b'"medium"', b'"hard"', 1)
+    body = b"".join(line + b"\n" for line in lines)
+    snap.write_bytes(body)
+    m = orjson.loads(path.read_bytes())
+    info = m["sets"]["main"]
+    info["cases"] = {orjson.loads(line)["id"]: hashlib.sha256(line).hexdigest() for line in lines}
+    info["file_sha256"] = hashlib.sha256(body).hexdigest()
+    info["content_hash"] = content_hash_of({"main": info["cases"]})
+    m["content_hash"] = content_hash_of({s: m["sets"][s]["cases"] for s in sorted(m["sets"])})
+    path.write_bytes(orjson.dumps(m, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    changed = "1.0.0.json: manifest changed since release (sha256 differs from the release log)"
+    assert release.verify_release(ws, "1.0.0") == [changed]
+    refused = rf"^{re.escape(changed)}; run `evaltray release verify 1.0.0`$"
+    with pytest.raises(ReleaseError, match=refused):
+        export_release(ws, "1.0.0", to="jsonl", split="all")
+    with pytest.raises(ReleaseError, match=refused):
+        release.select_cases(ws, "1.0.0")
+    assert not (ws.root / "exports").exists()
+
+
+def test_an_export_refuses_a_snapshot_that_differs_from_its_manifest(ws):
+    tray_of(ws, {"refunds": 3})
+    release.create_release(ws, "1.0.0", "alice")
+    snap = ws.releases_dir / "1.0.0" / "main.jsonl"
+    os.chmod(snap, 0o644)
+    snap.write_bytes(snap.read_bytes().replace(b'"medium"', b'"hard"', 1))
+    with pytest.raises(
+        ReleaseError,
+        match=r"^1\.0\.0/main\.jsonl: file sha256 differs from the manifest; run `evaltray release verify 1\.0\.0`$",
+    ):
+        export_release(ws, "1.0.0", to="jsonl", split="all")
+    snap.unlink()
+    with pytest.raises(ReleaseError, match=r"^1\.0\.0/main\.jsonl: snapshot missing; run `evaltray release verify"):
+        export_release(ws, "1.0.0", to="jsonl", split="all")

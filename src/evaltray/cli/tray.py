@@ -278,6 +278,19 @@ def tray_validate(app: AppContext, set_name: str | None, as_json: bool) -> None:
         sys.exit(1)
 
 
+@tray.command("repair")
+@json_option
+@pass_app
+def tray_repair(app: AppContext, as_json: bool) -> None:
+    """Finish or roll back a release that a crash left half-written (any tray command also does this first)."""
+    done = lifecycle.repair_tray(app.ws, app.user)
+    emit(
+        as_json,
+        {"release": done.version if done else None, "outcome": done.outcome if done else None},
+        lambda: out().print(f"release {done.version}: {done.outcome}" if done else "nothing to repair"),
+    )
+
+
 @tray.command("stats")
 @set_option
 @json_option

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import getpass
-from collections.abc import Iterator
+import hashlib
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,18 +171,25 @@ class Workspace:
             yield conn
 
     @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """An exclusive advisory lock so two writers of the same store take turns."""
+    def lock(self, name: str, wait: float = 0.0) -> Iterator[None]:
+        """An exclusive lock so two writers of the same store take turns, waiting up to ``wait`` seconds.
+
+        An ``flock`` on ``.evaltray/<name>.lock`` excludes other processes on this machine (the kernel drops
+        it when its holder dies, even by kill -9); on PostgreSQL a session advisory lock of the same name
+        also excludes writers on other machines that share the state database.
+        """
         path = self.state_dir / f"{name}.lock"
-        with path.open("w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise WorkspaceError(f"another evaltray process holds the {name} lock ({path}); wait for it") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        deadline = time.monotonic() + wait
+        with path.open("w") as fh, contextlib.ExitStack() as held:
+            _poll(lambda: _try_flock(fh), deadline, name, path)
+            held.callback(fcntl.flock, fh, fcntl.LOCK_UN)
+            if self.engine.dialect.name == "postgresql":
+                conn = held.enter_context(self.engine.connect())
+                key = int.from_bytes(hashlib.sha256(f"evaltray:{name}".encode()).digest()[:8], "big", signed=True)
+                try_pg = sa.text("SELECT pg_try_advisory_lock(:k)").bindparams(k=key)
+                _poll(lambda: bool(conn.execute(try_pg).scalar()), deadline, name, path)
+                held.callback(conn.execute, sa.text("SELECT pg_advisory_unlock(:k)").bindparams(k=key))
+            yield
 
     def audit(self, conn: Connection, actor: str, action: str, object_id: str | None, **detail: Any) -> None:
         conn.execute(
@@ -227,6 +236,22 @@ class Workspace:
             allowed = ", ".join(sorted(r.value for r in roles))
             raise PermissionDenied(f"user {name!r} is a {role.value}; {what} needs one of: {allowed}")
         return role
+
+
+def _try_flock(fh: Any) -> bool:
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _poll(take: Callable[[], bool], deadline: float, name: str, path: Path) -> None:
+    """Call ``take`` until it returns True; past ``deadline``, a one-line error naming the lock."""
+    while not take():
+        if time.monotonic() >= deadline:
+            raise WorkspaceError(f"another evaltray process holds the {name} lock ({path}); wait for it")
+        time.sleep(0.02)
 
 
 def _safe_url(url: str) -> str:

@@ -3,26 +3,40 @@
 One active case per line, sorted by id, each line written by :func:`case_line` (schema field order,
 compact JSON, ``version`` last). That byte form is canonical, so the hash of what a signer approved can
 be taken straight from a stored line, and a release's snapshot shares the tray's bytes.
+
+Every writer of a tray file or of the case registry holds :func:`tray_lock`, which first finishes or
+rolls back a release that a crash left half-written (the protocol is in :mod:`.release`'s docstring;
+the journal it reads is written there and finished here, by :func:`finish_release`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterable
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
-from evaltray.core.errors import EvaltrayError
-from evaltray.core.records import CaseStatus, RegistryState
+from evaltray.core.errors import EvaltrayError, ReleaseError
+from evaltray.core.records import CaseStatus, RegistryState, ReleaseStatus
 from evaltray.core.store import Workspace
-from evaltray.core.util import atomic_write, sha256_hex
+from evaltray.core.util import atomic_write, file_sha256, sha256_hex
 
 #: ``version.added`` / ``version.last_changed`` of a row no release has stamped yet.
 PENDING_VERSION = "pending"
 _VERSION_KEY = b',"version":'
 _ACTIVE = CaseStatus.ACTIVE.value
+#: How long a tray writer waits for another one (a release of a big tray takes a while) before giving up.
+TRAY_LOCK_WAIT = 120.0
+#: The journal of the release being written, under ``.evaltray/``; present only while one is in flight.
+JOURNAL = "release-journal.json"
+#: Called with the name of each write step of a release once it is done (tests crash the process there).
+WRITE_STEP_HOOKS: list[Callable[[str], None]] = []
 
 
 @dataclass(slots=True)
@@ -99,6 +113,111 @@ def write_restamped(ws: Workspace, set_name: str, body: bytes) -> None:
     atomic_write(ws.cases_path(set_name), body)
 
 
+# ----------------------------------------------------------------------------- the tray lock and the journal
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What recovery did with a half-written release."""
+
+    version: str
+    outcome: str  # finished | rolled back
+
+
+@contextlib.contextmanager
+def tray_lock(ws: Workspace, actor: str, recover: bool = True) -> Iterator[Recovered | None]:
+    """The one lock every writer of a tray file, of the case registry or of a release holds; inside it, a
+    release a crash left half-written is finished or rolled back first (unless ``recover`` is False)."""
+    with ws.lock("tray", wait=TRAY_LOCK_WAIT):
+        yield recover_release(ws, actor) if recover else None
+
+
+def after_step(step: str) -> None:
+    for hook in WRITE_STEP_HOOKS:
+        hook(step)
+
+
+def journal_path(ws: Workspace) -> Path:
+    return ws.state_dir / JOURNAL
+
+
+def staged(path: Path) -> Path:
+    """Where a release writes ``path`` before renaming it into place."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def tray_sha256(ws: Workspace, set_name: str) -> str:
+    path = ws.cases_path(set_name)
+    return file_sha256(path) if path.exists() else sha256_hex(b"")
+
+
+def finish_release(ws: Workspace, entry: dict[str, Any], bodies: dict[str, bytes] | None = None) -> None:
+    """Everything after a release's manifest is in place: restamp each tray (to its snapshot's bytes, or
+    ``bodies[set]``), record the release in the release log, remove the journal. Idempotent."""
+    version = entry["version"]
+    for set_name, sums in entry["trays"].items():
+        current = tray_sha256(ws, set_name)
+        if current == sums["after"]:
+            continue
+        path = ws.cases_path(set_name)
+        if current != sums["before"]:
+            raise ReleaseError(
+                f"{path}: changed since release {version} began, so it cannot be restamped; "
+                f"restore it or remove {journal_path(ws)} by hand"
+            )
+        body = (bodies or {}).get(set_name)
+        if body is None:
+            body = (ws.releases_dir / version / f"{set_name}.jsonl").read_bytes()
+        if sha256_hex(body) != sums["after"]:
+            raise ReleaseError(f"{version}/{set_name}.jsonl: snapshot differs from the release journal")
+        atomic_write(path, body)
+        after_step(f"restamp {set_name}")
+    releases = ws.t["releases"]
+    with ws.tx() as conn:
+        if conn.execute(sa.select(releases.c.version).where(releases.c.version == version)).first() is None:
+            conn.execute(
+                releases.insert().values(
+                    version=version,
+                    status=ReleaseStatus.ACTIVE.value,
+                    content_hash=entry["content_hash"],
+                    manifest_sha256=entry["manifest_sha256"],
+                    created_by=entry["created_by"],
+                    created_at=entry["created_at"],
+                )
+            )
+            ws.audit(conn, entry["created_by"], "release.create", version, content_hash=entry["content_hash"])
+    after_step("release log")
+    journal_path(ws).unlink()
+    after_step("journal removed")
+
+
+def recover_release(ws: Workspace, actor: str) -> Recovered | None:
+    """Finish the release the journal names when its manifest is in place (the commit point), else roll it
+    back (remove its snapshots and staged files); audited as ``release.recover``. None: nothing to do."""
+    path = journal_path(ws)
+    if not path.exists():
+        return None
+    try:
+        entry = orjson.loads(path.read_bytes())
+        version = entry["version"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise ReleaseError(f"{path}: not a release journal; remove it by hand") from None
+    manifest = ws.releases_dir / f"{version}.json"
+    if manifest.exists():
+        if file_sha256(manifest) != entry["manifest_sha256"]:
+            raise ReleaseError(f"{manifest.name}: not the manifest {path.name} was writing; remove {path} by hand")
+        finish_release(ws, entry)
+        outcome = "finished"
+    else:
+        staged(manifest).unlink(missing_ok=True)
+        shutil.rmtree(ws.releases_dir / version, ignore_errors=True)
+        path.unlink()
+        outcome = "rolled back"
+    with ws.tx() as conn:
+        ws.audit(conn, actor, "release.recover", version, outcome=outcome)
+    return Recovered(version, outcome)
+
+
 def signed_hash(case: dict[str, Any]) -> str:
     """Hash of what the signer approved: the row as written (schema field order, compact JSON) minus
     ``version``, which releases stamp later."""
@@ -165,14 +284,25 @@ def _signed_stub(raw: bytes, signed: RegistryState, set_name: str) -> dict[str, 
 
 
 __all__ = [
+    "JOURNAL",
     "PENDING_VERSION",
+    "TRAY_LOCK_WAIT",
+    "WRITE_STEP_HOOKS",
+    "Recovered",
     "TrayRows",
+    "after_step",
     "case_line",
+    "finish_release",
+    "journal_path",
     "line_signed_hash",
     "load_cases",
     "read_tray",
+    "recover_release",
     "restamp",
     "signed_hash",
+    "staged",
+    "tray_lock",
+    "tray_sha256",
     "write_cases",
     "write_restamped",
 ]

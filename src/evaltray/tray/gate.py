@@ -18,7 +18,16 @@ from evaltray.core.store import Workspace
 from evaltray.core.util import bulk, content_hash, now_iso
 
 from .candidates import PENDING, PROMOTED, Candidate, get
-from .casefile import PENDING_VERSION, TrayRows, line_signed_hash, load_cases, read_tray, signed_hash, write_cases
+from .casefile import (
+    PENDING_VERSION,
+    TrayRows,
+    line_signed_hash,
+    load_cases,
+    read_tray,
+    signed_hash,
+    tray_lock,
+    write_cases,
+)
 from .review import Review, latest_review
 
 ACTIVE, RETIRED = CaseStatus.ACTIVE.value, CaseStatus.RETIRED.value
@@ -154,9 +163,9 @@ def promote(
     """Move every signed, complete candidate into the tray; report what is blocked and why."""
     set_name = ws.check_set(set_name)
     ws.require(actor, SIGN_ROLES | {Role.COMPOSITION_OWNER}, "promoting")
-    ids, registry = _promotion_queue(ws, set_name, candidate_ids)
     report = PromoteReport()
-    with ws.lock(f"tray-{set_name}"):
+    with tray_lock(ws, actor, recover=not dry_run):
+        ids, registry = _promotion_queue(ws, set_name, candidate_ids)  # read under the lock: no stale registry
         tray = load_cases(ws, set_name)
         taken = set(registry)
         updates: list[tuple[Candidate, Review, dict[str, Any], str]] = []
@@ -307,20 +316,14 @@ def retire(
     if not reason.strip():
         raise GateError("retiring needs a reason (--reason)")
     ws.require(actor, COMPOSE_ROLES, "retiring a case")
-    cases_t = ws.t["cases"]
-    with ws.tx() as conn:
-        reg = conn.execute(sa.select(cases_t).where(cases_t.c.id == case_id)).first()
-    if reg is None:
-        raise NotFound(f"no case {case_id!r}")
-    if reg.status == RETIRED:
-        raise GateError(f"case {case_id} is already retired ({reg.retired_reason})")
-    set_name = reg.set_name
-    if dry_run:
-        return
-    with ws.lock(f"tray-{set_name}"):
+    with tray_lock(ws, actor, recover=not dry_run):
+        set_name = _retirable(ws, case_id)  # checked under the lock: a retire racing this one has landed
+        if dry_run:
+            return
         tray = load_cases(ws, set_name)
         tray.pop(case_id, None)
         write_cases(ws, set_name, tray.values())
+        cases_t = ws.t["cases"]
         with ws.tx() as conn:
             conn.execute(
                 cases_t.update()
@@ -328,6 +331,18 @@ def retire(
                 .values(status=RETIRED, retired_reason=reason.strip(), retired_by=actor, retired_at=now_iso())
             )
             ws.audit(conn, actor, "case.retire", case_id, reason=reason.strip())
+
+
+def _retirable(ws: Workspace, case_id: str) -> str:
+    """The set of active case ``case_id``; an unknown or retired id is an error."""
+    cases_t = ws.t["cases"]
+    with ws.tx() as conn:
+        reg = conn.execute(sa.select(cases_t).where(cases_t.c.id == case_id)).first()
+    if reg is None:
+        raise NotFound(f"no case {case_id!r}")
+    if reg.status == RETIRED:
+        raise GateError(f"case {case_id} is already retired ({reg.retired_reason})")
+    return str(reg.set_name)
 
 
 # ----------------------------------------------------------------------------- validation

@@ -15,7 +15,7 @@ from evaltray.core.errors import EvaltrayError, NotFound
 from evaltray.core.store import Workspace
 
 from . import candidates as pool
-from .casefile import load_cases
+from .casefile import Recovered, load_cases, tray_lock
 from .gate import ACTIVE, Problem, case_registry, validate
 from .review import Review, normalize_expected, record_review
 
@@ -27,6 +27,7 @@ __all__ = [
     "get_case",
     "list_cases",
     "relabel_case",
+    "repair_tray",
     "supersede_case",
     "tray_stats",
     "validate_sets",
@@ -150,44 +151,54 @@ def relabel_case(
 
     The verdict, failure tags, rubric, slice, difficulty and case type carry over from the case.
     """
-    reg, old = _active(ws, case_id)
     expected = normalize_expected(ws, actor, reference, behavior_code, list(assertions))
-    return record_review(
-        ws,
-        reg["candidate_id"],
-        actor,
-        expected,
-        verdict=old["review"]["verdict"],
-        critique=critique or old["review"]["critique"],
-        failure_tags=old["review"]["failure_tags"],
-        rubric=old.get("rubric"),
-        slice=old["slice"],
-        difficulty=old["difficulty"],
-        case_type=old["case_type"],
-        sign=True,
-    )
+    with tray_lock(ws, actor):  # the case stays active while its new label is recorded
+        reg, old = _active(ws, case_id)
+        return record_review(
+            ws,
+            reg["candidate_id"],
+            actor,
+            expected,
+            verdict=old["review"]["verdict"],
+            critique=critique or old["review"]["critique"],
+            failure_tags=old["review"]["failure_tags"],
+            rubric=old.get("rubric"),
+            slice=old["slice"],
+            difficulty=old["difficulty"],
+            case_type=old["case_type"],
+            sign=True,
+        )
 
 
 def supersede_case(ws: Workspace, case_id: str, actor: str, given: CaseInput) -> str:
     """A candidate with a new input for an active case; once labeled and promoted it gets a new id and the old
     case retires. Tools and context the new input leaves out carry over, as do labels and slice."""
-    reg, old = _active(ws, case_id)
-    return pool.add_manual(
-        ws,
-        actor,
-        old["provenance"]["source"],
-        given.messages,
-        set_name=reg["set_name"],
-        tools=given.tools or old["input"]["tools"],
-        context=given.context or old["input"]["context"],
-        labels=old["labels"],
-        slice=old["slice"],
-        difficulty=old["difficulty"],
-        case_type=old["case_type"],
-        risk_level=old["risk_level"],
-        notes=old.get("notes"),
-        supersedes=case_id,
-    )
+    with tray_lock(ws, actor):  # the case stays active while its successor is recorded
+        reg, old = _active(ws, case_id)
+        return pool.add_manual(
+            ws,
+            actor,
+            old["provenance"]["source"],
+            given.messages,
+            set_name=reg["set_name"],
+            tools=given.tools or old["input"]["tools"],
+            context=given.context or old["input"]["context"],
+            labels=old["labels"],
+            slice=old["slice"],
+            difficulty=old["difficulty"],
+            case_type=old["case_type"],
+            risk_level=old["risk_level"],
+            notes=old.get("notes"),
+            supersedes=case_id,
+        )
+
+
+def repair_tray(ws: Workspace, actor: str) -> Recovered | None:
+    """Finish or roll back a release a crash left half-written (every tray writer does this first too);
+    None when there was nothing to repair."""
+    ws.role_of(actor)  # a registered user
+    with tray_lock(ws, actor) as recovered:
+        return recovered
 
 
 def get_case(ws: Workspace, case_id: str, set_name: str | None = None) -> dict[str, Any]:

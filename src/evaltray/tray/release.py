@@ -3,11 +3,31 @@
 ``releases/<version>.json`` is the manifest (:class:`~evaltray.core.records.Release`);
 ``releases/<version>/<set>.jsonl`` the snapshot, one canonical case per line. Both are written once,
 read-only, and never rewritten. Here too: the diff between releases, verification, and release status.
+
+Writing a release, under the tray lock (:func:`.casefile.tray_lock`, held by every tray writer), so no
+promote or retire lands between reading the trays and restamping them:
+
+1. the journal ``.evaltray/release-journal.json``: the version, the manifest's sha256, the release-log
+   row, and each restamped tray's sha256 before and after;
+2. each snapshot, then the manifest, to a staged name (``.<name>.tmp``, fsynced, read-only);
+3. each snapshot renamed into place (invisible: a release exists only through its manifest);
+4. the manifest renamed into place: the commit point;
+5. each tray restamped (``pending`` versions become this one: the tray's bytes become the snapshot's);
+6. the row in the release log (``releases``, with the manifest's sha256), then the journal is removed.
+
+A crash anywhere leaves the journal. The next tray writer (or ``evaltray tray repair``) reads it: with the
+manifest in place it redoes 5-6 (a tray still as it was before is replaced by its snapshot); without, it
+removes the staged files and snapshots, and the release never happened. Either way ``tray validate`` is
+clean (a ``pending`` stamp is valid), and recovery is audited as ``release.recover``.
+
+Readers trust a manifest only when its sha256 is the one the release log recorded at creation
+(:func:`load_manifest`), so an edited and re-hashed release is refused rather than exported.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -22,7 +42,7 @@ from evaltray.core.records import COMPOSE_ROLES, Release, ReleaseStatus, SetCoun
 from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, bulk, canonical_json, now_iso, sha256_hex
 
-from .casefile import TrayRows, restamp, write_restamped
+from .casefile import TrayRows, after_step, finish_release, journal_path, restamp, staged, tray_lock, tray_sha256
 from .gate import read_signed, registry_state
 from .holdout import assign_holdout, pr_subset
 
@@ -142,10 +162,27 @@ def list_versions(ws: Workspace) -> list[str]:
 
 
 def load_manifest(ws: Workspace, version: str) -> Release:
+    """The manifest of ``version``, refused unless it is byte for byte what the release log recorded."""
     path = manifest_path(ws, version)
     if not path.exists():
         raise NotFound(f"no release {version!r} (releases: {', '.join(list_versions(ws)) or 'none yet'})")
-    return Release.from_json(path.read_bytes(), path.name)
+    body = path.read_bytes()
+    problem = _manifest_problem(ws, version, body)
+    if problem:
+        raise ReleaseError(f"{problem}; run `evaltray release verify {version}`")
+    return Release.from_json(body, path.name)
+
+
+def _manifest_problem(ws: Workspace, version: str, body: bytes) -> str | None:
+    """Why the manifest ``body`` is not the one ``version`` was released with, or None."""
+    rel = ws.t["releases"]
+    with ws.tx() as conn:
+        recorded = conn.execute(sa.select(rel.c.manifest_sha256).where(rel.c.version == version)).scalar()
+    if recorded is None:
+        return f"release {version} is not in the workspace's release log"
+    if hashlib.sha256(body).hexdigest() != recorded:
+        return f"{version}.json: manifest changed since release (sha256 differs from the release log)"
+    return None
 
 
 def load_release_cases(ws: Workspace, version: str, set_name: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -156,7 +193,14 @@ def load_release_cases(ws: Workspace, version: str, set_name: str | None = None)
         if set_name and name != set_name:
             continue
         path = ws.releases_dir / info.file
-        out[name] = [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+        if not path.exists():
+            raise ReleaseError(f"{info.file}: snapshot missing; run `evaltray release verify {version}`")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != info.file_sha256:
+            raise ReleaseError(
+                f"{info.file}: file sha256 differs from the manifest; run `evaltray release verify {version}`"
+            )
+        out[name] = [orjson.loads(line) for line in data.splitlines() if line]
     if set_name and set_name not in out:
         raise NotFound(f"release {version} has no set {set_name!r}")
     return out
@@ -343,30 +387,44 @@ def _changelog(ws: Workspace, snap: SetSnapshot, parent: Release | None) -> dict
 
 
 def _write_release(ws: Workspace, manifest: Release, snaps: dict[str, SetSnapshot], stamped: dict[str, int]) -> Path:
-    """Stamp the trays, write the read-only snapshots and manifest, and log the release."""
+    """Journal, stage, rename and record the release, as the module docstring says; a step at a time."""
     version = manifest.version
-    for set_name, snap in snaps.items():
-        if stamped[set_name]:
-            write_restamped(ws, set_name, snap.body)
-        atomic_write(ws.releases_dir / version / f"{set_name}.jsonl", snap.body, mode=0o444)
     body = manifest.to_json()
     path = manifest_path(ws, version)
-    atomic_write(path, body, mode=0o444)
-    with ws.tx() as conn:
-        conn.execute(
-            ws.t["releases"]
-            .insert()
-            .values(
-                version=version,
-                status=ReleaseStatus.ACTIVE.value,
-                content_hash=manifest.content_hash,
-                manifest_sha256=hashlib.sha256(body).hexdigest(),
-                created_by=manifest.created_by,
-                created_at=manifest.created_at,
-            )
-        )
-        ws.audit(conn, manifest.created_by, "release.create", version, content_hash=manifest.content_hash)
+    restamped = [s for s in snaps if stamped[s]]
+    entry = {
+        "version": version,
+        "manifest_sha256": hashlib.sha256(body).hexdigest(),
+        "content_hash": manifest.content_hash,
+        "created_by": manifest.created_by,
+        "created_at": manifest.created_at,
+        "trays": {s: {"before": tray_sha256(ws, s), "after": sha256_hex(snaps[s].body)} for s in restamped},
+    }
+    atomic_write(journal_path(ws), orjson.dumps(entry))
+    after_step("journal")
+    files = {s: ws.releases_dir / version / f"{s}.jsonl" for s in snaps}
+    for set_name, snap in snaps.items():
+        atomic_write(staged(files[set_name]), snap.body, mode=0o444)
+        after_step(f"stage {set_name}")
+    atomic_write(staged(path), body, mode=0o444)
+    after_step("stage manifest")
+    for set_name, file in files.items():
+        os.replace(staged(file), file)
+        after_step(f"place {set_name}")
+    os.replace(staged(path), path)
+    _fsync_dir(path.parent)
+    after_step("manifest")
+    finish_release(ws, entry, {s: snaps[s].body for s in restamped})
     return path
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` survive a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def create_release(
@@ -382,8 +440,9 @@ def create_release(
     fraction = ws.settings.holdout if holdout is None else holdout
     if not 0 < fraction < 1:
         raise ReleaseError(f"--holdout must be between 0 and 1, got {fraction}")
-    versions, parent = _parent_of(ws, version)
-    with ws.lock("release"), bulk():
+    semver_key(version)  # a malformed version fails before waiting for the lock
+    with tray_lock(ws, actor, recover=not dry_run), bulk():
+        versions, parent = _parent_of(ws, version)  # after recovery: a half-written release is settled
         trays = _read_sets(ws, versions)
         parent_manifest = load_manifest(ws, parent) if parent else None
         manifest = Release(
@@ -420,13 +479,12 @@ def verify_release(ws: Workspace, version: str) -> list[str]:
     if not path.exists():
         raise NotFound(f"no release {version!r}")
     body = path.read_bytes()
-    problems = []
+    problem = _manifest_problem(ws, version, body)
+    if problem:  # nothing else in an untrusted manifest is worth checking against
+        return [problem]
+    problems: list[str] = []
     with ws.tx() as conn:
         row = conn.execute(sa.select(ws.t["releases"]).where(ws.t["releases"].c.version == version)).first()
-    if row is None:
-        problems.append(f"release {version} is not in the workspace's release log")
-    elif hashlib.sha256(body).hexdigest() != row.manifest_sha256:
-        problems.append(f"{path.name}: manifest changed since release (sha256 differs from the release log)")
     try:
         manifest = Release.from_json(body, path.name)
     except ReleaseError as exc:
