@@ -41,19 +41,55 @@ def test_an_empty_label_is_asked_again(shop):
 def test_scripted_review_and_signoff(shop):
     run("users", "add", "bob", "--role", "labeler")
     added = json.loads(run("candidates", "add", "--limit", "3", "--json").stdout)["added"]
-    r = run("--user", "bob", "review", *added[:2], "--expected", "An answer.", "--verdict", "pass")
+    r = run(
+        "--user", "bob", "review", *added[:2], "--expected", "An answer.", "--verdict", "pass", input="easy\ntypical\n"
+    )
     assert r.stdout == "recorded 2 review(s); an adjudicator signs them off with `evaltray signoff`\n"
     assert all(_expected_first(shop, c) for c in added[:2])
     r = run("signoff", ok=False)
     assert (r.exit_code, r.stderr) == (1, "Error: nothing to sign: name candidates or pass --all\n")
     assert len(json.loads(run("signoff", "--all", "--json").stdout)["signed_reviews"]) == 2
-    r = run("signoff", "--all", ok=False)
-    assert (r.exit_code, r.stderr) == (1, "Error: nothing to sign: no review in set 'main' awaits a sign-off\n")
+    r = run("signoff", "--all")  # nothing left to sign is not an error
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "nothing to sign: no review in set 'main' awaits a sign-off\n", "")
+    assert json.loads(run("signoff", "--all", "--json").stdout) == {"signed_reviews": [], "dry_run": False}
     run("reject", added[2], "--reason", "duplicate")
     r = run("review", added[2], "--expected", "x", ok=False)
     assert (r.exit_code, r.stderr) == (1, f"Error: candidate {added[2]} is rejected; it cannot be reviewed\n")
     r = run("review", "nope", "--expected", "x", ok=False)
     assert (r.exit_code, r.stderr) == (1, "Error: no candidate 'nope'\n")
+
+
+def test_scripted_review_asks_for_what_the_gate_needs_then_promote_takes_it(shop):
+    first, second = json.loads(run("candidates", "add", "--limit", "2", "--json").stdout)["added"]
+    r = run("review", first, "--expected", "Refunds take 5 days.", "--verdict", "pass", input="hard\nedge\n")
+    assert r.stderr == (
+        f"{first}: no difficulty; the gate needs one (or pass --difficulty)\n"
+        "Difficulty (easy, medium, hard): hard\n"  # the runner echoes the answers read from stdin
+        f"{first}: no case type; the gate needs one (or pass --case-type)\n"
+        "Case type (typical, edge, adversarial, safety): edge\n"
+    )
+    ws = Workspace.open(shop)
+    try:
+        got = rev.latest_review(ws, first)
+        assert (got.difficulty, got.case_type, got.slice) == ("hard", "edge", None)  # slice: from the feature
+    finally:
+        ws.close()
+    assert run("promote").stdout == "promoted 1 (1 new, 0 relabeled, 0 superseding); 0 blocked; 1 awaiting review\n"
+    r = run("review", second, "--expected", "x", ok=False)  # a script with no answers: told at once, nothing stored
+    assert (r.exit_code, r.stderr) == (
+        1,
+        f"{second}: no difficulty; the gate needs one (or pass --difficulty)\n"
+        "Difficulty (easy, medium, hard): \n"
+        f"Error: {second}: no difficulty, which the gate needs: pass --difficulty (easy, medium, hard); "
+        "nothing was recorded\n",
+    )
+    ws = Workspace.open(shop)
+    try:
+        assert rev.latest_review(ws, second) is None
+    finally:
+        ws.close()
+    r = run("review", second, "--expected", "x", "--difficulty", "easy", "--case-type", "typical")
+    assert (r.stdout, r.stderr) == ("recorded 1 review(s)\n", "")
 
 
 def test_labels_import_lists_at_most_max_issues_skipped_rows(shop, tmp_path):

@@ -87,3 +87,11 @@ def test_export_errors(shop):
     assert (r.exit_code, r.stderr) == (1, "Error: set 'nope' is not in this workspace (sets: main, edge)\n")
     r = run("export", "1.0.0", "--to", "jsonl", "-o", "/proc/nope/x.jsonl", ok=False)
     assert (r.exit_code, r.stderr) == (1, "Error: cannot write /proc/nope/x.jsonl: No such file or directory\n")
+
+
+def test_an_empty_release_warns_on_stderr(shop):
+    r = run("release", "create", "0.1.0")
+    assert r.stderr == (
+        "warning the release holds no case: every set's tray is empty (`evaltray promote` moves signed cases in)\n"
+    )
+    assert r.stdout.startswith("created release 0.1.0 ")

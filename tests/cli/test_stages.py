@@ -42,3 +42,16 @@ def test_dedup_thresholds_are_checked(shop):
         1,
         "Error: Invalid value for '--show': -1 is not in the range x>=0. (try `evaltray dedup --help`)\n",
     )
+
+
+def test_progress_stays_off_a_pipe_even_where_colour_is_forced(shop, tmp_path):
+    # FORCE_COLOR makes rich take a pipe for a terminal: the bars ask the stream itself, so a pipe gets the
+    # final report alone, no `\r` lines (dedup wrote `\rnormalize: 0/10\rnormalize: 10/10…` here before)
+    forced = {"FORCE_COLOR": "1"}
+    r = run("dedup", "--backend", "tfidf", "--no-paraphrase", env=forced)
+    assert (r.stdout, r.stderr) == ("\x1b[1;36m10\x1b[0m traces, no duplicates\n", "")  # coloured, as forced
+    r = run("cluster", "--k", "2", "--backend", "tfidf", "--json", env=forced)
+    assert r.stderr == "" and json.loads(r.stdout)["params"]["k"] == "2"
+    (tmp_path / "more.jsonl").write_text('{"id": "m1", "messages": [{"role": "user", "content": "hi"}]}\n')
+    r = run("ingest", str(tmp_path / "more.jsonl"), "--json", env=forced)
+    assert r.stderr == "" and json.loads(r.stdout)["ingested"] == 1

@@ -35,7 +35,7 @@ def test_cases_add_show_stats_and_validate(shop):
     )
     r = run("cases", "add", "--source", "redteam", "--input-file", "input.json", "--feature", "shipping")
     assert r.stdout.startswith("added candidate cand-") and r.stdout.endswith(
-        "; `evaltray promote` moves it into the tray\n"
+        "; the gate blocks it until it has: difficulty, case type, expected behaviour, sign-off\n"
     )
     (promoted,) = json.loads(run("promote", "--json").stdout)["promoted"]
     case = json.loads(run("cases", "show", promoted["case_id"]).stdout)
@@ -52,6 +52,47 @@ def test_cases_add_show_stats_and_validate(shop):
         run("cases", "relabel", promoted["case_id"], "--expected", "Yes, since May.", "--json").stdout
     )
     assert relabeled["case_id"] == promoted["case_id"] and relabeled["signed"]
+
+
+def test_cases_add_says_what_the_gate_needs_when_it_is_missing(shop):
+    r = run(
+        "cases",
+        "add",
+        "--source",
+        "sme",
+        "--input",
+        "Refund?",
+        "--expected",
+        "Yes.",
+        "--difficulty",
+        "easy",
+        "--case-type",
+        "edge",
+    )  # no slice, no feature to give one
+    cid = r.stdout.split()[2]
+    assert r.stdout == f"added candidate {cid} (labeled, signed); the gate blocks it until it has: slice\n"
+    assert json.loads(run("promote", "--json").stdout)["blocked"] == [
+        {"candidate_id": cid, "problems": ["slice: missing"]}
+    ]
+    r = run(
+        "cases",
+        "add",
+        "--source",
+        "sme",
+        "--input",
+        "Refund now?",
+        "--expected",
+        "Yes.",
+        "--slice",
+        "refunds",
+        "--difficulty",
+        "easy",
+        "--case-type",
+        "edge",
+    )
+    cid = r.stdout.split()[2]
+    assert r.stdout == f"added candidate {cid} (labeled, signed); `evaltray promote` moves it into the tray\n"
+    assert [p["candidate_id"] for p in json.loads(run("promote", "--json").stdout)["promoted"]] == [cid]
 
 
 @pytest.mark.parametrize(

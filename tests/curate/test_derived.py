@@ -121,3 +121,36 @@ def test_cli_dedup_and_cluster_json(ws, tmp_path, monkeypatch):
     assert r.exit_code == 0 and len(json.loads(r.stdout)["clusters"]) == 2
     r = CliRunner().invoke(cli, ["cluster", "merge", "0", "7"], catch_exceptions=False)
     assert r.exit_code == 1 and r.stderr.startswith("Error: no cluster 7")
+
+
+def _stages(calls: list[tuple[str, int, int]]) -> list[str]:
+    """The stages in the order they started; and each stage's counts never go down and end at its total."""
+    order: list[str] = []
+    for stage, _, _ in calls:
+        if stage not in order:
+            order.append(stage)
+    for stage in order:
+        counts = [(d, t) for s, d, t in calls if s == stage]
+        assert [d for d, _ in counts] == sorted(d for d, _ in counts), stage
+        assert counts[-1][0] == counts[-1][1], stage
+    return order
+
+
+def test_dedup_and_cluster_report_each_stage_with_increasing_counts(ws, tmp_path):
+    _ingest(ws, tmp_path)
+    calls: list[tuple[str, int, int]] = []
+    derived.dedup_traces(ws, backend="tfidf", progress=lambda *c: calls.append(c))
+    assert _stages(calls) == ["read", "embed", "normalize", "exact", "near", "paraphrase"]
+    assert calls[:4] == [("read", 0, 0), ("read", 9, 9), ("embed", 0, 9), ("embed", 9, 9)]
+    calls.clear()
+    derived.cluster_traces(ws, k=2, backend="tfidf", progress=lambda *c: calls.append(c))
+    assert calls == [
+        ("read", 0, 0),
+        ("read", 9, 9),
+        ("embed", 0, 9),
+        ("embed", 9, 9),
+        ("cluster", 0, 9),
+        ("cluster", 9, 9),
+        ("save", 0, 9),
+        ("save", 9, 9),
+    ]

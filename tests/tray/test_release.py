@@ -280,6 +280,16 @@ def test_single_source_slice_and_mix_warnings(ws):
     assert mix.actual == {"sme": 1.0} and mix.target["production"] == 0.5
 
 
+def test_an_empty_release_is_created_with_a_warning(ws):
+    r = release.create_release(ws, "0.1.0", "alice")
+    assert r.warnings == [
+        "the release holds no case: every set's tray is empty (`evaltray promote` moves signed cases in)"
+    ]
+    assert release.load_manifest(ws, "0.1.0").warnings == r.warnings
+    tray_of(ws, {"refunds": 3})  # one set with cases is enough: the empty edge set is no warning
+    assert not any("holds no case" in w for w in release.create_release(ws, "0.2.0", "alice").warnings)
+
+
 _case = st.fixed_dictionaries(
     {
         "id": st.from_regex(r"c-[0-9a-f]{4}", fullmatch=True),

@@ -9,6 +9,7 @@ import click
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import REJECT_REASONS
 from evaltray.tray import candidates as pool
+from evaltray.tray import lifecycle
 from evaltray.tray import review as rev
 from evaltray.tray.gate import derive_slice
 
@@ -177,7 +178,8 @@ def _review_interactively(
         )
         critique = click.prompt("Critique", default="", show_default=False)
         tags = rev.split_list(click.prompt("Failure tags, ';'-separated", default="", show_default=False))
-        sl = click.prompt("Slice", default=slice_ or cand.slice or derive_slice(cand.labels, settings.slice_by) or "")
+        # no default when nothing gives one: a blank answer is asked again, as the gate needs a slice
+        sl = click.prompt("Slice", default=slice_ or cand.slice or derive_slice(cand.labels, settings.slice_by))
         diff = click.prompt(
             "Difficulty", type=click.Choice(rev.DIFFICULTIES), default=difficulty or cand.difficulty or "medium"
         )
@@ -195,6 +197,46 @@ def _review_interactively(
             )
         )
     return done
+
+
+#: The fields a scripted review asks for when neither its options nor the candidate give them: the option that
+#: gives each, and the answers it takes (None: any text).
+_ASKED: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "slice": ("--slice", None),
+    "difficulty": ("--difficulty", rev.DIFFICULTIES),
+    "case type": ("--case-type", rev.CASE_TYPES),
+}
+
+
+def _ask_what_the_gate_needs(
+    session: rev.ReviewSession, slice_: str | None, difficulty: str | None, case_type: str | None
+) -> dict[str, dict[str, str]]:
+    """Before any review is recorded: ask once (on stderr) for each field the gate needs that some candidate
+    lacks, and say which candidates lack it; a script that gives no answer ends with an error naming the options.
+    Returns the answers, by candidate id and field, for the candidates that lacked them."""
+    lacking: dict[str, list[str]] = {}
+    for cand in session.candidates:
+        if cand.status == pool.REJECTED:
+            continue  # recording its review fails, with the reason
+        missing = lifecycle.missing_for_gate(session.ws, cand, slice=slice_, difficulty=difficulty, case_type=case_type)
+        for name in missing:
+            if name in _ASKED:
+                lacking.setdefault(name, []).append(cand.id)
+    asked: dict[str, dict[str, str]] = {}
+    for name, ids in lacking.items():
+        option, choices = _ASKED[name]
+        err().print(f"{shown(', '.join(ids))}: no {name}; the gate needs one (or pass {option})", highlight=False)
+        try:
+            answer = click.prompt(name.capitalize(), type=click.Choice(choices) if choices else str, err=True)
+        except click.Abort:
+            click.echo(err=True)  # the error on a line of its own, after the unanswered prompt
+            hint = f" ({', '.join(choices)})" if choices else ""
+            raise EvaltrayError(
+                f"{', '.join(ids)}: no {name}, which the gate needs: pass {option}{hint}; nothing was recorded"
+            ) from None
+        for cid in ids:
+            asked.setdefault(cid, {})[name] = answer
+    return asked
 
 
 @click.command()
@@ -251,17 +293,22 @@ def review(
         sign=not no_sign,
     )
     if expected is not None or behavior_code is not None or assertions:
-        reviews = session.review_all(
-            expected,
-            behavior_code,
-            assertions,
-            verdict=verdict,
-            critique=critique,
-            failure_tags=list(tags),
-            slice=slice_,
-            difficulty=difficulty,
-            case_type=case_type,
-        )
+        rev.normalize_expected(app.ws, app.user, expected, behavior_code, list(assertions))  # refused before asking
+        asked = _ask_what_the_gate_needs(session, slice_, difficulty, case_type)
+        reviews = []
+        for step in session:
+            step.write_expected(expected, behavior_code, list(assertions))
+            gaps = asked.get(step.candidate.id, {})
+            reviews.append(
+                step.record(
+                    verdict=verdict,
+                    critique=critique,
+                    failure_tags=list(tags),
+                    slice=slice_ or gaps.get("slice"),
+                    difficulty=difficulty or gaps.get("difficulty"),
+                    case_type=case_type or gaps.get("case type"),
+                )
+            )
     else:
         reviews = _review_interactively(session, slice_, difficulty, case_type)
     done = [{"candidate_id": r.candidate_id, "review_id": r.id, "signed": bool(r.signed_by)} for r in reviews]
@@ -331,6 +378,8 @@ def signoff(
     if not candidate_ids and not all_:
         raise EvaltrayError("nothing to sign: name candidates or pass --all")
     signed = rev.sign_off(app.ws, candidate_ids, app.user, dry_run=dry_run, every_unsigned=all_, set_name=set_name)
-    emit(
-        as_json, {"signed_reviews": signed, "dry_run": dry_run}, lambda: out().print(f"signed {len(signed)} review(s)")
-    )
+    if signed or candidate_ids:
+        message = f"signed {len(signed)} review(s)"
+    else:  # --all found nothing: not an error, the work is done
+        message = f"nothing to sign: no review in set {app.ws.check_set(set_name)!r} awaits a sign-off"
+    emit(as_json, {"signed_reviews": signed, "dry_run": dry_run}, lambda: out().print(message))

@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
+from rich.progress import ProgressColumn, Task, TaskID
+from rich.text import Text
 
 from evaltray.curate import derived
 
-from ._common import COUNT, AppContext, emit, err, json_option, out, pass_app, shown, table
+from ._common import COUNT, AppContext, emit, json_option, number, out, pass_app, progress_bar, shown, table
 
 
-def _progress(stage: str, done: int, total: int) -> None:
-    if err().is_terminal and total:
-        err().print(f"\r{stage}: {done:,}/{total:,}", end="")
+class _RateColumn(ProgressColumn):
+    """Items a second, as people read numbers (``1,250/s``)."""
+
+    def render(self, task: Task) -> Text:
+        return Text("" if task.speed is None else f"{number(round(task.speed))}/s")
+
+
+def _watched(as_json: bool) -> bool:
+    """Whether a person watches stderr: not with --json, and only when stderr is a terminal. Asked of the stream
+    itself, not of rich, which takes FORCE_COLOR for a terminal and would redraw bars into a pipe."""
+    try:
+        return not as_json and sys.stderr.isatty()
+    except ValueError:  # closed
+        return False
+
+
+@contextmanager
+def stage_progress(as_json: bool) -> Iterator[derived.Progress]:
+    """A ``progress(stage, done, total)`` callback that draws one bar per stage on stderr, with counts, rate and
+    time (a total of 0: counts alone); it draws nothing with --json or when stderr is not a terminal."""
+    if not _watched(as_json):
+        yield lambda stage, done, total: None
+        return
+    with progress_bar(None, "{task.description}") as bar:
+        bar.columns = (*bar.columns, _RateColumn())
+        tasks: dict[str, TaskID] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(shown(stage), total=total or None)
+            bar.update(tasks[stage], completed=done, total=total or None)
+
+        yield report
 
 
 @click.command()
@@ -46,16 +82,15 @@ def dedup(
     as_json: bool,
 ) -> None:
     """Mark exact, near and paraphrase duplicates; nothing is deleted, counts become weights."""
-    result = derived.dedup_traces(
-        app.ws,
-        near=None if no_near else near,
-        paraphrase=None if no_paraphrase else paraphrase,
-        backend=backend,
-        where=where,
-        progress=_progress,
-    )
-    if err().is_terminal:
-        err().print()
+    with stage_progress(as_json) as progress:
+        result = derived.dedup_traces(
+            app.ws,
+            near=None if no_near else near,
+            paraphrase=None if no_paraphrase else paraphrase,
+            backend=backend,
+            where=where,
+            progress=progress,
+        )
     by_level: dict[str, int] = {}
     for g in result.groups:
         by_level[g.level] = by_level.get(g.level, 0) + len(g.members) - 1
@@ -115,9 +150,17 @@ def cluster(
     if ctx.invoked_subcommand is not None:
         return
     app: AppContext = ctx.obj
-    clustering = derived.cluster_traces(
-        app.ws, k=k, backend=backend, method=method, model_path=model_path, where=where, seed=seed
-    )
+    with stage_progress(as_json) as progress:
+        clustering = derived.cluster_traces(
+            app.ws,
+            k=k,
+            backend=backend,
+            method=method,
+            model_path=model_path,
+            where=where,
+            seed=seed,
+            progress=progress,
+        )
     _show(
         derived.cluster_info(app.ws), as_json, f"{clustering.n_clusters} clusters ({shown(method)}, {shown(backend)})"
     )

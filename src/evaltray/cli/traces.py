@@ -11,6 +11,7 @@ from evaltray.core.traces import LIST_COLUMNS, list_traces, show_trace, trace_st
 
 from ..ingest import FORMATS, ingest_files
 from ._common import COUNT, AppContext, emit, emit_table, err, json_option, number, out, pass_app, shown, table
+from .stages import stage_progress
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -62,15 +63,7 @@ def ingest(
 ) -> None:
     """Read trace files into the workspace's trace store (idempotent by trace id)."""
     ws = app.ws
-    status = err().status("ingesting…") if err().is_terminal else None
-    if status:
-        status.start()
-
-    def progress(path: str, n: int) -> None:
-        if status:
-            status.update(f"ingesting {shown(Path(path).name)}: {n:,} traces")
-
-    try:
+    with stage_progress(as_json) as stage:  # one bar per file, traces counted (the total is not known ahead)
         report = ingest_files(
             ws,
             [Path(f) for f in files],
@@ -78,12 +71,9 @@ def ingest(
             options=_parse_map(maps),
             strict=strict,
             payload_sample=payload_sample,
-            progress=progress,
+            progress=lambda path, n: stage(f"ingesting {Path(path).name}", n, 0),
             actor=app.user,
         )
-    finally:
-        if status:
-            status.stop()
     for issue in report.issues[:max_issues]:
         err().print(f"[yellow]skipped[/] {shown(issue)}", markup=True, highlight=False)
     if len(report.issues) > max_issues:

@@ -110,14 +110,21 @@ def cases_add(
         risk_level=risk,
         notes=notes,
     )
+    state = " (labeled" + (", signed" if added.signed else "") + ")" if added.labeled else ""
+    next_step = (
+        f"the gate blocks it until it has: {', '.join(added.missing)}"
+        if added.missing
+        else "`evaltray promote` moves it into the tray"
+    )
     emit(
         as_json,
-        {"candidate_id": added.candidate_id, "labeled": added.labeled, "signed": added.signed},
-        lambda: out().print(
-            f"added candidate {shown(added.candidate_id)}"
-            + (" (labeled" + (", signed" if added.signed else "") + ")" if added.labeled else "")
-            + "; `evaltray promote` moves it into the tray"
-        ),
+        {
+            "candidate_id": added.candidate_id,
+            "labeled": added.labeled,
+            "signed": added.signed,
+            "missing": list(added.missing),
+        },
+        lambda: out().print(f"added candidate {shown(added.candidate_id)}{state}; {next_step}"),
     )
 
 

@@ -21,7 +21,14 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write
 
+#: ``progress(stage, done, total)``: each stage reports ``(stage, 0, total)`` as it starts and ``(stage, total,
+#: total)`` as it ends (a total of 0: not known yet). The stages of dedup: read, embed, then dedup's own
+#: (normalize, exact, near, paraphrase); of clustering: read, embed, cluster, save.
 Progress = Callable[[str, int, int], None]
+
+
+def _silent(stage: str, done: int, total: int) -> None:
+    """The progress callback of a caller that asked for none."""
 
 
 def derived_dir(ws: Workspace) -> Path:
@@ -58,6 +65,13 @@ def user_texts(ws: Workspace, where: str | None = None) -> tuple[list[str], list
     return ids, texts
 
 
+def _read(ws: Workspace, where: str | None, report: Progress) -> tuple[list[str], list[str]]:
+    report("read", 0, 0)
+    ids, texts = user_texts(ws, where)
+    report("read", len(ids), len(ids))
+    return ids, texts
+
+
 # --------------------------------------------------------------------------- dedup
 
 
@@ -72,9 +86,14 @@ def dedup_traces(
     """Mark duplicate groups over the traces (never deleting one) and store the groups and the evidence."""
     from .dedup import dedup
 
-    ids, texts = user_texts(ws, where)
-    vectors = embed_texts(ws, texts, backend) if paraphrase is not None and ids else None
-    result = dedup(ids, texts, near=near, paraphrase=paraphrase, vectors=vectors, progress=progress)
+    report = progress or _silent
+    ids, texts = _read(ws, where, report)
+    vectors = None
+    if paraphrase is not None and ids:
+        report("embed", 0, len(texts))
+        vectors = embed_texts(ws, texts, backend)
+        report("embed", len(texts), len(texts))
+    result = dedup(ids, texts, near=near, paraphrase=paraphrase, vectors=vectors, progress=report)
     level = {m: g.level for g in result.groups for m in g.members}
     weights = result.weights
     write_table(
@@ -137,15 +156,22 @@ def cluster_traces(
     model_path: str | None = None,
     where: str | None = None,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> Any:
-    """Cluster the traces' user text by intent, name the clusters, replay the user's edits, store it all."""
+    """Cluster the traces' user text by intent, name the clusters, replay the user's edits, store it all;
+    ``progress`` hears of each stage (see :data:`Progress`)."""
     from .cluster import cluster_texts
 
+    report = progress or _silent
     k_value = _k(k)
-    ids, texts = user_texts(ws, where)
+    ids, texts = _read(ws, where, report)
     if not ids:
         raise EvaltrayError("no traces with a payload to cluster; ingest some first")
+    n = len(texts)
+    report("embed", 0, n)
     vectors = embed_texts(ws, texts, backend, model_path)
+    report("embed", n, n)
+    report("cluster", 0, n)
     clustering = cluster_texts(
         texts,
         vectors,
@@ -154,7 +180,10 @@ def cluster_traces(
         seed=seed,
         pinned=load_edits(ws),
     )
+    report("cluster", n, n)
+    report("save", 0, n)
     save_clustering(ws, ids, texts, clustering, {"backend": backend, "method": method, "k": k, "seed": seed})
+    report("save", n, n)
     return clustering
 
 

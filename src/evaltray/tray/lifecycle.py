@@ -16,7 +16,7 @@ from evaltray.core.store import Workspace
 
 from . import candidates as pool
 from .casefile import Recovered, load_cases, tray_lock
-from .gate import ACTIVE, Problem, case_registry, validate
+from .gate import ACTIVE, Problem, case_registry, derive_slice, validate
 from .review import Review, normalize_expected, record_review
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "case_input",
     "get_case",
     "list_cases",
+    "missing_for_gate",
     "relabel_case",
     "repair_tray",
     "supersede_case",
@@ -73,6 +74,31 @@ class AddedCase:
     candidate_id: str
     labeled: bool
     signed: bool
+    #: what ``promote`` still needs of it (see :func:`missing_for_gate`); empty when the gate takes it
+    missing: tuple[str, ...] = ()
+
+
+def missing_for_gate(
+    ws: Workspace,
+    cand: pool.Candidate,
+    *,
+    slice: str | None = None,
+    difficulty: str | None = None,
+    case_type: str | None = None,
+    labeled: bool = True,
+    signed: bool = True,
+) -> list[str]:
+    """What the gate still needs of a candidate that a review with these fields would give it, in the order
+    ``slice``, ``difficulty``, ``case type``, ``expected behaviour``, ``sign-off``; empty when nothing is
+    missing. The candidate's own slice, difficulty and case type count, and so does a slice its labels give."""
+    have = {
+        "slice": slice or cand.slice or derive_slice(cand.labels, ws.settings.slice_by),
+        "difficulty": difficulty or cand.difficulty,
+        "case type": case_type or cand.case_type,
+        "expected behaviour": labeled,
+        "sign-off": signed,
+    }
+    return [name for name, value in have.items() if not value]
 
 
 def add_case(
@@ -114,7 +140,10 @@ def add_case(
         notes=notes,
     )
     if expected is None:
-        return AddedCase(cid, labeled=False, signed=False)
+        missing = missing_for_gate(
+            ws, pool.get(ws, cid), slice=slice, difficulty=difficulty, case_type=case_type, labeled=False, signed=False
+        )
+        return AddedCase(cid, labeled=False, signed=False, missing=tuple(missing))
     review = record_review(
         ws,
         cid,
@@ -126,7 +155,11 @@ def add_case(
         expected_first=True,
         sign=True,
     )
-    return AddedCase(cid, labeled=True, signed=bool(review.signed_by))
+    signed = bool(review.signed_by)
+    missing = missing_for_gate(
+        ws, pool.get(ws, cid), slice=slice, difficulty=difficulty, case_type=case_type, signed=signed
+    )
+    return AddedCase(cid, labeled=True, signed=signed, missing=tuple(missing))
 
 
 def _active(ws: Workspace, case_id: str) -> tuple[dict[str, Any], dict[str, Any]]:

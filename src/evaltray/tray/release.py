@@ -427,6 +427,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: The warning on a release with no case in any set: allowed (a first release may be a placeholder), never silent.
+EMPTY_RELEASE = "the release holds no case: every set's tray is empty (`evaltray promote` moves signed cases in)"
+
+
 def create_release(
     ws: Workspace,
     version: str,
@@ -463,6 +467,8 @@ def create_release(
             manifest.sets[set_name], warnings = _set_manifest(ws, version, snap, fraction, parent_manifest)
             manifest.warnings += [f"{set_name}: {w}" for w in warnings]
             manifest.changelog[set_name] = _changelog(ws, snap, parent_manifest)
+        if not any(snap.cases for snap in snaps.values()):
+            manifest.warnings.append(EMPTY_RELEASE)
         manifest.content_hash = content_hash_of({s: snaps[s].hashes for s in sorted(snaps)})
         result = ReleaseResult(version, manifest.content_hash, manifest, manifest.warnings)
         if not dry_run:
