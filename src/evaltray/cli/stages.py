@@ -53,6 +53,7 @@ def dedup(
         backend=backend,
         where=where,
         progress=_progress,
+        actor=app.user,
     )
     if err().is_terminal:
         err().print()
@@ -116,7 +117,7 @@ def cluster(
         return
     app: AppContext = ctx.obj
     clustering = derived.cluster_traces(
-        app.ws, k=k, backend=backend, method=method, model_path=model_path, where=where, seed=seed
+        app.ws, k=k, backend=backend, method=method, model_path=model_path, where=where, seed=seed, actor=app.user
     )
     _show(
         derived.cluster_info(app.ws), as_json, f"{clustering.n_clusters} clusters ({shown(method)}, {shown(backend)})"
@@ -165,7 +166,7 @@ def cluster_list(app: AppContext, as_json: bool) -> None:
 @pass_app
 def cluster_merge(app: AppContext, a: int, b: int, name: str | None, as_json: bool) -> None:
     """Merge cluster B into A; kept across re-clustering."""
-    _show(derived.edit_clusters(app.ws, "merge", a, b, name=name), as_json, f"merged {b} into {a}")
+    _show(derived.edit_clusters(app.ws, "merge", a, b, name=name, actor=app.user), as_json, f"merged {b} into {a}")
 
 
 @cluster.command("split")
@@ -175,7 +176,7 @@ def cluster_merge(app: AppContext, a: int, b: int, name: str | None, as_json: bo
 @pass_app
 def cluster_split(app: AppContext, a: int, k: int, as_json: bool) -> None:
     """Split a cluster in K; kept across re-clustering."""
-    _show(derived.edit_clusters(app.ws, "split", a, k=k), as_json, f"split {a} in {k}")
+    _show(derived.edit_clusters(app.ws, "split", a, k=k, actor=app.user), as_json, f"split {a} in {k}")
 
 
 @cluster.command("rename")
@@ -185,4 +186,8 @@ def cluster_split(app: AppContext, a: int, k: int, as_json: bool) -> None:
 @pass_app
 def cluster_rename(app: AppContext, a: int, name: str, as_json: bool) -> None:
     """Name a cluster; the name persists across re-clustering."""
-    _show(derived.edit_clusters(app.ws, "rename", a, name=name), as_json, f"renamed {a} to {shown(repr(name))}")
+    _show(
+        derived.edit_clusters(app.ws, "rename", a, name=name, actor=app.user),
+        as_json,
+        f"renamed {a} to {shown(repr(name))}",
+    )

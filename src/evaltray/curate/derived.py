@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.store import Workspace
+from evaltray.core.store import CURATE_ROLES, Workspace
 from evaltray.core.util import atomic_write
 
 Progress = Callable[[str, int, int], None]
@@ -68,9 +68,12 @@ def dedup_traces(
     backend: str = "wordllama",
     where: str | None = None,
     progress: Progress | None = None,
+    actor: str | None = None,
 ) -> Any:
     """Mark duplicate groups over the traces (never deleting one) and store the groups and the evidence."""
     from .dedup import dedup
+
+    actor = ws.authorize(actor, CURATE_ROLES, "dedup")
 
     ids, texts = user_texts(ws, where)
     vectors = embed_texts(ws, texts, backend) if paraphrase is not None and ids else None
@@ -102,6 +105,7 @@ def dedup_traces(
             }
         ),
     )
+    ws.record(actor, "dedup", None, traces=len(ids), groups=len(result.groups), where=where)
     return result
 
 
@@ -137,9 +141,12 @@ def cluster_traces(
     model_path: str | None = None,
     where: str | None = None,
     seed: int = 0,
+    actor: str | None = None,
 ) -> Any:
     """Cluster the traces' user text by intent, name the clusters, replay the user's edits, store it all."""
     from .cluster import cluster_texts
+
+    actor = ws.authorize(actor, CURATE_ROLES, "clustering")
 
     k_value = _k(k)
     ids, texts = user_texts(ws, where)
@@ -155,6 +162,7 @@ def cluster_traces(
         pinned=load_edits(ws),
     )
     save_clustering(ws, ids, texts, clustering, {"backend": backend, "method": method, "k": k, "seed": seed})
+    ws.record(actor, "cluster", None, traces=len(ids), clusters=len(clustering.clusters), where=where)
     return clustering
 
 
@@ -217,7 +225,13 @@ def cluster_info(ws: Workspace) -> dict[str, Any]:
 
 
 def edit_clusters(
-    ws: Workspace, op: str, a: int, b: int | None = None, name: str | None = None, k: int = 2
+    ws: Workspace,
+    op: str,
+    a: int,
+    b: int | None = None,
+    name: str | None = None,
+    k: int = 2,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """Merge, split or rename clusters of the last run; the edit is kept and replayed on re-clustering.
 
@@ -225,6 +239,7 @@ def edit_clusters(
     """
     from .cluster import cluster_texts
 
+    actor = ws.authorize(actor, CURATE_ROLES, "editing clusters")
     info = cluster_info(ws)
     params = info["params"]
     ids, texts = user_texts(ws)
@@ -255,7 +270,9 @@ def edit_clusters(
         clustering = clustering.rename(a, name)
     else:
         raise EvaltrayError(f"unknown cluster edit {op!r}")
-    return save_clustering(ws, ids, texts, clustering, params)
+    saved = save_clustering(ws, ids, texts, clustering, params)
+    ws.record(actor, f"cluster.{op}", str(a), b=b, name=name, k=k if op == "split" else None)
+    return saved
 
 
 # --------------------------------------------------------------------------- what sampling reads
