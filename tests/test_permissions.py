@@ -22,6 +22,8 @@ from evaltray.tray import candidates as pool
 from evaltray.tray import gate, release
 from evaltray.tray import review as rev
 from evaltray.tray.export import export_release
+from tests.cli.conftest import shop  # noqa: F401 - the CLI tests' workspace
+from tests.cli.runner import run
 
 LABEL = "adjudicator, admin, labeler"
 COMPOSE = "adjudicator, admin, composition_owner"
@@ -91,3 +93,20 @@ def test_add_manual_refuses_a_viewer(audited):
     with pytest.raises(PermissionDenied) as exc:
         pool.add_manual(audited, "vera", "sme", [{"role": "user", "content": "hi"}])
     assert str(exc.value) == "user 'vera' may not add cases (needs labeler, adjudicator or admin)"
+
+
+@pytest.mark.usefixtures("shop")
+@pytest.mark.parametrize(
+    ("args", "what", "roles"),
+    [
+        (("dedup",), "dedup", LABEL),
+        (("cluster",), "clustering", LABEL),
+        (("plan", "init"), "writing a plan", LABEL),
+        (("export", "1.0.0", "--to", "jsonl"), "exporting a release", COMPOSE),
+        (("vault", "keygen", "../vault.key"), "making a vault key", "admin"),
+    ],
+)
+def test_the_cli_gets_the_same_one_line_refusal(args, what, roles):
+    run("users", "add", "vera", "--role", "viewer")
+    r = run("--user", "vera", *args, ok=False)
+    assert (r.exit_code, r.stderr) == (1, f"Error: user 'vera' is a viewer; {what} needs one of: {roles}\n")
