@@ -24,14 +24,18 @@ def recorded(engine: sa.Engine) -> list[tuple[int, str]]:
 
 
 def test_numbers_are_consecutive_from_one_in_registration_order() -> None:
-    assert [(name, fn.__name__) for name, fn in MIGRATIONS.items()] == [("1", "m001_initial"), ("2", "m002_case_axes")]
+    assert [(name, fn.__name__) for name, fn in MIGRATIONS.items()] == [
+        ("1", "m001_initial"),
+        ("2", "m002_case_axes"),
+        ("3", "m003_audit_chain"),
+    ]
     assert [int(name) for name, _ in MIGRATIONS.items()] == list(range(1, len(MIGRATIONS) + 1))
 
 
 def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        assert migrate(conn) == [1, 2]
-    assert recorded(engine) == [(1, "m001_initial"), (2, "m002_case_axes")]
+        assert migrate(conn) == [1, 2, 3]
+    assert recorded(engine) == [(1, "m001_initial"), (2, "m002_case_axes"), (3, "m003_audit_chain")]
     tables = set(sa.inspect(engine).get_table_names())
     assert tables == {
         "schema_migrations",
@@ -47,7 +51,9 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
     assert columns[-5:] == ["slice", "source", "difficulty", "case_type", "supersedes"]  # from migration 2
     with engine.begin() as conn:
         assert migrate(conn) == []
-    assert recorded(engine) == [(1, "m001_initial"), (2, "m002_case_axes")]
+    assert recorded(engine) == [(1, "m001_initial"), (2, "m002_case_axes"), (3, "m003_audit_chain")]
+    columns = [c["name"] for c in sa.inspect(engine).get_columns("audit")]
+    assert columns[-2:] == ["prev_hash", "hash"]  # from migration 3
 
 
 def test_a_database_behind_gets_only_what_it_lacks(engine: sa.Engine) -> None:
@@ -57,14 +63,14 @@ def test_a_database_behind_gets_only_what_it_lacks(engine: sa.Engine) -> None:
         first(conn)
         conn.exec_driver_sql("INSERT INTO schema_migrations VALUES (1, 'm001_initial')")
     with engine.begin() as conn:
-        assert migrate(conn) == [2]
-    assert recorded(engine) == [(1, "m001_initial"), (2, "m002_case_axes")]
+        assert migrate(conn) == [2, 3]
+    assert recorded(engine) == [(1, "m001_initial"), (2, "m002_case_axes"), (3, "m003_audit_chain")]
 
 
-@pytest.mark.parametrize("offset", [-2, -1, 1])  # numbers 1 and 2 taken, 4 leaves a gap
+@pytest.mark.parametrize("offset", [-2, -1, 1])  # numbers 1 to 3 taken, 5 leaves a gap
 def test_a_number_out_of_order_is_refused(offset: int) -> None:
     number = len(MIGRATIONS) + 1 + offset  # only len + 1 is next
     with pytest.raises(RuntimeError) as err:
         migration(number)
     assert str(err.value) == f"migration {number} out of order"
-    assert len(MIGRATIONS) == 2
+    assert len(MIGRATIONS) == 3

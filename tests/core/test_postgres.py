@@ -114,6 +114,12 @@ def test_gate_and_release_on_postgres(pg_url, tmp_path, monkeypatch):
         assert r.manifest.sets["main"].n_cases == 2
         assert release.verify_release(ws, "1.0.0") == []
         assert [x["version"] for x in release.release_log(ws)] == ["1.0.0"]
+        check = ws.verify_audit()  # the audit chain holds on PostgreSQL too, and an edit is named
+        assert check.problem is None and check.rows > 5
+        with ws.tx() as conn:
+            conn.exec_driver_sql("UPDATE audit SET actor = 'eve' WHERE id = (SELECT max(id) FROM audit)")
+            last = conn.exec_driver_sql("SELECT max(id) FROM audit").scalar()
+        assert ws.verify_audit().problem == f"audit row {last}: its content does not match its hash (edited)"
         # migrations are recorded once and re-opening applies nothing new
         ws2 = Workspace.open(ws.root)
         with ws2.tx() as conn:

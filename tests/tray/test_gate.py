@@ -206,7 +206,7 @@ def test_import_labels_reports_bad_rows_and_imports_the_rest(ws, tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text(
         "candidate_id,expected,behavior_code,assertions,verdict,labeled_by,sign\n"
-        f"{ok},Refunds take 5 days,,mentions 5 days;is polite,pass,bob,yes\n"
+        f"{ok},Refunds take 5 days,,mentions 5 days;is polite,pass,bob,no\n"
         f"{other},,,,fail,bob,\n"
         "cand-nope,Hello,,,pass,bob,\n",
         encoding="utf-8",
@@ -218,8 +218,10 @@ def test_import_labels_reports_bad_rows_and_imports_the_rest(ws, tmp_path):
         f"{path}:4: no candidate 'cand-nope'",
     ]
     r = rev.latest_review(ws, ok)
-    assert r.expected["assertions"] == ["mentions 5 days", "is polite"] and r.reviewer == "bob"
-    assert r.signed_by is None  # bob is a labeler: his "sign" does not count
+    assert (
+        r.expected["assertions"] == ["mentions 5 days", "is polite"] and r.reviewer == "alice"
+    )  # the importer; bob is only claimed
+    assert r.signed_by is None  # an import never signs off
     assert r.expected_first is False
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
+from evaltray.core.util import loads
 from evaltray.tray import candidates as pool
 from evaltray.tray import review as rev
 from evaltray.tray.review import BlindReviewError, ReviewSession
@@ -117,3 +118,58 @@ def test_labels_import_refuses_a_file_that_is_not_text(ws, tmp_path):
         str(exc.value) == f"{path}: not UTF-8 text (invalid start byte at byte {len(cid) + 28}); save it as UTF-8 CSV"
     )
     assert rev.latest_review(ws, cid) is None  # refused before the good row was stored
+
+
+def test_labels_import_records_the_importer_and_never_signs_off(ws, tmp_path):
+    """A file saying ``labeled_by=carol, signoff=yes`` made adjudicator sign-offs for an unregistered
+    carol, and the gate promoted on them (failed before)."""
+    from evaltray.tray import gate
+
+    ws.add_user("bob", "labeler", actor="alice")
+    cid = _candidate(ws, "Refund?")
+    forged = tmp_path / "forged.csv"
+    forged.write_text(
+        f"candidate_id,expected,verdict,labeled_by,signoff,slice,difficulty,case_type\n"
+        f"{cid},Five days.,pass,carol,yes,refunds,easy,typical\n"
+    )
+    with pytest.raises(EvaltrayError) as exc:
+        rev.import_labels(ws, forged, "bob")
+    assert str(exc.value) == (
+        f"{forged}:2: column 'signoff' asks for a sign-off; imported labels are never signed off: "
+        "drop the column and have an adjudicator run `evaltray signoff`"
+    )
+    assert rev.latest_review(ws, cid) is None
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        f"candidate_id,expected,verdict,labeled_by,slice,difficulty,case_type\n"
+        f"{cid},Five days.,pass,carol,refunds,easy,typical\n"
+    )
+    (rid,) = rev.import_labels(ws, labels, "bob").imported
+    review = rev.latest_review(ws, cid)
+    assert (review.id, review.reviewer, review.signed_by) == (rid, "bob", None)
+    report = gate.promote(ws, "alice")
+    assert report.promoted == [] and report.blocked and report.blocked[0][0] == cid
+    with ws.tx() as conn:
+        row = conn.execute(ws.t["audit"].select().where(ws.t["audit"].c.action == "review.add")).one()
+    assert (row.actor, row.object_id) == ("bob", cid)
+    assert loads(row.detail) == {
+        "review_id": rid,
+        "verdict": "pass",
+        "signed": False,
+        "via": "labels.import",
+        "file": "labels.csv",
+        "line": 2,
+        "claimed_by": "carol",
+    }
+
+
+def test_labels_import_needs_a_registered_labeler(ws, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("candidate_id,expected\nnope,x\n")
+    with pytest.raises(EvaltrayError) as exc:
+        rev.import_labels(ws, labels, "mallory")
+    assert str(exc.value).startswith("user 'mallory' is not registered")
+    ws.add_user("vera", "viewer", actor="alice")
+    with pytest.raises(EvaltrayError) as exc:
+        rev.import_labels(ws, labels, "vera", dry_run=True)
+    assert str(exc.value) == "user 'vera' is a viewer; importing labels needs one of: adjudicator, admin, labeler"

@@ -14,6 +14,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.settings import USER_ENV, WORKSPACE_ENV
 
 from ._common import AppContext, visible
+from .audit import audit
 from .curate import candidates, labels, reject, review, signoff
 from .plan import coverage, plan, sample
 from .release import export, release
@@ -103,6 +104,7 @@ for command in (
     cluster,
     scrub,
     vault,
+    audit,
 ):
     cli.add_command(command)
 

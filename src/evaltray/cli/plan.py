@@ -27,7 +27,7 @@ def plan() -> None:
 @pass_app
 def plan_init(app: AppContext, features: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Write plan.yaml from the seeds' vocabularies, for you to edit."""
-    p = planmod.init_plan(app.ws, list(features) or None, force=force)
+    p = planmod.init_plan(app.ws, list(features) or None, force=force, actor=app.user)
     path = planmod.plan_path(app.ws)
     emit(
         as_json,

@@ -206,7 +206,14 @@ def export(
 ) -> None:
     """Export a release's cases for promptfoo, Inspect AI, Hugging Face datasets or plain JSONL."""
     done = export_release(
-        app.ws, version, to=fmt, split=split, subset=subset, set_name=set_name, out=Path(output) if output else None
+        app.ws,
+        version,
+        to=fmt,
+        split=split,
+        subset=subset,
+        set_name=set_name,
+        out=Path(output) if output else None,
+        actor=app.user,
     )
     emit(
         as_json,

@@ -96,7 +96,7 @@ def vault_keygen(app: AppContext, path: Path, dry_run: bool, as_json: bool) -> N
         root: Path | None = app.ws.root
     except WorkspaceError:
         root = None  # no workspace yet: a key can be made first
-    path = create_vault_key(path, root, dry_run=dry_run)
+    path = create_vault_key(path, root, dry_run=dry_run, ws=app.ws if root else None, actor=app.user if root else None)
 
     def human() -> None:
         out().print(f"{'would write' if dry_run else 'wrote'} a vault key to {shown(path)}", highlight=False)

@@ -90,6 +90,7 @@ def dedup(
             backend=backend,
             where=where,
             progress=progress,
+            actor=app.user,
         )
     by_level: dict[str, int] = {}
     for g in result.groups:
@@ -160,6 +161,7 @@ def cluster(
             where=where,
             seed=seed,
             progress=progress,
+            actor=app.user,
         )
     _show(
         derived.cluster_info(app.ws), as_json, f"{clustering.n_clusters} clusters ({shown(method)}, {shown(backend)})"
@@ -208,7 +210,7 @@ def cluster_list(app: AppContext, as_json: bool) -> None:
 @pass_app
 def cluster_merge(app: AppContext, a: int, b: int, name: str | None, as_json: bool) -> None:
     """Merge cluster B into A; kept across re-clustering."""
-    _show(derived.edit_clusters(app.ws, "merge", a, b, name=name), as_json, f"merged {b} into {a}")
+    _show(derived.edit_clusters(app.ws, "merge", a, b, name=name, actor=app.user), as_json, f"merged {b} into {a}")
 
 
 @cluster.command("split")
@@ -218,7 +220,7 @@ def cluster_merge(app: AppContext, a: int, b: int, name: str | None, as_json: bo
 @pass_app
 def cluster_split(app: AppContext, a: int, k: int, as_json: bool) -> None:
     """Split a cluster in K; kept across re-clustering."""
-    _show(derived.edit_clusters(app.ws, "split", a, k=k), as_json, f"split {a} in {k}")
+    _show(derived.edit_clusters(app.ws, "split", a, k=k, actor=app.user), as_json, f"split {a} in {k}")
 
 
 @cluster.command("rename")
@@ -228,4 +230,8 @@ def cluster_split(app: AppContext, a: int, k: int, as_json: bool) -> None:
 @pass_app
 def cluster_rename(app: AppContext, a: int, name: str, as_json: bool) -> None:
     """Name a cluster; the name persists across re-clustering."""
-    _show(derived.edit_clusters(app.ws, "rename", a, name=name), as_json, f"renamed {a} to {shown(repr(name))}")
+    _show(
+        derived.edit_clusters(app.ws, "rename", a, name=name, actor=app.user),
+        as_json,
+        f"renamed {a} to {shown(repr(name))}",
+    )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .audit import chain_all
 from .registry import Registry
 
 Migration = Callable[[Connection], None]
@@ -151,6 +152,15 @@ def m002_case_axes(conn: Connection) -> None:
         "supersedes VARCHAR(64)",
     ):
         conn.execute(sa.text(f"ALTER TABLE cases ADD COLUMN {column}"))
+
+
+@migration(3)
+def m003_audit_chain(conn: Connection) -> None:
+    """The audit log becomes a hash chain: each row keeps the previous row's hash and its own; the rows
+    already there are chained in id order."""
+    conn.execute(sa.text("ALTER TABLE audit ADD COLUMN prev_hash VARCHAR(64)"))
+    conn.execute(sa.text("ALTER TABLE audit ADD COLUMN hash VARCHAR(64)"))
+    chain_all(conn)
 
 
 def migrate(conn: Connection) -> list[int]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .audit import AuditCheck, chain_last, first_break
 from .errors import NotFound, PermissionDenied, WorkspaceError
 from .migrations import migrate
 from .records import Role
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
     from .traces import TraceStore
 
 STATE_DIR = ".evaltray"
+
+#: Roles that may add to or reshape the workspace's data: ingest, scrub, dedup, cluster, plan, sample,
+#: candidates (those who label; a viewer only reads, a composition owner composes releases).
+CURATE_ROLES = frozenset({Role.LABELER, Role.ADJUDICATOR, Role.ADMIN})
+#: Roles that may manage users and keys.
+ADMIN_ROLES = frozenset({Role.ADMIN})
 
 
 def current_user(explicit: str | None, settings: Settings | None = None) -> str:
@@ -192,11 +199,17 @@ class Workspace:
             yield
 
     def audit(self, conn: Connection, actor: str, action: str, object_id: str | None, **detail: Any) -> None:
-        conn.execute(
-            self.t["audit"]
-            .insert()
-            .values(at=now_iso(), actor=actor, action=action, object_id=object_id, detail=dumps(detail))
-        )
+        """Append a row to the audit log, chained to the one before it (see :mod:`.audit`)."""
+        if self.engine.dialect.name == "postgresql":  # appends take turns, so each chains to the last committed
+            conn.execute(sa.text("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE"))
+        row = dict(at=now_iso(), actor=actor, action=action, object_id=object_id, detail=dumps(detail))
+        audit = self.t["audit"]
+        chain_last(conn, audit, {**row, "id": inserted_id(conn, audit.insert().values(**row))})
+
+    def verify_audit(self) -> AuditCheck:
+        """Check the audit log's hash chain; the first row deleted or edited since it was written."""
+        with self.tx() as conn:
+            return first_break(conn)
 
     def add_user(self, name: str, role: Role | str, actor: str) -> None:
         """Register ``name`` with ``role``, or change their role (admins only, but for the workspace's first
@@ -228,6 +241,17 @@ class Workspace:
                 f"user {name!r} is not registered; an admin adds them with `evaltray users add {name} --role labeler`"
             )
         return Role(row[0])
+
+    def authorize(self, actor: str | None, roles: frozenset[Role], what: str) -> str:
+        """The acting user (``actor``, else the workspace's default user), once they hold one of ``roles``."""
+        name = current_user(actor, self.settings)
+        self.require(name, roles, what)
+        return name
+
+    def record(self, actor: str, action: str, object_id: str | None, **detail: Any) -> None:
+        """Audit one action in a transaction of its own (for writers whose data lives outside the database)."""
+        with self.tx() as conn:
+            self.audit(conn, actor, action, object_id, **detail)
 
     def require(self, name: str, roles: frozenset[Role], what: str) -> Role:
         """Raise unless ``name`` holds one of ``roles``."""

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.store import Workspace
+from evaltray.core.store import CURATE_ROLES, Workspace
 from evaltray.core.util import atomic_write
 
 #: ``progress(stage, done, total)``: each stage reports ``(stage, 0, total)`` as it starts and ``(stage, total,
@@ -82,10 +82,12 @@ def dedup_traces(
     backend: str = "wordllama",
     where: str | None = None,
     progress: Progress | None = None,
+    actor: str | None = None,
 ) -> Any:
     """Mark duplicate groups over the traces (never deleting one) and store the groups and the evidence."""
     from .dedup import dedup
 
+    actor = ws.authorize(actor, CURATE_ROLES, "dedup")
     report = progress or _silent
     ids, texts = _read(ws, where, report)
     vectors = None
@@ -121,6 +123,7 @@ def dedup_traces(
             }
         ),
     )
+    ws.record(actor, "dedup", None, traces=len(ids), groups=len(result.groups), where=where)
     return result
 
 
@@ -157,11 +160,13 @@ def cluster_traces(
     where: str | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    actor: str | None = None,
 ) -> Any:
     """Cluster the traces' user text by intent, name the clusters, replay the user's edits, store it all;
     ``progress`` hears of each stage (see :data:`Progress`)."""
     from .cluster import cluster_texts
 
+    actor = ws.authorize(actor, CURATE_ROLES, "clustering")
     report = progress or _silent
     k_value = _k(k)
     ids, texts = _read(ws, where, report)
@@ -184,6 +189,7 @@ def cluster_traces(
     report("save", 0, n)
     save_clustering(ws, ids, texts, clustering, {"backend": backend, "method": method, "k": k, "seed": seed})
     report("save", n, n)
+    ws.record(actor, "cluster", None, traces=len(ids), clusters=len(clustering.clusters), where=where)
     return clustering
 
 
@@ -246,7 +252,13 @@ def cluster_info(ws: Workspace) -> dict[str, Any]:
 
 
 def edit_clusters(
-    ws: Workspace, op: str, a: int, b: int | None = None, name: str | None = None, k: int = 2
+    ws: Workspace,
+    op: str,
+    a: int,
+    b: int | None = None,
+    name: str | None = None,
+    k: int = 2,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """Merge, split or rename clusters of the last run; the edit is kept and replayed on re-clustering.
 
@@ -254,6 +266,7 @@ def edit_clusters(
     """
     from .cluster import cluster_texts
 
+    actor = ws.authorize(actor, CURATE_ROLES, "editing clusters")
     info = cluster_info(ws)
     params = info["params"]
     ids, texts = user_texts(ws)
@@ -284,7 +297,9 @@ def edit_clusters(
         clustering = clustering.rename(a, name)
     else:
         raise EvaltrayError(f"unknown cluster edit {op!r}")
-    return save_clustering(ws, ids, texts, clustering, params)
+    saved = save_clustering(ws, ids, texts, clustering, params)
+    ws.record(actor, f"cluster.{op}", str(a), b=b, name=name, k=k if op == "split" else None)
+    return saved
 
 
 # --------------------------------------------------------------------------- what sampling reads

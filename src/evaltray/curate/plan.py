@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from evaltray.core.errors import EvaltrayError, QueryError
-from evaltray.core.store import Workspace
+from evaltray.core.store import CURATE_ROLES, Workspace
 from evaltray.core.traces import COLUMNS, DERIVED_COLUMNS, conjunction
 from evaltray.core.untrusted import InputTooLarge, load_yaml, size_text
 from evaltray.core.util import atomic_write
@@ -353,8 +353,9 @@ def load_plan(ws: Workspace, path: Path | None = None) -> Plan:
     return Plan.load(path or plan_path(ws))
 
 
-def init_plan(ws: Workspace, features: list[str] | None = None, force: bool = False) -> Plan:
+def init_plan(ws: Workspace, features: list[str] | None = None, force: bool = False, actor: str | None = None) -> Plan:
     """Write a starting ``plan.yaml`` from the seeds' vocabularies and the features seen in traces."""
+    actor = ws.authorize(actor, CURATE_ROLES, "writing a plan")
     path = plan_path(ws)
     if path.exists() and not force:
         raise PlanError(f"{path}: a plan exists; edit it, or pass --force to start over")
@@ -381,6 +382,7 @@ def init_plan(ws: Workspace, features: list[str] | None = None, force: bool = Fa
         + [Rule(set={"scenario": "irate-user"}, when=[Condition("feedback_score", "<", 0)])],
     )
     plan.save(path, ws.settings.source_mix)
+    ws.record(actor, "plan.init", path.name, features=features, force=force)
     return plan
 
 

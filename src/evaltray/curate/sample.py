@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.store import Workspace
+from evaltray.core.store import CURATE_ROLES, Workspace
 from evaltray.core.traces import TraceStore, conjunction, one_row, where_clause
 
 from .derived import curation_maps
@@ -411,6 +411,7 @@ def sample_to_pool(
     ``plan`` is a plan, a plan file, or None for the workspace's ``plan.yaml`` when there is one; a ``uniform``
     sample ignores it.
     """
+    ws.require(actor, CURATE_ROLES, "sampling")
     plan_file = None
     if uniform:
         plan = None
@@ -434,6 +435,8 @@ def sample_to_pool(
         set_name=set_name,
     )
     added = [] if dry_run else add_picks(ws, actor, result.picks, seed, set_name=set_name, cut=cut)
+    if not dry_run:
+        ws.record(actor, "sample", set_name, size=size, seed=seed, picks=len(result.picks), added=len(added))
     return PoolFill(result, added, plan, plan_file)
 
 

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from evaltray.core.errors import IngestError
 from evaltray.core.records import Trace
-from evaltray.core.store import Workspace, inserted_id
+from evaltray.core.store import CURATE_ROLES, Workspace, inserted_id
 from evaltray.core.traces import (
     COLUMN_INDEX,
     PAYLOAD_COLUMNS,
@@ -331,7 +331,7 @@ def ingest_files(
     strict: bool = False,
     payload_sample: float | None = None,
     progress: Progress | None = None,
-    actor: str = "unknown",
+    actor: str | None = None,
     workers: int | None = None,
     scrub: bool | None = None,
 ) -> IngestReport:
@@ -341,8 +341,9 @@ def ingest_files(
     same file adds nothing twice. ``workers`` (default ``$EVALTRAY_WORKERS``, else the usable CPUs)
     parse big JSON-lines files in parallel. ``scrub`` (default: the workspace's ``[ingest] scrub``)
     replaces PII before anything is written; traces that cannot be scrubbed are stored without text
-    and listed in ``quarantined``.
+    and listed in ``quarantined``. ``actor`` (default: the workspace's default user) must not be a viewer.
     """
+    actor = ws.authorize(actor, CURATE_ROLES, "ingesting")
     options = options or {}
     rate = ws.settings.payload_sample if payload_sample is None else payload_sample
     if not 0 < rate <= 1:

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from evaltray.core.records import Role
-from evaltray.core.store import Workspace
+from evaltray.core.store import ADMIN_ROLES, CURATE_ROLES, Workspace
 from evaltray.core.traces import PAYLOAD_COLUMNS, SCHEMA, MessageRecord, TraceStore, json_bytes, message_summary
 from evaltray.core.util import atomic_write
 from evaltray.core.workers import process_pool, worker_count
@@ -138,8 +138,20 @@ def open_vault(ws: Workspace, key_file: Path | None = None) -> Vault:
     return vault
 
 
-def create_vault_key(path: Path, workspace_root: Path | None = None, dry_run: bool = False) -> Path:
-    """Write a new vault key to ``path`` (owner-only); refused inside the workspace or over an existing key."""
+def create_vault_key(
+    path: Path,
+    workspace_root: Path | None = None,
+    dry_run: bool = False,
+    ws: Workspace | None = None,
+    actor: str | None = None,
+) -> Path:
+    """Write a new vault key to ``path`` (owner-only); refused inside the workspace or over an existing key.
+
+    With a workspace ``ws`` (its root is then ``workspace_root``), ``actor`` must be an admin and the
+    key's creation is audited; without one (no workspace yet) a key can be made first."""
+    if ws is not None:
+        actor = ws.authorize(actor, ADMIN_ROLES, "making a vault key")
+        workspace_root = ws.root
     path = path.expanduser().resolve()
     if workspace_root is not None and path.is_relative_to(workspace_root.resolve()):
         raise VaultError(f"{path} is inside the workspace; keep the vault key where only you can read it")
@@ -147,6 +159,8 @@ def create_vault_key(path: Path, workspace_root: Path | None = None, dry_run: bo
         raise VaultError(f"{path}: a key file already exists; refusing to overwrite it")
     if not dry_run:
         Vault.create_key_file(path)
+        if ws is not None and actor is not None:
+            ws.record(actor, "vault.keygen", None)  # not the path: it says where the key lives
     return path
 
 
@@ -357,6 +371,7 @@ def scrub_store(
     leaves every part old or new, and running again finishes the job. ``workers`` as for
     :func:`~evaltray.core.workers.worker_count`.
     """
+    ws.require(actor, CURATE_ROLES, "scrubbing")
     n_workers = worker_count(workers, ScrubError)
     config = ScrubConfig.for_workspace(ws)
     store = TraceStore(ws.traces_dir)

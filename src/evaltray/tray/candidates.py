@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from evaltray.core.errors import EvaltrayError, NotFound, PermissionDenied
 from evaltray.core.records import LABEL_ROLES, REJECT_REASONS, SOURCES
-from evaltray.core.store import Workspace
+from evaltray.core.store import CURATE_ROLES, Workspace
 from evaltray.core.traces import conjunction, read_messages
 from evaltray.core.util import content_hash, dumps, loads, now_iso
 
@@ -173,6 +173,7 @@ def add_from_traces(
     ``source='user_feedback'`` marks rows mined from feedback: they still need a written label.
     Where the workspace scrubs, traces not scrubbed yet are skipped too, with a warning saying how many.
     """
+    ws.require(actor, CURATE_ROLES, "adding candidates")
     set_name = ws.check_set(set_name)
     if source not in SOURCES:
         raise EvaltrayError(f"unknown source {source!r} (one of: {', '.join(SOURCES)})")

@@ -20,7 +20,7 @@ import yaml
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.messages import chat_message
-from evaltray.core.records import Message
+from evaltray.core.records import COMPOSE_ROLES, Message
 from evaltray.core.registry import Registry
 from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, canonical_json
@@ -120,6 +120,7 @@ def export_release(
     subset: str | None = None,
     set_name: str | None = None,
     out: Path | None = None,
+    actor: str | None = None,
 ) -> Exported:
     """Export one set of release ``version`` in format ``to``: a split, or a named subset of it.
 
@@ -128,6 +129,7 @@ def export_release(
     Written to ``out`` (a file, or a folder as in :func:`export_cases`), by default to
     ``exports/<version>-<set>-<split>[-<subset>]<suffix>`` in the workspace.
     """
+    actor = ws.authorize(actor, COMPOSE_ROLES, "exporting a release")
     EXPORTERS.get(to)  # an unknown format fails before anything is read
     semver_key(version)  # a version names files: ``../1.0.0`` is refused here, not resolved
     set_name = ws.check_set(set_name)
@@ -136,6 +138,7 @@ def export_release(
     release_hash = load_manifest(ws, version).content_hash
     path = out if out is not None else ws.root / "exports" / export_file_name(to, part, version, set_name)
     written = export_cases(cases, to, path, release=version, release_hash=release_hash, split=part)
+    ws.record(actor, "export", version, set=set_name, split=part, format=to, cases=len(cases))
     return Exported(written, len(cases), to, set_name, part, version, release_hash)
 
 

@@ -98,8 +98,10 @@ def record_review(
     case_type: str | None = None,
     expected_first: bool = True,
     sign: bool = False,
+    provenance: dict[str, Any] | None = None,
 ) -> Review:
-    """Store a review; with ``sign`` and a signing role it is signed off at once."""
+    """Store a review; with ``sign`` and a signing role it is signed off at once. ``provenance`` (where
+    the label came from) is kept in the audit row."""
     role = ws.require(reviewer, LABEL_ROLES, "labeling")
     cand = get(ws, candidate_id)
     if cand.status not in (PENDING, PROMOTED):
@@ -132,7 +134,16 @@ def record_review(
     reviews = ws.t["reviews"]
     with ws.tx() as conn:
         rid = inserted_id(conn, reviews.insert().values(**values))
-        ws.audit(conn, reviewer, "review.add", candidate_id, review_id=rid, verdict=verdict, signed=signed)
+        ws.audit(
+            conn,
+            reviewer,
+            "review.add",
+            candidate_id,
+            review_id=rid,
+            verdict=verdict,
+            signed=signed,
+            **(provenance or {}),
+        )
     return Review(id=rid, **{**values, "expected": expected, "failure_tags": sorted(set(failure_tags or []))})
 
 
@@ -334,6 +345,8 @@ class ImportReport:
 
 
 _TRUE = {"1", "true", "yes", "y"}
+#: Columns by which a labels file might claim a sign-off; such a file is refused.
+_SIGN_COLUMNS = ("sign", "signoff", "signed")
 
 
 def split_list(value: str | None) -> list[str]:
@@ -351,10 +364,23 @@ def import_labels(ws: Workspace, path: Path, actor: str, dry_run: bool = False) 
 
     Columns: ``candidate_id`` and at least one of ``expected`` / ``behavior_code`` / ``assertions``
     (``;``-separated or a JSON list); optional ``verdict, critique, failure_tags, labeled_by, slice,
-    difficulty, case_type, rubric, expected_origin`` (human|generated) and ``sign`` (yes/no).
+    difficulty, case_type, rubric, expected_origin`` (human|generated).
+
+    Imported labels are labels, never sign-offs: each review is recorded as made by ``actor``, the file's
+    ``labeled_by`` is kept only as provenance (``claimed_by`` in the audit row), and a file that asks for a
+    sign-off (a ``sign`` or ``signoff`` column saying yes) is refused before anything is stored.
     """
+    ws.require(actor, LABEL_ROLES, "importing labels")
     report = ImportReport()
-    for lineno, row in _read_rows(path):
+    rows = list(_read_rows(path))  # read whole first: a refused file stores nothing
+    for lineno, row in rows:
+        for column in _SIGN_COLUMNS:
+            if (row.get(column) or "").strip().lower() in _TRUE:
+                raise EvaltrayError(
+                    f"{path}:{lineno}: column {column!r} asks for a sign-off; imported labels are never signed "
+                    "off: drop the column and have an adjudicator run `evaltray signoff`"
+                )
+    for lineno, row in rows:
         where = f"{path}:{lineno}"
         if row.get("_bad"):
             report.problems.append(f"{where}: not valid JSON")
@@ -363,10 +389,10 @@ def import_labels(ws: Workspace, path: Path, actor: str, dry_run: bool = False) 
         try:
             if not cid:
                 raise EvaltrayError("no candidate_id")
-            labeler = (row.get("labeled_by") or "").strip() or actor
+            claimed = (row.get("labeled_by") or "").strip() or None
             expected = normalize_expected(
                 ws,
-                labeler,
+                actor,
                 row.get("expected") or row.get("reference"),
                 row.get("behavior_code"),
                 split_list(row.get("assertions")),
@@ -374,12 +400,11 @@ def import_labels(ws: Workspace, path: Path, actor: str, dry_run: bool = False) 
             )
             if dry_run:
                 get(ws, cid)
-                ws.require(labeler, LABEL_ROLES, "labeling")
                 continue
             review = record_review(
                 ws,
                 cid,
-                labeler,
+                actor,
                 expected,
                 verdict=(row.get("verdict") or "").strip().lower() or None,
                 critique=row.get("critique"),
@@ -389,7 +414,7 @@ def import_labels(ws: Workspace, path: Path, actor: str, dry_run: bool = False) 
                 difficulty=(row.get("difficulty") or "").strip() or None,
                 case_type=(row.get("case_type") or "").strip() or None,
                 expected_first=False,  # made elsewhere: we cannot vouch that the output was hidden
-                sign=(row.get("sign") or "").strip().lower() in _TRUE,
+                provenance={"via": "labels.import", "file": path.name, "line": lineno, "claimed_by": claimed},
             )
             report.imported.append(review.id)
         except EvaltrayError as exc:
