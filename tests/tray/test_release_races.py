@@ -126,6 +126,15 @@ STEPS = [
 ]
 
 
+def _crashed_copy(workspace: Workspace, root: Path, step: str) -> int | None:
+    """A copy of ``workspace`` at ``root`` whose ``release create 1.1.0`` died at ``step``; its exit code."""
+    shutil.copytree(workspace.root, root)
+    proc = FORK.Process(target=_crash_at, args=(root, step))
+    proc.start()
+    proc.join(60)
+    return proc.exitcode
+
+
 def _crash_at(root: Path, step: str) -> None:
     ws = Workspace.open(root)
     casefile.WRITE_STEP_HOOKS.append(lambda done: os._exit(9) if done == step else None)
@@ -157,12 +166,8 @@ def test_release_write_steps_are_the_documented_ones(half_way):
 @pytest.mark.parametrize("step", STEPS)
 def test_kill_at_every_release_step_recovers(half_way, tmp_path, step):
     root = tmp_path / f"crash-{STEPS.index(step)}"
-    shutil.copytree(half_way.root, root)
-    tray_before = (root / "sets" / "main" / "cases.jsonl").read_bytes()
-    proc = FORK.Process(target=_crash_at, args=(root, step))
-    proc.start()
-    proc.join(60)
-    assert proc.exitcode == 9
+    tray_before = (half_way.root / "sets" / "main" / "cases.jsonl").read_bytes()
+    assert _crashed_copy(half_way, root, step) == 9
     ws = Workspace.open(root)
     committed = STEPS.index(step) >= STEPS.index("manifest")
     assert casefile.journal_path(ws).exists() == (step != "journal removed")
@@ -192,10 +197,7 @@ def test_kill_at_every_release_step_recovers(half_way, tmp_path, step):
 
 def test_the_next_tray_writer_finishes_a_committed_release(half_way, tmp_path):
     root = tmp_path / "crash"
-    shutil.copytree(half_way.root, root)
-    proc = FORK.Process(target=_crash_at, args=(root, "manifest"))
-    proc.start()
-    proc.join(60)
+    _crashed_copy(half_way, root, "manifest")
     ws = Workspace.open(root)
     assert release.verify_release(ws, "1.1.0") == ["release 1.1.0 is not in the workspace's release log"]
     gate.retire(ws, sorted(_tray_ids(ws))[0], "recovered first", "alice")
@@ -213,10 +215,7 @@ def _audit(ws: Workspace) -> list[dict[str, object]]:
 
 def test_tray_repair_command(half_way, tmp_path):
     root = tmp_path / "crash"
-    shutil.copytree(half_way.root, root)
-    proc = FORK.Process(target=_crash_at, args=(root, "stage manifest"))
-    proc.start()
-    proc.join(60)
+    _crashed_copy(half_way, root, "stage manifest")
     assert run("-w", str(root), "-u", "alice", "tray", "repair").stdout == "release 1.1.0: rolled back\n"
     assert run("-w", str(root), "-u", "alice", "tray", "repair").stdout == "nothing to repair\n"
     assert json.loads(run("-w", str(root), "-u", "alice", "tray", "repair", "--json").stdout) == {
@@ -251,10 +250,7 @@ def test_the_tray_lock_spans_checkouts_sharing_one_postgres_database(pg_url, tmp
 
 def test_creating_the_crashed_version_again_first_settles_it(half_way, tmp_path):
     root = tmp_path / "crash"
-    shutil.copytree(half_way.root, root)
-    proc = FORK.Process(target=_crash_at, args=(root, "manifest"))
-    proc.start()
-    proc.join(60)
+    _crashed_copy(half_way, root, "manifest")
     ws = Workspace.open(root)
     with pytest.raises(EvaltrayError, match=r"^release 1\.1\.0 exists; releases are never rewritten"):
         release.create_release(ws, "1.1.0", "alice")
