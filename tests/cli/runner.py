@@ -13,3 +13,10 @@ def run(*args: str, input: str | None = None, ok: bool = True, env: dict | None 
     if ok:
         assert result.exit_code == 0, result.output + result.stderr
     return result
+
+
+#: ``cases add`` of one complete, promotable case (an adjudicator's own label is signed at once).
+ADD_PAYPAL_CASE = (
+    "cases", "add", "--source", "sme", "--input", "Can I pay with PayPal?", "--expected", "Yes.",
+    "--feature", "payments", "--difficulty", "easy", "--case-type", "typical",
+)  # fmt: skip

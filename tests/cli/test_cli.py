@@ -9,7 +9,7 @@ import click
 
 from evaltray.cli import cli
 
-from .runner import run
+from .runner import ADD_PAYPAL_CASE, run
 
 
 def _walk(group: click.Group, prefix=()):
@@ -116,22 +116,7 @@ def test_full_flow_review_gate_release_export(shop):
 
 
 def test_tray_validate_exits_1_on_a_hand_edit(shop):
-    run(
-        "cases",
-        "add",
-        "--source",
-        "sme",
-        "--input",
-        "Can I pay with PayPal?",
-        "--expected",
-        "Yes.",
-        "--feature",
-        "payments",
-        "--difficulty",
-        "easy",
-        "--case-type",
-        "typical",
-    )
+    run(*ADD_PAYPAL_CASE)
     run("promote")
     path = shop / "sets" / "main" / "cases.jsonl"
     row = json.loads(path.read_text())

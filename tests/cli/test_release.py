@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import json
 
-from .runner import run
+from .runner import ADD_PAYPAL_CASE, run
 
 
 def _release(shop) -> dict:
-    run(
-        "cases",
-        "add",
-        "--source",
-        "sme",
-        "--input",
-        "Can I pay with PayPal?",
-        "--expected",
-        "Yes.",
-        "--feature",
-        "payments",
-        "--difficulty",
-        "easy",
-        "--case-type",
-        "typical",
-    )
+    run(*ADD_PAYPAL_CASE)
     run(
         "cases",
         "add",

@@ -6,29 +6,11 @@ import json
 
 import pytest
 
-from .runner import run
+from .runner import ADD_PAYPAL_CASE, run
 
 
 def test_cases_add_show_stats_and_validate(shop):
-    added = json.loads(
-        run(
-            "cases",
-            "add",
-            "--source",
-            "sme",
-            "--input",
-            "Can I pay with PayPal?",
-            "--expected",
-            "Yes.",
-            "--feature",
-            "payments",
-            "--difficulty",
-            "easy",
-            "--case-type",
-            "typical",
-            "--json",
-        ).stdout
-    )
+    added = json.loads(run(*ADD_PAYPAL_CASE, "--json").stdout)
     assert added["labeled"] and added["signed"]
     (shop / "input.json").write_text(
         json.dumps({"messages": [{"role": "user", "content": "Ship to Oslo?"}], "context": ["We ship in the EU."]})
