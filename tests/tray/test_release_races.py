@@ -83,6 +83,10 @@ def test_release_racing_a_retire_and_a_promote_loses_nothing(ws):
         assert all(reg[c]["status"] == "retired" for c in retired), f"round {r}"
         assert gate.validate(ws) == [], f"round {r}"
         assert release.verify_release(ws, f"1.{r}.0") == [], f"round {r}"
+        stamps = {c["id"]: c["version"] for c in load_cases(ws, "main").values()}
+        snapshot = release.load_release_cases(ws, f"1.{r}.0", "main")["main"]
+        lost = [c["id"] for c in snapshot if c["id"] in stamps and "pending" in stamps[c["id"]].values()]
+        assert not lost, f"round {r}: released cases left pending in the tray: {lost}"
         assert not casefile.journal_path(ws).exists()
     assert len(release.list_versions(ws)) == released == ROUNDS
 
@@ -175,7 +179,7 @@ def test_kill_at_every_release_step_recovers(half_way, tmp_path, step):
     if step == "journal removed":
         assert done is None
     else:
-        assert done == casefile.Recovered("1.1.0", "finished" if committed else "rolled back")
+        assert done == casefile.Recovered("release 1.1.0", "finished" if committed else "rolled back")
     assert not casefile.journal_path(ws).exists()
     assert gate.validate(ws) == []
     assert lifecycle.repair_tray(ws, "alice") is None  # nothing left to do
@@ -203,8 +207,8 @@ def test_the_next_tray_writer_finishes_a_committed_release(half_way, tmp_path):
     gate.retire(ws, sorted(_tray_ids(ws))[0], "recovered first", "alice")
     assert release.verify_release(ws, "1.1.0") == []
     assert gate.validate(ws) == []
-    actions = [r["action"] for r in _audit(ws)][-3:]
-    assert actions == ["release.create", "release.recover", "case.retire"]
+    actions = [r["action"] for r in _audit(ws)][-4:]
+    assert actions == ["release.create", "release.recover", "case.retire", "tray.write"]
     ws.close()
 
 
@@ -219,7 +223,7 @@ def test_tray_repair_command(half_way, tmp_path):
     assert run("-w", str(root), "-u", "alice", "tray", "repair").stdout == "release 1.1.0: rolled back\n"
     assert run("-w", str(root), "-u", "alice", "tray", "repair").stdout == "nothing to repair\n"
     assert json.loads(run("-w", str(root), "-u", "alice", "tray", "repair", "--json").stdout) == {
-        "release": None,
+        "recovered": None,
         "outcome": None,
     }
     assert (
@@ -256,4 +260,73 @@ def test_creating_the_crashed_version_again_first_settles_it(half_way, tmp_path)
         release.create_release(ws, "1.1.0", "alice")
     assert not casefile.journal_path(ws).exists()  # finished before the version was checked
     assert release.verify_release(ws, "1.1.0") == []
+    ws.close()
+
+
+# ----------------------------------------------------------------------------- kill -9 in a promote or a retire
+
+#: The write steps of a promote or a retire (:func:`evaltray.tray.casefile.commit_tray`), in order.
+TRAY_STEPS = ["journal", "stage", "registry", "place", "journal removed"]
+
+
+def _crash_tray_write(root: Path, step: str, action: str, target: str) -> None:
+    ws = Workspace.open(root)
+    casefile.WRITE_STEP_HOOKS.append(lambda done: os._exit(9) if done == f"{action}: {step}" else None)
+    if action == "promote":
+        gate.promote(ws, "alice", candidate_ids=[target])
+    else:
+        gate.retire(ws, target, "obsolete", "alice")
+    os._exit(0)
+
+
+@pytest.fixture
+def two_writes(ws):
+    """A tray of three cases, one of them to retire, and a signed candidate waiting to be promoted."""
+    tray_of(ws, {"refunds": 3})
+    cand = labeled_candidate(ws, "waiting to be promoted")
+    ws.engine.dispose()
+    return ws, cand, sorted(_tray_ids(ws))[0]
+
+
+def test_promote_and_retire_write_steps_are_the_documented_ones(two_writes):
+    ws, cand, victim = two_writes
+    seen: list[str] = []
+    casefile.WRITE_STEP_HOOKS.append(seen.append)
+    try:
+        gate.promote(ws, "alice", candidate_ids=[cand])
+        gate.retire(ws, victim, "obsolete", "alice")
+    finally:
+        casefile.WRITE_STEP_HOOKS.clear()
+    assert seen == [f"promote: {s}" for s in TRAY_STEPS] + [f"retire: {s}" for s in TRAY_STEPS]
+
+
+@pytest.mark.parametrize("action", ["promote", "retire"])
+@pytest.mark.parametrize("step", TRAY_STEPS)
+def test_kill_at_every_promote_and_retire_step_recovers(two_writes, tmp_path, action, step):
+    ws0, cand, victim = two_writes
+    root = tmp_path / f"crash-{action}-{TRAY_STEPS.index(step)}"
+    shutil.copytree(ws0.root, root)
+    before = (root / "sets" / "main" / "cases.jsonl").read_bytes()
+    proc = FORK.Process(target=_crash_tray_write, args=(root, step, action, cand if action == "promote" else victim))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 9
+    ws = Workspace.open(root)
+    committed = TRAY_STEPS.index(step) >= TRAY_STEPS.index("registry")
+    assert casefile.tray_journal_path(ws).exists() == (step != "journal removed")
+    done = lifecycle.repair_tray(ws, "alice")
+    expected = None if step == "journal removed" else "finished" if committed else "rolled back"
+    assert (done.outcome if done else None) == expected
+    assert not casefile.tray_journal_path(ws).exists()
+    assert not (root / "sets" / "main" / ".cases.jsonl.tmp").exists()
+    assert gate.validate(ws) == []
+    reg = {row["id"]: row["status"] for row in gate.case_registry(ws)}
+    tray = _tray_ids(ws)
+    if not committed:
+        assert ws.cases_path("main").read_bytes() == before
+        assert len(tray) == 3 and victim in tray
+    elif action == "promote":
+        assert len(tray) == 4 and reg.keys() == tray
+    else:
+        assert tray == reg.keys() - {victim} and reg[victim] == "retired"
     ws.close()

@@ -289,12 +289,13 @@ def tray_validate(app: AppContext, set_name: str | None, as_json: bool) -> None:
 @json_option
 @pass_app
 def tray_repair(app: AppContext, as_json: bool) -> None:
-    """Finish or roll back a release that a crash left half-written (any tray command also does this first)."""
+    """Finish or roll back a release, promote or retire that a crash left half-written (any tray command
+    also does this first)."""
     done = lifecycle.repair_tray(app.ws, app.user)
     emit(
         as_json,
-        {"release": done.version if done else None, "outcome": done.outcome if done else None},
-        lambda: out().print(f"release {done.version}: {done.outcome}" if done else "nothing to repair"),
+        {"recovered": done.what if done else None, "outcome": done.outcome if done else None},
+        lambda: out().print(f"{shown(done.what)}: {done.outcome}" if done else "nothing to repair"),
     )
 
 

@@ -5,14 +5,17 @@ compact JSON, ``version`` last). That byte form is canonical, so the hash of wha
 be taken straight from a stored line, and a release's snapshot shares the tray's bytes.
 
 Every writer of a tray file or of the case registry holds :func:`tray_lock`, which first finishes or
-rolls back a release that a crash left half-written (the protocol is in :mod:`.release`'s docstring;
-the journal it reads is written there and finished here, by :func:`finish_release`).
+rolls back a change that a crash left half-written: a release (the protocol is in :mod:`.release`'s
+docstring; the journal it reads is written there and finished here, by :func:`finish_release`), or a
+promote or retire, which changes the tray file and the registry together through :func:`commit_tray`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +38,11 @@ _ACTIVE = CaseStatus.ACTIVE.value
 TRAY_LOCK_WAIT = 120.0
 #: The journal of the release being written, under ``.evaltray/``; present only while one is in flight.
 JOURNAL = "release-journal.json"
-#: Called with the name of each write step of a release once it is done (tests crash the process there).
+#: The journal of a promote or retire (tray file and registry), under ``.evaltray/``; present only while
+#: one is in flight.
+TRAY_JOURNAL = "tray-journal.json"
+#: Called with the name of each write step of a release, a promote or a retire once it is done (tests crash
+#: the process there).
 WRITE_STEP_HOOKS: list[Callable[[str], None]] = []
 
 
@@ -101,10 +108,47 @@ def case_line(case: dict[str, Any]) -> bytes:
     return orjson.dumps(case) + b"\n"
 
 
+def tray_body(cases: Iterable[dict[str, Any]]) -> bytes:
+    """A tray file holding ``cases`` (rows in the normal JSON form of a case), sorted by id."""
+    return b"".join(case_line(c) for c in sorted(cases, key=lambda c: c["id"]))
+
+
 def write_cases(ws: Workspace, set_name: str, cases: Iterable[dict[str, Any]]) -> None:
-    """Replace the set's tray with ``cases`` (rows in the normal JSON form of a case), sorted by id."""
-    ordered = sorted(cases, key=lambda c: c["id"])
-    atomic_write(ws.cases_path(set_name), b"".join(case_line(c) for c in ordered))
+    """Replace the set's tray with ``cases``, sorted by id (for a tray the registry knows nothing of yet;
+    a change the registry must follow goes through :func:`commit_tray`)."""
+    atomic_write(ws.cases_path(set_name), tray_body(cases))
+
+
+def commit_tray(
+    ws: Workspace,
+    actor: str,
+    set_name: str,
+    action: str,
+    cases: Iterable[dict[str, Any]],
+    record: Callable[[sa.Connection], None],
+) -> None:
+    """Replace the set's tray with ``cases`` and run ``record`` (the registry's side of ``action``) as one
+    change: a crash leaves both old or both new. Call it holding :func:`tray_lock`.
+
+    1. the journal ``.evaltray/tray-journal.json`` names the set, the new tray's sha256 and a token;
+    2. the new tray is staged next to the tray file (``.cases.jsonl.tmp``);
+    3. one database transaction runs ``record`` and audits ``tray.write`` with the token: the commit point;
+    4. the staged file is renamed over the tray file, and the journal is removed.
+    The next tray writer (or ``evaltray tray repair``) finishes a change whose transaction committed and
+    drops one whose transaction did not (:func:`recover_tray_write`).
+    """
+    body = tray_body(cases)
+    token = secrets.token_hex(16)
+    entry = {"set": set_name, "action": action, "token": token, "sha256": sha256_hex(body)}
+    atomic_write(tray_journal_path(ws), orjson.dumps(entry))
+    after_step(f"{action}: journal")
+    atomic_write(staged(ws.cases_path(set_name)), body)
+    after_step(f"{action}: stage")
+    with ws.tx() as conn:
+        record(conn)
+        ws.audit(conn, actor, "tray.write", set_name, change=action, journal=token, sha256=entry["sha256"])
+    after_step(f"{action}: registry")
+    _place_staged(ws, entry)
 
 
 def write_restamped(ws: Workspace, set_name: str, body: bytes) -> None:
@@ -118,9 +162,9 @@ def write_restamped(ws: Workspace, set_name: str, body: bytes) -> None:
 
 @dataclass(frozen=True)
 class Recovered:
-    """What recovery did with a half-written release."""
+    """What recovery did with a half-written change: ``what`` is ``release 1.1.0``, ``promote in set main``…"""
 
-    version: str
+    what: str
     outcome: str  # finished | rolled back
 
 
@@ -129,7 +173,7 @@ def tray_lock(ws: Workspace, actor: str, recover: bool = True) -> Iterator[Recov
     """The one lock every writer of a tray file, of the case registry or of a release holds; inside it, a
     release a crash left half-written is finished or rolled back first (unless ``recover`` is False)."""
     with ws.lock("tray", wait=TRAY_LOCK_WAIT):
-        yield recover_release(ws, actor) if recover else None
+        yield (recover_release(ws, actor) or recover_tray_write(ws, actor)) if recover else None
 
 
 def after_step(step: str) -> None:
@@ -139,6 +183,10 @@ def after_step(step: str) -> None:
 
 def journal_path(ws: Workspace) -> Path:
     return ws.state_dir / JOURNAL
+
+
+def tray_journal_path(ws: Workspace) -> Path:
+    return ws.state_dir / TRAY_JOURNAL
 
 
 def staged(path: Path) -> Path:
@@ -215,7 +263,52 @@ def recover_release(ws: Workspace, actor: str) -> Recovered | None:
         outcome = "rolled back"
     with ws.tx() as conn:
         ws.audit(conn, actor, "release.recover", version, outcome=outcome)
-    return Recovered(version, outcome)
+    return Recovered(f"release {version}", outcome)
+
+
+def recover_tray_write(ws: Workspace, actor: str) -> Recovered | None:
+    """Finish the promote or retire the tray journal names when its transaction committed (rename the staged
+    tray into place), else drop it (the tray file was never touched); audited as ``tray.recover``."""
+    path = tray_journal_path(ws)
+    if not path.exists():
+        return None
+    try:
+        entry = orjson.loads(path.read_bytes())
+        set_name, action, token = entry["set"], entry["action"], entry["token"]
+        tray = ws.cases_path(set_name)
+    except (orjson.JSONDecodeError, KeyError, TypeError, EvaltrayError):
+        raise ReleaseError(f"{path}: not a tray journal; remove it by hand") from None
+    audit = ws.t["audit"]
+    with ws.tx() as conn:
+        committed = conn.execute(
+            sa.select(audit.c.id).where(
+                audit.c.action == "tray.write", audit.c.object_id == set_name, audit.c.detail.contains(token)
+            )
+        ).first()
+    if committed:
+        _place_staged(ws, entry)
+        outcome = "finished"
+    else:
+        staged(tray).unlink(missing_ok=True)
+        path.unlink()
+        outcome = "rolled back"
+    ws.record(actor, "tray.recover", set_name, change=action, outcome=outcome)
+    return Recovered(f"{action} in set {set_name}", outcome)
+
+
+def _place_staged(ws: Workspace, entry: dict[str, Any]) -> None:
+    """Step 4 of :func:`commit_tray`: the staged tray renamed into place (unless it already is), journal removed."""
+    tray = ws.cases_path(entry["set"])
+    stage = staged(tray)
+    if stage.exists():
+        if file_sha256(stage) != entry["sha256"]:
+            raise ReleaseError(f"{stage}: not the tray {tray_journal_path(ws)} was writing; remove both by hand")
+        os.replace(stage, tray)
+        after_step(f"{entry['action']}: place")
+    elif tray_sha256(ws, entry["set"]) != entry["sha256"]:
+        raise ReleaseError(f"{tray}: neither the old nor the new tray of {entry['action']}; restore it by hand")
+    tray_journal_path(ws).unlink()
+    after_step(f"{entry['action']}: journal removed")
 
 
 def signed_hash(case: dict[str, Any]) -> str:
@@ -286,21 +379,26 @@ def _signed_stub(raw: bytes, signed: RegistryState, set_name: str) -> dict[str, 
 __all__ = [
     "JOURNAL",
     "PENDING_VERSION",
+    "TRAY_JOURNAL",
     "TRAY_LOCK_WAIT",
     "WRITE_STEP_HOOKS",
     "Recovered",
     "TrayRows",
     "after_step",
     "case_line",
+    "commit_tray",
     "finish_release",
     "journal_path",
     "line_signed_hash",
     "load_cases",
     "read_tray",
     "recover_release",
+    "recover_tray_write",
     "restamp",
     "signed_hash",
     "staged",
+    "tray_body",
+    "tray_journal_path",
     "tray_lock",
     "tray_sha256",
     "write_cases",

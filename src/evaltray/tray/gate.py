@@ -21,12 +21,12 @@ from .candidates import PENDING, PROMOTED, Candidate, get
 from .casefile import (
     PENDING_VERSION,
     TrayRows,
+    commit_tray,
     line_signed_hash,
     load_cases,
     read_tray,
     signed_hash,
     tray_lock,
-    write_cases,
 )
 from .review import Review, latest_review
 
@@ -190,8 +190,9 @@ def promote(
             report.promoted.append(Promotion(cid, slot.case_id, slot.kind))
         if dry_run or not updates:
             return report
-        write_cases(ws, set_name, tray.values())
-        _register(ws, actor, set_name, updates)
+        commit_tray(
+            ws, actor, set_name, "promote", tray.values(), lambda conn: _register(ws, conn, actor, set_name, updates)
+        )
     return report
 
 
@@ -264,49 +265,52 @@ def _admit(
 
 
 def _register(
-    ws: Workspace, actor: str, set_name: str, updates: list[tuple[Candidate, Review, dict[str, Any], str]]
+    ws: Workspace,
+    conn: sa.Connection,
+    actor: str,
+    set_name: str,
+    updates: list[tuple[Candidate, Review, dict[str, Any], str]],
 ) -> None:
     """Record promoted rows in the case registry, mark their candidates, retire what they supersede, and
-    audit each, in one transaction."""
+    audit each, in ``conn``'s transaction."""
     cands_t, cases_t = ws.t["candidates"], ws.t["cases"]
-    with ws.tx() as conn:
-        for cand, review, row, kind in updates:
-            values = dict(
-                review_id=review.id,
-                content_hash=signed_hash(row),
-                slice=row["slice"],
-                source=row["provenance"]["source"],
-                difficulty=row["difficulty"],
-                case_type=row["case_type"],
-                supersedes=row["provenance"]["supersedes"],
+    for cand, review, row, kind in updates:
+        values = dict(
+            review_id=review.id,
+            content_hash=signed_hash(row),
+            slice=row["slice"],
+            source=row["provenance"]["source"],
+            difficulty=row["difficulty"],
+            case_type=row["case_type"],
+            supersedes=row["provenance"]["supersedes"],
+        )
+        if kind == "relabel":
+            conn.execute(cases_t.update().where(cases_t.c.id == row["id"]).values(**values))
+        else:
+            conn.execute(
+                cases_t.insert().values(
+                    id=row["id"],
+                    set_name=set_name,
+                    status=ACTIVE,
+                    candidate_id=cand.id,
+                    created_at=row["created_at"],
+                    **values,
+                )
             )
-            if kind == "relabel":
-                conn.execute(cases_t.update().where(cases_t.c.id == row["id"]).values(**values))
-            else:
-                conn.execute(
-                    cases_t.insert().values(
-                        id=row["id"],
-                        set_name=set_name,
-                        status=ACTIVE,
-                        candidate_id=cand.id,
-                        created_at=row["created_at"],
-                        **values,
-                    )
+            conn.execute(cands_t.update().where(cands_t.c.id == cand.id).values(status=PROMOTED, case_id=row["id"]))
+        if cand.supersedes:
+            conn.execute(
+                cases_t.update()
+                .where(cases_t.c.id == cand.supersedes)
+                .values(
+                    status=RETIRED,
+                    successor=row["id"],
+                    retired_reason=f"superseded by {row['id']} (input changed)",
+                    retired_by=actor,
+                    retired_at=now_iso(),
                 )
-                conn.execute(cands_t.update().where(cands_t.c.id == cand.id).values(status=PROMOTED, case_id=row["id"]))
-            if cand.supersedes:
-                conn.execute(
-                    cases_t.update()
-                    .where(cases_t.c.id == cand.supersedes)
-                    .values(
-                        status=RETIRED,
-                        successor=row["id"],
-                        retired_reason=f"superseded by {row['id']} (input changed)",
-                        retired_by=actor,
-                        retired_at=now_iso(),
-                    )
-                )
-            ws.audit(conn, actor, f"case.{kind}", row["id"], candidate=cand.id, review_id=review.id)
+            )
+        ws.audit(conn, actor, f"case.{kind}", row["id"], candidate=cand.id, review_id=review.id)
 
 
 def retire(
@@ -322,15 +326,17 @@ def retire(
             return
         tray = load_cases(ws, set_name)
         tray.pop(case_id, None)
-        write_cases(ws, set_name, tray.values())
         cases_t = ws.t["cases"]
-        with ws.tx() as conn:
+
+        def record(conn: sa.Connection) -> None:
             conn.execute(
                 cases_t.update()
                 .where(cases_t.c.id == case_id)
                 .values(status=RETIRED, retired_reason=reason.strip(), retired_by=actor, retired_at=now_iso())
             )
             ws.audit(conn, actor, "case.retire", case_id, reason=reason.strip())
+
+        commit_tray(ws, actor, set_name, "retire", tray.values(), record)
 
 
 def _retirable(ws: Workspace, case_id: str) -> str:
