@@ -102,3 +102,16 @@ def test_labels_import_lists_at_most_max_issues_skipped_rows(shop, tmp_path):
     r = run("labels", "import", str(labels), "--max-issues", "2", "--json")
     assert r.stderr.splitlines()[2:] == ["… and 23 more skipped rows (all of them with --json)"]
     assert len(json.loads(r.stdout)["problems"]) == 25
+
+
+def test_candidates_label_sets_what_the_gate_needs_before_review(shop):
+    (cid,) = json.loads(run("candidates", "add", "--limit", "1", "--json").stdout)["added"]
+    r = run("candidates", "label", cid, "--scenario", "irate-user", "--tag", "vip", "--difficulty", "hard", "--json")
+    data = json.loads(r.stdout)
+    assert data["labels"] == {"feature": "shipping", "scenario": "irate-user", "persona": None, "tags": ["vip"]}
+    assert (data["difficulty"], data["case_type"], data["slice"]) == ("hard", None, None)
+    assert run("candidates", "label", cid, "--slice", "shipping/irate").stdout == (
+        f"{cid}: feature shipping · scenario irate-user · tags ['vip']\n"
+    )
+    r = run("candidates", "label", cid, ok=False)
+    assert r.stdout == "" and r.stderr.startswith("Error: nothing to set")

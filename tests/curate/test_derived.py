@@ -149,8 +149,31 @@ def test_dedup_and_cluster_report_each_stage_with_increasing_counts(ws, tmp_path
         ("read", 9, 9),
         ("embed", 0, 9),
         ("embed", 9, 9),
-        ("cluster", 0, 9),
-        ("cluster", 9, 9),
+        ("cluster", 0, 2),  # spectral with k given: the embedding, then the fit
+        ("cluster", 1, 2),
+        ("cluster", 2, 2),
         ("save", 0, 9),
         ("save", 9, 9),
     ]
+
+
+def test_embed_and_cluster_count_inside_their_stage(ws, tmp_path, monkeypatch):
+    from evaltray.curate import cluster, embed
+
+    _ingest(ws, tmp_path)
+    monkeypatch.setattr(embed, "PROGRESS_BATCH", 4)
+    monkeypatch.setattr(cluster, "_k_grid", lambda n, max_k: [2, 3, 4])
+    calls: list[tuple[str, int, int]] = []
+    derived.cluster_traces(ws, k="auto", backend="tfidf", progress=lambda *c: calls.append(c))
+    # nine new texts in batches of four; then the embedding, three cluster counts tried, the final fit
+    assert [c for c in calls if c[0] == "embed"] == [
+        ("embed", 0, 9),
+        ("embed", 4, 9),
+        ("embed", 8, 9),
+        ("embed", 9, 9),
+        ("embed", 9, 9),
+    ]
+    assert [c[1:] for c in calls if c[0] == "cluster"] == [(0, 5), (1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+    calls.clear()
+    derived.cluster_traces(ws, k="auto", backend="tfidf", progress=lambda *c: calls.append(c))
+    assert [c for c in calls if c[0] == "embed"] == [("embed", 0, 9), ("embed", 9, 9)]  # all cached now

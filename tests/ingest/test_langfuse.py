@@ -899,3 +899,10 @@ def test_assemble_conversation_does_not_repeat_resent_history() -> None:
     ]
     assert msgs[3].tool_calls == call.tool_calls  # the richer rendering of the same message is kept
     assert (msgs[4].tool_call_id, msgs[4].name) == ("c1", "weather")
+
+
+def test_feature_comes_from_the_trace_metadata(tmp_path) -> None:
+    doc = _load("agno-2025-06-11.trace.json")
+    doc["trace"]["metadata"] = orjson.dumps({"feature": "trending", "attributes": {}}).decode()
+    assert _one(_write(tmp_path, "agno.trace.json", doc)).feature == "trending"
+    assert _one(DATA / "agno-2025-06-11.trace.json").feature is None  # no feature key: none

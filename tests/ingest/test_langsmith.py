@@ -353,3 +353,13 @@ def test_driver_reports_a_broken_patch_and_ingests_the_trace(ws, tmp_path: Path)
     assert report.ingested == 1
     (row,) = TraceStore(ws.traces_dir).query(columns=["n_messages", "n_tool_calls", "total_tokens"]).to_pylist()
     assert row == {"n_messages": 6, "n_tool_calls": 2, "total_tokens": 250}
+
+
+def test_feature_comes_from_the_root_runs_metadata(tmp_path) -> None:
+    runs = [orjson.loads(line) for line in API.read_bytes().splitlines() if line.strip()]
+    root = next(r for r in runs if r["parent_run_id"] is None)
+    root.setdefault("extra", {}).setdefault("metadata", {})["feature"] = "order-status"
+    path = tmp_path / "runs.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in runs))
+    assert {t.trace_id: t.feature for t in _traces(path)}[root["trace_id"]] == "order-status"
+    assert {t.feature for t in _traces(API)} == {None}

@@ -127,6 +127,51 @@ def candidates_bin(app: AppContext, set_name: str | None, as_json: bool) -> None
     emit_table(as_json, counts, ["reason", "candidates"], list(map(list, counts.items())), title="reject bin")
 
 
+@candidates.command("label")
+@click.argument("candidate_id")
+@click.option("--feature", help="The product feature (the default slice key).")
+@click.option("--scenario", help="The plan's scenario (no-results, irate-user, …).")
+@click.option("--persona", help="The plan's persona (first-time visitor, power user, …).")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable; replaces the candidate's tags).")
+@click.option("--slice", "slice_", help="The slice, instead of the one `slice_by` derives from the labels.")
+@click.option("--difficulty", type=click.Choice(rev.DIFFICULTIES))
+@click.option("--case-type", type=click.Choice(rev.CASE_TYPES))
+@json_option
+@pass_app
+def candidates_label(
+    app: AppContext,
+    candidate_id: str,
+    feature: str | None,
+    scenario: str | None,
+    persona: str | None,
+    tags: tuple[str, ...],
+    slice_: str | None,
+    difficulty: str | None,
+    case_type: str | None,
+    as_json: bool,
+) -> None:
+    """Set a pending candidate's labels (feature, scenario, persona, tags), slice, difficulty or case type."""
+    ws = app.ws  # outside a workspace, that is the error to give
+    if not (feature or scenario or persona or tags or slice_ or difficulty or case_type):
+        raise click.UsageError("nothing to set: give --feature, --scenario, --persona, --tag, --slice, …")
+    cand = pool.set_labels(
+        ws,
+        candidate_id,
+        app.user,
+        feature=feature,
+        scenario=scenario,
+        persona=persona,
+        tags=list(tags) or None,
+        slice=slice_,
+        difficulty=difficulty,
+        case_type=case_type,
+    )
+    data = {"id": cand.id, "labels": cand.labels, "slice": cand.slice, "difficulty": cand.difficulty}
+    data["case_type"] = cand.case_type
+    labels = " · ".join(f"{k} {shown(v)}" for k, v in cand.labels.items() if v)
+    emit(as_json, data, lambda: out().print(f"{shown(cand.id)}: {labels or 'no labels'}"))
+
+
 def _show_input(cand: pool.Candidate) -> None:
     out().rule(f"candidate {shown(cand.id)}  ·  source {shown(cand.source)}  ·  trace {shown(cand.trace_id or '-')}")
     tools = cand.input.get("tools") or []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -559,7 +559,27 @@ def _k_grid(n: int, max_k: int) -> list[int]:
     return sorted({int(round(v)) for v in np.geomspace(lo, hi, num=8)})
 
 
-def _fit(x: np.ndarray, k: int | Literal["auto"], method: str, seed: int, max_k: int, n_neighbors: int) -> np.ndarray:
+class _Steps:
+    """Counts the steps of a fit for a ``progress(stage, done, total)`` callback: the spectral embedding, each
+    cluster count tried, the final fit."""
+
+    def __init__(self, progress: Callable[[str, int, int], None] | None) -> None:
+        self.progress, self.done, self.total = progress, 0, 1
+
+    def plan(self, steps: int) -> None:
+        self.total = steps
+        if self.progress is not None:
+            self.progress("cluster", self.done, self.total)
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress("cluster", self.done, max(self.total, self.done))
+
+
+def _fit(
+    x: np.ndarray, k: int | Literal["auto"], method: str, seed: int, max_k: int, n_neighbors: int, steps: _Steps
+) -> np.ndarray:
     """Labels for the unit rows ``x`` (``-1`` only from hdbscan's noise)."""
     n = x.shape[0]
     if n == 1:
@@ -567,19 +587,27 @@ def _fit(x: np.ndarray, k: int | Literal["auto"], method: str, seed: int, max_k:
     if method == "kmeans":
         if k != "auto":
             return _kmeans(x, min(int(k), n), seed)
-        scored = [(_silhouette(x, _kmeans(x, kk, seed, n_init=1), seed), kk) for kk in _k_grid(n, max_k)]
+        grid = _k_grid(n, max_k)
+        steps.plan(len(grid) + 1)
+        scored = []
+        for kk in grid:
+            scored.append((_silhouette(x, _kmeans(x, kk, seed, n_init=1), seed), kk))
+            steps.tick()
         return _kmeans(x, max(scored)[1], seed)
     if method == "spectral":
         if n < 3:
             return np.arange(n, dtype=np.int64)
         ks = [min(int(k), n - 1)] if k != "auto" else _k_grid(n, max_k)
+        steps.plan(len(ks) + 2 if len(ks) > 1 else 2)
         u = _spectral_embedding(x, max(ks), n_neighbors, seed)
+        steps.tick()
         if len(ks) > 1:
             # Score each candidate with one k-means start on a subsample; fit fully only the winner.
             sub = np.random.default_rng(seed).permutation(n)[:_AUTO_SAMPLE]
-            scored = [
-                (_silhouette(x[sub], _kmeans(normalize_rows(u[sub, :kk]), kk, seed, n_init=1), seed), kk) for kk in ks
-            ]
+            scored = []
+            for kk in ks:
+                scored.append((_silhouette(x[sub], _kmeans(normalize_rows(u[sub, :kk]), kk, seed, n_init=1), seed), kk))
+                steps.tick()
             ks = [max(scored)[1]]
         return _kmeans(normalize_rows(u[:, : ks[0]]), ks[0], seed)
     if method == "hdbscan":
@@ -635,8 +663,10 @@ def cluster_texts(
     n_neighbors: int = 15,
     n_examples: int = 5,
     n_terms: int = 5,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Clustering:
-    """Cluster ``texts`` by their ``vectors``, name each cluster, and replay the ``pinned`` edits.
+    """Cluster ``texts`` by their ``vectors``, name each cluster, and replay the ``pinned`` edits;
+    ``progress("cluster", done, total)`` counts the steps of the fit (each cluster count tried is one).
 
     ``k="auto"`` picks the cluster count with the best cosine silhouette among at most ``max_k``.
     Texts with a zero vector (empty texts) get label ``-1``, as does hdbscan's noise. Duplicate
@@ -662,8 +692,10 @@ def cluster_texts(
     if uniq.size:
         rng = np.random.default_rng(seed)
         fit_idx = np.sort(rng.choice(uniq, size=max_fit, replace=False)) if uniq.size > max_fit else uniq
+        steps = _Steps(progress)
         with _threads_for(fit_idx.size):
-            fit_labels = _fit(x[fit_idx], k, method, seed, max_k, n_neighbors)
+            fit_labels = _fit(x[fit_idx], k, method, seed, max_k, n_neighbors, steps)
+        steps.tick()
         labels[fit_idx] = fit_labels
         ids = np.unique(fit_labels[fit_labels >= 0])
         if ids.size:

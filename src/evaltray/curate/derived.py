@@ -22,8 +22,10 @@ from evaltray.core.store import CURATE_ROLES, Workspace
 from evaltray.core.util import atomic_write
 
 #: ``progress(stage, done, total)``: each stage reports ``(stage, 0, total)`` as it starts and ``(stage, total,
-#: total)`` as it ends (a total of 0: not known yet). The stages of dedup: read, embed, then dedup's own
-#: (normalize, exact, near, paraphrase); of clustering: read, embed, cluster, save.
+#: total)`` as it ends (a total of 0: not known yet), and counts in between where it can: ``embed`` by texts
+#: (batches of new ones), ``cluster`` by steps of the fit (each cluster count tried is one). The stages of
+#: dedup: read, embed, then dedup's own (normalize, exact, near, paraphrase); of clustering: read, embed,
+#: cluster, save.
 Progress = Callable[[str, int, int], None]
 
 
@@ -92,9 +94,7 @@ def dedup_traces(
     ids, texts = _read(ws, where, report)
     vectors = None
     if paraphrase is not None and ids:
-        report("embed", 0, len(texts))
-        vectors = embed_texts(ws, texts, backend)
-        report("embed", len(texts), len(texts))
+        vectors = embed_texts(ws, texts, backend, report=report)
     result = dedup(ids, texts, near=near, paraphrase=paraphrase, vectors=vectors, progress=report)
     level = {m: g.level for g in result.groups for m in g.members}
     weights = result.weights
@@ -130,12 +130,25 @@ def dedup_traces(
 # --------------------------------------------------------------------------- embeddings and clusters
 
 
-def embed_texts(ws: Workspace, texts: list[str], backend: str = "wordllama", model_path: str | None = None) -> Any:
-    """Vectors for ``texts``, cached by text hash in the workspace."""
+def embed_texts(
+    ws: Workspace,
+    texts: list[str],
+    backend: str = "wordllama",
+    model_path: str | None = None,
+    report: Progress | None = None,
+) -> Any:
+    """Vectors for ``texts``, cached by text hash in the workspace; ``report`` hears of the ``embed`` stage
+    as batches finish."""
     from .embed import EmbeddingCache, get_embedder
 
+    report = report or _silent
+    report("embed", 0, len(texts))
     embedder = get_embedder(backend, model_path=model_path, cache_dir=ws.state_dir / "models")
-    return EmbeddingCache(ws.state_dir / "embeddings").embed_cached(embedder, texts)
+    vectors = EmbeddingCache(ws.state_dir / "embeddings").embed_cached(
+        embedder, texts, lambda done, total: report("embed", done, total)
+    )
+    report("embed", len(texts), len(texts))
+    return vectors
 
 
 def _edits_path(ws: Workspace) -> Path:
@@ -173,10 +186,7 @@ def cluster_traces(
     if not ids:
         raise EvaltrayError("no traces with a payload to cluster; ingest some first")
     n = len(texts)
-    report("embed", 0, n)
-    vectors = embed_texts(ws, texts, backend, model_path)
-    report("embed", n, n)
-    report("cluster", 0, n)
+    vectors = embed_texts(ws, texts, backend, model_path, report)
     clustering = cluster_texts(
         texts,
         vectors,
@@ -184,8 +194,8 @@ def cluster_traces(
         method=method,  # type: ignore[arg-type]
         seed=seed,
         pinned=load_edits(ws),
+        progress=report,
     )
-    report("cluster", n, n)
     report("save", 0, n)
     save_clustering(ws, ids, texts, clustering, {"backend": backend, "method": method, "k": k, "seed": seed})
     report("save", n, n)

@@ -15,7 +15,7 @@ import re
 import shutil
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ __all__ = [
     "EmbeddingCache",
     "EmbeddingError",
     "Embedder",
+    "PROGRESS_BATCH",
     "SentenceTransformerEmbedder",
     "TfidfSvdEmbedder",
     "WordLlamaEmbedder",
@@ -425,8 +426,11 @@ class EmbeddingCache:
         """How many distinct texts are cached for ``embedder``'s backend."""
         return len(self._load(embedder.name, embedder.dim)[0])
 
-    def embed_cached(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
-        """``embedder.embed(texts)``, computing only texts not cached yet and caching those."""
+    def embed_cached(
+        self, embedder: Embedder, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        """``embedder.embed(texts)``, computing only texts not cached yet and caching those; ``progress(done,
+        total)`` hears of each batch of :data:`PROGRESS_BATCH` new texts (cached ones count as done)."""
         texts = _check_texts(texts)
         if not embedder.fitted:
             embedder.fit(texts)
@@ -438,7 +442,7 @@ class EmbeddingCache:
                 missing[key] = i
         rows = np.empty(len(texts), dtype=np.int64)
         if missing:
-            new = embedder.embed([texts[i] for i in missing.values()])
+            new = _embed_batches(embedder, [texts[i] for i in missing.values()], len(texts), progress)
             new_keys = list(missing)
             if len(parts) + 1 > _MAX_PARTS:
                 all_keys = [*sorted(index, key=index.__getitem__), *new_keys]
@@ -454,3 +458,21 @@ class EmbeddingCache:
         for i, key in enumerate(keys):
             rows[i] = index[key]
         return matrix[rows] if len(texts) else np.zeros((0, embedder.dim), dtype=np.float32)
+
+
+#: Texts embedded per call when someone watches progress: a bar moves every few seconds on a laptop.
+PROGRESS_BATCH = 4096
+
+
+def _embed_batches(
+    embedder: Embedder, texts: list[str], total: int, progress: Callable[[int, int], None] | None
+) -> np.ndarray:
+    """``embedder.embed(texts)``, in batches of :data:`PROGRESS_BATCH` when ``progress`` listens; the
+    ``total - len(texts)`` texts found in the cache count as done."""
+    if progress is None or len(texts) <= PROGRESS_BATCH:
+        return embedder.embed(texts)
+    cached, parts = total - len(texts), []
+    for start in range(0, len(texts), PROGRESS_BATCH):
+        parts.append(embedder.embed(texts[start : start + PROGRESS_BATCH]))
+        progress(cached + start + len(parts[-1]), total)
+    return np.concatenate(parts)

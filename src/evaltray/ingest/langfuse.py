@@ -269,6 +269,7 @@ def _assemble(tr: Mapping[str, Any], observations: list[dict[str, Any]]) -> Trac
         session_id=tr.get("sessionId") or first_value(trace_attrs, "session.id", "session_id"),
         user_id=tr.get("userId") or first_value(trace_attrs, "user.id", "user_id"),
         name=tr.get("name"),
+        feature=str(f) if (f := _dict(tr.get("metadata")).get("feature")) is not None else None,
         tags=[str(t) for t in tr.get("tags") or []],
         feedback_score=feedback,
         feedback_comment=comment,

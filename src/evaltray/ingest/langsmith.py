@@ -341,6 +341,7 @@ def _trace(tid: str, runs: list[dict[str, Any]]) -> Trace:
         session_id=next((str(md[k]) for md in [root_md, *mds] for k in _THREAD_KEYS if md.get(k)), None),
         user_id=next((str(md[k]) for md in [root_md, *mds] for k in _USER_KEYS if md.get(k)), None),
         name=root.get("name"),
+        feature=str(root_md["feature"]) if root_md.get("feature") is not None else None,
         tags=list(dict.fromkeys(str(t) for r in runs for t in r.get("tags") or [])),
         feedback_score=feedback,
         feedback_comment=comment,

@@ -334,7 +334,7 @@ def set_labels(ws: Workspace, cid: str, actor: str, **labels: Any) -> Candidate:
     cand = get(ws, cid)
     if cand.status != PENDING:
         raise EvaltrayError(f"candidate {cid} is {cand.status}; only pending candidates can be relabeled here")
-    columns = {k: labels.pop(k) for k in ("slice", "difficulty", "case_type") if labels.get(k) is not None}
+    columns = {k: v for k in ("slice", "difficulty", "case_type") if (v := labels.pop(k, None)) is not None}
     unknown = set(labels) - {"feature", "scenario", "persona", "tags"}
     if unknown:
         raise EvaltrayError(f"unknown label(s): {', '.join(sorted(unknown))}")
