@@ -22,6 +22,7 @@ ALLOWED = {
     "ingest": {"core", "scrub"},  # PII is scrubbed before anything is stored
     "tray": {"core"},
     "curate": {"core", "tray"},  # the plan counts what the pool and tray hold; sampling fills the pool
+    "evaluate": {"core", "tray"},  # runs score a release's cases
 }
 FRONT_ENDS = {"cli", "demo", "web", "__init__"}
 
