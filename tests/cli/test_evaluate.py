@@ -31,3 +31,51 @@ def test_stats_size_refuses_impossible_rates_in_one_line():
         and r.stderr
         == "Error: discordance must lie in [mde, 1] (a change of mde needs that many differing cases), got 0.2\n"
     )
+
+
+def test_run_on_a_release_against_a_stub_endpoint(shop):
+    from evaltray.evaluate.stub import StubServer
+
+    added = json.loads(run("candidates", "add", "--limit", "4", "--json").stdout)["added"]
+    for cid in added:
+        run(
+            "review",
+            cid,
+            "--expected",
+            "an answer",
+            "--verdict",
+            "pass",
+            "--slice",
+            "refunds",
+            "--difficulty",
+            "easy",
+            "--case-type",
+            "typical",
+        )
+    run("promote")
+    run("release", "create", "1.0.0")
+    with StubServer() as stub:
+        r = run("run", "1.0.0", "--target", "openai:gpt-4o-mini", "--base-url", stub.base_url)
+        again = json.loads(
+            run("run", "1.0.0", "--target", "openai:gpt-4o-mini", "--base-url", stub.base_url, "--json").stdout
+        )
+    assert r.stderr.startswith("about to send up to 4 requests, ~")
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("run r-") and " of openai:gpt-4o-mini on release 1.0.0 (" in lines[0]
+    assert (
+        lines[1]
+        == "  4 cases × 1 trials: 4 sent, 0 from the cache, 0 already done, 0 errors, " + lines[1].split("errors, ")[1]
+    )
+    assert (again["sent"], again["resumed"], again["run_id"]) == (0, 4, lines[0].split()[1])
+    assert stub.requests.total() == 4
+
+
+def test_run_on_a_file_is_unreleased_and_names_bad_lines(shop, tmp_path):
+    cases = tmp_path / "quick.jsonl"
+    cases.write_text('{"id": "a", "input": "hi"}\n{"id": "b"}\n')
+    r = run("run", str(cases), "--target", "replay")
+    assert r.stderr.splitlines()[0] == "warning: quick.jsonl:2: a case is an object with an input"
+    assert "(unreleased)" in r.stdout.splitlines()[0]
+    assert "  error × 1: the case has no recorded output to replay" in r.stdout.splitlines()
+    r = run("run", "9.9.9", "--target", "replay", ok=False)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1

@@ -759,10 +759,10 @@ def test_split_and_subset_combine_and_both_name_the_file(ws) -> None:
         for line in export_release(ws, "1.0.0", to="inspect", subset="pr").path.read_text().splitlines()
     ]
     assert {r["metadata"]["split"] for r in rows} == {"dev-pr"}
-    with pytest.raises(ExportError) as exc:
+    with pytest.raises(EvaltrayError) as exc:
         export_release(ws, "1.0.0", to="jsonl", split="holdout", subset="pr")
     assert str(exc.value) == "the pr subset is drawn from the dev split: the holdout has none of its cases"
-    with pytest.raises(ExportError) as exc:
+    with pytest.raises(EvaltrayError) as exc:
         export_release(ws, "1.0.0", to="jsonl", split="train", subset="pr")
     assert str(exc.value) == "unknown split 'train' (one of: dev, holdout, all)"
     assert not (ws.root / "exports" / "1.0.0-main-holdout-pr.jsonl").exists()

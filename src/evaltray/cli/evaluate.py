@@ -1,14 +1,18 @@
-"""``evaltray stats``: the statistics behind evaluation, as commands that need no workspace."""
+"""``evaltray run`` (the system under test on a release) and ``evaltray stats`` (sizes, no workspace)."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import Any
 
 import click
 
+from evaltray.evaluate import run as runner
 from evaltray.evaluate import stats as st
+from evaltray.evaluate.targets import make_target
 
-from ._common import emit, json_option, number, out
+from ._common import AppContext, emit, err, json_option, number, out, pass_app, progress_bar, set_option, shown
 
 RATE = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -66,3 +70,115 @@ def stats_size(
         out().print(f"  {number(size.unpaired)} cases: {st.size_advice(size.unpaired)}")
 
     emit(as_json, data, human)
+
+
+def _price(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        inp, outp = (float(x) for x in value.split(","))
+    except ValueError:
+        raise click.BadParameter("give dollars per million input and output tokens: --price 0.15,0.60") from None
+    return inp, outp
+
+
+@click.command("run")
+@click.argument("source")
+@click.option(
+    "--target", "target_spec", required=True, help="openai:<model>, python:module:function, cmd:<command>, replay."
+)
+@click.option("--base-url", help="The OpenAI-compatible endpoint (default $OPENAI_BASE_URL, else OpenAI's).")
+@set_option
+@click.option("--split", type=click.Choice(["dev", "holdout", "all"]), default="all", show_default=True)
+@click.option("--subset", type=click.Choice(["pr", "release"]), help="Narrow the split to a named subset.")
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True)
+@click.option(
+    "--timeout", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True, help="Seconds per attempt."
+)
+@click.option(
+    "--retries", type=click.IntRange(0, 20), default=3, show_default=True, help="Retries of a 429, 5xx or timeout."
+)
+@click.option(
+    "--trials", type=click.IntRange(1, 100), default=1, show_default=True, help="Runs of each case (flakiness, pass@k)."
+)
+@click.option("--price", help="Dollars per million input,output tokens for the estimate (e.g. 0.15,0.60).")
+@click.option("--no-cache", is_flag=True, help="Send every case, even ones this target already answered.")
+@click.option("--fresh", is_flag=True, help="A new run, not a resume of the same command's run.")
+@click.option("--retry-errors", is_flag=True, help="Resume and send again the cases that ended in an error.")
+@json_option
+@pass_app
+def run_command(
+    app: AppContext,
+    source: str,
+    target_spec: str,
+    base_url: str | None,
+    set_name: str | None,
+    split: str,
+    subset: str | None,
+    concurrency: int,
+    timeout: float,
+    retries: int,
+    trials: int,
+    price: str | None,
+    no_cache: bool,
+    fresh: bool,
+    retry_errors: bool,
+    as_json: bool,
+) -> None:
+    """Run a target on a release's cases (SOURCE a version) or on a JSONL of cases (SOURCE a file: unreleased)."""
+    ws = app.ws
+    path = Path(source)
+    plan = (
+        runner.plan_file_run(path)
+        if path.suffix in (".jsonl", ".json") or path.is_file()
+        else (runner.plan_release_run(ws, source, set_name, split, subset))
+    )
+    target = make_target(target_spec, base_url=base_url)
+    estimate = plan.estimate(target, trials, _price(price))
+    for issue in plan.issues[:20]:
+        err().print(f"warning: {shown(issue)}", highlight=False)
+    dollars = f"${estimate['usd']:,.4f}" if estimate["usd"] is not None else "price unknown (--price IN,OUT)"
+    err().print(
+        f"about to send up to {number(estimate['requests'])} requests, ~{number(estimate['input_tokens'])} input and "
+        f"~{number(estimate['output_tokens'])} output tokens: {dollars}",
+        highlight=False,
+    )
+    limits = runner.Limits(concurrency=concurrency, timeout=timeout, retries=retries)
+    with progress_bar(None, "running") as bar:
+        task = bar.add_task("run", total=None)
+        report = runner.execute(
+            ws,
+            plan,
+            target,
+            trials=trials,
+            limits=limits,
+            cache=not no_cache,
+            fresh=fresh,
+            retry_errors=retry_errors,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            actor=app.user,
+        )
+    data = _run_summary(report, estimate)
+    emit(as_json, data, lambda: _print_run(report, plan.released))
+
+
+def _run_summary(report: runner.RunReport, estimate: dict[str, Any]) -> dict[str, Any]:
+    data = dataclasses.asdict(report)
+    data["path"] = str(report.path)
+    data["estimate"] = estimate
+    return data
+
+
+def _print_run(report: runner.RunReport, released: bool) -> None:
+    src = report.source
+    what = f"release {src['release']} ({src['release_hash'][:12]})" if released else f"{src['file']} (unreleased)"
+    out().print(f"run {report.run_id} of {shown(report.target['spec'])} on {shown(what)}", highlight=False)
+    out().print(
+        f"  {number(report.cases)} cases × {report.trials} trials: {number(report.sent)} sent, "
+        f"{number(report.cached)} from the cache, {number(report.resumed)} already done, "
+        f"{number(report.errors)} errors, {report.seconds:.1f} s",
+        highlight=False,
+    )
+    for reason, n in sorted(report.error_reasons.items(), key=lambda kv: -kv[1]):
+        out().print(f"  error × {number(n)}: {shown(reason)}", highlight=False)
+    out().print(f"  results: {shown(report.path / 'results.jsonl')}", highlight=False)

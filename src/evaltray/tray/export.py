@@ -26,7 +26,7 @@ from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, canonical_json
 
 from .gate import check_case
-from .release import SPLITS, load_manifest, select_cases, semver_key
+from .release import load_manifest, select_cases, semver_key
 
 __all__ = [
     "EXPORTERS",
@@ -133,28 +133,13 @@ def export_release(
     EXPORTERS.get(to)  # an unknown format fails before anything is read
     semver_key(version)  # a version names files: ``../1.0.0`` is refused here, not resolved
     set_name = ws.check_set(set_name)
-    cases = _select(ws, version, set_name, split, subset)
+    cases = select_cases(ws, version, set_name, split, subset)
     part = f"{split}-{subset}" if subset else split
     release_hash = load_manifest(ws, version).content_hash
     path = out if out is not None else ws.root / "exports" / export_file_name(to, part, version, set_name)
     written = export_cases(cases, to, path, release=version, release_hash=release_hash, split=part)
     ws.record(actor, "export", version, set=set_name, split=part, format=to, cases=len(cases))
     return Exported(written, len(cases), to, set_name, part, version, release_hash)
-
-
-def _select(ws: Workspace, version: str, set_name: str, split: str, subset: str | None) -> list[dict[str, Any]]:
-    """The cases of ``split`` that are also in ``subset`` (all of the split where no subset is named)."""
-    if subset is None:
-        return select_cases(ws, version, set_name, split=split)
-    if split not in SPLITS:
-        raise ExportError(f"unknown split {split!r} (one of: {', '.join(SPLITS)})")
-    if split == "holdout":
-        raise ExportError(f"the {subset} subset is drawn from the dev split: the holdout has none of its cases")
-    cases = select_cases(ws, version, set_name, subset=subset)
-    if split == "dev":
-        held = set(load_manifest(ws, version).sets[set_name].holdout)
-        cases = [c for c in cases if c["id"] not in held]
-    return cases
 
 
 def export_cases(

@@ -565,24 +565,25 @@ def set_status(ws: Workspace, version: str, status: ReleaseStatus, actor: str) -
 def select_cases(
     ws: Workspace, version: str, set_name: str | None = None, split: str = "all", subset: str | None = None
 ) -> list[dict[str, Any]]:
-    """Cases of one set of a release: a split (dev/holdout/all) or a named subset (pr/release)."""
+    """Cases of one set of a release: a split (dev/holdout/all), narrowed to a named subset (pr/release)
+    when one is given. Both subsets are drawn from dev, so the holdout has none of their cases."""
     manifest = load_manifest(ws, version)
     set_name = set_name or ws.settings.default_set
     if set_name not in manifest.sets:
         raise NotFound(f"release {version} has no set {set_name!r}")
+    if split not in SPLITS:
+        raise EvaltrayError(f"unknown split {split!r} (one of: {', '.join(SPLITS)})")
+    if subset is not None and subset not in SUBSETS:
+        raise EvaltrayError(f"unknown subset {subset!r} (one of: {', '.join(SUBSETS)})")
+    if subset is not None and split == "holdout":
+        raise EvaltrayError(f"the {subset} subset is drawn from the dev split: the holdout has none of its cases")
     info = manifest.sets[set_name]
     cases = load_release_cases(ws, version, set_name)[set_name]
     held = set(info.holdout)
-    if subset is not None:
-        if subset not in SUBSETS:
-            raise EvaltrayError(f"unknown subset {subset!r} (one of: {', '.join(SUBSETS)})")
-        if subset == "pr":
-            keep = set(info.subsets["pr"])
-            return [c for c in cases if c["id"] in keep]
-        return [c for c in cases if c["id"] not in held]  # release: the whole dev split
-    if split not in SPLITS:
-        raise EvaltrayError(f"unknown split {split!r} (one of: {', '.join(SPLITS)})")
-    if split == "dev":
+    if subset == "pr":
+        keep = set(info.subsets["pr"])
+        return [c for c in cases if c["id"] in keep]
+    if subset == "release" or split == "dev":
         return [c for c in cases if c["id"] not in held]
     if split == "holdout":
         return [c for c in cases if c["id"] in held]

@@ -1,0 +1,402 @@
+"""Running the system under test on a release (or a plain JSONL of cases): bounded, resumable, cached.
+
+A run lives in ``runs/<run_id>/`` of the workspace: ``run.json`` (what ran on what: release version and
+hash, set, split, target config and its hash, trials) and ``results.jsonl``, one line per case and trial,
+appended as each answer arrives — memory stays flat in the number of cases, and DuckDB reads the file
+beside the traces (``read_json('runs/*/results.jsonl')``). The run id is a hash of what the run is, so
+running the same command again resumes it: finished cases are not sent again (a ``kill -9`` loses at most
+the line being written, which is dropped). A target that hangs, fails, answers garbage or rate-limits is
+recorded per case as an error, with its reason, and the run goes on.
+
+Answers are also cached by (case input hash, trial, target config hash) in ``.evaltray/run-cache/``: a new
+run of an unchanged target on cases it already answered sends nothing (``cache=False`` for an A/A check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from pydantic import ValidationError
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.records import CaseInput, Role
+from evaltray.core.store import Workspace
+from evaltray.core.util import atomic_write, content_hash, now_iso, sha256_hex
+from evaltray.tray.release import load_manifest, select_cases
+
+from .targets import Reply, RunCase, Target, TargetError, TransientError, config_hash
+
+__all__ = [
+    "PRICES",
+    "RunError",
+    "RunPlan",
+    "RunReport",
+    "execute",
+    "plan_file_run",
+    "plan_release_run",
+    "read_results",
+    "run_dir",
+]
+
+RUNS_DIR = "runs"
+#: Everyone but a viewer may run a target (a run writes only its own folder, never the tray).
+RUN_ROLES = frozenset(Role) - {Role.VIEWER}
+#: US dollars per million input and output tokens, for the estimate printed before a run (``--price`` overrides).
+PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+}
+#: Output tokens assumed per answer in the estimate when the target sets no ``max_tokens``.
+ESTIMATED_OUTPUT_TOKENS = 300
+Progress = Callable[[int, int], None]
+
+
+class RunError(EvaltrayError):
+    """A run cannot start: no such release or file, no cases, a bad option."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will send: its cases and where they came from (``release`` None: a plain file, unreleased)."""
+
+    cases: list[RunCase]
+    source: dict[str, Any]  # release, release_hash, set, split, subset — or file and its sha256
+    issues: list[str] = field(default_factory=list)  # lines of a file that are not cases (file:line: why)
+
+    @property
+    def released(self) -> bool:
+        return self.source.get("release") is not None
+
+    def estimate(self, target: Target, trials: int = 1, price: tuple[float, float] | None = None) -> dict[str, Any]:
+        """Tokens (about 4 characters each) and dollars the run will cost before it starts; dollars are None
+        when no price is known for the target."""
+        tokens_in = sum(len(orjson.dumps(c.input)) // 4 for c in self.cases) * trials
+        max_tokens = target.config.get("params", {}).get("max_tokens") or ESTIMATED_OUTPUT_TOKENS
+        tokens_out = len(self.cases) * trials * int(max_tokens)
+        rates = price or PRICES.get(str(target.config.get("model")))
+        dollars = None if rates is None else round((tokens_in * rates[0] + tokens_out * rates[1]) / 1e6, 4)
+        return {
+            "requests": len(self.cases) * trials,
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "usd": dollars,
+        }
+
+
+def _run_case(case: dict[str, Any]) -> RunCase:
+    review = case.get("review") or {}
+    return RunCase(
+        case["id"], case["input"], content_hash(case["input"]), case.get("slice"), review.get("recorded_output")
+    )
+
+
+def plan_release_run(
+    ws: Workspace, version: str, set_name: str | None = None, split: str = "all", subset: str | None = None
+) -> RunPlan:
+    """The cases of one set of release ``version`` (a split, narrowed to a subset where one is named)."""
+    set_name = ws.check_set(set_name)
+    manifest = load_manifest(ws, version)
+    cases = [_run_case(c) for c in select_cases(ws, version, set_name, split, subset)]
+    if not cases:
+        raise RunError(f"release {version} has no cases in set {set_name} ({split}{'/' + subset if subset else ''})")
+    source = {
+        "release": version,
+        "release_hash": manifest.content_hash,
+        "set": set_name,
+        "split": split,
+        "subset": subset,
+    }
+    return RunPlan(cases, source)
+
+
+def plan_file_run(path: Path) -> RunPlan:
+    """The cases of a JSONL file of ``{id, input, expected?}`` (``input`` a string, a list of messages or a
+    case input): a quick run, reported as unreleased. A line that is not a case is an issue; the rest run."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RunError(f"{path}: {exc.strerror}") from None
+    cases, issues, seen = [], [], set()
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            case = _file_case(orjson.loads(raw), lineno)
+        except orjson.JSONDecodeError:
+            issues.append(f"{path.name}:{lineno}: not valid JSON")
+            continue
+        except ValidationError as exc:
+            where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+            issues.append(f"{path.name}:{lineno}: input.{where}: {exc.errors()[0]['msg']}")
+            continue
+        except ValueError as exc:
+            issues.append(f"{path.name}:{lineno}: {exc}")
+            continue
+        if case.id in seen:
+            issues.append(f"{path.name}:{lineno}: case id {case.id!r} appears twice; the first one runs")
+            continue
+        seen.add(case.id)
+        cases.append(case)
+    if not cases:
+        raise RunError(f"{path}: no cases to run" + (f" ({issues[0]})" if issues else ""))
+    return RunPlan(cases, {"release": None, "file": str(path), "file_sha256": sha256_hex(data)}, issues)
+
+
+def _file_case(row: Any, lineno: int) -> RunCase:
+    if not isinstance(row, dict) or "input" not in row:
+        raise ValueError("a case is an object with an input")
+    given = row["input"]
+    if isinstance(given, str):
+        given = {"messages": [{"role": "user", "content": given}]}
+    elif isinstance(given, list):
+        given = {"messages": given}
+    inp = CaseInput.model_validate(given).model_dump(mode="json")
+    cid = str(row.get("id") or f"line-{lineno}")
+    return RunCase(cid, inp, content_hash(inp), row.get("slice"), row.get("recorded_output"))
+
+
+# ----------------------------------------------------------------------------- results on disk
+
+
+def run_dir(ws: Workspace, run_id: str) -> Path:
+    if not run_id.startswith("r-") or not run_id[2:].isalnum():
+        raise RunError(f"{run_id!r} is not a run id (r-…)")
+    return ws.root / RUNS_DIR / run_id
+
+
+def read_results(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """The results of a run by (case id, trial), the last line of each winning; a torn last line (a crash
+    mid-write) is cut off the file."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    if not path.exists():
+        return out
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with path.open("r+b") as fh:
+            fh.truncate(end)
+    for raw in data[:end].splitlines():
+        try:
+            row = orjson.loads(raw)
+            out[(row["case_id"], row["trial"])] = row
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue  # cannot happen to a line written whole; a hand-edited line is ignored
+    return out
+
+
+class _Cache:
+    """Answers by (case hash, trial) for one target config, appended as they come."""
+
+    def __init__(self, ws: Workspace, target_hash: str, enabled: bool) -> None:
+        self.path = ws.state_dir / "run-cache" / f"{target_hash[:32]}.jsonl"
+        self.enabled = enabled
+        self.hits = read_results(self.path) if enabled else {}
+        self._fh: Any = None
+
+    def get(self, case: RunCase, trial: int) -> dict[str, Any] | None:
+        return self.hits.get((case.hash, trial)) if self.enabled else None
+
+    def put(self, case: RunCase, trial: int, reply: Reply) -> None:
+        if not self.enabled:
+            return
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("ab")
+        self._fh.write(orjson.dumps({"case_id": case.hash, "trial": trial, **asdict(reply)}) + b"\n")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+@dataclass
+class RunReport:
+    """What a run did: how many answers it holds, how many it sent now, errors, cache hits, timings."""
+
+    run_id: str
+    path: Path
+    source: dict[str, Any]
+    target: dict[str, Any]
+    trials: int
+    cases: int
+    resumed: int = 0  # (case, trial) already finished by an earlier, interrupted invocation
+    sent: int = 0
+    cached: int = 0
+    errors: int = 0
+    error_reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    issues: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How a run treats its target: parallel requests, per-attempt timeout (s), retries, backoff base (s)."""
+
+    concurrency: int = 16
+    timeout: float = 60.0
+    retries: int = 3
+    backoff: float = 0.5
+
+    def check(self) -> None:
+        if self.concurrency < 1 or self.timeout <= 0 or self.retries < 0 or self.backoff < 0:
+            raise RunError("concurrency >= 1, timeout > 0, retries >= 0 and backoff >= 0, please")
+
+
+async def _attempt(
+    target: Target, case: RunCase, session: aiohttp.ClientSession | None, limits: Limits
+) -> tuple[Reply | None, str | None, int]:
+    """The target's reply to one case, retrying transient failures; or None and the reason it failed."""
+    for attempt in range(limits.retries + 1):
+        try:
+            return await asyncio.wait_for(target.answer(case, session), limits.timeout), None, attempt + 1
+        except TimeoutError:
+            reason, wait = f"timed out after {limits.timeout:g} s", None
+        except TransientError as exc:
+            reason, wait = str(exc), exc.retry_after
+        except TargetError as exc:
+            return None, str(exc), attempt + 1
+        except Exception as exc:  # noqa: BLE001 - a target's own bug is that case's error, not the run's end
+            return None, f"the target raised {type(exc).__name__}", attempt + 1
+        if attempt < limits.retries:
+            await asyncio.sleep(wait if wait is not None else limits.backoff * 2**attempt * (0.5 + random.random()))
+    return None, reason, limits.retries + 1
+
+
+def _result_row(case: RunCase, trial: int, reply: Reply | None, error: str | None, **extra: Any) -> bytes:
+    row: dict[str, Any] = {"case_id": case.id, "trial": trial, "case_hash": case.hash, "slice": case.slice}
+    if reply is not None:
+        row.update(status="ok", **asdict(reply))
+    else:
+        row.update(status="error", error=error)
+    row.update(extra)
+    return orjson.dumps(row) + b"\n"
+
+
+async def _drive(
+    target: Target,
+    todo: Iterator[tuple[RunCase, int]],
+    out: Any,
+    cache: _Cache,
+    limits: Limits,
+    report: RunReport,
+    tick: Callable[[], None],
+) -> None:
+    """``limits.concurrency`` workers share one iterator of (case, trial): no task per case, flat memory."""
+    connector = aiohttp.TCPConnector(limit=limits.concurrency, limit_per_host=limits.concurrency)
+    timeout = aiohttp.ClientTimeout(total=None)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def worker() -> None:
+            for case, trial in todo:
+                hit = cache.get(case, trial)
+                if hit is not None:
+                    reply = Reply(
+                        hit.get("output"),
+                        hit.get("tool_calls") or [],
+                        hit.get("input_tokens"),
+                        hit.get("output_tokens"),
+                    )
+                    out.write(_result_row(case, trial, reply, None, cached=True, latency_ms=0.0, attempts=0))
+                    report.cached += 1
+                    tick()
+                    continue
+                start = time.perf_counter()
+                reply, error, attempts = await _attempt(target, case, session, limits)
+                latency = round((time.perf_counter() - start) * 1000, 3)
+                out.write(_result_row(case, trial, reply, error, cached=False, latency_ms=latency, attempts=attempts))
+                report.sent += 1
+                if reply is None:
+                    report.errors += 1
+                    report.error_reasons[error or "?"] = report.error_reasons.get(error or "?", 0) + 1
+                else:
+                    cache.put(case, trial, reply)
+                    report.input_tokens += reply.input_tokens or 0
+                    report.output_tokens += reply.output_tokens or 0
+                tick()
+
+        await asyncio.gather(*(worker() for _ in range(limits.concurrency)))
+
+
+def _run_id(plan: RunPlan, target_hash: str, trials: int, fresh: bool) -> str:
+    key = {"source": plan.source, "target": target_hash, "trials": trials, "cases": [c.hash for c in plan.cases]}
+    if fresh:
+        key["fresh"] = os.urandom(8).hex()
+    return "r-" + content_hash(key)[:12]
+
+
+def execute(
+    ws: Workspace,
+    plan: RunPlan,
+    target: Target,
+    *,
+    trials: int = 1,
+    limits: Limits | None = None,
+    cache: bool = True,
+    fresh: bool = False,
+    retry_errors: bool = False,
+    progress: Progress | None = None,
+    actor: str | None = None,
+) -> RunReport:
+    """Run ``target`` on every case of ``plan`` ``trials`` times, resuming a run of the same plan, target and
+    trials where an earlier invocation stopped (``fresh``: a new run instead). Never raises for a case."""
+    actor = ws.authorize(actor, RUN_ROLES, "running a target")
+    limits = limits or Limits()
+    limits.check()
+    if trials < 1:
+        raise RunError("trials must be at least 1")
+    t_hash = config_hash(target)
+    run_id = _run_id(plan, t_hash, trials, fresh)
+    folder = run_dir(ws, run_id)
+    manifest = {
+        "run_id": run_id,
+        "created_at": now_iso(),
+        "created_by": actor,
+        "source": plan.source,
+        "target": {"spec": target.spec, "config": target.config, "hash": t_hash},
+        "trials": trials,
+        "cases": len(plan.cases),
+    }
+    if not (folder / "run.json").exists():
+        atomic_write(folder / "run.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    results = folder / "results.jsonl"
+    done = read_results(results)
+    finished = {k for k, row in done.items() if not (retry_errors and row.get("status") == "error")}
+    report = RunReport(
+        run_id, folder, plan.source, manifest["target"], trials, len(plan.cases), issues=list(plan.issues)
+    )
+    report.resumed = len(finished)
+    todo = [(c, t) for c in plan.cases for t in range(trials) if (c.id, t) not in finished]
+    total, count = len(todo), [0]
+
+    def tick() -> None:
+        count[0] += 1
+        if progress is not None:
+            progress(count[0], total)
+
+    answers = _Cache(ws, t_hash, cache)
+    start = time.perf_counter()
+    try:
+        with results.open("ab", buffering=0) as out:
+            asyncio.run(_drive(target, iter(todo), out, answers, limits, report, tick))
+    finally:
+        answers.close()
+    report.seconds = round(time.perf_counter() - start, 3)
+    ws.record(actor, "run", run_id, source=plan.source, target=t_hash, sent=report.sent, errors=report.errors)
+    return report
