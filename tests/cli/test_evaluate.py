@@ -79,3 +79,37 @@ def test_run_on_a_file_is_unreleased_and_names_bad_lines(shop, tmp_path):
     assert "  error × 1: the case has no recorded output to replay" in r.stdout.splitlines()
     r = run("run", "9.9.9", "--target", "replay", ok=False)
     assert r.exit_code == 1 and r.stderr.count("\n") == 1
+
+
+def test_the_cli_runs_scores_and_reports_a_release(shop, tmp_path):
+    added = json.loads(run("candidates", "add", "--limit", "3", "--json").stdout)["added"]
+    for cid in added:
+        run(
+            "review",
+            cid,
+            "--expected",
+            "REPLAYED",
+            "--verdict",
+            "pass",
+            "--slice",
+            "refunds",
+            "--difficulty",
+            "easy",
+            "--case-type",
+            "typical",
+        )
+    run("promote")
+    run("release", "create", "1.0.0")
+    run_id = json.loads(run("run", "1.0.0", "--target", "replay", "--json").stdout)["run_id"]
+    scored = json.loads(run("score", run_id, "--scorers", "exact,contains", "--json").stdout)
+    assert (scored["answers"], scored["failed"], scored["passed"]) == (
+        3,
+        3,
+        0,
+    )  # the recorded answers are not "REPLAYED"
+    text = run("report", run_id).stdout
+    assert "replay on release 1.0.0 (" in text and "0.0%" in text and "3 scored cases: fewer than 30 cases" in text
+    data = json.loads(run("report", run_id, "--json").stdout)
+    assert data["release"] == "1.0.0" and len(data["release_hash"]) == 64
+    r = run("report", "r-000000000000", ok=False)
+    assert r.stderr == "Error: no run 'r-000000000000' in this workspace (runs/)\n"

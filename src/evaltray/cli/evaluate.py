@@ -8,11 +8,25 @@ from typing import Any
 
 import click
 
+from evaltray.evaluate import report as reporting
 from evaltray.evaluate import run as runner
+from evaltray.evaluate import score as scoring
 from evaltray.evaluate import stats as st
 from evaltray.evaluate.targets import make_target
 
-from ._common import AppContext, emit, err, json_option, number, out, pass_app, progress_bar, set_option, shown
+from ._common import (
+    AppContext,
+    emit,
+    err,
+    json_option,
+    number,
+    out,
+    pass_app,
+    progress_bar,
+    set_option,
+    shown,
+    table,
+)
 
 RATE = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -182,3 +196,58 @@ def _print_run(report: runner.RunReport, released: bool) -> None:
     for reason, n in sorted(report.error_reasons.items(), key=lambda kv: -kv[1]):
         out().print(f"  error × {number(n)}: {shown(reason)}", highlight=False)
     out().print(f"  results: {shown(report.path / 'results.jsonl')}", highlight=False)
+
+
+@click.command("score")
+@click.argument("run_id")
+@click.option("--scorers", help="Comma-separated scorers (default: exact,contains,regex,json_schema,tool_calls).")
+@json_option
+@pass_app
+def score_command(app: AppContext, run_id: str, scorers: str | None, as_json: bool) -> None:
+    """Score a run's answers with rule scorers into runs/RUN/scores.jsonl."""
+    names = [s.strip() for s in scorers.split(",") if s.strip()] if scorers else None
+    report = scoring.score_run(app.ws, run_id, names, app.user)
+    data = {**dataclasses.asdict(report), "path": str(report.path)}
+
+    def human() -> None:
+        out().print(
+            f"run {report.run_id}: {number(report.answers)} answers, {number(report.passed)} pass, "
+            f"{number(report.failed)} fail, {number(report.errors)} errors, {number(report.unscored)} unscored",
+            highlight=False,
+        )
+        for name, counts in report.by_scorer.items():
+            parts = ", ".join(f"{number(v)} {k}" for k, v in sorted(counts.items()))
+            out().print(f"  {name}: {parts or 'nothing'}", highlight=False)
+
+    emit(as_json, data, human)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+@click.command("report")
+@click.argument("run_id")
+@json_option
+@pass_app
+def report_command(app: AppContext, run_id: str, as_json: bool) -> None:
+    """Pass rates of a scored run, overall and per slice, with 95% Wilson intervals and the release hash."""
+    data = reporting.run_report(app.ws, run_id)
+
+    def human() -> None:
+        what = (
+            data["release"]
+            if data["release"] == "unreleased"
+            else f"release {data['release']} ({data['release_hash'][:12]})"
+        )
+        title = f"{data['target']} on {what}, {data['split']}"
+        rows = [["(all)", data["overall"]], *[[name, s] for name, s in data["slices"].items()]]
+        cells = [
+            [name, s["n"], _pct(s["pass_rate"]), f"{_pct(s['low'])}–{_pct(s['high'])}", s["errors"]] for name, s in rows
+        ]
+        out().print(table(title, ["slice", "cases", "pass rate", "95% interval", "errors"], cells))
+        out().print(f"{number(data['overall']['n'])} scored cases: {data['advice']}", highlight=False)
+        for w in data["warnings"]:
+            err().print(f"warning: {shown(w)}", highlight=False)
+
+    emit(as_json, data, human)

@@ -307,13 +307,13 @@ async def _drive(
             for case, trial in todo:
                 hit = cache.get(case, trial)
                 if hit is not None:
-                    reply = Reply(
+                    cached = Reply(
                         hit.get("output"),
                         hit.get("tool_calls") or [],
                         hit.get("input_tokens"),
                         hit.get("output_tokens"),
                     )
-                    out.write(_result_row(case, trial, reply, None, cached=True, latency_ms=0.0, attempts=0))
+                    out.write(_result_row(case, trial, cached, None, cached=True, latency_ms=0.0, attempts=0))
                     report.cached += 1
                     tick()
                     continue
@@ -364,12 +364,13 @@ def execute(
     t_hash = config_hash(target)
     run_id = _run_id(plan, t_hash, trials, fresh)
     folder = run_dir(ws, run_id)
+    target_info = {"spec": target.spec, "config": target.config, "hash": t_hash}
     manifest = {
         "run_id": run_id,
         "created_at": now_iso(),
         "created_by": actor,
         "source": plan.source,
-        "target": {"spec": target.spec, "config": target.config, "hash": t_hash},
+        "target": target_info,
         "trials": trials,
         "cases": len(plan.cases),
     }
@@ -378,9 +379,7 @@ def execute(
     results = folder / "results.jsonl"
     done = read_results(results)
     finished = {k for k, row in done.items() if not (retry_errors and row.get("status") == "error")}
-    report = RunReport(
-        run_id, folder, plan.source, manifest["target"], trials, len(plan.cases), issues=list(plan.issues)
-    )
+    report = RunReport(run_id, folder, plan.source, target_info, trials, len(plan.cases), issues=list(plan.issues))
     report.resumed = len(finished)
     todo = [(c, t) for c in plan.cases for t in range(trials) if (c.id, t) not in finished]
     total, count = len(todo), [0]

@@ -1,0 +1,141 @@
+"""Scoring a run: every answer through the chosen scorers, into ``runs/<run_id>/scores.jsonl``.
+
+The cases are read again from where the run took them, and refused if they changed since: a release whose
+hash is not the one the run recorded, a file whose sha256 differs. An answer the target failed to give
+is an error, never a fail; a scorer that raises is that answer's error too; an answer no chosen scorer
+could check is unscored. An answer passes when every scorer that applies passes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.store import Workspace
+from evaltray.core.util import atomic_write, file_sha256
+from evaltray.tray.release import load_manifest, select_cases
+
+from .run import RUN_ROLES, RunError, read_results, run_dir
+from .scorers import SCORERS, Score
+
+__all__ = ["ScoreReport", "load_run", "read_scores", "run_cases", "score_run"]
+
+DEFAULT_SCORERS = ("exact", "contains", "regex", "json_schema", "tool_calls")
+
+
+def load_run(ws: Workspace, run_id: str) -> dict[str, Any]:
+    """A run's ``run.json``."""
+    path = run_dir(ws, run_id) / "run.json"
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise RunError(f"no run {run_id!r} in this workspace (runs/)") from None
+
+
+def run_cases(ws: Workspace, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The run's cases by id, as they were when it ran; refused when they changed since."""
+    src = manifest["source"]
+    if src.get("release") is not None:
+        now = load_manifest(ws, src["release"]).content_hash
+        if now != src["release_hash"]:
+            raise RunError(
+                f"release {src['release']} has hash {now[:12]}, not the {src['release_hash'][:12]} the run used"
+            )
+        cases = select_cases(ws, src["release"], src["set"], src["split"], src["subset"])
+        return {c["id"]: c for c in cases}
+    path = Path(src["file"])
+    if not path.exists() or file_sha256(path) != src["file_sha256"]:
+        raise RunError(f"{path} changed (or is gone) since run {manifest['run_id']}; run it again")
+    out = {}
+    for raw in path.read_bytes().splitlines():
+        try:
+            row = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue  # the run reported it
+        if isinstance(row, dict) and "input" in row and str(row.get("id")) not in out:
+            out[str(row.get("id"))] = {
+                "id": str(row.get("id")),
+                "expected": row.get("expected") or {},
+                "slice": row.get("slice"),
+            }
+    return out
+
+
+@dataclass
+class ScoreReport:
+    run_id: str
+    scorers: list[str]
+    answers: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    unscored: int = 0
+    by_scorer: dict[str, dict[str, int]] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def _verdict(case: dict[str, Any], answer: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """One answer's scores and overall status: pass, fail, error (the target's or a scorer's) or unscored."""
+    base = {"case_id": answer["case_id"], "trial": answer["trial"], "slice": case.get("slice")}
+    if answer.get("status") != "ok":
+        return {**base, "status": "error", "reason": answer.get("error"), "scores": []}
+    scores: list[Score] = []
+    for name in names:
+        try:
+            scores.append(SCORERS.get(name)(case, answer))
+        except EvaltrayError as exc:
+            return {**base, "status": "error", "reason": f"scorer {name}: {exc}", "scores": []}
+        except Exception as exc:  # noqa: BLE001 - a custom scorer's bug is that answer's error
+            return {**base, "status": "error", "reason": f"scorer {name} raised {type(exc).__name__}", "scores": []}
+    applied = [s for s in scores if s.passed is not None]
+    status = "unscored" if not applied else "pass" if all(s.passed for s in applied) else "fail"
+    return {
+        **base,
+        "status": status,
+        "scores": [{"scorer": s.scorer, "passed": s.passed, "reason": s.reason} for s in scores],
+    }
+
+
+def score_run(ws: Workspace, run_id: str, scorers: list[str] | None = None, actor: str | None = None) -> ScoreReport:
+    """Score every answer of run ``run_id`` with ``scorers`` (default: the rule scorers) into scores.jsonl."""
+    actor = ws.authorize(actor, RUN_ROLES, "scoring a run")
+    names = list(scorers or DEFAULT_SCORERS)
+    for name in names:
+        SCORERS.get(name)  # an unknown scorer fails before anything is read
+    manifest = load_run(ws, run_id)
+    cases = run_cases(ws, manifest)
+    folder = run_dir(ws, run_id)
+    path = folder / "scores.jsonl"
+    report = ScoreReport(run_id, names, path=path)
+    by: dict[str, Counter[str]] = {n: Counter() for n in names}
+    lines = []
+    for (cid, _), answer in sorted(read_results(folder / "results.jsonl").items()):
+        row = _verdict(cases.get(cid, {"id": cid}), answer, names)
+        lines.append(orjson.dumps(row) + b"\n")
+        report.answers += 1
+        setattr(report, _FIELD[row["status"]], getattr(report, _FIELD[row["status"]]) + 1)
+        for s in row["scores"]:
+            by[s["scorer"]]["n/a" if s["passed"] is None else "pass" if s["passed"] else "fail"] += 1
+    report.by_scorer = {n: dict(c) for n, c in by.items()}
+    atomic_write(path, b"".join(lines))
+    meta = {"run_id": run_id, "scorers": names, "evaltray": version("evaltray"), "counts": report.by_scorer}
+    atomic_write(folder / "scores.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    ws.record(actor, "score", run_id, scorers=names, answers=report.answers)
+    return report
+
+
+_FIELD = {"pass": "passed", "fail": "failed", "error": "errors", "unscored": "unscored"}
+
+
+def read_scores(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
+    """The scored answers of a run (``score_run`` first)."""
+    path = run_dir(ws, run_id) / "scores.jsonl"
+    if not path.exists():
+        raise RunError(f"run {run_id} is not scored yet: run `evaltray score {run_id}`")
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]

@@ -1,0 +1,88 @@
+"""Rule scorers on hand-made cases and answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from evaltray.evaluate.scorers import SCORERS, Score, ScoreError, normalize_text
+
+
+def _case(reference=None, assertions=(), **expected):
+    return {"id": "c1", "expected": {"reference": reference, "assertions": list(assertions), **expected}}
+
+
+def _score(name, case, output=None, tool_calls=()):
+    return SCORERS.get(name)(case, {"output": output, "tool_calls": list(tool_calls), "status": "ok"})
+
+
+def test_exact_and_normalized():
+    case = _case("Refunds take 5 days.")
+    assert _score("exact", case, " Refunds take 5 days.\n") == Score("exact", True)
+    assert _score("exact", case, "refunds take 5 days") == Score("exact", False, "differs from the reference")
+    assert _score("normalized", case, "REFUNDS take  5 days!").passed is True
+    assert _score("exact", _case(None, ["contains: x"]), "x") == Score("exact", None, "no reference answer")
+    assert normalize_text("Ｒｅｆｕｎｄ,  please!") == "refund please"
+
+
+def test_contains_and_not_contains():
+    case = _case(None, ["contains: 30 days", "not-contains: guarantee", "mentions the window"])
+    assert _score("contains", case, "You have 30 DAYS.").passed is True
+    assert _score("contains", case, "30 days, guaranteed") == Score(
+        "contains", True
+    )  # 'guaranteed' is not 'guarantee'?
+    got = _score("contains", case, "We guarantee it")
+    assert got == Score("contains", False, "missing '30 days'; contains 'guarantee'")
+    assert _score("contains", _case("ref"), "x").passed is None
+
+
+def test_regex_and_a_bad_pattern():
+    case = _case(None, [r"regex: \bRMA-\d{6}\b"])
+    assert _score("regex", case, "Your RMA-123456 is ready").passed is True
+    assert _score("regex", case, "Your RMA-12345 is ready") == Score("regex", False, r"no match for '\\bRMA-\\d{6}\\b'")
+    with pytest.raises(ScoreError, match=r"^case c1: regex '\(' does not compile"):
+        _score("regex", _case(None, ["regex: ("]), "x")
+
+
+def test_json_schema():
+    case = _case(
+        None,
+        ['json-schema: {"type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "string"}}}'],
+    )
+    assert _score("json_schema", case, '{"order_id": "W1"}').passed is True
+    assert _score("json_schema", case, '{"order_id": 7}') == Score(
+        "json_schema", False, "order_id: 7 is not of type 'string'"
+    )
+    assert _score("json_schema", case, "sure!") == Score("json_schema", False, "the answer is not JSON")
+
+
+def test_tool_calls_by_name_arguments_and_order():
+    case = _case(None, tool_calls=[{"name": "find_user", "arguments": {"email": "a@b.c"}}, {"name": "get_order"}])
+    made = [{"name": "get_order", "arguments": "{}"}, {"name": "find_user", "arguments": '{"email": "a@b.c"}'}]
+    assert _score("tool_calls", case, None, made).passed is True  # any order by default
+    ordered = _case(None, tool_calls=case["expected"]["tool_calls"], tool_calls_ordered=True)
+    assert _score("tool_calls", ordered, None, made) == Score("tool_calls", False, "not called as expected: get_order")
+    wrong_args = [{"name": "find_user", "arguments": {"email": "x@y.z"}}, {"name": "get_order", "arguments": {}}]
+    assert _score("tool_calls", case, None, wrong_args) == Score(
+        "tool_calls", False, "not called as expected: find_user"
+    )
+    assert (
+        _score("tool_calls", _case(None, ["tool: cancel_order"]), None, made).reason
+        == "not called as expected: cancel_order"
+    )
+
+
+def test_numeric_compares_the_last_number():
+    case = _case("The total is 1,234.50 dollars")
+    assert _score("numeric", case, "That comes to $1234.5").passed is True
+    assert _score("numeric", case, "That comes to $1235") == Score("numeric", False, "1235 is not 1234.5")
+    assert _score("numeric", case, "no idea").reason == "no number in the answer"
+    loose = _case("about 3.14", ["tolerance: 0.01"])
+    assert (_score("numeric", loose, "3.141").passed, _score("numeric", loose, "3.2").passed) == (True, False)
+
+
+def test_an_unknown_scorer_names_the_known_ones():
+    with pytest.raises(
+        ScoreError,
+        match=r"^unknown scorer 'bleu': one of contains, exact, json_schema, normalized, numeric, regex, tool_calls$",
+    ):
+        SCORERS.get("bleu")
