@@ -12,6 +12,7 @@ from evaltray.evaluate import report as reporting
 from evaltray.evaluate import run as runner
 from evaltray.evaluate import score as scoring
 from evaltray.evaluate import stats as st
+from evaltray.evaluate.judge import load_judge
 from evaltray.evaluate.targets import make_target
 
 from ._common import (
@@ -201,12 +202,24 @@ def _print_run(report: runner.RunReport, released: bool) -> None:
 @click.command("score")
 @click.argument("run_id")
 @click.option("--scorers", help="Comma-separated scorers (default: exact,contains,regex,json_schema,tool_calls).")
+@click.option(
+    "--judge", "judge_file", type=click.Path(dir_okay=False, path_type=Path), help="judge.yaml for the judge scorer."
+)
+@click.option(
+    "--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True, help="Judge requests at once."
+)
 @json_option
 @pass_app
-def score_command(app: AppContext, run_id: str, scorers: str | None, as_json: bool) -> None:
-    """Score a run's answers with rule scorers into runs/RUN/scores.jsonl."""
+def score_command(
+    app: AppContext, run_id: str, scorers: str | None, judge_file: Path | None, concurrency: int, as_json: bool
+) -> None:
+    """Score a run's answers with rule scorers (and an LLM judge) into runs/RUN/scores.jsonl."""
     names = [s.strip() for s in scorers.split(",") if s.strip()] if scorers else None
-    report = scoring.score_run(app.ws, run_id, names, app.user)
+    if judge_file is not None and names is None:
+        names = ["judge"]
+    judge = load_judge(judge_file) if judge_file is not None else None
+    limits = runner.Limits(concurrency=concurrency)
+    report = scoring.score_run(app.ws, run_id, names, app.user, judge=judge, limits=limits)
     data = {**dataclasses.asdict(report), "path": str(report.path)}
 
     def human() -> None:

@@ -37,9 +37,11 @@ from .targets import Reply, RunCase, Target, TargetError, TransientError, config
 
 __all__ = [
     "PRICES",
+    "Limits",
     "RunError",
     "RunPlan",
     "RunReport",
+    "attempt",
     "execute",
     "plan_file_run",
     "plan_release_run",
@@ -259,7 +261,7 @@ class Limits:
             raise RunError("concurrency >= 1, timeout > 0, retries >= 0 and backoff >= 0, please")
 
 
-async def _attempt(
+async def attempt(
     target: Target, case: RunCase, session: aiohttp.ClientSession | None, limits: Limits
 ) -> tuple[Reply | None, str | None, int]:
     """The target's reply to one case, retrying transient failures; or None and the reason it failed."""
@@ -318,7 +320,7 @@ async def _drive(
                     tick()
                     continue
                 start = time.perf_counter()
-                reply, error, attempts = await _attempt(target, case, session, limits)
+                reply, error, attempts = await attempt(target, case, session, limits)
                 latency = round((time.perf_counter() - start) * 1000, 3)
                 out.write(_result_row(case, trial, reply, error, cached=False, latency_ms=latency, attempts=attempts))
                 report.sent += 1

@@ -8,6 +8,7 @@ could check is unscored. An answer passes when every scorer that applies passes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -21,7 +22,8 @@ from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, file_sha256
 from evaltray.tray.release import load_manifest, select_cases
 
-from .run import RUN_ROLES, RunError, read_results, run_dir
+from .judge import JudgeConfig, judge_answers
+from .run import RUN_ROLES, Limits, RunError, read_results, run_dir
 from .scorers import SCORERS, Score
 
 __all__ = ["ScoreReport", "load_run", "read_scores", "run_cases", "score_run"]
@@ -102,20 +104,58 @@ def _verdict(case: dict[str, Any], answer: dict[str, Any], names: list[str]) -> 
     }
 
 
-def score_run(ws: Workspace, run_id: str, scorers: list[str] | None = None, actor: str | None = None) -> ScoreReport:
-    """Score every answer of run ``run_id`` with ``scorers`` (default: the rule scorers) into scores.jsonl."""
+def _judged(
+    folder: Path,
+    answers: dict[tuple[str, int], dict[str, Any]],
+    cases: dict[str, dict[str, Any]],
+    judge: JudgeConfig,
+    limits: Limits | None,
+) -> None:
+    """Attach the judge's verdicts to each answer the target gave (``answer["judge"]``); kept in judge.jsonl."""
+    items = [
+        (cases.get(cid, {"id": cid}), trial, a.get("output") or "")
+        for (cid, trial), a in answers.items()
+        if a.get("status") == "ok"
+    ]
+    verdicts = judge_answers(judge, items, limits)
+    for a in answers.values():
+        a["judge"] = []
+    for v in verdicts:
+        answers[(v.case_id, v.trial)]["judge"].append(dataclasses.asdict(v))
+    lines = [
+        orjson.dumps({**dataclasses.asdict(v), "judge": judge.name, "judge_hash": judge.hash}) + b"\n" for v in verdicts
+    ]
+    atomic_write(folder / "judge.jsonl", b"".join(lines))
+
+
+def score_run(
+    ws: Workspace,
+    run_id: str,
+    scorers: list[str] | None = None,
+    actor: str | None = None,
+    *,
+    judge: JudgeConfig | None = None,
+    limits: Limits | None = None,
+) -> ScoreReport:
+    """Score every answer of run ``run_id`` with ``scorers`` (default: the rule scorers) into scores.jsonl;
+    the ``judge`` scorer asks ``judge`` about every answer first (``limits`` bound its requests)."""
     actor = ws.authorize(actor, RUN_ROLES, "scoring a run")
     names = list(scorers or DEFAULT_SCORERS)
     for name in names:
         SCORERS.get(name)  # an unknown scorer fails before anything is read
+    if "judge" in names and judge is None:
+        raise RunError("the judge scorer needs a judge: pass --judge judge.yaml")
     manifest = load_run(ws, run_id)
     cases = run_cases(ws, manifest)
     folder = run_dir(ws, run_id)
+    answers = read_results(folder / "results.jsonl")
+    if "judge" in names and judge is not None:
+        _judged(folder, answers, cases, judge, limits)
     path = folder / "scores.jsonl"
     report = ScoreReport(run_id, names, path=path)
     by: dict[str, Counter[str]] = {n: Counter() for n in names}
     lines = []
-    for (cid, _), answer in sorted(read_results(folder / "results.jsonl").items()):
+    for (cid, _), answer in sorted(answers.items()):
         row = _verdict(cases.get(cid, {"id": cid}), answer, names)
         lines.append(orjson.dumps(row) + b"\n")
         report.answers += 1
@@ -124,7 +164,14 @@ def score_run(ws: Workspace, run_id: str, scorers: list[str] | None = None, acto
             by[s["scorer"]]["n/a" if s["passed"] is None else "pass" if s["passed"] else "fail"] += 1
     report.by_scorer = {n: dict(c) for n, c in by.items()}
     atomic_write(path, b"".join(lines))
-    meta = {"run_id": run_id, "scorers": names, "evaltray": version("evaltray"), "counts": report.by_scorer}
+    meta: dict[str, Any] = {
+        "run_id": run_id,
+        "scorers": names,
+        "evaltray": version("evaltray"),
+        "counts": report.by_scorer,
+    }
+    if judge is not None and "judge" in names:
+        meta["judge"] = {"name": judge.name, "hash": judge.hash, "model": judge.model, "dimensions": judge.dimensions}
     atomic_write(folder / "scores.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     ws.record(actor, "score", run_id, scorers=names, answers=report.answers)
     return report

@@ -221,3 +221,18 @@ def _numeric(case: dict[str, Any], answer: Answer) -> Score:
         raise ScoreError(f"case {case.get('id')}: tolerance {given[0]!r} is not a number") from None
     ok = abs(got[-1] - want[-1]) <= tol
     return Score("numeric", ok, None if ok else f"{got[-1]:g} is not {want[-1]:g}")
+
+
+@scorer("judge")
+def _judge(case: dict[str, Any], answer: Answer) -> Score:
+    """The LLM judge's verdicts on this answer (every dimension must pass), computed before scoring."""
+    verdicts = answer.get("judge")
+    if verdicts is None:
+        raise ScoreError("the judge scorer needs a judge: `evaltray score RUN --scorers judge --judge judge.yaml`")
+    failed_to_judge = [v for v in verdicts if v["passed"] is None]
+    if failed_to_judge:
+        raise ScoreError(f"judge, {failed_to_judge[0]['dimension']}: {failed_to_judge[0]['error']}")
+    fails = [v for v in verdicts if not v["passed"]]
+    if fails:
+        return Score("judge", False, "; ".join(f"{v['dimension']}: {v['critique'] or 'fail'}" for v in fails))
+    return Score("judge", True)
