@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from evaltray.evaluate import calibrate as cal
 from evaltray.evaluate import report as reporting
 from evaltray.evaluate import run as runner
 from evaltray.evaluate import score as scoring
@@ -260,7 +261,113 @@ def report_command(app: AppContext, run_id: str, as_json: bool) -> None:
         ]
         out().print(table(title, ["slice", "cases", "pass rate", "95% interval", "errors"], cells))
         out().print(f"{number(data['overall']['n'])} scored cases: {data['advice']}", highlight=False)
+        _print_judge(data.get("judge"))
         for w in data["warnings"]:
             err().print(f"warning: {shown(w)}", highlight=False)
 
     emit(as_json, data, human)
+
+
+@click.group("judge")
+def judge_group() -> None:
+    """LLM judges: calibrate one against human verdicts before it counts."""
+
+
+@judge_group.command("calibrate")
+@click.option(
+    "--judge",
+    "judge_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="judge.yaml: run this judge on the reviewed outputs.",
+)
+@click.option(
+    "--human",
+    "human_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSONL of {id, verdict} from people (default: the workspace's reviews).",
+)
+@click.option(
+    "--judge-verdicts",
+    "verdicts_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSONL of {id, verdict, critique} from a judge that ran elsewhere.",
+)
+@click.option(
+    "--threshold", type=RATE, default=cal.DEFAULT_THRESHOLD, show_default=True, help="Agreement a judge needs to count."
+)
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True)
+@json_option
+@pass_app
+def judge_calibrate(
+    app: AppContext,
+    judge_file: Path | None,
+    human_file: Path | None,
+    verdicts_file: Path | None,
+    threshold: float,
+    concurrency: int,
+    as_json: bool,
+) -> None:
+    """Agreement, Cohen's kappa, TPR and TNR of a judge against human verdicts on the same outputs."""
+    judge = load_judge(judge_file) if judge_file is not None else None
+    result = cal.calibrate(
+        app.ws,
+        judge,
+        human_file=human_file,
+        judge_file=verdicts_file,
+        threshold=threshold,
+        limits=runner.Limits(concurrency=concurrency),
+        actor=app.user,
+    )
+    data = result.to_dict()
+
+    def human() -> None:
+        a = result.agreement
+        state = "calibrated" if result.calibrated else f"NOT calibrated (below {threshold:.0%})"
+        out().print(f"judge {shown(result.judge)} ({result.judge_hash[:12]}): {state}", highlight=False)
+        out().print(
+            f"  {number(result.n)} outputs judged by both; agreement {_ci(a.agreement)}, kappa {a.kappa:.3f}",
+            highlight=False,
+        )
+        out().print(f"  TPR {_ci(a.tpr)}, TNR {_ci(a.tnr)}", highlight=False)
+        c = a.confusion
+        out().print(
+            f"  human pass: judge pass {c['human_pass_judge_pass']}, fail {c['human_pass_judge_fail']}; "
+            f"human fail: judge pass {c['human_fail_judge_pass']}, fail {c['human_fail_judge_fail']}",
+            highlight=False,
+        )
+        if result.human_agreement is None:
+            out().print("  human baseline: no output was reviewed by two people", highlight=False)
+        else:
+            out().print(
+                f"  human baseline: {result.human_agreement:.0%} on {result.human_pairs} outputs two people reviewed",
+                highlight=False,
+            )
+        for d in result.disagreements[:10]:
+            out().print(
+                f"  disagrees: {shown(d['id'])} human {d['human']}, judge {d['judge']}: {shown(d['critique'] or '')}",
+                highlight=False,
+            )
+
+    emit(as_json, data, human)
+
+
+def _ci(i: st.Interval) -> str:
+    return f"{i.estimate:.1%} ({i.low:.1%}–{i.high:.1%})"
+
+
+def _print_judge(judge: dict[str, Any] | None) -> None:
+    if judge is None:
+        return
+    cal_ = judge.get("calibration")
+    if not judge["calibrated"]:
+        why = "never calibrated" if cal_ is None else f"agreement {cal_['agreement']:.1%} < {cal_['threshold']:.0%}"
+        out().print(
+            f"judge {shown(judge['name'])}: NOT calibrated ({why}); its verdicts are not corrected", highlight=False
+        )
+        return
+    raw = judge["judge_passed"] / judge["judged"] if judge["judged"] else None
+    line = f"judge {shown(judge['name'])}: calibrated (agreement {cal_['agreement']:.1%} on {cal_['n']}), passes {_pct(raw)}"
+    corrected = judge.get("corrected") or {}
+    if "pass_rate" in corrected:
+        line += f"; corrected for its TPR/TNR: {_pct(corrected['pass_rate'])} ({_pct(corrected['low'])}–{_pct(corrected['high'])})"
+    out().print(line, highlight=False)

@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import orjson
+
 from evaltray.core.store import Workspace
 
+from .calibrate import find_calibration
+from .run import run_dir
 from .score import load_run, read_scores
-from .stats import size_advice, wilson
+from .stats import StatsError, rogan_gladen, size_advice, wilson
 
 __all__ = ["run_report"]
 
@@ -50,6 +54,11 @@ def run_report(ws: Workspace, run_id: str) -> dict[str, Any]:
         if 0 < s["n"] < SMALL_SLICE
     ]
     src = manifest["source"]
+    judge = _judge_block(ws, run_id)
+    if judge is not None and not judge["calibrated"]:
+        warnings.insert(
+            0, f"judge {judge['name']} is not calibrated: its verdicts are not corrected and the gate refuses them"
+        )
     return {
         "run_id": run_id,
         "release": src.get("release") or "unreleased",
@@ -61,5 +70,48 @@ def run_report(ws: Workspace, run_id: str) -> dict[str, Any]:
         "overall": overall,
         "advice": size_advice(overall["n"]),
         "slices": slices,
+        "judge": judge,
         "warnings": warnings,
     }
+
+
+def _judge_block(ws: Workspace, run_id: str) -> dict[str, Any] | None:
+    """The judge that scored the run, its calibration, and its pass rate corrected for its TPR/TNR
+    (Rogan–Gladen) when it is calibrated; None when no judge scored the run."""
+    folder = run_dir(ws, run_id)
+    meta = (
+        orjson.loads((folder / "scores.json").read_bytes()).get("judge") if (folder / "scores.json").exists() else None
+    )
+    if meta is None or not (folder / "judge.jsonl").exists():
+        return None
+    overall: dict[tuple[str, int], bool | None] = {}
+    for raw in (folder / "judge.jsonl").read_bytes().splitlines():
+        v = orjson.loads(raw)
+        if v["trial"] == 0:
+            key = (v["case_id"], 0)
+            before = overall.get(key, True)
+            overall[key] = None if v["passed"] is None or before is None else before and v["passed"]
+    judged = [p for p in overall.values() if p is not None]
+    calibration = find_calibration(ws, meta["hash"])
+    block: dict[str, Any] = {**meta, "judged": len(judged), "judge_passed": sum(judged), "calibrated": False}
+    if calibration is None:
+        block["calibration"] = None
+        return block
+    conf = calibration["agreement"]["confusion"]
+    block["calibrated"] = calibration["calibrated"]
+    block["calibration"] = {k: calibration[k] for k in ("n", "threshold", "created_at")}
+    block["calibration"]["agreement"] = calibration["agreement"]["agreement"]["estimate"]
+    if calibration["calibrated"] and judged:
+        try:
+            corrected = rogan_gladen(
+                sum(judged),
+                len(judged),
+                tpr=calibration["agreement"]["tpr"]["estimate"],
+                tnr=calibration["agreement"]["tnr"]["estimate"],
+                n_pos=conf["human_pass_judge_pass"] + conf["human_pass_judge_fail"],
+                n_neg=conf["human_fail_judge_pass"] + conf["human_fail_judge_fail"],
+            )
+            block["corrected"] = {"pass_rate": corrected.estimate, "low": corrected.low, "high": corrected.high}
+        except StatsError as exc:
+            block["corrected"] = {"error": str(exc)}
+    return block

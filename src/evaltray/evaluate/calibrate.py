@@ -1,0 +1,238 @@
+"""Judge calibration: a judge counts only once it agrees with people on the same outputs.
+
+Human verdicts come from the workspace's reviews (the pass/fail a reviewer gave a recorded output, the
+case's expected behaviour the reference both judge from) or from a file; judge verdicts from running the
+judge on those same outputs, or from a file (JSONL of ``id``, ``verdict`` pass/fail/null, ``critique``), so
+a judge that ran in another tool can be calibrated too. Refused below 100 human labels (seed 002) and
+while the humans themselves agree less than 80% on outputs two of them reviewed (seed 001: fix the
+labeling guide first). A judge below the workspace's agreement threshold (85%, seed 001) is stored as
+uncalibrated; reports say so and use the calibration's TPR/TNR to correct a judge-based pass rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.store import Workspace
+from evaltray.core.util import atomic_write, now_iso, sha256_hex
+from evaltray.tray.candidates import list_candidates
+from evaltray.tray.review import latest_review
+
+from .judge import JudgeConfig, judge_answers
+from .run import RUN_ROLES, Limits
+from .stats import Agreement, agreement
+
+__all__ = ["MIN_HUMAN_AGREEMENT", "MIN_LABELS", "Calibration", "CalibrationError", "calibrate", "find_calibration"]
+
+#: Seed 002: at least 100 human labels before a judge is calibrated.
+MIN_LABELS = 100
+#: Seed 001: humans must agree with each other this often before a judge is measured against them.
+MIN_HUMAN_AGREEMENT = 0.80
+#: Pairs of humans on one output needed before their agreement is taken as measured.
+MIN_HUMAN_PAIRS = 10
+#: Seed 001: a judge counts from 85% agreement with people.
+DEFAULT_THRESHOLD = 0.85
+
+
+class CalibrationError(EvaltrayError):
+    """A calibration that cannot be made: too few labels, humans who disagree, files that do not match."""
+
+
+@dataclass
+class Calibration:
+    """A judge against people on the same outputs, and whether it may be trusted (``calibrated``)."""
+
+    judge: str
+    judge_hash: str
+    n: int
+    agreement: Agreement
+    threshold: float
+    calibrated: bool
+    human_pairs: int
+    human_agreement: float | None
+    no_verdict: list[str] = field(default_factory=list)  # ids the judge gave no verdict on
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+    created_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _verdict(value: Any, where: str) -> bool | None:
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in ("pass", "true", "1", "yes"):
+        return True
+    if text in ("fail", "false", "0", "no"):
+        return False
+    raise CalibrationError(f"{where}: verdict {value!r} is neither pass nor fail")
+
+
+def read_verdicts(path: Path) -> dict[str, tuple[bool | None, str | None]]:
+    """``{id: (verdict, critique)}`` from a JSONL file; a line without an id or a readable verdict is an
+    error naming the file and line."""
+    out: dict[str, tuple[bool | None, str | None]] = {}
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CalibrationError(f"{path}: {exc.strerror}") from None
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            row = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise CalibrationError(f"{path.name}:{lineno}: not valid JSON") from None
+        if not isinstance(row, dict) or row.get("id") is None:
+            raise CalibrationError(f"{path.name}:{lineno}: a verdict line needs an id")
+        out[str(row["id"])] = (_verdict(row.get("verdict"), f"{path.name}:{lineno}"), row.get("critique"))
+    return out
+
+
+def _reviewed(ws: Workspace) -> tuple[dict[str, bool], list[tuple[dict[str, Any], int, str]]]:
+    """Human verdicts on recorded outputs by candidate id, and the (case, trial, output) items to judge."""
+    humans: dict[str, bool] = {}
+    items = []
+    for cand in list_candidates(ws):
+        review = latest_review(ws, cand.id)
+        if review is None or review.verdict not in ("pass", "fail") or not cand.recorded_output:
+            continue
+        humans[cand.id] = review.verdict == "pass"
+        case = {"id": cand.id, "input": cand.input, "expected": review.expected, "rubric": review.rubric}
+        items.append((case, 0, cand.recorded_output))
+    return humans, items
+
+
+def _human_baseline(ws: Workspace) -> tuple[int, float | None]:
+    """How often two different reviewers gave one output the same verdict (their first verdicts)."""
+    reviews = ws.t["reviews"]
+    first: dict[str, dict[str, str]] = {}
+    with ws.tx() as conn:
+        rows = conn.execute(
+            sa.select(reviews.c.candidate_id, reviews.c.reviewer, reviews.c.verdict)
+            .where(reviews.c.verdict.in_(["pass", "fail"]))
+            .order_by(reviews.c.id)
+        )
+        for cid, reviewer, verdict in rows:
+            first.setdefault(cid, {}).setdefault(reviewer, verdict)
+    pairs = [list(v.values())[:2] for v in first.values() if len(v) >= 2]
+    if not pairs:
+        return 0, None
+    return len(pairs), sum(a == b for a, b in pairs) / len(pairs)
+
+
+def calibrate(
+    ws: Workspace,
+    judge: JudgeConfig | None = None,
+    *,
+    human_file: Path | None = None,
+    judge_file: Path | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    limits: Limits | None = None,
+    actor: str | None = None,
+) -> Calibration:
+    """Measure a judge against human verdicts and store the result under ``.evaltray/judges/``."""
+    actor = ws.authorize(actor, RUN_ROLES, "calibrating a judge")
+    if judge is None and judge_file is None:
+        raise CalibrationError("give a judge to run (--judge judge.yaml) or its verdicts (--judge-verdicts FILE)")
+    if human_file is not None:
+        humans = {k: v for k, (v, _) in read_verdicts(human_file).items() if v is not None}
+        items: list[tuple[dict[str, Any], int, str]] = []
+    else:
+        humans, items = _reviewed(ws)
+    if len(humans) < MIN_LABELS:
+        raise CalibrationError(f"calibration needs at least {MIN_LABELS} human verdicts; there are {len(humans)}")
+    pairs, human_rate = _human_baseline(ws) if human_file is None else (0, None)
+    if human_rate is not None and pairs >= MIN_HUMAN_PAIRS and human_rate < MIN_HUMAN_AGREEMENT:
+        raise CalibrationError(
+            f"reviewers agree on {human_rate:.0%} of the {pairs} outputs two of them reviewed (below "
+            f"{MIN_HUMAN_AGREEMENT:.0%}): fix the labeling guide before measuring a judge against them"
+        )
+    judged = _judge_verdicts(judge, judge_file, items, limits)
+    return _measure(ws, actor, judge, judge_file, humans, judged, threshold, (pairs, human_rate))
+
+
+def _judge_verdicts(
+    judge: JudgeConfig | None,
+    judge_file: Path | None,
+    items: list[tuple[dict[str, Any], int, str]],
+    limits: Limits | None,
+) -> dict[str, tuple[bool | None, str | None]]:
+    if judge_file is not None:
+        return read_verdicts(judge_file)
+    if not items:
+        raise CalibrationError(
+            "a judge run needs the outputs: calibrate against the workspace's reviews, or give --judge-verdicts"
+        )
+    assert judge is not None
+    out: dict[str, tuple[bool | None, str | None]] = {}
+    for v in judge_answers(judge, items, limits):
+        passed, critique = out.get(v.case_id, (True, None))
+        if v.passed is None or passed is None:
+            out[v.case_id] = (None, v.error)
+        else:
+            out[v.case_id] = (passed and v.passed, critique or (None if v.passed else v.critique))
+    return out
+
+
+def _measure(
+    ws: Workspace,
+    actor: str,
+    judge: JudgeConfig | None,
+    judge_file: Path | None,
+    humans: dict[str, bool],
+    judged: dict[str, tuple[bool | None, str | None]],
+    threshold: float,
+    baseline: tuple[int, float | None],
+) -> Calibration:
+    ids = sorted(set(humans) & set(judged))
+    no_verdict = [i for i in ids if judged[i][0] is None]
+    both = [i for i in ids if judged[i][0] is not None]
+    if len(both) < MIN_LABELS:
+        raise CalibrationError(
+            f"only {len(both)} outputs have both a human and a judge verdict; {MIN_LABELS} are needed"
+        )
+    result = agreement([humans[i] for i in both], [bool(judged[i][0]) for i in both])
+    name = judge.name if judge is not None else f"file:{judge_file.name if judge_file else '?'}"
+    j_hash = judge.hash if judge is not None else sha256_hex(judge_file.read_bytes()) if judge_file else ""
+    cal = Calibration(
+        judge=name,
+        judge_hash=j_hash,
+        n=len(both),
+        agreement=result,
+        threshold=threshold,
+        calibrated=result.agreement.estimate >= threshold,
+        human_pairs=baseline[0],
+        human_agreement=baseline[1],
+        no_verdict=no_verdict,
+        disagreements=[
+            {
+                "id": i,
+                "human": "pass" if humans[i] else "fail",
+                "judge": "pass" if judged[i][0] else "fail",
+                "critique": judged[i][1],
+            }
+            for i in both
+            if humans[i] != judged[i][0]
+        ],
+        created_at=now_iso(),
+    )
+    atomic_write(
+        ws.state_dir / "judges" / f"{j_hash[:32]}.json", orjson.dumps(cal.to_dict(), option=orjson.OPT_INDENT_2)
+    )
+    ws.record(actor, "judge.calibrate", name, judge_hash=j_hash, n=cal.n, agreement=result.agreement.estimate)
+    return cal
+
+
+def find_calibration(ws: Workspace, judge_hash: str) -> dict[str, Any] | None:
+    """The stored calibration of the judge with ``judge_hash``, if it was calibrated in this workspace."""
+    path = ws.state_dir / "judges" / f"{judge_hash[:32]}.json"
+    return orjson.loads(path.read_bytes()) if path.exists() else None
