@@ -359,7 +359,7 @@ def _print_judge(judge: dict[str, Any] | None) -> None:
     if judge is None:
         return
     cal_ = judge.get("calibration")
-    if not judge["calibrated"]:
+    if cal_ is None or not judge["calibrated"]:
         why = "never calibrated" if cal_ is None else f"agreement {cal_['agreement']:.1%} < {cal_['threshold']:.0%}"
         out().print(
             f"judge {shown(judge['name'])}: NOT calibrated ({why}); its verdicts are not corrected", highlight=False
