@@ -83,6 +83,6 @@ def test_numeric_compares_the_last_number():
 def test_an_unknown_scorer_names_the_known_ones():
     with pytest.raises(
         ScoreError,
-        match=r"^unknown scorer 'bleu': one of contains, exact, judge, json_schema, normalized, numeric, regex, tool_calls$",
+        match=r"^unknown scorer 'bleu': one of contains, exact, json_schema, judge, normalized, numeric, regex, tool_calls$",
     ):
         SCORERS.get("bleu")
