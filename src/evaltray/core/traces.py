@@ -557,7 +557,9 @@ class TraceStore:
         try:
             yield con
         except duckdb.InterruptException:
-            raise QueryError(f"{what}: stopped after {limit:g} s (the query time limit); narrow the predicate") from None
+            raise QueryError(
+                f"{what}: stopped after {limit:g} s (the query time limit); narrow the predicate"
+            ) from None
         except duckdb.Error as exc:
             raise QueryError(f"{what}: {str(exc).splitlines()[0]}") from None
         finally:
