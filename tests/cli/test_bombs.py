@@ -72,13 +72,13 @@ def _one_line_error(code: int, stdout: str, stderr: str, rss: int, starts: str) 
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     run("--user", "alice", "init", "ws")
     return (tmp_path / "ws").resolve()
 
 
-def test_a_gzip_cassette_that_inflates_a_thousandfold_is_refused(ws: Path) -> None:
+def test_a_gzip_cassette_that_inflates_a_thousandfold_is_refused(root: Path) -> None:
     """Failed before: ingest read all 1.6 GB (25 s, 4.8 GB peak) and exited 0; under the ceiling it died
     with a MemoryError traceback."""
     member = gzip.compress(b" " * (16 << 20), compresslevel=9)  # 16 MiB of JSON whitespace in 16 KB
@@ -96,15 +96,15 @@ def test_a_gzip_cassette_that_inflates_a_thousandfold_is_refused(ws: Path) -> No
         ],
         "version": 1,
     }
-    path = ws.parent / "bomb.yaml"
+    path = root.parent / "bomb.yaml"
     path.write_text(yaml.safe_dump(cassette, sort_keys=False), encoding="utf-8")
     assert len(member * 100) < 1_700_000 and path.stat().st_size < 2_500_000
-    code, stdout, stderr, rss = _evaltray(ws, "ingest", str(path))
+    code, stdout, stderr, rss = _evaltray(root, "ingest", str(path))
     _one_line_error(code, stdout, stderr, rss, f"Error: nothing read from {path}:2: ")
     assert stderr.endswith(": gzip data decompresses to more than 128 MiB; refused as a decompression bomb\n")
 
 
-def test_a_yaml_alias_bomb_cassette_is_refused(ws: Path) -> None:
+def test_a_yaml_alias_bomb_cassette_is_refused(root: Path) -> None:
     """Failed before: an 809-byte cassette died with a segmentation fault at about 4 GB."""
     lines = [
         "interactions:",
@@ -112,19 +112,19 @@ def test_a_yaml_alias_bomb_cassette_is_refused(ws: Path) -> None:
         *_levels("  "),
         "- *i",
     ]
-    path = ws.parent / "laughs.yaml"
+    path = root.parent / "laughs.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert path.stat().st_size < 500
-    code, stdout, stderr, rss = _evaltray(ws, "ingest", str(path))
+    code, stdout, stderr, rss = _evaltray(root, "ingest", str(path))
     _one_line_error(code, stdout, stderr, rss, f"Error: nothing read from {path}: ")
     assert stderr.endswith(": YAML expands to more than 128 MiB through its aliases; refused as an alias bomb\n")
 
 
 @pytest.mark.parametrize("command", [("plan", "show"), ("coverage",)])
-def test_a_yaml_alias_bomb_plan_is_refused(ws: Path, command: tuple[str, ...]) -> None:
+def test_a_yaml_alias_bomb_plan_is_refused(root: Path, command: tuple[str, ...]) -> None:
     """Failed before: ``plan show`` on a 527-byte alias bomb was still running after 30 s."""
-    (ws / "plan.yaml").write_text("\n".join([*_levels(), "grid: *i"]) + "\n", encoding="utf-8")
-    assert (ws / "plan.yaml").stat().st_size < 400
-    code, stdout, stderr, rss = _evaltray(ws, *command)
-    _one_line_error(code, stdout, stderr, rss, f"Error: {ws / 'plan.yaml'}: ")
+    (root / "plan.yaml").write_text("\n".join([*_levels(), "grid: *i"]) + "\n", encoding="utf-8")
+    assert (root / "plan.yaml").stat().st_size < 400
+    code, stdout, stderr, rss = _evaltray(root, *command)
+    _one_line_error(code, stdout, stderr, rss, f"Error: {root / 'plan.yaml'}: ")
     assert stderr.endswith(": YAML expands to more than 1 MiB through its aliases; refused as an alias bomb\n")
