@@ -174,14 +174,9 @@ def test_dry_run_writes_nothing(shop):
 
 #: Values for required parameters when every command is run bare; the rest get "x".
 _REQUIRED = {
-    "source": "sme",
-    "reason": "duplicate",
-    "size": "1",
-    "fmt": "jsonl",
-    "role": "labeler",
-    "a": "0",
-    "b": "1",
+    **{"source": "sme", "reason": "duplicate", "size": "1", "fmt": "jsonl", "role": "labeler", "a": "0", "b": "1"},
     "target_spec": "replay",
+    **{"version": "1.0.0", "old": "1.0.0", "new": "1.1.0"},  # a malformed version is refused before the workspace
 }
 
 

@@ -95,12 +95,18 @@ def test_scripted_review_asks_for_what_the_gate_needs_then_promote_takes_it(shop
 def test_labels_import_lists_at_most_max_issues_skipped_rows(shop, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("candidate_id,expected,verdict\n" + "".join(f"nope{i},Answer.,pass\n" for i in range(25)))
-    r = run("labels", "import", str(labels))
+    r = run("labels", "import", str(labels), ok=False)
     lines = r.stderr.splitlines()
-    assert len(lines) == 21 and all(line.startswith(f"skipped {labels}:") for line in lines[:20])
-    assert lines[20] == "… and 5 more skipped rows (all of them with --json)"
-    r = run("labels", "import", str(labels), "--max-issues", "2", "--json")
-    assert r.stderr.splitlines()[2:] == ["… and 23 more skipped rows (all of them with --json)"]
+    assert len(lines) == 22 and all(line.startswith(f"skipped {labels}:") for line in lines[:20])
+    assert lines[20:] == [
+        "… and 5 more skipped rows (all of them with --json)",
+        f"Error: nothing imported from {labels}: all 25 row(s) were skipped",
+    ]
+    r = run("labels", "import", str(labels), "--max-issues", "2", "--json", ok=False)
+    assert r.stderr.splitlines()[2:] == [
+        "… and 23 more skipped rows (all of them with --json)",
+        f"Error: nothing imported from {labels}: all 25 row(s) were skipped",
+    ]
     assert len(json.loads(r.stdout)["problems"]) == 25
 
 
@@ -115,3 +121,22 @@ def test_candidates_label_sets_what_the_gate_needs_before_review(shop):
     )
     r = run("candidates", "label", cid, ok=False)
     assert r.stdout == "" and r.stderr.startswith("Error: nothing to set")
+
+
+def test_labels_import_exits_1_when_nothing_was_imported(shop, tmp_path):
+    """Failed before: every row skipped ("imported 0 label(s), skipped 1") exited 0, as did an empty file."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("candidate_id,expected,verdict\nnope,Answer.,pass\n")
+    r = run("labels", "import", str(labels), ok=False)
+    assert (r.exit_code, r.stdout) == (1, "imported 0 label(s), skipped 1\n")
+    assert r.stderr.splitlines()[-1] == f"Error: nothing imported from {labels}: all 1 row(s) were skipped"
+    labels.write_text("candidate_id,expected,verdict\n")
+    r = run("labels", "import", str(labels), ok=False)
+    assert (r.exit_code, r.stderr) == (1, f"Error: nothing imported from {labels}: it holds no rows\n")
+    (cid,) = json.loads(run("candidates", "add", "--trace", "t1", "--json").stdout)["added"]
+    labels.write_text(f"candidate_id,expected,verdict\n{cid},Answer.,pass\nnope,Answer.,pass\n")
+    r = run("labels", "import", str(labels))  # one row in is a partial import: exit 0, the skipped row listed
+    assert (r.stdout, r.stderr) == (
+        "imported 1 label(s), skipped 1\n",
+        f"skipped {labels}:3: no candidate 'nope'\n",
+    )

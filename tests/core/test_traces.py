@@ -275,3 +275,19 @@ def test_a_conjunction_checks_each_predicate_alone(tmp_path: Path) -> None:
     assert conjunction("payload_kept", None, "x = ')(' -- note") == "(\npayload_kept\n) AND (\nx = ')(' -- note\n)"
     with pytest.raises(QueryError, match="^--where '1\\) OR \\(1': must be a single boolean expression"):
         conjunction("payload_kept", "1) OR (1")
+
+
+def test_a_negative_limit_is_refused_and_an_error_names_no_option_never_given(tmp_path: Path) -> None:
+    """Failed before: ``list_traces(limit=-1)`` said ``--where None: Binder Error: …``, naming an option the
+    user never gave (and DuckDB's words for a negative LIMIT)."""
+    store = _store(tmp_path)
+    with pytest.raises(QueryError) as err:
+        list_traces(store, limit=-1)
+    assert str(err.value) == "limit must be 0 or more, got -1"
+    assert list_traces(store, limit=0).rows == []
+    with pytest.raises(QueryError) as err:
+        store.query(columns=["no_such_column"])
+    assert str(err.value).startswith('trace query: Binder Error: Referenced column "no_such_column" not found')
+    with pytest.raises(QueryError) as err:
+        store.query("no_such_column = 1")
+    assert str(err.value).startswith("--where 'no_such_column = 1': Binder Error: ")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +34,34 @@ def test_atomic_write_replaces_the_file_whole(tmp_path: Path) -> None:
     assert path.read_bytes() == b"new rows\n"
     assert path.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["cases.jsonl"]
+
+
+@pytest.mark.parametrize(("mask", "data_mode"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664), (0, 0o666)])
+def test_data_follows_the_umask_and_a_secret_is_created_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mask: int, data_mode: int
+) -> None:
+    """A file without ``mode`` is made as any new file (0o666 less the umask); one with ``mode`` gets it
+    exactly, and its bytes are never readable by others on the way: the temp file is created 0o600 (not
+    loosened afterwards) and only then set to ``mode``."""
+    created: list[int] = []
+    real_open = os.open
+
+    def spy(path: str, flags: int, mode: int = 0o777, *args, **kwargs) -> int:  # type: ignore[no-untyped-def]
+        if flags & os.O_CREAT:
+            created.append(mode)
+        return real_open(path, flags, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    old = os.umask(mask)
+    try:
+        atomic_write(tmp_path / "cases.jsonl", b"{}\n")
+        atomic_write(tmp_path / "vault.key", b"k\n", mode=0o600)
+        atomic_write(tmp_path / "1.0.0.json", b"{}", mode=0o444)
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"cases.jsonl": data_mode, "vault.key": 0o600, "1.0.0.json": 0o444}
+    assert created == [0o666, 0o600, 0o600]
 
 
 def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temp_file(tmp_path: Path) -> None:

@@ -66,9 +66,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_the_corpus_covers_what_the_readme_lists() -> None:
-    assert len(HOSTILE) == len(set(HOSTILE)) == 167
+    assert len(HOSTILE) == len(set(HOSTILE)) == 176
     for probe in ("{{ 7*7 }}", "{% endraw %}{{ 7*7 }}{% raw %}", "file:///etc/passwd", "file://./x.txt", "{input}"):
         assert probe in TEXT
+    # an escape has to survive its own terminator: a {% raw %} fence is closed by any of these
+    endraw = [s for s in TEXT if "endraw" in s]
+    assert len(endraw) == 11 and {"{% endraw %}", "{%- endraw -%}{{ env.OPENAI_API_KEY }}{%- raw -%}"} <= set(endraw)
     assert {"\x00", "\u202eevil\u202c", "!!python/object:os.system", "&a [*a, *a]", ""} <= set(TEXT)
     assert LONE == ["\ud800", "\udfff", "a\udc80b", "\udbff\udbff"]
     assert max(len(s) for s in TEXT) > 100_000

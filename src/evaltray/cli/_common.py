@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from evaltray.core.settings import check_version
 from evaltray.core.store import Workspace, current_user
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -135,7 +136,24 @@ def dry_run_option(fn: F) -> F:
 
 
 def set_option(fn: F) -> F:
-    return click.option("--set", "set_name", help="Which set of the tray (default: the workspace's default set).")(fn)
+    """``--set NAME``, checked against the workspace's sets as it is read (so every command refuses
+    ``../../x`` alike, one that only lists included); not given, the command picks its default."""
+    return click.option(
+        "--set",
+        "set_name",
+        callback=_checked_set,
+        help="Which set of the tray (default: the workspace's default set).",
+    )(fn)
+
+
+def _checked_set(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else ctx.find_object(AppContext).ws.check_set(value)  # type: ignore[union-attr]
+
+
+def version_argument(name: str = "version") -> Callable[[F], F]:
+    """A release version argument, refused as it is read unless the whole of it is a semantic version: a
+    version names files, so ``2.0.0`` followed by a newline or ``../1.0.0`` must never reach a path."""
+    return click.argument(name, callback=lambda ctx, param, value: check_version(value))
 
 
 def emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:

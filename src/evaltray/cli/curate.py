@@ -390,6 +390,9 @@ def labels_import(app: AppContext, path: str, max_issues: int, dry_run: bool, as
         {"imported": len(report.imported), "problems": report.problems},
         lambda: out().print(f"imported {len(report.imported)} label(s), skipped {len(report.problems)}"),
     )
+    if not report.imported and not dry_run:  # the report is out; the exit status says that nothing came in
+        held = f"all {len(report.problems):,} row(s) were skipped" if report.problems else "it holds no rows"
+        raise EvaltrayError(f"nothing imported from {path}: {held}")
 
 
 @click.command()

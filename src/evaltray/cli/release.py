@@ -23,6 +23,7 @@ from ._common import (
     set_option,
     shown,
     table,
+    version_argument,
 )
 
 
@@ -32,7 +33,7 @@ def release() -> None:
 
 
 @release.command("create")
-@click.argument("version")
+@version_argument()
 @click.option("--holdout", type=float, help="Holdout share, stratified by slice (default from evaltray.toml: 0.2).")
 @click.option("--notes", help="Release notes kept in the manifest.")
 @dry_run_option
@@ -94,7 +95,7 @@ def release_create(
 
 
 @release.command("verify")
-@click.argument("version")
+@version_argument()
 @json_option
 @pass_app
 def release_verify(app: AppContext, version: str, as_json: bool) -> None:
@@ -110,8 +111,8 @@ def release_verify(app: AppContext, version: str, as_json: bool) -> None:
 
 
 @release.command("diff")
-@click.argument("old")
-@click.argument("new")
+@version_argument("old")
+@version_argument("new")
 @json_option
 @pass_app
 def release_diff(app: AppContext, old: str, new: str, as_json: bool) -> None:
@@ -154,7 +155,7 @@ def release_list(app: AppContext, as_json: bool) -> None:
 
 def _status_command(status: ReleaseStatus, doc: str) -> click.Command:
     @json_option
-    @click.argument("version")
+    @version_argument()
     @pass_app
     def command(app: AppContext, version: str, as_json: bool) -> None:
         rel.set_status(app.ws, version, status, app.user)
@@ -175,7 +176,7 @@ release.add_command(_status_command(ReleaseStatus.ACTIVE, "Mark a release active
 
 
 @click.command()
-@click.argument("version")
+@version_argument()
 @click.option("--to", "fmt", required=True, type=click.Choice([name for name, _ in EXPORTERS.items()]))
 @click.option(
     "--split",

@@ -74,10 +74,13 @@ def ingest(
             progress=lambda path, n: stage(f"ingesting {Path(path).name}", n, 0),
             actor=app.user,
         )
-    for issue in report.issues[:max_issues]:
+    # the issue the closing error quotes is not listed first as well: a refused bomb is one line
+    quoted = report.failed[0].issues[0] if report.failed else None
+    issues = [i for i in report.issues if i is not quoted]
+    for issue in issues[:max_issues]:
         err().print(f"[yellow]skipped[/] {shown(issue)}", markup=True, highlight=False)
-    if len(report.issues) > max_issues:
-        err().print(f"… and {len(report.issues) - max_issues} more malformed records")
+    if len(issues) > max_issues:
+        err().print(f"… and {len(issues) - max_issues} more malformed records")
     for trace_id in report.quarantined:
         err().print(
             f"[red]quarantined[/] trace {shown(trace_id)}: could not be scrubbed; stored without its text",

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import EvaltrayError, WorkspaceError
+from .errors import EvaltrayError, ReleaseError, WorkspaceError
 
 SETTINGS_FILE = "evaltray.toml"
-#: What a set may be called: it names files (``tray/<set>.jsonl``, ``releases/<version>/<set>.jsonl``).
-SET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Names that name files are matched whole (``fullmatch``): ``$`` would also match before a trailing newline.
+#: What a set may be called: it names files (``sets/<set>/cases.jsonl``, ``releases/<version>/<set>.jsonl``).
+SET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: What a release may be called: a semantic version, ``MAJOR.MINOR.PATCH[-PRE]``; it names ``releases/<version>.json``.
+VERSION = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?")
 
 #: Seed 003's target source mix for a tray.
 DEFAULT_SOURCE_MIX = {"production": 0.50, "synthetic": 0.30, "sme": 0.15, "user_feedback": 0.05}
@@ -198,6 +201,14 @@ def _check_value(path: Path, key: str, value: Any, hint: Any, expected: _Value) 
     what, in_range = expected
     if not (_KINDS[hint](value) and in_range(value)):
         raise WorkspaceError(f"{path}: {key} must be {what}, got {value!r}")
+
+
+def check_version(version: str) -> str:
+    """``version`` where the whole of it is a semantic version (``2.0.0``, ``1.0.0-rc.1``; not ``2.0.0\\n``,
+    not ``../1.0.0``), else a :class:`ReleaseError`."""
+    if not VERSION.fullmatch(version):
+        raise ReleaseError(f"{version!r} is not a semantic version (MAJOR.MINOR.PATCH)")
+    return version
 
 
 def render_settings(name: str, user: str) -> str:

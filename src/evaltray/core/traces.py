@@ -546,8 +546,10 @@ class TraceStore:
         self, where: str | None = None, timeout_s: float | None = None
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A :meth:`connect` connection whose queries are stopped after ``timeout_s`` seconds
-        (:data:`QUERY_TIMEOUT_S` by default); a failed or stopped query is a :class:`QueryError` naming ``where``."""
+        (:data:`QUERY_TIMEOUT_S` by default); a failed or stopped query is a :class:`QueryError` naming ``where``
+        where one was given (never an option the user did not give)."""
         limit = QUERY_TIMEOUT_S if timeout_s is None else timeout_s
+        what = f"--where {where!r}" if where else "trace query"
         con = self.connect()
         timer = threading.Timer(limit, con.interrupt)
         timer.daemon = True
@@ -556,10 +558,10 @@ class TraceStore:
             yield con
         except duckdb.InterruptException:
             raise QueryError(
-                f"--where {where!r}: stopped after {limit:g} s (the query time limit); narrow the predicate"
+                f"{what}: stopped after {limit:g} s (the query time limit); narrow the predicate"
             ) from None
         except duckdb.Error as exc:
-            raise QueryError(f"--where {where!r}: {str(exc).splitlines()[0]}") from None
+            raise QueryError(f"{what}: {str(exc).splitlines()[0]}") from None
         finally:
             timer.cancel()
             timer.join()  # an interrupt under way finishes before the connection closes
@@ -575,7 +577,9 @@ class TraceStore:
         timeout_s: float | None = None,
     ) -> pa.Table:
         """Rows of ``traces`` matching a SQL predicate; the predicate cannot escape the view, and its values
-        may be bound parameters (``$name`` in ``where``, the values in ``params``)."""
+        may be bound parameters (``$name`` in ``where``, the values in ``params``); ``limit`` is 0 or more."""
+        if limit is not None and limit < 0:
+            raise QueryError(f"limit must be 0 or more, got {limit}")
         cols = ", ".join(columns)
         sql = f"SELECT {cols} FROM traces"
         if where:
