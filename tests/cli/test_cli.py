@@ -176,6 +176,7 @@ def test_dry_run_writes_nothing(shop):
 _REQUIRED = {
     **{"source": "sme", "reason": "duplicate", "size": "1", "fmt": "jsonl", "role": "labeler", "a": "0", "b": "1"},
     "target_spec": "replay",
+    "baseline": "r-000000000000",
     **{"version": "1.0.0", "old": "1.0.0", "new": "1.1.0"},  # a malformed version is refused before the workspace
 }
 

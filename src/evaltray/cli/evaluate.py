@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from evaltray.evaluate import calibrate as cal
+from evaltray.evaluate import compare as comparing
 from evaltray.evaluate import report as reporting
 from evaltray.evaluate import run as runner
 from evaltray.evaluate import score as scoring
@@ -371,3 +373,71 @@ def _print_judge(judge: dict[str, Any] | None) -> None:
     if "pass_rate" in corrected:
         line += f"; corrected for its TPR/TNR: {_pct(corrected['pass_rate'])} ({_pct(corrected['low'])}–{_pct(corrected['high'])})"
     out().print(line, highlight=False)
+
+
+@click.command("gate")
+@click.argument("run_id")
+@click.option("--baseline", required=True, help="The run to compare with, on the same release and subset.")
+@click.option(
+    "--budget",
+    type=click.FloatRange(0, 100),
+    default=1.0,
+    show_default=True,
+    help="Points of pass rate the candidate may lose.",
+)
+@click.option(
+    "--floors",
+    "floors_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="plan.yaml whose slices' pass_rate_floor apply.",
+)
+@click.option("--allow-uncalibrated", is_flag=True, help="Count an uncalibrated judge's scores (printed on top).")
+@json_option
+@pass_app
+def gate_command(
+    app: AppContext,
+    run_id: str,
+    baseline: str,
+    budget: float,
+    floors_file: Path | None,
+    allow_uncalibrated: bool,
+    as_json: bool,
+) -> None:
+    """The CI gate: exit 1 when RUN regressed against --baseline beyond the budget, a slice regressed
+    significantly, or a slice fell below its floor."""
+    floors: dict[str, float] = {}
+    if floors_file is not None:
+        from evaltray.curate.plan import Plan
+
+        plan = Plan.load(floors_file)
+        floors = {
+            k: float(v["pass_rate_floor"]) for k, v in plan.slices.items() if v.get("pass_rate_floor") is not None
+        }
+    result = comparing.gate(
+        app.ws, run_id, baseline, budget=budget, floors=floors, allow_uncalibrated=allow_uncalibrated
+    )
+    data = dataclasses.asdict(result)
+
+    def human() -> None:
+        cmp = result.comparison
+        if allow_uncalibrated:
+            out().print("WARNING: scores of an uncalibrated judge are counted (--allow-uncalibrated)", highlight=False)
+        out().print(
+            f"{run_id} vs {baseline} on release {cmp['release']} ({(cmp['release_hash'] or '')[:12]}), {cmp['n']} cases: "
+            f"{cmp['baseline_rate']:.1%} → {cmp['candidate_rate']:.1%} "
+            f"({cmp['difference']['estimate'] * 100:+.1f} points, 95% {cmp['difference']['low'] * 100:+.1f} to {cmp['difference']['high'] * 100:+.1f})",
+            highlight=False,
+        )
+        d = result.detectable_points
+        out().print(
+            f"  smallest detectable drop: {d['paired']:g} points paired, {d['unpaired']:g} unpaired", highlight=False
+        )
+        for w in result.warnings:
+            out().print(f"  warning: {shown(w)}", highlight=False)
+        for r in result.reasons:
+            out().print(f"  FAIL: {shown(r)}", highlight=False)
+        out().print("gate: pass" if result.passed else "gate: FAIL", highlight=False)
+
+    emit(as_json, data, human)
+    if not result.passed:
+        sys.exit(1)
