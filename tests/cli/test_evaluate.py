@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .runner import run
+from .runner import release_of_reviewed, run
 
 
 def test_stats_size_prints_unpaired_and_paired_sizes():
@@ -36,24 +36,7 @@ def test_stats_size_refuses_impossible_rates_in_one_line():
 def test_run_on_a_release_against_a_stub_endpoint(shop):
     from evaltray.evaluate.stub import StubServer
 
-    added = json.loads(run("candidates", "add", "--limit", "4", "--json").stdout)["added"]
-    for cid in added:
-        run(
-            "review",
-            cid,
-            "--expected",
-            "an answer",
-            "--verdict",
-            "pass",
-            "--slice",
-            "refunds",
-            "--difficulty",
-            "easy",
-            "--case-type",
-            "typical",
-        )
-    run("promote")
-    run("release", "create", "1.0.0")
+    release_of_reviewed(4, "an answer")
     with StubServer() as stub:
         r = run("run", "1.0.0", "--target", "openai:gpt-4o-mini", "--base-url", stub.base_url)
         again = json.loads(
@@ -82,24 +65,7 @@ def test_run_on_a_file_is_unreleased_and_names_bad_lines(shop, tmp_path):
 
 
 def test_the_cli_runs_scores_and_reports_a_release(shop, tmp_path):
-    added = json.loads(run("candidates", "add", "--limit", "3", "--json").stdout)["added"]
-    for cid in added:
-        run(
-            "review",
-            cid,
-            "--expected",
-            "REPLAYED",
-            "--verdict",
-            "pass",
-            "--slice",
-            "refunds",
-            "--difficulty",
-            "easy",
-            "--case-type",
-            "typical",
-        )
-    run("promote")
-    run("release", "create", "1.0.0")
+    release_of_reviewed(3, "REPLAYED")
     run_id = json.loads(run("run", "1.0.0", "--target", "replay", "--json").stdout)["run_id"]
     scored = json.loads(run("score", run_id, "--scorers", "exact,contains", "--json").stdout)
     assert (scored["answers"], scored["failed"], scored["passed"]) == (
