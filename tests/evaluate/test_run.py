@@ -191,3 +191,16 @@ def test_a_viewer_cannot_run(ws, tmp_path):
     plan = runner.plan_file_run(_cases(tmp_path, ["a"]))
     with pytest.raises(Exception, match="user 'vic' is a viewer; running a target needs one of"):
         runner.execute(ws, plan, make_target("replay"), actor="vic")
+
+
+def test_a_run_works_from_inside_a_running_event_loop(ws, tmp_path):
+    # a notebook or a web app already runs a loop; asyncio.run would refuse there
+    import asyncio
+
+    plan = runner.plan_file_run(_cases(tmp_path, ["a", "b"]))
+
+    async def inside() -> runner.RunReport:
+        with StubServer() as stub:
+            return runner.execute(ws, plan, make_target("openai:m", base_url=stub.base_url), limits=FAST, actor="alice")
+
+    assert asyncio.run(inside()).sent == 2

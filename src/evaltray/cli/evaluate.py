@@ -15,6 +15,7 @@ from evaltray.evaluate import report as reporting
 from evaltray.evaluate import run as runner
 from evaltray.evaluate import score as scoring
 from evaltray.evaluate import stats as st
+from evaltray.evaluate.html import write_html_report
 from evaltray.evaluate.judge import load_judge
 from evaltray.evaluate.targets import make_target
 
@@ -244,11 +245,16 @@ def _pct(value: float | None) -> str:
 
 @click.command("report")
 @click.argument("run_id")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML report here."
+)
 @json_option
 @pass_app
-def report_command(app: AppContext, run_id: str, as_json: bool) -> None:
+def report_command(app: AppContext, run_id: str, html_path: Path | None, as_json: bool) -> None:
     """Pass rates of a scored run, overall and per slice, with 95% Wilson intervals and the release hash."""
     data = reporting.run_report(app.ws, run_id)
+    if html_path is not None:
+        data["html"] = str(write_html_report(app.ws, run_id, html_path))
 
     def human() -> None:
         what = (
@@ -264,6 +270,8 @@ def report_command(app: AppContext, run_id: str, as_json: bool) -> None:
         out().print(table(title, ["slice", "cases", "pass rate", "95% interval", "errors"], cells))
         out().print(f"{number(data['overall']['n'])} scored cases: {data['advice']}", highlight=False)
         _print_judge(data.get("judge"))
+        if html_path is not None:
+            out().print(f"HTML report: {shown(html_path)}", highlight=False)
         for w in data["warnings"]:
             err().print(f"warning: {shown(w)}", highlight=False)
 

@@ -26,7 +26,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.untrusted import load_yaml
 from evaltray.core.util import content_hash
 
-from .run import Limits, attempt
+from .run import Limits, attempt, run_sync
 from .targets import OpenAITarget, Reply, RunCase, TargetError
 
 __all__ = [
@@ -251,6 +251,6 @@ def judge_answers(
         for d in config.dimensions
     ]
     try:
-        return asyncio.run(_judge_all(config, asks, limits or Limits()))
+        return run_sync(_judge_all(config, asks, limits or Limits()))
     except TargetError as exc:  # a misconfigured endpoint, raised before any request
         raise JudgeError(str(exc)) from None

@@ -18,10 +18,11 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -46,9 +47,11 @@ __all__ = [
     "plan_file_run",
     "plan_release_run",
     "read_results",
+    "run_sync",
     "run_dir",
 ]
 
+T = TypeVar("T")
 RUNS_DIR = "runs"
 #: Everyone but a viewer may run a target (a run writes only its own folder, never the tray).
 RUN_ROLES = frozenset(Role) - {Role.VIEWER}
@@ -336,6 +339,17 @@ async def _drive(
         await asyncio.gather(*(worker() for _ in range(limits.concurrency)))
 
 
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)``, also from code that already runs an event loop (a notebook, a web app): there
+    the coroutine runs on a loop of its own in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1, thread_name_prefix="evaltray-run") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _run_id(plan: RunPlan, target_hash: str, trials: int, fresh: bool) -> str:
     key = {"source": plan.source, "target": target_hash, "trials": trials, "cases": [c.hash for c in plan.cases]}
     if fresh:
@@ -395,7 +409,7 @@ def execute(
     start = time.perf_counter()
     try:
         with results.open("ab", buffering=0) as out:
-            asyncio.run(_drive(target, iter(todo), out, answers, limits, report, tick))
+            run_sync(_drive(target, iter(todo), out, answers, limits, report, tick))
     finally:
         answers.close()
     report.seconds = round(time.perf_counter() - start, 3)
