@@ -136,6 +136,8 @@ _HANDLE_HINT = re.compile(r"[^\W\d_][._\-][^\W\d_]")  # letters either side of .
 # "item_id": "7751905257" / item ID: 2757705742 -- ten digits in an id field are an id, not a phone.
 _ID_BEFORE_RE = re.compile(r"(?i)(?:\bid|_id|Id)[\"']?\s*[:=#]\s*[\"']?$")
 _ANY_UPPER = re.compile(r"[^\W\d_a-z]")
+# 2025-04-14 in a model name or a log line: a date, not a phone number (phones group 3-3-4, not 4-2-2)
+_ISO_DATE_RE = re.compile(r"(?<!\d)(?:19|20)\d\d-[01]\d-[0-3]\d(?!\d)")
 
 
 def _split_chunks(text: str, size: int) -> list[tuple[int, str]]:
@@ -327,7 +329,13 @@ class Scrubber:
             _Span(r.start, r.end, r.entity_type, r.score)
             for r in results
             if r.end > r.start
-            and not (r.entity_type == "PHONE_NUMBER" and _ID_BEFORE_RE.search(text, max(0, r.start - 40), r.start))
+            and not (
+                r.entity_type == "PHONE_NUMBER"
+                and (
+                    _ID_BEFORE_RE.search(text, max(0, r.start - 40), r.start)
+                    or _ISO_DATE_RE.search(text, r.start, r.end)
+                )
+            )
         ]
 
     def detect(self, text: str) -> list[_Span]:
@@ -558,6 +566,7 @@ ROLES = frozenset(
 )
 _SPEAKERS = ("user", "assistant", "system")
 _ENUM_RE = re.compile(r"[a-z0-9][a-z0-9_./+\-]{0,63}|[A-Z0-9][A-Z0-9_./+\-]{0,63}")
+_MODEL_RE = re.compile(r"[A-Za-z0-9][\w.:/\-]{0,199}")  # gpt-4.1, ft:gpt-4.1-2025-04-14:org:name:id
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 _HEX_ID_RE = re.compile(r"[0-9A-Fa-f][0-9A-Fa-f\-]{5,63}")
 _TIME_RE = re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?")
@@ -571,7 +580,8 @@ _STRUCTURAL: dict[str, re.Pattern[str] | frozenset[str]] = {
         ("type", "finish_reason", "stop_reason", "mime_type", "media_type", "format", "detail", "requestor", "kind"),
         _ENUM_RE,
     ),
-    **dict.fromkeys(("status", "model", "object"), _ENUM_RE),
+    **dict.fromkeys(("status", "object"), _ENUM_RE),
+    **dict.fromkeys(("model", "model_version", "provider"), _MODEL_RE),
     "name": _IDENT_RE,  # a function's, tool's or span's name: a speaker's name is handled apart (PERSON)
     **dict.fromkeys(("id", "tool_call_id", "parent_id", "span_id"), _HEX_ID_RE),
     **dict.fromkeys(("timestamp", "start_time", "end_time", "created", "created_at"), _TIME_RE),
@@ -581,14 +591,21 @@ _NESTED_SCHEMA = frozenset({"function"})
 #: A string that is a number ("321.18", "7751905257"): under a key that does not name PII it is kept.
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 #: The first-name and last-name keys of one object name one person (keys normalized as key_entity does).
-_NAME_PART_KEYS = {"firstname": "FIRST", "givenname": "FIRST", "lastname": "LAST", "surname": "LAST", "familyname": "LAST"}
+_NAME_PART_KEYS = {
+    "firstname": "FIRST",
+    "givenname": "FIRST",
+    "lastname": "LAST",
+    "surname": "LAST",
+    "familyname": "LAST",
+}
 #: Parsed JSON nested deeper than this is scrubbed as text instead (the walk recurses once per level).
 _MAX_DEPTH = 200
 #: Where a field over the size limit is cut; the marker says so, and that JSON text cut is no JSON any more.
 TRUNCATED_MARKER = " …[evaltray scrub: truncated, {dropped:,} of {total:,} characters dropped; not valid JSON]"
 
 
-def _is_structure(key: str, value: str) -> bool:
+def is_structure(key: str, value: str) -> bool:
+    """Whether ``value`` under schema key ``key`` is structure (kept as it is), not text; see ``_STRUCTURAL``."""
     rule = _STRUCTURAL.get(key)
     if rule is None:
         return False
@@ -712,7 +729,7 @@ class _Walk:
         }
 
     def field(self, key: Any, value: Any) -> Any:
-        if isinstance(value, str) and isinstance(key, str) and _is_structure(key, value):
+        if isinstance(value, str) and isinstance(key, str) and is_structure(key, value):
             return value
         return self.value(value, key)
 
@@ -773,4 +790,16 @@ class _Walk:
         }
 
 
-__all__ = ["ENTITIES", "RECOGNIZERS", "ScrubError", "ScrubResult", "Scrubber", "resolve_entities"]
+__all__ = [
+    "ENTITIES",
+    "MAX_FIELD_CHARS",
+    "RECOGNIZERS",
+    "ROLES",
+    "TRUNCATED_MARKER",
+    "ScrubError",
+    "ScrubResult",
+    "Scrubber",
+    "dumps_like",
+    "is_structure",
+    "resolve_entities",
+]
