@@ -94,9 +94,16 @@ def test_arguments_as_json_text_and_keys_naming_pii(scrubber: Scrubber) -> None:
     }
 
 
-def test_an_object_keyed_by_email_and_a_top_level_array(scrubber: Scrubber) -> None:
-    out = scrubber.scrub_messages(tool('[{"jane@example.com": 2}, "7751905257", 1234567.89]'), "t")[0]["content"]
-    assert json.loads(out) == [{"<EMAIL_1>": 2}, "7751905257", 1234567.89]
+def test_an_object_keyed_by_email_or_by_item_id_and_a_top_level_array(scrubber: Scrubber) -> None:
+    text = '[{"jane@example.com": 2}, "7751905257", 1234567.89, {"variants": {"9534205511": {"price": 52.69}}}]'
+    out = scrubber.scrub_messages(tool(text), "t")[0]["content"]
+    # a product's variants keyed by item id (get_product_details): the ids stay, and stay ids elsewhere
+    assert json.loads(out) == [
+        {"<EMAIL_1>": 2},
+        "7751905257",
+        1234567.89,
+        {"variants": {"9534205511": {"price": 52.69}}},
+    ]
 
 
 # ------------------------------------------------------------------------------------- structure vs free values

@@ -749,11 +749,12 @@ class _Walk:
         return value
 
     def obj(self, obj: dict[Any, Any]) -> dict[Any, Any]:
-        """A free object: its keys are scrubbed too (an object keyed by e-mail address)."""
+        """A free object: its keys are scrubbed too (an object keyed by e-mail address), except numbers (an
+        object keyed by item id)."""
         pairs = _name_pairs(obj)
         out: dict[Any, Any] = {}
         for k, v in obj.items():
-            new_key = self.fn(k, None) if isinstance(k, str) and k else k
+            new_key = self.fn(k, None) if isinstance(k, str) and k and not _NUMBER_RE.fullmatch(k) else k
             out[new_key] = self.fn(self.cut(v), pairs[k]) if k in pairs else self.value(v, k)
         return out
 
