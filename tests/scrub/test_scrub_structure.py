@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
+from evaltray.cli import cli
 from evaltray.core.errors import WorkspaceError
 from evaltray.core.settings import Settings
 from evaltray.core.store import Workspace
@@ -328,3 +330,17 @@ def test_a_part_changed_while_it_was_scrubbed_is_scrubbed_again(
     report = scrub_store(ws, "alice", workers=1)
     assert (len(calls), report.redone, report.rewritten, report.rows) == (4, 1, 1, 2)  # a piece per row, twice
     assert stored(ws)["t-2"]["feedback_comment"] == "call me at <EMAIL_1>"  # the change was not lost
+
+
+def test_the_cli_names_truncated_traces(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALTRAY_SCRUB_MAX_FIELD_CHARS", "1000")
+    big = {"id": "big-1", "messages": [{"role": "user", "content": "word " * 1000}]}
+    path = chats(tmp_path, [big])
+    run = CliRunner().invoke(cli, ["-w", str(ws.root), "-u", "alice", "ingest", str(path), "--json"])
+    assert orjson.loads(run.stdout)["files"][0]["truncated"] == ["big-1"]
+    assert "truncated 1 trace(s): a field over [ingest] scrub_max_field_chars was stored cut: big-1" in run.stderr
+    other = Workspace.init(tmp_path / "other", name="other", user="alice")
+    ingest_files(other, [path], scrub=False)
+    run = CliRunner().invoke(cli, ["-w", str(other.root), "-u", "alice", "scrub"])
+    assert "truncated 1 trace(s): a field over [ingest] scrub_max_field_chars was stored cut: big-1" in run.stdout
+    other.close()
