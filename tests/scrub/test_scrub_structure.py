@@ -344,3 +344,13 @@ def test_the_cli_names_truncated_traces(ws: Workspace, tmp_path: Path, monkeypat
     run = CliRunner().invoke(cli, ["-w", str(other.root), "-u", "alice", "scrub"])
     assert "truncated 1 trace(s): a field over [ingest] scrub_max_field_chars was stored cut: big-1" in run.stdout
     other.close()
+
+
+def test_free_text_that_is_a_number_and_a_pii_key_number_of_an_entity_not_scrubbed() -> None:
+    msgs = [
+        {"role": "user", "content": [{"type": "text", "text": "2125550143"}]},  # a phone typed alone
+        tool('{"zip": 85034, "phone": 2125550143}')[0],
+    ]
+    out = Scrubber(entities=["PHONE"]).scrub_messages(msgs, "t")
+    assert out[0]["content"][0]["text"] == "<PHONE_1>"
+    assert json.loads(out[1]["content"]) == {"zip": 85034, "phone": "<PHONE_1>"}  # ADDRESS is off: still a number

@@ -189,6 +189,7 @@ def test_scrub_off_then_evaltray_scrub_gives_the_rows_of_scrub_at_ingest(ws: Wor
             "traces": 3,
             "replaced": dict(sorted(COUNTS.items())),
             "quarantined": [],
+            "truncated": [],
         }
         assert rows(later) == rows(ws)
         assert invoke(later, "traces", "show", "noah-7").stderr == ""

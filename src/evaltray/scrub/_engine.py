@@ -586,6 +586,9 @@ _STRUCTURAL: dict[str, re.Pattern[str] | frozenset[str]] = {
     **dict.fromkeys(("id", "tool_call_id", "parent_id", "span_id"), _HEX_ID_RE),
     **dict.fromkeys(("timestamp", "start_time", "end_time", "created", "created_at"), _TIME_RE),
 }
+#: Schema keys whose value is free text, whatever it looks like: a content part's ``text`` that is only a
+#: phone number is that phone number (the number rule below is for values under data keys).
+_FREE_TEXT_KEYS = frozenset({"text", "content", "refusal", "reasoning", "description"})
 #: Schema keys whose value is itself a schema object (a tool call's ``function``).
 _NESTED_SCHEMA = frozenset({"function"})
 #: A string that is a number ("321.18", "7751905257"): under a key that does not name PII it is kept.
@@ -731,7 +734,7 @@ class _Walk:
     def field(self, key: Any, value: Any) -> Any:
         if isinstance(value, str) and isinstance(key, str) and is_structure(key, value):
             return value
-        return self.value(value, key)
+        return self.value(value, None if key in _FREE_TEXT_KEYS else key)
 
     def value(self, value: Any, key: Any) -> Any:
         """A free value: every string in it is scrubbed; a field named like ``first_name`` is its entity whole."""
@@ -745,7 +748,9 @@ class _Walk:
             return self.string(value.decode("utf-8", "replace"), key)
         forced = key_entity(key) if key else None
         if forced and isinstance(value, int) and not isinstance(value, bool):
-            return self.fn(str(value), _Forced(forced))  # "zip": 85034 becomes "<ADDRESS_1>"
+            text = str(value)
+            new = self.fn(text, _Forced(forced))  # "zip": 85034 becomes "<ADDRESS_1>"
+            return value if new == text else new  # (an entity not scrubbed leaves it a number)
         return value
 
     def obj(self, obj: dict[Any, Any]) -> dict[Any, Any]:
