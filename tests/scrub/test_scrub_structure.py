@@ -80,7 +80,7 @@ def test_arguments_as_json_text_and_keys_naming_pii(scrubber: Scrubber) -> None:
                     "type": "function",
                     "function": {
                         "name": "modify_user_address",
-                        "arguments": '{"user_id":"isabella_lopez_6490","zip":85034,"phone":2125550143,"qty":3}',
+                        "arguments": '{"user_id":"isabella_lopez_6490","zip":85034,"phone":2125550143,"card_number":4111111111111111,"qty":3}',
                     },
                 }
             ],
@@ -92,6 +92,7 @@ def test_arguments_as_json_text_and_keys_naming_pii(scrubber: Scrubber) -> None:
         "user_id": "<USERNAME_1>",
         "zip": "<ADDRESS_1>",  # a number under a key that names PII is that PII
         "phone": "<PHONE_1>",
+        "card_number": "<CREDIT_CARD_1>",
         "qty": 3,
     }
 

@@ -1,4 +1,12 @@
-"""The scrubber: Presidio analyzer + anonymizer behind a cheap prefilter, one placeholder map per trace."""
+"""The scrubber: Presidio analyzer + anonymizer behind a cheap prefilter, one placeholder map per trace.
+
+Traces are walked, not flattened: a string that is a JSON object or array (a tool's arguments or result,
+a structured output) is parsed, its keys and string leaves scrubbed, and written back in its own style
+(see :func:`dumps_like`; byte for byte as it was when nothing in it changed), so valid JSON stays valid.
+Numbers, and strings that are only a number ("7751905257"), are kept unless their key names PII
+(``zip``, ``phone``, ``card_number``: ``key_entity``). Schema keys (a message's ``role``, a content
+part's ``type``, a span's ``kind``…) keep their value only when it looks like structure (``_STRUCTURAL``).
+"""
 
 from __future__ import annotations
 
@@ -464,7 +472,10 @@ class Scrubber:
     ) -> ScrubResult:
         """One trace's messages and its other text ``fields`` (metadata, error…) under one placeholder map.
 
-        Never raises: a trace that cannot be scrubbed comes back quarantined, with no text at all.
+        Every value of ``fields`` is free (metadata keys and values included), except ``tools`` and ``spans``:
+        lists of schema objects whose structural keys keep structure-looking values. JSON text anywhere is
+        scrubbed leaf by leaf and stays JSON. Never raises: a trace that cannot be scrubbed comes back
+        quarantined, with no text at all.
         """
         return self._scrub_one(trace_id, messages, fields)
 
