@@ -355,3 +355,18 @@ def test_free_text_that_is_a_number_and_a_pii_key_number_of_an_entity_not_scrubb
     out = Scrubber(entities=["PHONE"]).scrub_messages(msgs, "t")
     assert out[0]["content"][0]["text"] == "<PHONE_1>"
     assert json.loads(out[1]["content"]) == {"zip": 85034, "phone": "<PHONE_1>"}  # ADDRESS is off: still a number
+
+
+def test_a_whole_file_format_dedups_by_the_stored_id_too(ws: Workspace, tmp_path: Path) -> None:
+    """τ²-bench results are read whole (not line by line): the other duplicate check in ingest."""
+    sims = [
+        {"id": "jane@example.com", "task_id": "1", "messages": [{"role": "user", "content": "hi"}]},
+        {"id": "sim-2", "task_id": "2", "messages": [{"role": "user", "content": "hello"}]},
+    ]
+    path = tmp_path / "results.json"
+    path.write_bytes(orjson.dumps({"info": {}, "tasks": [], "simulations": sims}))
+    first = ingest_files(ws, [path], fmt="tau2")
+    alias = pseudonym(bytes.fromhex((ws.state_dir / ID_KEY_FILE).read_text()), "EMAIL", "jane@example.com")
+    assert first.ingested == 2 and sorted(stored(ws)) == sorted([alias, "sim-2"])
+    again = ingest_files(ws, [path], fmt="tau2")
+    assert (again.ingested, again.skipped) == (0, 2)
