@@ -113,7 +113,7 @@ def assert_scrubbed(got: dict[str, dict[str, Any]], id_key: bytes) -> None:
     assert msgs[6]["tool_calls"][0]["arguments"] == {"user_id": "<USERNAME_1>"}
     details = orjson.loads(msgs[7]["content"])
     assert details["user_id"] == orjson.loads(msgs[9]["content"])["user_id"] == "<USERNAME_1>"
-    assert details["name"] == {"first_name": "<PERSON_1>", "last_name": "<PERSON_2>"}
+    assert details["name"] == {"first_name": "<PERSON_1_FIRST>", "last_name": "<PERSON_1_LAST>"}
     assert details["address"] == {
         "address1": "<ADDRESS_1>",
         "address2": "<ADDRESS_2>",
@@ -131,14 +131,14 @@ def assert_scrubbed(got: dict[str, dict[str, Any]], id_key: bytes) -> None:
         "task_id": "40",
         "customer_email": "<EMAIL_1>",
         "session_id": "sess-40",
-        "note": "<PERSON_3> asked for her gift card balance",
+        "note": "<PERSON_1> asked for her gift card balance",  # the person of first_name/last_name
     }
     assert lopez["user_id"] == pseudonym(id_key, "EMAIL", EMAIL)
     assert re.fullmatch(r"email-[0-9a-f]{16}", lopez["user_id"])
     assert lopez["session_id"] == "sess-40"
     assert [m["content"] for m in messages(noah)] == [
         "Hi, I'm <PERSON_1>. Call me at <PHONE_1> or write to <EMAIL_1>.",
-        "Thanks <PERSON_1>! I have sent the details to <EMAIL_1>.",
+        "Thanks <PERSON_1_FIRST>! I have sent the details to <EMAIL_1>.",  # Noah of <PERSON_1> Noah Ito
     ]
     assert (noah["input_text"], noah["output_text"]) == (messages(noah)[0]["content"], messages(noah)[1]["content"])
     assert (noah["user_id"], noah["session_id"]) == ("u-1001", "sess-7")  # ids without PII stay
@@ -189,6 +189,7 @@ def test_scrub_off_then_evaltray_scrub_gives_the_rows_of_scrub_at_ingest(ws: Wor
             "traces": 3,
             "replaced": dict(sorted(COUNTS.items())),
             "quarantined": [],
+            "truncated": [],
         }
         assert rows(later) == rows(ws)
         assert invoke(later, "traces", "show", "noah-7").stderr == ""
@@ -457,7 +458,8 @@ def test_vault_keygen_and_reveal_round_trip(ws: Workspace, tmp_path: Path) -> No
     ingest_files(ws, [CHATS])
     lopez = rows(ws)["lopez-40"]
     assert invoke(ws, "vault", "reveal", "lopez-40", "<EMAIL_1>").stdout == EMAIL + "\n"
-    assert invoke(ws, "vault", "reveal", "lopez-40", "<PERSON_3>").stdout == "Isabella Lopez\n"
+    assert invoke(ws, "vault", "reveal", "lopez-40", "<PERSON_1>").stdout == "Isabella Lopez\n"
+    assert invoke(ws, "vault", "reveal", "lopez-40", "<PERSON_1_LAST>").stdout == "Lopez\n"
     assert orjson.loads(invoke(ws, "vault", "reveal", "lopez-40", lopez["user_id"], "--json").stdout) == {
         "trace_id": "lopez-40",
         "placeholder": lopez["user_id"],
@@ -471,7 +473,7 @@ def test_vault_keygen_and_reveal_round_trip(ws: Workspace, tmp_path: Path) -> No
         "Error: user 'bob' is a labeler; revealing a scrubbed value needs one of: admin\n"
     )
     sealed = vault_file(ws).read_bytes()
-    assert sealed.count(b"\n") == 12 and not any(p.encode() in sealed for p in PII)
+    assert sealed.count(b"\n") == 13 and not any(p.encode() in sealed for p in PII)
     other = tmp_path / "keys" / "other.key"
     invoke(ws, "vault", "keygen", str(other))
     assert invoke(ws, "vault", "reveal", "lopez-40", "<EMAIL_1>", "--key", str(other)).stderr == (
@@ -479,7 +481,7 @@ def test_vault_keygen_and_reveal_round_trip(ws: Workspace, tmp_path: Path) -> No
     )
     with ws.tx() as conn:
         audited = conn.exec_driver_sql("SELECT actor, object_id FROM audit WHERE action = 'vault.reveal'").fetchall()
-    assert audited == [("alice", "lopez-40")] * 3  # every value shown, by whom
+    assert audited == [("alice", "lopez-40")] * 4  # every value shown, by whom
     ws.close()
 
 
@@ -551,7 +553,7 @@ def test_settings_scrub_keys(ws: Workspace, tmp_path: Path) -> None:
 
 def test_bad_input_goes_through_scrubbed(ws: Workspace, tmp_path: Path) -> None:
     big = (
-        "the quick brown fox jumps over the lazy dog " * 12_000 + "mail jane.doe@example.com " + "lorem ipsum " * 40_000
+        "the quick brown fox jumps over the lazy dog " * 12_000 + "mail jane.doe@example.com " + "lorem ipsum " * 38_000
     )
     lines = [
         {"id": "empty", "messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": None}]},

@@ -60,6 +60,7 @@ def scrub(app: AppContext, workers: int | None, dry_run: bool, as_json: bool) ->
         "traces": report.rows,
         "replaced": dict(sorted(report.counts.items())),
         "quarantined": report.quarantined,
+        "truncated": report.truncated,
     }
 
     def human() -> None:
@@ -72,6 +73,13 @@ def scrub(app: AppContext, workers: int | None, dry_run: bool, as_json: bool) ->
                 f"quarantined trace {shown(trace_id)}: could not be scrubbed; "
                 + ("would be stored" if dry_run else "stored")
                 + " without its text",
+                highlight=False,
+            )
+        if report.truncated:
+            out().print(
+                f"truncated {len(report.truncated)} trace(s): a field over \\[ingest] scrub_max_field_chars "
+                + ("would be" if dry_run else "was")
+                + f" stored cut: {shown(', '.join(report.truncated[:5]))}",
                 highlight=False,
             )
 

@@ -87,6 +87,13 @@ def ingest(
             markup=True,
             highlight=False,
         )
+    if report.truncated:
+        err().print(
+            f"[yellow]truncated[/] {len(report.truncated)} trace(s): a field over \\[ingest] scrub_max_field_chars "
+            f"was stored cut: {shown(', '.join(report.truncated[:5]))}",
+            markup=True,
+            highlight=False,
+        )
     data = {
         "files": [
             {
@@ -98,6 +105,7 @@ def ingest(
                 "issues": [str(i) for i in f.issues],
                 "quarantined": f.quarantined,
                 "scrubbed": f.scrubbed,
+                "truncated": f.truncated,
             }
             for f in report.files
         ],

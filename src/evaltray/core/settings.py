@@ -22,6 +22,10 @@ SET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 #: What a release may be called: a semantic version, ``MAJOR.MINOR.PATCH[-PRE]``; it names ``releases/<version>.json``.
 VERSION = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?")
 
+#: The range of ``[ingest] scrub_max_field_chars``: below a thousand characters a field is not a text any more;
+#: above a billion one field alone outgrows the memory scrubbing holds.
+MIN_FIELD_CHARS, MAX_FIELD_CHARS = 1_000, 1_000_000_000
+
 #: Seed 003's target source mix for a tray.
 DEFAULT_SOURCE_MIX = {"production": 0.50, "synthetic": 0.30, "sme": 0.15, "user_feedback": 0.05}
 
@@ -51,6 +55,7 @@ class Settings:
     outlier_quantile: float = 0.95
     scrub: bool = True
     scrub_entities: list[str] | None = None
+    scrub_max_field_chars: int = 1_000_000
     vault_key: str | None = None
     state_url: str | None = None
 
@@ -119,6 +124,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
         "outlier_quantile": "outlier_quantile",
         "scrub": "scrub",
         "scrub_entities": "scrub_entities",
+        "scrub_max_field_chars": "scrub_max_field_chars",
         "vault_key": "vault_key",
     },
     "state": {"url": "state_url"},
@@ -188,6 +194,10 @@ _VALUES: dict[str, _Value] = {
     "outlier_quantile": _FRACTION,
     "scrub": _FLAG,
     "scrub_entities": ('a list of entity names, e.g. ["EMAIL", "PHONE"]', _names),
+    "scrub_max_field_chars": (
+        f"a whole number of characters from {MIN_FIELD_CHARS:,} to {MAX_FIELD_CHARS:,}",
+        lambda v: MIN_FIELD_CHARS <= v <= MAX_FIELD_CHARS,
+    ),
     "vault_key": ("the path of a vault key file", _named),
     "state_url": ("a database URL", _named),
 }
@@ -251,6 +261,7 @@ payload_sample = 1.0     # share of traces whose full payload is kept; metadata 
 outlier_quantile = 0.95  # latency/cost above this quantile always keep their payload
 scrub = true             # replace PII with placeholders (<EMAIL_1>) before anything is stored
 # scrub_entities = ["EMAIL", "PHONE", "PERSON"]   # default: all (also CREDIT_CARD, IBAN, IP_ADDRESS, URL, API_KEY, ADDRESS)
+# scrub_max_field_chars = 1000000   # a longer text field is stored cut (marked, the trace counted): scrubbing stays fast
 # vault_key = "~/.config/evaltray/vault.key"       # seal the originals for the key's holder (`evaltray vault keygen`)
 
 [state]
@@ -272,6 +283,8 @@ DB_URL_ENV = "EVALTRAY_DB_URL"
 WORKERS_ENV = "EVALTRAY_WORKERS"
 #: A vault key (urlsafe base64 of 32 bytes), for ``Vault.from_env``.
 VAULT_KEY_ENV = "EVALTRAY_VAULT_KEY"
+#: Overrides ``[ingest] scrub_max_field_chars``.
+SCRUB_MAX_FIELD_CHARS_ENV = "EVALTRAY_SCRUB_MAX_FIELD_CHARS"
 
 
 def env_workers(error: type[EvaltrayError] = WorkspaceError) -> int | None:
@@ -283,6 +296,21 @@ def env_workers(error: type[EvaltrayError] = WorkspaceError) -> int | None:
         return int(env)
     except ValueError:
         raise error(f"{WORKERS_ENV} must be a whole number, got {env!r}") from None
+
+
+def scrub_max_field_chars(settings: Settings) -> int:
+    """``$EVALTRAY_SCRUB_MAX_FIELD_CHARS``, else ``[ingest] scrub_max_field_chars``; the same range for both."""
+    env = os.environ.get(SCRUB_MAX_FIELD_CHARS_ENV, "").strip()
+    if not env:
+        return settings.scrub_max_field_chars
+    what, in_range = _VALUES["scrub_max_field_chars"]
+    try:
+        value = int(env.replace("_", ""))
+    except ValueError:
+        value = None
+    if value is None or not in_range(value):
+        raise WorkspaceError(f"{SCRUB_MAX_FIELD_CHARS_ENV} must be {what}, got {env!r}")
+    return value
 
 
 def state_url(settings: Settings) -> str | None:

@@ -74,6 +74,8 @@ class FileReport:
     quarantined: list[str] = field(default_factory=list)
     #: values replaced by a placeholder, per entity label (empty when scrubbing is off)
     scrubbed: dict[str, int] = field(default_factory=dict)
+    #: ids of traces stored with a field cut to ``[ingest] scrub_max_field_chars``
+    truncated: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -101,6 +103,10 @@ class IngestReport:
     @property
     def quarantined(self) -> list[str]:
         return [t for f in self.files for t in f.quarantined]
+
+    @property
+    def truncated(self) -> list[str]:
+        return [t for f in self.files for t in f.truncated]
 
     @property
     def failed(self) -> list[FileReport]:
@@ -228,6 +234,10 @@ class _Scrub:
 
         return scrub_table(table, self.config)
 
+    def stored_id(self, trace_id: str) -> str:
+        """The id the trace is stored under (a pseudonym where the id holds PII): what duplicates are checked by."""
+        return self.config.stored_id(trace_id)
+
     def seal(self, entries: list[tuple[str, str, bytes]]) -> None:
         """Keep sealed originals ``(trace_id, placeholder, token)``: called before their rows are published."""
         if self.config.vault_key:
@@ -241,6 +251,7 @@ class _Scrub:
         """Report a chunk's quarantined traces and replacements, and seal its originals, for its new rows."""
         ids = chunk.ids
         rep.quarantined += [ids[i] for i in chunk.quarantined if new[i]]
+        rep.truncated += [ids[i] for i in chunk.truncated if new[i]]
         for i, c in chunk.counts:
             if new[i]:
                 counts.update(c)
@@ -271,6 +282,7 @@ class _Writer:
         self.day = datetime.now(UTC).date()
         self.kept = 0
         self.quarantined: list[str] = []
+        self.truncated: list[str] = []
         self.counts: Counter[str] = Counter()
         self.unstorable: list[tuple[str, str]] = []  # (trace id, why) of traces left out: a value does not fit
 
@@ -290,9 +302,10 @@ class _Writer:
         table, kept = _finished(table, keep_reasons(batch, self.rate, self.quantile), self.source_file)
         if self.scrub is not None:
             table, info = self.scrub.table(table)
-            ids = [t.trace_id for t in batch]
+            ids = table.column("trace_id").to_pylist()  # as stored: an id with PII is its pseudonym now
             kept = _kept(table)  # quarantined rows lost theirs
             self.quarantined += [ids[i] for i in sorted(info.quarantined)]
+            self.truncated += [ids[i] for i in sorted(info.truncated)]
             self.counts.update(info.total())
             self.scrub.seal([(ids[i], ph, token) for i, ph, token in info.vault])
         self.store.write_table(table, self.day)
@@ -455,16 +468,18 @@ def _stream(
 ) -> FileReport:
     rep = FileReport(str(path), fmt.name)
     pending: list[Trace] = []  # strict mode writes nothing from a file with an issue
+    stored_id = writer.scrub.stored_id if writer.scrub is not None else None
     for item in _read(fmt, path, options):
         if isinstance(item, Issue):
             if strict:
                 raise IngestError(str(item))
             rep.issues.append(item)
             continue
-        if item.trace_id in seen:
+        tid = stored_id(item.trace_id) if stored_id is not None else item.trace_id
+        if tid in seen:
             rep.skipped += 1
             continue
-        seen.add(item.trace_id)
+        seen.add(tid)
         rep.ingested += 1
         if strict:
             pending.append(item)
@@ -481,7 +496,7 @@ def _stream(
     rep.issues += [Issue(str(path), None, why, tid) for tid, why in writer.unstorable]
     rep.ingested -= len(writer.unstorable)
     rep.payload_kept = writer.kept
-    rep.quarantined, rep.scrubbed = writer.quarantined, dict(writer.counts)
+    rep.quarantined, rep.scrubbed, rep.truncated = writer.quarantined, dict(writer.counts), writer.truncated
     if progress is not None:
         progress(str(path), rep.ingested)
     return rep
@@ -602,6 +617,7 @@ class _Chunk:
     quarantined: list[int] = field(default_factory=list)  # rows stored without text: the scrubber failed
     counts: list[tuple[int, dict[str, int]]] = field(default_factory=list)  # (row, replacements per label)
     sealed: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row, placeholder, vault token)
+    truncated: list[int] = field(default_factory=list)  # rows with a field cut to the scrub size limit
 
 
 def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, stored: Collection[str]) -> _Chunk:
@@ -660,6 +676,8 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, st
             table, info = scrub_table(table, spec.scrub, skip=known)
             out.kept = _kept(table)
             out.quarantined, out.counts, out.sealed = sorted(info.quarantined), list(info.counts.items()), info.vault
+            out.truncated = sorted(info.truncated)
+            out.ids = table.column("trace_id").to_pylist()  # as stored (a pseudonym where the id holds PII)
         out.part = str(TraceStore(Path(spec.store_root)).write_tmp(table))
     return out
 

@@ -1,7 +1,16 @@
-"""The scrubber: Presidio analyzer + anonymizer behind a cheap prefilter, one placeholder map per trace."""
+"""The scrubber: Presidio analyzer + anonymizer behind a cheap prefilter, one placeholder map per trace.
+
+Traces are walked, not flattened: a string that is a JSON object or array (a tool's arguments or result,
+a structured output) is parsed, its keys and string leaves scrubbed, and written back in its own style
+(see :func:`dumps_like`; byte for byte as it was when nothing in it changed), so valid JSON stays valid.
+Numbers, and strings that are only a number ("7751905257"), are kept unless their key names PII
+(``zip``, ``phone``, ``card_number``: ``key_entity``). Schema keys (a message's ``role``, a content
+part's ``type``, a span's ``kind``…) keep their value only when it looks like structure (``_STRUCTURAL``).
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -9,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
@@ -36,6 +46,8 @@ from ._vault import Vault
 
 #: Every entity the scrubber knows, as Presidio names; all of them are on by default.
 ENTITIES: tuple[str, ...] = tuple(LABELS)
+#: A string field longer than this is stored cut to it (``[ingest] scrub_max_field_chars``).
+MAX_FIELD_CHARS = 1_000_000
 #: Texts longer than this are analysed in pieces cut at line breaks (or spaces), so 1 MB stays linear.
 CHUNK_CHARS = 20_000
 #: Texts at least this long have their findings remembered: an application's system prompt and tool
@@ -62,6 +74,8 @@ class ScrubResult:
     counts: dict[str, int] = field(default_factory=dict)
     #: the other text fields given to :meth:`Scrubber.scrub_trace`, scrubbed (None when quarantined)
     fields: dict[str, Any] | None = None
+    #: fields longer than the scrubber's ``max_field_chars``: stored cut, with a marker
+    truncated: int = 0
 
     @property
     def quarantined(self) -> bool:
@@ -130,6 +144,8 @@ _HANDLE_HINT = re.compile(r"[^\W\d_][._\-][^\W\d_]")  # letters either side of .
 # "item_id": "7751905257" / item ID: 2757705742 -- ten digits in an id field are an id, not a phone.
 _ID_BEFORE_RE = re.compile(r"(?i)(?:\bid|_id|Id)[\"']?\s*[:=#]\s*[\"']?$")
 _ANY_UPPER = re.compile(r"[^\W\d_a-z]")
+# 2025-04-14 in a model name or a log line: a date, not a phone number (phones group 3-3-4, not 4-2-2)
+_ISO_DATE_RE = re.compile(r"(?<!\d)(?:19|20)\d\d-[01]\d-[0-3]\d(?!\d)")
 
 
 def _split_chunks(text: str, size: int) -> list[tuple[int, str]]:
@@ -195,6 +211,8 @@ class Scrubber:
     ``ner``: None uses the shipped name gazetteer; ``"spacy:<model or path>"`` adds an installed spaCy NER
     model and ``"hf:<model or path>"`` a local Hugging Face token-classification model (gazetteer stays on).
     ``vault``: when given, every replaced original is sealed in it under (trace_id, placeholder).
+    ``max_field_chars``: a longer string field is cut there (at a space) and marked, so scrubbing one trace
+    takes bounded time; the trace's :class:`ScrubResult` counts the fields cut.
     """
 
     def __init__(
@@ -204,7 +222,11 @@ class Scrubber:
         vault: Vault | None = None,
         *,
         name_threshold: float | None = None,
+        max_field_chars: int = MAX_FIELD_CHARS,
     ) -> None:
+        if max_field_chars < 1:
+            raise ScrubError(f"max_field_chars must be 1 or more, got {max_field_chars}")
+        self.max_field_chars = max_field_chars
         self.entities = resolve_entities(entities)
         self.ner = ner
         self.vault = vault
@@ -315,7 +337,13 @@ class Scrubber:
             _Span(r.start, r.end, r.entity_type, r.score)
             for r in results
             if r.end > r.start
-            and not (r.entity_type == "PHONE_NUMBER" and _ID_BEFORE_RE.search(text, max(0, r.start - 40), r.start))
+            and not (
+                r.entity_type == "PHONE_NUMBER"
+                and (
+                    _ID_BEFORE_RE.search(text, max(0, r.start - 40), r.start)
+                    or _ISO_DATE_RE.search(text, r.start, r.end)
+                )
+            )
         ]
 
     def detect(self, text: str) -> list[_Span]:
@@ -365,11 +393,12 @@ class Scrubber:
             if len(value) >= 3:
                 mapping.add_alias(label, value, ph)
             if label == "PERSON":
-                # "Isabella Lopez" also covers a later bare "Lopez", unless that part is a common word.
-                for part in value.split():
-                    part = part.strip(".,")
-                    if len(part) >= 3 and part[0].isupper() and not flags.get(part.lower(), 0) & (WORD | NONPERSON):
-                        mapping.add_alias(label, part, ph)
+                # "Isabella Lopez" also covers a later bare "Lopez" (as <PERSON_1_LAST>), unless it is a common word.
+                mapping.name_aliases(
+                    value,
+                    ph,
+                    lambda w: len(w) >= 3 and w[0].isupper() and not flags.get(w.lower(), 0) & (WORD | NONPERSON),
+                )
 
     def _alias_spans(self, text: str, mapping: PlaceholderMap) -> list[_Span]:
         """Every other mention of a value already replaced in this trace."""
@@ -443,56 +472,75 @@ class Scrubber:
     ) -> ScrubResult:
         """One trace's messages and its other text ``fields`` (metadata, error…) under one placeholder map.
 
-        Never raises: a trace that cannot be scrubbed comes back quarantined, with no text at all.
+        Every value of ``fields`` is free (metadata keys and values included), except ``tools`` and ``spans``:
+        lists of schema objects whose structural keys keep structure-looking values. JSON text anywhere is
+        scrubbed leaf by leaf and stays JSON. Never raises: a trace that cannot be scrubbed comes back
+        quarantined, with no text at all.
         """
         return self._scrub_one(trace_id, messages, fields)
 
     def _scrub(
         self, messages: Any, fields: dict[str, Any] | None, trace_id: str, counts: Counter[str]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
+        """Scrubbed messages and fields, and how many fields were cut to the size limit."""
         if not isinstance(messages, list):
             raise ScrubError(f"trace {trace_id}: messages must be a list, not {type(messages).__name__}")
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
                 raise ScrubError(f"trace {trace_id}: message {i} is a {type(m).__name__}, not an object")
         mapping = PlaceholderMap()
-        found: list[tuple[str, list[_Span]]] = []
+        found: list[tuple[str, list[_Span], str | None]] = []
 
-        def collect(text: str, forced: str | None) -> str:
+        def collect(text: str, forced: _Forced | None) -> str:
             mapping.reserve(text)
-            spans = [_Span(0, len(text), forced, 1.0)] if forced in self.entities else self.detect(text)
-            found.append((text, spans))
-            if spans:
+            part = None
+            if forced is not None and forced.entity in self.entities:
+                spans = [_Span(0, len(text), forced.entity, 1.0)]
+                if forced.part is not None:
+                    part = mapping.name_part(text, forced.part, forced.partner)
+            else:
+                spans = self.detect(text)
+            found.append((text, spans, part))
+            if spans and part is None:
                 self._register(text, spans, mapping)
             return text
 
         # messages first: their placeholders are numbered as if they were scrubbed alone
-        _walk_messages(messages, collect)
-        if fields:
-            _walk_value(fields, collect, None)
+        self._walk(messages, fields, collect)
         queue = iter(found)
 
-        def replace(text: str, forced: str | None) -> str:
-            original, spans = next(queue)
+        def replace(text: str, forced: _Forced | None) -> str:
+            original, spans, part = next(queue)
+            if part is not None:  # a first_name/last_name field: its person's part placeholder
+                counts["PERSON"] += 1
+                mapping.used.add(part)
+                return part
             return self._finish(original, list(spans), mapping, counts)
 
-        out = _walk_messages(messages, replace)
-        out_fields = _walk_value(fields, replace, None) if fields else fields
+        out, out_fields, truncated = self._walk(messages, fields, replace)
         if self.vault is not None:
             for ph, value in mapping.originals.items():
-                self.vault.seal(trace_id, ph, value)
-        return out, out_fields
+                if ph in mapping.used:
+                    self.vault.seal(trace_id, ph, value)
+        return out, out_fields, truncated
+
+    def _walk(
+        self, messages: list[dict[str, Any]], fields: dict[str, Any] | None, fn: Transform
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
+        walk = _Walk(fn, self.max_field_chars)
+        out = walk.messages(messages)
+        return out, walk.fields(fields) if fields else fields, walk.truncated
 
     def _scrub_one(self, trace_id: str, messages: Any, fields: dict[str, Any] | None = None) -> ScrubResult:
         counts: Counter[str] = Counter()
         try:
-            out, out_fields = self._scrub(messages, fields, trace_id, counts)
+            out, out_fields, truncated = self._scrub(messages, fields, trace_id, counts)
         except ScrubError as exc:
             return ScrubResult(trace_id, None, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure quarantines the trace; the text never leaks
             # str(exc) could quote the text being scrubbed; only the exception type is reported.
             return ScrubResult(trace_id, None, error=f"trace {trace_id}: scrubbing failed ({type(exc).__name__})")
-        return ScrubResult(trace_id, out, None, dict(counts), out_fields)
+        return ScrubResult(trace_id, out, None, dict(counts), out_fields, truncated)
 
 
 #: The Presidio recognizer of each entity, built for one scrubber (the name recognizers are the scrubber's
@@ -514,96 +562,261 @@ _ENTITY_OF_LABEL = {label: ent for ent, label in LABELS.items()}
 
 def _placeholder_fn(mapping: PlaceholderMap, label: str) -> Callable[[str], str]:
     def fn(value: str) -> str:
-        return mapping.aliases.get(label, {}).get(value) or mapping.placeholder(label, value)
+        ph = mapping.aliases.get(label, {}).get(value) or mapping.placeholder(label, value)
+        mapping.used.add(ph)
+        return ph
 
     return fn
 
 
 # ---------------------------------------------------------------------------------------- message walking
 
-#: Message fields that are structure, not content: never scrubbed.
-_STRUCTURAL = frozenset(
-    {
-        "role",
-        "id",
-        "tool_call_id",
-        "type",
-        "index",
-        "finish_reason",
-        "refusal",
-        "model",
-        "requestor",
-        "turn_idx",
-        "timestamp",
-        "cost",
-        "usage",
-        "mime_type",
-        "format",
-        "detail",
-    }
+#: A message's ``role`` is kept when it is one of these (compared lowercased); any other value is text.
+ROLES = frozenset(
+    {"system", "developer", "user", "assistant", "tool", "function", "ipython", "model", "human", "ai", "observation"}
 )
-Transform = Callable[[str, "str | None"], str]
+_SPEAKERS = ("user", "assistant", "system")
+_ENUM_RE = re.compile(r"[a-z0-9][a-z0-9_./+\-]{0,63}|[A-Z0-9][A-Z0-9_./+\-]{0,63}")
+_MODEL_RE = re.compile(r"[A-Za-z0-9][\w.:/\-]{0,199}")  # gpt-4.1, ft:gpt-4.1-2025-04-14:org:name:id
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
+_HEX_ID_RE = re.compile(r"[0-9A-Fa-f][0-9A-Fa-f\-]{5,63}")
+_TIME_RE = re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?")
+#: Keys of the message, tool-call, content-part, tool and span schemas whose value is structure when it looks
+#: like structure (a role, an enum, a function name, a hex span id, a time): such a value is kept as it is.
+#: Any other value under these keys (an e-mail as a role) is text and is scrubbed. Nothing in metadata or in a
+#: tool's arguments and results is structure: every value there is free.
+_STRUCTURAL: dict[str, re.Pattern[str] | frozenset[str]] = {
+    "role": ROLES,
+    **dict.fromkeys(
+        ("type", "finish_reason", "stop_reason", "mime_type", "media_type", "format", "detail", "requestor", "kind"),
+        _ENUM_RE,
+    ),
+    **dict.fromkeys(("status", "object"), _ENUM_RE),
+    **dict.fromkeys(("model", "model_version", "provider"), _MODEL_RE),
+    "name": _IDENT_RE,  # a function's, tool's or span's name: a speaker's name is handled apart (PERSON)
+    **dict.fromkeys(("id", "tool_call_id", "parent_id", "span_id"), _HEX_ID_RE),
+    **dict.fromkeys(("timestamp", "start_time", "end_time", "created", "created_at"), _TIME_RE),
+}
+#: Schema keys whose value is free text, whatever it looks like: a content part's ``text`` that is only a
+#: phone number is that phone number (the number rule below is for values under data keys).
+_FREE_TEXT_KEYS = frozenset({"text", "content", "refusal", "reasoning", "description"})
+#: Schema keys whose value is itself a schema object (a tool call's ``function``).
+_NESTED_SCHEMA = frozenset({"function"})
+#: A string that is a number ("321.18", "7751905257"): under a key that does not name PII it is kept.
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+#: The first-name and last-name keys of one object name one person (keys normalized as key_entity does).
+_NAME_PART_KEYS = {
+    "firstname": "FIRST",
+    "givenname": "FIRST",
+    "lastname": "LAST",
+    "surname": "LAST",
+    "familyname": "LAST",
+}
+#: Parsed JSON nested deeper than this is scrubbed as text instead (the walk recurses once per level).
+_MAX_DEPTH = 200
+#: Where a field over the size limit is cut; the marker says so, and that JSON text cut is no JSON any more.
+TRUNCATED_MARKER = " …[evaltray scrub: truncated, {dropped:,} of {total:,} characters dropped; not valid JSON]"
 
 
-def _walk_messages(messages: list[dict[str, Any]], fn: Transform) -> list[dict[str, Any]]:
-    out = []
-    for msg in messages:
-        role = msg.get("role")
-        new: dict[str, Any] = {}
-        for key, value in msg.items():
-            if key in _STRUCTURAL:
-                new[key] = value
-            elif key == "name":
-                # A participant's name on user/assistant/system turns; a function name on tool turns.
-                new[key] = (
-                    fn(value, "PERSON")
-                    if isinstance(value, str)
-                    and value
-                    and role in ("user", "assistant", "system")
-                    and not PLACEHOLDER_RE.fullmatch(value)
-                    else value
-                )
-            elif key == "tool_calls" and isinstance(value, list):
-                new[key] = [_walk_tool_call(tc, fn) for tc in value]
-            else:
-                new[key] = _walk_value(value, fn, None)
-        out.append(new)
+def is_structure(key: str, value: str) -> bool:
+    """Whether ``value`` under schema key ``key`` is structure (kept as it is), not text; see ``_STRUCTURAL``."""
+    rule = _STRUCTURAL.get(key)
+    if rule is None:
+        return False
+    if isinstance(rule, frozenset):
+        return value.lower() in rule
+    return rule.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _Forced:
+    """A field whose key names its entity: the whole value is one. ``part``: FIRST/LAST of a person's name,
+    ``partner`` the other part where one object holds both."""
+
+    entity: str
+    part: str | None = None
+    partner: str | None = None
+
+
+Transform = Callable[[str, "_Forced | None"], str]
+
+
+def _name_pairs(obj: dict[Any, Any]) -> dict[Any, _Forced]:
+    """The first- and last-name fields of one object, each knowing the other (one person)."""
+    parts: dict[str, tuple[Any, str]] = {}
+    for k, v in obj.items():
+        if isinstance(k, str) and isinstance(v, str) and v.strip() and not PLACEHOLDER_RE.fullmatch(v.strip()):
+            part = _NAME_PART_KEYS.get(k.lower().replace("_", "").replace("-", "").replace(" ", ""))
+            if part is not None and part not in parts:
+                parts[part] = (k, v)
+    out = {}
+    for part, (k, _) in parts.items():
+        other = parts.get("LAST" if part == "FIRST" else "FIRST")
+        out[k] = _Forced("PERSON", part, other[1] if other else None)
     return out
 
 
-def _walk_tool_call(tc: Any, fn: Transform) -> Any:
-    if not isinstance(tc, dict):
-        return _walk_value(tc, fn, None)
-    new: dict[str, Any] = {}
-    for key, value in tc.items():
-        if key in _STRUCTURAL or key == "name":
-            new[key] = value
-        elif key == "function" and isinstance(value, dict):
-            new[key] = {k: (v if k == "name" else _walk_value(v, fn, None)) for k, v in value.items()}
-        else:
-            new[key] = _walk_value(value, fn, None)
-    return new
+def _too_deep(doc: Any) -> bool:
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return False
 
 
-def _walk_value(value: Any, fn: Transform, key: Any) -> Any:
-    """Scrub every string in a JSON-like value; a field named like ``first_name`` is its entity whole."""
-    forced = key_entity(key) if key is not None else None
-    if isinstance(value, str):
-        if forced and value.strip() and not PLACEHOLDER_RE.fullmatch(value.strip()):
-            return fn(value, forced)
-        return fn(value, None)
-    if isinstance(value, dict):
+_BIG_INT_RE = re.compile(r"\d{19}")
+
+
+def _json_document(text: str) -> dict[str, Any] | list[Any] | None:
+    """``text`` parsed, when it is one JSON object or array (else None: it is scrubbed as text)."""
+    head = text.lstrip()[:1]
+    if head != "{" and head != "[":
+        return None
+    try:
+        # orjson reads integers past 64 bits as floats: those documents take the exact reader
+        doc = json.loads(text) if _BIG_INT_RE.search(text) else orjson.loads(text)
+    except (orjson.JSONDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(doc, (dict, list)) or _too_deep(doc):
+        return None
+    return doc
+
+
+def dumps_like(original: str, doc: Any) -> str:
+    """``doc`` as JSON text in ``original``'s style: the first of compact, spaced (Python's default) and
+    indented (as deep as the original's first indent), each with and without ``\\u`` escapes, that writes
+    ``original``'s own document back exactly; Python's default where none does. Surrounding space is kept."""
+    body = original.strip()
+    lead = original[: len(original) - len(original.lstrip())]
+    trail = original[len(original.rstrip()) :]
+    m = re.search(r"\n([ \t]+)\S", body)
+    indent: str | None = m.group(1) if m else None
+    styles: list[dict[str, Any]] = [{"separators": (",", ":")}, {"separators": (", ", ": ")}]
+    if indent is not None:
+        styles.append({"indent": indent, "separators": (",", ": ")})
+    styles = [{**st, "ensure_ascii": ascii_} for ascii_ in (False, True) for st in styles]
+    before = json.loads(body)
+    style = next((st for st in styles if json.dumps(before, **st) == body), {"ensure_ascii": False})
+    return lead + json.dumps(doc, **style) + trail
+
+
+class _Walk:
+    """One pass over a trace: ``fn`` sees every free string, in the same order on every pass (the collect
+    and the replace pass must agree); structure stays, JSON text stays JSON, numbers stay numbers."""
+
+    def __init__(self, fn: Transform, max_chars: int) -> None:
+        self.fn = fn
+        self.max_chars = max_chars
+        self.truncated = 0
+
+    def messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self.message(m) for m in messages]
+
+    def message(self, msg: dict[str, Any]) -> dict[str, Any]:
+        role = msg.get("role")
+        new: dict[str, Any] = {}
+        for key, value in msg.items():
+            if key == "name" and role in _SPEAKERS and isinstance(value, str) and value.strip():
+                # a participant's name on user/assistant/system turns (on tool turns a function's name)
+                keep = PLACEHOLDER_RE.fullmatch(value.strip())
+                new[key] = value if keep else self.fn(self.cut(value), _Forced("PERSON"))
+            elif key == "tool_calls" and isinstance(value, list):
+                new[key] = [self.schema(tc) if isinstance(tc, dict) else self.value(tc, None) for tc in value]
+            elif key == "content" and isinstance(value, list):  # content parts: {"type": "text", "text": …}
+                new[key] = [self.schema(p) if isinstance(p, dict) else self.value(p, None) for p in value]
+            elif key == "content":
+                new[key] = self.value(value, None)
+            else:
+                new[key] = self.field(key, value)
+        return new
+
+    def schema(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """An object of a known schema (tool call, content part, tool, span): its keys are structure."""
         return {
-            k: (v if k in _STRUCTURAL and not isinstance(v, (dict, list)) else _walk_value(v, fn, k))
-            for k, v in value.items()
+            k: self.schema(v) if k in _NESTED_SCHEMA and isinstance(v, dict) else self.field(k, v)
+            for k, v in obj.items()
         }
-    if isinstance(value, list):
-        return [_walk_value(v, fn, key) for v in value]
-    if isinstance(value, bytes):
-        return _walk_value(value.decode("utf-8", "replace"), fn, key)
-    if forced and isinstance(value, int) and not isinstance(value, bool):
-        return fn(str(value), forced)  # "zip": 85034 becomes "<ADDRESS_1>"
-    return value
+
+    def field(self, key: Any, value: Any) -> Any:
+        if isinstance(value, str) and isinstance(key, str) and is_structure(key, value):
+            return value
+        return self.value(value, None if key in _FREE_TEXT_KEYS else key)
+
+    def value(self, value: Any, key: Any) -> Any:
+        """A free value: every string in it is scrubbed; a field named like ``first_name`` is its entity whole."""
+        if isinstance(value, str):
+            return self.string(value, key)
+        if isinstance(value, dict):
+            return self.obj(value)
+        if isinstance(value, list):
+            return [self.value(v, key) for v in value]
+        if isinstance(value, bytes):
+            return self.string(value.decode("utf-8", "replace"), key)
+        forced = key_entity(key) if key else None
+        if forced and isinstance(value, int) and not isinstance(value, bool):
+            text = str(value)
+            new = self.fn(text, _Forced(forced))  # "zip": 85034 becomes "<ADDRESS_1>"
+            return value if new == text else new  # (an entity not scrubbed leaves it a number)
+        return value
+
+    def obj(self, obj: dict[Any, Any]) -> dict[Any, Any]:
+        """A free object: its keys are scrubbed too (an object keyed by e-mail address), except numbers (an
+        object keyed by item id)."""
+        pairs = _name_pairs(obj)
+        out: dict[Any, Any] = {}
+        for k, v in obj.items():
+            new_key = self.fn(k, None) if isinstance(k, str) and k and not _NUMBER_RE.fullmatch(k) else k
+            out[new_key] = self.fn(self.cut(v), pairs[k]) if k in pairs else self.value(v, k)
+        return out
+
+    def string(self, text: str, key: Any) -> str:
+        if len(text) > self.max_chars:
+            self.truncated += 1
+            cut = self.cut(text)
+            return self.fn(cut, None) + TRUNCATED_MARKER.format(dropped=len(text) - len(cut), total=len(text))
+        forced = key_entity(key) if key else None
+        if forced and text.strip() and not PLACEHOLDER_RE.fullmatch(text.strip()):
+            return self.fn(text, _Forced(forced))
+        if key is not None and _NUMBER_RE.fullmatch(text):
+            return text  # a price or an item id under a key that names no PII: not a phone number
+        doc = _json_document(text)
+        if doc is None:
+            return self.fn(text, None)
+        new = self.value(doc, "")  # "": a document's top-level array items are values under a (blank) key
+        return text if new == doc else dumps_like(text, new)
+
+    def cut(self, text: str) -> str:
+        """``text`` cut to the size limit, at a space where one is near (a value cut in two could escape)."""
+        if len(text) <= self.max_chars:
+            return text
+        space = text.rfind(" ", max(0, self.max_chars - 1000), self.max_chars)
+        return text[: space if space > 0 else self.max_chars]
+
+    def fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A trace's other fields: ``tools`` and ``spans`` are lists of schema objects, the rest free values."""
+        return {
+            k: [self.schema(x) if isinstance(x, dict) else self.value(x, None) for x in v]
+            if k in ("tools", "spans") and isinstance(v, list)
+            else self.value(v, None)
+            for k, v in fields.items()
+        }
 
 
-__all__ = ["ENTITIES", "RECOGNIZERS", "ScrubError", "ScrubResult", "Scrubber", "resolve_entities"]
+__all__ = [
+    "ENTITIES",
+    "MAX_FIELD_CHARS",
+    "RECOGNIZERS",
+    "ROLES",
+    "TRUNCATED_MARKER",
+    "ScrubError",
+    "ScrubResult",
+    "Scrubber",
+    "dumps_like",
+    "is_structure",
+    "resolve_entities",
+]

@@ -270,6 +270,7 @@ KEY_ENTITIES: dict[str, str] = {
         ["phone", "phonenumber", "mobile", "mobilenumber", "cell", "cellphone", "telephone", "tel", "fax"],
         "PHONE_NUMBER",
     ),
+    **dict.fromkeys(["cardnumber", "creditcard", "creditcardnumber", "ccnumber", "pan"], "CREDIT_CARD"),
     **dict.fromkeys(["email", "emailaddress", "mail"], "EMAIL_ADDRESS"),
     **dict.fromkeys(["username", "userhandle", "handle", "login", "screenname", "nickname"], "USERNAME"),
     **dict.fromkeys(

@@ -3,13 +3,26 @@
 One function, :func:`scrub_table`, does both, so a file ingested with scrubbing on and the same file
 ingested with it off and then ``evaltray scrub``-bed hold the same rows.
 
-What is scrubbed, with one placeholder map per trace: the messages (content, tool-call arguments, tool
-results), ``input_text``/``output_text`` (re-derived from the scrubbed messages), every string in
-``metadata``, ``error`` and ``feedback_comment``. ``user_id`` and ``session_id`` are ids: one in which
-the scrubber finds PII (an e-mail address, a phone number) becomes a keyed pseudonym such as
-``email-3f1c0e9a27b4d6c8``, the same for the same value in every trace, so grouping by user still works.
-Tool definitions, span summaries, trace names, tags and features are the application's own words and
-stay; ``system_hash`` and ``output_chars`` describe the trace as recorded.
+What is scrubbed, column by column of :data:`~evaltray.core.traces.SCHEMA`, with one placeholder map per trace:
+
+- ``messages`` (content, names, tool-call arguments, tool results; JSON text in them stays valid JSON),
+  ``tools`` and ``spans`` (their schema keys keep structure-looking values: see ``_engine._STRUCTURAL``)
+  and every key and value in ``metadata``; ``input_text``/``output_text`` are re-derived from the messages.
+- :data:`TEXT_COLUMNS` (``error``, ``feedback_comment``, ``name``, ``feature``, ``source_file``,
+  ``corpus_version``, and ``model``/``model_version``/``provider`` unless one plain token such as
+  ``gpt-4.1``) and every tag in ``tags``: text, placeholders in it.
+- Ids (``trace_id``, :data:`ID_COLUMNS`, each of ``retrieved_doc_ids``): one in which the scrubber finds PII
+  (an e-mail address, a phone number) becomes a keyed pseudonym such as ``email-3f1c0e9a27b4d6c8``, the
+  same for the same value in every trace, so grouping by user and re-ingest's duplicate check still work.
+  A ``trace_id`` is judged on its own (not with the trace's other text), so ingest can tell the stored id
+  of a trace before scrubbing it; its original is sealed in the vault under the pseudonym.
+
+Kept as recorded: ``source_format``, ``status`` and ``keep_reason`` (evaltray's own words), times and numbers,
+``system_hash``/``tools_hash`` (digests) and ``output_chars``, which describe the trace as recorded.
+
+A string field longer than ``[ingest] scrub_max_field_chars`` is stored cut, ending in
+``_engine.TRUNCATED_MARKER`` (cut JSON text is no longer JSON, and the marker says so); the trace's
+``metadata`` gets :data:`TRUNCATED_KEY` (how many fields were cut) and the reports count such traces.
 """
 
 from __future__ import annotations
@@ -33,12 +46,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from evaltray.core.records import Role
+from evaltray.core.settings import scrub_max_field_chars
 from evaltray.core.store import ADMIN_ROLES, CURATE_ROLES, Workspace
 from evaltray.core.traces import PAYLOAD_COLUMNS, SCHEMA, MessageRecord, TraceStore, json_bytes, message_summary
 from evaltray.core.util import atomic_write
 from evaltray.core.workers import process_pool, worker_count
 
-from ._engine import Scrubber, ScrubError, resolve_entities
+from ._engine import MAX_FIELD_CHARS, Scrubber, ScrubError, is_structure, resolve_entities
 from ._placeholders import LABELS, PLACEHOLDER_RE
 from ._vault import Vault, VaultError
 
@@ -49,10 +63,27 @@ ID_KEY_FILE = "pseudonym.key"
 #: ``keep_reason`` of a trace that could not be scrubbed: it is stored without any text.
 QUARANTINED = "quarantined"
 #: Text columns besides the messages, scrubbed with the trace's placeholder map.
-TEXT_COLUMNS = ("error", "feedback_comment")
-ID_COLUMNS = ("user_id", "session_id")
+TEXT_COLUMNS = (
+    "error",
+    "feedback_comment",
+    "name",
+    "feature",
+    "source_file",
+    "model",
+    "model_version",
+    "provider",
+    "corpus_version",
+)
+#: Id columns: one holding PII becomes a pseudonym (``trace_id`` too, judged on its own).
+ID_COLUMNS = ("user_id", "session_id", "prompt_template_id")
+#: List columns: ``tags`` are text, ``retrieved_doc_ids`` ids.
+LIST_COLUMNS = ("tags", "retrieved_doc_ids")
+#: JSON columns besides the messages (``tools`` and ``spans`` are payload: None where it was not kept).
+JSON_COLUMNS = ("metadata", "tools", "spans")
+#: The metadata key that counts a trace's fields stored cut to ``[ingest] scrub_max_field_chars``.
+TRUNCATED_KEY = "evaltray_truncated_fields"
 #: What a quarantined trace loses: every column that could hold its text.
-_NO_TEXT = (*PAYLOAD_COLUMNS, "metadata", *TEXT_COLUMNS, *ID_COLUMNS)
+_NO_TEXT = tuple(dict.fromkeys((*PAYLOAD_COLUMNS, *JSON_COLUMNS, *TEXT_COLUMNS, *ID_COLUMNS, *LIST_COLUMNS)))
 _PSEUDONYM_RE = re.compile(r"(?:" + "|".join(label.lower() for label in LABELS.values()) + r")-[0-9a-f]{16}")
 Progress = Callable[[int, int], None]
 
@@ -64,6 +95,7 @@ class ScrubConfig:
     entities: tuple[str, ...] | None
     id_key: bytes
     vault_key: str | None = None
+    max_field_chars: int = MAX_FIELD_CHARS
 
     @classmethod
     def for_workspace(cls, ws: Workspace) -> ScrubConfig:
@@ -75,14 +107,25 @@ class ScrubConfig:
             except ScrubError as exc:
                 raise ScrubError(f"ingest.scrub_entities: {exc}") from None
         key_file = vault_key_path(ws)
-        return cls(entities, _id_key(ws), Vault.from_key_file(key_file).key if key_file is not None else None)
+        return cls(
+            entities,
+            _id_key(ws),
+            Vault.from_key_file(key_file).key if key_file is not None else None,
+            scrub_max_field_chars(ws.settings),
+        )
 
     def scrubber(self) -> Scrubber:
         """This process's scrubber for this config, built on first use."""
         found = _SCRUBBERS.get(self)
         if found is None:
-            found = _SCRUBBERS[self] = Scrubber(self.entities, vault=Vault(self.vault_key) if self.vault_key else None)
+            vault = Vault(self.vault_key) if self.vault_key else None
+            found = _SCRUBBERS[self] = Scrubber(self.entities, vault=vault, max_field_chars=self.max_field_chars)
         return found
+
+    def stored_id(self, trace_id: str) -> str:
+        """The id a trace is stored under: its pseudonym where the scrubber finds PII in it (ingest's
+        duplicate check compares these), else ``trace_id`` itself."""
+        return stored_id(self.scrubber(), self.id_key, trace_id)
 
     def install(self, scrubber: Scrubber) -> None:
         """Make ``scrubber`` (this config's, from :meth:`scrubber`) this process's one: the initializer
@@ -182,6 +225,14 @@ def pseudonym(id_key: bytes, label: str, value: str) -> str:
     return f"{label.lower()}-{hmac.new(id_key, value.encode('utf-8'), hashlib.sha256).hexdigest()[:16]}"
 
 
+def stored_id(scrubber: Scrubber, id_key: bytes, value: str) -> str:
+    """``value`` judged alone: its pseudonym (labelled by the first finding) where PII is found, else itself."""
+    if not value or _PSEUDONYM_RE.fullmatch(value):
+        return value
+    found = scrubber.findings(value)
+    return pseudonym(id_key, found[0][2], value) if found else value
+
+
 @dataclass
 class TableScrub:
     """What :func:`scrub_table` did, by row index of the table."""
@@ -190,6 +241,7 @@ class TableScrub:
     counts: dict[int, dict[str, int]] = field(default_factory=dict)  # rows with any replacement
     quarantined: dict[int, str] = field(default_factory=dict)  # row -> why (names the trace id, never text)
     vault: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row, placeholder, token)
+    truncated: dict[int, int] = field(default_factory=dict)  # row -> fields stored cut to the size limit
 
     def total(self, rows: list[bool] | None = None) -> Counter[str]:
         """Replacements per entity label, over ``rows`` (a mask) or all."""
@@ -208,11 +260,12 @@ _ROW_COLUMNS = tuple(
             "messages",
             "input_text",
             "output_text",
-            "metadata",
             "payload_kept",
             "keep_reason",
+            *JSON_COLUMNS,
             *TEXT_COLUMNS,
             *ID_COLUMNS,
+            *LIST_COLUMNS,
             *PAYLOAD_COLUMNS,
         )
     )
@@ -232,7 +285,11 @@ class _RowScrub:
     def scrub(self, i: int) -> None:
         """Scrub row ``i``, or quarantine it when the scrubber cannot, and note it in the report."""
         cols, vault = self.cols, self.scrubber.vault
-        tid = cols["trace_id"][i]
+        raw_id = cols["trace_id"][i]
+        tid = stored_id(self.scrubber, self.id_key, raw_id)  # vault entries go under the id that is stored
+        if tid != raw_id:
+            cols["trace_id"][i] = tid
+            self.changed.add("trace_id")
         raw = cols["messages"][i]
         messages = orjson.loads(raw) if raw is not None else []
         fields = self.fields(i)
@@ -246,21 +303,31 @@ class _RowScrub:
             return
         if result.counts:
             self.report.counts[i] = result.counts
+        if result.truncated:
+            self.report.truncated[i] = result.truncated
+            meta = result.fields.get("metadata")
+            result.fields["metadata"] = {**(meta if isinstance(meta, dict) else {}), TRUNCATED_KEY: result.truncated}
         if raw is not None and result.messages != messages:
             self.set_messages(i, result.messages)
         self.set_fields(i, tid, fields, result.fields)
         if vault is not None:
+            if tid != raw_id:
+                vault.seal(tid, tid, raw_id)
             self.report.vault.extend((i, ph, token) for ph, token in vault.pop_trace(tid).items())
 
     def fields(self, i: int) -> dict[str, Any]:
-        """Row ``i``'s metadata, texts and ids to scrub (an id already a pseudonym is not scrubbed again)."""
+        """Row ``i``'s other text to scrub: JSON columns decoded, texts, ids (an id already a pseudonym is
+        not scrubbed again) and lists."""
         cols = self.cols
         fields: dict[str, Any] = {}
-        if cols["metadata"][i] is not None:
-            fields["metadata"] = orjson.loads(cols["metadata"][i])
-        for c in (*TEXT_COLUMNS, *ID_COLUMNS):
+        for c in JSON_COLUMNS:
+            if cols[c][i] is not None:
+                fields[c] = orjson.loads(cols[c][i])
+        for c in (*TEXT_COLUMNS, *ID_COLUMNS, *LIST_COLUMNS):
             value = cols[c][i]
-            if value and not (c in ID_COLUMNS and _PSEUDONYM_RE.fullmatch(value)):
+            if not value or (c in ID_COLUMNS and _PSEUDONYM_RE.fullmatch(value)):
+                continue
+            if not (isinstance(value, str) and is_structure(c, value)):  # a model name such as gpt-4.1 stays
                 fields[c] = value
         return fields
 
@@ -281,22 +348,34 @@ class _RowScrub:
         self.changed.update(("messages", "input_text", "output_text"))
 
     def set_fields(self, i: int, tid: str, before: dict[str, Any], after: dict[str, Any]) -> None:
-        """Store row ``i``'s scrubbed metadata and texts; an id with PII becomes its pseudonym, sealed if a vault."""
-        cols, vault = self.cols, self.scrubber.vault
-        if "metadata" in after and after["metadata"] != before["metadata"]:
-            cols["metadata"][i] = json_bytes(after["metadata"]).decode("utf-8")
-            self.changed.add("metadata")
-        for c in TEXT_COLUMNS:
+        """Store row ``i``'s scrubbed fields; an id with PII becomes its pseudonym, sealed if a vault."""
+        cols = self.cols
+        for c in JSON_COLUMNS:
+            if c in after and after[c] != before.get(c):
+                cols[c][i] = json_bytes(after[c]).decode("utf-8")
+                self.changed.add(c)
+        for c in (*TEXT_COLUMNS, "tags"):
             if c in after and after[c] != before[c]:
                 cols[c][i] = after[c]
                 self.changed.add(c)
         for c in ID_COLUMNS:
             if c in after and after[c] != before[c]:
-                found = PLACEHOLDER_RE.search(after[c])
-                cols[c][i] = alias = pseudonym(self.id_key, found.group(1) if found else "pii", before[c])
+                cols[c][i] = self.alias(tid, before[c], after[c])
                 self.changed.add(c)
-                if vault is not None:
-                    vault.seal(tid, alias, before[c])
+        if "retrieved_doc_ids" in after and after["retrieved_doc_ids"] != before["retrieved_doc_ids"]:
+            cols["retrieved_doc_ids"][i] = [
+                b if a == b or _PSEUDONYM_RE.fullmatch(b) else self.alias(tid, b, a)
+                for b, a in zip(before["retrieved_doc_ids"], after["retrieved_doc_ids"], strict=True)
+            ]
+            self.changed.add("retrieved_doc_ids")
+
+    def alias(self, tid: str, before: str, after: str) -> str:
+        """The pseudonym of an id whose scrubbed form ``after`` differs; sealed under trace ``tid`` if a vault."""
+        found = PLACEHOLDER_RE.search(after)
+        alias = pseudonym(self.id_key, found.group(1) if found else "pii", before)
+        if self.scrubber.vault is not None:
+            self.scrubber.vault.seal(tid, alias, before)
+        return alias
 
 
 def scrub_table(table: pa.Table, config: ScrubConfig, skip: Collection[int] = ()) -> tuple[pa.Table, TableScrub]:
@@ -346,6 +425,10 @@ class StoreScrub:
     rows: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     quarantined: list[str] = field(default_factory=list)
+    #: ids of traces stored with a field cut to ``[ingest] scrub_max_field_chars``
+    truncated: list[str] = field(default_factory=list)
+    #: parts scrubbed again because another writer changed them while they were scrubbed
+    redone: int = 0
     dry_run: bool = False
 
 
@@ -360,6 +443,11 @@ def unscrubbed_rows(part: Path) -> int:
 
 #: Rows per piece a worker scrubs: small enough that the workers share one part.
 SLICE_ROWS = 2000
+#: Seconds ``evaltray scrub`` waits for the ingest lock to swap in one scrubbed part (an ingest holds it
+#: while it runs); the scrubbing itself never holds it.
+SWAP_LOCK_WAIT = 3600.0
+#: Times a part is scrubbed again when another writer keeps changing it meanwhile, before giving up.
+_MAX_REDO = 5
 
 
 def scrub_store(
@@ -367,46 +455,55 @@ def scrub_store(
 ) -> StoreScrub:
     """Scrub the stored rows that are not yet, part by part; each part is replaced in one rename.
 
-    Idempotent: scrubbed rows are never touched and a part with none left is not rewritten. A crash
-    leaves every part old or new, and running again finishes the job. ``workers`` as for
-    :func:`~evaltray.core.workers.worker_count`.
+    The ingest lock is held only to swap a scrubbed part in, never while scrubbing: a part changed
+    meanwhile (its file is not the one read) is scrubbed again. Idempotent: scrubbed rows are never
+    touched and a part with none left is not rewritten. A crash leaves every part old or new, and running
+    again finishes the job. ``workers`` as for :func:`~evaltray.core.workers.worker_count`.
     """
     ws.require(actor, CURATE_ROLES, "scrubbing")
     n_workers = worker_count(workers, ScrubError)
     config = ScrubConfig.for_workspace(ws)
     store = TraceStore(ws.traces_dir)
     report = StoreScrub(dry_run=dry_run)
-    with ws.lock("ingest"):  # ingest writes the same parts
-        store.clean_tmp()
-        parts = store.parts()
-        report.parts = len(parts)
-        pending = [(p, n) for p in parts if (n := unscrubbed_rows(p))]
-        total = sum(n for _, n in pending)
-        if progress is not None:
-            progress(0, total)
-        if not pending:
-            return report
-        scrubber = config.scrubber()  # built once here and handed to each worker: Presidio starts once
-        parallel = n_workers > 1 and total > SLICE_ROWS
-        with process_pool(n_workers, config.install, (scrubber,)) if parallel else contextlib.nullcontext() as pool:
-            done = 0
-            for part, n in pending:
-                _scrub_part(ws, store, part, config, pool, n_workers, report)
-                done += n
-                if progress is not None:
-                    progress(done, total)
-        if not dry_run:
-            with ws.tx() as conn:
-                ws.audit(
-                    conn,
-                    actor,
-                    "scrub",
-                    None,
-                    rows=report.rows,
-                    parts=report.rewritten,
-                    quarantined=len(report.quarantined),
-                )
+    parts = store.parts()
+    report.parts = len(parts)
+    pending = [(p, n) for p in parts if (n := unscrubbed_rows(p))]
+    total = sum(n for _, n in pending)
+    if progress is not None:
+        progress(0, total)
+    if not pending:
+        return report
+    scrubber = config.scrubber()  # built once here and handed to each worker: Presidio starts once
+    parallel = n_workers > 1 and total > SLICE_ROWS
+    with process_pool(n_workers, config.install, (scrubber,)) if parallel else contextlib.nullcontext() as pool:
+        done = 0
+        for part, n in pending:
+            _scrub_part(ws, store, part, config, pool, n_workers, report)
+            done += n
+            if progress is not None:
+                progress(done, total)
+    if not dry_run:
+        with ws.tx() as conn:
+            ws.audit(
+                conn,
+                actor,
+                "scrub",
+                None,
+                rows=report.rows,
+                parts=report.rewritten,
+                quarantined=len(report.quarantined),
+                truncated=len(report.truncated),
+            )
     return report
+
+
+def _stamp(part: Path) -> tuple[int, int, int] | None:
+    """What tells one file from its replacement (a rename gives a new inode); None: the part is gone."""
+    try:
+        st = part.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _scrub_part(
@@ -418,29 +515,55 @@ def _scrub_part(
     n_workers: int,
     report: StoreScrub,
 ) -> None:
-    """Scrub one part in pieces (over ``pool`` where given) and replace it, unless ``report.dry_run``."""
-    table = store.read_part(part)
+    """Scrub one part without the lock, then swap it in under the ingest lock unless ``report.dry_run``;
+    if the part changed in between, scrub it again."""
+    for _ in range(_MAX_REDO):
+        stamp = _stamp(part)
+        if stamp is None:
+            return  # removed by another writer meanwhile: nothing left to scrub
+        results = _scrub_pieces(store.read_part(part), config, pool, n_workers, part.name)
+        if report.dry_run:
+            _count(report, results)
+            report.rewritten += 1
+            return
+        with ws.lock("ingest", wait=SWAP_LOCK_WAIT):  # ingest writes parts, and cleans .tmp, under it
+            if _stamp(part) != stamp:
+                report.redone += 1
+                continue
+            sealed = _count(report, results)
+            if config.vault_key:  # originals first: a scrubbed row is never without its sealed values
+                save_sealed(ws, config.vault_key, sealed)
+            store.replace_part(part, pa.concat_tables([t for t, _ in results]).combine_chunks())
+        report.rewritten += 1
+        return
+    raise ScrubError(f"{part.name}: changed by another writer {_MAX_REDO} times while it was scrubbed; run again")
+
+
+def _scrub_pieces(
+    table: pa.Table, config: ScrubConfig, pool: Executor | None, n_workers: int, name: str
+) -> list[tuple[pa.Table, TableScrub]]:
+    """One part's table scrubbed in pieces (over ``pool`` where given)."""
     size = max(1, min(SLICE_ROWS, -(-table.num_rows // (4 * n_workers))))
     pieces = [table.slice(s, size) for s in range(0, table.num_rows, size)]
     if pool is None:
-        results = [scrub_table(piece, config) for piece in pieces]
-    else:
-        try:
-            results = list(pool.map(scrub_table, pieces, [config] * len(pieces)))
-        except BrokenProcessPool:
-            raise ScrubError(
-                f"{part.name}: a scrub worker process died (out of memory?); every part is whole, "
-                "old or new; run again, or with --workers 1 to scrub in one process"
-            ) from None
+        return [scrub_table(piece, config) for piece in pieces]
+    try:
+        return list(pool.map(scrub_table, pieces, [config] * len(pieces)))
+    except BrokenProcessPool:
+        raise ScrubError(
+            f"{name}: a scrub worker process died (out of memory?); every part is whole, "
+            "old or new; run again, or with --workers 1 to scrub in one process"
+        ) from None
+
+
+def _count(report: StoreScrub, results: list[tuple[pa.Table, TableScrub]]) -> list[tuple[str, str, bytes]]:
+    """Add scrubbed pieces to ``report`` (ids as stored); their sealed originals (trace id, placeholder, token)."""
     sealed: list[tuple[str, str, bytes]] = []
-    for piece, (_, info) in zip(pieces, results, strict=True):
-        ids = piece.column("trace_id").to_pylist()
+    for table, info in results:
+        ids = table.column("trace_id").to_pylist()
         report.counts.update(info.total())
         report.quarantined.extend(ids[i] for i in sorted(info.quarantined))
+        report.truncated.extend(ids[i] for i in sorted(info.truncated))
         sealed.extend((ids[i], ph, token) for i, ph, token in info.vault)
-    report.rows += sum(info.rows for _, info in results)
-    if not report.dry_run:
-        if config.vault_key:  # originals first: a scrubbed row is never without its sealed values
-            save_sealed(ws, config.vault_key, sealed)
-        store.replace_part(part, pa.concat_tables([t for t, _ in results]).combine_chunks())
-    report.rewritten += 1
+        report.rows += info.rows
+    return sealed
