@@ -49,6 +49,11 @@ def test_release_create_verify_and_tamper(ws):
 
 #: A manifest as evaltray writes it (sorted keys, two-space indent, a final newline), written out by hand.
 MANIFEST = b"""{
+  "audit_anchor": {
+    "hash": "ab12",
+    "id": 7,
+    "rows": 7
+  },
   "changelog": {
     "main": {
       "added": [
@@ -137,6 +142,7 @@ MANIFEST = b"""{
       }
     }
   },
+  "signature": "c2lnbmF0dXJl",
   "version": "1.0.0",
   "warnings": [
     "main: slice 'refunds' comes from a single source (sme, 1 cases)"
@@ -152,6 +158,7 @@ def test_manifest_round_trips_byte_for_byte():
     assert (m.version, m.parent, m.holdout_fraction, m.notes) == ("1.0.0", None, 0.2, None)
     assert info.counts.split == {"dev": 1, "holdout": 0} and info.subsets == {"pr": ["c-1"]}
     assert info.source_mix.actual == {"sme": 1.0} and m.changelog["main"]["summary"]["added"] == 1
+    assert m.audit_anchor == {"hash": "ab12", "id": 7, "rows": 7} and m.signature == "c2lnbmF0dXJl"
     assert m.to_json() == MANIFEST
 
 

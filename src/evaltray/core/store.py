@@ -235,7 +235,7 @@ class Workspace:
             key = key or (old.public_key if old is not None else None)
             if key is None and role in KEYED_ROLES:
                 raise PermissionDenied(
-                    f"a {role.value} signs, so {name!r} needs a public key: they run `evaltray user keygen {name}`, "
+                    f"the {role.value} role signs, so {name!r} needs a public key: they run `evaltray user keygen {name}`, "
                     f"then `evaltray user add {name} --role {role.value} --key {name}.pub`"
                 )
             values = dict(role=role.value, public_key=key)
