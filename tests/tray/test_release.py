@@ -44,6 +44,8 @@ def test_release_create_verify_and_tamper(ws):
     assert release.verify_release(ws, "1.0.0") == [
         "1.0.0/main.jsonl: file sha256 differs from the manifest",
         f"1.0.0/main.jsonl:4: case {case['id']} changed since release",
+        f"1.0.0/main: case {case['id']}: promotion signature by 'alice' is invalid: the row differs from what "
+        "was promoted, or the signature is not theirs",
     ]
 
 
