@@ -44,8 +44,7 @@ def test_roles_and_what_they_may_do(ws: Workspace) -> None:
     with pytest.raises(PermissionDenied) as err:
         ws.role_of("zed")
     assert (
-        str(err.value)
-        == "user 'zed' is not registered; an admin adds them with `evaltray user add zed --role labeler`"
+        str(err.value) == "user 'zed' is not registered; an admin adds them with `evaltray user add zed --role labeler`"
     )
     with pytest.raises(NotFound) as err2:
         ws.add_user("zed", "boss", actor="alice")
@@ -63,7 +62,13 @@ def test_every_user_change_is_in_the_audit_log(ws: Workspace) -> None:
         ws.audit(conn, "bob", "case.retire", "case-1", reason="stale", n=2)
         rows = conn.execute(sa.select(ws.t["audit"]).order_by("id")).mappings().all()
     assert [(r["id"], r["actor"], r["action"], r["object_id"], orjson.loads(r["detail"])) for r in rows] == [
-        (1, "alice", "user.set", "alice", {"role": "admin", "key": keys.fingerprint(keys.load_signer("alice").public_key)}),
+        (
+            1,
+            "alice",
+            "user.set",
+            "alice",
+            {"role": "admin", "key": keys.fingerprint(keys.load_signer("alice").public_key)},
+        ),
         (2, "alice", "user.set", "bob", {"role": "labeler"}),
         (3, "alice", "user.set", "bob", {"role": "viewer"}),
         (4, "bob", "case.retire", "case-1", {"reason": "stale", "n": 2}),

@@ -132,9 +132,7 @@ def keygen(name: str) -> tuple[Path, Path, str]:
     if key_path.exists():
         raise KeyFileError(f"{key_path}: exists; a key is never overwritten (move it away first)")
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     _create_new(key_path, pem, 0o600)
     text = public_text(key.public_key())
     pub_path.unlink(missing_ok=True)  # a stale public key of an earlier pair

@@ -47,7 +47,7 @@ def label_of(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def signoff_message(signer: str, review_id: int, label: dict[str, Any]) -> bytes:
+def signoff_message(signer: str, review_id: Any, label: dict[str, Any]) -> bytes:
     return canonical_json({"action": "signoff", "signer": signer, "review_id": review_id, "label": label})
 
 
@@ -76,7 +76,7 @@ def verified(keys: Keys, name: Any, signature: Any, message: bytes) -> bool:
     return isinstance(name, str) and any(verify(k, signature, message) for k in keys.get(name, ()))
 
 
-def signoff_problem(keys: Keys, signer: Any, signature: Any, review_id: int, label: dict[str, Any]) -> str | None:
+def signoff_problem(keys: Keys, signer: Any, signature: Any, review_id: Any, label: dict[str, Any]) -> str | None:
     """Why a sign-off's signature does not prove it, or None."""
     if not signature:
         return f"sign-off by {signer!r} has no signature (validation.signoff_signature): not proved, refused"
@@ -90,7 +90,7 @@ def signoff_problem(keys: Keys, signer: Any, signature: Any, review_id: int, lab
 
 def row_signature_problems(row: dict[str, Any], keys: Keys) -> list[str]:
     """Every signature a tray row lacks or that does not verify: its sign-off's and its promotion's."""
-    v = row.get("validation") if isinstance(row.get("validation"), dict) else {}
+    v: dict[str, Any] = row["validation"] if isinstance(row.get("validation"), dict) else {}
     problems = []
     found = signoff_problem(keys, v.get("signed_by"), v.get("signoff_signature"), v.get("review_id"), label_of(row))
     if found:
