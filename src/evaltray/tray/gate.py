@@ -499,9 +499,12 @@ def _signature_problems(ws: Workspace, tray: TrayRows, to_prove: list[tuple[int,
         raw = tray.raws[i]
         if released and released.get(cid) == hashlib.sha256(raw).hexdigest():
             continue
-        row = orjson.loads(raw) if i in tray.trusted else tray.rows[i][1]
-        norm, _ = check_case(row)  # a line laid out by hand is checked as the row it holds
-        problems += [Problem(line, cid, p) for p in row_signature_problems(norm or row, keys)]
+        if i in tray.trusted:  # the line the gate wrote: already the row's normal form
+            row = orjson.loads(raw)
+        else:  # a line laid out by hand is checked as the row it holds
+            row = tray.rows[i][1]
+            row = check_case(row)[0] or row
+        problems += [Problem(line, cid, p) for p in row_signature_problems(row, keys)]
     return problems
 
 
