@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import shutil
 import subprocess
@@ -19,7 +20,8 @@ from evaltray.core.store import Workspace
 from evaltray.core.util import dumps, now_iso
 from evaltray.tray import casefile, gate, release
 from evaltray.tray.candidates import Candidate
-from evaltray.tray.review import Review
+from evaltray.tray.review import Review, review_label
+from evaltray.tray.signatures import sign_promotion, signoff_message
 
 SLICES = [
     f"{f}/{s}"
@@ -30,7 +32,9 @@ SOURCES = ["production"] * 10 + ["synthetic"] * 6 + ["sme"] * 3 + ["user_feedbac
 
 
 def build_tray(ws: Workspace, n: int, seed: int = 0) -> None:
-    """Write ``n`` signed cases and their review records in bulk (the gate, minus per-row transactions)."""
+    """Write ``n`` signed cases and their review records in bulk (the gate, minus per-row transactions): each
+    sign-off and promotion signed with alice's key, as the gate signs them."""
+    signer = ws.signer("alice")
     rng = random.Random(seed)
     now = now_iso()
     cands, reviews, regs, rows = [], [], [], []
@@ -93,12 +97,14 @@ def build_tray(ws: Workspace, n: int, seed: int = 0) -> None:
             signed_at=now,
             created_at=now,
         )
+        review.signoff_signature = signer.sign(signoff_message("alice", review.id, review_label(cand, review)))
         case_id = gate.new_case_id("main", inp, taken)
         taken.add(case_id)
         row, problems = gate.check_case(
             gate.build_case(ws, cand, review, case_id, created_at=now, version_added="pending")
         )
         assert not problems, problems
+        sign_promotion(signer, row)
         rows.append(row)
         cands.append(
             dict(
@@ -134,6 +140,7 @@ def build_tray(ws: Workspace, n: int, seed: int = 0) -> None:
                 guide_version="1",
                 signed_by="alice",
                 signed_at=now,
+                signoff_signature=review.signoff_signature,
                 created_at=now,
             )
         )
@@ -150,6 +157,8 @@ def build_tray(ws: Workspace, n: int, seed: int = 0) -> None:
                 difficulty=cand.difficulty,
                 case_type=cand.case_type,
                 supersedes=None,
+                promoted_by="alice",
+                promotion_signature=row["validation"]["promotion_signature"],
                 created_at=now,
             )
         )
@@ -171,6 +180,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-release-"))
+    os.environ["EVALTRAY_CONFIG_DIR"] = str(root / "config")  # alice's signing key, not in the real home
     try:
         ws = Workspace.init(root / "ws", user="alice")
         t_build, _ = timed(lambda: build_tray(ws, args.n))
@@ -195,9 +205,12 @@ def main() -> None:
         t_create, result = timed(lambda: release.create_release(ws, "1.0.0", "alice"))
         t_verify, problems = timed(lambda: release.verify_release(ws, "1.0.0"))
         assert problems == [], problems
+        t_validate, found = timed(lambda: gate.validate(ws, "main"))
+        assert found == [], found
         held = result.manifest.sets["main"].counts.split["holdout"]
         print(f"release create: {t_create:.2f} s (target < 5 s)  holdout {held:,}, hash {result.content_hash[:12]}")
         print(f"release verify: {t_verify:.2f} s (target < 2 s)")
+        print(f"tray validate after the release (rows as released: signatures not checked again): {t_validate:.2f} s")
         print(f"reference git add+commit+tag: {t_git:.2f} s   → create / git = {t_create / t_git:.2f}×")
         print(f"reference sha256 of the file: {t_floor:.3f} s → verify / sha256 = {t_verify / t_floor:.1f}×")
         ws.close()

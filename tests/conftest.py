@@ -26,8 +26,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("EVALTRAY_USER", "EVALTRAY_WORKSPACE", "EVALTRAY_DB_URL"):
+    for var in ("EVALTRAY_USER", "EVALTRAY_WORKSPACE", "EVALTRAY_DB_URL", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(var, raising=False)
+    # each test's users keep their keys here, never in the real home directory
+    monkeypatch.setenv("EVALTRAY_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.chdir(tmp_path)
 
 

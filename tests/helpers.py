@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from evaltray.core import keys
 from evaltray.core.store import Workspace
 from evaltray.tray import candidates as pool
 from evaltray.tray import gate
 from evaltray.tray import review as rev
+
+
+def register(ws: Workspace, name: str, role: str, actor: str = "alice") -> str:
+    """Register ``name`` with ``role`` and a fresh key pair made in this test's config dir; its public key."""
+    _, _, public_key = keys.keygen(name)
+    ws.add_user(name, role, actor=actor, public_key=public_key)
+    return public_key
 
 
 def labeled_candidate(

@@ -75,7 +75,7 @@ def test_an_unregistered_user_is_refused(audited, tmp_path, what, roles, call):
     with pytest.raises(PermissionDenied) as exc:
         call(audited, tmp_path, "mallory")
     assert str(exc.value) == (
-        "user 'mallory' is not registered; an admin adds them with `evaltray users add mallory --role labeler`"
+        "user 'mallory' is not registered; an admin adds them with `evaltray user add mallory --role labeler`"
     )
     assert _audit_rows(audited) == before and not (tmp_path / "vault.key").exists()
 

@@ -78,6 +78,8 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
     say("  · HaluEval (RUCAIBox, MIT): human hallucination verdicts on ChatGPT answers → pass/fail")
     ws = Workspace.init(directory, name="demo-shop", user=ADJUDICATOR)
     try:
+        if ws.admin_key is not None:  # the sign-offs, promotions and releases below are signed with it
+            say(f"  {ADJUDICATOR}'s signing key: {ws.admin_key[0]}" + (" (made now)" if ws.admin_key[1] else ""))
         for user in (TAU2_AUTHORS, HALUEVAL_ANNOTATORS, SME):
             ws.add_user(user, Role.LABELER, actor=ADJUDICATOR)
         _ingest(ws, summary, say)

@@ -124,9 +124,13 @@ def test_tray_validate_exits_1_on_a_hand_edit(shop):
     path.write_text(json.dumps(row) + "\n")
     r = run("tray", "validate", "--set", "main", ok=False)
     assert r.exit_code == 1
+    where = f"sets/main/cases.jsonl: line 1 {row['id']}"
     assert r.stdout == (
-        f"sets/main/cases.jsonl: line 1 {row['id']}: row differs from what was signed off "
-        "(hand-edited after promotion?)\n"
+        f"{where}: row differs from what was signed off (hand-edited after promotion?)\n"
+        f"{where}: sign-off signature by 'alice' is invalid: it does not verify against their registered keys "
+        "for this case's label (label edited after sign-off, or a signature copied from elsewhere)\n"
+        f"{where}: promotion signature by 'alice' is invalid: the row differs from what was promoted, "
+        "or the signature is not theirs\n"
     )
     r = run("release", "create", "1.0.0", ok=False)
     assert r.exit_code == 1 and "set 'main' fails validation" in r.stderr
@@ -185,7 +189,8 @@ def test_every_command_outside_a_workspace_says_so(tmp_path):
     (tmp_path / "x").write_text("{}")
     refused = []
     for path, cmd in _walk(cli):
-        if path in {("init",), ("demo",), ("vault", "keygen")}:  # these make what is missing
+        if path in {("init",), ("demo",), ("vault", "keygen"), ("user", "keygen"), ("users", "keygen")}:
+            # these make what is missing
             continue
         if path[0] == "stats":  # arithmetic: no workspace needed
             continue

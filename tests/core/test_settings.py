@@ -177,7 +177,7 @@ def test_cli_user_and_workspace_option_beats_environment_beats_settings(tmp_path
     # users add needs an admin: alice (the default user) is one, the others are not registered
     assert run("-w", ws, "users", "add", "bob", "--role", "labeler") == "bob: labeler\n"
     assert run("-w", ws, "users", "add", "carl", "--role", "labeler", env={"EVALTRAY_USER": "mallory"}) == (
-        "Error: user 'mallory' is not registered; an admin adds them with `evaltray users add mallory --role labeler`\n"
+        "Error: user 'mallory' is not registered; an admin adds them with `evaltray user add mallory --role labeler`\n"
     )
     assert (
         run("-w", ws, "-u", "alice", "users", "add", "carl", "--role", "labeler", env={"EVALTRAY_USER": "mallory"})

@@ -8,6 +8,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from evaltray.core import keys
 from evaltray.core.errors import NotFound, PermissionDenied, WorkspaceError
 from evaltray.core.records import SIGN_ROLES, Role
 from evaltray.core.settings import Settings
@@ -31,13 +32,19 @@ def test_roles_and_what_they_may_do(ws: Workspace) -> None:
     with pytest.raises(PermissionDenied) as err:
         ws.require("bob", SIGN_ROLES, "signing off")
     assert str(err.value) == "user 'bob' is a labeler; signing off needs one of: adjudicator, admin"
-    ws.add_user("bob", Role.ADJUDICATOR, actor="alice")  # a second add changes the role
+    with pytest.raises(PermissionDenied) as err:  # an adjudicator signs: no key, no role
+        ws.add_user("bob", Role.ADJUDICATOR, actor="alice")
+    assert str(err.value) == (
+        "the adjudicator role signs, so 'bob' needs a public key: they run `evaltray user keygen bob`, "
+        "then `evaltray user add bob --role adjudicator --key bob.pub`"
+    )
+    _, _, bob_key = keys.keygen("bob")
+    ws.add_user("bob", Role.ADJUDICATOR, actor="alice", public_key=bob_key)  # a second add changes the role
     assert ws.require("bob", SIGN_ROLES, "signing off") is Role.ADJUDICATOR
     with pytest.raises(PermissionDenied) as err:
         ws.role_of("zed")
     assert (
-        str(err.value)
-        == "user 'zed' is not registered; an admin adds them with `evaltray users add zed --role labeler`"
+        str(err.value) == "user 'zed' is not registered; an admin adds them with `evaltray user add zed --role labeler`"
     )
     with pytest.raises(NotFound) as err2:
         ws.add_user("zed", "boss", actor="alice")
@@ -55,7 +62,13 @@ def test_every_user_change_is_in_the_audit_log(ws: Workspace) -> None:
         ws.audit(conn, "bob", "case.retire", "case-1", reason="stale", n=2)
         rows = conn.execute(sa.select(ws.t["audit"]).order_by("id")).mappings().all()
     assert [(r["id"], r["actor"], r["action"], r["object_id"], orjson.loads(r["detail"])) for r in rows] == [
-        (1, "alice", "user.set", "alice", {"role": "admin"}),
+        (
+            1,
+            "alice",
+            "user.set",
+            "alice",
+            {"role": "admin", "key": keys.fingerprint(keys.load_signer("alice").public_key)},
+        ),
         (2, "alice", "user.set", "bob", {"role": "labeler"}),
         (3, "alice", "user.set", "bob", {"role": "viewer"}),
         (4, "bob", "case.retire", "case-1", {"reason": "stale", "n": 2}),

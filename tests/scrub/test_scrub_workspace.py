@@ -44,6 +44,7 @@ from evaltray.scrub import (
 )
 from evaltray.scrub._store import ID_KEY_FILE
 from evaltray.tray import candidates as pool
+from tests.helpers import register
 
 DATA = Path(__file__).parents[1] / "data" / "scrub_workspace"
 CHATS = DATA / "chats.jsonl"
@@ -599,7 +600,7 @@ def test_reveal_is_for_admins_and_audited(ws: Workspace, tmp_path: Path) -> None
     use_key(ws, key)
     ws = Workspace.open(ws.root)
     ingest_files(ws, [CHATS])
-    ws.add_user("bob", Role.ADJUDICATOR, actor="alice")
+    register(ws, "bob", Role.ADJUDICATOR)  # an adjudicator registers with a key
     with pytest.raises(PermissionDenied):
         reveal(ws, "bob", "noah-7", "<PHONE_1>")
     assert reveal(ws, "alice", "noah-7", "<PHONE_1>") == "(212) 555-0143"

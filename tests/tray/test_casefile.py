@@ -120,6 +120,10 @@ def test_hand_edited_row_is_parsed_in_full_and_caught(ws):
     tray_problems, problems = gate.read_signed(ws, "main", set(), state)
     assert tray_problems.cases[1:] == tray.cases[1:]
     assert [str(p) for p in problems] == [
-        f"line 2 {edited['id']}: row differs from what was signed off (hand-edited after promotion?)"
+        f"line 2 {edited['id']}: row differs from what was signed off (hand-edited after promotion?)",
+        f"line 2 {edited['id']}: sign-off signature by 'alice' is invalid: it does not verify against their "
+        "registered keys for this case's label (label edited after sign-off, or a signature copied from elsewhere)",
+        f"line 2 {edited['id']}: promotion signature by 'alice' is invalid: the row differs from what was "
+        "promoted, or the signature is not theirs",
     ]
     assert [str(p) for p in gate.validate(ws)] == [str(p) for p in problems]

@@ -21,6 +21,17 @@ def _write_rows(ws, rows, set_name="main"):
     ws.cases_path(set_name).write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
 
 
+#: What tray validate says of a row edited after it was signed: its label no longer matches the sign-off's
+#: signature (when the label changed) and the row no longer matches the promotion's.
+SIGNOFF_INVALID = (
+    "sign-off signature by 'alice' is invalid: it does not verify against their registered keys for this "
+    "case's label (label edited after sign-off, or a signature copied from elsewhere)"
+)
+PROMOTION_INVALID = (
+    "promotion signature by 'alice' is invalid: the row differs from what was promoted, or the signature is not theirs"
+)
+
+
 def test_promote_needs_a_signed_review(ws):
     ws.add_user("bob", Role.LABELER, actor="alice")
     cid = labeled_candidate(ws, "Where is my refund?", user="bob", sign=True)  # a labeler's sign is ignored
@@ -83,7 +94,11 @@ def test_hand_edited_row_is_caught(ws):
     rows[1]["expected"]["reference"] = "Sure, always."
     _write_rows(ws, rows)
     problems = [str(p) for p in gate.validate(ws)]
-    assert problems == [f"line 2 {rows[1]['id']}: row differs from what was signed off (hand-edited after promotion?)"]
+    assert problems == [
+        f"line 2 {rows[1]['id']}: row differs from what was signed off (hand-edited after promotion?)",
+        f"line 2 {rows[1]['id']}: {SIGNOFF_INVALID}",
+        f"line 2 {rows[1]['id']}: {PROMOTION_INVALID}",
+    ]
 
 
 def test_row_pasted_in_without_review_record_and_duplicates(ws):
@@ -96,6 +111,7 @@ def test_row_pasted_in_without_review_record_and_duplicates(ws):
     assert problems == [
         f"line 2 {row['id']}: duplicate id (also on line 1)",
         "line 3 c-zzzzzzzzzz: no review record: this row did not pass the gate (hand-edited into the file?)",
+        f"line 3 c-zzzzzzzzzz: {PROMOTION_INVALID}",  # the promotion signed another case id
     ]
 
 
@@ -111,6 +127,7 @@ def test_missing_field_bad_json_and_unsorted(ws):
         "line 2: not valid JSON",
         f"line 1 {second['id']}: slice: missing",
         f"line 3 {first['id']}: not sorted by id (comes after {second['id']})",
+        f"line 1 {second['id']}: {PROMOTION_INVALID}",
     ]
 
 
@@ -126,6 +143,7 @@ def test_input_edit_without_new_id_and_deleted_row(ws):
         f"line 1 {first['id']}: input changed without a new id (an input edit must supersede the case)",
         f"line 1 {first['id']}: row differs from what was signed off (hand-edited after promotion?)",
         f"file {second['id']}: active case missing from the file (deleted by hand? use `evaltray cases retire`)",
+        f"line 1 {first['id']}: {PROMOTION_INVALID}",  # the input is signed through its hash, unchanged here
     ]
 
 

@@ -44,11 +44,18 @@ def test_release_create_verify_and_tamper(ws):
     assert release.verify_release(ws, "1.0.0") == [
         "1.0.0/main.jsonl: file sha256 differs from the manifest",
         f"1.0.0/main.jsonl:4: case {case['id']} changed since release",
+        f"1.0.0/main: case {case['id']}: promotion signature by 'alice' is invalid: the row differs from what "
+        "was promoted, or the signature is not theirs",
     ]
 
 
 #: A manifest as evaltray writes it (sorted keys, two-space indent, a final newline), written out by hand.
 MANIFEST = b"""{
+  "audit_anchor": {
+    "hash": "ab12",
+    "id": 7,
+    "rows": 7
+  },
   "changelog": {
     "main": {
       "added": [
@@ -137,6 +144,7 @@ MANIFEST = b"""{
       }
     }
   },
+  "signature": "c2lnbmF0dXJl",
   "version": "1.0.0",
   "warnings": [
     "main: slice 'refunds' comes from a single source (sme, 1 cases)"
@@ -152,6 +160,7 @@ def test_manifest_round_trips_byte_for_byte():
     assert (m.version, m.parent, m.holdout_fraction, m.notes) == ("1.0.0", None, 0.2, None)
     assert info.counts.split == {"dev": 1, "holdout": 0} and info.subsets == {"pr": ["c-1"]}
     assert info.source_mix.actual == {"sme": 1.0} and m.changelog["main"]["summary"]["added"] == 1
+    assert m.audit_anchor == {"hash": "ab12", "id": 7, "rows": 7} and m.signature == "c2lnbmF0dXJl"
     assert m.to_json() == MANIFEST
 
 

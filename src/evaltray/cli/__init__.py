@@ -23,7 +23,7 @@ from .scrub import scrub, vault
 from .stages import cluster, dedup
 from .traces import ingest, traces
 from .tray import cases, promote, tray
-from .workspace import demo, init, users
+from .workspace import demo, init, user
 
 
 class _UsageLine(click.ClickException):
@@ -84,7 +84,7 @@ def cli(ctx: click.Context, workspace: str | None, user: str | None) -> None:
 
 for command in (
     init,
-    users,
+    user,
     demo,
     ingest,
     traces,
@@ -114,6 +114,7 @@ for command in (
     stats,
 ):
     cli.add_command(command)
+cli.add_command(user, "users")  # the group's name before keys came; scripts still call it
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``evaltray init``, ``evaltray users``, ``evaltray demo``."""
+"""``evaltray init``, ``evaltray user`` (also ``users``), ``evaltray demo``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from evaltray.core import keys
 from evaltray.core.records import Role
-from evaltray.core.store import Workspace
+from evaltray.core.store import Workspace, current_user
 
-from ._common import AppContext, emit, emit_table, json_option, out, pass_app, shown
+from ._common import AppContext, emit, emit_table, err, json_option, out, pass_app, shown
 
 
 @click.command()
@@ -21,7 +22,12 @@ def init(app: AppContext, directory: str, name: str | None, as_json: bool) -> No
     """Create a workspace: evaltray.toml, state, and the `main` and `edge` sets."""
     ws = Workspace.init(Path(directory), name=name, user=app.explicit_user)
     try:
-        data = {"root": str(ws.root), "sets": ws.settings.sets, "admin": ws.settings.default_user}
+        key_path, made = ws.admin_key or (None, False)
+        data = {"root": str(ws.root), "sets": ws.settings.sets, "admin": ws.settings.default_user, "key": str(key_path)}
+        err().print(
+            f"{'Made' if made else 'Using'} the admin's signing key {shown(key_path)} (keep it private)",
+            highlight=False,
+        )
         emit(
             as_json,
             data,
@@ -36,28 +42,72 @@ def init(app: AppContext, directory: str, name: str | None, as_json: bool) -> No
 
 
 @click.group()
-def users() -> None:
-    """Who may label, sign off and compose the tray."""
+def user() -> None:
+    """Who may label, sign off and compose the tray, and the keys that prove it (also `evaltray users`)."""
 
 
-@users.command("add")
+@user.command("keygen")
+@click.argument("name", required=False)
+@json_option
+@pass_app
+def user_keygen(app: AppContext, name: str | None, as_json: bool) -> None:
+    """Make NAME's Ed25519 key pair in your config dir (NAME: -u, else your login); never overwrites one."""
+    name = name or current_user(app.explicit_user)
+    key_path, pub_path, public_key = keys.keygen(name)
+    data = {
+        "name": name,
+        "key": str(key_path),
+        "public_key_file": str(pub_path),
+        "public_key": public_key,
+        "fingerprint": keys.fingerprint(public_key),
+    }
+    emit(
+        as_json,
+        data,
+        lambda: out().print(
+            f"private key {shown(key_path)} (keep it; never share it)\npublic key  {shown(pub_path)}\n"
+            f"{shown(public_key)}\nNext: an admin runs `evaltray user add {shown(name)} --role ROLE --key "
+            f"{shown(pub_path.name)}`",
+            highlight=False,
+        ),
+    )
+
+
+@user.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The user's public key file (NAME.pub from `evaltray user keygen`); adjudicators and admins need one.",
+)
 @json_option
 @pass_app
-def users_add(app: AppContext, name: str, role: str, as_json: bool) -> None:
-    """Add a user or change their role (admins only)."""
-    app.ws.add_user(name, role, actor=app.user)
-    emit(as_json, {"name": name, "role": role}, lambda: out().print(f"{shown(name)}: {role}"))
+def user_add(app: AppContext, name: str, role: str, key_file: Path | None, as_json: bool) -> None:
+    """Add a user, or change their role or key (admins only)."""
+    public_key = keys.read_public_file(key_file) if key_file is not None else None
+    app.ws.add_user(name, role, actor=app.user, public_key=public_key)
+    fp = keys.fingerprint(public_key) if public_key else None
+    emit(
+        as_json,
+        {"name": name, "role": role, "fingerprint": fp},
+        lambda: out().print(f"{shown(name)}: {role}" + (f" (key {fp})" if fp else ""), highlight=False),
+    )
 
 
-@users.command("list")
+@user.command("list")
 @json_option
 @pass_app
-def users_list(app: AppContext, as_json: bool) -> None:
-    """List users and their roles."""
+def user_list(app: AppContext, as_json: bool) -> None:
+    """List users, their roles and their keys' fingerprints."""
     rows = app.ws.users()
-    emit_table(as_json, rows, ["name", "role", "since"], [[r["name"], r["role"], r["created_at"]] for r in rows])
+    emit_table(
+        as_json,
+        rows,
+        ["name", "role", "key", "since"],
+        [[r["name"], r["role"], r["fingerprint"] or "", r["created_at"]] for r in rows],
+    )
 
 
 @click.command()

@@ -163,6 +163,27 @@ def m003_audit_chain(conn: Connection) -> None:
     chain_all(conn)
 
 
+@migration(4)
+def m004_keys(conn: Connection) -> None:
+    """Signatures: each user's registered public key (and every key they ever had, so old signatures still
+    verify), each sign-off's signature on its review, each promotion's signer and signature on its case."""
+    conn.execute(sa.text("ALTER TABLE users ADD COLUMN public_key VARCHAR(100)"))
+    conn.execute(sa.text("ALTER TABLE reviews ADD COLUMN signoff_signature VARCHAR(100)"))
+    conn.execute(sa.text("ALTER TABLE cases ADD COLUMN promoted_by VARCHAR(200)"))
+    conn.execute(sa.text("ALTER TABLE cases ADD COLUMN promotion_signature VARCHAR(100)"))
+    md = sa.MetaData()
+    sa.Table(
+        "user_keys",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False, index=True),
+        sa.Column("public_key", sa.String(100), nullable=False),
+        sa.Column("added_by", sa.String(200), nullable=False),
+        _ts(),
+    )
+    md.create_all(conn)
+
+
 def migrate(conn: Connection) -> list[int]:
     """Apply every migration not yet recorded; return the numbers applied."""
     conn.execute(

@@ -188,6 +188,13 @@ class Validation(_Model):
     review_id: int
     signed_by: str
     signed_at: datetime
+    signoff_signature: str | None = Field(
+        default=None, description="the signer's Ed25519 signature (base64) of the label, made at sign-off"
+    )
+    promoted_by: str | None = Field(default=None, description="who let the row through the gate")
+    promotion_signature: str | None = Field(
+        default=None, description="the promoter's Ed25519 signature (base64) of the whole row, made at promotion"
+    )
 
 
 class CaseVersion(_Model):
@@ -346,6 +353,10 @@ class Release:
     changelog: dict[str, dict[str, Any]] = field(default_factory=dict)  # set → what changed (release.diff_sets)
     content_hash: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: the audit log when the release was made: its newest row's id and hash, and how many rows it had
+    audit_anchor: dict[str, Any] | None = None
+    #: the creator's Ed25519 signature (base64) of the manifest without this field
+    signature: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = _fields(self)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .audit import AuditCheck, chain_last, first_break
 from .errors import NotFound, PermissionDenied, WorkspaceError
+from .keys import Signer, ensure_key, fingerprint, load_signer, normalize_public
 from .migrations import migrate
 from .records import Role
 from .settings import SETTINGS_FILE, Settings, render_settings, state_url
@@ -31,6 +32,8 @@ STATE_DIR = ".evaltray"
 CURATE_ROLES = frozenset({Role.LABELER, Role.ADJUDICATOR, Role.ADMIN})
 #: Roles that may manage users and keys.
 ADMIN_ROLES = frozenset({Role.ADMIN})
+#: Roles registered only with a public key: they sign off, promote and manage, and a signature proves who did.
+KEYED_ROLES = frozenset({Role.ADJUDICATOR, Role.ADMIN})
 
 
 def current_user(explicit: str | None, settings: Settings | None = None) -> str:
@@ -84,6 +87,8 @@ class Workspace:
         self.meta = sa.MetaData()
         self.meta.reflect(bind=engine)
         self.t = self.meta.tables
+        #: the admin's key file and whether :meth:`init` made it (None unless this workspace was just made)
+        self.admin_key: tuple[Path, bool] | None = None
 
     # ----------------------------------------------------------------- opening
 
@@ -104,7 +109,9 @@ class Workspace:
         (root / "releases").mkdir(exist_ok=True)
         (root / "traces").mkdir(exist_ok=True)
         (root / ".gitignore").write_text(f"{STATE_DIR}/\ntraces/\n", encoding="utf-8")
-        ws.add_user(actor, Role.ADMIN, actor=actor)
+        key_path, public_key, made = ensure_key(actor)
+        ws.add_user(actor, Role.ADMIN, actor=actor, public_key=public_key)
+        ws.admin_key = (key_path, made)
         return ws
 
     @classmethod
@@ -211,36 +218,91 @@ class Workspace:
         with self.tx() as conn:
             return first_break(conn)
 
-    def add_user(self, name: str, role: Role | str, actor: str) -> None:
-        """Register ``name`` with ``role``, or change their role (admins only, but for the workspace's first
-        user); audited as ``user.set``."""
+    def add_user(self, name: str, role: Role | str, actor: str, public_key: str | None = None) -> None:
+        """Register ``name`` with ``role`` (and ``public_key``, their ``.pub`` line), or change their role or key
+        (admins only, but for the workspace's first user); audited as ``user.set``. Adjudicators and admins
+        need a key; a replaced key stays on record, so what it signed still verifies."""
         if self.users():
-            self.require(actor, frozenset({Role.ADMIN}), "managing users")
+            self.require(actor, ADMIN_ROLES, "managing users")
         try:
             role = Role(role)
         except ValueError:
             raise NotFound(f"unknown role {role!r}: one of {', '.join(r.value for r in Role)}") from None
+        key = normalize_public(public_key) if public_key is not None else None
         users = self.t["users"]
         with self.tx() as conn:
-            if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first():
-                conn.execute(users.update().where(users.c.name == name).values(role=role.value))
+            old = conn.execute(sa.select(users.c.public_key).where(users.c.name == name)).first()
+            key = key or (old.public_key if old is not None else None)
+            if key is None and role in KEYED_ROLES:
+                raise PermissionDenied(
+                    f"the {role.value} role signs, so {name!r} needs a public key: they run `evaltray user keygen {name}`, "
+                    f"then `evaltray user add {name} --role {role.value} --key {name}.pub`"
+                )
+            values = dict(role=role.value, public_key=key)
+            if old is not None:
+                conn.execute(users.update().where(users.c.name == name).values(**values))
             else:
-                conn.execute(users.insert().values(name=name, role=role.value, created_at=now_iso()))
-            self.audit(conn, actor, "user.set", name, role=role.value)
+                conn.execute(users.insert().values(name=name, created_at=now_iso(), **values))
+            if key is not None and key not in self._keys(conn, name):
+                conn.execute(
+                    self.t["user_keys"].insert().values(name=name, public_key=key, added_by=actor, created_at=now_iso())
+                )
+            detail = {"key": fingerprint(key)} if key is not None else {}
+            self.audit(conn, actor, "user.set", name, role=role.value, **detail)
 
-    def users(self) -> list[dict[str, str]]:
+    def _keys(self, conn: Connection, name: str) -> list[str]:
+        keys = self.t["user_keys"]
+        return [r[0] for r in conn.execute(sa.select(keys.c.public_key).where(keys.c.name == name))]
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user with their role, public key and its fingerprint (None without a key)."""
         with self.tx() as conn:
-            return [dict(r._mapping) for r in conn.execute(sa.select(self.t["users"]).order_by("name"))]
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(self.t["users"]).order_by("name"))]
+        for r in rows:
+            r["fingerprint"] = fingerprint(r["public_key"]) if r.get("public_key") else None
+        return rows
+
+    def registered_keys(self) -> dict[str, list[str]]:
+        """Every public key each user ever had registered (the current one and those it replaced)."""
+        keys = self.t["user_keys"]
+        out: dict[str, list[str]] = {}
+        with self.tx() as conn:
+            for name, key in conn.execute(sa.select(keys.c.name, keys.c.public_key).order_by(keys.c.id)):
+                out.setdefault(name, []).append(key)
+        return out
+
+    def signer(self, name: str) -> Signer:
+        """``name``'s private key from the config dir, once it is the key registered for them; else
+        :class:`PermissionDenied` naming the user (never the key)."""
+        users = self.t["users"]
+        with self.tx() as conn:
+            registered = conn.execute(sa.select(users.c.public_key).where(users.c.name == name)).scalar()
+        if registered is None:
+            raise PermissionDenied(
+                f"user {name!r} has no registered public key; an admin registers it with "
+                f"`evaltray user add {name} --role ROLE --key {name}.pub`"
+            )
+        signer = load_signer(name)
+        if signer.public_key != registered:
+            raise PermissionDenied(
+                f"the private key for user {name!r} in this config dir ({fingerprint(signer.public_key)}) is not "
+                f"the one registered for them ({fingerprint(registered)})"
+            )
+        return signer
 
     def role_of(self, name: str) -> Role:
         users = self.t["users"]
         with self.tx() as conn:
             row = conn.execute(sa.select(users.c.role).where(users.c.name == name)).first()
         if row is None:
-            raise PermissionDenied(
-                f"user {name!r} is not registered; an admin adds them with `evaltray users add {name} --role labeler`"
-            )
+            raise self._unregistered(name)
         return Role(row[0])
+
+    @staticmethod
+    def _unregistered(name: str) -> PermissionDenied:
+        return PermissionDenied(
+            f"user {name!r} is not registered; an admin adds them with `evaltray user add {name} --role labeler`"
+        )
 
     def authorize(self, actor: str | None, roles: frozenset[Role], what: str) -> str:
         """The acting user (``actor``, else the workspace's default user), once they hold one of ``roles``."""
@@ -254,11 +316,19 @@ class Workspace:
             self.audit(conn, actor, action, object_id, **detail)
 
     def require(self, name: str, roles: frozenset[Role], what: str) -> Role:
-        """Raise unless ``name`` holds one of ``roles``."""
-        role = self.role_of(name)
+        """Raise unless ``name`` holds one of ``roles`` and, when a key is registered for them, their private
+        key is at hand (a name alone is a claim; the key proves it)."""
+        users = self.t["users"]
+        with self.tx() as conn:
+            row = conn.execute(sa.select(users.c.role, users.c.public_key).where(users.c.name == name)).first()
+        if row is None:
+            raise self._unregistered(name)
+        role = Role(row.role)
         if role not in roles:
             allowed = ", ".join(sorted(r.value for r in roles))
             raise PermissionDenied(f"user {name!r} is a {role.value}; {what} needs one of: {allowed}")
+        if row.public_key is not None:
+            self.signer(name)
         return role
 
 

@@ -26,7 +26,7 @@ from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, canonical_json
 
 from .gate import check_case
-from .release import load_manifest, select_cases, semver_key
+from .release import load_manifest, require_signed, select_cases, semver_key
 
 __all__ = [
     "EXPORTERS",
@@ -134,6 +134,7 @@ def export_release(
     semver_key(version)  # a version names files: ``../1.0.0`` is refused here, not resolved
     set_name = ws.check_set(set_name)
     cases = select_cases(ws, version, set_name, split, subset)
+    require_signed(ws, version, set_name)  # a release edited and re-hashed by hand is refused here
     part = f"{split}-{subset}" if subset else split
     release_hash = load_manifest(ws, version).content_hash
     path = out if out is not None else ws.root / "exports" / export_file_name(to, part, version, set_name)

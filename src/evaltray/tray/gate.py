@@ -6,9 +6,11 @@ six-tuple and a signed review; :func:`validate` catches any row that got there a
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from pydantic import ValidationError
 
@@ -29,12 +31,10 @@ from .casefile import (
     tray_lock,
 )
 from .review import Review, latest_review
+from .signatures import Keys, input_hash, label_of, latest_signed_release, row_signature_problems, sign_promotion
+from .signatures import signoff_problem as signoff_signature_problem
 
 ACTIVE, RETIRED = CaseStatus.ACTIVE.value, CaseStatus.RETIRED.value
-
-
-def input_hash(inp: dict[str, Any]) -> str:
-    return content_hash(inp)[:16]
 
 
 # ----------------------------------------------------------------------------- the gate
@@ -102,7 +102,12 @@ def build_case(
         },
         "freshness": {"last_verified_at": review.signed_at, "verified_by": review.signed_by},
         "owner": ws.settings.label_owner or review.signed_by,
-        "validation": {"review_id": review.id, "signed_by": review.signed_by, "signed_at": review.signed_at},
+        "validation": {
+            "review_id": review.id,
+            "signed_by": review.signed_by,
+            "signed_at": review.signed_at,
+            "signoff_signature": review.signoff_signature,
+        },
         "version": {"added": version_added, "last_changed": PENDING_VERSION},
     }
 
@@ -127,14 +132,17 @@ def check_case(case: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
     return model.model_dump(mode="json"), []
 
 
-def _gate_problems(ws: Workspace, cand: Candidate, review: Review) -> list[str]:
-    """The gate's rules on the label itself: signed by someone who may sign, written by a person, and (for a
-    synthetic case) not a copy of the generated output."""
+def _gate_problems(ws: Workspace, cand: Candidate, review: Review, case: dict[str, Any], keys: Keys) -> list[str]:
+    """The gate's rules on the label itself: signed off, with a signature of this label, by someone who may
+    sign; written by a person; and (for a synthetic case) not a copy of the generated output."""
     problems = []
     if not review.signed_by:
         problems.append("not signed off: an adjudicator must sign the label (`evaltray signoff`)")
     elif ws.role_of(review.signed_by) not in SIGN_ROLES:
         problems.append(f"signed by {review.signed_by!r}, whose role may not sign")
+    else:
+        found = signoff_signature_problem(keys, review.signed_by, review.signoff_signature, review.id, label_of(case))
+        problems += [found] if found else []
     if review.expected.get("origin") != "human":
         problems.append("the expected behaviour was generated, not written by a person")
     ref = (review.expected.get("reference") or "").strip()
@@ -160,9 +168,12 @@ def promote(
     candidate_ids: list[str] | None = None,
     dry_run: bool = False,
 ) -> PromoteReport:
-    """Move every signed, complete candidate into the tray; report what is blocked and why."""
+    """Move every signed, complete candidate into the tray, each row signed with ``actor``'s key; report what
+    is blocked and why (a sign-off whose signature does not verify is blocked)."""
     set_name = ws.check_set(set_name)
     ws.require(actor, SIGN_ROLES | {Role.COMPOSITION_OWNER}, "promoting")
+    signer = ws.signer(actor)
+    keys = ws.registered_keys()
     report = PromoteReport()
     with tray_lock(ws, actor, recover=not dry_run):
         ids, registry = _promotion_queue(ws, set_name, candidate_ids)  # read under the lock: no stale registry
@@ -178,10 +189,11 @@ def promote(
             slot = _slot(cand, review, registry, tray, set_name, taken)
             if slot is None:
                 continue
-            row, problems = _admit(ws, cand, review, slot, tray, set_name)
+            row, problems = _admit(ws, cand, review, slot, tray, set_name, keys)
             if row is None:
                 report.blocked.append((cid, problems))
                 continue
+            sign_promotion(signer, row)
             taken.add(slot.case_id)
             tray[slot.case_id] = row
             if cand.supersedes:
@@ -247,12 +259,18 @@ def _slot(
 
 
 def _admit(
-    ws: Workspace, cand: Candidate, review: Review, slot: _Slot, tray: dict[str, dict[str, Any]], set_name: str
+    ws: Workspace,
+    cand: Candidate,
+    review: Review,
+    slot: _Slot,
+    tray: dict[str, dict[str, Any]],
+    set_name: str,
+    keys: Keys,
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The gate's rules for one candidate: its checked tray row when it may pass, else None and every reason."""
-    problems = _gate_problems(ws, cand, review)
     case = build_case(ws, cand, review, slot.case_id, created_at=slot.created_at, version_added=slot.version_added)
     row, schema = check_case(case)
+    problems = _gate_problems(ws, cand, review, row or case, keys)
     if not review.signed_by:  # the sign-off problem already says it; skip its knock-on fields
         schema = [p for p in schema if not p.startswith(("freshness.", "validation.", "owner"))]
     problems += schema
@@ -283,6 +301,8 @@ def _register(
             difficulty=row["difficulty"],
             case_type=row["case_type"],
             supersedes=row["provenance"]["supersedes"],
+            promoted_by=row["validation"]["promoted_by"],
+            promotion_signature=row["validation"]["promotion_signature"],
         )
         if kind == "relabel":
             conn.execute(cases_t.update().where(cases_t.c.id == row["id"]).values(**values))
@@ -426,6 +446,7 @@ def validate_rows(
     known_versions = versions | {PENDING_VERSION}
     seen: dict[str, int] = {}
     previous = ""
+    to_prove: list[tuple[int, int, str]] = []  # (index, line, id) of each row whose signatures are checked
     for i, (line, row) in enumerate(tray.rows):
         cid = row.get("id") if isinstance(row.get("id"), str) else None
         if cid is None:
@@ -435,6 +456,7 @@ def validate_rows(
             problems.append(Problem(line, cid, f"duplicate id (also on line {seen[cid]})"))
             continue
         seen[cid] = line
+        to_prove.append((i, line, cid))
         if cid < previous:
             problems.append(Problem(line, cid, f"not sorted by id (comes after {previous})"))
         previous = max(previous, cid)
@@ -470,6 +492,25 @@ def validate_rows(
         Problem(None, cid, "active case missing from the file (deleted by hand? use `evaltray cases retire`)")
         for cid in sorted(missing)
     ]
+    return problems + _signature_problems(ws, tray, to_prove)
+
+
+def _signature_problems(ws: Workspace, tray: TrayRows, to_prove: list[tuple[int, int, str]]) -> list[Problem]:
+    """Each row's sign-off and promotion signatures checked against the registered keys; a line byte for
+    byte as the newest signed release holds it was proved when that release was made, and is not again."""
+    keys = ws.registered_keys()
+    released = latest_signed_release(ws, keys)
+    problems = []
+    for i, line, cid in to_prove:
+        raw = tray.raws[i]
+        if released and released.get(cid) == hashlib.sha256(raw).hexdigest():
+            continue
+        if i in tray.trusted:  # the line the gate wrote: already the row's normal form
+            row = orjson.loads(raw)
+        else:  # a line laid out by hand is checked as the row it holds
+            row = tray.rows[i][1]
+            row = check_case(row)[0] or row
+        problems += [Problem(line, cid, p) for p in row_signature_problems(row, keys)]
     return problems
 
 

@@ -21,7 +21,11 @@ removes the staged files and snapshots, and the release never happened. Either w
 clean (a ``pending`` stamp is valid), and recovery is audited as ``release.recover``.
 
 Readers trust a manifest only when its sha256 is the one the release log recorded at creation
-(:func:`load_manifest`), so an edited and re-hashed release is refused rather than exported.
+(:func:`load_manifest`), so an edited and re-hashed release is refused rather than exported. The creator
+signs the manifest (:func:`.signatures.manifest_message`), which also anchors the audit log (its newest
+row's id and hash when the release was made), and every row carries its sign-off's and promotion's
+signatures: :func:`verify_release` and export check them against the registered keys, so a release
+edited with every hash recomputed (the release log's too) is still refused.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from evaltray.core.util import atomic_write, bulk, canonical_json, now_iso, sha2
 from .casefile import TrayRows, after_step, finish_release, journal_path, restamp, staged, tray_lock, tray_sha256
 from .gate import read_signed, registry_state
 from .holdout import assign_holdout, pr_subset
+from .signatures import Keys, manifest_message, manifest_problem, row_signature_problems
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$")
 SPLITS = ("dev", "holdout", "all")
@@ -441,6 +446,7 @@ def create_release(
 ) -> ReleaseResult:
     """Validate every set, stamp pending versions, snapshot, hold out, hash, and write the manifest."""
     ws.require(actor, COMPOSE_ROLES, "creating a release")
+    signer = ws.signer(actor)
     fraction = ws.settings.holdout if holdout is None else holdout
     if not 0 < fraction < 1:
         raise ReleaseError(f"--holdout must be between 0 and 1, got {fraction}")
@@ -470,6 +476,8 @@ def create_release(
         if not any(snap.cases for snap in snaps.values()):
             manifest.warnings.append(EMPTY_RELEASE)
         manifest.content_hash = content_hash_of({s: snaps[s].hashes for s in sorted(snaps)})
+        manifest.audit_anchor = audit_anchor(ws)
+        manifest.signature = signer.sign(manifest_message(manifest))
         result = ReleaseResult(version, manifest.content_hash, manifest, manifest.warnings)
         if not dry_run:
             result.path = _write_release(ws, manifest, snaps, stamped)
@@ -505,6 +513,87 @@ def verify_release(ws: Workspace, version: str) -> list[str]:
         problems.append(f"{path.name}: content hash does not match the per-case hashes")
     if row is not None and row.content_hash != manifest.content_hash:
         problems.append(f"{path.name}: content hash differs from the release log")
+    keys = ws.registered_keys()
+    signed = manifest_problem(manifest, keys)
+    problems += [f"{path.name}: {signed}"] if signed else []
+    for set_name in manifest.sets:
+        problems += [f"{version}/{set_name}: {p}" for p in case_signature_problems(ws, manifest, set_name, keys)]
+    return problems
+
+
+def case_signature_problems(ws: Workspace, manifest: Release, set_name: str, keys: Keys | None = None) -> list[str]:
+    """Every released row of the set whose sign-off or promotion signature is missing or does not verify
+    against the registered keys, each naming the case."""
+    path = ws.releases_dir / manifest.sets[set_name].file
+    if not path.exists():
+        return []  # reported as a missing snapshot
+    keys = ws.registered_keys() if keys is None else keys
+    problems = []
+    for line in path.read_bytes().splitlines():
+        try:
+            row = orjson.loads(line)
+            cid = row["id"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue  # reported as not a case
+        problems += [f"case {cid}: {p}" for p in row_signature_problems(row, keys)]
+    return problems
+
+
+def require_signed(ws: Workspace, version: str, set_name: str) -> None:
+    """Refuse release ``version`` unless its manifest's and the set's rows' signatures all verify."""
+    manifest = load_manifest(ws, version)
+    keys = ws.registered_keys()
+    problems = [p for p in [manifest_problem(manifest, keys)] if p]
+    if set_name in manifest.sets:
+        problems += case_signature_problems(ws, manifest, set_name, keys)
+    if problems:
+        raise ReleaseError(
+            f"release {version} fails its signature check ({len(problems)} problem(s): {problems[0]}); "
+            f"run `evaltray release verify {version}`"
+        )
+
+
+def audit_anchor(ws: Workspace) -> dict[str, Any]:
+    """The audit log now: its newest row's id and hash, and how many rows it holds."""
+    audit = ws.t["audit"]
+    with ws.tx() as conn:
+        last = conn.execute(sa.select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1)).first()
+        rows = conn.execute(sa.select(sa.func.count()).select_from(audit)).scalar() or 0
+    return {"id": last.id if last else 0, "hash": last.hash if last else "", "rows": rows}
+
+
+def audit_anchor_problems(ws: Workspace) -> list[str]:
+    """Each release whose signed audit anchor the log no longer holds: rows cut from its end (back to the
+    newest release at least), or a release whose manifest cannot vouch for its anchor."""
+    audit, keys, problems = ws.t["audit"], ws.registered_keys(), []
+    for entry in release_log(ws):
+        version = entry["version"]
+        path = manifest_path(ws, version)
+        body = path.read_bytes() if path.exists() else b""
+        if _manifest_problem(ws, version, body):
+            problems.append(f"release {version}: manifest differs from the release log; its audit anchor is unproved")
+            continue
+        manifest = Release.from_json(body, path.name)
+        anchor = manifest.audit_anchor
+        if anchor is None or manifest_problem(manifest, keys):
+            continue  # made before anchors (or unsigned): `release verify` says so
+        with ws.tx() as conn:
+            held = conn.execute(sa.select(audit.c.hash).where(audit.c.id == anchor["id"])).first()
+            created = conn.execute(
+                sa.select(audit.c.id).where(
+                    audit.c.action == "release.create", audit.c.object_id == version, audit.c.id > anchor["id"]
+                )
+            ).first()
+        if anchor["id"] and (held is None or held.hash != anchor["hash"]):
+            problems.append(
+                f"release {version}: the audit log no longer holds row {anchor['id']} as the release anchored it "
+                "(rows cut from the end of the log, or rewritten)"
+            )
+        elif created is None:
+            problems.append(
+                f"release {version}: the audit log lacks the release.create row after row {anchor['id']} "
+                "(rows cut from the end of the log)"
+            )
     return problems
 
 

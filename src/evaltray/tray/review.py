@@ -20,6 +20,7 @@ from evaltray.core.store import Workspace, inserted_id
 from evaltray.core.util import dumps, loads, now_iso
 
 from .candidates import PENDING, PROMOTED, REJECTED, Candidate, get, list_candidates
+from .signatures import input_hash, label_of, signoff_message
 
 DIFFICULTIES = ("easy", "medium", "hard")
 CASE_TYPES = ("typical", "edge", "adversarial", "safety")
@@ -43,6 +44,7 @@ class Review:
     signed_by: str | None
     signed_at: str | None
     created_at: str
+    signoff_signature: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Review:
@@ -51,6 +53,21 @@ class Review:
         m["failure_tags"] = loads(m["failure_tags"])
         m["expected_first"] = bool(m["expected_first"])
         return cls(**m)
+
+
+def review_label(cand: Candidate, review: Review) -> dict[str, Any]:
+    """What signing ``review`` off signs (:func:`.signatures.label_of` of the row it will make)."""
+    return label_of(
+        {
+            "provenance": {"candidate_id": cand.id},
+            "set": cand.set_name,
+            "input_hash": input_hash(cand.input),
+            "expected": review.expected,
+            "rubric": review.rubric,
+            "guide_version": review.guide_version,
+            "review": {"verdict": review.verdict, "critique": review.critique, "failure_tags": review.failure_tags},
+        }
+    )
 
 
 def normalize_expected(
@@ -114,6 +131,7 @@ def record_review(
         raise EvaltrayError(f"case type must be one of {', '.join(CASE_TYPES)}, got {case_type!r}")
     now = now_iso()
     signed = sign and role in SIGN_ROLES
+    signer = ws.signer(reviewer) if signed else None
     values: dict[str, Any] = dict(
         candidate_id=candidate_id,
         reviewer=reviewer,
@@ -134,6 +152,10 @@ def record_review(
     reviews = ws.t["reviews"]
     with ws.tx() as conn:
         rid = inserted_id(conn, reviews.insert().values(**values))
+        review = Review(id=rid, **{**values, "expected": expected, "failure_tags": sorted(set(failure_tags or []))})
+        if signer is not None:
+            review.signoff_signature = signer.sign(signoff_message(reviewer, rid, review_label(cand, review)))
+            conn.execute(reviews.update().where(reviews.c.id == rid).values(signoff_signature=review.signoff_signature))
         ws.audit(
             conn,
             reviewer,
@@ -144,7 +166,7 @@ def record_review(
             signed=signed,
             **(provenance or {}),
         )
-    return Review(id=rid, **{**values, "expected": expected, "failure_tags": sorted(set(failure_tags or []))})
+    return review
 
 
 def latest_review(ws: Workspace, candidate_id: str) -> Review | None:
@@ -177,8 +199,9 @@ def sign_off(
 ) -> list[int]:
     """Sign the latest review of each candidate (and, with ``every_unsigned``, of every :func:`unsigned` one
     of the set); a candidate without a review is an error. Returns the ids of the reviews signed: none when
-    nothing awaited a sign-off."""
+    nothing awaited a sign-off. Each sign-off is signed with ``signer``'s key (:func:`review_label`)."""
     ws.require(signer, SIGN_ROLES, "signing labels off")
+    key = ws.signer(signer)
     signed: list[int] = []
     reviews = ws.t["reviews"]
     ids = list(candidate_ids) + (unsigned(ws, set_name) if every_unsigned else [])
@@ -189,9 +212,12 @@ def sign_off(
         if review.signed_by:
             continue
         if not dry_run:
+            signature = key.sign(signoff_message(signer, review.id, review_label(get(ws, cid), review)))
             with ws.tx() as conn:
                 conn.execute(
-                    reviews.update().where(reviews.c.id == review.id).values(signed_by=signer, signed_at=now_iso())
+                    reviews.update()
+                    .where(reviews.c.id == review.id)
+                    .values(signed_by=signer, signed_at=now_iso(), signoff_signature=signature)
                 )
                 ws.audit(conn, signer, "review.sign", cid, review_id=review.id)
         signed.append(review.id)
