@@ -395,3 +395,9 @@ def test_an_export_refuses_a_snapshot_that_differs_from_its_manifest(ws):
     snap.unlink()
     with pytest.raises(ReleaseError, match=r"^1\.0\.0/main\.jsonl: snapshot missing; run `evaltray release verify"):
         export_release(ws, "1.0.0", to="jsonl", split="all")
+
+
+def test_a_version_with_a_trailing_newline_is_refused_by_the_api(ws):
+    # the CLI checked it; the API's pattern ended in `$`, which matches before a trailing newline
+    with pytest.raises(ReleaseError, match="is not a semantic version"):
+        release.create_release(ws, "2.0.0\n", "alice")

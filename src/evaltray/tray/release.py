@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ import sqlalchemy as sa
 
 from evaltray.core.errors import EvaltrayError, NotFound, ReleaseError
 from evaltray.core.records import COMPOSE_ROLES, Release, ReleaseStatus, SetCounts, SetManifest, SourceMix
+from evaltray.core.settings import VERSION
 from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, bulk, canonical_json, now_iso, sha256_hex
 
@@ -51,13 +51,12 @@ from .gate import read_signed, registry_state
 from .holdout import assign_holdout, pr_subset
 from .signatures import Keys, manifest_message, manifest_problem, row_signature_problems
 
-SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$")
 SPLITS = ("dev", "holdout", "all")
 SUBSETS = ("pr", "release")
 
 
 def semver_key(version: str) -> tuple[int, int, int, int, str]:
-    m = SEMVER.match(version)
+    m = VERSION.fullmatch(version)
     if not m:
         raise ReleaseError(f"{version!r} is not a semantic version (MAJOR.MINOR.PATCH)")
     major, minor, patch, pre = m.groups()
@@ -163,7 +162,7 @@ def manifest_path(ws: Workspace, version: str) -> Path:
 
 
 def list_versions(ws: Workspace) -> list[str]:
-    return sorted((v for v in ws.release_versions() if SEMVER.match(v)), key=semver_key)
+    return sorted((v for v in ws.release_versions() if VERSION.fullmatch(v)), key=semver_key)
 
 
 def load_manifest(ws: Workspace, version: str) -> Release:
