@@ -41,9 +41,13 @@ def test_release_create_verify_and_tamper(ws):
     case = orjson.loads(lines[3])
     lines[3] = lines[3].replace(b'"medium"', b'"hard"', 1)
     snap.write_bytes(b"\n".join(lines) + b"\n")
-    assert release.verify_release(ws, "1.0.0") == [
+    changed = [
         "1.0.0/main.jsonl: file sha256 differs from the manifest",
         f"1.0.0/main.jsonl:4: case {case['id']} changed since release",
+    ]
+    assert release.verify_release(ws, "1.0.0") == changed
+    assert release.verify_release(ws, "1.0.0", deep=True) == [
+        *changed,
         f"1.0.0/main: case {case['id']}: promotion signature by 'alice' is invalid: the row differs from what "
         "was promoted, or the signature is not theirs",
     ]

@@ -198,9 +198,13 @@ def test_a_released_row_edited_with_every_hash_recomputed_fails_verify_and_expor
     release.create_release(ws, "1.0.0", "alice", holdout=0.5)
     assert release.verify_release(ws, "1.0.0") == []
     case_id = _rehash_release(ws, "1.0.0", lambda r: r["expected"].update(reference="Sure, always."))
-    assert release.verify_release(ws, "1.0.0") == [
+    manifest_invalid = (
         "1.0.0.json: release 1.0.0: manifest signature by 'alice' is invalid (edited after release, or not "
-        "signed with their registered key)",
+        "signed with their registered key)"
+    )
+    assert release.verify_release(ws, "1.0.0") == [manifest_invalid]  # the signed manifest covers every row
+    assert release.verify_release(ws, "1.0.0", deep=True) == [
+        manifest_invalid,
         f"1.0.0/main: case {case_id}: {SIGNOFF_INVALID}",
         f"1.0.0/main: case {case_id}: promotion signature by 'alice' is invalid: the row differs from what was "
         "promoted, or the signature is not theirs",
@@ -208,7 +212,7 @@ def test_a_released_row_edited_with_every_hash_recomputed_fails_verify_and_expor
     with pytest.raises(ReleaseError) as err:
         export_release(ws, "1.0.0", to="jsonl", split="all", actor="alice")
     assert str(err.value) == (
-        "release 1.0.0 fails its signature check (3 problem(s): release 1.0.0: manifest signature by 'alice' is "
+        "release 1.0.0 fails its signature check (1 problem(s): release 1.0.0: manifest signature by 'alice' is "
         "invalid (edited after release, or not signed with their registered key)); "
         "run `evaltray release verify 1.0.0`"
     )
@@ -235,7 +239,7 @@ def test_rows_released_and_signed_are_not_checked_again_but_a_later_edit_is(ws, 
     gate.promote(ws, "alice")
     release.create_release(ws, "1.0.0", "alice")
     calls = []
-    monkeypatch.setattr(gate, "row_signature_problems", lambda row, k: calls.append(row["id"]) or [])
+    monkeypatch.setattr(gate, "prove_rows", lambda lines, k: calls.extend(cid for _, cid, _ in lines) or [])
     assert _problems(ws) == [] and calls == []  # the line is as 1.0.0 holds it, which alice signed
     monkeypatch.undo()
     row = _edit_row_and_registry(ws, lambda r: r["notes"] is None and r.update(notes="edited"))

@@ -96,11 +96,12 @@ def release_create(
 
 @release.command("verify")
 @version_argument()
+@click.option("--deep", is_flag=True, help="Also prove every released row's sign-off and promotion signatures again.")
 @json_option
 @pass_app
-def release_verify(app: AppContext, version: str, as_json: bool) -> None:
-    """Check that no byte of VERSION changed since release; exit 1 if one did."""
-    problems = rel.verify_release(app.ws, version)
+def release_verify(app: AppContext, version: str, deep: bool, as_json: bool) -> None:
+    """Check that no byte of VERSION changed since release and its signed manifest holds; exit 1 if not."""
+    problems = rel.verify_release(app.ws, version, deep=deep)
     emit(
         as_json,
         {"version": version, "ok": not problems, "problems": problems},

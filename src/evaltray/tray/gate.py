@@ -31,7 +31,7 @@ from .casefile import (
     tray_lock,
 )
 from .review import Review, latest_review
-from .signatures import Keys, input_hash, label_of, latest_signed_release, row_signature_problems, sign_promotion
+from .signatures import Keys, input_hash, label_of, latest_signed_release, prove_rows, sign_promotion
 from .signatures import signoff_problem as signoff_signature_problem
 
 ACTIVE, RETIRED = CaseStatus.ACTIVE.value, CaseStatus.RETIRED.value
@@ -500,18 +500,17 @@ def _signature_problems(ws: Workspace, tray: TrayRows, to_prove: list[tuple[int,
     byte as the newest signed release holds it was proved when that release was made, and is not again."""
     keys = ws.registered_keys()
     released = latest_signed_release(ws, keys)
-    problems = []
+    lines: list[tuple[Any, str, bytes]] = []
     for i, line, cid in to_prove:
         raw = tray.raws[i]
         if released and released.get(cid) == hashlib.sha256(raw).hexdigest():
             continue
         if i in tray.trusted:  # the line the gate wrote: already the row's normal form
-            row = orjson.loads(raw)
+            lines.append((line, cid, raw))
         else:  # a line laid out by hand is checked as the row it holds
             row = tray.rows[i][1]
-            row = check_case(row)[0] or row
-        problems += [Problem(line, cid, p) for p in row_signature_problems(row, keys)]
-    return problems
+            lines.append((line, cid, orjson.dumps(check_case(row)[0] or row)))
+    return [Problem(line, cid, p) for line, cid, p in prove_rows(lines, keys)]
 
 
 def _row_problems(

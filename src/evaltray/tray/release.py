@@ -49,7 +49,7 @@ from evaltray.core.util import atomic_write, bulk, canonical_json, now_iso, sha2
 from .casefile import TrayRows, after_step, finish_release, journal_path, restamp, staged, tray_lock, tray_sha256
 from .gate import read_signed, registry_state
 from .holdout import assign_holdout, pr_subset
-from .signatures import Keys, manifest_message, manifest_problem, row_signature_problems
+from .signatures import Keys, manifest_message, manifest_problem, prove_rows
 
 SPLITS = ("dev", "holdout", "all")
 SUBSETS = ("pr", "release")
@@ -486,8 +486,12 @@ def create_release(
 # ----------------------------------------------------------------------------- verify, diff, status
 
 
-def verify_release(ws: Workspace, version: str) -> list[str]:
-    """Everything that changed on disk since ``version`` was released; an empty list means intact."""
+def verify_release(ws: Workspace, version: str, deep: bool = False) -> list[str]:
+    """Everything that changed on disk since ``version`` was released; an empty list means intact.
+
+    The manifest's signature covers every snapshot's and every case's hash, and its creator proved every
+    row's signatures when making it; ``deep`` proves each released row's sign-off and promotion signatures
+    again, against the keys registered now."""
     path = manifest_path(ws, version)
     if not path.exists():
         raise NotFound(f"no release {version!r}")
@@ -515,8 +519,9 @@ def verify_release(ws: Workspace, version: str) -> list[str]:
     keys = ws.registered_keys()
     signed = manifest_problem(manifest, keys)
     problems += [f"{path.name}: {signed}"] if signed else []
-    for set_name in manifest.sets:
-        problems += [f"{version}/{set_name}: {p}" for p in case_signature_problems(ws, manifest, set_name, keys)]
+    if deep:
+        for set_name in manifest.sets:
+            problems += [f"{version}/{set_name}: {p}" for p in case_signature_problems(ws, manifest, set_name, keys)]
     return problems
 
 
@@ -527,23 +532,23 @@ def case_signature_problems(ws: Workspace, manifest: Release, set_name: str, key
     if not path.exists():
         return []  # reported as a missing snapshot
     keys = ws.registered_keys() if keys is None else keys
-    problems = []
+    lines = []
     for line in path.read_bytes().splitlines():
         try:
-            row = orjson.loads(line)
-            cid = row["id"]
+            cid = orjson.loads(line)["id"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             continue  # reported as not a case
-        problems += [f"case {cid}: {p}" for p in row_signature_problems(row, keys)]
-    return problems
+        lines.append((None, str(cid), line))
+    return [f"case {cid}: {p}" for _, cid, p in prove_rows(lines, keys)]
 
 
-def require_signed(ws: Workspace, version: str, set_name: str) -> None:
-    """Refuse release ``version`` unless its manifest's and the set's rows' signatures all verify."""
+def require_signed(ws: Workspace, version: str, set_name: str, deep: bool = False) -> None:
+    """Refuse release ``version`` unless its manifest's signature verifies (it covers every case's hash, which
+    reading a snapshot checks) and, with ``deep``, every row of the set's signatures too."""
     manifest = load_manifest(ws, version)
     keys = ws.registered_keys()
     problems = [p for p in [manifest_problem(manifest, keys)] if p]
-    if set_name in manifest.sets:
+    if deep and set_name in manifest.sets:
         problems += case_signature_problems(ws, manifest, set_name, keys)
     if problems:
         raise ReleaseError(

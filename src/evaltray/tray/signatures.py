@@ -22,6 +22,7 @@ from evaltray.core.keys import Signer, verify
 from evaltray.core.records import Release
 from evaltray.core.store import Workspace
 from evaltray.core.util import canonical_json, content_hash
+from evaltray.core.workers import process_pool, worker_count
 
 #: The user-keys map a check reads: every public key each user ever had registered.
 Keys = dict[str, list[str]]
@@ -106,6 +107,28 @@ def row_signature_problems(row: dict[str, Any], keys: Keys) -> list[str]:
     return problems
 
 
+#: Rows a process proves per task, and the least rows worth starting processes for.
+_PROVE_CHUNK = 4096
+_PROVE_IN_PROCESSES = 16_384
+
+
+def _prove_lines(lines: list[tuple[Any, str, bytes]], keys: Keys) -> list[tuple[Any, str, str]]:
+    """``(where, case id, problem)`` for each row (given as its JSON line) whose signatures do not hold."""
+    return [(where, cid, p) for where, cid, raw in lines for p in row_signature_problems(orjson.loads(raw), keys)]
+
+
+def prove_rows(lines: list[tuple[Any, str, bytes]], keys: Keys) -> list[tuple[Any, str, str]]:
+    """:func:`row_signature_problems` of every ``(where, case id, JSON line)``, in order; a big tray is proved
+    by every core (Ed25519 verification holds the GIL, so threads would not help)."""
+    workers = worker_count()
+    if workers < 2 or len(lines) < _PROVE_IN_PROCESSES:
+        return _prove_lines(lines, keys)
+    chunks = [lines[i : i + _PROVE_CHUNK] for i in range(0, len(lines), _PROVE_CHUNK)]
+    with process_pool(workers) as pool:
+        parts = pool.map(_prove_lines, chunks, [keys] * len(chunks))
+        return [found for part in parts for found in part]
+
+
 # ----------------------------------------------------------------------------- releases
 
 
@@ -155,6 +178,7 @@ __all__ = [
     "input_hash",
     "label_of",
     "latest_signed_release",
+    "prove_rows",
     "manifest_message",
     "manifest_problem",
     "promoted_hash",
