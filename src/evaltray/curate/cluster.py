@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -625,13 +626,16 @@ class _Modularity:
     def __call__(self, k: int) -> float:
         if k not in self.scores:
             from sklearn.cluster import KMeans
+            from sklearn.exceptions import ConvergenceWarning
 
             # k clusters use the leading k spectral dimensions, raw vectors all of theirs.
             e = normalize_rows(self.u[:, : min(k, self.u.shape[1])] if self.spectral else self.u).astype(np.float64)
             n = e.shape[0]
             sample = np.random.default_rng(self.seed).permutation(n)[: max(_AUTO_SAMPLE, 10 * k)]
             # 30 Lloyd steps: the score needs a fair partition, not a converged one.
-            km = KMeans(n_clusters=k, n_init=1, max_iter=30, random_state=self.seed).fit(e[np.sort(sample)])
+            with warnings.catch_warnings():  # a k above the distinct points there are only scores low
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                km = KMeans(n_clusters=k, n_init=1, max_iter=30, random_state=self.seed).fit(e[np.sort(sample)])
             labels = km.predict(e)
             inside = float(self.weights[labels[self.rows] == labels[self.cols]].sum())
             per = np.bincount(labels, weights=self.deg)
