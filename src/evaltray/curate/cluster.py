@@ -2,8 +2,10 @@
 
 The default method is spectral clustering on a cosine k-nearest-neighbour graph: on Banking77
 it beats plain k-means at the same number of clusters for both WordLlama and MiniLM vectors
-(see ``bench/banking77_eval.py``). Large inputs are fitted on a seeded sample and the rest is
-assigned to the nearest cluster centroid, so 100k texts cluster in seconds.
+(see ``bench/banking77_eval.py``). ``k="auto"`` picks the count whose labels have the best
+modularity on that graph, searched finely around the best of a coarse ladder and read off a
+parabola, so the choice moves smoothly with the data. Large inputs are fitted on a seeded sample
+and the rest is assigned to the nearest cluster centroid, so 100k texts cluster in seconds.
 
 Each cluster gets a name from its c-TF-IDF top terms and its most central texts as examples.
 A user's merges, splits and renames are recorded in :class:`ClusterEdits` against *anchors*
