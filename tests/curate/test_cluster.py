@@ -64,7 +64,7 @@ def test_spectral_clusters_recover_most_intents(
 def test_auto_k_stays_near_the_number_of_intents(corpus: tuple[list[str], list[str], np.ndarray]) -> None:
     texts, labels, vectors = corpus
     scores = evaluate(labels, cluster_texts(texts, vectors, k="auto", seed=0, max_k=40).labels)
-    # Measured: 21 clusters, purity 0.77, NMI 0.82 (20 true intents); the silhouette ladder said 33.
+    # Measured: 21 clusters, purity 0.77, NMI 0.82 (20 true intents); the silhouette ladder said 29.
     assert 15 <= scores["n_clusters"] <= 25  # within 25% of the truth
     assert scores["nmi"] >= 0.78
 
