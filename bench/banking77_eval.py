@@ -1,27 +1,32 @@
-"""Intent-cluster quality on Banking77 (issue: curation): evaltray's clusterers vs plain k-means.
+"""Intent-cluster quality (issues 4, 11 §3, 17): evaltray's default clustering vs plain k-means, and k="auto".
 
-    python bench/banking77_eval.py                      # train split, every backend installed
-    python bench/banking77_eval.py --backends wordllama --seeds 0 1 2 3 4
-    python bench/banking77_eval.py --split test --k 154
+    python bench/banking77_eval.py                                   # Banking77 train (the building set)
+    python bench/banking77_eval.py --sets banking77-test clinc150 --clinc data_full.json   # measuring sets
+    python bench/banking77_eval.py --backends tfidf --seeds 0 1 2 --resamples 3
 
-For each embedding backend the script embeds the split once, then for every seed runs, on the
-same vectors: the baseline (scikit-learn ``KMeans(n_clusters=k, random_state=seed)``, nothing
-else), and evaltray's ``cluster_texts`` with spectral at ``k``, spherical k-means at ``k``,
-spectral with ``k="auto"`` (silhouette, at most ``k`` clusters) and hdbscan (finds its own count,
-leaves noise out). It prints mean ± standard deviation of purity, NMI, ARI, the cluster count and
-coverage, and seconds per run. Data: Banking77 (PolyAI, CC-BY-4.0), read from
-``../shared/data/intents/`` beside the repository unless ``--data`` says otherwise.
+For each embedding backend and intent set the script embeds the texts once, then for every seed runs,
+on the same vectors: evaltray's ``cluster_texts`` at default settings (spectral, ``k="auto"``), and
+plain scikit-learn ``KMeans(n_clusters=k, random_state=seed)`` at the k evaltray chose; then both at
+the true number of intents. It prints purity, NMI, ARI, the cluster count and seconds per run (mean
+± sd over seeds) and the time ratio. Stability: for each seed and each of ``--resamples`` seeded
+removals of 1% of the texts, how far k="auto" moves from its full-set choice.
+
+Data: Banking77 (PolyAI, CC-BY-4.0) from ``../shared/data/intents/`` beside the repository unless
+``--data`` says otherwise; CLINC150 (Larson et al. 2019, CC-BY-3.0) is ``data/data_full.json`` of
+github.com/clinc/oos-eval (commit 828f8093932c8fe6ca7936c3d2e52903b1c523de), its ``train`` split
+(15,000 texts, 150 intents, out-of-scope texts left out), read from ``--clinc``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,29 +35,19 @@ from evaltray.curate.cluster import cluster_texts, evaluate
 from evaltray.curate.embed import EmbeddingCache, EmbeddingError, get_embedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "intents"
-METRICS = ("purity", "nmi", "ari", "n_clusters", "coverage", "seconds")
+SETS = ("banking77-train", "banking77-test", "clinc150")
 
 
-def load(data: Path, split: str) -> tuple[list[str], list[str]]:
-    with (data / f"banking77-{split}.csv").open(newline="", encoding="utf-8") as fh:
+def load(name: str, data: Path, clinc: Path | None) -> tuple[list[str], list[str]]:
+    """Texts and intent labels of one set."""
+    if name == "clinc150":
+        if clinc is None:
+            raise SystemExit("clinc150 needs --clinc PATH (data/data_full.json of github.com/clinc/oos-eval)")
+        rows = json.loads(clinc.read_text(encoding="utf-8"))["train"]
+        return [t for t, _ in rows], [label for _, label in rows]
+    with (data / f"{name}.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return [r["text"] for r in rows], [r["category"] for r in rows]
-
-
-def baseline(k: int) -> Callable[[list[str], np.ndarray, int], np.ndarray]:
-    def run(texts: list[str], x: np.ndarray, seed: int) -> np.ndarray:
-        from sklearn.cluster import KMeans
-
-        return KMeans(n_clusters=k, random_state=seed).fit_predict(x)
-
-    return run
-
-
-def ours(**kw: object) -> Callable[[list[str], np.ndarray, int], np.ndarray]:
-    def run(texts: list[str], x: np.ndarray, seed: int) -> np.ndarray:
-        return cluster_texts(texts, x, seed=seed, **kw).labels  # type: ignore[arg-type]
-
-    return run
 
 
 def fmt(values: list[float], digits: int) -> str:
@@ -62,62 +57,110 @@ def fmt(values: list[float], digits: int) -> str:
     return f"{a.mean():.{digits}f} ± {a.std():.{digits}f}"
 
 
+def timed(fn: object, *args: object, **kw: object) -> tuple[object, float]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kw)  # type: ignore[operator]
+    return out, time.perf_counter() - t0
+
+
+def kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, random_state=seed).fit_predict(x)
+
+
+def row(name: str, runs: list[tuple[dict[str, float], float]]) -> str:
+    got = {m: [r[m] for r, _ in runs] for m in ("purity", "nmi", "ari", "n_clusters")}
+    secs = [s for _, s in runs]
+    return (
+        f"| {name} | {fmt(got['purity'], 3)} | {fmt(got['nmi'], 3)} | {fmt(got['ari'], 3)} | "
+        f"{fmt(got['n_clusters'], 0)} | {fmt(secs, 1)} |"
+    )
+
+
+def compare(texts: list[str], labels: list[str], x: np.ndarray, seeds: list[int]) -> None:
+    """Default clustering vs k-means at the k it chose, and both at the true k: one table."""
+    truth = len(set(labels))
+    rows: dict[str, list[tuple[dict[str, float], float]]] = {}
+    wins = {"auto": 0, "true": 0}
+    for seed in seeds:
+        ours, t_ours = timed(cluster_texts, texts, x, seed=seed)
+        k = ours.n_clusters  # type: ignore[attr-defined]
+        ref, t_ref = timed(kmeans, x, k, seed)
+        at_true, t_true = timed(cluster_texts, texts, x, k=truth, seed=seed)
+        ref_true, t_ref_true = timed(kmeans, x, truth, seed)
+        for key, lab, sec in (
+            ("evaltray default (spectral, k=auto)", ours.labels, t_ours),  # type: ignore[attr-defined]
+            ("sklearn KMeans, the k evaltray chose", ref, t_ref),
+            (f"evaltray spectral, k={truth} (true)", at_true.labels, t_true),  # type: ignore[attr-defined]
+            (f"sklearn KMeans, k={truth} (true)", ref_true, t_ref_true),
+        ):
+            rows.setdefault(key, []).append((evaluate(labels, lab), sec))  # type: ignore[arg-type]
+        for which, mine, theirs in (("auto", ours.labels, ref), ("true", at_true.labels, ref_true)):  # type: ignore[attr-defined]
+            m, t = evaluate(labels, mine), evaluate(labels, theirs)
+            wins[which] += all(m[q] > t[q] for q in ("purity", "nmi", "ari"))
+        print(
+            f"  seed {seed}: k=auto {k} (true {truth}, {100 * (k - truth) / truth:+.0f}%), "
+            f"time {t_ours:.1f} s vs KMeans {t_ref:.1f} s = {t_ours / t_ref:.2f}x",
+            file=sys.stderr,
+            flush=True,
+        )
+    print("| method | purity | NMI | ARI | clusters | s/run |\n| --- | --- | --- | --- | --- | --- |")
+    for key, runs in rows.items():
+        print(row(key, runs))
+    ratio = [a[1] / b[1] for a, b in zip(rows[list(rows)[0]], rows[list(rows)[1]], strict=True)]
+    print(
+        f"\nbeats KMeans on purity, NMI and ARI together: at its own k in {wins['auto']}/{len(seeds)} seeds, "
+        f"at the true k in {wins['true']}/{len(seeds)}; time ratio at k=auto {fmt(ratio, 2)}x",
+        flush=True,
+    )
+
+
+def stability(texts: list[str], x: np.ndarray, seeds: list[int], resamples: int, truth: int) -> None:
+    """How far k="auto" moves when 1% of the texts are removed (seeded removals), per seed."""
+    moves: list[float] = []
+    for seed in seeds:
+        full = cluster_texts(texts, x, seed=seed).n_clusters
+        ks = []
+        for r in range(resamples):
+            keep = np.sort(np.random.default_rng(1000 + r).permutation(len(texts))[: int(len(texts) * 0.99)])
+            ks.append(cluster_texts([texts[i] for i in keep], x[keep], seed=seed).n_clusters)
+            moves.append(abs(ks[-1] - full) / full)
+        print(f"- seed {seed}: full set k = {full} ({100 * (full - truth) / truth:+.0f}% of {truth}); 1% removed: {ks}")
+    print(
+        f"- largest move {100 * max(moves):.1f}%, mean {100 * float(np.mean(moves)):.1f}% (target <= 10%)", flush=True
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--split", choices=("train", "test"), default="train")
+    ap.add_argument("--clinc", type=Path, default=None, help="CLINC150 data_full.json")
+    ap.add_argument("--sets", nargs="+", choices=SETS, default=["banking77-train"])
     ap.add_argument("--backends", nargs="+", default=["wordllama", "st", "tfidf"])
-    ap.add_argument("--k", type=int, default=154, help="cluster budget: 2 x the 77 intents by default")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--resamples", type=int, default=2, help="1%% removals per seed for the stability check")
     ap.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: a temp dir)")
     args = ap.parse_args(argv)
 
-    texts, labels = load(args.data, args.split)
     print(
-        f"# Banking77 {args.split}: {len(texts):,} texts, {len(set(labels))} intents, k = {args.k}, "
-        f"seeds {args.seeds}; {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+        f"# seeds {args.seeds}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}"
     )
     cache = EmbeddingCache(args.cache or Path(tempfile.mkdtemp(prefix="evaltray-bench-")))
-    runs = {
-        f"baseline: sklearn KMeans k={args.k}": baseline(args.k),
-        f"evaltray spectral k={args.k}": ours(k=args.k, method="spectral"),
-        f"evaltray spherical k-means k={args.k}": ours(k=args.k, method="kmeans"),
-        f"evaltray spectral k=auto (<= {args.k})": ours(k="auto", method="spectral", max_k=args.k),
-        "evaltray hdbscan (own k, noise left out)": ours(method="hdbscan"),
-    }
     for backend in args.backends:
-        try:
-            t0 = time.perf_counter()
-            emb = get_embedder(backend)
-            t_load = time.perf_counter() - t0
-        except EmbeddingError as exc:
-            print(f"\n## {backend}: skipped ({exc})")
-            continue
-        cached = cache.size(emb) if emb.fitted else 0
-        t0 = time.perf_counter()
-        x = cache.embed_cached(emb, texts)
-        t_embed = time.perf_counter() - t0
-        speed = (
-            "read from the cache"
-            if cached >= len(texts)
-            else f"embed {t_embed:.1f} s ({len(texts) / max(t_embed, 1e-9):,.0f} texts/s)"
-        )
-        print(f"\n## {emb.name} (dim {emb.dim}): load {t_load:.1f} s, {speed}\n")
-        print("| method | purity | NMI | ARI | clusters | coverage | s/run |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for name, run in runs.items():
-            got: dict[str, list[float]] = {m: [] for m in METRICS}
-            for seed in args.seeds:
-                t0 = time.perf_counter()
-                pred = run(texts, x, seed)
-                got["seconds"].append(time.perf_counter() - t0)
-                for m, v in evaluate(labels, pred).items():
-                    got[m].append(v)
-            print(
-                f"| {name} | {fmt(got['purity'], 3)} | {fmt(got['nmi'], 3)} | {fmt(got['ari'], 3)} | "
-                f"{fmt(got['n_clusters'], 0)} | {fmt(got['coverage'], 2)} | {fmt(got['seconds'], 1)} |",
-                flush=True,
-            )
+        for name in args.sets:
+            try:
+                emb = get_embedder(backend)  # afresh per set: TF-IDF fits its vocabulary on the set itself
+            except EmbeddingError as exc:
+                print(f"\n## {backend}: skipped ({exc})")
+                break
+            texts, labels = load(name, args.data, args.clinc)
+            x = cache.embed_cached(emb, texts)
+            print(f"\n## {name} ({len(texts):,} texts, {len(set(labels))} intents), {emb.name} (dim {emb.dim})\n")
+            compare(texts, labels, x, args.seeds)
+            print()
+            stability(texts, x, args.seeds, args.resamples, len(set(labels)))
     return 0
 
 

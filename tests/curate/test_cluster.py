@@ -64,9 +64,9 @@ def test_spectral_clusters_recover_most_intents(
 def test_auto_k_stays_near_the_number_of_intents(corpus: tuple[list[str], list[str], np.ndarray]) -> None:
     texts, labels, vectors = corpus
     scores = evaluate(labels, cluster_texts(texts, vectors, k="auto", seed=0, max_k=40).labels)
-    # Measured: 33 clusters, purity 0.81, NMI 0.79 (20 true intents).
-    assert 15 <= scores["n_clusters"] <= 40
-    assert scores["nmi"] >= 0.74
+    # Measured: 21 clusters, purity 0.77, NMI 0.82 (20 true intents); the silhouette ladder said 29.
+    assert 15 <= scores["n_clusters"] <= 25  # within 25% of the truth
+    assert scores["nmi"] >= 0.78
 
 
 def test_kmeans_and_a_fitted_sample_still_cluster(corpus: tuple[list[str], list[str], np.ndarray]) -> None:
@@ -133,10 +133,10 @@ def test_tiny_inputs() -> None:
 def test_names_come_from_distinctive_terms(corpus: tuple[list[str], list[str], np.ndarray], base: Clustering) -> None:
     texts, labels, _ = corpus
     pin = base.cluster(find(base, labels, "pin_blocked"))
-    assert pin.size == 15 and pin.top_terms[0] == "pin"
+    assert pin.size == 14 and pin.top_terms[0] == "pin"  # one pin_blocked text sits with a neighbouring intent
     assert pin.name == "pin, help unblock, times"
     age = base.cluster(find(base, labels, "age_limit"))
-    assert age.top_terms[:2] == ("age", "open account")
+    assert age.top_terms[:2] == ("open account", "old")
     # A word already inside a listed phrase is not listed again on its own.
     for c in base.clusters:
         phrases = [t for t in c.top_terms if " " in t]
@@ -199,7 +199,7 @@ def test_rename_follows_the_cluster_into_a_reshuffled_reclustering(
     again = cluster_texts([texts[i] for i in order], vectors[order], k=20, seed=1, pinned=named.edits)
     hit = [c for c in again.clusters if c.name == "Age limit"]
     assert len(hit) == 1 and hit[0].named_by_user
-    assert majority(again, hit[0].id, [labels[i] for i in order]) == ("age_limit", 15)
+    assert majority(again, hit[0].id, [labels[i] for i in order]) == ("age_limit", 14)  # of its 15
     assert again.unapplied == []
 
 

@@ -129,7 +129,22 @@ def dedup(
 
 
 @click.group(invoke_without_command=True)
-@click.option("--k", default="auto", show_default=True, help="Number of clusters, or auto (chosen by silhouette).")
+@click.option(
+    "--k",
+    default="auto",
+    show_default=True,
+    help="Number of clusters, or auto (chosen by modularity of the k-NN graph).",
+)
+@click.option(
+    "--max-k",
+    type=click.IntRange(min=2),
+    help="At most this many clusters under --k auto [default: as many as clusters of --min-size fit].",
+)
+@click.option(
+    "--min-size",
+    type=click.IntRange(min=1),
+    help="Fold clusters with fewer traces into the nearest other one; bounds --k auto (5 if not given).",
+)
 @click.option("--backend", default="wordllama", show_default=True, help="Embedding backend: wordllama, st, tfidf.")
 @click.option("--model-path", help="Local model folder for --backend st.")
 @click.option("--method", default="spectral", show_default=True, help="Clustering method.")
@@ -140,6 +155,8 @@ def dedup(
 def cluster(
     ctx: click.Context,
     k: str,
+    max_k: int | None,
+    min_size: int | None,
     backend: str,
     model_path: str | None,
     method: str,
@@ -147,7 +164,10 @@ def cluster(
     seed: int,
     as_json: bool,
 ) -> None:
-    """Cluster traces by intent and name the clusters; `cluster list/merge/split/rename` edit them."""
+    """Cluster traces by intent and name the clusters; `cluster list/merge/split/rename` edit them.
+
+    A run replaces the stored clusters whole: with --where, traces outside it lose their cluster (it says how many).
+    """
     if ctx.invoked_subcommand is not None:
         return
     app: AppContext = ctx.obj
@@ -162,6 +182,8 @@ def cluster(
             seed=seed,
             progress=progress,
             actor=app.user,
+            max_k=max_k,
+            min_size=min_size,
         )
     _show(
         derived.cluster_info(app.ws), as_json, f"{clustering.n_clusters} clusters ({shown(method)}, {shown(backend)})"
@@ -189,6 +211,12 @@ def _show(info: dict, as_json: bool, title: str) -> None:
         )
         if info.get("unapplied"):
             out().print(f"{len(info['unapplied'])} saved edit(s) matched no cluster this time")
+        dropped, where = info["params"].get("dropped"), info["params"].get("where")
+        if dropped:
+            outside = f"outside --where {where!r}" if where else "clustered before but not in this run"
+            out().print(
+                f"{dropped} trace(s) {outside} no longer have a cluster: a run replaces the stored clusters whole"
+            )
 
     emit(as_json, info, human)
 

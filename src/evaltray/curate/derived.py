@@ -174,33 +174,66 @@ def cluster_traces(
     seed: int = 0,
     progress: Progress | None = None,
     actor: str | None = None,
+    max_k: int | None = None,
+    min_size: int | None = None,
 ) -> Any:
     """Cluster the traces' user text by intent, name the clusters, replay the user's edits, store it all;
-    ``progress`` hears of each stage (see :data:`Progress`)."""
-    from .cluster import cluster_texts
+    ``progress`` hears of each stage (see :data:`Progress`).
 
+    The stored clusters are replaced whole: traces clustered before that ``where`` leaves out lose their
+    cluster, and their number is kept as ``params["dropped"]`` for the caller to say so.
+    """
     actor = ws.authorize(actor, CURATE_ROLES, "clustering")
     report = progress or _silent
-    k_value = _k(k)
+    params = {"backend": backend, "method": method, "k": k, "seed": seed, "max_k": max_k, "min_size": min_size}
+    _k(k)
     ids, texts = _read(ws, where, report)
     if not ids:
         raise EvaltrayError("no traces with a payload to cluster; ingest some first")
     n = len(texts)
-    vectors = embed_texts(ws, texts, backend, model_path, report)
-    clustering = cluster_texts(
-        texts,
-        vectors,
-        k=k_value,
-        method=method,  # type: ignore[arg-type]
-        seed=seed,
-        pinned=load_edits(ws),
-        progress=report,
-    )
+    clustering = _cluster(ws, texts, params, model_path, report)
     report("save", 0, n)
-    save_clustering(ws, ids, texts, clustering, {"backend": backend, "method": method, "k": k, "seed": seed})
+    save_clustering(ws, ids, texts, clustering, {**params, "where": where, "dropped": _dropped(ws, ids)})
     report("save", n, n)
     ws.record(actor, "cluster", None, traces=len(ids), clusters=len(clustering.clusters), where=where)
     return clustering
+
+
+def _cluster(
+    ws: Workspace,
+    texts: list[str],
+    params: dict[str, Any],
+    model_path: str | None = None,
+    report: Progress | None = None,
+) -> Any:
+    """Embed ``texts`` without their placeholders and markup, cluster them as ``params`` say, replay the edits."""
+    from .cluster import cluster_texts, neutral_text
+
+    vectors = embed_texts(ws, [neutral_text(t) for t in texts], params["backend"], model_path, report)
+    return cluster_texts(
+        texts,
+        vectors,
+        k=_k(params["k"]),
+        method=params["method"],
+        seed=params["seed"],
+        pinned=load_edits(ws),
+        max_k=params.get("max_k"),
+        min_size=params.get("min_size"),
+        progress=report,
+    )
+
+
+def _dropped(ws: Workspace, ids: list[str]) -> int:
+    """How many traces in a cluster of the stored run are not among ``ids`` (and so lose it now)."""
+    old = read_table(ws, "clusters")
+    if old is None:
+        return 0
+    keep = set(ids)
+    return sum(
+        1
+        for t, c in zip(old.column("trace_id").to_pylist(), old.column("cluster_id").to_pylist(), strict=True)
+        if c is not None and c >= 0 and t not in keep
+    )
 
 
 def _k(k: int | str) -> int | Literal["auto"]:
@@ -274,21 +307,11 @@ def edit_clusters(
 
     Returns the clusters as :func:`cluster_info` gives them after the edit.
     """
-    from .cluster import cluster_texts
-
     actor = ws.authorize(actor, CURATE_ROLES, "editing clusters")
     info = cluster_info(ws)
     params = info["params"]
-    ids, texts = user_texts(ws)
-    vectors = embed_texts(ws, texts, params["backend"])
-    clustering = cluster_texts(
-        texts,
-        vectors,
-        k=_k(params["k"]),
-        method=params["method"],  # type: ignore[arg-type]
-        seed=params["seed"],
-        pinned=load_edits(ws),
-    )
+    ids, texts = user_texts(ws, params.get("where"))  # the traces the stored run clustered
+    clustering = _cluster(ws, texts, params)
     known = {c.id for c in clustering.clusters}
     for cid in (a, b):
         if cid is not None and cid not in known:

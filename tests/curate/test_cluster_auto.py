@@ -1,0 +1,188 @@
+"""k="auto" chooses a cluster count continuously and stably, with no hidden cap; --max-k and --min-size;
+placeholders and stop tokens neither name clusters nor group texts; `cluster --where` says what it replaces."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from evaltray.cli import cli
+from evaltray.curate import derived
+from evaltray.curate.cluster import cluster_texts, evaluate, neutral_text
+from evaltray.ingest import ingest_files
+
+
+def blobs(k: int, per: int, spread: float, seed: int = 7, dim: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` groups of ``per`` vectors around random unit centres, noise of norm about ``spread``."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    x = np.repeat(centres, per, axis=0) + spread * rng.standard_normal((k * per, dim)) / np.sqrt(dim)
+    return x.astype(np.float32), np.repeat(np.arange(k), per)
+
+
+def texts_for(n: int) -> list[str]:
+    return [f"text {i}" for i in range(n)]
+
+
+# --------------------------------------------------------------------------- k="auto"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auto_k_lands_near_the_true_count_and_holds_when_1_percent_goes(seed: int) -> None:
+    # 25 overlapping groups of 40 (noise as large as the distance from a centre to the origin). The old
+    # 8-rung ladder could only answer 20 or 29 here (it said 29); a continuous choice says 24 or 25.
+    x, _ = blobs(25, 40, spread=1.0)
+    texts = texts_for(len(x))
+    full = cluster_texts(texts, x, seed=seed).n_clusters
+    assert abs(full - 25) <= 2.5  # within 10% of the truth, so inside the 25% target
+    for r in range(2):
+        keep = np.sort(np.random.default_rng(100 + r).permutation(len(x))[: int(len(x) * 0.99)])
+        fewer = cluster_texts([texts[i] for i in keep], x[keep], seed=seed).n_clusters
+        assert abs(fewer - full) <= 0.1 * full, (full, fewer)
+
+
+def test_auto_k_has_no_cap_of_200() -> None:
+    # 240 tight groups of 8 (5 neighbours each, as groups this small need): the old default max_k=200
+    # stopped k="auto" at 200 whatever the data said. Measured: 282 clusters, ARI 0.97.
+    x, truth = blobs(240, 8, spread=0.3)
+    got = cluster_texts(texts_for(len(x)), x, seed=0, n_neighbors=5)
+    assert 200 < got.n_clusters <= 300
+    assert evaluate(truth, got.labels)["ari"] >= 0.9
+
+
+def test_max_k_bounds_auto_and_min_size_folds_small_clusters() -> None:
+    x, _ = blobs(25, 40, spread=1.0)
+    texts = texts_for(len(x))
+    assert cluster_texts(texts, x, seed=0, max_k=10).n_clusters <= 10
+    # 40 clusters over 25 groups of 40 leave pieces of groups; at min_size 30 they join a neighbour.
+    split = cluster_texts(texts, x, k=40, seed=0)
+    assert min(c.size for c in split.clusters) < 30
+    folded = cluster_texts(texts, x, k=40, seed=0, min_size=30)
+    assert min(c.size for c in folded.clusters) >= 30
+    assert folded.n_clusters < 40 and sum(c.size for c in folded.clusters) == len(x)
+    # and k="auto" never plans for more clusters than min_size allows: 1000 texts / 100 = 10
+    assert cluster_texts(texts, x, seed=0, min_size=100).n_clusters <= 10
+
+
+def test_max_k_and_min_size_are_checked() -> None:
+    x, _ = blobs(3, 5, spread=0.3)
+    texts = texts_for(len(x))
+    with pytest.raises(ValueError, match="^max_k must be an integer of at least 2, got 1$"):
+        cluster_texts(texts, x, max_k=1)
+    with pytest.raises(ValueError, match="^min_size must be a positive integer, got 0$"):
+        cluster_texts(texts, x, min_size=0)
+
+
+# --------------------------------------------------------------------------- placeholders and markup
+
+
+def test_neutral_text_drops_placeholders_stop_tokens_and_template_markup() -> None:
+    assert neutral_text("Hi <PERSON_1>, mail <EMAIL_2> please ###STOP###") == "Hi , mail please"
+    assert neutral_text("<|im_start|>user refund {{order_id}} [INST] now </s>") == "user refund now"
+    assert neutral_text("<CREDIT_CARD_12> was charged twice") == "was charged twice"
+    assert neutral_text("###STOP###") == ""
+    assert neutral_text("a < b and x_1 > y: keep <this>") == "a < b and x_1 > y: keep <this>"  # not markup
+
+
+def test_names_never_use_placeholders_or_stop_tokens() -> None:
+    refund = [f"<PERSON_{i}> wants a refund for order <ORDER> ###STOP###" for i in range(1, 11)]
+    parcel = [f"<PERSON_{i}> says the parcel never arrived <EMAIL_1> ###STOP###" for i in range(1, 11)]
+    texts = refund + parcel
+    x = np.repeat(np.eye(2, 8, dtype=np.float32), 10, axis=0)  # two groups by construction
+    got = cluster_texts(texts, x, k=2, seed=0)
+    for c in got.clusters:
+        words = " ".join([c.name, *c.top_terms]).lower()
+        assert "person" not in words and "stop" not in words and "email" not in words, c
+    assert sorted(c.top_terms[0] for c in got.clusters) == ["arrived", "order"]
+    # Texts of markup alone say the same (nothing): one cluster, named by its id, not by the markup.
+    alone = cluster_texts(["###STOP###", "<PERSON_1>"], np.eye(2, 4, dtype=np.float32), k=2)
+    assert [c.name for c in alone.clusters] == ["cluster 0"] and alone.labels.tolist() == [0, 0]
+
+
+def _chat(tid: str, text: str) -> dict:
+    return {"id": tid, "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]}
+
+
+REFUNDS = [
+    "I want my money back for this order",
+    "please refund the jacket I returned",
+    "how long does a refund take to reach my card",
+    "refund me for the broken lamp",
+    "can I get my money back",
+    "the refund for my return has not come",
+]
+PARCELS = [
+    "where is my parcel, it is late",
+    "my package has not been delivered yet",
+    "the courier never brought my parcel",
+    "tracking says delivered but no package",
+    "when will my parcel arrive",
+    "package still not here after a week",
+]
+#: What the scrubber leaves of a signature: the same placeholders under texts of either intent.
+SIGNATURE = " <PERSON_1> <EMAIL_1> <PHONE_1> <ADDRESS_1> <PERSON_2> <EMAIL_2>"
+
+
+def _ingest(ws, tmp_path, rows: list[dict]) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    ingest_files(ws, [path])
+
+
+def test_placeholders_do_not_group_traces(ws, tmp_path):
+    # Half of each intent carries the same scrubbed signature. Embedded as stored, the signature was the
+    # strongest feature and one cluster held the signed texts of both intents.
+    rows = [_chat(f"r{i}", t + (SIGNATURE if i % 2 else "")) for i, t in enumerate(REFUNDS)]
+    rows += [_chat(f"p{i}", t + (SIGNATURE if i % 2 else "")) for i, t in enumerate(PARCELS)]
+    _ingest(ws, tmp_path, rows)
+    derived.cluster_traces(ws, k=2, backend="tfidf")
+    table = derived.read_table(ws, "clusters")
+    got = dict(zip(table.column("trace_id").to_pylist(), table.column("cluster_id").to_pylist(), strict=True))
+    truth = [tid[0] for tid in got]
+    assert evaluate(truth, list(got.values()))["purity"] == 1.0
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def _cli(ws, *args: str):
+    return CliRunner().invoke(cli, ["--workspace", str(ws.root), "cluster", *args], catch_exceptions=False)
+
+
+def test_cli_plumbs_max_k_and_min_size_and_checks_them(ws, tmp_path):
+    _ingest(ws, tmp_path, [_chat(f"r{i}", t) for i, t in enumerate(REFUNDS + PARCELS)])
+    r = _cli(ws, "--backend", "tfidf", "--max-k", "2", "--min-size", "3", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert len(data["clusters"]) <= 2 and min(c["size"] for c in data["clusters"]) >= 3
+    assert (data["params"]["max_k"], data["params"]["min_size"]) == (2, 3)
+    r = _cli(ws, "--backend", "tfidf", "--max-k", "1")
+    assert (r.exit_code, r.stderr) == (
+        1,
+        "Error: Invalid value for '--max-k': 1 is not in the range x>=2. (try `evaltray cluster --help`)\n",
+    )
+    r = _cli(ws, "--backend", "tfidf", "--min-size", "0")
+    assert (r.exit_code, r.stderr) == (
+        1,
+        "Error: Invalid value for '--min-size': 0 is not in the range x>=1. (try `evaltray cluster --help`)\n",
+    )
+
+
+def test_cluster_where_says_which_traces_lose_their_cluster(ws, tmp_path):
+    _ingest(ws, tmp_path, [_chat(f"r{i}", t) for i, t in enumerate(REFUNDS)] + [_chat("p0", PARCELS[0])])
+    assert _cli(ws, "--k", "2", "--backend", "tfidf").exit_code == 0
+    r = _cli(ws, "--k", "2", "--backend", "tfidf", "--where", "trace_id LIKE 'r%'")
+    assert r.exit_code == 0, r.output
+    assert "1 trace(s) outside --where \"trace_id LIKE 'r%'\" no longer have a cluster" in " ".join(r.stdout.split())
+    info = derived.cluster_info(ws)
+    assert (info["params"]["dropped"], info["params"]["where"]) == (1, "trace_id LIKE 'r%'")
+    # An edit re-clusters the same traces the run did, not every trace.
+    saved = derived.edit_clusters(ws, "rename", 0, name="money back")
+    assert sum(c["size"] for c in saved["clusters"]) == len(REFUNDS)
+    table = derived.read_table(ws, "clusters")
+    assert sorted(table.column("trace_id").to_pylist()) == sorted(f"r{i}" for i in range(len(REFUNDS)))
