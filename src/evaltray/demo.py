@@ -36,6 +36,8 @@ ADJUDICATOR = "alice"
 TAU2_AUTHORS = "tau2-bench-authors"
 HALUEVAL_ANNOTATORS = "halueval-annotators"
 SME = "sam-sme"
+#: HaluEval queries sampled: with the 40 τ²-bench tasks, over the 100 human labels a judge calibration needs.
+HALUEVAL_SAMPLE = 70
 Echo = Callable[[str], None]
 
 
@@ -90,6 +92,7 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
         _second_release(ws, r1, summary, say)
         _coverage(ws, plan, summary, say)
         _verify_and_export(ws, summary, say)
+        _evaluate(ws, summary, say)
     finally:
         ws.close()
     say(f"\nWhere to look next (cd {directory}):")
@@ -99,7 +102,8 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
     say("  evaltray coverage                # filled vs target per plan cell, gaps first")
     say("  evaltray cluster list            # intent clusters with names and examples")
     say("  evaltray release diff 1.0.0 1.1.0")
-    say("  less sets/main/cases.jsonl releases/1.1.0.json exports/")
+    say(f"  evaltray report {summary['evaluation']['run_id']}    # the stub run: pass rate per slice")
+    say("  less sets/main/cases.jsonl releases/1.1.0.json exports/ runs/")
     return summary
 
 
@@ -155,7 +159,13 @@ def _curate(ws: Workspace, summary: dict[str, Any], say: Echo) -> tuple[Plan, li
     plan = _demo_plan(ws)
     tau = pool.add_from_traces(ws, ADJUDICATOR, where="source_format = 'tau2'", cut="first-user")
     fill = sample_to_pool(
-        ws, ADJUDICATOR, 60, plan=plan, outliers=["terse", "verbose"], seed=7, where="source_format = 'jsonl'"
+        ws,
+        ADJUDICATOR,
+        HALUEVAL_SAMPLE,
+        plan=plan,
+        outliers=["terse", "verbose"],
+        seed=7,
+        where="source_format = 'jsonl'",
     )
     halu = fill.added
     strata = Counter(p.stratum.split(":")[0] for p in fill.sample.picks)
@@ -364,6 +374,57 @@ def _verify_and_export(ws: Workspace, summary: dict[str, Any], say: Echo) -> Non
         "7. verify: "
         + ", ".join(f"{v} {'intact' if not p else 'CHANGED'}" for v, p in verify.items())
         + f"; exported the 1.1.0 dev split to {', '.join(exports)}"
+    )
+
+
+def _stub_judge(body: dict[str, Any]) -> str:
+    """The demo's STUB judge (a rule, not a model): an answer fails when it states a claim the case says it
+    must not (HaluEval's hallucinated spans), or when it is empty; everything else passes."""
+    prompt = body["messages"][-1]["content"]
+    answer = prompt.split("The assistant's answer:\n", 1)[-1].split("\n\nWhat a correct answer does", 1)[0]
+    banned = [line.split("does not claim: ", 1)[1] for line in prompt.splitlines() if "- does not claim: " in line]
+    bad = not answer.strip() or any(b.strip() and b.strip()[:60] in answer for b in banned)
+    return dumps(
+        {
+            "critique": "states a claim the case rules out" if bad else "no ruled-out claim",
+            "verdict": "fail" if bad else "pass",
+        }
+    )
+
+
+def _evaluate(ws: Workspace, summary: dict[str, Any], say: Echo) -> None:
+    """8. Calibrate → run → score → report, against a STUB target (it answers what production answered) and a
+    STUB judge (a rule) on 127.0.0.1."""
+    from .evaluate import calibrate, report, score
+    from .evaluate import run as runner
+    from .evaluate.judge import JudgeConfig
+    from .evaluate.stub import StubServer
+    from .evaluate.targets import make_target
+
+    plan = runner.plan_release_run(ws, "1.1.0", "main", split="dev")
+    recorded = {c.input["messages"][-1].get("content"): c.recorded_output or "" for c in plan.cases}
+
+    def stub_bot(body: dict[str, Any]) -> str:  # answers what production answered: a replay over HTTP
+        return recorded.get(body["messages"][-1].get("content"), "")
+
+    with StubServer(answer=stub_bot) as bot, StubServer(answer=_stub_judge) as grader:
+        judge = JudgeConfig(name="stub-judge", model="stub-judge", base_url=grader.base_url)
+        cal = calibrate.calibrate(ws, judge, actor=ADJUDICATOR)
+        made = runner.execute(ws, plan, make_target("openai:stub-bot", base_url=bot.base_url), actor=ADJUDICATOR)
+        score.score_run(ws, made.run_id, ["contains", "regex", "judge"], ADJUDICATOR, judge=judge)
+    got = report.run_report(ws, made.run_id)
+    overall = got["overall"]
+    summary["evaluation"] = {
+        "run_id": made.run_id,
+        "calibration": {"n": cal.n, "agreement": cal.agreement.agreement.estimate, "calibrated": cal.calibrated},
+        "pass_rate": overall["pass_rate"],
+        "interval": [overall["low"], overall["high"]],
+    }
+    say(
+        f"8. evaluate (STUB target and STUB judge on 127.0.0.1, no model anywhere): judge calibrated on {cal.n} "
+        f"human verdicts, agreement {cal.agreement.agreement.estimate:.0%} (κ {cal.agreement.kappa:.2f}) → "
+        f"{'calibrated' if cal.calibrated else 'NOT calibrated'}; run {made.run_id} on 1.1.0 dev: "
+        f"{overall['n']} cases, pass rate {overall['pass_rate']:.0%} (95% {overall['low']:.0%}–{overall['high']:.0%})"
     )
 
 
