@@ -207,10 +207,15 @@ def main() -> None:
         assert problems == [], problems
         t_validate, found = timed(lambda: gate.validate(ws, "main"))
         assert found == [], found
+        t_next, _ = timed(lambda: release.create_release(ws, "1.1.0", "alice"))
+        t_deep, problems = timed(lambda: release.verify_release(ws, "1.0.0", deep=True))
+        assert problems == [], problems
         held = result.manifest.sets["main"].counts.split["holdout"]
         print(f"release create: {t_create:.2f} s (target < 5 s)  holdout {held:,}, hash {result.content_hash[:12]}")
         print(f"release verify: {t_verify:.2f} s (target < 2 s)")
         print(f"tray validate after the release (rows as released: signatures not checked again): {t_validate:.2f} s")
+        print(f"the next release, no row changed (signatures proved by 1.0.0 not proved again): {t_next:.2f} s")
+        print(f"release verify --deep (every row's two signatures proved again): {t_deep:.2f} s")
         print(f"reference git add+commit+tag: {t_git:.2f} s   → create / git = {t_create / t_git:.2f}×")
         print(f"reference sha256 of the file: {t_floor:.3f} s → verify / sha256 = {t_verify / t_floor:.1f}×")
         ws.close()
