@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from evaltray.core.errors import EvaltrayError
+from evaltray.core.text import neutral_text
 
 from .embed import normalize_rows
 
@@ -369,18 +369,6 @@ class Clustering:
 
 
 # --------------------------------------------------------------------------- naming
-
-#: What is no word of the user's: scrub placeholders (``<PERSON_1>``), simulator stop tokens
-#: (``###STOP###``), chat-template tokens (``<|im_start|>``, ``[INST]``, ``<s>``) and template markup.
-_MARKUP_RE = re.compile(
-    r"<[A-Z][A-Z_]*_\d+>|#{2,}\s*[A-Za-z_]+\s*#{2,}|<\|[^|<>]*\|>|\{\{.*?\}\}|\{%.*?%\}|\[/?INST\]|<</?SYS>>|</?s>"
-)
-
-
-def neutral_text(text: str) -> str:
-    """``text`` without placeholders, stop tokens and template markup, spaces collapsed: what to embed
-    and name a cluster by, so that two texts never group or get named by the placeholder they share."""
-    return " ".join(_MARKUP_RE.sub(" ", text).split())
 
 
 @dataclass

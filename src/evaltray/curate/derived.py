@@ -207,7 +207,9 @@ def _cluster(
     report: Progress | None = None,
 ) -> Any:
     """Embed ``texts`` without their placeholders and markup, cluster them as ``params`` say, replay the edits."""
-    from .cluster import cluster_texts, neutral_text
+    from evaltray.core.text import neutral_text
+
+    from .cluster import cluster_texts
 
     vectors = embed_texts(ws, [neutral_text(t) for t in texts], params["backend"], model_path, report)
     return cluster_texts(

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from evaltray.core.errors import EvaltrayError, NotFound, PermissionDenied
 from evaltray.core.records import LABEL_ROLES, REJECT_REASONS, SOURCES
 from evaltray.core.store import CURATE_ROLES, Workspace
+from evaltray.core.text import neutral_text
 from evaltray.core.traces import conjunction, read_messages
 from evaltray.core.util import content_hash, dumps, loads, now_iso
 
@@ -64,11 +65,16 @@ def split_conversation(
     """Split a conversation into what the system received and what it did after.
 
     ``last-user`` cuts after the last user message (a chat turn to answer); ``first-user`` cuts after
-    the first one (an agentic task whose whole trajectory is the behaviour under test).
+    the first one (an agentic task whose whole trajectory is the behaviour under test). A user turn that is
+    only machinery (a simulator's ``###STOP###``, a placeholder, template markup) is never the cut.
     """
     users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
     if not users:
         return messages, []
+    worded = [
+        i for i in users if not isinstance(messages[i].get("content"), str) or neutral_text(messages[i]["content"])
+    ]
+    users = worded or users
     at = users[-1] if cut == "last-user" else users[0]
     return messages[: at + 1], messages[at + 1 :]
 
