@@ -83,3 +83,33 @@ def test_replay_of_cases_no_trace_produced_is_an_error_per_case(ws):
     release.create_release(ws, "1.0.0", "alice")
     made = runner.execute(ws, runner.plan_release_run(ws, "1.0.0"), make_target("replay"), actor="alice")
     assert (made.sent, made.errors, made.error_reasons) == (2, 2, {"the case has no recorded output to replay": 2})
+
+
+def test_trials_give_pass_at_k_pass_hat_k_and_the_flaky_cases(ws, tmp_path, monkeypatch):
+    # a bot that passes "steady" always, "flaky" on every other call, "never" never
+    (tmp_path / "trialbot.py").write_text(
+        "calls = {}\n"
+        "def answer(inp):\n"
+        "    text = inp['messages'][-1]['content']\n"
+        "    calls[text] = calls.get(text, 0) + 1\n"
+        "    if text == 'never' or (text == 'flaky' and calls[text] % 2 == 0):\n"
+        "        return 'wrong'\n"
+        "    return 'right'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows = [{"id": t, "input": t, "expected": {"reference": "right"}} for t in ("steady", "flaky", "never")]
+    limits = runner.Limits(concurrency=1)
+    made = runner.execute(
+        ws,
+        runner.plan_file_run(_file(tmp_path, rows)),
+        make_target("python:trialbot:answer"),
+        trials=4,
+        limits=limits,
+        actor="alice",
+    )
+    score.score_run(ws, made.run_id, ["exact"], "alice")
+    got = report.run_report(ws, made.run_id)["trials"]
+    assert (got["k"], got["cases"], got["flaky"]) == (4, 3, ["flaky"])
+    assert got["pass_at_k"]["pass_rate"] == pytest.approx(2 / 3) and got["pass_hat_k"]["pass_rate"] == pytest.approx(
+        1 / 3
+    )

@@ -270,6 +270,14 @@ def report_command(app: AppContext, run_id: str, html_path: Path | None, as_json
         out().print(table(title, ["slice", "cases", "pass rate", "95% interval", "errors"], cells))
         out().print(f"{number(data['overall']['n'])} scored cases: {data['advice']}", highlight=False)
         _print_judge(data.get("judge"))
+        t = data.get("trials")
+        if t and t["cases"]:
+            out().print(
+                f"{t['k']} trials of {number(t['cases'])} cases: pass@{t['k']} {_pct(t['pass_at_k']['pass_rate'])}, "
+                f"pass^{t['k']} {_pct(t['pass_hat_k']['pass_rate'])}, {number(len(t['flaky']))} flaky "
+                f"({shown(', '.join(t['flaky'][:5]))}{' …' if len(t['flaky']) > 5 else ''})",
+                highlight=False,
+            )
         if html_path is not None:
             out().print(f"HTML report: {shown(html_path)}", highlight=False)
         for w in data["warnings"]:

@@ -42,7 +42,8 @@ def run_report(ws: Workspace, run_id: str) -> dict[str, Any]:
     """Overall and per-slice pass rates (first trial of each case; errors and unscored answers apart), the
     release and its hash (or ``unreleased``), the target, and a warning for each slice too small to trust."""
     manifest = load_run(ws, run_id)
-    rows = [r for r in read_scores(ws, run_id) if r["trial"] == 0]
+    scored = read_scores(ws, run_id)
+    rows = [r for r in scored if r["trial"] == 0]
     by_slice: dict[str, list[str]] = defaultdict(list)
     for r in rows:
         by_slice[str(r.get("slice") or "(none)")].append(r["status"])
@@ -71,7 +72,32 @@ def run_report(ws: Workspace, run_id: str) -> dict[str, Any]:
         "advice": size_advice(overall["n"]),
         "slices": slices,
         "judge": judge,
+        "trials": _trials(scored, manifest["trials"]),
         "warnings": warnings,
+    }
+
+
+def _trials(scored: list[dict[str, Any]], trials: int) -> dict[str, Any] | None:
+    """With several trials per case: pass@k (some trial passed), pass^k (every trial passed) and the flaky
+    cases (some, not all); cases with an error or no verdict in any trial are left out. None for one trial."""
+    if trials < 2:
+        return None
+    by_case: dict[str, list[str]] = defaultdict(list)
+    for r in scored:
+        by_case[r["case_id"]].append(r["status"])
+    judged = {cid: st for cid, st in by_case.items() if len(st) == trials and all(s in ("pass", "fail") for s in st)}
+    if not judged:
+        return {"k": trials, "cases": 0, "pass_at_k": None, "pass_hat_k": None, "flaky": []}
+    any_pass = sum("pass" in st for st in judged.values())
+    all_pass = sum(all(s == "pass" for s in st) for st in judged.values())
+    n = len(judged)
+    at_k, hat_k = wilson(any_pass, n), wilson(all_pass, n)
+    return {
+        "k": trials,
+        "cases": n,
+        "pass_at_k": {"pass_rate": at_k.estimate, "low": at_k.low, "high": at_k.high},
+        "pass_hat_k": {"pass_rate": hat_k.estimate, "low": hat_k.low, "high": hat_k.high},
+        "flaky": sorted(cid for cid, st in judged.items() if len(set(st)) > 1),
     }
 
 
