@@ -79,3 +79,13 @@ def test_the_cli_gate_exits_1_with_readable_reasons(two_runs, monkeypatch):
     assert "  FAIL: pass rate fell 20.0 points" in r.stdout and r.stdout.endswith("gate: FAIL\n")
     ok = cli("gate", ids["right"], "--baseline", ids["right"], "--json")
     assert json.loads(ok.stdout)["passed"] is True
+
+
+def test_report_compare_puts_two_runs_side_by_side(two_runs, monkeypatch):
+    ws, ids = two_runs
+    monkeypatch.chdir(ws.root)
+    text = cli("report", ids["worse"], "--compare", ids["right"]).stdout
+    assert f"{ids['worse']} vs {ids['right']}, 60 shared cases: 100.0% → 80.0% (-20.0 points" in text
+    assert "NOTE" not in text  # one release
+    data = json.loads(cli("report", ids["worse"], "--compare", ids["right"], "--json").stdout)
+    assert data["slices"]["refunds"]["candidate"] == 0.6 and data["same_release"] is True

@@ -249,10 +249,14 @@ def _pct(value: float | None) -> str:
 @click.option(
     "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML report here."
 )
+@click.option("--compare", "other", help="A second scored run: the two side by side, paired where they share cases.")
 @json_option
 @pass_app
-def report_command(app: AppContext, run_id: str, html_path: Path | None, as_json: bool) -> None:
+def report_command(app: AppContext, run_id: str, html_path: Path | None, other: str | None, as_json: bool) -> None:
     """Pass rates of a scored run, overall and per slice, with 95% Wilson intervals and the release hash."""
+    if other is not None:
+        _report_compare(app, other, run_id, as_json)
+        return
     data = reporting.run_report(app.ws, run_id)
     if html_path is not None:
         data["html"] = str(write_html_report(app.ws, run_id, html_path))
@@ -482,3 +486,36 @@ def failures_command(app: AppContext, run_id: str, top: int, as_json: bool) -> N
             )
         ),
     )
+
+
+def _report_compare(app: AppContext, baseline: str, candidate: str, as_json: bool) -> None:
+    """Two runs side by side (the same target on two releases, or two targets on one); runs on different
+    releases are compared on the cases both hold, and the report says so on top."""
+    cmp = comparing.compare_runs(app.ws, baseline, candidate, allow_different_release=True, allow_uncalibrated=True)
+
+    def human() -> None:
+        if not cmp["same_release"]:
+            out().print(
+                "NOTE: the runs used different data (releases or files); compared on the cases both hold",
+                highlight=False,
+            )
+        d = cmp["difference"]
+        out().print(
+            f"{candidate} vs {baseline}, {cmp['n']} shared cases: {_pct(cmp['baseline_rate'])} → {_pct(cmp['candidate_rate'])} "
+            f"({d['estimate'] * 100:+.1f} points, 95% {d['low'] * 100:+.1f} to {d['high'] * 100:+.1f}; McNemar p {cmp['p_mcnemar']:.3g})",
+            highlight=False,
+        )
+        rows = [
+            [
+                name,
+                s["n"],
+                _pct(s["baseline"]),
+                _pct(s["candidate"]),
+                f"{s['difference'] * 100:+.1f}",
+                f"{s['p_holm']:.3g}",
+            ]
+            for name, s in cmp["slices"].items()
+        ]
+        out().print(table(None, ["slice", "cases", baseline, candidate, "points", "p (Holm)"], rows))
+
+    emit(as_json, cmp, human)
