@@ -89,3 +89,20 @@ def test_report_compare_puts_two_runs_side_by_side(two_runs, monkeypatch):
     assert "NOTE" not in text  # one release
     data = json.loads(cli("report", ids["worse"], "--compare", ids["right"], "--json").stdout)
     assert data["slices"]["refunds"]["candidate"] == 0.6 and data["same_release"] is True
+
+
+def test_the_report_breaks_down_by_difficulty_and_shows_the_holdout_gap(two_runs):
+    from evaltray.evaluate import report
+
+    ws, ids = two_runs
+    right = report.run_report(ws, ids["right"])
+    assert right["difficulty"]["medium"]["n"] == 60
+    assert "difficulty medium: 100% pass — saturated; add harder cases" in right["warnings"]
+    assert right["holdout_gap"]["gap"] == 0.0
+    worse = report.run_report(ws, ids["worse"])
+    held = set(release.load_manifest(ws, "1.0.0").sets["main"].holdout)
+    rows = {r["case_id"]: r["status"] for r in score.read_scores(ws, ids["worse"])}
+    dev = [s == "pass" for c, s in rows.items() if c not in held]
+    hold = [s == "pass" for c, s in rows.items() if c in held]
+    assert worse["holdout_gap"]["gap"] == pytest.approx(sum(dev) / len(dev) - sum(hold) / len(hold))
+    assert (worse["holdout_gap"]["dev"]["n"], worse["holdout_gap"]["holdout"]["n"]) == (len(dev), len(hold))

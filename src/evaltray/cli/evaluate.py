@@ -275,6 +275,14 @@ def report_command(app: AppContext, run_id: str, html_path: Path | None, other: 
         out().print(table(title, ["slice", "cases", "pass rate", "95% interval", "errors"], cells))
         out().print(f"{number(data['overall']['n'])} scored cases: {data['advice']}", highlight=False)
         _print_judge(data.get("judge"))
+        levels = ", ".join(f"{k} {_pct(v['pass_rate'])} (n {v['n']})" for k, v in data["difficulty"].items())
+        out().print(f"by difficulty: {shown(levels)}", highlight=False)
+        gap = data.get("holdout_gap")
+        if gap and gap["gap"] is not None:
+            out().print(
+                f"dev {_pct(gap['dev']['pass_rate'])} vs holdout {_pct(gap['holdout']['pass_rate'])}: gap {gap['gap'] * 100:+.1f} points",
+                highlight=False,
+            )
         t = data.get("trials")
         if t and t["cases"]:
             out().print(

@@ -9,10 +9,11 @@ from typing import Any
 import orjson
 
 from evaltray.core.store import Workspace
+from evaltray.tray.release import load_manifest
 
 from .calibrate import find_calibration
 from .run import run_dir
-from .score import load_run, read_scores
+from .score import load_run, read_scores, run_cases
 from .stats import StatsError, rogan_gladen, size_advice, wilson
 
 __all__ = ["run_report"]
@@ -55,6 +56,8 @@ def run_report(ws: Workspace, run_id: str) -> dict[str, Any]:
         if 0 < s["n"] < SMALL_SLICE
     ]
     src = manifest["source"]
+    cases = run_cases(ws, manifest)
+    difficulty = _by_difficulty(rows, cases, warnings)
     judge = _judge_block(ws, run_id)
     if judge is not None and not judge["calibrated"]:
         warnings.insert(
@@ -72,9 +75,44 @@ def run_report(ws: Workspace, run_id: str) -> dict[str, Any]:
         "advice": size_advice(overall["n"]),
         "slices": slices,
         "judge": judge,
+        "difficulty": difficulty,
+        "holdout_gap": _holdout_gap(ws, src, rows),
         "trials": _trials(scored, manifest["trials"]),
         "warnings": warnings,
     }
+
+
+#: A difficulty level this sure of passing (or failing) teaches nothing (seed 000): too easy, or too hard.
+SATURATED, FLOORED, MIN_LEVEL = 0.95, 0.05, 10
+
+
+def _by_difficulty(rows: list[dict[str, Any]], cases: dict[str, dict[str, Any]], warnings: list[str]) -> dict[str, Any]:
+    """Pass rate per difficulty level; a level of 10+ cases that nearly always passes or fails is warned about."""
+    by: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        by[str(cases.get(r["case_id"], {}).get("difficulty") or "(none)")].append(r["status"])
+    out = {level: _rate(statuses) for level, statuses in sorted(by.items())}
+    for level, rate in out.items():
+        if rate["n"] >= MIN_LEVEL and rate["pass_rate"] is not None:
+            if rate["pass_rate"] >= SATURATED:
+                warnings.append(f"difficulty {level}: {rate['pass_rate']:.0%} pass — saturated; add harder cases")
+            elif rate["pass_rate"] <= FLOORED:
+                warnings.append(
+                    f"difficulty {level}: {rate['pass_rate']:.0%} pass — near zero; too hard to show progress"
+                )
+    return out
+
+
+def _holdout_gap(ws: Workspace, src: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Dev against holdout pass rate of a run on the whole release (``--split all``): a large gap means the
+    team tuned to the dev split. None for other runs."""
+    if src.get("release") is None or src.get("split") != "all" or src.get("subset"):
+        return None
+    held = set(load_manifest(ws, src["release"]).sets[src["set"]].holdout)
+    dev = _rate([r["status"] for r in rows if r["case_id"] not in held])
+    hold = _rate([r["status"] for r in rows if r["case_id"] in held])
+    gap = None if dev["pass_rate"] is None or hold["pass_rate"] is None else dev["pass_rate"] - hold["pass_rate"]
+    return {"dev": dev, "holdout": hold, "gap": gap}
 
 
 def _trials(scored: list[dict[str, Any]], trials: int) -> dict[str, Any] | None:
