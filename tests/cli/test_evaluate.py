@@ -79,3 +79,18 @@ def test_the_cli_runs_scores_and_reports_a_release(shop, tmp_path):
     assert data["release"] == "1.0.0" and len(data["release_hash"]) == 64
     r = run("report", "r-000000000000", ok=False)
     assert r.stderr == "Error: no run 'r-000000000000' in this workspace (runs/)\n"
+
+
+def test_the_report_weights_slices_by_production_traffic(shop, tmp_path, monkeypatch):
+    (tmp_path / "upbot.py").write_text("def answer(inp):\n    return inp['messages'][-1]['content'].upper()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cases = tmp_path / "cases.jsonl"
+    rows = [{"id": f"r{i}", "input": f"r{i}", "slice": "refunds", "expected": {"reference": f"R{i}"}} for i in range(3)]
+    rows.append({"id": "s0", "input": "s0", "slice": "shipping", "expected": {"reference": "nope"}})
+    cases.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_id = json.loads(run("run", str(cases), "--target", "python:upbot:answer", "--json").stdout)["run_id"]
+    run("score", run_id, "--scorers", "exact")
+    data = json.loads(run("report", run_id, "--json").stdout)
+    assert data["overall"]["pass_rate"] == 0.75  # three of four cases
+    # the shop's traffic is half refunds, half shipping: 0.5 * 3/3 + 0.5 * 0/1
+    assert data["traffic_weighted"] == {"pass_rate": 0.5, "weights": {"refunds": 0.5, "shipping": 0.5}}

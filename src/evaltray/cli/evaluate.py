@@ -277,6 +277,9 @@ def report_command(app: AppContext, run_id: str, html_path: Path | None, other: 
         _print_judge(data.get("judge"))
         levels = ", ".join(f"{k} {_pct(v['pass_rate'])} (n {v['n']})" for k, v in data["difficulty"].items())
         out().print(f"by difficulty: {shown(levels)}", highlight=False)
+        tw = data.get("traffic_weighted")
+        if tw:
+            out().print(f"weighted by production traffic per feature: {_pct(tw['pass_rate'])}", highlight=False)
         gap = data.get("holdout_gap")
         if gap and gap["gap"] is not None:
             out().print(

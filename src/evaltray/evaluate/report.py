@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from evaltray.core.store import Workspace
+from evaltray.core.traces import trace_stats
 from evaltray.tray.release import load_manifest
 
 from .calibrate import find_calibration
@@ -77,6 +78,7 @@ def run_report(ws: Workspace, run_id: str) -> dict[str, Any]:
         "judge": judge,
         "difficulty": difficulty,
         "holdout_gap": _holdout_gap(ws, src, rows),
+        "traffic_weighted": _traffic_weighted(ws, slices),
         "trials": _trials(scored, manifest["trials"]),
         "warnings": warnings,
     }
@@ -101,6 +103,24 @@ def _by_difficulty(rows: list[dict[str, Any]], cases: dict[str, dict[str, Any]],
                     f"difficulty {level}: {rate['pass_rate']:.0%} pass — near zero; too hard to show progress"
                 )
     return out
+
+
+def _traffic_weighted(ws: Workspace, slices: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The pass rate weighted by how often each slice's feature occurs in production traffic (seed 003: most
+    real traffic is not adversarial), over the slices whose feature the traces name; None without traffic."""
+    by_feature = trace_stats(ws.trace_store()).get("by", {}).get("feature", {}) if ws.traces_dir.exists() else {}
+    traffic = {str(k): n for k, n in by_feature.items() if k != "(none)"}
+    weights: dict[str, float] = {}
+    for name, s in slices.items():
+        feature = name.split("/")[0]
+        if s["pass_rate"] is not None and feature in traffic:
+            share = traffic[feature] / sum(1 for other in slices if other.split("/")[0] == feature)
+            weights[name] = share
+    total = sum(weights.values())
+    if not total:
+        return None
+    rate = sum(slices[name]["pass_rate"] * w for name, w in weights.items()) / total
+    return {"pass_rate": rate, "weights": {k: w / total for k, w in weights.items()}}
 
 
 def _holdout_gap(ws: Workspace, src: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
