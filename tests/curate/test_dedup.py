@@ -185,7 +185,9 @@ def test_near_level_on_banking77_test(b77_test: tuple[list[str], list[str], list
         reference_jaccard(texts[1216], texts[1229])
     )  # 37 shared of 46 distinct shingles
     reason = next(p.reason for p in res.pairs if p.a == "te01216")
-    assert reason.startswith("Jaccard of character 5-grams 0.804 (MinHash estimate ") and reason.endswith(">= 0.8")
+    assert reason.startswith("Jaccard of character 5-grams 0.804 (MinHash estimate ") and reason.endswith(
+        ">= 0.8; quantities agree"
+    )
     assert len(res.groups) == 12
     check_invariants(ids, res)
 
@@ -290,7 +292,7 @@ def test_paraphrase_merges_close_mutual_neighbours_with_evidence() -> None:
 @pytest.mark.parametrize(
     ("a", "b", "why"),
     [
-        ("refund order 123", "refund order 456", "numbers differ"),
+        ("refund 3 of the 5 items", "refund 3 of the 6 items", "numbers differ"),
         ("I was charged $100 twice", "I was charged $20 twice", "numbers differ"),
         ("cancel my order", "don't cancel my order", "one is negated"),
         ("My card has arrived", "My card has not arrived", "one is negated"),
