@@ -80,7 +80,7 @@ def _read(ws: Workspace, where: str | None, report: Progress) -> tuple[list[str]
 def dedup_traces(
     ws: Workspace,
     near: float | None = 0.8,
-    paraphrase: float | None = 0.9,
+    paraphrase: float | None = 0.675,
     backend: str = "wordllama",
     where: str | None = None,
     progress: Progress | None = None,
