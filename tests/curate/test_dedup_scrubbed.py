@@ -77,6 +77,12 @@ def test_numbers_compare_by_value(a: str, b: str) -> None:
     assert [g.level for g in res.groups] == ["paraphrase"], res.rejected
 
 
+def test_odd_digits_are_read_or_left_alone_never_an_error() -> None:
+    texts = ["x = 343⁷ mod 10", "x = 343⁷ mod 10!", "٣ apples", "1.2.3.4 and 5/0 and .5", "½ cup"]
+    res = dedup([f"t{i}" for i in range(len(texts))], texts, vectors=np.eye(5, 3, dtype=np.float32))
+    assert [g.members for g in res.groups] == [("t0", "t1")]
+
+
 def test_near_stage_merges_identifier_slots_and_keeps_quantities_apart() -> None:
     texts = [
         # the same case twice: only the order number differs (Jaccard 0.732)

@@ -649,7 +649,7 @@ def _numeral(tok: str) -> float | None:
         return float(tok.replace(",", ""))
     if any(c in tok for c in ":-/") or tok.count(".") > 1:
         return None  # 2024-03-05, 10:30, 03/05/2024, 1.2.3 (a ratio "270/180" is split before this)
-    if not tok.replace(".", "").isdigit():
+    if not tok.replace(".", "").isdecimal():  # "343⁷": a superscript is a digit to isdigit, not to float
         m = _UNIT.fullmatch(tok.lower())  # 5kg, 10am count; 3rd is an ordinal, A123 or 12AB34 codes
         return float(m.group(1)) if m and len(m.group(1)) < 6 and m.group(2) not in ("st", "nd", "rd", "th") else None
     digits = tok.split(".")[0]
@@ -675,7 +675,7 @@ def _digit_values(tok: str) -> list[float]:
     """Values of one digit token: "1/4" is 0.25, a ratio "270/180" is its two parts, a slot is none."""
     if tok.count("/") == 1:
         num, den = tok.split("/")
-        if num.isdigit() and den.isdigit() and 0 < int(num) < int(den) <= 12:
+        if num.isdecimal() and den.isdecimal() and 0 < int(num) < int(den) <= 12:
             return [int(num) / int(den)]  # a proper fraction with a small denominator: a value
         parts = [num, den]
     else:
