@@ -438,7 +438,7 @@ def near_duplicate_pairs(
     *,
     seed: int = 0,
     bucket_cap: int = 16,
-    groups: np.ndarray | None = None,
+    groups: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> NearPairs:
     """Pairs the MinHash LSH proposes whose exact shingle Jaccard is >= ``threshold``, enough of them
     to connect every group that verifying all proposed pairs would connect.
@@ -448,7 +448,8 @@ def near_duplicate_pairs(
     numpy to name the pairs -> a MinHash estimate drops hopeless pairs -> exact Jaccard decides.
     The first band is verified alone; the others then propose only pairs not yet in one group, so
     templated traffic (thousands of copies of one template) costs linear work. ``groups`` (one integer
-    per text) confines merges: texts with different values never pair.
+    per text, or a function giving them for an array of row indices, asked for the flagged rows only)
+    confines merges: texts with different values never pair.
     """
     import rensa
 
@@ -482,7 +483,10 @@ def near_duplicate_pairs(
     sig = _signatures(sub_flat, sub_offsets, num_perm, seed)
     sets = _ShingleSets(sub_flat, sub_offsets)
     del sub_flat, sub_offsets
-    salt = np.zeros(flagged.size, dtype=np.uint64) if groups is None else _mix64(groups[flagged].astype(np.uint64))
+    if groups is None:
+        salt = np.zeros(flagged.size, dtype=np.uint64)
+    else:  # a function is asked for the rows LSH flagged only
+        salt = _mix64((groups(flagged) if callable(groups) else groups[flagged]).astype(np.uint64))
     found = _verify_bands(sig, sets, salt, threshold, rows, bucket_cap, stats)
     stats["seconds_verify"] = time.perf_counter() - t3
     i, j, est, jac = found
@@ -986,8 +990,13 @@ def _near_stage(
 ) -> None:
     """Near-duplicate pairs among the distinct texts ``nodes``, confined to texts with equal quantities."""
     t1 = time.perf_counter()
-    groups = _quantity_groups(raw)
-    found = near_duplicate_pairs([norm[i] for i in nodes], near, seed=seed, bucket_cap=bucket_cap, groups=groups)
+    found = near_duplicate_pairs(
+        [norm[i] for i in nodes],
+        near,
+        seed=seed,
+        bucket_cap=bucket_cap,
+        groups=lambda rows: _quantity_groups([raw[i] for i in rows.tolist()]),
+    )
     node = np.asarray(nodes, dtype=np.int64)
     est, jac = found.estimate, found.jaccard
 
