@@ -4,6 +4,12 @@ Dedup never drops a trace. It marks clusters of duplicates, picks one representa
 gives it a weight (how many traces it stands for), and keeps the evidence for every merge as a
 ``DupPair``. The result depends only on the set of ``(id, text, vector)`` rows, never on their order:
 rows are sorted by id before anything else happens.
+
+The rule for numbers, in the near and paraphrase stages alike: identifiers (long digit runs, codes,
+dates, a number after "order", "#", "ref", "account"...) are slots that may differ between two copies of
+one case; quantities the text reasons with are content, compared by value ("5" = "five" = "5.0"), and a
+different value means a different case. Scrub placeholders (``<PERSON_1>``) are one neutral token in
+the compared text and "unknown" to the guards: never a number, never a name, never equal.
 """
 
 from __future__ import annotations
