@@ -200,6 +200,16 @@ def make_corpus(
 # --------------------------------------------------------------------------- datasketch, same pipeline
 
 
+def _same_quantities(texts: list[str], planted: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """The planted pairs whose two texts state the same quantities (dedup's own reading of them)."""
+    from evaltray.curate import dedup as engine
+
+    read = getattr(engine, "_quantities", None)
+    if read is None:  # an engine without a quantity guard
+        return planted
+    return [(a, b, j) for a, b, j in planted if read(engine._raw(texts[a])) == read(engine._raw(texts[b]))]
+
+
 def _identity(x: int) -> int:
     return x
 
@@ -290,6 +300,12 @@ def run_near(n: int, subset: int, seed: int) -> None:
     rep = res.rep_of  # type: ignore[attr-defined]
     found = sum(rep[ids[a]] == rep[ids[b]] for a, b, _ in planted)
     print(f"recall of planted pairs: {found:,}/{len(planted):,} = {_pct(found / len(planted))}")
+    same = _same_quantities(texts, planted)
+    f_same = sum(rep[ids[a]] == rep[ids[b]] for a, b, _ in same)
+    print(
+        f"  of the {len(same):,} planted pairs whose quantities agree (an edit may change a number: then the "
+        f"near stage keeps them apart on purpose): {f_same:,} = {_pct(f_same / max(1, len(same)))}"
+    )
     for lo, hi in ((0.8, 0.85), (0.85, 0.9), (0.9, 1.0)):
         sel = [(a, b) for a, b, j in planted if lo <= j < hi]
         if sel:

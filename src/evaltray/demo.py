@@ -154,7 +154,7 @@ def _ingest(ws: Workspace, summary: dict[str, Any], say: Echo) -> None:
 def _curate(ws: Workspace, summary: dict[str, Any], say: Echo) -> tuple[Plan, list[str], list[str]]:
     """2. Duplicates, intent clusters, a coverage plan, and the candidates: every τ²-bench task, and HaluEval
     queries sampled to the plan. Returns the plan and both lists of candidate ids."""
-    dd = derived.dedup_traces(ws, near=0.8, paraphrase=0.9)
+    dd = derived.dedup_traces(ws, near=0.8, paraphrase=0.675)
     clustering = derived.cluster_traces(ws, k="auto")
     plan = _demo_plan(ws)
     tau = pool.add_from_traces(ws, ADJUDICATOR, where="source_format = 'tau2'", cut="first-user")

@@ -185,7 +185,9 @@ def test_near_level_on_banking77_test(b77_test: tuple[list[str], list[str], list
         reference_jaccard(texts[1216], texts[1229])
     )  # 37 shared of 46 distinct shingles
     reason = next(p.reason for p in res.pairs if p.a == "te01216")
-    assert reason.startswith("Jaccard of character 5-grams 0.804 (MinHash estimate ") and reason.endswith(">= 0.8")
+    assert reason.startswith("Jaccard of character 5-grams 0.804 (MinHash estimate ") and reason.endswith(
+        ">= 0.8; quantities agree"
+    )
     assert len(res.groups) == 12
     check_invariants(ids, res)
 
@@ -277,20 +279,38 @@ def _unit(*rows: list[float]) -> np.ndarray:
 
 def test_paraphrase_merges_close_mutual_neighbours_with_evidence() -> None:
     ids = ["p1", "p2", "p3"]
-    texts = ["How do I get my money back?", "I want a refund", "What is the weather in Paris?"]
+    # content words {want, refund, broken, blender} and {want, refund, cracked, blender}: overlap 3/5 = 0.6,
+    # MRPC's typical overlap, and no shared quantity, so the cosine needed is the threshold itself
+    texts = ["I want a refund for my broken blender", "I want a refund for my cracked blender", "Weather in Paris?"]
     vecs = _unit([1.0, 0.0, 0.0], [0.95, 0.312, 0.0], [0.0, 0.0, 1.0])  # cos(p1, p2) = 0.95
-    res = dedup(ids, texts, vectors=vecs, paraphrase=0.9)
+    res = dedup(ids, texts, near=None, vectors=vecs, paraphrase=0.9)
     assert res.groups == [DupGroup("p1", ("p1", "p2"), "paraphrase", 2)]
     (pair,) = res.pairs
     assert (pair.a, pair.b, pair.level, pair.score) == ("p1", "p2", "paraphrase", pytest.approx(0.95, abs=1e-3))
     assert pair.reason == ("cosine 0.950 >= 0.9; mutual top-10 neighbours; numbers, negation and names agree")
-    assert dedup(ids, texts, vectors=vecs, paraphrase=0.96).groups == []
+    assert dedup(ids, texts, near=None, vectors=vecs, paraphrase=0.96).groups == []
+
+
+def test_paraphrase_bar_falls_with_shared_quantities_and_overlap() -> None:
+    """Combined signals (issue 11 §2): the same cosine merges a pair that shares quantities and words,
+    and not one that shares neither. Bars worked out by hand from the MRPC-calibrated weights."""
+    vecs = _unit([1.0, 0.0], [0.8, 0.6])  # cosine 0.8
+    # content words {tom, bought, cd, headphone, set, paid} in both (numbers are compared as values, not
+    # words) and 2 values shared: 0.9 - 0.697 * (1 - 0.6) - 0.057 * 2 = 0.5072
+    a = "Tom bought a CD for $4 and a headphone set, and paid $48."
+    b = "Tom paid $48 and bought a headphone set and a CD for $4."
+    res = dedup(["x", "y"], [a, b], near=None, vectors=vecs, paraphrase=0.9)
+    assert [g.level for g in res.groups] == ["paraphrase"]
+    assert res.pairs[0].reason.startswith("cosine 0.800 >= 0.507; ") and "2 quantities" in res.pairs[0].reason
+    # {refund, blender} against {weather, paris}: overlap 0, so 0.9 + 0.697 * 0.6 = 1.318 is out of reach
+    res = dedup(["x", "y"], ["refund my blender", "weather in Paris"], near=None, vectors=vecs, paraphrase=0.9)
+    assert res.groups == [] and res.rejected == []
 
 
 @pytest.mark.parametrize(
     ("a", "b", "why"),
     [
-        ("refund order 123", "refund order 456", "numbers differ"),
+        ("refund 3 of the 5 items", "refund 3 of the 6 items", "numbers differ"),
         ("I was charged $100 twice", "I was charged $20 twice", "numbers differ"),
         ("cancel my order", "don't cancel my order", "one is negated"),
         ("My card has arrived", "My card has not arrived", "one is negated"),
@@ -302,7 +322,9 @@ def test_paraphrase_refuses_close_texts_that_differ_in_substance(a: str, b: str,
     vecs = _unit([1.0, 0.0], [1.0, 0.0])  # identical embeddings: only verification can keep them apart
     res = dedup(["x", "y"], [a, b], vectors=vecs, paraphrase=0.9)
     assert res.groups == []
-    assert res.rejected == [DupPair("x", "y", "paraphrase", 1.0, f"cosine 1.000 >= 0.9 but {why}")]
+    ((x, y, level, score, reason),) = [(p.a, p.b, p.level, p.score, p.reason) for p in res.rejected]
+    assert (x, y, level, score) == ("x", "y", "paraphrase", 1.0)
+    assert reason.startswith("cosine 1.000 >= ") and reason.endswith(f" but {why}")
 
 
 @pytest.mark.parametrize(
@@ -316,6 +338,9 @@ def test_paraphrase_refuses_close_texts_that_differ_in_substance(a: str, b: str,
         ),  # "Do" is not a name
         ("Oh no! I lost my card", "I lost my card"),  # "oh no" is not a negation
         ("MY CARD WAS DECLINED AT THE SHOP", "my card got declined at the shop"),  # shouting names nothing
+        ("Refund order 1234567 please", "Refund order 7654321 please"),  # an order number is a slot (issue 17)
+        ("I bought 5 mugs and 2 plates", "I bought five mugs and 2.0 plates"),  # numbers by value
+        ("Did <PERSON_1> pay for the TV?", "Did Maria Lopez pay for the TV?"),  # a placeholder is unknown
     ],
 )
 def test_paraphrase_accepts_surface_differences(a: str, b: str) -> None:
@@ -325,7 +350,7 @@ def test_paraphrase_accepts_surface_differences(a: str, b: str) -> None:
 
 def test_paraphrase_requires_mutual_neighbours() -> None:
     # with k=1: y's nearest is z, so x -> y is one-sided and refused; y and z merge
-    texts = ["What is my balance?", "Show my balance", "Show my account balance"]
+    texts = ["Show me my balance", "Show my balance", "Show my account balance"]
     vecs = _unit([1.0, 0.0, 0.0], [0.94, 0.34, 0.0], [0.9, 0.435, 0.0])
     res = dedup(["x", "y", "z"], texts, near=None, vectors=vecs, paraphrase=0.9, k=1)
     assert [g.members for g in res.groups] == [("y", "z")]
@@ -356,13 +381,19 @@ def test_paraphrase_on_banking77_with_ann_index_equals_exact_search(
     ann = dedup(ids, texts, vectors=vecs, paraphrase=0.95, exact_knn_below=0)  # force usearch HNSW
     assert ann.groups == exact.groups and ann.pairs == exact.pairs and ann.rejected == exact.rejected
     para = [p for p in exact.pairs if p.level == "paraphrase"]
-    # 191 merges and 25 refusals on this machine; randomized SVD may move a borderline pair elsewhere
-    assert 170 <= len(para) <= 210
-    # lexical vectors at 0.95: 87% of merged pairs share the intent label (the rest are near-paraphrases
-    # across close intents such as card_arrival / card_delivery_estimate)
+    # 411 merges and 63 refusals on this machine (191 and 25 with cosine alone: shared words now lower the
+    # bar); randomized SVD may move a borderline pair elsewhere
+    assert 380 <= len(para) <= 440
+    # lexical vectors at 0.95: 93% of merged pairs share the intent label (87% with cosine alone; the rest
+    # are near-paraphrases across close intents such as card_arrival / card_delivery_estimate)
     same = sum(labels[int(p.a[2:])] == labels[int(p.b[2:])] for p in para)
-    assert same / len(para) >= 0.83
-    assert {p.reason.split(" but ")[1] for p in exact.rejected} == {"one is negated", "numbers differ", "names differ"}
+    assert same / len(para) >= 0.9
+    assert {p.reason.split(" but ")[1] for p in exact.rejected} == {
+        "one is negated",
+        "numbers differ",
+        "names differ",
+        "not mutual nearest neighbours",
+    }
     check_invariants(ids, exact)
 
 

@@ -139,9 +139,12 @@ def _stages(calls: list[tuple[str, int, int]]) -> list[str]:
 def test_dedup_and_cluster_report_each_stage_with_increasing_counts(ws, tmp_path):
     _ingest(ws, tmp_path)
     calls: list[tuple[str, int, int]] = []
-    derived.dedup_traces(ws, backend="tfidf", progress=lambda *c: calls.append(c))
-    assert _stages(calls) == ["read", "embed", "normalize", "exact", "near", "paraphrase"]
-    assert calls[:4] == [("read", 0, 0), ("read", 9, 9), ("embed", 0, 9), ("embed", 9, 9)]
+    res = derived.dedup_traces(ws, backend="tfidf", progress=lambda *c: calls.append(c))
+    # dedup embeds one text per exact or near group, after those stages (issue 17)
+    assert _stages(calls) == ["read", "normalize", "exact", "near", "embed", "paraphrase"]
+    m = res.stats["embedded"]
+    assert calls[:2] == [("read", 0, 0), ("read", 9, 9)] and 2 <= m <= 9
+    assert [c for c in calls if c[0] == "embed"] == [("embed", 0, m), ("embed", m, m)]
     calls.clear()
     derived.cluster_traces(ws, k=2, backend="tfidf", progress=lambda *c: calls.append(c))
     assert calls == [

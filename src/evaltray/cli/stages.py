@@ -57,7 +57,7 @@ def stage_progress(as_json: bool) -> Iterator[derived.Progress]:
 @click.option(
     "--paraphrase",
     type=float,
-    default=0.9,
+    default=0.675,
     show_default=True,
     help="Cosine threshold for paraphrases (embeddings + ANN, verified before merging).",
 )

@@ -80,7 +80,7 @@ def _read(ws: Workspace, where: str | None, report: Progress) -> tuple[list[str]
 def dedup_traces(
     ws: Workspace,
     near: float | None = 0.8,
-    paraphrase: float | None = 0.9,
+    paraphrase: float | None = 0.675,
     backend: str = "wordllama",
     where: str | None = None,
     progress: Progress | None = None,
@@ -92,10 +92,13 @@ def dedup_traces(
     actor = ws.authorize(actor, CURATE_ROLES, "dedup")
     report = progress or _silent
     ids, texts = _read(ws, where, report)
-    vectors = None
-    if paraphrase is not None and ids:
-        vectors = embed_texts(ws, texts, backend, report=report)
-    result = dedup(ids, texts, near=near, paraphrase=paraphrase, vectors=vectors, progress=report)
+    embed = None
+    if paraphrase is not None and ids:  # dedup asks for one text per exact or near group only
+
+        def embed(some: list[str]) -> Any:
+            return embed_texts(ws, some, backend, report=report)
+
+    result = dedup(ids, texts, near=near, paraphrase=paraphrase, embed=embed, progress=report)
     level = {m: g.level for g in result.groups for m in g.members}
     weights = result.weights
     write_table(
