@@ -126,6 +126,9 @@ def test_coverage_counts_by_hand(ws, tmp_path):
         ("refunds", "irate-user", "new"),
     ]
     assert cov.marginals["case_type"]["safety"] == {"filled": 0, "minimum": 1, "share": 0.0, "target_share": None}
+    # no rule ever sets a persona, nor the happy-path scenario: those cells are reached only by spreading
+    assert cells[("refunds", "irate-user", "admin")].unruled == ["persona=admin"]
+    assert cells[("refunds", "happy-path", "new")].unruled == ["scenario=happy-path", "persona=new"]
 
 
 def test_filled_cells_and_heatmap(ws):

@@ -103,6 +103,7 @@ def coverage(
                 "complaints": c.complaints,
                 "fillable": c.fillable,
                 "oversampled": c.oversampled,
+                "unruled": c.unruled,
             }
             for c in cov.cells
         ],
@@ -128,7 +129,7 @@ def coverage(
                         c.pending,
                         c.traffic,
                         c.complaints,
-                        ", ".join(c.fillable[:3]),
+                        ", ".join(c.fillable[:3]) or ("no rule sets " + ", ".join(c.unruled) if c.unruled else ""),
                     ]
                     for c in cov.cells[:limit]
                 ],

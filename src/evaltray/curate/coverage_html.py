@@ -116,7 +116,12 @@ def coverage_page(cov: Coverage, plan: Plan, title: str) -> str:
             "<tr>"
             + "".join(f"<td>{escape(cell.cell[a])}</td>" for a in axes)
             + f"<td>{cell.filled}/{cell.target}</td><td>{cell.traffic}</td><td>{cell.complaints}</td>"
-            f"<td>{escape(', '.join(cell.fillable))}</td></tr>"
+            f"<td>{escape(', '.join(cell.fillable) or _no_rule(cell.unruled))}</td></tr>"
         )
     parts.append("</table>")
     return "\n".join(parts)
+
+
+def _no_rule(unruled: list[str]) -> str:
+    """Why no trace can be aimed at a cell: the axis values no rule of the plan sets."""
+    return f"no rule sets {', '.join(unruled)}: write these cases by hand or add a rule" if unruled else ""

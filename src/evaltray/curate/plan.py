@@ -159,6 +159,8 @@ def _rules(path: Path, raw: list[Any]) -> list[Rule]:
         if where is not None and not isinstance(where, str):
             raise PlanError(f"{path}: rule {i}: `where` must be text (a SQL predicate over trace columns)")
         set_ = {str(k): str(v) for k, v in r["set"].items()}
+        if not set_:
+            raise PlanError(f"{path}: rule {i}: `set:` names no axis")
         rules.append(Rule(set=set_, where=where, cluster=r.get("cluster"), when=conditions))
     return rules
 
@@ -451,6 +453,10 @@ class CellCoverage:
     complaints: int
     fillable: list[str]
     oversampled: str | None = None
+    #: ``axis=value`` pairs of this cell that no rule of the plan ever sets: traffic reaches the cell only by
+    #: spreading over an axis the rules leave open, and sampling cannot aim at it — write such cases by hand,
+    #: or add a rule (``set: {scenario: irate-user}``)
+    unruled: list[str] = field(default_factory=list)
 
     @property
     def gap(self) -> int:
@@ -485,8 +491,10 @@ def coverage(
     pending, in_pool = _pending_cells(ws, plan, set_name)
     traffic, complaints, fill = _traffic_cells(ws, plan, clusters, in_pool, fillable_per_cell)
     rows = []
+    ruled = {(axis, value) for rule in plan.rules for axis, value in rule.set.items()}
     for cell in plan.cell_keys():
         labels = dict(zip(plan.grid, cell, strict=True))
+        unruled = [f"{a}={v}" for a, v in labels.items() if (a, v) not in ruled]
         rows.append(
             CellCoverage(
                 labels,
@@ -497,6 +505,7 @@ def coverage(
                 complaints[cell],
                 fill[cell],
                 plan.oversampled(labels),
+                unruled,
             )
         )
     rows.sort(key=lambda c: (c.gap == 0, -c.traffic, -c.complaints, -c.gap, tuple(c.cell.values())))
