@@ -48,7 +48,9 @@ def test_plan_file_errors(tmp_path):
     path.write_text("grid: [feature, mood]\ndimensions: {feature: [a]}\n")
     with pytest.raises(PlanError, match="unknown dimension 'mood'"):
         Plan.load(path)
-    path.write_text("grid: [feature]\ndimensions: {feature: [a]}\nrules: [{set: {feature: b}, where: 'true'}]\n")
+    path.write_text(
+        "grid: [feature]\ngrid: [feature]\ndimensions: {feature: [a]}\nrules: [{set: {feature: b}, where: 'true'}]\n"
+    )
     with pytest.raises(PlanError, match="rule 1 sets feature='b', which is not in dimensions.feature"):
         Plan.load(path)
     path.write_text("grid: [feature]\ndimensions: {feature: [a]}\nmix: {difficulty: {easy: 0.5}}\n")
@@ -316,3 +318,61 @@ def test_a_plan_past_its_size_or_expansion_limit_is_refused(tmp_path, monkeypatc
     with pytest.raises(PlanError) as err:
         Plan.load(path)
     assert str(err.value) == f"{path}: 1,226 bytes, past the 1,000 bytes a plan may hold"
+
+
+def test_a_nearest_rule_takes_axes_from_labelled_exemplars(ws, tmp_path):
+    from evaltray.tray import candidates as pool
+
+    def message(i, text):
+        return {
+            "id": f"n{i}",
+            "metadata": {"feature": "refunds"},
+            "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}],
+        }
+
+    _ingest(
+        ws,
+        tmp_path,
+        [
+            message(1, "I am furious, my refund never arrived and nobody answers!"),
+            message(2, "How can I track my package, please?"),
+            message(3, "zzz qqq"),
+        ],
+    )
+    for text, scenario in (
+        ("This is outrageous, where is my refund? Nobody answers me!", "irate-user"),
+        ("How do I track my parcel?", "happy-path"),
+    ):
+        pool.add_manual(
+            ws,
+            "alice",
+            "sme",
+            [{"role": "user", "content": text}],
+            labels={"feature": "refunds", "scenario": scenario, "persona": None, "tags": []},
+        )
+    rules = [
+        Rule(set={"feature": "refunds"}, where="feature = 'refunds'"),
+        Rule(set={}, nearest=["scenario"], k=1, min_similarity=0.5),
+    ]
+    assigned = plan.assign_traces(ws, _plan(rules=rules))
+    assert assigned["n1"] == {"feature": "refunds", "scenario": "irate-user"}
+    assert assigned["n2"] == {"feature": "refunds", "scenario": "happy-path"}
+    assert assigned["n3"] == {"feature": "refunds"}  # nothing near enough: the axis stays open
+    cells = {tuple(c.cell.values()): c for c in plan.coverage(ws, _plan(rules=rules)).cells}
+    assert cells[("refunds", "irate-user", "new")].unruled == ["persona=new"]  # the exemplars carry irate-user
+
+
+def test_a_nearest_rule_is_read_and_checked(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "grid: [feature]\ndimensions: {feature: [a]}\nrules:\n  - nearest: [scenario, persona]\n    k: 3\n    min_similarity: 0.7\n"
+    )
+    (rule,) = Plan.load(path).rules
+    assert (rule.nearest, rule.k, rule.min_similarity, rule.set) == (["scenario", "persona"], 3, 0.7, {})
+    assert Plan.load(path).to_dict()["rules"] == [{"nearest": ["scenario", "persona"], "k": 3, "min_similarity": 0.7}]
+    path.write_text("grid: [feature]\ndimensions: {feature: [a]}\nrules:\n  - nearest: [scenario]\n    k: 0\n")
+    with pytest.raises(PlanError, match=r"rule 1: k must be a positive integer, got 0"):
+        Plan.load(path)
+    path.write_text("grid: [feature]\ndimensions: {feature: [a]}\nrules:\n  - nearest: [mood]\n")
+    with pytest.raises(PlanError, match=r"rule 1 takes unknown dimension 'mood'"):
+        Plan.load(path)

@@ -106,6 +106,11 @@ class Rule:
     where: str | None = None
     cluster: str | None = None
     when: list[Condition] = field(default_factory=list)
+    #: axes to take from the nearest labelled exemplars (pool and tray candidates whose labels set them):
+    #: the majority of the ``k`` most similar with cosine >= ``min_similarity``
+    nearest: list[str] = field(default_factory=list)
+    k: int = 5
+    min_similarity: float = 0.6
 
     def predicate(self) -> tuple[str, dict[str, Any]] | None:
         """The rule's SQL predicate and the values bound to its parameters; None for a cluster rule."""
@@ -119,6 +124,10 @@ class Rule:
         """The rule's test, for people: conditions as written, the predicate, or the cluster."""
         tests = [f"{c.column} {c.op}" + ("" if c.op in _NO_VALUE else f" {c.value!r}") for c in self.when]
         tests += [self.where] if self.where else []
+        if self.nearest:
+            return (
+                f"nearest {self.k} labelled exemplars (cosine >= {self.min_similarity:g}) for {', '.join(self.nearest)}"
+            )
         return " AND ".join(tests) if tests else f"cluster = {self.cluster!r}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,7 +138,10 @@ class Rule:
             d["where"] = self.where
         if self.cluster:
             d["cluster"] = self.cluster
-        d["set"] = self.set
+        if self.nearest:
+            d.update(nearest=self.nearest, k=self.k, min_similarity=self.min_similarity)
+        if self.set:
+            d["set"] = self.set
         return d
 
 
@@ -140,8 +152,11 @@ def _rules(path: Path, raw: list[Any]) -> list[Rule]:
     """The rules of a plan read from YAML; a PlanError names the first one that cannot be used."""
     rules = []
     for i, r in enumerate(raw, 1):
+        if isinstance(r, dict) and "nearest" in r:
+            rules.append(_nearest_rule(path, i, r))
+            continue
         if not isinstance(r, dict) or not isinstance(r.get("set"), dict) or not any(map(r.get, _RULE_TESTS)):
-            raise PlanError(f"{path}: rule {i} needs `set:` and one of `when:`, `where:` or `cluster:`")
+            raise PlanError(f"{path}: rule {i} needs `set:` and one of `when:`, `where:`, `cluster:` (or `nearest:`)")
         when = r.get("when") or []
         if isinstance(when, dict):
             when = [when]
@@ -163,6 +178,21 @@ def _rules(path: Path, raw: list[Any]) -> list[Rule]:
             raise PlanError(f"{path}: rule {i}: `set:` names no axis")
         rules.append(Rule(set=set_, where=where, cluster=r.get("cluster"), when=conditions))
     return rules
+
+
+def _nearest_rule(path: Path, i: int, r: dict[str, Any]) -> Rule:
+    """``nearest: [scenario, persona]`` (with ``k:`` and ``min_similarity:``): axes from labelled exemplars."""
+    axes = r["nearest"] if isinstance(r["nearest"], list) else [r["nearest"]]
+    unknown = sorted(set(r) - {"nearest", "k", "min_similarity"})
+    if unknown or not axes or not all(isinstance(a, str) and a for a in axes):
+        why = f"unknown key(s) {', '.join(unknown)}" if unknown else "`nearest` names the axes to set, e.g. [scenario]"
+        raise PlanError(f"{path}: rule {i}: {why}")
+    k, sim = r.get("k", 5), r.get("min_similarity", 0.6)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise PlanError(f"{path}: rule {i}: k must be a positive integer, got {k!r}")
+    if not isinstance(sim, (int, float)) or isinstance(sim, bool) or not 0 < sim <= 1:
+        raise PlanError(f"{path}: rule {i}: min_similarity must lie in (0, 1], got {sim!r}")
+    return Rule(set={}, nearest=[str(a) for a in axes], k=k, min_similarity=float(sim))
 
 
 #: The plan's keys that hold a mapping of mappings or lists, and those that hold a list of mappings.
@@ -274,6 +304,9 @@ class Plan:
                 if key == "cells" and not isinstance(entry.get("target", 0), int | float):
                     raise PlanError(f"{path}: cells entry {i}: `target` must be a number")
         for i, rule in enumerate(self.rules, 1):
+            for axis in rule.nearest:
+                if axis not in AXES:
+                    raise PlanError(f"{path}: rule {i} takes unknown dimension {axis!r} from the nearest exemplars")
             for axis, value in rule.set.items():
                 if axis not in AXES:
                     raise PlanError(f"{path}: rule {i} sets unknown dimension {axis!r}")
@@ -412,6 +445,10 @@ def assign_traces(
     ids = store.query(base, columns=["trace_id"]).column("trace_id").to_pylist()
     out: dict[str, dict[str, str]] = {t: {} for t in ids}
     for i, rule in enumerate(plan.rules, 1):
+        if rule.nearest:
+            for t, axes in _nearest_labels(ws, rule, list(out)).items():
+                out[t].update(axes)
+            continue
         if rule.when or rule.where:
             try:
                 pred, params = rule.predicate() or ("TRUE", {})
@@ -423,6 +460,47 @@ def assign_traces(
             hit = [t for t, name in (clusters or {}).items() if name == rule.cluster and t in out]
         for t in hit:
             out[t].update(rule.set)
+    return out
+
+
+def _nearest_labels(ws: Workspace, rule: Rule, trace_ids: list[str]) -> dict[str, dict[str, str]]:
+    """For each trace: the axes of ``rule.nearest`` that most of its ``k`` nearest labelled exemplars (pool
+    candidates, not rejected, whose labels set the axis) agree on, among those at cosine >= the minimum."""
+    import numpy as np
+
+    from evaltray.tray.candidates import list_candidates
+
+    from .derived import embed_texts, user_texts
+
+    exemplars = [
+        (
+            " ".join(str(m.get("content") or "") for m in c.input.get("messages", []) if m.get("role") == "user"),
+            c.labels,
+        )
+        for c in list_candidates(ws)
+        if c.status != "rejected" and any(c.labels.get(a) for a in rule.nearest)
+    ]
+    wanted = set(trace_ids)
+    ids, texts = user_texts(ws)
+    pairs = [(t, x) for t, x in zip(ids, texts, strict=True) if t in wanted and x.strip()]
+    if not exemplars or not pairs:
+        return {}
+    vectors = np.asarray(embed_texts(ws, [e for e, _ in exemplars] + [x for _, x in pairs]), dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    ex, tr = vectors[: len(exemplars)], vectors[len(exemplars) :]
+    out: dict[str, dict[str, str]] = {}
+    for start in range(0, len(pairs), 4096):
+        sims = tr[start : start + 4096] @ ex.T
+        for row, (tid, _) in zip(sims, pairs[start : start + 4096], strict=True):
+            top = [j for j in np.argsort(-row)[: rule.k] if row[j] >= rule.min_similarity]
+            axes = {}
+            for axis in rule.nearest:
+                votes = Counter(str(exemplars[j][1][axis]) for j in top if exemplars[j][1].get(axis))
+                ranked = votes.most_common(2)
+                if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
+                    axes[axis] = ranked[0][0]
+            if axes:
+                out[tid] = axes
     return out
 
 
@@ -492,6 +570,9 @@ def coverage(
     traffic, complaints, fill = _traffic_cells(ws, plan, clusters, in_pool, fillable_per_cell)
     rows = []
     ruled = {(axis, value) for rule in plan.rules for axis, value in rule.set.items()}
+    nearest_axes = {axis for rule in plan.rules for axis in rule.nearest}
+    ruled |= {(a, str(c.get("labels", {}).get(a))) for c in cases for a in nearest_axes}
+    ruled |= {(a, v) for a, vs in _pool_label_values(ws, nearest_axes).items() for v in vs}
     for cell in plan.cell_keys():
         labels = dict(zip(plan.grid, cell, strict=True))
         unruled = [f"{a}={v}" for a, v in labels.items() if (a, v) not in ruled]
@@ -510,6 +591,20 @@ def coverage(
         )
     rows.sort(key=lambda c: (c.gap == 0, -c.traffic, -c.complaints, -c.gap, tuple(c.cell.values())))
     return Coverage(rows, _marginals(plan, cases), unmapped, list(plan.grid))
+
+
+def _pool_label_values(ws: Workspace, axes: set[str]) -> dict[str, set[str]]:
+    """The values the pool's candidates carry for ``axes`` (what a nearest-exemplar rule can set)."""
+    if not axes:
+        return {}
+    from evaltray.tray.candidates import list_candidates
+
+    out: dict[str, set[str]] = defaultdict(set)
+    for c in list_candidates(ws):
+        for a in axes:
+            if c.labels.get(a) and c.status != "rejected":
+                out[a].add(str(c.labels[a]))
+    return out
 
 
 def _filled_cells(plan: Plan, cases: list[dict[str, Any]]) -> tuple[Counter[_Cell], int]:
