@@ -181,6 +181,7 @@ _REQUIRED = {
     **{"source": "sme", "reason": "duplicate", "size": "1", "fmt": "jsonl", "role": "labeler", "a": "0", "b": "1"},
     "target_spec": "replay",
     "baseline": "r-000000000000",
+    "question": "is it about refunds?",
     **{"version": "1.0.0", "old": "1.0.0", "new": "1.1.0"},  # a malformed version is refused before the workspace
 }
 

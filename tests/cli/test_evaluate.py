@@ -94,3 +94,20 @@ def test_the_report_weights_slices_by_production_traffic(shop, tmp_path, monkeyp
     assert data["overall"]["pass_rate"] == 0.75  # three of four cases
     # the shop's traffic is half refunds, half shipping: 0.5 * 3/3 + 0.5 * 0/1
     assert data["traffic_weighted"] == {"pass_rate": 0.5, "weights": {"refunds": 0.5, "shipping": 0.5}}
+
+
+def test_screen_finds_a_rare_slice_with_a_stub_model_or_a_pattern(shop):
+    from evaltray.evaluate.stub import StubServer
+
+    def yes_for_seven(body):  # a stub model: yes for the conversation that mentions question 7
+        return "Yes." if "question 7?" in body["messages"][-1]["content"] else "no"
+
+    with StubServer(answer=yes_for_seven) as stub:
+        data = json.loads(
+            run("screen", "--question", "is it about 7?", "--model", "m", "--base-url", stub.base_url, "--json").stdout
+        )
+    assert (data["screened"], data["matched"], data["unanswered"]) == (10, ["t7"], {})
+    r = run("screen", "--question", "refunds?", "--pattern", r"question [13]\?", "--add")
+    assert r.stdout.splitlines()[0] == "2 of 10 traces answer yes to 'refunds?'; 2 added to the candidate pool"
+    r = run("screen", "--question", "x", ok=False)
+    assert r.stderr == "Error: screen with an LLM (--model) or a regular expression (--pattern), one of them\n"

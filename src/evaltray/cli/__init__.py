@@ -16,7 +16,16 @@ from evaltray.core.settings import USER_ENV, WORKSPACE_ENV
 from ._common import AppContext, visible
 from .audit import audit
 from .curate import candidates, labels, reject, review, signoff
-from .evaluate import failures_command, gate_command, judge_group, report_command, run_command, score_command, stats
+from .evaluate import (
+    failures_command,
+    gate_command,
+    judge_group,
+    report_command,
+    run_command,
+    score_command,
+    screen_command,
+    stats,
+)
 from .plan import coverage, plan, sample
 from .release import export, release
 from .scrub import scrub, vault
@@ -112,6 +121,7 @@ for command in (
     judge_group,
     gate_command,
     failures_command,
+    screen_command,
     stats,
 ):
     cli.add_command(command)

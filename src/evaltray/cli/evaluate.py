@@ -15,6 +15,7 @@ from evaltray.evaluate import failures
 from evaltray.evaluate import report as reporting
 from evaltray.evaluate import run as runner
 from evaltray.evaluate import score as scoring
+from evaltray.evaluate import screen as screening
 from evaltray.evaluate import stats as st
 from evaltray.evaluate.html import write_html_report
 from evaltray.evaluate.judge import load_judge
@@ -530,3 +531,53 @@ def _report_compare(app: AppContext, baseline: str, candidate: str, as_json: boo
         out().print(table(None, ["slice", "cases", baseline, candidate, "points", "p (Holm)"], rows))
 
     emit(as_json, cmp, human)
+
+
+@click.command("screen")
+@click.option("--question", required=True, help="A yes/no question about each trace's user side.")
+@click.option("--model", help="Ask this model (OpenAI-compatible endpoint: --base-url).")
+@click.option("--base-url", help="The endpoint of --model (default $OPENAI_BASE_URL, else OpenAI's).")
+@click.option("--pattern", help="Instead of a model: a regular expression (case-insensitive) that means yes.")
+@click.option("--where", help="Only traces matching this SQL predicate.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many traces.")
+@click.option("--add", is_flag=True, help="Put the matching traces into the candidate pool.")
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True)
+@json_option
+@pass_app
+def screen_command(
+    app: AppContext,
+    question: str,
+    model: str | None,
+    base_url: str | None,
+    pattern: str | None,
+    where: str | None,
+    limit: int | None,
+    add: bool,
+    concurrency: int,
+    as_json: bool,
+) -> None:
+    """A cheap yes/no pass over traces to find a rare slice before anyone labels."""
+    result = screening.screen(
+        app.ws,
+        question,
+        model=model,
+        base_url=base_url,
+        pattern=pattern,
+        where=where,
+        limit=limit,
+        add=add,
+        limits=runner.Limits(concurrency=concurrency),
+        actor=app.user,
+    )
+
+    def human() -> None:
+        out().print(
+            f"{number(len(result.matched))} of {number(result.screened)} traces answer yes to {shown(question)!r}"
+            + (f"; {number(len(result.unanswered))} gave no yes/no" if result.unanswered else "")
+            + (f"; {number(len(result.added))} added to the candidate pool" if add else ""),
+            highlight=False,
+        )
+        for tid in result.matched[:20]:
+            out().print(f"  {shown(tid)}", highlight=False)
+
+    emit(as_json, dataclasses.asdict(result), human)
