@@ -11,13 +11,11 @@ the answers learns the answers). An answer that is neither pass nor fail is an e
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,8 +24,8 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.untrusted import load_yaml
 from evaltray.core.util import content_hash
 
-from .run import Limits, attempt, run_sync
-from .targets import OpenAITarget, Reply, RunCase, TargetError
+from .run import Limits, ask_each
+from .targets import OpenAITarget, Reply, TargetError
 
 __all__ = [
     "DIMENSIONS",
@@ -206,28 +204,6 @@ class _Ask:
     text: str
 
 
-async def _judge_all(config: JudgeConfig, asks: list[_Ask], limits: Limits) -> list[Verdict]:
-    target = OpenAITarget(
-        f"openai:{config.model}",
-        config.model,
-        config.base_url or "https://api.openai.com/v1",
-        config.api_key_env,
-        {"temperature": config.temperature},
-    )
-    out: list[Verdict] = []
-    it = iter(asks)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limits.concurrency)) as session:
-
-        async def worker() -> None:
-            for ask in it:
-                case = RunCase(ask.case_id, {"messages": [{"role": "user", "content": ask.text}]}, "")
-                reply, error, _ = await attempt(target, case, session, limits)
-                out.append(_verdict_of(ask, reply, error))
-
-        await asyncio.gather(*(worker() for _ in range(limits.concurrency)))
-    return out
-
-
 def _verdict_of(ask: _Ask, reply: Reply | None, error: str | None) -> Verdict:
     if reply is None:
         return Verdict(ask.case_id, ask.trial, ask.dimension, None, error=error)
@@ -250,7 +226,15 @@ def judge_answers(
         for case, trial, answer in items
         for d in config.dimensions
     ]
+    target = OpenAITarget(
+        f"openai:{config.model}",
+        config.model,
+        config.base_url or "https://api.openai.com/v1",
+        config.api_key_env,
+        {"temperature": config.temperature},
+    )
     try:
-        return run_sync(_judge_all(config, asks, limits or Limits()))
+        replies = ask_each(target, [a.text for a in asks], limits or Limits())
     except TargetError as exc:  # a misconfigured endpoint, raised before any request
         raise JudgeError(str(exc)) from None
+    return [_verdict_of(ask, reply, error) for ask, (reply, error) in zip(asks, replies, strict=True)]

@@ -42,6 +42,7 @@ __all__ = [
     "RunError",
     "RunPlan",
     "RunReport",
+    "ask_each",
     "attempt",
     "execute",
     "plan_file_run",
@@ -337,6 +338,27 @@ async def _drive(
                 tick()
 
         await asyncio.gather(*(worker() for _ in range(limits.concurrency)))
+
+
+def ask_each(target: Target, prompts: list[str], limits: Limits) -> list[tuple[Reply | None, str | None]]:
+    """``target``'s reply (or the reason there is none) to each prompt, sent as one user message, in order:
+    the judge's and the screen's requests, bounded and retried like a run's."""
+
+    async def main() -> list[tuple[Reply | None, str | None]]:
+        out: list[tuple[Reply | None, str | None]] = [(None, None)] * len(prompts)
+        it = iter(enumerate(prompts))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limits.concurrency)) as session:
+
+            async def worker() -> None:
+                for i, text in it:
+                    case = RunCase(str(i), {"messages": [{"role": "user", "content": text}]}, "")
+                    reply, error, _ = await attempt(target, case, session, limits)
+                    out[i] = (reply, error)
+
+            await asyncio.gather(*(worker() for _ in range(limits.concurrency)))
+        return out
+
+    return run_sync(main())
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -5,18 +5,15 @@ conversation only) or is a regular expression; the answer is a list of matching 
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass, field
-
-import aiohttp
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
 from evaltray.core.traces import conjunction, read_messages
 
-from .run import RUN_ROLES, Limits, attempt, run_sync
-from .targets import OpenAITarget, RunCase
+from .run import RUN_ROLES, Limits, ask_each
+from .targets import OpenAITarget
 
 __all__ = ["ScreenResult", "screen"]
 
@@ -53,25 +50,6 @@ def _texts(ws: Workspace, where: str | None, limit: int | None) -> list[tuple[st
     return out
 
 
-async def _ask_all(target: OpenAITarget, question: str, items: list[tuple[str, str]], limits: Limits) -> dict[str, str]:
-    answers: dict[str, str] = {}
-    it = iter(items)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limits.concurrency)) as session:
-
-        async def worker() -> None:
-            for tid, text in it:
-                case = RunCase(
-                    tid,
-                    {"messages": [{"role": "user", "content": PROMPT.format(question=question, text=text[:8000])}]},
-                    "",
-                )
-                reply, error, _ = await attempt(target, case, session, limits)
-                answers[tid] = f"error: {error}" if reply is None else (reply.output or "")
-
-        await asyncio.gather(*(worker() for _ in range(limits.concurrency)))
-    return answers
-
-
 def screen(
     ws: Workspace,
     question: str,
@@ -105,7 +83,10 @@ def screen(
         target = OpenAITarget(
             f"openai:{model}", model, base_url or "https://api.openai.com/v1", params={"temperature": 0}
         )
-        for tid, answer in run_sync(_ask_all(target, question, items, limits or Limits())).items():
+        prompts = [PROMPT.format(question=question, text=text[:8000]) for _, text in items]
+        replies = ask_each(target, prompts, limits or Limits())
+        for (tid, _), (reply, error) in zip(items, replies, strict=True):
+            answer = f"error: {error}" if reply is None else (reply.output or "")
             found = _YES.match(answer)
             if found is None:
                 result.unanswered[tid] = answer[:80] or "(empty)"
