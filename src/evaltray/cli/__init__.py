@@ -20,6 +20,7 @@ from .evaluate import (
     failures_command,
     gate_command,
     judge_group,
+    label_errors_command,
     report_command,
     run_command,
     score_command,
@@ -122,6 +123,7 @@ for command in (
     gate_command,
     failures_command,
     screen_command,
+    label_errors_command,
     stats,
 ):
     cli.add_command(command)

@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
+from evaltray.core.util import file_sha256
 from evaltray.evaluate import calibrate as cal
 from evaltray.evaluate import compare as comparing
-from evaltray.evaluate import failures
+from evaltray.evaluate import failures, label_errors
 from evaltray.evaluate import report as reporting
 from evaltray.evaluate import run as runner
 from evaltray.evaluate import score as scoring
@@ -581,3 +582,33 @@ def screen_command(
             out().print(f"  {shown(tid)}", highlight=False)
 
     emit(as_json, dataclasses.asdict(result), human)
+
+
+@click.command("label-errors")
+@click.option(
+    "--judge", "judge_file", type=click.Path(dir_okay=False, path_type=Path), help="judge.yaml of a calibrated judge."
+)
+@click.option(
+    "--judge-verdicts",
+    "verdicts_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The verdict file a judge was calibrated from.",
+)
+@click.option("--k", type=click.IntRange(2, 100), default=5, show_default=True, help="Neighbours compared.")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@json_option
+@pass_app
+def label_errors_command(
+    app: AppContext, judge_file: Path | None, verdicts_file: Path | None, k: int, limit: int, as_json: bool
+) -> None:
+    """Reviewed labels that may be wrong, most suspect first: to look at again, never relabelled here."""
+    judge_hash = load_judge(judge_file).hash if judge_file else None
+    if verdicts_file is not None:
+        judge_hash = file_sha256(verdicts_file)
+    found = label_errors.suspected_labels(app.ws, judge_hash, k=k)
+    rows = [[s.candidate_id, f"{s.score:.2f}", "; ".join(s.reasons)] for s in found[:limit]]
+    emit(
+        as_json,
+        [dataclasses.asdict(s) for s in found],
+        lambda: out().print(table(f"{len(found)} suspected label errors", ["candidate", "score", "why"], rows)),
+    )
