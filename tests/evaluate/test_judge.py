@@ -90,3 +90,23 @@ def test_score_with_the_judge_counts_errors_apart(ws, tmp_path):
     assert {v["judge_hash"] for v in verdicts} == {config.hash} and len(verdicts) == 6
     with pytest.raises(runner.RunError, match="needs a judge"):
         score.score_run(ws, made.run_id, ["judge"], "alice")
+
+
+def test_an_oversized_or_exploding_judge_file_is_refused_with_its_reason(tmp_path, monkeypatch):
+    path = tmp_path / "judge.yaml"
+    path.write_text("model: m\n# " + "x" * 2000 + "\n")
+    monkeypatch.setattr(jd, "MAX_JUDGE_BYTES", 1000)
+    with pytest.raises(jd.JudgeError) as err:  # the size check's own message (it was swallowed before)
+        jd.load_judge(path)
+    assert str(err.value) == f"{path}: 2,012 bytes, past the 1,000 bytes a judge file may hold"
+    path.write_text(
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"b{i}: &b{i} [*{'a' if i == 0 else f'b{i - 1}'}" + f", *{'a' if i == 0 else f'b{i - 1}'}" * 9 + "]\n"
+            for i in range(8)
+        )
+    )
+    with pytest.raises(jd.JudgeError, match=r"judge.yaml: .*(alias|expand)"):
+        jd.load_judge(path)
+    with pytest.raises(jd.JudgeError, match=r"No such file or directory"):
+        jd.load_judge(tmp_path / "missing.yaml")

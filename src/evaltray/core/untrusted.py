@@ -4,6 +4,7 @@ aliases would (a "billion laughs"). Each reader refuses past its limit before th
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -119,3 +120,13 @@ def check_expansion(root: yaml.Node, max_aliases: int, max_expanded: int) -> Non
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node))
+
+
+def read_yaml_file(path: Path, max_aliases: int, max_bytes: int, what: str) -> Any:
+    """The YAML data of the file at ``path``: :class:`InputTooLarge` (naming ``what``, e.g. "a plan") when the
+    file holds more than ``max_bytes`` or expands past them. OSError, UnicodeDecodeError and YAML errors
+    propagate; the caller names the file."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputTooLarge(f"{size:,} bytes, past the {size_text(max_bytes)} {what} may hold")
+    return load_yaml(path.read_text(encoding="utf-8"), max_aliases, max_bytes)[1]

@@ -20,7 +20,7 @@ import yaml
 from evaltray.core.errors import EvaltrayError, QueryError
 from evaltray.core.store import CURATE_ROLES, Workspace
 from evaltray.core.traces import COLUMNS, DERIVED_COLUMNS, conjunction
-from evaltray.core.untrusted import InputTooLarge, load_yaml, size_text
+from evaltray.core.untrusted import InputTooLarge, read_yaml_file
 from evaltray.core.util import atomic_write
 
 PLAN_FILE = "plan.yaml"
@@ -367,10 +367,7 @@ class Plan:
 def _read_yaml(path: Path) -> Any:
     """``plan.yaml`` as YAML data, within :data:`MAX_PLAN_BYTES` and :data:`MAX_PLAN_ALIASES`."""
     try:
-        size = path.stat().st_size
-        if size > MAX_PLAN_BYTES:
-            raise PlanError(f"{path}: {size:,} bytes, past the {size_text(MAX_PLAN_BYTES)} a plan may hold")
-        _, raw = load_yaml(path.read_text(encoding="utf-8"), MAX_PLAN_ALIASES, MAX_PLAN_BYTES)
+        raw = read_yaml_file(path, MAX_PLAN_ALIASES, MAX_PLAN_BYTES, "a plan")
     except FileNotFoundError:
         raise PlanError(f"{path}: no coverage plan; run `evaltray plan init`") from None
     except yaml.YAMLError as exc:

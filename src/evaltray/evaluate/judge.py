@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.untrusted import load_yaml
+from evaltray.core.untrusted import InputTooLarge, read_yaml_file
 from evaltray.core.util import content_hash
 
 from .run import Limits, ask_each
@@ -111,12 +111,12 @@ class JudgeConfig(BaseModel):
 def load_judge(path: Path) -> JudgeConfig:
     """A judge from its YAML file; every problem names the key."""
     try:
-        if path.stat().st_size > MAX_JUDGE_BYTES:
-            raise JudgeError(f"{path}: larger than {MAX_JUDGE_BYTES:,} bytes; not a judge file")
-        _, data = load_yaml(path.read_text(encoding="utf-8"), 100, MAX_JUDGE_BYTES)
+        data = read_yaml_file(path, 100, MAX_JUDGE_BYTES, "a judge file")
     except OSError as exc:
         raise JudgeError(f"{path}: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError, EvaltrayError) as exc:
+    except InputTooLarge as exc:
+        raise JudgeError(f"{path}: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise JudgeError(f"{path}: not a readable YAML file ({type(exc).__name__})") from None
     try:
         config = JudgeConfig.model_validate(data)
