@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 
 from evaltray.core.store import Workspace
-from evaltray.core.traces import trace_stats
 from evaltray.tray.release import load_manifest
 
 from .calibrate import find_calibration
@@ -108,8 +107,13 @@ def _by_difficulty(rows: list[dict[str, Any]], cases: dict[str, dict[str, Any]],
 def _traffic_weighted(ws: Workspace, slices: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """The pass rate weighted by how often each slice's feature occurs in production traffic (seed 003: most
     real traffic is not adversarial), over the slices whose feature the traces name; None without traffic."""
-    by_feature = trace_stats(ws.trace_store()).get("by", {}).get("feature", {}) if ws.traces_dir.exists() else {}
-    traffic = {str(k): n for k, n in by_feature.items() if k != "(none)"}
+    traffic: dict[str, int] = {}
+    if (
+        ws.traces_dir.exists()
+    ):  # one grouping query: the latency, token and cost percentiles of trace_stats are not needed
+        with ws.trace_store().sandboxed() as con:
+            rows = con.execute("SELECT feature, count(*) FROM traces WHERE feature IS NOT NULL GROUP BY feature")
+            traffic = {str(feature): int(n) for feature, n in rows.fetchall()}
     weights: dict[str, float] = {}
     for name, s in slices.items():
         feature = name.split("/")[0]
