@@ -204,3 +204,22 @@ def test_a_run_works_from_inside_a_running_event_loop(ws, tmp_path):
             return runner.execute(ws, plan, make_target("openai:m", base_url=stub.base_url), limits=FAST, actor="alice")
 
     assert asyncio.run(inside()).sent == 2
+
+
+def test_reading_a_run_never_cuts_a_line_a_running_run_may_still_be_writing(ws, tmp_path):
+    plan = runner.plan_file_run(_cases(tmp_path, ["a", "b"]))
+    with StubServer() as stub:
+        target = make_target("openai:m", base_url=stub.base_url)
+        made = runner.execute(ws, plan, target, limits=FAST, actor="alice")
+        results = made.path / "results.jsonl"
+        with results.open("ab") as fh:
+            fh.write(b'{"case_id": "c9", "tri')  # another process half-way through a line
+        before = results.read_bytes()
+        assert len(runner.read_results(results)) == 2 and results.read_bytes() == before  # read, not cut
+        cache = next((ws.state_dir / "run-cache").iterdir())
+        with cache.open("ab") as fh:
+            fh.write(b'{"case_id": "x", "tri')  # a crash mid-line in the shared cache
+        fresh = runner.execute(ws, runner.plan_file_run(_cases(tmp_path, ["c"])), target, limits=FAST, actor="alice")
+        assert fresh.sent == 1
+        lines = cache.read_bytes().splitlines()
+        assert lines[-2] == b'{"case_id": "x", "tri' and orjson.loads(lines[-1])["output"] == "stub answer: c"

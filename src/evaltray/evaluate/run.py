@@ -182,15 +182,16 @@ def run_dir(ws: Workspace, run_id: str) -> Path:
     return ws.root / RUNS_DIR / run_id
 
 
-def read_results(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    """The results of a run by (case id, trial), the last line of each winning; a torn last line (a crash
-    mid-write) is cut off the file."""
+def read_results(path: Path, repair: bool = False) -> dict[tuple[str, int], dict[str, Any]]:
+    """The results of a run by (case id, trial), the last line of each winning; an unfinished last line is
+    skipped, and with ``repair`` (a run about to append, the only writer) cut off the file: a reader must
+    not cut what a running run is still writing."""
     out: dict[tuple[str, int], dict[str, Any]] = {}
     if not path.exists():
         return out
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
-    if end < len(data):
+    if repair and end < len(data):
         with path.open("r+b") as fh:
             fh.truncate(end)
     for raw in data[:end].splitlines():
@@ -203,7 +204,9 @@ def read_results(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
 
 
 class _Cache:
-    """Answers by (case hash, trial) for one target config, appended as they come."""
+    """Answers by (case hash, trial) for one target config, appended as they come, one write per line. Runs
+    of one target in parallel share the file, so it is never cut: a line a crash left unfinished is ended
+    before this run's first one, and skipped when read."""
 
     def __init__(self, ws: Workspace, target_hash: str, enabled: bool) -> None:
         self.path = ws.state_dir / "run-cache" / f"{target_hash[:32]}.jsonl"
@@ -217,10 +220,13 @@ class _Cache:
     def put(self, case: RunCase, trial: int, reply: Reply) -> None:
         if not self.enabled:
             return
+        line = orjson.dumps({"case_id": case.hash, "trial": trial, **asdict(reply)}) + b"\n"
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.path.open("ab")
-        self._fh.write(orjson.dumps({"case_id": case.hash, "trial": trial, **asdict(reply)}) + b"\n")
+            self._fh = self.path.open("ab", buffering=0)
+            if self._fh.tell() and not self.path.read_bytes().endswith(b"\n"):
+                line = b"\n" + line
+        self._fh.write(line)
 
     def close(self) -> None:
         if self._fh is not None:
@@ -415,7 +421,7 @@ def execute(
     if not (folder / "run.json").exists():
         atomic_write(folder / "run.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     results = folder / "results.jsonl"
-    done = read_results(results)
+    done = read_results(results, repair=True)
     finished = {k for k, row in done.items() if not (retry_errors and row.get("status") == "error")}
     report = RunReport(run_id, folder, plan.source, target_info, trials, len(plan.cases), issues=list(plan.issues))
     report.resumed = len(finished)
