@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import sys
 import types
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import orjson
 import pytest
+from scipy import stats
 
 from evaltray.curate import plan as plans
 from evaltray.curate.plan import Condition, Rule
@@ -91,14 +94,35 @@ def test_window_and_sampling():
     for bad in ("0d", "7", "d", "7y", "-1d"):
         with pytest.raises(live.LiveError, match="a positive number and a unit"):
             live.parse_window(bad)
-    ids = [f"t{i}" for i in range(100)]
-    drawn = live.sample_ids(ids, 10, seed=3)
-    assert len(drawn) == 10 and set(drawn) <= set(ids) and drawn == sorted(drawn)
-    assert live.sample_ids(list(reversed(ids)) + ids[:5], 10, seed=3) == drawn  # order and repeats change nothing
-    assert live.sample_ids(ids, 10, seed=4) != drawn
-    assert live.sample_ids(ids[:3], 10, seed=3) == ["t0", "t1", "t2"]
+
+
+def test_the_sample_is_seeded_uniform_and_drawn_in_duckdb(ws, tmp_path):
+    rows = [_trace(i, "refunds", "GOOD", "2026-12-05T10:00:00Z") for i in range(100)]
+    rows[0]["id"] = "it's"  # a quote in an id: the rules' id predicate quotes it
+    (tmp_path / "many.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    ingest_files(ws, [tmp_path / "many.jsonl"], actor="alice")
+    drawn, total = live.sample_ids(ws, None, 10, seed=3)
+    ids = {r["id"] for r in rows}
+    assert total == 100 and len(drawn) == 10 and set(drawn) <= ids and drawn == sorted(drawn)
+    assert live.sample_ids(ws, None, 10, seed=3) == (drawn, 100)
+    assert live.sample_ids(ws, None, 10, seed=4)[0] != drawn
+    assert live.sample_ids(ws, None, 500, seed=3) == (sorted(ids), 100)
+    assert live.sample_ids(ws, "feature = 'none'", 5, seed=3) == ([], 0)
     with pytest.raises(live.LiveError, match="at least one trace"):
-        live.sample_ids(ids, 0, seed=3)
+        live.sample_ids(ws, None, 0, seed=3)
+    found = ws.trace_store().query(live._id_predicate(["it's", "t01"]), columns=["trace_id"], order_by="trace_id")
+    assert found.column("trace_id").to_pylist() == ["it's", "t01"]
+
+
+def test_the_draw_favours_no_trace():
+    # the draw's order over 200 seeds, in one DuckDB query: each of 100 ids is drawn about 20 times
+    con = duckdb.connect()
+    con.execute("CREATE TABLE traces AS SELECT 't' || i AS trace_id FROM range(100) r(i)")
+    draws = " UNION ALL ".join(f"(SELECT trace_id FROM traces ORDER BY {live._rank(s)} LIMIT 10)" for s in range(200))
+    counts = Counter(row[0] for row in con.execute(draws).fetchall())
+    assert sum(counts.values()) == 2000 and len(counts) == 100
+    chi2 = sum((c - 20) ** 2 / 20 for c in counts.values())
+    assert stats.chi2.sf(chi2, 99) > 0.001
 
 
 def test_rubric_comes_from_the_slice_then_the_plan_then_the_caller():
@@ -161,8 +185,9 @@ def test_a_sample_is_seeded_and_the_window_respected(ws, tmp_path):
         later = live.score_live(ws, judge, window="30d", sample=100, until=UNTIL, actor="alice")
     assert a.live_id == b.live_id and a.sampled == 8 and a.eligible == 24
     rows = (tmp_path / "ws" / "live" / a.live_id / "verdicts.jsonl").read_bytes().splitlines()
+    week = live._window_predicate(UNTIL - timedelta(days=7), UNTIL, None)
     assert sorted(orjson.loads(r)["trace_id"] for r in rows) == [
-        t for t in live.sample_ids([f"t{i:02d}" for i in range(24)], 8, 1) if t not in ("t22", "t23")
+        t for t in live.sample_ids(ws, week, 8, 1)[0] if t not in ("t22", "t23")
     ]
     # without a plan the slice is the trace's own feature; the month before holds the three old traces too
     assert later.eligible == 27 and "returns" in later.slices

@@ -72,12 +72,30 @@ def parse_window(text: str) -> timedelta:
     return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
 
 
-def sample_ids(ids: list[str], n: int, seed: int) -> list[str]:
-    """``n`` of ``ids`` drawn at random with ``seed`` (all of them when there are fewer), whatever their order."""
+def _rank(seed: int) -> str:
+    """The draw's order: the MD5 of the trace id salted with the seed (stable across DuckDB versions). Uniform,
+    repeatable for a seed, and
+    independent of how the traces are stored or read, so only the ``n`` drawn ids ever leave DuckDB."""
+    return f"md5(trace_id || ':{int(seed)}'), trace_id"
+
+
+def sample_ids(ws: Workspace, predicate: str | None, n: int, seed: int) -> tuple[list[str], int]:
+    """``n`` trace ids (with a kept payload, matching ``predicate``) drawn at random with ``seed`` (all of them
+    when there are fewer), sorted, and how many traces there were to draw from."""
     if n < 1:
         raise LiveError("the sample needs at least one trace")
-    pool = sorted(set(ids))
-    return sorted(random.Random(seed).sample(pool, min(n, len(pool))))
+    store = ws.trace_store()
+    where = conjunction("payload_kept", predicate)
+    total = int(store.query(where, columns=["count(*) AS n"]).column("n")[0].as_py())
+    drawn = store.query(where, columns=["trace_id"], limit=n, order_by=_rank(seed)).column("trace_id").to_pylist()
+    return sorted(drawn), total
+
+
+def _id_predicate(ids: list[str]) -> str:
+    """``trace_id IN (…)`` for ``ids``, each a SQL string literal (a quote doubled): the mapping rules run on the
+    sample only, not on every trace of the window."""
+    quoted = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
+    return f"trace_id IN ({quoted})"
 
 
 @dataclass
@@ -158,9 +176,9 @@ def rubric_for(plan: Plan | None, slice_name: str, default: str | None) -> tuple
     return (default, "given") if default else (None, "none")
 
 
-def _slices(ws: Workspace, plan: Plan | None, rows: dict[str, dict[str, Any]], predicate: str) -> dict[str, str]:
+def _slices(ws: Workspace, plan: Plan | None, rows: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Each trace's slice: its feature and the axes the plan's rules set, named by the workspace's slice_by."""
-    assigned = assign_traces(ws, plan, where=predicate) if plan is not None else {}
+    assigned = assign_traces(ws, plan, where=_id_predicate(sorted(rows))) if plan is not None else {}
     out = {}
     for tid, row in rows.items():
         labels = {"feature": row.get("feature"), **assigned.get(tid, {})}
@@ -239,15 +257,12 @@ def score_live(
         raise LiveError(f"the human share must lie in [0, 1], got {human_share}")
     calibration = _check_judge(ws, judge, allow_uncalibrated)
     end = (until or datetime.now(UTC)).astimezone(UTC)
-    predicate = _window_predicate(end - span, end, where)
-    store = ws.trace_store()
-    eligible = store.query(conjunction("payload_kept", predicate), columns=["trace_id"]).column("trace_id")
-    chosen = sample_ids(eligible.to_pylist(), sample, seed) if len(eligible) else []
+    chosen, eligible = sample_ids(ws, _window_predicate(end - span, end, where), sample, seed)
     if not chosen:
         raise LiveError(f"no traces with a kept payload in the last {window} (before {end.isoformat()})")
-    rows = store.get(chosen)
+    rows = ws.trace_store().get(chosen)
     plan = load_plan(ws) if plan_path(ws).exists() else None
-    slices = _slices(ws, plan, rows, predicate)
+    slices = _slices(ws, plan, rows)
     items, rubric_source = _judge_items(rows, slices, plan, default_rubric)
     verdicts = _combined(judge_answers(judge, items, limits) if items else [])
     judged = [tid for tid in sorted(verdicts) if verdicts[tid]["passed"] is not None]
@@ -263,7 +278,7 @@ def score_live(
         (end - span).isoformat(),
         end.isoformat(),
         seed,
-        len(eligible),
+        eligible,
         len(chosen),
         no_answer=len(rows) - len(items),
         human_share=human_share,
