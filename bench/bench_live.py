@@ -1,7 +1,7 @@
 """Benchmark for ``score-live`` (issue 12 part 9): drawing the sample, and a whole live score against a stub judge.
 
     python bench/bench_live.py                 # 200,000 chats, a 500-trace sample from the last 7 days
-    python bench/bench_live.py -n 1000000      # bigger
+    python bench/bench_live.py -n 1000000 --days 40   # a window that holds all of a million
 
 The traces are ``_gen.write_chats`` with seed 1 (the tests build on hand-written traces; nothing here was
 tuned on). The draw is evaltray's (``live.sample_ids``: DuckDB orders the window by the MD5 of id and seed and
@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=200_000, help="chats in the store")
     ap.add_argument("--sample", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--days", type=int, default=7, help="the window, in days before the last chat")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -64,11 +65,11 @@ def main() -> None:
         ingest_files(ws, [root / "chats.jsonl"], scrub=False, actor="alice")
         print(f"{args.n:,} chats ingested in {time.perf_counter() - t:.1f} s (scrub off)")
         until = datetime.fromtimestamp(EPOCH0 + 3 * args.n, UTC)
-        week = live._window_predicate(until - timedelta(days=7), until, None)
+        week = live._window_predicate(until - timedelta(days=args.days), until, None)
         drawn, eligible = live.sample_ids(ws, week, args.sample, seed=7)
         ours = _best(lambda: live.sample_ids(ws, week, args.sample, seed=7), args.repeat)
         ref = _best(lambda: _reference(ws, week, args.sample, 7), args.repeat)
-        print(f"draw {len(drawn)} of {eligible:,} traces in the last 7 days (best of {args.repeat}):")
+        print(f"draw {len(drawn)} of {eligible:,} traces in the last {args.days} days (best of {args.repeat}):")
         print(f"  evaltray (DuckDB, MD5 order, n ids out)   {ours:.3f} s")
         print(f"  reference (all ids to Python, sample)     {ref:.3f} s")
         print(f"  reference / evaltray                      {ref / ours:.2f}x")
@@ -80,7 +81,13 @@ def main() -> None:
             judge = JudgeConfig(model="stub-judge", base_url=stub.base_url)
             t = time.perf_counter()
             got = live.score_live(
-                ws, judge, window="7d", sample=args.sample, until=until, allow_uncalibrated=True, actor="alice"
+                ws,
+                judge,
+                window=f"{args.days}d",
+                sample=args.sample,
+                until=until,
+                allow_uncalibrated=True,
+                actor="alice",
             )
             whole = time.perf_counter() - t
         print(

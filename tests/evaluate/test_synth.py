@@ -287,6 +287,8 @@ def test_refusals(ws):
     gen = make_target("openai:gen", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(synth.SynthError, match="needs personas and scenarios"):
         synth.synthesize(ws, synth.SynthSpec(), gen, gen, actor="alice")
+    with pytest.raises(synth.SynthError, match="^unknown difficulty 'extreme' \\(one of: easy, medium, hard\\)$"):
+        synth.synthesize(ws, _spec(difficulties=["easy", "extreme"]), gen, gen, actor="alice")
     with pytest.raises(synth.SynthError, match="give a target"):
         synth.synthesize(ws, _spec(), gen, None, actor="alice")
     with pytest.raises(synth.SynthError, match="unknown kind of synthesis 'x'"):

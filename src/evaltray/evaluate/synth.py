@@ -499,6 +499,9 @@ def _requests(ws: Workspace, spec: SynthSpec, set_name: str, result: SynthResult
         result.warnings.append(f"{len(personas)} personas: seed 000 advises {low} to {high} that match the product")
     if spec.per_persona < 1 or not spec.difficulties:
         raise SynthError("at least one query per persona, at one difficulty")
+    unknown = [d for d in spec.difficulties if d not in SEED_DIFFICULTY]
+    if unknown:
+        raise SynthError(f"unknown difficulty {unknown[0]!r} (one of: {', '.join(SEED_DIFFICULTY)})")
     gaps = _gaps(ws, set_name)
     requests = _persona_requests(
         personas, scenarios, spec.difficulties, spec.per_persona, gaps, spec.kind, spec.feature
