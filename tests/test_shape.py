@@ -22,7 +22,7 @@ ALLOWED = {
     "ingest": {"core", "scrub"},  # PII is scrubbed before anything is stored
     "tray": {"core"},
     "curate": {"core", "tray"},  # the plan counts what the pool and tray hold; sampling fills the pool
-    "evaluate": {"core", "tray"},  # runs score a release's cases
+    "evaluate": {"core", "tray", "curate"},  # runs score a release's cases; synth and live read plan, dedup
 }
 FRONT_ENDS = {"cli", "demo", "web", "__init__"}
 

@@ -27,6 +27,7 @@ from .evaluate import (
     screen_command,
     stats,
 )
+from .generate import score_live_command, synth_command
 from .plan import coverage, plan, sample
 from .release import export, release
 from .scrub import scrub, vault
@@ -124,6 +125,8 @@ for command in (
     failures_command,
     screen_command,
     label_errors_command,
+    synth_command,
+    score_live_command,
     stats,
 ):
     cli.add_command(command)

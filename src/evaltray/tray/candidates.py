@@ -269,8 +269,10 @@ def add_manual(
     notes: str | None = None,
     supersedes: str | None = None,
     recorded_output: str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> str:
-    """A candidate no trace produced (SME-written, red-team, a known bug, a synthetic input)."""
+    """A candidate no trace produced (SME-written, red-team, a known bug, a synthetic input); ``metadata`` says
+    where it came from (a synthetic input's generator, template hash and run)."""
     set_name = ws.check_set(set_name)
     if source not in SOURCES:
         raise EvaltrayError(f"unknown source {source!r} (one of: {', '.join(SOURCES)})")
@@ -307,6 +309,7 @@ def add_manual(
             notes=notes,
             supersedes=supersedes,
             recorded_output=recorded_output,
+            metadata=metadata,
         )
     return cid
 
