@@ -40,7 +40,7 @@ def test_open_is_idempotent_while_open_and_a_new_task_once_closed(ws):
         "new in the pool",
         3,
     )
-    assert task.payload == {"a": 1, "b": 2}
+    assert task.payload == {"a": 1, "b": 2, "review_before": None}  # a review after that one closes it
     rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", "Say 5 days."), verdict="pass")
     tasks.resolve_task(ws, first, "alice", "done", seconds=12.5)
     second = tasks.open_task(ws, "label", cid, reason="again", actor="alice")
@@ -94,7 +94,8 @@ def test_only_a_signer_closes_an_escalated_task(ws):
     t = tasks.open_task(ws, "failing_case", "r-1/a", reason="failed", actor="alice")
     tasks.resolve_task(ws, t, "lou", "escalate")
     with pytest.raises(
-        PermissionDenied, match="user .lou. is a labeler; closing an escalated failing_case task needs one of: adjudicator, admin"
+        PermissionDenied,
+        match="user .lou. is a labeler; closing an escalated failing_case task needs one of: adjudicator, admin",
     ):
         tasks.resolve_task(ws, t, "lou", "done")
     with pytest.raises(tasks.TaskError, match="already with the adjudicator"):
@@ -105,7 +106,7 @@ def test_a_label_task_is_done_only_once_reviewed_and_reject_sends_the_candidate_
     one, two = _cand(ws, "one?"), _cand(ws, "two?")
     t1 = tasks.open_task(ws, "label", one, reason="pool", actor="alice")
     t2 = tasks.open_task(ws, "label", two, reason="pool", actor="alice")
-    with pytest.raises(tasks.TaskError, match=f"candidate {one} has no review yet"):
+    with pytest.raises(tasks.TaskError, match=f"candidate {one} has no review since the task was opened"):
         tasks.resolve_task(ws, t1, "alice", "done")
     with pytest.raises(tasks.TaskError, match="rejecting needs a reason"):
         tasks.resolve_task(ws, t2, "alice", "reject")

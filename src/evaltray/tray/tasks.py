@@ -157,9 +157,9 @@ def open_task(
             )
             return str(old.id)
         values = dict(kind=kind, ref=ref, open_key=key, status=OPEN, reason=reason.strip(), priority=priority)
+        payload = {**(payload or {}), **(_label_baseline(ws, ref) if kind == "label" else {})}
         tid = inserted_id(
-            conn,
-            tasks.insert().values(**values, payload=dumps(payload or {}), opened_by=actor, created_at=now_iso()),
+            conn, tasks.insert().values(**values, payload=dumps(payload), opened_by=actor, created_at=now_iso())
         )
         ws.audit(conn, actor, "task.open", ref, task_id=tid, kind=kind, reason=reason.strip())
     return str(tid)
@@ -274,7 +274,7 @@ def _closed_elsewhere(ws: Workspace, task: Task) -> bool:
     else:
         if cand.status == pool.REJECTED:
             outcome, why = "reject", str(cand.reject_reason)
-        elif latest_review(ws, cand.id) is not None:
+        elif _reviewed_since(ws, task):
             outcome, why = "done", "reviewed outside the queue"
         else:
             return False
@@ -408,9 +408,23 @@ def _nothing(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
     """Most outcomes change nothing but the task."""
 
 
+def _label_baseline(ws: Workspace, candidate_id: str) -> dict[str, Any]:
+    """The candidate's latest review when its label task opens: a review after it is what closes the task."""
+    review = latest_review(ws, candidate_id)
+    return {"review_before": review.id if review is not None else None}
+
+
+def _reviewed_since(ws: Workspace, task: Task) -> bool:
+    """Whether the task's candidate got a review since the task was opened."""
+    review, before = latest_review(ws, task.ref), task.payload.get("review_before")
+    return review is not None and (before is None or review.id > int(before))
+
+
 def _label_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
-    if latest_review(ws, task.ref) is None:
-        raise TaskError(f"task {task.id}: candidate {task.ref} has no review yet; record one (`evaltray review`)")
+    if not _reviewed_since(ws, task):
+        raise TaskError(
+            f"task {task.id}: candidate {task.ref} has no review since the task was opened; record one (`evaltray review`)"
+        )
 
 
 def _label_reject(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
