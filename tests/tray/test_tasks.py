@@ -11,9 +11,8 @@ import sqlalchemy as sa
 
 from evaltray.core.errors import NotFound, PermissionDenied
 from evaltray.tray import candidates as pool
-from evaltray.tray import gate
+from evaltray.tray import gate, tasks
 from evaltray.tray import review as rev
-from evaltray.tray import tasks
 from evaltray.tray.lifecycle import get_case
 from tests.helpers import labeled_candidate, register
 

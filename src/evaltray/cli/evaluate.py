@@ -12,7 +12,7 @@ import click
 from evaltray.core.util import file_sha256
 from evaltray.evaluate import calibrate as cal
 from evaltray.evaluate import compare as comparing
-from evaltray.evaluate import failures, label_errors
+from evaltray.evaluate import label_errors
 from evaltray.evaluate import report as reporting
 from evaltray.evaluate import run as runner
 from evaltray.evaluate import score as scoring
@@ -475,30 +475,6 @@ def gate_command(
     emit(as_json, data, human)
     if not result.passed:
         sys.exit(1)
-
-
-@click.command("failures")
-@click.argument("run_id")
-@click.option("--top", type=click.IntRange(1, 100), default=5, show_default=True, help="Categories to show.")
-@json_option
-@pass_app
-def failures_command(app: AppContext, run_id: str, top: int, as_json: bool) -> None:
-    """Proposed failure categories of a scored run, ranked by frequency × severity."""
-    found = failures.failure_categories(app.ws, run_id)
-    data = [dataclasses.asdict(c) for c in found]
-    rows = [
-        [i + 1, c.name, len(c.cases), f"{c.severity:.1f}", f"{c.score:.1f}", c.examples[0][:80] if c.examples else ""]
-        for i, c in enumerate(found[:top])
-    ]
-    emit(
-        as_json,
-        data,
-        lambda: out().print(
-            table(
-                f"failure categories of {run_id}", ["#", "category", "cases", "severity", "score", "for example"], rows
-            )
-        ),
-    )
 
 
 def _report_compare(app: AppContext, baseline: str, candidate: str, as_json: bool) -> None:

@@ -8,8 +8,9 @@ changes a label.
 
 A person keeps a proposal as a category of the workspace's failure taxonomy (:func:`keep_category`), renames
 it (:func:`rename_category`) and merges categories (:func:`merge_categories`). A kept category remembers the
-proposal's failure tags and heaviest words; a later run's failing answer that carries one of its tags, or two
-of its words (all, if it has fewer), falls under it by name, and only what no kept category takes is proposed
+proposal's failure tags and heaviest words (one group of words per proposal it was kept or merged from); a
+later run's failing answer that carries one of its tags, or two words of one group (all, if the group has
+fewer), falls under it by name, and only what no kept category takes is proposed
 anew. :func:`failure_matrix` counts each category's cases by severity level; :func:`top_by_release` gives the
 top five categories of each release's latest scored run; :func:`send_failing` puts failing cases in the review
 queue.
@@ -128,8 +129,8 @@ def _matches(kept: dict[str, Any], text: str, tags: list[str]) -> bool:
     """Whether a failing answer (what was said, its tags) falls under a kept category."""
     if set(tags) & set(kept["tags"]):
         return True
-    terms = kept["terms"]
-    return bool(terms) and sum(t in text.lower() for t in terms) >= min(2, len(terms))
+    text = text.lower()
+    return any(group and sum(t in text for t in group) >= min(2, len(group)) for group in kept["terms"])
 
 
 def failure_categories(ws: Workspace, run_id: str, max_categories: int = 12) -> list[FailureCategory]:
@@ -153,7 +154,8 @@ def failure_categories(ws: Workspace, run_id: str, max_categories: int = 12) -> 
     out = []
     for k in kept:
         if k["name"] in under:
-            cat = _category(k["name"], under[k["name"]], failing, cases, evidence, k["terms"])
+            words = list(dict.fromkeys(t for group in k["terms"] for t in group))
+            cat = _category(k["name"], under[k["name"]], failing, cases, evidence, words)
             cat.kept = True
             out.append(cat)
     if rest:
@@ -233,7 +235,7 @@ def keep_category(ws: Workspace, run_id: str, number: int, name: str, actor: str
     cat = found[number - 1]
     if cat.kept:
         raise TaxonomyError(f"category {number} of run {run_id} is {cat.name!r}, already in the taxonomy")
-    row = {"name": _free_name(ws, name), "tags": sorted(cat.tags), "terms": cat.terms, "status": KEPT}
+    row = {"name": _free_name(ws, name), "tags": sorted(cat.tags), "terms": [cat.terms], "status": KEPT}
     tax = ws.t["failure_taxonomy"]
     with ws.tx() as conn:
         conn.execute(
@@ -272,7 +274,7 @@ def merge_categories(ws: Workspace, names: list[str], into: str, actor: str) -> 
     target = _kept_named(ws, into) if into in {k["name"] for k in taxonomy(ws)} else None
     parts = merged + ([target] if target else [])
     tags = sorted({t for k in parts for t in k["tags"]})
-    terms = list(dict.fromkeys(t for k in parts for t in k["terms"]))
+    terms = [group for k in parts for group in k["terms"]]
     tax = ws.t["failure_taxonomy"]
     with ws.tx() as conn:
         if target is None:
