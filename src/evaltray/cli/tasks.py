@@ -173,13 +173,15 @@ def bugs_list(app: AppContext, as_json: bool) -> None:
 
 
 @bugs_group.command("export")
-@click.option("--to", "path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="bugs.jsonl or .csv")
+@click.option(
+    "--to", "to_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="bugs.jsonl or .csv"
+)
 @json_option
 @pass_app
-def bugs_export(app: AppContext, path: Path, as_json: bool) -> None:
+def bugs_export(app: AppContext, to_path: Path, as_json: bool) -> None:
     """Write the bug list as JSON lines or CSV (case/trace id, critique, tags, who, when)."""
-    n = tq.export_bugs(app.ws, path, app.user)
-    emit(as_json, {"bugs": n, "path": str(path)}, lambda: out().print(f"wrote {n} bug(s) to {shown(path)}"))
+    n = tq.export_bugs(app.ws, to_path, app.user)
+    emit(as_json, {"bugs": n, "path": str(to_path)}, lambda: out().print(f"wrote {n} bug(s) to {shown(to_path)}"))
 
 
 # ----------------------------------------------------------------------------- error analysis

@@ -33,7 +33,7 @@ from evaltray.core.store import Workspace
 from evaltray.core.util import dumps, loads, now_iso
 from evaltray.tray.tasks import open_task
 
-from .run import RUNS_DIR
+from .run import RUNS_DIR, read_results, run_dir
 from .score import load_run, read_scores, run_cases
 
 __all__ = [
@@ -318,11 +318,14 @@ def send_failing(ws: Workspace, run_id: str, actor: str, category: str | None = 
         if not found:
             raise NotFound(f"run {run_id} has no failure category {category!r}")
     cases = run_cases(ws, load_run(ws, run_id))
+    answers = read_results(run_dir(ws, run_id) / "results.jsonl")
     opened = {}
     for cat in found:
         for cid in cat.cases:
             level = _level(cases.get(cid, {}))
             payload = {"run_id": run_id, "case_id": cid, "category": cat.name, "severity": level}
+            answer = answers.get((cid, 0), {})
+            payload["output"] = answer.get("output") if answer.get("status") == "ok" else answer.get("error")
             opened[cid] = open_task(
                 ws,
                 "failing_case",

@@ -225,7 +225,7 @@ def send_judge_checks(
         why, priority = _doubts(cases.get(cid, {}), verdicts, outputs[cid])
         if verdicts and why:
             payload = {"run_id": run_id, "case_id": cid, "judge": judge.name, "judge_hash": judge.hash}
-            payload["verdicts"] = verdicts
+            payload.update(output=outputs[cid].get(0), verdicts=verdicts)
             ref = f"{run_id}/{cid}"
             opened.append(
                 open_task(

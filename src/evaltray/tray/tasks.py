@@ -45,6 +45,7 @@ __all__ = [
     "TaskKind",
     "awaiting_revalidation",
     "bug_list",
+    "case_of",
     "export_bugs",
     "get_task",
     "list_tasks",
@@ -451,13 +452,18 @@ def _revalidate_done(ws: Workspace, task: Task, actor: str, said: Resolution) ->
     )
 
 
-def _case_label(ws: Workspace, case_id: str) -> dict[str, Any]:
+def case_of(ws: Workspace, case_id: str) -> dict[str, Any]:
+    """The golden row ``case_id`` as the tray holds it (what a revalidate task is about)."""
     cases = ws.t["cases"]
     with ws.tx() as conn:
         set_name = conn.execute(sa.select(cases.c.set_name).where(cases.c.id == case_id)).scalar()
     if set_name is None:
         raise NotFound(f"no case {case_id!r}")
-    expected: dict[str, Any] = get_case(ws, case_id, set_name)["expected"]
+    return get_case(ws, case_id, set_name)
+
+
+def _case_label(ws: Workspace, case_id: str) -> dict[str, Any]:
+    expected: dict[str, Any] = case_of(ws, case_id)["expected"]
     return expected
 
 
