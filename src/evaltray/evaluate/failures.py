@@ -235,7 +235,7 @@ def keep_category(ws: Workspace, run_id: str, number: int, name: str, actor: str
     cat = found[number - 1]
     if cat.kept:
         raise TaxonomyError(f"category {number} of run {run_id} is {cat.name!r}, already in the taxonomy")
-    row = {"name": _free_name(ws, name), "tags": sorted(cat.tags), "terms": [cat.terms], "status": KEPT}
+    row: dict[str, Any] = {"name": _free_name(ws, name), "tags": sorted(cat.tags), "terms": [cat.terms], "status": KEPT}
     tax = ws.t["failure_taxonomy"]
     with ws.tx() as conn:
         conn.execute(
@@ -323,7 +323,7 @@ def send_failing(ws: Workspace, run_id: str, actor: str, category: str | None = 
     for cat in found:
         for cid in cat.cases:
             level = _level(cases.get(cid, {}))
-            payload = {"run_id": run_id, "case_id": cid, "category": cat.name, "severity": level}
+            payload: dict[str, Any] = {"run_id": run_id, "case_id": cid, "category": cat.name, "severity": level}
             answer = answers.get((cid, 0), {})
             payload["output"] = answer.get("output") if answer.get("status") == "ok" else answer.get("error")
             opened[cid] = open_task(

@@ -224,7 +224,7 @@ def send_judge_checks(
     for cid, verdicts in by_case.items():
         why, priority = _doubts(cases.get(cid, {}), verdicts, outputs[cid])
         if verdicts and why:
-            payload = {"run_id": run_id, "case_id": cid, "judge": judge.name, "judge_hash": judge.hash}
+            payload: dict[str, Any] = {"run_id": run_id, "case_id": cid, "judge": judge.name, "judge_hash": judge.hash}
             payload.update(output=outputs[cid].get(0), verdicts=verdicts)
             ref = f"{run_id}/{cid}"
             opened.append(
