@@ -41,6 +41,11 @@ def test_open_list_next_close_and_export_bugs(ws, monkeypatch, tmp_path):
     bad = cli("tasks", "open", "label", "c1", "--reason", "x", "--payload", "[1]", ok=False)
     assert "--payload" in bad.stderr and "a JSON object" in bad.stderr
     assert "the queue holds nothing for you" in cli("tasks", "next", "--kind", "revalidate").stdout
+    other = json.loads(cli("tasks", "next", "--json").stdout)["id"]
+    assert "is back in the queue" in cli("tasks", "release", other).stdout
+    assert json.loads(cli("tasks", "show", other, "--json").stdout)["assignee"] is None
+    pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "Hello?"}])
+    assert len(json.loads(cli("tasks", "add-candidates", "--json").stdout)["tasks"]) == 1
 
 
 def test_review_takes_tasks_of_every_kind(ws, monkeypatch):

@@ -196,3 +196,34 @@ def test_an_unknown_task_or_outcome_is_named(ws):
     t = tasks.open_task(ws, "failing_case", "r-1/a", reason="failed", actor="alice")
     with pytest.raises(tasks.TaskError, match="unknown outcome 'maybe': one of done, reject, escalate, bug"):
         tasks.resolve_task(ws, t, "alice", "maybe")
+
+
+def test_a_rejected_revalidation_retires_the_row(ws):
+    labeled_candidate(ws, "How long do refunds take?", reference="Five days.")
+    case_id = gate.promote(ws, "alice").promoted[0].case_id
+    t = tasks.open_task(ws, "revalidate", case_id, reason="policy v2", actor="alice")
+    tasks.resolve_task(ws, t, "alice", "reject", reason="refunds are no longer offered")
+    row = {r["id"]: r for r in gate.case_registry(ws)}[case_id]
+    assert (row["status"], row["retired_reason"]) == ("retired", "re-validation: refunds are no longer offered")
+
+
+def test_a_task_handed_back_goes_to_the_next_person(ws):
+    register(ws, "lou", "labeler")
+    register(ws, "max", "labeler")
+    t = tasks.open_task(ws, "failing_case", "r-1/a", reason="failed", actor="alice")
+    assert tasks.next_task(ws, "lou").id == t
+    assert tasks.next_task(ws, "max") is None
+    with pytest.raises(PermissionDenied, match=f"task {t} is lou's; only they or an adjudicator hand it back"):
+        tasks.release_task(ws, t, "max")
+    assert tasks.release_task(ws, t, "lou").assignee is None
+    assert tasks.next_task(ws, "max").id == t
+    with pytest.raises(tasks.TaskError, match="is not taken by anybody"):
+        tasks.release_task(ws, tasks.open_task(ws, "failing_case", "r-1/b", reason="x", actor="alice"), "alice")
+
+
+def test_the_candidate_pool_enters_the_queue_as_label_tasks(ws):
+    one, two, three = _cand(ws, "one?"), _cand(ws, "two?"), _cand(ws, "three?")
+    rev.record_review(ws, two, "alice", rev.normalize_expected(ws, "alice", "Say hi."))
+    opened = tasks.open_label_tasks(ws, "alice")
+    assert sorted(tasks.get_task(ws, t).ref for t in opened) == sorted([one, three])  # two has its review already
+    assert tasks.open_label_tasks(ws, "alice", limit=1) == opened[:1]  # the open task, not another

@@ -12,7 +12,7 @@ from evaltray.core.util import loads
 from evaltray.evaluate import failures as fl
 from evaltray.tray import tasks as tq
 
-from ._common import AppContext, emit, emit_table, json_option, out, pass_app, shown, table
+from ._common import AppContext, emit, emit_table, json_option, out, pass_app, set_option, shown, table
 
 KIND = click.Choice(tq.TASK_KINDS.names())
 
@@ -140,6 +140,27 @@ def tasks_close(
     )
     said = "escalated to the adjudicator" if task.status == tq.ESCALATED else f"closed: {task.outcome}"
     emit(as_json, task_data(task), lambda: out().print(f"task {shown(task.id)} {said}"))
+
+
+@tasks_group.command("release")
+@click.argument("task_id")
+@json_option
+@pass_app
+def tasks_release(app: AppContext, task_id: str, as_json: bool) -> None:
+    """Hand a task you took back to the queue, unfinished."""
+    task = tq.release_task(app.ws, task_id, app.user)
+    emit(as_json, task_data(task), lambda: out().print(f"task {shown(task.id)} is back in the queue"))
+
+
+@tasks_group.command("add-candidates")
+@click.option("--limit", type=click.IntRange(1), help="At most this many, oldest first.")
+@set_option
+@json_option
+@pass_app
+def tasks_add_candidates(app: AppContext, limit: int | None, set_name: str | None, as_json: bool) -> None:
+    """Put the pool's unreviewed candidates in the queue as label tasks."""
+    ids = tq.open_label_tasks(app.ws, app.user, set_name, limit)
+    emit(as_json, {"tasks": ids}, lambda: out().print(f"{len(ids)} label task(s) in the queue"))
 
 
 @tasks_group.command("show")

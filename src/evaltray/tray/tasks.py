@@ -7,11 +7,13 @@ per (kind, ref), so opening it again returns the same id. :func:`next_task` hand
 role may take (their own unfinished one first, then escalated ones to those who sign, then by priority and
 age); :func:`resolve_task` closes it: ``done``, ``reject`` with a reason, ``escalate`` to the adjudicator (the
 task stays open for them) or ``bug`` ("this is a bug — fix it, don't build a judge", collected by
-:func:`bug_list`). The time spent is summed per task. Every action is audited.
+:func:`bug_list`); :func:`release_task` hands a task taken back unfinished. :func:`open_label_tasks` puts the
+candidate pool's unreviewed candidates in the queue. The time spent is summed per task. Every action is audited.
 
 A golden row with an open ``revalidate`` task counts as a candidate, not an asset, until somebody re-signs it
 (seed 003): :func:`awaiting_revalidation` lists those rows, and only ``done`` by a role that signs closes the
-task, by recording a new signed review of the row (its current label, or a new one) that ``promote`` applies.
+task, by recording a new signed review of the row (its current label, or a new one) that ``promote`` applies;
+``reject`` retires the row with the reason.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from evaltray.core.store import Workspace, inserted_id
 from evaltray.core.util import atomic_write, dumps, loads, now_iso
 
 from . import candidates as pool
+from .gate import retire
 from .lifecycle import get_case, relabel_case
-from .review import latest_review
+from .review import latest_review, queue
 
 __all__ = [
     "OUTCOMES",
@@ -50,7 +53,9 @@ __all__ = [
     "get_task",
     "list_tasks",
     "next_task",
+    "open_label_tasks",
     "open_task",
+    "release_task",
     "resolve_task",
 ]
 
@@ -283,6 +288,28 @@ def _closed_elsewhere(ws: Workspace, task: Task) -> bool:
     return True
 
 
+def release_task(ws: Workspace, task_id: str, actor: str) -> Task:
+    """Hand a task taken but not finished back to the queue (its assignee, or an adjudicator, may)."""
+    task = get_task(ws, task_id)
+    role = ws.require(actor, LABEL_ROLES, "handing back a review task")
+    if task.status == CLOSED or task.assignee is None:
+        raise TaskError(f"task {task.id} is not taken by anybody")
+    if task.assignee != actor and role not in SIGN_ROLES:
+        raise PermissionDenied(f"task {task.id} is {task.assignee}'s; only they or an adjudicator hand it back")
+    tasks = ws.t["tasks"]
+    with ws.tx() as conn:
+        conn.execute(tasks.update().where(tasks.c.id == int(task.id)).values(assignee=None, assigned_at=None))
+        ws.audit(conn, actor, "task.release", task.ref, task_id=int(task.id), kind=task.kind, was=task.assignee)
+    return get_task(ws, task.id)
+
+
+def open_label_tasks(ws: Workspace, actor: str, set_name: str | None = None, limit: int | None = None) -> list[str]:
+    """A ``label`` task for each candidate of the pool that awaits its first review (oldest first, at most
+    ``limit``): the candidate queue, in the one task queue. The task ids (those already open included)."""
+    cands = queue(ws, ws.check_set(set_name) if set_name else None)
+    return [open_task(ws, "label", c.id, reason="new in the candidate pool", actor=actor) for c in cands[:limit]]
+
+
 # ----------------------------------------------------------------------------- closing tasks
 
 
@@ -467,10 +494,16 @@ def _case_label(ws: Workspace, case_id: str) -> dict[str, Any]:
     return expected
 
 
+def _revalidate_reject(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
+    """The row does not hold up: it leaves the tray (retired with the reason; its id stays reserved)."""
+    retire(ws, task.ref, f"re-validation: {said.reason}", actor)
+
+
 _ACTIONS: dict[tuple[str, str], Callable[[Workspace, Task, str, Resolution], None]] = {
     ("label", "done"): _label_done,
     ("label", "reject"): _label_reject,
     ("revalidate", "done"): _revalidate_done,
+    ("revalidate", "reject"): _revalidate_reject,
 }
 
 
