@@ -190,7 +190,7 @@ def m005_tasks(conn: Connection) -> None:
     the time spent on it; and the failure taxonomy a person keeps from the proposed failure categories.
     ``open_key`` is ``kind:ref`` while a task is open and NULL once closed, so one open task per (kind, ref)."""
     md = sa.MetaData()
-    sa.Table(
+    tasks = sa.Table(
         "tasks",
         md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -215,6 +215,8 @@ def m005_tasks(conn: Connection) -> None:
         sa.Column("closed_at", sa.String(40)),
         _ts(),
     )
+    # the next task is a walk down this index: most urgent, then oldest, of one status
+    sa.Index("ix_tasks_queue", tasks.c.status, tasks.c.priority.desc(), tasks.c.id)
     sa.Table(
         "failure_taxonomy",
         md,

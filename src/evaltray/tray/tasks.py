@@ -22,7 +22,7 @@ import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -233,40 +233,53 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
     if not allowed:
         return None
     tasks = ws.t["tasks"]
-    statuses = [OPEN, ESCALATED] if role in SIGN_ROLES else [OPEN]
+    statuses = [ESCALATED, OPEN] if role in SIGN_ROLES else [OPEN]
     mine = sa.select(tasks).where(tasks.c.assignee == user, tasks.c.status != CLOSED, tasks.c.kind.in_(allowed))
-    free = (
+    free = [  # one walk down the queue index per status, escalated ones first
         sa.select(tasks)
-        .where(tasks.c.assignee.is_(None), tasks.c.status.in_(statuses), tasks.c.kind.in_(allowed))
-        .order_by((tasks.c.status == ESCALATED).desc(), tasks.c.priority.desc(), tasks.c.id)
+        .where(tasks.c.status == status, tasks.c.assignee.is_(None), tasks.c.kind.in_(allowed))
+        .order_by(tasks.c.priority.desc(), tasks.c.id)
         .limit(20)
-    )
+        for status in statuses
+    ]
     while True:
         with ws.tx() as conn:
             row = conn.execute(mine.order_by(tasks.c.id).limit(1)).first()
-            rows = [row] if row is not None else list(conn.execute(free))
+            rows = [row] if row is not None else _first_found(conn, free)
         if not rows:
             return None
         for row in rows:
             task = Task.from_row(row)
             if _closed_elsewhere(ws, task):
                 continue
-            if task.assignee == user or _claim(ws, task, user):
-                return get_task(ws, task.id)
+            if task.assignee == user:
+                return task
+            claimed = _claim(ws, task, user)
+            if claimed is not None:
+                return claimed
 
 
-def _claim(ws: Workspace, task: Task, user: str) -> bool:
-    """Assign ``task`` to ``user`` unless somebody took it first."""
+def _first_found(conn: sa.Connection, queries: list[sa.Select[Any]]) -> list[Any]:
+    for q in queries:
+        rows = list(conn.execute(q))
+        if rows:
+            return rows
+    return []
+
+
+def _claim(ws: Workspace, task: Task, user: str) -> Task | None:
+    """``task`` assigned to ``user``; None when somebody took it first."""
     tasks = ws.t["tasks"]
+    at = now_iso()
     with ws.tx() as conn:
         taken = conn.execute(
             tasks.update()
             .where(tasks.c.id == int(task.id), tasks.c.assignee.is_(None), tasks.c.status != CLOSED)
-            .values(assignee=user, assigned_at=now_iso())
+            .values(assignee=user, assigned_at=at)
         ).rowcount
         if taken:
             ws.audit(conn, user, "task.assign", task.ref, task_id=int(task.id), kind=task.kind)
-    return bool(taken)
+    return replace(task, assignee=user, assigned_at=at) if taken else None
 
 
 def _closed_elsewhere(ws: Workspace, task: Task) -> bool:
