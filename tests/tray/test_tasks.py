@@ -53,6 +53,7 @@ def test_open_is_idempotent_while_open_and_a_new_task_once_closed(ws):
         ("chat", "x", "r", "unknown task kind 'chat': one of failing_case, judge_check, label, revalidate"),
         ("label", " ", "r", r"a label task needs a ref \(a candidate id\)"),
         ("label", "cand-1", " ", "a label task about cand-1 needs a reason"),
+        ("failing_case", "r-1/" + "c" * 400, "r", "a task's ref is at most 300 characters; r-1/ccc"),
     ],
 )
 def test_a_bad_task_is_refused(ws, kind, ref, reason, message):
@@ -84,6 +85,8 @@ def test_next_task_resumes_then_escalated_first_then_priority_then_age(ws):
     done = tasks.resolve_task(ws, b, "alice", "done", seconds=45)
     assert (done.status, done.outcome, done.seconds, done.escalated_by) == ("closed", "done", 75.0, "lou")
     assert tasks.next_task(ws, "alice").id == c  # the one she still holds
+    # b to lou, escalated, a to lou, b to alice, c to alice, b closed
+    assert _actions(ws)[3:] == ["task.assign", "task.escalate", *["task.assign"] * 3, "task.close"]
     assert [t.id for t in tasks.list_tasks(ws, status="open")] == [a, c]
     assert [t.id for t in tasks.list_tasks(ws, assignee="lou")] == [a]
 

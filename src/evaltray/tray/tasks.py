@@ -62,6 +62,7 @@ __all__ = [
 OPEN, ESCALATED, CLOSED = "open", "escalated", "closed"
 STATUSES = (OPEN, ESCALATED, CLOSED)
 OUTCOMES = ("done", "reject", "escalate", "bug")
+MAX_REF = 300  # the column's width
 #: Who may open a task: anybody who works on the data (a viewer only reads).
 OPEN_ROLES = frozenset(Role) - {Role.VIEWER}
 
@@ -149,25 +150,36 @@ def open_task(
         raise TaskError(f"a {kind} task needs a ref ({TASK_KINDS.get(kind).ref})")
     if not reason.strip():
         raise TaskError(f"a {kind} task about {ref} needs a reason")
+    if len(ref) > MAX_REF:
+        raise TaskError(f"a task's ref is at most {MAX_REF} characters; {ref[:40]}… is {len(ref)}")
     ws.require(actor, OPEN_ROLES, "opening a review task")
+    try:
+        return _open_once(ws, kind, ref, reason.strip(), actor, payload or {}, priority)
+    except sa.exc.IntegrityError:  # opened by another writer since we looked: that task is the one
+        return _open_once(ws, kind, ref, reason.strip(), actor, payload or {}, priority)
+
+
+def _open_once(
+    ws: Workspace, kind: str, ref: str, reason: str, actor: str, payload: dict[str, Any], priority: int
+) -> str:
     tasks = ws.t["tasks"]
     key = f"{kind}:{ref}"
     with ws.tx() as conn:
         old = conn.execute(sa.select(tasks).where(tasks.c.open_key == key)).first()
         if old is not None:
-            merged = {**loads(old.payload), **(payload or {})}
+            merged = {**loads(old.payload), **payload}
             conn.execute(
                 tasks.update()
                 .where(tasks.c.id == old.id)
                 .values(priority=max(old.priority, priority), payload=dumps(merged))
             )
             return str(old.id)
-        values = dict(kind=kind, ref=ref, open_key=key, status=OPEN, reason=reason.strip(), priority=priority)
-        payload = {**(payload or {}), **(_label_baseline(ws, ref) if kind == "label" else {})}
+        values = dict(kind=kind, ref=ref, open_key=key, status=OPEN, reason=reason, priority=priority)
+        payload = {**payload, **(_label_baseline(ws, ref) if kind == "label" else {})}
         tid = inserted_id(
             conn, tasks.insert().values(**values, payload=dumps(payload), opened_by=actor, created_at=now_iso())
         )
-        ws.audit(conn, actor, "task.open", ref, task_id=tid, kind=kind, reason=reason.strip())
+        ws.audit(conn, actor, "task.open", ref, task_id=tid, kind=kind, reason=reason)
     return str(tid)
 
 
