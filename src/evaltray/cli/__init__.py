@@ -17,7 +17,6 @@ from ._common import AppContext, visible
 from .audit import audit
 from .curate import candidates, labels, reject, review, signoff
 from .evaluate import (
-    failures_command,
     gate_command,
     judge_group,
     label_errors_command,
@@ -32,6 +31,7 @@ from .plan import coverage, plan, sample
 from .release import export, release
 from .scrub import scrub, vault
 from .stages import cluster, dedup
+from .tasks import bugs_group, failures_command, tasks_group, taxonomy_group
 from .traces import ingest, traces
 from .tray import cases, promote, tray
 from .workspace import demo, init, user
@@ -123,6 +123,9 @@ for command in (
     judge_group,
     gate_command,
     failures_command,
+    taxonomy_group,
+    tasks_group,
+    bugs_group,
     screen_command,
     label_errors_command,
     synth_command,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,6 +13,7 @@ from evaltray.core.records import REJECT_REASONS
 from evaltray.tray import candidates as pool
 from evaltray.tray import lifecycle
 from evaltray.tray import review as rev
+from evaltray.tray import tasks as tq
 from evaltray.tray.gate import derive_slice
 
 from ._common import (
@@ -27,6 +30,7 @@ from ._common import (
     shown,
     visible,
 )
+from .tasks import show_task
 
 
 @click.group()
@@ -284,9 +288,95 @@ def _ask_what_the_gate_needs(
     return asked
 
 
+def _close_interactively(session_ws: Any, user: str, task: tq.Task, started: float) -> tq.Task | None:
+    """Ask what became of a task (None: left for later) and close it, with the time it took."""
+    choices = ["done", "reject", "escalate", "bug", "skip"]
+    outcome = click.prompt("Outcome", type=click.Choice(choices), default="done")
+    if outcome == "skip":
+        return None
+    verdict = None
+    if task.kind == "judge_check" and outcome == "done":
+        verdict = click.prompt("Your verdict on the output", type=click.Choice(["pass", "fail"]))
+    reason = None
+    if outcome in ("reject", "escalate"):
+        hint = f" ({', '.join(REJECT_REASONS)})" if task.kind == "label" and outcome == "reject" else ""
+        reason = click.prompt(f"Reason{hint}", default="" if outcome == "escalate" else None) or None
+    label = _new_label() if task.kind == "revalidate" and outcome == "done" else None
+    critique = click.prompt("Critique", default="", show_default=False)
+    tags = rev.split_list(click.prompt("Failure tags, ';'-separated", default="", show_default=False))
+    return tq.resolve_task(
+        session_ws,
+        task.id,
+        user,
+        outcome,
+        reason=reason,
+        verdict=verdict,
+        critique=critique,
+        tags=tags,
+        seconds=time.monotonic() - started,
+        label=label,
+    )
+
+
+def _new_label() -> dict[str, Any] | None:
+    """A new expected behaviour for a re-validated row; None (all blank) re-signs the label it has."""
+    reference = click.prompt("New reference answer (blank: keep the label as it is)", default="", show_default=False)
+    code = click.prompt("New behavior code (blank: none)", default="", show_default=False)
+    asserts = rev.split_list(
+        click.prompt("New assertions, ';'-separated (blank: none)", default="", show_default=False)
+    )
+    if not (reference or code or asserts):
+        return None
+    return {"reference": reference or None, "behavior_code": code or None, "assertions": asserts}
+
+
+def _show_case(case: dict[str, Any]) -> None:
+    """A golden row under re-validation: its input and the label it carries."""
+    for m in case["input"]["messages"]:
+        out().print(f"[bold cyan]{shown(m.get('role'))}[/]: ", end="")
+        out().print(shown(m.get("content") or ""), highlight=False)
+    out().print(f"[bold magenta]its label[/]: {shown(case['expected'])}", highlight=False)
+
+
+def _label_task(app: AppContext, task: tq.Task, show_output_first: bool, no_sign: bool) -> tq.Task | None:
+    """A label task: review its candidate as `evaltray review` does, or say what else became of it."""
+    if click.prompt("Label it now", type=click.Choice(["yes", "no"]), default="yes") == "no":
+        return _close_interactively(app.ws, app.user, task, time.monotonic())
+    started = time.monotonic()
+    session = rev.ReviewSession(app.ws, app.user, [task.ref], show_output_first=show_output_first, sign=not no_sign)
+    _review_interactively(session, None, None, None)
+    return tq.resolve_task(app.ws, task.id, app.user, "done", seconds=time.monotonic() - started)
+
+
+def _review_tasks(
+    app: AppContext, kinds: tuple[str, ...], limit: int | None, show_output_first: bool, no_sign: bool
+) -> list[dict[str, Any]]:
+    """Take tasks of every kind from the queue, one after another, until it is empty, ``limit`` or a skip."""
+    done: list[dict[str, Any]] = []
+    while limit is None or len(done) < limit:
+        task = tq.next_task(app.ws, app.user, kinds=kinds or None)
+        if task is None:
+            break
+        show_task(task)
+        if task.kind == "revalidate":
+            _show_case(tq.case_of(app.ws, task.ref))
+        if task.kind == "label":
+            closed = _label_task(app, task, show_output_first, no_sign)
+        else:
+            closed = _close_interactively(app.ws, app.user, task, time.monotonic())
+        if closed is None:
+            break  # skipped: it stays assigned to this user, first in their queue next time
+        done.append({"task_id": closed.id, "kind": closed.kind, "status": closed.status, "outcome": closed.outcome})
+    return done
+
+
 @click.command()
 @click.argument("candidate_ids", nargs=-1)
 @click.option("--limit", type=COUNT, help="Review at most this many from the queue.")
+@click.option("--tasks", "from_tasks", is_flag=True, help="Take review tasks of every kind from the task queue.")
+@click.option(
+    "--kind", "kinds", type=click.Choice(tq.TASK_KINDS.names()), multiple=True, help="With --tasks: only these."
+)
 @click.option(
     "--show-output-first",
     is_flag=True,
@@ -309,6 +399,8 @@ def review(
     app: AppContext,
     candidate_ids: tuple[str, ...],
     limit: int | None,
+    from_tasks: bool,
+    kinds: tuple[str, ...],
     show_output_first: bool,
     expected: str | None,
     behavior_code: str | None,
@@ -326,8 +418,13 @@ def review(
     """Review candidates: write the expected behaviour first, then judge the recorded output.
 
     Interactive by default (the queue, oldest first); with --expected/--behavior-code/--assert it
-    labels the given candidates without prompting.
+    labels the given candidates without prompting; with --tasks it takes tasks of every kind from the review
+    queue (label, revalidate, judge_check, failing_case) and asks for each one's outcome.
     """
+    if from_tasks:
+        taken = _review_tasks(app, kinds, limit, show_output_first, no_sign)
+        emit(as_json, taken, lambda: out().print(f"closed {len(taken)} task(s)"))
+        return
     session = rev.ReviewSession(
         app.ws,
         app.user,

@@ -12,7 +12,7 @@ import click
 from evaltray.core.util import file_sha256
 from evaltray.evaluate import calibrate as cal
 from evaltray.evaluate import compare as comparing
-from evaltray.evaluate import failures, label_errors
+from evaltray.evaluate import label_errors
 from evaltray.evaluate import report as reporting
 from evaltray.evaluate import run as runner
 from evaltray.evaluate import score as scoring
@@ -477,30 +477,6 @@ def gate_command(
         sys.exit(1)
 
 
-@click.command("failures")
-@click.argument("run_id")
-@click.option("--top", type=click.IntRange(1, 100), default=5, show_default=True, help="Categories to show.")
-@json_option
-@pass_app
-def failures_command(app: AppContext, run_id: str, top: int, as_json: bool) -> None:
-    """Proposed failure categories of a scored run, ranked by frequency × severity."""
-    found = failures.failure_categories(app.ws, run_id)
-    data = [dataclasses.asdict(c) for c in found]
-    rows = [
-        [i + 1, c.name, len(c.cases), f"{c.severity:.1f}", f"{c.score:.1f}", c.examples[0][:80] if c.examples else ""]
-        for i, c in enumerate(found[:top])
-    ]
-    emit(
-        as_json,
-        data,
-        lambda: out().print(
-            table(
-                f"failure categories of {run_id}", ["#", "category", "cases", "severity", "score", "for example"], rows
-            )
-        ),
-    )
-
-
 def _report_compare(app: AppContext, baseline: str, candidate: str, as_json: bool) -> None:
     """Two runs side by side (the same target on two releases, or two targets on one); runs on different
     releases are compared on the cases both hold, and the report says so on top."""
@@ -596,19 +572,31 @@ def screen_command(
 )
 @click.option("--k", type=click.IntRange(2, 100), default=5, show_default=True, help="Neighbours compared.")
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option(
+    "--send",
+    is_flag=True,
+    help="Send the listed suspects (up to --limit) back to the review queue as re-validation tasks.",
+)
 @json_option
 @pass_app
 def label_errors_command(
-    app: AppContext, judge_file: Path | None, verdicts_file: Path | None, k: int, limit: int, as_json: bool
+    app: AppContext, judge_file: Path | None, verdicts_file: Path | None, k: int, limit: int, send: bool, as_json: bool
 ) -> None:
     """Reviewed labels that may be wrong, most suspect first: to look at again, never relabelled here."""
     judge_hash = load_judge(judge_file).hash if judge_file else None
     if verdicts_file is not None:
         judge_hash = file_sha256(verdicts_file)
     found = label_errors.suspected_labels(app.ws, judge_hash, k=k)
+    sent = label_errors.send_to_review(app.ws, found[:limit], app.user) if send else {}
     rows = [[s.candidate_id, f"{s.score:.2f}", "; ".join(s.reasons)] for s in found[:limit]]
-    emit(
-        as_json,
-        [dataclasses.asdict(s) for s in found],
-        lambda: out().print(table(f"{len(found)} suspected label errors", ["candidate", "score", "why"], rows)),
-    )
+    data = [{**dataclasses.asdict(s), **({"task": sent.get(s.candidate_id)} if send else {})} for s in found]
+
+    def human() -> None:
+        out().print(table(f"{len(found)} suspected label errors", ["candidate", "score", "why"], rows))
+        if send:
+            unknown = [c for c, t in sent.items() if t is None]
+            out().print(f"sent {len(sent) - len(unknown)} to the review queue (`evaltray tasks list`)")
+            if unknown:
+                err().print(f"not candidates in this workspace, not sent: {shown(', '.join(unknown))}")
+
+    emit(as_json, data, human)

@@ -184,6 +184,54 @@ def m004_keys(conn: Connection) -> None:
     md.create_all(conn)
 
 
+@migration(5)
+def m005_tasks(conn: Connection) -> None:
+    """The review queue of typed tasks (label, revalidate, judge_check, failing_case), each with its outcome and
+    the time spent on it; and the failure taxonomy a person keeps from the proposed failure categories.
+    ``open_key`` is ``kind:ref`` while a task is open and NULL once closed, so one open task per (kind, ref)."""
+    md = sa.MetaData()
+    tasks = sa.Table(
+        "tasks",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(40), nullable=False, index=True),
+        sa.Column("ref", sa.String(300), nullable=False, index=True),
+        sa.Column("open_key", sa.String(400), unique=True),
+        sa.Column("status", sa.String(20), nullable=False, index=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("opened_by", sa.String(200), nullable=False),
+        sa.Column("assignee", sa.String(200), index=True),
+        sa.Column("assigned_at", sa.String(40)),
+        sa.Column("seconds", sa.Float, nullable=False, server_default="0"),
+        sa.Column("outcome", sa.String(20)),
+        sa.Column("outcome_reason", sa.Text),
+        sa.Column("verdict", sa.String(10)),
+        sa.Column("critique", sa.Text),
+        sa.Column("tags", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("escalated_by", sa.String(200)),
+        sa.Column("closed_by", sa.String(200)),
+        sa.Column("closed_at", sa.String(40)),
+        _ts(),
+    )
+    # the next task is a walk down this index: most urgent, then oldest, of one status
+    sa.Index("ix_tasks_queue", tasks.c.status, tasks.c.priority.desc(), tasks.c.id)
+    sa.Table(
+        "failure_taxonomy",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False, unique=True),
+        sa.Column("tags", sa.Text, nullable=False),
+        sa.Column("keywords", sa.Text, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("merged_into", sa.String(200)),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        _ts(),
+    )
+    md.create_all(conn)
+
+
 def migrate(conn: Connection) -> list[int]:
     """Apply every migration not yet recorded; return the numbers applied."""
     conn.execute(

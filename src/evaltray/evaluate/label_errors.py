@@ -8,6 +8,10 @@ reviewed candidate's behaviour code with those of the most similar reviewed inpu
 most of whose close neighbours chose another code is suspect in proportion. A judge that gives only
 pass/fail has no probabilities, so cleanlab's confident learning does not apply; the ranking is the sum of
 the two signals.
+
+:func:`send_to_review` sends suspects back to the review queue: a golden row as a ``revalidate`` task on its
+case (it counts as a candidate until re-signed), a label not promoted yet as a ``label`` task on its candidate
+(done once somebody reviews it again). The label itself is never changed here.
 """
 
 from __future__ import annotations
@@ -17,14 +21,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evaltray.core.errors import EvaltrayError
+from evaltray.core.errors import EvaltrayError, NotFound
 from evaltray.core.store import Workspace
-from evaltray.tray.candidates import list_candidates
+from evaltray.tray.candidates import PROMOTED, get, list_candidates
 from evaltray.tray.review import latest_review
+from evaltray.tray.tasks import open_task
 
 from .calibrate import find_calibration
 
-__all__ = ["SuspectedLabel", "suspected_labels"]
+__all__ = ["SuspectedLabel", "send_to_review", "suspected_labels"]
 
 
 @dataclass
@@ -97,3 +102,27 @@ def suspected_labels(
             labelled.append((cand.id, text, str(code)))
     _neighbour_side(labelled, k, min_similarity, out)
     return sorted(out.values(), key=lambda s: (-s.score, s.candidate_id))
+
+
+def send_to_review(ws: Workspace, suspects: list[SuspectedLabel], actor: str) -> dict[str, str | None]:
+    """Open a re-validation task for each suspect (see the module docstring): the task id by candidate id, None
+    for a suspect that is no candidate here (a judge calibrated from files may name outside ids)."""
+    opened: dict[str, str | None] = {}
+    for s in suspects:
+        try:
+            cand = get(ws, s.candidate_id)
+        except NotFound:
+            opened[s.candidate_id] = None
+            continue
+        kind, ref = ("revalidate", cand.case_id) if cand.status == PROMOTED and cand.case_id else ("label", cand.id)
+        payload = {"candidate_id": cand.id, "score": round(s.score, 4), "reasons": s.reasons}
+        opened[cand.id] = open_task(
+            ws,
+            kind,
+            str(ref),
+            reason=f"suspected label error: {'; '.join(s.reasons)}",
+            actor=actor,
+            payload=payload,
+            priority=1,
+        )
+    return opened

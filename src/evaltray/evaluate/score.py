@@ -21,6 +21,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, file_sha256
 from evaltray.tray.release import load_manifest, select_cases
+from evaltray.tray.tasks import open_task
 
 from .judge import JudgeConfig, judge_answers
 from .run import RUN_ROLES, Limits, RunError, read_results, run_dir
@@ -65,6 +66,8 @@ def run_cases(ws: Workspace, manifest: dict[str, Any]) -> dict[str, dict[str, An
                 "id": str(row.get("id")),
                 "expected": row.get("expected") or {},
                 "slice": row.get("slice"),
+                "risk_level": row.get("risk_level"),
+                "case_type": row.get("case_type"),
             }
     return out
 
@@ -80,6 +83,7 @@ class ScoreReport:
     unscored: int = 0
     by_scorer: dict[str, dict[str, int]] = field(default_factory=dict)
     path: Path | None = None
+    review_tasks: list[str] = field(default_factory=list)  # judge_check tasks opened for a person's look
 
 
 def _verdict(case: dict[str, Any], answer: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -149,10 +153,12 @@ def score_run(
     cases = run_cases(ws, manifest)
     folder = run_dir(ws, run_id)
     answers = read_results(folder / "results.jsonl")
+    review_tasks: list[str] = []
     if "judge" in names and judge is not None:
         _judged(folder, answers, cases, judge, limits)
+        review_tasks = send_judge_checks(ws, run_id, answers, cases, judge, actor)
     path = folder / "scores.jsonl"
-    report = ScoreReport(run_id, names, path=path)
+    report = ScoreReport(run_id, names, path=path, review_tasks=review_tasks)
     by: dict[str, Counter[str]] = {n: Counter() for n in names}
     lines = []
     for (cid, _), answer in sorted(answers.items()):
@@ -175,6 +181,58 @@ def score_run(
     atomic_write(folder / "scores.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     ws.record(actor, "score", run_id, scorers=names, answers=report.answers)
     return report
+
+
+#: A case is high-risk when its row says so: ``risk_level: high`` or case type ``safety``.
+HIGH_RISK = {("risk_level", "high"), ("case_type", "safety")}
+#: The start of what a judge's verdict records when its reply said neither pass nor fail (not a transport error).
+_UNREADABLE = "the judge answered"
+
+
+def _doubts(case: dict[str, Any], verdicts: list[dict[str, Any]], outputs: dict[int, str]) -> tuple[list[str], int]:
+    """Why a person should check the judge on one case (its verdicts over every trial), and how urgently."""
+    marks = [f"{k} {case.get(k)}" for k, value in sorted(HIGH_RISK) if case.get(k) == value]
+    why = [f"high-risk case ({', '.join(marks)})"] if marks else []
+    for v in verdicts:
+        if v["passed"] is None and str(v.get("error") or "").startswith(_UNREADABLE):
+            why.append(f"{v['dimension']}, trial {v['trial']}: {v['error']}")
+    seen: dict[tuple[str, str], set[bool]] = {}
+    for v in verdicts:
+        if v["passed"] is not None:
+            seen.setdefault((v["dimension"], outputs.get(v["trial"], "")), set()).add(v["passed"])
+    why += [f"{dim}: pass and fail on the same answer across trials" for (dim, _), got in seen.items() if len(got) > 1]
+    return why, (2 if marks else 1)
+
+
+def send_judge_checks(
+    ws: Workspace,
+    run_id: str,
+    answers: dict[tuple[str, int], dict[str, Any]],
+    cases: dict[str, dict[str, Any]],
+    judge: JudgeConfig,
+    actor: str,
+) -> list[str]:
+    """Open a ``judge_check`` task (ref ``run_id/case_id``) for each case whose judge verdicts are low-confidence
+    — a reply that said neither pass nor fail, or pass and fail on the same answer across trials (the judge gives
+    no probability to read a confidence from) — or whose case is high-risk (:data:`HIGH_RISK`). The task ids."""
+    by_case: dict[str, list[dict[str, Any]]] = {}
+    outputs: dict[str, dict[int, str]] = {}
+    for (cid, trial), a in sorted(answers.items()):
+        by_case.setdefault(cid, []).extend(a.get("judge") or [])
+        outputs.setdefault(cid, {})[trial] = a.get("output") or ""
+    opened = []
+    for cid, verdicts in by_case.items():
+        why, priority = _doubts(cases.get(cid, {}), verdicts, outputs[cid])
+        if verdicts and why:
+            payload: dict[str, Any] = {"run_id": run_id, "case_id": cid, "judge": judge.name, "judge_hash": judge.hash}
+            payload.update(output=outputs[cid].get(0), verdicts=verdicts)
+            ref = f"{run_id}/{cid}"
+            opened.append(
+                open_task(
+                    ws, "judge_check", ref, reason="; ".join(why), actor=actor, payload=payload, priority=priority
+                )
+            )
+    return opened
 
 
 _FIELD = {"pass": "passed", "fail": "failed", "error": "errors", "unscored": "unscored"}

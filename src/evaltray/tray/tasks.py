@@ -1,0 +1,598 @@
+"""The review queue: one queue of typed tasks a person takes, one at a time, and closes with an outcome.
+
+A task is of a registered kind (:data:`TASK_KINDS`): ``label`` a candidate, ``revalidate`` a golden row,
+``judge_check`` a judge verdict sent for a person's look, ``failing_case`` a failing answer of a run. It names
+what it is about in ``ref`` (a candidate id, a case id, ``run_id/case_id``); while it is open there is one task
+per (kind, ref), so opening it again returns the same id. :func:`next_task` hands a person the next task their
+role may take (their own unfinished one first, then escalated ones to those who sign, then by priority and
+age); :func:`resolve_task` closes it: ``done``, ``reject`` with a reason, ``escalate`` to the adjudicator (the
+task stays open for them) or ``bug`` ("this is a bug — fix it, don't build a judge", collected by
+:func:`bug_list`); :func:`release_task` hands a task taken back unfinished. :func:`open_label_tasks` puts the
+candidate pool's unreviewed candidates in the queue. The time spent is summed per task. Every action is audited.
+
+A golden row with an open ``revalidate`` task counts as a candidate, not an asset, until somebody re-signs it
+(seed 003): :func:`awaiting_revalidation` lists those rows, and only ``done`` by a role that signs closes the
+task, by recording a new signed review of the row (its current label, or a new one) that ``promote`` applies;
+``reject`` retires the row with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from evaltray.core.errors import EvaltrayError, NotFound, PermissionDenied
+from evaltray.core.records import LABEL_ROLES, REJECT_REASONS, SIGN_ROLES, Role
+from evaltray.core.registry import Registry
+from evaltray.core.store import Workspace, inserted_id
+from evaltray.core.util import atomic_write, dumps, loads, now_iso
+
+from . import candidates as pool
+from .gate import retire
+from .lifecycle import get_case, relabel_case
+from .review import latest_review, queue
+
+__all__ = [
+    "OUTCOMES",
+    "TASK_KINDS",
+    "Task",
+    "TaskError",
+    "TaskKind",
+    "awaiting_revalidation",
+    "bug_list",
+    "case_of",
+    "export_bugs",
+    "get_task",
+    "list_tasks",
+    "next_task",
+    "open_label_tasks",
+    "open_task",
+    "release_task",
+    "resolve_task",
+]
+
+OPEN, ESCALATED, CLOSED = "open", "escalated", "closed"
+STATUSES = (OPEN, ESCALATED, CLOSED)
+OUTCOMES = ("done", "reject", "escalate", "bug")
+MAX_REF = 300  # the column's width
+#: Who may open a task: anybody who works on the data (a viewer only reads).
+OPEN_ROLES = frozenset(Role) - {Role.VIEWER}
+
+
+class TaskError(EvaltrayError):
+    """A task that does not exist, or an action on it that its kind, status or the actor's role forbids."""
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """One kind of task: what its ``ref`` names and which roles may take and close it."""
+
+    name: str
+    ref: str  # what ref names, in words
+    roles: frozenset[Role]
+    what: str  # the task, said to the person who takes it
+
+
+TASK_KINDS: Registry[TaskKind] = Registry("task kind", error=TaskError)
+for _kind in (
+    TaskKind("label", "a candidate id", LABEL_ROLES, "write the expected behaviour and judge the recorded output"),
+    TaskKind("revalidate", "a case id", SIGN_ROLES, "re-validate a golden row and re-sign it (or reject it)"),
+    TaskKind("judge_check", "run_id/case_id", LABEL_ROLES, "check a judge verdict sent for a person's look"),
+    TaskKind("failing_case", "run_id/case_id", LABEL_ROLES, "look at a failing case of a run"),
+):
+    TASK_KINDS.add(_kind.name, _kind)
+
+
+@dataclass
+class Task:
+    """A row of the queue, its JSON columns decoded."""
+
+    id: str
+    kind: str
+    ref: str
+    status: str
+    reason: str
+    priority: int
+    opened_by: str
+    created_at: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    assignee: str | None = None
+    assigned_at: str | None = None
+    seconds: float = 0.0
+    outcome: str | None = None
+    outcome_reason: str | None = None
+    verdict: str | None = None
+    critique: str | None = None
+    tags: list[str] = field(default_factory=list)
+    escalated_by: str | None = None
+    closed_by: str | None = None
+    closed_at: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Task:
+        m = dict(row._mapping)
+        m.pop("open_key", None)
+        m["id"] = str(m["id"])
+        m["payload"], m["tags"] = loads(m["payload"]), loads(m["tags"])
+        return cls(**m)
+
+
+def _int_id(task_id: str) -> int:
+    try:
+        return int(str(task_id).removeprefix("task-"))
+    except ValueError:
+        raise TaskError(f"{task_id!r} is not a task id (a number, as `evaltray tasks list` shows)") from None
+
+
+def open_task(
+    ws: Workspace,
+    kind: str,
+    ref: str,
+    *,
+    reason: str,
+    actor: str,
+    payload: dict[str, Any] | None = None,
+    priority: int = 0,
+) -> str:
+    """Open a ``kind`` task about ``ref`` and return its id; while one is open for (kind, ref), its id (a higher
+    ``priority`` raises it, the payload merges in)."""
+    TASK_KINDS.get(kind)
+    ref = str(ref).strip()
+    if not ref:
+        raise TaskError(f"a {kind} task needs a ref ({TASK_KINDS.get(kind).ref})")
+    if not reason.strip():
+        raise TaskError(f"a {kind} task about {ref} needs a reason")
+    if len(ref) > MAX_REF:
+        raise TaskError(f"a task's ref is at most {MAX_REF} characters; {ref[:40]}… is {len(ref)}")
+    ws.require(actor, OPEN_ROLES, "opening a review task")
+    try:
+        return _open_once(ws, kind, ref, reason.strip(), actor, payload or {}, priority)
+    except sa.exc.IntegrityError:  # opened by another writer since we looked: that task is the one
+        return _open_once(ws, kind, ref, reason.strip(), actor, payload or {}, priority)
+
+
+def _open_once(
+    ws: Workspace, kind: str, ref: str, reason: str, actor: str, payload: dict[str, Any], priority: int
+) -> str:
+    tasks = ws.t["tasks"]
+    key = f"{kind}:{ref}"
+    with ws.tx() as conn:
+        old = conn.execute(sa.select(tasks).where(tasks.c.open_key == key)).first()
+        if old is not None:
+            merged = {**loads(old.payload), **payload}
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == old.id)
+                .values(priority=max(old.priority, priority), payload=dumps(merged))
+            )
+            return str(old.id)
+        values = dict(kind=kind, ref=ref, open_key=key, status=OPEN, reason=reason, priority=priority)
+        payload = {**payload, **(_label_baseline(ws, ref) if kind == "label" else {})}
+        tid = inserted_id(
+            conn, tasks.insert().values(**values, payload=dumps(payload), opened_by=actor, created_at=now_iso())
+        )
+        ws.audit(conn, actor, "task.open", ref, task_id=tid, kind=kind, reason=reason)
+    return str(tid)
+
+
+def get_task(ws: Workspace, task_id: str) -> Task:
+    tasks = ws.t["tasks"]
+    with ws.tx() as conn:
+        row = conn.execute(sa.select(tasks).where(tasks.c.id == _int_id(task_id))).first()
+    if row is None:
+        raise NotFound(f"no task {task_id}")
+    return Task.from_row(row)
+
+
+def list_tasks(
+    ws: Workspace,
+    *,
+    kind: str | None = None,
+    status: str | None = None,
+    assignee: str | None = None,
+    outcome: str | None = None,
+    ref: str | None = None,
+    limit: int | None = None,
+) -> list[Task]:
+    """Tasks, filtered; ``status`` ``open`` means not closed (escalated ones too). Most urgent first, then oldest."""
+    tasks = ws.t["tasks"]
+    q = sa.select(tasks)
+    if kind is not None:
+        TASK_KINDS.get(kind)
+        q = q.where(tasks.c.kind == kind)
+    if status is not None:
+        if status not in STATUSES:
+            raise TaskError(f"unknown task status {status!r}: one of {', '.join(STATUSES)}")
+        q = q.where(tasks.c.status != CLOSED) if status == OPEN else q.where(tasks.c.status == status)
+    for column, value in (("assignee", assignee), ("outcome", outcome), ("ref", ref)):
+        if value is not None:
+            q = q.where(tasks.c[column] == value)
+    q = q.order_by(tasks.c.priority.desc(), tasks.c.id).limit(limit)
+    with ws.tx() as conn:
+        return [Task.from_row(r) for r in conn.execute(q)]
+
+
+def awaiting_revalidation(ws: Workspace) -> list[str]:
+    """Golden rows (case ids) sent back for re-validation and not re-signed yet: candidates, not assets."""
+    return sorted(t.ref for t in list_tasks(ws, kind="revalidate", status=OPEN))
+
+
+# ----------------------------------------------------------------------------- taking tasks
+
+
+def _takeable(role: Role, kinds: Iterable[str] | None) -> list[str]:
+    wanted = list(kinds) if kinds else TASK_KINDS.names()
+    for k in wanted:
+        TASK_KINDS.get(k)
+    return [k for k in wanted if role in TASK_KINDS.get(k).roles]
+
+
+def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -> Task | None:
+    """The task ``user`` works on next, assigned to them: their own unfinished one first, then (for a role that
+    signs) an escalated one, then the most urgent, oldest open one of the ``kinds`` their role may take; None
+    when the queue holds nothing for them. A label task whose candidate was reviewed or rejected elsewhere is
+    closed on the way."""
+    role = ws.require(user, LABEL_ROLES, "taking review tasks")
+    allowed = _takeable(role, kinds)
+    if not allowed:
+        return None
+    tasks = ws.t["tasks"]
+    statuses = [ESCALATED, OPEN] if role in SIGN_ROLES else [OPEN]
+    mine = sa.select(tasks).where(tasks.c.assignee == user, tasks.c.status != CLOSED, tasks.c.kind.in_(allowed))
+    free = [  # one walk down the queue index per status, escalated ones first
+        sa.select(tasks)
+        .where(tasks.c.status == status, tasks.c.assignee.is_(None), tasks.c.kind.in_(allowed))
+        .order_by(tasks.c.priority.desc(), tasks.c.id)
+        .limit(20)
+        for status in statuses
+    ]
+    while True:
+        with ws.tx() as conn:
+            row = conn.execute(mine.order_by(tasks.c.id).limit(1)).first()
+            rows = [row] if row is not None else _first_found(conn, free)
+        if not rows:
+            return None
+        for row in rows:
+            task = Task.from_row(row)
+            if _closed_elsewhere(ws, task):
+                continue
+            if task.assignee == user:
+                return task
+            claimed = _claim(ws, task, user)
+            if claimed is not None:
+                return claimed
+
+
+def _first_found(conn: sa.Connection, queries: list[sa.Select[Any]]) -> list[Any]:
+    for q in queries:
+        rows = list(conn.execute(q))
+        if rows:
+            return rows
+    return []
+
+
+def _claim(ws: Workspace, task: Task, user: str) -> Task | None:
+    """``task`` assigned to ``user``; None when somebody took it first."""
+    tasks = ws.t["tasks"]
+    at = now_iso()
+    with ws.tx() as conn:
+        taken = conn.execute(
+            tasks.update()
+            .where(tasks.c.id == int(task.id), tasks.c.assignee.is_(None), tasks.c.status != CLOSED)
+            .values(assignee=user, assigned_at=at)
+        ).rowcount
+        if taken:
+            ws.audit(conn, user, "task.assign", task.ref, task_id=int(task.id), kind=task.kind)
+    return replace(task, assignee=user, assigned_at=at) if taken else None
+
+
+def _closed_elsewhere(ws: Workspace, task: Task) -> bool:
+    """Close a label task whose candidate was reviewed or rejected outside the queue; whether it was."""
+    if task.kind != "label" or task.status == ESCALATED:
+        return False
+    try:
+        cand = pool.get(ws, task.ref)
+    except NotFound:
+        outcome, why = "reject", "the candidate is gone"
+    else:
+        if cand.status == pool.REJECTED:
+            outcome, why = "reject", str(cand.reject_reason)
+        elif _reviewed_since(ws, task):
+            outcome, why = "done", "reviewed outside the queue"
+        else:
+            return False
+    _close(ws, task, "evaltray", outcome, outcome_reason=why, seconds=0.0)
+    return True
+
+
+def release_task(ws: Workspace, task_id: str, actor: str) -> Task:
+    """Hand a task taken but not finished back to the queue (its assignee, or an adjudicator, may)."""
+    task = get_task(ws, task_id)
+    role = ws.require(actor, LABEL_ROLES, "handing back a review task")
+    if task.status == CLOSED or task.assignee is None:
+        raise TaskError(f"task {task.id} is not taken by anybody")
+    if task.assignee != actor and role not in SIGN_ROLES:
+        raise PermissionDenied(f"task {task.id} is {task.assignee}'s; only they or an adjudicator hand it back")
+    tasks = ws.t["tasks"]
+    with ws.tx() as conn:
+        conn.execute(tasks.update().where(tasks.c.id == int(task.id)).values(assignee=None, assigned_at=None))
+        ws.audit(conn, actor, "task.release", task.ref, task_id=int(task.id), kind=task.kind, was=task.assignee)
+    return get_task(ws, task.id)
+
+
+def open_label_tasks(ws: Workspace, actor: str, set_name: str | None = None, limit: int | None = None) -> list[str]:
+    """A ``label`` task for each candidate of the pool that awaits its first review (oldest first, at most
+    ``limit``): the candidate queue, in the one task queue. The task ids (those already open included)."""
+    cands = queue(ws, ws.check_set(set_name) if set_name else None)
+    return [open_task(ws, "label", c.id, reason="new in the candidate pool", actor=actor) for c in cands[:limit]]
+
+
+# ----------------------------------------------------------------------------- closing tasks
+
+
+@dataclass
+class Resolution:
+    """What a person said when closing a task (all optional but the outcome; see :func:`resolve_task`)."""
+
+    reason: str | None = None
+    verdict: str | None = None
+    critique: str | None = None
+    tags: list[str] = field(default_factory=list)
+    seconds: float | None = None
+    label: dict[str, Any] | None = None
+
+
+def resolve_task(
+    ws: Workspace,
+    task_id: str,
+    actor: str,
+    outcome: str,
+    *,
+    reason: str | None = None,
+    verdict: str | None = None,
+    critique: str | None = None,
+    tags: Iterable[str] = (),
+    seconds: float | None = None,
+    label: dict[str, Any] | None = None,
+) -> Task:
+    """Close task ``task_id`` with ``outcome`` (one of :data:`OUTCOMES`): ``reject`` needs a ``reason`` (for a
+    label task one of the reject reasons: the candidate goes to the reject bin); ``escalate`` hands it to the
+    adjudicator, open; ``bug`` adds it to the bug list with its ``critique`` and ``tags``. A label task is done
+    once its candidate has a review; a revalidate task is done by re-signing the row (``label``: a new
+    expected behaviour, else its current one). ``seconds`` spent (default: since it was assigned to ``actor``)
+    add to the task's time. ``verdict`` is the person's pass/fail (a judge check's answer)."""
+    if outcome not in OUTCOMES:
+        raise TaskError(f"unknown outcome {outcome!r}: one of {', '.join(OUTCOMES)}")
+    task = get_task(ws, task_id)
+    kind = TASK_KINDS.get(task.kind)
+    roles = SIGN_ROLES if task.status == ESCALATED else kind.roles
+    ws.require(actor, roles, f"closing {'an escalated' if task.status == ESCALATED else 'a'} {task.kind} task")
+    if task.status == CLOSED:
+        raise TaskError(f"task {task.id} ({task.kind} {task.ref}) is already closed ({task.outcome})")
+    if verdict is not None and verdict not in ("pass", "fail"):
+        raise TaskError(f"verdict must be pass or fail, got {verdict!r}")
+    said = Resolution((reason or "").strip() or None, verdict, (critique or "").strip() or None, sorted(set(tags)))
+    said.seconds, said.label = _spent(task, actor, seconds), label
+    if outcome == "reject" and not said.reason:
+        raise TaskError(f"task {task.id}: rejecting needs a reason")
+    if outcome == "escalate":
+        return _escalate(ws, task, actor, said)
+    _ACTIONS.get((task.kind, outcome), _nothing)(ws, task, actor, said)
+    return _close(
+        ws,
+        task,
+        actor,
+        outcome,
+        outcome_reason=said.reason,
+        seconds=said.seconds,
+        verdict=said.verdict,
+        critique=said.critique,
+        tags=dumps(said.tags),
+    )
+
+
+def _spent(task: Task, actor: str, seconds: float | None) -> float:
+    if seconds is not None:
+        if seconds < 0:
+            raise TaskError(f"task {task.id}: time spent cannot be negative ({seconds})")
+        return float(seconds)
+    if task.assignee != actor or not task.assigned_at:
+        return 0.0
+    started = datetime.fromisoformat(task.assigned_at)
+    return max(0.0, (datetime.fromisoformat(now_iso()) - started).total_seconds())
+
+
+def _close(ws: Workspace, task: Task, actor: str, outcome: str, **values: Any) -> Task:
+    tasks = ws.t["tasks"]
+    spent = round(task.seconds + float(values.pop("seconds") or 0.0), 3)
+    with ws.tx() as conn:
+        done = conn.execute(
+            tasks.update()
+            .where(tasks.c.id == int(task.id), tasks.c.status != CLOSED)
+            .values(
+                status=CLOSED,
+                open_key=None,
+                outcome=outcome,
+                closed_by=actor,
+                closed_at=now_iso(),
+                seconds=spent,
+                **values,
+            )
+        ).rowcount
+        if not done:
+            raise TaskError(f"task {task.id} was closed meanwhile")
+        detail = {k: v for k, v in values.items() if k in ("outcome_reason", "verdict")}
+        ws.audit(conn, actor, "task.close", task.ref, task_id=int(task.id), kind=task.kind, outcome=outcome, **detail)
+    return get_task(ws, task.id)
+
+
+def _escalate(ws: Workspace, task: Task, actor: str, said: Resolution) -> Task:
+    if task.status == ESCALATED:
+        raise TaskError(f"task {task.id} is already with the adjudicator; they close it")
+    tasks = ws.t["tasks"]
+    with ws.tx() as conn:
+        conn.execute(
+            tasks.update()
+            .where(tasks.c.id == int(task.id))
+            .values(
+                status=ESCALATED,
+                assignee=None,
+                assigned_at=None,
+                escalated_by=actor,
+                seconds=round(task.seconds + (said.seconds or 0.0), 3),
+                outcome_reason=said.reason,
+                critique=said.critique,
+                tags=dumps(said.tags),
+            )
+        )
+        ws.audit(conn, actor, "task.escalate", task.ref, task_id=int(task.id), kind=task.kind, reason=said.reason)
+    return get_task(ws, task.id)
+
+
+def _nothing(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
+    """Most outcomes change nothing but the task."""
+
+
+def _label_baseline(ws: Workspace, candidate_id: str) -> dict[str, Any]:
+    """The candidate's latest review when its label task opens: a review after it is what closes the task."""
+    review = latest_review(ws, candidate_id)
+    return {"review_before": review.id if review is not None else None}
+
+
+def _reviewed_since(ws: Workspace, task: Task) -> bool:
+    """Whether the task's candidate got a review since the task was opened."""
+    review, before = latest_review(ws, task.ref), task.payload.get("review_before")
+    return review is not None and (before is None or review.id > int(before))
+
+
+def _label_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
+    if not _reviewed_since(ws, task):
+        raise TaskError(
+            f"task {task.id}: candidate {task.ref} has no review since the task was opened; record one (`evaltray review`)"
+        )
+
+
+def _label_reject(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
+    reason = str(said.reason).strip().lower().replace(" ", "_").replace("-", "_")
+    if reason not in REJECT_REASONS:
+        raise TaskError(f"task {task.id}: reject reason {said.reason!r} is not one of {', '.join(REJECT_REASONS)}")
+    if pool.get(ws, task.ref).status == pool.PENDING:
+        pool.reject(ws, task.ref, reason, actor, note=said.critique)
+
+
+def _revalidate_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
+    """Re-sign the row: a new signed review of its label (or of ``said.label``), applied by ``promote``."""
+    if ws.role_of(actor) not in SIGN_ROLES:
+        raise PermissionDenied(f"user {actor!r} may not sign; re-validating case {task.ref} needs an adjudicator")
+    label = said.label if said.label is not None else _case_label(ws, task.ref)
+    relabel_case(
+        ws,
+        task.ref,
+        actor,
+        reference=label.get("reference"),
+        behavior_code=label.get("behavior_code"),
+        assertions=label.get("assertions") or (),
+        critique=said.critique,
+    )
+
+
+def case_of(ws: Workspace, case_id: str) -> dict[str, Any]:
+    """The golden row ``case_id`` as the tray holds it (what a revalidate task is about)."""
+    cases = ws.t["cases"]
+    with ws.tx() as conn:
+        set_name = conn.execute(sa.select(cases.c.set_name).where(cases.c.id == case_id)).scalar()
+    if set_name is None:
+        raise NotFound(f"no case {case_id!r}")
+    return get_case(ws, case_id, set_name)
+
+
+def _case_label(ws: Workspace, case_id: str) -> dict[str, Any]:
+    expected: dict[str, Any] = case_of(ws, case_id)["expected"]
+    return expected
+
+
+def _revalidate_reject(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
+    """The row does not hold up: it leaves the tray (retired with the reason; its id stays reserved)."""
+    retire(ws, task.ref, f"re-validation: {said.reason}", actor)
+
+
+_ACTIONS: dict[tuple[str, str], Callable[[Workspace, Task, str, Resolution], None]] = {
+    ("label", "done"): _label_done,
+    ("label", "reject"): _label_reject,
+    ("revalidate", "done"): _revalidate_done,
+    ("revalidate", "reject"): _revalidate_reject,
+}
+
+
+# ----------------------------------------------------------------------------- the bug list
+
+BUG_FIELDS = ("task_id", "kind", "case_id", "candidate_id", "trace_id", "run_id", "critique", "tags", "who", "when")
+
+
+def _ids(ws: Workspace, task: Task) -> dict[str, str | None]:
+    """The case, candidate, trace and run a task is about, as far as the workspace knows them."""
+    ids: dict[str, str | None] = dict.fromkeys(("case_id", "candidate_id", "trace_id", "run_id"))
+    if task.kind == "label":
+        ids["candidate_id"] = task.ref
+    elif task.kind == "revalidate":
+        ids["case_id"] = task.ref
+    else:
+        run_id, _, case_id = task.ref.partition("/")
+        ids["run_id"], ids["case_id"] = run_id, case_id or None
+    if ids["case_id"] and not ids["candidate_id"]:
+        cases = ws.t["cases"]
+        with ws.tx() as conn:
+            ids["candidate_id"] = conn.execute(
+                sa.select(cases.c.candidate_id).where(cases.c.id == ids["case_id"])
+            ).scalar()
+    if ids["candidate_id"]:
+        with contextlib.suppress(NotFound):
+            ids["trace_id"] = pool.get(ws, ids["candidate_id"]).trace_id
+    ids["trace_id"] = ids["trace_id"] or task.payload.get("trace_id")
+    return ids
+
+
+def bug_list(ws: Workspace) -> list[dict[str, Any]]:
+    """Every task closed as ``bug``, oldest first: what it is about, the critique and tags, who said so, when."""
+    rows = []
+    for task in sorted(list_tasks(ws, outcome="bug"), key=lambda t: int(t.id)):
+        rows.append(
+            {
+                "task_id": task.id,
+                "kind": task.kind,
+                **_ids(ws, task),
+                "critique": task.critique,
+                "tags": task.tags,
+                "who": task.closed_by,
+                "when": task.closed_at,
+            }
+        )
+    return rows
+
+
+def export_bugs(ws: Workspace, path: Path, actor: str) -> int:
+    """Write the bug list to ``path``: JSON lines, or CSV (tags ``;``-joined) when it ends in ``.csv``. How many."""
+    ws.require(actor, frozenset(Role), "exporting the bug list")
+    rows = bug_list(ws)
+    if path.suffix.lower() == ".csv":
+        buf = io.StringIO(newline="")
+        writer = csv.DictWriter(buf, fieldnames=BUG_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "tags": "; ".join(row["tags"])})
+        body = buf.getvalue().encode("utf-8")
+    elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        body = b"".join(dumps(row).encode("utf-8") + b"\n" for row in rows)
+    else:
+        raise TaskError(f"{path}: the bug list is written as .jsonl or .csv")
+    atomic_write(path, body)
+    ws.record(actor, "bugs.export", None, file=path.name, bugs=len(rows))
+    return len(rows)

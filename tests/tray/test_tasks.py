@@ -1,0 +1,232 @@
+"""The review queue of typed tasks: opened once per (kind, ref), handed out by role and urgency, closed with an
+outcome and the time spent; bugs collected and exported; every action audited."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from evaltray.core.errors import NotFound, PermissionDenied
+from evaltray.tray import candidates as pool
+from evaltray.tray import gate, tasks
+from evaltray.tray import review as rev
+from evaltray.tray.lifecycle import get_case
+from tests.helpers import labeled_candidate, register
+
+
+def _cand(ws, text="Where is my refund?", trace_id=None):
+    return pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": text}])
+
+
+def _actions(ws):
+    with ws.tx() as conn:
+        return [r[0] for r in conn.execute(sa.text("SELECT action FROM audit WHERE action LIKE 'task.%' ORDER BY id"))]
+
+
+def test_open_is_idempotent_while_open_and_a_new_task_once_closed(ws):
+    cid = _cand(ws)
+    first = tasks.open_task(ws, "label", cid, reason="new in the pool", actor="alice", payload={"a": 1})
+    again = tasks.open_task(ws, "label", cid, reason="asked twice", actor="alice", payload={"b": 2}, priority=3)
+    assert again == first
+    task = tasks.get_task(ws, first)
+    assert (task.kind, task.ref, task.status, task.reason, task.priority) == (
+        "label",
+        cid,
+        "open",
+        "new in the pool",
+        3,
+    )
+    assert task.payload == {"a": 1, "b": 2, "review_before": None}  # a review after that one closes it
+    rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", "Say 5 days."), verdict="pass")
+    tasks.resolve_task(ws, first, "alice", "done", seconds=12.5)
+    second = tasks.open_task(ws, "label", cid, reason="again", actor="alice")
+    assert second != first
+    assert _actions(ws) == ["task.open", "task.close", "task.open"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "ref", "reason", "message"),
+    [
+        ("chat", "x", "r", "unknown task kind 'chat': one of failing_case, judge_check, label, revalidate"),
+        ("label", " ", "r", r"a label task needs a ref \(a candidate id\)"),
+        ("label", "cand-1", " ", "a label task about cand-1 needs a reason"),
+        ("failing_case", "r-1/" + "c" * 400, "r", "a task's ref is at most 300 characters; r-1/ccc"),
+    ],
+)
+def test_a_bad_task_is_refused(ws, kind, ref, reason, message):
+    with pytest.raises(tasks.TaskError, match=message):
+        tasks.open_task(ws, kind, ref, reason=reason, actor="alice")
+
+
+def test_a_viewer_cannot_open_and_a_labeler_cannot_take_revalidation(ws):
+    register(ws, "vic", "viewer")
+    register(ws, "lou", "labeler")
+    with pytest.raises(PermissionDenied, match="user 'vic' is a viewer"):
+        tasks.open_task(ws, "failing_case", "r-1/c1", reason="failed", actor="vic")
+    tasks.open_task(ws, "revalidate", "c-0000000001", reason="guide v2", actor="alice")
+    assert tasks.next_task(ws, "lou") is None  # revalidation is for those who sign
+    assert tasks.next_task(ws, "alice").kind == "revalidate"
+
+
+def test_next_task_resumes_then_escalated_first_then_priority_then_age(ws):
+    register(ws, "lou", "labeler")
+    a = tasks.open_task(ws, "failing_case", "r-1/a", reason="failed", actor="alice")
+    b = tasks.open_task(ws, "failing_case", "r-1/b", reason="failed", actor="alice", priority=5)
+    c = tasks.open_task(ws, "judge_check", "r-1/c", reason="unparsed", actor="alice")
+    assert tasks.next_task(ws, "lou").id == b  # most urgent
+    assert tasks.next_task(ws, "lou").id == b  # still hers until closed
+    tasks.resolve_task(ws, b, "lou", "escalate", reason="policy unclear", seconds=30)
+    assert tasks.next_task(ws, "lou").id == a  # the escalated one is the adjudicator's now; then the oldest
+    assert tasks.next_task(ws, "alice").id == b  # escalated first for a signer
+    assert tasks.next_task(ws, "alice", kinds=["judge_check"]).id == c  # asked for one kind: one of that kind
+    done = tasks.resolve_task(ws, b, "alice", "done", seconds=45)
+    assert (done.status, done.outcome, done.seconds, done.escalated_by) == ("closed", "done", 75.0, "lou")
+    assert tasks.next_task(ws, "alice").id == c  # the one she still holds
+    # b to lou, escalated, a to lou, b to alice, c to alice, b closed
+    assert _actions(ws)[3:] == ["task.assign", "task.escalate", *["task.assign"] * 3, "task.close"]
+    assert [t.id for t in tasks.list_tasks(ws, status="open")] == [a, c]
+    assert [t.id for t in tasks.list_tasks(ws, assignee="lou")] == [a]
+
+
+def test_only_a_signer_closes_an_escalated_task(ws):
+    register(ws, "lou", "labeler")
+    t = tasks.open_task(ws, "failing_case", "r-1/a", reason="failed", actor="alice")
+    tasks.resolve_task(ws, t, "lou", "escalate")
+    with pytest.raises(
+        PermissionDenied,
+        match="user .lou. is a labeler; closing an escalated failing_case task needs one of: adjudicator, admin",
+    ):
+        tasks.resolve_task(ws, t, "lou", "done")
+    with pytest.raises(tasks.TaskError, match="already with the adjudicator"):
+        tasks.resolve_task(ws, t, "alice", "escalate")
+
+
+def test_a_label_task_is_done_only_once_reviewed_and_reject_sends_the_candidate_to_the_bin(ws):
+    one, two = _cand(ws, "one?"), _cand(ws, "two?")
+    t1 = tasks.open_task(ws, "label", one, reason="pool", actor="alice")
+    t2 = tasks.open_task(ws, "label", two, reason="pool", actor="alice")
+    with pytest.raises(tasks.TaskError, match=f"candidate {one} has no review since the task was opened"):
+        tasks.resolve_task(ws, t1, "alice", "done")
+    with pytest.raises(tasks.TaskError, match="rejecting needs a reason"):
+        tasks.resolve_task(ws, t2, "alice", "reject")
+    with pytest.raises(tasks.TaskError, match="reject reason 'boring' is not one of"):
+        tasks.resolve_task(ws, t2, "alice", "reject", reason="boring")
+    closed = tasks.resolve_task(ws, t2, "alice", "reject", reason="out of scope", critique="not our product")
+    assert (closed.outcome, closed.outcome_reason) == ("reject", "out of scope")
+    assert (pool.get(ws, two).status, pool.get(ws, two).reject_reason) == ("rejected", "out_of_scope")
+    with pytest.raises(tasks.TaskError, match=f"task {t2} .* is already closed"):
+        tasks.resolve_task(ws, t2, "alice", "done")
+
+
+def test_a_label_task_reviewed_outside_the_queue_is_closed_when_met(ws):
+    one, two = _cand(ws, "one?"), _cand(ws, "two?")
+    t1 = tasks.open_task(ws, "label", one, reason="pool", actor="alice")
+    t2 = tasks.open_task(ws, "label", two, reason="pool", actor="alice")
+    rev.record_review(ws, one, "alice", rev.normalize_expected(ws, "alice", "Say hi."))
+    assert tasks.next_task(ws, "alice").id == t2
+    closed = tasks.get_task(ws, t1)
+    assert (closed.status, closed.outcome, closed.closed_by) == ("closed", "done", "evaltray")
+
+
+def test_time_spent_defaults_to_the_time_since_assignment(ws, monkeypatch):
+    t = tasks.open_task(ws, "failing_case", "r-1/a", reason="failed", actor="alice")
+    monkeypatch.setattr(tasks, "now_iso", lambda: "2026-01-01T10:00:00Z")
+    tasks.next_task(ws, "alice")
+    monkeypatch.setattr(tasks, "now_iso", lambda: "2026-01-01T10:02:05Z")
+    assert tasks.resolve_task(ws, t, "alice", "done").seconds == 125.0
+    with pytest.raises(tasks.TaskError, match="cannot be negative"):
+        tasks.resolve_task(
+            ws, tasks.open_task(ws, "failing_case", "r-1/b", reason="x", actor="alice"), "alice", "done", seconds=-1
+        )
+
+
+def test_revalidation_keeps_the_row_a_candidate_until_an_adjudicator_re_signs_it(ws):
+    labeled_candidate(ws, "How long do refunds take?", reference="Five days.")
+    case_id = gate.promote(ws, "alice").promoted[0].case_id
+    t = tasks.open_task(ws, "revalidate", case_id, reason="suspected label error", actor="alice")
+    assert tasks.awaiting_revalidation(ws) == [case_id]
+    tasks.resolve_task(ws, t, "alice", "done", label={"reference": "Seven days."}, critique="policy changed")
+    assert tasks.awaiting_revalidation(ws) == []
+    report = gate.promote(ws, "alice")
+    assert [p.case_id for p in report.promoted] == [case_id]  # the re-signed label applied under the same id
+    assert get_case(ws, case_id)["expected"]["reference"] == "Seven days."
+
+
+def test_revalidation_done_without_a_new_label_re_signs_the_current_one(ws):
+    labeled_candidate(ws, "How long do refunds take?", reference="Five days.")
+    case_id = gate.promote(ws, "alice").promoted[0].case_id
+    t = tasks.open_task(ws, "revalidate", case_id, reason="older than 6 months", actor="alice")
+    before = rev.latest_review(ws, pool.list_candidates(ws)[0].id)
+    tasks.resolve_task(ws, t, "alice", "done")
+    after = rev.latest_review(ws, pool.list_candidates(ws)[0].id)
+    assert after.id != before.id and after.expected["reference"] == "Five days." and after.signed_by == "alice"
+
+
+def test_bugs_are_collected_and_exported_as_jsonl_and_csv(ws, tmp_path):
+    register(ws, "lou", "labeler")
+    cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "x"}])
+    with ws.tx() as conn:
+        conn.execute(sa.text("UPDATE candidates SET trace_id = 'tr-9' WHERE id = :c"), {"c": cid})
+    t1 = tasks.open_task(ws, "failing_case", "r-abc/c-1", reason="failed", actor="alice", payload={"trace_id": "tr-1"})
+    t2 = tasks.open_task(ws, "label", cid, reason="pool", actor="alice")
+    tasks.open_task(ws, "failing_case", "r-abc/c-2", reason="failed", actor="alice")
+    tasks.resolve_task(ws, t1, "lou", "bug", critique="Tool call sends the wrong order id", tags=["tools", "ids"])
+    tasks.resolve_task(ws, t2, "lou", "bug", critique="Crashes on empty cart")
+    rows = tasks.bug_list(ws)
+    assert [(r["task_id"], r["case_id"], r["run_id"], r["trace_id"], r["candidate_id"]) for r in rows] == [
+        (t1, "c-1", "r-abc", "tr-1", None),
+        (t2, None, None, "tr-9", cid),
+    ]
+    assert rows[0]["tags"] == ["ids", "tools"] and rows[0]["who"] == "lou" and rows[0]["when"]
+    assert tasks.export_bugs(ws, tmp_path / "bugs.jsonl", "lou") == 2
+    lines = [json.loads(x) for x in (tmp_path / "bugs.jsonl").read_text().splitlines()]
+    assert lines[0]["critique"] == "Tool call sends the wrong order id"
+    tasks.export_bugs(ws, tmp_path / "bugs.csv", "lou")
+    table = list(csv.DictReader((tmp_path / "bugs.csv").open()))
+    assert (table[0]["tags"], table[1]["trace_id"]) == ("ids; tools", "tr-9")
+    with pytest.raises(tasks.TaskError, match=r"bugs.txt: the bug list is written as .jsonl or .csv"):
+        tasks.export_bugs(ws, tmp_path / "bugs.txt", "lou")
+
+
+def test_an_unknown_task_or_outcome_is_named(ws):
+    with pytest.raises(NotFound, match="no task 99"):
+        tasks.get_task(ws, "99")
+    with pytest.raises(tasks.TaskError, match="'x' is not a task id"):
+        tasks.get_task(ws, "x")
+    t = tasks.open_task(ws, "failing_case", "r-1/a", reason="failed", actor="alice")
+    with pytest.raises(tasks.TaskError, match="unknown outcome 'maybe': one of done, reject, escalate, bug"):
+        tasks.resolve_task(ws, t, "alice", "maybe")
+
+
+def test_a_rejected_revalidation_retires_the_row(ws):
+    labeled_candidate(ws, "How long do refunds take?", reference="Five days.")
+    case_id = gate.promote(ws, "alice").promoted[0].case_id
+    t = tasks.open_task(ws, "revalidate", case_id, reason="policy v2", actor="alice")
+    tasks.resolve_task(ws, t, "alice", "reject", reason="refunds are no longer offered")
+    row = {r["id"]: r for r in gate.case_registry(ws)}[case_id]
+    assert (row["status"], row["retired_reason"]) == ("retired", "re-validation: refunds are no longer offered")
+
+
+def test_a_task_handed_back_goes_to_the_next_person(ws):
+    register(ws, "lou", "labeler")
+    register(ws, "max", "labeler")
+    t = tasks.open_task(ws, "failing_case", "r-1/a", reason="failed", actor="alice")
+    assert tasks.next_task(ws, "lou").id == t
+    assert tasks.next_task(ws, "max") is None
+    with pytest.raises(PermissionDenied, match=f"task {t} is lou's; only they or an adjudicator hand it back"):
+        tasks.release_task(ws, t, "max")
+    assert tasks.release_task(ws, t, "lou").assignee is None
+    assert tasks.next_task(ws, "max").id == t
+    with pytest.raises(tasks.TaskError, match="is not taken by anybody"):
+        tasks.release_task(ws, tasks.open_task(ws, "failing_case", "r-1/b", reason="x", actor="alice"), "alice")
+
+
+def test_the_candidate_pool_enters_the_queue_as_label_tasks(ws):
+    one, two, three = _cand(ws, "one?"), _cand(ws, "two?"), _cand(ws, "three?")
+    rev.record_review(ws, two, "alice", rev.normalize_expected(ws, "alice", "Say hi."))
+    opened = tasks.open_label_tasks(ws, "alice")
+    assert sorted(tasks.get_task(ws, t).ref for t in opened) == sorted([one, three])  # two has its review already
+    assert tasks.open_label_tasks(ws, "alice", limit=1) == opened[:1]  # the open task, not another
