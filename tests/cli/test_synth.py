@@ -96,7 +96,7 @@ def test_score_live_refuses_an_uncalibrated_judge_then_flags_it(shop):
     assert lines[0] == "WARNING: UNCALIBRATED judge strict: its verdicts are counted as given"
     # the shop's ten traces: shipping answers are even-numbered (all pass), refunds odd (all fail)
     assert "on 10 traces of 10 sampled from 10 in the last 7d: 50.0% (95% 23.7%–76.3%)" in human.stdout
-    assert "2 verdicts chosen for review (review_ids)" in human.stdout
+    assert "2 verdicts sent to the review queue as judge_check tasks" in human.stdout
     assert {k: (v["n"], v["passed"]) for k, v in data["slices"].items()} == {"refunds": (5, 0), "shipping": (5, 5)}
     assert data["calibrated"] is False and len(data["review_ids"]) == 1
     assert (shop / "live" / data["live_id"] / "verdicts.jsonl").exists()

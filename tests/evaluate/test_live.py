@@ -3,8 +3,6 @@ judge (a stub), rates with Wilson intervals, a share sent to people, the result 
 
 from __future__ import annotations
 
-import sys
-import types
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +18,7 @@ from evaltray.evaluate import judge as jd
 from evaltray.evaluate import live
 from evaltray.evaluate.stub import StubServer
 from evaltray.ingest import ingest_files
+from evaltray.tray import tasks
 
 UNTIL = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
@@ -157,14 +156,12 @@ def test_live_pass_rate_per_slice_with_intervals_stored(ws, tmp_path):
     assert got.corrected["pass_rate"] == pytest.approx((13 / 21 + tnr - 1) / (tpr + tnr - 1))
     assert got.calibrated and got.warnings == [
         "2 sampled traces hold no recorded answer and were not judged",
-        "5 verdicts chosen for people are listed in review_ids; no review task was opened "
-        "(this install has no evaltray.tray.tasks)",
     ]
     # rubrics: refunds (and returns) get the slice's own, shipping the plan's default
     assert grader.rubrics["0"] == "RUBRIC-REFUNDS" and grader.rubrics["20"] == "RUBRIC-REFUNDS"
     assert grader.rubrics["10"] == "RUBRIC-DEFAULT" and "30" not in grader.rubrics
     # 25% of the 21 verdicts is 5, drawn among the judged traces
-    assert len(got.review_ids) == 5 and got.tasks is None
+    assert len(got.review_ids) == 5 and len(got.tasks) == 5
     rows = [
         orjson.loads(x) for x in (tmp_path / "ws" / "live" / got.live_id / "verdicts.jsonl").read_bytes().splitlines()
     ]
@@ -208,22 +205,26 @@ def test_an_uncalibrated_judge_is_refused_unless_allowed(ws, tmp_path):
         live.score_live(ws, judge, window="1h", until=UNTIL, allow_uncalibrated=True, actor="alice")
 
 
-def test_chosen_verdicts_open_review_tasks_through_the_task_api(ws, tmp_path, monkeypatch):
-    opened = []
-
-    def open_task(ws_, kind, ref, *, reason, actor, payload=None, priority=0):
-        opened.append((kind, ref, actor, payload["verdict"], payload["judge_hash"]))
-        return f"task-{len(opened)}"
-
-    monkeypatch.setitem(sys.modules, "evaltray.tray.tasks", types.SimpleNamespace(open_task=open_task))
+def test_chosen_verdicts_open_judge_check_tasks(ws, tmp_path):
     _traffic(ws, tmp_path)
     with StubServer(_Grader()) as stub:
         judge = jd.JudgeConfig(model="judge", base_url=stub.base_url)
         got = live.score_live(ws, judge, until=UNTIL, allow_uncalibrated=True, human_share=0.1, actor="alice")
-    assert got.tasks == ["task-1", "task-2"]  # 10% of 21 verdicts
-    assert [(k, r, a, h) for k, r, a, _, h in opened] == [
-        ("live_verdict", t, "alice", judge.hash) for t in got.review_ids
+        # scoring the same sample again opens nothing new: a task is idempotent on (kind, ref) while open
+        again = live.score_live(ws, judge, until=UNTIL, allow_uncalibrated=True, human_share=0.1, actor="alice")
+    assert again.tasks == got.tasks and len(got.tasks) == 2  # 10% of 21 verdicts, rounded up
+    opened = [tasks.get_task(ws, t) for t in got.tasks]
+    assert [(t.kind, t.ref, t.opened_by) for t in opened] == [
+        ("judge_check", f"{got.live_id}/{tid}", "alice") for tid in got.review_ids
     ]
-    assert all(v in ("pass", "fail") for *_, v, _ in opened)
+    rows = {
+        orjson.loads(x)["trace_id"]: orjson.loads(x)
+        for x in (tmp_path / "ws" / "live" / got.live_id / "verdicts.jsonl").read_bytes().splitlines()
+    }
+    for t in opened:
+        said = rows[t.payload["trace_id"]]
+        assert t.payload["judge_hash"] == judge.hash and t.payload["live_id"] == got.live_id
+        assert t.payload["verdicts"][0]["verdict"] == ("pass" if said["passed"] else "fail")
+        assert t.payload["output"]  # the recorded answer the person judges
     with pytest.raises(live.LiveError, match=r"human share must lie in \[0, 1\]"):
         live.score_live(ws, judge, until=UNTIL, allow_uncalibrated=True, human_share=2, actor="alice")

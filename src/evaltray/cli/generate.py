@@ -231,5 +231,5 @@ def _print_live(result: live.LiveResult) -> None:
         for name, s in result.slices.items()
     ]
     out().print(table(None, ["slice", "judged", "passed", "errors", "pass rate", "95% interval"], rows))
-    sent = "review tasks opened" if result.tasks is not None else "chosen for review (review_ids)"
+    sent = "sent to the review queue as judge_check tasks"
     out().print(f"  {number(len(result.review_ids))} verdicts {sent}; stored in {shown(result.path)}", highlight=False)

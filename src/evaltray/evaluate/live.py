@@ -13,7 +13,6 @@ beside the runs), so the monitors can set the live rate beside the golden one.
 
 from __future__ import annotations
 
-import importlib
 import random
 import re
 from collections import defaultdict
@@ -31,6 +30,7 @@ from evaltray.core.util import atomic_write, content_hash, now_iso
 from evaltray.curate.plan import Plan, assign_traces, load_plan, plan_path
 from evaltray.tray.candidates import render_output, split_conversation
 from evaltray.tray.gate import derive_slice
+from evaltray.tray.tasks import open_task
 
 from .calibrate import find_calibration
 from .judge import JudgeConfig, judge_answers
@@ -54,7 +54,6 @@ LIVE_DIR = "live"
 #: window: the 100 a calibration needs (seed 002) every two windows, at a tenth of the labelling cost.
 DEFAULT_HUMAN_SHARE = 0.10
 #: The task kind a live verdict chosen for people is opened as (``evaltray.tray.tasks``).
-TASK_KIND = "live_verdict"
 NO_SLICE = "(none)"
 _WINDOW = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -119,7 +118,7 @@ class LiveResult:
     slices: dict[str, dict[str, Any]] = field(default_factory=dict)
     human_share: float = DEFAULT_HUMAN_SHARE
     review_ids: list[str] = field(default_factory=list)  # trace ids whose verdicts go to people
-    tasks: list[str] | None = None  # the review tasks opened; None when the task API is not available
+    tasks: list[str] = field(default_factory=list)  # the judge_check tasks opened for people
     warnings: list[str] = field(default_factory=list)
     created_at: str = ""
 
@@ -287,12 +286,7 @@ def score_live(
     result.review_ids = _choose_for_people(judged, human_share, seed)
     _rates(result, verdicts, slices, calibration, rubric_source)
     _save(result, verdicts, slices, rubric_source)
-    result.tasks = send_for_review(ws, result, verdicts, actor)
-    if result.tasks is None and result.review_ids:
-        result.warnings.append(
-            f"{len(result.review_ids)} verdicts chosen for people are listed in review_ids; no review task was "
-            "opened (this install has no evaltray.tray.tasks)"
-        )
+    result.tasks = send_for_review(ws, result, verdicts, actor, {item[0]["id"]: item[2] for item in items})
     atomic_write(Path(result.path) / "live.json", orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2))
     ws.record(actor, "score-live", live_id, judge=judge.hash, sampled=len(chosen), judged=len(judged))
     return result
@@ -346,31 +340,23 @@ def _save(
 
 
 def send_for_review(
-    ws: Workspace, result: LiveResult, verdicts: dict[str, dict[str, Any]], actor: str
-) -> list[str] | None:
-    """Open a review task for each verdict chosen for people (``evaltray.tray.tasks.open_task``): their ids,
-    or None when this install has no task API (the chosen ids stay in the result)."""
-    try:
-        tasks = importlib.import_module("evaltray.tray.tasks")
-    except ImportError:
-        return None
+    ws: Workspace, result: LiveResult, verdicts: dict[str, dict[str, Any]], actor: str, answers: dict[str, str]
+) -> list[str]:
+    """Open a ``judge_check`` task (ref ``live_id/trace_id``) for each verdict chosen for people: their ids."""
     opened = []
     for tid in result.review_ids:
         v = verdicts[tid]
+        payload = {
+            "live_id": result.live_id,
+            "trace_id": tid,
+            "judge": result.judge["name"],
+            "judge_hash": result.judge["hash"],
+            "output": answers.get(tid),
+            "verdicts": [{"verdict": "pass" if v["passed"] else "fail", "critique": v["critique"]}],
+        }
+        reason = f"live verdict of judge {result.judge['name']}: does a person agree?"
         opened.append(
-            tasks.open_task(
-                ws,
-                TASK_KIND,
-                tid,
-                reason=f"live verdict of judge {result.judge['name']}: does a person agree?",
-                actor=actor,
-                payload={
-                    "live_id": result.live_id,
-                    "judge_hash": result.judge["hash"],
-                    "verdict": "pass" if v["passed"] else "fail",
-                    "critique": v["critique"],
-                },
-            )
+            open_task(ws, "judge_check", f"{result.live_id}/{tid}", reason=reason, actor=actor, payload=payload)
         )
     return opened
 
