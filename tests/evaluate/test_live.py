@@ -226,5 +226,16 @@ def test_chosen_verdicts_open_judge_check_tasks(ws, tmp_path):
         assert t.payload["judge_hash"] == judge.hash and t.payload["live_id"] == got.live_id
         assert t.payload["verdicts"][0]["verdict"] == ("pass" if said["passed"] else "fail")
         assert t.payload["output"]  # the recorded answer the person judges
+    assert live.live_agreement(ws, judge.hash) == {"n": 0}
+    # people answer: they agree with the judge on the first task and not on the second
+    judged = [t.payload["verdicts"][0]["verdict"] for t in opened]
+    tasks.resolve_task(ws, opened[0].id, "alice", "done", verdict=judged[0])
+    tasks.resolve_task(ws, opened[1].id, "alice", "done", verdict="fail" if judged[1] == "pass" else "pass")
+    got_agreement = live.live_agreement(ws, judge.hash)
+    # Wilson 1/2 by hand: centre (0.5 + z²/4)/(1 + z²/2) = 0.5, half z·sqrt(0.25/2 + z²/16)/(1 + z²/2) = 0.4055
+    assert (got_agreement["n"], got_agreement["agreed"]) == (2, 1)
+    assert got_agreement["low"] == pytest.approx(0.094531, abs=1e-6)
+    assert got_agreement["high"] == pytest.approx(0.905469, abs=1e-6)
+    assert live.live_agreement(ws, "another-judge") == {"n": 0}
     with pytest.raises(live.LiveError, match=r"human share must lie in \[0, 1\]"):
         live.score_live(ws, judge, until=UNTIL, allow_uncalibrated=True, human_share=2, actor="alice")

@@ -231,5 +231,13 @@ def _print_live(result: live.LiveResult) -> None:
         for name, s in result.slices.items()
     ]
     out().print(table(None, ["slice", "judged", "passed", "errors", "pass rate", "95% interval"], rows))
+    a = result.agreement
+    if a["n"]:
+        kappa = f", κ {a['kappa']:.2f}" if "kappa" in a else ""
+        out().print(
+            f"  the judge agreed with people on {number(a['agreed'])} of {number(a['n'])} live verdicts they checked: "
+            f"{a['rate']:.1%} (95% {a['low']:.1%}–{a['high']:.1%}){kappa}",
+            highlight=False,
+        )
     sent = "sent to the review queue as judge_check tasks"
     out().print(f"  {number(len(result.review_ids))} verdicts {sent}; stored in {shown(result.path)}", highlight=False)

@@ -30,12 +30,12 @@ from evaltray.core.util import atomic_write, content_hash, now_iso
 from evaltray.curate.plan import Plan, assign_traces, load_plan, plan_path
 from evaltray.tray.candidates import render_output, split_conversation
 from evaltray.tray.gate import derive_slice
-from evaltray.tray.tasks import open_task
+from evaltray.tray.tasks import list_tasks, open_task
 
 from .calibrate import find_calibration
 from .judge import JudgeConfig, judge_answers
 from .run import RUN_ROLES, Limits
-from .stats import StatsError, rogan_gladen, wilson
+from .stats import Interval, StatsError, agreement, rogan_gladen, wilson
 
 __all__ = [
     "DEFAULT_HUMAN_SHARE",
@@ -119,6 +119,7 @@ class LiveResult:
     human_share: float = DEFAULT_HUMAN_SHARE
     review_ids: list[str] = field(default_factory=list)  # trace ids whose verdicts go to people
     tasks: list[str] = field(default_factory=list)  # the judge_check tasks opened for people
+    agreement: dict[str, Any] = field(default_factory=dict)  # the judge against people on live traffic so far
     warnings: list[str] = field(default_factory=list)
     created_at: str = ""
 
@@ -286,6 +287,7 @@ def score_live(
     result.review_ids = _choose_for_people(judged, human_share, seed)
     _rates(result, verdicts, slices, calibration, rubric_source)
     _save(result, verdicts, slices, rubric_source)
+    result.agreement = live_agreement(ws, judge.hash)
     result.tasks = send_for_review(ws, result, verdicts, actor, {item[0]["id"]: item[2] for item in items})
     atomic_write(Path(result.path) / "live.json", orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2))
     ws.record(actor, "score-live", live_id, judge=judge.hash, sampled=len(chosen), judged=len(judged))
@@ -359,6 +361,30 @@ def send_for_review(
             open_task(ws, "judge_check", f"{result.live_id}/{tid}", reason=reason, actor=actor, payload=payload)
         )
     return opened
+
+
+def _interval(ci: Interval) -> dict[str, float]:
+    return {"rate": ci.estimate, "low": ci.low, "high": ci.high}
+
+
+def live_agreement(ws: Workspace, judge_hash: str) -> dict[str, Any]:
+    """The judge against people on live traffic: every closed ``judge_check`` task of a live result of this
+    judge that a person answered pass or fail. Agreement with its Wilson interval, and κ, TPR and TNR once
+    people have said both pass and fail."""
+    pairs = [
+        (t.verdict == "pass", t.payload["verdicts"][0]["verdict"] == "pass")
+        for t in list_tasks(ws, kind="judge_check", status="closed", outcome="done")
+        if t.verdict is not None and t.payload.get("live_id") and t.payload.get("judge_hash") == judge_hash
+    ]
+    if not pairs:
+        return {"n": 0}
+    same = sum(h == j for h, j in pairs)
+    found: dict[str, Any] = {"n": len(pairs), "agreed": same, **_interval(wilson(same, len(pairs)))}
+    try:
+        a = agreement([h for h, _ in pairs], [j for _, j in pairs])
+    except StatsError:  # people said only pass, or only fail: no κ yet
+        return found
+    return found | {"kappa": a.kappa, "tpr": _interval(a.tpr), "tnr": _interval(a.tnr)}
 
 
 def read_live(ws: Workspace, live_id: str) -> dict[str, Any]:
