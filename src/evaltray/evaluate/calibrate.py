@@ -27,7 +27,7 @@ from evaltray.tray.review import latest_review
 
 from .judge import JudgeConfig, judge_answers
 from .run import RUN_ROLES, Limits
-from .stats import Agreement, agreement
+from .stats import Agreement, StatsError, agreement, rogan_gladen
 
 __all__ = ["MIN_HUMAN_AGREEMENT", "MIN_LABELS", "Calibration", "CalibrationError", "calibrate", "find_calibration"]
 
@@ -230,6 +230,27 @@ def _measure(
     )
     ws.record(actor, "judge.calibrate", name, judge_hash=j_hash, n=cal.n, agreement=result.agreement.estimate)
     return cal
+
+
+def corrected_rate(calibration: dict[str, Any], passed: int, n: int) -> dict[str, Any] | None:
+    """A judge's pass rate of ``passed`` in ``n`` corrected for its TPR/TNR (Rogan–Gladen) from a stored
+    calibration: ``pass_rate``, ``low``, ``high``; ``error`` when the correction is undefined; None for n = 0."""
+    if n == 0:
+        return None
+    agree = calibration["agreement"]
+    conf = agree["confusion"]
+    try:
+        ci = rogan_gladen(
+            passed,
+            n,
+            tpr=agree["tpr"]["estimate"],
+            tnr=agree["tnr"]["estimate"],
+            n_pos=conf["human_pass_judge_pass"] + conf["human_pass_judge_fail"],
+            n_neg=conf["human_fail_judge_pass"] + conf["human_fail_judge_fail"],
+        )
+    except StatsError as exc:
+        return {"error": str(exc)}
+    return {"pass_rate": ci.estimate, "low": ci.low, "high": ci.high}
 
 
 def find_calibration(ws: Workspace, judge_hash: str) -> dict[str, Any] | None:

@@ -32,10 +32,10 @@ from evaltray.tray.candidates import render_output, split_conversation
 from evaltray.tray.gate import derive_slice
 from evaltray.tray.tasks import list_tasks, open_task
 
-from .calibrate import find_calibration
+from .calibrate import corrected_rate, find_calibration
 from .judge import JudgeConfig, judge_answers
 from .run import RUN_ROLES, Limits
-from .stats import Interval, StatsError, agreement, rogan_gladen, wilson
+from .stats import Interval, StatsError, agreement, wilson
 
 __all__ = [
     "DEFAULT_HUMAN_SHARE",
@@ -136,25 +136,6 @@ def _rate(verdicts: list[bool | None]) -> dict[str, Any]:
     else:
         out.update(pass_rate=None, low=None, high=None)
     return out
-
-
-def _corrected(calibration: dict[str, Any], passed: int, n: int) -> dict[str, Any] | None:
-    """The judge's pass rate corrected for its TPR/TNR (Rogan–Gladen), from a stored calibration."""
-    if n == 0:
-        return None
-    conf, agree = calibration["agreement"]["confusion"], calibration["agreement"]
-    try:
-        ci = rogan_gladen(
-            passed,
-            n,
-            tpr=agree["tpr"]["estimate"],
-            tnr=agree["tnr"]["estimate"],
-            n_pos=conf["human_pass_judge_pass"] + conf["human_pass_judge_fail"],
-            n_neg=conf["human_fail_judge_pass"] + conf["human_fail_judge_fail"],
-        )
-    except StatsError as exc:
-        return {"error": str(exc)}
-    return {"pass_rate": ci.estimate, "low": ci.low, "high": ci.high}
 
 
 def _window_predicate(since: datetime, until: datetime, where: str | None) -> str:
@@ -307,7 +288,7 @@ def _rates(
     result.overall = _rate([v["passed"] for v in verdicts.values()])
     result.slices = {name: _rate(vs) for name, vs in sorted(by_slice.items())}
     if calibration is not None and calibration["calibrated"]:
-        result.corrected = _corrected(calibration, result.overall["passed"], result.overall["n"])
+        result.corrected = corrected_rate(calibration, result.overall["passed"], result.overall["n"])
     if not result.calibrated:
         result.warnings.insert(0, f"UNCALIBRATED judge {result.judge['name']}: its verdicts are counted as given")
     unruled = sum(1 for s in rubric_source.values() if s == "none")

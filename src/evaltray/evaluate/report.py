@@ -11,10 +11,10 @@ import orjson
 from evaltray.core.store import Workspace
 from evaltray.tray.release import load_manifest
 
-from .calibrate import find_calibration
+from .calibrate import corrected_rate, find_calibration
 from .run import run_dir
 from .score import load_run, read_scores, run_cases
-from .stats import StatsError, rogan_gladen, size_advice, wilson
+from .stats import size_advice, wilson
 
 __all__ = ["run_report"]
 
@@ -185,21 +185,9 @@ def _judge_block(ws: Workspace, run_id: str) -> dict[str, Any] | None:
     if calibration is None:
         block["calibration"] = None
         return block
-    conf = calibration["agreement"]["confusion"]
     block["calibrated"] = calibration["calibrated"]
     block["calibration"] = {k: calibration[k] for k in ("n", "threshold", "created_at")}
     block["calibration"]["agreement"] = calibration["agreement"]["agreement"]["estimate"]
     if calibration["calibrated"] and judged:
-        try:
-            corrected = rogan_gladen(
-                sum(judged),
-                len(judged),
-                tpr=calibration["agreement"]["tpr"]["estimate"],
-                tnr=calibration["agreement"]["tnr"]["estimate"],
-                n_pos=conf["human_pass_judge_pass"] + conf["human_pass_judge_fail"],
-                n_neg=conf["human_fail_judge_pass"] + conf["human_fail_judge_fail"],
-            )
-            block["corrected"] = {"pass_rate": corrected.estimate, "low": corrected.low, "high": corrected.high}
-        except StatsError as exc:
-            block["corrected"] = {"error": str(exc)}
+        block["corrected"] = corrected_rate(calibration, sum(judged), len(judged))
     return block
