@@ -17,6 +17,7 @@ from ._common import AppContext, visible
 from .audit import audit
 from .curate import candidates, labels, reject, review, signoff
 from .evaluate import (
+    aa_command,
     failures_command,
     gate_command,
     judge_group,
@@ -125,6 +126,7 @@ for command in (
     screen_command,
     label_errors_command,
     stats,
+    aa_command,
 ):
     cli.add_command(command)
 cli.add_command(user, "users")  # the group's name before keys came; scripts still call it

@@ -26,11 +26,13 @@ from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+import yaml
 from pydantic import ValidationError
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import CaseInput, Role
 from evaltray.core.store import Workspace
+from evaltray.core.untrusted import InputTooLarge, read_yaml_file
 from evaltray.core.util import atomic_write, content_hash, now_iso, sha256_hex
 from evaltray.tray.release import load_manifest, select_cases
 
@@ -45,6 +47,7 @@ __all__ = [
     "ask_each",
     "attempt",
     "execute",
+    "load_prices",
     "plan_file_run",
     "plan_release_run",
     "read_results",
@@ -85,13 +88,21 @@ class RunPlan:
     def released(self) -> bool:
         return self.source.get("release") is not None
 
-    def estimate(self, target: Target, trials: int = 1, price: tuple[float, float] | None = None) -> dict[str, Any]:
-        """Tokens (about 4 characters each) and dollars the run will cost before it starts; dollars are None
+    def estimate(
+        self,
+        target: Target,
+        trials: int = 1,
+        price: tuple[float, float] | None = None,
+        prices: dict[str, tuple[float, float]] | None = None,
+    ) -> dict[str, Any]:
+        """Tokens (about 4 characters each) and dollars the run will cost before it starts: at ``price``,
+        else the target model's row of ``prices`` (a price table), else of :data:`PRICES`; dollars are None
         when no price is known for the target."""
         tokens_in = sum(len(orjson.dumps(c.input)) // 4 for c in self.cases) * trials
         max_tokens = target.config.get("params", {}).get("max_tokens") or ESTIMATED_OUTPUT_TOKENS
         tokens_out = len(self.cases) * trials * int(max_tokens)
-        rates = price or PRICES.get(str(target.config.get("model")))
+        model = str(target.config.get("model"))
+        rates = price or (prices or {}).get(model) or PRICES.get(model)
         dollars = None if rates is None else round((tokens_in * rates[0] + tokens_out * rates[1]) / 1e6, 4)
         return {
             "requests": len(self.cases) * trials,
@@ -99,6 +110,32 @@ class RunPlan:
             "output_tokens": tokens_out,
             "usd": dollars,
         }
+
+
+#: A price table holds at most this many bytes (it is a handful of models).
+MAX_PRICE_TABLE_BYTES = 1 << 20
+
+
+def load_prices(path: Path) -> dict[str, tuple[float, float]]:
+    """A price table: YAML (or JSON) mapping a model name to ``[input, output]`` dollars per million tokens."""
+    try:
+        data = read_yaml_file(path, 10, MAX_PRICE_TABLE_BYTES, "a price table")
+    except OSError as exc:
+        raise RunError(f"{path}: {exc.strerror}") from None
+    except InputTooLarge as exc:
+        raise RunError(f"{path}: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path}: not a readable YAML file ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: a price table maps model names to [input, output] dollars per million tokens")
+    table = {}
+    for model, rates in data.items():
+        ok = isinstance(rates, list) and len(rates) == 2
+        ok = ok and all(isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 0 for r in rates)
+        if not ok:
+            raise RunError(f"{path}: {model}: give [input, output] dollars per million tokens, e.g. [0.15, 0.60]")
+        table[str(model)] = (float(rates[0]), float(rates[1]))
+    return table
 
 
 def _run_case(case: dict[str, Any]) -> RunCase:
