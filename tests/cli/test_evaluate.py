@@ -138,3 +138,36 @@ def test_aa_runs_the_target_twice_and_prices_both_runs_first(shop, tmp_path):
         "  warning: only 4 cases: an A/A check this small sees only large instabilities",
         "A/A: pass (no significant difference)",
     ]
+
+
+def test_the_cli_suggests_and_accepts_assertions(shop, tmp_path):
+    from evaltray.evaluate.stub import StubServer
+    from tests.evaluate.test_assertions import _outputs, _prompt_repo, stub_judge
+
+    prompt, outputs = _prompt_repo(tmp_path), _outputs(tmp_path)
+    judge_file = tmp_path / "judge.yaml"
+    with StubServer(answer=stub_judge) as stub:
+        judge_file.write_text(f"name: stub\nmodel: stub\nbase_url: {stub.base_url}\n")
+        r = run("assertions", "suggest", "--git", str(prompt), "--outputs", str(outputs), "--judge", str(judge_file))
+        data = json.loads(
+            run(
+                "assertions",
+                "suggest",
+                "--git",
+                str(prompt),
+                "--outputs",
+                str(outputs),
+                "--judge",
+                str(judge_file),
+                "--json",
+            ).stdout
+        )
+    lines = r.stdout.splitlines()
+    assert "picked 3: catch 3 of 4 failing outputs (75.0%), fail 1 of 10 passing (10.0%; budget 10%)" in lines
+    assert "  tag promises: 0 of 1 caught" in lines
+    assert lines[-1] == f"accept: evaltray assertions accept {' '.join(data['selected'])} --slice SLICE (or --case ID)"
+    r = run("assertions", "accept", data["selected"][0], "--slice", "nowhere", ok=False)
+    assert (r.exit_code, r.stderr) == (
+        1,
+        "Error: name the cases (--case) or a slice (--slice) to add the assertions to\n",
+    )

@@ -83,7 +83,7 @@ def test_numeric_compares_the_last_number():
 def test_an_unknown_scorer_names_the_known_ones():
     with pytest.raises(
         ScoreError,
-        match=r"^unknown scorer 'bleu': one of contains, exact, json_schema, judge, normalized, numeric, regex, tool_calls$",
+        match=r"^unknown scorer 'bleu': one of contains, exact, json_schema, judge, length, normalized, numeric, regex, tool_calls$",
     ):
         SCORERS.get("bleu")
 
@@ -127,3 +127,17 @@ def test_tau2_demo_cases_expect_the_benchmarks_actions():
     made = [{"name": c["name"], "arguments": json.dumps(c["arguments"])} for c in reversed(label["tool_calls"])]
     assert _score("tool_calls", case, None, made).passed is True
     assert _score("tool_calls", case, None, made[1:]).reason == "not called as expected: return_delivered_order_items"
+
+
+def test_length_counts_words_and_characters():
+    case = _case(None, ["max-words: 5", "max-chars: 40"])
+    assert _score("length", case, "Refunds take five days, sorry!") == Score("length", True)
+    assert _score("length", case, "Refunds take five business days, sorry!") == Score(
+        "length", False, "6 words, more than 5"
+    )
+    assert _score("length", case, "Supercalifragilistic expialidocious answer") == Score(
+        "length", False, "42 characters, more than 40"
+    )
+    assert _score("length", _case("ref"), "x").passed is None
+    with pytest.raises(ScoreError, match=r"^case c1: max-words: 'fifty' is not a whole number$"):
+        _score("length", _case(None, ["max-words: fifty"]), "x")

@@ -18,6 +18,7 @@ from .audit import audit
 from .curate import candidates, labels, reject, review, signoff
 from .evaluate import (
     aa_command,
+    assertions_group,
     failures_command,
     gate_command,
     judge_group,
@@ -127,6 +128,7 @@ for command in (
     label_errors_command,
     stats,
     aa_command,
+    assertions_group,
 ):
     cli.add_command(command)
 cli.add_command(user, "users")  # the group's name before keys came; scripts still call it

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from evaltray.core.util import file_sha256
+from evaltray.evaluate import assertions as suggesting
 from evaltray.evaluate import calibrate as cal
 from evaltray.evaluate import compare as comparing
 from evaltray.evaluate import failures, label_errors
@@ -24,6 +25,7 @@ from evaltray.evaluate.targets import make_target
 
 from ._common import (
     AppContext,
+    dry_run_option,
     emit,
     err,
     json_option,
@@ -744,3 +746,128 @@ def aa_command(
     emit(as_json, dataclasses.asdict(result), human)
     if not result.passed:
         sys.exit(1)
+
+
+@click.group("assertions")
+def assertions_group() -> None:
+    """Assertions suggested from a prompt template's history, picked by the failures reviewers tagged."""
+
+
+@assertions_group.command("suggest")
+@click.option(
+    "--git",
+    "git_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The prompt template, a file under git (default: the candidates' system messages, in order).",
+)
+@click.option(
+    "--outputs",
+    "outputs_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSONL of {id, output, verdict, failure_tags} (default: the workspace's reviewed outputs).",
+)
+@set_option
+@click.option(
+    "--judge", "judge_file", type=click.Path(dir_okay=False, path_type=Path), help="judge.yaml: proposes and checks."
+)
+@click.option(
+    "--budget",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Share of passing outputs the picked set may fail.",
+)
+@click.option("--most", type=click.IntRange(1, 100), default=5, show_default=True, help="Assertions to pick at most.")
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True)
+@json_option
+@pass_app
+def assertions_suggest(
+    app: AppContext,
+    git_file: Path | None,
+    outputs_file: Path | None,
+    set_name: str | None,
+    judge_file: Path | None,
+    budget: float,
+    most: int,
+    concurrency: int,
+    as_json: bool,
+) -> None:
+    """Candidate assertions for each change of a prompt template, and a small set that catches the tagged
+    failures while failing few passing outputs."""
+    report = suggesting.suggest(
+        app.ws,
+        git_file=git_file,
+        outputs_file=outputs_file,
+        set_name=set_name,
+        judge=load_judge(judge_file) if judge_file is not None else None,
+        budget=budget,
+        most=most,
+        limits=runner.Limits(concurrency=concurrency),
+        actor=app.user,
+    )
+
+    def human() -> None:
+        rows = [
+            [
+                ("* " if s.id in report.selected else "  ") + s.id,
+                s.assertion[:70],
+                s.kind,
+                s.version[:12],
+                len(s.catches),
+                len(s.false_failures),
+                s.unchecked,
+            ]
+            for s in report.suggestions
+        ]
+        heads = ["id (* picked)", "assertion", "kind", "change", "catches", "false fails", "unchecked"]
+        out().print(table(f"{len(report.changes)} template versions", heads, rows))
+        out().print(
+            f"picked {len(report.selected)}: catch {len(report.caught)} of {report.failures} failing outputs "
+            f"({_pct(report.coverage)}), fail {len(report.false_failures)} of {report.passes} passing "
+            f"({_pct(report.false_failure_rate)}; budget {report.budget:.0%})",
+            highlight=False,
+        )
+        for tag, t in report.by_tag.items():
+            out().print(f"  tag {shown(tag)}: {t['caught']} of {t['failures']} caught", highlight=False)
+        if report.selected:
+            out().print(
+                f"accept: evaltray assertions accept {' '.join(report.selected)} --slice SLICE (or --case ID)",
+                highlight=False,
+            )
+
+    emit(as_json, report.to_dict(), human)
+
+
+@assertions_group.command("accept")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--case", "cases", multiple=True, help="A case to add them to (repeatable).")
+@click.option("--slice", "slice_name", help="Add them to every active case of this slice (and its sub-slices).")
+@set_option
+@dry_run_option
+@json_option
+@pass_app
+def assertions_accept(
+    app: AppContext,
+    ids: tuple[str, ...],
+    cases: tuple[str, ...],
+    slice_name: str | None,
+    set_name: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Add suggested assertions to cases' expected behaviour, as signed relabels for `evaltray promote`."""
+    gained = suggesting.accept(
+        app.ws, list(ids), app.user, cases=cases, slice=slice_name, set_name=set_name, dry_run=dry_run
+    )
+    changed = [c for c, new in gained.items() if new]
+
+    def human() -> None:
+        for cid, new in gained.items():
+            out().print(f"{cid}: " + ("; ".join(shown(a) for a in new) or "already has them"), highlight=False)
+        verb = "would relabel" if dry_run else "relabeled"
+        out().print(
+            f"{verb} {len(changed)} cases" + ("" if dry_run or not changed else "; `evaltray promote` applies them"),
+            highlight=False,
+        )
+
+    emit(as_json, {"cases": gained, "relabeled": changed, "dry_run": dry_run}, human)

@@ -4,7 +4,8 @@ A scorer reads the case's ``expected`` (the label a person wrote) and a run's an
 :class:`Score`: pass, fail, or ``None`` where the case gives it nothing to check (``exact`` on a case with
 no reference). Machine-checkable assertions are written with a prefix in ``expected.assertions``:
 ``contains: 30 days``, ``not-contains: guarantee``, ``regex: \\bRMA-\\d{6}\\b``, ``json-schema: {…}``,
-``tool: lookup_order`` (a tool the answer must call); assertions without a prefix are for judges and people.
+``tool: lookup_order`` (a tool the answer must call), ``max-words: 50``, ``max-chars: 280``; assertions
+without a prefix are for judges and people.
 """
 
 from __future__ import annotations
@@ -235,6 +236,28 @@ def _numeric(case: dict[str, Any], answer: Answer) -> Score:
         raise ScoreError(f"case {case.get('id')}: tolerance {given[0]!r} is not a number") from None
     ok = abs(got[-1] - want[-1]) <= tol
     return Score("numeric", ok, None if ok else f"{got[-1]:g} is not {want[-1]:g}")
+
+
+_LENGTHS = (("max-words", "words"), ("max-chars", "characters"))
+
+
+@scorer("length")
+def _length(case: dict[str, Any], answer: Answer) -> Score:
+    """The answer holds at most the words of every ``max-words:`` assertion and the characters of every
+    ``max-chars:`` one (words are runs of letters and digits)."""
+    limits = [(kind, unit, v) for kind, unit in _LENGTHS for v in assertions_of(case, kind)]
+    if not limits:
+        return Score("length", None, "no max-words: or max-chars: assertions")
+    out = answer.get("output") or ""
+    for kind, unit, value in limits:
+        try:
+            most = int(value)
+        except ValueError:
+            raise ScoreError(f"case {case.get('id')}: {kind}: {value!r} is not a whole number") from None
+        got = len(re.findall(r"\w+", out)) if unit == "words" else len(out)
+        if got > most:
+            return Score("length", False, f"{got} {unit}, more than {most}")
+    return Score("length", True)
 
 
 @scorer("judge")
