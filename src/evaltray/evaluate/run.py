@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -257,7 +257,7 @@ class _Cache:
     def put(self, case: RunCase, trial: int, reply: Reply) -> None:
         if not self.enabled:
             return
-        line = orjson.dumps({"case_id": case.hash, "trial": trial, **asdict(reply)}) + b"\n"
+        line = orjson.dumps({"case_id": case.hash, "trial": trial, **_fields(reply)}) + b"\n"
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("ab", buffering=0)
@@ -314,7 +314,9 @@ async def attempt(
     """The target's reply to one case, retrying transient failures; or None and the reason it failed."""
     for attempt in range(limits.retries + 1):
         try:
-            return await asyncio.wait_for(target.answer(case, session), limits.timeout), None, attempt + 1
+            async with asyncio.timeout(limits.timeout):  # no task per attempt, unlike wait_for before 3.12
+                reply = await target.answer(case, session)
+            return reply, None, attempt + 1
         except TimeoutError:
             reason, wait = f"timed out after {limits.timeout:g} s", None
         except TransientError as exc:
@@ -328,10 +330,20 @@ async def attempt(
     return None, reason, limits.retries + 1
 
 
+def _fields(reply: Reply) -> dict[str, Any]:
+    """A reply's fields, by hand: ``asdict`` deep-copies every answer, and a run makes one per case."""
+    return {
+        "output": reply.output,
+        "tool_calls": reply.tool_calls,
+        "input_tokens": reply.input_tokens,
+        "output_tokens": reply.output_tokens,
+    }
+
+
 def _result_row(case: RunCase, trial: int, reply: Reply | None, error: str | None, **extra: Any) -> bytes:
     row: dict[str, Any] = {"case_id": case.id, "trial": trial, "case_hash": case.hash, "slice": case.slice}
     if reply is not None:
-        row.update(status="ok", **asdict(reply))
+        row.update(status="ok", **_fields(reply))
     else:
         row.update(status="error", error=error)
     row.update(extra)
