@@ -197,7 +197,7 @@ def _memory(sizes: list[int]) -> None:
 # ----------------------------------------------------------------------------- throughput
 
 
-def _throughput(n: int, delay: float, concurrencies: list[int], promptfoo: Path | None) -> None:
+def _throughput(n: int, delay: float, concurrencies: list[int], promptfoo: Path | None, pairs: int) -> None:
     base_url, close = _stub(delay)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -213,13 +213,14 @@ def _throughput(n: int, delay: float, concurrencies: list[int], promptfoo: Path 
             config = _promptfoo_setup(folder, base_url, n) if promptfoo else None
             print(f"{n} cases, stub answering after {delay * 1000:.0f} ms (another process); cases/s and CPU ms/case")
             for conc in concurrencies:
-                row = {"bare": _timed(lambda c=conc: asyncio.run(_bare(base_url, bodies, c)))}
                 limits = runner.Limits(concurrency=conc, timeout=30, retries=0)
-                row["api"] = _timed(
-                    lambda lim=limits: runner.execute(
+                clients = {
+                    "bare": lambda c=conc: asyncio.run(_bare(base_url, bodies, c)),
+                    "api": lambda lim=limits: runner.execute(
                         ws, plan, target, limits=lim, fresh=True, cache=False, actor="bench"
-                    )
-                )
+                    ),
+                }
+                row = _pairs(clients, pairs)
                 row["cli"] = _timed(lambda c=conc: _evaltray_cli(ws.root, cases, base_url, c))
                 if promptfoo and config:
                     row["promptfoo"] = _timed(lambda c=conc: _promptfoo(promptfoo, config, c, n))
@@ -229,13 +230,28 @@ def _throughput(n: int, delay: float, concurrencies: list[int], promptfoo: Path 
         close()
 
 
+def _pairs(clients: dict[str, Callable[[], object]], pairs: int) -> dict[str, tuple[float, float, object]]:
+    """The bare loop and the API ``pairs`` times each, in alternating order (whichever runs second on this
+    loaded machine tends to lose a little); wall and CPU summed over the repeats, per repeat's ratio."""
+    walls: dict[str, list[float]] = {k: [] for k in clients}
+    cpus: dict[str, float] = dict.fromkeys(clients, 0.0)
+    for i in range(pairs):
+        for key in list(clients) if i % 2 == 0 else list(clients)[::-1]:
+            wall, cpu, _ = _timed(clients[key])
+            walls[key].append(wall)
+            cpus[key] += cpu
+    ratios = [b / a for a, b in zip(walls["api"], walls["bare"], strict=True)]
+    return {k: (sum(walls[k]) / pairs, cpus[k] / pairs, ratios) for k in clients}
+
+
 def _print_row(n: int, conc: int, row: dict[str, tuple[float, float, object]]) -> None:
     """End to end cases/s and CPU ms per case of each client; for the two commands also the rate over the
     eval time each reports itself (start-up and reading the config aside); the ratios."""
     parts = [f"c={conc:<4}"]
-    for key, (wall, cpu, _) in row.items():
+    for key, (wall, cpu, _) in row.items():  # bare and api: the mean of their repeats
         parts.append(f"{key} {n / wall:6.0f}/s {cpu / n * 1000:5.2f} ms")
-    parts.append(f"api/bare {row['bare'][0] / row['api'][0]:.2f}")
+    each = " ".join(f"{r:.2f}" for r in row["api"][2])  # type: ignore[union-attr]
+    parts.append(f"api/bare {row['bare'][0] / row['api'][0]:.2f} (each: {each})")
     own = {k: float(row[k][2]) for k in ("cli", "promptfoo") if k in row}  # type: ignore[arg-type]
     parts += [f"{k} own {n / v:.0f}/s" for k, v in own.items()]
     if "promptfoo" in row:
@@ -250,6 +266,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1000)
     ap.add_argument("--delay", type=float, default=0.1)
     ap.add_argument("--conc", type=int, nargs="*", default=[4, 32, 128])
+    ap.add_argument("--pairs", type=int, default=2, help="Repeats of bare and API, alternating which goes first.")
     ap.add_argument("--promptfoo", type=Path, help="A folder where `npm install promptfoo` was run.")
     ap.add_argument("--node", type=Path, help="The node binary to run promptfoo with (0.123.1 needs Node >= 22.22).")
     ap.add_argument("--memory", type=int, nargs="*", default=[10_000, 100_000], help="Cases per memory run.")
@@ -265,7 +282,7 @@ def main() -> None:
     if binary is not None and not binary.exists():
         raise SystemExit(f"{binary}: not found; run `npm install promptfoo@0.123.1` in {args.promptfoo}")
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
-    _throughput(args.n, args.delay, args.conc, binary)
+    _throughput(args.n, args.delay, args.conc, binary, args.pairs)
     if args.memory:
         _memory(args.memory)
     print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -196,8 +196,7 @@ def _curate(ws: Workspace, summary: dict[str, Any], say: Echo) -> tuple[Plan, li
 
 def _review(ws: Workspace, tau: list[str], halu: list[str], say: Echo) -> None:
     """3. Labels from the public datasets, three rejects, and two hand-written cases."""
-    for cid in tau:
-        _review_tau2(ws, cid)
+    calls = sum(_review_tau2(ws, cid) for cid in tau)
     rejects = {halu[0]: "not_plausible", halu[1]: "out_of_scope", halu[2]: "unlabelable"}
     for cid, reason in rejects.items():
         pool.reject(ws, cid, reason, ADJUDICATOR, note="demo: shows the reject bin")
@@ -235,12 +234,14 @@ def _review(ws: Workspace, tau: list[str], halu: list[str], say: Echo) -> None:
     )
     say(
         f"3. review: {len(tau) + len(halu) - len(rejects) + 1} labels written (expected behaviour first, then "
-        f"pass/fail); {len(rejects)} candidates sent to the reject bin: {', '.join(sorted(rejects.values()))}"
+        f"pass/fail); {len(rejects)} candidates sent to the reject bin: {', '.join(sorted(rejects.values()))}; "
+        f"the {len(tau)} τ²-bench labels expect the benchmark's {calls} actions as structured tool calls"
     )
 
 
-def _review_tau2(ws: Workspace, cid: str) -> None:
-    """The benchmark authors' expected actions as the label; the task's reward as the verdict."""
+def _review_tau2(ws: Workspace, cid: str) -> int:
+    """The benchmark authors' expected actions as the label; the task's reward as the verdict. Returns how many
+    tool calls the label expects."""
     cand = pool.get(ws, cid)
     lab = _tau2_label(cand.metadata.get("trace_metadata") or {})
     # τ²-bench checks the expected actions in any order, so tool_calls_ordered stays unset
@@ -257,6 +258,7 @@ def _review_tau2(ws: Workspace, cid: str) -> None:
         difficulty=lab["difficulty"],
         case_type="typical",
     )
+    return len(lab["tool_calls"])
 
 
 def _review_halueval(ws: Workspace, cid: str) -> None:
