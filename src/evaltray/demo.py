@@ -50,6 +50,16 @@ def _action_text(action: dict[str, Any]) -> str:
     return f"calls {action['name']}({args})"
 
 
+def _expected_call(action: dict[str, Any]) -> dict[str, Any]:
+    """A benchmark action as an expected tool call; where the authors compare only some arguments
+    (``compare_args``), only those are expected."""
+    args = action.get("arguments") or {}
+    keep = action.get("compare_args")
+    if isinstance(keep, list):
+        args = {k: v for k, v in args.items() if k in keep}
+    return {"name": action["name"], "arguments": args}
+
+
 def _tau2_label(meta: dict[str, Any]) -> dict[str, Any]:
     """Expected behaviour and review data for a τ²-bench task, from the benchmark authors' criteria."""
     crit = meta.get("evaluation_criteria") or {}
@@ -62,6 +72,7 @@ def _tau2_label(meta: dict[str, Any]) -> dict[str, Any]:
     n = len(actions)
     return {
         "assertions": assertions or ["answers the request without changing any order"],
+        "tool_calls": [_expected_call(a) for a in actions],
         "scenario": scenario,
         "difficulty": "easy" if n <= 3 else "medium" if n <= 6 else "hard",
         "verdict": "pass" if reward == 1.0 else "fail",
@@ -185,8 +196,7 @@ def _curate(ws: Workspace, summary: dict[str, Any], say: Echo) -> tuple[Plan, li
 
 def _review(ws: Workspace, tau: list[str], halu: list[str], say: Echo) -> None:
     """3. Labels from the public datasets, three rejects, and two hand-written cases."""
-    for cid in tau:
-        _review_tau2(ws, cid)
+    calls = sum(_review_tau2(ws, cid) for cid in tau)
     rejects = {halu[0]: "not_plausible", halu[1]: "out_of_scope", halu[2]: "unlabelable"}
     for cid, reason in rejects.items():
         pool.reject(ws, cid, reason, ADJUDICATOR, note="demo: shows the reject bin")
@@ -224,15 +234,18 @@ def _review(ws: Workspace, tau: list[str], halu: list[str], say: Echo) -> None:
     )
     say(
         f"3. review: {len(tau) + len(halu) - len(rejects) + 1} labels written (expected behaviour first, then "
-        f"pass/fail); {len(rejects)} candidates sent to the reject bin: {', '.join(sorted(rejects.values()))}"
+        f"pass/fail); {len(rejects)} candidates sent to the reject bin: {', '.join(sorted(rejects.values()))}; "
+        f"the {len(tau)} τ²-bench labels expect the benchmark's {calls} actions as structured tool calls"
     )
 
 
-def _review_tau2(ws: Workspace, cid: str) -> None:
-    """The benchmark authors' expected actions as the label; the task's reward as the verdict."""
+def _review_tau2(ws: Workspace, cid: str) -> int:
+    """The benchmark authors' expected actions as the label; the task's reward as the verdict. Returns how many
+    tool calls the label expects."""
     cand = pool.get(ws, cid)
     lab = _tau2_label(cand.metadata.get("trace_metadata") or {})
-    exp = rev.normalize_expected(ws, TAU2_AUTHORS, assertions=lab["assertions"])
+    # τ²-bench checks the expected actions in any order, so tool_calls_ordered stays unset
+    exp = rev.normalize_expected(ws, TAU2_AUTHORS, assertions=lab["assertions"], tool_calls=lab["tool_calls"])
     pool.set_labels(ws, cid, ADJUDICATOR, feature="retail", scenario=lab["scenario"], persona="customer")
     rev.record_review(
         ws,
@@ -245,6 +258,7 @@ def _review_tau2(ws: Workspace, cid: str) -> None:
         difficulty=lab["difficulty"],
         case_type="typical",
     )
+    return len(lab["tool_calls"])
 
 
 def _review_halueval(ws: Workspace, cid: str) -> None:
@@ -332,6 +346,7 @@ def _second_release(ws: Workspace, r1: release.ReleaseResult, summary: dict[str,
         first,
         ADJUDICATOR,
         assertions=[*tray[first]["expected"]["assertions"], "confirms the order details before any change"],
+        tool_calls=tray[first]["expected"].get("tool_calls"),
         critique="guide v1 clarification: confirm before writing",
     )
     gate.promote(ws, ADJUDICATOR)

@@ -111,3 +111,63 @@ def test_screen_finds_a_rare_slice_with_a_stub_model_or_a_pattern(shop):
     assert r.stdout.splitlines()[0] == "2 of 10 traces answer yes to 'refunds?'; 2 added to the candidate pool"
     r = run("screen", "--question", "x", ok=False)
     assert r.stderr == "Error: screen with an LLM (--model) or a regular expression (--pattern), one of them\n"
+
+
+def test_aa_runs_the_target_twice_and_prices_both_runs_first(shop, tmp_path):
+    from evaltray.evaluate.stub import StubServer
+
+    release_of_reviewed(4, "an answer")
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("stub-bot: [1000, 0]\n")
+    with StubServer() as stub:
+        r = run(
+            "aa", "1.0.0", "--target", "openai:stub-bot", "--base-url", stub.base_url, "--scorers", "exact",
+            "--prices", str(prices),
+        )  # fmt: skip
+    assert stub.requests.total() == 8  # two runs, nothing from the cache
+    tokens = int(r.stderr.split("~")[1].split()[0].replace(",", ""))
+    assert r.stderr.splitlines()[0] == (
+        f"about to send up to 8 requests, ~{tokens:,} input and ~2,400 output tokens: ${tokens * 1000 / 1e6:,.4f}"
+    )
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("A/A of openai:stub-bot: runs r-") and lines[0].endswith(
+        " on 4 cases: 0.0% vs 0.0% (+0.0 points, 95% +0.0 to +0.0; McNemar p 1)"
+    )
+    assert lines[1:] == [
+        "  0 cases changed verdict between the runs",
+        "  warning: only 4 cases: an A/A check this small sees only large instabilities",
+        "A/A: pass (no significant difference)",
+    ]
+
+
+def test_the_cli_suggests_and_accepts_assertions(shop, tmp_path):
+    from evaltray.evaluate.stub import StubServer
+    from tests.evaluate.test_assertions import _outputs, _prompt_repo, stub_judge
+
+    prompt, outputs = _prompt_repo(tmp_path), _outputs(tmp_path)
+    judge_file = tmp_path / "judge.yaml"
+    with StubServer(answer=stub_judge) as stub:
+        judge_file.write_text(f"name: stub\nmodel: stub\nbase_url: {stub.base_url}\n")
+        r = run("assertions", "suggest", "--git", str(prompt), "--outputs", str(outputs), "--judge", str(judge_file))
+        data = json.loads(
+            run(
+                "assertions",
+                "suggest",
+                "--git",
+                str(prompt),
+                "--outputs",
+                str(outputs),
+                "--judge",
+                str(judge_file),
+                "--json",
+            ).stdout
+        )
+    lines = r.stdout.splitlines()
+    assert "picked 3: catch 3 of 4 failing outputs (75.0%), fail 1 of 10 passing (10.0%; budget 10%)" in lines
+    assert "  tag promises: 0 of 1 caught" in lines
+    assert lines[-1] == f"accept: evaltray assertions accept {' '.join(data['selected'])} --slice SLICE (or --case ID)"
+    r = run("assertions", "accept", data["selected"][0], "--slice", "nowhere", ok=False)
+    assert (r.exit_code, r.stderr) == (
+        1,
+        "Error: name the cases (--case) or a slice (--slice) to add the assertions to\n",
+    )

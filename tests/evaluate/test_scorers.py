@@ -83,6 +83,61 @@ def test_numeric_compares_the_last_number():
 def test_an_unknown_scorer_names_the_known_ones():
     with pytest.raises(
         ScoreError,
-        match=r"^unknown scorer 'bleu': one of contains, exact, json_schema, judge, normalized, numeric, regex, tool_calls$",
+        match=r"^unknown scorer 'bleu': one of contains, exact, json_schema, judge, length, normalized, numeric, regex, tool_calls$",
     ):
         SCORERS.get("bleu")
+
+
+def test_tool_calls_arguments_are_a_subset_and_each_call_counts_once():
+    case = _case(None, tool_calls=[{"name": "get_order", "arguments": {"order_id": "W1"}}, {"name": "get_order"}])
+    one = [{"name": "get_order", "arguments": '{"order_id": "W1", "verbose": true}'}]
+    assert _score("tool_calls", case, None, one) == Score("tool_calls", False, "not called as expected: get_order")
+    two = [*one, {"name": "get_order", "arguments": {"order_id": "W9"}}]
+    assert _score("tool_calls", case, None, two).passed is True  # extra arguments are allowed
+    none_given = _case(None, tool_calls=[{"name": "get_order", "arguments": None}])
+    assert _score("tool_calls", none_given, None, [{"name": "get_order", "arguments": "not json"}]).passed is True
+    assert _score("tool_calls", none_given, None, []).passed is False
+
+
+def test_tau2_demo_cases_expect_the_benchmarks_actions():
+    """The bundled τ²-bench file's first task: five actions, any order, every argument as the authors wrote it."""
+    import json
+    from importlib import resources
+
+    from evaltray.demo import _expected_call, _tau2_label
+
+    doc = json.loads((resources.files("evaltray") / "data/demo/tau2-bench-retail-gpt-4.1.json").read_text())
+    task = doc["tasks"][0]
+    label = _tau2_label({"evaluation_criteria": task["evaluation_criteria"], "reward": 1.0})
+    assert [c["name"] for c in label["tool_calls"]] == [
+        "find_user_id_by_name_zip",
+        "get_user_details",
+        "get_order_details",
+        "get_product_details",
+        "return_delivered_order_items",
+    ]
+    assert label["tool_calls"][4]["arguments"] == {
+        "order_id": "#W6390527",
+        "item_ids": ["8538875209"],
+        "payment_method_id": "paypal_7644869",
+    }
+    action = {"name": "cancel", "arguments": {"order_id": "#W1", "reason": "x"}, "compare_args": ["order_id"]}
+    assert _expected_call(action) == {"name": "cancel", "arguments": {"order_id": "#W1"}}
+    case = {"id": "t", "expected": {"tool_calls": label["tool_calls"]}}
+    made = [{"name": c["name"], "arguments": json.dumps(c["arguments"])} for c in reversed(label["tool_calls"])]
+    assert _score("tool_calls", case, None, made).passed is True
+    assert _score("tool_calls", case, None, made[1:]).reason == "not called as expected: return_delivered_order_items"
+
+
+def test_length_counts_words_and_characters():
+    case = _case(None, ["max-words: 5", "max-chars: 40"])
+    assert _score("length", case, "Refunds take five days, sorry!") == Score("length", True)
+    assert _score("length", case, "Refunds take five business days, sorry!") == Score(
+        "length", False, "6 words, more than 5"
+    )
+    assert _score("length", case, "Supercalifragilistic expialidocious answer") == Score(
+        "length", False, "42 characters, more than 40"
+    )
+    assert _score("length", _case("ref"), "x").passed is None
+    with pytest.raises(ScoreError, match=r"^case c1: max-words: 'fifty' is not a whole number$"):
+        _score("length", _case(None, ["max-words: fifty"]), "x")

@@ -268,7 +268,7 @@ def test_invalid_case_names_the_id_not_the_content(tmp_path: Path) -> None:
         export_cases([TOOL_CASE, bad], "jsonl", tmp_path / "x.jsonl", **REL)
     assert str(exc.value) == (
         "case 'es-where-is-order' is not a valid golden-tray case: expected: Value error, expected behaviour is "
-        "empty: give a reference, a behavior code or assertions; difficulty: Input should be 'easy', 'medium' or "
+        "empty: give a reference, a behavior code, assertions or tool calls; difficulty: Input should be 'easy', 'medium' or "
         "'hard'"
     )
     assert "Dónde" not in str(exc.value)

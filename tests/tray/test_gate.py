@@ -232,7 +232,7 @@ def test_import_labels_reports_bad_rows_and_imports_the_rest(ws, tmp_path):
     report = rev.import_labels(ws, path, "alice")
     assert len(report.imported) == 1
     assert report.problems == [
-        f"{path}:3: the expected behaviour is empty: write a reference answer, a behavior code or assertions (candidate {other})",
+        f"{path}:3: the expected behaviour is empty: write a reference answer, a behavior code, assertions or tool calls (candidate {other})",
         f"{path}:4: no candidate 'cand-nope'",
     ]
     r = rev.latest_review(ws, ok)

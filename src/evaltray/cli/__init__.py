@@ -17,6 +17,8 @@ from ._common import AppContext, visible
 from .audit import audit
 from .curate import candidates, labels, reject, review, signoff
 from .evaluate import (
+    aa_command,
+    assertions_group,
     gate_command,
     judge_group,
     label_errors_command,
@@ -131,6 +133,8 @@ for command in (
     synth_command,
     score_live_command,
     stats,
+    aa_command,
+    assertions_group,
 ):
     cli.add_command(command)
 cli.add_command(user, "users")  # the group's name before keys came; scripts still call it

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from evaltray.core.util import file_sha256
+from evaltray.evaluate import assertions as suggesting
 from evaltray.evaluate import calibrate as cal
 from evaltray.evaluate import compare as comparing
 from evaltray.evaluate import label_errors
@@ -24,6 +25,7 @@ from evaltray.evaluate.targets import make_target
 
 from ._common import (
     AppContext,
+    dry_run_option,
     emit,
     err,
     json_option,
@@ -104,26 +106,94 @@ def _price(value: str | None) -> tuple[float, float] | None:
     return inp, outp
 
 
+def _target_options(fn: Any) -> Any:
+    """What runs on what: SOURCE, --target, --base-url, --set, --split, --subset (run and aa share them)."""
+    for option in reversed(
+        [
+            click.argument("source"),
+            click.option(
+                "--target",
+                "target_spec",
+                required=True,
+                help="openai:<model>, python:module:function, cmd:<command>, replay.",
+            ),
+            click.option(
+                "--base-url", help="The OpenAI-compatible endpoint (default $OPENAI_BASE_URL, else OpenAI's)."
+            ),
+            set_option,
+            click.option("--split", type=click.Choice(["dev", "holdout", "all"]), default="all", show_default=True),
+            click.option("--subset", type=click.Choice(["pr", "release"]), help="Narrow the split to a named subset."),
+            click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(0, min_open=True),
+                default=60.0,
+                show_default=True,
+                help="Seconds per attempt.",
+            ),
+            click.option(
+                "--retries",
+                type=click.IntRange(0, 20),
+                default=3,
+                show_default=True,
+                help="Retries of a 429, 5xx or timeout.",
+            ),
+            click.option(
+                "--trials",
+                type=click.IntRange(1, 100),
+                default=1,
+                show_default=True,
+                help="Runs of each case (flakiness, pass@k).",
+            ),
+            click.option("--price", help="Dollars per million input,output tokens for the estimate (e.g. 0.15,0.60)."),
+            click.option(
+                "--prices",
+                "prices_file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="A price table (YAML: model: [input, output] dollars per million tokens) for the estimate.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _announce(
+    app: AppContext,
+    source: str,
+    target_spec: str,
+    base_url: str | None,
+    picked: tuple[str | None, str, str | None],
+    trials: int,
+    price: tuple[str | None, Path | None],
+    runs: int = 1,
+) -> tuple[runner.RunPlan, Any, dict[str, Any]]:
+    """The plan and target a command will run, after printing the cost estimate (to stderr) before anything
+    is sent; ``runs`` times the requests of one run (an A/A check runs twice)."""
+    path = Path(source)
+    plan = (
+        runner.plan_file_run(path)
+        if path.suffix in (".jsonl", ".json") or path.is_file()
+        else (runner.plan_release_run(app.ws, source, *picked))
+    )
+    target = make_target(target_spec, base_url=base_url)
+    table = runner.load_prices(price[1]) if price[1] is not None else None
+    estimate = plan.estimate(target, trials * runs, _price(price[0]), table)
+    for issue in plan.issues[:20]:
+        err().print(f"warning: {shown(issue)}", highlight=False)
+    dollars = (
+        f"${estimate['usd']:,.4f}" if estimate["usd"] is not None else "price unknown (--price IN,OUT or --prices)"
+    )
+    err().print(
+        f"about to send up to {number(estimate['requests'])} requests, ~{number(estimate['input_tokens'])} input and "
+        f"~{number(estimate['output_tokens'])} output tokens: {dollars}",
+        highlight=False,
+    )
+    return plan, target, estimate
+
+
 @click.command("run")
-@click.argument("source")
-@click.option(
-    "--target", "target_spec", required=True, help="openai:<model>, python:module:function, cmd:<command>, replay."
-)
-@click.option("--base-url", help="The OpenAI-compatible endpoint (default $OPENAI_BASE_URL, else OpenAI's).")
-@set_option
-@click.option("--split", type=click.Choice(["dev", "holdout", "all"]), default="all", show_default=True)
-@click.option("--subset", type=click.Choice(["pr", "release"]), help="Narrow the split to a named subset.")
-@click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True)
-@click.option(
-    "--timeout", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True, help="Seconds per attempt."
-)
-@click.option(
-    "--retries", type=click.IntRange(0, 20), default=3, show_default=True, help="Retries of a 429, 5xx or timeout."
-)
-@click.option(
-    "--trials", type=click.IntRange(1, 100), default=1, show_default=True, help="Runs of each case (flakiness, pass@k)."
-)
-@click.option("--price", help="Dollars per million input,output tokens for the estimate (e.g. 0.15,0.60).")
+@_target_options
 @click.option("--no-cache", is_flag=True, help="Send every case, even ones this target already answered.")
 @click.option("--fresh", is_flag=True, help="A new run, not a resume of the same command's run.")
 @click.option("--retry-errors", is_flag=True, help="Resume and send again the cases that ended in an error.")
@@ -142,6 +212,7 @@ def run_command(
     retries: int,
     trials: int,
     price: str | None,
+    prices_file: Path | None,
     no_cache: bool,
     fresh: bool,
     retry_errors: bool,
@@ -149,21 +220,8 @@ def run_command(
 ) -> None:
     """Run a target on a release's cases (SOURCE a version) or on a JSONL of cases (SOURCE a file: unreleased)."""
     ws = app.ws
-    path = Path(source)
-    plan = (
-        runner.plan_file_run(path)
-        if path.suffix in (".jsonl", ".json") or path.is_file()
-        else (runner.plan_release_run(ws, source, set_name, split, subset))
-    )
-    target = make_target(target_spec, base_url=base_url)
-    estimate = plan.estimate(target, trials, _price(price))
-    for issue in plan.issues[:20]:
-        err().print(f"warning: {shown(issue)}", highlight=False)
-    dollars = f"${estimate['usd']:,.4f}" if estimate["usd"] is not None else "price unknown (--price IN,OUT)"
-    err().print(
-        f"about to send up to {number(estimate['requests'])} requests, ~{number(estimate['input_tokens'])} input and "
-        f"~{number(estimate['output_tokens'])} output tokens: {dollars}",
-        highlight=False,
+    plan, target, estimate = _announce(
+        app, source, target_spec, base_url, (set_name, split, subset), trials, (price, prices_file)
     )
     limits = runner.Limits(concurrency=concurrency, timeout=timeout, retries=retries)
     with progress_bar(None, "running") as bar:
@@ -600,3 +658,204 @@ def label_errors_command(
                 err().print(f"not candidates in this workspace, not sent: {shown(', '.join(unknown))}")
 
     emit(as_json, data, human)
+
+
+@click.command("aa")
+@_target_options
+@click.option("--scorers", help="Comma-separated scorers (default: exact,contains,regex,json_schema,tool_calls).")
+@click.option(
+    "--judge", "judge_file", type=click.Path(dir_okay=False, path_type=Path), help="judge.yaml for the judge scorer."
+)
+@click.option("--alpha", type=RATE, default=0.05, show_default=True, help="Significance level of the paired tests.")
+@json_option
+@pass_app
+def aa_command(
+    app: AppContext,
+    source: str,
+    target_spec: str,
+    base_url: str | None,
+    set_name: str | None,
+    split: str,
+    subset: str | None,
+    concurrency: int,
+    timeout: float,
+    retries: int,
+    trials: int,
+    price: str | None,
+    prices_file: Path | None,
+    scorers: str | None,
+    judge_file: Path | None,
+    alpha: float,
+    as_json: bool,
+) -> None:
+    """A/A check: run the same target twice on the same cases, score both, and exit 1 when the paired tests
+    find a difference (nothing changed, so none should be found)."""
+    plan, target, _ = _announce(
+        app, source, target_spec, base_url, (set_name, split, subset), trials, (price, prices_file), runs=2
+    )
+    names = [s.strip() for s in scorers.split(",") if s.strip()] if scorers else None
+    if judge_file is not None and names is None:
+        names = ["judge"]
+    judge = load_judge(judge_file) if judge_file is not None else None
+    limits = runner.Limits(concurrency=concurrency, timeout=timeout, retries=retries)
+    with progress_bar(None, "A/A") as bar:
+        task = bar.add_task("aa", total=None)
+        result = comparing.run_aa(
+            app.ws,
+            plan,
+            target,
+            scorers=names,
+            judge=judge,
+            trials=trials,
+            limits=limits,
+            alpha=alpha,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            actor=app.user,
+        )
+
+    def human() -> None:
+        d = result.difference
+        out().print(
+            f"A/A of {shown(target.spec)}: runs {result.runs[0]} and {result.runs[1]} on {number(result.n)} cases: "
+            f"{_pct(result.rate_a)} vs {_pct(result.rate_b)} ({d['estimate'] * 100:+.1f} points, "
+            f"95% {d['low'] * 100:+.1f} to {d['high'] * 100:+.1f}; McNemar p {result.p_mcnemar:.3g})",
+            highlight=False,
+        )
+        out().print(
+            f"  {number(len(result.discordant))} cases changed verdict between the runs"
+            + (f"; {number(len(result.flaky))} flaky among {result.trials} trials" if result.trials > 1 else ""),
+            highlight=False,
+        )
+        for w in result.warnings:
+            out().print(f"  warning: {shown(w)}", highlight=False)
+        verdict = "no significant difference" if result.passed else f"significant difference at alpha {alpha:g}"
+        out().print(f"A/A: {'pass' if result.passed else 'FAIL'} ({verdict})", highlight=False)
+
+    emit(as_json, dataclasses.asdict(result), human)
+    if not result.passed:
+        sys.exit(1)
+
+
+@click.group("assertions")
+def assertions_group() -> None:
+    """Assertions suggested from a prompt template's history, picked by the failures reviewers tagged."""
+
+
+@assertions_group.command("suggest")
+@click.option(
+    "--git",
+    "git_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The prompt template, a file under git (default: the candidates' system messages, in order).",
+)
+@click.option(
+    "--outputs",
+    "outputs_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSONL of {id, output, verdict, failure_tags} (default: the workspace's reviewed outputs).",
+)
+@set_option
+@click.option(
+    "--judge", "judge_file", type=click.Path(dir_okay=False, path_type=Path), help="judge.yaml: proposes and checks."
+)
+@click.option(
+    "--budget",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Share of passing outputs the picked set may fail.",
+)
+@click.option("--most", type=click.IntRange(1, 100), default=5, show_default=True, help="Assertions to pick at most.")
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True)
+@json_option
+@pass_app
+def assertions_suggest(
+    app: AppContext,
+    git_file: Path | None,
+    outputs_file: Path | None,
+    set_name: str | None,
+    judge_file: Path | None,
+    budget: float,
+    most: int,
+    concurrency: int,
+    as_json: bool,
+) -> None:
+    """Candidate assertions for each change of a prompt template, and a small set that catches the tagged
+    failures while failing few passing outputs."""
+    report = suggesting.suggest(
+        app.ws,
+        git_file=git_file,
+        outputs_file=outputs_file,
+        set_name=set_name,
+        judge=load_judge(judge_file) if judge_file is not None else None,
+        budget=budget,
+        most=most,
+        limits=runner.Limits(concurrency=concurrency),
+        actor=app.user,
+    )
+
+    def human() -> None:
+        rows = [
+            [
+                ("* " if s.id in report.selected else "  ") + s.id,
+                s.assertion[:70],
+                s.kind,
+                s.version[:12],
+                len(s.catches),
+                len(s.false_failures),
+                s.unchecked,
+            ]
+            for s in report.suggestions
+        ]
+        heads = ["id (* picked)", "assertion", "kind", "change", "catches", "false fails", "unchecked"]
+        out().print(table(f"{len(report.changes)} template versions", heads, rows))
+        out().print(
+            f"picked {len(report.selected)}: catch {len(report.caught)} of {report.failures} failing outputs "
+            f"({_pct(report.coverage)}), fail {len(report.false_failures)} of {report.passes} passing "
+            f"({_pct(report.false_failure_rate)}; budget {report.budget:.0%})",
+            highlight=False,
+        )
+        for tag, t in report.by_tag.items():
+            out().print(f"  tag {shown(tag)}: {t['caught']} of {t['failures']} caught", highlight=False)
+        if report.selected:
+            out().print(
+                f"accept: evaltray assertions accept {' '.join(report.selected)} --slice SLICE (or --case ID)",
+                highlight=False,
+            )
+
+    emit(as_json, report.to_dict(), human)
+
+
+@assertions_group.command("accept")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--case", "cases", multiple=True, help="A case to add them to (repeatable).")
+@click.option("--slice", "slice_name", help="Add them to every active case of this slice (and its sub-slices).")
+@set_option
+@dry_run_option
+@json_option
+@pass_app
+def assertions_accept(
+    app: AppContext,
+    ids: tuple[str, ...],
+    cases: tuple[str, ...],
+    slice_name: str | None,
+    set_name: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Add suggested assertions to cases' expected behaviour, as signed relabels for `evaltray promote`."""
+    gained = suggesting.accept(
+        app.ws, list(ids), app.user, cases=cases, slice=slice_name, set_name=set_name, dry_run=dry_run
+    )
+    changed = [c for c, new in gained.items() if new]
+
+    def human() -> None:
+        for cid, new in gained.items():
+            out().print(f"{cid}: " + ("; ".join(shown(a) for a in new) or "already has them"), highlight=False)
+        verb = "would relabel" if dry_run else "relabeled"
+        out().print(
+            f"{verb} {len(changed)} cases" + ("" if dry_run or not changed else "; `evaltray promote` applies them"),
+            highlight=False,
+        )
+
+    emit(as_json, {"cases": gained, "relabeled": changed, "dry_run": dry_run}, human)

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from .errors import ReleaseError
 
@@ -134,6 +134,20 @@ class CaseInput(_Model):
     retrieved_doc_ids: list[str] = Field(default_factory=list, description="top-k document ids at authoring time")
 
 
+class ExpectedToolCall(_Model):
+    """A tool call the system must make: its name, and the arguments it must pass where they matter."""
+
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] | None = Field(
+        default=None, description="arguments that must be passed with these values (others may be too); none: any"
+    )
+
+
+#: Fields of :class:`Expected` a row holds only when they are set: rows written before they existed keep
+#: their bytes, hence their content hashes and signatures.
+_WRITTEN_WHEN_SET = ("tool_calls", "tool_calls_ordered")
+
+
 class Expected(_Model):
     """The label: the correct behaviour, written by a person. At least one field is set."""
 
@@ -144,12 +158,26 @@ class Expected(_Model):
     )
     origin: ExpectedOrigin = "human"
     written_by: str
+    tool_calls: list[ExpectedToolCall] | None = Field(
+        default=None, description="tool calls the answer must make (the tool_calls scorer); absent: none checked"
+    )
+    tool_calls_ordered: bool | None = Field(
+        default=None, description="whether tool_calls must be made in the order given (default: any order)"
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> Expected:
-        if not (self.reference or self.behavior_code or self.assertions):
-            raise ValueError("expected behaviour is empty: give a reference, a behavior code or assertions")
+        if not (self.reference or self.behavior_code or self.assertions or self.tool_calls):
+            raise ValueError("expected behaviour is empty: give a reference, a behavior code, assertions or tool calls")
         return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _WRITTEN_WHEN_SET:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class Labels(_Model):

@@ -19,11 +19,13 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
 
 from .calibrate import find_calibration
-from .run import run_dir
-from .score import load_run, read_scores
+from .judge import JudgeConfig
+from .run import Limits, Progress, RunPlan, execute, run_dir
+from .score import load_run, read_scores, score_run
 from .stats import holm, paired_bootstrap, sample_size, wilson
+from .targets import Target
 
-__all__ = ["CompareError", "GateResult", "compare_runs", "gate"]
+__all__ = ["AAResult", "CompareError", "GateResult", "aa_check", "compare_runs", "gate", "run_aa"]
 
 
 class CompareError(EvaltrayError):
@@ -206,3 +208,109 @@ def _floors(cmp: dict[str, Any], floors: dict[str, float], result: GateResult) -
             result.warnings.append(
                 f"slice {key}: {ci.estimate:.1%} is above its floor of {floor:.0%}, but its interval reaches {ci.low:.1%}"
             )
+
+
+# ----------------------------------------------------------------------------- the A/A check
+
+
+#: Share of cases whose verdict may change between two identical runs before the A/A check warns.
+AA_UNSTABLE_SHARE = 0.05
+
+
+@dataclass
+class AAResult:
+    """An A/A check (seed 003: the tray gives stable answers when nothing changed): the same target twice on
+    the same cases; ``passed`` when neither the exact McNemar test nor the paired bootstrap finds a difference."""
+
+    runs: tuple[str, str]
+    n: int
+    rate_a: float
+    rate_b: float
+    difference: dict[str, float]
+    p_mcnemar: float
+    alpha: float
+    passed: bool
+    discordant: list[str] = field(default_factory=list)  # cases whose verdict differs between the runs
+    trials: int = 1
+    flaky: list[str] = field(default_factory=list)  # cases whose verdicts differ among one run's trials
+    warnings: list[str] = field(default_factory=list)
+
+
+def _flaky(ws: Workspace, run_id: str) -> set[str]:
+    seen: dict[str, set[str]] = {}
+    for row in read_scores(ws, run_id):
+        if row["status"] in ("pass", "fail"):
+            seen.setdefault(row["case_id"], set()).add(row["status"])
+    return {cid for cid, verdicts in seen.items() if len(verdicts) > 1}
+
+
+def aa_check(ws: Workspace, run_a: str, run_b: str, alpha: float = 0.05) -> AAResult:
+    """Two scored runs of one target on one release (or file) compared paired, as an A/A check; with
+    ``--trials k`` runs the cases that flip among trials are listed too. A judge's noise is part of what
+    is checked, so an uncalibrated judge is allowed here."""
+    made = [load_run(ws, r) for r in (run_a, run_b)]
+    if [(m["source"], m["trials"]) for m in made] != [(made[0]["source"], made[0]["trials"])] * 2:
+        raise CompareError(
+            f"runs {run_a} and {run_b} ran on different cases or trials; an A/A check compares one plan twice"
+        )
+    cmp = compare_runs(ws, run_a, run_b, allow_different_release=True, allow_uncalibrated=True)
+    _, a = _verdicts(ws, run_a, True)
+    _, b = _verdicts(ws, run_b, True)
+    discordant = sorted(i for i in set(a) & set(b) if a[i][1] != b[i][1])
+    d = cmp["difference"]
+    passed = cmp["p_mcnemar"] >= alpha and d["low"] <= 0 <= d["high"]
+    trials = int(made[0]["trials"])
+    flaky = sorted(_flaky(ws, run_a) | _flaky(ws, run_b)) if trials > 1 else []
+    result = AAResult(
+        (run_a, run_b),
+        cmp["n"],
+        cmp["baseline_rate"],
+        cmp["candidate_rate"],
+        d,
+        cmp["p_mcnemar"],
+        alpha,
+        passed,
+        discordant,
+        trials,
+        flaky,
+    )
+    _aa_warnings(result)
+    return result
+
+
+def _aa_warnings(result: AAResult) -> None:
+    share = len(result.discordant) / result.n
+    if result.n < 30:
+        result.warnings.append(f"only {result.n} cases: an A/A check this small sees only large instabilities")
+    if share > AA_UNSTABLE_SHARE:
+        result.warnings.append(
+            f"{share:.0%} of cases changed verdict between two identical runs: the target or the judge is not "
+            "deterministic, so a real change is harder to see (run --trials k and read pass^k)"
+        )
+    if result.flaky:
+        result.warnings.append(f"{len(result.flaky)} cases changed verdict among the trials of one run (flaky)")
+
+
+def run_aa(
+    ws: Workspace,
+    plan: RunPlan,
+    target: Target,
+    *,
+    scorers: list[str] | None = None,
+    judge: JudgeConfig | None = None,
+    trials: int = 1,
+    limits: Limits | None = None,
+    alpha: float = 0.05,
+    progress: Progress | None = None,
+    actor: str | None = None,
+) -> AAResult:
+    """Run ``target`` twice on ``plan`` (fresh runs, no answer cache: both arms really ask), score both with
+    the same scorers, and compare them with :func:`aa_check`."""
+    runs = []
+    for _ in range(2):
+        made = execute(
+            ws, plan, target, trials=trials, limits=limits, cache=False, fresh=True, progress=progress, actor=actor
+        )
+        score_run(ws, made.run_id, scorers, actor, judge=judge, limits=limits)
+        runs.append(made.run_id)
+    return aa_check(ws, runs[0], runs[1], alpha)

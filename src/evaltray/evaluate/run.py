@@ -20,17 +20,19 @@ import random
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+import yaml
 from pydantic import ValidationError
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import CaseInput, Role
 from evaltray.core.store import Workspace
+from evaltray.core.untrusted import InputTooLarge, read_yaml_file
 from evaltray.core.util import atomic_write, content_hash, now_iso, sha256_hex
 from evaltray.tray.release import load_manifest, select_cases
 
@@ -45,6 +47,7 @@ __all__ = [
     "ask_each",
     "attempt",
     "execute",
+    "load_prices",
     "plan_file_run",
     "plan_release_run",
     "read_results",
@@ -85,13 +88,21 @@ class RunPlan:
     def released(self) -> bool:
         return self.source.get("release") is not None
 
-    def estimate(self, target: Target, trials: int = 1, price: tuple[float, float] | None = None) -> dict[str, Any]:
-        """Tokens (about 4 characters each) and dollars the run will cost before it starts; dollars are None
+    def estimate(
+        self,
+        target: Target,
+        trials: int = 1,
+        price: tuple[float, float] | None = None,
+        prices: dict[str, tuple[float, float]] | None = None,
+    ) -> dict[str, Any]:
+        """Tokens (about 4 characters each) and dollars the run will cost before it starts: at ``price``,
+        else the target model's row of ``prices`` (a price table), else of :data:`PRICES`; dollars are None
         when no price is known for the target."""
         tokens_in = sum(len(orjson.dumps(c.input)) // 4 for c in self.cases) * trials
         max_tokens = target.config.get("params", {}).get("max_tokens") or ESTIMATED_OUTPUT_TOKENS
         tokens_out = len(self.cases) * trials * int(max_tokens)
-        rates = price or PRICES.get(str(target.config.get("model")))
+        model = str(target.config.get("model"))
+        rates = price or (prices or {}).get(model) or PRICES.get(model)
         dollars = None if rates is None else round((tokens_in * rates[0] + tokens_out * rates[1]) / 1e6, 4)
         return {
             "requests": len(self.cases) * trials,
@@ -99,6 +110,32 @@ class RunPlan:
             "output_tokens": tokens_out,
             "usd": dollars,
         }
+
+
+#: A price table holds at most this many bytes (it is a handful of models).
+MAX_PRICE_TABLE_BYTES = 1 << 20
+
+
+def load_prices(path: Path) -> dict[str, tuple[float, float]]:
+    """A price table: YAML (or JSON) mapping a model name to ``[input, output]`` dollars per million tokens."""
+    try:
+        data = read_yaml_file(path, 10, MAX_PRICE_TABLE_BYTES, "a price table")
+    except OSError as exc:
+        raise RunError(f"{path}: {exc.strerror}") from None
+    except InputTooLarge as exc:
+        raise RunError(f"{path}: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path}: not a readable YAML file ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: a price table maps model names to [input, output] dollars per million tokens")
+    table = {}
+    for model, rates in data.items():
+        ok = isinstance(rates, list) and len(rates) == 2
+        ok = ok and all(isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 0 for r in rates)
+        if not ok:
+            raise RunError(f"{path}: {model}: give [input, output] dollars per million tokens, e.g. [0.15, 0.60]")
+        table[str(model)] = (float(rates[0]), float(rates[1]))
+    return table
 
 
 def _run_case(case: dict[str, Any]) -> RunCase:
@@ -220,7 +257,7 @@ class _Cache:
     def put(self, case: RunCase, trial: int, reply: Reply) -> None:
         if not self.enabled:
             return
-        line = orjson.dumps({"case_id": case.hash, "trial": trial, **asdict(reply)}) + b"\n"
+        line = orjson.dumps({"case_id": case.hash, "trial": trial, **_fields(reply)}) + b"\n"
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("ab", buffering=0)
@@ -277,7 +314,9 @@ async def attempt(
     """The target's reply to one case, retrying transient failures; or None and the reason it failed."""
     for attempt in range(limits.retries + 1):
         try:
-            return await asyncio.wait_for(target.answer(case, session), limits.timeout), None, attempt + 1
+            async with asyncio.timeout(limits.timeout):  # no task per attempt, unlike wait_for before 3.12
+                reply = await target.answer(case, session)
+            return reply, None, attempt + 1
         except TimeoutError:
             reason, wait = f"timed out after {limits.timeout:g} s", None
         except TransientError as exc:
@@ -291,10 +330,20 @@ async def attempt(
     return None, reason, limits.retries + 1
 
 
+def _fields(reply: Reply) -> dict[str, Any]:
+    """A reply's fields, by hand: ``asdict`` deep-copies every answer, and a run makes one per case."""
+    return {
+        "output": reply.output,
+        "tool_calls": reply.tool_calls,
+        "input_tokens": reply.input_tokens,
+        "output_tokens": reply.output_tokens,
+    }
+
+
 def _result_row(case: RunCase, trial: int, reply: Reply | None, error: str | None, **extra: Any) -> bytes:
     row: dict[str, Any] = {"case_id": case.id, "trial": trial, "case_hash": case.hash, "slice": case.slice}
     if reply is not None:
-        row.update(status="ok", **asdict(reply))
+        row.update(status="ok", **_fields(reply))
     else:
         row.update(status="error", error=error)
     row.update(extra)

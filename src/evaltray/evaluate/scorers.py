@@ -4,7 +4,8 @@ A scorer reads the case's ``expected`` (the label a person wrote) and a run's an
 :class:`Score`: pass, fail, or ``None`` where the case gives it nothing to check (``exact`` on a case with
 no reference). Machine-checkable assertions are written with a prefix in ``expected.assertions``:
 ``contains: 30 days``, ``not-contains: guarantee``, ``regex: \\bRMA-\\d{6}\\b``, ``json-schema: {…}``,
-``tool: lookup_order`` (a tool the answer must call); assertions without a prefix are for judges and people.
+``tool: lookup_order`` (a tool the answer must call), ``max-words: 50``, ``max-chars: 280``; assertions
+without a prefix are for judges and people.
 """
 
 from __future__ import annotations
@@ -161,29 +162,43 @@ def _arguments(value: Any) -> Any:
     return value
 
 
+def _passes(made: Any, wanted: Any) -> bool:
+    """Whether a call's arguments hold every expected one with its value (JSON-equal); others may be there
+    too. No expected arguments: any."""
+    if wanted is None:
+        return True
+    wanted = _arguments(wanted)
+    if isinstance(wanted, dict) and isinstance(made, dict):
+        return all(k in made and made[k] == v for k, v in wanted.items())
+    return bool(made == wanted)
+
+
 @scorer("tool_calls")
 def _tool_calls(case: dict[str, Any], answer: Answer) -> Score:
-    """The answer calls every tool of the case's ``expected.tool_calls`` (name, and arguments where the case
-    gives them; in order when ``expected.tool_calls_ordered``), and every ``tool:`` assertion's tool."""
+    """The answer calls every tool of the case's ``expected.tool_calls`` (name, and each argument the case
+    gives with its value, JSON-equal; in order when ``expected.tool_calls_ordered``; one made call per expected
+    call, so two expected lookups need two calls), and every ``tool:`` assertion's tool. Extra calls are
+    allowed."""
     expected = (case.get("expected") or {}).get("tool_calls") or []
     names = assertions_of(case, "tool")
     if not expected and not names:
         return Score("tool_calls", None, "no expected tool calls")
     made = [(c.get("name"), _arguments(c.get("arguments"))) for c in answer.get("tool_calls") or []]
     missing = [n for n in names if n not in {name for name, _ in made}]
-    at = 0
     ordered = bool((case.get("expected") or {}).get("tool_calls_ordered"))
+    used: set[int] = set()  # each call the answer made matches one expected call at most
+    at = 0
     for want in expected:
+        wanted = want.get("arguments")
         match = [
             i
             for i, (name, args) in enumerate(made)
-            if name == want.get("name")
-            and ("arguments" not in want or args == _arguments(want["arguments"]))
-            and (not ordered or i >= at)
+            if name == want.get("name") and _passes(args, wanted) and i not in used and (not ordered or i >= at)
         ]
         if not match:
             missing.append(str(want.get("name")))
         else:
+            used.add(match[0])
             at = match[0] + 1
     if missing:
         return Score("tool_calls", False, "not called as expected: " + ", ".join(missing))
@@ -221,6 +236,28 @@ def _numeric(case: dict[str, Any], answer: Answer) -> Score:
         raise ScoreError(f"case {case.get('id')}: tolerance {given[0]!r} is not a number") from None
     ok = abs(got[-1] - want[-1]) <= tol
     return Score("numeric", ok, None if ok else f"{got[-1]:g} is not {want[-1]:g}")
+
+
+_LENGTHS = (("max-words", "words"), ("max-chars", "characters"))
+
+
+@scorer("length")
+def _length(case: dict[str, Any], answer: Answer) -> Score:
+    """The answer holds at most the words of every ``max-words:`` assertion and the characters of every
+    ``max-chars:`` one (words are runs of letters and digits)."""
+    limits = [(kind, unit, v) for kind, unit in _LENGTHS for v in assertions_of(case, kind)]
+    if not limits:
+        return Score("length", None, "no max-words: or max-chars: assertions")
+    out = answer.get("output") or ""
+    for kind, unit, value in limits:
+        try:
+            most = int(value)
+        except ValueError:
+            raise ScoreError(f"case {case.get('id')}: {kind}: {value!r} is not a whole number") from None
+        got = len(re.findall(r"\w+", out)) if unit == "words" else len(out)
+        if got > most:
+            return Score("length", False, f"{got} {unit}, more than {most}")
+    return Score("length", True)
 
 
 @scorer("judge")

@@ -179,12 +179,22 @@ def relabel_case(
     behavior_code: str | None = None,
     assertions: Iterable[str] = (),
     critique: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    tool_calls_ordered: bool | None = None,
 ) -> Review:
     """A new, signed label for an active case; ``promote`` applies it under the same id, as a relabel.
 
     The verdict, failure tags, rubric, slice, difficulty and case type carry over from the case.
     """
-    expected = normalize_expected(ws, actor, reference, behavior_code, list(assertions))
+    expected = normalize_expected(
+        ws,
+        actor,
+        reference,
+        behavior_code,
+        list(assertions),
+        tool_calls=tool_calls,
+        tool_calls_ordered=tool_calls_ordered,
+    )
     with tray_lock(ws, actor):  # the case stays active while its new label is recorded
         reg, old = _active(ws, case_id)
         return record_review(

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.records import LABEL_ROLES, SIGN_ROLES
+from evaltray.core.records import LABEL_ROLES, SIGN_ROLES, ExpectedToolCall
 from evaltray.core.store import Workspace, inserted_id
 from evaltray.core.util import dumps, loads, now_iso
 
@@ -77,13 +78,19 @@ def normalize_expected(
     behavior_code: str | None = None,
     assertions: list[str] | None = None,
     origin: str = "human",
+    tool_calls: list[dict[str, Any]] | None = None,
+    tool_calls_ordered: bool | None = None,
 ) -> dict[str, Any]:
-    """The expected-behaviour record; an empty one, or a code outside the guide's vocabulary, is refused."""
+    """The expected-behaviour record; an empty one, or a code outside the guide's vocabulary, is refused.
+    ``tool_calls`` (``{name, arguments?}``, in order where ``tool_calls_ordered``) are kept only when given."""
     reference = (reference or "").strip() or None
     code = (behavior_code or "").strip() or None
     asserts = [a.strip() for a in assertions or [] if a and a.strip()]
-    if not (reference or code or asserts):
-        raise EvaltrayError("the expected behaviour is empty: write a reference answer, a behavior code or assertions")
+    calls = _tool_calls(tool_calls)
+    if not (reference or code or asserts or calls):
+        raise EvaltrayError(
+            "the expected behaviour is empty: write a reference answer, a behavior code, assertions or tool calls"
+        )
     vocab = ws.settings.behavior_codes
     if code and vocab and code not in vocab:
         raise EvaltrayError(
@@ -91,13 +98,36 @@ def normalize_expected(
         )
     if origin not in ("human", "generated"):
         raise EvaltrayError(f"expected_origin must be 'human' or 'generated', got {origin!r}")
-    return {
+    expected: dict[str, Any] = {
         "reference": reference,
         "behavior_code": code,
         "assertions": asserts,
         "origin": origin,
         "written_by": reviewer,
     }
+    if calls:  # only when set: a label without them keeps the bytes (and signatures) it always had
+        expected["tool_calls"] = calls
+        if tool_calls_ordered is not None:
+            expected["tool_calls_ordered"] = bool(tool_calls_ordered)
+    return expected
+
+
+def _tool_calls(given: Any) -> list[dict[str, Any]]:
+    """Expected tool calls in their stored form (``name``, ``arguments`` or null); a malformed one is refused."""
+    if not given:
+        return []
+    if not isinstance(given, list):
+        raise EvaltrayError("tool_calls must be a list of {name, arguments} objects")
+    out = []
+    for i, call in enumerate(given):
+        try:
+            out.append(ExpectedToolCall.model_validate(call).model_dump(mode="json"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            where = f"{where}: " if where else ""
+            raise EvaltrayError(f"tool_calls[{i}]: {where}{first['msg']} (each is {{name, arguments?}})") from None
+    return out
 
 
 def record_review(
@@ -423,6 +453,8 @@ def import_labels(ws: Workspace, path: Path, actor: str, dry_run: bool = False) 
                 row.get("behavior_code"),
                 split_list(row.get("assertions")),
                 (row.get("expected_origin") or "human").strip() or "human",
+                tool_calls=_json_list(row.get("tool_calls"), "tool_calls"),
+                tool_calls_ordered=(row.get("tool_calls_ordered") or "").strip().lower() in _TRUE or None,
             )
             if dry_run:
                 get(ws, cid)
@@ -446,6 +478,19 @@ def import_labels(ws: Workspace, path: Path, actor: str, dry_run: bool = False) 
         except EvaltrayError as exc:
             report.problems.append(f"{where}: {exc}" + (f" (candidate {cid})" if cid and cid not in str(exc) else ""))
     return report
+
+
+def _json_list(value: str | None, column: str) -> list[Any] | None:
+    """A column holding a JSON list (a JSONL value arrives here re-encoded as JSON text)."""
+    if not value or not value.strip():
+        return None
+    try:
+        got = loads(value)
+    except Exception:  # noqa: BLE001 - orjson raises its own JSONDecodeError
+        raise EvaltrayError(f"column {column!r} is not a JSON list") from None
+    if not isinstance(got, list):
+        raise EvaltrayError(f"column {column!r} is not a JSON list")
+    return got
 
 
 def _read_rows(path: Path):  # type: ignore[no-untyped-def]
