@@ -22,7 +22,7 @@ import orjson
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
-from presidio_analyzer.predefined_recognizers import IbanRecognizer, IpRecognizer, PhoneRecognizer
+from presidio_analyzer.predefined_recognizers import IpRecognizer
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig
 
@@ -30,6 +30,14 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.registry import Registry
 
 from . import _presidio  # noqa: I001  (must come before any other presidio import)
+from ._ids import (
+    AnyCaseIbanRecognizer,
+    PhoneNumberRecognizer,
+    driver_license_recognizer,
+    itin_recognizer,
+    passport_recognizer,
+    ssn_recognizer,
+)
 from ._names import NONPERSON, WORD, GazetteerNameRecognizer, NameHandleRecognizer, load_gazetteer
 from ._placeholders import LABELS, PLACEHOLDER_RE, PlaceholderMap
 from ._recognizers import (
@@ -140,6 +148,7 @@ _ADDRESS_HINT = re.compile(
     re.IGNORECASE,
 )
 _ANY_DIGIT = re.compile(r"\d")
+_DOC_HINT = re.compile(r"(?i)passport|licen[cs]e|permit|\bDL\b")
 _HANDLE_HINT = re.compile(r"[^\W\d_][._\-][^\W\d_]")  # letters either side of . _ or -: a name handle may follow
 # "item_id": "7751905257" / item ID: 2757705742 -- ten digits in an id field are an id, not a phone.
 _ID_BEFORE_RE = re.compile(r"(?i)(?:\bid|_id|Id)[\"']?\s*[:=#]\s*[\"']?$")
@@ -310,6 +319,10 @@ class Scrubber:
                 out.append("CREDIT_CARD")
             if "IBAN_CODE" in want and _IBAN_HINT.search(text):
                 out.append("IBAN_CODE")
+            if digits7:
+                out.extend(e for e in ("US_SSN", "US_ITIN") if e in want)
+            if _DOC_HINT.search(text):
+                out.extend(e for e in ("PASSPORT", "DRIVER_LICENSE") if e in want)
             if "IP_ADDRESS" in want and _IP_HINT.search(text):
                 out.append("IP_ADDRESS")
             if "ADDRESS" in want and _ADDRESS_HINT.search(text):
@@ -547,9 +560,13 @@ class Scrubber:
 #: own: its prefilter asks them too); a scrubber adds those of the entities it scrubs, in this order.
 RECOGNIZERS: Registry[Callable[[Scrubber], EntityRecognizer]] = Registry("PII entity", error=ScrubError)
 RECOGNIZERS.add("EMAIL_ADDRESS", lambda _: OfflineEmailRecognizer())
-RECOGNIZERS.add("PHONE_NUMBER", lambda _: PhoneRecognizer())
+RECOGNIZERS.add("PHONE_NUMBER", lambda _: PhoneNumberRecognizer())
 RECOGNIZERS.add("CREDIT_CARD", lambda _: LuhnCardRecognizer())
-RECOGNIZERS.add("IBAN_CODE", lambda _: IbanRecognizer())
+RECOGNIZERS.add("IBAN_CODE", lambda _: AnyCaseIbanRecognizer())
+RECOGNIZERS.add("US_SSN", lambda _: ssn_recognizer())
+RECOGNIZERS.add("US_ITIN", lambda _: itin_recognizer())
+RECOGNIZERS.add("PASSPORT", lambda _: passport_recognizer())
+RECOGNIZERS.add("DRIVER_LICENSE", lambda _: driver_license_recognizer())
 RECOGNIZERS.add("IP_ADDRESS", lambda _: IpRecognizer())
 RECOGNIZERS.add("URL", lambda _: TokenUrlRecognizer())
 RECOGNIZERS.add("API_KEY", lambda _: RuleRecognizer("API_KEY", API_KEY_RULES, "ApiKeyRecognizer"))
