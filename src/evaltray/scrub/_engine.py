@@ -30,6 +30,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.registry import Registry
 
 from . import _presidio  # noqa: I001  (must come before any other presidio import)
+from ._address import AddressRecognizer
 from ._ids import (
     AnyCaseIbanRecognizer,
     PhoneNumberRecognizer,
@@ -144,7 +145,7 @@ _KEY_HINT = re.compile(
 )
 _ADDRESS_HINT = re.compile(
     r"\d[ \t]+(?:[NSEW]\.?[ \t]+)?[\w'’.\-]+[ \t]|\b(?:apt|apartment|suite|ste|unit|box|zip|postal|post[ \t]?code|apo|fpo|dpo)\b"
-    r"|\b[A-Z]{2},?[ \t]+\d{5}\b|\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b",
+    r"|\b[A-Z]{2},?[ \t]+\d{5}\b|\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b|\w[ \t]+\d{1,5}(?:\b|\.)",
     re.IGNORECASE,
 )
 _ANY_DIGIT = re.compile(r"\d")
@@ -570,7 +571,7 @@ RECOGNIZERS.add("DRIVER_LICENSE", lambda _: driver_license_recognizer())
 RECOGNIZERS.add("IP_ADDRESS", lambda _: IpRecognizer())
 RECOGNIZERS.add("URL", lambda _: TokenUrlRecognizer())
 RECOGNIZERS.add("API_KEY", lambda _: RuleRecognizer("API_KEY", API_KEY_RULES, "ApiKeyRecognizer"))
-RECOGNIZERS.add("ADDRESS", lambda _: RuleRecognizer("ADDRESS", ADDRESS_RULES, "AddressRecognizer"))
+RECOGNIZERS.add("ADDRESS", lambda scrubber: AddressRecognizer(ADDRESS_RULES, scrubber._gazetteer))
 RECOGNIZERS.add("PERSON", lambda scrubber: scrubber._names)
 RECOGNIZERS.add("USERNAME", lambda scrubber: scrubber._handles)
 
