@@ -538,7 +538,9 @@ def test_settings_scrub_keys(ws: Workspace, tmp_path: Path) -> None:
         "Thanks Noah! I have sent the details to <EMAIL_1>.",
     ]
     ws.close()
-    settings.write_text(text.replace('# scrub_entities = ["EMAIL", "PHONE", "PERSON"]', 'scrub_entities = ["NHS_NUMBER"]'))
+    settings.write_text(
+        text.replace('# scrub_entities = ["EMAIL", "PHONE", "PERSON"]', 'scrub_entities = ["NHS_NUMBER"]')
+    )
     ws = Workspace.open(ws.root)
     with pytest.raises(ScrubError) as err:
         ingest_files(ws, [CHATS])

@@ -160,6 +160,8 @@ class AddressRecognizer(LocalRecognizer):
             if m is None or m.end() == pos:
                 break
             end = m.end()
+            while text[end - 1] == "." and end - 1 > pos + 1 and text[end - 2].isalpha():
+                end -= 1  # "… 75002 Paris.": the sentence's full stop is not the city's
         return end
 
 

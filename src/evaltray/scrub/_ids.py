@@ -33,12 +33,13 @@ _PHONE_CUE_AFTER_RE = regex.compile(r"(?i)[ \t]*[\-(]?[ \t]*(?:office|fax|mobile
 # An id cue right before the run: the number names an order, an item, a card, not a phone.
 _ID_CUE_RE = regex.compile(
     r"(?i)(?:\b(?:order|invoice|tracking|ref|reference|account|acct|item|product|sku|id|ticket|case|confirmation"
-    r"|transaction|booking|reservation|policy|serial|card|iban|ssn|passport|licen[cs]e|routing|isbn|model|part)"
+    r"|transaction|booking|reservation|policy|serial|card|iban|ssn|passport|licen[cs]e|routing|isbn|model|part"
+    r"|zip|zip[ \t]?code|postal[ \t]?code|post[ \t]?code|postcode)"
     r"(?:[ \t]*(?:id|no\.?|number|num|#|code))?[ \t]*(?:is|was)?[ \t]*[:#=]?[ \t]*|#[ \t]*)$"
 )
 _DATE_SHAPE_RE = regex.compile(r"\d{1,4}[./\-]\d{1,2}[./\-]\d{1,4}")
 _IP_SHAPE_RE = regex.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-_SSN_SHAPE_RE = regex.compile(r"\d{3}-\d{2}-\d{4}")
+_SSN_SHAPE_RE = regex.compile(r"\d{3}-\d{2}-\d{4}|\d{5}-\d{4}")  # and ZIP+4
 _WORD_AFTER_RE = regex.compile(r"[ \t]+\p{L}")
 _SEPARATED = regex.compile(r"\d[().\- \t]+\d")
 

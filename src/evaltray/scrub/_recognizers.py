@@ -237,7 +237,6 @@ ADDRESS_RULES: tuple[Rule, ...] = (
         0.7,
         1,
     ),
-    Rule("uk-postcode", r"\b(?:[A-Z]{1,2}\d[A-Z\d]?|GIR)[ \t]\d[ABD-HJLNP-UW-Z]{2}\b", 0.5),
 )
 
 #: JSON/form keys whose value is the entity, whatever it looks like. Keys are compared lowercased without _ - or spaces.
