@@ -27,7 +27,8 @@ _PHONE_CAND_RE = regex.compile(
 )
 _PHONE_CUE_BEFORE_RE = regex.compile(
     r"(?i)\b(?:phone|phones|ph|tel|telephone|mobile|mob|cell|cellphone|fax|call|called|calling|text|sms|whatsapp"
-    r"|reach|ring|dial|contact|office|desk|home|work|landline|hotline|number|answering)\b[^\n\d]{0,12}$"
+    r"|reach|ring|dial|contact|office|desk|home|work|landline|hotline|number|answering|callback|call[ \t]back)\b"
+    r"[^\n\d]{0,24}$"
 )
 _PHONE_CUE_AFTER_RE = regex.compile(r"(?i)[ \t]*[\-(]?[ \t]*(?:office|fax|mobile|cell|home|work|desk|phone|tel)\b")
 # An id cue right before the run: the number names an order, an item, a card, not a phone.
@@ -40,6 +41,7 @@ _ID_CUE_RE = regex.compile(
 _DATE_SHAPE_RE = regex.compile(r"\d{1,4}[./\-]\d{1,2}[./\-]\d{1,4}")
 _IP_SHAPE_RE = regex.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SSN_SHAPE_RE = regex.compile(r"\d{3}-\d{2}-\d{4}|\d{5}-\d{4}")  # and ZIP+4
+_NANP_RE = regex.compile(r"(?:1[ .\-])?(?:\(\d{3}\)[ \t]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}")
 _WORD_AFTER_RE = regex.compile(r"[ \t]+\p{L}")
 _SEPARATED = regex.compile(r"\d[().\- \t]+\d")
 
@@ -66,6 +68,8 @@ def _phone_score(text: str, start: int, end: int, plus: bool) -> float:
         return 0.85 if phonenumbers.is_possible_number(number) else (0.5 if cue else 0.0)
     if not _SEPARATED.search(raw):
         return 0.6 if cue and len(digits) <= 13 else 0.0  # a bare digit run is a phone only when called one
+    if _NANP_RE.fullmatch(raw):
+        return 0.6  # 3-3-4 with separators: how US numbers are written, whether or not the area code exists
     for region in PHONE_REGIONS:
         try:
             number = phonenumbers.parse(raw, region)
@@ -91,14 +95,12 @@ class PhoneNumberRecognizer(LocalRecognizer):
     ) -> list[RecognizerResult]:
         out = []
         for m in _PHONE_CAND_RE.finditer(text, timeout=_TIMEOUT):
-            start, end = m.start(2), m.end()
-            while end > start and not text[end - 1].isalnum():
-                end -= 1
+            start, end = m.span(2)
             if text[start] == "(" and ")" not in text[start:end]:
                 start += 1
             score = _phone_score(text, start, end, m.group(1) is not None)
-            if score > 0:
-                out.append(_result(self, "PHONE_NUMBER", m.start() if m.group(1) else start, end, score))
+            if score > 0:  # the span takes the extension too ("…-7614x365")
+                out.append(_result(self, "PHONE_NUMBER", m.start() if m.group(1) else start, m.end(), score))
         return out
 
 
