@@ -16,7 +16,7 @@ from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from ._names import NONPERSON, WORD, Gazetteer
-from ._recognizers import _TIMEOUT, Rule, _result
+from ._recognizers import REGEX_TIMEOUT, Rule, finding
 
 # Street types written before the name (Rua do Arenque, Via Franscini, rue de la Paix, ul. Długa)
 _PREFIX = (
@@ -95,7 +95,7 @@ class AddressRecognizer(LocalRecognizer):
     ) -> list[RecognizerResult]:
         out = []
         for rule, rx in self.rules:
-            for m in rx.finditer(text, timeout=_TIMEOUT):
+            for m in rx.finditer(text, timeout=REGEX_TIMEOUT):
                 start, end = m.span(rule.group)
                 if end > start:
                     core = rule.name in ("us-street", "us-street-lower", "po-box", "military")
@@ -109,16 +109,16 @@ class AddressRecognizer(LocalRecognizer):
             head = _HEAD_NUMBER_RE.search(text, max(0, start - 8), start)
             start = head.start() if head else start  # "17151 2450 Crown St": both numbers are the address's
             end = self.grow(text, end)
-        return _result(self, "ADDRESS", start, end, score)
+        return finding(self, "ADDRESS", start, end, score)
 
     def _cores(self, text: str) -> list[tuple[int, int]]:
         out = []
         for i, rx in enumerate(_CORE_RES):
-            for m in rx.finditer(text, timeout=_TIMEOUT):
+            for m in rx.finditer(text, timeout=REGEX_TIMEOUT):
                 if i == 0 and not self._street_name(m.group(2)):
                     continue  # "3 apples and 4": words that are all plain English are no street
                 out.append(m.span())
-        for m in _CUE_CORE_RE.finditer(text, timeout=_TIMEOUT):
+        for m in _CUE_CORE_RE.finditer(text, timeout=REGEX_TIMEOUT):
             out.append(m.span(1))
         return out
 

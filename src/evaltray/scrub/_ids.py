@@ -15,7 +15,7 @@ import regex
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from ._recognizers import _TIMEOUT, _result
+from ._recognizers import REGEX_TIMEOUT, finding
 
 #: The national numbering plans a phone number without a country code is read in (issue 11: US/UK/DE/FR/IN/BR).
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR")
@@ -94,13 +94,13 @@ class PhoneNumberRecognizer(LocalRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
         out = []
-        for m in _PHONE_CAND_RE.finditer(text, timeout=_TIMEOUT):
+        for m in _PHONE_CAND_RE.finditer(text, timeout=REGEX_TIMEOUT):
             start, end = m.span(2)
             if text[start] == "(" and ")" not in text[start:end]:
                 start += 1
             score = _phone_score(text, start, end, m.group(1) is not None)
             if score > 0:  # the span takes the extension too ("…-7614x365")
-                out.append(_result(self, "PHONE_NUMBER", m.start() if m.group(1) else start, m.end(), score))
+                out.append(finding(self, "PHONE_NUMBER", m.start() if m.group(1) else start, m.end(), score))
         return out
 
 
@@ -153,9 +153,9 @@ class CueIdRecognizer(LocalRecognizer):
         for rx, score in ((self.cued, 0.9), (self.bare, 0.6)):
             if rx is None:
                 continue
-            for m in rx.finditer(text, timeout=_TIMEOUT):
+            for m in rx.finditer(text, timeout=REGEX_TIMEOUT):
                 if self.check(m.group(1)):
-                    out.append(_result(self, entity, m.start(1), m.end(1), score))
+                    out.append(finding(self, entity, m.start(1), m.end(1), score))
         return out
 
 
@@ -221,11 +221,11 @@ class AnyCaseIbanRecognizer(LocalRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
         out = []
-        for m in _IBAN_RE.finditer(text, timeout=_TIMEOUT):
+        for m in _IBAN_RE.finditer(text, timeout=REGEX_TIMEOUT):
             start, end = m.span(1)
             while end - start >= 15:
                 if text[end - 1].isalnum() and iban_valid(text[start:end]):
-                    out.append(_result(self, "IBAN_CODE", start, end, 0.9))
+                    out.append(finding(self, "IBAN_CODE", start, end, 0.9))
                     break
                 end -= 1
         return out

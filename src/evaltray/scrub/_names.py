@@ -156,6 +156,11 @@ PARTICLES = frozenset(
         "ibn",
         "ben",
         "st",
+        "ten",
+        "ter",
+        "zu",
+        "af",
+        "y",
     ]
 )
 # Words that make the capitalised run before or after them a place or an organisation.
@@ -261,7 +266,7 @@ ORG_SUFFIXES = frozenset(
 _STRONG_CUE_RE = regex.compile(
     r"(?ix)(?:"
     r"\b(?:my|his|her|their|your|our|the|customer'?s?|full|first|last|given|family|sur|user'?s?|patient'?s?"
-    r"|client'?s?|account\ ?holder'?s?|contact|legal|middle|maiden|nick)?\ ?name(?:\ is|\ was|\ are|\ 's)?\s*[:=\-]?\s*"
+    r"|client'?s?|account\ ?holder'?s?|contact|legal|middle|maiden|nick)?\ ?name(?:\ is|\ was|\ are|\ 's)?\s*[:=\-?]?\s*"
     r"|\b(?:i\ am|i'm|i’m|im|this\ is|it's|it’s|it\ is|call\ me|named|called|signed|attn|attention|dear"
     r"|hi|hello|hey|hiya|greetings|thanks|thank\ you|cheers|regards|sincerely|yours|cc|bcc|ask\ for"
     r"|speak\ (?:to|with)|talk\ to|contact|author|authored\ by|written\ by|assignee|owner|reporter|from|to"
@@ -273,6 +278,9 @@ _WEAK_CUE_RE = regex.compile(
     r"(?i)\b(?:by|with|and|for|met|meet|told|asked|ask|tell|called|emailed|texted|about|reach|remind|ping|invite"
     r"|invited|thank|congratulate|from|to|is|was|cc)\s+$"
 )
+_LOWER_PAIR_RE = regex.compile(
+    r"(?<![\p{L}\p{M}\p{N}_@.<\-/])(\p{Ll}[\p{Ll}\p{M}'’]{1,20})[ \t]+(\p{Ll}[\p{Ll}\p{M}'’\-]{1,25})(?![\p{L}\p{N}_@>/]|\.\p{L})"
+)
 _VOCATIVE_AFTER_RE = regex.compile(r"[ \t]*[.!?]")
 _SIGNOFF_RE = regex.compile(
     r"(?i)(?:thanks|thank you|regards|sincerely|cheers|best|yours|warmly|love|xoxo|talk soon|take care)"
@@ -281,6 +289,9 @@ _SIGNOFF_RE = regex.compile(
 _JSON_NAME_KEY_RE = regex.compile(
     r"(?i)[\"']?(?:first_?name|last_?name|full_?name|given_?name|family_?name|surname|middle_?name"
     r"|customer_?name|user_?name|contact_?name|person|first|last)[\"']?\s*[:=]\s*[\"']?$"
+)
+_PLACE_CUE_RE = regex.compile(
+    r"(?i)\b(?:in|at|to|into|near|city|town|village|visit|visited|visiting|via|flew\ to|moved\ to|of)\s+$"
 )
 _NAME_IS_RE = regex.compile(r"(?i)\b(?:my|his|her|their)\s+name\s+(?:is|was)\s*:?\s*")
 _SENTENCE_START_RE = regex.compile(r"(?:^|[.!?:;\n\"“(\[•*#>|]\s*|\n\s*[-–—\d.)]+\s*)$")
@@ -311,6 +322,22 @@ _STOP_LOWER = frozenset(
     ]
 )
 
+# Endings that mark a surname in many languages (Ivanov, Kowalski, Petrović, Magnusson, Guðmundsdóttir, Popescu,
+# Öztürkoğlu, Petrosyan, Shervashidze, Papadopoulos, Chloupková): a capitalised word no dictionary lists that ends so
+# is a name even without a cue.
+_SURNAME_END_RE = regex.compile(
+    r"(?i)\p{L}{2,}(?:ov|ova|ová|ev|eva|yov|yova|enko|chenko|ski|ska|sky|skaya|skiy|wicz|czyk|ić|vić|vic|ovic|evic"
+    r"|sson|dóttir|dottir|escu|oglu|oğlu|yan|dze|shvili|poulos|akis|opoulou|ides|idis|ová|ský|ovich|ovna|evna"
+    r"|ович|ова|ев|ева)"
+)
+# A speaker's label at the start of a line ("Halldór: What a wife.", "> Koppány: \"Who are you?\"")
+_SPEAKER_RE = regex.compile(r"(?m)^[ \t>]*(\p{Lu}[\p{Ll}\p{M}'’\-]+)(?=:[ \t]*\S)")
+_LABEL_WORDS = frozenset(
+    "phone email e-mail mail website web address fax mobile desk note notes subject date re fwd ps user assistant"
+    " system question answer name title company office tel home work cell id ref order status from to cc bcc"
+    " warning error info debug source summary result output input example step tip".split()
+)
+
 SCORE_CUE = 0.85
 SCORE_FULL = 0.85
 SCORE_FULL_WEAK = 0.6
@@ -318,6 +345,8 @@ SCORE_FIRST_ALONE = 0.6
 SCORE_FIRST_AT_START = 0.5
 SCORE_WEAK_CUE = 0.55
 SCORE_LAST_ALONE = 0.3
+SCORE_SURNAME_SHAPE = 0.5
+SCORE_SPEAKER = 0.6
 #: Spans scoring below this are not names.
 DEFAULT_THRESHOLD = 0.45
 
@@ -378,7 +407,7 @@ class GazetteerNameRecognizer(EntityRecognizer):
             name_like = not flags & (WORD | NONPERSON) or flags & (FIRST | LAST)
             if name_like and not (len(word) > 1 and word.isupper()) and word not in _NOT_NAMES:
                 return True
-        return bool(_NAME_IS_RE.search(text) or _JSON_NAME_KEY_RE.search(text))
+        return bool(_NAME_IS_RE.search(text) or _JSON_NAME_KEY_RE.search(text) or self._lower_names(text))
 
     def _tokens(self, text: str) -> list[_Tok]:
         get = self.gazetteer.get
@@ -418,6 +447,9 @@ class GazetteerNameRecognizer(EntityRecognizer):
         toks = self._tokens(text)
         for run in self._runs(text, toks):
             self._score_run(text, run, out)
+        if ":" in text:
+            out.extend(self._speakers(text))
+        out.extend(self._lower_names(text))
         for m in _NAME_IS_RE.finditer(text):  # "my name is john smith" typed in lowercase
             pos = m.end()
             words: list[tuple[int, int]] = []  # spans
@@ -429,6 +461,27 @@ class GazetteerNameRecognizer(EntityRecognizer):
                 pos = lm.end()
             if words:
                 out.append((words[0][0], words[-1][1], SCORE_CUE))
+        return out
+
+    def _speakers(self, text: str) -> list[tuple[int, int, float]]:
+        """Speaker labels of a dialogue ("Halldór: What a wife."), when not a field label or a plain word."""
+        out = []
+        for m in _SPEAKER_RE.finditer(text):
+            word = m.group(1)
+            if word.lower() not in _LABEL_WORDS and not self.gazetteer.get(word) & (WORD | NONPERSON):
+                out.append((m.start(1), m.end(1), SCORE_SPEAKER))
+        return out
+
+    def _lower_names(self, text: str) -> list[tuple[int, int, float]]:
+        """A given name and a surname typed in lowercase ("follow up with patricia desrosiers"): the first a
+        listed given name, the second a listed surname or surname-shaped, neither an English word."""
+        get = self.gazetteer.get
+        out = []
+        for m in _LOWER_PAIR_RE.finditer(text, overlapped=True):
+            first, last = get(m.group(1)), get(m.group(2))
+            if first & FIRST and not first & (WORD | NONPERSON) and not last & (WORD | NONPERSON):
+                if last & LAST or _SURNAME_END_RE.fullmatch(m.group(2)):
+                    out.append((m.start(1), m.end(2), SCORE_FIRST_ALONE))
         return out
 
     def _score_run(self, text: str, run: list[_Tok], out: list[tuple[int, int, float]]) -> None:
@@ -472,13 +525,9 @@ class GazetteerNameRecognizer(EntityRecognizer):
         if not names:
             return 0.0
         vocative = before.endswith(", ") and _VOCATIVE_AFTER_RE.match(text, last.end) is not None
-        if (
-            title
-            or vocative
-            or _STRONG_CUE_RE.search(before)
-            or _SIGNOFF_RE.search(before)
-            or _JSON_NAME_KEY_RE.search(before)
-        ):
+        if title:
+            return SCORE_CUE  # "Mr. Spears": after a title any capitalised word is a name, common word or not
+        if vocative or _STRONG_CUE_RE.search(before) or _SIGNOFF_RE.search(before) or _JSON_NAME_KEY_RE.search(before):
             # A cue vouches for capitalised words that are not plain English words.
             ok = any(t.strong or not t.flags or (t.flags & FIRST and not t.flags & NONPERSON) for t in names)
             return SCORE_CUE if ok else 0.0
@@ -488,7 +537,9 @@ class GazetteerNameRecognizer(EntityRecognizer):
             if not (head.known or not head.flags) or not (tail.flags & LAST or not tail.flags or tail.flags & FIRST):
                 return 0.0
             if not any(t.known for t in names):
-                return 0.0  # "Samsung Galaxy": no part is a known name
+                # "Samsung Galaxy": no part is a known name; "Elínborg Guðmundsdóttir", "Ravil G Yefimov": a
+                # foreign name the lists lack, told by its letters or a surname ending
+                return SCORE_FULL_WEAK if self._foreign(span, before) else 0.0
             if head.flags & FIRST or first.initial:
                 return SCORE_FULL if any(t.strong for t in names) else SCORE_FULL_WEAK
             # Head is a surname-only or unknown word: "Sherlock Holmes", "Rohit Sharma".
@@ -502,7 +553,20 @@ class GazetteerNameRecognizer(EntityRecognizer):
             return SCORE_WEAK_CUE
         if tok.strong:
             return SCORE_LAST_ALONE
+        if not tok.flags and _SURNAME_END_RE.fullmatch(tok.text) and not _PLACE_CUE_RE.search(before):
+            return SCORE_SURNAME_SHAPE  # "Kaczmarek was …", "early Yefremova"
         return 0.0
+
+    @staticmethod
+    def _foreign(span: list[_Tok], before: str) -> bool:
+        """Unlisted capitalised words that look like a person's name: none is a dictionary word, and one has
+        letters outside ASCII or ends like a surname; not right after "in", "to", "near" (a place)."""
+        words = [t for t in span if not t.initial]
+        if any(t.flags & (WORD | NONPERSON) for t in words) or _PLACE_CUE_RE.search(before):
+            return False
+        return any(not t.text.isascii() or _SURNAME_END_RE.fullmatch(t.text) for t in words) or any(
+            t.initial for t in span[1:-1]
+        )
 
 
 # first.last, first_last_6490, first-last42: a handle made of a person's names (never an e-mail's local part).

@@ -16,7 +16,7 @@ from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, Email
 # this one only ever reads the snapshot bundled in the wheel.
 OFFLINE_TLD = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
 
-_TIMEOUT = 2.0  # seconds per regex scan: a pathological 1 MB text fails the trace, never hangs it
+REGEX_TIMEOUT = 2.0  # seconds per regex scan: a pathological 1 MB text fails the trace, never hangs it
 
 
 class OfflineEmailRecognizer(EmailRecognizer):
@@ -109,7 +109,7 @@ class Rule:
         return regex.compile(self.pattern)
 
 
-def _result(recognizer: Any, entity: str, start: int, end: int, score: float) -> RecognizerResult:
+def finding(recognizer: Any, entity: str, start: int, end: int, score: float) -> RecognizerResult:
     """A finding that names the recognizer which made it (Presidio's decision trace reads these)."""
     return RecognizerResult(
         entity,
@@ -139,10 +139,10 @@ class RuleRecognizer(LocalRecognizer):
         entity = self.supported_entities[0]
         out = []
         for rule, rx in self.rules:
-            for m in rx.finditer(text, timeout=_TIMEOUT):
+            for m in rx.finditer(text, timeout=REGEX_TIMEOUT):
                 start, end = m.span(rule.group)
                 if end > start:
-                    out.append(_result(self, entity, start, end, rule.score))
+                    out.append(finding(self, entity, start, end, rule.score))
         return out
 
 
@@ -327,12 +327,12 @@ class KeyValueRecognizer(LocalRecognizer):
         if ":" not in text and "=" not in text:
             return out
         wanted = set(entities)
-        for m in _KV_RE.finditer(text, timeout=_TIMEOUT):
+        for m in _KV_RE.finditer(text, timeout=REGEX_TIMEOUT):
             entity = key_entity(m.group(1).strip())
             if entity is None or entity not in wanted:
                 continue
             group = next(g for g in (2, 3, 4) if m.group(g) is not None)
             start, end = m.span(group)
             if m.group(group).strip():
-                out.append(_result(self, entity, start, end, 0.9))
+                out.append(finding(self, entity, start, end, 0.9))
         return out
