@@ -259,6 +259,24 @@ ORG_SUFFIXES = frozenset(
         "prize",
         "trophy",
         "cup",
+        "orchestra",
+        "band",
+        "technologies",
+        "associates",
+        "partners",
+        "capital",
+        "systems",
+        "solutions",
+        "consulting",
+        "labs",
+        "studios",
+        "media",
+        "holdings",
+        "ventures",
+        "enterprises",
+        "industries",
+        "services",
+        "records",
     ]
 )
 
@@ -267,7 +285,7 @@ _STRONG_CUE_RE = regex.compile(
     r"(?ix)(?:"
     r"\b(?:my|his|her|their|your|our|the|customer'?s?|full|first|last|given|family|sur|user'?s?|patient'?s?"
     r"|client'?s?|account\ ?holder'?s?|contact|legal|middle|maiden|nick)?\ ?name(?:\ is|\ was|\ are|\ 's)?\s*[:=\-?]?\s*"
-    r"|\b(?:i\ am|i'm|i’m|im|this\ is|it's|it’s|it\ is|call\ me|named|called|signed|attn|attention|dear"
+    r"|\b(?:i\ am|i'm|i’m|im|this\ is|it's|it’s|it\ is|calls?\ me|named(?:\ (?:him|her|them))?|called|signed|attn|attention|dear"
     r"|hi|hello|hey|hiya|greetings|thanks|thank\ you|cheers|regards|sincerely|yours|cc|bcc|ask\ for"
     r"|speak\ (?:to|with)|talk\ to|contact|author|authored\ by|written\ by|assignee|owner|reporter|from|to"
     r"|patient|customer|client|user|employee|candidate|applicant|student|teacher|manager|agent)\s*[,:\-]?\s*"
@@ -279,7 +297,8 @@ _WEAK_CUE_RE = regex.compile(
     r"|invited|thank|congratulate|from|to|is|was|cc)\s+$"
 )
 _LOWER_PAIR_RE = regex.compile(
-    r"(?<![\p{L}\p{M}\p{N}_@.<\-/])(\p{Ll}[\p{Ll}\p{M}'’]{1,20})[ \t]+(\p{Ll}[\p{Ll}\p{M}'’\-]{1,25})(?![\p{L}\p{N}_@>/]|\.\p{L})"
+    r"(?<![\p{L}\p{M}\p{N}_@.<\-/])(\p{Ll}[\p{Ll}\p{M}]{1,20})[ \t]+(\p{Ll}[\p{Ll}\p{M}\-]{1,25})"
+    r"(?![\p{L}\p{N}_@>/]|\.\p{L}|['’](?!s\b))"
 )
 _VOCATIVE_AFTER_RE = regex.compile(r"[ \t]*[.!?]")
 _SIGNOFF_RE = regex.compile(
@@ -290,10 +309,17 @@ _JSON_NAME_KEY_RE = regex.compile(
     r"(?i)[\"']?(?:first_?name|last_?name|full_?name|given_?name|family_?name|surname|middle_?name"
     r"|customer_?name|user_?name|contact_?name|person|first|last)[\"']?\s*[:=]\s*[\"']?$"
 )
+# "flew to Loeches", "moved here from Kenosha": "to" and "from" after a journey name a place, not a person
+_MOTION_RE = regex.compile(
+    r"(?i)\b(?:flew|fly|flying|flown|moved|move|moving|went|go|going|gone|travel(?:l?ed|l?ing)?|drove|drive|driving"
+    r"|here|there|back|trip|road|way|came|come|coming|relocated|emigrated|returned|headed|bound)\s+(?:to|from)\s*$"
+)
 _PLACE_CUE_RE = regex.compile(
     r"(?i)\b(?:in|at|to|into|near|city|town|village|visit|visited|visiting|via|flew\ to|moved\ to|of)\s+$"
 )
-_NAME_IS_RE = regex.compile(r"(?i)\b(?:my|his|her|their)\s+name\s+(?:is|was)\s*:?\s*")
+_NAME_IS_RE = regex.compile(
+    r"(?i)\b(?:my|his|her|their|your)\s+(?:(?:full|first|last|maiden|middle|given|family|sur)\s*)?name\s+(?:is|was)\s*:?\s*"
+)
 _SENTENCE_START_RE = regex.compile(r"(?:^|[.!?:;\n\"“(\[•*#>|]\s*|\n\s*[-–—\d.)]+\s*)$")
 _NUMBER_BEFORE_RE = regex.compile(r"\d[A-Za-z]?[ \t]+$")
 _STOP_LOWER = frozenset(
@@ -331,11 +357,9 @@ _SURNAME_END_RE = regex.compile(
     r"|ович|ова|ев|ева)"
 )
 # A speaker's label at the start of a line ("Halldór: What a wife.", "> Koppány: \"Who are you?\"")
-_SPEAKER_RE = regex.compile(r"(?m)^[ \t>]*(\p{Lu}[\p{Ll}\p{M}'’\-]+)(?=:[ \t]*\S)")
+_SPEAKER_RE = regex.compile(r"(?m)^[ \t>]*(\p{L}[\p{Ll}\p{M}'’\-]+)(?=:[ \t]*\S)")
 _LABEL_WORDS = frozenset(
-    "phone email e-mail mail website web address fax mobile desk note notes subject date re fwd ps user assistant"
-    " system question answer name title company office tel home work cell id ref order status from to cc bcc"
-    " warning error info debug source summary result output input example step tip".split()
+    ["phone", "email", "e-mail", "mail", "website", "web", "address", "fax", "mobile", "desk", "note", "notes", "subject", "date", "re", "fwd", "ps", "user", "assistant", "system", "question", "answer", "name", "title", "company", "office", "tel", "home", "work", "cell", "id", "ref", "order", "status", "from", "to", "cc", "bcc", "warning", "error", "info", "debug", "source", "summary", "result", "output", "input", "example", "step", "tip", "bot", "agent", "customer", "support", "human", "ai", "operator", "moderator", "admin", "host", "guest"]
 )
 
 SCORE_CUE = 0.85
@@ -455,7 +479,9 @@ class GazetteerNameRecognizer(EntityRecognizer):
             words: list[tuple[int, int]] = []  # spans
             while len(words) < 3:
                 lm = _LOWER_RE.match(text, pos)
-                if not lm or lm.group(1) in _STOP_LOWER or not self.gazetteer.get(lm.group(1)) & (FIRST | LAST):
+                flags = self.gazetteer.get(lm.group(1)) if lm else 0
+                # after "name is", a listed name part, or (first word only) any word no dictionary has
+                if not lm or lm.group(1) in _STOP_LOWER or not (flags & (FIRST | LAST) or (not words and not flags)):
                     break
                 words.append(lm.span(1))
                 pos = lm.end()
@@ -468,7 +494,10 @@ class GazetteerNameRecognizer(EntityRecognizer):
         out = []
         for m in _SPEAKER_RE.finditer(text):
             word = m.group(1)
-            if word.lower() not in _LABEL_WORDS and not self.gazetteer.get(word) & (WORD | NONPERSON):
+            flags = self.gazetteer.get(word)
+            if word.lower() in _LABEL_WORDS or flags & (WORD | NONPERSON):
+                continue
+            if word[0].isupper() or flags & FIRST:  # lowercase only when a listed given name ("tracy:")
                 out.append((m.start(1), m.end(1), SCORE_SPEAKER))
         return out
 
