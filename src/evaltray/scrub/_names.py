@@ -359,7 +359,69 @@ _SURNAME_END_RE = regex.compile(
 # A speaker's label at the start of a line ("Halldór: What a wife.", "> Koppány: \"Who are you?\"")
 _SPEAKER_RE = regex.compile(r"(?m)^[ \t>]*(\p{L}[\p{Ll}\p{M}'’\-]+)(?=:[ \t]*\S)")
 _LABEL_WORDS = frozenset(
-    ["phone", "email", "e-mail", "mail", "website", "web", "address", "fax", "mobile", "desk", "note", "notes", "subject", "date", "re", "fwd", "ps", "user", "assistant", "system", "question", "answer", "name", "title", "company", "office", "tel", "home", "work", "cell", "id", "ref", "order", "status", "from", "to", "cc", "bcc", "warning", "error", "info", "debug", "source", "summary", "result", "output", "input", "example", "step", "tip", "bot", "agent", "customer", "support", "human", "ai", "operator", "moderator", "admin", "host", "guest"]
+    [
+        "phone",
+        "email",
+        "e-mail",
+        "mail",
+        "website",
+        "web",
+        "address",
+        "fax",
+        "mobile",
+        "desk",
+        "note",
+        "notes",
+        "subject",
+        "date",
+        "re",
+        "fwd",
+        "ps",
+        "user",
+        "assistant",
+        "system",
+        "question",
+        "answer",
+        "name",
+        "title",
+        "company",
+        "office",
+        "tel",
+        "home",
+        "work",
+        "cell",
+        "id",
+        "ref",
+        "order",
+        "status",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "warning",
+        "error",
+        "info",
+        "debug",
+        "source",
+        "summary",
+        "result",
+        "output",
+        "input",
+        "example",
+        "step",
+        "tip",
+        "bot",
+        "agent",
+        "customer",
+        "support",
+        "human",
+        "ai",
+        "operator",
+        "moderator",
+        "admin",
+        "host",
+        "guest",
+    ]
 )
 
 SCORE_CUE = 0.85
@@ -508,9 +570,13 @@ class GazetteerNameRecognizer(EntityRecognizer):
         out = []
         for m in _LOWER_PAIR_RE.finditer(text, overlapped=True):
             first, last = get(m.group(1)), get(m.group(2))
-            if first & FIRST and not first & (WORD | NONPERSON) and not last & (WORD | NONPERSON):
-                if last & LAST or _SURNAME_END_RE.fullmatch(m.group(2)):
-                    out.append((m.start(1), m.end(2), SCORE_FIRST_ALONE))
+            if (
+                first & FIRST
+                and not first & (WORD | NONPERSON)
+                and not last & (WORD | NONPERSON)
+                and (last & LAST or _SURNAME_END_RE.fullmatch(m.group(2)))
+            ):
+                out.append((m.start(1), m.end(2), SCORE_FIRST_ALONE))
         return out
 
     def _score_run(self, text: str, run: list[_Tok], out: list[tuple[int, int, float]]) -> None:
