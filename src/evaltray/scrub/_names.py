@@ -166,6 +166,8 @@ PARTICLES = frozenset(
 # Words that make the capitalised run before or after them a place or an organisation.
 PLACE_PREFIXES = frozenset(
     [
+        "são",
+        "sao",
         "san",
         "santa",
         "santo",
@@ -622,7 +624,7 @@ class GazetteerNameRecognizer(EntityRecognizer):
         vocative = before.endswith(", ") and _VOCATIVE_AFTER_RE.match(text, last.end) is not None
         if title:
             return SCORE_CUE  # "Mr. Spears": after a title any capitalised word is a name, common word or not
-        if vocative or _STRONG_CUE_RE.search(before) or _SIGNOFF_RE.search(before) or _JSON_NAME_KEY_RE.search(before):
+        if vocative or self._cued(before, names) or _SIGNOFF_RE.search(before) or _JSON_NAME_KEY_RE.search(before):
             # A cue vouches for capitalised words that are not plain English words.
             ok = any(t.strong or not t.flags or (t.flags & FIRST and not t.flags & NONPERSON) for t in names)
             return SCORE_CUE if ok else 0.0
@@ -640,17 +642,33 @@ class GazetteerNameRecognizer(EntityRecognizer):
             # Head is a surname-only or unknown word: "Sherlock Holmes", "Rohit Sharma".
             return SCORE_FULL_WEAK if any(t.strong for t in names) else 0.0
         tok = names[0]
+        if _MOTION_RE.search(before):
+            return 0.0  # "moved here from Kenosha": a lone word after a journey is where, not who
         if tok.strong and tok.flags & FIRST:
-            if _WEAK_CUE_RE.search(before):
+            if self._weak_cue(before):
                 return SCORE_CUE
             return SCORE_FIRST_AT_START if at_start else SCORE_FIRST_ALONE
-        if (tok.strong or tok.flags & FIRST and not tok.flags & NONPERSON) and _WEAK_CUE_RE.search(before):
+        if (tok.strong or tok.flags & FIRST and not tok.flags & NONPERSON) and self._weak_cue(before):
             return SCORE_WEAK_CUE
         if tok.strong:
             return SCORE_LAST_ALONE
         if not tok.flags and _SURNAME_END_RE.fullmatch(tok.text) and not _PLACE_CUE_RE.search(before):
             return SCORE_SURNAME_SHAPE  # "Kaczmarek was …", "early Yefremova"
         return 0.0
+
+    @staticmethod
+    def _weak_cue(before: str) -> bool:
+        return _WEAK_CUE_RE.search(before) is not None and _MOTION_RE.search(before) is None
+
+    def _cued(self, before: str, names: list[_Tok]) -> bool:
+        """A strong cue before the span. A bare "to" or "from" vouches only for listed names ("reply to Maria"),
+        never after a journey ("flew to Loeches") or for unlisted words ("deploy to Kubernetes")."""
+        m = _STRONG_CUE_RE.search(before)
+        if m is None:
+            return False
+        if m.group().strip(" \t\n,:-").lower() not in ("to", "from"):
+            return True
+        return not _MOTION_RE.search(before) and any(t.known and not t.flags & NONPERSON for t in names)
 
     @staticmethod
     def _foreign(span: list[_Tok], before: str) -> bool:
