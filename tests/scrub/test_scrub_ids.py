@@ -100,3 +100,34 @@ def test_same_values_get_the_same_placeholder_across_spellings(scrubber: Scrubbe
     a = scrubber.scrub_text("iban GB82 WEST 1234 5698 7654 32", mapping)
     b = scrubber.scrub_text("same as gb82west12345698765432", mapping)
     assert (a, b) == ("iban <IBAN_1>", "same as <IBAN_1>")
+
+
+def test_model_person_spans_are_vetted_by_the_gazetteer() -> None:
+    from evaltray.scrub._names import load_gazetteer, plausible_model_name
+
+    gaz = load_gazetteer()
+
+    def ok(text: str, value: str) -> bool:
+        start = text.index(value)
+        return plausible_model_name(gaz, text, start, start + len(value))
+
+    assert ok("I spoke to Bonifacy Kaczmarek today", "Bonifacy Kaczmarek")
+    assert not ok("We flew to Loeches on Monday", "Loeches")  # a journey's end
+    assert not ok("We met in Kenosha", "Kenosha")  # one word after a place preposition
+    assert not ok("The Davis Orchestra played", "Davis")  # the head of an organisation's name
+    assert not ok("Order 12345 for Jane", "Order 12345")  # digits are never a name
+    assert not ok("Welcome to France", "France")  # a place the lists know
+
+
+def test_spacy_model_runs_only_its_entity_recognizer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spacy = pytest.importorskip("spacy")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    ner = nlp.add_pipe("ner")
+    ner.add_label("PERSON")
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "model")
+    s = Scrubber(ner=f"spacy:{tmp_path / 'model'}")
+    engine = s.analyzer.nlp_engine.nlp["en"]  # type: ignore[attr-defined]
+    assert engine.pipe_names == ["ner"] and "sentencizer" in engine.component_names
+    assert s.scrub_text("Mail jane@example.com", PlaceholderMap()) == "Mail <EMAIL_1>"

@@ -39,7 +39,14 @@ from ._ids import (
     passport_recognizer,
     ssn_recognizer,
 )
-from ._names import NONPERSON, WORD, GazetteerNameRecognizer, NameHandleRecognizer, load_gazetteer
+from ._names import (
+    NONPERSON,
+    WORD,
+    GazetteerNameRecognizer,
+    NameHandleRecognizer,
+    load_gazetteer,
+    plausible_model_name,
+)
 from ._placeholders import LABELS, PLACEHOLDER_RE, PlaceholderMap
 from ._recognizers import (
     ADDRESS_RULES,
@@ -206,6 +213,29 @@ def _merge(spans: list[_Span]) -> list[_Span]:
 # ---------------------------------------------------------------------------------------- scrubber
 
 
+def _filtered(base: type[EntityRecognizer], gazetteer: Any) -> Any:
+    """``base`` (a model's PERSON recognizer) whose findings the gazetteer vets (:func:`plausible_model_name`)."""
+
+    def analyze(self: Any, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+        found = base.analyze(self, text, entities, nlp_artifacts)
+        return [r for r in found if plausible_model_name(gazetteer, text, r.start, r.end)]
+
+    vetted: type[EntityRecognizer] = type(f"Vetted{base.__name__}", (base,), {"analyze": analyze})
+    return vetted
+
+
+def _only_ner(nlp: Any) -> None:
+    """Run only the entity recognizer (and the embedding layer it listens to): the tagger, parser and lemmatizer
+    cost most of a small pipeline's time and the scrubber reads none of them."""
+    if "ner" not in nlp.pipe_names:
+        return
+    keep = {"ner"}
+    for name in ("tok2vec", "transformer"):
+        if name in nlp.pipe_names and "ner" in getattr(nlp.get_pipe(name), "listening_components", []):
+            keep.add(name)
+    nlp.select_pipes(enable=[p for p in nlp.pipe_names if p in keep])
+
+
 def _apart(neighbour: str, edge: str) -> bool:
     """Whether a known value whose first or last character is ``edge`` ends where ``neighbour`` begins: a
     digit run ends at a letter ("85034zip") and a word at a digit, but neither inside a longer run of its kind."""
@@ -290,8 +320,9 @@ class Scrubber:
                 nlp = spacy.load(model)
             except (OSError, ValueError) as exc:  # a folder that holds no model, or one for another spaCy
                 raise ScrubError(f"spaCy model {model!r} could not be loaded: {exc}") from None
+            _only_ner(nlp)
             engine.nlp = {"en": nlp}  # type: ignore[assignment]  # Presidio types it as None until loaded
-            registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON"]))
+            registry.add_recognizer(_filtered(SpacyRecognizer, self._gazetteer)(supported_entities=["PERSON"]))
             return engine
         if kind in ("hf", "transformers"):
             try:
@@ -299,7 +330,9 @@ class Scrubber:
             except ImportError:
                 raise ScrubError("ner='hf:…' needs the transformers package (pip install transformers torch)") from None
             recognizer = _presidio.huggingface_ner_recognizer()
-            registry.add_recognizer(recognizer(model_name=model, supported_entities=["PERSON"]))
+            registry.add_recognizer(
+                _filtered(recognizer, self._gazetteer)(model_name=model, supported_entities=["PERSON"])
+            )
             return nlp_engine
         raise ScrubError(f"unknown ner kind {kind!r}: use 'spacy:<model>' or 'hf:<model>'")
 

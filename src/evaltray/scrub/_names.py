@@ -719,3 +719,19 @@ class NameHandleRecognizer(EntityRecognizer):
             if first & FIRST and not first & (WORD | NONPERSON) and last & LAST:
                 out.append(m.span())
         return out
+
+
+def plausible_model_name(gazetteer: Gazetteer, text: str, start: int, end: int) -> bool:
+    """Whether an NER model's PERSON span can stand: not only dictionary words or places ("Credit Karma",
+    "Kenosha"), not a lone word after a journey or a place preposition, not the head of an organisation's name."""
+    words = regex.findall(r"[\p{L}\p{M}'’\-]+", text[start:end])
+    if not words or any(ch.isdigit() for ch in text[start:end]):
+        return False
+    flags = [gazetteer.get(w.strip("'’-")) for w in words]
+    if all(f & NONPERSON or (f & WORD and not f & (FIRST | LAST)) for f in flags):
+        return False
+    before = text[max(0, start - 48) : start]
+    if _MOTION_RE.search(before) or (len(words) == 1 and _PLACE_CUE_RE.search(before)):
+        return False
+    after = regex.match(r"[ \t]+([\p{L}]+)", text[end : end + 40])
+    return not (after and after.group(1).lower() in ORG_SUFFIXES)
