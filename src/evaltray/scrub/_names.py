@@ -470,6 +470,10 @@ class GazetteerNameRecognizer(EntityRecognizer):
     def __init__(self, gazetteer: Gazetteer | None = None, threshold: float = DEFAULT_THRESHOLD) -> None:
         self.gazetteer = gazetteer or load_gazetteer()
         self.threshold = threshold
+        #: given names that are no English word or place, lowercased: a cheap gate for lowercase names
+        self._given_only = frozenset(
+            k for k, v in self.gazetteer.flags.items() if v & FIRST and not v & (WORD | NONPERSON)
+        )
         super().__init__(supported_entities=["PERSON"], name="GazetteerNameRecognizer", supported_language="en")
 
     def load(self) -> None:  # the gazetteer is loaded in __init__
@@ -568,6 +572,8 @@ class GazetteerNameRecognizer(EntityRecognizer):
     def _lower_names(self, text: str) -> list[tuple[int, int, float]]:
         """A given name and a surname typed in lowercase ("follow up with patricia desrosiers"): the first a
         listed given name, the second a listed surname or surname-shaped, neither an English word."""
+        if self._given_only.isdisjoint(text.split()):
+            return []  # no lowercase given name in the text: the common case, decided in C
         get = self.gazetteer.get
         out = []
         for m in _LOWER_PAIR_RE.finditer(text, overlapped=True):
