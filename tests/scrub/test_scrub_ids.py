@@ -59,6 +59,12 @@ CASES = [
     ("Meet me at Kungsgatan 12, Stockholm tomorrow", "Meet me at <ADDRESS_1> tomorrow"),
     ("I live at 221B Baker Street, London NW1 6XE", "I live at <ADDRESS_1>"),
     ("Flat at Rua do Arenque 1634\nApt. 12\nGoiânia\nBrazil 74000", "Flat at <ADDRESS_1>"),
+    ("The bus station is on Villacher Strasse 89", "The bus station is on <ADDRESS_1>"),
+    ("meet at the corner of 5th and Main.", "meet at <ADDRESS_1>."),  # an intersection
+    ("In the corner of my eye and heart", "In the corner of my eye and heart"),
+    ("To:\n12 Main St\nPines Beach\nNew Zealand 34694\n\nBest regards", "To:\n<ADDRESS_1>\n\nBest regards"),
+    # a name glued to an address stays a name; the address after it is still one address
+    ("Mrs. Yudina Apt. 675 62314 Mellemvej 32\nAalborg 9100", "Mrs. <PERSON_1> <ADDRESS_1>"),
     # numbers around ordinary words are no address
     ("I have 3 apples and 4 pears", "I have 3 apples and 4 pears"),
     ("Python 3 and Windows 10 on 2 machines", "Python 3 and Windows 10 on 2 machines"),

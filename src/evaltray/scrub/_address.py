@@ -31,7 +31,7 @@ _ATTACHED = (
 )
 # … or as a word of its own after the name (Erzsébet tér, Király u., Crown Close)
 _SUFFIX = (
-    r"str|tér|út|útja|körút|utca|u|sor|ulice|náměstí|třída|cesta|ulica|street|st|road|rd|avenue|ave|lane|ln|drive"
+    r"str|strasse|straße|gasse|weg|platz|allee|tér|út|útja|körút|utca|u|sor|ulice|náměstí|třída|cesta|ulica|street|st|road|rd|avenue|ave|lane|ln|drive"
     r"|dr|close|crescent|terrace|court|ct|place|pl|square|sq|way|row|mews|gardens|grove|parade|walk|highway|hwy"
     r"|boulevard|blvd"
 )
@@ -57,6 +57,10 @@ _CUE_CORE_RE = regex.compile(
     r"|return[ \t]+(?:it[ \t]+)?to|drops?[ \t]+you[ \t]+off[ \t]+at|meet[ \t]+(?:you|me)[ \t]+at|lived[ \t]+(?:in|at))"
     r"[ \t]*:?[ \t]*\n?[ \t]*(\d{1,6}(?:[ \t]+\d{1,5})?[ \t]+" + _WORD + r"(?:[ \t]+" + _WORD + r"){0,3})"
 )
+# "the corner of 35 Pentelis Str. and Waechter Turnpike", "corner of 5th and Main": an intersection
+_CORNER_RE = regex.compile(
+    rf"(?i)\b(?:the[ \t]+)?corner[ \t]+of[ \t]+((?:[\w.'’\-]+[ \t]+){{0,5}}?)and[ \t]+((?:{_WORD}|\d+\w*)(?:[ \t]+{_WORD}){{0,3}})"
+)
 _PREFIX_WORD_RE = regex.compile(rf"(?i)(?:{_PREFIX})\.?")
 _SUFFIX_WORD_RE = regex.compile(rf"(?i){_WORD}(?:{_ATTACHED})|(?:{_SUFFIX})\.?")
 
@@ -66,7 +70,7 @@ _UNIT_RE = regex.compile(
     r"[A-Za-z0-9\-]{1,6}\b"
 )
 _POSTAL_RE = regex.compile(
-    r"(?:\d{4,6}(?:-\d{3,4})?|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2})(?![\w\-])"
+    r"(?:\d{4,6}(?:-\d{3,4})?|\d{2}-\d{3}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2})(?![\w\-])"
 )
 _REGION_RE = regex.compile(r"\p{Lu}{2,3}(?![\w\-])")
 _PLACE_RE = regex.compile(
@@ -120,6 +124,12 @@ class AddressRecognizer(LocalRecognizer):
                 out.append(m.span())
         for m in _CUE_CORE_RE.finditer(text, timeout=REGEX_TIMEOUT):
             out.append(m.span(1))
+        for m in _CORNER_RE.finditer(text, timeout=REGEX_TIMEOUT):
+            if any(ch.isdigit() for ch in m.group()) or self._street_name(m.group(1) + " " + m.group(2)):
+                end = m.end()
+                while text[end - 1] == ".":
+                    end -= 1  # the sentence's full stop
+                out.append((m.start(), end))
         return out
 
     def _street_name(self, words: str) -> bool:
@@ -151,7 +161,11 @@ class AddressRecognizer(LocalRecognizer):
             m = _UNIT_RE.match(text, pos) or _POSTAL_RE.match(text, pos) or _LOWER_PLACE_RE.match(text, pos)
             if m is None and not spaced:
                 m = _REGION_RE.match(text, pos) or _PLACE_RE.match(text, pos)
-                if m is not None and not (_REGION_RE.fullmatch(m.group()) or self._place_ok(m.group())):
+                if m is not None and not (
+                    _REGION_RE.fullmatch(m.group())
+                    or self._place_ok(m.group())
+                    or ("\n" in sep.group() and _own_line(text, m) and m.group().lower() not in _SIGN_OFFS)
+                ):
                     m = None
             elif m is None:
                 place = _PLACE_RE.match(text, pos)
@@ -163,6 +177,16 @@ class AddressRecognizer(LocalRecognizer):
             while text[end - 1] == "." and end - 1 > pos + 1 and text[end - 2].isalpha():
                 end -= 1  # "… 75002 Paris.": the sentence's full stop is not the city's
         return end
+
+
+_SIGN_OFFS = frozenset(
+    ["thanks", "thank you", "regards", "best regards", "kind regards", "best", "cheers", "sincerely"]
+)
+
+
+def _own_line(text: str, m: regex.Match[str]) -> bool:
+    """Whether ``m`` is all of its line: a "Pines Beach" or "United Kingdom 89800" line inside an address block."""
+    return m.end() == len(text) or text[m.end()] == "\n"
 
 
 def _ends_line(text: str, pos: int) -> bool:

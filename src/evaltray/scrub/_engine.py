@@ -206,6 +206,8 @@ def _merge(spans: list[_Span]) -> list[_Span]:
             if s.end <= cur.end:
                 continue  # contained: the container's type stands ("Laura" inside a street address)
             better = s.score > cur.score
+            if {s.entity, cur.entity} == {"PERSON", "ADDRESS"}:
+                better = s.entity == "ADDRESS"  # a name glued to an address is the addressee: one address
             out[-1] = _Span(cur.start, s.end, s.entity if better else cur.entity, max(cur.score, s.score))
         else:
             out.append(s)
@@ -366,6 +368,8 @@ class Scrubber:
                 out.append("ADDRESS")
         elif "IP_ADDRESS" in want and "::" in text:
             out.append("IP_ADDRESS")
+        if "ADDRESS" in want and "corner of" in low and "ADDRESS" not in out:
+            out.append("ADDRESS")  # an intersection needs no digit ("the corner of Main and Elm")
         if "URL" in want and _URL_HINT.search(text):
             out.append("URL")
         if "API_KEY" in want and (_KEY_PREFIX_HINT.search(text) or any(w in low for w in _KEY_WORDS)):

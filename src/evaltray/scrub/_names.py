@@ -37,6 +37,8 @@ _CUE_WORDS = frozenset(
         "customer",
     }
 )
+# Address words that end a name ("Barbara Yudina Apt. 675"): never part of a person's name.
+_ADDRESS_WORDS = frozenset(["apt", "suite", "ste", "unit", "box", "floor", "flat", "room", "bldg", "po"])
 _NOT_NAMES = frozenset({"I", "I'm", "I’m", "I'd", "I’d", "I'll", "I’ll", "I've", "I’ve"})
 
 
@@ -459,7 +461,7 @@ class _Tok:
     @property
     def plain_word(self) -> bool:
         """Capitalised only because of position or title case: Machine, Learning, Paris, Dear."""
-        if self.text.lower() in _CUE_WORDS:
+        if self.text.lower() in _CUE_WORDS or self.text.lower() in _ADDRESS_WORDS:
             return True
         return bool(self.flags & (WORD | NONPERSON)) and not self.flags & (FIRST | LAST)
 
