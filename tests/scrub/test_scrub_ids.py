@@ -80,6 +80,9 @@ NAME_CASES = [
     ("What's your last name? Turgeon", "What's your last name? <PERSON_1>"),
     ("everyone calls me Aantje", "everyone calls me <PERSON_1>"),
     ("Reply to Maria about it", "Reply to <PERSON_1> about it"),
+    ("Järvilehto began writing as a teen", "<PERSON_1> began writing as a teen"),  # what people do
+    ("The package is from Amazon", "The package is from Amazon"),
+    ("I like red, green, blue and violet", "I like red, green, blue and violet"),  # one given name of four
     # places and products are not people (issue 17: city names became <PERSON>)
     ("We flew to Loeches on Monday", "We flew to Loeches on Monday"),
     ("We moved here from Kenosha", "We moved here from Kenosha"),

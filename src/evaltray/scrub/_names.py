@@ -304,6 +304,11 @@ _LOWER_PAIR_RE = regex.compile(
     r"(?<![\p{L}\p{M}\p{N}_@.<\-/])(\p{Ll}[\p{Ll}\p{M}]{1,20})[ \t]+(\p{Ll}[\p{Ll}\p{M}\-]{1,25})"
     r"(?![\p{L}\p{N}_@>/]|\.\p{L}|['’](?!s\b))"
 )
+_LIST_RE = regex.compile(
+    r"(?<![\p{L}\p{M}])\p{L}[\p{L}\p{M}'’\-]+(?:,[ \t]*\p{L}[\p{L}\p{M}'’\-]+){1,12},?[ \t]+(?:and|&)[ \t]+"
+    r"\p{L}[\p{L}\p{M}'’\-]+(?![\p{L}\p{M}])"
+)
+_LIST_ITEM_RE = regex.compile(r"(?<![\p{L}\p{M}])(?!and(?![\p{L}]))\p{L}[\p{L}\p{M}'’\-]+")
 _VOCATIVE_AFTER_RE = regex.compile(r"[ \t]*[.!?]")
 _SIGNOFF_RE = regex.compile(
     r"(?i)(?:thanks|thank you|regards|sincerely|cheers|best|yours|warmly|love|xoxo|talk soon|take care)"
@@ -312,6 +317,12 @@ _SIGNOFF_RE = regex.compile(
 _JSON_NAME_KEY_RE = regex.compile(
     r"(?i)[\"']?(?:first_?name|last_?name|full_?name|given_?name|family_?name|surname|middle_?name"
     r"|customer_?name|user_?name|contact_?name|person|first|last)[\"']?\s*[:=]\s*[\"']?$"
+)
+# Verbs whose subject is a person, right after a lone unlisted word
+_PERSON_VERB_RE = regex.compile(
+    r"[ \t]+(?:said|says|spent|began|begins|shouted|told|tells|asked|asks|wrote|writes|lives|lived|works|worked"
+    r"|thinks|thought|wants|wanted|loves|loved|married|died|smiled|laughed|replied|answered|explained|insisted"
+    r"|whispered|had[ \t]+given|has[ \t]+given|is[ \t]+from|was[ \t]+born)\b"
 )
 # "flew to Loeches", "moved here from Kenosha": "to" and "from" after a journey name a place, not a person
 _MOTION_RE = regex.compile(
@@ -501,7 +512,12 @@ class GazetteerNameRecognizer(EntityRecognizer):
             name_like = not flags & (WORD | NONPERSON) or flags & (FIRST | LAST)
             if name_like and not (len(word) > 1 and word.isupper()) and word not in _NOT_NAMES:
                 return True
-        return bool(_NAME_IS_RE.search(text) or _JSON_NAME_KEY_RE.search(text) or self._lower_names(text))
+        return bool(
+            _NAME_IS_RE.search(text)
+            or _JSON_NAME_KEY_RE.search(text)
+            or self._lower_names(text)
+            or (", " in text and " and " in text and self._name_lists(text))
+        )
 
     def _tokens(self, text: str) -> list[_Tok]:
         get = self.gazetteer.get
@@ -544,6 +560,8 @@ class GazetteerNameRecognizer(EntityRecognizer):
         if ":" in text:
             out.extend(self._speakers(text))
         out.extend(self._lower_names(text))
+        if "," in text:
+            out.extend(self._name_lists(text))
         for m in _NAME_IS_RE.finditer(text):  # "my name is john smith" typed in lowercase
             pos = m.end()
             words: list[tuple[int, int]] = []  # spans
@@ -569,6 +587,24 @@ class GazetteerNameRecognizer(EntityRecognizer):
                 continue
             if word[0].isupper() or flags & FIRST:  # lowercase only when a listed given name ("tracy:")
                 out.append((m.start(1), m.end(1), SCORE_SPEAKER))
+        return out
+
+    def _name_lists(self, text: str) -> list[tuple[int, int, float]]:
+        """Every item of a list of single words most of which are given names ("Efimiya, Mary, Ariana and Isabel",
+        "silvana, adam, christopher and brian"), unless an item is a dictionary word or a place."""
+        get = self.gazetteer.get
+        out = []
+        for m in _LIST_RE.finditer(text):
+            items = [(w.start(), w.end(), get(w.group())) for w in _LIST_ITEM_RE.finditer(m.group())]
+            # given names that are no surname: "Owens, Duran and Oneal" is a firm of surnames, not a family
+            given = sum(1 for _, _, f in items if f & FIRST and not f & (LAST | NONPERSON))
+            if len(items) >= 3 and given * 2 > len(items):
+                base = m.start()
+                out.extend(
+                    (base + a, base + b, SCORE_WEAK_CUE)
+                    for a, b, f in items
+                    if f & FIRST and not f & NONPERSON or not f & (WORD | NONPERSON)
+                )
         return out
 
     def _lower_names(self, text: str) -> list[tuple[int, int, float]]:
@@ -652,6 +688,8 @@ class GazetteerNameRecognizer(EntityRecognizer):
         tok = names[0]
         if _MOTION_RE.search(before):
             return 0.0  # "moved here from Kenosha": a lone word after a journey is where, not who
+        if not tok.flags & (WORD | NONPERSON) and _PERSON_VERB_RE.match(text, last.end):
+            return SCORE_WEAK_CUE  # "Järvilehto began writing", "Mehrudin shouted": what people do
         if tok.strong and tok.flags & FIRST:
             if self._weak_cue(before):
                 return SCORE_CUE
