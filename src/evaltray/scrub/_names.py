@@ -593,7 +593,7 @@ class GazetteerNameRecognizer(EntityRecognizer):
         """Every item of a list of single words most of which are given names ("Efimiya, Mary, Ariana and Isabel",
         "silvana, adam, christopher and brian"), unless an item is a dictionary word or a place."""
         get = self.gazetteer.get
-        out = []
+        out: list[tuple[int, int, float]] = []
         for m in _LIST_RE.finditer(text):
             items = [(w.start(), w.end(), get(w.group())) for w in _LIST_ITEM_RE.finditer(m.group())]
             # given names that are no surname: "Owens, Duran and Oneal" is a firm of surnames, not a family
