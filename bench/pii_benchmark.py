@@ -6,6 +6,13 @@
     locales; the scrubber's gazetteer is built from US SSA/Census lists, never from Faker's, and the
     report says how many benchmark names the gazetteer happens to contain (and recall on the rest).
 (b) Real: tests/data/scrub/real_labeled.jsonl, user text from HaluEval and tau2-bench, labelled by hand.
+(c) Public annotated sets from microsoft/presidio-research (MIT, bench/data/pii/), kept apart:
+    building  = data/synth_dataset_v2.json (1,500 sentences; the set issue 11 measured on, used while
+                writing the recognizers);
+    measuring = tests/data/generated_large.json (2,109 sentences; run only to report, never to tune).
+    ``--set building|measuring`` picks one (default: none). Besides per-entity figures it reports
+    addresses fully removed, tokens outside every gold PII span that were replaced (over-scrub) and
+    digit runs failing Luhn that became <CREDIT_CARD>.
 
 A gold span counts as found when a predicted span of the same type overlaps it; a predicted span is
 correct when it overlaps a gold span of the same type. "Masked" also accepts a span of another type
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import string
 import sys
 import time
@@ -29,6 +37,26 @@ from evaltray.scrub import Scrubber, load_gazetteer
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "tests" / "data" / "scrub" / "real_labeled.jsonl"
+EXTERNAL = {
+    "building": ROOT / "bench" / "data" / "pii" / "presidio_synth_v2.json",
+    "measuring": ROOT / "bench" / "data" / "pii" / "presidio_generated_large.json",
+}
+#: presidio-research entity types -> evaltray labels; the other types (GPE, ORGANIZATION, DATE_TIME, TITLE,
+#: AGE, NRP, DOMAIN_NAME, LOCATION, PREFIX) are not PII to evaltray, and their tokens count for over-scrub.
+EXTERNAL_LABELS = {
+    "PERSON": "PERSON",
+    "STREET_ADDRESS": "ADDRESS",
+    "ADDRESS": "ADDRESS",
+    "ZIP_CODE": "ADDRESS",
+    "CREDIT_CARD": "CREDIT_CARD",
+    "PHONE_NUMBER": "PHONE",
+    "EMAIL_ADDRESS": "EMAIL",
+    "IBAN_CODE": "IBAN",
+    "IP_ADDRESS": "IP_ADDRESS",
+    "US_SSN": "SSN",
+    "US_DRIVER_LICENSE": "DRIVER_LICENSE",
+}
+STRUCTURED = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "SSN")
 NAME_LOCALES = [
     "en_US",
     "en_GB",
@@ -248,6 +276,23 @@ def real_cases() -> list[tuple[str, list[Gold]]]:
     return out
 
 
+#: Place names (a city or country line): not PII alone, but part of a postal address when one precedes them.
+PLACES = ("GPE", "LOCATION")
+
+
+def external_cases(which: str, places: bool = False) -> list[tuple[str, list[Gold]]]:
+    """One presidio-research set as (text, gold spans in evaltray labels); ``places`` adds PLACE spans."""
+    out = []
+    for row in json.loads(EXTERNAL[which].read_text(encoding="utf-8")):
+        gold = [
+            (sp["start_position"], sp["end_position"], EXTERNAL_LABELS.get(sp["entity_type"], "PLACE"))
+            for sp in row["spans"]
+            if sp["entity_type"] in EXTERNAL_LABELS or (places and sp["entity_type"] in PLACES)
+        ]
+        out.append((row["full_text"], gold))
+    return out
+
+
 # ----------------------------------------------------------------------------------------- scoring
 
 
@@ -333,14 +378,84 @@ def name_coverage(scrubber: Scrubber, g: Gen, cases: list[tuple[str, list[Gold]]
     )
 
 
+_TOKEN_RE = re.compile(r"\S+")
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def overscrub(scrubber: Scrubber, cases: list[tuple[str, list[Gold]]]) -> dict[str, float]:
+    """Addresses fully removed, non-PII tokens replaced, and non-Luhn digit runs typed as cards."""
+    addr = addr_full = tokens = replaced = bad_cards = 0
+    by_label: Counter[str] = Counter()
+    for text, gold in cases:
+        pred = scrubber.findings(text)
+        for gs, ge, gl in gold:
+            if gl == "ADDRESS":
+                addr += 1
+                covered = set()
+                for ps, pe, _, _ in pred:
+                    covered.update(range(max(ps, gs), min(pe, ge)))
+                need = {i for i in range(gs, ge) if not text[i].isspace() and text[i] not in ",."}
+                addr_full += need <= covered
+        for m in _TOKEN_RE.finditer(text):
+            if any(m.start() < ge and gs < m.end() for gs, ge, _ in gold):
+                continue
+            tokens += 1
+            hit = next((pl for ps, pe, pl, _ in pred if m.start() < pe and ps < m.end()), None)
+            replaced += hit is not None
+            by_label[hit or ""] += 1
+        for ps, pe, pl, _ in pred:
+            digits = "".join(ch for ch in text[ps:pe] if ch.isdigit())
+            bad_cards += pl == "CREDIT_CARD" and not (12 <= len(digits) <= 19 and luhn_ok(digits))
+    return {
+        "addresses fully removed": addr_full / addr if addr else float("nan"),
+        "non-PII tokens replaced": replaced / tokens if tokens else float("nan"),
+        "non-PII tokens": tokens,
+        "non-PII tokens replaced, by placeholder": ", ".join(f"{k} {v}" for k, v in by_label.most_common() if k),
+        "non-Luhn/odd-length values typed CREDIT_CARD": bad_cards,
+    }
+
+
+def structured_recall(rows: dict[str, dict]) -> float:
+    gold = sum(rows[k]["gold"] for k in STRUCTURED if k in rows)
+    hit = sum(rows[k]["gold"] * (rows[k]["recall"] or 0) for k in STRUCTURED if k in rows)
+    return hit / gold if gold else float("nan")
+
+
+def run_external(scrubber: Scrubber, which: str, misses: str | None) -> None:
+    cases = external_cases(which)
+    rows = evaluate(scrubber, cases, misses)
+    print_table(f"(c) presidio-research {which} set: {len(cases)} texts ({EXTERNAL[which].relative_to(ROOT)})", rows)
+    print(f"structured (EMAIL PHONE CREDIT_CARD IBAN IP_ADDRESS SSN) recall: {structured_recall(rows):.3f}")
+    for k, v in overscrub(scrubber, cases).items():
+        print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    print("the same, not counting city and country names (GPE/LOCATION) as non-PII:")
+    for k, v in overscrub(scrubber, external_cases(which, places=True)).items():
+        if k.startswith("non-PII"):
+            print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1500, help="Faker sentences (default 1500)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--show-misses", metavar="LABEL", help="print missed and false spans of one label to stderr")
+    ap.add_argument("--set", choices=sorted(EXTERNAL), help="also score a presidio-research set (c)")
+    ap.add_argument("--only-set", action="store_true", help="score only the --set one")
+    ap.add_argument("--ner", default=None, help="the scrubber's ner option (e.g. spacy:en_core_web_sm)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    scrubber = Scrubber()
+    scrubber = Scrubber(ner=args.ner)
+    if args.set and args.only_set:
+        run_external(scrubber, args.set, args.show_misses)
+        print(f"\n({time.perf_counter() - t0:.1f} s)")
+        return 0
     cases, gen = faker_cases(args.n, args.seed)
     print(f"evaltray PII benchmark (seed {args.seed}); default install: Presidio recognizers + shipped name gazetteer")
     print_table(
@@ -353,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(b) Real trace text, hand-labelled: {len(real)} texts ({REAL.relative_to(ROOT)})",
         evaluate(scrubber, real, args.show_misses),
     )
+    if args.set:
+        run_external(scrubber, args.set, args.show_misses)
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     return 0
 

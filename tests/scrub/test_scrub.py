@@ -299,9 +299,10 @@ def test_entity_subset_and_unknown_entity() -> None:
     s = Scrubber(entities=["EMAIL", "PHONE_NUMBER"])
     assert scrub(s, "Isabella Lopez, jane@example.com") == "Isabella Lopez, <EMAIL_1>"
     with pytest.raises(ScrubError) as err:
-        Scrubber(entities=["SSN"])
+        Scrubber(entities=["NHS_NUMBER"])
     assert str(err.value) == (
-        "unknown entity 'SSN' (one of: EMAIL, PHONE, CREDIT_CARD, IBAN, IP_ADDRESS, URL, API_KEY, ADDRESS, PERSON, USERNAME)"
+        "unknown entity 'NHS_NUMBER' (one of: EMAIL, PHONE, CREDIT_CARD, IBAN, SSN, ITIN, PASSPORT, DRIVER_LICENSE, "
+        "IP_ADDRESS, URL, API_KEY, ADDRESS, PERSON, USERNAME)"
     )
 
 
@@ -310,14 +311,14 @@ def test_every_entity_has_one_recognizer_and_the_workspace_choice_picks_among_th
     with pytest.raises(ScrubError) as err:
         RECOGNIZERS.get("SSN")
     assert str(err.value) == (
-        "unknown PII entity 'SSN': one of ADDRESS, API_KEY, CREDIT_CARD, EMAIL_ADDRESS, IBAN_CODE, "
-        "IP_ADDRESS, PERSON, PHONE_NUMBER, URL, USERNAME"
+        "unknown PII entity 'SSN': one of ADDRESS, API_KEY, CREDIT_CARD, DRIVER_LICENSE, EMAIL_ADDRESS, IBAN_CODE, "
+        "IP_ADDRESS, PASSPORT, PERSON, PHONE_NUMBER, URL, USERNAME, US_ITIN, US_SSN"
     )
     s = Scrubber(entities=["EMAIL", "PHONE_NUMBER"])
     # the two chosen, in the registry's order, and the key-value one that covers both
     assert [type(r).__name__ for r in s.analyzer.registry.recognizers] == [
         "OfflineEmailRecognizer",
-        "PhoneRecognizer",
+        "PhoneNumberRecognizer",
         "KeyValueRecognizer",
     ]
     with pytest.raises(ScrubError) as err:

@@ -538,13 +538,15 @@ def test_settings_scrub_keys(ws: Workspace, tmp_path: Path) -> None:
         "Thanks Noah! I have sent the details to <EMAIL_1>.",
     ]
     ws.close()
-    settings.write_text(text.replace('# scrub_entities = ["EMAIL", "PHONE", "PERSON"]', 'scrub_entities = ["SSN"]'))
+    settings.write_text(
+        text.replace('# scrub_entities = ["EMAIL", "PHONE", "PERSON"]', 'scrub_entities = ["NHS_NUMBER"]')
+    )
     ws = Workspace.open(ws.root)
     with pytest.raises(ScrubError) as err:
         ingest_files(ws, [CHATS])
     assert str(err.value) == (
-        "ingest.scrub_entities: unknown entity 'SSN' (one of: EMAIL, PHONE, CREDIT_CARD, IBAN, "
-        "IP_ADDRESS, URL, API_KEY, ADDRESS, PERSON, USERNAME)"
+        "ingest.scrub_entities: unknown entity 'NHS_NUMBER' (one of: EMAIL, PHONE, CREDIT_CARD, IBAN, SSN, ITIN, "
+        "PASSPORT, DRIVER_LICENSE, IP_ADDRESS, URL, API_KEY, ADDRESS, PERSON, USERNAME)"
     )
     ws.close()
     settings.write_text(text.replace("\nscrub = true ", '\nscrub = "yes" '))

@@ -22,7 +22,7 @@ import orjson
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
-from presidio_analyzer.predefined_recognizers import IbanRecognizer, IpRecognizer, PhoneRecognizer
+from presidio_analyzer.predefined_recognizers import IpRecognizer
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig
 
@@ -30,7 +30,23 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.registry import Registry
 
 from . import _presidio  # noqa: I001  (must come before any other presidio import)
-from ._names import NONPERSON, WORD, GazetteerNameRecognizer, NameHandleRecognizer, load_gazetteer
+from ._address import AddressRecognizer
+from ._ids import (
+    AnyCaseIbanRecognizer,
+    PhoneNumberRecognizer,
+    driver_license_recognizer,
+    itin_recognizer,
+    passport_recognizer,
+    ssn_recognizer,
+)
+from ._names import (
+    NONPERSON,
+    WORD,
+    GazetteerNameRecognizer,
+    NameHandleRecognizer,
+    load_gazetteer,
+    plausible_model_name,
+)
 from ._placeholders import LABELS, PLACEHOLDER_RE, PlaceholderMap
 from ._recognizers import (
     ADDRESS_RULES,
@@ -129,14 +145,17 @@ _DIGITS7 = re.compile(r"\d(?:[\s().\-/+]{0,3}\d){6}")
 _IBAN_HINT = re.compile(r"[A-Za-z]{2}\d{2}")
 _IP_HINT = re.compile(r"\d\.\d+\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
 _URL_HINT = re.compile(r"://|www\.|[?&#;][\w.-]+=", re.IGNORECASE)
-_KEY_HINT = re.compile(
-    r"sk-|[ps]k-lf-|sk_|pk_|rk_|whsec_|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AIza"
-    r"|hf_|npm_|SG\.|SK[0-9a-f]{8}|eyJ|PRIVATE KEY|bearer|token|basic\s|key|secret|passw|pwd|passphrase",
-    re.IGNORECASE,
+# Provider key prefixes, matched as written (the rules are case-sensitive), and the words that introduce a
+# secret in any case: a plain substring test on the lowercased text, far cheaper than one case-blind regex.
+_KEY_PREFIX_HINT = re.compile(
+    r"sk-|[ps]k-lf-|sk_|pk_|rk_|whsec_|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-"
+    r"|AIza|hf_|npm_|SG\.|SK[0-9a-f]{8}|eyJ|PRIVATE KEY"
 )
+_KEY_WORDS = ("bearer", "token", "basic", "key", "secret", "passw", "pwd", "passphrase")
+_DOC_WORDS = ("passport", "licen", "permit")
 _ADDRESS_HINT = re.compile(
     r"\d[ \t]+(?:[NSEW]\.?[ \t]+)?[\w'’.\-]+[ \t]|\b(?:apt|apartment|suite|ste|unit|box|zip|postal|post[ \t]?code|apo|fpo|dpo)\b"
-    r"|\b[A-Z]{2},?[ \t]+\d{5}\b|\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b",
+    r"|\b[A-Z]{2},?[ \t]+\d{5}\b|\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b|\w[ \t]+\d{1,5}(?:\b|\.)",
     re.IGNORECASE,
 )
 _ANY_DIGIT = re.compile(r"\d")
@@ -187,6 +206,8 @@ def _merge(spans: list[_Span]) -> list[_Span]:
             if s.end <= cur.end:
                 continue  # contained: the container's type stands ("Laura" inside a street address)
             better = s.score > cur.score
+            if {s.entity, cur.entity} == {"PERSON", "ADDRESS"}:
+                better = s.entity == "ADDRESS"  # a name glued to an address is the addressee: one address
             out[-1] = _Span(cur.start, s.end, s.entity if better else cur.entity, max(cur.score, s.score))
         else:
             out.append(s)
@@ -194,6 +215,29 @@ def _merge(spans: list[_Span]) -> list[_Span]:
 
 
 # ---------------------------------------------------------------------------------------- scrubber
+
+
+def _filtered(base: type[EntityRecognizer], gazetteer: Any) -> Any:
+    """``base`` (a model's PERSON recognizer) whose findings the gazetteer vets (:func:`plausible_model_name`)."""
+
+    def analyze(self: Any, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+        found = base.analyze(self, text, entities, nlp_artifacts)
+        return [r for r in found if plausible_model_name(gazetteer, text, r.start, r.end)]
+
+    vetted: type[EntityRecognizer] = type(f"Vetted{base.__name__}", (base,), {"analyze": analyze})
+    return vetted
+
+
+def _only_ner(nlp: Any) -> None:
+    """Run only the entity recognizer (and the embedding layer it listens to): the tagger, parser and lemmatizer
+    cost most of a small pipeline's time and the scrubber reads none of them."""
+    if "ner" not in nlp.pipe_names:
+        return
+    keep = {"ner"}
+    for name in ("tok2vec", "transformer"):
+        if name in nlp.pipe_names and "ner" in getattr(nlp.get_pipe(name), "listening_components", []):
+            keep.add(name)
+    nlp.select_pipes(enable=[p for p in nlp.pipe_names if p in keep])
 
 
 def _apart(neighbour: str, edge: str) -> bool:
@@ -280,8 +324,9 @@ class Scrubber:
                 nlp = spacy.load(model)
             except (OSError, ValueError) as exc:  # a folder that holds no model, or one for another spaCy
                 raise ScrubError(f"spaCy model {model!r} could not be loaded: {exc}") from None
+            _only_ner(nlp)
             engine.nlp = {"en": nlp}  # type: ignore[assignment]  # Presidio types it as None until loaded
-            registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON"]))
+            registry.add_recognizer(_filtered(SpacyRecognizer, self._gazetteer)(supported_entities=["PERSON"]))
             return engine
         if kind in ("hf", "transformers"):
             try:
@@ -289,7 +334,9 @@ class Scrubber:
             except ImportError:
                 raise ScrubError("ner='hf:…' needs the transformers package (pip install transformers torch)") from None
             recognizer = _presidio.huggingface_ner_recognizer()
-            registry.add_recognizer(recognizer(model_name=model, supported_entities=["PERSON"]))
+            registry.add_recognizer(
+                _filtered(recognizer, self._gazetteer)(model_name=model, supported_entities=["PERSON"])
+            )
             return nlp_engine
         raise ScrubError(f"unknown ner kind {kind!r}: use 'spacy:<model>' or 'hf:<model>'")
 
@@ -300,6 +347,7 @@ class Scrubber:
         want = self.entities
         out = []
         has_digit = _ANY_DIGIT.search(text) is not None
+        low = text.lower()
         if "EMAIL_ADDRESS" in want and "@" in text:
             out.append("EMAIL_ADDRESS")
         if has_digit:
@@ -310,15 +358,21 @@ class Scrubber:
                 out.append("CREDIT_CARD")
             if "IBAN_CODE" in want and _IBAN_HINT.search(text):
                 out.append("IBAN_CODE")
+            if digits7:
+                out.extend(e for e in ("US_SSN", "US_ITIN") if e in want)
+            if any(w in low for w in _DOC_WORDS) or "DL" in text:
+                out.extend(e for e in ("PASSPORT", "DRIVER_LICENSE") if e in want)
             if "IP_ADDRESS" in want and _IP_HINT.search(text):
                 out.append("IP_ADDRESS")
             if "ADDRESS" in want and _ADDRESS_HINT.search(text):
                 out.append("ADDRESS")
         elif "IP_ADDRESS" in want and "::" in text:
             out.append("IP_ADDRESS")
+        if "ADDRESS" in want and "corner of" in low and "ADDRESS" not in out:
+            out.append("ADDRESS")  # an intersection needs no digit ("the corner of Main and Elm")
         if "URL" in want and _URL_HINT.search(text):
             out.append("URL")
-        if "API_KEY" in want and _KEY_HINT.search(text):
+        if "API_KEY" in want and (_KEY_PREFIX_HINT.search(text) or any(w in low for w in _KEY_WORDS)):
             out.append("API_KEY")
         if "USERNAME" in want and _HANDLE_HINT.search(text) and self._handles.find(text):
             out.append("USERNAME")
@@ -547,13 +601,17 @@ class Scrubber:
 #: own: its prefilter asks them too); a scrubber adds those of the entities it scrubs, in this order.
 RECOGNIZERS: Registry[Callable[[Scrubber], EntityRecognizer]] = Registry("PII entity", error=ScrubError)
 RECOGNIZERS.add("EMAIL_ADDRESS", lambda _: OfflineEmailRecognizer())
-RECOGNIZERS.add("PHONE_NUMBER", lambda _: PhoneRecognizer())
+RECOGNIZERS.add("PHONE_NUMBER", lambda _: PhoneNumberRecognizer())
 RECOGNIZERS.add("CREDIT_CARD", lambda _: LuhnCardRecognizer())
-RECOGNIZERS.add("IBAN_CODE", lambda _: IbanRecognizer())
+RECOGNIZERS.add("IBAN_CODE", lambda _: AnyCaseIbanRecognizer())
+RECOGNIZERS.add("US_SSN", lambda _: ssn_recognizer())
+RECOGNIZERS.add("US_ITIN", lambda _: itin_recognizer())
+RECOGNIZERS.add("PASSPORT", lambda _: passport_recognizer())
+RECOGNIZERS.add("DRIVER_LICENSE", lambda _: driver_license_recognizer())
 RECOGNIZERS.add("IP_ADDRESS", lambda _: IpRecognizer())
 RECOGNIZERS.add("URL", lambda _: TokenUrlRecognizer())
 RECOGNIZERS.add("API_KEY", lambda _: RuleRecognizer("API_KEY", API_KEY_RULES, "ApiKeyRecognizer"))
-RECOGNIZERS.add("ADDRESS", lambda _: RuleRecognizer("ADDRESS", ADDRESS_RULES, "AddressRecognizer"))
+RECOGNIZERS.add("ADDRESS", lambda scrubber: AddressRecognizer(ADDRESS_RULES, scrubber._gazetteer))
 RECOGNIZERS.add("PERSON", lambda scrubber: scrubber._names)
 RECOGNIZERS.add("USERNAME", lambda scrubber: scrubber._handles)
 

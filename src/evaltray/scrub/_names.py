@@ -37,6 +37,8 @@ _CUE_WORDS = frozenset(
         "customer",
     }
 )
+# Address words that end a name ("Barbara Yudina Apt. 675"): never part of a person's name.
+_ADDRESS_WORDS = frozenset(["apt", "suite", "ste", "unit", "box", "floor", "flat", "room", "bldg", "po"])
 _NOT_NAMES = frozenset({"I", "I'm", "I’m", "I'd", "I’d", "I'll", "I’ll", "I've", "I’ve"})
 
 
@@ -156,11 +158,18 @@ PARTICLES = frozenset(
         "ibn",
         "ben",
         "st",
+        "ten",
+        "ter",
+        "zu",
+        "af",
+        "y",
     ]
 )
 # Words that make the capitalised run before or after them a place or an organisation.
 PLACE_PREFIXES = frozenset(
     [
+        "são",
+        "sao",
         "san",
         "santa",
         "santo",
@@ -254,6 +263,24 @@ ORG_SUFFIXES = frozenset(
         "prize",
         "trophy",
         "cup",
+        "orchestra",
+        "band",
+        "technologies",
+        "associates",
+        "partners",
+        "capital",
+        "systems",
+        "solutions",
+        "consulting",
+        "labs",
+        "studios",
+        "media",
+        "holdings",
+        "ventures",
+        "enterprises",
+        "industries",
+        "services",
+        "records",
     ]
 )
 
@@ -261,8 +288,8 @@ ORG_SUFFIXES = frozenset(
 _STRONG_CUE_RE = regex.compile(
     r"(?ix)(?:"
     r"\b(?:my|his|her|their|your|our|the|customer'?s?|full|first|last|given|family|sur|user'?s?|patient'?s?"
-    r"|client'?s?|account\ ?holder'?s?|contact|legal|middle|maiden|nick)?\ ?name(?:\ is|\ was|\ are|\ 's)?\s*[:=\-]?\s*"
-    r"|\b(?:i\ am|i'm|i’m|im|this\ is|it's|it’s|it\ is|call\ me|named|called|signed|attn|attention|dear"
+    r"|client'?s?|account\ ?holder'?s?|contact|legal|middle|maiden|nick)?\ ?name(?:\ is|\ was|\ are|\ 's)?\s*[:=\-?]?\s*"
+    r"|\b(?:i\ am|i'm|i’m|im|this\ is|it's|it’s|it\ is|calls?\ me|named(?:\ (?:him|her|them))?|called|signed|attn|attention|dear"
     r"|hi|hello|hey|hiya|greetings|thanks|thank\ you|cheers|regards|sincerely|yours|cc|bcc|ask\ for"
     r"|speak\ (?:to|with)|talk\ to|contact|author|authored\ by|written\ by|assignee|owner|reporter|from|to"
     r"|patient|customer|client|user|employee|candidate|applicant|student|teacher|manager|agent)\s*[,:\-]?\s*"
@@ -273,6 +300,15 @@ _WEAK_CUE_RE = regex.compile(
     r"(?i)\b(?:by|with|and|for|met|meet|told|asked|ask|tell|called|emailed|texted|about|reach|remind|ping|invite"
     r"|invited|thank|congratulate|from|to|is|was|cc)\s+$"
 )
+_LOWER_PAIR_RE = regex.compile(
+    r"(?<![\p{L}\p{M}\p{N}_@.<\-/])(\p{Ll}[\p{Ll}\p{M}]{1,20})[ \t]+(\p{Ll}[\p{Ll}\p{M}\-]{1,25})"
+    r"(?![\p{L}\p{N}_@>/]|\.\p{L}|['’](?!s\b))"
+)
+_LIST_RE = regex.compile(
+    r"(?<![\p{L}\p{M}])\p{L}[\p{L}\p{M}'’\-]+(?:,[ \t]*\p{L}[\p{L}\p{M}'’\-]+){1,12},?[ \t]+(?:and|&)[ \t]+"
+    r"\p{L}[\p{L}\p{M}'’\-]+(?![\p{L}\p{M}])"
+)
+_LIST_ITEM_RE = regex.compile(r"(?<![\p{L}\p{M}])(?!and(?![\p{L}]))\p{L}[\p{L}\p{M}'’\-]+")
 _VOCATIVE_AFTER_RE = regex.compile(r"[ \t]*[.!?]")
 _SIGNOFF_RE = regex.compile(
     r"(?i)(?:thanks|thank you|regards|sincerely|cheers|best|yours|warmly|love|xoxo|talk soon|take care)"
@@ -282,7 +318,23 @@ _JSON_NAME_KEY_RE = regex.compile(
     r"(?i)[\"']?(?:first_?name|last_?name|full_?name|given_?name|family_?name|surname|middle_?name"
     r"|customer_?name|user_?name|contact_?name|person|first|last)[\"']?\s*[:=]\s*[\"']?$"
 )
-_NAME_IS_RE = regex.compile(r"(?i)\b(?:my|his|her|their)\s+name\s+(?:is|was)\s*:?\s*")
+# Verbs whose subject is a person, right after a lone unlisted word
+_PERSON_VERB_RE = regex.compile(
+    r"[ \t]+(?:said|says|spent|began|begins|shouted|told|tells|asked|asks|wrote|writes|lives|lived|works|worked"
+    r"|thinks|thought|wants|wanted|loves|loved|married|died|smiled|laughed|replied|answered|explained|insisted"
+    r"|whispered|had[ \t]+given|has[ \t]+given|is[ \t]+from|was[ \t]+born)\b"
+)
+# "flew to Loeches", "moved here from Kenosha": "to" and "from" after a journey name a place, not a person
+_MOTION_RE = regex.compile(
+    r"(?i)\b(?:flew|fly|flying|flown|moved|move|moving|went|go|going|gone|travel(?:l?ed|l?ing)?|drove|drive|driving"
+    r"|here|there|back|trip|road|way|came|come|coming|relocated|emigrated|returned|headed|bound)\s+(?:to|from)\s*$"
+)
+_PLACE_CUE_RE = regex.compile(
+    r"(?i)\b(?:in|at|to|into|near|city|town|village|visit|visited|visiting|via|flew\ to|moved\ to|of)\s+$"
+)
+_NAME_IS_RE = regex.compile(
+    r"(?i)\b(?:my|his|her|their|your)\s+(?:(?:full|first|last|maiden|middle|given|family|sur)\s*)?name\s+(?:is|was)\s*:?\s*"
+)
 _SENTENCE_START_RE = regex.compile(r"(?:^|[.!?:;\n\"“(\[•*#>|]\s*|\n\s*[-–—\d.)]+\s*)$")
 _NUMBER_BEFORE_RE = regex.compile(r"\d[A-Za-z]?[ \t]+$")
 _STOP_LOWER = frozenset(
@@ -311,6 +363,82 @@ _STOP_LOWER = frozenset(
     ]
 )
 
+# Endings that mark a surname in many languages (Ivanov, Kowalski, Petrović, Magnusson, Guðmundsdóttir, Popescu,
+# Öztürkoğlu, Petrosyan, Shervashidze, Papadopoulos, Chloupková): a capitalised word no dictionary lists that ends so
+# is a name even without a cue.
+_SURNAME_END_RE = regex.compile(
+    r"(?i)\p{L}{2,}(?:ov|ova|ová|ev|eva|yov|yova|enko|chenko|ski|ska|sky|skaya|skiy|wicz|czyk|ić|vić|vic|ovic|evic"
+    r"|sson|dóttir|dottir|escu|oglu|oğlu|yan|dze|shvili|poulos|akis|opoulou|ides|idis|ová|ský|ovich|ovna|evna"
+    r"|ович|ова|ев|ева)"
+)
+# A speaker's label at the start of a line ("Halldór: What a wife.", "> Koppány: \"Who are you?\"")
+_SPEAKER_RE = regex.compile(r"(?m)^[ \t>]*(\p{L}[\p{Ll}\p{M}'’\-]+)(?=:[ \t]*\S)")
+_LABEL_WORDS = frozenset(
+    [
+        "phone",
+        "email",
+        "e-mail",
+        "mail",
+        "website",
+        "web",
+        "address",
+        "fax",
+        "mobile",
+        "desk",
+        "note",
+        "notes",
+        "subject",
+        "date",
+        "re",
+        "fwd",
+        "ps",
+        "user",
+        "assistant",
+        "system",
+        "question",
+        "answer",
+        "name",
+        "title",
+        "company",
+        "office",
+        "tel",
+        "home",
+        "work",
+        "cell",
+        "id",
+        "ref",
+        "order",
+        "status",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "warning",
+        "error",
+        "info",
+        "debug",
+        "source",
+        "summary",
+        "result",
+        "output",
+        "input",
+        "example",
+        "step",
+        "tip",
+        "bot",
+        "agent",
+        "customer",
+        "support",
+        "human",
+        "ai",
+        "operator",
+        "moderator",
+        "admin",
+        "host",
+        "guest",
+    ]
+)
+
 SCORE_CUE = 0.85
 SCORE_FULL = 0.85
 SCORE_FULL_WEAK = 0.6
@@ -318,6 +446,8 @@ SCORE_FIRST_ALONE = 0.6
 SCORE_FIRST_AT_START = 0.5
 SCORE_WEAK_CUE = 0.55
 SCORE_LAST_ALONE = 0.3
+SCORE_SURNAME_SHAPE = 0.5
+SCORE_SPEAKER = 0.6
 #: Spans scoring below this are not names.
 DEFAULT_THRESHOLD = 0.45
 
@@ -342,7 +472,7 @@ class _Tok:
     @property
     def plain_word(self) -> bool:
         """Capitalised only because of position or title case: Machine, Learning, Paris, Dear."""
-        if self.text.lower() in _CUE_WORDS:
+        if self.text.lower() in _CUE_WORDS or self.text.lower() in _ADDRESS_WORDS:
             return True
         return bool(self.flags & (WORD | NONPERSON)) and not self.flags & (FIRST | LAST)
 
@@ -353,6 +483,10 @@ class GazetteerNameRecognizer(EntityRecognizer):
     def __init__(self, gazetteer: Gazetteer | None = None, threshold: float = DEFAULT_THRESHOLD) -> None:
         self.gazetteer = gazetteer or load_gazetteer()
         self.threshold = threshold
+        #: given names that are no English word or place, lowercased: a cheap gate for lowercase names
+        self._given_only = frozenset(
+            k for k, v in self.gazetteer.flags.items() if v & FIRST and not v & (WORD | NONPERSON)
+        )
         super().__init__(supported_entities=["PERSON"], name="GazetteerNameRecognizer", supported_language="en")
 
     def load(self) -> None:  # the gazetteer is loaded in __init__
@@ -378,7 +512,12 @@ class GazetteerNameRecognizer(EntityRecognizer):
             name_like = not flags & (WORD | NONPERSON) or flags & (FIRST | LAST)
             if name_like and not (len(word) > 1 and word.isupper()) and word not in _NOT_NAMES:
                 return True
-        return bool(_NAME_IS_RE.search(text) or _JSON_NAME_KEY_RE.search(text))
+        return bool(
+            _NAME_IS_RE.search(text)
+            or _JSON_NAME_KEY_RE.search(text)
+            or self._lower_names(text)
+            or (", " in text and " and " in text and self._name_lists(text))
+        )
 
     def _tokens(self, text: str) -> list[_Tok]:
         get = self.gazetteer.get
@@ -418,17 +557,72 @@ class GazetteerNameRecognizer(EntityRecognizer):
         toks = self._tokens(text)
         for run in self._runs(text, toks):
             self._score_run(text, run, out)
+        if ":" in text:
+            out.extend(self._speakers(text))
+        out.extend(self._lower_names(text))
+        if "," in text:
+            out.extend(self._name_lists(text))
         for m in _NAME_IS_RE.finditer(text):  # "my name is john smith" typed in lowercase
             pos = m.end()
             words: list[tuple[int, int]] = []  # spans
             while len(words) < 3:
                 lm = _LOWER_RE.match(text, pos)
-                if not lm or lm.group(1) in _STOP_LOWER or not self.gazetteer.get(lm.group(1)) & (FIRST | LAST):
+                flags = self.gazetteer.get(lm.group(1)) if lm else 0
+                # after "name is", a listed name part, or (first word only) any word no dictionary has
+                if not lm or lm.group(1) in _STOP_LOWER or not (flags & (FIRST | LAST) or (not words and not flags)):
                     break
                 words.append(lm.span(1))
                 pos = lm.end()
             if words:
                 out.append((words[0][0], words[-1][1], SCORE_CUE))
+        return out
+
+    def _speakers(self, text: str) -> list[tuple[int, int, float]]:
+        """Speaker labels of a dialogue ("Halldór: What a wife."), when not a field label or a plain word."""
+        out = []
+        for m in _SPEAKER_RE.finditer(text):
+            word = m.group(1)
+            flags = self.gazetteer.get(word)
+            if word.lower() in _LABEL_WORDS or flags & (WORD | NONPERSON):
+                continue
+            if word[0].isupper() or flags & FIRST:  # lowercase only when a listed given name ("tracy:")
+                out.append((m.start(1), m.end(1), SCORE_SPEAKER))
+        return out
+
+    def _name_lists(self, text: str) -> list[tuple[int, int, float]]:
+        """Every item of a list of single words most of which are given names ("Efimiya, Mary, Ariana and Isabel",
+        "silvana, adam, christopher and brian"), unless an item is a dictionary word or a place."""
+        get = self.gazetteer.get
+        out: list[tuple[int, int, float]] = []
+        for m in _LIST_RE.finditer(text):
+            items = [(w.start(), w.end(), get(w.group())) for w in _LIST_ITEM_RE.finditer(m.group())]
+            # given names that are no surname: "Owens, Duran and Oneal" is a firm of surnames, not a family
+            given = sum(1 for _, _, f in items if f & FIRST and not f & (LAST | NONPERSON))
+            if len(items) >= 3 and given * 2 > len(items):
+                base = m.start()
+                out.extend(
+                    (base + a, base + b, SCORE_WEAK_CUE)
+                    for a, b, f in items
+                    if f & FIRST and not f & NONPERSON or not f & (WORD | NONPERSON)
+                )
+        return out
+
+    def _lower_names(self, text: str) -> list[tuple[int, int, float]]:
+        """A given name and a surname typed in lowercase ("follow up with patricia desrosiers"): the first a
+        listed given name, the second a listed surname or surname-shaped, neither an English word."""
+        if self._given_only.isdisjoint(text.split()):
+            return []  # no lowercase given name in the text: the common case, decided in C
+        get = self.gazetteer.get
+        out = []
+        for m in _LOWER_PAIR_RE.finditer(text, overlapped=True):
+            first, last = get(m.group(1)), get(m.group(2))
+            if (
+                first & FIRST
+                and not first & (WORD | NONPERSON)
+                and not last & (WORD | NONPERSON)
+                and (last & LAST or _SURNAME_END_RE.fullmatch(m.group(2)))
+            ):
+                out.append((m.start(1), m.end(2), SCORE_FIRST_ALONE))
         return out
 
     def _score_run(self, text: str, run: list[_Tok], out: list[tuple[int, int, float]]) -> None:
@@ -472,13 +666,9 @@ class GazetteerNameRecognizer(EntityRecognizer):
         if not names:
             return 0.0
         vocative = before.endswith(", ") and _VOCATIVE_AFTER_RE.match(text, last.end) is not None
-        if (
-            title
-            or vocative
-            or _STRONG_CUE_RE.search(before)
-            or _SIGNOFF_RE.search(before)
-            or _JSON_NAME_KEY_RE.search(before)
-        ):
+        if title:
+            return SCORE_CUE  # "Mr. Spears": after a title any capitalised word is a name, common word or not
+        if vocative or self._cued(before, names) or _SIGNOFF_RE.search(before) or _JSON_NAME_KEY_RE.search(before):
             # A cue vouches for capitalised words that are not plain English words.
             ok = any(t.strong or not t.flags or (t.flags & FIRST and not t.flags & NONPERSON) for t in names)
             return SCORE_CUE if ok else 0.0
@@ -488,21 +678,54 @@ class GazetteerNameRecognizer(EntityRecognizer):
             if not (head.known or not head.flags) or not (tail.flags & LAST or not tail.flags or tail.flags & FIRST):
                 return 0.0
             if not any(t.known for t in names):
-                return 0.0  # "Samsung Galaxy": no part is a known name
+                # "Samsung Galaxy": no part is a known name; "Elínborg Guðmundsdóttir", "Ravil G Yefimov": a
+                # foreign name the lists lack, told by its letters or a surname ending
+                return SCORE_FULL_WEAK if self._foreign(span, before) else 0.0
             if head.flags & FIRST or first.initial:
                 return SCORE_FULL if any(t.strong for t in names) else SCORE_FULL_WEAK
             # Head is a surname-only or unknown word: "Sherlock Holmes", "Rohit Sharma".
             return SCORE_FULL_WEAK if any(t.strong for t in names) else 0.0
         tok = names[0]
+        if _MOTION_RE.search(before):
+            return 0.0  # "moved here from Kenosha": a lone word after a journey is where, not who
+        if not tok.flags & (WORD | NONPERSON) and _PERSON_VERB_RE.match(text, last.end):
+            return SCORE_WEAK_CUE  # "Järvilehto began writing", "Mehrudin shouted": what people do
         if tok.strong and tok.flags & FIRST:
-            if _WEAK_CUE_RE.search(before):
+            if self._weak_cue(before):
                 return SCORE_CUE
             return SCORE_FIRST_AT_START if at_start else SCORE_FIRST_ALONE
-        if (tok.strong or tok.flags & FIRST and not tok.flags & NONPERSON) and _WEAK_CUE_RE.search(before):
+        if (tok.strong or tok.flags & FIRST and not tok.flags & NONPERSON) and self._weak_cue(before):
             return SCORE_WEAK_CUE
         if tok.strong:
             return SCORE_LAST_ALONE
+        if not tok.flags and _SURNAME_END_RE.fullmatch(tok.text) and not _PLACE_CUE_RE.search(before):
+            return SCORE_SURNAME_SHAPE  # "Kaczmarek was …", "early Yefremova"
         return 0.0
+
+    @staticmethod
+    def _weak_cue(before: str) -> bool:
+        return _WEAK_CUE_RE.search(before) is not None and _MOTION_RE.search(before) is None
+
+    def _cued(self, before: str, names: list[_Tok]) -> bool:
+        """A strong cue before the span. A bare "to" or "from" vouches only for listed names ("reply to Maria"),
+        never after a journey ("flew to Loeches") or for unlisted words ("deploy to Kubernetes")."""
+        m = _STRONG_CUE_RE.search(before)
+        if m is None:
+            return False
+        if m.group().strip(" \t\n,:-").lower() not in ("to", "from"):
+            return True
+        return not _MOTION_RE.search(before) and any(t.known and not t.flags & NONPERSON for t in names)
+
+    @staticmethod
+    def _foreign(span: list[_Tok], before: str) -> bool:
+        """Unlisted capitalised words that look like a person's name: none is a dictionary word, and one has
+        letters outside ASCII or ends like a surname; not right after "in", "to", "near" (a place)."""
+        words = [t for t in span if not t.initial]
+        if any(t.flags & (WORD | NONPERSON) for t in words) or _PLACE_CUE_RE.search(before):
+            return False
+        return any(not t.text.isascii() or _SURNAME_END_RE.fullmatch(t.text) for t in words) or any(
+            t.initial for t in span[1:-1]
+        )
 
 
 # first.last, first_last_6490, first-last42: a handle made of a person's names (never an e-mail's local part).
@@ -542,3 +765,19 @@ class NameHandleRecognizer(EntityRecognizer):
             if first & FIRST and not first & (WORD | NONPERSON) and last & LAST:
                 out.append(m.span())
         return out
+
+
+def plausible_model_name(gazetteer: Gazetteer, text: str, start: int, end: int) -> bool:
+    """Whether an NER model's PERSON span can stand: not only dictionary words or places ("Credit Karma",
+    "Kenosha"), not a lone word after a journey or a place preposition, not the head of an organisation's name."""
+    words = regex.findall(r"[\p{L}\p{M}'’\-]+", text[start:end])
+    if not words or any(ch.isdigit() for ch in text[start:end]):
+        return False
+    flags = [gazetteer.get(w.strip("'’-")) for w in words]
+    if all(f & NONPERSON or (f & WORD and not f & (FIRST | LAST)) for f in flags):
+        return False
+    before = text[max(0, start - 48) : start]
+    if _MOTION_RE.search(before) or (len(words) == 1 and _PLACE_CUE_RE.search(before)):
+        return False
+    after = regex.match(r"[ \t]+([\p{L}]+)", text[end : end + 40])
+    return not (after and after.group(1).lower() in ORG_SUFFIXES)

@@ -17,6 +17,10 @@ LABELS: dict[str, str] = {
     "PHONE_NUMBER": "PHONE",
     "CREDIT_CARD": "CREDIT_CARD",
     "IBAN_CODE": "IBAN",
+    "US_SSN": "SSN",
+    "US_ITIN": "ITIN",
+    "PASSPORT": "PASSPORT",
+    "DRIVER_LICENSE": "DRIVER_LICENSE",
     "IP_ADDRESS": "IP_ADDRESS",
     "URL": "URL",
     "API_KEY": "API_KEY",
@@ -38,7 +42,7 @@ _SPACE_RE = re.compile(r"\s+")
 
 def normalize(label: str, value: str) -> str:
     """The form two mentions of one value share: case, spacing and separators do not make a new value."""
-    if label in ("PHONE", "CREDIT_CARD", "IBAN"):
+    if label in ("PHONE", "CREDIT_CARD", "IBAN", "SSN", "ITIN", "PASSPORT", "DRIVER_LICENSE"):
         return "".join(ch for ch in value if ch.isalnum()).upper()
     if label in ("EMAIL", "IP_ADDRESS"):
         return value.strip().casefold()

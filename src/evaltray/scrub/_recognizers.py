@@ -16,7 +16,7 @@ from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, Email
 # this one only ever reads the snapshot bundled in the wheel.
 OFFLINE_TLD = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
 
-_TIMEOUT = 2.0  # seconds per regex scan: a pathological 1 MB text fails the trace, never hangs it
+REGEX_TIMEOUT = 2.0  # seconds per regex scan: a pathological 1 MB text fails the trace, never hangs it
 
 
 class OfflineEmailRecognizer(EmailRecognizer):
@@ -66,14 +66,34 @@ class TokenUrlRecognizer(UrlRecognizer):
         return out
 
 
+_CARD_CUE_RE = regex.compile(r"(?i)\b(?:card|cc|credit|debit|maestro|visa|mastercard)\b[^\n\d]{0,20}$")
+
+
 class LuhnCardRecognizer(CreditCardRecognizer):
     """Presidio's credit-card recognizer (Luhn-checked), also matching 2-series Mastercard, 12-digit Maestro
-    and 19-digit Visa, which its default pattern misses."""
+    and 19-digit Visa, which its default pattern misses; never a number after "+", 12-digit Maestro only
+    after a card cue."""
 
     PATTERNS = [
         *CreditCardRecognizer.PATTERNS,
-        Pattern("Cards 12-19 digits (Luhn)", r"\b[2-6](?:[ \-]?\d){11,18}\b", 0.3),
+        Pattern("Cards 12-19 digits (Luhn)", r"(?<!\+)\b[2-6](?:[ \-]?\d){11,18}\b", 0.3),
     ]
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None, regex_flags: int | None = None
+    ) -> list[RecognizerResult]:
+        # "+447700677662" is an international phone number, whatever its digits sum to; 12 digits pass Luhn
+        # one time in ten, so a 12-digit Maestro number needs a card cue before it
+        found = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        return [
+            r
+            for r in found
+            if not (r.start > 0 and text[r.start - 1] == "+")
+            and (
+                sum(ch.isdigit() for ch in text[r.start : r.end]) > 12
+                or _CARD_CUE_RE.search(text, max(0, r.start - 30), r.start) is not None
+            )
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +109,7 @@ class Rule:
         return regex.compile(self.pattern)
 
 
-def _result(recognizer: Any, entity: str, start: int, end: int, score: float) -> RecognizerResult:
+def finding(recognizer: Any, entity: str, start: int, end: int, score: float) -> RecognizerResult:
     """A finding that names the recognizer which made it (Presidio's decision trace reads these)."""
     return RecognizerResult(
         entity,
@@ -119,10 +139,10 @@ class RuleRecognizer(LocalRecognizer):
         entity = self.supported_entities[0]
         out = []
         for rule, rx in self.rules:
-            for m in rx.finditer(text, timeout=_TIMEOUT):
+            for m in rx.finditer(text, timeout=REGEX_TIMEOUT):
                 start, end = m.span(rule.group)
                 if end > start:
-                    out.append(_result(self, entity, start, end, rule.score))
+                    out.append(finding(self, entity, start, end, rule.score))
         return out
 
 
@@ -217,7 +237,6 @@ ADDRESS_RULES: tuple[Rule, ...] = (
         0.7,
         1,
     ),
-    Rule("uk-postcode", r"\b(?:[A-Z]{1,2}\d[A-Z\d]?|GIR)[ \t]\d[ABD-HJLNP-UW-Z]{2}\b", 0.5),
 )
 
 #: JSON/form keys whose value is the entity, whatever it looks like. Keys are compared lowercased without _ - or spaces.
@@ -308,12 +327,12 @@ class KeyValueRecognizer(LocalRecognizer):
         if ":" not in text and "=" not in text:
             return out
         wanted = set(entities)
-        for m in _KV_RE.finditer(text, timeout=_TIMEOUT):
+        for m in _KV_RE.finditer(text, timeout=REGEX_TIMEOUT):
             entity = key_entity(m.group(1).strip())
             if entity is None or entity not in wanted:
                 continue
             group = next(g for g in (2, 3, 4) if m.group(g) is not None)
             start, end = m.span(group)
             if m.group(group).strip():
-                out.append(_result(self, entity, start, end, 0.9))
+                out.append(finding(self, entity, start, end, 0.9))
         return out
