@@ -32,6 +32,7 @@ from .release import export, release
 from .scrub import scrub, vault
 from .stages import cluster, dedup
 from .traces import ingest, traces
+from .web import USER_COMMANDS, serve
 from .tray import cases, promote, tray
 from .workspace import demo, init, user
 
@@ -125,8 +126,11 @@ for command in (
     screen_command,
     label_errors_command,
     stats,
+    serve,
 ):
     cli.add_command(command)
+for command in USER_COMMANDS:
+    user.add_command(command)
 cli.add_command(user, "users")  # the group's name before keys came; scripts still call it
 
 
