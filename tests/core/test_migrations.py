@@ -37,7 +37,13 @@ def test_numbers_are_consecutive_from_one_in_registration_order() -> None:
 def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         assert migrate(conn) == [1, 2, 3, 4, 5]
-    assert recorded(engine) == [(1, "m001_initial"), (2, "m002_case_axes"), (3, "m003_audit_chain"), (4, "m004_keys"), (5, "m005_web_accounts")]
+    assert recorded(engine) == [
+        (1, "m001_initial"),
+        (2, "m002_case_axes"),
+        (3, "m003_audit_chain"),
+        (4, "m004_keys"),
+        (5, "m005_web_accounts"),
+    ]
     tables = set(sa.inspect(engine).get_table_names())
     assert tables == {
         "schema_migrations",
@@ -59,7 +65,13 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
     assert columns[-7:-2] == ["slice", "source", "difficulty", "case_type", "supersedes"]  # from migration 2
     with engine.begin() as conn:
         assert migrate(conn) == []
-    assert recorded(engine) == [(1, "m001_initial"), (2, "m002_case_axes"), (3, "m003_audit_chain"), (4, "m004_keys"), (5, "m005_web_accounts")]
+    assert recorded(engine) == [
+        (1, "m001_initial"),
+        (2, "m002_case_axes"),
+        (3, "m003_audit_chain"),
+        (4, "m004_keys"),
+        (5, "m005_web_accounts"),
+    ]
     columns = [c["name"] for c in sa.inspect(engine).get_columns("audit")]
     assert columns[-2:] == ["prev_hash", "hash"]  # from migration 3
     columns = [c["name"] for c in sa.inspect(engine).get_columns("cases")]
@@ -75,7 +87,13 @@ def test_a_database_behind_gets_only_what_it_lacks(engine: sa.Engine) -> None:
         conn.exec_driver_sql("INSERT INTO schema_migrations VALUES (1, 'm001_initial')")
     with engine.begin() as conn:
         assert migrate(conn) == [2, 3, 4, 5]
-    assert recorded(engine) == [(1, "m001_initial"), (2, "m002_case_axes"), (3, "m003_audit_chain"), (4, "m004_keys"), (5, "m005_web_accounts")]
+    assert recorded(engine) == [
+        (1, "m001_initial"),
+        (2, "m002_case_axes"),
+        (3, "m003_audit_chain"),
+        (4, "m004_keys"),
+        (5, "m005_web_accounts"),
+    ]
 
 
 @pytest.mark.parametrize("offset", [-2, -1, 1])  # numbers 1 to 5 taken, 7 leaves a gap

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from evaltray.core.store import Workspace
 from evaltray.ingest import ingest_files
 from evaltray.tray import candidates as pool
+from evaltray.tray import review as rev
 from evaltray.web import accounts, create_app
 from tests.helpers import register
 
@@ -60,8 +61,9 @@ def site(ws: Workspace) -> Site:
             ws.add_user(name, role, actor="alice")
     for name in [*USERS, "alice"]:
         accounts.set_password(ws, name, PASSWORD, actor="alice")
-    cands = [add_candidate(ws, f"Where is my refund for order {n}?") for n in (1, 2, 3)]
-    return Site(ws, cands)
+    made = {add_candidate(ws, f"Where is my refund for order {n}?") for n in (1, 2, 3)}
+    # in the queue's order (oldest first, then by id: three made within a second go by id)
+    return Site(ws, [c.id for c in rev.queue(ws) if c.id in made])
 
 
 def ingest_chat(ws: Workspace, tmp_path: Path, trace_id: str, text: str, scrub: bool = True) -> None:

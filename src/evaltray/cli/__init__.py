@@ -32,8 +32,8 @@ from .release import export, release
 from .scrub import scrub, vault
 from .stages import cluster, dedup
 from .traces import ingest, traces
-from .web import USER_COMMANDS, serve
 from .tray import cases, promote, tray
+from .web import USER_COMMANDS, serve
 from .workspace import demo, init, user
 
 

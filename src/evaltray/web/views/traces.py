@@ -25,7 +25,10 @@ router = APIRouter()
 
 #: Filters the page offers: form field -> (predicate with a bound parameter, how the value is bound).
 FILTERS: dict[str, tuple[str, Callable[[str], str]]] = {
-    "q": ("input_text ILIKE $q ESCAPE '\\'", lambda v: "%" + v.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"),
+    "q": (
+        "input_text ILIKE $q ESCAPE '\\'",
+        lambda v: "%" + v.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",
+    ),
     "feature": ("feature = $feature", str),
     "model": ("model = $model", str),
     "status": ("status = $status", str),
