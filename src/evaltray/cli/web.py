@@ -16,8 +16,9 @@ from ._common import AppContext, emit, emit_table, err, json_option, out, pass_a
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @click.option("--db", "db_url", help="State database URL (default: the workspace's), e.g. postgresql+psycopg://…")
+@json_option
 @pass_app
-def serve(app: AppContext, host: str, port: int, db_url: str | None) -> None:
+def serve(app: AppContext, host: str, port: int, db_url: str | None, as_json: bool) -> None:
     """Serve the web app: review queue, labeling guide, traces (sign in with `evaltray user passwd`)."""
     import uvicorn
 
@@ -27,7 +28,8 @@ def serve(app: AppContext, host: str, port: int, db_url: str | None) -> None:
     try:
         if not any(u.get("password_hash") for u in ws.users()):
             err().print("No user has a web password yet: an admin runs `evaltray user passwd NAME`", highlight=False)
-        err().print(f"evaltray web app on http://{shown(host)}:{port}/ (Ctrl+C stops it)", highlight=False)
+        url = f"http://{host}:{port}/"
+        emit(as_json, {"url": url}, lambda: out().print(f"evaltray web app on {shown(url)} (Ctrl+C stops it)"))
         uvicorn.run(create_app(ws), host=host, port=port, log_level="warning")
     finally:
         ws.close()
@@ -42,15 +44,16 @@ def _read_password(from_stdin: bool) -> str:
 @click.command("passwd")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@json_option
 @pass_app
-def passwd(app: AppContext, name: str, password_stdin: bool) -> None:
+def passwd(app: AppContext, name: str, password_stdin: bool, as_json: bool) -> None:
     """Set NAME's web password (admins only); their open sessions end."""
     from evaltray.web import accounts
 
     ws = app.ws  # the workspace (and the admin's right) before the password is asked for
     ws.require(app.user, ADMIN_ROLES, "setting passwords")
     accounts.set_password(ws, name, _read_password(password_stdin), actor=app.user)
-    out().print(f"password set for {shown(name)}", highlight=False)
+    emit(as_json, {"name": name, "password_set": True}, lambda: out().print(f"password set for {shown(name)}"))
 
 
 @click.command("token")
@@ -95,13 +98,14 @@ def tokens(app: AppContext, as_json: bool) -> None:
 
 @click.command("revoke-token")
 @click.argument("token_id", type=int)
+@json_option
 @pass_app
-def revoke_token(app: AppContext, token_id: int) -> None:
+def revoke_token(app: AppContext, token_id: int, as_json: bool) -> None:
     """Revoke an API token at once (admins only)."""
     from evaltray.web import accounts
 
     accounts.revoke_token(app.ws, token_id, app.user)
-    out().print(f"token {token_id} revoked", highlight=False)
+    emit(as_json, {"id": token_id, "revoked": True}, lambda: out().print(f"token {token_id} revoked"))
 
 
 #: Commands of the ``user`` group that the web app's accounts add.
