@@ -121,6 +121,8 @@ def test_a_viewer_cannot_label_reject_or_save_a_draft(client, site):
         assert r.status_code == 403, path
         assert "user &#39;vic&#39; is a viewer" in r.text, path
     assert _reviews(site.ws, cid) == [] and pool.get(site.ws, cid).status == "pending"
+    with site.ws.tx() as conn:  # reading kept no draft either
+        assert conn.execute(sa.select(site.ws.t["review_drafts"])).all() == []
 
 
 def test_a_labeler_is_refused_promotion_and_sign_off_and_an_adjudicator_is_sent_to_the_cli(client, site):
@@ -345,3 +347,13 @@ def test_a_rejected_candidate_cannot_be_reviewed(client, site):
     csrf = sign_in(client, "lab")
     r = client.post(f"/queue/{cid}/review", data={"csrf": csrf, "reference": "x"})
     assert r.status_code == 400 and f"candidate {cid} is rejected; it cannot be reviewed" in r.text
+
+
+def test_sign_out_needs_the_csrf_token_and_ends_the_session(client, site):
+    csrf = sign_in(client, "lab")
+    assert client.post("/logout", data={}).status_code == 403
+    assert client.get("/").status_code == 200
+    r = client.post("/logout", data={"csrf": csrf})
+    assert (r.status_code, r.headers["location"]) == (303, "/login")
+    with site.ws.tx() as conn:
+        assert conn.execute(sa.select(site.ws.t["web_sessions"])).all() == []

@@ -136,10 +136,11 @@ class Shown:
     blind: bool
 
 
-def shown(step: rev.ReviewStep, draft: Draft, blind: bool, ws: Workspace, reviewer: str) -> Shown:
+def shown(step: rev.ReviewStep, draft: Draft, blind: bool, ws: Workspace, reviewer: str | None) -> Shown:
     """What of ``step``'s candidate the page may show: the recorded output comes from the step itself (which
     refuses it in a blind session before the expected behaviour is written); the trajectory kept in the
-    candidate's metadata is the output too, so it is held back with it."""
+    candidate's metadata is the output too, so it is held back with it. ``reviewer`` (None for a reader, who
+    keeps no draft) has the draft note an output shown before the expected behaviour."""
     cand = step.candidate
     meta = {k: v for k, v in cand.metadata.items() if k != "recorded_trajectory"}
     output: str | None = None
@@ -153,7 +154,7 @@ def shown(step: rev.ReviewStep, draft: Draft, blind: bool, ws: Workspace, review
             output, revealed = step.recorded_output(), True
     if not revealed and not blind:
         output, revealed = step.recorded_output(), True
-        if not draft.output_seen_first:
+        if not draft.output_seen_first and reviewer is not None:
             draft.output_seen_first = True
             save_draft(ws, reviewer, cand.id, draft)
     trajectory = list(cand.metadata.get("recorded_trajectory") or []) if revealed else []

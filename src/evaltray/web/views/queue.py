@@ -60,8 +60,10 @@ def queue_json(request: Request, actor: Annotated[Actor, Depends(reader)]) -> JS
 def queue_item(request: Request, cid: str, actor: Annotated[Actor, Depends(reader)]) -> Response:
     ws = workspace(request)
     session, step = _step(ws, actor, cid)
-    draft = reviewing.open_draft(ws, actor.name, cid)
-    view = reviewing.shown(step, draft, session.blind, ws, actor.name)
+    may_label = actor.role in LABEL_ROLES
+    # a reader keeps no draft: only a labeler's opening starts a row's clock
+    draft = reviewing.open_draft(ws, actor.name, cid) if may_label else reviewing.Draft()
+    view = reviewing.shown(step, draft, session.blind, ws, actor.name if may_label else None)
     items = reviewing.queue_items(ws, actor.name)
     prev_id, next_id = _neighbours(items, cid)
     return page(
@@ -77,7 +79,7 @@ def queue_item(request: Request, cid: str, actor: Annotated[Actor, Depends(reade
         reasons=REJECT_REASONS,
         codes=ws.settings.behavior_codes,
         guide_version=ws.settings.guide_version,
-        may_label=actor.role in LABEL_ROLES,
+        may_label=may_label,
     )
 
 
