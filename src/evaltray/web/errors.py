@@ -16,15 +16,11 @@ from starlette.exceptions import HTTPException
 
 from evaltray.core.errors import EvaltrayError, NotFound, PermissionDenied
 
-from .accounts import NotSignedIn, SignInError
+from .accounts import NeedsTheCli, NotSignedIn, SignInError
 from .auth import bearer
 from .render import fragment, page
 
 log = logging.getLogger(__name__)
-
-
-class NeedsTheCli(EvaltrayError):
-    """An act that signs with a private key, which the web server never holds."""
 
 
 def status_of(exc: Exception) -> int:

@@ -11,9 +11,8 @@ from evaltray.core.records import SIGN_ROLES, Role
 from evaltray.tray import candidates as pool
 from evaltray.tray import review as rev
 from evaltray.web import reviewing
-from evaltray.web.accounts import Actor, require_role
+from evaltray.web.accounts import Actor, NeedsTheCli, require_role
 from evaltray.web.auth import reader, workspace, writer
-from evaltray.web.errors import NeedsTheCli
 from evaltray.web.render import page
 
 router = APIRouter()
