@@ -30,19 +30,21 @@ def test_numbers_are_consecutive_from_one_in_registration_order() -> None:
         ("3", "m003_audit_chain"),
         ("4", "m004_keys"),
         ("5", "m005_tasks"),
+        ("6", "m006_web_accounts"),
     ]
     assert [int(name) for name, _ in MIGRATIONS.items()] == list(range(1, len(MIGRATIONS) + 1))
 
 
 def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        assert migrate(conn) == [1, 2, 3, 4, 5]
+        assert migrate(conn) == [1, 2, 3, 4, 5, 6]
     assert recorded(engine) == [
         (1, "m001_initial"),
         (2, "m002_case_axes"),
         (3, "m003_audit_chain"),
         (4, "m004_keys"),
         (5, "m005_tasks"),
+        (6, "m006_web_accounts"),
     ]
     tables = set(sa.inspect(engine).get_table_names())
     assert tables == {
@@ -57,6 +59,11 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
         "user_keys",
         "tasks",
         "failure_taxonomy",
+        "web_sessions",
+        "api_tokens",
+        "review_drafts",
+        "review_timings",
+        "guide_versions",
     }
     columns = [c["name"] for c in sa.inspect(engine).get_columns("cases")]
     assert columns[-7:-2] == ["slice", "source", "difficulty", "case_type", "supersedes"]  # from migration 2
@@ -68,12 +75,13 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
         (3, "m003_audit_chain"),
         (4, "m004_keys"),
         (5, "m005_tasks"),
+        (6, "m006_web_accounts"),
     ]
     columns = [c["name"] for c in sa.inspect(engine).get_columns("audit")]
     assert columns[-2:] == ["prev_hash", "hash"]  # from migration 3
     columns = [c["name"] for c in sa.inspect(engine).get_columns("cases")]
     assert columns[-2:] == ["promoted_by", "promotion_signature"]  # from migration 4
-    assert [c["name"] for c in sa.inspect(engine).get_columns("users")][-1] == "public_key"
+    assert [c["name"] for c in sa.inspect(engine).get_columns("users")][-2:] == ["public_key", "password_hash"]
 
 
 def test_a_database_behind_gets_only_what_it_lacks(engine: sa.Engine) -> None:
@@ -83,20 +91,21 @@ def test_a_database_behind_gets_only_what_it_lacks(engine: sa.Engine) -> None:
         first(conn)
         conn.exec_driver_sql("INSERT INTO schema_migrations VALUES (1, 'm001_initial')")
     with engine.begin() as conn:
-        assert migrate(conn) == [2, 3, 4, 5]
+        assert migrate(conn) == [2, 3, 4, 5, 6]
     assert recorded(engine) == [
         (1, "m001_initial"),
         (2, "m002_case_axes"),
         (3, "m003_audit_chain"),
         (4, "m004_keys"),
         (5, "m005_tasks"),
+        (6, "m006_web_accounts"),
     ]
 
 
-@pytest.mark.parametrize("offset", [-2, -1, 1])  # numbers 1 to 5 taken, 7 leaves a gap
+@pytest.mark.parametrize("offset", [-2, -1, 1])  # numbers 1 to 6 taken, 8 leaves a gap
 def test_a_number_out_of_order_is_refused(offset: int) -> None:
     number = len(MIGRATIONS) + 1 + offset  # only len + 1 is next
     with pytest.raises(RuntimeError) as err:
         migration(number)
     assert str(err.value) == f"migration {number} out of order"
-    assert len(MIGRATIONS) == 5
+    assert len(MIGRATIONS) == 6

@@ -36,6 +36,7 @@ from .stages import cluster, dedup
 from .tasks import bugs_group, failures_command, tasks_group, taxonomy_group
 from .traces import ingest, traces
 from .tray import cases, promote, tray
+from .web import USER_COMMANDS, serve
 from .workspace import demo, init, user
 
 
@@ -135,8 +136,11 @@ for command in (
     stats,
     aa_command,
     assertions_group,
+    serve,
 ):
     cli.add_command(command)
+for command in USER_COMMANDS:
+    user.add_command(command)
 cli.add_command(user, "users")  # the group's name before keys came; scripts still call it
 
 

@@ -232,6 +232,65 @@ def m005_tasks(conn: Connection) -> None:
     md.create_all(conn)
 
 
+@migration(6)
+def m006_web_accounts(conn: Connection) -> None:
+    """The web app's accounts: a password per user (argon2), sign-in sessions and API tokens (only their
+    sha256 kept), review drafts that survive a reload, time spent per reviewed row, and the labeling guide's
+    text per version."""
+    conn.execute(sa.text("ALTER TABLE users ADD COLUMN password_hash VARCHAR(200)"))
+    md = sa.MetaData()
+    sa.Table(
+        "web_sessions",
+        md,
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False, index=True),
+        sa.Column("csrf", sa.String(64), nullable=False),
+        sa.Column("expires_at", sa.String(40), nullable=False),
+        _ts(),
+    )
+    sa.Table(
+        "api_tokens",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("name", sa.String(200), nullable=False, index=True),
+        sa.Column("label", sa.String(200)),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        sa.Column("last_used_at", sa.String(40)),
+        sa.Column("revoked_at", sa.String(40)),
+        _ts(),
+    )
+    sa.Table(
+        "review_drafts",
+        md,
+        sa.Column("reviewer", sa.String(200), primary_key=True),
+        sa.Column("candidate_id", sa.String(64), primary_key=True),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("opened_at", sa.String(40), nullable=False),
+        sa.Column("updated_at", sa.String(40), nullable=False),
+    )
+    sa.Table(
+        "review_timings",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("reviewer", sa.String(200), nullable=False),
+        sa.Column("candidate_id", sa.String(64), nullable=False, index=True),
+        sa.Column("outcome", sa.String(20), nullable=False),
+        sa.Column("review_id", sa.Integer),
+        sa.Column("seconds", sa.Integer, nullable=False),
+        _ts(),
+    )
+    sa.Table(
+        "guide_versions",
+        md,
+        sa.Column("version", sa.String(40), primary_key=True),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("published_by", sa.String(200), nullable=False),
+        _ts(),
+    )
+    md.create_all(conn)
+
+
 def migrate(conn: Connection) -> list[int]:
     """Apply every migration not yet recorded; return the numbers applied."""
     conn.execute(

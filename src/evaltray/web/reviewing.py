@@ -1,0 +1,161 @@
+"""What the review queue page reads and keeps: its items, each reviewer's draft, and time spent per row.
+
+The blind rule is not here: the page drives :class:`evaltray.tray.review.ReviewSession`, which keeps it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.store import Workspace
+from evaltray.core.util import dumps, loads, now_iso
+from evaltray.tray import review as rev
+from evaltray.tray.candidates import Candidate
+
+
+def queue_items(ws: Workspace, reviewer: str, set_name: str | None = None) -> list[Candidate]:
+    """The queue page's items for ``reviewer``, in order: the one function to switch when typed tasks
+    (``evaltray.tray.tasks``) land. Today: pending candidates with no review yet, oldest first."""
+    return rev.queue(ws, set_name)
+
+
+#: What a draft keeps: the expected behaviour, the review's fields, and where the blind rule stands.
+DRAFT_FIELDS = ("reference", "behavior_code", "assertions", "verdict", "critique", "failure_tags", "slice")
+
+
+@dataclass
+class Draft:
+    """A reviewer's unfinished work on one candidate, kept on the server so it survives a reload."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    #: the expected behaviour was written (so the recorded output may be shown)
+    expected_written: bool = False
+    #: the output was shown before the expected behaviour (a session that is not blind)
+    output_seen_first: bool = False
+    opened_at: str = ""
+
+    def get(self, name: str) -> str:
+        return self.values.get(name, "")
+
+    def assertions(self) -> list[str]:
+        return [line.strip() for line in self.get("assertions").splitlines() if line.strip()]
+
+    def failure_tags(self) -> list[str]:
+        return [t.strip() for t in self.get("failure_tags").split(",") if t.strip()]
+
+
+def _body(draft: Draft) -> str:
+    return dumps(
+        {"values": draft.values, "expected_written": draft.expected_written, "seen_first": draft.output_seen_first}
+    )
+
+
+def open_draft(ws: Workspace, reviewer: str, candidate_id: str) -> Draft:
+    """``reviewer``'s draft of ``candidate_id``; the first call starts the row's clock."""
+    drafts = ws.t["review_drafts"]
+    key = (drafts.c.reviewer == reviewer) & (drafts.c.candidate_id == candidate_id)
+    with ws.tx() as conn:
+        row = conn.execute(sa.select(drafts.c.body, drafts.c.opened_at).where(key)).first()
+        if row is None:
+            draft = Draft(opened_at=now_iso())
+            stamp = draft.opened_at
+            conn.execute(
+                drafts.insert().values(
+                    reviewer=reviewer, candidate_id=candidate_id, body=_body(draft), opened_at=stamp, updated_at=stamp
+                )
+            )
+            return draft
+    body = loads(row.body)
+    return Draft(
+        values={k: str(v) for k, v in body["values"].items() if k in DRAFT_FIELDS},
+        expected_written=bool(body["expected_written"]),
+        output_seen_first=bool(body["seen_first"]),
+        opened_at=row.opened_at,
+    )
+
+
+def save_draft(ws: Workspace, reviewer: str, candidate_id: str, draft: Draft) -> None:
+    drafts = ws.t["review_drafts"]
+    key = (drafts.c.reviewer == reviewer) & (drafts.c.candidate_id == candidate_id)
+    with ws.tx() as conn:
+        conn.execute(drafts.update().where(key).values(body=_body(draft), updated_at=now_iso()))
+
+
+def form_values(form: Any) -> dict[str, str]:
+    """The draft fields a posted form carries (others ignored), as text."""
+    return {k: v for k in DRAFT_FIELDS if isinstance(v := form.get(k), str)}
+
+
+def finish(
+    ws: Workspace, reviewer: str, candidate_id: str, outcome: str, draft: Draft, review_id: int | None = None
+) -> int:
+    """Record the seconds from first opening the row to ``outcome`` (``review`` or ``reject``), drop the
+    draft, and return the seconds."""
+    opened = datetime.fromisoformat(draft.opened_at.replace("Z", "+00:00"))
+    seconds = max(0, int((datetime.fromisoformat(now_iso().replace("Z", "+00:00")) - opened).total_seconds()))
+    drafts, timings = ws.t["review_drafts"], ws.t["review_timings"]
+    with ws.tx() as conn:
+        conn.execute(
+            timings.insert().values(
+                reviewer=reviewer,
+                candidate_id=candidate_id,
+                outcome=outcome,
+                review_id=review_id,
+                seconds=seconds,
+                created_at=now_iso(),
+            )
+        )
+        conn.execute(drafts.delete().where((drafts.c.reviewer == reviewer) & (drafts.c.candidate_id == candidate_id)))
+    return seconds
+
+
+def timings(ws: Workspace, candidate_id: str | None = None) -> list[dict[str, Any]]:
+    """Time spent per reviewed row (who, which candidate, outcome, review id, seconds), oldest first."""
+    t = ws.t["review_timings"]
+    q = sa.select(t).order_by(t.c.id)
+    if candidate_id is not None:
+        q = q.where(t.c.candidate_id == candidate_id)
+    with ws.tx() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+@dataclass
+class Shown:
+    """A candidate as the page shows it: the output and the recorded trajectory only once they may be seen."""
+
+    candidate: Candidate
+    metadata: dict[str, Any]
+    output: str | None
+    trajectory: list[dict[str, Any]]
+    revealed: bool
+    blind: bool
+
+
+def shown(step: rev.ReviewStep, draft: Draft, blind: bool, ws: Workspace, reviewer: str | None) -> Shown:
+    """What of ``step``'s candidate the page may show: the recorded output comes from the step itself (which
+    refuses it in a blind session before the expected behaviour is written); the trajectory kept in the
+    candidate's metadata is the output too, so it is held back with it. ``reviewer`` (None for a reader, who
+    keeps no draft) has the draft note an output shown before the expected behaviour."""
+    cand = step.candidate
+    meta = {k: v for k, v in cand.metadata.items() if k != "recorded_trajectory"}
+    output: str | None = None
+    revealed = False
+    if draft.expected_written:
+        try:
+            step.write_expected(draft.get("reference"), draft.get("behavior_code"), draft.assertions())
+        except EvaltrayError:  # emptied since it was written: the output stays hidden until it is written again
+            draft.expected_written = False
+        else:
+            output, revealed = step.recorded_output(), True
+    if not revealed and not blind:
+        output, revealed = step.recorded_output(), True
+        if not draft.output_seen_first and reviewer is not None:
+            draft.output_seen_first = True
+            save_draft(ws, reviewer, cand.id, draft)
+    trajectory = list(cand.metadata.get("recorded_trajectory") or []) if revealed else []
+    return Shown(cand, meta, output, trajectory, revealed, blind)

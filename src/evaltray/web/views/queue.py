@@ -1,0 +1,188 @@
+"""The review queue: one candidate at a time, its whole trace, blind by default, labeled from the keyboard."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.records import LABEL_ROLES, REJECT_REASONS, SIGN_ROLES
+from evaltray.core.store import Workspace
+from evaltray.tray import candidates as pool
+from evaltray.tray import review as rev
+from evaltray.web import reviewing
+from evaltray.web.accounts import Actor, NeedsTheCli, check_key_at_hand, require_role
+from evaltray.web.auth import reader, workspace, writer
+from evaltray.web.render import fragment, page
+
+router = APIRouter()
+
+
+def _step(ws: Workspace, actor: Actor, cid: str) -> tuple[rev.ReviewSession, rev.ReviewStep]:
+    """A review session over the one candidate: the web never signs (it holds no private key)."""
+    session = rev.ReviewSession(ws, actor.name, [cid], sign=False)
+    return session, next(iter(session))
+
+
+def _neighbours(items: list[pool.Candidate], cid: str) -> tuple[str | None, str | None]:
+    ids = [c.id for c in items]
+    if cid not in ids:
+        return None, ids[0] if ids else None
+    at = ids.index(cid)
+    return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None)
+
+
+@router.get("/queue")
+def queue_start(request: Request, actor: Annotated[Actor, Depends(reader)]) -> Response:
+    items = reviewing.queue_items(workspace(request), actor.name)
+    if items:
+        return RedirectResponse(f"/queue/{items[0].id}", status_code=303)
+    return page(request, "queue_empty.html", actor)
+
+
+@router.get("/api/queue")
+def queue_json(request: Request, actor: Annotated[Actor, Depends(reader)]) -> JSONResponse:
+    """The queue for scripts: ids, sources, slices and creation times, in order."""
+    items = reviewing.queue_items(workspace(request), actor.name)
+    return JSONResponse(
+        [
+            {"id": c.id, "set": c.set_name, "source": c.source, "slice": c.slice, "created_at": c.created_at}
+            for c in items
+        ]
+    )
+
+
+@router.get("/queue/{cid}")
+def queue_item(request: Request, cid: str, actor: Annotated[Actor, Depends(reader)]) -> Response:
+    ws = workspace(request)
+    session, step = _step(ws, actor, cid)
+    may_label = actor.role in LABEL_ROLES
+    # a reader keeps no draft: only a labeler's opening starts a row's clock
+    draft = reviewing.open_draft(ws, actor.name, cid) if may_label else reviewing.Draft()
+    view = reviewing.shown(step, draft, session.blind, ws, actor.name if may_label else None)
+    items = reviewing.queue_items(ws, actor.name)
+    prev_id, next_id = _neighbours(items, cid)
+    return page(
+        request,
+        "queue.html",
+        actor,
+        view=view,
+        draft=draft,
+        prev_id=prev_id,
+        next_id=next_id,
+        position=next((i for i, c in enumerate(items, 1) if c.id == cid), None),
+        total=len(items),
+        reasons=REJECT_REASONS,
+        codes=ws.settings.behavior_codes,
+        guide_version=ws.settings.guide_version,
+        may_label=may_label,
+    )
+
+
+@router.post("/queue/{cid}/draft")
+async def save_draft(request: Request, cid: str, actor: Annotated[Actor, Depends(writer)]) -> Response:
+    form = await request.form()
+    return await _in_thread(_save_draft, workspace(request), actor, cid, reviewing.form_values(form))
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    """Run a handler's blocking part (the database, argon2) off the event loop, once its form is read."""
+    return await run_in_threadpool(fn, *args)
+
+
+def _save_draft(ws: Workspace, actor: Actor, cid: str, values: dict[str, str]) -> Response:
+    require_role(actor, LABEL_ROLES, "labeling")
+    draft = reviewing.open_draft(ws, actor.name, cid)
+    draft.values.update(values)
+    reviewing.save_draft(ws, actor.name, cid, draft)
+    return Response(status_code=204)
+
+
+@router.post("/queue/{cid}/expected")
+async def write_expected(request: Request, cid: str, actor: Annotated[Actor, Depends(writer)]) -> Response:
+    """Write the expected behaviour; the answer shows the recorded output (an htmx swap, else a redirect)."""
+    form = await request.form()
+    return await _in_thread(_write_expected, request, workspace(request), actor, cid, reviewing.form_values(form))
+
+
+def _write_expected(request: Request, ws: Workspace, actor: Actor, cid: str, values: dict[str, str]) -> Response:
+    require_role(actor, LABEL_ROLES, "labeling")
+    session, step = _step(ws, actor, cid)
+    draft = reviewing.open_draft(ws, actor.name, cid)
+    draft.values.update(values)
+    step.write_expected(draft.get("reference"), draft.get("behavior_code"), draft.assertions())
+    draft.expected_written = True
+    reviewing.save_draft(ws, actor.name, cid, draft)
+    if request.headers.get("hx-request") != "true":
+        return RedirectResponse(f"/queue/{cid}", status_code=303)
+    view = reviewing.shown(step, draft, session.blind, ws, actor.name)
+    return HTMLResponse(fragment("_output.html", view=view, draft=draft, may_label=True))
+
+
+@router.post("/queue/{cid}/review")
+async def record(request: Request, cid: str, actor: Annotated[Actor, Depends(writer)]) -> Response:
+    form = await request.form()
+    return await _in_thread(_record, workspace(request), actor, cid, reviewing.form_values(form))
+
+
+def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str]) -> Response:
+    """Record the review through the session (which keeps the blind rule and stamps the guide version)."""
+    require_role(actor, LABEL_ROLES, "labeling")
+    check_key_at_hand(ws, actor)
+    _, step = _step(ws, actor, cid)
+    draft = reviewing.open_draft(ws, actor.name, cid)
+    draft.values.update(values)
+    verdict = draft.get("verdict").strip().lower() or None
+    if verdict is not None and not draft.expected_written and not draft.output_seen_first:
+        raise rev.BlindReviewError(
+            f"candidate {cid}: a verdict judges the recorded output; write the expected behaviour to see it first"
+        )
+    if draft.output_seen_first:
+        step.recorded_output()  # seen before the expected behaviour: the review says so
+    step.write_expected(draft.get("reference"), draft.get("behavior_code"), draft.assertions())
+    made = step.record(
+        verdict=verdict,
+        critique=draft.get("critique") or None,
+        failure_tags=draft.failure_tags(),
+        slice=draft.get("slice").strip() or None,
+    )
+    reviewing.finish(ws, actor.name, cid, "review", draft, made.id)
+    return RedirectResponse("/queue", status_code=303)
+
+
+@router.post("/queue/{cid}/reject")
+async def reject(request: Request, cid: str, actor: Annotated[Actor, Depends(writer)]) -> Response:
+    form = await request.form()
+    reason, note = form.get("reason"), form.get("note")
+    return await _in_thread(
+        _reject,
+        workspace(request),
+        actor,
+        cid,
+        reason if isinstance(reason, str) else "",
+        note if isinstance(note, str) else "",
+    )
+
+
+def _reject(ws: Workspace, actor: Actor, cid: str, reason: str, note: str) -> Response:
+    require_role(actor, LABEL_ROLES, "rejecting a candidate")
+    check_key_at_hand(ws, actor)
+    if not reason.strip():
+        raise EvaltrayError(f"candidate {cid}: pick a reason to reject it ({', '.join(REJECT_REASONS)})")
+    draft = reviewing.open_draft(ws, actor.name, cid)
+    pool.reject(ws, cid, reason, actor.name, note=note.strip() or None)
+    reviewing.finish(ws, actor.name, cid, "reject", draft)
+    return RedirectResponse("/queue", status_code=303)
+
+
+@router.post("/queue/{cid}/signoff")
+def sign_off(cid: str, actor: Annotated[Actor, Depends(writer)]) -> Response:
+    """Refused in the web: a sign-off is signed with the adjudicator's private key, which the server never holds."""
+    require_role(actor, SIGN_ROLES, "signing labels off")
+    raise NeedsTheCli(
+        f"candidate {cid}: a sign-off is signed with your private key, which this server never holds; "
+        f"run `evaltray -u {actor.name} signoff {cid}` where your key is"
+    )

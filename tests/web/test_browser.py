@@ -1,0 +1,183 @@
+"""The web app served by uvicorn, driven in headless Chromium (Debian's package, through Playwright).
+
+With ``EVALTRAY_SCREENSHOTS=DIR`` the tests also save the main pages' screenshots there (the README's come from
+``EVALTRAY_SCREENSHOTS=docs/screenshots``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaltray.tray import review as rev
+
+from .conftest import OUTPUT, PASSWORD, add_candidate, ingest_chat
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = os.environ.get("EVALTRAY_SCREENSHOTS")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+def _page(browser: Any, base: str, name: str) -> Any:
+    """A new browser page signed in as ``name`` through the sign-in form."""
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    page.set_default_timeout(10_000)
+    page.goto(f"{base}/queue")
+    assert page.url.startswith(f"{base}/login?next=")
+    if SHOTS:
+        _shot(page, "login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    return page
+
+
+def _shot(page: Any, name: str) -> None:
+    assert SHOTS is not None
+    Path(SHOTS).mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+def test_a_labeler_labels_a_candidate_with_the_keyboard_blind(browser, server, site):
+    page = _page(browser, server, "lab")
+    first, second = site.cands[0], site.cands[1]
+    assert page.url == f"{server}/queue/{first}"
+    assert OUTPUT not in page.content() and page.locator("#blind-note").is_visible()
+    if SHOTS:
+        _shot(page, "queue-blind")
+    page.keyboard.press("j")
+    page.wait_for_url(f"{server}/queue/{second}")
+    page.keyboard.press("k")
+    page.wait_for_url(f"{server}/queue/{first}")
+    page.keyboard.press("p")  # no verdict before the expected behaviour: the page says why
+    assert "Write the expected behaviour first" in page.locator("#flash").inner_text()
+    assert page.locator("input[name=verdict]").count() == 0
+    page.keyboard.press("w")
+    page.keyboard.type("Say refunds take 5 to 7 business days and offer the order status.")
+    with page.expect_response(lambda r: r.url.endswith("/expected")):
+        page.keyboard.press("Control+Enter")
+    assert page.locator("#recorded-output").inner_text() == OUTPUT
+    page.keyboard.press("Escape")
+    page.keyboard.press("f")
+    assert page.locator("input[name=verdict][value=fail]").is_checked()
+    page.keyboard.press("e")
+    page.keyboard.type("Gives the policy but never looks up the order.")
+    page.keyboard.press("Escape")
+    if SHOTS:
+        _shot(page, "queue-revealed")
+    with page.expect_navigation():
+        page.keyboard.press("s")
+    assert page.url == f"{server}/queue/{second}"  # on to the next row
+    review = rev.latest_review(site.ws, first)
+    assert review is not None
+    assert (review.reviewer, review.verdict, review.expected_first) == ("lab", "fail", True)
+    assert review.critique == "Gives the policy but never looks up the order."
+    assert review.expected["reference"] == "Say refunds take 5 to 7 business days and offer the order status."
+
+
+def test_a_draft_typed_in_the_browser_survives_a_reload(browser, server, site):
+    page = _page(browser, server, "lab")
+    with page.expect_response(lambda r: r.url.endswith("/draft") and r.status == 204):
+        page.fill("#critique", "Half a thought")
+    page.reload()
+    assert page.locator("#critique").input_value() == "Half a thought"
+
+
+def test_a_labeler_is_refused_promotion_in_the_browser(browser, server, site):
+    page = _page(browser, server, "lab")
+    page.goto(f"{server}/")
+    if SHOTS:
+        _shot(page, "home")
+    page.click("#promote")
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text() == "Error 403"
+    assert "user 'lab' is a labeler; promoting needs one of" in page.locator(".error").inner_text()
+
+
+#: Each tries to run script, load something, or leak text through CSS; all must show as text.
+PAYLOADS = [
+    "<script>document.title='pwned-script'; fetch('/leak?script')</script>",
+    "<img src=x onerror=\"document.title='pwned-img'\">",
+    "<a href=\"javascript:document.title='pwned-link'\" id=evil-link>click me</a>",
+    "<style>input[name=csrf][value^=a]{background:url(/leak?css)} body{background:url(/leak?body)}</style>",
+    '"><svg onload="document.title=\'pwned-svg\'">',
+    "{{ 7*7 }} {% if 1 %}jinja{% endif %}",
+]
+
+
+def test_hostile_trace_text_renders_as_text_and_runs_nothing(browser, server, site, tmp_path):
+    hostile = "\n".join(PAYLOADS)
+    cid = add_candidate(site.ws, hostile, output=hostile)
+    ingest_chat(site.ws, tmp_path, "t-hostile", hostile, scrub=False)
+    site.ws.settings.scrub = False  # shown as stored: the payloads reach the page intact
+    page = _page(browser, server, "lab")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    for url in (f"{server}/queue/{cid}", f"{server}/trace?id=t-hostile", f"{server}/traces"):
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        assert not page.title().startswith("pwned"), url
+        assert page.locator("main img, main svg, main style, main script, #evil-link").count() == 0, url
+        text = page.locator("main").inner_text()
+        for payload in PAYLOADS[:1] if url.endswith("/traces") else PAYLOADS:
+            assert payload.splitlines()[0][:60] in text, (url, payload)
+    page.goto(f"{server}/queue/{cid}")
+    page.fill("#reference", "Refuse.")
+    with page.expect_response(lambda r: r.url.endswith("/expected")):
+        page.click("#show-output")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#recorded-output").inner_text() == hostile  # the output, revealed, is text too
+    assert not page.title().startswith("pwned") and dialogs == []
+    assert [u for u in asked if "/leak" in u or not u.startswith(server)] == []
+    if SHOTS:
+        page.goto(f"{server}/trace?id=t-hostile")
+        _shot(page, "trace")
+
+
+def test_the_traces_and_guide_pages_in_the_browser(browser, server, site, tmp_path):
+    ingest_chat(site.ws, tmp_path, "t-1001", "My order 1001 never arrived; can I get a refund?", scrub=False)
+    ingest_chat(site.ws, tmp_path, "t-1002", "How do I change my delivery address?", scrub=False)
+    site.ws.settings.scrub = False
+    page = _page(browser, server, "adj")
+    page.goto(f"{server}/traces")
+    page.fill("input[name=q]", "refund")
+    page.click(".filters button")
+    page.wait_for_load_state()
+    rows = page.locator("#trace-list tbody tr").all_inner_texts()
+    assert len(rows) == 1 and rows[0].startswith("t-1001")
+    if SHOTS:
+        _shot(page, "traces")
+    page.goto(f"{server}/guide")
+    page.fill("input[name=version]", "1")
+    page.fill(
+        "textarea[name=body]",
+        "Write what the assistant should do before you read what it did.\n\nFail a reply that invents an order status.",
+    )
+    page.click("form[action='/guide'] button")
+    page.wait_for_load_state()
+    assert page.locator("#guide-body").inner_text().startswith("Write what the assistant should do")
+    if SHOTS:
+        _shot(page, "guide")
