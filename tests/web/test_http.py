@@ -165,7 +165,7 @@ def test_blind_review_hides_the_output_until_the_expected_behaviour_is_written(c
     assert r.status_code == 400
     assert (
         r.text
-        == '<p class="error">the expected behaviour is empty: write a reference answer, a behavior code or assertions</p>'
+        == '<p class="error">the expected behaviour is empty: write a reference answer, a behavior code, assertions or tool calls</p>'
     )
     assert OUTPUT not in client.get(f"/queue/{cid}").text
     r = client.post(
