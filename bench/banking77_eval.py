@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", nargs="+", choices=SETS, default=["banking77-train"])
     ap.add_argument("--backends", nargs="+", default=["wordllama", "st", "tfidf"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--resamples", type=int, default=2, help="1%% removals per seed for the stability check")
+    ap.add_argument("--resamples", type=int, default=2, help="1%% removals per seed for the stability check (0: none)")
     ap.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: a temp dir)")
     ap.add_argument("--per-intent", type=int, default=None, help="keep at most N texts of each intent (seeded)")
     ap.add_argument("--intents", type=int, default=None, help="keep N of the intents, picked at random (seeded)")
@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                 resolutions(texts, labels, x, args.seeds, args.resolutions)
                 continue
             compare(texts, labels, x, args.seeds)
+            if args.resamples < 1:
+                continue
             print()
             stability(texts, x, args.seeds, args.resamples, len(set(labels)))
     return 0
