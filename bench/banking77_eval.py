@@ -3,6 +3,7 @@
     python bench/banking77_eval.py                                   # Banking77 train (the building set)
     python bench/banking77_eval.py --sets banking77-test clinc150 --clinc data_full.json   # measuring sets
     python bench/banking77_eval.py --backends tfidf --seeds 0 1 2 --resamples 3
+    python bench/banking77_eval.py --per-intent 40 --resolutions 1 2 3 4 6 8 12   # building-set variant
 
 For each embedding backend and intent set the script embeds the texts once, then for every seed runs,
 on the same vectors: evaltray's ``cluster_texts`` at default settings (spectral, ``k="auto"``), and
@@ -10,6 +11,11 @@ plain scikit-learn ``KMeans(n_clusters=k, random_state=seed)`` at the k evaltray
 the true number of intents. It prints purity, NMI, ARI, the cluster count and seconds per run (mean
 ± sd over seeds) and the time ratio. Stability: for each seed and each of ``--resamples`` seeded
 removals of 1% of the texts, how far k="auto" moves from its full-set choice.
+
+``--per-intent N`` and ``--intents N`` cut a set down (seeded) to at most N texts per intent, or to N of
+its intents: variants of the building set with the density and intent count of other sets, to tune on
+without touching those. ``--resolutions`` prints, instead, the count k="auto" picks at each modularity
+resolution and which of them land within 25% of the true count.
 
 Data: Banking77 (PolyAI, CC-BY-4.0) from ``../shared/data/intents/`` beside the repository unless
 ``--data`` says otherwise; CLINC150 (Larson et al. 2019, CC-BY-3.0) is ``data/data_full.json`` of
@@ -31,6 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+# Imported here, before any timing: evaltray imports scikit-learn lazily, so without this the first timed
+# clustering paid for loading it (seconds on a loaded machine) and the KMeans timed after it did not.
+import sklearn.feature_extraction.text  # noqa: F401  (cluster names' CountVectorizer, likewise)
+from sklearn.cluster import KMeans
+
 from evaltray.curate.cluster import cluster_texts, evaluate
 from evaltray.curate.embed import EmbeddingCache, EmbeddingError, get_embedder
 
@@ -50,6 +61,34 @@ def load(name: str, data: Path, clinc: Path | None) -> tuple[list[str], list[str
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
+def cut(
+    texts: list[str], labels: list[str], per_intent: int | None, intents: int | None
+) -> tuple[list[str], list[str]]:
+    """At most ``per_intent`` texts of each intent, of ``intents`` intents picked at random (seeded)."""
+    rng = np.random.default_rng(7)
+    y = np.asarray(labels)
+    names = np.unique(y)
+    if intents is not None:
+        names = np.sort(rng.choice(names, size=min(intents, names.size), replace=False))
+    keep: list[int] = []
+    for name in names:
+        idx = np.flatnonzero(y == name)
+        keep += sorted(rng.choice(idx, size=min(per_intent or idx.size, idx.size), replace=False).tolist())
+    keep.sort()
+    return [texts[i] for i in keep], [labels[i] for i in keep]
+
+
+def resolutions(texts: list[str], labels: list[str], x: np.ndarray, seeds: list[int], gammas: list[float]) -> None:
+    """The count k="auto" picks at each modularity resolution, per seed; those within 25% of the truth marked."""
+    truth = len(set(labels))
+    print(f"| seed | {' | '.join(f'resolution {g:g}' for g in gammas)} |\n| --- |{' --- |' * len(gammas)}")
+    for seed in seeds:
+        ks = [cluster_texts(texts, x, seed=seed, resolution=g).n_clusters for g in gammas]
+        cells = [f"**{k}**" if abs(k - truth) <= 0.25 * truth else str(k) for k in ks]
+        print(f"| {seed} | {' | '.join(cells)} |", flush=True)
+    print(f"\n(true count {truth}; bold: within 25%)", flush=True)
+
+
 def fmt(values: list[float], digits: int) -> str:
     a = np.asarray(values, dtype=float)
     if len(a) == 1 or a.std() == 0:
@@ -64,8 +103,6 @@ def timed(fn: object, *args: object, **kw: object) -> tuple[object, float]:
 
 
 def kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
-    from sklearn.cluster import KMeans
-
     return KMeans(n_clusters=k, random_state=seed).fit_predict(x)
 
 
@@ -139,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", nargs="+", choices=SETS, default=["banking77-train"])
     ap.add_argument("--backends", nargs="+", default=["wordllama", "st", "tfidf"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--resamples", type=int, default=2, help="1%% removals per seed for the stability check")
+    ap.add_argument("--resamples", type=int, default=2, help="1%% removals per seed for the stability check (0: none)")
     ap.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: a temp dir)")
+    ap.add_argument("--per-intent", type=int, default=None, help="keep at most N texts of each intent (seeded)")
+    ap.add_argument("--intents", type=int, default=None, help="keep N of the intents, picked at random (seeded)")
+    ap.add_argument("--resolutions", nargs="+", type=float, default=None, help="scan k=auto over these resolutions")
     args = ap.parse_args(argv)
 
     print(
@@ -155,10 +195,15 @@ def main(argv: list[str] | None = None) -> int:
             except EmbeddingError as exc:
                 print(f"\n## {backend}: skipped ({exc})")
                 break
-            texts, labels = load(name, args.data, args.clinc)
+            texts, labels = cut(*load(name, args.data, args.clinc), args.per_intent, args.intents)
             x = cache.embed_cached(emb, texts)
             print(f"\n## {name} ({len(texts):,} texts, {len(set(labels))} intents), {emb.name} (dim {emb.dim})\n")
+            if args.resolutions:
+                resolutions(texts, labels, x, args.seeds, args.resolutions)
+                continue
             compare(texts, labels, x, args.seeds)
+            if args.resamples < 1:
+                continue
             print()
             stability(texts, x, args.seeds, args.resamples, len(set(labels)))
     return 0

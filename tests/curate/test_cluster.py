@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -174,6 +174,8 @@ def test_evaluate_by_hand() -> None:
         evaluate(truth, pred[:4])
 
 
+# No deadline: on a loaded machine one example took 259 ms (scikit-learn's metrics) and failed as "flaky".
+@settings(deadline=None)
 @given(st.lists(st.integers(0, 5), min_size=2, max_size=40))
 def test_a_clustering_equal_to_the_truth_scores_perfectly(labels: list[int]) -> None:
     scores = evaluate([f"intent{x}" for x in labels], labels)

@@ -69,6 +69,23 @@ def test_max_k_bounds_auto_and_min_size_folds_small_clusters() -> None:
     assert cluster_texts(texts, x, seed=0, min_size=100).n_clusters <= 10
 
 
+def test_resolution_trades_few_broad_clusters_for_many_narrow_ones() -> None:
+    # 6 topics of 4 sub-topics each, 25 texts per sub-topic: a low resolution sees mostly the topics,
+    # a high one the sub-topics. Measured (seed 0): 18 clusters at 0.5, 23 at the default 3, 28 at 12.
+    rng = np.random.default_rng(3)
+    topics = rng.standard_normal((6, 64))
+    topics /= np.linalg.norm(topics, axis=1, keepdims=True)
+    subs = np.repeat(topics, 4, axis=0) + 0.25 * rng.standard_normal((24, 64)) / 8
+    x = np.repeat(subs, 25, axis=0) + 0.3 * rng.standard_normal((600, 64)) / 8
+    topic = np.repeat(np.arange(6), 100)
+    texts = texts_for(len(x))
+    low, default, high = (cluster_texts(texts, x, seed=0, resolution=r) for r in (0.5, 3.0, 12.0))
+    assert low.n_clusters < default.n_clusters < high.n_clusters
+    assert high.n_clusters - low.n_clusters >= 6
+    assert default.n_clusters == cluster_texts(texts, x, seed=0).n_clusters  # 3 is the default
+    assert evaluate(topic, low.labels)["ari"] > evaluate(topic, high.labels)["ari"]
+
+
 def test_max_k_and_min_size_are_checked() -> None:
     x, _ = blobs(3, 5, spread=0.3)
     texts = texts_for(len(x))
@@ -76,6 +93,9 @@ def test_max_k_and_min_size_are_checked() -> None:
         cluster_texts(texts, x, max_k=1)
     with pytest.raises(ValueError, match="^min_size must be a positive integer, got 0$"):
         cluster_texts(texts, x, min_size=0)
+    for bad in (0, -1.0, float("nan"), "high"):
+        with pytest.raises(ValueError, match=f"^resolution must be a positive number, got {bad!r}$"):
+            cluster_texts(texts, x, resolution=bad)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- placeholders and markup

@@ -611,10 +611,11 @@ class _Modularity:
         self.cols, self.weights = a.indices, a.data
         self.deg = np.asarray(a.sum(axis=1)).ravel()
         self.total = float(self.deg.sum())
-        self.scores: dict[int, float] = {}
+        #: k -> (share of edge weight inside clusters, sum of the clusters' squared degree shares).
+        self.parts: dict[int, tuple[float, float]] = {}
 
-    def __call__(self, k: int) -> float:
-        if k not in self.scores:
+    def __call__(self, k: int, gamma: float = _RESOLUTION) -> float:
+        if k not in self.parts:
             from sklearn.cluster import KMeans
             from sklearn.exceptions import ConvergenceWarning
 
@@ -629,27 +630,28 @@ class _Modularity:
             labels = km.predict(e)
             inside = float(self.weights[labels[self.rows] == labels[self.cols]].sum())
             per = np.bincount(labels, weights=self.deg)
-            self.scores[k] = inside / self.total - _RESOLUTION * float(per @ per) / self.total**2
+            self.parts[k] = (inside / self.total, float(per @ per) / self.total**2)
             self.steps.tick()
-        return self.scores[k]
+        share, concentration = self.parts[k]
+        return share - gamma * concentration
 
-    def best_k(self, ladder: list[int]) -> int:
-        """Climb ``ladder`` until the score has fallen twice, search finely around the best rung, and
-        return the peak of a parabola fitted to the scores over log k: a count that moves smoothly with
-        the data instead of jumping between rungs."""
+    def best_k(self, ladder: list[int], gamma: float = _RESOLUTION) -> int:
+        """Climb ``ladder`` until the score at resolution ``gamma`` has fallen twice, search finely around
+        the best rung, and return the peak of a parabola fitted to the scores over log k: a count that
+        moves smoothly with the data instead of jumping between rungs."""
         best = 0
         for i, k in enumerate(ladder):
-            if self(k) > self(ladder[best]):
+            if self(k, gamma) > self(ladder[best], gamma):
                 best = i
             elif i - best >= 2:
                 break
         lo, hi = ladder[max(best - 1, 0)], ladder[min(best + 1, len(ladder) - 1)]
-        fine = sorted({int(round(v)) for v in np.geomspace(lo, hi, num=_FINE)} - set(self.scores))
+        fine = sorted({int(round(v)) for v in np.geomspace(lo, hi, num=_FINE)} - set(self.parts))
         self.steps.plan(self.steps.done + len(fine) + 1)
         for k in fine:
-            self(k)
-        ks = np.array(sorted(k for k in self.scores if lo <= k <= hi), dtype=np.float64)
-        ys = np.array([self.scores[int(k)] for k in ks])
+            self(k, gamma)
+        ks = np.array(sorted(k for k in self.parts if lo <= k <= hi), dtype=np.float64)
+        ys = np.array([self(int(k), gamma) for k in ks])
         peak = ks[int(np.argmax(ys))]
         if ks.size >= 3:
             c2, c1, _ = np.polyfit(np.log(ks), ys, 2)
@@ -659,7 +661,14 @@ class _Modularity:
 
 
 def _fit(
-    x: np.ndarray, k: int | Literal["auto"], method: str, seed: int, max_k: int, n_neighbors: int, steps: _Steps
+    x: np.ndarray,
+    k: int | Literal["auto"],
+    method: str,
+    seed: int,
+    max_k: int,
+    n_neighbors: int,
+    steps: _Steps,
+    resolution: float = _RESOLUTION,
 ) -> np.ndarray:
     """Labels for the unit rows ``x`` (``-1`` only from hdbscan's noise)."""
     n = x.shape[0]
@@ -674,7 +683,8 @@ def _fit(
             return _kmeans(x, min(int(k), n), seed)
         ladder = _k_grid(n, max_k)
         steps.plan(len(ladder) + 1)
-        return _kmeans(x, _Modularity(_knn_graph(x, n_neighbors), x, seed, steps, spectral=False).best_k(ladder), seed)
+        scorer = _Modularity(_knn_graph(x, n_neighbors), x, seed, steps, spectral=False)
+        return _kmeans(x, scorer.best_k(ladder, resolution), seed)
     if method == "spectral":
         if n < 3:
             return np.arange(n, dtype=np.int64)
@@ -689,7 +699,7 @@ def _fit(
         steps.plan(len(ladder) + 2)
         u = _spectral_embedding(a, min(ladder[-1], _AUTO_DIM), seed)
         steps.tick()
-        kk = _Modularity(a, u, seed, steps).best_k(ladder)
+        kk = _Modularity(a, u, seed, steps).best_k(ladder, resolution)
         return _kmeans(normalize_rows(u[:, :kk]), kk, seed)
     if method == "hdbscan":
         from sklearn.cluster import HDBSCAN
@@ -731,7 +741,9 @@ def _split_labels(labels: np.ndarray, vectors: np.ndarray, cid: int, k: int, see
     return out
 
 
-def _check(texts: list[str], x: np.ndarray, k: object, method: str, max_k: int | None, min_size: int | None) -> None:
+def _check(
+    texts: list[str], x: np.ndarray, k: object, method: str, max_k: int | None, min_size: int | None, resolution: float
+) -> None:
     """One-line refusals of arguments :func:`cluster_texts` cannot work with."""
     if x.ndim != 2 or x.shape[0] != len(texts):
         raise ClusterError(f"got {len(texts)} texts but vectors of shape {np.shape(x)}")
@@ -743,6 +755,8 @@ def _check(texts: list[str], x: np.ndarray, k: object, method: str, max_k: int |
         raise ClusterError(f"max_k must be an integer of at least 2, got {max_k!r}")
     if min_size is not None and (not isinstance(min_size, int | np.integer) or min_size < 1):
         raise ClusterError(f"min_size must be a positive integer, got {min_size!r}")
+    if not isinstance(resolution, int | float) or not math.isfinite(resolution) or resolution <= 0:
+        raise ClusterError(f"resolution must be a positive number, got {resolution!r}")
 
 
 def _auto_max_k(n: int, max_k: int | None, min_size: int | None) -> int:
@@ -776,6 +790,7 @@ def _label(
     max_fit: int,
     n_neighbors: int,
     progress: Callable[[str, int, int], None] | None,
+    resolution: float = _RESOLUTION,
 ) -> np.ndarray:
     """A label per row: distinct keys fitted once (a sample of them beyond ``max_fit``), the rest of the
     distinct ones sent to the nearest centroid, repeats given their first's label."""
@@ -791,7 +806,7 @@ def _label(
     fit_idx = np.sort(rng.choice(uniq, size=max_fit, replace=False)) if uniq.size > max_fit else uniq
     steps = _Steps(progress)
     with _threads_for(fit_idx.size):
-        fit_labels = _fit(x[fit_idx], k, method, seed, max_k, n_neighbors, steps)
+        fit_labels = _fit(x[fit_idx], k, method, seed, max_k, n_neighbors, steps, resolution)
     steps.tick()
     labels[fit_idx] = fit_labels
     ids = np.unique(fit_labels[fit_labels >= 0])
@@ -826,13 +841,15 @@ def cluster_texts(
     n_examples: int = 5,
     n_terms: int = 5,
     progress: Callable[[str, int, int], None] | None = None,
+    resolution: float = _RESOLUTION,
 ) -> Clustering:
     """Cluster ``texts`` by their ``vectors``, name each cluster, and replay the ``pinned`` edits;
     ``progress("cluster", done, total)`` counts the steps of the fit (each cluster count tried is one).
 
     ``k="auto"`` picks the cluster count whose labels have the best modularity on the texts' k-NN
     graph, searched continuously (not on a fixed ladder) up to ``max_k`` (default: as many as clusters
-    of ``min_size``, or of 5, fit). ``min_size``: clusters with fewer texts are folded into the nearest
+    of ``min_size``, or of 5, fit); ``resolution`` is that modularity's resolution: higher asks for more,
+    smaller clusters (3 by default). ``min_size``: clusters with fewer texts are folded into the nearest
     other cluster. Names and duplicate detection ignore scrub placeholders, simulator stop tokens and
     template markup (:func:`neutral_text`); embed ``neutral_text`` of each text too so they do not
     group texts either. Texts with a zero vector (empty texts) get label ``-1``, as does hdbscan's
@@ -841,12 +858,22 @@ def cluster_texts(
     """
     texts = list(texts)
     x = normalize_rows(vectors)
-    _check(texts, np.asarray(vectors), k, method, max_k, min_size)
+    _check(texts, np.asarray(vectors), k, method, max_k, min_size, resolution)
     valid = np.linalg.norm(x, axis=1) > 0.5
     plain = [neutral_text(t) for t in texts]
     n_distinct = len({t for t, ok in zip(plain, valid, strict=True) if ok})
     labels = _label(
-        plain, x, valid, k, method, seed, _auto_max_k(n_distinct, max_k, min_size), max_fit, n_neighbors, progress
+        plain,
+        x,
+        valid,
+        k,
+        method,
+        seed,
+        _auto_max_k(n_distinct, max_k, min_size),
+        max_fit,
+        n_neighbors,
+        progress,
+        resolution,
     )
     if min_size is not None and min_size > 1:
         labels = _fold_small(labels, x, min_size)
