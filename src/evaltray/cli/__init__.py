@@ -27,6 +27,7 @@ from .evaluate import (
     screen_command,
     stats,
 )
+from .monitor import contamination_command, corpora, exclusions_command, leakage_command
 from .plan import coverage, plan, sample
 from .release import export, release
 from .scrub import scrub, vault
@@ -125,6 +126,10 @@ for command in (
     screen_command,
     label_errors_command,
     stats,
+    contamination_command,
+    exclusions_command,
+    corpora,
+    leakage_command,
 ):
     cli.add_command(command)
 cli.add_command(user, "users")  # the group's name before keys came; scripts still call it
