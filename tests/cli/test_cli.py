@@ -182,6 +182,7 @@ _REQUIRED = {
     "target_spec": "replay",
     "baseline": "r-000000000000",
     "question": "is it about refunds?",
+    **{"to": "exclude.jsonl", "run_id": "r-000000000000", "live": "x"},
     **{"version": "1.0.0", "old": "1.0.0", "new": "1.1.0"},  # a malformed version is refused before the workspace
 }
 

@@ -26,14 +26,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from evaltray.core.errors import EvaltrayError
 
 from .corpus import BadLine, Doc, Item, read_corpus, strings_of
-from .grams import GramIndex, WordBatch, doc_ranges, rolling, word_batch
+from .grams import GramIndex, WordBatch, doc_ranges, norm_bytes, rolling, word_batch
 
 __all__ = [
     "METHODS",
@@ -150,10 +150,12 @@ def _numbers(words: Sequence[bytes]) -> set[bytes]:
     return {w for w in words if any(48 <= c <= 57 for c in w)}
 
 
-def alignment(case: Sequence[bytes], window: Sequence[bytes]) -> float:
+def alignment(case: Sequence[bytes], window: Sequence[bytes], whole: bool = True) -> float:
     """Share of the case's content words (stop words and numbers aside) whose stem (first 5 letters) the
-    window has; 0 when a number of the case is missing from the window (a quantity changes the question)."""
-    if not _numbers(case) <= _numbers(window):
+    window has; 0 when the numbers differ (a quantity changes the question): the window must hold every
+    number of the case and, when it is a ``whole`` line of the corpus, no other."""
+    have, want = _numbers(window), _numbers(case)
+    if not want <= have or (whole and have - want):
         return 0.0
     content = [w for w in case if w not in _STOP and not any(48 <= c <= 57 for c in w)]
     if not content:
@@ -166,6 +168,13 @@ def alignment(case: Sequence[bytes], window: Sequence[bytes]) -> float:
 #: question), False, or None (no answer: the candidate stands on the alignment alone).
 Verifier = Callable[[list[tuple[str, str]]], list[bool | None]]
 Embed = Callable[[list[str]], np.ndarray]
+
+
+class _Window(NamedTuple):
+    doc: int
+    lo: int
+    hi: int
+    whole: bool  # the whole of one line of the document
 
 
 class Scanner:
@@ -295,36 +304,42 @@ class Scanner:
                     out.append(self._match(p, "exact", 1.0, docs[d], batch.span(lo, hi), kind))
         return out
 
-    def _windows(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
-        """(document, first word, past last word) of the windows a batch is embedded in."""
+    def _windows(self, batch: WordBatch, ranges: list[tuple[int, int]], docs: Sequence[Doc]) -> list[_Window]:
+        """The windows a batch is embedded in: each line of a document (a JSONL record's strings are lines: the
+        question apart from its answer), or, for a line longer than a window, overlapping windows of it."""
         out = []
         w = self.window
         for d, (lo, hi) in enumerate(ranges):
-            if hi <= lo:
-                continue
-            starts = range(lo, max(lo + 1, hi - w + w // 2), max(1, w // 2))
-            out += [(d, s, min(hi, s + w)) for s in starts]
+            at = lo
+            for size in (len(norm_bytes(line).split()) for line in docs[d].text.split("\n")):
+                a, b, at = at, min(hi, at + size), at + size
+                if b <= a:
+                    continue
+                if b - a <= w:
+                    out.append(_Window(d, a, b, True))
+                    continue
+                out += [_Window(d, s, min(b, s + w), False) for s in range(a, max(a + 1, b - w + w // 2), w // 2)]
         return out
 
     def _paraphrases(
         self, batch: WordBatch, ranges: list[tuple[int, int]], docs: Sequence[Doc], kind: str
     ) -> list[Match]:
         assert self.vectors is not None and self.embed is not None
-        windows = self._windows(ranges)
+        windows = self._windows(batch, ranges, docs)
         if not windows:
             return []
-        vecs = _unit(self.embed([batch.span(a, b) for _, a, b in windows]))
+        vecs = _unit(self.embed([batch.span(x.lo, x.hi) for x in windows]))
         sims = vecs @ self.vectors.T
         best: dict[tuple[int, int], tuple[float, float, int]] = {}
         for wi, p in np.argwhere(sims >= PARA_COS).tolist():
-            d, a, b = windows[wi]
-            aligned = alignment(self.words[p], batch.words(a, b))
+            d, a, b, whole = windows[wi]
+            aligned = alignment(self.words[p], batch.words(a, b), whole)
             cos = float(sims[wi, p])
             if aligned >= ALIGN_MIN and cos > best.get((d, p), (-1.0, 0.0, 0))[0]:
                 best[(d, p)] = (cos, aligned, wi)
         chosen = sorted(best.items())
         if self.verify is not None and chosen:
-            asks = [(self.probes[p].text, batch.span(*windows[wi][1:])) for (_, p), (_, _, wi) in chosen]
+            asks = [(self.probes[p].text, batch.span(windows[wi].lo, windows[wi].hi)) for (_, p), (_, _, wi) in chosen]
             verdicts = self.verify(asks)
             chosen = [c for c, ok in zip(chosen, verdicts, strict=True) if ok is not False]
         return [
@@ -333,7 +348,7 @@ class Scanner:
                 "paraphrase",
                 cos,
                 docs[d],
-                batch.span(*windows[wi][1:]),
+                batch.span(windows[wi].lo, windows[wi].hi),
                 kind,
                 detail=f"{aligned:.0%} of content words aligned",
                 aligned=round(aligned, 4),

@@ -17,7 +17,7 @@ import orjson
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.registry import Registry
-from evaltray.core.untrusted import InputTooLarge, read_yaml_file
+from evaltray.core.untrusted import InputTooLarge, read_yaml_file, size_text
 
 __all__ = ["BadLine", "CorpusError", "Doc", "READERS", "read_corpus", "read_corpora", "strings_of"]
 
@@ -82,7 +82,7 @@ def _lines(fh: BinaryIO, source: str) -> Iterator[tuple[int, bytes | BadLine]]:
         if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
             while raw and not raw.endswith(b"\n"):
                 raw = fh.readline(MAX_LINE)
-            yield no, BadLine(source, no, f"line longer than {MAX_LINE >> 20} MiB, skipped")
+            yield no, BadLine(source, no, f"line longer than {size_text(MAX_LINE)}, skipped")
             continue
         yield no, raw
 
@@ -114,7 +114,7 @@ def read_jsonl(path: Path) -> Iterator[Item]:
             try:
                 value = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
-                yield BadLine(source, no, f"not JSON ({str(exc).split(':')[0]})")
+                yield BadLine(source, no, f"not JSON ({str(exc).split(':')[0]})")  # the reason, without orjson's position
                 continue
             yield Doc(source, no, "\n".join(strings_of(value)))
 
@@ -161,7 +161,7 @@ def read_parquet(path: Path) -> Iterator[Item]:
 
 def _whole(path: Path) -> Any:
     if path.stat().st_size > MAX_WHOLE:
-        raise CorpusError(f"{path}: larger than {MAX_WHOLE >> 20} MiB; give large corpora as JSONL, text or Parquet")
+        raise CorpusError(f"{path}: larger than {size_text(MAX_WHOLE)}; give large corpora as JSONL, text or Parquet")
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             return read_yaml_file(path, max_aliases=1000, max_bytes=MAX_WHOLE, what="judge or prompt file")

@@ -118,10 +118,10 @@ def rolling(hashes: np.ndarray, doc: np.ndarray, lengths: Sequence[int]) -> dict
     h = np.zeros(n, dtype=_U64)
     done = 0
     for length in sorted(lengths):
-        for j in range(done, length):  # h[i] holds the (j+1)-gram starting at i (tail positions hold junk)
+        for j in range(done, min(length, n)):  # h[i] holds the (j+1)-gram starting at i (tail positions hold junk)
             np.multiply(h[: n - j], _U64(_P), out=h[: n - j])
             np.add(h[: n - j], hashes[j:], out=h[: n - j])
-        done = length
+        done = max(done, min(length, n))
         count = n - length + 1
         if count <= 0:
             out[length] = (np.zeros(0, dtype=_U64), np.zeros(0, dtype=np.int64))
