@@ -40,7 +40,10 @@ def test_a_verbatim_copy_inside_a_longer_sample_is_exact_and_every_13_gram(embed
     matches = Scanner(_probes(), embed=embed).scan_batch([doc])
     [exact] = _found(matches, "c-clips", "exact")
     assert (exact.source, exact.line, exact.score, exact.split) == ("ft.jsonl", 7, 1.0, "dev")
-    assert exact.span == "natalia sold clips to 48 of her friends in april and then she sold half as many clips in may how many clips did natalia sell altogether in april and may"
+    assert (
+        exact.span
+        == "natalia sold clips to 48 of her friends in april and then she sold half as many clips in may how many clips did natalia sell altogether in april and may"
+    )
     [ngram] = _found(matches, "c-clips", "ngram")
     assert ngram.score == 1.0 and ngram.span == exact.span
     assert _found(matches, "c-shoes", "exact") == []
@@ -77,12 +80,18 @@ def test_a_paraphrase_sharing_no_13_gram_is_found_by_embedding_and_alignment(emb
     assert [m for m in matches if m.line == 4] == []
 
 
+def _words(text: str) -> list[bytes]:
+    return [w.encode() for w in text.split(" ")]
+
+
 def test_alignment_needs_every_number_and_counts_content_stems():
-    case = "how many apples did 3 boys eat".split()
-    assert alignment([w.encode() for w in case], [w.encode() for w in "the 3 boys eat apples".split()]) == 1.0
-    assert alignment([w.encode() for w in case], [w.encode() for w in "the 4 boys eat apples".split()]) == 0.0
-    # content words: apples, eat, boys -> apples and boys align ("eat" vs "ate" does not stem alike)
-    assert alignment([w.encode() for w in case], [w.encode() for w in "apples for 3 boys".split()]) == pytest.approx(2 / 3)
+    case = _words("how many apples did 3 boys eat")
+    assert alignment(case, _words("the 3 boys eat apples")) == 1.0
+    assert alignment(case, _words("the 4 boys eat apples")) == 0.0
+    assert alignment(case, _words("the 3 boys eat 2 apples")) == 0.0  # a whole line with another number
+    assert alignment(case, _words("the 3 boys eat 2 apples"), whole=False) == 1.0  # a cut: numbers may spill
+    # content words: apples, boys, eat -> apples and boys align ("eat" is not in the window)
+    assert alignment(case, _words("apples for 3 boys")) == pytest.approx(2 / 3)
 
 
 def test_a_short_case_matches_only_a_document_that_is_all_of_it():
@@ -100,7 +109,10 @@ def test_a_clean_corpus_gives_no_match(embed):
 def test_scan_streams_files_reports_bad_lines_and_splits_dev_from_holdout(tmp_path: Path):
     ft = tmp_path / "ft.jsonl"
     ft.write_bytes(
-        orjson.dumps({"messages": [{"role": "user", "content": SHOES}]}) + b"\n\xff\xfe broken\n" + orjson.dumps({"text": OTHER}) + b"\n"
+        orjson.dumps({"messages": [{"role": "user", "content": SHOES}]})
+        + b"\n\xff\xfe broken\n"
+        + orjson.dumps({"text": OTHER})
+        + b"\n"
     )
     report = scan(Scanner(_probes(), methods=("exact", "ngram")), [Corpus(ft)], release="1.0.0")
     assert report.summary() == {
@@ -116,7 +128,10 @@ def test_probes_take_user_turns_and_the_reference():
         "input": {"messages": [{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi there"}]},
         "expected": {"reference": "Hello!"},
     }
-    assert probes_of([case], "dev") == [Probe("c-1", "dev", "input", "hi there"), Probe("c-1", "dev", "reference", "Hello!")]
+    assert probes_of([case], "dev") == [
+        Probe("c-1", "dev", "input", "hi there"),
+        Probe("c-1", "dev", "reference", "Hello!"),
+    ]
 
 
 def test_provenance_flags_cases_sourced_before_the_cutoff():

@@ -29,5 +29,5 @@ def test_index_finds_each_gram_of_a_text_and_none_across_documents():
     batch = word_batch(["a b c d", "e f", "b c d e f g", "w x y z w"])
     hits = index.probe(rolling(batch.hashes, batch.doc, [3]))[3]
     # "c d e" spans documents 0 and 1: no hit there; in document 2 "c d e" and "d e f" (text 0), then "x y z", "y z w"
-    assert list(zip(hits.pos.tolist(), hits.text.tolist())) == [(7, 0), (8, 0), (13, 1), (14, 1)]
+    assert list(zip(hits.pos.tolist(), hits.text.tolist(), strict=True)) == [(7, 0), (8, 0), (13, 1), (14, 1)]
     assert index.grams[3][0] == set(hits.hash[:2].tolist())

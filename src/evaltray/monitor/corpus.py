@@ -114,7 +114,9 @@ def read_jsonl(path: Path) -> Iterator[Item]:
             try:
                 value = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
-                yield BadLine(source, no, f"not JSON ({str(exc).split(':')[0]})")  # the reason, without orjson's position
+                yield BadLine(
+                    source, no, f"not JSON ({str(exc).split(':')[0]})"
+                )  # the reason, without orjson's position
                 continue
             yield Doc(source, no, "\n".join(strings_of(value)))
 
