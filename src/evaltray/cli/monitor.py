@@ -196,11 +196,12 @@ def corpora_list(app: AppContext, as_json: bool) -> None:
 
 @corpora.command("remove")
 @click.argument("path", type=click.Path(path_type=Path))
+@json_option
 @pass_app
-def corpora_remove(app: AppContext, path: Path) -> None:
+def corpora_remove(app: AppContext, path: Path, as_json: bool) -> None:
     """Stop checking against PATH."""
     unregister_corpus(app.ws, app.user, path)
-    out().print(f"removed {shown(path)}")
+    emit(as_json, {"removed": str(path)}, lambda: out().print(f"removed {shown(path)}"))
 
 
 @click.command("leakage")
