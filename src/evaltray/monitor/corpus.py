@@ -59,16 +59,27 @@ READERS: Registry[Reader] = Registry("corpus format", error=CorpusError)
 def strings_of(value: Any) -> list[str]:
     """Every string inside a JSON value (keys left out), depth first: the text a record carries."""
     out: list[str] = []
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            out.append(v)
-        elif isinstance(v, dict):
-            stack.extend(reversed(list(v.values())))
-        elif isinstance(v, list):
-            stack.extend(reversed(v))
+    _collect(value, out, 0)
     return out
+
+
+def _collect(value: Any, out: list[str], depth: int) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif depth > 64:  # deeper than any record of text: the rest without recursion
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, str):
+                out.append(v)
+            elif isinstance(v, dict | list):
+                stack.extend(reversed(list(v.values()) if isinstance(v, dict) else v))
+    elif isinstance(value, dict):
+        for v in value.values():
+            _collect(v, out, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _collect(v, out, depth + 1)
 
 
 def _lines(fh: BinaryIO, source: str) -> Iterator[tuple[int, bytes | BadLine]]:

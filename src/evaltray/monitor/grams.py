@@ -7,6 +7,8 @@ in front of a sorted array) and :meth:`GramIndex.probe` runs a batch of corpus t
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +32,7 @@ class _Powers:
 
     def need(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         if len(self.up) < n:
-            size = max(n, 1 << 22)
+            size = max(n, 2 * len(self.up), 1 << 22)  # doubling: a stream of growing batches rebuilds rarely
             self.up = np.cumprod(np.full(size, _P, dtype=_U64), dtype=_U64)
             self.down = np.cumprod(np.full(size, pow(_P, -1, 1 << 64), dtype=_U64), dtype=_U64)
         return self.up, self.down
@@ -47,11 +49,38 @@ def _table() -> bytes:
 _ASCII = _table()
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_CHAR: dict[str, str] = {}
+
+
+def _char(c: str) -> str:
+    """What normalize makes of one (already casefolded, NFKC) character between two letters: itself, a space
+    (punctuation, spaces) or nothing (format characters)."""
+    out = _CHAR.get(c)
+    if out is None and unicodedata.category(c)[0] == "M":  # a mark would combine with the letter before it
+        out = _CHAR[c] = c
+    if out is None:
+        between = normalize("a" + c + "b")
+        out = _CHAR[c] = " " if between == "a b" else "" if between == "ab" else between[1:-1]
+    return out
+
+
 def norm_bytes(text: str) -> bytes:
-    """``normalize(text)`` as UTF-8 bytes (ASCII text by one byte translation; words separated by spaces)."""
+    """``normalize(text)`` as UTF-8 bytes, words separated by one or more spaces.
+
+    ASCII text is one byte translation. Other text is casefolded and NFKC-normalized in C, then each distinct
+    non-ASCII character is mapped once (a document has few), not every character through a Python table; a
+    text that is not at normalize's fixed point after that round goes the long way."""
     if text.isascii():
         return text.encode("ascii").translate(_ASCII)
-    return normalize(text).encode("utf-8", "surrogatepass")
+    t = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    for c in set(_NON_ASCII.findall(t)):
+        mapped = _char(c)
+        if mapped != c:
+            t = t.replace(c, mapped)
+    if t != t.casefold() or not unicodedata.is_normalized("NFKC", t):
+        return normalize(text).encode("utf-8", "surrogatepass")
+    return t.encode("utf-8", "surrogatepass").translate(_ASCII)
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
