@@ -146,7 +146,7 @@ _SYN = {
     "wanted": "wished",
 }
 #: Small numbers as words, the way a rephrasing writes them ("3 apples" -> "three apples").
-_SPELLED = dict(enumerate("zero one two three four five six seven eight nine ten".split()))
+_SPELLED = dict(enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]))
 _QUESTION = [
     (r"^How many (.*)\?$", r"Can you work out how many \1?"),
     (r"^How much (.*)\?$", r"Figure out how much \1."),

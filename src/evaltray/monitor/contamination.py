@@ -153,12 +153,34 @@ def _clip(text: str) -> str:
 _NUMBER_WORDS = {
     w.encode(): str(i).encode()
     for i, w in enumerate(
-        "zero - two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
+        [
+            "zero",
+            "-",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
     )
     if w != "-"  # "one" is a pronoun as often as a number
 } | {
-    w.encode(): str(10 * i).encode() for i, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)
+    w.encode(): str(10 * i).encode()
+    for i, w in enumerate(["thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 3)
 }
 _NUMBER_WORDS |= {b"twice": b"2", b"double": b"2", b"half": b"0.5", b"dozen": b"12"}
 
