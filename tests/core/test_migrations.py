@@ -41,7 +41,12 @@ def test_numbers_are_consecutive_from_one_in_registration_order() -> None:
 def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         assert migrate(conn) == [n for n, _ in ALL]
-    assert recorded(engine)[:4] == [(1, "m001_initial"), (2, "m002_case_axes"), (3, "m003_audit_chain"), (4, "m004_keys")]
+    assert recorded(engine)[:4] == [
+        (1, "m001_initial"),
+        (2, "m002_case_axes"),
+        (3, "m003_audit_chain"),
+        (4, "m004_keys"),
+    ]
     assert recorded(engine) == ALL
     tables = set(sa.inspect(engine).get_table_names())
     assert tables == {
