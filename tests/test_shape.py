@@ -23,6 +23,8 @@ ALLOWED = {
     "tray": {"core"},
     "curate": {"core", "tray"},  # the plan counts what the pool and tray hold; sampling fills the pool
     "evaluate": {"core", "tray", "curate"},  # runs score a release's cases; synth and live read plan, dedup
+    # contamination normalizes and embeds as curate does, asks an LLM and reads run reports as evaluate does
+    "monitor": {"core", "tray", "curate", "evaluate"},
 }
 FRONT_ENDS = {"cli", "demo", "web", "__init__"}
 

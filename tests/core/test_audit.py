@@ -88,7 +88,7 @@ def test_a_log_written_before_the_chain_is_chained_by_the_migration(tmp_path):
         conn.execute(sa.text("ALTER TABLE audit DROP COLUMN prev_hash"))
     ws.close()
     again = Workspace.open(tmp_path / "ws")
-    assert len(MIGRATIONS) == 6
+    assert len(MIGRATIONS) == 7
     check = again.verify_audit()
     assert (check.rows, check.problem) == (2, None)
     again.close()

@@ -31,13 +31,14 @@ def test_numbers_are_consecutive_from_one_in_registration_order() -> None:
         ("4", "m004_keys"),
         ("5", "m005_tasks"),
         ("6", "m006_web_accounts"),
+        ("7", "m007_monitor_corpora"),
     ]
     assert [int(name) for name, _ in MIGRATIONS.items()] == list(range(1, len(MIGRATIONS) + 1))
 
 
 def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        assert migrate(conn) == [1, 2, 3, 4, 5, 6]
+        assert migrate(conn) == [1, 2, 3, 4, 5, 6, 7]
     assert recorded(engine) == [
         (1, "m001_initial"),
         (2, "m002_case_axes"),
@@ -45,6 +46,7 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
         (4, "m004_keys"),
         (5, "m005_tasks"),
         (6, "m006_web_accounts"),
+        (7, "m007_monitor_corpora"),
     ]
     tables = set(sa.inspect(engine).get_table_names())
     assert tables == {
@@ -64,6 +66,8 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
         "review_drafts",
         "review_timings",
         "guide_versions",
+        "corpora",  # the monitors' registered corpora
+        "do_not_use",  # prompt examples tagged do-not-use-in-eval
     }
     columns = [c["name"] for c in sa.inspect(engine).get_columns("cases")]
     assert columns[-7:-2] == ["slice", "source", "difficulty", "case_type", "supersedes"]  # from migration 2
@@ -76,6 +80,7 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
         (4, "m004_keys"),
         (5, "m005_tasks"),
         (6, "m006_web_accounts"),
+        (7, "m007_monitor_corpora"),
     ]
     columns = [c["name"] for c in sa.inspect(engine).get_columns("audit")]
     assert columns[-2:] == ["prev_hash", "hash"]  # from migration 3
@@ -91,7 +96,7 @@ def test_a_database_behind_gets_only_what_it_lacks(engine: sa.Engine) -> None:
         first(conn)
         conn.exec_driver_sql("INSERT INTO schema_migrations VALUES (1, 'm001_initial')")
     with engine.begin() as conn:
-        assert migrate(conn) == [2, 3, 4, 5, 6]
+        assert migrate(conn) == [2, 3, 4, 5, 6, 7]
     assert recorded(engine) == [
         (1, "m001_initial"),
         (2, "m002_case_axes"),
@@ -99,13 +104,14 @@ def test_a_database_behind_gets_only_what_it_lacks(engine: sa.Engine) -> None:
         (4, "m004_keys"),
         (5, "m005_tasks"),
         (6, "m006_web_accounts"),
+        (7, "m007_monitor_corpora"),
     ]
 
 
-@pytest.mark.parametrize("offset", [-2, -1, 1])  # numbers 1 to 6 taken, 8 leaves a gap
+@pytest.mark.parametrize("offset", [-2, -1, 1])  # numbers 1 to 7 taken, 9 leaves a gap
 def test_a_number_out_of_order_is_refused(offset: int) -> None:
     number = len(MIGRATIONS) + 1 + offset  # only len + 1 is next
     with pytest.raises(RuntimeError) as err:
         migration(number)
     assert str(err.value) == f"migration {number} out of order"
-    assert len(MIGRATIONS) == 6
+    assert len(MIGRATIONS) == 7

@@ -29,6 +29,7 @@ from .evaluate import (
     stats,
 )
 from .generate import score_live_command, synth_command
+from .monitor import contamination_command, corpora, exclusions_command, leakage_command
 from .plan import coverage, plan, sample
 from .release import export, release
 from .scrub import scrub, vault
@@ -137,6 +138,10 @@ for command in (
     aa_command,
     assertions_group,
     serve,
+    contamination_command,
+    exclusions_command,
+    corpora,
+    leakage_command,
 ):
     cli.add_command(command)
 for command in USER_COMMANDS:

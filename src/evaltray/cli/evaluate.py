@@ -484,6 +484,7 @@ def _print_judge(judge: dict[str, Any] | None) -> None:
     help="plan.yaml whose slices' pass_rate_floor apply.",
 )
 @click.option("--allow-uncalibrated", is_flag=True, help="Count an uncalibrated judge's scores (printed on top).")
+@click.option("--strict", is_flag=True, help="Fail when a monitor (duplicates, contamination) finds anything.")
 @json_option
 @pass_app
 def gate_command(
@@ -493,6 +494,7 @@ def gate_command(
     budget: float,
     floors_file: Path | None,
     allow_uncalibrated: bool,
+    strict: bool,
     as_json: bool,
 ) -> None:
     """The CI gate: exit 1 when RUN regressed against --baseline beyond the budget, a slice regressed
@@ -508,6 +510,9 @@ def gate_command(
     result = comparing.gate(
         app.ws, run_id, baseline, budget=budget, floors=floors, allow_uncalibrated=allow_uncalibrated
     )
+    from .monitor import gate_monitors
+
+    gate_monitors(app.ws, result, run_id, strict)
     data = dataclasses.asdict(result)
 
     def human() -> None:

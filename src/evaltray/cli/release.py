@@ -36,14 +36,22 @@ def release() -> None:
 @version_argument()
 @click.option("--holdout", type=float, help="Holdout share, stratified by slice (default from evaltray.toml: 0.2).")
 @click.option("--notes", help="Release notes kept in the manifest.")
+@click.option("--strict", is_flag=True, help="Refuse the release when a monitor finds anything (default: warn).")
 @dry_run_option
 @json_option
 @pass_app
 def release_create(
-    app: AppContext, version: str, holdout: float | None, notes: str | None, dry_run: bool, as_json: bool
+    app: AppContext,
+    version: str,
+    holdout: float | None,
+    notes: str | None,
+    strict: bool,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
-    """Snapshot every set as VERSION (semantic version); never rewritten afterwards."""
-    result = rel.create_release(app.ws, version, app.user, holdout=holdout, notes=notes, dry_run=dry_run)
+    """Snapshot every set as VERSION (semantic version); never rewritten afterwards. The monitors (duplicates,
+    contamination against registered corpora) run first and warn, or refuse with --strict."""
+    result = rel.create_release(app.ws, version, app.user, holdout=holdout, notes=notes, dry_run=dry_run, strict=strict)
     m = result.manifest
     summary = {
         "version": version,

@@ -227,17 +227,20 @@ def cases_show(app: AppContext, case_id: str, set_name: str | None, as_json: boo
 @click.command()
 @click.argument("candidate_ids", nargs=-1)
 @set_option
+@click.option("--strict", is_flag=True, help="Block rows the monitors warn of (contamination), not only warn.")
 @dry_run_option
 @json_option
 @pass_app
 def promote(
-    app: AppContext, candidate_ids: tuple[str, ...], set_name: str | None, dry_run: bool, as_json: bool
+    app: AppContext, candidate_ids: tuple[str, ...], set_name: str | None, strict: bool, dry_run: bool, as_json: bool
 ) -> None:
-    """The validation gate: move signed, complete candidates into the golden tray."""
-    report = gate.promote(app.ws, app.user, set_name, list(candidate_ids) or None, dry_run=dry_run)
+    """The validation gate: move signed, complete candidates into the golden tray. A duplicate of a tray row is
+    blocked; contamination against registered corpora warns (blocks with --strict)."""
+    report = gate.promote(app.ws, app.user, set_name, list(candidate_ids) or None, dry_run=dry_run, strict=strict)
     data = {
         "promoted": [p.__dict__ for p in report.promoted],
         "blocked": [{"candidate_id": c, "problems": p} for c, p in report.blocked],
+        "warnings": [{"case_id": c, "warning": w} for c, w in report.warnings],
         "awaiting_review": report.awaiting_review,
         "dry_run": dry_run,
     }
@@ -252,6 +255,8 @@ def promote(
         )
         for cid, problems in report.blocked:
             err().print(f"[yellow]blocked[/] {shown(cid)}: " + shown("; ".join(problems)), highlight=False)
+        for cid, warning in report.warnings:
+            err().print(f"[yellow]warning[/] {shown(cid)}: {shown(warning)}", highlight=False)
 
     emit(as_json, data, human)
 

@@ -291,6 +291,30 @@ def m006_web_accounts(conn: Connection) -> None:
     md.create_all(conn)
 
 
+@migration(7)
+def m007_monitor_corpora(conn: Connection) -> None:
+    """Monitors: the corpora a tray is checked against on every promote and release (fine-tuning data, prompt
+    files, judge prompts), and the prompt examples tagged do-not-use-in-eval, by the key of their text."""
+    md = sa.MetaData()
+    sa.Table(
+        "corpora",
+        md,
+        sa.Column("path", sa.String(1000), primary_key=True),
+        sa.Column("kind", sa.String(40), nullable=False),
+        sa.Column("registered_by", sa.String(200), nullable=False),
+        _ts(),
+    )
+    sa.Table(
+        "do_not_use",
+        md,
+        sa.Column("text_key", sa.String(64), primary_key=True),
+        sa.Column("source", sa.String(1100), nullable=False),
+        sa.Column("tagged_by", sa.String(200), nullable=False),
+        _ts(),
+    )
+    md.create_all(conn)
+
+
 def migrate(conn: Connection) -> list[int]:
     """Apply every migration not yet recorded; return the numbers applied."""
     conn.execute(

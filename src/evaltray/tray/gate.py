@@ -7,6 +7,7 @@ six-tuple and a signed review; :func:`validate` catches any row that got there a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,9 @@ from pydantic import ValidationError
 
 from evaltray.core.errors import GateError, NotFound
 from evaltray.core.records import COMPOSE_ROLES, SIGN_ROLES, Case, CaseStatus, RegisteredCase, RegistryState, Role
+from evaltray.core.registry import Registry
 from evaltray.core.store import Workspace
-from evaltray.core.util import bulk, content_hash, now_iso
+from evaltray.core.util import bulk, content_hash, now_iso, sha256_hex
 
 from .candidates import PENDING, PROMOTED, Candidate, get
 from .casefile import (
@@ -37,6 +39,71 @@ from .signatures import signoff_problem as signoff_signature_problem
 ACTIVE, RETIRED = CaseStatus.ACTIVE.value, CaseStatus.RETIRED.value
 
 
+# ----------------------------------------------------------------------------- checks the monitors add
+
+#: What a check says of a case: its id, a sentence, and whether it refuses the case (else it warns).
+Finding = tuple[str, str, bool]
+#: Checks ``promote`` runs on the rows it is about to admit: ``(ws, set, tray as it will be, new rows,
+#: strict)``. The monitors (``evaltray.monitor``) register here; tray imports none of them.
+PromoteCheck = Callable[[Workspace, str, dict[str, dict[str, Any]], list[dict[str, Any]], bool], list[Finding]]
+PROMOTE_CHECKS: Registry[PromoteCheck] = Registry("promote check")
+#: Checks ``release create`` runs on each set's tray, under the tray lock: ``(ws, set, strict)``.
+ReleaseCheck = Callable[[Workspace, str, bool], list[Finding]]
+RELEASE_CHECKS: Registry[ReleaseCheck] = Registry("release check")
+
+
+def example_key(text: str) -> str:
+    """The key a prompt example is tagged do-not-use-in-eval by: its text casefolded, spaces collapsed, hashed."""
+    return sha256_hex(" ".join(text.casefold().split()))
+
+
+def user_text(case: dict[str, Any]) -> str:
+    """A case's user turns, one after another: what a prompt example would have to equal."""
+    msgs = (case.get("input") or {}).get("messages") or []
+    return "\n".join(m["content"] for m in msgs if m.get("role") == "user" and isinstance(m.get("content"), str))
+
+
+def tagged_examples(ws: Workspace) -> dict[str, str]:
+    """Every prompt example tagged do-not-use-in-eval: its key and where it was tagged (``file:line``)."""
+    table = ws.t["do_not_use"]
+    with ws.tx() as conn:
+        return {key: source for key, source in conn.execute(sa.select(table.c.text_key, table.c.source))}
+
+
+def do_not_use(ws: Workspace, cases: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """The cases whose user text is a prompt example tagged do-not-use-in-eval, each with where it was tagged."""
+    tagged = tagged_examples(ws)
+    if not tagged:
+        return {}
+    return {str(c["id"]): tagged[k] for c in cases if (k := example_key(user_text(c))) in tagged}
+
+
+def refuse_do_not_use(ws: Workspace, cases: list[dict[str, Any]], what: str) -> None:
+    """Dataset loaders enforce the tag: cases that are tagged prompt examples stop ``what``, naming their ids."""
+    tagged = do_not_use(ws, cases) if cases else {}
+    if tagged:
+        named = ", ".join(f"{cid} ({src})" for cid, src in sorted(tagged.items())[:10])
+        raise GateError(
+            f"{what}: {len(tagged)} case(s) are prompt examples tagged do-not-use-in-eval: {named}; "
+            "retire them (`evaltray retire ID --reason contaminated`)"
+        )
+
+
+def _run_promote_checks(
+    ws: Workspace, set_name: str, tray: dict[str, dict[str, Any]], rows: list[dict[str, Any]], strict: bool
+) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    """Refusals by case id, and warnings, of every registered promote check."""
+    refused: dict[str, list[str]] = {}
+    warnings: list[tuple[str, str]] = []
+    for _, check in PROMOTE_CHECKS.items():
+        for case_id, message, refuse in check(ws, set_name, tray, rows, strict):
+            if refuse:
+                refused.setdefault(case_id, []).append(message)
+            else:
+                warnings.append((case_id, message))
+    return refused, warnings
+
+
 # ----------------------------------------------------------------------------- the gate
 
 
@@ -52,6 +119,8 @@ class PromoteReport:
     promoted: list[Promotion] = field(default_factory=list)
     blocked: list[tuple[str, list[str]]] = field(default_factory=list)
     awaiting_review: int = 0
+    #: (case id, sentence) from the monitors' promote checks that did not refuse the case
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
 def derive_slice(labels: dict[str, Any], keys: list[str]) -> str | None:
@@ -167,9 +236,11 @@ def promote(
     set_name: str | None = None,
     candidate_ids: list[str] | None = None,
     dry_run: bool = False,
+    strict: bool = False,
 ) -> PromoteReport:
     """Move every signed, complete candidate into the tray, each row signed with ``actor``'s key; report what
-    is blocked and why (a sign-off whose signature does not verify is blocked)."""
+    is blocked and why (a sign-off whose signature does not verify is blocked). The registered promote checks
+    run on the new rows: what they refuse is blocked, what they warn of is reported (``strict``: refused)."""
     set_name = ws.check_set(set_name)
     ws.require(actor, SIGN_ROLES | {Role.COMPOSITION_OWNER}, "promoting")
     signer = ws.signer(actor)
@@ -200,12 +271,37 @@ def promote(
                 tray.pop(cand.supersedes, None)
             updates.append((cand, review, row, slot.kind))
             report.promoted.append(Promotion(cid, slot.case_id, slot.kind))
+        updates = _checked(ws, set_name, tray, updates, report, strict)
         if dry_run or not updates:
             return report
         commit_tray(
             ws, actor, set_name, "promote", tray.values(), lambda conn: _register(ws, conn, actor, set_name, updates)
         )
     return report
+
+
+def _checked(
+    ws: Workspace,
+    set_name: str,
+    tray: dict[str, dict[str, Any]],
+    updates: list[tuple[Candidate, Review, dict[str, Any], str]],
+    report: PromoteReport,
+    strict: bool,
+) -> list[tuple[Candidate, Review, dict[str, Any], str]]:
+    """The updates the promote checks let through; the refused ones move to ``report.blocked``."""
+    fresh = [row for _, _, row, kind in updates if kind == "new"]  # a relabel or supersede keeps its input's past
+    if not fresh or not len(PROMOTE_CHECKS):
+        return updates
+    refused, report.warnings = _run_promote_checks(ws, set_name, tray, fresh, strict)
+    kept = []
+    for cand, review, row, kind in updates:
+        if row["id"] in refused:
+            tray.pop(row["id"], None)
+            report.blocked.append((cand.id, refused[row["id"]]))
+            report.promoted = [p for p in report.promoted if p.case_id != row["id"]]
+        else:
+            kept.append((cand, review, row, kind))
+    return kept
 
 
 def _promotion_queue(

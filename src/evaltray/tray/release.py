@@ -46,8 +46,18 @@ from evaltray.core.settings import VERSION
 from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, bulk, canonical_json, now_iso, sha256_hex
 
-from .casefile import TrayRows, after_step, finish_release, journal_path, restamp, staged, tray_lock, tray_sha256
-from .gate import read_signed, registry_state
+from .casefile import (
+    TrayRows,
+    after_step,
+    finish_release,
+    journal_path,
+    load_cases,
+    restamp,
+    staged,
+    tray_lock,
+    tray_sha256,
+)
+from .gate import RELEASE_CHECKS, read_signed, refuse_do_not_use, registry_state, tagged_examples
 from .holdout import assign_holdout, pr_subset
 from .signatures import Keys, manifest_message, manifest_problem, prove_rows
 
@@ -442,8 +452,10 @@ def create_release(
     holdout: float | None = None,
     notes: str | None = None,
     dry_run: bool = False,
+    strict: bool = False,
 ) -> ReleaseResult:
-    """Validate every set, stamp pending versions, snapshot, hold out, hash, and write the manifest."""
+    """Validate every set, stamp pending versions, snapshot, hold out, hash, and write the manifest. The
+    registered release checks (the monitors) add warnings; with ``strict`` any finding refuses the release."""
     ws.require(actor, COMPOSE_ROLES, "creating a release")
     signer = ws.signer(actor)
     fraction = ws.settings.holdout if holdout is None else holdout
@@ -472,6 +484,7 @@ def create_release(
             manifest.sets[set_name], warnings = _set_manifest(ws, version, snap, fraction, parent_manifest)
             manifest.warnings += [f"{set_name}: {w}" for w in warnings]
             manifest.changelog[set_name] = _changelog(ws, snap, parent_manifest)
+            manifest.warnings += _release_checks(ws, set_name, strict)
         if not any(snap.cases for snap in snaps.values()):
             manifest.warnings.append(EMPTY_RELEASE)
         manifest.content_hash = content_hash_of({s: snaps[s].hashes for s in sorted(snaps)})
@@ -481,6 +494,18 @@ def create_release(
         if not dry_run:
             result.path = _write_release(ws, manifest, snaps, stamped)
         return result
+
+
+def _release_checks(ws: Workspace, set_name: str, strict: bool) -> list[str]:
+    """Tagged prompt examples refuse the release; every registered check's findings are warnings, or with
+    ``strict`` refuse it."""
+    if tagged_examples(ws):  # the snapshot holds stubs of unchanged rows: their inputs are read only when needed
+        refuse_do_not_use(ws, list(load_cases(ws, set_name).values()), f"release refused (set {set_name})")
+    found = [(cid, msg) for _, check in RELEASE_CHECKS.items() for cid, msg, _ in check(ws, set_name, strict)]
+    if strict and found:
+        listed = "; ".join(f"{cid}: {msg}" for cid, msg in found[:10])
+        raise ReleaseError(f"release refused by the monitors (--strict), set {set_name}: {listed}")
+    return [f"{set_name}: {cid}: {msg}" for cid, msg in found]
 
 
 # ----------------------------------------------------------------------------- verify, diff, status
@@ -672,6 +697,7 @@ def select_cases(
         raise EvaltrayError(f"the {subset} subset is drawn from the dev split: the holdout has none of its cases")
     info = manifest.sets[set_name]
     cases = load_release_cases(ws, version, set_name)[set_name]
+    refuse_do_not_use(ws, cases, f"release {version} refused")
     held = set(info.holdout)
     if subset == "pr":
         keep = set(info.subsets["pr"])

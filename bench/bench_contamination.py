@@ -1,0 +1,409 @@
+"""Contamination: precision/recall of each method on planted copies, the paraphrase method on real rephrasings,
+and the 13-gram scan's speed and memory (issue 14 part 1).
+
+    python bench/bench_contamination.py --calibrate        # building set: pick PARA_COS / ALIGN_MIN / LCS_MIN
+    python bench/bench_contamination.py                    # planted (building) + real rephrasings (measuring)
+    python bench/bench_contamination.py --throughput 1024  # 13-gram scan of a generated 1,000 MB corpus
+
+Sets, kept apart (nothing is tuned on the measuring set):
+
+- Building (planted, calibration): 1,000 GSM8K *train* questions are the tray. The corpus is a fine-tuning
+  JSONL of the other 6,473 train questions with their answers (same-domain negatives), plus 100 verbatim
+  copies of tray questions (inside a longer sample), 100 near-verbatim copies (every 7th word dropped or
+  swapped, punctuation changed) and 100 paraphrases made by this script's own rules (synonyms, sentences
+  reordered, the question re-worded). Precision/recall per method, counted per case.
+- Measuring (real rephrasings nobody here tuned on): the 1,319 GSM8K *test* questions are the tray; the
+  corpus holds GSM-Plus testmini's 300 "problem understanding" rephrasings (GPT-4 rephrasings of 300 test
+  questions, checked by people) among the 7,473 GSM8K train questions. A found case is right when the
+  corpus text it matched is its own rephrasing. (The dedup helper measures on the same GSM8K+GSM-Plus; it
+  calibrates on MRPC, we calibrate on the planted building set above.)
+
+Data is read from local git mirrors (``fetch`` github:openai/grade-school-math, MIT; github:qtli/GSM-Plus,
+CC-BY-SA-4.0); nothing is downloaded and nothing is copied into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from evaltray.curate.embed import get_embedder  # noqa: E402
+from evaltray.monitor import contamination as ct  # noqa: E402
+from evaltray.monitor.corpus import Doc, strings_of  # noqa: E402
+
+MIRRORS = Path(os.environ.get("EVALTRAY_MIRRORS", "/work/.mirror"))
+
+
+def _git_show(repo: Path, path: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), "show", f"HEAD:{path}"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def gsm8k(split: str) -> list[dict]:
+    text = _git_show(MIRRORS / "openai+grade-school-math" / "repo", f"grade_school_math/data/{split}.jsonl")
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+def gsmplus() -> list[dict]:
+    text = _git_show(MIRRORS / "qtli+GSM-Plus" / "repo", "dataset/gsmplus_testmini.jsonl")
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+# ----------------------------------------------------------------------------- rules that write copies
+
+_SYN = {
+    "buys": "purchases",
+    "bought": "purchased",
+    "has": "owns",
+    "gets": "receives",
+    "each": "every",
+    "total": "overall",
+    "altogether": "in total",
+    "sells": "sells off",
+    "makes": "earns",
+    "wants": "would like",
+    "needs": "requires",
+    "uses": "uses up",
+    "spent": "paid",
+    "spends": "pays",
+    "friends": "pals",
+    "store": "shop",
+    "money": "cash",
+    "week": "week's time",
+    "children": "kids",
+    "car": "vehicle",
+    "started": "began",
+    "start": "begin",
+    "gave": "handed",
+    "give": "hand",
+    "big": "large",
+    "small": "little",
+    # a second layer: the nouns, adjectives and verbs a person rewording a word problem swaps
+    "men": "gentlemen",
+    "price": "cost",
+    "costs": "is priced at",
+    "cost": "price",
+    "earned": "made",
+    "earns": "makes",
+    "works": "labors",
+    "worked": "labored",
+    "walks": "strolls",
+    "runs": "jogs",
+    "ran": "jogged",
+    "house": "home",
+    "school": "academy",
+    "students": "pupils",
+    "student": "pupil",
+    "teacher": "instructor",
+    "class": "classroom",
+    "day": "daily period",
+    "days": "days' time",
+    "hours": "hrs",
+    "minutes": "mins",
+    "dollars": "bucks",
+    "book": "novel",
+    "books": "novels",
+    "garden": "yard",
+    "farmer": "grower",
+    "bakes": "prepares",
+    "baked": "prepared",
+    "picked": "gathered",
+    "collects": "gathers",
+    "collected": "gathered",
+    "decided": "chose",
+    "decides": "chooses",
+    "received": "got",
+    "remaining": "leftover",
+    "left": "remaining",
+    "half": "one half",
+    "twice": "two times",
+    "more": "additional",
+    "fewer": "less",
+    "only": "just",
+    "then": "afterwards",
+    "also": "as well",
+    "if": "assuming",
+    "finds": "discovers",
+    "found": "discovered",
+    "sold": "sold off",
+    "pays": "spends",
+    "paid": "spent",
+    "needed": "required",
+    "wanted": "wished",
+}
+#: Small numbers as words, the way a rephrasing writes them ("3 apples" -> "three apples").
+_SPELLED = dict(enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]))
+_QUESTION = [
+    (r"^How many (.*)\?$", r"Can you work out how many \1?"),
+    (r"^How much (.*)\?$", r"Figure out how much \1."),
+    (r"^What is (.*)\?$", r"Determine what \1 is."),
+    (r"^What (.*)\?$", r"Tell me: what \1?"),
+]
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.?!])\s+", text.strip()) if s]
+
+
+def paraphrase(text: str, rng: random.Random) -> str:
+    """A rephrasing by rule: synonyms for common verbs and nouns, the question first, the question re-worded."""
+    words = []
+    for w in text.split(" "):
+        if w.isdigit() and int(w) in _SPELLED and rng.random() < 0.5:
+            w = _SPELLED[int(w)]
+        words.append(_SYN.get(w, w) if rng.random() < 0.9 else w)
+    sents = _sentences(" ".join(words))
+    question = sents.pop() if sents and sents[-1].endswith("?") else None
+    if question:
+        for pat, rep in _QUESTION:
+            new = re.sub(pat, rep, question)
+            if new != question:
+                question = new
+                break
+    rng.shuffle(sents) if len(sents) > 2 and rng.random() < 0.5 else None
+    lead = rng.choice(["Here is a problem.", "Consider this:", "A word problem:", ""])
+    return " ".join(x for x in [lead, question or "", *sents] if x)
+
+
+def near_verbatim(text: str, rng: random.Random) -> str:
+    """Every 7th word dropped or swapped for a synonym, commas dropped, case changed here and there."""
+    out = []
+    for i, w in enumerate(text.replace(",", "").split(" ")):
+        if i % 7 == 3:
+            if w.lower() in _SYN:
+                out.append(_SYN[w.lower()])
+            elif rng.random() < 0.5:
+                continue
+            else:
+                out.append(w.upper())
+        else:
+            out.append(w)
+    return " ".join(out)
+
+
+def _sample(q: str, a: str) -> str:
+    return orjson.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}).decode()
+
+
+def _doc(source: str, line: int, q: str, a: str) -> Doc:
+    """A fine-tuning sample as the JSONL reader hands it over: every string of the record."""
+    return Doc(source, line, "\n".join(strings_of(orjson.loads(_sample(q, a)))))
+
+
+# ----------------------------------------------------------------------------- planted benchmark (building set)
+
+
+def planted(seed: int = 0) -> tuple[list[ct.Probe], list[Doc], dict[str, dict[str, str]]]:
+    """Tray probes, corpus documents and the truth: case id -> {doc key: kind planted}."""
+    rng = random.Random(seed)
+    train = gsm8k("train")
+    rng.shuffle(train)
+    tray, rest = train[:1000], train[1000:]
+    probes = [
+        ct.Probe(f"t{i:04d}", "holdout" if i % 5 == 0 else "dev", "input", r["question"]) for i, r in enumerate(tray)
+    ]
+    docs = [_doc("finetune.jsonl", i + 1, r["question"], r["answer"]) for i, r in enumerate(rest)]
+    truth: dict[str, dict[str, str]] = {}
+    picks = rng.sample(range(len(tray)), 300)
+    for k, idx in enumerate(picks):
+        kind = ("verbatim", "near", "paraphrase")[k // 100]
+        q = tray[idx]["question"]
+        text = {
+            "verbatim": f"Solve this. {q} Show your work.",
+            "near": near_verbatim(q, rng),
+            "paraphrase": paraphrase(q, rng),
+        }[kind]
+        line = len(docs) + 1
+        docs.append(_doc("finetune.jsonl", line, text, tray[idx]["answer"]))
+        truth[probes[idx].case_id] = {f"finetune.jsonl:{line}": kind}
+    order = list(range(len(docs)))
+    rng.shuffle(order)
+    return probes, [docs[i] for i in order], truth
+
+
+def real_rephrasings() -> tuple[list[ct.Probe], list[Doc], dict[str, dict[str, str]]]:
+    """GSM8K test as the tray, GSM-Plus rephrasings among GSM8K train as the corpus (measuring set)."""
+    test = gsm8k("test")
+    ids = {r["question"].strip(): f"g{i:04d}" for i, r in enumerate(test)}
+    probes = [ct.Probe(ids[r["question"].strip()], "dev", "input", r["question"]) for r in test]
+    docs = [Doc("train.jsonl", i + 1, r["question"]) for i, r in enumerate(gsm8k("train"))]
+    truth: dict[str, dict[str, str]] = {}
+    for r in gsmplus():
+        if r["perturbation_type"] != "problem understanding" or r["seed_question"].strip() not in ids:
+            continue
+        line = len(docs) + 1
+        docs.append(Doc("gsmplus.jsonl", line, r["question"]))
+        truth.setdefault(ids[r["seed_question"].strip()], {})[f"gsmplus.jsonl:{line}"] = "paraphrase"
+    return probes, docs, truth
+
+
+def score(matches: list[ct.Match], truth: dict[str, dict[str, str]], methods: list[str]) -> dict[str, dict]:
+    """Per method, counted per case: found (right corpus text), wrong (no planted copy there), recall."""
+    out = {}
+    for m in methods:
+        hit: dict[str, bool] = {}
+        for x in matches:
+            if x.method == m:
+                right = f"{x.source}:{x.line}" in truth.get(x.case_id, {})
+                hit[x.case_id] = hit.get(x.case_id, False) or right
+        tp = sum(hit.values())
+        fp = len(hit) - tp
+        out[m] = {"found": tp, "wrong": fp, "precision": tp / len(hit) if hit else 1.0}
+    return out
+
+
+def recall_by_kind(matches: list[ct.Match], truth: dict[str, dict[str, str]], method: str, kind: str) -> float:
+    want = {c for c, d in truth.items() if kind in d.values()}
+    got = {
+        x.case_id
+        for x in matches
+        if x.method == method and truth.get(x.case_id, {}).get(f"{x.source}:{x.line}") == kind
+    }
+    return len(got & want) / len(want) if want else 0.0
+
+
+def run_scan(probes, docs, embed) -> tuple[list[ct.Match], float]:
+    scanner = ct.Scanner(probes, embed=embed)
+    t0 = time.perf_counter()
+    out: list[ct.Match] = []
+    for lo in range(0, len(docs), 2000):
+        out += scanner.scan_batch(docs[lo : lo + 2000])
+    return out, time.perf_counter() - t0
+
+
+def report(name: str, matches, truth, seconds: float) -> None:
+    kinds = sorted({k for d in truth.values() for k in d.values()})
+    print(f"\n{name}: {len(truth)} contaminated cases planted/known, scanned in {seconds:.1f} s")
+    print(f"{'method':<11} {'found':>6} {'wrong':>6} {'precision':>9}  " + "  ".join(f"recall:{k}" for k in kinds))
+    for m, s in score(matches, truth, list(ct.METHODS)).items():
+        recalls = "  ".join(f"{recall_by_kind(matches, truth, m, k):>{7 + len(k)}.3f}" for k in kinds)
+        print(f"{m:<11} {s['found']:>6} {s['wrong']:>6} {s['precision']:>9.3f}  {recalls}")
+
+
+def calibrate(embed) -> None:
+    """On the building set only: every paraphrase candidate at loose thresholds, then the grid."""
+    probes, docs, truth = planted()
+    ct.PARA_COS, ct.ALIGN_MIN = 0.3, 0.0
+    matches, _ = run_scan(probes, docs, embed)
+    cands = [m for m in matches if m.method == "paraphrase"]
+    want = {c for c, d in truth.items() if "paraphrase" in d.values()}
+    best = None
+    for cos in np.arange(0.40, 0.96, 0.02):
+        for al in np.arange(0.0, 0.95, 0.05):
+            keep = [m for m in cands if m.score >= cos and (m.aligned or 0) >= al]
+            cases = {m.case_id for m in keep}
+            right = {m.case_id for m in keep if f"{m.source}:{m.line}" in truth.get(m.case_id, {})}
+            prec = len(right) / len(cases) if cases else 1.0
+            rec = len(right & want) / len(want)
+            if prec >= 0.995 and (best is None or rec > best[0]):
+                best = (rec, prec, round(float(cos), 2), round(float(al), 2))
+    print(
+        f"building set: best recall {best[0]:.3f} at precision {best[1]:.3f}: PARA_COS = {best[2]}, ALIGN_MIN = {best[3]}"
+    )
+    lcs = [m for m in matches if m.method == "lcs"]
+    for t in (0.5, 0.6, 0.7, 0.8):
+        keep = [m for m in lcs if m.score >= t]
+        wrong = sum(f"{m.source}:{m.line}" not in truth.get(m.case_id, {}) for m in keep)
+        print(
+            f"  lcs >= {t}: {len(keep)} matches, {wrong} wrong, near recall {recall_by_kind(keep, truth, 'lcs', 'near'):.3f}"
+        )
+
+
+# ----------------------------------------------------------------------------- throughput
+
+
+def make_corpus(path: Path, mb: int, vocab: list[str], seed: int = 1) -> None:
+    """``mb`` MB of fine-tuning JSONL: lines of words drawn from ``vocab`` (a Zipf-ish draw, like text)."""
+    rng = np.random.default_rng(seed)
+    words = np.array(vocab)
+    weights = 1 / np.arange(1, len(words) + 1)
+    weights /= weights.sum()
+    with path.open("wb") as fh:
+        written = 0
+        while written < mb * 1_000_000:
+            draw = rng.choice(words, size=(2000, 160), p=weights)
+            lines = b"".join(_sample(" ".join(row[:80]), " ".join(row[80:])).encode() + b"\n" for row in draw)
+            fh.write(lines)
+            written += len(lines)
+
+
+def throughput(mb: int, keep: Path | None = None) -> None:
+    train = gsm8k("train")
+    probes = [ct.Probe(f"t{i:04d}", "dev", "input", r["question"]) for i, r in enumerate(train[:1000])]
+    vocab = sorted({w for r in train for w in r["question"].split()})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = keep or Path(tmp) / "corpus.jsonl"
+        if not path.exists():  # --keep reuses a corpus made before: generating 1 GB takes minutes
+            t0 = time.perf_counter()
+            make_corpus(path, mb, vocab)
+            print(f"generated {path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - t0:.0f} s")
+        size = path.stat().st_size
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        n = 0
+        with path.open("rb") as fh:  # the reference: read and parse every line, nothing else
+            for line in fh:
+                n += len(orjson.loads(line)["messages"])
+        ref = time.perf_counter() - t0
+        ref_cpu = time.process_time() - cpu0
+        scanner = ct.Scanner(probes, methods=("exact", "ngram", "lcs"))
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        cpu1 = time.process_time()
+        rep = ct.scan(scanner, [ct.Corpus(path)])
+        cpu = time.process_time() - cpu1
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    mb = size / 1e6
+    print(
+        f"13-gram scan (exact + ngram + lcs), 1,000-case tray, {mb:,.0f} MB corpus, one process:\n"
+        f"  wall {rep.seconds:.1f} s = {mb / rep.seconds:.1f} MB/s; CPU {cpu:.1f} s = {mb / cpu:.1f} MB/s per core (target 50)\n"
+        f"  reference, read + orjson.loads of every line: wall {mb / ref:.1f} MB/s, CPU {mb / ref_cpu:.1f} MB/s per core; "
+        f"scan/reference (CPU) {ref_cpu / cpu:.2f}x\n"
+        f"  peak RSS {rss / 1024:.0f} MiB (before the scan {rss0 / 1024:.0f} MiB); {len(rep.matches)} matches, "
+        f"{rep.bad_count} bad lines; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--throughput", type=int, metavar="MB")
+    ap.add_argument("--keep", type=Path, help="With --throughput: the corpus file to make once and reuse.")
+    ap.add_argument("--backend", default="wordllama")
+    args = ap.parse_args()
+    if args.throughput:
+        throughput(args.throughput, args.keep)
+        return
+    embed = get_embedder(args.backend).embed
+    if args.calibrate:
+        calibrate(embed)
+        return
+    print(
+        f"backend {args.backend}; PARA_COS {ct.PARA_COS}, ALIGN_MIN {ct.ALIGN_MIN}, LCS_MIN {ct.LCS_MIN}, n {ct.DEFAULT_N}"
+    )
+    probes, docs, truth = planted()
+    matches, secs = run_scan(probes, docs, embed)
+    report("building set (planted copies of GSM8K train questions)", matches, truth, secs)
+    probes, docs, truth = real_rephrasings()
+    matches, secs = run_scan(probes, docs, embed)
+    report("measuring set (GSM8K test vs GSM-Plus 'problem understanding' rephrasings)", matches, truth, secs)
+    # the baseline a plain n-gram check gives on real rephrasings: what the paraphrase method exists for
+    base = score(matches, truth, ["ngram"])["ngram"]["found"]
+    para = score(matches, truth, ["paraphrase"])["paraphrase"]["found"]
+    print(f"paraphrase vs 13-gram on real rephrasings: {para} vs {base} cases found ({para / max(base, 1):.1f}x)")
+
+
+if __name__ == "__main__":
+    main()

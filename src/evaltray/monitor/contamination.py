@@ -1,0 +1,501 @@
+"""Contamination: tray cases found in what the system under test learned from or is prompted with.
+
+A corpus (fine-tuning data, prompt files with few-shot examples, judge prompts and rubrics) is streamed once,
+in batches, past an index built from the tray (small). Each method reports the span of the corpus it matched:
+
+- ``exact``: the case's whole text, normalized (casefold, punctuation to spaces), inside a corpus document;
+- ``ngram``: a word n-gram (13 by default) of the case in the document; the score is the share of the
+  case's n-grams found;
+- ``lcs``: near-verbatim copies. Documents sharing two or more word 8-grams with a case are aligned with it by
+  Ratcliff/Obershelp (the longest common substring of words, then recursively the longest on each side); the
+  score is the share of the case's words aligned, flagged from :data:`LCS_MIN`;
+- ``paraphrase``: rephrased copies, which share few n-grams (Yang et al. 2023). Corpus windows about a case's
+  length are embedded with curate's backends; a window whose cosine with a case reaches :data:`PARA_COS` is
+  verified by token alignment (every number of the case in the window, :data:`ALIGN_MIN` of its content words
+  aligned by stem) and, when a verifier is given, by an LLM through an OpenAI-compatible endpoint.
+
+Provenance is the fifth check: a case whose source date is before a model's training cutoff is at risk
+whatever the corpora hold (seed 003). Dev and holdout cases are reported apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from evaltray.core.errors import EvaltrayError
+
+from .corpus import BadLine, Doc, Item, read_corpus, strings_of
+from .grams import GramIndex, WordBatch, doc_ranges, norm_bytes, rolling, word_batch
+
+__all__ = [
+    "METHODS",
+    "ContaminationReport",
+    "Corpus",
+    "Match",
+    "Probe",
+    "Scanner",
+    "probes_of",
+    "provenance_matches",
+    "scan",
+]
+
+METHODS = ("exact", "ngram", "lcs", "paraphrase")
+DEFAULT_N = 13
+#: The gram that proposes near-verbatim candidates to the aligner.
+SEED = 8
+#: Cases shorter than this many words are checked as whole documents only: a short phrase is everywhere.
+MIN_EXACT = 4
+#: Share of a case's words Ratcliff/Obershelp aligns for a near-verbatim copy (bench_contamination, building set).
+LCS_MIN = 0.7
+#: Cosine from which a window is a paraphrase candidate, and share of content words it must align. Chosen on
+#: the building set only (bench_contamination --calibrate: 1,000 GSM8K train questions, 100 rule rephrasings
+#: among 6,473 same-domain questions with their answers): every setting from cosine 0.4 to 0.82 and
+#: alignment 0.5 to 0.65 finds 93 of the 100 at precision 0.99 or more; the low end of both, where real
+#: rephrasings (more words changed than rules change) have room.
+PARA_COS = 0.6
+ALIGN_MIN = 0.55
+#: Text per batch: big enough that numpy does the work, small enough to stay in cache-sized pieces.
+BATCH_BYTES = 4 << 20
+#: Bad lines kept in a report (all are counted).
+KEEP_BAD = 100
+_SPAN_CHARS = 300
+
+_STOP = frozenset(
+    b"a an the of to in on at for by with from and or but if then so as is are was were be been being it its "
+    b"this that these those there here he she they we you i me my your his her their our them us what which "
+    b"who whom how many much does do did has have had will would can could should shall may might must not no "
+    b"than more less each every all any some per into out up down over under about after before".split()
+)
+
+
+class ContaminationError(EvaltrayError):
+    """A scan that cannot run: an unknown method, an n below 2."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A tray text checked: a case's input or reference answer, with the case's split (dev or holdout)."""
+
+    case_id: str
+    split: str
+    field: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A corpus to check against, and what kind it is (``corpus``, ``prompt``, ``judge``)."""
+
+    path: Path
+    kind: str = "corpus"
+
+
+@dataclass
+class Match:
+    case_id: str
+    split: str
+    field: str
+    method: str
+    score: float
+    source: str
+    line: int
+    span: str
+    kind: str = "corpus"
+    detail: str | None = None
+    #: paraphrase only: the share of the case's content words the matched span aligns
+    aligned: float | None = None
+
+
+@dataclass
+class ContaminationReport:
+    release: str | None
+    n: int
+    methods: list[str]
+    cases: dict[str, int]  # split -> cases checked
+    matches: list[Match] = field(default_factory=list)
+    docs: int = 0
+    bytes: int = 0
+    bad_lines: list[BadLine] = field(default_factory=list)
+    bad_count: int = 0
+    seconds: float = 0.0
+
+    def contaminated(self, split: str | None = None) -> dict[str, list[Match]]:
+        """The matches of each contaminated case (of one split, when given), by case id."""
+        out: dict[str, list[Match]] = defaultdict(list)
+        for m in self.matches:
+            if split is None or m.split == split:
+                out[m.case_id].append(m)
+        return dict(sorted(out.items()))
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per split: cases checked, cases contaminated, and cases each method found."""
+        out = {}
+        for split, total in sorted(self.cases.items()):
+            found = self.contaminated(split)
+            by_method = {m: sum(any(x.method == m for x in ms) for ms in found.values()) for m in self.methods}
+            out[split] = {"cases": total, "contaminated": len(found), "by_method": by_method}
+        return out
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _SPAN_CHARS else text[: _SPAN_CHARS - 1] + "…"
+
+
+#: Numbers people write as words; a rephrasing may swap "3" and "three" (5 = five, as dedup reads them).
+_NUMBER_WORDS = {
+    w.encode(): str(i).encode()
+    for i, w in enumerate(
+        [
+            "zero",
+            "-",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+    if w != "-"  # "one" is a pronoun as often as a number
+} | {
+    w.encode(): str(10 * i).encode()
+    for i, w in enumerate(["thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 3)
+}
+_NUMBER_WORDS |= {b"twice": b"2", b"double": b"2", b"half": b"0.5", b"dozen": b"12"}
+
+
+def _is_number(w: bytes) -> bool:
+    return w in _NUMBER_WORDS or any(48 <= c <= 57 for c in w)
+
+
+def _numbers(words: Sequence[bytes]) -> set[bytes]:
+    return {_NUMBER_WORDS.get(w, w) for w in words if _is_number(w)}
+
+
+def alignment(case: Sequence[bytes], window: Sequence[bytes], whole: bool = True) -> float:
+    """Share of the case's content words (stop words and numbers aside) whose stem (first 5 letters) the
+    window has; 0 when the numbers differ (a quantity changes the question): the window must hold every
+    number of the case and, when it is a ``whole`` line of the corpus, no other."""
+    have, want = _numbers(window), _numbers(case)
+    if not want <= have or (whole and have - want):
+        return 0.0
+    content = [w for w in case if w not in _STOP and not _is_number(w)]
+    if not content:
+        return 1.0
+    stems = {w[:5] for w in window}
+    return sum(w[:5] in stems for w in content) / len(content)
+
+
+#: An LLM's second opinion on paraphrase candidates: for each (case text, corpus text), True (same
+#: question), False, or None (no answer: the candidate stands on the alignment alone).
+Verifier = Callable[[list[tuple[str, str]]], list[bool | None]]
+Embed = Callable[[list[str]], np.ndarray]
+
+
+class _Window(NamedTuple):
+    doc: int
+    lo: int
+    hi: int
+    whole: bool  # the whole of one line of the document
+
+
+class Scanner:
+    """The tray's index, and the methods that run each corpus batch past it."""
+
+    def __init__(
+        self,
+        probes: Sequence[Probe],
+        n: int = DEFAULT_N,
+        methods: Sequence[str] = METHODS,
+        embed: Embed | None = None,
+        verify: Verifier | None = None,
+    ) -> None:
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ContaminationError(f"unknown method {unknown[0]!r}: one of {', '.join(METHODS)}")
+        if n < 2:
+            raise ContaminationError(f"the n-gram length must be 2 or more, got {n}")
+        if "paraphrase" in methods and embed is None:
+            raise ContaminationError("the paraphrase method needs an embedder")
+        self.probes, self.n, self.methods = list(probes), n, list(methods)
+        self.embed, self.verify = embed, verify
+        texts = [p.text for p in self.probes]
+        self.main = GramIndex(texts, sorted({min(SEED, n), n}))
+        self.words = self.main.words
+        by_len: dict[int, list[int]] = defaultdict(list)
+        for i, w in enumerate(self.words):
+            if MIN_EXACT <= len(w) < n:
+                by_len[len(w)].append(i)
+        self.short = {k: (GramIndex([texts[i] for i in ids], [k]), np.asarray(ids)) for k, ids in by_len.items()}
+        self.lengths = sorted({*self.main.lengths, *self.short})
+        self.whole = {b" ".join(w): i for i, w in enumerate(self.words) if 0 < len(w) < MIN_EXACT}
+        self.vectors: np.ndarray | None = None
+        if "paraphrase" in self.methods and embed is not None and texts:
+            vectors = _unit(embed([" ".join(x.decode("utf-8", "replace") for x in w) for w in self.words]))
+            # a case of a few words "paraphrases" half the corpus: those are for the exact method alone
+            vectors[[len(w) < MIN_EXACT for w in self.words]] = 0
+            self.vectors = vectors
+            sizes = sorted(len(w) for w in self.words)
+            self.window = int(min(256, max(16, 1.5 * sizes[int(0.95 * (len(sizes) - 1))])))
+
+    def scan_batch(self, docs: Sequence[Doc], kind: str = "corpus") -> list[Match]:
+        """Every match of the probes in ``docs``."""
+        if not docs or not self.probes:
+            return []
+        batch = word_batch([d.text for d in docs])
+        ranges = doc_ranges(batch, len(docs))
+        found: list[Match] = []
+        pairs = self._pairs(batch)
+        for (d, p), hits in pairs.items():
+            found += self._verbatim(batch, ranges[d], docs[d], p, hits, kind)
+        found += self._whole_docs(batch, ranges, docs, kind)
+        if self.vectors is not None:
+            found += self._paraphrases(batch, ranges, docs, kind)
+        return found
+
+    def _pairs(self, batch: WordBatch) -> dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray]]]:
+        """(document, probe) -> {gram length: (hit positions, hit hashes)} for every pair with a hit."""
+        grams = rolling(batch.hashes, batch.doc, self.lengths)
+        out: dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
+        sources = [(self.main, None), *((idx, ids) for idx, ids in self.short.values())]
+        for index, ids in sources:
+            for length, hits in index.probe(grams).items():
+                if not len(hits.pos):
+                    continue
+                probe = hits.text if ids is None else ids[hits.text]
+                doc = batch.doc[hits.pos]
+                order = np.lexsort((hits.pos, probe, doc))
+                doc, probe, pos, hsh = doc[order], probe[order], hits.pos[order], hits.hash[order]
+                cut = np.flatnonzero((np.diff(doc) != 0) | (np.diff(probe) != 0)) + 1
+                for lo, hi in zip(np.r_[0, cut].tolist(), np.r_[cut, len(doc)].tolist(), strict=True):
+                    out[(int(doc[lo]), int(probe[lo]))][length] = (pos[lo:hi], hsh[lo:hi])
+        return out
+
+    def _match(self, p: int, method: str, score: float, doc: Doc, span: str, kind: str, **kw: Any) -> Match:
+        pr = self.probes[p]
+        return Match(
+            pr.case_id, pr.split, pr.field, method, round(score, 4), doc.source, doc.line, _clip(span), kind, **kw
+        )
+
+    def _verbatim(
+        self,
+        batch: WordBatch,
+        rng: tuple[int, int],
+        doc: Doc,
+        p: int,
+        hits: dict[int, tuple[np.ndarray, np.ndarray]],
+        kind: str,
+    ) -> list[Match]:
+        words, n = self.words[p], self.n
+        out = []
+        if "exact" in self.methods:
+            needle = b" " + b" ".join(words) + b" "
+            if needle in b" " + b" ".join(batch.words(*rng)) + b" ":
+                out.append(self._match(p, "exact", 1.0, doc, needle.strip().decode("utf-8", "replace"), kind))
+        if "ngram" in self.methods and n in hits and len(words) >= n:
+            pos, hsh = hits[n]
+            share = len(set(hsh.tolist()) & self.main.grams[n][p]) / len(self.main.grams[n][p])
+            lo, hi = _longest_run(pos)
+            out.append(self._match(p, "ngram", share, doc, batch.span(lo, hi + n), kind, detail=f"{n}-grams"))
+        seed = min(SEED, n)
+        if "lcs" in self.methods and seed in hits and len(words) >= seed and len(np.unique(hits[seed][0])) >= 2:
+            pos = hits[seed][0]
+            a = max(rng[0], int(pos.min()) - len(words))
+            b = min(rng[1], int(pos.max()) + seed + len(words))
+            window = batch.words(a, b)
+            blocks = [
+                blk for blk in SequenceMatcher(None, words, window, autojunk=False).get_matching_blocks() if blk.size
+            ]
+            ratio = sum(blk.size for blk in blocks) / len(words)
+            if ratio >= LCS_MIN and _numbers(words) <= _numbers(window):  # other numbers: another question
+                span = batch.span(a + blocks[0].b, a + blocks[-1].b + blocks[-1].size)
+                out.append(self._match(p, "lcs", ratio, doc, span, kind))
+        return out
+
+    def _whole_docs(
+        self, batch: WordBatch, ranges: list[tuple[int, int]], docs: Sequence[Doc], kind: str
+    ) -> list[Match]:
+        """Cases too short for a gram, found only as a corpus document of their own."""
+        if not self.whole or "exact" not in self.methods:
+            return []
+        out = []
+        for d, (lo, hi) in enumerate(ranges):
+            if 0 < hi - lo < MIN_EXACT:
+                p = self.whole.get(b" ".join(batch.words(lo, hi)))
+                if p is not None:
+                    out.append(self._match(p, "exact", 1.0, docs[d], batch.span(lo, hi), kind))
+        return out
+
+    def _windows(self, batch: WordBatch, ranges: list[tuple[int, int]], docs: Sequence[Doc]) -> list[_Window]:
+        """The windows a batch is embedded in: each line of a document (a JSONL record's strings are lines: the
+        question apart from its answer), or, for a line longer than a window, overlapping windows of it."""
+        out = []
+        w = self.window
+        for d, (lo, hi) in enumerate(ranges):
+            at = lo
+            for size in (len(norm_bytes(line).split()) for line in docs[d].text.split("\n")):
+                a, b, at = at, min(hi, at + size), at + size
+                if b <= a:
+                    continue
+                if b - a <= w:
+                    out.append(_Window(d, a, b, True))
+                    continue
+                out += [_Window(d, s, min(b, s + w), False) for s in range(a, max(a + 1, b - w + w // 2), w // 2)]
+        return out
+
+    def _paraphrases(
+        self, batch: WordBatch, ranges: list[tuple[int, int]], docs: Sequence[Doc], kind: str
+    ) -> list[Match]:
+        assert self.vectors is not None and self.embed is not None
+        windows = self._windows(batch, ranges, docs)
+        if not windows:
+            return []
+        vecs = _unit(self.embed([batch.span(x.lo, x.hi) for x in windows]))
+        sims = vecs @ self.vectors.T
+        best: dict[tuple[int, int], tuple[float, float, int]] = {}
+        for wi, p in np.argwhere(sims >= PARA_COS).tolist():
+            d, a, b, whole = windows[wi]
+            aligned = alignment(self.words[p], batch.words(a, b), whole)
+            cos = float(sims[wi, p])
+            if aligned >= ALIGN_MIN and cos > best.get((d, p), (-1.0, 0.0, 0))[0]:
+                best[(d, p)] = (cos, aligned, wi)
+        chosen = sorted(best.items())
+        if self.verify is not None and chosen:
+            asks = [(self.probes[p].text, batch.span(windows[wi].lo, windows[wi].hi)) for (_, p), (_, _, wi) in chosen]
+            verdicts = self.verify(asks)
+            chosen = [c for c, ok in zip(chosen, verdicts, strict=True) if ok is not False]
+        return [
+            self._match(
+                p,
+                "paraphrase",
+                cos,
+                docs[d],
+                batch.span(windows[wi].lo, windows[wi].hi),
+                kind,
+                detail=f"{aligned:.0%} of content words aligned",
+                aligned=round(aligned, 4),
+            )
+            for (d, p), (cos, aligned, wi) in chosen
+        ]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norm == 0, 1, norm)
+
+
+def _longest_run(pos: np.ndarray) -> tuple[int, int]:
+    """First and last position of the longest run of consecutive hit positions."""
+    u = np.unique(pos)
+    cut = np.flatnonzero(np.diff(u) != 1) + 1
+    starts, ends = np.r_[0, cut], np.r_[cut, len(u)] - 1
+    k = int(np.argmax(ends - starts))
+    return int(u[starts[k]]), int(u[ends[k]])
+
+
+def _batches(items: Iterable[Item], report: ContaminationReport) -> Iterable[list[Doc]]:
+    """Documents in batches of about :data:`BATCH_BYTES`; bad lines go to the report as they pass."""
+    batch: list[Doc] = []
+    size = 0
+    for item in items:
+        if isinstance(item, BadLine):
+            report.bad_count += 1
+            if len(report.bad_lines) < KEEP_BAD:
+                report.bad_lines.append(item)
+            continue
+        batch.append(item)
+        size += len(item.text)
+        report.docs += 1
+        report.bytes += len(item.text)
+        if size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def scan(
+    scanner: Scanner,
+    corpora: Sequence[Corpus],
+    release: str | None = None,
+    read: Callable[[Path], Iterable[Item]] = read_corpus,
+) -> ContaminationReport:
+    """Stream every corpus once past ``scanner``; the matches, counts and bad lines as a report."""
+    t0 = time.perf_counter()
+    cases: dict[str, set[str]] = defaultdict(set)
+    for p in scanner.probes:
+        cases[p.split].add(p.case_id)
+    report = ContaminationReport(release, scanner.n, scanner.methods, {s: len(ids) for s, ids in cases.items()})
+    for corpus in corpora:
+        for docs in _batches(read(corpus.path), report):
+            report.matches += scanner.scan_batch(docs, corpus.kind)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _user_text(case: dict[str, Any]) -> str:
+    msgs = (case.get("input") or {}).get("messages") or []
+    return "\n".join(t for m in msgs if m.get("role") == "user" for t in strings_of(m.get("content")))
+
+
+def probes_of(cases: Iterable[dict[str, Any]], split: str) -> list[Probe]:
+    """A case's user turns (``input``) and its reference answer (``reference``), as probes of ``split``."""
+    out = []
+    for case in cases:
+        text = _user_text(case)
+        if text.strip():
+            out.append(Probe(case["id"], split, "input", text))
+        ref = (case.get("expected") or {}).get("reference")
+        if ref and ref.strip():
+            out.append(Probe(case["id"], split, "reference", ref))
+    return out
+
+
+def source_date(case: dict[str, Any]) -> str:
+    """When a case's source came to be: the trace's ingest date, else when the case was written."""
+    return str((case.get("provenance") or {}).get("ingest_date") or case.get("created_at") or "")
+
+
+def provenance_matches(cases: Iterable[dict[str, Any]], split: str, cutoff: str) -> list[Match]:
+    """Cases whose source date is before ``cutoff`` (an ISO date): a model trained up to it may have seen them."""
+    out = []
+    for case in cases:
+        when = source_date(case)
+        if when and when[:10] < cutoff[:10]:
+            out.append(
+                Match(
+                    case["id"],
+                    split,
+                    "provenance",
+                    "provenance",
+                    1.0,
+                    "provenance",
+                    0,
+                    when,
+                    "cutoff",
+                    f"before {cutoff}",
+                )
+            )
+    return out

@@ -1,0 +1,216 @@
+"""Corpora a tray is checked against, read as a stream of documents: fine-tuning data (JSONL, Parquet,
+text), prompt files with few-shot examples, judge prompts and rubrics (YAML, JSON).
+
+Nothing is loaded whole: JSONL and text are read a line at a time (a line past :data:`MAX_LINE` bytes is
+reported and skipped, not held), Parquet a record batch at a time. A line that is binary (a NUL byte), not
+UTF-8 or not JSON is reported with its file and line number and skipped; the rest of the file is still read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.registry import Registry
+from evaltray.core.untrusted import InputTooLarge, read_yaml_file, size_text
+
+__all__ = ["BadLine", "CorpusError", "Doc", "READERS", "read_corpus", "read_corpora", "strings_of"]
+
+#: A line longer than this is reported and skipped (read through in pieces, never held).
+MAX_LINE = 8 << 20
+#: Whole-file formats (a judge's YAML or JSON) are read only below this size.
+MAX_WHOLE = 64 << 20
+#: Suffixes a directory walk reads (prompt folders hold other files too: images, lock files).
+TEXT_SUFFIXES = {".txt", ".md", ".prompt", ".jinja", ".j2", ".tmpl", ".jsonl", ".json", ".yaml", ".yml", ".parquet"}
+
+
+class CorpusError(EvaltrayError):
+    """A corpus that cannot be read at all (missing, a format we do not read); per-line faults are BadLines."""
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """One document of a corpus: a JSONL line, a Parquet row, a text paragraph, a judge file's string."""
+
+    source: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line that was skipped, and why (binary, not UTF-8, not JSON, too long)."""
+
+    source: str
+    line: int
+    reason: str
+
+
+Item = Doc | BadLine
+Reader = Callable[[Path], Iterator[Item]]
+READERS: Registry[Reader] = Registry("corpus format", error=CorpusError)
+
+
+def strings_of(value: Any) -> list[str]:
+    """Every string inside a JSON value (keys left out), depth first: the text a record carries."""
+    out: list[str] = []
+    _collect(value, out, 0)
+    return out
+
+
+def _collect(value: Any, out: list[str], depth: int) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif depth > 64:  # deeper than any record of text: the rest without recursion
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, str):
+                out.append(v)
+            elif isinstance(v, dict | list):
+                stack.extend(reversed(list(v.values()) if isinstance(v, dict) else v))
+    elif isinstance(value, dict):
+        for v in value.values():
+            _collect(v, out, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _collect(v, out, depth + 1)
+
+
+def _lines(fh: BinaryIO, source: str) -> Iterator[tuple[int, bytes | BadLine]]:
+    """``(line number, bytes)`` per line, or a BadLine for one past :data:`MAX_LINE` (drained in pieces)."""
+    no = 0
+    while True:
+        raw = fh.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        no += 1
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = fh.readline(MAX_LINE)
+            yield no, BadLine(source, no, f"line longer than {size_text(MAX_LINE)}, skipped")
+            continue
+        yield no, raw
+
+
+def _decoded(raw: bytes, source: str, no: int) -> str | BadLine:
+    if b"\0" in raw:
+        return BadLine(source, no, "binary data (a NUL byte)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BadLine(source, no, f"not UTF-8 (byte {exc.start + 1})")
+
+
+@READERS.register("jsonl", "ndjson")
+def read_jsonl(path: Path) -> Iterator[Item]:
+    """One document per JSON line: every string in the record, joined by newlines."""
+    source = str(path)
+    with path.open("rb") as fh:
+        for no, raw in _lines(fh, source):
+            if isinstance(raw, BadLine):
+                yield raw
+                continue
+            if not raw.strip():
+                continue
+            text = _decoded(raw, source, no)
+            if isinstance(text, BadLine):
+                yield text
+                continue
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                yield BadLine(
+                    source, no, f"not JSON ({str(exc).split(':')[0]})"
+                )  # the reason, without orjson's position
+                continue
+            yield Doc(source, no, "\n".join(strings_of(value)))
+
+
+@READERS.register("txt", "md", "prompt", "jinja", "j2", "tmpl")
+def read_text(path: Path) -> Iterator[Item]:
+    """One document per paragraph (lines up to a blank line), numbered by its first line."""
+    source = str(path)
+    para: list[str] = []
+    start = 0
+    with path.open("rb") as fh:
+        for no, raw in _lines(fh, source):
+            text = raw if isinstance(raw, BadLine) else _decoded(raw, source, no)
+            if isinstance(text, BadLine):
+                yield text
+                continue
+            if text.strip():
+                start = start or no
+                para.append(text)
+                continue
+            if para:
+                yield Doc(source, start, "".join(para))
+            para, start = [], 0
+    if para:
+        yield Doc(source, start, "".join(para))
+
+
+@READERS.register("parquet")
+def read_parquet(path: Path) -> Iterator[Item]:
+    """One document per row: its string columns (lists and structs of strings too), a batch at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CorpusError(f"{path}: not a Parquet file ({exc})") from None
+    row = 0
+    for batch in pf.iter_batches(batch_size=4096):
+        for record in batch.to_pylist():
+            row += 1
+            yield Doc(str(path), row, "\n".join(strings_of(record)))
+
+
+def _whole(path: Path) -> Any:
+    if path.stat().st_size > MAX_WHOLE:
+        raise CorpusError(f"{path}: larger than {size_text(MAX_WHOLE)}; give large corpora as JSONL, text or Parquet")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            return read_yaml_file(path, max_aliases=1000, max_bytes=MAX_WHOLE, what="judge or prompt file")
+        except InputTooLarge as exc:
+            raise CorpusError(f"{path}: {exc}") from None
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise CorpusError(f"{path}: not JSON ({exc})") from None
+
+
+@READERS.register("yaml", "yml", "json")
+def read_structured(path: Path) -> Iterator[Item]:
+    """A judge's or prompt's YAML/JSON file: one document per string in it (a rubric, a system prompt, an
+    example), numbered in the order they appear."""
+    for i, text in enumerate(strings_of(_whole(path)), 1):
+        yield Doc(str(path), i, text)
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+    if not path.exists():
+        raise CorpusError(f"{path}: no such file or directory")
+    return [path]
+
+
+def read_corpus(path: Path) -> Iterator[Item]:
+    """Every document of a corpus file (by its suffix; anything else is read as text), or of every readable
+    file under a directory, in path order."""
+    for file in _files(path):
+        suffix = file.suffix.lower().lstrip(".")
+        reader = READERS.get(suffix) if suffix in READERS else read_text
+        yield from reader(file)
+
+
+def read_corpora(paths: Iterable[Path]) -> Iterator[Item]:
+    for path in paths:
+        yield from read_corpus(path)

@@ -1,0 +1,171 @@
+"""Planted contamination of each kind is found, with its span; a clean corpus gives nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from evaltray.curate.embed import get_embedder
+from evaltray.evaluate.stub import StubServer
+from evaltray.monitor import contamination as ct
+from evaltray.monitor.contamination import Corpus, Probe, Scanner, alignment, probes_of, provenance_matches, scan
+from evaltray.monitor.corpus import Doc
+from evaltray.monitor.verify import llm_verifier, parse_same
+
+CLIPS = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?"
+)
+SHOES = "Can I return the running shoes I bought last week if I already wore them outside twice?"
+OTHER = "James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?"
+
+
+@pytest.fixture(scope="module")
+def embed():
+    return get_embedder("wordllama").embed
+
+
+def _probes() -> list[Probe]:
+    return [Probe("c-clips", "dev", "input", CLIPS), Probe("c-shoes", "holdout", "input", SHOES)]
+
+
+def _found(matches, case_id, method):
+    return [m for m in matches if m.case_id == case_id and m.method == method]
+
+
+def test_a_verbatim_copy_inside_a_longer_sample_is_exact_and_every_13_gram(embed):
+    doc = Doc("ft.jsonl", 7, f"Solve this:\n{CLIPS.upper()} Show your work.\nAnswer: 72")
+    matches = Scanner(_probes(), embed=embed).scan_batch([doc])
+    [exact] = _found(matches, "c-clips", "exact")
+    assert (exact.source, exact.line, exact.score, exact.split) == ("ft.jsonl", 7, 1.0, "dev")
+    assert (
+        exact.span
+        == "natalia sold clips to 48 of her friends in april and then she sold half as many clips in may how many clips did natalia sell altogether in april and may"
+    )
+    [ngram] = _found(matches, "c-clips", "ngram")
+    assert ngram.score == 1.0 and ngram.span == exact.span
+    assert _found(matches, "c-shoes", "exact") == []
+
+
+def test_a_near_verbatim_copy_is_found_by_lcs_with_its_span_and_ratio():
+    near = "natalia sold clips to 48 of her pals in April then she sold half as many clips in May. How many clips did Natalia sell in total in April and May"
+    matches = Scanner(_probes(), methods=("exact", "ngram", "lcs")).scan_batch([Doc("ft.jsonl", 1, near)])
+    assert _found(matches, "c-clips", "exact") == []
+    [lcs] = _found(matches, "c-clips", "lcs")
+    # Ratcliff/Obershelp aligns 28 of the case's 31 words ("friends", "and", "altogether" are not in the copy)
+    assert lcs.score == round(28 / 31, 4)
+    assert lcs.span.startswith("natalia sold clips to 48 of her pals") and lcs.span.endswith("in april and may")
+    [ngram] = _found(matches, "c-clips", "ngram")
+    assert 0 < ngram.score < 0.5  # a few 13-grams survive the edits; most do not
+
+
+def test_the_same_words_with_other_numbers_is_another_question_not_a_copy():
+    other = CLIPS.replace("48", "36")
+    matches = Scanner(_probes(), methods=("exact", "lcs")).scan_batch([Doc("ft.jsonl", 1, other)])
+    assert matches == []
+
+
+def test_a_paraphrase_sharing_no_13_gram_is_found_by_embedding_and_alignment(embed):
+    para = (
+        "In April Natalia sold hair clips to 48 of her friends. In May she sold half that many clips. "
+        "What is the total number of clips Natalia sold in April and May?"
+    )
+    matches = Scanner(_probes(), embed=embed).scan_batch([Doc("ft.jsonl", 3, para), Doc("ft.jsonl", 4, OTHER)])
+    assert _found(matches, "c-clips", "ngram") == []
+    [para_match] = _found(matches, "c-clips", "paraphrase")
+    assert para_match.line == 3 and para_match.score >= ct.PARA_COS and para_match.aligned >= ct.ALIGN_MIN
+    assert "natalia" in para_match.span
+    assert [m for m in matches if m.line == 4] == []
+
+
+def _words(text: str) -> list[bytes]:
+    return [w.encode() for w in text.split(" ")]
+
+
+def test_alignment_needs_every_number_and_counts_content_stems():
+    case = _words("how many apples did 3 boys eat")
+    assert alignment(case, _words("the 3 boys eat apples")) == 1.0
+    assert alignment(case, _words("the 4 boys eat apples")) == 0.0
+    assert alignment(case, _words("the 3 boys eat 2 apples")) == 0.0  # a whole line with another number
+    assert alignment(case, _words("the 3 boys eat 2 apples"), whole=False) == 1.0  # a cut: numbers may spill
+    # content words: apples, boys, eat -> apples and boys align ("eat" is not in the window)
+    assert alignment(case, _words("apples for 3 boys")) == pytest.approx(2 / 3)
+
+
+def test_a_short_case_matches_only_a_document_that_is_all_of_it():
+    probes = [Probe("c-hi", "dev", "input", "Thanks a lot!")]
+    scanner = Scanner(probes, methods=("exact",))
+    matches = scanner.scan_batch([Doc("p.txt", 1, "thanks, a lot"), Doc("p.txt", 2, "Thanks a lot for the help")])
+    assert [(m.line, m.span) for m in matches] == [(1, "thanks a lot")]
+
+
+def test_a_clean_corpus_gives_no_match(embed):
+    docs = [Doc("ft.jsonl", i, OTHER.replace("3", str(i))) for i in range(1, 6)]
+    assert Scanner(_probes(), embed=embed).scan_batch(docs) == []
+
+
+def test_scan_streams_files_reports_bad_lines_and_splits_dev_from_holdout(tmp_path: Path):
+    ft = tmp_path / "ft.jsonl"
+    ft.write_bytes(
+        orjson.dumps({"messages": [{"role": "user", "content": SHOES}]})
+        + b"\n\xff\xfe broken\n"
+        + orjson.dumps({"text": OTHER})
+        + b"\n"
+    )
+    report = scan(Scanner(_probes(), methods=("exact", "ngram")), [Corpus(ft)], release="1.0.0")
+    assert report.summary() == {
+        "dev": {"cases": 1, "contaminated": 0, "by_method": {"exact": 0, "ngram": 0}},
+        "holdout": {"cases": 1, "contaminated": 1, "by_method": {"exact": 1, "ngram": 1}},
+    }
+    assert (report.docs, report.bad_count, report.bad_lines[0].line) == (2, 1, 2)
+
+
+def test_probes_take_user_turns_and_the_reference():
+    case = {
+        "id": "c-1",
+        "input": {"messages": [{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi there"}]},
+        "expected": {"reference": "Hello!"},
+    }
+    assert probes_of([case], "dev") == [
+        Probe("c-1", "dev", "input", "hi there"),
+        Probe("c-1", "dev", "reference", "Hello!"),
+    ]
+
+
+def test_provenance_flags_cases_sourced_before_the_cutoff():
+    cases = [
+        {"id": "c-old", "provenance": {"ingest_date": "2024-03-01"}, "created_at": "2025-01-01T00:00:00Z"},
+        {"id": "c-new", "provenance": {"ingest_date": "2024-09-01"}, "created_at": "2025-01-01T00:00:00Z"},
+        {"id": "c-sme", "provenance": {}, "created_at": "2024-01-01T00:00:00Z"},
+    ]
+    assert [(m.case_id, m.span) for m in provenance_matches(cases, "dev", "2024-06-01")] == [
+        ("c-old", "2024-03-01"),
+        ("c-sme", "2024-01-01T00:00:00Z"),
+    ]
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ct.ContaminationError, match="unknown method 'fuzzy'"):
+        Scanner(_probes(), methods=("fuzzy",))
+    with pytest.raises(ct.ContaminationError, match="needs an embedder"):
+        Scanner(_probes(), methods=("paraphrase",))
+    with pytest.raises(ct.ContaminationError, match="2 or more"):
+        Scanner(_probes(), n=1)
+
+
+def test_parse_same():
+    assert [parse_same(x) for x in ("YES", "no.", "Yes, the same", "maybe", None)] == [True, False, True, None, None]
+
+
+def test_an_llm_through_an_openai_compatible_endpoint_vetoes_paraphrase_candidates(embed):
+    para = "In April Natalia sold hair clips to 48 of her friends. In May she sold half that many clips. What is the total number of clips Natalia sold in April and May?"
+    docs = [Doc("ft.jsonl", 3, para)]
+    with StubServer(answer=lambda body: "NO") as stub:
+        vetoed = Scanner(_probes(), embed=embed, verify=llm_verifier(stub.base_url, "stub")).scan_batch(docs)
+        asked = stub.requests.total()
+    assert _found(vetoed, "c-clips", "paraphrase") == [] and asked == 1
+    with StubServer(answer=lambda body: "YES") as stub:
+        kept = Scanner(_probes(), embed=embed, verify=llm_verifier(stub.base_url, "stub")).scan_batch(docs)
+    assert len(_found(kept, "c-clips", "paraphrase")) == 1
