@@ -53,3 +53,29 @@ def test_live_rates_from_a_json_file_and_bad_files_said_plainly(tmp_path: Path):
     path.write_text("{")
     with pytest.raises(LeakageError, match="not JSON"):
         JsonLiveSource(path).pass_rates()
+
+
+def test_live_rates_from_a_stored_score_live_result(ws):
+    from evaltray.monitor.leakage import StoredLiveSource
+
+    with pytest.raises(LeakageError, match="no live pass rate in this workspace: run `evaltray score-live` first"):
+        StoredLiveSource(ws).pass_rates()
+    for live_id, until, overall in (
+        ("l-aaaa", "2026-11-01T00:00:00+00:00", (7, 10)),
+        ("l-bbbb", "2026-12-01T00:00:00+00:00", (71, 100)),
+    ):
+        folder = ws.root / "live" / live_id
+        folder.mkdir(parents=True)
+        data = {
+            "live_id": live_id,
+            "until": until,
+            "created_at": until,
+            "overall": {"n": overall[1], "passed": overall[0], "errors": 1},
+            "slices": {"refunds": {"n": 50, "passed": 30, "errors": 0}},
+        }
+        (folder / "live.json").write_bytes(orjson.dumps(data))
+    newest = StoredLiveSource(ws).pass_rates()  # the newest window's result
+    assert newest == Rates(Rate(71, 100), {"refunds": Rate(30, 50)})
+    assert StoredLiveSource(ws, "l-aaaa").pass_rates().overall == Rate(7, 10)
+    report = live_gap(_rates((94, 100), refunds=(48, 50)), newest)
+    assert (report.overall.gap, report.level, report.culprits) == (23.0, "red", ["refunds"])

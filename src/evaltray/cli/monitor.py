@@ -14,7 +14,7 @@ from evaltray.evaluate.compare import GateResult
 from evaltray.evaluate.score import load_run
 from evaltray.monitor import run_monitors
 from evaltray.monitor.contamination import DEFAULT_N, METHODS, ContaminationReport, Corpus
-from evaltray.monitor.leakage import JsonLiveSource, golden_rates, live_gap
+from evaltray.monitor.leakage import JsonLiveSource, StoredLiveSource, golden_rates, live_gap
 from evaltray.monitor.registered import KINDS, list_corpora, register_corpus, tag_examples, unregister_corpus
 from evaltray.monitor.releases import release_contamination, retire_contaminated, write_exclusions
 from evaltray.tray.release import select_cases
@@ -206,13 +206,19 @@ def corpora_remove(app: AppContext, path: Path, as_json: bool) -> None:
 
 @click.command("leakage")
 @click.option("--run", "run_id", required=True, help="A scored run on the golden tray (a release).")
-@click.option("--live", "live", required=True, type=_PATH, help="Live pass rates (JSON: overall and slices).")
+@click.option(
+    "--live",
+    "live",
+    help="A score-live result id (l-…) or a JSON file of overall and per-slice passed/n (default: the newest score-live).",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 at red (a gap of 20 points or more).")
 @json_option
 @pass_app
-def leakage_command(app: AppContext, run_id: str, live: Path, strict: bool, as_json: bool) -> None:
+def leakage_command(app: AppContext, run_id: str, live: str | None, strict: bool, as_json: bool) -> None:
     """Golden pass rate minus live pass rate: amber at 15 points, red at 20, with the slices that make it."""
-    report = live_gap(golden_rates(app.ws, run_id), JsonLiveSource(live).pass_rates())
+    stored = live is None or (live.startswith("l-") and not Path(live).exists())
+    source = StoredLiveSource(app.ws, live) if stored else JsonLiveSource(Path(live))
+    report = live_gap(golden_rates(app.ws, run_id), source.pass_rates())
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{x:.1%}"

@@ -5,7 +5,8 @@ chance; the most common cause is that the held-out set is no longer held out." A
 or more (seed 001), red at 20 or more (seed 003), overall and per slice, with the slices that make it.
 
 The golden side is a scored run on a release (:func:`golden_rates`); the live side comes from whatever
-scores live traffic (``score-live``), through the small :class:`LiveSource` interface.
+scores live traffic, through the small :class:`LiveSource` interface: a stored ``score-live`` result
+(:class:`StoredLiveSource`) or a JSON file of the same shape (:class:`JsonLiveSource`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
+from evaltray.evaluate.live import list_live, read_live
 
 __all__ = [
     "AMBER",
@@ -27,6 +29,7 @@ __all__ = [
     "LiveSource",
     "Rates",
     "SliceGap",
+    "StoredLiveSource",
     "golden_rates",
     "live_gap",
 ]
@@ -59,7 +62,7 @@ class Rates:
 
 
 class LiveSource(Protocol):
-    """Where live pass rates come from (``score-live`` writes them; the coordinator wires its reader here)."""
+    """Where live pass rates come from."""
 
     def pass_rates(self) -> Rates: ...
 
@@ -96,6 +99,21 @@ class JsonLiveSource:
         except orjson.JSONDecodeError as exc:
             raise LeakageError(f"{self.path}: not JSON ({exc})") from None
         return rates_of(data, str(self.path))
+
+
+@dataclass(frozen=True)
+class StoredLiveSource:
+    """Live pass rates of a stored ``evaltray score-live`` result: ``live_id``, or the newest when None."""
+
+    ws: Workspace
+    live_id: str | None = None
+
+    def pass_rates(self) -> Rates:
+        found = list_live(self.ws)
+        data = read_live(self.ws, self.live_id) if self.live_id is not None else (found[-1] if found else None)
+        if data is None:
+            raise LeakageError("no live pass rate in this workspace: run `evaltray score-live` first")
+        return rates_of(data, f"live result {data['live_id']}")
 
 
 def golden_rates(ws: Workspace, run_id: str) -> Rates:
