@@ -14,7 +14,7 @@ from evaltray.evaluate.compare import GateResult
 from evaltray.evaluate.score import load_run
 from evaltray.monitor import run_monitors
 from evaltray.monitor.contamination import DEFAULT_N, METHODS, ContaminationReport, Corpus
-from evaltray.monitor.leakage import JsonLiveSource, StoredLiveSource, golden_rates, live_gap
+from evaltray.monitor.leakage import JsonLiveSource, LiveSource, StoredLiveSource, golden_rates, live_gap
 from evaltray.monitor.registered import KINDS, list_corpora, register_corpus, tag_examples, unregister_corpus
 from evaltray.monitor.releases import release_contamination, retire_contaminated, write_exclusions
 from evaltray.tray.release import select_cases
@@ -216,8 +216,11 @@ def corpora_remove(app: AppContext, path: Path, as_json: bool) -> None:
 @pass_app
 def leakage_command(app: AppContext, run_id: str, live: str | None, strict: bool, as_json: bool) -> None:
     """Golden pass rate minus live pass rate: amber at 15 points, red at 20, with the slices that make it."""
-    stored = live is None or (live.startswith("l-") and not Path(live).exists())
-    source = StoredLiveSource(app.ws, live) if stored else JsonLiveSource(Path(live))
+    source: LiveSource
+    if live is not None and (not live.startswith("l-") or Path(live).exists()):
+        source = JsonLiveSource(Path(live))
+    else:
+        source = StoredLiveSource(app.ws, live)
     report = live_gap(golden_rates(app.ws, run_id), source.pass_rates())
 
     def pct(x: float | None) -> str:
