@@ -111,22 +111,29 @@ def calibrate(args: argparse.Namespace) -> None:
     emb = get_embedder(args.backend)
     f = _features(a, b, emb.embed(a), emb.embed(b))
     g = f["guard"]
-    x = np.stack([f["cos"], f["overlap"], f["shared"]], axis=1)[g]
-    model = LogisticRegression(C=10.0).fit(x, y[g])
-    c_cos, c_ov, c_q = model.coef_[0]
     ov0 = float(np.median(f["overlap"][g]))
+    lift = f["overlap"] - ov0
+    # overlap above and below the median are two features: a straight line through both sides would let
+    # the (many) high-overlap pairs decide how much a low overlap counts against a pair
+    x = np.stack([f["cos"], np.maximum(lift, 0.0), np.minimum(lift, 0.0), f["shared"]], axis=1)[g]
+    model = LogisticRegression(C=10.0).fit(x, y[g])
+    c_cos, c_up, c_down, c_q = model.coef_[0]
     print(f"MRPC train: {len(y)} pairs, {g.sum()} pass the guards ({y[g].mean():.3f} of those are paraphrases)")
-    print(f"logistic: {c_cos:.3f} cos + {c_ov:.3f} overlap + {c_q:.3f} shared quantities + {model.intercept_[0]:.3f}")
     print(
-        f"_RELIEF_OVERLAP = {c_ov / c_cos:.3f}  _OVERLAP_TYPICAL = {ov0:.3f}  _RELIEF_PER_QUANTITY = {c_q / c_cos:.3f}"
+        f"logistic: {c_cos:.3f} cos + {c_up:.3f} overlap above + {c_down:.3f} overlap below {ov0:.3f} "
+        f"+ {c_q:.3f} shared quantities + {model.intercept_[0]:.3f}"
     )
+    print(
+        f"_RELIEF_ABOVE = {c_up / c_cos:.3f}  _PENALTY_BELOW = {c_down / c_cos:.3f}  _OVERLAP_TYPICAL = {ov0:.3f}  "
+        f"_RELIEF_PER_QUANTITY = {c_q / c_cos:.3f}"
+    )
+    relief = (c_up * np.maximum(lift, 0.0) + c_down * np.minimum(lift, 0.0) + c_q * f["shared"]) / c_cos
     # Youden's J (true-positive rate less false-positive rate) does not depend on how many pairs are
     # paraphrases: MRPC is two-thirds paraphrases, a dedup corpus almost none.
     best = (-1.0, 0.0)
     for t in np.arange(0.50, 0.96, 0.025):
         plain = g & (f["cos"] >= t)
-        need = t - (c_ov / c_cos) * (f["overlap"] - ov0) - (c_q / c_cos) * f["shared"]
-        comb = g & (f["cos"] >= need)
+        comb = g & (f["cos"] >= t - relief)
         tpr, fpr = comb[y == 1].mean(), comb[y == 0].mean()
         best = max(best, (tpr - fpr, round(t, 3)))
         print(
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calibrate", action="store_true", help="fit the relief on MRPC instead of measuring")
     ap.add_argument("--backend", default="wordllama", help="embedding backend: wordllama (default) or st (MiniLM)")
-    ap.add_argument("--threshold", type=float, default=0.9, help="the paraphrase threshold (dedup's default 0.9)")
+    ap.add_argument("--threshold", type=float, default=dd.PARAPHRASE, help="the paraphrase threshold (dedup's default)")
     ap.add_argument("--mrpc", type=Path, default=MIRROR / "Pzeyang+Paraphrase_Identification" / "repo")
     ap.add_argument("--gsmplus", type=Path, default=MIRROR / "qtli+GSM-Plus" / "repo")
     ap.add_argument("--gsm8k", type=Path, default=MIRROR / "openai+grade-school-math" / "repo")

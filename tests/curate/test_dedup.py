@@ -296,13 +296,13 @@ def test_paraphrase_bar_falls_with_shared_quantities_and_overlap() -> None:
     and not one that shares neither. Bars worked out by hand from the MRPC-calibrated weights."""
     vecs = _unit([1.0, 0.0], [0.8, 0.6])  # cosine 0.8
     # content words {tom, bought, cd, headphone, set, paid} in both (numbers are compared as values, not
-    # words) and 2 values shared: 0.9 - 0.697 * (1 - 0.6) - 0.057 * 2 = 0.5072
+    # words, overlap 1, 0.4 above MRPC's median 0.6) and 2 values shared: 0.9 - 1.327 * 0.4 - 0.045 * 2 = 0.2792
     a = "Tom bought a CD for $4 and a headphone set, and paid $48."
     b = "Tom paid $48 and bought a headphone set and a CD for $4."
     res = dedup(["x", "y"], [a, b], near=None, vectors=vecs, paraphrase=0.9)
     assert [g.level for g in res.groups] == ["paraphrase"]
-    assert res.pairs[0].reason.startswith("cosine 0.800 >= 0.507; ") and "2 quantities" in res.pairs[0].reason
-    # {refund, blender} against {weather, paris}: overlap 0, so 0.9 + 0.697 * 0.6 = 1.318 is out of reach
+    assert res.pairs[0].reason.startswith("cosine 0.800 >= 0.279; ") and "2 quantities" in res.pairs[0].reason
+    # {refund, blender} against {weather, paris}: overlap 0, so 0.9 + 0.189 * 0.6 = 1.0134 is out of reach
     res = dedup(["x", "y"], ["refund my blender", "weather in Paris"], near=None, vectors=vecs, paraphrase=0.9)
     assert res.groups == [] and res.rejected == []
 

@@ -77,6 +77,28 @@ def test_numbers_compare_by_value(a: str, b: str) -> None:
     assert [g.level for g in res.groups] == ["paraphrase"], res.rejected
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "merged"),
+    [
+        # "an hour" is 60 minutes in words no parser reads: a value only one text states is unknown, and the
+        # two values both state (3, 4) outnumber it two to one
+        ("Ana peels one in 3 minutes, Jane in 4. How many more after an hour?",
+         "Ana peels one in 3 minutes, Jane in 4. How many more after 60 minutes?", True),
+        # each states a value the other does not: a substitution, a different case
+        ("Ana peels one in 3 minutes, Jane in 4. How many more after 90 minutes?",
+         "Ana peels one in 3 minutes, Jane in 5. How many more after 90 minutes?", False),
+        # one shared value cannot vouch for one unknown
+        ("The bill was $100 and I paid $20 of it", "The bill was $100 and I paid some of it", False),
+        ("Paul is a decade older and they are 100 in all", "Paul is 10 years older and they are 100 in all", True),
+        ("a quadruple batch of 3 cups", "4 times the batch of three cups", True),
+    ],
+)  # fmt: skip
+def test_a_value_only_one_text_states_is_unknown_a_changed_value_is_not(a: str, b: str, merged: bool) -> None:
+    res = dedup(["a", "b"], [a, b], near=None, vectors=_unit([1.0, 0.0], [1.0, 0.0]), paraphrase=0.9)
+    assert bool(res.groups) is merged, res.rejected
+    assert merged or res.rejected[0].reason.endswith("numbers differ")
+
+
 def test_odd_digits_are_read_or_left_alone_never_an_error() -> None:
     texts = ["x = 343⁷ mod 10", "x = 343⁷ mod 10!", "٣ apples", "1.2.3.4 and 5/0 and .5", "½ cup"]
     res = dedup([f"t{i}" for i in range(len(texts))], texts, vectors=np.eye(5, 3, dtype=np.float32))
