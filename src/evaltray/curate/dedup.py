@@ -636,6 +636,10 @@ _ID_CUES = _wordset(
     "reservation transaction serial customer member policy claim pnr sku item code pin"
 )
 _NUM_TOKEN = re.compile(r"#|\d[\w]*(?:[.,/:-]\d+)*|[^\W\d_]+(?:\d\w*)?|(?<![\w])\.\d+")
+#: A digit token as ``_NUM_TOKEN`` cuts them, and the cue word (or "#") that may end the text before one.
+_DIGITS = re.compile(r"(?<![\w.])\d\w*(?:[.,/:-]\d+)*")
+_CUE_BEFORE = re.compile(r"(?<!\w)(?:#|(?:" + "|".join(sorted(_ID_CUES)) + r")[\s.:#-]{0,3})[\s#]*\Z", re.IGNORECASE)
+_HAS_DIGIT = re.compile(r"\d").search
 _WORD_NUMBERS = {*_UNITS, *_TENS, *_SCALES}
 _NUMBERISH = {
     form
@@ -693,6 +697,19 @@ def _digit_values(tok: str) -> list[float]:
     return [v for v in (_numeral(p) if p else None for p in parts) if v is not None]
 
 
+def _slot(m: re.Match[str]) -> str:
+    if _digit_values(m.group().lower()) and not _CUE_BEFORE.search(m.string, max(0, m.start() - 20), m.start()):
+        return m.group()  # a quantity
+    return " " + PLACEHOLDER + " "
+
+
+def _slot_identifiers(text: str) -> str:
+    """``text`` with every identifier (an order number, a date, a time, an ordinal, any number after
+    "order", "#", "ref", "account" and the like) replaced by the neutral token :data:`PLACEHOLDER`:
+    identifiers are slots that may differ between two copies of one case. Quantities stay."""
+    return _DIGITS.sub(_slot, text) if _HAS_DIGIT(text) else text
+
+
 def _quantities(raw: str) -> frozenset[str]:
     """The values a text reasons with: digits, number words and fractions by value ("5" = "five" = "5.0",
     "1/4" = "a quarter" = "one-fourth"), identifiers left out, and 1 left out ("an hour", "the first
@@ -703,7 +720,7 @@ def _quantities(raw: str) -> frozenset[str]:
     the like. Each value counts once: a rephrasing may state once a number that the original states
     twice, and a different count is not a different value.
     """
-    toks = _NUM_TOKEN.findall(raw)
+    toks = _NUM_TOKEN.findall(_slot_identifiers(raw))
     hits = [k for k, t in enumerate(toks) if t[0].isdigit() or t[0] == "." or t in _NUMBERISH]
     out: list[float] = []
     words: list[str] = []
@@ -717,7 +734,7 @@ def _quantities(raw: str) -> frozenset[str]:
             words = []
         elif low in _ALONE:
             out.append(_ALONE[low])
-        elif (low[0].isdigit() or low[0] == ".") and prev not in _ID_CUES and prev != "#":
+        elif low[0].isdigit() or low[0] == ".":
             out.extend(_digit_values(low))
         following = toks[k + 1].lower() if n + 1 < len(hits) and hits[n + 1] == k + 1 else ""
         if words and following not in _WORD_NUMBERS and following not in _DENOMINATORS:
@@ -856,6 +873,14 @@ class _Forest:
             )
             pairs.append(DupPair(sid[x], sid[y], level, round(s, 6), why(k)))
 
+    def attach(self, heads: np.ndarray, members: np.ndarray, why: str, sid: list[str], pairs: list[DupPair]) -> None:
+        """Join each root ``members[k]`` to the root ``heads[k] < members[k]`` at the near level, with
+        Jaccard 1: no root is a member twice or both a member and a head, so no find and no sort."""
+        for h, m in zip(heads.tolist(), members.tolist(), strict=True):
+            self.parent[m] = h
+            self.level[h] = "near"
+            pairs.append(DupPair(sid[h], sid[m], "near", 1.0, why))
+
     def roots(self) -> np.ndarray:
         """Root of every index, by pointer jumping in numpy (no Python loop over all traces)."""
         return _roots(np.asarray(self.parent, dtype=np.int64))
@@ -955,7 +980,7 @@ def dedup(
 
     if near is not None and len(nodes) >= 2:
         report("near", 0, len(nodes))
-        _near_stage(forest, nodes, norm, [texts[order[i]] for i in nodes], near, seed, bucket_cap, sid, pairs, stats)
+        _near_stage(forest, nodes, [texts[order[i]] for i in nodes], near, seed, bucket_cap, sid, pairs, stats)
         report("near", len(nodes), len(nodes))
 
     rejected: list[DupPair] = []
@@ -985,7 +1010,6 @@ def _quantity_groups(raw: list[Any]) -> np.ndarray:
 def _near_stage(
     forest: _Forest,
     nodes: list[int],
-    norm: list[str],
     raw: list[Any],
     near: float,
     seed: int,
@@ -994,22 +1018,36 @@ def _near_stage(
     pairs: list[DupPair],
     stats: dict[str, Any],
 ) -> None:
-    """Near-duplicate pairs among the distinct texts ``nodes``, confined to texts with equal quantities."""
+    """Near-duplicate pairs among the distinct texts ``nodes`` (``raw``: their texts), compared with every
+    identifier a neutral slot and confined to texts with equal quantities.
+
+    Texts equal but for their identifiers join at once (Jaccard 1); the LSH sees one text of each such
+    class, so templated traffic (one template, a new order number each time) costs one text per template
+    and quantity, not one per message.
+    """
     t1 = time.perf_counter()
+    slotted = [canonical(_slot_identifiers(_as_str(t))) for t in raw]
+    head_of: dict[str, int] = {}
+    head = np.fromiter((head_of.setdefault(t, k) for k, t in enumerate(slotted)), np.int64, len(slotted))
+    node = np.asarray(nodes, dtype=np.int64)
+    same = np.flatnonzero(head != np.arange(head.size))
+    why = "the same text but for identifiers (order numbers, dates, codes); quantities agree"
+    forest.attach(node[head[same]], node[same], why, sid, pairs)
+    heads = np.fromiter(head_of.values(), np.int64, len(head_of))
+    stats["near_slot_classes"] = int(heads.size)
     found = near_duplicate_pairs(
-        [norm[i] for i in nodes],
+        [slotted[k] for k in heads.tolist()],
         near,
         seed=seed,
         bucket_cap=bucket_cap,
-        groups=lambda rows: _quantity_groups([raw[i] for i in rows.tolist()]),
+        groups=lambda rows: _quantity_groups([raw[k] for k in heads[rows].tolist()]),
     )
-    node = np.asarray(nodes, dtype=np.int64)
     est, jac = found.estimate, found.jaccard
 
     def why(k: int) -> str:
         return f"Jaccard of character 5-grams {jac[k]:.3f} (MinHash estimate {est[k]:.3f}) >= {near}; quantities agree"
 
-    forest.merge(jac, node[found.i], node[found.j], why, "near", sid, pairs)
+    forest.merge(jac, node[heads[found.i]], node[heads[found.j]], why, "near", sid, pairs)
     stats.update({f"near_{key}": v for key, v in found.stats.items()})
     stats["seconds_near"] = time.perf_counter() - t1
 
