@@ -119,6 +119,21 @@ def test_near_stage_merges_identifier_slots_and_keeps_quantities_apart() -> None
     assert res.pairs[0].reason.endswith("; quantities agree")
 
 
+def test_texts_equal_but_for_identifiers_join_at_jaccard_one() -> None:
+    texts = [
+        "Order 4839201 from 2024-03-05 at 10:30 has not arrived.",
+        "order #7719203 from 2024-04-11 at 09:15 has not arrived",
+        "I was charged $20 twice, ref 88123.",
+        "I was charged $30 twice, ref 88123.",  # a quantity is no slot: a different case
+    ]
+    res = dedup(["a", "b", "c", "d"], texts, near=0.99, paraphrase=None)
+    assert [(g.members, g.level) for g in res.groups] == [(("a", "b"), "near")]
+    assert [(p.a, p.b, p.score, p.reason) for p in res.pairs] == [
+        ("a", "b", 1.0, "the same text but for identifiers (order numbers, dates, codes); quantities agree")
+    ]
+    assert res.stats["near_slot_classes"] == 3
+
+
 # --------------------------------------------------------------------------- templated traffic
 
 
