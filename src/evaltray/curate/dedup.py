@@ -1165,6 +1165,7 @@ class _Facts:
     negated: bool
     names: frozenset[str]
     unknown: bool  # has a placeholder: a name missing from it may be hidden behind one
+    implied: frozenset[str]  # values its words imply without a number: "an hour" may be 60 minutes
 
 
 def _facts(norm: str, text: Any) -> _Facts:
@@ -1177,6 +1178,7 @@ def _facts(norm: str, text: Any) -> _Facts:
         _negated(toks),
         _names(raw),
         PLACEHOLDER in norm,
+        frozenset(v for t in toks for v in _IMPLIED.get(t, ())),
     )
 
 
@@ -1197,22 +1199,49 @@ def _agree(f: _Facts) -> str:
     return "numbers, negation and names agree"
 
 
-def _numbers_differ(qa: frozenset[str], qb: frozenset[str]) -> bool:
-    """Whether two texts state different quantities. A value each states and the other does not is a
-    substitution: a different case. A value only one of them states is unknown rather than different
-    (the other may say it in words no parser reads: "an hour", "a decade", "both"), so it is let pass when
-    the values both state outnumber such values two to one."""
-    only_a, only_b = qa - qb, qb - qa
-    if only_a and only_b:
-        return True
-    return 2 * (len(only_a) + len(only_b)) > len(qa & qb)
+#: Words that say a number without a digit, and the values they may stand for in another text: "an hour"
+#: is 60 minutes, "a week" 7 days, "both" 2. A value one text states and the other only implies this way
+#: is unknown, not different.
+_IMPLIED: dict[str, tuple[str, ...]] = {
+    "hour": ("60",),
+    "minute": ("60",),
+    "day": ("24",),
+    "week": ("7",),
+    "weekly": ("7",),
+    "fortnight": ("14",),
+    "month": ("30", "4"),
+    "year": ("12", "52", "365"),
+    "yearly": ("12", "52", "365"),
+    "annual": ("12", "52", "365"),
+    "annually": ("12", "52", "365"),
+    "both": ("2",),
+    "pair": ("2",),
+    "couple": ("2",),
+    "twins": ("2",),
+    "nickel": ("5",),
+    "dime": ("10",),
+    "percent": ("100",),
+}
+
+
+def _numbers_differ(fa: _Facts, fb: _Facts) -> bool:
+    """Whether two texts state different quantities: a value one states and the other neither states nor
+    implies in words ("an hour" for 60 minutes, "both" for 2; see ``_IMPLIED``) is a different case."""
+    qa, qb = fa.quantities, fb.quantities
+    return qa != qb and not (qa - qb <= fb.implied and qb - qa <= fa.implied)
+
+
+def _overlap(fa: _Facts, fb: _Facts) -> float:
+    """Jaccard of the two texts' content words."""
+    union = len(fa.words | fb.words)
+    return len(fa.words & fb.words) / union if union else 0.0
 
 
 def _refusal(fa: _Facts, fb: _Facts, *, mutual: bool) -> str:
     """Why two texts that embed close together are not paraphrases; empty if they may be."""
     if not mutual:
         return "not mutual nearest neighbours"
-    if _numbers_differ(fa.quantities, fb.quantities):
+    if _numbers_differ(fa, fb):
         return "numbers differ"
     if fa.negated != fb.negated:
         return "one is negated"
@@ -1238,8 +1267,7 @@ def _needed(threshold: float, fa: _Facts, fb: _Facts) -> float:
     """The cosine two texts must reach: ``threshold`` for a pair of typical word overlap and no shared
     quantity; more overlap or shared quantities lower the bar, less overlap raises it a little."""
     shared = len(fa.quantities & fb.quantities)
-    union = len(fa.words | fb.words)
-    lift = (len(fa.words & fb.words) / union if union else 0.0) - _OVERLAP_TYPICAL
+    lift = _overlap(fa, fb) - _OVERLAP_TYPICAL
     relief = _RELIEF_ABOVE * max(lift, 0.0) + _PENALTY_BELOW * min(lift, 0.0)
     return threshold - relief - _RELIEF_PER_QUANTITY * min(shared, 3)
 
