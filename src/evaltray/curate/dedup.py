@@ -1031,8 +1031,8 @@ def _near_stage(
     head = np.fromiter((head_of.setdefault(t, k) for k, t in enumerate(slotted)), np.int64, len(slotted))
     node = np.asarray(nodes, dtype=np.int64)
     same = np.flatnonzero(head != np.arange(head.size))
-    why = "the same text but for identifiers (order numbers, dates, codes); quantities agree"
-    forest.attach(node[head[same]], node[same], why, sid, pairs)
+    slots = "the same text but for identifiers (order numbers, dates, codes); quantities agree"
+    forest.attach(node[head[same]], node[same], slots, sid, pairs)
     heads = np.fromiter(head_of.values(), np.int64, len(head_of))
     stats["near_slot_classes"] = int(heads.size)
     found = near_duplicate_pairs(
