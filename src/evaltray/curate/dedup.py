@@ -5,11 +5,14 @@ gives it a weight (how many traces it stands for), and keeps the evidence for ev
 ``DupPair``. The result depends only on the set of ``(id, text, vector)`` rows, never on their order:
 rows are sorted by id before anything else happens.
 
-The rule for numbers, in the near and paraphrase stages alike: identifiers (long digit runs, codes,
-dates, a number after "order", "#", "ref", "account"...) are slots that may differ between two copies of
-one case; quantities the text reasons with are content, compared by value ("5" = "five" = "5.0"), and a
-different value means a different case. Scrub placeholders (``<PERSON_1>``) are one neutral token in
-the compared text and "unknown" to the guards: never a number, never a name, never equal.
+The rule for numbers, in the near and paraphrase stages alike: identifiers (long digit runs, dates,
+times, ordinals, a number after "order", "#", "ref", "account"...) are slots that may differ between two
+copies of one case, and the near stage compares texts with each of them as one neutral token; quantities
+the text reasons with are content, compared by value ("5" = "five" = "5.0"), and a different value means
+a different case. A value one text states and the other only implies in words ("60 minutes" against
+"an hour", "2" against "both") is unknown, not different; any other value only one text states is an
+added fact, a different case. Scrub placeholders (``<PERSON_1>``) are one neutral token in the compared
+text and "unknown" to the guards: never a number, never a name, never equal.
 """
 
 from __future__ import annotations
@@ -940,9 +943,10 @@ def dedup(
     token), and quantities by value ("5" = "five" = "5.0"; see ``_quantities`` for what counts):
 
     - exact: equal canonical text;
-    - near (``near`` = Jaccard threshold, ``None`` to skip): MinHash + LSH over character 5-grams,
-      verified by exact Jaccard, and only between texts with the same quantities: identifiers (order
-      numbers, codes, dates) may differ, a quantity the text reasons with may not;
+    - near (``near`` = Jaccard threshold, ``None`` to skip): MinHash + LSH over character 5-grams of the
+      text with every identifier (order number, date, a number after "order" or "#") one neutral slot,
+      verified by exact Jaccard, and only between texts with the same quantities; texts equal but for
+      their identifiers join at Jaccard 1 without LSH;
     - paraphrase (``paraphrase`` = cosine threshold; runs when ``vectors`` or ``embed`` is given):
       mutual top-``k`` neighbours whose quantities, negation and names agree (a placeholder against a
       name is unknown, not different) and whose cosine reaches the threshold less the relief that
