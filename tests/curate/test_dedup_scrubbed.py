@@ -70,6 +70,8 @@ def test_a_placeholder_is_unknown_never_equal_to_a_name() -> None:
         ("split the $1,500 bill three ways", "split the $1500.00 bill 3 ways"),
         ("a quarter of the 40 boxes", "1/4 of the forty boxes"),
         ("twenty-five guests and a dozen chairs", "25 guests and 12 chairs"),
+        ("a 50% discount on the $40 toy", "half off the $40 toy"),
+        ("he ate 40% of the 60 apples", "he ate 2/5 of the sixty apples"),
     ],
 )
 def test_numbers_compare_by_value(a: str, b: str) -> None:

@@ -714,8 +714,8 @@ def _slot_identifiers(text: str) -> str:
 
 
 def _quantities(raw: str) -> frozenset[str]:
-    """The values a text reasons with: digits, number words and fractions by value ("5" = "five" = "5.0",
-    "1/4" = "a quarter" = "one-fourth"), identifiers left out, and 1 left out ("an hour", "the first
+    """The values a text reasons with: digits, number words, fractions and percentages by value ("5" =
+    "five" = "5.0", "1/4" = "a quarter" = "one-fourth" = "25%"), identifiers left out, and 1 left out ("an hour", "the first
     week", "peel one orange" say 1 without a digit).
 
     Identifiers are slots that may differ between two copies of one case: long digit runs, codes mixing
@@ -723,13 +723,14 @@ def _quantities(raw: str) -> frozenset[str]:
     the like. Each value counts once: a rephrasing may state once a number that the original states
     twice, and a different count is not a different value.
     """
-    toks = _NUM_TOKEN.findall(_slot_identifiers(raw))
+    toks = _NUM_TOKEN.findall(_slot_identifiers(raw).replace("%", " percent "))
     hits = [k for k, t in enumerate(toks) if t[0].isdigit() or t[0] == "." or t in _NUMBERISH]
     out: list[float] = []
     words: list[str] = []
     for n, k in enumerate(hits):
         low = toks[k].lower()
         prev = toks[k - 1].lower() if k else ""
+        scale = 0.01 if k + 1 < len(toks) and toks[k + 1].lower() == "percent" else 1.0  # 50% = half = 0.5
         if low in _WORD_NUMBERS:
             words.append(low)
         elif low in _DENOMINATORS and (words or prev in ("a", "an")):  # "three quarters", "a third"
@@ -738,10 +739,10 @@ def _quantities(raw: str) -> frozenset[str]:
         elif low in _ALONE:
             out.append(_ALONE[low])
         elif low[0].isdigit() or low[0] == ".":
-            out.extend(_digit_values(low))
+            out.extend(v * scale for v in _digit_values(low))
         following = toks[k + 1].lower() if n + 1 < len(hits) and hits[n + 1] == k + 1 else ""
         if words and following not in _WORD_NUMBERS and following not in _DENOMINATORS:
-            out.append(_word_number(words))  # the run of number words ends here
+            out.append(_word_number(words) * scale)  # the run of number words ends here
             words = []
     return frozenset(map(_value, out)) - {"1"}
 
@@ -1224,7 +1225,6 @@ _IMPLIED: dict[str, tuple[str, ...]] = {
     "twins": ("2",),
     "nickel": ("5",),
     "dime": ("10",),
-    "percent": ("100",),
 }
 
 
