@@ -944,10 +944,10 @@ def dedup(
     token), and quantities by value ("5" = "five" = "5.0"; see ``_quantities`` for what counts):
 
     - exact: equal canonical text;
-    - near (``near`` = Jaccard threshold, ``None`` to skip): MinHash + LSH over character 5-grams of the
-      text with every identifier (order number, date, a number after "order" or "#") one neutral slot,
-      verified by exact Jaccard, and only between texts with the same quantities; texts equal but for
-      their identifiers join at Jaccard 1 without LSH;
+    - near (``near`` = Jaccard threshold, ``None`` to skip): texts equal but for their identifiers (order
+      number, date, a number after "order" or "#": each one neutral slot) join at Jaccard 1; among one
+      text of each such class, MinHash + LSH over character 5-grams, verified by exact Jaccard, and only
+      between texts with the same quantities;
     - paraphrase (``paraphrase`` = cosine threshold; runs when ``vectors`` or ``embed`` is given):
       mutual top-``k`` neighbours whose quantities, negation and names agree (a placeholder against a
       name is unknown, not different) and whose cosine reaches the threshold less the relief that
@@ -985,7 +985,7 @@ def dedup(
 
     if near is not None and len(nodes) >= 2:
         report("near", 0, len(nodes))
-        _near_stage(forest, nodes, [texts[order[i]] for i in nodes], near, seed, bucket_cap, sid, pairs, stats)
+        _near_stage(forest, nodes, norm, [texts[order[i]] for i in nodes], near, seed, bucket_cap, sid, pairs, stats)
         report("near", len(nodes), len(nodes))
 
     rejected: list[DupPair] = []
@@ -1015,6 +1015,7 @@ def _quantity_groups(raw: list[Any]) -> np.ndarray:
 def _near_stage(
     forest: _Forest,
     nodes: list[int],
+    norm: list[str],
     raw: list[Any],
     near: float,
     seed: int,
@@ -1023,12 +1024,13 @@ def _near_stage(
     pairs: list[DupPair],
     stats: dict[str, Any],
 ) -> None:
-    """Near-duplicate pairs among the distinct texts ``nodes`` (``raw``: their texts), compared with every
-    identifier a neutral slot and confined to texts with equal quantities.
+    """Near-duplicate pairs among the distinct texts ``nodes`` (``raw``: their texts), confined to texts
+    with equal quantities.
 
-    Texts equal but for their identifiers join at once (Jaccard 1); the LSH sees one text of each such
-    class, so templated traffic (one template, a new order number each time) costs one text per template
-    and quantity, not one per message.
+    Texts equal but for their identifiers (each one neutral slot) join at once, at Jaccard 1; the LSH then
+    sees one text of each such class, as written, so templated traffic (one template, a new order number
+    each time) costs one text per template fill, not one per message, and a corpus without identifiers
+    gets the pairs it always got.
     """
     t1 = time.perf_counter()
     slotted = [canonical(_slot_identifiers(_as_str(t))) for t in raw]
@@ -1041,7 +1043,7 @@ def _near_stage(
     heads = np.fromiter(head_of.values(), np.int64, len(head_of))
     stats["near_slot_classes"] = int(heads.size)
     found = near_duplicate_pairs(
-        [slotted[k] for k in heads.tolist()],
+        [norm[i] for i in node[heads].tolist()],
         near,
         seed=seed,
         bucket_cap=bucket_cap,
