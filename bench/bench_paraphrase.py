@@ -10,13 +10,15 @@ github:openai/grade-school-math first; ``--mrpc``, ``--gsmplus``, ``--gsm8k`` po
 
 - Building (calibration): MRPC train, ``msr_paraphrase_train.txt`` (4,076 news sentence pairs labelled
   paraphrase or not; Microsoft Research Paraphrase Corpus). ``--calibrate`` fits a logistic model of
-  "paraphrase" on cosine, content-word overlap and shared quantities over the pairs that pass the
-  guards, and prints the relief constants that ``evaltray.curate.dedup`` carries.
+  "paraphrase" on cosine, content-word overlap (above and below its median, apart) and shared
+  quantities over the pairs that pass the guards, and prints the relief constants that ``evaltray.curate.dedup`` carries.
 - Measuring, paraphrase: the 1,319 GSM8K test questions (MIT) plus GSM-Plus testmini's 300 "problem
   understanding" variations (CC-BY-SA-4.0): GPT-4 rephrasings of 300 of those questions, checked by
   people. Positives: a rephrasing and its original; every other GSM8K question is a same-domain
   negative. Recall: rephrasings in their original's group. Precision: right pairs among all pairs
-  that share a group.
+  that share a group. The 300 rephrasings are cut in two halves by seed (:func:`half`): the building
+  half was read to find why rephrasings were missed; the measuring half was only ever scored. Both
+  halves keep all 1,319 questions as negatives.
 - Measuring, adversarial (information): GSM-Plus testmini's seeds with their rephrasing and six
   variations that keep most words but change the question (numbers substituted or expanded, an
   operation added or reversed, a premise removed); "distraction insertion" is left out. A pair is
@@ -31,6 +33,7 @@ The baseline is the base commit's ``dedup.py`` (``git show 7e8cc62:...``), run i
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import subprocess
@@ -111,22 +114,29 @@ def calibrate(args: argparse.Namespace) -> None:
     emb = get_embedder(args.backend)
     f = _features(a, b, emb.embed(a), emb.embed(b))
     g = f["guard"]
-    x = np.stack([f["cos"], f["overlap"], f["shared"]], axis=1)[g]
-    model = LogisticRegression(C=10.0).fit(x, y[g])
-    c_cos, c_ov, c_q = model.coef_[0]
     ov0 = float(np.median(f["overlap"][g]))
+    lift = f["overlap"] - ov0
+    # overlap above and below the median are two features: a straight line through both sides would let
+    # the (many) high-overlap pairs decide how much a low overlap counts against a pair
+    x = np.stack([f["cos"], np.maximum(lift, 0.0), np.minimum(lift, 0.0), f["shared"]], axis=1)[g]
+    model = LogisticRegression(C=10.0).fit(x, y[g])
+    c_cos, c_up, c_down, c_q = model.coef_[0]
     print(f"MRPC train: {len(y)} pairs, {g.sum()} pass the guards ({y[g].mean():.3f} of those are paraphrases)")
-    print(f"logistic: {c_cos:.3f} cos + {c_ov:.3f} overlap + {c_q:.3f} shared quantities + {model.intercept_[0]:.3f}")
     print(
-        f"_RELIEF_OVERLAP = {c_ov / c_cos:.3f}  _OVERLAP_TYPICAL = {ov0:.3f}  _RELIEF_PER_QUANTITY = {c_q / c_cos:.3f}"
+        f"logistic: {c_cos:.3f} cos + {c_up:.3f} overlap above + {c_down:.3f} overlap below {ov0:.3f} "
+        f"+ {c_q:.3f} shared quantities + {model.intercept_[0]:.3f}"
     )
+    print(
+        f"_RELIEF_ABOVE = {c_up / c_cos:.3f}  _PENALTY_BELOW = {c_down / c_cos:.3f}  _OVERLAP_TYPICAL = {ov0:.3f}  "
+        f"_RELIEF_PER_QUANTITY = {c_q / c_cos:.3f}"
+    )
+    relief = (c_up * np.maximum(lift, 0.0) + c_down * np.minimum(lift, 0.0) + c_q * f["shared"]) / c_cos
     # Youden's J (true-positive rate less false-positive rate) does not depend on how many pairs are
     # paraphrases: MRPC is two-thirds paraphrases, a dedup corpus almost none.
     best = (-1.0, 0.0)
     for t in np.arange(0.50, 0.96, 0.025):
         plain = g & (f["cos"] >= t)
-        need = t - (c_ov / c_cos) * (f["overlap"] - ov0) - (c_q / c_cos) * f["shared"]
-        comb = g & (f["cos"] >= need)
+        comb = g & (f["cos"] >= t - relief)
         tpr, fpr = comb[y == 1].mean(), comb[y == 0].mean()
         best = max(best, (tpr - fpr, round(t, 3)))
         print(
@@ -180,14 +190,23 @@ def load_gsm8k(repo: Path, split: str) -> list[str]:
     ]
 
 
-def rephrase_corpus(test: list[str], rows: list[dict]) -> tuple[list[str], list[str], list[tuple[str, str]]]:
-    """GSM8K test questions (``g0000``) and the GSM-Plus rephrasings of some (``g0000-p``)."""
+def half(question: str) -> str:
+    """Which half of GSM-Plus testmini a seed question's rephrasing belongs to: ``building`` (looked at to
+    find why rephrasings were missed) or ``measuring`` (only ever scored); by the first byte of its sha256."""
+    return "building" if hashlib.sha256(question.encode()).digest()[0] % 2 == 0 else "measuring"
+
+
+def rephrase_corpus(
+    test: list[str], rows: list[dict], side: str | None = None
+) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """GSM8K test questions (``g0000``) and the GSM-Plus rephrasings of some (``g0000-p``): all of them, or
+    those of one ``side`` (see :func:`half`); every GSM8K test question stays in as a same-domain negative."""
     at = {q: i for i, q in enumerate(test)}
     ids = [f"g{i:04d}" for i in range(len(test))]
     truth = [(i, "same") for i in ids]
     texts = list(test)
     for r in rows:
-        if r["perturbation_type"] in KEEP:
+        if r["perturbation_type"] in KEEP and side in (None, half(r["seed_question"])):
             ids.append(f"g{at[r['seed_question']]:04d}-p")
             texts.append(r["question"])
             truth.append((ids[at[r["seed_question"]]], "rephrased"))
@@ -203,8 +222,11 @@ def measure(args: argparse.Namespace) -> None:
     rows = load_gsmplus(args.gsmplus)
     old = base_dedup()
     emb = get_embedder(args.backend)
+    test = load_gsm8k(args.gsm8k, "test")
     sets = {
-        "GSM8K test + GSM-Plus rephrasings": rephrase_corpus(load_gsm8k(args.gsm8k, "test"), rows),
+        "GSM8K test + GSM-Plus rephrasings, measuring half": rephrase_corpus(test, rows, "measuring"),
+        "GSM8K test + GSM-Plus rephrasings, building half": rephrase_corpus(test, rows, "building"),
+        "GSM8K test + GSM-Plus rephrasings, all": rephrase_corpus(test, rows),
         "GSM-Plus adversarial (information)": gsm_corpus(rows, KEEP + NEGATIVE),
     }
     for title, (ids, texts, truth) in sets.items():
@@ -240,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calibrate", action="store_true", help="fit the relief on MRPC instead of measuring")
     ap.add_argument("--backend", default="wordllama", help="embedding backend: wordllama (default) or st (MiniLM)")
-    ap.add_argument("--threshold", type=float, default=0.9, help="the paraphrase threshold (dedup's default 0.9)")
+    ap.add_argument("--threshold", type=float, default=dd.PARAPHRASE, help="the paraphrase threshold (dedup's default)")
     ap.add_argument("--mrpc", type=Path, default=MIRROR / "Pzeyang+Paraphrase_Identification" / "repo")
     ap.add_argument("--gsmplus", type=Path, default=MIRROR / "qtli+GSM-Plus" / "repo")
     ap.add_argument("--gsm8k", type=Path, default=MIRROR / "openai+grade-school-math" / "repo")

@@ -70,11 +70,38 @@ def test_a_placeholder_is_unknown_never_equal_to_a_name() -> None:
         ("split the $1,500 bill three ways", "split the $1500.00 bill 3 ways"),
         ("a quarter of the 40 boxes", "1/4 of the forty boxes"),
         ("twenty-five guests and a dozen chairs", "25 guests and 12 chairs"),
+        ("a 50% discount on the $40 toy", "half off the $40 toy"),
+        ("he ate 40% of the 60 apples", "he ate 2/5 of the sixty apples"),
     ],
 )
 def test_numbers_compare_by_value(a: str, b: str) -> None:
     res = dedup(["a", "b"], [a, b], near=None, vectors=_unit([1.0, 0.0], [1.0, 0.0]), paraphrase=0.9)
     assert [g.level for g in res.groups] == ["paraphrase"], res.rejected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "merged"),
+    [
+        # "an hour" is 60 minutes, "both" is 2: a value one text states and the other implies in words
+        ("Ana peels one in 3 minutes, Jane in 4. How many more after an hour?",
+         "Ana peels one in 3 minutes, Jane in 4. How many more after 60 minutes?", True),
+        ("Both boxes hold 30 apples", "The 2 boxes hold 30 apples", True),
+        # each states a value the other does not: a substitution, a different case
+        ("Ana peels one in 3 minutes, Jane in 4. How many more after 90 minutes?",
+         "Ana peels one in 3 minutes, Jane in 5. How many more after 90 minutes?", False),
+        # a value only one states, and nothing in the other implies it: an added fact, a different case
+        ("The bill was $100 and I paid $20 of it", "The bill was $100 and I paid some of it", False),
+        ("He buys 3 apples. How many fruits?", "He buys 3 apples and 4 pears. How many fruits?", False),
+        ("Paul is a decade older and they are 100 in all", "Paul is 10 years older and they are 100 in all", True),
+        ("a quadruple batch of 3 cups", "4 times the batch of three cups", True),
+    ],
+)  # fmt: skip
+def test_a_value_the_other_text_implies_is_unknown_an_added_or_changed_value_is_not(
+    a: str, b: str, merged: bool
+) -> None:
+    res = dedup(["a", "b"], [a, b], near=None, vectors=_unit([1.0, 0.0], [1.0, 0.0]), paraphrase=0.9)
+    assert bool(res.groups) is merged, res.rejected
+    assert merged or res.rejected[0].reason.endswith("numbers differ")
 
 
 def test_odd_digits_are_read_or_left_alone_never_an_error() -> None:
@@ -95,6 +122,21 @@ def test_near_stage_merges_identifier_slots_and_keeps_quantities_apart() -> None
     res = dedup(["o1", "o2", "q1", "q2"], texts, near=0.7, paraphrase=None)
     assert [(g.members, g.level) for g in res.groups] == [(("o1", "o2"), "near")]
     assert res.pairs[0].reason.endswith("; quantities agree")
+
+
+def test_texts_equal_but_for_identifiers_join_at_jaccard_one() -> None:
+    texts = [
+        "Order 4839201 from 2024-03-05 at 10:30 has not arrived.",
+        "order #7719203 from 2024-04-11 at 09:15 has not arrived",
+        "I was charged $20 twice, ref 88123.",
+        "I was charged $30 twice, ref 88123.",  # a quantity is no slot: a different case
+    ]
+    res = dedup(["a", "b", "c", "d"], texts, near=0.99, paraphrase=None)
+    assert [(g.members, g.level) for g in res.groups] == [(("a", "b"), "near")]
+    assert [(p.a, p.b, p.score, p.reason) for p in res.pairs] == [
+        ("a", "b", 1.0, "the same text but for identifiers (order numbers, dates, codes); quantities agree")
+    ]
+    assert res.stats["near_slot_classes"] == 3
 
 
 # --------------------------------------------------------------------------- templated traffic

@@ -28,8 +28,8 @@ ROWS = [
     _chat("a3", "How do I get a refund for my order??  "),  # exact too
     _chat("b1", "Where is my parcel? It has not arrived yet and it was due last week."),
     _chat("b2", "Where is my parcel? It has not arrived yet, and it was due last week already."),  # near: 0.805
-    _chat("c1", "Can I change the delivery address of order 123?"),
-    _chat("c2", "Can I change the delivery address of order 456?"),  # numbers differ: never a paraphrase
+    _chat("c1", "Can I change the delivery address of 2 orders?"),
+    _chat("c2", "Can I change the delivery address of 3 orders?"),  # quantities differ: never a duplicate
     _chat("d1", "thanks", "bye"),
     _chat("d2", "What is your returns policy for shoes?", "thanks"),  # same last turn as nothing else
 ]
