@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import regex
-from presidio_analyzer import LocalRecognizer, RecognizerResult
+from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from ._names import NONPERSON, WORD, Gazetteer
-from ._recognizers import REGEX_TIMEOUT, Rule, finding
+from ._recognizers import REGEX_TIMEOUT, OwnRecognizer, Rule, finding
 
 # Street types written before the name (Rua do Arenque, Via Franscini, rue de la Paix, ul. Długa)
 _PREFIX = (
@@ -83,16 +83,13 @@ _HEAD_NUMBER_RE = regex.compile(r"(?<![\w\-.])\d{1,6}[ \t]+$")
 _MAX_GROW = 200
 
 
-class AddressRecognizer(LocalRecognizer):
+class AddressRecognizer(OwnRecognizer):
     """ADDRESS: evaltray's street rules plus non-US street cores, each grown over the address lines after it."""
 
     def __init__(self, rules: Sequence[Rule], gazetteer: Gazetteer) -> None:
         self.rules = [(r, r.compiled()) for r in rules]
         self.gazetteer = gazetteer
-        super().__init__(supported_entities=["ADDRESS"], name="AddressRecognizer", supported_language="en")
-
-    def load(self) -> None:
-        pass
+        super().__init__(["ADDRESS"], "AddressRecognizer")
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None

@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import phonenumbers
 import regex
-from presidio_analyzer import LocalRecognizer, RecognizerResult
+from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from ._recognizers import REGEX_TIMEOUT, finding
+from ._recognizers import REGEX_TIMEOUT, OwnRecognizer, finding
 
 #: The national numbering plans a phone number without a country code is read in (issue 11: US/UK/DE/FR/IN/BR).
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR")
@@ -80,15 +80,12 @@ def _phone_score(text: str, start: int, end: int, plus: bool) -> float:
     return 0.55 if cue else 0.0
 
 
-class PhoneNumberRecognizer(LocalRecognizer):
+class PhoneNumberRecognizer(OwnRecognizer):
     """Phone numbers: E.164 and 00-prefixed international numbers, national formats valid in one of
     ``PHONE_REGIONS``, and any 7-15 digit grouping a phone cue names ("call me on 9472 7916", "… -Office")."""
 
     def __init__(self) -> None:
-        super().__init__(supported_entities=["PHONE_NUMBER"], name="PhoneNumberRecognizer", supported_language="en")
-
-    def load(self) -> None:
-        pass
+        super().__init__(["PHONE_NUMBER"], "PhoneNumberRecognizer")
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
@@ -126,7 +123,7 @@ def itin_valid(value: str) -> bool:
 _GAP = r"(?:[ \t]*(?:number|no\.?|num|#|id|nr\.?))?[ \t]*(?:is|was|reads|:|=|#|-)?[ \t]*(?:is|:)?[ \t]*[\"'(]?"
 
 
-class CueIdRecognizer(LocalRecognizer):
+class CueIdRecognizer(OwnRecognizer):
     """One kind of id number: a shape found anywhere (checked by ``check``) or, looser, only after a cue."""
 
     def __init__(
@@ -140,10 +137,7 @@ class CueIdRecognizer(LocalRecognizer):
         self.check = check
         self.cued = regex.compile(r"(?i)\b(?:" + cue + r")" + _GAP + r"(" + cued_value + r")(?![\w\-])")
         self.bare = regex.compile(r"(?<![\w\-])(" + bare_value + r")(?![\w\-])") if bare_value else None
-        super().__init__(supported_entities=[entity], name=f"{entity.title()}Recognizer", supported_language="en")
-
-    def load(self) -> None:
-        pass
+        super().__init__([entity], f"{entity.title()}Recognizer")
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
@@ -207,15 +201,12 @@ def iban_valid(value: str) -> bool:
     return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
 
 
-class AnyCaseIbanRecognizer(LocalRecognizer):
+class AnyCaseIbanRecognizer(OwnRecognizer):
     """IBANs in any case and grouping ("gb42 nawi 0445…"), kept only when their check digits hold; a match
     that swallowed the next word is cut back to the longest prefix that checks."""
 
     def __init__(self) -> None:
-        super().__init__(supported_entities=["IBAN_CODE"], name="AnyCaseIbanRecognizer", supported_language="en")
-
-    def load(self) -> None:
-        pass
+        super().__init__(["IBAN_CODE"], "AnyCaseIbanRecognizer")
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None

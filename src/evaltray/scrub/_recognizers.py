@@ -123,15 +123,22 @@ def finding(recognizer: Any, entity: str, start: int, end: int, score: float) ->
     )
 
 
-class RuleRecognizer(LocalRecognizer):
+class OwnRecognizer(LocalRecognizer):
+    """A recognizer of evaltray's own: English, with nothing to load."""
+
+    def __init__(self, entities: list[str], name: str) -> None:
+        super().__init__(supported_entities=entities, name=name, supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+
+class RuleRecognizer(OwnRecognizer):
     """Regex rules whose value may be a capture group (``password=VALUE`` masks VALUE, not the key)."""
 
     def __init__(self, entity: str, rules: Sequence[Rule], name: str) -> None:
         self.rules = [(r, r.compiled()) for r in rules]
-        super().__init__(supported_entities=[entity], name=name, supported_language="en")
-
-    def load(self) -> None:
-        pass
+        super().__init__([entity], name)
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
@@ -311,14 +318,11 @@ _KV_RE = regex.compile(
 )
 
 
-class KeyValueRecognizer(LocalRecognizer):
+class KeyValueRecognizer(OwnRecognizer):
     """Values of structured fields whose key names the entity (``"last_name": "Rossi"``, ``"zip": "85034"``)."""
 
     def __init__(self, entities: Sequence[str]) -> None:
-        super().__init__(supported_entities=list(entities), name="KeyValueRecognizer", supported_language="en")
-
-    def load(self) -> None:
-        pass
+        super().__init__(list(entities), "KeyValueRecognizer")
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
