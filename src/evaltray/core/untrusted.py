@@ -4,9 +4,11 @@ aliases would (a "billion laughs"). Each reader refuses past its limit before th
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 from .errors import EvaltrayError
@@ -130,3 +132,19 @@ def read_yaml_file(path: Path, max_aliases: int, max_bytes: int, what: str) -> A
     if size > max_bytes:
         raise InputTooLarge(f"{size:,} bytes, past the {size_text(max_bytes)} {what} may hold")
     return load_yaml(path.read_text(encoding="utf-8"), max_aliases, max_bytes)[1]
+
+
+def json_lines(path: Path, error: type[EvaltrayError]) -> Iterator[tuple[str, Any]]:
+    """The JSON value of each non-blank line of ``path`` with its place (``name:lineno``); a file that cannot
+    be read, or a line that is not JSON, raises ``error`` naming the place (never the line's text)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: {exc.strerror}") from None
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            yield f"{path.name}:{lineno}", orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise error(f"{path.name}:{lineno}: not valid JSON") from None

@@ -25,6 +25,7 @@ import orjson
 
 from evaltray.core.errors import EvaltrayError, NotFound
 from evaltray.core.store import Workspace
+from evaltray.core.untrusted import json_lines
 from evaltray.core.util import atomic_write, content_hash, now_iso
 from evaltray.tray.candidates import list_candidates
 from evaltray.tray.casefile import load_cases
@@ -429,21 +430,11 @@ def labelled_outputs(ws: Workspace, path: Path | None = None, set_name: str | No
 
 
 def _outputs_file(path: Path) -> list[LabelledOutput]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SuggestionError(f"{path}: {exc.strerror}") from None
     out = []
-    for lineno, raw in enumerate(data.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            row = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise SuggestionError(f"{path.name}:{lineno}: not valid JSON") from None
+    for where, row in json_lines(path, SuggestionError):
         verdict = str(row.get("verdict", "")).lower() if isinstance(row, dict) else ""
         if verdict not in ("pass", "fail") or not isinstance(row.get("output"), str) or not row.get("id"):
-            raise SuggestionError(f"{path.name}:{lineno}: a labelled output is {{id, output, verdict: pass|fail}}")
+            raise SuggestionError(f"{where}: a labelled output is {{id, output, verdict: pass|fail}}")
         tags = row.get("failure_tags") or []
         out.append(LabelledOutput(str(row["id"]), row["output"], verdict == "pass", [str(t) for t in tags]))
     return out

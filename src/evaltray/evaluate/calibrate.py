@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
+from evaltray.core.untrusted import json_lines
 from evaltray.core.util import atomic_write, now_iso, sha256_hex
 from evaltray.tray.candidates import list_candidates
 from evaltray.tray.review import latest_review
@@ -80,20 +81,10 @@ def read_verdicts(path: Path) -> dict[str, tuple[bool | None, str | None]]:
     """``{id: (verdict, critique)}`` from a JSONL file; a line without an id or a readable verdict is an
     error naming the file and line."""
     out: dict[str, tuple[bool | None, str | None]] = {}
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CalibrationError(f"{path}: {exc.strerror}") from None
-    for lineno, raw in enumerate(data.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            row = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise CalibrationError(f"{path.name}:{lineno}: not valid JSON") from None
+    for where, row in json_lines(path, CalibrationError):
         if not isinstance(row, dict) or row.get("id") is None:
-            raise CalibrationError(f"{path.name}:{lineno}: a verdict line needs an id")
-        out[str(row["id"])] = (_verdict(row.get("verdict"), f"{path.name}:{lineno}"), row.get("critique"))
+            raise CalibrationError(f"{where}: a verdict line needs an id")
+        out[str(row["id"])] = (_verdict(row.get("verdict"), where), row.get("critique"))
     return out
 
 
