@@ -193,6 +193,20 @@ def test_cli_plumbs_max_k_and_min_size_and_checks_them(ws, tmp_path):
     )
 
 
+def test_cli_plumbs_the_resolution(ws, tmp_path):
+    _ingest(ws, tmp_path, [_chat(f"r{i}", t) for i, t in enumerate(REFUNDS + PARCELS)])
+    r = _cli(ws, "--backend", "tfidf", "--resolution", "0.5", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["params"]["resolution"] == 0.5
+    r = _cli(ws, "--backend", "tfidf", "--json")
+    assert "resolution" not in json.loads(r.stdout)["params"]  # the default is not written down
+    r = _cli(ws, "--backend", "tfidf", "--resolution", "0")
+    assert (r.exit_code, r.stderr) == (
+        1,
+        "Error: Invalid value for '--resolution': 0.0 is not in the range x>0. (try `evaltray cluster --help`)\n",
+    )
+
+
 def test_cluster_where_says_which_traces_lose_their_cluster(ws, tmp_path):
     _ingest(ws, tmp_path, [_chat(f"r{i}", t) for i, t in enumerate(REFUNDS)] + [_chat("p0", PARCELS[0])])
     assert _cli(ws, "--k", "2", "--backend", "tfidf").exit_code == 0

@@ -145,6 +145,11 @@ def dedup(
     type=click.IntRange(min=1),
     help="Fold clusters with fewer traces into the nearest other one; bounds --k auto (5 if not given).",
 )
+@click.option(
+    "--resolution",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Under --k auto: higher gives more, narrower clusters, lower fewer, broader ones [default: 3].",
+)
 @click.option("--backend", default="wordllama", show_default=True, help="Embedding backend: wordllama, st, tfidf.")
 @click.option("--model-path", help="Local model folder for --backend st.")
 @click.option("--method", default="spectral", show_default=True, help="Clustering method.")
@@ -157,6 +162,7 @@ def cluster(
     k: str,
     max_k: int | None,
     min_size: int | None,
+    resolution: float | None,
     backend: str,
     model_path: str | None,
     method: str,
@@ -184,6 +190,7 @@ def cluster(
             actor=app.user,
             max_k=max_k,
             min_size=min_size,
+            resolution=resolution,
         )
     _show(
         derived.cluster_info(app.ws), as_json, f"{clustering.n_clusters} clusters ({shown(method)}, {shown(backend)})"

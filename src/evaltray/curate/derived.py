@@ -179,6 +179,7 @@ def cluster_traces(
     actor: str | None = None,
     max_k: int | None = None,
     min_size: int | None = None,
+    resolution: float | None = None,
 ) -> Any:
     """Cluster the traces' user text by intent, name the clusters, replay the user's edits, store it all;
     ``progress`` hears of each stage (see :data:`Progress`).
@@ -189,6 +190,8 @@ def cluster_traces(
     actor = ws.authorize(actor, CURATE_ROLES, "clustering")
     report = progress or _silent
     params = {"backend": backend, "method": method, "k": k, "seed": seed, "max_k": max_k, "min_size": min_size}
+    if resolution is not None:  # k=auto's modularity resolution; stored only when it is not the default
+        params["resolution"] = resolution
     _k(k)
     ids, texts = _read(ws, where, report)
     if not ids:
@@ -225,6 +228,7 @@ def _cluster(
         max_k=params.get("max_k"),
         min_size=params.get("min_size"),
         progress=report,
+        **({"resolution": params["resolution"]} if params.get("resolution") is not None else {}),
     )
 
 
