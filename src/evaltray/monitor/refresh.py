@@ -13,7 +13,7 @@ when it ran, and returns an exit status (0 green, 1 amber, 2 red).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -146,9 +146,12 @@ class WatchResult:
     refresh_due: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        out = {"ran": self.ran, "status": self.status, "last": self.last, "refresh_due": self.refresh_due}
+        out: dict[str, Any] = {
+            "ran": self.ran,
+            "status": self.status,
+            "last": self.last,
+            "refresh_due": self.refresh_due,
+        }
         if self.report is not None:
             out["level"] = self.report.level
             out["signals"] = [asdict(s) for s in self.report.signals]
