@@ -29,6 +29,7 @@ from .evaluate import (
     stats,
 )
 from .generate import score_live_command, synth_command
+from .health import health_command, refresh_command, selftest_command, watch_command
 from .monitor import contamination_command, corpora, exclusions_command, leakage_command
 from .plan import coverage, plan, sample
 from .release import export, release
@@ -142,6 +143,10 @@ for command in (
     exclusions_command,
     corpora,
     leakage_command,
+    health_command,
+    selftest_command,
+    refresh_command,
+    watch_command,
 ):
     cli.add_command(command)
 for command in USER_COMMANDS:

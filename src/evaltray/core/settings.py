@@ -50,6 +50,7 @@ class Settings:
     human_agreement: float = 0.80
     judge_agreement: float = 0.85
     stale_after_days: int = 180
+    refresh_every_days: int = 30
     contamination_warn: float = 0.10
     payload_sample: float = 1.0
     outlier_quantile: float = 0.95
@@ -117,6 +118,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
         "human_agreement": "human_agreement",
         "judge_agreement": "judge_agreement",
         "stale_after_days": "stale_after_days",
+        "refresh_every_days": "refresh_every_days",
         "contamination_warn": "contamination_warn",
     },
     "ingest": {
@@ -189,6 +191,7 @@ _VALUES: dict[str, _Value] = {
     "human_agreement": _SHARE,
     "judge_agreement": _SHARE,
     "stale_after_days": ("a whole number of days, 1 or more", lambda v: v >= 1),
+    "refresh_every_days": ("a whole number of days, 1 or more", lambda v: v >= 1),
     "contamination_warn": _SHARE,
     "payload_sample": ("a number above 0, at most 1", lambda v: 0 < v <= 1),
     "outlier_quantile": _FRACTION,
@@ -254,6 +257,7 @@ pr_subset_size = 50   # the stratified subset for pull-request sanity checks
 human_agreement = 0.80
 judge_agreement = 0.85
 stale_after_days = 180
+refresh_every_days = 30  # the refresh ritual's cadence (seed 001: at least quarterly)
 contamination_warn = 0.10
 
 [ingest]

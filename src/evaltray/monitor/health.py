@@ -1,0 +1,383 @@
+"""Tray health: every signal of rot the seeds name, each with its own threshold, green/amber/red, and the rows
+behind it (seeds 001 and 003).
+
+The workspace is read once into :class:`Facts` (:func:`gather`); each signal is a pure function of the facts,
+registered in :data:`SIGNALS`, so a test builds facts by hand and a new signal is one decorated function.
+Thresholds, from the seeds:
+
+- ``last-update``: the set not updated in 60 days while traffic shifted (003) is red; 60 days quiet, amber;
+- ``revalidation``: rows whose label was last verified 6 months ago or more (``stale_after_days``; 001, 003)
+  are due for re-validation, amber; :func:`send_revalidation` opens them as ``revalidate`` tasks;
+- ``retirement``: rows 18 months old are reviewed for retirement (003), amber, never retired here;
+- ``slice-mix``: each slice's share of the tray against its share of production traffic within 10 pp (003);
+  slices the coverage plan oversamples on purpose are shown as intended, never alarms;
+- ``spot-check``: SME spot-check disagreement (re-validated rows whose label was rejected) under 5% (003);
+- ``source-mix``: source shares against the target within 10 pp, and slices fed by one source only;
+- ``owners``: rows whose owner is no longer a user of the workspace (003's ownership collapse), red;
+- ``holdout``: the newest release's holdout still the configured share (within 5 pp), every held-out row still
+  in the tray, every slice of 5 rows or more held out in part;
+- ``duplicates``: near-duplicate inputs inside the tray (shingle Jaccard >= 0.8);
+- ``guide-version``: rows labelled under an older labeling guide than the current one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from evaltray.core.registry import Registry
+from evaltray.core.store import Workspace
+from evaltray.curate.dedup import near_duplicate_pairs, normalize
+from evaltray.evaluate.live import list_live
+from evaltray.tray.casefile import load_cases
+from evaltray.tray.gate import case_registry, user_text
+from evaltray.tray.release import list_versions, load_manifest
+from evaltray.tray.tasks import list_tasks, open_task
+
+__all__ = [
+    "LEVELS",
+    "SIGNALS",
+    "Facts",
+    "HealthReport",
+    "Signal",
+    "gather",
+    "health",
+    "send_revalidation",
+    "tray_health",
+]
+
+LEVELS = ("green", "amber", "red")
+QUIET_DAYS = 60
+RETIRE_DAYS = 548  # 18 months
+MIX_PP = 10.0
+SPOT_CHECK_MAX = 0.05
+HOLDOUT_PP = 5.0
+#: a slice this size or larger should have some held-out rows
+HOLDOUT_MIN_SLICE = 5
+DUPLICATE_JACCARD = 0.8
+#: rows listed per signal; the count is always whole
+MAX_ROWS = 50
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One health signal: its level, what was measured against which threshold, the rows (case ids or slice
+    names) behind it, and what to do when it is not green."""
+
+    name: str
+    level: str  # green, amber, red, or unknown (nothing to measure it on)
+    value: str
+    threshold: str
+    rows: list[str] = field(default_factory=list)
+    todo: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HealthReport:
+    set_name: str
+    signals: list[Signal]
+
+    @property
+    def level(self) -> str:
+        """The worst level of any signal (unknown counts as green: nothing measured is not an alarm)."""
+        found = [s.level for s in self.signals if s.level in LEVELS]
+        return max(found, key=LEVELS.index, default="green")
+
+    def signal(self, name: str) -> Signal:
+        return next(s for s in self.signals if s.name == name)
+
+
+@dataclass
+class Facts:
+    """What the signals read: the active cases of one set and the workspace's state around them."""
+
+    cases: list[dict[str, Any]]
+    today: datetime
+    last_change: datetime | None = None
+    #: live traffic's scored conversations per slice (the newest ``score-live``); None when none was stored
+    traffic: dict[str, int] | None = None
+    #: slices the coverage plan oversamples on purpose
+    intended: set[str] = field(default_factory=set)
+    #: the drift monitor's newest level (green/amber/red), None when drift was never run
+    drift: str | None = None
+    source_target: dict[str, float] = field(default_factory=dict)
+    stale_after_days: int = 180
+    guide_version: str = "1"
+    users: set[str] = field(default_factory=set)
+    holdout_fraction: float = 0.2
+    holdout: list[str] | None = None  # the newest release's held-out ids of this set
+    release: str | None = None
+    spot_checks: int = 0  # closed revalidate tasks
+    spot_rejected: int = 0  # … of which the row's label was rejected
+
+
+SIGNALS: Registry[Callable[[Facts], Signal]] = Registry("health signal")
+
+
+def as_datetime(value: Any) -> datetime:
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _age_days(f: Facts, value: Any) -> int:
+    return (f.today - as_datetime(value)).days
+
+
+def _listed(ids: list[str]) -> list[str]:
+    return sorted(ids)[:MAX_ROWS]
+
+
+def _pp(share: float) -> str:
+    return f"{share * 100:.1f}%"
+
+
+@SIGNALS.register("last-update")
+def _last_update(f: Facts) -> Signal:
+    threshold = f"updated within {QUIET_DAYS} days, or red when traffic shifted meanwhile"
+    if f.last_change is None:
+        return Signal("last-update", "unknown", "no case added or retired yet", threshold)
+    days = _age_days(f, f.last_change)
+    shifted = f.drift in ("amber", "red") or _slice_gaps(f)[0] > 0
+    level = "green" if days < QUIET_DAYS else "red" if shifted else "amber"
+    todo = "" if level == "green" else "run `evaltray refresh`: pull ~30 recent conversations through the gate"
+    value = f"last case added or retired {days} days ago" + (" while traffic shifted" if shifted else "")
+    return Signal("last-update", level, value, threshold, todo=todo, detail={"days": days, "shifted": shifted})
+
+
+def due_for_revalidation(f: Facts) -> list[str]:
+    """Case ids whose label was last verified ``stale_after_days`` ago or more."""
+    return [c["id"] for c in f.cases if _age_days(f, c["freshness"]["last_verified_at"]) >= f.stale_after_days]
+
+
+@SIGNALS.register("revalidation")
+def _revalidation(f: Facts) -> Signal:
+    due = due_for_revalidation(f)
+    todo = "run `evaltray health --send` to open them as revalidate tasks" if due else ""
+    value = f"{len(due)} of {len(f.cases)} rows last verified {f.stale_after_days}+ days ago"
+    threshold = f"verified within {f.stale_after_days} days"
+    return Signal("revalidation", "amber" if due else "green", value, threshold, _listed(due), todo, {"all": due})
+
+
+@SIGNALS.register("retirement")
+def _retirement(f: Facts) -> Signal:
+    old = [c["id"] for c in f.cases if _age_days(f, c["created_at"]) >= RETIRE_DAYS]
+    todo = "review each for relevance; retire with `evaltray tray retire ID --reason …` (never automatic)"
+    value = f"{len(old)} rows 18 months old or more"
+    return Signal(
+        "retirement", "amber" if old else "green", value, "under 18 months", _listed(old), todo if old else ""
+    )
+
+
+def _slice_gaps(f: Facts) -> tuple[int, dict[str, dict[str, Any]]]:
+    """(alarms, per slice: tray share, traffic share, gap in points, intended); no alarms without traffic."""
+    if not f.traffic or not f.cases:
+        return 0, {}
+    tray = Counter(c["slice"] for c in f.cases)
+    n_tray, n_live = len(f.cases), sum(f.traffic.values())
+    rows: dict[str, dict[str, Any]] = {}
+    alarms = 0
+    for name in sorted(set(tray) | set(f.traffic)):
+        t, lv = tray[name] / n_tray, f.traffic.get(name, 0) / max(n_live, 1)
+        gap = round((t - lv) * 100, 1)
+        intended = name in f.intended
+        alarms += abs(gap) > MIX_PP and not intended
+        rows[name] = {"tray": round(t, 4), "traffic": round(lv, 4), "gap_pp": gap, "intended": intended}
+    return alarms, rows
+
+
+@SIGNALS.register("slice-mix")
+def _slice_mix(f: Facts) -> Signal:
+    threshold = f"each slice within {MIX_PP:g} pp of production traffic"
+    alarms, rows = _slice_gaps(f)
+    if not rows:
+        return Signal("slice-mix", "unknown", "no live traffic by slice: run `evaltray score-live`", threshold)
+    off = [s for s, r in rows.items() if abs(r["gap_pp"]) > MIX_PP and not r["intended"]]
+    intended = [s for s, r in rows.items() if abs(r["gap_pp"]) > MIX_PP and r["intended"]]
+    value = f"{len(off)} slice(s) off by more than {MIX_PP:g} pp" + (
+        f"; {len(intended)} oversampled as the plan intends" if intended else ""
+    )
+    todo = "sample the under-represented slices (`evaltray sample`), retire surplus rows" if off else ""
+    return Signal("slice-mix", "amber" if alarms else "green", value, threshold, off, todo, {"slices": rows})
+
+
+@SIGNALS.register("spot-check")
+def _spot_check(f: Facts) -> Signal:
+    threshold = f"SME disagreement under {SPOT_CHECK_MAX:.0%}"
+    if not f.spot_checks:
+        return Signal("spot-check", "unknown", "no re-validated rows yet", threshold, todo="re-validate a sample")
+    rate = f.spot_rejected / f.spot_checks
+    value = f"{f.spot_rejected} of {f.spot_checks} re-validated rows rejected ({rate:.1%})"
+    level = "green" if rate < SPOT_CHECK_MAX else "red"
+    todo = "" if level == "green" else "labels drift from the policy: re-validate the whole slice, tighten the guide"
+    return Signal("spot-check", level, value, threshold, todo=todo, detail={"rate": round(rate, 4)})
+
+
+@SIGNALS.register("source-mix")
+def _source_mix(f: Facts) -> Signal:
+    threshold = f"each source within {MIX_PP:g} pp of its target; no slice fed by one source"
+    if not f.cases:
+        return Signal("source-mix", "unknown", "no cases", threshold)
+    have = Counter(c["provenance"]["source"] for c in f.cases)
+    shares = {s: have[s] / len(f.cases) for s in sorted(set(have) | set(f.source_target))}
+    off = [s for s, v in shares.items() if abs(v - f.source_target.get(s, 0.0)) * 100 > MIX_PP]
+    by_slice: dict[str, set[str]] = defaultdict(set)
+    for c in f.cases:
+        by_slice[c["slice"]].add(c["provenance"]["source"])
+    single = sorted(s for s, srcs in by_slice.items() if len(srcs) == 1)
+    value = f"{len(off)} source(s) off target; {len(single)} single-source slice(s)"
+    todo = "add rows from the missing sources (synthetic, SME, user feedback) to these slices" if off or single else ""
+    detail = {"shares": {s: round(v, 4) for s, v in shares.items()}, "single_source": single, "off": off}
+    return Signal("source-mix", "amber" if off or single else "green", value, threshold, off + single, todo, detail)
+
+
+@SIGNALS.register("owners")
+def _owners(f: Facts) -> Signal:
+    gone = [c["id"] for c in f.cases if c["owner"] not in f.users]
+    who = sorted({c["owner"] for c in f.cases if c["owner"] not in f.users})
+    value = f"{len(gone)} rows owned by {len(who)} owner(s) no longer in the workspace"
+    todo = "name a new owner for these rows and have them re-validate" if gone else ""
+    return Signal("owners", "red" if gone else "green", value, "every owner a user", _listed(gone), todo, {"left": who})
+
+
+@SIGNALS.register("holdout")
+def _holdout(f: Facts) -> Signal:
+    threshold = f"holdout within {HOLDOUT_PP:g} pp of {f.holdout_fraction:.0%}; every slice of {HOLDOUT_MIN_SLICE}+ held out in part"
+    if f.holdout is None or not f.cases:
+        return Signal("holdout", "unknown", "no release yet", threshold, todo="run `evaltray release create`")
+    active = {c["id"] for c in f.cases}
+    held = set(f.holdout)
+    gone = sorted(held - active)
+    share = len(held & active) / len(active)
+    sizes = Counter(c["slice"] for c in f.cases)
+    held_by = Counter(c["slice"] for c in f.cases if c["id"] in held)
+    bare = sorted(s for s, n in sizes.items() if n >= HOLDOUT_MIN_SLICE and not held_by[s])
+    off = abs(share - f.holdout_fraction) * 100 > HOLDOUT_PP
+    level = "red" if gone or off else "amber" if bare else "green"
+    value = f"release {f.release}: {_pp(share)} held out; {len(gone)} held-out rows gone; {len(bare)} slice(s) unheld"
+    todo = "" if level == "green" else "cut a new release: the holdout is re-stratified from the current tray"
+    return Signal("holdout", level, value, threshold, _listed(gone) + bare, todo, {"share": round(share, 4)})
+
+
+@SIGNALS.register("duplicates")
+def _duplicates(f: Facts) -> Signal:
+    texts = [normalize(user_text(c)) for c in f.cases]
+    pairs = near_duplicate_pairs(texts, DUPLICATE_JACCARD)
+    found = sorted({tuple(sorted((f.cases[i]["id"], f.cases[j]["id"]))) for i, j in zip(pairs.i, pairs.j, strict=True)})
+    rows = [f"{a}~{b}" for a, b in found]
+    value = f"{len(found)} near-duplicate pair(s) of inputs"
+    todo = "keep one of each pair, retire the other" if found else ""
+    return Signal(
+        "duplicates", "amber" if found else "green", value, f"Jaccard under {DUPLICATE_JACCARD}", rows[:MAX_ROWS], todo
+    )
+
+
+@SIGNALS.register("guide-version")
+def _guide_version(f: Facts) -> Signal:
+    old = [c["id"] for c in f.cases if str(c["guide_version"]) != str(f.guide_version)]
+    value = f"{len(old)} rows labelled under an older guide than version {f.guide_version}"
+    todo = "re-validate them against the current guide (`evaltray health --send`)" if old else ""
+    level = "amber" if old else "green"
+    return Signal("guide-version", level, value, "labelled under the current guide", _listed(old), todo, {"all": old})
+
+
+def health(facts: Facts, set_name: str = "main") -> HealthReport:
+    """Every registered signal on ``facts``."""
+    return HealthReport(set_name, [check(facts) for _, check in SIGNALS.items()])
+
+
+# ----------------------------------------------------------------------------- reading the workspace
+
+
+def latest_drift_level(ws: Workspace) -> str | None:
+    """The drift monitor's newest level, when the drift monitor (``monitor/drift.py``) offers one through
+    ``latest_level(ws)``; None otherwise. Health only reads it: the slice-mix gap stands in when it is absent."""
+    try:
+        drift = importlib.import_module("evaltray.monitor.drift")
+    except ImportError:
+        return None
+    latest = getattr(drift, "latest_level", None)
+    return latest(ws) if callable(latest) else None
+
+
+def _intended(ws: Workspace) -> set[str]:
+    """Slices the coverage plan oversamples on purpose: those named by an oversample entry's match."""
+    from evaltray.curate.plan import load_plan, plan_path
+
+    if not plan_path(ws).exists():
+        return set()
+    out: set[str] = set()
+    for entry in load_plan(ws).oversample:
+        out.update(str(v) for v in (entry.get("match") or {}).values())
+    return out
+
+
+def _last_change(ws: Workspace, set_name: str) -> datetime | None:
+    stamps = []
+    for r in case_registry(ws, set_name):
+        stamps += [r["created_at"], r.get("retired_at")]
+    found = [as_datetime(s) for s in stamps if s]
+    return max(found, default=None)
+
+
+def _holdout_of(ws: Workspace, set_name: str) -> tuple[str | None, list[str] | None]:
+    versions = list_versions(ws)
+    if not versions:
+        return None, None
+    manifest = load_manifest(ws, versions[-1])
+    info = manifest.sets.get(set_name)
+    return versions[-1], (list(info.holdout) if info is not None else None)
+
+
+def gather(ws: Workspace, set_name: str | None = None, today: datetime | None = None) -> Facts:
+    """The facts of one set (default: the workspace's default set)."""
+    set_name = ws.check_set(set_name)
+    s = ws.settings
+    live = list_live(ws)
+    traffic = {k: int(v["n"]) for k, v in (live[-1].get("slices") or {}).items()} if live else None
+    closed = list_tasks(ws, kind="revalidate", status="closed")
+    release, held = _holdout_of(ws, set_name)
+    return Facts(
+        cases=list(load_cases(ws, set_name).values()),
+        today=today or datetime.now(UTC),
+        last_change=_last_change(ws, set_name),
+        traffic=traffic,
+        intended=_intended(ws),
+        drift=latest_drift_level(ws),
+        source_target=dict(s.source_mix),
+        stale_after_days=s.stale_after_days,
+        guide_version=s.guide_version,
+        users={u["name"] for u in ws.users()},
+        holdout_fraction=s.holdout,
+        holdout=held,
+        release=release,
+        spot_checks=len(closed),
+        spot_rejected=sum(t.outcome == "reject" for t in closed),
+    )
+
+
+def tray_health(ws: Workspace, set_name: str | None = None, today: datetime | None = None) -> HealthReport:
+    """Every health signal of one set of the workspace."""
+    facts = gather(ws, set_name, today)
+    return health(facts, ws.check_set(set_name))
+
+
+def send_revalidation(ws: Workspace, actor: str, report: HealthReport, dry_run: bool = False) -> list[str]:
+    """Open a ``revalidate`` task for every row the revalidation and guide-version signals name (a task already
+    open for a row is kept); the case ids sent."""
+    reasons: dict[str, str] = {}
+    for name, why in (("revalidation", "due for re-validation (6 months)"), ("guide-version", "newer guide version")):
+        for cid in _full_rows(report.signal(name)):
+            reasons.setdefault(cid, why)
+    if not dry_run:
+        for cid, why in reasons.items():
+            open_task(ws, "revalidate", cid, reason=f"health: {why}", actor=actor)
+    return sorted(reasons)
+
+
+def _full_rows(signal: Signal) -> list[str]:
+    return list(signal.detail.get("all", signal.rows))
