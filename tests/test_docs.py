@@ -43,7 +43,11 @@ def test_shipped_schema_matches_the_model():
 def test_demo_rows_satisfy_the_shipped_schema(tmp_path):
     from evaltray.demo import run_demo
 
-    summary = run_demo(tmp_path / "demo", echo=None)
+    printed: list[str] = []
+    summary = run_demo(tmp_path / "demo", echo=printed.append)
+    workspace = (tmp_path / "demo").resolve()  # the demo ends with the command that opens the web app on it
+    web = f"cd {workspace} && evaltray user passwd alice && evaltray serve  # then http://127.0.0.1:8080/"
+    assert (printed[-1], summary["web"]) == (f"  {web}", web)
     schema = case_json_schema()
     rows = [json.loads(x) for x in (tmp_path / "demo" / "sets" / "main" / "cases.jsonl").read_text().splitlines()]
     assert len(rows) == summary["gate"]["promoted_main"] - 1  # one case retired before 1.1.0

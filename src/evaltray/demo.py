@@ -115,7 +115,16 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
     say("  evaltray release diff 1.0.0 1.1.0")
     say(f"  evaltray report {summary['evaluation']['run_id']}    # the stub run: pass rate per slice")
     say("  less sets/main/cases.jsonl releases/1.1.0.json exports/ runs/")
+    summary["web"] = web_command(directory)
+    say(f"\nThe web app on this workspace (review queue, labeling guide, traces), signed in as {ADJUDICATOR}:")
+    say(f"  {summary['web']}")
     return summary
+
+
+def web_command(directory: Path) -> str:
+    """The command that opens the web app on the demo workspace: a web password for the adjudicator, then
+    the server on 127.0.0.1:8080."""
+    return f"cd {directory} && evaltray user passwd {ADJUDICATOR} && evaltray serve  # then http://127.0.0.1:8080/"
 
 
 def _fresh(directory: Path, force: bool) -> Path:

@@ -181,3 +181,18 @@ def test_the_traces_and_guide_pages_in_the_browser(browser, server, site, tmp_pa
     assert page.locator("#guide-body").inner_text().startswith("Write what the assistant should do")
     if SHOTS:
         _shot(page, "guide")
+
+
+def test_escalate_in_the_browser_reaches_the_adjudicators_queue(browser, server, site):
+    page = _page(browser, server, "lab")
+    first = site.cands[0]
+    assert page.url == f"{server}/queue/{first}"
+    page.fill("#escalate-reason", "the policy does not say")
+    with page.expect_navigation():
+        page.click("#escalate")
+    assert page.url == f"{server}/queue/{site.cands[1]}"  # on to her next task
+    adj = _page(browser, server, "adj")
+    assert adj.url == f"{server}/queue/{first}"  # the escalated task comes first to the adjudicator
+    note = adj.locator("#escalated-note").inner_text()
+    assert note == "Escalated to the adjudicator by lab: the policy does not say"
+    assert adj.locator("#escalate-form").count() == 0

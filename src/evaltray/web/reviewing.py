@@ -1,6 +1,10 @@
-"""What the review queue page reads and keeps: its items, each reviewer's draft, and time spent per row.
+"""What the review queue page reads and keeps: the next typed task, its items, each reviewer's draft, time
+spent per row, and whether each queue (task kind) is blind.
 
-The blind rule is not here: the page drives :class:`evaltray.tray.review.ReviewSession`, which keeps it.
+The blind rule is not here: the page drives :class:`evaltray.tray.review.ReviewSession`, which keeps it; this
+module only says, per queue, whether the session is blind (:func:`queue_blind`). That setting lives in the audit
+log: the newest ``queue.blind`` entry for the kind wins, so every change says who and when, no schema change is
+needed, and a workspace where no admin ever set it follows ``write_expected_first`` of its settings.
 """
 
 from __future__ import annotations
@@ -12,16 +16,76 @@ from typing import Any
 import sqlalchemy as sa
 
 from evaltray.core.errors import EvaltrayError
+from evaltray.core.records import SIGN_ROLES
 from evaltray.core.store import Workspace
 from evaltray.core.util import dumps, loads, now_iso
 from evaltray.tray import review as rev
+from evaltray.tray import tasks as tq
 from evaltray.tray.candidates import Candidate
+
+#: How many of the pool's unreviewed candidates are put in the task queue (as label tasks) when a person asks
+#: for their next task: enough to keep every reviewer busy without a write per candidate of a large pool.
+LABEL_BATCH = 100
+BLIND_ACTION = "queue.blind"
+#: The queues with something to hide until the person has written their own answer: a label task's recorded
+#: output. A revalidate, judge_check or failing_case task is about what was said already, so it shows it.
+BLIND_KINDS = ("label",)
 
 
 def queue_items(ws: Workspace, reviewer: str, set_name: str | None = None) -> list[Candidate]:
-    """The queue page's items for ``reviewer``, in order: the one function to switch when typed tasks
-    (``evaltray.tray.tasks``) land. Today: pending candidates with no review yet, oldest first."""
+    """The label queue's candidates for ``reviewer``, in order (the page's position and neighbours): pending
+    candidates with no review yet, oldest first. The next task of any kind is :func:`next_item`."""
     return rev.queue(ws, set_name)
+
+
+def next_item(ws: Workspace, reviewer: str) -> tq.Task | None:
+    """The task ``reviewer`` works on next, of any kind their role may take (assigned to them): the pool's
+    unreviewed candidates are put in the queue as label tasks first. None when nothing waits for them."""
+    tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
+    return tq.next_task(ws, reviewer)
+
+
+def label_task(ws: Workspace, candidate_id: str) -> tq.Task | None:
+    """The open (or escalated) label task about ``candidate_id``, if any."""
+    found = tq.list_tasks(ws, kind="label", ref=candidate_id, status="open", limit=1)
+    return found[0] if found else None
+
+
+def close_label_task(
+    ws: Workspace, reviewer: str, candidate_id: str, outcome: str, seconds: int, reason: str | None = None
+) -> None:
+    """Close the candidate's label task once the page recorded its review or rejection, with the seconds the
+    page measured. An escalated task stays with the adjudicator unless an adjudicator did the work."""
+    task = label_task(ws, candidate_id)
+    if task is None or (task.status == "escalated" and ws.role_of(reviewer) not in SIGN_ROLES):
+        return
+    tq.resolve_task(ws, task.id, reviewer, outcome, reason=reason, seconds=float(seconds))
+
+
+def queue_blind(ws: Workspace, kind: str) -> bool:
+    """Whether the ``kind`` queue is blind: the newest ``queue.blind`` audit entry for it, else the workspace's
+    ``write_expected_first``. A queue with nothing to hide (not in :data:`BLIND_KINDS`) is never blind."""
+    tq.TASK_KINDS.get(kind)
+    if kind not in BLIND_KINDS:
+        return False
+    audit = ws.t["audit"]
+    q = (
+        sa.select(audit.c.detail)
+        .where(audit.c.action == BLIND_ACTION, audit.c.object_id == kind)
+        .order_by(audit.c.id.desc())
+        .limit(1)
+    )
+    with ws.tx() as conn:
+        detail = conn.execute(q).scalar()
+    return bool(loads(detail)["blind"]) if detail is not None else bool(ws.settings.write_expected_first)
+
+
+def set_queue_blind(ws: Workspace, kind: str, blind: bool, actor: str) -> None:
+    """Turn the blind rule on or off for the ``kind`` queue (the caller checked that ``actor`` is an admin)."""
+    tq.TASK_KINDS.get(kind)
+    if kind not in BLIND_KINDS:
+        raise tq.TaskError(f"the {kind} queue shows what it is about; only {', '.join(BLIND_KINDS)} can be blind")
+    ws.record(actor, BLIND_ACTION, kind, blind=blind)
 
 
 #: What a draft keeps: the expected behaviour, the review's fields, and where the blind rule stands.

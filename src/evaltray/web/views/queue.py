@@ -1,4 +1,5 @@
-"""The review queue: one candidate at a time, its whole trace, blind by default, labeled from the keyboard."""
+"""The review queue: the next task of any kind (:mod:`.tasks` shows the kinds other than ``label``); a label
+task is one candidate at a time, its whole trace, blind unless an admin turned it off, labeled from the keyboard."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ router = APIRouter()
 
 def _step(ws: Workspace, actor: Actor, cid: str) -> tuple[rev.ReviewSession, rev.ReviewStep]:
     """A review session over the one candidate: the web never signs (it holds no private key)."""
-    session = rev.ReviewSession(ws, actor.name, [cid], sign=False)
+    see_first = not reviewing.queue_blind(ws, "label")
+    session = rev.ReviewSession(ws, actor.name, [cid], sign=False, show_output_first=see_first)
     return session, next(iter(session))
 
 
@@ -37,7 +39,15 @@ def _neighbours(items: list[pool.Candidate], cid: str) -> tuple[str | None, str 
 
 @router.get("/queue")
 def queue_start(request: Request, actor: Annotated[Actor, Depends(reader)]) -> Response:
-    items = reviewing.queue_items(workspace(request), actor.name)
+    """A person who labels gets their next task (assigned to them); a reader reads the label queue."""
+    ws = workspace(request)
+    if actor.role in LABEL_ROLES:
+        task = reviewing.next_item(ws, actor.name)
+        if task is not None:
+            where = f"/queue/{task.ref}" if task.kind == "label" else f"/tasks/{task.id}"
+            return RedirectResponse(where, status_code=303)
+        return page(request, "queue_empty.html", actor)
+    items = reviewing.queue_items(ws, actor.name)
     if items:
         return RedirectResponse(f"/queue/{items[0].id}", status_code=303)
     return page(request, "queue_empty.html", actor)
@@ -79,6 +89,7 @@ def queue_item(request: Request, cid: str, actor: Annotated[Actor, Depends(reade
         codes=ws.settings.behavior_codes,
         guide_version=ws.settings.guide_version,
         may_label=may_label,
+        task=reviewing.label_task(ws, cid),
     )
 
 
@@ -149,7 +160,8 @@ def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str]) -> Re
         failure_tags=draft.failure_tags(),
         slice=draft.get("slice").strip() or None,
     )
-    reviewing.finish(ws, actor.name, cid, "review", draft, made.id)
+    seconds = reviewing.finish(ws, actor.name, cid, "review", draft, made.id)
+    reviewing.close_label_task(ws, actor.name, cid, "done", seconds)
     return RedirectResponse("/queue", status_code=303)
 
 
@@ -174,7 +186,8 @@ def _reject(ws: Workspace, actor: Actor, cid: str, reason: str, note: str) -> Re
         raise EvaltrayError(f"candidate {cid}: pick a reason to reject it ({', '.join(REJECT_REASONS)})")
     draft = reviewing.open_draft(ws, actor.name, cid)
     pool.reject(ws, cid, reason, actor.name, note=note.strip() or None)
-    reviewing.finish(ws, actor.name, cid, "reject", draft)
+    seconds = reviewing.finish(ws, actor.name, cid, "reject", draft)
+    reviewing.close_label_task(ws, actor.name, cid, "reject", seconds, reason)
     return RedirectResponse("/queue", status_code=303)
 
 

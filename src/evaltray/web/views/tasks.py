@@ -1,0 +1,91 @@
+"""A task of the review queue that is not a label: re-validate a golden row, check a judge's verdict, look at a
+failing case. Each closes with done, reject (with a reason), escalate (to the adjudicator) or "this is a bug";
+a label task's own page is the queue's (:mod:`.queue`), which sends its escalate and bug buttons here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.records import LABEL_ROLES, REJECT_REASONS
+from evaltray.core.store import Workspace
+from evaltray.tray import tasks as tq
+from evaltray.web.accounts import Actor, NeedsTheCli, check_key_at_hand, require_role
+from evaltray.web.auth import reader, workspace, writer
+from evaltray.web.render import page
+
+router = APIRouter()
+
+
+def _about(ws: Workspace, task: tq.Task) -> dict[str, Any]:
+    """What the page shows of the task's subject: the golden row, or the answer and what was said of it."""
+    if task.kind == "revalidate":
+        return {"case": tq.case_of(ws, task.ref)}
+    if task.kind == "judge_check":
+        return {"output": task.payload.get("output"), "verdicts": list(task.payload.get("verdicts") or [])}
+    reasons = task.payload.get("reasons") or task.payload.get("failures") or []
+    return {"output": task.payload.get("output"), "reasons": [str(r) for r in reasons] or [task.reason]}
+
+
+@router.get("/tasks/{task_id}")
+def task_page(request: Request, task_id: str, actor: Annotated[Actor, Depends(reader)]) -> Response:
+    ws = workspace(request)
+    task = tq.get_task(ws, task_id)
+    if task.kind == "label":
+        return RedirectResponse(f"/queue/{task.ref}", status_code=303)
+    return page(
+        request,
+        "task.html",
+        actor,
+        task=task,
+        kind=tq.TASK_KINDS.get(task.kind),
+        about=_about(ws, task),
+        reasons=REJECT_REASONS,
+        may_act=actor.role in LABEL_ROLES and task.status != "closed",
+    )
+
+
+def resign_command(task: tq.Task, actor: Actor) -> str:
+    """The CLI command that re-signs a revalidate task's row (the web never holds a private key)."""
+    return f"evaltray -u {actor.name} tasks close {task.id} --outcome done"
+
+
+@router.post("/tasks/{task_id}/resolve")
+def resolve(
+    request: Request,
+    task_id: str,
+    actor: Annotated[Actor, Depends(writer)],
+    outcome: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+    verdict: Annotated[str, Form()] = "",
+    critique: Annotated[str, Form()] = "",
+    tags: Annotated[str, Form()] = "",
+) -> Response:
+    """Close the task (or escalate it) with what the person said; the rules are :func:`tq.resolve_task`'s."""
+    ws = workspace(request)
+    require_role(actor, LABEL_ROLES, "closing a review task")
+    task = tq.get_task(ws, task_id)
+    if task.kind == "revalidate" and outcome == "done":
+        raise NeedsTheCli(
+            f"task {task.id}: re-signing case {task.ref} is signed with your private key, which this server never "
+            f"holds; run `{resign_command(task, actor)}` where your key is"
+        )
+    if task.kind == "label" and outcome == "done":
+        raise EvaltrayError(f"task {task.id}: a label task is done by saving the review of candidate {task.ref}")
+    if task.kind == "judge_check" and outcome == "done" and verdict not in ("pass", "fail"):
+        raise EvaltrayError(f"task {task.id}: answer pass or fail on the output before closing the judge check")
+    check_key_at_hand(ws, actor)
+    tq.resolve_task(
+        ws,
+        task.id,
+        actor.name,
+        outcome,
+        reason=reason or None,
+        verdict=verdict or None,
+        critique=critique or None,
+        tags=[t.strip() for t in tags.split(",") if t.strip()],
+    )
+    return RedirectResponse("/queue", status_code=303)
