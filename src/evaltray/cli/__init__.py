@@ -16,6 +16,7 @@ from evaltray.core.settings import USER_ENV, WORKSPACE_ENV
 from ._common import AppContext, visible
 from .audit import audit
 from .curate import candidates, labels, reject, review, signoff
+from .drift import drift_command
 from .evaluate import (
     aa_command,
     assertions_group,
@@ -147,6 +148,7 @@ for command in (
     selftest_command,
     refresh_command,
     watch_command,
+    drift_command,
 ):
     cli.add_command(command)
 for command in USER_COMMANDS:

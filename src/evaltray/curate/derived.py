@@ -50,15 +50,18 @@ def read_table(ws: Workspace, name: str) -> pa.Table | None:
     return pq.read_table(path) if path.exists() else None
 
 
-def user_texts(ws: Workspace, where: str | None = None) -> tuple[list[str], list[str]]:
-    """Trace ids and the user's side of each conversation (all user turns joined), payload-kept traces only.
+def user_texts(
+    ws: Workspace, where: str | None = None, limit: int | None = None, order_by: str = "trace_id"
+) -> tuple[list[str], list[str]]:
+    """Trace ids and the user's side of each conversation (all user turns joined), payload-kept traces only;
+    at most ``limit`` of them, the first in ``order_by`` (a seeded hash order draws a uniform sample).
 
     The last user turn alone would make every "thanks, bye" a duplicate of every other.
     """
     from evaltray.core.traces import conjunction, read_messages
 
     base = conjunction("payload_kept", where)
-    table = ws.trace_store().query(base, columns=["trace_id", "messages"], order_by="trace_id")
+    table = ws.trace_store().query(base, columns=["trace_id", "messages"], order_by=order_by, limit=limit)
     ids, texts = [], []
     for tid, raw in zip(table.column("trace_id").to_pylist(), table.column("messages").to_pylist(), strict=True):
         turns = [m.get("content") or "" for m in read_messages(raw) if m.get("role") == "user"]

@@ -1,0 +1,168 @@
+"""Drift (issue 14 part 3): novel-intent detection on Banking77, and a drift report over 1M traces.
+
+    python bench/bench_drift.py novelty --set train     # the building set: tune here
+    python bench/bench_drift.py novelty --set test      # the measuring set: report here, never tune
+    python bench/bench_drift.py scale -n 1000000
+
+``novelty``: 10 of Banking77's 77 intents (a seeded draw) are held out. With ``--set train`` the baseline is a
+seeded half of the train split less the 10 intents and the stream is the other half (all 77); with
+``--set test`` the baseline is the whole train split less the 10 intents and the stream is the test split (all
+77). The script prints the AUROC of evaltray's per-trace novelty (:class:`NoveltyIndex`) at telling unseen-intent
+traces from seen ones, its flag rate at the baseline's own cutoff, how many of the 10 intents surface as a
+flagged new cluster (a new cluster whose majority intent it is) with examples; and, in the same run, the
+reference: nearest-centroid novelty over the 67 known intents' centroids (the method goldset 0.1.0 uses), as a
+ratio. Embeddings: the default backend (WordLlama).
+
+``scale``: ``_gen.write_chats`` traces (seed 1, one every 3 s: 1M span 35 days), the cluster column filled from
+each trace's feature (standing in for a stored clustering run, which the report reads and does not make),
+then ``drift_report(window=7d, baseline_window=14d)`` timed against the 30 s target.
+
+Data: Banking77 (PolyAI, CC-BY-4.0, licence beside it) from ``../shared/data/intents/`` beside the repository
+unless ``--data`` says otherwise; nothing is copied into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gen import write_chats  # noqa: E402
+
+from evaltray.core.store import Workspace  # noqa: E402
+from evaltray.curate.derived import write_table  # noqa: E402
+from evaltray.curate.embed import get_embedder, normalize_rows  # noqa: E402
+from evaltray.ingest import ingest_files  # noqa: E402
+from evaltray.monitor import drift  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "intents"
+EPOCH0 = 1_731_000_000
+
+
+def _load(data: Path, split: str) -> tuple[list[str], list[str]]:
+    with (data / f"banking77-{split}.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["text"] for r in rows], [r["category"] for r in rows]
+
+
+def _split(data: Path, which: str, seed: int) -> tuple[list[str], list[str], list[str], list[str], set[str]]:
+    texts, labels = _load(data, "train")
+    rng = np.random.default_rng(seed)
+    unseen = set(rng.choice(sorted(set(labels)), 10, replace=False).tolist())
+    if which == "train":
+        order = rng.permutation(len(texts))
+        half = len(texts) // 2
+        b, s = order[:half], order[half:]
+        st, sl = [texts[i] for i in s], [labels[i] for i in s]
+    else:
+        b = np.arange(len(texts))
+        st, sl = _load(data, "test")
+    bt = [texts[i] for i in b if labels[i] not in unseen]
+    bl = [labels[i] for i in b if labels[i] not in unseen]
+    return bt, bl, st, sl, unseen
+
+
+def _centroid_novelty(base: np.ndarray, labels: list[str], stream: np.ndarray) -> np.ndarray:
+    lab = np.asarray(labels)
+    cents = normalize_rows(np.stack([base[lab == c].mean(0) for c in sorted(set(labels))]))
+    return 1.0 - (stream @ cents.T).max(1)
+
+
+def novelty(args: argparse.Namespace) -> None:
+    bt, bl, st, sl, unseen = _split(args.data, args.set, args.seed)
+    embedder = get_embedder("wordllama")
+    t = time.perf_counter()
+    base, stream = normalize_rows(embedder.embed(bt)), normalize_rows(embedder.embed(st))
+    index = drift.NoveltyIndex.fit(base)
+    score = index.score(stream)
+    y = np.array([c in unseen for c in sl])
+    flagged = score > index.cutoff
+    side = drift.Side("stream", len(st), ids=[str(i) for i in range(len(st))], texts=st)
+    found = drift.new_clusters(side, stream, flagged, seed=args.seed)
+    secs = time.perf_counter() - t
+    surfaced = set()
+    for c in found:
+        top, n = Counter(sl[int(i)] for i in c.trace_ids).most_common(1)[0]
+        if top in unseen and n / c.size >= 0.5 and c.examples:
+            surfaced.add(top)
+    ours, ref = roc_auc_score(y, score), roc_auc_score(y, _centroid_novelty(base, bl, stream))
+    print(
+        f"Banking77 {args.set}: baseline {len(bt):,} texts of 67 intents; stream {len(st):,} of 77 (unseen: {y.sum()})"
+    )
+    print(f"  novelty AUROC, evaltray (local kNN density, k={index.k})   {ours:.3f}")
+    print(f"  novelty AUROC, reference (nearest intent centroid)     {ref:.3f}")
+    print(f"  evaltray / reference                                   {ours / ref:.3f}x")
+    print(
+        f"  flagged at the baseline's {1 - drift.FALSE_ALARM:.0%} quantile: {flagged[y].mean():.1%} of unseen-intent traces, "
+        f"{flagged[~y].mean():.1%} of seen (false alarms)"
+    )
+    print(f"  new clusters: {len(found)}; unseen intents surfaced as one with examples: {len(surfaced)} of 10")
+    print(f"  ({', '.join(sorted(surfaced))})")
+    print(f"  {secs:.1f} s embed + score + cluster")
+
+
+def scale(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ws = Workspace.init(root / "ws", name="bench", user="alice")
+        write_chats(root / "chats.jsonl", args.n, seed=1)
+        t = time.perf_counter()
+        ingest_files(ws, [root / "chats.jsonl"], scrub=False, actor="alice")
+        print(f"{args.n:,} chats ingested in {time.perf_counter() - t:.1f} s (scrub off)")
+        table = ws.trace_store().query(columns=["trace_id", "feature"])
+        feats = table.column("feature").to_pylist()
+        names = sorted({f or "" for f in feats})
+        ids = [names.index(f or "") for f in feats]
+        write_table(
+            ws,
+            "clusters",
+            pa.table(
+                {
+                    "trace_id": table.column("trace_id"),
+                    "cluster_id": pa.array(ids, pa.int64()),
+                    "cluster_name": pa.array(feats, pa.string()),
+                }
+            ),
+        )
+        end = datetime.fromtimestamp(EPOCH0 + 3 * args.n, UTC)
+        drift.drift_report(ws, "7d", "14d", end=end)  # warm: the embedding model loads, the sample's vectors cache
+        times = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            report = drift.drift_report(ws, "7d", "14d", end=end)
+            times.append(time.perf_counter() - t)
+        print(
+            f"drift report, window {report.n_window:,} traces vs baseline {report.n_baseline:,} "
+            f"(best of {args.repeat}, warm cache): {min(times):.2f} s; target 30 s; "
+            f"evaltray / target {min(times) / 30:.3f}x; level {report.level}"
+        )
+        for m in report.metrics:
+            print(f"  {m.name:24} {m.value!s:>8} {m.level}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="what", required=True)
+    nov = sub.add_parser("novelty")
+    nov.add_argument("--set", choices=["train", "test"], default="train")
+    nov.add_argument("--data", type=Path, default=DATA)
+    nov.add_argument("--seed", type=int, default=0)
+    sc = sub.add_parser("scale")
+    sc.add_argument("-n", type=int, default=1_000_000)
+    sc.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    novelty(args) if args.what == "novelty" else scale(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""``evaltray drift``: the last window of live traces against a baseline window or a release."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from evaltray.monitor.drift import MIN_TRACES, SAMPLE, DriftReport, drift_report, drift_to_candidates
+
+from ._common import AppContext, emit, err, json_option, out, pass_app, set_option, shown, table
+
+
+def _show(report: DriftReport, added: list[str] | None) -> None:
+    out().print(
+        f"drift: {report.level} ({report.window}, {report.n_window:,} traces; "
+        f"{report.baseline}, {report.n_baseline:,})",
+        highlight=False,
+    )
+    if report.note:
+        out().print(f"[yellow]{shown(report.note)}[/]", highlight=False)
+    rows = [
+        [m.name, "-" if m.value is None else f"{m.value:.4g}", f"{m.amber:g} / {m.red:g}", m.level, shown(m.detail)]
+        for m in report.metrics
+    ]
+    if rows:
+        out().print(table("metrics", ["metric", "value", "amber / red", "level", "detail"], rows))
+    for c in report.new_clusters:
+        out().print(
+            f"new intent {shown(c.name)!r}: {c.size} traces ({c.share:.1%}), suggested slice {shown(c.suggested_slice)}",
+            highlight=False,
+        )
+        for ex in c.examples[:3]:
+            out().print(f"  {shown(ex['trace_id'])}: {shown(ex['text'][:100])}", highlight=False)
+    if added is not None:
+        err().print(f"added {len(added)} candidate(s) from new clusters", highlight=False)
+
+
+@click.command("drift")
+@click.option("--window", default="7d", show_default=True, help="The live window: 30m, 24h, 7d, 2w.")
+@click.option("--baseline", "baseline", help="Compare against this release's cases instead of a baseline window.")
+@click.option("--baseline-window", help="The traffic before the window to compare with (default: as long as it).")
+@click.option("--end", type=click.DateTime(), help="Where the window ends (UTC; default: the newest trace).")
+@click.option("--backend", default="wordllama", show_default=True, help="Embedding backend for the text metrics.")
+@click.option("--sample", type=click.IntRange(10), default=SAMPLE, show_default=True, help="Texts embedded a side.")
+@click.option("--min-traces", type=click.IntRange(1), default=MIN_TRACES, show_default=True, help="Fewer: no levels.")
+@click.option("--to-candidates", is_flag=True, help="Send the traces of new clusters to the candidate pool.")
+@click.option("--strict", is_flag=True, help="Exit 1 at red.")
+@set_option
+@json_option
+@pass_app
+def drift_command(
+    app: AppContext,
+    window: str,
+    baseline: str | None,
+    baseline_window: str | None,
+    end: datetime | None,
+    backend: str,
+    sample: int,
+    min_traces: int,
+    to_candidates: bool,
+    strict: bool,
+    set_name: str | None,
+    as_json: bool,
+) -> None:
+    """Drift of live traffic: centroid shift, cluster JSD, novel intents, new model/prompt/system/tool hashes,
+    input length and tool use, each green/amber/red against its threshold."""
+    report = drift_report(
+        app.ws,
+        window=window,
+        baseline_window=baseline_window,
+        baseline=baseline,
+        end=end.replace(tzinfo=UTC) if end is not None else None,
+        backend=backend,
+        sample=sample,
+        min_traces=min_traces,
+    )
+    added = drift_to_candidates(app.ws, app.user, report, set_name) if to_candidates else None
+    data = {**dataclasses.asdict(report), "candidates_added": added}
+    emit(as_json, data, lambda: _show(report, added))
+    if strict and report.level == "red":
+        sys.exit(1)

@@ -1,0 +1,415 @@
+"""Drift: how far a rolling window of live traces has moved from a baseline (issue 14 part 3).
+
+The baseline is the window before (``--baseline-window 30d``: the 30 days before the window) or a release's
+cases (``--baseline 1.2.0``). Each metric has a documented default threshold (:data:`THRESHOLDS`, amber and
+red) and a level; the report's level is the worst of them. Metrics:
+
+- ``centroid_shift``: cosine distance between the unit means of the two sides' embeddings;
+- ``cluster_jsd``: Jensen–Shannon divergence (base 2, 0 to 1) of the stored clusters' shares;
+- ``novel_share``: the share of window traces in no known region, less the baseline's own false-alarm rate.
+  A trace's novelty is how much farther it lies from its ``k`` nearest baseline traces than those lie from
+  their own neighbours (a local-density ratio, :class:`NoveltyIndex`); it is novel above the baseline's own
+  90th percentile (picked on Banking77 train). Novel traces are clustered; each cluster of :data:`MIN_NEW_CLUSTER` or more is a new intent,
+  shown with examples and a suggested slice;
+- ``new:<column>``: the share of window traffic on a model version, prompt template, system-message hash or
+  tool-schema hash the baseline never had;
+- ``input_length``: relative change of the mean input length; ``tool_use``: change of the share of traces
+  that call a tool.
+
+Text metrics use a seeded uniform sample of at most :data:`SAMPLE` traces a side, so a report over a million
+traces costs a few DuckDB aggregates and two samples. A side with fewer than :data:`MIN_TRACES` traces gives
+no levels: the report says the window is too small instead of reporting noise as drift.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from evaltray.core.errors import EvaltrayError
+from evaltray.core.store import Workspace
+
+__all__ = [
+    "CATEGORICAL",
+    "MIN_TRACES",
+    "THRESHOLDS",
+    "DriftReport",
+    "Metric",
+    "NewCluster",
+    "NoveltyIndex",
+    "Side",
+    "compare",
+    "jsd",
+]
+
+#: (amber, red) for each metric; documented defaults (the seeds give no number for these).
+THRESHOLDS: dict[str, tuple[float, float]] = {
+    "centroid_shift": (0.02, 0.05),
+    "cluster_jsd": (0.05, 0.10),
+    "novel_share": (0.05, 0.10),
+    "new_values": (0.01, 0.50),
+    "input_length": (0.25, 0.50),
+    "tool_use": (0.10, 0.20),
+}
+#: The trace columns whose new values are changes to report (a new model, prompt, system message, tool schema).
+CATEGORICAL = ("model", "model_version", "prompt_template_id", "system_hash", "tools_hash")
+MIN_TRACES = 50
+SAMPLE = 4000
+#: Neighbours the novelty score looks at (picked on Banking77 train, see bench/bench_drift.py).
+NOVELTY_K = 5
+#: The baseline's own share of traces called novel: the cutoff is its (1 - this) quantile.
+FALSE_ALARM = 0.10
+MIN_NEW_CLUSTER = 5
+_CHUNK = 2048
+
+
+class DriftError(EvaltrayError):
+    """A drift report that cannot be made: a bad window, no baseline."""
+
+
+def jsd(p: Any, q: Any) -> float:
+    """Jensen–Shannon divergence of two distributions (counts or shares; normalized here), base 2: 0 to 1."""
+    a, b = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    if a.shape != b.shape or a.sum() <= 0 or b.sum() <= 0 or (a < 0).any() or (b < 0).any():
+        raise DriftError("two non-empty distributions of the same length are needed")
+    a, b = a / a.sum(), b / b.sum()
+    m = (a + b) / 2
+
+    def kl(x: np.ndarray) -> float:
+        nz = x > 0
+        return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
+
+    return max(0.0, (kl(a) + kl(b)) / 2)
+
+
+def _top_k(x: np.ndarray, base: np.ndarray, k: int, skip_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most similar ``base`` rows of each ``x`` row (unit vectors): indexes and similarities."""
+    idx = np.empty((len(x), k), dtype=np.int64)
+    sim = np.empty((len(x), k), dtype=np.float32)
+    for start in range(0, len(x), _CHUNK):
+        s = x[start : start + _CHUNK] @ base.T
+        if skip_self:
+            rows = np.arange(len(s))
+            s[rows, rows + start] = -np.inf
+        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        idx[start : start + len(s)] = part
+        sim[start : start + len(s)] = np.take_along_axis(s, part, 1)
+    return idx, sim
+
+
+@dataclass(frozen=True)
+class NoveltyIndex:
+    """Novelty of traces against a baseline's unit vectors: 1 minus the ratio of a trace's mean similarity to
+    its ``k`` nearest baseline traces over those traces' own mean similarity to their neighbours."""
+
+    vectors: np.ndarray
+    local: np.ndarray
+    k: int
+    cutoff: float
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, k: int = NOVELTY_K, false_alarm: float = FALSE_ALARM) -> NoveltyIndex:
+        base = np.asarray(vectors, dtype=np.float32)
+        if len(base) <= k:
+            raise DriftError(f"a novelty baseline needs more than {k} traces, got {len(base)}")
+        _, sim = _top_k(base, base, k, skip_self=True)
+        local = np.maximum(sim.mean(1), 1e-6)
+        index = cls(base, local, k, 0.0)
+        own = index.score(base, skip_self=True)
+        return cls(base, local, k, float(np.quantile(own, 1 - false_alarm)))
+
+    def score(self, x: np.ndarray, skip_self: bool = False) -> np.ndarray:
+        idx, sim = _top_k(np.asarray(x, dtype=np.float32), self.vectors, self.k, skip_self)
+        return 1.0 - sim.mean(1) / self.local[idx].mean(1)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: its trace count, aggregates, and a sample of its texts."""
+
+    label: str
+    n: int
+    #: per column of :data:`CATEGORICAL` (and ``cluster_id``): value -> trace count
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    mean_chars: float | None = None
+    tool_share: float | None = None
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    value: float | None
+    amber: float
+    red: float
+    level: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class NewCluster:
+    name: str
+    size: int
+    share: float
+    suggested_slice: str
+    examples: list[dict[str, str]]
+    trace_ids: list[str]
+
+
+@dataclass
+class DriftReport:
+    baseline: str
+    window: str
+    n_baseline: int
+    n_window: int
+    level: str
+    metrics: list[Metric]
+    new_clusters: list[NewCluster]
+    note: str = ""
+
+    def novel_trace_ids(self) -> list[str]:
+        return [t for c in self.new_clusters for t in c.trace_ids]
+
+
+def _level(value: float | None, name: str) -> str:
+    if value is None:
+        return "unknown"
+    amber, red = THRESHOLDS[name]
+    return "red" if value >= red else "amber" if value >= amber else "green"
+
+
+def _metric(name: str, value: float | None, detail: str = "", kind: str | None = None) -> Metric:
+    amber, red = THRESHOLDS[kind or name]
+    shown = None if value is None else round(float(value), 4)
+    return Metric(name, shown, amber, red, _level(value, kind or name), detail)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x)
+    return x / norm if norm else x
+
+
+def centroid_shift(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine distance between the unit means of two sets of vectors."""
+    return float(1.0 - _unit(np.asarray(a).mean(0)) @ _unit(np.asarray(b).mean(0)))
+
+
+def _slug(name: str) -> str:
+    return "new-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "intent")
+
+
+def new_clusters(window: Side, vectors: np.ndarray, novel: np.ndarray, seed: int = 0) -> list[NewCluster]:
+    """The novel window traces grouped by intent: each group of :data:`MIN_NEW_CLUSTER` or more, largest first."""
+    from evaltray.curate.cluster import cluster_texts
+
+    pick = np.flatnonzero(novel)
+    if len(pick) < MIN_NEW_CLUSTER:
+        return []
+    texts = [window.texts[i] for i in pick]
+    found = cluster_texts(texts, vectors[pick], k="auto", seed=seed, min_size=MIN_NEW_CLUSTER)
+    out = []
+    for c in found.clusters:
+        members = pick[np.flatnonzero(found.labels == c.id)]
+        if len(members) < MIN_NEW_CLUSTER:
+            continue
+        examples = [{"trace_id": window.ids[pick[i]], "text": texts[i][:300]} for i in c.examples]
+        ids = [window.ids[i] for i in members]
+        out.append(NewCluster(c.name, len(members), len(members) / len(window.texts), _slug(c.name), examples, ids))
+    return sorted(out, key=lambda c: -c.size)
+
+
+def _text_metrics(
+    base: Side, window: Side, base_vecs: np.ndarray, win_vecs: np.ndarray, seed: int
+) -> tuple[list[Metric], list[NewCluster]]:
+    index = NoveltyIndex.fit(base_vecs)
+    novel = index.score(win_vecs) > index.cutoff
+    share = float(novel.mean())
+    found = new_clusters(window, win_vecs, novel, seed)
+    metrics = [
+        _metric("centroid_shift", centroid_shift(base_vecs, win_vecs)),
+        _metric(
+            "novel_share",
+            max(0.0, share - FALSE_ALARM),
+            f"{share:.1%} of sampled window traces novel (baseline's own rate {FALSE_ALARM:.0%}); "
+            f"{len(found)} new cluster(s)",
+        ),
+    ]
+    return metrics, found
+
+
+def _shares(counts: Counter[str], keys: list[str]) -> np.ndarray:
+    return np.array([counts.get(k, 0) for k in keys], dtype=float)
+
+
+def _table_metrics(base: Side, window: Side) -> list[Metric]:
+    out = []
+    bc, wc = base.counts.get("cluster_id"), window.counts.get("cluster_id")
+    if bc and wc:
+        keys = sorted(set(bc) | set(wc))
+        out.append(_metric("cluster_jsd", jsd(_shares(bc, keys), _shares(wc, keys)), f"over {len(keys)} clusters"))
+    for col in CATEGORICAL:
+        b, w = base.counts.get(col), window.counts.get(col)
+        if not b or not w:
+            continue
+        new = {v: n for v, n in w.items() if v not in b}
+        share = sum(new.values()) / sum(w.values())
+        detail = ", ".join(f"{v} ({n})" for v, n in sorted(new.items(), key=lambda x: -x[1])[:5])
+        out.append(_metric(f"new:{col}", share, f"new: {detail}" if new else "no new value", "new_values"))
+    if base.mean_chars and window.mean_chars is not None:
+        change = abs(window.mean_chars - base.mean_chars) / base.mean_chars
+        out.append(_metric("input_length", change, f"mean {base.mean_chars:.0f} -> {window.mean_chars:.0f} characters"))
+    if base.tool_share is not None and window.tool_share is not None:
+        out.append(
+            _metric(
+                "tool_use",
+                abs(window.tool_share - base.tool_share),
+                f"{base.tool_share:.1%} -> {window.tool_share:.1%} of traces call a tool",
+            )
+        )
+    return out
+
+
+_ORDER = {"unknown": 0, "green": 1, "amber": 2, "red": 3}
+
+
+def compare(
+    base: Side,
+    window: Side,
+    base_vecs: np.ndarray | None = None,
+    win_vecs: np.ndarray | None = None,
+    seed: int = 0,
+    min_traces: int = MIN_TRACES,
+) -> DriftReport:
+    """Every metric of ``window`` against ``base`` (vectors: unit embeddings of each side's sampled texts)."""
+    small = [s for s in (base, window) if s.n < min_traces]
+    if small:
+        said = "; ".join(f"{s.label} has {s.n} trace(s)" for s in small)
+        note = f"too few traces to measure drift ({said}; at least {min_traces} a side)"
+        return DriftReport(base.label, window.label, base.n, window.n, "unknown", [], [], note)
+    metrics = _table_metrics(base, window)
+    found: list[NewCluster] = []
+    if base_vecs is not None and win_vecs is not None and len(base_vecs) > NOVELTY_K and len(win_vecs):
+        text, found = _text_metrics(base, window, base_vecs, win_vecs, seed)
+        metrics = text + metrics
+    level = max((m.level for m in metrics), key=_ORDER.__getitem__, default="unknown")
+    return DriftReport(base.label, window.label, base.n, window.n, level, metrics, found)
+
+
+def window_bounds(end: datetime, window: timedelta, baseline: timedelta | None) -> tuple[datetime, datetime, datetime]:
+    """(baseline start, window start, end): the window is the last ``window`` before ``end``, the baseline the
+    ``baseline`` before that."""
+    start = end - window
+    return start - (baseline or window), start, end
+
+
+# --------------------------------------------------------------------------- a workspace's traffic
+
+
+def _between(start: datetime, end: datetime) -> str:
+    return f"start_time >= TIMESTAMPTZ '{start.isoformat()}' AND start_time < TIMESTAMPTZ '{end.isoformat()}'"
+
+
+def _aggregates(ws: Workspace, where: str) -> tuple[int, float | None, float | None, dict[str, Counter[str]]]:
+    """Trace count, mean input length, share calling a tool, and value counts per column, over ``where``."""
+    counts: dict[str, Counter[str]] = {}
+    with ws.trace_store().sandboxed() as con:
+        n, chars, tools = con.execute(
+            "SELECT count(*), avg(length(input_text)), avg(CASE WHEN n_tool_calls > 0 THEN 1.0 ELSE 0.0 END)"
+            f" FROM traces WHERE {where}"
+        ).fetchone() or (0, None, None)
+        for col in (*CATEGORICAL, "cluster_id"):
+            rows = con.execute(
+                f"SELECT CAST({col} AS VARCHAR), count(*) FROM traces WHERE {where} AND {col} IS NOT NULL GROUP BY 1"
+            ).fetchall()
+            counts[col] = Counter({str(v): int(c) for v, c in rows})
+    return int(n), None if chars is None else float(chars), None if tools is None else float(tools), counts
+
+
+def traffic_side(
+    ws: Workspace, label: str, start: datetime, end: datetime, sample: int = SAMPLE, seed: int = 0
+) -> Side:
+    """The traces that started in [start, end): aggregates over all of them, texts of a seeded sample."""
+    from evaltray.curate.derived import user_texts
+
+    where = _between(start, end)
+    n, chars, tools, counts = _aggregates(ws, where)
+    ids, texts = user_texts(ws, where, limit=sample, order_by=f"md5(trace_id || ':{int(seed)}'), trace_id")
+    return Side(label, n, counts, chars, tools, ids, texts)
+
+
+def release_side(ws: Workspace, version: str, set_name: str | None = None) -> Side:
+    """A release's cases as a baseline: their user texts and input lengths (traces' columns they do not carry)."""
+    from evaltray.tray.gate import user_text
+    from evaltray.tray.release import select_cases
+
+    cases = select_cases(ws, version, set_name)
+    texts = [user_text(c) for c in cases]
+    chars = float(np.mean([len(t) for t in texts])) if texts else None
+    return Side(f"release {version}", len(cases), {}, chars, None, [str(c["id"]) for c in cases], texts)
+
+
+def _latest(ws: Workspace) -> datetime:
+    with ws.trace_store().sandboxed() as con:
+        (latest,) = con.execute("SELECT max(start_time) FROM traces").fetchone() or (None,)
+    if latest is None:
+        raise DriftError("no traces with a start time; ingest some first")
+    return latest if isinstance(latest, datetime) else datetime.fromisoformat(str(latest))
+
+
+def _vectors(ws: Workspace, base: Side, window: Side, backend: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Unit embeddings of both sides' texts, in one call (a fitted backend such as tfidf sees both)."""
+    from evaltray.core.text import neutral_text
+    from evaltray.curate.derived import embed_texts
+    from evaltray.curate.embed import normalize_rows
+
+    texts = [neutral_text(t) for t in (*base.texts, *window.texts)]
+    if not any(t.strip() for t in texts):
+        return None, None
+    vectors = normalize_rows(np.asarray(embed_texts(ws, texts, backend)))
+    return vectors[: len(base.texts)], vectors[len(base.texts) :]
+
+
+def drift_report(
+    ws: Workspace,
+    window: str = "7d",
+    baseline_window: str | None = None,
+    baseline: str | None = None,
+    end: datetime | None = None,
+    backend: str = "wordllama",
+    sample: int = SAMPLE,
+    seed: int = 0,
+    min_traces: int = MIN_TRACES,
+) -> DriftReport:
+    """The last ``window`` of traces (ending at ``end``, default the newest trace) against the
+    ``baseline_window`` before it (default: as long as the window) or against release ``baseline``'s cases."""
+    from evaltray.evaluate.live import parse_window
+
+    if baseline is not None and baseline_window is not None:
+        raise DriftError("give a baseline release or a baseline window, not both")
+    span = parse_window(window)
+    end = end or _latest(ws) + timedelta(microseconds=1)
+    b_start, w_start, _ = window_bounds(end, span, parse_window(baseline_window) if baseline_window else None)
+    win = traffic_side(ws, f"window {w_start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}", w_start, end, sample, seed)
+    if baseline is not None:
+        base = release_side(ws, baseline)
+    else:
+        base = traffic_side(
+            ws, f"baseline {b_start:%Y-%m-%d %H:%M}..{w_start:%Y-%m-%d %H:%M}", b_start, w_start, sample, seed
+        )
+    if min(base.n, win.n) < min_traces:
+        return compare(base, win, min_traces=min_traces)
+    return compare(base, win, *_vectors(ws, base, win, backend), seed, min_traces)
+
+
+def drift_to_candidates(ws: Workspace, actor: str, report: DriftReport, set_name: str | None = None) -> list[str]:
+    """Send the traces of the report's new clusters to the candidate pool; the candidate ids added."""
+    from evaltray.tray.candidates import add_from_traces
+
+    ids = report.novel_trace_ids()
+    return add_from_traces(ws, actor, set_name=set_name, trace_ids=ids) if ids else []

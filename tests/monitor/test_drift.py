@@ -1,0 +1,151 @@
+"""Drift (issue 14 part 3): JSD against scipy, the novelty index, thresholds, and a workspace's traffic where
+shuffled traffic shows no drift and injected new intents do."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+import orjson
+import pytest
+from scipy.spatial.distance import jensenshannon
+
+from evaltray.ingest import ingest_files
+from evaltray.monitor import drift
+from evaltray.tray.candidates import list_candidates
+
+
+def test_jsd_matches_scipy_and_hand_values():
+    assert drift.jsd([1, 0], [0, 1]) == pytest.approx(1.0)
+    assert drift.jsd([3, 3], [3, 3]) == pytest.approx(0.0)
+    # by hand: m = (.75, .25); KL(p||m) = .5 log2(2/3) + .5 log2(2) = .20752; KL(q||m) = log2(4/3) = .41504
+    assert drift.jsd([0.5, 0.5], [1, 0]) == pytest.approx(0.31128, abs=1e-5)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        p, q = rng.random(12), rng.random(12)
+        assert drift.jsd(p, q) == pytest.approx(jensenshannon(p, q, base=2) ** 2, abs=1e-9)
+    with pytest.raises(drift.DriftError):
+        drift.jsd([0, 0], [1, 1])
+
+
+def _blob(rng, center, n):
+    x = center + rng.normal(0, 0.05, (n, len(center)))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_novelty_flags_a_region_the_baseline_never_visits():
+    rng = np.random.default_rng(0)
+    centers = np.eye(16)
+    base = np.vstack([_blob(rng, centers[i], 60) for i in range(4)])
+    index = drift.NoveltyIndex.fit(base)
+    own = index.score(base, skip_self=True)
+    assert np.mean(own > index.cutoff) == pytest.approx(drift.FALSE_ALARM, abs=0.01)
+    seen = np.vstack([_blob(rng, centers[i], 30) for i in range(4)])
+    unseen = _blob(rng, centers[9], 30)
+    assert np.mean(index.score(seen) > index.cutoff) < 0.15
+    assert np.all(index.score(unseen) > index.cutoff)
+
+
+def _side(label, n, **kw):
+    return drift.Side(label, n, **kw)
+
+
+def test_a_small_window_says_so_instead_of_reporting_drift():
+    got = drift.compare(_side("baseline", 500), _side("window", 12))
+    assert got.level == "unknown" and got.metrics == []
+    assert "too few traces" in got.note and "window has 12" in got.note
+
+
+def test_table_metrics_by_hand():
+    base = _side(
+        "b",
+        100,
+        counts={"model": Counter({"v1": 100}), "cluster_id": Counter({"0": 50, "1": 50})},
+        mean_chars=100.0,
+        tool_share=0.2,
+    )
+    win = _side(
+        "w",
+        100,
+        counts={"model": Counter({"v1": 70, "v2": 30}), "cluster_id": Counter({"0": 100})},
+        mean_chars=160.0,
+        tool_share=0.25,
+    )
+    got = {m.name: m for m in drift.compare(base, win).metrics}
+    assert got["new:model"].value == pytest.approx(0.30) and got["new:model"].level == "amber"
+    assert "v2 (30)" in got["new:model"].detail
+    # JSD of (.5, .5) against (1, 0): .31128 (above), red at .10
+    assert got["cluster_jsd"].value == pytest.approx(0.3113, abs=1e-4) and got["cluster_jsd"].level == "red"
+    assert got["input_length"].value == pytest.approx(0.6) and got["input_length"].level == "red"
+    assert got["tool_use"].value == pytest.approx(0.05) and got["tool_use"].level == "green"
+
+
+INTENTS = {
+    "card": ["my card has not arrived yet", "when will my new card be delivered", "card still not here after a week"],
+    "refund": ["I want a refund for my order", "how do I get my money back", "please refund the purchase"],
+    "password": ["I forgot my password", "reset my login password please", "cannot sign in, password wrong"],
+    "transfer": ["my bank transfer is pending", "why is the transfer taking so long", "transfer not received"],
+}
+NEW = ["how do I buy bitcoin in the app", "can I trade crypto currency here", "sell my ethereum coins"]
+_TAILS = ["", " today", " please help", " thanks", " asap", " again", " urgently", " for my account"]
+
+
+def _texts(phrases, n, rng):
+    return [rng.choice(phrases) + rng.choice(_TAILS) for _ in range(n)]
+
+
+def _ingest(ws, tmp_path, name, texts, day, model="m-1"):
+    rows = [
+        {"id": f"{name}-{i:04d}", "timestamp": day, "model": model, "messages": [{"role": "user", "content": t}]}
+        for i, t in enumerate(texts)
+    ]
+    path = tmp_path / f"{name}.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    ingest_files(ws, [path], actor="alice")
+
+
+def _known(rng, n):
+    return [t for phrases in INTENTS.values() for t in _texts(phrases, n, rng)]
+
+
+def test_shuffled_traffic_shows_no_drift(ws, tmp_path):
+    rng = random.Random(0)
+    texts = _known(rng, 60)
+    rng.shuffle(texts)
+    _ingest(ws, tmp_path, "old", texts[:120], "2026-11-25T10:00:00Z")
+    _ingest(ws, tmp_path, "new", texts[120:], "2026-12-05T10:00:00Z")
+    got = drift.drift_report(ws, window="7d", baseline_window="14d")
+    assert (got.n_baseline, got.n_window) == (120, 120)
+    levels = {m.name: m.level for m in got.metrics}
+    assert levels["centroid_shift"] == "green" and levels["novel_share"] == "green"
+    assert levels["new:model"] == "green"
+    assert got.new_clusters == []
+
+
+def test_injected_new_intents_are_flagged_with_examples_and_sent_to_the_pool(ws, tmp_path):
+    rng = random.Random(1)
+    _ingest(ws, tmp_path, "old", _known(rng, 40), "2026-11-25T10:00:00Z")
+    _ingest(ws, tmp_path, "new", _known(rng, 25) + _texts(NEW, 40, rng), "2026-12-05T10:00:00Z", model="m-2")
+    got = drift.drift_report(ws, window="7d", baseline_window="14d")
+    metrics = {m.name: m for m in got.metrics}
+    assert metrics["novel_share"].level == "red"
+    assert metrics["new:model"].value == pytest.approx(1.0) and metrics["new:model"].level == "red"
+    assert got.level == "red"
+    assert got.new_clusters, "the crypto intent must surface as a new cluster"
+    novel = got.novel_trace_ids()
+    crypto = [t for t in novel if int(t.split("-")[1]) >= 100]  # the window's last 40 traces are the new intent
+    # every trace of the new intent; of the 100 known ones, about the baseline's own false-alarm rate (10%)
+    assert len(crypto) == 40 and len(novel) - len(crypto) <= 2 * drift.FALSE_ALARM * 100
+    top = got.new_clusters[0]
+    assert top.suggested_slice.startswith("new-") and top.examples
+    assert any(w in top.examples[0]["text"] for w in ("bitcoin", "crypto", "ethereum"))
+    added = drift.drift_to_candidates(ws, "alice", got)
+    assert len(added) == len(novel) == len(list_candidates(ws))
+
+
+def test_a_release_baseline_and_both_baselines_refused(ws, tmp_path):
+    with pytest.raises(drift.DriftError, match="not both"):
+        drift.drift_report(ws, baseline="1.0.0", baseline_window="30d")
+    with pytest.raises(drift.DriftError, match="no traces"):
+        drift.drift_report(ws)
