@@ -121,6 +121,7 @@ def test_shuffled_traffic_shows_no_drift(ws, tmp_path):
     assert levels["centroid_shift"] == "green" and levels["novel_share"] == "green"
     assert levels["new:model"] == "green"
     assert got.new_clusters == []
+    assert drift.latest_level(ws) == got.level
 
 
 def test_injected_new_intents_are_flagged_with_examples_and_sent_to_the_pool(ws, tmp_path):
@@ -142,6 +143,18 @@ def test_injected_new_intents_are_flagged_with_examples_and_sent_to_the_pool(ws,
     assert any(w in top.examples[0]["text"] for w in ("bitcoin", "crypto", "ethereum"))
     added = drift.drift_to_candidates(ws, "alice", got)
     assert len(added) == len(novel) == len(list_candidates(ws))
+    # the report is kept for health and the trend: its level, its metrics, its size
+    assert drift.latest_level(ws) == "red"
+    (kept,) = drift.drift_history(ws)
+    assert (kept["n_baseline"], kept["n_window"], kept["new_clusters"]) == (
+        got.n_baseline,
+        got.n_window,
+        len(got.new_clusters),
+    )
+    assert kept["metrics"]["novel_share"]["level"] == "red"
+    from evaltray.monitor.health import latest_drift_level
+
+    assert latest_drift_level(ws) == "red"
 
 
 def test_a_release_baseline_and_both_baselines_refused(ws, tmp_path):

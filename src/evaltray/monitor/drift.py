@@ -27,15 +27,21 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
+from evaltray.core.util import atomic_write, now
 
 __all__ = [
     "CATEGORICAL",
+    "DRIFT_DIR",
+    "drift_history",
+    "latest_level",
     "MIN_TRACES",
     "THRESHOLDS",
     "DriftReport",
@@ -403,8 +409,42 @@ def drift_report(
             ws, f"baseline {b_start:%Y-%m-%d %H:%M}..{w_start:%Y-%m-%d %H:%M}", b_start, w_start, sample, seed
         )
     if min(base.n, win.n) < min_traces:
-        return compare(base, win, min_traces=min_traces)
-    return compare(base, win, *_vectors(ws, base, win, backend), seed, min_traces)
+        report = compare(base, win, min_traces=min_traces)
+    else:
+        report = compare(base, win, *_vectors(ws, base, win, backend), seed, min_traces)
+    _keep(ws, report)
+    return report
+
+
+#: Each drift report's summary is kept here (one file a report), for health and the trend over time.
+DRIFT_DIR = Path(".evaltray") / "drift"
+
+
+def _keep(ws: Workspace, report: DriftReport) -> None:
+    stamp = now()
+    summary = {
+        "created_at": stamp.isoformat(),
+        "level": report.level,
+        "baseline": report.baseline,
+        "window": report.window,
+        "n_baseline": report.n_baseline,
+        "n_window": report.n_window,
+        "metrics": {m.name: {"value": m.value, "level": m.level} for m in report.metrics},
+        "new_clusters": len(report.new_clusters),
+    }
+    atomic_write(ws.root / DRIFT_DIR / f"{stamp:%Y%m%dT%H%M%S%f}.json", orjson.dumps(summary))
+
+
+def drift_history(ws: Workspace) -> list[dict[str, Any]]:
+    """Every kept drift report's summary, oldest first (the trend over time)."""
+    folder = ws.root / DRIFT_DIR
+    return [orjson.loads(p.read_bytes()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+
+
+def latest_level(ws: Workspace) -> str | None:
+    """The newest drift report's level (green, amber, red, or unknown for a window too small), None if none ran."""
+    history = drift_history(ws)
+    return str(history[-1]["level"]) if history else None
 
 
 def drift_to_candidates(ws: Workspace, actor: str, report: DriftReport, set_name: str | None = None) -> list[str]:

@@ -22,7 +22,6 @@ Thresholds, from the seeds:
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from evaltray.core.registry import Registry
 from evaltray.core.store import Workspace
 from evaltray.curate.dedup import near_duplicate_pairs, normalize
 from evaltray.evaluate.live import list_live
+from evaltray.monitor.drift import latest_level
 from evaltray.tray.casefile import load_cases
 from evaltray.tray.gate import case_registry, user_text
 from evaltray.tray.release import list_versions, load_manifest
@@ -294,14 +294,8 @@ def health(facts: Facts, set_name: str = "main") -> HealthReport:
 
 
 def latest_drift_level(ws: Workspace) -> str | None:
-    """The drift monitor's newest level, when the drift monitor (``monitor/drift.py``) offers one through
-    ``latest_level(ws)``; None otherwise. Health only reads it: the slice-mix gap stands in when it is absent."""
-    try:
-        drift = importlib.import_module("evaltray.monitor.drift")
-    except ImportError:
-        return None
-    latest = getattr(drift, "latest_level", None)
-    return latest(ws) if callable(latest) else None
+    """The newest ``evaltray drift`` report's level; None when none ran (the slice-mix gap stands in)."""
+    return latest_level(ws)
 
 
 def _intended(ws: Workspace) -> set[str]:
