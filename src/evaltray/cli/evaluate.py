@@ -39,6 +39,7 @@ from ._common import (
 )
 
 RATE = click.FloatRange(0, 1, min_open=True, max_open=True)
+_SCORERS_HELP = "Comma-separated scorers (default: exact,contains,regex,json_schema,tool_calls,length)."
 
 
 @click.group()
@@ -266,7 +267,7 @@ def _print_run(report: runner.RunReport, released: bool) -> None:
 
 @click.command("score")
 @click.argument("run_id")
-@click.option("--scorers", help="Comma-separated scorers (default: exact,contains,regex,json_schema,tool_calls).")
+@click.option("--scorers", help=_SCORERS_HELP)
 @click.option(
     "--judge", "judge_file", type=click.Path(dir_okay=False, path_type=Path), help="judge.yaml for the judge scorer."
 )
@@ -378,7 +379,7 @@ def judge_group() -> None:
     "--human",
     "human_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="JSONL of {id, verdict} from people (default: the workspace's reviews).",
+    help="JSONL of {id, verdict} from people (default: the workspace's reviews and closed judge_check tasks).",
 )
 @click.option(
     "--judge-verdicts",
@@ -667,7 +668,7 @@ def label_errors_command(
 
 @click.command("aa")
 @_target_options
-@click.option("--scorers", help="Comma-separated scorers (default: exact,contains,regex,json_schema,tool_calls).")
+@click.option("--scorers", help=_SCORERS_HELP)
 @click.option(
     "--judge", "judge_file", type=click.Path(dir_okay=False, path_type=Path), help="judge.yaml for the judge scorer."
 )
