@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
@@ -16,7 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from evaltray.core.settings import check_version
-from evaltray.core.store import Workspace, current_user
+
+if TYPE_CHECKING:  # the workspace (sqlalchemy, pydantic) is imported once a command opens it
+    from evaltray.core.store import Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,11 +106,15 @@ class AppContext:
     @property
     def ws(self) -> Workspace:
         if self._ws is None:
+            from evaltray.core.store import Workspace
+
             self._ws = Workspace.open(self._path)
         return self._ws
 
     @property
     def user(self) -> str:
+        from evaltray.core.store import current_user
+
         return current_user(self._user, self.ws.settings)
 
     @property
