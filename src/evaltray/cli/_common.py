@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -93,6 +96,24 @@ def _console(*, stderr: bool) -> Console:
             console.width = 160
         meta[key] = console
     return meta[key]
+
+
+def lazy_module(name: str) -> ModuleType:
+    """Module ``name``, executed on first attribute access: a command module names what its commands use
+    without importing every stage's libraries when another command runs (``evaltray --help`` too). Under
+    ``TYPE_CHECKING`` import the module itself, so its names stay typed."""
+    if name in sys.modules:
+        return sys.modules[name]
+    parent, _, child = name.rpartition(".")
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module {name}")
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    setattr(sys.modules[parent], child, module)
+    return module
 
 
 class AppContext:

@@ -93,6 +93,7 @@ def coverage(
     cov = coverage_report(
         app.ws, Path(plan_file) if plan_file else None, set_name, html=Path(html_path) if html_path else None
     )
+    again = awaiting_revalidation(app.ws, set_name)
     data = {
         "cells": [
             {
@@ -112,7 +113,7 @@ def coverage(
         "gaps": len(cov.gaps),
         "unmapped_cases": cov.unmapped_cases,
         "marginals": cov.marginals,
-        "under_revalidation": awaiting_revalidation(app.ws, set_name),
+        "under_revalidation": again,
         "html": html_path,
     }
 
@@ -121,8 +122,7 @@ def coverage(
         out().print(
             f"{met}/{len(cov.cells)} cells at target, {len(cov.gaps)} gaps, {cov.unmapped_cases} cases outside the grid"
         )
-        if data["under_revalidation"]:
-            again = data["under_revalidation"]
+        if again:
             out().print(f"{len(again)} filled case(s) under re-validation, not re-signed yet: {shown(listed(again))}")
         out().print(
             table(
