@@ -212,3 +212,36 @@ def test_every_command_outside_a_workspace_says_so(tmp_path):
         ):
             refused.append((" ".join(args), r.exit_code, r.stderr))
     assert refused == []
+
+
+def test_help_and_a_light_command_import_no_stage_library(tmp_path):
+    """`evaltray --help` lists every command without importing it; `run --help` imports no stage either."""
+    import subprocess
+    import sys
+
+    heavy = ["duckdb", "scipy", "sklearn", "presidio_analyzer", "fastapi", "aiohttp", "pandas", "sqlalchemy"]
+    code = (
+        "import sys\nfrom evaltray.cli import main\nsys.argv = ['evaltray', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)"
+    )
+    top = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, check=True)
+    assert top.stderr.strip() == "[]"
+    assert "  score-live  " in top.stdout and "  label-errors  " in top.stdout
+    run_help = subprocess.run([sys.executable, "-c", code, "run", "--help"], capture_output=True, text=True)
+    assert "--target" in run_help.stdout
+    assert run_help.stderr.strip().splitlines()[-1] == "[]"  # the targets are imported when the run starts
+
+
+def test_the_lazy_help_lists_what_the_loaded_commands_say():
+    from evaltray.cli import COMMANDS
+    from evaltray.cli._lazy import LazyCommands
+    from evaltray.cli.evaluate import THRESHOLD_SHOWN
+    from evaltray.evaluate.calibrate import DEFAULT_THRESHOLD
+
+    fresh = LazyCommands(COMMANDS, {})
+    for limit in (45, 62):
+        said = {name: fresh.short_help(name, limit) for name in COMMANDS}
+        assert said == {name: cli.commands[name].get_short_help_str(limit) for name in COMMANDS}
+    assert float(THRESHOLD_SHOWN) == DEFAULT_THRESHOLD
+    assert set(cli.commands["users"].commands) == set(cli.commands["user"].commands) >= {"add", "list"}

@@ -28,6 +28,7 @@ def test_cases_add_show_stats_and_validate(shop):
         "difficulty": {"easy": 1},
         "case_type": {"typical": 1},
         "total": 1,
+        "under_revalidation": [],
     }
     assert run("tray", "validate", "--set", "edge").stdout == "sets/edge/cases.jsonl: ok\n"
     relabeled = json.loads(
@@ -108,3 +109,21 @@ def test_case_commands_name_what_is_missing(shop):
     ]:
         r = run(*args, ok=False)
         assert (r.exit_code, r.stderr) == (1, f"Error: {message}\n"), args
+
+
+def test_rows_under_revalidation_are_counted_apart_in_stats_coverage_and_release(shop):
+    run(*ADD_PAYPAL_CASE)
+    (promoted,) = json.loads(run("promote", "--json").stdout)["promoted"]
+    cid = promoted["case_id"]
+    run("tasks", "open", "revalidate", cid, "--reason", "policy changed")
+    assert json.loads(run("tray", "stats", "--json").stdout)["under_revalidation"] == [cid]
+    assert run("tray", "stats").stdout.startswith("1 cases (1 under re-validation: candidates until re-signed)\n")
+    assert json.loads(run("tray", "stats", "--set", "edge", "--json").stdout)["under_revalidation"] == []
+    run("plan", "init")
+    assert json.loads(run("coverage", "--json").stdout)["under_revalidation"] == [cid]
+    assert f"1 filled case(s) under re-validation, not re-signed yet: {cid}\n" in run("coverage").stdout
+    made = json.loads(run("release", "create", "1.0.0", "--json").stdout)
+    assert [w for w in made["warnings"] if "re-validation" in w] == [
+        f"main: 1 row(s) under re-validation, not re-signed yet, go out as last signed: {cid} "
+        "(`evaltray tasks list --kind revalidate --status open`)"
+    ]

@@ -9,7 +9,9 @@ from evaltray.evaluate import calibrate as cal
 from evaltray.evaluate import judge as jd
 from evaltray.evaluate.stub import StubServer
 from evaltray.tray import candidates as pool
+from evaltray.tray import gate, tasks
 from evaltray.tray import review as rev
+from tests.helpers import labeled_candidate
 
 
 def _write(path, rows):
@@ -120,3 +122,96 @@ def test_a_report_corrects_a_calibrated_judges_pass_rate_and_flags_an_uncalibrat
     assert (after["judge"]["calibrated"], after["judge"]["judged"], after["judge"]["judge_passed"]) == (True, 4, 3)
     assert after["judge"]["corrected"]["pass_rate"] == pytest.approx(0.75)  # TPR = TNR = 1: nothing to correct
     assert not any(w.startswith("judge") for w in after["warnings"])
+
+
+def _check(ws, ref, human, judge_said, *, judge_hash="h-judge", outcome="done", payload=None):
+    """A judge_check task about ``ref`` closed by a person with ``human`` (pass/fail)."""
+    run_id, item = ref.split("/")
+    where = {"live_id": run_id, "trace_id": item} if run_id.startswith("l-") else {"run_id": run_id, "case_id": item}
+    said = (
+        [{"verdict": judge_said, "critique": "live"}]
+        if run_id.startswith("l-")
+        else [
+            {"dimension": "accuracy", "trial": 0, "passed": judge_said, "critique": f"c-{item}", "error": None},
+            {"dimension": "accuracy", "trial": 1, "passed": False, "critique": "other trial", "error": None},
+        ]
+    )
+    body = {**where, "judge_hash": judge_hash, "output": f"answer {item}", "verdicts": said, **(payload or {})}
+    tid = tasks.open_task(ws, "judge_check", ref, reason="check", actor="alice", payload=body)
+    if outcome == "done":
+        tasks.resolve_task(ws, tid, "alice", "done", verdict=human)
+    elif outcome == "reject":
+        tasks.resolve_task(ws, tid, "alice", "reject", reason="not my call")
+    return tid
+
+
+def _checks(ws):
+    # hand count, same judge: r1 pass/pass, r2 pass/fail, r3 fail/fail, r4 fail/no verdict, live fail/pass;
+    # a rejected task, an open one and one of another judge (no case in the tray to judge it against) are left out
+    _check(ws, "r-1/c1", "pass", True)
+    _check(ws, "r-1/c2", "pass", False)
+    _check(ws, "r-1/c3", "fail", False)
+    _check(ws, "r-1/c4", "fail", None)
+    _check(ws, "l-9/t1", "fail", "pass")
+    _check(ws, "r-1/c5", None, True, outcome="reject")
+    _check(ws, "r-1/c6", None, True, outcome="open")
+    _check(ws, "r-2/gone", "pass", True, judge_hash="another")
+
+
+def test_calibration_takes_people_s_verdicts_from_closed_judge_checks(ws, monkeypatch):
+    monkeypatch.setattr(cal, "MIN_LABELS", 4)
+    _checks(ws)
+    judge = jd.JudgeConfig(model="grader", base_url="http://127.0.0.1:9/v1")  # never called: verdicts in the tasks
+    monkeypatch.setattr(jd.JudgeConfig, "hash", property(lambda self: "h-judge"))
+    got = cal.calibrate(ws, judge, actor="alice")
+    assert (got.n, got.no_verdict) == (4, ["r-1/c4"])
+    assert got.agreement.confusion == {
+        "human_pass_judge_pass": 1,
+        "human_pass_judge_fail": 1,
+        "human_fail_judge_pass": 1,
+        "human_fail_judge_fail": 1,
+    }
+    assert got.agreement.agreement.estimate == pytest.approx(0.5) and got.calibrated is False
+    assert got.disagreements == [
+        {"id": "l-9/t1", "human": "fail", "judge": "pass", "critique": None},
+        {"id": "r-1/c2", "human": "pass", "judge": "fail", "critique": "c-c2"},
+    ]
+
+
+def test_judge_checks_join_a_judge_verdicts_file_by_ref(ws, tmp_path, monkeypatch):
+    monkeypatch.setattr(cal, "MIN_LABELS", 5)
+    _checks(ws)  # 6 human verdicts: the five above and r-2/gone
+    judged = _write(
+        tmp_path / "j.jsonl",
+        [
+            {"id": "r-1/c1", "verdict": "fail"},
+            {"id": "r-1/c2", "verdict": "fail"},
+            {"id": "r-1/c3", "verdict": "fail"},
+            {"id": "r-1/c4", "verdict": "pass"},
+            {"id": "l-9/t1", "verdict": "fail"},
+            {"id": "r-2/gone", "verdict": "pass"},
+            {"id": "r-1/c5", "verdict": "pass"},  # no person's verdict: not counted
+        ],
+    )
+    got = cal.calibrate(ws, judge_file=judged, actor="alice")
+    assert got.n == 6 and got.agreement.confusion == {
+        "human_pass_judge_pass": 1,
+        "human_pass_judge_fail": 2,
+        "human_fail_judge_pass": 1,
+        "human_fail_judge_fail": 2,
+    }
+
+
+def test_a_judge_check_of_another_judge_is_judged_on_its_golden_case(ws, monkeypatch):
+    monkeypatch.setattr(cal, "MIN_LABELS", 2)
+    labeled_candidate(ws, "How long do refunds take?", reference="Five days.")
+    case_id = gate.promote(ws, "alice").promoted[0].case_id
+    _check(ws, f"r-3/{case_id}", "pass", False, judge_hash="old", payload={"output": "GOOD five days"})
+    _check(ws, "r-3/c9", "fail", True, judge_hash="old")  # its case is not in the tray: left out
+    _check(ws, "r-4/c1", "fail", True)
+    with StubServer(answer=_grader) as stub:
+        judge = jd.JudgeConfig(model="grader", base_url=stub.base_url)
+        monkeypatch.setattr(jd.JudgeConfig, "hash", property(lambda self: "h-judge"))
+        got = cal.calibrate(ws, judge, actor="alice")
+    assert got.n == 2 and got.agreement.confusion["human_pass_judge_pass"] == 1  # the judge ran: GOOD → pass
+    assert got.agreement.confusion["human_fail_judge_pass"] == 1

@@ -113,3 +113,19 @@ def test_trials_give_pass_at_k_pass_hat_k_and_the_flaky_cases(ws, tmp_path, monk
     assert got["pass_at_k"]["pass_rate"] == pytest.approx(2 / 3) and got["pass_hat_k"]["pass_rate"] == pytest.approx(
         1 / 3
     )
+
+
+def test_the_default_scorers_check_a_length_the_case_asks_for(ws, tmp_path, echo_bot):
+    # echo_bot upper-cases the question: "ONE TWO THREE" is 3 words, 13 characters
+    rows = [
+        {"id": "short", "input": "one two three", "expected": {"assertions": ["max-words: 3"]}},
+        {"id": "long", "input": "one two three", "expected": {"assertions": ["max-chars: 12"]}},
+        {"id": "free", "input": "one two three", "expected": {"assertions": ["is polite"]}},
+    ]
+    made = runner.execute(ws, runner.plan_file_run(_file(tmp_path, rows)), echo_bot, actor="alice")
+    scored = score.score_run(ws, made.run_id, None, "alice")
+    assert scored.by_scorer["length"] == {"pass": 1, "fail": 1, "n/a": 1}
+    assert (scored.passed, scored.failed, scored.unscored) == (1, 1, 1)
+    got = {s["case_id"]: s for s in score.read_scores(ws, made.run_id)}
+    length = [s for s in got["long"]["scores"] if s["scorer"] == "length"]
+    assert length == [{"scorer": "length", "passed": False, "reason": "13 characters, more than 12"}]

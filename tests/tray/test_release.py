@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from evaltray.core.errors import EvaltrayError, ReleaseError
 from evaltray.core.records import Release
-from evaltray.tray import gate, release
+from evaltray.tray import gate, release, tasks
 from evaltray.tray import review as rev
 from evaltray.tray.casefile import load_cases
 from evaltray.tray.export import export_release
@@ -405,3 +405,20 @@ def test_a_version_with_a_trailing_newline_is_refused_by_the_api(ws):
     # the CLI checked it; the API's pattern ended in `$`, which matches before a trailing newline
     with pytest.raises(ReleaseError, match="is not a semantic version"):
         release.create_release(ws, "2.0.0\n", "alice")
+
+
+def test_rows_under_revalidation_are_named_in_a_release_warning(ws):
+    promoted = tray_of(ws, {"refunds": 3}).promoted
+    ids = sorted(p.case_id for p in promoted)
+    for cid in ids[:2]:
+        tasks.open_task(ws, "revalidate", cid, reason="policy changed", actor="alice")
+    tasks.open_task(ws, "revalidate", "c-not-in-any-set", reason="gone", actor="alice")
+    assert tasks.awaiting_revalidation(ws, "main") == ids[:2]
+    assert tasks.awaiting_revalidation(ws, "edge") == []
+    r = release.create_release(ws, "1.0.0", "alice")
+    warned = [w for w in r.warnings if "re-validation" in w]
+    assert warned == [
+        f"main: 2 row(s) under re-validation, not re-signed yet, go out as last signed: {ids[0]}, {ids[1]} "
+        "(`evaltray tasks list --kind revalidate --status open`)"
+    ]
+    assert r.manifest.sets["main"].n_cases == 3  # named, not dropped

@@ -14,33 +14,71 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.settings import USER_ENV, WORKSPACE_ENV
 
 from ._common import AppContext, visible
-from .audit import audit
-from .curate import candidates, labels, reject, review, signoff
-from .drift import drift_command
-from .evaluate import (
-    aa_command,
-    assertions_group,
-    gate_command,
-    judge_group,
-    label_errors_command,
-    report_command,
-    run_command,
-    score_command,
-    screen_command,
-    stats,
-)
-from .generate import score_live_command, synth_command
-from .health import health_command, refresh_command, selftest_command, watch_command
-from .monitor import contamination_command, corpora, exclusions_command, leakage_command
-from .plan import coverage, plan, sample
-from .release import export, release
-from .scrub import scrub, vault
-from .stages import cluster, dedup
-from .tasks import bugs_group, failures_command, tasks_group, taxonomy_group
-from .traces import ingest, traces
-from .tray import cases, promote, tray
-from .web import USER_COMMANDS, serve
-from .workspace import demo, init, user
+from ._lazy import LazyCommands
+
+#: Every top-level command, ``module:function`` under ``evaltray.cli``, imported when first used.
+COMMANDS = {
+    "init": "workspace:init",
+    "user": "workspace:user",
+    "demo": "workspace:demo",
+    "ingest": "traces:ingest",
+    "traces": "traces:traces",
+    "candidates": "curate:candidates",
+    "review": "curate:review",
+    "labels": "curate:labels",
+    "reject": "curate:reject",
+    "signoff": "curate:signoff",
+    "cases": "tray:cases",
+    "promote": "tray:promote",
+    "tray": "tray:tray",
+    "release": "release:release",
+    "export": "release:export",
+    "plan": "plan:plan",
+    "coverage": "plan:coverage",
+    "sample": "plan:sample",
+    "dedup": "stages:dedup",
+    "cluster": "stages:cluster",
+    "scrub": "scrub:scrub",
+    "vault": "scrub:vault",
+    "audit": "audit:audit",
+    "run": "evaluate:run_command",
+    "score": "evaluate:score_command",
+    "report": "evaluate:report_command",
+    "judge": "evaluate:judge_group",
+    "gate": "evaluate:gate_command",
+    "failures": "tasks:failures_command",
+    "taxonomy": "tasks:taxonomy_group",
+    "tasks": "tasks:tasks_group",
+    "bugs": "tasks:bugs_group",
+    "screen": "evaluate:screen_command",
+    "label-errors": "evaluate:label_errors_command",
+    "synth": "generate:synth_command",
+    "score-live": "generate:score_live_command",
+    "stats": "evaluate:stats",
+    "aa": "evaluate:aa_command",
+    "assertions": "evaluate:assertions_group",
+    "serve": "web:serve",
+    "contamination": "monitor:contamination_command",
+    "exclusions": "monitor:exclusions_command",
+    "corpora": "monitor:corpora",
+    "leakage": "monitor:leakage_command",
+    "drift": "drift:drift_command",
+    "health": "health:health_command",
+    "selftest": "health:selftest_command",
+    "refresh": "health:refresh_command",
+    "watch": "health:watch_command",
+    "users": "workspace:user",  # the group's name before keys came; scripts still call it
+}
+
+
+def _user_commands(group: click.Command) -> None:
+    """The account commands the web app's module defines join ``evaltray user``."""
+    from .web import USER_COMMANDS
+
+    assert isinstance(group, click.Group)
+    for command in USER_COMMANDS:
+        if command.name not in group.commands:
+            group.add_command(command)
 
 
 class _UsageLine(click.ClickException):
@@ -58,7 +96,15 @@ def _one_line(exc: click.UsageError) -> click.ClickException:
 
 class _Group(click.Group):
     """Turns evaltray's errors, click's usage errors and the system's refusals into ``Error: …`` on stderr
-    and exit status 1."""
+    and exit status 1; lists its commands without importing them (:class:`LazyCommands`)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if not isinstance(self.commands, LazyCommands):
+            return super().format_commands(ctx, formatter)
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, self.commands.short_help(name, limit)) for name in names])
 
     def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
         try:
@@ -99,61 +145,7 @@ def cli(ctx: click.Context, workspace: str | None, user: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for command in (
-    init,
-    user,
-    demo,
-    ingest,
-    traces,
-    candidates,
-    review,
-    labels,
-    reject,
-    signoff,
-    cases,
-    promote,
-    tray,
-    release,
-    export,
-    plan,
-    coverage,
-    sample,
-    dedup,
-    cluster,
-    scrub,
-    vault,
-    audit,
-    run_command,
-    score_command,
-    report_command,
-    judge_group,
-    gate_command,
-    failures_command,
-    taxonomy_group,
-    tasks_group,
-    bugs_group,
-    screen_command,
-    label_errors_command,
-    synth_command,
-    score_live_command,
-    stats,
-    aa_command,
-    assertions_group,
-    serve,
-    contamination_command,
-    exclusions_command,
-    corpora,
-    leakage_command,
-    health_command,
-    selftest_command,
-    refresh_command,
-    watch_command,
-    drift_command,
-):
-    cli.add_command(command)
-for command in USER_COMMANDS:
-    user.add_command(command)
-cli.add_command(user, "users")  # the group's name before keys came; scripts still call it
+cli.commands = LazyCommands(COMMANDS, {"user": _user_commands, "users": _user_commands})
 
 
 def main() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
@@ -16,7 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from evaltray.core.settings import check_version
-from evaltray.core.store import Workspace, current_user
+
+if TYPE_CHECKING:  # the workspace (sqlalchemy, pydantic) is imported once a command opens it
+    from evaltray.core.store import Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,6 +98,24 @@ def _console(*, stderr: bool) -> Console:
     return meta[key]
 
 
+def lazy_module(name: str) -> ModuleType:
+    """Module ``name``, executed on first attribute access: a command module names what its commands use
+    without importing every stage's libraries when another command runs (``evaltray --help`` too). Under
+    ``TYPE_CHECKING`` import the module itself, so its names stay typed."""
+    if name in sys.modules:
+        return sys.modules[name]
+    parent, _, child = name.rpartition(".")
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module {name}")
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    setattr(sys.modules[parent], child, module)
+    return module
+
+
 class AppContext:
     """Opens the workspace on first use, so ``init`` and ``--help`` never need one."""
 
@@ -104,11 +127,15 @@ class AppContext:
     @property
     def ws(self) -> Workspace:
         if self._ws is None:
+            from evaltray.core.store import Workspace
+
             self._ws = Workspace.open(self._path)
         return self._ws
 
     @property
     def user(self) -> str:
+        from evaltray.core.store import current_user
+
         return current_user(self._user, self.ws.settings)
 
     @property

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
+from evaltray.core.util import listed
 from evaltray.curate import plan as planmod
 from evaltray.curate.coverage_html import coverage_report
 from evaltray.curate.sample import OUTLIERS, sample_to_pool
 from evaltray.tray.candidates import CUTS
+from evaltray.tray.tasks import awaiting_revalidation
 
 from ._common import COUNT, AppContext, dry_run_option, emit, json_option, out, pass_app, set_option, shown, table
 
@@ -91,6 +93,7 @@ def coverage(
     cov = coverage_report(
         app.ws, Path(plan_file) if plan_file else None, set_name, html=Path(html_path) if html_path else None
     )
+    again = awaiting_revalidation(app.ws, set_name)
     data = {
         "cells": [
             {
@@ -110,6 +113,7 @@ def coverage(
         "gaps": len(cov.gaps),
         "unmapped_cases": cov.unmapped_cases,
         "marginals": cov.marginals,
+        "under_revalidation": again,
         "html": html_path,
     }
 
@@ -118,6 +122,8 @@ def coverage(
         out().print(
             f"{met}/{len(cov.cells)} cells at target, {len(cov.gaps)} gaps, {cov.unmapped_cases} cases outside the grid"
         )
+        if again:
+            out().print(f"{len(again)} filled case(s) under re-validation, not re-signed yet: {shown(listed(again))}")
         out().print(
             table(
                 None,

@@ -12,6 +12,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import SOURCES
 from evaltray.tray import gate, lifecycle
 from evaltray.tray import review as rev
+from evaltray.tray.tasks import awaiting_revalidation
 
 from ._common import (
     AppContext,
@@ -309,11 +310,14 @@ def tray_repair(app: AppContext, as_json: bool) -> None:
 @json_option
 @pass_app
 def tray_stats(app: AppContext, set_name: str | None, as_json: bool) -> None:
-    """Counts of the tray by slice, source, difficulty and case type."""
+    """Counts of the tray by slice, source, difficulty and case type; rows under re-validation apart."""
     data = lifecycle.tray_stats(app.ws, set_name)
+    data["under_revalidation"] = awaiting_revalidation(app.ws, set_name)
 
     def human() -> None:
-        out().print(f"{data['total']} cases")
+        again = data["under_revalidation"]
+        apart = f" ({len(again)} under re-validation: candidates until re-signed)" if again else ""
+        out().print(f"{data['total']} cases{apart}")
         for key in lifecycle.STAT_AXES:
             out().print(table(f"by {key}", [key, "cases"], [[k, v] for k, v in sorted(data[key].items())]))
 

@@ -94,3 +94,9 @@ def bulk() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+def listed(items: list[str], most: int = 10) -> str:
+    """The first ``most`` items, comma-separated, and how many more there are."""
+    more = f" and {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more

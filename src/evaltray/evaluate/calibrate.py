@@ -1,7 +1,9 @@
 """Judge calibration: a judge counts only once it agrees with people on the same outputs.
 
 Human verdicts come from the workspace's reviews (the pass/fail a reviewer gave a recorded output, the
-case's expected behaviour the reference both judge from) or from a file; judge verdicts from running the
+case's expected behaviour the reference both judge from), from closed ``judge_check`` tasks (the pass/fail a
+person gave a run's or a live trace's output, keyed by the task's ref ``run_id/case_id`` or
+``live_id/trace_id``), or from a file; judge verdicts from running the
 judge on those same outputs, or from a file (JSONL of ``id``, ``verdict`` pass/fail/null, ``critique``), so
 a judge that ran in another tool can be calibrated too. Refused below 100 human labels (seed 002) and
 while the humans themselves agree less than 80% on outputs two of them reviewed (seed 001: fix the
@@ -19,12 +21,13 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from evaltray.core.errors import EvaltrayError
+from evaltray.core.errors import EvaltrayError, NotFound
 from evaltray.core.store import Workspace
 from evaltray.core.untrusted import json_lines
 from evaltray.core.util import atomic_write, now_iso, sha256_hex
 from evaltray.tray.candidates import list_candidates
 from evaltray.tray.review import latest_review
+from evaltray.tray.tasks import case_of, list_tasks
 
 from .judge import JudgeConfig, judge_answers
 from .run import RUN_ROLES, Limits
@@ -102,6 +105,43 @@ def _reviewed(ws: Workspace) -> tuple[dict[str, bool], list[tuple[dict[str, Any]
     return humans, items
 
 
+Judged = dict[str, tuple[bool | None, str | None]]
+
+
+def _payload_verdict(verdicts: list[dict[str, Any]], where: str) -> tuple[bool | None, str | None]:
+    """The judge's verdict on a judge check's output (trial 0): pass when every dimension passed, None when any
+    gave no verdict, else fail with the first failing critique."""
+    said = [v for v in verdicts if v.get("trial", 0) == 0]
+    got = [(v["passed"] if "passed" in v else _verdict(v.get("verdict"), where), v.get("critique")) for v in said]
+    if not got or any(p is None for p, _ in got):
+        return None, next((str(v.get("error")) for v in said if v.get("error")), None)
+    return all(p for p, _ in got), next((c for p, c in got if not p), None)
+
+
+def _checked(
+    ws: Workspace, judge_hash: str | None
+) -> tuple[dict[str, bool], list[tuple[dict[str, Any], int, str]], Judged]:
+    """Human verdicts from closed ``judge_check`` tasks by ref (the latest task of a ref counts); the judge's
+    own verdicts from the task when it is the judge calibrated (same hash), else the items to judge (a run's
+    output with its golden case; a live trace of another judge has no case to judge it against: left out)."""
+    humans: dict[str, bool] = {}
+    items: list[tuple[dict[str, Any], int, str]] = []
+    judged: Judged = {}
+    tasks = sorted(list_tasks(ws, kind="judge_check", status="closed", outcome="done"), key=lambda t: int(t.id))
+    latest = {t.ref: t for t in tasks if t.verdict in ("pass", "fail") and t.payload.get("output")}
+    for ref, t in sorted(latest.items()):
+        if judge_hash is not None and t.payload.get("judge_hash") == judge_hash:
+            judged[ref] = _payload_verdict(t.payload.get("verdicts") or [], f"task {t.id}")
+        elif judge_hash is not None:
+            try:
+                case = case_of(ws, str(t.payload.get("case_id")))
+            except NotFound:
+                continue
+            items.append(({**case, "id": ref}, 0, str(t.payload["output"])))
+        humans[ref] = t.verdict == "pass"
+    return humans, items, judged
+
+
 def _human_baseline(ws: Workspace) -> tuple[int, float | None]:
     """How often two different reviewers gave one output the same verdict (their first verdicts)."""
     reviews = ws.t["reviews"]
@@ -137,8 +177,11 @@ def calibrate(
     if human_file is not None:
         humans = {k: v for k, (v, _) in read_verdicts(human_file).items() if v is not None}
         items: list[tuple[dict[str, Any], int, str]] = []
+        known: Judged = {}
     else:
         humans, items = _reviewed(ws)
+        checked, more, known = _checked(ws, None if judge is None or judge_file is not None else judge.hash)
+        humans, items = humans | checked, items + more
     if len(humans) < MIN_LABELS:
         raise CalibrationError(f"calibration needs at least {MIN_LABELS} human verdicts; there are {len(humans)}")
     pairs, human_rate = _human_baseline(ws) if human_file is None else (0, None)
@@ -147,7 +190,7 @@ def calibrate(
             f"reviewers agree on {human_rate:.0%} of the {pairs} outputs two of them reviewed (below "
             f"{MIN_HUMAN_AGREEMENT:.0%}): fix the labeling guide before measuring a judge against them"
         )
-    judged = _judge_verdicts(judge, judge_file, items, limits)
+    judged = known | _judge_verdicts(judge, judge_file, items, limits) if items or judge_file or not known else known
     return _measure(ws, actor, judge, judge_file, humans, judged, threshold, (pairs, human_rate))
 
 

@@ -29,7 +29,10 @@ from .scorers import SCORERS, Score
 
 __all__ = ["ScoreReport", "load_run", "read_scores", "run_cases", "score_run"]
 
-DEFAULT_SCORERS = ("exact", "contains", "regex", "json_schema", "tool_calls")
+#: The rule scorers run when none are named: those that score only what the case itself asks for (a reference,
+#: or its own ``contains:``/``regex:``/``json-schema:``/``max-words:``/``max-chars:`` assertions or tool calls)
+#: and say "unscored" otherwise. ``numeric`` is left out: it reads any number in a prose reference.
+DEFAULT_SCORERS = ("exact", "contains", "regex", "json_schema", "tool_calls", "length")
 
 
 def load_run(ws: Workspace, run_id: str) -> dict[str, Any]:

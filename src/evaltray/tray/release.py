@@ -44,7 +44,7 @@ from evaltray.core.errors import EvaltrayError, NotFound, ReleaseError
 from evaltray.core.records import COMPOSE_ROLES, Release, ReleaseStatus, SetCounts, SetManifest, SourceMix
 from evaltray.core.settings import VERSION
 from evaltray.core.store import Workspace
-from evaltray.core.util import atomic_write, bulk, canonical_json, now_iso, sha256_hex
+from evaltray.core.util import atomic_write, bulk, canonical_json, listed, now_iso, sha256_hex
 
 from .casefile import (
     TrayRows,
@@ -60,6 +60,7 @@ from .casefile import (
 from .gate import RELEASE_CHECKS, read_signed, refuse_do_not_use, registry_state, tagged_examples
 from .holdout import assign_holdout, pr_subset
 from .signatures import Keys, manifest_message, manifest_problem, prove_rows
+from .tasks import awaiting_revalidation
 
 SPLITS = ("dev", "holdout", "all")
 SUBSETS = ("pr", "release")
@@ -478,9 +479,11 @@ def create_release(
         )
         snaps: dict[str, SetSnapshot] = {}
         stamped: dict[str, int] = {}
+        revalidating = set(awaiting_revalidation(ws))
         for set_name in ws.settings.sets:
             snap, stamped[set_name] = _stamp(trays[set_name], set_name, version)
             snaps[set_name] = snap
+            manifest.warnings += _revalidation_warning(set_name, snap, revalidating)
             manifest.sets[set_name], warnings = _set_manifest(ws, version, snap, fraction, parent_manifest)
             manifest.warnings += [f"{set_name}: {w}" for w in warnings]
             manifest.changelog[set_name] = _changelog(ws, snap, parent_manifest)
@@ -494,6 +497,17 @@ def create_release(
         if not dry_run:
             result.path = _write_release(ws, manifest, snaps, stamped)
         return result
+
+
+def _revalidation_warning(set_name: str, snap: SetSnapshot, revalidating: set[str]) -> list[str]:
+    """The rows of the set sent back for re-validation and not re-signed yet: they go out as last signed."""
+    ids = sorted(str(c["id"]) for c in snap.cases if str(c["id"]) in revalidating)
+    if not ids:
+        return []
+    return [
+        f"{set_name}: {len(ids)} row(s) under re-validation, not re-signed yet, go out as last signed: {listed(ids)} "
+        "(`evaltray tasks list --kind revalidate --status open`)"
+    ]
 
 
 def _release_checks(ws: Workspace, set_name: str, strict: bool) -> list[str]:

@@ -220,9 +220,17 @@ def list_tasks(
         return [Task.from_row(r) for r in conn.execute(q)]
 
 
-def awaiting_revalidation(ws: Workspace) -> list[str]:
-    """Golden rows (case ids) sent back for re-validation and not re-signed yet: candidates, not assets."""
-    return sorted(t.ref for t in list_tasks(ws, kind="revalidate", status=OPEN))
+def awaiting_revalidation(ws: Workspace, set_name: str | None = None) -> list[str]:
+    """Golden rows (case ids) sent back for re-validation and not re-signed yet: candidates, not assets. With
+    ``set_name``, only that set's rows."""
+    refs = sorted(t.ref for t in list_tasks(ws, kind="revalidate", status=OPEN))
+    if set_name is None or not refs:
+        return refs
+    cases = ws.t["cases"]
+    with ws.tx() as conn:
+        q = sa.select(cases.c.id).where(cases.c.set_name == ws.check_set(set_name), cases.c.id.in_(refs))
+        in_set = set(conn.execute(q).scalars())
+    return [r for r in refs if r in in_set]
 
 
 # ----------------------------------------------------------------------------- taking tasks
