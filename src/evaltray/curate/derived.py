@@ -192,7 +192,14 @@ def cluster_traces(
     """
     actor = ws.authorize(actor, CURATE_ROLES, "clustering")
     report = progress or _silent
-    params = {"backend": backend, "method": method, "k": k, "seed": seed, "max_k": max_k, "min_size": min_size}
+    params: dict[str, Any] = {
+        "backend": backend,
+        "method": method,
+        "k": k,
+        "seed": seed,
+        "max_k": max_k,
+        "min_size": min_size,
+    }
     if resolution is not None:  # k=auto's modularity resolution; stored only when it is not the default
         params["resolution"] = resolution
     _k(k)
