@@ -48,6 +48,9 @@ def test_demo_rows_satisfy_the_shipped_schema(tmp_path):
     workspace = (tmp_path / "demo").resolve()  # the demo ends with the command that opens the web app on it
     web = f"cd {workspace} && evaltray user passwd alice && evaltray serve  # then http://127.0.0.1:8080/"
     assert (printed[-1], summary["web"]) == (f"  {web}", web)
+    # the planted contamination is caught: the copied row by every verbatim method, the edited one not as exact
+    copied, edited = summary["contamination"]["planted"]
+    assert summary["contamination"]["found"] == {copied: ["exact", "lcs", "ngram"], edited: ["lcs", "ngram"]}
     schema = case_json_schema()
     rows = [json.loads(x) for x in (tmp_path / "demo" / "sets" / "main" / "cases.jsonl").read_text().splitlines()]
     assert len(rows) == summary["gate"]["promoted_main"] - 1  # one case retired before 1.1.0

@@ -15,12 +15,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from evaltray.core.errors import WorkspaceError
 from evaltray.core.records import Role
 from evaltray.core.settings import SETTINGS_FILE
 from evaltray.core.store import Workspace
 from evaltray.core.traces import trace_stats
-from evaltray.core.util import dumps
+from evaltray.core.util import atomic_write, dumps
 from evaltray.curate import derived
 from evaltray.curate.coverage_html import coverage_report
 from evaltray.curate.plan import Plan, Rule, plan_path
@@ -103,6 +105,7 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
         _second_release(ws, r1, summary, say)
         _coverage(ws, plan, summary, say)
         _verify_and_export(ws, summary, say)
+        _contamination(ws, summary, say)
         _evaluate(ws, summary, say)
     finally:
         ws.close()
@@ -401,6 +404,35 @@ def _verify_and_export(ws: Workspace, summary: dict[str, Any], say: Echo) -> Non
     )
 
 
+def _contamination(ws: Workspace, summary: dict[str, Any], say: Echo) -> None:
+    """8. A fine-tuning file that leaks two golden rows, one copied and one lightly edited, is caught."""
+    from evaltray.monitor.contamination import Corpus
+    from evaltray.monitor.releases import release_cases, release_contamination
+
+    texts = [
+        (case["id"], " ".join(m["content"] for m in case["input"]["messages"] if m.get("role") == "user"))
+        for case in release_cases(ws, "1.1.0")["dev"]
+    ]
+    (copied, copy_text), (edited, edit_text) = [t for t in texts if len(t[1].split()) >= 20][:2]
+    words = edit_text.split()
+    planted = [copy_text, " ".join(words[:-3] + ["please", "thanks"])]  # the second with its ending changed
+    filler = [f"Example {i}: how do I reset the password of account {i}?" for i in range(40)]
+    corpus = ws.root / "finetune-demo.jsonl"
+    lines = [{"messages": [{"role": "user", "content": t}]} for t in filler[:20] + planted + filler[20:]]
+    atomic_write(corpus, b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    report = release_contamination(ws, "1.1.0", [Corpus(corpus)], methods=("exact", "ngram", "lcs"))
+    found = report.contaminated()
+    summary["contamination"] = {
+        "planted": [copied, edited],
+        "found": {cid: sorted({m.method for m in ms}) for cid, ms in found.items()},
+    }
+    say("8. contamination: a fine-tuning file made to leak two golden dev rows (one copied, one edited) is scanned")
+    for cid, ms in found.items():
+        m = ms[0]
+        say(f"  {cid}: {', '.join(sorted({x.method for x in ms}))} match at {m.source}:{m.line}")
+    say(f"  (`evaltray contamination 1.1.0 --corpus {corpus.name}` in the workspace does the same)")
+
+
 def _stub_judge(body: dict[str, Any]) -> str:
     """The demo's STUB judge (a rule, not a model): an answer fails when it states a claim the case says it
     must not (HaluEval's hallucinated spans), or when it is empty; everything else passes."""
@@ -417,7 +449,7 @@ def _stub_judge(body: dict[str, Any]) -> str:
 
 
 def _evaluate(ws: Workspace, summary: dict[str, Any], say: Echo) -> None:
-    """8. Calibrate → run → score → report, against a STUB target (it answers what production answered) and a
+    """9. Calibrate → run → score → report, against a STUB target (it answers what production answered) and a
     STUB judge (a rule) on 127.0.0.1."""
     from .evaluate import calibrate, report, score
     from .evaluate import run as runner
@@ -445,7 +477,7 @@ def _evaluate(ws: Workspace, summary: dict[str, Any], say: Echo) -> None:
         "interval": [overall["low"], overall["high"]],
     }
     say(
-        f"8. evaluate (STUB target and STUB judge on 127.0.0.1, no model anywhere): judge calibrated on {cal.n} "
+        f"9. evaluate (STUB target and STUB judge on 127.0.0.1, no model anywhere): judge calibrated on {cal.n} "
         f"human verdicts, agreement {cal.agreement.agreement.estimate:.0%} (κ {cal.agreement.kappa:.2f}) → "
         f"{'calibrated' if cal.calibrated else 'NOT calibrated'}; run {made.run_id} on 1.1.0 dev: "
         f"{overall['n']} cases, pass rate {overall['pass_rate']:.0%} (95% {overall['low']:.0%}–{overall['high']:.0%})"
