@@ -258,6 +258,28 @@ def test_a_slow_predicate_is_stopped_at_the_time_limit(tmp_path: Path, monkeypat
         _store(tmp_path / "b").query(slow, timeout_s=0.1)
 
 
+def test_an_interrupt_before_the_query_runs_still_stops_it(tmp_path: Path, monkeypatch) -> None:
+    """On a loaded machine the time limit can pass before DuckDB starts the query: the interrupt then lands on
+    an idle connection, and whatever comes back is not trusted as a whole answer."""
+
+    class FiresAtOnce:
+        def __init__(self, _seconds: float, fn) -> None:
+            self.fn, self.daemon = fn, False
+
+        def start(self) -> None:
+            self.fn()
+
+        def cancel(self) -> None:
+            pass
+
+        def join(self) -> None:
+            pass
+
+    monkeypatch.setattr(traces_mod.threading, "Timer", FiresAtOnce)
+    with pytest.raises(QueryError, match=r"^--where 'trace_id IS NOT NULL': stopped after 0\.5 s"):
+        _store(tmp_path).query("trace_id IS NOT NULL", timeout_s=0.5)
+
+
 def test_a_predicate_that_needs_too_much_memory_fails_with_one_line(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(traces_mod, "QUERY_MEMORY_LIMIT", "20MB")
     big = "(SELECT count(*) FROM (SELECT range FROM range(10000000) ORDER BY range DESC)) > 0"

@@ -551,15 +551,22 @@ class TraceStore:
         limit = QUERY_TIMEOUT_S if timeout_s is None else timeout_s
         what = f"--where {where!r}" if where else "trace query"
         con = self.connect()
-        timer = threading.Timer(limit, con.interrupt)
+        fired = threading.Event()
+
+        def stop() -> None:
+            fired.set()
+            con.interrupt()
+
+        timer = threading.Timer(limit, stop)
         timer.daemon = True
         timer.start()
+        stopped = QueryError(f"{what}: stopped after {limit:g} s (the query time limit); narrow the predicate")
         try:
             yield con
+            if fired.is_set():  # an interrupt that landed before the query ran can leave a result that is not whole
+                raise stopped
         except duckdb.InterruptException:
-            raise QueryError(
-                f"{what}: stopped after {limit:g} s (the query time limit); narrow the predicate"
-            ) from None
+            raise stopped from None
         except duckdb.Error as exc:
             raise QueryError(f"{what}: {str(exc).splitlines()[0]}") from None
         finally:
