@@ -134,6 +134,19 @@ def read_yaml_file(path: Path, max_aliases: int, max_bytes: int, what: str) -> A
     return load_yaml(path.read_text(encoding="utf-8"), max_aliases, max_bytes)[1]
 
 
+def read_yaml_or_fail(path: Path, max_aliases: int, max_bytes: int, what: str, error: type[EvaltrayError]) -> Any:
+    """:func:`read_yaml_file`, every failure raised as ``error`` naming the file: one it cannot read, one too
+    large, one that is not readable YAML."""
+    try:
+        return read_yaml_file(path, max_aliases, max_bytes, what)
+    except OSError as exc:
+        raise error(f"{path}: {exc.strerror}") from None
+    except InputTooLarge as exc:
+        raise error(f"{path}: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not a readable YAML file ({type(exc).__name__})") from None
+
+
 def json_lines(path: Path, error: type[EvaltrayError]) -> Iterator[tuple[str, Any]]:
     """The JSON value of each non-blank line of ``path`` with its place (``name:lineno``); a file that cannot
     be read, or a line that is not JSON, raises ``error`` naming the place (never the line's text)."""

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.untrusted import InputTooLarge, read_yaml_file
+from evaltray.core.untrusted import read_yaml_or_fail
 from evaltray.core.util import content_hash
 
 from .run import Limits, ask_each
@@ -110,14 +109,7 @@ class JudgeConfig(BaseModel):
 
 def load_judge(path: Path) -> JudgeConfig:
     """A judge from its YAML file; every problem names the key."""
-    try:
-        data = read_yaml_file(path, 100, MAX_JUDGE_BYTES, "a judge file")
-    except OSError as exc:
-        raise JudgeError(f"{path}: {exc.strerror}") from None
-    except InputTooLarge as exc:
-        raise JudgeError(f"{path}: {exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise JudgeError(f"{path}: not a readable YAML file ({type(exc).__name__})") from None
+    data = read_yaml_or_fail(path, 100, MAX_JUDGE_BYTES, "a judge file", JudgeError)
     try:
         config = JudgeConfig.model_validate(data)
     except ValidationError as exc:

@@ -26,13 +26,12 @@ from typing import Any, TypeVar
 
 import aiohttp
 import orjson
-import yaml
 from pydantic import ValidationError
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import CaseInput, Role
 from evaltray.core.store import Workspace
-from evaltray.core.untrusted import InputTooLarge, read_yaml_file
+from evaltray.core.untrusted import read_yaml_or_fail
 from evaltray.core.util import atomic_write, content_hash, now_iso, sha256_hex
 from evaltray.tray.release import load_manifest, select_cases
 
@@ -118,14 +117,7 @@ MAX_PRICE_TABLE_BYTES = 1 << 20
 
 def load_prices(path: Path) -> dict[str, tuple[float, float]]:
     """A price table: YAML (or JSON) mapping a model name to ``[input, output]`` dollars per million tokens."""
-    try:
-        data = read_yaml_file(path, 10, MAX_PRICE_TABLE_BYTES, "a price table")
-    except OSError as exc:
-        raise RunError(f"{path}: {exc.strerror}") from None
-    except InputTooLarge as exc:
-        raise RunError(f"{path}: {exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise RunError(f"{path}: not a readable YAML file ({type(exc).__name__})") from None
+    data = read_yaml_or_fail(path, 10, MAX_PRICE_TABLE_BYTES, "a price table", RunError)
     if not isinstance(data, dict):
         raise RunError(f"{path}: a price table maps model names to [input, output] dollars per million tokens")
     table = {}

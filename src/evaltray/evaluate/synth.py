@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import CURATE_ROLES, Workspace
 from evaltray.core.traces import read_messages
-from evaltray.core.untrusted import InputTooLarge, read_yaml_file
+from evaltray.core.untrusted import read_yaml_or_fail
 from evaltray.core.util import atomic_write, content_hash, now_iso, sha256_hex
 from evaltray.curate.plan import SEED_DIFFICULTY, load_plan, plan_path
 from evaltray.curate.plan import coverage as plan_coverage
@@ -120,14 +119,7 @@ class Named:
 def load_named(path: Path, what: str) -> list[Named]:
     """Personas or scenarios from YAML: a list of names, a list of ``{name, description}``, or a mapping
     name → description."""
-    try:
-        data = read_yaml_file(path, 100, MAX_FILE_BYTES, f"a {what} file")
-    except OSError as exc:
-        raise SynthError(f"{path}: {exc.strerror}") from None
-    except InputTooLarge as exc:
-        raise SynthError(f"{path}: {exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SynthError(f"{path}: not a readable YAML file ({type(exc).__name__})") from None
+    data = read_yaml_or_fail(path, 100, MAX_FILE_BYTES, f"a {what} file", SynthError)
     if isinstance(data, dict):
         data = [{"name": k, "description": v} for k, v in data.items()]
     if not isinstance(data, list) or not data:
