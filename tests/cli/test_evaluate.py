@@ -166,8 +166,17 @@ def test_the_cli_suggests_and_accepts_assertions(shop, tmp_path):
     assert "picked 3: catch 3 of 4 failing outputs (75.0%), fail 1 of 10 passing (10.0%; budget 10%)" in lines
     assert "  tag promises: 0 of 1 caught" in lines
     assert lines[-1] == f"accept: evaltray assertions accept {' '.join(data['selected'])} --slice SLICE (or --case ID)"
-    r = run("assertions", "accept", data["selected"][0], "--slice", "nowhere", ok=False)
+    r = run("assertions", "accept", data["selected"][0], "--slice", "nowhere", "--each-case", ok=False)
     assert (r.exit_code, r.stderr) == (
         1,
         "Error: name the cases (--case) or a slice (--slice) to add the assertions to\n",
     )
+    r = run("assertions", "accept", data["selected"][0], "--slice", "refunds", ok=False)
+    assert r.stderr.endswith("plan.yaml: no coverage plan; run `evaltray plan init`\n")
+    run("plan", "init")
+    first = data["selected"][0]
+    r = run("assertions", "accept", first, "--slice", "refunds", "--json")
+    added = json.loads(r.stdout)["added"]
+    assert json.loads(r.stdout) == {"slice": "refunds", "added": added, "dry_run": False} and len(added) == 1
+    r = run("assertions", "accept", first, "--slice", "refunds")
+    assert r.stdout == "added to slice refunds in plan.yaml: nothing new\n"

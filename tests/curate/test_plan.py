@@ -179,6 +179,10 @@ def test_filled_cells_and_heatmap(ws):
             "oversample entry 1: `match` must be a mapping",
         ),
         (
+            "dimensions: {feature: [a]}\ngrid: [feature]\nslices: {refunds: {assertions: 'max-words: 9'}}\n",
+            "slices.refunds.assertions must be a list of strings",
+        ),
+        (
             "dimensions: {feature: [a]}\ngrid: [feature]\nminimums: {case_type: {safety: many}}\n",
             "a value has the wrong type (invalid literal for int() with base 10: 'many')",
         ),

@@ -205,3 +205,48 @@ def test_accept_relabels_a_slice_and_the_gate_takes_it(ws, tmp_path):
     assert sa.accept(ws, [words], "alice", cases=[next(iter(gained))]) == {next(iter(gained)): []}
     with pytest.raises(NotFound, match="^no active case 'c-nope' in set main$"):
         sa.accept(ws, [words], "alice", cases=["c-nope"])
+
+
+def test_accepting_into_a_slice_writes_the_plan_and_score_checks_every_case_of_it(ws, tmp_path):
+    from evaltray.curate import plan as planning
+    from evaltray.evaluate import run as runner
+    from evaltray.evaluate import score as scoring
+    from evaltray.evaluate.targets import make_target
+    from evaltray.tray import release
+
+    tray_of(ws, {"refunds": 2, "shipping": 1})
+    planning.init_plan(ws, ["refunds", "shipping"], actor="alice")
+    path = planning.plan_path(ws)
+    path.write_text(path.read_text() + "# keep: the owners agreed these targets on 2026-11-30\n")
+    sa.suggest(ws, git_file=_prompt_repo(tmp_path), outputs_file=_outputs(tmp_path), actor="alice")
+    words = next(i for i, s in sa.saved_suggestions(ws).items() if s["assertion"] == "max-words: 29")
+    with pytest.raises(NotFound, match="^no slice 'nowhere' in plan.yaml or among the active cases of set main$"):
+        sa.accept_into_slice(ws, [words], "alice", "nowhere")
+    assert sa.accept_into_slice(ws, [words], "alice", "refunds", dry_run=True) == ["max-words: 29"]
+    assert "assertions" not in planning.load_plan(ws).slices["refunds"]  # a dry run wrote nothing
+    assert sa.accept_into_slice(ws, [words], "alice", "refunds") == ["max-words: 29"]
+    assert sa.accept_into_slice(ws, [words], "alice", "refunds") == []  # already there
+    assert path.read_text().endswith("# keep: the owners agreed these targets on 2026-11-30\n")
+    assert planning.load_plan(ws).slices["refunds"]["assertions"] == ["max-words: 29"]
+    assert gate.promote(ws, "alice").promoted == []  # the cases' own labels are untouched
+
+    release.create_release(ws, "1.0.0", "alice")
+    long = " ".join(["word"] * 40)
+    with StubServer(answer=lambda body: long if "#1" in _last_user(body) else "short") as stub:
+        made = runner.execute(
+            ws, runner.plan_release_run(ws, "1.0.0"), make_target("openai:m", base_url=stub.base_url), actor="alice"
+        )
+    report = scoring.score_run(ws, made.run_id, ["length"], "alice")
+    rows = {(r["slice"], r["status"]) for r in scoring.read_scores(ws, made.run_id)}
+    # refunds #0 short (pass), refunds #1 40 words (fail), shipping #0 has no assertion (unscored)
+    assert sorted(rows) == [("refunds", "fail"), ("refunds", "pass"), ("shipping", "unscored")]
+    assert report.slice_assertions == {"refunds": ["max-words: 29"]}
+
+
+def test_a_slice_inherits_the_assertions_of_the_slices_above_it():
+    from evaltray.curate.plan import Plan, slice_assertions
+
+    plan = Plan(dimensions={}, slices={"a": {"assertions": ["x"]}, "a/b": {"assertions": ["y", "x"]}, "c": {}})
+    assert slice_assertions(plan, "a/b") == ["x", "y"]
+    assert slice_assertions(plan, "a/bc") == ["x"]
+    assert slice_assertions(plan, "c") == slice_assertions(plan, "d") == slice_assertions(None, "a") == []

@@ -179,6 +179,26 @@ def test_a_file_run_reports_bad_lines_and_runs_the_rest(ws, tmp_path):
     assert not plan.released
 
 
+def test_a_release_plan_streams_the_cases_select_cases_picks(ws):
+    tray_of(ws, {"refunds": 6, "shipping": 4})
+    release.create_release(ws, "1.0.0", "alice")
+    for split, subset in [("all", None), ("dev", None), ("holdout", None), ("dev", "pr")]:
+        plan = runner.plan_release_run(ws, "1.0.0", split=split, subset=subset)
+        picked = release.select_cases(ws, "1.0.0", split=split, subset=subset)
+        assert [c.id for c in plan.cases] == [c["id"] for c in picked]
+        assert [c.id for c in plan.cases] == [c.id for c in plan.cases]  # a second walk reads the file again
+    assert isinstance(plan.cases, runner.PlannedCases)
+
+
+def test_a_cases_file_changed_after_planning_stops_the_run(ws, tmp_path):
+    path = _cases(tmp_path, ["a", "b"])
+    plan = runner.plan_file_run(path)
+    path.write_bytes(path.read_bytes().replace(b'"a"', b'"z"'))
+    with StubServer() as stub, pytest.raises(runner.RunError, match="changed since the run was planned"):
+        runner.execute(ws, plan, make_target("openai:m", base_url=stub.base_url), limits=FAST, actor="alice")
+    assert stub.requests == {}
+
+
 def test_the_estimate_prices_known_models(tmp_path):
     plan = runner.plan_file_run(_cases(tmp_path, ["x" * 400] * 10))
     est = plan.estimate(make_target("openai:gpt-4o-mini"), trials=2)

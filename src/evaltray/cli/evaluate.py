@@ -316,6 +316,8 @@ def score_command(
         for name, counts in report.by_scorer.items():
             parts = ", ".join(f"{number(v)} {k}" for k, v in sorted(counts.items()))
             out().print(f"  {name}: {parts or 'nothing'}", highlight=False)
+        for slice_name, listed in report.slice_assertions.items():
+            out().print(f"  slice {slice_name} (plan.yaml): {'; '.join(shown(a) for a in listed)}", highlight=False)
 
     emit(as_json, data, human)
 
@@ -857,8 +859,15 @@ def assertions_suggest(
 
 @assertions_group.command("accept")
 @click.argument("ids", nargs=-1, required=True)
-@click.option("--case", "cases", multiple=True, help="A case to add them to (repeatable).")
-@click.option("--slice", "slice_name", help="Add them to every active case of this slice (and its sub-slices).")
+@click.option("--case", "cases", multiple=True, help="A case to add them to (repeatable), as a signed relabel.")
+@click.option(
+    "--slice",
+    "slice_name",
+    help="Add them to this slice's scorers in plan.yaml: `score` checks them on every case of it and its sub-slices.",
+)
+@click.option(
+    "--each-case", is_flag=True, help="With --slice: relabel every active case of the slice instead of the plan."
+)
 @set_option
 @dry_run_option
 @json_option
@@ -868,11 +877,26 @@ def assertions_accept(
     ids: tuple[str, ...],
     cases: tuple[str, ...],
     slice_name: str | None,
+    each_case: bool,
     set_name: str | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Add suggested assertions to cases' expected behaviour, as signed relabels for `evaltray promote`."""
+    """Accept suggested assertions into a slice's scorers (plan.yaml) or into cases' expected behaviour."""
+    if slice_name is not None and not each_case and not cases:
+        added = suggesting.accept_into_slice(
+            app.ws, list(ids), app.user, slice_name, set_name=set_name, dry_run=dry_run
+        )
+        verb = "would add" if dry_run else "added"
+        emit(
+            as_json,
+            {"slice": slice_name, "added": added, "dry_run": dry_run},
+            lambda: out().print(
+                f"{verb} to slice {slice_name} in plan.yaml: " + ("; ".join(shown(a) for a in added) or "nothing new"),
+                highlight=False,
+            ),
+        )
+        return
     gained = suggesting.accept(
         app.ws, list(ids), app.user, cases=cases, slice=slice_name, set_name=set_name, dry_run=dry_run
     )

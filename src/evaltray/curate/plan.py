@@ -9,6 +9,7 @@ checked as ``--where`` is), by cluster name, or by the labels a curator gave the
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from evaltray.core.errors import EvaltrayError, QueryError
-from evaltray.core.store import CURATE_ROLES, Workspace
+from evaltray.core.store import CURATE_ROLES, KEYED_ROLES, Workspace
 from evaltray.core.traces import COLUMNS, DERIVED_COLUMNS, conjunction
 from evaltray.core.untrusted import InputTooLarge, read_yaml_file
 from evaltray.core.util import atomic_write
@@ -297,6 +298,10 @@ class Plan:
         for axis, shares in self.mix.items():
             if shares and abs(sum(shares.values()) - 1) > 1e-6:
                 raise PlanError(f"{path}: mix.{axis} must add up to 1.0, got {sum(shares.values()):g}")
+        for name, entry in self.slices.items():
+            listed = (entry or {}).get("assertions")
+            if listed is not None and (not isinstance(listed, list) or not all(isinstance(a, str) for a in listed)):
+                raise PlanError(f"{path}: slices.{name}.assertions must be a list of strings")
         for key, entries in (("cells", self.cells), ("oversample", self.oversample)):
             for i, entry in enumerate(entries, 1):
                 if not isinstance(entry.get("match") or {}, dict):
@@ -375,6 +380,46 @@ def _read_yaml(path: Path) -> Any:
     except InputTooLarge as exc:
         raise PlanError(f"{path}: {exc}") from None
     return raw
+
+
+def slice_assertions(plan: Plan | None, slice_name: str | None) -> list[str]:
+    """The assertions ``plan.yaml`` gives every case of a slice: ``slices.<name>.assertions`` of the slice and
+    of each slice above it (``refunds`` and ``refunds/partial`` for a case of ``refunds/partial``)."""
+    if plan is None or not slice_name:
+        return []
+    parts = slice_name.split("/")
+    found: list[str] = []
+    for i in range(1, len(parts) + 1):
+        found += (plan.slices.get("/".join(parts[:i])) or {}).get("assertions") or []
+    return list(dict.fromkeys(found))
+
+
+def add_slice_assertions(ws: Workspace, slice_name: str, assertions: list[str], actor: str | None = None) -> list[str]:
+    """Append ``assertions`` to ``slices.<slice_name>.assertions`` in ``plan.yaml``, keeping the file's comments
+    and layout; audited. Returns the ones that were not there yet. Signers only: they change what passes."""
+    from ruamel.yaml import YAML  # only this writer edits a person's plan in place
+
+    actor = ws.authorize(actor, KEYED_ROLES, "changing a slice's assertions")
+    path = plan_path(ws)
+    plan = load_plan(ws)
+    new = [a for a in dict.fromkeys(assertions) if a not in slice_assertions(plan, slice_name)]
+    if not new:
+        return []
+    editor = YAML()
+    editor.preserve_quotes = True
+    data = editor.load(path.read_text(encoding="utf-8"))
+    if data.get("slices") is None:
+        data["slices"] = {}
+    if data["slices"].get(slice_name) is None:
+        data["slices"][slice_name] = {}
+    entry = data["slices"][slice_name]
+    entry["assertions"] = [*(entry.get("assertions") or []), *new]
+    out = io.StringIO()
+    editor.dump(data, out)
+    Plan._from_mapping(yaml.safe_load(out.getvalue()), plan.rules).check(path)  # never write a plan that won't load
+    atomic_write(path, out.getvalue().encode("utf-8"))
+    ws.record(actor, "plan.slice_assertions", slice_name, added=new)
+    return new
 
 
 def plan_path(ws: Workspace) -> Path:

@@ -27,6 +27,7 @@ from evaltray.core.errors import EvaltrayError, NotFound
 from evaltray.core.store import Workspace
 from evaltray.core.untrusted import json_lines
 from evaltray.core.util import atomic_write, content_hash, now_iso
+from evaltray.curate.plan import add_slice_assertions, load_plan, slice_assertions
 from evaltray.tray.candidates import list_candidates
 from evaltray.tray.casefile import load_cases
 from evaltray.tray.lifecycle import relabel_case
@@ -44,6 +45,7 @@ __all__ = [
     "SuggestionError",
     "Suggestion",
     "accept",
+    "accept_into_slice",
     "changes_from_git",
     "changes_from_candidates",
     "check",
@@ -501,6 +503,35 @@ def saved_suggestions(ws: Workspace) -> dict[str, dict[str, Any]]:
     return {s["id"]: s for s in orjson.loads(path.read_bytes())["suggestions"]}
 
 
+def _chosen(ws: Workspace, ids: list[str]) -> list[str]:
+    """The assertions of the saved suggestions ``ids``, in order; an unknown id stops it."""
+    saved = saved_suggestions(ws)
+    unknown = [i for i in ids if i not in saved]
+    if unknown or not ids:
+        raise SuggestionError(
+            f"no suggestion {unknown[0]!r} in the last suggestions" if unknown else "name a suggestion"
+        )
+    return [saved[i]["assertion"] for i in ids]
+
+
+def accept_into_slice(
+    ws: Workspace, ids: list[str], actor: str, slice: str, *, set_name: str | None = None, dry_run: bool = False
+) -> list[str]:
+    """Add the suggestions ``ids`` to the slice's scorers: ``slices.<slice>.assertions`` in ``plan.yaml``,
+    which ``score`` checks on every case of the slice and its sub-slices, the cases' own labels untouched.
+    A slice that neither the plan nor an active case names is refused. Returns the assertions it gains."""
+    chosen = _chosen(ws, ids)
+    plan = load_plan(ws)
+    tray = load_cases(ws, ws.check_set(set_name))
+    if slice not in plan.slices and not any(
+        row["slice"] == slice or row["slice"].startswith(slice + "/") for row in tray.values()
+    ):
+        raise NotFound(f"no slice {slice!r} in plan.yaml or among the active cases of set {ws.check_set(set_name)}")
+    if dry_run:
+        return [a for a in dict.fromkeys(chosen) if a not in slice_assertions(plan, slice)]
+    return add_slice_assertions(ws, slice, chosen, actor)
+
+
 def accept(
     ws: Workspace,
     ids: list[str],
@@ -514,12 +545,7 @@ def accept(
     """Add the suggestions ``ids`` to the ``expected.assertions`` of each case named, or of every active
     case of ``slice`` (and its sub-slices), as a signed relabel that ``evaltray promote`` applies; the rest
     of each label is kept. Returns, per case, the assertions it gains (none: it already had them)."""
-    saved = saved_suggestions(ws)
-    unknown = [i for i in ids if i not in saved]
-    if unknown or not ids:
-        raise SuggestionError(
-            f"no suggestion {unknown[0]!r} in the last suggestions" if unknown else "name a suggestion"
-        )
+    chosen = _chosen(ws, ids)
     tray = load_cases(ws, ws.check_set(set_name))
     targets = list(dict.fromkeys(cases))
     if slice is not None:
@@ -533,7 +559,7 @@ def accept(
         if cid not in tray:
             raise NotFound(f"no active case {cid!r} in set {ws.check_set(set_name)}")
         expected = tray[cid]["expected"]
-        new = [saved[i]["assertion"] for i in ids if saved[i]["assertion"] not in expected["assertions"]]
+        new = [a for a in chosen if a not in expected["assertions"]]
         gained[cid] = new
         if new and not dry_run:
             relabel_case(

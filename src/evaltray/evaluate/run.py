@@ -15,9 +15,11 @@ run of an unchanged target on cases it already answered sends nothing (``cache=F
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 import time
+from array import array
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,8 +34,8 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import CaseInput, Role
 from evaltray.core.store import Workspace
 from evaltray.core.untrusted import read_yaml_or_fail
-from evaltray.core.util import atomic_write, content_hash, now_iso, sha256_hex
-from evaltray.tray.release import load_manifest, select_cases
+from evaltray.core.util import atomic_write, content_hash, now_iso
+from evaltray.tray.release import load_manifest, selected_lines
 
 from .targets import Reply, RunCase, Target, TargetError, TransientError, config_hash
 
@@ -75,11 +77,45 @@ class RunError(EvaltrayError):
     """A run cannot start: no such release or file, no cases, a bad option."""
 
 
+class PlannedCases:
+    """A plan's cases, read back from their file one at a time whenever they are walked, so that a run's
+    memory does not grow with its cases: the file, its sha256 (checked on each walk: a file changed since it
+    was planned stops the run), the numbers of the lines that are cases, and how a line becomes a case."""
+
+    def __init__(self, path: Path, sha256: str, lines: list[int], read: Callable[[bytes, int], RunCase]) -> None:
+        self.path, self.sha256, self._read = path, sha256, read
+        self._lines = array("L", lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __iter__(self) -> Iterator[RunCase]:
+        self._check()
+        wanted = iter(self._lines)
+        want = next(wanted, None)
+        with self.path.open("rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                if lineno == want:
+                    yield self._read(raw, lineno)
+                    want = next(wanted, None)
+
+    def _check(self) -> None:
+        digest = hashlib.sha256()
+        try:
+            with self.path.open("rb") as f:
+                while block := f.read(1 << 20):
+                    digest.update(block)
+        except OSError as exc:
+            raise RunError(f"{self.path}: {exc.strerror}") from None
+        if digest.hexdigest() != self.sha256:
+            raise RunError(f"{self.path}: the file changed since the run was planned; plan it again")
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """What a run will send: its cases and where they came from (``release`` None: a plain file, unreleased)."""
 
-    cases: list[RunCase]
+    cases: PlannedCases | list[RunCase]
     source: dict[str, Any]  # release, release_hash, set, split, subset — or file and its sha256
     issues: list[str] = field(default_factory=list)  # lines of a file that are not cases (file:line: why)
 
@@ -143,9 +179,10 @@ def plan_release_run(
     """The cases of one set of release ``version`` (a split, narrowed to a subset where one is named)."""
     set_name = ws.check_set(set_name)
     manifest = load_manifest(ws, version)
-    cases = [_run_case(c) for c in select_cases(ws, version, set_name, split, subset)]
-    if not cases:
+    path, digest, lines = selected_lines(ws, version, set_name, split, subset)
+    if not lines:
         raise RunError(f"release {version} has no cases in set {set_name} ({split}{'/' + subset if subset else ''})")
+    cases = PlannedCases(path, digest, lines, lambda raw, _: _run_case(orjson.loads(raw)))
     source = {
         "release": version,
         "release_hash": manifest.content_hash,
@@ -159,34 +196,39 @@ def plan_release_run(
 def plan_file_run(path: Path) -> RunPlan:
     """The cases of a JSONL file of ``{id, input, expected?}`` (``input`` a string, a list of messages or a
     case input): a quick run, reported as unreleased. A line that is not a case is an issue; the rest run."""
+    issues: list[str] = []
+    lines, seen, digest = [], set(), hashlib.sha256()
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                digest.update(raw)
+                if raw.strip() and (case := _checked_line(path, raw, lineno, issues)) is not None:
+                    if case.id in seen:
+                        issues.append(f"{path.name}:{lineno}: case id {case.id!r} appears twice; the first one runs")
+                        continue
+                    seen.add(case.id)
+                    lines.append(lineno)
     except OSError as exc:
         raise RunError(f"{path}: {exc.strerror}") from None
-    cases, issues, seen = [], [], set()
-    for lineno, raw in enumerate(data.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            case = _file_case(orjson.loads(raw), lineno)
-        except orjson.JSONDecodeError:
-            issues.append(f"{path.name}:{lineno}: not valid JSON")
-            continue
-        except ValidationError as exc:
-            where = ".".join(str(p) for p in exc.errors()[0]["loc"])
-            issues.append(f"{path.name}:{lineno}: input.{where}: {exc.errors()[0]['msg']}")
-            continue
-        except ValueError as exc:
-            issues.append(f"{path.name}:{lineno}: {exc}")
-            continue
-        if case.id in seen:
-            issues.append(f"{path.name}:{lineno}: case id {case.id!r} appears twice; the first one runs")
-            continue
-        seen.add(case.id)
-        cases.append(case)
-    if not cases:
+    if not lines:
         raise RunError(f"{path}: no cases to run" + (f" ({issues[0]})" if issues else ""))
-    return RunPlan(cases, {"release": None, "file": str(path), "file_sha256": sha256_hex(data)}, issues)
+    sha = digest.hexdigest()
+    cases = PlannedCases(path, sha, lines, lambda raw, lineno: _file_case(orjson.loads(raw), lineno))
+    return RunPlan(cases, {"release": None, "file": str(path), "file_sha256": sha}, issues)
+
+
+def _checked_line(path: Path, raw: bytes, lineno: int, issues: list[str]) -> RunCase | None:
+    """The case on a line of a cases file, or None with the reason added to ``issues``."""
+    try:
+        return _file_case(orjson.loads(raw), lineno)
+    except orjson.JSONDecodeError:
+        issues.append(f"{path.name}:{lineno}: not valid JSON")
+    except ValidationError as exc:
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+        issues.append(f"{path.name}:{lineno}: input.{where}: {exc.errors()[0]['msg']}")
+    except ValueError as exc:
+        issues.append(f"{path.name}:{lineno}: {exc}")
+    return None
 
 
 def _file_case(row: Any, lineno: int) -> RunCase:
@@ -466,8 +508,8 @@ def execute(
     finished = {k for k, row in done.items() if not (retry_errors and row.get("status") == "error")}
     report = RunReport(run_id, folder, plan.source, target_info, trials, len(plan.cases), issues=list(plan.issues))
     report.resumed = len(finished)
-    todo = [(c, t) for c in plan.cases for t in range(trials) if (c.id, t) not in finished]
-    total, count = len(todo), [0]
+    todo = ((c, t) for c in plan.cases for t in range(trials) if (c.id, t) not in finished)
+    total, count = len(plan.cases) * trials - len(finished), [0]
 
     def tick() -> None:
         count[0] += 1
@@ -478,7 +520,7 @@ def execute(
     start = time.perf_counter()
     try:
         with results.open("ab", buffering=0) as out:
-            run_sync(_drive(target, iter(todo), out, answers, limits, report, tick))
+            run_sync(_drive(target, todo, out, answers, limits, report, tick))
     finally:
         answers.close()
     report.seconds = round(time.perf_counter() - start, 3)

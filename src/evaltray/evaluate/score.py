@@ -20,6 +20,7 @@ import orjson
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import Workspace
 from evaltray.core.util import atomic_write, file_sha256
+from evaltray.curate.plan import load_plan, plan_path, slice_assertions
 from evaltray.tray.release import load_manifest, select_cases
 from evaltray.tray.tasks import open_task
 
@@ -75,6 +76,23 @@ def run_cases(ws: Workspace, manifest: dict[str, Any]) -> dict[str, dict[str, An
     return out
 
 
+def with_slice_assertions(ws: Workspace, cases: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Give each case the assertions ``plan.yaml`` sets for its slice (``slices.<name>.assertions``, a slice's
+    scorers) after its own; returns them per slice, for the record. No plan: nothing added."""
+    plan = load_plan(ws) if plan_path(ws).exists() else None
+    used: dict[str, list[str]] = {}
+    for cid, case in cases.items():
+        extra = slice_assertions(plan, case.get("slice"))
+        if not extra:
+            continue
+        expected = dict(case.get("expected") or {})
+        own = list(expected.get("assertions") or [])
+        expected["assertions"] = own + [a for a in extra if a not in own]
+        cases[cid] = {**case, "expected": expected}
+        used[str(case["slice"])] = extra
+    return used
+
+
 @dataclass
 class ScoreReport:
     run_id: str
@@ -87,6 +105,7 @@ class ScoreReport:
     by_scorer: dict[str, dict[str, int]] = field(default_factory=dict)
     path: Path | None = None
     review_tasks: list[str] = field(default_factory=list)  # judge_check tasks opened for a person's look
+    slice_assertions: dict[str, list[str]] = field(default_factory=dict)  # from plan.yaml, per slice
 
 
 def _verdict(case: dict[str, Any], answer: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -154,6 +173,7 @@ def score_run(
         raise RunError("the judge scorer needs a judge: pass --judge judge.yaml")
     manifest = load_run(ws, run_id)
     cases = run_cases(ws, manifest)
+    from_plan = with_slice_assertions(ws, cases)
     folder = run_dir(ws, run_id)
     answers = read_results(folder / "results.jsonl")
     review_tasks: list[str] = []
@@ -161,7 +181,7 @@ def score_run(
         _judged(folder, answers, cases, judge, limits)
         review_tasks = send_judge_checks(ws, run_id, answers, cases, judge, actor)
     path = folder / "scores.jsonl"
-    report = ScoreReport(run_id, names, path=path, review_tasks=review_tasks)
+    report = ScoreReport(run_id, names, path=path, review_tasks=review_tasks, slice_assertions=from_plan)
     by: dict[str, Counter[str]] = {n: Counter() for n in names}
     lines = []
     for (cid, _), answer in sorted(answers.items()):
@@ -178,6 +198,7 @@ def score_run(
         "scorers": names,
         "evaltray": version("evaltray"),
         "counts": report.by_scorer,
+        "slice_assertions": from_plan,
     }
     if judge is not None and "judge" in names:
         meta["judge"] = {"name": judge.name, "hash": judge.hash, "model": judge.model, "dimensions": judge.dimensions}

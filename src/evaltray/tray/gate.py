@@ -78,9 +78,9 @@ def do_not_use(ws: Workspace, cases: Iterable[dict[str, Any]]) -> dict[str, str]
     return {str(c["id"]): tagged[k] for c in cases if (k := example_key(user_text(c))) in tagged}
 
 
-def refuse_do_not_use(ws: Workspace, cases: list[dict[str, Any]], what: str) -> None:
+def refuse_do_not_use(ws: Workspace, cases: Iterable[dict[str, Any]], what: str) -> None:
     """Dataset loaders enforce the tag: cases that are tagged prompt examples stop ``what``, naming their ids."""
-    tagged = do_not_use(ws, cases) if cases else {}
+    tagged = do_not_use(ws, cases)
     if tagged:
         named = ", ".join(f"{cid} ({src})" for cid, src in sorted(tagged.items())[:10])
         raise GateError(

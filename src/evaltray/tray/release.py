@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -694,11 +695,10 @@ def set_status(ws: Workspace, version: str, status: ReleaseStatus, actor: str) -
         ws.audit(conn, actor, f"release.{status.value}", version)
 
 
-def select_cases(
-    ws: Workspace, version: str, set_name: str | None = None, split: str = "all", subset: str | None = None
-) -> list[dict[str, Any]]:
-    """Cases of one set of a release: a split (dev/holdout/all), narrowed to a named subset (pr/release)
-    when one is given. Both subsets are drawn from dev, so the holdout has none of their cases."""
+def _selection(
+    ws: Workspace, version: str, set_name: str | None, split: str, subset: str | None
+) -> tuple[str, SetManifest, Callable[[str], bool]]:
+    """The set's name and manifest entry, and a test of whether a case id belongs to the split / subset asked for."""
     manifest = load_manifest(ws, version)
     set_name = set_name or ws.settings.default_set
     if set_name not in manifest.sets:
@@ -710,14 +710,55 @@ def select_cases(
     if subset is not None and split == "holdout":
         raise EvaltrayError(f"the {subset} subset is drawn from the dev split: the holdout has none of its cases")
     info = manifest.sets[set_name]
-    cases = load_release_cases(ws, version, set_name)[set_name]
-    refuse_do_not_use(ws, cases, f"release {version} refused")
     held = set(info.holdout)
     if subset == "pr":
         keep = set(info.subsets["pr"])
-        return [c for c in cases if c["id"] in keep]
+        return set_name, info, keep.__contains__
     if subset == "release" or split == "dev":
-        return [c for c in cases if c["id"] not in held]
+        return set_name, info, lambda cid: cid not in held
     if split == "holdout":
-        return [c for c in cases if c["id"] in held]
-    return cases
+        return set_name, info, held.__contains__
+    return set_name, info, lambda cid: True
+
+
+def select_cases(
+    ws: Workspace, version: str, set_name: str | None = None, split: str = "all", subset: str | None = None
+) -> list[dict[str, Any]]:
+    """Cases of one set of a release: a split (dev/holdout/all), narrowed to a named subset (pr/release)
+    when one is given. Both subsets are drawn from dev, so the holdout has none of their cases."""
+    name, _, wanted = _selection(ws, version, set_name, split, subset)
+    cases = load_release_cases(ws, version, name)[name]
+    refuse_do_not_use(ws, cases, f"release {version} refused")
+    return [c for c in cases if wanted(c["id"])]
+
+
+def selected_lines(
+    ws: Workspace, version: str, set_name: str | None = None, split: str = "all", subset: str | None = None
+) -> tuple[Path, str, list[int]]:
+    """What :func:`select_cases` selects, as the snapshot file, its sha256 and the line numbers of the cases:
+    for a reader that streams the cases one at a time (a run) instead of holding them all."""
+    _, info, wanted = _selection(ws, version, set_name, split, subset)
+    path = ws.releases_dir / info.file
+    if not path.exists():
+        raise ReleaseError(f"{info.file}: snapshot missing; run `evaltray release verify {version}`")
+    digest, lines = hashlib.sha256(), []
+
+    def walk(f: Any) -> Iterator[dict[str, Any]]:
+        for lineno, raw in enumerate(f, 1):
+            digest.update(raw)
+            if raw.strip():
+                row = orjson.loads(raw)
+                if wanted(row["id"]):
+                    lines.append(lineno)
+                yield row
+
+    with path.open("rb") as f:
+        rows = walk(f)
+        refuse_do_not_use(ws, rows, f"release {version} refused")
+        for _ in rows:  # the check stops reading when nothing is tagged
+            pass
+    if digest.hexdigest() != info.file_sha256:
+        raise ReleaseError(
+            f"{info.file}: file sha256 differs from the manifest; run `evaltray release verify {version}`"
+        )
+    return path, info.file_sha256, lines
