@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -33,6 +33,9 @@ from evaltray.tray import review as rev
 from evaltray.tray.export import EXPORTERS, export_release
 
 from .ingest import ingest_files
+
+if TYPE_CHECKING:
+    from .evaluate.targets import RunCase
 
 ADJUDICATOR = "alice"
 TAU2_AUTHORS = "tau2-bench-authors"
@@ -458,30 +461,58 @@ def _evaluate(ws: Workspace, summary: dict[str, Any], say: Echo) -> None:
     from .evaluate.targets import make_target
 
     plan = runner.plan_release_run(ws, "1.1.0", "main", split="dev")
-    recorded = {c.input["messages"][-1].get("content"): c.recorded_output or "" for c in plan.cases}
+    replies = _production_replies(ws, plan.cases)
 
-    def stub_bot(body: dict[str, Any]) -> str:  # answers what production answered: a replay over HTTP
-        return recorded.get(body["messages"][-1].get("content"), "")
+    def stub_bot(body: dict[str, Any]) -> dict[str, Any]:  # answers what production answered: a replay over HTTP
+        return replies.get(body["messages"][-1].get("content"), {"role": "assistant", "content": ""})
 
     with StubServer(answer=stub_bot) as bot, StubServer(answer=_stub_judge) as grader:
         judge = JudgeConfig(name="stub-judge", model="stub-judge", base_url=grader.base_url)
         cal = calibrate.calibrate(ws, judge, actor=ADJUDICATOR)
         made = runner.execute(ws, plan, make_target("openai:stub-bot", base_url=bot.base_url), actor=ADJUDICATOR)
-        score.score_run(ws, made.run_id, ["contains", "regex", "judge"], ADJUDICATOR, judge=judge)
+        scored = score.score_run(
+            ws, made.run_id, ["contains", "regex", "tool_calls", "judge"], ADJUDICATOR, judge=judge
+        )
     got = report.run_report(ws, made.run_id)
-    overall = got["overall"]
+    overall, calls = got["overall"], scored.by_scorer["tool_calls"]
     summary["evaluation"] = {
         "run_id": made.run_id,
         "calibration": {"n": cal.n, "agreement": cal.agreement.agreement.estimate, "calibrated": cal.calibrated},
         "pass_rate": overall["pass_rate"],
         "interval": [overall["low"], overall["high"]],
+        "tool_calls": calls,
     }
     say(
         f"9. evaluate (STUB target and STUB judge on 127.0.0.1, no model anywhere): judge calibrated on {cal.n} "
         f"human verdicts, agreement {cal.agreement.agreement.estimate:.0%} (κ {cal.agreement.kappa:.2f}) → "
         f"{'calibrated' if cal.calibrated else 'NOT calibrated'}; run {made.run_id} on 1.1.0 dev: "
-        f"{overall['n']} cases, pass rate {overall['pass_rate']:.0%} (95% {overall['low']:.0%}–{overall['high']:.0%})"
+        f"{overall['n']} cases, pass rate {overall['pass_rate']:.0%} (95% {overall['low']:.0%}–{overall['high']:.0%}); "
+        f"the stub replays production's tool calls: {calls.get('pass', 0)} of {calls.get('pass', 0) + calls.get('fail', 0)} "
+        "τ²-bench answers make every action the benchmark expects"
     )
+
+
+def _production_replies(ws: Workspace, cases: Iterable[RunCase]) -> dict[str | None, dict[str, Any]]:
+    """What production answered each case, keyed by the case's last input message: the recorded text and every
+    tool call the production agent made over its whole conversation (read from the case's trace), as one
+    chat-completions message, so the stub target replays an agent's actions, not only its words."""
+    traces = ws.trace_store().get(c.trace_id for c in cases if c.trace_id)
+    replies: dict[str | None, dict[str, Any]] = {}
+    for c in cases:
+        messages = orjson.loads(traces[c.trace_id]["messages"]) if c.trace_id in traces else []
+        calls = [call for m in messages if m.get("role") == "assistant" for call in m.get("tool_calls") or []]
+        reply: dict[str, Any] = {"role": "assistant", "content": c.recorded_output or ""}
+        if calls:
+            reply["tool_calls"] = [
+                {
+                    "id": f"call_{i}",
+                    "type": "function",
+                    "function": {"name": k["name"], "arguments": dumps(k.get("arguments") or {})},
+                }
+                for i, k in enumerate(calls)
+            ]
+        replies[c.input["messages"][-1].get("content")] = reply
+    return replies
 
 
 SCENARIOS = ["return", "exchange", "modify", "cancel", "lookup", "transfer", "open-question"]

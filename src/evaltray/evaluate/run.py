@@ -168,8 +168,14 @@ def load_prices(path: Path) -> dict[str, tuple[float, float]]:
 
 def _run_case(case: dict[str, Any]) -> RunCase:
     review = case.get("review") or {}
+    trace_id = (case.get("provenance") or {}).get("trace_id")
     return RunCase(
-        case["id"], case["input"], content_hash(case["input"]), case.get("slice"), review.get("recorded_output")
+        case["id"],
+        case["input"],
+        content_hash(case["input"]),
+        case.get("slice"),
+        review.get("recorded_output"),
+        trace_id,
     )
 
 

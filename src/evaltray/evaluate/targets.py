@@ -58,13 +58,14 @@ class TransientError(TargetError):
 @dataclass(frozen=True, slots=True)
 class RunCase:
     """One case as a run sends it: its id, input (messages, tools, context), the input's hash, its slice,
-    and the output recorded when it was reviewed (what ``replay`` answers)."""
+    the output recorded when it was reviewed (what ``replay`` answers), and the trace it came from."""
 
     id: str
     input: dict[str, Any]
     hash: str
     slice: str | None = None
     recorded_output: str | None = None
+    trace_id: str | None = None
 
 
 @dataclass(slots=True)
