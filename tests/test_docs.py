@@ -53,7 +53,7 @@ def test_demo_rows_satisfy_the_shipped_schema(tmp_path):
     assert summary["contamination"]["found"] == {copied: ["exact", "lcs", "ngram"], edited: ["lcs", "ngram"]}
     # the stub target replays production's tool calls; the 32 τ²-bench dev cases are scored on them (read one by
     # one: 17 pass where the benchmark's reward passed, 4 fail where it failed; 10 the reward passed miss a free-text
-    # argument such as a transfer summary, list item ids in another order, or a sum scrubbed as a phone number)
+    # argument such as a transfer summary, list item ids in another order, or a calculation on other amounts)
     assert summary["evaluation"]["tool_calls"] == {"pass": 18, "fail": 14, "n/a": 53}
     schema = case_json_schema()
     rows = [json.loads(x) for x in (tmp_path / "demo" / "sets" / "main" / "cases.jsonl").read_text().splitlines()]

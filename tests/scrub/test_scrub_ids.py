@@ -40,6 +40,9 @@ CASES = [
     ("Order #5551234567 shipped", "Order #5551234567 shipped"),
     ("item ID 7751905257 is out", "item ID 7751905257 is out"),
     ("the code 4155550143 expired", "the code 4155550143 expired"),
+    # sums of amounts are no phone numbers (a τ²-bench agent's calculator calls)
+    ("256.67 - 226.49", "256.67 - 226.49"),
+    ('{"expression": "1166.98 - 481.5"}', '{"expression": "1166.98 - 481.5"}'),
     ("ref 490154203237 closed", "ref 490154203237 closed"),  # 12 digits that pass Luhn, no card cue
     ("+447700677662 mobile", "<PHONE_1> mobile"),  # Luhn-valid digits after "+" are a phone, not a card
     ("card 630427373398 is lost", "card <CREDIT_CARD_1> is lost"),  # 12-digit Maestro after a card cue

@@ -44,6 +44,8 @@ _SSN_SHAPE_RE = regex.compile(r"\d{3}-\d{2}-\d{4}|\d{5}-\d{4}")  # and ZIP+4
 _NANP_RE = regex.compile(r"(?:1[ .\-])?(?:\(\d{3}\)[ \t]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}")
 _WORD_AFTER_RE = regex.compile(r"[ \t]+\p{L}")
 _SEPARATED = regex.compile(r"\d[().\- \t]+\d")
+#: Arithmetic on amounts ("256.67 - 226.49"): decimals joined by an operator with spaces around it.
+_AMOUNTS_RE = regex.compile(r"\d+\.\d{1,2}(?:[ \t]+[-+*/][ \t]+\d+(?:\.\d{1,2})?)+")
 
 
 def _phone_score(text: str, start: int, end: int, plus: bool) -> float:
@@ -58,6 +60,8 @@ def _phone_score(text: str, start: int, end: int, plus: bool) -> float:
     if _DATE_SHAPE_RE.fullmatch(raw) or _IP_SHAPE_RE.fullmatch(raw) or _SSN_SHAPE_RE.fullmatch(raw):
         return 0.0
     cue = bool(_PHONE_CUE_BEFORE_RE.search(before) or _PHONE_CUE_AFTER_RE.match(text, end))
+    if not cue and _AMOUNTS_RE.fullmatch(raw):
+        return 0.0
     if not cue and _WORD_AFTER_RE.match(text, end):
         return 0.0  # "3536 1659 Hoog St": house numbers before a street name
     if plus:
