@@ -58,6 +58,7 @@ COMMANDS = {
     "aa": "evaluate:aa_command",
     "assertions": "evaluate:assertions_group",
     "serve": "web:serve",
+    "receive": "web:receive",
     "contamination": "monitor:contamination_command",
     "exclusions": "monitor:exclusions_command",
     "corpora": "monitor:corpora",
