@@ -302,9 +302,8 @@ def test_a_server_that_keeps_answering_429_stops_the_pull_with_the_cursor_unmove
 # --------------------------------------------------------------------------- Phoenix
 
 
-def phoenix_spans() -> list[dict[str, Any]]:
+def phoenix_spans(t0: datetime = datetime(2026, 3, 1, 9, tzinfo=UTC)) -> list[dict[str, Any]]:
     """Two traces in Phoenix's span shape: an agent root span and an LLM span (attributes from the fixtures)."""
-    t0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
     out = []
     for n, name in enumerate(("openinference_client_span_tool_calls", "openinference_client_span_input_output_only")):
         attrs = orjson.loads((PHOENIX_ATTRS / f"{name}.json").read_bytes())
@@ -394,3 +393,27 @@ def test_retry_after_as_an_http_date_and_a_cap() -> None:
     assert 28 <= pull._retry_after(soon, 1) <= 30
     assert pull._retry_after("3600", 1) == pull.MAX_WAIT
     assert pull._retry_after(None, 3) == 2.0
+
+
+def test_the_cli_pulls_with_keys_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.cli.runner import run
+
+    run("--user", "alice", "init", "shop")
+    monkeypatch.chdir(tmp_path / "shop")
+    spans = phoenix_spans(datetime.now(UTC) - timedelta(days=1))
+    api = Stub(phoenix_api(spans), {"authorization": "Bearer px-key"})
+    for key, value in {"PHOENIX_HOST": api.url, "PHOENIX_API_KEY": "px-key", "PHOENIX_PROJECT": "support bot"}.items():
+        monkeypatch.setenv(key, value)
+    try:
+        first = orjson.loads(run("pull", "phoenix", "--since", "2w", "--json").stdout)
+        again = orjson.loads(run("pull", "phoenix", "--json").stdout)
+    finally:
+        api.close()
+    assert (first["listed"], first["fetched"], first["ingested"], first["retries"]) == (2, 2, 2, 0)
+    assert first["cursor"] == spans[2]["start_time"]  # the later root
+    assert (again["listed"], again["fetched"], again["ingested"]) == (1, 0, 0)  # the root at the cursor, known
+    ws = Workspace.open(tmp_path / "shop")
+    try:
+        assert len(stored(ws)) == 2
+    finally:
+        ws.close()

@@ -22,6 +22,7 @@ COMMANDS = {
     "user": "workspace:user",
     "demo": "workspace:demo",
     "ingest": "traces:ingest",
+    "pull": "traces:pull_command",
     "traces": "traces:traces",
     "candidates": "curate:candidates",
     "review": "curate:review",
