@@ -136,7 +136,7 @@ def reference(tmp_path: Path, name: str, lines: list[Any], fmt: str) -> dict[str
 
 
 def client(kind: type[Langfuse] | type[LangSmith] | type[Phoenix], env: dict[str, str], sleeps: list[float]):
-    http = kind.http(env)
+    http = kind.client(env)
     http.sleep = sleeps.append
     return http
 

@@ -34,11 +34,11 @@ from evaltray.core.traces import TraceStore
 from evaltray.core.util import atomic_write
 
 from ._common import LineFinder
-from ._driver import _Scrub, _Writer
+from ._driver import Scrub, TraceWriter
 from ._registry import Issue
-from .otel import _OTLP_KINDS, _otlp_spans
+from .otel import OTLP_KINDS, otlp_spans
 from .span_traces import traces_from_spans
-from .spans import _EPOCH, SpanEvent, SpanRecord, span_time
+from .spans import EPOCH, SpanEvent, SpanRecord, span_time
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -130,7 +130,7 @@ def _json_spans(body: bytes) -> list[SpanRecord | Issue]:
         raise BadRequest("the body is not an ExportTraceServiceRequest: expected a JSON object")
     finder = LineFinder(Path("request"), body)
     try:
-        return list(_otlp_spans(doc, finder))
+        return list(otlp_spans(doc, finder))
     except (TypeError, ValueError, AttributeError) as exc:
         raise BadRequest(f"the body is not an ExportTraceServiceRequest ({type(exc).__name__})") from exc
 
@@ -172,7 +172,7 @@ def _pb_span(raw: Any, resource: dict[str, Any], scope: str | None) -> SpanRecor
         span_id=span_id,
         parent_id=_pb_id(raw.parent_span_id, 8),
         name=raw.name or None,
-        kind=_OTLP_KINDS.get(raw.kind),
+        kind=OTLP_KINDS.get(raw.kind),
         start=span_time(raw.start_time_unix_nano),
         end=span_time(raw.end_time_unix_nano),
         status_code=raw.status.code,
@@ -396,7 +396,7 @@ class Receiver:
         self.journal = Journal(ws.root / JOURNAL_DIR)
         self.stats = Stats()
         self.store = TraceStore(ws.traces_dir)
-        self._scrub = _Scrub(ws) if (ws.settings.scrub if scrub is None else scrub) else None
+        self._scrub = Scrub(ws) if (ws.settings.scrub if scrub is None else scrub) else None
         self._held: dict[str, _Held] = {}
         self._read_to = self.journal.checkpoint
         self._wake = threading.Condition()
@@ -483,7 +483,7 @@ class Receiver:
             self._refresh_seen()
             stored_id: Callable[[str], str] = self._scrub.stored_id if self._scrub is not None else str
             settings = self.ws.settings
-            writer = _Writer(self.store, settings.payload_sample, settings.outlier_quantile, "otlp", self._scrub)
+            writer = TraceWriter(self.store, settings.payload_sample, settings.outlier_quantile, "otlp", self._scrub)
             kept = 0
             for item in traces_from_spans(spans, "otel", Path("otlp")):
                 if isinstance(item, Issue):
@@ -523,7 +523,7 @@ def encode(spans: list[SpanRecord]) -> bytes:
 
     req = ExportTraceServiceRequest()
     groups: dict[bytes, Any] = {}
-    kinds = {v: k for k, v in _OTLP_KINDS.items()}
+    kinds = {v: k for k, v in OTLP_KINDS.items()}
     for s in spans:
         key = orjson.dumps([s.resource, s.scope], option=orjson.OPT_SORT_KEYS)
         if key not in groups:
@@ -548,7 +548,7 @@ def encode(spans: list[SpanRecord]) -> bytes:
 def _nanos(when: Any) -> int:
     if when is None:
         return 0
-    delta = when - _EPOCH
+    delta = when - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 

@@ -154,6 +154,11 @@ class Connector:
 
     fmt = ""
 
+    @staticmethod
+    def client(env: Mapping[str, str]) -> Http:
+        """The HTTP client with the platform's base URL and auth from ``env``; PullError for a missing key."""
+        raise NotImplementedError
+
     def __init__(self, http: Http, env: Mapping[str, str]) -> None:
         self.http, self.env = http, env
 
@@ -178,7 +183,7 @@ class Langfuse(Connector):
     fmt = "langfuse"
 
     @staticmethod
-    def http(env: Mapping[str, str]) -> Http:
+    def client(env: Mapping[str, str]) -> Http:
         public, secret = _require(env, "langfuse", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY")
         basic = base64.b64encode(f"{public}:{secret}".encode()).decode("ascii")
         host = env.get("LANGFUSE_HOST") or env.get("LANGFUSE_BASE_URL") or "https://cloud.langfuse.com"
@@ -215,7 +220,7 @@ class LangSmith(Connector):
     fmt = "langsmith"
 
     @staticmethod
-    def http(env: Mapping[str, str]) -> Http:
+    def client(env: Mapping[str, str]) -> Http:
         key = env.get("LANGSMITH_API_KEY") or env.get("LANGCHAIN_API_KEY")
         if not key:
             raise PullError("langsmith: set LANGSMITH_API_KEY in the environment")
@@ -268,7 +273,7 @@ class Phoenix(Connector):
     fmt = "openinference"
 
     @staticmethod
-    def http(env: Mapping[str, str]) -> Http:
+    def client(env: Mapping[str, str]) -> Http:
         base = env.get("PHOENIX_HOST") or env.get("PHOENIX_COLLECTOR_ENDPOINT") or "http://localhost:6006"
         key = env.get("PHOENIX_API_KEY")
         return Http("phoenix", base, {"authorization": f"Bearer {key}"} if key else {})
@@ -341,7 +346,7 @@ def _unique(
     return out
 
 
-CONNECTORS: dict[str, type[Langfuse] | type[LangSmith] | type[Phoenix]] = {
+CONNECTORS: dict[str, type[Connector]] = {
     "langfuse": Langfuse,
     "langsmith": LangSmith,
     "phoenix": Phoenix,
@@ -430,7 +435,7 @@ def pull(
     actor = ws.authorize(actor, CURATE_ROLES, "pulling traces")  # before anything is fetched
     env = os.environ if env is None else env
     kind = CONNECTORS[source]
-    conn = kind(http or kind.http(env), env)
+    conn = kind(http or kind.client(env), env)
     old = read_cursor(ws, source)
     start = since_start(since, now)
     if old.at is not None and old.at > start:
