@@ -170,3 +170,17 @@ def test_kill_9_after_200_loses_no_acknowledged_span(ws: Workspace, token: str) 
     assert stored_ids(ws) == acked
     rows = TraceStore(ws.traces_dir).get(acked)
     assert all(len(orjson.loads(r["spans"])) == 2 for r in rows.values())
+
+
+def test_a_body_over_the_limit_is_refused_with_413_even_without_a_length(token: str, client, monkeypatch) -> None:
+    monkeypatch.setattr(otlp, "MAX_BODY", 100)
+    body = otlp.encode(llm_trace(1))
+    assert len(body) > 100
+
+    def chunks() -> Iterator[bytes]:  # sent chunked: no Content-Length to judge by
+        yield body[:50]
+        yield body[50:]
+
+    r = client.post("/v1/traces", content=chunks(), headers={**PB, "x-api-key": token})
+    assert (r.status_code, r.json()["message"]) == (413, "the body is over 0 MiB; export smaller batches")
+    assert client.app.state.otlp.journal.end.offset == 0

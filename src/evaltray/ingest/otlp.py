@@ -400,6 +400,7 @@ class Receiver:
         self._held: dict[str, _Held] = {}
         self._read_to = self.journal.checkpoint
         self._wake = threading.Condition()
+        self._flushing = threading.Lock()
         self._stop = False
         self._pending = 0  # spans journaled since the last flush
         self._seen: set[str] = set()
@@ -455,7 +456,12 @@ class Receiver:
 
     def flush(self, final: bool) -> int:
         """Read the journal past what was read, store every trace that is complete (all, if ``final``), move
-        the checkpoint to the first record a held trace still needs; the number of traces stored."""
+        the checkpoint to the first record a held trace still needs; the number of traces stored. One flush
+        runs at a time (the flusher's, or a caller's such as :meth:`stop`)."""
+        with self._flushing:
+            return self._flush(final)
+
+    def _flush(self, final: bool) -> int:
         end = self.journal.end
         self._read_spans(end)
         now = time.monotonic()

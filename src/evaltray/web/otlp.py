@@ -9,6 +9,7 @@ OpenTelemetry exporters retry, so nothing is dropped unseen.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI, Request
@@ -28,12 +29,20 @@ router = APIRouter()
 RETRY_AFTER = 5
 
 
+_STARTING = threading.Lock()
+
+
 def receiver(app: FastAPI) -> Receiver:
-    """The app's receiver, started (journal replayed) on first use when the app's lifespan did not start it."""
+    """The app's receiver, started (journal replayed) on first use when the app's lifespan did not start it;
+    two first requests at once start one."""
     found: Receiver | None = getattr(app.state, "otlp", None)
     if found is None:
-        found = app.state.otlp = Receiver(app.state.ws, **getattr(app.state, "otlp_options", {}))
-        found.start()
+        with _STARTING:
+            found = getattr(app.state, "otlp", None)
+            if found is None:
+                found = Receiver(app.state.ws, **getattr(app.state, "otlp_options", {}))
+                found.start()
+                app.state.otlp = found
     return found
 
 
@@ -75,16 +84,32 @@ def _journal(rec: Receiver, request: Request, raw: bytes) -> Response:
     return Response(otlp.response_body(kind, checked.rejected, checked.reason), media_type=media)
 
 
+def _too_big() -> Response:
+    return _refused(413, f"the body is over {otlp.MAX_BODY >> 20} MiB; export smaller batches")
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request body, or None past :data:`otlp.MAX_BODY` (a chunked body has no Content-Length to check)."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > otlp.MAX_BODY:
+            return None
+    return bytes(raw)
+
+
 @router.post("/v1/traces")
 async def export_traces(request: Request) -> Response:
     """OTLP/HTTP ``ExportTraceServiceRequest`` (protobuf or JSON, gzip or not) → ``ExportTraceServiceResponse``."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > otlp.MAX_BODY:
-        return _refused(413, f"the body is over {otlp.MAX_BODY >> 20} MiB; export smaller batches")
+        return _too_big()
     app: FastAPI = request.app
     try:
         await run_in_threadpool(_authorize, app.state.ws, request)
-        raw = await request.body()
+        raw = await _body(request)
+        if raw is None:
+            return _too_big()
         rec = receiver(app)
         return await run_in_threadpool(_journal, rec, request, raw)
     except NotSignedIn as exc:
