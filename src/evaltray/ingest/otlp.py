@@ -254,8 +254,19 @@ class Journal:
         end = self._valid_end(last)
         with open(self._path(last), "ab") as fh:
             fh.truncate(end)
-        self._fh = open(self._path(last), "ab")  # noqa: SIM115  (held open for appends until close)
+        self._fh = self._open(last)
         self.end = Position(last, end)
+
+    def _open(self, segment: int) -> Any:
+        """A segment opened for appends (held until close), its name made durable in the folder: an fsynced
+        record in a file whose directory entry a power cut loses would be lost with it."""
+        fh = open(self._path(segment), "ab")  # noqa: SIM115
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return fh
 
     @staticmethod
     def exists(folder: Path) -> bool:
@@ -296,7 +307,7 @@ class Journal:
             if self.end.offset >= SEGMENT_BYTES:
                 self._fh.close()
                 self.end = Position(self.end.segment + 1, 0)
-                self._fh = open(self._path(self.end.segment), "ab")  # noqa: SIM115
+                self._fh = self._open(self.end.segment)
             return self.end
 
     def backlog(self) -> int:
