@@ -127,6 +127,45 @@ def ingest(
         raise IngestError(f"nothing read from {first.issues[0]}{more}")
 
 
+@click.command("pull")
+@click.argument("platform", type=click.Choice(["langfuse", "langsmith", "phoenix"]))
+@click.option("--since", default="7d", show_default=True, help="How far back the first pull goes: 30m, 24h, 7d, 2w.")
+@json_option
+@pass_app
+def pull_command(app: AppContext, platform: str, since: str, as_json: bool) -> None:
+    """Fetch new traces from Langfuse, LangSmith or Phoenix through its REST API (keys from the environment:
+    LANGFUSE_PUBLIC_KEY/SECRET_KEY/HOST, LANGSMITH_API_KEY/ENDPOINT/PROJECT, PHOENIX_HOST/API_KEY/PROJECT);
+    a cursor per platform makes the next pull fetch only what is new."""
+    from evaltray.ingest.pull import pull
+
+    ws = app.ws
+    report = pull(ws, platform, since, actor=app.user)
+    for issue in report.issues[:20]:
+        err().print(f"[yellow]skipped[/] {shown(issue)}", markup=True, highlight=False)
+    data = {
+        "platform": platform,
+        "from": report.start.isoformat(),
+        "listed": report.listed,
+        "fetched": report.fetched,
+        "ingested": report.ingested,
+        "skipped_existing": report.skipped,
+        "issues": len(report.issues),
+        "requests": report.requests,
+        "retries": report.retries,
+        "cursor": report.cursor.at.isoformat() if report.cursor.at else None,
+    }
+    emit(
+        as_json,
+        data,
+        lambda: out().print(
+            f"{platform}: {report.fetched} new trace(s) fetched since {report.start:%Y-%m-%d %H:%M} UTC, "
+            f"{report.ingested} stored, {report.skipped} already present ({report.requests} requests, "
+            f"{report.retries} retried)",
+            highlight=False,
+        ),
+    )
+
+
 @click.group()
 def traces() -> None:
     """Look at the ingested traces."""

@@ -35,6 +35,48 @@ def serve(app: AppContext, host: str, port: int, db_url: str | None, as_json: bo
         ws.close()
 
 
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=4318, show_default=True, help="OTLP/HTTP's port.")
+@click.option(
+    "--settle",
+    type=click.FloatRange(0),
+    default=5.0,
+    show_default=True,
+    help="Seconds a trace without its root span waits for more spans before it is stored.",
+)
+@click.option(
+    "--flush-every",
+    type=click.FloatRange(0.01),
+    default=1.0,
+    show_default=True,
+    help="Seconds between the flusher's rounds that move journaled spans into the trace store.",
+)
+@click.option(
+    "--max-backlog-mb",
+    type=click.IntRange(1),
+    default=256,
+    show_default=True,
+    help="Journaled MiB not yet stored past which exporters are told to retry later (503).",
+)
+@json_option
+@pass_app
+def receive(
+    app: AppContext, host: str, port: int, settle: float, flush_every: float, max_backlog_mb: int, as_json: bool
+) -> None:
+    """Receive OpenTelemetry traces (OTLP/HTTP, POST /v1/traces) into the trace store, scrubbed; exporters
+    send an API token from `evaltray user token NAME`."""
+    import uvicorn
+
+    from evaltray.web.otlp import create_receiver_app
+
+    ws = app.ws
+    url = f"http://{host}:{port}/v1/traces"
+    emit(as_json, {"url": url}, lambda: out().print(f"OTLP/HTTP receiver on {shown(url)} (Ctrl+C stops it)"))
+    server = create_receiver_app(ws, settle=settle, delay=flush_every, max_backlog=max_backlog_mb << 20)
+    uvicorn.run(server, host=host, port=port, log_level="warning")
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")

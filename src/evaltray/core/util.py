@@ -6,9 +6,10 @@ import contextlib
 import gc
 import hashlib
 import os
+import re
 import secrets
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,18 @@ def now() -> datetime:
 
 def now_iso() -> str:
     return now().isoformat().replace("+00:00", "Z")
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """``30m``, ``24h``, ``7d``, ``2w`` as a duration; None for anything else (the caller names the option)."""
+    found = _DURATION.match(text)
+    if found is None or int(found.group(1)) == 0:
+        return None
+    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
 
 
 def atomic_write(path: Path, data: bytes | Iterable[bytes], mode: int | None = None) -> None:

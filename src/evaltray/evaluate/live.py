@@ -26,7 +26,7 @@ import orjson
 from evaltray.core.errors import EvaltrayError, NotFound
 from evaltray.core.store import Workspace
 from evaltray.core.traces import conjunction, read_messages
-from evaltray.core.util import atomic_write, content_hash, now_iso
+from evaltray.core.util import atomic_write, content_hash, now_iso, parse_duration
 from evaltray.curate.plan import Plan, assign_traces, load_plan, plan_path
 from evaltray.tray.candidates import render_output, split_conversation
 from evaltray.tray.gate import derive_slice
@@ -55,8 +55,6 @@ LIVE_DIR = "live"
 DEFAULT_HUMAN_SHARE = 0.10
 #: The task kind a live verdict chosen for people is opened as (``evaltray.tray.tasks``).
 NO_SLICE = "(none)"
-_WINDOW = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 class LiveError(EvaltrayError):
@@ -65,10 +63,10 @@ class LiveError(EvaltrayError):
 
 def parse_window(text: str) -> timedelta:
     """``30m``, ``24h``, ``7d``, ``2w`` as a duration."""
-    found = _WINDOW.match(text)
-    if found is None or int(found.group(1)) == 0:
+    found = parse_duration(text)
+    if found is None:
         raise LiveError(f"window {text!r}: a positive number and a unit, m, h, d or w (e.g. 7d)")
-    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    return found
 
 
 def _rank(seed: int) -> str:

@@ -127,9 +127,9 @@ class LineFinder:
     and kept only as long as this object, one parse of the file: a file with many bad records is read once,
     and a file changed on disk is read afresh by the next parse."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, data: bytes | None = None) -> None:
         self.path = path
-        self._data: bytes | None = None
+        self._data: bytes | None = data  # given for a document that is not a file (an OTLP/HTTP request body)
 
     def _bytes(self) -> bytes:
         if self._data is None:

@@ -220,7 +220,7 @@ def _kept(table: pa.Table) -> int:
     return pc.sum(table.column("payload_kept")).as_py() or 0
 
 
-class _Scrub:
+class Scrub:
     """An ingest's scrubbing: the config every parsing process builds its scrubber from, and the vault file."""
 
     def __init__(self, ws: Workspace) -> None:
@@ -270,11 +270,11 @@ class _Scrub:
         )
 
 
-class _Writer:
+class TraceWriter:
     """Writes the traces of a parser as Parquet parts of ``BATCH`` new traces each, scrubbed if ``scrub``."""
 
     def __init__(
-        self, store: TraceStore, rate: float, quantile: float, source_file: str, scrub: _Scrub | None = None
+        self, store: TraceStore, rate: float, quantile: float, source_file: str, scrub: Scrub | None = None
     ) -> None:
         self.store, self.rate, self.quantile, self.source_file = store, rate, quantile, source_file
         self.scrub = scrub
@@ -364,7 +364,7 @@ def ingest_files(
     n_workers = worker_count(workers, IngestError)
     store = TraceStore(ws.traces_dir)
     report = IngestReport()
-    scrubbing = _Scrub(ws) if (ws.settings.scrub if scrub is None else scrub) else None
+    scrubbing = Scrub(ws) if (ws.settings.scrub if scrub is None else scrub) else None
     with ws.lock("ingest"):
         store.clean_tmp()
         seen = store.trace_ids()
@@ -410,7 +410,7 @@ def _ingest_one(
     progress: Progress | None,
     actor: str,
     workers: int,
-    scrubbing: _Scrub | None,
+    scrubbing: Scrub | None,
 ) -> FileReport:
     files = ws.t["ingest_files"]
     with ws.tx() as conn:
@@ -421,7 +421,7 @@ def _ingest_one(
             ),
         )
     try:
-        writer = _Writer(store, rate, ws.settings.outlier_quantile, path.name, scrubbing)
+        writer = TraceWriter(store, rate, ws.settings.outlier_quantile, path.name, scrubbing)
         if fmt.line_reader is not None:
             rep = _stream_lines(writer, path, fmt.name, strict, seen, progress, workers)
         else:
@@ -458,7 +458,7 @@ def _ingest_one(
 
 
 def _stream(
-    writer: _Writer,
+    writer: TraceWriter,
     path: Path,
     fmt: Format,
     options: Mapping[str, str],
@@ -516,7 +516,7 @@ def _read(fmt: Format, path: Path, options: Mapping[str, str]) -> Iterator[Trace
 
 
 def _stream_lines(
-    writer: _Writer, path: Path, name: str, strict: bool, seen: set[str], progress: Progress | None, workers: int
+    writer: TraceWriter, path: Path, name: str, strict: bool, seen: set[str], progress: Progress | None, workers: int
 ) -> FileReport:
     """Like :func:`_stream` for a JSON-lines format: chunks arrive as unpublished parts, published in file order."""
     rep = FileReport(str(path), name)

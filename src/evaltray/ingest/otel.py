@@ -36,10 +36,10 @@ from .spans import SpanEvent, SpanRecord, any_value, attributes, hex_id, span_ki
 
 # --------------------------------------------------------------------------- OTLP documents
 
-_OTLP_KINDS = {0: None, 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+OTLP_KINDS = {0: None, 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
 
-def _otlp_spans(doc: dict[str, Any], finder: LineFinder) -> Iterator[SpanRecord | Issue]:
+def otlp_spans(doc: dict[str, Any], finder: LineFinder) -> Iterator[SpanRecord | Issue]:
     for rs in doc.get("resourceSpans") or []:
         if not isinstance(rs, dict):
             continue
@@ -86,7 +86,7 @@ def _otlp_span(raw: Any, resource: dict[str, Any], scope: str | None, finder: Li
         span_id=span_id,
         parent_id=hex_id(raw.get("parentSpanId"), 8),
         name=raw.get("name"),
-        kind=span_kind(raw.get("kind"), _OTLP_KINDS),
+        kind=span_kind(raw.get("kind"), OTLP_KINDS),
         start=times["startTimeUnixNano"],
         end=times["endTimeUnixNano"],
         status_code=status_code(status.get("code")),
@@ -171,7 +171,7 @@ def _read_otlp(path: Path) -> Iterator[SpanRecord | _LogEvent | Issue]:
 
 
 def _otlp_records(doc: dict[str, Any], finder: LineFinder) -> Iterator[SpanRecord | _LogEvent | Issue]:
-    yield from _otlp_spans(doc, finder)
+    yield from otlp_spans(doc, finder)
     yield from _otlp_logs(doc, finder)
 
 

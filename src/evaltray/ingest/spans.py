@@ -79,7 +79,7 @@ def status_code(value: Any) -> int:
     return 0
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def span_time(value: Any) -> datetime | None:
@@ -90,9 +90,9 @@ def span_time(value: Any) -> datetime | None:
     if isinstance(value, str) and value.isdigit() and len(value) >= 18:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value > 10**17:
-        return _EPOCH + timedelta(microseconds=value // 1000)  # float seconds would round the last digits
+        return EPOCH + timedelta(microseconds=value // 1000)  # float seconds would round the last digits
     if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return _EPOCH + timedelta(seconds=value[0], microseconds=value[1] // 1000)
+        return EPOCH + timedelta(seconds=value[0], microseconds=value[1] // 1000)
     return parse_time(value)
 
 

@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from evaltray.core.store import Workspace
 
-from . import errors
+from . import errors, otlp
 from .render import STATIC_DIR
 from .views import guide, home, login, queue, queues, tasks, traces
 
@@ -38,11 +38,12 @@ async def _security_headers(request: Request, call_next: Callable[[Request], Awa
 
 def create_app(ws: Workspace) -> FastAPI:
     """The web app over ``ws`` (opened by the caller, who closes it)."""
-    app = FastAPI(title="evaltray", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="evaltray", docs_url=None, redoc_url=None, openapi_url=None, lifespan=otlp.lifespan)
     app.state.ws = ws
     app.middleware("http")(_security_headers)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for view in (login, home, queue, tasks, queues, guide, traces):
         app.include_router(view.router)
+    app.include_router(otlp.router)
     errors.install(app)
     return app
