@@ -11,10 +11,16 @@ red) and a level; the report's level is the worst of them. Metrics:
   their own neighbours (a local-density ratio, :class:`NoveltyIndex`); it is novel above the baseline's own
   90th percentile (picked on Banking77 train). Novel traces are clustered; each cluster of :data:`MIN_NEW_CLUSTER` or more is a new intent,
   shown with examples and a suggested slice;
-- ``new:<column>``: the share of window traffic on a model version, prompt template, system-message hash or
-  tool-schema hash the baseline never had;
+- ``intent_kl``: Kullback–Leibler divergence (bits) of the window's cluster shares from the baseline's, each
+  cluster's count smoothed by adding one half (so a cluster one side never saw does not make it infinite);
+- ``new:<column>``: the share of window traffic on a model, model version, provider (vendor), prompt template,
+  system-message hash or tool-schema hash the baseline never had;
 - ``input_length``: relative change of the mean input length; ``tool_use``: change of the share of traces
-  that call a tool.
+  that call a tool;
+- ``language``: the share of traffic that changed language (total variation distance of the sampled texts'
+  languages, by :func:`evaltray.monitor.style.language`);
+- ``retrieval_topk``: for questions asked on both sides (the same text, case and spaces aside) with retrieved
+  document ids, one minus the mean overlap (Jaccard) of their top-k ids: the retriever answering differently.
 
 Text metrics use a seeded uniform sample of at most :data:`SAMPLE` traces a side, so a report over a million
 traces costs a few DuckDB aggregates and two samples. A side with fewer than :data:`MIN_TRACES` traces gives
@@ -61,9 +67,12 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
     "new_values": (0.01, 0.50),
     "input_length": (0.25, 0.50),
     "tool_use": (0.10, 0.20),
+    "intent_kl": (0.20, 0.40),
+    "language": (0.10, 0.20),
+    "retrieval_topk": (0.30, 0.50),
 }
 #: The trace columns whose new values are changes to report (a new model, prompt, system message, tool schema).
-CATEGORICAL = ("model", "model_version", "prompt_template_id", "system_hash", "tools_hash")
+CATEGORICAL = ("model", "model_version", "provider", "prompt_template_id", "system_hash", "tools_hash")
 MIN_TRACES = 50
 SAMPLE = 4000
 #: Neighbours the novelty score looks at (picked on Banking77 train, see bench/bench_drift.py).
@@ -71,6 +80,10 @@ NOVELTY_K = 5
 #: The baseline's own share of traces called novel: the cutoff is its (1 - this) quantile.
 FALSE_ALARM = 0.10
 MIN_NEW_CLUSTER = 5
+#: Questions asked on both sides that ``retrieval_topk`` needs before it says anything.
+MIN_SHARED_QUERIES = 5
+#: Distinct retrieving questions read a side for ``retrieval_topk``.
+QUERY_LIMIT = 20000
 _CHUNK = 2048
 
 
@@ -91,6 +104,23 @@ def jsd(p: Any, q: Any) -> float:
         return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
 
     return max(0.0, (kl(a) + kl(b)) / 2)
+
+
+def kl_smoothed(p: Any, q: Any, alpha: float = 0.5) -> float:
+    """Kullback–Leibler divergence KL(p || q) in bits of two count vectors, each count plus ``alpha`` first."""
+    a, b = np.asarray(p, dtype=float) + alpha, np.asarray(q, dtype=float) + alpha
+    if a.shape != b.shape or a.size == 0 or (a <= 0).any() or (b <= 0).any():
+        raise DriftError("two count vectors of the same non-zero length are needed")
+    a, b = a / a.sum(), b / b.sum()
+    return max(0.0, float(np.sum(a * np.log2(a / b))))
+
+
+def total_variation(p: Counter[str], q: Counter[str]) -> float:
+    """Half the L1 distance of two distributions given as counts: the share that would have to move."""
+    sp, sq = sum(p.values()), sum(q.values())
+    if not sp or not sq:
+        raise DriftError("two non-empty distributions are needed")
+    return 0.5 * sum(abs(p.get(k, 0) / sp - q.get(k, 0) / sq) for k in set(p) | set(q))
 
 
 def _top_k(x: np.ndarray, base: np.ndarray, k: int, skip_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +176,8 @@ class Side:
     tool_share: float | None = None
     ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    #: a question (lower case, spaces collapsed) -> the document ids retrieved for it
+    retrieved: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -253,12 +285,46 @@ def _shares(counts: Counter[str], keys: list[str]) -> np.ndarray:
     return np.array([counts.get(k, 0) for k in keys], dtype=float)
 
 
-def _table_metrics(base: Side, window: Side) -> list[Metric]:
-    out = []
+def _intent_metrics(base: Side, window: Side) -> list[Metric]:
     bc, wc = base.counts.get("cluster_id"), window.counts.get("cluster_id")
-    if bc and wc:
-        keys = sorted(set(bc) | set(wc))
-        out.append(_metric("cluster_jsd", jsd(_shares(bc, keys), _shares(wc, keys)), f"over {len(keys)} clusters"))
+    if not bc or not wc:
+        return []
+    keys = sorted(set(bc) | set(wc))
+    p, q = _shares(wc, keys), _shares(bc, keys)
+    top = max(keys, key=lambda k: wc.get(k, 0) / sum(wc.values()) - bc.get(k, 0) / sum(bc.values()))
+    return [
+        _metric("cluster_jsd", jsd(q, p), f"over {len(keys)} clusters"),
+        _metric("intent_kl", kl_smoothed(p, q), f"window vs baseline, add-1/2 smoothing; most grown: cluster {top}"),
+    ]
+
+
+def _language_metric(base: Side, window: Side) -> list[Metric]:
+    from .style import language
+
+    if not base.texts or not window.texts:
+        return []
+    b, w = Counter(map(language, base.texts)), Counter(map(language, window.texts))
+    shown = ", ".join(
+        f"{k} {w[k] / len(window.texts):.0%} (was {b.get(k, 0) / len(base.texts):.0%})" for k, _ in w.most_common(4)
+    )
+    return [_metric("language", total_variation(b, w), shown)]
+
+
+def _retrieval_metric(base: Side, window: Side) -> list[Metric]:
+    shared = [q for q in window.retrieved if q in base.retrieved]
+    if len(shared) < MIN_SHARED_QUERIES:
+        return []
+    overlaps = []
+    for q in shared:
+        a, b = set(base.retrieved[q]), set(window.retrieved[q])
+        overlaps.append(len(a & b) / len(a | b))
+    mean = float(np.mean(overlaps))
+    detail = f"{len(shared)} questions asked on both sides; mean top-k overlap {mean:.0%}"
+    return [_metric("retrieval_topk", 1.0 - mean, detail)]
+
+
+def _table_metrics(base: Side, window: Side) -> list[Metric]:
+    out = _intent_metrics(base, window)
     for col in CATEGORICAL:
         b, w = base.counts.get(col), window.counts.get(col)
         if not b or not w:
@@ -278,7 +344,7 @@ def _table_metrics(base: Side, window: Side) -> list[Metric]:
                 f"{base.tool_share:.1%} -> {window.tool_share:.1%} of traces call a tool",
             )
         )
-    return out
+    return out + _language_metric(base, window) + _retrieval_metric(base, window)
 
 
 _ORDER = {"unknown": 0, "green": 1, "amber": 2, "red": 3}
@@ -337,6 +403,52 @@ def _aggregates(ws: Workspace, where: str) -> tuple[int, float | None, float | N
     return int(n), None if chars is None else float(chars), None if tools is None else float(tools), counts
 
 
+def question_key(text: str) -> str:
+    """A question as ``retrieval_topk`` matches it across sides: lower case, runs of spaces as one."""
+    return " ".join(text.lower().split())
+
+
+def _retrieved(ws: Workspace, where: str) -> dict[str, list[str]]:
+    """The newest retrieved document ids per distinct question (at most :data:`QUERY_LIMIT` questions)."""
+    with ws.trace_store().sandboxed() as con:
+        rows = con.execute(
+            "SELECT input_text, arg_max(retrieved_doc_ids, start_time) FROM traces"
+            f" WHERE {where} AND input_text IS NOT NULL AND len(retrieved_doc_ids) > 0"
+            f" GROUP BY 1 ORDER BY 1 LIMIT {QUERY_LIMIT}"
+        ).fetchall()
+    return {question_key(q): list(ids) for q, ids in rows}
+
+
+#: What each :data:`CATEGORICAL` column's change is called in a refresh trigger.
+CHANGE_NAMES = {
+    "model": "model change",
+    "model_version": "model version change",
+    "provider": "vendor change",
+    "prompt_template_id": "prompt template change",
+    "system_hash": "system message hash change",
+    "tools_hash": "tool schema hash change",
+}
+
+
+def version_changes(ws: Workspace, since: datetime) -> list[str]:
+    """Each model, model version, vendor, prompt template, system-message or tool-schema hash first ingested at
+    or after ``since`` while other traffic came before it: the changes a refresh is due for. Ingest time, not
+    start time, so a back-filled file counts when it arrives."""
+    stamp = f"TIMESTAMPTZ '{since.isoformat()}'"
+    out = []
+    with ws.trace_store().sandboxed() as con:
+        (before,) = con.execute(f"SELECT count(*) FROM traces WHERE ingested_at < {stamp}").fetchone() or (0,)
+        if not before:
+            return []
+        for col in CATEGORICAL:
+            rows = con.execute(
+                f"SELECT CAST({col} AS VARCHAR) v, min(ingested_at) m FROM traces WHERE {col} IS NOT NULL"
+                f" GROUP BY 1 HAVING min(ingested_at) >= {stamp} ORDER BY m, v LIMIT 5"
+            ).fetchall()
+            out += [f"{CHANGE_NAMES[col]}: {v} (first ingested {m:%Y-%m-%d %H:%M})" for v, m in rows]
+    return out
+
+
 def traffic_side(
     ws: Workspace, label: str, start: datetime, end: datetime, sample: int = SAMPLE, seed: int = 0
 ) -> Side:
@@ -346,18 +458,25 @@ def traffic_side(
     where = _between(start, end)
     n, chars, tools, counts = _aggregates(ws, where)
     ids, texts = user_texts(ws, where, limit=sample, order_by=f"md5(trace_id || ':{int(seed)}'), trace_id")
-    return Side(label, n, counts, chars, tools, ids, texts)
+    return Side(label, n, counts, chars, tools, ids, texts, _retrieved(ws, where))
 
 
 def release_side(ws: Workspace, version: str, set_name: str | None = None) -> Side:
-    """A release's cases as a baseline: their user texts and input lengths (traces' columns they do not carry)."""
+    """A release's cases as a baseline: their user texts, input lengths, and the document ids each case's input
+    retrieved when it was authored (traces' other columns they do not carry)."""
     from evaltray.tray.gate import user_text
     from evaltray.tray.release import select_cases
 
     cases = select_cases(ws, version, set_name)
     texts = [user_text(c) for c in cases]
     chars = float(np.mean([len(t) for t in texts])) if texts else None
-    return Side(f"release {version}", len(cases), {}, chars, None, [str(c["id"]) for c in cases], texts)
+    retrieved = {
+        question_key(t): list(c["input"].get("retrieved_doc_ids") or [])
+        for t, c in zip(texts, cases, strict=True)
+        if c["input"].get("retrieved_doc_ids")
+    }
+    ids = [str(c["id"]) for c in cases]
+    return Side(f"release {version}", len(cases), {}, chars, None, ids, texts, retrieved)
 
 
 def _latest(ws: Workspace) -> datetime:
