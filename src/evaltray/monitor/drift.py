@@ -479,7 +479,8 @@ def release_side(ws: Workspace, version: str, set_name: str | None = None) -> Si
     return Side(f"release {version}", len(cases), {}, chars, None, ids, texts, retrieved)
 
 
-def _latest(ws: Workspace) -> datetime:
+def latest_start(ws: Workspace) -> datetime:
+    """The newest trace's start time (a window ends there by default)."""
     with ws.trace_store().sandboxed() as con:
         (latest,) = con.execute("SELECT max(start_time) FROM traces").fetchone() or (None,)
     if latest is None:
@@ -487,17 +488,18 @@ def _latest(ws: Workspace) -> datetime:
     return latest if isinstance(latest, datetime) else datetime.fromisoformat(str(latest))
 
 
-def _vectors(ws: Workspace, base: Side, window: Side, backend: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Unit embeddings of both sides' texts, in one call (a fitted backend such as tfidf sees both)."""
+def embed_pair(ws: Workspace, a: list[str], b: list[str], backend: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Unit embeddings of two lists of texts, in one call (a fitted backend such as tfidf sees both); None,
+    None when no text has a word."""
     from evaltray.core.text import neutral_text
     from evaltray.curate.derived import embed_texts
     from evaltray.curate.embed import normalize_rows
 
-    texts = [neutral_text(t) for t in (*base.texts, *window.texts)]
+    texts = [neutral_text(t) for t in (*a, *b)]
     if not any(t.strip() for t in texts):
         return None, None
     vectors = normalize_rows(np.asarray(embed_texts(ws, texts, backend)))
-    return vectors[: len(base.texts)], vectors[len(base.texts) :]
+    return vectors[: len(a)], vectors[len(a) :]
 
 
 def drift_report(
@@ -518,7 +520,7 @@ def drift_report(
     if baseline is not None and baseline_window is not None:
         raise DriftError("give a baseline release or a baseline window, not both")
     span = parse_window(window)
-    end = end or _latest(ws) + timedelta(microseconds=1)
+    end = end or latest_start(ws) + timedelta(microseconds=1)
     b_start, w_start, _ = window_bounds(end, span, parse_window(baseline_window) if baseline_window else None)
     win = traffic_side(ws, f"window {w_start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}", w_start, end, sample, seed)
     if baseline is not None:
@@ -530,7 +532,7 @@ def drift_report(
     if min(base.n, win.n) < min_traces:
         report = compare(base, win, min_traces=min_traces)
     else:
-        report = compare(base, win, *_vectors(ws, base, win, backend), seed, min_traces)
+        report = compare(base, win, *embed_pair(ws, base.texts, win.texts, backend), seed, min_traces)
     _keep(ws, report)
     return report
 
