@@ -248,3 +248,19 @@ def _ingest_rows(ws, tmp_path, name, rows, day, model):
     path = tmp_path / f"{name}.jsonl"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
     ingest_files(ws, [path], actor="alice")
+
+
+def test_trend_keeps_gaps_and_thresholds_kept_with_the_report():
+    from evaltray.monitor.drift_html import _bounds, trend
+
+    history = [
+        {"created_at": "2026-12-01T00:00", "metrics": {"language": {"value": 0.05, "level": "green"}}},
+        {"created_at": "2026-12-02T00:00", "metrics": {}},  # a window too small: a gap, not a zero
+        {
+            "created_at": "2026-12-03T00:00",
+            "metrics": {"language": {"value": 0.3, "level": "red", "amber": 0.2, "red": 0.25}},
+        },
+    ]
+    assert trend(history) == {"language": [("2026-12-01T00:00", 0.05, "green"), ("2026-12-03T00:00", 0.3, "red")]}
+    assert _bounds("language", history) == (0.2, 0.25)
+    assert _bounds("new:model", history[:1]) == drift.THRESHOLDS["new_values"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
 from evaltray.monitor.drift import MIN_TRACES, SAMPLE, DriftReport, drift_report, drift_to_candidates
+from evaltray.monitor.synthetic import SyntheticReport, synthetic_report
 
 from ._common import AppContext, emit, err, json_option, out, pass_app, set_option, shown, table
 
@@ -38,6 +40,24 @@ def _show(report: DriftReport, added: list[str] | None) -> None:
         err().print(f"added {len(added)} candidate(s) from new clusters", highlight=False)
 
 
+def _show_synthetic(rep: SyntheticReport) -> None:
+    if rep.note:
+        out().print(f"[yellow]{shown(rep.note)}[/]", highlight=False)
+    rows = [
+        [
+            c.case_id,
+            "-" if c.novelty is None else f"{c.novelty:.3f}",
+            "uncovered" if c.uncovered else "",
+            f"{c.style_distance:.2f}",
+            "off-style" if c.off_style else "",
+        ]
+        for c in rep.cases
+    ]
+    if rows:
+        title = f"synthetic cases vs {rep.n_traffic} traces ({len(rep.flagged)} flagged)"
+        out().print(table(title, ["case", "novelty", "", "style distance", ""], rows))
+
+
 @click.command("drift")
 @click.option("--window", default="7d", show_default=True, help="The live window: 30m, 24h, 7d, 2w.")
 @click.option("--baseline", "baseline", help="Compare against this release's cases instead of a baseline window.")
@@ -47,6 +67,8 @@ def _show(report: DriftReport, added: list[str] | None) -> None:
 @click.option("--sample", type=click.IntRange(10), default=SAMPLE, show_default=True, help="Texts embedded a side.")
 @click.option("--min-traces", type=click.IntRange(1), default=MIN_TRACES, show_default=True, help="Fewer: no levels.")
 @click.option("--to-candidates", is_flag=True, help="Send the traces of new clusters to the candidate pool.")
+@click.option("--synthetic", is_flag=True, help="Also check the tray's synthetic cases: coverage and style.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report.")
 @click.option("--strict", is_flag=True, help="Exit 1 at red.")
 @set_option
 @json_option
@@ -61,12 +83,14 @@ def drift_command(
     sample: int,
     min_traces: int,
     to_candidates: bool,
+    synthetic: bool,
+    html_path: Path | None,
     strict: bool,
     set_name: str | None,
     as_json: bool,
 ) -> None:
-    """Drift of live traffic: centroid shift, cluster JSD, novel intents, new model/prompt/system/tool hashes,
-    input length and tool use, each green/amber/red against its threshold."""
+    """Drift of live traffic: centroid shift, cluster JSD and KL, novel intents, new model/vendor/prompt/system/
+    tool hashes, input length, language, tool use and retrieval, each green/amber/red against its threshold."""
     report = drift_report(
         app.ws,
         window=window,
@@ -78,7 +102,20 @@ def drift_command(
         min_traces=min_traces,
     )
     added = drift_to_candidates(app.ws, app.user, report, set_name) if to_candidates else None
+    syn = synthetic_report(app.ws, set_name, window, backend, sample, min_traces) if synthetic else None
+    if html_path is not None:
+        from evaltray.monitor.drift_html import write_drift_html
+
+        err().print(f"wrote {write_drift_html(app.ws, report, html_path, syn)}", highlight=False)
     data = {**dataclasses.asdict(report), "candidates_added": added}
-    emit(as_json, data, lambda: _show(report, added))
+    if syn is not None:
+        data["synthetic"] = {**dataclasses.asdict(syn), "flagged": [c.case_id for c in syn.flagged]}
+
+    def show() -> None:
+        _show(report, added)
+        if syn is not None:
+            _show_synthetic(syn)
+
+    emit(as_json, data, show)
     if strict and report.level == "red":
         sys.exit(1)

@@ -550,7 +550,9 @@ def _keep(ws: Workspace, report: DriftReport) -> None:
         "window": report.window,
         "n_baseline": report.n_baseline,
         "n_window": report.n_window,
-        "metrics": {m.name: {"value": m.value, "level": m.level} for m in report.metrics},
+        "metrics": {
+            m.name: {"value": m.value, "level": m.level, "amber": m.amber, "red": m.red} for m in report.metrics
+        },
         "new_clusters": len(report.new_clusters),
     }
     atomic_write(ws.root / DRIFT_DIR / f"{stamp:%Y%m%dT%H%M%S%f}.json", orjson.dumps(summary))
