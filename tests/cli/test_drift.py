@@ -70,3 +70,18 @@ def test_html_report_with_the_trend_and_synthetic_cases(ws, tmp_path, monkeypatc
     assert "http" not in page.replace("http-equiv", "")
     text = cli("drift", "--baseline-window", "14d", "--synthetic").stdout
     assert "synthetic cases vs" in text and "off-style" in text
+
+
+def test_rolling_refresh_list_and_the_gate_refusal(ws, tmp_path, monkeypatch):
+    _traffic(ws, tmp_path, monkeypatch)
+    data = json.loads(cli("rolling", "refresh", "--window", "30d", "--n", "50", "--json").stdout)
+    assert data["n"] == 50 and data["version"].startswith("rolling-") and not data["dry_run"]
+    assert "would write" in cli("rolling", "refresh", "--window", "30d", "--dry-run").stdout
+    listed = json.loads(cli("rolling", "list", "--json").stdout)
+    assert [r["version"] for r in listed] == [data["version"]]
+    assert data["version"] in cli("rolling", "list").stdout
+    (tmp_path / "echobot.py").write_text("def answer(inp):\n    return 'ok'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_id = json.loads(cli("run", data["version"], "--target", "python:echobot:answer", "--json").stdout)["run_id"]
+    r = cli("gate", run_id, "--baseline", run_id, ok=False)
+    assert r.exit_code == 1 and "never used for gating" in r.stderr

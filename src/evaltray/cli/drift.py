@@ -12,7 +12,19 @@ import click
 from evaltray.monitor.drift import MIN_TRACES, SAMPLE, DriftReport, drift_report, drift_to_candidates
 from evaltray.monitor.synthetic import SyntheticReport, synthetic_report
 
-from ._common import AppContext, emit, err, json_option, out, pass_app, set_option, shown, table
+from ._common import (
+    AppContext,
+    dry_run_option,
+    emit,
+    emit_table,
+    err,
+    json_option,
+    out,
+    pass_app,
+    set_option,
+    shown,
+    table,
+)
 
 
 def _show(report: DriftReport, added: list[str] | None) -> None:
@@ -119,3 +131,49 @@ def drift_command(
     emit(as_json, data, show)
     if strict and report.level == "red":
         sys.exit(1)
+
+
+@click.group()
+def rolling() -> None:
+    """The rolling drift set: releases of recent traffic next to the golden set, never used for gating."""
+
+
+@rolling.command("refresh")
+@click.option("--window", default="7d", show_default=True, help="How much recent traffic to sample from.")
+@click.option("--n", "n", type=click.IntRange(1), default=200, show_default=True, help="Conversations to keep.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@dry_run_option
+@json_option
+@pass_app
+def rolling_refresh(app: AppContext, window: str, n: int, seed: int, dry_run: bool, as_json: bool) -> None:
+    """Snapshot a sample of the last window's conversations as a new rolling release (run it with
+    `evaltray run rolling-… TARGET`; `evaltray gate` refuses such runs)."""
+    from evaltray.evaluate.live import parse_window
+    from evaltray.tray.rolling import rolling_release
+
+    rel = rolling_release(app.ws, app.user, parse_window(window), n, seed=seed, dry_run=dry_run)
+    data = {k: v for k, v in dataclasses.asdict(rel).items() if k != "hashes"} | {"dry_run": dry_run}
+    emit(
+        as_json,
+        data,
+        lambda: out().print(
+            f"{'would write' if dry_run else 'wrote'} {rel.version}: {rel.n} conversations "
+            f"({rel.added} new, {rel.dropped} dropped since {rel.parent or 'none'}), hash {rel.content_hash[:12]}",
+            highlight=False,
+        ),
+    )
+
+
+@rolling.command("list")
+@json_option
+@pass_app
+def rolling_list(app: AppContext, as_json: bool) -> None:
+    """The rolling releases, oldest first."""
+    from evaltray.tray.rolling import list_rolling, load_rolling
+
+    rels = [load_rolling(app.ws, v) for v in list_rolling(app.ws)]
+    data = [{k: v for k, v in dataclasses.asdict(r).items() if k != "hashes"} for r in rels]
+    rows = [
+        [r.version, str(r.n), f"+{r.added} / -{r.dropped}", r.window["start"][:16], r.content_hash[:12]] for r in rels
+    ]
+    emit_table(as_json, data, ["version", "n", "changed", "from", "hash"], rows, "rolling releases")
