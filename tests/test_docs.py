@@ -51,6 +51,9 @@ def test_demo_rows_satisfy_the_shipped_schema(tmp_path):
     # the planted contamination is caught: the copied row by every verbatim method, the edited one not as exact
     copied, edited = summary["contamination"]["planted"]
     assert summary["contamination"]["found"] == {copied: ["exact", "lcs", "ngram"], edited: ["lcs", "ngram"]}
+    # the drift step: two halves of the same traffic are calm; retail conversations arriving are a new intent
+    assert summary["drift"]["steady"] == "green" and summary["drift"]["shifted"] == "red"
+    assert summary["drift"]["new_intents"] >= 1
     schema = case_json_schema()
     rows = [json.loads(x) for x in (tmp_path / "demo" / "sets" / "main" / "cases.jsonl").read_text().splitlines()]
     assert len(rows) == summary["gate"]["promoted_main"] - 1  # one case retired before 1.1.0

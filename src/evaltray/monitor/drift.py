@@ -4,7 +4,9 @@ The baseline is the window before (``--baseline-window 30d``: the 30 days before
 cases (``--baseline 1.2.0``). Each metric has a documented default threshold (:data:`THRESHOLDS`, amber and
 red) and a level; the report's level is the worst of them. Metrics:
 
-- ``centroid_shift``: cosine distance between the unit means of the two sides' embeddings;
+- ``centroid_shift``: cosine distance between the unit means of the two sides' embeddings, less what chance
+  alone gives two samples of that size (the 95th percentile over :data:`PERMUTATIONS` seeded reshuffles of
+  both sides' vectors): two halves of 200 varied queries are ~0.05 apart with nothing moved;
 - ``cluster_jsd``: Jensen–Shannon divergence (base 2, 0 to 1) of the stored clusters' shares;
 - ``novel_share``: the share of window traces in no known region, less the baseline's own false-alarm rate.
   A trace's novelty is how much farther it lies from its ``k`` nearest baseline traces than those lie from
@@ -262,6 +264,22 @@ def new_clusters(window: Side, vectors: np.ndarray, novel: np.ndarray, seed: int
     return sorted(out, key=lambda c: -c.size)
 
 
+#: Reshuffles of the pooled vectors that measure the centroid distance chance alone gives.
+PERMUTATIONS = 20
+
+
+def chance_shift(a: np.ndarray, b: np.ndarray, seed: int = 0, rounds: int = PERMUTATIONS) -> float:
+    """The 95th percentile of :func:`centroid_shift` over ``rounds`` random splits of ``a`` and ``b`` pooled
+    into groups of their sizes: the shift two samples of those sizes show when nothing moved."""
+    pooled = np.vstack([a, b])
+    rng = np.random.default_rng(seed)
+    shifts = []
+    for _ in range(rounds):
+        order = rng.permutation(len(pooled))
+        shifts.append(centroid_shift(pooled[order[: len(a)]], pooled[order[len(a) :]]))
+    return float(np.quantile(shifts, 0.95))
+
+
 def _text_metrics(
     base: Side, window: Side, base_vecs: np.ndarray, win_vecs: np.ndarray, seed: int
 ) -> tuple[list[Metric], list[NewCluster]]:
@@ -269,8 +287,9 @@ def _text_metrics(
     novel = index.score(win_vecs) > index.cutoff
     share = float(novel.mean())
     found = new_clusters(window, win_vecs, novel, seed)
+    raw, chance = centroid_shift(base_vecs, win_vecs), chance_shift(base_vecs, win_vecs, seed)
     metrics = [
-        _metric("centroid_shift", centroid_shift(base_vecs, win_vecs)),
+        _metric("centroid_shift", max(0.0, raw - chance), f"{raw:.4f} apart; chance alone gives up to {chance:.4f}"),
         _metric(
             "novel_share",
             max(0.0, share - FALSE_ALARM),

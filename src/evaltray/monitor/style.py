@@ -3,7 +3,8 @@
 :func:`language` is a script and stopword profile, not a trained detector: the script decides Cyrillic, Greek,
 Arabic, Hebrew, Devanagari, Thai, Korean, Japanese and Chinese; a Latin-script text is English, Spanish,
 French, German, Italian, Portuguese or Dutch by whichever stopword list it hits most, ``latin`` when it hits
-none, ``und`` when it has no letters. (``langdetect`` is Apache-2.0 but draws at random unless seeded and
+none, ``und`` when it has no letters. A tie goes to English, whose list holds the short words the others
+share with it (``a``, ``do``, ``as``), so a terse English request is not read as Portuguese. (``langdetect`` is Apache-2.0 but draws at random unless seeded and
 reads a profile per language; ``lingua`` ships ~100 MB of models: neither earns its place for a share of
 traffic per language.)
 
@@ -40,7 +41,11 @@ def _stop(words: str) -> frozenset[str]:
 
 
 _STOPWORDS: dict[str, frozenset[str]] = {
-    "en": _stop("the and is are to of my i you it in for on with this that have was not what how can do"),
+    "en": _stop(
+        "the and is are to of my i you it in for on with this that have was not what how can do a an be at by"
+        " from as or if about who which they we your me please there why when where give make list write"
+        " describe explain tell does did should would could will any some"
+    ),
     "es": _stop("el la los las y es en de que mi por para con una un no como qué cómo está pero se"),
     "fr": _stop("le la les et est de du des que mon ma pour avec une un pas je vous ne sur comment"),
     "de": _stop("der die das und ist ich nicht mein meine mit für ein eine zu wie auf sie es wir den"),
