@@ -264,3 +264,62 @@ def test_trend_keeps_gaps_and_thresholds_kept_with_the_report():
     assert trend(history) == {"language": [("2026-12-01T00:00", 0.05, "green"), ("2026-12-03T00:00", 0.3, "red")]}
     assert _bounds("language", history) == (0.2, 0.25)
     assert _bounds("new:model", history[:1]) == drift.THRESHOLDS["new_values"]
+
+
+def test_centroid_shift_counts_only_what_chance_does_not_give():
+    rng = np.random.default_rng(4)
+    spread = rng.normal(0, 1, (400, 32)) + 0.5  # varied texts: two random halves sit apart by chance alone
+    spread /= np.linalg.norm(spread, axis=1, keepdims=True)
+    a, b = spread[:200], spread[200:]
+    raw = drift.centroid_shift(a, b)
+    assert raw > 0 and raw <= drift.chance_shift(a, b)  # same distribution: within what chance gives
+    moved = b + np.eye(32)[0] * 0.8
+    moved /= np.linalg.norm(moved, axis=1, keepdims=True)
+    assert drift.centroid_shift(a, moved) > 3 * drift.chance_shift(a, moved)
+    # by hand: unit means (1, 0) and (0, 1) are a cosine distance of 1 apart
+    assert drift.centroid_shift(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])) == pytest.approx(1.0)
+
+
+def test_bm25_overlap_by_hand():
+    assert drift.bm25_overlap(["the refund window is 30 days"], ["the refund window is 30 days"]) == 1.0
+    assert drift.bm25_overlap(["refund window"], ["shipping rates"]) == 0.0
+    # old "cat dog", new "cat": n=2, df(cat)=2, df(dog)=1, lengths 2 and 1, mean 1.5, k1=1.2, b=.75
+    idf_cat, idf_dog = np.log(1 + 0.5 / 2.5), np.log(1 + 1.5 / 1.5)
+    own = (idf_cat + idf_dog) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 1.5))
+    against = idf_cat * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 1 / 1.5))
+    assert drift.bm25_overlap(["cat dog"], ["cat"]) == pytest.approx(against / own)
+    with pytest.raises(drift.DriftError):
+        drift.bm25_overlap([], ["x"])
+
+
+def test_reworded_passages_show_as_a_bm25_drift_in_a_workspace(ws, tmp_path):
+    topics = ["refund", "shipping", "warranty", "password", "invoice", "exchange"]
+    old_passage = "Our {t} policy: ask support within 30 days and keep the receipt."
+    new_passage = "Payments page {i}: card fees, currencies, statements."
+
+    def rows(name, day, passage):
+        return [
+            {
+                "id": f"{name}-{i}",
+                "timestamp": day,
+                "input": f"question {i} about {t}",
+                "context": [passage.format(t=t, i=i)],
+            }
+            for i, t in enumerate(topics * 10)
+        ]
+
+    for name, day, passage in (
+        ("old", "2026-11-28T10:00:00Z", old_passage),
+        ("new", "2026-12-05T10:00:00Z", new_passage),
+    ):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows(name, day, passage)))
+        ingest_files(ws, [path], actor="alice")
+    got = {m.name: m for m in drift.drift_report(ws, window="7d").metrics}
+    assert got["retrieval_bm25"].value == pytest.approx(1.0) and got["retrieval_bm25"].level == "red"
+    assert "60 questions" in got["retrieval_bm25"].detail
+    same = drift.compare(
+        _side("b", 60, passages={f"q{i}": [old_passage] for i in range(6)}),
+        _side("w", 60, passages={f"q{i}": [old_passage] for i in range(6)}),
+    )
+    assert {m.name: m.value for m in same.metrics}["retrieval_bm25"] == 0.0

@@ -21,6 +21,10 @@ red) and a level; the report's level is the worst of them. Metrics:
   that call a tool;
 - ``language``: the share of traffic that changed language (total variation distance of the sampled texts'
   languages, by :func:`evaltray.monitor.style.language`);
+- ``retrieval_bm25``: for questions asked on both sides with retrieved passages (a case's ``input.context``,
+  its top-k snapshot when authored; a trace's ``context``), one minus how much of the old passages the new
+  ones still hold: each old passage's best BM25 score against the new passages over its score against itself
+  (:func:`bm25_overlap`), averaged. It sees a re-chunked or re-worded index that keeps document ids;
 - ``retrieval_topk``: for questions asked on both sides (the same text, case and spaces aside) with retrieved
   document ids, one minus the mean overlap (Jaccard) of their top-k ids: the retriever answering differently.
 
@@ -72,6 +76,7 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
     "intent_kl": (0.20, 0.40),
     "language": (0.10, 0.20),
     "retrieval_topk": (0.30, 0.50),
+    "retrieval_bm25": (0.30, 0.50),
 }
 #: The trace columns whose new values are changes to report (a new model, prompt, system message, tool schema).
 CATEGORICAL = ("model", "model_version", "provider", "prompt_template_id", "system_hash", "tools_hash")
@@ -180,6 +185,8 @@ class Side:
     texts: list[str] = field(default_factory=list)
     #: a question (lower case, spaces collapsed) -> the document ids retrieved for it
     retrieved: dict[str, list[str]] = field(default_factory=dict)
+    #: a question -> the passages retrieved for it
+    passages: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -342,6 +349,44 @@ def _retrieval_metric(base: Side, window: Side) -> list[Metric]:
     return [_metric("retrieval_topk", 1.0 - mean, detail)]
 
 
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def bm25_overlap(old: list[str], new: list[str], k1: float = 1.2, b: float = 0.75) -> float:
+    """How much of the ``old`` passages the ``new`` ones still hold, 0 to 1: the mean over old passages of
+    its best BM25 score against a new passage over its BM25 score against itself (statistics over both lists;
+    each ratio capped at 1). 1 when the same passages come back."""
+    docs = [Counter(_TOKEN.findall(t.lower())) for t in (*old, *new)]
+    if not old or not new:
+        raise DriftError("passages on both sides are needed")
+    lengths = np.array([sum(d.values()) for d in docs], dtype=float)
+    avg = max(float(lengths.mean()), 1.0)
+    df: Counter[str] = Counter(t for d in docs for t in d)
+    n = len(docs)
+
+    def score(query: Counter[str], i: int) -> float:
+        d, norm = docs[i], k1 * (1 - b + b * lengths[i] / avg)
+        return sum(
+            np.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) * d[t] * (k1 + 1) / (d[t] + norm) for t in query if t in d
+        )
+
+    ratios = []
+    for i, q in enumerate(docs[: len(old)]):
+        own = score(q, i)
+        if own > 0:
+            ratios.append(min(1.0, max(score(q, len(old) + j) for j in range(len(new))) / own))
+    return float(np.mean(ratios)) if ratios else 1.0
+
+
+def _bm25_metric(base: Side, window: Side) -> list[Metric]:
+    shared = [q for q in window.passages if q in base.passages]
+    if len(shared) < MIN_SHARED_QUERIES:
+        return []
+    mean = float(np.mean([bm25_overlap(base.passages[q], window.passages[q]) for q in shared]))
+    detail = f"{len(shared)} questions with passages on both sides; BM25 overlap with the old passages {mean:.0%}"
+    return [_metric("retrieval_bm25", 1.0 - mean, detail)]
+
+
 def _table_metrics(base: Side, window: Side) -> list[Metric]:
     out = _intent_metrics(base, window)
     for col in CATEGORICAL:
@@ -363,7 +408,7 @@ def _table_metrics(base: Side, window: Side) -> list[Metric]:
                 f"{base.tool_share:.1%} -> {window.tool_share:.1%} of traces call a tool",
             )
         )
-    return out + _language_metric(base, window) + _retrieval_metric(base, window)
+    return out + _language_metric(base, window) + _retrieval_metric(base, window) + _bm25_metric(base, window)
 
 
 _ORDER = {"unknown": 0, "green": 1, "amber": 2, "red": 3}
@@ -427,15 +472,26 @@ def question_key(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _retrieved(ws: Workspace, where: str) -> dict[str, list[str]]:
-    """The newest retrieved document ids per distinct question (at most :data:`QUERY_LIMIT` questions)."""
+def _retrieved(ws: Workspace, where: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The newest retrieved document ids and passages per distinct question (at most :data:`QUERY_LIMIT`
+    questions each)."""
     with ws.trace_store().sandboxed() as con:
         rows = con.execute(
             "SELECT input_text, arg_max(retrieved_doc_ids, start_time) FROM traces"
             f" WHERE {where} AND input_text IS NOT NULL AND len(retrieved_doc_ids) > 0"
             f" GROUP BY 1 ORDER BY 1 LIMIT {QUERY_LIMIT}"
         ).fetchall()
-    return {question_key(q): list(ids) for q, ids in rows}
+        ctx = con.execute(
+            "SELECT input_text, arg_max(metadata, start_time) FROM traces"
+            f" WHERE {where} AND input_text IS NOT NULL AND metadata LIKE '%\"context\"%'"
+            f" GROUP BY 1 ORDER BY 1 LIMIT {QUERY_LIMIT}"
+        ).fetchall()
+    passages = {}
+    for q, meta in ctx:
+        got = orjson.loads(meta).get("context") if meta else None
+        if isinstance(got, list) and got:
+            passages[question_key(q)] = [str(p) for p in got]
+    return {question_key(q): list(ids) for q, ids in rows}, passages
 
 
 #: What each :data:`CATEGORICAL` column's change is called in a refresh trigger.
@@ -477,12 +533,12 @@ def traffic_side(
     where = _between(start, end)
     n, chars, tools, counts = _aggregates(ws, where)
     ids, texts = user_texts(ws, where, limit=sample, order_by=f"md5(trace_id || ':{int(seed)}'), trace_id")
-    return Side(label, n, counts, chars, tools, ids, texts, _retrieved(ws, where))
+    return Side(label, n, counts, chars, tools, ids, texts, *_retrieved(ws, where))
 
 
 def release_side(ws: Workspace, version: str, set_name: str | None = None) -> Side:
-    """A release's cases as a baseline: their user texts, input lengths, and the document ids each case's input
-    retrieved when it was authored (traces' other columns they do not carry)."""
+    """A release's cases as a baseline: their user texts, input lengths, and the document ids and passages each
+    case's input retrieved when it was authored (its top-k snapshot; traces' other columns they do not carry)."""
     from evaltray.tray.gate import user_text
     from evaltray.tray.release import select_cases
 
@@ -494,8 +550,13 @@ def release_side(ws: Workspace, version: str, set_name: str | None = None) -> Si
         for t, c in zip(texts, cases, strict=True)
         if c["input"].get("retrieved_doc_ids")
     }
+    passages = {
+        question_key(t): list(c["input"]["context"])
+        for t, c in zip(texts, cases, strict=True)
+        if c["input"].get("context")
+    }
     ids = [str(c["id"]) for c in cases]
-    return Side(f"release {version}", len(cases), {}, chars, None, ids, texts, retrieved)
+    return Side(f"release {version}", len(cases), {}, chars, None, ids, texts, retrieved, passages)
 
 
 def latest_start(ws: Workspace) -> datetime:
