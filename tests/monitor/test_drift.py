@@ -316,7 +316,8 @@ def test_reworded_passages_show_as_a_bm25_drift_in_a_workspace(ws, tmp_path):
         path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows(name, day, passage)))
         ingest_files(ws, [path], actor="alice")
     got = {m.name: m for m in drift.drift_report(ws, window="7d").metrics}
-    assert got["retrieval_bm25"].value == pytest.approx(1.0) and got["retrieval_bm25"].level == "red"
+    # only "page 30" shares a word ("30") with an old passage
+    assert got["retrieval_bm25"].value == pytest.approx(1.0, abs=0.001) and got["retrieval_bm25"].level == "red"
     assert "60 questions" in got["retrieval_bm25"].detail
     same = drift.compare(
         _side("b", 60, passages={f"q{i}": [old_passage] for i in range(6)}),
