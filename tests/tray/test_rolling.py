@@ -56,3 +56,18 @@ def test_a_run_on_the_rolling_set_is_refused_by_the_gate(ws, tmp_path, monkeypat
     made = runner.execute(ws, plan, make_target("python:echobot:answer"), actor="alice")
     with pytest.raises(compare.CompareError, match="rolling drift-set release .* never used for gating"):
         compare.gate(ws, made.run_id, made.run_id)
+
+
+def test_trace_ids_that_differ_in_case_get_distinct_case_ids(ws, tmp_path):
+    rows = [
+        {"id": tid, "timestamp": "2026-12-05T10:00:00Z", "messages": [{"role": "user", "content": f"hello {tid}"}]}
+        for tid in ("Order-1", "order-1", "order/1")
+    ]
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    from evaltray.ingest import ingest_files
+
+    ingest_files(ws, [path], actor="alice")
+    rel = rolling.rolling_release(ws, "alice", end=END)
+    assert rel.n == 3 and len(rel.hashes) == 3
+    assert sum(cid == "t-order-1" for cid in rel.hashes) == 1

@@ -7,6 +7,7 @@ reviewed label, so a run on one can be scored by a judge but is **never** a gate
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -93,7 +94,8 @@ def _recent_cases(ws: Workspace, start: datetime, end: datetime, n: int, seed: i
     )
     order = f"md5(trace_id || ':{int(seed)}'), trace_id"
     table = ws.trace_store().query(conjunction("payload_kept", where), columns=_COLUMNS, order_by=order, limit=n)
-    cases = []
+    cases: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for row in table.to_pylist():
         before, after = split_conversation(read_messages(row["messages"]))
         if not any(m.get("role") == "user" for m in before):
@@ -101,6 +103,9 @@ def _recent_cases(ws: Workspace, start: datetime, end: datetime, n: int, seed: i
         tools = orjson.loads(row["tools"]) if row["tools"] else []
         inp = {"messages": before, "tools": tools, "retrieved_doc_ids": list(row["retrieved_doc_ids"] or [])}
         case_id = "t-" + re.sub(r"[^a-z0-9_-]", "-", str(row["trace_id"]).lower())
+        if case_id in seen:  # two trace ids that differ only in case or punctuation
+            case_id += "-" + hashlib.sha256(str(row["trace_id"]).encode()).hexdigest()[:8]
+        seen.add(case_id)
         cases.append(
             {"id": case_id, "trace_id": row["trace_id"], "input": inp, "recorded_output": render_output(after)}
         )
