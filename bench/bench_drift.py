@@ -3,6 +3,7 @@
     python bench/bench_drift.py novelty --set train     # the building set: tune here
     python bench/bench_drift.py novelty --set test      # the measuring set: report here, never tune
     python bench/bench_drift.py scale -n 1000000
+    python bench/bench_drift.py centroid              # chance-corrected centroid shift, on the test split
 
 ``novelty``: 10 of Banking77's 77 intents (a seeded draw) are held out. With ``--set train`` the baseline is a
 seeded half of the train split less the 10 intents and the stream is the other half (all 77); with
@@ -16,6 +17,12 @@ ratio. Embeddings: the default backend (WordLlama).
 ``scale``: ``_gen.write_chats`` traces (seed 1, one every 3 s: 1M span 35 days), the cluster column filled from
 each trace's feature (standing in for a stored clustering run, which the report reads and does not make),
 then ``drift_report(window=7d, baseline_window=14d)`` timed against the 30 s target.
+
+``centroid``: on Banking77's test split (the measuring set; nothing here is tuned: the correction is a
+permutation percentile and the 0.02 / 0.05 thresholds predate it), ``--rounds`` seeded draws of a baseline and
+a window of ``--size`` texts each. Calm: both drawn from the same 67 intents. Moved: the window's texts 20%
+from the 10 held-out intents. It prints the share of draws at amber or worse for the raw centroid distance (the
+reference: the metric before the correction) and for the chance-corrected one.
 
 Data: Banking77 (PolyAI, CC-BY-4.0, licence beside it) from ``../shared/data/intents/`` beside the repository
 unless ``--data`` says otherwise; nothing is copied into the repository.
@@ -150,6 +157,42 @@ def scale(args: argparse.Namespace) -> None:
             print(f"  {m.name:24} {m.value!s:>8} {m.level}")
 
 
+def centroid(args: argparse.Namespace) -> None:
+    texts, labels = _load(args.data, "test")
+    rng = np.random.default_rng(args.seed)
+    unseen = set(rng.choice(sorted(set(labels)), 10, replace=False).tolist())
+    vecs = normalize_rows(get_embedder("wordllama").embed(texts))
+    seen_i = np.array([i for i, c in enumerate(labels) if c not in unseen])
+    new_i = np.array([i for i, c in enumerate(labels) if c in unseen])
+    amber = drift.THRESHOLDS["centroid_shift"][0]
+    alarms = {"calm": [0, 0], "moved": [0, 0]}  # [raw, corrected] draws at amber or worse
+    sums = {"calm": [0.0, 0.0], "moved": [0.0, 0.0]}  # [raw distance, chance] summed over draws
+    for r in range(args.rounds):
+        pick = rng.permutation(seen_i)
+        base = vecs[pick[: args.size]]
+        n_new = args.size // 5
+        for case, win_i in (
+            ("calm", pick[args.size : 2 * args.size]),
+            ("moved", np.concatenate([pick[args.size : 2 * args.size - n_new], rng.choice(new_i, n_new, False)])),
+        ):
+            win = vecs[win_i]
+            raw, chance = drift.centroid_shift(base, win), drift.chance_shift(base, win, seed=r)
+            alarms[case][0] += raw >= amber
+            alarms[case][1] += raw - chance >= amber
+            sums[case][0] += raw
+            sums[case][1] += chance
+    n = args.rounds
+    print(f"Banking77 test: {n} draws of {args.size} + {args.size} texts; amber at {amber}")
+    for case, (raw, cor) in alarms.items():
+        mean_raw, mean_chance = sums[case][0] / n, sums[case][1] / n
+        print(
+            f"  {case:5}: mean distance {mean_raw:.4f}, chance up to {mean_chance:.4f}; draws alarmed: "
+            f"raw {raw / n:.0%}, chance-corrected {cor / n:.0%}"
+        )
+    cr, cc = alarms["calm"]
+    print(f"  false alarms, corrected / raw: {cc}/{cr} = {cc / max(cr, 1):.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="what", required=True)
@@ -160,8 +203,13 @@ def main() -> None:
     sc = sub.add_parser("scale")
     sc.add_argument("-n", type=int, default=1_000_000)
     sc.add_argument("--repeat", type=int, default=2)
+    ce = sub.add_parser("centroid")
+    ce.add_argument("--data", type=Path, default=DATA)
+    ce.add_argument("--seed", type=int, default=0)
+    ce.add_argument("--size", type=int, default=200)
+    ce.add_argument("--rounds", type=int, default=50)
     args = ap.parse_args()
-    novelty(args) if args.what == "novelty" else scale(args)
+    {"novelty": novelty, "scale": scale, "centroid": centroid}[args.what](args)
 
 
 if __name__ == "__main__":

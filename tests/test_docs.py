@@ -55,6 +55,9 @@ def test_demo_rows_satisfy_the_shipped_schema(tmp_path):
     # one: 17 pass where the benchmark's reward passed, 4 fail where it failed; 10 the reward passed miss a free-text
     # argument such as a transfer summary, list item ids in another order, or a calculation on other amounts)
     assert summary["evaluation"]["tool_calls"] == {"pass": 18, "fail": 14, "n/a": 53}
+    # the drift step: two halves of the same traffic are calm; retail conversations arriving are a new intent
+    assert summary["drift"]["steady"] == "green" and summary["drift"]["shifted"] == "red"
+    assert summary["drift"]["new_intents"] >= 1
     schema = case_json_schema()
     rows = [json.loads(x) for x in (tmp_path / "demo" / "sets" / "main" / "cases.jsonl").read_text().splitlines()]
     assert len(rows) == summary["gate"]["promoted_main"] - 1  # one case retired before 1.1.0

@@ -111,6 +111,7 @@ def run_demo(directory: Path, force: bool = False, echo: Echo | None = print) ->
         _verify_and_export(ws, summary, say)
         _contamination(ws, summary, say)
         _evaluate(ws, summary, say)
+        _drift(ws, summary, say)
     finally:
         ws.close()
     say(f"\nWhere to look next (cd {directory}):")
@@ -435,6 +436,37 @@ def _contamination(ws: Workspace, summary: dict[str, Any], say: Echo) -> None:
         m = ms[0]
         say(f"  {cid}: {', '.join(sorted({x.method for x in ms}))} match at {m.source}:{m.line}")
     say(f"  (`evaltray contamination 1.1.0 --corpus {corpus.name}` in the workspace does the same)")
+
+
+def _drift(ws: Workspace, summary: dict[str, Any], say: Echo) -> None:
+    """10. Drift: HaluEval's queries split in two show none; the τ²-bench retail conversations arriving in the
+    second half (a kind of request the first half never had) show as a new intent."""
+    from evaltray.monitor.drift import Side, compare, embed_pair
+
+    ids, texts = derived.user_texts(ws, "source_format = 'jsonl'")
+    tau_ids, tau_texts = derived.user_texts(ws, "source_format = 'tau2'")
+
+    def side(label: str, side_ids: list[str], side_texts: list[str]) -> Side:
+        mean = sum(map(len, side_texts)) / max(1, len(side_texts))
+        return Side(label, len(side_ids), {}, mean, None, side_ids, side_texts)
+
+    base = side("HaluEval, even rows", ids[::2], texts[::2])
+    steady = side("HaluEval, odd rows", ids[1::2], texts[1::2])
+    shifted = side("odd rows + τ²-bench retail", ids[1::2] + tau_ids, texts[1::2] + tau_texts)
+    calm = compare(base, steady, *embed_pair(ws, base.texts, steady.texts, "wordllama"))
+    moved = compare(base, shifted, *embed_pair(ws, base.texts, shifted.texts, "wordllama"))
+    novel = {m.name: m.value for m in moved.metrics}.get("novel_share")
+    summary["drift"] = {"steady": calm.level, "shifted": moved.level, "new_intents": len(moved.new_clusters)}
+    say(
+        f"10. drift: HaluEval's rows split in two → {calm.level}; with the {len(tau_ids)} τ²-bench retail "
+        f"conversations added to one half → {moved.level} (novel share {novel or 0:.0%}), "
+        f"{len(moved.new_clusters)} new intent(s)"
+    )
+    for c in moved.new_clusters[:2]:
+        say(
+            f"  new intent {c.name!r} ({c.size} traces), suggested slice {c.suggested_slice}: {c.examples[0]['text'][:80]!r}"
+        )
+    say("  (`evaltray drift --window 7d --html drift.html` compares time windows of live traffic)")
 
 
 def _stub_judge(body: dict[str, Any]) -> str:

@@ -162,3 +162,165 @@ def test_a_release_baseline_and_both_baselines_refused(ws, tmp_path):
         drift.drift_report(ws, baseline="1.0.0", baseline_window="30d")
     with pytest.raises(drift.DriftError, match="no traces"):
         drift.drift_report(ws)
+
+
+def test_smoothed_kl_and_total_variation_by_hand():
+    from scipy.stats import entropy
+
+    # add 1/2: (1.5, .5) and (.5, 1.5) -> (.75, .25) vs (.25, .75): .75 log2 3 + .25 log2(1/3) = .5 log2 3
+    assert drift.kl_smoothed([1, 0], [0, 1]) == pytest.approx(0.5 * np.log2(3))
+    assert drift.kl_smoothed([4, 4], [4, 4]) == pytest.approx(0.0)
+    rng = np.random.default_rng(2)
+    p, q = rng.integers(0, 30, 9), rng.integers(0, 30, 9)
+    assert drift.kl_smoothed(p, q) == pytest.approx(entropy(p + 0.5, q + 0.5, base=2))
+    assert drift.total_variation(Counter(en=8, es=2), Counter(en=5, es=5)) == pytest.approx(0.3)
+    with pytest.raises(drift.DriftError):
+        drift.total_variation(Counter(), Counter(en=1))
+
+
+def test_intent_kl_language_and_retrieval_shifts():
+    en = ["where is my card", "I want to reset my password", "how do I get a refund for this"]
+    es = ["¿dónde está mi tarjeta?", "quiero cambiar la contraseña", "no me llega el reembolso"]
+    shared = {f"question {i}": [f"d{i}", f"d{i + 1}"] for i in range(6)}
+    base = _side("b", 100, counts={"cluster_id": Counter({"0": 50, "1": 50})}, texts=en * 20, retrieved=dict(shared))
+    # the window: a third of the questions in Spanish; the retriever now returns one new id of two
+    moved = {q: [ids[0], "new"] for q, ids in shared.items()}
+    win = _side("w", 100, counts={"cluster_id": Counter({"0": 50, "1": 50})}, texts=en * 20 + es * 10, retrieved=moved)
+    got = {m.name: m for m in drift.compare(base, win).metrics}
+    assert got["intent_kl"].value == pytest.approx(0.0) and got["intent_kl"].level == "green"
+    assert got["language"].value == pytest.approx(30 / 90, abs=1e-4) and got["language"].level == "red"
+    assert "es 33%" in got["language"].detail
+    # Jaccard of {d_i, d_i+1} and {d_i, new} = 1/3 for each question: 1 - 1/3
+    assert got["retrieval_topk"].value == pytest.approx(2 / 3, abs=1e-4) and got["retrieval_topk"].level == "red"
+    # unchanged retrieval and languages: both green; fewer shared questions than the minimum: not measured
+    same = {m.name: m for m in drift.compare(base, _side("w", 100, texts=en * 10, retrieved=dict(shared))).metrics}
+    assert same["language"].value == 0 and same["retrieval_topk"].value == 0
+    few = dict(list(shared.items())[: drift.MIN_SHARED_QUERIES - 1])
+    assert "retrieval_topk" not in {m.name for m in drift.compare(base, _side("w", 100, retrieved=few)).metrics}
+
+
+def test_injected_language_retrieval_and_version_shifts_in_a_workspace(ws, tmp_path, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from evaltray.monitor import refresh as refresh_mod
+    from evaltray.monitor.refresh import refresh, refresh_due
+
+    rng = random.Random(3)
+    old = _known(rng, 30)
+    docs = {t: [f"kb-{len(t) % 7}", "kb-faq"] for t in old}
+    rows = [dict(text=t, docs=docs[t]) for t in old]
+    _ingest_rows(ws, tmp_path, "old", rows, "2026-11-25T10:00:00Z", "m-1")
+    refresh(ws, "alice", n=1)
+    between = datetime.now(UTC)
+    spanish = [
+        "la tarjeta nueva no llega todavía",
+        "quiero que me devuelvan el dinero",
+        "no puedo entrar con la contraseña",
+    ]
+    new = [dict(text=t, docs=["kb-new-index"]) for t in old[:60]] + [
+        dict(text=rng.choice(spanish), docs=[]) for _ in range(40)
+    ]
+    _ingest_rows(ws, tmp_path, "new", new, "2026-12-05T10:00:00Z", "m-2")
+    got = {m.name: m for m in drift.drift_report(ws, window="7d", baseline_window="14d").metrics}
+    assert got["language"].level == "red" and "es 40%" in got["language"].detail
+    assert got["retrieval_topk"].value == pytest.approx(1.0) and got["retrieval_topk"].level == "red"
+    assert got["new:model"].level == "red"
+    (change,) = drift.version_changes(ws, between)
+    assert change.startswith("model change: m-2 (first ingested")
+    assert drift.version_changes(ws, datetime.now(UTC)) == []  # nothing new since now
+    # refresh_due counts the whole second of the (whole-second) audit time as before: pin it to `between`
+    monkeypatch.setattr(refresh_mod, "last_refresh", lambda _ws: between - timedelta(seconds=1))
+    assert change in refresh_due(ws)
+
+
+def _ingest_rows(ws, tmp_path, name, rows, day, model):
+    recs = [
+        {
+            "id": f"{name}-{i:04d}",
+            "timestamp": day,
+            "model": model,
+            "messages": [{"role": "user", "content": r["text"]}],
+            # the OpenAI chat format reads retrieval from the record's metadata
+            "metadata": {"retrieved_doc_ids": r["docs"]},
+        }
+        for i, r in enumerate(rows)
+    ]
+    path = tmp_path / f"{name}.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+    ingest_files(ws, [path], actor="alice")
+
+
+def test_trend_keeps_gaps_and_thresholds_kept_with_the_report():
+    from evaltray.monitor.drift_html import _bounds, trend
+
+    history = [
+        {"created_at": "2026-12-01T00:00", "metrics": {"language": {"value": 0.05, "level": "green"}}},
+        {"created_at": "2026-12-02T00:00", "metrics": {}},  # a window too small: a gap, not a zero
+        {
+            "created_at": "2026-12-03T00:00",
+            "metrics": {"language": {"value": 0.3, "level": "red", "amber": 0.2, "red": 0.25}},
+        },
+    ]
+    assert trend(history) == {"language": [("2026-12-01T00:00", 0.05, "green"), ("2026-12-03T00:00", 0.3, "red")]}
+    assert _bounds("language", history) == (0.2, 0.25)
+    assert _bounds("new:model", history[:1]) == drift.THRESHOLDS["new_values"]
+
+
+def test_centroid_shift_counts_only_what_chance_does_not_give():
+    rng = np.random.default_rng(4)
+    spread = rng.normal(0, 1, (400, 32)) + 0.5  # varied texts: two random halves sit apart by chance alone
+    spread /= np.linalg.norm(spread, axis=1, keepdims=True)
+    a, b = spread[:200], spread[200:]
+    raw = drift.centroid_shift(a, b)
+    assert raw > 0 and raw <= drift.chance_shift(a, b)  # same distribution: within what chance gives
+    moved = b + np.eye(32)[0] * 0.8
+    moved /= np.linalg.norm(moved, axis=1, keepdims=True)
+    assert drift.centroid_shift(a, moved) > 3 * drift.chance_shift(a, moved)
+    # by hand: unit means (1, 0) and (0, 1) are a cosine distance of 1 apart
+    assert drift.centroid_shift(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])) == pytest.approx(1.0)
+
+
+def test_bm25_overlap_by_hand():
+    assert drift.bm25_overlap(["the refund window is 30 days"], ["the refund window is 30 days"]) == 1.0
+    assert drift.bm25_overlap(["refund window"], ["shipping rates"]) == 0.0
+    # old "cat dog", new "cat": n=2, df(cat)=2, df(dog)=1, lengths 2 and 1, mean 1.5, k1=1.2, b=.75
+    idf_cat, idf_dog = np.log(1 + 0.5 / 2.5), np.log(1 + 1.5 / 1.5)
+    own = (idf_cat + idf_dog) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 1.5))
+    against = idf_cat * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 1 / 1.5))
+    assert drift.bm25_overlap(["cat dog"], ["cat"]) == pytest.approx(against / own)
+    with pytest.raises(drift.DriftError):
+        drift.bm25_overlap([], ["x"])
+
+
+def test_reworded_passages_show_as_a_bm25_drift_in_a_workspace(ws, tmp_path):
+    topics = ["refund", "shipping", "warranty", "password", "invoice", "exchange"]
+    old_passage = "Our {t} policy: ask support within 30 days and keep the receipt."
+    new_passage = "Payments page {i}: card fees, currencies, statements."
+
+    def rows(name, day, passage):
+        return [
+            {
+                "id": f"{name}-{i}",
+                "timestamp": day,
+                "input": f"question {i} about {t}",
+                "context": [passage.format(t=t, i=i)],
+            }
+            for i, t in enumerate(topics * 10)
+        ]
+
+    for name, day, passage in (
+        ("old", "2026-11-28T10:00:00Z", old_passage),
+        ("new", "2026-12-05T10:00:00Z", new_passage),
+    ):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows(name, day, passage)))
+        ingest_files(ws, [path], actor="alice")
+    got = {m.name: m for m in drift.drift_report(ws, window="7d").metrics}
+    # only "page 30" shares a word ("30") with an old passage
+    assert got["retrieval_bm25"].value == pytest.approx(1.0, abs=0.001) and got["retrieval_bm25"].level == "red"
+    assert "60 questions" in got["retrieval_bm25"].detail
+    same = drift.compare(
+        _side("b", 60, passages={f"q{i}": [old_passage] for i in range(6)}),
+        _side("w", 60, passages={f"q{i}": [old_passage] for i in range(6)}),
+    )
+    assert {m.name: m.value for m in same.metrics}["retrieval_bm25"] == 0.0

@@ -65,6 +65,7 @@ COMMANDS = {
     "corpora": "monitor:corpora",
     "leakage": "monitor:leakage_command",
     "drift": "drift:drift_command",
+    "rolling": "drift:rolling",
     "health": "health:health_command",
     "selftest": "health:selftest_command",
     "refresh": "health:refresh_command",

@@ -191,11 +191,12 @@ def _announce(
     """The plan and target a command will run, after printing the cost estimate (to stderr) before anything
     is sent; ``runs`` times the requests of one run (an A/A check runs twice)."""
     path = Path(source)
-    plan = (
-        runner.plan_file_run(path)
-        if path.suffix in (".jsonl", ".json") or path.is_file()
-        else (runner.plan_release_run(app.ws, source, *picked))
-    )
+    if source.startswith("rolling-") and not path.is_file():  # a rolling drift-set release (tray.rolling)
+        plan = runner.plan_rolling_run(app.ws, source)
+    elif path.suffix in (".jsonl", ".json") or path.is_file():
+        plan = runner.plan_file_run(path)
+    else:
+        plan = runner.plan_release_run(app.ws, source, *picked)
     target = targets.make_target(target_spec, base_url=base_url)
     table = runner.load_prices(price[1]) if price[1] is not None else None
     estimate = plan.estimate(target, trials * runs, _price(price[0]), table)

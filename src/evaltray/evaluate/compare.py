@@ -162,7 +162,13 @@ def gate(
     """Whether ``candidate`` may ship against ``baseline`` (see the module docstring); every reason is a
     sentence a person can act on."""
     for run_id in (candidate, baseline):
-        if load_run(ws, run_id)["source"].get("release") is None:
+        source = load_run(ws, run_id)["source"]
+        if source.get("rolling"):
+            raise CompareError(
+                f"run {run_id} ran on rolling drift-set release {source['rolling']}: the rolling set follows recent "
+                "traffic and is never used for gating; gate on runs of a golden release"
+            )
+        if source.get("release") is None:
             raise CompareError(f"run {run_id} ran on an unreleased file; the gate needs runs on a named release")
     cmp = compare_runs(ws, baseline, candidate, allow_uncalibrated=allow_uncalibrated)
     result = GateResult(True, comparison=cmp)

@@ -17,9 +17,9 @@ from .report import run_report
 from .run import read_results, run_dir
 from .score import read_scores
 
-__all__ = ["write_html_report"]
+__all__ = ["PAGE_STYLE", "json_block", "write_html_report", "write_page"]
 
-_STYLE = """
+PAGE_STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left}
@@ -119,7 +119,7 @@ def _why(row: dict[str, Any]) -> str:
     return "; ".join(f"{s['scorer']}: {s['reason']}" for s in row["scores"] if s["passed"] is False)
 
 
-def _json_block(data: dict[str, Any]) -> str:
+def json_block(data: dict[str, Any]) -> str:
     """The report's figures for machines, safe inside a script element (no ``</`` can close it)."""
     return orjson.dumps(data, default=str).decode().replace("</", "<\\/").replace("<!--", "<\\u0021--")
 
@@ -138,16 +138,21 @@ def write_html_report(ws: Workspace, run_id: str, path: Path) -> Path:
     warnings = "".join(f"<p class=warn>{escape(w)}</p>" for w in data["warnings"])
     page = (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>evaltray run {escape(run_id)}</title>"
-        f"<style>{_STYLE}</style></head><body>"
+        f"<style>{PAGE_STYLE}</style></head><body>"
         f"<h1>{escape(data['target'])} on {escape(what)}</h1>"
         f"<p class=meta>run {escape(run_id)} · set {escape(str(data['set']))} · {escape(str(data['split']))} · "
         f"target hash {escape(data['target_hash'][:12])} · {data['overall']['n']} scored cases: {escape(data['advice'])}</p>"
         f"{warnings}<h2>Pass rate per slice</h2>{_interval_chart(rows)}{_slice_table(rows)}"
         f"{_judge_section(data['judge'])}<h2>Latency</h2>{_latency_chart(latencies)}"
         f"<h2>Failing cases</h2>{_failures(scores)}"
-        f"<script type=application/json id=report-data>{_json_block(data)}</script>"
+        f"<script type=application/json id=report-data>{json_block(data)}</script>"
         "</body></html>"
     )
+    return write_page(path, page)
+
+
+def write_page(path: Path, page: str) -> Path:
+    """Write one HTML page atomically; an unwritable path is an :class:`EvaltrayError` naming it."""
     try:
         atomic_write(path, page.encode("utf-8"))
     except OSError as exc:

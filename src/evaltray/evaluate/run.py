@@ -15,6 +15,7 @@ run of an unchanged target on cases it already answered sends nothing (``cache=F
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import random
@@ -197,6 +198,17 @@ def plan_release_run(
         "subset": subset,
     }
     return RunPlan(cases, source)
+
+
+def plan_rolling_run(ws: Workspace, version: str) -> RunPlan:
+    """The cases of rolling drift-set release ``version``: a run to watch, recorded as rolling so that the gate
+    refuses it."""
+    from evaltray.tray.rolling import load_rolling, rolling_cases_path
+
+    rel = load_rolling(ws, version)
+    plan = plan_file_run(rolling_cases_path(ws, version))
+    source = {**plan.source, "rolling": version, "rolling_hash": rel.content_hash}
+    return dataclasses.replace(plan, source=source)
 
 
 def plan_file_run(path: Path) -> RunPlan:

@@ -4,17 +4,29 @@ The baseline is the window before (``--baseline-window 30d``: the 30 days before
 cases (``--baseline 1.2.0``). Each metric has a documented default threshold (:data:`THRESHOLDS`, amber and
 red) and a level; the report's level is the worst of them. Metrics:
 
-- ``centroid_shift``: cosine distance between the unit means of the two sides' embeddings;
+- ``centroid_shift``: cosine distance between the unit means of the two sides' embeddings, less what chance
+  alone gives two samples of that size (the 95th percentile over :data:`PERMUTATIONS` seeded reshuffles of
+  both sides' vectors): two halves of 200 varied queries are ~0.05 apart with nothing moved;
 - ``cluster_jsd``: Jensen–Shannon divergence (base 2, 0 to 1) of the stored clusters' shares;
 - ``novel_share``: the share of window traces in no known region, less the baseline's own false-alarm rate.
   A trace's novelty is how much farther it lies from its ``k`` nearest baseline traces than those lie from
   their own neighbours (a local-density ratio, :class:`NoveltyIndex`); it is novel above the baseline's own
   90th percentile (picked on Banking77 train). Novel traces are clustered; each cluster of :data:`MIN_NEW_CLUSTER` or more is a new intent,
   shown with examples and a suggested slice;
-- ``new:<column>``: the share of window traffic on a model version, prompt template, system-message hash or
-  tool-schema hash the baseline never had;
+- ``intent_kl``: Kullback–Leibler divergence (bits) of the window's cluster shares from the baseline's, each
+  cluster's count smoothed by adding one half (so a cluster one side never saw does not make it infinite);
+- ``new:<column>``: the share of window traffic on a model, model version, provider (vendor), prompt template,
+  system-message hash or tool-schema hash the baseline never had;
 - ``input_length``: relative change of the mean input length; ``tool_use``: change of the share of traces
-  that call a tool.
+  that call a tool;
+- ``language``: the share of traffic that changed language (total variation distance of the sampled texts'
+  languages, by :func:`evaltray.monitor.style.language`);
+- ``retrieval_bm25``: for questions asked on both sides with retrieved passages (a case's ``input.context``,
+  its top-k snapshot when authored; a trace's ``context``), one minus how much of the old passages the new
+  ones still hold: each old passage's best BM25 score against the new passages over its score against itself
+  (:func:`bm25_overlap`), averaged. It sees a re-chunked or re-worded index that keeps document ids;
+- ``retrieval_topk``: for questions asked on both sides (the same text, case and spaces aside) with retrieved
+  document ids, one minus the mean overlap (Jaccard) of their top-k ids: the retriever answering differently.
 
 Text metrics use a seeded uniform sample of at most :data:`SAMPLE` traces a side, so a report over a million
 traces costs a few DuckDB aggregates and two samples. A side with fewer than :data:`MIN_TRACES` traces gives
@@ -61,9 +73,13 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
     "new_values": (0.01, 0.50),
     "input_length": (0.25, 0.50),
     "tool_use": (0.10, 0.20),
+    "intent_kl": (0.20, 0.40),
+    "language": (0.10, 0.20),
+    "retrieval_topk": (0.30, 0.50),
+    "retrieval_bm25": (0.30, 0.50),
 }
 #: The trace columns whose new values are changes to report (a new model, prompt, system message, tool schema).
-CATEGORICAL = ("model", "model_version", "prompt_template_id", "system_hash", "tools_hash")
+CATEGORICAL = ("model", "model_version", "provider", "prompt_template_id", "system_hash", "tools_hash")
 MIN_TRACES = 50
 SAMPLE = 4000
 #: Neighbours the novelty score looks at (picked on Banking77 train, see bench/bench_drift.py).
@@ -71,6 +87,10 @@ NOVELTY_K = 5
 #: The baseline's own share of traces called novel: the cutoff is its (1 - this) quantile.
 FALSE_ALARM = 0.10
 MIN_NEW_CLUSTER = 5
+#: Questions asked on both sides that ``retrieval_topk`` needs before it says anything.
+MIN_SHARED_QUERIES = 5
+#: Distinct retrieving questions read a side for ``retrieval_topk``.
+QUERY_LIMIT = 20000
 _CHUNK = 2048
 
 
@@ -91,6 +111,23 @@ def jsd(p: Any, q: Any) -> float:
         return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
 
     return max(0.0, (kl(a) + kl(b)) / 2)
+
+
+def kl_smoothed(p: Any, q: Any, alpha: float = 0.5) -> float:
+    """Kullback–Leibler divergence KL(p || q) in bits of two count vectors, each count plus ``alpha`` first."""
+    a, b = np.asarray(p, dtype=float) + alpha, np.asarray(q, dtype=float) + alpha
+    if a.shape != b.shape or a.size == 0 or (a <= 0).any() or (b <= 0).any():
+        raise DriftError("two count vectors of the same non-zero length are needed")
+    a, b = a / a.sum(), b / b.sum()
+    return max(0.0, float(np.sum(a * np.log2(a / b))))
+
+
+def total_variation(p: Counter[str], q: Counter[str]) -> float:
+    """Half the L1 distance of two distributions given as counts: the share that would have to move."""
+    sp, sq = sum(p.values()), sum(q.values())
+    if not sp or not sq:
+        raise DriftError("two non-empty distributions are needed")
+    return 0.5 * sum(abs(p.get(k, 0) / sp - q.get(k, 0) / sq) for k in set(p) | set(q))
 
 
 def _top_k(x: np.ndarray, base: np.ndarray, k: int, skip_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +183,10 @@ class Side:
     tool_share: float | None = None
     ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    #: a question (lower case, spaces collapsed) -> the document ids retrieved for it
+    retrieved: dict[str, list[str]] = field(default_factory=dict)
+    #: a question -> the passages retrieved for it
+    passages: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -230,6 +271,22 @@ def new_clusters(window: Side, vectors: np.ndarray, novel: np.ndarray, seed: int
     return sorted(out, key=lambda c: -c.size)
 
 
+#: Reshuffles of the pooled vectors that measure the centroid distance chance alone gives.
+PERMUTATIONS = 20
+
+
+def chance_shift(a: np.ndarray, b: np.ndarray, seed: int = 0, rounds: int = PERMUTATIONS) -> float:
+    """The 95th percentile of :func:`centroid_shift` over ``rounds`` random splits of ``a`` and ``b`` pooled
+    into groups of their sizes: the shift two samples of those sizes show when nothing moved."""
+    pooled = np.vstack([a, b])
+    rng = np.random.default_rng(seed)
+    shifts = []
+    for _ in range(rounds):
+        order = rng.permutation(len(pooled))
+        shifts.append(centroid_shift(pooled[order[: len(a)]], pooled[order[len(a) :]]))
+    return float(np.quantile(shifts, 0.95))
+
+
 def _text_metrics(
     base: Side, window: Side, base_vecs: np.ndarray, win_vecs: np.ndarray, seed: int
 ) -> tuple[list[Metric], list[NewCluster]]:
@@ -237,8 +294,9 @@ def _text_metrics(
     novel = index.score(win_vecs) > index.cutoff
     share = float(novel.mean())
     found = new_clusters(window, win_vecs, novel, seed)
+    raw, chance = centroid_shift(base_vecs, win_vecs), chance_shift(base_vecs, win_vecs, seed)
     metrics = [
-        _metric("centroid_shift", centroid_shift(base_vecs, win_vecs)),
+        _metric("centroid_shift", max(0.0, raw - chance), f"{raw:.4f} apart; chance alone gives up to {chance:.4f}"),
         _metric(
             "novel_share",
             max(0.0, share - FALSE_ALARM),
@@ -253,12 +311,84 @@ def _shares(counts: Counter[str], keys: list[str]) -> np.ndarray:
     return np.array([counts.get(k, 0) for k in keys], dtype=float)
 
 
-def _table_metrics(base: Side, window: Side) -> list[Metric]:
-    out = []
+def _intent_metrics(base: Side, window: Side) -> list[Metric]:
     bc, wc = base.counts.get("cluster_id"), window.counts.get("cluster_id")
-    if bc and wc:
-        keys = sorted(set(bc) | set(wc))
-        out.append(_metric("cluster_jsd", jsd(_shares(bc, keys), _shares(wc, keys)), f"over {len(keys)} clusters"))
+    if not bc or not wc:
+        return []
+    keys = sorted(set(bc) | set(wc))
+    p, q = _shares(wc, keys), _shares(bc, keys)
+    top = max(keys, key=lambda k: wc.get(k, 0) / sum(wc.values()) - bc.get(k, 0) / sum(bc.values()))
+    return [
+        _metric("cluster_jsd", jsd(q, p), f"over {len(keys)} clusters"),
+        _metric("intent_kl", kl_smoothed(p, q), f"window vs baseline, add-1/2 smoothing; most grown: cluster {top}"),
+    ]
+
+
+def _language_metric(base: Side, window: Side) -> list[Metric]:
+    from .style import language
+
+    if not base.texts or not window.texts:
+        return []
+    b, w = Counter(map(language, base.texts)), Counter(map(language, window.texts))
+    shown = ", ".join(
+        f"{k} {w[k] / len(window.texts):.0%} (was {b.get(k, 0) / len(base.texts):.0%})" for k, _ in w.most_common(4)
+    )
+    return [_metric("language", total_variation(b, w), shown)]
+
+
+def _retrieval_metric(base: Side, window: Side) -> list[Metric]:
+    shared = [q for q in window.retrieved if q in base.retrieved]
+    if len(shared) < MIN_SHARED_QUERIES:
+        return []
+    overlaps = []
+    for q in shared:
+        a, b = set(base.retrieved[q]), set(window.retrieved[q])
+        overlaps.append(len(a & b) / len(a | b))
+    mean = float(np.mean(overlaps))
+    detail = f"{len(shared)} questions asked on both sides; mean top-k overlap {mean:.0%}"
+    return [_metric("retrieval_topk", 1.0 - mean, detail)]
+
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def bm25_overlap(old: list[str], new: list[str], k1: float = 1.2, b: float = 0.75) -> float:
+    """How much of the ``old`` passages the ``new`` ones still hold, 0 to 1: the mean over old passages of
+    its best BM25 score against a new passage over its BM25 score against itself (statistics over both lists;
+    each ratio capped at 1). 1 when the same passages come back."""
+    docs = [Counter(_TOKEN.findall(t.lower())) for t in (*old, *new)]
+    if not old or not new:
+        raise DriftError("passages on both sides are needed")
+    lengths = np.array([sum(d.values()) for d in docs], dtype=float)
+    avg = max(float(lengths.mean()), 1.0)
+    df: Counter[str] = Counter(t for d in docs for t in d)
+    n = len(docs)
+
+    def score(query: Counter[str], i: int) -> float:
+        d, norm = docs[i], k1 * (1 - b + b * lengths[i] / avg)
+        return sum(
+            np.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) * d[t] * (k1 + 1) / (d[t] + norm) for t in query if t in d
+        )
+
+    ratios = []
+    for i, q in enumerate(docs[: len(old)]):
+        own = score(q, i)
+        if own > 0:
+            ratios.append(min(1.0, max(score(q, len(old) + j) for j in range(len(new))) / own))
+    return float(np.mean(ratios)) if ratios else 1.0
+
+
+def _bm25_metric(base: Side, window: Side) -> list[Metric]:
+    shared = [q for q in window.passages if q in base.passages]
+    if len(shared) < MIN_SHARED_QUERIES:
+        return []
+    mean = float(np.mean([bm25_overlap(base.passages[q], window.passages[q]) for q in shared]))
+    detail = f"{len(shared)} questions with passages on both sides; BM25 overlap with the old passages {mean:.0%}"
+    return [_metric("retrieval_bm25", 1.0 - mean, detail)]
+
+
+def _table_metrics(base: Side, window: Side) -> list[Metric]:
+    out = _intent_metrics(base, window)
     for col in CATEGORICAL:
         b, w = base.counts.get(col), window.counts.get(col)
         if not b or not w:
@@ -278,7 +408,7 @@ def _table_metrics(base: Side, window: Side) -> list[Metric]:
                 f"{base.tool_share:.1%} -> {window.tool_share:.1%} of traces call a tool",
             )
         )
-    return out
+    return out + _language_metric(base, window) + _retrieval_metric(base, window) + _bm25_metric(base, window)
 
 
 _ORDER = {"unknown": 0, "green": 1, "amber": 2, "red": 3}
@@ -337,6 +467,63 @@ def _aggregates(ws: Workspace, where: str) -> tuple[int, float | None, float | N
     return int(n), None if chars is None else float(chars), None if tools is None else float(tools), counts
 
 
+def question_key(text: str) -> str:
+    """A question as ``retrieval_topk`` matches it across sides: lower case, runs of spaces as one."""
+    return " ".join(text.lower().split())
+
+
+def _retrieved(ws: Workspace, where: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The newest retrieved document ids and passages per distinct question (at most :data:`QUERY_LIMIT`
+    questions each)."""
+    with ws.trace_store().sandboxed() as con:
+        rows = con.execute(
+            "SELECT input_text, arg_max(retrieved_doc_ids, start_time) FROM traces"
+            f" WHERE {where} AND input_text IS NOT NULL AND len(retrieved_doc_ids) > 0"
+            f" GROUP BY 1 ORDER BY 1 LIMIT {QUERY_LIMIT}"
+        ).fetchall()
+        ctx = con.execute(
+            "SELECT input_text, arg_max(metadata, start_time) FROM traces"
+            f" WHERE {where} AND input_text IS NOT NULL AND metadata LIKE '%\"context\"%'"
+            f" GROUP BY 1 ORDER BY 1 LIMIT {QUERY_LIMIT}"
+        ).fetchall()
+    passages = {}
+    for q, meta in ctx:
+        got = orjson.loads(meta).get("context") if meta else None
+        if isinstance(got, list) and got:
+            passages[question_key(q)] = [str(p) for p in got]
+    return {question_key(q): list(ids) for q, ids in rows}, passages
+
+
+#: What each :data:`CATEGORICAL` column's change is called in a refresh trigger.
+CHANGE_NAMES = {
+    "model": "model change",
+    "model_version": "model version change",
+    "provider": "vendor change",
+    "prompt_template_id": "prompt template change",
+    "system_hash": "system message hash change",
+    "tools_hash": "tool schema hash change",
+}
+
+
+def version_changes(ws: Workspace, since: datetime) -> list[str]:
+    """Each model, model version, vendor, prompt template, system-message or tool-schema hash first ingested at
+    or after ``since`` while other traffic came before it: the changes a refresh is due for. Ingest time, not
+    start time, so a back-filled file counts when it arrives."""
+    stamp = f"TIMESTAMPTZ '{since.isoformat()}'"
+    out = []
+    with ws.trace_store().sandboxed() as con:
+        (before,) = con.execute(f"SELECT count(*) FROM traces WHERE ingested_at < {stamp}").fetchone() or (0,)
+        if not before:
+            return []
+        for col in CATEGORICAL:
+            rows = con.execute(
+                f"SELECT CAST({col} AS VARCHAR) v, min(ingested_at) m FROM traces WHERE {col} IS NOT NULL"
+                f" GROUP BY 1 HAVING min(ingested_at) >= {stamp} ORDER BY m, v LIMIT 5"
+            ).fetchall()
+            out += [f"{CHANGE_NAMES[col]}: {v} (first ingested {m:%Y-%m-%d %H:%M})" for v, m in rows]
+    return out
+
+
 def traffic_side(
     ws: Workspace, label: str, start: datetime, end: datetime, sample: int = SAMPLE, seed: int = 0
 ) -> Side:
@@ -346,21 +533,34 @@ def traffic_side(
     where = _between(start, end)
     n, chars, tools, counts = _aggregates(ws, where)
     ids, texts = user_texts(ws, where, limit=sample, order_by=f"md5(trace_id || ':{int(seed)}'), trace_id")
-    return Side(label, n, counts, chars, tools, ids, texts)
+    return Side(label, n, counts, chars, tools, ids, texts, *_retrieved(ws, where))
 
 
 def release_side(ws: Workspace, version: str, set_name: str | None = None) -> Side:
-    """A release's cases as a baseline: their user texts and input lengths (traces' columns they do not carry)."""
+    """A release's cases as a baseline: their user texts, input lengths, and the document ids and passages each
+    case's input retrieved when it was authored (its top-k snapshot; traces' other columns they do not carry)."""
     from evaltray.tray.gate import user_text
     from evaltray.tray.release import select_cases
 
     cases = select_cases(ws, version, set_name)
     texts = [user_text(c) for c in cases]
     chars = float(np.mean([len(t) for t in texts])) if texts else None
-    return Side(f"release {version}", len(cases), {}, chars, None, [str(c["id"]) for c in cases], texts)
+    retrieved = {
+        question_key(t): list(c["input"].get("retrieved_doc_ids") or [])
+        for t, c in zip(texts, cases, strict=True)
+        if c["input"].get("retrieved_doc_ids")
+    }
+    passages = {
+        question_key(t): list(c["input"]["context"])
+        for t, c in zip(texts, cases, strict=True)
+        if c["input"].get("context")
+    }
+    ids = [str(c["id"]) for c in cases]
+    return Side(f"release {version}", len(cases), {}, chars, None, ids, texts, retrieved, passages)
 
 
-def _latest(ws: Workspace) -> datetime:
+def latest_start(ws: Workspace) -> datetime:
+    """The newest trace's start time (a window ends there by default)."""
     with ws.trace_store().sandboxed() as con:
         (latest,) = con.execute("SELECT max(start_time) FROM traces").fetchone() or (None,)
     if latest is None:
@@ -368,17 +568,18 @@ def _latest(ws: Workspace) -> datetime:
     return latest if isinstance(latest, datetime) else datetime.fromisoformat(str(latest))
 
 
-def _vectors(ws: Workspace, base: Side, window: Side, backend: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Unit embeddings of both sides' texts, in one call (a fitted backend such as tfidf sees both)."""
+def embed_pair(ws: Workspace, a: list[str], b: list[str], backend: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Unit embeddings of two lists of texts, in one call (a fitted backend such as tfidf sees both); None,
+    None when no text has a word."""
     from evaltray.core.text import neutral_text
     from evaltray.curate.derived import embed_texts
     from evaltray.curate.embed import normalize_rows
 
-    texts = [neutral_text(t) for t in (*base.texts, *window.texts)]
+    texts = [neutral_text(t) for t in (*a, *b)]
     if not any(t.strip() for t in texts):
         return None, None
     vectors = normalize_rows(np.asarray(embed_texts(ws, texts, backend)))
-    return vectors[: len(base.texts)], vectors[len(base.texts) :]
+    return vectors[: len(a)], vectors[len(a) :]
 
 
 def drift_report(
@@ -399,7 +600,7 @@ def drift_report(
     if baseline is not None and baseline_window is not None:
         raise DriftError("give a baseline release or a baseline window, not both")
     span = parse_window(window)
-    end = end or _latest(ws) + timedelta(microseconds=1)
+    end = end or latest_start(ws) + timedelta(microseconds=1)
     b_start, w_start, _ = window_bounds(end, span, parse_window(baseline_window) if baseline_window else None)
     win = traffic_side(ws, f"window {w_start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}", w_start, end, sample, seed)
     if baseline is not None:
@@ -411,7 +612,7 @@ def drift_report(
     if min(base.n, win.n) < min_traces:
         report = compare(base, win, min_traces=min_traces)
     else:
-        report = compare(base, win, *_vectors(ws, base, win, backend), seed, min_traces)
+        report = compare(base, win, *embed_pair(ws, base.texts, win.texts, backend), seed, min_traces)
     _keep(ws, report)
     return report
 
@@ -429,7 +630,9 @@ def _keep(ws: Workspace, report: DriftReport) -> None:
         "window": report.window,
         "n_baseline": report.n_baseline,
         "n_window": report.n_window,
-        "metrics": {m.name: {"value": m.value, "level": m.level} for m in report.metrics},
+        "metrics": {
+            m.name: {"value": m.value, "level": m.level, "amber": m.amber, "red": m.red} for m in report.metrics
+        },
         "new_clusters": len(report.new_clusters),
     }
     atomic_write(ws.root / DRIFT_DIR / f"{stamp:%Y%m%dT%H%M%S%f}.json", orjson.dumps(summary))

@@ -3,7 +3,8 @@
 :func:`refresh` pulls the most recent production conversations into the candidate pool, where they walk the
 same gate every row walks (review, sign-off, promote), and opens ``revalidate`` tasks for the rows health finds
 due. It runs on a cadence (``thresholds.refresh_every_days``, 30 by default; seed 001 asks at least quarterly),
-or when something triggers it: a drift alarm, or an incident declared with ``--incident`` (seed 001: read
+or when something triggers it: a drift alarm, a model or vendor version change, a prompt-template, system-message
+or tool-schema hash change in traffic since the last refresh, or an incident declared with ``--incident`` (seed 001: read
 50–100 traces right after an incident, so an incident pulls at least :data:`INCIDENT_N`).
 
 :func:`watch` is for cron: it runs the health checks once, when the last watch is older than ``every``, records
@@ -66,7 +67,11 @@ def last_refresh(ws: Workspace) -> datetime | None:
 
 
 def refresh_due(ws: Workspace, today: datetime | None = None) -> list[str]:
-    """Why a refresh is due now: the cadence passed, or the drift monitor raised an alarm; empty when not due."""
+    """Why a refresh is due now: the cadence passed, the drift monitor raised an alarm, or traffic since the last
+    refresh runs on a new model, model version, vendor, prompt template, system message or tool schema; empty
+    when not due."""
+    from .drift import version_changes
+
     today = today or datetime.now(UTC)
     every = ws.settings.refresh_every_days
     last = last_refresh(ws)
@@ -75,6 +80,8 @@ def refresh_due(ws: Workspace, today: datetime | None = None) -> list[str]:
         why.append("never refreshed")
     elif (today - last).days >= every:
         why.append(f"cadence: last refresh {(today - last).days} days ago (every {every})")
+    if last is not None:  # the audit log keeps whole seconds: traffic in the refresh's own second came before it
+        why += version_changes(ws, last + timedelta(seconds=1))
     drift = latest_drift_level(ws)
     if drift in ("amber", "red"):
         why.append(f"drift alarm ({drift})")
