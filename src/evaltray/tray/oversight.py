@@ -1,5 +1,5 @@
 """The adjudicator's second looks at labels: overlap, gold control items, spot-checks, re-validation on a guide
-change, and the raw verdicts the agreement report (:mod:`evaltray.evaluate.agreement`) counts.
+change, and the raw verdicts the agreement report (:mod:`.agreement`) counts.
 
 - **Overlap**: a share of candidates (``[labeling] overlap``, chosen by a hash of the candidate id) gets a second,
   blind label once the first is in (an ``overlap`` task, never for the first labeler); when the two verdicts
