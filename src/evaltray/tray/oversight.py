@@ -26,18 +26,21 @@ from evaltray.core.store import Workspace
 
 from .casefile import load_cases
 from .review import get_review
-from .tasks import OPEN_ROLES, Task, list_tasks, open_task
+from .tasks import OPEN_ROLES, Task, case_of, disputed_reviews, list_tasks, next_task, open_task
 
 __all__ = [
     "LabelPair",
     "Judged",
     "adjudications",
     "control_results",
+    "blind_row",
     "golden_rows",
     "mix_control",
+    "next_for",
     "open_spotchecks",
     "overlap_pairs",
     "revalidate_affected",
+    "shown_for",
     "spotcheck_results",
 ]
 
@@ -218,3 +221,46 @@ def control_results(ws: Workspace) -> list[Judged]:
 def spotcheck_results(ws: Workspace) -> list[Judged]:
     """Each spot-check made: the adjudicator's blind verdict against the golden row's."""
     return _judged(ws, "spotcheck")
+
+
+# ----------------------------------------------------------------------------- what a person is shown
+
+
+def next_for(ws: Workspace, user: str, kinds: Iterable[str] | None = None) -> Task | None:
+    """``user``'s next task, a control item mixed in first when one is due (see :func:`mix_control`)."""
+    if kinds is None or "control" in kinds:
+        mix_control(ws, user)
+    return next_task(ws, user, kinds=kinds)
+
+
+def blind_row(ws: Workspace, case_id: str) -> dict[str, Any]:
+    """What a control item or a spot-check shows of golden row ``case_id``: its input, the recorded output and its
+    slice, never its label or verdict (the answer is to be given blind)."""
+    case = case_of(ws, case_id)
+    return {
+        "case_id": case_id,
+        "messages": list((case.get("input") or {}).get("messages") or []),
+        "output": (case.get("review") or {}).get("recorded_output"),
+        "slice": case.get("slice"),
+    }
+
+
+def shown_for(ws: Workspace, task: Task) -> dict[str, Any]:
+    """What the person closing ``task`` reads besides the task itself: the two labels an ``adjudicate`` task
+    weighs, the row a ``control`` or ``spotcheck`` task asks about; nothing for other kinds."""
+    if task.kind == "adjudicate":
+        labels = [
+            {
+                "reviewer": r.reviewer,
+                "verdict": r.verdict,
+                "expected": r.expected,
+                "critique": r.critique,
+                "failure_tags": r.failure_tags,
+                "at": r.created_at,
+            }
+            for r in disputed_reviews(ws, task)
+        ]
+        return {"labels": labels}
+    if task.kind in ("control", "spotcheck"):
+        return blind_row(ws, task.ref.rpartition("/")[0] if task.kind == "control" else task.ref)
+    return {}
