@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from evaltray.tray import candidates as pool
-from evaltray.tray import gate
+from evaltray.tray import gate, tasks
 from evaltray.tray import review as rev
-from evaltray.tray import tasks
 from tests.cli.runner import run as cli
 from tests.helpers import labeled_candidate, register
 
