@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
+from evaltray.monitor.health import tray_health
 from evaltray.tray import agreement as ag
 from evaltray.tray import candidates as pool
 from evaltray.tray import gate, oversight, tasks
@@ -225,6 +226,7 @@ def test_control_items_are_mixed_in_at_the_rate_and_flag_a_drifting_labeler(gold
     ana = {la.labeler: la for la in r.labelers}["ana"]
     assert (ana.control.n, ana.control.agree, ana.flagged) == (6, 0, True)
     assert r.flagged == ["ana"]
+    assert tray_health(ws).signal("human-agreement").rows == ["ana"]
     shown = [t.ref.rpartition("/")[0] for t in tasks.list_tasks(ws, kind="control")]
     assert len(set(shown)) == 6  # never the same row twice
 
@@ -253,6 +255,8 @@ def test_spotchecks_sample_golden_rows_and_count_disagreement(golden):
         tasks.resolve_task(ws, tid, "alice", "done", verdict=said)
     r = ag.agreement_report(ws)
     assert (r.spot_checks.n, r.spot_checks.agree, r.spot_check_rate) == (5, 4, 0.2)
+    sig = tray_health(ws).signal("spot-check")  # health reads the same spot-checks
+    assert (sig.level, sig.detail) == ("red", {"rate": 0.2})
 
 
 def test_a_guide_version_sends_the_rows_it_changes_back(golden):
