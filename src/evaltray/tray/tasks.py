@@ -606,6 +606,8 @@ def _note(ws: Workspace, task: Task, **more: Any) -> None:
 def _verdict_given(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
     if said.verdict is None:
         raise TaskError(f"task {task.id}: answer pass or fail on the recorded output")
+    if task.kind == "control" and task.ref.rpartition("/")[2] != actor:
+        raise TaskError(f"task {task.id} is a control item of {task.ref.rpartition('/')[2]}'s; only they answer it")
 
 
 def _label_reject(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
