@@ -61,3 +61,21 @@ def test_spotcheck_and_revalidate_open_tasks(ws, monkeypatch):
     assert "sent 3 row(s)" in cli("revalidate", "--guide-version", "2", "--slice", "refunds").stdout
     none = cli("revalidate", "--guide-version", "2", ok=False)
     assert none.exit_code == 1 and "guide v2: name the behaviour codes or slices it changes" in none.stderr
+
+
+def test_user_deactivate_names_the_heir(ws, monkeypatch):
+    monkeypatch.chdir(ws.root)
+    register(ws, "ana", "labeler")
+    register(ws, "dee", "adjudicator")
+    labeled_candidate(ws, "golden row")
+    gate.promote(ws, "alice")
+    pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "new"}])
+    cli("tasks", "add-candidates")
+    cli("-u", "ana", "tasks", "next")
+    missing = cli("user", "deactivate", "ana", ok=False)
+    assert missing.exit_code == 1 and "--heir" in missing.stderr
+    dry = json.loads(cli("user", "deactivate", "ana", "--heir", "dee", "--dry-run", "--json").stdout)
+    assert (len(dry["tasks"]), dry["rows"], dry["removed"]) == (1, [], False)
+    said = cli("user", "deactivate", "ana", "--heir", "dee").stdout
+    assert said.strip() == "handed 1 task(s) and 0 golden row(s) of ana to dee; ana is no longer a user"
+    assert "ana" not in cli("user", "list").stdout

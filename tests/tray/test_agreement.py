@@ -273,3 +273,35 @@ def test_a_guide_version_sends_the_rows_it_changes_back(golden):
     assert some[0] in hit
     assert {t.ref for t in tasks.list_tasks(ws, kind="revalidate")} == set(hit)
     assert tasks.list_tasks(ws, kind="revalidate")[0].reason == "guide v2 changes refunds"
+
+
+# ----------------------------------------------------------------------------- a user leaves
+
+
+def test_deactivating_a_user_hands_their_tasks_and_rows_to_the_heir(golden):
+    ws = golden
+    register(ws, "dee", "adjudicator")
+    cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "a new one"}])
+    tasks.open_label_tasks(ws, "alice")
+    held = tasks.next_task(ws, "ana", kinds=["label"])
+    assert held.ref == cid
+    rows = sorted(oversight.golden_rows(ws))  # alice signed them: she owns them
+    with pytest.raises(Exception, match="'ana' is a labeler; deactivating a user needs one of: admin"):
+        oversight.deactivate_user(ws, "ana", "bo", heir="cy")
+    with pytest.raises(Exception, match="owns 8 golden row.*'bo' is a labeler, name an adjudicator or admin"):
+        register(ws, "root", "admin")
+        oversight.deactivate_user(ws, "root", "alice", heir="bo")
+    dry = oversight.deactivate_user(ws, "root", "ana", heir="dee", dry_run=True)
+    assert (dry.tasks, dry.rows, dry.removed) == ([held.id], [], False)
+    assert tasks.get_task(ws, held.id).assignee == "ana"
+    done = oversight.deactivate_user(ws, "root", "ana", heir="dee")
+    assert (done.tasks, done.removed) == ([held.id], True)
+    assert tasks.get_task(ws, held.id).assignee == "dee"
+    assert "ana" not in {u["name"] for u in ws.users()}
+    gone = oversight.deactivate_user(ws, "root", "alice", heir="dee")
+    assert gone.rows == rows
+    reval = tasks.list_tasks(ws, kind="revalidate", status="open")
+    assert sorted(t.ref for t in reval) == rows and {t.assignee for t in reval} == {"dee"}
+    assert reval[0].reason == "owner alice deactivated; dee inherits the row"
+    with pytest.raises(Exception, match="cannot deactivate themselves"):
+        oversight.deactivate_user(ws, "root", "root", heir="dee")

@@ -21,18 +21,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.records import LABEL_ROLES, SIGN_ROLES
+from evaltray.core.records import LABEL_ROLES, SIGN_ROLES, Role
 from evaltray.core.store import Workspace
 
 from .casefile import load_cases
 from .review import get_review
-from .tasks import OPEN_ROLES, Task, case_of, disputed_reviews, list_tasks, next_task, open_task
+from .tasks import (
+    OPEN_ROLES,
+    TASK_KINDS,
+    Task,
+    case_of,
+    disputed_reviews,
+    list_tasks,
+    next_task,
+    open_task,
+    reassign_task,
+    resolve_task,
+)
 
 __all__ = [
     "LabelPair",
     "Judged",
     "adjudications",
+    "Handover",
     "control_results",
+    "deactivate_user",
     "blind_row",
     "golden_rows",
     "mix_control",
@@ -161,6 +174,51 @@ def revalidate_affected(
         for cid in hit:
             open_task(ws, "revalidate", cid, reason=f"guide v{version} changes {named}", actor=actor)
     return sorted(hit)
+
+
+@dataclass
+class Handover:
+    """What deactivating a user handed to their heir: the tasks they held, the golden rows they owned (sent
+    back as ``revalidate`` tasks for the heir to re-sign), and the owner settings that still name them."""
+
+    user: str
+    heir: str
+    tasks: list[str]
+    rows: list[str]
+    settings: list[str]
+    removed: bool
+
+
+def deactivate_user(ws: Workspace, actor: str, name: str, heir: str, *, dry_run: bool = False) -> Handover:
+    """Take ``name`` off the workspace, handing their unfinished tasks and their golden rows to ``heir``: the rows
+    come back as ``revalidate`` tasks assigned to the heir (seed 003: the trust chain is broken until somebody
+    re-signs); control items mixed in for them are closed. ``[owners]`` settings that name them are listed (the
+    workspace's ``evaltray.toml`` is edited by hand)."""
+    ws.require(actor, frozenset({Role.ADMIN}), "deactivating a user")
+    ws.role_of(name)
+    if heir == name:
+        raise EvaltrayError(f"user {name!r} cannot inherit their own rows; name another user as heir")
+    heir_role = ws.role_of(heir)
+    rows = sorted(cid for s in ws.settings.sets for cid, c in load_cases(ws, s).items() if c.get("owner") == name)
+    if rows and heir_role not in SIGN_ROLES:
+        raise EvaltrayError(
+            f"user {name!r} owns {len(rows)} golden row(s), which their heir re-signs; {heir!r} is a "
+            f"{heir_role.value}, name an adjudicator or admin"
+        )
+    held = [t for t in list_tasks(ws, assignee=name, status="open")]
+    owners = [f"[owners] {k}" for k in ("label", "composition") if getattr(ws.settings, f"{k}_owner") == name]
+    if not dry_run:
+        for t in held:
+            if t.kind == "control":
+                resolve_task(ws, t.id, actor, "reject", reason=f"{name} was deactivated")
+            else:
+                reassign_task(ws, t.id, actor, heir if heir_role in TASK_KINDS.get(t.kind).roles else None)
+        why = f"owner {name} deactivated; {heir} inherits the row"
+        for cid in rows:
+            tid = open_task(ws, "revalidate", cid, reason=why, actor=actor)
+            reassign_task(ws, tid, actor, heir)
+        ws.remove_user(name, actor)
+    return Handover(name, heir, [t.id for t in held], rows, owners, not dry_run)
 
 
 # ----------------------------------------------------------------------------- what the report counts

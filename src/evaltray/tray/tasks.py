@@ -57,6 +57,7 @@ __all__ = [
     "list_tasks",
     "next_task",
     "open_label_tasks",
+    "reassign_task",
     "open_task",
     "release_task",
     "resolve_task",
@@ -366,6 +367,20 @@ def release_task(ws: Workspace, task_id: str, actor: str) -> Task:
     with ws.tx() as conn:
         conn.execute(tasks.update().where(tasks.c.id == int(task.id)).values(assignee=None, assigned_at=None))
         ws.audit(conn, actor, "task.release", task.ref, task_id=int(task.id), kind=task.kind, was=task.assignee)
+    return get_task(ws, task.id)
+
+
+def reassign_task(ws: Workspace, task_id: str, actor: str, to: str | None) -> Task:
+    """Give an unfinished task to ``to`` (None: back to the queue), as an admin does when its assignee leaves."""
+    ws.require(actor, frozenset({Role.ADMIN}), "handing a task to somebody else")
+    task = get_task(ws, task_id)
+    if task.status == CLOSED:
+        raise TaskError(f"task {task.id} is closed")
+    tasks = ws.t["tasks"]
+    with ws.tx() as conn:
+        values = {"assignee": to, "assigned_at": now_iso() if to else None}
+        conn.execute(tasks.update().where(tasks.c.id == int(task.id)).values(**values))
+        ws.audit(conn, actor, "task.reassign", task.ref, task_id=int(task.id), was=task.assignee, to=to)
     return get_task(ws, task.id)
 
 
