@@ -76,3 +76,15 @@ def test_a_labeler_cannot_decide_and_a_control_item_shows_its_row_blind(client, 
     assert 'id="done-form"' not in page  # the adjudicator's, not a labeler's
     r = client.post(f"/tasks/{spot}/resolve", data={"csrf": csrf, "outcome": "done", "verdict": "pass"})
     assert r.status_code == 403
+
+
+def test_publishing_a_guide_version_sends_the_rows_it_changes_back(client, site):
+    labeled_candidate(site.ws, "How long do refunds take?", reference="Five days.", slice="refunds")
+    labeled_candidate(site.ws, "Where is my parcel?", reference="Track it.", slice="shipping")
+    promoted = {p.case_id for p in gate.promote(site.ws, "alice").promoted}
+    csrf = sign_in(client, "adj")
+    r = client.post("/guide", data={"csrf": csrf, "version": "2", "body": "Refunds: 7 days.", "slices": "refunds"})
+    assert r.headers["location"] == "/guide?version=2&sent=1"
+    [task] = tq.list_tasks(site.ws, kind="revalidate")
+    assert task.ref in promoted and task.reason == "guide v2 changes refunds"
+    assert "1 golden row(s) sent back" in client.get(r.headers["location"]).text
