@@ -79,3 +79,26 @@ def test_user_deactivate_names_the_heir(ws, monkeypatch):
     said = cli("user", "deactivate", "ana", "--heir", "dee").stdout
     assert said.strip() == "handed 1 task(s) and 0 golden row(s) of ana to dee; ana is no longer a user"
     assert "ana" not in cli("user", "list").stdout
+
+
+def test_readthrough_marks_rows_read_per_release(ws, monkeypatch):
+    monkeypatch.chdir(ws.root)
+    ws.add_user("po", "viewer", actor="alice")
+    none = cli("readthrough", ok=False)
+    assert none.exit_code == 1 and "no release yet" in none.stderr
+    for i in range(3):
+        labeled_candidate(ws, f"row {i}")
+    ids = [p.case_id for p in gate.promote(ws, "alice").promoted]
+    cli("release", "create", "1.0.0")
+    data = json.loads(cli("-u", "po", "readthrough", ids[0], ids[1], ids[0], "--json").stdout)
+    assert data["marked"] == [ids[0], ids[1]]
+    [po] = data["readers"]
+    assert (po["reader"], po["release"], po["total"], po["share"]) == ("po", "1.0.0", 3, 0.6667)
+    assert po["unread"] == [ids[2]]
+    again = json.loads(cli("-u", "po", "readthrough", ids[1], "--json").stdout)
+    assert again["marked"] == []  # a row counts once
+    bad = cli("-u", "po", "readthrough", "c-nope", ok=False)
+    assert bad.exit_code == 1 and "release 1.0.0 has no row c-nope" in bad.stderr
+    alice = json.loads(cli("readthrough", "--reader", "alice", "--json").stdout)["readers"]
+    assert [(r["reader"], len(r["read"]), r["total"]) for r in alice] == [("alice", 0, 3)]
+    assert "po" in cli("readthrough").stdout

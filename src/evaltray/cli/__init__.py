@@ -67,6 +67,7 @@ COMMANDS = {
     "agreement": "agreement:agreement_command",
     "spotcheck": "agreement:spotcheck_command",
     "revalidate": "agreement:revalidate_command",
+    "readthrough": "agreement:readthrough_command",
     "selftest": "health:selftest_command",
     "refresh": "health:refresh_command",
     "watch": "health:watch_command",

@@ -1,8 +1,9 @@
-"""``evaltray agreement``, ``spotcheck`` and ``revalidate``: the adjudicator's measures of the labels and the
-rows a new guide version sends back."""
+"""``evaltray agreement``, ``spotcheck``, ``revalidate`` and ``readthrough``: the adjudicator's measures of the
+labels, the rows a new guide version sends back, and the product owner's read-through of a release."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
@@ -98,3 +99,28 @@ def revalidate_command(
         {"cases": hit, "dry_run": dry_run},
         lambda: out().print(f"{verb} {len(hit)} row(s) back for re-validation: {shown(', '.join(hit[:20]))}"),
     )
+
+
+@click.command("readthrough")
+@click.argument("case_ids", nargs=-1)
+@click.option("--release", help="The release read (default: the newest).")
+@click.option("--reader", help="Whose progress (default: everyone who read some of it).")
+@json_option
+@pass_app
+def readthrough_command(
+    app: AppContext, case_ids: tuple[str, ...], release: str | None, reader: str | None, as_json: bool
+) -> None:
+    """The product owner's read-through of a release: mark CASE_IDS read by you, and show rows read / total."""
+    from evaltray.tray.readthrough import mark_read, read_through
+
+    marked = mark_read(app.ws, app.user, case_ids, release) if case_ids else []
+    progress = read_through(app.ws, release, reader)
+    data = {"marked": marked, "readers": [dataclasses.asdict(p) | {"share": round(p.share, 4)} for p in progress]}
+    rows = [[p.reader, p.release, len(p.read), p.total, f"{p.share:.0%}", ", ".join(p.unread[:5])] for p in progress]
+
+    def human() -> None:
+        if case_ids:
+            out().print(f"{len(marked)} row(s) newly marked read", highlight=False)
+        out().print(table("read-through", ["reader", "release", "read", "rows", "share", "next unread"], rows))
+
+    emit(as_json, data, human)
