@@ -88,3 +88,21 @@ def test_publishing_a_guide_version_sends_the_rows_it_changes_back(client, site)
     [task] = tq.list_tasks(site.ws, kind="revalidate")
     assert task.ref in promoted and task.reason == "guide v2 changes refunds"
     assert "1 golden row(s) sent back" in client.get(r.headers["location"]).text
+
+
+def test_the_product_owner_reads_the_release_row_by_row(client, site):
+    from evaltray.tray.release import create_release
+
+    labeled_candidate(site.ws, "How long do refunds take?", reference="Five days.")
+    labeled_candidate(site.ws, "Where is my parcel?", reference="Track it.")
+    gate.promote(site.ws, "alice")
+    create_release(site.ws, "1.0.0", "alice")
+    csrf = sign_in(client, "vic")  # a viewer reads and marks
+    page = client.get("/readthrough").text
+    assert "You have read <strong>0</strong> of 2 rows." in page
+    first = page.split('id="row-id">')[1].split("<")[0]
+    r = client.post(f"/readthrough/{first}", data={"csrf": csrf, "release": "1.0.0"})
+    assert r.status_code == 303
+    page = client.get("/readthrough").text
+    assert "You have read <strong>1</strong> of 2 rows." in page and f'id="row-id">{first}<' not in page
+    assert client.get("/api/readthrough").json() == [{"reader": "vic", "release": "1.0.0", "read": 1, "total": 2}]
