@@ -10,6 +10,12 @@ task stays open for them) or ``bug`` ("this is a bug — fix it, don't build a j
 :func:`bug_list`); :func:`release_task` hands a task taken back unfinished. :func:`open_label_tasks` puts the
 candidate pool's unreviewed candidates in the queue. The time spent is summed per task. Every action is audited.
 
+The adjudicator's second looks are kinds too (:mod:`.oversight`): ``overlap`` (a second, blind label of a
+hashed share of candidates, opened when the first label task closes, never for the first labeler),
+``adjudicate`` (the two verdicts differ: the adjudicator's decision, with a reason, becomes the label),
+``control`` (a known-answer golden row mixed into one labeler's queue) and ``spotcheck`` (the adjudicator
+re-labels a sampled golden row blind).
+
 A golden row with an open ``revalidate`` task counts as a candidate, not an asset, until somebody re-signs it
 (seed 003): :func:`awaiting_revalidation` lists those rows, and only ``done`` by a role that signs closes the
 task, by recording a new signed review of the row (its current label, or a new one) that ``promote`` applies;
