@@ -185,6 +185,8 @@ _REQUIRED = {
     **{"generator": "openai:gen", "judge_file": "judge.yaml"},
     "token_id": "1",
     "platform": "langfuse",
+    "sample": "1",
+    "heir": "bob",
     **{"to": "exclude.jsonl", "run_id": "r-000000000000", "live": "x"},
     **{"version": "1.0.0", "old": "1.0.0", "new": "1.1.0"},  # a malformed version is refused before the workspace
     **{"kind": "label", "number": "1", "outcome": "done", "to_path": "bugs.jsonl", "name": "x", "into": "x"},

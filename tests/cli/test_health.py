@@ -27,6 +27,7 @@ def test_health_json_lists_every_signal_with_its_level():
         "retirement",
         "slice-mix",
         "spot-check",
+        "human-agreement",
         "source-mix",
         "owners",
         "holdout",

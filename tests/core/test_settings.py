@@ -126,7 +126,7 @@ def test_every_key_init_writes_refuses_a_value_of_no_kind_naming_the_key(tmp_pat
             table = line.split("]")[0][1:]
         elif "=" in line:
             keys.append((table, line.removeprefix("# ").split("=")[0].strip()))
-    assert len(keys) == 28  # four of them in [source_mix]
+    assert len(keys) == 31  # four of them in [source_mix]; overlap, control_rate, control_accuracy the newest
     for table, key in keys:
         path = write(tmp_path, f"[{table}]\n{key} = {{}}\n")
         with pytest.raises(WorkspaceError) as err:

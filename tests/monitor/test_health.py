@@ -135,3 +135,25 @@ def test_near_duplicate_inputs_and_older_guide_versions():
 def test_the_report_level_is_the_worst_signal():
     report = health(_facts([_case("a", owner="gone")]))
     assert report.level == "red"
+
+
+def test_spot_check_counts_blind_relabels_with_rejected_revalidations():
+    cases = [_case("a")]
+    sig = health(_facts(cases, relabeled=20, relabeled_otherwise=1)).signal("spot-check")
+    assert (sig.level, sig.detail) == ("red", {"rate": 0.05})  # 1 of 20 is 5%: not under it
+    sig = health(_facts(cases, relabeled=20, relabeled_otherwise=1, spot_checks=30)).signal("spot-check")
+    assert (sig.level, sig.detail) == ("green", {"rate": 0.02})
+    assert sig.value == "1 of 50 rows checked disagree (2.0%): 1 of 20 spot-checks, 0 of 30 re-validations rejected"
+
+
+def test_human_agreement_against_the_bar_and_flagged_labelers():
+    cases = [_case("a")]
+    assert health(_facts(cases)).signal("human-agreement").level == "unknown"
+    sig = health(_facts(cases, overlap_items=10, overlap_agreed=8)).signal("human-agreement")
+    assert (sig.level, sig.detail, sig.rows) == ("green", {"agreement": 0.8}, [])
+    sig = health(_facts(cases, overlap_items=10, overlap_agreed=7)).signal("human-agreement")
+    assert (sig.level, sig.value) == ("amber", "70.0% of 10 items labeled twice agree; 0 labeler(s) flagged")
+    sig = health(_facts(cases, overlap_items=10, overlap_agreed=9, flagged_labelers=["ana"])).signal("human-agreement")
+    assert (sig.level, sig.rows, sig.todo) == ("amber", ["ana"], "retrain or re-check ana (control items)")
+    strict = health(_facts(cases, overlap_items=10, overlap_agreed=9, human_agreement=0.95))
+    assert strict.signal("human-agreement").level == "amber"

@@ -50,7 +50,12 @@ def test_open_is_idempotent_while_open_and_a_new_task_once_closed(ws):
 @pytest.mark.parametrize(
     ("kind", "ref", "reason", "message"),
     [
-        ("chat", "x", "r", "unknown task kind 'chat': one of failing_case, judge_check, label, revalidate"),
+        (
+            "chat",
+            "x",
+            "r",
+            "unknown task kind 'chat': one of adjudicate, control, failing_case, judge_check, label, overlap, revalidate, spotcheck",
+        ),
         ("label", " ", "r", r"a label task needs a ref \(a candidate id\)"),
         ("label", "cand-1", " ", "a label task about cand-1 needs a reason"),
         ("failing_case", "r-1/" + "c" * 400, "r", "a task's ref is at most 300 characters; r-1/ccc"),

@@ -196,3 +196,51 @@ def test_escalate_in_the_browser_reaches_the_adjudicators_queue(browser, server,
     note = adj.locator("#escalated-note").inner_text()
     assert note == "Escalated to the adjudicator by lab: the policy does not say"
     assert adj.locator("#escalate-form").count() == 0
+
+
+def _label_in_browser(page: Any, expected: str, verdict: str) -> None:
+    """Write the expected behaviour, see the output, give ``verdict`` and save, from the keyboard."""
+    page.keyboard.press("w")
+    page.keyboard.type(expected)
+    with page.expect_response(lambda r: r.url.endswith("/expected")):
+        page.keyboard.press("Control+Enter")
+    page.keyboard.press("Escape")
+    page.keyboard.press(verdict[0])
+    with page.expect_navigation():
+        page.keyboard.press("s")
+
+
+def test_a_disagreement_between_two_labelers_reaches_the_adjudicator_and_the_decision_lands(browser, server, site):
+    from evaltray.tray import candidates as pool
+    from evaltray.tray import tasks as tq
+
+    site.ws.settings.overlap = 1.0
+    first, *others = site.cands
+    for cid in others:
+        pool.reject(site.ws, cid, "duplicate", "alice")
+    lab = _page(browser, server, "lab")
+    assert lab.url == f"{server}/queue/{first}"
+    _label_in_browser(lab, "Say 5 to 7 business days.", "pass")
+    lab2 = _page(browser, server, "lab2")
+    assert lab2.url == f"{server}/queue/{first}"  # the second label, blind to the first
+    assert "Say 5 to 7 business days." not in lab2.content()
+    _label_in_browser(lab2, "Look the order up before answering.", "fail")
+    [adj_task] = tq.list_tasks(site.ws, kind="adjudicate", status="open")
+    adj = _page(browser, server, "adj")
+    assert adj.url == f"{server}/tasks/{adj_task.id}"
+    assert "lab said pass" in adj.locator("#label-1 h3").inner_text()
+    assert "lab2 said fail" in adj.locator("#label-2 h3").inner_text()
+    if SHOTS:
+        _shot(adj, "adjudicate")
+    adj.check("input[name=verdict][value=fail]")
+    adj.fill("#decision-reason", "The guide says: look the order up first.")
+    with adj.expect_navigation():
+        adj.click("#done")
+    review = rev.latest_review(site.ws, first)
+    assert review is not None
+    assert (review.reviewer, review.verdict) == ("adj", "fail")
+    assert review.expected["reference"] == "Look the order up before answering."
+    assert tq.get_task(site.ws, adj_task.id).outcome == "done"
+    adj.goto(f"{server}/agreement")
+    assert "0.0%" in adj.locator("#overall").inner_text()
+    assert "1 disagreement(s) decided" in adj.locator("#overall").inner_text()

@@ -11,7 +11,7 @@ import click
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import REJECT_REASONS
 from evaltray.tray import candidates as pool
-from evaltray.tray import lifecycle
+from evaltray.tray import lifecycle, oversight
 from evaltray.tray import review as rev
 from evaltray.tray import tasks as tq
 from evaltray.tray.gate import derive_slice
@@ -354,13 +354,13 @@ def _review_tasks(
     """Take tasks of every kind from the queue, one after another, until it is empty, ``limit`` or a skip."""
     done: list[dict[str, Any]] = []
     while limit is None or len(done) < limit:
-        task = tq.next_task(app.ws, app.user, kinds=kinds or None)
+        task = oversight.next_for(app.ws, app.user, kinds=kinds or None)
         if task is None:
             break
-        show_task(task)
+        show_task(app.ws, task)
         if task.kind == "revalidate":
             _show_case(tq.case_of(app.ws, task.ref))
-        if task.kind == "label":
+        if task.kind in ("label", "overlap"):  # a second label is labeled as the first, blind to it
             closed = _label_task(app, task, show_output_first, no_sign)
         else:
             closed = _close_interactively(app.ws, app.user, task, time.monotonic())

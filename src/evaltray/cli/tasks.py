@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
+from evaltray.core.store import Workspace
 from evaltray.core.util import loads
 from evaltray.evaluate import failures as fl
+from evaltray.tray import oversight
 from evaltray.tray import tasks as tq
 
 from ._common import AppContext, emit, emit_table, json_option, out, pass_app, set_option, shown, table
@@ -21,22 +23,24 @@ def task_data(task: tq.Task) -> dict[str, Any]:
     return dataclasses.asdict(task)
 
 
-def show_task(task: tq.Task) -> None:
+def show_task(ws: Workspace, task: tq.Task) -> None:
     """A task for a person: what to do, about what, why, and what came with it."""
     kind = tq.TASK_KINDS.get(task.kind)
     out().rule(f"task {shown(task.id)}  ·  {shown(task.kind)}  ·  {shown(task.ref)}  ·  {shown(task.status)}")
     out().print(f"[bold]{shown(kind.what)}[/]", highlight=False)
     out().print(f"why: {shown(task.reason)}", highlight=False)
     for key, value in task.payload.items():
-        if key != "review_before":
+        if key not in ("review_before", "reviews", "first_reviewer"):  # a second label stays blind to the first
             out().print(f"  {shown(key)}: {shown(value)}", highlight=False)
+    for key, value in oversight.shown_for(ws, task).items():
+        out().print(f"  {shown(key)}: {shown(value)}", highlight=False)
     if task.escalated_by:
         out().print(f"escalated by {shown(task.escalated_by)}: {shown(task.outcome_reason or '')}", highlight=False)
 
 
 @click.group("tasks")
 def tasks_group() -> None:
-    """The review queue: typed tasks (label, revalidate, judge_check, failing_case) a person takes and closes."""
+    """The review queue: typed tasks (label, revalidate, overlap, adjudicate, …) a person takes and closes."""
 
 
 @tasks_group.command("open")
@@ -98,18 +102,25 @@ def tasks_list(
 @pass_app
 def tasks_next(app: AppContext, kinds: tuple[str, ...], as_json: bool) -> None:
     """Take the next task the queue holds for you (your unfinished one first)."""
-    task = tq.next_task(app.ws, app.user, kinds=kinds or None)
+    task = oversight.next_for(app.ws, app.user, kinds=kinds or None)
     if task is None:
         emit(as_json, None, lambda: out().print("the queue holds nothing for you"))
         return
-    emit(as_json, task_data(task), lambda: show_task(task))
+    emit(as_json, task_data(task), lambda: show_task(app.ws, task))
 
 
 @tasks_group.command("close")
 @click.argument("task_id")
 @click.option("--outcome", type=click.Choice(tq.OUTCOMES), required=True)
-@click.option("--reason", help="Why (needed to reject; a label task's: not plausible, unlabelable, duplicate, …).")
-@click.option("--verdict", type=click.Choice(["pass", "fail"]), help="Your pass/fail on the output (judge checks).")
+@click.option(
+    "--reason",
+    help="Why (needed to reject and to adjudicate; a label task's: not plausible, unlabelable, duplicate, …).",
+)
+@click.option(
+    "--verdict",
+    type=click.Choice(["pass", "fail"]),
+    help="Your pass/fail on the output (judge checks, control items, spot-checks, adjudication).",
+)
 @click.option("--critique")
 @click.option("--tag", "tags", multiple=True, help="A failure tag (repeatable).")
 @click.option("--seconds", type=click.FloatRange(0), help="Time spent (default: since you took it).")
@@ -170,7 +181,7 @@ def tasks_add_candidates(app: AppContext, limit: int | None, set_name: str | Non
 def tasks_show(app: AppContext, task_id: str, as_json: bool) -> None:
     """One task, with what came with it."""
     task = tq.get_task(app.ws, task_id)
-    emit(as_json, task_data(task), lambda: show_task(task))
+    emit(as_json, task_data(task), lambda: show_task(app.ws, task))
 
 
 # ----------------------------------------------------------------------------- bugs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ from evaltray.core import keys
 from evaltray.core.records import Role
 from evaltray.core.store import Workspace, current_user
 
-from ._common import AppContext, emit, emit_table, err, json_option, out, pass_app, shown
+from ._common import AppContext, dry_run_option, emit, emit_table, err, json_option, out, pass_app, shown
 
 
 @click.command()
@@ -94,6 +95,31 @@ def user_add(app: AppContext, name: str, role: str, key_file: Path | None, as_js
         {"name": name, "role": role, "fingerprint": fp},
         lambda: out().print(f"{shown(name)}: {role}" + (f" (key {fp})" if fp else ""), highlight=False),
     )
+
+
+@user.command("deactivate")
+@click.argument("name")
+@click.option("--heir", required=True, help="Who inherits their tasks and golden rows (re-signs the rows).")
+@dry_run_option
+@json_option
+@pass_app
+def user_deactivate(app: AppContext, name: str, heir: str, dry_run: bool, as_json: bool) -> None:
+    """Take NAME off the workspace; HEIR inherits their tasks, and their rows come back as revalidate tasks."""
+    from evaltray.tray.oversight import deactivate_user
+
+    done = deactivate_user(app.ws, app.user, name, heir, dry_run=dry_run)
+
+    def human() -> None:
+        verb = "would hand" if dry_run else "handed"
+        out().print(
+            f"{verb} {len(done.tasks)} task(s) and {len(done.rows)} golden row(s) of {shown(name)} to {shown(heir)}"
+            + ("" if dry_run else f"; {shown(name)} is no longer a user"),
+            highlight=False,
+        )
+        for setting in done.settings:
+            out().print(f"{setting} in evaltray.toml still names {shown(name)}: edit it", highlight=False)
+
+    emit(as_json, dataclasses.asdict(done), human)
 
 
 @user.command("list")

@@ -43,12 +43,18 @@ class Settings:
     guide_version: str = "1"
     behavior_codes: list[str] = field(default_factory=list)
     write_expected_first: bool = True
+    #: share of label tasks a second labeler labels too, blind (chosen by a hash of the candidate id)
+    overlap: float = 0.10
+    #: share of a labeler's tasks that are gold control items (golden rows with a known verdict)
+    control_rate: float = 0.05
     slice_by: list[str] = field(default_factory=lambda: ["feature"])
     holdout: float = 0.2
     pr_subset_size: int = 50
     source_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SOURCE_MIX))
     human_agreement: float = 0.80
     judge_agreement: float = 0.85
+    #: a labeler whose control items come out right less often than this is flagged
+    control_accuracy: float = 0.80
     stale_after_days: int = 180
     refresh_every_days: int = 30
     contamination_warn: float = 0.10
@@ -110,6 +116,8 @@ _LAYOUT: dict[str, dict[str, str]] = {
         "guide_version": "guide_version",
         "behavior_codes": "behavior_codes",
         "write_expected_first": "write_expected_first",
+        "overlap": "overlap",
+        "control_rate": "control_rate",
         "slice_by": "slice_by",
     },
     "release": {"holdout": "holdout", "pr_subset_size": "pr_subset_size"},
@@ -117,6 +125,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
     "thresholds": {
         "human_agreement": "human_agreement",
         "judge_agreement": "judge_agreement",
+        "control_accuracy": "control_accuracy",
         "stale_after_days": "stale_after_days",
         "refresh_every_days": "refresh_every_days",
         "contamination_warn": "contamination_warn",
@@ -184,12 +193,15 @@ _VALUES: dict[str, _Value] = {
     "guide_version": ('the labeling guide\'s version as text, e.g. "1"', _named),
     "behavior_codes": ("a list of behavior codes, each once", _names),
     "write_expected_first": _FLAG,
+    "overlap": _SHARE,
+    "control_rate": _SHARE,
     "slice_by": ("a list of label keys, each once", _names),
     "holdout": _FRACTION,
     "pr_subset_size": ("a whole number of cases, 0 or more", lambda v: v >= 0),
     "source_mix": ("a table of source = share", lambda v: True),
     "human_agreement": _SHARE,
     "judge_agreement": _SHARE,
+    "control_accuracy": _SHARE,
     "stale_after_days": ("a whole number of days, 1 or more", lambda v: v >= 1),
     "refresh_every_days": ("a whole number of days, 1 or more", lambda v: v >= 1),
     "contamination_warn": _SHARE,
@@ -244,6 +256,8 @@ composition = "{user}"  # owns which slices the tray covers and when it is refre
 guide_version = "1"
 behavior_codes = []          # controlled vocabulary, e.g. ["OFFER_WARRANTY_HANDOFF"]; versioned with the guide
 write_expected_first = true  # reviewers write the expected behaviour before seeing the recorded output
+overlap = 0.10               # share of label tasks a second labeler labels too; disagreements go to the adjudicator
+control_rate = 0.05          # share of a labeler's tasks that are gold control items (known answers)
 slice_by = ["feature"]       # label keys that name a case's slice when none is given
 
 [release]
@@ -256,6 +270,7 @@ pr_subset_size = 50   # the stratified subset for pull-request sanity checks
 [thresholds]
 human_agreement = 0.80
 judge_agreement = 0.85
+control_accuracy = 0.80  # a labeler below this on control items is flagged
 stale_after_days = 180
 refresh_every_days = 30  # the refresh ritual's cadence (seed 001: at least quarterly)
 contamination_warn = 0.10

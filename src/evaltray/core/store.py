@@ -250,6 +250,22 @@ class Workspace:
             detail = {"key": fingerprint(key)} if key is not None else {}
             self.audit(conn, actor, "user.set", name, role=role.value, **detail)
 
+    def remove_user(self, name: str, actor: str) -> None:
+        """Take ``name`` off the workspace's users (admins only, never themselves): their role, password, sign-in
+        sessions and API tokens go; their keys stay on record, so what they signed still verifies; audited as
+        ``user.remove``. :func:`evaltray.tray.oversight.deactivate_user` hands their work over first."""
+        self.require(actor, ADMIN_ROLES, "managing users")
+        if name == actor:
+            raise PermissionDenied(f"user {name!r} cannot deactivate themselves; another admin does")
+        self.role_of(name)
+        users, sessions, tokens = self.t["users"], self.t["web_sessions"], self.t["api_tokens"]
+        with self.tx() as conn:
+            conn.execute(sessions.delete().where(sessions.c.name == name))
+            live = (tokens.c.name == name) & tokens.c.revoked_at.is_(None)
+            conn.execute(tokens.update().where(live).values(revoked_at=now_iso()))
+            conn.execute(users.delete().where(users.c.name == name))
+            self.audit(conn, actor, "user.remove", name)
+
     def _keys(self, conn: Connection, name: str) -> list[str]:
         keys = self.t["user_keys"]
         return [r[0] for r in conn.execute(sa.select(keys.c.public_key).where(keys.c.name == name))]

@@ -11,7 +11,10 @@ Thresholds, from the seeds:
 - ``retirement``: rows 18 months old are reviewed for retirement (003), amber, never retired here;
 - ``slice-mix``: each slice's share of the tray against its share of production traffic within 10 pp (003);
   slices the coverage plan oversamples on purpose are shown as intended, never alarms;
-- ``spot-check``: SME spot-check disagreement (re-validated rows whose label was rejected) under 5% (003);
+- ``spot-check``: SME spot-check disagreement under 5% (003): the adjudicator's blind re-labels of sampled golden
+  rows (``evaltray spotcheck``) that differ from the row's verdict, and re-validated rows whose label was rejected;
+- ``human-agreement``: labelers agree on items labeled twice (overlap) at least ``human_agreement`` (80%, 001),
+  amber below it, and amber while a labeler misses too many gold control items (the labelers are the rows);
 - ``source-mix``: source shares against the target within 10 pp, and slices fed by one source only;
 - ``owners``: rows whose owner is no longer a user of the workspace (003's ownership collapse), red;
 - ``holdout``: the newest release's holdout still the configured share (within 5 pp), every held-out row still
@@ -33,6 +36,7 @@ from evaltray.core.store import Workspace
 from evaltray.curate.dedup import near_duplicate_pairs, normalize
 from evaltray.evaluate.live import list_live
 from evaltray.monitor.drift import latest_level
+from evaltray.tray.agreement import agreement_report
 from evaltray.tray.casefile import load_cases
 from evaltray.tray.gate import case_registry, user_text
 from evaltray.tray.release import list_versions, load_manifest
@@ -114,6 +118,14 @@ class Facts:
     release: str | None = None
     spot_checks: int = 0  # closed revalidate tasks
     spot_rejected: int = 0  # … of which the row's label was rejected
+    relabeled: int = 0  # golden rows the adjudicator re-labeled blind (spotcheck tasks)
+    relabeled_otherwise: int = 0  # … whose verdict differs from the row's
+    #: items labeled twice (overlap) and how many of those the two labelers agreed on
+    overlap_items: int = 0
+    overlap_agreed: int = 0
+    human_agreement: float = 0.80
+    #: labelers whose gold control accuracy is under the bar
+    flagged_labelers: list[str] = field(default_factory=list)
 
 
 SIGNALS: Registry[Callable[[Facts], Signal]] = Registry("health signal")
@@ -208,13 +220,36 @@ def _slice_mix(f: Facts) -> Signal:
 @SIGNALS.register("spot-check")
 def _spot_check(f: Facts) -> Signal:
     threshold = f"SME disagreement under {SPOT_CHECK_MAX:.0%}"
-    if not f.spot_checks:
-        return Signal("spot-check", "unknown", "no re-validated rows yet", threshold, todo="re-validate a sample")
-    rate = f.spot_rejected / f.spot_checks
-    value = f"{f.spot_rejected} of {f.spot_checks} re-validated rows rejected ({rate:.1%})"
+    checked, differ = f.spot_checks + f.relabeled, f.spot_rejected + f.relabeled_otherwise
+    if not checked:
+        todo = "spot-check a sample (`evaltray spotcheck --sample 20`)"
+        return Signal("spot-check", "unknown", "no spot-checked or re-validated rows yet", threshold, todo=todo)
+    rate = differ / checked
+    value = (
+        f"{differ} of {checked} rows checked disagree ({rate:.1%}): {f.relabeled_otherwise} of {f.relabeled} "
+        f"spot-checks, {f.spot_rejected} of {f.spot_checks} re-validations rejected"
+    )
     level = "green" if rate < SPOT_CHECK_MAX else "red"
     todo = "" if level == "green" else "labels drift from the policy: re-validate the whole slice, tighten the guide"
     return Signal("spot-check", level, value, threshold, todo=todo, detail={"rate": round(rate, 4)})
+
+
+@SIGNALS.register("human-agreement")
+def _human_agreement(f: Facts) -> Signal:
+    threshold = f"labelers agree on {f.human_agreement:.0%} of items labeled twice; control items right"
+    flagged = sorted(f.flagged_labelers)
+    todo = f"retrain or re-check {', '.join(flagged)} (control items)" if flagged else ""
+    if not f.overlap_items:
+        value = "no items labeled twice yet" + (f"; {len(flagged)} labeler(s) flagged" if flagged else "")
+        todo = todo or "set `[labeling] overlap` so a share of items is labeled twice"
+        return Signal("human-agreement", "amber" if flagged else "unknown", value, threshold, flagged, todo)
+    share = f.overlap_agreed / f.overlap_items
+    value = f"{share:.1%} of {f.overlap_items} items labeled twice agree; {len(flagged)} labeler(s) flagged"
+    low = share < f.human_agreement
+    if low:
+        todo = "; ".join(x for x in ("tighten the labeling guide and adjudicate the disagreements", todo) if x)
+    level = "amber" if low or flagged else "green"
+    return Signal("human-agreement", level, value, threshold, flagged, todo, {"agreement": round(share, 4)})
 
 
 @SIGNALS.register("source-mix")
@@ -351,7 +386,21 @@ def gather(ws: Workspace, set_name: str | None = None, today: datetime | None = 
         release=release,
         spot_checks=len(closed),
         spot_rejected=sum(t.outcome == "reject" for t in closed),
+        **_agreement_facts(ws),
     )
+
+
+def _agreement_facts(ws: Workspace) -> dict[str, Any]:
+    """What the spot-check and human-agreement signals read of :func:`agreement_report`."""
+    r = agreement_report(ws)
+    return {
+        "relabeled": r.spot_checks.n,
+        "relabeled_otherwise": r.spot_checks.n - r.spot_checks.agree,
+        "overlap_items": r.overall.n,
+        "overlap_agreed": r.overall.agree,
+        "human_agreement": ws.settings.human_agreement,
+        "flagged_labelers": r.flagged,
+    }
 
 
 def tray_health(ws: Workspace, set_name: str | None = None, today: datetime | None = None) -> HealthReport:

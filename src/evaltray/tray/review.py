@@ -208,6 +208,16 @@ def latest_review(ws: Workspace, candidate_id: str) -> Review | None:
     return Review.from_row(row) if row else None
 
 
+def get_review(ws: Workspace, review_id: int) -> Review:
+    """The review ``review_id``."""
+    reviews = ws.t["reviews"]
+    with ws.tx() as conn:
+        row = conn.execute(sa.select(reviews).where(reviews.c.id == int(review_id))).first()
+    if row is None:
+        raise EvaltrayError(f"no review {review_id}")
+    return Review.from_row(row)
+
+
 def unsigned(ws: Workspace, set_name: str | None = None) -> list[str]:
     """Candidates of the set (not rejected) whose latest review awaits a sign-off."""
     ids = []

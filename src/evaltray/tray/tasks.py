@@ -10,6 +10,12 @@ task stays open for them) or ``bug`` ("this is a bug — fix it, don't build a j
 :func:`bug_list`); :func:`release_task` hands a task taken back unfinished. :func:`open_label_tasks` puts the
 candidate pool's unreviewed candidates in the queue. The time spent is summed per task. Every action is audited.
 
+The adjudicator's second looks are kinds too (:mod:`.oversight`): ``overlap`` (a second, blind label of a
+hashed share of candidates, opened when the first label task closes, never for the first labeler),
+``adjudicate`` (the two verdicts differ: the adjudicator's decision, with a reason, becomes the label),
+``control`` (a known-answer golden row mixed into one labeler's queue) and ``spotcheck`` (the adjudicator
+re-labels a sampled golden row blind).
+
 A golden row with an open ``revalidate`` task counts as a candidate, not an asset, until somebody re-signs it
 (seed 003): :func:`awaiting_revalidation` lists those rows, and only ``done`` by a role that signs closes the
 task, by recording a new signed review of the row (its current label, or a new one) that ``promote`` applies;
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -38,7 +45,7 @@ from evaltray.core.util import atomic_write, dumps, loads, now_iso
 from . import candidates as pool
 from .gate import retire
 from .lifecycle import get_case, relabel_case
-from .review import latest_review, queue
+from .review import Review, get_review, latest_review, normalize_expected, queue, record_review
 
 __all__ = [
     "OUTCOMES",
@@ -49,11 +56,14 @@ __all__ = [
     "awaiting_revalidation",
     "bug_list",
     "case_of",
+    "disputed_reviews",
     "export_bugs",
     "get_task",
+    "in_overlap",
     "list_tasks",
     "next_task",
     "open_label_tasks",
+    "reassign_task",
     "open_task",
     "release_task",
     "resolve_task",
@@ -87,6 +97,10 @@ for _kind in (
     TaskKind("revalidate", "a case id", SIGN_ROLES, "re-validate a golden row and re-sign it (or reject it)"),
     TaskKind("judge_check", "run_id/case_id", LABEL_ROLES, "check a judge verdict sent for a person's look"),
     TaskKind("failing_case", "run_id/case_id", LABEL_ROLES, "look at a failing case of a run"),
+    TaskKind("overlap", "a candidate id", LABEL_ROLES, "label a candidate a second time, blind to the first label"),
+    TaskKind("adjudicate", "a candidate id", SIGN_ROLES, "decide between two labels that disagree; final"),
+    TaskKind("control", "case_id/labeler", LABEL_ROLES, "judge the recorded output: pass or fail"),
+    TaskKind("spotcheck", "a case id", SIGN_ROLES, "re-label a golden row, blind to its label: pass or fail"),
 ):
     TASK_KINDS.add(_kind.name, _kind)
 
@@ -141,9 +155,10 @@ def open_task(
     actor: str,
     payload: dict[str, Any] | None = None,
     priority: int = 0,
+    assignee: str | None = None,
 ) -> str:
     """Open a ``kind`` task about ``ref`` and return its id; while one is open for (kind, ref), its id (a higher
-    ``priority`` raises it, the payload merges in)."""
+    ``priority`` raises it, the payload merges in). ``assignee`` hands a new task to that person at once."""
     TASK_KINDS.get(kind)
     ref = str(ref).strip()
     if not ref:
@@ -153,14 +168,22 @@ def open_task(
     if len(ref) > MAX_REF:
         raise TaskError(f"a task's ref is at most {MAX_REF} characters; {ref[:40]}… is {len(ref)}")
     ws.require(actor, OPEN_ROLES, "opening a review task")
+    opening = (kind, ref, reason.strip(), actor, payload or {}, priority, assignee)
     try:
-        return _open_once(ws, kind, ref, reason.strip(), actor, payload or {}, priority)
+        return _open_once(ws, *opening)
     except sa.exc.IntegrityError:  # opened by another writer since we looked: that task is the one
-        return _open_once(ws, kind, ref, reason.strip(), actor, payload or {}, priority)
+        return _open_once(ws, *opening)
 
 
 def _open_once(
-    ws: Workspace, kind: str, ref: str, reason: str, actor: str, payload: dict[str, Any], priority: int
+    ws: Workspace,
+    kind: str,
+    ref: str,
+    reason: str,
+    actor: str,
+    payload: dict[str, Any],
+    priority: int,
+    assignee: str | None,
 ) -> str:
     tasks = ws.t["tasks"]
     key = f"{kind}:{ref}"
@@ -175,6 +198,8 @@ def _open_once(
             )
             return str(old.id)
         values = dict(kind=kind, ref=ref, open_key=key, status=OPEN, reason=reason, priority=priority)
+        if assignee is not None:
+            values.update(assignee=assignee, assigned_at=now_iso())
         payload = {**payload, **(_label_baseline(ws, ref) if kind == "label" else {})}
         tid = inserted_id(
             conn, tasks.insert().values(**values, payload=dumps(payload), opened_by=actor, created_at=now_iso())
@@ -255,14 +280,16 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
     tasks = ws.t["tasks"]
     statuses = [ESCALATED, OPEN] if role in SIGN_ROLES else [OPEN]
     mine = sa.select(tasks).where(tasks.c.assignee == user, tasks.c.status != CLOSED, tasks.c.kind.in_(allowed))
-    free = [  # one walk down the queue index per status, escalated ones first
-        sa.select(tasks)
-        .where(tasks.c.status == status, tasks.c.assignee.is_(None), tasks.c.kind.in_(allowed))
-        .order_by(tasks.c.priority.desc(), tasks.c.id)
-        .limit(20)
-        for status in statuses
-    ]
+    passed: set[int] = set()  # tasks that are not for this user (a second label of their own first one)
     while True:
+        free = [  # one walk down the queue index per status, escalated ones first
+            sa.select(tasks)
+            .where(tasks.c.status == status, tasks.c.assignee.is_(None), tasks.c.kind.in_(allowed))
+            .where(tasks.c.id.not_in(passed))
+            .order_by(tasks.c.priority.desc(), tasks.c.id)
+            .limit(20)
+            for status in statuses
+        ]
         with ws.tx() as conn:
             row = conn.execute(mine.order_by(tasks.c.id).limit(1)).first()
             rows = [row] if row is not None else _first_found(conn, free)
@@ -270,6 +297,9 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
             return None
         for row in rows:
             task = Task.from_row(row)
+            if task.assignee != user and not _for(task, user):
+                passed.add(int(task.id))
+                continue
             if _closed_elsewhere(ws, task):
                 continue
             if task.assignee == user:
@@ -277,6 +307,16 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
             claimed = _claim(ws, task, user)
             if claimed is not None:
                 return claimed
+
+
+def _for(task: Task, user: str) -> bool:
+    """Whether ``user`` may take ``task``: a second label never goes to the first labeler, a control item only
+    to the labeler it was mixed in for."""
+    if task.kind == "overlap":
+        return task.payload.get("first_reviewer") != user
+    if task.kind == "control":
+        return task.ref.rpartition("/")[2] == user
+    return True
 
 
 def _first_found(conn: sa.Connection, queries: list[sa.Select[Any]]) -> list[Any]:
@@ -333,6 +373,20 @@ def release_task(ws: Workspace, task_id: str, actor: str) -> Task:
     with ws.tx() as conn:
         conn.execute(tasks.update().where(tasks.c.id == int(task.id)).values(assignee=None, assigned_at=None))
         ws.audit(conn, actor, "task.release", task.ref, task_id=int(task.id), kind=task.kind, was=task.assignee)
+    return get_task(ws, task.id)
+
+
+def reassign_task(ws: Workspace, task_id: str, actor: str, to: str | None) -> Task:
+    """Give an unfinished task to ``to`` (None: back to the queue), as an admin does when its assignee leaves."""
+    ws.require(actor, frozenset({Role.ADMIN}), "handing a task to somebody else")
+    task = get_task(ws, task_id)
+    if task.status == CLOSED:
+        raise TaskError(f"task {task.id} is closed")
+    tasks = ws.t["tasks"]
+    with ws.tx() as conn:
+        values = {"assignee": to, "assigned_at": now_iso() if to else None}
+        conn.execute(tasks.update().where(tasks.c.id == int(task.id)).values(**values))
+        ws.audit(conn, actor, "task.reassign", task.ref, task_id=int(task.id), was=task.assignee, to=to)
     return get_task(ws, task.id)
 
 
@@ -486,6 +540,95 @@ def _label_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> None
         raise TaskError(
             f"task {task.id}: candidate {task.ref} has no review since the task was opened; record one (`evaltray review`)"
         )
+    share, first = ws.settings.overlap, latest_review(ws, task.ref)
+    if first is not None and first.verdict is not None and in_overlap(task.ref, share):
+        open_task(
+            ws,
+            "overlap",
+            task.ref,
+            reason=f"overlap: {share:.0%} of candidates get a second, blind label",
+            actor=actor,
+            payload={"first_reviewer": first.reviewer, "review_before": first.id},
+        )
+
+
+def in_overlap(ref: str, share: float) -> bool:
+    """Whether ``ref`` is among the ``share`` of items labeled twice: chosen by a hash of it, so every process and
+    every run choose the same items."""
+    point = int.from_bytes(hashlib.sha256(ref.encode("utf-8")).digest()[:8], "big") / 2**64
+    return point < share
+
+
+def _overlap_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
+    """The second label is in: when its verdict differs from the first, the adjudicator decides."""
+    first = get_review(ws, int(task.payload["review_before"]))
+    second = latest_review(ws, task.ref)
+    if second is None or second.id <= first.id or second.reviewer == first.reviewer:
+        raise TaskError(
+            f"task {task.id}: candidate {task.ref} has no second label since {first.reviewer}'s; record one "
+            "(`evaltray review`)"
+        )
+    _note(ws, task, second_review=second.id)
+    if None not in (first.verdict, second.verdict) and first.verdict != second.verdict:
+        open_task(
+            ws,
+            "adjudicate",
+            task.ref,
+            reason=f"{first.reviewer} said {first.verdict}, {second.reviewer} said {second.verdict}",
+            actor=actor,
+            payload={"reviews": [first.id, second.id]},
+            priority=1,
+        )
+
+
+def disputed_reviews(ws: Workspace, task: Task) -> list[Review]:
+    """The two labels an ``adjudicate`` task is about, in the order they were made."""
+    return [get_review(ws, int(r)) for r in task.payload.get("reviews", [])]
+
+
+def _adjudicate_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
+    """Record the adjudicator's decision as the candidate's label: their verdict, with the expected behaviour of
+    the label they side with (or the one they write), and their reason; it is final."""
+    if said.verdict is None or not said.reason:
+        raise TaskError(f"task {task.id}: the adjudicator's decision needs a verdict (pass or fail) and a reason")
+    sided = next((r for r in disputed_reviews(ws, task) if r.verdict == said.verdict), None)
+    if said.label is not None:
+        label = said.label
+        expected = normalize_expected(
+            ws, actor, label.get("reference"), label.get("behavior_code"), label.get("assertions")
+        )
+    elif sided is not None:
+        expected = sided.expected
+    else:
+        raise TaskError(f"task {task.id}: neither label says {said.verdict}; write the expected behaviour")
+    decision = record_review(
+        ws,
+        task.ref,
+        actor,
+        expected,
+        verdict=said.verdict,
+        critique=said.critique or said.reason,
+        failure_tags=said.tags or (sided.failure_tags if sided else []),
+        slice=sided.slice if sided else None,
+        expected_first=False,  # the adjudicator reads both labels before deciding
+        provenance={"via": "adjudicate", "task_id": int(task.id), "reason": said.reason},
+    )
+    _note(ws, task, decision_review=decision.id)
+
+
+def _note(ws: Workspace, task: Task, **more: Any) -> None:
+    """Keep what closing the task made (the review ids a report joins on) in its payload."""
+    tasks = ws.t["tasks"]
+    task.payload = {**task.payload, **more}
+    with ws.tx() as conn:
+        conn.execute(tasks.update().where(tasks.c.id == int(task.id)).values(payload=dumps(task.payload)))
+
+
+def _verdict_given(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
+    if said.verdict is None:
+        raise TaskError(f"task {task.id}: answer pass or fail on the recorded output")
+    if task.kind == "control" and task.ref.rpartition("/")[2] != actor:
+        raise TaskError(f"task {task.id} is a control item of {task.ref.rpartition('/')[2]}'s; only they answer it")
 
 
 def _label_reject(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
@@ -537,6 +680,10 @@ _ACTIONS: dict[tuple[str, str], Callable[[Workspace, Task, str, Resolution], Non
     ("label", "reject"): _label_reject,
     ("revalidate", "done"): _revalidate_done,
     ("revalidate", "reject"): _revalidate_reject,
+    ("overlap", "done"): _overlap_done,
+    ("adjudicate", "done"): _adjudicate_done,
+    ("control", "done"): _verdict_given,
+    ("spotcheck", "done"): _verdict_given,
 }
 
 
@@ -548,10 +695,12 @@ BUG_FIELDS = ("task_id", "kind", "case_id", "candidate_id", "trace_id", "run_id"
 def _ids(ws: Workspace, task: Task) -> dict[str, str | None]:
     """The case, candidate, trace and run a task is about, as far as the workspace knows them."""
     ids: dict[str, str | None] = dict.fromkeys(("case_id", "candidate_id", "trace_id", "run_id"))
-    if task.kind == "label":
+    if task.kind in ("label", "overlap", "adjudicate"):
         ids["candidate_id"] = task.ref
-    elif task.kind == "revalidate":
+    elif task.kind in ("revalidate", "spotcheck"):
         ids["case_id"] = task.ref
+    elif task.kind == "control":
+        ids["case_id"] = task.ref.rpartition("/")[0]
     else:
         run_id, _, case_id = task.ref.partition("/")
         ids["run_id"], ids["case_id"] = run_id, case_id or None

@@ -11,7 +11,7 @@ from evaltray.core.store import Workspace
 
 from . import errors, otlp
 from .render import STATIC_DIR
-from .views import guide, home, login, queue, queues, tasks, traces
+from .views import agreement, guide, home, login, queue, queues, readthrough, tasks, traces
 
 #: No script but our own files, no inline script or style, nothing loaded from elsewhere, no framing:
 #: a script or stylesheet that slipped through escaping would still neither run nor reach another host.
@@ -42,7 +42,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.state.ws = ws
     app.middleware("http")(_security_headers)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for view in (login, home, queue, tasks, queues, guide, traces):
+    for view in (login, home, queue, tasks, queues, guide, traces, agreement, readthrough):
         app.include_router(view.router)
     app.include_router(otlp.router)
     errors.install(app)

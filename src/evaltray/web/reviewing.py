@@ -19,6 +19,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import SIGN_ROLES
 from evaltray.core.store import Workspace
 from evaltray.core.util import dumps, loads, now_iso
+from evaltray.tray import oversight
 from evaltray.tray import review as rev
 from evaltray.tray import tasks as tq
 from evaltray.tray.candidates import Candidate
@@ -42,13 +43,17 @@ def next_item(ws: Workspace, reviewer: str) -> tq.Task | None:
     """The task ``reviewer`` works on next, of any kind their role may take (assigned to them): the pool's
     unreviewed candidates are put in the queue as label tasks first. None when nothing waits for them."""
     tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
-    return tq.next_task(ws, reviewer)
+    return oversight.next_for(ws, reviewer)
 
 
-def label_task(ws: Workspace, candidate_id: str) -> tq.Task | None:
-    """The open (or escalated) label task about ``candidate_id``, if any."""
+def label_task(ws: Workspace, candidate_id: str, reviewer: str | None = None) -> tq.Task | None:
+    """The open (or escalated) label task about ``candidate_id``, if any; else, for a ``reviewer`` who did not
+    label it first, its open second label (``overlap``), which their review closes as a label task's does."""
     found = tq.list_tasks(ws, kind="label", ref=candidate_id, status="open", limit=1)
-    return found[0] if found else None
+    if found or reviewer is None:
+        return found[0] if found else None
+    second = tq.list_tasks(ws, kind="overlap", ref=candidate_id, status="open", limit=1)
+    return second[0] if second and second[0].payload.get("first_reviewer") != reviewer else None
 
 
 def close_label_task(
@@ -56,7 +61,7 @@ def close_label_task(
 ) -> None:
     """Close the candidate's label task once the page recorded its review or rejection, with the seconds the
     page measured. An escalated task stays with the adjudicator unless an adjudicator did the work."""
-    task = label_task(ws, candidate_id)
+    task = label_task(ws, candidate_id, reviewer)
     if task is None or (task.status == "escalated" and ws.role_of(reviewer) not in SIGN_ROLES):
         return
     tq.resolve_task(ws, task.id, reviewer, outcome, reason=reason, seconds=float(seconds))

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from evaltray.tray import oversight
 from evaltray.web import guide
 from evaltray.web.accounts import Actor
 from evaltray.web.auth import reader, workspace, writer
@@ -17,7 +18,9 @@ router = APIRouter()
 
 
 @router.get("/guide")
-def guide_page(request: Request, actor: Annotated[Actor, Depends(reader)], version: str | None = None) -> Response:
+def guide_page(
+    request: Request, actor: Annotated[Actor, Depends(reader)], version: str | None = None, sent: int | None = None
+) -> Response:
     ws = workspace(request)
     every = guide.versions(ws)
     current = ws.settings.guide_version
@@ -32,6 +35,8 @@ def guide_page(request: Request, actor: Annotated[Actor, Depends(reader)], versi
         wanted=wanted,
         current=current,
         may_publish=actor.role in guide.GUIDE_ROLES,
+        sent=sent,
+        codes=ws.settings.behavior_codes,
     )
 
 
@@ -41,6 +46,18 @@ def publish(
     actor: Annotated[Actor, Depends(writer)],
     version: Annotated[str, Form()],
     body: Annotated[str, Form()],
+    codes: Annotated[str, Form()] = "",
+    slices: Annotated[str, Form()] = "",
 ) -> Response:
-    made = guide.publish(workspace(request), actor, version, body)
-    return RedirectResponse("/guide?" + urlencode({"version": made.version}), status_code=303)
+    """Publish the version; the behaviour codes and slices it changes send their golden rows back to the queue."""
+    ws = workspace(request)
+    codes_, slices_ = _listed(codes), _listed(slices)
+    made = guide.publish(ws, actor, version, body)
+    query: dict[str, str | int] = {"version": made.version}
+    if codes_ or slices_:
+        query["sent"] = len(oversight.revalidate_affected(ws, actor.name, made.version, codes=codes_, slices=slices_))
+    return RedirectResponse("/guide?" + urlencode(query), status_code=303)
+
+
+def _listed(text: str) -> list[str]:
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]

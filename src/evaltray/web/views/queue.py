@@ -14,6 +14,7 @@ from evaltray.core.records import LABEL_ROLES, REJECT_REASONS, SIGN_ROLES
 from evaltray.core.store import Workspace
 from evaltray.tray import candidates as pool
 from evaltray.tray import review as rev
+from evaltray.tray.oversight import LABELING
 from evaltray.web import reviewing
 from evaltray.web.accounts import Actor, NeedsTheCli, check_key_at_hand, require_role
 from evaltray.web.auth import reader, workspace, writer
@@ -44,7 +45,7 @@ def queue_start(request: Request, actor: Annotated[Actor, Depends(reader)]) -> R
     if actor.role in LABEL_ROLES:
         task = reviewing.next_item(ws, actor.name)
         if task is not None:
-            where = f"/queue/{task.ref}" if task.kind == "label" else f"/tasks/{task.id}"
+            where = f"/queue/{task.ref}" if task.kind in LABELING else f"/tasks/{task.id}"
             return RedirectResponse(where, status_code=303)
         return page(request, "queue_empty.html", actor)
     items = reviewing.queue_items(ws, actor.name)
@@ -89,7 +90,7 @@ def queue_item(request: Request, cid: str, actor: Annotated[Actor, Depends(reade
         codes=ws.settings.behavior_codes,
         guide_version=ws.settings.guide_version,
         may_label=may_label,
-        task=reviewing.label_task(ws, cid),
+        task=reviewing.label_task(ws, cid, actor.name if may_label else None),
     )
 
 

@@ -10,20 +10,25 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.records import LABEL_ROLES, REJECT_REASONS
+from evaltray.core.records import LABEL_ROLES, REJECT_REASONS, Role
 from evaltray.core.store import Workspace
+from evaltray.tray import oversight
 from evaltray.tray import tasks as tq
 from evaltray.web.accounts import Actor, NeedsTheCli, check_key_at_hand, require_role
 from evaltray.web.auth import reader, workspace, writer
 from evaltray.web.render import page
 
 router = APIRouter()
+#: The kinds whose "done" is the person's pass/fail on an output.
+VERDICT_KINDS = ("judge_check", "control", "spotcheck", "adjudicate")
 
 
 def _about(ws: Workspace, task: tq.Task) -> dict[str, Any]:
     """What the page shows of the task's subject: the golden row, or the answer and what was said of it."""
     if task.kind == "revalidate":
         return {"case": tq.case_of(ws, task.ref)}
+    if task.kind in ("adjudicate", "control", "spotcheck"):
+        return oversight.shown_for(ws, task)
     if task.kind == "judge_check":
         return {"output": task.payload.get("output"), "verdicts": list(task.payload.get("verdicts") or [])}
     reasons = task.payload.get("reasons") or task.payload.get("failures") or []
@@ -34,7 +39,7 @@ def _about(ws: Workspace, task: tq.Task) -> dict[str, Any]:
 def task_page(request: Request, task_id: str, actor: Annotated[Actor, Depends(reader)]) -> Response:
     ws = workspace(request)
     task = tq.get_task(ws, task_id)
-    if task.kind == "label":
+    if task.kind in oversight.LABELING:  # a second label is labeled on the label page, blind to the first
         return RedirectResponse(f"/queue/{task.ref}", status_code=303)
     return page(
         request,
@@ -44,8 +49,13 @@ def task_page(request: Request, task_id: str, actor: Annotated[Actor, Depends(re
         kind=tq.TASK_KINDS.get(task.kind),
         about=_about(ws, task),
         reasons=REJECT_REASONS,
-        may_act=actor.role in LABEL_ROLES and task.status != "closed",
+        may_act=actor.role in _roles(task) and task.status != "closed",
     )
+
+
+def _roles(task: tq.Task) -> frozenset[Role]:
+    """Who the page offers the task's outcomes to: the adjudicator's own kinds to those who sign."""
+    return tq.TASK_KINDS.get(task.kind).roles if task.kind in ("adjudicate", "spotcheck") else LABEL_ROLES
 
 
 def resign_command(task: tq.Task, actor: Actor) -> str:
@@ -73,9 +83,9 @@ def resolve(
             f"task {task.id}: re-signing case {task.ref} is signed with your private key, which this server never "
             f"holds; run `{resign_command(task, actor)}` where your key is"
         )
-    if task.kind == "label" and outcome == "done":
-        raise EvaltrayError(f"task {task.id}: a label task is done by saving the review of candidate {task.ref}")
-    if task.kind == "judge_check" and outcome == "done" and verdict not in ("pass", "fail"):
+    if task.kind in oversight.LABELING and outcome == "done":
+        raise EvaltrayError(f"task {task.id}: a {task.kind} task is done by saving the review of candidate {task.ref}")
+    if task.kind in VERDICT_KINDS and outcome == "done" and verdict not in ("pass", "fail"):
         raise EvaltrayError(f"task {task.id}: answer pass or fail on the output before closing the judge check")
     check_key_at_hand(ws, actor)
     tq.resolve_task(
