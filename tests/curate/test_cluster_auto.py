@@ -46,6 +46,28 @@ def test_auto_k_lands_near_the_true_count_and_holds_when_1_percent_goes(seed: in
         assert abs(fewer - full) <= 0.1 * full, (full, fewer)
 
 
+def test_each_candidate_k_is_scored_by_the_mean_of_several_seeded_fits(monkeypatch) -> None:
+    # One k-means fit's score is noisy; k="auto" averages _AUTO_FITS of them (seeds s, s+1, ...), so the
+    # parts it keeps for a k are the means of what single fits at those seeds give.
+    from evaltray.curate import cluster as C
+
+    x, _ = blobs(12, 30, spread=1.0)
+    x = C.normalize_rows(x)
+    a = C._knn_graph(x, 10)
+
+    def parts(fits: int, seed: int) -> tuple[float, float]:
+        monkeypatch.setattr(C, "_AUTO_FITS", fits)
+        scorer = C._Modularity(a, x, seed, C._Steps(None), spectral=False)
+        scorer(9)
+        return scorer.parts[9]
+
+    fits = C._AUTO_FITS
+    assert fits >= 2
+    singles = [parts(1, s) for s in range(4, 4 + fits)]
+    assert parts(fits, 4) == pytest.approx(tuple(np.mean(singles, axis=0)), rel=1e-12)
+    assert singles[0] != singles[1]  # the fits differ, so the mean is not one of them
+
+
 def test_auto_k_has_no_cap_of_200() -> None:
     # 240 tight groups of 8 (5 neighbours each, as groups this small need): the old default max_k=200
     # stopped k="auto" at 200 whatever the data said. Measured: 282 clusters, ARI 0.97.

@@ -70,6 +70,10 @@ _FINE = 7
 _RESOLUTION = 3.0
 #: Subspace-iteration steps of the spectral embedding of more than 2,000 texts.
 _SUBSPACE_STEPS = 15
+#: k-means fits (seeds ``seed``, ``seed + 1``, …) whose scores are averaged at each candidate k: one fit's
+#: noise moved k="auto" by up to 12.5% when 1% of the texts were removed (Banking77 train variants, TF-IDF);
+#: the mean of two halves that noise at about 1.5x the search's time (three would pass 2x k-means' time).
+_AUTO_FITS = 2
 
 
 class ClusterError(EvaltrayError, ValueError):
@@ -622,15 +626,18 @@ class _Modularity:
             # k clusters use the leading k spectral dimensions, raw vectors all of theirs.
             e = normalize_rows(self.u[:, : min(k, self.u.shape[1])] if self.spectral else self.u).astype(np.float64)
             n = e.shape[0]
-            sample = np.random.default_rng(self.seed).permutation(n)[: max(_AUTO_SAMPLE, 10 * k)]
-            # 30 Lloyd steps: the score needs a fair partition, not a converged one.
-            with warnings.catch_warnings():  # a k above the distinct points there are only scores low
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                km = KMeans(n_clusters=k, n_init=1, max_iter=30, random_state=self.seed).fit(e[np.sort(sample)])
-            labels = km.predict(e)
-            inside = float(self.weights[labels[self.rows] == labels[self.cols]].sum())
-            per = np.bincount(labels, weights=self.deg)
-            self.parts[k] = (inside / self.total, float(per @ per) / self.total**2)
+            shares, concs = [], []
+            for r in range(_AUTO_FITS):
+                sample = np.random.default_rng(self.seed + r).permutation(n)[: max(_AUTO_SAMPLE, 10 * k)]
+                # 30 Lloyd steps: the score needs a fair partition, not a converged one.
+                with warnings.catch_warnings():  # a k above the distinct points there are only scores low
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    km = KMeans(n_clusters=k, n_init=1, max_iter=30, random_state=self.seed + r).fit(e[np.sort(sample)])
+                labels = km.predict(e)
+                shares.append(float(self.weights[labels[self.rows] == labels[self.cols]].sum()) / self.total)
+                per = np.bincount(labels, weights=self.deg)
+                concs.append(float(per @ per) / self.total**2)
+            self.parts[k] = (float(np.mean(shares)), float(np.mean(concs)))
             self.steps.tick()
         share, concentration = self.parts[k]
         return share - gamma * concentration
