@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from evaltray.core.errors import GateError, NotFound
+from evaltray.core.keys import Signer
 from evaltray.core.records import COMPOSE_ROLES, SIGN_ROLES, Case, CaseStatus, RegisteredCase, RegistryState, Role
 from evaltray.core.registry import Registry
 from evaltray.core.store import Workspace
@@ -105,6 +106,9 @@ def _run_promote_checks(
 
 
 # ----------------------------------------------------------------------------- the gate
+
+#: Who may let rows through the gate.
+PROMOTE_ROLES = SIGN_ROLES | {Role.COMPOSITION_OWNER}
 
 
 @dataclass
@@ -237,13 +241,15 @@ def promote(
     candidate_ids: list[str] | None = None,
     dry_run: bool = False,
     strict: bool = False,
+    signer: Signer | None = None,
 ) -> PromoteReport:
-    """Move every signed, complete candidate into the tray, each row signed with ``actor``'s key; report what
+    """Move every signed, complete candidate into the tray, each row signed with ``actor``'s key (or with
+    ``signer``, a web server's registered key, when the server proved who ``actor`` is); report what
     is blocked and why (a sign-off whose signature does not verify is blocked). The registered promote checks
     run on the new rows: what they refuse is blocked, what they warn of is reported (``strict``: refused)."""
     set_name = ws.check_set(set_name)
-    ws.require(actor, SIGN_ROLES | {Role.COMPOSITION_OWNER}, "promoting")
-    signer = ws.signer(actor)
+    ws.require(actor, PROMOTE_ROLES, "promoting")
+    signer = signer or ws.signer(actor)
     keys = ws.registered_keys()
     report = PromoteReport()
     with tray_lock(ws, actor, recover=not dry_run):
@@ -426,7 +432,9 @@ def _register(
                     retired_at=now_iso(),
                 )
             )
-        ws.audit(conn, actor, f"case.{kind}", row["id"], candidate=cand.id, review_id=review.id)
+        signed_as = row["validation"]["promoted_by"]
+        extra = {} if signed_as == actor else {"signed_as": signed_as}  # the server's key, the person's act
+        ws.audit(conn, actor, f"case.{kind}", row["id"], candidate=cand.id, review_id=review.id, **extra)
 
 
 def retire(
@@ -664,6 +672,7 @@ def case_registry(ws: Workspace, set_name: str | None = None) -> list[dict[str, 
 
 __all__ = [
     "ACTIVE",
+    "PROMOTE_ROLES",
     "RETIRED",
     "Problem",
     "PromoteReport",

@@ -13,7 +13,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import LABEL_ROLES, REJECT_REASONS
 from evaltray.core.store import Workspace
 from evaltray.tray import tasks as tq
-from evaltray.web.accounts import Actor, NeedsTheCli, check_key_at_hand, require_role
+from evaltray.web.accounts import Actor, NeedsTheCli, require_role
 from evaltray.web.auth import reader, workspace, writer
 from evaltray.web.render import page
 
@@ -77,7 +77,6 @@ def resolve(
         raise EvaltrayError(f"task {task.id}: a label task is done by saving the review of candidate {task.ref}")
     if task.kind == "judge_check" and outcome == "done" and verdict not in ("pass", "fail"):
         raise EvaltrayError(f"task {task.id}: answer pass or fail on the output before closing the judge check")
-    check_key_at_hand(ws, actor)
     tq.resolve_task(
         ws,
         task.id,
