@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from evaltray.monitor import dashboards
 from evaltray.tray import review as rev
 
 from .conftest import OUTPUT, PASSWORD, add_candidate, ingest_chat
@@ -196,3 +197,18 @@ def test_escalate_in_the_browser_reaches_the_adjudicators_queue(browser, server,
     note = adj.locator("#escalated-note").inner_text()
     assert note == "Escalated to the adjudicator by lab: the policy does not say"
     assert adj.locator("#escalate-form").count() == 0
+
+
+def test_the_dashboards_in_the_browser(browser, server, boards):
+    page = _page(browser, server, "vic")
+    page.goto(f"{server}/dash/coverage")
+    assert page.locator("#heatmap td.fill-4").count() == 1  # refunds · medium: 2 of 2
+    if SHOTS:
+        _shot(page, "dash-coverage")
+    page.goto(f"{server}/dash/passrates")
+    assert page.locator("svg[aria-label='pass rate per slice'] circle").count() == 2
+    for name in ("passrates", "sources", "releases", "health"):
+        page.goto(f"{server}/dash/{name}")
+        assert page.locator("h1").inner_text() == dashboards.title(name)
+        if SHOTS:
+            _shot(page, f"dash-{name}")
