@@ -254,19 +254,70 @@ def sign_off(
     return signed
 
 
-def queue(ws: Workspace, set_name: str | None = None) -> list[Candidate]:
-    """Pending candidates with no review yet, oldest first."""
+def _unreviewed(ws: Workspace, set_name: str | None) -> sa.ColumnElement[bool]:
+    """The queue's condition: pending, with no review yet (of ``set_name`` where given)."""
     cands, reviews = ws.t["candidates"], ws.t["reviews"]
-    reviewed = sa.select(reviews.c.candidate_id)
-    q = (
-        sa.select(cands)
-        .where(cands.c.status == PENDING, cands.c.id.not_in(reviewed))
-        .order_by(cands.c.created_at, cands.c.id)
-    )
-    if set_name:
-        q = q.where(cands.c.set_name == set_name)
+    cond = sa.and_(cands.c.status == PENDING, ~sa.exists().where(reviews.c.candidate_id == cands.c.id).correlate(cands))
+    return sa.and_(cond, cands.c.set_name == set_name) if set_name else cond
+
+
+def queue(ws: Workspace, set_name: str | None = None, limit: int | None = None, offset: int = 0) -> list[Candidate]:
+    """Pending candidates with no review yet, oldest first (``limit`` of them from ``offset``: a walk down the
+    queue index, so a page of a large pool costs a page, not the pool)."""
+    cands = ws.t["candidates"]
+    q = sa.select(cands).where(_unreviewed(ws, set_name)).order_by(cands.c.created_at, cands.c.id)
+    q = q.limit(limit).offset(offset) if limit is not None else q.offset(offset)
     with ws.tx() as conn:
         return [Candidate.from_row(r) for r in conn.execute(q)]
+
+
+@dataclass
+class QueuePlace:
+    """Where a candidate stands in the queue: its 1-based position (None when it is not in it), the queue's
+    length, and the candidates before and after it (the first one when it is not in it)."""
+
+    position: int | None
+    total: int
+    prev_id: str | None
+    next_id: str | None
+
+
+def _count_waiting(ws: Workspace, conn: Any, set_name: str | None, *where: sa.ColumnElement[bool]) -> int:
+    """How many queue rows meet ``where``: the pending rows less the reviewed pending ones (the few), which
+    is cheaper than asking of each pending row whether it has a review."""
+    cands, reviews = ws.t["candidates"], ws.t["reviews"]
+    pending = sa.and_(cands.c.status == PENDING, *where)
+    if set_name:
+        pending = sa.and_(pending, cands.c.set_name == set_name)
+    reviewed = sa.select(sa.func.count(sa.distinct(reviews.c.candidate_id))).join(
+        cands, cands.c.id == reviews.c.candidate_id
+    )
+    n = conn.execute(sa.select(sa.func.count()).select_from(cands).where(pending)).scalar_one()
+    return int(n - conn.execute(reviewed.where(pending)).scalar_one())
+
+
+def queue_length(ws: Workspace, set_name: str | None = None) -> int:
+    """How many candidates wait for their first review."""
+    with ws.tx() as conn:
+        return _count_waiting(ws, conn, set_name)
+
+
+def queue_place(ws: Workspace, cid: str, set_name: str | None = None) -> QueuePlace:
+    """:class:`QueuePlace` of ``cid`` from index walks and counts, never reading the whole queue."""
+    cands = ws.t["candidates"]
+    key = (cands.c.created_at, cands.c.id)
+    waiting = _unreviewed(ws, set_name)
+    with ws.tx() as conn:
+        here = conn.execute(sa.select(*key).where(cands.c.id == cid, waiting)).first()
+        total = _count_waiting(ws, conn, set_name)
+        if here is None:
+            first = conn.execute(sa.select(cands.c.id).where(waiting).order_by(*key).limit(1)).scalar()
+            return QueuePlace(None, total, None, first)
+        before, after = sa.tuple_(*key) < sa.tuple_(*here), sa.tuple_(*key) > sa.tuple_(*here)
+        position = _count_waiting(ws, conn, set_name, before) + 1
+        back = sa.select(cands.c.id).where(waiting, before).order_by(*(c.desc() for c in key)).limit(1)
+        ahead = sa.select(cands.c.id).where(waiting, after).order_by(*key).limit(1)
+        return QueuePlace(position, total, conn.execute(back).scalar(), conn.execute(ahead).scalar())
 
 
 # ----------------------------------------------------------------------------- a review session

@@ -339,8 +339,8 @@ def release_task(ws: Workspace, task_id: str, actor: str) -> Task:
 def open_label_tasks(ws: Workspace, actor: str, set_name: str | None = None, limit: int | None = None) -> list[str]:
     """A ``label`` task for each candidate of the pool that awaits its first review (oldest first, at most
     ``limit``): the candidate queue, in the one task queue. The task ids (those already open included)."""
-    cands = queue(ws, ws.check_set(set_name) if set_name else None)
-    return [open_task(ws, "label", c.id, reason="new in the candidate pool", actor=actor) for c in cands[:limit]]
+    cands = queue(ws, ws.check_set(set_name) if set_name else None, limit=limit)
+    return [open_task(ws, "label", c.id, reason="new in the candidate pool", actor=actor) for c in cands]
 
 
 # ----------------------------------------------------------------------------- closing tasks

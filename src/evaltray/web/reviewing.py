@@ -32,10 +32,17 @@ BLIND_ACTION = "queue.blind"
 BLIND_KINDS = ("label",)
 
 
-def queue_items(ws: Workspace, reviewer: str, set_name: str | None = None) -> list[Candidate]:
-    """The label queue's candidates for ``reviewer``, in order (the page's position and neighbours): pending
+def queue_items(
+    ws: Workspace, reviewer: str, set_name: str | None = None, limit: int | None = None, offset: int = 0
+) -> list[Candidate]:
+    """The label queue's candidates for ``reviewer``, in order (``limit`` of them from ``offset``): pending
     candidates with no review yet, oldest first. The next task of any kind is :func:`next_item`."""
-    return rev.queue(ws, set_name)
+    return rev.queue(ws, set_name, limit=limit, offset=offset)
+
+
+def queue_place(ws: Workspace, reviewer: str, candidate_id: str) -> rev.QueuePlace:
+    """Where ``candidate_id`` stands in ``reviewer``'s label queue (position, length, neighbours)."""
+    return rev.queue_place(ws, candidate_id)
 
 
 def next_item(ws: Workspace, reviewer: str) -> tq.Task | None:

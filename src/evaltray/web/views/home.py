@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse, Response
 
 from evaltray.tray import candidates as pool
 from evaltray.tray import review as rev
-from evaltray.web import reviewing
 from evaltray.web.accounts import Actor
 from evaltray.web.auth import reader, workspace
 from evaltray.web.render import page
@@ -24,7 +23,7 @@ def home(request: Request, actor: Annotated[Actor, Depends(reader)]) -> Response
         request,
         "home.html",
         actor,
-        queued=len(reviewing.queue_items(ws, actor.name)),
+        queued=rev.queue_length(ws),
         unsigned=len(rev.unsigned(ws)),
         rejected=pool.reject_bin(ws),
         guide_version=ws.settings.guide_version,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +20,8 @@ from evaltray.web.auth import reader, workspace, writer
 from evaltray.web.render import fragment, page
 
 router = APIRouter()
+#: The most candidates one call of ``/api/queue`` lists.
+MAX_PAGE = 500
 
 
 def _step(ws: Workspace, actor: Actor, cid: str) -> tuple[rev.ReviewSession, rev.ReviewStep]:
@@ -27,14 +29,6 @@ def _step(ws: Workspace, actor: Actor, cid: str) -> tuple[rev.ReviewSession, rev
     see_first = not reviewing.queue_blind(ws, "label")
     session = rev.ReviewSession(ws, actor.name, [cid], sign=False, show_output_first=see_first)
     return session, next(iter(session))
-
-
-def _neighbours(items: list[pool.Candidate], cid: str) -> tuple[str | None, str | None]:
-    ids = [c.id for c in items]
-    if cid not in ids:
-        return None, ids[0] if ids else None
-    at = ids.index(cid)
-    return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None)
 
 
 @router.get("/queue")
@@ -47,16 +41,22 @@ def queue_start(request: Request, actor: Annotated[Actor, Depends(reader)]) -> R
             where = f"/queue/{task.ref}" if task.kind == "label" else f"/tasks/{task.id}"
             return RedirectResponse(where, status_code=303)
         return page(request, "queue_empty.html", actor)
-    items = reviewing.queue_items(ws, actor.name)
+    items = reviewing.queue_items(ws, actor.name, limit=1)
     if items:
         return RedirectResponse(f"/queue/{items[0].id}", status_code=303)
     return page(request, "queue_empty.html", actor)
 
 
 @router.get("/api/queue")
-def queue_json(request: Request, actor: Annotated[Actor, Depends(reader)]) -> JSONResponse:
-    """The queue for scripts: ids, sources, slices and creation times, in order."""
-    items = reviewing.queue_items(workspace(request), actor.name)
+def queue_json(
+    request: Request,
+    actor: Annotated[Actor, Depends(reader)],
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    """The queue for scripts: ids, sources, slices and creation times, in order (a page of it: ``offset``
+    and ``limit``, at most :data:`MAX_PAGE`)."""
+    items = reviewing.queue_items(workspace(request), actor.name, limit=limit, offset=offset)
     return JSONResponse(
         [
             {"id": c.id, "set": c.set_name, "source": c.source, "slice": c.slice, "created_at": c.created_at}
@@ -73,18 +73,17 @@ def queue_item(request: Request, cid: str, actor: Annotated[Actor, Depends(reade
     # a reader keeps no draft: only a labeler's opening starts a row's clock
     draft = reviewing.open_draft(ws, actor.name, cid) if may_label else reviewing.Draft()
     view = reviewing.shown(step, draft, session.blind, ws, actor.name if may_label else None)
-    items = reviewing.queue_items(ws, actor.name)
-    prev_id, next_id = _neighbours(items, cid)
+    place = reviewing.queue_place(ws, actor.name, cid)
     return page(
         request,
         "queue.html",
         actor,
         view=view,
         draft=draft,
-        prev_id=prev_id,
-        next_id=next_id,
-        position=next((i for i, c in enumerate(items, 1) if c.id == cid), None),
-        total=len(items),
+        prev_id=place.prev_id,
+        next_id=place.next_id,
+        position=place.position,
+        total=place.total,
         reasons=REJECT_REASONS,
         codes=ws.settings.behavior_codes,
         guide_version=ws.settings.guide_version,
