@@ -38,8 +38,9 @@ def test_numbers_are_consecutive_from_one_in_registration_order() -> None:
 
 def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        assert migrate(conn) == [1, 2, 3, 4, 5, 6, 7]
-    assert recorded(engine) == [
+        assert migrate(conn) == list(range(1, len(MIGRATIONS) + 1))
+    assert len(recorded(engine)) == len(MIGRATIONS)
+    assert recorded(engine)[:7] == [
         (1, "m001_initial"),
         (2, "m002_case_axes"),
         (3, "m003_audit_chain"),
