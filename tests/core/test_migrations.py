@@ -74,7 +74,8 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
     assert columns[-7:-2] == ["slice", "source", "difficulty", "case_type", "supersedes"]  # from migration 2
     with engine.begin() as conn:
         assert migrate(conn) == []
-    assert recorded(engine) == [
+    assert len(recorded(engine)) == len(MIGRATIONS)
+    assert recorded(engine)[:7] == [
         (1, "m001_initial"),
         (2, "m002_case_axes"),
         (3, "m003_audit_chain"),
