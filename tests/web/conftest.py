@@ -3,12 +3,14 @@ it: in-process (``client``) or as a real server on a free port (``server``)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -106,20 +108,29 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(site: Site) -> Iterator[str]:
-    """The app served by uvicorn on 127.0.0.1 in a thread; its base URL."""
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 in a thread, for the ``with`` block; its base URL."""
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(site.ws), host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not srv.started:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def server(site: Site) -> Iterator[str]:
+    """The app served by uvicorn on 127.0.0.1 in a thread; its base URL."""
+    with serving(create_app(site.ws)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def test_a_dry_run_promotion_through_a_token_answers_json_and_writes_nothing(tea
     r = client.post("/tray/promote", data={"dry_run": "1"}, headers={"Authorization": f"Bearer {secret}"})
     assert r.status_code == 200
     body = r.json()
-    assert sorted(p["candidate"] for p in body["promoted"]) == sorted(signed)
+    assert sorted(p["candidate_id"] for p in body["promoted"]) == sorted(signed)
     assert body["awaiting_review"] == 3  # the site's three candidates have no review
     assert gate.case_registry(site.ws) == []
 

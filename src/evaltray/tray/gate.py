@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -125,6 +125,25 @@ class PromoteReport:
     awaiting_review: int = 0
     #: (case id, sentence) from the monitors' promote checks that did not refuse the case
     warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_data(self) -> dict[str, Any]:
+        """The report as JSON (what ``evaltray promote --json`` prints and the web's promote answers)."""
+        return {
+            "promoted": [asdict(p) for p in self.promoted],
+            "blocked": [{"candidate_id": c, "problems": p} for c, p in self.blocked],
+            "warnings": [{"case_id": c, "warning": w} for c, w in self.warnings],
+            "awaiting_review": self.awaiting_review,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> PromoteReport:
+        """The report :meth:`as_data` wrote (a CLI reading a team server's answer)."""
+        return cls(
+            [Promotion(**p) for p in data["promoted"]],
+            [(b["candidate_id"], list(b["problems"])) for b in data["blocked"]],
+            int(data["awaiting_review"]),
+            [(w["case_id"], w["warning"]) for w in data["warnings"]],
+        )
 
 
 def derive_slice(labels: dict[str, Any], keys: list[str]) -> str | None:

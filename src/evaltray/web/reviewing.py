@@ -45,11 +45,21 @@ def queue_place(ws: Workspace, reviewer: str, candidate_id: str) -> rev.QueuePla
     return rev.queue_place(ws, candidate_id)
 
 
-def next_item(ws: Workspace, reviewer: str) -> tq.Task | None:
-    """The task ``reviewer`` works on next, of any kind their role may take (assigned to them): the pool's
-    unreviewed candidates are put in the queue as label tasks first. None when nothing waits for them."""
-    tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
-    return tq.next_task(ws, reviewer)
+def next_item(ws: Workspace, reviewer: str, kinds: list[str] | None = None) -> tq.Task | None:
+    """The task ``reviewer`` works on next, of any kind their role may take (or of ``kinds``), assigned to
+    them: the pool's unreviewed candidates are put in the queue as label tasks first, a batch at a time once
+    no free label task is left (refilling on every call cost a hundred look-ups a page). None when nothing
+    waits for them."""
+    if not kinds or "label" in kinds:
+        tasks = ws.t["tasks"]
+        free = sa.select(tasks.c.id).where(
+            tasks.c.status == tq.OPEN, tasks.c.kind == "label", tasks.c.assignee.is_(None)
+        )
+        with ws.tx() as conn:
+            has_free = conn.execute(free.limit(1)).first() is not None
+        if not has_free:
+            tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
+    return tq.next_task(ws, reviewer, kinds=kinds)
 
 
 def label_task(ws: Workspace, candidate_id: str) -> tq.Task | None:

@@ -80,16 +80,6 @@ def tray_json(
     return JSONResponse({**tray_page_data(workspace(request), offset, slice), "signer": signer and signer.name})
 
 
-def promotion(report: gate.PromoteReport) -> dict[str, Any]:
-    """A promotion's report as JSON: what went in (and as what), what is blocked and why."""
-    return {
-        "promoted": [{"candidate": p.candidate_id, "case": p.case_id, "kind": p.kind} for p in report.promoted],
-        "blocked": [{"candidate": c, "problems": ps} for c, ps in report.blocked],
-        "awaiting_review": report.awaiting_review,
-        "warnings": [{"case": c, "warning": w} for c, w in report.warnings],
-    }
-
-
 @router.post("/tray/promote")
 def promote(
     request: Request,
@@ -107,7 +97,7 @@ def promote(
         )
     wanted = [i.strip() for i in ids.split(",") if i.strip()] or None
     report = gate.promote(workspace(request), actor.name, candidate_ids=wanted, dry_run=bool(dry_run), signer=signer)
-    result = promotion(report)
+    result = report.as_data()
     if wants_json(request):
         return JSONResponse(result)
     return page(request, "promoted.html", actor, result=result, dry_run=bool(dry_run))

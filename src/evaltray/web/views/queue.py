@@ -17,6 +17,7 @@ from evaltray.tray import review as rev
 from evaltray.web import reviewing
 from evaltray.web.accounts import Actor, NeedsTheCli, require_role
 from evaltray.web.auth import reader, workspace, writer
+from evaltray.web.errors import wants_json
 from evaltray.web.render import fragment, page
 
 router = APIRouter()
@@ -135,10 +136,11 @@ def _write_expected(request: Request, ws: Workspace, actor: Actor, cid: str, val
 @router.post("/queue/{cid}/review")
 async def record(request: Request, cid: str, actor: Annotated[Actor, Depends(writer)]) -> Response:
     form = await request.form()
-    return await _in_thread(_record, workspace(request), actor, cid, reviewing.form_values(form))
+    values = reviewing.form_values(form)
+    return await _in_thread(_record, workspace(request), actor, cid, values, wants_json(request))
 
 
-def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str]) -> Response:
+def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str], as_json: bool = False) -> Response:
     """Record the review through the session (which keeps the blind rule and stamps the guide version)."""
     require_role(actor, LABEL_ROLES, "labeling")
     _, step = _step(ws, actor, cid)
@@ -160,6 +162,8 @@ def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str]) -> Re
     )
     seconds = reviewing.finish(ws, actor.name, cid, "review", draft, made.id)
     reviewing.close_label_task(ws, actor.name, cid, "done", seconds)
+    if as_json:  # a script or `evaltray --server … labels record`
+        return JSONResponse({"candidate_id": cid, "review_id": made.id, "reviewer": actor.name})
     return RedirectResponse("/queue", status_code=303)
 
 
