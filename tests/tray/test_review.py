@@ -196,3 +196,7 @@ def test_the_queue_place_agrees_with_reading_the_whole_queue(ws):
         next_id = waiting[at + 1] if at + 1 < len(waiting) else None
         assert (place.position, place.total, place.prev_id, place.next_id) == (at + 1, 4, prev_id, next_id)
     assert rev.queue_place(ws, order[2]) == rev.QueuePlace(None, 4, None, order[1])  # reviewed: not in it
+    # counted up to a cap: cap + 1 reads "over the cap", the neighbours stay exact
+    assert rev.queue_place(ws, waiting[3], cap=2) == rev.QueuePlace(3, 3, waiting[2], None)
+    assert rev.queue_place(ws, waiting[1], cap=2) == rev.QueuePlace(2, 3, waiting[0], waiting[2])
+    assert rev.queue_length(ws, cap=2) == 3 and rev.queue_length(ws, cap=10) == 4

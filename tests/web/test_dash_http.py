@@ -76,3 +76,9 @@ def test_an_unknown_board_is_a_404_naming_the_boards_and_a_stranger_is_sent_to_s
     sign_in(client, "lab")
     r = client.get("/api/dash/nope")
     assert r.status_code == 404 and "no dashboard 'nope'; there are: coverage, failures, health, passrates" in r.text
+
+
+def test_a_capped_count_reads_over_the_cap():
+    from evaltray.web.render import capped
+
+    assert (capped(1000, 1000), capped(1001, 1000), capped(12, 1000)) == ("1,000", "over 1,000", "12")

@@ -282,39 +282,42 @@ class QueuePlace:
     next_id: str | None
 
 
-def _count_waiting(ws: Workspace, conn: Any, set_name: str | None, *where: sa.ColumnElement[bool]) -> int:
-    """How many queue rows meet ``where``: the pending rows less the reviewed pending ones (the few), which
-    is cheaper than asking of each pending row whether it has a review."""
-    cands, reviews = ws.t["candidates"], ws.t["reviews"]
-    pending = sa.and_(cands.c.status == PENDING, *where)
-    if set_name:
-        pending = sa.and_(pending, cands.c.set_name == set_name)
-    reviewed = sa.select(sa.func.count(sa.distinct(reviews.c.candidate_id))).join(
-        cands, cands.c.id == reviews.c.candidate_id
-    )
-    n = conn.execute(sa.select(sa.func.count()).select_from(cands).where(pending)).scalar_one()
-    return int(n - conn.execute(reviewed.where(pending)).scalar_one())
+#: The review page counts the queue up to here: a count walks the rows it counts, and "over 1,000" tells a
+#: reviewer as much as the exact figure of a 100k pool.
+COUNT_CAP = 1000
 
 
-def queue_length(ws: Workspace, set_name: str | None = None) -> int:
-    """How many candidates wait for their first review."""
+def _count_waiting(
+    ws: Workspace, conn: Any, set_name: str | None, *where: sa.ColumnElement[bool], cap: int | None = None
+) -> int:
+    """How many queue rows meet ``where``; with ``cap``, at most ``cap + 1`` (one more: "over ``cap``")."""
+    cands = ws.t["candidates"]
+    rows = sa.select(cands.c.id).where(_unreviewed(ws, set_name), *where)
+    if cap is not None:
+        rows = rows.order_by(cands.c.status, cands.c.created_at, cands.c.id).limit(cap + 1)
+    return int(conn.execute(sa.select(sa.func.count()).select_from(rows.subquery())).scalar_one())
+
+
+def queue_length(ws: Workspace, set_name: str | None = None, cap: int | None = None) -> int:
+    """How many candidates wait for their first review (with ``cap``: at most ``cap + 1``)."""
     with ws.tx() as conn:
-        return _count_waiting(ws, conn, set_name)
+        return _count_waiting(ws, conn, set_name, cap=cap)
 
 
-def queue_place(ws: Workspace, cid: str, set_name: str | None = None) -> QueuePlace:
-    """:class:`QueuePlace` of ``cid`` from index walks and counts, never reading the whole queue."""
+def queue_place(ws: Workspace, cid: str, set_name: str | None = None, cap: int | None = COUNT_CAP) -> QueuePlace:
+    """:class:`QueuePlace` of ``cid`` from index walks, never reading the whole queue: the position and the
+    length are counted up to ``cap`` (``cap + 1`` meaning "over ``cap``"; None: exact)."""
     cands = ws.t["candidates"]
     key = (cands.c.created_at, cands.c.id)
     waiting = _unreviewed(ws, set_name)
     with ws.tx() as conn:
         here = conn.execute(sa.select(*key).where(cands.c.id == cid, waiting)).first()
-        total = _count_waiting(ws, conn, set_name)
+        total = _count_waiting(ws, conn, set_name, cap=cap)
         if here is None:
             first = conn.execute(sa.select(cands.c.id).where(waiting).order_by(*key).limit(1)).scalar()
             return QueuePlace(None, total, None, first)
         before, after = sa.tuple_(*key) < sa.tuple_(*here), sa.tuple_(*key) > sa.tuple_(*here)
-        position = _count_waiting(ws, conn, set_name, before) + 1
+        position = min(_count_waiting(ws, conn, set_name, before, cap=cap) + 1, total)
         back = sa.select(cands.c.id).where(waiting, before).order_by(*(c.desc() for c in key)).limit(1)
         ahead = sa.select(cands.c.id).where(waiting, after).order_by(*key).limit(1)
         return QueuePlace(position, total, conn.execute(back).scalar(), conn.execute(ahead).scalar())

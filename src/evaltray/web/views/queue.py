@@ -85,6 +85,7 @@ def queue_item(request: Request, cid: str, actor: Annotated[Actor, Depends(reade
         next_id=place.next_id,
         position=place.position,
         total=place.total,
+        cap=rev.COUNT_CAP,
         reasons=REJECT_REASONS,
         codes=ws.settings.behavior_codes,
         guide_version=ws.settings.guide_version,
