@@ -184,6 +184,7 @@ _REQUIRED = {
     "question": "is it about refunds?",
     **{"generator": "openai:gen", "judge_file": "judge.yaml"},
     "token_id": "1",
+    "reference": "An answer.",
     **{"to": "exclude.jsonl", "run_id": "r-000000000000", "live": "x"},
     **{"version": "1.0.0", "old": "1.0.0", "new": "1.1.0"},  # a malformed version is refused before the workspace
     **{"kind": "label", "number": "1", "outcome": "done", "to_path": "bugs.jsonl", "name": "x", "into": "x"},
