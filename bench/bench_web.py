@@ -109,6 +109,12 @@ def _serve(ws: Workspace) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
+def _message(body: str) -> str:
+    """An error page's message (the text of its ``.error`` paragraph), else the start of the body."""
+    at = body.find('class="error">')
+    return body[at + 14 : body.find("</p>", at)] if at >= 0 else body[:200]
+
+
 def reviewer(
     base: str, name: str, labels: int, page_ms: list[float], saved: list[tuple[str, str]], failed: list[str]
 ) -> None:
@@ -121,7 +127,7 @@ def reviewer(
         for _ in range(labels):
             r = client.get("/queue")
             if r.status_code != 303:
-                failed.append(f"GET /queue {r.status_code}: {r.text[:200]}")
+                failed.append(f"GET /queue {r.status_code}: {_message(r.text)}")
                 continue
             where = r.headers["location"]
             start = time.perf_counter()
@@ -130,7 +136,7 @@ def reviewer(
             cid = where.rsplit("/", 1)[1]
             r = client.post(f"{where}/review", data={"csrf": csrf, "reference": f"{name} on {cid}"})
             if r.status_code != 303:
-                failed.append(f"POST review {r.status_code}: {r.text[:200]}")
+                failed.append(f"POST review {r.status_code}: {_message(r.text)}")
                 continue
             saved.append((name, cid))
 
