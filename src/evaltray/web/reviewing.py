@@ -9,6 +9,7 @@ needed, and a workspace where no admin ever set it follows ``write_expected_firs
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,7 +77,8 @@ def close_label_task(
     task = label_task(ws, candidate_id)
     if task is None or (task.status == "escalated" and ws.role_of(reviewer) not in SIGN_ROLES):
         return
-    tq.resolve_task(ws, task.id, reviewer, outcome, reason=reason, seconds=float(seconds))
+    with contextlib.suppress(tq.TaskClosedMeanwhile):  # a queue walk closed it first: the review stands
+        tq.resolve_task(ws, task.id, reviewer, outcome, reason=reason, seconds=float(seconds))
 
 
 def queue_blind(ws: Workspace, kind: str) -> bool:
