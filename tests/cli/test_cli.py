@@ -187,6 +187,7 @@ _REQUIRED = {
     "platform": "langfuse",
     "sample": "1",
     "heir": "bob",
+    "reference": "An answer.",
     **{"to": "exclude.jsonl", "run_id": "r-000000000000", "live": "x"},
     **{"version": "1.0.0", "old": "1.0.0", "new": "1.1.0"},  # a malformed version is refused before the workspace
     **{"kind": "label", "number": "1", "outcome": "done", "to_path": "bugs.jsonl", "name": "x", "into": "x"},

@@ -24,7 +24,7 @@ def recorded(engine: sa.Engine) -> list[tuple[int, str]]:
 
 
 def test_numbers_are_consecutive_from_one_in_registration_order() -> None:
-    assert [(name, fn.__name__) for name, fn in MIGRATIONS.items()] == [
+    assert [(name, fn.__name__) for name, fn in MIGRATIONS.items()][:7] == [
         ("1", "m001_initial"),
         ("2", "m002_case_axes"),
         ("3", "m003_audit_chain"),
@@ -38,8 +38,9 @@ def test_numbers_are_consecutive_from_one_in_registration_order() -> None:
 
 def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        assert migrate(conn) == [1, 2, 3, 4, 5, 6, 7]
-    assert recorded(engine) == [
+        assert migrate(conn) == list(range(1, len(MIGRATIONS) + 1))
+    assert len(recorded(engine)) == len(MIGRATIONS)
+    assert recorded(engine)[:7] == [
         (1, "m001_initial"),
         (2, "m002_case_axes"),
         (3, "m003_audit_chain"),
@@ -73,7 +74,8 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
     assert columns[-7:-2] == ["slice", "source", "difficulty", "case_type", "supersedes"]  # from migration 2
     with engine.begin() as conn:
         assert migrate(conn) == []
-    assert recorded(engine) == [
+    assert len(recorded(engine)) == len(MIGRATIONS)
+    assert recorded(engine)[:7] == [
         (1, "m001_initial"),
         (2, "m002_case_axes"),
         (3, "m003_audit_chain"),
@@ -96,8 +98,9 @@ def test_a_database_behind_gets_only_what_it_lacks(engine: sa.Engine) -> None:
         first(conn)
         conn.exec_driver_sql("INSERT INTO schema_migrations VALUES (1, 'm001_initial')")
     with engine.begin() as conn:
-        assert migrate(conn) == [2, 3, 4, 5, 6, 7]
-    assert recorded(engine) == [
+        assert migrate(conn) == list(range(2, len(MIGRATIONS) + 1))
+    assert len(recorded(engine)) == len(MIGRATIONS)
+    assert recorded(engine)[:7] == [
         (1, "m001_initial"),
         (2, "m002_case_axes"),
         (3, "m003_audit_chain"),
@@ -110,8 +113,9 @@ def test_a_database_behind_gets_only_what_it_lacks(engine: sa.Engine) -> None:
 
 @pytest.mark.parametrize("offset", [-2, -1, 1])  # numbers 1 to 7 taken, 9 leaves a gap
 def test_a_number_out_of_order_is_refused(offset: int) -> None:
-    number = len(MIGRATIONS) + 1 + offset  # only len + 1 is next
+    before = len(MIGRATIONS)
+    number = before + 1 + offset  # only len + 1 is next
     with pytest.raises(RuntimeError) as err:
         migration(number)
     assert str(err.value) == f"migration {number} out of order"
-    assert len(MIGRATIONS) == 7
+    assert len(MIGRATIONS) == before  # nothing was registered

@@ -173,3 +173,30 @@ def test_labels_import_needs_a_registered_labeler(ws, tmp_path):
     with pytest.raises(EvaltrayError) as exc:
         rev.import_labels(ws, labels, "vera", dry_run=True)
     assert str(exc.value) == "user 'vera' is a viewer; importing labels needs one of: adjudicator, admin, labeler"
+
+
+def test_the_queue_place_agrees_with_reading_the_whole_queue(ws):
+    made = [pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": f"question {n}"}]) for n in range(7)]
+    cands = ws.t["candidates"]
+    with ws.tx() as conn:  # one second apart, in reverse id order: the queue goes by time first
+        for n, cid in enumerate(sorted(made, reverse=True)):
+            conn.execute(cands.update().where(cands.c.id == cid).values(created_at=f"2026-01-01T00:00:0{n}Z"))
+    order = sorted(made, reverse=True)
+    exp = rev.normalize_expected(ws, "alice", reference="An answer.")
+    rev.record_review(ws, order[2], "alice", exp, sign=False)
+    rev.record_review(ws, order[0], "alice", exp, sign=False)
+    pool.reject(ws, order[5], "duplicate", "alice")
+    waiting = [c.id for c in rev.queue(ws)]
+    assert waiting == [order[1], order[3], order[4], order[6]]
+    assert [c.id for c in rev.queue(ws, limit=2, offset=1)] == [order[3], order[4]]
+    assert rev.queue_length(ws) == 4
+    for at, cid in enumerate(waiting):
+        place = rev.queue_place(ws, cid)
+        prev_id = waiting[at - 1] if at else None
+        next_id = waiting[at + 1] if at + 1 < len(waiting) else None
+        assert (place.position, place.total, place.prev_id, place.next_id) == (at + 1, 4, prev_id, next_id)
+    assert rev.queue_place(ws, order[2]) == rev.QueuePlace(None, 4, None, order[1])  # reviewed: not in it
+    # counted up to a cap: cap + 1 reads "over the cap", the neighbours stay exact
+    assert rev.queue_place(ws, waiting[3], cap=2) == rev.QueuePlace(3, 3, waiting[2], None)
+    assert rev.queue_place(ws, waiting[1], cap=2) == rev.QueuePlace(2, 3, waiting[0], waiting[2])
+    assert rev.queue_length(ws, cap=2) == 3 and rev.queue_length(ws, cap=10) == 4

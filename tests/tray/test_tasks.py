@@ -235,3 +235,18 @@ def test_the_candidate_pool_enters_the_queue_as_label_tasks(ws):
     opened = tasks.open_label_tasks(ws, "alice")
     assert sorted(tasks.get_task(ws, t).ref for t in opened) == sorted([one, three])  # two has its review already
     assert tasks.open_label_tasks(ws, "alice", limit=1) == opened[:1]  # the open task, not another
+
+
+def test_two_walks_closing_the_same_reviewed_label_task_both_pass(ws):
+    from evaltray.web import reviewing
+
+    cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "Where is my parcel?"}])
+    [task_id] = tasks.open_label_tasks(ws, "alice")
+    stale = tasks.get_task(ws, task_id)  # what a second walk read before the first one closed it
+    rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", reference="Tracking link."), sign=False)
+    assert tasks.next_task(ws, "alice") is None  # the first walk closes the reviewed task
+    assert tasks._closed_elsewhere(ws, stale) is True  # the second finds it closed: no error
+    reviewing.close_label_task(ws, "alice", cid, "done", 3)  # nor for the reviewer's own close, coming late
+    assert tasks.get_task(ws, task_id).status == "closed"
+    with pytest.raises(tasks.TaskClosedMeanwhile, match=f"task {task_id} was closed meanwhile"):
+        tasks._close(ws, stale, "alice", "done", seconds=0.0)  # the race itself, made by hand

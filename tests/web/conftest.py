@@ -3,12 +3,14 @@ it: in-process (``client``) or as a real server on a free port (``server``)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -106,17 +108,60 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(site: Site) -> Iterator[str]:
-    """The app served by uvicorn on 127.0.0.1 in a thread; its base URL."""
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 in a thread, for the ``with`` block; its base URL."""
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(site.ws), host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not srv.started:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def server(site: Site) -> Iterator[str]:
+    """The app served by uvicorn on 127.0.0.1 in a thread; its base URL."""
+    with serving(create_app(site.ws)) as url:
+        yield url
+
+
+@pytest.fixture
+def boards(site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
+    """The site with something on every dashboard: a plan over feature × difficulty, four cases in two
+    slices and a release, one rejected candidate, and one scored run (3 of 4 refunds pass, 0 of 1 billing)."""
+    from evaltray.curate.plan import Plan, plan_path
+    from evaltray.evaluate import run as runner
+    from evaltray.evaluate import score
+    from evaltray.evaluate.targets import make_target
+    from evaltray.tray import gate
+    from evaltray.tray.release import create_release
+    from tests.helpers import labeled_candidate
+
+    ws = site.ws
+    dims = {"feature": ["refunds", "billing"], "difficulty": ["easy", "medium", "hard"]}
+    Plan(dimensions=dims, grid=["feature", "difficulty"], target_per_cell=2).save(plan_path(ws), ws.settings.source_mix)
+    labeled_candidate(ws, "Refund for a broken cup?", user="alice")
+    labeled_candidate(ws, "Refund after 30 days?", user="alice", source="production")
+    labeled_candidate(ws, "Refund in another currency?", user="alice", difficulty="hard")
+    labeled_candidate(ws, "Why was I billed twice?", user="alice", slice="billing")
+    gate.promote(ws, "alice")
+    create_release(ws, "1.0.0", "alice")
+    pool.reject(ws, site.cands[2], "duplicate", "alice")
+    (tmp_path / "dashbot.py").write_text("def answer(inp):\n    return inp['messages'][-1]['content'].upper()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows = [{"id": f"r{i}", "input": f"q{i}", "slice": "refunds", "expected": {"reference": f"Q{i}"}} for i in range(3)]
+    rows += [{"id": "r3", "input": "q3", "slice": "refunds", "expected": {"reference": "no"}}]
+    rows += [{"id": "b0", "input": "b", "slice": "billing", "expected": {"reference": "no"}}]
+    path = tmp_path / "cases.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    made = runner.execute(ws, runner.plan_file_run(path), make_target("python:dashbot:answer"), actor="alice")
+    score.score_run(ws, made.run_id, ["exact"], "alice")
+    return site

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from evaltray.monitor import dashboards
 from evaltray.tray import review as rev
 
 from .conftest import OUTPUT, PASSWORD, add_candidate, ingest_chat
@@ -244,3 +245,18 @@ def test_a_disagreement_between_two_labelers_reaches_the_adjudicator_and_the_dec
     adj.goto(f"{server}/agreement")
     assert "0.0%" in adj.locator("#overall").inner_text()
     assert "1 disagreement(s) decided" in adj.locator("#overall").inner_text()
+
+
+def test_the_dashboards_in_the_browser(browser, server, boards):
+    page = _page(browser, server, "vic")
+    page.goto(f"{server}/dash/coverage")
+    assert page.locator("#heatmap td.fill-4").count() == 1  # refunds · medium: 2 of 2
+    if SHOTS:
+        _shot(page, "dash-coverage")
+    page.goto(f"{server}/dash/passrates")
+    assert page.locator("svg[aria-label='pass rate per slice'] circle").count() == 2
+    for name in ("passrates", "sources", "releases", "health"):
+        page.goto(f"{server}/dash/{name}")
+        assert page.locator("h1").inner_text() == dashboards.title(name)
+        if SHOTS:
+            _shot(page, f"dash-{name}")

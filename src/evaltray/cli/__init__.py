@@ -144,11 +144,17 @@ class _Group(click.Group):
     help="Workspace directory (default: the nearest one above the current directory).",
 )
 @click.option("-u", "--user", envvar=USER_ENV, help="Act as this user (default: the workspace's default user).")
+@click.option(
+    "--server",
+    envvar="EVALTRAY_SERVER",
+    metavar="URL",
+    help="Act on this team server with the API token in EVALTRAY_TOKEN (promote, tasks list/next, labels record).",
+)
 @click.version_option(package_name="evaltray")
 @click.pass_context
-def cli(ctx: click.Context, workspace: str | None, user: str | None) -> None:
+def cli(ctx: click.Context, workspace: str | None, user: str | None, server: str | None) -> None:
     """evaltray: turn production traces into a golden eval tray you can defend row by row."""
-    ctx.obj = AppContext(workspace, user)
+    ctx.obj = AppContext(workspace, user, server)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -23,6 +23,8 @@ from evaltray.core.settings import check_version
 if TYPE_CHECKING:  # the workspace (sqlalchemy, pydantic) is imported once a command opens it
     from evaltray.core.store import Workspace
 
+    from .remote import Remote
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: A count a user gives (``--limit``, ``--show``): never negative.
@@ -119,13 +121,33 @@ def lazy_module(name: str) -> ModuleType:
 class AppContext:
     """Opens the workspace on first use, so ``init`` and ``--help`` never need one."""
 
-    def __init__(self, workspace: str | None, user: str | None) -> None:
+    def __init__(self, workspace: str | None, user: str | None, server: str | None = None) -> None:
         self._path = Path(workspace) if workspace else None
         self._user = user
         self._ws: Workspace | None = None
+        self._server = server
+        self._remote: Remote | None = None
+
+    @property
+    def remote(self) -> Remote | None:
+        """The team server the command acts on (``--server``), or None: the local workspace."""
+        if self._server and self._remote is None:
+            import os
+
+            from .remote import TOKEN_ENV, Remote
+
+            self._remote = Remote(self._server, os.environ.get(TOKEN_ENV))
+        return self._remote
 
     @property
     def ws(self) -> Workspace:
+        if self._server:  # never act on a local workspace when a server was named
+            from .remote import REMOTE_COMMANDS, RemoteError
+
+            raise RemoteError(
+                f"--server works with: {', '.join(REMOTE_COMMANDS)}; this command acts on a local workspace "
+                "(leave out --server and unset EVALTRAY_SERVER)"
+            )
         if self._ws is None:
             from evaltray.core.store import Workspace
 

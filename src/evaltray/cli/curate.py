@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -490,6 +491,29 @@ def labels_import(app: AppContext, path: str, max_issues: int, dry_run: bool, as
     if not report.imported and not dry_run:  # the report is out; the exit status says that nothing came in
         held = f"all {len(report.problems):,} row(s) were skipped" if report.problems else "it holds no rows"
         raise EvaltrayError(f"nothing imported from {path}: {held}")
+
+
+@labels.command("record")
+@click.argument("candidate_id")
+@click.option("--reference", required=True, help="The expected behaviour: a reference answer.")
+@click.option("--critique", help="What is wrong with the recorded output, in a sentence.")
+@click.option("--tag", "tags", multiple=True, help="A failure tag (repeatable).")
+@json_option
+@pass_app
+def labels_record(
+    app: AppContext, candidate_id: str, reference: str, critique: str | None, tags: tuple[str, ...], as_json: bool
+) -> None:
+    """Label one candidate (its expected behaviour, written blind), unsigned: an adjudicator signs it off.
+    With --server, the team server records it for the token's user."""
+    if app.remote is not None:
+        form = {"reference": reference, "critique": critique or "", "failure_tags": ",".join(tags)}
+        data = app.remote.call("POST", f"/queue/{urllib.parse.quote(candidate_id, safe='')}/review", data=form)
+    else:
+        step = next(iter(rev.ReviewSession(app.ws, app.user, [candidate_id], sign=False)))
+        step.write_expected(reference)
+        made = step.record(critique=critique, failure_tags=list(tags))
+        data = {"candidate_id": candidate_id, "review_id": made.id, "reviewer": made.reviewer}
+    emit(as_json, data, lambda: out().print(f"labeled {shown(candidate_id)} (review {data['review_id']})"))
 
 
 @click.command()

@@ -90,7 +90,13 @@ def tasks_list(
     as_json: bool,
 ) -> None:
     """Tasks of the queue, most urgent first."""
-    found = tq.list_tasks(app.ws, kind=kind, status=status, assignee=assignee, outcome=outcome, limit=limit)
+    if app.remote is not None:
+        if outcome:
+            raise click.UsageError("--outcome acts on a local workspace, not with --server")
+        query = {"kind": kind, "status": status, "assignee": assignee, "limit": limit}
+        found = [tq.Task(**t) for t in app.remote.call("GET", "/api/tasks", query=query)]
+    else:
+        found = tq.list_tasks(app.ws, kind=kind, status=status, assignee=assignee, outcome=outcome, limit=limit)
     rows = [[t.id, t.kind, t.ref, t.status, t.priority, t.assignee or "", t.outcome or "", t.reason] for t in found]
     columns = ["id", "kind", "ref", "status", "priority", "assignee", "outcome", "why"]
     emit_table(as_json, [task_data(t) for t in found], columns, rows, title=f"{len(found)} task(s)")
@@ -102,7 +108,11 @@ def tasks_list(
 @pass_app
 def tasks_next(app: AppContext, kinds: tuple[str, ...], as_json: bool) -> None:
     """Take the next task the queue holds for you (your unfinished one first)."""
-    task = oversight.next_for(app.ws, app.user, kinds=kinds or None)
+    if app.remote is not None:  # the token says who "you" are
+        found = app.remote.call("POST", "/api/tasks/next", data=[("kind", k) for k in kinds])
+        task = None if found is None else tq.Task(**found)
+    else:
+        task = oversight.next_for(app.ws, app.user, kinds=kinds or None)
     if task is None:
         emit(as_json, None, lambda: out().print("the queue holds nothing for you"))
         return

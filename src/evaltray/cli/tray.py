@@ -237,14 +237,14 @@ def promote(
 ) -> None:
     """The validation gate: move signed, complete candidates into the golden tray. A duplicate of a tray row is
     blocked; contamination against registered corpora warns (blocks with --strict)."""
-    report = gate.promote(app.ws, app.user, set_name, list(candidate_ids) or None, dry_run=dry_run, strict=strict)
-    data = {
-        "promoted": [p.__dict__ for p in report.promoted],
-        "blocked": [{"candidate_id": c, "problems": p} for c, p in report.blocked],
-        "warnings": [{"case_id": c, "warning": w} for c, w in report.warnings],
-        "awaiting_review": report.awaiting_review,
-        "dry_run": dry_run,
-    }
+    if app.remote is not None:  # a team server promotes, signing with its key; the token says who asked
+        if set_name or strict:
+            raise click.UsageError("--set and --strict act on a local workspace; the server promotes its default set")
+        form = {"ids": ",".join(candidate_ids), "dry_run": "1" if dry_run else ""}
+        report = gate.PromoteReport.from_data(app.remote.call("POST", "/tray/promote", data=form))
+    else:
+        report = gate.promote(app.ws, app.user, set_name, list(candidate_ids) or None, dry_run=dry_run, strict=strict)
+    data = {**report.as_data(), "dry_run": dry_run}
 
     def human() -> None:
         verb = "would promote" if dry_run else "promoted"

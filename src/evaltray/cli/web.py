@@ -16,21 +16,28 @@ from ._common import AppContext, emit, emit_table, err, json_option, out, pass_a
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @click.option("--db", "db_url", help="State database URL (default: the workspace's), e.g. postgresql+psycopg://…")
+@click.option(
+    "--signing-user",
+    help="A user registered with a public key whose private key is in this server's config dir: it signs the "
+    "rows promoted in the web (the audit log names who promoted them). Without it, promotion stays in the CLI.",
+)
 @json_option
 @pass_app
-def serve(app: AppContext, host: str, port: int, db_url: str | None, as_json: bool) -> None:
-    """Serve the web app: review queue, labeling guide, traces (sign in with `evaltray user passwd`)."""
+def serve(app: AppContext, host: str, port: int, db_url: str | None, signing_user: str | None, as_json: bool) -> None:
+    """Serve the web app: review queue, labeling guide, traces, tray, dashboards (sign in with `evaltray user
+    passwd`)."""
     import uvicorn
 
     from evaltray.web import create_app
 
     ws = Workspace.open(app.path, db_url)
     try:
+        signer = ws.signer(signing_user) if signing_user else None  # checked now, not at the first promotion
         if not any(u.get("password_hash") for u in ws.users()):
             err().print("No user has a web password yet: an admin runs `evaltray user passwd NAME`", highlight=False)
         url = f"http://{host}:{port}/"
         emit(as_json, {"url": url}, lambda: out().print(f"evaltray web app on {shown(url)} (Ctrl+C stops it)"))
-        uvicorn.run(create_app(ws), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(ws, signer), host=host, port=port, log_level="warning")
     finally:
         ws.close()
 

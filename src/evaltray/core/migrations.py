@@ -315,6 +315,13 @@ def m007_monitor_corpora(conn: Connection) -> None:
     md.create_all(conn)
 
 
+@migration(8)
+def m008_queue_index(conn: Connection) -> None:
+    """The review queue is a walk down pending candidates by age: one index serves its page, its neighbours
+    and its counts, so a page of a 100k pool reads a page, not the pool."""
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_candidates_queue ON candidates (status, created_at, id)"))
+
+
 def migrate(conn: Connection) -> list[int]:
     """Apply every migration not yet recorded; return the numbers applied."""
     conn.execute(

@@ -8,6 +8,7 @@ import getpass
 import hashlib
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -343,9 +344,31 @@ class Workspace:
         if role not in roles:
             allowed = ", ".join(sorted(r.value for r in roles))
             raise PermissionDenied(f"user {name!r} is a {role.value}; {what} needs one of: {allowed}")
-        if row.public_key is not None:
+        if row.public_key is not None and _PROVED.get() != name:
             self.signer(name)
         return role
+
+
+#: The user a front end has already proved is acting in this context (a web session's or API token's owner):
+#: :meth:`Workspace.require` takes that proof instead of loading their private key, which a server never holds.
+_PROVED: ContextVar[str | None] = ContextVar("evaltray_proved_user", default=None)
+
+
+def proved_by_front_end(name: str) -> None:
+    """Mark ``name`` as proved for the rest of the current context (one web request: each runs in its own
+    context, so the mark never reaches another request). Only a front end that checked a session or token
+    calls this; a name alone is still a claim."""
+    _PROVED.set(name)
+
+
+@contextlib.contextmanager
+def proved(name: str) -> Iterator[None]:
+    """:func:`proved_by_front_end` for the ``with`` block only."""
+    token = _PROVED.set(name)
+    try:
+        yield
+    finally:
+        _PROVED.reset(token)
 
 
 def _try_flock(fh: Any) -> bool:

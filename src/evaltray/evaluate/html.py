@@ -34,7 +34,7 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v * 100:.1f}%"
 
 
-def _interval_chart(rows: list[tuple[str, dict[str, Any]]]) -> str:
+def interval_chart(rows: list[tuple[str, dict[str, Any]]]) -> str:
     """Pass rate per slice as a dot with its 95% interval as a bar, on a 0–100% axis."""
     shown = [(name, s) for name, s in rows if s["pass_rate"] is not None]
     height = _ROW_H * len(shown) + 30
@@ -142,7 +142,7 @@ def write_html_report(ws: Workspace, run_id: str, path: Path) -> Path:
         f"<h1>{escape(data['target'])} on {escape(what)}</h1>"
         f"<p class=meta>run {escape(run_id)} · set {escape(str(data['set']))} · {escape(str(data['split']))} · "
         f"target hash {escape(data['target_hash'][:12])} · {data['overall']['n']} scored cases: {escape(data['advice'])}</p>"
-        f"{warnings}<h2>Pass rate per slice</h2>{_interval_chart(rows)}{_slice_table(rows)}"
+        f"{warnings}<h2>Pass rate per slice</h2>{interval_chart(rows)}{_slice_table(rows)}"
         f"{_judge_section(data['judge'])}<h2>Latency</h2>{_latency_chart(latencies)}"
         f"<h2>Failing cases</h2>{_failures(scores)}"
         f"<script type=application/json id=report-data>{json_block(data)}</script>"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from evaltray.core.errors import GateError, NotFound
+from evaltray.core.keys import Signer
 from evaltray.core.records import COMPOSE_ROLES, SIGN_ROLES, Case, CaseStatus, RegisteredCase, RegistryState, Role
 from evaltray.core.registry import Registry
 from evaltray.core.store import Workspace
@@ -106,6 +107,9 @@ def _run_promote_checks(
 
 # ----------------------------------------------------------------------------- the gate
 
+#: Who may let rows through the gate.
+PROMOTE_ROLES = SIGN_ROLES | {Role.COMPOSITION_OWNER}
+
 
 @dataclass
 class Promotion:
@@ -121,6 +125,25 @@ class PromoteReport:
     awaiting_review: int = 0
     #: (case id, sentence) from the monitors' promote checks that did not refuse the case
     warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_data(self) -> dict[str, Any]:
+        """The report as JSON (what ``evaltray promote --json`` prints and the web's promote answers)."""
+        return {
+            "promoted": [asdict(p) for p in self.promoted],
+            "blocked": [{"candidate_id": c, "problems": p} for c, p in self.blocked],
+            "warnings": [{"case_id": c, "warning": w} for c, w in self.warnings],
+            "awaiting_review": self.awaiting_review,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> PromoteReport:
+        """The report :meth:`as_data` wrote (a CLI reading a team server's answer)."""
+        return cls(
+            [Promotion(**p) for p in data["promoted"]],
+            [(b["candidate_id"], list(b["problems"])) for b in data["blocked"]],
+            int(data["awaiting_review"]),
+            [(w["case_id"], w["warning"]) for w in data["warnings"]],
+        )
 
 
 def derive_slice(labels: dict[str, Any], keys: list[str]) -> str | None:
@@ -237,13 +260,15 @@ def promote(
     candidate_ids: list[str] | None = None,
     dry_run: bool = False,
     strict: bool = False,
+    signer: Signer | None = None,
 ) -> PromoteReport:
-    """Move every signed, complete candidate into the tray, each row signed with ``actor``'s key; report what
+    """Move every signed, complete candidate into the tray, each row signed with ``actor``'s key (or with
+    ``signer``, a web server's registered key, when the server proved who ``actor`` is); report what
     is blocked and why (a sign-off whose signature does not verify is blocked). The registered promote checks
     run on the new rows: what they refuse is blocked, what they warn of is reported (``strict``: refused)."""
     set_name = ws.check_set(set_name)
-    ws.require(actor, SIGN_ROLES | {Role.COMPOSITION_OWNER}, "promoting")
-    signer = ws.signer(actor)
+    ws.require(actor, PROMOTE_ROLES, "promoting")
+    signer = signer or ws.signer(actor)
     keys = ws.registered_keys()
     report = PromoteReport()
     with tray_lock(ws, actor, recover=not dry_run):
@@ -426,7 +451,9 @@ def _register(
                     retired_at=now_iso(),
                 )
             )
-        ws.audit(conn, actor, f"case.{kind}", row["id"], candidate=cand.id, review_id=review.id)
+        signed_as = row["validation"]["promoted_by"]
+        extra = {} if signed_as == actor else {"signed_as": signed_as}  # the server's key, the person's act
+        ws.audit(conn, actor, f"case.{kind}", row["id"], candidate=cand.id, review_id=review.id, **extra)
 
 
 def retire(
@@ -664,6 +691,7 @@ def case_registry(ws: Workspace, set_name: str | None = None) -> list[dict[str, 
 
 __all__ = [
     "ACTIVE",
+    "PROMOTE_ROLES",
     "RETIRED",
     "Problem",
     "PromoteReport",

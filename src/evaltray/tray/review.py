@@ -264,19 +264,73 @@ def sign_off(
     return signed
 
 
-def queue(ws: Workspace, set_name: str | None = None) -> list[Candidate]:
-    """Pending candidates with no review yet, oldest first."""
+def _unreviewed(ws: Workspace, set_name: str | None) -> sa.ColumnElement[bool]:
+    """The queue's condition: pending, with no review yet (of ``set_name`` where given)."""
     cands, reviews = ws.t["candidates"], ws.t["reviews"]
-    reviewed = sa.select(reviews.c.candidate_id)
-    q = (
-        sa.select(cands)
-        .where(cands.c.status == PENDING, cands.c.id.not_in(reviewed))
-        .order_by(cands.c.created_at, cands.c.id)
-    )
-    if set_name:
-        q = q.where(cands.c.set_name == set_name)
+    cond = sa.and_(cands.c.status == PENDING, ~sa.exists().where(reviews.c.candidate_id == cands.c.id).correlate(cands))
+    return sa.and_(cond, cands.c.set_name == set_name) if set_name else cond
+
+
+def queue(ws: Workspace, set_name: str | None = None, limit: int | None = None, offset: int = 0) -> list[Candidate]:
+    """Pending candidates with no review yet, oldest first (``limit`` of them from ``offset``: a walk down the
+    queue index, so a page of a large pool costs a page, not the pool)."""
+    cands = ws.t["candidates"]
+    q = sa.select(cands).where(_unreviewed(ws, set_name)).order_by(cands.c.created_at, cands.c.id)
+    q = q.limit(limit).offset(offset) if limit is not None else q.offset(offset)
     with ws.tx() as conn:
         return [Candidate.from_row(r) for r in conn.execute(q)]
+
+
+@dataclass
+class QueuePlace:
+    """Where a candidate stands in the queue: its 1-based position (None when it is not in it), the queue's
+    length, and the candidates before and after it (the first one when it is not in it)."""
+
+    position: int | None
+    total: int
+    prev_id: str | None
+    next_id: str | None
+
+
+#: The review page counts the queue up to here: a count walks the rows it counts, and "over 1,000" tells a
+#: reviewer as much as the exact figure of a 100k pool.
+COUNT_CAP = 1000
+
+
+def _count_waiting(
+    ws: Workspace, conn: Any, set_name: str | None, *where: sa.ColumnElement[bool], cap: int | None = None
+) -> int:
+    """How many queue rows meet ``where``; with ``cap``, at most ``cap + 1`` (one more: "over ``cap``")."""
+    cands = ws.t["candidates"]
+    rows = sa.select(cands.c.id).where(_unreviewed(ws, set_name), *where)
+    if cap is not None:
+        rows = rows.order_by(cands.c.status, cands.c.created_at, cands.c.id).limit(cap + 1)
+    return int(conn.execute(sa.select(sa.func.count()).select_from(rows.subquery())).scalar_one())
+
+
+def queue_length(ws: Workspace, set_name: str | None = None, cap: int | None = None) -> int:
+    """How many candidates wait for their first review (with ``cap``: at most ``cap + 1``)."""
+    with ws.tx() as conn:
+        return _count_waiting(ws, conn, set_name, cap=cap)
+
+
+def queue_place(ws: Workspace, cid: str, set_name: str | None = None, cap: int | None = COUNT_CAP) -> QueuePlace:
+    """:class:`QueuePlace` of ``cid`` from index walks, never reading the whole queue: the position and the
+    length are counted up to ``cap`` (``cap + 1`` meaning "over ``cap``"; None: exact)."""
+    cands = ws.t["candidates"]
+    key = (cands.c.created_at, cands.c.id)
+    waiting = _unreviewed(ws, set_name)
+    with ws.tx() as conn:
+        here = conn.execute(sa.select(*key).where(cands.c.id == cid, waiting)).first()
+        total = _count_waiting(ws, conn, set_name, cap=cap)
+        if here is None:
+            first = conn.execute(sa.select(cands.c.id).where(waiting).order_by(*key).limit(1)).scalar()
+            return QueuePlace(None, total, None, first)
+        before, after = sa.tuple_(*key) < sa.tuple_(*here), sa.tuple_(*key) > sa.tuple_(*here)
+        position = min(_count_waiting(ws, conn, set_name, before, cap=cap) + 1, total)
+        back = sa.select(cands.c.id).where(waiting, before).order_by(*(c.desc() for c in key)).limit(1)
+        ahead = sa.select(cands.c.id).where(waiting, after).order_by(*key).limit(1)
+        return QueuePlace(position, total, conn.execute(back).scalar(), conn.execute(ahead).scalar())
 
 
 # ----------------------------------------------------------------------------- a review session

@@ -51,6 +51,7 @@ __all__ = [
     "OUTCOMES",
     "TASK_KINDS",
     "Task",
+    "TaskClosedMeanwhile",
     "TaskError",
     "TaskKind",
     "awaiting_revalidation",
@@ -79,6 +80,10 @@ OPEN_ROLES = frozenset(Role) - {Role.VIEWER}
 
 class TaskError(EvaltrayError):
     """A task that does not exist, or an action on it that its kind, status or the actor's role forbids."""
+
+
+class TaskClosedMeanwhile(TaskError):
+    """Another request closed the task first (two reviewers' queue walks, or a review and a walk, racing)."""
 
 
 @dataclass(frozen=True)
@@ -357,7 +362,8 @@ def _closed_elsewhere(ws: Workspace, task: Task) -> bool:
             outcome, why = "done", "reviewed outside the queue"
         else:
             return False
-    _close(ws, task, "evaltray", outcome, outcome_reason=why, seconds=0.0)
+    with contextlib.suppress(TaskClosedMeanwhile):  # another walk closed it first: closed all the same
+        _close(ws, task, "evaltray", outcome, outcome_reason=why, seconds=0.0)
     return True
 
 
@@ -393,8 +399,8 @@ def reassign_task(ws: Workspace, task_id: str, actor: str, to: str | None) -> Ta
 def open_label_tasks(ws: Workspace, actor: str, set_name: str | None = None, limit: int | None = None) -> list[str]:
     """A ``label`` task for each candidate of the pool that awaits its first review (oldest first, at most
     ``limit``): the candidate queue, in the one task queue. The task ids (those already open included)."""
-    cands = queue(ws, ws.check_set(set_name) if set_name else None)
-    return [open_task(ws, "label", c.id, reason="new in the candidate pool", actor=actor) for c in cands[:limit]]
+    cands = queue(ws, ws.check_set(set_name) if set_name else None, limit=limit)
+    return [open_task(ws, "label", c.id, reason="new in the candidate pool", actor=actor) for c in cands]
 
 
 # ----------------------------------------------------------------------------- closing tasks
@@ -490,7 +496,7 @@ def _close(ws: Workspace, task: Task, actor: str, outcome: str, **values: Any) -
             )
         ).rowcount
         if not done:
-            raise TaskError(f"task {task.id} was closed meanwhile")
+            raise TaskClosedMeanwhile(f"task {task.id} was closed meanwhile")
         detail = {k: v for k, v in values.items() if k in ("outcome_reason", "verdict")}
         ws.audit(conn, actor, "task.close", task.ref, task_id=int(task.id), kind=task.kind, outcome=outcome, **detail)
     return get_task(ws, task.id)

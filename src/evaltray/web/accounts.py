@@ -184,21 +184,3 @@ def require_role(actor: Actor, roles: frozenset[Role], what: str) -> None:
     if actor.role not in roles:
         allowed = ", ".join(sorted(r.value for r in roles))
         raise PermissionDenied(f"user {actor.name!r} is a {actor.role.value}; {what} needs one of: {allowed}")
-
-
-def check_key_at_hand(ws: Workspace, actor: Actor) -> None:
-    """For a user with a registered signing key, the stages ask for their private key before any write
-    (:meth:`Workspace.require`: a name alone is a claim). A server started by that user holds it; a team
-    server does not: then say to act from the CLI, rather than name the server's config directory."""
-    users = ws.t["users"]
-    with ws.tx() as conn:
-        key = conn.execute(sa.select(users.c.public_key).where(users.c.name == actor.name)).scalar()
-    if key is None:
-        return
-    try:
-        ws.signer(actor.name)
-    except EvaltrayError:
-        raise NeedsTheCli(
-            f"user {actor.name!r} has a signing key, which this server does not hold, and the workflow asks for "
-            f"it on every write; do this from the CLI where your key is (`evaltray -u {actor.name} …`)"
-        ) from None

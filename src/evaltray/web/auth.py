@@ -8,7 +8,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from evaltray.core.errors import PermissionDenied
-from evaltray.core.store import Workspace
+from evaltray.core.store import Workspace, proved_by_front_end
 
 from .accounts import Actor, NotSignedIn, session_actor, token_actor
 
@@ -62,4 +62,6 @@ async def writer(request: Request) -> Actor:
             sent = value if isinstance(value, str) else None
         if not sent or not secrets.compare_digest(sent, actor.csrf):
             raise CsrfRefused("the form's CSRF token is missing or wrong; reload the page and try again")
+    # the session or token proved who acts: the stages' role checks take that instead of a private key
+    proved_by_front_end(actor.name)
     return actor

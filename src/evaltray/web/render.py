@@ -41,3 +41,11 @@ def page(request: Request, template: str, actor: Actor | None, status: int = 200
 def fragment(template: str, **context: Any) -> str:
     """A partial rendered on its own, for an htmx swap."""
     return ENV.get_template(template).render(**context)
+
+
+def capped(n: int, cap: int) -> str:
+    """A count made up to ``cap`` (``cap + 1`` meaning more): ``1,234``, or ``over 1,000``."""
+    return f"over {cap:,}" if n > cap else f"{n:,}"
+
+
+ENV.filters["capped"] = capped

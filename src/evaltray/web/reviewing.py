@@ -9,6 +9,7 @@ needed, and a workspace where no admin ever set it follows ``write_expected_firs
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,17 +34,34 @@ BLIND_ACTION = "queue.blind"
 BLIND_KINDS = ("label",)
 
 
-def queue_items(ws: Workspace, reviewer: str, set_name: str | None = None) -> list[Candidate]:
-    """The label queue's candidates for ``reviewer``, in order (the page's position and neighbours): pending
+def queue_items(
+    ws: Workspace, reviewer: str, set_name: str | None = None, limit: int | None = None, offset: int = 0
+) -> list[Candidate]:
+    """The label queue's candidates for ``reviewer``, in order (``limit`` of them from ``offset``): pending
     candidates with no review yet, oldest first. The next task of any kind is :func:`next_item`."""
-    return rev.queue(ws, set_name)
+    return rev.queue(ws, set_name, limit=limit, offset=offset)
 
 
-def next_item(ws: Workspace, reviewer: str) -> tq.Task | None:
-    """The task ``reviewer`` works on next, of any kind their role may take (assigned to them): the pool's
-    unreviewed candidates are put in the queue as label tasks first. None when nothing waits for them."""
-    tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
-    return oversight.next_for(ws, reviewer)
+def queue_place(ws: Workspace, reviewer: str, candidate_id: str) -> rev.QueuePlace:
+    """Where ``candidate_id`` stands in ``reviewer``'s label queue (position, length, neighbours)."""
+    return rev.queue_place(ws, candidate_id)
+
+
+def next_item(ws: Workspace, reviewer: str, kinds: list[str] | None = None) -> tq.Task | None:
+    """The task ``reviewer`` works on next, of any kind their role may take (or of ``kinds``), assigned to
+    them: the pool's unreviewed candidates are put in the queue as label tasks first, a batch at a time once
+    no free label task is left (refilling on every call cost a hundred look-ups a page). None when nothing
+    waits for them."""
+    if not kinds or "label" in kinds:
+        tasks = ws.t["tasks"]
+        free = sa.select(tasks.c.id).where(
+            tasks.c.status == tq.OPEN, tasks.c.kind == "label", tasks.c.assignee.is_(None)
+        )
+        with ws.tx() as conn:
+            has_free = conn.execute(free.limit(1)).first() is not None
+        if not has_free:
+            tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
+    return oversight.next_for(ws, reviewer, kinds=kinds)
 
 
 def label_task(ws: Workspace, candidate_id: str, reviewer: str | None = None) -> tq.Task | None:
@@ -64,7 +82,8 @@ def close_label_task(
     task = label_task(ws, candidate_id, reviewer)
     if task is None or (task.status == "escalated" and ws.role_of(reviewer) not in SIGN_ROLES):
         return
-    tq.resolve_task(ws, task.id, reviewer, outcome, reason=reason, seconds=float(seconds))
+    with contextlib.suppress(tq.TaskClosedMeanwhile):  # a queue walk closed it first: the review stands
+        tq.resolve_task(ws, task.id, reviewer, outcome, reason=reason, seconds=float(seconds))
 
 
 def queue_blind(ws: Workspace, kind: str) -> bool:

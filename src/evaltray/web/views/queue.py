@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -16,11 +16,14 @@ from evaltray.tray import candidates as pool
 from evaltray.tray import review as rev
 from evaltray.tray.oversight import LABELING
 from evaltray.web import reviewing
-from evaltray.web.accounts import Actor, NeedsTheCli, check_key_at_hand, require_role
+from evaltray.web.accounts import Actor, NeedsTheCli, require_role
 from evaltray.web.auth import reader, workspace, writer
+from evaltray.web.errors import wants_json
 from evaltray.web.render import fragment, page
 
 router = APIRouter()
+#: The most candidates one call of ``/api/queue`` lists.
+MAX_PAGE = 500
 
 
 def _step(ws: Workspace, actor: Actor, cid: str) -> tuple[rev.ReviewSession, rev.ReviewStep]:
@@ -28,14 +31,6 @@ def _step(ws: Workspace, actor: Actor, cid: str) -> tuple[rev.ReviewSession, rev
     see_first = not reviewing.queue_blind(ws, "label")
     session = rev.ReviewSession(ws, actor.name, [cid], sign=False, show_output_first=see_first)
     return session, next(iter(session))
-
-
-def _neighbours(items: list[pool.Candidate], cid: str) -> tuple[str | None, str | None]:
-    ids = [c.id for c in items]
-    if cid not in ids:
-        return None, ids[0] if ids else None
-    at = ids.index(cid)
-    return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None)
 
 
 @router.get("/queue")
@@ -48,16 +43,22 @@ def queue_start(request: Request, actor: Annotated[Actor, Depends(reader)]) -> R
             where = f"/queue/{task.ref}" if task.kind in LABELING else f"/tasks/{task.id}"
             return RedirectResponse(where, status_code=303)
         return page(request, "queue_empty.html", actor)
-    items = reviewing.queue_items(ws, actor.name)
+    items = reviewing.queue_items(ws, actor.name, limit=1)
     if items:
         return RedirectResponse(f"/queue/{items[0].id}", status_code=303)
     return page(request, "queue_empty.html", actor)
 
 
 @router.get("/api/queue")
-def queue_json(request: Request, actor: Annotated[Actor, Depends(reader)]) -> JSONResponse:
-    """The queue for scripts: ids, sources, slices and creation times, in order."""
-    items = reviewing.queue_items(workspace(request), actor.name)
+def queue_json(
+    request: Request,
+    actor: Annotated[Actor, Depends(reader)],
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    """The queue for scripts: ids, sources, slices and creation times, in order (a page of it: ``offset``
+    and ``limit``, at most :data:`MAX_PAGE`)."""
+    items = reviewing.queue_items(workspace(request), actor.name, limit=limit, offset=offset)
     return JSONResponse(
         [
             {"id": c.id, "set": c.set_name, "source": c.source, "slice": c.slice, "created_at": c.created_at}
@@ -74,18 +75,18 @@ def queue_item(request: Request, cid: str, actor: Annotated[Actor, Depends(reade
     # a reader keeps no draft: only a labeler's opening starts a row's clock
     draft = reviewing.open_draft(ws, actor.name, cid) if may_label else reviewing.Draft()
     view = reviewing.shown(step, draft, session.blind, ws, actor.name if may_label else None)
-    items = reviewing.queue_items(ws, actor.name)
-    prev_id, next_id = _neighbours(items, cid)
+    place = reviewing.queue_place(ws, actor.name, cid)
     return page(
         request,
         "queue.html",
         actor,
         view=view,
         draft=draft,
-        prev_id=prev_id,
-        next_id=next_id,
-        position=next((i for i, c in enumerate(items, 1) if c.id == cid), None),
-        total=len(items),
+        prev_id=place.prev_id,
+        next_id=place.next_id,
+        position=place.position,
+        total=place.total,
+        cap=rev.COUNT_CAP,
         reasons=REJECT_REASONS,
         codes=ws.settings.behavior_codes,
         guide_version=ws.settings.guide_version,
@@ -137,13 +138,13 @@ def _write_expected(request: Request, ws: Workspace, actor: Actor, cid: str, val
 @router.post("/queue/{cid}/review")
 async def record(request: Request, cid: str, actor: Annotated[Actor, Depends(writer)]) -> Response:
     form = await request.form()
-    return await _in_thread(_record, workspace(request), actor, cid, reviewing.form_values(form))
+    values = reviewing.form_values(form)
+    return await _in_thread(_record, workspace(request), actor, cid, values, wants_json(request))
 
 
-def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str]) -> Response:
+def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str], as_json: bool = False) -> Response:
     """Record the review through the session (which keeps the blind rule and stamps the guide version)."""
     require_role(actor, LABEL_ROLES, "labeling")
-    check_key_at_hand(ws, actor)
     _, step = _step(ws, actor, cid)
     draft = reviewing.open_draft(ws, actor.name, cid)
     draft.values.update(values)
@@ -163,6 +164,8 @@ def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str]) -> Re
     )
     seconds = reviewing.finish(ws, actor.name, cid, "review", draft, made.id)
     reviewing.close_label_task(ws, actor.name, cid, "done", seconds)
+    if as_json:  # a script or `evaltray --server … labels record`
+        return JSONResponse({"candidate_id": cid, "review_id": made.id, "reviewer": actor.name})
     return RedirectResponse("/queue", status_code=303)
 
 
@@ -182,7 +185,6 @@ async def reject(request: Request, cid: str, actor: Annotated[Actor, Depends(wri
 
 def _reject(ws: Workspace, actor: Actor, cid: str, reason: str, note: str) -> Response:
     require_role(actor, LABEL_ROLES, "rejecting a candidate")
-    check_key_at_hand(ws, actor)
     if not reason.strip():
         raise EvaltrayError(f"candidate {cid}: pick a reason to reject it ({', '.join(REJECT_REASONS)})")
     draft = reviewing.open_draft(ws, actor.name, cid)

@@ -4,17 +4,19 @@ a label task's own page is the queue's (:mod:`.queue`), which sends its escalate
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import LABEL_ROLES, REJECT_REASONS, Role
 from evaltray.core.store import Workspace
 from evaltray.tray import oversight
 from evaltray.tray import tasks as tq
-from evaltray.web.accounts import Actor, NeedsTheCli, check_key_at_hand, require_role
+from evaltray.web import reviewing
+from evaltray.web.accounts import Actor, NeedsTheCli, require_role
 from evaltray.web.auth import reader, workspace, writer
 from evaltray.web.render import page
 
@@ -87,7 +89,6 @@ def resolve(
         raise EvaltrayError(f"task {task.id}: a {task.kind} task is done by saving the review of candidate {task.ref}")
     if task.kind in VERDICT_KINDS and outcome == "done" and verdict not in ("pass", "fail"):
         raise EvaltrayError(f"task {task.id}: answer pass or fail on the output before closing the judge check")
-    check_key_at_hand(ws, actor)
     tq.resolve_task(
         ws,
         task.id,
@@ -99,3 +100,27 @@ def resolve(
         tags=[t.strip() for t in tags.split(",") if t.strip()],
     )
     return RedirectResponse("/queue", status_code=303)
+
+
+@router.get("/api/tasks")
+def tasks_json(
+    request: Request,
+    actor: Annotated[Actor, Depends(reader)],
+    kind: str | None = None,
+    status: str | None = None,
+    assignee: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JSONResponse:
+    """The queue's tasks, most urgent first (``evaltray --server … tasks list``)."""
+    found = tq.list_tasks(workspace(request), kind=kind, status=status, assignee=assignee, limit=limit)
+    return JSONResponse([asdict(t) for t in found])
+
+
+@router.post("/api/tasks/next")
+def next_task_json(
+    request: Request, actor: Annotated[Actor, Depends(writer)], kind: Annotated[list[str] | None, Form()] = None
+) -> JSONResponse:
+    """Take the next task the queue holds for the actor, assigned to them; null when none
+    (``evaltray --server … tasks next``)."""
+    task = reviewing.next_item(workspace(request), actor.name, kind or None)
+    return JSONResponse(None if task is None else asdict(task))

@@ -17,7 +17,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.core.store import CURATE_ROLES
 from evaltray.core.traces import LIST_COLUMNS, show_trace
 from evaltray.tray import candidates as pool
-from evaltray.web.accounts import Actor, check_key_at_hand, require_role
+from evaltray.web.accounts import Actor, require_role
 from evaltray.web.auth import reader, workspace, writer
 from evaltray.web.render import page
 
@@ -88,7 +88,6 @@ def send_to_pool(
     """Copy the trace into the candidate pool (through the same API as ``evaltray candidates add``)."""
     require_role(actor, CURATE_ROLES, "adding candidates")
     ws = workspace(request)
-    check_key_at_hand(ws, actor)
     literal = "'" + trace_id.replace("'", "''") + "'"
     added = pool.add_from_traces(ws, actor.name, where=f"trace_id = {literal}", trace_ids=[trace_id])
     if not added:
