@@ -22,6 +22,7 @@ correct when it overlaps a gold span of the same type. "Masked" also accepts a s
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import random
 import re
@@ -291,6 +292,56 @@ def external_cases(which: str, places: bool = False) -> list[tuple[str, list[Gol
         ]
         out.append((row["full_text"], gold))
     return out
+
+
+NER = ROOT / "bench" / "data" / "ner"
+#: Independent corpora with person annotations (CC-BY 4.0, bench/data/ner/LICENSE-*): not from the generator
+#: family of the presidio sets. ``measuring`` ones are never trained or tuned on.
+CONLL = {
+    "wikigold": (NER / "wikigold.conll.gz", "measuring"),  # Wikipedia articles, IO tags I-PER
+    "wnut17-test": (NER / "wnut17-test.conll.gz", "measuring"),  # tweets, Reddit, YouTube, StackExchange
+    "wnut17-train": (NER / "wnut17-train.conll.gz", "building"),
+    "wnut17-dev": (NER / "wnut17-dev.conll.gz", "building"),
+    "btc": (NER / "btc.conll.gz", "building"),  # Broad Twitter Corpus
+}
+_PERSON_TAGS = frozenset({"PER", "person"})
+
+
+def conll_cases(name: str) -> list[tuple[str, list[Gold]]]:
+    """One CoNLL corpus as (text, PERSON spans): tokens joined by single spaces, a sentence per text.
+
+    A B- tag (or an I- tag after another type) starts a span; I- continues it (IO and BIO both read).
+    """
+    out: list[tuple[str, list[Gold]]] = []
+    words: list[str] = []
+    tags: list[str] = []
+    with gzip.open(CONLL[name][0], "rt", encoding="utf-8") as fh:
+        for line in [*fh, ""]:
+            parts = line.split()
+            if len(parts) >= 2:
+                words.append(parts[0])
+                tags.append(parts[-1])
+                continue
+            if words:
+                out.append(_conll_text(words, tags))
+            words, tags = [], []
+    return out
+
+
+def _conll_text(words: list[str], tags: list[str]) -> tuple[str, list[Gold]]:
+    text, gold, pos, prev = "", [], 0, "O"
+    for word, tag in zip(words, tags, strict=True):
+        start = pos + (1 if text else 0)
+        text = f"{text} {word}" if text else word
+        pos = len(text)
+        kind = tag.partition("-")[2]
+        if kind in _PERSON_TAGS:
+            if tag.startswith("I-") and prev == kind and gold:
+                gold[-1] = (gold[-1][0], pos, "PERSON")
+            else:
+                gold.append((start, pos, "PERSON"))
+        prev = kind if tag != "O" else "O"
+    return text, gold
 
 
 # ----------------------------------------------------------------------------------------- scoring
