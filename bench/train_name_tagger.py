@@ -26,7 +26,7 @@ from evaltray.scrub._names import GazetteerNameRecognizer, load_gazetteer  # noq
 from evaltray.scrub._tagger import MODEL_FILE, Example, PersonTagger, example, save, train  # noqa: E402
 
 OUT = ROOT / "src" / "evaltray" / "data" / "names" / MODEL_FILE
-BIASES = [x / 4 for x in range(-8, 13)]
+BIASES = [x / 2 for x in range(-4, 25)]
 
 
 def building() -> tuple[list[Example], list[Example]]:
@@ -35,7 +35,9 @@ def building() -> tuple[list[Example], list[Example]]:
     rules = GazetteerNameRecognizer(gaz).find
 
     def ex(cases: list) -> list[Example]:
-        return [example(text, [(a, b) for a, b, label in gold if label == "PERSON"], gaz, rules) for text, gold in cases]
+        return [
+            example(text, [(a, b) for a, b, label in gold if label == "PERSON"], gaz, rules) for text, gold in cases
+        ]
 
     presidio = external_cases("building")
     held = ex(presidio[::5]) + ex(conll_cases("wnut17-dev"))
@@ -81,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     final = train(kept + held, epochs=args.epochs)
     final.bias = bias
     data = save(final)
-    print(f"bias {bias:+.2f}; {len(final.weights)} features, {len(data) / 1e6:.2f} MB ({time.perf_counter() - t0:.0f} s)")
+    print(
+        f"bias {bias:+.2f}; {len(final.weights)} features, {len(data) / 1e6:.2f} MB ({time.perf_counter() - t0:.0f} s)"
+    )
     if args.check:
         same = args.out.exists() and args.out.read_bytes() == data
         print("matches the shipped model" if same else "DIFFERS from the shipped model")

@@ -16,13 +16,28 @@ from functools import lru_cache
 from importlib import resources
 
 import regex
+from presidio_analyzer import RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from ._names import FIRST, LAST, NONPERSON, TITLES, WORD, Gazetteer, fold
+from ._names import (
+    DEFAULT_THRESHOLD,
+    FIRST,
+    LAST,
+    NONPERSON,
+    TITLES,
+    WORD,
+    Gazetteer,
+    GazetteerNameRecognizer,
+    fold,
+)
 
 TOKEN_RE = regex.compile(r"[\p{L}\p{M}\p{N}]+(?:['’\-][\p{L}\p{M}\p{N}]+)*|[^\s\p{L}\p{M}\p{N}]")
 _SURNAME_END = ("ov", "ova", "ev", "eva", "ski", "ska", "sky", "wicz", "son", "sen", "ez", "es", "ić", "vic", "escu")
-_SENT_END = frozenset(".!?:;\n\"“”()[]•*#>|")
+_LOWER_WORD_RE = regex.compile(r"(?<![\p{L}\p{M}])[\p{Ll}\p{M}]{2,}(?![\p{L}\p{M}])")
+_SENT_END = frozenset('.!?:;\n"“”()[]•*#>|')
 MODEL_FILE = "person_tagger.tsv.gz"
+#: The score of a name only the tagger found (the gazetteer rules' own spans keep theirs).
+SCORE_TAGGER = 0.6
 
 #: A token: (start, end) offsets in the text.
 Token = tuple[int, int]
@@ -290,3 +305,42 @@ def load_tagger() -> PersonTagger | None:
     if not ref.is_file():
         return None
     return parse(ref.read_bytes())
+
+
+class TaggedNameRecognizer(GazetteerNameRecognizer):
+    """The gazetteer rules' names plus those the shipped tagger finds (the default PERSON recognizer).
+
+    A rule span at or above the threshold stays as it is; a tagger span that overlaps none of them is added with
+    :data:`SCORE_TAGGER`. ``tagger=None`` loads the shipped model; without one this is the rules alone.
+    """
+
+    def __init__(
+        self,
+        gazetteer: Gazetteer | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+        tagger: PersonTagger | None = None,
+    ) -> None:
+        super().__init__(gazetteer, threshold)
+        self.tagger = tagger if tagger is not None else load_tagger()
+        #: name parts that are no English word or place, lowercased: they let the tagger see lowercase text
+        self._parts_only = frozenset(
+            k for k, v in self.gazetteer.flags.items() if v & (FIRST | LAST) and not v & (WORD | NONPERSON)
+        )
+
+    def has_candidate(self, text: str) -> bool:
+        """The rules' pre-check, or (with a tagger) a lowercase word that is a listed name part and no English
+        word: "i spoke with karen" has no capital for the rules' gate, but the tagger can read it."""
+        if super().has_candidate(text):
+            return True
+        return self.tagger is not None and not self._parts_only.isdisjoint(_LOWER_WORD_RE.findall(text))
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        found = self.find(text)
+        kept = [(a, b, s) for a, b, s in found if s >= self.threshold]
+        if self.tagger is not None:
+            for a, b in self.tagger.spans(text, self.gazetteer, found):
+                if not any(a < kb and ka < b for ka, kb, _ in kept):
+                    kept.append((a, b, SCORE_TAGGER))
+        return [RecognizerResult("PERSON", a, b, s) for a, b, s in kept]

@@ -1,0 +1,93 @@
+"""The person-name tagger: tokens, features' facts, spans from tags, training, the shipped model, the recognizer."""
+
+from __future__ import annotations
+
+from evaltray.scrub import Scrubber
+from evaltray.scrub._names import FIRST, LAST, WORD, Gazetteer, GazetteerNameRecognizer
+from evaltray.scrub._tagger import (
+    SCORE_TAGGER,
+    PersonTagger,
+    TaggedNameRecognizer,
+    _shape,
+    example,
+    load_tagger,
+    parse,
+    rule_scores,
+    save,
+    spans_from_tags,
+    tokenize,
+    train,
+)
+
+_GAZ = Gazetteer({"anna": FIRST, "berg": LAST, "the": WORD, "met": WORD, "today": WORD, "called": WORD})
+
+
+def _no_rules(text: str) -> list[tuple[int, int, float]]:
+    return []
+
+
+def test_tokenize_offsets_and_shape() -> None:
+    text = "O'Brien met J. Smith, twice"
+    assert [text[a:b] for a, b in tokenize(text)] == ["O'Brien", "met", "J", ".", "Smith", ",", "twice"]
+    assert _shape("McDonald") == "XxXxx"  # a character class repeats at most twice
+    assert _shape("A1-b") == "Xd-x"
+
+
+def test_spans_from_tags_join_initials_and_skip_punctuation() -> None:
+    text = "ask J. Smith , now"
+    toks = tokenize(text)  # ask J . Smith , now
+    assert spans_from_tags(text, toks, [False, True, True, True, True, False]) == [(4, 12)]
+    # the dot after a word of more than one letter ends the name: "Smith. Now"
+    text = "Smith. Jones"
+    assert spans_from_tags(text, tokenize(text), [True, True, True]) == [(0, 5), (7, 12)]
+
+
+def test_rule_scores_take_each_tokens_best_span() -> None:
+    toks = tokenize("Anna Berg met Anna")  # (0,4) (5,9) (10,13) (14,18)
+    assert rule_scores(toks, [(0, 9, 0.85), (5, 9, 0.3), (14, 18, 0.6)]) == [0.85, 0.85, 0.0, 0.6]
+
+
+def test_training_learns_names_and_is_reproducible() -> None:
+    texts = [
+        ("Anna Berg met the mayor today", [(0, 9)]),
+        ("the mayor met Anna Berg", [(14, 23)]),
+        ("Anna called the mayor", [(0, 4)]),
+        ("the mayor called Berg today", [(17, 21)]),
+    ]
+    data = [example(text, gold, _GAZ, _no_rules) for text, gold in texts] * 3
+    model = train(data, epochs=5)
+    again = train(data, epochs=5)
+    assert save(model) == save(again)  # one input, one file, byte for byte
+    assert parse(save(model)).weights == model.weights
+    found = model.spans("today Berg met Anna", _GAZ, [])
+    assert found == [(6, 10), (15, 19)]
+    assert model.spans("the mayor met the mayor", _GAZ, []) == []
+
+
+def test_the_shipped_model_loads_and_is_small() -> None:
+    tagger = load_tagger()
+    assert tagger is not None
+    assert 1_000 < len(tagger.weights) < 200_000
+    assert tagger.weights["b"] < 0  # most tokens are no name: the bias feature leans to "O"
+
+
+def test_recognizer_adds_tagger_spans_the_rules_lack() -> None:
+    # a one-feature model: any token "zorblax" is a name; rule spans keep their own score
+    tagger = PersonTagger({"w=zorblax": 5.0, "b": -1.0})
+    rec = TaggedNameRecognizer(_GAZ, tagger=tagger)
+    got = [(r.start, r.end, r.score) for r in rec.analyze("Dear Anna Berg, zorblax called", ["PERSON"])]
+    rules = [(r.start, r.end, r.score) for r in GazetteerNameRecognizer(_GAZ).analyze("Dear Anna Berg,", ["PERSON"])]
+    assert rules and got[: len(rules)] == rules
+    assert got[len(rules) :] == [(16, 23, SCORE_TAGGER)]
+
+
+def test_lowercase_text_reaches_the_tagger() -> None:
+    text = "i spoke with jessica about the refund"
+    assert not GazetteerNameRecognizer().has_candidate(text)  # no capital: the rules' gate stays shut
+    assert TaggedNameRecognizer().has_candidate(text)
+    assert not TaggedNameRecognizer().has_candidate("i spoke with the manager about the refund")
+
+
+def test_default_scrubber_uses_the_tagger() -> None:
+    s = Scrubber(entities=["PERSON"])
+    assert isinstance(s._names, TaggedNameRecognizer) and s._names.tagger is load_tagger()
