@@ -348,6 +348,14 @@ def _conll_text(words: list[str], tags: list[str]) -> tuple[str, list[Gold]]:
     return text, gold
 
 
+def rules_only(ner: str | None = None) -> Scrubber:
+    """The default scrubber without the name tagger: names by the gazetteer rules alone (the scrubber before
+    the tagger shipped), the same-run reference for what the tagger adds and costs."""
+    scrubber = Scrubber(ner=ner)
+    scrubber._names.tagger = None
+    return scrubber
+
+
 # ----------------------------------------------------------------------------------------- scoring
 
 
@@ -523,9 +531,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conll", action="append", choices=sorted(CONLL), help="score an independent NER corpus (d)")
     ap.add_argument("--only-set", action="store_true", help="score only the --set / --conll ones")
     ap.add_argument("--ner", default=None, help="the scrubber's ner option (e.g. spacy:en_core_web_sm)")
+    ap.add_argument("--rules-only", action="store_true", help="names by the gazetteer rules alone (no tagger)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    scrubber = Scrubber(ner=args.ner)
+    scrubber = rules_only(args.ner) if args.rules_only else Scrubber(ner=args.ner)
     if args.only_set:
         if args.set:
             run_external(scrubber, args.set, args.show_misses)

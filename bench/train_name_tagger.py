@@ -5,7 +5,8 @@
 Training data, all from the building side (never a measuring set):
   presidio-research ``synth_dataset_v2.json`` (MIT, bench/data/pii/), WNUT 2017 train and dev, and the Broad
   Twitter Corpus (CC-BY 4.0, bench/data/ner/). A fifth of the presidio texts and WNUT dev are held out to pick
-  the decision bias; the shipped model is then trained on everything listed here with that bias.
+  the decision bias; the shipped model is then trained on everything listed here with that bias. @-mentions
+  are never names here (they are user handles, scrubbed as USERNAME; only the Twitter corpus tags them).
 The same inputs, epochs and seed give the same file byte for byte. ``--check`` trains and compares with the
 shipped file instead of writing it.
 """
@@ -35,8 +36,11 @@ def building() -> tuple[list[Example], list[Example]]:
     rules = GazetteerNameRecognizer(gaz).find
 
     def ex(cases: list) -> list[Example]:
+        # an @-mention is a user handle (evaltray's USERNAME), not a name in running text: the Broad Twitter
+        # Corpus tags those of people PER, WNUT 2017 never does; they are made O here so the corpora agree
         return [
-            example(text, [(a, b) for a, b, label in gold if label == "PERSON"], gaz, rules) for text, gold in cases
+            example(text, [(a, b) for a, b, label in gold if label == "PERSON" and text[a] != "@"], gaz, rules)
+            for text, gold in cases
         ]
 
     presidio = external_cases("building")
