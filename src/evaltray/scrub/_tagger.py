@@ -9,6 +9,7 @@ too: the model learns where to trust them and finds the names they miss (lowerca
 from __future__ import annotations
 
 import gzip
+from bisect import bisect_right
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -252,10 +253,13 @@ def example(
 def rule_scores(toks: Sequence[Token], found: Iterable[tuple[int, int, float]]) -> list[float]:
     """Each token's best gazetteer-rule score (0 where no rule span covers it)."""
     scores = [0.0] * len(toks)
+    ends = [b for _, b in toks]
     for start, end, score in found:
-        for i, (a, b) in enumerate(toks):
-            if a < end and start < b and score > scores[i]:
+        i = bisect_right(ends, start)  # the first token ending after the span starts
+        while i < len(toks) and toks[i][0] < end:
+            if score > scores[i]:
                 scores[i] = score
+            i += 1
     return scores
 
 
