@@ -9,8 +9,8 @@ too: the model learns where to trust them and finds the names they miss (lowerca
 from __future__ import annotations
 
 import gzip
-from bisect import bisect_right
 import random
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -39,6 +39,8 @@ _SENT_END = frozenset('.!?:;\n"“”()[]•*#>|')
 MODEL_FILE = "person_tagger.tsv.gz"
 #: The score of a name only the tagger found (the gazetteer rules' own spans keep theirs).
 SCORE_TAGGER = 0.6
+#: The score of a token the tagger never weighs (:func:`_skipped`): below any bias.
+SKIPPED = -1e9
 
 #: A token: (start, end) offsets in the text.
 Token = tuple[int, int]
@@ -48,6 +50,7 @@ def tokenize(text: str) -> list[Token]:
     return [m.span() for m in TOKEN_RE.finditer(text)]
 
 
+@lru_cache(maxsize=65536)
 def _shape(word: str) -> str:
     out: list[str] = []
     for ch in word[:8]:
@@ -67,6 +70,10 @@ def _gaz(flags: int) -> str:
     return "".join(ch for bit, ch in ((FIRST, "F"), (LAST, "L"), (WORD, "W"), (NONPERSON, "N")) if flags & bit) or "-"
 
 
+_GAZ = tuple(_gaz(flags) for flags in range(16))  # the four flags' every combination, named once
+_fold = lru_cache(maxsize=65536)(fold)
+
+
 def _rule_bucket(score: float) -> str:
     if score <= 0:
         return "0"
@@ -84,24 +91,36 @@ class _Context:
     cases: list[str]
     rule: list[str]
     starts: list[bool]
+    #: tokens never scored (always O): digits, lone punctuation, lowercase dictionary words that are no name part
+    skip: list[bool]
 
 
 def _context(text: str, toks: Sequence[Token], gazetteer: Gazetteer, rule_scores: Sequence[float]) -> _Context:
     words = [text[a:b] for a, b in toks]
-    flags = [gazetteer.get(w) for w in words]
+    low = [_fold(w) for w in words]
+    get = gazetteer.flags.get
+    flags = [get(w, 0) for w in low]
+    skip = [_skipped(w, f) for w, f in zip(words, flags, strict=True)]
     starts = []
     for i, (a, _) in enumerate(toks):
         prev = words[i - 1] if i else ""
         starts.append(i == 0 or prev in _SENT_END or "\n" in text[toks[i - 1][1] : a])
     return _Context(
         words,
-        [fold(w) for w in words],
-        [_shape(w) for w in words],
-        [_gaz(f) for f in flags],
+        low,
+        ["" if s else _shape(w) for w, s in zip(words, skip, strict=True)],
+        [_GAZ[f & 15] for f in flags],
         [_case(w) for w in words],
         [_rule_bucket(s) for s in rule_scores],
         starts,
+        skip,
     )
+
+
+def _skipped(word: str, flags: int) -> bool:
+    if word[0].islower():
+        return bool(flags & (WORD | NONPERSON)) and not flags & (FIRST | LAST)
+    return word.isdigit() or (len(word) == 1 and not word.isalnum() and word not in ".-'’")
 
 
 def features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
@@ -164,7 +183,12 @@ class PersonTagger:
         w = self.weights.get
         scores: list[float] = []
         prev, prev2 = "<s>", "<s>"
+        skip = ctx.skip
         for i in range(len(ctx.words)):
+            if skip[i]:
+                scores.append(SKIPPED)
+                prev, prev2 = "O", prev
+                continue
             s = 0.0
             for f in features(ctx, i, prev, prev2):
                 s += w(f, 0.0)
@@ -274,6 +298,9 @@ def train(examples: list[Example], epochs: int = 8, seed: int = 13, min_abs: flo
             ctx, gold = examples[k]
             prev, prev2 = "<s>", "<s>"
             for i, want in enumerate(gold):
+                if ctx.skip[i]:  # never scored at run time: nothing to learn
+                    prev, prev2 = "O", prev
+                    continue
                 feats = features(ctx, i, prev, prev2)
                 w = model.weights.get
                 guess = sum(w(f, 0.0) for f in feats) > 0
