@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from evaltray.scrub import Scrubber
 from evaltray.scrub._names import FIRST, LAST, WORD, Gazetteer, GazetteerNameRecognizer
 from evaltray.scrub._tagger import (
@@ -10,6 +12,7 @@ from evaltray.scrub._tagger import (
     TaggedNameRecognizer,
     _shape,
     example,
+    features,
     load_tagger,
     parse,
     rule_scores,
@@ -59,6 +62,15 @@ def test_training_learns_names_and_is_reproducible() -> None:
     again = train(data, epochs=5)
     assert save(model) == save(again)  # one input, one file, byte for byte
     assert parse(save(model)).weights == model.weights
+    # run-time scoring (word weights cached per word) sums exactly the features training saw
+    ctx, _ = example("Berg met Anna, Anna Berg.", [], _GAZ, _no_rules)
+    scores, prev, prev2 = [], "<s>", "<s>"
+    for i in range(len(ctx.words)):
+        s = -1e9 if ctx.skip[i] else sum(model.weights.get(f, 0.0) for f in features(ctx, i, prev, prev2))
+        scores.append(s)
+        prev, prev2 = ("P" if s > -model.bias else "O"), prev
+    assert model.tag(ctx) == pytest.approx(scores) and model.tag(ctx) == pytest.approx(scores)
+    assert [i for i, x in enumerate(ctx.skip) if x] == [1, 3]  # "met" (a lowercase word) and ","; "." may join "J."
     found = model.spans("today Berg met Anna", _GAZ, [])
     assert found == [(6, 10), (15, 19)]
     assert model.spans("the mayor met the mayor", _GAZ, []) == []

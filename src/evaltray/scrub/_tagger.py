@@ -72,6 +72,7 @@ def _gaz(flags: int) -> str:
 
 _GAZ = tuple(_gaz(flags) for flags in range(16))  # the four flags' every combination, named once
 _fold = lru_cache(maxsize=65536)(fold)
+_WORD_CACHE = 100_000
 
 
 def _rule_bucket(score: float) -> str:
@@ -86,7 +87,6 @@ class _Context:
 
     words: list[str]
     low: list[str]
-    shapes: list[str]
     gaz: list[str]
     cases: list[str]
     rule: list[str]
@@ -108,7 +108,6 @@ def _context(text: str, toks: Sequence[Token], gazetteer: Gazetteer, rule_scores
     return _Context(
         words,
         low,
-        ["" if s else _shape(w) for w, s in zip(words, skip, strict=True)],
         [_GAZ[f & 15] for f in flags],
         [_case(w) for w in words],
         [_rule_bucket(s) for s in rule_scores],
@@ -125,8 +124,24 @@ def _skipped(word: str, flags: int) -> bool:
 
 def features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
     """Feature strings of token ``i`` given the two previous tags."""
+    return word_features(ctx.words[i]) + context_features(ctx, i, prev, prev2)
+
+
+def word_features(word: str) -> list[str]:
+    """The features that depend on the token's own text alone (the tagger caches their weight per word)."""
+    lw, c = _fold(word), _case(word)
+    feats = ["b", "w=" + lw, "sh=" + _shape(word), "p3=" + lw[:3], "s2=" + lw[-2:], "s3=" + lw[-3:], "s4=" + lw[-4:]]
+    if not word.isascii():
+        feats.append("na=" + c)
+    if lw.endswith(_SURNAME_END):
+        feats.append("se=" + c)
+    return feats
+
+
+def context_features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
+    """The features of token ``i`` that read its neighbours, the rules and the previous tags."""
     n = len(ctx.words)
-    lw, sh, g, c, r = ctx.low[i], ctx.shapes[i], ctx.gaz[i], ctx.cases[i], ctx.rule[i]
+    g, c, r = ctx.gaz[i], ctx.cases[i], ctx.rule[i]
     p1 = ctx.low[i - 1] if i >= 1 else "<s>"
     p2 = ctx.low[i - 2] if i >= 2 else "<s>"
     n1 = ctx.low[i + 1] if i + 1 < n else "</s>"
@@ -135,13 +150,6 @@ def features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
     ng = ctx.gaz[i + 1] + ctx.cases[i + 1] if i + 1 < n else "</s>"
     st = "S" if ctx.starts[i] else "-"
     feats = [
-        "b",
-        "w=" + lw,
-        "sh=" + sh,
-        "p3=" + lw[:3],
-        "s2=" + lw[-2:],
-        "s3=" + lw[-3:],
-        "s4=" + lw[-4:],
         "g=" + g + c,
         "gs=" + g + c + st,
         "r=" + r,
@@ -162,10 +170,6 @@ def features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
         "ng=" + g + c + ng,
         "pg=" + pg + g + c,
     ]
-    if not ctx.words[i].isascii():
-        feats.append("na=" + c)
-    if lw.endswith(_SURNAME_END):
-        feats.append("se=" + c)
     if p1.rstrip(".") in TITLES or (p1 == "." and p2 in TITLES):
         feats.append("title")
     return feats
@@ -177,6 +181,17 @@ class PersonTagger:
 
     weights: dict[str, float] = field(default_factory=dict)
     bias: float = 0.0
+    #: the summed weight of each word's :func:`word_features`, filled as words are met
+    _word_score: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+
+    def word_score(self, word: str) -> float:
+        score = self._word_score.get(word)
+        if score is None:
+            if len(self._word_score) >= _WORD_CACHE:
+                self._word_score.clear()
+            w = self.weights.get
+            score = self._word_score[word] = sum(w(f, 0.0) for f in word_features(word))
+        return score
 
     def tag(self, ctx: _Context) -> list[float]:
         """The score of each token (P when above ``-self.bias``), decided left to right."""
@@ -189,8 +204,8 @@ class PersonTagger:
                 scores.append(SKIPPED)
                 prev, prev2 = "O", prev
                 continue
-            s = 0.0
-            for f in features(ctx, i, prev, prev2):
+            s = self.word_score(ctx.words[i])
+            for f in context_features(ctx, i, prev, prev2):
                 s += w(f, 0.0)
             scores.append(s)
             prev, prev2 = ("P" if s > -self.bias else "O"), prev
