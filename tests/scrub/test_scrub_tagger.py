@@ -84,13 +84,20 @@ def test_the_shipped_model_loads_and_is_small() -> None:
 
 
 def test_recognizer_adds_tagger_spans_the_rules_lack() -> None:
-    # a one-feature model: any token "zorblax" is a name; rule spans keep their own score
-    tagger = PersonTagger({"w=zorblax": 5.0, "b": -1.0})
+    # a model that calls any token "zorblax" or "anna" a name; rule spans keep their own score
+    tagger = PersonTagger({"w=zorblax": 5.0, "w=anna": 5.0, "b": -1.0})
     rec = TaggedNameRecognizer(_GAZ, tagger=tagger)
-    got = [(r.start, r.end, r.score) for r in rec.analyze("Dear Anna Berg, zorblax called", ["PERSON"])]
+
+    def found(text: str) -> list[tuple[int, int, float]]:
+        return [(r.start, r.end, r.score) for r in rec.analyze(text, ["PERSON"])]
+
     rules = [(r.start, r.end, r.score) for r in GazetteerNameRecognizer(_GAZ).analyze("Dear Anna Berg,", ["PERSON"])]
+    got = found("Dear Anna Berg, Zorblax called")
     assert rules and got[: len(rules)] == rules
     assert got[len(rules) :] == [(16, 23, SCORE_TAGGER)]
+    assert found("write to anna") == [(9, 13, SCORE_TAGGER)]  # lowercase, but a listed given name
+    assert found("write to zorblax") == []  # lowercase and no listed given name: not trusted
+    assert found("write to Zorblax@x.org or /home/Zorblax") == []  # inside an address or a path
 
 
 def test_lowercase_text_reaches_the_tagger() -> None:

@@ -353,11 +353,20 @@ def load_tagger() -> PersonTagger | None:
     return parse(ref.read_bytes())
 
 
+def _embedded(text: str, start: int, end: int) -> bool:
+    """The span lies inside an e-mail address, URL, path, handle or identifier (``amy.li@x.org``, ``/home/jane``,
+    ``user_jane``): those have their own recognizers, and a name there is no name in running text."""
+    a = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start)) + 1
+    b = min((i for i in (text.find(" ", end), text.find("\n", end)) if i >= 0), default=len(text))
+    return any(ch in text[a:b] for ch in "@/\\_=<>")
+
+
 class TaggedNameRecognizer(GazetteerNameRecognizer):
     """The gazetteer rules' names plus those the shipped tagger finds (the default PERSON recognizer).
 
     A rule span at or above the threshold stays as it is; a tagger span that overlaps none of them is added with
-    :data:`SCORE_TAGGER`. ``tagger=None`` loads the shipped model; without one this is the rules alone.
+    :data:`SCORE_TAGGER`, unless it sits inside an address, URL or identifier, is made only of listed non-names,
+    or is typed in lowercase without starting with a listed given name. ``tagger=None`` loads the shipped model; without one this is the rules alone.
     """
 
     def __init__(
@@ -373,6 +382,12 @@ class TaggedNameRecognizer(GazetteerNameRecognizer):
             k for k, v in self.gazetteer.flags.items() if v & (FIRST | LAST) and not v & (WORD | NONPERSON)
         )
 
+    def _lower_ok(self, span: str) -> bool:
+        """A name typed in lowercase counts when it starts with a listed given name of 3+ letters that is no
+        English word or place ("jessica", "karen smith"); a lone lowercase surname or short word does not."""
+        first = span.split()[0]
+        return len(first) >= 3 and _fold(first) in self._given_only
+
     def has_candidate(self, text: str) -> bool:
         """The rules' pre-check, or (with a tagger) a lowercase word that is a listed name part and no English
         word: "i spoke with karen" has no capital for the rules' gate, but the tagger can read it."""
@@ -386,7 +401,13 @@ class TaggedNameRecognizer(GazetteerNameRecognizer):
         found = self.find(text)
         kept = [(a, b, s) for a, b, s in found if s >= self.threshold]
         if self.tagger is not None:
+            get = self.gazetteer.get
             for a, b in self.tagger.spans(text, self.gazetteer, found):
-                if not any(a < kb and ka < b for ka, kb, _ in kept):
+                if (
+                    not any(a < kb and ka < b for ka, kb, _ in kept)
+                    and not _embedded(text, a, b)
+                    and not all(get(text[x:y]) & NONPERSON for x, y in tokenize(text[a:b]))
+                    and (not text[a:b].islower() or self._lower_ok(text[a:b]))
+                ):
                     kept.append((a, b, SCORE_TAGGER))
         return [RecognizerResult("PERSON", a, b, s) for a, b, s in kept]
