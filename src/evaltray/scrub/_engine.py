@@ -42,7 +42,6 @@ from ._ids import (
 from ._names import (
     NONPERSON,
     WORD,
-    GazetteerNameRecognizer,
     NameHandleRecognizer,
     load_gazetteer,
     plausible_model_name,
@@ -58,6 +57,7 @@ from ._recognizers import (
     TokenUrlRecognizer,
     key_entity,
 )
+from ._tagger import TaggedNameRecognizer
 from ._vault import Vault
 
 #: Every entity the scrubber knows, as Presidio names; all of them are on by default.
@@ -277,9 +277,9 @@ class Scrubber:
         self.name_threshold = name_threshold
         self._gazetteer = load_gazetteer()
         self._names = (
-            GazetteerNameRecognizer(self._gazetteer)
+            TaggedNameRecognizer(self._gazetteer)
             if name_threshold is None
-            else GazetteerNameRecognizer(self._gazetteer, threshold=name_threshold)
+            else TaggedNameRecognizer(self._gazetteer, threshold=name_threshold)
         )
         self._handles = NameHandleRecognizer(self._gazetteer)
         self.analyzer = self._build_analyzer()

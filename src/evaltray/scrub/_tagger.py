@@ -1,0 +1,413 @@
+"""A small person-name token classifier: an averaged perceptron over word shape, gazetteer and context features.
+
+The weights ship in ``evaltray/data/names/person_tagger.tsv.gz``; ``bench/train_name_tagger.py`` trains them
+from licensed annotated text. Tagging runs left to right, each token's features including the previous tag, so
+one pass decides a whole name ("Hanne I. Kreutzmann"). The gazetteer rules' score for the token is a feature
+too: the model learns where to trust them and finds the names they miss (lowercase, unlisted, in lists).
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import regex
+from presidio_analyzer import RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from ._names import (
+    DEFAULT_THRESHOLD,
+    FIRST,
+    LAST,
+    NONPERSON,
+    TITLES,
+    WORD,
+    Gazetteer,
+    GazetteerNameRecognizer,
+    fold,
+)
+
+TOKEN_RE = regex.compile(r"[\p{L}\p{M}\p{N}]+(?:['’\-][\p{L}\p{M}\p{N}]+)*|[^\s\p{L}\p{M}\p{N}]")
+_SURNAME_END = ("ov", "ova", "ev", "eva", "ski", "ska", "sky", "wicz", "son", "sen", "ez", "es", "ić", "vic", "escu")
+_LOWER_WORD_RE = regex.compile(r"(?<![\p{L}\p{M}])[\p{Ll}\p{M}]{2,}(?![\p{L}\p{M}])")
+_SENT_END = frozenset('.!?:;\n"“”()[]•*#>|')
+MODEL_FILE = "person_tagger.tsv.gz"
+#: The score of a name only the tagger found (the gazetteer rules' own spans keep theirs).
+SCORE_TAGGER = 0.6
+#: The score of a token the tagger never weighs (:func:`_skipped`): below any bias.
+SKIPPED = -1e9
+
+#: A token: (start, end) offsets in the text.
+Token = tuple[int, int]
+
+
+def tokenize(text: str) -> list[Token]:
+    return [m.span() for m in TOKEN_RE.finditer(text)]
+
+
+@lru_cache(maxsize=65536)
+def _shape(word: str) -> str:
+    out: list[str] = []
+    for ch in word[:8]:
+        c = "X" if ch.isupper() else "x" if ch.islower() else "d" if ch.isdigit() else ch
+        if not out or out[-1] != c or len(out) < 2 or out[-2] != c:
+            out.append(c)
+    return "".join(out)
+
+
+def _case(word: str) -> str:
+    if word[:1].isupper():
+        return "U" if len(word) > 1 and word.isupper() else "T"
+    return "L" if word[:1].islower() else "O"
+
+
+def _gaz(flags: int) -> str:
+    return "".join(ch for bit, ch in ((FIRST, "F"), (LAST, "L"), (WORD, "W"), (NONPERSON, "N")) if flags & bit) or "-"
+
+
+_GAZ = tuple(_gaz(flags) for flags in range(16))  # the four flags' every combination, named once
+_fold = lru_cache(maxsize=65536)(fold)
+_WORD_CACHE = 100_000
+
+
+def _rule_bucket(score: float) -> str:
+    if score <= 0:
+        return "0"
+    return "lo" if score < 0.45 else "mid" if score < 0.85 else "hi"
+
+
+@dataclass(slots=True)
+class _Context:
+    """Per-token facts of one text, computed once and read by every feature template."""
+
+    words: list[str]
+    low: list[str]
+    gaz: list[str]
+    cases: list[str]
+    rule: list[str]
+    starts: list[bool]
+    #: tokens never scored (always O): digits, lone punctuation, lowercase dictionary words that are no name part
+    skip: list[bool]
+
+
+def _context(text: str, toks: Sequence[Token], gazetteer: Gazetteer, rule_scores: Sequence[float]) -> _Context:
+    words = [text[a:b] for a, b in toks]
+    low = [_fold(w) for w in words]
+    get = gazetteer.flags.get
+    flags = [get(w, 0) for w in low]
+    skip = [_skipped(w, f) for w, f in zip(words, flags, strict=True)]
+    starts = []
+    for i, (a, _) in enumerate(toks):
+        prev = words[i - 1] if i else ""
+        starts.append(i == 0 or prev in _SENT_END or "\n" in text[toks[i - 1][1] : a])
+    return _Context(
+        words,
+        low,
+        [_GAZ[f & 15] for f in flags],
+        [_case(w) for w in words],
+        [_rule_bucket(s) for s in rule_scores],
+        starts,
+        skip,
+    )
+
+
+def _skipped(word: str, flags: int) -> bool:
+    if word[0].islower():
+        return bool(flags & (WORD | NONPERSON)) and not flags & (FIRST | LAST)
+    return word.isdigit() or (len(word) == 1 and not word.isalnum() and word not in ".-'’")
+
+
+def features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
+    """Feature strings of token ``i`` given the two previous tags."""
+    return word_features(ctx.words[i]) + context_features(ctx, i, prev, prev2)
+
+
+def word_features(word: str) -> list[str]:
+    """The features that depend on the token's own text alone (the tagger caches their weight per word)."""
+    lw, c = _fold(word), _case(word)
+    feats = ["b", "w=" + lw, "sh=" + _shape(word), "p3=" + lw[:3], "s2=" + lw[-2:], "s3=" + lw[-3:], "s4=" + lw[-4:]]
+    if not word.isascii():
+        feats.append("na=" + c)
+    if lw.endswith(_SURNAME_END):
+        feats.append("se=" + c)
+    return feats
+
+
+def context_features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
+    """The features of token ``i`` that read its neighbours, the rules and the previous tags."""
+    n = len(ctx.words)
+    g, c, r = ctx.gaz[i], ctx.cases[i], ctx.rule[i]
+    p1 = ctx.low[i - 1] if i >= 1 else "<s>"
+    p2 = ctx.low[i - 2] if i >= 2 else "<s>"
+    n1 = ctx.low[i + 1] if i + 1 < n else "</s>"
+    n2 = ctx.low[i + 2] if i + 2 < n else "</s>"
+    pg = ctx.gaz[i - 1] + ctx.cases[i - 1] if i >= 1 else "<s>"
+    ng = ctx.gaz[i + 1] + ctx.cases[i + 1] if i + 1 < n else "</s>"
+    st = "S" if ctx.starts[i] else "-"
+    feats = [
+        "g=" + g + c,
+        "gs=" + g + c + st,
+        "r=" + r,
+        "rc=" + r + c,
+        "rg=" + r + g + c,
+        "-1w=" + p1,
+        "-2w=" + p2,
+        "+1w=" + n1,
+        "+2w=" + n2,
+        "-1g=" + pg,
+        "+1g=" + ng,
+        "-1t=" + prev,
+        "-2t=" + prev2 + prev,
+        "-1tc=" + prev + c + g,
+        "-1wc=" + p1 + c,
+        "+1wc=" + n1 + c,
+        "-1w+1w=" + p1 + "|" + n1,
+        "ng=" + g + c + ng,
+        "pg=" + pg + g + c,
+    ]
+    if p1.rstrip(".") in TITLES or (p1 == "." and p2 in TITLES):
+        feats.append("title")
+    return feats
+
+
+@dataclass(slots=True)
+class PersonTagger:
+    """Binary tagger (P: part of a person's name, O: not); ``weights`` maps a feature to its weight."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    bias: float = 0.0
+    #: the summed weight of each word's :func:`word_features`, filled as words are met
+    _word_score: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+
+    def word_score(self, word: str) -> float:
+        score = self._word_score.get(word)
+        if score is None:
+            if len(self._word_score) >= _WORD_CACHE:
+                self._word_score.clear()
+            w = self.weights.get
+            score = self._word_score[word] = sum(w(f, 0.0) for f in word_features(word))
+        return score
+
+    def tag(self, ctx: _Context) -> list[float]:
+        """The score of each token (P when above ``-self.bias``), decided left to right."""
+        w = self.weights.get
+        scores: list[float] = []
+        prev, prev2 = "<s>", "<s>"
+        skip = ctx.skip
+        for i in range(len(ctx.words)):
+            if skip[i]:
+                scores.append(SKIPPED)
+                prev, prev2 = "O", prev
+                continue
+            s = self.word_score(ctx.words[i])
+            for f in context_features(ctx, i, prev, prev2):
+                s += w(f, 0.0)
+            scores.append(s)
+            prev, prev2 = ("P" if s > -self.bias else "O"), prev
+        return scores
+
+    def spans(self, text: str, gazetteer: Gazetteer, found: Iterable[tuple[int, int, float]]) -> list[Token]:
+        """Person-name spans in ``text``; ``found`` are the gazetteer rules' candidate spans with their scores."""
+        toks = tokenize(text)
+        if not toks:
+            return []
+        scores = self.tag(_context(text, toks, gazetteer, rule_scores(toks, found)))
+        return spans_from_tags(text, toks, [s > -self.bias for s in scores])
+
+
+def spans_from_tags(text: str, toks: Sequence[Token], positive: Sequence[bool]) -> list[Token]:
+    """Runs of positive tokens as character spans; an initial's dot joins ("J. Smith"), punctuation alone never
+    starts or ends a span."""
+    out: list[Token] = []
+    i, n = 0, len(toks)
+    while i < n:
+        a, b = toks[i]
+        if not positive[i] or not text[a].isalnum():
+            i += 1
+            continue
+        j = i + 1
+        end = b
+        while j < n:
+            if positive[j] and text[toks[j][0]].isalnum() and toks[j][0] - end <= 1:
+                end = toks[j][1]
+            elif text[toks[j][0] : toks[j][1]] == "." and j + 1 < n and positive[j + 1] and end - toks[j - 1][0] == 1:
+                end = toks[j][1]  # "J." inside "J. Smith"
+            else:
+                break
+            j += 1
+        out.append((a, end))
+        i = j
+    return out
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+@dataclass(slots=True)
+class _Averaged:
+    """Perceptron weights with the running sums needed to average them over every step."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    totals: dict[str, float] = field(default_factory=dict)
+    stamps: dict[str, int] = field(default_factory=dict)
+    step: int = 0
+
+    def update(self, feats: Iterable[str], delta: float) -> None:
+        for f in feats:
+            old = self.weights.get(f, 0.0)
+            self.totals[f] = self.totals.get(f, 0.0) + (self.step - self.stamps.get(f, 0)) * old
+            self.stamps[f] = self.step
+            self.weights[f] = old + delta
+
+    def averaged(self, min_abs: float) -> dict[str, float]:
+        out = {}
+        for f, w in self.weights.items():
+            total = self.totals.get(f, 0.0) + (self.step - self.stamps.get(f, 0)) * w
+            avg = total / max(1, self.step)
+            if abs(avg) >= min_abs:
+                out[f] = round(avg, 4)
+        return out
+
+
+#: One training text: its tokens' contexts and their gold tags (True: part of a person's name).
+Example = tuple[_Context, list[bool]]
+
+
+def example(
+    text: str, gold: Sequence[Token], gazetteer: Gazetteer, rules: Callable[[str], list[tuple[int, int, float]]]
+) -> Example:
+    """A text with its gold person spans, made ready for training (tokens, features' facts, tags)."""
+    toks = tokenize(text)
+    return (
+        _context(text, toks, gazetteer, rule_scores(toks, rules(text))),
+        [any(a < ge and gs < b for gs, ge in gold) for a, b in toks],
+    )
+
+
+def rule_scores(toks: Sequence[Token], found: Iterable[tuple[int, int, float]]) -> list[float]:
+    """Each token's best gazetteer-rule score (0 where no rule span covers it)."""
+    scores = [0.0] * len(toks)
+    ends = [b for _, b in toks]
+    for start, end, score in found:
+        i = bisect_right(ends, start)  # the first token ending after the span starts
+        while i < len(toks) and toks[i][0] < end:
+            if score > scores[i]:
+                scores[i] = score
+            i += 1
+    return scores
+
+
+def train(examples: list[Example], epochs: int = 8, seed: int = 13, min_abs: float = 0.001) -> PersonTagger:
+    """Averaged perceptron, greedy left to right with the predicted previous tags (as at run time)."""
+    model = _Averaged()
+    order = list(range(len(examples)))
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        rng.shuffle(order)
+        for k in order:
+            ctx, gold = examples[k]
+            prev, prev2 = "<s>", "<s>"
+            for i, want in enumerate(gold):
+                if ctx.skip[i]:  # never scored at run time: nothing to learn
+                    prev, prev2 = "O", prev
+                    continue
+                feats = features(ctx, i, prev, prev2)
+                w = model.weights.get
+                guess = sum(w(f, 0.0) for f in feats) > 0
+                model.step += 1
+                if guess != want:
+                    model.update(feats, 1.0 if want else -1.0)
+                prev, prev2 = ("P" if guess else "O"), prev
+    return PersonTagger(model.averaged(min_abs))
+
+
+def save(tagger: PersonTagger) -> bytes:
+    """The model as gzip'd ``feature<TAB>weight`` lines (sorted, so one training gives one file)."""
+    lines = [f"#bias\t{tagger.bias}"] + [f"{f}\t{w}" for f, w in sorted(tagger.weights.items())]
+    return gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=9, mtime=0)
+
+
+def parse(data: bytes) -> PersonTagger:
+    weights: dict[str, float] = {}
+    bias = 0.0
+    for line in gzip.decompress(data).decode("utf-8").splitlines():
+        key, _, value = line.rpartition("\t")
+        if key == "#bias":
+            bias = float(value)
+        elif key:
+            weights[key] = float(value)
+    return PersonTagger(weights, bias)
+
+
+@lru_cache(maxsize=1)
+def load_tagger() -> PersonTagger | None:
+    """The shipped model, or None when the package was built without one."""
+    ref = resources.files("evaltray") / "data" / "names" / MODEL_FILE
+    if not ref.is_file():
+        return None
+    return parse(ref.read_bytes())
+
+
+def _embedded(text: str, start: int, end: int) -> bool:
+    """The span lies inside an e-mail address, URL, path, handle or identifier (``amy.li@x.org``, ``/home/jane``,
+    ``user_jane``): those have their own recognizers, and a name there is no name in running text."""
+    a = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start)) + 1
+    b = min((i for i in (text.find(" ", end), text.find("\n", end)) if i >= 0), default=len(text))
+    return any(ch in text[a:b] for ch in "@/\\_=<>")
+
+
+class TaggedNameRecognizer(GazetteerNameRecognizer):
+    """The gazetteer rules' names plus those the shipped tagger finds (the default PERSON recognizer).
+
+    A rule span at or above the threshold stays as it is; a tagger span that overlaps none of them is added with
+    :data:`SCORE_TAGGER`, unless it sits inside an address, URL or identifier, is made only of listed non-names,
+    or is typed in lowercase without starting with a listed given name. ``tagger=None`` loads the shipped model; without one this is the rules alone.
+    """
+
+    def __init__(
+        self,
+        gazetteer: Gazetteer | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+        tagger: PersonTagger | None = None,
+    ) -> None:
+        super().__init__(gazetteer, threshold)
+        self.tagger = tagger if tagger is not None else load_tagger()
+        #: name parts that are no English word or place, lowercased: they let the tagger see lowercase text
+        self._parts_only = frozenset(
+            k for k, v in self.gazetteer.flags.items() if v & (FIRST | LAST) and not v & (WORD | NONPERSON)
+        )
+
+    def _lower_ok(self, span: str) -> bool:
+        """A name typed in lowercase counts when it starts with a listed given name of 3+ letters that is no
+        English word or place ("jessica", "karen smith"); a lone lowercase surname or short word does not."""
+        first = span.split()[0]
+        return len(first) >= 3 and _fold(first) in self._given_only
+
+    def has_candidate(self, text: str) -> bool:
+        """The rules' pre-check, or (with a tagger) a lowercase word that is a listed name part and no English
+        word: "i spoke with karen" has no capital for the rules' gate, but the tagger can read it."""
+        if super().has_candidate(text):
+            return True
+        return self.tagger is not None and not self._parts_only.isdisjoint(_LOWER_WORD_RE.findall(text))
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        found = self.find(text)
+        kept = [(a, b, s) for a, b, s in found if s >= self.threshold]
+        if self.tagger is not None:
+            get = self.gazetteer.get
+            for a, b in self.tagger.spans(text, self.gazetteer, found):
+                if (
+                    not any(a < kb and ka < b for ka, kb, _ in kept)
+                    and not _embedded(text, a, b)
+                    and not all(get(text[x:y]) & NONPERSON for x, y in tokenize(text[a:b]))
+                    and (not text[a:b].islower() or self._lower_ok(text[a:b]))
+                ):
+                    kept.append((a, b, SCORE_TAGGER))
+        return [RecognizerResult("PERSON", a, b, s) for a, b, s in kept]
