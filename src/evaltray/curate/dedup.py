@@ -785,8 +785,14 @@ def _names(raw: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` neighbours of every row (self excluded): exact below ``exact_below`` rows, else usearch HNSW.
+_BATCH = 1024
+"""Blocks smaller than this are searched together, this many rows at a time: one matrix product, with
+the pairs across blocks masked out, instead of one small search per block."""
+
+
+def _knn(vecs: np.ndarray, k: int, exact_below: int, blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` neighbours of every row (self excluded) among the rows of its own block (``blocks``: one
+    integer per row; ``None``: one block): exact in blocks below ``exact_below`` rows, else usearch HNSW.
 
     Returns ``(index, cosine)`` arrays of shape ``(n, k)``, best first, ties by index; missing
     neighbours are ``-1``. Cosines are recomputed the same way on both paths, so a pair found by
@@ -797,29 +803,23 @@ def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.nda
     idx = np.full((n, max(k, 0)), -1, dtype=np.int64)
     if k <= 0:
         return idx, np.zeros(idx.shape, dtype=np.float64)
-    if n < exact_below:
-        step = max(1, (1 << 24) // n)
-        for lo in range(0, n, step):
-            s = vecs[lo : lo + step] @ vecs.T
-            s[np.arange(s.shape[0]), np.arange(lo, lo + s.shape[0])] = -np.inf
-            idx[lo : lo + s.shape[0]] = np.argpartition(-s, k - 1, axis=1)[:, :k]
-    else:
-        from usearch.index import Index
-
-        # One thread for building: an HNSW graph built in parallel depends on thread timing, and dedup
-        # promises the same answer for the same input. ef 64 builds and searches ~1.5x faster than 128 at
-        # the same recall of close neighbours (bench_dedup --ann); scores are recomputed exactly below.
-        index = Index(
-            ndim=vecs.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=64, expansion_search=64
-        )
-        index.add(np.arange(n, dtype=np.uint64), vecs, threads=1)
-        found = index.search(vecs, k + 1, threads=0)
-        keys = np.asarray(found.keys).astype(np.int64)
-        valid = np.arange(k + 1)[None, :] < np.asarray(found.counts)[:, None]  # type: ignore[union-attr]
-        keys[~valid | (keys == np.arange(n)[:, None])] = -1
-        # keep the k best that are not the row itself (usearch may return it anywhere among ties)
-        order = np.argsort(keys < 0, axis=1, kind="stable")[:, :k]
-        idx = np.take_along_axis(keys, order, axis=1)
+    labels = np.zeros(n, dtype=np.int64) if blocks is None else np.asarray(blocks, dtype=np.int64)
+    order = np.argsort(labels, kind="stable")
+    cuts = np.flatnonzero(np.diff(labels[order])) + 1
+    pending: list[np.ndarray] = []
+    for rows in np.split(order, cuts):
+        if rows.size < 2:
+            continue
+        if rows.size >= min(_BATCH, exact_below):
+            found = _block_knn(vecs[rows], k, exact_below)
+            idx[rows, : found.shape[1]] = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
+            continue
+        if sum(p.size for p in pending) + rows.size > _BATCH:
+            _batch_knn(vecs, labels, np.concatenate(pending), k, idx)
+            pending = []
+        pending.append(rows)
+    if pending:
+        _batch_knn(vecs, labels, np.concatenate(pending), k, idx)
     sim = np.empty(idx.shape, dtype=np.float64)
     for lo in range(0, n, 2048):  # (rows, k, dim) float64 blocks stay small
         blk = idx[lo : lo + 2048]
@@ -829,6 +829,45 @@ def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.nda
     sim[idx < 0] = -np.inf
     o = np.lexsort((idx, -sim), axis=1)
     return np.take_along_axis(idx, o, axis=1), np.take_along_axis(sim, o, axis=1)
+
+
+def _batch_knn(vecs: np.ndarray, labels: np.ndarray, rows: np.ndarray, k: int, idx: np.ndarray) -> None:
+    """Exact top-``k`` of each of ``rows`` among those of ``rows`` in its own block, into ``idx``."""
+    s = vecs[rows] @ vecs[rows].T
+    lab = labels[rows]
+    s[lab[:, None] != lab[None, :]] = -np.inf
+    np.fill_diagonal(s, -np.inf)
+    kk = min(k, rows.size - 1)
+    top = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    idx[rows, :kk] = np.where(np.isfinite(np.take_along_axis(s, top, axis=1)), rows[top], -1)
+
+
+def _block_knn(vecs: np.ndarray, k: int, exact_below: int) -> np.ndarray:
+    """Top-``k`` neighbours (local indices, ``-1`` where missing) of every row of one block."""
+    n = vecs.shape[0]
+    k = min(k, n - 1)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    if n < exact_below:
+        step = max(1, (1 << 24) // n)
+        for lo in range(0, n, step):
+            s = vecs[lo : lo + step] @ vecs.T
+            s[np.arange(s.shape[0]), np.arange(lo, lo + s.shape[0])] = -np.inf
+            idx[lo : lo + s.shape[0]] = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        return idx
+    from usearch.index import Index
+
+    # One thread for building: an HNSW graph built in parallel depends on thread timing, and dedup
+    # promises the same answer for the same input. ef 64 builds and searches ~1.5x faster than 128 at
+    # the same recall of close neighbours (bench_dedup --ann); scores are recomputed exactly after.
+    index = Index(ndim=vecs.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=64, expansion_search=64)
+    index.add(np.arange(n, dtype=np.uint64), vecs, threads=1)
+    found = index.search(vecs, k + 1, threads=0)
+    keys = np.asarray(found.keys).astype(np.int64).reshape(n, -1)
+    valid = np.arange(keys.shape[1])[None, :] < np.asarray(found.counts).reshape(n, 1)  # type: ignore[union-attr]
+    keys[~valid | (keys == np.arange(n)[:, None])] = -1
+    # keep the k best that are not the row itself (usearch may return it anywhere among ties)
+    order = np.argsort(keys < 0, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(keys, order, axis=1)
 
 
 # --------------------------------------------------------------------------- union-find and the driver
@@ -966,6 +1005,7 @@ def dedup(
     sid = [ids[i] for i in order]
     stats: dict[str, Any] = {"traces": n}
 
+    quantities: Quantities = functools.lru_cache(maxsize=None)(lambda t: _quantities(_raw(t)))
     report("normalize", 0, n)
     norm = [canonical(texts[i]) for i in order]
     report("normalize", n, n)
@@ -985,13 +1025,23 @@ def dedup(
 
     if near is not None and len(nodes) >= 2:
         report("near", 0, len(nodes))
-        _near_stage(forest, nodes, norm, [texts[order[i]] for i in nodes], near, seed, bucket_cap, sid, pairs, stats)
+        _near_stage(
+            forest, nodes, norm, [texts[order[i]] for i in nodes], near, seed, bucket_cap, sid, pairs, stats, quantities
+        )
         report("near", len(nodes), len(nodes))
 
     rejected: list[DupPair] = []
     if paraphrase is not None and (vecs is not None or embed is not None):
         t2 = time.perf_counter()
-        members = _speakers(forest, nodes, weight)
+        speakers = _speakers(forest, nodes, weight)
+        block = _quantity_blocks([texts[order[i]] for i in speakers], quantities)
+        keep = np.flatnonzero(np.bincount(block)[block] >= 2)  # a text alone in its block has no candidate
+        members, block = [speakers[i] for i in keep.tolist()], block[keep]
+        stats.update(
+            paraphrase_speakers=len(speakers),
+            paraphrase_compared=len(members),
+            paraphrase_blocks=len(set(block.tolist())),
+        )
         if vecs is not None:
             v = vecs[[order[i] for i in members]]
         else:
@@ -999,17 +1049,29 @@ def dedup(
             stats["embedded"] = len(members)
         raw = [texts[order[i]] for i in members]
         rejected = _paraphrase_stage(
-            forest, v, members, norm, raw, (paraphrase, k, exact_knn_below), sid, pairs, stats, report
+            forest, (v, block), members, norm, raw, (paraphrase, k, exact_knn_below), sid, pairs, stats, report
         )
         stats["seconds_paraphrase"] = time.perf_counter() - t2
 
     return _result(forest, sid, weight, pairs, rejected, stats, t0)
 
 
-def _quantity_groups(raw: list[Any]) -> np.ndarray:
+Quantities = Callable[[Any], frozenset[str]]
+"""``quantities(text)``: :func:`_quantities` of a text as given, remembered for the length of one dedup."""
+
+
+def _quantity_groups(raw: list[Any], quantities: Quantities) -> np.ndarray:
     """One integer per text: equal when the texts' quantities are equal."""
     keyed: dict[frozenset[str], int] = {}
-    return np.fromiter((keyed.setdefault(_quantities(_raw(t)), len(keyed)) for t in raw), np.int64, len(raw))
+    return np.fromiter((keyed.setdefault(quantities(t), len(keyed)) for t in raw), np.int64, len(raw))
+
+
+def _quantity_blocks(raw: list[Any], quantities: Quantities) -> np.ndarray:
+    """One integer per text: equal when the texts' quantities agree but for values that words may imply
+    ("60" for "an hour", "2" for "both"; see ``_IMPLIED``). Two texts in different blocks state different
+    values, so the paraphrase stage never compares them (``_numbers_differ`` would refuse the pair)."""
+    keyed: dict[frozenset[str], int] = {}
+    return np.fromiter((keyed.setdefault(quantities(t) - _IMPLIABLE, len(keyed)) for t in raw), np.int64, len(raw))
 
 
 def _near_stage(
@@ -1023,6 +1085,7 @@ def _near_stage(
     sid: list[str],
     pairs: list[DupPair],
     stats: dict[str, Any],
+    quantities: Quantities,
 ) -> None:
     """Near-duplicate pairs among the distinct texts ``nodes`` (``raw``: their texts), confined to texts
     with equal quantities.
@@ -1047,7 +1110,7 @@ def _near_stage(
         near,
         seed=seed,
         bucket_cap=bucket_cap,
-        groups=lambda rows: _quantity_groups([raw[k] for k in heads[rows].tolist()]),
+        groups=lambda rows: _quantity_groups([raw[k] for k in heads[rows].tolist()], quantities),
     )
     est, jac = found.estimate, found.jaccard
 
@@ -1061,7 +1124,7 @@ def _near_stage(
 
 def _paraphrase_stage(
     forest: _Forest,
-    v: np.ndarray,
+    vb: tuple[np.ndarray, np.ndarray],
     members: list[int],
     norm: list[str],
     raw: list[Any],
@@ -1071,17 +1134,19 @@ def _paraphrase_stage(
     stats: dict[str, Any],
     report: Progress,
 ) -> list[DupPair]:
-    """Paraphrase pairs among one text per group (``members``, vectors ``v``); returns the refused pairs.
+    """Paraphrase pairs among one text per group (``members``; ``vb``: their vectors and quantity blocks,
+    neighbours are searched inside a block); returns the refused pairs.
 
     ``knobs``: the cosine threshold, ``k`` neighbours, and the size below which search is exact.
     """
     threshold, k, exact_knn_below = knobs
+    v, block = vb
     lengths = np.linalg.norm(v, axis=1)
     usable = np.flatnonzero(np.isfinite(lengths) & (lengths > 0))
     report("paraphrase", 0, len(usable))
     rejected: list[DupPair] = []
     if usable.size >= 2:
-        nbr, cos = _knn(v[usable] / lengths[usable, None], k, exact_knn_below)
+        nbr, cos = _knn(v[usable] / lengths[usable, None], k, exact_knn_below, block[usable])
         node = [members[u] for u in usable]
         edges, rejected = _paraphrase_edges(nbr, cos, threshold, node, norm, [raw[u] for u in usable.tolist()], sid, k)
         score = np.array([e[0] for e in edges], dtype=np.float64)
@@ -1228,6 +1293,9 @@ _IMPLIED: dict[str, tuple[str, ...]] = {
     "nickel": ("5",),
     "dime": ("10",),
 }
+
+
+_IMPLIABLE = frozenset(v for values in _IMPLIED.values() for v in values)
 
 
 def _numbers_differ(fa: _Facts, fb: _Facts) -> bool:
