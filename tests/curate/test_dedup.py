@@ -238,7 +238,9 @@ def test_recall_of_planted_near_duplicates(b77_test: tuple[list[str], list[str],
     res = dedup(all_ids, all_texts, near=0.8, paraphrase=None)
     found = sum(res.rep_of[a] == res.rep_of[b] for a, b in planted)
     assert found / len(planted) >= 0.95
-    assert found == 1393  # this seed: every planted pair
+    # this seed: every planted pair but one, whose typo lands on the unit of "half an hour" (30 minutes)
+    # and leaves "half an horu" (a half): the two state different values, a different case to the guard
+    assert found == 1392
 
 
 def test_a_question_asked_500_times_is_one_candidate_of_weight_500() -> None:

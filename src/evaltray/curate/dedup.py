@@ -618,7 +618,29 @@ _UNITS = {
 }
 _TENS = {w: 10 * i for i, w in enumerate(_wordlist("twenty thirty forty fifty sixty seventy eighty ninety"), 2)}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "dozen": 12, "decade": 10}
-_ALONE = {"half": 0.5, "quarter": 0.25, "twice": 2, "double": 2, "thrice": 3, "triple": 3, "quadruple": 4}
+_ALONE = {
+    "half": 0.5,
+    "halved": 0.5,
+    "quarter": 0.25,
+    "twice": 2,
+    "double": 2,
+    "doubled": 2,
+    "thrice": 3,
+    "triple": 3,
+    "tripled": 3,
+    "quadruple": 4,
+    "quadrupled": 4,
+    "twofold": 2,
+    "threefold": 3,
+    "fourfold": 4,
+    "fivefold": 5,
+    "tenfold": 10,
+}
+#: Fraction words that are also ordinals: after "a" they are a fraction only before "of" or "as" ("a third
+#: of them", "a fifth as much"); "a third set" counts sets.
+_ORDINAL_TOO = _wordset("third thirds fourth fourths fifth fifths sixth sixths eighth eighths tenth tenths")
+#: "A ratio of 7:11" states two values; elsewhere "7:11" is a time, a slot.
+_RATIO = re.compile(r"(\bratios?\b[^.?!\d]{0,30})(\d+(?::\d+)+)\b", re.IGNORECASE)
 _DENOMINATORS = {
     w + s: d
     for w, d in (
@@ -668,7 +690,11 @@ def _numeral(tok: str) -> float | None:
         return None  # 2024-03-05, 10:30, 03/05/2024, 1.2.3 (a ratio "270/180" is split before this)
     if not tok.replace(".", "").isdecimal():  # "343⁷": a superscript is a digit to isdigit, not to float
         m = _UNIT.fullmatch(tok.lower())  # 5kg, 10am count; 3rd is an ordinal, A123 or 12AB34 codes
-        return float(m.group(1)) if m and len(m.group(1)) < 6 and m.group(2) not in ("st", "nd", "rd", "th") else None
+        if not m or len(m.group(1)) >= 6:
+            return None
+        # an ordinal up to 31 may be a day of the month, a slot; above, it counts ("his 45th birthday")
+        ordinal = m.group(2) in ("st", "nd", "rd", "th")
+        return float(m.group(1)) if not ordinal or int(m.group(1)) > 31 else None
     digits = tok.split(".")[0]
     if (len(digits) >= 6 and not digits.endswith("00")) or (len(digits) >= 3 and digits[0] == "0"):
         return None  # a long digit run (an order or phone number), or one with a leading zero: a code
@@ -723,6 +749,8 @@ def _quantities(raw: str) -> frozenset[str]:
     the like. Each value counts once: a rephrasing may state once a number that the original states
     twice, and a different count is not a different value.
     """
+    if ":" in raw:
+        raw = _RATIO.sub(lambda m: m.group(1) + m.group(2).replace(":", " to "), raw)
     toks = _NUM_TOKEN.findall(_slot_identifiers(raw).replace("%", " percent "))
     hits = [k for k, t in enumerate(toks) if t[0].isdigit() or t[0] == "." or t in _NUMBERISH]
     out: list[float] = []
@@ -733,11 +761,11 @@ def _quantities(raw: str) -> frozenset[str]:
         scale = 0.01 if k + 1 < len(toks) and toks[k + 1].lower() == "percent" else 1.0  # 50% = half = 0.5
         if low in _WORD_NUMBERS:
             words.append(low)
-        elif low in _DENOMINATORS and (words or prev in ("a", "an")):  # "three quarters", "a third"
-            out.append((_word_number(words) or 1.0) / _DENOMINATORS[low])
+        elif low in _DENOMINATORS and (words or (prev in ("a", "an") and _fraction_after_a(low, toks, k))):
+            out.append((_word_number(words) or 1.0) / _DENOMINATORS[low] * _of_an_hour(toks, k))  # "a third"
             words = []
         elif low in _ALONE:
-            out.append(_ALONE[low])
+            out.append(_ALONE[low] * (_of_an_hour(toks, k) if _ALONE[low] < 1 else 1))
         elif low[0].isdigit() or low[0] == ".":
             out.extend(v * scale for v in _digit_values(low))
         following = toks[k + 1].lower() if n + 1 < len(hits) and hits[n + 1] == k + 1 else ""
@@ -747,21 +775,58 @@ def _quantities(raw: str) -> frozenset[str]:
     return frozenset(map(_value, out)) - {"1"}
 
 
-def _negated(tokens: list[str]) -> bool:
+#: Words between a negation and what it negates: "no longer needs", "cannot be sold", "not even once".
+_NEGATION_FILLER = _wordset("longer any anymore even yet really ever quite very too so much more all get got")
+#: A negation whose word is unknown: nothing follows it in the text ("... or not").
+_NEGATED_UNKNOWN = ""
+
+
+def _fraction_after_a(word: str, toks: list[str], k: int) -> bool:
+    """Whether ``word`` after "a" at ``toks[k]`` is a fraction: "a quarter", "a third of", not "a third set"."""
+    return word not in _ORDINAL_TOO or (k + 1 < len(toks) and toks[k + 1].lower() in ("of", "as"))
+
+
+def _of_an_hour(toks: list[str], k: int) -> float:
+    """60 when the fraction at ``toks[k]`` is of an hour ("half an hour", "a quarter of an hour" are
+    minutes: 30 and 15, as another text would state them), else 1."""
+    after = [t.lower() for t in toks[k + 1 : k + 4] if t.lower() not in ("a", "an", "of")]
+    return 60.0 if after[:1] in (["hour"], ["hours"]) else 1.0
+
+
+def _negated(tokens: list[str]) -> frozenset[str]:
+    """What the text negates: for each negation ("not", "never", "no", "don't"), the first content word
+    after it as a name key (``_NEGATED_UNKNOWN`` when none follows). Empty: the text negates nothing."""
+    out: set[str] = set()
     for k, t in enumerate(tokens):
-        if t in _NEGATIONS:
-            return True
-        # "no", but not in "order no 5" (a number) or "oh no" (an exclamation)
-        if t == "no" and not ((k + 1 < len(tokens) and tokens[k + 1][:1].isdigit()) or (k and tokens[k - 1] == "oh")):
-            return True
-        if t == "t" and k and tokens[k - 1] in _NT_STEMS:  # "don't" normalizes to "don t"
-            return True
+        # "no", but not in "order no 5" (a number) or "oh no" (an exclamation); "don't" normalizes to "don t"
+        if (
+            t in _NEGATIONS
+            or (
+                t == "no"
+                and not ((k + 1 < len(tokens) and tokens[k + 1][:1].isdigit()) or (k and tokens[k - 1] == "oh"))
+            )
+            or (t == "t" and k and tokens[k - 1] in _NT_STEMS)
+        ):
+            after = (w for w in tokens[k + 1 : k + 6] if _is_content(w) and w not in _NEGATION_FILLER)
+            out.add(_name_key(next(after, _NEGATED_UNKNOWN)))
+    return frozenset(out)
+
+
+def _negation_differs(fa: _Facts, fb: _Facts) -> bool:
+    """Whether one text negates what the other states: a word negated in one and not the other that the
+    other says plainly ("cancel" against "don't cancel"), or a negation whose word is unknown. A word
+    negated in one text and absent from the other ("no longer needs" against "is done with") is a
+    rephrasing the guard cannot read, so it is left to the other signals."""
+    for mine, theirs in ((fa, fb), (fb, fa)):
+        for word in mine.negated - theirs.negated:
+            if word == _NEGATED_UNKNOWN or word in theirs.keys:
+                return True
     return False
 
 
 def _name_key(token: str) -> str:
-    """Fold plurals and possessives so "ATMs", "ATM's" and "ATM" are one name."""
-    return token[:-1] if len(token) > 3 and token.endswith("s") else token
+    """Fold plurals and possessives so "ATMs", "ATM's" and "ATM" (and "CDs" and "CD") are one name."""
+    return token[:-1] if len(token) >= 3 and token.endswith("s") else token
 
 
 def _names(raw: str) -> frozenset[str]:
@@ -1234,7 +1299,7 @@ class _Facts:
     keys: frozenset[str]  # every token as a name key, to look names up in
     words: frozenset[str]  # content words (plurals folded, numbers left out), for overlap
     quantities: frozenset[str]
-    negated: bool
+    negated: frozenset[str]  # what it negates (see _negated)
     names: frozenset[str]
     unknown: bool  # has a placeholder: a name missing from it may be hidden behind one
     implied: frozenset[str]  # values its words imply without a number: "an hour" may be 60 minutes
@@ -1317,7 +1382,7 @@ def _refusal(fa: _Facts, fb: _Facts, *, mutual: bool) -> str:
         return "not mutual nearest neighbours"
     if _numbers_differ(fa, fb):
         return "numbers differ"
-    if fa.negated != fb.negated:
+    if _negation_differs(fa, fb):
         return "one is negated"
     for name in fa.names | fb.names:
         if (name in fa.keys) != (name in fb.keys) and not (fa.unknown if name in fb.keys else fb.unknown):
