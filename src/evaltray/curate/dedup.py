@@ -630,6 +630,12 @@ _ALONE = {
     "tripled": 3,
     "quadruple": 4,
     "quadrupled": 4,
+    "doubles": 2,
+    "doubling": 2,
+    "triples": 3,
+    "tripling": 3,
+    "quadruples": 4,
+    "quadrupling": 4,
     "twofold": 2,
     "threefold": 3,
     "fourfold": 4,
@@ -813,15 +819,14 @@ def _negated(tokens: list[str]) -> frozenset[str]:
 
 
 def _negation_differs(fa: _Facts, fb: _Facts) -> bool:
-    """Whether one text negates what the other states: a word negated in one and not the other that the
-    other says plainly ("cancel" against "don't cancel"), or a negation whose word is unknown. A word
-    negated in one text and absent from the other ("no longer needs" against "is done with") is a
-    rephrasing the guard cannot read, so it is left to the other signals."""
-    for mine, theirs in ((fa, fb), (fb, fa)):
-        for word in mine.negated - theirs.negated:
-            if word == _NEGATED_UNKNOWN or word in theirs.keys:
-                return True
-    return False
+    """Whether one text negates what the other states plainly: one text negates and the other does not,
+    and the word negated is in the other ("cancel" against "don't cancel") or unknown. A word negated in
+    one text and absent from the other ("no longer needs" against "is done with") is a rephrasing the
+    guard cannot read, so it is left to the other signals. Two texts that both negate agree."""
+    if bool(fa.negated) == bool(fb.negated):
+        return False
+    mine, theirs = (fa, fb) if fa.negated else (fb, fa)
+    return any(word == _NEGATED_UNKNOWN or word in theirs.keys for word in mine.negated)
 
 
 def _name_key(token: str) -> str:
