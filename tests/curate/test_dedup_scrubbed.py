@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evaltray.curate import dedup as dd
 from evaltray.curate.dedup import PLACEHOLDER, DedupError, canonical, dedup
@@ -262,3 +264,11 @@ def test_vectors_and_embed_are_exclusive_and_embed_sees_one_text_per_group() -> 
     assert seen == [["Where is my parcel?", "How do I reset my PIN?"]] and res.stats["embedded"] == 2
     with pytest.raises(DedupError, match="give vectors or embed, not both"):
         dedup(["a"], ["x"], vectors=np.ones((1, 2)), embed=embed)
+
+
+@given(st.from_regex(r"\A\d{1,9}(?:[.,/:-]\d{1,4}){0,2}\Z"))
+@settings(max_examples=300, deadline=None)
+def test_identifier_slots_fast_paths_agree_with_reading_the_value(tok: str) -> None:
+    """``_slot``'s shortcuts (dates, times, long digit runs) decide as ``_digit_values`` would."""
+    want = tok if dd._digit_values(tok.lower()) else dd.PLACEHOLDER
+    assert dd._slot_identifiers(f"it was {tok} then").split()[2] == want

@@ -732,10 +732,20 @@ def _digit_values(tok: str) -> list[float]:
     return [v for v in (_numeral(p) if p else None for p in parts) if v is not None]
 
 
+_SLOT = " " + PLACEHOLDER + " "
+
+
 def _slot(m: re.Match[str]) -> str:
-    if _digit_values(m.group().lower()) and not _CUE_BEFORE.search(m.string, max(0, m.start() - 20), m.start()):
-        return m.group()  # a quantity
-    return " " + PLACEHOLDER + " "
+    tok = m.group()
+    # fast paths for the common identifiers, the same answer as _digit_values gives: a date or a time
+    # (no "/" that could make a fraction), a long digit run (an order number)
+    if ("-" in tok or ":" in tok) and "/" not in tok:
+        return _SLOT
+    if len(tok) >= 6 and tok.isdecimal() and not tok.endswith("00"):
+        return _SLOT
+    if _digit_values(tok.lower()) and not _CUE_BEFORE.search(m.string, max(0, m.start() - 20), m.start()):
+        return tok  # a quantity
+    return _SLOT
 
 
 def _slot_identifiers(text: str) -> str:
@@ -1075,7 +1085,7 @@ def dedup(
     sid = [ids[i] for i in order]
     stats: dict[str, Any] = {"traces": n}
 
-    quantities: Quantities = functools.lru_cache(maxsize=None)(lambda t: _quantities(_raw(t)))
+    quantities: Quantities = functools.lru_cache(maxsize=None)(_quantities_of)
     report("normalize", 0, n)
     norm = [canonical(texts[i]) for i in order]
     report("normalize", n, n)
@@ -1119,7 +1129,17 @@ def dedup(
             stats["embedded"] = len(members)
         raw = [texts[order[i]] for i in members]
         rejected = _paraphrase_stage(
-            forest, (v, block), members, norm, raw, (paraphrase, k, exact_knn_below), sid, pairs, stats, report
+            forest,
+            (v, block),
+            members,
+            norm,
+            raw,
+            (paraphrase, k, exact_knn_below),
+            sid,
+            pairs,
+            stats,
+            report,
+            quantities,
         )
         stats["seconds_paraphrase"] = time.perf_counter() - t2
 
@@ -1128,6 +1148,11 @@ def dedup(
 
 Quantities = Callable[[Any], frozenset[str]]
 """``quantities(text)``: :func:`_quantities` of a text as given, remembered for the length of one dedup."""
+
+
+def _quantities_of(text: Any) -> frozenset[str]:
+    """:func:`_quantities` of a text as given (str, bytes or ``None``): a :data:`Quantities` without memory."""
+    return _quantities(_raw(text))
 
 
 def _quantity_groups(raw: list[Any], quantities: Quantities) -> np.ndarray:
@@ -1203,6 +1228,7 @@ def _paraphrase_stage(
     pairs: list[DupPair],
     stats: dict[str, Any],
     report: Progress,
+    quantities: Quantities,
 ) -> list[DupPair]:
     """Paraphrase pairs among one text per group (``members``; ``vb``: their vectors and quantity blocks,
     neighbours are searched inside a block); returns the refused pairs.
@@ -1218,7 +1244,9 @@ def _paraphrase_stage(
     if usable.size >= 2:
         nbr, cos = _knn(v[usable] / lengths[usable, None], k, exact_knn_below, block[usable])
         node = [members[u] for u in usable]
-        edges, rejected = _paraphrase_edges(nbr, cos, threshold, node, norm, [raw[u] for u in usable.tolist()], sid, k)
+        edges, rejected = _paraphrase_edges(
+            nbr, cos, threshold, node, norm, [raw[u] for u in usable.tolist()], sid, k, quantities
+        )
         score = np.array([e[0] for e in edges], dtype=np.float64)
         forest.merge(
             score,
@@ -1260,6 +1288,7 @@ def _paraphrase_edges(
     raw: list[Any],
     sid: list[str],
     k: int,
+    quantities: Quantities,
 ) -> tuple[list[tuple[float, int, int, str]], list[DupPair]]:
     """Verify each neighbour pair once that could pass; return accepted edges and rejected pairs."""
     neigh = [set(row[row >= 0].tolist()) for row in nbr]
@@ -1270,7 +1299,7 @@ def _paraphrase_edges(
     def facts(u: int) -> _Facts:
         f = cache.get(u)
         if f is None:
-            f = cache[u] = _facts(norm[node[u]], raw[u])
+            f = cache[u] = _facts(norm[node[u]], raw[u], quantities(raw[u]))
         return f
 
     floor = threshold - _MAX_RELIEF
@@ -1310,17 +1339,19 @@ class _Facts:
     implied: frozenset[str]  # values its words imply without a number: "an hour" may be 60 minutes
 
 
-def _facts(norm: str, text: Any) -> _Facts:
+def _facts(norm: str, text: Any, quantities: frozenset[str] | None = None) -> _Facts:
+    """What the guards read in one text (``quantities``: its :func:`_quantities`, when known already)."""
     toks = norm.split()
+    distinct = set(toks)
     raw = _raw(text)
     return _Facts(
-        frozenset(map(_name_key, toks)),
-        frozenset(_name_key(t) for t in toks if _is_content(t)),
-        _quantities(raw),
+        frozenset(map(_name_key, distinct)),
+        frozenset(_name_key(t) for t in distinct if _is_content(t)),
+        _quantities(raw) if quantities is None else quantities,
         _negated(toks),
         _names(raw),
         PLACEHOLDER in norm,
-        frozenset(v for t in toks for v in _IMPLIED.get(t, ())),
+        frozenset(v for t in distinct for v in _IMPLIED.get(t, ())),
     )
 
 
@@ -1330,7 +1361,7 @@ def _is_content(token: str) -> bool:
         len(token) > 1
         and token not in _NOT_NAMES
         and token not in _NUMBERISH
-        and not any(c.isdigit() for c in token)
+        and not _HAS_DIGIT(token)
         and token != PLACEHOLDER
     )
 
