@@ -696,11 +696,7 @@ def _numeral(tok: str) -> float | None:
         return None  # 2024-03-05, 10:30, 03/05/2024, 1.2.3 (a ratio "270/180" is split before this)
     if not tok.replace(".", "").isdecimal():  # "343⁷": a superscript is a digit to isdigit, not to float
         m = _UNIT.fullmatch(tok.lower())  # 5kg, 10am count; 3rd is an ordinal, A123 or 12AB34 codes
-        if not m or len(m.group(1)) >= 6:
-            return None
-        # an ordinal up to 31 may be a day of the month, a slot; above, it counts ("his 45th birthday")
-        ordinal = m.group(2) in ("st", "nd", "rd", "th")
-        return float(m.group(1)) if not ordinal or int(m.group(1)) > 31 else None
+        return float(m.group(1)) if m and len(m.group(1)) < 6 and m.group(2) not in ("st", "nd", "rd", "th") else None
     digits = tok.split(".")[0]
     if (len(digits) >= 6 and not digits.endswith("00")) or (len(digits) >= 3 and digits[0] == "0"):
         return None  # a long digit run (an order or phone number), or one with a leading zero: a code
