@@ -1109,15 +1109,7 @@ def dedup(
     rejected: list[DupPair] = []
     if paraphrase is not None and (vecs is not None or embed is not None):
         t2 = time.perf_counter()
-        speakers = _speakers(forest, nodes, weight)
-        block = _quantity_blocks([texts[order[i]] for i in speakers], quantities)
-        keep = np.flatnonzero(np.bincount(block)[block] >= 2)  # a text alone in its block has no candidate
-        members, block = [speakers[i] for i in keep.tolist()], block[keep]
-        stats.update(
-            paraphrase_speakers=len(speakers),
-            paraphrase_compared=len(members),
-            paraphrase_blocks=len(set(block.tolist())),
-        )
+        members, block = _compared(_speakers(forest, nodes, weight), [texts[i] for i in order], quantities, stats)
         if vecs is not None:
             v = vecs[[order[i] for i in members]]
         else:
@@ -1257,6 +1249,20 @@ def _paraphrase_stage(
         stats["paraphrase_rejected"] = len(rejected)
     report("paraphrase", len(usable), len(usable))
     return rejected
+
+
+def _compared(
+    speakers: list[int], texts: list[Any], quantities: Quantities, stats: dict[str, Any]
+) -> tuple[list[int], np.ndarray]:
+    """The speakers (indices into ``texts``) the paraphrase stage compares, with their quantity blocks:
+    a text alone in its block has no candidate, so it is neither embedded nor searched."""
+    block = _quantity_blocks([texts[i] for i in speakers], quantities)
+    keep = np.flatnonzero(np.bincount(block)[block] >= 2)
+    members, block = [speakers[i] for i in keep.tolist()], block[keep]
+    stats.update(
+        paraphrase_speakers=len(speakers), paraphrase_compared=len(members), paraphrase_blocks=len(set(block.tolist()))
+    )
+    return members, block
 
 
 def _speakers(forest: _Forest, nodes: list[int], weight: np.ndarray) -> list[int]:
