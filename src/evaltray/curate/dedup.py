@@ -618,7 +618,35 @@ _UNITS = {
 }
 _TENS = {w: 10 * i for i, w in enumerate(_wordlist("twenty thirty forty fifty sixty seventy eighty ninety"), 2)}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "dozen": 12, "decade": 10}
-_ALONE = {"half": 0.5, "quarter": 0.25, "twice": 2, "double": 2, "thrice": 3, "triple": 3, "quadruple": 4}
+_ALONE = {
+    "half": 0.5,
+    "halved": 0.5,
+    "quarter": 0.25,
+    "twice": 2,
+    "double": 2,
+    "doubled": 2,
+    "thrice": 3,
+    "triple": 3,
+    "tripled": 3,
+    "quadruple": 4,
+    "quadrupled": 4,
+    "doubles": 2,
+    "doubling": 2,
+    "triples": 3,
+    "tripling": 3,
+    "quadruples": 4,
+    "quadrupling": 4,
+    "twofold": 2,
+    "threefold": 3,
+    "fourfold": 4,
+    "fivefold": 5,
+    "tenfold": 10,
+}
+#: Fraction words that are also ordinals: after "a" they are a fraction only before "of" or "as" ("a third
+#: of them", "a fifth as much"); "a third set" counts sets.
+_ORDINAL_TOO = _wordset("third thirds fourth fourths fifth fifths sixth sixths eighth eighths tenth tenths")
+#: "A ratio of 7:11" states two values; elsewhere "7:11" is a time, a slot.
+_RATIO = re.compile(r"(\bratios?\b[^.?!\d]{0,30})(\d+(?::\d+)+)\b", re.IGNORECASE)
 _DENOMINATORS = {
     w + s: d
     for w, d in (
@@ -700,10 +728,20 @@ def _digit_values(tok: str) -> list[float]:
     return [v for v in (_numeral(p) if p else None for p in parts) if v is not None]
 
 
+_SLOT = " " + PLACEHOLDER + " "
+
+
 def _slot(m: re.Match[str]) -> str:
-    if _digit_values(m.group().lower()) and not _CUE_BEFORE.search(m.string, max(0, m.start() - 20), m.start()):
-        return m.group()  # a quantity
-    return " " + PLACEHOLDER + " "
+    tok = m.group()
+    # fast paths for the common identifiers, the same answer as _digit_values gives: a date or a time
+    # (no "/" that could make a fraction), a long digit run (an order number)
+    if ("-" in tok or ":" in tok) and "/" not in tok:
+        return _SLOT
+    if len(tok) >= 6 and tok.isdecimal() and not tok.endswith("00"):
+        return _SLOT
+    if _digit_values(tok.lower()) and not _CUE_BEFORE.search(m.string, max(0, m.start() - 20), m.start()):
+        return tok  # a quantity
+    return _SLOT
 
 
 def _slot_identifiers(text: str) -> str:
@@ -723,6 +761,8 @@ def _quantities(raw: str) -> frozenset[str]:
     the like. Each value counts once: a rephrasing may state once a number that the original states
     twice, and a different count is not a different value.
     """
+    if ":" in raw:
+        raw = _RATIO.sub(lambda m: m.group(1) + m.group(2).replace(":", " to "), raw)
     toks = _NUM_TOKEN.findall(_slot_identifiers(raw).replace("%", " percent "))
     hits = [k for k, t in enumerate(toks) if t[0].isdigit() or t[0] == "." or t in _NUMBERISH]
     out: list[float] = []
@@ -733,11 +773,11 @@ def _quantities(raw: str) -> frozenset[str]:
         scale = 0.01 if k + 1 < len(toks) and toks[k + 1].lower() == "percent" else 1.0  # 50% = half = 0.5
         if low in _WORD_NUMBERS:
             words.append(low)
-        elif low in _DENOMINATORS and (words or prev in ("a", "an")):  # "three quarters", "a third"
-            out.append((_word_number(words) or 1.0) / _DENOMINATORS[low])
+        elif low in _DENOMINATORS and (words or (prev in ("a", "an") and _fraction_after_a(low, toks, k))):
+            out.append((_word_number(words) or 1.0) / _DENOMINATORS[low] * _of_an_hour(toks, k))  # "a third"
             words = []
         elif low in _ALONE:
-            out.append(_ALONE[low])
+            out.append(_ALONE[low] * (_of_an_hour(toks, k) if _ALONE[low] < 1 else 1))
         elif low[0].isdigit() or low[0] == ".":
             out.extend(v * scale for v in _digit_values(low))
         following = toks[k + 1].lower() if n + 1 < len(hits) and hits[n + 1] == k + 1 else ""
@@ -747,21 +787,57 @@ def _quantities(raw: str) -> frozenset[str]:
     return frozenset(map(_value, out)) - {"1"}
 
 
-def _negated(tokens: list[str]) -> bool:
+#: Words between a negation and what it negates: "no longer needs", "cannot be sold", "not even once".
+_NEGATION_FILLER = _wordset("longer any anymore even yet really ever quite very too so much more all get got")
+#: A negation whose word is unknown: nothing follows it in the text ("... or not").
+_NEGATED_UNKNOWN = ""
+
+
+def _fraction_after_a(word: str, toks: list[str], k: int) -> bool:
+    """Whether ``word`` after "a" at ``toks[k]`` is a fraction: "a quarter", "a third of", not "a third set"."""
+    return word not in _ORDINAL_TOO or (k + 1 < len(toks) and toks[k + 1].lower() in ("of", "as"))
+
+
+def _of_an_hour(toks: list[str], k: int) -> float:
+    """60 when the fraction at ``toks[k]`` is of an hour ("half an hour", "a quarter of an hour" are
+    minutes: 30 and 15, as another text would state them), else 1."""
+    after = [t.lower() for t in toks[k + 1 : k + 4] if t.lower() not in ("a", "an", "of")]
+    return 60.0 if after[:1] in (["hour"], ["hours"]) else 1.0
+
+
+def _negated(tokens: list[str]) -> frozenset[str]:
+    """What the text negates: for each negation ("not", "never", "no", "don't"), the first content word
+    after it as a name key (``_NEGATED_UNKNOWN`` when none follows). Empty: the text negates nothing."""
+    out: set[str] = set()
     for k, t in enumerate(tokens):
-        if t in _NEGATIONS:
-            return True
-        # "no", but not in "order no 5" (a number) or "oh no" (an exclamation)
-        if t == "no" and not ((k + 1 < len(tokens) and tokens[k + 1][:1].isdigit()) or (k and tokens[k - 1] == "oh")):
-            return True
-        if t == "t" and k and tokens[k - 1] in _NT_STEMS:  # "don't" normalizes to "don t"
-            return True
-    return False
+        # "no", but not in "order no 5" (a number) or "oh no" (an exclamation); "don't" normalizes to "don t"
+        if (
+            t in _NEGATIONS
+            or (
+                t == "no"
+                and not ((k + 1 < len(tokens) and tokens[k + 1][:1].isdigit()) or (k and tokens[k - 1] == "oh"))
+            )
+            or (t == "t" and k and tokens[k - 1] in _NT_STEMS)
+        ):
+            after = (w for w in tokens[k + 1 : k + 6] if _is_content(w) and w not in _NEGATION_FILLER)
+            out.add(_name_key(next(after, _NEGATED_UNKNOWN)))
+    return frozenset(out)
+
+
+def _negation_differs(fa: _Facts, fb: _Facts) -> bool:
+    """Whether one text negates what the other states plainly: one text negates and the other does not,
+    and the word negated is in the other ("cancel" against "don't cancel") or unknown. A word negated in
+    one text and absent from the other ("no longer needs" against "is done with") is a rephrasing the
+    guard cannot read, so it is left to the other signals. Two texts that both negate agree."""
+    if bool(fa.negated) == bool(fb.negated):
+        return False
+    mine, theirs = (fa, fb) if fa.negated else (fb, fa)
+    return any(word == _NEGATED_UNKNOWN or word in theirs.keys for word in mine.negated)
 
 
 def _name_key(token: str) -> str:
-    """Fold plurals and possessives so "ATMs", "ATM's" and "ATM" are one name."""
-    return token[:-1] if len(token) > 3 and token.endswith("s") else token
+    """Fold plurals and possessives so "ATMs", "ATM's" and "ATM" (and "CDs" and "CD") are one name."""
+    return token[:-1] if len(token) >= 3 and token.endswith("s") else token
 
 
 def _names(raw: str) -> frozenset[str]:
@@ -785,8 +861,14 @@ def _names(raw: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` neighbours of every row (self excluded): exact below ``exact_below`` rows, else usearch HNSW.
+_BATCH = 1024
+"""Blocks smaller than this are searched together, this many rows at a time: one matrix product, with
+the pairs across blocks masked out, instead of one small search per block."""
+
+
+def _knn(vecs: np.ndarray, k: int, exact_below: int, blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` neighbours of every row (self excluded) among the rows of its own block (``blocks``: one
+    integer per row; ``None``: one block): exact in blocks below ``exact_below`` rows, else usearch HNSW.
 
     Returns ``(index, cosine)`` arrays of shape ``(n, k)``, best first, ties by index; missing
     neighbours are ``-1``. Cosines are recomputed the same way on both paths, so a pair found by
@@ -797,29 +879,23 @@ def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.nda
     idx = np.full((n, max(k, 0)), -1, dtype=np.int64)
     if k <= 0:
         return idx, np.zeros(idx.shape, dtype=np.float64)
-    if n < exact_below:
-        step = max(1, (1 << 24) // n)
-        for lo in range(0, n, step):
-            s = vecs[lo : lo + step] @ vecs.T
-            s[np.arange(s.shape[0]), np.arange(lo, lo + s.shape[0])] = -np.inf
-            idx[lo : lo + s.shape[0]] = np.argpartition(-s, k - 1, axis=1)[:, :k]
-    else:
-        from usearch.index import Index
-
-        # One thread for building: an HNSW graph built in parallel depends on thread timing, and dedup
-        # promises the same answer for the same input. ef 64 builds and searches ~1.5x faster than 128 at
-        # the same recall of close neighbours (bench_dedup --ann); scores are recomputed exactly below.
-        index = Index(
-            ndim=vecs.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=64, expansion_search=64
-        )
-        index.add(np.arange(n, dtype=np.uint64), vecs, threads=1)
-        found = index.search(vecs, k + 1, threads=0)
-        keys = np.asarray(found.keys).astype(np.int64)
-        valid = np.arange(k + 1)[None, :] < np.asarray(found.counts)[:, None]  # type: ignore[union-attr]
-        keys[~valid | (keys == np.arange(n)[:, None])] = -1
-        # keep the k best that are not the row itself (usearch may return it anywhere among ties)
-        order = np.argsort(keys < 0, axis=1, kind="stable")[:, :k]
-        idx = np.take_along_axis(keys, order, axis=1)
+    labels = np.zeros(n, dtype=np.int64) if blocks is None else np.asarray(blocks, dtype=np.int64)
+    order = np.argsort(labels, kind="stable")
+    cuts = np.flatnonzero(np.diff(labels[order])) + 1
+    pending: list[np.ndarray] = []
+    for rows in np.split(order, cuts):
+        if rows.size < 2:
+            continue
+        if rows.size >= min(_BATCH, exact_below):
+            found = _block_knn(vecs[rows], k, exact_below)
+            idx[rows, : found.shape[1]] = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
+            continue
+        if sum(p.size for p in pending) + rows.size > _BATCH:
+            _batch_knn(vecs, labels, np.concatenate(pending), k, idx)
+            pending = []
+        pending.append(rows)
+    if pending:
+        _batch_knn(vecs, labels, np.concatenate(pending), k, idx)
     sim = np.empty(idx.shape, dtype=np.float64)
     for lo in range(0, n, 2048):  # (rows, k, dim) float64 blocks stay small
         blk = idx[lo : lo + 2048]
@@ -829,6 +905,45 @@ def _knn(vecs: np.ndarray, k: int, exact_below: int) -> tuple[np.ndarray, np.nda
     sim[idx < 0] = -np.inf
     o = np.lexsort((idx, -sim), axis=1)
     return np.take_along_axis(idx, o, axis=1), np.take_along_axis(sim, o, axis=1)
+
+
+def _batch_knn(vecs: np.ndarray, labels: np.ndarray, rows: np.ndarray, k: int, idx: np.ndarray) -> None:
+    """Exact top-``k`` of each of ``rows`` among those of ``rows`` in its own block, into ``idx``."""
+    s = vecs[rows] @ vecs[rows].T
+    lab = labels[rows]
+    s[lab[:, None] != lab[None, :]] = -np.inf
+    np.fill_diagonal(s, -np.inf)
+    kk = min(k, rows.size - 1)
+    top = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    idx[rows, :kk] = np.where(np.isfinite(np.take_along_axis(s, top, axis=1)), rows[top], -1)
+
+
+def _block_knn(vecs: np.ndarray, k: int, exact_below: int) -> np.ndarray:
+    """Top-``k`` neighbours (local indices, ``-1`` where missing) of every row of one block."""
+    n = vecs.shape[0]
+    k = min(k, n - 1)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    if n < exact_below:
+        step = max(1, (1 << 24) // n)
+        for lo in range(0, n, step):
+            s = vecs[lo : lo + step] @ vecs.T
+            s[np.arange(s.shape[0]), np.arange(lo, lo + s.shape[0])] = -np.inf
+            idx[lo : lo + s.shape[0]] = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        return idx
+    from usearch.index import Index
+
+    # One thread for building: an HNSW graph built in parallel depends on thread timing, and dedup
+    # promises the same answer for the same input. ef 64 builds and searches ~1.5x faster than 128 at
+    # the same recall of close neighbours (bench_dedup --ann); scores are recomputed exactly after.
+    index = Index(ndim=vecs.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=64, expansion_search=64)
+    index.add(np.arange(n, dtype=np.uint64), vecs, threads=1)
+    found = index.search(vecs, k + 1, threads=0)
+    keys = np.asarray(found.keys).astype(np.int64).reshape(n, -1)
+    valid = np.arange(keys.shape[1])[None, :] < np.asarray(found.counts).reshape(n, 1)  # type: ignore[union-attr]
+    keys[~valid | (keys == np.arange(n)[:, None])] = -1
+    # keep the k best that are not the row itself (usearch may return it anywhere among ties)
+    order = np.argsort(keys < 0, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(keys, order, axis=1)
 
 
 # --------------------------------------------------------------------------- union-find and the driver
@@ -966,6 +1081,7 @@ def dedup(
     sid = [ids[i] for i in order]
     stats: dict[str, Any] = {"traces": n}
 
+    quantities: Quantities = functools.lru_cache(maxsize=None)(_quantities_of)
     report("normalize", 0, n)
     norm = [canonical(texts[i]) for i in order]
     report("normalize", n, n)
@@ -985,13 +1101,15 @@ def dedup(
 
     if near is not None and len(nodes) >= 2:
         report("near", 0, len(nodes))
-        _near_stage(forest, nodes, norm, [texts[order[i]] for i in nodes], near, seed, bucket_cap, sid, pairs, stats)
+        _near_stage(
+            forest, nodes, norm, [texts[order[i]] for i in nodes], near, seed, bucket_cap, sid, pairs, stats, quantities
+        )
         report("near", len(nodes), len(nodes))
 
     rejected: list[DupPair] = []
     if paraphrase is not None and (vecs is not None or embed is not None):
         t2 = time.perf_counter()
-        members = _speakers(forest, nodes, weight)
+        members, block = _compared(_speakers(forest, nodes, weight), [texts[i] for i in order], quantities, stats)
         if vecs is not None:
             v = vecs[[order[i] for i in members]]
         else:
@@ -999,17 +1117,44 @@ def dedup(
             stats["embedded"] = len(members)
         raw = [texts[order[i]] for i in members]
         rejected = _paraphrase_stage(
-            forest, v, members, norm, raw, (paraphrase, k, exact_knn_below), sid, pairs, stats, report
+            forest,
+            (v, block),
+            members,
+            norm,
+            raw,
+            (paraphrase, k, exact_knn_below),
+            sid,
+            pairs,
+            stats,
+            report,
+            quantities,
         )
         stats["seconds_paraphrase"] = time.perf_counter() - t2
 
     return _result(forest, sid, weight, pairs, rejected, stats, t0)
 
 
-def _quantity_groups(raw: list[Any]) -> np.ndarray:
+Quantities = Callable[[Any], frozenset[str]]
+"""``quantities(text)``: :func:`_quantities` of a text as given, remembered for the length of one dedup."""
+
+
+def _quantities_of(text: Any) -> frozenset[str]:
+    """:func:`_quantities` of a text as given (str, bytes or ``None``): a :data:`Quantities` without memory."""
+    return _quantities(_raw(text))
+
+
+def _quantity_groups(raw: list[Any], quantities: Quantities) -> np.ndarray:
     """One integer per text: equal when the texts' quantities are equal."""
     keyed: dict[frozenset[str], int] = {}
-    return np.fromiter((keyed.setdefault(_quantities(_raw(t)), len(keyed)) for t in raw), np.int64, len(raw))
+    return np.fromiter((keyed.setdefault(quantities(t), len(keyed)) for t in raw), np.int64, len(raw))
+
+
+def _quantity_blocks(raw: list[Any], quantities: Quantities) -> np.ndarray:
+    """One integer per text: equal when the texts' quantities agree but for values that words may imply
+    ("60" for "an hour", "2" for "both"; see ``_IMPLIED``). Two texts in different blocks state different
+    values, so the paraphrase stage never compares them (``_numbers_differ`` would refuse the pair)."""
+    keyed: dict[frozenset[str], int] = {}
+    return np.fromiter((keyed.setdefault(quantities(t) - _IMPLIABLE, len(keyed)) for t in raw), np.int64, len(raw))
 
 
 def _near_stage(
@@ -1023,6 +1168,7 @@ def _near_stage(
     sid: list[str],
     pairs: list[DupPair],
     stats: dict[str, Any],
+    quantities: Quantities,
 ) -> None:
     """Near-duplicate pairs among the distinct texts ``nodes`` (``raw``: their texts), confined to texts
     with equal quantities.
@@ -1047,7 +1193,7 @@ def _near_stage(
         near,
         seed=seed,
         bucket_cap=bucket_cap,
-        groups=lambda rows: _quantity_groups([raw[k] for k in heads[rows].tolist()]),
+        groups=lambda rows: _quantity_groups([raw[k] for k in heads[rows].tolist()], quantities),
     )
     est, jac = found.estimate, found.jaccard
 
@@ -1061,7 +1207,7 @@ def _near_stage(
 
 def _paraphrase_stage(
     forest: _Forest,
-    v: np.ndarray,
+    vb: tuple[np.ndarray, np.ndarray],
     members: list[int],
     norm: list[str],
     raw: list[Any],
@@ -1070,20 +1216,25 @@ def _paraphrase_stage(
     pairs: list[DupPair],
     stats: dict[str, Any],
     report: Progress,
+    quantities: Quantities,
 ) -> list[DupPair]:
-    """Paraphrase pairs among one text per group (``members``, vectors ``v``); returns the refused pairs.
+    """Paraphrase pairs among one text per group (``members``; ``vb``: their vectors and quantity blocks,
+    neighbours are searched inside a block); returns the refused pairs.
 
     ``knobs``: the cosine threshold, ``k`` neighbours, and the size below which search is exact.
     """
     threshold, k, exact_knn_below = knobs
+    v, block = vb
     lengths = np.linalg.norm(v, axis=1)
     usable = np.flatnonzero(np.isfinite(lengths) & (lengths > 0))
     report("paraphrase", 0, len(usable))
     rejected: list[DupPair] = []
     if usable.size >= 2:
-        nbr, cos = _knn(v[usable] / lengths[usable, None], k, exact_knn_below)
+        nbr, cos = _knn(v[usable] / lengths[usable, None], k, exact_knn_below, block[usable])
         node = [members[u] for u in usable]
-        edges, rejected = _paraphrase_edges(nbr, cos, threshold, node, norm, [raw[u] for u in usable.tolist()], sid, k)
+        edges, rejected = _paraphrase_edges(
+            nbr, cos, threshold, node, norm, [raw[u] for u in usable.tolist()], sid, k, quantities
+        )
         score = np.array([e[0] for e in edges], dtype=np.float64)
         forest.merge(
             score,
@@ -1098,6 +1249,20 @@ def _paraphrase_stage(
         stats["paraphrase_rejected"] = len(rejected)
     report("paraphrase", len(usable), len(usable))
     return rejected
+
+
+def _compared(
+    speakers: list[int], texts: list[Any], quantities: Quantities, stats: dict[str, Any]
+) -> tuple[list[int], np.ndarray]:
+    """The speakers (indices into ``texts``) the paraphrase stage compares, with their quantity blocks:
+    a text alone in its block has no candidate, so it is neither embedded nor searched."""
+    block = _quantity_blocks([texts[i] for i in speakers], quantities)
+    keep = np.flatnonzero(np.bincount(block)[block] >= 2)
+    members, block = [speakers[i] for i in keep.tolist()], block[keep]
+    stats.update(
+        paraphrase_speakers=len(speakers), paraphrase_compared=len(members), paraphrase_blocks=len(set(block.tolist()))
+    )
+    return members, block
 
 
 def _speakers(forest: _Forest, nodes: list[int], weight: np.ndarray) -> list[int]:
@@ -1125,6 +1290,7 @@ def _paraphrase_edges(
     raw: list[Any],
     sid: list[str],
     k: int,
+    quantities: Quantities,
 ) -> tuple[list[tuple[float, int, int, str]], list[DupPair]]:
     """Verify each neighbour pair once that could pass; return accepted edges and rejected pairs."""
     neigh = [set(row[row >= 0].tolist()) for row in nbr]
@@ -1135,7 +1301,7 @@ def _paraphrase_edges(
     def facts(u: int) -> _Facts:
         f = cache.get(u)
         if f is None:
-            f = cache[u] = _facts(norm[node[u]], raw[u])
+            f = cache[u] = _facts(norm[node[u]], raw[u], quantities(raw[u]))
         return f
 
     floor = threshold - _MAX_RELIEF
@@ -1169,23 +1335,25 @@ class _Facts:
     keys: frozenset[str]  # every token as a name key, to look names up in
     words: frozenset[str]  # content words (plurals folded, numbers left out), for overlap
     quantities: frozenset[str]
-    negated: bool
+    negated: frozenset[str]  # what it negates (see _negated)
     names: frozenset[str]
     unknown: bool  # has a placeholder: a name missing from it may be hidden behind one
     implied: frozenset[str]  # values its words imply without a number: "an hour" may be 60 minutes
 
 
-def _facts(norm: str, text: Any) -> _Facts:
+def _facts(norm: str, text: Any, quantities: frozenset[str] | None = None) -> _Facts:
+    """What the guards read in one text (``quantities``: its :func:`_quantities`, when known already)."""
     toks = norm.split()
+    distinct = set(toks)
     raw = _raw(text)
     return _Facts(
-        frozenset(map(_name_key, toks)),
-        frozenset(_name_key(t) for t in toks if _is_content(t)),
-        _quantities(raw),
+        frozenset(map(_name_key, distinct)),
+        frozenset(_name_key(t) for t in distinct if _is_content(t)),
+        _quantities(raw) if quantities is None else quantities,
         _negated(toks),
         _names(raw),
         PLACEHOLDER in norm,
-        frozenset(v for t in toks for v in _IMPLIED.get(t, ())),
+        frozenset(v for t in distinct for v in _IMPLIED.get(t, ())),
     )
 
 
@@ -1195,7 +1363,7 @@ def _is_content(token: str) -> bool:
         len(token) > 1
         and token not in _NOT_NAMES
         and token not in _NUMBERISH
-        and not any(c.isdigit() for c in token)
+        and not _HAS_DIGIT(token)
         and token != PLACEHOLDER
     )
 
@@ -1230,6 +1398,9 @@ _IMPLIED: dict[str, tuple[str, ...]] = {
 }
 
 
+_IMPLIABLE = frozenset(v for values in _IMPLIED.values() for v in values)
+
+
 def _numbers_differ(fa: _Facts, fb: _Facts) -> bool:
     """Whether two texts state different quantities: a value one states and the other neither states nor
     implies in words ("an hour" for 60 minutes, "both" for 2; see ``_IMPLIED``) is a different case."""
@@ -1249,7 +1420,7 @@ def _refusal(fa: _Facts, fb: _Facts, *, mutual: bool) -> str:
         return "not mutual nearest neighbours"
     if _numbers_differ(fa, fb):
         return "numbers differ"
-    if fa.negated != fb.negated:
+    if _negation_differs(fa, fb):
         return "one is negated"
     for name in fa.names | fb.names:
         if (name in fa.keys) != (name in fb.keys) and not (fa.unknown if name in fb.keys else fb.unknown):
