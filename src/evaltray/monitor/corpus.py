@@ -13,13 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import orjson
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.registry import Registry
 from evaltray.core.untrusted import InputTooLarge, read_yaml_file, size_text
 
-__all__ = ["BadLine", "CorpusError", "Doc", "READERS", "read_corpus", "read_corpora", "strings_of"]
+__all__ = [
+    "BadLine",
+    "CorpusError",
+    "Doc",
+    "READERS",
+    "TextBlock",
+    "read_corpora",
+    "read_corpus",
+    "read_corpus_blocks",
+    "read_jsonl_blocks",
+    "strings_of",
+]
 
 #: A line longer than this is reported and skipped (read through in pieces, never held).
 MAX_LINE = 8 << 20
@@ -107,29 +119,146 @@ def _decoded(raw: bytes, source: str, no: int) -> str | BadLine:
         return BadLine(source, no, f"not UTF-8 (byte {exc.start + 1})")
 
 
+def _record(raw: bytes, source: str, no: int) -> Doc | BadLine | None:
+    """One JSONL line as a document (every string in the record, joined by newlines), a BadLine, or None
+    for a blank line."""
+    if not raw.strip():
+        return None
+    text = _decoded(raw, source, no)
+    if isinstance(text, BadLine):
+        return text
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return BadLine(source, no, f"not JSON ({str(exc).split(':')[0]})")  # the reason, without orjson's position
+    return Doc(source, no, "\n".join(strings_of(value)))
+
+
 @READERS.register("jsonl", "ndjson")
 def read_jsonl(path: Path) -> Iterator[Item]:
     """One document per JSON line: every string in the record, joined by newlines."""
     source = str(path)
     with path.open("rb") as fh:
         for no, raw in _lines(fh, source):
-            if isinstance(raw, BadLine):
-                yield raw
-                continue
-            if not raw.strip():
-                continue
-            text = _decoded(raw, source, no)
-            if isinstance(text, BadLine):
-                yield text
-                continue
+            item = raw if isinstance(raw, BadLine) else _record(raw, source, no)
+            if item is not None:
+                yield item
+
+
+#: Bytes the block reader reads at a time (whole lines: a block ends at its last newline).
+BLOCK = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class TextBlock:
+    """Many JSONL lines as one buffer: line ``first + i`` of the file is line ``i`` of ``data`` (lines end
+    with ``\\n``), holding only the record's strings; keys, numbers and JSON syntax are spaces, and a line
+    handed over apart (a Doc or a BadLine) or blank is all spaces. ``docs``: its lines that are documents;
+    ``size``: the bytes of their strings."""
+
+    source: str
+    first: int
+    data: bytes
+    docs: int
+    size: int
+
+
+def _raw_blocks(fh: BinaryIO, source: str) -> Iterator[tuple[int, bytes] | BadLine]:
+    """``(lines before it, block)`` for blocks of whole lines of about :data:`BLOCK` bytes, and a BadLine for a
+    line past :data:`MAX_LINE` (drained in pieces, never held whole)."""
+    before, rest = 0, b""
+    while True:
+        chunk = fh.read(BLOCK)
+        if not chunk:
+            if rest:
+                yield before, rest + b"\n"
+            return
+        buf = rest + chunk
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            rest = buf
+            if len(buf) > MAX_LINE:
+                while chunk and b"\n" not in chunk:
+                    chunk = fh.read(BLOCK)
+                rest = chunk[chunk.find(b"\n") + 1 :] if chunk else b""
+                before += 1
+                yield BadLine(source, before, f"line longer than {size_text(MAX_LINE)}, skipped")
+            continue
+        rest = buf[cut + 1 :]
+        yield before, buf[: cut + 1]
+        before += buf.count(b"\n", 0, cut + 1)
+
+
+def _escapes(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of JSON string escapes: the backslash that starts one, and the byte it escapes."""
+    bs = arr == 92
+    idx = np.arange(len(arr))
+    run_start = np.maximum.accumulate(np.where(bs & ~np.r_[False, bs[:-1]], idx, 0))
+    starter = bs & ((idx - run_start) % 2 == 0)
+    return starter, np.r_[False, starter[:-1]]
+
+
+def _strings_only(arr: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """The bytes of ``arr`` (valid JSON lines) with everything but the content of string values (keys,
+    numbers, syntax, escapes, and lines where ``skip``) turned to spaces; newlines stay."""
+    starter, escaped = _escapes(arr)
+    delim = (arr == 34) & ~escaped & ~skip
+    depth = np.cumsum(delim, dtype=np.int64) & 1
+    opens, closes = np.flatnonzero(delim & (depth == 1)), np.flatnonzero(delim & (depth == 0))
+    solid = np.flatnonzero((arr != 32) & (arr != 9) & (arr != 13))
+    after = solid[np.minimum(np.searchsorted(solid, closes + 1), len(solid) - 1)]
+    key = arr[after] == 58  # a string followed by ':' is a key
+    edge = np.zeros(len(arr) + 1, dtype=np.int8)
+    edge[opens[key]] += 1
+    edge[closes[key]] -= 1
+    keep = (depth == 1) & ~delim & ~skip & ~starter & ~escaped & (np.cumsum(edge[:-1], dtype=np.int8) == 0)
+    out = np.where(keep, arr, np.uint8(32))
+    out[arr == 10] = 10
+    return out
+
+
+def _block_items(before: int, block: bytes, source: str) -> Iterator[Doc | BadLine | TextBlock]:
+    """A block's lines: the BadLines, the lines with ``\\u`` escapes as Docs (read the long way: their text
+    differs from their bytes), and the rest as one TextBlock."""
+    lines = block.split(b"\n")[:-1]
+    skip = np.zeros(len(lines), dtype=bool)
+    docs = 0
+    for i, line in enumerate(lines):
+        no = before + i + 1
+        if len(line) > MAX_LINE:
+            skip[i] = True
+            yield BadLine(source, no, f"line longer than {size_text(MAX_LINE)}, skipped")
+        elif not line.strip():
+            skip[i] = True
+        elif b"\\u" in line:
+            skip[i] = True
+            item = _record(line, source, no)
+            if item is not None:
+                yield item
+        else:
             try:
-                value = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                yield BadLine(
-                    source, no, f"not JSON ({str(exc).split(':')[0]})"
-                )  # the reason, without orjson's position
-                continue
-            yield Doc(source, no, "\n".join(strings_of(value)))
+                orjson.loads(line)
+                docs += 1
+            except orjson.JSONDecodeError:
+                skip[i] = True
+                item = _record(line, source, no)
+                if item is not None:
+                    yield item
+    arr = np.frombuffer(block, dtype=np.uint8)
+    out = _strings_only(arr, np.repeat(skip, [len(x) + 1 for x in lines]))
+    yield TextBlock(source, before + 1, out.tobytes(), docs, int(np.count_nonzero((out != 32) & (out != 10))))
+
+
+def read_jsonl_blocks(path: Path) -> Iterator[Doc | BadLine | TextBlock]:
+    """A JSONL file as :class:`TextBlock` s of whole lines, for scanning many lines at once; a line with
+    ``\\u`` escapes comes as a Doc, a bad line as a BadLine (the reasons :func:`read_jsonl` gives)."""
+    source = str(path)
+    with path.open("rb") as fh:
+        for got in _raw_blocks(fh, source):
+            if isinstance(got, BadLine):
+                yield got
+            else:
+                yield from _block_items(*got, source)
 
 
 @READERS.register("txt", "md", "prompt", "jinja", "j2", "tmpl")
@@ -209,6 +338,15 @@ def read_corpus(path: Path) -> Iterator[Item]:
         suffix = file.suffix.lower().lstrip(".")
         reader = READERS.get(suffix) if suffix in READERS else read_text
         yield from reader(file)
+
+
+def read_corpus_blocks(path: Path) -> Iterator[Item | TextBlock]:
+    """:func:`read_corpus`, but JSONL files come as :class:`TextBlock` s of many lines (scanned at once)."""
+    for file in _files(path):
+        if file.suffix.lower() in (".jsonl", ".ndjson"):
+            yield from read_jsonl_blocks(file)
+        else:
+            yield from read_corpus(file)
 
 
 def read_corpora(paths: Iterable[Path]) -> Iterator[Item]:

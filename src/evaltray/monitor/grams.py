@@ -16,7 +16,7 @@ import numpy as np
 
 from evaltray.curate.dedup import normalize
 
-__all__ = ["GramIndex", "Hits", "WordBatch", "norm_bytes", "word_batch"]
+__all__ = ["GramIndex", "Hits", "WordBatch", "hash_words", "norm_bytes", "norm_lines", "word_batch"]
 
 _U64 = np.uint64
 _P = 0x100000001B3  # the FNV prime: odd, so invertible modulo 2**64
@@ -65,22 +65,46 @@ def _char(c: str) -> str:
     return out
 
 
-def norm_bytes(text: str) -> bytes:
-    """``normalize(text)`` as UTF-8 bytes, words separated by one or more spaces.
-
-    ASCII text is one byte translation. Other text is casefolded and NFKC-normalized in C, then each distinct
-    non-ASCII character is mapped once (a document has few), not every character through a Python table; a
-    text that is not at normalize's fixed point after that round goes the long way."""
-    if text.isascii():
-        return text.encode("ascii").translate(_ASCII)
+def _norm_str(text: str) -> str | None:
+    """Casefolded, NFKC-normalized ``text`` with each distinct non-ASCII character mapped as normalize maps it
+    (a document has few, so not every character goes through a Python table); None when the result is not at
+    normalize's fixed point after that round (the long way is then needed)."""
     t = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     for c in set(_NON_ASCII.findall(t)):
         mapped = _char(c)
         if mapped != c:
             t = t.replace(c, mapped)
     if t != t.casefold() or not unicodedata.is_normalized("NFKC", t):
+        return None
+    return t
+
+
+def norm_bytes(text: str) -> bytes:
+    """``normalize(text)`` as UTF-8 bytes, words separated by one or more spaces (ASCII text: one byte
+    translation)."""
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII)
+    t = _norm_str(text)
+    if t is None:
         return normalize(text).encode("utf-8", "surrogatepass")
     return t.encode("utf-8", "surrogatepass").translate(_ASCII)
+
+
+def norm_lines(data: bytes) -> tuple[bytes, np.ndarray]:
+    """Lines of UTF-8 text (each ending with ``\\n``) normalized at once, as :func:`norm_bytes` normalizes
+    each: the bytes, and the offset of each line's first byte in them."""
+    if data.isascii():
+        out = data
+    else:
+        text = data.decode("utf-8", "surrogatepass")
+        t = _norm_str(text)  # casefold, NFKC and the character map leave newlines alone
+        out = (
+            t.encode("utf-8", "surrogatepass")
+            if t is not None
+            else b"".join(norm_bytes(line) + b"\n" for line in text.split("\n")[:-1])
+        )
+    ends = np.flatnonzero(np.frombuffer(out, dtype=np.uint8) == 10)
+    return out.translate(_ASCII), np.r_[0, ends[:-1] + 1].astype(np.int64)
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
@@ -116,19 +140,26 @@ class WordBatch:
 
 
 def word_batch(texts: Sequence[str]) -> WordBatch:
-    """The hashed words of ``texts``; word i of the result belongs to text ``doc[i]``.
+    """The hashed words of ``texts``; word i of the result belongs to text ``doc[i]``."""
+    parts = [norm_bytes(t) for t in texts]
+    # the index of each document's first byte in the joined bytes (after the leading space)
+    offsets = np.cumsum([1] + [len(p) + 1 for p in parts[:-1]], dtype=np.int64)
+    return hash_words(b" " + b" ".join(parts) + b" ", offsets)
+
+
+def hash_words(data: bytes, offsets: np.ndarray) -> WordBatch:
+    """The hashed words of normalized ``data`` (starting with a space) whose documents start at ``offsets``.
 
     A word's hash is a polynomial in its bytes, read off prefix sums of ``byte * P**position`` over the whole
     batch (times ``P**-start`` to put every word at position 0), so no Python loop runs per word.
     """
-    parts = [norm_bytes(t) for t in texts]
-    data = b" " + b" ".join(parts) + b" "
     arr = np.frombuffer(data, dtype=np.uint8)
     word = arr != 32
     start = np.flatnonzero(word[1:] > word[:-1]) + 1
     end = np.flatnonzero(word[1:] < word[:-1]) + 1
-    # the index of each document's first byte in ``data``: a word belongs to the last document starting at or before it
-    offsets = np.cumsum([1] + [len(p) + 1 for p in parts[:-1]], dtype=np.int64)
+    if len(end) < len(start):  # data ending inside a word
+        end = np.r_[end, len(arr)]
+    # a word belongs to the last document starting at or before it
     doc = (np.searchsorted(offsets, start, side="right") - 1).astype(np.int64)
     up, down = _POWERS.need(len(arr))
     acc = arr.astype(_U64)
