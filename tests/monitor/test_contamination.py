@@ -10,8 +10,9 @@ import pytest
 from evaltray.curate.embed import get_embedder
 from evaltray.evaluate.stub import StubServer
 from evaltray.monitor import contamination as ct
+from evaltray.monitor import corpus as cr
 from evaltray.monitor.contamination import Corpus, Probe, Scanner, alignment, probes_of, provenance_matches, scan
-from evaltray.monitor.corpus import Doc
+from evaltray.monitor.corpus import Doc, read_corpus
 from evaltray.monitor.verify import llm_verifier, parse_same
 
 CLIPS = (
@@ -120,6 +121,44 @@ def test_scan_streams_files_reports_bad_lines_and_splits_dev_from_holdout(tmp_pa
         "holdout": {"cases": 1, "contaminated": 1, "by_method": {"exact": 1, "ngram": 1}},
     }
     assert (report.docs, report.bad_count, report.bad_lines[0].line) == (2, 1, 2)
+
+
+def test_jsonl_scanned_in_blocks_finds_what_scanning_line_by_line_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(cr, "BLOCK", 200)  # several blocks
+    near = "natalia sold clips to 48 of her pals in April then she sold half as many clips in May. How many clips did Natalia sell in total in April and May"
+    ft = tmp_path / "ft.jsonl"
+    ft.write_bytes(
+        b"\n".join(
+            [
+                orjson.dumps({"messages": [{"role": "user", "content": f"Solve: {CLIPS.upper()}"}], "id": 3}),
+                b"{broken",
+                orjson.dumps({"text": OTHER}),
+                orjson.dumps({"prompt": near, "completion": "72"}),
+                b'{"text": "caf\\u00e9: ' + SHOES.encode() + b'"}',
+                orjson.dumps({"a": "thanks, a lot"}),
+            ]
+        )
+        + b"\n"
+    )
+    probes = [*_probes(), Probe("c-hi", "dev", "input", "Thanks a lot!")]
+    scanner = Scanner(probes, methods=("exact", "ngram", "lcs"))
+    blocks, lines = scan(scanner, [Corpus(ft)]), scan(scanner, [Corpus(ft)], read=read_corpus)
+    found = sorted((m.case_id, m.method, m.line, m.score, m.span) for m in blocks.matches)
+    assert found == sorted((m.case_id, m.method, m.line, m.score, m.span) for m in lines.matches)
+    assert {(c, m, line) for c, m, line, _, _ in found} == {
+        ("c-clips", "exact", 1),
+        ("c-clips", "ngram", 1),
+        ("c-clips", "lcs", 1),
+        ("c-clips", "ngram", 4),
+        ("c-clips", "lcs", 4),
+        ("c-shoes", "exact", 5),  # a line with a \\u escape, read the long way
+        ("c-shoes", "ngram", 5),
+        ("c-shoes", "lcs", 5),
+        ("c-hi", "exact", 6),
+    }
+    assert (blocks.docs, blocks.bad_count, blocks.bad_lines[0].line) == (5, 1, 2)
 
 
 def test_probes_take_user_turns_and_the_reference():

@@ -32,8 +32,8 @@ import numpy as np
 
 from evaltray.core.errors import EvaltrayError
 
-from .corpus import BadLine, Doc, Item, read_corpus, strings_of
-from .grams import GramIndex, WordBatch, doc_ranges, norm_bytes, rolling, word_batch
+from .corpus import BadLine, Doc, Item, TextBlock, read_corpus, read_corpus_blocks, strings_of
+from .grams import GramIndex, WordBatch, doc_ranges, hash_words, norm_bytes, norm_lines, rolling, word_batch
 
 __all__ = [
     "METHODS",
@@ -264,15 +264,28 @@ class Scanner:
         if not docs or not self.probes:
             return []
         batch = word_batch([d.text for d in docs])
-        ranges = doc_ranges(batch, len(docs))
-        found: list[Match] = []
-        pairs = self._pairs(batch)
-        for (d, p), hits in pairs.items():
-            found += self._verbatim(batch, ranges[d], docs[d], p, hits, kind)
-        found += self._whole_docs(batch, ranges, docs, kind)
+        found = self._scan(batch, len(docs), docs.__getitem__, kind)
         if self.vectors is not None:
-            found += self._paraphrases(batch, ranges, docs, kind)
+            found += self._paraphrases(batch, doc_ranges(batch, len(docs)), docs, kind)
         return found
+
+    def scan_block(self, block: TextBlock, kind: str = "corpus") -> list[Match]:
+        """Every verbatim match (exact, n-gram, near-verbatim) of the probes in a block of JSONL lines, each
+        line one document: the block is normalized and hashed at once, and a line becomes a :class:`Doc`
+        only when it matches. The paraphrase method reads documents (:meth:`scan_batch`)."""
+        if not self.probes:
+            return []
+        data, starts = norm_lines(block.data)
+        batch = hash_words(b" " + data, starts + 1)
+        return self._scan(batch, len(starts), lambda d: Doc(block.source, block.first + d, ""), kind)
+
+    def _scan(self, batch: WordBatch, count: int, doc_at: Callable[[int], Doc], kind: str) -> list[Match]:
+        """The verbatim matches in a batch of ``count`` documents, document ``d`` being ``doc_at(d)``."""
+        ranges = doc_ranges(batch, count)
+        found: list[Match] = []
+        for (d, p), hits in self._pairs(batch).items():
+            found += self._verbatim(batch, ranges[d], doc_at(d), p, hits, kind)
+        return found + self._whole_docs(batch, ranges, doc_at, kind)
 
     def _pairs(self, batch: WordBatch) -> dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray]]]:
         """(document, probe) -> {gram length: (hit positions, hit hashes)} for every pair with a hit."""
@@ -334,17 +347,18 @@ class Scanner:
         return out
 
     def _whole_docs(
-        self, batch: WordBatch, ranges: list[tuple[int, int]], docs: Sequence[Doc], kind: str
+        self, batch: WordBatch, ranges: list[tuple[int, int]], doc_at: Callable[[int], Doc], kind: str
     ) -> list[Match]:
         """Cases too short for a gram, found only as a corpus document of their own."""
         if not self.whole or "exact" not in self.methods:
             return []
+        sizes = np.diff(np.searchsorted(batch.doc, np.arange(len(ranges) + 1)))
         out = []
-        for d, (lo, hi) in enumerate(ranges):
-            if 0 < hi - lo < MIN_EXACT:
-                p = self.whole.get(b" ".join(batch.words(lo, hi)))
-                if p is not None:
-                    out.append(self._match(p, "exact", 1.0, docs[d], batch.span(lo, hi), kind))
+        for d in np.flatnonzero((sizes > 0) & (sizes < MIN_EXACT)).tolist():
+            lo, hi = ranges[d]
+            p = self.whole.get(b" ".join(batch.words(lo, hi)))
+            if p is not None:
+                out.append(self._match(p, "exact", 1.0, doc_at(d), batch.span(lo, hi), kind))
         return out
 
     def _windows(self, batch: WordBatch, ranges: list[tuple[int, int]], docs: Sequence[Doc]) -> list[_Window]:
@@ -415,11 +429,17 @@ def _longest_run(pos: np.ndarray) -> tuple[int, int]:
     return int(u[starts[k]]), int(u[ends[k]])
 
 
-def _batches(items: Iterable[Item], report: ContaminationReport) -> Iterable[list[Doc]]:
-    """Documents in batches of about :data:`BATCH_BYTES`; bad lines go to the report as they pass."""
+def _batches(items: Iterable[Item | TextBlock], report: ContaminationReport) -> Iterable[list[Doc] | TextBlock]:
+    """Documents in batches of about :data:`BATCH_BYTES`, and blocks as they come; bad lines go to the report
+    as they pass."""
     batch: list[Doc] = []
     size = 0
     for item in items:
+        if isinstance(item, TextBlock):
+            report.docs += item.docs
+            report.bytes += item.size
+            yield item
+            continue
         if isinstance(item, BadLine):
             report.bad_count += 1
             if len(report.bad_lines) < KEEP_BAD:
@@ -440,17 +460,23 @@ def scan(
     scanner: Scanner,
     corpora: Sequence[Corpus],
     release: str | None = None,
-    read: Callable[[Path], Iterable[Item]] = read_corpus,
+    read: Callable[[Path], Iterable[Item | TextBlock]] | None = None,
 ) -> ContaminationReport:
-    """Stream every corpus once past ``scanner``; the matches, counts and bad lines as a report."""
+    """Stream every corpus once past ``scanner``; the matches, counts and bad lines as a report. JSONL is read
+    in blocks of many lines (:meth:`Scanner.scan_block`) unless the paraphrase method needs documents."""
+    if read is None:
+        read = read_corpus if scanner.vectors is not None else read_corpus_blocks
     t0 = time.perf_counter()
     cases: dict[str, set[str]] = defaultdict(set)
     for p in scanner.probes:
         cases[p.split].add(p.case_id)
     report = ContaminationReport(release, scanner.n, scanner.methods, {s: len(ids) for s, ids in cases.items()})
     for corpus in corpora:
-        for docs in _batches(read(corpus.path), report):
-            report.matches += scanner.scan_batch(docs, corpus.kind)
+        for got in _batches(read(corpus.path), report):
+            if isinstance(got, TextBlock):
+                report.matches += scanner.scan_block(got, corpus.kind)
+            else:
+                report.matches += scanner.scan_batch(got, corpus.kind)
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -190,63 +190,75 @@ def _raw_blocks(fh: BinaryIO, source: str) -> Iterator[tuple[int, bytes] | BadLi
 
 
 def _escapes(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of JSON string escapes: the backslash that starts one, and the byte it escapes."""
-    bs = arr == 92
-    idx = np.arange(len(arr))
-    run_start = np.maximum.accumulate(np.where(bs & ~np.r_[False, bs[:-1]], idx, 0))
-    starter = bs & ((idx - run_start) % 2 == 0)
-    return starter, np.r_[False, starter[:-1]]
+    """Positions of JSON string escapes: the backslash that starts each, and the byte it escapes (a run of
+    backslashes pairs up from its start)."""
+    bs = np.flatnonzero(arr == 92)
+    if not len(bs):
+        return bs, bs
+    first = np.r_[True, np.diff(bs) != 1]
+    run_start = np.flatnonzero(first)[np.cumsum(first) - 1]
+    starter = bs[(np.arange(len(bs)) - run_start) % 2 == 0]
+    return starter, starter + 1
 
 
-def _strings_only(arr: np.ndarray, skip: np.ndarray) -> np.ndarray:
-    """The bytes of ``arr`` (valid JSON lines) with everything but the content of string values (keys,
-    numbers, syntax, escapes, and lines where ``skip``) turned to spaces; newlines stay."""
+def _strings_only(arr: np.ndarray, newlines: np.ndarray) -> tuple[np.ndarray, int]:
+    """The bytes of ``arr`` (valid JSON lines, or blanks, ending at ``newlines``) with everything but the
+    content of string values (keys, numbers, syntax, escapes) turned to spaces, newlines kept; and how many
+    bytes of string content there are."""
     starter, escaped = _escapes(arr)
-    delim = (arr == 34) & ~escaped & ~skip
-    depth = np.cumsum(delim, dtype=np.int64) & 1
-    opens, closes = np.flatnonzero(delim & (depth == 1)), np.flatnonzero(delim & (depth == 0))
-    solid = np.flatnonzero((arr != 32) & (arr != 9) & (arr != 13))
-    after = solid[np.minimum(np.searchsorted(solid, closes + 1), len(solid) - 1)]
-    key = arr[after] == 58  # a string followed by ':' is a key
-    edge = np.zeros(len(arr) + 1, dtype=np.int8)
-    edge[opens[key]] += 1
-    edge[closes[key]] -= 1
-    keep = (depth == 1) & ~delim & ~skip & ~starter & ~escaped & (np.cumsum(edge[:-1], dtype=np.int8) == 0)
+    quotes = np.flatnonzero(arr == 34)
+    if len(escaped):
+        quotes = np.setdiff1d(quotes, escaped, assume_unique=True)
+    opens, closes = quotes[0::2], quotes[1::2]
+    after = closes + 1  # the next byte that is not blank: ':' after a string makes it a key
+    while len(after):
+        blank = np.flatnonzero((arr[after] == 32) | (arr[after] == 9) | (arr[after] == 13))
+        if not len(blank):
+            break
+        after[blank] += 1
+    value = arr[after] != 58
+    edge = np.zeros(len(arr) + 1, dtype=np.int8)  # +1 after a value's opening quote, -1 at its closing one
+    edge[opens[value] + 1] = 1
+    edge[closes[value]] -= 1
+    keep = np.cumsum(edge[:-1], dtype=np.int8).view(bool)
+    keep[starter] = False
+    keep[escaped] = False
     out = np.where(keep, arr, np.uint8(32))
-    out[arr == 10] = 10
-    return out
+    out[newlines] = 10
+    return out, int(np.count_nonzero(keep))
 
 
 def _block_items(before: int, block: bytes, source: str) -> Iterator[Doc | BadLine | TextBlock]:
     """A block's lines: the BadLines, the lines with ``\\u`` escapes as Docs (read the long way: their text
-    differs from their bytes), and the rest as one TextBlock."""
+    differs from their bytes), and the rest as one TextBlock (a line handed over apart is blank in it)."""
     lines = block.split(b"\n")[:-1]
-    skip = np.zeros(len(lines), dtype=bool)
+    ends = np.cumsum([len(x) + 1 for x in lines], dtype=np.int64)
+    apart: list[int] = []
     docs = 0
     for i, line in enumerate(lines):
         no = before + i + 1
         if len(line) > MAX_LINE:
-            skip[i] = True
+            apart.append(i)
             yield BadLine(source, no, f"line longer than {size_text(MAX_LINE)}, skipped")
-        elif not line.strip():
-            skip[i] = True
-        elif b"\\u" in line:
-            skip[i] = True
-            item = _record(line, source, no)
-            if item is not None:
-                yield item
-        else:
+            continue
+        if b"\\u" not in line:
             try:
                 orjson.loads(line)
                 docs += 1
+                continue
             except orjson.JSONDecodeError:
-                skip[i] = True
-                item = _record(line, source, no)
-                if item is not None:
-                    yield item
+                pass
+        apart.append(i)
+        item = _record(line, source, no)
+        if item is not None:
+            yield item
     arr = np.frombuffer(block, dtype=np.uint8)
-    out = _strings_only(arr, np.repeat(skip, [len(x) + 1 for x in lines]))
-    yield TextBlock(source, before + 1, out.tobytes(), docs, int(np.count_nonzero((out != 32) & (out != 10))))
+    if apart:
+        arr = arr.copy()
+        for i in apart:
+            arr[ends[i] - len(lines[i]) - 1 : ends[i] - 1] = 32
+    out, size = _strings_only(arr, ends - 1)
+    yield TextBlock(source, before + 1, out.tobytes(), docs, size)
 
 
 def read_jsonl_blocks(path: Path) -> Iterator[Doc | BadLine | TextBlock]:
