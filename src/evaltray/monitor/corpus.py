@@ -146,7 +146,7 @@ def read_jsonl(path: Path) -> Iterator[Item]:
 
 
 #: Bytes the block reader reads at a time (whole lines: a block ends at its last newline).
-BLOCK = 8 << 20
+BLOCK = 2 << 20
 
 
 @dataclass(frozen=True, slots=True)
