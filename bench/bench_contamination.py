@@ -42,7 +42,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from evaltray.curate.dedup import normalize  # noqa: E402
-from evaltray.curate.embed import EmbeddingCache, get_embedder  # noqa: E402
+from evaltray.curate.embed import get_embedder  # noqa: E402
 from evaltray.monitor import contamination as ct  # noqa: E402
 from evaltray.monitor.corpus import Doc, read_corpus, strings_of  # noqa: E402
 
@@ -263,6 +263,24 @@ def real_rephrasings(which: str | None = None) -> tuple[list[ct.Probe], list[Doc
     return probes, docs, truth
 
 
+def with_vectors(embed, folder: Path, backend: str):
+    """``embed``, answering from vectors made before for GSM8K test and train and GSM-Plus's rephrasings
+    (``folder/BACKEND-test.npy`` ...: MiniLM on two loaded cores takes half an hour for them)."""
+    known: dict[str, np.ndarray] = {}
+    plus = [r["question"] for r in gsmplus() if r["perturbation_type"] == "problem understanding"]
+    for name, texts in [("test", gsm8k("test")), ("train", gsm8k("train")), ("plus", plus)]:
+        vecs = np.load(folder / f"{backend}-{name}.npy")
+        known.update(zip([t if isinstance(t, str) else t["question"] for t in texts], vecs, strict=True))
+
+    def embed_known(texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, embed(missing), strict=True))
+        return np.stack([known[t] for t in texts]) if texts else embed(texts)
+
+    return embed_known
+
+
 def score(matches: list[ct.Match], truth: dict[str, dict[str, str]], methods: list[str]) -> dict[str, dict]:
     """Per method, counted per case: found (right corpus text), wrong (no planted copy there), recall."""
     out = {}
@@ -309,19 +327,22 @@ def report(name: str, matches, truth, seconds: float) -> None:
 def calibrate(embed) -> None:
     """On the building sets only (planted rule rephrasings; the building half of GSM-Plus's rephrasings):
     recall and precision of the paraphrase method for each cosine threshold and set of dedup guards, and of
-    the near-verbatim method for each ratio."""
+    the near-verbatim method for each ratio. One scan per set and guards, at threshold 0: a match's detail
+    says the cosine it needed there, so the cosine it needs at threshold t is t more."""
     sets = {"planted": planted(), "GSM-Plus building half": real_rephrasings("building")}
     for guards in [("numbers",), ("numbers", "negation"), ("numbers", "negation", "names")]:
+        ct.PARA_COS, ct.PARA_GUARDS = 0.0, guards
+        found = {name: run_scan(probes, docs, embed, ("paraphrase",))[0] for name, (probes, docs, _) in sets.items()}
         for cos in (0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75):
-            ct.PARA_COS, ct.PARA_GUARDS = cos, guards
             row = []
-            for name, (probes, docs, truth) in sets.items():
-                matches, _ = run_scan(probes, docs, embed, ("paraphrase",))
-                s = score(matches, truth, ["paraphrase"])["paraphrase"]
+            for name, (_, _, truth) in sets.items():
+                keep = [m for m in found[name] if m.score >= cos + float(m.detail.split(">= ")[1].split(";")[0])]
+                s = score(keep, truth, ["paraphrase"])["paraphrase"]
                 want = sum("paraphrase" in d.values() for d in truth.values())
+                right = recall_by_kind(keep, truth, "paraphrase", "paraphrase")
                 row.append(
-                    f"{name}: recall {recall_by_kind(matches, truth, 'paraphrase', 'paraphrase'):.3f} "
-                    f"({s['found']}/{want}), precision {s['precision']:.3f} ({s['wrong']} wrong)"
+                    f"{name}: recall {right:.3f} ({round(right * want)}/{want}), "
+                    f"precision {s['precision']:.3f} ({s['wrong']} wrong)"
                 )
             print(f"guards {'+'.join(guards):<22} cos {cos:.2f}  " + "; ".join(row), flush=True)
     probes, docs, truth = sets["planted"]
@@ -426,14 +447,16 @@ def main() -> None:
     ap.add_argument("--throughput", type=int, metavar="MB")
     ap.add_argument("--keep", type=Path, help="With --throughput: the corpus file to make once and reuse.")
     ap.add_argument("--backend", default="wordllama")
-    ap.add_argument("--cache", type=Path, help="An embedding cache folder (MiniLM on 2 cores is slow).")
+    ap.add_argument(
+        "--vectors", type=Path, help="A folder of BACKEND-{test,train,plus}.npy: vectors of the questions, made before"
+    )
     args = ap.parse_args()
     if args.throughput:
         throughput(args.throughput, args.keep)
         return
-    embedder = get_embedder(args.backend)
-    cache = EmbeddingCache(args.cache) if args.cache else None
-    embed = (lambda texts: cache.embed_cached(embedder, texts)) if cache else embedder.embed
+    embed = get_embedder(args.backend).embed
+    if args.vectors:
+        embed = with_vectors(embed, args.vectors, args.backend)
     if args.calibrate:
         calibrate(embed)
         return

@@ -1204,7 +1204,7 @@ def _is_content(token: str) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=4096)  # a caller checks one text against several: its facts are read once
+@functools.lru_cache(maxsize=1 << 16)  # a caller checks one text against several: its facts are read once
 def _facts_of(text: str) -> _Facts:
     return _facts(canonical(text), text)
 
