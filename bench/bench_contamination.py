@@ -447,6 +447,8 @@ def main() -> None:
     ap.add_argument("--throughput", type=int, metavar="MB")
     ap.add_argument("--keep", type=Path, help="With --throughput: the corpus file to make once and reuse.")
     ap.add_argument("--backend", default="wordllama")
+    ap.add_argument("--para-cos", type=float, help="The paraphrase threshold (MiniLM: 0.85, from --calibrate).")
+    ap.add_argument("--real-only", action="store_true", help="Only the GSM-Plus halves (their vectors: --vectors).")
     ap.add_argument(
         "--vectors", type=Path, help="A folder of BACKEND-{test,train,plus}.npy: vectors of the questions, made before"
     )
@@ -460,13 +462,16 @@ def main() -> None:
     if args.calibrate:
         calibrate(embed)
         return
+    if args.para_cos is not None:
+        ct.PARA_COS = args.para_cos
     print(
         f"backend {args.backend}; PARA_COS {ct.PARA_COS}, PARA_GUARDS {ct.PARA_GUARDS}, PARA_K {ct.PARA_K}, "
         f"LCS_MIN {ct.LCS_MIN}, n {ct.DEFAULT_N}"
     )
-    probes, docs, truth = planted()
-    matches, secs = run_scan(probes, docs, embed)
-    report("building set (planted copies of GSM8K train questions)", matches, truth, secs)
+    if not args.real_only:
+        probes, docs, truth = planted()
+        matches, secs = run_scan(probes, docs, embed)
+        report("building set (planted copies of GSM8K train questions)", matches, truth, secs)
     for which in ("building", "measuring"):
         probes, docs, truth = real_rephrasings(which)
         matches, secs = run_scan(probes, docs, embed)
