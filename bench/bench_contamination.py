@@ -1,22 +1,23 @@
 """Contamination: precision/recall of each method on planted copies, the paraphrase method on real rephrasings,
 and the 13-gram scan's speed and memory (issue 14 part 1).
 
-    python bench/bench_contamination.py --calibrate        # building set: pick PARA_COS / ALIGN_MIN / LCS_MIN
-    python bench/bench_contamination.py                    # planted (building) + real rephrasings (measuring)
-    python bench/bench_contamination.py --throughput 1024  # 13-gram scan of a generated 1,000 MB corpus
+    python bench/bench_contamination.py --calibrate        # building sets: pick PARA_COS / PARA_GUARDS / LCS_MIN
+    python bench/bench_contamination.py                    # planted, GSM-Plus building and measuring halves
+    python bench/bench_contamination.py --backend st --vectors DIR --para-cos 0.85 --real-only   # MiniLM
+    python bench/bench_contamination.py --throughput 1000  # 13-gram scan of a generated 1,000 MB corpus
 
 Sets, kept apart (nothing is tuned on the measuring set):
 
-- Building (planted, calibration): 1,000 GSM8K *train* questions are the tray. The corpus is a fine-tuning
-  JSONL of the other 6,473 train questions with their answers (same-domain negatives), plus 100 verbatim
-  copies of tray questions (inside a longer sample), 100 near-verbatim copies (every 7th word dropped or
-  swapped, punctuation changed) and 100 paraphrases made by this script's own rules (synonyms, sentences
-  reordered, the question re-worded). Precision/recall per method, counted per case.
-- Measuring (real rephrasings nobody here tuned on): the 1,319 GSM8K *test* questions are the tray; the
-  corpus holds GSM-Plus testmini's 300 "problem understanding" rephrasings (GPT-4 rephrasings of 300 test
-  questions, checked by people) among the 7,473 GSM8K train questions. A found case is right when the
-  corpus text it matched is its own rephrasing. (The dedup helper measures on the same GSM8K+GSM-Plus; it
-  calibrates on MRPC, we calibrate on the planted building set above.)
+- Building (calibration): (1) planted: 1,000 GSM8K *train* questions are the tray; the corpus is a
+  fine-tuning JSONL of the other 6,473 train questions with their answers (same-domain negatives), plus 100
+  verbatim copies of tray questions (inside a longer sample), 100 near-verbatim copies (every 7th word
+  dropped or swapped, punctuation changed) and 100 paraphrases made by this script's own rules (synonyms,
+  sentences reordered, the question re-worded). (2) The building half of GSM-Plus testmini's 300 "problem
+  understanding" rephrasings (GPT-4 rephrasings of GSM8K test questions, checked by people; the seed
+  question's sha256 starts with an even byte, as bench_paraphrase.py cuts it) among the 7,473 GSM8K train
+  questions, the 1,319 GSM8K *test* questions being the tray.
+- Measuring (real rephrasings nobody here tuned on): the other half of those rephrasings, same tray and
+  negatives. A found case is right when the corpus text it matched is its own rephrasing.
 
 Data is read from local git mirrors (``fetch`` github:openai/grade-school-math, MIT; github:qtli/GSM-Plus,
 CC-BY-SA-4.0); nothing is downloaded and nothing is copied into the repository.

@@ -213,3 +213,16 @@ def test_vectors_and_embed_are_exclusive_and_embed_sees_one_text_per_group() -> 
     assert seen == [["Where is my parcel?", "How do I reset my PIN?"]] and res.stats["embedded"] == 2
     with pytest.raises(DedupError, match="give vectors or embed, not both"):
         dedup(["a"], ["x"], vectors=np.ones((1, 2)), embed=embed)
+
+
+def test_paraphrase_verdict_applies_dedup_s_guards_to_a_pair_found_elsewhere():
+    from evaltray.curate.dedup import paraphrase_verdict
+
+    a = "Tom has 3 apples and buys 5 more. How many apples does Tom have now?"
+    same = "Tom owns three apples and purchases five more; how many apples does he have?"
+    assert paraphrase_verdict(a, same, 0.8) == (True, "cosine 0.800 >= 0.604; 2 quantities, negation and names agree")
+    assert paraphrase_verdict(a, same.replace("five", "six"), 0.8)[1].endswith("but numbers differ")
+    assert paraphrase_verdict(a, same, 0.5) == (False, "cosine 0.500 < 0.604")
+    negated = "Tom does not have 3 apples and buys 5 more. How many apples does Tom have now?"
+    assert paraphrase_verdict(a, negated, 0.9)[1].endswith("but one is negated")
+    assert paraphrase_verdict(a, negated, 0.9, guards=("numbers",))[0]  # the guards a caller asks for
