@@ -1,22 +1,23 @@
 """Contamination: precision/recall of each method on planted copies, the paraphrase method on real rephrasings,
 and the 13-gram scan's speed and memory (issue 14 part 1).
 
-    python bench/bench_contamination.py --calibrate        # building set: pick PARA_COS / ALIGN_MIN / LCS_MIN
-    python bench/bench_contamination.py                    # planted (building) + real rephrasings (measuring)
-    python bench/bench_contamination.py --throughput 1024  # 13-gram scan of a generated 1,000 MB corpus
+    python bench/bench_contamination.py --calibrate        # building sets: pick PARA_COS / PARA_GUARDS / LCS_MIN
+    python bench/bench_contamination.py                    # planted, GSM-Plus building and measuring halves
+    python bench/bench_contamination.py --backend st --vectors DIR --para-cos 0.85 --real-only   # MiniLM
+    python bench/bench_contamination.py --throughput 1000  # 13-gram scan of a generated 1,000 MB corpus
 
 Sets, kept apart (nothing is tuned on the measuring set):
 
-- Building (planted, calibration): 1,000 GSM8K *train* questions are the tray. The corpus is a fine-tuning
-  JSONL of the other 6,473 train questions with their answers (same-domain negatives), plus 100 verbatim
-  copies of tray questions (inside a longer sample), 100 near-verbatim copies (every 7th word dropped or
-  swapped, punctuation changed) and 100 paraphrases made by this script's own rules (synonyms, sentences
-  reordered, the question re-worded). Precision/recall per method, counted per case.
-- Measuring (real rephrasings nobody here tuned on): the 1,319 GSM8K *test* questions are the tray; the
-  corpus holds GSM-Plus testmini's 300 "problem understanding" rephrasings (GPT-4 rephrasings of 300 test
-  questions, checked by people) among the 7,473 GSM8K train questions. A found case is right when the
-  corpus text it matched is its own rephrasing. (The dedup helper measures on the same GSM8K+GSM-Plus; it
-  calibrates on MRPC, we calibrate on the planted building set above.)
+- Building (calibration): (1) planted: 1,000 GSM8K *train* questions are the tray; the corpus is a
+  fine-tuning JSONL of the other 6,473 train questions with their answers (same-domain negatives), plus 100
+  verbatim copies of tray questions (inside a longer sample), 100 near-verbatim copies (every 7th word
+  dropped or swapped, punctuation changed) and 100 paraphrases made by this script's own rules (synonyms,
+  sentences reordered, the question re-worded). (2) The building half of GSM-Plus testmini's 300 "problem
+  understanding" rephrasings (GPT-4 rephrasings of GSM8K test questions, checked by people; the seed
+  question's sha256 starts with an even byte, as bench_paraphrase.py cuts it) among the 7,473 GSM8K train
+  questions, the 1,319 GSM8K *test* questions being the tray.
+- Measuring (real rephrasings nobody here tuned on): the other half of those rephrasings, same tray and
+  negatives. A found case is right when the corpus text it matched is its own rephrasing.
 
 Data is read from local git mirrors (``fetch`` github:openai/grade-school-math, MIT; github:qtli/GSM-Plus,
 CC-BY-SA-4.0); nothing is downloaded and nothing is copied into the repository.
@@ -25,6 +26,7 @@ CC-BY-SA-4.0); nothing is downloaded and nothing is copied into the repository.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import re
@@ -40,9 +42,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from evaltray.curate.dedup import normalize  # noqa: E402
 from evaltray.curate.embed import get_embedder  # noqa: E402
 from evaltray.monitor import contamination as ct  # noqa: E402
-from evaltray.monitor.corpus import Doc, strings_of  # noqa: E402
+from evaltray.monitor.corpus import Doc, read_corpus, strings_of  # noqa: E402
 
 MIRRORS = Path(os.environ.get("EVALTRAY_MIRRORS", "/work/.mirror"))
 
@@ -235,20 +238,48 @@ def planted(seed: int = 0) -> tuple[list[ct.Probe], list[Doc], dict[str, dict[st
     return probes, [docs[i] for i in order], truth
 
 
-def real_rephrasings() -> tuple[list[ct.Probe], list[Doc], dict[str, dict[str, str]]]:
-    """GSM8K test as the tray, GSM-Plus rephrasings among GSM8K train as the corpus (measuring set)."""
+def half(question: str) -> str:
+    """Which half of GSM-Plus's rephrasings a seed question's belongs to: ``building`` (thresholds and guards
+    were chosen on it) or ``measuring`` (only ever scored); by the first byte of its sha256, as
+    bench_paraphrase.py cuts the same set."""
+    return "building" if hashlib.sha256(question.encode()).digest()[0] % 2 == 0 else "measuring"
+
+
+def real_rephrasings(which: str | None = None) -> tuple[list[ct.Probe], list[Doc], dict[str, dict[str, str]]]:
+    """GSM8K test as the tray, GSM-Plus rephrasings (of one half, when given) among GSM8K train as the corpus."""
     test = gsm8k("test")
     ids = {r["question"].strip(): f"g{i:04d}" for i, r in enumerate(test)}
     probes = [ct.Probe(ids[r["question"].strip()], "dev", "input", r["question"]) for r in test]
     docs = [Doc("train.jsonl", i + 1, r["question"]) for i, r in enumerate(gsm8k("train"))]
     truth: dict[str, dict[str, str]] = {}
     for r in gsmplus():
-        if r["perturbation_type"] != "problem understanding" or r["seed_question"].strip() not in ids:
+        seed = r["seed_question"].strip()
+        if r["perturbation_type"] != "problem understanding" or seed not in ids:
+            continue
+        if which is not None and half(r["seed_question"]) != which:
             continue
         line = len(docs) + 1
         docs.append(Doc("gsmplus.jsonl", line, r["question"]))
-        truth.setdefault(ids[r["seed_question"].strip()], {})[f"gsmplus.jsonl:{line}"] = "paraphrase"
+        truth.setdefault(ids[seed], {})[f"gsmplus.jsonl:{line}"] = "paraphrase"
     return probes, docs, truth
+
+
+def with_vectors(embed, folder: Path, backend: str):
+    """``embed``, answering from vectors made before for GSM8K test and train and GSM-Plus's rephrasings
+    (``folder/BACKEND-test.npy`` ...: MiniLM on two loaded cores takes half an hour for them)."""
+    known: dict[str, np.ndarray] = {}
+    plus = [r["question"] for r in gsmplus() if r["perturbation_type"] == "problem understanding"]
+    for name, texts in [("test", gsm8k("test")), ("train", gsm8k("train")), ("plus", plus)]:
+        vecs = np.load(folder / f"{backend}-{name}.npy")
+        known.update(zip([t if isinstance(t, str) else t["question"] for t in texts], vecs, strict=True))
+
+    def embed_known(texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, embed(missing), strict=True))
+        return np.stack([known[t] for t in texts]) if texts else embed(texts)
+
+    return embed_known
 
 
 def score(matches: list[ct.Match], truth: dict[str, dict[str, str]], methods: list[str]) -> dict[str, dict]:
@@ -276,8 +307,8 @@ def recall_by_kind(matches: list[ct.Match], truth: dict[str, dict[str, str]], me
     return len(got & want) / len(want) if want else 0.0
 
 
-def run_scan(probes, docs, embed) -> tuple[list[ct.Match], float]:
-    scanner = ct.Scanner(probes, embed=embed)
+def run_scan(probes, docs, embed, methods=ct.METHODS) -> tuple[list[ct.Match], float]:
+    scanner = ct.Scanner(probes, methods=methods, embed=embed)
     t0 = time.perf_counter()
     out: list[ct.Match] = []
     for lo in range(0, len(docs), 2000):
@@ -295,26 +326,29 @@ def report(name: str, matches, truth, seconds: float) -> None:
 
 
 def calibrate(embed) -> None:
-    """On the building set only: every paraphrase candidate at loose thresholds, then the grid."""
-    probes, docs, truth = planted()
-    ct.PARA_COS, ct.ALIGN_MIN = 0.3, 0.0
-    matches, _ = run_scan(probes, docs, embed)
-    cands = [m for m in matches if m.method == "paraphrase"]
-    want = {c for c, d in truth.items() if "paraphrase" in d.values()}
-    best = None
-    for cos in np.arange(0.40, 0.96, 0.02):
-        for al in np.arange(0.0, 0.95, 0.05):
-            keep = [m for m in cands if m.score >= cos and (m.aligned or 0) >= al]
-            cases = {m.case_id for m in keep}
-            right = {m.case_id for m in keep if f"{m.source}:{m.line}" in truth.get(m.case_id, {})}
-            prec = len(right) / len(cases) if cases else 1.0
-            rec = len(right & want) / len(want)
-            if prec >= 0.995 and (best is None or rec > best[0]):
-                best = (rec, prec, round(float(cos), 2), round(float(al), 2))
-    print(
-        f"building set: best recall {best[0]:.3f} at precision {best[1]:.3f}: PARA_COS = {best[2]}, ALIGN_MIN = {best[3]}"
-    )
-    lcs = [m for m in matches if m.method == "lcs"]
+    """On the building sets only (planted rule rephrasings; the building half of GSM-Plus's rephrasings):
+    recall and precision of the paraphrase method for each cosine threshold and set of dedup guards, and of
+    the near-verbatim method for each ratio. One scan per set and guards, at threshold 0: a match's detail
+    says the cosine it needed there, so the cosine it needs at threshold t is t more."""
+    sets = {"planted": planted(), "GSM-Plus building half": real_rephrasings("building")}
+    for guards in [("numbers",), ("numbers", "negation"), ("numbers", "negation", "names")]:
+        ct.PARA_COS, ct.PARA_GUARDS = 0.0, guards
+        found = {name: run_scan(probes, docs, embed, ("paraphrase",))[0] for name, (probes, docs, _) in sets.items()}
+        for cos in (0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75):
+            row = []
+            for name, (_, _, truth) in sets.items():
+                keep = [m for m in found[name] if m.score >= cos + float(m.detail.split(">= ")[1].split(";")[0])]
+                s = score(keep, truth, ["paraphrase"])["paraphrase"]
+                want = sum("paraphrase" in d.values() for d in truth.values())
+                right = recall_by_kind(keep, truth, "paraphrase", "paraphrase")
+                row.append(
+                    f"{name}: recall {right:.3f} ({round(right * want)}/{want}), "
+                    f"precision {s['precision']:.3f} ({s['wrong']} wrong)"
+                )
+            print(f"guards {'+'.join(guards):<22} cos {cos:.2f}  " + "; ".join(row), flush=True)
+    probes, docs, truth = sets["planted"]
+    ct.LCS_MIN = 0.5
+    lcs, _ = run_scan(probes, docs, embed, ("lcs",))
     for t in (0.5, 0.6, 0.7, 0.8):
         keep = [m for m in lcs if m.score >= t]
         wrong = sum(f"{m.source}:{m.line}" not in truth.get(m.case_id, {}) for m in keep)
@@ -341,7 +375,38 @@ def make_corpus(path: Path, mb: int, vocab: list[str], seed: int = 1) -> None:
             written += len(lines)
 
 
+def _prefix(path: Path, mb: int, to: Path) -> Path:
+    """The first ``mb`` MB of ``path`` (whole lines), for the slower references."""
+    with path.open("rb") as src, to.open("wb") as dst:
+        dst.write(src.read(mb * 1_000_000).rsplit(b"\n", 1)[0] + b"\n")
+    return to
+
+
+def python_set_scan(path: Path, probes: list[ct.Probe], n: int = 13) -> int:
+    """The plain reference: every record's strings normalized in Python, each of its word 13-grams looked up in
+    a set of the tray's 13-grams. Returns the lines with a hit."""
+    grams = set()
+    for p in probes:
+        w = normalize(p.text).split()
+        grams.update(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
+    hits = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            w = normalize("\n".join(strings_of(orjson.loads(line)))).split()
+            hits += any(tuple(w[i : i + n]) in grams for i in range(len(w) - n + 1))
+    return hits
+
+
+def _cpu_rate(mb: float, fn) -> tuple[float, object]:
+    cpu = time.process_time()
+    out = fn()
+    return mb / (time.process_time() - cpu), out
+
+
 def throughput(mb: int, keep: Path | None = None) -> None:
+    """The 13-gram scan (exact + ngram + lcs, as promote/release run it) of ``mb`` MB, and in the same run
+    three references: reading + orjson.loads of every line (the floor), the line-by-line reader through the
+    same scanner, and a plain Python set-of-13-grams scan (both of these on a prefix: they are slower)."""
     train = gsm8k("train")
     probes = [ct.Probe(f"t{i:04d}", "dev", "input", r["question"]) for i, r in enumerate(train[:1000])]
     vocab = sorted({w for r in train for w in r["question"].split()})
@@ -351,28 +416,29 @@ def throughput(mb: int, keep: Path | None = None) -> None:
             t0 = time.perf_counter()
             make_corpus(path, mb, vocab)
             print(f"generated {path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - t0:.0f} s")
-        size = path.stat().st_size
-        t0, cpu0 = time.perf_counter(), time.process_time()
-        n = 0
-        with path.open("rb") as fh:  # the reference: read and parse every line, nothing else
-            for line in fh:
-                n += len(orjson.loads(line)["messages"])
-        ref = time.perf_counter() - t0
-        ref_cpu = time.process_time() - cpu0
+        size = path.stat().st_size / 1e6
         scanner = ct.Scanner(probes, methods=("exact", "ngram", "lcs"))
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        cpu1 = time.process_time()
-        rep = ct.scan(scanner, [ct.Corpus(path)])
-        cpu = time.process_time() - cpu1
+        t0 = time.perf_counter()
+        rate, rep = _cpu_rate(size, lambda: ct.scan(scanner, [ct.Corpus(path)]))
+        wall = time.perf_counter() - t0
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    mb = size / 1e6
+        load = os.getloadavg()[0]
+        floor, _ = _cpu_rate(size, lambda: sum(1 for line in path.open("rb") if orjson.loads(line)))
+        small = _prefix(path, 100, Path(tmp) / "prefix100.jsonl")
+        small_mb = small.stat().st_size / 1e6
+        lines, _ = _cpu_rate(small_mb, lambda: ct.scan(scanner, [ct.Corpus(small)], read=read_corpus))
+        tiny = _prefix(path, 10, Path(tmp) / "prefix10.jsonl")
+        plain, _ = _cpu_rate(tiny.stat().st_size / 1e6, lambda: python_set_scan(tiny, probes))
     print(
-        f"13-gram scan (exact + ngram + lcs), 1,000-case tray, {mb:,.0f} MB corpus, one process:\n"
-        f"  wall {rep.seconds:.1f} s = {mb / rep.seconds:.1f} MB/s; CPU {cpu:.1f} s = {mb / cpu:.1f} MB/s per core (target 50)\n"
-        f"  reference, read + orjson.loads of every line: wall {mb / ref:.1f} MB/s, CPU {mb / ref_cpu:.1f} MB/s per core; "
-        f"scan/reference (CPU) {ref_cpu / cpu:.2f}x\n"
+        f"13-gram scan (exact + ngram + lcs), 1,000-case tray, {size:,.0f} MB corpus, one process:\n"
+        f"  {rate:.1f} MB/s per core (CPU time; target 50); wall {wall:.1f} s = {size / wall:.1f} MB/s at load "
+        f"{load:.1f} on {os.cpu_count()} cores\n"
         f"  peak RSS {rss / 1024:.0f} MiB (before the scan {rss0 / 1024:.0f} MiB); {len(rep.matches)} matches, "
-        f"{rep.bad_count} bad lines; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"{rep.bad_count} bad lines\n"
+        f"  references, same run, MB/s per core: plain Python set of 13-grams {plain:.1f} (first 10 MB) -> "
+        f"{rate / plain:.1f}x; line-by-line reader, same scanner {lines:.1f} (first 100 MB) -> {rate / lines:.2f}x; "
+        f"read + orjson.loads only {floor:.1f} -> {rate / floor:.2f}x"
     )
 
 
@@ -382,27 +448,39 @@ def main() -> None:
     ap.add_argument("--throughput", type=int, metavar="MB")
     ap.add_argument("--keep", type=Path, help="With --throughput: the corpus file to make once and reuse.")
     ap.add_argument("--backend", default="wordllama")
+    ap.add_argument("--para-cos", type=float, help="The paraphrase threshold (MiniLM: 0.85, from --calibrate).")
+    ap.add_argument("--real-only", action="store_true", help="Only the GSM-Plus halves (their vectors: --vectors).")
+    ap.add_argument(
+        "--vectors", type=Path, help="A folder of BACKEND-{test,train,plus}.npy: vectors of the questions, made before"
+    )
     args = ap.parse_args()
     if args.throughput:
         throughput(args.throughput, args.keep)
         return
     embed = get_embedder(args.backend).embed
+    if args.vectors:
+        embed = with_vectors(embed, args.vectors, args.backend)
     if args.calibrate:
         calibrate(embed)
         return
+    if args.para_cos is not None:
+        ct.PARA_COS = args.para_cos
     print(
-        f"backend {args.backend}; PARA_COS {ct.PARA_COS}, ALIGN_MIN {ct.ALIGN_MIN}, LCS_MIN {ct.LCS_MIN}, n {ct.DEFAULT_N}"
+        f"backend {args.backend}; PARA_COS {ct.PARA_COS}, PARA_GUARDS {ct.PARA_GUARDS}, PARA_K {ct.PARA_K}, "
+        f"LCS_MIN {ct.LCS_MIN}, n {ct.DEFAULT_N}"
     )
-    probes, docs, truth = planted()
-    matches, secs = run_scan(probes, docs, embed)
-    report("building set (planted copies of GSM8K train questions)", matches, truth, secs)
-    probes, docs, truth = real_rephrasings()
-    matches, secs = run_scan(probes, docs, embed)
-    report("measuring set (GSM8K test vs GSM-Plus 'problem understanding' rephrasings)", matches, truth, secs)
-    # the baseline a plain n-gram check gives on real rephrasings: what the paraphrase method exists for
-    base = score(matches, truth, ["ngram"])["ngram"]["found"]
-    para = score(matches, truth, ["paraphrase"])["paraphrase"]["found"]
-    print(f"paraphrase vs 13-gram on real rephrasings: {para} vs {base} cases found ({para / max(base, 1):.1f}x)")
+    if not args.real_only:
+        probes, docs, truth = planted()
+        matches, secs = run_scan(probes, docs, embed)
+        report("building set (planted copies of GSM8K train questions)", matches, truth, secs)
+    for which in ("building", "measuring"):
+        probes, docs, truth = real_rephrasings(which)
+        matches, secs = run_scan(probes, docs, embed)
+        report(f"GSM8K test vs GSM-Plus 'problem understanding' rephrasings, {which} half", matches, truth, secs)
+        # the baseline a plain n-gram check gives on real rephrasings: what the paraphrase method exists for
+        base = score(matches, truth, ["ngram"])["ngram"]["found"]
+        para = score(matches, truth, ["paraphrase"])["paraphrase"]["found"]
+        print(f"paraphrase vs 13-gram on real rephrasings ({which}): {para} vs {base} cases found")
 
 
 if __name__ == "__main__":

@@ -272,3 +272,16 @@ def test_identifier_slots_fast_paths_agree_with_reading_the_value(tok: str) -> N
     """``_slot``'s shortcuts (dates, times, long digit runs) decide as ``_digit_values`` would."""
     want = tok if dd._digit_values(tok.lower()) else dd.PLACEHOLDER
     assert dd._slot_identifiers(f"it was {tok} then").split()[2] == want
+
+
+def test_paraphrase_verdict_applies_dedup_s_guards_to_a_pair_found_elsewhere():
+    from evaltray.curate.dedup import paraphrase_verdict
+
+    a = "Tom has 3 apples and buys 5 more. How many apples does Tom have now?"
+    same = "Tom owns three apples and purchases five more; how many apples does he have?"
+    assert paraphrase_verdict(a, same, 0.8) == (True, "cosine 0.800 >= 0.604; 2 quantities, negation and names agree")
+    assert paraphrase_verdict(a, same.replace("five", "six"), 0.8)[1].endswith("but numbers differ")
+    assert paraphrase_verdict(a, same, 0.5) == (False, "cosine 0.500 < 0.604")
+    negated = "Tom does not have 3 apples and buys 5 more. How many apples does Tom have now?"
+    assert paraphrase_verdict(a, negated, 0.9)[1].endswith("but one is negated")
+    assert paraphrase_verdict(a, negated, 0.9, guards=("numbers",))[0]  # the guards a caller asks for

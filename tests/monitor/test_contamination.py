@@ -10,8 +10,9 @@ import pytest
 from evaltray.curate.embed import get_embedder
 from evaltray.evaluate.stub import StubServer
 from evaltray.monitor import contamination as ct
-from evaltray.monitor.contamination import Corpus, Probe, Scanner, alignment, probes_of, provenance_matches, scan
-from evaltray.monitor.corpus import Doc
+from evaltray.monitor import corpus as cr
+from evaltray.monitor.contamination import Corpus, Probe, Scanner, probes_of, provenance_matches, scan
+from evaltray.monitor.corpus import Doc, read_corpus
 from evaltray.monitor.verify import llm_verifier, parse_same
 
 CLIPS = (
@@ -67,7 +68,7 @@ def test_the_same_words_with_other_numbers_is_another_question_not_a_copy():
     assert matches == []
 
 
-def test_a_paraphrase_sharing_no_13_gram_is_found_by_embedding_and_alignment(embed):
+def test_a_paraphrase_sharing_no_13_gram_is_found_by_embedding_and_the_dedup_rule(embed):
     para = (
         "In April Natalia sold hair clips to 48 of her friends. In May she sold half that many clips. "
         "What is the total number of clips Natalia sold in April and May?"
@@ -75,23 +76,29 @@ def test_a_paraphrase_sharing_no_13_gram_is_found_by_embedding_and_alignment(emb
     matches = Scanner(_probes(), embed=embed).scan_batch([Doc("ft.jsonl", 3, para), Doc("ft.jsonl", 4, OTHER)])
     assert _found(matches, "c-clips", "ngram") == []
     [para_match] = _found(matches, "c-clips", "paraphrase")
-    assert para_match.line == 3 and para_match.score >= ct.PARA_COS and para_match.aligned >= ct.ALIGN_MIN
-    assert "natalia" in para_match.span
+    assert para_match.line == 3 and para_match.span == para  # the line it matched, as written
+    assert para_match.detail.startswith(f"cosine {para_match.score:.3f} >= ")
     assert [m for m in matches if m.line == 4] == []
 
 
-def _words(text: str) -> list[bytes]:
-    return [w.encode() for w in text.split(" ")]
+def test_a_long_line_is_embedded_as_runs_of_sentences_that_fit_a_window():
+    line = "One two three. Four five six seven! Eight nine? " + " ".join(f"w{i}" for i in range(10))
+    assert ct._runs(line, 7) == [
+        "One two three. Four five six seven!",
+        "Four five six seven! Eight nine?",
+        "Eight nine?",
+        "w0 w1 w2 w3 w4 w5 w6",
+        "w3 w4 w5 w6 w7 w8 w9",
+    ]
 
 
-def test_alignment_needs_every_number_and_counts_content_stems():
-    case = _words("how many apples did 3 boys eat")
-    assert alignment(case, _words("the 3 boys eat apples")) == 1.0
-    assert alignment(case, _words("the 4 boys eat apples")) == 0.0
-    assert alignment(case, _words("the 3 boys eat 2 apples")) == 0.0  # a whole line with another number
-    assert alignment(case, _words("the 3 boys eat 2 apples"), whole=False) == 1.0  # a cut: numbers may spill
-    # content words: apples, boys, eat -> apples and boys align ("eat" is not in the window)
-    assert alignment(case, _words("apples for 3 boys")) == pytest.approx(2 / 3)
+def test_a_rephrasing_with_other_numbers_is_not_a_paraphrase(embed):
+    other = (
+        "In April Natalia sold hair clips to 46 of her friends. In May she sold half that many clips. "
+        "What is the total number of clips Natalia sold in April and May?"
+    )
+    matches = Scanner(_probes(), embed=embed).scan_batch([Doc("ft.jsonl", 3, other)])
+    assert _found(matches, "c-clips", "paraphrase") == []
 
 
 def test_a_short_case_matches_only_a_document_that_is_all_of_it():
@@ -120,6 +127,44 @@ def test_scan_streams_files_reports_bad_lines_and_splits_dev_from_holdout(tmp_pa
         "holdout": {"cases": 1, "contaminated": 1, "by_method": {"exact": 1, "ngram": 1}},
     }
     assert (report.docs, report.bad_count, report.bad_lines[0].line) == (2, 1, 2)
+
+
+def test_jsonl_scanned_in_blocks_finds_what_scanning_line_by_line_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(cr, "BLOCK", 200)  # several blocks
+    near = "natalia sold clips to 48 of her pals in April then she sold half as many clips in May. How many clips did Natalia sell in total in April and May"
+    ft = tmp_path / "ft.jsonl"
+    ft.write_bytes(
+        b"\n".join(
+            [
+                orjson.dumps({"messages": [{"role": "user", "content": f"Solve: {CLIPS.upper()}"}], "id": 3}),
+                b"{broken",
+                orjson.dumps({"text": OTHER}),
+                orjson.dumps({"prompt": near, "completion": "72"}),
+                b'{"text": "caf\\u00e9: ' + SHOES.encode() + b'"}',
+                orjson.dumps({"a": "thanks, a lot"}),
+            ]
+        )
+        + b"\n"
+    )
+    probes = [*_probes(), Probe("c-hi", "dev", "input", "Thanks a lot!")]
+    scanner = Scanner(probes, methods=("exact", "ngram", "lcs"))
+    blocks, lines = scan(scanner, [Corpus(ft)]), scan(scanner, [Corpus(ft)], read=read_corpus)
+    found = sorted((m.case_id, m.method, m.line, m.score, m.span) for m in blocks.matches)
+    assert found == sorted((m.case_id, m.method, m.line, m.score, m.span) for m in lines.matches)
+    assert {(c, m, line) for c, m, line, _, _ in found} == {
+        ("c-clips", "exact", 1),
+        ("c-clips", "ngram", 1),
+        ("c-clips", "lcs", 1),
+        ("c-clips", "ngram", 4),
+        ("c-clips", "lcs", 4),
+        ("c-shoes", "exact", 5),  # a line with a \\u escape, read the long way
+        ("c-shoes", "ngram", 5),
+        ("c-shoes", "lcs", 5),
+        ("c-hi", "exact", 6),
+    }
+    assert (blocks.docs, blocks.bad_count, blocks.bad_lines[0].line) == (5, 1, 2)
 
 
 def test_probes_take_user_turns_and_the_reference():

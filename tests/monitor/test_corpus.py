@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from evaltray.curate.dedup import normalize
 from evaltray.monitor import corpus as cp
 from evaltray.monitor.corpus import BadLine, CorpusError, Doc, read_corpus, strings_of
 
@@ -79,3 +80,43 @@ def test_a_folder_is_walked_in_path_order_and_other_files_are_left_alone(tmp_pat
 def test_a_missing_corpus_is_an_error(tmp_path: Path):
     with pytest.raises(CorpusError, match="no such file"):
         list(read_corpus(tmp_path / "nope.jsonl"))
+
+
+def _block_lines(items: list) -> dict[int, list[str]]:
+    """Line number -> its words, from the TextBlocks among ``items`` (normalized as the scanner reads them)."""
+    from evaltray.monitor.grams import norm_lines
+
+    out: dict[int, list[str]] = {}
+    for item in items:
+        if isinstance(item, cp.TextBlock):
+            data, starts = norm_lines(item.data)
+            for i, (a, b) in enumerate(zip(starts.tolist(), [*starts.tolist()[1:], len(data)], strict=True)):
+                out[item.first + i] = data[a:b].decode().split()
+    return out
+
+
+def test_the_block_reader_gives_every_line_what_the_line_reader_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(cp, "BLOCK", 64)  # many blocks, lines cut across reads
+    path = tmp_path / "ft.jsonl"
+    records = [
+        {"messages": [{"role": "user", "content": 'She said "Stop!"\tThen\\left.\nNew line'}], "n": 3, "ok": True},
+        {"text": "Crème brûlée – 3½ cups, “quoted” ’til ÀB"},
+        {"key:colon": "value", "list": ["a b", 5, {"deep": "word"}], "empty": ""},
+    ]
+    path.write_bytes(
+        b"\n".join(orjson.dumps(r) for r in records)
+        + b'\n{"text": "caf\\u00e9 escaped"}\n{not json\n\n'
+        + b'{"t" : "spaced key" , "u":"v"}\n'
+        + b'{"text": "latin-1 \xe9t\xe9"}\n'
+    )
+    lines, blocks = list(read_corpus(path)), list(cp.read_jsonl_blocks(path))
+    assert [x for x in blocks if isinstance(x, BadLine)] == [x for x in lines if isinstance(x, BadLine)]
+    assert [x for x in blocks if isinstance(x, Doc)] == [Doc(str(path), 4, "café escaped")]  # \u escape: long way
+    words = _block_lines(blocks)
+    for doc in lines:
+        if isinstance(doc, Doc) and doc.line != 4:
+            assert words[doc.line] == normalize(doc.text).split(), doc.line
+    assert words[1] == ["user", "she", "said", "stop", "then", "left", "new", "line"]  # keys, 3 and true left out
+    assert words[3] == ["value", "a", "b", "word"]
+    assert words[7] == ["spaced", "key", "v"]
+    assert sum(x.docs for x in blocks if isinstance(x, cp.TextBlock)) == 4

@@ -22,7 +22,7 @@ import math
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,6 +37,7 @@ __all__ = [
     "DedupResult",
     "DupGroup",
     "DupPair",
+    "GUARDS",
     "NearPairs",
     "PARAPHRASE",
     "PLACEHOLDER",
@@ -45,6 +46,7 @@ __all__ = [
     "lsh_params",
     "near_duplicate_pairs",
     "normalize",
+    "paraphrase_verdict",
     "shingle_hashes",
 ]
 
@@ -63,6 +65,8 @@ MAX_PERM = 128
 PARAPHRASE = 0.675
 """The default paraphrase threshold: where the combined rule best separates MRPC's paraphrases from its
 non-paraphrases (Youden's J, which does not depend on how many pairs are paraphrases; WordLlama)."""
+#: The guards a paraphrase pair must pass (all of them in :func:`dedup`).
+GUARDS = ("numbers", "negation", "names")
 _U64 = np.uint64
 
 
@@ -1368,6 +1372,30 @@ def _is_content(token: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a caller checks one text against several: its facts are read once
+def _facts_of(text: str) -> _Facts:
+    return _facts(canonical(text), text)
+
+
+def paraphrase_verdict(
+    a: str, b: str, cos: float, threshold: float = PARAPHRASE, guards: Collection[str] = GUARDS
+) -> tuple[bool, str]:
+    """Whether two texts at cosine ``cos`` are paraphrases by the guards :func:`dedup` applies (``guards``:
+    the same numbers, negation and names; and the cosine their word overlap and shared quantities ask for),
+    with why. For callers that find their candidate pairs another way (contamination: a tray against a
+    corpus)."""
+    fa, fb = _facts_of(a), _facts_of(b)
+    need = _needed(threshold, fa, fb)
+    if cos < need:
+        return False, f"cosine {cos:.3f} < {need:.3g}"
+    why = _refusal(fa, fb, mutual=True, guards=guards)
+    return (
+        (False, f"cosine {cos:.3f} >= {need:.3g} but {why}")
+        if why
+        else (True, f"cosine {cos:.3f} >= {need:.3g}; {_agree(fa)}")
+    )
+
+
 def _agree(f: _Facts) -> str:
     if f.quantities:
         return f"{len(f.quantities)} quantities, negation and names agree"
@@ -1414,15 +1442,15 @@ def _overlap(fa: _Facts, fb: _Facts) -> float:
     return len(fa.words & fb.words) / union if union else 0.0
 
 
-def _refusal(fa: _Facts, fb: _Facts, *, mutual: bool) -> str:
+def _refusal(fa: _Facts, fb: _Facts, *, mutual: bool, guards: Collection[str] = GUARDS) -> str:
     """Why two texts that embed close together are not paraphrases; empty if they may be."""
     if not mutual:
         return "not mutual nearest neighbours"
-    if _numbers_differ(fa, fb):
+    if "numbers" in guards and _numbers_differ(fa, fb):
         return "numbers differ"
-    if _negation_differs(fa, fb):
+    if "negation" in guards and _negation_differs(fa, fb):
         return "one is negated"
-    for name in fa.names | fb.names:
+    for name in fa.names | fb.names if "names" in guards else ():
         if (name in fa.keys) != (name in fb.keys) and not (fa.unknown if name in fb.keys else fb.unknown):
             return "names differ"  # a name against a placeholder is unknown, not different
     return ""

@@ -9,10 +9,11 @@ in batches, past an index built from the tray (small). Each method reports the s
 - ``lcs``: near-verbatim copies. Documents sharing two or more word 8-grams with a case are aligned with it by
   Ratcliff/Obershelp (the longest common substring of words, then recursively the longest on each side); the
   score is the share of the case's words aligned, flagged from :data:`LCS_MIN`;
-- ``paraphrase``: rephrased copies, which share few n-grams (Yang et al. 2023). Corpus windows about a case's
-  length are embedded with curate's backends; a window whose cosine with a case reaches :data:`PARA_COS` is
-  verified by token alignment (every number of the case in the window, :data:`ALIGN_MIN` of its content words
-  aligned by stem) and, when a verifier is given, by an LLM through an OpenAI-compatible endpoint.
+- ``paraphrase``: rephrased copies, which share few n-grams (Yang et al. 2023). Each line of a document (or,
+  for a long one, runs of its sentences about a case's length) is embedded with curate's backends and checked
+  against its :data:`PARA_K` nearest cases by curate.dedup's paraphrase rule (the same numbers; a cosine
+  from :data:`PARA_COS`, lowered by word overlap and shared quantities) and, when a verifier is given, by an
+  LLM through an OpenAI-compatible endpoint.
 
 Provenance is the fifth check: a case whose source date is before a model's training cutoff is at risk
 whatever the corpora hold (seed 003). Dev and holdout cases are reported apart.
@@ -20,20 +21,23 @@ whatever the corpora hold (seed 003). Dev and holdout cases are reported apart.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from evaltray.core.errors import EvaltrayError
+from evaltray.curate.dedup import paraphrase_verdict
 
-from .corpus import BadLine, Doc, Item, read_corpus, strings_of
-from .grams import GramIndex, WordBatch, doc_ranges, norm_bytes, rolling, word_batch
+from .corpus import BadLine, Doc, Item, TextBlock, read_corpus, read_corpus_blocks, strings_of
+from .grams import GramIndex, WordBatch, doc_ranges, hash_words, norm_lines, rolling, word_batch
 
 __all__ = [
     "METHODS",
@@ -55,25 +59,19 @@ SEED = 8
 MIN_EXACT = 4
 #: Share of a case's words Ratcliff/Obershelp aligns for a near-verbatim copy (bench_contamination, building set).
 LCS_MIN = 0.7
-#: Cosine from which a window is a paraphrase candidate, and share of content words it must align. Chosen on
-#: the building set only (bench_contamination --calibrate: 1,000 GSM8K train questions, 100 rule rephrasings
-#: among 6,473 same-domain questions with their answers): every setting from cosine 0.4 to 0.82 and
-#: alignment 0.5 to 0.65 finds 93 of the 100 at precision 0.99 or more; the low end of both, where real
-#: rephrasings (more words changed than rules change) have room.
-PARA_COS = 0.6
-ALIGN_MIN = 0.55
+#: The paraphrase verdict: curate.dedup's rule (a cosine threshold that word overlap and shared quantities
+#: lower) with the guards named here, each corpus window checked against its :data:`PARA_K` nearest cases.
+#: Chosen on building sets only (bench_contamination --calibrate: the planted rule rephrasings and the
+#: building half of GSM-Plus's rephrasings): dedup's negation and names guards refused real rephrasings
+#: ("no longer needs" for "is done with", "PCs" for "computers") and no wrong match, so they are left out.
+PARA_COS = 0.65
+PARA_GUARDS = ("numbers",)
+PARA_K = 5
 #: Text per batch: big enough that numpy does the work, small enough to stay in cache-sized pieces.
 BATCH_BYTES = 4 << 20
 #: Bad lines kept in a report (all are counted).
 KEEP_BAD = 100
 _SPAN_CHARS = 300
-
-_STOP = frozenset(
-    b"a an the of to in on at for by with from and or but if then so as is are was were be been being it its "
-    b"this that these those there here he she they we you i me my your his her their our them us what which "
-    b"who whom how many much does do did has have had will would can could should shall may might must not no "
-    b"than more less each every all any some per into out up down over under about after before".split()
-)
 
 
 class ContaminationError(EvaltrayError):
@@ -110,8 +108,6 @@ class Match:
     span: str
     kind: str = "corpus"
     detail: str | None = None
-    #: paraphrase only: the share of the case's content words the matched span aligns
-    aligned: float | None = None
 
 
 @dataclass
@@ -193,31 +189,10 @@ def _numbers(words: Sequence[bytes]) -> set[bytes]:
     return {_NUMBER_WORDS.get(w, w) for w in words if _is_number(w)}
 
 
-def alignment(case: Sequence[bytes], window: Sequence[bytes], whole: bool = True) -> float:
-    """Share of the case's content words (stop words and numbers aside) whose stem (first 5 letters) the
-    window has; 0 when the numbers differ (a quantity changes the question): the window must hold every
-    number of the case and, when it is a ``whole`` line of the corpus, no other."""
-    have, want = _numbers(window), _numbers(case)
-    if not want <= have or (whole and have - want):
-        return 0.0
-    content = [w for w in case if w not in _STOP and not _is_number(w)]
-    if not content:
-        return 1.0
-    stems = {w[:5] for w in window}
-    return sum(w[:5] in stems for w in content) / len(content)
-
-
 #: An LLM's second opinion on paraphrase candidates: for each (case text, corpus text), True (same
 #: question), False, or None (no answer: the candidate stands on the alignment alone).
 Verifier = Callable[[list[tuple[str, str]]], list[bool | None]]
 Embed = Callable[[list[str]], np.ndarray]
-
-
-class _Window(NamedTuple):
-    doc: int
-    lo: int
-    hi: int
-    whole: bool  # the whole of one line of the document
 
 
 class Scanner:
@@ -252,27 +227,38 @@ class Scanner:
         self.whole = {b" ".join(w): i for i, w in enumerate(self.words) if 0 < len(w) < MIN_EXACT}
         self.vectors: np.ndarray | None = None
         if "paraphrase" in self.methods and embed is not None and texts:
-            vectors = _unit(embed([" ".join(x.decode("utf-8", "replace") for x in w) for w in self.words]))
+            vectors = _unit(embed(texts))
             # a case of a few words "paraphrases" half the corpus: those are for the exact method alone
             vectors[[len(w) < MIN_EXACT for w in self.words]] = 0
             self.vectors = vectors
             sizes = sorted(len(w) for w in self.words)
-            self.window = int(min(256, max(16, 1.5 * sizes[int(0.95 * (len(sizes) - 1))])))
+            self.window = int(min(256, max(16, 1.5 * sizes[math.ceil(0.95 * len(sizes)) - 1])))  # 95th percentile
 
     def scan_batch(self, docs: Sequence[Doc], kind: str = "corpus") -> list[Match]:
         """Every match of the probes in ``docs``."""
         if not docs or not self.probes:
             return []
         batch = word_batch([d.text for d in docs])
-        ranges = doc_ranges(batch, len(docs))
+        found = self._scan(batch, len(docs), docs.__getitem__, kind)
+        return found + self._paraphrases(docs, kind) if self.vectors is not None else found
+
+    def scan_block(self, block: TextBlock, kind: str = "corpus") -> list[Match]:
+        """Every verbatim match (exact, n-gram, near-verbatim) of the probes in a block of JSONL lines, each
+        line one document: the block is normalized and hashed at once, and a line becomes a :class:`Doc`
+        only when it matches. The paraphrase method reads documents (:meth:`scan_batch`)."""
+        if not self.probes:
+            return []
+        data, starts = norm_lines(block.data)
+        batch = hash_words(b" " + data, starts + 1)
+        return self._scan(batch, len(starts), lambda d: Doc(block.source, block.first + d, ""), kind)
+
+    def _scan(self, batch: WordBatch, count: int, doc_at: Callable[[int], Doc], kind: str) -> list[Match]:
+        """The verbatim matches in a batch of ``count`` documents, document ``d`` being ``doc_at(d)``."""
+        ranges = doc_ranges(batch, count)
         found: list[Match] = []
-        pairs = self._pairs(batch)
-        for (d, p), hits in pairs.items():
-            found += self._verbatim(batch, ranges[d], docs[d], p, hits, kind)
-        found += self._whole_docs(batch, ranges, docs, kind)
-        if self.vectors is not None:
-            found += self._paraphrases(batch, ranges, docs, kind)
-        return found
+        for (d, p), hits in self._pairs(batch).items():
+            found += self._verbatim(batch, ranges[d], doc_at(d), p, hits, kind)
+        return found + self._whole_docs(batch, ranges, doc_at, kind)
 
     def _pairs(self, batch: WordBatch) -> dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray]]]:
         """(document, probe) -> {gram length: (hit positions, hit hashes)} for every pair with a hit."""
@@ -334,70 +320,81 @@ class Scanner:
         return out
 
     def _whole_docs(
-        self, batch: WordBatch, ranges: list[tuple[int, int]], docs: Sequence[Doc], kind: str
+        self, batch: WordBatch, ranges: list[tuple[int, int]], doc_at: Callable[[int], Doc], kind: str
     ) -> list[Match]:
         """Cases too short for a gram, found only as a corpus document of their own."""
         if not self.whole or "exact" not in self.methods:
             return []
+        sizes = np.diff(np.searchsorted(batch.doc, np.arange(len(ranges) + 1)))
         out = []
-        for d, (lo, hi) in enumerate(ranges):
-            if 0 < hi - lo < MIN_EXACT:
-                p = self.whole.get(b" ".join(batch.words(lo, hi)))
-                if p is not None:
-                    out.append(self._match(p, "exact", 1.0, docs[d], batch.span(lo, hi), kind))
+        for d in np.flatnonzero((sizes > 0) & (sizes < MIN_EXACT)).tolist():
+            lo, hi = ranges[d]
+            p = self.whole.get(b" ".join(batch.words(lo, hi)))
+            if p is not None:
+                out.append(self._match(p, "exact", 1.0, doc_at(d), batch.span(lo, hi), kind))
         return out
 
-    def _windows(self, batch: WordBatch, ranges: list[tuple[int, int]], docs: Sequence[Doc]) -> list[_Window]:
-        """The windows a batch is embedded in: each line of a document (a JSONL record's strings are lines: the
-        question apart from its answer), or, for a line longer than a window, overlapping windows of it."""
+    def _windows(self, docs: Sequence[Doc]) -> list[tuple[int, str]]:
+        """``(document, text)`` windows a batch is embedded in: each line of a document (a JSONL record's
+        strings are lines: the question apart from its answer); a line longer than a window, the runs of its
+        sentences that fit one, a run starting at each sentence."""
         out = []
-        w = self.window
-        for d, (lo, hi) in enumerate(ranges):
-            at = lo
-            for size in (len(norm_bytes(line).split()) for line in docs[d].text.split("\n")):
-                a, b, at = at, min(hi, at + size), at + size
-                if b <= a:
-                    continue
-                if b - a <= w:
-                    out.append(_Window(d, a, b, True))
-                    continue
-                out += [_Window(d, s, min(b, s + w), False) for s in range(a, max(a + 1, b - w + w // 2), w // 2)]
+        for d, doc in enumerate(docs):
+            for line in doc.text.split("\n"):
+                size = len(line.split())
+                if size and size <= self.window:
+                    out.append((d, line))
+                elif size:
+                    out += [(d, run) for run in _runs(line, self.window)]
         return out
 
-    def _paraphrases(
-        self, batch: WordBatch, ranges: list[tuple[int, int]], docs: Sequence[Doc], kind: str
-    ) -> list[Match]:
+    def _paraphrases(self, docs: Sequence[Doc], kind: str) -> list[Match]:
         assert self.vectors is not None and self.embed is not None
-        windows = self._windows(batch, ranges, docs)
+        windows = self._windows(docs)
         if not windows:
             return []
-        vecs = _unit(self.embed([batch.span(x.lo, x.hi) for x in windows]))
-        sims = vecs @ self.vectors.T
-        best: dict[tuple[int, int], tuple[float, float, int]] = {}
-        for wi, p in np.argwhere(sims >= PARA_COS).tolist():
-            d, a, b, whole = windows[wi]
-            aligned = alignment(self.words[p], batch.words(a, b), whole)
-            cos = float(sims[wi, p])
-            if aligned >= ALIGN_MIN and cos > best.get((d, p), (-1.0, 0.0, 0))[0]:
-                best[(d, p)] = (cos, aligned, wi)
+        sims = _unit(self.embed([t for _, t in windows])) @ self.vectors.T
+        k = min(PARA_K, sims.shape[1])
+        near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        best: dict[tuple[int, int], tuple[float, str, int]] = {}
+        for wi, p in zip(np.repeat(np.arange(len(windows)), k).tolist(), near.ravel().tolist(), strict=True):
+            cos, (d, text) = float(sims[wi, p]), windows[wi]
+            if cos <= best.get((d, p), (0.0, "", 0))[0]:
+                continue
+            same, why = paraphrase_verdict(self.probes[p].text, text, cos, PARA_COS, PARA_GUARDS)
+            if same:
+                best[(d, p)] = (cos, why, wi)
         chosen = sorted(best.items())
         if self.verify is not None and chosen:
-            asks = [(self.probes[p].text, batch.span(windows[wi].lo, windows[wi].hi)) for (_, p), (_, _, wi) in chosen]
-            verdicts = self.verify(asks)
+            verdicts = self.verify([(self.probes[p].text, windows[wi][1]) for (_, p), (_, _, wi) in chosen])
             chosen = [c for c, ok in zip(chosen, verdicts, strict=True) if ok is not False]
         return [
-            self._match(
-                p,
-                "paraphrase",
-                cos,
-                docs[d],
-                batch.span(windows[wi].lo, windows[wi].hi),
-                kind,
-                detail=f"{aligned:.0%} of content words aligned",
-                aligned=round(aligned, 4),
-            )
-            for (d, p), (cos, aligned, wi) in chosen
+            self._match(p, "paraphrase", cos, docs[d], windows[wi][1], kind, detail=why)
+            for (d, p), (cos, why, wi) in chosen
         ]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _runs(line: str, size: int) -> list[str]:
+    """Runs of consecutive sentences of ``line`` of at most ``size`` words, one starting at each sentence (a
+    sentence longer than that is cut in pieces of ``size`` words, half overlapping)."""
+    pieces: list[list[str]] = []
+    for sentence in _SENTENCE_END.split(line.strip()):
+        words = sentence.split()
+        step = max(1, size // 2)
+        pieces += (
+            [words] if len(words) <= size else [words[i : i + size] for i in range(0, len(words) - size + step, step)]
+        )
+    out = []
+    for i in range(len(pieces)):
+        run, j = list(pieces[i]), i + 1
+        while j < len(pieces) and len(run) + len(pieces[j]) <= size:
+            run += pieces[j]
+            j += 1
+        out.append(" ".join(run))
+    return out
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -415,11 +412,17 @@ def _longest_run(pos: np.ndarray) -> tuple[int, int]:
     return int(u[starts[k]]), int(u[ends[k]])
 
 
-def _batches(items: Iterable[Item], report: ContaminationReport) -> Iterable[list[Doc]]:
-    """Documents in batches of about :data:`BATCH_BYTES`; bad lines go to the report as they pass."""
+def _batches(items: Iterable[Item | TextBlock], report: ContaminationReport) -> Iterable[list[Doc] | TextBlock]:
+    """Documents in batches of about :data:`BATCH_BYTES`, and blocks as they come; bad lines go to the report
+    as they pass."""
     batch: list[Doc] = []
     size = 0
     for item in items:
+        if isinstance(item, TextBlock):
+            report.docs += item.docs
+            report.bytes += item.size
+            yield item
+            continue
         if isinstance(item, BadLine):
             report.bad_count += 1
             if len(report.bad_lines) < KEEP_BAD:
@@ -440,17 +443,23 @@ def scan(
     scanner: Scanner,
     corpora: Sequence[Corpus],
     release: str | None = None,
-    read: Callable[[Path], Iterable[Item]] = read_corpus,
+    read: Callable[[Path], Iterable[Item | TextBlock]] | None = None,
 ) -> ContaminationReport:
-    """Stream every corpus once past ``scanner``; the matches, counts and bad lines as a report."""
+    """Stream every corpus once past ``scanner``; the matches, counts and bad lines as a report. JSONL is read
+    in blocks of many lines (:meth:`Scanner.scan_block`) unless the paraphrase method needs documents."""
+    if read is None:
+        read = read_corpus if scanner.vectors is not None else read_corpus_blocks
     t0 = time.perf_counter()
     cases: dict[str, set[str]] = defaultdict(set)
     for p in scanner.probes:
         cases[p.split].add(p.case_id)
     report = ContaminationReport(release, scanner.n, scanner.methods, {s: len(ids) for s, ids in cases.items()})
     for corpus in corpora:
-        for docs in _batches(read(corpus.path), report):
-            report.matches += scanner.scan_batch(docs, corpus.kind)
+        for got in _batches(read(corpus.path), report):
+            if isinstance(got, TextBlock):
+                report.matches += scanner.scan_block(got, corpus.kind)
+            else:
+                report.matches += scanner.scan_batch(got, corpus.kind)
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -13,13 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import orjson
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.registry import Registry
 from evaltray.core.untrusted import InputTooLarge, read_yaml_file, size_text
 
-__all__ = ["BadLine", "CorpusError", "Doc", "READERS", "read_corpus", "read_corpora", "strings_of"]
+__all__ = [
+    "BadLine",
+    "CorpusError",
+    "Doc",
+    "READERS",
+    "TextBlock",
+    "read_corpora",
+    "read_corpus",
+    "read_corpus_blocks",
+    "read_jsonl_blocks",
+    "strings_of",
+]
 
 #: A line longer than this is reported and skipped (read through in pieces, never held).
 MAX_LINE = 8 << 20
@@ -107,29 +119,158 @@ def _decoded(raw: bytes, source: str, no: int) -> str | BadLine:
         return BadLine(source, no, f"not UTF-8 (byte {exc.start + 1})")
 
 
+def _record(raw: bytes, source: str, no: int) -> Doc | BadLine | None:
+    """One JSONL line as a document (every string in the record, joined by newlines), a BadLine, or None
+    for a blank line."""
+    if not raw.strip():
+        return None
+    text = _decoded(raw, source, no)
+    if isinstance(text, BadLine):
+        return text
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return BadLine(source, no, f"not JSON ({str(exc).split(':')[0]})")  # the reason, without orjson's position
+    return Doc(source, no, "\n".join(strings_of(value)))
+
+
 @READERS.register("jsonl", "ndjson")
 def read_jsonl(path: Path) -> Iterator[Item]:
     """One document per JSON line: every string in the record, joined by newlines."""
     source = str(path)
     with path.open("rb") as fh:
         for no, raw in _lines(fh, source):
-            if isinstance(raw, BadLine):
-                yield raw
-                continue
-            if not raw.strip():
-                continue
-            text = _decoded(raw, source, no)
-            if isinstance(text, BadLine):
-                yield text
-                continue
+            item = raw if isinstance(raw, BadLine) else _record(raw, source, no)
+            if item is not None:
+                yield item
+
+
+#: Bytes the block reader reads at a time (whole lines: a block ends at its last newline).
+BLOCK = 2 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class TextBlock:
+    """Many JSONL lines as one buffer: line ``first + i`` of the file is line ``i`` of ``data`` (lines end
+    with ``\\n``), holding only the record's strings; keys, numbers and JSON syntax are spaces, and a line
+    handed over apart (a Doc or a BadLine) or blank is all spaces. ``docs``: its lines that are documents;
+    ``size``: the bytes of their strings."""
+
+    source: str
+    first: int
+    data: bytes
+    docs: int
+    size: int
+
+
+def _raw_blocks(fh: BinaryIO, source: str) -> Iterator[tuple[int, bytes] | BadLine]:
+    """``(lines before it, block)`` for blocks of whole lines of about :data:`BLOCK` bytes, and a BadLine for a
+    line past :data:`MAX_LINE` (drained in pieces, never held whole)."""
+    before, rest = 0, b""
+    while True:
+        chunk = fh.read(BLOCK)
+        if not chunk:
+            if rest:
+                yield before, rest + b"\n"
+            return
+        buf = rest + chunk
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            rest = buf
+            if len(buf) > MAX_LINE:
+                while chunk and b"\n" not in chunk:
+                    chunk = fh.read(BLOCK)
+                rest = chunk[chunk.find(b"\n") + 1 :] if chunk else b""
+                before += 1
+                yield BadLine(source, before, f"line longer than {size_text(MAX_LINE)}, skipped")
+            continue
+        rest = buf[cut + 1 :]
+        yield before, buf[: cut + 1]
+        before += buf.count(b"\n", 0, cut + 1)
+
+
+def _escapes(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of JSON string escapes: the backslash that starts each, and the byte it escapes (a run of
+    backslashes pairs up from its start)."""
+    bs = np.flatnonzero(arr == 92)
+    if not len(bs):
+        return bs, bs
+    first = np.r_[True, np.diff(bs) != 1]
+    run_start = np.flatnonzero(first)[np.cumsum(first) - 1]
+    starter = bs[(np.arange(len(bs)) - run_start) % 2 == 0]
+    return starter, starter + 1
+
+
+def _strings_only(arr: np.ndarray, newlines: np.ndarray) -> tuple[np.ndarray, int]:
+    """The bytes of ``arr`` (valid JSON lines, or blanks, ending at ``newlines``) with everything but the
+    content of string values (keys, numbers, syntax, escapes) turned to spaces, newlines kept; and how many
+    bytes of string content there are."""
+    starter, escaped = _escapes(arr)
+    quotes = np.flatnonzero(arr == 34)
+    if len(escaped):
+        quotes = np.setdiff1d(quotes, escaped, assume_unique=True)
+    opens, closes = quotes[0::2], quotes[1::2]
+    after = closes + 1  # the next byte that is not blank: ':' after a string makes it a key
+    while len(after):
+        blank = np.flatnonzero((arr[after] == 32) | (arr[after] == 9) | (arr[after] == 13))
+        if not len(blank):
+            break
+        after[blank] += 1
+    value = arr[after] != 58
+    edge = np.zeros(len(arr) + 1, dtype=np.int8)  # +1 after a value's opening quote, -1 at its closing one
+    edge[opens[value] + 1] = 1
+    edge[closes[value]] -= 1
+    keep = np.cumsum(edge[:-1], dtype=np.int8).view(bool)
+    keep[starter] = False
+    keep[escaped] = False
+    out = np.where(keep, arr, np.uint8(32))
+    out[newlines] = 10
+    return out, int(np.count_nonzero(keep))
+
+
+def _block_items(before: int, block: bytes, source: str) -> Iterator[Doc | BadLine | TextBlock]:
+    """A block's lines: the BadLines, the lines with ``\\u`` escapes as Docs (read the long way: their text
+    differs from their bytes), and the rest as one TextBlock (a line handed over apart is blank in it)."""
+    lines = block.split(b"\n")[:-1]
+    ends = np.cumsum([len(x) + 1 for x in lines], dtype=np.int64)
+    apart: list[int] = []
+    docs = 0
+    for i, line in enumerate(lines):
+        no = before + i + 1
+        if len(line) > MAX_LINE:
+            apart.append(i)
+            yield BadLine(source, no, f"line longer than {size_text(MAX_LINE)}, skipped")
+            continue
+        if b"\\u" not in line:
             try:
-                value = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                yield BadLine(
-                    source, no, f"not JSON ({str(exc).split(':')[0]})"
-                )  # the reason, without orjson's position
+                orjson.loads(line)
+                docs += 1
                 continue
-            yield Doc(source, no, "\n".join(strings_of(value)))
+            except orjson.JSONDecodeError:
+                pass
+        apart.append(i)
+        item = _record(line, source, no)
+        if item is not None:
+            yield item
+    arr = np.frombuffer(block, dtype=np.uint8)
+    if apart:
+        arr = arr.copy()
+        for i in apart:
+            arr[ends[i] - len(lines[i]) - 1 : ends[i] - 1] = 32
+    out, size = _strings_only(arr, ends - 1)
+    yield TextBlock(source, before + 1, out.tobytes(), docs, size)
+
+
+def read_jsonl_blocks(path: Path) -> Iterator[Doc | BadLine | TextBlock]:
+    """A JSONL file as :class:`TextBlock` s of whole lines, for scanning many lines at once; a line with
+    ``\\u`` escapes comes as a Doc, a bad line as a BadLine (the reasons :func:`read_jsonl` gives)."""
+    source = str(path)
+    with path.open("rb") as fh:
+        for got in _raw_blocks(fh, source):
+            if isinstance(got, BadLine):
+                yield got
+            else:
+                yield from _block_items(*got, source)
 
 
 @READERS.register("txt", "md", "prompt", "jinja", "j2", "tmpl")
@@ -209,6 +350,15 @@ def read_corpus(path: Path) -> Iterator[Item]:
         suffix = file.suffix.lower().lstrip(".")
         reader = READERS.get(suffix) if suffix in READERS else read_text
         yield from reader(file)
+
+
+def read_corpus_blocks(path: Path) -> Iterator[Item | TextBlock]:
+    """:func:`read_corpus`, but JSONL files come as :class:`TextBlock` s of many lines (scanned at once)."""
+    for file in _files(path):
+        if file.suffix.lower() in (".jsonl", ".ndjson"):
+            yield from read_jsonl_blocks(file)
+        else:
+            yield from read_corpus(file)
 
 
 def read_corpora(paths: Iterable[Path]) -> Iterator[Item]:

@@ -16,29 +16,11 @@ import numpy as np
 
 from evaltray.curate.dedup import normalize
 
-__all__ = ["GramIndex", "Hits", "WordBatch", "norm_bytes", "word_batch"]
+__all__ = ["GramIndex", "Hits", "WordBatch", "hash_words", "norm_bytes", "norm_lines", "word_batch"]
 
 _U64 = np.uint64
 _P = 0x100000001B3  # the FNV prime: odd, so invertible modulo 2**64
-_BITS = 24  # bitmap in front of the sorted gram array: a probe of a corpus word touches 2 MiB at most
-
-
-class _Powers:
-    """P**k and P**-k modulo 2**64 for k below a size that grows on demand (a batch's byte count)."""
-
-    def __init__(self) -> None:
-        self.up = np.zeros(0, dtype=_U64)
-        self.down = np.zeros(0, dtype=_U64)
-
-    def need(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.up) < n:
-            size = max(n, 2 * len(self.up), 1 << 22)  # doubling: a stream of growing batches rebuilds rarely
-            self.up = np.cumprod(np.full(size, _P, dtype=_U64), dtype=_U64)
-            self.down = np.cumprod(np.full(size, pow(_P, -1, 1 << 64), dtype=_U64), dtype=_U64)
-        return self.up, self.down
-
-
-_POWERS = _Powers()
+_BITS = 20  # bitmap in front of the sorted gram array (1 MiB: it stays in cache while a batch is probed)
 
 
 def _table() -> bytes:
@@ -65,22 +47,103 @@ def _char(c: str) -> str:
     return out
 
 
-def norm_bytes(text: str) -> bytes:
-    """``normalize(text)`` as UTF-8 bytes, words separated by one or more spaces.
-
-    ASCII text is one byte translation. Other text is casefolded and NFKC-normalized in C, then each distinct
-    non-ASCII character is mapped once (a document has few), not every character through a Python table; a
-    text that is not at normalize's fixed point after that round goes the long way."""
-    if text.isascii():
-        return text.encode("ascii").translate(_ASCII)
+def _norm_str(text: str) -> str | None:
+    """Casefolded, NFKC-normalized ``text`` with each distinct non-ASCII character mapped as normalize maps it
+    (a document has few, so not every character goes through a Python table); None when the result is not at
+    normalize's fixed point after that round (the long way is then needed)."""
     t = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     for c in set(_NON_ASCII.findall(t)):
         mapped = _char(c)
         if mapped != c:
             t = t.replace(c, mapped)
     if t != t.casefold() or not unicodedata.is_normalized("NFKC", t):
+        return None
+    return t
+
+
+def norm_bytes(text: str) -> bytes:
+    """``normalize(text)`` as UTF-8 bytes, words separated by one or more spaces (ASCII text: one byte
+    translation)."""
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII)
+    t = _norm_str(text)
+    if t is None:
         return normalize(text).encode("utf-8", "surrogatepass")
     return t.encode("utf-8", "surrogatepass").translate(_ASCII)
+
+
+#: A non-ASCII character's normalized UTF-8 bytes when it normalizes the same wherever it stands (no mark,
+#: no Hangul jamo, nothing that composes with a neighbour), else None; filled as characters are met.
+_ALONE: dict[str, bytes | None] = {}
+
+
+def _alone(c: str) -> bytes | None:
+    if c not in _ALONE:
+        t = _norm_str(c)
+        free = t is not None and all(
+            unicodedata.combining(x) == 0 and unicodedata.category(x)[0] != "M" and not 0x1100 <= ord(x) <= 0x11FF
+            for x in c + t
+        )
+        _ALONE[c] = t.encode("utf-8", "surrogatepass") if free and t is not None else None
+    return _ALONE[c]
+
+
+def _non_ascii(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each non-ASCII character of UTF-8 bytes starts, its byte length, and its bytes as an integer."""
+    lead = np.flatnonzero(arr >= 0xC0)
+    size = 2 + (arr[lead] >= 0xE0) + (arr[lead] >= 0xF0)
+    view = np.ndarray((len(arr),), dtype="<u4", buffer=np.r_[arr, np.zeros(3, np.uint8)], strides=(1,))
+    code = view[lead] & ((np.uint32(1) << (size.astype(np.uint32) * np.uint32(8))) - np.uint32(1))
+    return lead, size, code
+
+
+def norm_lines(data: bytes) -> tuple[bytes, np.ndarray]:
+    """Lines of UTF-8 text (each ending with ``\\n``) normalized at once, as :func:`norm_bytes` normalizes
+    each as far as its words go (a character normalize makes a space may come out as several spaces): the
+    bytes, and the offset of each line's first byte in them.
+
+    ASCII is one byte translation. Each distinct non-ASCII character that normalizes the same wherever it
+    stands (nearly all: letters, currency, quotes, dashes) is looked up once: one normalize makes a space
+    is overwritten with spaces in place, one it changes otherwise is spliced in; lines holding any other
+    character (a combining mark) go through :func:`norm_bytes` whole."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    out = data
+    if not data.isascii():
+        lead, size, code = _non_ascii(arr)
+        keys, first, which = np.unique(code, return_index=True, return_inverse=True)
+        chars = [
+            data[p : p + n].decode("utf-8", "surrogatepass") for p, n in zip(lead[first], size[first], strict=True)
+        ]
+        mapped = [_alone(c) for c in chars]
+        if any(m is None for m in mapped):
+            text = data.decode("utf-8", "surrogatepass")
+            out = b"".join(norm_bytes(line) + b"\n" for line in text.split("\n")[:-1])
+        else:
+            out = _respell(arr, lead, size, which, chars, [m or b"" for m in mapped])
+    ends = np.flatnonzero(np.frombuffer(out, dtype=np.uint8) == 10)
+    return out.translate(_ASCII), np.r_[0, ends[:-1] + 1][: len(ends)].astype(np.int64)
+
+
+def _respell(
+    arr: np.ndarray, lead: np.ndarray, size: np.ndarray, which: np.ndarray, chars: list[str], mapped: list[bytes]
+) -> bytes:
+    """``arr`` with non-ASCII character ``i`` (at ``lead[which == i]``) written as ``mapped[i]``."""
+    blank = np.array([m.translate(_ASCII).strip() == b"" for m in mapped])
+    same = np.array([m == c.encode("utf-8", "surrogatepass") for c, m in zip(chars, mapped, strict=True)])
+    out = arr.copy()
+    at = blank[which] & ~same[which]
+    for k in range(4):  # a character normalize makes a space: spaces over each of its bytes
+        hit = at & (size > k)
+        out[lead[hit] + k] = 32
+    splice = np.flatnonzero(~blank[which] & ~same[which])
+    if not len(splice):
+        return out.tobytes()
+    view, pieces, pos = memoryview(out.tobytes()), [], 0
+    for p, n, i in zip(lead[splice].tolist(), size[splice].tolist(), which[splice].tolist(), strict=True):
+        pieces += [view[pos:p], mapped[i]]
+        pos = p + n
+    pieces.append(view[pos:])
+    return b"".join(pieces)
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
@@ -116,26 +179,45 @@ class WordBatch:
 
 
 def word_batch(texts: Sequence[str]) -> WordBatch:
-    """The hashed words of ``texts``; word i of the result belongs to text ``doc[i]``.
-
-    A word's hash is a polynomial in its bytes, read off prefix sums of ``byte * P**position`` over the whole
-    batch (times ``P**-start`` to put every word at position 0), so no Python loop runs per word.
-    """
+    """The hashed words of ``texts``; word i of the result belongs to text ``doc[i]``."""
     parts = [norm_bytes(t) for t in texts]
-    data = b" " + b" ".join(parts) + b" "
-    arr = np.frombuffer(data, dtype=np.uint8)
-    word = arr != 32
-    start = np.flatnonzero(word[1:] > word[:-1]) + 1
-    end = np.flatnonzero(word[1:] < word[:-1]) + 1
-    # the index of each document's first byte in ``data``: a word belongs to the last document starting at or before it
+    # the index of each document's first byte in the joined bytes (after the leading space)
     offsets = np.cumsum([1] + [len(p) + 1 for p in parts[:-1]], dtype=np.int64)
+    return hash_words(b" " + b" ".join(parts) + b" ", offsets)
+
+
+def _chunks(buf: bytes, at: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The ``min(size, 8)`` bytes of ``buf`` from each offset ``at`` as a little-endian integer (bytes past
+    ``size`` masked off): one unaligned 8-byte read per word, not a Python step per byte."""
+    view = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
+    out = view[at]
+    short = np.flatnonzero(size < 8)
+    out[short] &= (_U64(1) << (size[short].astype(_U64) * _U64(8))) - _U64(1)
+    return out
+
+
+def hash_words(data: bytes, offsets: np.ndarray) -> WordBatch:
+    """The hashed words of normalized ``data`` (starting with a space) whose documents start at ``offsets``.
+
+    A word's hash mixes its bytes read eight at a time (a few numpy passes over the words, one over the
+    bytes to find them) with its length, so no Python loop runs per word and equal words hash equal
+    wherever they stand."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    edges = np.flatnonzero(np.diff((arr != 32).view(np.int8)))  # start - 1, end - 1, start - 1, ...
+    if len(edges) % 2:  # data ending inside a word
+        edges = np.r_[edges, len(arr) - 1]
+    start, end = edges[0::2] + 1, edges[1::2] + 1
+    # a word belongs to the last document starting at or before it
     doc = (np.searchsorted(offsets, start, side="right") - 1).astype(np.int64)
-    up, down = _POWERS.need(len(arr))
-    acc = arr.astype(_U64)
-    acc *= up[: len(arr)]
-    np.cumsum(acc, out=acc)
-    hashes = (acc[end - 1] - acc[start - 1]) * down[start - 1]
-    hashes += (end - start).astype(_U64)
+    buf = data + b" " * 8
+    size = end - start
+    hashes = _chunks(buf, start, size) ^ (size.astype(_U64) * _U64(0x9E3779B97F4A7C15))
+    long, k = np.flatnonzero(size > 8), 8
+    while len(long):
+        chunk = _chunks(buf, start[long] + k, size[long] - k)
+        hashes[long] = _mix(hashes[long] * _U64(_P)) ^ chunk
+        k += 8
+        long = long[size[long] > k]
     return WordBatch(data, _mix(hashes), doc, start, end)
 
 
