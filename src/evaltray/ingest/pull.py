@@ -54,6 +54,14 @@ class PullError(IngestError):
     """A pull that cannot go on: a missing key, a refused request, a server that keeps failing."""
 
 
+def listed(doc: Any, key: str, where: str) -> list[Any]:
+    """The list under ``key`` of a platform's answer; an answer without one stops the pull, naming ``where``."""
+    data = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(data, list):
+        raise PullError(f"{where} answered without a {key!r} list")
+    return data
+
+
 # --------------------------------------------------------------------------- HTTP
 
 
@@ -193,9 +201,7 @@ class Langfuse(Connector):
         page = 1
         while True:
             doc = self.http.get(path, {**params, "page": page, "limit": PAGE})
-            data = doc.get("data") if isinstance(doc, dict) else None
-            if not isinstance(data, list):
-                raise PullError(f"langfuse: {path} answered without a 'data' list")
+            data = listed(doc, "data", f"langfuse: {path}")
             yield from data
             total = (doc.get("meta") or {}).get("totalPages")
             if not data or not isinstance(total, int) or page >= total:
@@ -248,9 +254,7 @@ class LangSmith(Connector):
             doc = self.http.post(
                 "/api/v1/runs/query", {**query, "session": [self.project()], "limit": PAGE, "cursor": cursor}
             )
-            runs = doc.get("runs") if isinstance(doc, dict) else None
-            if not isinstance(runs, list):
-                raise PullError("langsmith: /api/v1/runs/query answered without a 'runs' list")
+            runs = listed(doc, "runs", "langsmith: /api/v1/runs/query")
             yield from runs
             cursor = (doc.get("cursors") or {}).get("next")
             if not runs or not cursor:
@@ -285,9 +289,7 @@ class Phoenix(Connector):
         path, cursor = f"/v1/projects/{project}/spans", None
         while True:
             doc = self.http.get(path, {**params, "limit": PAGE, "cursor": cursor})
-            data = doc.get("data") if isinstance(doc, dict) else None
-            if not isinstance(data, list):
-                raise PullError(f"phoenix: {path} answered without a 'data' list")
+            data = listed(doc, "data", f"phoenix: {path}")
             yield from data
             cursor = doc.get("next_cursor")
             if not data or not cursor:
