@@ -324,3 +324,14 @@ def test_reworded_passages_show_as_a_bm25_drift_in_a_workspace(ws, tmp_path):
         _side("w", 60, passages={f"q{i}": [old_passage] for i in range(6)}),
     )
     assert {m.name: m.value for m in same.metrics}["retrieval_bm25"] == 0.0
+
+
+def test_two_reports_within_one_second_are_both_kept(ws, monkeypatch):
+    from datetime import UTC, datetime
+
+    from evaltray.monitor import drift as dr
+
+    monkeypatch.setattr(dr, "now", lambda: datetime(2026, 12, 7, 13, 0, 0, tzinfo=UTC))  # whole seconds, as now() is
+    for level in ("green", "red"):
+        dr._keep(ws, dr.DriftReport("a", "b", 60, 60, level, [], []))
+    assert [h["level"] for h in dr.drift_history(ws)] == ["green", "red"]

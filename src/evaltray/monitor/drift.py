@@ -38,7 +38,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -635,7 +635,12 @@ def _keep(ws: Workspace, report: DriftReport) -> None:
         },
         "new_clusters": len(report.new_clusters),
     }
-    atomic_write(ws.root / DRIFT_DIR / f"{stamp:%Y%m%dT%H%M%S%f}.json", orjson.dumps(summary))
+    # named to the microsecond (``now()`` keeps whole seconds): two reports within a second are two files
+    folder = ws.root / DRIFT_DIR
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+    while (folder / f"{name}.json").exists():
+        name += "x"
+    atomic_write(folder / f"{name}.json", orjson.dumps(summary))
 
 
 def drift_history(ws: Workspace) -> list[dict[str, Any]]:
