@@ -155,9 +155,14 @@ def lost_and_doubled(ws: Workspace, saved: list[tuple[str, str]]) -> tuple[int, 
     return lost, doubled
 
 
-def measure(n: int, cases: int, reviewers: int, labels: int, root: Path) -> dict[str, float]:
+def measure(
+    n: int, cases: int, reviewers: int, labels: int, root: Path, overlap: float = 0.0, control: float = 0.0
+) -> dict[str, float]:
     global WS
     ws = WS = Workspace.init(root / f"ws{n}", user="alice")
+    # a second label on an overlap item is by design, and a control item is no candidate: both off by default,
+    # so that "doubled" means a race
+    ws.settings.overlap, ws.settings.control_rate = overlap, control
     names = [f"lab{i}" for i in range(reviewers)]
     for name in names:
         ws.add_user(name, "labeler", actor="alice")
@@ -205,6 +210,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--reviewers", type=int, default=20)
     parser.add_argument("--labels", type=int, default=10, help="labels each reviewer saves")
+    parser.add_argument("--overlap", type=float, default=0.0, help="[labeling] overlap (second, blind labels)")
+    parser.add_argument("--control-rate", type=float, default=0.0, help="[labeling] control_rate (known answers)")
     args = parser.parse_args()
     print(
         "| pending candidates | cases | reviewers | page p50 ms | page p95 ms | whole-queue read ms (before) "
@@ -213,7 +220,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.n:
-            m = measure(n, args.cases, args.reviewers, args.labels, Path(tmp))
+            m = measure(n, args.cases, args.reviewers, args.labels, Path(tmp), args.overlap, args.control_rate)
             print(
                 f"| {n:,} | {args.cases:,} | {args.reviewers} | {m['p50']:.1f} | {m['p95']:.1f} | {m['whole']:.1f} "
                 f"| {m['p95'] / m['whole']:.3f} | {m['saved']:.0f} | {m['failed']:.0f} | {m['lost']:.0f} | {m['doubled']:.0f} "

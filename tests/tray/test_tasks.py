@@ -237,6 +237,43 @@ def test_the_candidate_pool_enters_the_queue_as_label_tasks(ws):
     assert tasks.open_label_tasks(ws, "alice", limit=1) == opened[:1]  # the open task, not another
 
 
+def test_a_stale_list_of_the_pool_opens_no_task_for_a_candidate_labelled_since(ws, monkeypatch):
+    """A refill reads the pool, a reviewer saves and closes meanwhile: no second label task for that candidate."""
+    one, two = _cand(ws, "one?"), _cand(ws, "two?")
+    stale = rev.queue(ws)  # the refill's read, before the label below
+    [first, _] = tasks.open_label_tasks(ws, "alice")
+    rev.record_review(ws, one, "alice", rev.normalize_expected(ws, "alice", "Say hi."))
+    tasks.next_task(ws, "alice")  # closes the reviewed task
+    monkeypatch.setattr(tasks, "queue", lambda *a, **k: stale)
+    reopened = tasks.open_label_tasks(ws, "alice")
+    assert [tasks.get_task(ws, t).ref for t in reopened] == [two]
+    assert [t.ref for t in tasks.list_tasks(ws, kind="label", status="open")] == [two]
+    assert tasks.get_task(ws, first).status == "closed"
+
+
+def test_the_free_label_task_taken_meanwhile_is_not_an_empty_queue(ws, monkeypatch):
+    """A reviewer saw a free label task, another took it before them: the pool is refilled, not 'nothing for you'."""
+    from evaltray.tray import oversight
+    from evaltray.web import reviewing
+
+    register(ws, "lou", "labeler")
+    _cand(ws, "one?")
+    tasks.open_label_tasks(ws, "alice", limit=1)  # the free task the reviewer sees
+    later = _cand(ws, "two?")
+    real, calls = oversight.next_for, []
+
+    def racing(w, user, kinds=None):  # the first look finds the free task gone: another reviewer took it
+        calls.append(user)
+        if len(calls) == 1:
+            tasks.next_task(w, "lou")
+            return None
+        return real(w, user, kinds=kinds)
+
+    monkeypatch.setattr(oversight, "next_for", racing)
+    task = reviewing.next_item(ws, "alice")
+    assert task is not None and task.ref == later and len(calls) == 2
+
+
 def test_two_walks_closing_the_same_reviewed_label_task_both_pass(ws):
     from evaltray.web import reviewing
 

@@ -161,9 +161,12 @@ def open_task(
     payload: dict[str, Any] | None = None,
     priority: int = 0,
     assignee: str | None = None,
+    unreviewed: bool = False,
 ) -> str:
     """Open a ``kind`` task about ``ref`` and return its id; while one is open for (kind, ref), its id (a higher
-    ``priority`` raises it, the payload merges in). ``assignee`` hands a new task to that person at once."""
+    ``priority`` raises it, the payload merges in). ``assignee`` hands a new task to that person at once.
+    ``unreviewed``: open it only while candidate ``ref`` has no review, checked in the transaction that opens
+    it (a list of the pool read a moment ago may name a candidate labelled since); "" when it has one."""
     TASK_KINDS.get(kind)
     ref = str(ref).strip()
     if not ref:
@@ -173,7 +176,7 @@ def open_task(
     if len(ref) > MAX_REF:
         raise TaskError(f"a task's ref is at most {MAX_REF} characters; {ref[:40]}… is {len(ref)}")
     ws.require(actor, OPEN_ROLES, "opening a review task")
-    opening = (kind, ref, reason.strip(), actor, payload or {}, priority, assignee)
+    opening = (kind, ref, reason.strip(), actor, payload or {}, priority, assignee, unreviewed)
     try:
         return _open_once(ws, *opening)
     except sa.exc.IntegrityError:  # opened by another writer since we looked: that task is the one
@@ -189,10 +192,13 @@ def _open_once(
     payload: dict[str, Any],
     priority: int,
     assignee: str | None,
+    unreviewed: bool,
 ) -> str:
-    tasks = ws.t["tasks"]
+    tasks, reviews = ws.t["tasks"], ws.t["reviews"]
     key = f"{kind}:{ref}"
     with ws.tx() as conn:
+        if unreviewed and conn.execute(sa.select(reviews.c.id).where(reviews.c.candidate_id == ref).limit(1)).first():
+            return ""
         old = conn.execute(sa.select(tasks).where(tasks.c.open_key == key)).first()
         if old is not None:
             merged = {**loads(old.payload), **payload}
@@ -400,7 +406,10 @@ def open_label_tasks(ws: Workspace, actor: str, set_name: str | None = None, lim
     """A ``label`` task for each candidate of the pool that awaits its first review (oldest first, at most
     ``limit``): the candidate queue, in the one task queue. The task ids (those already open included)."""
     cands = queue(ws, ws.check_set(set_name) if set_name else None, limit=limit)
-    return [open_task(ws, "label", c.id, reason="new in the candidate pool", actor=actor) for c in cands]
+    opened = (
+        open_task(ws, "label", c.id, reason="new in the candidate pool", actor=actor, unreviewed=True) for c in cands
+    )
+    return [tid for tid in opened if tid]
 
 
 # ----------------------------------------------------------------------------- closing tasks

@@ -50,9 +50,10 @@ def queue_place(ws: Workspace, reviewer: str, candidate_id: str) -> rev.QueuePla
 def next_item(ws: Workspace, reviewer: str, kinds: list[str] | None = None) -> tq.Task | None:
     """The task ``reviewer`` works on next, of any kind their role may take (or of ``kinds``), assigned to
     them: the pool's unreviewed candidates are put in the queue as label tasks first, a batch at a time once
-    no free label task is left (refilling on every call cost a hundred look-ups a page). None when nothing
-    waits for them."""
-    if not kinds or "label" in kinds:
+    no free label task is left (refilling on every call cost a hundred look-ups a page); and again when the
+    free one seen was taken by another reviewer meanwhile. None when nothing waits for them."""
+    labels = not kinds or "label" in kinds
+    if labels:
         tasks = ws.t["tasks"]
         free = sa.select(tasks.c.id).where(
             tasks.c.status == tq.OPEN, tasks.c.kind == "label", tasks.c.assignee.is_(None)
@@ -61,7 +62,10 @@ def next_item(ws: Workspace, reviewer: str, kinds: list[str] | None = None) -> t
             has_free = conn.execute(free.limit(1)).first() is not None
         if not has_free:
             tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
-    return oversight.next_for(ws, reviewer, kinds=kinds)
+    task = oversight.next_for(ws, reviewer, kinds=kinds)
+    if task is None and labels and tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH):
+        task = oversight.next_for(ws, reviewer, kinds=kinds)
+    return task
 
 
 def label_task(ws: Workspace, candidate_id: str, reviewer: str | None = None) -> tq.Task | None:
