@@ -214,3 +214,16 @@ def test_an_llm_through_an_openai_compatible_endpoint_vetoes_paraphrase_candidat
     with StubServer(answer=lambda body: "YES") as stub:
         kept = Scanner(_probes(), embed=embed, verify=llm_verifier(stub.base_url, "stub")).scan_batch(docs)
     assert len(_found(kept, "c-clips", "paraphrase")) == 1
+
+
+def test_a_backend_whose_cosines_run_higher_has_its_own_bar(embed):
+    para = (
+        "In April Natalia sold hair clips to 48 of her friends. In May she sold half that many clips. "
+        "What is the total number of clips Natalia sold in April and May?"
+    )
+    doc = [Doc("ft.jsonl", 3, para)]
+    [found] = _found(Scanner(_probes(), embed=embed).scan_batch(doc), "c-clips", "paraphrase")
+    assert found.detail.startswith(f"cosine {found.score:.3f} >= ")
+    strict = Scanner(_probes(), embed=embed, para_cos=1.2).scan_batch(doc)  # above 1 even once overlap lowers it
+    assert _found(strict, "c-clips", "paraphrase") == []
+    assert ct.PARA_COS_BY_BACKEND["st"] == 0.85 and "wordllama" not in ct.PARA_COS_BY_BACKEND

@@ -65,6 +65,9 @@ LCS_MIN = 0.7
 #: building half of GSM-Plus's rephrasings): dedup's negation and names guards refused real rephrasings
 #: ("no longer needs" for "is done with", "PCs" for "computers") and no wrong match, so they are left out.
 PARA_COS = 0.65
+#: Backends whose cosines run higher need their own bar: MiniLM (`st`) 0.85, chosen the same way
+#: (bench_contamination --backend st --para-cos, building sets only).
+PARA_COS_BY_BACKEND = {"st": 0.85, "sentence-transformers": 0.85}
 PARA_GUARDS = ("numbers",)
 PARA_K = 5
 #: Text per batch: big enough that numpy does the work, small enough to stay in cache-sized pieces.
@@ -205,6 +208,7 @@ class Scanner:
         methods: Sequence[str] = METHODS,
         embed: Embed | None = None,
         verify: Verifier | None = None,
+        para_cos: float | None = None,
     ) -> None:
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
@@ -215,6 +219,7 @@ class Scanner:
             raise ContaminationError("the paraphrase method needs an embedder")
         self.probes, self.n, self.methods = list(probes), n, list(methods)
         self.embed, self.verify = embed, verify
+        self.para_cos = para_cos  # None: PARA_COS, read when scanning
         texts = [p.text for p in self.probes]
         self.main = GramIndex(texts, sorted({min(SEED, n), n}))
         self.words = self.main.words
@@ -361,7 +366,8 @@ class Scanner:
             cos, (d, text) = float(sims[wi, p]), windows[wi]
             if cos <= best.get((d, p), (0.0, "", 0))[0]:
                 continue
-            same, why = paraphrase_verdict(self.probes[p].text, text, cos, PARA_COS, PARA_GUARDS)
+            bar = PARA_COS if self.para_cos is None else self.para_cos
+            same, why = paraphrase_verdict(self.probes[p].text, text, cos, bar, PARA_GUARDS)
             if same:
                 best[(d, p)] = (cos, why, wi)
         chosen = sorted(best.items())

@@ -21,6 +21,7 @@ from evaltray.tray.release import select_cases
 from .contamination import (
     DEFAULT_N,
     METHODS,
+    PARA_COS_BY_BACKEND,
     ContaminationReport,
     Corpus,
     Scanner,
@@ -66,7 +67,8 @@ def release_contamination(
         from evaltray.curate.embed import get_embedder
 
         embed = get_embedder(backend, model_path).embed
-    scanner = Scanner(probes, n=n, methods=methods, embed=embed, verify=verify)
+    bar = PARA_COS_BY_BACKEND.get(backend)  # None: the default backend's PARA_COS
+    scanner = Scanner(probes, n=n, methods=methods, embed=embed, verify=verify, para_cos=bar)
     report = scan(scanner, corpora, release=version)
     report.cases = {split: len(cases) for split, cases in by_split.items()}
     if cutoff is not None:
