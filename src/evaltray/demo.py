@@ -529,6 +529,8 @@ def _production_replies(ws: Workspace, cases: Iterable[RunCase]) -> dict[str | N
     """What production answered each case, keyed by the case's last input message: the recorded text and every
     tool call the production agent made over its whole conversation (read from the case's trace), as one
     chat-completions message, so the stub target replays an agent's actions, not only its words."""
+    from .evaluate.targets import openai_call
+
     traces = ws.trace_store().get(c.trace_id for c in cases if c.trace_id)
     replies: dict[str | None, dict[str, Any]] = {}
     for c in cases:
@@ -536,14 +538,7 @@ def _production_replies(ws: Workspace, cases: Iterable[RunCase]) -> dict[str | N
         calls = [call for m in messages if m.get("role") == "assistant" for call in m.get("tool_calls") or []]
         reply: dict[str, Any] = {"role": "assistant", "content": c.recorded_output or ""}
         if calls:
-            reply["tool_calls"] = [
-                {
-                    "id": f"call_{i}",
-                    "type": "function",
-                    "function": {"name": k["name"], "arguments": dumps(k.get("arguments") or {})},
-                }
-                for i, k in enumerate(calls)
-            ]
+            reply["tool_calls"] = [openai_call(k, i) for i, k in enumerate(calls)]
         replies[c.input["messages"][-1].get("content")] = reply
     return replies
 

@@ -40,6 +40,7 @@ __all__ = [
     "TransientError",
     "config_hash",
     "make_target",
+    "openai_call",
 ]
 
 
@@ -104,12 +105,12 @@ def _messages(case_input: dict[str, Any]) -> list[dict[str, Any]]:
     for m in case_input.get("messages") or []:
         msg = {k: v for k, v in m.items() if k in ("role", "content", "name", "tool_calls", "tool_call_id")}
         if msg.get("tool_calls"):
-            msg["tool_calls"] = [_openai_call(c, i) for i, c in enumerate(msg["tool_calls"])]
+            msg["tool_calls"] = [openai_call(c, i) for i, c in enumerate(msg["tool_calls"])]
         out.append(msg)
     return out
 
 
-def _openai_call(call: dict[str, Any], i: int) -> dict[str, Any]:
+def openai_call(call: dict[str, Any], i: int) -> dict[str, Any]:
     """A stored tool call (``name``/``arguments``) as the chat-completions API spells it."""
     if "function" in call:
         return call
