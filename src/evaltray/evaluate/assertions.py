@@ -503,6 +503,11 @@ def saved_suggestions(ws: Workspace) -> dict[str, dict[str, Any]]:
     return {s["id"]: s for s in orjson.loads(path.read_bytes())["suggestions"]}
 
 
+def _within(name: str, slice: str) -> bool:
+    """Whether slice ``name`` is ``slice`` or one of its sub-slices."""
+    return name == slice or name.startswith(slice + "/")
+
+
 def _chosen(ws: Workspace, ids: list[str]) -> list[str]:
     """The assertions of the saved suggestions ``ids``, in order; an unknown id stops it."""
     saved = saved_suggestions(ws)
@@ -523,9 +528,7 @@ def accept_into_slice(
     chosen = _chosen(ws, ids)
     plan = load_plan(ws)
     tray = load_cases(ws, ws.check_set(set_name))
-    if slice not in plan.slices and not any(
-        row["slice"] == slice or row["slice"].startswith(slice + "/") for row in tray.values()
-    ):
+    if slice not in plan.slices and not any(_within(row["slice"], slice) for row in tray.values()):
         raise NotFound(f"no slice {slice!r} in plan.yaml or among the active cases of set {ws.check_set(set_name)}")
     if dry_run:
         return [a for a in dict.fromkeys(chosen) if a not in slice_assertions(plan, slice)]
@@ -549,9 +552,7 @@ def accept(
     tray = load_cases(ws, ws.check_set(set_name))
     targets = list(dict.fromkeys(cases))
     if slice is not None:
-        targets += [
-            c for c, row in sorted(tray.items()) if row["slice"] == slice or row["slice"].startswith(slice + "/")
-        ]
+        targets += [c for c, row in sorted(tray.items()) if _within(row["slice"], slice)]
     if not targets:
         raise SuggestionError("name the cases (--case) or a slice (--slice) to add the assertions to")
     gained: dict[str, list[str]] = {}
