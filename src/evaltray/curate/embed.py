@@ -376,6 +376,14 @@ def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
+def _stored_keys(keys: np.ndarray) -> list[bytes]:
+    """A part's keys as 32-byte digests: rows of 32 bytes, or (parts written by earlier versions) numpy ``S32``
+    strings, which drop a digest's trailing NUL bytes (one key in 256), restored here."""
+    if keys.dtype.kind == "S":
+        return [bytes(key).ljust(32, b"\0") for key in keys]
+    return [row.tobytes() for row in keys.reshape(-1, 32)]
+
+
 class EmbeddingCache:
     """Vectors on disk under ``folder/<backend>/``, keyed by SHA-256 of the text.
 
@@ -404,20 +412,22 @@ class EmbeddingCache:
                 continue
             except (OSError, ValueError, KeyError, zipfile.BadZipFile):
                 raise EmbeddingError(f"{part}: not a readable cache part; delete the folder") from None
-            if v.ndim != 2 or v.shape[1] != dim or k.shape[0] != v.shape[0]:
+            if v.ndim != 2 or v.shape[1] != dim:
                 raise EmbeddingError(f"{part}: holds {v.shape} vectors, expected dim {dim}; delete the folder")
+            if k.shape[0] != v.shape[0]:
+                raise EmbeddingError(f"{part}: {k.shape[0]} keys for {v.shape[0]} vectors; delete the folder")
             keys.append(k)
             vecs.append(v)
         if not vecs:
             return {}, np.zeros((0, dim), dtype=np.float32), []
         matrix = np.concatenate(vecs).astype(np.float32, copy=False)
-        flat = np.concatenate(keys)
-        index = {bytes(key): row for row, key in enumerate(flat)}
+        index = {key: row for row, key in enumerate(k for part_keys in keys for k in _stored_keys(part_keys))}
         return index, matrix, parts
 
     def _write(self, name: str, keys: list[bytes], vectors: np.ndarray) -> Path:
         buf = io.BytesIO()
-        np.savez(buf, keys=np.array(keys, dtype="S32"), vectors=np.asarray(vectors, dtype=np.float32))
+        stored = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32)
+        np.savez(buf, keys=stored, vectors=np.asarray(vectors, dtype=np.float32))
         path = self._dir(name) / f"part-{uuid.uuid4().hex}.npz"
         atomic_write(path, buf.getvalue())
         return path
@@ -445,8 +455,9 @@ class EmbeddingCache:
             new = _embed_batches(embedder, [texts[i] for i in missing.values()], len(texts), progress)
             new_keys = list(missing)
             if len(parts) + 1 > _MAX_PARTS:
-                all_keys = [*sorted(index, key=index.__getitem__), *new_keys]
-                self._write(embedder.name, all_keys, np.concatenate([matrix, new]))
+                # One row per key: parts written side by side by two processes may repeat a text.
+                kept = np.fromiter(index.values(), dtype=np.int64, count=len(index))
+                self._write(embedder.name, [*index, *new_keys], np.concatenate([matrix[kept], new]))
                 for p in parts:
                     p.unlink(missing_ok=True)
             else:
