@@ -1,6 +1,6 @@
 """Scrub throughput: evaltray's scrubber vs plain Presidio on the same short traces, in one run.
 
-    python bench/bench_scrub.py [--limit 3000] [--workers 2]
+    python bench/bench_scrub.py [--limit 3000] [--workers 2] [--templated 20000]
 
 Corpus: every HaluEval user query (real, short) plus 1,500 Faker PII sentences, each one single-message
 trace. References: Presidio's AnalyzerEngine with its default recognizers over a blank spaCy pipeline,
@@ -11,6 +11,12 @@ for both sides so nothing reaches for the network. Ours: the scrubber in one pro
 scrub`` itself over a workspace holding the corpus, and the scrubber without its name tagger (rules only, as
 before the tagger shipped) as the reference for what the tagger costs. Also reports whole tau2 conversations
 (info only, with and without the tagger).
+
+"Before" reference: ``Scrubber(presidio=True)``, the scrubber's path before it asked its recognizers
+directly (every text through Presidio's AnalyzerEngine and AnonymizerEngine, only texts of 200+ characters
+remembered): the same output, timed in the same run on the same traces, one process and ``evaltray scrub``
+over ``--templated`` rows shaped as ``bench/bench_pipeline.py`` writes them (a templated user chat, a canned
+reply, a metadata feature; seed 11 as there).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_pipeline import _write as write_pipeline_rows  # noqa: E402
 from pii_benchmark import faker_cases, rules_only  # noqa: E402
 
 from evaltray.core.store import Workspace  # noqa: E402
@@ -34,8 +41,15 @@ from evaltray.core.workers import process_pool  # noqa: E402
 from evaltray.ingest import ingest_files  # noqa: E402
 from evaltray.scrub import Scrubber, ScrubConfig, scrub_store  # noqa: E402
 from evaltray.scrub._recognizers import OFFLINE_TLD  # noqa: E402
+from evaltray.scrub._store import _SCRUBBERS  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
+#: Every recognizer fires on it, so each compiles its patterns before the clock starts.
+WARM_UP = (
+    "Jane Doe, jane@example.com, +1 415-555-0132, 4111 1111 1111 1111, DE89370400440532013000, SSN 078-05-1120, "
+    "passport X1234567, DL A1234567, 192.168.0.1, https://x.io/a?token=abc123, sk-proj-abcdefghijklmnop1234, "
+    "12 Main Street, Springfield, IL 62704, jane_doe"
+)
 
 
 def corpus(limit: int | None) -> list[str]:
@@ -80,8 +94,9 @@ def rate(n: int, seconds: float) -> float:
 
 def one_process(scrubber: Scrubber, traces: list[tuple[str, list[dict]]]) -> tuple[float, int]:
     """(traces/s, traces not quarantined) of ``scrubber`` over ``traces`` in this process, after a warm-up."""
-    for tid, msgs in traces[:50]:
+    for tid, msgs in [*traces[:50], ("warm", [{"role": "user", "content": WARM_UP}])]:
         scrubber.scrub_trace(tid, msgs)
+    scrubber._detected.clear()  # the warm-up texts are timed again: no findings remembered from it
     t = time.perf_counter()
     n = sum(1 for tid, msgs in traces if not scrubber.scrub_trace(tid, msgs).quarantined)
     return rate(len(traces), time.perf_counter() - t), n
@@ -100,22 +115,50 @@ def store_rate(traces: list[tuple[str, list[dict]]], workers: int) -> float:
         path.write_text(
             "".join(json.dumps({"id": tid, "messages": msgs}) + "\n" for tid, msgs in traces), encoding="utf-8"
         )
-        ws = Workspace.init(Path(tmp) / "ws", user="bench")
-        try:
-            ingest_files(ws, [path], fmt="openai", scrub=False, workers=1)
-            t = time.perf_counter()
-            report = scrub_store(ws, "bench", workers=workers)
-            seconds = time.perf_counter() - t
-        finally:
-            ws.close()
-    assert report.rows == len(traces), report
+        return file_store_rate(path, Path(tmp) / "ws", workers)
+
+
+def file_store_rate(path: Path, where: Path, workers: int, presidio: bool = False) -> float:
+    """Traces/s of ``scrub_store`` over a workspace at ``where`` holding ``path`` (ingested with scrubbing off);
+    ``presidio``: with the reference path's scrubber, handed to the workers as any other."""
+    ws = Workspace.init(where, user="bench")
+    try:
+        ingest_files(ws, [path], fmt="openai", scrub=False, workers=1)
+        config = ScrubConfig.for_workspace(ws)
+        _SCRUBBERS.pop(config, None)
+        config.install(Scrubber(config.entities, max_field_chars=config.max_field_chars, presidio=presidio))
+        t = time.perf_counter()
+        report = scrub_store(ws, "bench", workers=workers)
+        seconds = time.perf_counter() - t
+    finally:
+        ws.close()
     return rate(report.rows, seconds)
+
+
+def templated_store(n: int, workers: int) -> None:
+    """``evaltray scrub`` over ``n`` bench_pipeline rows: the direct path and the reference path, in turns."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "chats.jsonl"
+        write_pipeline_rows(path, n)
+        runs: dict[bool, list[float]] = {False: [], True: []}
+        for i, presidio in enumerate((True, False, True, False)):
+            runs[presidio].append(file_store_rate(path, Path(tmp) / f"ws{i}", workers, presidio))
+    before, after = (sum(runs[p]) / 2 for p in (True, False))
+    print(
+        f"reference  before: scrub_store, templated rows, presidio=True, workers={workers}: {before:8.0f} traces/s"
+        f" ({n:,} rows, 2 runs each, alternating)"
+    )
+    print(
+        f"evaltray   scrub_store, templated rows, workers={workers}:                   {after:8.0f} traces/s"
+        f"  ratio {after / before:.2f}x before"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="use only the first N texts")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--templated", type=int, default=20000, help="bench_pipeline rows for the store figure (0: skip)")
     args = ap.parse_args(argv)
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 
@@ -141,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         anonymizer.anonymize(text, same.analyze(text, language="en"))
     ref_same = rate(len(texts), time.perf_counter() - t)
     print(f"reference  plain Presidio with evaltray's recognizers (no prefilter, 1 core):   {ref_same:8.0f} traces/s")
+    before1, _ = one_process(Scrubber(presidio=True), traces)
+    print(f"reference  before: Scrubber(presidio=True), one process:           {before1:8.0f} traces/s")
     ours1, n1 = one_process(scrubber, traces)
     print(
         f"evaltray   Scrubber.scrub_trace, one process:                         {ours1:8.0f} traces/s "
-        f"({n1} scrubbed)  ratio {ours1 / ref:.2f}x; {ours1 / ref_same:.2f}x same recognizers (target >= 2)"
+        f"({n1} scrubbed)  ratio {ours1 / ref:.2f}x; {ours1 / ref_same:.2f}x same recognizers (target >= 2); "
+        f"{ours1 / before1:.2f}x before"
     )
     rules1, _ = one_process(rules_only(), traces)
     print(
@@ -166,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         f"evaltray   scrub_store (`evaltray scrub`), workers={args.workers}:              {store:8.0f} traces/s "
         f"(Parquet read and rewrite included)  ratio {store / ref:.2f}x"
     )
+
+    if args.templated:
+        templated_store(args.templated, args.workers)
 
     tau = SHARED / "tau2-bench-retail-gpt-4.1.json"
     if tau.exists():
