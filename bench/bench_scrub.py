@@ -136,18 +136,18 @@ def file_store_rate(path: Path, where: Path, workers: int, presidio: bool = Fals
     return rate(report.rows, seconds)
 
 
-def templated_store(n: int, workers: int) -> None:
-    """``evaltray scrub`` over ``n`` bench_pipeline rows: the direct path and the reference path, in turns."""
+def templated_store(n: int, workers: int, rounds: int = 2) -> None:
+    """``evaltray scrub`` over ``n`` bench_pipeline rows: the reference path and the direct path, in turns."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "chats.jsonl"
         write_pipeline_rows(path, n)
         runs: dict[bool, list[float]] = {False: [], True: []}
-        for i, presidio in enumerate((True, False, True, False)):
+        for i, presidio in enumerate((True, False) * rounds):
             runs[presidio].append(file_store_rate(path, Path(tmp) / f"ws{i}", workers, presidio))
-    before, after = (sum(runs[p]) / 2 for p in (True, False))
+    before, after = (sum(runs[p]) / rounds for p in (True, False))
     print(
         f"reference  before: scrub_store, templated rows, presidio=True, workers={workers}: {before:8.0f} traces/s"
-        f" ({n:,} rows, 2 runs each, alternating)"
+        f" ({n:,} rows, {rounds} run(s) each, alternating)"
     )
     print(
         f"evaltray   scrub_store, templated rows, workers={workers}:                   {after:8.0f} traces/s"

@@ -295,6 +295,12 @@ class Scrubber:
         self._detected: dict[str, list[_Span]] = {}
         self._detected_chars = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a worker) without the findings it remembers: they are this process's, and can be large."""
+        state = self.__dict__.copy()
+        state.update(_detected={}, _detected_chars=0, _selected={})
+        return state
+
     # ------------------------------------------------------------------ construction
 
     def _build_analyzer(self) -> AnalyzerEngine:
