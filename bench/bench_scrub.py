@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -116,24 +117,31 @@ def store_rate(traces: list[tuple[str, list[dict]]], workers: int) -> float:
         path.write_text(
             "".join(json.dumps({"id": tid, "messages": msgs}) + "\n" for tid, msgs in traces), encoding="utf-8"
         )
-        return file_store_rate(path, Path(tmp) / "ws", workers)
+        return file_store_rate(path, Path(tmp) / "ws", workers)[0]
 
 
-def file_store_rate(path: Path, where: Path, workers: int, presidio: bool = False) -> float:
-    """Traces/s of ``scrub_store`` over a workspace at ``where`` holding ``path`` (ingested with scrubbing off);
-    ``presidio``: with the reference path's scrubber, handed to the workers as any other."""
+def file_store_rate(path: Path, where: Path, workers: int, presidio: bool = False) -> tuple[float, float]:
+    """Traces per second and per CPU-second (this process and its workers) of ``scrub_store`` over a workspace
+    at ``where`` holding ``path`` (ingested with scrubbing off); ``presidio``: with the reference path's
+    scrubber, handed to the workers as any other."""
     ws = Workspace.init(where, user="bench")
     try:
         ingest_files(ws, [path], fmt="openai", scrub=False, workers=1)
         config = ScrubConfig.for_workspace(ws)
         _SCRUBBERS.pop(config, None)
         config.install(Scrubber(config.entities, max_field_chars=config.max_field_chars, presidio=presidio))
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _cpu_seconds()
         report = scrub_store(ws, "bench", workers=workers)
-        seconds = time.perf_counter() - t
+        seconds, cpu = time.perf_counter() - t, _cpu_seconds() - cpu
     finally:
         ws.close()
-    return rate(report.rows, seconds)
+    return rate(report.rows, seconds), rate(report.rows, cpu)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (a pool's workers, once it is shut)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
 
 
 def templated_store(n: int, workers: int, rounds: int = 2) -> None:
@@ -141,17 +149,19 @@ def templated_store(n: int, workers: int, rounds: int = 2) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "chats.jsonl"
         write_pipeline_rows(path, n)
-        runs: dict[bool, list[float]] = {False: [], True: []}
+        runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
         for i, presidio in enumerate((True, False) * rounds):
             runs[presidio].append(file_store_rate(path, Path(tmp) / f"ws{i}", workers, presidio))
-    before, after = (sum(runs[p]) / rounds for p in (True, False))
-    print(
-        f"reference  before: scrub_store, templated rows, presidio=True, workers={workers}: {before:8.0f} traces/s"
-        f" ({n:,} rows, {rounds} run(s) each, alternating)"
+    (before, before_cpu), (after, after_cpu) = (
+        [sum(r[k] for r in runs[p]) / rounds for k in (0, 1)] for p in (True, False)
     )
     print(
-        f"evaltray   scrub_store, templated rows, workers={workers}:                   {after:8.0f} traces/s"
-        f"  ratio {after / before:.2f}x before"
+        f"reference  before: scrub_store, templated rows, presidio=True, workers={workers}: {before:8.0f} traces/s, "
+        f"{before_cpu:6.0f} traces/CPU-s ({n:,} rows, {rounds} run(s) each, alternating)"
+    )
+    print(
+        f"evaltray   scrub_store, templated rows, workers={workers}:                   {after:8.0f} traces/s, "
+        f"{after_cpu:6.0f} traces/CPU-s  ratio {after / before:.2f}x before ({after_cpu / before_cpu:.2f}x per CPU-s)"
     )
 
 
