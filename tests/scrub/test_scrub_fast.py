@@ -43,6 +43,13 @@ def test_same_output_on_the_labelled_real_texts(pair: tuple[Scrubber, Scrubber])
     assert _same(pair, [*traces, [m for t in traces for m in t]]) == len(traces) + 1
 
 
+def test_same_output_when_only_some_entities_are_scrubbed() -> None:
+    rows = [json.loads(line) for line in (DATA / "real_labeled.jsonl").read_text(encoding="utf-8").splitlines()]
+    traces = [[{"role": "user", "content": r["text"]}] for r in rows]
+    some = ["EMAIL", "PERSON", "ADDRESS"]
+    assert _same((Scrubber(some), Scrubber(some, presidio=True)), traces) == len(traces)
+
+
 def test_same_output_on_a_whole_tau2_conversation(pair: tuple[Scrubber, Scrubber]) -> None:
     messages = json.loads((DATA / "tau2_lopez_trace.json").read_text(encoding="utf-8"))["messages"]
     assert _same(pair, [messages]) == 1
