@@ -427,7 +427,8 @@ class Scrubber:
             selected = self._selected[key] = self._select(key)
         results = []
         for recognizer, thresholds, default in selected:
-            for r in recognizer.analyze(text, wanted, None) or ():
+            # no NLP artifacts: none of these recognizers reads them (a model's, which does, keeps the engine)
+            for r in recognizer.analyze(text, wanted, None) or ():  # type: ignore[arg-type]
                 if r.score >= thresholds.get(r.entity_type, default):
                     results.append(r)
         return EntityRecognizer.remove_duplicates(results) if results else results
