@@ -66,10 +66,12 @@ ENTITIES: tuple[str, ...] = tuple(LABELS)
 MAX_FIELD_CHARS = 1_000_000
 #: Texts longer than this are analysed in pieces cut at line breaks (or spaces), so 1 MB stays linear.
 CHUNK_CHARS = 20_000
-#: Texts at least this long have their findings remembered: an application's system prompt and tool
-#: outputs recur in trace after trace, and analysing a long text costs milliseconds.
-_CACHE_MIN_CHARS = 200
+#: Every text's findings are remembered (up to this many characters of text, then the memory starts over):
+#: an application's system prompt, its canned replies and tool outputs recur in trace after trace, a chat's
+#: history in each of its turns, and the same text often comes twice in one row (content and input_text).
 _CACHE_MAX_CHARS = 8_000_000
+#: The reference path (``presidio=True``) remembers only texts this long, as the scrubber did before.
+_PRESIDIO_CACHE_MIN_CHARS = 200
 #: Replacing a value can expose another that was glued to it ("0143sk-proj-…": the key starts a word only
 #: once the phone before it is a placeholder); most texts settle in one or two rounds, a text that has not
 #: after this many is quarantined.
@@ -257,6 +259,9 @@ class Scrubber:
     ``vault``: when given, every replaced original is sealed in it under (trace_id, placeholder).
     ``max_field_chars``: a longer string field is cut there (at a space) and marked, so scrubbing one trace
     takes bounded time; the trace's :class:`ScrubResult` counts the fields cut.
+    ``presidio``: the scrubber as it was before its direct path: every text through Presidio's AnalyzerEngine
+    and AnonymizerEngine instead of :meth:`_recognize` and :func:`_substitute`, and only long texts'
+    findings remembered. The same output, slower: the reference the tests and the benchmarks compare against.
     """
 
     def __init__(
@@ -267,6 +272,7 @@ class Scrubber:
         *,
         name_threshold: float | None = None,
         max_field_chars: int = MAX_FIELD_CHARS,
+        presidio: bool = False,
     ) -> None:
         if max_field_chars < 1:
             raise ScrubError(f"max_field_chars must be 1 or more, got {max_field_chars}")
@@ -282,10 +288,18 @@ class Scrubber:
             else TaggedNameRecognizer(self._gazetteer, threshold=name_threshold)
         )
         self._handles = NameHandleRecognizer(self._gazetteer)
+        self.presidio = presidio
         self.analyzer = self._build_analyzer()
         self.anonymizer = AnonymizerEngine()
+        self._selected: dict[tuple[str, ...], list[_Selected]] = {}
         self._detected: dict[str, list[_Span]] = {}
         self._detected_chars = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a worker) without the findings it remembers: they are this process's, and can be large."""
+        state = self.__dict__.copy()
+        state.update(_detected={}, _detected_chars=0, _selected={})
+        return state
 
     # ------------------------------------------------------------------ construction
 
@@ -386,7 +400,10 @@ class Scrubber:
         wanted = self._wanted(text)
         if not wanted:
             return []
-        results = self.analyzer.analyze(text, language="en", entities=wanted)
+        if self.presidio or self._model_person:  # a model's recognizer reads the NLP engine's tokens
+            results = self.analyzer.analyze(text, language="en", entities=wanted)
+        else:
+            results = self._recognize(text, wanted)
         return [
             _Span(r.start, r.end, r.entity_type, r.score)
             for r in results
@@ -400,11 +417,40 @@ class Scrubber:
             )
         ]
 
+    def _recognize(self, text: str, wanted: list[str]) -> list[RecognizerResult]:
+        """What ``self.analyzer.analyze(text, "en", wanted)`` returns, without its per-call work that evaltray's
+        recognizers never read (NLP artifacts, the registry lookup, context enhancement): the recognizers of
+        ``wanted`` are asked directly, then low scores and duplicates are dropped as the analyzer drops them."""
+        key = tuple(wanted)
+        selected = self._selected.get(key)
+        if selected is None:
+            selected = self._selected[key] = self._select(key)
+        results = []
+        for recognizer, thresholds, default in selected:
+            # no NLP artifacts: none of these recognizers reads them (a model's, which does, keeps the engine)
+            for r in recognizer.analyze(text, wanted, None) or ():  # type: ignore[arg-type]
+                if r.score >= thresholds.get(r.entity_type, default):
+                    results.append(r)
+        return EntityRecognizer.remove_duplicates(results) if results else results
+
+    def _select(self, entities: tuple[str, ...]) -> list[_Selected]:
+        """The registry's recognizers of ``entities`` (loaded), each with its score thresholds as the analyzer
+        reads them: the entity's own, else the recognizer's default, else the analyzer's."""
+        out = []
+        for r in self.analyzer.registry.recognizers:
+            if r.supported_language == "en" and any(e in r.supported_entities for e in entities):
+                if not r.is_loaded:
+                    r.load()
+                    r.is_loaded = True
+                thresholds = r.score_thresholds
+                out.append((r, thresholds, thresholds.get("default", self.analyzer.default_score_threshold)))
+        return out
+
     def detect(self, text: str) -> list[_Span]:
         """Merged findings in ``text``, never inside an existing placeholder."""
         if not text:
             return []
-        if len(text) < _CACHE_MIN_CHARS:
+        if self.presidio and len(text) < _PRESIDIO_CACHE_MIN_CHARS:
             return self._detect(text)
         found = self._detected.get(text)
         if found is None:
@@ -473,6 +519,10 @@ class Scrubber:
     def _replace(self, text: str, spans: list[_Span], mapping: PlaceholderMap, counts: Counter[str]) -> str:
         if not spans:
             return text
+        if not self.presidio and _well_formed(spans, len(text)):
+            for s in spans:
+                counts[LABELS[s.entity]] += 1
+            return _substitute(text, spans, mapping)
         operators = {}
         for entity in {s.entity for s in spans}:
             label = LABELS[entity]
@@ -616,6 +666,45 @@ RECOGNIZERS.add("PERSON", lambda scrubber: scrubber._names)
 RECOGNIZERS.add("USERNAME", lambda scrubber: scrubber._handles)
 
 _ENTITY_OF_LABEL = {label: ent for ent, label in LABELS.items()}
+
+
+#: A recognizer the direct path asks, with its score thresholds by entity and its default threshold.
+_Selected = tuple[EntityRecognizer, dict[str, float], float]
+#: What lies between two findings of one type that AnonymizerEngine replaces as one (its own test, kept
+#: as it is: ``$`` also matches before a final newline).
+_SPACES_BETWEEN = re.compile(r"^( )+$")
+
+
+def _well_formed(spans: list[_Span], n: int) -> bool:
+    """Whether ``spans`` are sorted, non-empty, apart and inside a text of ``n`` characters (what
+    :func:`_merge` makes): the spans :func:`_substitute` replaces exactly as AnonymizerEngine would."""
+    end = 0
+    for s in spans:
+        if s.start < end or s.end <= s.start:
+            return False
+        end = s.end
+    return end <= n
+
+
+def _substitute(text: str, spans: list[_Span], mapping: PlaceholderMap) -> str:
+    """``text`` with each span replaced by its placeholder, as AnonymizerEngine does it with
+    :func:`_placeholder_fn` for spans that are :func:`_well_formed`: two findings of one type with only spaces
+    between become one, and values are replaced last to first (the order new placeholders are numbered in)."""
+    runs: list[list[Any]] = []  # [start, end, entity]
+    for s in spans:
+        last = runs[-1] if runs else None
+        if last is not None and last[2] == s.entity and _SPACES_BETWEEN.search(text[last[1] : s.start]):
+            last[1] = s.end
+        else:
+            runs.append([s.start, s.end, s.entity])
+    pieces = []
+    end = len(text)
+    for start, stop, entity in reversed(runs):
+        pieces.append(text[stop:end])
+        pieces.append(_placeholder_fn(mapping, LABELS[entity])(text[start:stop]))
+        end = start
+    pieces.append(text[:end])
+    return "".join(reversed(pieces))
 
 
 def _placeholder_fn(mapping: PlaceholderMap, label: str) -> Callable[[str], str]:
