@@ -33,7 +33,7 @@ Scrubbed = tuple[pa.Table, "TableScrub | None"]
 def detected_once(scrubber: Scrubber) -> Iterator[None]:
     """While open, ``scrubber`` runs its detection once per distinct text and reuses the findings (a copy of
     the list each time, as its own cache of long texts does)."""
-    detect = scrubber.detect
+    detect, shadowed = scrubber.detect, vars(scrubber).get("detect")
     memo: dict[str, list[Any]] = {}
 
     def once(text: str) -> list[Any]:
@@ -46,7 +46,10 @@ def detected_once(scrubber: Scrubber) -> Iterator[None]:
     try:
         yield
     finally:
-        del scrubber.detect  # the class's method again
+        if shadowed is None:
+            del scrubber.detect  # the class's method again
+        else:
+            scrubber.detect = shadowed  # type: ignore[method-assign]
 
 
 def scrub_piece(table: pa.Table, config: ScrubConfig) -> tuple[pa.Table, TableScrub]:
