@@ -11,6 +11,7 @@ import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from evaltray.core.errors import IngestError
 from evaltray.core.store import Workspace
 from evaltray.core.traces import TraceStore
 from evaltray.ingest import ingest_files, otlp
@@ -298,3 +299,23 @@ def test_a_round_that_fails_to_write_is_read_again_and_nothing_is_lost(ws: Works
     monkeypatch.setattr(rec.store, "write_table", write)
     assert rec.flush(final=False) == 2
     assert sorted(stored(ws)) == [f"{n:032x}" for n in (2, 3)]
+
+
+def test_a_scrub_worker_that_dies_is_replaced_and_its_round_scrubbed_again(ws: Workspace) -> None:
+    import os
+    import signal
+
+    rec = Receiver(ws, scrub=True, workers=2, delay=3600)
+    rec.start()
+    try:
+        pool = rec._pool
+        os.kill(next(iter(pool._processes)), signal.SIGKILL)  # type: ignore[union-attr]
+        spans = pii_traces(150)
+        rec.accept("protobuf", otlp.encode(spans), len(spans))
+        with pytest.raises(IngestError, match="a scrub worker process died"):
+            rec.flush(final=False)
+        assert rec._pool is not None and rec._pool is not pool and rec.journal.checkpoint == Position(1, 0)
+        assert rec.flush(final=False) == 150
+    finally:
+        rec.stop()
+    assert len(stored(ws)) == 150

@@ -68,13 +68,21 @@ def submit(table: pa.Table, config: ScrubConfig | None, pool: Executor | None, w
         done.set_result((table, None) if config is None else scrub_piece(table, config))
         return [done]
     size = -(-table.num_rows // workers)
-    return [pool.submit(scrub_piece, table.slice(s, size), config) for s in range(0, table.num_rows, size)]
+    with _worker_death():
+        return [pool.submit(scrub_piece, table.slice(s, size), config) for s in range(0, table.num_rows, size)]
 
 
 def gather(futures: list[Future[Scrubbed]]) -> list[Scrubbed]:
-    """The pieces' results in order; a worker that died is an :class:`IngestError` (the batch stays journaled)."""
-    try:
+    """The pieces' results in order."""
+    with _worker_death():
         return [f.result() for f in futures]
+
+
+@contextlib.contextmanager
+def _worker_death() -> Iterator[None]:
+    """A worker that died is an :class:`IngestError`: the batch stays journaled and is scrubbed again."""
+    try:
+        yield
     except BrokenProcessPool:
         raise IngestError(
             "a scrub worker process died (out of memory?); the batch stays journaled and is scrubbed again"

@@ -22,7 +22,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -500,22 +500,27 @@ class Receiver:
                     return
                 self._pending = 0
             try:
-                with self._flushing:
-                    self._round(final=False)
-            except Exception as exc:  # noqa: BLE001  (kept journaled; the next round tries again)
+                self._locked(lambda: self._round(final=False))
+            except Exception as exc:  # noqa: BLE001  (kept journaled; the next round reads it again)
                 self.stats.errors.append(f"{type(exc).__name__}: {exc}")
-                self._recover()
                 time.sleep(self.delay)
 
     def flush(self, final: bool) -> int:
         """Read the journal past what was read, store every trace that is complete (all, if ``final``), move
         the checkpoint to the first record a held trace still needs; the number of traces stored. One flush
         runs at a time (the flusher's, or a caller's such as :meth:`stop`), and it ends with nothing in flight."""
+        return self._locked(lambda: self._drain(final))
+
+    def _drain(self, final: bool) -> int:
+        stored = self._round(final)
+        batch, self._inflight = self._inflight, None
+        return stored + (self._finish(batch) if batch is not None else 0)
+
+    def _locked(self, work: Callable[[], int]) -> int:
+        """``work`` as the one flush running; if it fails, what it read is read again next time."""
         with self._flushing:
             try:
-                stored = self._round(final)
-                batch, self._inflight = self._inflight, None
-                return stored + (self._finish(batch) if batch is not None else 0)
+                return work()
             except Exception:
                 self._recover()
                 raise
