@@ -37,6 +37,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+import evaltray
 from evaltray.core.store import Workspace
 from evaltray.core.traces import TraceStore
 from evaltray.ingest import ingest_files, otlp
@@ -143,7 +144,10 @@ def _free_port() -> int:
 
 def _start_receiver(root: Path, port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-c", "from evaltray.cli import main; main()", "receive", "--port", str(port)]
-    proc = subprocess.Popen(cmd + ["--flush-every", "0.5"], cwd=root, stdout=subprocess.DEVNULL)
+    # the receiver runs the evaltray this script imported (a relative PYTHONPATH would not reach it from root)
+    here = str(Path(evaltray.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.Popen(cmd + ["--flush-every", "0.5"], cwd=root, stdout=subprocess.DEVNULL, env=env)
     for _ in range(600):
         try:
             httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=b"", timeout=5)
