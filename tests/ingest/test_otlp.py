@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import gzip
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
@@ -269,16 +271,26 @@ def _as_json(body: bytes) -> bytes:
     return orjson.dumps(doc)
 
 
-def test_a_round_in_flight_keeps_the_checkpoint_until_it_is_written(ws: Workspace) -> None:
+def test_a_round_in_flight_keeps_the_checkpoint_until_it_is_written(ws: Workspace, monkeypatch) -> None:
     """The flusher scrubs a round while it reads the next: a kill meanwhile replays the round, losing nothing."""
+    scrubbing: list[tuple[Future, pa.Table]] = []
+
+    def later(table, config, pool, workers):  # the workers take their time: the test says when they are done
+        scrubbing.append((Future(), table))
+        return [scrubbing[-1][0]]
+
+    monkeypatch.setattr("evaltray.ingest.otlp.submit", later)
     first = Receiver(ws, scrub=False, settle=3600)
     one = first.journal.append("protobuf", otlp.encode(llm_trace(1)))
     assert first._round(final=False) == 0  # in flight: assembled and handed to be scrubbed, not written
     assert first.journal.checkpoint == Position(1, 0) and stored(ws) == {}
     end = first.journal.append("protobuf", otlp.encode(llm_trace(2)))
+    future, table = scrubbing[0]
+    future.set_result((table, None))
     assert first._round(final=False) == 1  # the first round written, the second in flight
     assert stored(ws).keys() == {f"{2:032x}"} and first.journal.checkpoint == one < end
     # the process dies here, the second round never written
+    monkeypatch.undo()
     again = Receiver(ws, scrub=False, settle=3600)
     assert again.flush(final=False) == 1
     assert sorted(stored(ws)) == [f"{n:032x}" for n in (2, 3)] and again.journal.checkpoint == end

@@ -41,7 +41,7 @@ from evaltray.core.workers import process_pool, worker_count
 
 from ._batch_scrub import Scrubbed, gather, submit
 from ._common import LineFinder
-from ._driver import Scrub, _finished, keep_reasons, storable
+from ._driver import Scrub, batch_table
 from ._registry import Issue
 from .otel import OTLP_KINDS, otlp_spans
 from .span_traces import traces_from_spans
@@ -531,9 +531,9 @@ class Receiver:
         batch = self._prepare(final)
         prev, self._inflight = self._inflight, batch
         stored = self._finish(prev) if prev is not None else 0
-        if not batch.pieces:  # nothing to scrub: only the checkpoint moves
+        if all(p.done() for p in batch.pieces):  # nothing left to scrub (none, or scrubbed here): write it now
             self._inflight = None
-            self._finish(batch)
+            stored += self._finish(batch)
         return stored
 
     def _recover(self) -> None:
@@ -566,13 +566,11 @@ class Receiver:
             else:
                 traces.append(item)
         if traces:
-            traces, table, unstorable = storable(traces)
-            self.stats.errors += [f"trace {tid}: {why}" for tid, why in unstorable]
             settings = self.ws.settings
-            reasons = keep_reasons(traces, settings.payload_sample, settings.outlier_quantile)
-            table = _finished(table, reasons, "otlp")[0]
+            table, _, unstorable = batch_table(traces, settings.payload_sample, settings.outlier_quantile, "otlp")
+            self.stats.errors += [f"trace {tid}: {why}" for tid, why in unstorable]
             config = self._scrub.config if self._scrub is not None else None
-            batch.pieces = submit(table, config, self._pool, self.workers) if table.num_rows else []
+            batch.pieces = submit(table, config, self._pool, self.workers) if table is not None else []
         return batch
 
     def _read_spans(self, end: Position) -> None:
