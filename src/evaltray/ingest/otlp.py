@@ -2,11 +2,13 @@
 
 A request body (``ExportTraceServiceRequest`` as protobuf or as OTLP's JSON mapping, gzip or not) is
 decoded into :class:`SpanRecord` s; the spans that can be read are appended to the journal (with an fsync)
-*before* the exporter is answered, so an acknowledged span survives a kill -9. A background flusher reads
-the journal in large groups, assembles traces with :func:`.span_traces.traces_from_spans` (the path the
-``otel`` file format takes), scrubs them as ``evaltray ingest`` does and writes one Parquet part per group;
-only then does the journal's checkpoint move past them. On start, whatever the checkpoint has not passed
-is replayed; traces already stored are skipped by id, so a replay adds nothing twice.
+*before* the exporter is answered, so an acknowledged span survives a kill -9. A background flusher works
+in rounds: it reads what was journaled since the last round, assembles the complete traces with
+:func:`.span_traces.traces_from_spans` (the path the ``otel`` file format takes) and hands their rows to a
+pool of scrub workers (:mod:`._batch_scrub`: the rows ``evaltray ingest`` would write), then writes the
+previous round's scrubbed rows as one Parquet part; only then does the journal's checkpoint move past
+them. So one core reads and assembles while the others scrub. On start, whatever the checkpoint has not
+passed is replayed; traces already stored are skipped by id, so a replay adds nothing twice.
 
 A trace's spans may come in several exports (a span is exported when it ends, the root last). The flusher
 holds a trace until its root span has come, or until ``settle`` seconds passed since its last span; a span
