@@ -37,6 +37,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+import evaltray
 from evaltray.core.store import Workspace
 from evaltray.core.traces import TraceStore
 from evaltray.ingest import ingest_files, otlp
@@ -47,10 +48,16 @@ BATCH = 512  # the BatchSpanProcessor's max_export_batch_size
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 TOPICS = ["refund", "shipping delay", "login problem", "invoice", "damaged item", "warranty claim"]
 NAMES = ["Jane Roe", "Max Mustermann", "Ana Silva", "Li Wei"]
+SYSTEM = "You are a helpful support assistant."
 
 
-def traces(n: int, seed: int) -> list[list[SpanRecord]]:
-    """``n`` traces of three spans each (two chat calls, then the root), as their spans end."""
+def traces(n: int, seed: int, history: bool = False) -> list[list[SpanRecord]]:
+    """``n`` traces of three spans each (two chat calls, then the root), as their spans end.
+
+    ``history``: the second call's prompt resends the conversation so far (system, question, the first
+    answer, then the order status as a tool turn), as a chat app sends it and as the OpenTelemetry GenAI
+    instrumentations record it (``shared/data/formats/otel-genai``: the second span's input messages repeat
+    the first's); otherwise its prompt is the question with the status appended (the first measured shape)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -58,38 +65,36 @@ def traces(n: int, seed: int) -> list[list[SpanRecord]]:
         start = T0 + timedelta(seconds=i)
         topic, name = rng.choice(TOPICS), rng.choice(NAMES)
         question = f"Hi, I am {name}, order {rng.randint(10**6, 10**7)} has a {topic}, what can you do? ({i})"
-        calls = []
-        for k, (prompt, answer) in enumerate(
-            [
-                (question, f"plan: look up the order, then answer about the {topic}"),
-                (f"{question}\nOrder status: shipped", f"Sorry about the {topic}, {name}. It is on its way."),
-            ]
-        ):
-            calls.append(
-                SpanRecord(
-                    trace_id=tid,
-                    span_id=f"{3 * i + 2 + k:016x}",
-                    parent_id=root,
-                    name="chat gpt-4o-mini",
-                    kind="client",
-                    start=start + timedelta(milliseconds=10 + 900 * k),
-                    end=start + timedelta(milliseconds=800 + 900 * k),
-                    attrs={
-                        "gen_ai.system": "openai",
-                        "gen_ai.request.model": "gpt-4o-mini",
-                        "gen_ai.prompt.0.role": "system",
-                        "gen_ai.prompt.0.content": "You are a helpful support assistant.",
-                        "gen_ai.prompt.1.role": "user",
-                        "gen_ai.prompt.1.content": prompt,
-                        "gen_ai.completion.0.role": "assistant",
-                        "gen_ai.completion.0.content": answer,
-                        "gen_ai.usage.input_tokens": rng.randint(50, 900),
-                        "gen_ai.usage.output_tokens": rng.randint(5, 300),
-                    },
-                    resource={"service.name": "support-bot"},
-                    scope="opentelemetry.instrumentation.openai",
-                )
+        plan, status = f"plan: look up the order, then answer about the {topic}", "Order status: shipped"
+        answer = f"Sorry about the {topic}, {name}. It is on its way."
+        system = [("system", SYSTEM)]
+        turns = (
+            [system + [("user", question)], system + [("user", question), ("assistant", plan), ("tool", status)]]
+            if history
+            else [system + [("user", question)], system + [("user", f"{question}\n{status}")]]
+        )
+        calls = [
+            SpanRecord(
+                trace_id=tid,
+                span_id=f"{3 * i + 2 + k:016x}",
+                parent_id=root,
+                name="chat gpt-4o-mini",
+                kind="client",
+                start=start + timedelta(milliseconds=10 + 900 * k),
+                end=start + timedelta(milliseconds=800 + 900 * k),
+                attrs={
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    **_indexed("gen_ai.prompt", prompt),
+                    **_indexed("gen_ai.completion", [("assistant", reply)]),
+                    "gen_ai.usage.input_tokens": rng.randint(50, 900),
+                    "gen_ai.usage.output_tokens": rng.randint(5, 300),
+                },
+                resource={"service.name": "support-bot"},
+                scope="opentelemetry.instrumentation.openai",
             )
+            for k, (prompt, reply) in enumerate(zip(turns, [plan, answer], strict=True))
+        ]
         top = SpanRecord(
             trace_id=tid,
             span_id=root,
@@ -100,6 +105,14 @@ def traces(n: int, seed: int) -> list[list[SpanRecord]]:
             scope="opentelemetry.instrumentation.openai",
         )
         out.append([*calls, top])
+    return out
+
+
+def _indexed(prefix: str, messages: list[tuple[str, str]]) -> dict[str, str]:
+    """Messages as OpenLLMetry's indexed attributes: ``gen_ai.prompt.0.role``, ``gen_ai.prompt.0.content``…"""
+    out = {}
+    for k, (role, content) in enumerate(messages):
+        out[f"{prefix}.{k}.role"], out[f"{prefix}.{k}.content"] = role, content
     return out
 
 
@@ -131,7 +144,10 @@ def _free_port() -> int:
 
 def _start_receiver(root: Path, port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-c", "from evaltray.cli import main; main()", "receive", "--port", str(port)]
-    proc = subprocess.Popen(cmd + ["--flush-every", "0.5"], cwd=root, stdout=subprocess.DEVNULL)
+    # the receiver runs the evaltray this script imported (a relative PYTHONPATH would not reach it from root)
+    here = str(Path(evaltray.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.Popen(cmd + ["--flush-every", "0.5"], cwd=root, stdout=subprocess.DEVNULL, env=env)
     for _ in range(600):
         try:
             httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=b"", timeout=5)
@@ -214,8 +230,9 @@ def main() -> None:
     ap.add_argument("--exporters", type=int, default=2, help="concurrent exporters, one export at a time each")
     ap.add_argument("--gzip", action="store_true", help="exporters send gzip bodies")
     ap.add_argument("--no-scrub", dest="scrub", action="store_false", help="scrubbing off on both sides")
+    ap.add_argument("--history", action="store_true", help="the second call resends the conversation (multi-turn)")
     args = ap.parse_args()
-    all_traces = traces(args.traces, args.seed)
+    all_traces = traces(args.traces, args.seed, args.history)
     bodies = batches(all_traces)
     n_spans = sum(len(t) for t in all_traces)
     tmp = Path(tempfile.mkdtemp(prefix="bench-otlp-"))
@@ -228,7 +245,8 @@ def main() -> None:
     llm = n_spans * 2 // 3
     print(
         f"set: seed {args.seed}, {args.traces:,} traces, {n_spans:,} spans ({llm:,} LLM), {len(bodies)} exports, "
-        f"{args.exporters} exporters, scrubbing {'on' if args.scrub else 'off'}"
+        f"{args.exporters} exporters, scrubbing {'on' if args.scrub else 'off'}, "
+        f"{'history resent' if args.history else 'first-measured shape'}"
     )
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(

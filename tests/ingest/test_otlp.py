@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from evaltray.core.errors import IngestError
 from evaltray.core.store import Workspace
 from evaltray.core.traces import TraceStore
 from evaltray.ingest import ingest_files, otlp
@@ -212,3 +216,118 @@ def test_a_backlog_over_the_bound_is_overload(ws: Workspace) -> None:
     assert not rec.overloaded()
     rec.journal.append("protobuf", b"x" * 200)
     assert rec.overloaded()
+
+
+# --------------------------------------------------------------------------- the scrubbing pipeline
+
+
+def pii_traces(count: int) -> list[SpanRecord]:
+    names = ["Jane Roe", "Max Mustermann", "Ana Silva"]
+    return [
+        s
+        for n in range(count)
+        for s in llm_trace(n, f"Hi, I am {names[n % 3]}, mail me at user{n % 7}@example.com. You are helpful.")
+    ]
+
+
+def test_traces_scrubbed_by_the_worker_pool_are_stored_as_scrubbed_file_ingest_stores_them(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The reference: `evaltray ingest` with scrubbing of the same spans as an OTLP/JSON file, in one process."""
+    spans = pii_traces(150)  # enough rows for one piece per worker
+    body = otlp.encode(spans)
+    path = tmp_path / "spans.json"
+    path.write_bytes(_as_json(body))
+    ref = Workspace.init(tmp_path / "ref", name="ref", user="alice")
+    ingest_files(ref, [path], fmt="otel", actor="alice", scrub=True)
+    rec = Receiver(ws, scrub=True, workers=2, delay=3600)
+    rec.start()
+    assert rec._pool is not None
+    rec.accept("protobuf", body, len(spans))
+    rec.stop()
+    got, want = stored(ws), stored(ref)
+    ref.close()
+    assert rec.stats.stored_traces == 150 and sorted(got) == sorted(want)
+    skip = {"ingested_at", "source_file"}
+    for tid in want:
+        assert {k: v for k, v in got[tid].items() if k not in skip} == {
+            k: v for k, v in want[tid].items() if k not in skip
+        }
+    assert "<PERSON_1>" in got[f"{1:032x}"]["input_text"] and "@example.com" not in orjson.dumps(got).decode()
+
+
+def _as_json(body: bytes) -> bytes:
+    """A protobuf export as OTLP/JSON (hex ids), as the collector's file exporter writes it."""
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    doc = MessageToDict(ExportTraceServiceRequest.FromString(body))
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return orjson.dumps(doc)
+
+
+def test_a_round_in_flight_keeps_the_checkpoint_until_it_is_written(ws: Workspace, monkeypatch) -> None:
+    """The flusher scrubs a round while it reads the next: a kill meanwhile replays the round, losing nothing."""
+    scrubbing: list[tuple[Future, pa.Table]] = []
+
+    def later(table, config, pool, workers):  # the workers take their time: the test says when they are done
+        scrubbing.append((Future(), table))
+        return [scrubbing[-1][0]]
+
+    monkeypatch.setattr("evaltray.ingest.otlp.submit", later)
+    first = Receiver(ws, scrub=False, settle=3600)
+    one = first.journal.append("protobuf", otlp.encode(llm_trace(1)))
+    assert first._round(final=False) == 0  # in flight: assembled and handed to be scrubbed, not written
+    assert first.journal.checkpoint == Position(1, 0) and stored(ws) == {}
+    end = first.journal.append("protobuf", otlp.encode(llm_trace(2)))
+    future, table = scrubbing[0]
+    future.set_result((table, None))
+    assert first._round(final=False) == 1  # the first round written, the second in flight
+    assert stored(ws).keys() == {f"{2:032x}"} and first.journal.checkpoint == one < end
+    # the process dies here, the second round never written
+    monkeypatch.undo()
+    again = Receiver(ws, scrub=False, settle=3600)
+    assert again.flush(final=False) == 1
+    assert sorted(stored(ws)) == [f"{n:032x}" for n in (2, 3)] and again.journal.checkpoint == end
+
+
+def test_a_round_that_fails_to_write_is_read_again_and_nothing_is_lost(ws: Workspace, monkeypatch) -> None:
+    rec = Receiver(ws, scrub=False, settle=3600)
+    rec.journal.append("protobuf", otlp.encode(llm_trace(1) + llm_trace(2)))
+    write = rec.store.write_table
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rec.store, "write_table", full_disk)
+    with pytest.raises(OSError):
+        rec.flush(final=False)
+    assert rec.journal.checkpoint == Position(1, 0)
+    monkeypatch.setattr(rec.store, "write_table", write)
+    assert rec.flush(final=False) == 2
+    assert sorted(stored(ws)) == [f"{n:032x}" for n in (2, 3)]
+
+
+def test_a_scrub_worker_that_dies_is_replaced_and_its_round_scrubbed_again(ws: Workspace) -> None:
+    import os
+    import signal
+
+    rec = Receiver(ws, scrub=True, workers=2, delay=3600)
+    rec.start()
+    try:
+        pool = rec._pool
+        os.kill(next(iter(pool._processes)), signal.SIGKILL)  # type: ignore[union-attr]
+        spans = pii_traces(150)
+        rec.accept("protobuf", otlp.encode(spans), len(spans))
+        with pytest.raises(IngestError, match="a scrub worker process died"):
+            rec.flush(final=False)
+        assert rec._pool is not None and rec._pool is not pool and rec.journal.checkpoint == Position(1, 0)
+        assert rec.flush(final=False) == 150
+    finally:
+        rec.stop()
+    assert len(stored(ws)) == 150

@@ -66,10 +66,23 @@ def serve(app: AppContext, host: str, port: int, db_url: str | None, signing_use
     show_default=True,
     help="Journaled MiB not yet stored past which exporters are told to retry later (503).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Processes that scrub received traces (default: $EVALTRAY_WORKERS, else the usable CPUs).",
+)
 @json_option
 @pass_app
 def receive(
-    app: AppContext, host: str, port: int, settle: float, flush_every: float, max_backlog_mb: int, as_json: bool
+    app: AppContext,
+    host: str,
+    port: int,
+    settle: float,
+    flush_every: float,
+    max_backlog_mb: int,
+    workers: int | None,
+    as_json: bool,
 ) -> None:
     """Receive OpenTelemetry traces (OTLP/HTTP, POST /v1/traces) into the trace store, scrubbed; exporters
     send an API token from `evaltray user token NAME`."""
@@ -80,7 +93,9 @@ def receive(
     ws = app.ws
     url = f"http://{host}:{port}/v1/traces"
     emit(as_json, {"url": url}, lambda: out().print(f"OTLP/HTTP receiver on {shown(url)} (Ctrl+C stops it)"))
-    server = create_receiver_app(ws, settle=settle, delay=flush_every, max_backlog=max_backlog_mb << 20)
+    server = create_receiver_app(
+        ws, settle=settle, delay=flush_every, max_backlog=max_backlog_mb << 20, workers=workers
+    )
     uvicorn.run(server, host=host, port=port, log_level="warning")
 
 

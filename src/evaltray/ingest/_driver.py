@@ -294,12 +294,11 @@ class TraceWriter:
     def flush(self) -> None:
         if not self.batch:
             return
-        batch, table, unstorable = storable(self.batch)
+        table, kept, unstorable = batch_table(self.batch, self.rate, self.quantile, self.source_file)
         self.unstorable += unstorable
-        if not batch:
+        if table is None:
             self.batch = []
             return
-        table, kept = _finished(table, keep_reasons(batch, self.rate, self.quantile), self.source_file)
         if self.scrub is not None:
             table, info = self.scrub.table(table)
             ids = table.column("trace_id").to_pylist()  # as stored: an id with PII is its pseudonym now
@@ -311,6 +310,19 @@ class TraceWriter:
         self.store.write_table(table, self.day)
         self.kept += kept
         self.batch = []
+
+
+def batch_table(
+    traces: list[Trace], rate: float, quantile: float, source_file: str
+) -> tuple[pa.Table | None, int, list[tuple[str, str]]]:
+    """A batch's rows as the store keeps them before scrubbing (payload kept or dropped by
+    :func:`keep_reasons`), how many keep their payload, and (trace id, why) of the traces left out
+    (see :func:`storable`); no table when none is left."""
+    batch, table, unstorable = storable(traces)
+    if not batch:
+        return None, 0, unstorable
+    table, kept = _finished(table, keep_reasons(batch, rate, quantile), source_file)
+    return table, kept, unstorable
 
 
 def storable(traces: list[Trace]) -> tuple[list[Trace], pa.Table, list[tuple[str, str]]]:

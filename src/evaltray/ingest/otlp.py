@@ -2,11 +2,13 @@
 
 A request body (``ExportTraceServiceRequest`` as protobuf or as OTLP's JSON mapping, gzip or not) is
 decoded into :class:`SpanRecord` s; the spans that can be read are appended to the journal (with an fsync)
-*before* the exporter is answered, so an acknowledged span survives a kill -9. A background flusher reads
-the journal in large groups, assembles traces with :func:`.span_traces.traces_from_spans` (the path the
-``otel`` file format takes), scrubs them as ``evaltray ingest`` does and writes one Parquet part per group;
-only then does the journal's checkpoint move past them. On start, whatever the checkpoint has not passed
-is replayed; traces already stored are skipped by id, so a replay adds nothing twice.
+*before* the exporter is answered, so an acknowledged span survives a kill -9. A background flusher works
+in rounds: it reads what was journaled since the last round, assembles the complete traces with
+:func:`.span_traces.traces_from_spans` (the path the ``otel`` file format takes) and hands their rows to a
+pool of scrub workers (:mod:`._batch_scrub`: the rows ``evaltray ingest`` would write), then writes the
+previous round's scrubbed rows as one Parquet part; only then does the journal's checkpoint move past
+them. So one core reads and assembles while the others scrub. On start, whatever the checkpoint has not
+passed is replayed; traces already stored are skipped by id, so a replay adds nothing twice.
 
 A trace's spans may come in several exports (a span is exported when it ends, the root last). The flusher
 holds a trace until its root span has come, or until ``settle`` seconds passed since its last span; a span
@@ -15,6 +17,7 @@ that comes after its trace was stored is counted in ``skipped_traces`` (the stor
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import struct
@@ -22,19 +25,25 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from evaltray.core.errors import IngestError
+from evaltray.core.records import Trace
 from evaltray.core.store import Workspace
 from evaltray.core.traces import TraceStore
 from evaltray.core.util import atomic_write
+from evaltray.core.workers import process_pool, worker_count
 
+from ._batch_scrub import Scrubbed, gather, submit
 from ._common import LineFinder
-from ._driver import Scrub, TraceWriter
+from ._driver import Scrub, batch_table
 from ._registry import Issue
 from .otel import OTLP_KINDS, otlp_spans
 from .span_traces import traces_from_spans
@@ -387,11 +396,21 @@ class _Held:
     has_root: bool
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Traces assembled in one round, being scrubbed; once written, the checkpoint may move to ``until``."""
+
+    until: Position
+    pieces: list[Future[Scrubbed]] = field(default_factory=list)
+
+
 class Receiver:
     """The journal and its flusher for one workspace: :meth:`accept` journals a request, a thread stores it.
 
     ``group`` spans (or ``delay`` seconds) make one Parquet part; ``max_backlog`` journaled bytes not yet
-    stored make :meth:`accept` refuse (the route answers 503 with Retry-After).
+    stored make :meth:`accept` refuse (the route answers 503 with Retry-After). Where the workspace scrubs,
+    ``workers`` processes (default as :func:`~evaltray.core.workers.worker_count`) scrub a round's traces
+    while the flusher reads and assembles the next round's.
     """
 
     def __init__(
@@ -402,12 +421,17 @@ class Receiver:
         settle: float = 5.0,
         max_backlog: int = 256 << 20,
         scrub: bool | None = None,
+        workers: int | None = None,
     ) -> None:
         self.ws, self.group, self.delay, self.settle, self.max_backlog = ws, group, delay, settle, max_backlog
         self.journal = Journal(ws.root / JOURNAL_DIR)
         self.stats = Stats()
         self.store = TraceStore(ws.traces_dir)
         self._scrub = Scrub(ws) if (ws.settings.scrub if scrub is None else scrub) else None
+        self.workers = worker_count(workers, IngestError)
+        self._pool: Executor | None = None
+        self._pool_exit = contextlib.ExitStack()
+        self._inflight: _Batch | None = None
         self._held: dict[str, _Held] = {}
         self._read_to = self.journal.checkpoint
         self._wake = threading.Condition()
@@ -436,51 +460,120 @@ class Receiver:
     # -- the flusher
 
     def start(self) -> None:
-        """Replay what the journal holds past its checkpoint, then flush in the background."""
+        """Start the scrub workers, replay what the journal holds past its checkpoint, then flush in the
+        background."""
+        self._start_pool()
         self.flush(final=False)
         self._thread = threading.Thread(target=self._run, name="otlp-flusher", daemon=True)
         self._thread.start()
 
+    def _start_pool(self) -> None:
+        """The scrub workers, forked before the flusher thread exists, each with the scrubber built here once."""
+        if self._scrub is None or self.workers < 2 or self._pool is not None:
+            return
+        config = self._scrub.config
+        self._pool = self._pool_exit.enter_context(process_pool(self.workers, config.install, (config.scrubber(),)))
+        self._pool.submit(int).result()  # forks the workers now
+
+    def _stop_pool(self) -> None:
+        self._pool, pool_exit = None, self._pool_exit
+        self._pool_exit = contextlib.ExitStack()
+        pool_exit.close()
+
     def stop(self) -> None:
-        """Store everything journaled (held traces too) and stop the flusher."""
+        """Store everything journaled (held traces too) and stop the flusher and the scrub workers."""
         with self._wake:
             self._stop = True
             self._wake.notify()
         if self._thread is not None:
             self._thread.join()
-        self.flush(final=True)
-        self.journal.close()
+        try:
+            self.flush(final=True)
+        finally:
+            self._stop_pool()
+            self.journal.close()
 
     def _run(self) -> None:
         while True:
             with self._wake:
-                if not self._stop and self._pending < self.group:
+                if not self._stop and self._pending < self.group and self._inflight is None:
                     self._wake.wait(self.delay)
                 if self._stop:
                     return
                 self._pending = 0
             try:
-                self.flush(final=False)
-            except Exception as exc:  # noqa: BLE001  (kept journaled; the next round tries again)
+                self._locked(lambda: self._round(final=False))
+            except Exception as exc:  # noqa: BLE001  (kept journaled; the next round reads it again)
                 self.stats.errors.append(f"{type(exc).__name__}: {exc}")
                 time.sleep(self.delay)
 
     def flush(self, final: bool) -> int:
         """Read the journal past what was read, store every trace that is complete (all, if ``final``), move
         the checkpoint to the first record a held trace still needs; the number of traces stored. One flush
-        runs at a time (the flusher's, or a caller's such as :meth:`stop`)."""
-        with self._flushing:
-            return self._flush(final)
+        runs at a time (the flusher's, or a caller's such as :meth:`stop`), and it ends with nothing in flight."""
+        return self._locked(lambda: self._drain(final))
 
-    def _flush(self, final: bool) -> int:
+    def _drain(self, final: bool) -> int:
+        stored = self._round(final)
+        batch, self._inflight = self._inflight, None
+        return stored + (self._finish(batch) if batch is not None else 0)
+
+    def _locked(self, work: Callable[[], int]) -> int:
+        """``work`` as the one flush running; if it fails, what it read is read again next time."""
+        with self._flushing:
+            try:
+                return work()
+            except Exception:
+                self._recover()
+                raise
+
+    def _round(self, final: bool) -> int:
+        """Hand this round's ready traces to the scrub workers, then store the previous round's (scrubbed
+        meanwhile); the number of traces stored."""
+        batch = self._prepare(final)
+        prev, self._inflight = self._inflight, batch
+        stored = self._finish(prev) if prev is not None else 0
+        if all(p.done() for p in batch.pieces):  # nothing left to scrub (none, or scrubbed here): write it now
+            self._inflight = None
+            stored += self._finish(batch)
+        return stored
+
+    def _recover(self) -> None:
+        """After a failed round: forget what was read and held, so the next round reads again from the
+        checkpoint (stored traces are skipped by id); a dead worker pool is replaced."""
+        batch, self._inflight = self._inflight, None
+        for piece in batch.pieces if batch is not None else []:
+            piece.cancel()
+        self._held, self._read_to, self._seen = {}, self.journal.checkpoint, set()
+        if self._pool is not None:  # it may be broken (a worker died): a new one costs a fork
+            self._stop_pool()
+            self._start_pool()
+
+    def _prepare(self, final: bool) -> _Batch:
+        """Read the journal, assemble the traces that are complete (all, if ``final``) and submit them to be
+        scrubbed; the batch and how far the checkpoint may move once it is written."""
         end = self.journal.end
         self._read_spans(end)
         now = time.monotonic()
         ready = [t for t, h in self._held.items() if final or h.has_root or now - h.last_seen >= self.settle]
-        stored = self._store([s for t in ready for s in self._held.pop(t).spans]) if ready else 0
+        spans = [s for t in ready for s in self._held.pop(t).spans]
         firsts = [h.first for h in self._held.values()]
-        self.journal.advance(min(firsts) if firsts else end)
-        return stored
+        batch = _Batch(min(firsts) if firsts else end)
+        traces: list[Trace] = []
+        for item in traces_from_spans(spans, "otel", Path("otlp")) if spans else ():
+            if isinstance(item, Issue):
+                self.stats.errors.append(str(item))
+            elif item.trace_id in self._seen:  # stored under this id (one holding PII is found after scrubbing)
+                self.stats.skipped_traces += 1
+            else:
+                traces.append(item)
+        if traces:
+            settings = self.ws.settings
+            table, _, unstorable = batch_table(traces, settings.payload_sample, settings.outlier_quantile, "otlp")
+            self.stats.errors += [f"trace {tid}: {why}" for tid, why in unstorable]
+            config = self._scrub.config if self._scrub is not None else None
+            batch.pieces = submit(table, config, self._pool, self.workers) if table is not None else []
+        return batch
 
     def _read_spans(self, end: Position) -> None:
         now = time.monotonic()
@@ -494,31 +587,45 @@ class Receiver:
                 held.has_root = held.has_root or span.parent_id is None
         self._read_to = end
 
-    def _store(self, spans: list[SpanRecord]) -> int:
-        """Assemble, scrub and write the spans' traces as one Parquet part (under the ingest lock)."""
-        with self.ws.lock("ingest", wait=60.0):
-            self._refresh_seen()
-            stored_id: Callable[[str], str] = self._scrub.stored_id if self._scrub is not None else str
-            settings = self.ws.settings
-            writer = TraceWriter(self.store, settings.payload_sample, settings.outlier_quantile, "otlp", self._scrub)
-            kept = 0
-            for item in traces_from_spans(spans, "otel", Path("otlp")):
-                if isinstance(item, Issue):
-                    self.stats.errors.append(str(item))
-                    continue
-                tid = stored_id(item.trace_id)
-                if tid in self._seen:
-                    self.stats.skipped_traces += 1
-                    continue
-                self._seen.add(tid)
-                writer.add(item)
-                kept += 1
-            writer.flush()
-            self._parts = set(self.store.parts())
-        self.stats.stored_traces += kept - len(writer.unstorable)
-        self.stats.errors += [f"trace {tid}: {why}" for tid, why in writer.unstorable]
-        self.stats.flushes += 1
+    def _finish(self, batch: _Batch) -> int:
+        """Write a batch's scrubbed traces as one Parquet part (under the ingest lock), leaving out those
+        already stored, and move the checkpoint; the number of traces stored."""
+        results = gather(batch.pieces)
+        kept = 0
+        if results:
+            with self.ws.lock("ingest", wait=60.0):
+                self._refresh_seen()
+                kept = self._write(results)
+                self._parts = set(self.store.parts())
+            self.stats.stored_traces += kept
+            self.stats.flushes += 1
+        self.journal.advance(batch.until)
         return kept
+
+    def _write(self, results: list[Scrubbed]) -> int:
+        """Write the new rows of the scrubbed pieces (their originals sealed first); how many."""
+        tables, sealed = [], []
+        for table, info in results:
+            ids = table.column("trace_id").to_pylist()  # as stored: an id with PII is its pseudonym now
+            new = self._new(ids)
+            if info is not None:
+                sealed += [(ids[i], ph, token) for i, ph, token in info.vault if new[i]]
+            tables.append(table.filter(pa.array(new, pa.bool_())) if not all(new) else table)
+        if self._scrub is not None:
+            self._scrub.seal(sealed)
+        out = pa.concat_tables(tables)
+        if out.num_rows:
+            self.store.write_table(out, datetime.now(UTC).date())
+        return int(out.num_rows)
+
+    def _new(self, ids: list[str]) -> list[bool]:
+        """Which of ``ids`` are not stored yet (the first of a repeat), noting them stored; the rest are skipped."""
+        new = []
+        for tid in ids:
+            new.append(tid not in self._seen)
+            self._seen.add(tid)
+        self.stats.skipped_traces += new.count(False)
+        return new
 
     def _refresh_seen(self) -> None:
         """The stored trace ids, read again only when another writer (``evaltray ingest``) added parts."""

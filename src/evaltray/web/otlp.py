@@ -122,9 +122,9 @@ async def export_traces(request: Request) -> Response:
         return _refused(503, str(exc), **{"Retry-After": str(RETRY_AFTER)})
 
 
-def create_receiver_app(ws: Workspace, **options: float) -> FastAPI:
+def create_receiver_app(ws: Workspace, **options: float | None) -> FastAPI:
     """An app serving only ``POST /v1/traces`` over ``ws`` (``evaltray receive``); ``options`` go to
-    :class:`Receiver` (group, delay, settle, max_backlog)."""
+    :class:`Receiver` (group, delay, settle, max_backlog, workers)."""
     app = FastAPI(title="evaltray receiver", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.ws = ws
     app.state.otlp_options = options

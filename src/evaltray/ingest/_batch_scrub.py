@@ -1,0 +1,89 @@
+"""Scrubbing one batch of trace-store rows over a worker pool, each distinct text detected once per piece.
+
+The OTLP receiver's flusher hands a batch here and assembles the next one while the workers scrub it.
+Chat traffic repeats text: a system prompt in every trace, span names and metadata keys in every span, and
+a multi-turn call resends the whole history. Detection (Presidio and our recognizers) is a function of the
+text alone, so a piece looks each distinct text up once; placeholders are still numbered per trace, after
+detection, by the scrubber's own per-trace map (:class:`~evaltray.scrub.PlaceholderMap`), so the rows come
+out exactly as :func:`~evaltray.scrub.scrub_table` alone writes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from evaltray.core.errors import IngestError
+
+if TYPE_CHECKING:  # the scrub package imports Presidio (seconds): only when a workspace scrubs
+    from evaltray.scrub import Scrubber, ScrubConfig, TableScrub
+
+#: A batch smaller than this is one piece: splitting it would cost more in pickling than it saves.
+MIN_PIECE_ROWS = 64
+
+Scrubbed = tuple[pa.Table, "TableScrub | None"]
+
+
+@contextlib.contextmanager
+def detected_once(scrubber: Scrubber) -> Iterator[None]:
+    """While open, ``scrubber`` runs its detection once per distinct text and reuses the findings (a copy of
+    the list each time, as its own cache of long texts does)."""
+    detect, shadowed = scrubber.detect, vars(scrubber).get("detect")
+    memo: dict[str, list[Any]] = {}
+
+    def once(text: str) -> list[Any]:
+        found = memo.get(text)
+        if found is None:
+            found = memo[text] = detect(text)
+        return list(found)
+
+    scrubber.detect = once  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if shadowed is None:
+            del scrubber.detect  # the class's method again
+        else:
+            scrubber.detect = shadowed  # type: ignore[method-assign]
+
+
+def scrub_piece(table: pa.Table, config: ScrubConfig) -> tuple[pa.Table, TableScrub]:
+    """:func:`~evaltray.scrub.scrub_table` of ``table``, each distinct text detected once (a worker's task)."""
+    from evaltray.scrub import scrub_table
+
+    with detected_once(config.scrubber()):
+        return scrub_table(table, config)
+
+
+def submit(table: pa.Table, config: ScrubConfig | None, pool: Executor | None, workers: int) -> list[Future[Scrubbed]]:
+    """``table`` in pieces, one per worker, each scrubbed by ``pool`` (here, at once, without a pool); with
+    no ``config`` (scrubbing off) the table itself, done."""
+    if config is None or pool is None or table.num_rows < MIN_PIECE_ROWS * 2:
+        done: Future[Scrubbed] = Future()
+        done.set_result((table, None) if config is None else scrub_piece(table, config))
+        return [done]
+    size = -(-table.num_rows // workers)
+    with _worker_death():
+        return [pool.submit(scrub_piece, table.slice(s, size), config) for s in range(0, table.num_rows, size)]
+
+
+def gather(futures: list[Future[Scrubbed]]) -> list[Scrubbed]:
+    """The pieces' results in order."""
+    with _worker_death():
+        return [f.result() for f in futures]
+
+
+@contextlib.contextmanager
+def _worker_death() -> Iterator[None]:
+    """A worker that died is an :class:`IngestError`: the batch stays journaled and is scrubbed again."""
+    try:
+        yield
+    except BrokenProcessPool:
+        raise IngestError(
+            "a scrub worker process died (out of memory?); the batch stays journaled and is scrubbed again"
+        ) from None
