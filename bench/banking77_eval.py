@@ -1,6 +1,7 @@
 """Intent-cluster quality (issues 4, 11 §3, 17): evaltray's default clustering vs plain k-means, and k="auto".
 
     python bench/banking77_eval.py                                   # Banking77 train (the building set)
+    python bench/banking77_eval.py --sets hwu64-train --intents 20   # the second building set, a variant
     python bench/banking77_eval.py --sets banking77-test clinc150 --clinc data_full.json   # measuring sets
     python bench/banking77_eval.py --backends tfidf --seeds 0 1 2 --resamples 3
     python bench/banking77_eval.py --per-intent 40 --resolutions 1 2 3 4 6 8 12   # building-set variant
@@ -21,7 +22,8 @@ resolution and which of them land within 25% of the true count.
 Data: Banking77 (PolyAI, CC-BY-4.0) from ``../shared/data/intents/`` beside the repository unless
 ``--data`` says otherwise; CLINC150 (Larson et al. 2019, CC-BY-3.0) is ``data/data_full.json`` of
 github.com/clinc/oos-eval (commit 828f8093932c8fe6ca7936c3d2e52903b1c523de), its ``train`` split
-(15,000 texts, 150 intents, out-of-scope texts left out), read from ``--clinc``.
+(15,000 texts, 150 intents, out-of-scope texts left out), read from ``--clinc``. HWU64 (Liu et al. 2019,
+CC-BY-4.0; ``hwu64-train``, 9,960 texts of 64 intents, a second building set) is in ``bench/data/intents/``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from evaltray.curate.cluster import cluster_texts, evaluate
 from evaltray.curate.embed import EmbeddingCache, EmbeddingError, get_embedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "intents"
-SETS = ("banking77-train", "banking77-test", "clinc150")
+HWU64 = Path(__file__).resolve().parent / "data" / "intents" / "hwu64-kfold1-train.csv"
+SETS = ("banking77-train", "hwu64-train", "banking77-test", "clinc150")
 
 
 def load(name: str, data: Path, clinc: Path | None) -> tuple[list[str], list[str]]:
@@ -57,7 +60,8 @@ def load(name: str, data: Path, clinc: Path | None) -> tuple[list[str], list[str
             raise SystemExit("clinc150 needs --clinc PATH (data/data_full.json of github.com/clinc/oos-eval)")
         rows = json.loads(clinc.read_text(encoding="utf-8"))["train"]
         return [t for t, _ in rows], [label for _, label in rows]
-    with (data / f"{name}.csv").open(newline="", encoding="utf-8") as fh:
+    path = HWU64 if name == "hwu64-train" else data / f"{name}.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
