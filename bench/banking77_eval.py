@@ -17,7 +17,9 @@ removals of 1% of the texts, how far k="auto" moves from its full-set choice.
 ``--per-intent N`` and ``--intents N`` cut a set down (seeded) to at most N texts per intent, or to N of
 its intents: variants of the building set with the density and intent count of other sets, to tune on
 without touching those. ``--resolutions`` prints, instead, the count k="auto" picks at each modularity
-resolution and which of them land within 25% of the true count.
+resolution and which of them land within 25% of the true count. ``--gold-cut`` prints, instead, the share
+of the k-NN graph's edge weight (5, 10, 15 neighbours) that the gold intents cut, beside KMeans' and
+evaltray's clusters at the true count and k="auto"'s clusters (first seed).
 
 Data: Banking77 (PolyAI, CC-BY-4.0) from ``../shared/data/intents/`` beside the repository unless
 ``--data`` says otherwise; CLINC150 (Larson et al. 2019, CC-BY-3.0) is ``data/data_full.json`` of
@@ -45,7 +47,7 @@ import numpy as np
 import sklearn.feature_extraction.text  # noqa: F401  (cluster names' CountVectorizer, likewise)
 from sklearn.cluster import KMeans
 
-from evaltray.curate.cluster import cluster_texts, evaluate
+from evaltray.curate.cluster import cluster_texts, cut_share, evaluate
 from evaltray.curate.embed import EmbeddingCache, EmbeddingError, get_embedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "intents"
@@ -92,6 +94,24 @@ def resolutions(texts: list[str], labels: list[str], x: np.ndarray, seeds: list[
         cells = [f"**{k}**" if abs(k - truth) <= 0.25 * truth else str(k) for k in ks]
         print(f"| {seed} | {' | '.join(cells)} |", flush=True)
     print(f"\n(true count {truth}; bold: within 25%)", flush=True)
+
+
+def gold_cut(texts: list[str], labels: list[str], x: np.ndarray, seed: int) -> None:
+    """How much of the k-NN graph's edge weight the gold intents cut, against clusterings of the same count
+    (and k="auto"'s): a gold labelling that cuts far more than they do is not a set of communities there."""
+    truth = len(set(labels))
+    runs = {
+        "gold intents": np.asarray(labels),
+        f"KMeans, k = {truth}": kmeans(x, truth, seed),
+        f"evaltray spectral, k = {truth}": cluster_texts(texts, x, k=truth, seed=seed).labels,
+    }
+    auto = cluster_texts(texts, x, seed=seed)
+    runs[f"evaltray k=auto ({auto.n_clusters})"] = auto.labels
+    neighbours = (5, 10, 15)
+    print(f"| labels (seed {seed}) | {' | '.join(f'cut share, {k} neighbours' for k in neighbours)} |")
+    print(f"| --- |{' --- |' * len(neighbours)}")
+    for name, lab in runs.items():
+        print(f"| {name} | {' | '.join(f'{cut_share(x, lab, k):.3f}' for k in neighbours)} |", flush=True)
 
 
 def fmt(values: list[float], digits: int) -> str:
@@ -195,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--intents", type=int, default=None, help="keep N of the intents, picked at random (seeded)")
     ap.add_argument("--skip-true", action="store_true", help="leave out the runs at the true intent count")
     ap.add_argument("--resolutions", nargs="+", type=float, default=None, help="scan k=auto over these resolutions")
+    ap.add_argument("--gold-cut", action="store_true", help="share of graph weight the gold intents cut, vs clusters")
     args = ap.parse_args(argv)
 
     print(
@@ -214,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n## {name} ({len(texts):,} texts, {len(set(labels))} intents), {emb.name} (dim {emb.dim})\n")
             if args.resolutions:
                 resolutions(texts, labels, x, args.seeds, args.resolutions)
+                continue
+            if args.gold_cut:
+                gold_cut(texts, labels, x, args.seeds[0])
                 continue
             chosen = compare(texts, labels, x, args.seeds, not args.skip_true)
             if args.resamples < 1:
