@@ -1,6 +1,7 @@
 """Intent-cluster quality (issues 4, 11 §3, 17): evaltray's default clustering vs plain k-means, and k="auto".
 
     python bench/banking77_eval.py                                   # Banking77 train (the building set)
+    python bench/banking77_eval.py --sets hwu64-train --intents 20   # the second building set, a variant
     python bench/banking77_eval.py --sets banking77-test clinc150 --clinc data_full.json   # measuring sets
     python bench/banking77_eval.py --backends tfidf --seeds 0 1 2 --resamples 3
     python bench/banking77_eval.py --per-intent 40 --resolutions 1 2 3 4 6 8 12   # building-set variant
@@ -16,12 +17,15 @@ removals of 1% of the texts, how far k="auto" moves from its full-set choice.
 ``--per-intent N`` and ``--intents N`` cut a set down (seeded) to at most N texts per intent, or to N of
 its intents: variants of the building set with the density and intent count of other sets, to tune on
 without touching those. ``--resolutions`` prints, instead, the count k="auto" picks at each modularity
-resolution and which of them land within 25% of the true count.
+resolution and which of them land within 25% of the true count. ``--gold-cut`` prints, instead, the share
+of the k-NN graph's edge weight (5, 10, 15 neighbours) that the gold intents cut, beside KMeans' and
+evaltray's clusters at the true count and k="auto"'s clusters (first seed).
 
 Data: Banking77 (PolyAI, CC-BY-4.0) from ``../shared/data/intents/`` beside the repository unless
 ``--data`` says otherwise; CLINC150 (Larson et al. 2019, CC-BY-3.0) is ``data/data_full.json`` of
 github.com/clinc/oos-eval (commit 828f8093932c8fe6ca7936c3d2e52903b1c523de), its ``train`` split
-(15,000 texts, 150 intents, out-of-scope texts left out), read from ``--clinc``.
+(15,000 texts, 150 intents, out-of-scope texts left out), read from ``--clinc``. HWU64 (Liu et al. 2019,
+CC-BY-4.0; ``hwu64-train``, 9,960 texts of 64 intents, a second building set) is in ``bench/data/intents/``.
 """
 
 from __future__ import annotations
@@ -43,11 +47,12 @@ import numpy as np
 import sklearn.feature_extraction.text  # noqa: F401  (cluster names' CountVectorizer, likewise)
 from sklearn.cluster import KMeans
 
-from evaltray.curate.cluster import cluster_texts, evaluate
+from evaltray.curate.cluster import cluster_texts, cut_share, evaluate
 from evaltray.curate.embed import EmbeddingCache, EmbeddingError, get_embedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "intents"
-SETS = ("banking77-train", "banking77-test", "clinc150")
+HWU64 = Path(__file__).resolve().parent / "data" / "intents" / "hwu64-kfold1-train.csv"
+SETS = ("banking77-train", "hwu64-train", "banking77-test", "clinc150")
 
 
 def load(name: str, data: Path, clinc: Path | None) -> tuple[list[str], list[str]]:
@@ -57,7 +62,8 @@ def load(name: str, data: Path, clinc: Path | None) -> tuple[list[str], list[str
             raise SystemExit("clinc150 needs --clinc PATH (data/data_full.json of github.com/clinc/oos-eval)")
         rows = json.loads(clinc.read_text(encoding="utf-8"))["train"]
         return [t for t, _ in rows], [label for _, label in rows]
-    with (data / f"{name}.csv").open(newline="", encoding="utf-8") as fh:
+    path = HWU64 if name == "hwu64-train" else data / f"{name}.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
@@ -88,6 +94,24 @@ def resolutions(texts: list[str], labels: list[str], x: np.ndarray, seeds: list[
         cells = [f"**{k}**" if abs(k - truth) <= 0.25 * truth else str(k) for k in ks]
         print(f"| {seed} | {' | '.join(cells)} |", flush=True)
     print(f"\n(true count {truth}; bold: within 25%)", flush=True)
+
+
+def gold_cut(texts: list[str], labels: list[str], x: np.ndarray, seed: int) -> None:
+    """How much of the k-NN graph's edge weight the gold intents cut, against clusterings of the same count
+    (and k="auto"'s): a gold labelling that cuts far more than they do is not a set of communities there."""
+    truth = len(set(labels))
+    runs = {
+        "gold intents": np.asarray(labels),
+        f"KMeans, k = {truth}": kmeans(x, truth, seed),
+        f"evaltray spectral, k = {truth}": cluster_texts(texts, x, k=truth, seed=seed).labels,
+    }
+    auto = cluster_texts(texts, x, seed=seed)
+    runs[f"evaltray k=auto ({auto.n_clusters})"] = auto.labels
+    neighbours = (5, 10, 15)
+    print(f"| labels (seed {seed}) | {' | '.join(f'cut share, {k} neighbours' for k in neighbours)} |")
+    print(f"| --- |{' --- |' * len(neighbours)}")
+    for name, lab in runs.items():
+        print(f"| {name} | {' | '.join(f'{cut_share(x, lab, k):.3f}' for k in neighbours)} |", flush=True)
 
 
 def fmt(values: list[float], digits: int) -> str:
@@ -191,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--intents", type=int, default=None, help="keep N of the intents, picked at random (seeded)")
     ap.add_argument("--skip-true", action="store_true", help="leave out the runs at the true intent count")
     ap.add_argument("--resolutions", nargs="+", type=float, default=None, help="scan k=auto over these resolutions")
+    ap.add_argument("--gold-cut", action="store_true", help="share of graph weight the gold intents cut, vs clusters")
     args = ap.parse_args(argv)
 
     print(
@@ -210,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n## {name} ({len(texts):,} texts, {len(set(labels))} intents), {emb.name} (dim {emb.dim})\n")
             if args.resolutions:
                 resolutions(texts, labels, x, args.seeds, args.resolutions)
+                continue
+            if args.gold_cut:
+                gold_cut(texts, labels, x, args.seeds[0])
                 continue
             chosen = compare(texts, labels, x, args.seeds, not args.skip_true)
             if args.resamples < 1:

@@ -242,3 +242,22 @@ def test_cluster_where_says_which_traces_lose_their_cluster(ws, tmp_path):
     assert sum(c["size"] for c in saved["clusters"]) == len(REFUNDS)
     table = derived.read_table(ws, "clusters")
     assert sorted(table.column("trace_id").to_pylist()) == sorted(f"r{i}" for i in range(len(REFUNDS)))
+
+
+def test_cut_share_is_the_weight_of_graph_edges_between_labels() -> None:
+    from evaltray.curate.cluster import ClusterError, cut_share
+
+    # Two pairs of unit vectors, each pair 0.8 alike (a·b = 0.8, c·d = 0.8), across pairs a·c = 0.6,
+    # b·d = 0.6, a·d = b·c = 0.36 (a, b, c, d = rotations in two orthogonal planes).
+    a, b = np.array([1.0, 0.0, 0.0, 0.0]), np.array([0.8, 0.6, 0.0, 0.0])
+    c, d = np.array([0.6, 0.0, 0.8, 0.0]), np.array([0.48, 0.36, 0.64, 0.48])
+    x = np.stack([a, b, c, d])
+    assert np.allclose(x @ x.T, [[1, 0.8, 0.6, 0.48], [0.8, 1, 0.48, 0.6], [0.6, 0.48, 1, 0.8], [0.48, 0.6, 0.8, 1]])
+    # One neighbour each: the graph is the two pairs, nothing crosses them; all of it crosses the other split.
+    assert cut_share(x, [0, 0, 1, 1], n_neighbors=1) == 0.0
+    assert cut_share(x, [0, 1, 0, 1], n_neighbors=1) == pytest.approx(1.0)
+    # Two neighbours each: a-b (0.8), c-d (0.8), a-c (0.6), b-d (0.6); the pairs' split cuts 1.2 of 2.8.
+    assert cut_share(x, [0, 0, 1, 1], n_neighbors=2) == pytest.approx(1.2 / 2.8, rel=1e-5)
+    assert cut_share(x, ["x", "y", "y", "x"], n_neighbors=2) == pytest.approx(2.8 / 2.8, rel=1e-5)
+    with pytest.raises(ClusterError, match="3 labels but 4 vectors"):
+        cut_share(x, [0, 0, 1])

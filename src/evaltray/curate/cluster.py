@@ -42,6 +42,7 @@ __all__ = [
     "Clustering",
     "UnknownCluster",
     "cluster_texts",
+    "cut_share",
     "evaluate",
     "neutral_text",
 ]
@@ -907,6 +908,23 @@ def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- evaluation
+
+
+def cut_share(vectors: np.ndarray, labels: Sequence[Any] | np.ndarray, n_neighbors: int = 15) -> float:
+    """The share of the cosine k-NN graph's edge weight (the graph ``k="auto"`` scores on) that joins texts
+    of different ``labels``: 0 when every group is a component of its own, near 1 when groups ignore it.
+
+    A diagnostic of how far a labelling is a set of communities on that graph: a gold labelling that cuts
+    far more than k-means' labels at the same count is one no cut-based choice of k can recover.
+    """
+    x = normalize_rows(np.asarray(vectors, dtype=np.float32))
+    _, y = np.unique(np.asarray(labels), return_inverse=True)
+    if y.shape[0] != x.shape[0]:
+        raise ClusterError(f"{y.shape[0]} labels but {x.shape[0]} vectors")
+    if x.shape[0] < 2:
+        return 0.0
+    a = _knn_graph(x, n_neighbors).tocoo()
+    return float(a.data[y[a.row] != y[a.col]].sum() / a.data.sum())
 
 
 def evaluate(labels_true: Sequence[Any] | np.ndarray, labels_pred: Sequence[int] | np.ndarray) -> dict[str, float]:
