@@ -116,7 +116,7 @@ def _serve(root: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     argv += ["--port", str(port)] + (["--workers", str(workers)] if workers > 1 else [])
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # a loaded machine takes a while to import the app
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.TransportError):
             if httpx.get(f"{base}/login", timeout=5).status_code == 200:
@@ -210,7 +210,7 @@ def build(root: Path, n: int, cases: int, reviewers: int, overlap: float, contro
 def measure(root: Path, names: list[str], labels: int, workers: int) -> dict[str, Any]:
     """Serve ``root``, let every reviewer label at once, then check every saved label."""
     server, base = _serve(root, workers)
-    mp = multiprocessing.get_context("spawn")
+    mp = multiprocessing.get_context("fork")  # no thread runs here yet: the reviewers start at once
     start, results = mp.Barrier(len(names) + 1), mp.Queue()
     try:
         procs = [mp.Process(target=reviewer, args=(base, m, labels, start, results)) for m in names]

@@ -237,6 +237,37 @@ def test_the_candidate_pool_enters_the_queue_as_label_tasks(ws):
     assert tasks.open_label_tasks(ws, "alice", limit=1) == opened[:1]  # the open task, not another
 
 
+def test_a_refill_opens_a_chunk_of_label_tasks_per_transaction(ws):
+    """60 candidates: 3 transactions (25, 25, 10), each task audited and with no review before it; the
+    one re-opened after its candidate's review takes that review as its baseline."""
+    ids = [_cand(ws, f"question {i}?") for i in range(tasks.OPEN_CHUNK * 2 + 10)]
+    commits, inserted_in = [0], set()  # the transactions (numbered by the commits before them) that opened tasks
+
+    def count(*_):
+        commits[0] += 1
+
+    def note(conn, cursor, statement, *_):
+        if statement.startswith("INSERT INTO tasks"):
+            inserted_in.add(commits[0])
+
+    sa.event.listen(ws.engine, "commit", count)
+    sa.event.listen(ws.engine, "before_cursor_execute", note)
+    opened = tasks.open_label_tasks(ws, "alice")
+    sa.event.remove(ws.engine, "before_cursor_execute", note)
+    sa.event.remove(ws.engine, "commit", count)
+    assert [tasks.get_task(ws, t).ref for t in opened] == [c.id for c in rev.queue(ws)]
+    assert sorted(tasks.get_task(ws, t).ref for t in opened) == sorted(ids)
+    assert all(tasks.get_task(ws, t).payload == {"review_before": None} for t in opened)
+    assert _actions(ws) == ["task.open"] * len(ids)
+    assert len(inserted_in) == 3  # one per chunk (one per task before)
+    review = rev.record_review(ws, ids[0], "alice", rev.normalize_expected(ws, "alice", "Say hi."))
+    again = tasks.open_task(ws, "label", ids[0], reason="relabel", actor="alice")
+    assert again == opened[[tasks.get_task(ws, t).ref for t in opened].index(ids[0])]  # still open: the same task
+    tasks.resolve_task(ws, again, "alice", "done")
+    fresh = tasks.open_task(ws, "label", ids[0], reason="relabel", actor="alice")
+    assert fresh != again and tasks.get_task(ws, fresh).payload == {"review_before": review.id}
+
+
 def test_a_stale_list_of_the_pool_opens_no_task_for_a_candidate_labelled_since(ws, monkeypatch):
     """A refill reads the pool, a reviewer saves and closes meanwhile: no second label task for that candidate."""
     one, two = _cand(ws, "one?"), _cand(ws, "two?")
