@@ -305,6 +305,26 @@ def test_the_free_label_task_taken_meanwhile_is_not_an_empty_queue(ws, monkeypat
     assert task is not None and task.ref == later and len(calls) == 2
 
 
+def test_the_next_task_tops_the_label_queue_up_below_the_low_water_mark(ws, monkeypatch):
+    """Fewer free label tasks than LOW_WATER: the person asking opens the missing ones, up to LABEL_BATCH, so
+    twenty reviewers never all wait on an empty queue's refill."""
+    from evaltray.web import reviewing
+
+    monkeypatch.setattr(reviewing, "LABEL_BATCH", 8)
+    monkeypatch.setattr(reviewing, "LOW_WATER", 4)
+    for i in range(12):
+        _cand(ws, f"question {i}?")
+    tasks.open_label_tasks(ws, "alice", limit=5)
+    opened = []
+    for name in ("lou", "max", "ned"):
+        register(ws, name, "labeler")
+        assert reviewing.next_item(ws, name).assignee == name
+        opened.append(len(tasks.list_tasks(ws, kind="label", status="open")))
+    assert opened == [5, 5, 8]  # 5 free, then 4 (not below 4), then 3: topped up to the oldest 8
+    free = [t for t in tasks.list_tasks(ws, kind="label", status="open") if t.assignee is None]
+    assert len(free) == 5 and reviewing._free_label_tasks(ws) == 4  # counted up to LOW_WATER only
+
+
 def test_two_walks_closing_the_same_reviewed_label_task_both_pass(ws):
     from evaltray.web import reviewing
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
@@ -54,12 +57,14 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def create_app(ws: Workspace, signer: Signer | None = None) -> FastAPI:
+def create_app(ws: Workspace, signer: Signer | None = None, *, receive: bool = True) -> FastAPI:
     """The web app over ``ws`` (opened by the caller, who closes it); ``signer`` is the server's own registered
-    key, which signs the rows promoted in the web (None: promotion stays in the CLI)."""
+    key, which signs the rows promoted in the web (None: promotion stays in the CLI). ``receive``: whether
+    ``POST /v1/traces`` journals traces (one process only may own the journal)."""
     app = FastAPI(title="evaltray", docs_url=None, redoc_url=None, openapi_url=None, lifespan=otlp.lifespan)
     app.state.ws = ws
     app.state.signer = signer
+    app.state.otlp_off = not receive
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for view in (login, home, queue, tasks, queues, guide, traces, agreement, readthrough, gate, dash):
@@ -67,3 +72,17 @@ def create_app(ws: Workspace, signer: Signer | None = None) -> FastAPI:
     app.include_router(otlp.router)
     errors.install(app)
     return app
+
+
+#: Where :func:`worker_app` finds what ``evaltray serve --workers N`` was asked to serve (each worker process
+#: opens the workspace itself: sessions, CSRF tokens, drafts and tasks all live in the state database).
+WORKER_ENV = ("EVALTRAY_SERVE_ROOT", "EVALTRAY_SERVE_DB", "EVALTRAY_SERVE_SIGNER")
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``evaltray serve --workers N`` (uvicorn calls it in each): the workspace
+    and signing user named in :data:`WORKER_ENV`; OTLP is left to ``evaltray receive``, since its journal has
+    one owner."""
+    root, db_url, signing_user = (os.environ.get(name) or None for name in WORKER_ENV)
+    ws = Workspace.open(Path(root) if root else None, db_url)
+    return create_app(ws, ws.signer(signing_user) if signing_user else None, receive=False)
