@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,7 @@ LABEL_BATCH = 100
 #: with twenty reviewers, waiting until none was left made all of them queue behind one refill of a hundred.
 LOW_WATER = 30
 #: One top-up at a time in this process: a second reviewer who finds one under way goes on with a free task,
-#: or, when none is left, waits for it rather than writing the same tasks again.
+#: or, when none is left, waits for its first chunk rather than writing the same tasks again.
 _TOPPING_UP = threading.Lock()
 BLIND_ACTION = "queue.blind"
 #: The queues with something to hide until the person has written their own answer: a label task's recorded
@@ -79,15 +80,21 @@ def _free_label_tasks(ws: Workspace) -> int:
 
 def _top_up(ws: Workspace, reviewer: str) -> None:
     """Label tasks for the pool's oldest :data:`LABEL_BATCH` unreviewed candidates, once fewer than
-    :data:`LOW_WATER` are free: by this reviewer, unless another top-up is under way and a free task is left."""
+    :data:`LOW_WATER` are free: by this reviewer, unless another top-up is under way. Then a free task left
+    is enough; with none, the reviewer waits for that top-up's first chunk (it commits chunk by chunk), not
+    for all of it."""
     free = _free_label_tasks(ws)
-    if free >= LOW_WATER or not _TOPPING_UP.acquire(blocking=free == 0):
-        return
-    try:
-        if free > 0 or _free_label_tasks(ws) == 0:  # none free: perhaps the top-up waited for filled it
-            tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
-    finally:
-        _TOPPING_UP.release()
+    while free < LOW_WATER:
+        if _TOPPING_UP.acquire(blocking=False):
+            try:
+                tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
+            finally:
+                _TOPPING_UP.release()
+            return
+        if free > 0:
+            return
+        time.sleep(0.01)
+        free = _free_label_tasks(ws)
 
 
 def label_task(ws: Workspace, candidate_id: str, reviewer: str | None = None) -> tq.Task | None:
