@@ -114,7 +114,8 @@ def _serve(root: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     argv = [sys.executable, "-c", "from evaltray.cli import main; main()", "-w", str(root), "-u", "alice", "serve"]
     argv += ["--port", str(port)] + (["--workers", str(workers)] if workers > 1 else [])
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    with (root.parent / "server.log").open("ab") as log:  # its tracebacks, if any, away from the table
+        server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 600  # a loaded machine takes a while to import the app
     while time.monotonic() < deadline:
@@ -159,22 +160,38 @@ def reviewer(base: str, name: str, labels: int, start: Any, results: Any, home: 
         csrf = guide.split('name="csrf" value="', 1)[1].split('"', 1)[0]
         start.wait()
         for _ in range(labels):
-            if home:
-                _timed(client, times, "home", "GET", "/")
-            r = _timed(client, times, "next task", "GET", "/queue")
-            if r.status_code != 303:
-                failed.append(f"GET /queue {r.status_code}: {_message(r.text)}")
-                continue
-            where = r.headers["location"]
-            _timed(client, times, "review page", "GET", where)
-            cid = where.rsplit("/", 1)[1]
-            data = {"csrf": csrf, "reference": f"{name} on {cid}"}
-            r = _timed(client, times, "save label", "POST", f"{where}/review", data=data)
-            if r.status_code != 303:
-                failed.append(f"POST review {r.status_code}: {_message(r.text)}")
-                continue
-            saved.append((name, cid))
+            try:
+                _label_once(client, times, saved, failed, name, csrf, home)
+            except httpx.TransportError as exc:  # a server that dropped the connection: counted, not fatal
+                failed.append(f"{type(exc).__name__}: {exc}")
     results.put((times, saved, failed))
+
+
+def _label_once(
+    client: httpx.Client,
+    times: dict[str, list[float]],
+    saved: list[tuple[str, str]],
+    failed: list[str],
+    name: str,
+    csrf: str,
+    home: bool,
+) -> None:
+    """One round of a reviewer: the home page, the next task, its review page, the label saved."""
+    if home:
+        _timed(client, times, "home", "GET", "/")
+    r = _timed(client, times, "next task", "GET", "/queue")
+    if r.status_code != 303:
+        failed.append(f"GET /queue {r.status_code}: {_message(r.text)}")
+        return
+    where = r.headers["location"]
+    _timed(client, times, "review page", "GET", where)
+    cid = where.rsplit("/", 1)[1]
+    data = {"csrf": csrf, "reference": f"{name} on {cid}"}
+    r = _timed(client, times, "save label", "POST", f"{where}/review", data=data)
+    if r.status_code != 303:
+        failed.append(f"POST review {r.status_code}: {_message(r.text)}")
+        return
+    saved.append((name, cid))
 
 
 def lost_and_doubled(ws: Workspace, saved: list[tuple[str, str]]) -> tuple[int, int]:

@@ -305,6 +305,26 @@ def test_the_free_label_task_taken_meanwhile_is_not_an_empty_queue(ws, monkeypat
     assert task is not None and task.ref == later and len(calls) == 2
 
 
+def test_a_label_task_closed_by_a_walk_after_the_page_looked_it_up_does_not_refuse_the_review(ws, monkeypatch):
+    """The save looked the open task up; another reviewer's queue walk closed it (its candidate has the review)
+    before the save closed it: the review stands, no error (bench_web saw a 400 for it under 20 reviewers)."""
+    from evaltray.web import reviewing
+
+    cid = _cand(ws, "Where is my parcel?")
+    [task_id] = tasks.open_label_tasks(ws, "alice")
+    stale = tasks.get_task(ws, task_id)
+    rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", reference="Tracking link."))
+    assert tasks.next_task(ws, "alice") is None  # the walk closes the reviewed task
+    monkeypatch.setattr(reviewing, "label_task", lambda *a: stale)  # what the save looked up before that
+    reviewing.close_label_task(ws, "alice", cid, "done", 3)
+    assert tasks.get_task(ws, task_id).status == "closed"
+    register(ws, "lou", "labeler")
+    other = tasks.open_task(ws, "failing_case", "r-1/a", reason="x", actor="alice")
+    monkeypatch.setattr(reviewing, "label_task", lambda *a: tasks.get_task(ws, other))
+    with pytest.raises(tasks.TaskError):  # an error on a task still open is not swallowed
+        reviewing.close_label_task(ws, "lou", cid, "reject", 3)
+
+
 def test_the_next_task_tops_the_label_queue_up_below_the_low_water_mark(ws, monkeypatch):
     """Fewer free label tasks than LOW_WATER: the person asking opens the missing ones, up to LABEL_BATCH, so
     twenty reviewers never all wait on an empty queue's refill."""

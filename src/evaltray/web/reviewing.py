@@ -9,7 +9,6 @@ needed, and a workspace where no admin ever set it follows ``write_expected_firs
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -115,8 +114,12 @@ def close_label_task(
     task = label_task(ws, candidate_id, reviewer)
     if task is None or (task.status == "escalated" and ws.role_of(reviewer) not in SIGN_ROLES):
         return
-    with contextlib.suppress(tq.TaskClosedMeanwhile):  # a queue walk closed it first: the review stands
+    try:
         tq.resolve_task(ws, task.id, reviewer, outcome, reason=reason, seconds=float(seconds))
+    except tq.TaskError:
+        # a queue walk closed it since it was looked up (while closing, or just before): the review stands
+        if tq.get_task(ws, task.id).status != tq.CLOSED:
+            raise
 
 
 def queue_blind(ws: Workspace, kind: str) -> bool:
