@@ -212,7 +212,7 @@ def _open_in(
 ) -> str:
     """:func:`open_task`'s work inside the caller's transaction ``conn`` (checked arguments)."""
     tasks, reviews = ws.t["tasks"], ws.t["reviews"]
-    key = f"{kind}:{ref}"
+    key, last = f"{kind}:{ref}", None
     if kind == "label" or unreviewed:  # the latest review: a label task's baseline, and the unreviewed check
         last = conn.execute(sa.select(sa.func.max(reviews.c.id)).where(reviews.c.candidate_id == ref)).scalar()
         if unreviewed and last is not None:
@@ -440,16 +440,18 @@ def open_label_tasks(ws: Workspace, actor: str, set_name: str | None = None, lim
     opened: list[str] = []
     for at in range(0, len(cands), OPEN_CHUNK):
         chunk = [c.id for c in cands[at : at + OPEN_CHUNK]]
-        for attempt in (1, 2):
-            try:
-                with ws.tx() as conn:
-                    ids = [_open_in(ws, conn, "label", cid, reason, actor, {}, 0, None, True) for cid in chunk]
-                break
-            except sa.exc.IntegrityError:  # one opened by another writer since we looked: the retry finds it
-                if attempt == 2:
-                    raise
+        try:
+            ids = _open_labels(ws, actor, reason, chunk)
+        except sa.exc.IntegrityError:  # one opened by another writer since we looked: the retry finds it
+            ids = _open_labels(ws, actor, reason, chunk)
         opened += [tid for tid in ids if tid]
     return opened
+
+
+def _open_labels(ws: Workspace, actor: str, reason: str, candidate_ids: list[str]) -> list[str]:
+    """A label task for each of ``candidate_ids`` still unreviewed, in one transaction ("" for a reviewed one)."""
+    with ws.tx() as conn:
+        return [_open_in(ws, conn, "label", cid, reason, actor, {}, 0, None, True) for cid in candidate_ids]
 
 
 # ----------------------------------------------------------------------------- closing tasks
