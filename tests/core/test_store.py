@@ -12,7 +12,7 @@ from evaltray.core import keys
 from evaltray.core.errors import NotFound, PermissionDenied, WorkspaceError
 from evaltray.core.records import SIGN_ROLES, Role
 from evaltray.core.settings import Settings
-from evaltray.core.store import Workspace, current_user, find_root, make_engine
+from evaltray.core.store import POOL_SIZE, Workspace, current_user, find_root, make_engine
 
 
 def test_sqlite_state_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(ws: Workspace) -> None:
@@ -23,6 +23,17 @@ def test_sqlite_state_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(ws: 
             for p in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
         ]
     assert pragmas == ["wal", 1, 1, 10000]  # synchronous 1 is NORMAL
+
+
+def test_twenty_concurrent_requests_each_keep_a_pooled_connection(ws: Workspace) -> None:
+    """A web server's threads each hold a connection at once; none waits, and every one is kept for reuse
+    (SQLAlchemy's default pool of 5 + 10 made the 16th wait and closed the overflow ones after each use)."""
+    held = [ws.engine.connect() for _ in range(POOL_SIZE + 5)]  # past the pool's size: overflow, no waiting
+    assert ws.engine.pool.checkedout() == POOL_SIZE + 5  # type: ignore[attr-defined]
+    for conn in held:
+        conn.close()
+    assert ws.engine.pool.checkedin() == POOL_SIZE  # type: ignore[attr-defined]
+    assert make_engine("sqlite://").pool.__class__.__name__ == "SingletonThreadPool"  # in memory: one database
 
 
 def test_roles_and_what_they_may_do(ws: Workspace) -> None:

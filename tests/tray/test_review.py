@@ -93,6 +93,19 @@ def test_sign_off_every_unsigned_review_of_a_set(ws):
     assert rev.sign_off(ws, [], "alice") == []  # nothing named, nothing asked for: nothing to do
 
 
+def test_unsigned_follows_each_candidates_latest_review(ws):
+    ws.add_user("bob", "labeler", actor="alice")
+    resigned, relabeled, fresh, never = (_candidate(ws, f"question {i}?") for i in range(4))
+    for cid in (resigned, relabeled, fresh):
+        rev.record_review(ws, cid, "bob", rev.normalize_expected(ws, "bob", "an answer"))
+    rev.sign_off(ws, [resigned, relabeled], "alice")
+    rev.record_review(ws, relabeled, "bob", rev.normalize_expected(ws, "bob", "a better answer"))  # newer, unsigned
+    rev.record_review(ws, resigned, "alice", rev.normalize_expected(ws, "alice", "ok"), sign=True)  # newer, signed
+    # in the pool's order; a candidate never reviewed awaits no sign-off
+    assert rev.unsigned(ws) == [c.id for c in pool.list_candidates(ws) if c.id in (relabeled, fresh)]
+    assert len(rev.unsigned(ws)) == 2 and never not in rev.unsigned(ws)
+
+
 @pytest.mark.parametrize(
     ("typed", "items"),
     [

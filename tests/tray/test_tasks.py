@@ -237,6 +237,37 @@ def test_the_candidate_pool_enters_the_queue_as_label_tasks(ws):
     assert tasks.open_label_tasks(ws, "alice", limit=1) == opened[:1]  # the open task, not another
 
 
+def test_a_refill_opens_a_chunk_of_label_tasks_per_transaction(ws):
+    """60 candidates: 3 transactions (25, 25, 10), each task audited and with no review before it; the
+    one re-opened after its candidate's review takes that review as its baseline."""
+    ids = [_cand(ws, f"question {i}?") for i in range(tasks.OPEN_CHUNK * 2 + 10)]
+    commits, inserted_in = [0], set()  # the transactions (numbered by the commits before them) that opened tasks
+
+    def count(*_):
+        commits[0] += 1
+
+    def note(conn, cursor, statement, *_):
+        if statement.startswith("INSERT INTO tasks"):
+            inserted_in.add(commits[0])
+
+    sa.event.listen(ws.engine, "commit", count)
+    sa.event.listen(ws.engine, "before_cursor_execute", note)
+    opened = tasks.open_label_tasks(ws, "alice")
+    sa.event.remove(ws.engine, "before_cursor_execute", note)
+    sa.event.remove(ws.engine, "commit", count)
+    assert [tasks.get_task(ws, t).ref for t in opened] == [c.id for c in rev.queue(ws)]
+    assert sorted(tasks.get_task(ws, t).ref for t in opened) == sorted(ids)
+    assert all(tasks.get_task(ws, t).payload == {"review_before": None} for t in opened)
+    assert _actions(ws) == ["task.open"] * len(ids)
+    assert len(inserted_in) == 3  # one per chunk (one per task before)
+    review = rev.record_review(ws, ids[0], "alice", rev.normalize_expected(ws, "alice", "Say hi."))
+    again = tasks.open_task(ws, "label", ids[0], reason="relabel", actor="alice")
+    assert again == opened[[tasks.get_task(ws, t).ref for t in opened].index(ids[0])]  # still open: the same task
+    tasks.resolve_task(ws, again, "alice", "done")
+    fresh = tasks.open_task(ws, "label", ids[0], reason="relabel", actor="alice")
+    assert fresh != again and tasks.get_task(ws, fresh).payload == {"review_before": review.id}
+
+
 def test_a_stale_list_of_the_pool_opens_no_task_for_a_candidate_labelled_since(ws, monkeypatch):
     """A refill reads the pool, a reviewer saves and closes meanwhile: no second label task for that candidate."""
     one, two = _cand(ws, "one?"), _cand(ws, "two?")
@@ -272,6 +303,46 @@ def test_the_free_label_task_taken_meanwhile_is_not_an_empty_queue(ws, monkeypat
     monkeypatch.setattr(oversight, "next_for", racing)
     task = reviewing.next_item(ws, "alice")
     assert task is not None and task.ref == later and len(calls) == 2
+
+
+def test_a_label_task_closed_by_a_walk_after_the_page_looked_it_up_does_not_refuse_the_review(ws, monkeypatch):
+    """The save looked the open task up; another reviewer's queue walk closed it (its candidate has the review)
+    before the save closed it: the review stands, no error (bench_web saw a 400 for it under 20 reviewers)."""
+    from evaltray.web import reviewing
+
+    cid = _cand(ws, "Where is my parcel?")
+    [task_id] = tasks.open_label_tasks(ws, "alice")
+    stale = tasks.get_task(ws, task_id)
+    rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", reference="Tracking link."))
+    assert tasks.next_task(ws, "alice") is None  # the walk closes the reviewed task
+    monkeypatch.setattr(reviewing, "label_task", lambda *a: stale)  # what the save looked up before that
+    reviewing.close_label_task(ws, "alice", cid, "done", 3)
+    assert tasks.get_task(ws, task_id).status == "closed"
+    register(ws, "lou", "labeler")
+    other = tasks.open_task(ws, "failing_case", "r-1/a", reason="x", actor="alice")
+    monkeypatch.setattr(reviewing, "label_task", lambda *a: tasks.get_task(ws, other))
+    with pytest.raises(tasks.TaskError):  # an error on a task still open is not swallowed
+        reviewing.close_label_task(ws, "lou", cid, "reject", 3)
+
+
+def test_the_next_task_tops_the_label_queue_up_below_the_low_water_mark(ws, monkeypatch):
+    """Fewer free label tasks than LOW_WATER: the person asking opens the missing ones, up to LABEL_BATCH, so
+    twenty reviewers never all wait on an empty queue's refill."""
+    from evaltray.web import reviewing
+
+    monkeypatch.setattr(reviewing, "LABEL_BATCH", 8)
+    monkeypatch.setattr(reviewing, "LOW_WATER", 4)
+    for i in range(12):
+        _cand(ws, f"question {i}?")
+    tasks.open_label_tasks(ws, "alice", limit=5)
+    opened = []
+    for name in ("lou", "max", "ned"):
+        register(ws, name, "labeler")
+        assert reviewing.next_item(ws, name).assignee == name
+        opened.append(len(tasks.list_tasks(ws, kind="label", status="open")))
+    assert opened == [5, 5, 8]  # 5 free, then 4 (not below 4), then 3: topped up to the oldest 8
+    free = [t for t in tasks.list_tasks(ws, kind="label", status="open") if t.assignee is None]
+    assert len(free) == 5 and reviewing._free_label_tasks(ws) == 4  # counted up to LOW_WATER only
 
 
 def test_two_walks_closing_the_same_reviewed_label_task_both_pass(ws):

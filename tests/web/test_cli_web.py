@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from evaltray.core.store import Workspace
+from evaltray.tray import candidates as pool
 from evaltray.web import accounts
+from evaltray.web.otlp import OFF
 from tests.cli.runner import run
 
 
@@ -67,15 +77,10 @@ def test_serve_refuses_a_port_out_of_range(shop):
     assert r.exit_code == 1 and "70000 is not in the range 1<=x<=65535" in r.stderr
 
 
-def test_serve_serves_the_workspace_until_stopped(shop, tmp_path):
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
+@contextlib.contextmanager
+def _serving(shop: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``evaltray serve`` on ``shop`` in a process of its own, once it answers: its address and the process
+    (stopped on leaving, its output left to read)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -83,23 +88,60 @@ def test_serve_serves_the_workspace_until_stopped(shop, tmp_path):
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     code = "from evaltray.cli import main; main()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "-w", str(shop), "serve", "--port", str(port), "--json"],
+        [sys.executable, "-c", code, "-w", str(shop), "serve", "--port", str(port), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a worker process imports the whole app before it answers
         while True:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
+                httpx.get(f"{base}/login", timeout=2)
                 break
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()  # type: ignore[union-attr]
                 time.sleep(0.1)
-        assert r.status_code == 200 and "<h1>Sign in</h1>" in r.text
+        yield base, proc
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=20)
-    assert json.loads(out) == {"url": f"http://127.0.0.1:{port}/"}
+        proc.wait(timeout=30)
+
+
+def test_serve_serves_the_workspace_until_stopped(shop):
+    with _serving(shop, "--json") as (base, proc):
+        r = httpx.get(f"{base}/login", timeout=10)
+        assert r.status_code == 200 and "<h1>Sign in</h1>" in r.text
+    out, err = proc.communicate(timeout=20)
+    assert json.loads(out) == {"url": f"{base}/"}
     assert "No user has a web password yet: an admin runs `evaltray user passwd NAME`" in err.decode()
+
+
+def test_serve_with_several_workers_keeps_sessions_and_leaves_otlp_to_receive(shop):
+    """Every request on a new connection, so the workers share them out: a session made by one is honoured by
+    all, its CSRF token too, and a draft saved by one is what the others read."""
+    run("-u", "alice", "user", "passwd", "lab", "--password-stdin", input="a long enough secret\n")
+    ws = Workspace.open(shop)
+    try:
+        cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "Where is my parcel?"}])
+    finally:
+        ws.close()
+    with _serving(shop, "--workers", "2") as (base, proc):
+        token = httpx.get(f"{base}/login").cookies["evaltray_login_csrf"]
+        form = {"name": "lab", "password": "a long enough secret", "csrf": token}
+        signed_in = httpx.post(f"{base}/login", data=form, cookies={"evaltray_login_csrf": token})
+        cookies = {"evaltray_session": signed_in.cookies["evaltray_session"]}
+        pages = [httpx.get(f"{base}/queue/{cid}", cookies=cookies) for _ in range(6)]
+        assert {p.status_code for p in pages} == {200}
+        csrf = pages[0].text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        for i in range(6):
+            saved = httpx.post(
+                f"{base}/queue/{cid}/draft", data={"csrf": csrf, "critique": f"note {i}"}, cookies=cookies
+            )
+            assert saved.status_code == 204
+            assert f"note {i}" in httpx.get(f"{base}/queue/{cid}", cookies=cookies).text
+        refused = httpx.post(f"{base}/queue/{cid}/draft", data={"csrf": "wrong", "critique": "x"}, cookies=cookies)
+        assert refused.status_code == 403
+        otlp = httpx.post(f"{base}/v1/traces", content=b"", headers={"content-type": "application/x-protobuf"})
+        assert otlp.status_code == 404 and otlp.json()["message"] == OFF

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -21,14 +22,25 @@ from ._common import AppContext, emit, emit_table, err, json_option, out, pass_a
     help="A user registered with a public key whose private key is in this server's config dir: it signs the "
     "rows promoted in the web (the audit log names who promoted them). Without it, promotion stays in the CLI.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes answering requests (sessions live in the state database, so any worker answers any "
+    "user). With more than one, OTLP is not received here: run `evaltray receive` for it.",
+)
 @json_option
 @pass_app
-def serve(app: AppContext, host: str, port: int, db_url: str | None, signing_user: str | None, as_json: bool) -> None:
+def serve(
+    app: AppContext, host: str, port: int, db_url: str | None, signing_user: str | None, workers: int, as_json: bool
+) -> None:
     """Serve the web app: review queue, labeling guide, traces, tray, dashboards (sign in with `evaltray user
     passwd`)."""
     import uvicorn
 
     from evaltray.web import create_app
+    from evaltray.web.app import WORKER_ENV
 
     ws = Workspace.open(app.path, db_url)
     try:
@@ -37,7 +49,12 @@ def serve(app: AppContext, host: str, port: int, db_url: str | None, signing_use
             err().print("No user has a web password yet: an admin runs `evaltray user passwd NAME`", highlight=False)
         url = f"http://{host}:{port}/"
         emit(as_json, {"url": url}, lambda: out().print(f"evaltray web app on {shown(url)} (Ctrl+C stops it)"))
-        uvicorn.run(create_app(ws, signer), host=host, port=port, log_level="warning")
+        if workers == 1:
+            uvicorn.run(create_app(ws, signer), host=host, port=port, log_level="warning")
+            return
+        os.environ.update(zip(WORKER_ENV, (str(ws.root), db_url or "", signing_user or ""), strict=True))
+        target = "evaltray.web.app:worker_app"
+        uvicorn.run(target, factory=True, workers=workers, host=host, port=port, log_level="warning")
     finally:
         ws.close()
 

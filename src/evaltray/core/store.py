@@ -59,10 +59,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+#: Connections an engine keeps open, and how many more it may open at a peak: a web server answers up to 40
+#: requests at once (AnyIO's worker threads), some of which hold a second connection for a moment; with
+#: SQLAlchemy's default 5 + 10, twenty reviewers queued for a connection and the extra ones were opened
+#: (PRAGMAs and all) and closed again on every request.
+POOL_SIZE, POOL_OVERFLOW = 20, 30
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
     try:
-        engine = sa.create_engine(url, future=True)
+        engine = sa.create_engine(url, future=True, **_pool_options(url))
     except (sa.exc.NoSuchModuleError, ImportError) as exc:  # no such dialect, or its driver is not installed
         raise WorkspaceError(
             f"state database {_safe_url(url)}: {exc}; install its driver "
@@ -76,6 +83,15 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _pool_options(url: str) -> dict[str, Any]:
+    """A pool sized for a web server's threads (see :data:`POOL_SIZE`); an in-memory SQLite database keeps
+    SQLAlchemy's single shared connection, which is what makes it one database."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        return {}
+    return {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
 
 
 class Workspace:

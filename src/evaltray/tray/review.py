@@ -20,7 +20,7 @@ from evaltray.core.records import LABEL_ROLES, SIGN_ROLES, ExpectedToolCall
 from evaltray.core.store import Workspace, inserted_id
 from evaltray.core.util import dumps, loads, now_iso
 
-from .candidates import PENDING, PROMOTED, REJECTED, Candidate, get, list_candidates
+from .candidates import PENDING, PROMOTED, REJECTED, Candidate, get
 from .signatures import input_hash, label_of, signoff_message
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -219,13 +219,24 @@ def get_review(ws: Workspace, review_id: int) -> Review:
 
 
 def unsigned(ws: Workspace, set_name: str | None = None) -> list[str]:
-    """Candidates of the set (not rejected) whose latest review awaits a sign-off."""
-    ids = []
-    for cand in list_candidates(ws, ws.check_set(set_name), None):
-        review = latest_review(ws, cand.id)
-        if cand.status != REJECTED and review is not None and not review.signed_by:
-            ids.append(cand.id)
-    return ids
+    """Candidates of the set (not rejected) whose latest review awaits a sign-off, oldest first: one query
+    from the unsigned reviews (the home page asks on every visit; a look-up per candidate cost 100k of them)."""
+    cands, reviews = ws.t["candidates"], ws.t["reviews"]
+    later = reviews.alias("later")
+    newest = ~sa.exists().where(later.c.candidate_id == reviews.c.candidate_id, later.c.id > reviews.c.id)
+    q = (
+        sa.select(cands.c.id)
+        .join(reviews, reviews.c.candidate_id == cands.c.id)
+        .where(
+            cands.c.set_name == ws.check_set(set_name),
+            cands.c.status != REJECTED,
+            sa.or_(reviews.c.signed_by.is_(None), reviews.c.signed_by == ""),
+            newest,
+        )
+        .order_by(cands.c.created_at, cands.c.id)
+    )
+    with ws.tx() as conn:
+        return list(conn.scalars(q))
 
 
 def sign_off(

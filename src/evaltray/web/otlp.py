@@ -30,6 +30,11 @@ RETRY_AFTER = 5
 
 
 _STARTING = threading.Lock()
+#: The answer of a web app served by several worker processes: the journal may have one writer only.
+OFF = (
+    "this server runs several worker processes (`evaltray serve --workers`), which cannot share the trace "
+    "journal; send OTLP to `evaltray receive`"
+)
 
 
 def receiver(app: FastAPI) -> Receiver:
@@ -50,7 +55,9 @@ def receiver(app: FastAPI) -> Receiver:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the receiver with the server where it has a journal (replaying it: traces acknowledged before a
     crash reach the store), and store everything journaled on shutdown."""
-    if getattr(app.state, "otlp_always", False) or Journal.exists(app.state.ws.root / JOURNAL_DIR):
+    if getattr(app.state, "otlp_off", False):
+        pass  # several worker processes: the journal is `evaltray receive`'s
+    elif getattr(app.state, "otlp_always", False) or Journal.exists(app.state.ws.root / JOURNAL_DIR):
         await run_in_threadpool(receiver, app)
     try:
         yield
@@ -105,6 +112,8 @@ async def export_traces(request: Request) -> Response:
     if length.isdigit() and int(length) > otlp.MAX_BODY:
         return _too_big()
     app: FastAPI = request.app
+    if getattr(app.state, "otlp_off", False):
+        return _refused(404, OFF)
     try:
         await run_in_threadpool(_authorize, app.state.ws, request)
         raw = await _body(request)

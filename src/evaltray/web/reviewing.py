@@ -9,7 +9,8 @@ needed, and a workspace where no admin ever set it follows ``write_expected_firs
 
 from __future__ import annotations
 
-import contextlib
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,9 +26,15 @@ from evaltray.tray import review as rev
 from evaltray.tray import tasks as tq
 from evaltray.tray.candidates import Candidate
 
-#: How many of the pool's unreviewed candidates are put in the task queue (as label tasks) when a person asks
+#: How many of the pool's unreviewed candidates are kept in the task queue (as label tasks) when a person asks
 #: for their next task: enough to keep every reviewer busy without a write per candidate of a large pool.
 LABEL_BATCH = 100
+#: Fewer free label tasks than this, and the person asking tops the queue up (only what is missing is written):
+#: with twenty reviewers, waiting until none was left made all of them queue behind one refill of a hundred.
+LOW_WATER = 30
+#: One top-up at a time in this process: a second reviewer who finds one under way goes on with a free task,
+#: or, when none is left, waits for its first chunk rather than writing the same tasks again.
+_TOPPING_UP = threading.Lock()
 BLIND_ACTION = "queue.blind"
 #: The queues with something to hide until the person has written their own answer: a label task's recorded
 #: output. A revalidate, judge_check or failing_case task is about what was said already, so it shows it.
@@ -49,23 +56,44 @@ def queue_place(ws: Workspace, reviewer: str, candidate_id: str) -> rev.QueuePla
 
 def next_item(ws: Workspace, reviewer: str, kinds: list[str] | None = None) -> tq.Task | None:
     """The task ``reviewer`` works on next, of any kind their role may take (or of ``kinds``), assigned to
-    them: the pool's unreviewed candidates are put in the queue as label tasks first, a batch at a time once
-    no free label task is left (refilling on every call cost a hundred look-ups a page); and again when the
-    free one seen was taken by another reviewer meanwhile. None when nothing waits for them."""
+    them: the pool's unreviewed candidates are put in the queue as label tasks first, topped up to
+    :data:`LABEL_BATCH` once fewer than :data:`LOW_WATER` are free (refilling on every call cost a hundred
+    look-ups a page); and again when the free one seen was taken by another reviewer meanwhile. None when
+    nothing waits for them."""
     labels = not kinds or "label" in kinds
     if labels:
-        tasks = ws.t["tasks"]
-        free = sa.select(tasks.c.id).where(
-            tasks.c.status == tq.OPEN, tasks.c.kind == "label", tasks.c.assignee.is_(None)
-        )
-        with ws.tx() as conn:
-            has_free = conn.execute(free.limit(1)).first() is not None
-        if not has_free:
-            tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
+        _top_up(ws, reviewer)
     task = oversight.next_for(ws, reviewer, kinds=kinds)
     if task is None and labels and tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH):
         task = oversight.next_for(ws, reviewer, kinds=kinds)
     return task
+
+
+def _free_label_tasks(ws: Workspace) -> int:
+    """Open label tasks nobody has taken, counted up to :data:`LOW_WATER`."""
+    tasks = ws.t["tasks"]
+    free = sa.select(tasks.c.id).where(tasks.c.status == tq.OPEN, tasks.c.kind == "label", tasks.c.assignee.is_(None))
+    with ws.tx() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(free.limit(LOW_WATER).subquery())).scalar_one())
+
+
+def _top_up(ws: Workspace, reviewer: str) -> None:
+    """Label tasks for the pool's oldest :data:`LABEL_BATCH` unreviewed candidates, once fewer than
+    :data:`LOW_WATER` are free: by this reviewer, unless another top-up is under way. Then a free task left
+    is enough; with none, the reviewer waits for that top-up's first chunk (it commits chunk by chunk), not
+    for all of it."""
+    free = _free_label_tasks(ws)
+    while free < LOW_WATER:
+        if _TOPPING_UP.acquire(blocking=False):
+            try:
+                tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH)
+            finally:
+                _TOPPING_UP.release()
+            return
+        if free > 0:
+            return
+        time.sleep(0.01)
+        free = _free_label_tasks(ws)
 
 
 def label_task(ws: Workspace, candidate_id: str, reviewer: str | None = None) -> tq.Task | None:
@@ -86,8 +114,12 @@ def close_label_task(
     task = label_task(ws, candidate_id, reviewer)
     if task is None or (task.status == "escalated" and ws.role_of(reviewer) not in SIGN_ROLES):
         return
-    with contextlib.suppress(tq.TaskClosedMeanwhile):  # a queue walk closed it first: the review stands
+    try:
         tq.resolve_task(ws, task.id, reviewer, outcome, reason=reason, seconds=float(seconds))
+    except tq.TaskError:
+        # a queue walk closed it since it was looked up (while closing, or just before): the review stands
+        if tq.get_task(ws, task.id).status != tq.CLOSED:
+            raise
 
 
 def queue_blind(ws: Workspace, kind: str) -> bool:
