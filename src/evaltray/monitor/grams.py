@@ -7,20 +7,40 @@ in front of a sorted array) and :meth:`GramIndex.probe` runs a batch of corpus t
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
 from evaltray.curate.dedup import normalize
 
-__all__ = ["GramIndex", "Hits", "WordBatch", "hash_words", "norm_bytes", "norm_lines", "word_batch"]
+__all__ = ["GramIndex", "Hits", "WordBatch", "hash_words", "kernels", "norm_bytes", "norm_lines", "word_batch"]
 
 _U64 = np.uint64
 _P = 0x100000001B3  # the FNV prime: odd, so invertible modulo 2**64
 _BITS = 20  # bitmap in front of the sorted gram array (1 MiB: it stays in cache while a batch is probed)
+
+
+_KERNELS: list[ModuleType | None] = []
+
+
+def kernels() -> ModuleType | None:
+    """The compiled byte loops (:mod:`evaltray.monitor.kernels`, the ``fast`` extra), imported when first asked;
+    None without numba or with ``EVALTRAY_JIT=0`` (then numpy does the same work, more slowly)."""
+    if os.environ.get("EVALTRAY_JIT", "1") == "0":
+        return None
+    if not _KERNELS:
+        try:
+            from . import kernels as compiled
+
+            _KERNELS.append(compiled)
+        except ImportError:
+            _KERNELS.append(None)
+    return _KERNELS[0]
 
 
 def _table() -> bytes:
@@ -201,8 +221,11 @@ def hash_words(data: bytes, offsets: np.ndarray) -> WordBatch:
 
     A word's hash mixes its bytes read eight at a time (a few numpy passes over the words, one over the
     bytes to find them) with its length, so no Python loop runs per word and equal words hash equal
-    wherever they stand."""
+    wherever they stand. The compiled kernel, where installed, does the same in one pass."""
     arr = np.frombuffer(data, dtype=np.uint8)
+    fast = kernels()
+    if fast is not None:
+        return WordBatch(data, *fast.hash_words(arr, np.asarray(offsets, dtype=np.int64)))
     edges = np.flatnonzero(np.diff((arr != 32).view(np.int8)))  # start - 1, end - 1, start - 1, ...
     if len(edges) % 2:  # data ending inside a word
         edges = np.r_[edges, len(arr) - 1]
@@ -224,6 +247,9 @@ def hash_words(data: bytes, offsets: np.ndarray) -> WordBatch:
 def rolling(hashes: np.ndarray, doc: np.ndarray, lengths: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """For each length L (ascending): the hash of every L-gram that stays inside one document, and where
     it starts, as ``{L: (hash, start)}``."""
+    fast = kernels()
+    if fast is not None:
+        return {length: fast.rolling(hashes, doc, length) for length in sorted(lengths)}
     n = len(hashes)
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     h = np.zeros(n, dtype=_U64)

@@ -1,0 +1,137 @@
+"""Compiled versions of the two byte loops a corpus scan spends its time in: picking the string values out of
+JSONL lines (``corpus._strings_only``) and cutting normalized text into hashed words (``grams.hash_words``).
+
+Each numpy pass of the reference versions reads every byte of the corpus (a dozen passes for the strings, four
+for the word edges); here one loop over the bytes does the work, compiled by numba (the ``fast`` extra; no
+compiler needed at install, the machine code is cached after the first run). The results are the reference's,
+bit for bit: the scan finds the same matches with or without it (tests/monitor/test_kernels.py).
+
+Importing this module fails without numba; :func:`evaltray.monitor.grams.kernels` imports it when first asked
+and falls back to numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+__all__ = ["hash_words", "rolling", "strings_only"]
+
+_jit = numba.njit(cache=True, nogil=True)
+_U64 = np.uint64
+_GOLDEN, _PRIME = _U64(0x9E3779B97F4A7C15), _U64(0x100000001B3)
+_M1, _M2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+_S30, _S27, _S31, _EIGHT = _U64(30), _U64(27), _U64(31), _U64(8)
+
+
+@_jit
+def _mix(z: Any) -> Any:
+    z ^= z >> _S30
+    z *= _M1
+    z ^= z >> _S27
+    z *= _M2
+    return z ^ (z >> _S31)
+
+
+@_jit
+def _chunk(data: Any, at: int, size: int) -> Any:
+    """The ``min(size, 8)`` bytes of ``data`` from ``at`` as a little-endian integer."""
+    v = _U64(0)
+    for t in range(min(size, 8)):
+        v |= _U64(data[at + t]) << (_U64(t) * _EIGHT)
+    return v
+
+
+@_jit
+def strings_only(arr: Any) -> Any:
+    """``(out, kept)``: ``arr`` (valid JSON lines or blank lines, each ending with a newline) with every byte that
+    is not the content of a string value (keys, numbers, syntax, escapes) turned to a space, newlines kept; and
+    how many bytes were kept."""
+    n = len(arr)
+    out = np.full(n, 32, dtype=np.uint8)
+    kept = 0
+    i = 0
+    while i < n:
+        b = arr[i]
+        if b == 10:
+            out[i] = 10
+        elif b == 34:  # a string opens: find its end, then whether a ':' makes it a key
+            j = i + 1
+            while j < n and arr[j] != 34:
+                j += 2 if arr[j] == 92 else 1
+            k = j + 1
+            while k < n and (arr[k] == 32 or arr[k] == 9 or arr[k] == 13):
+                k += 1
+            if k >= n or arr[k] != 58:
+                p = i + 1
+                while p < j:
+                    if arr[p] == 92:  # an escape and the byte it escapes stay spaces
+                        p += 2
+                    else:
+                        out[p] = arr[p]
+                        kept += 1
+                        p += 1
+            i = j
+        i += 1
+    return out, kept
+
+
+@_jit
+def hash_words(data: Any, offsets: Any) -> Any:
+    """``(hashes, doc, start, end)`` of the words of normalized ``data`` whose documents start at ``offsets``:
+    what :func:`evaltray.monitor.grams.hash_words` computes, in one pass."""
+    n = len(data)
+    cap = 0
+    for i in range(1, n):  # word starts: arrays of their exact size, not of the worst case
+        cap += data[i] != 32 and data[i - 1] == 32
+    cap += n > 0 and data[0] != 32
+    hashes = np.empty(cap, dtype=np.uint64)
+    doc = np.empty(cap, dtype=np.int64)
+    start = np.empty(cap, dtype=np.int64)
+    end = np.empty(cap, dtype=np.int64)
+    w, d, i = 0, -1, 0
+    while i < n:
+        if data[i] == 32:
+            i += 1
+            continue
+        s = i
+        while i < n and data[i] != 32:
+            i += 1
+        size = i - s
+        while d + 1 < len(offsets) and offsets[d + 1] <= s:  # the last document starting at or before it
+            d += 1
+        h = _chunk(data, s, size) ^ (_U64(size) * _GOLDEN)
+        k = 8
+        while k < size:
+            h = _mix(h * _PRIME) ^ _chunk(data, s + k, size - k)
+            k += 8
+        hashes[w], doc[w], start[w], end[w] = _mix(h), d, s, i
+        w += 1
+    return hashes, doc, start, end
+
+
+@_jit
+def rolling(hashes: Any, doc: Any, length: int) -> Any:
+    """``(hash, start)`` of every ``length``-gram of ``hashes`` that stays inside one document: what
+    :func:`evaltray.monitor.grams.rolling` computes for one length (``sum(hashes[i + j] * P ** (length - 1 - j))``
+    modulo 2**64, mixed), rolled along in one pass."""
+    n = len(hashes)
+    count = max(n - length + 1, 0)
+    top = _U64(1)  # P ** (length - 1)
+    for _ in range(length - 1):
+        top *= _PRIME
+    h = _U64(0)
+    for j in range(min(length, n)):
+        h = h * _PRIME + hashes[j]
+    out = np.empty(count, dtype=np.uint64)
+    at = np.empty(count, dtype=np.int64)
+    m = 0
+    for i in range(count):
+        if i:
+            h = (h - hashes[i - 1] * top) * _PRIME + hashes[i + length - 1]
+        if doc[i] == doc[i + length - 1]:
+            out[m], at[m] = _mix(h), i
+            m += 1
+    return out[:m], at[:m]
