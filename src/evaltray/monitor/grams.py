@@ -220,7 +220,7 @@ def hash_words(data: bytes, offsets: np.ndarray) -> WordBatch:
     """The hashed words of normalized ``data`` (starting with a space) whose documents start at ``offsets``.
 
     A word's hash mixes its bytes read eight at a time (a few numpy passes over the words, one over the
-    bytes to find them) with its length, so no Python loop runs per word and equal words hash equal
+    bytes to find them), then its length, so no Python loop runs per word and equal words hash equal
     wherever they stand. The compiled kernel, where installed, does the same in one pass."""
     arr = np.frombuffer(data, dtype=np.uint8)
     fast = kernels()
@@ -234,14 +234,14 @@ def hash_words(data: bytes, offsets: np.ndarray) -> WordBatch:
     doc = (np.searchsorted(offsets, start, side="right") - 1).astype(np.int64)
     buf = data + b" " * 8
     size = end - start
-    hashes = _chunks(buf, start, size) ^ (size.astype(_U64) * _U64(0x9E3779B97F4A7C15))
+    hashes = _chunks(buf, start, size)
     long, k = np.flatnonzero(size > 8), 8
     while len(long):
         chunk = _chunks(buf, start[long] + k, size[long] - k)
         hashes[long] = _mix(hashes[long] * _U64(_P)) ^ chunk
         k += 8
         long = long[size[long] > k]
-    return WordBatch(data, _mix(hashes), doc, start, end)
+    return WordBatch(data, _mix(hashes ^ (size.astype(_U64) * _U64(0x9E3779B97F4A7C15))), doc, start, end)
 
 
 def rolling(hashes: np.ndarray, doc: np.ndarray, lengths: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -305,16 +305,25 @@ class GramIndex:
             bitmap[(keys & _U64((1 << _BITS) - 1)).astype(np.int64)] = True
             self._bitmap[length] = bitmap
 
+    def _find(self, h: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """The indexes of ``h`` that are ``length``-grams of the index, and each one's place in its keys."""
+        keys, bitmap = self._keys[length], self._bitmap[length]
+        fast = kernels()
+        if fast is not None:
+            return fast.probe(h, bitmap, keys, _BITS)  # type: ignore[no-any-return]
+        maybe = np.flatnonzero(bitmap[(h & _U64((1 << _BITS) - 1)).astype(np.int64)])
+        k = np.minimum(np.searchsorted(keys, h[maybe]), max(len(keys) - 1, 0))
+        if not len(keys):
+            return maybe[:0], k[:0]
+        hit = keys[k] == h[maybe]
+        return maybe[hit], k[hit]
+
     def probe(self, grams: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[int, Hits]:
         """The hits of a batch's grams (from :func:`rolling` with this index's lengths), per length."""
         out = {}
         for length in self.lengths:
             h, start = grams[length]
-            keys = self._keys[length]
-            maybe = np.flatnonzero(self._bitmap[length][(h & _U64((1 << _BITS) - 1)).astype(np.int64)])
-            k = np.minimum(np.searchsorted(keys, h[maybe]), max(len(keys) - 1, 0))
-            found = maybe[keys[k] == h[maybe]] if len(keys) else maybe[:0]
-            k = k[keys[k] == h[maybe]] if len(keys) else k[:0]
+            found, k = self._find(h, length)
             bounds, owner = self._owners[length]
             reps = bounds[k + 1] - bounds[k]  # a gram several texts share hits each of them
             idx = np.repeat(bounds[k], reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))

@@ -17,7 +17,7 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["hash_words", "rolling", "strings_only"]
+__all__ = ["hash_words", "probe", "rolling", "strings_only"]
 
 _jit = numba.njit(cache=True, nogil=True)
 _U64 = np.uint64
@@ -36,15 +36,6 @@ def _mix(z: Any) -> Any:
 
 
 @_jit
-def _chunk(data: Any, at: int, size: int) -> Any:
-    """The ``min(size, 8)`` bytes of ``data`` from ``at`` as a little-endian integer."""
-    v = _U64(0)
-    for t in range(min(size, 8)):
-        v |= _U64(data[at + t]) << (_U64(t) * _EIGHT)
-    return v
-
-
-@_jit
 def strings_only(arr: Any) -> Any:
     """``(out, kept)``: ``arr`` (valid JSON lines or blank lines, each ending with a newline) with every byte that
     is not the content of a string value (keys, numbers, syntax, escapes) turned to a space, newlines kept; and
@@ -58,13 +49,19 @@ def strings_only(arr: Any) -> Any:
         if b == 10:
             out[i] = 10
         elif b == 34:  # a string opens: find its end, then whether a ':' makes it a key
-            j = i + 1
+            j, escaped = i + 1, False
             while j < n and arr[j] != 34:
-                j += 2 if arr[j] == 92 else 1
+                if arr[j] == 92:
+                    escaped = True
+                    j += 1
+                j += 1
             k = j + 1
             while k < n and (arr[k] == 32 or arr[k] == 9 or arr[k] == 13):
                 k += 1
-            if k >= n or arr[k] != 58:
+            if (k >= n or arr[k] != 58) and not escaped:
+                out[i + 1 : j] = arr[i + 1 : j]
+                kept += j - i - 1
+            elif k >= n or arr[k] != 58:
                 p = i + 1
                 while p < j:
                     if arr[p] == 92:  # an escape and the byte it escapes stay spaces
@@ -81,12 +78,9 @@ def strings_only(arr: Any) -> Any:
 @_jit
 def hash_words(data: Any, offsets: Any) -> Any:
     """``(hashes, doc, start, end)`` of the words of normalized ``data`` whose documents start at ``offsets``:
-    what :func:`evaltray.monitor.grams.hash_words` computes, in one pass."""
+    what :func:`evaltray.monitor.grams.hash_words` computes, in one pass over the bytes."""
     n = len(data)
-    cap = 0
-    for i in range(1, n):  # word starts: arrays of their exact size, not of the worst case
-        cap += data[i] != 32 and data[i - 1] == 32
-    cap += n > 0 and data[0] != 32
+    cap = n // 2 + 1  # untouched pages of these cost nothing
     hashes = np.empty(cap, dtype=np.uint64)
     doc = np.empty(cap, dtype=np.int64)
     start = np.empty(cap, dtype=np.int64)
@@ -97,19 +91,21 @@ def hash_words(data: Any, offsets: Any) -> Any:
             i += 1
             continue
         s = i
-        while i < n and data[i] != 32:
-            i += 1
-        size = i - s
         while d + 1 < len(offsets) and offsets[d + 1] <= s:  # the last document starting at or before it
             d += 1
-        h = _chunk(data, s, size) ^ (_U64(size) * _GOLDEN)
-        k = 8
-        while k < size:
-            h = _mix(h * _PRIME) ^ _chunk(data, s + k, size - k)
-            k += 8
-        hashes[w], doc[w], start[w], end[w] = _mix(h), d, s, i
+        h, v, t = _U64(0), _U64(0), _U64(0)  # v: the current 8 bytes, little-endian; t: bits in it
+        while i < n and data[i] != 32:
+            if t == 64:  # a full chunk: the first one is kept as read, each later one mixed in
+                h = v if i - s == 8 else _mix(h * _PRIME) ^ v
+                v, t = _U64(0), _U64(0)
+            v |= _U64(data[i]) << t
+            t += _EIGHT
+            i += 1
+        size = i - s
+        h = v if size <= 8 else _mix(h * _PRIME) ^ v
+        hashes[w], doc[w], start[w], end[w] = _mix(h ^ (_U64(size) * _GOLDEN)), d, s, i
         w += 1
-    return hashes, doc, start, end
+    return hashes[:w], doc[:w], start[:w], end[:w]
 
 
 @_jit
@@ -135,3 +131,20 @@ def rolling(hashes: Any, doc: Any, length: int) -> Any:
             out[m], at[m] = _mix(h), i
             m += 1
     return out[:m], at[:m]
+
+
+@_jit
+def probe(h: Any, bitmap: Any, keys: Any, bits: int) -> Any:
+    """``(found, k)``: the indexes of ``h`` that are in the sorted ``keys`` and where each is in them; a
+    bitmap of the keys' low ``bits`` bits turns most grams away before the binary search."""
+    mask = (_U64(1) << _U64(bits)) - _U64(1)
+    found = np.empty(len(h), dtype=np.int64)
+    at = np.empty(len(h), dtype=np.int64)
+    m = 0
+    for i in range(len(h)):
+        if bitmap[h[i] & mask]:
+            k = np.searchsorted(keys, h[i])
+            if k < len(keys) and keys[k] == h[i]:
+                found[m], at[m] = i, k
+                m += 1
+    return found[:m], at[:m]
