@@ -291,6 +291,7 @@ class GramIndex:
         self._keys: dict[int, np.ndarray] = {}
         self._owners: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._bitmap: dict[int, np.ndarray] = {}
+        self._bits: dict[int, np.ndarray] = {}  # the bitmap packed, for the compiled probe
         for length, (h, start) in rolling(batch.hashes, batch.doc, self.lengths).items():
             owner = batch.doc[start]
             self.grams[length] = [set() for _ in texts]
@@ -304,13 +305,14 @@ class GramIndex:
             bitmap = np.zeros(1 << _BITS, dtype=bool)
             bitmap[(keys & _U64((1 << _BITS) - 1)).astype(np.int64)] = True
             self._bitmap[length] = bitmap
+            self._bits[length] = np.packbits(bitmap, bitorder="little").view("<u8")
 
     def _find(self, h: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
         """The indexes of ``h`` that are ``length``-grams of the index, and each one's place in its keys."""
         keys, bitmap = self._keys[length], self._bitmap[length]
         fast = kernels()
         if fast is not None:
-            return fast.probe(h, bitmap, keys, _BITS)  # type: ignore[no-any-return]
+            return fast.probe(h, self._bits[length], keys, _BITS)  # type: ignore[no-any-return]
         maybe = np.flatnonzero(bitmap[(h & _U64((1 << _BITS) - 1)).astype(np.int64)])
         k = np.minimum(np.searchsorted(keys, h[maybe]), max(len(keys) - 1, 0))
         if not len(keys):

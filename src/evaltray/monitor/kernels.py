@@ -49,26 +49,25 @@ def strings_only(arr: Any) -> Any:
         if b == 10:
             out[i] = 10
         elif b == 34:  # a string opens: find its end, then whether a ':' makes it a key
-            j, escaped = i + 1, False
+            j, first = i + 1, -1  # first: the first escape's backslash
             while j < n and arr[j] != 34:
                 if arr[j] == 92:
-                    escaped = True
+                    first = j if first < 0 else first
                     j += 1
                 j += 1
             k = j + 1
             while k < n and (arr[k] == 32 or arr[k] == 9 or arr[k] == 13):
                 k += 1
-            if (k >= n or arr[k] != 58) and not escaped:
+            if k >= n or arr[k] != 58:  # a value: its bytes as they are, then each escape and its byte blank
                 out[i + 1 : j] = arr[i + 1 : j]
                 kept += j - i - 1
-            elif k >= n or arr[k] != 58:
-                p = i + 1
-                while p < j:
-                    if arr[p] == 92:  # an escape and the byte it escapes stay spaces
+                p = first
+                while 0 <= p < j:
+                    if arr[p] == 92:
+                        out[p] = out[p + 1] = 32
+                        kept -= 2
                         p += 2
                     else:
-                        out[p] = arr[p]
-                        kept += 1
                         p += 1
             i = j
         i += 1
@@ -134,15 +133,17 @@ def rolling(hashes: Any, doc: Any, length: int) -> Any:
 
 
 @_jit
-def probe(h: Any, bitmap: Any, keys: Any, bits: int) -> Any:
-    """``(found, k)``: the indexes of ``h`` that are in the sorted ``keys`` and where each is in them; a
-    bitmap of the keys' low ``bits`` bits turns most grams away before the binary search."""
-    mask = (_U64(1) << _U64(bits)) - _U64(1)
+def probe(h: Any, bits: Any, keys: Any, width: int) -> Any:
+    """``(found, k)``: the indexes of ``h`` that are in the sorted ``keys`` and where each is in them; a bitmap
+    of the keys' low ``width`` bits (packed, 64 to a word: it stays in cache) turns most grams away before the
+    binary search."""
+    mask = (_U64(1) << _U64(width)) - _U64(1)
     found = np.empty(len(h), dtype=np.int64)
     at = np.empty(len(h), dtype=np.int64)
     m = 0
     for i in range(len(h)):
-        if bitmap[h[i] & mask]:
+        low = h[i] & mask
+        if (bits[low >> _U64(6)] >> (low & _U64(63))) & _U64(1):
             k = np.searchsorted(keys, h[i])
             if k < len(keys) and keys[k] == h[i]:
                 found[m], at[m] = i, k
