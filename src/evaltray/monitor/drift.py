@@ -10,8 +10,11 @@ red) and a level; the report's level is the worst of them. Metrics:
 - ``cluster_jsd``: Jensen–Shannon divergence (base 2, 0 to 1) of the stored clusters' shares;
 - ``novel_share``: the share of window traces in no known region, less the baseline's own false-alarm rate.
   A trace's novelty is how much farther it lies from its ``k`` nearest baseline traces than those lie from
-  their own neighbours (a local-density ratio, :class:`NoveltyIndex`); it is novel above the baseline's own
-  90th percentile (picked on Banking77 train). Novel traces are clustered; each cluster of :data:`MIN_NEW_CLUSTER` or more is a new intent,
+  their own neighbours (a local-density ratio, :class:`NoveltyIndex`) plus its contrast: the share of window
+  traces among its 20 nearest traces of both sides, less chance (:func:`window_novelty`). It is novel above
+  the 90th percentile of what the baseline's own traces score (picked on Banking77 train). Novel traces are
+  clustered; each cluster of :data:`MIN_NEW_CLUSTER` or more whose traces' mean contrast is at least
+  :data:`MIN_NEW_CONTRAST` (concentrated in the window) is a new intent,
   shown with examples and a suggested slice;
 - ``intent_kl``: Kullback–Leibler divergence (bits) of the window's cluster shares from the baseline's, each
   cluster's count smoothed by adding one half (so a cluster one side never saw does not make it infinite);
