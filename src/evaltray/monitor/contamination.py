@@ -37,7 +37,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.curate.dedup import paraphrase_verdict
 
 from .corpus import BadLine, Doc, Item, TextBlock, read_corpus, read_corpus_blocks, strings_of
-from .grams import GramIndex, WordBatch, hash_words, norm_lines, rolling, word_batch
+from .grams import GramIndex, WordBatch, hash_words, kernels, norm_lines, rolling, word_batch
 
 __all__ = [
     "METHODS",
@@ -267,11 +267,13 @@ class Scanner:
 
     def _pairs(self, batch: WordBatch) -> dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray]]]:
         """(document, probe) -> {gram length: (hit positions, hit hashes)} for every pair with a hit."""
-        grams = rolling(batch.hashes, batch.doc, self.lengths)
+        # compiled: each index rolls and probes in one pass; numpy: every gram length rolled once, then probed
+        grams = None if kernels() is not None else rolling(batch.hashes, batch.doc, self.lengths)
         out: dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
         sources = [(self.main, None), *((idx, ids) for idx, ids in self.short.values())]
         for index, ids in sources:
-            for length, hits in index.probe(grams).items():
+            found = index.probe(grams) if grams is not None else index.probe_words(batch.hashes, batch.doc)
+            for length, hits in found.items():
                 if not len(hits.pos):
                     continue
                 probe = hits.text if ids is None else ids[hits.text]

@@ -17,7 +17,7 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["hash_words", "probe", "rolling", "strings_only"]
+__all__ = ["hash_words", "probe", "roll_probe", "rolling", "strings_only"]
 
 _jit = numba.njit(cache=True, nogil=True)
 _U64 = np.uint64
@@ -149,3 +149,42 @@ def probe(h: Any, bits: Any, keys: Any, width: int) -> Any:
                 found[m], at[m] = i, k
                 m += 1
     return found[:m], at[:m]
+
+
+@_jit
+def roll_probe(hashes: Any, doc: Any, length: int, bits: Any, keys: Any, width: int) -> Any:
+    """``(start, k, hash)`` of each ``length``-gram inside one document that is in the sorted ``keys``: what
+    :func:`rolling` then :func:`probe` find, without writing every gram down."""
+    n = len(hashes)
+    count = max(n - length + 1, 0)
+    mask = (_U64(1) << _U64(width)) - _U64(1)
+    top = _U64(1)
+    for _ in range(length - 1):
+        top *= _PRIME
+    h = _U64(0)
+    for j in range(min(length, n)):
+        h = h * _PRIME + hashes[j]
+    at = np.empty(16, dtype=np.int64)
+    where = np.empty(16, dtype=np.int64)
+    found = np.empty(16, dtype=np.uint64)
+    m = 0
+    for i in range(count):
+        if i:
+            h = (h - hashes[i - 1] * top) * _PRIME + hashes[i + length - 1]
+        if doc[i] != doc[i + length - 1]:
+            continue
+        g = _mix(h)
+        low = g & mask
+        if not (bits[low >> _U64(6)] >> (low & _U64(63))) & _U64(1):
+            continue
+        k = np.searchsorted(keys, g)
+        if k < len(keys) and keys[k] == g:
+            if m == len(at):  # grow: hits are few
+                at, where, found = (
+                    np.concatenate((at, at)),
+                    np.concatenate((where, where)),
+                    np.concatenate((found, found)),
+                )
+            at[m], where[m], found[m] = i, k, g
+            m += 1
+    return at[:m], where[:m], found[:m]
