@@ -33,8 +33,11 @@ def test_health_json_lists_every_signal_with_its_level():
         "holdout",
         "duplicates",
         "guide-version",
+        "saturation",
+        "feedback-agreement",
     ]
     levels = {s["name"]: s["level"] for s in data["signals"]}
+    assert levels["saturation"] == levels["feedback-agreement"] == "unknown"  # no run, no rated traces
     assert levels["owners"] == levels["revalidation"] == "green"
     assert levels["holdout"] == "unknown"  # no release yet
     # 3 production rows against the default target (50% production): production +50 pp, the others under

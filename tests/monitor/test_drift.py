@@ -335,3 +335,20 @@ def test_two_reports_within_one_second_are_both_kept(ws, monkeypatch):
     for level in ("green", "red"):
         dr._keep(ws, dr.DriftReport("a", "b", 60, 60, level, [], []))
     assert [h["level"] for h in dr.drift_history(ws)] == ["green", "red"]
+
+
+def test_contrast_by_hand_and_a_group_new_to_the_window_scores_above_the_cutoff():
+    near = np.array([[1.0, 0.1, 0, 0, 0], [1.0, 0.0, 0.1, 0, 0]])
+    near /= np.linalg.norm(near, axis=1, keepdims=True)
+    base = np.eye(5)[2:]
+    # k = 1: each window trace's nearest other trace is the other window trace: share 1; chance (2-1)/(2+3-1) = 1/4
+    assert drift.contrast(near, base, k=1) == pytest.approx([0.75, 0.75])
+    # a copy of a trace's own text is no neighbour: with it the nearest is still the other window trace
+    assert drift.contrast(np.vstack([near, near[:1]]), base, k=1)[1] == pytest.approx(1 - 2 / 5)
+    rng = np.random.default_rng(0)
+    centers = np.eye(16)
+    old = np.vstack([_blob(rng, centers[i], 60) for i in range(4)])
+    window = np.vstack([_blob(rng, centers[i], 30) for i in range(4)] + [_blob(rng, centers[9], 30)])
+    score, cutoff, mixed = drift.window_novelty(old, window)
+    assert np.all(score[120:] > cutoff) and np.mean(score[:120] > cutoff) < 0.2
+    assert mixed[120:].mean() > drift.MIN_NEW_CONTRAST > mixed[:120].mean()

@@ -157,3 +157,84 @@ def test_human_agreement_against_the_bar_and_flagged_labelers():
     assert (sig.level, sig.rows, sig.todo) == ("amber", ["ana"], "retrain or re-check ana (control items)")
     strict = health(_facts(cases, overlap_items=10, overlap_agreed=9, human_agreement=0.95))
     assert strict.signal("human-agreement").level == "amber"
+
+
+def test_satisfied_by_the_scale_the_scores_use():
+    from evaltray.monitor.health import satisfied_at
+
+    assert satisfied_at([1.0, -1.0, 1.0]) == 0.5  # thumbs
+    assert satisfied_at([1.0, 3.0, 5.0]) == 4.0  # 1-5 CSAT: top two boxes
+    assert satisfied_at([7.0, 10.0]) == 9.0
+    assert satisfied_at([55.0]) == 80.0
+    assert satisfied_at([]) == 0.5
+
+
+def test_saturation_needs_a_90_percent_pass_rate_and_feedback_that_does_not_improve():
+    # 92% pass; satisfied 24 of 40 now (60%) against 30 of 50 before (60%): not improving -> amber
+    sig = health(
+        _facts([], golden_pass=0.92, golden_run="r-1", feedback_now=(24, 40), feedback_before=(30, 50))
+    ).signal("saturation")
+    assert sig.level == "amber" and sig.detail == {"pass_rate": 0.92, "satisfied_now": 0.6, "satisfied_before": 0.6}
+    # 31 of 50 now (62%) is an improvement -> green; so is a pass rate under 90%
+    assert (
+        health(_facts([], golden_pass=0.92, feedback_now=(31, 50), feedback_before=(30, 50))).signal("saturation").level
+        == "green"
+    )
+    assert (
+        health(_facts([], golden_pass=0.89, feedback_now=(20, 50), feedback_before=(30, 50))).signal("saturation").level
+        == "green"
+    )
+    few = health(_facts([], golden_pass=0.95, feedback_now=(5, 29), feedback_before=(30, 50))).signal("saturation")
+    assert few.level == "unknown" and few.value.startswith("not enough data: 29 and 50")
+    assert health(_facts([])).signal("saturation").level == "unknown"
+
+
+def test_feedback_agreement_sets_each_slice_pass_rate_against_its_satisfied_users():
+    slices = {
+        "billing": (18, 14, 20),  # 90% pass, 70% satisfied: 20 points -> red
+        "refunds": (17, 14, 20),  # 85% vs 70%: 15 points -> amber
+        "orders": (30, 28, 40),  # 75% vs 70%: 5 points -> green
+        "returns": (10, 2, 10),  # 10 rated: not enough data, whatever the gap
+    }
+    sig = health(_facts([], slice_feedback=slices)).signal("feedback-agreement")
+    assert sig.level == "red" and sig.rows == ["billing", "refunds"]
+    rows = sig.detail["slices"]
+    assert rows["billing"] == {"pass_rate": 0.9, "rated": 20, "gap_pp": 20.0, "satisfied": 0.7}
+    assert rows["orders"]["gap_pp"] == 5.0 and rows["returns"]["gap_pp"] is None
+    del slices["billing"]
+    assert health(_facts([], slice_feedback=slices)).signal("feedback-agreement").level == "amber"
+    only_few = health(_facts([], slice_feedback={"returns": (10, 2, 10)})).signal("feedback-agreement")
+    assert only_few.level == "unknown" and only_few.value.startswith("not enough data")
+
+
+def test_gather_reads_feedback_periods_and_the_newest_live_verdicts(ws, tmp_path):
+    import orjson
+
+    from evaltray.ingest import ingest_files
+    from evaltray.monitor.health import gather
+
+    rows = []
+    for i in range(40):  # the last 30 days: 10 of 40 thumbs up; the 30 days before: 20 of 40
+        rows.append({"id": f"now-{i}", "timestamp": "2026-11-20T10:00:00Z", "feedback": "up" if i < 10 else "down"})
+        rows.append({"id": f"old-{i}", "timestamp": "2026-10-20T10:00:00Z", "feedback": "up" if i < 20 else "down"})
+    rows.append({"id": "unrated", "timestamp": "2026-11-20T10:00:00Z"})
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(
+        b"".join(orjson.dumps({**r, "messages": [{"role": "user", "content": r["id"]}]}) + b"\n" for r in rows)
+    )
+    ingest_files(ws, [path], actor="alice")
+    live = ws.root / "live" / "l-0a"
+    live.mkdir(parents=True)
+    live.joinpath("live.json").write_bytes(
+        orjson.dumps({"live_id": "l-0a", "until": "2026-12-01", "created_at": "2026-12-01", "slices": {}})
+    )
+    verdicts = [("now-0", "a", True), ("now-15", "a", True), ("now-16", "a", False), ("unrated", "a", True)]
+    verdicts += [("old-0", "b", None)]
+    live.joinpath("verdicts.jsonl").write_bytes(
+        b"".join(orjson.dumps({"trace_id": t, "slice": s, "passed": p}) + b"\n" for t, s, p in verdicts)
+    )
+    facts = gather(ws, today=TODAY)
+    assert facts.feedback_now == (10, 40) and facts.feedback_before == (20, 40)
+    # slice a: three rated verdicts (the unrated trace is left out): 2 passed, 1 satisfied (now-0)
+    assert facts.slice_feedback == {"a": (2, 1, 3)}
+    assert facts.golden_pass is None

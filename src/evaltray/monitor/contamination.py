@@ -37,7 +37,7 @@ from evaltray.core.errors import EvaltrayError
 from evaltray.curate.dedup import paraphrase_verdict
 
 from .corpus import BadLine, Doc, Item, TextBlock, read_corpus, read_corpus_blocks, strings_of
-from .grams import GramIndex, WordBatch, doc_ranges, hash_words, norm_lines, rolling, word_batch
+from .grams import GramIndex, WordBatch, hash_words, kernels, norm_lines, rolling, word_batch
 
 __all__ = [
     "METHODS",
@@ -259,19 +259,21 @@ class Scanner:
 
     def _scan(self, batch: WordBatch, count: int, doc_at: Callable[[int], Doc], kind: str) -> list[Match]:
         """The verbatim matches in a batch of ``count`` documents, document ``d`` being ``doc_at(d)``."""
-        ranges = doc_ranges(batch, count)
+        bounds = np.searchsorted(batch.doc, np.arange(count + 1))  # document d is words bounds[d] to bounds[d + 1]
         found: list[Match] = []
         for (d, p), hits in self._pairs(batch).items():
-            found += self._verbatim(batch, ranges[d], doc_at(d), p, hits, kind)
-        return found + self._whole_docs(batch, ranges, doc_at, kind)
+            found += self._verbatim(batch, (int(bounds[d]), int(bounds[d + 1])), doc_at(d), p, hits, kind)
+        return found + self._whole_docs(batch, bounds, doc_at, kind)
 
     def _pairs(self, batch: WordBatch) -> dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray]]]:
         """(document, probe) -> {gram length: (hit positions, hit hashes)} for every pair with a hit."""
-        grams = rolling(batch.hashes, batch.doc, self.lengths)
+        # compiled: each index rolls and probes in one pass; numpy: every gram length rolled once, then probed
+        grams = None if kernels() is not None else rolling(batch.hashes, batch.doc, self.lengths)
         out: dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
         sources = [(self.main, None), *((idx, ids) for idx, ids in self.short.values())]
         for index, ids in sources:
-            for length, hits in index.probe(grams).items():
+            found = index.probe(grams) if grams is not None else index.probe_words(batch.hashes, batch.doc)
+            for length, hits in found.items():
                 if not len(hits.pos):
                     continue
                 probe = hits.text if ids is None else ids[hits.text]
@@ -324,16 +326,14 @@ class Scanner:
                 out.append(self._match(p, "lcs", ratio, doc, span, kind))
         return out
 
-    def _whole_docs(
-        self, batch: WordBatch, ranges: list[tuple[int, int]], doc_at: Callable[[int], Doc], kind: str
-    ) -> list[Match]:
+    def _whole_docs(self, batch: WordBatch, bounds: np.ndarray, doc_at: Callable[[int], Doc], kind: str) -> list[Match]:
         """Cases too short for a gram, found only as a corpus document of their own."""
         if not self.whole or "exact" not in self.methods:
             return []
-        sizes = np.diff(np.searchsorted(batch.doc, np.arange(len(ranges) + 1)))
+        sizes = np.diff(bounds)
         out = []
         for d in np.flatnonzero((sizes > 0) & (sizes < MIN_EXACT)).tolist():
-            lo, hi = ranges[d]
+            lo, hi = int(bounds[d]), int(bounds[d + 1])
             p = self.whole.get(b" ".join(batch.words(lo, hi)))
             if p is not None:
                 out.append(self._match(p, "exact", 1.0, doc_at(d), batch.span(lo, hi), kind))

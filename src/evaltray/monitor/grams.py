@@ -7,20 +7,40 @@ in front of a sorted array) and :meth:`GramIndex.probe` runs a batch of corpus t
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
 from evaltray.curate.dedup import normalize
 
-__all__ = ["GramIndex", "Hits", "WordBatch", "hash_words", "norm_bytes", "norm_lines", "word_batch"]
+__all__ = ["GramIndex", "Hits", "WordBatch", "hash_words", "kernels", "norm_bytes", "norm_lines", "word_batch"]
 
 _U64 = np.uint64
 _P = 0x100000001B3  # the FNV prime: odd, so invertible modulo 2**64
 _BITS = 20  # bitmap in front of the sorted gram array (1 MiB: it stays in cache while a batch is probed)
+
+
+_KERNELS: list[ModuleType | None] = []
+
+
+def kernels() -> ModuleType | None:
+    """The compiled byte loops (:mod:`evaltray.monitor.kernels`, the ``fast`` extra), imported when first asked;
+    None without numba or with ``EVALTRAY_JIT=0`` (then numpy does the same work, more slowly)."""
+    if os.environ.get("EVALTRAY_JIT", "1") == "0":
+        return None
+    if not _KERNELS:
+        try:
+            from . import kernels as compiled
+
+            _KERNELS.append(compiled)
+        except ImportError:
+            _KERNELS.append(None)
+    return _KERNELS[0]
 
 
 def _table() -> bytes:
@@ -200,9 +220,12 @@ def hash_words(data: bytes, offsets: np.ndarray) -> WordBatch:
     """The hashed words of normalized ``data`` (starting with a space) whose documents start at ``offsets``.
 
     A word's hash mixes its bytes read eight at a time (a few numpy passes over the words, one over the
-    bytes to find them) with its length, so no Python loop runs per word and equal words hash equal
-    wherever they stand."""
+    bytes to find them), then its length, so no Python loop runs per word and equal words hash equal
+    wherever they stand. The compiled kernel, where installed, does the same in one pass."""
     arr = np.frombuffer(data, dtype=np.uint8)
+    fast = kernels()
+    if fast is not None:
+        return WordBatch(data, *fast.hash_words(arr, np.asarray(offsets, dtype=np.int64)))
     edges = np.flatnonzero(np.diff((arr != 32).view(np.int8)))  # start - 1, end - 1, start - 1, ...
     if len(edges) % 2:  # data ending inside a word
         edges = np.r_[edges, len(arr) - 1]
@@ -211,19 +234,22 @@ def hash_words(data: bytes, offsets: np.ndarray) -> WordBatch:
     doc = (np.searchsorted(offsets, start, side="right") - 1).astype(np.int64)
     buf = data + b" " * 8
     size = end - start
-    hashes = _chunks(buf, start, size) ^ (size.astype(_U64) * _U64(0x9E3779B97F4A7C15))
+    hashes = _chunks(buf, start, size)
     long, k = np.flatnonzero(size > 8), 8
     while len(long):
         chunk = _chunks(buf, start[long] + k, size[long] - k)
         hashes[long] = _mix(hashes[long] * _U64(_P)) ^ chunk
         k += 8
         long = long[size[long] > k]
-    return WordBatch(data, _mix(hashes), doc, start, end)
+    return WordBatch(data, _mix(hashes ^ (size.astype(_U64) * _U64(0x9E3779B97F4A7C15))), doc, start, end)
 
 
 def rolling(hashes: np.ndarray, doc: np.ndarray, lengths: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """For each length L (ascending): the hash of every L-gram that stays inside one document, and where
     it starts, as ``{L: (hash, start)}``."""
+    fast = kernels()
+    if fast is not None:
+        return {length: fast.rolling(hashes, doc, length) for length in sorted(lengths)}
     n = len(hashes)
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     h = np.zeros(n, dtype=_U64)
@@ -265,6 +291,7 @@ class GramIndex:
         self._keys: dict[int, np.ndarray] = {}
         self._owners: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._bitmap: dict[int, np.ndarray] = {}
+        self._bits: dict[int, np.ndarray] = {}  # the bitmap packed, for the compiled probe
         for length, (h, start) in rolling(batch.hashes, batch.doc, self.lengths).items():
             owner = batch.doc[start]
             self.grams[length] = [set() for _ in texts]
@@ -278,22 +305,47 @@ class GramIndex:
             bitmap = np.zeros(1 << _BITS, dtype=bool)
             bitmap[(keys & _U64((1 << _BITS) - 1)).astype(np.int64)] = True
             self._bitmap[length] = bitmap
+            self._bits[length] = np.packbits(bitmap, bitorder="little").view("<u8")
+
+    def _find(self, h: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """The indexes of ``h`` that are ``length``-grams of the index, and each one's place in its keys."""
+        keys, bitmap = self._keys[length], self._bitmap[length]
+        fast = kernels()
+        if fast is not None:
+            return fast.probe(h, self._bits[length], keys, _BITS)  # type: ignore[no-any-return]
+        maybe = np.flatnonzero(bitmap[(h & _U64((1 << _BITS) - 1)).astype(np.int64)])
+        k = np.minimum(np.searchsorted(keys, h[maybe]), max(len(keys) - 1, 0))
+        if not len(keys):
+            return maybe[:0], k[:0]
+        hit = keys[k] == h[maybe]
+        return maybe[hit], k[hit]
 
     def probe(self, grams: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[int, Hits]:
         """The hits of a batch's grams (from :func:`rolling` with this index's lengths), per length."""
         out = {}
         for length in self.lengths:
             h, start = grams[length]
-            keys = self._keys[length]
-            maybe = np.flatnonzero(self._bitmap[length][(h & _U64((1 << _BITS) - 1)).astype(np.int64)])
-            k = np.minimum(np.searchsorted(keys, h[maybe]), max(len(keys) - 1, 0))
-            found = maybe[keys[k] == h[maybe]] if len(keys) else maybe[:0]
-            k = k[keys[k] == h[maybe]] if len(keys) else k[:0]
-            bounds, owner = self._owners[length]
-            reps = bounds[k + 1] - bounds[k]  # a gram several texts share hits each of them
-            idx = np.repeat(bounds[k], reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
-            out[length] = Hits(np.repeat(start[found], reps), owner[idx], np.repeat(h[found], reps))
+            found, k = self._find(h, length)
+            out[length] = self._hits(length, start[found], k, h[found])
         return out
+
+    def probe_words(self, hashes: np.ndarray, doc: np.ndarray) -> dict[int, Hits]:
+        """:meth:`probe` of a batch's word hashes, the grams rolled and probed in one compiled pass (the ``fast``
+        extra; without it, through :func:`rolling`)."""
+        fast = kernels()
+        if fast is None:
+            return self.probe(rolling(hashes, doc, self.lengths))
+        out = {}
+        for length in self.lengths:
+            start, k, h = fast.roll_probe(hashes, doc, length, self._bits[length], self._keys[length], _BITS)
+            out[length] = self._hits(length, start, k, h)
+        return out
+
+    def _hits(self, length: int, start: np.ndarray, k: np.ndarray, h: np.ndarray) -> Hits:
+        bounds, owner = self._owners[length]
+        reps = bounds[k + 1] - bounds[k]  # a gram several texts share hits each of them
+        idx = np.repeat(bounds[k], reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
+        return Hits(np.repeat(start, reps), owner[idx], np.repeat(h, reps))
 
 
 def _doc_ranges(doc: np.ndarray, n: int) -> list[tuple[int, int]]:

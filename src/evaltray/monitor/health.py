@@ -20,7 +20,17 @@ Thresholds, from the seeds:
 - ``holdout``: the newest release's holdout still the configured share (within 5 pp), every held-out row still
   in the tray, every slice of 5 rows or more held out in part;
 - ``duplicates``: near-duplicate inputs inside the tray (shingle Jaccard >= 0.8);
-- ``guide-version``: rows labelled under an older labeling guide than the current one.
+- ``guide-version``: rows labelled under an older labeling guide than the current one;
+- ``saturation``: the newest scored run passes 90% or more while user feedback does not improve: the share of
+  rated traces with satisfied users in the last 30 days no higher than in the 30 days before (001: "scores
+  stall near 90%+, but user impact doesn't improve"), amber; "not enough data" under 30 rated traces a period;
+- ``feedback-agreement``: per slice, the live pass rate (the newest ``score-live``) against the share of the
+  same judged traces whose users were satisfied (003's Goodhart signal: pass rate up, CSAT not); a slice whose
+  pass rate is 15 points or more above it is amber, 20 or more red (the live-gap points of 001 and 003); a
+  slice with under 20 rated judged traces is "not enough data".
+
+Satisfied, by the scale the workspace's feedback scores use (the largest seen): thumbs (up to 1) when 0.5 or
+more (a thumbs-up), 1-5 CSAT when 4 or more (the top two boxes), 1-10 when 9 or more, 0-100 when 80 or more.
 """
 
 from __future__ import annotations
@@ -28,8 +38,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from evaltray.core.registry import Registry
 from evaltray.core.store import Workspace
@@ -65,6 +77,16 @@ HOLDOUT_MIN_SLICE = 5
 DUPLICATE_JACCARD = 0.8
 #: rows listed per signal; the count is always whole
 MAX_ROWS = 50
+SATURATED = 0.90
+FEEDBACK_DAYS = 30
+#: rated traces each 30-day period needs before saturation says anything
+MIN_RATED = 30
+#: rated judged traces a slice needs before its pass rate is set against its users' satisfaction
+MIN_RATED_SLICE = 20
+#: points a slice's pass rate may stand above its satisfied share: amber, red
+GOODHART_PP = (15.0, 20.0)
+#: (largest score of the scale, the least score of a satisfied user)
+SATISFIED_AT = ((1.0, 0.5), (5.0, 4.0), (10.0, 9.0), (100.0, 80.0))
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,14 @@ class Facts:
     human_agreement: float = 0.80
     #: labelers whose gold control accuracy is under the bar
     flagged_labelers: list[str] = field(default_factory=list)
+    #: the newest scored run's overall pass rate (None: no scored run)
+    golden_pass: float | None = None
+    golden_run: str | None = None
+    #: rated traces (satisfied, rated) in the last 30 days and in the 30 days before
+    feedback_now: tuple[int, int] = (0, 0)
+    feedback_before: tuple[int, int] = (0, 0)
+    #: per slice of the newest live result, its judged traces that users rated: (passed, satisfied, rated)
+    slice_feedback: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 SIGNALS: Registry[Callable[[Facts], Signal]] = Registry("health signal")
@@ -320,6 +350,57 @@ def _guide_version(f: Facts) -> Signal:
     return Signal("guide-version", level, value, "labelled under the current guide", _listed(old), todo, {"all": old})
 
 
+def satisfied_at(scores: list[float]) -> float:
+    """The least score of a satisfied user on the scale ``scores`` use (see the module's notes)."""
+    top = max(scores, default=1.0)
+    return next((bar for scale, bar in SATISFIED_AT if top <= scale), 0.8 * top)
+
+
+def _share(pair: tuple[int, int]) -> float:
+    return pair[0] / pair[1] if pair[1] else 0.0
+
+
+@SIGNALS.register("saturation")
+def _saturation(f: Facts) -> Signal:
+    threshold = f"pass rate under {SATURATED:.0%}, or user feedback improving over the last {FEEDBACK_DAYS} days"
+    if f.golden_pass is None:
+        return Signal("saturation", "unknown", "no scored run yet", threshold, todo="run `evaltray run` and `score`")
+    (_, now), (_, before) = f.feedback_now, f.feedback_before
+    if min(now, before) < MIN_RATED:
+        value = f"not enough data: {now} and {before} rated traces in the last two {FEEDBACK_DAYS}-day periods"
+        return Signal("saturation", "unknown", value + f" (needs {MIN_RATED} each)", threshold)
+    a, b = _share(f.feedback_before), _share(f.feedback_now)
+    stalled = f.golden_pass >= SATURATED and b <= a
+    value = (
+        f"run {f.golden_run} passes {f.golden_pass:.1%}; satisfied users {b:.1%} of {now} rated traces "
+        f"(the {FEEDBACK_DAYS} days before: {a:.1%} of {before})"
+    )
+    todo = "the tray stopped telling models apart: add harder cases from recent complaints" if stalled else ""
+    detail = {"pass_rate": round(f.golden_pass, 4), "satisfied_now": round(b, 4), "satisfied_before": round(a, 4)}
+    return Signal("saturation", "amber" if stalled else "green", value, threshold, todo=todo, detail=detail)
+
+
+@SIGNALS.register("feedback-agreement")
+def _feedback_agreement(f: Facts) -> Signal:
+    amber, red = GOODHART_PP
+    threshold = f"each slice's live pass rate under {amber:g} points above its satisfied users' share"
+    rows: dict[str, dict[str, Any]] = {}
+    for name, (passed, happy, rated) in sorted(f.slice_feedback.items()):
+        gap = round((passed - happy) / rated * 100, 1) if rated >= MIN_RATED_SLICE else None
+        rows[name] = {"pass_rate": round(passed / rated, 4) if rated else None, "rated": rated, "gap_pp": gap}
+        rows[name]["satisfied"] = round(happy / rated, 4) if rated else None
+    measured = {n: r["gap_pp"] for n, r in rows.items() if r["gap_pp"] is not None}
+    if not measured:
+        value = f"not enough data: no slice with {MIN_RATED_SLICE} rated traces among the newest live verdicts"
+        return Signal("feedback-agreement", "unknown", value, threshold, detail={"slices": rows})
+    off = sorted((n for n, g in measured.items() if g >= amber), key=lambda n: -measured[n])
+    worst = max(measured.values())
+    level = "red" if worst >= red else "amber" if worst >= amber else "green"
+    value = f"{len(off)} of {len(measured)} slice(s) pass {amber:g}+ points more often than their users are satisfied"
+    todo = "the tray rewards what users do not value: re-validate these slices' labels against current policy"
+    return Signal("feedback-agreement", level, value, threshold, off, todo if off else "", {"slices": rows})
+
+
 def health(facts: Facts, set_name: str = "main") -> HealthReport:
     """Every registered signal on ``facts``."""
     return HealthReport(set_name, [check(facts) for _, check in SIGNALS.items()])
@@ -387,7 +468,73 @@ def gather(ws: Workspace, set_name: str | None = None, today: datetime | None = 
         spot_checks=len(closed),
         spot_rejected=sum(t.outcome == "reject" for t in closed),
         **_agreement_facts(ws),
+        **_feedback_facts(ws, today or datetime.now(UTC), live[-1] if live else None),
     )
+
+
+def _newest_run(ws: Workspace) -> tuple[str | None, float | None]:
+    """The newest scored run's id and overall pass rate."""
+    from evaltray.evaluate.report import run_report
+    from evaltray.evaluate.run import RUNS_DIR
+
+    runs = []
+    for path in (ws.root / RUNS_DIR).glob("r-*/scores.jsonl"):
+        manifest = orjson.loads((path.parent / "run.json").read_bytes())
+        runs.append((manifest["created_at"], path.parent.name))
+    if not runs:
+        return None, None
+    run_id = max(runs)[1]
+    return run_id, run_report(ws, run_id)["overall"].get("pass_rate")
+
+
+def _feedback_facts(ws: Workspace, today: datetime, live: dict[str, Any] | None) -> dict[str, Any]:
+    """What saturation and feedback-agreement read: user feedback in two 30-day periods, and per slice of the
+    newest live result, its judged traces that users rated."""
+    store = ws.trace_store()
+    at = "coalesce(start_time, ingested_at)"
+    start = today - timedelta(days=2 * FEEDBACK_DAYS)
+    where = f"feedback_score IS NOT NULL AND {at} >= $start AND {at} < $end"
+    table = store.query(where, columns=[f"{at} AS at", "feedback_score"], params={"start": start, "end": today})
+    rated = [
+        (as_datetime(t), float(v))
+        for t, v in zip(*(table.column(c).to_pylist() for c in ("at", "feedback_score")), strict=True)
+    ]
+    verdicts = _live_verdicts(ws, live)
+    scores = store.get(verdicts) if verdicts else {}
+    bar = satisfied_at(
+        [v for _, v in rated] + [r["feedback_score"] for r in scores.values() if r["feedback_score"] is not None]
+    )
+    mid = today - timedelta(days=FEEDBACK_DAYS)
+    now = [v >= bar for t, v in rated if t >= mid]
+    before = [v >= bar for t, v in rated if t < mid]
+    by_slice: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for tid, (name, passed) in verdicts.items():
+        score = (scores.get(tid) or {}).get("feedback_score")
+        if score is None or passed is None:
+            continue
+        row = by_slice[name]
+        row[0], row[1], row[2] = row[0] + bool(passed), row[1] + (score >= bar), row[2] + 1
+    run_id, rate = _newest_run(ws)
+    return {
+        "golden_run": run_id,
+        "golden_pass": rate,
+        "feedback_now": (sum(now), len(now)),
+        "feedback_before": (sum(before), len(before)),
+        "slice_feedback": {k: (v[0], v[1], v[2]) for k, v in by_slice.items()},
+    }
+
+
+def _live_verdicts(ws: Workspace, live: dict[str, Any] | None) -> dict[str, tuple[str, bool | None]]:
+    """trace id -> (slice, passed) of a stored live result's verdicts."""
+    from evaltray.evaluate.live import LIVE_DIR
+
+    if live is None:
+        return {}
+    path = ws.root / LIVE_DIR / live["live_id"] / "verdicts.jsonl"
+    if not path.exists():
+        return {}
+    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    return {r["trace_id"]: (r["slice"], r.get("passed")) for r in rows}
 
 
 def _agreement_facts(ws: Workspace) -> dict[str, Any]:
