@@ -307,8 +307,10 @@ CONLL = {
     "wnut17-train": (NER / "wnut17-train.conll.gz", "building"),
     "wnut17-dev": (NER / "wnut17-dev.conll.gz", "building"),
     "btc": (NER / "btc.conll.gz", "building"),  # Broad Twitter Corpus
+    "sec-filings": (NER / "sec-filings.conll.gz", "building"),  # loan agreements filed with the SEC (CC BY 3.0)
+    "re3d": (NER / "re3d.conll.gz", "building"),  # government and news text, DSTL re3d (public domain, OGL, CC BY)
 }
-_PERSON_TAGS = frozenset({"PER", "person"})
+_PERSON_TAGS = frozenset({"PER", "person", "Person"})
 
 
 def conll_cases(name: str) -> list[tuple[str, list[Gold]]]:
@@ -322,6 +324,8 @@ def conll_cases(name: str) -> list[tuple[str, list[Gold]]]:
     with gzip.open(CONLL[name][0], "rt", encoding="utf-8") as fh:
         for line in [*fh, ""]:
             parts = line.split()
+            if parts[:1] == ["-DOCSTART-"]:
+                continue
             if len(parts) >= 2:
                 words.append(parts[0])
                 tags.append(parts[-1])

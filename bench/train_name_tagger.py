@@ -24,29 +24,57 @@ from pii_benchmark import ROOT, conll_cases, external_cases  # noqa: E402
 
 from evaltray.core.util import atomic_write  # noqa: E402
 from evaltray.scrub._names import GazetteerNameRecognizer, load_gazetteer  # noqa: E402
-from evaltray.scrub._tagger import MODEL_FILE, Example, PersonTagger, example, save, train  # noqa: E402
+from evaltray.scrub._tagger import MODEL_FILE, Example, PersonTagger, example, save, tokenize, train  # noqa: E402
+from evaltray.scrub._wordvec import (  # noqa: E402
+    CLUSTER_FILE,
+    WordClusters,
+    WordVectors,
+    fit_levels,
+    parse_levels,
+    save_levels,
+)
 
-OUT = ROOT / "src" / "evaltray" / "data" / "names" / MODEL_FILE
+NAMES = ROOT / "src" / "evaltray" / "data" / "names"
+OUT = NAMES / MODEL_FILE
 BIASES = [x / 2 for x in range(-4, 25)]
+#: word clusters, coarse to fine
+CLUSTER_KS = [64, 512]
+
+Cases = list[tuple[str, list]]
 
 
-def building() -> tuple[list[Example], list[Example]]:
-    """(train, held out) examples from the building corpora."""
+def corpora() -> tuple[Cases, Cases]:
+    """(train, held out) texts with gold spans from the building corpora."""
+    presidio = external_cases("building")
+    formal = conll_cases("sec-filings") + conll_cases("re3d")
+    held = presidio[::5] + conll_cases("wnut17-dev") + formal[::5]
+    kept = [c for i, c in enumerate(presidio + formal) if i % 5] + conll_cases("wnut17-train") + conll_cases("btc")
+    return kept, held
+
+
+def fit_clusters(cases: Cases) -> tuple[WordClusters, bytes]:
+    """Word clusters fitted on every word with a letter in the building texts (sorted, so the same corpora give
+    the same centroids), and the file that ships them."""
+    vectors = WordVectors.load()
+    if vectors is None:
+        raise SystemExit("the word clusters need the wordllama package's files (pip install wordllama)")
+    vocab = sorted({text[a:b] for text, _ in cases for a, b in tokenize(text) if any(ch.isalpha() for ch in text[a:b])})
+    data = save_levels(fit_levels(vectors.vectors(vocab), CLUSTER_KS))
+    # the tagger trains on the centroids exactly as they are read back from the file (float16)
+    clusters = WordClusters(vectors, parse_levels(data))
+    clusters.of_many(vocab)  # one batch for the whole vocabulary, not one per text
+    return clusters, data
+
+
+def examples(cases: Cases, clusters: WordClusters) -> list[Example]:
     gaz = load_gazetteer()
     rules = GazetteerNameRecognizer(gaz).find
-
-    def ex(cases: list) -> list[Example]:
-        # an @-mention is a user handle (evaltray's USERNAME), not a name in running text: the Broad Twitter
-        # Corpus tags those of people PER, WNUT 2017 never does; they are made O here so the corpora agree
-        return [
-            example(text, [(a, b) for a, b, label in gold if label == "PERSON" and text[a] != "@"], gaz, rules)
-            for text, gold in cases
-        ]
-
-    presidio = external_cases("building")
-    held = ex(presidio[::5]) + ex(conll_cases("wnut17-dev"))
-    kept = ex([c for i, c in enumerate(presidio) if i % 5]) + ex(conll_cases("wnut17-train")) + ex(conll_cases("btc"))
-    return kept, held
+    # an @-mention is a user handle (evaltray's USERNAME), not a name in running text: the Broad Twitter
+    # Corpus tags those of people PER, WNUT 2017 never does; they are made O here so the corpora agree
+    return [
+        example(text, [(a, b) for a, b, label in gold if label == "PERSON" and text[a] != "@"], gaz, rules, clusters)
+        for text, gold in cases
+    ]
 
 
 def token_f1(tagger: PersonTagger, held: list[Example], bias: float) -> tuple[float, float, float]:
@@ -80,9 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="compare with the shipped model instead of writing")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    kept, held = building()
+    kept_cases, held_cases = corpora()
+    clusters, cluster_data = fit_clusters(kept_cases + held_cases)
+    print(f"word clusters {CLUSTER_KS}: {len(cluster_data) / 1e6:.2f} MB ({time.perf_counter() - t0:.0f} s)")
+    kept, held = examples(kept_cases, clusters), examples(held_cases, clusters)
     print(f"{len(kept)} training texts, {len(held)} held out ({time.perf_counter() - t0:.0f} s)")
     probe = train(kept, epochs=args.epochs)
+    probe.clusters = clusters
     bias = pick_bias(probe, held)
     final = train(kept + held, epochs=args.epochs)
     final.bias = bias
@@ -90,12 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"bias {bias:+.2f}; {len(final.weights)} features, {len(data) / 1e6:.2f} MB ({time.perf_counter() - t0:.0f} s)"
     )
+    outputs = {args.out: data, args.out.with_name(CLUSTER_FILE): cluster_data}
     if args.check:
-        same = args.out.exists() and args.out.read_bytes() == data
+        same = all(path.exists() and path.read_bytes() == want for path, want in outputs.items())
         print("matches the shipped model" if same else "DIFFERS from the shipped model")
         return 0 if same else 1
-    atomic_write(args.out, data)
-    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    for path, want in outputs.items():
+        atomic_write(path, want)
+        print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return 0
 
 
