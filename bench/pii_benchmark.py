@@ -39,6 +39,7 @@ from pathlib import Path
 from faker import Faker
 
 from evaltray.scrub import Scrubber, load_gazetteer
+from evaltray.scrub._tagger import parse as parse_tagger
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "tests" / "data" / "scrub" / "real_labeled.jsonl"
@@ -554,9 +555,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only-set", action="store_true", help="score only the --set / --conll ones")
     ap.add_argument("--ner", default=None, help="the scrubber's ner option (e.g. spacy:en_core_web_sm)")
     ap.add_argument("--rules-only", action="store_true", help="names by the gazetteer rules alone (no tagger)")
+    ap.add_argument("--tagger", type=Path, help="another name-tagger file in place of the shipped one (an old model)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     scrubber = rules_only(args.ner) if args.rules_only else Scrubber(ner=args.ner)
+    if args.tagger:
+        scrubber._names.tagger = parse_tagger(args.tagger.read_bytes())
     if args.only_set:
         if args.set:
             run_external(scrubber, args.set, args.show_misses)

@@ -53,19 +53,19 @@ class WordVectors:
         table = load_file(str(base.joinpath(*_WEIGHTS)))["embedding.weight"].astype(np.float32)
         return cls(Tokenizer.from_file(str(base.joinpath(*_TOKENIZER))), table)
 
-    def vectors(self, words: list[str]) -> np.ndarray:
-        """One unit-length row per word (the mean of its tokens' embeddings)."""
+    def token_ids(self, words: list[str]) -> list[list[int]]:
         tok = self.tokenizer
         # encode_batch starts a thread pool: worth it for a vocabulary, far slower for the few new words of a text
-        encoded = (
-            tok.encode_batch(words, add_special_tokens=False)  # type: ignore[attr-defined]
-            if len(words) >= _BATCH
-            else [tok.encode(w, add_special_tokens=False) for w in words]  # type: ignore[attr-defined]
-        )
+        if len(words) >= _BATCH:
+            return [e.ids for e in tok.encode_batch(words, add_special_tokens=False)]  # type: ignore[attr-defined]
+        return [tok.encode(w, add_special_tokens=False).ids for w in words]  # type: ignore[attr-defined]
+
+    def vectors(self, words: list[str]) -> np.ndarray:
+        """One unit-length row per word (the mean of its tokens' embeddings)."""
         out = np.zeros((len(words), self.table.shape[1]), dtype=np.float32)
-        for i, enc in enumerate(encoded):
-            if enc.ids:
-                out[i] = self.table[enc.ids].mean(axis=0)
+        for i, ids in enumerate(self.token_ids(words)):
+            if ids:
+                out[i] = self.table[ids].mean(axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-9)
 
@@ -77,6 +77,17 @@ class WordClusters:
     vectors: WordVectors | None
     levels: list[np.ndarray]
     _cache: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    #: every level's centroids in one contiguous matrix, and each level's rows in it
+    _stacked: np.ndarray = field(init=False, repr=False)
+    _bounds: list[tuple[int, int]] = field(init=False, repr=False)
+    #: each token's score against every centroid, filled as tokens are met
+    _token_scores: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        dim = self.levels[0].shape[1] if self.levels else 1
+        self._stacked = np.ascontiguousarray(np.vstack(self.levels) if self.levels else np.zeros((0, dim)), np.float32)
+        ends = np.cumsum([len(c) for c in self.levels]).tolist()
+        self._bounds = list(zip([0, *ends[:-1]], ends, strict=True))
 
     def of_many(self, words: list[str]) -> list[tuple[str, ...]]:
         """Each word's clusters; the words not met before are embedded together in one batch."""
@@ -92,9 +103,25 @@ class WordClusters:
         """The cluster ids of many words at once (training assigns a corpus' vocabulary in one call)."""
         if self.vectors is None or not self.levels:
             return [(NONE,) * max(1, len(self.levels))] * len(words)
-        vecs = self.vectors.vectors(words)
-        ids = [np.argmax(vecs @ c.T, axis=1) for c in self.levels]
-        return [tuple(str(int(level[i])) for level in ids) for i in range(len(words))]
+        if len(words) >= _BATCH:  # a vocabulary: one matrix product
+            scores = self.vectors.vectors(words) @ self._stacked.T
+        else:
+            # a text's few new words: the centroid scores of a word's mean vector rank the centroids as the sum of
+            # its tokens' scores does, and those are kept per token (a small matrix product per call hands the
+            # work to BLAS threads, which costs milliseconds on a busy machine)
+            scores = [self._summed(ids) for ids in self.vectors.token_ids(words)]
+        return [tuple(str(int(np.argmax(row[a:b]))) for a, b in self._bounds) for row in scores]
+
+    def _summed(self, ids: list[int]) -> np.ndarray:
+        known = self._token_scores
+        total = np.zeros(len(self._stacked), dtype=np.float32)
+        for t in ids:
+            row = known.get(t)
+            if row is None:
+                assert self.vectors is not None
+                row = known[t] = self._stacked @ self.vectors.table[t]
+            total += row
+        return total
 
 
 def fit_levels(vecs: np.ndarray, ks: list[int], iterations: int = 20) -> list[np.ndarray]:
