@@ -31,7 +31,6 @@ from ._names import (
     GazetteerNameRecognizer,
     fold,
 )
-from ._wordvec import WordClusters, load_clusters
 
 TOKEN_RE = regex.compile(r"[\p{L}\p{M}\p{N}]+(?:['’\-][\p{L}\p{M}\p{N}]+)*|[^\s\p{L}\p{M}\p{N}]")
 _SURNAME_END = ("ov", "ova", "ev", "eva", "ski", "ska", "sky", "wicz", "son", "sen", "ez", "es", "ić", "vic", "escu")
@@ -94,17 +93,9 @@ class _Context:
     starts: list[bool]
     #: tokens never scored (always O): digits, lone punctuation, lowercase dictionary words that are no name part
     skip: list[bool]
-    #: each token's word clusters, coarse to fine (:mod:`._wordvec`)
-    clus: list[tuple[str, ...]]
 
 
-def _context(
-    text: str,
-    toks: Sequence[Token],
-    gazetteer: Gazetteer,
-    rule_scores: Sequence[float],
-    clusters: WordClusters | None = None,
-) -> _Context:
+def _context(text: str, toks: Sequence[Token], gazetteer: Gazetteer, rule_scores: Sequence[float]) -> _Context:
     words = [text[a:b] for a, b in toks]
     low = [_fold(w) for w in words]
     get = gazetteer.flags.get
@@ -122,7 +113,6 @@ def _context(
         [_rule_bucket(s) for s in rule_scores],
         starts,
         skip,
-        (clusters or load_clusters()).of_many(words),
     )
 
 
@@ -134,15 +124,13 @@ def _skipped(word: str, flags: int) -> bool:
 
 def features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
     """Feature strings of token ``i`` given the two previous tags."""
-    return word_features(ctx.words[i], ctx.clus[i]) + context_features(ctx, i, prev, prev2)
+    return word_features(ctx.words[i]) + context_features(ctx, i, prev, prev2)
 
 
-def word_features(word: str, clus: tuple[str, ...]) -> list[str]:
-    """The features that depend on the token's own text (and so its clusters) alone: the tagger caches their
-    weight per word."""
+def word_features(word: str) -> list[str]:
+    """The features that depend on the token's own text alone (the tagger caches their weight per word)."""
     lw, c = _fold(word), _case(word)
     feats = ["b", "w=" + lw, "sh=" + _shape(word), "p3=" + lw[:3], "s2=" + lw[-2:], "s3=" + lw[-3:], "s4=" + lw[-4:]]
-    feats += [f"c{k}={x}{c}" for k, x in enumerate(clus)]
     if not word.isascii():
         feats.append("na=" + c)
     if lw.endswith(_SURNAME_END):
@@ -161,9 +149,6 @@ def context_features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
     pg = ctx.gaz[i - 1] + ctx.cases[i - 1] if i >= 1 else "<s>"
     ng = ctx.gaz[i + 1] + ctx.cases[i + 1] if i + 1 < n else "</s>"
     st = "S" if ctx.starts[i] else "-"
-    pc = ctx.clus[i - 1][-1] if i >= 1 else "<s>"
-    nc = ctx.clus[i + 1][-1] if i + 1 < n else "</s>"
-    cc = ctx.clus[i][0] + c
     feats = [
         "g=" + g + c,
         "gs=" + g + c + st,
@@ -184,11 +169,6 @@ def context_features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
         "-1w+1w=" + p1 + "|" + n1,
         "ng=" + g + c + ng,
         "pg=" + pg + g + c,
-        "-1c=" + pc,
-        "+1c=" + nc,
-        "-1cc=" + pc + "|" + cc,
-        "+1cc=" + cc + "|" + nc,
-        "-1tcc=" + prev + cc,
     ]
     if p1.rstrip(".") in TITLES or (p1 == "." and p2 in TITLES):
         feats.append("title")
@@ -201,18 +181,16 @@ class PersonTagger:
 
     weights: dict[str, float] = field(default_factory=dict)
     bias: float = 0.0
-    #: the word clusters the weights were trained with (None: the shipped ones)
-    clusters: WordClusters | None = field(default=None, repr=False, compare=False)
     #: the summed weight of each word's :func:`word_features`, filled as words are met
     _word_score: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
-    def word_score(self, word: str, clus: tuple[str, ...]) -> float:
+    def word_score(self, word: str) -> float:
         score = self._word_score.get(word)
         if score is None:
             if len(self._word_score) >= _WORD_CACHE:
                 self._word_score.clear()
             w = self.weights.get
-            score = self._word_score[word] = sum(w(f, 0.0) for f in word_features(word, clus))
+            score = self._word_score[word] = sum(w(f, 0.0) for f in word_features(word))
         return score
 
     def tag(self, ctx: _Context) -> list[float]:
@@ -226,7 +204,7 @@ class PersonTagger:
                 scores.append(SKIPPED)
                 prev, prev2 = "O", prev
                 continue
-            s = self.word_score(ctx.words[i], ctx.clus[i])
+            s = self.word_score(ctx.words[i])
             for f in context_features(ctx, i, prev, prev2):
                 s += w(f, 0.0)
             scores.append(s)
@@ -238,7 +216,7 @@ class PersonTagger:
         toks = tokenize(text)
         if not toks:
             return []
-        scores = self.tag(_context(text, toks, gazetteer, rule_scores(toks, found), self.clusters))
+        scores = self.tag(_context(text, toks, gazetteer, rule_scores(toks, found)))
         return spans_from_tags(text, toks, [s > -self.bias for s in scores])
 
 
@@ -301,16 +279,12 @@ Example = tuple[_Context, list[bool]]
 
 
 def example(
-    text: str,
-    gold: Sequence[Token],
-    gazetteer: Gazetteer,
-    rules: Callable[[str], list[tuple[int, int, float]]],
-    clusters: WordClusters | None = None,
+    text: str, gold: Sequence[Token], gazetteer: Gazetteer, rules: Callable[[str], list[tuple[int, int, float]]]
 ) -> Example:
     """A text with its gold person spans, made ready for training (tokens, features' facts, tags)."""
     toks = tokenize(text)
     return (
-        _context(text, toks, gazetteer, rule_scores(toks, rules(text)), clusters),
+        _context(text, toks, gazetteer, rule_scores(toks, rules(text))),
         [any(a < ge and gs < b for gs, ge in gold) for a, b in toks],
     )
 
