@@ -39,6 +39,7 @@ from pathlib import Path
 from faker import Faker
 
 from evaltray.scrub import Scrubber, load_gazetteer
+from evaltray.scrub._tagger import parse as parse_tagger
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "tests" / "data" / "scrub" / "real_labeled.jsonl"
@@ -307,8 +308,10 @@ CONLL = {
     "wnut17-train": (NER / "wnut17-train.conll.gz", "building"),
     "wnut17-dev": (NER / "wnut17-dev.conll.gz", "building"),
     "btc": (NER / "btc.conll.gz", "building"),  # Broad Twitter Corpus
+    "sec-filings": (NER / "sec-filings.conll.gz", "building"),  # loan agreements filed with the SEC (CC BY 3.0)
+    "re3d": (NER / "re3d.conll.gz", "building"),  # government and news text, DSTL re3d (public domain, OGL, CC BY)
 }
-_PERSON_TAGS = frozenset({"PER", "person"})
+_PERSON_TAGS = frozenset({"PER", "person", "Person"})
 
 
 def conll_cases(name: str) -> list[tuple[str, list[Gold]]]:
@@ -322,6 +325,8 @@ def conll_cases(name: str) -> list[tuple[str, list[Gold]]]:
     with gzip.open(CONLL[name][0], "rt", encoding="utf-8") as fh:
         for line in [*fh, ""]:
             parts = line.split()
+            if parts[:1] == ["-DOCSTART-"]:
+                continue
             if len(parts) >= 2:
                 words.append(parts[0])
                 tags.append(parts[-1])
@@ -550,9 +555,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only-set", action="store_true", help="score only the --set / --conll ones")
     ap.add_argument("--ner", default=None, help="the scrubber's ner option (e.g. spacy:en_core_web_sm)")
     ap.add_argument("--rules-only", action="store_true", help="names by the gazetteer rules alone (no tagger)")
+    ap.add_argument("--tagger", type=Path, help="another name-tagger file in place of the shipped one (an old model)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     scrubber = rules_only(args.ner) if args.rules_only else Scrubber(ner=args.ner)
+    if args.tagger:
+        scrubber._names.tagger = parse_tagger(args.tagger.read_bytes())
     if args.only_set:
         if args.set:
             run_external(scrubber, args.set, args.show_misses)

@@ -126,12 +126,14 @@ def test_tau2_trace_one_mapping_everywhere(scrubber: Scrubber) -> None:
 
 def test_name_found_in_a_tool_result_is_replaced_earlier_too(scrubber: Scrubber) -> None:
     messages = [
-        {"role": "assistant", "content": "Thorsby will be called back."},  # a bare surname alone is not enough
+        # a bare surname alone is not enough here (the tagger does take "Thorsby will be called back." alone: a
+        # capitalised unlisted word before a verb at the start)
+        {"role": "assistant", "content": "The callback for Thorsby is booked."},
         {"role": "tool", "content": '{"first_name": "Yusuf", "last_name": "Thorsby"}'},
     ]
     assert scrub(scrubber, messages[0]["content"]) == messages[0]["content"]
     out = scrubber.scrub_messages(messages, "t")
-    assert out[0]["content"] == "<PERSON_1_LAST> will be called back."
+    assert out[0]["content"] == "The callback for <PERSON_1_LAST> is booked."
     assert out[1]["content"] == '{"first_name": "<PERSON_1_FIRST>", "last_name": "<PERSON_1_LAST>"}'
 
 
