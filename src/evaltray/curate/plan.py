@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ from typing import Any
 import yaml
 
 from evaltray.core.errors import EvaltrayError, QueryError
-from evaltray.core.store import CURATE_ROLES, KEYED_ROLES, Workspace
+from evaltray.core.store import ADMIN_ROLES, CURATE_ROLES, KEYED_ROLES, Workspace
 from evaltray.core.traces import COLUMNS, DERIVED_COLUMNS, conjunction
 from evaltray.core.untrusted import InputTooLarge, read_yaml_file
 from evaltray.core.util import atomic_write
+from evaltray.tray.oversight import Handover, deactivate_user
 
 PLAN_FILE = "plan.yaml"
 #: The largest ``plan.yaml`` read, in bytes, before and after its YAML aliases are expanded, and the aliases
@@ -397,29 +399,82 @@ def slice_assertions(plan: Plan | None, slice_name: str | None) -> list[str]:
 def add_slice_assertions(ws: Workspace, slice_name: str, assertions: list[str], actor: str | None = None) -> list[str]:
     """Append ``assertions`` to ``slices.<slice_name>.assertions`` in ``plan.yaml``, keeping the file's comments
     and layout; audited. Returns the ones that were not there yet. Signers only: they change what passes."""
-    from ruamel.yaml import YAML  # only this writer edits a person's plan in place
 
     actor = ws.authorize(actor, KEYED_ROLES, "changing a slice's assertions")
-    path = plan_path(ws)
     plan = load_plan(ws)
     new = [a for a in dict.fromkeys(assertions) if a not in slice_assertions(plan, slice_name)]
     if not new:
         return []
+
+    def add(data: Any) -> None:
+        if data.get("slices") is None:
+            data["slices"] = {}
+        if data["slices"].get(slice_name) is None:
+            data["slices"][slice_name] = {}
+        entry = data["slices"][slice_name]
+        entry["assertions"] = [*(entry.get("assertions") or []), *new]
+
+    _edit_in_place(ws, plan, add)
+    ws.record(actor, "plan.slice_assertions", slice_name, added=new)
+    return new
+
+
+def _edit_in_place(ws: Workspace, plan: Plan, edit: Callable[[Any], None]) -> None:
+    """Apply ``edit`` to ``plan.yaml``'s data and write it back keeping the file's comments and layout; a plan
+    that would not load is never written."""
+    from ruamel.yaml import YAML  # only this writer edits a person's plan in place
+
+    path = plan_path(ws)
     editor = YAML()
     editor.preserve_quotes = True
     data = editor.load(path.read_text(encoding="utf-8"))
-    if data.get("slices") is None:
-        data["slices"] = {}
-    if data["slices"].get(slice_name) is None:
-        data["slices"][slice_name] = {}
-    entry = data["slices"][slice_name]
-    entry["assertions"] = [*(entry.get("assertions") or []), *new]
+    edit(data)
     out = io.StringIO()
     editor.dump(data, out)
-    Plan._from_mapping(yaml.safe_load(out.getvalue()), plan.rules).check(path)  # never write a plan that won't load
+    Plan._from_mapping(yaml.safe_load(out.getvalue()), plan.rules).check(path)
     atomic_write(path, out.getvalue().encode("utf-8"))
-    ws.record(actor, "plan.slice_assertions", slice_name, added=new)
-    return new
+
+
+def slices_owned(ws: Workspace, name: str) -> list[str]:
+    """The slices ``plan.yaml`` names ``name`` as owner of (none without a plan)."""
+    if not plan_path(ws).exists():
+        return []
+    return sorted(s for s, entry in load_plan(ws).slices.items() if (entry or {}).get("owner") == name)
+
+
+def hand_over_slices(ws: Workspace, name: str, heir: str, actor: str, *, dry_run: bool = False) -> list[str]:
+    """Make ``heir`` the owner of every slice ``plan.yaml`` gives ``name`` (when ``name`` is deactivated), keeping
+    the file's layout; audited as ``plan.slice_owner``. An admin's act; the slices handed over."""
+    ws.require(actor, ADMIN_ROLES, "handing slices to another owner")
+    ws.role_of(heir)
+    owned = slices_owned(ws, name)
+    if not owned or dry_run:
+        return owned
+
+    def hand(data: Any) -> None:
+        for slice_name in owned:
+            data["slices"][slice_name]["owner"] = heir
+
+    _edit_in_place(ws, load_plan(ws), hand)
+    ws.record(actor, "plan.slice_owner", name, heir=heir, slices=owned)
+    return owned
+
+
+def deactivate(
+    ws: Workspace, actor: str, name: str, heir: str, *, slice_heir: str | None = None, dry_run: bool = False
+) -> tuple[Handover, list[str]]:
+    """Take ``name`` off the workspace: ``heir`` inherits their tasks and golden rows
+    (:func:`~evaltray.tray.oversight.deactivate_user`), ``slice_heir`` (default ``heir``) the slices ``plan.yaml``
+    gives them. Everything is checked before anything changes; the handover and the slices handed over."""
+    slice_heir = slice_heir or heir
+    if slice_heir == name:
+        raise EvaltrayError(f"user {name!r} cannot inherit their own slices; name another user")
+    check = deactivate_user(ws, actor, name, heir, dry_run=True)
+    slices = hand_over_slices(ws, name, slice_heir, actor, dry_run=True)
+    if dry_run:
+        return check, slices
+    slices = hand_over_slices(ws, name, slice_heir, actor)
+    return deactivate_user(ws, actor, name, heir), slices
 
 
 def plan_path(ws: Workspace) -> Path:
