@@ -22,7 +22,7 @@ import yaml
 from evaltray.core.errors import EvaltrayError, QueryError
 from evaltray.core.store import ADMIN_ROLES, CURATE_ROLES, KEYED_ROLES, Workspace
 from evaltray.core.traces import COLUMNS, DERIVED_COLUMNS, conjunction
-from evaltray.core.untrusted import InputTooLarge, read_yaml_file
+from evaltray.core.untrusted import InputTooLarge, load_yaml, read_yaml_file
 from evaltray.core.util import atomic_write
 from evaltray.tray.oversight import Handover, deactivate_user
 
@@ -241,7 +241,24 @@ class Plan:
 
     @classmethod
     def load(cls, path: Path) -> Plan:
-        raw = _read_yaml(path)
+        return cls.from_raw(_read_yaml(path), path)
+
+    @classmethod
+    def loads(cls, text: str, where: str) -> Plan:
+        """A plan from ``text`` (a proposed ``plan.yaml``), within the same limits as a file; errors name ``where``."""
+        size = len(text.encode("utf-8"))
+        if size > MAX_PLAN_BYTES:
+            raise PlanError(f"{where}: {size:,} bytes, past the {MAX_PLAN_BYTES:,} a plan may hold")
+        try:
+            raw = load_yaml(text, MAX_PLAN_ALIASES, MAX_PLAN_BYTES)[1]
+        except yaml.YAMLError as exc:
+            raise PlanError(f"{where}: not valid YAML ({exc})") from None
+        except InputTooLarge as exc:
+            raise PlanError(f"{where}: {exc}") from None
+        return cls.from_raw(raw, Path(where))
+
+    @classmethod
+    def from_raw(cls, raw: Any, path: Path) -> Plan:
         if not isinstance(raw, dict):
             raise PlanError(f"{path}: expected a mapping at the top")
         known = {
@@ -300,6 +317,14 @@ class Plan:
         for axis, shares in self.mix.items():
             if shares and abs(sum(shares.values()) - 1) > 1e-6:
                 raise PlanError(f"{path}: mix.{axis} must add up to 1.0, got {sum(shares.values()):g}")
+        shares = [(name, (entry or {}).get("target_share")) for name, entry in self.slices.items()]
+        for name, share in shares:
+            if share is not None and (
+                isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1
+            ):
+                raise PlanError(f"{path}: slices.{name}.target_share must be a share between 0 and 1, got {share!r}")
+        if sum(share or 0 for _, share in shares) > 1 + 1e-6:
+            raise PlanError(f"{path}: the slices' target_share values add up to more than 1.0")
         for name, entry in self.slices.items():
             listed = (entry or {}).get("assertions")
             if listed is not None and (not isinstance(listed, list) or not all(isinstance(a, str) for a in listed)):
