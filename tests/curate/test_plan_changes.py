@@ -117,3 +117,29 @@ def test_bad_proposals_are_refused_with_what_is_wrong(owners):
     with pytest.raises(NotFound, match="no plan change 99"):
         pc.get_change(ws, 99)
     assert pc.list_changes(ws) == [] and _audit(ws, "plan.") == []
+
+
+def test_the_cli_proposes_shows_and_approves_a_change(owners, monkeypatch, tmp_path):
+    import json
+
+    from tests.cli.runner import run
+
+    ws = owners
+    monkeypatch.chdir(ws.root)
+    new = tmp_path / "new-plan.yaml"
+    new.write_text(AFTER)
+    made = json.loads(run("-u", "ana", "plan", "propose", str(new), "--reason", "more shipping", "--json").stdout)
+    assert made["status"] == "pending" and made["stale"] is False
+    assert {r["slice"]: (r["before"], r["after"]) for r in made["slices"]}["refunds"] == (0.6, 0.5)
+    shown = run("plan", "changes", str(made["id"])).stdout
+    assert f"plan change {made['id']} by ana (pending): more shipping" in shown
+    assert "60% -> 50%" in shown and "75%" in shown  # refunds: target before -> after, tray now
+    listed = json.loads(run("plan", "changes", "--status", "pending", "--json").stdout)
+    assert [c["id"] for c in listed] == [made["id"]]
+    refused = run("-u", "adj", "plan", "approve", str(made["id"]), "--reason", "ok", ok=False)
+    assert refused.exit_code == 1 and "approving or rejecting a plan change needs one of" in refused.stderr
+    said = run("-u", "co", "plan", "approve", str(made["id"]), "--reason", "matches traffic").stdout
+    assert said.strip() == f"plan change {made['id']} approved; plan.yaml written"
+    assert plan_path(ws).read_text() == AFTER
+    again = run("-u", "co", "plan", "reject", str(made["id"]), "--reason", "no", ok=False)
+    assert again.exit_code == 1 and "was already approved by co" in again.stderr
