@@ -12,7 +12,7 @@ from evaltray.core.store import Workspace
 
 from . import errors, otlp
 from .render import STATIC_DIR
-from .views import agreement, dash, gate, guide, home, login, queue, queues, readthrough, tasks, traces, users
+from .views import agreement, dash, gate, guide, home, login, plan, queue, queues, readthrough, tasks, traces, users
 
 #: No script but our own files, no inline script or style, nothing loaded from elsewhere, no framing:
 #: a script or stylesheet that slipped through escaping would still neither run nor reach another host.
@@ -45,7 +45,7 @@ def create_app(ws: Workspace, signer: Signer | None = None) -> FastAPI:
     app.state.signer = signer
     app.middleware("http")(_security_headers)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for view in (login, home, queue, tasks, queues, guide, traces, agreement, readthrough, gate, dash, users):
+    for view in (login, home, queue, tasks, queues, guide, traces, agreement, readthrough, gate, dash, plan, users):
         app.include_router(view.router)
     app.include_router(otlp.router)
     errors.install(app)
