@@ -317,13 +317,13 @@ class Plan:
         for axis, shares in self.mix.items():
             if shares and abs(sum(shares.values()) - 1) > 1e-6:
                 raise PlanError(f"{path}: mix.{axis} must add up to 1.0, got {sum(shares.values()):g}")
-        shares = [(name, (entry or {}).get("target_share")) for name, entry in self.slices.items()]
-        for name, share in shares:
+        targets = [(name, (entry or {}).get("target_share")) for name, entry in self.slices.items()]
+        for name, share in targets:
             if share is not None and (
                 isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1
             ):
                 raise PlanError(f"{path}: slices.{name}.target_share must be a share between 0 and 1, got {share!r}")
-        if sum(share or 0 for _, share in shares) > 1 + 1e-6:
+        if sum(share or 0 for _, share in targets) > 1 + 1e-6:
             raise PlanError(f"{path}: the slices' target_share values add up to more than 1.0")
         for name, entry in self.slices.items():
             listed = (entry or {}).get("assertions")
