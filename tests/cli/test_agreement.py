@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from evaltray.curate.plan import load_plan, plan_path
 from evaltray.tray import candidates as pool
 from evaltray.tray import gate, tasks
 from evaltray.tray import review as rev
@@ -79,6 +80,34 @@ def test_user_deactivate_names_the_heir(ws, monkeypatch):
     said = cli("user", "deactivate", "ana", "--heir", "dee").stdout
     assert said.strip() == "handed 1 task(s) and 0 golden row(s) of ana to dee; ana is no longer a user"
     assert "ana" not in cli("user", "list").stdout
+
+
+def test_user_deactivate_hands_the_slices_plan_yaml_gives_them_to_the_slice_heir(ws, monkeypatch):
+    monkeypatch.chdir(ws.root)
+    register(ws, "ana", "composition_owner")
+    register(ws, "dee", "adjudicator")
+    register(ws, "po", "composition_owner")
+    path = plan_path(ws)
+    path.write_text(
+        "# our plan: keep this comment\n"
+        "dimensions:\n  feature: [refunds, billing, shipping]\ngrid: [feature]\n"
+        "slices:\n  refunds: {owner: ana, pass_rate_floor: 0.8}\n  billing:\n    owner: dee\n"
+        "  shipping:\n    owner: ana  # since May\n"
+    )
+    dry = json.loads(
+        cli("user", "deactivate", "ana", "--heir", "dee", "--slice-heir", "po", "--dry-run", "--json").stdout
+    )
+    assert (dry["slices"], dry["slice_heir"], dry["removed"]) == (["refunds", "shipping"], "po", False)
+    assert "owner: ana" in path.read_text()
+    said = cli("user", "deactivate", "ana", "--heir", "dee", "--slice-heir", "po").stdout
+    assert "handed slice(s) refunds, shipping to po" in said
+    text = path.read_text()
+    assert "# our plan: keep this comment" in text and "# since May" in text  # the layout is kept
+    owners = {name: entry["owner"] for name, entry in load_plan(ws).slices.items()}
+    assert owners == {"refunds": "po", "billing": "dee", "shipping": "po"}
+    refused = cli("user", "deactivate", "dee", "--heir", "po", "--slice-heir", "dee", ok=False)
+    assert refused.exit_code == 1 and "user 'dee' cannot inherit their own slices" in refused.stderr
+    assert load_plan(ws).slices["billing"]["owner"] == "dee"  # refused before anything changed
 
 
 def test_readthrough_marks_rows_read_per_release(ws, monkeypatch):

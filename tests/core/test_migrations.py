@@ -69,6 +69,7 @@ def test_a_fresh_database_gets_every_migration_once_and_a_rerun_applies_nothing(
         "guide_versions",
         "corpora",  # the monitors' registered corpora
         "do_not_use",  # prompt examples tagged do-not-use-in-eval
+        "plan_changes",  # slice-mix changes waiting for the composition owner
     }
     columns = [c["name"] for c in sa.inspect(engine).get_columns("cases")]
     assert columns[-7:-2] == ["slice", "source", "difficulty", "case_type", "supersedes"]  # from migration 2

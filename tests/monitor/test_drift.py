@@ -251,7 +251,7 @@ def _ingest_rows(ws, tmp_path, name, rows, day, model):
 
 
 def test_trend_keeps_gaps_and_thresholds_kept_with_the_report():
-    from evaltray.monitor.drift_html import _bounds, trend
+    from evaltray.monitor.drift_html import bounds, trend
 
     history = [
         {"created_at": "2026-12-01T00:00", "metrics": {"language": {"value": 0.05, "level": "green"}}},
@@ -262,8 +262,8 @@ def test_trend_keeps_gaps_and_thresholds_kept_with_the_report():
         },
     ]
     assert trend(history) == {"language": [("2026-12-01T00:00", 0.05, "green"), ("2026-12-03T00:00", 0.3, "red")]}
-    assert _bounds("language", history) == (0.2, 0.25)
-    assert _bounds("new:model", history[:1]) == drift.THRESHOLDS["new_values"]
+    assert bounds("language", history) == (0.2, 0.25)
+    assert bounds("new:model", history[:1]) == drift.THRESHOLDS["new_values"]
 
 
 def test_centroid_shift_counts_only_what_chance_does_not_give():

@@ -305,3 +305,50 @@ def test_deactivating_a_user_hands_their_tasks_and_rows_to_the_heir(golden):
     assert reval[0].reason == "owner alice deactivated; dee inherits the row"
     with pytest.raises(Exception, match="cannot deactivate themselves"):
         oversight.deactivate_user(ws, "root", "root", heir="dee")
+
+
+def test_an_adjudicator_who_labeled_the_item_is_refused_and_it_goes_to_another(team):
+    ws = team
+    cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "Can I pay in two parts?"}])
+    tasks.open_label_tasks(ws, "alice")
+    _label(ws, "alice", "pass", cid)  # the admin labels, as a person who signs may
+    _label(ws, "ana", "fail", cid)
+    [adj] = tasks.list_tasks(ws, kind="adjudicate", status="open")
+    assert adj.payload["labelers"] == ["alice", "ana"]
+    assert tasks.next_task(ws, "alice", kinds=["adjudicate"]) is None  # the queue never offers it to a labeler
+    with pytest.raises(tasks.OwnLabel) as refused:
+        tasks.resolve_task(ws, adj.id, "alice", "done", verdict="pass", reason="mine is right")
+    assert str(refused.value) == (
+        f"task {adj.id}: alice labeled candidate {cid} and may not adjudicate it; no other adjudicator or admin "
+        "is registered: add one (`evaltray user add NAME --role adjudicator`)"
+    )
+    register(ws, "dee", "adjudicator")
+    with pytest.raises(tasks.OwnLabel, match=r"back in the queue for another adjudicator \(dee\)$"):
+        tasks.resolve_task(ws, adj.id, "alice", "reject", reason="unlabelable")
+    assert rev.latest_review(ws, cid).reviewer == "ana"  # nothing was decided
+    taken = tasks.next_task(ws, "dee", kinds=["adjudicate"])
+    assert taken is not None and (taken.id, taken.assignee) == (adj.id, "dee")
+    tasks.resolve_task(ws, adj.id, "dee", "done", verdict="fail", reason="two parts are not offered")
+    assert (rev.latest_review(ws, cid).reviewer, rev.latest_review(ws, cid).verdict) == ("dee", "fail")
+    with ws.tx() as conn:
+        recused = conn.execute(sa.text("SELECT actor FROM audit WHERE action = 'task.recuse'")).scalars().all()
+    assert recused == ["alice", "alice"]
+
+
+def test_an_adjudicator_holding_an_old_task_about_their_own_label_hands_it_back(team):
+    ws = team
+    cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "Is there a student discount?"}])
+    tasks.open_label_tasks(ws, "alice")
+    _label(ws, "alice", "pass", cid)
+    _label(ws, "bo", "fail", cid)
+    [adj] = tasks.list_tasks(ws, kind="adjudicate", status="open")
+    tasks_t = ws.t["tasks"]
+    with ws.tx() as conn:  # a task opened before labelers were noted, and taken by the labeler
+        old = {k: v for k, v in adj.payload.items() if k != "labelers"}
+        conn.execute(
+            tasks_t.update().where(tasks_t.c.id == int(adj.id)).values(payload=json.dumps(old), assignee="alice")
+        )
+    with pytest.raises(tasks.OwnLabel):
+        tasks.resolve_task(ws, adj.id, "alice", "done", verdict="pass", reason="r")
+    back = tasks.get_task(ws, adj.id)
+    assert (back.assignee, back.status, back.payload["labelers"]) == (None, "open", ["alice", "bo"])

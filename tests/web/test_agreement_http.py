@@ -106,3 +106,38 @@ def test_the_product_owner_reads_the_release_row_by_row(client, site):
     page = client.get("/readthrough").text
     assert "You have read <strong>1</strong> of 2 rows." in page and f'id="row-id">{first}<' not in page
     assert client.get("/api/readthrough").json() == [{"reader": "vic", "release": "1.0.0", "read": 1, "total": 2}]
+
+
+def test_an_adjudicator_who_labeled_an_item_is_refused_on_the_server_and_another_decides(client, site):
+    site.ws.settings.overlap = 1.0
+    first, *others = site.cands
+    for cid in others:
+        pool.reject(site.ws, cid, "duplicate", "alice")
+    csrf = sign_in(client, "adj")
+    assert client.get("/queue").headers["location"] == f"/queue/{first}"
+    _label(client, first, csrf, "pass", "Five to seven days.")
+    client.cookies.clear()
+    csrf_lab = sign_in(client, "lab")
+    _label(client, first, csrf_lab, "fail", "Look up the order first.")
+    [adj] = tq.list_tasks(site.ws, kind="adjudicate", status="open")
+    client.cookies.clear()
+    csrf = sign_in(client, "adj")
+    assert client.get("/queue").status_code == 200  # the queue does not offer adj a decision on her own label
+    page = client.get(f"/tasks/{adj.id}").text
+    assert "One of the two labels is yours" in page and 'id="done-form"' not in page
+    # a hand-made post is refused all the same, by the server
+    r = client.post(
+        f"/tasks/{adj.id}/resolve", data={"csrf": csrf, "outcome": "done", "verdict": "pass", "reason": "mine"}
+    )
+    assert r.status_code == 403
+    assert f"adj labeled candidate {first} and may not adjudicate it" in r.text
+    assert "back in the queue for another adjudicator (alice)" in r.text  # alice is the admin
+    assert tq.get_task(site.ws, adj.id).status == "open"
+    client.cookies.clear()
+    csrf = sign_in(client, "alice")
+    assert client.get("/queue").headers["location"] == f"/tasks/{adj.id}"
+    r = client.post(
+        f"/tasks/{adj.id}/resolve", data={"csrf": csrf, "outcome": "done", "verdict": "fail", "reason": "guide 2.1"}
+    )
+    assert r.status_code == 303
+    assert rev.latest_review(site.ws, first).reviewer == "alice"

@@ -260,3 +260,67 @@ def test_the_dashboards_in_the_browser(browser, server, boards):
         assert page.locator("h1").inner_text() == dashboards.title(name)
         if SHOTS:
             _shot(page, f"dash-{name}")
+
+
+def test_a_slice_mix_change_is_proposed_and_the_composition_owner_approves_it_in_the_browser(browser, server, site):
+    from evaltray.curate import plan_changes as pc
+    from evaltray.curate.plan import load_plan, plan_path
+    from evaltray.web import accounts
+    from tests.helpers import register
+
+    ws = site.ws
+    register(ws, "co", "composition_owner")
+    accounts.set_password(ws, "co", PASSWORD, actor="alice")
+    plan_path(ws).write_text(
+        "dimensions:\n  feature: [refunds]\ngrid: [feature]\nslices:\n  refunds: {owner: alice, target_share: 0.6}\n"
+    )
+    lab = _page(browser, server, "lab")
+    lab.goto(f"{server}/plan/changes")
+    text = lab.input_value("#plan-text")
+    assert "target_share: 0.6" in text
+    lab.fill("#plan-text", text.replace("0.6", "0.7"))
+    lab.fill("#propose-reason", "refunds are most of the traffic")
+    with lab.expect_navigation():
+        lab.click("#propose")
+    [change] = pc.list_changes(ws)
+    assert lab.url == f"{server}/plan/changes/{change.id}"
+    assert lab.locator("#slice-refunds td").all_inner_texts()[:2] == ["60%", "70%"]
+    assert lab.locator("#decide-form").count() == 0  # a labeler proposes; the composition owner decides
+    co = _page(browser, server, "co")
+    co.goto(f"{server}/plan/changes/{change.id}")
+    if SHOTS:
+        _shot(co, "plan-change")
+    co.fill("#decision-reason", "matches production")
+    with co.expect_navigation():
+        co.click("#approve")
+    assert co.locator("#change-status").inner_text() == "approved"
+    assert load_plan(ws).slices["refunds"]["target_share"] == 0.7
+
+
+def test_an_adjudicator_starts_a_spot_check_and_an_admin_deactivates_a_user_in_the_browser(browser, server, site):
+    from evaltray.tray import gate
+    from evaltray.tray import tasks as tq
+    from tests.helpers import labeled_candidate
+
+    ws = site.ws
+    for i in range(3):
+        labeled_candidate(ws, f"Golden {i}?", user="alice")
+    gate.promote(ws, "alice")
+    adj = _page(browser, server, "adj")
+    adj.goto(f"{server}/agreement")
+    adj.fill("input[name=sample]", "2")
+    with adj.expect_navigation():
+        adj.click("#spotcheck")
+    assert adj.locator("#spot-opened").inner_text().startswith("2 spot-check task(s) opened")
+    assert len(tq.list_tasks(ws, kind="spotcheck", status="open")) == 2
+    admin = _page(browser, server, "alice")
+    admin.goto(f"{server}/users")
+    form = admin.locator("#deactivate-lab")
+    form.locator("select[name=heir]").select_option("lab2")
+    form.locator("input[name=dry_run]").uncheck()
+    if SHOTS:
+        _shot(admin, "users")
+    with admin.expect_navigation():
+        form.locator("button[type=submit]").click()
+    assert "lab is no longer a user." in admin.locator("#handover").inner_text()
+    assert "lab" not in {u["name"] for u in ws.users()}

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from evaltray.cli import cli
+from evaltray.tray import candidates as pool
 from evaltray.tray import gate
 from evaltray.tray import review as rev
 from evaltray.tray import tasks as tq
@@ -80,8 +82,64 @@ def test_a_bad_token_a_missing_token_and_a_local_only_command_are_refused(team, 
     _, secret = accounts.create_token(site.ws, "vic", "alice")
     r = _cli(team, secret, "promote")
     assert r.exit_code == 1 and "promoting needs one of: adjudicator, admin, composition_owner" in r.stderr
-    r = _cli(team, secret, "reject", site.cands[0], "--reason", "duplicate")
-    assert r.exit_code == 1 and "--server works with: promote, tasks list, tasks next, labels record" in r.stderr
+    r = _cli(team, secret, "signoff", site.cands[0])
+    assert r.exit_code == 1
+    assert "--server works with: promote, tasks list, tasks next, labels record, review, reject;" in r.stderr
     assert tq.list_tasks(site.ws, kind="label") == []  # nothing was written for the refused calls
     r = _cli("http://127.0.0.1:9", "x", "tasks", "list")
     assert r.exit_code == 1 and "cannot reach the server http://127.0.0.1:9" in r.stderr
+
+
+def test_review_and_reject_act_on_the_server_for_the_tokens_user(team, site):
+    team, _ = team
+    _, secret = accounts.create_token(site.ws, "lab", "alice")
+    first, second, third = site.cands
+    r = _cli(
+        team, secret, "review", first, second, "--expected", "Five to seven days.", "--verdict", "fail",
+        "--critique", "It gives no date.", "--tag", "vague", "--json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    made = orjson.loads(r.stdout)
+    assert [(d["candidate_id"], d["signed"]) for d in made] == [(first, False), (second, False)]
+    for cid, d in zip((first, second), made, strict=True):
+        review = rev.latest_review(site.ws, cid)
+        assert review is not None and review.id == d["review_id"]
+        assert (review.reviewer, review.verdict, review.critique, review.failure_tags) == (
+            "lab", "fail", "It gives no date.", ["vague"],
+        )  # fmt: skip
+        assert review.expected["reference"] == "Five to seven days." and review.signed_by is None
+        assert review.expected_first  # written before the verdict, as the blind rule wants
+    r = _cli(team, secret, "reject", third, "--reason", "duplicate", "--note", "same as the first", "--json")
+    assert r.exit_code == 0, r.output
+    assert orjson.loads(r.stdout) == {"candidate_id": third, "reason": "duplicate", "dry_run": False}
+    cand = pool.get(site.ws, third)
+    assert (cand.status, cand.reject_reason) == (pool.REJECTED, "duplicate")
+    with site.ws.tx() as conn:
+        actors = (
+            conn.execute(
+                sa.text("SELECT actor FROM audit WHERE action = 'candidate.reject' AND object_id = :c"), {"c": third}
+            )
+            .scalars()
+            .all()
+        )
+    assert actors == ["lab"]
+
+
+def test_review_and_reject_on_the_server_are_refused_plainly(team, site):
+    team, _ = team
+    _, viewer = accounts.create_token(site.ws, "vic", "alice")
+    r = _cli(team, viewer, "reject", site.cands[0], "--reason", "duplicate")
+    assert r.exit_code == 1 and "rejecting a candidate needs one of: adjudicator, admin, labeler" in r.stderr
+    _, secret = accounts.create_token(site.ws, "lab", "alice")
+    r = _cli(team, secret, "reject", site.cands[0], "--reason", "no such reason")
+    assert r.exit_code == 1 and r.stderr.startswith(f"Error: the server {team} refused: ")
+    r = _cli(team, secret, "review", "--expected", "x")
+    assert r.exit_code == 1 and "review labels the candidates named, non-interactively" in r.stderr
+    r = _cli(team, secret, "review", site.cands[0], "--verdict", "pass")
+    assert r.exit_code == 1 and "review labels the candidates named, non-interactively" in r.stderr
+    r = _cli(team, secret, "reject", site.cands[0], "--reason", "duplicate", "--dry-run")
+    assert r.exit_code == 1 and "--dry-run acts on a local workspace" in r.stderr
+    r = _cli(team, secret, "review", "cand-nope", "--expected", "x", "--verdict", "pass")
+    assert r.exit_code == 1 and "cand-nope" in r.stderr
+    assert pool.get(site.ws, site.cands[0]).status != pool.REJECTED  # nothing refused was written
+    assert all(rev.latest_review(site.ws, c) is None for c in site.cands)

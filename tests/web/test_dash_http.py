@@ -75,10 +75,71 @@ def test_an_unknown_board_is_a_404_naming_the_boards_and_a_stranger_is_sent_to_s
     assert client.get("/api/dash/coverage").status_code == 401
     sign_in(client, "lab")
     r = client.get("/api/dash/nope")
-    assert r.status_code == 404 and "no dashboard 'nope'; there are: coverage, failures, health, passrates" in r.text
+    assert (
+        r.status_code == 404
+        and "no dashboard 'nope'; there are: coverage, drift, failures, health, passrates" in r.text
+    )
 
 
 def test_a_capped_count_reads_over_the_cap():
     from evaltray.web.render import capped
 
     assert (capped(1000, 1000), capped(1001, 1000), capped(12, 1000)) == ("1,000", "over 1,000", "12")
+
+
+def _kept(ws, stamp: str, level: str, shift: float | None, novel: float) -> None:
+    """A kept drift summary as `evaltray drift` writes it (metric values and thresholds by hand)."""
+    import orjson
+
+    from evaltray.monitor.drift import DRIFT_DIR
+
+    folder = ws.root / DRIFT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "created_at": stamp,
+        "level": level,
+        "baseline": "traffic <b>14d</b>",
+        "window": "last 7d",
+        "n_baseline": 120,
+        "n_window": 80,
+        "metrics": {
+            "centroid_shift": {
+                "value": shift,
+                "level": "unknown" if shift is None else level,
+                "amber": 0.05,
+                "red": 0.1,
+            },
+            "novel_share": {"value": novel, "level": "green", "amber": 0.1, "red": 0.2},
+        },
+        "new_clusters": 2,
+    }
+    (folder / f"{stamp.replace(':', '')}.json").write_bytes(orjson.dumps(summary))
+
+
+def test_the_drift_board_shows_each_metric_with_threshold_status_and_trend(client, site):
+    ws = site.ws
+    sign_in(client, "vic")
+    empty = client.get("/api/dash/drift").json()
+    assert (empty["level"], empty["metrics"]) == (None, []) and "run `evaltray drift`" in empty["note"]
+    _kept(ws, "2026-11-01T09:00:00+00:00", "unknown", None, 0.02)
+    _kept(ws, "2026-11-08T09:00:00+00:00", "green", 0.01, 0.03)
+    _kept(ws, "2026-11-15T09:00:00+00:00", "red", 0.12, 0.04)
+    data = client.get("/api/dash/drift").json()
+    assert (data["level"], data["reports"], data["n_window"], data["new_clusters"]) == ("red", 3, 80, 2)
+    assert data["metrics"] == [
+        {"name": "centroid_shift", "value": 0.12, "amber": 0.05, "red": 0.1, "level": "red"},
+        {"name": "novel_share", "value": 0.04, "amber": 0.1, "red": 0.2, "level": "green"},
+    ]
+    # the report that did not measure the shift leaves a gap in its trend, not a zero
+    assert data["trend"]["centroid_shift"] == {
+        "bounds": [0.05, 0.1],
+        "points": [["2026-11-08T09:00:00+00:00", 0.01, "green"], ["2026-11-15T09:00:00+00:00", 0.12, "red"]],
+    }
+    assert len(data["trend"]["novel_share"]["points"]) == 3
+    page = client.get("/dash/drift").text
+    row = page.split('<tr id="metric-centroid_shift">')[1].split("</tr>")[0]
+    assert "<td>0.12</td><td>0.05 / 0.1</td>" in row and '<td class="level-red">red</td>' in row
+    assert row.count("<circle") == 2 and 'aria-label="centroid_shift over time"' in row
+    assert page.split('<tr id="metric-novel_share">')[1].split("</tr>")[0].count("<circle") == 3
+    assert "traffic &lt;b&gt;14d&lt;/b&gt; (120)" in page and "<b>14d</b>" not in page
+    assert "3 kept report(s)" in page and "2 new intent cluster(s)" in page

@@ -319,7 +319,8 @@ def test_an_api_token_acts_without_csrf_until_it_is_revoked(client, site):
     auth = {"Authorization": f"Bearer {secret}"}
     assert client.get("/api/whoami", headers=auth).json() == {"name": "lab", "role": "labeler"}
     r = client.post(f"/queue/{site.cands[0]}/reject", data={"reason": "duplicate"}, headers=auth)
-    assert r.status_code == 303 and pool.get(site.ws, site.cands[0]).status == "rejected"
+    assert r.status_code == 200 and r.json() == {"candidate_id": site.cands[0], "reason": "duplicate"}
+    assert pool.get(site.ws, site.cands[0]).status == "rejected"
     r = client.post("/tray/promote", headers=auth)
     assert r.status_code == 403 and r.json()["error"].startswith("user 'lab' is a labeler; promoting")
     [listed] = accounts.list_tokens(site.ws)

@@ -148,7 +148,7 @@ class _Group(click.Group):
     "--server",
     envvar="EVALTRAY_SERVER",
     metavar="URL",
-    help="Act on this team server with the API token in EVALTRAY_TOKEN (promote, tasks list/next, labels record).",
+    help="Act on this team server with the API token in EVALTRAY_TOKEN (promote, tasks list/next, labels record, review, reject).",
 )
 @click.version_option(package_name="evaltray")
 @click.pass_context

@@ -422,6 +422,18 @@ def review(
     labels the given candidates without prompting; with --tasks it takes tasks of every kind from the review
     queue (label, revalidate, judge_check, failing_case) and asks for each one's outcome.
     """
+    if app.remote is not None:
+        local_only = from_tasks or limit or set_name or show_output_first or difficulty or case_type
+        if local_only or not candidate_ids or not (expected or behavior_code or assertions):
+            raise click.UsageError(
+                "with --server, review labels the candidates named, non-interactively (--expected, --behavior-code "
+                "or --assert, and --verdict, --critique, --tag, --slice); the other options act on a local workspace"
+            )
+        form = {"reference": expected or "", "behavior_code": behavior_code or "", "assertions": "\n".join(assertions)}
+        more = {"verdict": verdict or "", "critique": critique or "", "failure_tags": ",".join(tags)}
+        done = [_remote_review(app, cid, form, {**more, "slice": slice_ or ""}) for cid in candidate_ids]
+        emit(as_json, done, lambda: out().print(f"recorded {len(done)} review(s) on the server; unsigned"))
+        return
     if from_tasks:
         taken = _review_tasks(app, kinds, limit, show_output_first, no_sign)
         emit(as_json, taken, lambda: out().print(f"closed {len(taken)} task(s)"))
@@ -463,6 +475,16 @@ def review(
             + ("" if session.signs else "; an adjudicator signs them off with `evaltray signoff`")
         ),
     )
+
+
+def _remote_review(app: AppContext, cid: str, expected: dict[str, str], review: dict[str, str]) -> dict[str, Any]:
+    """Label ``cid`` on the team server in the web's two steps: the expected behaviour first (the blind rule the
+    server keeps), then the verdict on the output; the server signs nothing (the token's user signs off later)."""
+    assert app.remote is not None
+    path = f"/queue/{urllib.parse.quote(cid, safe='')}"
+    app.remote.call("POST", path + "/expected", data=expected)
+    made = app.remote.call("POST", path + "/review", data={**expected, **review})
+    return {"candidate_id": made["candidate_id"], "review_id": made["review_id"], "signed": False}
 
 
 @click.group()
@@ -524,12 +546,20 @@ def labels_record(
 @json_option
 @pass_app
 def reject(app: AppContext, candidate_id: str, reason: str, note: str | None, dry_run: bool, as_json: bool) -> None:
-    """Send a candidate to the reject bin with a reason (it is kept, never deleted)."""
-    cand = pool.reject(app.ws, candidate_id, reason, app.user, note=note, dry_run=dry_run)
+    """Send a candidate to the reject bin with a reason (it is kept, never deleted).
+    With --server, the team server rejects it for the token's user."""
+    if app.remote is not None:
+        if dry_run:
+            raise click.UsageError("--dry-run acts on a local workspace, not with --server")
+        form = {"reason": reason, "note": note or ""}
+        data = app.remote.call("POST", f"/queue/{urllib.parse.quote(candidate_id, safe='')}/reject", data=form)
+    else:
+        cand = pool.reject(app.ws, candidate_id, reason, app.user, note=note, dry_run=dry_run)
+        data = {"candidate_id": cand.id, "reason": cand.reject_reason}
     emit(
         as_json,
-        {"candidate_id": cand.id, "reason": cand.reject_reason, "dry_run": dry_run},
-        lambda: out().print(f"rejected {shown(cand.id)}: {shown(cand.reject_reason)}"),
+        {**data, "dry_run": dry_run},
+        lambda: out().print(f"rejected {shown(data['candidate_id'])}: {shown(data['reason'])}"),
     )
 
 

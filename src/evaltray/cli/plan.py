@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -237,3 +239,106 @@ def sample(
             out().print(table("left out", ["why", "traces"], list(map(list, res.excluded.items()))))
 
     emit(as_json, data, human)
+
+
+def _change_data(app: AppContext, change_id: str) -> tuple[Any, dict[str, Any]]:
+    """A plan change and its diff against the plan now, production shares from the newest ``score-live``."""
+    from evaltray.curate import plan_changes as pc
+    from evaltray.monitor.health import live_traffic
+
+    change = pc.get_change(app.ws, change_id)
+    return change, pc.plan_diff(app.ws, change, live_traffic(app.ws)).as_dict()
+
+
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def _show_change(change: Any, diff: dict[str, Any]) -> None:
+    decided = f", {change.status} by {change.decided_by}: {change.decision_reason}" if change.decided_by else ""
+    out().print(
+        f"plan change {change.id} by {shown(change.proposed_by)} ({change.status}{shown(decided)}): "
+        f"{shown(change.reason)}",
+        highlight=False,
+    )
+    if diff["stale"]:
+        out().print("plan.yaml changed since it was proposed: it cannot be approved; propose it again")
+    rows = [
+        [r["slice"], f"{_share(r['before'])} -> {_share(r['after'])}", _share(r["tray"]), _share(r["production"])]
+        for r in diff["slices"]
+        if r["changed"] or r["tray"] is not None
+    ]
+    out().print(table("per slice", ["slice", "target share", "tray now", "production"], rows))
+    if diff["other"]:
+        other = [[k, str(v["before"]), str(v["after"])] for k, v in diff["other"].items()]
+        out().print(table("other changes", ["key", "before", "after"], other))
+
+
+@plan.command("propose")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--reason", required=True, help="Why the slice mix or targets should change.")
+@json_option
+@pass_app
+def plan_propose(app: AppContext, path: str, reason: str, as_json: bool) -> None:
+    """Propose PATH as the new plan.yaml; it waits for the composition owner (`evaltray plan approve`)."""
+    from evaltray.curate import plan_changes as pc
+
+    text = Path(path).read_text(encoding="utf-8")
+    change = pc.propose(app.ws, app.user, text, reason)
+    change, diff = _change_data(app, str(change.id))
+    emit(as_json, {"id": change.id, "status": change.status, **diff}, lambda: _show_change(change, diff))
+
+
+@plan.command("changes")
+@click.argument("change_id", required=False)
+@click.option("--status", type=click.Choice(["pending", "approved", "rejected"]), help="Only these.")
+@json_option
+@pass_app
+def plan_changes(app: AppContext, change_id: str | None, status: str | None, as_json: bool) -> None:
+    """List proposed plan changes (newest first), or show one as a per-slice diff."""
+    from evaltray.curate import plan_changes as pc
+
+    if change_id is not None:
+        change, diff = _change_data(app, change_id)
+        emit(as_json, {**dataclasses.asdict(change), "diff": diff}, lambda: _show_change(change, diff))
+        return
+    found = pc.list_changes(app.ws, status)
+    rows = [[c.id, c.status, c.proposed_by, c.created_at[:16], c.reason, c.decided_by or ""] for c in found]
+    emit(
+        as_json,
+        [dataclasses.asdict(c) for c in found],
+        lambda: out().print(table("plan changes", ["id", "status", "by", "at", "reason", "decided by"], rows)),
+    )
+
+
+def _decide(app: AppContext, change_id: str, approve: bool, reason: str, as_json: bool) -> None:
+    from evaltray.curate import plan_changes as pc
+
+    done = pc.decide(app.ws, app.user, change_id, approve, reason)
+    emit(
+        as_json,
+        dataclasses.asdict(done),
+        lambda: out().print(
+            f"plan change {done.id} {done.status}" + ("; plan.yaml written" if approve else ""), highlight=False
+        ),
+    )
+
+
+@plan.command("approve")
+@click.argument("change_id")
+@click.option("--reason", required=True, help="Why you approve it.")
+@json_option
+@pass_app
+def plan_approve(app: AppContext, change_id: str, reason: str, as_json: bool) -> None:
+    """Approve a pending plan change (composition owner or admin): plan.yaml becomes the proposed plan."""
+    _decide(app, change_id, True, reason, as_json)
+
+
+@plan.command("reject")
+@click.argument("change_id")
+@click.option("--reason", required=True, help="Why you reject it.")
+@json_option
+@pass_app
+def plan_reject(app: AppContext, change_id: str, reason: str, as_json: bool) -> None:
+    """Reject a pending plan change (composition owner or admin); plan.yaml stays as it is."""
+    _decide(app, change_id, False, reason, as_json)

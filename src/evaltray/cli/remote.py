@@ -17,7 +17,7 @@ from evaltray.core.errors import EvaltrayError
 SERVER_ENV = "EVALTRAY_SERVER"
 TOKEN_ENV = "EVALTRAY_TOKEN"
 #: Commands that may act on a server; any other refuses ``--server`` rather than act on a local workspace.
-REMOTE_COMMANDS = ("promote", "tasks list", "tasks next", "labels record")
+REMOTE_COMMANDS = ("promote", "tasks list", "tasks next", "labels record", "review", "reject")
 
 
 class RemoteError(EvaltrayError):

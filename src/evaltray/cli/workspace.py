@@ -100,14 +100,17 @@ def user_add(app: AppContext, name: str, role: str, key_file: Path | None, as_js
 @user.command("deactivate")
 @click.argument("name")
 @click.option("--heir", required=True, help="Who inherits their tasks and golden rows (re-signs the rows).")
+@click.option("--slice-heir", help="Who owns the slices plan.yaml gives them (default: the heir).")
 @dry_run_option
 @json_option
 @pass_app
-def user_deactivate(app: AppContext, name: str, heir: str, dry_run: bool, as_json: bool) -> None:
+def user_deactivate(
+    app: AppContext, name: str, heir: str, slice_heir: str | None, dry_run: bool, as_json: bool
+) -> None:
     """Take NAME off the workspace; HEIR inherits their tasks, and their rows come back as revalidate tasks."""
-    from evaltray.tray.oversight import deactivate_user
+    from evaltray.curate.plan import deactivate
 
-    done = deactivate_user(app.ws, app.user, name, heir, dry_run=dry_run)
+    done, slices = deactivate(app.ws, app.user, name, heir, slice_heir=slice_heir, dry_run=dry_run)
 
     def human() -> None:
         verb = "would hand" if dry_run else "handed"
@@ -116,10 +119,12 @@ def user_deactivate(app: AppContext, name: str, heir: str, dry_run: bool, as_jso
             + ("" if dry_run else f"; {shown(name)} is no longer a user"),
             highlight=False,
         )
+        if slices:
+            out().print(f"{verb} slice(s) {shown(', '.join(slices))} to {shown(slice_heir or heir)}", highlight=False)
         for setting in done.settings:
             out().print(f"{setting} in evaltray.toml still names {shown(name)}: edit it", highlight=False)
 
-    emit(as_json, dataclasses.asdict(done), human)
+    emit(as_json, {**dataclasses.asdict(done), "slices": slices, "slice_heir": slice_heir or heir}, human)
 
 
 @user.command("list")

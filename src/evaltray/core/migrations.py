@@ -322,6 +322,28 @@ def m008_queue_index(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_candidates_queue ON candidates (status, created_at, id)"))
 
 
+@migration(9)
+def m009_plan_changes(conn: Connection) -> None:
+    """Changes to the coverage plan's slice mix and targets, proposed and waiting for the composition owner's
+    approval: the proposed ``plan.yaml`` whole, the sha256 of the plan it was made from, and the decision."""
+    md = sa.MetaData()
+    sa.Table(
+        "plan_changes",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("proposed_by", sa.String(200), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("base_sha", sa.String(64), nullable=False),
+        sa.Column("plan_text", sa.Text, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False, index=True),
+        sa.Column("decided_by", sa.String(200)),
+        sa.Column("decided_at", sa.String(40)),
+        sa.Column("decision_reason", sa.Text),
+        _ts(),
+    )
+    md.create_all(conn)
+
+
 def migrate(conn: Connection) -> list[int]:
     """Apply every migration not yet recorded; return the numbers applied."""
     conn.execute(

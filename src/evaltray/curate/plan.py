@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ from typing import Any
 import yaml
 
 from evaltray.core.errors import EvaltrayError, QueryError
-from evaltray.core.store import CURATE_ROLES, KEYED_ROLES, Workspace
+from evaltray.core.store import ADMIN_ROLES, CURATE_ROLES, KEYED_ROLES, Workspace
 from evaltray.core.traces import COLUMNS, DERIVED_COLUMNS, conjunction
-from evaltray.core.untrusted import InputTooLarge, read_yaml_file
+from evaltray.core.untrusted import InputTooLarge, load_yaml, read_yaml_file
 from evaltray.core.util import atomic_write
+from evaltray.tray.oversight import Handover, deactivate_user
 
 PLAN_FILE = "plan.yaml"
 #: The largest ``plan.yaml`` read, in bytes, before and after its YAML aliases are expanded, and the aliases
@@ -239,7 +241,24 @@ class Plan:
 
     @classmethod
     def load(cls, path: Path) -> Plan:
-        raw = _read_yaml(path)
+        return cls.from_raw(_read_yaml(path), path)
+
+    @classmethod
+    def loads(cls, text: str, where: str) -> Plan:
+        """A plan from ``text`` (a proposed ``plan.yaml``), within the same limits as a file; errors name ``where``."""
+        size = len(text.encode("utf-8"))
+        if size > MAX_PLAN_BYTES:
+            raise PlanError(f"{where}: {size:,} bytes, past the {MAX_PLAN_BYTES:,} a plan may hold")
+        try:
+            raw = load_yaml(text, MAX_PLAN_ALIASES, MAX_PLAN_BYTES)[1]
+        except yaml.YAMLError as exc:
+            raise PlanError(f"{where}: not valid YAML ({exc})") from None
+        except InputTooLarge as exc:
+            raise PlanError(f"{where}: {exc}") from None
+        return cls.from_raw(raw, Path(where))
+
+    @classmethod
+    def from_raw(cls, raw: Any, path: Path) -> Plan:
         if not isinstance(raw, dict):
             raise PlanError(f"{path}: expected a mapping at the top")
         known = {
@@ -298,6 +317,14 @@ class Plan:
         for axis, shares in self.mix.items():
             if shares and abs(sum(shares.values()) - 1) > 1e-6:
                 raise PlanError(f"{path}: mix.{axis} must add up to 1.0, got {sum(shares.values()):g}")
+        targets = [(name, (entry or {}).get("target_share")) for name, entry in self.slices.items()]
+        for name, share in targets:
+            if share is not None and (
+                isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1
+            ):
+                raise PlanError(f"{path}: slices.{name}.target_share must be a share between 0 and 1, got {share!r}")
+        if sum(share or 0 for _, share in targets) > 1 + 1e-6:
+            raise PlanError(f"{path}: the slices' target_share values add up to more than 1.0")
         for name, entry in self.slices.items():
             listed = (entry or {}).get("assertions")
             if listed is not None and (not isinstance(listed, list) or not all(isinstance(a, str) for a in listed)):
@@ -397,29 +424,82 @@ def slice_assertions(plan: Plan | None, slice_name: str | None) -> list[str]:
 def add_slice_assertions(ws: Workspace, slice_name: str, assertions: list[str], actor: str | None = None) -> list[str]:
     """Append ``assertions`` to ``slices.<slice_name>.assertions`` in ``plan.yaml``, keeping the file's comments
     and layout; audited. Returns the ones that were not there yet. Signers only: they change what passes."""
-    from ruamel.yaml import YAML  # only this writer edits a person's plan in place
 
     actor = ws.authorize(actor, KEYED_ROLES, "changing a slice's assertions")
-    path = plan_path(ws)
     plan = load_plan(ws)
     new = [a for a in dict.fromkeys(assertions) if a not in slice_assertions(plan, slice_name)]
     if not new:
         return []
+
+    def add(data: Any) -> None:
+        if data.get("slices") is None:
+            data["slices"] = {}
+        if data["slices"].get(slice_name) is None:
+            data["slices"][slice_name] = {}
+        entry = data["slices"][slice_name]
+        entry["assertions"] = [*(entry.get("assertions") or []), *new]
+
+    _edit_in_place(ws, plan, add)
+    ws.record(actor, "plan.slice_assertions", slice_name, added=new)
+    return new
+
+
+def _edit_in_place(ws: Workspace, plan: Plan, edit: Callable[[Any], None]) -> None:
+    """Apply ``edit`` to ``plan.yaml``'s data and write it back keeping the file's comments and layout; a plan
+    that would not load is never written."""
+    from ruamel.yaml import YAML  # only this writer edits a person's plan in place
+
+    path = plan_path(ws)
     editor = YAML()
     editor.preserve_quotes = True
     data = editor.load(path.read_text(encoding="utf-8"))
-    if data.get("slices") is None:
-        data["slices"] = {}
-    if data["slices"].get(slice_name) is None:
-        data["slices"][slice_name] = {}
-    entry = data["slices"][slice_name]
-    entry["assertions"] = [*(entry.get("assertions") or []), *new]
+    edit(data)
     out = io.StringIO()
     editor.dump(data, out)
-    Plan._from_mapping(yaml.safe_load(out.getvalue()), plan.rules).check(path)  # never write a plan that won't load
+    Plan._from_mapping(yaml.safe_load(out.getvalue()), plan.rules).check(path)
     atomic_write(path, out.getvalue().encode("utf-8"))
-    ws.record(actor, "plan.slice_assertions", slice_name, added=new)
-    return new
+
+
+def slices_owned(ws: Workspace, name: str) -> list[str]:
+    """The slices ``plan.yaml`` names ``name`` as owner of (none without a plan)."""
+    if not plan_path(ws).exists():
+        return []
+    return sorted(s for s, entry in load_plan(ws).slices.items() if (entry or {}).get("owner") == name)
+
+
+def hand_over_slices(ws: Workspace, name: str, heir: str, actor: str, *, dry_run: bool = False) -> list[str]:
+    """Make ``heir`` the owner of every slice ``plan.yaml`` gives ``name`` (when ``name`` is deactivated), keeping
+    the file's layout; audited as ``plan.slice_owner``. An admin's act; the slices handed over."""
+    ws.require(actor, ADMIN_ROLES, "handing slices to another owner")
+    ws.role_of(heir)
+    owned = slices_owned(ws, name)
+    if not owned or dry_run:
+        return owned
+
+    def hand(data: Any) -> None:
+        for slice_name in owned:
+            data["slices"][slice_name]["owner"] = heir
+
+    _edit_in_place(ws, load_plan(ws), hand)
+    ws.record(actor, "plan.slice_owner", name, heir=heir, slices=owned)
+    return owned
+
+
+def deactivate(
+    ws: Workspace, actor: str, name: str, heir: str, *, slice_heir: str | None = None, dry_run: bool = False
+) -> tuple[Handover, list[str]]:
+    """Take ``name`` off the workspace: ``heir`` inherits their tasks and golden rows
+    (:func:`~evaltray.tray.oversight.deactivate_user`), ``slice_heir`` (default ``heir``) the slices ``plan.yaml``
+    gives them. Everything is checked before anything changes; the handover and the slices handed over."""
+    slice_heir = slice_heir or heir
+    if slice_heir == name:
+        raise EvaltrayError(f"user {name!r} cannot inherit their own slices; name another user")
+    check = deactivate_user(ws, actor, name, heir, dry_run=True)
+    slices = hand_over_slices(ws, name, slice_heir, actor, dry_run=True)
+    if dry_run:
+        return check, slices
+    slices = hand_over_slices(ws, name, slice_heir, actor)
+    return deactivate_user(ws, actor, name, heir), slices
 
 
 def plan_path(ws: Workspace) -> Path:

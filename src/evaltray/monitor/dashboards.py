@@ -24,6 +24,8 @@ from evaltray.tray import candidates as pool
 from evaltray.tray.casefile import load_cases
 from evaltray.tray.release import load_manifest, release_log, source_mix
 
+from .drift import drift_history
+from .drift_html import bounds, trend
 from .health import as_datetime, tray_health
 
 #: name -> the board's figures (``ws``, ``set_name``). Titles are the boards' docstrings' first lines.
@@ -185,3 +187,32 @@ def health_board(ws: Workspace, set_name: str | None) -> dict[str, Any]:
     order = {"red": 0, "amber": 1, "unknown": 2, "green": 3}
     signals = sorted(report.signals, key=lambda s: order.get(s.level, 9))
     return {"set": report.set_name, "level": report.level, "signals": [asdict(s) for s in signals]}
+
+
+@BOARDS.register("drift")
+def drift_board(ws: Workspace, set_name: str | None) -> dict[str, Any]:
+    """Drift: each metric of the newest `evaltray drift` report against its thresholds, with its trend."""
+    history = drift_history(ws)
+    if not history:
+        return {"level": None, "note": "no drift report yet: run `evaltray drift`", "metrics": [], "trend": {}}
+    latest = history[-1]
+    metrics = [
+        {"name": name, "value": m["value"], "amber": m["amber"], "red": m["red"], "level": m["level"]}
+        for name, m in sorted(latest["metrics"].items())
+    ]
+    lines = trend(history)
+    return {
+        "level": latest["level"],
+        "created_at": latest["created_at"],
+        "window": latest["window"],
+        "n_window": latest["n_window"],
+        "baseline": latest["baseline"],
+        "n_baseline": latest["n_baseline"],
+        "new_clusters": latest.get("new_clusters", 0),
+        "reports": len(history),
+        "metrics": metrics,
+        "trend": {
+            name: {"bounds": list(bounds(name, history)), "points": [list(p) for p in points]}
+            for name, points in sorted(lines.items())
+        },
+    }

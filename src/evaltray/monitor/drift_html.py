@@ -13,7 +13,7 @@ from evaltray.evaluate.html import PAGE_STYLE, json_block, write_page
 from .drift import THRESHOLDS, DriftReport, drift_history
 from .synthetic import SyntheticReport
 
-__all__ = ["trend", "write_drift_html"]
+__all__ = ["bounds", "chart", "trend", "write_drift_html"]
 
 _W, _H, _PAD = 440, 120, 36
 _COLOUR = {"green": "#2e7d32", "amber": "#e69500", "red": "#b00020", "unknown": "#888"}
@@ -30,7 +30,7 @@ def trend(history: list[dict[str, Any]]) -> dict[str, list[tuple[str, float, str
     return out
 
 
-def _bounds(name: str, history: list[dict[str, Any]]) -> tuple[float, float]:
+def bounds(name: str, history: list[dict[str, Any]]) -> tuple[float, float]:
     """A metric's amber and red thresholds: as kept with the newest report, else today's defaults."""
     for h in reversed(history):
         m = h.get("metrics", {}).get(name, {})
@@ -39,7 +39,7 @@ def _bounds(name: str, history: list[dict[str, Any]]) -> tuple[float, float]:
     return THRESHOLDS["new_values" if name.startswith("new:") else name]
 
 
-def _chart(name: str, points: list[tuple[str, float, str]], amber: float, red: float) -> str:
+def chart(name: str, points: list[tuple[str, float, str]], amber: float, red: float) -> str:
     """One metric over time: a line through its values, the amber and red thresholds dashed."""
     top = max(red * 1.25, *(v for _, v, _ in points)) or 1.0
 
@@ -112,7 +112,7 @@ def write_drift_html(ws: Workspace, report: DriftReport, path: Path, synthetic: 
     """Write ``report``, the trend of every metric over the kept reports and ``synthetic`` to ``path``."""
     history = drift_history(ws)
     charts = "".join(
-        f"<h3>{escape(name)}</h3>{_chart(name, points, *_bounds(name, history))}"
+        f"<h3>{escape(name)}</h3>{chart(name, points, *bounds(name, history))}"
         for name, points in sorted(trend(history).items())
     )
     note = f"<p class=warn>{escape(report.note)}</p>" if report.note else ""

@@ -62,6 +62,7 @@ __all__ = [
     "Signal",
     "gather",
     "health",
+    "live_traffic",
     "send_revalidation",
     "tray_health",
 ]
@@ -443,12 +444,17 @@ def _holdout_of(ws: Workspace, set_name: str) -> tuple[str | None, list[str] | N
     return versions[-1], (list(info.holdout) if info is not None else None)
 
 
+def live_traffic(ws: Workspace) -> dict[str, int] | None:
+    """Production traffic per slice: the newest ``score-live``'s scored conversations per slice (None: none)."""
+    live = list_live(ws)
+    return {k: int(v["n"]) for k, v in (live[-1].get("slices") or {}).items()} if live else None
+
+
 def gather(ws: Workspace, set_name: str | None = None, today: datetime | None = None) -> Facts:
     """The facts of one set (default: the workspace's default set)."""
     set_name = ws.check_set(set_name)
     s = ws.settings
-    live = list_live(ws)
-    traffic = {k: int(v["n"]) for k, v in (live[-1].get("slices") or {}).items()} if live else None
+    traffic = live_traffic(ws)
     closed = list_tasks(ws, kind="revalidate", status="closed")
     release, held = _holdout_of(ws, set_name)
     return Facts(

@@ -63,6 +63,7 @@ __all__ = [
     "in_overlap",
     "list_tasks",
     "next_task",
+    "OwnLabel",
     "open_label_tasks",
     "reassign_task",
     "open_task",
@@ -84,6 +85,10 @@ class TaskError(EvaltrayError):
 
 class TaskClosedMeanwhile(TaskError):
     """Another request closed the task first (two reviewers' queue walks, or a review and a walk, racing)."""
+
+
+class OwnLabel(PermissionDenied):
+    """An adjudicator asked to decide a disagreement in which one of the two labels is their own."""
 
 
 @dataclass(frozen=True)
@@ -347,6 +352,8 @@ def _for(task: Task, user: str) -> bool:
         return task.payload.get("first_reviewer") != user
     if task.kind == "control":
         return task.ref.rpartition("/")[2] == user
+    if task.kind == "adjudicate":
+        return user not in task.payload.get("labelers", [])
     return True
 
 
@@ -498,6 +505,8 @@ def resolve_task(
         raise TaskError(f"task {task.id} ({task.kind} {task.ref}) is already closed ({task.outcome})")
     if verdict is not None and verdict not in ("pass", "fail"):
         raise TaskError(f"verdict must be pass or fail, got {verdict!r}")
+    if task.kind == "adjudicate":
+        _refuse_own_label(ws, task, actor)
     said = Resolution((reason or "").strip() or None, verdict, (critique or "").strip() or None, sorted(set(tags)))
     said.seconds, said.label = _spent(task, actor, seconds), label
     if outcome == "reject" and not said.reason:
@@ -516,6 +525,29 @@ def resolve_task(
         critique=said.critique,
         tags=dumps(said.tags),
     )
+
+
+def _refuse_own_label(ws: Workspace, task: Task, actor: str) -> None:
+    """Refuse ``actor`` an ``adjudicate`` task whose disputed labels include theirs: the task goes back to the
+    queue (unassigned, marked so that neither labeler takes it again) for another adjudicator."""
+    labelers = [r.reviewer for r in disputed_reviews(ws, task)]
+    if actor not in labelers:
+        return
+    tasks = ws.t["tasks"]
+    payload = {**task.payload, "labelers": sorted(set(labelers))}
+    values: dict[str, Any] = {"payload": dumps(payload)}
+    if task.assignee == actor:
+        values.update(assignee=None, assigned_at=None)
+    with ws.tx() as conn:
+        conn.execute(tasks.update().where(tasks.c.id == int(task.id)).values(**values))
+        ws.audit(conn, actor, "task.recuse", task.ref, task_id=int(task.id), kind=task.kind)
+    others = [u["name"] for u in ws.users() if Role(u["role"]) in SIGN_ROLES and u["name"] not in labelers]
+    routed = (
+        f"it is back in the queue for another adjudicator ({', '.join(others)})"
+        if others
+        else "no other adjudicator or admin is registered: add one (`evaltray user add NAME --role adjudicator`)"
+    )
+    raise OwnLabel(f"task {task.id}: {actor} labeled candidate {task.ref} and may not adjudicate it; {routed}")
 
 
 def _spent(task: Task, actor: str, seconds: float | None) -> float:
@@ -627,7 +659,7 @@ def _overlap_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> No
             task.ref,
             reason=f"{first.reviewer} said {first.verdict}, {second.reviewer} said {second.verdict}",
             actor=actor,
-            payload={"reviews": [first.id, second.id]},
+            payload={"reviews": [first.id, second.id], "labelers": sorted({first.reviewer, second.reviewer})},
             priority=1,
         )
 

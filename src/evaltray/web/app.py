@@ -15,7 +15,7 @@ from evaltray.core.store import Workspace
 
 from . import errors, otlp
 from .render import STATIC_DIR
-from .views import agreement, dash, gate, guide, home, login, queue, queues, readthrough, tasks, traces
+from .views import agreement, dash, gate, guide, home, login, plan, queue, queues, readthrough, tasks, traces, users
 
 #: No script but our own files, no inline script or style, nothing loaded from elsewhere, no framing:
 #: a script or stylesheet that slipped through escaping would still neither run nor reach another host.
@@ -67,7 +67,7 @@ def create_app(ws: Workspace, signer: Signer | None = None, *, receive: bool = T
     app.state.otlp_off = not receive
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for view in (login, home, queue, tasks, queues, guide, traces, agreement, readthrough, gate, dash):
+    for view in (login, home, queue, tasks, queues, guide, traces, agreement, readthrough, gate, dash, plan, users):
         app.include_router(view.router)
     app.include_router(otlp.router)
     errors.install(app)

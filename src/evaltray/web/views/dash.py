@@ -15,6 +15,7 @@ from evaltray.core.registry import UnknownName
 from evaltray.core.store import Workspace
 from evaltray.evaluate.html import interval_chart
 from evaltray.monitor import dashboards
+from evaltray.monitor.drift_html import chart
 from evaltray.web.accounts import Actor
 from evaltray.web.auth import reader, workspace
 from evaltray.web.render import page
@@ -51,7 +52,13 @@ def _figures(ws: Workspace, name: str, set_name: str | None) -> dict[str, Any]:
 
 
 def _charts(figures: dict[str, Any]) -> dict[str, Markup]:
-    """The pass-rate board's interval charts, one per run (the run report's SVG, names escaped there)."""
+    """The pass-rate board's interval charts, one per run (the run report's SVG), or the drift board's trend
+    charts, one per metric (the drift report's SVG); names and dates are escaped where the SVG is drawn."""
+    if figures["board"] == "drift":
+        return {
+            name: Markup(chart(name, [tuple(p) for p in t["points"]], *t["bounds"]))  # noqa: S704 (escaped in chart)
+            for name, t in figures["trend"].items()
+        }
     if figures["board"] != "passrates":
         return {}
     return {r["run_id"]: Markup(interval_chart(sorted(r["slices"].items()))) for r in figures["runs"]}

@@ -129,6 +129,8 @@ def _write_expected(request: Request, ws: Workspace, actor: Actor, cid: str, val
     step.write_expected(draft.get("reference"), draft.get("behavior_code"), draft.assertions())
     draft.expected_written = True
     reviewing.save_draft(ws, actor.name, cid, draft)
+    if wants_json(request):  # `evaltray --server … review`: the verdict follows in its own request
+        return JSONResponse({"candidate_id": cid, "expected_written": True})
     if request.headers.get("hx-request") != "true":
         return RedirectResponse(f"/queue/{cid}", status_code=303)
     view = reviewing.shown(step, draft, session.blind, ws, actor.name)
@@ -180,10 +182,11 @@ async def reject(request: Request, cid: str, actor: Annotated[Actor, Depends(wri
         cid,
         reason if isinstance(reason, str) else "",
         note if isinstance(note, str) else "",
+        wants_json(request),
     )
 
 
-def _reject(ws: Workspace, actor: Actor, cid: str, reason: str, note: str) -> Response:
+def _reject(ws: Workspace, actor: Actor, cid: str, reason: str, note: str, as_json: bool = False) -> Response:
     require_role(actor, LABEL_ROLES, "rejecting a candidate")
     if not reason.strip():
         raise EvaltrayError(f"candidate {cid}: pick a reason to reject it ({', '.join(REJECT_REASONS)})")
@@ -191,6 +194,8 @@ def _reject(ws: Workspace, actor: Actor, cid: str, reason: str, note: str) -> Re
     pool.reject(ws, cid, reason, actor.name, note=note.strip() or None)
     seconds = reviewing.finish(ws, actor.name, cid, "reject", draft)
     reviewing.close_label_task(ws, actor.name, cid, "reject", seconds, reason)
+    if as_json:  # a script or `evaltray --server … reject`
+        return JSONResponse({"candidate_id": cid, "reason": pool.get(ws, cid).reject_reason})
     return RedirectResponse("/queue", status_code=303)
 
 

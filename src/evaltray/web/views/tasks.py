@@ -43,6 +43,8 @@ def task_page(request: Request, task_id: str, actor: Annotated[Actor, Depends(re
     task = tq.get_task(ws, task_id)
     if task.kind in oversight.LABELING:  # a second label is labeled on the label page, blind to the first
         return RedirectResponse(f"/queue/{task.ref}", status_code=303)
+    # the decision is refused on the server (tq.resolve_task); the page only says why it offers no buttons
+    own = task.kind == "adjudicate" and actor.name in {r.reviewer for r in tq.disputed_reviews(ws, task)}
     return page(
         request,
         "task.html",
@@ -51,7 +53,8 @@ def task_page(request: Request, task_id: str, actor: Annotated[Actor, Depends(re
         kind=tq.TASK_KINDS.get(task.kind),
         about=_about(ws, task),
         reasons=REJECT_REASONS,
-        may_act=actor.role in _roles(task) and task.status != "closed",
+        own_label=own,
+        may_act=actor.role in _roles(task) and task.status != "closed" and not own,
     )
 
 
