@@ -1157,7 +1157,7 @@ def _quantity_groups(raw: list[Any], quantities: Quantities) -> np.ndarray:
 
 
 def _block_key(text: Any, quantities: Quantities) -> frozenset[Fraction]:
-    """The values a text's block is keyed on: its quantities and ordinal values (``_ordinals``) as
+    """The values a text's block is keyed on: its quantities and ordinal values (see :func:`_facts`) as
     :func:`_kin` classes, less the classes of values words may imply (``_IMPLIABLE_KIN``)."""
     stated = quantities(text)
     if _HAS_DIGIT(_as_str(text)):
@@ -1169,9 +1169,7 @@ def _quantity_blocks(raw: list[Any], quantities: Quantities) -> np.ndarray:
     """One integer per text: equal when the texts' quantities agree but for values that words may imply
     ("60" for "an hour", "2" for "both"; see ``_IMPLIED``) and for reciprocals ("3 times fewer" against
     "a third of": see :func:`_kin`). Two texts in different blocks state different values, so the
-    paraphrase stage never compares them (``_numbers_differ`` would refuse the pair). The one exception: a
-    value a text only implies by an ordinal ("his 45th birthday") keys its block as if it were stated, so
-    that text meets those that state 45, not those that state neither."""
+    paraphrase stage never compares them (``_numbers_differ`` would refuse the pair)."""
     keyed: dict[frozenset[Fraction], int] = {}
     return np.fromiter((keyed.setdefault(_block_key(t, quantities), len(keyed)) for t in raw), np.int64, len(raw))
 
@@ -1361,18 +1359,20 @@ class _Facts:
 
 
 def _facts(norm: str, text: Any, quantities: frozenset[str] | None = None) -> _Facts:
-    """What the guards read in one text (``quantities``: its :func:`_quantities`, when known already)."""
+    """What the guards read in one text (``quantities``: its :func:`_quantities`, when known already).
+    Its quantities here include the values ordinals above any day of a month say ("his 45th birthday" is
+    45: see :func:`_ordinals`); the near stage leaves ordinals out, as identifiers."""
     toks = norm.split()
     distinct = set(toks)
     raw = _raw(text)
     return _Facts(
         frozenset(map(_name_key, distinct)),
         frozenset(_name_key(t) for t in distinct if _is_content(t)),
-        _quantities(raw) if quantities is None else quantities,
+        (_quantities(raw) if quantities is None else quantities) | _ordinals(distinct),
         _negated(toks),
         _names(raw),
         PLACEHOLDER in norm,
-        frozenset(v for t in distinct for v in _IMPLIED.get(t, ())) | _ordinals(distinct),
+        frozenset(v for t in distinct for v in _IMPLIED.get(t, ())),
     )
 
 
@@ -1471,9 +1471,8 @@ _IMPLIABLE_KIN = frozenset(map(_kin, _IMPLIABLE))
 
 def _numbers_differ(fa: _Facts, fb: _Facts) -> bool:
     """Whether two texts state different quantities: a value one states and the other neither states, nor
-    implies in words ("an hour" for 60 minutes, "both" for 2; see ``_IMPLIED``) or by an ordinal ("45th
-    birthday" for 45), nor states as its reciprocal in place of it ("a third of" for "3 times fewer") is
-    a different case."""
+    implies in words ("an hour" for 60 minutes, "both" for 2; see ``_IMPLIED``), nor states as its
+    reciprocal in place of it ("a third of" for "3 times fewer") is a different case."""
     qa, qb = fa.quantities, fb.quantities
     if qa == qb:
         return False
