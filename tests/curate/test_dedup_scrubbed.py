@@ -197,6 +197,25 @@ def test_the_numbers_guard_never_lets_pass_a_pair_split_across_blocks(a: set[str
         assert len(set(dd._quantity_blocks([ta, tb], dd._quantities_of).tolist())) == 1
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "merged"),
+    [
+        # the same three values beyond small counts vouch for a name one text adds
+        ("A company buys 500 computers at $700 each, 10% over plan", "A firm buys 500 PCs at $700 each, 10% over plan",
+         True),
+        # small counts vouch for nothing: {2, 5, 8, 10} is in many different problems
+        ("He tutors 5 hours, then 8 hours, at $10 an hour for two weeks",
+         "At work, Mark puts in 8 hours for 5 days at $10 an hour, then $2 more", False),
+        # a name each text has and the other lacks differs, whatever the values
+        ("Apple Pay for 500 items at $700 each, 10% over", "Google Pay for 500 items at $700 each, 10% over", False),
+    ],
+)  # fmt: skip
+def test_shared_values_vouch_for_a_name_only_one_text_has(a: str, b: str, merged: bool) -> None:
+    res = dedup(["a", "b"], [a, b], near=None, vectors=_unit([1.0, 0.0], [1.0, 0.0]), paraphrase=0.9)
+    assert bool(res.groups) is merged, res.rejected
+    assert merged or res.rejected[0].reason.endswith(" differ")
+
+
 def test_a_word_inside_an_opening_quote_starts_a_sentence_it_is_no_name() -> None:
     assert dd._names('Taffy was on sale for "Buy 1 pound at $3" at the Shop') == {"shop"}
 

@@ -1508,13 +1508,31 @@ def _refusal(fa: _Facts, fb: _Facts, *, mutual: bool, guards: Collection[str] = 
     return ""
 
 
+#: Shared quantities that vouch for a name only one text has: two texts stating the same values, three or
+#: more of them beyond the small counts every problem has (whole numbers up to 12), are one problem told
+#: twice, and a name one of them adds ("PCs" for "computers", "December" for "the following month") is a
+#: rephrasing, not another case. Small counts alone vouch for nothing: two different word problems often
+#: share {2, 5, 8, 10}.
+NAMES_VOUCHED_BY = 3
+
+
+def _distinctive(value: str) -> bool:
+    """A value rarer than the small counts (whole numbers up to 12) that most word problems state."""
+    return not (value.isdecimal() and int(value) <= 12)
+
+
 def _names_differ(fa: _Facts, fb: _Facts) -> bool:
     """Whether one text names what the other does not: a name against a placeholder is unknown, not
-    different. A name only one text has is different even when the other may say it in words ("PCs"
-    against "computers"): on same-domain questions, that guard is what keeps most close pairs apart."""
-    for name in fa.names | fb.names:
-        if (name in fa.keys) != (name in fb.keys) and not (fa.unknown if name in fb.keys else fb.unknown):
-            return True
+    different; so is a name only one text has when both state the same values (see
+    :data:`NAMES_VOUCHED_BY`). Names each text has and the other lacks ("Apple Pay" against "Google Pay")
+    differ always."""
+    own_a = [n for n in fa.names if n not in fb.keys and not fb.unknown]
+    own_b = [n for n in fb.names if n not in fa.keys and not fa.unknown]
+    if own_a and own_b:
+        return True
+    if own_a or own_b:
+        vouch = sum(map(_distinctive, fa.quantities)) >= NAMES_VOUCHED_BY
+        return not (vouch and fa.quantities == fb.quantities)
     return False
 
 
