@@ -141,6 +141,8 @@ def test_quantities_read_as_another_text_would_state_them(text: str, values: set
         ("He buys 3 apples. How many fruits?", "He buys 3 apples and 4 pears. How many fruits?", False),
         ("Paul is a decade older and they are 100 in all", "Paul is 10 years older and they are 100 in all", True),
         ("a quadruple batch of 3 cups", "4 times the batch of three cups", True),
+        # "half an hour" states 30 (minutes): its "hour" does not also stand for 60
+        ("He drove 60 mph for 2 hours, then 30 mph", "He drove 30 mph for half an hour, then 2 times as long", False),
         # a reciprocal stated in place of the value the other states: "3 times fewer" is "a third of"
         ("21 get off and 3 times fewer get on; 48 were aboard", "21 get off and a third of that get on; 48 were aboard",
          True),

@@ -1372,8 +1372,18 @@ def _facts(norm: str, text: Any, quantities: frozenset[str] | None = None) -> _F
         _negated(toks),
         _names(raw),
         PLACEHOLDER in norm,
-        frozenset(v for t in distinct for v in _IMPLIED.get(t, ())),
+        frozenset(v for t in distinct if t != "hour" or _hour_implies(norm) for v in _IMPLIED.get(t, ())),
     )
+
+
+_HOUR = re.compile(r"\bhour\b")
+_HOUR_IN_MINUTES = re.compile(r"\b(?:half|quarters?|thirds?)\s+(?:of\s+)?(?:an\s+)?hour\b")
+
+
+def _hour_implies(norm: str) -> bool:
+    """Whether "hour" in ``norm`` may stand for 60 minutes: not when every "hour" is part of a fraction
+    of an hour that states minutes already ("half an hour" is 30, not 30 and 60)."""
+    return len(_HOUR.findall(norm)) > len(_HOUR_IN_MINUTES.findall(norm))
 
 
 def _is_content(token: str) -> bool:
