@@ -3,7 +3,7 @@ and the 13-gram scan's speed and memory (issue 14 part 1).
 
     python bench/bench_contamination.py --calibrate        # building sets: pick PARA_COS / PARA_GUARDS / LCS_MIN
     python bench/bench_contamination.py                    # planted, GSM-Plus building and measuring halves
-    python bench/bench_contamination.py --backend st --vectors DIR --para-cos 0.85 --real-only   # MiniLM
+    python bench/bench_contamination.py --backend st --vectors DIR --real-only   # MiniLM (its bar: PARA_COS_BY_BACKEND)
     python bench/bench_contamination.py --throughput 1000  # 13-gram scan of a generated 1,000 MB corpus
 
 Sets, kept apart (nothing is tuned on the measuring set):
@@ -459,7 +459,9 @@ def main() -> None:
     ap.add_argument("--throughput", type=int, metavar="MB")
     ap.add_argument("--keep", type=Path, help="With --throughput: the corpus file to make once and reuse.")
     ap.add_argument("--backend", default="wordllama")
-    ap.add_argument("--para-cos", type=float, help="The paraphrase threshold (MiniLM: 0.85, from --calibrate).")
+    ap.add_argument(
+        "--para-cos", type=float, help="The paraphrase threshold (default: the backend's, PARA_COS_BY_BACKEND)."
+    )
     ap.add_argument("--real-only", action="store_true", help="Only the GSM-Plus halves (their vectors: --vectors).")
     ap.add_argument(
         "--vectors", type=Path, help="A folder of BACKEND-{test,train,plus}.npy: vectors of the questions, made before"
@@ -474,8 +476,8 @@ def main() -> None:
     if args.calibrate:
         calibrate(embed)
         return
-    if args.para_cos is not None:
-        ct.PARA_COS = args.para_cos
+    # the bar the scanner would use for this backend through the CLI, unless one is given
+    ct.PARA_COS = args.para_cos if args.para_cos is not None else ct.PARA_COS_BY_BACKEND.get(args.backend, ct.PARA_COS)
     print(
         f"backend {args.backend}; PARA_COS {ct.PARA_COS}, PARA_GUARDS {ct.PARA_GUARDS}, PARA_K {ct.PARA_K}, "
         f"LCS_MIN {ct.LCS_MIN}, n {ct.DEFAULT_N}"

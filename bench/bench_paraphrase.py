@@ -232,7 +232,7 @@ def measure(args: argparse.Namespace) -> None:
     for title, (ids, texts, truth) in sets.items():
         vecs = emb.embed(texts)
         print(f"{title}, {args.backend}, threshold {args.threshold}: {len(texts)} questions")
-        for name, fn in (("base 7e8cc62", old), ("this branch", dd.dedup)):
+        for name, fn in ((f"base {BASE}", old), ("this branch", dd.dedup)):
             t = time.perf_counter()
             res = fn(ids, texts, vectors=vecs, paraphrase=args.threshold)
             _report(name, ids, truth, res, time.perf_counter() - t)
@@ -250,7 +250,7 @@ def near_scrubbed(questions: list[str], old: Callable[..., dd.DedupResult]) -> N
     ]
     with_ph = sum("<PERSON_" in t for t in scrubbed)
     print(f"near stage on {len(ids)} scrubbed GSM8K train questions ({with_ph} with a <PERSON_n> placeholder):")
-    for name, fn in (("base 7e8cc62", old), ("this branch", dd.dedup)):
+    for name, fn in ((f"base {BASE}", old), ("this branch", dd.dedup)):
         res = fn(ids, scrubbed, paraphrase=None)
         merged = [(x, y) for g in res.groups for x, y in combinations(g.members, 2)]
         print(f"  {name:13s} near: {len(merged)} merged pairs among distinct questions")

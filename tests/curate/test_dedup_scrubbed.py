@@ -141,6 +141,20 @@ def test_quantities_read_as_another_text_would_state_them(text: str, values: set
         ("He buys 3 apples. How many fruits?", "He buys 3 apples and 4 pears. How many fruits?", False),
         ("Paul is a decade older and they are 100 in all", "Paul is 10 years older and they are 100 in all", True),
         ("a quadruple batch of 3 cups", "4 times the batch of three cups", True),
+        # "half an hour" states 30 (minutes): its "hour" does not also stand for 60
+        ("He drove 60 mph for 2 hours, then 30 mph", "He drove 30 mph for half an hour, then 2 times as long", False),
+        # a reciprocal stated in place of the value the other states: "3 times fewer" is "a third of"
+        ("21 get off and 3 times fewer get on; 48 were aboard", "21 get off and a third of that get on; 48 were aboard",
+         True),
+        ("Brooke is half as old as Seth, 28 in all", "Seth is 2 times as old as Brooke, 28 in all", True),
+        # a reciprocal of a value both state explains nothing: 2 hours and half as long, against 4 and half
+        ("2 hours of TV and half as long reading, 3 times a week for 4 weeks",
+         "4 hours of TV and half as long reading, 3 times a week", False),
+        # an ordinal above any day of a month says its value: "45th birthday" is 45 years
+        ("Carver just turned 45, 5 years less than twice his son's age",
+         "Carver celebrated his 45th birthday, 5 years less than double his son's age", True),
+        ("Carver just turned 46, 5 years less than twice his son's age",
+         "Carver celebrated his 45th birthday, 5 years less than double his son's age", False),
     ],
 )  # fmt: skip
 def test_a_value_the_other_text_implies_is_unknown_an_added_or_changed_value_is_not(
@@ -153,6 +167,60 @@ def test_a_value_the_other_text_implies_is_unknown_an_added_or_changed_value_is_
     assert merged or (
         res.rejected[0].reason.endswith("numbers differ") if res.rejected else res.stats["paraphrase_compared"] == 0
     )
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("21 get off and 3 times fewer get on", "21 get off and a third of that get on"),
+        ("he is 2 times her age, 30 in all", "she is half his age, 30 in all"),
+        ("his 45th birthday, 5 years less", "he turned 45, 5 years less"),
+    ],
+)
+def test_pairs_the_numbers_guard_lets_pass_share_a_quantity_block(a: str, b: str) -> None:
+    """The blocks are keyed so that no pair the guard would let pass is ever split across two of them."""
+    fa, fb = dd._facts_of(a), dd._facts_of(b)
+    assert not dd._numbers_differ(fa, fb)
+    quantities = dd._quantities_of
+    assert len(set(dd._quantity_blocks([a, b], quantities).tolist())) == 1
+
+
+_PHRASES = [
+    "2 apples", "half the pears", "3 boxes", "a third of the boxes", "his 45th try", "45 cans", "an hour",
+    "60 minutes", "both bags", "12 eggs", "a quarter of the cake", "4 cakes", "5 times fewer", "a fifth of them",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sets(st.sampled_from(_PHRASES), max_size=4), st.sets(st.sampled_from(_PHRASES), max_size=4))
+def test_the_numbers_guard_never_lets_pass_a_pair_split_across_blocks(a: set[str], b: set[str]) -> None:
+    ta, tb = "We have " + " and ".join(sorted(a)) + ".", "We have " + " and ".join(sorted(b)) + "."
+    if not dd._numbers_differ(dd._facts_of(ta), dd._facts_of(tb)):
+        assert len(set(dd._quantity_blocks([ta, tb], dd._quantities_of).tolist())) == 1
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "merged"),
+    [
+        # the same three values beyond small counts vouch for a name one text adds
+        ("A company buys 500 computers at $700 each, 10% over plan", "A firm buys 500 PCs at $700 each, 10% over plan",
+         True),
+        # small counts vouch for nothing: {2, 5, 8, 10} is in many different problems
+        ("He tutors 5 hours, then 8 hours, at $10 an hour for two weeks",
+         "At work, Mark puts in 8 hours for 5 days at $10 an hour, then $2 more", False),
+        # a name each text has and the other lacks differs, whatever the values
+        ("Paid by Apple Pay: 500 items at $700 each, 10% over", "Paid by Google Pay: 500 items at $700 each, 10% over",
+         False),
+    ],
+)  # fmt: skip
+def test_shared_values_vouch_for_a_name_only_one_text_has(a: str, b: str, merged: bool) -> None:
+    res = dedup(["a", "b"], [a, b], near=None, vectors=_unit([1.0, 0.0], [1.0, 0.0]), paraphrase=0.9)
+    assert bool(res.groups) is merged, res.rejected
+    assert merged or res.rejected[0].reason.endswith(" differ")
+
+
+def test_a_word_inside_an_opening_quote_starts_a_sentence_it_is_no_name() -> None:
+    assert dd._names('Taffy was on sale for "Buy 1 pound at $3" at the Shop') == {"shop"}
 
 
 def test_odd_digits_are_read_or_left_alone_never_an_error() -> None:

@@ -25,6 +25,7 @@ import unicodedata
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
@@ -580,7 +581,9 @@ _NOT_NAMES = _wordset(
     "them in on at to for of from with by about as"
 )
 _WORD = re.compile(r"\w+")
-_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)\W*(\w+)")
+#: A sentence starts at the text's start, after ". ", "! ", "? ", and inside an opening quote or bracket
+#: ('taffy was on sale for "Buy 1 pound': "Buy" is no name).
+_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|[\"“‘(\[]\s*)\W*(\w+)")
 
 # --------------------------------------------------------------------------- placeholders and quantities
 
@@ -1153,12 +1156,22 @@ def _quantity_groups(raw: list[Any], quantities: Quantities) -> np.ndarray:
     return np.fromiter((keyed.setdefault(quantities(t), len(keyed)) for t in raw), np.int64, len(raw))
 
 
+def _block_key(text: Any, quantities: Quantities) -> frozenset[Fraction]:
+    """The values a text's block is keyed on: its quantities and ordinal values (see :func:`_facts`) as
+    :func:`_kin` classes, less the classes of values words may imply (``_IMPLIABLE_KIN``)."""
+    stated = quantities(text)
+    if _HAS_DIGIT(_as_str(text)):
+        stated = stated | _ordinals(normalize(text).split())
+    return frozenset(_kin(v) for v in stated) - _IMPLIABLE_KIN
+
+
 def _quantity_blocks(raw: list[Any], quantities: Quantities) -> np.ndarray:
     """One integer per text: equal when the texts' quantities agree but for values that words may imply
-    ("60" for "an hour", "2" for "both"; see ``_IMPLIED``). Two texts in different blocks state different
-    values, so the paraphrase stage never compares them (``_numbers_differ`` would refuse the pair)."""
-    keyed: dict[frozenset[str], int] = {}
-    return np.fromiter((keyed.setdefault(quantities(t) - _IMPLIABLE, len(keyed)) for t in raw), np.int64, len(raw))
+    ("60" for "an hour", "2" for "both"; see ``_IMPLIED``) and for reciprocals ("3 times fewer" against
+    "a third of": see :func:`_kin`). Two texts in different blocks state different values, so the
+    paraphrase stage never compares them (``_numbers_differ`` would refuse the pair)."""
+    keyed: dict[frozenset[Fraction], int] = {}
+    return np.fromiter((keyed.setdefault(_block_key(t, quantities), len(keyed)) for t in raw), np.int64, len(raw))
 
 
 def _near_stage(
@@ -1346,19 +1359,31 @@ class _Facts:
 
 
 def _facts(norm: str, text: Any, quantities: frozenset[str] | None = None) -> _Facts:
-    """What the guards read in one text (``quantities``: its :func:`_quantities`, when known already)."""
+    """What the guards read in one text (``quantities``: its :func:`_quantities`, when known already).
+    Its quantities here include the values ordinals above any day of a month say ("his 45th birthday" is
+    45: see :func:`_ordinals`); the near stage leaves ordinals out, as identifiers."""
     toks = norm.split()
     distinct = set(toks)
     raw = _raw(text)
     return _Facts(
         frozenset(map(_name_key, distinct)),
         frozenset(_name_key(t) for t in distinct if _is_content(t)),
-        _quantities(raw) if quantities is None else quantities,
+        (_quantities(raw) if quantities is None else quantities) | _ordinals(distinct),
         _negated(toks),
         _names(raw),
         PLACEHOLDER in norm,
-        frozenset(v for t in distinct for v in _IMPLIED.get(t, ())),
+        frozenset(v for t in distinct if t != "hour" or _hour_implies(norm) for v in _IMPLIED.get(t, ())),
     )
+
+
+_HOUR = re.compile(r"\bhour\b")
+_HOUR_IN_MINUTES = re.compile(r"\b(?:half|quarters?|thirds?)\s+(?:of\s+)?(?:an\s+)?hour\b")
+
+
+def _hour_implies(norm: str) -> bool:
+    """Whether "hour" in ``norm`` may stand for 60 minutes: not when every "hour" is part of a fraction
+    of an hour that states minutes already ("half an hour" is 30, not 30 and 60)."""
+    return len(_HOUR.findall(norm)) > len(_HOUR_IN_MINUTES.findall(norm))
 
 
 def _is_content(token: str) -> bool:
@@ -1427,13 +1452,51 @@ _IMPLIED: dict[str, tuple[str, ...]] = {
 
 
 _IMPLIABLE = frozenset(v for values in _IMPLIED.values() for v in values)
+#: An ordinal above any day of a month says a value: "his 45th birthday" is 45 years (up to 31 it is
+#: more often a date, a slot; 1000 and above an identifier).
+_ORDINAL = re.compile(r"(\d{2,3})(?:st|nd|rd|th)")
+
+
+def _ordinals(tokens: Collection[str]) -> frozenset[str]:
+    """Values normalized ``tokens`` say as ordinals ("45th": 45), from 32 to 999."""
+    out = set()
+    for t in tokens:
+        m = _ORDINAL.fullmatch(t) if t[:1].isdigit() else None
+        if m and 32 <= int(m.group(1)) <= 999:
+            out.add(m.group(1))
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _kin(value: str) -> Fraction:
+    """A value's class under reciprocals: 3 and 1/3 ("3 times fewer", "a third of"), 2 and 0.5 ("twice
+    as old", "half the age") share one. The smaller of the value and its reciprocal, as an exact fraction
+    (values are spelled to 6 decimals: 0.333333 is 1/3)."""
+    x = Fraction(value).limit_denominator(10_000)
+    return min(x, 1 / x) if x > 0 else x
+
+
+_IMPLIABLE_KIN = frozenset(map(_kin, _IMPLIABLE))
 
 
 def _numbers_differ(fa: _Facts, fb: _Facts) -> bool:
-    """Whether two texts state different quantities: a value one states and the other neither states nor
-    implies in words ("an hour" for 60 minutes, "both" for 2; see ``_IMPLIED``) is a different case."""
+    """Whether two texts state different quantities: a value one states and the other neither states, nor
+    implies in words ("an hour" for 60 minutes, "both" for 2; see ``_IMPLIED``), nor states as its
+    reciprocal in place of it ("a third of" for "3 times fewer") is a different case."""
     qa, qb = fa.quantities, fb.quantities
-    return qa != qb and not (qa - qb <= fb.implied and qb - qa <= fa.implied)
+    if qa == qb:
+        return False
+    only_a, only_b = qa - qb, qb - qa
+    return not (_unknown(only_a, fb, only_b) and _unknown(only_b, fa, only_a))
+
+
+def _unknown(values: frozenset[str], other: _Facts, in_place: frozenset[str]) -> bool:
+    """Whether each of ``values`` is one ``other`` implies, or states as its reciprocal among ``in_place``
+    (the values only ``other`` states: a reciprocal of a value both state explains nothing)."""
+    if values <= other.implied:
+        return True
+    kin = {_kin(v) for v in in_place}
+    return all(v in other.implied or _kin(v) in kin for v in values)
 
 
 def _overlap(fa: _Facts, fb: _Facts) -> float:
@@ -1450,10 +1513,37 @@ def _refusal(fa: _Facts, fb: _Facts, *, mutual: bool, guards: Collection[str] = 
         return "numbers differ"
     if "negation" in guards and _negation_differs(fa, fb):
         return "one is negated"
-    for name in fa.names | fb.names if "names" in guards else ():
-        if (name in fa.keys) != (name in fb.keys) and not (fa.unknown if name in fb.keys else fb.unknown):
-            return "names differ"  # a name against a placeholder is unknown, not different
+    if "names" in guards and _names_differ(fa, fb):
+        return "names differ"
     return ""
+
+
+#: Shared quantities that vouch for a name only one text has: two texts stating the same values, three or
+#: more of them beyond the small counts every problem has (whole numbers up to 12), are one problem told
+#: twice, and a name one of them adds ("PCs" for "computers", "December" for "the following month") is a
+#: rephrasing, not another case. Small counts alone vouch for nothing: two different word problems often
+#: share {2, 5, 8, 10}.
+NAMES_VOUCHED_BY = 3
+
+
+def _distinctive(value: str) -> bool:
+    """A value rarer than the small counts (whole numbers up to 12) that most word problems state."""
+    return not (value.isdecimal() and int(value) <= 12)
+
+
+def _names_differ(fa: _Facts, fb: _Facts) -> bool:
+    """Whether one text names what the other does not: a name against a placeholder is unknown, not
+    different; so is a name only one text has when both state the same values (see
+    :data:`NAMES_VOUCHED_BY`). Names each text has and the other lacks ("Apple Pay" against "Google Pay")
+    differ always."""
+    own_a = [n for n in fa.names if n not in fb.keys and not fb.unknown]
+    own_b = [n for n in fb.names if n not in fa.keys and not fa.unknown]
+    if own_a and own_b:
+        return True
+    if own_a or own_b:
+        vouch = sum(map(_distinctive, fa.quantities)) >= NAMES_VOUCHED_BY
+        return not (vouch and fa.quantities == fb.quantities)
+    return False
 
 
 #: Calibrated on MRPC train (``python bench/bench_paraphrase.py --calibrate``): a logistic model of

@@ -65,9 +65,11 @@ LCS_MIN = 0.7
 #: building half of GSM-Plus's rephrasings): dedup's negation and names guards refused real rephrasings
 #: ("no longer needs" for "is done with", "PCs" for "computers") and no wrong match, so they are left out.
 PARA_COS = 0.65
-#: Backends whose cosines run higher need their own bar: MiniLM (`st`) 0.85, chosen the same way
-#: (bench_contamination --backend st --para-cos, building sets only).
-PARA_COS_BY_BACKEND = {"st": 0.85, "sentence-transformers": 0.85}
+#: Backends whose cosines run higher need their own bar: MiniLM (`st`) 0.83, chosen the same way
+#: (bench_contamination --backend st --para-cos, building half of GSM-Plus only: with dedup's numbers
+#: guard reading reciprocals and ordinals, the two wrong matches it lets through sit at 0.820 and 0.822,
+#: the rephrasings it finds from 0.826 up).
+PARA_COS_BY_BACKEND = {"st": 0.83, "sentence-transformers": 0.83}
 PARA_GUARDS = ("numbers",)
 PARA_K = 5
 #: Text per batch: big enough that numpy does the work, small enough to stay in cache-sized pieces.
