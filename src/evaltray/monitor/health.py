@@ -444,24 +444,28 @@ def _holdout_of(ws: Workspace, set_name: str) -> tuple[str | None, list[str] | N
     return versions[-1], (list(info.holdout) if info is not None else None)
 
 
-def live_traffic(ws: Workspace) -> dict[str, int] | None:
-    """Production traffic per slice: the newest ``score-live``'s scored conversations per slice (None: none)."""
-    live = list_live(ws)
-    return {k: int(v["n"]) for k, v in (live[-1].get("slices") or {}).items()} if live else None
+def live_traffic(ws: Workspace, newest: dict[str, Any] | None = None) -> dict[str, int] | None:
+    """Production traffic per slice: the newest ``score-live``'s (or ``newest``'s) scored conversations per
+    slice (None: none)."""
+    if newest is None:
+        live = list_live(ws)
+        newest = live[-1] if live else None
+    return {k: int(v["n"]) for k, v in (newest.get("slices") or {}).items()} if newest else None
 
 
 def gather(ws: Workspace, set_name: str | None = None, today: datetime | None = None) -> Facts:
     """The facts of one set (default: the workspace's default set)."""
     set_name = ws.check_set(set_name)
     s = ws.settings
-    traffic = live_traffic(ws)
+    live = list_live(ws)
+    newest = live[-1] if live else None
     closed = list_tasks(ws, kind="revalidate", status="closed")
     release, held = _holdout_of(ws, set_name)
     return Facts(
         cases=list(load_cases(ws, set_name).values()),
         today=today or datetime.now(UTC),
         last_change=_last_change(ws, set_name),
-        traffic=traffic,
+        traffic=live_traffic(ws, newest),
         intended=_intended(ws),
         drift=latest_drift_level(ws),
         source_target=dict(s.source_mix),
@@ -474,7 +478,7 @@ def gather(ws: Workspace, set_name: str | None = None, today: datetime | None = 
         spot_checks=len(closed),
         spot_rejected=sum(t.outcome == "reject" for t in closed),
         **_agreement_facts(ws),
-        **_feedback_facts(ws, today or datetime.now(UTC), live[-1] if live else None),
+        **_feedback_facts(ws, today or datetime.now(UTC), newest),
     )
 
 
