@@ -21,7 +21,6 @@ two chat calls (GenAI attributes in OpenLLMetry's indexed form), so two thirds o
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import random
 import shutil
@@ -35,7 +34,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import orjson
 
 import evaltray
 from evaltray.core.store import Workspace
@@ -121,21 +119,6 @@ def batches(all_traces: list[list[SpanRecord]]) -> list[bytes]:
     return [otlp.encode(spans[i : i + BATCH]) for i in range(0, len(spans), BATCH)]
 
 
-def as_json(body: bytes) -> bytes:
-    """A protobuf export as one line of OTLP/JSON (hex ids), what the collector's file exporter writes."""
-    from google.protobuf.json_format import MessageToDict
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    doc = MessageToDict(ExportTraceServiceRequest.FromString(body))
-    for rs in doc["resourceSpans"]:
-        for ss in rs["scopeSpans"]:
-            for span in ss["spans"]:
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if key in span:
-                        span[key] = base64.b64decode(span[key]).hex()
-    return orjson.dumps(doc) + b"\n"
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -214,7 +197,7 @@ def run_receiver(root: Path, bodies: list[bytes], n_traces: int, args: argparse.
 def run_file(root: Path, bodies: list[bytes], scrub: bool) -> float:
     root.mkdir(parents=True)
     path = root / "spans.otlp.jsonl"
-    path.write_bytes(b"".join(as_json(b) for b in bodies))
+    path.write_bytes(b"".join(otlp.protobuf_as_json(b) for b in bodies))
     ws = _workspace(root / "ws", "ref", scrub)
     t0 = time.perf_counter()
     ingest_files(ws, [path], fmt="otel", actor="bench")

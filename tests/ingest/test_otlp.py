@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
@@ -237,7 +236,7 @@ def test_traces_scrubbed_by_the_worker_pool_are_stored_as_scrubbed_file_ingest_s
     spans = pii_traces(150)  # enough rows for one piece per worker
     body = otlp.encode(spans)
     path = tmp_path / "spans.json"
-    path.write_bytes(_as_json(body))
+    path.write_bytes(otlp.protobuf_as_json(body))
     ref = Workspace.init(tmp_path / "ref", name="ref", user="alice")
     ingest_files(ref, [path], fmt="otel", actor="alice", scrub=True)
     rec = Receiver(ws, scrub=True, workers=2, delay=3600)
@@ -254,21 +253,6 @@ def test_traces_scrubbed_by_the_worker_pool_are_stored_as_scrubbed_file_ingest_s
             k: v for k, v in want[tid].items() if k not in skip
         }
     assert "<PERSON_1>" in got[f"{1:032x}"]["input_text"] and "@example.com" not in orjson.dumps(got).decode()
-
-
-def _as_json(body: bytes) -> bytes:
-    """A protobuf export as OTLP/JSON (hex ids), as the collector's file exporter writes it."""
-    from google.protobuf.json_format import MessageToDict
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    doc = MessageToDict(ExportTraceServiceRequest.FromString(body))
-    for rs in doc["resourceSpans"]:
-        for ss in rs["scopeSpans"]:
-            for span in ss["spans"]:
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if key in span:
-                        span[key] = base64.b64decode(span[key]).hex()
-    return orjson.dumps(doc)
 
 
 def test_a_round_in_flight_keeps_the_checkpoint_until_it_is_written(ws: Workspace, monkeypatch) -> None:

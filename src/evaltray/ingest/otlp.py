@@ -156,6 +156,23 @@ def _protobuf_request(body: bytes) -> Any:
     return req
 
 
+def protobuf_as_json(body: bytes) -> bytes:
+    """A protobuf ``ExportTraceServiceRequest`` as one line of OTLP/JSON with hex ids, the form the collector's
+    file exporter writes and ``evaltray ingest --format otel`` reads."""
+    import base64
+
+    from google.protobuf.json_format import MessageToDict
+
+    doc = MessageToDict(_protobuf_request(body))
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return orjson.dumps(doc) + b"\n"
+
+
 def _protobuf_spans(body: bytes) -> list[SpanRecord | Issue]:
     out: list[SpanRecord | Issue] = []
     for rs in _protobuf_request(body).resource_spans:
