@@ -349,6 +349,7 @@ def test_contrast_by_hand_and_a_group_new_to_the_window_scores_above_the_cutoff(
     centers = np.eye(16)
     old = np.vstack([_blob(rng, centers[i], 60) for i in range(4)])
     window = np.vstack([_blob(rng, centers[i], 30) for i in range(4)] + [_blob(rng, centers[9], 30)])
-    score, cutoff, mixed = drift.window_novelty(old, window)
+    # the contrast is off by default (a false alarm on templated traffic, see drift.CONTRAST); asked for, it works
+    score, cutoff, mixed = drift.window_novelty(old, window, weight=1.0)
     assert np.all(score[120:] > cutoff) and np.mean(score[:120] > cutoff) < 0.2
-    assert mixed[120:].mean() > drift.MIN_NEW_CONTRAST > mixed[:120].mean()
+    assert mixed[120:].mean() > 0.15 > mixed[:120].mean()
