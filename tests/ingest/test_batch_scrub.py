@@ -1,4 +1,4 @@
-"""Scrubbing a batch with each distinct text detected once (:mod:`evaltray.ingest._batch_scrub`)."""
+"""Scrubbing a batch over a worker pool (:mod:`evaltray.ingest._batch_scrub`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from evaltray.core.records import Message, Trace
-from evaltray.ingest._batch_scrub import MIN_PIECE_ROWS, detected_once, gather, scrub_piece, submit
+from evaltray.ingest._batch_scrub import MIN_PIECE_ROWS, gather, scrub_piece, submit
 from evaltray.ingest._driver import storable
 from evaltray.scrub import ScrubConfig, scrub_table
 
@@ -40,27 +40,23 @@ def test_a_text_met_again_keeps_the_placeholder_its_own_trace_numbers() -> None:
     assert got.equals(scrub_table(batch, CONFIG)[0])
 
 
-def test_each_distinct_text_is_detected_once_and_the_scrubber_is_left_as_it_was() -> None:
+def test_each_distinct_text_is_detected_once_by_the_scrubbers_own_memory() -> None:
     scrubber = CONFIG.scrubber()
     seen: Counter[str] = Counter()
-    detect = scrubber.detect
+    detect = scrubber._detect
 
     def counted(text: str) -> list:
         seen[text] += 1
         return detect(text)
 
-    scrubber.detect = counted  # type: ignore[method-assign]
+    scrubber._detect = counted  # type: ignore[method-assign]
     try:
         system = "You are a helpful support assistant."
-        with detected_once(scrubber):
-            for n in range(3):
-                scrubber.scrub_messages([{"role": "system", "content": system}], f"t{n}")
+        for n in range(3):
+            scrubber.scrub_messages([{"role": "system", "content": system}], f"t{n}")
         assert seen[system] == 1
-        assert scrubber.detect is counted  # what was there before is back
-        scrubber.scrub_messages([{"role": "system", "content": system}], "t9")
-        assert seen[system] == 2  # no memo once closed
     finally:
-        del scrubber.detect
+        del scrubber._detect
 
 
 def test_a_batch_is_split_one_piece_per_worker_and_comes_back_in_order() -> None:

@@ -1,11 +1,10 @@
-"""Scrubbing one batch of trace-store rows over a worker pool, each distinct text detected once per piece.
+"""Scrubbing one batch of trace-store rows over a worker pool.
 
 The OTLP receiver's flusher hands a batch here and assembles the next one while the workers scrub it.
-Chat traffic repeats text: a system prompt in every trace, span names and metadata keys in every span, and
-a multi-turn call resends the whole history. Detection (Presidio and our recognizers) is a function of the
-text alone, so a piece looks each distinct text up once; placeholders are still numbered per trace, after
-detection, by the scrubber's own per-trace map (:class:`~evaltray.scrub.PlaceholderMap`), so the rows come
-out exactly as :func:`~evaltray.scrub.scrub_table` alone writes them.
+Chat traffic repeats text (a system prompt in every trace, a multi-turn call resending the history); the
+scrubber remembers each text's findings itself, and placeholders are numbered per trace after detection
+(:class:`~evaltray.scrub.PlaceholderMap`), so the rows come out exactly as
+:func:`~evaltray.scrub.scrub_table` alone writes them.
 """
 
 from __future__ import annotations
@@ -14,14 +13,14 @@ import contextlib
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from evaltray.core.errors import IngestError
 
 if TYPE_CHECKING:  # the scrub package imports Presidio (seconds): only when a workspace scrubs
-    from evaltray.scrub import Scrubber, ScrubConfig, TableScrub
+    from evaltray.scrub import ScrubConfig, TableScrub
 
 #: A batch smaller than this is one piece: splitting it would cost more in pickling than it saves.
 MIN_PIECE_ROWS = 64
@@ -29,35 +28,11 @@ MIN_PIECE_ROWS = 64
 Scrubbed = tuple[pa.Table, "TableScrub | None"]
 
 
-@contextlib.contextmanager
-def detected_once(scrubber: Scrubber) -> Iterator[None]:
-    """While open, ``scrubber`` runs its detection once per distinct text and reuses the findings (a copy of
-    the list each time, as its own cache of long texts does)."""
-    detect, shadowed = scrubber.detect, vars(scrubber).get("detect")
-    memo: dict[str, list[Any]] = {}
-
-    def once(text: str) -> list[Any]:
-        found = memo.get(text)
-        if found is None:
-            found = memo[text] = detect(text)
-        return list(found)
-
-    scrubber.detect = once  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        if shadowed is None:
-            del scrubber.detect  # the class's method again
-        else:
-            scrubber.detect = shadowed  # type: ignore[method-assign]
-
-
 def scrub_piece(table: pa.Table, config: ScrubConfig) -> tuple[pa.Table, TableScrub]:
-    """:func:`~evaltray.scrub.scrub_table` of ``table``, each distinct text detected once (a worker's task)."""
+    """:func:`~evaltray.scrub.scrub_table` of ``table`` (a worker's task)."""
     from evaltray.scrub import scrub_table
 
-    with detected_once(config.scrubber()):
-        return scrub_table(table, config)
+    return scrub_table(table, config)
 
 
 def submit(table: pa.Table, config: ScrubConfig | None, pool: Executor | None, workers: int) -> list[Future[Scrubbed]]:
