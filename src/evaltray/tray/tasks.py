@@ -183,24 +183,15 @@ def open_task(
     ws.require(actor, OPEN_ROLES, "opening a review task")
     opening = (kind, ref, reason.strip(), actor, payload or {}, priority, assignee, unreviewed)
     try:
-        return _open_once(ws, *opening)
+        return _open_once(ws, opening)
     except sa.exc.IntegrityError:  # opened by another writer since we looked: that task is the one
-        return _open_once(ws, *opening)
+        return _open_once(ws, opening)
 
 
-def _open_once(
-    ws: Workspace,
-    kind: str,
-    ref: str,
-    reason: str,
-    actor: str,
-    payload: dict[str, Any],
-    priority: int,
-    assignee: str | None,
-    unreviewed: bool,
-) -> str:
+def _open_once(ws: Workspace, opening: tuple[Any, ...]) -> str:
+    """:func:`_open_in` with ``opening`` (its arguments after the connection) in a transaction of its own."""
     with ws.tx() as conn:
-        return _open_in(ws, conn, kind, ref, reason, actor, payload, priority, assignee, unreviewed)
+        return _open_in(ws, conn, *opening)
 
 
 def _open_in(
