@@ -17,14 +17,21 @@ def _label(client, cid, csrf, verdict, reference):
     assert client.post(f"/queue/{cid}/review", data={**data, "verdict": verdict}).status_code == 303
 
 
-def test_a_second_label_is_blind_and_a_disagreement_is_decided_on_the_adjudicate_page(client, site):
+def _first_label_of_one_overlap_item(client, site, user: str, reference: str) -> tuple[str, str]:
+    """Overlap on every item, all candidates but the first rejected; ``user`` signs in and labels it "pass".
+    Returns the candidate and the user's CSRF token."""
     site.ws.settings.overlap = 1.0
     first, *others = site.cands
     for cid in others:
         pool.reject(site.ws, cid, "duplicate", "alice")
-    csrf = sign_in(client, "lab")
+    csrf = sign_in(client, user)
     assert client.get("/queue").headers["location"] == f"/queue/{first}"
-    _label(client, first, csrf, "pass", "Five to seven days; offer the status.")
+    _label(client, first, csrf, "pass", reference)
+    return first, csrf
+
+
+def test_a_second_label_is_blind_and_a_disagreement_is_decided_on_the_adjudicate_page(client, site):
+    first, csrf = _first_label_of_one_overlap_item(client, site, "lab", "Five to seven days; offer the status.")
     [second] = tq.list_tasks(site.ws, kind="overlap", status="open")
     assert client.get("/queue").status_code == 200  # nothing for lab: not her own second label
     client.cookies.clear()
@@ -109,13 +116,7 @@ def test_the_product_owner_reads_the_release_row_by_row(client, site):
 
 
 def test_an_adjudicator_who_labeled_an_item_is_refused_on_the_server_and_another_decides(client, site):
-    site.ws.settings.overlap = 1.0
-    first, *others = site.cands
-    for cid in others:
-        pool.reject(site.ws, cid, "duplicate", "alice")
-    csrf = sign_in(client, "adj")
-    assert client.get("/queue").headers["location"] == f"/queue/{first}"
-    _label(client, first, csrf, "pass", "Five to seven days.")
+    first, csrf = _first_label_of_one_overlap_item(client, site, "adj", "Five to seven days.")
     client.cookies.clear()
     csrf_lab = sign_in(client, "lab")
     _label(client, first, csrf_lab, "fail", "Look up the order first.")
