@@ -7,6 +7,7 @@ whose detail goes to the server's log only.
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
@@ -37,6 +38,11 @@ def status_of(exc: Exception) -> int:
 
 def wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or bearer(request) is not None
+
+
+def json_or_redirect(request: Request, data: Any, url: str) -> Response:
+    """A form's answer: ``data`` as JSON to a script (an ``/api/`` path or an API token), else a 303 to ``url``."""
+    return JSONResponse(data) if wants_json(request) else RedirectResponse(url, status_code=303)
 
 
 def error_response(request: Request, status: int, message: str) -> Response:

@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from evaltray.core.records import SIGN_ROLES
 from evaltray.tray.agreement import SPOT_CHECK_MAX, agreement_report
 from evaltray.tray.oversight import open_spotchecks
 from evaltray.web.accounts import Actor, require_role
 from evaltray.web.auth import reader, workspace, writer
-from evaltray.web.errors import wants_json
+from evaltray.web.errors import json_or_redirect
 from evaltray.web.render import page
 
 router = APIRouter()
@@ -48,9 +48,7 @@ def spotcheck(
     require_role(actor, SIGN_ROLES, "opening spot-checks")
     fixed = int(seed) if seed.strip().lstrip("-").isdigit() else None
     ids = open_spotchecks(workspace(request), actor.name, sample, seed=fixed)
-    if wants_json(request):
-        return JSONResponse({"tasks": ids})
-    return RedirectResponse(f"/agreement?opened={len(ids)}", status_code=303)
+    return json_or_redirect(request, {"tasks": ids}, f"/agreement?opened={len(ids)}")
 
 
 @router.get("/api/agreement")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from evaltray.core.keys import Signer
 from evaltray.core.records import COMPOSE_ROLES
@@ -21,7 +21,7 @@ from evaltray.tray import gate
 from evaltray.tray import review as rev
 from evaltray.web.accounts import Actor, NeedsTheCli, require_role
 from evaltray.web.auth import reader, workspace, writer
-from evaltray.web.errors import wants_json
+from evaltray.web.errors import json_or_redirect, wants_json
 from evaltray.web.render import page
 
 router = APIRouter()
@@ -113,6 +113,4 @@ def retire(
     """Retire one case with a reason (the composition owner's act; the id stays reserved)."""
     require_role(actor, COMPOSE_ROLES, "retiring a case")
     gate.retire(workspace(request), case_id, reason, actor.name)
-    if wants_json(request):
-        return JSONResponse({"retired": case_id, "reason": reason.strip()})
-    return RedirectResponse("/tray", status_code=303)
+    return json_or_redirect(request, {"retired": case_id, "reason": reason.strip()}, "/tray")

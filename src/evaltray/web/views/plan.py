@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from evaltray.core.errors import EvaltrayError
@@ -19,7 +19,7 @@ from evaltray.curate.plan import plan_path
 from evaltray.monitor.health import live_traffic
 from evaltray.web.accounts import Actor, require_role
 from evaltray.web.auth import reader, workspace, writer
-from evaltray.web.errors import wants_json
+from evaltray.web.errors import json_or_redirect
 from evaltray.web.render import page
 
 router = APIRouter()
@@ -60,9 +60,7 @@ def propose(
     """Propose ``plan_text`` as the new plan.yaml; it waits for the composition owner."""
     require_role(actor, pc.PROPOSE_ROLES, "proposing a plan change")
     change = pc.propose(workspace(request), actor.name, plan_text, reason)
-    if wants_json(request):
-        return JSONResponse(asdict(change))
-    return RedirectResponse(f"/plan/changes/{change.id}", status_code=303)
+    return json_or_redirect(request, asdict(change), f"/plan/changes/{change.id}")
 
 
 @router.get("/plan/changes/{change_id}")
@@ -89,6 +87,4 @@ def decide(
     if decision not in ("approve", "reject"):
         raise EvaltrayError(f"plan change {change_id}: decide approve or reject, not {decision!r}")
     done = pc.decide(workspace(request), actor.name, change_id, decision == "approve", reason)
-    if wants_json(request):
-        return JSONResponse(asdict(done))
-    return RedirectResponse(f"/plan/changes/{done.id}", status_code=303)
+    return json_or_redirect(request, asdict(done), f"/plan/changes/{done.id}")
