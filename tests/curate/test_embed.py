@@ -213,6 +213,16 @@ def test_cache_refuses_vectors_of_another_width(wl: Embedder, texts: list[str], 
         cache.embed_cached(Narrow(), texts[:1])
 
 
+def test_a_part_with_fewer_keys_than_vectors_is_an_error_naming_it(wl: Embedder, tmp_path: Path) -> None:
+    folder = EmbeddingCache(tmp_path)._dir(wl.name)
+    folder.mkdir(parents=True)
+    part = folder / "part-short.npz"
+    np.savez(part, keys=np.zeros((1, 32), dtype=np.uint8), vectors=wl.embed(["one", "two"]))
+    with pytest.raises(EmbeddingError) as err:
+        EmbeddingCache(tmp_path).embed_cached(wl, ["one"])
+    assert str(err.value) == f"{part}: 1 keys for 2 vectors; delete the folder"
+
+
 def test_a_damaged_cache_part_is_an_error_naming_it(wl: Embedder, texts: list[str], tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path)
     cache.embed_cached(wl, texts[:2])
