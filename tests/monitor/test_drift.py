@@ -349,7 +349,71 @@ def test_contrast_by_hand_and_a_group_new_to_the_window_scores_above_the_cutoff(
     centers = np.eye(16)
     old = np.vstack([_blob(rng, centers[i], 60) for i in range(4)])
     window = np.vstack([_blob(rng, centers[i], 30) for i in range(4)] + [_blob(rng, centers[9], 30)])
-    # the contrast is off by default (a false alarm on templated traffic, see drift.CONTRAST); asked for, it works
-    score, cutoff, mixed = drift.window_novelty(old, window, weight=1.0)
+    score, cutoff, mixed = drift.window_novelty(old, window)
     assert np.all(score[120:] > cutoff) and np.mean(score[:120] > cutoff) < 0.2
     assert mixed[120:].mean() > 0.15 > mixed[:120].mean()
+
+
+def test_contrast_shares_ties_in_proportion_and_a_text_the_baseline_has_scores_zero():
+    a, c = np.array([1.0, 0.0]), np.array([0.6, 0.8])
+    # window a, c; baseline c, c, c. Chance: (2-1)/(2+3-1) = 1/4.
+    # a: its 4 other traces all tie (a.c = 0.6), one of them a window trace: of k = 2 places, 2 x 1/4 are the
+    # window's, a share of 1/4, so 0. c: the baseline has its text: 0 (its only non-copy, a, is a window trace).
+    got = drift.contrast(np.vstack([a, c]), np.vstack([c, c, c]), k=2)
+    assert got == pytest.approx([0.0, 0.0])
+    # window a, c, c; baseline d. c has two traces not its copies, fewer than k = 3: a (window) and d (baseline),
+    # a share of 1/2 among them; chance (3-1)/(3+1-1) = 2/3
+    d = np.array([0.0, 1.0])
+    assert drift.contrast(np.vstack([a, c, c]), d[None, :], k=3)[1:] == pytest.approx([1 / 2 - 2 / 3] * 2)
+    # the order of the rows changes nothing (a sort's choice among ties would)
+    rng = np.random.default_rng(3)
+    templates = rng.normal(size=(6, 8))
+    x, base = templates[rng.integers(0, 6, 40)], templates[rng.integers(0, 6, 80)]
+    x, base = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (x, base))
+    x[:, 0] += rng.normal(0, 1e-3, 40)  # copies of the window's texts: near, not equal, to the baseline's
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    wo, bo = rng.permutation(40), rng.permutation(80)
+    assert drift.contrast(x[wo], base[bo]) == pytest.approx(drift.contrast(x, base)[wo], abs=1e-6)
+
+
+def test_a_window_of_the_baselines_own_heavily_repeated_traffic_is_not_flagged():
+    # 40 texts, each trace a copy of one (Zipf frequencies): the window is drawn as the baseline is. Before copies
+    # in the baseline zeroed the contrast, the copies of one frequent text rose or fell together: 44%, 27% and
+    # 16% of these windows were novel (seeds 0, 5, 4)
+    p = 1 / np.arange(1, 41)
+    p /= p.sum()
+    for seed in (0, 4, 5):
+        rng = np.random.default_rng(seed)
+        texts = rng.normal(size=(40, 16))
+        texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+        base, window = texts[rng.choice(40, 800, p=p)], texts[rng.choice(40, 400, p=p)]
+        score, cutoff, _ = drift.window_novelty(base, window, seed=seed)
+        assert np.mean(score > cutoff) <= drift.FALSE_ALARM
+
+
+def test_intent_text_masks_numbers():
+    got = drift.intent_text("Hi <PERSON_1>, order 8123456 on 2026-12-07 at 10:30 cost $19.99, 3 items (812345)")
+    assert got == "Hi , order 0 on 0 at 0 cost $0, 0 items (0)"
+
+
+_FEATURES = ("refunds", "shipping", "returns", "account", "billing", "warranty")
+
+
+def _counted_chats(first, n, rng):
+    """Chats as bench/_gen.write_chats makes them: a feature in turn, a random order number and a running count."""
+    return [
+        f"Hi, my order {rng.randint(10**6, 10**7)} about {_FEATURES[i % 6]} has a problem, what can you do? ({i})"
+        for i in range(first, first + n)
+    ]
+
+
+def test_traffic_with_a_running_count_shows_no_novelty(ws, tmp_path):
+    # the same generator on both sides; only the count goes on. With the numbers embedded, the window's counts
+    # (400200-400299) were new to the baseline's (400000-400199) and the contrast called 26% of the window novel
+    rng = random.Random(0)
+    _ingest(ws, tmp_path, "old", _counted_chats(400_000, 200, rng), "2026-11-25T10:00:00Z")
+    _ingest(ws, tmp_path, "new", _counted_chats(400_200, 100, rng), "2026-12-05T10:00:00Z")
+    got = drift.drift_report(ws, window="7d", baseline_window="14d")
+    metrics = {m.name: m for m in got.metrics}
+    assert (got.n_baseline, got.n_window) == (200, 100)
+    assert metrics["novel_share"].value == 0.0 and got.new_clusters == []

@@ -190,8 +190,10 @@ def contrast(x: np.ndarray, base: np.ndarray, k: int = CONTRAST_K) -> np.ndarray
     that are window traces, less the share chance gives when both come from one traffic: a new intent's traces
     have each other near and no baseline trace. Sizes cancel out: the same with a small window or a large one.
     Copies of the trace's own text (and the trace itself) are not neighbours: a question asked twice is not
-    two traces of a new intent. Traces tied at the ``k``-th similarity share the places left, each side by its
-    count among them: which of many copies of one template a sort happens to pick says nothing."""
+    two traces of a new intent, and a trace whose text the baseline has (a copy) gets 0: it is no new intent, and
+    its neighbours' shares, all its copies' at once, would make a lottery of heavily repeated traffic. Traces
+    tied at the ``k``-th similarity share the places left, each side by its count among them: which of many
+    copies of one template a sort happens to pick says nothing."""
     m, n = len(x), len(base)
     k = min(k, m + n - 1)
     if m < 2 or k < 1:
@@ -202,8 +204,10 @@ def contrast(x: np.ndarray, base: np.ndarray, k: int = CONTRAST_K) -> np.ndarray
     share = np.empty(m, dtype=np.float32)
     for start in range(0, m, _CHUNK):
         s = x[start : start + _CHUNK] @ pooled.T
-        s[s >= 1 - 1e-5] = -np.inf
-        share[start : start + len(s)] = _window_share(s, m, k, chance)
+        copy = s >= 1 - 1e-5
+        s[copy] = -np.inf
+        seen = copy[:, m:].any(1)
+        share[start : start + len(s)] = np.where(seen, chance, _window_share(s, m, k, chance))
     return share - np.float32(chance)
 
 
