@@ -4,6 +4,7 @@
     python bench/bench_drift.py novelty --set test      # the measuring set: report here, never tune
     python bench/bench_drift.py scale -n 1000000
     python bench/bench_drift.py centroid              # chance-corrected centroid shift, on the test split
+    python bench/bench_drift.py nodrift -n 1000000    # why the window contrast once raised a false alarm
 
 ``novelty``: 10 of Banking77's 77 intents (a seeded draw) are held out. With ``--set train`` the baseline is a
 seeded half of the train split less the 10 intents and the stream is the other half (all 77); with
@@ -17,6 +18,14 @@ ratio. Embeddings: the default backend (WordLlama).
 ``scale``: ``_gen.write_chats`` traces (seed 1, one every 3 s: 1M span 35 days), the cluster column filled from
 each trace's feature (standing in for a stored clustering run, which the report reads and does not make),
 then ``drift_report(window=7d, baseline_window=14d)`` timed against the 30 s target.
+
+``nodrift``: the scale bench's chats (``write_chats``, seed 1) without a workspace: 4,000 user texts drawn from
+the window's index range (the last 7 days at one chat every 3 s) and 4,000 from the 14 days before, as the report
+samples them, then the share of the window called novel (``novel_share`` = that less the baseline's 10%) with
+and without the window contrast, for the texts as embedded before (numbers kept) and as now (numbers masked,
+``drift.intent_text``), split by time and, as the reference, the same 8,000 vectors reshuffled into two sides.
+Then ``--rounds`` seeded pairs of 4,000 + 4,000 support messages from ``_gen.templated_texts`` (900 templates
+with slot fills: less repetition once numbers are masked), the same generator on both sides.
 
 ``centroid``: on Banking77's test split (the measuring set; nothing here is tuned: the correction is a
 permutation percentile and the 0.02 / 0.05 thresholds predate it), ``--rounds`` seeded draws of a baseline and
@@ -40,13 +49,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _gen import write_chats  # noqa: E402
+from _gen import templated_texts, write_chats  # noqa: E402
 
 from evaltray.core.store import Workspace  # noqa: E402
+from evaltray.core.text import neutral_text  # noqa: E402
 from evaltray.curate.derived import write_table  # noqa: E402
 from evaltray.curate.embed import get_embedder, normalize_rows  # noqa: E402
 from evaltray.ingest import ingest_files  # noqa: E402
@@ -163,6 +174,58 @@ def scale(args: argparse.Namespace) -> None:
             print(f"  {m.name:24} {m.value!s:>8} {m.level}")
 
 
+def _chat_user_texts(n: int) -> list[str]:
+    """The user turns of ``write_chats(n, seed=1)``, joined as ``user_texts`` joins them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "chats.jsonl"
+        write_chats(path, n, seed=1)
+        out = []
+        with path.open("rb") as fh:
+            for line in fh:
+                turns = [m["content"] for m in orjson.loads(line)["messages"] if m["role"] == "user"]
+                out.append("\n".join(t if isinstance(t, str) else " ".join(p["text"] for p in t) for t in turns))
+    return out
+
+
+def nodrift(args: argparse.Namespace) -> None:
+    texts = _chat_user_texts(args.n)
+    window, base = 7 * 86400 // 3, 14 * 86400 // 3
+    rng = np.random.default_rng(args.seed)
+    wi = rng.choice(np.arange(args.n - window, args.n), drift.SAMPLE, replace=False)
+    bi = rng.choice(np.arange(args.n - window - base, args.n - window), drift.SAMPLE, replace=False)
+    embedder = get_embedder("wordllama")
+    shuffle = rng.permutation(2 * drift.SAMPLE)
+    amber, red = drift.THRESHOLDS["novel_share"]
+    print(f"{args.n:,} chats; {drift.SAMPLE:,} sampled from the window's {window:,} and the baseline's {base:,}")
+    for label, prep in (("numbers kept (before)", neutral_text), ("numbers masked (now)", drift.intent_text)):
+        b, w = (normalize_rows(embedder.embed([prep(texts[i]) for i in idx])) for idx in (bi, wi))
+        pooled = np.vstack([b, w])[shuffle]
+        for split, (bv, wv) in (("by time", (b, w)), ("reshuffled", (pooled[: len(b)], pooled[len(b) :]))):
+            for weight in (0.0, drift.CONTRAST):
+                score, cutoff, near = drift.window_novelty(bv, wv, weight=weight, seed=args.seed)
+                share = max(0.0, float(np.mean(score > cutoff)) - drift.FALSE_ALARM)
+                level = "red" if share >= red else "amber" if share >= amber else "green"
+                print(
+                    f"  {label:22} {split:10} contrast x{weight}: novel_share {share:.4f} ({level}); "
+                    f"window's mean contrast {near.mean():+.4f}"
+                )
+    _templated_nodrift(args.rounds, args.seed)
+
+
+def _templated_nodrift(rounds: int, seed: int) -> None:
+    embedder = get_embedder("wordllama")
+    texts = templated_texts(2 * drift.SAMPLE * rounds, seed=seed)
+    vectors = normalize_rows(embedder.embed([drift.intent_text(t) for t in texts]))
+    print(f"templated_texts: {rounds} pairs of {drift.SAMPLE:,} + {drift.SAMPLE:,}, numbers masked")
+    for r in range(rounds):
+        pair = vectors[2 * drift.SAMPLE * r : 2 * drift.SAMPLE * (r + 1)]
+        shares = []
+        for weight in (0.0, drift.CONTRAST):
+            score, cutoff, _ = drift.window_novelty(pair[: drift.SAMPLE], pair[drift.SAMPLE :], weight=weight, seed=r)
+            shares.append(float(np.mean(score > cutoff)))
+        print(f"  pair {r}: window called novel {shares[0]:.1%} without the contrast, {shares[1]:.1%} with it")
+
+
 def centroid(args: argparse.Namespace) -> None:
     texts, labels = _load(args.data, "test")
     rng = np.random.default_rng(args.seed)
@@ -210,13 +273,17 @@ def main() -> None:
     sc = sub.add_parser("scale")
     sc.add_argument("-n", type=int, default=1_000_000)
     sc.add_argument("--repeat", type=int, default=2)
+    nd = sub.add_parser("nodrift")
+    nd.add_argument("-n", type=int, default=1_000_000)
+    nd.add_argument("--seed", type=int, default=0)
+    nd.add_argument("--rounds", type=int, default=5)
     ce = sub.add_parser("centroid")
     ce.add_argument("--data", type=Path, default=DATA)
     ce.add_argument("--seed", type=int, default=0)
     ce.add_argument("--size", type=int, default=200)
     ce.add_argument("--rounds", type=int, default=50)
     args = ap.parse_args()
-    {"novelty": novelty, "scale": scale, "centroid": centroid}[args.what](args)
+    {"novelty": novelty, "scale": scale, "centroid": centroid, "nodrift": nodrift}[args.what](args)
 
 
 if __name__ == "__main__":
