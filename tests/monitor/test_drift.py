@@ -409,7 +409,7 @@ def _counted_chats(first, n, rng):
 
 def test_traffic_with_a_running_count_shows_no_novelty(ws, tmp_path):
     # the same generator on both sides; only the count goes on. With the numbers embedded, the window's counts
-    # (400200-400299) were new to the baseline's (400000-400199) and the contrast called 26% of the window novel
+    # (400200-400299) were new to the baseline's (400000-400199) and the contrast called 23% of the window novel
     rng = random.Random(0)
     _ingest(ws, tmp_path, "old", _counted_chats(400_000, 200, rng), "2026-11-25T10:00:00Z")
     _ingest(ws, tmp_path, "new", _counted_chats(400_200, 100, rng), "2026-12-05T10:00:00Z")
