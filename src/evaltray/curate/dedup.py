@@ -22,6 +22,7 @@ import math
 import re
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -688,6 +689,41 @@ _GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _UNIT = re.compile(r"(\d+)([a-z]{1,3})")
 
 
+#: A count its own list spells out: "three main meals - breakfast, lunch, and dinner" states 3 only as the
+#: list does, and another text may give the list alone ("breakfast, lunch and dinner").
+_LIST_MARK = re.compile(r"[:(\u2013\u2014]|\s-\s").search
+_LIST_COUNT = re.compile(
+    r"\b(two|three|four|five|six|seven|eight|nine|ten|[2-9]|10)((?:\s+[^\W\d_]+){1,3}\s*(?:[:(\u2013\u2014]|\s-)\s*)"
+    r"([^.!?;:()\u2013\u2014]+)",
+    re.IGNORECASE,
+)
+_LIST_ITEM = re.compile(r"\s*(?:,\s*(?:(and|or)\s+)?|\s(and|or|&)\s+)")
+_LIST_WORDS = 3  # an item of more words ends the list: "..., and dinner, and also one more before bed"
+
+
+def _listed(part: str) -> int:
+    """How many items the list at the start of ``part`` has: short items cut by commas, the last one after
+    "and" or "or" ("breakfast, lunch, and dinner" is 3); 0 when no list ends so."""
+    pieces = _LIST_ITEM.split(part)
+    # split() interleaves the two joiner groups: item, and-or, and-or, item, ...
+    items, joins = pieces[0::3], [a or b for a, b in zip(pieces[1::3], pieces[2::3], strict=True)]
+    count = 0
+    for k, item in enumerate(items[1:], 1):
+        if not 0 < len(item.split()) <= _LIST_WORDS or not 0 < len(items[0].split()) <= _LIST_WORDS:
+            break
+        if joins[k - 1]:
+            count = k + 1
+    return count
+
+
+def _uncount(m: re.Match[str]) -> str:
+    """The match without its count when the list after it has that many items."""
+    n = m.group(1).lower()
+    if _listed(m.group(3)) == (int(n) if n.isdigit() else _UNITS[n]):
+        return m.group(2) + m.group(3)
+    return m.group()
+
+
 def _value(x: float) -> str:
     """A number's canonical spelling: ``5``, ``5.0`` and ``five`` are all ``"5"``."""
     return f"{x:.6f}".rstrip("0").rstrip(".")
@@ -759,17 +795,25 @@ def _slot_identifiers(text: str) -> str:
 
 
 def _quantities(raw: str) -> frozenset[str]:
-    """The values a text reasons with: digits, number words, fractions and percentages by value ("5" =
-    "five" = "5.0", "1/4" = "a quarter" = "one-fourth" = "25%"), identifiers left out, and 1 left out ("an hour", "the first
-    week", "peel one orange" say 1 without a digit).
+    """The values a text reasons with, each once: :func:`_stated` as a set."""
+    return frozenset(_stated(raw))
+
+
+def _stated(raw: str) -> list[str]:
+    """The values a text reasons with, in the order it states them (a value stated twice is listed twice):
+    digits, number words, fractions and percentages by value ("5" = "five" = "5.0", "1/4" = "a quarter" =
+    "one-fourth" = "25%"), identifiers left out, and 1 left out ("an hour", "the first week", "peel one
+    orange" say 1 without a digit).
 
     Identifiers are slots that may differ between two copies of one case: long digit runs, codes mixing
     letters and digits, dates, times and ordinals, and any number after "order", "#", "ref", "account" and
-    the like. Each value counts once: a rephrasing may state once a number that the original states
-    twice, and a different count is not a different value.
+    the like. :func:`_quantities` counts each value once: a rephrasing may state once a number that the
+    original states twice, and a different count is not a different value.
     """
     if ":" in raw:
         raw = _RATIO.sub(lambda m: m.group(1) + m.group(2).replace(":", " to "), raw)
+    if _LIST_MARK(raw):
+        raw = _LIST_COUNT.sub(_uncount, raw)
     toks = _NUM_TOKEN.findall(_slot_identifiers(raw).replace("%", " percent "))
     hits = [k for k, t in enumerate(toks) if t[0].isdigit() or t[0] == "." or t in _NUMBERISH]
     out: list[float] = []
@@ -791,7 +835,7 @@ def _quantities(raw: str) -> frozenset[str]:
         if words and following not in _WORD_NUMBERS and following not in _DENOMINATORS:
             out.append(_word_number(words) * scale)  # the run of number words ends here
             words = []
-    return frozenset(map(_value, out)) - {"1"}
+    return [v for v in map(_value, out) if v != "1"]
 
 
 #: Words between a negation and what it negates: "no longer needs", "cannot be sold", "not even once".
@@ -1356,6 +1400,7 @@ class _Facts:
     names: frozenset[str]
     unknown: bool  # has a placeholder: a name missing from it may be hidden behind one
     implied: frozenset[str]  # values its words imply without a number: "an hour" may be 60 minutes
+    raw: str  # the text as the guards read it (placeholders blanked), for what is read only when asked
 
 
 def _facts(norm: str, text: Any, quantities: frozenset[str] | None = None) -> _Facts:
@@ -1373,6 +1418,7 @@ def _facts(norm: str, text: Any, quantities: frozenset[str] | None = None) -> _F
         _names(raw),
         PLACEHOLDER in norm,
         frozenset(v for t in distinct if t != "hour" or _hour_implies(norm) for v in _IMPLIED.get(t, ())),
+        raw,
     )
 
 
@@ -1487,7 +1533,38 @@ def _numbers_differ(fa: _Facts, fb: _Facts) -> bool:
     if qa == qb:
         return False
     only_a, only_b = qa - qb, qb - qa
-    return not (_unknown(only_a, fb, only_b) and _unknown(only_b, fa, only_a))
+    if _unknown(only_a, fb, only_b) and _unknown(only_b, fa, only_a):
+        return False
+    # counted with repeats: a value one text states more often than the other, once more as a ratio, may
+    # that time be stated in the other as its reciprocal ("twice as old ... in 2 years" against "half his
+    # age ... in two years": 2 twice, once as "twice", against 2 and 0.5)
+    more_a, more_b = _stated_more(fa, fb), _stated_more(fb, fa)
+    if not (more_a or more_b):
+        return True
+    return not (_unknown(only_a, fb, only_b | more_b) and _unknown(only_b, fa, only_a | more_a))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _counts(raw: str) -> tuple[Counter[str], Counter[str]]:
+    """How many times ``raw`` states each of its values (see :func:`_stated`), and how many of those times
+    as a ratio: "twice", "half", "3 times", "a third"."""
+    toks = normalize(raw).split()
+    ratios: Counter[str] = Counter()
+    for k, t in enumerate(toks):
+        prev = toks[k - 1] if k else ""
+        if t in _ALONE:
+            ratios[_value(_ALONE[t])] += 1
+        elif t in _DENOMINATORS and prev in ("a", "an", "one"):
+            ratios[_value(1 / _DENOMINATORS[t])] += 1
+        elif t == "times" and (prev in _UNITS or prev.isdecimal()):
+            ratios[_value(_UNITS[prev] if prev in _UNITS else float(prev))] += 1
+    return Counter(_stated(raw)), ratios
+
+
+def _stated_more(fa: _Facts, fb: _Facts) -> frozenset[str]:
+    """The values both texts state that ``fa`` states more times than ``fb``, and more times as a ratio."""
+    (ca, ra), (cb, rb) = _counts(fa.raw), _counts(fb.raw)
+    return frozenset(v for v, n in ra.items() if 0 < cb[v] < ca[v] and rb[v] < n)
 
 
 def _unknown(values: frozenset[str], other: _Facts, in_place: frozenset[str]) -> bool:
