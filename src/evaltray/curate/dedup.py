@@ -694,7 +694,7 @@ _UNIT = re.compile(r"(\d+)([a-z]{1,3})")
 _LIST_MARK = re.compile(r"[:(\u2013\u2014]|\s-\s").search
 _LIST_COUNT = re.compile(
     r"\b(two|three|four|five|six|seven|eight|nine|ten|[2-9]|10)((?:\s+[^\W\d_]+){1,3}\s*(?:[:(\u2013\u2014]|\s-)\s*)"
-    r"([^.!?;:()\u2013\u2014]+)",
+    r"((?:(?!\s-\s)[^.!?;:()\u2013\u2014])+)",  # the list ends at a sentence's end, a bracket or a dash
     re.IGNORECASE,
 )
 _LIST_ITEM = re.compile(r"\s*(?:,\s*(?:(and|or)\s+)?|\s(and|or|&)\s+)")
