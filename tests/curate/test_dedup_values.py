@@ -101,7 +101,7 @@ DANCE_OTHER_ORDER = (
 
 def test_the_same_values_in_the_same_order_lower_the_cosine_needed() -> None:
     fa, fb, fc = map(dd._facts_of, (DANCE, DANCE_TOLD_AGAIN, DANCE_OTHER_ORDER))
-    assert fa.quantities == fb.quantities == fc.quantities == {"25", "1.5", "10", "3"}  # 4 values + 2 points
+    assert fa.quantities == fb.quantities == fc.quantities == {"25", "1.5", "10", "3"}  # two beyond small counts
     assert dd._same_values(fa, fb) and not dd._same_values(fa, fc)
     # the same pair without the order's relief: the difference is exactly _RELIEF_SAME_VALUES
     plain = dd._needed(0.675, fa, fb) + dd._RELIEF_SAME_VALUES
@@ -113,19 +113,20 @@ def test_the_same_values_in_the_same_order_lower_the_cosine_needed() -> None:
 @pytest.mark.parametrize(
     ("a", "b", "same"),
     [
-        # {2, 5, 10}: three small counts, 3 points; many different problems state them in this order
-        ("He runs 2 miles, 5 days a week, for 10 weeks.", "She reads 2 books, 5 nights a week, for 10 weeks.", False),
-        # {2, 5, 100}: 4 points
-        ("He runs 2 miles, 5 days a week, for $100.", "She reads 2 books, 5 nights a week, for $100.", False),
-        # {2, 5, 100, 40}: 6 points
-        ("He runs 2 miles, 5 days, $100, 40 weeks.", "She reads 2 books, 5 nights, $100, 40 weeks.", True),
-        # {5, 700, 4000}: 5 points
+        # {2, 5, 10, 100}: one value beyond the small counts; some different problems share such in order
+        ("He runs 2 miles, 5 days a week, for 10 weeks, $100.", "She reads 2 books, 5 nights, 10 weeks, $100.", False),
+        # {5, 700, 4000}: two
         ("5 phones at $700 each, paid with $4000.", "5 smartphones for $700 per unit, $4000 handed over.", True),
+        # {66, 1/3}: two ("1/3" and "one third" are one value)
+        ("66 messages to Ms. Thompson and 1/3 as many to Mr. Yu", "66 notes to Ms. Thompson and one third of that to Mr. Yu",
+         True),
+        # the same two, another order
+        ("A bag has a 5% discount. It is marked $140.", "A purse is priced at $140 with a 5% reduction.", False),
         # not the same values
         ("5 phones at $700 each, paid with $4000.", "5 phones at $700 each, paid with $4000 and $20.", False),
     ],
-)
-def test_same_values_need_three_and_five_points(a: str, b: str, same: bool) -> None:
+)  # fmt: skip
+def test_same_values_in_order_need_two_beyond_the_small_counts(a: str, b: str, same: bool) -> None:
     assert dd._same_values(dd._facts_of(a), dd._facts_of(b)) is same
 
 

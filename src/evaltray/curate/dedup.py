@@ -1633,17 +1633,17 @@ _RELIEF_ABOVE = 1.327
 _PENALTY_BELOW = 0.189
 _OVERLAP_TYPICAL = 0.600
 _RELIEF_PER_QUANTITY = 0.045
-#: Two texts that state the same values in the same order, enough of them (:func:`_same_values`), are one
-#: problem told twice more surely than shared words say: they need this much less cosine. Set on the
-#: building half of GSM-Plus's rephrasings and on GSM8K train's questions against each other (different
-#: problems, a set neither dedup's nor contamination's figures are measured on): with MiniLM, the highest
-#: such pair of different problems scores 0.098 under contamination's bar (0.83), the next 0.235 under;
-#: with WordLlama 0.34 under its 0.65. Half the narrowest gap, rounded down.
+#: Two texts that state the same values in the same order, two or more of them beyond the small counts
+#: (:func:`_same_values`), are one problem told twice more surely than shared words say: they need this much
+#: less cosine. Set on the building half of GSM-Plus's rephrasings and on GSM8K train's questions against
+#: each other (different problems; a set neither dedup's nor contamination's figures are measured on): there
+#: the highest such pair of different problems scores, with MiniLM, 0.098 under contamination's bar (0.83;
+#: the next 0.20 under), with WordLlama 0.31 under its 0.65. Half the narrowest gap, rounded.
 _RELIEF_SAME_VALUES = 0.05
-#: What "enough values" means: each value a point, each beyond the small counts (:func:`_distinctive`)
-#: a second one; at least three values and this many points ({25, 1.5, 10, 3}: 6; {5, 700, 4000}: 5;
-#: {2, 5, 10}: 3, which many different problems state in this order).
-SAME_VALUES_POINTS = 5
+#: Values beyond the small counts (:func:`_distinctive`) two texts must share, in order, for that relief:
+#: {5, 700, 4000} and {66, 1/3} have two; {2, 5, 10, 100} one (three or more small counts and one larger
+#: value: some different problems share them in order at a cosine a rephrasing has).
+SAME_VALUES_DISTINCTIVE = 2
 _MAX_RELIEF = _RELIEF_ABOVE * (1.0 - _OVERLAP_TYPICAL) + 3 * _RELIEF_PER_QUANTITY + _RELIEF_SAME_VALUES
 
 
@@ -1660,10 +1660,10 @@ def _needed(threshold: float, fa: _Facts, fb: _Facts) -> float:
 
 
 def _same_values(fa: _Facts, fb: _Facts) -> bool:
-    """Whether two texts state the same values, first stated in the same order, at least three of them and
-    :data:`SAME_VALUES_POINTS` points (each value one, each beyond the small counts two)."""
+    """Whether two texts state the same values, first stated in the same order, and
+    :data:`SAME_VALUES_DISTINCTIVE` or more of them beyond the small counts."""
     q = fa.quantities
-    if q != fb.quantities or len(q) < 3 or len(q) + sum(map(_distinctive, q)) < SAME_VALUES_POINTS:
+    if q != fb.quantities or sum(map(_distinctive, q)) < SAME_VALUES_DISTINCTIVE:
         return False
     # a Counter keeps the order its keys were first counted in: the order the text first states its values
     return list(_counts(fa.raw)[0]) == list(_counts(fb.raw)[0])
