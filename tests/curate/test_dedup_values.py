@@ -140,3 +140,30 @@ def test_dedup_merges_at_a_cosine_only_the_same_values_in_order_reach() -> None:
     assert other.groups == [] and dd._needed(dd.PARAPHRASE, fa, dd._facts_of(DANCE_OTHER_ORDER)) > cos
     verdict, why = dd.paraphrase_verdict(DANCE, DANCE_TOLD_AGAIN, cos)
     assert verdict and why.startswith(f"cosine {cos:.3f} >= {need:.3g}")
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        # a fraction right after a whole number joins it, however written
+        ("one and a half hours", ["1.5"]),
+        ("1.5 hours", ["1.5"]),
+        ("2 1/2 cups", ["2.5"]),
+        ("two and three quarters", ["2.75"]),
+        ("4 and 1/2 hours", ["4.5"]),
+        # ... unless it takes a part of something
+        ("a third of the 500 and a fifth as much", ["0.333333", "500", "0.2"]),
+        ("half an hour", ["30"]),
+        # a scale multiplies the value right before it
+        ("$2 million", ["2000000"]),
+        ("3 dozen", ["36"]),
+        ("three dozen", ["36"]),
+        ("1 1/2 dozen", ["18"]),
+        ("1 and a half dozen", ["18"]),
+        ("half a dozen", ["6"]),
+        ("1/2 a dozen", ["6"]),
+        ("He ate half. A dozen more", ["0.5", "12"]),
+    ],
+)
+def test_mixed_numbers_and_scales_read_as_one_value(text: str, values: list[str]) -> None:
+    assert dd._stated(text) == values

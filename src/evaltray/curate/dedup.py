@@ -799,6 +799,55 @@ def _quantities(raw: str) -> frozenset[str]:
     return frozenset(_stated(raw))
 
 
+class _Read:
+    """Values as :func:`_stated` reads them from ``toks``, each with the token it ends at, so a fraction
+    right after a whole number joins it ("two and a half" is 2.5, "2 1/2" too) and a scale multiplies
+    the value before it ("1 1/2 dozen" is 18)."""
+
+    def __init__(self, toks: list[str]) -> None:
+        self.toks, self.out, self.ends, self.start = toks, list[float](), list[int](), 0
+
+    def add(self, value: float, end: int) -> None:
+        self.out.append(value)
+        self.ends.append(end)
+
+    def extend(self, values: list[float], end: int) -> None:
+        for v in values:
+            self.add(v, end)
+
+    def _after_whole(self, start: int, joint: tuple[str, ...]) -> bool:
+        """Whether the value read last is a whole number that ends right before ``start``, but for a
+        ``joint`` word ("and" in "two and a half"; none in "2 1/2")."""
+        gap = start - 1 - len(joint)
+        if not self.out or self.ends[-1] != gap or self.out[-1] != int(self.out[-1]) or self.out[-1] < 1:
+            return False
+        return all(self.toks[gap + 1 + i].lower() == w for i, w in enumerate(joint))
+
+    def fraction(self, value: float, start: int, end: int) -> None:
+        """A fraction (tokens ``start``-``end``): joined to a whole number before it, unless it takes a part
+        of something ("500 and a fifth as much", "a third of"), or of an hour in minutes ("half an hour" is
+        30), or as it is."""
+        part = self.toks[end + 1 : end + 2] in (["of"], ["as"])
+        if not part and self._after_whole(start, ("and",) if self.toks[start - 1 : start] == ["and"] else ()):
+            self.out[-1] += value  # "one and a half hours" is 1.5 hours, not 30 minutes
+            self.ends[-1] = end
+        else:
+            self.add(value * _of_an_hour(self.toks, end), end)
+
+    def run(self, value: float, end: int) -> None:
+        """A run of number words (from :attr:`start`); one that starts with a scale multiplies the value
+        right before it: "2 million", "1 1/2 dozen" (18), "half a dozen" (6; "half. A dozen" is two
+        values: a capital "A" starts a sentence)."""
+        at, last = self.start, self.ends[-1] if self.out else -9
+        if self.toks[at].lower() in _SCALES and (
+            last == at - 1 or (last == at - 2 and self.toks[at - 1] == "a" and self.out[-1] < 1)
+        ):
+            self.out[-1] *= value
+            self.ends[-1] = end
+        else:
+            self.add(value, end)
+
+
 def _stated(raw: str) -> list[str]:
     """The values a text reasons with, in the order it states them (a value stated twice is listed twice):
     digits, number words, fractions and percentages by value ("5" = "five" = "5.0", "1/4" = "a quarter" =
@@ -816,25 +865,33 @@ def _stated(raw: str) -> list[str]:
         raw = _LIST_COUNT.sub(_uncount, raw)
     toks = _NUM_TOKEN.findall(_slot_identifiers(raw).replace("%", " percent "))
     hits = [k for k, t in enumerate(toks) if t[0].isdigit() or t[0] == "." or t in _NUMBERISH]
-    out: list[float] = []
+    read = _Read(toks)
     words: list[str] = []
     for n, k in enumerate(hits):
         low = toks[k].lower()
         prev = toks[k - 1].lower() if k else ""
         scale = 0.01 if k + 1 < len(toks) and toks[k + 1].lower() == "percent" else 1.0  # 50% = half = 0.5
+        following = toks[k + 1].lower() if n + 1 < len(hits) and hits[n + 1] == k + 1 else ""
         if low in _WORD_NUMBERS:
+            read.start = k if not words else read.start
             words.append(low)
         elif low in _DENOMINATORS and (words or (prev in ("a", "an") and _fraction_after_a(low, toks, k))):
-            out.append((_word_number(words) or 1.0) / _DENOMINATORS[low] * _of_an_hour(toks, k))  # "a third"
+            read.fraction((_word_number(words) or 1.0) / _DENOMINATORS[low], read.start if words else k - 1, k)
             words = []
+        elif low in _ALONE and _ALONE[low] < 1:
+            read.fraction(_ALONE[low], k - 1 if prev in ("a", "one") else k, k)  # "half", "and a half"
         elif low in _ALONE:
-            out.append(_ALONE[low] * (_of_an_hour(toks, k) if _ALONE[low] < 1 else 1))
+            read.add(_ALONE[low], k)
         elif low[0].isdigit() or low[0] == ".":
-            out.extend(v * scale for v in _digit_values(low))
-        following = toks[k + 1].lower() if n + 1 < len(hits) and hits[n + 1] == k + 1 else ""
+            values = [v * scale for v in _digit_values(low)]
+            if len(values) == 1 and "/" in low and values[0] < 1:
+                read.fraction(values[0], k, k)  # "2 1/2"
+            else:
+                read.extend(values, k)
         if words and following not in _WORD_NUMBERS and following not in _DENOMINATORS:
-            out.append(_word_number(words) * scale)  # the run of number words ends here
+            read.run(_word_number(words) * scale, k)  # the run of number words ends here
             words = []
+    out = read.out
     return [v for v in map(_value, out) if v != "1"]
 
 
