@@ -805,7 +805,10 @@ class _Read:
     the value before it ("1 1/2 dozen" is 18)."""
 
     def __init__(self, toks: list[str]) -> None:
-        self.toks, self.out, self.ends, self.start = toks, list[float](), list[int](), 0
+        self.toks = toks
+        self.out: list[float] = []
+        self.ends: list[int] = []  # the token each value of ``out`` ends at
+        self.start = 0  # where the run of number words being read starts
 
     def add(self, value: float, end: int) -> None:
         self.out.append(value)
@@ -891,8 +894,7 @@ def _stated(raw: str) -> list[str]:
         if words and following not in _WORD_NUMBERS and following not in _DENOMINATORS:
             read.run(_word_number(words) * scale, k)  # the run of number words ends here
             words = []
-    out = read.out
-    return [v for v in map(_value, out) if v != "1"]
+    return [v for v in map(_value, read.out) if v != "1"]
 
 
 #: Words between a negation and what it negates: "no longer needs", "cannot be sold", "not even once".
@@ -1174,7 +1176,7 @@ def dedup(
     - paraphrase (``paraphrase`` = cosine threshold; runs when ``vectors`` or ``embed`` is given):
       mutual top-``k`` neighbours whose quantities, negation and names agree (a placeholder against a
       name is unknown, not different) and whose cosine reaches the threshold less the relief that
-      shared quantities and shared words earn (see ``_needed``). ``embed`` is asked for one text per
+      shared quantities, shared words and the same values in the same order earn (see ``_needed``). ``embed`` is asked for one text per
       exact or near group only.
 
     Groups are the transitive closure of the accepted pairs. The representative is the text asked
