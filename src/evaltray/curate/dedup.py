@@ -691,7 +691,7 @@ _UNIT = re.compile(r"(\d+)([a-z]{1,3})")
 
 #: A count its own list spells out: "three main meals - breakfast, lunch, and dinner" states 3 only as the
 #: list does, and another text may give the list alone ("breakfast, lunch and dinner").
-_LIST_MARK = re.compile(r"[:(\u2013\u2014]|\s-\s").search
+_LIST_MARKS = (":", "(", " - ", "\u2013", "\u2014")
 _LIST_COUNT = re.compile(
     r"\b(two|three|four|five|six|seven|eight|nine|ten|[2-9]|10)((?:\s+[^\W\d_]+){1,3}\s*(?:[:(\u2013\u2014]|\s-)\s*)"
     r"((?:(?!\s-\s)[^.!?;:()\u2013\u2014])+)",  # the list ends at a sentence's end, a bracket or a dash
@@ -815,8 +815,8 @@ class _Read:
         self.ends.append(end)
 
     def extend(self, values: list[float], end: int) -> None:
-        for v in values:
-            self.add(v, end)
+        self.out += values
+        self.ends += [end] * len(values)
 
     def _after_whole(self, start: int, joint: tuple[str, ...]) -> bool:
         """Whether the value read last is a whole number that ends right before ``start``, but for a
@@ -864,10 +864,12 @@ def _stated(raw: str) -> list[str]:
     """
     if ":" in raw:
         raw = _RATIO.sub(lambda m: m.group(1) + m.group(2).replace(":", " to "), raw)
-    if _LIST_MARK(raw):
+    if any(mark in raw for mark in _LIST_MARKS):
         raw = _LIST_COUNT.sub(_uncount, raw)
     toks = _NUM_TOKEN.findall(_slot_identifiers(raw).replace("%", " percent "))
     hits = [k for k, t in enumerate(toks) if t[0].isdigit() or t[0] == "." or t in _NUMBERISH]
+    if not hits:
+        return []
     read = _Read(toks)
     words: list[str] = []
     for n, k in enumerate(hits):
