@@ -3,6 +3,7 @@ and the 13-gram scan's speed and memory (issue 14 part 1).
 
     python bench/bench_contamination.py --calibrate        # building sets: pick PARA_COS / PARA_GUARDS / LCS_MIN
     python bench/bench_contamination.py                    # planted, GSM-Plus building and measuring halves
+    python bench/bench_contamination.py --backend st --make-vectors DIR          # embed GSM8K + GSM-Plus once
     python bench/bench_contamination.py --backend st --vectors DIR --real-only   # MiniLM (its bar: PARA_COS_BY_BACKEND)
     python bench/bench_contamination.py --throughput 1000  # 13-gram scan of a generated 1,000 MB corpus
 
@@ -282,6 +283,19 @@ def with_vectors(embed, folder: Path, backend: str):
     return embed_known
 
 
+def make_vectors(folder: Path, backend: str) -> None:
+    """Write the vectors :func:`with_vectors` reads: GSM8K test and train and GSM-Plus's rephrasings."""
+    emb = get_embedder(backend)
+    plus = [r["question"] for r in gsmplus() if r["perturbation_type"] == "problem understanding"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, texts in [("plus", plus), ("test", [r["question"] for r in gsm8k("test")])] + [
+        ("train", [r["question"] for r in gsm8k("train")])
+    ]:
+        t0 = time.perf_counter()
+        np.save(folder / f"{backend}-{name}.npy", emb.embed(texts))
+        print(f"{backend}-{name}.npy: {len(texts)} texts in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
 def score(matches: list[ct.Match], truth: dict[str, dict[str, str]], methods: list[str]) -> dict[str, dict]:
     """Per method, counted per case: found (right corpus text), wrong (no planted copy there), recall."""
     out = {}
@@ -466,7 +480,13 @@ def main() -> None:
     ap.add_argument(
         "--vectors", type=Path, help="A folder of BACKEND-{test,train,plus}.npy: vectors of the questions, made before"
     )
+    ap.add_argument(
+        "--make-vectors", type=Path, metavar="DIR", help="Write the --vectors files for --backend and stop."
+    )
     args = ap.parse_args()
+    if args.make_vectors:
+        make_vectors(args.make_vectors, args.backend)
+        return
     if args.throughput:
         throughput(args.throughput, args.keep)
         return

@@ -27,7 +27,8 @@ github:openai/grade-school-math first; ``--mrpc``, ``--gsmplus``, ``--gsm8k`` po
   (names become ``<PERSON_1>``), near stage only. GSM8K questions are distinct problems, so every
   merge is false unless the two texts state the same problem (printed for a look).
 
-The baseline is the base commit's ``dedup.py`` (``git show 7e8cc62:...``), run in the same process.
+The baseline is the base commit's ``dedup.py`` (``git show 7e8cc62:...``; ``--base COMMIT`` for another), run in
+the same process. ``--vectors DIR`` answers GSM8K's and the rephrasings' vectors from files made before.
 """
 
 from __future__ import annotations
@@ -78,10 +79,10 @@ def load_gsmplus(repo: Path) -> list[dict]:
     return [json.loads(line) for line in _git_show(repo, "dataset/gsmplus_testmini.jsonl").splitlines()]
 
 
-def base_dedup() -> Callable[..., dd.DedupResult]:
+def base_dedup(commit: str = BASE) -> Callable[..., dd.DedupResult]:
     """The base commit's ``dedup`` function, loaded from git into its own module."""
     src = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{BASE}:src/evaltray/curate/dedup.py"], capture_output=True, text=True
+        ["git", "-C", str(ROOT), "show", f"{commit}:src/evaltray/curate/dedup.py"], capture_output=True, text=True
     ).stdout
     path = Path(tempfile.mkdtemp()) / "dedup_base.py"
     path.write_text(src)
@@ -220,8 +221,12 @@ def _report(name: str, ids: list[str], truth: list, res: dd.DedupResult, seconds
 
 def measure(args: argparse.Namespace) -> None:
     rows = load_gsmplus(args.gsmplus)
-    old = base_dedup()
-    emb = get_embedder(args.backend)
+    old = base_dedup(args.base)
+    embed = get_embedder(args.backend).embed
+    if args.vectors:  # vectors made before for GSM8K and the rephrasings: MiniLM on loaded cores is slow
+        from bench_contamination import with_vectors
+
+        embed = with_vectors(embed, args.vectors, args.backend)
     test = load_gsm8k(args.gsm8k, "test")
     sets = {
         "GSM8K test + GSM-Plus rephrasings, measuring half": rephrase_corpus(test, rows, "measuring"),
@@ -230,16 +235,16 @@ def measure(args: argparse.Namespace) -> None:
         "GSM-Plus adversarial (information)": gsm_corpus(rows, KEEP + NEGATIVE),
     }
     for title, (ids, texts, truth) in sets.items():
-        vecs = emb.embed(texts)
+        vecs = embed(texts)
         print(f"{title}, {args.backend}, threshold {args.threshold}: {len(texts)} questions")
-        for name, fn in ((f"base {BASE}", old), ("this branch", dd.dedup)):
+        for name, fn in ((f"base {args.base}", old), ("this branch", dd.dedup)):
             t = time.perf_counter()
             res = fn(ids, texts, vectors=vecs, paraphrase=args.threshold)
             _report(name, ids, truth, res, time.perf_counter() - t)
-    near_scrubbed(load_gsm8k(args.gsm8k, "train")[:NEAR_N], old)
+    near_scrubbed(load_gsm8k(args.gsm8k, "train")[:NEAR_N], old, args.base)
 
 
-def near_scrubbed(questions: list[str], old: Callable[..., dd.DedupResult]) -> None:
+def near_scrubbed(questions: list[str], old: Callable[..., dd.DedupResult], base: str = BASE) -> None:
     from evaltray.scrub import Scrubber
 
     ids = [f"t{i:04d}" for i in range(len(questions))]
@@ -250,7 +255,7 @@ def near_scrubbed(questions: list[str], old: Callable[..., dd.DedupResult]) -> N
     ]
     with_ph = sum("<PERSON_" in t for t in scrubbed)
     print(f"near stage on {len(ids)} scrubbed GSM8K train questions ({with_ph} with a <PERSON_n> placeholder):")
-    for name, fn in ((f"base {BASE}", old), ("this branch", dd.dedup)):
+    for name, fn in ((f"base {base}", old), ("this branch", dd.dedup)):
         res = fn(ids, scrubbed, paraphrase=None)
         merged = [(x, y) for g in res.groups for x, y in combinations(g.members, 2)]
         print(f"  {name:13s} near: {len(merged)} merged pairs among distinct questions")
@@ -263,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibrate", action="store_true", help="fit the relief on MRPC instead of measuring")
     ap.add_argument("--backend", default="wordllama", help="embedding backend: wordllama (default) or st (MiniLM)")
     ap.add_argument("--threshold", type=float, default=dd.PARAPHRASE, help="the paraphrase threshold (dedup's default)")
+    ap.add_argument("--base", default=BASE, help=f"the commit whose dedup.py is the baseline (default {BASE})")
+    ap.add_argument(
+        "--vectors", type=Path, help="a folder of BACKEND-{test,train,plus}.npy (bench_contamination's --vectors)"
+    )
     ap.add_argument("--mrpc", type=Path, default=MIRROR / "Pzeyang+Paraphrase_Identification" / "repo")
     ap.add_argument("--gsmplus", type=Path, default=MIRROR / "qtli+GSM-Plus" / "repo")
     ap.add_argument("--gsm8k", type=Path, default=MIRROR / "openai+grade-school-math" / "repo")
