@@ -396,15 +396,24 @@ def values_table(rows: list[tuple[Any, ...]]) -> pa.Table:
 
 def _utf8_array(values: tuple[bytes | None, ...]) -> pa.Array:
     """A string array from UTF-8 bytes (an encoder's output) laid end to end, instead of one value at a time."""
-    lengths = np.fromiter((0 if v is None else len(v) for v in values), np.int64, len(values))
-    offsets = np.zeros(len(values) + 1, np.int64)
+    n = len(values)
+    if None in values:
+        present = [v for v in values if v is not None]
+        if not present:
+            return pa.nulls(n, pa.string())
+        valid = np.fromiter((v is not None for v in values), np.bool_, n)
+        lengths = np.zeros(n, np.int64)
+        lengths[valid] = np.fromiter(map(len, present), np.int64, len(present))
+        mask = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    else:
+        present, mask = list(values), None
+        lengths = np.fromiter(map(len, present), np.int64, n)
+    offsets = np.zeros(n + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     if offsets[-1] >= 2**31:  # beyond 32-bit offsets: Arrow splits the values itself
         return pa.array(values, pa.string())
-    valid = np.fromiter((v is not None for v in values), np.bool_, len(values))
-    mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    data = pa.py_buffer(b"".join(v for v in values if v))
-    return pa.Array.from_buffers(pa.string(), len(values), [mask, pa.py_buffer(offsets.astype(np.int32)), data])
+    data = pa.py_buffer(b"".join(present))
+    return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offsets.astype(np.int32)), data])
 
 
 def read_messages(raw: str | None) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -144,22 +145,62 @@ def keep_reasons(batch: list[Trace], rate: float, quantile: float) -> list[str |
     )
 
 
-def _row_reasons(rows: list[tuple[Any, ...]], rate: float, quantile: float) -> list[str | None]:
-    """:func:`keep_reasons` from store rows (their latency is the trace's own: line formats have no end time)."""
-    tid, fb, status, err, tool_err, lat, cost = (
-        COLUMN_INDEX[c]
-        for c in ("trace_id", "feedback_score", "status", "error", "n_tool_errors", "latency_ms", "cost_usd")
-    )
-    return _reasons(
-        [r[tid] for r in rows],
-        [r[fb] for r in rows],
-        [r[status] == "error" or bool(r[err]) for r in rows],
-        [r[tool_err] > 0 for r in rows],
-        [r[lat] for r in rows],
-        [r[cost] for r in rows],
-        rate,
-        quantile,
-    )
+#: keep reasons in the order they win (:func:`_reasons`); a row with none of them keeps metadata only
+_REASONS = ("negative_feedback", "error", "tool_failure", "latency_outlier", "cost_outlier", "sampled")
+
+
+def _table_reasons(table: pa.Table, rate: float, quantile: float) -> pa.Array:
+    """:func:`keep_reasons` of a :data:`SCHEMA` table's rows, column at a time (their latency is the trace's own:
+    line formats have no end time); the same reasons as :func:`_reasons`, as a string array."""
+    n = table.num_rows
+
+    def floats(name: str) -> np.ndarray:
+        return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)  # null -> NaN
+
+    latency, cost = floats("latency_ms"), floats("cost_usd")
+    if np.isnan(latency).sum() > table.column("latency_ms").null_count or np.isnan(cost).sum() > (
+        table.column("cost_usd").null_count
+    ):  # a NaN value: sorted() orders it where numpy would not, so the row by row rules decide
+        rows = [tuple(table.column(c).to_pylist()) for c in ("trace_id", "feedback_score", "latency_ms", "cost_usd")]
+        failed = _failed(table)
+        return pa.array(
+            _reasons(list(rows[0]), list(rows[1]), failed[0].tolist(), failed[1].tolist(), list(rows[2]),
+                     list(rows[3]), rate, quantile),
+            pa.string(),
+        )
+    codes = np.full(n, len(_REASONS), np.int8)  # none
+    if rate >= 1.0:
+        codes[:] = 5
+    else:
+        ids = table.column("trace_id").to_pylist()
+        codes[np.fromiter((sample_unit(t) < rate for t in ids), np.bool_, n)] = 5
+    failed, tool_failed = _failed(table)
+    # the lowest priority first: each later rule overwrites the ones it outranks
+    for code, values in ((4, cost), (3, latency)):
+        q = _quantile_array(values, quantile)
+        if q is not None:
+            codes[values > q] = code
+    codes[tool_failed] = 2
+    codes[failed] = 1
+    with np.errstate(invalid="ignore"):
+        codes[floats("feedback_score") < 0] = 0
+    return pa.array([*_REASONS, None], pa.string()).take(pa.array(codes))
+
+
+def _failed(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the trace failed (status error, or an error text), and a tool call of it failed."""
+    error = pc.fill_null(pc.greater(pc.binary_length(table.column("error")), 0), False)
+    failed = pc.or_(pc.fill_null(pc.equal(table.column("status"), "error"), False), error)
+    tool = pc.fill_null(pc.greater(table.column("n_tool_errors"), 0), False)
+    return failed.to_numpy(zero_copy_only=False), tool.to_numpy(zero_copy_only=False)
+
+
+def _quantile_array(values: np.ndarray, q: float) -> float | None:
+    """:func:`_quantile` of an array without NaN but for its nulls (as NaN)."""
+    known = np.sort(values[~np.isnan(values)])
+    if len(known) < 20:
+        return None
+    return float(known[min(len(known) - 1, int(q * len(known)))])
 
 
 def _reasons(
@@ -193,18 +234,19 @@ def _reasons(
     return out
 
 
-def _finished(table: pa.Table, reasons: list[str | None], source_file: str) -> tuple[pa.Table, int]:
-    """A batch with its per-batch columns set and the payload dropped where no reason keeps it; and how many keep it."""
+def _finished(table: pa.Table, reasons: pa.Array, source_file: str) -> tuple[pa.Table, int]:
+    """A batch with its per-batch columns set and the payload dropped where no reason (a null) keeps it; and
+    how many keep it."""
     n = table.num_rows
-    keep = pa.array([r is not None for r in reasons], pa.bool_())
+    keep = reasons.is_valid()
     batch_values = {
         "source_file": pa.repeat(pa.scalar(source_file, pa.string()), n),
         "ingested_at": pa.repeat(pa.scalar(datetime.now(UTC), SCHEMA.field("ingested_at").type), n),
         "payload_kept": keep,
-        "keep_reason": pa.array(reasons, pa.string()),
+        "keep_reason": reasons,
         "scrubbed": pa.repeat(pa.scalar(False), n),  # scrub_table sets it where the workspace scrubs
     }
-    kept = n - reasons.count(None)
+    kept = n - reasons.null_count
     if kept < n:  # the rest keep metadata only
         for name in PAYLOAD_COLUMNS:
             typ = SCHEMA.field(name).type
@@ -321,7 +363,7 @@ def batch_table(
     batch, table, unstorable = storable(traces)
     if not batch:
         return None, 0, unstorable
-    table, kept = _finished(table, keep_reasons(batch, rate, quantile), source_file)
+    table, kept = _finished(table, pa.array(keep_reasons(batch, rate, quantile), pa.string()), source_file)
     return table, kept, unstorable
 
 
@@ -670,14 +712,13 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, st
         except _ARROW_ERRORS:  # some value does not fit its column: find the rows, keep the rest
             table, rows, content_rows = _without_unstorable(rows, row_lines, content_rows, issues)
         ids = [row[_TRACE_ID] for row in rows]
-        reasons = _row_reasons(rows, spec.rate, spec.quantile)
     finally:
         if collect:
             gc.enable()
     del rows
     out = _Chunk(None, ids, content_rows, issues, data.count(b"\n"), 0)
     if table.num_rows:
-        table, out.kept = _finished(table, reasons, spec.source_file)
+        table, out.kept = _finished(table, _table_reasons(table, spec.rate, spec.quantile), spec.source_file)
         if spec.scrub is not None:
             from evaltray.scrub import scrub_table
 
