@@ -684,9 +684,6 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, st
     line_reader = get_format(name).line_reader
     assert line_reader is not None  # the driver sends only formats that have one
     record = line_reader()  # one reader per chunk: what it remembers lasts as long as the chunk
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        data = fh.read(end - start)
     parts: list[pa.Table] = []
     ids: list[str] = []
     rows: list[tuple[Any, ...]] = []
@@ -710,7 +707,8 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, st
     collect = gc.isenabled()
     gc.disable()  # parsed records hold no cycles; collecting while thousands accumulate costs a third
     try:
-        for lineno, raw in enumerate(data.split(b"\n"), 1):
+        lineno = 0
+        for lineno, raw in enumerate(_lines(path, start, end), 1):
             if not raw or raw.isspace():  # blank (isspace stops at the first other byte; strip would copy the line)
                 continue
             counted: dict[str, int] = {}
@@ -731,7 +729,7 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, st
             gc.enable()
     issues.sort(key=lambda issue: issue[0])  # by line (an unstorable row's issue came after the lines below it)
     table = pa.concat_tables(parts)
-    out = _Chunk(None, ids, content_rows, issues, data.count(b"\n"), 0)
+    out = _Chunk(None, ids, content_rows, issues, lineno - 1, 0)  # the last line ends the range, not a newline
     if table.num_rows:
         table, out.kept = _finished(table, _table_reasons(table, spec.rate, spec.quantile), spec.source_file)
         if spec.scrub is not None:
@@ -751,6 +749,25 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, st
     return out
 
 
+def _lines(path: str, start: int, end: int) -> Iterator[bytes]:
+    """The lines of bytes ``start:end`` of ``path`` as ``data.split(b"\\n")`` gives them (the last one is what
+    follows the last newline), read :data:`_READ_BYTES` at a time: a buffer of that size is reused by the
+    allocator, where one of the whole range would be faulted in afresh for each chunk."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        left, carry = end - start, b""
+        while left > 0:
+            data = fh.read(min(_READ_BYTES, left))
+            if not data:
+                break
+            left -= len(data)
+            lines = (carry + data if carry else data).split(b"\n")
+            carry = lines.pop()
+            yield from lines
+    yield carry
+
+
+_READ_BYTES = 1 << 20
 #: Rows turned into Arrow at once in a chunk: their Python objects are freed before the next rows are read, so
 #: the allocator reuses their memory instead of asking the kernel for fresh pages (page faults were a tenth of
 #: a worker's time with a whole 16 MiB chunk's rows alive at once).
