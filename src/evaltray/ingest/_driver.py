@@ -603,12 +603,7 @@ def _stream_lines(
                 if n:
                     renamed[i] = ids[i]
                     ids[i] = f"{ids[i]}-{n}"
-            new = []
-            for tid in ids:
-                fresh = tid not in seen
-                if fresh:
-                    seen.add(tid)
-                new.append(fresh)
+            new = _mark_new(ids, seen)
             n_new = new.count(True)
             rep.ingested += n_new
             rep.skipped += len(ids) - n_new
@@ -626,6 +621,23 @@ def _stream_lines(
     rep.payload_kept = writer.kept
     rep.scrubbed = dict(counts)
     return rep
+
+
+def _mark_new(ids: list[str], seen: set[str]) -> list[bool]:
+    """Per id, whether it is new (not in ``seen`` nor earlier in ``ids``); adds the new ones to ``seen``."""
+    if seen.isdisjoint(ids):  # the usual case, checked without a Python loop
+        before = len(seen)
+        seen.update(ids)
+        if len(seen) - before == len(ids):
+            return [True] * len(ids)
+        seen = set()  # an id repeats within ``ids``: its first occurrence is the new one
+    new = []
+    for tid in ids:
+        fresh = tid not in seen
+        if fresh:
+            seen.add(tid)
+        new.append(fresh)
+    return new
 
 
 def _publish(store: TraceStore, day: date, chunk: _Chunk, new: list[bool], renumbered: bool) -> int:

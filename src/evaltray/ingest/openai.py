@@ -6,8 +6,9 @@ idempotent.
 
 A line is decoded by msgspec straight into typed structs (:class:`_Line`): a message already in
 stored form (a role and text, nothing the message rules would change) is kept as it is, the rest go
-through :func:`~evaltray.core.messages.chat_message_record`, and the tool definitions stay raw
-JSON, decoded once per distinct list (per parse, or per chunk of lines). A line whose values do not
+through :func:`~evaltray.core.messages.message_record_of` (the rules of ``chat_message_record``, without a
+dict), and the tool definitions stay raw JSON, decoded once per distinct list (per parse, or per chunk of
+lines). A line whose values do not
 fit those types (metadata that is not an object, say) is decoded by orjson, brought to the shape the
 rules read the way they read it (:func:`_line_from_dict`), and decoded again. :func:`chat_fields` reads
 a line into a trace's fields; :func:`trace_from_chat` makes a :class:`Trace` of them and the readers
@@ -25,7 +26,7 @@ import msgspec
 import orjson
 from msgspec import UNSET
 
-from evaltray.core.messages import chat_message_record, maybe_json
+from evaltray.core.messages import maybe_json, message_record_of
 from evaltray.core.records import Trace
 from evaltray.core.traces import MessageRecord, RowBuilder, from_micros, message_from_record
 
@@ -116,7 +117,7 @@ def _stored(m: _Message) -> MessageRecord:
         and (m.name is None or role == "tool")
     ):
         return m
-    return chat_message_record(msgspec.structs.asdict(m))  # type: ignore[return-value]  # a dict with a role
+    return message_record_of(role, m.content, m.tool_calls, m.function_call, m.tool_call_id, m.name, m.error, m.is_error)
 
 
 def _reply(line: _Line) -> MessageRecord | None:
