@@ -18,7 +18,7 @@ import gc
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -164,8 +164,16 @@ def _table_reasons(table: pa.Table, rate: float, quantile: float) -> pa.Array:
         rows = [tuple(table.column(c).to_pylist()) for c in ("trace_id", "feedback_score", "latency_ms", "cost_usd")]
         failed = _failed(table)
         return pa.array(
-            _reasons(list(rows[0]), list(rows[1]), failed[0].tolist(), failed[1].tolist(), list(rows[2]),
-                     list(rows[3]), rate, quantile),
+            _reasons(
+                list(rows[0]),
+                list(rows[1]),
+                failed[0].tolist(),
+                failed[1].tolist(),
+                list(rows[2]),
+                list(rows[3]),
+                rate,
+                quantile,
+            ),
             pa.string(),
         )
     codes = np.full(n, len(_REASONS), np.int8)  # none
@@ -467,22 +475,19 @@ def _ingest_one(
     scrubbing: Scrub | None,
 ) -> FileReport:
     files = ws.t["ingest_files"]
-    with ws.tx() as conn:
-        file_id = inserted_id(
-            conn,
-            files.insert().values(
-                path=str(path), sha256=file_sha256(path), format=fmt.name, status="running", started_at=now_iso()
-            ),
-        )
+    log = _FileLog(ws, path, fmt.name)
     try:
         writer = TraceWriter(store, rate, ws.settings.outlier_quantile, path.name, scrubbing)
         if fmt.line_reader is not None:
-            rep = _stream_lines(writer, path, fmt.name, strict, seen, progress, workers)
+            rep = _stream_lines(writer, path, fmt.name, strict, seen, progress, workers, log)
         else:
+            log.running()
             rep = _stream(writer, path, fmt, options, strict, seen, progress)
+        file_id = log.running()
     except BaseException:
         with ws.tx() as conn:  # a bad --map or --strict stop: the log says so instead of "running"
-            conn.execute(files.update().where(files.c.id == file_id).values(status="failed", finished_at=now_iso()))
+            failed = files.update().where(files.c.id == log.running())
+            conn.execute(failed.values(status="failed", finished_at=now_iso()))
         raise
     with ws.tx() as conn:
         conn.execute(
@@ -509,6 +514,35 @@ def _ingest_one(
             quarantined=len(rep.quarantined),
         )
     return rep
+
+
+class _FileLog:
+    """A file's row in ``ingest_files``, written as running before any of its traces is published. When workers
+    parse the file, its sha256 is computed meanwhile on a thread (started once they are forked), instead of
+    before they start."""
+
+    def __init__(self, ws: Workspace, path: Path, fmt: str) -> None:
+        self.ws, self.path, self.fmt, self.started_at = ws, path, fmt, now_iso()
+        self.id: int | None = None
+        self._digest: Future[str] | None = None
+
+    def hash_aside(self) -> None:
+        """Start hashing the file on a thread (after the workers are forked: no process is forked with it running)."""
+        if self._digest is None:
+            thread = ThreadPoolExecutor(1, thread_name_prefix="evaltray-sha256")
+            self._digest = thread.submit(file_sha256, self.path)
+            thread.shutdown(wait=False)
+
+    def running(self) -> int:
+        """The row's id; written (status running) on the first call."""
+        if self.id is None:
+            digest = file_sha256(self.path) if self._digest is None else self._digest.result()
+            with self.ws.tx() as conn:
+                row = dict(path=str(self.path), sha256=digest, format=self.fmt, status="running")
+                self.id = inserted_id(
+                    conn, self.ws.t["ingest_files"].insert().values(**row, started_at=self.started_at)
+                )
+        return self.id
 
 
 def _stream(
@@ -570,7 +604,14 @@ def _read(fmt: Format, path: Path, options: Mapping[str, str]) -> Iterator[Trace
 
 
 def _stream_lines(
-    writer: TraceWriter, path: Path, name: str, strict: bool, seen: set[str], progress: Progress | None, workers: int
+    writer: TraceWriter,
+    path: Path,
+    name: str,
+    strict: bool,
+    seen: set[str],
+    progress: Progress | None,
+    workers: int,
+    log: _FileLog,
 ) -> FileReport:
     """Like :func:`_stream` for a JSON-lines format: chunks arrive as unpublished parts, published in file order."""
     rep = FileReport(str(path), name)
@@ -583,12 +624,13 @@ def _stream_lines(
     counts: Counter[str] = Counter()
 
     def publish(chunk: _Chunk, new: list[bool], renamed: dict[int, str]) -> None:
+        log.running()
         if scrub is not None:
             scrub.take(rep, counts, chunk, new, renamed)
         writer.kept += _publish(store, writer.day, chunk, new, bool(renamed))
 
     try:
-        for chunk in _parsed_chunks(name, path, spec, workers, seen):
+        for chunk in _parsed_chunks(name, path, spec, workers, seen, log.hash_aside):
             for line, reason, rid in chunk.issues:
                 issue = Issue(str(path), lines_before + line, reason, rid)
                 if strict:
@@ -832,10 +874,13 @@ def _chunk_bounds(path: Path, size: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int, stored: set[str]) -> Iterator[_Chunk]:
+def _parsed_chunks(
+    name: str, path: Path, spec: _PartSpec, workers: int, stored: set[str], forked: Callable[[], None]
+) -> Iterator[_Chunk]:
     """Parsed chunks of ``path`` in file order; big files are parsed by a pool of ``workers`` processes.
 
-    ``stored``: ids already in the store (only read, to spare scrubbing rows that will be skipped).
+    ``stored``: ids already in the store (only read, to spare scrubbing rows that will be skipped). ``forked``
+    is called once the workers are started (not for a file parsed in this process).
     """
     if workers < 2 or path.stat().st_size < PARALLEL_MIN_BYTES:
         for start, end in _chunk_bounds(path, CHUNK_BYTES):
@@ -853,6 +898,7 @@ def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int, stored:
             running.append(pool.submit(_parse_in_worker, name, str(path), start, end, spec))
             if len(running) >= 2 * workers:
                 break
+        forked()
         while running:
             try:
                 chunk = running.popleft().result()

@@ -117,7 +117,9 @@ def _stored(m: _Message) -> MessageRecord:
         and (m.name is None or role == "tool")
     ):
         return m
-    return message_record_of(role, m.content, m.tool_calls, m.function_call, m.tool_call_id, m.name, m.error, m.is_error)
+    return message_record_of(
+        role, m.content, m.tool_calls, m.function_call, m.tool_call_id, m.name, m.error, m.is_error
+    )
 
 
 def _reply(line: _Line) -> MessageRecord | None:
@@ -188,7 +190,11 @@ def chat_fields(line: _Line, trace_id: str, tools: dict[bytes, list[Any]], fmt: 
         messages,
         _NO_LIST if line.tools is _NO_TOOLS else _tools(line.tools, tools),
         # start_time, as micros (RowBuilder.row reads them); whole seconds without a call
-        start * 1_000_000 if type(start) is int and 0 <= start <= 10**11 else None if start is None else epoch_micros(start),
+        start * 1_000_000
+        if type(start) is int and 0 <= start <= 10**11
+        else None
+        if start is None
+        else epoch_micros(start),
         None,  # end_time
         v if type(v := line.latency_ms or mget("latency_ms")) is float else as_float(v),
         prompt if type(prompt) is int and -(2**53) <= prompt <= 2**53 else as_int(prompt),
