@@ -15,6 +15,7 @@ without any text and reported by id (quarantined).
 from __future__ import annotations
 
 import gc
+import operator
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -61,6 +62,7 @@ PARALLEL_CHUNK_BYTES = 16 << 20
 PARALLEL_MIN_BYTES = 24 << 20
 Progress = Callable[[str, int], None]
 _TRACE_ID = COLUMN_INDEX["trace_id"]
+_row_id = operator.itemgetter(_TRACE_ID)
 
 
 @dataclass
@@ -158,24 +160,9 @@ def _table_reasons(table: pa.Table, rate: float, quantile: float) -> pa.Array:
         return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)  # null -> NaN
 
     latency, cost = floats("latency_ms"), floats("cost_usd")
-    if np.isnan(latency).sum() > table.column("latency_ms").null_count or np.isnan(cost).sum() > (
-        table.column("cost_usd").null_count
-    ):  # a NaN value: sorted() orders it where numpy would not, so the row by row rules decide
-        rows = [tuple(table.column(c).to_pylist()) for c in ("trace_id", "feedback_score", "latency_ms", "cost_usd")]
-        failed = _failed(table)
-        return pa.array(
-            _reasons(
-                list(rows[0]),
-                list(rows[1]),
-                failed[0].tolist(),
-                failed[1].tolist(),
-                list(rows[2]),
-                list(rows[3]),
-                rate,
-                quantile,
-            ),
-            pa.string(),
-        )
+    nans = np.isnan(latency).sum() + np.isnan(cost).sum()  # nulls read as NaN; beyond them, a value is NaN
+    if nans > table.column("latency_ms").null_count + table.column("cost_usd").null_count:
+        return _row_reasons(table, rate, quantile)  # sorted() orders a NaN where numpy would not: the row rules decide
     codes = np.full(n, len(_REASONS), np.int8)  # none
     if rate >= 1.0:
         codes[:] = 5
@@ -193,6 +180,17 @@ def _table_reasons(table: pa.Table, rate: float, quantile: float) -> pa.Array:
     with np.errstate(invalid="ignore"):
         codes[floats("feedback_score") < 0] = 0
     return pa.array([*_REASONS, None], pa.string()).take(pa.array(codes))
+
+
+def _row_reasons(table: pa.Table, rate: float, quantile: float) -> pa.Array:
+    """:func:`_table_reasons` by the row rules of :func:`_reasons`."""
+    failed, tool_failed = _failed(table)
+    ids, feedback, latency, cost = (
+        table.column(c).to_pylist() for c in ("trace_id", "feedback_score", "latency_ms", "cost_usd")
+    )
+    return pa.array(
+        _reasons(ids, feedback, failed.tolist(), tool_failed.tolist(), latency, cost, rate, quantile), pa.string()
+    )
 
 
 def _failed(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -753,7 +751,7 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, st
         except _ARROW_ERRORS:  # some value does not fit its column: find the rows, keep the rest
             table, rows, row_content = _without_unstorable(rows, row_lines, row_content, issues)
         content_rows.extend(len(ids) + i for i in row_content)
-        ids.extend(row[_TRACE_ID] for row in rows)
+        ids.extend(map(_row_id, rows))
         parts.append(table)
         rows, row_content = [], []
         row_lines.clear()
