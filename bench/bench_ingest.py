@@ -5,6 +5,7 @@
     python bench/bench_ingest.py --workers 1      # evaltray in one process
     python bench/bench_ingest.py --data DIR       # keep the generated file in DIR and reuse it next time
     python bench/bench_ingest.py --base OLD/src   # also the ingest of another checkout's code, in the same run
+    python bench/bench_ingest.py --corpus templated  # bench_pipeline.py's short templated chats instead
 
 The figure: ``ingest_files(ws, [file], fmt="openai")`` reaches at least 0.4x (issue 11 §5; issue 3 asked
 0.5x) the rows/s of DuckDB's own ``COPY (SELECT * FROM read_json(file, format='newline_delimited')) TO
@@ -35,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _gen import write_chats  # noqa: E402
+from bench_pipeline import _write as write_templated  # noqa: E402
 
 TARGET_RATIO = 0.4  # issue 11 §5 (issue 3 asked 0.5)
 MEMORY_LIMIT_MB = 2048
@@ -130,15 +132,18 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="evaltray parser processes (default: usable CPUs)")
     ap.add_argument("--data", type=Path, default=None, help="directory to keep and reuse the generated file in")
     ap.add_argument("--base", type=Path, default=None, help="another checkout's src/: its ingest is run too (before)")
+    ap.add_argument(
+        "--corpus", choices=("chats", "templated"), default="chats", help="templated: bench_pipeline.py's short chats"
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="evaltray-bench-") as tmp:
         data_dir = args.data or Path(tmp)
         data_dir.mkdir(parents=True, exist_ok=True)
-        src = data_dir / f"chats-{args.n}.jsonl"
+        src = data_dir / f"{args.corpus}-{args.n}.jsonl"
         if not src.exists():
             t0 = time.perf_counter()
-            write_chats(src.with_suffix(".partial"), args.n)
+            (write_chats if args.corpus == "chats" else write_templated)(src.with_suffix(".partial"), args.n)
             src.with_suffix(".partial").replace(src)
             print(f"generated {args.n:,} lines in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         size_mb = src.stat().st_size / 2**20
@@ -163,7 +168,7 @@ def main() -> None:
         if result["rows"] != args.n or result.get("issues"):
             raise SystemExit(f"{name}: {result['rows']} rows of {args.n} ({result.get('issues')} issues)")
     print(
-        f"ingest benchmark: {args.n:,} OpenAI chat lines, {size_mb:,.0f} MiB; {platform.processor() or platform.machine()}, "
+        f"ingest benchmark: {args.n:,} OpenAI chat lines ({args.corpus}), {size_mb:,.0f} MiB; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; DuckDB {runs['duckdb read_json -> parquet'][0]['version']} "
         f"with {runs['duckdb read_json -> parquet'][0]['threads']} threads; evaltray workers={workers or 'auto'}"
     )
