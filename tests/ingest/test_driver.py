@@ -108,6 +108,41 @@ def test_payload_sampling_keeps_the_rare_rows():
     assert sampled == [k for k in reasons if reasons[k] in (None, "sampled") and sample_unit(k) < 0.0001]
 
 
+@pytest.mark.parametrize("rate", [1.0, 0.3])
+def test_keep_reasons_of_a_table_are_those_of_its_rows(rate: float) -> None:
+    """The column-at-a-time reasons of a chunk equal the row rules, NaN and null latencies and costs included."""
+    batch = [_t(f"n{i}", latency_ms=100.0 + i % 17, cost_usd=0.01 * (i % 5)) for i in range(60)]
+    batch += [_t("none"), _t("slow", latency_ms=9_999.0), _t("empty-error", error=""), _t("fb0", feedback_score=0.0)]
+    batch += [_t("boom", status="error"), _t("neg", feedback_score=-0.5, latency_ms=50_000.0)]
+    for nan in (False, True):  # a NaN latency or cost: the row rules' sorted() order decides, as before
+        if nan:
+            batch.append(_t("nan", latency_ms=float("nan"), cost_usd=float("nan")))
+        _, table, _ = storable(batch)
+        assert _driver._table_reasons(table, rate, 0.9).to_pylist() == keep_reasons(batch, rate, 0.9)
+    reasons = dict(zip([t.trace_id for t in batch], keep_reasons(batch, rate, 0.9), strict=True))
+    assert (reasons["slow"], reasons["boom"], reasons["neg"]) == ("latency_outlier", "error", "negative_feedback")
+    for plain in ("none", "empty-error", "fb0"):  # neither an empty error text nor a 0 feedback keeps a payload
+        assert reasons[plain] == ("sampled" if rate >= 1 or sample_unit(plain) < rate else None)
+
+
+def test_new_ids_are_those_not_seen_and_first_in_their_batch() -> None:
+    seen = {"a"}
+    assert _driver._mark_new(["b", "c"], seen) == [True, True] and seen == {"a", "b", "c"}
+    assert _driver._mark_new(["d", "e", "d"], seen) == [True, True, False] and seen == {"a", "b", "c", "d", "e"}
+    assert _driver._mark_new(["a", "f", "f", "g"], seen) == [False, True, False, True]
+    assert seen == {"a", "b", "c", "d", "e", "f", "g"}
+
+
+@pytest.mark.parametrize("piece", [1, 3, 7, 64])
+def test_lines_read_in_pieces_are_those_of_a_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece: int) -> None:
+    monkeypatch.setattr(_driver, "_READ_BYTES", piece)
+    path = tmp_path / "x.jsonl"
+    data = b"ab\n\ncdef\r\n  \ngh\nlast-without-newline"
+    path.write_bytes(data)
+    for start, end in [(0, len(data)), (3, 13), (0, 3), (5, 5)]:
+        assert list(_driver._lines(str(path), start, end)) == data[start:end].split(b"\n")
+
+
 def test_payload_sample_keeps_metadata_for_all(ws, tmp_path):
     path = tmp_path / "chats.jsonl"
     path.write_bytes(b"".join(_chat(i) + b"\n" for i in range(400)))

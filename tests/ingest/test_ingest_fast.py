@@ -227,11 +227,14 @@ def test_the_trace_path_reads_the_realistic_file(realistic: Path, trace_path) ->
     assert image["input_text"] == "What's the weather in Seattle and San Francisco today?\n[image_url]"
 
 
-@pytest.mark.parametrize("how", ["one chunk", "many chunks", "two workers"])
+@pytest.mark.parametrize("how", ["one chunk", "few rows at once", "many chunks", "two workers"])
 def test_chunked_ingest_gives_the_rows_of_the_trace_path(
     how: str, realistic: Path, trace_path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if how == "many chunks":  # ~30 chunks: content-id repeats, the repeated id and issues cross chunk borders
+    if how == "few rows at once":  # one chunk, read 1,000 bytes at a time (lines span reads), Arrow 7 rows at a time
+        monkeypatch.setattr(_driver, "_ROWS_AT_ONCE", 7)
+        monkeypatch.setattr(_driver, "_READ_BYTES", 1000)
+    elif how == "many chunks":  # ~30 chunks: content-id repeats, the repeated id and issues cross chunk borders
         monkeypatch.setattr(_driver, "CHUNK_BYTES", 16_384)
     elif how == "two workers":
         monkeypatch.setattr(_driver, "PARALLEL_MIN_BYTES", 0)
@@ -242,7 +245,7 @@ def test_chunked_ingest_gives_the_rows_of_the_trace_path(
     assert (report.ingested, report.skipped, report.files[0].payload_kept) == (55, 1, 55)
     assert [r["trace_id"] for r in rows] == [r["trace_id"] for r in want_rows]
     # a chunk is the batch for the latency/cost quantile: with many, only the outlier labels may differ
-    skip = {"keep_reason"} if how != "one chunk" else set()
+    skip = {"keep_reason"} if how not in ("one chunk", "few rows at once") else set()
     for got, want in zip(rows, want_rows, strict=True):
         assert {k: v for k, v in got.items() if k not in skip} == {k: v for k, v in want.items() if k not in skip}
 
@@ -272,6 +275,26 @@ def test_a_value_the_store_cannot_hold_is_an_issue_not_a_crash(ws, tmp_path: Pat
         f"{path}:2: input_tokens: value does not fit the trace store's column (record huge)"
     ]
     assert sorted(TraceStore(ws.traces_dir).trace_ids()) == ["ok", "ok2"]
+
+
+def test_rows_turned_into_arrow_a_few_at_a_time_keep_issues_in_line_order(
+    ws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unstorable row found when its rows become Arrow is reported in line order among the lines after it that
+    are not JSON, and the content-derived ids of the rows after it still count repeats."""
+    monkeypatch.setattr(_driver, "_ROWS_AT_ONCE", 2)
+    path = tmp_path / "chats.jsonl"
+    ok = {"messages": [{"role": "user", "content": "hi"}]}  # no id: one from its content
+    huge = {"id": "huge", "messages": [{"role": "user", "content": "hi"}], "usage": {"prompt_tokens": 1e30}}
+    path.write_bytes(b"\n".join([_d(huge), _d({**ok, "id": "a"}), b"{bad", _d(ok), _d(ok), b"[1]", _d(ok)]) + b"\n")
+    report = ingest_files(ws, [path], fmt="openai")
+    assert [str(i) for i in report.issues] == [
+        f"{path}:1: input_tokens: value does not fit the trace store's column (record huge)",
+        f"{path}:3: not valid JSON (unexpected character, expected a string key)",
+        f"{path}:6: expected a JSON object with 'messages'",
+    ]
+    first = content_id(ok, {}, "oai")
+    assert sorted(TraceStore(ws.traces_dir).trace_ids()) == sorted(["a", first, f"{first}-1", f"{first}-2"])
 
 
 def test_odd_value_types_are_an_issue_not_a_crash(ws, tmp_path: Path) -> None:

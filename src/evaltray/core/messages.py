@@ -19,6 +19,7 @@ __all__ = [
     "chat_message_record",
     "chat_messages",
     "maybe_json",
+    "message_record_of",
     "text_of",
     "tool_call",
     "tool_call_record",
@@ -89,21 +90,42 @@ def chat_message_record(raw: Any) -> MessageRecord | None:
     role = get("role", _NO_ROLE)
     if role is _NO_ROLE:
         return None
-    raw_calls = get("tool_calls")
+    return message_record_of(
+        role,
+        get("content"),
+        get("tool_calls"),
+        get("function_call"),
+        get("tool_call_id"),
+        get("name"),
+        get("error"),
+        get("is_error"),
+    )
+
+
+def message_record_of(
+    role: Any,
+    content: Any,
+    raw_calls: Any,
+    legacy: Any,
+    tool_call_id: Any,
+    name: Any,
+    error: Any,
+    is_error: Any,
+) -> MessageRecord:
+    """:func:`chat_message_record` of a message's fields as decoded (a missing one is None): the rules in one place
+    for a dict and for the chat JSONL ingest's decoded messages."""
     calls = [c for c in map(tool_call_record, raw_calls) if c is not None] if raw_calls else []
-    legacy = get("function_call")
     if legacy and isinstance(legacy, dict) and legacy.get("name"):
         calls.append(CallRecord(name=legacy["name"], arguments=maybe_json(legacy.get("arguments"))))
     if role == "function":
         role = "tool"
-    content = get("content")
     return MessageRecord(
         role if type(role) is str else str(role),
         content if content is None or type(content) is str else text_of(content),
         calls or None,
-        get("tool_call_id"),
-        get("name") if role == "tool" else None,
-        bool(get("error") or get("is_error")),
+        tool_call_id,
+        name if role == "tool" else None,
+        bool(error or is_error),
     )
 
 

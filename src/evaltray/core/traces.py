@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import msgspec
@@ -277,7 +277,10 @@ class RowBuilder:
         order; :data:`BATCH_COLUMNS` are None. The chat JSONL path calls it without building a Trace, with
         times as :func:`micros` (Arrow reads integers ten times faster than datetimes)."""
         n_user_turns, n_tool_calls, n_tool_errors, input_text, output_text, system = message_summary(messages)
-        start_time, end_time = micros(start_time), micros(end_time)
+        if start_time is not None and type(start_time) is not int:  # the chat JSONL path passes micros already
+            start_time = micros(start_time)
+        if end_time is not None and type(end_time) is not int:
+            end_time = micros(end_time)
         if latency_ms is None and start_time is not None and end_time is not None:
             latency_ms = (end_time - start_time) / 1000
         if total_tokens is None and input_tokens is not None and output_tokens is not None:
@@ -396,15 +399,25 @@ def values_table(rows: list[tuple[Any, ...]]) -> pa.Table:
 
 def _utf8_array(values: tuple[bytes | None, ...]) -> pa.Array:
     """A string array from UTF-8 bytes (an encoder's output) laid end to end, instead of one value at a time."""
-    lengths = np.fromiter((0 if v is None else len(v) for v in values), np.int64, len(values))
-    offsets = np.zeros(len(values) + 1, np.int64)
+    n = len(values)
+    present: Sequence[bytes]
+    if None in values:
+        present = [v for v in values if v is not None]
+        if not present:
+            return pa.nulls(n, pa.string())
+        valid = np.fromiter((v is not None for v in values), np.bool_, n)
+        lengths = np.zeros(n, np.int64)
+        lengths[valid] = np.fromiter(map(len, present), np.int64, len(present))
+        mask = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    else:
+        present, mask = cast("tuple[bytes, ...]", values), None
+        lengths = np.fromiter(map(len, present), np.int64, n)
+    offsets = np.zeros(n + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     if offsets[-1] >= 2**31:  # beyond 32-bit offsets: Arrow splits the values itself
         return pa.array(values, pa.string())
-    valid = np.fromiter((v is not None for v in values), np.bool_, len(values))
-    mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    data = pa.py_buffer(b"".join(v for v in values if v))
-    return pa.Array.from_buffers(pa.string(), len(values), [mask, pa.py_buffer(offsets.astype(np.int32)), data])
+    data = pa.py_buffer(b"".join(present))
+    return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offsets.astype(np.int32)), data])
 
 
 def read_messages(raw: str | None) -> list[dict[str, Any]]:

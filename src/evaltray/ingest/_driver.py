@@ -15,16 +15,18 @@ without any text and reported by id (quarantined).
 from __future__ import annotations
 
 import gc
+import operator
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -60,6 +62,7 @@ PARALLEL_CHUNK_BYTES = 16 << 20
 PARALLEL_MIN_BYTES = 24 << 20
 Progress = Callable[[str, int], None]
 _TRACE_ID = COLUMN_INDEX["trace_id"]
+_row_id = operator.itemgetter(_TRACE_ID)
 
 
 @dataclass
@@ -144,22 +147,66 @@ def keep_reasons(batch: list[Trace], rate: float, quantile: float) -> list[str |
     )
 
 
-def _row_reasons(rows: list[tuple[Any, ...]], rate: float, quantile: float) -> list[str | None]:
-    """:func:`keep_reasons` from store rows (their latency is the trace's own: line formats have no end time)."""
-    tid, fb, status, err, tool_err, lat, cost = (
-        COLUMN_INDEX[c]
-        for c in ("trace_id", "feedback_score", "status", "error", "n_tool_errors", "latency_ms", "cost_usd")
+#: keep reasons in the order they win (:func:`_reasons`); a row with none of them keeps metadata only
+_REASONS = ("negative_feedback", "error", "tool_failure", "latency_outlier", "cost_outlier", "sampled")
+
+
+def _table_reasons(table: pa.Table, rate: float, quantile: float) -> pa.Array:
+    """:func:`keep_reasons` of a :data:`SCHEMA` table's rows, column at a time (their latency is the trace's own:
+    line formats have no end time); the same reasons as :func:`_reasons`, as a string array."""
+    n = table.num_rows
+
+    def floats(name: str) -> np.ndarray:
+        return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)  # null -> NaN
+
+    latency, cost = floats("latency_ms"), floats("cost_usd")
+    nans = np.isnan(latency).sum() + np.isnan(cost).sum()  # nulls read as NaN; beyond them, a value is NaN
+    if nans > table.column("latency_ms").null_count + table.column("cost_usd").null_count:
+        return _row_reasons(table, rate, quantile)  # sorted() orders a NaN where numpy would not: the row rules decide
+    codes = np.full(n, len(_REASONS), np.int8)  # none
+    if rate >= 1.0:
+        codes[:] = 5
+    else:
+        ids = table.column("trace_id").to_pylist()
+        codes[np.fromiter((sample_unit(t) < rate for t in ids), np.bool_, n)] = 5
+    failed, tool_failed = _failed(table)
+    # the lowest priority first: each later rule overwrites the ones it outranks
+    for code, values in ((4, cost), (3, latency)):
+        q = _quantile_array(values, quantile)
+        if q is not None:
+            codes[values > q] = code
+    codes[tool_failed] = 2
+    codes[failed] = 1
+    with np.errstate(invalid="ignore"):
+        codes[floats("feedback_score") < 0] = 0
+    return pa.array([*_REASONS, None], pa.string()).take(pa.array(codes))
+
+
+def _row_reasons(table: pa.Table, rate: float, quantile: float) -> pa.Array:
+    """:func:`_table_reasons` by the row rules of :func:`_reasons`."""
+    failed, tool_failed = _failed(table)
+    ids, feedback, latency, cost = (
+        table.column(c).to_pylist() for c in ("trace_id", "feedback_score", "latency_ms", "cost_usd")
     )
-    return _reasons(
-        [r[tid] for r in rows],
-        [r[fb] for r in rows],
-        [r[status] == "error" or bool(r[err]) for r in rows],
-        [r[tool_err] > 0 for r in rows],
-        [r[lat] for r in rows],
-        [r[cost] for r in rows],
-        rate,
-        quantile,
+    return pa.array(
+        _reasons(ids, feedback, failed.tolist(), tool_failed.tolist(), latency, cost, rate, quantile), pa.string()
     )
+
+
+def _failed(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the trace failed (status error, or an error text), and a tool call of it failed."""
+    error = pc.fill_null(pc.greater(pc.binary_length(table.column("error")), 0), False)
+    failed = pc.or_(pc.fill_null(pc.equal(table.column("status"), "error"), False), error)
+    tool = pc.fill_null(pc.greater(table.column("n_tool_errors"), 0), False)
+    return failed.to_numpy(zero_copy_only=False), tool.to_numpy(zero_copy_only=False)
+
+
+def _quantile_array(values: np.ndarray, q: float) -> float | None:
+    """:func:`_quantile` of an array without NaN but for its nulls (as NaN)."""
+    known = np.sort(values[~np.isnan(values)])
+    if len(known) < 20:
+        return None
+    return float(known[min(len(known) - 1, int(q * len(known)))])
 
 
 def _reasons(
@@ -193,18 +240,19 @@ def _reasons(
     return out
 
 
-def _finished(table: pa.Table, reasons: list[str | None], source_file: str) -> tuple[pa.Table, int]:
-    """A batch with its per-batch columns set and the payload dropped where no reason keeps it; and how many keep it."""
+def _finished(table: pa.Table, reasons: pa.Array, source_file: str) -> tuple[pa.Table, int]:
+    """A batch with its per-batch columns set and the payload dropped where no reason (a null) keeps it; and
+    how many keep it."""
     n = table.num_rows
-    keep = pa.array([r is not None for r in reasons], pa.bool_())
+    keep = reasons.is_valid()
     batch_values = {
         "source_file": pa.repeat(pa.scalar(source_file, pa.string()), n),
         "ingested_at": pa.repeat(pa.scalar(datetime.now(UTC), SCHEMA.field("ingested_at").type), n),
         "payload_kept": keep,
-        "keep_reason": pa.array(reasons, pa.string()),
+        "keep_reason": reasons,
         "scrubbed": pa.repeat(pa.scalar(False), n),  # scrub_table sets it where the workspace scrubs
     }
-    kept = n - reasons.count(None)
+    kept = n - reasons.null_count
     if kept < n:  # the rest keep metadata only
         for name in PAYLOAD_COLUMNS:
             typ = SCHEMA.field(name).type
@@ -321,7 +369,7 @@ def batch_table(
     batch, table, unstorable = storable(traces)
     if not batch:
         return None, 0, unstorable
-    table, kept = _finished(table, keep_reasons(batch, rate, quantile), source_file)
+    table, kept = _finished(table, pa.array(keep_reasons(batch, rate, quantile), pa.string()), source_file)
     return table, kept, unstorable
 
 
@@ -425,22 +473,19 @@ def _ingest_one(
     scrubbing: Scrub | None,
 ) -> FileReport:
     files = ws.t["ingest_files"]
-    with ws.tx() as conn:
-        file_id = inserted_id(
-            conn,
-            files.insert().values(
-                path=str(path), sha256=file_sha256(path), format=fmt.name, status="running", started_at=now_iso()
-            ),
-        )
+    log = _FileLog(ws, path, fmt.name)
     try:
         writer = TraceWriter(store, rate, ws.settings.outlier_quantile, path.name, scrubbing)
         if fmt.line_reader is not None:
-            rep = _stream_lines(writer, path, fmt.name, strict, seen, progress, workers)
+            rep = _stream_lines(writer, path, fmt.name, strict, seen, progress, workers, log)
         else:
+            log.running()
             rep = _stream(writer, path, fmt, options, strict, seen, progress)
+        file_id = log.running()
     except BaseException:
         with ws.tx() as conn:  # a bad --map or --strict stop: the log says so instead of "running"
-            conn.execute(files.update().where(files.c.id == file_id).values(status="failed", finished_at=now_iso()))
+            failed = files.update().where(files.c.id == log.running())
+            conn.execute(failed.values(status="failed", finished_at=now_iso()))
         raise
     with ws.tx() as conn:
         conn.execute(
@@ -467,6 +512,35 @@ def _ingest_one(
             quarantined=len(rep.quarantined),
         )
     return rep
+
+
+class _FileLog:
+    """A file's row in ``ingest_files``, written as running before any of its traces is published. When workers
+    parse the file, its sha256 is computed meanwhile on a thread (started once they are forked), instead of
+    before they start."""
+
+    def __init__(self, ws: Workspace, path: Path, fmt: str) -> None:
+        self.ws, self.path, self.fmt, self.started_at = ws, path, fmt, now_iso()
+        self.id: int | None = None
+        self._digest: Future[str] | None = None
+
+    def hash_aside(self) -> None:
+        """Start hashing the file on a thread (after the workers are forked: no process is forked with it running)."""
+        if self._digest is None:
+            thread = ThreadPoolExecutor(1, thread_name_prefix="evaltray-sha256")
+            self._digest = thread.submit(file_sha256, self.path)
+            thread.shutdown(wait=False)
+
+    def running(self) -> int:
+        """The row's id; written (status running) on the first call."""
+        if self.id is None:
+            digest = file_sha256(self.path) if self._digest is None else self._digest.result()
+            with self.ws.tx() as conn:
+                row = dict(path=str(self.path), sha256=digest, format=self.fmt, status="running")
+                self.id = inserted_id(
+                    conn, self.ws.t["ingest_files"].insert().values(**row, started_at=self.started_at)
+                )
+        return self.id
 
 
 def _stream(
@@ -528,7 +602,14 @@ def _read(fmt: Format, path: Path, options: Mapping[str, str]) -> Iterator[Trace
 
 
 def _stream_lines(
-    writer: TraceWriter, path: Path, name: str, strict: bool, seen: set[str], progress: Progress | None, workers: int
+    writer: TraceWriter,
+    path: Path,
+    name: str,
+    strict: bool,
+    seen: set[str],
+    progress: Progress | None,
+    workers: int,
+    log: _FileLog,
 ) -> FileReport:
     """Like :func:`_stream` for a JSON-lines format: chunks arrive as unpublished parts, published in file order."""
     rep = FileReport(str(path), name)
@@ -541,12 +622,13 @@ def _stream_lines(
     counts: Counter[str] = Counter()
 
     def publish(chunk: _Chunk, new: list[bool], renamed: dict[int, str]) -> None:
+        log.running()
         if scrub is not None:
             scrub.take(rep, counts, chunk, new, renamed)
         writer.kept += _publish(store, writer.day, chunk, new, bool(renamed))
 
     try:
-        for chunk in _parsed_chunks(name, path, spec, workers, seen):
+        for chunk in _parsed_chunks(name, path, spec, workers, seen, log.hash_aside):
             for line, reason, rid in chunk.issues:
                 issue = Issue(str(path), lines_before + line, reason, rid)
                 if strict:
@@ -561,12 +643,7 @@ def _stream_lines(
                 if n:
                     renamed[i] = ids[i]
                     ids[i] = f"{ids[i]}-{n}"
-            new = []
-            for tid in ids:
-                fresh = tid not in seen
-                if fresh:
-                    seen.add(tid)
-                new.append(fresh)
+            new = _mark_new(ids, seen)
             n_new = new.count(True)
             rep.ingested += n_new
             rep.skipped += len(ids) - n_new
@@ -584,6 +661,23 @@ def _stream_lines(
     rep.payload_kept = writer.kept
     rep.scrubbed = dict(counts)
     return rep
+
+
+def _mark_new(ids: list[str], seen: set[str]) -> list[bool]:
+    """Per id, whether it is new (not in ``seen`` nor earlier in ``ids``); adds the new ones to ``seen``."""
+    if seen.isdisjoint(ids):  # the usual case, checked without a Python loop
+        before = len(seen)
+        seen.update(ids)
+        if len(seen) - before == len(ids):
+            return [True] * len(ids)
+        seen = set()  # an id repeats within ``ids``: its first occurrence is the new one
+    new = []
+    for tid in ids:
+        fresh = tid not in seen
+        if fresh:
+            seen.add(tid)
+        new.append(fresh)
+    return new
 
 
 def _publish(store: TraceStore, day: date, chunk: _Chunk, new: list[bool], renumbered: bool) -> int:
@@ -642,17 +736,31 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, st
     line_reader = get_format(name).line_reader
     assert line_reader is not None  # the driver sends only formats that have one
     record = line_reader()  # one reader per chunk: what it remembers lasts as long as the chunk
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        data = fh.read(end - start)
+    parts: list[pa.Table] = []
+    ids: list[str] = []
     rows: list[tuple[Any, ...]] = []
     row_lines: list[int] = []
     issues: list[tuple[int, str, str | None]] = []
-    content_rows: list[int] = []
+    content_rows: list[int] = []  # in the chunk
+    row_content: list[int] = []  # in ``rows``
+
+    def to_table() -> None:  # the rows so far as a table: few rows' objects live at once, their memory reused
+        nonlocal rows, row_content
+        try:
+            table = values_table(rows)
+        except _ARROW_ERRORS:  # some value does not fit its column: find the rows, keep the rest
+            table, rows, row_content = _without_unstorable(rows, row_lines, row_content, issues)
+        content_rows.extend(len(ids) + i for i in row_content)
+        ids.extend(map(_row_id, rows))
+        parts.append(table)
+        rows, row_content = [], []
+        row_lines.clear()
+
     collect = gc.isenabled()
     gc.disable()  # parsed records hold no cycles; collecting while thousands accumulate costs a third
     try:
-        for lineno, raw in enumerate(data.split(b"\n"), 1):
+        lineno = 0
+        for lineno, raw in enumerate(_lines(path, start, end), 1):
             if not raw or raw.isspace():  # blank (isspace stops at the first other byte; strip would copy the line)
                 continue
             counted: dict[str, int] = {}
@@ -662,25 +770,24 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, st
                 issues.append((lineno, bad.reason, bad.record_id))
                 continue
             if counted:
-                content_rows.append(len(rows))
+                row_content.append(len(rows))
             rows.append(row)
             row_lines.append(lineno)
-        try:
-            table = values_table(rows)
-        except _ARROW_ERRORS:  # some value does not fit its column: find the rows, keep the rest
-            table, rows, content_rows = _without_unstorable(rows, row_lines, content_rows, issues)
-        ids = [row[_TRACE_ID] for row in rows]
-        reasons = _row_reasons(rows, spec.rate, spec.quantile)
+            if len(rows) == _ROWS_AT_ONCE:
+                to_table()
+        to_table()
     finally:
         if collect:
             gc.enable()
-    del rows
-    out = _Chunk(None, ids, content_rows, issues, data.count(b"\n"), 0)
+    issues.sort(key=lambda issue: issue[0])  # by line (an unstorable row's issue came after the lines below it)
+    table = pa.concat_tables(parts)
+    out = _Chunk(None, ids, content_rows, issues, lineno - 1, 0)  # the last line ends the range, not a newline
     if table.num_rows:
-        table, out.kept = _finished(table, reasons, spec.source_file)
+        table, out.kept = _finished(table, _table_reasons(table, spec.rate, spec.quantile), spec.source_file)
         if spec.scrub is not None:
             from evaltray.scrub import scrub_table
 
+            table = table.combine_chunks()  # one chunk per column, as the scrubber has always been given
             # rows already stored are dropped at publishing: no need to scrub them (a content-derived id
             # may still be renumbered into a new one, so those are always scrubbed)
             content = set(content_rows)
@@ -694,6 +801,29 @@ def _parse_chunk(name: str, path: str, start: int, end: int, spec: _PartSpec, st
     return out
 
 
+def _lines(path: str, start: int, end: int) -> Iterator[bytes]:
+    """The lines of bytes ``start:end`` of ``path`` as ``data.split(b"\\n")`` gives them (the last one is what
+    follows the last newline), read :data:`_READ_BYTES` at a time: a buffer of that size is reused by the
+    allocator, where one of the whole range would be faulted in afresh for each chunk."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        left, carry = end - start, b""
+        while left > 0:
+            data = fh.read(min(_READ_BYTES, left))
+            if not data:
+                break
+            left -= len(data)
+            lines = (carry + data if carry else data).split(b"\n")
+            carry = lines.pop()
+            yield from lines
+    yield carry
+
+
+_READ_BYTES = 1 << 20
+#: Rows turned into Arrow at once in a chunk: their Python objects are freed before the next rows are read, so
+#: the allocator reuses their memory instead of asking the kernel for fresh pages (page faults were a tenth of
+#: a worker's time with a whole 16 MiB chunk's rows alive at once).
+_ROWS_AT_ONCE = 4096
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
 
 
@@ -742,10 +872,13 @@ def _chunk_bounds(path: Path, size: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int, stored: set[str]) -> Iterator[_Chunk]:
+def _parsed_chunks(
+    name: str, path: Path, spec: _PartSpec, workers: int, stored: set[str], forked: Callable[[], None]
+) -> Iterator[_Chunk]:
     """Parsed chunks of ``path`` in file order; big files are parsed by a pool of ``workers`` processes.
 
-    ``stored``: ids already in the store (only read, to spare scrubbing rows that will be skipped).
+    ``stored``: ids already in the store (only read, to spare scrubbing rows that will be skipped). ``forked``
+    is called once the workers are started (not for a file parsed in this process).
     """
     if workers < 2 or path.stat().st_size < PARALLEL_MIN_BYTES:
         for start, end in _chunk_bounds(path, CHUNK_BYTES):
@@ -763,6 +896,7 @@ def _parsed_chunks(name: str, path: Path, spec: _PartSpec, workers: int, stored:
             running.append(pool.submit(_parse_in_worker, name, str(path), start, end, spec))
             if len(running) >= 2 * workers:
                 break
+        forked()
         while running:
             try:
                 chunk = running.popleft().result()

@@ -6,8 +6,9 @@ idempotent.
 
 A line is decoded by msgspec straight into typed structs (:class:`_Line`): a message already in
 stored form (a role and text, nothing the message rules would change) is kept as it is, the rest go
-through :func:`~evaltray.core.messages.chat_message_record`, and the tool definitions stay raw
-JSON, decoded once per distinct list (per parse, or per chunk of lines). A line whose values do not
+through :func:`~evaltray.core.messages.message_record_of` (the rules of ``chat_message_record``, without a
+dict), and the tool definitions stay raw JSON, decoded once per distinct list (per parse, or per chunk of
+lines). A line whose values do not
 fit those types (metadata that is not an object, say) is decoded by orjson, brought to the shape the
 rules read the way they read it (:func:`_line_from_dict`), and decoded again. :func:`chat_fields` reads
 a line into a trace's fields; :func:`trace_from_chat` makes a :class:`Trace` of them and the readers
@@ -25,7 +26,7 @@ import msgspec
 import orjson
 from msgspec import UNSET
 
-from evaltray.core.messages import chat_message_record, maybe_json
+from evaltray.core.messages import maybe_json, message_record_of
 from evaltray.core.records import Trace
 from evaltray.core.traces import MessageRecord, RowBuilder, from_micros, message_from_record
 
@@ -108,9 +109,7 @@ def _stored(m: _Message) -> MessageRecord:
     """The stored form of a source message: itself where the message rules would not change it."""
     role = m.role
     if (
-        m.tool_calls is None
-        and m.function_call is None
-        and m.error is None
+        m.tool_calls is m.function_call is m.error is None
         and (m.is_error is False or m.is_error is True)
         and type(role) is str
         and role != "function"
@@ -118,7 +117,9 @@ def _stored(m: _Message) -> MessageRecord:
         and (m.name is None or role == "tool")
     ):
         return m
-    return chat_message_record(msgspec.structs.asdict(m))  # type: ignore[return-value]  # a dict with a role
+    return message_record_of(
+        role, m.content, m.tool_calls, m.function_call, m.tool_call_id, m.name, m.error, m.is_error
+    )
 
 
 def _reply(line: _Line) -> MessageRecord | None:
@@ -166,9 +167,10 @@ def chat_fields(line: _Line, trace_id: str, tools: dict[bytes, list[Any]], fmt: 
     meta = line.metadata or _EMPTY
     mget = meta.get
     messages = [_stored(m) for m in line.messages]
-    reply = _reply(line)
-    if reply is not None:
-        messages.append(reply)
+    if line.choices:  # the model's reply: the first choice's message
+        reply = line.choices[0].message
+        if reply is not None:
+            messages.append(_stored(reply))
     usage = line.usage
     if usage is None:
         prompt = completion = total = None
@@ -179,30 +181,38 @@ def chat_fields(line: _Line, trace_id: str, tools: dict[bytes, list[Any]], fmt: 
     start = line.created_at or line.timestamp or line.created
     feedback = mget("feedback") if line.feedback is UNSET else line.feedback
     error = line.error
+    tags = line.tags or mget("tags")
+    docs = mget("retrieved_doc_ids")
+    # each value in the type it usually has is taken as it is; the helpers convert the rest
     return (
         trace_id,
         fmt,
         messages,
         _NO_LIST if line.tools is _NO_TOOLS else _tools(line.tools, tools),
-        None if start is None else epoch_micros(start),  # start_time, as micros (RowBuilder.row reads them)
+        # start_time, as micros (RowBuilder.row reads them); whole seconds without a call
+        start * 1_000_000
+        if type(start) is int and 0 <= start <= 10**11
+        else None
+        if start is None
+        else epoch_micros(start),
         None,  # end_time
-        _float(line.latency_ms or mget("latency_ms")),
-        _int(prompt),
-        _int(completion),
-        _int(total),
-        _float(line.cost or mget("cost_usd")),
-        _text(line.model or mget("model")),
-        _text(line.system_fingerprint or mget("model_version")),
+        v if type(v := line.latency_ms or mget("latency_ms")) is float else as_float(v),
+        prompt if type(prompt) is int and -(2**53) <= prompt <= 2**53 else as_int(prompt),
+        completion if type(completion) is int and -(2**53) <= completion <= 2**53 else as_int(completion),
+        total if total is None or type(total) is int and -(2**53) <= total <= 2**53 else as_int(total),
+        v if type(v := line.cost or mget("cost_usd")) is float else as_float(v),
+        v if type(v := line.model or mget("model")) is str or v is None else _text(v),
+        v if type(v := line.system_fingerprint or mget("model_version")) is str or v is None else _text(v),
         None,  # provider
-        _text(mget("session_id") or line.session_id),
-        _text(mget("user_id") or line.user),
+        v if type(v := mget("session_id") or line.session_id) is str or v is None else _text(v),
+        v if type(v := mget("user_id") or line.user) is str or v is None else _text(v),
         None,  # name
-        _text(mget("feature") or line.feature),
-        _strings(line.tags or mget("tags")),
+        v if type(v := mget("feature") or line.feature) is str or v is None else _text(v),
+        _strings(tags) if tags else [],
         None if feedback is None else feedback_score(feedback),
         None,  # feedback_comment
-        _text(mget("prompt_template_id") or mget("prompt_id")),
-        _strings(mget("retrieved_doc_ids")),
+        v if type(v := mget("prompt_template_id") or mget("prompt_id")) is str or v is None else _text(v),
+        _strings(docs) if docs else [],
         None,  # corpus_version
         "error" if error else "ok",
         str(error)[:500] if error else None,
