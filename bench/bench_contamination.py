@@ -19,9 +19,15 @@ Sets, kept apart (nothing is tuned on the measuring set):
   questions, the 1,319 GSM8K *test* questions being the tray.
 - Measuring (real rephrasings nobody here tuned on): the other half of those rephrasings, same tray and
   negatives. A found case is right when the corpus text it matched is its own rephrasing.
+- Second set (``--decontaminator [building|measuring]``): the LLM Decontaminator's GPT-4 rephrasings of all
+  1,319 GSM8K test questions (Yang et al. 2023, github:lm-sys/llm-decontaminator
+  ``data/rephrase/rephrase_gsm8k.jsonl``, Apache-2.0; line i rephrases test question i, checked by its final
+  answer), among the same GSM8K train negatives. Scored whole once, untouched, in session 24 (WordLlama 0.925,
+  MiniLM 0.939, precision 1.000); then cut into halves by the seed question as :func:`half` cuts GSM-Plus: the
+  building half may be read from then on, the measuring half is only scored.
 
 Data is read from local git mirrors (``fetch`` github:openai/grade-school-math, MIT; github:qtli/GSM-Plus,
-CC-BY-SA-4.0); nothing is downloaded and nothing is copied into the repository.
+CC-BY-SA-4.0; github:lm-sys/llm-decontaminator, Apache-2.0); nothing is downloaded and nothing is copied into the repository.
 """
 
 from __future__ import annotations
@@ -65,6 +71,22 @@ def gsm8k(split: str) -> list[dict]:
 def gsmplus() -> list[dict]:
     text = _git_show(MIRRORS / "qtli+GSM-Plus" / "repo", "dataset/gsmplus_testmini.jsonl")
     return [orjson.loads(line) for line in text.splitlines()]
+
+
+def decontaminator() -> list[str]:
+    """The LLM Decontaminator's rephrasing of each GSM8K test question, in test order (answers checked)."""
+    text = _git_show(MIRRORS / "lm-sys+llm-decontaminator" / "repo", "data/rephrase/rephrase_gsm8k.jsonl")
+    rows = [orjson.loads(line)["text"] for line in text.splitlines()]
+    test = gsm8k("test")
+    if len(rows) != len(test):
+        raise SystemExit(f"rephrase_gsm8k.jsonl: {len(rows)} rows for {len(test)} test questions")
+    out = []
+    for i, (row, seed) in enumerate(zip(rows, test, strict=True)):
+        question, _, answer = row.removeprefix("Question: ").partition("\nAnswer:")
+        if answer.rsplit("####", 1)[-1].strip() != seed["answer"].rsplit("####", 1)[-1].strip():
+            raise SystemExit(f"rephrase_gsm8k.jsonl line {i + 1}: its answer is not test question {i + 1}'s")
+        out.append(question.strip())
+    return out
 
 
 # ----------------------------------------------------------------------------- rules that write copies
@@ -262,6 +284,24 @@ def real_rephrasings(which: str | None = None) -> tuple[list[ct.Probe], list[Doc
         line = len(docs) + 1
         docs.append(Doc("gsmplus.jsonl", line, r["question"]))
         truth.setdefault(ids[seed], {})[f"gsmplus.jsonl:{line}"] = "paraphrase"
+    return probes, docs, truth
+
+
+def decontaminator_rephrasings(
+    which: str | None = None,
+) -> tuple[list[ct.Probe], list[Doc], dict[str, dict[str, str]]]:
+    """GSM8K test as the tray, the LLM Decontaminator's rephrasings (of one :func:`half` of the seeds, when
+    given) among GSM8K train as the corpus."""
+    test = gsm8k("test")
+    probes = [ct.Probe(f"g{i:04d}", "dev", "input", r["question"]) for i, r in enumerate(test)]
+    docs = [Doc("train.jsonl", i + 1, r["question"]) for i, r in enumerate(gsm8k("train"))]
+    truth: dict[str, dict[str, str]] = {}
+    for i, text in enumerate(decontaminator()):
+        if which is not None and half(test[i]["question"]) != which:
+            continue
+        line = len(docs) + 1
+        docs.append(Doc("rephrase_gsm8k.jsonl", line, text))
+        truth[f"g{i:04d}"] = {f"rephrase_gsm8k.jsonl:{line}": "paraphrase"}
     return probes, docs, truth
 
 
@@ -478,6 +518,13 @@ def main() -> None:
     )
     ap.add_argument("--real-only", action="store_true", help="Only the GSM-Plus halves (their vectors: --vectors).")
     ap.add_argument(
+        "--decontaminator",
+        nargs="?",
+        const="all",
+        choices=["all", "building", "measuring"],
+        help="Only the LLM Decontaminator rephrasings: all, or one half of their seeds",
+    )
+    ap.add_argument(
         "--vectors", type=Path, help="A folder of BACKEND-{test,train,plus}.npy: vectors of the questions, made before"
     )
     ap.add_argument(
@@ -502,6 +549,14 @@ def main() -> None:
         f"backend {args.backend}; PARA_COS {ct.PARA_COS}, PARA_GUARDS {ct.PARA_GUARDS}, PARA_K {ct.PARA_K}, "
         f"LCS_MIN {ct.LCS_MIN}, n {ct.DEFAULT_N}"
     )
+    if args.decontaminator:
+        which = None if args.decontaminator == "all" else args.decontaminator
+        probes, docs, truth = decontaminator_rephrasings(which)
+        matches, secs = run_scan(probes, docs, embed)
+        report(
+            f"GSM8K test vs the LLM Decontaminator's GPT-4 rephrasings ({args.decontaminator})", matches, truth, secs
+        )
+        return
     if not args.real_only:
         probes, docs, truth = planted()
         matches, secs = run_scan(probes, docs, embed)

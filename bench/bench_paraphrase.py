@@ -23,6 +23,9 @@ github:openai/grade-school-math first; ``--mrpc``, ``--gsmplus``, ``--gsm8k`` po
   variations that keep most words but change the question (numbers substituted or expanded, an
   operation added or reversed, a premise removed); "distraction insertion" is left out. A pair is
   right when both texts are one seed's question with one gold answer.
+- Second set (``--decontaminator [building|measuring]``): the LLM Decontaminator's GPT-4 rephrasings of the
+  1,319 GSM8K test questions (github:lm-sys/llm-decontaminator, Apache-2.0; see bench_contamination.py), beside
+  the 1,319 originals, cut into halves by :func:`half` of the seed question after it was first scored whole.
 - Near precision on scrubbed text: 5,000 GSM8K train questions scrubbed by evaltray's own scrubber
   (names become ``<PERSON_1>``), near stage only. GSM8K questions are distinct problems, so every
   merge is false unless the two texts state the same problem (printed for a look).
@@ -214,6 +217,22 @@ def rephrase_corpus(
     return ids, texts, truth
 
 
+def decontaminator_corpus(test: list[str], side: str | None) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """GSM8K test questions (``g0000``) and the LLM Decontaminator's rephrasing (``g0000-p``) of each, or of
+    those of one ``side`` (see :func:`half`); every test question stays in as a negative."""
+    from bench_contamination import decontaminator
+
+    ids = [f"g{i:04d}" for i in range(len(test))]
+    truth = [(i, "same") for i in ids]
+    texts = list(test)
+    for i, text in enumerate(decontaminator()):
+        if side in (None, half(test[i])):
+            ids.append(f"g{i:04d}-p")
+            texts.append(text)
+            truth.append((f"g{i:04d}", "rephrased"))
+    return ids, texts, truth
+
+
 def _report(name: str, ids: list[str], truth: list, res: dd.DedupResult, seconds: float) -> None:
     r, p, right, found = score(ids, truth, res)
     print(f"  {name:13s} recall {r:.3f}, precision {p:.3f} ({right}/{found} pairs right), {seconds:.2f} s")
@@ -228,12 +247,24 @@ def measure(args: argparse.Namespace) -> None:
 
         embed = with_vectors(embed, args.vectors, args.backend)
     test = load_gsm8k(args.gsm8k, "test")
+    if args.decontaminator:
+        side = None if args.decontaminator == "all" else args.decontaminator
+        sets = {
+            f"GSM8K test + LLM Decontaminator rephrasings ({args.decontaminator})": decontaminator_corpus(test, side)
+        }
+        _measure_sets(sets, embed, old, args)
+        return
     sets = {
         "GSM8K test + GSM-Plus rephrasings, measuring half": rephrase_corpus(test, rows, "measuring"),
         "GSM8K test + GSM-Plus rephrasings, building half": rephrase_corpus(test, rows, "building"),
         "GSM8K test + GSM-Plus rephrasings, all": rephrase_corpus(test, rows),
         "GSM-Plus adversarial (information)": gsm_corpus(rows, KEEP + NEGATIVE),
     }
+    _measure_sets(sets, embed, old, args)
+    near_scrubbed(load_gsm8k(args.gsm8k, "train")[:NEAR_N], old, args.base)
+
+
+def _measure_sets(sets: dict, embed: Callable, old: Callable[..., dd.DedupResult], args: argparse.Namespace) -> None:
     for title, (ids, texts, truth) in sets.items():
         vecs = embed(texts)
         print(f"{title}, {args.backend}, threshold {args.threshold}: {len(texts)} questions")
@@ -241,7 +272,6 @@ def measure(args: argparse.Namespace) -> None:
             t = time.perf_counter()
             res = fn(ids, texts, vectors=vecs, paraphrase=args.threshold)
             _report(name, ids, truth, res, time.perf_counter() - t)
-    near_scrubbed(load_gsm8k(args.gsm8k, "train")[:NEAR_N], old, args.base)
 
 
 def near_scrubbed(questions: list[str], old: Callable[..., dd.DedupResult], base: str = BASE) -> None:
@@ -271,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", default=BASE, help=f"the commit whose dedup.py is the baseline (default {BASE})")
     ap.add_argument(
         "--vectors", type=Path, help="a folder of BACKEND-{test,train,plus}.npy (bench_contamination's --vectors)"
+    )
+    ap.add_argument(
+        "--decontaminator", nargs="?", const="all", choices=["all", "building", "measuring"], help="the second set"
     )
     ap.add_argument("--mrpc", type=Path, default=MIRROR / "Pzeyang+Paraphrase_Identification" / "repo")
     ap.add_argument("--gsmplus", type=Path, default=MIRROR / "qtli+GSM-Plus" / "repo")
