@@ -108,9 +108,12 @@ def _context(
     if facts is None:
         facts = {}
     rows = [facts.get(w) or _word_facts(w, gazetteer, facts) for w in words]
-    starts = []
-    for i, (a, _) in enumerate(toks):
-        starts.append(i == 0 or words[i - 1] in _SENT_END or "\n" in text[toks[i - 1][1] : a])
+    if "\n" in text:
+        starts = [
+            i == 0 or words[i - 1] in _SENT_END or "\n" in text[toks[i - 1][1] : a] for i, (a, _) in enumerate(toks)
+        ]
+    else:
+        starts = [True, *(w in _SENT_END for w in words[:-1])][: len(words)]
     return _Context(
         words,
         [r[0] for r in rows],
