@@ -4,6 +4,7 @@ scores' tags, and a gate (or a prefilter hint) finds something in every text its
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,15 @@ def test_card_and_ssn_hints_hold_wherever_those_recognizers_find(texts: list[str
     assert all(found.values()), found
     assert not _engine._CARD_HINT.search("order 2662420 and 1234 5678 901")  # 11 digits: no card
     assert not _engine._NINE_HINT.search("order 26624201 and 1234 5678")
+
+
+def test_a_pickled_tagger_leaves_its_caches_behind() -> None:
+    tagger = PersonTagger({"w=anna": 5.0, "b": -1.0}, bias=0.0)
+    text = "Anna Berg met anna"
+    toks = tokenize(text)
+    ctx = tagger.context(text, toks, _GAZ, [0.0] * len(toks))
+    tags = tagger.positive(ctx)
+    assert isinstance(tagger._exact, _Exact) and tagger._exact.windows and tagger._facts
+    copy = pickle.loads(pickle.dumps(tagger))
+    assert copy == tagger and copy._exact is False and not copy._facts and not copy._word_score
+    assert copy.positive(copy.context(text, toks, _GAZ, [0.0] * len(toks))) == tags == [True, False, False, True]

@@ -256,6 +256,15 @@ class PersonTagger:
     _facts: dict[str, _Facts] = field(default_factory=dict, repr=False, compare=False)
     _facts_of: Gazetteer | None = field(default=None, repr=False, compare=False)
 
+    def __getstate__(self) -> tuple[dict[str, float], float]:
+        """Pickled (to a worker) as its weights alone: the cached scores are this process's, and can be large."""
+        return self.weights, self.bias
+
+    def __setstate__(self, state: tuple[dict[str, float], float]) -> None:
+        fresh = PersonTagger(*state)
+        for name in PersonTagger.__slots__:
+            setattr(self, name, getattr(fresh, name))
+
     def word_score(self, word: str) -> float:
         score = self._word_score.get(word)
         if score is None:
