@@ -16,7 +16,7 @@ from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from ._names import NONPERSON, WORD, Gazetteer
-from ._recognizers import REGEX_TIMEOUT, OwnRecognizer, Rule, finding
+from ._recognizers import REGEX_TIMEOUT, OwnRecognizer, Rule, finding, scan
 
 # Street types written before the name (Rua do Arenque, Via Franscini, rue de la Paix, ul. Długa)
 _PREFIX = (
@@ -51,16 +51,21 @@ _CORE_RES = (
     # a number first, then a street type and its name: 12 rue de la Paix, 4 Via Roma
     regex.compile(rf"(?i)(?<![\w\-.])(\d{{1,5}}[A-Za-z]?),?[ \t]+(?:{_PREFIX})\.?[ \t]+({_STREET_WORDS})"),
 )
-_CUE_CORE_RE = regex.compile(
-    r"(?i)\b(?:address(?:[ \t]+is)?|lives?[ \t]+(?:at|in)|living[ \t]+at|located[ \t]+at|(?:is|are)[ \t]+at|moved[ \t]+to"
+_CUE = (
+    r"address(?:[ \t]+is)?|lives?[ \t]+(?:at|in)|living[ \t]+at|located[ \t]+at|(?:is|are)[ \t]+at|moved[ \t]+to"
     r"|ship(?:ped)?[ \t]+(?:it[ \t]+)?to|sen[dt][ \t]+(?:it[ \t]+)?to|deliver(?:ed)?[ \t]+(?:it[ \t]+)?to|mail(?:ed)?[ \t]+to"
-    r"|return[ \t]+(?:it[ \t]+)?to|drops?[ \t]+you[ \t]+off[ \t]+at|meet[ \t]+(?:you|me)[ \t]+at|lived[ \t]+(?:in|at))"
+    r"|return[ \t]+(?:it[ \t]+)?to|drops?[ \t]+you[ \t]+off[ \t]+at|meet[ \t]+(?:you|me)[ \t]+at|lived[ \t]+(?:in|at)"
+)
+_CUE_CORE_RE = regex.compile(
+    r"(?i)\b(?:" + _CUE + r")"
     r"[ \t]*:?[ \t]*\n?[ \t]*(\d{1,6}(?:[ \t]+\d{1,5})?[ \t]+" + _WORD + r"(?:[ \t]+" + _WORD + r"){0,3})"
 )
+_CUE_GATE = regex.compile(r"(?i)\b(?:" + _CUE + r")")  # see :func:`scan`
 # "the corner of 35 Pentelis Str. and Waechter Turnpike", "corner of 5th and Main": an intersection
 _CORNER_RE = regex.compile(
     rf"(?i)\b(?:the[ \t]+)?corner[ \t]+of[ \t]+((?:[\w.'’\-]+[ \t]+){{0,5}}?)and[ \t]+((?:{_WORD}|\d+\w*)(?:[ \t]+{_WORD}){{0,3}})"
 )
+_CORNER_GATE = regex.compile(r"(?i)corner[ \t]+of")
 _PREFIX_WORD_RE = regex.compile(rf"(?i)(?:{_PREFIX})\.?")
 _SUFFIX_WORD_RE = regex.compile(rf"(?i){_WORD}(?:{_ATTACHED})|(?:{_SUFFIX})\.?")
 
@@ -87,7 +92,7 @@ class AddressRecognizer(OwnRecognizer):
     """ADDRESS: evaltray's street rules plus non-US street cores, each grown over the address lines after it."""
 
     def __init__(self, rules: Sequence[Rule], gazetteer: Gazetteer) -> None:
-        self.rules = [(r, r.compiled()) for r in rules]
+        self.rules = [(r, r.compiled(), r.compiled_gate()) for r in rules]
         self.gazetteer = gazetteer
         super().__init__(["ADDRESS"], "AddressRecognizer")
 
@@ -95,8 +100,8 @@ class AddressRecognizer(OwnRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
         out = []
-        for rule, rx in self.rules:
-            for m in rx.finditer(text, timeout=REGEX_TIMEOUT):
+        for rule, rx, gate in self.rules:
+            for m in scan(rx, gate, text):
                 start, end = m.span(rule.group)
                 if end > start:
                     core = rule.name in ("us-street", "us-street-lower", "po-box", "military")
@@ -119,9 +124,9 @@ class AddressRecognizer(OwnRecognizer):
                 if i == 0 and not self._street_name(m.group(2)):
                     continue  # "3 apples and 4": words that are all plain English are no street
                 out.append(m.span())
-        for m in _CUE_CORE_RE.finditer(text, timeout=REGEX_TIMEOUT):
+        for m in scan(_CUE_CORE_RE, _CUE_GATE, text):
             out.append(m.span(1))
-        for m in _CORNER_RE.finditer(text, timeout=REGEX_TIMEOUT):
+        for m in scan(_CORNER_RE, _CORNER_GATE, text):
             if any(ch.isdigit() for ch in m.group()) or self._street_name(m.group(1) + " " + m.group(2)):
                 end = m.end()
                 while text[end - 1] == ".":

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import regex
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
@@ -144,6 +145,11 @@ def resolve_entities(entities: Sequence[str] | None) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------- prefilter
 
 _DIGITS7 = re.compile(r"\d(?:[\s().\-/+]{0,3}\d){6}")
+# Digits as the card and SSN/ITIN recognizers' patterns need them (Presidio's 13+ in groups and evaltray's 12-19
+# digits, each apart by at most one space or hyphen; 9 digits apart by at most one space, tab, hyphen or dot),
+# read with the regex module's own \d: without these the recognizers cannot match.
+_CARD_HINT = regex.compile(r"\d(?:[ \-]?\d){11}")
+_NINE_HINT = regex.compile(r"\d(?:[ \t\-.]?\d){8}")
 _IBAN_HINT = re.compile(r"[A-Za-z]{2}\d{2}")
 _IP_HINT = re.compile(r"\d\.\d+\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
 _URL_HINT = re.compile(r"://|www\.|[?&#;][\w.-]+=", re.IGNORECASE)
@@ -368,11 +374,11 @@ class Scrubber:
             digits7 = _DIGITS7.search(text) is not None
             if digits7 and "PHONE_NUMBER" in want:
                 out.append("PHONE_NUMBER")
-            if digits7 and "CREDIT_CARD" in want:
+            if digits7 and "CREDIT_CARD" in want and _CARD_HINT.search(text):
                 out.append("CREDIT_CARD")
             if "IBAN_CODE" in want and _IBAN_HINT.search(text):
                 out.append("IBAN_CODE")
-            if digits7:
+            if digits7 and _NINE_HINT.search(text):
                 out.extend(e for e in ("US_SSN", "US_ITIN") if e in want)
             if any(w in low for w in _DOC_WORDS) or "DL" in text:
                 out.extend(e for e in ("PASSPORT", "DRIVER_LICENSE") if e in want)

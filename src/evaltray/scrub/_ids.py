@@ -15,7 +15,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from ._recognizers import REGEX_TIMEOUT, OwnRecognizer, finding
+from ._recognizers import REGEX_TIMEOUT, OwnRecognizer, finding, scan
 
 #: The national numbering plans a phone number without a country code is read in (issue 11: US/UK/DE/FR/IN/BR).
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR")
@@ -137,10 +137,13 @@ class CueIdRecognizer(OwnRecognizer):
         cued_value: str,
         check: Callable[[str], bool],
         bare_value: str | None = None,
+        bare_gate: str | None = None,
     ) -> None:
         self.check = check
         self.cued = regex.compile(r"(?i)\b(?:" + cue + r")" + _GAP + r"(" + cued_value + r")(?![\w\-])")
         self.bare = regex.compile(r"(?<![\w\-])(" + bare_value + r")(?![\w\-])") if bare_value else None
+        #: what the cued pattern needs (its cue) and what the bare one does (``bare_gate``): see :func:`scan`
+        self.gates = (regex.compile(r"(?i)\b(?:" + cue + r")"), regex.compile(bare_gate) if bare_gate else None)
         super().__init__([entity], f"{entity.title()}Recognizer")
 
     def analyze(
@@ -148,10 +151,10 @@ class CueIdRecognizer(OwnRecognizer):
     ) -> list[RecognizerResult]:
         entity = self.supported_entities[0]
         out = []
-        for rx, score in ((self.cued, 0.9), (self.bare, 0.6)):
+        for rx, gate, score in ((self.cued, self.gates[0], 0.9), (self.bare, self.gates[1], 0.6)):
             if rx is None:
                 continue
-            for m in rx.finditer(text, timeout=REGEX_TIMEOUT):
+            for m in scan(rx, gate, text):
                 if self.check(m.group(1)):
                     out.append(finding(self, entity, m.start(1), m.end(1), score))
         return out
@@ -172,12 +175,12 @@ def _id_shape(value: str) -> bool:
 
 def ssn_recognizer() -> CueIdRecognizer:
     """US SSN: 123-45-6789 anywhere (when valid), 9 digits however grouped after an SSN cue."""
-    return CueIdRecognizer("US_SSN", _SSN_CUE, _NINE, ssn_valid, r"\d{3}-\d{2}-\d{4}")
+    return CueIdRecognizer("US_SSN", _SSN_CUE, _NINE, ssn_valid, r"\d{3}-\d{2}-\d{4}", r"\d-\d")
 
 
 def itin_recognizer() -> CueIdRecognizer:
     """US ITIN: 9xx-7x-xxxx anywhere (when valid), 9 digits after a taxpayer-id cue."""
-    return CueIdRecognizer("US_ITIN", _ITIN_CUE, _NINE, itin_valid, r"9\d{2}-\d{2}-\d{4}")
+    return CueIdRecognizer("US_ITIN", _ITIN_CUE, _NINE, itin_valid, r"9\d{2}-\d{2}-\d{4}", r"\d-\d")
 
 
 def passport_recognizer() -> CueIdRecognizer:

@@ -560,7 +560,7 @@ class GazetteerNameRecognizer(EntityRecognizer):
         if ":" in text:
             out.extend(self._speakers(text))
         out.extend(self._lower_names(text))
-        if "," in text:
+        if "," in text and ("and" in text or "&" in text):  # what a list needs (see _LIST_RE)
             out.extend(self._name_lists(text))
         for m in _NAME_IS_RE.finditer(text):  # "my name is john smith" typed in lowercase
             pos = m.end()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,17 @@ from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, Email
 OFFLINE_TLD = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
 
 REGEX_TIMEOUT = 2.0  # seconds per regex scan: a pathological 1 MB text fails the trace, never hangs it
+
+
+def scan(rx: regex.Pattern[str], gate: regex.Pattern[str] | None, text: str) -> Iterable[regex.Match[str]]:
+    """``rx``'s matches in ``text`` (each scan timed out at :data:`REGEX_TIMEOUT`); none, without that scan, when
+    ``gate`` finds nothing. A gate is a plain pattern that finds something in every text ``rx`` matches in (a
+    literal the match must hold): it skips the scan, whose timeout alone costs more than the gate's search. Only
+    a gate the regex engine finds fast pays (one that starts with a rare character or a short literal): a gate
+    of many alternative words is searched at every position, slower than the pattern it guards."""
+    if gate is not None and gate.search(text) is None:
+        return ()
+    return rx.finditer(text, timeout=REGEX_TIMEOUT)
 
 
 class OfflineEmailRecognizer(EmailRecognizer):
@@ -98,15 +109,20 @@ class LuhnCardRecognizer(CreditCardRecognizer):
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One regex; ``group`` names the part that is the value (0 = the whole match)."""
+    """One regex; ``group`` names the part that is the value (0 = the whole match); ``gate``, a pattern that finds
+    something in any text ``pattern`` matches in (see :func:`scan`)."""
 
     name: str
     pattern: str
     score: float
     group: int = 0
+    gate: str | None = None
 
     def compiled(self) -> regex.Pattern[str]:
         return regex.compile(self.pattern)
+
+    def compiled_gate(self) -> regex.Pattern[str] | None:
+        return regex.compile(self.gate) if self.gate is not None else None
 
 
 def finding(recognizer: Any, entity: str, start: int, end: int, score: float) -> RecognizerResult:
@@ -137,7 +153,7 @@ class RuleRecognizer(OwnRecognizer):
     """Regex rules whose value may be a capture group (``password=VALUE`` masks VALUE, not the key)."""
 
     def __init__(self, entity: str, rules: Sequence[Rule], name: str) -> None:
-        self.rules = [(r, r.compiled()) for r in rules]
+        self.rules = [(r, r.compiled(), r.compiled_gate()) for r in rules]
         super().__init__([entity], name)
 
     def analyze(
@@ -145,8 +161,8 @@ class RuleRecognizer(OwnRecognizer):
     ) -> list[RecognizerResult]:
         entity = self.supported_entities[0]
         out = []
-        for rule, rx in self.rules:
-            for m in rx.finditer(text, timeout=REGEX_TIMEOUT):
+        for rule, rx, gate in self.rules:
+            for m in scan(rx, gate, text):
                 start, end = m.span(rule.group)
                 if end > start:
                     out.append(finding(self, entity, start, end, rule.score))
@@ -222,13 +238,19 @@ ADDRESS_RULES: tuple[Rule, ...] = (
         r"(?i)(?<![\w\-.])\d{1,6}[ \t]+(?:[a-z]+[ \t]+){1,3}(?:street|avenue|road|drive|lane|boulevard|court|place)\b",
         0.5,
     ),
-    Rule("unit", r"\b(?:Apt|Apartment|Suite|Ste|Unit)\.?[ \t]*#?[ \t]*\d{1,6}[A-Za-z]?\b", 0.5),
-    Rule("po-box", r"(?i)\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d{1,7}\b", 0.7),
+    Rule(
+        "unit",
+        r"\b(?:Apt|Apartment|Suite|Ste|Unit)\.?[ \t]*#?[ \t]*\d{1,6}[A-Za-z]?\b",
+        0.5,
+        gate=r"Apt|Apartment|Suite|Ste|Unit",
+    ),
+    Rule("po-box", r"(?i)\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d{1,7}\b", 0.7, gate=r"(?i)box"),
     Rule(
         "military",
         r"\b(?:PSC|CMR|Unit|USNS|USNV|USS|USCGC)[ \t]+[\w .]{1,40}?(?:,?[ \t]+Box[ \t]+\d{1,6})?[ \t]*[,\n][ \t]*"
         r"(?:APO|FPO|DPO)[ \t]+A[AEP][ \t]+\d{5}\b",
         0.8,
+        gate=r"[ADF]PO[ \t]",
     ),
     Rule(
         "city-state-zip",
@@ -236,6 +258,7 @@ ADDRESS_RULES: tuple[Rule, ...] = (
         + _STATES
         + r"),?[ \t]+\d{5}(?:-\d{4})?(?![\d\-])",
         0.6,
+        gate=r"[A-Z]{2},?[ \t]+\d",  # every state code is two capitals
     ),
     Rule(
         "zip-with-cue",
@@ -243,6 +266,7 @@ ADDRESS_RULES: tuple[Rule, ...] = (
         r"(\d{5}(?:-\d{4})?|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\d\-])",
         0.7,
         1,
+        gate=r"(?i)zip|post",
     ),
 )
 
@@ -318,6 +342,9 @@ _KV_RE = regex.compile(
 )
 
 
+_KV_GATE = regex.compile(r"[:=][ \t]*[\"'\d]")  # a value quoted, or a number, right after its separator
+
+
 class KeyValueRecognizer(OwnRecognizer):
     """Values of structured fields whose key names the entity (``"last_name": "Rossi"``, ``"zip": "85034"``)."""
 
@@ -331,7 +358,7 @@ class KeyValueRecognizer(OwnRecognizer):
         if ":" not in text and "=" not in text:
             return out
         wanted = set(entities)
-        for m in _KV_RE.finditer(text, timeout=REGEX_TIMEOUT):
+        for m in scan(_KV_RE, _KV_GATE, text):
             entity = key_entity(m.group(1).strip())
             if entity is None or entity not in wanted:
                 continue

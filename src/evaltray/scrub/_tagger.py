@@ -73,6 +73,7 @@ def _gaz(flags: int) -> str:
 _GAZ = tuple(_gaz(flags) for flags in range(16))  # the four flags' every combination, named once
 _fold = lru_cache(maxsize=65536)(fold)
 _WORD_CACHE = 100_000
+_WINDOW_CACHE = 65_536  # windows repeat in templated text; one holds a few small strings
 
 
 def _rule_bucket(score: float) -> str:
@@ -95,25 +96,46 @@ class _Context:
     skip: list[bool]
 
 
-def _context(text: str, toks: Sequence[Token], gazetteer: Gazetteer, rule_scores: Sequence[float]) -> _Context:
+def _context(
+    text: str,
+    toks: Sequence[Token],
+    gazetteer: Gazetteer,
+    rule_scores: Sequence[float],
+    facts: dict[str, _Facts] | None = None,
+) -> _Context:
+    """The facts of ``text``'s tokens; ``facts`` remembers each word's own (for this ``gazetteer`` only)."""
     words = [text[a:b] for a, b in toks]
-    low = [_fold(w) for w in words]
-    get = gazetteer.flags.get
-    flags = [get(w, 0) for w in low]
-    skip = [_skipped(w, f) for w, f in zip(words, flags, strict=True)]
-    starts = []
-    for i, (a, _) in enumerate(toks):
-        prev = words[i - 1] if i else ""
-        starts.append(i == 0 or prev in _SENT_END or "\n" in text[toks[i - 1][1] : a])
+    if facts is None:
+        facts = {}
+    rows = [facts.get(w) or _word_facts(w, gazetteer, facts) for w in words]
+    if "\n" in text:
+        starts = [
+            i == 0 or words[i - 1] in _SENT_END or "\n" in text[toks[i - 1][1] : a] for i, (a, _) in enumerate(toks)
+        ]
+    else:
+        starts = [True, *(w in _SENT_END for w in words[:-1])][: len(words)]
     return _Context(
         words,
-        low,
-        [_GAZ[f & 15] for f in flags],
-        [_case(w) for w in words],
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
         [_rule_bucket(s) for s in rule_scores],
         starts,
-        skip,
+        [r[3] for r in rows],
     )
+
+
+#: A word's own facts: folded form, gazetteer flags as a feature string, case, whether the tagger skips it.
+_Facts = tuple[str, str, str, bool]
+
+
+def _word_facts(word: str, gazetteer: Gazetteer, memo: dict[str, _Facts]) -> _Facts:
+    low = _fold(word)
+    flags = gazetteer.flags.get(low, 0)
+    if len(memo) >= _WORD_CACHE:
+        memo.clear()
+    out = memo[word] = (low, _GAZ[flags & 15], _case(word), _skipped(word, flags))
+    return out
 
 
 def _skipped(word: str, flags: int) -> bool:
@@ -139,7 +161,20 @@ def word_features(word: str) -> list[str]:
 
 
 def context_features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
-    """The features of token ``i`` that read its neighbours, the rules and the previous tags."""
+    """The features of token ``i`` that read its neighbours, the rules and the previous tags (in the order the
+    shipped model was trained and is scored in: :func:`window_features` with :func:`tag_features` inside)."""
+    feats = window_features(ctx, i)
+    return feats[:11] + tag_features(prev, prev2, ctx.cases[i], ctx.gaz[i]) + feats[11:]
+
+
+def tag_features(prev: str, prev2: str, case: str, gaz: str) -> list[str]:
+    """The features that read the previous two tags."""
+    return ["-1t=" + prev, "-2t=" + prev2 + prev, "-1tc=" + prev + case + gaz]
+
+
+def window_features(ctx: _Context, i: int) -> list[str]:
+    """The features of token ``i`` that read the text alone: its rule score, start of sentence and the two
+    tokens either side (:meth:`PersonTagger.positive` caches their weight per such window)."""
     n = len(ctx.words)
     g, c, r = ctx.gaz[i], ctx.cases[i], ctx.rule[i]
     p1 = ctx.low[i - 1] if i >= 1 else "<s>"
@@ -161,9 +196,6 @@ def context_features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
         "+2w=" + n2,
         "-1g=" + pg,
         "+1g=" + ng,
-        "-1t=" + prev,
-        "-2t=" + prev2 + prev,
-        "-1tc=" + prev + c + g,
         "-1wc=" + p1 + c,
         "+1wc=" + n1 + c,
         "-1w+1w=" + p1 + "|" + n1,
@@ -175,6 +207,41 @@ def context_features(ctx: _Context, i: int, prev: str, prev2: str) -> list[str]:
     return feats
 
 
+#: Weights are saved to 4 decimals (:meth:`_Averaged.averaged`): in units of 1e-4 each is a whole number.
+_UNIT = 10_000
+#: A window (see :meth:`PersonTagger.positive`): the token, the one before and after it, the folded tokens
+#: two before and after (None past either end), whether it starts a sentence, its rule-score bucket.
+_Window = tuple[str | None, str | None, str, str | None, str | None, bool, str]
+
+
+@dataclass(slots=True)
+class _Exact:
+    """A model's weights and threshold in whole units of 1e-4, and partial scores remembered: integer sums are
+    the same in any order and grouping, so a token's score can be put together from cached parts."""
+
+    weights: dict[str, int]
+    threshold: int
+    words: dict[str, int] = field(default_factory=dict)
+    windows: dict[_Window, int] = field(default_factory=dict)
+    tags: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+
+    def total(self, feats: list[str]) -> int:
+        w = self.weights.get
+        return sum(w(f, 0) for f in feats)
+
+
+def _exact(weights: dict[str, float], bias: float) -> _Exact | None:
+    """The weights as whole units of 1e-4, or None when one of them (or the bias) is not one."""
+    out = {}
+    for f, w in weights.items():
+        k = round(w * _UNIT)
+        if k / _UNIT != w:
+            return None
+        out[f] = k
+    threshold = round(-bias * _UNIT)
+    return _Exact(out, threshold) if threshold / _UNIT == -bias else None
+
+
 @dataclass(slots=True)
 class PersonTagger:
     """Binary tagger (P: part of a person's name, O: not); ``weights`` maps a feature to its weight."""
@@ -183,6 +250,20 @@ class PersonTagger:
     bias: float = 0.0
     #: the summed weight of each word's :func:`word_features`, filled as words are met
     _word_score: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    #: the weights as integers with their cached partial scores (False: not worked out yet; None: they are not)
+    _exact: _Exact | None | bool = field(default=False, repr=False, compare=False)
+    #: each word's :data:`_Facts` under ``_facts_of`` (the gazetteer they were read from)
+    _facts: dict[str, _Facts] = field(default_factory=dict, repr=False, compare=False)
+    _facts_of: Gazetteer | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> tuple[dict[str, float], float]:
+        """Pickled (to a worker) as its weights alone: the cached scores are this process's, and can be large."""
+        return self.weights, self.bias
+
+    def __setstate__(self, state: tuple[dict[str, float], float]) -> None:
+        fresh = PersonTagger(*state)
+        for name in PersonTagger.__slots__:
+            setattr(self, name, getattr(fresh, name))
 
     def word_score(self, word: str) -> float:
         score = self._word_score.get(word)
@@ -193,9 +274,16 @@ class PersonTagger:
             score = self._word_score[word] = sum(w(f, 0.0) for f in word_features(word))
         return score
 
+    def score(self, ctx: _Context, i: int, prev: str, prev2: str) -> float:
+        """Token ``i``'s score after tags ``prev2``, ``prev``, summed in the order the model was trained in."""
+        w = self.weights.get
+        s = self.word_score(ctx.words[i])
+        for f in context_features(ctx, i, prev, prev2):
+            s += w(f, 0.0)
+        return s
+
     def tag(self, ctx: _Context) -> list[float]:
         """The score of each token (P when above ``-self.bias``), decided left to right."""
-        w = self.weights.get
         scores: list[float] = []
         prev, prev2 = "<s>", "<s>"
         skip = ctx.skip
@@ -204,20 +292,84 @@ class PersonTagger:
                 scores.append(SKIPPED)
                 prev, prev2 = "O", prev
                 continue
-            s = self.word_score(ctx.words[i])
-            for f in context_features(ctx, i, prev, prev2):
-                s += w(f, 0.0)
+            s = self.score(ctx, i, prev, prev2)
             scores.append(s)
             prev, prev2 = ("P" if s > -self.bias else "O"), prev
         return scores
+
+    def positive(self, ctx: _Context) -> list[bool]:
+        """Whether each token of ``ctx`` (made by :meth:`context`) is P, exactly as :meth:`tag` decides it, from
+        cached integer parts.
+
+        A token's score is its window's (:func:`word_features` and :func:`window_features`: they read only the
+        text, so a window met before costs one lookup) plus its previous tags' (:func:`tag_features`). Summed as
+        integers it is exact; :meth:`tag`'s float sum differs from the exact one by far less than a unit (a
+        few dozen terms, each off by under 1e-15 of the total), so the two agree whenever the integer score is
+        not the threshold itself; at the threshold :meth:`tag`'s own sum decides.
+        """
+        exact = self._exact
+        if exact is False:
+            exact = self._exact = _exact(self.weights, self.bias)
+        if not isinstance(exact, _Exact):
+            return [s > -self.bias for s in self.tag(ctx)]
+        windows, tags, threshold = exact.windows, exact.tags, exact.threshold
+        words, low, gaz, cases, skip = ctx.words, ctx.low, ctx.gaz, ctx.cases, ctx.skip
+        n = len(words)
+        out: list[bool] = []
+        prev, prev2 = "<s>", "<s>"
+        for i in range(n):
+            if skip[i]:
+                out.append(False)
+                prev, prev2 = "O", prev
+                continue
+            key = (
+                low[i - 2] if i >= 2 else None,
+                words[i - 1] if i else None,
+                words[i],
+                words[i + 1] if i + 1 < n else None,
+                low[i + 2] if i + 2 < n else None,
+                ctx.starts[i],
+                ctx.rule[i],
+            )
+            s = windows.get(key)
+            if s is None:
+                s = self._window_score(exact, ctx, i, key)
+            c, g = cases[i], gaz[i]
+            t = tags.get((prev, prev2, c, g))
+            if t is None:
+                t = tags[prev, prev2, c, g] = exact.total(tag_features(prev, prev2, c, g))
+            s += t
+            p = s > threshold if s != threshold else self.score(ctx, i, prev, prev2) > -self.bias
+            out.append(p)
+            prev, prev2 = ("P" if p else "O"), prev
+        return out
+
+    def _window_score(self, exact: _Exact, ctx: _Context, i: int, key: _Window) -> int:
+        word = ctx.words[i]
+        ws = exact.words.get(word)
+        if ws is None:
+            if len(exact.words) >= _WORD_CACHE:
+                exact.words.clear()
+            ws = exact.words[word] = exact.total(word_features(word))
+        if len(exact.windows) >= _WINDOW_CACHE:
+            exact.windows.clear()
+        s = exact.windows[key] = ws + exact.total(window_features(ctx, i))
+        return s
+
+    def context(self, text: str, toks: Sequence[Token], gazetteer: Gazetteer, rules: Sequence[float]) -> _Context:
+        """:func:`_context`, each word's own facts remembered for ``gazetteer``."""
+        if self._facts_of is not gazetteer:  # a window's cached score read the old one's flags
+            self._facts, self._facts_of = {}, gazetteer
+            if isinstance(self._exact, _Exact):
+                self._exact.windows.clear()
+        return _context(text, toks, gazetteer, rules, self._facts)
 
     def spans(self, text: str, gazetteer: Gazetteer, found: Iterable[tuple[int, int, float]]) -> list[Token]:
         """Person-name spans in ``text``; ``found`` are the gazetteer rules' candidate spans with their scores."""
         toks = tokenize(text)
         if not toks:
             return []
-        scores = self.tag(_context(text, toks, gazetteer, rule_scores(toks, found)))
-        return spans_from_tags(text, toks, [s > -self.bias for s in scores])
+        return spans_from_tags(text, toks, self.positive(self.context(text, toks, gazetteer, rule_scores(toks, found))))
 
 
 def spans_from_tags(text: str, toks: Sequence[Token], positive: Sequence[bool]) -> list[Token]:
