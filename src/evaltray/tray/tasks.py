@@ -45,7 +45,7 @@ from evaltray.core.util import atomic_write, dumps, loads, now_iso
 from . import candidates as pool
 from .gate import retire
 from .lifecycle import get_case, relabel_case
-from .review import Review, get_review, latest_review, normalize_expected, queue, record_review
+from .review import Review, get_review, latest_review, normalize_expected, queue, record_review, unreviewed
 
 __all__ = [
     "OUTCOMES",
@@ -65,6 +65,8 @@ __all__ = [
     "next_task",
     "OwnLabel",
     "open_label_tasks",
+    "open_new_label_tasks",
+    "open_tasks_about",
     "reassign_task",
     "open_task",
     "release_task",
@@ -244,6 +246,15 @@ def get_task(ws: Workspace, task_id: str) -> Task:
     return Task.from_row(row)
 
 
+def open_tasks_about(ws: Workspace, ref: str, kinds: Iterable[str]) -> dict[str, Task]:
+    """The open (or escalated) task of each of ``kinds`` about ``ref``, by kind: one look-up of the open-task key's
+    index, however many tasks the queue has held."""
+    tasks = ws.t["tasks"]
+    keys = [f"{kind}:{ref}" for kind in kinds]
+    with ws.tx() as conn:
+        return {r.kind: Task.from_row(r) for r in conn.execute(sa.select(tasks).where(tasks.c.open_key.in_(keys)))}
+
+
 def list_tasks(
     ws: Workspace,
     *,
@@ -382,7 +393,7 @@ def _closed_elsewhere(ws: Workspace, task: Task) -> bool:
     else:
         if cand.status == pool.REJECTED:
             outcome, why = "reject", str(cand.reject_reason)
-        elif _reviewed_since(ws, task):
+        elif _review_since(ws, task) is not None:
             outcome, why = "done", "reviewed outside the queue"
         else:
             return False
@@ -444,6 +455,30 @@ def open_label_tasks(ws: Workspace, actor: str, set_name: str | None = None, lim
             ids = _open_labels(ws, actor, reason, chunk)
         opened += [tid for tid in ids if tid]
     return opened
+
+
+def open_new_label_tasks(ws: Workspace, actor: str, limit: int) -> list[str]:
+    """A ``label`` task for each of the pool's oldest ``limit`` unreviewed candidates that has none open yet, in one
+    transaction; the new tasks' ids. Unlike :func:`open_label_tasks` it never reads the candidates already in the
+    queue, so a top-up of a queue that holds many costs what it opens (the web server's background top-up)."""
+    cands, tasks = ws.t["candidates"], ws.t["tasks"]
+    open_key = sa.literal("label:") + cands.c.id
+    q = (
+        sa.select(cands.c.id)
+        .where(unreviewed(ws, None), ~sa.exists().where(tasks.c.open_key == open_key))
+        .order_by(cands.c.created_at, cands.c.id)
+        .limit(limit)
+    )
+    with ws.tx() as conn:
+        ids = list(conn.scalars(q))
+    if not ids:
+        return []
+    ws.require(actor, OPEN_ROLES, "opening a review task")
+    try:
+        opened = _open_labels(ws, actor, "new in the candidate pool", ids)
+    except sa.exc.IntegrityError:  # another process opened one of them since we looked: the retry finds it
+        opened = _open_labels(ws, actor, "new in the candidate pool", ids)
+    return [tid for tid in opened if tid]
 
 
 def _open_labels(ws: Workspace, actor: str, reason: str, candidate_ids: list[str]) -> list[str]:
@@ -553,27 +588,21 @@ def _spent(task: Task, actor: str, seconds: float | None) -> float:
 
 
 def _close(ws: Workspace, task: Task, actor: str, outcome: str, **values: Any) -> Task:
+    """Close ``task`` (unless another request closed it first: :class:`TaskClosedMeanwhile`); the task as closed."""
     tasks = ws.t["tasks"]
     spent = round(task.seconds + float(values.pop("seconds") or 0.0), 3)
+    closed = dict(status=CLOSED, outcome=outcome, closed_by=actor, closed_at=now_iso(), seconds=spent, **values)
     with ws.tx() as conn:
         done = conn.execute(
-            tasks.update()
-            .where(tasks.c.id == int(task.id), tasks.c.status != CLOSED)
-            .values(
-                status=CLOSED,
-                open_key=None,
-                outcome=outcome,
-                closed_by=actor,
-                closed_at=now_iso(),
-                seconds=spent,
-                **values,
-            )
+            tasks.update().where(tasks.c.id == int(task.id), tasks.c.status != CLOSED).values(open_key=None, **closed)
         ).rowcount
         if not done:
             raise TaskClosedMeanwhile(f"task {task.id} was closed meanwhile")
         detail = {k: v for k, v in values.items() if k in ("outcome_reason", "verdict")}
         ws.audit(conn, actor, "task.close", task.ref, task_id=int(task.id), kind=task.kind, outcome=outcome, **detail)
-    return get_task(ws, task.id)
+    if "tags" in closed:  # the column's JSON, as the row read back would give it
+        closed["tags"] = loads(closed["tags"])
+    return replace(task, **closed)  # what reading the row back gave, without the read
 
 
 def _escalate(ws: Workspace, task: Task, actor: str, said: Resolution) -> Task:
@@ -603,19 +632,20 @@ def _nothing(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
     """Most outcomes change nothing but the task."""
 
 
-def _reviewed_since(ws: Workspace, task: Task) -> bool:
-    """Whether the task's candidate got a review since the task was opened."""
+def _review_since(ws: Workspace, task: Task) -> Review | None:
+    """The latest review of the task's candidate when it came since the task was opened, else None."""
     review, before = latest_review(ws, task.ref), task.payload.get("review_before")
-    return review is not None and (before is None or review.id > int(before))
+    return review if review is not None and (before is None or review.id > int(before)) else None
 
 
 def _label_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
-    if not _reviewed_since(ws, task):
+    first = _review_since(ws, task)
+    if first is None:
         raise TaskError(
             f"task {task.id}: candidate {task.ref} has no review since the task was opened; record one (`evaltray review`)"
         )
-    share, first = ws.settings.overlap, latest_review(ws, task.ref)
-    if first is not None and first.verdict is not None and in_overlap(task.ref, share):
+    share = ws.settings.overlap
+    if first.verdict is not None and in_overlap(task.ref, share):
         open_task(
             ws,
             "overlap",
