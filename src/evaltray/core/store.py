@@ -9,6 +9,7 @@ import hashlib
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -102,6 +103,10 @@ class _WriteTurns:
             self._holder = threading.get_ident()
             conn.info[self.KEY] = True
 
+    def taken(self) -> bool:
+        """Whether a writer of this process holds the turn now."""
+        return self._lock.locked()
+
     def _given_back(self, _dbapi_conn: Any, record: Any, *_args: Any) -> None:
         if record is not None and record.info.pop(self.KEY, False):
             self._holder = None
@@ -126,8 +131,17 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         if _pool_options(url):  # a database file: an in-memory one is one shared connection already
-            _WriteTurns(engine)
+            _TURNS[engine] = _WriteTurns(engine)
     return engine
+
+
+#: Each SQLite file engine's :class:`_WriteTurns`.
+_TURNS: weakref.WeakKeyDictionary[Engine, _WriteTurns] = weakref.WeakKeyDictionary()
+
+
+def write_turns(engine: Engine) -> _WriteTurns | None:
+    """The turns the writers of ``engine`` take in this process (None but for a SQLite database file)."""
+    return _TURNS.get(engine)
 
 
 def _pool_options(url: str) -> dict[str, Any]:
