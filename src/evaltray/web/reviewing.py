@@ -67,12 +67,12 @@ def next_item(
     meanwhile, the queue is topped up and looked at again. None when nothing waits for them."""
     labels = not kinds or "label" in kinds
     if top_up is not None:
-        task = oversight.next_for(ws, reviewer, kinds=kinds)
+        task = _take_next(ws, reviewer, kinds)
         if labels:
             mark = top_up.ask(reviewer)
             if task is None:
                 top_up.wait(mark)
-                task = oversight.next_for(ws, reviewer, kinds=kinds)
+                task = _take_next(ws, reviewer, kinds)
         return task
     if labels:
         _top_up(ws, reviewer)
@@ -80,6 +80,14 @@ def next_item(
     if task is None and labels and tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH):
         task = oversight.next_for(ws, reviewer, kinds=kinds)
     return task
+
+
+def _take_next(ws: Workspace, reviewer: str, kinds: list[str] | None) -> tq.Task | None:
+    """:func:`~evaltray.tray.oversight.next_for` in one write transaction: reviewers asking at once take turns
+    on the queue instead of all trying to claim the same oldest task (each try a write of its own, so the
+    twentieth reviewer made twenty), and each takes one task in one write."""
+    with ws.atomic():
+        return oversight.next_for(ws, reviewer, kinds=kinds)
 
 
 def _free_label_tasks(ws: Workspace, up_to: int | None = None) -> int:
