@@ -284,11 +284,12 @@ def spotcheck_results(ws: Workspace) -> list[Judged]:
 # ----------------------------------------------------------------------------- what a person is shown
 
 
-def next_for(ws: Workspace, user: str, kinds: Iterable[str] | None = None) -> Task | None:
-    """``user``'s next task, a control item mixed in first when one is due (see :func:`mix_control`)."""
+def next_for(ws: Workspace, user: str, kinds: Iterable[str] | None = None, take: bool = True) -> Task | None:
+    """``user``'s next task, a control item mixed in first when one is due (see :func:`mix_control`); with
+    ``take`` False only the mixing in (the caller takes the task with :func:`next_task` itself)."""
     if kinds is None or "control" in kinds:
         mix_control(ws, user)
-    return next_task(ws, user, kinds=kinds)
+    return next_task(ws, user, kinds=kinds) if take else None
 
 
 def blind_row(ws: Workspace, case_id: str) -> dict[str, Any]:

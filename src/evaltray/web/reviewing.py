@@ -83,11 +83,13 @@ def next_item(
 
 
 def _take_next(ws: Workspace, reviewer: str, kinds: list[str] | None) -> tq.Task | None:
-    """:func:`~evaltray.tray.oversight.next_for` in one write transaction: reviewers asking at once take turns
-    on the queue instead of all trying to claim the same oldest task (each try a write of its own, so the
-    twentieth reviewer made twenty), and each takes one task in one write."""
+    """What :func:`~evaltray.tray.oversight.next_for` does, the queue walk in one write transaction: reviewers
+    asking at once take turns on the queue instead of all trying to claim the same oldest task (each try a write
+    of its own, so the twentieth reviewer made twenty). A control item is mixed in before, outside it: that
+    reads the golden rows, which no writer should wait for."""
+    oversight.next_for(ws, reviewer, kinds=kinds, take=False)
     with ws.atomic():
-        return oversight.next_for(ws, reviewer, kinds=kinds)
+        return tq.next_task(ws, reviewer, kinds=kinds)
 
 
 def _free_label_tasks(ws: Workspace, up_to: int | None = None) -> int:
