@@ -168,3 +168,30 @@ def test_the_review_page_keeps_the_blind_rule_without_writing_on_a_blind_queue(c
         client.get(f"/queue/{cid}")
     assert [w for _, w in seen["writes"]] == ([] if blind else ["INSERT INTO review_drafts"])
     assert reviewing.open_draft(site.ws, "lab", cid).output_seen_first is not blind
+
+
+def test_reviewers_arriving_at_an_empty_queue_all_get_a_task(site, monkeypatch):
+    """Twenty reviewers at a fresh server all found no free task and waited for the top-up's first chunk, which
+    held fewer tasks than they were: those left over got "nothing waits for you" while the pool was full. Each
+    now waits for the next chunk while the top-up opens any."""
+    monkeypatch.setattr(reviewing, "TOP_UP_CHUNK", 1)
+    for n in range(3):
+        add_candidate(site.ws, f"Where is parcel {n}?")
+    names = ["lab", "lab2", "w1", "w2"]
+    for name in names[2:]:
+        site.ws.add_user(name, "labeler", actor="alice")
+    top_up, start, got = reviewing.LabelTopUp(site.ws), threading.Barrier(len(names)), {}
+
+    def ask(name: str) -> None:
+        start.wait()
+        got[name] = reviewing.next_item(site.ws, name, top_up=top_up)
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    top_up.stop()
+    assert sorted(got) == sorted(names) and None not in got.values()
+    assert len({t.ref for t in got.values() if t is not None}) == len(names)  # four different candidates
+    assert all(t is not None and t.assignee == name for name, t in got.items())

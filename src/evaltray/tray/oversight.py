@@ -284,12 +284,11 @@ def spotcheck_results(ws: Workspace) -> list[Judged]:
 # ----------------------------------------------------------------------------- what a person is shown
 
 
-def next_for(ws: Workspace, user: str, kinds: Iterable[str] | None = None, take: bool = True) -> Task | None:
-    """``user``'s next task, a control item mixed in first when one is due (see :func:`mix_control`); with
-    ``take`` False only the mixing in (the caller takes the task with :func:`next_task` itself)."""
+def next_for(ws: Workspace, user: str, kinds: Iterable[str] | None = None) -> Task | None:
+    """``user``'s next task, a control item mixed in first when one is due (see :func:`mix_control`)."""
     if kinds is None or "control" in kinds:
         mix_control(ws, user)
-    return next_task(ws, user, kinds=kinds) if take else None
+    return next_task(ws, user, kinds=kinds)
 
 
 def blind_row(ws: Workspace, case_id: str) -> dict[str, Any]:

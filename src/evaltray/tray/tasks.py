@@ -338,6 +338,8 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
             if task.assignee != user and not _for(task, user):
                 passed.add(int(task.id))
                 continue
+            if task.assignee != user and _taken_since(ws, task):
+                continue
             if _closed_elsewhere(ws, task):
                 continue
             if task.assignee == user:
@@ -365,6 +367,15 @@ def _first_found(conn: sa.Connection, queries: list[sa.Select[Any]]) -> list[Any
         if rows:
             return rows
     return []
+
+
+def _taken_since(ws: Workspace, task: Task) -> bool:
+    """Whether somebody took ``task`` (or it was closed) since the walk read it: a look, where a claim that
+    fails is a write, so twenty reviewers walking at once went through the write lock once per task passed."""
+    tasks = ws.t["tasks"]
+    with ws.tx() as conn:
+        row = conn.execute(sa.select(tasks.c.assignee, tasks.c.status).where(tasks.c.id == int(task.id))).first()
+    return row is None or row.assignee is not None or row.status == CLOSED
 
 
 def _claim(ws: Workspace, task: Task, user: str) -> Task | None:

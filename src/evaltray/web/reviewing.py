@@ -67,12 +67,15 @@ def next_item(
     meanwhile, the queue is topped up and looked at again. None when nothing waits for them."""
     labels = not kinds or "label" in kinds
     if top_up is not None:
-        task = _take_next(ws, reviewer, kinds)
+        task = oversight.next_for(ws, reviewer, kinds=kinds)
         if labels:
             mark = top_up.ask(reviewer)
-            if task is None:
-                top_up.wait(mark)
-                task = _take_next(ws, reviewer, kinds)
+            while task is None:  # none free: the top-up's next chunk, while it opens any (others wait for it too)
+                opened = top_up.wait(mark)
+                task = oversight.next_for(ws, reviewer, kinds=kinds)
+                if not opened:
+                    break
+                mark = top_up.ask(reviewer)
         return task
     if labels:
         _top_up(ws, reviewer)
@@ -80,16 +83,6 @@ def next_item(
     if task is None and labels and tq.open_label_tasks(ws, reviewer, limit=LABEL_BATCH):
         task = oversight.next_for(ws, reviewer, kinds=kinds)
     return task
-
-
-def _take_next(ws: Workspace, reviewer: str, kinds: list[str] | None) -> tq.Task | None:
-    """What :func:`~evaltray.tray.oversight.next_for` does, the queue walk in one write transaction: reviewers
-    asking at once take turns on the queue instead of all trying to claim the same oldest task (each try a write
-    of its own, so the twentieth reviewer made twenty). A control item is mixed in before, outside it: that
-    reads the golden rows, which no writer should wait for."""
-    oversight.next_for(ws, reviewer, kinds=kinds, take=False)
-    with ws.atomic():
-        return tq.next_task(ws, reviewer, kinds=kinds)
 
 
 def _free_label_tasks(ws: Workspace, up_to: int | None = None) -> int:
@@ -147,6 +140,8 @@ class LabelTopUp:
         self._busy = False
         #: chunks committed (or looks that found nothing to open): what :meth:`wait` waits to see move
         self._progress = 0
+        #: the progress mark of the last chunk opened
+        self._last_chunk = 0
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -160,12 +155,14 @@ class LabelTopUp:
             self._cond.notify_all()
             return self._progress
 
-    def wait(self, mark: int, timeout: float | None = None) -> None:
-        """Until a chunk (or a look that found nothing to open) after ``mark`` is in, at most ``timeout`` s."""
+    def wait(self, mark: int, timeout: float | None = None) -> bool:
+        """Until a chunk (or a look that found nothing to open) after ``mark`` is in, at most ``timeout`` s;
+        whether a chunk was opened since ``mark`` (so that one may be free, and more may follow)."""
         with self._cond:
-            self._cond.wait_for(
+            moved = self._cond.wait_for(
                 lambda: self._progress > mark or self._stopped, self.WAIT_S if timeout is None else timeout
             )
+            return moved and self._last_chunk > mark and not self._stopped
 
     def idle(self, timeout: float) -> bool:
         """Wait until no top-up is under way or asked for; whether that happened within ``timeout`` s."""
@@ -211,6 +208,7 @@ class LabelTopUp:
             free += len(opened)
             with self._cond:
                 self._progress += 1
+                self._last_chunk = self._progress
                 self._cond.notify_all()
 
 
