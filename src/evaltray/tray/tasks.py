@@ -225,13 +225,20 @@ def _open_in(
                 .values(priority=max(old.priority, priority), payload=dumps(merged))
             )
         return str(old.id)
-    values = dict(kind=kind, ref=ref, open_key=key, status=OPEN, reason=reason, priority=priority)
+    return _insert_task(ws, conn, (kind, ref, reason, actor, payload, priority, assignee), last)
+
+
+def _insert_task(ws: Workspace, conn: sa.Connection, opening: tuple[Any, ...], last: int | None) -> str:
+    """Write the task ``opening`` names (as :func:`_open_in`'s arguments, checked) and its audit entry; ``last``
+    is the candidate's latest review id, a label task's baseline."""
+    kind, ref, reason, actor, payload, priority, assignee = opening
+    values = dict(kind=kind, ref=ref, open_key=f"{kind}:{ref}", status=OPEN, reason=reason, priority=priority)
     if assignee is not None:
         values.update(assignee=assignee, assigned_at=now_iso())
     # a review after the baseline is what closes a label task
     payload = {**payload, **({"review_before": last} if kind == "label" else {})}
     tid = inserted_id(
-        conn, tasks.insert().values(**values, payload=dumps(payload), opened_by=actor, created_at=now_iso())
+        conn, ws.t["tasks"].insert().values(**values, payload=dumps(payload), opened_by=actor, created_at=now_iso())
     )
     ws.audit(conn, actor, "task.open", ref, task_id=tid, kind=kind, reason=reason)
     return str(tid)
@@ -486,10 +493,22 @@ def open_new_label_tasks(ws: Workspace, actor: str, limit: int) -> list[str]:
         return []
     ws.require(actor, OPEN_ROLES, "opening a review task")
     try:
-        opened = _open_labels(ws, actor, "new in the candidate pool", ids)
-    except sa.exc.IntegrityError:  # another process opened one of them since we looked: the retry finds it
-        opened = _open_labels(ws, actor, "new in the candidate pool", ids)
-    return [tid for tid in opened if tid]
+        return _open_new_labels(ws, actor, ids)
+    except sa.exc.IntegrityError:  # another process opened one of them since we looked: the retry leaves it out
+        return _open_new_labels(ws, actor, ids)
+
+
+def _open_new_labels(ws: Workspace, actor: str, candidate_ids: list[str]) -> list[str]:
+    """A label task for each of ``candidate_ids`` that still has no review and no open label task, checked for
+    all of them at once in the write transaction that opens them (two reads, then a write per task)."""
+    reviews, tasks = ws.t["reviews"], ws.t["tasks"]
+    with ws.atomic() as conn:
+        reviewed = set(conn.scalars(sa.select(reviews.c.candidate_id).where(reviews.c.candidate_id.in_(candidate_ids))))
+        keys = [f"label:{cid}" for cid in candidate_ids]
+        queued = set(conn.scalars(sa.select(tasks.c.open_key).where(tasks.c.open_key.in_(keys))))
+        fresh = [cid for cid in candidate_ids if cid not in reviewed and f"label:{cid}" not in queued]
+        reason = "new in the candidate pool"
+        return [_insert_task(ws, conn, ("label", cid, reason, actor, {}, 0, None), None) for cid in fresh]
 
 
 def _open_labels(ws: Workspace, actor: str, reason: str, candidate_ids: list[str]) -> list[str]:
