@@ -28,7 +28,8 @@ import contextlib
 import csv
 import hashlib
 import io
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -326,6 +327,48 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
     statuses = [ESCALATED, OPEN] if role in SIGN_ROLES else [OPEN]
     mine = sa.select(tasks).where(tasks.c.assignee == user, tasks.c.status != CLOSED, tasks.c.kind.in_(allowed))
     passed: set[int] = set()  # tasks that are not for this user (a second label of their own first one)
+    with _walking() as ahead:
+        return _walk(ws, user, mine, statuses, allowed, passed, ahead)
+
+
+#: How many :func:`next_task` walks are under way in this process (see :func:`_spread`).
+_WALKERS = [0]
+_WALKERS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _walking() -> Iterator[int]:
+    """Count this walk among those under way; how many were under way when it began."""
+    with _WALKERS_LOCK:
+        ahead = _WALKERS[0]
+        _WALKERS[0] += 1
+    try:
+        yield ahead
+    finally:
+        with _WALKERS_LOCK:
+            _WALKERS[0] -= 1
+
+
+def _spread(rows: list[Any], ahead: int) -> list[Any]:
+    """The free tasks in the order this walk tries them: the n-th of reviewers asking at once (``ahead`` = n)
+    starts at the n-th of the most urgent ones, rather than all queueing to claim the oldest (each claim that
+    loses is a wait for the write lock). Alone, a reviewer gets the oldest, as the queue's order says."""
+    lead = next((i for i, r in enumerate(rows) if r.priority != rows[0].priority), len(rows))
+    k = ahead % lead if lead else 0
+    return rows[k:lead] + rows[:k] + rows[lead:]
+
+
+def _walk(
+    ws: Workspace,
+    user: str,
+    mine: sa.Select[Any],
+    statuses: list[str],
+    allowed: list[str],
+    passed: set[int],
+    ahead: int,
+) -> Task | None:
+    """:func:`next_task`'s walk down the queue (``mine``: the user's own unfinished task)."""
+    tasks = ws.t["tasks"]
     while True:
         free = [  # one walk down the queue index per status, escalated ones first
             sa.select(tasks)
@@ -337,7 +380,7 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
         ]
         with ws.tx() as conn:
             row = conn.execute(mine.order_by(tasks.c.id).limit(1)).first()
-            rows = [row] if row is not None else _first_found(conn, free)
+            rows = [row] if row is not None else _spread(_first_found(conn, free), ahead)
         if not rows:
             return None
         for row in rows:
