@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -243,3 +244,27 @@ def test_writers_of_one_process_take_turns_and_the_turn_is_given_back_after_a_ro
     ws.record("alice", "after.rollback", None)
     assert _audit_actions(ws)[-1] == "after.rollback" and not turns.taken()
     assert write_turns(make_engine("sqlite://")) is None  # in memory: one shared connection, no turns
+
+
+def test_a_second_audit_entry_in_a_transaction_chains_to_the_hash_just_written(ws: Workspace) -> None:
+    """The first entry of a transaction reads the last hash; the ones after it chain to what it wrote."""
+    reads: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
+        if text.lstrip().upper().startswith("SELECT AUDIT.HASH"):
+            reads.append(text)
+
+    sa.event.listen(ws.engine, "before_cursor_execute", statement)
+    try:
+        with ws.tx() as conn:
+            for n in range(3):
+                ws.audit(conn, "alice", "chained.entry", str(n))
+        ws.record("alice", "next.transaction", None)  # a new transaction reads the hash again
+    finally:
+        sa.event.remove(ws.engine, "before_cursor_execute", statement)
+    assert len(reads) == 2
+    assert ws.verify_audit().broken_at is None
+    audit = ws.t["audit"]
+    with ws.tx() as conn:
+        rows = conn.execute(sa.select(audit.c.prev_hash, audit.c.hash).order_by(audit.c.id)).all()
+    assert all(row.prev_hash == before.hash for before, row in zip(rows, rows[1:], strict=False))

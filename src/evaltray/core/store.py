@@ -308,16 +308,17 @@ class Workspace:
     def audit(self, conn: Connection, actor: str, action: str, object_id: str | None, **detail: Any) -> None:
         """Append a row to the audit log, chained to the one before it (see :mod:`.audit`). A second row in the
         same transaction right after one it wrote chains to the hash it knows (no read back, no second lock)."""
-        txn = conn.get_transaction()
+        txn = conn.get_transaction()  # None before the connection's first statement: then nothing is known
         last = conn.info.get(_AUDIT_LAST)
-        mine = last is not None and last[0] is txn
+        mine = txn is not None and last is not None and last[0] is txn
         if self.engine.dialect.name == "postgresql" and not mine:  # appends take turns: each chains to the last
             conn.execute(sa.text("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE"))
         row = dict(at=now_iso(), actor=actor, action=action, object_id=object_id, detail=dumps(detail))
         audit = self.t["audit"]
         new_id = inserted_id(conn, audit.insert().values(**row))
         known = last[2] if mine and last is not None and last[1] == new_id - 1 else None  # the row just before
-        conn.info[_AUDIT_LAST] = (txn, new_id, chain_last(conn, audit, {**row, "id": new_id}, known))
+        digest = chain_last(conn, audit, {**row, "id": new_id}, known)
+        conn.info[_AUDIT_LAST] = (conn.get_transaction(), new_id, digest)
 
     def verify_audit(self) -> AuditCheck:
         """Check the audit log's hash chain; the first row deleted or edited since it was written."""
