@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -12,7 +13,7 @@ from evaltray.core import keys
 from evaltray.core.errors import NotFound, PermissionDenied, WorkspaceError
 from evaltray.core.records import SIGN_ROLES, Role
 from evaltray.core.settings import Settings
-from evaltray.core.store import POOL_SIZE, Workspace, current_user, find_root, make_engine
+from evaltray.core.store import POOL_SIZE, Workspace, current_user, find_root, make_engine, write_turns
 
 
 def test_sqlite_state_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(ws: Workspace) -> None:
@@ -171,3 +172,99 @@ def test_init_refuses_a_workspace_twice(ws: Workspace) -> None:
     with pytest.raises(WorkspaceError) as err:
         Workspace.init(ws.root)
     assert str(err.value) == f"{ws.root}: already an evaltray workspace"
+
+
+# ----------------------------------------------------------------------------- one write transaction, writers' turns
+
+
+def _audit_actions(ws: Workspace) -> list[str]:
+    with ws.tx() as conn:
+        return list(conn.scalars(sa.select(ws.t["audit"].c.action).order_by(ws.t["audit"].c.id)))
+
+
+def test_atomic_makes_the_transactions_inside_it_one_that_commits_or_rolls_back_whole(ws: Workspace) -> None:
+    before = _audit_actions(ws)
+    with pytest.raises(RuntimeError), ws.atomic() as outer:
+        ws.record("alice", "first.thing", None)  # a tx() of its own outside atomic: here it joins
+        with ws.tx() as inner:
+            assert inner is outer
+            ws.audit(inner, "alice", "second.thing", None)
+        raise RuntimeError("the third step failed")
+    assert _audit_actions(ws) == before  # neither write stayed
+    with ws.atomic():
+        ws.record("alice", "first.thing", None)
+        with ws.atomic():  # nested: joins the outer one
+            ws.record("alice", "second.thing", None)
+    assert _audit_actions(ws) == [*before, "first.thing", "second.thing"]
+    assert ws.verify_audit().broken_at is None
+
+
+def test_atomic_takes_sqlites_write_lock_at_its_start(ws: Workspace) -> None:
+    """BEGIN IMMEDIATE: another connection cannot write while the block has only read so far."""
+    other = make_engine(str(ws.engine.url))  # a second process's engine: SQLite's own lock, no shared turns
+    try:
+        with ws.atomic() as conn:
+            conn.execute(sa.select(ws.t["users"].c.name)).all()  # read only, so far
+            with pytest.raises(sa.exc.OperationalError, match="database is locked"), other.begin() as theirs:
+                theirs.exec_driver_sql("PRAGMA busy_timeout=0")
+                theirs.execute(ws.t["audit"].delete().where(ws.t["audit"].c.id < 0))
+    finally:
+        other.dispose()
+
+
+def test_writers_of_one_process_take_turns_and_the_turn_is_given_back_after_a_rollback(ws: Workspace) -> None:
+    """A writer waits for the one in front of it to commit (no "database is locked"), in order; a transaction that
+    fails gives its turn back, so the next writer does not wait out the busy timeout."""
+    import threading
+    import time
+
+    order: list[str] = []
+    holding = threading.Event()
+
+    def slow() -> None:
+        with ws.tx() as conn:
+            ws.audit(conn, "alice", "slow.first", None)
+            holding.set()
+            time.sleep(0.3)
+            order.append("slow committed")
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    holding.wait(5)
+    ws.record("alice", "fast.second", None)  # waits for its turn, then writes
+    order.append("fast committed")
+    thread.join()
+    assert order == ["slow committed", "fast committed"]
+    assert _audit_actions(ws)[-2:] == ["slow.first", "fast.second"]
+    with pytest.raises(RuntimeError), ws.tx() as conn:
+        ws.audit(conn, "alice", "rolled.back", None)
+        raise RuntimeError("boom")
+    turns = write_turns(ws.engine)
+    assert turns is not None and not turns.taken()  # given back: the next writer does not wait out the timeout
+    ws.record("alice", "after.rollback", None)
+    assert _audit_actions(ws)[-1] == "after.rollback" and not turns.taken()
+    assert write_turns(make_engine("sqlite://")) is None  # in memory: one shared connection, no turns
+
+
+def test_a_second_audit_entry_in_a_transaction_chains_to_the_hash_just_written(ws: Workspace) -> None:
+    """The first entry of a transaction reads the last hash; the ones after it chain to what it wrote."""
+    reads: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
+        if text.lstrip().upper().startswith("SELECT AUDIT.HASH"):
+            reads.append(text)
+
+    sa.event.listen(ws.engine, "before_cursor_execute", statement)
+    try:
+        with ws.tx() as conn:
+            for n in range(3):
+                ws.audit(conn, "alice", "chained.entry", str(n))
+        ws.record("alice", "next.transaction", None)  # a new transaction reads the hash again
+    finally:
+        sa.event.remove(ws.engine, "before_cursor_execute", statement)
+    assert len(reads) == 2
+    assert ws.verify_audit().broken_at is None
+    audit = ws.t["audit"]
+    with ws.tx() as conn:
+        rows = conn.execute(sa.select(audit.c.prev_hash, audit.c.hash).order_by(audit.c.id)).all()
+    assert all(row.prev_hash == before.hash for before, row in zip(rows, rows[1:], strict=False))

@@ -358,3 +358,21 @@ def test_two_walks_closing_the_same_reviewed_label_task_both_pass(ws):
     assert tasks.get_task(ws, task_id).status == "closed"
     with pytest.raises(tasks.TaskClosedMeanwhile, match=f"task {task_id} was closed meanwhile"):
         tasks._close(ws, stale, "alice", "done", seconds=0.0)  # the race itself, made by hand
+
+
+def test_reviewers_asking_at_once_start_at_different_free_tasks():
+    """The n-th walk under way starts at the n-th of the most urgent free tasks (so twenty reviewers do not all
+    queue to claim the oldest); alone, a reviewer starts at the oldest; a less urgent task stays behind."""
+    from types import SimpleNamespace
+
+    rows = [SimpleNamespace(id=i, priority=p) for i, p in ((1, 1), (2, 0), (3, 0), (4, 0), (5, -1))]
+    assert [r.id for r in tasks._spread(rows, 0)] == [1, 2, 3, 4, 5]  # one urgent task: everybody tries it first
+    rows = rows[1:]
+    assert [r.id for r in tasks._spread(rows, 0)] == [2, 3, 4, 5]
+    assert [r.id for r in tasks._spread(rows, 1)] == [3, 4, 2, 5]
+    assert [r.id for r in tasks._spread(rows, 4)] == [3, 4, 2, 5]  # past the last: round again
+    assert tasks._spread([], 3) == []
+    with tasks._walking() as first, tasks._walking() as second:
+        assert (first, second) == (0, 1)
+    with tasks._walking() as again:
+        assert again == 0  # both walks ended

@@ -36,13 +36,15 @@ def _audit_table(conn: Connection) -> sa.Table:
     return sa.Table("audit", sa.MetaData(), autoload_with=conn)
 
 
-def chain_last(conn: Connection, audit: sa.Table, row: dict[str, Any]) -> None:
-    """Chain ``row`` (just inserted, the newest; with its ``id``) to the row before it."""
-    prev = conn.execute(sa.select(audit.c.hash).where(audit.c.id < row["id"]).order_by(audit.c.id.desc()).limit(1))
-    prev_hash = prev.scalar() or ""
-    conn.execute(
-        audit.update().where(audit.c.id == row["id"]).values(prev_hash=prev_hash, hash=row_hash(prev_hash, row))
-    )
+def chain_last(conn: Connection, audit: sa.Table, row: dict[str, Any], prev_hash: str | None = None) -> str:
+    """Chain ``row`` (just inserted, the newest; with its ``id``) to the row before it, whose hash is read unless
+    the caller knows it (``prev_hash``: the row just before, written by the same transaction); its hash."""
+    if prev_hash is None:
+        prev = conn.execute(sa.select(audit.c.hash).where(audit.c.id < row["id"]).order_by(audit.c.id.desc()).limit(1))
+        prev_hash = prev.scalar() or ""
+    digest = row_hash(prev_hash, row)
+    conn.execute(audit.update().where(audit.c.id == row["id"]).values(prev_hash=prev_hash, hash=digest))
+    return digest
 
 
 def chain_all(conn: Connection) -> int:

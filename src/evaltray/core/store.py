@@ -6,7 +6,10 @@ import contextlib
 import fcntl
 import getpass
 import hashlib
+import re
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -55,7 +58,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.close()
 
 
@@ -66,8 +69,53 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 POOL_SIZE, POOL_OVERFLOW = 20, 30
 
 
+#: How long SQLite waits for another connection's write lock before it says "database is locked" (ms), and how long
+#: a writer of this process waits for its turn (:class:`_WriteTurns`) before it tries SQLite's lock all the same.
+BUSY_TIMEOUT_MS = 10_000
+
+
+class _WriteTurns:
+    """The writers of one process take turns on a lock of their own before they reach SQLite's.
+
+    SQLite lets one connection write at a time, and a writer that finds its lock taken waits in SQLite's busy
+    handler, which sleeps 1, 2, 5 … up to 100 ms between looks: under twenty reviewers a save waited many times
+    longer than the lock was held. Here a writer waits on a lock that wakes the next one as soon as the last
+    commits. It is taken at a connection's first write statement (or ``BEGIN IMMEDIATE``) and given back when the
+    connection goes back to the pool, after its commit or rollback. Other processes still meet SQLite's lock and
+    its busy timeout; a thread that already holds the turn and writes on a second connection goes straight to
+    SQLite, as before (which refuses it after the busy timeout rather than waiting forever).
+    """
+
+    WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|BEGIN\s+IMMEDIATE)\b", re.IGNORECASE)
+    KEY = "evaltray_write_turn"
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self._holder: int | None = None
+        sa.event.listen(engine, "before_cursor_execute", self._statement)
+        for name in ("checkin", "invalidate", "soft_invalidate"):
+            sa.event.listen(engine.pool, name, self._given_back)
+
+    def _statement(self, conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if self.KEY in conn.info or not self.WRITES.match(statement) or self._holder == threading.get_ident():
+            return
+        if self._lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            self._holder = threading.get_ident()
+            conn.info[self.KEY] = True
+
+    def taken(self) -> bool:
+        """Whether a writer of this process holds the turn now."""
+        return self._lock.locked()
+
+    def _given_back(self, _dbapi_conn: Any, record: Any, *_args: Any) -> None:
+        if record is not None and record.info.pop(self.KEY, False):
+            self._holder = None
+            self._lock.release()
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and, for a database file, writers of
+    this process that take turns without polling (:class:`_WriteTurns`)."""
     try:
         engine = sa.create_engine(url, future=True, **_pool_options(url))
     except (sa.exc.NoSuchModuleError, ImportError) as exc:  # no such dialect, or its driver is not installed
@@ -82,7 +130,18 @@ def make_engine(url: str) -> Engine:
         ) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        if _pool_options(url):  # a database file: an in-memory one is one shared connection already
+            _TURNS[engine] = _WriteTurns(engine)
     return engine
+
+
+#: Each SQLite file engine's :class:`_WriteTurns`.
+_TURNS: weakref.WeakKeyDictionary[Engine, _WriteTurns] = weakref.WeakKeyDictionary()
+
+
+def write_turns(engine: Engine) -> _WriteTurns | None:
+    """The turns the writers of ``engine`` take in this process (None but for a SQLite database file)."""
+    return _TURNS.get(engine)
 
 
 def _pool_options(url: str) -> dict[str, Any]:
@@ -198,8 +257,32 @@ class Workspace:
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Connection]:
+        """A transaction, committed at the end of the block; inside :meth:`atomic` (in this context), that one."""
+        joined = _ATOMIC.get()
+        if joined is not None and joined[0] is self.engine:
+            yield joined[1]
+            return
         with self.engine.begin() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Connection]:
+        """One write transaction for the whole block: every :meth:`tx` inside it (in this context: one request, one
+        thread) joins it, so its writes commit together or not at all. On SQLite it takes the write lock at its
+        start (``BEGIN IMMEDIATE``), so what it reads is what its writes build on; keep reads that need no such
+        guarantee before it. Inside another ``atomic`` block it joins that one."""
+        joined = _ATOMIC.get()
+        if joined is not None and joined[0] is self.engine:
+            yield joined[1]
+            return
+        with self.engine.connect() as conn, conn.begin():
+            if self.engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            token = _ATOMIC.set((self.engine, conn))
+            try:
+                yield conn
+            finally:
+                _ATOMIC.reset(token)
 
     @contextlib.contextmanager
     def lock(self, name: str, wait: float = 0.0) -> Iterator[None]:
@@ -223,12 +306,19 @@ class Workspace:
             yield
 
     def audit(self, conn: Connection, actor: str, action: str, object_id: str | None, **detail: Any) -> None:
-        """Append a row to the audit log, chained to the one before it (see :mod:`.audit`)."""
-        if self.engine.dialect.name == "postgresql":  # appends take turns, so each chains to the last committed
+        """Append a row to the audit log, chained to the one before it (see :mod:`.audit`). A second row in the
+        same transaction right after one it wrote chains to the hash it knows (no read back, no second lock)."""
+        txn = conn.get_transaction()  # None before the connection's first statement: then nothing is known
+        last = conn.info.get(_AUDIT_LAST)
+        mine = txn is not None and last is not None and last[0] is txn
+        if self.engine.dialect.name == "postgresql" and not mine:  # appends take turns: each chains to the last
             conn.execute(sa.text("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE"))
         row = dict(at=now_iso(), actor=actor, action=action, object_id=object_id, detail=dumps(detail))
         audit = self.t["audit"]
-        chain_last(conn, audit, {**row, "id": inserted_id(conn, audit.insert().values(**row))})
+        new_id = inserted_id(conn, audit.insert().values(**row))
+        known = last[2] if mine and last is not None and last[1] == new_id - 1 else None  # the row just before
+        digest = chain_last(conn, audit, {**row, "id": new_id}, known)
+        conn.info[_AUDIT_LAST] = (conn.get_transaction(), new_id, digest)
 
     def verify_audit(self) -> AuditCheck:
         """Check the audit log's hash chain; the first row deleted or edited since it was written."""
@@ -364,6 +454,12 @@ class Workspace:
             self.signer(name)
         return role
 
+
+#: Where :meth:`Workspace.audit` keeps, per connection, the transaction, id and hash of the last row it wrote.
+_AUDIT_LAST = "evaltray_audit_last"
+
+#: The transaction :meth:`Workspace.atomic` holds open in this context, with the engine it belongs to.
+_ATOMIC: ContextVar[tuple[Engine, Connection] | None] = ContextVar("evaltray_atomic", default=None)
 
 #: The user a front end has already proved is acting in this context (a web session's or API token's owner):
 #: :meth:`Workspace.require` takes that proof instead of loading their private key, which a server never holds.

@@ -275,7 +275,7 @@ def sign_off(
     return signed
 
 
-def _unreviewed(ws: Workspace, set_name: str | None) -> sa.ColumnElement[bool]:
+def unreviewed(ws: Workspace, set_name: str | None) -> sa.ColumnElement[bool]:
     """The queue's condition: pending, with no review yet (of ``set_name`` where given)."""
     cands, reviews = ws.t["candidates"], ws.t["reviews"]
     cond = sa.and_(cands.c.status == PENDING, ~sa.exists().where(reviews.c.candidate_id == cands.c.id).correlate(cands))
@@ -286,7 +286,7 @@ def queue(ws: Workspace, set_name: str | None = None, limit: int | None = None, 
     """Pending candidates with no review yet, oldest first (``limit`` of them from ``offset``: a walk down the
     queue index, so a page of a large pool costs a page, not the pool)."""
     cands = ws.t["candidates"]
-    q = sa.select(cands).where(_unreviewed(ws, set_name)).order_by(cands.c.created_at, cands.c.id)
+    q = sa.select(cands).where(unreviewed(ws, set_name)).order_by(cands.c.created_at, cands.c.id)
     q = q.limit(limit).offset(offset) if limit is not None else q.offset(offset)
     with ws.tx() as conn:
         return [Candidate.from_row(r) for r in conn.execute(q)]
@@ -313,7 +313,7 @@ def _count_waiting(
 ) -> int:
     """How many queue rows meet ``where``; with ``cap``, at most ``cap + 1`` (one more: "over ``cap``")."""
     cands = ws.t["candidates"]
-    rows = sa.select(cands.c.id).where(_unreviewed(ws, set_name), *where)
+    rows = sa.select(cands.c.id).where(unreviewed(ws, set_name), *where)
     if cap is not None:
         rows = rows.order_by(cands.c.status, cands.c.created_at, cands.c.id).limit(cap + 1)
     return int(conn.execute(sa.select(sa.func.count()).select_from(rows.subquery())).scalar_one())
@@ -330,7 +330,7 @@ def queue_place(ws: Workspace, cid: str, set_name: str | None = None, cap: int |
     length are counted up to ``cap`` (``cap + 1`` meaning "over ``cap``"; None: exact)."""
     cands = ws.t["candidates"]
     key = (cands.c.created_at, cands.c.id)
-    waiting = _unreviewed(ws, set_name)
+    waiting = unreviewed(ws, set_name)
     with ws.tx() as conn:
         here = conn.execute(sa.select(*key).where(cands.c.id == cid, waiting)).first()
         total = _count_waiting(ws, conn, set_name, cap=cap)

@@ -28,7 +28,8 @@ import contextlib
 import csv
 import hashlib
 import io
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from evaltray.core.util import atomic_write, dumps, loads, now_iso
 from . import candidates as pool
 from .gate import retire
 from .lifecycle import get_case, relabel_case
-from .review import Review, get_review, latest_review, normalize_expected, queue, record_review
+from .review import Review, get_review, latest_review, normalize_expected, queue, record_review, unreviewed
 
 __all__ = [
     "OUTCOMES",
@@ -65,6 +66,8 @@ __all__ = [
     "next_task",
     "OwnLabel",
     "open_label_tasks",
+    "open_new_label_tasks",
+    "open_tasks_about",
     "reassign_task",
     "open_task",
     "release_task",
@@ -223,13 +226,20 @@ def _open_in(
                 .values(priority=max(old.priority, priority), payload=dumps(merged))
             )
         return str(old.id)
-    values = dict(kind=kind, ref=ref, open_key=key, status=OPEN, reason=reason, priority=priority)
+    return _insert_task(ws, conn, (kind, ref, reason, actor, payload, priority, assignee), last)
+
+
+def _insert_task(ws: Workspace, conn: sa.Connection, opening: tuple[Any, ...], last: int | None) -> str:
+    """Write the task ``opening`` names (as :func:`_open_in`'s arguments, checked) and its audit entry; ``last``
+    is the candidate's latest review id, a label task's baseline."""
+    kind, ref, reason, actor, payload, priority, assignee = opening
+    values = dict(kind=kind, ref=ref, open_key=f"{kind}:{ref}", status=OPEN, reason=reason, priority=priority)
     if assignee is not None:
         values.update(assignee=assignee, assigned_at=now_iso())
     # a review after the baseline is what closes a label task
     payload = {**payload, **({"review_before": last} if kind == "label" else {})}
     tid = inserted_id(
-        conn, tasks.insert().values(**values, payload=dumps(payload), opened_by=actor, created_at=now_iso())
+        conn, ws.t["tasks"].insert().values(**values, payload=dumps(payload), opened_by=actor, created_at=now_iso())
     )
     ws.audit(conn, actor, "task.open", ref, task_id=tid, kind=kind, reason=reason)
     return str(tid)
@@ -242,6 +252,15 @@ def get_task(ws: Workspace, task_id: str) -> Task:
     if row is None:
         raise NotFound(f"no task {task_id}")
     return Task.from_row(row)
+
+
+def open_tasks_about(ws: Workspace, ref: str, kinds: Iterable[str]) -> dict[str, Task]:
+    """The open (or escalated) task of each of ``kinds`` about ``ref``, by kind: one look-up of the open-task key's
+    index, however many tasks the queue has held."""
+    tasks = ws.t["tasks"]
+    keys = [f"{kind}:{ref}" for kind in kinds]
+    with ws.tx() as conn:
+        return {r.kind: Task.from_row(r) for r in conn.execute(sa.select(tasks).where(tasks.c.open_key.in_(keys)))}
 
 
 def list_tasks(
@@ -308,6 +327,48 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
     statuses = [ESCALATED, OPEN] if role in SIGN_ROLES else [OPEN]
     mine = sa.select(tasks).where(tasks.c.assignee == user, tasks.c.status != CLOSED, tasks.c.kind.in_(allowed))
     passed: set[int] = set()  # tasks that are not for this user (a second label of their own first one)
+    with _walking() as ahead:
+        return _walk(ws, user, mine, statuses, allowed, passed, ahead)
+
+
+#: How many :func:`next_task` walks are under way in this process (see :func:`_spread`).
+_WALKERS = [0]
+_WALKERS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _walking() -> Iterator[int]:
+    """Count this walk among those under way; how many were under way when it began."""
+    with _WALKERS_LOCK:
+        ahead = _WALKERS[0]
+        _WALKERS[0] += 1
+    try:
+        yield ahead
+    finally:
+        with _WALKERS_LOCK:
+            _WALKERS[0] -= 1
+
+
+def _spread(rows: list[Any], ahead: int) -> list[Any]:
+    """The free tasks in the order this walk tries them: the n-th of reviewers asking at once (``ahead`` = n)
+    starts at the n-th of the most urgent ones, rather than all queueing to claim the oldest (each claim that
+    loses is a wait for the write lock). Alone, a reviewer gets the oldest, as the queue's order says."""
+    lead = next((i for i, r in enumerate(rows) if r.priority != rows[0].priority), len(rows))
+    k = ahead % lead if lead else 0
+    return rows[k:lead] + rows[:k] + rows[lead:]
+
+
+def _walk(
+    ws: Workspace,
+    user: str,
+    mine: sa.Select[Any],
+    statuses: list[str],
+    allowed: list[str],
+    passed: set[int],
+    ahead: int,
+) -> Task | None:
+    """:func:`next_task`'s walk down the queue (``mine``: the user's own unfinished task)."""
+    tasks = ws.t["tasks"]
     while True:
         free = [  # one walk down the queue index per status, escalated ones first
             sa.select(tasks)
@@ -319,13 +380,15 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
         ]
         with ws.tx() as conn:
             row = conn.execute(mine.order_by(tasks.c.id).limit(1)).first()
-            rows = [row] if row is not None else _first_found(conn, free)
+            rows = [row] if row is not None else _spread(_first_found(conn, free), ahead)
         if not rows:
             return None
         for row in rows:
             task = Task.from_row(row)
             if task.assignee != user and not _for(task, user):
                 passed.add(int(task.id))
+                continue
+            if task.assignee != user and _taken_since(ws, task):
                 continue
             if _closed_elsewhere(ws, task):
                 continue
@@ -356,6 +419,15 @@ def _first_found(conn: sa.Connection, queries: list[sa.Select[Any]]) -> list[Any
     return []
 
 
+def _taken_since(ws: Workspace, task: Task) -> bool:
+    """Whether somebody took ``task`` (or it was closed) since the walk read it: a look, where a claim that
+    fails is a write, so twenty reviewers walking at once went through the write lock once per task passed."""
+    tasks = ws.t["tasks"]
+    with ws.tx() as conn:
+        row = conn.execute(sa.select(tasks.c.assignee, tasks.c.status).where(tasks.c.id == int(task.id))).first()
+    return row is None or row.assignee is not None or row.status == CLOSED
+
+
 def _claim(ws: Workspace, task: Task, user: str) -> Task | None:
     """``task`` assigned to ``user``; None when somebody took it first."""
     tasks = ws.t["tasks"]
@@ -382,7 +454,7 @@ def _closed_elsewhere(ws: Workspace, task: Task) -> bool:
     else:
         if cand.status == pool.REJECTED:
             outcome, why = "reject", str(cand.reject_reason)
-        elif _reviewed_since(ws, task):
+        elif _review_since(ws, task) is not None:
             outcome, why = "done", "reviewed outside the queue"
         else:
             return False
@@ -444,6 +516,42 @@ def open_label_tasks(ws: Workspace, actor: str, set_name: str | None = None, lim
             ids = _open_labels(ws, actor, reason, chunk)
         opened += [tid for tid in ids if tid]
     return opened
+
+
+def open_new_label_tasks(ws: Workspace, actor: str, limit: int) -> list[str]:
+    """A ``label`` task for each of the pool's oldest ``limit`` unreviewed candidates that has none open yet, in one
+    transaction; the new tasks' ids. Unlike :func:`open_label_tasks` it never reads the candidates already in the
+    queue, so a top-up of a queue that holds many costs what it opens (the web server's background top-up)."""
+    cands, tasks = ws.t["candidates"], ws.t["tasks"]
+    open_key = sa.literal("label:") + cands.c.id
+    q = (
+        sa.select(cands.c.id)
+        .where(unreviewed(ws, None), ~sa.exists().where(tasks.c.open_key == open_key))
+        .order_by(cands.c.created_at, cands.c.id)
+        .limit(limit)
+    )
+    with ws.tx() as conn:
+        ids = list(conn.scalars(q))
+    if not ids:
+        return []
+    ws.require(actor, OPEN_ROLES, "opening a review task")
+    try:
+        return _open_new_labels(ws, actor, ids)
+    except sa.exc.IntegrityError:  # another process opened one of them since we looked: the retry leaves it out
+        return _open_new_labels(ws, actor, ids)
+
+
+def _open_new_labels(ws: Workspace, actor: str, candidate_ids: list[str]) -> list[str]:
+    """A label task for each of ``candidate_ids`` that still has no review and no open label task, checked for
+    all of them at once in the write transaction that opens them (two reads, then a write per task)."""
+    reviews, tasks = ws.t["reviews"], ws.t["tasks"]
+    with ws.atomic() as conn:
+        reviewed = set(conn.scalars(sa.select(reviews.c.candidate_id).where(reviews.c.candidate_id.in_(candidate_ids))))
+        keys = [f"label:{cid}" for cid in candidate_ids]
+        queued = set(conn.scalars(sa.select(tasks.c.open_key).where(tasks.c.open_key.in_(keys))))
+        fresh = [cid for cid in candidate_ids if cid not in reviewed and f"label:{cid}" not in queued]
+        reason = "new in the candidate pool"
+        return [_insert_task(ws, conn, ("label", cid, reason, actor, {}, 0, None), None) for cid in fresh]
 
 
 def _open_labels(ws: Workspace, actor: str, reason: str, candidate_ids: list[str]) -> list[str]:
@@ -553,27 +661,21 @@ def _spent(task: Task, actor: str, seconds: float | None) -> float:
 
 
 def _close(ws: Workspace, task: Task, actor: str, outcome: str, **values: Any) -> Task:
+    """Close ``task`` (unless another request closed it first: :class:`TaskClosedMeanwhile`); the task as closed."""
     tasks = ws.t["tasks"]
     spent = round(task.seconds + float(values.pop("seconds") or 0.0), 3)
+    closed = dict(status=CLOSED, outcome=outcome, closed_by=actor, closed_at=now_iso(), seconds=spent, **values)
     with ws.tx() as conn:
         done = conn.execute(
-            tasks.update()
-            .where(tasks.c.id == int(task.id), tasks.c.status != CLOSED)
-            .values(
-                status=CLOSED,
-                open_key=None,
-                outcome=outcome,
-                closed_by=actor,
-                closed_at=now_iso(),
-                seconds=spent,
-                **values,
-            )
+            tasks.update().where(tasks.c.id == int(task.id), tasks.c.status != CLOSED).values(open_key=None, **closed)
         ).rowcount
         if not done:
             raise TaskClosedMeanwhile(f"task {task.id} was closed meanwhile")
         detail = {k: v for k, v in values.items() if k in ("outcome_reason", "verdict")}
         ws.audit(conn, actor, "task.close", task.ref, task_id=int(task.id), kind=task.kind, outcome=outcome, **detail)
-    return get_task(ws, task.id)
+    if "tags" in closed:  # the column's JSON, as the row read back would give it
+        closed["tags"] = loads(closed["tags"])
+    return replace(task, **closed)  # what reading the row back gave, without the read
 
 
 def _escalate(ws: Workspace, task: Task, actor: str, said: Resolution) -> Task:
@@ -603,19 +705,20 @@ def _nothing(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
     """Most outcomes change nothing but the task."""
 
 
-def _reviewed_since(ws: Workspace, task: Task) -> bool:
-    """Whether the task's candidate got a review since the task was opened."""
+def _review_since(ws: Workspace, task: Task) -> Review | None:
+    """The latest review of the task's candidate when it came since the task was opened, else None."""
     review, before = latest_review(ws, task.ref), task.payload.get("review_before")
-    return review is not None and (before is None or review.id > int(before))
+    return review if review is not None and (before is None or review.id > int(before)) else None
 
 
 def _label_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
-    if not _reviewed_since(ws, task):
+    first = _review_since(ws, task)
+    if first is None:
         raise TaskError(
             f"task {task.id}: candidate {task.ref} has no review since the task was opened; record one (`evaltray review`)"
         )
-    share, first = ws.settings.overlap, latest_review(ws, task.ref)
-    if first is not None and first.verdict is not None and in_overlap(task.ref, share):
+    share = ws.settings.overlap
+    if first.verdict is not None and in_overlap(task.ref, share):
         open_task(
             ws,
             "overlap",

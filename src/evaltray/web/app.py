@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,11 +60,23 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The OTLP receiver's lifespan; at shutdown the label queue's top-up thread is stopped too."""
+    async with otlp.lifespan(app):
+        try:
+            yield
+        finally:
+            top_up = getattr(app.state, "label_top_up", None)
+            if top_up is not None:
+                await run_in_threadpool(top_up.stop)
+
+
 def create_app(ws: Workspace, signer: Signer | None = None, *, receive: bool = True) -> FastAPI:
     """The web app over ``ws`` (opened by the caller, who closes it); ``signer`` is the server's own registered
     key, which signs the rows promoted in the web (None: promotion stays in the CLI). ``receive``: whether
     ``POST /v1/traces`` journals traces (one process only may own the journal)."""
-    app = FastAPI(title="evaltray", docs_url=None, redoc_url=None, openapi_url=None, lifespan=otlp.lifespan)
+    app = FastAPI(title="evaltray", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
     app.state.ws = ws
     app.state.signer = signer
     app.state.otlp_off = not receive

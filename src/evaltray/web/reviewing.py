@@ -9,6 +9,7 @@ needed, and a workspace where no admin ever set it follows ``write_expected_firs
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import SIGN_ROLES
-from evaltray.core.store import Workspace
+from evaltray.core.store import Workspace, proved
 from evaltray.core.util import dumps, loads, now_iso
 from evaltray.tray import oversight
 from evaltray.tray import review as rev
@@ -35,6 +36,7 @@ LOW_WATER = 30
 #: One top-up at a time in this process: a second reviewer who finds one under way goes on with a free task,
 #: or, when none is left, waits for its first chunk rather than writing the same tasks again.
 _TOPPING_UP = threading.Lock()
+_LOG = logging.getLogger(__name__)
 BLIND_ACTION = "queue.blind"
 #: The queues with something to hide until the person has written their own answer: a label task's recorded
 #: output. A revalidate, judge_check or failing_case task is about what was said already, so it shows it.
@@ -54,13 +56,27 @@ def queue_place(ws: Workspace, reviewer: str, candidate_id: str) -> rev.QueuePla
     return rev.queue_place(ws, candidate_id)
 
 
-def next_item(ws: Workspace, reviewer: str, kinds: list[str] | None = None) -> tq.Task | None:
+def next_item(
+    ws: Workspace, reviewer: str, kinds: list[str] | None = None, top_up: LabelTopUp | None = None
+) -> tq.Task | None:
     """The task ``reviewer`` works on next, of any kind their role may take (or of ``kinds``), assigned to
-    them: the pool's unreviewed candidates are put in the queue as label tasks first, topped up to
-    :data:`LABEL_BATCH` once fewer than :data:`LOW_WATER` are free (refilling on every call cost a hundred
-    look-ups a page); and again when the free one seen was taken by another reviewer meanwhile. None when
-    nothing waits for them."""
+    them. With ``top_up`` (the server's), the queue is only read and taken from here: the top-up is asked to look
+    after the task is taken, and waited for only when no free task was left. Without it, the pool's unreviewed
+    candidates are put in the queue as label tasks first, by this caller, topped up to :data:`LABEL_BATCH` once
+    fewer than :data:`LOW_WATER` are free. Either way, when the free one seen was taken by another reviewer
+    meanwhile, the queue is topped up and looked at again. None when nothing waits for them."""
     labels = not kinds or "label" in kinds
+    if top_up is not None:
+        task = oversight.next_for(ws, reviewer, kinds=kinds)
+        if labels:
+            mark = top_up.ask(reviewer)
+            while task is None:  # none free: the top-up's next chunk, while it opens any (others wait for it too)
+                opened = top_up.wait(mark)
+                task = oversight.next_for(ws, reviewer, kinds=kinds)
+                if not opened:
+                    break
+                mark = top_up.ask(reviewer)
+        return task
     if labels:
         _top_up(ws, reviewer)
     task = oversight.next_for(ws, reviewer, kinds=kinds)
@@ -69,12 +85,13 @@ def next_item(ws: Workspace, reviewer: str, kinds: list[str] | None = None) -> t
     return task
 
 
-def _free_label_tasks(ws: Workspace) -> int:
-    """Open label tasks nobody has taken, counted up to :data:`LOW_WATER`."""
+def _free_label_tasks(ws: Workspace, up_to: int | None = None) -> int:
+    """Open label tasks nobody has taken, counted up to ``up_to`` (default :data:`LOW_WATER`)."""
     tasks = ws.t["tasks"]
     free = sa.select(tasks.c.id).where(tasks.c.status == tq.OPEN, tasks.c.kind == "label", tasks.c.assignee.is_(None))
+    limit = LOW_WATER if up_to is None else up_to
     with ws.tx() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(free.limit(LOW_WATER).subquery())).scalar_one())
+        return int(conn.execute(sa.select(sa.func.count()).select_from(free.limit(limit).subquery())).scalar_one())
 
 
 def _top_up(ws: Workspace, reviewer: str) -> None:
@@ -96,22 +113,142 @@ def _top_up(ws: Workspace, reviewer: str) -> None:
         free = _free_label_tasks(ws)
 
 
+#: Label tasks the background top-up opens per transaction: small, so that a label saved meanwhile waits for
+#: one short chunk at most (each task is an insert and an audit entry under the write lock).
+TOP_UP_CHUNK = 5
+
+
+class LabelTopUp:
+    """Keeps the label queue topped up from a thread of its own in the server process, so that a reviewer's
+    ``GET /queue`` only takes a task already open (a top-up inside it was the next-task page's tail).
+
+    :meth:`ask` after each task taken: the thread counts the free label tasks and, once fewer than
+    :data:`LOW_WATER`, opens new ones up to :data:`LABEL_BATCH` free, :data:`TOP_UP_CHUNK` per transaction, in
+    the name of the reviewer who asked (whose role allows it). One top-up at a time; asks that come meanwhile
+    make one more look. The thread ends after :data:`IDLE_S` without an ask and starts again at the next one.
+    """
+
+    #: Seconds without an ask after which the thread ends.
+    IDLE_S = 60.0
+    #: The longest a reviewer who found no free task waits for the top-up's next chunk (seconds).
+    WAIT_S = 30.0
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._cond = threading.Condition()
+        self._asker: str | None = None
+        self._busy = False
+        #: chunks committed (or looks that found nothing to open): what :meth:`wait` waits to see move
+        self._progress = 0
+        #: the progress mark of the last chunk opened
+        self._last_chunk = 0
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def ask(self, reviewer: str) -> int:
+        """Have the queue looked at, in ``reviewer``'s name; the progress mark :meth:`wait` waits past."""
+        with self._cond:
+            self._asker = reviewer
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(target=self._run, name="evaltray-label-top-up", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+            return self._progress
+
+    def wait(self, mark: int, timeout: float | None = None) -> bool:
+        """Until a chunk (or a look that found nothing to open) after ``mark`` is in, at most ``timeout`` s;
+        whether a chunk was opened since ``mark`` (so that one may be free, and more may follow)."""
+        with self._cond:
+            moved = self._cond.wait_for(
+                lambda: self._progress > mark or self._stopped, self.WAIT_S if timeout is None else timeout
+            )
+            return moved and self._last_chunk > mark and not self._stopped
+
+    def idle(self, timeout: float) -> bool:
+        """Wait until no top-up is under way or asked for; whether that happened within ``timeout`` s."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy and self._asker is None, timeout)
+
+    def stop(self) -> None:
+        """End the thread (the server is shutting down); a top-up under way finishes its chunk first."""
+        with self._cond:
+            self._stopped = True
+            thread = self._thread
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(self.WAIT_S)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                asked = self._cond.wait_for(lambda: self._asker is not None or self._stopped, self.IDLE_S)
+                if self._stopped or not asked:
+                    self._thread = None
+                    return
+                asker, self._asker, self._busy = str(self._asker), None, True
+            try:
+                with proved(asker):  # the reviewer's session proved them when they asked
+                    self._fill(asker)
+            except Exception:  # noqa: BLE001 - logged; the next ask tries again, a reviewer waiting is let go
+                _LOG.exception("label queue top-up in the name of %s failed", asker)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._progress += 1
+                    self._cond.notify_all()
+
+    def _fill(self, asker: str) -> None:
+        free = _free_label_tasks(self.ws, LABEL_BATCH)
+        if free >= LOW_WATER:
+            return
+        while free < LABEL_BATCH and not self._stopped:
+            opened = tq.open_new_label_tasks(self.ws, asker, min(TOP_UP_CHUNK, LABEL_BATCH - free))
+            if not opened:
+                return
+            free += len(opened)
+            with self._cond:
+                self._progress += 1
+                self._last_chunk = self._progress
+                self._cond.notify_all()
+
+
+_MAKING = threading.Lock()
+
+
+def top_up_of(app: Any) -> LabelTopUp:
+    """The web app's :class:`LabelTopUp` (made at its first use; the app's lifespan stops it)."""
+    found: LabelTopUp | None = getattr(app.state, "label_top_up", None)
+    if found is None:
+        with _MAKING:
+            found = getattr(app.state, "label_top_up", None)
+            if found is None:
+                found = app.state.label_top_up = LabelTopUp(app.state.ws)
+    return found
+
+
 def label_task(ws: Workspace, candidate_id: str, reviewer: str | None = None) -> tq.Task | None:
     """The open (or escalated) label task about ``candidate_id``, if any; else, for a ``reviewer`` who did not
     label it first, its open second label (``overlap``), which their review closes as a label task's does."""
-    found = tq.list_tasks(ws, kind="label", ref=candidate_id, status="open", limit=1)
-    if found or reviewer is None:
-        return found[0] if found else None
-    second = tq.list_tasks(ws, kind="overlap", ref=candidate_id, status="open", limit=1)
-    return second[0] if second and second[0].payload.get("first_reviewer") != reviewer else None
+    found = tq.open_tasks_about(ws, candidate_id, ("label",) if reviewer is None else ("label", "overlap"))
+    if "label" in found or reviewer is None:
+        return found.get("label")
+    second = found.get("overlap")
+    return second if second is not None and second.payload.get("first_reviewer") != reviewer else None
 
 
 def close_label_task(
-    ws: Workspace, reviewer: str, candidate_id: str, outcome: str, seconds: int, reason: str | None = None
+    ws: Workspace,
+    reviewer: str,
+    candidate_id: str,
+    outcome: str,
+    seconds: int,
+    reason: str | None = None,
+    found: tq.Task | None = None,
 ) -> None:
     """Close the candidate's label task once the page recorded its review or rejection, with the seconds the
-    page measured. An escalated task stays with the adjudicator unless an adjudicator did the work."""
-    task = label_task(ws, candidate_id, reviewer)
+    page measured (``found``: the task :func:`label_task` gave the page, not looked up again; closing reads
+    it afresh). An escalated task stays with the adjudicator unless an adjudicator did the work."""
+    task = found if found is not None else label_task(ws, candidate_id, reviewer)
     if task is None or (task.status == "escalated" and ws.role_of(reviewer) not in SIGN_ROLES):
         return
     try:
@@ -162,6 +299,8 @@ class Draft:
     #: the output was shown before the expected behaviour (a session that is not blind)
     output_seen_first: bool = False
     opened_at: str = ""
+    #: whether the draft has its row (a draft only opened has none)
+    kept: bool = False
 
     def get(self, name: str) -> str:
         return self.values.get(name, "")
@@ -179,35 +318,42 @@ def _body(draft: Draft) -> str:
     )
 
 
-def open_draft(ws: Workspace, reviewer: str, candidate_id: str) -> Draft:
-    """``reviewer``'s draft of ``candidate_id``; the first call starts the row's clock."""
+def open_draft(ws: Workspace, reviewer: str, candidate_id: str, task: tq.Task | None = None) -> Draft:
+    """``reviewer``'s draft of ``candidate_id``, read only: a row is kept from the first :func:`save_draft` on (a
+    page that is only opened writes nothing). The row's clock starts when ``task`` (its label task) was assigned
+    to ``reviewer``, else when the draft was first kept, else now."""
     drafts = ws.t["review_drafts"]
     key = (drafts.c.reviewer == reviewer) & (drafts.c.candidate_id == candidate_id)
     with ws.tx() as conn:
         row = conn.execute(sa.select(drafts.c.body, drafts.c.opened_at).where(key)).first()
-        if row is None:
-            draft = Draft(opened_at=now_iso())
-            stamp = draft.opened_at
-            conn.execute(
-                drafts.insert().values(
-                    reviewer=reviewer, candidate_id=candidate_id, body=_body(draft), opened_at=stamp, updated_at=stamp
-                )
-            )
-            return draft
+    if row is None:
+        taken = task.assigned_at if task is not None and task.assignee == reviewer else None
+        return Draft(opened_at=taken or now_iso())
     body = loads(row.body)
     return Draft(
         values={k: str(v) for k, v in body["values"].items() if k in DRAFT_FIELDS},
         expected_written=bool(body["expected_written"]),
         output_seen_first=bool(body["seen_first"]),
         opened_at=row.opened_at,
+        kept=True,
     )
 
 
 def save_draft(ws: Workspace, reviewer: str, candidate_id: str, draft: Draft) -> None:
+    """Keep ``draft`` (the row is made by the first save, with the draft's clock)."""
     drafts = ws.t["review_drafts"]
     key = (drafts.c.reviewer == reviewer) & (drafts.c.candidate_id == candidate_id)
-    with ws.tx() as conn:
-        conn.execute(drafts.update().where(key).values(body=_body(draft), updated_at=now_iso()))
+    stamp = now_iso()
+    update = drafts.update().where(key).values(body=_body(draft), updated_at=stamp)
+    try:
+        with ws.tx() as conn:
+            if not (draft.kept and conn.execute(update).rowcount):
+                row = dict(reviewer=reviewer, candidate_id=candidate_id, opened_at=draft.opened_at or stamp)
+                conn.execute(drafts.insert().values(**row, body=_body(draft), updated_at=stamp))
+    except sa.exc.IntegrityError:  # kept by another request of theirs since it was read: that row it is
+        with ws.tx() as conn:
+            conn.execute(update)
+    draft.kept = True
 
 
 def form_values(form: Any) -> dict[str, str]:

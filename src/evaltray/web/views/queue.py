@@ -14,6 +14,7 @@ from evaltray.core.records import LABEL_ROLES, REJECT_REASONS, SIGN_ROLES
 from evaltray.core.store import Workspace
 from evaltray.tray import candidates as pool
 from evaltray.tray import review as rev
+from evaltray.tray import tasks as tq
 from evaltray.tray.oversight import LABELING
 from evaltray.web import reviewing
 from evaltray.web.accounts import Actor, NeedsTheCli, require_role
@@ -38,7 +39,7 @@ def queue_start(request: Request, actor: Annotated[Actor, Depends(reader)]) -> R
     """A person who labels gets their next task (assigned to them); a reader reads the label queue."""
     ws = workspace(request)
     if actor.role in LABEL_ROLES:
-        task = reviewing.next_item(ws, actor.name)
+        task = reviewing.next_item(ws, actor.name, top_up=reviewing.top_up_of(request.app))
         if task is not None:
             where = f"/queue/{task.ref}" if task.kind in LABELING else f"/tasks/{task.id}"
             return RedirectResponse(where, status_code=303)
@@ -72,8 +73,9 @@ def queue_item(request: Request, cid: str, actor: Annotated[Actor, Depends(reade
     ws = workspace(request)
     session, step = _step(ws, actor, cid)
     may_label = actor.role in LABEL_ROLES
-    # a reader keeps no draft: only a labeler's opening starts a row's clock
-    draft = reviewing.open_draft(ws, actor.name, cid) if may_label else reviewing.Draft()
+    task = reviewing.label_task(ws, cid, actor.name if may_label else None)
+    # a reader keeps no draft; a labeler's is only read here (kept from their first autosave on)
+    draft = reviewing.open_draft(ws, actor.name, cid, task) if may_label else reviewing.Draft()
     view = reviewing.shown(step, draft, session.blind, ws, actor.name if may_label else None)
     place = reviewing.queue_place(ws, actor.name, cid)
     return page(
@@ -91,7 +93,7 @@ def queue_item(request: Request, cid: str, actor: Annotated[Actor, Depends(reade
         codes=ws.settings.behavior_codes,
         guide_version=ws.settings.guide_version,
         may_label=may_label,
-        task=reviewing.label_task(ws, cid, actor.name if may_label else None),
+        task=task,
     )
 
 
@@ -108,7 +110,7 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
 
 def _save_draft(ws: Workspace, actor: Actor, cid: str, values: dict[str, str]) -> Response:
     require_role(actor, LABEL_ROLES, "labeling")
-    draft = reviewing.open_draft(ws, actor.name, cid)
+    draft, _ = _draft(ws, actor, cid)
     draft.values.update(values)
     reviewing.save_draft(ws, actor.name, cid, draft)
     return Response(status_code=204)
@@ -124,7 +126,7 @@ async def write_expected(request: Request, cid: str, actor: Annotated[Actor, Dep
 def _write_expected(request: Request, ws: Workspace, actor: Actor, cid: str, values: dict[str, str]) -> Response:
     require_role(actor, LABEL_ROLES, "labeling")
     session, step = _step(ws, actor, cid)
-    draft = reviewing.open_draft(ws, actor.name, cid)
+    draft, _ = _draft(ws, actor, cid)
     draft.values.update(values)
     step.write_expected(draft.get("reference"), draft.get("behavior_code"), draft.assertions())
     draft.expected_written = True
@@ -144,11 +146,18 @@ async def record(request: Request, cid: str, actor: Annotated[Actor, Depends(wri
     return await _in_thread(_record, workspace(request), actor, cid, values, wants_json(request))
 
 
+def _draft(ws: Workspace, actor: Actor, cid: str) -> tuple[reviewing.Draft, tq.Task | None]:
+    """``actor``'s draft of ``cid``, its clock started when they took its label task (if they did), and that task."""
+    task = reviewing.label_task(ws, cid, actor.name)
+    return reviewing.open_draft(ws, actor.name, cid, task), task
+
+
 def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str], as_json: bool = False) -> Response:
-    """Record the review through the session (which keeps the blind rule and stamps the guide version)."""
+    """Record the review through the session (which keeps the blind rule and stamps the guide version): the
+    review, its audit entry, the time spent, the draft dropped and the label task closed, in one transaction."""
     require_role(actor, LABEL_ROLES, "labeling")
     _, step = _step(ws, actor, cid)
-    draft = reviewing.open_draft(ws, actor.name, cid)
+    draft, task = _draft(ws, actor, cid)
     draft.values.update(values)
     verdict = draft.get("verdict").strip().lower() or None
     if verdict is not None and not draft.expected_written and not draft.output_seen_first:
@@ -158,14 +167,15 @@ def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str], as_js
     if draft.output_seen_first:
         step.recorded_output()  # seen before the expected behaviour: the review says so
     step.write_expected(draft.get("reference"), draft.get("behavior_code"), draft.assertions())
-    made = step.record(
-        verdict=verdict,
-        critique=draft.get("critique") or None,
-        failure_tags=draft.failure_tags(),
-        slice=draft.get("slice").strip() or None,
-    )
-    seconds = reviewing.finish(ws, actor.name, cid, "review", draft, made.id)
-    reviewing.close_label_task(ws, actor.name, cid, "done", seconds)
+    with ws.atomic():
+        made = step.record(
+            verdict=verdict,
+            critique=draft.get("critique") or None,
+            failure_tags=draft.failure_tags(),
+            slice=draft.get("slice").strip() or None,
+        )
+        seconds = reviewing.finish(ws, actor.name, cid, "review", draft, made.id)
+        reviewing.close_label_task(ws, actor.name, cid, "done", seconds, found=task)
     if as_json:  # a script or `evaltray --server … labels record`
         return JSONResponse({"candidate_id": cid, "review_id": made.id, "reviewer": actor.name})
     return RedirectResponse("/queue", status_code=303)
@@ -190,10 +200,11 @@ def _reject(ws: Workspace, actor: Actor, cid: str, reason: str, note: str, as_js
     require_role(actor, LABEL_ROLES, "rejecting a candidate")
     if not reason.strip():
         raise EvaltrayError(f"candidate {cid}: pick a reason to reject it ({', '.join(REJECT_REASONS)})")
-    draft = reviewing.open_draft(ws, actor.name, cid)
-    pool.reject(ws, cid, reason, actor.name, note=note.strip() or None)
-    seconds = reviewing.finish(ws, actor.name, cid, "reject", draft)
-    reviewing.close_label_task(ws, actor.name, cid, "reject", seconds, reason)
+    draft, task = _draft(ws, actor, cid)
+    with ws.atomic():  # the rejection, the time spent and the task closed: one transaction
+        pool.reject(ws, cid, reason, actor.name, note=note.strip() or None)
+        seconds = reviewing.finish(ws, actor.name, cid, "reject", draft)
+        reviewing.close_label_task(ws, actor.name, cid, "reject", seconds, reason, found=task)
     if as_json:  # a script or `evaltray --server … reject`
         return JSONResponse({"candidate_id": cid, "reason": pool.get(ws, cid).reject_reason})
     return RedirectResponse("/queue", status_code=303)

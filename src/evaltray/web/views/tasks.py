@@ -125,5 +125,5 @@ def next_task_json(
 ) -> JSONResponse:
     """Take the next task the queue holds for the actor, assigned to them; null when none
     (``evaltray --server … tasks next``)."""
-    task = reviewing.next_item(workspace(request), actor.name, kind or None)
+    task = reviewing.next_item(workspace(request), actor.name, kind or None, reviewing.top_up_of(request.app))
     return JSONResponse(None if task is None else asdict(task))
