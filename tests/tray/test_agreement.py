@@ -231,6 +231,22 @@ def test_control_items_are_mixed_in_at_the_rate_and_flag_a_drifting_labeler(gold
     assert len(set(shown)) == 6  # never the same row twice
 
 
+def test_a_control_item_is_due_after_the_labels_since_the_last_one(golden):
+    ws = golden
+    ws.settings.control_rate = 0.25  # one control item after every 3 labels
+    due = []
+    for i in range(7):
+        cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": f"later {i}"}])
+        tasks.open_label_tasks(ws, "alice")
+        _label(ws, "ana", "pass", cid)
+        tid = oversight.mix_control(ws, "ana")
+        due.append(tid is not None)
+        if tid is not None:
+            tasks.resolve_task(ws, tid, "ana", "done", verdict="pass")
+    assert due == [False, False, True, False, False, True, False]  # after labels 3 and 6
+    assert oversight.mix_control(ws, "bo") is None  # ana's labels are not bo's
+
+
 def test_a_control_item_needs_a_verdict(golden):
     ws = golden
     ws.settings.control_rate = 1.0

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from evaltray.core.errors import EvaltrayError
 from evaltray.core.records import LABEL_ROLES, SIGN_ROLES, Role
 from evaltray.core.store import Workspace
@@ -27,6 +29,7 @@ from evaltray.core.store import Workspace
 from .casefile import load_cases
 from .review import get_review
 from .tasks import (
+    CLOSED,
     OPEN_ROLES,
     TASK_KINDS,
     Task,
@@ -115,14 +118,9 @@ def mix_control(ws: Workspace, user: str) -> str | None:
     rate = ws.settings.control_rate
     if rate <= 0 or ws.role_of(user) not in LABEL_ROLES:
         return None
-    mine = [t for t in list_tasks(ws, assignee=user) if t.kind in (*LABELING, "control")]
-    controls = [int(t.id) for t in mine if t.kind == "control"]
-    if any(t.status != "closed" for t in mine if t.kind == "control"):
+    shown = _controls_due(ws, user, max(1, round(1 / rate)) - 1)
+    if shown is None:
         return None
-    since = [t for t in mine if t.kind in LABELING and t.status == "closed" and int(t.id) > max(controls, default=0)]
-    if len(since) < max(1, round(1 / rate)) - 1:
-        return None
-    shown = {t.ref.rpartition("/")[0] for t in mine if t.kind == "control"}
     rows = golden_rows(ws)
     left = sorted(
         (cid for cid, c in rows.items() if cid not in shown and c["provenance"].get("labeled_by") != user),
@@ -131,6 +129,26 @@ def mix_control(ws: Workspace, user: str) -> str | None:
     if not left:
         return None
     return open_task(ws, "control", f"{left[0]}/{user}", reason="review queue", actor=user, assignee=user)
+
+
+def _controls_due(ws: Workspace, user: str, every: int) -> set[str] | None:
+    """The cases ``user`` was shown as control items, when another is due: none of theirs is open and
+    ``every`` labeling tasks of theirs closed since their last one; else None. Counted in the database, so a
+    reviewer with thousands of labels costs no more than a new one."""
+    tasks = ws.t["tasks"]
+    mine = tasks.c.assignee == user
+    with ws.tx() as conn:
+        q = sa.select(tasks.c.id, tasks.c.status, tasks.c.ref).where(mine, tasks.c.kind == "control")
+        controls = list(conn.execute(q))
+        if any(c.status != CLOSED for c in controls):
+            return None
+        last = max((c.id for c in controls), default=0)
+        since = sa.select(sa.func.count()).where(
+            mine, tasks.c.kind.in_(LABELING), tasks.c.status == CLOSED, tasks.c.id > last
+        )
+        if conn.execute(since).scalar_one() < every:
+            return None
+    return {c.ref.rpartition("/")[0] for c in controls}
 
 
 def open_spotchecks(
