@@ -261,3 +261,38 @@ def test_cut_share_is_the_weight_of_graph_edges_between_labels() -> None:
     assert cut_share(x, ["x", "y", "y", "x"], n_neighbors=2) == pytest.approx(2.8 / 2.8, rel=1e-5)
     with pytest.raises(ClusterError, match="3 labels but 4 vectors"):
         cut_share(x, [0, 0, 1])
+
+
+# --------------------------------------------------------------------------- the final clusters' graph
+
+
+def test_final_neighbours_follow_texts_per_cluster_between_n_and_2n() -> None:
+    from evaltray.curate.cluster import _final_neighbors
+
+    assert _final_neighbors(9960, 64, 15) == 26  # HWU64 at k=64: 9960 / (6 * 64) = 25.9
+    assert _final_neighbors(15000, 50, 15) == 30  # 50 per sixth of a cluster, capped at twice 15
+    assert _final_neighbors(3080, 40, 15) == 15  # 12.8 is below n_neighbors: no widening
+    assert _final_neighbors(1920, 282, 5) == 5  # tiny clusters keep the narrow graph
+
+
+def test_count_is_searched_on_the_narrow_graph_and_clusters_cut_from_the_wide_one(monkeypatch) -> None:
+    # 8 groups of 300 (k="auto" says 10 here): 2400 / (6 * 10) = 40 per text, capped at 2 * 10 = 20. The search's
+    # embedding must see the 10-neighbour graph (k="auto" as before), the final one the 20-neighbour graph at k dims.
+    from evaltray.curate import cluster as C
+
+    seen: list[tuple[int, int]] = []
+    real = C._spectral_embedding
+
+    def spy(a, dim, seed):  # type: ignore[no-untyped-def]
+        seen.append((int(np.diff(a.indptr).min()), dim))
+        return real(a, dim, seed)
+
+    monkeypatch.setattr(C, "_spectral_embedding", spy)
+    x, truth = blobs(8, 300, spread=0.6)
+    got = cluster_texts(texts_for(len(x)), x, seed=0, n_neighbors=10)
+    assert got.n_clusters == 10 and evaluate(truth, got.labels)["ari"] > 0.9
+    assert [m for m, _ in seen] == [10, 20]  # fewest neighbours of any text: the k-NN count (symmetrised: more)
+    assert seen[1][1] == 10
+    seen.clear()
+    cluster_texts(texts_for(len(x)), x, k=8, seed=0, n_neighbors=10)
+    assert seen == [(20, 8)]  # a given k: one embedding, of the wide graph
