@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
+import random
 import re
 import socket
 import statistics
@@ -146,10 +147,13 @@ def _timed(client: httpx.Client, times: dict[str, list[float]], page: str, metho
     return r
 
 
-def reviewer(base: str, name: str, labels: int, start: Any, results: Any, home: bool = True) -> None:
+def reviewer(
+    base: str, name: str, labels: int, start: Any, results: Any, home: bool = True, think: float = 0.0
+) -> None:
     """One reviewer's process: sign in, wait for the others, then ``labels`` times open the home page, take the
-    next task, open its review page and save a label, each request timed. Sends back the timings, the labels
-    saved and any answer other than the expected one (status and start of the body)."""
+    next task, open its review page and save a label, each request timed, pausing ``think`` seconds on average
+    (0.5–1.5×, seeded by name) before each request. Sends back the timings, the labels saved and any answer other
+    than the expected one (status and start of the body)."""
     times: dict[str, list[float]] = {p: [] for p in PAGES}
     saved: list[tuple[str, str]] = []
     failed: list[str] = []
@@ -159,9 +163,11 @@ def reviewer(base: str, name: str, labels: int, start: Any, results: Any, home: 
         guide = client.get("/guide").text  # any signed-in page carries the session's CSRF token
         csrf = guide.split('name="csrf" value="', 1)[1].split('"', 1)[0]
         start.wait()
+        rng = random.Random(name)
+        pause = (lambda: time.sleep(think * rng.uniform(0.5, 1.5))) if think > 0 else (lambda: None)
         for _ in range(labels):
             try:
-                _label_once(client, times, saved, failed, name, csrf, home)
+                _label_once(client, times, saved, failed, name, csrf, home, pause)
             except httpx.TransportError as exc:  # a server that dropped the connection: counted, not fatal
                 failed.append(f"{type(exc).__name__}: {exc}")
     results.put((times, saved, failed))
@@ -175,18 +181,23 @@ def _label_once(
     name: str,
     csrf: str,
     home: bool,
+    pause: Any,
 ) -> None:
     """One round of a reviewer: the home page, the next task, its review page, the label saved."""
     if home:
+        pause()
         _timed(client, times, "home", "GET", "/")
+    pause()
     r = _timed(client, times, "next task", "GET", "/queue")
     if r.status_code != 303:
         failed.append(f"GET /queue {r.status_code}: {_message(r.text)}")
         return
     where = r.headers["location"]
+    pause()
     _timed(client, times, "review page", "GET", where)
     cid = where.rsplit("/", 1)[1]
     data = {"csrf": csrf, "reference": f"{name} on {cid}"}
+    pause()
     r = _timed(client, times, "save label", "POST", f"{where}/review", data=data)
     if r.status_code != 303:
         failed.append(f"POST review {r.status_code}: {_message(r.text)}")
@@ -225,13 +236,15 @@ def build(root: Path, n: int, cases: int, reviewers: int, overlap: float, contro
     return names
 
 
-def measure(root: Path, names: list[str], labels: int, workers: int, home: bool = True) -> dict[str, Any]:
+def measure(
+    root: Path, names: list[str], labels: int, workers: int, home: bool = True, think: float = 0.0
+) -> dict[str, Any]:
     """Serve ``root``, let every reviewer label at once, then check every saved label."""
     server, base = _serve(root, workers)
     mp = multiprocessing.get_context("fork")  # no thread runs here yet: the reviewers start at once
     start, results = mp.Barrier(len(names) + 1), mp.Queue()
     try:
-        procs = [mp.Process(target=reviewer, args=(base, m, labels, start, results, home)) for m in names]
+        procs = [mp.Process(target=reviewer, args=(base, m, labels, start, results, home, think)) for m in names]
         for p in procs:
             p.start()
         start.wait()
@@ -280,10 +293,19 @@ def main() -> None:
     parser.add_argument(
         "--no-home", action="store_true", help="leave the home page out of the loop (before its fix: seconds a visit)"
     )
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds a reviewer pauses before each request, on average (0: back to back, a stress test)",
+    )
     parser.add_argument("--overlap", type=float, default=0.0, help="[labeling] overlap (second, blind labels)")
     parser.add_argument("--control-rate", type=float, default=0.0, help="[labeling] control_rate (known answers)")
     args = parser.parse_args()
-    print(f"{args.n:,} pending candidates, {args.cases:,} cases, {args.reviewers} reviewers x {args.labels} labels")
+    print(
+        f"{args.n:,} pending candidates, {args.cases:,} cases, {args.reviewers} reviewers x {args.labels} labels, "
+        f"think {args.think} s"
+    )
     print(
         "| workers | load | " + " | ".join(f"{p} p50 / p95 ms" for p in PAGES) + " | whole-queue read ms "
         "| review p95 ÷ whole read | saved | refused | lost | doubled | labels/s |"
@@ -293,7 +315,7 @@ def main() -> None:
         root = Path(tmp) / "ws"
         names = build(root, args.n, args.cases, args.reviewers, args.overlap, args.control_rate)
         for workers in args.workers:
-            m = measure(root, names, args.labels, workers, not args.no_home)
+            m = measure(root, names, args.labels, workers, not args.no_home, args.think)
             t = m["times"]
             cells = " | ".join(f"{pct(t[p], 50):.1f} / {pct(t[p], 95):.1f}" if t[p] else "–" for p in PAGES)
             print(
