@@ -202,6 +202,14 @@ def golden(team):
     return ws
 
 
+def _label_new_then_mix(ws, text):
+    """A new candidate ``text`` labeled pass by ana; the control task mixed into her queue after it, if due."""
+    cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": text}])
+    tasks.open_label_tasks(ws, "alice")
+    _label(ws, "ana", "pass", cid)
+    return oversight.mix_control(ws, "ana")
+
+
 def test_control_items_are_mixed_in_at_the_rate_and_flag_a_drifting_labeler(golden):
     ws = golden
     ws.settings.control_rate = 0.5  # one control item every other task
@@ -209,10 +217,7 @@ def test_control_items_are_mixed_in_at_the_rate_and_flag_a_drifting_labeler(gold
     assert len(rows) == 8
     answers = []
     for _ in range(6):
-        cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": f"new {len(answers)}"}])
-        tasks.open_label_tasks(ws, "alice")
-        _label(ws, "ana", "pass", cid)
-        tid = oversight.mix_control(ws, "ana")
+        tid = _label_new_then_mix(ws, f"new {len(answers)}")
         assert tid is not None
         assert oversight.mix_control(ws, "ana") is None  # one at a time
         task = tasks.next_task(ws, "ana")
@@ -236,10 +241,7 @@ def test_a_control_item_is_due_after_the_labels_since_the_last_one(golden):
     ws.settings.control_rate = 0.25  # one control item after every 3 labels
     due = []
     for i in range(7):
-        cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": f"later {i}"}])
-        tasks.open_label_tasks(ws, "alice")
-        _label(ws, "ana", "pass", cid)
-        tid = oversight.mix_control(ws, "ana")
+        tid = _label_new_then_mix(ws, f"later {i}")
         due.append(tid is not None)
         if tid is not None:
             tasks.resolve_task(ws, tid, "ana", "done", verdict="pass")
