@@ -258,9 +258,9 @@ class Workspace:
     @contextlib.contextmanager
     def tx(self) -> Iterator[Connection]:
         """A transaction, committed at the end of the block; inside :meth:`atomic` (in this context), that one."""
-        joined = _ATOMIC.get()
-        if joined is not None and joined[0] is self.engine:
-            yield joined[1]
+        joined = self._joined()
+        if joined is not None:
+            yield joined
             return
         with self.engine.begin() as conn:
             yield conn
@@ -271,9 +271,9 @@ class Workspace:
         thread) joins it, so its writes commit together or not at all. On SQLite it takes the write lock at its
         start (``BEGIN IMMEDIATE``), so what it reads is what its writes build on; keep reads that need no such
         guarantee before it. Inside another ``atomic`` block it joins that one."""
-        joined = _ATOMIC.get()
-        if joined is not None and joined[0] is self.engine:
-            yield joined[1]
+        joined = self._joined()
+        if joined is not None:
+            yield joined
             return
         with self.engine.connect() as conn, conn.begin():
             if self.engine.dialect.name == "sqlite":
@@ -283,6 +283,11 @@ class Workspace:
                 yield conn
             finally:
                 _ATOMIC.reset(token)
+
+    def _joined(self) -> Connection | None:
+        """The connection of the :meth:`atomic` block this context is in, when it is this workspace's."""
+        joined = _ATOMIC.get()
+        return joined[1] if joined is not None and joined[0] is self.engine else None
 
     @contextlib.contextmanager
     def lock(self, name: str, wait: float = 0.0) -> Iterator[None]:

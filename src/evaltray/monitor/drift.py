@@ -33,8 +33,9 @@ red) and a level; the report's level is the worst of them. Metrics:
 
 Text metrics use a seeded uniform sample of at most :data:`SAMPLE` traces a side, so a report over a million
 traces costs a few DuckDB aggregates and two samples; they embed each text with its numbers masked
-(:func:`intent_text`): order numbers, dates and running counts grow with time and are no intent. A side with fewer than :data:`MIN_TRACES` traces gives
-no levels: the report says the window is too small instead of reporting noise as drift.
+(:func:`intent_text`): order numbers, dates and running counts grow with time and are no intent. A side with
+fewer than :data:`MIN_TRACES` traces gives no levels: the report says the window is too small instead of
+reporting noise as drift.
 """
 
 from __future__ import annotations
