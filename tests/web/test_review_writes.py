@@ -96,7 +96,7 @@ def test_a_save_that_fails_at_its_last_step_leaves_nothing_behind(client, site, 
     def refused(*_a: Any, **_k: Any) -> None:
         raise tq.TaskError("the queue refused to close the task")
 
-    monkeypatch.setattr(tq, "resolve_task", refused)
+    monkeypatch.setattr(tq, "close_prepared", refused)
     r = client.post(f"/queue/{cid}/review", data={"csrf": csrf, "reference": "Five to seven days."})
     assert r.status_code == 400 and "the queue refused to close the task" in r.text
     assert rev.latest_review(site.ws, cid) is None and reviewing.timings(site.ws, cid) == []

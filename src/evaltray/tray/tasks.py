@@ -52,6 +52,8 @@ __all__ = [
     "OUTCOMES",
     "TASK_KINDS",
     "Task",
+    "Closing",
+    "Resolution",
     "TaskClosedMeanwhile",
     "TaskError",
     "TaskKind",
@@ -60,7 +62,9 @@ __all__ = [
     "case_of",
     "disputed_reviews",
     "export_bugs",
+    "close_prepared",
     "get_task",
+    "hold_task",
     "in_overlap",
     "list_tasks",
     "next_task",
@@ -70,6 +74,7 @@ __all__ = [
     "open_tasks_about",
     "reassign_task",
     "open_task",
+    "prepare_close",
     "release_task",
     "resolve_task",
 ]
@@ -573,6 +578,18 @@ class Resolution:
     tags: list[str] = field(default_factory=list)
     seconds: float | None = None
     label: dict[str, Any] | None = None
+    #: the review that does a label task, when the caller has just written it (so it is not read back)
+    review: Review | None = None
+
+
+@dataclass
+class Closing:
+    """A task's closing, checked (:func:`prepare_close`) and not written yet (:func:`close_prepared` writes it)."""
+
+    task: Task
+    actor: str
+    outcome: str
+    said: Resolution
 
 
 def resolve_task(
@@ -596,20 +613,42 @@ def resolve_task(
     add to the task's time. ``verdict`` is the person's pass/fail (a judge check's answer)."""
     if outcome not in OUTCOMES:
         raise TaskError(f"unknown outcome {outcome!r}: one of {', '.join(OUTCOMES)}")
-    task = get_task(ws, task_id)
+    said = Resolution(reason, verdict, critique, list(tags), seconds, label)
+    return close_prepared(ws, prepare_close(ws, get_task(ws, task_id), actor, outcome, said))
+
+
+def prepare_close(ws: Workspace, task: Task, actor: str, outcome: str, said: Resolution) -> Closing:
+    """:func:`resolve_task`'s checks of closing ``task`` (as read a moment ago) with ``outcome`` and what ``said``
+    says: the actor's role, the task's status, the fields. A caller that writes more in the same transaction
+    makes these reads before it (:meth:`~evaltray.core.store.Workspace.atomic`), then :func:`close_prepared`."""
+    if outcome not in OUTCOMES:
+        raise TaskError(f"unknown outcome {outcome!r}: one of {', '.join(OUTCOMES)}")
     kind = TASK_KINDS.get(task.kind)
     roles = SIGN_ROLES if task.status == ESCALATED else kind.roles
     ws.require(actor, roles, f"closing {'an escalated' if task.status == ESCALATED else 'a'} {task.kind} task")
     if task.status == CLOSED:
         raise TaskError(f"task {task.id} ({task.kind} {task.ref}) is already closed ({task.outcome})")
-    if verdict is not None and verdict not in ("pass", "fail"):
-        raise TaskError(f"verdict must be pass or fail, got {verdict!r}")
+    if said.verdict is not None and said.verdict not in ("pass", "fail"):
+        raise TaskError(f"verdict must be pass or fail, got {said.verdict!r}")
     if task.kind == "adjudicate":
         _refuse_own_label(ws, task, actor)
-    said = Resolution((reason or "").strip() or None, verdict, (critique or "").strip() or None, sorted(set(tags)))
-    said.seconds, said.label = _spent(task, actor, seconds), label
+    said = replace(
+        said,
+        reason=(said.reason or "").strip() or None,
+        critique=(said.critique or "").strip() or None,
+        tags=sorted(set(said.tags)),
+        seconds=_spent(task, actor, said.seconds),
+    )
     if outcome == "reject" and not said.reason:
         raise TaskError(f"task {task.id}: rejecting needs a reason")
+    return Closing(task, actor, outcome, said)
+
+
+def close_prepared(ws: Workspace, closing: Closing, review: Review | None = None) -> Task:
+    """Close the task as :func:`prepare_close` checked it (its outcome's action, then the task; ``review``: the
+    review that does a label task, just written by the caller); the task as closed."""
+    task, actor, outcome = closing.task, closing.actor, closing.outcome
+    said = replace(closing.said, review=review) if review is not None else closing.said
     if outcome == "escalate":
         return _escalate(ws, task, actor, said)
     _ACTIONS.get((task.kind, outcome), _nothing)(ws, task, actor, said)
@@ -624,6 +663,19 @@ def resolve_task(
         critique=said.critique,
         tags=dumps(said.tags),
     )
+
+
+def hold_task(ws: Workspace, task: Task) -> bool:
+    """Whether ``task`` is still not closed, read again in the caller's write transaction, which keeps it so: on
+    PostgreSQL its row stays locked to the end (on SQLite the transaction holds the whole database's write lock).
+    A claim or a close locks the row, then the audit log; a transaction that writes the audit log before it
+    closes the task (a label saved) takes the row first too, so that the two wait for each other in that one
+    order instead of each holding what the other waits for (a deadlock)."""
+    tasks = ws.t["tasks"]
+    q = sa.select(tasks.c.status).where(tasks.c.id == int(task.id))
+    with ws.tx() as conn:
+        status = conn.execute(q.with_for_update() if ws.engine.dialect.name == "postgresql" else q).scalar()
+    return status is not None and status != CLOSED
 
 
 def _refuse_own_label(ws: Workspace, task: Task, actor: str) -> None:
@@ -712,7 +764,7 @@ def _review_since(ws: Workspace, task: Task) -> Review | None:
 
 
 def _label_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
-    first = _review_since(ws, task)
+    first = said.review if said.review is not None else _review_since(ws, task)
     if first is None:
         raise TaskError(
             f"task {task.id}: candidate {task.ref} has no review since the task was opened; record one (`evaltray review`)"

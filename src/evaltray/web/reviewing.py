@@ -236,27 +236,30 @@ def label_task(ws: Workspace, candidate_id: str, reviewer: str | None = None) ->
     return second if second is not None and second.payload.get("first_reviewer") != reviewer else None
 
 
-def close_label_task(
-    ws: Workspace,
-    reviewer: str,
-    candidate_id: str,
-    outcome: str,
-    seconds: int,
-    reason: str | None = None,
-    found: tq.Task | None = None,
-) -> None:
-    """Close the candidate's label task once the page recorded its review or rejection, with the seconds the
-    page measured (``found``: the task :func:`label_task` gave the page, not looked up again; closing reads
-    it afresh). An escalated task stays with the adjudicator unless an adjudicator did the work."""
-    task = found if found is not None else label_task(ws, candidate_id, reviewer)
+def label_closing(
+    ws: Workspace, reviewer: str, task: tq.Task | None, outcome: str, seconds: int, reason: str | None = None
+) -> tq.Closing | None:
+    """What closing the candidate's label task (``task``, as :func:`label_task` gave it to the page) with the
+    seconds the page measured takes, checked before the save's write transaction; None when there is none to
+    close, or it is escalated and stays with the adjudicator (unless an adjudicator did the work)."""
     if task is None or (task.status == "escalated" and ws.role_of(reviewer) not in SIGN_ROLES):
-        return
-    try:
-        tq.resolve_task(ws, task.id, reviewer, outcome, reason=reason, seconds=float(seconds))
-    except tq.TaskError:
-        # a queue walk closed it since it was looked up (while closing, or just before): the review stands
-        if tq.get_task(ws, task.id).status != tq.CLOSED:
-            raise
+        return None
+    said = tq.Resolution(reason=reason, seconds=float(seconds))
+    return tq.prepare_close(ws, task, reviewer, outcome, said)
+
+
+def hold_label_task(ws: Workspace, closing: tq.Closing | None) -> tq.Closing | None:
+    """First in the save's write transaction: the label task read again, its row locked (on PostgreSQL, before the
+    audit log is: see :func:`~evaltray.tray.tasks.hold_task`); ``closing``, or None when the task was closed
+    meanwhile (by a queue walk, or another review of the candidate: this review stands all the same)."""
+    return closing if closing is not None and tq.hold_task(ws, closing.task) else None
+
+
+def close_label_task(ws: Workspace, closing: tq.Closing | None, review: rev.Review | None = None) -> None:
+    """Close the label task (as :func:`hold_label_task` kept it) once the page recorded its review (``review``,
+    just written) or rejection."""
+    if closing is not None:
+        tq.close_prepared(ws, closing, review)
 
 
 def queue_blind(ws: Workspace, kind: str) -> bool:
@@ -361,13 +364,17 @@ def form_values(form: Any) -> dict[str, str]:
     return {k: v for k in DRAFT_FIELDS if isinstance(v := form.get(k), str)}
 
 
-def finish(
-    ws: Workspace, reviewer: str, candidate_id: str, outcome: str, draft: Draft, review_id: int | None = None
-) -> int:
-    """Record the seconds from first opening the row to ``outcome`` (``review`` or ``reject``), drop the
-    draft, and return the seconds."""
+def spent(draft: Draft) -> int:
+    """The whole seconds from when ``draft``'s clock started until now."""
     opened = datetime.fromisoformat(draft.opened_at.replace("Z", "+00:00"))
-    seconds = max(0, int((datetime.fromisoformat(now_iso().replace("Z", "+00:00")) - opened).total_seconds()))
+    return max(0, int((datetime.fromisoformat(now_iso().replace("Z", "+00:00")) - opened).total_seconds()))
+
+
+def finish(
+    ws: Workspace, reviewer: str, candidate_id: str, outcome: str, seconds: int, review_id: int | None = None
+) -> None:
+    """Record the ``seconds`` from first opening the row to ``outcome`` (``review`` or ``reject``; see
+    :func:`spent`), and drop the draft."""
     drafts, timings = ws.t["review_drafts"], ws.t["review_timings"]
     with ws.tx() as conn:
         conn.execute(
@@ -381,7 +388,6 @@ def finish(
             )
         )
         conn.execute(drafts.delete().where((drafts.c.reviewer == reviewer) & (drafts.c.candidate_id == candidate_id)))
-    return seconds
 
 
 def timings(ws: Workspace, candidate_id: str | None = None) -> list[dict[str, Any]]:
