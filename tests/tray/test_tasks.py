@@ -386,3 +386,24 @@ def test_reviewers_asking_at_once_start_at_different_free_tasks():
         assert (first, second) == (0, 1)
     with tasks._walking() as again:
         assert again == 0  # both walks ended
+
+
+def test_a_walk_passes_a_task_another_walk_of_this_process_is_claiming(ws):
+    """While one walk of this process claims a task, another passes it without a look or a claim (a claim that
+    loses waits for the write lock); once the claim is over, the task is anybody's again."""
+    register(ws, "lou", "labeler")
+    for text in ("Where is my parcel?", "Refund please"):
+        _cand(ws, text)
+    first, second = sorted(tasks.open_label_tasks(ws, "alice"), key=int)
+    held = tasks.get_task(ws, first)
+    statements: list[str] = []
+    sa.event.listen(ws.engine, "before_cursor_execute", lambda _c, _cur, text, *_a: statements.append(text))
+    with tasks._claiming(ws, held) as ours:
+        assert ours
+        with tasks._claiming(ws, held) as again:
+            assert not again
+        statements.clear()
+        assert tasks.next_task(ws, "lou").id == second  # the oldest is being claimed: the next one
+        looked = [t for t in statements if t.startswith(("SELECT tasks.assignee", "UPDATE tasks"))]
+        assert len(looked) == 2  # one look at the second task and its claim: none at the first
+    assert tasks.next_task(ws, "alice").id == first  # given back: the next walk takes it
