@@ -123,8 +123,8 @@ class LabelTopUp:
     ``GET /queue`` only takes a task already open (a top-up inside it was the next-task page's tail).
 
     :meth:`ask` after each task taken: the thread counts the free label tasks and, once fewer than
-    :data:`LOW_WATER`, opens new ones up to :data:`LABEL_BATCH` free, :data:`TOP_UP_CHUNK` per transaction, in
-    the name of the reviewer who asked (whose role allows it). One top-up at a time; asks that come meanwhile
+    :data:`LOW_WATER`, opens new ones up to :data:`LABEL_BATCH` free, :data:`TOP_UP_CHUNK` per transaction (or
+    one for each reviewer waiting, when more wait), in the name of the reviewer who asked (whose role allows it). One top-up at a time; asks that come meanwhile
     make one more look. The thread ends after :data:`IDLE_S` without an ask and starts again at the next one.
     """
 
@@ -144,6 +144,8 @@ class LabelTopUp:
         self._last_chunk = 0
         self._thread: threading.Thread | None = None
         self._stopped = False
+        #: reviewers waiting in :meth:`wait` now (none free for them): the next chunk opens a task for each
+        self._waiting = 0
 
     def ask(self, reviewer: str) -> int:
         """Have the queue looked at, in ``reviewer``'s name; the progress mark :meth:`wait` waits past."""
@@ -159,9 +161,13 @@ class LabelTopUp:
         """Until a chunk (or a look that found nothing to open) after ``mark`` is in, at most ``timeout`` s;
         whether a chunk was opened since ``mark`` (so that one may be free, and more may follow)."""
         with self._cond:
-            moved = self._cond.wait_for(
-                lambda: self._progress > mark or self._stopped, self.WAIT_S if timeout is None else timeout
-            )
+            self._waiting += 1
+            try:
+                moved = self._cond.wait_for(
+                    lambda: self._progress > mark or self._stopped, self.WAIT_S if timeout is None else timeout
+                )
+            finally:
+                self._waiting -= 1
             return moved and self._last_chunk > mark and not self._stopped
 
     def idle(self, timeout: float) -> bool:
@@ -202,7 +208,8 @@ class LabelTopUp:
         if free >= LOW_WATER:
             return
         while free < LABEL_BATCH and not self._stopped:
-            opened = tq.open_new_label_tasks(self.ws, asker, min(TOP_UP_CHUNK, LABEL_BATCH - free))
+            chunk = max(TOP_UP_CHUNK, self._waiting)  # twenty at an empty queue: one chunk, one walk each
+            opened = tq.open_new_label_tasks(self.ws, asker, min(chunk, LABEL_BATCH - free))
             if not opened:
                 return
             free += len(opened)
