@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -406,4 +407,9 @@ def test_a_walk_passes_a_task_another_walk_of_this_process_is_claiming(ws):
         assert tasks.next_task(ws, "lou").id == second  # the oldest is being claimed: the next one
         looked = [t for t in statements if t.startswith(("SELECT tasks.assignee", "UPDATE tasks"))]
         assert len(looked) == 2  # one look at the second task and its claim: none at the first
+        register(ws, "bo", "labeler")
+        walk = threading.Thread(target=lambda: statements.append(tasks.next_task(ws, "bo")))
+        walk.start()
+        walk.join(10)  # the only free one is being claimed: nothing for bo (the walk once read it again and again)
+        assert not walk.is_alive() and statements[-1] is None
     assert tasks.next_task(ws, "alice").id == first  # given back: the next walk takes it

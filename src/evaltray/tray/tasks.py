@@ -332,7 +332,7 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
     tasks = ws.t["tasks"]
     statuses = [ESCALATED, OPEN] if role in SIGN_ROLES else [OPEN]
     mine = sa.select(tasks).where(tasks.c.assignee == user, tasks.c.status != CLOSED, tasks.c.kind.in_(allowed))
-    passed: set[int] = set()  # tasks that are not for this user (a second label of their own first one)
+    passed: set[int] = set()  # not for this user (a second label of their own first one), or another walk's claim
     with _walking() as ahead:
         return _walk(ws, user, mine, statuses, allowed, passed, ahead)
 
@@ -420,7 +420,10 @@ def _walk(
                 passed.add(int(task.id))
                 continue
             with _claiming(ws, task) as ours:
-                if not ours or _taken_since(ws, task) or _closed_elsewhere(ws, task):
+                if not ours:  # another walk here claims it: whether it wins or not, it is not free for this one
+                    passed.add(int(task.id))
+                    continue
+                if _taken_since(ws, task) or _closed_elsewhere(ws, task):
                     continue
                 claimed = _claim(ws, task, user)
             if claimed is not None:
