@@ -242,9 +242,12 @@ def write_review(ws: Workspace, ready: ReadyReview) -> Review:
     that may have changed since (a rejection)."""
     reviews, cands = ws.t["reviews"], ws.t["candidates"]
     values, cid = ready.values, ready.candidate.id
+    status = ws.statement(
+        "candidates.status", lambda: sa.select(cands.c.status).where(cands.c.id == sa.bindparam("cid"))
+    )
     with ws.tx() as conn:
-        _reviewable(cid, conn.execute(sa.select(cands.c.status).where(cands.c.id == cid)).scalar())
-        rid = inserted_id(conn, reviews.insert().values(**values))
+        _reviewable(cid, conn.execute(status, {"cid": cid}).scalar())
+        rid = inserted_id(conn, ws.statement("reviews.insert", reviews.insert), values)
         review = Review(id=rid, **{**values, "expected": ready.expected, "failure_tags": ready.failure_tags})
         if ready.signer is not None:
             label = review_label(ready.candidate, review)
@@ -266,10 +269,17 @@ def write_review(ws: Workspace, ready: ReadyReview) -> Review:
 
 def latest_review(ws: Workspace, candidate_id: str) -> Review | None:
     reviews = ws.t["reviews"]
+    q = ws.statement(
+        "reviews.latest",
+        lambda: (
+            sa.select(reviews)
+            .where(reviews.c.candidate_id == sa.bindparam("cid"))
+            .order_by(reviews.c.id.desc())
+            .limit(1)
+        ),
+    )
     with ws.tx() as conn:
-        row = conn.execute(
-            sa.select(reviews).where(reviews.c.candidate_id == candidate_id).order_by(reviews.c.id.desc()).limit(1)
-        ).first()
+        row = conn.execute(q, {"cid": candidate_id}).first()
     return Review.from_row(row) if row else None
 
 

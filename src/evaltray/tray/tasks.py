@@ -454,8 +454,11 @@ def _taken_since(ws: Workspace, task: Task) -> bool:
     """Whether somebody took ``task`` (or it was closed) since the walk read it: a look, where a claim that
     fails is a write, so twenty reviewers walking at once went through the write lock once per task passed."""
     tasks = ws.t["tasks"]
+    q = ws.statement(
+        "tasks.taken", lambda: sa.select(tasks.c.assignee, tasks.c.status).where(tasks.c.id == sa.bindparam("tid"))
+    )
     with ws.tx() as conn:
-        row = conn.execute(sa.select(tasks.c.assignee, tasks.c.status).where(tasks.c.id == int(task.id))).first()
+        row = conn.execute(q, {"tid": int(task.id)}).first()
     return row is None or row.assignee is not None or row.status == CLOSED
 
 
@@ -463,12 +466,14 @@ def _claim(ws: Workspace, task: Task, user: str) -> Task | None:
     """``task`` assigned to ``user``; None when somebody took it first."""
     tasks = ws.t["tasks"]
     at = now_iso()
+    claim = ws.statement(
+        "tasks.claim",
+        lambda: tasks.update().where(
+            tasks.c.id == sa.bindparam("tid"), tasks.c.assignee.is_(None), tasks.c.status != CLOSED
+        ),
+    )
     with ws.tx() as conn:
-        taken = conn.execute(
-            tasks.update()
-            .where(tasks.c.id == int(task.id), tasks.c.assignee.is_(None), tasks.c.status != CLOSED)
-            .values(assignee=user, assigned_at=at)
-        ).rowcount
+        taken = conn.execute(claim, {"tid": int(task.id), "assignee": user, "assigned_at": at}).rowcount
         if taken:
             ws.audit(conn, user, "task.assign", task.ref, task_id=int(task.id), kind=task.kind)
     return replace(task, assignee=user, assigned_at=at) if taken else None
@@ -698,9 +703,10 @@ def hold_task(ws: Workspace, task: Task) -> bool:
     closes the task (a label saved) takes the row first too, so that the two wait for each other in that one
     order instead of each holding what the other waits for (a deadlock)."""
     tasks = ws.t["tasks"]
-    q = sa.select(tasks.c.status).where(tasks.c.id == int(task.id))
+    q = ws.statement("tasks.hold", lambda: sa.select(tasks.c.status).where(tasks.c.id == sa.bindparam("tid")))
     with ws.tx() as conn:
-        status = conn.execute(q.with_for_update() if ws.engine.dialect.name == "postgresql" else q).scalar()
+        held = q.with_for_update() if ws.engine.dialect.name == "postgresql" else q
+        status = conn.execute(held, {"tid": int(task.id)}).scalar()
     return status is not None and status != CLOSED
 
 
@@ -743,10 +749,11 @@ def _close(ws: Workspace, task: Task, actor: str, outcome: str, **values: Any) -
     tasks = ws.t["tasks"]
     spent = round(task.seconds + float(values.pop("seconds") or 0.0), 3)
     closed = dict(status=CLOSED, outcome=outcome, closed_by=actor, closed_at=now_iso(), seconds=spent, **values)
+    close = ws.statement(
+        "tasks.close", lambda: tasks.update().where(tasks.c.id == sa.bindparam("tid"), tasks.c.status != CLOSED)
+    )
     with ws.tx() as conn:
-        done = conn.execute(
-            tasks.update().where(tasks.c.id == int(task.id), tasks.c.status != CLOSED).values(open_key=None, **closed)
-        ).rowcount
+        done = conn.execute(close, {"tid": int(task.id), "open_key": None, **closed}).rowcount
         if not done:
             raise TaskClosedMeanwhile(f"task {task.id} was closed meanwhile")
         detail = {k: v for k, v in values.items() if k in ("outcome_reason", "verdict")}

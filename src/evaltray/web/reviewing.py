@@ -276,14 +276,17 @@ def queue_blind(ws: Workspace, kind: str) -> bool:
     if kind not in BLIND_KINDS:
         return False
     audit = ws.t["audit"]
-    q = (
-        sa.select(audit.c.detail)
-        .where(audit.c.action == BLIND_ACTION, audit.c.object_id == kind)
-        .order_by(audit.c.id.desc())
-        .limit(1)
+    q = ws.statement(
+        "audit.blind",
+        lambda: (
+            sa.select(audit.c.detail)
+            .where(audit.c.action == BLIND_ACTION, audit.c.object_id == sa.bindparam("kind"))
+            .order_by(audit.c.id.desc())
+            .limit(1)
+        ),
     )
     with ws.tx() as conn:
-        detail = conn.execute(q).scalar()
+        detail = conn.execute(q, {"kind": kind}).scalar()
     return bool(loads(detail)["blind"]) if detail is not None else bool(ws.settings.write_expected_first)
 
 
@@ -333,9 +336,14 @@ def open_draft(ws: Workspace, reviewer: str, candidate_id: str, task: tq.Task | 
     page that is only opened writes nothing). The row's clock starts when ``task`` (its label task) was assigned
     to ``reviewer``, else when the draft was first kept, else now."""
     drafts = ws.t["review_drafts"]
-    key = (drafts.c.reviewer == reviewer) & (drafts.c.candidate_id == candidate_id)
+    q = ws.statement(
+        "drafts.get",
+        lambda: sa.select(drafts.c.body, drafts.c.opened_at).where(
+            (drafts.c.reviewer == sa.bindparam("who")) & (drafts.c.candidate_id == sa.bindparam("cid"))
+        ),
+    )
     with ws.tx() as conn:
-        row = conn.execute(sa.select(drafts.c.body, drafts.c.opened_at).where(key)).first()
+        row = conn.execute(q, {"who": reviewer, "cid": candidate_id}).first()
     if row is None:
         taken = task.assigned_at if task is not None and task.assignee == reviewer else None
         return Draft(opened_at=taken or now_iso())
@@ -383,18 +391,16 @@ def finish(
     """Record the ``seconds`` from first opening the row to ``outcome`` (``review`` or ``reject``; see
     :func:`spent`), and drop the draft."""
     drafts, timings = ws.t["review_drafts"], ws.t["review_timings"]
+    timed = dict(reviewer=reviewer, candidate_id=candidate_id, outcome=outcome, review_id=review_id, seconds=seconds)
+    drop = ws.statement(
+        "drafts.drop",
+        lambda: drafts.delete().where(
+            (drafts.c.reviewer == sa.bindparam("who")) & (drafts.c.candidate_id == sa.bindparam("cid"))
+        ),
+    )
     with ws.tx() as conn:
-        conn.execute(
-            timings.insert().values(
-                reviewer=reviewer,
-                candidate_id=candidate_id,
-                outcome=outcome,
-                review_id=review_id,
-                seconds=seconds,
-                created_at=now_iso(),
-            )
-        )
-        conn.execute(drafts.delete().where((drafts.c.reviewer == reviewer) & (drafts.c.candidate_id == candidate_id)))
+        conn.execute(ws.statement("timings.insert", timings.insert), {**timed, "created_at": now_iso()})
+        conn.execute(drop, {"who": reviewer, "cid": candidate_id})
 
 
 def timings(ws: Workspace, candidate_id: str | None = None) -> list[dict[str, Any]]:
