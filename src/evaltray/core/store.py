@@ -260,9 +260,9 @@ class Workspace:
 
     def statement(self, name: str, build: Callable[[], _S]) -> _S:
         """The statement (or statements) ``build`` makes, their values as bind parameters given when they run,
-        built once for this workspace and kept as ``name``. Building a SQLAlchemy statement (coercions, operators, its cache key's
-        parts) cost twice what running it did on the web app's hot paths (40 of 60 µs CPU for a select by key);
-        built once, it runs from SQLAlchemy's compiled cache at once."""
+        built once for this workspace and kept as ``name``. Building a SQLAlchemy statement (coercions, operators,
+        the parts of its cache key) costs 2-5 times what running it does on the web app's hot paths
+        (``bench/bench_statements.py``); built once, it goes straight to SQLAlchemy's compiled cache."""
         found = self._statements.get(name)
         if found is None:
             found = self._statements[name] = build()

@@ -124,8 +124,9 @@ class LabelTopUp:
 
     :meth:`ask` after each task taken: the thread counts the free label tasks and, once fewer than
     :data:`LOW_WATER`, opens new ones up to :data:`LABEL_BATCH` free, :data:`TOP_UP_CHUNK` per transaction (or
-    one for each reviewer waiting, when more wait), in the name of the reviewer who asked (whose role allows it). One top-up at a time; asks that come meanwhile
-    make one more look. The thread ends after :data:`IDLE_S` without an ask and starts again at the next one.
+    one for each reviewer waiting, when more wait), in the name of the reviewer who asked (whose role allows
+    it). One top-up at a time; asks that come meanwhile make one more look. The thread ends after
+    :data:`IDLE_S` without an ask and starts again at the next one.
     """
 
     #: Seconds without an ask after which the thread ends.
