@@ -16,7 +16,7 @@ from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from ._names import NONPERSON, WORD, Gazetteer
-from ._recognizers import REGEX_TIMEOUT, OwnRecognizer, Rule, finding, scan
+from ._recognizers import OwnRecognizer, Rule, finding, finditer, scan
 
 # Street types written before the name (Rua do Arenque, Via Franscini, rue de la Paix, ul. Długa)
 _PREFIX = (
@@ -120,7 +120,7 @@ class AddressRecognizer(OwnRecognizer):
     def _cores(self, text: str) -> list[tuple[int, int]]:
         out = []
         for i, rx in enumerate(_CORE_RES):
-            for m in rx.finditer(text, timeout=REGEX_TIMEOUT):
+            for m in finditer(rx, text):
                 if i == 0 and not self._street_name(m.group(2)):
                     continue  # "3 apples and 4": words that are all plain English are no street
                 out.append(m.span())

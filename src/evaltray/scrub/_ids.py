@@ -15,7 +15,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from ._recognizers import REGEX_TIMEOUT, OwnRecognizer, finding, scan
+from ._recognizers import OwnRecognizer, finding, finditer, scan
 
 #: The national numbering plans a phone number without a country code is read in (issue 11: US/UK/DE/FR/IN/BR).
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR")
@@ -95,7 +95,7 @@ class PhoneNumberRecognizer(OwnRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
         out = []
-        for m in _PHONE_CAND_RE.finditer(text, timeout=REGEX_TIMEOUT):
+        for m in finditer(_PHONE_CAND_RE, text):
             start, end = m.span(2)
             if text[start] == "(" and ")" not in text[start:end]:
                 start += 1
@@ -219,7 +219,7 @@ class AnyCaseIbanRecognizer(OwnRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
         out = []
-        for m in _IBAN_RE.finditer(text, timeout=REGEX_TIMEOUT):
+        for m in finditer(_IBAN_RE, text):
             start, end = m.span(1)
             while end - start >= 15:
                 if text[end - 1].isalnum() and iban_valid(text[start:end]):

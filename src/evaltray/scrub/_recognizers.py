@@ -17,17 +17,31 @@ from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, Email
 OFFLINE_TLD = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
 
 REGEX_TIMEOUT = 2.0  # seconds per regex scan: a pathological 1 MB text fails the trace, never hangs it
+#: Texts up to this long are scanned without :data:`REGEX_TIMEOUT`. The ``regex`` module's ``timeout=`` costs
+#: ~4 µs a call whatever the text, as much as a whole scan of a chat message; and no scan of a text this short
+#: comes near the timeout: the slowest found by ``bench/scrub_worst_case.py`` (every timed pattern against
+#: tiled and random texts of the patterns' own pieces) takes ~0.1 s, the quadratic API-key assignment rule on
+#: "1-1-1-…". A longer text keeps the timeout on every scan.
+UNTIMED_CHARS = 1_000
+
+
+def finditer(rx: regex.Pattern[str], text: str) -> Iterable[regex.Match[str]]:
+    """``rx``'s matches in ``text``, the scan timed out at :data:`REGEX_TIMEOUT` unless ``text`` is short
+    (:data:`UNTIMED_CHARS`)."""
+    if len(text) <= UNTIMED_CHARS:
+        return rx.finditer(text)
+    return rx.finditer(text, timeout=REGEX_TIMEOUT)
 
 
 def scan(rx: regex.Pattern[str], gate: regex.Pattern[str] | None, text: str) -> Iterable[regex.Match[str]]:
-    """``rx``'s matches in ``text`` (each scan timed out at :data:`REGEX_TIMEOUT`); none, without that scan, when
-    ``gate`` finds nothing. A gate is a plain pattern that finds something in every text ``rx`` matches in (a
-    literal the match must hold): it skips the scan, whose timeout alone costs more than the gate's search. Only
-    a gate the regex engine finds fast pays (one that starts with a rare character or a short literal): a gate
-    of many alternative words is searched at every position, slower than the pattern it guards."""
+    """``rx``'s matches in ``text`` (:func:`finditer`); none, without that scan, when ``gate`` finds nothing. A
+    gate is a plain pattern that finds something in every text ``rx`` matches in (a literal the match must
+    hold): it skips the scan, whose timeout alone costs more than the gate's search. Only a gate the regex
+    engine finds fast pays (one that starts with a rare character or a short literal): a gate of many
+    alternative words is searched at every position, slower than the pattern it guards."""
     if gate is not None and gate.search(text) is None:
         return ()
-    return rx.finditer(text, timeout=REGEX_TIMEOUT)
+    return finditer(rx, text)
 
 
 class OfflineEmailRecognizer(EmailRecognizer):
