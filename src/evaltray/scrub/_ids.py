@@ -15,7 +15,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from ._recognizers import OwnRecognizer, finding, finditer, scan
+from ._recognizers import OwnRecognizer, finding, finditer, from_end, scan
 
 #: The national numbering plans a phone number without a country code is read in (issue 11: US/UK/DE/FR/IN/BR).
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR")
@@ -38,6 +38,7 @@ _ID_CUE_RE = regex.compile(
     r"|zip|zip[ \t]?code|postal[ \t]?code|post[ \t]?code|postcode)"
     r"(?:[ \t]*(?:id|no\.?|number|num|#|code))?[ \t]*(?:is|was)?[ \t]*[:#=]?[ \t]*|#[ \t]*)$"
 )
+_ID_CUE_END = from_end(_ID_CUE_RE)
 _DATE_SHAPE_RE = regex.compile(r"\d{1,4}[./\-]\d{1,2}[./\-]\d{1,4}")
 _IP_SHAPE_RE = regex.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SSN_SHAPE_RE = regex.compile(r"\d{3}-\d{2}-\d{4}|\d{5}-\d{4}")  # and ZIP+4
@@ -55,7 +56,7 @@ def _phone_score(text: str, start: int, end: int, plus: bool) -> float:
     if not 7 <= len(digits) <= 15:
         return 0.0
     before = text[max(0, start - 40) : start]
-    if _ID_CUE_RE.search(before):
+    if _ID_CUE_END.search(before):
         return 0.0
     if _DATE_SHAPE_RE.fullmatch(raw) or _IP_SHAPE_RE.fullmatch(raw) or _SSN_SHAPE_RE.fullmatch(raw):
         return 0.0

@@ -44,6 +44,15 @@ def scan(rx: regex.Pattern[str], gate: regex.Pattern[str] | None, text: str) -> 
     return finditer(rx, text)
 
 
+def from_end(rx: regex.Pattern[str]) -> regex.Pattern[str]:
+    """``rx``, a pattern that ends in ``$``, searched backwards from the end of the text (``regex.REVERSE``): it
+    finds a match exactly when ``rx`` does (tests/scrub/test_scrub_speed.py checks every 48-character window of
+    the test texts), without first trying the whole pattern at each earlier start position: 1.5-5x faster on
+    the 40-48 characters before a value. Only whether it matches is read from it; a match's text comes from
+    ``rx`` itself."""
+    return regex.compile(rx.pattern, rx.flags | regex.REVERSE)
+
+
 class OfflineEmailRecognizer(EmailRecognizer):
     """Presidio's e-mail recognizer, validating the domain against tldextract's bundled snapshot."""
 
