@@ -145,10 +145,11 @@ def resolve_entities(entities: Sequence[str] | None) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------- prefilter
 
 _DIGITS7 = re.compile(r"\d(?:[\s().\-/+]{0,3}\d){6}")
-# Digits as the card and SSN/ITIN recognizers' patterns need them (Presidio's 13+ in groups and evaltray's 12-19
-# digits, each apart by at most one space or hyphen; 9 digits apart by at most one space, tab, hyphen or dot),
-# read with the regex module's own \d: without these the recognizers cannot match.
-_CARD_HINT = regex.compile(r"\d(?:[ \-]?\d){11}")
+# Digits as the card and SSN/ITIN recognizers' patterns need them (Presidio's 13-17 in groups and evaltray's 12-19
+# digits, each apart by at most one space or hyphen, a word boundary either side; 9 digits apart by at most one
+# space, tab, hyphen or dot), read with the regex module's own \d and \w: without these the recognizers cannot
+# match. (A 32-digit trace id holds no card: no boundary within 19 digits of its start.)
+_CARD_HINT = regex.compile(r"(?<!\w)\d(?:[ \-]?\d){11,18}(?!\w)")
 _NINE_HINT = regex.compile(r"\d(?:[ \t\-.]?\d){8}")
 _IBAN_HINT = re.compile(r"[A-Za-z]{2}\d{2}")
 _IP_HINT = re.compile(r"\d\.\d+\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
