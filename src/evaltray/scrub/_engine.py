@@ -634,7 +634,9 @@ class Scrubber:
             return text
 
         # messages first: their placeholders are numbered as if they were scrubbed alone
-        self._walk(messages, fields, collect)
+        collected = self._walk(messages, fields, collect)
+        if not any(spans for _, spans, _ in found):
+            return collected  # nothing found anywhere: the replacing pass would give every text back as it is
         queue = iter(found)
 
         def replace(text: str, forced: _Forced | None) -> str:
