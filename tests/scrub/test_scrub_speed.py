@@ -4,8 +4,8 @@ scores' tags, and a gate (or a prefilter hint) finds something in every text its
 from __future__ import annotations
 
 import json
-import re
 import pickle
+import re
 from pathlib import Path
 
 import pytest

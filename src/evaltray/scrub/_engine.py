@@ -408,8 +408,7 @@ class Scrubber:
         if "URL" in want and ("=" in text or "://" in text or "www." in low) and _URL_HINT.search(text):
             out.append("URL")
         if "API_KEY" in want and (
-            (_has_any(text, _KEY_PREFIX_CHARS) and _KEY_PREFIX_HINT.search(text))
-            or any(w in low for w in _KEY_WORDS)
+            (_has_any(text, _KEY_PREFIX_CHARS) and _KEY_PREFIX_HINT.search(text)) or any(w in low for w in _KEY_WORDS)
         ):
             out.append("API_KEY")
         if "USERNAME" in want and _has_any(text, "._-") and _HANDLE_HINT.search(text) and self._handles.find(text):

@@ -114,7 +114,7 @@ def _context(
         ]
     else:
         starts = [True, *map(_SENT_END.__contains__, words[:-1])][: len(words)]
-    low, gaz, cases, skip = (list(col) for col in zip(*rows)) if rows else ([], [], [], [])
+    low, gaz, cases, skip = (list(col) for col in zip(*rows, strict=True)) if rows else ([], [], [], [])
     # most tokens lie under no rule span: their bucket is "0" without asking
     rule = [_rule_bucket(s) for s in rule_scores] if any(rule_scores) else ["0"] * len(rule_scores)
     return _Context(words, low, gaz, cases, rule, starts, skip)
