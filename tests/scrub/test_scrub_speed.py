@@ -256,7 +256,7 @@ def test_prefilter_shortcuts_decide_as_the_hints_alone(texts: list[str]) -> None
         if _engine._IP_HINT.search(text):
             assert "." in text or ":" in text
         if _engine._KEY_PREFIX_HINT.search(text):
-            assert _engine._has_any(text, _engine._KEY_PREFIX_CHARS)
+            assert _engine._has_any(text, _engine._KEY_PREFIX_PARTS)
         if _engine._HANDLE_HINT.search(text):
             assert _engine._has_any(text, "._-")
         digit = _engine._ANY_DIGIT.search(text)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,9 +160,9 @@ _KEY_PREFIX_HINT = re.compile(
     r"sk-|[ps]k-lf-|sk_|pk_|rk_|whsec_|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-"
     r"|AIza|hf_|npm_|SG\.|SK[0-9a-f]{8}|eyJ|PRIVATE KEY"
 )
-#: One of these is in every text the prefix hint finds something in: "-" or "_" (sk-, hf_ …), "A" (AKIA, AIza …),
-#: "S" (SG., SK…), "J" (eyJ), "P" (PRIVATE KEY); a text without any of them skips its search.
-_KEY_PREFIX_CHARS = "-_ASJP"
+#: One of these is in every text the prefix hint finds something in: "-" or "_" (sk-, hf_ …), "A" (AKIA, AIza,
+#: PRIVATE KEY …), "SG.", "SK" or "eyJ"; a text without any of them skips its search.
+_KEY_PREFIX_PARTS = ("-", "_", "A", "SG.", "SK", "eyJ")
 _KEY_WORDS = ("bearer", "token", "basic", "key", "secret", "passw", "pwd", "passphrase")
 _DOC_WORDS = ("passport", "licen", "permit")
 # A number and the word after it (a house number and its street), else a unit or postal word, a state and ZIP,
@@ -184,9 +184,10 @@ _ANY_UPPER = re.compile(r"[^\W\d_a-z]")
 _ISO_DATE_RE = re.compile(r"(?<!\d)(?:19|20)\d\d-[01]\d-[0-3]\d(?!\d)")
 
 
-def _has_any(text: str, chars: str) -> bool:
-    """Whether one of ``chars`` is in ``text`` (a few substring tests in C: cheaper than any regex search)."""
-    return any(ch in text for ch in chars)
+def _has_any(text: str, parts: Iterable[str]) -> bool:
+    """Whether one of ``parts`` (characters of a string, or strings) is in ``text``: a few substring tests in
+    C, cheaper than any regex search."""
+    return any(part in text for part in parts)
 
 
 def _split_chunks(text: str, size: int) -> list[tuple[int, str]]:
@@ -298,6 +299,8 @@ class Scrubber:
             raise ScrubError(f"max_field_chars must be 1 or more, got {max_field_chars}")
         self.max_field_chars = max_field_chars
         self.entities = resolve_entities(entities)
+        self._entities_of: tuple[str, ...] | None = None
+        self._entity_frozen: frozenset[str] = frozenset()
         self.ner = ner
         self.vault = vault
         self.name_threshold = name_threshold
@@ -376,9 +379,15 @@ class Scrubber:
 
     # ------------------------------------------------------------------ detection
 
+    def _entity_set(self) -> frozenset[str]:
+        """``self.entities`` as a set (asked a dozen times per text), made again if they were changed."""
+        if self._entities_of is not self.entities:
+            self._entity_frozen, self._entities_of = frozenset(self.entities), self.entities
+        return self._entity_frozen
+
     def _wanted(self, text: str) -> list[str]:
         """Entities whose recognizers could possibly fire on ``text`` (trigger characters present)."""
-        want = self.entities
+        want = self._entity_set()
         out = []
         digit = _ANY_DIGIT.search(text)
         low = text.lower()
@@ -408,7 +417,7 @@ class Scrubber:
         if "URL" in want and ("=" in text or "://" in text or "www." in low) and _URL_HINT.search(text):
             out.append("URL")
         if "API_KEY" in want and (
-            (_has_any(text, _KEY_PREFIX_CHARS) and _KEY_PREFIX_HINT.search(text)) or any(w in low for w in _KEY_WORDS)
+            (_has_any(text, _KEY_PREFIX_PARTS) and _KEY_PREFIX_HINT.search(text)) or any(w in low for w in _KEY_WORDS)
         ):
             out.append("API_KEY")
         if "USERNAME" in want and _has_any(text, "._-") and _HANDLE_HINT.search(text) and self._handles.find(text):
