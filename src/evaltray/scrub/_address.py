@@ -17,7 +17,7 @@ from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from ._names import NONPERSON, WORD, Gazetteer
-from ._recognizers import _SUFFIXES, OwnRecognizer, Rule, finding, finditer, scan
+from ._recognizers import US_STREET_TYPES, OwnRecognizer, Rule, finding, finditer, scan
 
 # Street types written before the name (Rua do Arenque, Via Franscini, rue de la Paix, ul. Długa)
 _PREFIX = (
@@ -127,7 +127,7 @@ class _Words:
 
 
 #: Street types of the US rules (``us-street`` as written, ``us-street-lower`` in any case).
-_US_TYPES = _spelled(_SUFFIXES)
+_US_TYPES = _spelled(US_STREET_TYPES)
 _US_LOWER_TYPES = frozenset(("street", "avenue", "road", "drive", "lane", "boulevard", "court", "place"))
 _PREFIX_WORDS = _spelled(_PREFIX)
 _SUFFIX_WORDS = _spelled(_SUFFIX)

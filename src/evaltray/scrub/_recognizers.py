@@ -223,7 +223,7 @@ API_KEY_RULES: tuple[Rule, ...] = (
 )
 
 # USPS street suffixes (Publication 28 primary names and common abbreviations).
-_SUFFIXES = (
+US_STREET_TYPES = (
     "Alley|Aly|Annex|Arcade|Avenue|Ave|Av|Bayou|Beach|Bend|Bluffs?|Bottom|Boulevard|Blvd|Branch|Br|Bridge|Brg|"
     "Brooks?|Burgs?|Bypass|Byp|Camp|Canyon|Cape|Causeway|Center|Ctr|Centers|Circles?|Cir|Cliffs?|Club|Commons?|"
     "Corners?|Course|Courts?|Ct|Coves?|Creek|Crescent|Cres|Crest|Crossing|Xing|Crossroads?|Curve|Dale|Dam|"
@@ -252,7 +252,7 @@ ADDRESS_RULES: tuple[Rule, ...] = (
     Rule(
         "us-street",
         r"(?<![\w\-.])\d{1,6}[A-Za-z]?(?:-\d{1,5})?[ \t]+(?:[NSEW]\.?[ \t]+|(?:North|South|East|West)[ \t]+)?"
-        r"(?:(?:\p{Lu}[\p{L}'\-]*|\d+(?:st|nd|rd|th))[ \t]+){1,4}(?:" + _SUFFIXES + r")\b\.?"
+        r"(?:(?:\p{Lu}[\p{L}'\-]*|\d+(?:st|nd|rd|th))[ \t]+){1,4}(?:" + US_STREET_TYPES + r")\b\.?"
         r"(?:[ \t]+(?:N|S|E|W|NE|NW|SE|SW)\b\.?)?" + _UNIT + _CITY_STATE_ZIP,
         0.7,
     ),
