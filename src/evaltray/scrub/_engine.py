@@ -567,11 +567,11 @@ class Scrubber:
     def _finish(self, text: str, spans: list[_Span], mapping: PlaceholderMap, counts: Counter[str]) -> str:
         """Replace ``spans`` and known values, then re-check until nothing new is found (idempotence)."""
         for _ in range(_MAX_ROUNDS):
-            if mapping.aliases:
+            extra = self._alias_spans(text, mapping) if mapping.aliases else []
+            if extra:
                 taken = [m.span() for m in PLACEHOLDER_RE.finditer(text)] if "<" in text else []
-                extra = [
-                    a for a in self._alias_spans(text, mapping) if not any(a.start < e and b < a.end for b, e in taken)
-                ]
+                extra = [a for a in extra if not any(a.start < e and b < a.end for b, e in taken)]
+            if mapping.aliases:
                 spans = _merge(spans + extra)
             if not spans:
                 return text
@@ -938,8 +938,10 @@ class _Walk:
             return [self.value(v, key) for v in value]
         if isinstance(value, bytes):
             return self.string(value.decode("utf-8", "replace"), key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return value  # None, a float, a bool: kept whatever the key
         forced = key_entity(key) if key else None
-        if forced and isinstance(value, int) and not isinstance(value, bool):
+        if forced:
             text = str(value)
             new = self.fn(text, _Forced(forced))  # "zip": 85034 becomes "<ADDRESS_1>"
             return value if new == text else new  # (an entity not scrubbed leaves it a number)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import regex
@@ -356,6 +357,11 @@ def key_entity(key: object) -> str | None:
     """The entity a structured field named ``key`` holds (``first_name`` -> PERSON), if any."""
     if not isinstance(key, str) or len(key) > 40:
         return None
+    return _key_entity(key)
+
+
+@lru_cache(maxsize=4096)  # a trace's keys recur in every trace (span ids, times, metadata)
+def _key_entity(key: str) -> str | None:
     return KEY_ENTITIES.get(key.lower().replace("_", "").replace("-", "").replace(" ", ""))
 
 
