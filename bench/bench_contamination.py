@@ -26,6 +26,14 @@ Sets, kept apart (nothing is tuned on the measuring set):
   MiniLM 0.939, precision 1.000); then cut into halves by the seed question as :func:`half` cuts GSM-Plus: the
   building half may be read from then on, the measuring half is only scored.
 
+- Third set (``--mmlu [building|measuring]``): MMLU's abstract algebra and sociology test questions (301) as the
+  tray, the LLM Decontaminator's English rephrasings of them (``data/rephrase/*_test_rephrase_english_filtered_
+  question.jsonl``; line i rephrases question i; 8 empty lines left out: 293) among GSM8K train. A rephrasing of
+  another question of the same subject is a wrong match. Its US-history rephrasings are left out: they rephrase
+  only the question's last sentence, not the source passage that makes the case. Scored whole once, untouched,
+  in session 25 (WordLlama 0.744 at 0.965, MiniLM 0.662 at 0.995, the session-24 code); then cut into halves
+  by :func:`half` of the question: the building half was read from then on, the measuring half only scored.
+
 Data is read from local git mirrors (``fetch`` github:openai/grade-school-math, MIT; github:qtli/GSM-Plus,
 CC-BY-SA-4.0; github:lm-sys/llm-decontaminator, Apache-2.0); nothing is downloaded and nothing is copied into the repository.
 """

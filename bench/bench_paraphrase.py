@@ -26,6 +26,8 @@ github:openai/grade-school-math first; ``--mrpc``, ``--gsmplus``, ``--gsm8k`` po
 - Second set (``--decontaminator [building|measuring]``): the LLM Decontaminator's GPT-4 rephrasings of the
   1,319 GSM8K test questions (github:lm-sys/llm-decontaminator, Apache-2.0; see bench_contamination.py), beside
   the 1,319 originals, cut into halves by :func:`half` of the seed question after it was first scored whole.
+- Third set (``--mmlu``): MMLU abstract algebra and sociology test questions beside the LLM Decontaminator's
+  rephrasings of them (see bench_contamination.py); every question stays in as a same-subject negative.
 - Near precision on scrubbed text: 5,000 GSM8K train questions scrubbed by evaltray's own scrubber
   (names become ``<PERSON_1>``), near stage only. GSM8K questions are distinct problems, so every
   merge is false unless the two texts state the same problem (printed for a look).

@@ -1626,7 +1626,8 @@ def _formula_token(t: str) -> bool:
 def _formulas(raw: str) -> frozenset[str]:
     """The formulas ``raw`` writes, lower-cased with spaces taken out: "Q(sqrt(2) + sqrt(3))" is
     ``q(sqrt(2)+sqrt(3))``."""
-    out, run = set(), []
+    out: set[str] = set()
+    run: list[str] = []
     toks = raw.split()
     for k, t in enumerate(toks):
         glue = t in _OPERATORS and run and k + 1 < len(toks) and _formula_token(toks[k + 1])

@@ -152,7 +152,7 @@ def record_review(
     the label came from) is kept in the audit row."""
     ready = prepare_review(
         ws,
-        get(ws, candidate_id),
+        candidate_id,
         reviewer,
         expected,
         verdict=verdict,
@@ -183,7 +183,7 @@ class ReadyReview:
 
 def prepare_review(
     ws: Workspace,
-    cand: Candidate,
+    cand: Candidate | str,
     reviewer: str,
     expected: dict[str, Any],
     *,
@@ -199,8 +199,11 @@ def prepare_review(
     provenance: dict[str, Any] | None = None,
 ) -> ReadyReview:
     """Everything :func:`record_review` checks and reads before it writes (the reviewer's role and key, the
-    fields), for ``cand`` as read a moment ago: the write transaction then only re-reads its status."""
+    fields), for ``cand`` as read a moment ago (or its id: read after the role is checked, so that a
+    user who may not label learns nothing of it): the write transaction then only re-reads its status."""
     role = ws.require(reviewer, LABEL_ROLES, "labeling")
+    if isinstance(cand, str):
+        cand = get(ws, cand)
     _reviewable(cand.id, cand.status)
     if verdict is not None and verdict not in ("pass", "fail"):
         raise EvaltrayError(f"verdict must be pass or fail, got {verdict!r}")
