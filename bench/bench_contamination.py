@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "src"))  # after PYTHONPATH: another version may be named
 
 from evaltray.curate.dedup import normalize  # noqa: E402
 from evaltray.curate.embed import get_embedder  # noqa: E402
