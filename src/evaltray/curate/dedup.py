@@ -49,6 +49,7 @@ __all__ = [
     "lsh_params",
     "near_duplicate_pairs",
     "normalize",
+    "guard_refusal",
     "paraphrase_verdict",
     "shingle_hashes",
 ]
@@ -1527,6 +1528,12 @@ def paraphrase_verdict(
         if why
         else (True, f"cosine {cos:.3f} >= {need:.3g}; {_agree(fa)}")
     )
+
+
+def guard_refusal(a: str, b: str, guards: Collection[str] = GUARDS) -> str:
+    """Why ``guards`` tell two texts apart whatever their cosine ("numbers differ", ...); empty if they do not.
+    For callers that decided on closeness another way (contamination: a window that stands out)."""
+    return _refusal(_facts_of(a), _facts_of(b), mutual=True, guards=guards)
 
 
 def _agree(f: _Facts) -> str:

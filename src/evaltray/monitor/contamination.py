@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from evaltray.core.errors import EvaltrayError
-from evaltray.curate.dedup import paraphrase_verdict
+from evaltray.curate.dedup import guard_refusal, paraphrase_verdict
 
 from .corpus import BadLine, Doc, Item, TextBlock, read_corpus, read_corpus_blocks, strings_of
 from .grams import GramIndex, WordBatch, hash_words, kernels, norm_lines, rolling, word_batch
@@ -400,11 +400,11 @@ class Scanner:
             return []
         wvecs = _unit(self.embed([t for _, t in windows]))
         sims = wvecs @ self.vectors.T
+        top = sims.max(axis=1)  # each window's best case: a case within MUTUAL of it is the window's nearest
         if self.standout is not None:
-            self._keep_nearest(docs, windows, wvecs, sims, kind)
+            self._keep_nearest(docs, windows, wvecs, sims, top, kind)
         k = min(PARA_K, sims.shape[1])
         near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        top = sims.max(axis=1)
         best: dict[tuple[int, int], tuple[float, str, int]] = {}
         for wi, p in zip(np.repeat(np.arange(len(windows)), k).tolist(), near.ravel().tolist(), strict=True):
             cos, (d, text) = float(sims[wi, p]), windows[wi]
@@ -425,22 +425,28 @@ class Scanner:
         ]
 
     def _keep_nearest(
-        self, docs: Sequence[Doc], windows: list[tuple[int, str]], wvecs: np.ndarray, sims: np.ndarray, kind: str
+        self,
+        docs: Sequence[Doc],
+        windows: list[tuple[int, str]],
+        wvecs: np.ndarray,
+        sims: np.ndarray,
+        top: np.ndarray,
+        kind: str,
     ) -> None:
         """Remember each case's :data:`_KEEP_NEAREST` nearest windows of this batch beside those of the
-        batches before, with whether the case is the window's nearest."""
+        batches before, with whether the case is the window's nearest (within :data:`MUTUAL` of ``top``, the
+        window's best cosine, as the paraphrase bar reads it)."""
         self._windows_read += len(windows)
         m = min(_KEEP_NEAREST, len(windows))
-        top = np.argpartition(-sims, m - 1, axis=0)[:m]  # m windows per case
-        best_case = sims.argmax(axis=1)
+        nearest = np.argpartition(-sims, m - 1, axis=0)[:m]  # m windows per case
         for p in self._embedded:
             kept = self._nearest[p]
             floor = kept[-1].cos if len(kept) >= _KEEP_NEAREST else -1.0
-            for wi in top[:, p].tolist():
+            for wi in nearest[:, p].tolist():
                 cos = float(sims[wi, p])
                 if cos > floor:
                     d, text = windows[wi]
-                    kept.append(_Near(cos, docs[d], text, wvecs[wi], int(best_case[wi]) == p, kind))
+                    kept.append(_Near(cos, docs[d], text, wvecs[wi], cos >= top[wi] - MUTUAL, kind))
             kept.sort(key=lambda x: -x.cos)
             del kept[_KEEP_NEAREST:]
 
@@ -462,8 +468,7 @@ class Scanner:
             ]
             if not rest or top.cos - rest[0] < gap:
                 continue  # no lead, or no window of another text kept to measure it against
-            same, why = paraphrase_verdict(self.probes[p].text, top.text, 1.0, 0.0, PARA_GUARDS)
-            if same:
+            if not guard_refusal(self.probes[p].text, top.text, PARA_GUARDS):
                 picked.append((p, top, rest[0]))
         if self.verify is not None and picked:
             verdicts = self.verify([(self.probes[p].text, x.text) for p, x, _ in picked])
