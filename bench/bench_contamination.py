@@ -324,14 +324,14 @@ def decontaminator_rephrasings(
     which: str | None = None,
 ) -> tuple[list[ct.Probe], list[Doc], dict[str, dict[str, str]]]:
     """GSM8K test as the tray, the LLM Decontaminator's rephrasings (of one :func:`half` of the seeds, when
-    given) among GSM8K train as the corpus."""
+    given) among GSM8K train as the corpus; the 4 empty rephrasings are left out, as the MMLU set's are."""
     test = gsm8k("test")
     probes = [ct.Probe(f"g{i:04d}", "dev", "input", r["question"]) for i, r in enumerate(test)]
     docs = [Doc("train.jsonl", i + 1, r["question"]) for i, r in enumerate(gsm8k("train"))]
     truth: dict[str, dict[str, str]] = {}
     for i, text in enumerate(decontaminator()):
-        if which is not None and half(test[i]["question"]) != which:
-            continue
+        if not text or which is not None and half(test[i]["question"]) != which:
+            continue  # 4 rephrasings are empty: nothing to find (3 building, 1 measuring)
         line = len(docs) + 1
         docs.append(Doc("rephrase_gsm8k.jsonl", line, text))
         truth[f"g{i:04d}"] = {f"rephrase_gsm8k.jsonl:{line}": "paraphrase"}
