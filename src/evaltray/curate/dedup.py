@@ -703,9 +703,10 @@ _UNIT = re.compile(r"(\d+)([a-z]{1,3})")
 
 #: A count its own list spells out: "three main meals - breakfast, lunch, and dinner" states 3 only as the
 #: list does, and another text may give the list alone ("breakfast, lunch and dinner").
-_LIST_MARKS = (":", "(", " - ", "\u2013", "\u2014")
+_LIST_MARKS = (":", "(", " - ", "\u2013", "\u2014", " named ", " called ", " namely ", " including ")
 _LIST_COUNT = re.compile(
-    r"\b(two|three|four|five|six|seven|eight|nine|ten|[2-9]|10)((?:\s+[^\W\d_]+){1,3}\s*(?:[:(\u2013\u2014]|\s-)\s*)"
+    r"\b(two|three|four|five|six|seven|eight|nine|ten|[2-9]|10)((?:\s+[^\W\d_]+){1,5}?"
+    r"(?:\s*[:(\u2013\u2014]|\s-|\s+(?:named|called|namely|including))\s*)"
     r"((?:(?!\s-\s)[^.!?;:()\u2013\u2014])+)",  # the list ends at a sentence's end, a bracket or a dash
     re.IGNORECASE,
 )
@@ -1623,17 +1624,14 @@ _LABELS = _wordset(
 _DECADE = re.compile(r"\b(?:(1[89]|20)(\d)0|(\d)0)s\b")
 
 
-_CLAUSE = re.compile(r"[.!?;:()\u2013\u2014]|\s-\s")
-
-
 @functools.lru_cache(maxsize=1 << 14)
 def _implied_by(raw: str, norm: str) -> frozenset[str]:
-    """Values a text implies without stating them, beyond single words (``_IMPLIED``): the size of a list
-    it spells out ("Amy, Jackson, Corey and James" are 4), an amount of time in smaller units ("2 weeks":
+    """Values a text implies without stating them, beyond single words (``_IMPLIED``): an amount of time in
+    smaller units ("2 weeks":
     14 days), the number of an ordinal that labels (``_LABELS``: "the third phase" is stage 3, "sixth grade"
     grade six; see :func:`_ordinals` for those it states), the other spelling of a decade ("1980s": 80s), and
     zero in "nonzero"."""
-    out = {str(n) for n in _list_sizes(raw)}
+    out = set()
     for m in _AMOUNT_OF.finditer(norm):
         n = float(m.group(1)) if m.group(1)[0].isdigit() else _UNITS.get(m.group(1), _TENS.get(m.group(1), 0))
         out.update(_value(n * f) for f in _IN_SMALLER[m.group(2)])
@@ -1644,35 +1642,6 @@ def _implied_by(raw: str, norm: str) -> frozenset[str]:
     if "nonzero" in norm:
         out.add("0")
     return frozenset(out)
-
-
-def _list_sizes(raw: str) -> list[int]:
-    """The sizes of the lists of three or more items ``raw`` spells out: items cut by commas, the last one
-    after "and" or "or" ("Amy, Jackson, Corey, and James have ..."; "milk, eggs and cheese"), each item
-    but the first and the last of at most ``_LIST_WORDS`` words."""
-    sizes = []
-    for clause in _CLAUSE.split(raw):
-        segs = [seg.split() for seg in clause.split(",")]
-        i = 0
-        while i < len(segs) - 1:
-            count, j = 1, i + 1
-            while j < len(segs):
-                seg = segs[j]
-                if seg[:1] in (["and"], ["or"]):
-                    count += 1
-                    break
-                joint = next((k for k, w in enumerate(seg[: _LIST_WORDS + 1]) if w in ("and", "or")), None)
-                if joint:
-                    count += 2
-                    break
-                if not 0 < len(seg) <= _LIST_WORDS:
-                    count = 0
-                    break
-                count, j = count + 1, j + 1
-            if count >= 3 and j < len(segs):
-                sizes.append(count)
-            i = j if count >= 3 else i + 1
-    return sizes
 
 
 #: An ordinal above any day of a month says a value: "his 45th birthday" is 45 years (up to 31 it is
@@ -1699,7 +1668,9 @@ def _kin(value: str) -> Fraction:
     return min(x, 1 / x) if x > 0 else x
 
 
-_IMPLIABLE_KIN = frozenset(map(_kin, _IMPLIABLE))
+#: ... and the small counts a labelling ordinal ("the third phase") or a list's own count ("four children:
+#: Amy, ...") may leave unstated (see :func:`_implied_by`, ``_LIST_COUNT``).
+_IMPLIABLE_KIN = frozenset(map(_kin, _IMPLIABLE)) | frozenset(map(_kin, map(str, range(3, 13))))
 
 
 def _numbers_differ(fa: _Facts, fb: _Facts) -> bool:
