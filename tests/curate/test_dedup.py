@@ -343,10 +343,10 @@ def test_paraphrase_compares_only_texts_whose_stated_values_agree() -> None:
         return np.ones((len(texts), 2), dtype=np.float32)  # all alike: only the blocks keep them apart
 
     texts = [
-        "refund 3 of the 5 items",  # {3, 5}
-        "refund 3 of the 6 items",  # {3, 6}: alone
-        "please refund 3 of the 5 things",  # {3, 5}
-        "where is my parcel",  # {}: shares a block with the next, "2" being impliable
+        "refund 30 of the 50 items",  # {30, 50}
+        "refund 30 of the 60 items",  # {30, 60}: alone
+        "please refund 30 of the 50 things",  # {30, 50}
+        "where is my parcel",  # {}: shares a block with the next, "2" being impliable (so are 3 to 12)
         "where are my 2 parcels",
     ]
     res = dedup(["a", "b", "c", "d", "e"], texts, near=None, embed=embed, paraphrase=0.5)
