@@ -642,32 +642,33 @@ class Scrubber:
             return text
 
         # messages first: their placeholders are numbered as if they were scrubbed alone
-        collected = self._walk(messages, fields, collect)
+        collected = _Walk(collect, self.max_field_chars)
+        parts = collected.parts(messages, fields, found.__len__)
         if not any(spans for _, spans, _ in found):
-            return collected  # nothing found anywhere: the replacing pass would give every text back as it is
-        queue = iter(found)
+            return collected.assemble(parts, fields)  # nothing found anywhere: the texts stay as they are
+        at = 0
 
         def replace(text: str, forced: _Forced | None) -> str:
-            original, spans, part = next(queue)
+            nonlocal at
+            original, spans, part = found[at]
+            at += 1
             if part is not None:  # a first_name/last_name field: its person's part placeholder
                 counts["PERSON"] += 1
                 mapping.used.add(part)
                 return part
             return self._finish(original, list(spans), mapping, counts)
 
-        out, out_fields, truncated = self._walk(messages, fields, replace)
+        walk = _Walk(replace, self.max_field_chars)
+        for k, (key, value, _, end) in enumerate(parts):
+            if _settled(found, at, end, mapping):
+                at = end  # what the collecting pass made of it is what this pass would
+            else:
+                parts[k] = (key, value, walk.part(key, value), end)
         if self.vault is not None:
             for ph, value in mapping.originals.items():
                 if ph in mapping.used:
                     self.vault.seal(trace_id, ph, value)
-        return out, out_fields, truncated
-
-    def _walk(
-        self, messages: list[dict[str, Any]], fields: dict[str, Any] | None, fn: Transform
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
-        walk = _Walk(fn, self.max_field_chars)
-        out = walk.messages(messages)
-        return out, walk.fields(fields) if fields else fields, walk.truncated
+        return collected.assemble(parts, fields)
 
     def _scrub_one(self, trace_id: str, messages: Any, fields: dict[str, Any] | None = None) -> ScrubResult:
         counts: Counter[str] = Counter()
@@ -886,6 +887,24 @@ def dumps_like(original: str, doc: Any) -> str:
     return lead + json.dumps(doc, **style) + trail
 
 
+#: The key of a message among a trace's walked parts (the other parts are keyed by their field's name).
+_MESSAGE = object()
+#: One walked part of a trace: its key, its value, what the walk made of it, how many strings had been seen.
+_Part = tuple[Any, Any, Any, int]
+
+
+def _settled(found: list[tuple[str, list[_Span], str | None]], start: int, end: int, mapping: PlaceholderMap) -> bool:
+    """Whether the strings ``found[start:end]`` come out of the replacing pass as they went in: nothing was found
+    in them, and none holds a value already replaced in the trace (``_finish`` gives such a text back as it is,
+    and changes nothing else)."""
+    surfaces = [surface for table in mapping.aliases.values() for surface in table]
+    for k in range(start, end):
+        text, spans, part = found[k]
+        if spans or part is not None or any(surface in text for surface in surfaces):
+            return False
+    return True
+
+
 class _Walk:
     """One pass over a trace: ``fn`` sees every free string, in the same order on every pass (the collect
     and the replace pass must agree); structure stays, JSON text stays JSON, numbers stay numbers."""
@@ -980,14 +999,32 @@ class _Walk:
         space = text.rfind(" ", max(0, self.max_chars - 1000), self.max_chars)
         return text[: space if space > 0 else self.max_chars]
 
-    def fields(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """A trace's other fields: ``tools`` and ``spans`` are lists of schema objects, the rest free values."""
-        return {
-            k: [self.schema(x) if isinstance(x, dict) else self.value(x, None) for x in v]
-            if k in ("tools", "spans") and isinstance(v, list)
-            else self.value(v, None)
-            for k, v in fields.items()
-        }
+    def entry(self, key: Any, value: Any) -> Any:
+        """One of a trace's other fields: ``tools`` and ``spans`` are lists of schema objects, the rest free
+        values."""
+        if key in ("tools", "spans") and isinstance(value, list):
+            return [self.schema(x) if isinstance(x, dict) else self.value(x, None) for x in value]
+        return self.value(value, None)
+
+    def part(self, key: Any, value: Any) -> Any:
+        """A message (``key`` is :data:`_MESSAGE`) or one of the other fields, walked."""
+        return self.message(value) if key is _MESSAGE else self.entry(key, value)
+
+    def parts(
+        self, messages: list[dict[str, Any]], fields: dict[str, Any] | None, seen: Callable[[], int]
+    ) -> list[_Part]:
+        """The trace walked part by part, messages first: each message and each other field, what the walk
+        made of it, and ``seen()`` after it (how many strings ``fn`` had been given by then)."""
+        pairs = [(_MESSAGE, m) for m in messages] + list((fields or {}).items())
+        return [(key, value, self.part(key, value), seen()) for key, value in pairs]
+
+    def assemble(
+        self, parts: list[_Part], fields: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
+        """The messages, the other fields (None or empty as given) and the fields cut, from walked parts."""
+        messages = [done for key, _, done, _ in parts if key is _MESSAGE]
+        out_fields = {key: done for key, _, done, _ in parts if key is not _MESSAGE} if fields else fields
+        return messages, out_fields, self.truncated
 
 
 __all__ = [
