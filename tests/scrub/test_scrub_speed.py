@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import random
 import re
 from pathlib import Path
 
@@ -369,3 +370,30 @@ def test_reusing_parts_scrubs_every_trace_as_walking_them_again(
             slow.counts,
             slow.error,
         )
+
+
+def _iban_shaped_id(body: str) -> str:
+    """ "de", check digits and ``body`` (28 hex digits): 32 lowercase hex characters that are a valid IBAN."""
+    moved = body.upper() + "DE00"
+    check = 98 - int("".join(str(int(ch, 36)) for ch in moved)) % 97
+    return f"de{check:02d}{body}"
+
+
+def test_a_lowercase_hex_trace_id_is_judged_as_detection_judges_it() -> None:
+    scrubber = Scrubber()
+    rng = random.Random(7)
+    ids = ["".join(rng.choice("0123456789abcdef") for _ in range(32)) for _ in range(3000)]
+    ids += ["".join(rng.choice("0123456789") for _ in range(32)) for _ in range(200)]  # digits only
+    ids += ["".join(rng.choice("abcdef") for _ in range(32)) for _ in range(200)]  # letters only
+    ibans = [_iban_shaped_id("".join(rng.choice("0123456789abcdef") for _ in range(28))) for _ in range(50)]
+    ids += ibans + [f"{seed:08x}{i:024x}" for seed in (1, 2) for i in range(1, 500)]  # the OTLP bench's ids
+    assert all(scrubber.findings(x) == [] for x in ids if scrubber._plain_id(x))
+    assert all(scrubber._detect(x) == [] for x in ids if scrubber._plain_id(x))  # the long way: nothing either
+    assert sum(map(scrubber._plain_id, ids)) > 3500
+    for x in ibans:  # two letters and two digits first: detected, and each of these is an IBAN
+        assert not scrubber._plain_id(x) and scrubber.findings(x) == [(0, 32, "IBAN", 0.9)]
+
+
+def test_a_trace_id_is_detected_the_long_way_where_the_shortcut_reasons_about_other_recognizers() -> None:
+    assert Scrubber()._own_recognizers and not Scrubber(presidio=True)._own_recognizers
+    assert not Scrubber()._plain_id("ab12" + "0" * 28) and Scrubber()._plain_id("0" * 32)

@@ -180,6 +180,8 @@ _HANDLE_HINT = re.compile(r"[^\W\d_][._\-][^\W\d_]")  # letters either side of .
 # "item_id": "7751905257" / item ID: 2757705742 -- ten digits in an id field are an id, not a phone.
 _ID_BEFORE_RE = re.compile(r"(?i)(?:\bid|_id|Id)[\"']?\s*[:=#]\s*[\"']?$")
 _ANY_UPPER = re.compile(r"[^\W\d_a-z]")
+#: An OpenTelemetry trace id as the OTLP readers write it: 32 lowercase hex digits (see :meth:`Scrubber._plain_id`).
+_OTEL_ID_RE = re.compile(r"[0-9a-f]{32}")
 # 2025-04-14 in a model name or a log line: a date, not a phone number (phones group 3-3-4, not 4-2-2)
 _ISO_DATE_RE = re.compile(r"(?<!\d)(?:19|20)\d\d-[01]\d-[0-3]\d(?!\d)")
 
@@ -317,6 +319,8 @@ class Scrubber:
         self._selected: dict[tuple[str, ...], list[_Selected]] = {}
         self._detected: dict[str, list[_Span]] = {}
         self._detected_chars = 0
+        #: the shipped recognizers alone, asked directly: what :meth:`_plain_id` reasons about
+        self._own_recognizers = not (presidio or self._model_person) and dict(RECOGNIZERS.items()) == _SHIPPED
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (to a worker) without the findings it remembers: they are this process's, and can be large."""
@@ -482,6 +486,8 @@ class Scrubber:
         """Merged findings in ``text``, never inside an existing placeholder."""
         if not text:
             return []
+        if len(text) == 32 and _OTEL_ID_RE.fullmatch(text) and self._plain_id(text):
+            return []  # a trace id, unique: not remembered either
         if self.presidio and len(text) < _PRESIDIO_CACHE_MIN_CHARS:
             return self._detect(text)
         found = self._detected.get(text)
@@ -493,6 +499,31 @@ class Scrubber:
             self._detected[text] = found
             self._detected_chars += len(text)
         return list(found)  # callers extend and sort the list; the spans themselves are never changed
+
+    def _plain_id(self, text: str) -> bool:
+        """Whether no shipped recognizer can find anything in ``text``, 32 lowercase hex digits (an OpenTelemetry
+        trace id, judged on its own for every trace, so never found in the memory): a word of digits and the
+        letters a-f only, with no space, punctuation or capital and nothing either side of it.
+
+        - phone: a candidate starts where no letter or digit comes before it and ends where none follows, so it
+          is the whole id, but is at most 26 characters ("00" and 24); a card's digits likewise at most 19;
+        - SSN, ITIN, passport, driver's licence: every cue word has a letter past f, and the bare forms a "-";
+        - e-mail, IP address, URL, API key, address, handle, key-value: the prefilter's hints need an "@", ".",
+          ":", "=", "-", "_", "A", a space or a word with a letter past f (see :meth:`_wanted`);
+        - IBAN: two letters and two digits where no letter or digit comes before: at the id's start only
+          (then the id is detected as any text is);
+        - person: the rules need a capital, a cue or a list, or a lowercase listed given name; a name the tagger
+          finds in lowercase is kept only when it starts with one, and the id is one word: where the id itself is
+          a listed given name it is detected as any text is.
+
+        Only for the shipped recognizers asked directly (no Presidio engine, no NER model, none registered
+        anew); tests/scrub/test_scrub_speed.py checks it against detection on random and crafted ids.
+        """
+        return (
+            self._own_recognizers
+            and not (text[:2].isalpha() and text[2:4].isdigit())
+            and text not in self._names._given_only
+        )
 
     def _detect(self, text: str) -> list[_Span]:
         if len(text) <= CHUNK_CHARS:
@@ -701,6 +732,8 @@ RECOGNIZERS.add("PERSON", lambda scrubber: scrubber._names)
 RECOGNIZERS.add("USERNAME", lambda scrubber: scrubber._handles)
 
 _ENTITY_OF_LABEL = {label: ent for ent, label in LABELS.items()}
+#: The recognizers shipped (a scrubber built after another one is registered reasons about none of them).
+_SHIPPED = dict(RECOGNIZERS.items())
 
 
 #: A recognizer the direct path asks, with its score thresholds by entity and its default threshold.
