@@ -547,11 +547,17 @@ class Scrubber:
     # ------------------------------------------------------------------ replacement
 
     def _register(self, text: str, spans: list[_Span], mapping: PlaceholderMap) -> None:
-        """Give each found value its placeholder and remember the surfaces later mentions will match."""
+        """Give each found value its placeholder and remember the surfaces later mentions will match.
+
+        A value met again (the same text in another message, or replaced after it was collected) is skipped: its
+        placeholder exists, and its surfaces were added with ``setdefault``, so nothing would change."""
         flags = self._gazetteer.flags
         for s in spans:
             label = LABELS[s.entity]
             value = text[s.start : s.end]
+            if (label, value) in mapping.registered:
+                continue
+            mapping.registered.add((label, value))
             ph = mapping.aliases.get(label, {}).get(value) or mapping.placeholder(label, value)
             if len(value) >= 3:
                 mapping.add_alias(label, value, ph)
