@@ -953,9 +953,6 @@ class _Walk:
         self.max_chars = max_chars
         self.truncated = 0
 
-    def messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [self.message(m) for m in messages]
-
     def message(self, msg: dict[str, Any]) -> dict[str, Any]:
         role = msg.get("role")
         new: dict[str, Any] = {}
