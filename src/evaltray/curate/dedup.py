@@ -1631,7 +1631,7 @@ def _implied_by(raw: str, norm: str) -> frozenset[str]:
     14 days), the number of an ordinal that labels (``_LABELS``: "the third phase" is stage 3, "sixth grade"
     grade six; see :func:`_ordinals` for those it states), the other spelling of a decade ("1980s": 80s), and
     zero in "nonzero"."""
-    out = set()
+    out: set[str] = set()
     for m in _AMOUNT_OF.finditer(norm):
         n = float(m.group(1)) if m.group(1)[0].isdigit() else _UNITS.get(m.group(1), _TENS.get(m.group(1), 0))
         out.update(_value(n * f) for f in _IN_SMALLER[m.group(2)])
