@@ -1504,7 +1504,7 @@ def _facts(norm: str, text: Any, quantities: frozenset[str] | None = None) -> _F
         _names(raw),
         PLACEHOLDER in norm,
         frozenset(v for t in distinct if t != "hour" or _hour_implies(norm) for v in _IMPLIED.get(t, ()))
-        | _implied_by(raw, norm),
+        | _implied_by(norm),
         raw,
     )
 
@@ -1625,12 +1625,11 @@ _DECADE = re.compile(r"\b(?:(1[89]|20)(\d)0|(\d)0)s\b")
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _implied_by(raw: str, norm: str) -> frozenset[str]:
-    """Values a text implies without stating them, beyond single words (``_IMPLIED``): an amount of time in
-    smaller units ("2 weeks":
-    14 days), the number of an ordinal that labels (``_LABELS``: "the third phase" is stage 3, "sixth grade"
-    grade six; see :func:`_ordinals` for those it states), the other spelling of a decade ("1980s": 80s), and
-    zero in "nonzero"."""
+def _implied_by(norm: str) -> frozenset[str]:
+    """Values normalized text ``norm`` implies without stating them, beyond single words (``_IMPLIED``): an
+    amount of time in smaller units ("2 weeks": 14 days), the number of an ordinal that labels (``_LABELS``:
+    "the third phase" is stage 3, "sixth grade" grade six; see :func:`_ordinals` for those it states), the
+    other spelling of a decade ("1980s": 80s), and zero in "nonzero"."""
     out: set[str] = set()
     for m in _AMOUNT_OF.finditer(norm):
         n = float(m.group(1)) if m.group(1)[0].isdigit() else _UNITS.get(m.group(1), _TENS.get(m.group(1), 0))
@@ -1668,8 +1667,9 @@ def _kin(value: str) -> Fraction:
     return min(x, 1 / x) if x > 0 else x
 
 
-#: ... and the small counts a labelling ordinal ("the third phase") or a list's own count ("four children:
-#: Amy, ...") may leave unstated (see :func:`_implied_by`, ``_LIST_COUNT``).
+#: The values a block key leaves out: those words may imply (``_IMPLIED``), and the whole numbers 3-12, which
+#: a labelling ordinal ("the third phase") or a list's own count ("four children: Amy, ...") may leave
+#: unstated (see :func:`_implied_by`, ``_LIST_COUNT``).
 _IMPLIABLE_KIN = frozenset(map(_kin, _IMPLIABLE)) | frozenset(map(_kin, map(str, range(3, 13))))
 
 
