@@ -346,7 +346,7 @@ def test_paraphrase_compares_only_texts_whose_stated_values_agree() -> None:
         "refund 40 of the 70 items",  # {40, 70}
         "refund 40 of the 90 items",  # {40, 90}: alone
         "please refund 40 of the 70 things",  # {40, 70}
-        "where is my parcel",  # {}: shares a block with the next, "2" being impliable (so are 3 to 12)
+        "where is my parcel",  # {}: shares a block with the next, "2" being impliable
         "where are my 2 parcels",
     ]
     res = dedup(["a", "b", "c", "d", "e"], texts, near=None, embed=embed, paraphrase=0.5)
