@@ -1566,31 +1566,6 @@ def _agree(f: _Facts) -> str:
     return "numbers, negation and names agree"
 
 
-#: Words that say a number without a digit, and the values they may stand for in another text: "an hour"
-#: is 60 minutes, "a week" 7 days, "both" 2. A value one text states and the other only implies this way
-#: is unknown, not different.
-_IMPLIED: dict[str, tuple[str, ...]] = {
-    "hour": ("60",),
-    "minute": ("60",),
-    "day": ("24",),
-    "week": ("7",),
-    "weekly": ("7",),
-    "fortnight": ("14", "2"),
-    "month": ("30", "4"),
-    "year": ("12", "52", "365"),
-    "yearly": ("12", "52", "365"),
-    "annual": ("12", "52", "365"),
-    "annually": ("12", "52", "365"),
-    "both": ("2",),
-    "pair": ("2",),
-    "couple": ("2",),
-    "twins": ("2",),
-    "nickel": ("5",),
-    "dime": ("10",),
-}
-
-
-_IMPLIABLE = frozenset(v for values in _IMPLIED.values() for v in values)
 #: A time stated in one unit may be stated in a smaller one elsewhere: "2 weeks" is 14 days, "3 hours" 180
 #: minutes, "5 years" 60 months.
 _IN_SMALLER = {
@@ -1603,6 +1578,28 @@ _IN_SMALLER = {
     "year": (12, 52, 365),
     "decade": (10,),
 }
+_YEAR = tuple(map(str, _IN_SMALLER["year"]))
+#: Words that say a number without a digit, and the values they may stand for in another text: "an hour"
+#: is 60 minutes, "a week" 7 days, "both" 2. A value one text states and the other only implies this way
+#: is unknown, not different.
+_IMPLIED: dict[str, tuple[str, ...]] = {
+    # one of a time unit in its smaller units ("a decade" is no word here: it states 10, see _SCALES)
+    **{unit: tuple(map(str, factors)) for unit, factors in _IN_SMALLER.items() if unit != "decade"},
+    "weekly": ("7",),
+    "fortnight": ("14", "2"),
+    "yearly": _YEAR,
+    "annual": _YEAR,
+    "annually": _YEAR,
+    "both": ("2",),
+    "pair": ("2",),
+    "couple": ("2",),
+    "twins": ("2",),
+    "nickel": ("5",),
+    "dime": ("10",),
+}
+
+
+_IMPLIABLE = frozenset(v for values in _IMPLIED.values() for v in values)
 _AMOUNT_OF = re.compile(
     r"\b(\d+(?:\.\d+)?|"
     + "|".join(sorted(_UNITS.keys() | _TENS.keys(), key=len, reverse=True))
