@@ -249,6 +249,13 @@ def test_identifiers_and_ranges_are_unknown_values_not_other_ones(a: str, b: str
         ("four decades", ["40"]),
         # a number right after a word and a hyphen is a code, not a value
         ("the COVID-19 outbreak closed 3 wards", ["3"]),
+        # "quarter" after a word that makes it a period states no fraction; before "of" it is one again
+        ("sales rose in the last quarter and every quarter since", []),
+        ("she ate the first quarter of the pie and a quarter of the cake", ["0.25", "0.25"]),
+        # a value worked out in brackets beside its sum states nothing new; any other bracket keeps it
+        ("She sold 40 cups (10 less than 50) and 12 (3 times 4) pies.", ["10", "50", "3", "4"]),
+        ("He has 40 cats (10 more than 25).", ["40", "10", "25"]),
+        ("He has 7 (or 8) cats.", ["7", "8"]),
     ],
 )
 def test_number_words_codes_and_folds_read_as_values(text: str, values: list[str]) -> None:
@@ -271,6 +278,11 @@ def test_number_words_codes_and_folds_read_as_values(text: str, values: list[str
         ("in the 1980s", {"80"}),
         ("in the 80s", {"1980", "2080"}),
         ("a nonzero determinant", {"0"}),
+        # a period, bills by their value, a prefix that says two
+        ("paid every quarter", {"3", "4"}),
+        ("kept a quarter of the 4 boxes", set()),
+        ("ten twenties and five fifties", {"20", "50"}),
+        ("a bi-monthly check", {"2"}),
     ],
 )
 def test_values_a_text_implies_beyond_single_words(text: str, implied: set[str]) -> None:
@@ -314,6 +326,15 @@ def test_values_a_text_implies_beyond_single_words(text: str, implied: set[str])
         ),
         ("Amy, Jackson and Corey have 4 apples.", "Amy, Jackson and Corey have 5 apples.", "numbers differ"),
         ("He played for 2 weeks.", "He played for 15 days.", "numbers differ"),
+        ("Mia picks her apples every 3 months.", "Mia picks her apples every quarter.", ""),
+        ("Mia picks her apples every 5 months.", "Mia picks her apples every quarter.", "numbers differ"),
+        # a quarter that is a fraction implies no period: the 4 boxes one text adds are a different case
+        ("She got 4 boxes and kept a quarter of them.", "She kept a quarter of them.", "numbers differ"),
+        ("Tom got six twenties from his dad.", "Tom's dad gave him six $20 bills.", ""),
+        ("Tom got six twenties from his dad.", "Tom's dad gave him six $50 bills.", "numbers differ"),
+        ("He pays rent twice a month.", "He pays rent bi-monthly.", ""),
+        ("He bakes 10 less than 50 cakes.", "He bakes 40 cakes (10 less than 50).", ""),
+        ("He bakes 10 less than 50 cakes.", "He bakes 30 cakes (10 less than 50).", "numbers differ"),
     ],
 )
 def test_values_one_text_implies_are_unknown_not_different(a: str, b: str, why: str) -> None:

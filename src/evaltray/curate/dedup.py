@@ -697,6 +697,10 @@ _NUMBERISH = {
     for w in (*_WORD_NUMBERS, *_ALONE, *_DENOMINATORS)
     for form in (w, w.capitalize(), w.upper())
 }  # fmt: skip
+#: "Quarter" after these is a period, no fraction: "every quarter", "the last quarter" (not "the last quarter of");
+#: a period may stand for 3 months or 4 a year.
+_PERIOD_BEFORE = _wordset("the every each per last first second third fourth final next this that previous fiscal")
+_PERIOD = re.compile(r"\b(?:" + "|".join(sorted(_PERIOD_BEFORE)) + r") quarter\b(?! of\b)")
 _GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _UNIT = re.compile(r"(\d+)([a-z]{1,3})")
 
@@ -735,6 +739,20 @@ def _uncount(m: re.Match[str]) -> str:
     if _listed(m.group(3)) == (int(n) if n.isdigit() else _UNITS[n]):
         return m.group(2) + m.group(3)
     return m.group()
+
+
+#: A value with the sum that gives it in brackets: "40 packages (10 less than 50)", "12 (3 times 4) eggs".
+_WORKED = re.compile(
+    r"\b(\d+(?:\.\d+)?)((?:\s+[^\W\d_]+){0,3}\s*\()([^()\d]{0,30})(\d+(?:\.\d+)?)([^()\d]{1,30})(\d+(?:\.\d+)?)([^()\d]{0,30}\))"
+)
+
+
+def _unworked(m: re.Match[str]) -> str:
+    """The match without its value when the two in brackets give it by one sum, difference, product or
+    quotient: a rephrasing that works a step out in brackets states no value the original does not."""
+    x, a, b = (Fraction(m.group(i)) for i in (1, 4, 6))
+    worked = {a + b, abs(a - b), a * b} | {a / b, b / a} if a and b else {a + b, abs(a - b), a * b}
+    return "".join(m.group(2, 3, 4, 5, 6, 7)) if x in worked else m.group()
 
 
 def _value(x: float) -> str:
@@ -888,6 +906,7 @@ def _stated(raw: str) -> list[str]:
         raw = _RATIO.sub(lambda m: m.group(1) + m.group(2).replace(":", " to "), raw)
     if any(mark in raw for mark in _LIST_MARKS):
         raw = _LIST_COUNT.sub(_uncount, raw)
+        raw = _WORKED.sub(_unworked, raw)
     toks = _NUM_TOKEN.findall(_slot_identifiers(raw).replace("%", " percent "))
     hits = [k for k, t in enumerate(toks) if t[0].isdigit() or t[0] == "." or t in _NUMBERISH]
     if not hits:
@@ -909,7 +928,8 @@ def _stated(raw: str) -> list[str]:
             read.fraction((_word_number(words) or 1.0) / _DENOMINATORS[low], read.start if words else k - 1, k)
             words = []
         elif low in _ALONE and _ALONE[low] < 1:
-            read.fraction(_ALONE[low], k - 1 if prev in ("a", "one") else k, k)  # "half", "and a half"
+            if not (low == "quarter" and prev in _PERIOD_BEFORE and toks[k + 1 : k + 2] != ["of"]):
+                read.fraction(_ALONE[low], k - 1 if prev in ("a", "one") else k, k)  # "half", "and a half"
         elif low in _ALONE:
             read.add(_ALONE[low], k)
         elif low[0].isdigit() or low[0] == ".":
@@ -1503,7 +1523,7 @@ def _facts(norm: str, text: Any, quantities: frozenset[str] | None = None) -> _F
         _negated(toks),
         _names(raw),
         PLACEHOLDER in norm,
-        frozenset(v for t in distinct if t != "hour" or _hour_implies(norm) for v in _IMPLIED.get(t, ()))
+        frozenset(v for t in distinct if t != "hour" or _hour_implies(norm) for v in _IMPLIED_ALL.get(t, ()))
         | _implied_by(norm),
         raw,
     )
@@ -1597,9 +1617,28 @@ _IMPLIED: dict[str, tuple[str, ...]] = {
     "nickel": ("5",),
     "dime": ("10",),
 }
+#: More such words, whose values stay in dedup's block keys (``_IMPLIABLE``: a 3 left out of the keys would put
+#: every templated day count in one block): a period ("every quarter" is 3 months, 4 a year; "bi-monthly" says
+#: 2; "every quarter": see :func:`_implied_by`), bills by their value ("ten twenties" are $20 bills), an age's decade ("in his forties").
+_ALSO_IMPLIED: dict[str, tuple[str, ...]] = {
+    "quarterly": ("3", "4"),
+    "bi": ("2",),
+    "biweekly": ("2", "14"),
+    "bimonthly": ("2",),
+    "biannual": ("2",),
+    "biannually": ("2",),
+    "semiannual": ("2", "6"),
+    "semiannually": ("2", "6"),
+    "fortnightly": ("14", "2"),
+    "fives": ("5",),
+    "tens": ("10",),
+    "hundreds": ("100",),
+    **{w + "ies": (str(n),) for w, n in (("twent", 20), ("thirt", 30), ("fort", 40), ("fift", 50))},
+}
 
 
 _IMPLIABLE = frozenset(v for values in _IMPLIED.values() for v in values)
+_IMPLIED_ALL = _IMPLIED | _ALSO_IMPLIED
 _AMOUNT_OF = re.compile(
     r"\b(\d+(?:\.\d+)?|"
     + "|".join(sorted(_UNITS.keys() | _TENS.keys(), key=len, reverse=True))
@@ -1626,7 +1665,8 @@ def _implied_by(norm: str) -> frozenset[str]:
     """Values normalized text ``norm`` implies without stating them, beyond single words (``_IMPLIED``): an
     amount of time in smaller units ("2 weeks": 14 days), the number of an ordinal that labels (``_LABELS``:
     "the third phase" is stage 3, "sixth grade" grade six; see :func:`_ordinals` for those it states), the
-    other spelling of a decade ("1980s": 80s), and zero in "nonzero"."""
+    other spelling of a decade ("1980s": 80s), zero in "nonzero", and 3 months or 4 a year in a quarter that
+    is a period ("every quarter", ``_PERIOD``)."""
     out: set[str] = set()
     for m in _AMOUNT_OF.finditer(norm):
         n = float(m.group(1)) if m.group(1)[0].isdigit() else _UNITS.get(m.group(1), _TENS.get(m.group(1), 0))
@@ -1637,6 +1677,8 @@ def _implied_by(norm: str) -> frozenset[str]:
         out.update((m.group(2) + "0",) if m.group(1) else (f"19{m.group(3)}0", f"20{m.group(3)}0"))
     if "nonzero" in norm:
         out.add("0")
+    if "quarter" in norm and _PERIOD.search(norm):
+        out.update(("3", "4"))
     return frozenset(out)
 
 
