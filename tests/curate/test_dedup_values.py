@@ -283,6 +283,9 @@ def test_number_words_codes_and_folds_read_as_values(text: str, values: list[str
         ("kept a quarter of the 4 boxes", set()),
         ("ten twenties and five fifties", {"20", "50"}),
         ("a bi-monthly check", {"2"}),
+        # "a third" before a verb may be the fraction; before "of" it states it
+        ("only a third accept the offer", {"0.333333"}),
+        ("a third of them accept", set()),
     ],
 )
 def test_values_a_text_implies_beyond_single_words(text: str, implied: set[str]) -> None:
@@ -335,6 +338,12 @@ def test_values_a_text_implies_beyond_single_words(text: str, implied: set[str])
         ("He pays rent twice a month.", "He pays rent bi-monthly.", ""),
         ("He bakes 10 less than 50 cakes.", "He bakes 40 cakes (10 less than 50).", ""),
         ("He bakes 10 less than 50 cakes.", "He bakes 30 cakes (10 less than 50).", "numbers differ"),
+        ("Of those offered, a third of the people accept.", "Of those offered, only a third accept.", ""),
+        # a count referring back to a set the other text lists member by member; not a count stated twice,
+        # nor one against a list of another size
+        ("Ann, Bo, and Cy have 20 sheep in all.", "All three friends have 20 sheep in all.", ""),
+        ("Ann, Bo and Cy have 20 sheep in all.", "All four friends have 20 sheep in all.", "numbers differ"),
+        ("Ann, Bo, and Cy have 20 sheep.", "All three have 20 sheep and 3 goats.", "numbers differ"),
     ],
 )
 def test_values_one_text_implies_are_unknown_not_different(a: str, b: str, why: str) -> None:

@@ -1656,6 +1656,10 @@ _LABELS = _wordset(
     "stage stages phase phases grade level chapter step round part section lesson episode season volume act "
     "scene edition floor tier"
 )
+#: "A third" before neither "of", "as" nor a label ("a sixth grade") may be a fraction ("only a third accept") or
+#: an ordinal ("a third set"): it states no value (see :func:`_fraction_after_a`) but may stand for its fraction in another text.
+_A_FRACTION_MAYBE = _wordset("third fourth fifth sixth eighth tenth")
+_NOT_A_FRACTION = _LABELS | {"of", "as"}
 #: "the 1980s" and "the 80s" name one decade.
 _DECADE = re.compile(r"\b(?:(1[89]|20)(\d)0|(\d)0)s\b")
 
@@ -1665,8 +1669,8 @@ def _implied_by(norm: str) -> frozenset[str]:
     """Values normalized text ``norm`` implies without stating them, beyond single words (``_IMPLIED``): an
     amount of time in smaller units ("2 weeks": 14 days), the number of an ordinal that labels (``_LABELS``:
     "the third phase" is stage 3, "sixth grade" grade six; see :func:`_ordinals` for those it states), the
-    other spelling of a decade ("1980s": 80s), zero in "nonzero", and 3 months or 4 a year in a quarter that
-    is a period ("every quarter", ``_PERIOD``)."""
+    other spelling of a decade ("1980s": 80s), zero in "nonzero", 3 months or 4 a year in a quarter that is a
+    period ("every quarter", ``_PERIOD``), and the fraction "a third" may be (``_A_FRACTION_MAYBE``)."""
     out: set[str] = set()
     for m in _AMOUNT_OF.finditer(norm):
         n = float(m.group(1)) if m.group(1)[0].isdigit() else _UNITS.get(m.group(1), _TENS.get(m.group(1), 0))
@@ -1679,6 +1683,11 @@ def _implied_by(norm: str) -> frozenset[str]:
         out.add("0")
     if "quarter" in norm and _PERIOD.search(norm):
         out.update(("3", "4"))
+    out.update(
+        _value(1 / _DENOMINATORS[t])
+        for a, t, nxt in zip(toks, toks[1:], [*toks[2:], ""], strict=False)
+        if a == "a" and t in _A_FRACTION_MAYBE and nxt not in _NOT_A_FRACTION
+    )
     return frozenset(out)
 
 
@@ -1706,6 +1715,27 @@ def _kin(value: str) -> Fraction:
     return min(x, 1 / x) if x > 0 else x
 
 
+#: A count that refers back to a set named before ("all three cities", "the three recipes"), and a list of
+#: three or more short members ("Toulouse, Charleston, and Seattle") that may name that set in its place.
+_REFERRED = re.compile(r"\b(?:all|the|these|those) (three|four|five|six|seven|eight|nine|ten|[3-9])\b", re.I)
+_MEMBER = r"[^\W\d_]+(?: [^\W\d_]+){0,2}"
+_LISTING = re.compile(rf"{_MEMBER}(?:, {_MEMBER})+,? (?:and|or) {_MEMBER}")
+_LISTING_CUT = re.compile(r",? (?:and|or) |, ")
+
+
+def _listed_instead(fa: _Facts, fb: _Facts, only_a: frozenset[str]) -> frozenset[str]:
+    """The values of ``only_a`` that ``fa`` states once, as a count referring back ("all three cities"), where
+    ``fb`` names as many members in one list: the other text named the set, not its size."""
+    if not only_a or "," not in fb.raw:
+        return frozenset()
+    referred = {_value(_UNITS.get(m.group(1).lower()) or float(m.group(1))) for m in _REFERRED.finditer(fa.raw)}
+    if not referred & only_a:
+        return frozenset()
+    sizes = {_value(len(_LISTING_CUT.split(m.group()))) for m in _LISTING.finditer(fb.raw)}
+    stated = Counter(_stated(fa.raw))
+    return frozenset(v for v in referred & only_a & sizes if stated[v] == 1)
+
+
 #: The values a block key leaves out: those single words may imply (``_IMPLIED``). Not the small counts a
 #: labelling ordinal or a list's own count may leave unstated: templated traffic states its day counts (2-9)
 #: in digits, and one block for all of them fills each text's nearest neighbours with its own template's other
@@ -1722,6 +1752,7 @@ def _numbers_differ(fa: _Facts, fb: _Facts) -> bool:
         return False
     # a value the other text writes as an identifier or a range ("order 42", "1916-1919") is unknown there
     only_a, only_b = qa - qb - _slots(fb), qb - qa - _slots(fa)
+    only_a, only_b = only_a - _listed_instead(fa, fb, only_a), only_b - _listed_instead(fb, fa, only_b)
     if not only_a and not only_b:
         return False
     if _unknown(only_a, fb, only_b) and _unknown(only_b, fa, only_a):
