@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pii_benchmark import NER  # noqa: E402
 
 from evaltray.core.util import atomic_write  # noqa: E402
-from evaltray.scrub._names import FIRST, TITLES, WORD, fold, load_gazetteer  # noqa: E402
+from evaltray.scrub._names import FIRST, LAST, TITLES, WORD, fold, load_gazetteer  # noqa: E402
 
 GUM_COMMIT = "72ce5ac14"
 UNER_COMMIT = "8ed072d"
@@ -93,12 +93,15 @@ def gum_sentence(rows: list[list[str]]) -> list[tuple[str, str]]:
     return _drop_leading_titles(out)
 
 
-def title_word(word: str, gaz: dict[str, int]) -> bool:
+def title_word(word: str, gaz: dict[str, int], last: bool = False) -> bool:
     """A title, office or common word that is no given name: not part of a name when it leads one (surnames
-    are left out of the test: the census list holds "The", "He", "East")."""
+    are left out of the test: the census list holds "The", "He", "East"). The ``last`` word of a mention is
+    a name unless it is a title or a word no name list has ("Ms. Goldsmith", but not "the Petitioner")."""
     low = fold(word).rstrip(".")
     flags = gaz.get(low, 0)
-    return low in TITLES or low in _PREFIXES or bool(flags & WORD and not flags & FIRST)
+    if low in TITLES or low in _PREFIXES:
+        return True
+    return bool(flags & WORD and not flags & (FIRST if not last else FIRST | LAST))
 
 
 def _drop_leading_titles(tagged: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -113,7 +116,7 @@ def _drop_leading_titles(tagged: list[tuple[str, str]]) -> list[tuple[str, str]]
         while j < len(out) and out[j][1] == "PER":
             j += 1
         for k in range(i, j):  # a run of PER tokens: its leading titles and common words are no name
-            if not title_word(out[k][0], gaz):
+            if not title_word(out[k][0], gaz, last=k == j - 1):
                 break
             out[k] = (out[k][0], "O")
         i = j

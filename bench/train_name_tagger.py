@@ -85,7 +85,9 @@ def names_only(text: str, gold: list, gaz: dict[str, int]) -> list:
         start = end
         while start and (text[toks[start - 1][0]].isupper() or text[slice(*toks[start - 1])] in _JOINERS):
             start -= 1
-        while start < end and (not text[toks[start][0]].isupper() or title_word(text[slice(*toks[start])], gaz)):
+        while start < end and (
+            not text[toks[start][0]].isupper() or title_word(text[slice(*toks[start])], gaz, last=start == end - 1)
+        ):
             start += 1
         if start < end:
             out.append((toks[start][0], toks[end - 1][1], label))

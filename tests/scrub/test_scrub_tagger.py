@@ -115,10 +115,12 @@ def test_rule_spans_the_tagger_marks_no_word_of_are_dropped() -> None:
 
 def test_tagger_spans_of_titles_alone_are_dropped() -> None:
     # "Mrs" before a placeholder (a scrubbed text scrubbed again) is no name, nor is a listed non-name
-    tagger = PersonTagger({"w=mrs": 5.0, "w=berg": 5.0, "b": -1.0})
+    tagger = PersonTagger({"w=mrs": 5.0, "w=berg": 5.0, "w=anna": 5.0, "b": -1.0})
     rec = TaggedNameRecognizer(_GAZ, tagger=tagger)
     assert rec.analyze("Mrs. <PERSON_1> wrote", ["PERSON"]) == []
     assert [(r.start, r.end) for r in rec.analyze("Mrs. Berg wrote", ["PERSON"])] == [(5, 9)]  # the name, not "Mrs"
+    # the span's own words are read, wherever it lies ("Anna" leads the text, "Mrs" is the span)
+    assert [(r.start, r.end) for r in rec.analyze("Anna wrote to Mrs. <PERSON_1>", ["PERSON"])] == [(0, 4)]
 
 
 def test_lowercase_text_reaches_the_tagger() -> None:

@@ -566,7 +566,7 @@ class TaggedNameRecognizer(GazetteerNameRecognizer):
                 if (
                     not any(a < kb and ka < b for ka, kb, _ in kept)
                     and not _embedded(text, a, b)
-                    and not all(self._no_name(text[x:y]) for x, y in tokenize(text[a:b]))
+                    and not all(self._no_name(text[a + x : a + y]) for x, y in tokenize(text[a:b]))
                     and (not text[a:b].islower() or self._lower_ok(text[a:b]))
                 ):
                     kept.append((a, b, SCORE_TAGGER))
