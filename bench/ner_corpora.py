@@ -36,8 +36,8 @@ from pii_benchmark import NER  # noqa: E402
 from evaltray.core.util import atomic_write  # noqa: E402
 from evaltray.scrub._names import FIRST, LAST, TITLES, WORD, fold, load_gazetteer  # noqa: E402
 
-GUM_COMMIT = "72ce5ac14"
-UNER_COMMIT = "8ed072d"
+GUM_COMMIT = "72ce5ac14978a324c2fd18d49484e65292cbe316"
+UNER_COMMIT = "8ed072de2fd24022cc62458997fe96a8fe191ea4"
 #: GUM genres whose texts may be used for weights shipped under MIT: CC BY first, then CC BY-SA.
 GUM_GENRES = {
     "academic": "CC BY 4.0",
