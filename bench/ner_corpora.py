@@ -12,8 +12,8 @@ marks every mention (named or not) with its entity type; a token is tagged with 
 mention around it only when it is a singular proper noun (``NNP``), so "the governor" stays O. Leading words of
 a person mention that are titles or common words and no listed name ("Governor", "Republican" in "Republican
 John Cornyn", "Lord") are O as CoNLL corpora tag them. Left out: Reddit (text not distributed), and the
-genres under a non-commercial or no-derivatives licence or none stated (conversation, essay, fiction, letter,
-podcast, speech, textbook, vlog, wikiHow).
+genres under a non-commercial licence (essay, fiction, letter, podcast, wikiHow) or with none stated in GUM's
+LICENSE (conversation, speech, textbook, vlog).
 
 ``uner-ewt.conll.gz`` (UniversalNER/UNER_English-EWT, CC BY-SA 4.0): the dev and test files (web text: reviews,
 e-mails, Yahoo answers, newsgroups, blogs); the train file is not in the stored snapshot. Tags PER/ORG/LOC as
@@ -126,9 +126,45 @@ def _drop_leading_titles(tagged: list[tuple[str, str]]) -> list[tuple[str, str]]
 #: Offices and parties GUM puts inside a person mention ("Chief Justice Roberts", "Democrat Nancy Pelosi") that
 #: the gazetteer also lists as names, so its word flag alone would keep them.
 _PREFIXES = frozenset(
-    "democrat republican sen rep gov pres chief general undersecretary secretary minister king queen prince "
-    "princess saint st emperor pope lord lady colonel admiral commander coach bishop cardinal i gen capt brig spc "
-    "maj col cpl pvt adm".split()
+    [
+        "democrat",
+        "republican",
+        "sen",
+        "rep",
+        "gov",
+        "pres",
+        "chief",
+        "general",
+        "undersecretary",
+        "secretary",
+        "minister",
+        "king",
+        "queen",
+        "prince",
+        "princess",
+        "saint",
+        "st",
+        "emperor",
+        "pope",
+        "lord",
+        "lady",
+        "colonel",
+        "admiral",
+        "commander",
+        "coach",
+        "bishop",
+        "cardinal",
+        "i",
+        "gen",
+        "capt",
+        "brig",
+        "spc",
+        "maj",
+        "col",
+        "cpl",
+        "pvt",
+        "adm",
+    ]
 )
 
 

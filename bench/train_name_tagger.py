@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ner_corpora import title_word  # noqa: E402
 from pii_benchmark import ROOT, conll_cases, external_cases  # noqa: E402
 
 from evaltray.core.util import atomic_write  # noqa: E402
@@ -39,7 +40,6 @@ from evaltray.scrub._tagger import (  # noqa: E402
     tokenize,
     train,
 )
-from ner_corpora import title_word  # noqa: E402
 
 NAMES = ROOT / "src" / "evaltray" / "data" / "names"
 OUT = NAMES / MODEL_FILE
