@@ -310,6 +310,9 @@ CONLL = {
     "btc": (NER / "btc.conll.gz", "building"),  # Broad Twitter Corpus
     "sec-filings": (NER / "sec-filings.conll.gz", "building"),  # loan agreements filed with the SEC (CC BY 3.0)
     "re3d": (NER / "re3d.conll.gz", "building"),  # government and news text, DSTL re3d (public domain, OGL, CC BY)
+    "gum": (NER / "gum.conll.gz", "building"),  # GUM academic, court, news, interviews (CC BY)
+    "gum-bysa": (NER / "gum-bysa.conll.gz", "building"),  # GUM Wikipedia biographies, WikiVoyage (CC BY-SA 3.0)
+    "uner-ewt": (NER / "uner-ewt.conll.gz", "building"),  # Universal NER, English Web Treebank (CC BY-SA 4.0)
 }
 _PERSON_TAGS = frozenset({"PER", "person", "Person"})
 

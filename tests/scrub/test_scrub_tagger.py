@@ -100,6 +100,29 @@ def test_recognizer_adds_tagger_spans_the_rules_lack() -> None:
     assert found("write to Zorblax@x.org or /home/Zorblax") == []  # inside an address or a path
 
 
+def test_rule_spans_the_tagger_marks_no_word_of_are_dropped() -> None:
+    rules = GazetteerNameRecognizer(_GAZ).analyze("Dear Anna Berg,", ["PERSON"])
+    assert [(r.start, r.end) for r in rules] == [(5, 14)]
+    # a model that marks "berg" only: the rule span "Anna Berg" stays whole, with the rules' score
+    keeps = TaggedNameRecognizer(_GAZ, tagger=PersonTagger({"w=berg": 5.0, "b": -1.0}))
+    assert [(r.start, r.end, r.score) for r in keeps.analyze("Dear Anna Berg,", ["PERSON"])] == [
+        (5, 14, rules[0].score)
+    ]
+    # a model that marks no word of it: the rules' span goes (a place or a firm named like a person)
+    vetoes = TaggedNameRecognizer(_GAZ, tagger=PersonTagger({"b": -1.0}))
+    assert vetoes.analyze("Dear Anna Berg,", ["PERSON"]) == []
+
+
+def test_tagger_spans_of_titles_alone_are_dropped() -> None:
+    # "Mrs" before a placeholder (a scrubbed text scrubbed again) is no name, nor is a listed non-name
+    tagger = PersonTagger({"w=mrs": 5.0, "w=berg": 5.0, "w=anna": 5.0, "b": -1.0})
+    rec = TaggedNameRecognizer(_GAZ, tagger=tagger)
+    assert rec.analyze("Mrs. <PERSON_1> wrote", ["PERSON"]) == []
+    assert [(r.start, r.end) for r in rec.analyze("Mrs. Berg wrote", ["PERSON"])] == [(5, 9)]  # the name, not "Mrs"
+    # the span's own words are read, wherever it lies ("Anna" leads the text, "Mrs" is the span)
+    assert [(r.start, r.end) for r in rec.analyze("Anna wrote to Mrs. <PERSON_1>", ["PERSON"])] == [(0, 4)]
+
+
 def test_lowercase_text_reaches_the_tagger() -> None:
     text = "i spoke with jessica about the refund"
     assert not GazetteerNameRecognizer().has_candidate(text)  # no capital: the rules' gate stays shut

@@ -516,9 +516,10 @@ def _embedded(text: str, start: int, end: int) -> bool:
 class TaggedNameRecognizer(GazetteerNameRecognizer):
     """The gazetteer rules' names plus those the shipped tagger finds (the default PERSON recognizer).
 
-    A rule span at or above the threshold stays as it is; a tagger span that overlaps none of them is added with
-    :data:`SCORE_TAGGER`, unless it sits inside an address, URL or identifier, is made only of listed non-names,
-    or is typed in lowercase without starting with a listed given name. ``tagger=None`` loads the shipped model; without one this is the rules alone.
+    A rule span at or above the threshold stays as it is when the tagger marks a word of it, and is dropped when the
+    tagger marks none; a tagger span that overlaps none of them is added with :data:`SCORE_TAGGER`, unless it sits
+    inside an address, URL or identifier, is made only of listed non-names and titles, or is typed in lowercase without
+    starting with a listed given name. ``tagger=None`` loads the shipped model; without one this is the rules alone.
     """
 
     def __init__(
@@ -540,6 +541,10 @@ class TaggedNameRecognizer(GazetteerNameRecognizer):
         first = span.split()[0]
         return len(first) >= 3 and _fold(first) in self._given_only
 
+    def _no_name(self, word: str) -> bool:
+        """A listed non-name, or a title ("Mrs" before a placeholder is no name)."""
+        return bool(self.gazetteer.get(word) & NONPERSON) or _fold(word).rstrip(".") in TITLES
+
     def has_candidate(self, text: str) -> bool:
         """The rules' pre-check, or (with a tagger) a lowercase word that is a listed name part and no English
         word: "i spoke with karen" has no capital for the rules' gate, but the tagger can read it."""
@@ -553,12 +558,15 @@ class TaggedNameRecognizer(GazetteerNameRecognizer):
         found = self.find(text)
         kept = [(a, b, s) for a, b, s in found if s >= self.threshold]
         if self.tagger is not None:
-            get = self.gazetteer.get
-            for a, b in self.tagger.spans(text, self.gazetteer, found):
+            tagged = self.tagger.spans(text, self.gazetteer, found)
+            # the tagger read the rules' score with the words around the span: where it marks no word of a rule
+            # span, that span was a place, organisation or work named like a person ("Victoria", "Jackson Hole")
+            kept = [(a, b, s) for a, b, s in kept if any(a < tb and ta < b for ta, tb in tagged)]
+            for a, b in tagged:
                 if (
                     not any(a < kb and ka < b for ka, kb, _ in kept)
                     and not _embedded(text, a, b)
-                    and not all(get(text[x:y]) & NONPERSON for x, y in tokenize(text[a:b]))
+                    and not all(self._no_name(text[a + x : a + y]) for x, y in tokenize(text[a:b]))
                     and (not text[a:b].islower() or self._lower_ok(text[a:b]))
                 ):
                     kept.append((a, b, SCORE_TAGGER))
