@@ -130,6 +130,15 @@ def test_lowercase_text_reaches_the_tagger() -> None:
     assert not TaggedNameRecognizer().has_candidate("i spoke with the manager about the refund")
 
 
+def test_a_lowercase_word_alone_in_its_text_is_no_name() -> None:
+    # a trace's tag or label ("dev", as Langfuse's pydantic-ai trace carries it) reads no person; the same word
+    # in running text may be one
+    s = Scrubber(entities=["PERSON"])
+    assert s.findings("dev") == [] and s.findings(" jessica ") == []
+    assert [t for *_, t, _ in s.findings("my name is dev and i need help")] == ["PERSON"]
+    assert [t for *_, t, _ in s.findings("i spoke with jessica about the refund")] == ["PERSON"]
+
+
 def test_default_scrubber_uses_the_tagger() -> None:
     s = Scrubber(entities=["PERSON"])
     assert isinstance(s._names, TaggedNameRecognizer) and s._names.tagger is load_tagger()

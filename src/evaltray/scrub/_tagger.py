@@ -537,7 +537,8 @@ class TaggedNameRecognizer(GazetteerNameRecognizer):
 
     def _lower_ok(self, span: str) -> bool:
         """A name typed in lowercase counts when it starts with a listed given name of 3+ letters that is no
-        English word or place ("jessica", "karen smith"); a lone lowercase surname or short word does not."""
+        English word or place ("jessica", "karen smith"); a lone lowercase surname or short word does not, nor
+        (see :meth:`analyze`) a lowercase word that is the whole text: a tag or label ("dev") reads no person."""
         first = span.split()[0]
         return len(first) >= 3 and _fold(first) in self._given_only
 
@@ -567,7 +568,7 @@ class TaggedNameRecognizer(GazetteerNameRecognizer):
                     not any(a < kb and ka < b for ka, kb, _ in kept)
                     and not _embedded(text, a, b)
                     and not all(self._no_name(text[a + x : a + y]) for x, y in tokenize(text[a:b]))
-                    and (not text[a:b].islower() or self._lower_ok(text[a:b]))
+                    and (not text[a:b].islower() or self._lower_ok(text[a:b]) and text.strip() != text[a:b])
                 ):
                     kept.append((a, b, SCORE_TAGGER))
         return [RecognizerResult("PERSON", a, b, s) for a, b, s in kept]
