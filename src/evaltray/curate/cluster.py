@@ -71,6 +71,8 @@ _FINE = 7
 _RESOLUTION = 3.0
 #: Subspace-iteration steps of the spectral embedding of more than 2,000 texts.
 _SUBSPACE_STEPS = 15
+#: ...orthonormalised after every this many steps (and after the last).
+_ORTHO_EVERY = 3
 #: k-means fits (seeds ``seed``, ``seed + 1``, …) whose scores are averaged at each candidate k: one fit's
 #: noise moved k="auto" by up to 12.5% when 1% of the texts were removed (Banking77 train variants, TF-IDF);
 #: the mean of two halves that noise at about 1.5x the search's time (three would pass 2x k-means' time).
@@ -509,23 +511,25 @@ def _shorten(text: str, width: int = 40) -> str:
 
 def _knn(x: np.ndarray, counts: Sequence[int], chunk: int = 1024) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each count in ``counts``, each unit row's that many most cosine-similar other rows of ``x``:
-    (columns, similarities), most similar first; one similarity pass serves every count."""
+    (columns, similarities), most similar first, equal similarities by column; one pass serves every count."""
     n = x.shape[0]
     ks = [min(c, n - 1) for c in counts]
-    out = [(np.empty((n, k), dtype=np.int64), np.empty((n, k), dtype=np.float32)) for k in ks]
+    widest = max(ks)
+    cols = np.empty((n, widest), dtype=np.int64)
+    vals = np.empty((n, widest), dtype=np.float32)
     for s in range(0, n, chunk):
         sim = x[s : s + chunk] @ x.T
         r = np.arange(sim.shape[0])
         sim[r, s + r] = -np.inf
-        # Each count partitions on its own: a prefix of a wider partition breaks ties between equally similar
-        # rows differently, and that moved k="auto" by a cluster or two.
-        for k, (cols, vals) in zip(ks, out, strict=True):
-            idx = np.argpartition(sim, -k, axis=1)[:, -k:]
-            top = np.take_along_axis(sim, idx, axis=1)
-            order = np.argsort(-top, axis=1, kind="stable")
-            cols[s : s + chunk] = np.take_along_axis(idx, order, axis=1)
-            vals[s : s + chunk] = np.take_along_axis(top, order, axis=1)
-    return out
+        # One partition for the widest count, its top sorted by similarity and then column, so each narrower
+        # count is a prefix that does not depend on how the partition happened to order equal similarities
+        # (partitioning per count cost a second pass, 30% of the k="auto" search on 10k texts).
+        idx = np.argpartition(sim, -widest, axis=1)[:, -widest:]
+        top = np.take_along_axis(sim, idx, axis=1)
+        order = np.lexsort((idx, -top), axis=1)
+        cols[s : s + chunk] = np.take_along_axis(idx, order, axis=1)
+        vals[s : s + chunk] = np.take_along_axis(top, order, axis=1)
+    return [(cols[:, :k].copy(), vals[:, :k].copy()) for k in ks]
 
 
 def _graph(cols: np.ndarray, vals: np.ndarray, n_neighbors: int) -> sp.csr_matrix:
@@ -575,8 +579,12 @@ def _spectral_embedding(a: sp.csr_matrix, dim: int, seed: int) -> np.ndarray:
         _, u = np.linalg.eigh(m.toarray())
         return u[:, ::-1][:, :dim]
     q = _orthonormal(np.random.default_rng(seed).standard_normal((n, dim)))
-    for _ in range(_SUBSPACE_STEPS):
-        q = _orthonormal(m @ q)
+    for step in range(1, _SUBSPACE_STEPS + 1):
+        q = m @ q
+        # Orthonormalising after every third product spans the same subspace (the top eigenvalues are near 1, so
+        # three products leave the columns well conditioned) at a third of the cost of doing it every time.
+        if step % _ORTHO_EVERY == 0 or step == _SUBSPACE_STEPS:
+            q = _orthonormal(q)
     w, v = np.linalg.eigh(q.T @ (m @ q))
     return q @ v[:, np.argsort(-w, kind="stable")]
 
