@@ -296,3 +296,44 @@ def test_count_is_searched_on_the_narrow_graph_and_clusters_cut_from_the_wide_on
     seen.clear()
     cluster_texts(texts_for(len(x)), x, k=8, seed=0, n_neighbors=10)
     assert seen == [(20, 8)]  # a given k: one embedding, of the wide graph
+
+
+# --------------------------------------------------------------------------- the search's cost, and what it reports
+
+
+def test_knn_is_each_rows_top_by_similarity_then_column_for_every_count() -> None:
+    # Reference: a full sort of every row (similarity descending, equal similarities by lower column). Rounded
+    # vectors and repeated rows make many ties, which the threshold shortcut must break the same way; chunks of
+    # 64 rows and a count as large as the rows there are reach the rows it falls back on.
+    from evaltray.curate import cluster as C
+
+    rng = np.random.default_rng(0)
+    for n, dim in [(6, 3), (40, 4), (300, 2), (900, 16)]:
+        x = C.normalize_rows(rng.standard_normal((n, dim)).round(1))
+        x = np.vstack([x, x[: n // 3]])
+        sim = x @ x.T
+        np.fill_diagonal(sim, -np.inf)
+        order = np.lexsort((np.broadcast_to(np.arange(len(x)), sim.shape), -sim), axis=1)
+        for counts in ([3], [15, 30], [len(x) - 1]):
+            got = C._knn(x, counts, chunk=64)
+            for k, (cols, vals) in zip([min(c, len(x) - 1) for c in counts], got, strict=True):
+                assert (cols == order[:, :k]).all(), (n, counts)
+                assert (vals == np.take_along_axis(sim, order[:, :k], axis=1)).all()
+
+
+def test_k_scores_are_the_modularity_of_every_count_the_search_tried() -> None:
+    from evaltray.curate import cluster as C
+
+    x, _ = blobs(25, 40, spread=1.0)
+    got = cluster_texts(texts_for(len(x)), x, seed=0)
+    scores = got.k_scores
+    assert {2, 3} <= set(scores)  # the coarse ladder starts at 2
+    best = max(scores, key=scores.__getitem__)
+    assert abs(np.log(got.n_clusters / best)) <= np.log(C._LADDER)  # the parabola's peak lies next to the best
+    # The same scorer on the same graph and embedding gives the same values.
+    a = C._knn_graph(C.normalize_rows(x), 15)
+    u = C._spectral_embedding(a, C._AUTO_DIM, 0)
+    scorer = C._Modularity(a, u, 0, C._Steps(None))
+    assert scorer(best) == pytest.approx(scores[best], rel=1e-9)
+    assert scorer(2) == pytest.approx(scores[2], rel=1e-9)
+    assert cluster_texts(texts_for(len(x)), x, k=25, seed=0).k_scores == {}

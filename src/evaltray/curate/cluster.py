@@ -77,6 +77,9 @@ _ORTHO_EVERY = 3
 #: noise moved k="auto" by up to 12.5% when 1% of the texts were removed (Banking77 train variants, TF-IDF);
 #: the mean of two halves that noise at about 1.5x the search's time (three would pass 2x k-means' time).
 _AUTO_FITS = 2
+#: Candidate centres k-means++ weighs for each centre it seeds in those fits (scikit-learn's default is 2 + ln k;
+#: its greedy trials were two thirds of the search's time on 10k texts).
+_AUTO_TRIALS: int | None = 1
 #: The final clusters are cut from a graph with about (texts per cluster) / 6 neighbours per text, between
 #: ``n_neighbors`` and twice it; the count search keeps ``n_neighbors``. On the building sets at k=auto's count
 #: (WordLlama) 25-30 neighbours against 15 raised purity/ARI from 0.613/0.472 to 0.640-0.658/0.492-0.503 on HWU64
@@ -187,7 +190,8 @@ class Clustering:
     """Labels for every text (``-1``: in no cluster) and a :class:`ClusterInfo` per cluster.
 
     ``merge``, ``split`` and ``rename`` return a new Clustering and record the edit in ``edits``;
-    ``unapplied`` lists pinned edits that found no matching cluster this time.
+    ``unapplied`` lists pinned edits that found no matching cluster this time. ``k_scores`` holds the
+    modularity ``k="auto"`` gave each cluster count it tried (empty when ``k`` was given).
     """
 
     def __init__(
@@ -207,6 +211,7 @@ class Clustering:
         self.method = method
         self.edits = edits
         self.unapplied = unapplied
+        self.k_scores: dict[int, float] = {}
         self._texts = texts
         self._vectors = vectors
         self._user_names = dict(user_names)
@@ -307,6 +312,7 @@ class Clustering:
             self._n_terms,
         )
         out._keys = self._keys  # same texts: share the hashes instead of recomputing them
+        out.k_scores = self.k_scores
         return out
 
     def merge(self, a: int, b: int, name: str | None = None) -> Clustering:
@@ -521,15 +527,33 @@ def _knn(x: np.ndarray, counts: Sequence[int], chunk: int = 1024) -> list[tuple[
         sim = x[s : s + chunk] @ x.T
         r = np.arange(sim.shape[0])
         sim[r, s + r] = -np.inf
-        # One partition for the widest count, its top sorted by similarity and then column, so each narrower
-        # count is a prefix that does not depend on how the partition happened to order equal similarities
-        # (partitioning per count cost a second pass, 30% of the k="auto" search on 10k texts).
-        idx = np.argpartition(sim, -widest, axis=1)[:, -widest:]
-        top = np.take_along_axis(sim, idx, axis=1)
-        order = np.lexsort((idx, -top), axis=1)
-        cols[s : s + chunk] = np.take_along_axis(idx, order, axis=1)
-        vals[s : s + chunk] = np.take_along_axis(top, order, axis=1)
+        cols[s : s + chunk], vals[s : s + chunk] = _top(sim, widest)
     return [(cols[:, :k].copy(), vals[:, :k].copy()) for k in ks]
+
+
+def _top(sim: np.ndarray, k: int, stride: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` largest entries of ``sim`` (columns, values), largest first and equal values by column.
+
+    A row's threshold is a high value of every ``stride``-th column, so only a few dozen candidates above it are
+    sorted: a partition of every full row cost 60% of the k-NN graph on 10k texts. Rows with fewer than ``k``
+    candidates (about 2%) take their exact ``k``-th largest value as the threshold instead.
+    """
+    rows_n = sim.shape[0]
+    sub = sim[:, ::stride]
+    m = -(-k // stride) + 4
+    if m <= sub.shape[1]:
+        th = np.partition(sub, -m, axis=1)[:, -m]
+        short = (sim >= th[:, None]).sum(axis=1) < k
+    else:
+        th, short = np.empty(rows_n, dtype=sim.dtype), np.ones(rows_n, dtype=bool)
+    if short.any():
+        th[short] = np.partition(sim[short], -k, axis=1)[:, -k]
+    rows, cols = np.nonzero(sim >= th[:, None])
+    vals = sim[rows, cols]
+    order = np.lexsort((cols, -vals, rows))
+    starts = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=rows_n))[:-1]))
+    pick = order[(starts[:, None] + np.arange(k)).ravel()]
+    return cols[pick].reshape(rows_n, k), vals[pick].reshape(rows_n, k)
 
 
 def _graph(cols: np.ndarray, vals: np.ndarray, n_neighbors: int) -> sp.csr_matrix:
@@ -622,6 +646,8 @@ class _Steps:
 
     def __init__(self, progress: Callable[[str, int, int], None] | None) -> None:
         self.progress, self.done, self.total = progress, 0, 1
+        #: k="auto"'s score of each cluster count it tried.
+        self.scores: dict[int, float] = {}
 
     def plan(self, steps: int) -> None:
         if steps == self.total and self.done:
@@ -657,7 +683,7 @@ class _Modularity:
 
     def __call__(self, k: int, gamma: float = _RESOLUTION) -> float:
         if k not in self.parts:
-            from sklearn.cluster import KMeans
+            from sklearn.cluster import KMeans, kmeans_plusplus
             from sklearn.exceptions import ConvergenceWarning
 
             # k clusters use the leading k spectral dimensions, raw vectors all of theirs.
@@ -665,11 +691,12 @@ class _Modularity:
             n = e.shape[0]
             shares, concs = [], []
             for r in range(_AUTO_FITS):
-                sample = np.random.default_rng(self.seed + r).permutation(n)[: max(_AUTO_SAMPLE, 10 * k)]
+                sample = e[np.sort(np.random.default_rng(self.seed + r).permutation(n)[: max(_AUTO_SAMPLE, 10 * k)])]
                 # 30 Lloyd steps: the score needs a fair partition, not a converged one.
                 with warnings.catch_warnings():  # a k above the distinct points there are only scores low
                     warnings.simplefilter("ignore", ConvergenceWarning)
-                    km = KMeans(n_clusters=k, n_init=1, max_iter=30, random_state=self.seed + r).fit(e[np.sort(sample)])
+                    init = kmeans_plusplus(sample, k, random_state=self.seed + r, n_local_trials=_AUTO_TRIALS)[0]
+                    km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=30).fit(sample)
                 labels = km.predict(e)
                 shares.append(float(self.weights[labels[self.rows] == labels[self.cols]].sum()) / self.total)
                 per = np.bincount(labels, weights=self.deg)
@@ -694,6 +721,7 @@ class _Modularity:
         self.steps.plan(self.steps.done + len(fine) + 1)
         for k in fine:
             self(k, gamma)
+        self.steps.scores = {k: self(k, gamma) for k in sorted(self.parts)}
         ks = np.array(sorted(k for k in self.parts if lo <= k <= hi), dtype=np.float64)
         ys = np.array([self(int(k), gamma) for k in ks])
         peak = ks[int(np.argmax(ys))]
@@ -853,7 +881,7 @@ def _label(
     max_k: int,
     max_fit: int,
     n_neighbors: int,
-    progress: Callable[[str, int, int], None] | None,
+    steps: _Steps,
     resolution: float = _RESOLUTION,
 ) -> np.ndarray:
     """A label per row: distinct keys fitted once (a sample of them beyond ``max_fit``), the rest of the
@@ -868,7 +896,6 @@ def _label(
         return labels
     rng = np.random.default_rng(seed)
     fit_idx = np.sort(rng.choice(uniq, size=max_fit, replace=False)) if uniq.size > max_fit else uniq
-    steps = _Steps(progress)
     with _threads_for(fit_idx.size):
         fit_labels = _fit(x[fit_idx], k, method, seed, max_k, n_neighbors, steps, resolution)
     steps.tick()
@@ -926,6 +953,7 @@ def cluster_texts(
     valid = np.linalg.norm(x, axis=1) > 0.5
     plain = [neutral_text(t) for t in texts]
     n_distinct = len({t for t, ok in zip(plain, valid, strict=True) if ok})
+    steps = _Steps(progress)
     labels = _label(
         plain,
         x,
@@ -936,7 +964,7 @@ def cluster_texts(
         _auto_max_k(n_distinct, max_k, min_size),
         max_fit,
         n_neighbors,
-        progress,
+        steps,
         resolution,
     )
     if min_size is not None and min_size > 1:
@@ -944,6 +972,7 @@ def cluster_texts(
     labels = _relabel_by_size(labels)
     terms = _term_counts(plain, valid)
     result = Clustering(texts, x, labels, method, {}, ClusterEdits(), [], terms, n_examples, n_terms)
+    result.k_scores = steps.scores
     if pinned is not None and pinned.edits:
         result = result.replay(pinned)
     return result
