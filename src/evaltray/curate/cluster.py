@@ -77,12 +77,6 @@ _ORTHO_EVERY = 3
 #: noise moved k="auto" by up to 12.5% when 1% of the texts were removed (Banking77 train variants, TF-IDF);
 #: the mean of two halves that noise at about 1.5x the search's time (three would pass 2x k-means' time).
 _AUTO_FITS = 2
-#: Candidate centres k-means++ weighs for each centre it seeds in those fits from ``_AUTO_TRIALS_FROM`` clusters on
-#: (scikit-learn's default, 2 + ln k, below): its greedy trials were two thirds of the search's k-means time on
-#: 10k texts, nearly all at large k, while at a few clusters one poor centre sinks the score (HWU64 TF-IDF seed 2
-#: stopped its climb at 3 clusters when k = 4 and 6 were seeded with one trial).
-_AUTO_TRIALS = 1
-_AUTO_TRIALS_FROM = 20
 #: The final clusters are cut from a graph with about (texts per cluster) / 6 neighbours per text, between
 #: ``n_neighbors`` and twice it; the count search keeps ``n_neighbors``. On the building sets at k=auto's count
 #: (WordLlama) 25-30 neighbours against 15 raised purity/ARI from 0.613/0.472 to 0.640-0.658/0.492-0.503 on HWU64
@@ -686,21 +680,19 @@ class _Modularity:
 
     def __call__(self, k: int, gamma: float = _RESOLUTION) -> float:
         if k not in self.parts:
-            from sklearn.cluster import KMeans, kmeans_plusplus
+            from sklearn.cluster import KMeans
             from sklearn.exceptions import ConvergenceWarning
 
             # k clusters use the leading k spectral dimensions, raw vectors all of theirs.
             e = normalize_rows(self.u[:, : min(k, self.u.shape[1])] if self.spectral else self.u).astype(np.float64)
             n = e.shape[0]
             shares, concs = [], []
-            trials = _AUTO_TRIALS if k >= _AUTO_TRIALS_FROM else None
             for r in range(_AUTO_FITS):
                 sample = e[np.sort(np.random.default_rng(self.seed + r).permutation(n)[: max(_AUTO_SAMPLE, 10 * k)])]
                 # 30 Lloyd steps: the score needs a fair partition, not a converged one.
                 with warnings.catch_warnings():  # a k above the distinct points there are only scores low
                     warnings.simplefilter("ignore", ConvergenceWarning)
-                    init = kmeans_plusplus(sample, k, random_state=self.seed + r, n_local_trials=trials)[0]
-                    km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=30).fit(sample)
+                    km = KMeans(n_clusters=k, n_init=1, max_iter=30, random_state=self.seed + r).fit(sample)
                 labels = km.predict(e)
                 shares.append(float(self.weights[labels[self.rows] == labels[self.cols]].sum()) / self.total)
                 per = np.bincount(labels, weights=self.deg)
