@@ -26,6 +26,14 @@ Sets, kept apart (nothing is tuned on the measuring set):
   MiniLM 0.939, precision 1.000); then cut into halves by the seed question as :func:`half` cuts GSM-Plus: the
   building half may be read from then on, the measuring half is only scored.
 
+- Third set (``--mmlu [building|measuring]``): MMLU's abstract algebra and sociology test questions (301) as the
+  tray, the LLM Decontaminator's English rephrasings of them (``data/rephrase/*_test_rephrase_english_filtered_
+  question.jsonl``; line i rephrases question i; 8 empty lines left out: 293) among GSM8K train. A rephrasing of
+  another question of the same subject is a wrong match. Its US-history rephrasings are left out: they rephrase
+  only the question's last sentence, not the source passage that makes the case. Scored whole once, untouched,
+  in session 25 (WordLlama 0.744 at 0.965, MiniLM 0.662 at 0.995, the session-24 code); then cut into halves
+  by :func:`half` of the question: the building half was read from then on, the measuring half only scored.
+
 Data is read from local git mirrors (``fetch`` github:openai/grade-school-math, MIT; github:qtli/GSM-Plus,
 CC-BY-SA-4.0; github:lm-sys/llm-decontaminator, Apache-2.0); nothing is downloaded and nothing is copied into the repository.
 """
@@ -33,7 +41,9 @@ CC-BY-SA-4.0; github:lm-sys/llm-decontaminator, Apache-2.0); nothing is download
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
+import io
 import os
 import random
 import re
@@ -47,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "src"))  # after PYTHONPATH: another version may be named
 
 from evaltray.curate.dedup import normalize  # noqa: E402
 from evaltray.curate.embed import get_embedder  # noqa: E402
@@ -86,6 +96,29 @@ def decontaminator() -> list[str]:
         if answer.rsplit("####", 1)[-1].strip() != seed["answer"].rsplit("####", 1)[-1].strip():
             raise SystemExit(f"rephrase_gsm8k.jsonl line {i + 1}: its answer is not test question {i + 1}'s")
         out.append(question.strip())
+    return out
+
+
+#: MMLU subjects whose whole questions the LLM Decontaminator rephrased (its US-history rephrasings keep only the
+#: last sentence, without the source passage the case is about, so they are not copies of the case).
+MMLU_SUBJECTS = ("abstract_algebra", "sociology")
+
+
+def mmlu() -> list[tuple[str, str, str]]:
+    """(case id, MMLU test question, the LLM Decontaminator's English rephrasing of it or "") for every test
+    question of :data:`MMLU_SUBJECTS`, in file order (line i of a rephrasing file rephrases question i)."""
+    repo = MIRRORS / "lm-sys+llm-decontaminator" / "repo"
+    out = []
+    for subject in MMLU_SUBJECTS:
+        questions = [row[0] for row in csv.reader(io.StringIO(_git_show(repo, f"data/rephrase/{subject}_test.csv")))]
+        path = f"data/rephrase/{subject}_test_rephrase_english_filtered_question.jsonl"
+        lines = _git_show(repo, path).splitlines()
+        if len(lines) != len(questions):
+            raise SystemExit(f"{path}: {len(lines)} rephrasings for {len(questions)} questions")
+        out += [
+            (f"{subject[:4]}{i:03d}", q.strip(), orjson.loads(line)["text"].strip())
+            for i, (q, line) in enumerate(zip(questions, lines, strict=True))
+        ]
     return out
 
 
@@ -305,6 +338,22 @@ def decontaminator_rephrasings(
     return probes, docs, truth
 
 
+def mmlu_rephrasings(which: str | None = None) -> tuple[list[ct.Probe], list[Doc], dict[str, dict[str, str]]]:
+    """MMLU's test questions of :data:`MMLU_SUBJECTS` as the tray; their non-empty rephrasings (of one
+    :func:`half` of the questions, when given) among GSM8K train as the corpus (each rephrasing is also a
+    same-subject negative for every other case)."""
+    rows = mmlu()
+    probes = [ct.Probe(cid, "dev", "input", q) for cid, q, _ in rows]
+    docs = [Doc("train.jsonl", i + 1, r["question"]) for i, r in enumerate(gsm8k("train"))]
+    truth: dict[str, dict[str, str]] = {}
+    for cid, q, text in rows:
+        if text and which in (None, half(q)):
+            line = len(docs) + 1
+            docs.append(Doc("mmlu_rephrase.jsonl", line, text))
+            truth[cid] = {f"mmlu_rephrase.jsonl:{line}": "paraphrase"}
+    return probes, docs, truth
+
+
 def with_vectors(embed, folder: Path, backend: str):
     """``embed``, answering from vectors made before for GSM8K test and train and GSM-Plus's rephrasings
     (``folder/BACKEND-test.npy`` ...: MiniLM on two loaded cores takes half an hour for them)."""
@@ -361,12 +410,18 @@ def recall_by_kind(matches: list[ct.Match], truth: dict[str, dict[str, str]], me
     return len(got & want) / len(want) if want else 0.0
 
 
+#: The standing-out rule the scans use (``--standout``): the backend's, as the CLI would take it.
+STANDOUT: tuple[float, float] | None = getattr(ct, "STANDOUT", None)
+
+
 def run_scan(probes, docs, embed, methods=ct.METHODS) -> tuple[list[ct.Match], float]:
-    scanner = ct.Scanner(probes, methods=methods, embed=embed)
+    kw = {} if STANDOUT is None else {"standout": STANDOUT}  # None: a version without the rule (a base commit)
+    scanner = ct.Scanner(probes, methods=methods, embed=embed, **kw)
     t0 = time.perf_counter()
     out: list[ct.Match] = []
     for lo in range(0, len(docs), 2000):
         out += scanner.scan_batch(docs[lo : lo + 2000])
+    out += scanner.finish() if hasattr(scanner, "finish") else []
     return out, time.perf_counter() - t0
 
 
@@ -377,6 +432,9 @@ def report(name: str, matches, truth, seconds: float) -> None:
     for m, s in score(matches, truth, list(ct.METHODS)).items():
         recalls = "  ".join(f"{recall_by_kind(matches, truth, m, k):>{7 + len(k)}.3f}" for k in kinds)
         print(f"{m:<11} {s['found']:>6} {s['wrong']:>6} {s['precision']:>9.3f}  {recalls}")
+    out = [x for x in matches if x.method == "paraphrase" and (x.detail or "").startswith("stands out")]
+    right = sum(f"{x.source}:{x.line}" in truth.get(x.case_id, {}) for x in out)
+    print(f"  of the paraphrase matches, {len(out)} stand out below the bar: {right} right, {len(out) - right} wrong")
 
 
 def calibrate(embed) -> None:
@@ -525,6 +583,20 @@ def main() -> None:
         help="Only the LLM Decontaminator rephrasings: all, or one half of their seeds",
     )
     ap.add_argument(
+        "--mmlu",
+        nargs="?",
+        const="all",
+        choices=["all", "building", "measuring"],
+        help="Only MMLU questions against the LLM Decontaminator's rephrasings of them: all, or one half",
+    )
+    ap.add_argument(
+        "--standout",
+        nargs=2,
+        type=float,
+        metavar=("COS", "GAP"),
+        help="The standing-out rule (default: the backend's, STANDOUT_BY_BACKEND); COS > 1 turns it off",
+    )
+    ap.add_argument(
         "--vectors", type=Path, help="A folder of BACKEND-{test,train,plus}.npy: vectors of the questions, made before"
     )
     ap.add_argument(
@@ -549,6 +621,15 @@ def main() -> None:
         f"backend {args.backend}; PARA_COS {ct.PARA_COS}, PARA_GUARDS {ct.PARA_GUARDS}, PARA_K {ct.PARA_K}, "
         f"LCS_MIN {ct.LCS_MIN}, n {ct.DEFAULT_N}"
     )
+    global STANDOUT
+    STANDOUT = tuple(args.standout) if args.standout else ct.STANDOUT_BY_BACKEND.get(args.backend, ct.STANDOUT)
+    print(f"standing out: {STANDOUT} (least cosine, least gap)")
+    if args.mmlu:
+        probes, docs, truth = mmlu_rephrasings(None if args.mmlu == "all" else args.mmlu)
+        title = f"MMLU {' + '.join(MMLU_SUBJECTS)} vs the LLM Decontaminator's rephrasings ({args.mmlu})"
+        matches, secs = run_scan(probes, docs, embed)
+        report(title, matches, truth, secs)
+        return
     if args.decontaminator:
         which = None if args.decontaminator == "all" else args.decontaminator
         probes, docs, truth = decontaminator_rephrasings(which)

@@ -26,6 +26,8 @@ github:openai/grade-school-math first; ``--mrpc``, ``--gsmplus``, ``--gsm8k`` po
 - Second set (``--decontaminator [building|measuring]``): the LLM Decontaminator's GPT-4 rephrasings of the
   1,319 GSM8K test questions (github:lm-sys/llm-decontaminator, Apache-2.0; see bench_contamination.py), beside
   the 1,319 originals, cut into halves by :func:`half` of the seed question after it was first scored whole.
+- Third set (``--mmlu``): MMLU abstract algebra and sociology test questions beside the LLM Decontaminator's
+  rephrasings of them (see bench_contamination.py); every question stays in as a same-subject negative.
 - Near precision on scrubbed text: 5,000 GSM8K train questions scrubbed by evaltray's own scrubber
   (names become ``<PERSON_1>``), near stage only. GSM8K questions are distinct problems, so every
   merge is false unless the two texts state the same problem (printed for a look).
@@ -233,6 +235,22 @@ def decontaminator_corpus(test: list[str], side: str | None) -> tuple[list[str],
     return ids, texts, truth
 
 
+def mmlu_corpus() -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """MMLU test questions of bench_contamination's subjects (``abst000``) and the LLM Decontaminator's
+    non-empty rephrasings of them (``abst000-p``); every question stays in as a same-subject negative."""
+    from bench_contamination import mmlu
+
+    rows = mmlu()
+    ids, texts = [cid for cid, _, _ in rows], [q for _, q, _ in rows]
+    truth = [(i, "same") for i in ids]
+    for cid, _, text in rows:
+        if text:
+            ids.append(f"{cid}-p")
+            texts.append(text)
+            truth.append((cid, "rephrased"))
+    return ids, texts, truth
+
+
 def _report(name: str, ids: list[str], truth: list, res: dd.DedupResult, seconds: float) -> None:
     r, p, right, found = score(ids, truth, res)
     print(f"  {name:13s} recall {r:.3f}, precision {p:.3f} ({right}/{found} pairs right), {seconds:.2f} s")
@@ -246,6 +264,9 @@ def measure(args: argparse.Namespace) -> None:
         from bench_contamination import with_vectors
 
         embed = with_vectors(embed, args.vectors, args.backend)
+    if args.mmlu:
+        _measure_sets({"MMLU + LLM Decontaminator rephrasings": mmlu_corpus()}, embed, old, args)
+        return
     test = load_gsm8k(args.gsm8k, "test")
     if args.decontaminator:
         side = None if args.decontaminator == "all" else args.decontaminator
@@ -305,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--decontaminator", nargs="?", const="all", choices=["all", "building", "measuring"], help="the second set"
     )
+    ap.add_argument("--mmlu", action="store_true", help="MMLU questions and their LLM Decontaminator rephrasings")
     ap.add_argument("--mrpc", type=Path, default=MIRROR / "Pzeyang+Paraphrase_Identification" / "repo")
     ap.add_argument("--gsmplus", type=Path, default=MIRROR / "qtli+GSM-Plus" / "repo")
     ap.add_argument("--gsm8k", type=Path, default=MIRROR / "openai+grade-school-math" / "repo")

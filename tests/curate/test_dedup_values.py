@@ -167,3 +167,71 @@ def test_dedup_merges_at_a_cosine_only_the_same_values_in_order_reach() -> None:
 )
 def test_mixed_numbers_and_scales_read_as_one_value(text: str, values: list[str]) -> None:
     assert dd._stated(text) == values
+
+
+def _guard(a: str, b: str) -> str:
+    """The numbers guard's verdict on a pair, whatever its cosine."""
+    return dd.guard_refusal(a, b, ("numbers",))
+
+
+def test_formulas_are_read_whole_without_spaces_or_the_brackets_around_them() -> None:
+    text = "If R is a ring and (f(x)g(x)) is in R[x], then Q(sqrt(2) + sqrt(3)) over Q, as Butler (1999) says."
+    assert dd._formulas(text) == {"f(x)g(x)", "r[x]", "q(sqrt(2)+sqrt(3))", "1999"}
+    assert dd._formulas("Statement 1 | S_n is non-Abelian for all n >= 3.") == {"s_n"}  # ">=" alone is no formula
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "why"),
+    [
+        # one expression written two ways that differ: another question (MMLU abstract algebra's siblings)
+        (
+            "Find the degree for the given field extension Q(sqrt(2) + sqrt(3)) over Q.",
+            "What is the degree of the specified field extension Q(sqrt(2), sqrt(3)) over Q?",
+            "formulas differ",
+        ),
+        (
+            "Find all c in Z_3 such that Z_3[x]/(x^3 + cx^2 + 1) is a field.",
+            "Identify all c values in Z_3 for which Z_3[x]/(x^3 + x^2 + c) comprises a field.",
+            "formulas differ",
+        ),
+        # the same formula, one said partly in words, or only one text with a formula: not told apart
+        ("Find the identity if a*b = a for all a.", "Which is the identity when a*b equals a for every a?", ""),
+        ("Statement 1 | S_n is non-Abelian for all n >= 3.", "For all n of at least 3, S_n is not Abelian.", ""),
+        ("Is x^2 + 1 irreducible over the reals?", "Over the reals, can the polynomial x^2 + 1 be factored?", ""),
+        ("Is the group S_n abelian for every n?", "Is the symmetric group on n letters abelian for every n?", ""),
+    ],
+)
+def test_formulas_that_differ_tell_two_texts_apart(a: str, b: str, why: str) -> None:
+    assert _guard(a, b) == why
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "why"),
+    [
+        # a value one text writes as a range or after "order" (an identifier there) is unknown, not different
+        (
+            "The Great Migration of 1916-1919 made Chicago diverse. The consequence was:",
+            "The Great Migration from 1916 to 1919 made Chicago diverse. As a result:",
+            "",
+        ),
+        (
+            "Every group of order 42 has a normal subgroup of order 7.",
+            "All groups with 42 members have a normal subgroup with 7 members.",
+            "",
+        ),
+        # a digit inside a decimal, a fraction or a percentage is no identifier: 5 hours is still new
+        (
+            "A park measures 1.5 miles by 6 miles. If he walks it in 5 hours, how fast is he?",
+            "A park measures 1.5 miles by 6 miles. How many hours does he walk?",
+            "numbers differ",
+        ),
+        (
+            "She kept 1/4 of the 12 boxes and sold 4.",
+            "She kept 1/4 of the 12 boxes and sold the rest.",
+            "numbers differ",
+        ),
+        ("Interest is 2% a month for 2 more months.", "Interest is 2% a month.", "numbers differ"),
+    ],
+)
+def test_identifiers_and_ranges_are_unknown_values_not_other_ones(a: str, b: str, why: str) -> None:
+    assert _guard(a, b) == why

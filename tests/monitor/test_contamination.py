@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
@@ -227,3 +229,117 @@ def test_a_backend_whose_cosines_run_higher_has_its_own_bar(embed):
     strict = Scanner(_probes(), embed=embed, para_cos=1.2).scan_batch(doc)  # above 1 even once overlap lowers it
     assert _found(strict, "c-clips", "paraphrase") == []
     assert ct.PARA_COS_BY_BACKEND["st"] == 0.83 and "wordllama" not in ct.PARA_COS_BY_BACKEND
+
+
+# ----------------------------------------------------------------------------- standing out, nearest case only
+
+_E = np.eye(6)
+
+
+def _at(cos: float, axis: int) -> np.ndarray:
+    """A unit vector at ``cos`` to the first case's axis (0), the rest of it along ``axis``."""
+    return cos * _E[0] + math.sqrt(1 - cos * cos) * _E[axis]
+
+
+CASE_A = "Which sociological perspective views society as interdependent parts?"
+CASE_B = "What is the capital city of the old Roman province of Gaul?"
+
+
+def _fake_embed(vectors: dict[str, np.ndarray]):
+    return lambda texts: np.stack([vectors[t] for t in texts])
+
+
+def _standout_scan(monkeypatch, windows: dict[str, np.ndarray], standout=(0.6, 0.1)) -> list[ct.Match]:
+    """Cases A (axis 0) and B (axis 5) against one document per window, the bar at 0.9 so that only a window
+    that stands out can be found."""
+    monkeypatch.setattr(ct, "STANDOUT_MIN_WINDOWS", 3)
+    embed = _fake_embed({CASE_A: _E[0], CASE_B: _E[5], **windows})
+    probes = [Probe("c-a", "dev", "input", CASE_A), Probe("c-b", "dev", "input", CASE_B)]
+    scanner = Scanner(probes, methods=("paraphrase",), embed=embed, para_cos=0.9, standout=standout)
+    docs = [Doc("ft.jsonl", i, text) for i, text in enumerate(windows, 1)]
+    return scanner.scan_batch(docs[:2]) + scanner.scan_batch(docs[2:]) + scanner.finish()
+
+
+def test_a_window_that_stands_out_below_the_bar_is_found_when_the_scan_ends(monkeypatch):
+    windows = {
+        "Which viewpoint sees society as a network of reliant parts?": _at(0.70, 1),
+        "Which school sees culture as a system of shared meanings?": _at(0.50, 2),
+        "Which thinkers see society as a place of class conflict?": _at(0.45, 3),
+    }
+    [m] = _standout_scan(monkeypatch, windows)
+    assert (m.case_id, m.method, m.line, m.score) == ("c-a", "paraphrase", 1, 0.7)
+    assert m.detail == "stands out: cosine 0.700, next 0.500"  # the lead, 0.2, is over the 0.1 asked
+
+
+def test_a_window_with_a_close_second_or_below_the_least_cosine_does_not_stand_out(monkeypatch):
+    close = {
+        "Which viewpoint sees society as a network of reliant parts?": _at(0.70, 1),
+        "Which school sees culture as a system of shared meanings?": _at(0.65, 2),
+        "Which thinkers see society as a place of class conflict?": _at(0.45, 3),
+    }
+    assert _standout_scan(monkeypatch, close) == []  # a lead of 0.05
+    low = {
+        "Which viewpoint sees society as a network of reliant parts?": _at(0.58, 1),
+        "Which school sees culture as a system of shared meanings?": _at(0.20, 2),
+        "Which thinkers see society as a place of class conflict?": _at(0.10, 3),
+    }
+    assert _standout_scan(monkeypatch, low) == []  # 0.58 < 0.6
+    assert _standout_scan(monkeypatch, close, standout=None) == []
+
+
+def test_the_lead_is_measured_past_copies_of_the_same_window(monkeypatch):
+    top = _at(0.70, 1)
+    windows = {
+        "Which viewpoint sees society as a network of reliant parts?": top,
+        "Which viewpoint sees society as a network of reliant parts ?": top,  # the same text twice
+        "Which school sees culture as a system of shared meanings?": _at(0.50, 2),
+        "Which thinkers see society as a place of class conflict?": _at(0.45, 3),
+    }
+    [m] = _standout_scan(monkeypatch, windows)
+    assert m.detail == "stands out: cosine 0.700, next 0.500"
+
+
+def test_a_window_nearer_another_case_stands_out_for_that_case_only(monkeypatch):
+    windows = {
+        "What was the chief town of Roman Gaul called?": 0.6 * _E[0] + 0.8 * _E[5],  # A 0.6, B 0.8
+        "Which school sees culture as a system of shared meanings?": _at(0.30, 2),
+        "Which thinkers see society as a place of class conflict?": _at(0.20, 3),
+    }
+    assert [(m.case_id, m.line) for m in _standout_scan(monkeypatch, windows)] == [("c-b", 1)]
+
+
+def test_nothing_stands_out_against_too_few_windows(monkeypatch):
+    windows = {
+        "Which viewpoint sees society as a network of reliant parts?": _at(0.70, 1),
+        "Which school sees culture as a system of shared meanings?": _at(0.50, 2),
+    }
+    monkeypatch.setattr(ct, "STANDOUT_MIN_WINDOWS", 3)
+    embed = _fake_embed({CASE_A: _E[0], CASE_B: _E[5], **windows})
+    scanner = Scanner([Probe("c-a", "dev", "input", CASE_A)], methods=("paraphrase",), embed=embed, para_cos=0.9)
+    scanner.scan_batch([Doc("ft.jsonl", i, t) for i, t in enumerate(windows, 1)])
+    assert scanner.finish() == []
+
+
+def test_a_window_that_stands_out_with_other_numbers_is_refused(monkeypatch):
+    monkeypatch.setattr(ct, "STANDOUT_MIN_WINDOWS", 3)
+    other = CLIPS.replace("48", "46")
+    fillers = [f"Filler question number {w} about something else entirely" for w in ("one", "two", "three")]
+    vectors = {CLIPS: _E[0], other: _at(0.7, 1), **{f: _at(0.2, 2 + i) for i, f in enumerate(fillers)}}
+    scanner = Scanner([Probe("c-clips", "dev", "input", CLIPS)], methods=("paraphrase",), embed=_fake_embed(vectors))
+    scanner.scan_batch([Doc("ft.jsonl", i, t) for i, t in enumerate([other, *fillers], 1)])
+    assert scanner._nearest[0][0].cos == pytest.approx(0.7)  # it leads by 0.5 ...
+    assert scanner.finish() == []  # ... but says 46 where the case says 48
+
+
+def test_a_window_is_taken_for_its_nearest_case_only(monkeypatch):
+    window = "Which view of society sees it as a whole of parts that depend on each other?"
+    vectors = {CASE_A: _E[0], CASE_B: _E[5], window: 0.8 * _E[0] + 0.6 * _E[5]}  # A at 0.8, B at 0.6
+    probes = [Probe("c-a", "dev", "input", CASE_A), Probe("c-b", "dev", "input", CASE_B)]
+
+    def found() -> list[str]:
+        scanner = Scanner(probes, methods=("paraphrase",), embed=_fake_embed(vectors), para_cos=0.3, standout=None)
+        return sorted(m.case_id for m in scanner.scan_batch([Doc("ft.jsonl", 1, window)]))
+
+    assert found() == ["c-a"]  # both are over the bar; the window is a copy of one case, its nearest
+    monkeypatch.setattr(ct, "MUTUAL", 0.0)
+    assert found() == ["c-a", "c-b"]  # with the rule off, B is taken too

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,110 @@ def test_a_pickled_tagger_leaves_its_caches_behind() -> None:
     copy = pickle.loads(pickle.dumps(tagger))
     assert copy == tagger and copy._exact is False and not copy._facts and not copy._word_score
     assert copy.positive(copy.context(text, toks, _GAZ, [0.0] * len(toks))) == tags == [True, False, False, True]
+
+
+# ------------------------------------------------------------------------------------- session 25 shortcuts
+
+#: The OTLP bench's question after its name was replaced: the check after replacement scans it again.
+_QUESTION = "Hi, I am <PERSON_1>, order 2662420 has a refund, what can you do? (431)\nOrder status: shipped"
+
+
+def _word_gated() -> list[tuple[str, regex.Pattern[str]]]:
+    """Every address rule and core the word gates may skip, by the name :func:`_address._may_match` knows it by."""
+    out = [(rule.name, regex.compile(rule.pattern)) for rule in _recognizers.ADDRESS_RULES]
+    out += [(f"core{i}", rx) for i, rx in enumerate(_address._CORE_RES)]
+    return [*out, ("cue", _address._CUE_CORE_RE)]
+
+
+def test_a_word_gate_lets_through_every_text_its_pattern_matches_in(texts: list[str]) -> None:
+    skipped = dict.fromkeys(("us-street", "us-street-lower", "core1", "core2", "core3", "cue"), 0)
+    for name, rx in _word_gated():
+        hits = [t for t in texts if rx.search(t)]
+        assert hits, name
+        assert all(_address._may_match(name, _address._Words.of(t)) for t in hits), name
+        if name in skipped:
+            skipped[name] = sum(not _address._may_match(name, _address._Words.of(t)) for t in texts)
+            assert not _address._may_match(name, _address._Words.of(_QUESTION)), name
+    assert min(skipped.values()) > 100  # each gate skips its scan on most texts
+
+
+def test_word_gates_read_whole_ascii_words_only() -> None:
+    words = _address._Words.of("Ship to 12 Main St. now")
+    assert words is not None and words.runs == {"Ship", "to", "Main", "St", "now"}
+    assert words.low == {"ship", "to", "main", "st", "now"}
+    assert _address._Words.of("12 Hauptstraße") is None  # not ASCII: every pattern is scanned
+    assert _address._may_match("core2", None) and _address._may_match("us-street", None)
+    assert _address._may_match("us-street", _address._Words.of("12 Main Street"))
+    assert not _address._may_match("us-street", _address._Words.of("12 Main street"))  # as written: no match
+    assert regex.search(_recognizers.ADDRESS_RULES[0].pattern, "12 Main street") is None
+    assert _address._may_match("core2", _address._Words.of("Hauptweg 5"))  # a street type ending a word
+    assert _address._spelled("Bluffs?|Way") == {"Bluff", "Bluffs", "Way"}
+    assert _address._spelled("weg|stra(?:ss|ß)e|tie") == {"weg", "strasse", "straße", "tie"}
+
+
+def test_a_pattern_searched_from_the_end_finds_a_match_exactly_where_it_does(texts: list[str]) -> None:
+    from evaltray.scrub import _ids, _names
+
+    pairs = [
+        (_names._STRONG_CUE_RE, _names._STRONG_CUE_END),
+        (_names._WEAK_CUE_RE, _names._WEAK_CUE_END),
+        (_names._SIGNOFF_RE, _names._SIGNOFF_END),
+        (_names._JSON_NAME_KEY_RE, _names._JSON_NAME_KEY_END),
+        (_names._SENTENCE_START_RE, _names._SENTENCE_START_END),
+        (_names._MOTION_RE, _names._MOTION_END),
+        (_names._PLACE_CUE_RE, _names._PLACE_CUE_END),
+        (_ids._ID_CUE_RE, _ids._ID_CUE_END),
+    ]
+    extra = ['{"first_name": "Anna", "last_name": "Berg"}', "We moved here from Kenosha last May"]
+    windows = {t[max(0, i - 48) : i] for t in [*texts, *extra] for i in range(len(t) + 1)}
+    for forward, backward in pairs:
+        found = [w for w in windows if forward.search(w)]
+        assert found, forward.pattern  # each matched somewhere: both outcomes were compared
+        assert [w for w in windows if backward.search(w)] == found, forward.pattern
+
+
+def test_prefilter_shortcuts_decide_as_the_hints_alone(texts: list[str]) -> None:
+    joined = re.compile("|".join(h.pattern for h in _engine._ADDRESS_HINTS), re.IGNORECASE)  # the hint before
+    for text in [*texts, _QUESTION, "00000001000000000000000000000001"]:
+        low = text.lower()
+        assert any(h.search(text) for h in _engine._ADDRESS_HINTS) == bool(joined.search(text))
+        if _engine._URL_HINT.search(text):
+            assert "=" in text or "://" in text or "www." in low
+        if _engine._IP_HINT.search(text):
+            assert "." in text or ":" in text
+        if _engine._KEY_PREFIX_HINT.search(text):
+            assert _engine._has_any(text, _engine._KEY_PREFIX_PARTS)
+        if _engine._HANDLE_HINT.search(text):
+            assert _engine._has_any(text, "._-")
+        digit = _engine._ANY_DIGIT.search(text)
+        if digit is not None:
+            first = digit.start()
+            assert bool(_engine._DIGITS7.search(text, first)) == bool(_engine._DIGITS7.search(text))
+            assert bool(_engine._IBAN_HINT.search(text, max(0, first - 2))) == bool(_engine._IBAN_HINT.search(text))
+    assert "CREDIT_CARD" not in Scrubber()._wanted("00000001000000000000000000000001")  # no boundary: no card
+
+
+def test_a_short_text_is_scanned_without_the_timeout_a_long_one_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_recognizers, "REGEX_TIMEOUT", 1e-12)  # any timed scan times out at once
+    scrubber = Scrubber()
+    line = "Call me on 0151 234 5678. I live at 12 main street. "  # 52 characters
+    short = (line * 40)[: _recognizers.UNTIMED_CHARS]  # 19 whole lines and the start of a 20th
+    result = scrubber.scrub_trace("t1", [{"role": "user", "content": short}])
+    assert not result.quarantined and result.counts == {"PHONE": 19, "ADDRESS": 19}
+    long = (line * 40)[: _recognizers.UNTIMED_CHARS + 1]
+    result = scrubber.scrub_trace("t2", [{"role": "user", "content": long}])
+    assert result.quarantined and result.error == "trace t2: scrubbing failed (TimeoutError)"
+
+
+def test_a_trace_with_nothing_found_is_not_walked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    scrubber = Scrubber(max_field_chars=40)
+    messages = [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "tool", "content": '{"answer":  "Paris", "n": 3}'},  # JSON text, its own spacing
+    ]
+    fields = {"metadata": {"topic": "geography", "long": "x" * 50}}
+    monkeypatch.setattr(Scrubber, "_finish", lambda *a: pytest.fail("replaced a text with nothing found"))
+    result = scrubber.scrub_trace("t1", messages, fields)
+    assert result.messages == messages and result.counts == {} and result.truncated == 1
+    cut = "x" * 40 + _engine.TRUNCATED_MARKER.format(dropped=10, total=50)
+    assert result.fields == {"metadata": {"topic": "geography", "long": cut}}

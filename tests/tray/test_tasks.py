@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -313,16 +314,24 @@ def test_a_label_task_closed_by_a_walk_after_the_page_looked_it_up_does_not_refu
     cid = _cand(ws, "Where is my parcel?")
     [task_id] = tasks.open_label_tasks(ws, "alice")
     stale = tasks.get_task(ws, task_id)
+    closing = reviewing.label_closing(ws, "alice", stale, "done", 3)  # what the save checked before that
     rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", reference="Tracking link."))
     assert tasks.next_task(ws, "alice") is None  # the walk closes the reviewed task
-    monkeypatch.setattr(reviewing, "label_task", lambda *a: stale)  # what the save looked up before that
-    reviewing.close_label_task(ws, "alice", cid, "done", 3)
-    assert tasks.get_task(ws, task_id).status == "closed"
+    with ws.atomic():
+        assert reviewing.hold_label_task(ws, closing) is None  # read again under the lock: closed meanwhile
+        reviewing.close_label_task(ws, None)
+    closed = tasks.get_task(ws, task_id)
+    assert (closed.status, closed.closed_by, closed.outcome_reason) == (
+        "closed",
+        "evaltray",
+        "reviewed outside the queue",
+    )
     register(ws, "lou", "labeler")
-    other = tasks.open_task(ws, "failing_case", "r-1/a", reason="x", actor="alice")
-    monkeypatch.setattr(reviewing, "label_task", lambda *a: tasks.get_task(ws, other))
-    with pytest.raises(tasks.TaskError):  # an error on a task still open is not swallowed
-        reviewing.close_label_task(ws, "lou", cid, "reject", 3)
+    other = tasks.get_task(ws, tasks.open_task(ws, "failing_case", "r-1/a", reason="x", actor="alice"))
+    with pytest.raises(tasks.TaskError, match="rejecting needs a reason"):  # an error on a task still open is raised
+        reviewing.label_closing(ws, "lou", other, "reject", 3)
+    with ws.atomic():
+        assert reviewing.hold_label_task(ws, reviewing.label_closing(ws, "lou", other, "done", 3)) is not None
 
 
 def test_the_next_task_tops_the_label_queue_up_below_the_low_water_mark(ws, monkeypatch):
@@ -351,10 +360,12 @@ def test_two_walks_closing_the_same_reviewed_label_task_both_pass(ws):
     cid = pool.add_manual(ws, "alice", "sme", [{"role": "user", "content": "Where is my parcel?"}])
     [task_id] = tasks.open_label_tasks(ws, "alice")
     stale = tasks.get_task(ws, task_id)  # what a second walk read before the first one closed it
+    closing = reviewing.label_closing(ws, "alice", stale, "done", 3)
     rev.record_review(ws, cid, "alice", rev.normalize_expected(ws, "alice", reference="Tracking link."), sign=False)
     assert tasks.next_task(ws, "alice") is None  # the first walk closes the reviewed task
     assert tasks._closed_elsewhere(ws, stale) is True  # the second finds it closed: no error
-    reviewing.close_label_task(ws, "alice", cid, "done", 3)  # nor for the reviewer's own close, coming late
+    with ws.atomic():  # nor for the reviewer's own close, coming late: it finds the task closed and leaves it
+        assert reviewing.hold_label_task(ws, closing) is None
     assert tasks.get_task(ws, task_id).status == "closed"
     with pytest.raises(tasks.TaskClosedMeanwhile, match=f"task {task_id} was closed meanwhile"):
         tasks._close(ws, stale, "alice", "done", seconds=0.0)  # the race itself, made by hand
@@ -376,3 +387,29 @@ def test_reviewers_asking_at_once_start_at_different_free_tasks():
         assert (first, second) == (0, 1)
     with tasks._walking() as again:
         assert again == 0  # both walks ended
+
+
+def test_a_walk_passes_a_task_another_walk_of_this_process_is_claiming(ws):
+    """While one walk of this process claims a task, another passes it without a look or a claim (a claim that
+    loses waits for the write lock); once the claim is over, the task is anybody's again."""
+    register(ws, "lou", "labeler")
+    for text in ("Where is my parcel?", "Refund please"):
+        _cand(ws, text)
+    first, second = sorted(tasks.open_label_tasks(ws, "alice"), key=int)
+    held = tasks.get_task(ws, first)
+    statements: list[str] = []
+    sa.event.listen(ws.engine, "before_cursor_execute", lambda _c, _cur, text, *_a: statements.append(text))
+    with tasks._claiming(ws, held) as ours:
+        assert ours
+        with tasks._claiming(ws, held) as again:
+            assert not again
+        statements.clear()
+        assert tasks.next_task(ws, "lou").id == second  # the oldest is being claimed: the next one
+        looked = [t for t in statements if t.startswith(("SELECT tasks.assignee", "UPDATE tasks"))]
+        assert len(looked) == 2  # one look at the second task and its claim: none at the first
+        register(ws, "bo", "labeler")
+        walk = threading.Thread(target=lambda: statements.append(tasks.next_task(ws, "bo")))
+        walk.start()
+        walk.join(10)  # the only free one is being claimed: nothing for bo (the walk once read it again and again)
+        assert not walk.is_alive() and statements[-1] is None
+    assert tasks.next_task(ws, "alice").id == first  # given back: the next walk takes it

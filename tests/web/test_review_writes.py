@@ -4,6 +4,7 @@ transaction (all of it or none of it), the next task only takes a task that a to
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -96,7 +97,7 @@ def test_a_save_that_fails_at_its_last_step_leaves_nothing_behind(client, site, 
     def refused(*_a: Any, **_k: Any) -> None:
         raise tq.TaskError("the queue refused to close the task")
 
-    monkeypatch.setattr(tq, "resolve_task", refused)
+    monkeypatch.setattr(tq, "close_prepared", refused)
     r = client.post(f"/queue/{cid}/review", data={"csrf": csrf, "reference": "Five to seven days."})
     assert r.status_code == 400 and "the queue refused to close the task" in r.text
     assert rev.latest_review(site.ws, cid) is None and reviewing.timings(site.ws, cid) == []
@@ -195,3 +196,33 @@ def test_reviewers_arriving_at_an_empty_queue_all_get_a_task(site, monkeypatch):
     assert sorted(got) == sorted(names) and None not in got.values()
     assert len({t.ref for t in got.values() if t is not None}) == len(names)  # four different candidates
     assert all(t is not None and t.assignee == name for name, t in got.items())
+
+
+def test_reviewers_waiting_at_an_empty_queue_get_one_chunk_with_a_task_each(site, monkeypatch):
+    """Three reviewers wait for the top-up (none free): its next chunk opens three tasks, not TOP_UP_CHUNK (each
+    chunk woke every waiter to walk the queue again, and twenty at a fresh server waited for four chunks)."""
+    monkeypatch.setattr(reviewing, "TOP_UP_CHUNK", 1)
+    sizes: list[int] = []
+    real = tq.open_new_label_tasks
+
+    def opening(ws: Workspace, actor: str, limit: int) -> list[str]:
+        sizes.append(limit)
+        return real(ws, actor, limit)
+
+    monkeypatch.setattr(tq, "open_new_label_tasks", opening)
+    top_up = reviewing.LabelTopUp(site.ws)
+    woke: list[bool] = []
+    waiters = [threading.Thread(target=lambda: woke.append(top_up.wait(0))) for _ in range(3)]
+    for t in waiters:
+        t.start()
+    deadline = time.monotonic() + 10
+    while top_up._waiting < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    top_up.ask("lab")
+    for t in waiters:
+        t.join(30)
+    assert top_up.idle(30)
+    top_up.stop()
+    assert woke == [True, True, True] and sizes[0] == 3
+    assert len(tq.list_tasks(site.ws, kind="label", status="open")) == len(site.cands)  # the pool's three, no more

@@ -36,14 +36,28 @@ def _audit_table(conn: Connection) -> sa.Table:
     return sa.Table("audit", sa.MetaData(), autoload_with=conn)
 
 
-def chain_last(conn: Connection, audit: sa.Table, row: dict[str, Any], prev_hash: str | None = None) -> str:
+def chain_statements(audit: sa.Table) -> tuple[sa.Select[Any], sa.Update]:
+    """What :func:`chain_last` runs: the read of the hash before row ``id``, and the update of row ``row_id``'s chain
+    columns (``prev_hash``, ``hash``); a caller may build them once."""
+    before = sa.select(audit.c.hash).where(audit.c.id < sa.bindparam("id")).order_by(audit.c.id.desc()).limit(1)
+    return before, audit.update().where(audit.c.id == sa.bindparam("row_id"))
+
+
+def chain_last(
+    conn: Connection,
+    audit: sa.Table,
+    row: dict[str, Any],
+    prev_hash: str | None = None,
+    built: tuple[sa.Select[Any], sa.Update] | None = None,
+) -> str:
     """Chain ``row`` (just inserted, the newest; with its ``id``) to the row before it, whose hash is read unless
-    the caller knows it (``prev_hash``: the row just before, written by the same transaction); its hash."""
+    the caller knows it (``prev_hash``: the row just before, written by the same transaction); its hash.
+    ``built``: :func:`chain_statements` of ``audit``, built once by the caller."""
+    before, chain = built or chain_statements(audit)
     if prev_hash is None:
-        prev = conn.execute(sa.select(audit.c.hash).where(audit.c.id < row["id"]).order_by(audit.c.id.desc()).limit(1))
-        prev_hash = prev.scalar() or ""
+        prev_hash = conn.execute(before, {"id": row["id"]}).scalar() or ""
     digest = row_hash(prev_hash, row)
-    conn.execute(audit.update().where(audit.c.id == row["id"]).values(prev_hash=prev_hash, hash=digest))
+    conn.execute(chain, {"row_id": row["id"], "prev_hash": prev_hash, "hash": digest})
     return digest
 
 

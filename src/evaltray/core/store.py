@@ -13,12 +13,12 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .audit import AuditCheck, chain_last, first_break
+from .audit import AuditCheck, chain_last, chain_statements, first_break
 from .errors import NotFound, PermissionDenied, WorkspaceError
 from .keys import Signer, ensure_key, fingerprint, load_signer, normalize_public
 from .migrations import migrate
@@ -28,6 +28,8 @@ from .util import dumps, now_iso
 
 if TYPE_CHECKING:
     from .traces import TraceStore
+
+_S = TypeVar("_S")
 
 STATE_DIR = ".evaltray"
 
@@ -165,6 +167,7 @@ class Workspace:
         self.t = self.meta.tables
         #: the admin's key file and whether :meth:`init` made it (None unless this workspace was just made)
         self.admin_key: tuple[Path, bool] | None = None
+        self._statements: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- opening
 
@@ -255,6 +258,16 @@ class Workspace:
 
     # ----------------------------------------------------------------- state
 
+    def statement(self, name: str, build: Callable[[], _S]) -> _S:
+        """The statement (or statements) ``build`` makes, their values as bind parameters given when they run,
+        built once for this workspace and kept as ``name``. Building a SQLAlchemy statement (coercions, operators,
+        the parts of its cache key) costs 2-5 times what running it does on the web app's hot paths
+        (``bench/bench_statements.py``); built once, it goes straight to SQLAlchemy's compiled cache."""
+        found = self._statements.get(name)
+        if found is None:
+            found = self._statements[name] = build()
+        return found  # type: ignore[no-any-return]
+
     @contextlib.contextmanager
     def tx(self) -> Iterator[Connection]:
         """A transaction, committed at the end of the block; inside :meth:`atomic` (in this context), that one."""
@@ -320,9 +333,11 @@ class Workspace:
             conn.execute(sa.text("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE"))
         row = dict(at=now_iso(), actor=actor, action=action, object_id=object_id, detail=dumps(detail))
         audit = self.t["audit"]
-        new_id = inserted_id(conn, audit.insert().values(**row))
+        new_id = inserted_id(conn, self.statement("audit.insert", audit.insert), row)
         known = last[2] if mine and last is not None and last[1] == new_id - 1 else None  # the row just before
-        digest = chain_last(conn, audit, {**row, "id": new_id}, known)
+        digest = chain_last(
+            conn, audit, {**row, "id": new_id}, known, self.statement("audit.chain", lambda: chain_statements(audit))
+        )
         conn.info[_AUDIT_LAST] = (conn.get_transaction(), new_id, digest)
 
     def verify_audit(self) -> AuditCheck:
@@ -420,8 +435,9 @@ class Workspace:
 
     def role_of(self, name: str) -> Role:
         users = self.t["users"]
+        q = self.statement("users.role", lambda: sa.select(users.c.role).where(users.c.name == sa.bindparam("n")))
         with self.tx() as conn:
-            row = conn.execute(sa.select(users.c.role).where(users.c.name == name)).first()
+            row = conn.execute(q, {"n": name}).first()
         if row is None:
             raise self._unregistered(name)
         return Role(row[0])
@@ -447,8 +463,12 @@ class Workspace:
         """Raise unless ``name`` holds one of ``roles`` and, when a key is registered for them, their private
         key is at hand (a name alone is a claim; the key proves it)."""
         users = self.t["users"]
+        q = self.statement(
+            "users.role_key",
+            lambda: sa.select(users.c.role, users.c.public_key).where(users.c.name == sa.bindparam("n")),
+        )
         with self.tx() as conn:
-            row = conn.execute(sa.select(users.c.role, users.c.public_key).where(users.c.name == name)).first()
+            row = conn.execute(q, {"n": name}).first()
         if row is None:
             raise self._unregistered(name)
         role = Role(row.role)
@@ -509,9 +529,10 @@ def _safe_url(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
-def inserted_id(conn: Connection, insert: sa.Insert) -> int:
-    """Run an INSERT of one row and return its new primary key."""
-    key = conn.execute(insert).inserted_primary_key
+def inserted_id(conn: Connection, insert: sa.Insert, values: dict[str, Any] | None = None) -> int:
+    """Run an INSERT of one row (``values``: its values, when ``insert`` does not hold them) and return its new
+    primary key."""
+    key = (conn.execute(insert) if values is None else conn.execute(insert, values)).inserted_primary_key
     assert key is not None  # one row inserted into a table with a primary key
     return int(key[0])
 

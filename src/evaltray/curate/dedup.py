@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -48,6 +49,7 @@ __all__ = [
     "lsh_params",
     "near_duplicate_pairs",
     "normalize",
+    "guard_refusal",
     "paraphrase_verdict",
     "shingle_hashes",
 ]
@@ -1528,6 +1530,12 @@ def paraphrase_verdict(
     )
 
 
+def guard_refusal(a: str, b: str, guards: Collection[str] = GUARDS) -> str:
+    """Why ``guards`` tell two texts apart whatever their cosine ("numbers differ", ...); empty if they do not.
+    For callers that decided on closeness another way (contamination: a window that stands out)."""
+    return _refusal(_facts_of(a), _facts_of(b), mutual=True, guards=guards)
+
+
 def _agree(f: _Facts) -> str:
     if f.quantities:
         return f"{len(f.quantities)} quantities, negation and names agree"
@@ -1593,7 +1601,10 @@ def _numbers_differ(fa: _Facts, fb: _Facts) -> bool:
     qa, qb = fa.quantities, fb.quantities
     if qa == qb:
         return False
-    only_a, only_b = qa - qb, qb - qa
+    # a value the other text writes as an identifier or a range ("order 42", "1916-1919") is unknown there
+    only_a, only_b = qa - qb - _slots(fb), qb - qa - _slots(fa)
+    if not only_a and not only_b:
+        return False
     if _unknown(only_a, fb, only_b) and _unknown(only_b, fa, only_a):
         return False
     if only_a and only_b:
@@ -1603,7 +1614,65 @@ def _numbers_differ(fa: _Facts, fb: _Facts) -> bool:
     # age ... in two years": 2 twice, once as "twice", against 2 and 0.5). Only where the one text adds
     # values and the other none: two texts that each state a value the other lacks are told apart above.
     adds, other = (fa, fb) if only_a else (fb, fa)
-    return not _unknown(qa ^ qb, other, _stated_more(other, adds))
+    return not _unknown(only_a | only_b, other, _stated_more(other, adds))
+
+
+#: A token of a formula: it holds an operator or a bracket ("x^3", "Z_3[x]/(x^3", "sqrt(2)"); a lone
+#: operator between two such tokens joins them into one formula.
+_FORMULA_TOKEN = re.compile(r"[\^*=/|<>_()\[\]{}\\]")
+_OPERATORS = frozenset(["+", "-", "*", "=", "x", "/", "^", "<=", ">=", "<", ">", "≤", "≥", "−"])
+#: Two formulas this alike, but not the same, are the same expression with something changed.
+FORMULA_ALIKE = 0.7
+
+
+def _formula_token(t: str) -> bool:
+    return bool(_FORMULA_TOKEN.search(t)) and any(c.isalnum() for c in t)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _formulas(raw: str) -> frozenset[str]:
+    """The formulas ``raw`` writes, lower-cased with spaces taken out: "Q(sqrt(2) + sqrt(3))" is
+    ``q(sqrt(2)+sqrt(3))``."""
+    out: set[str] = set()
+    run: list[str] = []
+    toks = raw.split()
+    for k, t in enumerate(toks):
+        glue = t in _OPERATORS and run and k + 1 < len(toks) and _formula_token(toks[k + 1])
+        if glue or _formula_token(t):
+            run.append(t)
+        if run and (run[-1] is not t or t[-1] in ",;:?!" and _closed("".join(run))):  # a word or a comma ends it
+            out.add("".join(run))
+            run = []
+    if run:
+        out.add("".join(run))
+    return frozenset(map(_bare, out))
+
+
+def _closed(text: str) -> bool:
+    """Whether every bracket opened in ``text`` is closed: a comma inside "Q(sqrt(2), sqrt(3))" ends nothing."""
+    return text.count("(") <= text.count(")") and text.count("[") <= text.count("]")
+
+
+def _bare(formula: str) -> str:
+    """A formula lower-cased, without the punctuation around it and one pair of brackets around it all."""
+    f = formula.strip(".,;:?!|").lower()
+    return f[1:-1] if f[:1] == "(" and f[-1:] == ")" and f.count("(") == f.count(")") else f
+
+
+def _formulas_differ(a: str, b: str) -> bool:
+    """Whether the two texts write one formula two ways that differ: "Q(sqrt(2) + sqrt(3))" against
+    "Q(sqrt(2), sqrt(3))", "x^3 + cx^2 + 1" against "x^3 + x^2 + c" are other questions. A formula only one
+    text has, with nothing like it in the other, is not told apart: a rephrasing may say it in words; nor is
+    one that holds the other ("a*b = a" against "a*b equals a")."""
+    fa, fb = _formulas(a), _formulas(b)
+    if not fa or not fb or fa == fb:
+        return False
+    only_b = fb - fa
+    return any(
+        f not in g and g not in f and SequenceMatcher(None, f, g).ratio() >= FORMULA_ALIKE
+        for f in fa - fb
+        for g in only_b
+    )
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -1629,6 +1698,17 @@ def _stated_more(fa: _Facts, fb: _Facts) -> frozenset[str]:
     return frozenset(v for v, n in ra.items() if 0 < cb[v] < ca[v] and rb[v] < n)
 
 
+#: A whole number on its own: not a piece of a decimal, a price, a fraction, a percentage or a grouped
+#: number ("1.5", "$2.50", "1/4", "2%", "1,000").
+_DIGIT_RUN = re.compile(r"(?<![\d.,/])\d+(?![\d%]|[.,/]\d)")
+
+
+def _slots(f: _Facts) -> frozenset[str]:
+    """Whole numbers a text writes that it does not count as quantities: identifiers ("order 42", "#7")
+    and the parts of codes and ranges ("1916-1919")."""
+    return frozenset(_DIGIT_RUN.findall(f.raw)) - f.quantities
+
+
 def _unknown(values: frozenset[str], other: _Facts, in_place: frozenset[str]) -> bool:
     """Whether each of ``values`` is one ``other`` implies, or states as its reciprocal among ``in_place``
     (the values only ``other`` states: a reciprocal of a value both state explains nothing)."""
@@ -1650,6 +1730,8 @@ def _refusal(fa: _Facts, fb: _Facts, *, mutual: bool, guards: Collection[str] = 
         return "not mutual nearest neighbours"
     if "numbers" in guards and _numbers_differ(fa, fb):
         return "numbers differ"
+    if "numbers" in guards and _formulas_differ(fa.raw, fb.raw):
+        return "formulas differ"
     if "negation" in guards and _negation_differs(fa, fb):
         return "one is negated"
     if "names" in guards and _names_differ(fa, fb):

@@ -22,6 +22,8 @@ from .contamination import (
     DEFAULT_N,
     METHODS,
     PARA_COS_BY_BACKEND,
+    STANDOUT,
+    STANDOUT_BY_BACKEND,
     ContaminationReport,
     Corpus,
     Scanner,
@@ -68,7 +70,8 @@ def release_contamination(
 
         embed = get_embedder(backend, model_path).embed
     bar = PARA_COS_BY_BACKEND.get(backend)  # None: the default backend's PARA_COS
-    scanner = Scanner(probes, n=n, methods=methods, embed=embed, verify=verify, para_cos=bar)
+    standout = STANDOUT_BY_BACKEND.get(backend, STANDOUT)
+    scanner = Scanner(probes, n=n, methods=methods, embed=embed, verify=verify, para_cos=bar, standout=standout)
     report = scan(scanner, corpora, release=version)
     report.cases = {split: len(cases) for split, cases in by_split.items()}
     if cutoff is not None:

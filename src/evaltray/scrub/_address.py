@@ -9,6 +9,7 @@ looks like one, so a multi-line address goes whole and the sentence after it sta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import regex
@@ -16,7 +17,7 @@ from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from ._names import NONPERSON, WORD, Gazetteer
-from ._recognizers import REGEX_TIMEOUT, OwnRecognizer, Rule, finding, scan
+from ._recognizers import US_STREET_TYPES, OwnRecognizer, Rule, finding, finditer, scan
 
 # Street types written before the name (Rua do Arenque, Via Franscini, rue de la Paix, ul. Długa)
 _PREFIX = (
@@ -84,6 +85,75 @@ _PLACE_RE = regex.compile(
 _LOWER_PLACE_RE = regex.compile(
     r"(?i)[\p{L}][\p{L}'.\-]+(?:[ \t]+\p{L}+){0,2},?[ \t]+\p{L}{2}\.?,?[ \t]+\d{4,6}(?![\w\-])"
 )
+_LETTERS_RE = re.compile(r"[A-Za-z]+")
+
+
+def _spelled(alternation: str) -> frozenset[str]:
+    """The words an alternation of plain words matches, ``s?`` and ``(?:a|b)`` spelled out."""
+    out: set[str] = set()
+    for word in alternation.split("|") if "(?:" not in alternation else _split_groups(alternation):
+        if word.endswith("s?"):
+            out.update((word[:-2], word[:-2] + "s"))
+        else:
+            out.add(word)
+    return frozenset(out)
+
+
+def _split_groups(alternation: str) -> list[str]:
+    """``a|stra(?:ss|ß)e|b`` as ``["a", "strasse", "straße", "b"]`` (one group per word, no nesting)."""
+    out = []
+    for word in regex.split(r"\|(?![^(]*\))", alternation):
+        m = regex.fullmatch(r"([^(]*)\(\?:([^)]*)\)(.*)", word)
+        out.extend([m.group(1) + alt + m.group(3) for alt in m.group(2).split("|")] if m else [word])
+    return out
+
+
+class _Words:
+    """An ASCII text's words (maximal runs of letters) as written and lowercased, for the word gates below:
+    in ASCII text a street type, a prefix or a cue the patterns match is always one whole such run (each
+    pattern puts a non-letter before and after it), so a pattern whose words are all absent cannot match.
+    A text with any other character gets no word gate (``None``): Unicode case rules (``ſ``, ``K``) stay the
+    regex engine's to apply."""
+
+    __slots__ = ("low", "runs")
+
+    def __init__(self, text: str) -> None:
+        self.runs = frozenset(_LETTERS_RE.findall(text))
+        self.low = frozenset(_LETTERS_RE.findall(text.lower()))
+
+    @staticmethod
+    def of(text: str) -> _Words | None:
+        return _Words(text) if text.isascii() else None
+
+
+#: Street types of the US rules (``us-street`` as written, ``us-street-lower`` in any case).
+_US_TYPES = _spelled(US_STREET_TYPES)
+_US_LOWER_TYPES = frozenset(("street", "avenue", "road", "drive", "lane", "boulevard", "court", "place"))
+_PREFIX_WORDS = _spelled(_PREFIX)
+_SUFFIX_WORDS = _spelled(_SUFFIX)
+_ATTACHED_ENDS = tuple(sorted(_spelled(_ATTACHED)))
+#: The last word of every address cue (``lives at``, ``address is``, ``ship it to``).
+_CUE_ENDS = frozenset(("address", "is", "at", "in", "to"))
+
+
+def _may_match(name: str, words: _Words | None) -> bool:
+    """Whether the rule or core ``name`` can match a text with ``words``: False only where a word its every
+    match holds is missing (see :class:`_Words`)."""
+    if words is None:
+        return True
+    if name == "us-street":
+        return not words.runs.isdisjoint(_US_TYPES)
+    if name == "us-street-lower":
+        return not words.low.isdisjoint(_US_LOWER_TYPES)
+    if name in ("core1", "core3"):  # a street type before the name
+        return not words.low.isdisjoint(_PREFIX_WORDS)
+    if name == "core2":  # a word ending in a street type, or a street type after the name
+        return not words.low.isdisjoint(_SUFFIX_WORDS) or any(w.endswith(_ATTACHED_ENDS) for w in words.runs)
+    if name == "cue":
+        return not words.low.isdisjoint(_CUE_ENDS)
+    return True
+
+
 _HEAD_NUMBER_RE = regex.compile(r"(?<![\w\-.])\d{1,6}[ \t]+$")
 _MAX_GROW = 200
 
@@ -100,13 +170,16 @@ class AddressRecognizer(OwnRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
         out = []
+        words = _Words.of(text)
         for rule, rx, gate in self.rules:
+            if not _may_match(rule.name, words):
+                continue
             for m in scan(rx, gate, text):
                 start, end = m.span(rule.group)
                 if end > start:
                     core = rule.name in ("us-street", "us-street-lower", "po-box", "military")
                     out.append(self._span(text, start, end, rule.score, grow=core))
-        for start, end in self._cores(text):
+        for start, end in self._cores(text, words):
             out.append(self._span(text, start, end, 0.75, grow=True))
         return out
 
@@ -117,14 +190,16 @@ class AddressRecognizer(OwnRecognizer):
             end = self.grow(text, end)
         return finding(self, "ADDRESS", start, end, score)
 
-    def _cores(self, text: str) -> list[tuple[int, int]]:
+    def _cores(self, text: str, words: _Words | None) -> list[tuple[int, int]]:
         out = []
         for i, rx in enumerate(_CORE_RES):
-            for m in rx.finditer(text, timeout=REGEX_TIMEOUT):
+            if not _may_match(f"core{i}", words):
+                continue
+            for m in finditer(rx, text):
                 if i == 0 and not self._street_name(m.group(2)):
                     continue  # "3 apples and 4": words that are all plain English are no street
                 out.append(m.span())
-        for m in scan(_CUE_CORE_RE, _CUE_GATE, text):
+        for m in scan(_CUE_CORE_RE, _CUE_GATE, text) if _may_match("cue", words) else ():
             out.append(m.span(1))
         for m in scan(_CORNER_RE, _CORNER_GATE, text):
             if any(ch.isdigit() for ch in m.group()) or self._street_name(m.group(1) + " " + m.group(2)):

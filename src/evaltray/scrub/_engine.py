@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,10 +145,11 @@ def resolve_entities(entities: Sequence[str] | None) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------- prefilter
 
 _DIGITS7 = re.compile(r"\d(?:[\s().\-/+]{0,3}\d){6}")
-# Digits as the card and SSN/ITIN recognizers' patterns need them (Presidio's 13+ in groups and evaltray's 12-19
-# digits, each apart by at most one space or hyphen; 9 digits apart by at most one space, tab, hyphen or dot),
-# read with the regex module's own \d: without these the recognizers cannot match.
-_CARD_HINT = regex.compile(r"\d(?:[ \-]?\d){11}")
+# Digits as the card and SSN/ITIN recognizers' patterns need them (Presidio's 13-17 in groups and evaltray's 12-19
+# digits, each apart by at most one space or hyphen, a word boundary either side; 9 digits apart by at most one
+# space, tab, hyphen or dot), read with the regex module's own \d and \w: without these the recognizers cannot
+# match. (A 32-digit trace id holds no card: no boundary within 19 digits of its start.)
+_CARD_HINT = regex.compile(r"(?<!\w)\d(?:[ \-]?\d){11,18}(?!\w)")
 _NINE_HINT = regex.compile(r"\d(?:[ \t\-.]?\d){8}")
 _IBAN_HINT = re.compile(r"[A-Za-z]{2}\d{2}")
 _IP_HINT = re.compile(r"\d\.\d+\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
@@ -159,12 +160,20 @@ _KEY_PREFIX_HINT = re.compile(
     r"sk-|[ps]k-lf-|sk_|pk_|rk_|whsec_|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-"
     r"|AIza|hf_|npm_|SG\.|SK[0-9a-f]{8}|eyJ|PRIVATE KEY"
 )
+#: One of these is in every text the prefix hint finds something in: "-" or "_" (sk-, hf_ …), "A" (AKIA, AIza,
+#: PRIVATE KEY …), "SG.", "SK" or "eyJ"; a text without any of them skips its search.
+_KEY_PREFIX_PARTS = ("-", "_", "A", "SG.", "SK", "eyJ")
 _KEY_WORDS = ("bearer", "token", "basic", "key", "secret", "passw", "pwd", "passphrase")
 _DOC_WORDS = ("passport", "licen", "permit")
-_ADDRESS_HINT = re.compile(
-    r"\d[ \t]+(?:[NSEW]\.?[ \t]+)?[\w'’.\-]+[ \t]|\b(?:apt|apartment|suite|ste|unit|box|zip|postal|post[ \t]?code|apo|fpo|dpo)\b"
-    r"|\b[A-Z]{2},?[ \t]+\d{5}\b|\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b|\w[ \t]+\d{1,5}(?:\b|\.)",
-    re.IGNORECASE,
+# A number and the word after it (a house number and its street), else a unit or postal word, a state and ZIP,
+# a UK postcode, a word and a number; the first alternative, searched alone first, finds most addresses fast.
+_ADDRESS_HINTS = (
+    re.compile(r"\d[ \t]+(?:[NSEW]\.?[ \t]+)?[\w'’.\-]+[ \t]", re.IGNORECASE),
+    re.compile(
+        r"\b(?:apt|apartment|suite|ste|unit|box|zip|postal|post[ \t]?code|apo|fpo|dpo)\b"
+        r"|\b[A-Z]{2},?[ \t]+\d{5}\b|\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b|\w[ \t]+\d{1,5}(?:\b|\.)",
+        re.IGNORECASE,
+    ),
 )
 _ANY_DIGIT = re.compile(r"\d")
 _HANDLE_HINT = re.compile(r"[^\W\d_][._\-][^\W\d_]")  # letters either side of . _ or -: a name handle may follow
@@ -173,6 +182,12 @@ _ID_BEFORE_RE = re.compile(r"(?i)(?:\bid|_id|Id)[\"']?\s*[:=#]\s*[\"']?$")
 _ANY_UPPER = re.compile(r"[^\W\d_a-z]")
 # 2025-04-14 in a model name or a log line: a date, not a phone number (phones group 3-3-4, not 4-2-2)
 _ISO_DATE_RE = re.compile(r"(?<!\d)(?:19|20)\d\d-[01]\d-[0-3]\d(?!\d)")
+
+
+def _has_any(text: str, parts: Iterable[str]) -> bool:
+    """Whether one of ``parts`` (characters of a string, or strings) is in ``text``: a few substring tests in
+    C, cheaper than any regex search."""
+    return any(part in text for part in parts)
 
 
 def _split_chunks(text: str, size: int) -> list[tuple[int, str]]:
@@ -284,6 +299,8 @@ class Scrubber:
             raise ScrubError(f"max_field_chars must be 1 or more, got {max_field_chars}")
         self.max_field_chars = max_field_chars
         self.entities = resolve_entities(entities)
+        self._entities_of: tuple[str, ...] | None = None
+        self._entity_frozen: frozenset[str] = frozenset()
         self.ner = ner
         self.vault = vault
         self.name_threshold = name_threshold
@@ -362,39 +379,48 @@ class Scrubber:
 
     # ------------------------------------------------------------------ detection
 
+    def _entity_set(self) -> frozenset[str]:
+        """``self.entities`` as a set (asked a dozen times per text), made again if they were changed."""
+        if self._entities_of is not self.entities:
+            self._entity_frozen, self._entities_of = frozenset(self.entities), self.entities
+        return self._entity_frozen
+
     def _wanted(self, text: str) -> list[str]:
         """Entities whose recognizers could possibly fire on ``text`` (trigger characters present)."""
-        want = self.entities
+        want = self._entity_set()
         out = []
-        has_digit = _ANY_DIGIT.search(text) is not None
+        digit = _ANY_DIGIT.search(text)
         low = text.lower()
         if "EMAIL_ADDRESS" in want and "@" in text:
             out.append("EMAIL_ADDRESS")
-        if has_digit:
-            digits7 = _DIGITS7.search(text) is not None
+        if digit is not None:
+            first = digit.start()  # the hints below cannot match before the first digit (IBAN's letters aside)
+            digits7 = _DIGITS7.search(text, first) is not None
             if digits7 and "PHONE_NUMBER" in want:
                 out.append("PHONE_NUMBER")
             if digits7 and "CREDIT_CARD" in want and _CARD_HINT.search(text):
                 out.append("CREDIT_CARD")
-            if "IBAN_CODE" in want and _IBAN_HINT.search(text):
+            if "IBAN_CODE" in want and _IBAN_HINT.search(text, max(0, first - 2)):
                 out.append("IBAN_CODE")
             if digits7 and _NINE_HINT.search(text):
                 out.extend(e for e in ("US_SSN", "US_ITIN") if e in want)
             if any(w in low for w in _DOC_WORDS) or "DL" in text:
                 out.extend(e for e in ("PASSPORT", "DRIVER_LICENSE") if e in want)
-            if "IP_ADDRESS" in want and _IP_HINT.search(text):
+            if "IP_ADDRESS" in want and ("." in text or ":" in text) and _IP_HINT.search(text):
                 out.append("IP_ADDRESS")
-            if "ADDRESS" in want and _ADDRESS_HINT.search(text):
+            if "ADDRESS" in want and any(hint.search(text) for hint in _ADDRESS_HINTS):
                 out.append("ADDRESS")
         elif "IP_ADDRESS" in want and "::" in text:
             out.append("IP_ADDRESS")
         if "ADDRESS" in want and "corner of" in low and "ADDRESS" not in out:
             out.append("ADDRESS")  # an intersection needs no digit ("the corner of Main and Elm")
-        if "URL" in want and _URL_HINT.search(text):
+        if "URL" in want and ("=" in text or "://" in text or "www." in low) and _URL_HINT.search(text):
             out.append("URL")
-        if "API_KEY" in want and (_KEY_PREFIX_HINT.search(text) or any(w in low for w in _KEY_WORDS)):
+        if "API_KEY" in want and (
+            (_has_any(text, _KEY_PREFIX_PARTS) and _KEY_PREFIX_HINT.search(text)) or any(w in low for w in _KEY_WORDS)
+        ):
             out.append("API_KEY")
-        if "USERNAME" in want and _HANDLE_HINT.search(text) and self._handles.find(text):
+        if "USERNAME" in want and _has_any(text, "._-") and _HANDLE_HINT.search(text) and self._handles.find(text):
             out.append("USERNAME")
         if "PERSON" in want and (
             self._names.has_candidate(text) if not self._model_person else _ANY_UPPER.search(text) is not None
@@ -541,11 +567,11 @@ class Scrubber:
     def _finish(self, text: str, spans: list[_Span], mapping: PlaceholderMap, counts: Counter[str]) -> str:
         """Replace ``spans`` and known values, then re-check until nothing new is found (idempotence)."""
         for _ in range(_MAX_ROUNDS):
-            if mapping.aliases:
+            extra = self._alias_spans(text, mapping) if mapping.aliases else []
+            if extra:
                 taken = [m.span() for m in PLACEHOLDER_RE.finditer(text)] if "<" in text else []
-                extra = [
-                    a for a in self._alias_spans(text, mapping) if not any(a.start < e and b < a.end for b, e in taken)
-                ]
+                extra = [a for a in extra if not any(a.start < e and b < a.end for b, e in taken)]
+            if mapping.aliases:
                 spans = _merge(spans + extra)
             if not spans:
                 return text
@@ -616,7 +642,9 @@ class Scrubber:
             return text
 
         # messages first: their placeholders are numbered as if they were scrubbed alone
-        self._walk(messages, fields, collect)
+        collected = self._walk(messages, fields, collect)
+        if not any(spans for _, spans, _ in found):
+            return collected  # nothing found anywhere: the replacing pass would give every text back as it is
         queue = iter(found)
 
         def replace(text: str, forced: _Forced | None) -> str:
@@ -910,8 +938,10 @@ class _Walk:
             return [self.value(v, key) for v in value]
         if isinstance(value, bytes):
             return self.string(value.decode("utf-8", "replace"), key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return value  # None, a float, a bool: kept whatever the key
         forced = key_entity(key) if key else None
-        if forced and isinstance(value, int) and not isinstance(value, bool):
+        if forced:
             text = str(value)
             new = self.fn(text, _Forced(forced))  # "zip": 85034 becomes "<ADDRESS_1>"
             return value if new == text else new  # (an entity not scrubbed leaves it a number)

@@ -15,7 +15,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from ._recognizers import REGEX_TIMEOUT, OwnRecognizer, finding, scan
+from ._recognizers import OwnRecognizer, finding, finditer, from_end, scan
 
 #: The national numbering plans a phone number without a country code is read in (issue 11: US/UK/DE/FR/IN/BR).
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR")
@@ -38,6 +38,7 @@ _ID_CUE_RE = regex.compile(
     r"|zip|zip[ \t]?code|postal[ \t]?code|post[ \t]?code|postcode)"
     r"(?:[ \t]*(?:id|no\.?|number|num|#|code))?[ \t]*(?:is|was)?[ \t]*[:#=]?[ \t]*|#[ \t]*)$"
 )
+_ID_CUE_END = from_end(_ID_CUE_RE)
 _DATE_SHAPE_RE = regex.compile(r"\d{1,4}[./\-]\d{1,2}[./\-]\d{1,4}")
 _IP_SHAPE_RE = regex.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SSN_SHAPE_RE = regex.compile(r"\d{3}-\d{2}-\d{4}|\d{5}-\d{4}")  # and ZIP+4
@@ -55,7 +56,7 @@ def _phone_score(text: str, start: int, end: int, plus: bool) -> float:
     if not 7 <= len(digits) <= 15:
         return 0.0
     before = text[max(0, start - 40) : start]
-    if _ID_CUE_RE.search(before):
+    if _ID_CUE_END.search(before):
         return 0.0
     if _DATE_SHAPE_RE.fullmatch(raw) or _IP_SHAPE_RE.fullmatch(raw) or _SSN_SHAPE_RE.fullmatch(raw):
         return 0.0
@@ -95,7 +96,7 @@ class PhoneNumberRecognizer(OwnRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
         out = []
-        for m in _PHONE_CAND_RE.finditer(text, timeout=REGEX_TIMEOUT):
+        for m in finditer(_PHONE_CAND_RE, text):
             start, end = m.span(2)
             if text[start] == "(" and ")" not in text[start:end]:
                 start += 1
@@ -219,7 +220,7 @@ class AnyCaseIbanRecognizer(OwnRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
         out = []
-        for m in _IBAN_RE.finditer(text, timeout=REGEX_TIMEOUT):
+        for m in finditer(_IBAN_RE, text):
             start, end = m.span(1)
             while end - start >= 15:
                 if text[end - 1].isalnum() and iban_valid(text[start:end]):

@@ -12,6 +12,8 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from ._recognizers import from_end
+
 FIRST, LAST, WORD, NONPERSON = 1, 2, 4, 8
 # Greetings and sign-offs: they introduce a name, they are not part of it ("Dear Valerio", "Best regards").
 _CUE_WORDS = frozenset(
@@ -439,6 +441,15 @@ _LABEL_WORDS = frozenset(
     ]
 )
 
+_STRONG_CUE_END = from_end(_STRONG_CUE_RE)
+_WEAK_CUE_END = from_end(_WEAK_CUE_RE)
+_SIGNOFF_END = from_end(_SIGNOFF_RE)
+_JSON_NAME_KEY_END = from_end(_JSON_NAME_KEY_RE)
+_SENTENCE_START_END = from_end(_SENTENCE_START_RE)
+_MOTION_END = from_end(_MOTION_RE)
+_PLACE_CUE_END = from_end(_PLACE_CUE_RE)
+
+
 SCORE_CUE = 0.85
 SCORE_FULL = 0.85
 SCORE_FULL_WEAK = 0.6
@@ -668,11 +679,11 @@ class GazetteerNameRecognizer(EntityRecognizer):
         vocative = before.endswith(", ") and _VOCATIVE_AFTER_RE.match(text, last.end) is not None
         if title:
             return SCORE_CUE  # "Mr. Spears": after a title any capitalised word is a name, common word or not
-        if vocative or self._cued(before, names) or _SIGNOFF_RE.search(before) or _JSON_NAME_KEY_RE.search(before):
+        if vocative or self._cued(before, names) or _SIGNOFF_END.search(before) or _JSON_NAME_KEY_END.search(before):
             # A cue vouches for capitalised words that are not plain English words.
             ok = any(t.strong or not t.flags or (t.flags & FIRST and not t.flags & NONPERSON) for t in names)
             return SCORE_CUE if ok else 0.0
-        at_start = bool(_SENTENCE_START_RE.search(before))
+        at_start = bool(_SENTENCE_START_END.search(before))
         if len(names) >= 2:
             head, tail = names[0], names[-1]
             if not (head.known or not head.flags) or not (tail.flags & LAST or not tail.flags or tail.flags & FIRST):
@@ -686,7 +697,7 @@ class GazetteerNameRecognizer(EntityRecognizer):
             # Head is a surname-only or unknown word: "Sherlock Holmes", "Rohit Sharma".
             return SCORE_FULL_WEAK if any(t.strong for t in names) else 0.0
         tok = names[0]
-        if _MOTION_RE.search(before):
+        if _MOTION_END.search(before):
             return 0.0  # "moved here from Kenosha": a lone word after a journey is where, not who
         if not tok.flags & (WORD | NONPERSON) and _PERSON_VERB_RE.match(text, last.end):
             return SCORE_WEAK_CUE  # "Järvilehto began writing", "Mehrudin shouted": what people do
@@ -698,30 +709,32 @@ class GazetteerNameRecognizer(EntityRecognizer):
             return SCORE_WEAK_CUE
         if tok.strong:
             return SCORE_LAST_ALONE
-        if not tok.flags and _SURNAME_END_RE.fullmatch(tok.text) and not _PLACE_CUE_RE.search(before):
+        if not tok.flags and _SURNAME_END_RE.fullmatch(tok.text) and not _PLACE_CUE_END.search(before):
             return SCORE_SURNAME_SHAPE  # "Kaczmarek was …", "early Yefremova"
         return 0.0
 
     @staticmethod
     def _weak_cue(before: str) -> bool:
-        return _WEAK_CUE_RE.search(before) is not None and _MOTION_RE.search(before) is None
+        return _WEAK_CUE_END.search(before) is not None and _MOTION_END.search(before) is None
 
     def _cued(self, before: str, names: list[_Tok]) -> bool:
         """A strong cue before the span. A bare "to" or "from" vouches only for listed names ("reply to Maria"),
         never after a journey ("flew to Loeches") or for unlisted words ("deploy to Kubernetes")."""
-        m = _STRONG_CUE_RE.search(before)
+        if _STRONG_CUE_END.search(before) is None:
+            return False
+        m = _STRONG_CUE_RE.search(before)  # the leftmost match, whose words decide below
         if m is None:
             return False
         if m.group().strip(" \t\n,:-").lower() not in ("to", "from"):
             return True
-        return not _MOTION_RE.search(before) and any(t.known and not t.flags & NONPERSON for t in names)
+        return not _MOTION_END.search(before) and any(t.known and not t.flags & NONPERSON for t in names)
 
     @staticmethod
     def _foreign(span: list[_Tok], before: str) -> bool:
         """Unlisted capitalised words that look like a person's name: none is a dictionary word, and one has
         letters outside ASCII or ends like a surname; not right after "in", "to", "near" (a place)."""
         words = [t for t in span if not t.initial]
-        if any(t.flags & (WORD | NONPERSON) for t in words) or _PLACE_CUE_RE.search(before):
+        if any(t.flags & (WORD | NONPERSON) for t in words) or _PLACE_CUE_END.search(before):
             return False
         return any(not t.text.isascii() or _SURNAME_END_RE.fullmatch(t.text) for t in words) or any(
             t.initial for t in span[1:-1]
@@ -777,7 +790,7 @@ def plausible_model_name(gazetteer: Gazetteer, text: str, start: int, end: int) 
     if all(f & NONPERSON or (f & WORD and not f & (FIRST | LAST)) for f in flags):
         return False
     before = text[max(0, start - 48) : start]
-    if _MOTION_RE.search(before) or (len(words) == 1 and _PLACE_CUE_RE.search(before)):
+    if _MOTION_END.search(before) or (len(words) == 1 and _PLACE_CUE_END.search(before)):
         return False
     after = regex.match(r"[ \t]+([\p{L}]+)", text[end : end + 40])
     return not (after and after.group(1).lower() in ORG_SUFFIXES)

@@ -113,16 +113,11 @@ def _context(
             i == 0 or words[i - 1] in _SENT_END or "\n" in text[toks[i - 1][1] : a] for i, (a, _) in enumerate(toks)
         ]
     else:
-        starts = [True, *(w in _SENT_END for w in words[:-1])][: len(words)]
-    return _Context(
-        words,
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [_rule_bucket(s) for s in rule_scores],
-        starts,
-        [r[3] for r in rows],
-    )
+        starts = [True, *map(_SENT_END.__contains__, words[:-1])][: len(words)]
+    low, gaz, cases, skip = (list(col) for col in zip(*rows, strict=True)) if rows else ([], [], [], [])
+    # most tokens lie under no rule span: their bucket is "0" without asking
+    rule = [_rule_bucket(s) for s in rule_scores] if any(rule_scores) else ["0"] * len(rule_scores)
+    return _Context(words, low, gaz, cases, rule, starts, skip)
 
 
 #: A word's own facts: folded form, gazetteer flags as a feature string, case, whether the tagger skips it.

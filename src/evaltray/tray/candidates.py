@@ -315,8 +315,10 @@ def add_manual(
 
 
 def get(ws: Workspace, cid: str) -> Candidate:
+    cands = ws.t["candidates"]
+    q = ws.statement("candidates.get", lambda: sa.select(cands).where(cands.c.id == sa.bindparam("cid")))
     with ws.tx() as conn:
-        row = conn.execute(sa.select(ws.t["candidates"]).where(ws.t["candidates"].c.id == cid)).first()
+        row = conn.execute(q, {"cid": cid}).first()
     if row is None:
         raise NotFound(f"no candidate {cid!r}")
     return Candidate.from_row(row)

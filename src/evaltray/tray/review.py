@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from evaltray.core.errors import EvaltrayError
+from evaltray.core.keys import Signer
 from evaltray.core.records import LABEL_ROLES, SIGN_ROLES, ExpectedToolCall
 from evaltray.core.store import Workspace, inserted_id
 from evaltray.core.util import dumps, loads, now_iso
@@ -149,10 +150,61 @@ def record_review(
 ) -> Review:
     """Store a review; with ``sign`` and a signing role it is signed off at once. ``provenance`` (where
     the label came from) is kept in the audit row."""
+    ready = prepare_review(
+        ws,
+        candidate_id,
+        reviewer,
+        expected,
+        verdict=verdict,
+        critique=critique,
+        failure_tags=failure_tags,
+        rubric=rubric,
+        slice=slice,
+        difficulty=difficulty,
+        case_type=case_type,
+        expected_first=expected_first,
+        sign=sign,
+        provenance=provenance,
+    )
+    return write_review(ws, ready)
+
+
+@dataclass
+class ReadyReview:
+    """A review checked and built (:func:`prepare_review`), not written yet: :func:`write_review` writes it."""
+
+    candidate: Candidate
+    values: dict[str, Any]
+    expected: dict[str, Any]
+    failure_tags: list[str]
+    signer: Signer | None
+    provenance: dict[str, Any]
+
+
+def prepare_review(
+    ws: Workspace,
+    cand: Candidate | str,
+    reviewer: str,
+    expected: dict[str, Any],
+    *,
+    verdict: str | None = None,
+    critique: str | None = None,
+    failure_tags: list[str] | None = None,
+    rubric: str | None = None,
+    slice: str | None = None,
+    difficulty: str | None = None,
+    case_type: str | None = None,
+    expected_first: bool = True,
+    sign: bool = False,
+    provenance: dict[str, Any] | None = None,
+) -> ReadyReview:
+    """Everything :func:`record_review` checks and reads before it writes (the reviewer's role and key, the
+    fields), for ``cand`` as read a moment ago (or its id: read after the role is checked, so that a
+    user who may not label learns nothing of it): the write transaction then only re-reads its status."""
     role = ws.require(reviewer, LABEL_ROLES, "labeling")
-    cand = get(ws, candidate_id)
-    if cand.status not in (PENDING, PROMOTED):
-        raise EvaltrayError(f"candidate {candidate_id} is {cand.status}; it cannot be reviewed")
+    if isinstance(cand, str):
+        cand = get(ws, cand)
+    _reviewable(cand.id, cand.status)
     if verdict is not None and verdict not in ("pass", "fail"):
         raise EvaltrayError(f"verdict must be pass or fail, got {verdict!r}")
     if difficulty is not None and difficulty not in DIFFICULTIES:
@@ -161,15 +213,15 @@ def record_review(
         raise EvaltrayError(f"case type must be one of {', '.join(CASE_TYPES)}, got {case_type!r}")
     now = now_iso()
     signed = sign and role in SIGN_ROLES
-    signer = ws.signer(reviewer) if signed else None
+    tags = sorted(set(failure_tags or []))
     values: dict[str, Any] = dict(
-        candidate_id=candidate_id,
+        candidate_id=cand.id,
         reviewer=reviewer,
         expected=dumps(expected),
         expected_first=expected_first,
         verdict=verdict,
         critique=(critique or "").strip() or None,
-        failure_tags=dumps(sorted(set(failure_tags or []))),
+        failure_tags=dumps(tags),
         rubric=rubric,
         guide_version=ws.settings.guide_version,
         slice=slice,
@@ -179,32 +231,58 @@ def record_review(
         signed_at=now if signed else None,
         created_at=now,
     )
-    reviews = ws.t["reviews"]
+    return ReadyReview(cand, values, expected, tags, ws.signer(reviewer) if signed else None, provenance or {})
+
+
+def _reviewable(candidate_id: str, status: str | None) -> None:
+    if status not in (PENDING, PROMOTED):
+        raise EvaltrayError(f"candidate {candidate_id} is {status}; it cannot be reviewed")
+
+
+def write_review(ws: Workspace, ready: ReadyReview) -> Review:
+    """Write a review :func:`prepare_review` built, with its audit entry (and sign-off), in one transaction (or
+    the caller's :meth:`~Workspace.atomic` block); the candidate's status is read again in it, the one thing
+    that may have changed since (a rejection)."""
+    reviews, cands = ws.t["reviews"], ws.t["candidates"]
+    values, cid = ready.values, ready.candidate.id
+    status = ws.statement(
+        "candidates.status", lambda: sa.select(cands.c.status).where(cands.c.id == sa.bindparam("cid"))
+    )
     with ws.tx() as conn:
-        rid = inserted_id(conn, reviews.insert().values(**values))
-        review = Review(id=rid, **{**values, "expected": expected, "failure_tags": sorted(set(failure_tags or []))})
-        if signer is not None:
-            review.signoff_signature = signer.sign(signoff_message(reviewer, rid, review_label(cand, review)))
+        _reviewable(cid, conn.execute(status, {"cid": cid}).scalar())
+        rid = inserted_id(conn, ws.statement("reviews.insert", reviews.insert), values)
+        review = Review(id=rid, **{**values, "expected": ready.expected, "failure_tags": ready.failure_tags})
+        if ready.signer is not None:
+            label = review_label(ready.candidate, review)
+            review.signoff_signature = ready.signer.sign(signoff_message(review.reviewer, rid, label))
             conn.execute(reviews.update().where(reviews.c.id == rid).values(signoff_signature=review.signoff_signature))
+        signed = ready.signer is not None
         ws.audit(
             conn,
-            reviewer,
+            review.reviewer,
             "review.add",
-            candidate_id,
+            cid,
             review_id=rid,
-            verdict=verdict,
+            verdict=review.verdict,
             signed=signed,
-            **(provenance or {}),
+            **ready.provenance,
         )
     return review
 
 
 def latest_review(ws: Workspace, candidate_id: str) -> Review | None:
     reviews = ws.t["reviews"]
+    q = ws.statement(
+        "reviews.latest",
+        lambda: (
+            sa.select(reviews)
+            .where(reviews.c.candidate_id == sa.bindparam("cid"))
+            .order_by(reviews.c.id.desc())
+            .limit(1)
+        ),
+    )
     with ws.tx() as conn:
-        row = conn.execute(
-            sa.select(reviews).where(reviews.c.candidate_id == candidate_id).order_by(reviews.c.id.desc()).limit(1)
-        ).first()
+        row = conn.execute(q, {"cid": candidate_id}).first()
     return Review.from_row(row) if row else None
 
 
@@ -445,14 +523,36 @@ class ReviewStep:
         case_type: str | None = None,
     ) -> Review:
         """Store the review; it is recorded as blind unless the output was shown before the expected behaviour."""
+        ready = self.prepare(
+            verdict=verdict,
+            critique=critique,
+            failure_tags=failure_tags,
+            slice=slice,
+            difficulty=difficulty,
+            case_type=case_type,
+        )
+        return write_review(self._session.ws, ready)
+
+    def prepare(
+        self,
+        *,
+        verdict: str | None = None,
+        critique: str | None = None,
+        failure_tags: list[str] | None = None,
+        slice: str | None = None,
+        difficulty: str | None = None,
+        case_type: str | None = None,
+    ) -> ReadyReview:
+        """:meth:`record`'s checks and reads, for a caller that writes the review (:func:`write_review`) in a
+        transaction of its own making; the candidate is the one the session read."""
         if self.expected is None:
             raise BlindReviewError(
                 f"candidate {self.candidate.id}: write the expected behaviour before recording the review"
             )
         s = self._session
-        return record_review(
+        return prepare_review(
             s.ws,
-            self.candidate.id,
+            replace(self.candidate, recorded_output=self._output),
             s.reviewer,
             self.expected,
             verdict=verdict,

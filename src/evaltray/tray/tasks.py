@@ -29,6 +29,7 @@ import csv
 import hashlib
 import io
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -52,6 +53,8 @@ __all__ = [
     "OUTCOMES",
     "TASK_KINDS",
     "Task",
+    "Closing",
+    "Resolution",
     "TaskClosedMeanwhile",
     "TaskError",
     "TaskKind",
@@ -60,7 +63,9 @@ __all__ = [
     "case_of",
     "disputed_reviews",
     "export_bugs",
+    "close_prepared",
     "get_task",
+    "hold_task",
     "in_overlap",
     "list_tasks",
     "next_task",
@@ -70,6 +75,7 @@ __all__ = [
     "open_tasks_about",
     "reassign_task",
     "open_task",
+    "prepare_close",
     "release_task",
     "resolve_task",
 ]
@@ -326,7 +332,7 @@ def next_task(ws: Workspace, user: str, *, kinds: Iterable[str] | None = None) -
     tasks = ws.t["tasks"]
     statuses = [ESCALATED, OPEN] if role in SIGN_ROLES else [OPEN]
     mine = sa.select(tasks).where(tasks.c.assignee == user, tasks.c.status != CLOSED, tasks.c.kind.in_(allowed))
-    passed: set[int] = set()  # tasks that are not for this user (a second label of their own first one)
+    passed: set[int] = set()  # not for this user (a second label of their own first one), or another walk's claim
     with _walking() as ahead:
         return _walk(ws, user, mine, statuses, allowed, passed, ahead)
 
@@ -347,6 +353,27 @@ def _walking() -> Iterator[int]:
     finally:
         with _WALKERS_LOCK:
             _WALKERS[0] -= 1
+
+
+#: The tasks a walk of this process is claiming now, per database: see :func:`_claiming`.
+_CLAIMING: weakref.WeakKeyDictionary[sa.Engine, set[int]] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def _claiming(ws: Workspace, task: Task) -> Iterator[bool]:
+    """Whether this walk has ``task`` to itself among the walks of this process, until its claim is committed: a
+    walk that finds another one claiming it goes on to the next task without a look or a claim (a claim that
+    loses is a wait for the write lock: twenty reviewers asking at once lost 1.5 claims a next task, on average)."""
+    with _WALKERS_LOCK:
+        held = _CLAIMING.setdefault(ws.engine, set())
+        ours = int(task.id) not in held
+        held.add(int(task.id))
+    try:
+        yield ours
+    finally:
+        if ours:
+            with _WALKERS_LOCK:
+                held.discard(int(task.id))
 
 
 def _spread(rows: list[Any], ahead: int) -> list[Any]:
@@ -385,16 +412,20 @@ def _walk(
             return None
         for row in rows:
             task = Task.from_row(row)
-            if task.assignee != user and not _for(task, user):
+            if task.assignee == user:
+                if not _closed_elsewhere(ws, task):
+                    return task
+                continue
+            if not _for(task, user):
                 passed.add(int(task.id))
                 continue
-            if task.assignee != user and _taken_since(ws, task):
-                continue
-            if _closed_elsewhere(ws, task):
-                continue
-            if task.assignee == user:
-                return task
-            claimed = _claim(ws, task, user)
+            with _claiming(ws, task) as ours:
+                if not ours:  # another walk here claims it: whether it wins or not, it is not free for this one
+                    passed.add(int(task.id))
+                    continue
+                if _taken_since(ws, task) or _closed_elsewhere(ws, task):
+                    continue
+                claimed = _claim(ws, task, user)
             if claimed is not None:
                 return claimed
 
@@ -423,8 +454,11 @@ def _taken_since(ws: Workspace, task: Task) -> bool:
     """Whether somebody took ``task`` (or it was closed) since the walk read it: a look, where a claim that
     fails is a write, so twenty reviewers walking at once went through the write lock once per task passed."""
     tasks = ws.t["tasks"]
+    q = ws.statement(
+        "tasks.taken", lambda: sa.select(tasks.c.assignee, tasks.c.status).where(tasks.c.id == sa.bindparam("tid"))
+    )
     with ws.tx() as conn:
-        row = conn.execute(sa.select(tasks.c.assignee, tasks.c.status).where(tasks.c.id == int(task.id))).first()
+        row = conn.execute(q, {"tid": int(task.id)}).first()
     return row is None or row.assignee is not None or row.status == CLOSED
 
 
@@ -432,12 +466,14 @@ def _claim(ws: Workspace, task: Task, user: str) -> Task | None:
     """``task`` assigned to ``user``; None when somebody took it first."""
     tasks = ws.t["tasks"]
     at = now_iso()
+    claim = ws.statement(
+        "tasks.claim",
+        lambda: tasks.update().where(
+            tasks.c.id == sa.bindparam("tid"), tasks.c.assignee.is_(None), tasks.c.status != CLOSED
+        ),
+    )
     with ws.tx() as conn:
-        taken = conn.execute(
-            tasks.update()
-            .where(tasks.c.id == int(task.id), tasks.c.assignee.is_(None), tasks.c.status != CLOSED)
-            .values(assignee=user, assigned_at=at)
-        ).rowcount
+        taken = conn.execute(claim, {"tid": int(task.id), "assignee": user, "assigned_at": at}).rowcount
         if taken:
             ws.audit(conn, user, "task.assign", task.ref, task_id=int(task.id), kind=task.kind)
     return replace(task, assignee=user, assigned_at=at) if taken else None
@@ -573,6 +609,18 @@ class Resolution:
     tags: list[str] = field(default_factory=list)
     seconds: float | None = None
     label: dict[str, Any] | None = None
+    #: the review that does a label task, when the caller has just written it (so it is not read back)
+    review: Review | None = None
+
+
+@dataclass
+class Closing:
+    """A task's closing, checked (:func:`prepare_close`) and not written yet (:func:`close_prepared` writes it)."""
+
+    task: Task
+    actor: str
+    outcome: str
+    said: Resolution
 
 
 def resolve_task(
@@ -596,20 +644,42 @@ def resolve_task(
     add to the task's time. ``verdict`` is the person's pass/fail (a judge check's answer)."""
     if outcome not in OUTCOMES:
         raise TaskError(f"unknown outcome {outcome!r}: one of {', '.join(OUTCOMES)}")
-    task = get_task(ws, task_id)
+    said = Resolution(reason, verdict, critique, list(tags), seconds, label)
+    return close_prepared(ws, prepare_close(ws, get_task(ws, task_id), actor, outcome, said))
+
+
+def prepare_close(ws: Workspace, task: Task, actor: str, outcome: str, said: Resolution) -> Closing:
+    """:func:`resolve_task`'s checks of closing ``task`` (as read a moment ago) with ``outcome`` and what ``said``
+    says: the actor's role, the task's status, the fields. A caller that writes more in the same transaction
+    makes these reads before it (:meth:`~evaltray.core.store.Workspace.atomic`), then :func:`close_prepared`."""
+    if outcome not in OUTCOMES:
+        raise TaskError(f"unknown outcome {outcome!r}: one of {', '.join(OUTCOMES)}")
     kind = TASK_KINDS.get(task.kind)
     roles = SIGN_ROLES if task.status == ESCALATED else kind.roles
     ws.require(actor, roles, f"closing {'an escalated' if task.status == ESCALATED else 'a'} {task.kind} task")
     if task.status == CLOSED:
         raise TaskError(f"task {task.id} ({task.kind} {task.ref}) is already closed ({task.outcome})")
-    if verdict is not None and verdict not in ("pass", "fail"):
-        raise TaskError(f"verdict must be pass or fail, got {verdict!r}")
+    if said.verdict is not None and said.verdict not in ("pass", "fail"):
+        raise TaskError(f"verdict must be pass or fail, got {said.verdict!r}")
     if task.kind == "adjudicate":
         _refuse_own_label(ws, task, actor)
-    said = Resolution((reason or "").strip() or None, verdict, (critique or "").strip() or None, sorted(set(tags)))
-    said.seconds, said.label = _spent(task, actor, seconds), label
+    said = replace(
+        said,
+        reason=(said.reason or "").strip() or None,
+        critique=(said.critique or "").strip() or None,
+        tags=sorted(set(said.tags)),
+        seconds=_spent(task, actor, said.seconds),
+    )
     if outcome == "reject" and not said.reason:
         raise TaskError(f"task {task.id}: rejecting needs a reason")
+    return Closing(task, actor, outcome, said)
+
+
+def close_prepared(ws: Workspace, closing: Closing, review: Review | None = None) -> Task:
+    """Close the task as :func:`prepare_close` checked it (its outcome's action, then the task; ``review``: the
+    review that does a label task, just written by the caller); the task as closed."""
+    task, actor, outcome = closing.task, closing.actor, closing.outcome
+    said = replace(closing.said, review=review) if review is not None else closing.said
     if outcome == "escalate":
         return _escalate(ws, task, actor, said)
     _ACTIONS.get((task.kind, outcome), _nothing)(ws, task, actor, said)
@@ -624,6 +694,20 @@ def resolve_task(
         critique=said.critique,
         tags=dumps(said.tags),
     )
+
+
+def hold_task(ws: Workspace, task: Task) -> bool:
+    """Whether ``task`` is still not closed, read again in the caller's write transaction, which keeps it so: on
+    PostgreSQL its row stays locked to the end (on SQLite the transaction holds the whole database's write lock).
+    A claim or a close locks the row, then the audit log; a transaction that writes the audit log before it
+    closes the task (a label saved) takes the row first too, so that the two wait for each other in that one
+    order instead of each holding what the other waits for (a deadlock)."""
+    tasks = ws.t["tasks"]
+    q = ws.statement("tasks.hold", lambda: sa.select(tasks.c.status).where(tasks.c.id == sa.bindparam("tid")))
+    with ws.tx() as conn:
+        held = q.with_for_update() if ws.engine.dialect.name == "postgresql" else q
+        status = conn.execute(held, {"tid": int(task.id)}).scalar()
+    return status is not None and status != CLOSED
 
 
 def _refuse_own_label(ws: Workspace, task: Task, actor: str) -> None:
@@ -665,10 +749,11 @@ def _close(ws: Workspace, task: Task, actor: str, outcome: str, **values: Any) -
     tasks = ws.t["tasks"]
     spent = round(task.seconds + float(values.pop("seconds") or 0.0), 3)
     closed = dict(status=CLOSED, outcome=outcome, closed_by=actor, closed_at=now_iso(), seconds=spent, **values)
+    close = ws.statement(
+        "tasks.close", lambda: tasks.update().where(tasks.c.id == sa.bindparam("tid"), tasks.c.status != CLOSED)
+    )
     with ws.tx() as conn:
-        done = conn.execute(
-            tasks.update().where(tasks.c.id == int(task.id), tasks.c.status != CLOSED).values(open_key=None, **closed)
-        ).rowcount
+        done = conn.execute(close, {"tid": int(task.id), "open_key": None, **closed}).rowcount
         if not done:
             raise TaskClosedMeanwhile(f"task {task.id} was closed meanwhile")
         detail = {k: v for k, v in values.items() if k in ("outcome_reason", "verdict")}
@@ -712,7 +797,7 @@ def _review_since(ws: Workspace, task: Task) -> Review | None:
 
 
 def _label_done(ws: Workspace, task: Task, actor: str, said: Resolution) -> None:
-    first = _review_since(ws, task)
+    first = said.review if said.review is not None else _review_since(ws, task)
     if first is None:
         raise TaskError(
             f"task {task.id}: candidate {task.ref} has no review since the task was opened; record one (`evaltray review`)"

@@ -108,13 +108,16 @@ def sign_in(ws: Workspace, name: str, password: str) -> tuple[str, Actor]:
 def session_actor(ws: Workspace, secret: str) -> Actor:
     """The actor of a live session; :class:`NotSignedIn` for an unknown or expired one."""
     sessions, users = ws.t["web_sessions"], ws.t["users"]
-    q = (
-        sa.select(users.c.name, users.c.role, sessions.c.csrf, sessions.c.expires_at)
-        .join(users, users.c.name == sessions.c.name)
-        .where(sessions.c.token_hash == _digest(secret))
+    q = ws.statement(  # every request of a signed-in person asks
+        "web.session",
+        lambda: (
+            sa.select(users.c.name, users.c.role, sessions.c.csrf, sessions.c.expires_at)
+            .join(users, users.c.name == sessions.c.name)
+            .where(sessions.c.token_hash == sa.bindparam("token"))
+        ),
     )
     with ws.tx() as conn:
-        row = conn.execute(q).first()
+        row = conn.execute(q, {"token": _digest(secret)}).first()
     if row is None or row.expires_at <= now_iso():
         raise NotSignedIn("your session has ended; sign in again")
     return Actor(row.name, Role(row.role), row.csrf)

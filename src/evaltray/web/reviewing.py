@@ -123,9 +123,10 @@ class LabelTopUp:
     ``GET /queue`` only takes a task already open (a top-up inside it was the next-task page's tail).
 
     :meth:`ask` after each task taken: the thread counts the free label tasks and, once fewer than
-    :data:`LOW_WATER`, opens new ones up to :data:`LABEL_BATCH` free, :data:`TOP_UP_CHUNK` per transaction, in
-    the name of the reviewer who asked (whose role allows it). One top-up at a time; asks that come meanwhile
-    make one more look. The thread ends after :data:`IDLE_S` without an ask and starts again at the next one.
+    :data:`LOW_WATER`, opens new ones up to :data:`LABEL_BATCH` free, :data:`TOP_UP_CHUNK` per transaction (or
+    one for each reviewer waiting, when more wait), in the name of the reviewer who asked (whose role allows
+    it). One top-up at a time; asks that come meanwhile make one more look. The thread ends after
+    :data:`IDLE_S` without an ask and starts again at the next one.
     """
 
     #: Seconds without an ask after which the thread ends.
@@ -144,6 +145,8 @@ class LabelTopUp:
         self._last_chunk = 0
         self._thread: threading.Thread | None = None
         self._stopped = False
+        #: reviewers waiting in :meth:`wait` now (none free for them): the next chunk opens a task for each
+        self._waiting = 0
 
     def ask(self, reviewer: str) -> int:
         """Have the queue looked at, in ``reviewer``'s name; the progress mark :meth:`wait` waits past."""
@@ -159,9 +162,13 @@ class LabelTopUp:
         """Until a chunk (or a look that found nothing to open) after ``mark`` is in, at most ``timeout`` s;
         whether a chunk was opened since ``mark`` (so that one may be free, and more may follow)."""
         with self._cond:
-            moved = self._cond.wait_for(
-                lambda: self._progress > mark or self._stopped, self.WAIT_S if timeout is None else timeout
-            )
+            self._waiting += 1
+            try:
+                moved = self._cond.wait_for(
+                    lambda: self._progress > mark or self._stopped, self.WAIT_S if timeout is None else timeout
+                )
+            finally:
+                self._waiting -= 1
             return moved and self._last_chunk > mark and not self._stopped
 
     def idle(self, timeout: float) -> bool:
@@ -202,7 +209,8 @@ class LabelTopUp:
         if free >= LOW_WATER:
             return
         while free < LABEL_BATCH and not self._stopped:
-            opened = tq.open_new_label_tasks(self.ws, asker, min(TOP_UP_CHUNK, LABEL_BATCH - free))
+            chunk = max(TOP_UP_CHUNK, self._waiting)  # twenty at an empty queue: one chunk, one walk each
+            opened = tq.open_new_label_tasks(self.ws, asker, min(chunk, LABEL_BATCH - free))
             if not opened:
                 return
             free += len(opened)
@@ -236,27 +244,30 @@ def label_task(ws: Workspace, candidate_id: str, reviewer: str | None = None) ->
     return second if second is not None and second.payload.get("first_reviewer") != reviewer else None
 
 
-def close_label_task(
-    ws: Workspace,
-    reviewer: str,
-    candidate_id: str,
-    outcome: str,
-    seconds: int,
-    reason: str | None = None,
-    found: tq.Task | None = None,
-) -> None:
-    """Close the candidate's label task once the page recorded its review or rejection, with the seconds the
-    page measured (``found``: the task :func:`label_task` gave the page, not looked up again; closing reads
-    it afresh). An escalated task stays with the adjudicator unless an adjudicator did the work."""
-    task = found if found is not None else label_task(ws, candidate_id, reviewer)
+def label_closing(
+    ws: Workspace, reviewer: str, task: tq.Task | None, outcome: str, seconds: int, reason: str | None = None
+) -> tq.Closing | None:
+    """What closing the candidate's label task (``task``, as :func:`label_task` gave it to the page) with the
+    seconds the page measured takes, checked before the save's write transaction; None when there is none to
+    close, or it is escalated and stays with the adjudicator (unless an adjudicator did the work)."""
     if task is None or (task.status == "escalated" and ws.role_of(reviewer) not in SIGN_ROLES):
-        return
-    try:
-        tq.resolve_task(ws, task.id, reviewer, outcome, reason=reason, seconds=float(seconds))
-    except tq.TaskError:
-        # a queue walk closed it since it was looked up (while closing, or just before): the review stands
-        if tq.get_task(ws, task.id).status != tq.CLOSED:
-            raise
+        return None
+    said = tq.Resolution(reason=reason, seconds=float(seconds))
+    return tq.prepare_close(ws, task, reviewer, outcome, said)
+
+
+def hold_label_task(ws: Workspace, closing: tq.Closing | None) -> tq.Closing | None:
+    """First in the save's write transaction: the label task read again, its row locked (on PostgreSQL, before the
+    audit log is: see :func:`~evaltray.tray.tasks.hold_task`); ``closing``, or None when the task was closed
+    meanwhile (by a queue walk, or another review of the candidate: this review stands all the same)."""
+    return closing if closing is not None and tq.hold_task(ws, closing.task) else None
+
+
+def close_label_task(ws: Workspace, closing: tq.Closing | None, review: rev.Review | None = None) -> None:
+    """Close the label task (as :func:`hold_label_task` kept it) once the page recorded its review (``review``,
+    just written) or rejection."""
+    if closing is not None:
+        tq.close_prepared(ws, closing, review)
 
 
 def queue_blind(ws: Workspace, kind: str) -> bool:
@@ -266,14 +277,17 @@ def queue_blind(ws: Workspace, kind: str) -> bool:
     if kind not in BLIND_KINDS:
         return False
     audit = ws.t["audit"]
-    q = (
-        sa.select(audit.c.detail)
-        .where(audit.c.action == BLIND_ACTION, audit.c.object_id == kind)
-        .order_by(audit.c.id.desc())
-        .limit(1)
+    q = ws.statement(
+        "audit.blind",
+        lambda: (
+            sa.select(audit.c.detail)
+            .where(audit.c.action == BLIND_ACTION, audit.c.object_id == sa.bindparam("kind"))
+            .order_by(audit.c.id.desc())
+            .limit(1)
+        ),
     )
     with ws.tx() as conn:
-        detail = conn.execute(q).scalar()
+        detail = conn.execute(q, {"kind": kind}).scalar()
     return bool(loads(detail)["blind"]) if detail is not None else bool(ws.settings.write_expected_first)
 
 
@@ -323,9 +337,14 @@ def open_draft(ws: Workspace, reviewer: str, candidate_id: str, task: tq.Task | 
     page that is only opened writes nothing). The row's clock starts when ``task`` (its label task) was assigned
     to ``reviewer``, else when the draft was first kept, else now."""
     drafts = ws.t["review_drafts"]
-    key = (drafts.c.reviewer == reviewer) & (drafts.c.candidate_id == candidate_id)
+    q = ws.statement(
+        "drafts.get",
+        lambda: sa.select(drafts.c.body, drafts.c.opened_at).where(
+            (drafts.c.reviewer == sa.bindparam("who")) & (drafts.c.candidate_id == sa.bindparam("cid"))
+        ),
+    )
     with ws.tx() as conn:
-        row = conn.execute(sa.select(drafts.c.body, drafts.c.opened_at).where(key)).first()
+        row = conn.execute(q, {"who": reviewer, "cid": candidate_id}).first()
     if row is None:
         taken = task.assigned_at if task is not None and task.assignee == reviewer else None
         return Draft(opened_at=taken or now_iso())
@@ -361,27 +380,28 @@ def form_values(form: Any) -> dict[str, str]:
     return {k: v for k in DRAFT_FIELDS if isinstance(v := form.get(k), str)}
 
 
-def finish(
-    ws: Workspace, reviewer: str, candidate_id: str, outcome: str, draft: Draft, review_id: int | None = None
-) -> int:
-    """Record the seconds from first opening the row to ``outcome`` (``review`` or ``reject``), drop the
-    draft, and return the seconds."""
+def spent(draft: Draft) -> int:
+    """The whole seconds from when ``draft``'s clock started until now."""
     opened = datetime.fromisoformat(draft.opened_at.replace("Z", "+00:00"))
-    seconds = max(0, int((datetime.fromisoformat(now_iso().replace("Z", "+00:00")) - opened).total_seconds()))
+    return max(0, int((datetime.fromisoformat(now_iso().replace("Z", "+00:00")) - opened).total_seconds()))
+
+
+def finish(
+    ws: Workspace, reviewer: str, candidate_id: str, outcome: str, seconds: int, review_id: int | None = None
+) -> None:
+    """Record the ``seconds`` from first opening the row to ``outcome`` (``review`` or ``reject``; see
+    :func:`spent`), and drop the draft."""
     drafts, timings = ws.t["review_drafts"], ws.t["review_timings"]
+    timed = dict(reviewer=reviewer, candidate_id=candidate_id, outcome=outcome, review_id=review_id, seconds=seconds)
+    drop = ws.statement(
+        "drafts.drop",
+        lambda: drafts.delete().where(
+            (drafts.c.reviewer == sa.bindparam("who")) & (drafts.c.candidate_id == sa.bindparam("cid"))
+        ),
+    )
     with ws.tx() as conn:
-        conn.execute(
-            timings.insert().values(
-                reviewer=reviewer,
-                candidate_id=candidate_id,
-                outcome=outcome,
-                review_id=review_id,
-                seconds=seconds,
-                created_at=now_iso(),
-            )
-        )
-        conn.execute(drafts.delete().where((drafts.c.reviewer == reviewer) & (drafts.c.candidate_id == candidate_id)))
-    return seconds
+        conn.execute(ws.statement("timings.insert", timings.insert), {**timed, "created_at": now_iso()})
+        conn.execute(drop, {"who": reviewer, "cid": candidate_id})
 
 
 def timings(ws: Workspace, candidate_id: str | None = None) -> list[dict[str, Any]]:

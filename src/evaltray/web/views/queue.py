@@ -167,15 +167,19 @@ def _record(ws: Workspace, actor: Actor, cid: str, values: dict[str, str], as_js
     if draft.output_seen_first:
         step.recorded_output()  # seen before the expected behaviour: the review says so
     step.write_expected(draft.get("reference"), draft.get("behavior_code"), draft.assertions())
+    ready = step.prepare(  # every read before the write transaction: it holds the write lock for writes only
+        verdict=verdict,
+        critique=draft.get("critique") or None,
+        failure_tags=draft.failure_tags(),
+        slice=draft.get("slice").strip() or None,
+    )
+    seconds = reviewing.spent(draft)
+    closing = reviewing.label_closing(ws, actor.name, task, "done", seconds)
     with ws.atomic():
-        made = step.record(
-            verdict=verdict,
-            critique=draft.get("critique") or None,
-            failure_tags=draft.failure_tags(),
-            slice=draft.get("slice").strip() or None,
-        )
-        seconds = reviewing.finish(ws, actor.name, cid, "review", draft, made.id)
-        reviewing.close_label_task(ws, actor.name, cid, "done", seconds, found=task)
+        closing = reviewing.hold_label_task(ws, closing)
+        made = rev.write_review(ws, ready)
+        reviewing.finish(ws, actor.name, cid, "review", seconds, made.id)
+        reviewing.close_label_task(ws, closing, made)
     if as_json:  # a script or `evaltray --server … labels record`
         return JSONResponse({"candidate_id": cid, "review_id": made.id, "reviewer": actor.name})
     return RedirectResponse("/queue", status_code=303)
@@ -201,10 +205,13 @@ def _reject(ws: Workspace, actor: Actor, cid: str, reason: str, note: str, as_js
     if not reason.strip():
         raise EvaltrayError(f"candidate {cid}: pick a reason to reject it ({', '.join(REJECT_REASONS)})")
     draft, task = _draft(ws, actor, cid)
+    seconds = reviewing.spent(draft)
+    closing = reviewing.label_closing(ws, actor.name, task, "reject", seconds, reason)
     with ws.atomic():  # the rejection, the time spent and the task closed: one transaction
+        closing = reviewing.hold_label_task(ws, closing)
         pool.reject(ws, cid, reason, actor.name, note=note.strip() or None)
-        seconds = reviewing.finish(ws, actor.name, cid, "reject", draft)
-        reviewing.close_label_task(ws, actor.name, cid, "reject", seconds, reason, found=task)
+        reviewing.finish(ws, actor.name, cid, "reject", seconds)
+        reviewing.close_label_task(ws, closing)
     if as_json:  # a script or `evaltray --server … reject`
         return JSONResponse({"candidate_id": cid, "reason": pool.get(ws, cid).reject_reason})
     return RedirectResponse("/queue", status_code=303)
