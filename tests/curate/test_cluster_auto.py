@@ -301,24 +301,73 @@ def test_count_is_searched_on_the_narrow_graph_and_clusters_cut_from_the_wide_on
 # --------------------------------------------------------------------------- the search's cost, and what it reports
 
 
-def test_knn_is_each_rows_top_by_similarity_then_column_for_every_count() -> None:
-    # Reference: a full sort of every row (similarity descending, equal similarities by lower column). Rounded
-    # vectors and repeated rows make many ties, which the threshold shortcut must break the same way; chunks of
-    # 64 rows and a count as large as the rows there are reach the rows it falls back on.
+def _reference_graph(x: np.ndarray, k: int, tie: float) -> np.ndarray:
+    """The k-NN graph by a full sort of every row: the columns above the k-th similarity weigh their similarity,
+    those within ``tie`` of it share the k places left equally; then the larger of the two directions."""
+    sim = (x @ x.T).astype(np.float64)
+    np.fill_diagonal(sim, -np.inf)
+    out = np.zeros_like(sim)
+    for r, row in enumerate(sim):
+        kth = np.sort(row)[::-1][k - 1]
+        above, tied = row > kth + tie, np.abs(row - kth) <= tie
+        out[r, above] = np.maximum(row[above], 1e-6)
+        out[r, tied] = np.maximum(row[tied], 1e-6) * (k - above.sum()) / tied.sum()
+    return np.maximum(out, out.T)
+
+
+def test_knn_graph_shares_the_last_places_among_tied_columns() -> None:
+    # By hand: rows 0-2 are one vector a, row 3 is b with cos(a, b) = 0.6. With one neighbour each, a row of a
+    # has two copies tied at 1 (half a place each), and b has three rows tied at 0.6 (a third each).
+    from evaltray.curate import cluster as C
+
+    x = np.array([[1, 0], [1, 0], [1, 0], [0.6, 0.8]], dtype=np.float32)
+    got = C._knn_graph(x, 1).toarray()
+    third = np.float32(0.6) / 3
+    want = np.array([[0, 0.5, 0.5, third], [0.5, 0, 0.5, third], [0.5, 0.5, 0, third], [third] * 3 + [0]])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_knn_graph_is_a_full_sorts_with_ties_shared_for_every_count() -> None:
+    # Rounded vectors and repeated rows make many ties at the boundary, which the threshold shortcut must keep
+    # whole; chunks of 64 rows and a count as large as the rows there are reach the rows it falls back on.
     from evaltray.curate import cluster as C
 
     rng = np.random.default_rng(0)
     for n, dim in [(6, 3), (40, 4), (300, 2), (900, 16)]:
         x = C.normalize_rows(rng.standard_normal((n, dim)).round(1))
         x = np.vstack([x, x[: n // 3]])
-        sim = x @ x.T
-        np.fill_diagonal(sim, -np.inf)
-        order = np.lexsort((np.broadcast_to(np.arange(len(x)), sim.shape), -sim), axis=1)
-        for counts in ([3], [15, 30], [len(x) - 1]):
-            got = C._knn(x, counts, chunk=64)
-            for k, (cols, vals) in zip([min(c, len(x) - 1) for c in counts], got, strict=True):
-                assert (cols == order[:, :k]).all(), (n, counts)
-                assert (vals == np.take_along_axis(sim, order[:, :k], axis=1)).all()
+        for widest, counts in ([3, [3]], [30, [15, 22, 30]], [len(x) - 1, [len(x) - 1]]):
+            nb = C._knn(x, widest, chunk=64)
+            for k in counts:
+                want = _reference_graph(x, min(k, len(x) - 1), C._TIE)
+                np.testing.assert_allclose(C._graph(nb, k).toarray(), want, rtol=1e-6, atol=1e-7, err_msg=f"{n} {k}")
+
+
+def _tie_heavy(n: int, seed: int) -> np.ndarray:
+    """``n`` rows drawn from 40 unit vectors whose entries are 0 or +-0.5: every dot product is a multiple of
+    0.25, exact in any summation order; about 17 copies of each, so whole groups tie at the k-th."""
+    rng = np.random.default_rng(seed)
+    pool = np.zeros((40, 8), dtype=np.float32)
+    for row in pool:
+        row[rng.choice(8, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
+    return pool[rng.integers(0, 40, n)]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_knn_graph_does_not_depend_on_the_rows_order(seed: int) -> None:
+    # Permuting the rows permutes the graph exactly: which of many equally similar rows a sort meets first no
+    # longer decides who is a neighbour (it moved k="auto" 68 -> 74 on HWU64 with WordLlama).
+    from evaltray.curate import cluster as C
+
+    x = _tie_heavy(700, seed)
+    perm = np.random.default_rng(10 + seed).permutation(len(x))
+    nb, nb_perm = C._knn(x, 30, chunk=64), C._knn(x[perm], 30, chunk=64)
+    tied_rows = 0
+    for k in (15, 30):
+        a = C._graph(nb, k).toarray()
+        assert (C._graph(nb_perm, k).toarray() == a[np.ix_(perm, perm)]).all()
+        tied_rows += int(((a > 0) & (a < 0.99)).any(axis=1).sum())
+    assert tied_rows > 0  # the data does tie at the boundary: shares below a full place occur
 
 
 def test_k_scores_are_the_modularity_of_every_count_the_search_tried() -> None:

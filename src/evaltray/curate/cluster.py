@@ -512,24 +512,44 @@ def _shorten(text: str, width: int = 40) -> str:
 # --------------------------------------------------------------------------- algorithms
 
 
-def _knn(x: np.ndarray, counts: Sequence[int], chunk: int = 1024) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For each count in ``counts``, each unit row's that many most cosine-similar other rows of ``x``:
-    (columns, similarities), most similar first, equal similarities by column; one pass serves every count."""
+#: Similarities this close are one value to the k-NN graph: copies of a text dotted at different places in one
+#: matrix product can differ in the last bits (as in ``monitor/drift.py``).
+_TIE = 1e-6
+
+
+@dataclass(frozen=True)
+class _Neighbours:
+    """Each row's nearest other rows, most similar first: row ``r``'s columns are ``cols[ptr[r]:ptr[r + 1]]``,
+    their similarities ``vals[...]``. A row holds its ``widest`` nearest and every column tied (within ``_TIE``)
+    with the last of them, so a graph of any count up to ``widest`` can share out its ties."""
+
+    ptr: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    widest: int
+
+
+def _knn(x: np.ndarray, widest: int, chunk: int = 1024) -> _Neighbours:
+    """Each unit row's ``widest`` most cosine-similar other rows of ``x`` and those tied with the last of them:
+    one pass serves a graph of every count up to ``widest``."""
     n = x.shape[0]
-    ks = [min(c, n - 1) for c in counts]
-    widest = max(ks)
-    cols = np.empty((n, widest), dtype=np.int64)
-    vals = np.empty((n, widest), dtype=np.float32)
+    widest = min(widest, n - 1)
+    sizes, cols, vals = [], [], []
     for s in range(0, n, chunk):
         sim = x[s : s + chunk] @ x.T
         r = np.arange(sim.shape[0])
         sim[r, s + r] = -np.inf
-        cols[s : s + chunk], vals[s : s + chunk] = _top(sim, widest)
-    return [(cols[:, :k].copy(), vals[:, :k].copy()) for k in ks]
+        got = _top(sim, widest)
+        sizes.append(got[0])
+        cols.append(got[1])
+        vals.append(got[2])
+    ptr = np.concatenate(([0], np.cumsum(np.concatenate(sizes))))
+    return _Neighbours(ptr, np.concatenate(cols), np.concatenate(vals), widest)
 
 
-def _top(sim: np.ndarray, k: int, stride: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``k`` largest entries of ``sim`` (columns, values), largest first and equal values by column.
+def _top(sim: np.ndarray, k: int, stride: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's ``k`` largest entries of ``sim`` and every entry tied (within ``_TIE``) with the ``k``-th:
+    (entries per row, columns, values), rows one after another, largest first and equal values by column.
 
     A row's threshold is a high value of every ``stride``-th column, so only a few dozen candidates above it are
     sorted: a partition of every full row cost 60% of the k-NN graph on 10k texts. Rows with fewer than ``k``
@@ -545,26 +565,37 @@ def _top(sim: np.ndarray, k: int, stride: int = 8) -> tuple[np.ndarray, np.ndarr
         th, short = np.empty(rows_n, dtype=sim.dtype), np.ones(rows_n, dtype=bool)
     if short.any():
         th[short] = np.partition(sim[short], -k, axis=1)[:, -k]
-    rows, cols = np.nonzero(sim >= th[:, None])
+    # The k-th largest is at least the threshold, so every entry tied with it is at least the threshold less _TIE.
+    rows, cols = np.nonzero(sim >= th[:, None] - _TIE)
     vals = sim[rows, cols]
     order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
     starts = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=rows_n))[:-1]))
-    pick = order[(starts[:, None] + np.arange(k)).ravel()]
-    return cols[pick].reshape(rows_n, k), vals[pick].reshape(rows_n, k)
+    keep = vals >= vals[starts + k - 1][rows] - _TIE
+    return np.bincount(rows[keep], minlength=rows_n), cols[keep], vals[keep]
 
 
-def _graph(cols: np.ndarray, vals: np.ndarray, n_neighbors: int) -> sp.csr_matrix:
-    """Symmetric k-NN graph of the first ``n_neighbors`` of each row's neighbours (weights = positive similarities)."""
-    n, k = cols.shape[0], min(n_neighbors, cols.shape[1])
+def _graph(nb: _Neighbours, n_neighbors: int) -> sp.csr_matrix:
+    """Symmetric k-NN graph of each row's ``n_neighbors`` nearest (weights = positive similarities). Columns tied
+    with the ``n_neighbors``-th share the places left equally, so the graph does not depend on the rows' order:
+    a sort's pick among identical texts (22% of HWU64's rows with WordLlama) moved k="auto" by 9%."""
+    n, k = nb.ptr.shape[0] - 1, min(n_neighbors, nb.widest)
+    rows = np.repeat(np.arange(n), np.diff(nb.ptr))
+    kth = nb.vals[nb.ptr[:-1] + k - 1][rows]
+    above = nb.vals > kth + _TIE
+    tied = ~above & (nb.vals >= kth - _TIE)
+    # Sorted rows put the k-th among the tied, so each row has at least one tied entry and at most k - 1 above.
+    share = (k - np.bincount(rows[above], minlength=n)) / np.maximum(np.bincount(rows[tied], minlength=n), 1)
     # A tiny floor keeps a point whose neighbours are all dissimilar attached to the graph.
-    w = np.maximum(vals[:, :k], 1e-6).ravel()
-    a = sp.csr_matrix((w, (np.repeat(np.arange(n), k), cols[:, :k].ravel())), shape=(n, n))
+    w = np.maximum(nb.vals, 1e-6) * np.where(above, 1.0, share[rows])
+    keep = above | tied
+    a = sp.csr_matrix((w[keep].astype(nb.vals.dtype), (rows[keep], nb.cols[keep])), shape=(n, n))
     return a.maximum(a.T).tocsr()
 
 
 def _knn_graph(x: np.ndarray, n_neighbors: int, chunk: int = 1024) -> sp.csr_matrix:
     """Symmetric cosine k-NN graph (weights = positive similarities) over unit rows of ``x``."""
-    return _graph(*_knn(x, [n_neighbors], chunk)[0], n_neighbors)
+    return _graph(_knn(x, n_neighbors, chunk), n_neighbors)
 
 
 def _final_neighbors(n: int, k: int, n_neighbors: int) -> int:
@@ -740,8 +771,8 @@ def _spectral_fit(
     """Spectral labels for 3 or more unit rows: ``k="auto"`` searched on the ``n_neighbors`` graph, the final
     clusters cut from the embedding of a graph with ``_final_neighbors`` neighbours per text."""
     n = x.shape[0]
-    narrow, (cols, vals) = _knn(x, [n_neighbors, 2 * n_neighbors])
-    a = _graph(*narrow, n_neighbors)
+    nb = _knn(x, 2 * n_neighbors)
+    a = _graph(nb, n_neighbors)
     u: np.ndarray | None = None
     if k != "auto":
         steps.plan(2)
@@ -754,7 +785,7 @@ def _spectral_fit(
         kk = _Modularity(a, u, seed, steps).best_k(ladder, resolution)
     wide = _final_neighbors(n, kk, n_neighbors)
     if u is None or wide > n_neighbors:
-        u = _spectral_embedding(a if wide == n_neighbors else _graph(cols, vals, wide), kk, seed)
+        u = _spectral_embedding(a if wide == n_neighbors else _graph(nb, wide), kk, seed)
         if k != "auto":
             steps.tick()
     return _kmeans(normalize_rows(u[:, :kk]), kk, seed)
