@@ -75,7 +75,7 @@ _SUBSPACE_STEPS = 15
 _ORTHO_EVERY = 3
 #: k-means fits (seeds ``seed``, ``seed + 1``, …) whose scores are averaged at each candidate k: one fit's
 #: noise moved k="auto" by up to 12.5% when 1% of the texts were removed (Banking77 train variants, TF-IDF);
-#: the mean of two halves that noise at about 1.5x the search's time (three would pass 2x k-means' time).
+#: the mean of two halves that noise at about 1.5x the search's time.
 _AUTO_FITS = 2
 #: The final clusters are cut from a graph with about (texts per cluster) / 6 neighbours per text, between
 #: ``n_neighbors`` and twice it; the count search keeps ``n_neighbors``. On the building sets at k=auto's count
