@@ -34,8 +34,15 @@ Sets, kept apart (nothing is tuned on the measuring set):
   in session 25 (WordLlama 0.744 at 0.965, MiniLM 0.662 at 0.995, the session-24 code); then cut into halves
   by :func:`half` of the question: the building half was read from then on, the measuring half only scored.
 
+- Fourth set (``--benbench``): the LLM rewrites of all 1,319 GSM8K test questions that BenBench made to detect
+  benchmark leakage (Xu et al. 2024, github:GAIR-NLP/benbench ``src/data/rewritten/GSM8K_rewritten-test-1.jsonl``;
+  each row holds the test question and its ``rewritten_question``), among the same GSM8K train negatives. Found
+  in session 26 and scored whole once, before anyone read it. The repository states no licence: it is read from
+  the mirror for measuring only, and nothing of it is copied.
+
 Data is read from local git mirrors (``fetch`` github:openai/grade-school-math, MIT; github:qtli/GSM-Plus,
-CC-BY-SA-4.0; github:lm-sys/llm-decontaminator, Apache-2.0); nothing is downloaded and nothing is copied into the repository.
+CC-BY-SA-4.0; github:lm-sys/llm-decontaminator, Apache-2.0; github:GAIR-NLP/benbench, no licence stated);
+nothing is downloaded and nothing is copied into the repository.
 """
 
 from __future__ import annotations
@@ -324,14 +331,14 @@ def decontaminator_rephrasings(
     which: str | None = None,
 ) -> tuple[list[ct.Probe], list[Doc], dict[str, dict[str, str]]]:
     """GSM8K test as the tray, the LLM Decontaminator's rephrasings (of one :func:`half` of the seeds, when
-    given) among GSM8K train as the corpus."""
+    given) among GSM8K train as the corpus; the 4 empty rephrasings are left out, as the MMLU set's are."""
     test = gsm8k("test")
     probes = [ct.Probe(f"g{i:04d}", "dev", "input", r["question"]) for i, r in enumerate(test)]
     docs = [Doc("train.jsonl", i + 1, r["question"]) for i, r in enumerate(gsm8k("train"))]
     truth: dict[str, dict[str, str]] = {}
     for i, text in enumerate(decontaminator()):
-        if which is not None and half(test[i]["question"]) != which:
-            continue
+        if not text or which is not None and half(test[i]["question"]) != which:
+            continue  # 4 rephrasings are empty: nothing to find (3 building, 1 measuring)
         line = len(docs) + 1
         docs.append(Doc("rephrase_gsm8k.jsonl", line, text))
         truth[f"g{i:04d}"] = {f"rephrase_gsm8k.jsonl:{line}": "paraphrase"}
@@ -351,6 +358,28 @@ def mmlu_rephrasings(which: str | None = None) -> tuple[list[ct.Probe], list[Doc
             line = len(docs) + 1
             docs.append(Doc("mmlu_rephrase.jsonl", line, text))
             truth[cid] = {f"mmlu_rephrase.jsonl:{line}": "paraphrase"}
+    return probes, docs, truth
+
+
+def benbench_rephrasings() -> tuple[list[ct.Probe], list[Doc], dict[str, dict[str, str]]]:
+    """GSM8K test as the tray, BenBench's rewrite of each test question among GSM8K train as the corpus (a row
+    whose question is not a test question's, after stripping, is left out and counted)."""
+    test = gsm8k("test")
+    ids = {r["question"].strip(): f"g{i:04d}" for i, r in enumerate(test)}
+    probes = [ct.Probe(ids[r["question"].strip()], "dev", "input", r["question"]) for r in test]
+    docs = [Doc("train.jsonl", i + 1, r["question"]) for i, r in enumerate(gsm8k("train"))]
+    text = _git_show(MIRRORS / "GAIR-NLP+benbench" / "repo", "src/data/rewritten/GSM8K_rewritten-test-1.jsonl")
+    truth: dict[str, dict[str, str]] = {}
+    unmatched = 0
+    for line in text.splitlines():
+        row = orjson.loads(line)
+        cid, rewrite = ids.get(row["question"].strip()), (row.get("rewritten_question") or "").strip()
+        if cid is None or not rewrite:
+            unmatched += 1
+            continue
+        docs.append(Doc("benbench_gsm8k.jsonl", len(docs) + 1, rewrite))
+        truth[cid] = {f"benbench_gsm8k.jsonl:{len(docs)}": "paraphrase"}
+    print(f"BenBench rewrites: {len(truth)} matched to a test question, {unmatched} left out")
     return probes, docs, truth
 
 
@@ -590,6 +619,9 @@ def main() -> None:
         help="Only MMLU questions against the LLM Decontaminator's rephrasings of them: all, or one half",
     )
     ap.add_argument(
+        "--benbench", action="store_true", help="Only GSM8K test against BenBench's rewrites of it (a fourth set)"
+    )
+    ap.add_argument(
         "--standout",
         nargs=2,
         type=float,
@@ -624,6 +656,11 @@ def main() -> None:
     global STANDOUT
     STANDOUT = tuple(args.standout) if args.standout else ct.STANDOUT_BY_BACKEND.get(args.backend, ct.STANDOUT)
     print(f"standing out: {STANDOUT} (least cosine, least gap)")
+    if args.benbench:
+        probes, docs, truth = benbench_rephrasings()
+        matches, secs = run_scan(probes, docs, embed)
+        report("GSM8K test vs BenBench's LLM rewrites (all, scored whole)", matches, truth, secs)
+        return
     if args.mmlu:
         probes, docs, truth = mmlu_rephrasings(None if args.mmlu == "all" else args.mmlu)
         title = f"MMLU {' + '.join(MMLU_SUBJECTS)} vs the LLM Decontaminator's rephrasings ({args.mmlu})"

@@ -220,15 +220,15 @@ def rephrase_corpus(
 
 
 def decontaminator_corpus(test: list[str], side: str | None) -> tuple[list[str], list[str], list[tuple[str, str]]]:
-    """GSM8K test questions (``g0000``) and the LLM Decontaminator's rephrasing (``g0000-p``) of each, or of
-    those of one ``side`` (see :func:`half`); every test question stays in as a negative."""
+    """GSM8K test questions (``g0000``) and the LLM Decontaminator's non-empty rephrasing (``g0000-p``) of each,
+    or of those of one ``side`` (see :func:`half`); every test question stays in as a negative."""
     from bench_contamination import decontaminator
 
     ids = [f"g{i:04d}" for i in range(len(test))]
     truth = [(i, "same") for i in ids]
     texts = list(test)
     for i, text in enumerate(decontaminator()):
-        if side in (None, half(test[i])):
+        if text and side in (None, half(test[i])):  # 4 rephrasings are empty
             ids.append(f"g{i:04d}-p")
             texts.append(text)
             truth.append((f"g{i:04d}", "rephrased"))

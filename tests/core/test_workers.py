@@ -4,6 +4,7 @@ with their parent."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from evaltray.core import workers
 from evaltray.core.errors import EvaltrayError
-from evaltray.core.workers import MAX_DEFAULT_WORKERS, process_pool, worker_count
+from evaltray.core.workers import MAX_DEFAULT_WORKERS, Rows, process_pool, worker_count
 
 SRC = Path(workers.__file__).parents[2]  # the evaltray under test, not another install
 
@@ -121,3 +122,32 @@ def test_a_worker_dies_when_its_parent_is_killed(tmp_path: Path) -> None:
     while not _gone(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(worker)
+
+
+def test_rows_travel_as_their_own_rows_and_come_back_the_same_table() -> None:
+    import pyarrow as pa
+
+    schema = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("at", pa.timestamp("us", tz="UTC")),
+            pa.field("tags", pa.list_(pa.string())),
+            pa.field("n", pa.int64()),
+        ],
+        metadata={b"kind": b"test"},
+    )
+    table = pa.table(
+        {
+            "id": [f"t{i}" + "x" * 200 for i in range(1000)],
+            "at": pa.array([i * 10**6 for i in range(1000)], pa.timestamp("us", tz="UTC")),
+            "tags": [["a", None] if i % 3 else None for i in range(1000)],
+            "n": [None if i % 7 == 0 else i for i in range(1000)],
+        },
+        schema=schema,
+    )
+    piece = table.slice(100, 50)
+    back = pickle.loads(pickle.dumps(Rows(piece))).table()
+    assert back.equals(piece) and back.schema.equals(piece.schema, check_metadata=True)
+    # a slice pickled as a table carries all 1,000 rows; as Rows, its 50
+    assert len(pickle.dumps(Rows(piece))) * 10 < len(pickle.dumps(piece))
+    assert Rows(table.slice(0, 0)).table().num_rows == 0

@@ -343,9 +343,9 @@ def test_paraphrase_compares_only_texts_whose_stated_values_agree() -> None:
         return np.ones((len(texts), 2), dtype=np.float32)  # all alike: only the blocks keep them apart
 
     texts = [
-        "refund 3 of the 5 items",  # {3, 5}
-        "refund 3 of the 6 items",  # {3, 6}: alone
-        "please refund 3 of the 5 things",  # {3, 5}
+        "refund 40 of the 70 items",  # {40, 70}
+        "refund 40 of the 90 items",  # {40, 90}: alone
+        "please refund 40 of the 70 things",  # {40, 70}
         "where is my parcel",  # {}: shares a block with the next, "2" being impliable
         "where are my 2 parcels",
     ]

@@ -235,3 +235,86 @@ def test_formulas_that_differ_tell_two_texts_apart(a: str, b: str, why: str) -> 
 )
 def test_identifiers_and_ranges_are_unknown_values_not_other_ones(a: str, b: str, why: str) -> None:
     assert _guard(a, b) == why
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        # a unit right after a unit starts another number; a tens word after a unit too
+        ("three one-hour classes and two two-hour classes", ["3", "2", "2"]),
+        ("twenty two pens and one hundred two cups", ["22", "102"]),
+        ("two thousand twenty", ["2020"]),
+        # "Nfold" for any number word, and decades as a scale
+        ("sevenfold and twentyfold", ["7", "20"]),
+        ("four decades", ["40"]),
+        # a number right after a word and a hyphen is a code, not a value
+        ("the COVID-19 outbreak closed 3 wards", ["3"]),
+    ],
+)
+def test_number_words_codes_and_folds_read_as_values(text: str, values: list[str]) -> None:
+    assert dd._stated(text) == values
+
+
+@pytest.mark.parametrize(
+    ("text", "implied"),
+    [
+        # a list implies no count: "5 bananas, 12 apples, and 7 oranges" says no 3 that "three times" could be
+        ("Toulouse, Charleston, and Seattle have 20 sheep.", set()),
+        ("In a week, how many glasses of water does he drink?", {"7"}),  # "week" alone is 7 days
+        # an amount of time in smaller units
+        ("for 2 weeks", {"14"}),
+        ("after three hours", {"180"}),
+        # an ordinal that labels says its number, one that orders does not; a decade its other spelling;
+        # "nonzero" zero
+        ("the third phase", {"3"}),
+        ("a sixth-grade class at the second stop", {"6"}),
+        ("in the 1980s", {"80"}),
+        ("in the 80s", {"1980", "2080"}),
+        ("a nonzero determinant", {"0"}),
+    ],
+)
+def test_values_a_text_implies_beyond_single_words(text: str, implied: set[str]) -> None:
+    assert dd._facts_of(text).implied == implied
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "why"),
+    [
+        # what one text states, the other implies: unknown, not different (GSM8K / MMLU rephrasings' forms)
+        (
+            "Emily has 4 kids named Amy, Jackson, Corey, and James. Amy is 5 years older than Jackson.",
+            "Emily is a mother to four children: Amy, Jackson, Corey, and James. Amy is 5 years senior to Jackson.",
+            "",
+        ),
+        (
+            "Emily has three kinds of flowers: roses, lilies and tulips.",
+            "Emily keeps three types of flowers for sale: roses, lilies, and tulips.",
+            "",
+        ),
+        # a list's size vouches for no value: the "3 miles" one text drops is a fact, not the three runners
+        (
+            "Reggie, Lynn, and Paisley ran. Reggie ran 5 times what Paisley ran and 3 miles farther than Lynn.",
+            "Reggie, Lynn, and Paisley ran. Reggie ran 5 times what Paisley ran.",
+            "numbers differ",
+        ),
+        (
+            "Kris plays half an hour a day for 2 weeks, then 2 hours a day for a week.",
+            "Kris plays thirty minutes daily for 14 days, then two hours daily for 7 days.",
+            "",
+        ),
+        ("In stage 3 of the transition, the causes are:", "During the third phase of the transition, the causes?", ""),
+        ("Law was privatized in the 1980s and 1990s through:", "How was law privatized during the 80s and 90s?", ""),
+        ("Matrices with nonzero determinant form a group.", "Matrices whose determinant is not zero form a group.", ""),
+        # "the second stop" vouches for no 2 people; a list of three against a stated count of four is still
+        # different; so are two unrelated values
+        (
+            "On the second stop 21 get off. Before it leaves, 2 people get off again.",
+            "At the second station 21 get off.",
+            "numbers differ",
+        ),
+        ("Amy, Jackson and Corey have 4 apples.", "Amy, Jackson and Corey have 5 apples.", "numbers differ"),
+        ("He played for 2 weeks.", "He played for 15 days.", "numbers differ"),
+    ],
+)
+def test_values_one_text_implies_are_unknown_not_different(a: str, b: str, why: str) -> None:
+    assert _guard(a, b) == why

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import pickle
+import random
 import re
 from pathlib import Path
 
 import pytest
 import regex
+from hypothesis import given
+from hypothesis import strategies as st
 
 from evaltray.scrub import Scrubber, _address, _engine, _recognizers
-from evaltray.scrub._names import FIRST, LAST, WORD, Gazetteer
+from evaltray.scrub._names import CAP_RE, FIRST, LAST, WORD, Gazetteer, capitalised
 from evaltray.scrub._tagger import (
+    TOKEN_RE,
     PersonTagger,
     _Exact,
     context_features,
@@ -291,3 +295,105 @@ def test_a_trace_with_nothing_found_is_not_walked_again(monkeypatch: pytest.Monk
     assert result.messages == messages and result.counts == {} and result.truncated == 1
     cut = "x" * 40 + _engine.TRUNCATED_MARKER.format(dropped=10, total=50)
     assert result.fields == {"metadata": {"topic": "geography", "long": cut}}
+
+
+_ASCII = st.text(alphabet=st.characters(max_codepoint=127), max_size=60)
+_WORDY = st.text(alphabet=st.sampled_from("Aa Zz'’-_<>0\t\x1c\n.,"), max_size=40)
+
+
+def _same_tokens(text: str) -> None:
+    assert tokenize(text) == [m.span() for m in TOKEN_RE.finditer(text)]
+    assert [m.span() for m in capitalised(text)] == [m.span() for m in CAP_RE.finditer(text)]
+
+
+@given(st.one_of(_ASCII, _WORDY))
+def test_ascii_twins_find_what_the_unicode_patterns_find(text: str) -> None:
+    _same_tokens(text)  # "\x1c" is space to `re` but not to `regex`: the twin spells its spaces out
+
+
+def test_ascii_twins_on_the_test_texts(texts: list[str]) -> None:
+    checked = [t for t in texts if t.isascii()]
+    assert len(checked) > 1000
+    for text in checked:
+        _same_tokens(text)
+    _same_tokens("O'Neil and Jean-Luc met D’Angelo")  # not ASCII: the regex module's patterns themselves
+
+
+def _scrub_both(scrubber: Scrubber, monkeypatch: pytest.MonkeyPatch, messages: list, fields: dict) -> tuple:
+    """One trace scrubbed as it is, and with every part walked again (the replacing pass as it was)."""
+    fast = scrubber.scrub_trace("t1", messages, fields)
+    with monkeypatch.context() as m:
+        m.setattr(_engine, "_settled", lambda *a: False)
+        slow = scrubber.scrub_trace("t1", messages, fields)
+    return fast, slow
+
+
+def test_a_part_with_nothing_found_keeps_its_first_walk_unless_it_names_a_known_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scrubber = Scrubber()
+    messages = [
+        {"role": "system", "content": "You are a helpful support assistant."},
+        {"role": "user", "content": "Hi, I am Maria Kowalski, my order is late."},
+        {"role": "assistant", "content": "Sorry, Kowalski, it ships today."},  # nothing found in it alone
+    ]
+    fields = {"metadata": {"service": "support-bot"}, "spans": [{"id": "00f1", "name": "chat gpt-4o-mini"}]}
+    fast, slow = _scrub_both(scrubber, monkeypatch, messages, fields)
+    assert scrubber.findings("Sorry, Kowalski, it ships today.") == []
+    assert (
+        fast.messages
+        == slow.messages
+        == [
+            messages[0],
+            {"role": "user", "content": "Hi, I am <PERSON_1>, my order is late."},
+            {"role": "assistant", "content": "Sorry, <PERSON_1_LAST>, it ships today."},
+        ]
+    )
+    assert fast.fields == slow.fields == fields and fast.counts == slow.counts == {"PERSON": 2}
+
+
+def test_reusing_parts_scrubs_every_trace_as_walking_them_again(
+    texts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scrubber = Scrubber()
+    for k in range(0, 600, 3):  # traces of three texts (the second also as metadata and a span's name) and a reply
+        a, b, c = texts[k : k + 3]
+        messages = [{"role": "user", "content": a}, {"role": "assistant", "content": b}, {"role": "user", "content": c}]
+        # a reply that names again, alone, the last word of each value found in the first text (its known values)
+        again = " and ".join(a[s:e].split()[-1] for s, e, _, _ in scrubber.findings(a) if a[s:e].split())
+        messages.append({"role": "assistant", "content": f"thanks, {again.lower()}, {again}"})
+        fields = {"metadata": {"note": b, "n": 2}, "spans": [{"name": b[:40], "kind": "llm"}], "error": a[:30]}
+        fast, slow = _scrub_both(scrubber, monkeypatch, messages, fields)
+        assert (fast.messages, fast.fields, fast.counts, fast.error) == (
+            slow.messages,
+            slow.fields,
+            slow.counts,
+            slow.error,
+        )
+
+
+def _iban_shaped_id(body: str) -> str:
+    """ "de", check digits and ``body`` (28 hex digits): 32 lowercase hex characters that are a valid IBAN."""
+    moved = body.upper() + "DE00"
+    check = 98 - int("".join(str(int(ch, 36)) for ch in moved)) % 97
+    return f"de{check:02d}{body}"
+
+
+def test_a_lowercase_hex_trace_id_is_judged_as_detection_judges_it() -> None:
+    scrubber = Scrubber()
+    rng = random.Random(7)
+    ids = ["".join(rng.choice("0123456789abcdef") for _ in range(32)) for _ in range(3000)]
+    ids += ["".join(rng.choice("0123456789") for _ in range(32)) for _ in range(200)]  # digits only
+    ids += ["".join(rng.choice("abcdef") for _ in range(32)) for _ in range(200)]  # letters only
+    ibans = [_iban_shaped_id("".join(rng.choice("0123456789abcdef") for _ in range(28))) for _ in range(50)]
+    ids += ibans + [f"{seed:08x}{i:024x}" for seed in (1, 2) for i in range(1, 500)]  # the OTLP bench's ids
+    assert all(scrubber.findings(x) == [] for x in ids if scrubber._plain_id(x))
+    assert all(scrubber._detect(x) == [] for x in ids if scrubber._plain_id(x))  # the long way: nothing either
+    assert sum(map(scrubber._plain_id, ids)) > 3500
+    for x in ibans:  # two letters and two digits first: detected, and each of these is an IBAN
+        assert not scrubber._plain_id(x) and scrubber.findings(x) == [(0, 32, "IBAN", 0.9)]
+
+
+def test_a_trace_id_is_detected_the_long_way_where_the_shortcut_reasons_about_other_recognizers() -> None:
+    assert Scrubber()._own_recognizers and not Scrubber(presidio=True)._own_recognizers
+    assert not Scrubber()._plain_id("ab12" + "0" * 28) and Scrubber()._plain_id("0" * 32)

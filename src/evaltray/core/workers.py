@@ -55,6 +55,29 @@ def process_pool(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+class Rows:
+    """A table on its way to or from a worker process, as one Arrow IPC stream: only its own rows travel.
+
+    A pyarrow table pickles column by column, copying every row of the buffers a slice views: each piece of a
+    batch sent to a worker carried the whole batch (1,500 of 3,000 OTLP rows: 44 ms to pickle and unpickle,
+    against ~2 ms as a stream). The stream holds the schema, so :meth:`table` gives back the same table."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, table: Any) -> None:
+        import pyarrow as pa  # not at import: the CLI starts without pyarrow
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        self.data = sink.getvalue().to_pybytes()
+
+    def table(self) -> Any:
+        import pyarrow as pa
+
+        return pa.ipc.open_stream(self.data).read_all()
+
+
 def _start_worker(parent: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
     _die_with_parent(parent)
     if initializer is not None:

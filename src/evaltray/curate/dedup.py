@@ -18,6 +18,7 @@ text and "unknown" to the guards: never a number, never a name, never equal.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 import time
@@ -627,7 +628,15 @@ _UNITS = {
     )
 }
 _TENS = {w: 10 * i for i, w in enumerate(_wordlist("twenty thirty forty fifty sixty seventy eighty ninety"), 2)}
-_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "dozen": 12, "decade": 10}
+_SCALES = {
+    "hundred": 100,
+    "thousand": 1000,
+    "million": 10**6,
+    "billion": 10**9,
+    "dozen": 12,
+    "decade": 10,
+    "decades": 10,  # "four decades" is 40 years; "hundreds" and "dozens" count nothing exact
+}
 _ALONE = {
     "half": 0.5,
     "halved": 0.5,
@@ -652,6 +661,7 @@ _ALONE = {
     "fivefold": 5,
     "tenfold": 10,
 }
+_ALONE.update((w + "fold", n) for w, n in (*_UNITS.items(), *_TENS.items()) if n > 1)  # "sevenfold", "twentyfold"
 #: Fraction words that are also ordinals: after "a" they are a fraction only before "of" or "as" ("a third
 #: of them", "a fifth as much"); "a third set" counts sets.
 _ORDINAL_TOO = _wordset("third thirds fourth fourths fifth fifths sixth sixths eighth eighths tenth tenths")
@@ -693,9 +703,10 @@ _UNIT = re.compile(r"(\d+)([a-z]{1,3})")
 
 #: A count its own list spells out: "three main meals - breakfast, lunch, and dinner" states 3 only as the
 #: list does, and another text may give the list alone ("breakfast, lunch and dinner").
-_LIST_MARKS = (":", "(", " - ", "\u2013", "\u2014")
+_LIST_MARKS = (":", "(", " - ", "\u2013", "\u2014", " named ", " called ", " namely ", " including ")
 _LIST_COUNT = re.compile(
-    r"\b(two|three|four|five|six|seven|eight|nine|ten|[2-9]|10)((?:\s+[^\W\d_]+){1,3}\s*(?:[:(\u2013\u2014]|\s-)\s*)"
+    r"\b(two|three|four|five|six|seven|eight|nine|ten|[2-9]|10)((?:\s+[^\W\d_]+){1,5}?"
+    r"(?:\s*[:(\u2013\u2014]|\s-|\s+(?:named|called|namely|including))\s*)"
     r"((?:(?!\s-\s)[^.!?;:()\u2013\u2014])+)",  # the list ends at a sentence's end, a bracket or a dash
     re.IGNORECASE,
 )
@@ -761,6 +772,12 @@ def _word_number(words: list[str]) -> float:
     return total + current
 
 
+def _new_number(last: str, word: str) -> bool:
+    """Whether number word ``word`` right after ``last`` starts another number: "twenty two" is one (22),
+    "two two-hour" and "three one-hour" are two, as are "twenty thirty"."""
+    return (word in _UNITS and last in _UNITS) or (word in _TENS and last not in _SCALES)
+
+
 def _digit_values(tok: str) -> list[float]:
     """Values of one digit token: "1/4" is 0.25, a ratio "270/180" is its two parts, a slot is none."""
     if tok.count("/") == 1:
@@ -778,6 +795,9 @@ _SLOT = " " + PLACEHOLDER + " "
 
 def _slot(m: re.Match[str]) -> str:
     tok = m.group()
+    at = m.start()
+    if at >= 2 and m.string[at - 1] == "-" and m.string[at - 2].isalpha():
+        return _SLOT  # a code: "COVID-19", "F-16"
     # fast paths for the common identifiers, the same answer as _digit_values gives: a date or a time
     # (no "/" that could make a fraction), a long digit run (an order number)
     if ("-" in tok or ":" in tok) and "/" not in tok:
@@ -880,6 +900,9 @@ def _stated(raw: str) -> list[str]:
         scale = 0.01 if k + 1 < len(toks) and toks[k + 1].lower() == "percent" else 1.0  # 50% = half = 0.5
         following = toks[k + 1].lower() if n + 1 < len(hits) and hits[n + 1] == k + 1 else ""
         if low in _WORD_NUMBERS:
+            if words and _new_number(words[-1], low):
+                read.run(_word_number(words), k - 1)  # "three one-hour": 3, then 1
+                words = []
             read.start = k if not words else read.start
             words.append(low)
         elif low in _DENOMINATORS and (words or (prev in ("a", "an") and _fraction_after_a(low, toks, k))):
@@ -1480,7 +1503,8 @@ def _facts(norm: str, text: Any, quantities: frozenset[str] | None = None) -> _F
         _negated(toks),
         _names(raw),
         PLACEHOLDER in norm,
-        frozenset(v for t in distinct if t != "hour" or _hour_implies(norm) for v in _IMPLIED.get(t, ())),
+        frozenset(v for t in distinct if t != "hour" or _hour_implies(norm) for v in _IMPLIED.get(t, ()))
+        | _implied_by(norm),
         raw,
     )
 
@@ -1542,21 +1566,30 @@ def _agree(f: _Facts) -> str:
     return "numbers, negation and names agree"
 
 
+#: A time stated in one unit may be stated in a smaller one elsewhere: "2 weeks" is 14 days, "3 hours" 180
+#: minutes, "5 years" 60 months.
+_IN_SMALLER = {
+    "minute": (60,),
+    "hour": (60,),
+    "day": (24,),
+    "week": (7,),
+    "fortnight": (14,),
+    "month": (30, 4),
+    "year": (12, 52, 365),
+    "decade": (10,),
+}
+_YEAR = tuple(map(str, _IN_SMALLER["year"]))
 #: Words that say a number without a digit, and the values they may stand for in another text: "an hour"
 #: is 60 minutes, "a week" 7 days, "both" 2. A value one text states and the other only implies this way
 #: is unknown, not different.
 _IMPLIED: dict[str, tuple[str, ...]] = {
-    "hour": ("60",),
-    "minute": ("60",),
-    "day": ("24",),
-    "week": ("7",),
+    # one of a time unit in its smaller units ("a decade" is no word here: it states 10, see _SCALES)
+    **{unit: tuple(map(str, factors)) for unit, factors in _IN_SMALLER.items() if unit != "decade"},
     "weekly": ("7",),
-    "fortnight": ("14",),
-    "month": ("30", "4"),
-    "year": ("12", "52", "365"),
-    "yearly": ("12", "52", "365"),
-    "annual": ("12", "52", "365"),
-    "annually": ("12", "52", "365"),
+    "fortnight": ("14", "2"),
+    "yearly": _YEAR,
+    "annual": _YEAR,
+    "annually": _YEAR,
     "both": ("2",),
     "pair": ("2",),
     "couple": ("2",),
@@ -1567,6 +1600,46 @@ _IMPLIED: dict[str, tuple[str, ...]] = {
 
 
 _IMPLIABLE = frozenset(v for values in _IMPLIED.values() for v in values)
+_AMOUNT_OF = re.compile(
+    r"\b(\d+(?:\.\d+)?|"
+    + "|".join(sorted(_UNITS.keys() | _TENS.keys(), key=len, reverse=True))
+    + r") ("
+    + "|".join(_IN_SMALLER)
+    + r")s?\b"
+)
+_ORDINAL_WORDS = {
+    w: i
+    for i, w in enumerate(_wordlist("second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth"), 2)
+}
+#: Nouns an ordinal labels rather than counts: "the third phase" is "phase 3", "sixth grade" is "grade six";
+#: "the second stop" says no 2 that "2 more people got on" could be.
+_LABELS = _wordset(
+    "stage stages phase phases grade level chapter step round part section lesson episode season volume act "
+    "scene edition floor tier"
+)
+#: "the 1980s" and "the 80s" name one decade.
+_DECADE = re.compile(r"\b(?:(1[89]|20)(\d)0|(\d)0)s\b")
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _implied_by(norm: str) -> frozenset[str]:
+    """Values normalized text ``norm`` implies without stating them, beyond single words (``_IMPLIED``): an
+    amount of time in smaller units ("2 weeks": 14 days), the number of an ordinal that labels (``_LABELS``:
+    "the third phase" is stage 3, "sixth grade" grade six; see :func:`_ordinals` for those it states), the
+    other spelling of a decade ("1980s": 80s), and zero in "nonzero"."""
+    out: set[str] = set()
+    for m in _AMOUNT_OF.finditer(norm):
+        n = float(m.group(1)) if m.group(1)[0].isdigit() else _UNITS.get(m.group(1), _TENS.get(m.group(1), 0))
+        out.update(_value(n * f) for f in _IN_SMALLER[m.group(2)])
+    toks = norm.split()
+    out.update(str(_ORDINAL_WORDS[t]) for t, nxt in itertools.pairwise(toks) if t in _ORDINAL_WORDS and nxt in _LABELS)
+    for m in _DECADE.finditer(norm):
+        out.update((m.group(2) + "0",) if m.group(1) else (f"19{m.group(3)}0", f"20{m.group(3)}0"))
+    if "nonzero" in norm:
+        out.add("0")
+    return frozenset(out)
+
+
 #: An ordinal above any day of a month says a value: "his 45th birthday" is 45 years (up to 31 it is
 #: more often a date, a slot; 1000 and above an identifier).
 _ORDINAL = re.compile(r"(\d{2,3})(?:st|nd|rd|th)")
@@ -1591,6 +1664,10 @@ def _kin(value: str) -> Fraction:
     return min(x, 1 / x) if x > 0 else x
 
 
+#: The values a block key leaves out: those single words may imply (``_IMPLIED``). Not the small counts a
+#: labelling ordinal or a list's own count may leave unstated: templated traffic states its day counts (2-9)
+#: in digits, and one block for all of them fills each text's nearest neighbours with its own template's other
+#: counts, refused, in place of its paraphrases (bench_templated.py: 3,551 → 4,863 representatives of 30,000).
 _IMPLIABLE_KIN = frozenset(map(_kin, _IMPLIABLE))
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from evaltray.core.errors import IngestError
+from evaltray.core.workers import Rows
 
 if TYPE_CHECKING:  # the scrub package imports Presidio (seconds): only when a workspace scrubs
     from evaltray.scrub import ScrubConfig, TableScrub
@@ -42,15 +43,18 @@ def submit(table: pa.Table, config: ScrubConfig | None, pool: Executor | None, w
         done: Future[Scrubbed] = Future()
         done.set_result((table, None) if config is None else scrub_piece(table, config))
         return [done]
+    from evaltray.scrub import scrub_rows
+
     size = -(-table.num_rows // workers)
     with _worker_death():
-        return [pool.submit(scrub_piece, table.slice(s, size), config) for s in range(0, table.num_rows, size)]
+        return [pool.submit(scrub_rows, Rows(table.slice(s, size)), config) for s in range(0, table.num_rows, size)]
 
 
-def gather(futures: list[Future[Scrubbed]]) -> list[Scrubbed]:
-    """The pieces' results in order."""
+def gather(futures: list[Future[Scrubbed]] | list[Future[tuple[Rows, TableScrub]]]) -> list[Scrubbed]:
+    """The pieces' results in order (rows a worker sent back as :class:`~evaltray.core.workers.Rows`, read)."""
     with _worker_death():
-        return [f.result() for f in futures]
+        results = [f.result() for f in futures]
+    return [(rows.table() if isinstance(rows, Rows) else rows, report) for rows, report in results]
 
 
 @contextlib.contextmanager

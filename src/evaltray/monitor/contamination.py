@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -164,6 +164,9 @@ class ContaminationReport:
             by_method = {m: sum(any(x.method == m for x in ms) for ms in found.values()) for m in self.methods}
             out[split] = {"cases": total, "contaminated": len(found), "by_method": by_method}
         return out
+
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -414,15 +417,19 @@ class Scanner:
             same, why = paraphrase_verdict(self.probes[p].text, text, cos, bar, PARA_GUARDS)
             if same:
                 best[(d, p)] = (cos, why, wi)
-        chosen = sorted(best.items())
-        if self.verify is not None and chosen:
-            verdicts = self.verify([(self.probes[p].text, windows[wi][1]) for (_, p), (_, _, wi) in chosen])
-            chosen = [c for c, ok in zip(chosen, verdicts, strict=True) if ok is not False]
+        chosen = self._verified(sorted(best.items()), lambda c: (c[0][1], windows[c[1][2]][1]))
         self._found.update((p, docs[d].source, docs[d].line) for (d, p), _ in chosen)
         return [
             self._match(p, "paraphrase", cos, docs[d], windows[wi][1], kind, detail=why)
             for (d, p), (cos, why, wi) in chosen
         ]
+
+    def _verified(self, found: list[_T], pair: Callable[[_T], tuple[int, str]]) -> list[_T]:
+        """``found`` less what the verifier (when given) rejects; ``pair(item)``: its case and corpus text."""
+        if self.verify is None or not found:
+            return found
+        verdicts = self.verify([(self.probes[p].text, text) for p, text in map(pair, found)])
+        return [c for c, ok in zip(found, verdicts, strict=True) if ok is not False]
 
     def _keep_nearest(
         self,
@@ -470,9 +477,7 @@ class Scanner:
                 continue  # no lead, or no window of another text kept to measure it against
             if not guard_refusal(self.probes[p].text, top.text, PARA_GUARDS):
                 picked.append((p, top, rest[0]))
-        if self.verify is not None and picked:
-            verdicts = self.verify([(self.probes[p].text, x.text) for p, x, _ in picked])
-            picked = [c for c, ok in zip(picked, verdicts, strict=True) if ok is not False]
+        picked = self._verified(picked, lambda c: (c[0], c[1].text))
         return [
             self._match(
                 p, "paraphrase", x.cos, x.doc, x.text, x.kind, detail=f"stands out: cosine {x.cos:.3f}, next {n:.3f}"

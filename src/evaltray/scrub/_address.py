@@ -119,7 +119,7 @@ class _Words:
 
     def __init__(self, text: str) -> None:
         self.runs = frozenset(_LETTERS_RE.findall(text))
-        self.low = frozenset(_LETTERS_RE.findall(text.lower()))
+        self.low = frozenset(map(str.lower, self.runs))  # ASCII: the runs of text.lower(), lowercased runs
 
     @staticmethod
     def of(text: str) -> _Words | None:

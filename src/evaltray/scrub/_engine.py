@@ -180,6 +180,8 @@ _HANDLE_HINT = re.compile(r"[^\W\d_][._\-][^\W\d_]")  # letters either side of .
 # "item_id": "7751905257" / item ID: 2757705742 -- ten digits in an id field are an id, not a phone.
 _ID_BEFORE_RE = re.compile(r"(?i)(?:\bid|_id|Id)[\"']?\s*[:=#]\s*[\"']?$")
 _ANY_UPPER = re.compile(r"[^\W\d_a-z]")
+#: An OpenTelemetry trace id as the OTLP readers write it: 32 lowercase hex digits (see :meth:`Scrubber._plain_id`).
+_OTEL_ID_RE = re.compile(r"[0-9a-f]{32}")
 # 2025-04-14 in a model name or a log line: a date, not a phone number (phones group 3-3-4, not 4-2-2)
 _ISO_DATE_RE = re.compile(r"(?<!\d)(?:19|20)\d\d-[01]\d-[0-3]\d(?!\d)")
 
@@ -317,6 +319,8 @@ class Scrubber:
         self._selected: dict[tuple[str, ...], list[_Selected]] = {}
         self._detected: dict[str, list[_Span]] = {}
         self._detected_chars = 0
+        #: the shipped recognizers alone, asked directly: what :meth:`_plain_id` reasons about
+        self._own_recognizers = not (presidio or self._model_person) and dict(RECOGNIZERS.items()) == _SHIPPED
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (to a worker) without the findings it remembers: they are this process's, and can be large."""
@@ -482,6 +486,8 @@ class Scrubber:
         """Merged findings in ``text``, never inside an existing placeholder."""
         if not text:
             return []
+        if len(text) == 32 and _OTEL_ID_RE.fullmatch(text) and self._plain_id(text):
+            return []  # a trace id, unique: not remembered either
         if self.presidio and len(text) < _PRESIDIO_CACHE_MIN_CHARS:
             return self._detect(text)
         found = self._detected.get(text)
@@ -493,6 +499,31 @@ class Scrubber:
             self._detected[text] = found
             self._detected_chars += len(text)
         return list(found)  # callers extend and sort the list; the spans themselves are never changed
+
+    def _plain_id(self, text: str) -> bool:
+        """Whether no shipped recognizer can find anything in ``text``, 32 lowercase hex digits (an OpenTelemetry
+        trace id, judged on its own for every trace, so never found in the memory): a word of digits and the
+        letters a-f only, with no space, punctuation or capital and nothing either side of it.
+
+        - phone: a candidate starts where no letter or digit comes before it and ends where none follows, so it
+          is the whole id, but is at most 26 characters ("00" and 24); a card's digits likewise at most 19;
+        - SSN, ITIN, passport, driver's licence: every cue word has a letter past f, and the bare forms a "-";
+        - e-mail, IP address, URL, API key, address, handle, key-value: the prefilter's hints need an "@", ".",
+          ":", "=", "-", "_", "A", a space or a word with a letter past f (see :meth:`_wanted`);
+        - IBAN: two letters and two digits where no letter or digit comes before: at the id's start only
+          (then the id is detected as any text is);
+        - person: the rules need a capital, a cue or a list, or a lowercase listed given name; a name the tagger
+          finds in lowercase is kept only when it starts with one, and the id is one word: where the id itself is
+          a listed given name it is detected as any text is.
+
+        Only for the shipped recognizers asked directly (no Presidio engine, no NER model, none registered
+        anew); tests/scrub/test_scrub_speed.py checks it against detection on random and crafted ids.
+        """
+        return (
+            self._own_recognizers
+            and not (text[:2].isalpha() and text[2:4].isdigit())
+            and text not in self._names._given_only
+        )
 
     def _detect(self, text: str) -> list[_Span]:
         if len(text) <= CHUNK_CHARS:
@@ -516,11 +547,17 @@ class Scrubber:
     # ------------------------------------------------------------------ replacement
 
     def _register(self, text: str, spans: list[_Span], mapping: PlaceholderMap) -> None:
-        """Give each found value its placeholder and remember the surfaces later mentions will match."""
+        """Give each found value its placeholder and remember the surfaces later mentions will match.
+
+        A value met again (the same text in another message, or replaced after it was collected) is skipped: its
+        placeholder exists, and its surfaces were added with ``setdefault``, so nothing would change."""
         flags = self._gazetteer.flags
         for s in spans:
             label = LABELS[s.entity]
             value = text[s.start : s.end]
+            if (label, value) in mapping.registered:
+                continue
+            mapping.registered.add((label, value))
             ph = mapping.aliases.get(label, {}).get(value) or mapping.placeholder(label, value)
             if len(value) >= 3:
                 mapping.add_alias(label, value, ph)
@@ -642,32 +679,33 @@ class Scrubber:
             return text
 
         # messages first: their placeholders are numbered as if they were scrubbed alone
-        collected = self._walk(messages, fields, collect)
+        collected = _Walk(collect, self.max_field_chars)
+        parts = collected.parts(messages, fields, found.__len__)
         if not any(spans for _, spans, _ in found):
-            return collected  # nothing found anywhere: the replacing pass would give every text back as it is
-        queue = iter(found)
+            return collected.assemble(parts, fields)  # nothing found anywhere: the texts stay as they are
+        at = 0
 
         def replace(text: str, forced: _Forced | None) -> str:
-            original, spans, part = next(queue)
+            nonlocal at
+            original, spans, part = found[at]
+            at += 1
             if part is not None:  # a first_name/last_name field: its person's part placeholder
                 counts["PERSON"] += 1
                 mapping.used.add(part)
                 return part
             return self._finish(original, list(spans), mapping, counts)
 
-        out, out_fields, truncated = self._walk(messages, fields, replace)
+        walk = _Walk(replace, self.max_field_chars)
+        for k, (key, value, _, end) in enumerate(parts):
+            if _settled(found, at, end, mapping):
+                at = end  # what the collecting pass made of it is what this pass would
+            else:
+                parts[k] = (key, value, walk.part(key, value), end)
         if self.vault is not None:
             for ph, value in mapping.originals.items():
                 if ph in mapping.used:
                     self.vault.seal(trace_id, ph, value)
-        return out, out_fields, truncated
-
-    def _walk(
-        self, messages: list[dict[str, Any]], fields: dict[str, Any] | None, fn: Transform
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
-        walk = _Walk(fn, self.max_field_chars)
-        out = walk.messages(messages)
-        return out, walk.fields(fields) if fields else fields, walk.truncated
+        return collected.assemble(parts, fields)
 
     def _scrub_one(self, trace_id: str, messages: Any, fields: dict[str, Any] | None = None) -> ScrubResult:
         counts: Counter[str] = Counter()
@@ -700,6 +738,8 @@ RECOGNIZERS.add("PERSON", lambda scrubber: scrubber._names)
 RECOGNIZERS.add("USERNAME", lambda scrubber: scrubber._handles)
 
 _ENTITY_OF_LABEL = {label: ent for ent, label in LABELS.items()}
+#: The recognizers shipped (a scrubber built after another one is registered reasons about none of them).
+_SHIPPED = dict(RECOGNIZERS.items())
 
 
 #: A recognizer the direct path asks, with its score thresholds by entity and its default threshold.
@@ -886,6 +926,24 @@ def dumps_like(original: str, doc: Any) -> str:
     return lead + json.dumps(doc, **style) + trail
 
 
+#: The key of a message among a trace's walked parts (the other parts are keyed by their field's name).
+_MESSAGE = object()
+#: One walked part of a trace: its key, its value, what the walk made of it, how many strings had been seen.
+_Part = tuple[Any, Any, Any, int]
+
+
+def _settled(found: list[tuple[str, list[_Span], str | None]], start: int, end: int, mapping: PlaceholderMap) -> bool:
+    """Whether the strings ``found[start:end]`` come out of the replacing pass as they went in: nothing was found
+    in them, and none holds a value already replaced in the trace (``_finish`` gives such a text back as it is,
+    and changes nothing else)."""
+    surfaces = [surface for table in mapping.aliases.values() for surface in table]
+    for k in range(start, end):
+        text, spans, part = found[k]
+        if spans or part is not None or any(surface in text for surface in surfaces):
+            return False
+    return True
+
+
 class _Walk:
     """One pass over a trace: ``fn`` sees every free string, in the same order on every pass (the collect
     and the replace pass must agree); structure stays, JSON text stays JSON, numbers stay numbers."""
@@ -894,9 +952,6 @@ class _Walk:
         self.fn = fn
         self.max_chars = max_chars
         self.truncated = 0
-
-    def messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [self.message(m) for m in messages]
 
     def message(self, msg: dict[str, Any]) -> dict[str, Any]:
         role = msg.get("role")
@@ -980,14 +1035,32 @@ class _Walk:
         space = text.rfind(" ", max(0, self.max_chars - 1000), self.max_chars)
         return text[: space if space > 0 else self.max_chars]
 
-    def fields(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """A trace's other fields: ``tools`` and ``spans`` are lists of schema objects, the rest free values."""
-        return {
-            k: [self.schema(x) if isinstance(x, dict) else self.value(x, None) for x in v]
-            if k in ("tools", "spans") and isinstance(v, list)
-            else self.value(v, None)
-            for k, v in fields.items()
-        }
+    def entry(self, key: Any, value: Any) -> Any:
+        """One of a trace's other fields: ``tools`` and ``spans`` are lists of schema objects, the rest free
+        values."""
+        if key in ("tools", "spans") and isinstance(value, list):
+            return [self.schema(x) if isinstance(x, dict) else self.value(x, None) for x in value]
+        return self.value(value, None)
+
+    def part(self, key: Any, value: Any) -> Any:
+        """A message (``key`` is :data:`_MESSAGE`) or one of the other fields, walked."""
+        return self.message(value) if key is _MESSAGE else self.entry(key, value)
+
+    def parts(
+        self, messages: list[dict[str, Any]], fields: dict[str, Any] | None, seen: Callable[[], int]
+    ) -> list[_Part]:
+        """The trace walked part by part, messages first: each message and each other field, what the walk
+        made of it, and ``seen()`` after it (how many strings ``fn`` had been given by then)."""
+        pairs = [(_MESSAGE, m) for m in messages] + list((fields or {}).items())
+        return [(key, value, self.part(key, value), seen()) for key, value in pairs]
+
+    def assemble(
+        self, parts: list[_Part], fields: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
+        """The messages, the other fields (None or empty as given) and the fields cut, from walked parts."""
+        messages = [done for key, _, done, _ in parts if key is _MESSAGE]
+        out_fields = {key: done for key, _, done, _ in parts if key is not _MESSAGE} if fields else fields
+        return messages, out_fields, self.truncated
 
 
 __all__ = [

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -84,6 +86,16 @@ def load_gazetteer() -> Gazetteer:
 # A capitalised word (Unicode-aware), with inner apostrophes/hyphens: O'Neil, Jean-Luc, D’Angelo.
 _CAP = r"\p{Lu}[\p{Ll}\p{Lu}\p{M}]*(?:['’\-]\p{Lu}?[\p{Ll}\p{M}]+)*"
 CAP_RE = regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{N}}_<]){_CAP}(?![\p{{L}}\p{{N}}_>])")
+#: :data:`CAP_RE` for ASCII text, in the faster ``re`` engine (there ``\p{Lu}`` is ``[A-Z]``, ``\p{Ll}`` ``[a-z]``, ``\p{N}``
+#: ``[0-9]`` and no character is a mark ``\p{M}``).
+ASCII_CAP_RE = re.compile(r"(?<![A-Za-z0-9_<])[A-Z][a-zA-Z]*(?:['’\-][A-Z]?[a-z]+)*(?![A-Za-z0-9_>])")
+
+
+def capitalised(text: str) -> Iterator[re.Match[str]] | Iterator[regex.Match[str]]:
+    """:data:`CAP_RE`'s matches in ``text``."""
+    return (ASCII_CAP_RE if text.isascii() else CAP_RE).finditer(text)
+
+
 # Lowercase words, for names typed in lowercase right after "my name is".
 _LOWER_RE = regex.compile(r"\G\s*,?\s*([\p{Ll}][\p{Ll}\p{M}'’\-]+)")
 
@@ -517,7 +529,7 @@ class GazetteerNameRecognizer(EntityRecognizer):
     def has_candidate(self, text: str) -> bool:
         """Cheap pre-check: some capitalised word is a name part, or a name cue is present."""
         get = self.gazetteer.get
-        for m in CAP_RE.finditer(text):
+        for m in capitalised(text):
             word = m.group()
             flags = get(word)
             name_like = not flags & (WORD | NONPERSON) or flags & (FIRST | LAST)
@@ -533,7 +545,7 @@ class GazetteerNameRecognizer(EntityRecognizer):
     def _tokens(self, text: str) -> list[_Tok]:
         get = self.gazetteer.get
         toks = []
-        for m in CAP_RE.finditer(text):
+        for m in capitalised(text):
             word = m.group()
             end = m.end()
             if word.endswith(("'s", "’s")):  # possessive: keep "'s" outside the span

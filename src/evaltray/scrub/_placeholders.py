@@ -57,7 +57,7 @@ class PlaceholderMap:
     It holds original values in memory only while a trace is scrubbed; it is never serialized.
     """
 
-    __slots__ = ("_by_key", "_next", "_persons", "originals", "aliases", "used")
+    __slots__ = ("_by_key", "_next", "_persons", "originals", "aliases", "used", "registered")
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str], str] = {}
@@ -70,6 +70,8 @@ class PlaceholderMap:
         self.aliases: dict[str, dict[str, str]] = {}
         #: placeholders written into the text (a name part may have one that no text needed)
         self.used: set[str] = set()
+        #: (label, value) pairs the scrubber has given their placeholder and surfaces (doing it again changes nothing)
+        self.registered: set[tuple[str, str]] = set()
 
     def reserve(self, text: str) -> None:
         """Skip numbers already used by placeholders in ``text`` so a new value never reuses one."""

@@ -50,7 +50,7 @@ from evaltray.core.settings import scrub_max_field_chars
 from evaltray.core.store import ADMIN_ROLES, CURATE_ROLES, Workspace
 from evaltray.core.traces import PAYLOAD_COLUMNS, SCHEMA, MessageRecord, TraceStore, json_bytes, message_summary
 from evaltray.core.util import atomic_write
-from evaltray.core.workers import process_pool, worker_count
+from evaltray.core.workers import Rows, process_pool, worker_count
 
 from ._engine import MAX_FIELD_CHARS, Scrubber, ScrubError, is_structure, resolve_entities
 from ._placeholders import LABELS, PLACEHOLDER_RE
@@ -403,6 +403,12 @@ def scrub_table(table: pa.Table, config: ScrubConfig, skip: Collection[int] = ()
     return table, report
 
 
+def scrub_rows(rows: Rows, config: ScrubConfig) -> tuple[Rows, TableScrub]:
+    """:func:`scrub_table` of rows sent to a worker process, the scrubbed rows sent back the same way."""
+    out, report = scrub_table(rows.table(), config)
+    return Rows(out), report
+
+
 def save_sealed(ws: Workspace, vault_key: str, entries: list[tuple[str, str, bytes]]) -> None:
     """Append sealed originals ``(trace_id, placeholder, token)`` to the workspace's vault file."""
     if not entries:
@@ -548,7 +554,8 @@ def _scrub_pieces(
     if pool is None:
         return [scrub_table(piece, config) for piece in pieces]
     try:
-        return list(pool.map(scrub_table, pieces, [config] * len(pieces)))
+        done = pool.map(scrub_rows, [Rows(piece) for piece in pieces], [config] * len(pieces))
+        return [(rows.table(), report) for rows, report in done]
     except BrokenProcessPool:
         raise ScrubError(
             f"{name}: a scrub worker process died (out of memory?); every part is whole, "
