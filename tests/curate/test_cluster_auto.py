@@ -46,25 +46,19 @@ def test_auto_k_lands_near_the_true_count_and_holds_when_1_percent_goes(seed: in
         assert abs(fewer - full) <= 0.1 * full, (full, fewer)
 
 
-def test_each_candidate_k_is_scored_by_the_mean_of_several_seeded_fits(monkeypatch) -> None:
-    # One k-means fit's score is noisy; k="auto" averages _AUTO_FITS of them (seeds s, s+1, ...), so the
-    # parts it keeps for a k are the means of what single fits at those seeds give.
+def test_each_candidate_k_is_scored_by_the_mean_of_several_seeded_fits() -> None:
+    # One k-means fit's score is noisy; k="auto" averages _AUTO_FITS of them (fits 0, 1, ... of the rows' draws),
+    # so the parts it keeps for a k are the means of what the single fits give.
     from evaltray.curate import cluster as C
 
     x, _ = blobs(12, 30, spread=1.0)
     x = C.normalize_rows(x)
-    a = C._knn_graph(x, 10)
-
-    def parts(fits: int, seed: int) -> tuple[float, float]:
-        monkeypatch.setattr(C, "_AUTO_FITS", fits)
-        scorer = C._Modularity(a, x, seed, C._Steps(None), spectral=False)
-        scorer(9)
-        return scorer.parts[9]
-
+    scorer = C._Modularity(C._knn_graph(x, 10), x, C._row_draws(x, 4), C._Steps(None), spectral=False)
+    scorer(9)
     fits = C._AUTO_FITS
     assert fits >= 2
-    singles = [parts(1, s) for s in range(4, 4 + fits)]
-    assert parts(fits, 4) == pytest.approx(tuple(np.mean(singles, axis=0)), rel=1e-12)
+    singles = [scorer.fit_parts(x.astype(np.float64), 9, r) for r in range(fits)]
+    assert scorer.parts[9] == pytest.approx(tuple(np.mean(singles, axis=0)), rel=1e-12)
     assert singles[0] != singles[1]  # the fits differ, so the mean is not one of them
 
 
@@ -383,8 +377,9 @@ def test_k_scores_are_the_modularity_of_every_count_the_search_tried() -> None:
     # gives the same values.
     with C._threads_for(len(x)):
         a = C._knn_graph(C.normalize_rows(x), 15)
-        u = C._spectral_embedding(a, C._AUTO_DIM, 0)
-        scorer = C._Modularity(a, u, 0, C._Steps(None))
+        draws = C._row_draws(C.normalize_rows(x), 0)
+        u = C._spectral_embedding(a, C._AUTO_DIM, draws)
+        scorer = C._Modularity(a, u, draws, C._Steps(None))
         assert scorer(best) == pytest.approx(scores[best], rel=1e-9)
         assert scorer(2) == pytest.approx(scores[2], rel=1e-9)
     assert cluster_texts(texts_for(len(x)), x, k=25, seed=0).k_scores == {}
