@@ -8,6 +8,7 @@ import json
 import numpy as np
 import orjson
 import pytest
+import scipy.sparse as sp
 from click.testing import CliRunner
 
 from evaltray.cli import cli
@@ -383,3 +384,114 @@ def test_k_scores_are_the_modularity_of_every_count_the_search_tried() -> None:
         assert scorer(best) == pytest.approx(scores[best], rel=1e-9)
         assert scorer(2) == pytest.approx(scores[2], rel=1e-9)
     assert cluster_texts(texts_for(len(x)), x, k=25, seed=0).k_scores == {}
+
+
+# --------------------------------------------------------------------------- a steady count
+
+
+def test_the_count_is_the_top_of_the_parabola_not_the_best_scored_count() -> None:
+    from evaltray.curate.cluster import _parabola_peak
+
+    # Counts in pairs symmetric about 40 over log k (20*80 = 25*64 = 32*50 = 40^2) on a flat parabola, with 32 and
+    # 50 lifted above it alike: they score best, but the least-squares parabola stays symmetric about log 40.
+    ks = [20, 25, 32, 40, 50, 64, 80]
+    ys = [-0.01 * np.log(k / 40) ** 2 + (0.002 if k in (32, 50) else 0.0) for k in ks]
+    assert ks[int(np.argmax(ys))] == 32
+    assert _parabola_peak(ks, ys) == 40
+    # A top beyond the counts given stays at the nearest one; an upward parabola or two counts give the best one.
+    assert _parabola_peak(ks, [-((np.log(k / 200)) ** 2) for k in ks]) == 80
+    assert _parabola_peak(ks, [np.log(k / 30) ** 2 for k in ks]) == 80
+    assert _parabola_peak([30, 45], [0.5, 0.4]) == 30
+
+
+def test_the_parabola_is_fitted_near_the_best_count_only(monkeypatch) -> None:
+    # Scores exactly -(ln(k/40))^2 up to 64, then falling ten times as steeply (a well-separated set's steep side):
+    # the counts within _FIT of the best one (40) all lie on the parabola, so its top is 40 exactly; the far counts
+    # in the window would have pulled it below 40.
+    from evaltray.curate import cluster as C
+
+    def score(k: int) -> float:
+        return -(np.log(k / 40) ** 2) - (9 * np.log(k / 64) ** 2 if k > 64 else 0.0)
+
+    scorer = C._Modularity(sp.csr_matrix(np.ones((3, 3))), np.zeros((3, 2)), np.zeros(3, np.uint64), C._Steps(None))
+    scorer.parts = {k: (score(k), 0.0) for k in range(2, 400)}  # every count pre-scored: no fits run
+    ladder = C._k_grid(2000, 400)
+    assert scorer.best_k(ladder) == 40
+    window = [k for k in range(2, 400) if 40 / C._LADDER**2 <= k <= 40 * C._LADDER**2]
+    assert C._parabola_peak(window, [score(k) for k in window]) < 39
+
+
+def test_permuted_rows_give_the_same_count_and_clusters() -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    x, _ = blobs(25, 40, spread=1.0)
+    texts = texts_for(len(x))
+    perm = np.random.default_rng(3).permutation(len(x))
+    for seed in (0, 1):
+        got = cluster_texts(texts, x, seed=seed)
+        moved = cluster_texts([texts[i] for i in perm], x[perm], seed=seed)
+        assert moved.n_clusters == got.n_clusters
+        assert adjusted_rand_score(got.labels[perm], moved.labels) == 1.0
+
+
+def test_the_embedding_of_permuted_rows_is_the_permuted_embedding() -> None:
+    # Above 2,000 rows the embedding starts from draws: each row's own, so the rows' order does not change it.
+    from evaltray.curate import cluster as C
+
+    x = C.normalize_rows(blobs(30, 70, spread=1.0)[0])
+    perm = np.random.default_rng(4).permutation(len(x))
+    draws = C._row_draws(x, 0)
+    u = C._spectral_embedding(C._knn_graph(x, 15), 40, draws)
+    v = C._spectral_embedding(C._knn_graph(x[perm], 15), 40, draws[perm])
+    # The same subspace: summing in another order moves the last bits, which may turn vectors of nearly equal
+    # eigenvalues within it (and flip signs), so the test compares the spans (40 = identical).
+    assert np.linalg.norm(u[perm].T @ v) ** 2 == pytest.approx(40, abs=1e-6)
+
+
+def test_row_draws_follow_the_rows_content_not_their_place_or_last_bits() -> None:
+    from evaltray.curate import cluster as C
+
+    x = C.normalize_rows(blobs(5, 40, spread=1.0)[0])
+    perm = np.random.default_rng(5).permutation(len(x))
+    draws = C._row_draws(x, 0)
+    assert (C._row_draws(x[perm], 0) == draws[perm]).all()
+    # Normalised twice, most entries move in their last bit; a row's draw moves only where an entry sits on the
+    # edge of its 1/4096 step (about 1 row in 60 with 64 entries): by a raw-bits hash, nearly every row's would.
+    again = C.normalize_rows(x * np.float32(3))
+    assert (again != x).mean() > 0.2
+    assert (C._row_draws(again, 0) == draws).mean() >= 0.97
+    assert len(set(draws.tolist())) == len(x)
+    assert not (C._row_draws(x, 1) == draws).any()
+
+
+def test_keyed_sample_keeps_its_rows_when_others_go() -> None:
+    from evaltray.curate import cluster as C
+
+    draws = C._mix(np.arange(1000, dtype=np.uint64), 7)
+    full = C._keyed_sample(draws, 300)
+    assert (np.diff(draws[full].astype(np.float64)) > 0).all() and (draws[full].max() < np.delete(draws, full)).all()
+    keep = np.sort(np.random.default_rng(6).permutation(1000)[:990])
+    fewer = keep[C._keyed_sample(draws[keep], 300)]
+    assert set(full) & set(keep) <= set(fewer)  # only the removed rows are replaced
+    assert (C._keyed_sample(draws, 2000) == np.argsort(draws)).all()
+
+
+def test_race_picks_rows_in_proportion_to_their_weight() -> None:
+    # Four rows weighing 0, 1, 2 and 5: over 40,000 salts each wins about its share (one standard error <= 0.0025).
+    from evaltray.curate import cluster as C
+
+    won = C._race(
+        np.array([0.0, 1.0, 2.0, 5.0]), C._mix(np.arange(4, dtype=np.uint64), 3), np.arange(40_000, dtype=np.uint64)
+    )
+    np.testing.assert_allclose(np.bincount(won, minlength=4) / 40_000, [0, 1 / 8, 2 / 8, 5 / 8], atol=0.01)
+
+
+def test_keyed_centres_do_not_depend_on_the_rows_order() -> None:
+    from evaltray.curate import cluster as C
+
+    x = C.normalize_rows(blobs(10, 30, spread=1.0)[0]).astype(np.float64)
+    draws = C._row_draws(x, 2)
+    perm = np.random.default_rng(7).permutation(len(x))
+    got = C._keyed_centres(x, draws, 12)
+    assert len({r.tobytes() for r in got}) == 12
+    np.testing.assert_array_equal(C._keyed_centres(x[perm], draws[perm], 12), got)
