@@ -271,7 +271,7 @@ def test_final_neighbours_follow_texts_per_cluster_between_n_and_2n() -> None:
 
 
 def test_count_is_searched_on_the_narrow_graph_and_clusters_cut_from_the_wide_one(monkeypatch) -> None:
-    # 8 groups of 300 (k="auto" says 10 here): 2400 / (6 * 10) = 40 per text, capped at 2 * 10 = 20. The search's
+    # 8 groups of 300 (k="auto" says 11 here): 2400 / (6 * 11) = 36 per text, capped at 2 * 10 = 20. The search's
     # embedding must see the 10-neighbour graph (k="auto" as before), the final one the 20-neighbour graph at k dims.
     from evaltray.curate import cluster as C
 
@@ -285,9 +285,9 @@ def test_count_is_searched_on_the_narrow_graph_and_clusters_cut_from_the_wide_on
     monkeypatch.setattr(C, "_spectral_embedding", spy)
     x, truth = blobs(8, 300, spread=0.6)
     got = cluster_texts(texts_for(len(x)), x, seed=0, n_neighbors=10)
-    assert got.n_clusters == 10 and evaluate(truth, got.labels)["ari"] > 0.9
+    assert got.n_clusters == 11 and evaluate(truth, got.labels)["ari"] > 0.9
     assert [m for m, _ in seen] == [10, 20]  # fewest neighbours of any text: the k-NN count (symmetrised: more)
-    assert seen[1][1] == 10
+    assert seen[1][1] == 11
     seen.clear()
     cluster_texts(texts_for(len(x)), x, k=8, seed=0, n_neighbors=10)
     assert seen == [(20, 8)]  # a given k: one embedding, of the wide graph
@@ -404,21 +404,34 @@ def test_the_count_is_the_top_of_the_parabola_not_the_best_scored_count() -> Non
     assert _parabola_peak([30, 45], [0.5, 0.4]) == 30
 
 
-def test_the_parabola_is_fitted_near_the_best_count_only(monkeypatch) -> None:
-    # Scores exactly -(ln(k/40))^2 up to 64, then falling ten times as steeply (a well-separated set's steep side):
-    # the counts within _FIT of the best one (40) all lie on the parabola, so its top is 40 exactly; the far counts
-    # in the window would have pulled it below 40.
+def _weighted_top(ks: list[int], ys: list[float], width: float) -> float:
+    """Reference: the top of the weighted least-squares parabola over log k, by lstsq on the weighted design."""
+    lk, y = np.log(ks), np.asarray(ys)
+    root = np.exp(-((lk - lk[int(np.argmax(y))]) ** 2) / (4 * width**2))
+    c0, c1, c2 = np.linalg.lstsq(np.vander(lk, 3, increasing=True) * root[:, None], y * root, rcond=None)[0]
+    return float(np.exp(-c1 / (2 * c2)))
+
+
+def test_the_parabola_is_weighed_around_the_best_count() -> None:
+    # Scores exactly -(ln(k/40))^2 up to 64, then falling ten times as steeply (a well-separated set's steep side).
+    # k="auto" weighs each count scored in the two-rung window by a one-rung Gaussian around the best count (40),
+    # so the steep side pulls the top less far below 40 than an unweighted parabola does.
     from evaltray.curate import cluster as C
 
     def score(k: int) -> float:
-        return -(np.log(k / 40) ** 2) - (9 * np.log(k / 64) ** 2 if k > 64 else 0.0)
+        return float(-(np.log(k / 40) ** 2) - (9 * np.log(k / 64) ** 2 if k > 64 else 0.0))
 
     scorer = C._Modularity(sp.csr_matrix(np.ones((3, 3))), np.zeros((3, 2)), np.zeros(3, np.uint64), C._Steps(None))
-    scorer.parts = {k: (score(k), 0.0) for k in range(2, 400)}  # every count pre-scored: no fits run
+    scorer.fit_parts = lambda e, k, r: (score(k), 0.0)  # type: ignore[method-assign]  # no k-means: the curve
     ladder = C._k_grid(2000, 400)
-    assert scorer.best_k(ladder) == 40
-    window = [k for k in range(2, 400) if 40 / C._LADDER**2 <= k <= 40 * C._LADDER**2]
-    assert C._parabola_peak(window, [score(k) for k in window]) < 39
+    got = scorer.best_k(ladder)
+    best = max(ladder, key=score)
+    lo, hi = ladder[ladder.index(best) - C._SPAN], ladder[ladder.index(best) + C._SPAN]
+    window = [k for k in sorted(scorer.parts) if lo <= k <= hi]
+    assert len(window) == C._FINE
+    ys = [score(k) for k in window]
+    assert got == round(_weighted_top(window, ys, np.log(C._LADDER)))
+    assert C._parabola_peak(window, ys) < got < 40
 
 
 def test_permuted_rows_give_the_same_count_and_clusters() -> None:

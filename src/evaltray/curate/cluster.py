@@ -1020,8 +1020,8 @@ def _label(
     uniq = np.fromiter(first.values(), dtype=np.int64, count=len(first))
     if not uniq.size:
         return labels
-    rng = np.random.default_rng(seed)
-    fit_idx = np.sort(rng.choice(uniq, size=max_fit, replace=False)) if uniq.size > max_fit else uniq
+    # The sample is read off the texts' draws, as the fit's own choices are: the same texts in any order.
+    fit_idx = np.sort(uniq[_keyed_sample(_row_draws(x[uniq], seed), max_fit)]) if uniq.size > max_fit else uniq
     with _threads_for(fit_idx.size):
         fit_labels = _fit(x[fit_idx], k, method, seed, max_k, n_neighbors, steps, resolution)
     steps.tick()
@@ -1071,7 +1071,8 @@ def cluster_texts(
     template markup (:func:`neutral_text`); embed ``neutral_text`` of each text too so they do not
     group texts either. Texts with a zero vector (empty texts) get label ``-1``, as does hdbscan's
     noise. Duplicate texts are fitted once; beyond ``max_fit`` distinct texts a seeded sample is
-    fitted and the rest go to the nearest centroid. The same inputs and seed give the same clusters.
+    fitted and the rest go to the nearest centroid. The same inputs and seed give the same clusters, in whatever
+    order the texts come: every random choice is read off a seeded hash of each text's vector.
     """
     texts = list(texts)
     x = normalize_rows(vectors)
