@@ -683,13 +683,27 @@ def _row_draws(x: np.ndarray, seed: int) -> np.ndarray:
     based draws change for every row after a removed one: row order alone moved k="auto" 44-47 on a building
     set, and that spread is what 1% removed moved it by). The key hashes the row rounded to 1/4096, so the last
     bits (a vector normalised twice, an embedding batched differently) do not change it."""
-    rows = np.ascontiguousarray(np.rint(np.asarray(x, dtype=np.float64) * 4096.0), dtype=np.int32)
-    keys = np.fromiter(
+    return _mix(_row_hash(np.rint(np.asarray(x, dtype=np.float64) * 4096.0).astype(np.int32)), seed)
+
+
+def _row_hash(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's bytes."""
+    rows = np.ascontiguousarray(rows)
+    return np.fromiter(
         (int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little") for r in rows),
         dtype=np.uint64,
         count=rows.shape[0],
     )
-    return _mix(keys, seed)
+
+
+def _draw_order(x: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """The rows sorted by their draws, rows of one draw (equal to 1/4096) by their exact bytes: one order for the
+    same rows however they came, so every sum of a fit runs in the same order and gives the same last bits (an
+    eigenvector basis of nearly equal eigenvalues turns with them: 24 or 25 clusters on 25 blobs by row order)."""
+    order = np.argsort(draws, kind="stable")
+    if (draws[order][1:] == draws[order][:-1]).any():
+        order = np.lexsort((_row_hash(np.asarray(x, dtype=np.float32)), draws))
+    return order
 
 
 def _keyed_sample(draws: np.ndarray, m: int) -> np.ndarray:
@@ -726,19 +740,13 @@ def _keyed_centres(e: np.ndarray, draws: np.ndarray, k: int) -> np.ndarray:
     return e[chosen]
 
 
-def _kmeans(x: np.ndarray, k: int, seed: int, n_init: int = 3, draws: np.ndarray | None = None) -> np.ndarray:
-    """scikit-learn's KMeans labels; with ``draws`` (see :func:`_row_draws`) fitted on the rows in draw order, so
-    the labels do not depend on the order they came in."""
+def _kmeans(x: np.ndarray, k: int, seed: int, n_init: int = 3) -> np.ndarray:
     from sklearn.cluster import KMeans
 
-    order = np.argsort(draws, kind="stable") if draws is not None else np.arange(x.shape[0])
     # float64 on purpose: scikit-learn's k-means++ on float32 goes through an upcasting distance
     # path that is several times slower (10k x 256 at k=154: 6.9 s vs 1.9 s here).
     with _threads_for(x.shape[0]):
-        got = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(np.asarray(x[order], np.float64))
-    labels = np.empty(x.shape[0], dtype=np.int64)
-    labels[order] = got
-    return labels
+        return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(np.asarray(x, dtype=np.float64))
 
 
 def _k_grid(n: int, max_k: int) -> list[int]:
@@ -858,6 +866,7 @@ def _parabola_peak(ks: Sequence[int], scores: Sequence[float], width: float | No
 
 def _spectral_fit(
     x: np.ndarray,
+    draws: np.ndarray,
     k: int | Literal["auto"],
     seed: int,
     max_k: int,
@@ -868,7 +877,6 @@ def _spectral_fit(
     """Spectral labels for 3 or more unit rows: ``k="auto"`` searched on the ``n_neighbors`` graph, the final
     clusters cut from the embedding of a graph with ``_final_neighbors`` neighbours per text."""
     n = x.shape[0]
-    draws = _row_draws(x, seed)
     nb = _knn(x, 2 * n_neighbors)
     a = _graph(nb, n_neighbors)
     u: np.ndarray | None = None
@@ -886,7 +894,7 @@ def _spectral_fit(
         u = _spectral_embedding(a if wide == n_neighbors else _graph(nb, wide), kk, draws)
         if k != "auto":
             steps.tick()
-    return _kmeans(normalize_rows(u[:, :kk]), kk, seed, draws=draws)
+    return _kmeans(normalize_rows(u[:, :kk]), kk, seed)
 
 
 def _fit(
@@ -899,7 +907,27 @@ def _fit(
     steps: _Steps,
     resolution: float = _RESOLUTION,
 ) -> np.ndarray:
-    """Labels for the unit rows ``x`` (``-1`` only from hdbscan's noise)."""
+    """Labels for the unit rows ``x`` (``-1`` only from hdbscan's noise), the same for the same rows in any order:
+    they are fitted in :func:`_draw_order`."""
+    draws = _row_draws(x, seed)
+    order = _draw_order(x, draws)
+    labels = np.empty(x.shape[0], dtype=np.int64)
+    labels[order] = _fit_rows(x[order], draws[order], k, method, seed, max_k, n_neighbors, steps, resolution)
+    return labels
+
+
+def _fit_rows(
+    x: np.ndarray,
+    draws: np.ndarray,
+    k: int | Literal["auto"],
+    method: str,
+    seed: int,
+    max_k: int,
+    n_neighbors: int,
+    steps: _Steps,
+    resolution: float,
+) -> np.ndarray:
+    """:func:`_fit` of rows already in their draw order (``draws``: :func:`_row_draws` of them)."""
     n = x.shape[0]
     # Below 600 texts fewer neighbours (n/40, at least 5): a small set's intents have few members, and
     # linking a text to more neighbours than its intent has links intents together (Banking77, 300
@@ -908,17 +936,16 @@ def _fit(
     if n == 1:
         return np.zeros(1, dtype=np.int64)
     if method == "kmeans":
-        draws = _row_draws(x, seed)
         if k != "auto":
-            return _kmeans(x, min(int(k), n), seed, draws=draws)
+            return _kmeans(x, min(int(k), n), seed)
         ladder = _k_grid(n, max_k)
         steps.plan(len(ladder) + 1)
         scorer = _Modularity(_knn_graph(x, n_neighbors), x, draws, steps, spectral=False)
-        return _kmeans(x, scorer.best_k(ladder, resolution), seed, draws=draws)
+        return _kmeans(x, scorer.best_k(ladder, resolution), seed)
     if method == "spectral":
         if n < 3:
             return np.arange(n, dtype=np.int64)
-        return _spectral_fit(x, k, seed, max_k, n_neighbors, steps, resolution)
+        return _spectral_fit(x, draws, k, seed, max_k, n_neighbors, steps, resolution)
     if method == "hdbscan":
         from sklearn.cluster import HDBSCAN
 
@@ -928,7 +955,7 @@ def _fit(
             return np.zeros(n, dtype=np.int64)
         # HDBSCAN on raw 256-d vectors takes a minute per 10k texts and finds little; on the
         # 64-d spectral embedding it takes seconds and recovers most intents.
-        u = normalize_rows(_spectral_embedding(_knn_graph(x, n_neighbors), 64, _row_draws(x, seed)))
+        u = normalize_rows(_spectral_embedding(_knn_graph(x, n_neighbors), 64, draws))
         params: dict[str, Any] = {"min_cluster_size": max(5, n // 500), "min_samples": 5}
         if "copy" in HDBSCAN().get_params():
             params["copy"] = True  # scikit-learn >= 1.8 warns unless this is explicit
