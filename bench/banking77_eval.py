@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import sys
@@ -46,6 +47,8 @@ import numpy as np
 # clustering paid for loading it (seconds on a loaded machine) and the KMeans timed after it did not.
 import sklearn.feature_extraction.text  # noqa: F401  (cluster names' CountVectorizer, likewise)
 from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
 
 from evaltray.curate.cluster import cluster_texts, cut_share, evaluate
 from evaltray.curate.embed import EmbeddingCache, EmbeddingError, get_embedder
@@ -127,8 +130,35 @@ def timed(fn: object, *args: object, **kw: object) -> tuple[object, float]:
     return out, time.perf_counter() - t0
 
 
+def cpu_seconds(repeats: int, fn: object, *args: object, **kw: object) -> tuple[float, float, object]:
+    """The least CPU time (``time.process_time``) and wall time of ``repeats`` calls (at least one), every thread
+    pool held to one thread, and the last call's result: the work itself, which a loaded machine inflates less than
+    wall time (idle OpenMP threads spin on busy cores and count as CPU time of the process that owns them)."""
+    best, wall, out = math.inf, math.inf, None
+    with threadpool_limits(1):
+        for _ in range(max(repeats, 1)):
+            t0, w0 = time.process_time(), time.perf_counter()
+            out = fn(*args, **kw)  # type: ignore[operator]
+            best, wall = min(best, time.process_time() - t0), min(wall, time.perf_counter() - w0)
+    return best, wall, out
+
+
 def kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     return KMeans(n_clusters=k, random_state=seed).fit_predict(x)
+
+
+def kmeans_choosing_k(x: np.ndarray, counts: list[int], seed: int) -> np.ndarray:
+    """Plain k-means that must choose k as well: scikit-learn's KMeans at each of ``counts`` (the counts evaltray's
+    k="auto" scored on the same vectors), the labels with the best silhouette kept. The silhouette is taken on a
+    seeded sample of 3,000 texts (the full one costs a pass over all pairs per count), so this reference is the
+    cheaper of the two usual ways to score it."""
+    best, labels = -math.inf, np.zeros(x.shape[0], dtype=np.int64)
+    for k in counts:
+        lab = kmeans(x, k, seed)
+        score = silhouette_score(x, lab, sample_size=min(3000, x.shape[0]), random_state=seed)
+        if score > best:
+            best, labels = score, lab
+    return labels
 
 
 def row(name: str, runs: list[tuple[dict[str, float], float]]) -> str:
@@ -140,47 +170,69 @@ def row(name: str, runs: list[tuple[dict[str, float], float]]) -> str:
     )
 
 
-def compare(texts: list[str], labels: list[str], x: np.ndarray, seeds: list[int], at_true: bool = True) -> list[int]:
-    """Default clustering vs k-means at the k it chose, and (``at_true``) both at the true k: one table.
-    Returns the k chosen at each seed."""
+def compare(
+    texts: list[str], labels: list[str], x: np.ndarray, seeds: list[int], at_true: bool = True, repeats: int = 0
+) -> list[int]:
+    """Default clustering vs k-means at the k it chose and vs k-means choosing k by silhouette over the same
+    counts, and (``at_true``) both at the true k: one table, then the time ratios (wall, and with ``repeats``
+    CPU seconds on one thread, best of that many). Returns the k chosen at each seed."""
     truth = len(set(labels))
     rows: dict[str, list[tuple[dict[str, float], float]]] = {}
-    wins = {"auto": 0, "true": 0}
+    wins = {"auto": 0, "choose": 0, "true": 0}
+    ratios: dict[str, list[float]] = {}
     chosen: list[int] = []
     for seed in seeds:
         ours, t_ours = timed(cluster_texts, texts, x, seed=seed)
         k = ours.n_clusters  # type: ignore[attr-defined]
+        counts = sorted(ours.k_scores)  # type: ignore[attr-defined]
         chosen.append(k)
         ref, t_ref = timed(kmeans, x, k, seed)
-        runs = [
-            ("auto", "evaltray default (spectral, k=auto)", ours.labels, t_ours),  # type: ignore[attr-defined]
-            ("auto", "sklearn KMeans, the k evaltray chose", ref, t_ref),
-        ]
+        # One thread: under load scikit-learn's threads made its many fits 3-10x slower in wall time.
+        c_choice, t_choice, choice = cpu_seconds(repeats, kmeans_choosing_k, x, counts, seed)
+        runs = {
+            "auto": ("evaltray default (spectral, k=auto)", ours.labels, t_ours),  # type: ignore[attr-defined]
+            "ref": ("sklearn KMeans, the k evaltray chose", ref, t_ref),
+            "choose": ("sklearn KMeans choosing k by silhouette over the same counts (1 thread)", choice, t_choice),
+        }
         if at_true:
             mine, t_mine = timed(cluster_texts, texts, x, k=truth, seed=seed)
             theirs, t_theirs = timed(kmeans, x, truth, seed)
-            runs += [
-                ("true", f"evaltray spectral, k={truth} (true)", mine.labels, t_mine),  # type: ignore[attr-defined]
-                ("true", f"sklearn KMeans, k={truth} (true)", theirs, t_theirs),
-            ]
-        scores = [evaluate(labels, lab) for _, _, lab, _ in runs]  # type: ignore[arg-type]
-        for (_, key, _, sec), score in zip(runs, scores, strict=True):
-            rows.setdefault(key, []).append((score, sec))
-        for i in range(0, len(runs), 2):
-            wins[runs[i][0]] += all(scores[i][q] > scores[i + 1][q] for q in ("purity", "nmi", "ari"))
+            runs["mine"] = (f"evaltray spectral, k={truth} (true)", mine.labels, t_mine)  # type: ignore[attr-defined]
+            runs["theirs"] = (f"sklearn KMeans, k={truth} (true)", theirs, t_theirs)
+            ratios.setdefault("wall, at the true k", []).append(t_mine / t_theirs)
+        scores = {key: evaluate(labels, lab) for key, (_, lab, _) in runs.items()}  # type: ignore[arg-type]
+        for key, (name, _, sec) in runs.items():
+            rows.setdefault(name, []).append((scores[key], sec))
+        for win, (a, b) in {"auto": ("auto", "ref"), "choose": ("auto", "choose"), "true": ("mine", "theirs")}.items():
+            if b in scores:
+                wins[win] += all(scores[a][q] > scores[b][q] for q in ("purity", "nmi", "ari"))
+        line = {"wall, one fit at k": t_ours / t_ref, "wall, choosing k": t_ours / t_choice}
+        if repeats:
+            c_ours = cpu_seconds(repeats, cluster_texts, texts, x, seed=seed)[0]
+            line["CPU, one fit at k"] = c_ours / cpu_seconds(repeats, kmeans, x, k, seed)[0]
+            line["CPU, choosing k"] = c_ours / c_choice
+        for key, value in line.items():
+            ratios.setdefault(key, []).append(value)
         print(
-            f"  seed {seed}: k=auto {k} (true {truth}, {100 * (k - truth) / truth:+.0f}%), "
-            f"time {t_ours:.1f} s vs KMeans {t_ref:.1f} s = {t_ours / t_ref:.2f}x",
+            f"  seed {seed}: k=auto {k} (true {truth}, {100 * (k - truth) / truth:+.0f}%), {len(counts)} counts scored, "
+            f"k-means by silhouette chose {scores['choose']['n_clusters']}; "
+            f"time {t_ours:.1f} s vs KMeans {t_ref:.1f} s vs KMeans choosing k {t_choice:.1f} s; ratios "
+            + ", ".join(f"{key} {value:.2f}x" for key, value in line.items()),
             file=sys.stderr,
             flush=True,
         )
     print("| method | purity | NMI | ARI | clusters | s/run |\n| --- | --- | --- | --- | --- | --- |")
-    for key, runs in rows.items():
-        print(row(key, runs))
-    ratio = [a[1] / b[1] for a, b in zip(rows[list(rows)[0]], rows[list(rows)[1]], strict=True)]
+    for key, runs_ in rows.items():
+        print(row(key, runs_))
     print(
         f"\nbeats KMeans on purity, NMI and ARI together: at its own k in {wins['auto']}/{len(seeds)} seeds, "
-        f"at the true k in {wins['true']}/{len(seeds) if at_true else 0}; time ratio at k=auto {fmt(ratio, 2)}x",
+        f"KMeans choosing k in {wins['choose']}/{len(seeds)}, at the true k in {wins['true']}/{len(seeds) if at_true else 0}",
+        flush=True,
+    )
+    print(
+        "time ratio, evaltray k=auto ÷ (one KMeans fit at the k evaltray chose | KMeans choosing k by silhouette "
+        "over the same counts); CPU: one thread each, best of "
+        f"{repeats}: " + "; ".join(f"{key} {fmt(value, 2)}x" for key, value in ratios.items()),
         flush=True,
     )
     return chosen
@@ -214,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-intent", type=int, default=None, help="keep at most N texts of each intent (seeded)")
     ap.add_argument("--intents", type=int, default=None, help="keep N of the intents, picked at random (seeded)")
     ap.add_argument("--skip-true", action="store_true", help="leave out the runs at the true intent count")
+    ap.add_argument("--repeats", type=int, default=0, help="also time CPU seconds on one thread, best of N (0: not)")
     ap.add_argument("--resolutions", nargs="+", type=float, default=None, help="scan k=auto over these resolutions")
     ap.add_argument("--gold-cut", action="store_true", help="share of graph weight the gold intents cut, vs clusters")
     args = ap.parse_args(argv)
@@ -239,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.gold_cut:
                 gold_cut(texts, labels, x, args.seeds[0])
                 continue
-            chosen = compare(texts, labels, x, args.seeds, not args.skip_true)
+            chosen = compare(texts, labels, x, args.seeds, not args.skip_true, args.repeats)
             if args.resamples < 1:
                 continue
             print()

@@ -63,17 +63,26 @@ _SINGLE_THREAD_BELOW = 5000
 _AUTO_SAMPLE = 3000
 #: ...the most spectral dimensions it computes (a larger k uses them all)...
 _AUTO_DIM = 256
-#: ...the ratio between coarse candidates, and how many fine ones are tried around the best of them.
+#: ...the ratio between coarse candidates; ``_FINE`` counts evenly spaced over log k (rungs included) are scored
+#: within ``_SPAN`` rungs of the best rung, and the count is read off a parabola through all of them, each weighed
+#: by a Gaussian over log k of one rung's width around the best-scoring count. The curve is flat at its peak:
+#: an unweighted parabola over one rung each side followed whichever count one fit's noise put on top; on dense
+#: curves of the building sets (Banking77 train at 40 per intent, WordLlama and TF-IDF; HWU64 WordLlama) this
+#: rule moved k="auto" by at most 3.1-6.7% under 1% removals where that one moved it 5.8-13.6%, scoring as many
+#: counts. The weights keep a sharp peak's long side from pulling the top far (8 blobs: 11, unweighted 12).
 _LADDER = 1.5
-_FINE = 7
+_SPAN = 2
+_FINE = 9
 #: Modularity resolution scoring each candidate k. At 1 the peak lies near a third of the intents of
 #: Banking77 train (WordLlama and TF-IDF alike), at 4 just above them; 3 is picked on that split only.
 _RESOLUTION = 3.0
 #: Subspace-iteration steps of the spectral embedding of more than 2,000 texts.
 _SUBSPACE_STEPS = 15
+#: ...orthonormalised after every this many steps (and after the last).
+_ORTHO_EVERY = 3
 #: k-means fits (seeds ``seed``, ``seed + 1``, …) whose scores are averaged at each candidate k: one fit's
 #: noise moved k="auto" by up to 12.5% when 1% of the texts were removed (Banking77 train variants, TF-IDF);
-#: the mean of two halves that noise at about 1.5x the search's time (three would pass 2x k-means' time).
+#: the mean of two halves that noise at about 1.5x the search's time.
 _AUTO_FITS = 2
 #: The final clusters are cut from a graph with about (texts per cluster) / 6 neighbours per text, between
 #: ``n_neighbors`` and twice it; the count search keeps ``n_neighbors``. On the building sets at k=auto's count
@@ -185,7 +194,8 @@ class Clustering:
     """Labels for every text (``-1``: in no cluster) and a :class:`ClusterInfo` per cluster.
 
     ``merge``, ``split`` and ``rename`` return a new Clustering and record the edit in ``edits``;
-    ``unapplied`` lists pinned edits that found no matching cluster this time.
+    ``unapplied`` lists pinned edits that found no matching cluster this time. ``k_scores`` holds the
+    modularity ``k="auto"`` gave each cluster count it tried (empty when ``k`` was given).
     """
 
     def __init__(
@@ -205,6 +215,7 @@ class Clustering:
         self.method = method
         self.edits = edits
         self.unapplied = unapplied
+        self.k_scores: dict[int, float] = {}
         self._texts = texts
         self._vectors = vectors
         self._user_names = dict(user_names)
@@ -305,6 +316,7 @@ class Clustering:
             self._n_terms,
         )
         out._keys = self._keys  # same texts: share the hashes instead of recomputing them
+        out.k_scores = self.k_scores
         return out
 
     def merge(self, a: int, b: int, name: str | None = None) -> Clustering:
@@ -507,39 +519,90 @@ def _shorten(text: str, width: int = 40) -> str:
 # --------------------------------------------------------------------------- algorithms
 
 
-def _knn(x: np.ndarray, counts: Sequence[int], chunk: int = 1024) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For each count in ``counts``, each unit row's that many most cosine-similar other rows of ``x``:
-    (columns, similarities), most similar first; one similarity pass serves every count."""
+#: Similarities this close are one value to the k-NN graph: copies of a text dotted at different places in one
+#: matrix product can differ in the last bits (as in ``monitor/drift.py``).
+_TIE = 1e-6
+
+
+@dataclass(frozen=True)
+class _Neighbours:
+    """Each row's nearest other rows, most similar first: row ``r``'s columns are ``cols[ptr[r]:ptr[r + 1]]``,
+    their similarities ``vals[...]``. A row holds its ``widest`` nearest and every column tied (within ``_TIE``)
+    with the last of them, so a graph of any count up to ``widest`` can share out its ties."""
+
+    ptr: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    widest: int
+
+
+def _knn(x: np.ndarray, widest: int, chunk: int = 1024) -> _Neighbours:
+    """Each unit row's ``widest`` most cosine-similar other rows of ``x`` and those tied with the last of them:
+    one pass serves a graph of every count up to ``widest``."""
     n = x.shape[0]
-    ks = [min(c, n - 1) for c in counts]
-    out = [(np.empty((n, k), dtype=np.int64), np.empty((n, k), dtype=np.float32)) for k in ks]
+    widest = min(widest, n - 1)
+    sizes, cols, vals = [], [], []
     for s in range(0, n, chunk):
         sim = x[s : s + chunk] @ x.T
         r = np.arange(sim.shape[0])
         sim[r, s + r] = -np.inf
-        # Each count partitions on its own: a prefix of a wider partition breaks ties between equally similar
-        # rows differently, and that moved k="auto" by a cluster or two.
-        for k, (cols, vals) in zip(ks, out, strict=True):
-            idx = np.argpartition(sim, -k, axis=1)[:, -k:]
-            top = np.take_along_axis(sim, idx, axis=1)
-            order = np.argsort(-top, axis=1, kind="stable")
-            cols[s : s + chunk] = np.take_along_axis(idx, order, axis=1)
-            vals[s : s + chunk] = np.take_along_axis(top, order, axis=1)
-    return out
+        got = _top(sim, widest)
+        sizes.append(got[0])
+        cols.append(got[1])
+        vals.append(got[2])
+    ptr = np.concatenate(([0], np.cumsum(np.concatenate(sizes))))
+    return _Neighbours(ptr, np.concatenate(cols), np.concatenate(vals), widest)
 
 
-def _graph(cols: np.ndarray, vals: np.ndarray, n_neighbors: int) -> sp.csr_matrix:
-    """Symmetric k-NN graph of the first ``n_neighbors`` of each row's neighbours (weights = positive similarities)."""
-    n, k = cols.shape[0], min(n_neighbors, cols.shape[1])
+def _top(sim: np.ndarray, k: int, stride: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's ``k`` largest entries of ``sim`` and every entry tied (within ``_TIE``) with the ``k``-th:
+    (entries per row, columns, values), rows one after another, largest first and equal values by column.
+
+    A row's threshold is a high value of every ``stride``-th column, so only a few dozen candidates above it are
+    sorted: a partition of every full row cost 60% of the k-NN graph on 10k texts. Rows with fewer than ``k``
+    candidates (about 2%) take their exact ``k``-th largest value as the threshold instead.
+    """
+    rows_n = sim.shape[0]
+    sub = sim[:, ::stride]
+    m = -(-k // stride) + 4
+    if m <= sub.shape[1]:
+        th = np.partition(sub, -m, axis=1)[:, -m]
+        short = (sim >= th[:, None]).sum(axis=1) < k
+    else:
+        th, short = np.empty(rows_n, dtype=sim.dtype), np.ones(rows_n, dtype=bool)
+    if short.any():
+        th[short] = np.partition(sim[short], -k, axis=1)[:, -k]
+    # The k-th largest is at least the threshold, so every entry tied with it is at least the threshold less _TIE.
+    rows, cols = np.nonzero(sim >= th[:, None] - _TIE)
+    vals = sim[rows, cols]
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=rows_n))[:-1]))
+    keep = vals >= vals[starts + k - 1][rows] - _TIE
+    return np.bincount(rows[keep], minlength=rows_n), cols[keep], vals[keep]
+
+
+def _graph(nb: _Neighbours, n_neighbors: int) -> sp.csr_matrix:
+    """Symmetric k-NN graph of each row's ``n_neighbors`` nearest (weights = positive similarities). Columns tied
+    with the ``n_neighbors``-th share the places left equally, so the graph does not depend on the rows' order:
+    a sort's pick among identical texts (22% of HWU64's rows with WordLlama) moved k="auto" by 9%."""
+    n, k = nb.ptr.shape[0] - 1, min(n_neighbors, nb.widest)
+    rows = np.repeat(np.arange(n), np.diff(nb.ptr))
+    kth = nb.vals[nb.ptr[:-1] + k - 1][rows]
+    above = nb.vals > kth + _TIE
+    tied = ~above & (nb.vals >= kth - _TIE)
+    # Sorted rows put the k-th among the tied, so each row has at least one tied entry and at most k - 1 above.
+    share = (k - np.bincount(rows[above], minlength=n)) / np.maximum(np.bincount(rows[tied], minlength=n), 1)
     # A tiny floor keeps a point whose neighbours are all dissimilar attached to the graph.
-    w = np.maximum(vals[:, :k], 1e-6).ravel()
-    a = sp.csr_matrix((w, (np.repeat(np.arange(n), k), cols[:, :k].ravel())), shape=(n, n))
+    w = np.maximum(nb.vals, 1e-6) * np.where(above, 1.0, share[rows])
+    keep = above | tied
+    a = sp.csr_matrix((w[keep].astype(nb.vals.dtype), (rows[keep], nb.cols[keep])), shape=(n, n))
     return a.maximum(a.T).tocsr()
 
 
 def _knn_graph(x: np.ndarray, n_neighbors: int, chunk: int = 1024) -> sp.csr_matrix:
     """Symmetric cosine k-NN graph (weights = positive similarities) over unit rows of ``x``."""
-    return _graph(*_knn(x, [n_neighbors], chunk)[0], n_neighbors)
+    return _graph(_knn(x, n_neighbors, chunk), n_neighbors)
 
 
 def _final_neighbors(n: int, k: int, n_neighbors: int) -> int:
@@ -559,7 +622,7 @@ def _orthonormal(q: np.ndarray) -> np.ndarray:
     return solve_triangular(chol, q.T, lower=True).T
 
 
-def _spectral_embedding(a: sp.csr_matrix, dim: int, seed: int) -> np.ndarray:
+def _spectral_embedding(a: sp.csr_matrix, dim: int, draws: np.ndarray) -> np.ndarray:
     """Top ``dim`` eigenvectors of graph ``a``'s normalised affinity ``D^-1/2 A D^-1/2``, largest first.
 
     Small graphs exactly; larger ones by seeded subspace iteration and a Rayleigh-Ritz step. Fifteen
@@ -574,9 +637,14 @@ def _spectral_embedding(a: sp.csr_matrix, dim: int, seed: int) -> np.ndarray:
     if n <= 2000 or dim >= n // 2:
         _, u = np.linalg.eigh(m.toarray())
         return u[:, ::-1][:, :dim]
-    q = _orthonormal(np.random.default_rng(seed).standard_normal((n, dim)))
-    for _ in range(_SUBSPACE_STEPS):
-        q = _orthonormal(m @ q)
+    # Each row's start is read off its own draw (see _row_draws), so permuted rows give the permuted embedding.
+    q = _orthonormal(_uniform(_mix(draws[:, None], np.arange(dim, dtype=np.uint64)[None, :])) - 0.5)
+    for step in range(1, _SUBSPACE_STEPS + 1):
+        q = m @ q
+        # Orthonormalising after every third product spans the same subspace (the top eigenvalues are near 1, so
+        # three products leave the columns well conditioned) at a third of the cost of doing it every time.
+        if step % _ORTHO_EVERY == 0 or step == _SUBSPACE_STEPS:
+            q = _orthonormal(q)
     w, v = np.linalg.eigh(q.T @ (m @ q))
     return q @ v[:, np.argsort(-w, kind="stable")]
 
@@ -590,6 +658,86 @@ def _threads_for(n: int) -> Any:
     larger inputs.
     """
     return threadpool_limits(1) if n < _SINGLE_THREAD_BELOW else threadpool_limits(1, user_api="blas")
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(h: np.ndarray, salt: int | np.ndarray) -> np.ndarray:
+    """splitmix64 of ``h`` and ``salt``: a fixed pseudo-random 64-bit value for each pair."""
+    with np.errstate(over="ignore"):
+        z = h + (np.asarray(salt, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _uniform(h: np.ndarray) -> np.ndarray:
+    """64-bit values as floats strictly between 0 and 1."""
+    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
+def _row_draws(x: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded 64-bit key per row, from the row's content: every random choice of a fit is read off these keys,
+    so the fit does not depend on the rows' order, and a row keeps its draws when others come or go (position-
+    based draws change for every row after a removed one: row order alone moved k="auto" 44-47 on a building
+    set, and that spread is what 1% removed moved it by). The key hashes the row rounded to 1/4096, so the last
+    bits (a vector normalised twice, an embedding batched differently) do not change it."""
+    return _mix(_row_hash(np.rint(np.asarray(x, dtype=np.float64) * 4096.0).astype(np.int32)), seed)
+
+
+def _row_hash(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's bytes."""
+    rows = np.ascontiguousarray(rows)
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little") for r in rows),
+        dtype=np.uint64,
+        count=rows.shape[0],
+    )
+
+
+def _draw_order(x: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """The rows sorted by their draws, rows of one draw (equal to 1/4096) by their exact bytes: one order for the
+    same rows however they came, so every sum of a fit runs in the same order and gives the same last bits (an
+    eigenvector basis of nearly equal eigenvalues turns with them: 24 or 25 clusters on 25 blobs by row order)."""
+    order = np.argsort(draws, kind="stable")
+    if (draws[order][1:] == draws[order][:-1]).any():
+        order = np.lexsort((_row_hash(np.asarray(x, dtype=np.float32)), draws))
+    return order
+
+
+def _keyed_sample(draws: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` rows with the smallest draws, in draw order: the same rows in any order, and all but the removed
+    ones when a few rows go."""
+    idx = np.argpartition(draws, m - 1)[:m] if m < draws.size else np.arange(draws.size)
+    return idx[np.argsort(draws[idx], kind="stable")]
+
+
+def _race(weights: np.ndarray, draws: np.ndarray, salts: np.ndarray) -> np.ndarray:
+    """One row per salt, row ``i`` with probability ``weights[i] / weights.sum()``: the row whose
+    ``weights[i] / Exp_i`` is the largest, ``Exp_i`` an exponential variate read off its own draw and the salt. A
+    row's chance moves only with its weight, not with which other rows are there or where they stand."""
+    exp = -np.log(_uniform(_mix(draws[:, None], salts[None, :])))
+    return np.argmax(weights[:, None] / exp, axis=0)
+
+
+def _keyed_centres(e: np.ndarray, draws: np.ndarray, k: int) -> np.ndarray:
+    """``k`` starting centres among the rows of ``e`` by greedy k-means++ (scikit-learn's: at each step
+    ``2 + log k`` candidates, each drawn with probability proportional to its squared distance to the nearest
+    centre so far, and the one that lowers the total most is kept), the candidates drawn by :func:`_race`, so a
+    pick moves only when a removed row, or the distances, would have changed it. (One candidate per step left a
+    giant cluster at small counts on HWU64, TF-IDF.)"""
+    trials = 2 + int(math.log(k))
+    sq = np.einsum("ij,ij->i", e, e)
+    chosen = [int(np.argmin(draws))]
+    d2 = np.maximum(sq + sq[chosen[0]] - 2.0 * (e @ e[chosen[0]]), 0.0)
+    for j in range(1, k):
+        cand = _race(d2, draws, np.arange(j * trials, (j + 1) * trials, dtype=np.uint64))
+        dc = np.maximum(sq[:, None] + sq[cand][None, :] - 2.0 * (e @ e[cand].T), 0.0)
+        best = int(np.argmin(np.minimum(d2[:, None], dc).sum(axis=0)))
+        chosen.append(int(cand[best]))
+        np.minimum(d2, dc[:, best], out=d2)
+    return e[chosen]
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int, n_init: int = 3) -> np.ndarray:
@@ -614,6 +762,8 @@ class _Steps:
 
     def __init__(self, progress: Callable[[str, int, int], None] | None) -> None:
         self.progress, self.done, self.total = progress, 0, 1
+        #: k="auto"'s score of each cluster count it tried.
+        self.scores: dict[int, float] = {}
 
     def plan(self, steps: int) -> None:
         if steps == self.total and self.done:
@@ -633,13 +783,15 @@ class _Modularity:
 
     Modularity at resolution ``gamma`` (the share of edge weight inside clusters minus ``gamma`` times
     what random wiring of the same degrees would put there) is computed on every text, so unlike a
-    sampled silhouette its curve over k is smooth. Labels for a candidate k come from one seeded
-    k-means start on a sample of ``u`` (the spectral embedding, or the vectors themselves), assigned
-    to all rows.
+    sampled silhouette its curve over k is smooth. Labels for a candidate k come from k-means on a sample
+    of ``u`` (the spectral embedding, or the vectors themselves), assigned to all rows; the sample and the
+    starting centres are read off the rows' ``draws`` (:func:`_row_draws`), not their positions.
     """
 
-    def __init__(self, a: sp.csr_matrix, u: np.ndarray, seed: int, steps: _Steps, spectral: bool = True) -> None:
-        self.u, self.seed, self.steps, self.spectral = u, seed, steps, spectral
+    def __init__(
+        self, a: sp.csr_matrix, u: np.ndarray, draws: np.ndarray, steps: _Steps, spectral: bool = True
+    ) -> None:
+        self.u, self.draws, self.steps, self.spectral = u, draws, steps, spectral
         self.rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
         self.cols, self.weights = a.indices, a.data
         self.deg = np.asarray(a.sum(axis=1)).ravel()
@@ -649,55 +801,72 @@ class _Modularity:
 
     def __call__(self, k: int, gamma: float = _RESOLUTION) -> float:
         if k not in self.parts:
-            from sklearn.cluster import KMeans
-            from sklearn.exceptions import ConvergenceWarning
-
             # k clusters use the leading k spectral dimensions, raw vectors all of theirs.
             e = normalize_rows(self.u[:, : min(k, self.u.shape[1])] if self.spectral else self.u).astype(np.float64)
-            n = e.shape[0]
-            shares, concs = [], []
-            for r in range(_AUTO_FITS):
-                sample = np.random.default_rng(self.seed + r).permutation(n)[: max(_AUTO_SAMPLE, 10 * k)]
-                # 30 Lloyd steps: the score needs a fair partition, not a converged one.
-                with warnings.catch_warnings():  # a k above the distinct points there are only scores low
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    km = KMeans(n_clusters=k, n_init=1, max_iter=30, random_state=self.seed + r).fit(e[np.sort(sample)])
-                labels = km.predict(e)
-                shares.append(float(self.weights[labels[self.rows] == labels[self.cols]].sum()) / self.total)
-                per = np.bincount(labels, weights=self.deg)
-                concs.append(float(per @ per) / self.total**2)
-            self.parts[k] = (float(np.mean(shares)), float(np.mean(concs)))
+            share, conc = np.mean([self.fit_parts(e, k, r) for r in range(_AUTO_FITS)], axis=0)
+            self.parts[k] = (float(share), float(conc))
             self.steps.tick()
         share, concentration = self.parts[k]
         return share - gamma * concentration
 
+    def fit_parts(self, e: np.ndarray, k: int, r: int) -> tuple[float, float]:
+        """Fit ``r``'s (share of edge weight inside clusters, sum of squared degree shares) of the ``k`` labels
+        k-means gives the rows ``e``, fitted on a sample and started from centres both read off the draws."""
+        from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
+
+        draws = _mix(self.draws, r)
+        pick = _keyed_sample(draws, min(e.shape[0], max(_AUTO_SAMPLE, 10 * k)))
+        start = _keyed_centres(e[pick], _mix(draws[pick], 2**32), k)
+        # 30 Lloyd steps: the score needs a fair partition, not a converged one.
+        with warnings.catch_warnings():  # a k above the distinct points there are only scores low
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            labels = KMeans(n_clusters=k, init=start, n_init=1, max_iter=30).fit(e[pick]).predict(e)
+        per = np.bincount(labels, weights=self.deg)
+        share = float(self.weights[labels[self.rows] == labels[self.cols]].sum()) / self.total
+        return share, float(per @ per) / self.total**2
+
     def best_k(self, ladder: list[int], gamma: float = _RESOLUTION) -> int:
-        """Climb ``ladder`` until the score at resolution ``gamma`` has fallen twice, search finely around
-        the best rung, and return the peak of a parabola fitted to the scores over log k: a count that
-        moves smoothly with the data instead of jumping between rungs."""
+        """Climb ``ladder`` until the score at resolution ``gamma`` has fallen twice, score more counts within
+        ``_SPAN`` rungs of the best one, and return :func:`_parabola_peak` of them, weighed around the best-scoring
+        count: a count that moves smoothly with the data instead of jumping between rungs."""
         best = 0
         for i, k in enumerate(ladder):
             if self(k, gamma) > self(ladder[best], gamma):
                 best = i
-            elif i - best >= 2:
+            elif i - best >= _SPAN:
                 break
-        lo, hi = ladder[max(best - 1, 0)], ladder[min(best + 1, len(ladder) - 1)]
+        lo, hi = ladder[max(best - _SPAN, 0)], ladder[min(best + _SPAN, len(ladder) - 1)]
         fine = sorted({int(round(v)) for v in np.geomspace(lo, hi, num=_FINE)} - set(self.parts))
         self.steps.plan(self.steps.done + len(fine) + 1)
         for k in fine:
             self(k, gamma)
-        ks = np.array(sorted(k for k in self.parts if lo <= k <= hi), dtype=np.float64)
-        ys = np.array([self(int(k), gamma) for k in ks])
-        peak = ks[int(np.argmax(ys))]
-        if ks.size >= 3:
-            c2, c1, _ = np.polyfit(np.log(ks), ys, 2)
-            if c2 < 0:
-                peak = math.exp(min(max(-c1 / (2 * c2), math.log(lo)), math.log(hi)))
-        return max(2, int(round(peak)))
+        self.steps.scores = {k: self(k, gamma) for k in sorted(self.parts)}
+        ks = [k for k in sorted(self.parts) if lo <= k <= hi]
+        return _parabola_peak(ks, [self(k, gamma) for k in ks], math.log(_LADDER))
+
+
+def _parabola_peak(ks: Sequence[int], scores: Sequence[float], width: float | None = None) -> int:
+    """The count at the top of the least-squares parabola through ``scores`` over log ``ks``, kept within the
+    counts given; the best-scoring count when the parabola opens upward or fewer than three counts are given.
+    With ``width``, each count's squared error is weighed by ``exp(-d^2 / (2 width^2))``, ``d`` its distance in
+    log k from the best-scoring count. On a flat peak every count's noise pulls the top a little instead of one
+    count taking it."""
+    lk, ys = np.log(np.asarray(ks, dtype=np.float64)), np.asarray(scores, dtype=np.float64)
+    best = int(np.argmax(ys))
+    peak = float(np.asarray(ks)[best])
+    if lk.size >= 3:
+        # polyfit weighs the residuals, not their squares: the square root of the weights.
+        w = None if width is None else np.exp(-((lk - lk[best]) ** 2) / (4 * width**2))
+        c2, c1, _ = np.polyfit(lk, ys, 2, w=w)
+        if c2 < 0:
+            peak = math.exp(min(max(-c1 / (2 * c2), float(lk.min())), float(lk.max())))
+    return max(2, int(round(peak)))
 
 
 def _spectral_fit(
     x: np.ndarray,
+    draws: np.ndarray,
     k: int | Literal["auto"],
     seed: int,
     max_k: int,
@@ -708,8 +877,8 @@ def _spectral_fit(
     """Spectral labels for 3 or more unit rows: ``k="auto"`` searched on the ``n_neighbors`` graph, the final
     clusters cut from the embedding of a graph with ``_final_neighbors`` neighbours per text."""
     n = x.shape[0]
-    narrow, (cols, vals) = _knn(x, [n_neighbors, 2 * n_neighbors])
-    a = _graph(*narrow, n_neighbors)
+    nb = _knn(x, 2 * n_neighbors)
+    a = _graph(nb, n_neighbors)
     u: np.ndarray | None = None
     if k != "auto":
         steps.plan(2)
@@ -717,12 +886,12 @@ def _spectral_fit(
     else:
         ladder = _k_grid(n, max_k)
         steps.plan(len(ladder) + 2)
-        u = _spectral_embedding(a, min(ladder[-1], _AUTO_DIM), seed)
+        u = _spectral_embedding(a, min(ladder[-1], _AUTO_DIM), draws)
         steps.tick()
-        kk = _Modularity(a, u, seed, steps).best_k(ladder, resolution)
+        kk = _Modularity(a, u, draws, steps).best_k(ladder, resolution)
     wide = _final_neighbors(n, kk, n_neighbors)
     if u is None or wide > n_neighbors:
-        u = _spectral_embedding(a if wide == n_neighbors else _graph(cols, vals, wide), kk, seed)
+        u = _spectral_embedding(a if wide == n_neighbors else _graph(nb, wide), kk, draws)
         if k != "auto":
             steps.tick()
     return _kmeans(normalize_rows(u[:, :kk]), kk, seed)
@@ -738,7 +907,27 @@ def _fit(
     steps: _Steps,
     resolution: float = _RESOLUTION,
 ) -> np.ndarray:
-    """Labels for the unit rows ``x`` (``-1`` only from hdbscan's noise)."""
+    """Labels for the unit rows ``x`` (``-1`` only from hdbscan's noise), the same for the same rows in any order:
+    they are fitted in :func:`_draw_order`."""
+    draws = _row_draws(x, seed)
+    order = _draw_order(x, draws)
+    labels = np.empty(x.shape[0], dtype=np.int64)
+    labels[order] = _fit_rows(x[order], draws[order], k, method, seed, max_k, n_neighbors, steps, resolution)
+    return labels
+
+
+def _fit_rows(
+    x: np.ndarray,
+    draws: np.ndarray,
+    k: int | Literal["auto"],
+    method: str,
+    seed: int,
+    max_k: int,
+    n_neighbors: int,
+    steps: _Steps,
+    resolution: float,
+) -> np.ndarray:
+    """:func:`_fit` of rows already in their draw order (``draws``: :func:`_row_draws` of them)."""
     n = x.shape[0]
     # Below 600 texts fewer neighbours (n/40, at least 5): a small set's intents have few members, and
     # linking a text to more neighbours than its intent has links intents together (Banking77, 300
@@ -751,12 +940,12 @@ def _fit(
             return _kmeans(x, min(int(k), n), seed)
         ladder = _k_grid(n, max_k)
         steps.plan(len(ladder) + 1)
-        scorer = _Modularity(_knn_graph(x, n_neighbors), x, seed, steps, spectral=False)
+        scorer = _Modularity(_knn_graph(x, n_neighbors), x, draws, steps, spectral=False)
         return _kmeans(x, scorer.best_k(ladder, resolution), seed)
     if method == "spectral":
         if n < 3:
             return np.arange(n, dtype=np.int64)
-        return _spectral_fit(x, k, seed, max_k, n_neighbors, steps, resolution)
+        return _spectral_fit(x, draws, k, seed, max_k, n_neighbors, steps, resolution)
     if method == "hdbscan":
         from sklearn.cluster import HDBSCAN
 
@@ -766,7 +955,7 @@ def _fit(
             return np.zeros(n, dtype=np.int64)
         # HDBSCAN on raw 256-d vectors takes a minute per 10k texts and finds little; on the
         # 64-d spectral embedding it takes seconds and recovers most intents.
-        u = normalize_rows(_spectral_embedding(_knn_graph(x, n_neighbors), 64, seed))
+        u = normalize_rows(_spectral_embedding(_knn_graph(x, n_neighbors), 64, draws))
         params: dict[str, Any] = {"min_cluster_size": max(5, n // 500), "min_samples": 5}
         if "copy" in HDBSCAN().get_params():
             params["copy"] = True  # scikit-learn >= 1.8 warns unless this is explicit
@@ -845,7 +1034,7 @@ def _label(
     max_k: int,
     max_fit: int,
     n_neighbors: int,
-    progress: Callable[[str, int, int], None] | None,
+    steps: _Steps,
     resolution: float = _RESOLUTION,
 ) -> np.ndarray:
     """A label per row: distinct keys fitted once (a sample of them beyond ``max_fit``), the rest of the
@@ -858,9 +1047,8 @@ def _label(
     uniq = np.fromiter(first.values(), dtype=np.int64, count=len(first))
     if not uniq.size:
         return labels
-    rng = np.random.default_rng(seed)
-    fit_idx = np.sort(rng.choice(uniq, size=max_fit, replace=False)) if uniq.size > max_fit else uniq
-    steps = _Steps(progress)
+    # The sample is read off the texts' draws, as the fit's own choices are: the same texts in any order.
+    fit_idx = np.sort(uniq[_keyed_sample(_row_draws(x[uniq], seed), max_fit)]) if uniq.size > max_fit else uniq
     with _threads_for(fit_idx.size):
         fit_labels = _fit(x[fit_idx], k, method, seed, max_k, n_neighbors, steps, resolution)
     steps.tick()
@@ -910,7 +1098,8 @@ def cluster_texts(
     template markup (:func:`neutral_text`); embed ``neutral_text`` of each text too so they do not
     group texts either. Texts with a zero vector (empty texts) get label ``-1``, as does hdbscan's
     noise. Duplicate texts are fitted once; beyond ``max_fit`` distinct texts a seeded sample is
-    fitted and the rest go to the nearest centroid. The same inputs and seed give the same clusters.
+    fitted and the rest go to the nearest centroid. The same inputs and seed give the same clusters, in whatever
+    order the texts come: every random choice is read off a seeded hash of each text's vector.
     """
     texts = list(texts)
     x = normalize_rows(vectors)
@@ -918,6 +1107,7 @@ def cluster_texts(
     valid = np.linalg.norm(x, axis=1) > 0.5
     plain = [neutral_text(t) for t in texts]
     n_distinct = len({t for t, ok in zip(plain, valid, strict=True) if ok})
+    steps = _Steps(progress)
     labels = _label(
         plain,
         x,
@@ -928,7 +1118,7 @@ def cluster_texts(
         _auto_max_k(n_distinct, max_k, min_size),
         max_fit,
         n_neighbors,
-        progress,
+        steps,
         resolution,
     )
     if min_size is not None and min_size > 1:
@@ -936,6 +1126,7 @@ def cluster_texts(
     labels = _relabel_by_size(labels)
     terms = _term_counts(plain, valid)
     result = Clustering(texts, x, labels, method, {}, ClusterEdits(), [], terms, n_examples, n_terms)
+    result.k_scores = steps.scores
     if pinned is not None and pinned.edits:
         result = result.replay(pinned)
     return result
