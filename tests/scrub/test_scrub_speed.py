@@ -190,6 +190,37 @@ def test_a_pickled_tagger_leaves_its_caches_behind() -> None:
     assert copy.positive(copy.context(text, toks, _GAZ, [0.0] * len(toks))) == tags == [True, False, False, True]
 
 
+def _tags_and_windows(tagger: PersonTagger, text: str) -> tuple[list[bool], int]:
+    toks = tokenize(text)
+    ctx = tagger.context(text, toks, _GAZ, [0.0] * len(toks))
+    want = [s > -tagger.bias for s in tagger.tag(ctx)]
+    got = tagger.positive(ctx)
+    assert got == want, text
+    assert isinstance(tagger._exact, _Exact)
+    return got, len(tagger._exact.windows)
+
+
+def test_a_window_keys_a_neighbour_no_feature_names_by_its_flags_only() -> None:
+    # "+1w=7" and "-2w=7" name the number 7; no feature names 8, 9 or "xyz"; "+1g=-O" reads the flags and case
+    # of the word after (a number: no flags, case O), so a word there stays apart from a capitalised one
+    weights = {"b": 0.2, "w=anna": 0.5, "+1w=7": -1.0, "-2w=7": 1.0, "+1g=-O": 0.05, "w=berg": 0.3}
+    tagger = PersonTagger(weights, bias=-0.6)
+    assert _tags_and_windows(tagger, "Anna 8") == ([True, False], 1)
+    assert _tags_and_windows(tagger, "Anna 9") == ([True, False], 1)  # the same window: 9 stands as 8 did
+    assert _tags_and_windows(tagger, "Anna 7") == ([False, False], 2)  # 7 is named: a window of its own
+    assert _tags_and_windows(tagger, "Anna Xyz") == ([True, False], 4)  # other flags; and Xyz's own window
+    assert _tags_and_windows(tagger, "Anna Qrs") == ([True, False], 5)  # only Qrs's own window is new
+    # two after: "Berg" (0.5 short of the threshold alone) is P only where 7 is two before it
+    assert _tags_and_windows(tagger, "7 met Berg") == ([False, False, True], 6)
+    assert _tags_and_windows(tagger, "8 met Berg") == ([False, False, False], 7)
+    assert _tags_and_windows(tagger, "9 met Berg") == ([False, False, False], 7)
+    # a title before a token is kept whatever the model names ("title" reads it): Dr and Mr stay apart
+    titled = PersonTagger({"b": 0.2, "title": 0.5}, bias=-0.6)
+    assert _tags_and_windows(titled, "Dr Qrs")[0] == [False, True]
+    assert _tags_and_windows(titled, "Xy Qrs")[0] == [False, False]
+    assert _tags_and_windows(titled, "Dr . Qrs")[0] == [False, True, True]
+
+
 # ------------------------------------------------------------------------------------- session 25 shortcuts
 
 #: The OTLP bench's question after its name was replaced: the check after replacement scans it again.

@@ -210,8 +210,16 @@ def window_features(ctx: _Context, i: int) -> list[str]:
 #: Weights are saved to 4 decimals (:meth:`_Averaged.averaged`): in units of 1e-4 each is a whole number.
 _UNIT = 10_000
 #: A window (see :meth:`PersonTagger.positive`): the token, the one before and after it, the folded tokens
-#: two before and after (None past either end), whether it starts a sentence, its rule-score bucket.
+#: two before and after (None past either end), whether it starts a sentence, its rule-score bucket; a
+#: neighbour no feature of the model names stands as :data:`_UNSEEN` (see :func:`_neighbour_forms`).
 _Window = tuple[str | None, str | None, str, str | None, str | None, bool, str]
+#: A neighbour the model has no feature for stands in a window's key as NUL and its flags and case, or as two NULs:
+#: no token is (a token of two characters or more is letters, digits, marks and ' ’ -).
+_UNSEEN = "\x00"
+#: The feature prefixes that name the neighbour two before, one before, one after and two after a token.
+_NEIGHBOUR_FEATURES = (("-2w=",), ("-1w=", "-1wc=", "-1w+1w="), ("+1w=", "+1wc=", "-1w+1w="), ("+2w=",))
+#: A word as a window's key holds it two before, one before, one after and two after the token scored.
+_Forms = tuple[str, str, str, str]
 
 
 @dataclass(slots=True)
@@ -224,6 +232,10 @@ class _Exact:
     words: dict[str, int] = field(default_factory=dict)
     windows: dict[_Window, int] = field(default_factory=dict)
     tags: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    #: the folded words some feature names at each neighbour place (:data:`_NEIGHBOUR_FEATURES`' order)
+    seen: tuple[frozenset[str], ...] = ()
+    #: each word's :data:`_Forms`, for the gazetteer the windows were read with
+    forms: dict[str, _Forms] = field(default_factory=dict)
 
     def total(self, feats: list[str]) -> int:
         w = self.weights.get
@@ -239,7 +251,46 @@ def _exact(weights: dict[str, float], bias: float) -> _Exact | None:
             return None
         out[f] = k
     threshold = round(-bias * _UNIT)
-    return _Exact(out, threshold) if threshold / _UNIT == -bias else None
+    return _Exact(out, threshold, seen=_seen_neighbours(out)) if threshold / _UNIT == -bias else None
+
+
+def _seen_neighbours(weights: Iterable[str]) -> tuple[frozenset[str], ...]:
+    """For each neighbour place of :data:`_NEIGHBOUR_FEATURES`, every folded word a feature names there: a
+    ``-1wc=`` feature ends in the token's one-letter case, and ``-1w+1w=`` counts on either side of each ``|`` it
+    holds (a ``|`` token can be either word), so the sets hold every word a feature could name, and more."""
+    seen: list[set[str]] = [set(), set(), set(), set()]
+    for feat in weights:
+        name, eq, value = feat.partition("=")
+        if not eq:
+            continue
+        prefix = name + "="
+        if prefix == "-1w+1w=":
+            for k, ch in enumerate(value):
+                if ch == "|":
+                    seen[1].add(value[:k])
+                    seen[2].add(value[k + 1 :])
+            continue
+        for place, prefixes in enumerate(_NEIGHBOUR_FEATURES):
+            if prefix in prefixes:
+                seen[place].add(value[:-1] if prefix.endswith("c=") else value)
+    return tuple(frozenset(words) for words in seen)
+
+
+def _neighbour_forms(exact: _Exact, word: str, low: str, gaz: str, case: str) -> _Forms:
+    """How ``word`` stands in the key of a window two before, one before, one after and two after it. Where no
+    feature names it there (and, before the token, it is no title and no "."), the window's score does not depend
+    on which word it is, only on its gazetteer flags and case where a feature reads them (``-1g``, ``+1g``, ``pg``,
+    ``ng``): every feature naming it has weight 0. So windows around a new order number or counter meet in the
+    cache."""
+    m2, m1, p1, p2 = exact.seen
+    titled = low.rstrip(".") in TITLES or low == "."
+    flagged = _UNSEEN + gaz + case
+    return (
+        low if low in m2 or low in TITLES else _UNSEEN + _UNSEEN,
+        word if low in m1 or titled else flagged,
+        word if low in p1 else flagged,
+        low if low in p2 else _UNSEEN + _UNSEEN,
+    )
 
 
 @dataclass(slots=True)
@@ -313,7 +364,8 @@ class PersonTagger:
         if not isinstance(exact, _Exact):
             return [s > -self.bias for s in self.tag(ctx)]
         windows, tags, threshold = exact.windows, exact.tags, exact.threshold
-        words, low, gaz, cases, skip = ctx.words, ctx.low, ctx.gaz, ctx.cases, ctx.skip
+        words, gaz, cases, skip = ctx.words, ctx.gaz, ctx.cases, ctx.skip
+        forms = self._forms(exact, ctx)
         n = len(words)
         out: list[bool] = []
         prev, prev2 = "<s>", "<s>"
@@ -323,11 +375,11 @@ class PersonTagger:
                 prev, prev2 = "O", prev
                 continue
             key = (
-                low[i - 2] if i >= 2 else None,
-                words[i - 1] if i else None,
+                forms[i - 2][0] if i >= 2 else None,
+                forms[i - 1][1] if i else None,
                 words[i],
-                words[i + 1] if i + 1 < n else None,
-                low[i + 2] if i + 2 < n else None,
+                forms[i + 1][2] if i + 1 < n else None,
+                forms[i + 2][3] if i + 2 < n else None,
                 ctx.starts[i],
                 ctx.rule[i],
             )
@@ -342,6 +394,20 @@ class PersonTagger:
             p = s > threshold if s != threshold else self.score(ctx, i, prev, prev2) > -self.bias
             out.append(p)
             prev, prev2 = ("P" if p else "O"), prev
+        return out
+
+    @staticmethod
+    def _forms(exact: _Exact, ctx: _Context) -> list[_Forms]:
+        """Each token's :func:`_neighbour_forms`, remembered per word."""
+        memo = exact.forms
+        out = []
+        for j, word in enumerate(ctx.words):
+            f = memo.get(word)
+            if f is None:
+                if len(memo) >= _WORD_CACHE:
+                    memo.clear()
+                f = memo[word] = _neighbour_forms(exact, word, ctx.low[j], ctx.gaz[j], ctx.cases[j])
+            out.append(f)
         return out
 
     def _window_score(self, exact: _Exact, ctx: _Context, i: int, key: _Window) -> int:
@@ -362,6 +428,7 @@ class PersonTagger:
             self._facts, self._facts_of = {}, gazetteer
             if isinstance(self._exact, _Exact):
                 self._exact.windows.clear()
+                self._exact.forms.clear()  # they hold the old one's flags too
         return _context(text, toks, gazetteer, rules, self._facts)
 
     def spans(self, text: str, gazetteer: Gazetteer, found: Iterable[tuple[int, int, float]]) -> list[Token]:
