@@ -288,18 +288,46 @@ def test_prefilter_shortcuts_decide_as_the_hints_alone(texts: list[str]) -> None
         assert any(h.search(text) for h in _engine._ADDRESS_HINTS) == bool(joined.search(text))
         if _engine._URL_HINT.search(text):
             assert "=" in text or "://" in text or "www." in low
-        if _engine._IP_HINT.search(text):
-            assert "." in text or ":" in text
-        if _engine._KEY_PREFIX_HINT.search(text):
-            assert _engine._has_any(text, _engine._KEY_PREFIX_PARTS)
-        if _engine._HANDLE_HINT.search(text):
-            assert _engine._has_any(text, "._-")
+        _hints_decide_as_their_patterns(text)
         digit = _engine._ANY_DIGIT.search(text)
         if digit is not None:
             first = digit.start()
             assert bool(_engine._DIGITS7.search(text, first)) == bool(_engine._DIGITS7.search(text))
             assert bool(_engine._IBAN_HINT.search(text, max(0, first - 2))) == bool(_engine._IBAN_HINT.search(text))
     assert "CREDIT_CARD" not in Scrubber()._wanted("00000001000000000000000000000001")  # no boundary: no card
+
+
+#: The prefilter's hints as the patterns they were (session 26): the functions must decide as these do.
+_IP_PATTERN = re.compile(r"\d\.\d+\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
+_KEY_PATTERN = re.compile(
+    r"sk-|[ps]k-lf-|sk_|pk_|rk_|whsec_|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-"
+    r"|AIza|hf_|npm_|SG\.|SK[0-9a-f]{8}|eyJ|PRIVATE KEY"
+)
+_HANDLE_PATTERN = re.compile(r"[^\W\d_][._\-][^\W\d_]")
+
+
+def _hints_decide_as_their_patterns(text: str) -> None:
+    assert _engine._ip_hint(text) == bool(_IP_PATTERN.search(text)), text
+    assert _engine._key_prefix(text) == bool(_KEY_PATTERN.search(text)), text
+    assert _engine._handle_hint(text) == bool(_HANDLE_PATTERN.search(text)), text
+    seven = _engine._DIGITS7.search(text)
+    for hint in (_engine._CARD_HINT, _engine._NINE_HINT):  # each match starts seven digits: searched from there
+        assert bool(hint.search(text)) == (seven is not None and bool(hint.search(text, seven.start()))), text
+
+
+@given(st.text(alphabet="sSkKpPlLfF-_.: 0189abcdefxoghrAIJGyPRVTEé²½Ⅳ٣\n", max_size=40))
+def test_prefilter_hints_decide_as_their_patterns_on_any_text(text: str) -> None:
+    _hints_decide_as_their_patterns(text)
+
+
+def test_prefilter_hints_find_each_alternative() -> None:
+    for text in ["at 10.0.0.1", "fe80::1", "a:1:", "x sk-proj-1", "pk-lf-9", "SKabcdef0123", "ghs_x", "xoxr-1"]:
+        _hints_decide_as_their_patterns(text)
+        assert _engine._ip_hint(text) or _engine._key_prefix(text), text
+    for text in ["anna.berg", "é-x", "a_b", "Ⅳ-b"]:  # Ⅳ is alphanumeric and no decimal digit: a letter to \\w
+        assert _engine._handle_hint(text) and _HANDLE_PATTERN.search(text), text
+    for text in ["a_1", "٣_a", "_a", "a.", "1.5", "SKabcdefg"]:
+        assert not _engine._handle_hint(text) and not _engine._key_prefix(text), text
 
 
 def test_a_short_text_is_scanned_without_the_timeout_a_long_one_with_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,10 +12,11 @@ import gzip
 import random
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from typing import cast
 
 import regex
 from presidio_analyzer import RecognizerResult
@@ -216,8 +217,6 @@ _Window = tuple[str | None, str | None, str, str | None, str | None, bool, str]
 #: A neighbour the model has no feature for stands in a window's key as NUL and its flags and case, or as two NULs:
 #: no token is (a token of two characters or more is letters, digits, marks and ' ’ -).
 _UNSEEN = "\x00"
-#: The feature prefixes that name the neighbour two before, one before, one after and two after a token.
-_NEIGHBOUR_FEATURES = (("-2w=",), ("-1w=", "-1wc=", "-1w+1w="), ("+1w=", "+1wc=", "-1w+1w="), ("+2w=",))
 #: A word as a window's key holds it two before, one before, one after and two after the token scored.
 _Forms = tuple[str, str, str, str]
 
@@ -232,7 +231,7 @@ class _Exact:
     words: dict[str, int] = field(default_factory=dict)
     windows: dict[_Window, int] = field(default_factory=dict)
     tags: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
-    #: the folded words some feature names at each neighbour place (:data:`_NEIGHBOUR_FEATURES`' order)
+    #: the folded words some feature names two before, one before, one after and two after a token
     seen: tuple[frozenset[str], ...] = ()
     #: each word's :data:`_Forms`, for the gazetteer the windows were read with
     forms: dict[str, _Forms] = field(default_factory=dict)
@@ -254,26 +253,22 @@ def _exact(weights: dict[str, float], bias: float) -> _Exact | None:
     return _Exact(out, threshold, seen=_seen_neighbours(out)) if threshold / _UNIT == -bias else None
 
 
-def _seen_neighbours(weights: Iterable[str]) -> tuple[frozenset[str], ...]:
-    """For each neighbour place of :data:`_NEIGHBOUR_FEATURES`, every folded word a feature names there: a
+def _seen_neighbours(weights: Collection[str]) -> tuple[frozenset[str], ...]:
+    """Every folded word a feature names two before (``-2w=``), one before (``-1w=``, ``-1wc=``, ``-1w+1w=``), one
+    after (``+1w=``, ``+1wc=``, ``-1w+1w=``) and two after (``+2w=``) a token: a
     ``-1wc=`` feature ends in the token's one-letter case, and ``-1w+1w=`` counts on either side of each ``|`` it
     holds (a ``|`` token can be either word), so the sets hold every word a feature could name, and more."""
-    seen: list[set[str]] = [set(), set(), set(), set()]
-    for feat in weights:
-        name, eq, value = feat.partition("=")
-        if not eq:
-            continue
-        prefix = name + "="
-        if prefix == "-1w+1w=":
-            for k, ch in enumerate(value):
-                if ch == "|":
-                    seen[1].add(value[:k])
-                    seen[2].add(value[k + 1 :])
-            continue
-        for place, prefixes in enumerate(_NEIGHBOUR_FEATURES):
-            if prefix in prefixes:
-                seen[place].add(value[:-1] if prefix.endswith("c=") else value)
-    return tuple(frozenset(words) for words in seen)
+
+    def named(prefix: str, cut: int = 0) -> set[str]:
+        return {f[len(prefix) : len(f) - cut] for f in weights if f.startswith(prefix)}
+
+    before, after = named("-1w=") | named("-1wc=", 1), named("+1w=") | named("+1wc=", 1)
+    for pair in named("-1w+1w="):
+        for k, ch in enumerate(pair):
+            if ch == "|":
+                before.add(pair[:k])
+                after.add(pair[k + 1 :])
+    return frozenset(named("-2w=")), frozenset(before), frozenset(after), frozenset(named("+2w="))
 
 
 def _neighbour_forms(exact: _Exact, word: str, low: str, gaz: str, case: str) -> _Forms:
@@ -400,9 +395,12 @@ class PersonTagger:
     def _forms(exact: _Exact, ctx: _Context) -> list[_Forms]:
         """Each token's :func:`_neighbour_forms`, remembered per word."""
         memo = exact.forms
+        known = [memo.get(word) for word in ctx.words]
+        if None not in known:
+            return cast(list[_Forms], known)
         out = []
         for j, word in enumerate(ctx.words):
-            f = memo.get(word)
+            f = known[j]
             if f is None:
                 if len(memo) >= _WORD_CACHE:
                     memo.clear()
