@@ -197,7 +197,7 @@ def _tags_and_windows(tagger: PersonTagger, text: str) -> tuple[list[bool], int]
     got = tagger.positive(ctx)
     assert got == want, text
     assert isinstance(tagger._exact, _Exact)
-    return got, len(tagger._exact.windows)
+    return got, len(tagger._exact.shared)
 
 
 def test_a_window_keys_a_neighbour_no_feature_names_by_its_flags_only() -> None:

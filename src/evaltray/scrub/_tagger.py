@@ -16,7 +16,6 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import cast
 
 import regex
 from presidio_analyzer import RecognizerResult
@@ -211,8 +210,8 @@ def window_features(ctx: _Context, i: int) -> list[str]:
 #: Weights are saved to 4 decimals (:meth:`_Averaged.averaged`): in units of 1e-4 each is a whole number.
 _UNIT = 10_000
 #: A window (see :meth:`PersonTagger.positive`): the token, the one before and after it, the folded tokens
-#: two before and after (None past either end), whether it starts a sentence, its rule-score bucket; a
-#: neighbour no feature of the model names stands as :data:`_UNSEEN` (see :func:`_neighbour_forms`).
+#: two before and after (None past either end), whether it starts a sentence, its rule-score bucket; in a
+#: shared key (:attr:`_Exact.shared`), a neighbour no feature of the model names stands as its flags and case.
 _Window = tuple[str | None, str | None, str, str | None, str | None, bool, str]
 #: A neighbour the model has no feature for stands in a window's key as NUL and its flags and case, or as two NULs:
 #: no token is (a token of two characters or more is letters, digits, marks and ' ’ -).
@@ -235,6 +234,8 @@ class _Exact:
     seen: tuple[frozenset[str], ...] = ()
     #: each word's :data:`_Forms`, for the gazetteer the windows were read with
     forms: dict[str, _Forms] = field(default_factory=dict)
+    #: the windows' scores by their keys with unnamed neighbours as :data:`_Forms` (``windows``: as written)
+    shared: dict[_Window, int] = field(default_factory=dict)
 
     def total(self, feats: list[str]) -> int:
         w = self.weights.get
@@ -359,8 +360,7 @@ class PersonTagger:
         if not isinstance(exact, _Exact):
             return [s > -self.bias for s in self.tag(ctx)]
         windows, tags, threshold = exact.windows, exact.tags, exact.threshold
-        words, gaz, cases, skip = ctx.words, ctx.gaz, ctx.cases, ctx.skip
-        forms = self._forms(exact, ctx)
+        words, low, gaz, cases, skip = ctx.words, ctx.low, ctx.gaz, ctx.cases, ctx.skip
         n = len(words)
         out: list[bool] = []
         prev, prev2 = "<s>", "<s>"
@@ -370,11 +370,11 @@ class PersonTagger:
                 prev, prev2 = "O", prev
                 continue
             key = (
-                forms[i - 2][0] if i >= 2 else None,
-                forms[i - 1][1] if i else None,
+                low[i - 2] if i >= 2 else None,
+                words[i - 1] if i else None,
                 words[i],
-                forms[i + 1][2] if i + 1 < n else None,
-                forms[i + 2][3] if i + 2 < n else None,
+                words[i + 1] if i + 1 < n else None,
+                low[i + 2] if i + 2 < n else None,
                 ctx.starts[i],
                 ctx.rule[i],
             )
@@ -392,32 +392,44 @@ class PersonTagger:
         return out
 
     @staticmethod
-    def _forms(exact: _Exact, ctx: _Context) -> list[_Forms]:
-        """Each token's :func:`_neighbour_forms`, remembered per word."""
-        memo = exact.forms
-        known = [memo.get(word) for word in ctx.words]
-        if None not in known:
-            return cast(list[_Forms], known)
-        out = []
-        for j, word in enumerate(ctx.words):
-            f = known[j]
-            if f is None:
-                if len(memo) >= _WORD_CACHE:
-                    memo.clear()
-                f = memo[word] = _neighbour_forms(exact, word, ctx.low[j], ctx.gaz[j], ctx.cases[j])
-            out.append(f)
-        return out
+    def _forms(exact: _Exact, ctx: _Context, j: int) -> _Forms:
+        """Token ``j``'s :func:`_neighbour_forms`, remembered per word."""
+        word = ctx.words[j]
+        f = exact.forms.get(word)
+        if f is None:
+            if len(exact.forms) >= _WORD_CACHE:
+                exact.forms.clear()
+            f = exact.forms[word] = _neighbour_forms(exact, word, ctx.low[j], ctx.gaz[j], ctx.cases[j])
+        return f
 
     def _window_score(self, exact: _Exact, ctx: _Context, i: int, key: _Window) -> int:
-        word = ctx.words[i]
-        ws = exact.words.get(word)
-        if ws is None:
-            if len(exact.words) >= _WORD_CACHE:
-                exact.words.clear()
-            ws = exact.words[word] = exact.total(word_features(word))
+        """A window met for the first time as written: its score, from the window it shares a key with once its
+        neighbours no feature names are keyed by their flags alone (:func:`_neighbour_forms`: the windows around
+        each trace's new order number), else worked out."""
+        n = len(ctx.words)
+        shared = (
+            self._forms(exact, ctx, i - 2)[0] if i >= 2 else None,
+            self._forms(exact, ctx, i - 1)[1] if i else None,
+            key[2],
+            self._forms(exact, ctx, i + 1)[2] if i + 1 < n else None,
+            self._forms(exact, ctx, i + 2)[3] if i + 2 < n else None,
+            key[5],
+            key[6],
+        )
+        s = exact.shared.get(shared)
+        if s is None:
+            word = ctx.words[i]
+            ws = exact.words.get(word)
+            if ws is None:
+                if len(exact.words) >= _WORD_CACHE:
+                    exact.words.clear()
+                ws = exact.words[word] = exact.total(word_features(word))
+            if len(exact.shared) >= _WINDOW_CACHE:
+                exact.shared.clear()
+            s = exact.shared[shared] = ws + exact.total(window_features(ctx, i))
         if len(exact.windows) >= _WINDOW_CACHE:
             exact.windows.clear()
-        s = exact.windows[key] = ws + exact.total(window_features(ctx, i))
+        exact.windows[key] = s
         return s
 
     def context(self, text: str, toks: Sequence[Token], gazetteer: Gazetteer, rules: Sequence[float]) -> _Context:
@@ -426,7 +438,8 @@ class PersonTagger:
             self._facts, self._facts_of = {}, gazetteer
             if isinstance(self._exact, _Exact):
                 self._exact.windows.clear()
-                self._exact.forms.clear()  # they hold the old one's flags too
+                self._exact.shared.clear()  # these and the forms hold the old one's flags too
+                self._exact.forms.clear()
         return _context(text, toks, gazetteer, rules, self._facts)
 
     def spans(self, text: str, gazetteer: Gazetteer, found: Iterable[tuple[int, int, float]]) -> list[Token]:
