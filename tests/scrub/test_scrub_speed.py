@@ -256,6 +256,10 @@ def test_word_gates_read_whole_ascii_words_only() -> None:
     assert not _address._may_match("us-street", _address._Words.of("12 Main street"))  # as written: no match
     assert regex.search(_recognizers.ADDRESS_RULES[0].pattern, "12 Main street") is None
     assert _address._may_match("core2", _address._Words.of("Hauptweg 5"))  # a street type ending a word
+    for _ in range(2):  # worked out, then remembered: the same answers
+        assert _address._may_match("core2", _address._Words.of("Hauptweg 5, Kungsgatan 2"))
+        assert not _address._may_match("core2", _address._Words.of("Hauptwe 5, Kungsga 2, HAUPTWEG"))
+    assert _address._ENDS_ATTACHED["Hauptweg"] and not _address._ENDS_ATTACHED["HAUPTWEG"]
     assert _address._spelled("Bluffs?|Way") == {"Bluff", "Bluffs", "Way"}
     assert _address._spelled("weg|stra(?:ss|ß)e|tie") == {"weg", "strasse", "straße", "tie"}
 
