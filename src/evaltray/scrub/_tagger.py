@@ -12,7 +12,7 @@ import gzip
 import random
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -230,8 +230,8 @@ class _Exact:
     words: dict[str, int] = field(default_factory=dict)
     windows: dict[_Window, int] = field(default_factory=dict)
     tags: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
-    #: the folded words some feature names two before, one before, one after and two after a token
-    seen: tuple[frozenset[str], ...] = ()
+    #: the words ``-1w+1w=`` features name before and after a token (see :func:`_pairs`)
+    pairs: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
     #: each word's :data:`_Forms`, for the gazetteer the windows were read with
     forms: dict[str, _Forms] = field(default_factory=dict)
     #: the windows' scores by their keys with unnamed neighbours as :data:`_Forms` (``windows``: as written)
@@ -251,41 +251,41 @@ def _exact(weights: dict[str, float], bias: float) -> _Exact | None:
             return None
         out[f] = k
     threshold = round(-bias * _UNIT)
-    return _Exact(out, threshold, seen=_seen_neighbours(out)) if threshold / _UNIT == -bias else None
+    return _Exact(out, threshold, pairs=_pairs(out)) if threshold / _UNIT == -bias else None
 
 
-def _seen_neighbours(weights: Collection[str]) -> tuple[frozenset[str], ...]:
-    """Every folded word a feature names two before (``-2w=``), one before (``-1w=``, ``-1wc=``, ``-1w+1w=``), one
-    after (``+1w=``, ``+1wc=``, ``-1w+1w=``) and two after (``+2w=``) a token: a
-    ``-1wc=`` feature ends in the token's one-letter case, and ``-1w+1w=`` counts on either side of each ``|`` it
-    holds (a ``|`` token can be either word), so the sets hold every word a feature could name, and more."""
-
-    def named(prefix: str, cut: int = 0) -> set[str]:
-        return {f[len(prefix) : len(f) - cut] for f in weights if f.startswith(prefix)}
-
-    before, after = named("-1w=") | named("-1wc=", 1), named("+1w=") | named("+1wc=", 1)
-    for pair in named("-1w+1w="):
-        for k, ch in enumerate(pair):
-            if ch == "|":
-                before.add(pair[:k])
-                after.add(pair[k + 1 :])
-    return frozenset(named("-2w=")), frozenset(before), frozenset(after), frozenset(named("+2w="))
+def _pairs(weights: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The words ``-1w+1w=`` features name before and after a token: a ``|`` token can be either word, so each
+    ``|`` a feature holds counts as the split (every word a feature could name, and more)."""
+    before: set[str] = set()
+    after: set[str] = set()
+    for f in weights:
+        if f.startswith("-1w+1w="):
+            pair = f[7:]
+            for k, ch in enumerate(pair):
+                if ch == "|":
+                    before.add(pair[:k])
+                    after.add(pair[k + 1 :])
+    return frozenset(before), frozenset(after)
 
 
 def _neighbour_forms(exact: _Exact, word: str, low: str, gaz: str, case: str) -> _Forms:
-    """How ``word`` stands in the key of a window two before, one before, one after and two after it. Where no
-    feature names it there (and, before the token, it is no title and no "."), the window's score does not depend
-    on which word it is, only on its gazetteer flags and case where a feature reads them (``-1g``, ``+1g``, ``pg``,
-    ``ng``): every feature naming it has weight 0. So windows around a new order number or counter meet in the
-    cache."""
-    m2, m1, p1, p2 = exact.seen
+    """How ``word`` stands in a shared key of a window two before, one before, one after and two after it. Where
+    no feature names it there (``-2w=``; ``-1w=``, ``-1wc=`` with the token's case, ``-1w+1w=``; ``+1w=``,
+    ``+1wc=``, ``-1w+1w=``; ``+2w=``) and, before the token, it is no title and no ".", the window's score does not
+    depend on which word it is, only on its gazetteer flags and case where a feature reads them (``-1g``, ``+1g``,
+    ``pg``, ``ng``): every feature naming it has weight 0. So windows around a new order number share a key."""
+    w = exact.weights
+    before, after = exact.pairs
     titled = low.rstrip(".") in TITLES or low == "."
     flagged = _UNSEEN + gaz + case
+    m1 = "-1w=" + low in w or low in before or any(f"-1wc={low}{c}" in w for c in "UTLO")
+    p1 = "+1w=" + low in w or low in after or any(f"+1wc={low}{c}" in w for c in "UTLO")
     return (
-        low if low in m2 or low in TITLES else _UNSEEN + _UNSEEN,
-        word if low in m1 or titled else flagged,
-        word if low in p1 else flagged,
-        low if low in p2 else _UNSEEN + _UNSEEN,
+        low if "-2w=" + low in w or low in TITLES else _UNSEEN + _UNSEEN,
+        word if m1 or titled else flagged,
+        word if p1 else flagged,
+        low if "+2w=" + low in w else _UNSEEN + _UNSEEN,
     )
 
 
