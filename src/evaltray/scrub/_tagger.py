@@ -234,7 +234,8 @@ class _Exact:
     pairs: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
     #: each word's :data:`_Forms`, for the gazetteer the windows were read with
     forms: dict[str, _Forms] = field(default_factory=dict)
-    #: the windows' scores by their keys with unnamed neighbours as :data:`_Forms` (``windows``: as written)
+    #: the scores of windows next to a number, keyed with unnamed neighbours as :data:`_Forms` (``windows``: as
+    #: written)
     shared: dict[_Window, int] = field(default_factory=dict)
 
     def total(self, feats: list[str]) -> int:
@@ -403,34 +404,49 @@ class PersonTagger:
         return f
 
     def _window_score(self, exact: _Exact, ctx: _Context, i: int, key: _Window) -> int:
-        """A window met for the first time as written: its score, from the window it shares a key with once its
-        neighbours no feature names are keyed by their flags alone (:func:`_neighbour_forms`: the windows around
-        each trace's new order number), else worked out."""
-        n = len(ctx.words)
-        shared = (
-            self._forms(exact, ctx, i - 2)[0] if i >= 2 else None,
-            self._forms(exact, ctx, i - 1)[1] if i else None,
-            key[2],
-            self._forms(exact, ctx, i + 1)[2] if i + 1 < n else None,
-            self._forms(exact, ctx, i + 2)[3] if i + 2 < n else None,
-            key[5],
-            key[6],
+        """A window met for the first time as written: its score. Next to a number (each trace's new order number
+        and counter), from the window it shares a key with once the neighbours no feature names are keyed by their
+        flags and case alone (:func:`_neighbour_forms`); elsewhere (most first-met windows of varied text, where a
+        shared key would rarely be met again) worked out at once."""
+        words, n = ctx.words, len(ctx.words)
+        near_number = (
+            (i >= 2 and words[i - 2].isdigit())
+            or (i >= 1 and words[i - 1].isdigit())
+            or (i + 1 < n and words[i + 1].isdigit())
+            or (i + 2 < n and words[i + 2].isdigit())
         )
-        s = exact.shared.get(shared)
-        if s is None:
-            word = ctx.words[i]
-            ws = exact.words.get(word)
-            if ws is None:
-                if len(exact.words) >= _WORD_CACHE:
-                    exact.words.clear()
-                ws = exact.words[word] = exact.total(word_features(word))
-            if len(exact.shared) >= _WINDOW_CACHE:
-                exact.shared.clear()
-            s = exact.shared[shared] = ws + exact.total(window_features(ctx, i))
+        if near_number:
+            shared = (
+                self._forms(exact, ctx, i - 2)[0] if i >= 2 else None,
+                self._forms(exact, ctx, i - 1)[1] if i else None,
+                key[2],
+                self._forms(exact, ctx, i + 1)[2] if i + 1 < n else None,
+                self._forms(exact, ctx, i + 2)[3] if i + 2 < n else None,
+                key[5],
+                key[6],
+            )
+            s = exact.shared.get(shared)
+            if s is None:
+                if len(exact.shared) >= _WINDOW_CACHE:
+                    exact.shared.clear()
+                s = exact.shared[shared] = self._fresh_score(exact, ctx, i)
+        else:
+            s = self._fresh_score(exact, ctx, i)
         if len(exact.windows) >= _WINDOW_CACHE:
             exact.windows.clear()
         exact.windows[key] = s
         return s
+
+    @staticmethod
+    def _fresh_score(exact: _Exact, ctx: _Context, i: int) -> int:
+        """Token ``i``'s :func:`word_features` and :func:`window_features` summed (the word's part remembered)."""
+        word = ctx.words[i]
+        ws = exact.words.get(word)
+        if ws is None:
+            if len(exact.words) >= _WORD_CACHE:
+                exact.words.clear()
+            ws = exact.words[word] = exact.total(word_features(word))
+        return ws + exact.total(window_features(ctx, i))
 
     def context(self, text: str, toks: Sequence[Token], gazetteer: Gazetteer, rules: Sequence[float]) -> _Context:
         """:func:`_context`, each word's own facts remembered for ``gazetteer``."""
