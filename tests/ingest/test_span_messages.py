@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from evaltray.core.records import Message, ToolCall
 from evaltray.ingest.span_messages import (
+    dotted_groups,
     event_messages,
     messages_from,
     openai_tool,
@@ -12,7 +16,8 @@ from evaltray.ingest.span_messages import (
     unflatten,
     vercel_output,
 )
-from evaltray.ingest.spans import SpanEvent
+from evaltray.ingest.span_traces import assemble
+from evaltray.ingest.spans import SpanEvent, SpanRecord
 
 
 def test_unflatten_orders_numbered_segments() -> None:
@@ -27,6 +32,56 @@ def test_unflatten_orders_numbered_segments() -> None:
         {"message": {"role": "user"}},
     ]
     assert unflatten(attrs, "llm.output_messages.") is None
+
+
+def test_a_spans_groups_hold_each_key_under_its_first_two_segments() -> None:
+    attrs = {
+        "llm.input_messages.1.message.role": "user",
+        "gen_ai.prompt.0.role": "user",
+        "llm.input_messages.0.message.role": "system",
+        "llm.request.functions.0.name": "f",
+        "llm.request.type": "chat",
+        "llm": 1,
+        "llm.model": 2,
+        "a..b": 3,
+    }
+    assert dotted_groups(attrs) == {
+        "llm.input_messages.": ["llm.input_messages.1.message.role", "llm.input_messages.0.message.role"],
+        "gen_ai.prompt.": ["gen_ai.prompt.0.role"],
+        "llm.request.": ["llm.request.functions.0.name", "llm.request.type"],
+        "a..": ["a..b"],
+    }
+    groups = dotted_groups(attrs)
+    assert unflatten(attrs, "llm.request.functions.", groups) == [{"name": "f"}]  # three segments: its group's
+    assert unflatten(attrs, "llm.", groups) == unflatten(attrs, "llm.")  # one segment: every key is read
+    assert unflatten(attrs, "llm.output_messages.", groups) is None
+
+
+_SEGMENT = st.sampled_from(["a", "b", "0", "1", "10", ""])
+
+
+@given(
+    st.lists(st.lists(_SEGMENT, min_size=1, max_size=5).map(".".join), max_size=12),
+    st.lists(_SEGMENT, min_size=1, max_size=3).map(lambda s: ".".join(s) + "."),
+)
+def test_unflatten_through_groups_reads_what_unflatten_reads(keys: list[str], prefix: str) -> None:
+    attrs = {key: k for k, key in enumerate(keys)}
+    assert unflatten(attrs, prefix, dotted_groups(attrs)) == unflatten(attrs, prefix)
+
+
+def test_document_ids_come_in_span_order_each_once() -> None:
+    def span(sid: str, attrs: dict[str, str]) -> SpanRecord:
+        return SpanRecord("t1", sid, None if sid == "s1" else "s1", "retrieve", attrs=attrs)
+
+    first = {
+        "retrieval.documents.10.document.id": "a10",
+        "retrieval.documents.2.document.id": "a2",
+        "reranker.output_documents.0.document.id": "a10",
+        "reranker.output_documents.1.document.id": "r1",
+    }
+    second = {"retrieval.documents.0.document.id": "r1", "retrieval.documents.1.document.id": "b"}
+    trace = assemble("t1", [span("s1", first), span("s2", second)], "otel")
+    assert trace.retrieved_doc_ids == ["a2", "a10", "r1", "b"]
 
 
 def test_messages_from_payload_shapes() -> None:

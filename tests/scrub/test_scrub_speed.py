@@ -190,6 +190,36 @@ def test_a_pickled_tagger_leaves_its_caches_behind() -> None:
     assert copy.positive(copy.context(text, toks, _GAZ, [0.0] * len(toks))) == tags == [True, False, False, True]
 
 
+def _tags_and_windows(tagger: PersonTagger, text: str) -> tuple[list[bool], int]:
+    toks = tokenize(text)
+    ctx = tagger.context(text, toks, _GAZ, [0.0] * len(toks))
+    want = [s > -tagger.bias for s in tagger.tag(ctx)]
+    got = tagger.positive(ctx)
+    assert got == want, text
+    assert isinstance(tagger._exact, _Exact)
+    return got, len(tagger._exact.shared)
+
+
+def test_a_window_next_to_a_number_no_feature_names_shares_its_score() -> None:
+    # "+1w=7" and "-2w=7" name the number 7; no feature names 8 or 9; "+1g=-O" reads the flags and case of the
+    # word after (a number: no flags, case O). Only windows next to a number are shared (``_Exact.shared``).
+    weights = {"b": 0.2, "w=anna": 0.5, "+1w=7": -1.0, "-2w=7": 1.0, "+1g=-O": 0.05, "w=berg": 0.3}
+    tagger = PersonTagger(weights, bias=-0.6)
+    assert _tags_and_windows(tagger, "Anna 8") == ([True, False], 1)
+    assert _tags_and_windows(tagger, "Anna 9") == ([True, False], 1)  # the same shared window: 9 stands as 8 did
+    assert _tags_and_windows(tagger, "Anna 7") == ([False, False], 2)  # 7 is named: a window of its own
+    assert _tags_and_windows(tagger, "Anna Xyz") == ([True, False], 2)  # no number near: worked out, not shared
+    # two after: "Berg" (0.5 short of the threshold alone) is P only where 7 is two before it
+    assert _tags_and_windows(tagger, "7 met Berg") == ([False, False, True], 3)
+    assert _tags_and_windows(tagger, "8 met Berg") == ([False, False, False], 4)
+    assert _tags_and_windows(tagger, "9 met Berg") == ([False, False, False], 4)
+    # a title before a token is kept whatever the model names ("title" reads it): Dr and Xy stay apart
+    titled = PersonTagger({"b": 0.2, "title": 0.5}, bias=-0.6)
+    assert _tags_and_windows(titled, "Dr Qrs 5")[0] == [False, True, False]
+    assert _tags_and_windows(titled, "Xy Qrs 5")[0] == [False, False, False]
+    assert _tags_and_windows(titled, "Dr . Qrs 5")[0] == [False, True, True, False]
+
+
 # ------------------------------------------------------------------------------------- session 25 shortcuts
 
 #: The OTLP bench's question after its name was replaced: the check after replacement scans it again.
@@ -225,6 +255,10 @@ def test_word_gates_read_whole_ascii_words_only() -> None:
     assert not _address._may_match("us-street", _address._Words.of("12 Main street"))  # as written: no match
     assert regex.search(_recognizers.ADDRESS_RULES[0].pattern, "12 Main street") is None
     assert _address._may_match("core2", _address._Words.of("Hauptweg 5"))  # a street type ending a word
+    for _ in range(2):  # worked out, then remembered: the same answers
+        assert _address._may_match("core2", _address._Words.of("Hauptweg 5, Kungsgatan 2"))
+        assert not _address._may_match("core2", _address._Words.of("Hauptwe 5, Kungsga 2, HAUPTWEG"))
+    assert _address._ENDS_ATTACHED["Hauptweg"] and not _address._ENDS_ATTACHED["HAUPTWEG"]
     assert _address._spelled("Bluffs?|Way") == {"Bluff", "Bluffs", "Way"}
     assert _address._spelled("weg|stra(?:ss|ß)e|tie") == {"weg", "strasse", "straße", "tie"}
 
@@ -257,18 +291,46 @@ def test_prefilter_shortcuts_decide_as_the_hints_alone(texts: list[str]) -> None
         assert any(h.search(text) for h in _engine._ADDRESS_HINTS) == bool(joined.search(text))
         if _engine._URL_HINT.search(text):
             assert "=" in text or "://" in text or "www." in low
-        if _engine._IP_HINT.search(text):
-            assert "." in text or ":" in text
-        if _engine._KEY_PREFIX_HINT.search(text):
-            assert _engine._has_any(text, _engine._KEY_PREFIX_PARTS)
-        if _engine._HANDLE_HINT.search(text):
-            assert _engine._has_any(text, "._-")
+        _hints_decide_as_their_patterns(text)
         digit = _engine._ANY_DIGIT.search(text)
         if digit is not None:
             first = digit.start()
             assert bool(_engine._DIGITS7.search(text, first)) == bool(_engine._DIGITS7.search(text))
             assert bool(_engine._IBAN_HINT.search(text, max(0, first - 2))) == bool(_engine._IBAN_HINT.search(text))
     assert "CREDIT_CARD" not in Scrubber()._wanted("00000001000000000000000000000001")  # no boundary: no card
+
+
+#: The prefilter's hints as the patterns they were (session 26): the functions must decide as these do.
+_IP_PATTERN = re.compile(r"\d\.\d+\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
+_KEY_PATTERN = re.compile(
+    r"sk-|[ps]k-lf-|sk_|pk_|rk_|whsec_|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-"
+    r"|AIza|hf_|npm_|SG\.|SK[0-9a-f]{8}|eyJ|PRIVATE KEY"
+)
+_HANDLE_PATTERN = re.compile(r"[^\W\d_][._\-][^\W\d_]")
+
+
+def _hints_decide_as_their_patterns(text: str) -> None:
+    assert _engine._ip_hint(text) == bool(_IP_PATTERN.search(text)), text
+    assert _engine._key_prefix(text) == bool(_KEY_PATTERN.search(text)), text
+    assert _engine._handle_hint(text) == bool(_HANDLE_PATTERN.search(text)), text
+    seven = _engine._DIGITS7.search(text)
+    for hint in (_engine._CARD_HINT, _engine._NINE_HINT):  # each match starts seven digits: searched from there
+        assert bool(hint.search(text)) == (seven is not None and bool(hint.search(text, seven.start()))), text
+
+
+@given(st.text(alphabet="sSkKpPlLfF-_.: 0189abcdefxoghrAIJGyPRVTEé²½Ⅳ٣\n", max_size=40))
+def test_prefilter_hints_decide_as_their_patterns_on_any_text(text: str) -> None:
+    _hints_decide_as_their_patterns(text)
+
+
+def test_prefilter_hints_find_each_alternative() -> None:
+    for text in ["at 10.0.0.1", "fe80::1", "a:1:", "x sk-proj-1", "pk-lf-9", "SKabcdef0123", "ghs_x", "xoxr-1"]:
+        _hints_decide_as_their_patterns(text)
+        assert _engine._ip_hint(text) or _engine._key_prefix(text), text
+    for text in ["anna.berg", "é-x", "a_b", "Ⅳ-b"]:  # Ⅳ is alphanumeric and no decimal digit: a letter to \\w
+        assert _engine._handle_hint(text) and _HANDLE_PATTERN.search(text), text
+    for text in ["a_1", "٣_a", "_a", "a.", "1.5", "SKabcdefg"]:
+        assert not _engine._handle_hint(text) and not _engine._key_prefix(text), text
 
 
 def test_a_short_text_is_scanned_without_the_timeout_a_long_one_with_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ older indexed and event forms), OpenInference's indexed ``llm.input_messages``, 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -192,13 +193,45 @@ def io_messages(a: Mapping[str, Any], key: str, default_role: str) -> list[Messa
     return messages_from(value, default_role)
 
 
-def unflatten(attrs: Mapping[str, Any], prefix: str) -> Any:
+#: A span's attribute keys by their first two dotted segments, in order (see :func:`dotted_groups`).
+Groups = dict[str, list[str]]
+
+
+def dotted_groups(attrs: Mapping[str, Any]) -> Groups:
+    """``attrs``' keys by their first two dotted segments (``"gen_ai.prompt."``: its keys), in their order: one
+    pass over a span's attributes, after which :func:`unflatten` of a prefix of two segments or more reads only
+    the keys that can start with it (most of a span's prefixes have none)."""
+    groups: Groups = {}
+    for key in attrs:
+        second = key.find(".", key.find(".") + 1)
+        if second > 0:
+            head = key[: second + 1]
+            keys = groups.get(head)
+            if keys is None:
+                groups[head] = [key]
+            else:
+                keys.append(key)
+    return groups
+
+
+@lru_cache(maxsize=256)
+def _head(prefix: str) -> str | None:
+    """``prefix`` up to its second ".": every key that starts with ``prefix`` has that head (None with fewer)."""
+    second = prefix.find(".", prefix.find(".") + 1)
+    return prefix[: second + 1] if second > 0 else None
+
+
+def unflatten(attrs: Mapping[str, Any], prefix: str, groups: Groups | None = None) -> Any:
     """The nested value of dotted keys under ``prefix``; numeric segments become list positions
-    (``llm.input_messages.0.message.role`` → ``[{"message": {"role": …}}]``)."""
+    (``llm.input_messages.0.message.role`` → ``[{"message": {"role": …}}]``). ``groups``: ``attrs``'
+    :func:`dotted_groups`, so only the keys of the prefix's group are read."""
+    head = _head(prefix) if groups is not None else None
+    keys: Iterable[str] = attrs if head is None or groups is None else groups.get(head, ())
     root: dict[str, Any] = {}
-    for key, value in attrs.items():
+    for key in keys:
         if not key.startswith(prefix):
             continue
+        value = attrs[key]
         segments = key[len(prefix) :].split(".")
         node = root
         for seg in segments[:-1]:
@@ -210,11 +243,9 @@ def unflatten(attrs: Mapping[str, Any], prefix: str) -> Any:
     return _listify(root) if root else None
 
 
-def _listify(node: Any) -> Any:
-    if not isinstance(node, dict):
-        return node
-    conv = {k: _listify(v) for k, v in node.items()}
-    if conv and all(k.isdigit() for k in conv):
+def _listify(node: dict[str, Any]) -> Any:
+    conv = {k: _listify(v) if isinstance(v, dict) else v for k, v in node.items()}
+    if conv and all(map(str.isdigit, conv)):
         return [conv[k] for k in sorted(conv, key=int)]
     return conv
 
@@ -253,10 +284,12 @@ def _oi_message(item: dict[str, Any], default_role: str) -> list[Message]:
     ]
 
 
-def indexed_messages(attrs: Mapping[str, Any], prefix: str, default_role: str = "user") -> list[Message]:
+def indexed_messages(
+    attrs: Mapping[str, Any], prefix: str, default_role: str = "user", groups: Groups | None = None
+) -> list[Message]:
     """Messages flattened into indexed attributes: OpenInference ``llm.input_messages.N.message.*``
-    or the older GenAI/OpenLLMetry ``gen_ai.prompt.N.role`` form."""
-    items = unflatten(attrs, prefix)
+    or the older GenAI/OpenLLMetry ``gen_ai.prompt.N.role`` form (``groups``: as :func:`unflatten` takes)."""
+    items = unflatten(attrs, prefix, groups)
     out: list[Message] = []
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
@@ -344,16 +377,18 @@ def tool_name(tool: dict[str, Any]) -> str:
     return str(fn.get("name") if isinstance(fn, dict) else tool.get("name") or orjson.dumps(tool).decode())
 
 
-def span_tools(a: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The tool definitions a span's attributes list, in OpenAI's function-tool shape."""
+def span_tools(a: Mapping[str, Any], groups: Groups | None = None) -> list[dict[str, Any]]:
+    """The tool definitions a span's attributes list, in OpenAI's function-tool shape (``groups``: as
+    :func:`unflatten` takes)."""
     raw: list[Any] = []
     defs = maybe_json(a.get("gen_ai.tool.definitions"))
     if isinstance(defs, list):
         raw += defs
-    for item in unflatten(a, "llm.tools.") or []:  # OpenInference: llm.tools.N.tool.json_schema
+    for item in unflatten(a, "llm.tools.", groups) or []:  # OpenInference: llm.tools.N.tool.json_schema
         if isinstance(item, dict):
             raw.append(as_dict(item.get("tool")).get("json_schema") if "tool" in item else item)
-    raw += [f for f in unflatten(a, "llm.request.functions.") or [] if isinstance(f, dict)]  # OpenLLMetry < 0.40
+    functions = unflatten(a, "llm.request.functions.", groups) or []  # OpenLLMetry < 0.40
+    raw += [f for f in functions if isinstance(f, dict)]
     vercel = maybe_json(a.get("ai.prompt.tools"))
     if isinstance(vercel, list):
         raw += vercel

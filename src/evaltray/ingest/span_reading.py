@@ -13,6 +13,8 @@ from evaltray.core.records import Message
 
 from ._common import as_dict, as_float, as_int, first_value, parse_time
 from .span_messages import (
+    Groups,
+    dotted_groups,
     event_messages,
     indexed_messages,
     io_messages,
@@ -21,6 +23,7 @@ from .span_messages import (
     result_text,
     span_tools,
     system_messages,
+    unflatten,
     vercel_output,
 )
 from .spans import SpanRecord
@@ -121,10 +124,23 @@ class SpanReading:
     ttft_ms: float | None = None
     tool_result: Message | None = None
     error: str | None = None
+    #: the ids of the documents it retrieved or reranked (OpenInference), in order
+    doc_ids: list[str] = field(default_factory=list)
 
     @property
     def has_usage(self) -> bool:
         return any(v is not None for v in (self.input_tokens, self.output_tokens, self.total_tokens, self.cost))
+
+
+def _doc_ids(a: Mapping[str, Any], groups: Groups) -> list[str]:
+    """The ids of the documents a retriever or reranker span lists, in order, each once."""
+    ids: list[str] = []
+    for prefix in ("retrieval.documents.", "reranker.output_documents."):
+        for doc in unflatten(a, prefix, groups) or []:
+            d = doc.get("document") if isinstance(doc, dict) else None
+            if isinstance(d, dict) and d.get("id") is not None and str(d["id"]) not in ids:
+                ids.append(str(d["id"]))
+    return ids
 
 
 def _first_messages(sources: Iterable[Callable[[], list[Message]]]) -> list[Message]:
@@ -259,14 +275,16 @@ def _read_tool_call(r: SpanReading, span: SpanRecord) -> None:
         r.tools.append(tool)
 
 
-def _input_messages(a: Mapping[str, Any], details: Mapping[str, Any], events_in: list[Message]) -> list[Message]:
+def _input_messages(
+    a: Mapping[str, Any], details: Mapping[str, Any], events_in: list[Message], groups: Groups
+) -> list[Message]:
     """The messages sent to the model, from the first convention that has any, system instructions first."""
     system = system_messages(a.get("gen_ai.system_instructions") or details.get("gen_ai.system_instructions"))
     inputs = _first_messages(
         (
             lambda: messages_from(a.get("gen_ai.input.messages") or details.get("gen_ai.input.messages")),
-            lambda: indexed_messages(a, "llm.input_messages."),
-            lambda: indexed_messages(a, "gen_ai.prompt."),
+            lambda: indexed_messages(a, "llm.input_messages.", groups=groups),
+            lambda: indexed_messages(a, "gen_ai.prompt.", groups=groups),
             lambda: messages_from(a.get("gen_ai.prompt")),
             lambda: messages_from(a.get("ai.prompt.messages")),
             lambda: messages_from(a.get("ai.prompt")),
@@ -281,15 +299,17 @@ def _input_messages(a: Mapping[str, Any], details: Mapping[str, Any], events_in:
     return inputs
 
 
-def _output_messages(a: Mapping[str, Any], details: Mapping[str, Any], events_out: list[Message]) -> list[Message]:
+def _output_messages(
+    a: Mapping[str, Any], details: Mapping[str, Any], events_out: list[Message], groups: Groups
+) -> list[Message]:
     """The model's output messages (every choice), from the first convention that has any."""
     return _first_messages(
         (
             lambda: messages_from(
                 a.get("gen_ai.output.messages") or details.get("gen_ai.output.messages"), "assistant"
             ),
-            lambda: indexed_messages(a, "llm.output_messages.", "assistant"),
-            lambda: indexed_messages(a, "gen_ai.completion.", "assistant"),
+            lambda: indexed_messages(a, "llm.output_messages.", "assistant", groups),
+            lambda: indexed_messages(a, "gen_ai.completion.", "assistant", groups),
             lambda: messages_from(a.get("gen_ai.completion"), "assistant"),
             lambda: vercel_output(a),
             lambda: messages_from(a.get("langfuse.observation.output"), "assistant"),
@@ -303,11 +323,13 @@ def _output_messages(a: Mapping[str, Any], details: Mapping[str, Any], events_ou
 def read_span(span: SpanRecord) -> SpanReading:
     """Interpret one span's attributes and events, whatever convention wrote them."""
     a = span.attrs
+    groups = dotted_groups(a)
     role = _span_role(span)
     r = SpanReading(role=role, error=_error(span))
     r.input_tokens, r.output_tokens, r.total_tokens, r.cost = _usage(a)
     _read_model(r, a)
-    r.tools = span_tools(a)
+    r.tools = span_tools(a, groups)
+    r.doc_ids = _doc_ids(a, groups)
     r.ttft_ms = _ttft_ms(span)
     if role == "tool":
         _read_tool_call(r, span)
@@ -315,8 +337,8 @@ def read_span(span: SpanRecord) -> SpanReading:
 
     events_in, events_out = event_messages(span.events)
     details = next((e.attrs for e in span.events if e.name == "gen_ai.client.inference.operation.details"), {})
-    r.inputs = _input_messages(a, details, events_in)
-    outputs = _output_messages(a, details, events_out)
+    r.inputs = _input_messages(a, details, events_in, groups)
+    outputs = _output_messages(a, details, events_out, groups)
     # n > 1 choices are alternatives, not turns: the conversation continues with the first
     r.choices = len(outputs)
     r.outputs = outputs[:1] if len(outputs) > 1 and all(m.role == "assistant" for m in outputs) else outputs

@@ -21,7 +21,7 @@ from evaltray.core.util import sha256_hex
 
 from ._common import first_value, guarded, sum_present
 from ._registry import Issue
-from .span_messages import tool_name, unflatten
+from .span_messages import tool_name
 from .span_reading import GENAI_KINDS, SpanReading, read_span
 from .spans import SpanRecord
 
@@ -142,15 +142,9 @@ def _prompt_template(spans: list[SpanRecord]) -> str | None:
     return None
 
 
-def _doc_ids(spans: list[SpanRecord]) -> list[str]:
-    ids: list[str] = []
-    for span in spans:
-        for prefix in ("retrieval.documents.", "reranker.output_documents."):
-            for doc in unflatten(span.attrs, prefix) or []:
-                d = doc.get("document") if isinstance(doc, dict) else None
-                if isinstance(d, dict) and d.get("id") is not None and str(d["id"]) not in ids:
-                    ids.append(str(d["id"]))
-    return ids
+def _doc_ids(read: Readings) -> list[str]:
+    """Every retrieved or reranked document's id, in span order, each once."""
+    return list(dict.fromkeys(i for _, r in read for i in r.doc_ids))
 
 
 def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
@@ -213,7 +207,7 @@ def assemble(trace_id: str, spans: list[SpanRecord], fmt: str) -> Trace:
             dict.fromkeys(t for a in attrs for k in ("langfuse.trace.tags", "tag.tags") for t in _tags(a.get(k)))
         ),
         prompt_template_id=_prompt_template(spans),
-        retrieved_doc_ids=_doc_ids(spans),
+        retrieved_doc_ids=_doc_ids(read),
         status="error" if errors else "ok",
         error=f"{errors[0][0].name or errors[0][0].span_id}: {errors[0][1]}"[:500] if errors else None,
         spans=[

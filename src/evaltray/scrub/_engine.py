@@ -152,17 +152,20 @@ _DIGITS7 = re.compile(r"\d(?:[\s().\-/+]{0,3}\d){6}")
 _CARD_HINT = regex.compile(r"(?<!\w)\d(?:[ \-]?\d){11,18}(?!\w)")
 _NINE_HINT = regex.compile(r"\d(?:[ \t\-.]?\d){8}")
 _IBAN_HINT = re.compile(r"[A-Za-z]{2}\d{2}")
-_IP_HINT = re.compile(r"\d\.\d+\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
+# An IPv4 address's first dots, an IPv6 address's first two colons: searched only where the text has them.
+_IPV4_HINT = re.compile(r"\d\.\d+\.\d")
+_IPV6_HINT = re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
 _URL_HINT = re.compile(r"://|www\.|[?&#;][\w.-]+=", re.IGNORECASE)
 # Provider key prefixes, matched as written (the rules are case-sensitive), and the words that introduce a
-# secret in any case: a plain substring test on the lowercased text, far cheaper than one case-blind regex.
-_KEY_PREFIX_HINT = re.compile(
-    r"sk-|[ps]k-lf-|sk_|pk_|rk_|whsec_|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-"
-    r"|AIza|hf_|npm_|SG\.|SK[0-9a-f]{8}|eyJ|PRIVATE KEY"
+# secret in any case: plain substring tests (each in C, together cheaper than one search of their alternation,
+# and than one case-blind regex), and one pattern for Twilio's "SK" and 32 hex digits.
+_KEY_PREFIXES = (
+    *("sk-", "pk-lf-", "sk_", "pk_", "rk_", "whsec_", "github_pat_", "glpat-", "hf_", "npm_", "SG.", "eyJ"),
+    *("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA", "AIza", "PRIVATE KEY"),
+    *(f"gh{c}_" for c in "pousr"),
+    *(f"xox{c}-" for c in "abposr"),
 )
-#: One of these is in every text the prefix hint finds something in: "-" or "_" (sk-, hf_ …), "A" (AKIA, AIza,
-#: PRIVATE KEY …), "SG.", "SK" or "eyJ"; a text without any of them skips its search.
-_KEY_PREFIX_PARTS = ("-", "_", "A", "SG.", "SK", "eyJ")
+_TWILIO_HINT = re.compile(r"SK[0-9a-f]{8}")
 _KEY_WORDS = ("bearer", "token", "basic", "key", "secret", "passw", "pwd", "passphrase")
 _DOC_WORDS = ("passport", "licen", "permit")
 # A number and the word after it (a house number and its street), else a unit or postal word, a state and ZIP,
@@ -176,7 +179,6 @@ _ADDRESS_HINTS = (
     ),
 )
 _ANY_DIGIT = re.compile(r"\d")
-_HANDLE_HINT = re.compile(r"[^\W\d_][._\-][^\W\d_]")  # letters either side of . _ or -: a name handle may follow
 # "item_id": "7751905257" / item ID: 2757705742 -- ten digits in an id field are an id, not a phone.
 _ID_BEFORE_RE = re.compile(r"(?i)(?:\bid|_id|Id)[\"']?\s*[:=#]\s*[\"']?$")
 _ANY_UPPER = re.compile(r"[^\W\d_a-z]")
@@ -190,6 +192,33 @@ def _has_any(text: str, parts: Iterable[str]) -> bool:
     """Whether one of ``parts`` (characters of a string, or strings) is in ``text``: a few substring tests in
     C, cheaper than any regex search."""
     return any(part in text for part in parts)
+
+
+def _key_prefix(text: str) -> bool:
+    """Whether ``text`` holds a provider key's prefix as the API key rules write them (sk-, AKIA, ghp_ …)."""
+    return any(p in text for p in _KEY_PREFIXES) or ("SK" in text and _TWILIO_HINT.search(text) is not None)
+
+
+def _ip_hint(text: str) -> bool:
+    """Whether ``text`` may hold an IP address: digits either side of a dot, twice, or two colons close by."""
+    return ("." in text and _IPV4_HINT.search(text) is not None) or (
+        text.count(":") > 1 and _IPV6_HINT.search(text) is not None
+    )
+
+
+def _handle_hint(text: str) -> bool:
+    """Whether a letter stands either side of a ".", "_" or "-" in ``text``, where a name handle may be. A letter
+    here is what ``re``'s ``[^\\W\\d_]`` is: alphanumeric and no decimal digit (each separator is looked at, not
+    every character)."""
+    last = len(text) - 1
+    for sep in "._-":
+        at = text.find(sep, 1)
+        while 0 < at < last:
+            before, after = text[at - 1], text[at + 1]
+            if before.isalnum() and after.isalnum() and not before.isdecimal() and not after.isdecimal():
+                return True
+            at = text.find(sep, at + 1)
+    return False
 
 
 def _split_chunks(text: str, size: int) -> list[tuple[int, str]]:
@@ -399,18 +428,19 @@ class Scrubber:
             out.append("EMAIL_ADDRESS")
         if digit is not None:
             first = digit.start()  # the hints below cannot match before the first digit (IBAN's letters aside)
-            digits7 = _DIGITS7.search(text, first) is not None
-            if digits7 and "PHONE_NUMBER" in want:
+            # nor the card and nine-digit hints before the first seven digits: each match of theirs starts one
+            seven = _DIGITS7.search(text, first)
+            if seven is not None and "PHONE_NUMBER" in want:
                 out.append("PHONE_NUMBER")
-            if digits7 and "CREDIT_CARD" in want and _CARD_HINT.search(text):
+            if seven is not None and "CREDIT_CARD" in want and _CARD_HINT.search(text, seven.start()):
                 out.append("CREDIT_CARD")
             if "IBAN_CODE" in want and _IBAN_HINT.search(text, max(0, first - 2)):
                 out.append("IBAN_CODE")
-            if digits7 and _NINE_HINT.search(text):
+            if seven is not None and _NINE_HINT.search(text, seven.start()):
                 out.extend(e for e in ("US_SSN", "US_ITIN") if e in want)
             if any(w in low for w in _DOC_WORDS) or "DL" in text:
                 out.extend(e for e in ("PASSPORT", "DRIVER_LICENSE") if e in want)
-            if "IP_ADDRESS" in want and ("." in text or ":" in text) and _IP_HINT.search(text):
+            if "IP_ADDRESS" in want and _ip_hint(text):
                 out.append("IP_ADDRESS")
             if "ADDRESS" in want and any(hint.search(text) for hint in _ADDRESS_HINTS):
                 out.append("ADDRESS")
@@ -420,11 +450,9 @@ class Scrubber:
             out.append("ADDRESS")  # an intersection needs no digit ("the corner of Main and Elm")
         if "URL" in want and ("=" in text or "://" in text or "www." in low) and _URL_HINT.search(text):
             out.append("URL")
-        if "API_KEY" in want and (
-            (_has_any(text, _KEY_PREFIX_PARTS) and _KEY_PREFIX_HINT.search(text)) or any(w in low for w in _KEY_WORDS)
-        ):
+        if "API_KEY" in want and (_key_prefix(text) or any(w in low for w in _KEY_WORDS)):
             out.append("API_KEY")
-        if "USERNAME" in want and _has_any(text, "._-") and _HANDLE_HINT.search(text) and self._handles.find(text):
+        if "USERNAME" in want and _handle_hint(text) and self._handles.find(text):
             out.append("USERNAME")
         if "PERSON" in want and (
             self._names.has_candidate(text) if not self._model_person else _ANY_UPPER.search(text) is not None

@@ -210,8 +210,14 @@ def window_features(ctx: _Context, i: int) -> list[str]:
 #: Weights are saved to 4 decimals (:meth:`_Averaged.averaged`): in units of 1e-4 each is a whole number.
 _UNIT = 10_000
 #: A window (see :meth:`PersonTagger.positive`): the token, the one before and after it, the folded tokens
-#: two before and after (None past either end), whether it starts a sentence, its rule-score bucket.
+#: two before and after (None past either end), whether it starts a sentence, its rule-score bucket; in a
+#: shared key (:attr:`_Exact.shared`), a neighbour no feature of the model names stands as its flags and case.
 _Window = tuple[str | None, str | None, str, str | None, str | None, bool, str]
+#: A neighbour the model has no feature for stands in a window's key as NUL and its flags and case, or as two NULs:
+#: no token is (a token of two characters or more is letters, digits, marks and ' ’ -).
+_UNSEEN = "\x00"
+#: A word as a window's key holds it two before, one before, one after and two after the token scored.
+_Forms = tuple[str, str, str, str]
 
 
 @dataclass(slots=True)
@@ -224,6 +230,13 @@ class _Exact:
     words: dict[str, int] = field(default_factory=dict)
     windows: dict[_Window, int] = field(default_factory=dict)
     tags: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    #: the words ``-1w+1w=`` features name before and after a token (see :func:`_pairs`)
+    pairs: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+    #: each word's :data:`_Forms`, for the gazetteer the windows were read with
+    forms: dict[str, _Forms] = field(default_factory=dict)
+    #: the scores of windows next to a number, keyed with unnamed neighbours as :data:`_Forms` (``windows``: as
+    #: written)
+    shared: dict[_Window, int] = field(default_factory=dict)
 
     def total(self, feats: list[str]) -> int:
         w = self.weights.get
@@ -239,7 +252,42 @@ def _exact(weights: dict[str, float], bias: float) -> _Exact | None:
             return None
         out[f] = k
     threshold = round(-bias * _UNIT)
-    return _Exact(out, threshold) if threshold / _UNIT == -bias else None
+    return _Exact(out, threshold, pairs=_pairs(out)) if threshold / _UNIT == -bias else None
+
+
+def _pairs(weights: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The words ``-1w+1w=`` features name before and after a token: a ``|`` token can be either word, so each
+    ``|`` a feature holds counts as the split (every word a feature could name, and more)."""
+    before: set[str] = set()
+    after: set[str] = set()
+    for f in weights:
+        if f.startswith("-1w+1w="):
+            pair = f[7:]
+            for k, ch in enumerate(pair):
+                if ch == "|":
+                    before.add(pair[:k])
+                    after.add(pair[k + 1 :])
+    return frozenset(before), frozenset(after)
+
+
+def _neighbour_forms(exact: _Exact, word: str, low: str, gaz: str, case: str) -> _Forms:
+    """How ``word`` stands in a shared key of a window two before, one before, one after and two after it. Where
+    no feature names it there (``-2w=``; ``-1w=``, ``-1wc=`` with the token's case, ``-1w+1w=``; ``+1w=``,
+    ``+1wc=``, ``-1w+1w=``; ``+2w=``) and, before the token, it is no title and no ".", the window's score does not
+    depend on which word it is, only on its gazetteer flags and case where a feature reads them (``-1g``, ``+1g``,
+    ``pg``, ``ng``): every feature naming it has weight 0. So windows around a new order number share a key."""
+    w = exact.weights
+    before, after = exact.pairs
+    titled = low.rstrip(".") in TITLES or low == "."
+    flagged = _UNSEEN + gaz + case
+    m1 = "-1w=" + low in w or low in before or any(f"-1wc={low}{c}" in w for c in "UTLO")
+    p1 = "+1w=" + low in w or low in after or any(f"+1wc={low}{c}" in w for c in "UTLO")
+    return (
+        low if "-2w=" + low in w or low in TITLES else _UNSEEN + _UNSEEN,
+        word if m1 or titled else flagged,
+        word if p1 else flagged,
+        low if "+2w=" + low in w else _UNSEEN + _UNSEEN,
+    )
 
 
 @dataclass(slots=True)
@@ -344,17 +392,61 @@ class PersonTagger:
             prev, prev2 = ("P" if p else "O"), prev
         return out
 
+    @staticmethod
+    def _forms(exact: _Exact, ctx: _Context, j: int) -> _Forms:
+        """Token ``j``'s :func:`_neighbour_forms`, remembered per word."""
+        word = ctx.words[j]
+        f = exact.forms.get(word)
+        if f is None:
+            if len(exact.forms) >= _WORD_CACHE:
+                exact.forms.clear()
+            f = exact.forms[word] = _neighbour_forms(exact, word, ctx.low[j], ctx.gaz[j], ctx.cases[j])
+        return f
+
     def _window_score(self, exact: _Exact, ctx: _Context, i: int, key: _Window) -> int:
+        """A window met for the first time as written: its score. Next to a number (each trace's new order number
+        and counter), from the window it shares a key with once the neighbours no feature names are keyed by their
+        flags and case alone (:func:`_neighbour_forms`); elsewhere (most first-met windows of varied text, where a
+        shared key would rarely be met again) worked out at once."""
+        words, n = ctx.words, len(ctx.words)
+        near_number = (
+            (i >= 2 and words[i - 2].isdigit())
+            or (i >= 1 and words[i - 1].isdigit())
+            or (i + 1 < n and words[i + 1].isdigit())
+            or (i + 2 < n and words[i + 2].isdigit())
+        )
+        if near_number:
+            shared = (
+                self._forms(exact, ctx, i - 2)[0] if i >= 2 else None,
+                self._forms(exact, ctx, i - 1)[1] if i else None,
+                key[2],
+                self._forms(exact, ctx, i + 1)[2] if i + 1 < n else None,
+                self._forms(exact, ctx, i + 2)[3] if i + 2 < n else None,
+                key[5],
+                key[6],
+            )
+            s = exact.shared.get(shared)
+            if s is None:
+                if len(exact.shared) >= _WINDOW_CACHE:
+                    exact.shared.clear()
+                s = exact.shared[shared] = self._fresh_score(exact, ctx, i)
+        else:
+            s = self._fresh_score(exact, ctx, i)
+        if len(exact.windows) >= _WINDOW_CACHE:
+            exact.windows.clear()
+        exact.windows[key] = s
+        return s
+
+    @staticmethod
+    def _fresh_score(exact: _Exact, ctx: _Context, i: int) -> int:
+        """Token ``i``'s :func:`word_features` and :func:`window_features` summed (the word's part remembered)."""
         word = ctx.words[i]
         ws = exact.words.get(word)
         if ws is None:
             if len(exact.words) >= _WORD_CACHE:
                 exact.words.clear()
             ws = exact.words[word] = exact.total(word_features(word))
-        if len(exact.windows) >= _WINDOW_CACHE:
-            exact.windows.clear()
-        s = exact.windows[key] = ws + exact.total(window_features(ctx, i))
-        return s
+        return ws + exact.total(window_features(ctx, i))
 
     def context(self, text: str, toks: Sequence[Token], gazetteer: Gazetteer, rules: Sequence[float]) -> _Context:
         """:func:`_context`, each word's own facts remembered for ``gazetteer``."""
@@ -362,6 +454,8 @@ class PersonTagger:
             self._facts, self._facts_of = {}, gazetteer
             if isinstance(self._exact, _Exact):
                 self._exact.windows.clear()
+                self._exact.shared.clear()  # these and the forms hold the old one's flags too
+                self._exact.forms.clear()
         return _context(text, toks, gazetteer, rules, self._facts)
 
     def spans(self, text: str, gazetteer: Gazetteer, found: Iterable[tuple[int, int, float]]) -> list[Token]:
