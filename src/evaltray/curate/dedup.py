@@ -743,7 +743,8 @@ def _uncount(m: re.Match[str]) -> str:
 
 #: A value with the sum that gives it in brackets: "40 packages (10 less than 50)", "12 (3 times 4) eggs".
 _WORKED = re.compile(
-    r"\b(\d+(?:\.\d+)?)((?:\s+[^\W\d_]+){0,3}\s*\()([^()\d]{0,30})(\d+(?:\.\d+)?)([^()\d]{1,30})(\d+(?:\.\d+)?)([^()\d]{0,30}\))"
+    r"\b(\d+(?:\.\d+)?)((?:\s+[^\W\d_]+){0,3}\s*\()"  # the value, up to three words, the bracket
+    r"([^()\d]{0,30})(\d+(?:\.\d+)?)([^()\d]{1,30})(\d+(?:\.\d+)?)([^()\d]{0,30}\))"  # two values in it
 )
 
 
@@ -751,7 +752,9 @@ def _unworked(m: re.Match[str]) -> str:
     """The match without its value when the two in brackets give it by one sum, difference, product or
     quotient: a rephrasing that works a step out in brackets states no value the original does not."""
     x, a, b = (Fraction(m.group(i)) for i in (1, 4, 6))
-    worked = {a + b, abs(a - b), a * b} | {a / b, b / a} if a and b else {a + b, abs(a - b), a * b}
+    worked = {a + b, abs(a - b), a * b}
+    if a and b:
+        worked |= {a / b, b / a}
     return "".join(m.group(2, 3, 4, 5, 6, 7)) if x in worked else m.group()
 
 
@@ -1618,8 +1621,9 @@ _IMPLIED: dict[str, tuple[str, ...]] = {
     "dime": ("10",),
 }
 #: More such words, whose values stay in dedup's block keys (``_IMPLIABLE``: a 3 left out of the keys would put
-#: every templated day count in one block): a period ("every quarter" is 3 months, 4 a year; "bi-monthly" says
-#: 2; "every quarter": see :func:`_implied_by`), bills by their value ("ten twenties" are $20 bills), an age's decade ("in his forties").
+#: every templated day count in one block): a period ("quarterly" is every 3 months, 4 a year; "bi-monthly" says
+#: 2; "every quarter": see :func:`_implied_by`), bills by their value ("ten twenties" are $20 bills), an age's
+#: decade ("in his forties").
 _ALSO_IMPLIED: dict[str, tuple[str, ...]] = {
     "quarterly": ("3", "4"),
     "bi": ("2",),
@@ -1657,7 +1661,8 @@ _LABELS = _wordset(
     "scene edition floor tier"
 )
 #: "A third" before neither "of", "as" nor a label ("a sixth grade") may be a fraction ("only a third accept") or
-#: an ordinal ("a third set"): it states no value (see :func:`_fraction_after_a`) but may stand for its fraction in another text.
+#: an ordinal ("a third set"): it states no value (see :func:`_fraction_after_a`) but may stand for its fraction
+#: in another text.
 _A_FRACTION_MAYBE = _wordset("third fourth fifth sixth eighth tenth")
 _NOT_A_FRACTION = _LABELS | {"of", "as"}
 #: "the 1980s" and "the 80s" name one decade.

@@ -196,7 +196,7 @@ def _has_any(text: str, parts: Iterable[str]) -> bool:
 
 def _key_prefix(text: str) -> bool:
     """Whether ``text`` holds a provider key's prefix as the API key rules write them (sk-, AKIA, ghp_ …)."""
-    return any(p in text for p in _KEY_PREFIXES) or ("SK" in text and _TWILIO_HINT.search(text) is not None)
+    return _has_any(text, _KEY_PREFIXES) or ("SK" in text and _TWILIO_HINT.search(text) is not None)
 
 
 def _ip_hint(text: str) -> bool:
